@@ -1,0 +1,185 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Readable } from 'node:stream';
+
+/** A Fetch handler: Bun, Deno, Cloudflare Workers and Hono style. */
+export type FetchHandler = (request: Request, ...rest: unknown[]) => Response | Promise<Response>;
+
+/** Where a Fetch handler finds the client's address: `clientAddress(request)`. */
+const kIncoming = Symbol('tunicorn.incoming');
+const kResponse = Symbol('tunicorn.response');
+const kReal = Symbol('tunicorn.real');
+const kHeaders = Symbol('tunicorn.headers');
+const kAbort = Symbol('tunicorn.abort');
+
+interface LazyRequest {
+  [kIncoming]: IncomingMessage;
+  [kResponse]: ServerResponse;
+  [kReal]?: Request;
+  [kHeaders]?: Headers;
+  [kAbort]?: AbortController;
+}
+
+function fullUrl(req: IncomingMessage): string {
+  const encrypted = (req.socket as { encrypted?: boolean }).encrypted === true;
+  const host = req.headers.host ?? 'localhost';
+  return `${encrypted ? 'https' : 'http'}://${host}${req.url ?? '/'}`;
+}
+
+function headersOf(req: IncomingMessage): Headers {
+  const h = new Headers();
+  const raw = req.rawHeaders;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    // HTTP/2 pseudo-headers are not Fetch headers.
+    if (name.charCodeAt(0) !== 58) h.append(name, raw[i + 1]!);
+  }
+  return h;
+}
+
+function abortOf(self: LazyRequest): AbortController {
+  let ac = self[kAbort];
+  if (!ac) {
+    ac = new AbortController();
+    self[kAbort] = ac;
+    const res = self[kResponse];
+    const fire = () => {
+      if (!res.writableFinished) ac!.abort(new DOMException('The client closed the connection', 'AbortError'));
+    };
+    if (res.destroyed || res.socket?.destroyed) fire();
+    else res.once('close', fire);
+  }
+  return ac;
+}
+
+function realRequest(self: LazyRequest): Request {
+  let r = self[kReal];
+  if (!r) {
+    const req = self[kIncoming];
+    const method = req.method ?? 'GET';
+    const init: RequestInit & { duplex?: 'half' } = {
+      method,
+      headers: self[kHeaders] ?? headersOf(req),
+      signal: abortOf(self).signal,
+    };
+    if (method !== 'GET' && method !== 'HEAD') {
+      init.body = Readable.toWeb(req) as unknown as ReadableStream;
+      init.duplex = 'half';
+    }
+    r = new Request(fullUrl(req), init);
+    self[kReal] = r;
+  }
+  return r;
+}
+
+/**
+ * A Request built lazily: method, URL and headers come straight from Node's request; the standard Request
+ * object (and its body stream) is made only when the handler touches anything else. It is an instance of
+ * Request, so `instanceof Request` holds.
+ */
+const lazyRequestPrototype: object = Object.create(Request.prototype, {
+  method: { get(this: LazyRequest) { return this[kIncoming].method ?? 'GET'; } },
+  url: { get(this: LazyRequest) { return fullUrl(this[kIncoming]); } },
+  headers: {
+    get(this: LazyRequest) {
+      if (this[kReal]) return this[kReal].headers;
+      return (this[kHeaders] ??= headersOf(this[kIncoming]));
+    },
+  },
+  signal: { get(this: LazyRequest) { return this[kReal]?.signal ?? abortOf(this).signal; } },
+});
+for (const name of Object.getOwnPropertyNames(Request.prototype)) {
+  if (name in { constructor: 1, method: 1, url: 1, headers: 1, signal: 1 }) continue;
+  const d = Object.getOwnPropertyDescriptor(Request.prototype, name)!;
+  if (typeof d.value === 'function') {
+    Object.defineProperty(lazyRequestPrototype, name, {
+      value(this: LazyRequest, ...args: unknown[]) {
+        const real = realRequest(this);
+        return (real as unknown as Record<string, (...a: unknown[]) => unknown>)[name]!(...args);
+      },
+    });
+  } else if (d.get) {
+    Object.defineProperty(lazyRequestPrototype, name, {
+      get(this: LazyRequest) {
+        return (realRequest(this) as unknown as Record<string, unknown>)[name];
+      },
+    });
+  }
+}
+
+export function lazyRequest(req: IncomingMessage, res: ServerResponse): Request {
+  const o = Object.create(lazyRequestPrototype) as LazyRequest;
+  o[kIncoming] = req;
+  o[kResponse] = res;
+  return o as unknown as Request;
+}
+
+/** The client's address for a Request tunicorn made; undefined for any other Request. */
+export function clientAddress(request: Request): string | undefined {
+  return (request as unknown as Partial<LazyRequest>)[kIncoming]?.socket.remoteAddress;
+}
+
+/** The Node request behind a Request tunicorn made. */
+export function incomingMessage(request: Request): IncomingMessage | undefined {
+  return (request as unknown as Partial<LazyRequest>)[kIncoming];
+}
+
+function writeHead(res: ServerResponse, response: Response, extra?: [string, string]): void {
+  const headers: Record<string, string | string[]> = {};
+  response.headers.forEach((v, k) => {
+    if (k !== 'set-cookie') headers[k] = v;
+  });
+  const cookies = response.headers.getSetCookie();
+  if (cookies.length) headers['set-cookie'] = cookies;
+  if (extra) headers[extra[0]] = extra[1];
+  res.writeHead(response.status, response.statusText || undefined, headers);
+}
+
+/** Writes a Fetch Response to Node's response, streaming the body with backpressure. */
+export async function writeResponse(response: Response, res: ServerResponse, method: string | undefined): Promise<void> {
+  if (!(response instanceof Response)) {
+    throw new TypeError(`the Fetch handler returned ${response === undefined ? 'undefined' : typeof response}, not a Response`);
+  }
+  const body = response.body;
+  if (body === null || method === 'HEAD') {
+    writeHead(res, response);
+    res.end();
+    if (body) await body.cancel().catch(() => {});
+    return;
+  }
+  writeHead(res, response);
+  const reader = body.getReader();
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      if (res.destroyed) {
+        await reader.cancel();
+        return;
+      }
+      if (!res.write(value)) await new Promise<void>((r) => { res.once('drain', r); res.once('close', r); });
+    }
+    res.end();
+  } catch (err) {
+    res.destroy(err instanceof Error ? err : new Error(String(err)));
+  }
+}
+
+/** Adapts a Fetch handler to a Node request listener. */
+export function fetchListener(handler: FetchHandler, onError: (err: unknown, req: IncomingMessage, res: ServerResponse) => void) {
+  return (req: IncomingMessage, res: ServerResponse): void => {
+    let result: Response | Promise<Response>;
+    try {
+      result = handler(lazyRequest(req, res));
+    } catch (err) {
+      onError(err, req, res);
+      return;
+    }
+    if (result instanceof Response) {
+      writeResponse(result, res, req.method).catch((err) => onError(err, req, res));
+    } else {
+      Promise.resolve(result)
+        .then((r) => writeResponse(r, res, req.method))
+        .catch((err) => onError(err, req, res));
+    }
+  };
+}

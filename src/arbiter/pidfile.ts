@@ -1,0 +1,56 @@
+import { readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { ConfigError } from '../config/setting.js';
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * The master's pidfile. A pidfile naming a process that no longer runs (a crash, a reboot) is replaced: it
+ * must not block a start, a common complaint about Gunicorn. One naming a live process other than us is an
+ * error, since another server is probably running.
+ */
+export class Pidfile {
+  #path: string | null = null;
+
+  get path(): string | null {
+    return this.#path;
+  }
+
+  create(path: string, pid = process.pid): void {
+    let old: number | null = null;
+    try {
+      const n = Number(readFileSync(path, 'utf8').trim());
+      old = Number.isInteger(n) && n > 0 ? n : null;
+    } catch {
+      /* no pidfile yet */
+    }
+    if (old !== null && old !== pid && alive(old))
+      throw new ConfigError(`pidfile ${path} names process ${old}, which is still running; stop it or choose another --pid`);
+    writeFileSync(path, `${pid}\n`);
+    this.#path = path;
+  }
+
+  /** Moves the pidfile (USR2 upgrades write PIDFILE.2 and take the name back later). */
+  rename(to: string): void {
+    if (!this.#path) return;
+    renameSync(this.#path, to);
+    this.#path = to;
+  }
+
+  /** Removes it, only if it still names us. */
+  unlink(pid = process.pid): void {
+    if (!this.#path) return;
+    try {
+      if (Number(readFileSync(this.#path, 'utf8').trim()) === pid) unlinkSync(this.#path);
+    } catch {
+      /* already gone */
+    }
+    this.#path = null;
+  }
+}

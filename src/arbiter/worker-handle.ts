@@ -1,0 +1,47 @@
+import type { ChildProcess } from 'node:child_process';
+import type { HookLog, HookWorker } from '../config/hook-types.js';
+import type { InflightRequest } from '../protocol/messages.js';
+
+export type WorkerState = 'booting' | 'ready' | 'stopping';
+
+/** The master's view of one worker process (the code that runs inside it is in src/workers/). */
+export class WorkerHandle implements HookWorker {
+  state: WorkerState = 'booting';
+  /** Replaced by a newer worker (HUP, max_requests): not counted, stopped once its successor serves. */
+  replaced = false;
+  lastBeat: number;
+  /** When a graceful stop must be over (then SIGKILL). */
+  killAt = Infinity;
+  /** Long-running requests the worker reported with its last heartbeat. */
+  slow: readonly InflightRequest[] = [];
+  /** Set when the worker told us why it is about to die before serving. */
+  fatal: { code: number; message: string; detail: string } | null = null;
+  timedOut = false;
+
+  constructor(
+    readonly id: number,
+    readonly age: number,
+    readonly child: ChildProcess,
+    readonly log: HookLog,
+    readonly spawnedAt: number,
+  ) {
+    this.lastBeat = spawnedAt;
+  }
+
+  get pid(): number {
+    return this.child.pid ?? 0;
+  }
+
+  /** Counts toward the wanted number of workers. */
+  get counted(): boolean {
+    return !this.replaced && this.state !== 'stopping';
+  }
+
+  signal(sig: NodeJS.Signals): void {
+    try {
+      this.child.kill(sig);
+    } catch {
+      /* already gone */
+    }
+  }
+}

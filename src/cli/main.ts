@@ -1,0 +1,92 @@
+#!/usr/bin/env node
+/**
+ * argv -> resolved config -> arbiter. The only place that calls process.exit in the master.
+ */
+import { AppLoadError } from '../app/errors.js';
+import { adaptApp, importApp } from '../app/load.js';
+import { Arbiter } from '../arbiter/arbiter.js';
+import { allSettings, type SettingKey } from '../config/registry.js';
+import { resolveConfig, type Resolved } from '../config/resolve.js';
+import { ConfigError, show } from '../config/setting.js';
+import { BindError } from '../listeners/handle.js';
+import { ExitCode } from '../protocol/messages.js';
+import { VERSION } from '../version.js';
+import { helpText } from './help.js';
+
+function die(message: string, code: number = ExitCode.CONFIG): never {
+  process.stderr.write(`tunicorn: error: ${message}\n`);
+  process.exit(code);
+}
+
+function printConfig(r: Resolved): void {
+  const rows = allSettings()
+    .filter((s) => !s.isHook || r.config[s.key as SettingKey] !== null)
+    .map((s) => {
+      const v = r.config[s.key as SettingKey];
+      return [s.key, typeof v === 'function' ? '[function]' : show(v), r.sources[s.key as SettingKey]] as const;
+    });
+  const w = Math.max(...rows.map((x) => x[0].length));
+  const vw = Math.min(60, Math.max(...rows.map((x) => x[1].length)));
+  for (const [k, v, src] of rows) process.stdout.write(`${k.padEnd(w)} = ${v.padEnd(vw)}  (${src})\n`);
+}
+
+async function main(): Promise<void> {
+  const argv = process.argv.slice(2);
+  const startCwd = process.cwd();
+  const resolve = () => resolveConfig({ argv, env: process.env, cwd: startCwd });
+  let r: Resolved;
+  try {
+    r = await resolve();
+  } catch (err) {
+    if (err instanceof ConfigError) die(err.message);
+    throw err;
+  }
+  if (r.help) {
+    process.stdout.write(helpText());
+    return;
+  }
+  if (r.version) {
+    process.stdout.write(`tunicorn ${VERSION} (Node.js ${process.version})\n`);
+    return;
+  }
+  if (r.config.printConfig) {
+    printConfig(r);
+    return;
+  }
+  if (!r.app) die('no APP given; usage: tunicorn [OPTIONS] APP (see tunicorn --help)');
+  if (r.config.chdir) {
+    try {
+      process.chdir(r.config.chdir);
+    } catch {
+      die(`invalid value for chdir (--chdir): ${show(r.config.chdir)}; the directory does not exist`);
+    }
+  }
+  if (r.config.checkConfig || r.config.preload) {
+    try {
+      const { value } = await importApp(r.app, process.cwd());
+      const served = await adaptApp(value, r.app, { onError: () => {} });
+      if (r.config.checkConfig) {
+        process.stdout.write(`OK: ${r.app} is ${served.kind}${r.configPath ? `; config ${r.configPath}` : ''}\n`);
+        await served.close?.();
+        process.exit(0);
+      }
+    } catch (err) {
+      if (err instanceof AppLoadError) die(err.message, r.config.checkConfig ? 1 : ExitCode.APP_LOAD_ERROR);
+      throw err;
+    }
+  }
+  const arbiter = new Arbiter({ resolved: r, reload: resolve });
+  let code: number;
+  try {
+    code = await arbiter.run();
+  } catch (err) {
+    if (err instanceof BindError || err instanceof ConfigError) die(err.message);
+    throw err;
+  }
+  process.exit(code);
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`tunicorn: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.exit(70);
+});

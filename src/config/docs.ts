@@ -1,0 +1,54 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { allSettings } from './registry.js';
+import type { Setting } from './setting.js';
+
+function defaultText(s: Setting<unknown>): string {
+  if (s.defaultDoc) return s.defaultDoc;
+  if (s.kind === 'hook') return 'none';
+  if (s.default === null) return 'unset';
+  if (Array.isArray(s.default)) return s.default.length ? s.default.map((x) => `\`${x}\``).join(', ') : 'empty';
+  if (typeof s.default === 'object') return Object.keys(s.default as object).length ? JSON.stringify(s.default) : 'none';
+  return `\`${String(s.default)}\``;
+}
+
+/** docs/settings.md, generated from the registry: one section per setting. */
+export function settingsMarkdown(): string {
+  const out: string[] = [
+    '# Settings',
+    '',
+    '<!-- Generated from src/config/sections/*.ts by `npm run docs`; a test fails when this file is stale. -->',
+    '',
+    'Every setting can be given in a config file (`-c tunicorn.config.ts`) by its key, and, except hooks, on',
+    'the command line by its flag. Precedence, lowest first: defaults, the config file, `TUNICORN_CMD_ARGS`',
+    '(parsed like a command line), the command line. `tunicorn --print-config APP` shows each value and',
+    'where it came from.',
+    '',
+  ];
+  const sections = new Map<string, Setting<unknown>[]>();
+  for (const s of allSettings()) sections.set(s.section, [...(sections.get(s.section) ?? []), s]);
+  for (const [name, settings] of sections) {
+    out.push(`## ${name}`, '');
+    for (const s of settings) {
+      out.push(`### \`${s.key}\``, '');
+      if (s.flags.length) out.push(`- Flag: ${s.flags.map((f) => `\`${f}${s.takesValue ? ` ${s.metavar ?? 'VALUE'}` : ''}\``).join(', ')}${s.repeatable ? ' (repeatable)' : ''}`);
+      out.push(`- Config key: \`${s.key}\`${s.gunicorn ? ` (Gunicorn: \`${s.gunicorn}\`)` : ''}`);
+      out.push(`- Default: ${defaultText(s)}`, '');
+      out.push(s.short, '');
+      out.push(s.doc, '');
+    }
+  }
+  return out.join('\n');
+}
+
+const docsPath = fileURLToPath(new URL('../../docs/settings.md', import.meta.url));
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  if (process.argv.includes('--write')) {
+    writeFileSync(docsPath, settingsMarkdown());
+    process.stdout.write(`wrote ${docsPath}\n`);
+  } else if (readFileSync(docsPath, 'utf8') !== settingsMarkdown()) {
+    process.stderr.write('docs/settings.md is stale: run `npm run docs`\n');
+    process.exit(1);
+  }
+}

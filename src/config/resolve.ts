@@ -1,0 +1,132 @@
+import path from 'node:path';
+import { parseArgs, splitCommandLine, type ParsedArgs } from './args.js';
+import { findDefaultConfig, loadConfigFile } from './file.js';
+import { allSettings, KEY_ALIASES, SETTINGS, suggestKey, type Config, type SettingKey } from './registry.js';
+import { ConfigError, show } from './setting.js';
+
+export type Source = 'default' | 'environment' | 'config file' | 'TUNICORN_CMD_ARGS' | 'command line';
+
+export interface Resolved {
+  readonly config: Config;
+  readonly sources: Readonly<Record<SettingKey, Source>>;
+  /** The APP argument, as given. */
+  readonly app: string | null;
+  /** Absolute path of the config file loaded, if any. */
+  readonly configPath: string | null;
+  readonly help: boolean;
+  readonly version: boolean;
+}
+
+export interface ResolveInput {
+  argv: readonly string[];
+  env: NodeJS.ProcessEnv;
+  cwd: string;
+  /** Skip loading the config file (tests of pure precedence). */
+  fileValues?: Record<string, unknown>;
+}
+
+/**
+ * The precedence, in one place, as Gunicorn's: defaults < config file < TUNICORN_CMD_ARGS < command line.
+ * Every value remembers where it came from, for --print-config.
+ */
+export async function resolveConfig(input: ResolveInput): Promise<Resolved> {
+  const cli = parseArgs(input.argv);
+  const envArgs: ParsedArgs | null = input.env.TUNICORN_CMD_ARGS
+    ? parseArgs(splitCommandLine(input.env.TUNICORN_CMD_ARGS))
+    : null;
+  if (envArgs && envArgs.positionals.length)
+    throw new ConfigError(`TUNICORN_CMD_ARGS may hold options only, not ${show(envArgs.positionals[0])}`);
+  if (cli.positionals.length > 1)
+    throw new ConfigError(`expected one APP argument, got ${cli.positionals.length}: ${cli.positionals.join(' ')}`);
+
+  const values: Record<string, unknown> = {};
+  const sources: Record<string, Source> = {};
+  for (const s of allSettings()) {
+    if (s.dynamicDefault) {
+      const v = s.dynamicDefault(input.env);
+      values[s.key] = v;
+      sources[s.key] = JSON.stringify(v) === JSON.stringify(s.default) ? 'default' : 'environment';
+    } else {
+      values[s.key] = s.default;
+      sources[s.key] = 'default';
+    }
+  }
+
+  const configArg = cli.values.get('config')?.at(-1) ?? envArgs?.values.get('config')?.at(-1);
+  let configPath: string | null = null;
+  let fileValues = input.fileValues;
+  if (!fileValues) {
+    configPath = configArg ? path.resolve(input.cwd, configArg) : findDefaultConfig(input.cwd);
+    if (configPath) fileValues = await loadConfigFile(configPath);
+  }
+  if (fileValues) applyFile(fileValues, values, sources, configPath);
+  if (envArgs) applyCli(envArgs, values, sources, 'TUNICORN_CMD_ARGS');
+  applyCli(cli, values, sources, 'command line');
+  if (configPath) {
+    values.config = configPath;
+    sources.config = configArg ? (cli.values.has('config') ? 'command line' : 'TUNICORN_CMD_ARGS') : 'default';
+  }
+
+  // Gunicorn: --threads N with no worker class selects gthread.
+  if ((values.threads as number) > 1 && sources.workerClass === 'default') {
+    values.workerClass = 'gthread';
+    sources.workerClass = sources.threads as Source;
+  }
+  if ((values.workerClass as string) === 'gthread' && (values.threads as number) < 1)
+    throw new ConfigError('gthread needs threads >= 1');
+
+  return {
+    config: Object.freeze(values) as Config,
+    sources: Object.freeze(sources) as Record<SettingKey, Source>,
+    app: cli.positionals[0] ?? null,
+    configPath,
+    help: cli.help,
+    version: cli.version,
+  };
+}
+
+function applyFile(
+  file: Record<string, unknown>,
+  values: Record<string, unknown>,
+  sources: Record<string, Source>,
+  configPath: string | null,
+): void {
+  const where = configPath ? ` in ${configPath}` : '';
+  for (const [rawKey, raw] of Object.entries(file)) {
+    if (raw === undefined) continue;
+    const key = (rawKey in SETTINGS ? rawKey : KEY_ALIASES[rawKey]) as SettingKey | undefined;
+    if (!key) {
+      const guess = suggestKey(rawKey);
+      throw new ConfigError(
+        `unknown setting ${show(rawKey)}${where}${guess ? `; did you mean ${guess}?` : '; see docs/settings.md for the keys'}`,
+      );
+    }
+    if (key === 'config') throw new ConfigError(`the config file cannot set "config"${where}`);
+    const s = SETTINGS[key];
+    try {
+      values[key] = s.fromConfig(raw);
+    } catch (err) {
+      if (err instanceof ConfigError) throw new ConfigError(`${err.message}${where}`);
+      throw err;
+    }
+    sources[key] = 'config file';
+  }
+}
+
+function applyCli(args: ParsedArgs, values: Record<string, unknown>, sources: Record<string, Source>, src: Source): void {
+  for (const [key, raw] of args.values) {
+    if (key === 'config') continue;
+    const s = SETTINGS[key as SettingKey];
+    const v = s.fromCli(raw);
+    // A repeatable flag replaces what lower layers said (Gunicorn's append actions start from empty too).
+    values[key] = v;
+    sources[key] = src;
+  }
+}
+
+/** The config without hooks: what is sent to workers as data. */
+export function serializableConfig(config: Config): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const s of allSettings()) if (!s.isHook) out[s.key] = config[s.key as SettingKey];
+  return out;
+}

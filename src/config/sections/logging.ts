@@ -1,0 +1,60 @@
+import { choiceSetting, stringSetting } from '../setting.js';
+
+const section = 'Logging';
+
+export const LOG_LEVELS = ['debug', 'info', 'warning', 'error', 'critical'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** Gunicorn's default access log format. */
+export const DEFAULT_ACCESS_LOG_FORMAT = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"';
+
+export const logging = {
+  errorlog: stringSetting<string>({
+    key: 'errorlog',
+    gunicorn: 'errorlog',
+    section,
+    flags: ['--error-logfile', '--log-file'],
+    metavar: 'FILE',
+    default: '-',
+    short: 'The error log file; "-" is stderr.',
+    doc:
+      'Lines read `[TIME] [PID] [LEVEL] message`. The master and every worker append to it; USR1 reopens ' +
+      'it (for logrotate). The config key `logfile` (the seed\'s spelling) is accepted too.',
+  }),
+  loglevel: choiceSetting({
+    key: 'loglevel',
+    gunicorn: 'loglevel',
+    section,
+    flags: ['--log-level'],
+    metavar: 'LEVEL',
+    choices: LOG_LEVELS,
+    default: 'info' as LogLevel,
+    short: 'The error log level: debug, info, warning, error or critical.',
+    doc: 'The access log has no level: it is on when `accesslog` is set.',
+  }),
+  accesslog: stringSetting<string | null>({
+    key: 'accesslog',
+    gunicorn: 'accesslog',
+    section,
+    flags: ['--access-logfile'],
+    metavar: 'FILE',
+    default: null,
+    short: 'The access log file; "-" is stdout. Off by default.',
+    doc: 'Each worker appends one line per response, formatted by `access_log_format`. USR1 reopens it.',
+  }),
+  accessLogFormat: stringSetting<string>({
+    key: 'accessLogFormat',
+    gunicorn: 'access_log_format',
+    section,
+    flags: ['--access-logformat'],
+    metavar: 'STRING',
+    default: DEFAULT_ACCESS_LOG_FORMAT,
+    short: 'The access log format, with Gunicorn\'s atoms.',
+    doc:
+      'Atoms: `h` remote address, `l` `-`, `u` user (basic auth) or `-`, `t` time `[10/Oct/2026:13:55:36 ' +
+      '+0000]`, `r` request line, `m` method, `U` path, `q` query string, `H` protocol, `s` status, `B` / `b` ' +
+      'response length (`b` is `-` when unknown), `f` referer, `a` user agent, `T` seconds, `M` ' +
+      'milliseconds, `D` microseconds, `L` seconds with decimals, `p` pid, `{name}i` a request header, ' +
+      '`{name}o` a response header, `{name}e` an environment variable. Written `%(h)s`.',
+  }),
+};

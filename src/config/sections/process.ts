@@ -1,0 +1,81 @@
+import { boolSetting, mapSetting, stringSetting } from '../setting.js';
+
+const section = 'Process';
+
+export const processSettings = {
+  config: stringSetting<string | null>({
+    key: 'config',
+    gunicorn: 'config',
+    section,
+    flags: ['-c', '--config'],
+    metavar: 'PATH',
+    default: null,
+    defaultDoc: '`./tunicorn.config.{ts,mts,js,mjs,cjs}` when present',
+    short: 'The config file to load.',
+    doc:
+      'A TypeScript or JavaScript module whose default export is a plain object (or `defineConfig({...})` ' +
+      'from `tunicorn`) of settings by their camelCase keys; server hooks are functions in it. Only the ' +
+      'command line can name it.',
+  }),
+  procName: stringSetting<string | null>({
+    key: 'procName',
+    gunicorn: 'proc_name',
+    section,
+    flags: ['-n', '--name'],
+    metavar: 'STRING',
+    default: null,
+    defaultDoc: 'the app',
+    short: 'The name shown in process titles: "tunicorn: master [NAME]".',
+    doc: 'Tells several tunicorn servers apart in `ps` and `top`.',
+  }),
+  pidfile: stringSetting<string | null>({
+    key: 'pidfile',
+    gunicorn: 'pidfile',
+    section,
+    flags: ['-p', '--pid'],
+    metavar: 'FILE',
+    default: null,
+    short: 'Write the master\'s pid to this file; removed at exit.',
+    doc:
+      'A pidfile left by a process that is no longer running is replaced; one whose process still runs ' +
+      'stops the start with an error.',
+  }),
+  chdir: stringSetting<string | null>({
+    key: 'chdir',
+    gunicorn: 'chdir',
+    section,
+    flags: ['--chdir'],
+    metavar: 'DIR',
+    default: null,
+    short: 'Change to this directory before loading the app.',
+    doc: 'Relative paths of the app and of the config file are resolved after the change.',
+  }),
+  rawEnv: mapSetting({
+    key: 'rawEnv',
+    gunicorn: 'raw_env',
+    section,
+    flags: ['-e', '--env'],
+    metavar: 'KEY=VALUE',
+    default: Object.freeze({}),
+    short: 'Set an environment variable in the workers (repeatable).',
+    doc: 'In a config file, an object `{ KEY: "value" }` or a list of `"KEY=VALUE"` strings.',
+  }),
+  checkConfig: boolSetting({
+    key: 'checkConfig',
+    gunicorn: 'check_config',
+    section,
+    flags: ['--check-config'],
+    default: false,
+    short: 'Load the config and the app, then exit 0, or 1 with the reason.',
+    doc: 'Binds nothing and starts no worker.',
+  }),
+  printConfig: boolSetting({
+    key: 'printConfig',
+    gunicorn: 'print_config',
+    section,
+    flags: ['--print-config'],
+    default: false,
+    short: 'Print every resolved setting and where its value came from, then exit.',
+    doc: 'The source is one of default, environment, config file, TUNICORN_CMD_ARGS or command line.',
+  }),
+};

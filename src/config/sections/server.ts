@@ -1,0 +1,175 @@
+import os from 'node:os';
+import { boolSetting, choiceSetting, intSetting, listSetting, numberSetting } from '../setting.js';
+
+const section = 'Server';
+
+/** Gunicorn's advice, as in the seed: (2 x CPU) + 1. */
+export const autoWorkers = (): number => 2 * os.availableParallelism() + 1;
+
+export const WORKER_CLASSES = ['async', 'sync', 'gthread'] as const;
+export type WorkerClassName = (typeof WORKER_CLASSES)[number];
+
+export const server = {
+  bind: listSetting({
+    key: 'bind',
+    gunicorn: 'bind',
+    section,
+    flags: ['-b', '--bind'],
+    metavar: 'ADDRESS',
+    default: ['127.0.0.1:8000'],
+    defaultDoc: '`127.0.0.1:8000`, or `0.0.0.0:$PORT` when `PORT` is set',
+    dynamicDefault: (env) => (env.PORT ? [`0.0.0.0:${env.PORT}`] : ['127.0.0.1:8000']),
+    short: 'The socket(s) to bind: HOST:PORT, [IPv6]:PORT, unix:PATH or fd://N. Repeat to bind several.',
+    doc:
+      'Each address is bound by the master, which never accepts on it: the workers inherit the listening ' +
+      'sockets and the kernel hands each connection to one of them. Port 0 binds a free port; the log says ' +
+      'which (`Listening at: ...`). `unix:PATH` makes a Unix socket (a stale socket file is replaced), ' +
+      '`fd://N` serves a socket this process inherited as file descriptor N.',
+  }),
+  backlog: intSetting({
+    key: 'backlog',
+    gunicorn: 'backlog',
+    section,
+    flags: ['--backlog'],
+    metavar: 'INT',
+    min: 1,
+    default: 2048,
+    short: 'The maximum number of pending connections.',
+    doc:
+      'The listen backlog: connections the kernel queues while every worker is busy or restarting. The ' +
+      'kernel caps it at `net.core.somaxconn`.',
+  }),
+  workers: intSetting({
+    key: 'workers',
+    gunicorn: 'workers',
+    section,
+    flags: ['-w', '--workers'],
+    metavar: 'INT',
+    min: 1,
+    allowAuto: autoWorkers,
+    default: 1,
+    defaultDoc: '`$WEB_CONCURRENCY` or 1',
+    dynamicDefault: (env) => {
+      const n = Number(env.WEB_CONCURRENCY);
+      return Number.isInteger(n) && n > 0 ? n : 1;
+    },
+    short: 'The number of worker processes; "auto" is (2 x CPU) + 1.',
+    doc:
+      'Worker processes share no memory; only more processes give more parallel CPU. Start with ' +
+      '`auto` ((2 x CPU) + 1) for I/O-bound apps and the number of cores for CPU-bound ones, then measure ' +
+      '(see docs/concurrency.md).',
+  }),
+  workerClass: choiceSetting({
+    key: 'workerClass',
+    gunicorn: 'worker_class',
+    section,
+    flags: ['-k', '--worker-class'],
+    metavar: 'STRING',
+    choices: WORKER_CLASSES,
+    default: 'async' as WorkerClassName,
+    short: 'The type of worker: async (default), sync or gthread.',
+    doc:
+      '`async`: one event loop serves up to `worker_connections` connections at once (Node\'s natural ' +
+      'model, the analogue of gevent or UvicornWorker). `sync`: one request at a time per worker. ' +
+      '`gthread`: `threads` worker threads per process, each with its own copy of the app. `--threads N` ' +
+      'without `-k` selects `gthread`, as in Gunicorn.',
+  }),
+  threads: intSetting({
+    key: 'threads',
+    gunicorn: 'threads',
+    section,
+    flags: ['--threads'],
+    metavar: 'INT',
+    min: 1,
+    default: 1,
+    short: 'The number of threads per worker (gthread).',
+    doc:
+      'Each thread is a `node:worker_threads` thread with its own copy of the app and event loop, sharing ' +
+      'its process\'s listening sockets. Threads share the process, not a JavaScript heap.',
+  }),
+  workerConnections: intSetting({
+    key: 'workerConnections',
+    gunicorn: 'worker_connections',
+    section,
+    flags: ['--worker-connections'],
+    metavar: 'INT',
+    min: 1,
+    default: 1000,
+    short: 'The maximum number of simultaneous connections per async worker.',
+    doc:
+      'At the cap a worker stops accepting until a connection closes, so new connections go to other ' +
+      'workers or wait in the backlog; a connection is never accepted and then dropped.',
+  }),
+  maxRequests: intSetting({
+    key: 'maxRequests',
+    gunicorn: 'max_requests',
+    section,
+    flags: ['--max-requests'],
+    metavar: 'INT',
+    default: 0,
+    short: 'Recycle a worker after it has handled this many requests (0: never).',
+    doc:
+      'A simple guard against memory leaks. The master starts the replacement first and stops the old ' +
+      'worker gracefully once the new one serves, so no request fails.',
+  }),
+  maxRequestsJitter: intSetting({
+    key: 'maxRequestsJitter',
+    gunicorn: 'max_requests_jitter',
+    section,
+    flags: ['--max-requests-jitter'],
+    metavar: 'INT',
+    default: 0,
+    short: 'A random 0..N added to max_requests per worker, so workers do not all recycle at once.',
+    doc: 'Each worker draws its own limit, `max_requests + randint(0, max_requests_jitter)`.',
+  }),
+  timeout: numberSetting({
+    key: 'timeout',
+    gunicorn: 'timeout',
+    section,
+    flags: ['-t', '--timeout'],
+    metavar: 'SECONDS',
+    default: 30,
+    short: 'Kill and replace a worker whose event loop is blocked for this long (0: never).',
+    doc:
+      'A liveness check, not a request timeout: a worker\'s event loop reports to the master every second ' +
+      'or so; one silent for `timeout` seconds is killed (`WORKER TIMEOUT`) after logging which requests ' +
+      'it was serving. A slow request that awaits I/O does not block the loop and is not affected (see ' +
+      '`request_deadline` for that).',
+  }),
+  gracefulTimeout: numberSetting({
+    key: 'gracefulTimeout',
+    gunicorn: 'graceful_timeout',
+    section,
+    flags: ['--graceful-timeout'],
+    metavar: 'SECONDS',
+    default: 30,
+    short: 'How long a stopping worker may finish its requests before it is killed.',
+    doc:
+      'On TERM, HUP, TTOU and max_requests recycling a worker stops accepting, finishes what it is ' +
+      'serving, and exits; after this many seconds the master kills it.',
+  }),
+  keepalive: numberSetting({
+    key: 'keepalive',
+    gunicorn: 'keepalive',
+    section,
+    flags: ['--keep-alive'],
+    metavar: 'SECONDS',
+    default: 5,
+    short: 'How long an idle keep-alive connection stays open (0: no keep-alive).',
+    doc:
+      'Behind a load balancer, set it above the balancer\'s idle timeout so the server is never the one ' +
+      'that closes a connection the balancer is about to reuse.',
+  }),
+  preload: boolSetting({
+    key: 'preload',
+    gunicorn: 'preload_app',
+    section,
+    flags: ['--preload'],
+    default: false,
+    short: 'Load the app in the master before starting workers.',
+    doc:
+      'Node has no fork(): workers are new processes and share no memory with the master, so unlike ' +
+      'Gunicorn this saves no memory. It makes a broken app fail once, in the master, before any worker ' +
+      'starts, and warms the TypeScript transform cache the workers then read.',
+  }),
+};

@@ -1,0 +1,186 @@
+/**
+ * One declaration per setting. The CLI flag, the config-file key, `--help`, `--print-config` and
+ * docs/settings.md are all derived from these objects; nothing else declares a setting.
+ */
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+export type SettingKind = 'int' | 'number' | 'bool' | 'string' | 'list' | 'choice' | 'hook' | 'map';
+
+export interface Setting<T> {
+  /** camelCase config-file key, e.g. `gracefulTimeout`. */
+  readonly key: string;
+  /** Gunicorn's snake_case name, for the docs (`graceful_timeout`). */
+  readonly gunicorn?: string;
+  readonly section: string;
+  /** CLI spellings, e.g. `['-w', '--workers']`; empty for settings only a config file can set (hooks). */
+  readonly flags: readonly string[];
+  readonly metavar?: string;
+  readonly kind: SettingKind;
+  /** Repeating the flag appends (bind, env, ...). */
+  readonly repeatable?: boolean;
+  /** A boolean flag takes no value. */
+  readonly takesValue: boolean;
+  readonly default: T;
+  /** How the default reads in the docs when it is computed (`$WEB_CONCURRENCY or 1`). */
+  readonly defaultDoc?: string;
+  /** Compute the default at resolve time from the environment. */
+  readonly dynamicDefault?: (env: NodeJS.ProcessEnv) => T;
+  /** From one CLI string (or, for repeatable settings, the list of them). */
+  readonly fromCli: (raw: string[]) => T;
+  /** From a config-file value; throws ConfigError naming what it accepts. */
+  readonly fromConfig: (value: unknown) => T;
+  readonly short: string;
+  readonly doc: string;
+  /** Only loaded in a process, never sent to workers as data (functions). */
+  readonly isHook?: boolean;
+}
+
+type Base<T> = Omit<Setting<T>, 'kind' | 'takesValue' | 'fromCli' | 'fromConfig' | 'default'> & {
+  default: T;
+  /** Further check after the type is right; returns an error phrase like "must be >= 0". */
+  check?: (value: T) => string | undefined;
+};
+
+function fail(s: { key: string; flags: readonly string[] }, value: unknown, accepts: string): never {
+  const flag = s.flags.find((f) => f.startsWith('--'));
+  const name = flag ? `${s.key} (${flag})` : s.key;
+  throw new ConfigError(`invalid value for ${name}: ${show(value)}; ${accepts}`);
+}
+
+export function show(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (typeof value === 'function') return 'a function';
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return String(value);
+  }
+}
+
+function checked<T>(b: Base<T>, value: T, accepts: string): T {
+  const problem = b.check?.(value);
+  if (problem) fail(b, value, problem);
+  void accepts;
+  return value;
+}
+
+export function intSetting(b: Base<number> & { min?: number; allowAuto?: () => number }): Setting<number> {
+  const min = b.min ?? 0;
+  const accepts = `expected a whole number >= ${min}${b.allowAuto ? ' or "auto"' : ''}`;
+  const conv = (v: unknown): number => {
+    if (b.allowAuto && v === 'auto') return b.allowAuto();
+    const n = typeof v === 'number' ? v : typeof v === 'string' && /^-?\d+$/.test(v.trim()) ? Number(v) : NaN;
+    if (!Number.isInteger(n) || n < min) fail(b, v, accepts);
+    return checked(b, n, accepts);
+  };
+  return { ...b, kind: 'int', takesValue: true, fromCli: (raw) => conv(raw[raw.length - 1]), fromConfig: conv };
+}
+
+export function numberSetting(b: Base<number> & { min?: number }): Setting<number> {
+  const min = b.min ?? 0;
+  const accepts = `expected a number >= ${min}`;
+  const conv = (v: unknown): number => {
+    const n = typeof v === 'number' ? v : typeof v === 'string' && v.trim() !== '' ? Number(v) : NaN;
+    if (!Number.isFinite(n) || n < min) fail(b, v, accepts);
+    return checked(b, n, accepts);
+  };
+  return { ...b, kind: 'number', takesValue: true, fromCli: (raw) => conv(raw[raw.length - 1]), fromConfig: conv };
+}
+
+export function boolSetting(b: Base<boolean>): Setting<boolean> {
+  const conv = (v: unknown): boolean => {
+    if (typeof v === 'boolean') return v;
+    if (v === 'true' || v === '1' || v === 'yes') return true;
+    if (v === 'false' || v === '0' || v === 'no') return false;
+    return fail(b, v, 'expected true or false');
+  };
+  return { ...b, kind: 'bool', takesValue: false, fromCli: () => true, fromConfig: conv };
+}
+
+export function stringSetting<T extends string | null>(b: Base<T>): Setting<T> {
+  const conv = (v: unknown): T => {
+    if (v === null && b.default === null) return v as T;
+    if (typeof v !== 'string') fail(b, v, 'expected a string');
+    return checked(b, v as T, '');
+  };
+  return { ...b, kind: 'string', takesValue: true, fromCli: (raw) => conv(raw[raw.length - 1]), fromConfig: conv };
+}
+
+export function choiceSetting<T extends string>(b: Base<T> & { choices: readonly T[] }): Setting<T> {
+  const accepts = `expected one of ${b.choices.join(', ')}`;
+  const conv = (v: unknown): T => {
+    const s = typeof v === 'string' ? v.toLowerCase() : v;
+    if (typeof s !== 'string' || !b.choices.includes(s as T)) fail(b, v, accepts);
+    return s as T;
+  };
+  return { ...b, kind: 'choice', takesValue: true, fromCli: (raw) => conv(raw[raw.length - 1]), fromConfig: conv };
+}
+
+/** A list: a repeatable flag, or a comma-separated one; in a config file an array (or one string). */
+export function listSetting(b: Base<readonly string[]> & { commaSeparated?: boolean }): Setting<readonly string[]> {
+  const split = (s: string) => (b.commaSeparated ? s.split(',').map((x) => x.trim()).filter(Boolean) : [s]);
+  const fin = (v: readonly string[]) => Object.freeze(checked(b, v, ''));
+  return {
+    ...b,
+    kind: 'list',
+    takesValue: true,
+    repeatable: true,
+    fromCli: (raw) => fin(raw.flatMap(split)),
+    fromConfig: (v) => {
+      if (typeof v === 'string') return fin(split(v));
+      if (!Array.isArray(v) || v.some((x) => typeof x !== 'string')) fail(b, v, 'expected a list of strings');
+      return fin(v as string[]);
+    },
+  };
+}
+
+/** KEY=VALUE pairs (`-e`): a repeatable flag, or an object in a config file. */
+export function mapSetting(b: Base<Readonly<Record<string, string>>>): Setting<Readonly<Record<string, string>>> {
+  const pair = (s: string): [string, string] => {
+    const i = s.indexOf('=');
+    if (i <= 0) fail(b, s, 'expected KEY=VALUE');
+    return [s.slice(0, i), s.slice(i + 1)];
+  };
+  return {
+    ...b,
+    kind: 'map',
+    takesValue: true,
+    repeatable: true,
+    fromCli: (raw) => Object.freeze(Object.fromEntries(raw.map(pair))),
+    fromConfig: (v) => {
+      if (Array.isArray(v)) return Object.freeze(Object.fromEntries(v.map((x) => pair(String(x)))));
+      if (v === null || typeof v !== 'object') fail(b, v, 'expected an object of strings or a list of "KEY=VALUE"');
+      const out: Record<string, string> = {};
+      for (const [k, x] of Object.entries(v as object)) {
+        if (typeof x !== 'string' && typeof x !== 'number') fail(b, v, `expected string values (${k} is not)`);
+        out[k] = String(x);
+      }
+      return Object.freeze(out);
+    },
+  };
+}
+
+/** A server hook: a function in the config file, called with the arguments its doc names. */
+export function hookSetting<F extends (...args: never[]) => unknown>(
+  b: Omit<Base<F | null>, 'flags' | 'default'> & { arity: number },
+): Setting<F | null> {
+  return {
+    ...b,
+    flags: [],
+    default: null,
+    kind: 'hook',
+    takesValue: false,
+    isHook: true,
+    fromCli: () => fail({ key: b.key, flags: [] }, 'a command-line value', 'hooks can only be set in a config file'),
+    fromConfig: (v) => {
+      if (v === null || v === undefined) return null;
+      if (typeof v !== 'function') fail({ key: b.key, flags: [] }, v, `expected a function (${b.doc.split('.')[0]})`);
+      if (v.length > b.arity)
+        fail({ key: b.key, flags: [] }, v, `expected a function of at most ${b.arity} argument(s), got ${v.length}`);
+      return v as F;
+    },
+  };
+}

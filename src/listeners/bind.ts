@@ -1,0 +1,92 @@
+import dns from 'node:dns/promises';
+import { existsSync, lstatSync, unlinkSync } from 'node:fs';
+import net from 'node:net';
+import { ConfigError } from '../config/setting.js';
+import { formatAddress, parseAddress, type Address } from './address.js';
+import { bindTcp, bindUnix, localAddress, openFd, type RawHandle } from './handle.js';
+
+/** A socket the master holds for its workers. */
+export interface Listener {
+  /** The address actually bound (port 0 replaced by the real port). */
+  readonly address: Address;
+  readonly url: string;
+  readonly fd: number;
+  readonly handle: RawHandle;
+}
+
+async function resolveHost(host: string): Promise<string> {
+  if (net.isIP(host)) return host;
+  try {
+    return (await dns.lookup(host)).address;
+  } catch {
+    throw new ConfigError(`invalid value for bind (--bind): cannot resolve host ${JSON.stringify(host)}`);
+  }
+}
+
+/** A stale Unix socket file (nobody listening) is removed; a live one is an error. */
+async function clearStaleUnixSocket(path: string): Promise<void> {
+  if (!existsSync(path)) return;
+  if (!lstatSync(path).isSocket())
+    throw new ConfigError(`cannot bind unix:${path}: the path exists and is not a socket`);
+  const live = await new Promise<boolean>((resolve) => {
+    const c = net.connect(path);
+    c.once('connect', () => {
+      c.destroy();
+      resolve(true);
+    });
+    c.once('error', () => resolve(false));
+  });
+  if (live) throw new ConfigError(`cannot bind unix:${path}: another server is listening on it`);
+  unlinkSync(path);
+}
+
+export async function bindOne(raw: string): Promise<Listener> {
+  const a = parseAddress(raw);
+  let handle: RawHandle;
+  let address: Address = a;
+  switch (a.kind) {
+    case 'tcp': {
+      const host = await resolveHost(a.host);
+      handle = bindTcp(host, a.port, formatAddress(a));
+      const bound = localAddress(handle);
+      address = { kind: 'tcp', host, port: bound?.port ?? a.port };
+      break;
+    }
+    case 'unix':
+      await clearStaleUnixSocket(a.path);
+      handle = bindUnix(a.path, formatAddress(a));
+      break;
+    case 'fd': {
+      handle = openFd(a.fd, formatAddress(a));
+      const bound = localAddress(handle);
+      if (bound) address = { kind: 'tcp', host: bound.address, port: bound.port };
+      break;
+    }
+  }
+  return { address, url: formatAddress(address), fd: handle.fd, handle };
+}
+
+/** Binds every address; on any failure, closes what was bound and rethrows. */
+export async function bindAll(raws: readonly string[]): Promise<Listener[]> {
+  const out: Listener[] = [];
+  try {
+    for (const raw of raws) out.push(await bindOne(raw));
+  } catch (err) {
+    closeListeners(out);
+    throw err;
+  }
+  return out;
+}
+
+export function closeListeners(listeners: readonly Listener[]): void {
+  for (const l of listeners) {
+    l.handle.close();
+    if (l.address.kind === 'unix') {
+      try {
+        unlinkSync(l.address.path);
+      } catch {
+        /* already gone */
+      }
+    }
+  }
+}

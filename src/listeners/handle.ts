@@ -1,0 +1,76 @@
+/**
+ * The one place that touches Node internals to hold a listening socket without accepting on it.
+ *
+ * A `net.Server` that listens in the master accepts connections too, and libuv offers no way to stop that on a
+ * listening handle (uv_read_stop is a no-op there). Node's cluster module binds without listening through the
+ * internal `net._createServerHandle`; we do the same, then have a short-lived child process call listen() on
+ * its inherited copy and exit (see prime.ts). The socket stays in LISTEN state because the master still holds
+ * it, and the master's handle never starts an accept watcher.
+ */
+import net from 'node:net';
+import util from 'node:util';
+
+export interface RawHandle {
+  readonly fd: number;
+  getsockname?(out: Record<string, unknown>): number;
+  close(cb?: () => void): void;
+}
+
+type CreateServerHandle = (
+  address: string | null,
+  port: number,
+  addressType: number,
+  fd?: number,
+  flags?: number,
+) => RawHandle | number;
+
+const createServerHandle = (net as unknown as { _createServerHandle?: CreateServerHandle })._createServerHandle;
+
+export class BindError extends Error {
+  override name = 'BindError';
+  constructor(
+    message: string,
+    readonly code: string,
+  ) {
+    super(message);
+  }
+}
+
+function check(result: RawHandle | number, what: string): RawHandle {
+  if (typeof result === 'number') {
+    const code = util.getSystemErrorName(result);
+    const why: Record<string, string> = {
+      EADDRINUSE: 'address already in use (another process listens there; pick another port or stop it)',
+      EACCES: 'permission denied (ports below 1024 need root or CAP_NET_BIND_SERVICE)',
+      EADDRNOTAVAIL: 'address not available on this machine',
+      EBADF: 'not an open file descriptor',
+      EINVAL: 'invalid socket',
+    };
+    throw new BindError(`cannot bind ${what}: ${why[code] ?? code}`, code);
+  }
+  return result;
+}
+
+function api(): CreateServerHandle {
+  if (!createServerHandle) throw new Error('this Node.js has no net._createServerHandle; tunicorn needs Node >= 20');
+  return createServerHandle;
+}
+
+export function bindTcp(host: string, port: number, what: string): RawHandle {
+  return check(api()(host, port, net.isIPv6(host) ? 6 : 4), what);
+}
+
+export function bindUnix(path: string, what: string): RawHandle {
+  return check(api()(path, -1, -1), what);
+}
+
+export function openFd(fd: number, what: string): RawHandle {
+  return check(api()(null, -1, -1, fd), what);
+}
+
+/** The bound TCP address (the real port when 0 was asked for). */
+export function localAddress(h: RawHandle): { address: string; port: number } | null {
+  const out: Record<string, unknown> = {};
+  if (!h.getsockname || h.getsockname(out) !== 0) return null;
+  return { address: String(out.address), port: Number(out.port) };
+}

@@ -1,0 +1,35 @@
+import { spawn } from 'node:child_process';
+
+/**
+ * Puts bound sockets into LISTEN state without the master ever accepting: a throwaway child inherits them,
+ * calls listen(backlog) on each and exits. From then on the kernel queues connections in the backlog even
+ * while no worker is running, so a connection made after "Listening at" is never refused.
+ */
+const PRIMER = `
+const net = require('node:net');
+const fds = JSON.parse(process.argv[1]);
+const backlog = Number(process.argv[2]);
+let left = fds.length;
+for (const fd of fds) {
+  const s = net.createServer();
+  s.on('error', (e) => { process.stderr.write('listen fd ' + fd + ': ' + e.message + '\\n'); process.exit(1); });
+  // close() in the listening callback runs before the event loop polls, so this child never accepts.
+  s.listen({ fd, backlog }, () => s.close(() => { if (--left === 0) process.exit(0); }));
+}
+`;
+
+export function primeListeners(fds: readonly number[], backlog: number): Promise<void> {
+  if (fds.length === 0) return Promise.resolve();
+  const childFds = fds.map((_, i) => 3 + i);
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['-e', PRIMER, JSON.stringify(childFds), String(backlog)], {
+      stdio: ['ignore', 'ignore', 'pipe', ...fds],
+    });
+    let err = '';
+    child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+    child.on('error', reject);
+    child.on('exit', (code) =>
+      code === 0 ? resolve() : reject(new Error(`could not listen: ${err.trim() || `exit ${code}`}`)),
+    );
+  });
+}

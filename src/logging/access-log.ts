@@ -1,0 +1,145 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { ConfigError } from '../config/setting.js';
+import { LogSink } from './sink.js';
+
+export interface AccessEntry {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  /** performance.now() when the request reached the server. */
+  readonly start: number;
+  readonly end: number;
+}
+
+type Atom = (e: AccessEntry) => string;
+
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+
+/** `[26/Nov/2026:14:40:54 +0000]`, cached for the current second. */
+class ClockCache {
+  #sec = -1;
+  #text = '';
+  now(): string {
+    const ms = Date.now();
+    const sec = Math.floor(ms / 1000);
+    if (sec !== this.#sec) {
+      this.#sec = sec;
+      const d = new Date(ms);
+      const p = (n: number) => String(n).padStart(2, '0');
+      const off = -d.getTimezoneOffset();
+      const a = Math.abs(off);
+      this.#text =
+        `[${p(d.getDate())}/${MONTHS[d.getMonth()]}/${d.getFullYear()}:${p(d.getHours())}:${p(d.getMinutes())}:` +
+        `${p(d.getSeconds())} ${off >= 0 ? '+' : '-'}${p(Math.floor(a / 60))}${p(a % 60)}]`;
+    }
+    return this.#text;
+  }
+}
+
+const dash = (v: unknown): string => (v === undefined || v === null || v === '' ? '-' : String(v));
+
+function path(req: IncomingMessage): string {
+  const u = req.url ?? '';
+  const q = u.indexOf('?');
+  return q < 0 ? u : u.slice(0, q);
+}
+
+function user(req: IncomingMessage): string {
+  const auth = req.headers.authorization;
+  if (!auth || !auth.startsWith('Basic ')) return '-';
+  const decoded = Buffer.from(auth.slice(6), 'base64').toString();
+  const i = decoded.indexOf(':');
+  return i > 0 ? decoded.slice(0, i) : '-';
+}
+
+function length(res: ServerResponse): string | undefined {
+  const v = res.getHeader('content-length');
+  return v === undefined ? undefined : String(v);
+}
+
+function atoms(clock: ClockCache): Record<string, Atom> {
+  return {
+    h: (e) => dash(e.req.socket.remoteAddress),
+    l: () => '-',
+    u: (e) => user(e.req),
+    t: () => clock.now(),
+    r: (e) => `${e.req.method} ${e.req.url} HTTP/${e.req.httpVersion}`,
+    m: (e) => dash(e.req.method),
+    U: (e) => path(e.req),
+    q: (e) => {
+      const u = e.req.url ?? '';
+      const i = u.indexOf('?');
+      return i < 0 ? '' : u.slice(i + 1);
+    },
+    H: (e) => `HTTP/${e.req.httpVersion}`,
+    s: (e) => String(e.res.statusCode),
+    B: (e) => length(e.res) ?? '0',
+    b: (e) => dash(length(e.res)),
+    f: (e) => dash(e.req.headers.referer),
+    a: (e) => dash(e.req.headers['user-agent']),
+    T: (e) => String(Math.floor((e.end - e.start) / 1000)),
+    M: (e) => String(Math.round(e.end - e.start)),
+    D: (e) => String(Math.round((e.end - e.start) * 1000)),
+    L: (e) => ((e.end - e.start) / 1000).toFixed(6),
+    p: () => `<${process.pid}>`,
+  };
+}
+
+/** Compiles a Gunicorn access_log_format once into a function of the request. */
+export function compileAccessFormat(format: string): (e: AccessEntry) => string {
+  const table = atoms(new ClockCache());
+  const parts: (string | Atom)[] = [];
+  const re = /%\((\{[^}]*\}[ioe]|[A-Za-z]+)\)s/g;
+  let last = 0;
+  for (let m = re.exec(format); m; m = re.exec(format)) {
+    if (m.index > last) parts.push(format.slice(last, m.index));
+    last = m.index + m[0].length;
+    const name = m[1]!;
+    if (name.startsWith('{')) {
+      const key = name.slice(1, name.indexOf('}')).toLowerCase();
+      const kind = name.at(-1);
+      if (kind === 'i') parts.push((e) => dash(headerText(e.req.headers[key])));
+      else if (kind === 'o') parts.push((e) => dash(headerText(e.res.getHeader(key))));
+      else parts.push(() => dash(process.env[name.slice(1, name.indexOf('}'))]));
+      continue;
+    }
+    const atom = table[name];
+    if (!atom)
+      throw new ConfigError(
+        `invalid value for accessLogFormat (--access-logformat): unknown atom %(${name})s; known: ${Object.keys(table).join(' ')}, {header}i, {header}o, {var}e`,
+      );
+    parts.push(atom);
+  }
+  if (last < format.length) parts.push(format.slice(last));
+  return (e) => {
+    let out = '';
+    for (const p of parts) out += typeof p === 'string' ? p : p(e);
+    return out;
+  };
+}
+
+function headerText(v: unknown): string | undefined {
+  if (v === undefined) return undefined;
+  return Array.isArray(v) ? v.join(', ') : String(v);
+}
+
+export class AccessLog {
+  readonly #sink: LogSink;
+  readonly #format: (e: AccessEntry) => string;
+
+  constructor(target: string, format: string) {
+    this.#format = compileAccessFormat(format);
+    this.#sink = new LogSink(target, 1);
+  }
+
+  log(e: AccessEntry): void {
+    this.#sink.write(this.#format(e) + '\n');
+  }
+
+  reopen(): void {
+    this.#sink.reopen();
+  }
+
+  close(): void {
+    this.#sink.close();
+  }
+}

@@ -1,0 +1,72 @@
+import type { HookLog } from '../config/hook-types.js';
+import type { LogLevel } from '../config/sections/logging.js';
+import { LogSink } from './sink.js';
+
+const RANK: Record<LogLevel, number> = { debug: 10, info: 20, warning: 30, error: 40, critical: 50 };
+
+/** `2026-11-26 14:40:54 +0000`, Gunicorn's error-log time. */
+export function errorLogTime(d = new Date()): string {
+  const p = (n: number) => String(n).padStart(2, '0');
+  const off = -d.getTimezoneOffset();
+  const sign = off >= 0 ? '+' : '-';
+  const a = Math.abs(off);
+  return (
+    `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:` +
+    `${p(d.getSeconds())} ${sign}${p(Math.floor(a / 60))}${p(a % 60)}`
+  );
+}
+
+/** The error log: `[TIME] [PID] [LEVEL] message`, one line each. */
+export class ErrorLog implements HookLog {
+  #sink: LogSink;
+  #rank: number;
+
+  constructor(target: string, level: LogLevel) {
+    this.#sink = new LogSink(target, 2);
+    this.#rank = RANK[level];
+  }
+
+  get target(): string {
+    return this.#sink.target;
+  }
+
+  enabled(level: LogLevel): boolean {
+    return RANK[level] >= this.#rank;
+  }
+
+  log(level: LogLevel, msg: string): void {
+    if (RANK[level] < this.#rank) return;
+    const lines = msg.replace(/\n+$/, '');
+    // Every line is written now: the error log is rare and must survive a crash that follows it.
+    this.#sink.writeNow(`[${errorLogTime()}] [${process.pid}] [${level.toUpperCase()}] ${lines}\n`);
+  }
+
+  debug(msg: string): void {
+    this.log('debug', msg);
+  }
+  info(msg: string): void {
+    this.log('info', msg);
+  }
+  warning(msg: string): void {
+    this.log('warning', msg);
+  }
+  error(msg: string): void {
+    this.log('error', msg);
+  }
+  critical(msg: string): void {
+    this.log('critical', msg);
+  }
+  /** An error with its stack, for operators. */
+  exception(msg: string, err: unknown): void {
+    const detail = err instanceof Error ? (err.stack ?? `${err.name}: ${err.message}`) : String(err);
+    this.log('error', `${msg}\n${detail}`);
+  }
+
+  reopen(): void {
+    this.#sink.reopen();
+  }
+
+  close(): void {
+    this.#sink.close();
+  }
+}

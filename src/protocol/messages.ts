@@ -1,0 +1,65 @@
+/**
+ * The IPC contract between the master and its workers: a discriminated union per direction, handled by
+ * exhaustive switches on `t`. JSON over the `node:child_process` IPC channel.
+ */
+
+export interface ListenerInfo {
+  /** File descriptor number in the worker. */
+  readonly fd: number;
+  readonly url: string;
+}
+
+export type MasterMessage =
+  | {
+      readonly t: 'init';
+      /** 1-based slot number. */
+      readonly id: number;
+      readonly age: number;
+      readonly app: string;
+      readonly configPath: string | null;
+      readonly config: Record<string, unknown>;
+      readonly listeners: readonly ListenerInfo[];
+      readonly masterPid: number;
+    }
+  /** Stop: graceful finishes in-flight requests within graceful_timeout; otherwise exit now. */
+  | { readonly t: 'stop'; readonly graceful: boolean }
+  | { readonly t: 'reopen' };
+
+export interface InflightRequest {
+  readonly method: string;
+  readonly url: string;
+  /** Milliseconds since the request reached the app. */
+  readonly ms: number;
+}
+
+export type WorkerMessage =
+  /** The app loaded and the worker accepts on every listener. */
+  | { readonly t: 'ready' }
+  /** The event loop is alive; requests running longer than a second ride along for the timeout log. */
+  | { readonly t: 'hb'; readonly slow?: readonly InflightRequest[] }
+  /** The worker reached max_requests: start its replacement, then stop it. */
+  | { readonly t: 'retire'; readonly requests: number }
+  /** Why the worker is about to exit before ever serving. */
+  | { readonly t: 'fatal'; readonly code: number; readonly message: string; readonly detail: string };
+
+/**
+ * Exit codes are a contract between worker and master (as Gunicorn's): the master halts instead of respawning
+ * a worker that can never boot.
+ */
+export const ExitCode = {
+  OK: 0,
+  /** Bad configuration or usage: reported before anything starts. */
+  CONFIG: 1,
+  /** A worker failed during boot for a reason other than the app (hook threw, sockets unusable). */
+  WORKER_BOOT_ERROR: 3,
+  /** The app could not be loaded (syntax error, throw at import, missing module, not an app): never retry. */
+  APP_LOAD_ERROR: 4,
+} as const;
+
+export function isMasterMessage(m: unknown): m is MasterMessage {
+  return typeof m === 'object' && m !== null && typeof (m as { t?: unknown }).t === 'string';
+}
+
+export function isWorkerMessage(m: unknown): m is WorkerMessage {
+  return typeof m === 'object' && m !== null && typeof (m as { t?: unknown }).t === 'string';
+}

@@ -1,0 +1,179 @@
+/**
+ * The worker process: entry point spawned by the master. It receives its settings over IPC, loads the
+ * config file's hooks and the app, serves on the inherited sockets, and reports to the master.
+ */
+import { AppLoadError } from '../app/errors.js';
+import { loadApp } from '../app/load.js';
+import { describeLoadError, loadConfigFile } from '../config/file.js';
+import { SETTINGS, type Config } from '../config/registry.js';
+import { isMasterMessage, ExitCode, type MasterMessage, type WorkerMessage } from '../protocol/messages.js';
+import { WorkerRuntime, type WorkerHooks } from './runtime.js';
+import { WORKER_CLASSES, type WorkerClass } from './worker-class.js';
+
+type Init = Extract<MasterMessage, { t: 'init' }>;
+
+const HOOK_KEYS = ['postFork', 'postWorkerInit', 'workerInt', 'workerAbort', 'preRequest', 'postRequest', 'workerExit'] as const;
+
+function send(m: WorkerMessage): void {
+  if (process.connected) process.send!(m);
+}
+
+async function loadHooks(configPath: string | null): Promise<WorkerHooks> {
+  const hooks = Object.fromEntries(HOOK_KEYS.map((k) => [k, null])) as Record<string, unknown>;
+  if (!configPath) return hooks as WorkerHooks;
+  const file = await loadConfigFile(configPath);
+  for (const k of HOOK_KEYS) if (file[k] !== undefined) hooks[k] = SETTINGS[k].fromConfig(file[k]);
+  return hooks as WorkerHooks;
+}
+
+class FatalExit extends Error {}
+
+/** Dies with a reason the master can act on (halt instead of respawning, or back off). */
+function fatal(code: number, message: string, detail: string): never {
+  send({ t: 'fatal', code, message, detail });
+  // Let the IPC message leave before exiting; the exit code carries the meaning if it does not.
+  process.exitCode = code;
+  setTimeout(() => process.exit(code), 50);
+  throw new FatalExit(message);
+}
+
+class WorkerProcess {
+  #cls: WorkerClass | null = null;
+  #stopping = false;
+  readonly runtime: WorkerRuntime;
+
+  constructor(
+    readonly init: Init,
+    hooks: WorkerHooks,
+  ) {
+    this.runtime = new WorkerRuntime(init.config as unknown as Config, hooks, init.id, init.age, init.masterPid, send);
+  }
+
+  async boot(): Promise<void> {
+    const { runtime, init } = this;
+    await runtime.runHook('postFork', runtime.server, runtime.self);
+    const factory = await WORKER_CLASSES[runtime.config.workerClass]();
+    const cwd = process.cwd();
+    this.#cls = factory({
+      runtime,
+      listeners: init.listeners,
+      loadApp: async () => {
+        const { served } = await loadApp(init.app, cwd, { onError: runtime.onAppError });
+        runtime.log.debug(`Serving ${init.app} as ${served.kind}`);
+        return served;
+      },
+      appLoaded: () => runtime.runHook('postWorkerInit', runtime.self),
+    });
+    try {
+      await this.#cls.start();
+    } catch (err) {
+      if (err instanceof AppLoadError) fatal(ExitCode.APP_LOAD_ERROR, err.message, err.detail);
+      fatal(ExitCode.WORKER_BOOT_ERROR, `worker failed to boot: ${describeLoadError(err)}`, err instanceof Error ? (err.stack ?? '') : '');
+    }
+    this.startHeartbeat();
+    send({ t: 'ready' });
+  }
+
+  private startHeartbeat(): void {
+    const timeout = this.runtime.config.timeout;
+    if (timeout <= 0) return;
+    // Four beats per timeout, at most one a second: cheap, and a stall is seen within a quarter of it.
+    const every = Math.max(50, Math.min(1000, (timeout * 1000) / 4));
+    setInterval(() => {
+      const slow = this.runtime.slowRequests(every);
+      send(slow.length ? { t: 'hb', slow } : { t: 'hb' });
+    }, every).unref();
+  }
+
+  async stop(graceful: boolean, why: string): Promise<void> {
+    if (this.#stopping && graceful) return;
+    this.#stopping = true;
+    const { runtime } = this;
+    runtime.log.info(`Worker exiting (pid: ${process.pid})${why ? `: ${why}` : ''}`);
+    try {
+      await this.#cls?.stop(graceful);
+    } catch (err) {
+      runtime.log.exception('Error while stopping', err);
+    }
+    await runtime.runHook('workerExit', runtime.server, runtime.self);
+    runtime.closeLogs();
+    process.exit(0);
+  }
+
+  onMessage(m: MasterMessage): void {
+    switch (m.t) {
+      case 'init':
+        return;
+      case 'stop':
+        void this.stop(m.graceful, '');
+        return;
+      case 'reopen':
+        this.runtime.reopenLogs();
+        return;
+    }
+  }
+}
+
+function main(): void {
+  let worker: WorkerProcess | null = null;
+  // Until the app is up, a signal from the terminal (Ctrl-C reaches the whole process group) just exits.
+  const early = () => process.exit(0);
+  process.on('SIGINT', early);
+  process.on('SIGTERM', early);
+  process.on('SIGQUIT', early);
+  // The master went away (even by SIGKILL): the IPC channel closes. No orphans.
+  process.on('disconnect', () => {
+    if (worker) void worker.stop(true, 'the master is gone');
+    else process.exit(0);
+    setTimeout(() => process.exit(0), 5000).unref();
+  });
+  process.once('message', (m: unknown) => {
+    if (!isMasterMessage(m) || m.t !== 'init') {
+      process.stderr.write('tunicorn worker: expected an init message from the master\n');
+      process.exit(ExitCode.WORKER_BOOT_ERROR);
+    }
+    const init = m;
+    const name = (init.config.procName as string | null) ?? init.app;
+    process.title = `tunicorn: worker [${name}]`;
+    void (async () => {
+      let hooks: WorkerHooks;
+      try {
+        hooks = await loadHooks(init.configPath);
+      } catch (err) {
+        try {
+          fatal(ExitCode.WORKER_BOOT_ERROR, `config file failed to load in the worker: ${describeLoadError(err)}`, '');
+        } catch {
+          return;
+        }
+      }
+      worker = new WorkerProcess(init, hooks);
+      const w = worker;
+      process.on('message', (msg: unknown) => isMasterMessage(msg) && w.onMessage(msg));
+      process.off('SIGINT', early).off('SIGTERM', early).off('SIGQUIT', early);
+      process.on('SIGTERM', () => void w.stop(true, 'SIGTERM'));
+      const quick = (sig: string) => {
+        void w.runtime.runHook('workerInt', w.runtime.self).finally(() => void w.stop(false, sig));
+      };
+      process.on('SIGINT', () => quick('SIGINT'));
+      process.on('SIGQUIT', () => quick('SIGQUIT'));
+      process.on('SIGUSR1', () => w.runtime.reopenLogs());
+      process.on('SIGABRT', () => {
+        const slow = w.runtime.slowRequests(0).map((r) => `${r.method} ${r.url} (${r.ms} ms)`);
+        w.runtime.log.critical(`Worker aborted (pid: ${process.pid})${slow.length ? `; serving ${slow.join(', ')}` : ''}`);
+        void w.runtime.runHook('workerAbort', w.runtime.self).finally(() => process.exit(1));
+      });
+      process.on('uncaughtException', (err) => {
+        w.runtime.log.exception('Uncaught exception in worker; exiting', err);
+        process.exit(1);
+      });
+      try {
+        await w.boot();
+      } catch (err) {
+        if (!(err instanceof FatalExit)) throw err;
+        // fatal() already reported and scheduled the exit.
+      }
+    })();
+  });
+}
+
+main();

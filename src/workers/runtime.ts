@@ -1,0 +1,141 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { performance } from 'node:perf_hooks';
+import type { HookServer, HookWorker } from '../config/hook-types.js';
+import type { Config } from '../config/registry.js';
+import { AccessLog } from '../logging/access-log.js';
+import { ErrorLog } from '../logging/error-log.js';
+import type { InflightRequest, WorkerMessage } from '../protocol/messages.js';
+import type { RequestListener } from '../app/shapes.js';
+
+/** Hooks a worker process may call, as loaded from the config file in this process. */
+export type WorkerHooks = Pick<Config, 'postFork' | 'postWorkerInit' | 'workerInt' | 'workerAbort' | 'preRequest' | 'postRequest' | 'workerExit'>;
+
+interface Inflight {
+  readonly req: IncomingMessage;
+  readonly start: number;
+}
+
+/**
+ * What every worker class shares inside a worker process: the config, the logs, the hooks, request
+ * accounting (max_requests, in-flight requests for the timeout report) and the drain switch.
+ */
+export class WorkerRuntime {
+  readonly log: ErrorLog;
+  readonly accessLog: AccessLog | null;
+  readonly self: HookWorker;
+  readonly server: HookServer;
+  readonly maxRequests: number;
+  requests = 0;
+  /** Once set, every response closes its connection (graceful stop). */
+  draining = false;
+  readonly inflight = new Set<Inflight>();
+  #retiring = false;
+
+  constructor(
+    readonly config: Config,
+    readonly hooks: WorkerHooks,
+    id: number,
+    age: number,
+    masterPid: number,
+    private readonly send: (m: WorkerMessage) => void,
+  ) {
+    this.log = new ErrorLog(config.errorlog, config.loglevel);
+    this.accessLog = config.accesslog ? new AccessLog(config.accesslog, config.accessLogFormat) : null;
+    this.self = { pid: process.pid, id, age, log: this.log };
+    this.server = { pid: masterPid, cfg: config, log: this.log, numWorkers: config.workers };
+    const jitter = config.maxRequestsJitter > 0 ? Math.floor(Math.random() * (config.maxRequestsJitter + 1)) : 0;
+    this.maxRequests = config.maxRequests > 0 ? config.maxRequests + jitter : 0;
+  }
+
+  /** Runs a hook; a hook that throws is logged and does not take the worker down. */
+  async runHook<K extends keyof WorkerHooks>(name: K, ...args: Parameters<NonNullable<WorkerHooks[K]>>): Promise<void> {
+    const fn = this.hooks[name] as ((...a: unknown[]) => unknown) | null;
+    if (!fn) return;
+    try {
+      await fn(...args);
+    } catch (err) {
+      this.log.exception(`Exception in ${name} hook`, err);
+    }
+  }
+
+  /** The same, for hooks on the request path: synchronous, a returned promise is not awaited. */
+  runHookSync<K extends keyof WorkerHooks>(name: K, ...args: Parameters<NonNullable<WorkerHooks[K]>>): void {
+    const fn = this.hooks[name] as ((...a: unknown[]) => unknown) | null;
+    if (!fn) return;
+    try {
+      const r = fn(...args);
+      if (r && typeof (r as Promise<unknown>).then === 'function')
+        (r as Promise<unknown>).then(undefined, (err) => this.log.exception(`Exception in ${name} hook`, err));
+    } catch (err) {
+      this.log.exception(`Exception in ${name} hook`, err);
+    }
+  }
+
+  /** An error from the app: 500 if nothing was sent, else the connection is cut. Nothing reaches the client. */
+  readonly onAppError = (err: unknown, req: IncomingMessage, res: ServerResponse): void => {
+    this.log.exception(`Error handling request ${req.method} ${req.url}`, err);
+    if (res.headersSent || res.destroyed) {
+      res.destroy();
+      return;
+    }
+    const body = 'Internal Server Error\n';
+    res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body), connection: 'close' });
+    res.end(body);
+  };
+
+  /**
+   * Wraps the app's listener with what the server owes every request. The hot path adds one Set entry and
+   * one 'close' listener; logging and hooks cost only when configured.
+   */
+  wrap(listener: RequestListener): RequestListener {
+    const accessLog = this.accessLog;
+    const hasPre = this.hooks.preRequest !== null;
+    const hasPost = this.hooks.postRequest !== null;
+    const noKeepAlive = this.config.keepalive === 0;
+    return (req, res) => {
+      const entry: Inflight = { req, start: performance.now() };
+      this.inflight.add(entry);
+      if (this.draining || noKeepAlive) res.shouldKeepAlive = false;
+      res.once('close', () => {
+        this.inflight.delete(entry);
+        if (accessLog) accessLog.log({ req, res, start: entry.start, end: performance.now() });
+        if (hasPost) this.runHookSync('postRequest', this.self, req, res);
+      });
+      if (hasPre) this.runHookSync('preRequest', this.self, req, res);
+      this.countRequest();
+      listener(req, res);
+    };
+  }
+
+  countRequest(): void {
+    this.requests++;
+    if (this.maxRequests > 0 && this.requests >= this.maxRequests && !this.#retiring) {
+      this.#retiring = true;
+      this.log.info(`Worker reached max_requests (${this.requests}): asking the master for a replacement`);
+      this.send({ t: 'retire', requests: this.requests });
+    }
+  }
+
+  /** Requests running longer than `minMs`, oldest first (at most 5), for the master's timeout report. */
+  slowRequests(minMs: number): InflightRequest[] {
+    if (this.inflight.size === 0) return [];
+    const now = performance.now();
+    const out: InflightRequest[] = [];
+    for (const e of this.inflight) {
+      const ms = Math.round(now - e.start);
+      if (ms >= minMs) out.push({ method: e.req.method ?? '?', url: e.req.url ?? '?', ms });
+      if (out.length >= 5) break;
+    }
+    return out;
+  }
+
+  reopenLogs(): void {
+    this.log.reopen();
+    this.accessLog?.reopen();
+  }
+
+  closeLogs(): void {
+    this.accessLog?.close();
+    this.log.close();
+  }
+}
