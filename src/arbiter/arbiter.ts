@@ -1,4 +1,6 @@
 import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import type { HookServer } from '../config/hook-types.js';
 import type { Config } from '../config/registry.js';
@@ -161,7 +163,8 @@ export class Arbiter implements HookServer {
     void this.runHook('preFork', this, { pid: 0, id, age, log: this.log });
     const fds = this.#listeners.map((l) => l.fd);
     const child = spawn(process.execPath, [...process.execArgv, CHILD_ENTRY], {
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc', ...fds],
+      // fd 3: IPC; fd 4: the watchdog's stall reports; fd 5 and up: the listening sockets.
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc', 'pipe', ...fds],
       env: { ...process.env, ...this.cfg.rawEnv },
       serialization: 'json',
     });
@@ -174,6 +177,9 @@ export class Arbiter implements HookServer {
     this.#workers.set(child.pid, w);
     this.log.info(`Booting worker with pid: ${child.pid}`);
     child.on('message', (m: unknown) => isWorkerMessage(m) && this.onWorkerMessage(w, m));
+    const reports = child.stdio[4] as Readable;
+    reports.setEncoding('utf8');
+    createInterface({ input: reports }).on('line', (line) => w.onStallReport(line));
     child.on('error', (err) => this.log.error(`Worker ${w.pid}: ${err.message}`));
     child.once('exit', (code, signal) => this.onWorkerExit(w, code, signal));
     const init: MasterMessage = {
@@ -183,7 +189,7 @@ export class Arbiter implements HookServer {
       app: this.#resolved.app!,
       configPath: this.#resolved.configPath,
       config: serializableConfig(this.cfg),
-      listeners: this.#listeners.map((l, i) => ({ fd: 4 + i, url: l.url })),
+      listeners: this.#listeners.map((l, i) => ({ fd: 5 + i, url: l.url })),
       masterPid: process.pid,
     };
     child.send(init);
@@ -258,7 +264,7 @@ export class Arbiter implements HookServer {
     const appError = code === ExitCode.APP_LOAD_ERROR || f?.code === ExitCode.APP_LOAD_ERROR;
     if (!this.#everReady && (appError || this.#bootFailures >= MAX_BOOT_FAILURES)) {
       if (f?.detail && !this.log.enabled('debug')) this.log.error(f.detail);
-      this.halt(appError ? 'App failed to load.' : 'Worker failed to boot.', appError ? ExitCode.APP_LOAD_ERROR : ExitCode.WORKER_BOOT_ERROR);
+      this.halt(appError ? 'App failed to load.' : 'Worker failed to boot.', appError ? ExitCode.CONFIG : ExitCode.WORKER_BOOT_ERROR);
       return;
     }
     // A server that has served keeps its running workers; respawn with a growing pause, never a tight loop.
@@ -284,9 +290,7 @@ export class Arbiter implements HookServer {
       if (now - w.lastBeat <= limit) continue;
       w.timedOut = true;
       w.state = 'stopping';
-      const serving = w.slow.length
-        ? `; it was serving ${w.slow.map((r) => `${r.method} ${r.url} (${(r.ms / 1000 + (now - w.lastBeat) / 1000).toFixed(1)} s)`).join(', ')}`
-        : '; no request was running at its last heartbeat';
+      const serving = w.servingReport(now);
       this.log.critical(`WORKER TIMEOUT (pid:${w.pid})${serving}`);
       w.signal('SIGABRT');
       w.killAt = now + ABORT_GRACE_MS;

@@ -17,6 +17,8 @@ export class WorkerHandle implements HookWorker {
   /** Set when the worker told us why it is about to die before serving. */
   fatal: { code: number; message: string; detail: string } | null = null;
   timedOut = false;
+  /** The watchdog thread's last report while the event loop was stalled. */
+  stall: { at: number; requests: readonly InflightRequest[] } | null = null;
 
   constructor(
     readonly id: number,
@@ -35,6 +37,23 @@ export class WorkerHandle implements HookWorker {
   /** Counts toward the wanted number of workers. */
   get counted(): boolean {
     return !this.replaced && this.state !== 'stopping';
+  }
+
+  onStallReport(line: string): void {
+    try {
+      const r = JSON.parse(line) as { requests?: InflightRequest[] };
+      this.stall = { at: Date.now(), requests: Array.isArray(r.requests) ? r.requests : [] };
+    } catch {
+      /* not a report */
+    }
+  }
+
+  /** For the WORKER TIMEOUT line: what the worker was serving when its event loop stopped. */
+  servingReport(now: number): string {
+    const stalled = this.stall && this.stall.at >= this.lastBeat;
+    const list = stalled ? this.stall!.requests.map((r) => ({ ...r, ms: r.ms + (now - this.stall!.at) })) : this.slow;
+    if (!list.length) return stalled ? '; no request was running when its event loop stalled' : '; no request was running at its last heartbeat';
+    return `; it was serving ${list.map((r) => `${r.method} ${r.url} (${(r.ms / 1000).toFixed(1)} s)`).join(', ')}`;
   }
 
   signal(sig: NodeJS.Signals): void {

@@ -71,7 +71,7 @@ async function main(): Promise<void> {
         process.exit(0);
       }
     } catch (err) {
-      if (err instanceof AppLoadError) die(err.message, r.config.checkConfig ? 1 : ExitCode.APP_LOAD_ERROR);
+      if (err instanceof AppLoadError) die(err.message);
       throw err;
     }
   }

@@ -51,9 +51,17 @@ function user(req: IncomingMessage): string {
   return i > 0 ? decoded.slice(0, i) : '-';
 }
 
+/**
+ * The response body length. Headers given to writeHead() are not visible through getHeader(), so this reads
+ * the header block Node wrote (`_header`, stable since Node 0.x); a chunked response has no length: `-`.
+ */
 function length(res: ServerResponse): string | undefined {
   const v = res.getHeader('content-length');
-  return v === undefined ? undefined : String(v);
+  if (v !== undefined) return String(v);
+  const head = (res as unknown as { _header?: string | null })._header;
+  if (!head) return undefined;
+  const m = /\r\ncontent-length: *(\d+)/i.exec(head);
+  return m ? m[1] : undefined;
 }
 
 function atoms(clock: ClockCache): Record<string, Atom> {

@@ -48,11 +48,14 @@ export type WorkerMessage =
  */
 export const ExitCode = {
   OK: 0,
-  /** Bad configuration or usage: reported before anything starts. */
+  /** Bad configuration or usage, or an app that cannot be loaded: the master's one-line failure. */
   CONFIG: 1,
   /** A worker failed during boot for a reason other than the app (hook threw, sockets unusable). */
   WORKER_BOOT_ERROR: 3,
-  /** The app could not be loaded (syntax error, throw at import, missing module, not an app): never retry. */
+  /**
+   * A worker's code: the app could not be loaded (syntax error, throw at import, missing module, not an app).
+   * The master halts (exit 1) when no worker ever served, instead of respawning one that can never boot.
+   */
   APP_LOAD_ERROR: 4,
 } as const;
 

@@ -8,7 +8,11 @@ import { describeLoadError, loadConfigFile } from '../config/file.js';
 import { SETTINGS, type Config } from '../config/registry.js';
 import { isMasterMessage, ExitCode, type MasterMessage, type WorkerMessage } from '../protocol/messages.js';
 import { WorkerRuntime, type WorkerHooks } from './runtime.js';
+import { Watchdog } from './watchdog.js';
 import { WORKER_CLASSES, type WorkerClass } from './worker-class.js';
+
+/** The pipe to the master for the watchdog's stall reports (stdio slot 4; listeners follow from 5). */
+const WATCHDOG_FD = 4;
 
 type Init = Extract<MasterMessage, { t: 'init' }>;
 
@@ -79,7 +83,10 @@ class WorkerProcess {
     if (timeout <= 0) return;
     // Four beats per timeout, at most one a second: cheap, and a stall is seen within a quarter of it.
     const every = Math.max(50, Math.min(1000, (timeout * 1000) / 4));
+    const watchdog = new Watchdog(WATCHDOG_FD, 2 * every);
+    this.runtime.watchdog = watchdog;
     setInterval(() => {
+      watchdog.beat();
       const slow = this.runtime.slowRequests(every);
       send(slow.length ? { t: 'hb', slow } : { t: 'hb' });
     }, every).unref();
@@ -116,6 +123,14 @@ class WorkerProcess {
 
 function main(): void {
   let worker: WorkerProcess | null = null;
+  /** A stop that arrived while the worker was still booting: carried out once it can be. */
+  let pendingStop: boolean | null = null;
+  let booting = false;
+  const stopEarly = (graceful: boolean) => {
+    if (worker) void worker.stop(graceful, '');
+    else if (booting) pendingStop = graceful;
+    else process.exit(0);
+  };
   // Until the app is up, a signal from the terminal (Ctrl-C reaches the whole process group) just exits.
   const early = () => process.exit(0);
   process.on('SIGINT', early);
@@ -127,53 +142,59 @@ function main(): void {
     else process.exit(0);
     setTimeout(() => process.exit(0), 5000).unref();
   });
-  process.once('message', (m: unknown) => {
-    if (!isMasterMessage(m) || m.t !== 'init') {
-      process.stderr.write('tunicorn worker: expected an init message from the master\n');
-      process.exit(ExitCode.WORKER_BOOT_ERROR);
+  process.on('message', (m: unknown) => {
+    if (!isMasterMessage(m)) return;
+    if (m.t === 'init') {
+      if (!worker && !booting) {
+        booting = true;
+        void boot(m);
+      }
+      return;
     }
-    const init = m;
+    if (m.t === 'stop') return stopEarly(m.graceful);
+    worker?.onMessage(m);
+  });
+
+  async function boot(init: Init): Promise<void> {
     const name = (init.config.procName as string | null) ?? init.app;
     process.title = `tunicorn: worker [${name}]`;
-    void (async () => {
-      let hooks: WorkerHooks;
+    let hooks: WorkerHooks;
+    try {
+      hooks = await loadHooks(init.configPath);
+    } catch (err) {
       try {
-        hooks = await loadHooks(init.configPath);
-      } catch (err) {
-        try {
-          fatal(ExitCode.WORKER_BOOT_ERROR, `config file failed to load in the worker: ${describeLoadError(err)}`, '');
-        } catch {
-          return;
-        }
+        fatal(ExitCode.WORKER_BOOT_ERROR, `config file failed to load in the worker: ${describeLoadError(err)}`, '');
+      } catch {
+        return;
       }
-      worker = new WorkerProcess(init, hooks);
-      const w = worker;
-      process.on('message', (msg: unknown) => isMasterMessage(msg) && w.onMessage(msg));
-      process.off('SIGINT', early).off('SIGTERM', early).off('SIGQUIT', early);
-      process.on('SIGTERM', () => void w.stop(true, 'SIGTERM'));
-      const quick = (sig: string) => {
-        void w.runtime.runHook('workerInt', w.runtime.self).finally(() => void w.stop(false, sig));
-      };
-      process.on('SIGINT', () => quick('SIGINT'));
-      process.on('SIGQUIT', () => quick('SIGQUIT'));
-      process.on('SIGUSR1', () => w.runtime.reopenLogs());
-      process.on('SIGABRT', () => {
-        const slow = w.runtime.slowRequests(0).map((r) => `${r.method} ${r.url} (${r.ms} ms)`);
-        w.runtime.log.critical(`Worker aborted (pid: ${process.pid})${slow.length ? `; serving ${slow.join(', ')}` : ''}`);
-        void w.runtime.runHook('workerAbort', w.runtime.self).finally(() => process.exit(1));
-      });
-      process.on('uncaughtException', (err) => {
-        w.runtime.log.exception('Uncaught exception in worker; exiting', err);
-        process.exit(1);
-      });
-      try {
-        await w.boot();
-      } catch (err) {
-        if (!(err instanceof FatalExit)) throw err;
-        // fatal() already reported and scheduled the exit.
-      }
-    })();
-  });
+    }
+    const w = new WorkerProcess(init, hooks);
+    process.off('SIGINT', early).off('SIGTERM', early).off('SIGQUIT', early);
+    process.on('SIGTERM', () => void w.stop(true, 'SIGTERM'));
+    const quick = (sig: string) => {
+      void w.runtime.runHook('workerInt', w.runtime.self).finally(() => void w.stop(false, sig));
+    };
+    process.on('SIGINT', () => quick('SIGINT'));
+    process.on('SIGQUIT', () => quick('SIGQUIT'));
+    process.on('SIGUSR1', () => w.runtime.reopenLogs());
+    process.on('SIGABRT', () => {
+      const slow = w.runtime.slowRequests(0).map((r) => `${r.method} ${r.url} (${r.ms} ms)`);
+      w.runtime.log.critical(`Worker aborted (pid: ${process.pid})${slow.length ? `; serving ${slow.join(', ')}` : ''}`);
+      void w.runtime.runHook('workerAbort', w.runtime.self).finally(() => process.exit(1));
+    });
+    process.on('uncaughtException', (err) => {
+      w.runtime.log.exception('Uncaught exception in worker; exiting', err);
+      process.exit(1);
+    });
+    try {
+      await w.boot();
+    } catch (err) {
+      if (!(err instanceof FatalExit)) throw err;
+      return; // fatal() already reported and scheduled the exit
+    }
+    worker = w;
+    if (pendingStop !== null) void w.stop(pendingStop, '');
+  }
 }
 
 main();

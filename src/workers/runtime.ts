@@ -6,6 +6,7 @@ import { AccessLog } from '../logging/access-log.js';
 import { ErrorLog } from '../logging/error-log.js';
 import type { InflightRequest, WorkerMessage } from '../protocol/messages.js';
 import type { RequestListener } from '../app/shapes.js';
+import type { Watchdog } from './watchdog.js';
 
 /** Hooks a worker process may call, as loaded from the config file in this process. */
 export type WorkerHooks = Pick<Config, 'postFork' | 'postWorkerInit' | 'workerInt' | 'workerAbort' | 'preRequest' | 'postRequest' | 'workerExit'>;
@@ -29,6 +30,8 @@ export class WorkerRuntime {
   /** Once set, every response closes its connection (graceful stop). */
   draining = false;
   readonly inflight = new Set<Inflight>();
+  /** Set by the worker process when the heartbeat runs (timeout > 0). */
+  watchdog: Watchdog | null = null;
   #retiring = false;
 
   constructor(
@@ -95,9 +98,11 @@ export class WorkerRuntime {
     return (req, res) => {
       const entry: Inflight = { req, start: performance.now() };
       this.inflight.add(entry);
+      const slot = this.watchdog ? this.watchdog.begin(req.method, req.url) : -1;
       if (this.draining || noKeepAlive) res.shouldKeepAlive = false;
       res.once('close', () => {
         this.inflight.delete(entry);
+        if (slot >= 0) this.watchdog!.end(slot);
         if (accessLog) accessLog.log({ req, res, start: entry.start, end: performance.now() });
         if (hasPost) this.runHookSync('postRequest', this.self, req, res);
       });

@@ -1,4 +1,5 @@
 import os from 'node:os';
+import { parseAddress } from '../../listeners/address.js';
 import { boolSetting, choiceSetting, intSetting, listSetting, numberSetting } from '../setting.js';
 
 const section = 'Server';
@@ -19,6 +20,11 @@ export const server = {
     default: ['127.0.0.1:8000'],
     defaultDoc: '`127.0.0.1:8000`, or `0.0.0.0:$PORT` when `PORT` is set',
     dynamicDefault: (env) => (env.PORT ? [`0.0.0.0:${env.PORT}`] : ['127.0.0.1:8000']),
+    check: (list) => {
+      if (list.length === 0) return 'expected at least one address';
+      for (const a of list) parseAddress(a); // throws a ConfigError that names the bad address
+      return undefined;
+    },
     short: 'The socket(s) to bind: HOST:PORT, [IPv6]:PORT, unix:PATH or fd://N. Repeat to bind several.',
     doc:
       'Each address is bound by the master, which never accepts on it: the workers inherit the listening ' +

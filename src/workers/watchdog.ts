@@ -1,0 +1,61 @@
+import { Worker } from 'node:worker_threads';
+
+/** Requests tracked at once; beyond that a request is served but not named in a timeout report. */
+const SLOTS = 64;
+/** Bytes of "METHOD URL" kept per request. */
+const TEXT = 240;
+
+/**
+ * Names the requests a stalled worker is serving. A blocked event loop cannot report anything itself, so
+ * the main thread keeps its in-flight requests in shared memory and a small watcher thread, which keeps
+ * running while the main thread is stuck, sends them to the master when the heartbeat counter stops moving.
+ * The master puts them in its `WORKER TIMEOUT` line. Cost per request: a slot write of the request line.
+ */
+export class Watchdog {
+  readonly #beat: Int32Array;
+  readonly #starts: Float64Array;
+  readonly #lens: Int32Array;
+  readonly #text: Uint8Array;
+  readonly #free: number[] = [];
+  readonly #enc = new TextEncoder();
+  readonly #thread: Worker;
+
+  constructor(reportFd: number, stallMs: number) {
+    const sab = new SharedArrayBuffer(4 + SLOTS * 8 + SLOTS * 4 + SLOTS * TEXT + 4);
+    this.#beat = new Int32Array(sab, 0, 1);
+    this.#starts = new Float64Array(sab, 8, SLOTS);
+    this.#lens = new Int32Array(sab, 8 + SLOTS * 8, SLOTS);
+    this.#text = new Uint8Array(sab, 8 + SLOTS * 12, SLOTS * TEXT);
+    for (let i = SLOTS - 1; i >= 0; i--) this.#free.push(i);
+    this.#thread = new Worker(new URL('./watchdog-thread.js', import.meta.url), {
+      workerData: { sab, reportFd, stallMs, slots: SLOTS, text: TEXT },
+      stdout: false,
+      stderr: false,
+      resourceLimits: { maxOldGenerationSizeMb: 8, maxYoungGenerationSizeMb: 2 },
+    });
+    this.#thread.unref();
+  }
+
+  beat(): void {
+    Atomics.add(this.#beat, 0, 1);
+  }
+
+  begin(method: string | undefined, url: string | undefined): number {
+    const i = this.#free.pop();
+    if (i === undefined) return -1;
+    this.#starts[i] = Date.now();
+    const { written } = this.#enc.encodeInto(`${method} ${url}`, this.#text.subarray(i * TEXT, (i + 1) * TEXT));
+    Atomics.store(this.#lens, i, written);
+    return i;
+  }
+
+  end(i: number): void {
+    if (i < 0) return;
+    Atomics.store(this.#lens, i, 0);
+    this.#free.push(i);
+  }
+
+  stop(): Promise<number> {
+    return this.#thread.terminate();
+  }
+}

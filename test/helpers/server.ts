@@ -1,0 +1,188 @@
+/**
+ * Runs the real CLI (dist/cli/main.js) as a child process and reads its error log. Every server started here
+ * is killed (with its workers) in `stopAll()`, which each test file calls in its after() hook.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import * as fs from 'node:fs';
+import http from 'node:http';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+export const CLI = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
+export const FIXTURES = fileURLToPath(new URL('../fixtures/', import.meta.url));
+
+const running = new Set<Server>();
+
+export class Server {
+  readonly child: ChildProcess;
+  log = '';
+  stdout = '';
+  readonly #waiters: { re: RegExp; from: number; resolve: (m: RegExpMatchArray) => void }[] = [];
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+
+  constructor(args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string } = {}) {
+    this.child = spawn(process.execPath, [CLI, ...args], {
+      cwd: opts.cwd ?? ROOT,
+      env: { ...process.env, PORT: '', WEB_CONCURRENCY: '', TUNICORN_CMD_ARGS: '', ...opts.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true, // its own process group, so cleanup can kill the workers too
+    });
+    running.add(this);
+    this.child.stderr!.on('data', (d: Buffer) => {
+      this.log += d.toString();
+      this.check();
+    });
+    this.child.stdout!.on('data', (d: Buffer) => {
+      this.stdout += d.toString();
+    });
+    this.exited = once(this.child, 'exit').then(([code, signal]) => {
+      running.delete(this);
+      return { code: code as number | null, signal: signal as NodeJS.Signals | null };
+    });
+  }
+
+  get pid(): number {
+    return this.child.pid!;
+  }
+
+  private check(): void {
+    for (let i = this.#waiters.length - 1; i >= 0; i--) {
+      const w = this.#waiters[i]!;
+      const m = this.log.slice(w.from).match(w.re);
+      if (m) {
+        this.#waiters.splice(i, 1);
+        w.resolve(m);
+      }
+    }
+  }
+
+  /** Resolves when the log (from `from`, default: the start) matches; rejects after `ms` or on exit. */
+  waitFor(re: RegExp, ms = 15000, from = 0): Promise<RegExpMatchArray> {
+    const m = this.log.slice(from).match(re);
+    if (m) return Promise.resolve(m);
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${re}; log:\n${this.log}`)), ms);
+      const w = { re, from, resolve: (x: RegExpMatchArray) => (clearTimeout(t), resolve(x)) };
+      this.#waiters.push(w);
+      void this.exited.then(() => {
+        setTimeout(() => {
+          const i = this.#waiters.indexOf(w);
+          if (i >= 0) {
+            this.#waiters.splice(i, 1);
+            clearTimeout(t);
+            reject(new Error(`server exited while waiting for ${re}; log:\n${this.log}`));
+          }
+        }, 50);
+      });
+    });
+  }
+
+  /** Counts matches of a pattern in the log. */
+  count(re: RegExp): number {
+    return (this.log.match(new RegExp(re.source, re.flags.includes('g') ? re.flags : re.flags + 'g')) ?? []).length;
+  }
+
+  /** Waits for `Listening at` and returns the port of the first TCP listener. */
+  async port(): Promise<number> {
+    const m = await this.waitFor(/Listening at: http:\/\/[^\s]*:(\d+)/);
+    return Number(m[1]);
+  }
+
+  /** Waits until `n` workers have booted and are serving (pids, in boot order). */
+  async workersBooted(n: number, from = 0): Promise<number[]> {
+    const m = await this.waitFor(new RegExp(`(?:[\\s\\S]*?Booting worker with pid: \\d+){${n}}`), 20000, from);
+    return [...m[0].matchAll(/Booting worker with pid: (\d+)/g)].map((x) => Number(x[1]));
+  }
+
+  signal(sig: NodeJS.Signals): void {
+    this.child.kill(sig);
+  }
+
+  /** Kills the whole process group (master and workers) and waits for the master. */
+  async kill(): Promise<void> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) {
+      killGroup(this.pid);
+      return;
+    }
+    killGroup(this.pid);
+    await this.exited;
+  }
+}
+
+function killGroup(pid: number): void {
+  try {
+    process.kill(-pid, 'SIGKILL');
+  } catch {
+    /* gone */
+  }
+}
+
+export async function stopAll(): Promise<void> {
+  await Promise.all([...running].map((s) => s.kill()));
+}
+
+/** Live worker pids of a master, from /proc. */
+export function childrenOf(pid: number): number[] {
+  const { readdirSync, readFileSync } = fs;
+  const out: number[] = [];
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === pid) out.push(Number(d));
+    } catch {
+      /* raced with exit */
+    }
+  }
+  return out;
+}
+
+
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Polls a condition every 50 ms, bounded by `ms`. */
+export async function until(cond: () => boolean, ms = 10000, what = 'condition'): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+export interface Reply {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: string;
+}
+
+/** One HTTP request on a new connection (no keep-alive agent). */
+export function request(
+  port: number,
+  path = '/',
+  opts: { method?: string; headers?: Record<string, string>; body?: string; host?: string; timeout?: number } = {},
+): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      { host: opts.host ?? '127.0.0.1', port, path, method: opts.method ?? 'GET', headers: opts.headers, agent: false, timeout: opts.timeout ?? 10000 },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => (body += d));
+        res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body }));
+        res.on('error', reject);
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error('request timed out')));
+    req.on('error', reject);
+    req.end(opts.body);
+  });
+}

@@ -1,0 +1,347 @@
+/**
+ * Core: the real CLI on port 0.
+ * - serves a TypeScript (req, res) listener and a Fetch handler, loaded as they are
+ * - the kernel spreads connections between workers sharing one socket; the master never accepts
+ * - a worker killed with SIGKILL is replaced, and the log says so
+ * - a worker whose event loop is blocked past --timeout is killed; the log names the request
+ * - TTIN / TTOU change the worker count; HUP replaces every worker
+ * - TERM lets a request in flight finish, then the master exits 0
+ * - the workers exit when the master is SIGKILLed (no orphans)
+ * - an app that cannot load stops the master with status 1 and the cause
+ * - max_requests recycles a worker with no failed request
+ * - pidfile, process titles, USR1 log reopening, hooks, access log
+ */
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, describe, it } from 'node:test';
+import { alive, childrenOf, FIXTURES, request, Server, stopAll, until } from '../helpers/server.js';
+
+after(stopAll);
+
+const tmp = mkdtempSync(path.join(tmpdir(), 'tunicorn-core-'));
+const fx = (name: string) => path.join(FIXTURES, name);
+
+async function start(args: string[], env?: NodeJS.ProcessEnv): Promise<{ s: Server; port: number }> {
+  const s = new Server(['-b', '127.0.0.1:0', ...args], { env });
+  const port = await s.port();
+  return { s, port };
+}
+
+describe('serving', () => {
+  it('serves a TypeScript (req, res) listener', async () => {
+    const { s, port } = await start([fx('listener.ts')]);
+    const r = await request(port, '/');
+    assert.equal(r.status, 200);
+    assert.deepEqual(JSON.parse(r.body), { message: 'Hello World' });
+    assert.match(s.log, /Starting tunicorn \d+\.\d+\.\d+/);
+    assert.match(s.log, /Using worker: async/);
+    assert.match(s.log, /Booting worker with pid: \d+/);
+    await s.kill();
+  });
+
+  it('serves a TypeScript Fetch handler, with its body and headers', async () => {
+    const { s, port } = await start([fx('fetch.ts')]);
+    const r = await request(port, '/');
+    assert.equal(r.status, 200);
+    assert.equal(JSON.parse(r.body).message, 'Hello World');
+    const e = await request(port, '/echo', { method: 'POST', body: 'ping', headers: { 'content-type': 'text/plain' } });
+    assert.equal(e.body, 'ping');
+    assert.equal(e.headers['x-method'], 'POST');
+    const h = await request(port, '/headers', { headers: { 'user-agent': 'tester/1' } });
+    assert.equal(JSON.parse(h.body).ua, 'tester/1');
+    await s.kill();
+  });
+
+  it('answers 500 when the app throws, logs the stack, and the worker lives on', async () => {
+    const { s, port } = await start([fx('listener.ts')]);
+    const first = JSON.parse((await request(port, '/pid')).body).pid;
+    const r = await request(port, '/throw');
+    assert.equal(r.status, 500);
+    assert.doesNotMatch(r.body, /boom/);
+    await s.waitFor(/Error handling request GET \/throw[\s\S]*boom from the app/);
+    assert.equal(JSON.parse((await request(port, '/pid')).body).pid, first);
+    await s.kill();
+  });
+
+  it('spreads connections over workers sharing one socket, and the master accepts none', async () => {
+    const { s, port } = await start(['-w', '2', fx('listener.ts')]);
+    const pids = await s.workersBooted(2);
+    const seen = new Set<number>();
+    // Busy requests keep one worker occupied so the kernel hands the next connection to the other.
+    for (let i = 0; i < 200 && seen.size < 2; i++) {
+      const rs = await Promise.all([request(port, '/sleep?ms=30'), request(port, '/sleep?ms=30')]);
+      for (const r of rs) seen.add(JSON.parse(r.body).pid);
+    }
+    assert.deepEqual([...seen].sort(), [...pids].sort());
+    assert.ok(!seen.has(s.pid));
+    await s.kill();
+  });
+});
+
+describe('the master keeps its workers', () => {
+  it('replaces a worker killed with SIGKILL, and says perhaps out of memory', async () => {
+    const { s, port } = await start(['-w', '2', fx('listener.ts')]);
+    const [a] = await s.workersBooted(2);
+    process.kill(a!, 'SIGKILL');
+    await s.waitFor(new RegExp(`Worker \\(pid:${a}\\) was sent SIGKILL! Perhaps out of memory\\?`));
+    const [, , c] = await s.workersBooted(3);
+    assert.ok(c && c !== a);
+    await until(() => childrenOf(s.pid).length === 2, 10000, 'two workers again');
+    assert.equal((await request(port, '/')).status, 200);
+    await s.kill();
+  });
+
+  it('kills a worker whose event loop is blocked past the timeout, naming the request', async () => {
+    const { s, port } = await start(['-w', '1', '-t', '1', fx('listener.ts')]);
+    const [a] = await s.workersBooted(1);
+    const stuck = request(port, '/spin?ms=8000').catch((e: Error) => e);
+    const m = await s.waitFor(/WORKER TIMEOUT \(pid:(\d+)\)(.*)/);
+    assert.equal(Number(m[1]), a);
+    assert.match(m[2]!, /GET \/spin\?ms=8000/);
+    assert.ok((await stuck) instanceof Error, 'the stuck request fails: its worker was killed');
+    await s.workersBooted(2);
+    assert.equal((await request(port, '/')).status, 200);
+    await s.kill();
+  });
+
+  it('TTIN adds a worker and TTOU removes one', async () => {
+    const { s } = await start(['-w', '2', fx('listener.ts')]);
+    await s.workersBooted(2);
+    await until(() => childrenOf(s.pid).length === 2, 10000, '2 workers');
+    s.signal('SIGTTIN');
+    await s.workersBooted(3);
+    await until(() => childrenOf(s.pid).length === 3, 10000, '3 workers');
+    s.signal('SIGTTOU');
+    await s.waitFor(/Number of workers: 3 -> 2/);
+    await until(() => childrenOf(s.pid).length === 2, 10000, 'back to 2 workers');
+    await s.kill();
+  });
+
+  it('HUP replaces every worker, new ones serving before old ones stop', async () => {
+    const { s, port } = await start(['-w', '2', fx('listener.ts')]);
+    const old = await s.workersBooted(2);
+    await until(() => childrenOf(s.pid).length === 2, 10000, '2 workers');
+    let failed = 0;
+    let ok = 0;
+    let stopLoad = false;
+    const load = (async () => {
+      while (!stopLoad) {
+        try {
+          const r = await request(port, '/');
+          if (r.status === 200) ok++;
+          else failed++;
+        } catch {
+          failed++;
+        }
+      }
+    })();
+    s.signal('SIGHUP');
+    const all = await s.workersBooted(4);
+    const fresh = all.slice(2);
+    await until(() => old.every((p) => !alive(p)), 15000, 'old workers to exit');
+    stopLoad = true;
+    await load;
+    assert.deepEqual(childrenOf(s.pid).sort(), fresh.sort());
+    assert.equal(failed, 0);
+    assert.ok(ok > 0);
+    await s.kill();
+  });
+
+  it('TERM lets the request in flight finish, then the master exits 0', async () => {
+    const { s, port } = await start(['-w', '1', fx('listener.ts')]);
+    await s.workersBooted(1);
+    await until(() => childrenOf(s.pid).length === 1, 10000, 'worker up');
+    const inflight = request(port, '/sleep?ms=1500');
+    await new Promise((r) => setTimeout(r, 300)); // the request must be in the worker when TERM arrives
+    s.signal('SIGTERM');
+    const r = await inflight;
+    assert.equal(r.status, 200);
+    assert.equal(JSON.parse(r.body).slept, 1500);
+    const exit = await s.exited;
+    assert.equal(exit.code, 0);
+    assert.match(s.log, /Shutting down: Master/);
+  });
+
+  it('leaves no orphan when the master is SIGKILLed', async () => {
+    const { s } = await start(['-w', '2', fx('listener.ts')]);
+    const pids = await s.workersBooted(2);
+    await until(() => childrenOf(s.pid).length === 2, 10000, 'workers up');
+    process.kill(s.pid, 'SIGKILL');
+    await s.exited;
+    await until(() => pids.every((p) => !alive(p)), 10000, 'workers to exit after the master died');
+  });
+
+  it('recycles a worker after max_requests without failing a request', async () => {
+    const { s, port } = await start(['-w', '1', '--max-requests', '5', fx('listener.ts')]);
+    await s.workersBooted(1);
+    const pids = new Set<number>();
+    // Until the replacement serves, the retiring worker keeps answering: loop (bounded) until both did.
+    for (let i = 0; i < 2000 && pids.size < 3; i++) {
+      const r = await request(port, '/pid');
+      assert.equal(r.status, 200);
+      pids.add(JSON.parse(r.body).pid);
+    }
+    assert.ok(pids.size >= 3, `expected at least three workers in turn, saw ${pids.size}`);
+    assert.match(s.log, /max_requests/);
+    await s.kill();
+  });
+});
+
+describe('failures are stated, not dumped', () => {
+  for (const [file, cause] of [
+    ['broken-syntax.ts', /broken-syntax\.ts:2/],
+    ['throws-at-import.ts', /database URL is not set[\s\S]*throws-at-import\.ts:2/],
+    ['missing-import.ts', /Cannot find module 'a-package-that-does-not-exist'/],
+    ['not-an-app.ts', /is an object with keys port, name; tunicorn serves/],
+  ] as const) {
+    it(`stops cleanly with status 1 when the app cannot load: ${file}`, async () => {
+      const s = new Server(['-b', '127.0.0.1:0', '-w', '2', fx(file)]);
+      const exit = await s.exited;
+      assert.equal(exit.code, 1);
+      assert.match(s.log, cause);
+      assert.match(s.log, /Reason: App failed to load\./);
+      assert.equal(s.count(/Booting worker/), 2, 'no respawn loop');
+    });
+  }
+
+  it('rejects bad config with one line naming the setting, the value and what it accepts', async () => {
+    const cases: [string[], RegExp][] = [
+      [['-w', '-3', 'x.ts'], /^tunicorn: error: invalid value for workers \(--workers\): "-3"; expected a whole number >= 1 or "auto"\n$/],
+      [['-k', 'eventlet', 'x.ts'], /^tunicorn: error: invalid value for workerClass \(--worker-class\): "eventlet"; expected one of async, sync, gthread\n$/],
+      [['--no-such-flag', 'x.ts'], /^tunicorn: error: unknown option --no-such-flag; see tunicorn --help\n$/],
+      [['-c', fx('bad-key.config.ts'), 'x.ts'], /^tunicorn: error: unknown setting "worker_class" in .*bad-key\.config\.ts; did you mean workerClass\?\n$/],
+      [['-c', fx('bad-type.config.ts'), 'x.ts'], /^tunicorn: error: invalid value for workers \(--workers\): -2; expected a whole number >= 1 or "auto" in .*\n$/],
+      [['-b', 'localhost:99999', 'x.ts'], /^tunicorn: error: invalid value for bind \(--bind\): "localhost:99999"; the port "99999" is not 0\.\.65535/],
+      [[], /^tunicorn: error: no APP given/],
+    ];
+    for (const [args, re] of cases) {
+      const s = new Server(args);
+      const exit = await s.exited;
+      assert.equal(exit.code, 1, args.join(' '));
+      assert.match(s.log, re);
+    }
+  });
+
+  it('--check-config exits 0 for a good app and 1 with the reason for a bad one', async () => {
+    const good = new Server(['--check-config', fx('fetch.ts')]);
+    assert.equal((await good.exited).code, 0);
+    assert.match(good.stdout, /OK: .*fetch\.ts is Fetch handler/);
+    const bad = new Server(['--check-config', fx('not-an-app.ts')]);
+    assert.equal((await bad.exited).code, 1);
+    assert.match(bad.log, /^tunicorn: error: app .*not-an-app\.ts is an object/);
+  });
+
+  it('a hook that throws is logged and the master serves on', async () => {
+    const { s, port } = await start(['-c', fx('throwing-hook.config.ts'), fx('listener.ts')]);
+    await s.waitFor(/Exception in whenReady hook[\s\S]*hook failure on purpose/);
+    await s.workersBooted(1);
+    assert.equal((await request(port, '/')).status, 200);
+    await s.kill();
+  });
+});
+
+describe('configuration', () => {
+  it('takes defaults < config file < TUNICORN_CMD_ARGS < command line, and says where each came from', async () => {
+    const s = new Server(['-c', fx('precedence.config.ts'), '--print-config', '-t', '33', 'app.ts'], {
+      env: { TUNICORN_CMD_ARGS: '--timeout 22 --keep-alive 9', WEB_CONCURRENCY: '' },
+    });
+    assert.equal((await s.exited).code, 0);
+    const line = (k: string) => s.stdout.split('\n').find((l) => l.startsWith(k + ' '))!;
+    assert.match(line('workers'), /= 3 .*\(config file\)/);
+    assert.match(line('keepalive'), /= 9 .*\(TUNICORN_CMD_ARGS\)/);
+    assert.match(line('timeout'), /= 33 .*\(command line\)/);
+    assert.match(line('backlog'), /= 99 .*\(config file\)/);
+    assert.match(line('gracefulTimeout'), /= 30 .*\(default\)/);
+  });
+
+  it('reads PORT and WEB_CONCURRENCY from the environment', async () => {
+    const s = new Server(['--print-config', 'app.ts'], { env: { PORT: '9123', WEB_CONCURRENCY: '4' } });
+    await s.exited;
+    assert.match(s.stdout, /bind +\= \["0\.0\.0\.0:9123"\] +\(environment\)/);
+    assert.match(s.stdout, /workers +\= 4 +\(environment\)/);
+  });
+
+  it('--threads without -k selects gthread', async () => {
+    const s = new Server(['--print-config', '--threads', '4', 'app.ts']);
+    await s.exited;
+    assert.match(s.stdout, /workerClass += "gthread" +\(command line\)/);
+  });
+
+  it('sets worker environment with -e', async () => {
+    const { s, port } = await start(['-e', 'GREETING=hi there', fx('listener.ts')]);
+    const r = await request(port, '/env?name=GREETING');
+    assert.equal(JSON.parse(r.body).value, 'hi there');
+    await s.kill();
+  });
+});
+
+describe('operations', () => {
+  it('writes the pidfile, replaces a stale one, removes it at exit; titles name master and workers', async () => {
+    const pidfile = path.join(tmp, 'stale.pid');
+    writeFileSync(pidfile, '999999\n'); // a process that does not exist
+    const { s } = await start(['-p', pidfile, '-n', 'myapp', fx('listener.ts')]);
+    const [w] = await s.workersBooted(1);
+    await until(() => existsSync(pidfile) && readFileSync(pidfile, 'utf8').trim() === String(s.pid), 5000, 'pidfile');
+    await until(() => readFileSync(`/proc/${w}/cmdline`, 'utf8').includes('tunicorn: worker [myapp]'), 10000, 'worker title');
+    assert.match(readFileSync(`/proc/${s.pid}/cmdline`, 'utf8'), /tunicorn: master \[myapp\]/);
+    s.signal('SIGTERM');
+    assert.equal((await s.exited).code, 0);
+    assert.ok(!existsSync(pidfile));
+  });
+
+  it('refuses to start over the pidfile of a live process', async () => {
+    const pidfile = path.join(tmp, 'live.pid');
+    writeFileSync(pidfile, `${process.pid}\n`);
+    const s = new Server(['-b', '127.0.0.1:0', '-p', pidfile, fx('listener.ts')]);
+    assert.equal((await s.exited).code, 1);
+    assert.match(s.log, /still running/);
+  });
+
+  it('writes the access log in Gunicorn format and reopens both logs on USR1', async () => {
+    const errlog = path.join(tmp, 'error.log');
+    const acclog = path.join(tmp, 'access.log');
+    const s = new Server(['-b', '127.0.0.1:0', '--error-logfile', errlog, '--access-logfile', acclog, fx('listener.ts')]);
+    await until(() => existsSync(errlog) && /Listening at: http:\/\/127\.0\.0\.1:\d+/.test(readFileSync(errlog, 'utf8')), 10000, 'error log');
+    const port = Number(/Listening at: http:\/\/127\.0\.0\.1:(\d+)/.exec(readFileSync(errlog, 'utf8'))![1]);
+    await until(() => /Booting worker/.test(readFileSync(errlog, 'utf8')), 10000, 'boot');
+    await request(port, '/?q=1', { headers: { 'user-agent': 'agent/7', referer: 'http://ref/' } });
+    await until(() => existsSync(acclog) && readFileSync(acclog, 'utf8').length > 0, 5000, 'access line');
+    assert.match(
+      readFileSync(acclog, 'utf8'),
+      /^127\.0\.0\.1 - - \[\d{2}\/\w{3}\/\d{4}:\d{2}:\d{2}:\d{2} [+-]\d{4}\] "GET \/\?q=1 HTTP\/1\.1" 200 25 "http:\/\/ref\/" "agent\/7"\n$/,
+    );
+    renameSync(errlog, errlog + '.1');
+    renameSync(acclog, acclog + '.1');
+    s.signal('SIGUSR1');
+    await until(() => existsSync(errlog), 5000, 'reopened error log');
+    await request(port, '/after');
+    await until(() => existsSync(acclog) && /GET \/after/.test(readFileSync(acclog, 'utf8')), 5000, 'reopened access log');
+    await s.kill();
+  });
+
+  it('runs the server hooks with Gunicorn meanings', async () => {
+    const hookLog = path.join(tmp, 'hooks.log');
+    writeFileSync(hookLog, '');
+    const { s, port } = await start(['-c', fx('hooks.config.ts'), fx('listener.ts')], { HOOK_LOG: hookLog });
+    const [w] = await s.workersBooted(1);
+    await until(() => readFileSync(hookLog, 'utf8').includes('postWorkerInit'), 10000, 'postWorkerInit');
+    await request(port, '/hello');
+    await until(() => readFileSync(hookLog, 'utf8').includes('postRequest:/hello:404'), 5000, 'postRequest');
+    s.signal('SIGTERM');
+    assert.equal((await s.exited).code, 0);
+    const lines = readFileSync(hookLog, 'utf8').trim().split('\n');
+    const where = (name: string) => {
+      const l = lines.find((x) => x.startsWith(name + ' ') || x.startsWith(name + ':'));
+      assert.ok(l, `${name} ran; log:\n${lines.join('\n')}`);
+      return Number(l.split(' ').at(-1));
+    };
+    for (const master of ['onStarting', 'whenReady', 'preFork:1', 'nworkersChanged:null->1', 'childExit', 'onExit']) assert.equal(where(master), s.pid, master);
+    for (const worker of ['postFork', 'postWorkerInit', 'preRequest:/hello', 'postRequest:/hello:404', 'workerExit']) assert.equal(where(worker), w, worker);
+    const order = lines.map((l) => l.split(/[ :]/)[0]);
+    assert.ok(order.indexOf('onStarting') < order.indexOf('postFork'));
+    assert.ok(order.indexOf('postFork') < order.indexOf('postWorkerInit'));
+    assert.ok(order.indexOf('workerExit') < order.indexOf('onExit'));
+  });
+});

@@ -1,0 +1,35 @@
+/** The access log format compiler: Gunicorn's atoms. */
+import assert from 'node:assert/strict';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { describe, it } from 'node:test';
+import { compileAccessFormat } from '../../src/logging/access-log.js';
+import { DEFAULT_ACCESS_LOG_FORMAT } from '../../src/config/sections/logging.js';
+
+function entry(over: Partial<IncomingMessage> = {}) {
+  const req = {
+    method: 'POST',
+    url: '/a/b?x=1',
+    httpVersion: '1.1',
+    headers: { referer: 'http://r/', 'user-agent': 'ua/1', authorization: 'Basic ' + Buffer.from('ann:pw').toString('base64'), 'x-id': '42' },
+    socket: { remoteAddress: '10.0.0.9' },
+    ...over,
+  } as unknown as IncomingMessage;
+  const res = { statusCode: 201, getHeader: (n: string) => (n === 'content-length' ? 12 : n === 'x-out' ? 'yes' : undefined) } as unknown as ServerResponse;
+  return { req, res, start: 1000, end: 1250.5 };
+}
+
+describe('access log format', () => {
+  it('renders the default format', () => {
+    const line = compileAccessFormat(DEFAULT_ACCESS_LOG_FORMAT)(entry());
+    assert.match(line, /^10\.0\.0\.9 - ann \[\d{2}\/\w{3}\/\d{4}:\d{2}:\d{2}:\d{2} [+-]\d{4}\] "POST \/a\/b\?x=1 HTTP\/1\.1" 201 12 "http:\/\/r\/" "ua\/1"$/);
+  });
+
+  it('renders timing, parts of the request and headers', () => {
+    const f = compileAccessFormat('%(m)s %(U)s %(q)s %(H)s %(s)s %(B)s %(D)s %(M)s %(T)s %(L)s %({x-id}i)s %({x-out}o)s %({missing}i)s');
+    assert.equal(f(entry()), 'POST /a/b x=1 HTTP/1.1 201 12 250500 251 0 0.250500 42 yes -');
+  });
+
+  it('names an unknown atom', () => {
+    assert.throws(() => compileAccessFormat('%(zz)s'), /unknown atom %\(zz\)s/);
+  });
+});

@@ -1,0 +1,109 @@
+/** Pure logic: argument parsing, precedence, validation, addresses, the generated settings docs. */
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { describe, it } from 'node:test';
+import { parseArgs, splitCommandLine } from '../../src/config/args.js';
+import { settingsMarkdown } from '../../src/config/docs.js';
+import { allSettings } from '../../src/config/registry.js';
+import { resolveConfig } from '../../src/config/resolve.js';
+import { ConfigError } from '../../src/config/setting.js';
+import { formatAddress, parseAddress } from '../../src/listeners/address.js';
+
+const resolve = (argv: string[], env: NodeJS.ProcessEnv = {}, fileValues?: Record<string, unknown>) =>
+  resolveConfig({ argv, env, cwd: '/nonexistent', fileValues: fileValues ?? {} });
+
+describe('parseArgs', () => {
+  it('reads Gunicorn spellings: -w 4, -w4, --workers=4, booleans, repeatable binds', () => {
+    for (const argv of [['-w', '4'], ['-w4'], ['--workers=4'], ['--workers', '4']]) {
+      assert.deepEqual(parseArgs(argv).values.get('workers'), ['4']);
+    }
+    const p = parseArgs(['-b', 'a:1', '--bind', 'b:2', '--preload', 'app.ts']);
+    assert.deepEqual(p.values.get('bind'), ['a:1', 'b:2']);
+    assert.deepEqual(p.values.get('preload'), ['true']);
+    assert.deepEqual(p.positionals, ['app.ts']);
+  });
+
+  it('names an unknown option and suggests the right one', () => {
+    assert.throws(() => parseArgs(['--worker_class', 'x']), /unknown option --worker_class; did you mean --worker-class\?/);
+    assert.throws(() => parseArgs(['--workers']), /option --workers needs a value \(INT\)/);
+    assert.throws(() => parseArgs(['--preload=yes']), /takes no value/);
+  });
+
+  it('splits TUNICORN_CMD_ARGS like a shell', () => {
+    assert.deepEqual(splitCommandLine(`-w 3 --access-logformat '%(h)s "x"' -e A="b c"`), ['-w', '3', '--access-logformat', '%(h)s "x"', '-e', 'A=b c']);
+    assert.throws(() => splitCommandLine('-n "open'), ConfigError);
+  });
+});
+
+describe('resolveConfig', () => {
+  it('applies defaults < file < TUNICORN_CMD_ARGS < command line', async () => {
+    const r = await resolve(['-t', '5', 'app.ts'], { TUNICORN_CMD_ARGS: '-t 4 --keep-alive 3 -w 6' }, { timeout: 2, keepalive: 1, backlog: 10 });
+    assert.equal(r.config.timeout, 5);
+    assert.equal(r.sources.timeout, 'command line');
+    assert.equal(r.config.keepalive, 3);
+    assert.equal(r.sources.keepalive, 'TUNICORN_CMD_ARGS');
+    assert.equal(r.config.backlog, 10);
+    assert.equal(r.sources.backlog, 'config file');
+    assert.equal(r.config.workers, 6);
+    assert.equal(r.config.gracefulTimeout, 30);
+    assert.equal(r.sources.gracefulTimeout, 'default');
+    assert.ok(Object.isFrozen(r.config));
+  });
+
+  it('workers: auto is (2 x CPU) + 1; WEB_CONCURRENCY sets the default', async () => {
+    const { availableParallelism } = await import('node:os');
+    assert.equal((await resolve(['-w', 'auto', 'a'])).config.workers, 2 * availableParallelism() + 1);
+    assert.equal((await resolve(['a'], { WEB_CONCURRENCY: '7' })).config.workers, 7);
+    assert.equal((await resolve(['a'], { PORT: '5000' })).config.bind[0], '0.0.0.0:5000');
+  });
+
+  it('rejects bad values with the setting, the value and what it accepts', async () => {
+    await assert.rejects(resolve(['a'], {}, { workers: 'many' }), /invalid value for workers \(--workers\): "many"; expected a whole number >= 1 or "auto"/);
+    await assert.rejects(resolve(['a'], {}, { timeout: -1 }), /invalid value for timeout \(--timeout\): -1; expected a number >= 0/);
+    await assert.rejects(resolve(['a'], {}, { loglevel: 'loud' }), /expected one of debug, info, warning, error, critical/);
+    await assert.rejects(resolve(['a'], {}, { preload: 'maybe' }), /expected true or false/);
+    await assert.rejects(resolve(['a'], {}, { onStarting: 'not a function' }), /invalid value for onStarting: "not a function"; expected a function/);
+    await assert.rejects(resolve(['a'], {}, { postRequest: (a: 1, b: 2, c: 3, d: 4) => [a, b, c, d] }), /at most 3 argument/);
+    await assert.rejects(resolve(['a'], {}, { graceful_timeout: 3 }), /unknown setting "graceful_timeout"; did you mean gracefulTimeout\?/);
+    await assert.rejects(resolve(['a', 'b']), /expected one APP argument, got 2/);
+  });
+
+  it('accepts the seed spelling logfile and env as an object or a list', async () => {
+    assert.equal((await resolve(['a'], {}, { logfile: '/tmp/x.log' })).config.errorlog, '/tmp/x.log');
+    assert.deepEqual((await resolve(['a'], {}, { rawEnv: { A: '1' } })).config.rawEnv, { A: '1' });
+    assert.deepEqual((await resolve(['-e', 'A=1', '-e', 'B=x=y', 'a'])).config.rawEnv, { A: '1', B: 'x=y' });
+  });
+});
+
+describe('addresses', () => {
+  it('parses every bind form', () => {
+    assert.deepEqual(parseAddress('127.0.0.1:8000'), { kind: 'tcp', host: '127.0.0.1', port: 8000 });
+    assert.deepEqual(parseAddress('[::1]:0'), { kind: 'tcp', host: '::1', port: 0 });
+    assert.deepEqual(parseAddress(':9000'), { kind: 'tcp', host: '0.0.0.0', port: 9000 });
+    assert.deepEqual(parseAddress('localhost'), { kind: 'tcp', host: 'localhost', port: 8000 });
+    assert.deepEqual(parseAddress('unix:/tmp/t.sock'), { kind: 'unix', path: '/tmp/t.sock' });
+    assert.deepEqual(parseAddress('fd://3'), { kind: 'fd', fd: 3 });
+    assert.equal(formatAddress(parseAddress('[::1]:80')), 'http://[::1]:80');
+  });
+
+  it('rejects malformed ones with the accepted forms', () => {
+    for (const bad of ['::1:80', '[::1:80', 'host:port', 'host:70000', 'unix:', 'fd://x'])
+      assert.throws(() => parseAddress(bad), /invalid value for bind \(--bind\): .*expected HOST:PORT, \[IPv6\]:PORT, unix:PATH or fd:\/\/N/);
+  });
+});
+
+describe('settings registry', () => {
+  it('declares every setting once, with docs, and no flag twice', () => {
+    const flags = allSettings().flatMap((s) => s.flags);
+    assert.equal(new Set(flags).size, flags.length);
+    for (const s of allSettings()) {
+      assert.ok(s.short.length > 10 && s.doc.length > 10, `${s.key} is documented`);
+      assert.ok(s.isHook || s.flags.some((f) => f.startsWith('--')), `${s.key} has a long flag`);
+    }
+  });
+
+  it('docs/settings.md is generated from it and up to date (npm run docs)', () => {
+    const onDisk = readFileSync(new URL('../../docs/settings.md', import.meta.url), 'utf8');
+    assert.equal(onDisk, settingsMarkdown(), 'docs/settings.md is stale: run `npm run docs`');
+  });
+});
