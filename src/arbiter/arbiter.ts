@@ -76,7 +76,12 @@ export class Arbiter implements HookServer {
     await this.runHook('onStarting', this);
     this.log.info(`Starting tunicorn ${VERSION}`);
     this.#listeners = await bindAll(this.cfg.bind);
-    await primeListeners(this.#listeners.map((l) => l.fd), this.cfg.backlog);
+    try {
+      await primeListeners(this.#listeners.map((l) => l.fd), this.cfg.backlog, this.#listeners.map((l) => l.url));
+    } catch (err) {
+      closeListeners(this.#listeners);
+      throw err;
+    }
     for (const l of this.#listeners) this.log.info(`Listening at: ${l.url} (${process.pid})`);
     this.log.info(`Using worker: ${this.cfg.workerClass}`);
     if (this.cfg.pidfile) this.#pidfile.create(this.cfg.pidfile);

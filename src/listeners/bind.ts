@@ -3,7 +3,7 @@ import { existsSync, lstatSync, unlinkSync } from 'node:fs';
 import net from 'node:net';
 import { ConfigError } from '../config/setting.js';
 import { formatAddress, parseAddress, type Address } from './address.js';
-import { bindTcp, bindUnix, localAddress, openFd, type RawHandle } from './handle.js';
+import { BindError, bindTcp, bindUnix, explainBindError, localAddress, openFd, type RawHandle } from './handle.js';
 
 /** A socket the master holds for its workers. */
 export interface Listener {
@@ -49,6 +49,12 @@ export async function bindOne(raw: string): Promise<Listener> {
       const host = await resolveHost(a.host);
       handle = bindTcp(host, a.port, formatAddress(a));
       const bound = localAddress(handle);
+      // libuv keeps a TCP bind's EADDRINUSE for listen() ("delayed error"), but our listen() happens in another
+      // process on a copy of the fd, which would then listen on a random port. An unbound socket reports port 0.
+      if (!bound || (a.port !== 0 && bound.port !== a.port)) {
+        handle.close();
+        throw new BindError(`cannot bind ${formatAddress(a)}: ${explainBindError('EADDRINUSE')}`, 'EADDRINUSE');
+      }
       address = { kind: 'tcp', host, port: bound?.port ?? a.port };
       break;
     }

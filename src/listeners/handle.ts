@@ -36,17 +36,23 @@ export class BindError extends Error {
   }
 }
 
+const WHY: Record<string, string> = {
+  EADDRINUSE: 'address already in use (another process listens there; pick another port or stop it)',
+  EACCES: 'permission denied (ports below 1024 need root or CAP_NET_BIND_SERVICE)',
+  EADDRNOTAVAIL: 'address not available on this machine',
+  EBADF: 'not an open file descriptor',
+  EINVAL: 'invalid socket',
+  ENOTSOCK: 'not a socket',
+};
+
+export function explainBindError(code: string): string {
+  return WHY[code] ?? code;
+}
+
 function check(result: RawHandle | number, what: string): RawHandle {
   if (typeof result === 'number') {
     const code = util.getSystemErrorName(result);
-    const why: Record<string, string> = {
-      EADDRINUSE: 'address already in use (another process listens there; pick another port or stop it)',
-      EACCES: 'permission denied (ports below 1024 need root or CAP_NET_BIND_SERVICE)',
-      EADDRNOTAVAIL: 'address not available on this machine',
-      EBADF: 'not an open file descriptor',
-      EINVAL: 'invalid socket',
-    };
-    throw new BindError(`cannot bind ${what}: ${why[code] ?? code}`, code);
+    throw new BindError(`cannot bind ${what}: ${explainBindError(code)}`, code);
   }
   return result;
 }
@@ -65,7 +71,7 @@ export function bindUnix(path: string, what: string): RawHandle {
 }
 
 export function openFd(fd: number, what: string): RawHandle {
-  return check(api()(null, -1, -1, fd), what);
+  return check(api()(null, 0, 0, fd), what);
 }
 
 /** The bound TCP address (the real port when 0 was asked for). */

@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { BindError, explainBindError } from './handle.js';
 
 /**
  * Puts bound sockets into LISTEN state without the master ever accepting: a throwaway child inherits them,
@@ -12,13 +13,17 @@ const backlog = Number(process.argv[2]);
 let left = fds.length;
 for (const fd of fds) {
   const s = net.createServer();
-  s.on('error', (e) => { process.stderr.write('listen fd ' + fd + ': ' + e.message + '\\n'); process.exit(1); });
+  s.on('error', (e) => { process.stderr.write('FAIL ' + (fd - 3) + ' ' + (e.code || e.message) + '\\n'); process.exit(1); });
   // close() in the listening callback runs before the event loop polls, so this child never accepts.
   s.listen({ fd, backlog }, () => s.close(() => { if (--left === 0) process.exit(0); }));
 }
 `;
 
-export function primeListeners(fds: readonly number[], backlog: number): Promise<void> {
+/**
+ * libuv defers a TCP bind's EADDRINUSE to listen(), so a busy port shows up here: the error names the address.
+ * `names[i]` is how the log names the socket of `fds[i]`.
+ */
+export function primeListeners(fds: readonly number[], backlog: number, names: readonly string[] = []): Promise<void> {
   if (fds.length === 0) return Promise.resolve();
   const childFds = fds.map((_, i) => 3 + i);
   return new Promise((resolve, reject) => {
@@ -28,8 +33,11 @@ export function primeListeners(fds: readonly number[], backlog: number): Promise
     let err = '';
     child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
     child.on('error', reject);
-    child.on('exit', (code) =>
-      code === 0 ? resolve() : reject(new Error(`could not listen: ${err.trim() || `exit ${code}`}`)),
-    );
+    child.on('exit', (code) => {
+      if (code === 0) return resolve();
+      const m = /FAIL (\d+) (\S+)/.exec(err);
+      const what = m ? (names[Number(m[1])] ?? `fd ${fds[Number(m[1])]}`) : 'the listening sockets';
+      reject(new BindError(`cannot bind ${what}: ${m ? explainBindError(m[2]!) : err.trim() || `exit ${code}`}`, m?.[2] ?? 'EUNKNOWN'));
+    });
   });
 }

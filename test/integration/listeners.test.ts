@@ -1,0 +1,123 @@
+/**
+ * Binding, as the master does it:
+ * - unix:PATH, [::1]:0 and several binds at once are served by the same workers
+ * - fd://N serves a socket the master inherited
+ * - from the moment `Listening at:` is logged, a connection is never refused: it waits in the backlog while
+ *   the worker is still loading the app
+ * - a busy port stops the start with one line
+ * - a worker that keeps dying while it boots is retried with a pause, then the master gives up (status 3)
+ * - ./tunicorn.config.ts is found without -c
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, statSync } from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, describe, it } from 'node:test';
+import { CLI, FIXTURES, request, Server, stopAll } from '../helpers/server.js';
+
+after(stopAll);
+const tmp = mkdtempSync(path.join(tmpdir(), 'tunicorn-listeners-'));
+const fx = (name: string) => path.join(FIXTURES, name);
+
+function unixRequest(socketPath: string, urlPath = '/'): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    http
+      .get({ socketPath, path: urlPath }, (res) => {
+        let body = '';
+        res.on('data', (d: Buffer) => (body += d));
+        res.on('end', () => resolve({ status: res.statusCode!, body }));
+      })
+      .on('error', reject);
+  });
+}
+
+describe('bind', () => {
+  it('serves TCP, IPv6 and a unix socket from one set of workers', async () => {
+    const sock = path.join(tmp, 'app.sock');
+    const s = new Server(['-b', '127.0.0.1:0', '-b', '[::1]:0', '-b', `unix:${sock}`, fx('listener.ts')]);
+    const v4 = Number((await s.waitFor(/Listening at: http:\/\/127\.0\.0\.1:(\d+)/))[1]);
+    const v6 = Number((await s.waitFor(/Listening at: http:\/\/\[::1\]:(\d+)/))[1]);
+    await s.waitFor(new RegExp(`Listening at: unix:${sock.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}`));
+    assert.ok(statSync(sock).isSocket());
+    const pid = JSON.parse((await request(v4, '/pid')).body).pid;
+    assert.equal(JSON.parse((await request(v6, '/pid', { host: '::1' })).body).pid, pid);
+    assert.equal(JSON.parse((await unixRequest(sock, '/pid')).body).pid, pid);
+    s.signal('SIGTERM');
+    assert.equal((await s.exited).code, 0);
+    assert.ok(!existsSync(sock), 'the socket file is removed at exit');
+  });
+
+  it('serves an inherited socket given as fd://N', async () => {
+    // Play a process manager: bind a socket and hand it to tunicorn as fd 3.
+    const holder = net.createServer();
+    await new Promise<void>((r) => holder.listen(0, '127.0.0.1', r));
+    const port = (holder.address() as net.AddressInfo).port;
+    const fd = (holder as unknown as { _handle: { fd: number } })._handle.fd;
+    const child = spawn(process.execPath, [CLI, '-b', 'fd://3', fx('listener.ts')], { stdio: ['ignore', 'ignore', 'pipe', fd], detached: true });
+    let log = '';
+    child.stderr!.on('data', (d: Buffer) => (log += d));
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const t = setTimeout(() => reject(new Error(`no boot: ${log}`)), 15000);
+        child.stderr!.on('data', () => /Booting worker/.test(log) && (clearTimeout(t), resolve()));
+      });
+      holder.close(); // from here only tunicorn's workers accept on it
+      assert.match(log, new RegExp(`Listening at: http://127\\.0\\.0\\.1:${port}`));
+      assert.equal((await request(port, '/')).status, 200);
+    } finally {
+      holder.close();
+      try {
+        process.kill(-child.pid!, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+    }
+  });
+
+  it('never refuses a connection after "Listening at", even while the app is still loading', async () => {
+    const s = new Server(['-b', '127.0.0.1:0', fx('slow-load.ts')], { env: { LOAD_MS: '1500' } });
+    const port = await s.port();
+    const t0 = Date.now();
+    const r = await request(port, '/', { timeout: 20000 });
+    assert.equal(r.status, 200);
+    assert.equal(r.body, 'loaded');
+    assert.ok(Date.now() - t0 >= 500, 'the request waited in the backlog for the worker');
+    await s.kill();
+  });
+
+  it('stops with one line when the port is taken', async () => {
+    const taken = net.createServer();
+    await new Promise<void>((r) => taken.listen(0, '127.0.0.1', r));
+    const port = (taken.address() as net.AddressInfo).port;
+    try {
+      const s = new Server(['-b', `127.0.0.1:${port}`, fx('listener.ts')]);
+      assert.equal((await s.exited).code, 1);
+      assert.match(s.log, new RegExp(`tunicorn: error: cannot bind http://127\\.0\\.0\\.1:${port}: address already in use`));
+      assert.doesNotMatch(s.log, /\n\s+at /, 'no stack trace');
+    } finally {
+      taken.close();
+    }
+  });
+});
+
+describe('boot failures', () => {
+  it('backs off a worker that dies while booting, then gives up with status 3', async () => {
+    const s = new Server(['-b', '127.0.0.1:0', fx('exits-at-load.ts')]);
+    const exit = await s.exited;
+    assert.equal(exit.code, 3);
+    assert.equal(s.count(/Booting worker/), 5);
+    assert.match(s.log, /Worker failed to boot \(1 in a row\); next try in 0\.1 s/);
+    assert.match(s.log, /Worker failed to boot \(4 in a row\); next try in 0\.8 s/);
+    assert.match(s.log, /Reason: Worker failed to boot\./);
+  });
+
+  it('finds ./tunicorn.config.ts without -c', async () => {
+    const s = new Server(['--print-config', 'app.ts'], { cwd: fx('default-config') });
+    assert.equal((await s.exited).code, 0);
+    assert.match(s.stdout, /procName += "found-by-default" +\(config file\)/);
+    assert.match(s.stdout, /config += ".*default-config\/tunicorn\.config\.ts" +\(default\)/);
+  });
+});
