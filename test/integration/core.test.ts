@@ -153,8 +153,8 @@ describe('the master keeps its workers', () => {
     const { s, port } = await start(['-w', '1', fx('listener.ts')]);
     await s.workersBooted(1);
     await until(() => childrenOf(s.pid).length === 1, 10000, 'worker up');
-    const inflight = request(port, '/sleep?ms=1500');
-    await new Promise((r) => setTimeout(r, 300)); // the request must be in the worker when TERM arrives
+    const inflight = request(port, '/sleep?ms=1500&note');
+    await s.waitFor(/app: sleeping 1500 ms/); // the request is in the worker when TERM arrives
     s.signal('SIGTERM');
     const r = await inflight;
     assert.equal(r.status, 200);
