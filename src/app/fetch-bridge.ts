@@ -1,15 +1,20 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
+import { plainResponse, type PlainResponse } from './fetch-response.js';
 
 /** A Fetch handler: Bun, Deno, Cloudflare Workers and Hono style. */
 export type FetchHandler = (request: Request, ...rest: unknown[]) => Response | Promise<Response>;
 
-/** Where a Fetch handler finds the client's address: `clientAddress(request)`. */
-const kIncoming = Symbol('tunicorn.incoming');
+/**
+ * Where `clientAddress(request)` finds the Node request. A registered symbol: the app may import `tunicorn`
+ * through jiti, which gives it its own copy of this module.
+ */
+const kIncoming = Symbol.for('tunicorn.incoming');
 const kResponse = Symbol('tunicorn.response');
 const kReal = Symbol('tunicorn.real');
 const kHeaders = Symbol('tunicorn.headers');
 const kAbort = Symbol('tunicorn.abort');
+const kUrl = Symbol('tunicorn.url');
 
 interface LazyRequest {
   [kIncoming]: IncomingMessage;
@@ -17,12 +22,16 @@ interface LazyRequest {
   [kReal]?: Request;
   [kHeaders]?: Headers;
   [kAbort]?: AbortController;
+  [kUrl]?: string;
 }
 
 function fullUrl(req: IncomingMessage): string {
+  const target = req.url ?? '/';
+  // An absolute-form target (a request sent to a proxy) is already the URL.
+  if (target.charCodeAt(0) !== 47 && /^https?:\/\//i.test(target)) return target;
   const encrypted = (req.socket as { encrypted?: boolean }).encrypted === true;
-  const host = req.headers.host ?? 'localhost';
-  return `${encrypted ? 'https' : 'http'}://${host}${req.url ?? '/'}`;
+  const host = req.headers.host ?? req.socket.localAddress ?? 'localhost';
+  return `${encrypted ? 'https' : 'http'}://${host}${target}`;
 }
 
 function headersOf(req: IncomingMessage): Headers {
@@ -51,6 +60,10 @@ function abortOf(self: LazyRequest): AbortController {
   return ac;
 }
 
+function urlOf(self: LazyRequest): string {
+  return (self[kUrl] ??= fullUrl(self[kIncoming]));
+}
+
 function realRequest(self: LazyRequest): Request {
   let r = self[kReal];
   if (!r) {
@@ -65,7 +78,7 @@ function realRequest(self: LazyRequest): Request {
       init.body = Readable.toWeb(req) as unknown as ReadableStream;
       init.duplex = 'half';
     }
-    r = new Request(fullUrl(req), init);
+    r = new Request(urlOf(self), init);
     self[kReal] = r;
   }
   return r;
@@ -78,7 +91,7 @@ function realRequest(self: LazyRequest): Request {
  */
 const lazyRequestPrototype: object = Object.create(Request.prototype, {
   method: { get(this: LazyRequest) { return this[kIncoming].method ?? 'GET'; } },
-  url: { get(this: LazyRequest) { return fullUrl(this[kIncoming]); } },
+  url: { get(this: LazyRequest) { return (this[kUrl] ??= fullUrl(this[kIncoming])); } },
   headers: {
     get(this: LazyRequest) {
       if (this[kReal]) return this[kReal].headers;
@@ -123,22 +136,67 @@ export function incomingMessage(request: Request): IncomingMessage | undefined {
   return (request as unknown as Partial<LazyRequest>)[kIncoming];
 }
 
-function writeHead(res: ServerResponse, response: Response, extra?: [string, string]): void {
+function writeHead(res: ServerResponse, response: Response): void {
   const headers: Record<string, string | string[]> = {};
   response.headers.forEach((v, k) => {
     if (k !== 'set-cookie') headers[k] = v;
   });
   const cookies = response.headers.getSetCookie();
   if (cookies.length) headers['set-cookie'] = cookies;
-  if (extra) headers[extra[0]] = extra[1];
   res.writeHead(response.status, response.statusText || undefined, headers);
 }
 
-/** Writes a Fetch Response to Node's response, streaming the body with backpressure. */
+/**
+ * Sends a stand-in Response (fetch-response.ts) whose body is a string, bytes or null: one writeHead with a
+ * Content-Length, one end. Headers go to Node as a flat [name, value, ...] list, which writeHead takes as
+ * it is. A string body without a Content-Type gets Fetch's `text/plain;charset=UTF-8`, as the standard
+ * Response would add.
+ */
+function writePlain(res: ServerResponse, p: PlainResponse): void {
+  const body = p.body;
+  const flat: string[] = [];
+  let hasType = false;
+  let hasLength = false;
+  const add = (k: string, v: string) => {
+    const lower = k.toLowerCase();
+    if (lower === 'content-type') hasType = true;
+    else if (lower === 'content-length') hasLength = true;
+    flat.push(k, v);
+  };
+  const h = p.headers;
+  if (h !== undefined) {
+    if (h instanceof Headers) {
+      h.forEach((v, k) => {
+        if (k !== 'set-cookie') add(k, v);
+      });
+      for (const c of h.getSetCookie()) flat.push('set-cookie', c);
+    } else if (Array.isArray(h)) {
+      for (const pair of h) add(String(pair[0]), String(pair[1]));
+    } else {
+      for (const k in h) add(k, String((h as Record<string, string>)[k]));
+    }
+  }
+  if (body === null) {
+    if (!hasLength && p.status !== 204 && p.status !== 304) flat.push('content-length', '0');
+    res.writeHead(p.status, p.statusText, flat);
+    res.end();
+    return;
+  }
+  if (typeof body === 'string') {
+    if (!hasType) flat.push('content-type', 'text/plain;charset=UTF-8');
+    if (!hasLength) flat.push('content-length', String(Buffer.byteLength(body)));
+  } else if (!hasLength) flat.push('content-length', String(body.byteLength));
+  res.writeHead(p.status, p.statusText, flat);
+  res.end(body);
+}
+
+/** Writes a Fetch Response to Node's response: a plain body at once, a stream with backpressure. */
 export async function writeResponse(response: Response, res: ServerResponse, method: string | undefined): Promise<void> {
   if (!(response instanceof Response)) {
-    throw new TypeError(`the Fetch handler returned ${response === undefined ? 'undefined' : typeof response}, not a Response`);
+    throw new TypeError(`the Fetch handler returned ${describeResult(response)}, not a Response`);
   }
+  const plain = plainResponse(response);
+  if (plain) return writePlain(res, plain);
   const body = response.body;
   if (body === null || method === 'HEAD') {
     writeHead(res, response);
@@ -164,6 +222,12 @@ export async function writeResponse(response: Response, res: ServerResponse, met
   }
 }
 
+function describeResult(v: unknown): string {
+  if (v === null || v === undefined) return String(v);
+  if (typeof v === 'object') return `an instance of ${(v as object).constructor?.name ?? 'Object'}`;
+  return `a ${typeof v}`;
+}
+
 /** Adapts a Fetch handler to a Node request listener. */
 export function fetchListener(handler: FetchHandler, onError: (err: unknown, req: IncomingMessage, res: ServerResponse) => void) {
   return (req: IncomingMessage, res: ServerResponse): void => {
@@ -175,6 +239,15 @@ export function fetchListener(handler: FetchHandler, onError: (err: unknown, req
       return;
     }
     if (result instanceof Response) {
+      const plain = plainResponse(result);
+      if (plain) {
+        try {
+          writePlain(res, plain);
+        } catch (err) {
+          onError(err, req, res);
+        }
+        return;
+      }
       writeResponse(result, res, req.method).catch((err) => onError(err, req, res));
     } else {
       Promise.resolve(result)

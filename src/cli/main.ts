@@ -3,7 +3,7 @@
  * argv -> resolved config -> arbiter. The only place that calls process.exit in the master.
  */
 import { AppLoadError } from '../app/errors.js';
-import { adaptApp, importApp } from '../app/load.js';
+import { loadApp } from '../app/load.js';
 import { Arbiter } from '../arbiter/arbiter.js';
 import { allSettings, type SettingKey } from '../config/registry.js';
 import { resolveConfig, type Resolved } from '../config/resolve.js';
@@ -63,8 +63,7 @@ async function main(): Promise<void> {
   }
   if (r.config.checkConfig || r.config.preload) {
     try {
-      const { value } = await importApp(r.app, process.cwd());
-      const served = await adaptApp(value, r.app, { onError: () => {} });
+      const { served } = await loadApp(r.app, process.cwd(), { onError: () => {} });
       if (r.config.checkConfig) {
         process.stdout.write(`OK: ${r.app} is ${served.kind}${r.configPath ? `; config ${r.configPath}` : ''}\n`);
         await served.close?.();
