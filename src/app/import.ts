@@ -11,34 +11,29 @@ import { createJiti, type Jiti } from 'jiti';
  * a restarted worker boots fast. Plain JavaScript is imported natively: no transform, true ESM semantics.
  */
 export class ModuleImporter {
-  /** One jiti per tsconfig.json, so each file is compiled with the `paths` of the project it belongs to. */
-  readonly #jitis = new Map<string, Jiti>();
+  #jiti: Jiti | undefined;
 
   constructor(private readonly baseDir: string) {}
 
-  private jitiFor(file: string | null): Jiti {
-    const tsconfig = file ? nearestTsconfig(path.dirname(file)) : null;
-    const key = tsconfig ?? '';
-    let jiti = this.#jitis.get(key);
-    if (!jiti) {
-      jiti = createJiti(pathToFileURL(path.join(this.baseDir, 'index.js')).href, {
-        // fsCache is jiti's default (on); left unset so JITI_FS_CACHE=false can turn it off.
-        moduleCache: true,
-        interopDefault: false,
-        sourceMaps: true,
-        // jiti resolves `compilerOptions.paths` of this tsconfig; without one there is nothing to resolve.
-        tsconfigPaths: tsconfig ?? false,
-      });
-      this.#jitis.set(key, jiti);
-    }
-    return jiti;
+  private get jiti(): Jiti {
+    this.#jiti ??= createJiti(pathToFileURL(path.join(this.baseDir, 'index.js')).href, {
+      // fsCache is jiti's default (on); left unset so JITI_FS_CACHE=false can turn it off (the boot benchmark).
+      moduleCache: true,
+      interopDefault: false,
+      sourceMaps: true,
+      // `true`, not a path: jiti makes a child instance per imported module, and each finds the tsconfig.json
+      // nearest that module, so every file gets the `paths` of its own project (checked with a fixture
+      // whose tsconfig is below the working directory's, and with the working directory outside it).
+      tsconfigPaths: true,
+    });
+    return this.#jiti;
   }
 
   async import(file: string): Promise<Record<string, unknown>> {
     if (/\.(c|m)?js$/.test(file)) {
       return (await import(pathToFileURL(file).href)) as Record<string, unknown>;
     }
-    return (await this.jitiFor(file).import(file)) as Record<string, unknown>;
+    return (await this.jiti.import(file)) as Record<string, unknown>;
   }
 
   /** Resolves a bare package specifier (or a path) from the base directory. */
@@ -46,20 +41,9 @@ export class ModuleImporter {
     if (spec.startsWith('.') || path.isAbsolute(spec)) return path.resolve(this.baseDir, spec);
     const local = path.resolve(this.baseDir, spec);
     if (existsSync(local)) return local;
-    return this.jitiFor(null)
+    return this.jiti
       .esmResolve(spec, { parentURL: pathToFileURL(path.join(this.baseDir, 'index.js')).href, try: false })
       .replace(/^file:\/\//, '');
-  }
-}
-
-/** The tsconfig.json that governs a file: the nearest one in its directory or above, as tsc finds it. */
-export function nearestTsconfig(dir: string): string | null {
-  for (let d = dir; ; ) {
-    const candidate = path.join(d, 'tsconfig.json');
-    if (existsSync(candidate)) return candidate;
-    const up = path.dirname(d);
-    if (up === d) return null;
-    d = up;
   }
 }
 
