@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
-import { plainResponse, type PlainResponse } from './fetch-response.js';
+import { sendPlain } from './fetch-response.js';
 
 /** A Fetch handler: Bun, Deno, Cloudflare Workers and Hono style. */
 export type FetchHandler = (request: Request, ...rest: unknown[]) => Response | Promise<Response>;
@@ -146,57 +146,12 @@ function writeHead(res: ServerResponse, response: Response): void {
   res.writeHead(response.status, response.statusText || undefined, headers);
 }
 
-/**
- * Sends a stand-in Response (fetch-response.ts) whose body is a string, bytes or null: one writeHead with a
- * Content-Length, one end. Headers go to Node as a flat [name, value, ...] list, which writeHead takes as
- * it is. A string body without a Content-Type gets Fetch's `text/plain;charset=UTF-8`, as the standard
- * Response would add.
- */
-function writePlain(res: ServerResponse, p: PlainResponse): void {
-  const body = p.body;
-  const flat: string[] = [];
-  let hasType = false;
-  let hasLength = false;
-  const add = (k: string, v: string) => {
-    const lower = k.toLowerCase();
-    if (lower === 'content-type') hasType = true;
-    else if (lower === 'content-length') hasLength = true;
-    flat.push(k, v);
-  };
-  const h = p.headers;
-  if (h !== undefined) {
-    if (h instanceof Headers) {
-      h.forEach((v, k) => {
-        if (k !== 'set-cookie') add(k, v);
-      });
-      for (const c of h.getSetCookie()) flat.push('set-cookie', c);
-    } else if (Array.isArray(h)) {
-      for (const pair of h) add(String(pair[0]), String(pair[1]));
-    } else {
-      for (const k in h) add(k, String((h as Record<string, string>)[k]));
-    }
-  }
-  if (body === null) {
-    if (!hasLength && p.status !== 204 && p.status !== 304) flat.push('content-length', '0');
-    res.writeHead(p.status, p.statusText, flat);
-    res.end();
-    return;
-  }
-  if (typeof body === 'string') {
-    if (!hasType) flat.push('content-type', 'text/plain;charset=UTF-8');
-    if (!hasLength) flat.push('content-length', String(Buffer.byteLength(body)));
-  } else if (!hasLength) flat.push('content-length', String(body.byteLength));
-  res.writeHead(p.status, p.statusText, flat);
-  res.end(body);
-}
-
 /** Writes a Fetch Response to Node's response: a plain body at once, a stream with backpressure. */
 export async function writeResponse(response: Response, res: ServerResponse, method: string | undefined): Promise<void> {
   if (!(response instanceof Response)) {
     throw new TypeError(`the Fetch handler returned ${describeResult(response)}, not a Response`);
   }
-  const plain = plainResponse(response);
-  if (plain) return writePlain(res, plain);
+  if (sendPlain(response, res)) return;
   const body = response.body;
   if (body === null || method === 'HEAD') {
     writeHead(res, response);
@@ -234,20 +189,12 @@ export function fetchListener(handler: FetchHandler, onError: (err: unknown, req
     let result: Response | Promise<Response>;
     try {
       result = handler(lazyRequest(req, res));
+      if (sendPlain(result, res)) return;
     } catch (err) {
       onError(err, req, res);
       return;
     }
     if (result instanceof Response) {
-      const plain = plainResponse(result);
-      if (plain) {
-        try {
-          writePlain(res, plain);
-        } catch (err) {
-          onError(err, req, res);
-        }
-        return;
-      }
       writeResponse(result, res, req.method).catch((err) => onError(err, req, res));
     } else {
       Promise.resolve(result)

@@ -13,6 +13,8 @@
  * the stand-in was installed), through Symbol.hasInstance.
  */
 
+import type { ServerResponse } from 'node:http';
+
 const NativeResponse: typeof Response = globalThis.Response;
 
 const kBody = Symbol('tunicorn.body');
@@ -175,20 +177,66 @@ for (const name of Object.getOwnPropertyNames(NativeResponse.prototype)) {
   }
 }
 
-/** What the writer needs to send a stand-in without building it, or null when it must be read as a stream. */
-export interface PlainResponse {
-  readonly status: number;
-  readonly statusText: string | undefined;
-  /** The headers as given to the constructor, or the Headers object a caller obtained and may have changed. */
-  readonly headers: HeadersInit | undefined;
-  readonly body: PlainBody;
+/** Whether `response` is a stand-in that sendPlain() writes without building the standard Response. */
+export function isPlain(response: unknown): boolean {
+  const s = response as Partial<Stand> | null;
+  return typeof s === 'object' && s !== null && s[kReal] === undefined && s[kBody] !== undefined;
 }
 
-export function plainResponse(response: Response): PlainResponse | null {
-  const s = response as unknown as Partial<Stand>;
-  if (s[kReal] !== undefined || !(kBody in s)) return null;
+/**
+ * Sends a stand-in whose body is a string, bytes or null: one writeHead with a Content-Length, one end.
+ * Returns false, having done nothing, for anything else (the caller streams the body of a standard
+ * Response). Headers go to Node as a flat [name, value, ...] list, which writeHead takes as it is; a string
+ * body without a Content-Type gets Fetch's `text/plain;charset=UTF-8`, as the standard Response adds.
+ */
+export function sendPlain(response: unknown, res: ServerResponse): boolean {
+  if (!isPlain(response)) return false;
+  const s = response as Stand;
+  const body = s[kBody];
   const init = s[kInit];
-  return { status: init?.status ?? 200, statusText: init?.statusText || undefined, headers: s[kHeaders] ?? init?.headers, body: s[kBody]! };
+  const status = init?.status ?? 200;
+  const h = s[kHeaders] ?? init?.headers;
+  const flat: string[] = [];
+  let hasType = false;
+  let hasLength = false;
+  if (h !== undefined) {
+    if (h instanceof Headers) {
+      hasType = h.has('content-type');
+      hasLength = h.has('content-length');
+      h.forEach((v, k) => {
+        if (k !== 'set-cookie') flat.push(k, v);
+      });
+      for (const c of h.getSetCookie()) flat.push('set-cookie', c);
+    } else if (Array.isArray(h)) {
+      for (const [k, v] of h as [string, string][]) {
+        const lower = k.toLowerCase();
+        if (lower === 'content-type') hasType = true;
+        else if (lower === 'content-length') hasLength = true;
+        flat.push(k, String(v));
+      }
+    } else {
+      const record = h as Record<string, string>;
+      for (const k in record) {
+        const lower = k.toLowerCase();
+        if (lower === 'content-type') hasType = true;
+        else if (lower === 'content-length') hasLength = true;
+        flat.push(k, String(record[k]));
+      }
+    }
+  }
+  if (body === null) {
+    if (!hasLength && status !== 204 && status !== 304) flat.push('content-length', '0');
+    res.writeHead(status, init?.statusText || undefined, flat);
+    res.end();
+    return true;
+  }
+  if (typeof body === 'string') {
+    if (!hasType) flat.push('content-type', 'text/plain;charset=UTF-8');
+    if (!hasLength) flat.push('content-length', String(Buffer.byteLength(body)));
+  } else if (!hasLength) flat.push('content-length', String(body.byteLength));
+  res.writeHead(status, init?.statusText || undefined, flat);
+  res.end(body);
+  return true;
 }
 
 /** Makes `Response` in this process the stand-in. Idempotent; the worker calls it before the app loads. */

@@ -10,7 +10,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { fetchListener } from '../../src/app/fetch-bridge.js';
-import { installResponse, NativeResponse, plainResponse } from '../../src/app/fetch-response.js';
+import { installResponse, NativeResponse, isPlain } from '../../src/app/fetch-response.js';
 
 installResponse();
 
@@ -74,12 +74,12 @@ describe('the Response stand-in', () => {
   });
 
   it('is written without building the standard Response, until something reads it', () => {
-    assert.ok(plainResponse(new Response('x')));
-    assert.ok(plainResponse(Response.json({})));
+    assert.ok(isPlain(new Response('x')));
+    assert.ok(isPlain(Response.json({})));
     const read = new Response('x');
     void read.body;
-    assert.equal(plainResponse(read), null);
-    assert.equal(plainResponse(new Response(new ReadableStream())), null);
+    assert.equal(isPlain(read), false);
+    assert.equal(isPlain(new Response(new ReadableStream())), false);
   });
 });
 
