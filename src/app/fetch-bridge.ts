@@ -126,9 +126,17 @@ export function lazyRequest(req: IncomingMessage, res: ServerResponse): Request 
   return o as unknown as Request;
 }
 
+/**
+ * Where the proxy-header handling (forwarded_allow_ips) leaves the client's address on Node's request when a
+ * trusted proxy forwarded it; the socket's peer address applies otherwise.
+ */
+export const kClientAddress = Symbol.for('tunicorn.clientAddress');
+
 /** The client's address for a Request tunicorn made; undefined for any other Request. */
 export function clientAddress(request: Request): string | undefined {
-  return (request as unknown as Partial<LazyRequest>)[kIncoming]?.socket.remoteAddress;
+  const req = (request as unknown as Partial<LazyRequest>)[kIncoming];
+  if (!req) return undefined;
+  return (req as unknown as { [kClientAddress]?: string })[kClientAddress] ?? req.socket.remoteAddress;
 }
 
 /** The Node request behind a Request tunicorn made. */

@@ -32,13 +32,14 @@ type Lifespan = () => unknown;
 export async function loadApp(raw: string, cwd: string, ctx: AdaptContext): Promise<LoadResult> {
   installResponse();
   const spec = parseAppSpec(raw, cwd);
+  const resourcesBefore = getActiveResourcesInfo().length;
   const capture = new ListenCapture();
   capture.start();
   try {
     const mod = await importModule(spec, raw, cwd, capture);
     const exported = pickExport(mod, spec, raw, capture.server !== null);
     let served: ServedApp | null = exported === undefined ? null : await adaptApp(exported, raw, ctx, capture);
-    if (!served && capture.server === null) await waitForListen(capture);
+    if (!served && capture.server === null) await waitForListen(capture, resourcesBefore);
     const own = capture.server;
     if (own && served?.server !== own) {
       served = { kind: `http.Server (its listen() at import captured)`, server: own, close: served?.close };
@@ -141,8 +142,7 @@ export async function adaptApp(value: unknown, raw: string, ctx: AdaptContext, c
  * early when the module left nothing running (no timer, socket or file operation beyond those before),
  * since then nothing can call listen() any more.
  */
-async function waitForListen(capture: ListenCapture): Promise<void> {
-  const baseline = getActiveResourcesInfo().length;
+async function waitForListen(capture: ListenCapture, baseline: number): Promise<void> {
   const deadline = Date.now() + LISTEN_WAIT_MS;
   let idle = 0;
   while (capture.server === null && Date.now() < deadline) {

@@ -4,7 +4,8 @@
  * - a CommonJS (req, res) listener, a Fetch handler object, Express 4 (TS) and 5 (ESM JS), Koa (module.exports
  *   from .cts), an async factory resolving to Koa, Fastify (ready() before serving), Hono, NestJS with
  *   constructor injection (decorator metadata), a tsconfig `paths` import
- * - the detected shape is logged, and an unservable factory result stops the server with its type
+ * - the detected shape is logged (and printed by --check-config); an unservable factory result stops the
+ *   server with its type
  * - an http.Server the module made is served as it is: a ws WebSocketServer on it echoes through tunicorn
  * - a module that listen()s at import (Express), awaits its listen() at the top level (Fastify), or listens
  *   later (Nest bootstrap()): served on the bind address; its own port is never opened
@@ -238,7 +239,17 @@ describe('stopping runs the framework close() and the shutdown hooks', () => {
   });
 });
 
-describe('an export tunicorn cannot serve', () => {
+describe('--check-config and exports tunicorn cannot serve', () => {
+  it('--check-config names the shape of a framework app, opening no port', async () => {
+    const own = await freePort();
+    const s = new Server(['--check-config', fx('listens.ts')], { env: { OWN_PORT: String(own) } });
+    assert.equal((await s.exited).code, 0);
+    assert.match(s.stdout, /OK: .*listens\.ts is http\.Server \(its listen\(\) at import captured\)/);
+    const f = new Server(['--check-config', fx('fastify.ts')]);
+    assert.equal((await f.exited).code, 0);
+    assert.match(f.stdout, /OK: .*fastify\.ts is Fastify instance/);
+  });
+
   it('stops with status 1 and one line naming what the factory resolved to', async () => {
     const s = new Server(['-b', '127.0.0.1:0', fx('bad-factory.ts')]);
     assert.equal((await s.exited).code, 1);
