@@ -6,7 +6,10 @@
  *   fetch     tunicorn, 1 worker, a Fetch handler (request) => Response
  *   hono      @hono/node-server serving the same Fetch handler
  * loaded with wrk when installed (else autocannon), in interleaved rounds so drift on a shared machine hits
- * every target alike; the median of the rounds is reported. Targets: fetch >= 0.9 x listener, >= 1 x hono.
+ * every target alike; medians of the rounds are reported. Besides requests/s, each run reads the serving
+ * process's CPU time from /proc, giving requests per CPU second: the cost of a request, which holds steady
+ * when other processes compete for the cores (requests/s does not). Targets: fetch >= 0.9 x listener and
+ * >= 1 x hono.
  *
  * Boot: the time a worker spends loading a TypeScript app (import through jiti + adapting it), in a fresh
  * process, with an empty transform cache and then with the cache the first run wrote.
@@ -14,7 +17,7 @@
  * Run: `npm run build && node --import tsx bench/fetch-ratio.ts [--rounds N] [--seconds S] [--connections C]`
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -22,6 +25,8 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const CLI = path.join(ROOT, 'dist/cli/main.js');
 const APPS = path.join(ROOT, 'bench/apps');
+/** USER_HZ: the unit of the CPU times in /proc/PID/stat (100 on Linux; `getconf CLK_TCK`). */
+const CLOCK_TICKS = 100;
 
 export interface FetchRatioOptions {
   rounds?: number;
@@ -39,14 +44,26 @@ export interface BootTime {
   readonly warmMs: number;
 }
 
+type PerTarget = { listener: number; fetch: number; hono: number };
+
 export interface FetchRatioResult {
   readonly tool: 'wrk' | 'autocannon';
   /** Requests per second, one entry per round. */
-  readonly rounds: { listener: number; fetch: number; hono: number }[];
-  /** Medians over the rounds. The ratios are medians of the per-round ratios. */
-  readonly rps: { listener: number; fetch: number; hono: number };
+  readonly rounds: PerTarget[];
+  /** Requests per CPU second of the serving process, one entry per round. */
+  readonly cpuRounds: PerTarget[];
+  /** Medians over the rounds. */
+  readonly rps: PerTarget;
+  readonly perCpuSecond: PerTarget;
+  /** Medians of the per-round ratios of requests/s. */
   readonly fetchVsListener: number;
   readonly fetchVsHono: number;
+  /**
+   * The same ratios by requests per CPU second of the serving process: what a request costs the server,
+   * which other load on a shared machine disturbs far less than requests/s.
+   */
+  readonly cpuFetchVsListener: number;
+  readonly cpuFetchVsHono: number;
   readonly boot: BootTime[];
 }
 
@@ -56,6 +73,8 @@ interface Target {
   readonly name: TargetName;
   readonly child: ChildProcess;
   readonly port: number;
+  /** The process that serves: the worker for tunicorn, the process itself for hono. */
+  readonly servingPid: () => number;
   /** What the server wrote, shown when the load run fails. */
   readonly output: () => string;
 }
@@ -106,14 +125,19 @@ async function startTunicorn(name: TargetName, app: string): Promise<Target> {
   });
   const output = collect(child);
   const m = await waitForLine(child, 'stderr', /Listening at: http:\/\/127\.0\.0\.1:(\d+)/);
-  return { name, child, port: Number(m[1]), output };
+  const worker = () => {
+    const w = /Booting worker with pid: (\d+)/.exec(output());
+    if (!w) throw new Error(`no worker booted:\n${output()}`);
+    return Number(w[1]);
+  };
+  return { name, child, port: Number(m[1]), output, servingPid: worker };
 }
 
 async function startHono(): Promise<Target> {
   const child = spawn(process.execPath, [path.join(APPS, 'hono-node-server.mjs')], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   const output = collect(child);
   const m = await waitForLine(child, 'stdout', /listening (\d+)/);
-  return { name: 'hono', child, port: Number(m[1]), output };
+  return { name: 'hono', child, port: Number(m[1]), output, servingPid: () => child.pid! };
 }
 
 async function ready(port: number): Promise<void> {
@@ -130,15 +154,33 @@ async function ready(port: number): Promise<void> {
   }
 }
 
-async function load(tool: 'wrk' | 'autocannon', t: Target, seconds: number, connections: number): Promise<number> {
+interface Run {
+  readonly rps: number;
+  /** Requests per CPU second (user + system) of the serving process during the run. */
+  readonly perCpuSecond: number;
+}
+
+/** CPU seconds (user + system) a process has used, from /proc (Linux). */
+function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // Fields 14 and 15 of stat (utime, stime), counted from the state field (3): indexes 11 and 12 here.
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+}
+
+async function load(tool: 'wrk' | 'autocannon', t: Target, seconds: number, connections: number): Promise<Run> {
   try {
-    return await loadPort(tool, t.port, seconds, connections);
+    const pid = t.servingPid();
+    const before = cpuSeconds(pid);
+    const { rps, requests } = await loadPort(tool, t.port, seconds, connections);
+    const cpu = cpuSeconds(pid) - before;
+    return { rps, perCpuSecond: cpu > 0 ? requests / cpu : 0 };
   } catch (err) {
     throw new Error(`${t.name}: ${(err as Error).message}\n--- its output:\n${t.output()}`);
   }
 }
 
-async function loadPort(tool: 'wrk' | 'autocannon', port: number, seconds: number, connections: number): Promise<number> {
+async function loadPort(tool: 'wrk' | 'autocannon', port: number, seconds: number, connections: number): Promise<{ rps: number; requests: number }> {
   const url = `http://127.0.0.1:${port}/`;
   if (tool === 'wrk') {
     const out = await new Promise<string>((resolve, reject) => {
@@ -148,16 +190,17 @@ async function loadPort(tool: 'wrk' | 'autocannon', port: number, seconds: numbe
       c.once('exit', (code) => (code === 0 ? resolve(text) : reject(new Error(`wrk exited with ${code}`))));
     });
     const m = /Requests\/sec:\s+([\d.]+)/.exec(out);
-    if (!m) throw new Error(`cannot read wrk's output:\n${out}`);
+    const n = /(\d+) requests in/.exec(out);
+    if (!m || !n) throw new Error(`cannot read wrk's output:\n${out}`);
     if (/Non-2xx|Socket errors/.test(out)) throw new Error(`errors under load on port ${port}:\n${out}`);
-    return Number(m[1]);
+    return { rps: Number(m[1]), requests: Number(n[1]) };
   }
   const { default: autocannon } = (await import('autocannon')) as unknown as {
-    default: (o: object) => Promise<{ requests: { average: number }; errors: number; non2xx: number }>;
+    default: (o: object) => Promise<{ requests: { average: number; total: number }; errors: number; non2xx: number }>;
   };
   const r = await autocannon({ url, connections, duration: seconds });
   if (r.errors || r.non2xx) throw new Error(`errors under load on port ${port}: ${r.errors} errors, ${r.non2xx} non-2xx`);
-  return r.requests.average;
+  return { rps: r.requests.average, requests: r.requests.total };
 }
 
 const median = (xs: number[]) => {
@@ -225,26 +268,46 @@ export async function runFetchRatio(opts: FetchRatioOptions = {}): Promise<Fetch
     targets.push(await startHono());
     for (const t of targets) await ready(t.port);
     for (const t of targets) await load(tool, t, 1, connections); // warm-up: JIT, connection setup
-    const results: { listener: number; fetch: number; hono: number }[] = [];
+    const results: PerTarget[] = [];
+    const cpuResults: PerTarget[] = [];
     for (let r = 0; r < rounds; r++) {
       // Rotate the order each round, so no target always runs first or last.
       const order = targets.map((_, i) => targets[(i + r) % targets.length]!);
       const row = { listener: 0, fetch: 0, hono: 0 };
-      for (const t of order) row[t.name] = await load(tool, t, seconds, connections);
+      const cpuRow = { listener: 0, fetch: 0, hono: 0 };
+      for (const t of order) {
+        const run = await load(tool, t, seconds, connections);
+        row[t.name] = run.rps;
+        cpuRow[t.name] = run.perCpuSecond;
+      }
       results.push(row);
+      cpuResults.push(cpuRow);
     }
-    const rps = {
-      listener: median(results.map((x) => x.listener)),
-      fetch: median(results.map((x) => x.fetch)),
-      hono: median(results.map((x) => x.hono)),
-    };
+    const medians = (xs: PerTarget[]): PerTarget => ({
+      listener: median(xs.map((x) => x.listener)),
+      fetch: median(xs.map((x) => x.fetch)),
+      hono: median(xs.map((x) => x.hono)),
+    });
+    const rps = medians(results);
+    const perCpuSecond = medians(cpuResults);
     const boot = opts.throughputOnly
       ? []
       : measureBoot([path.join(ROOT, 'examples/hello/app.ts'), path.join(ROOT, 'test/fixtures/apps/nest/app.ts')]);
     // A ratio per round compares runs seconds apart; their median resists load from other processes.
     const fetchVsListener = median(results.map((x) => x.fetch / x.listener));
     const fetchVsHono = median(results.map((x) => x.fetch / x.hono));
-    return { tool, rounds: results, rps, fetchVsListener, fetchVsHono, boot };
+    return {
+      tool,
+      rounds: results,
+      cpuRounds: cpuResults,
+      rps,
+      perCpuSecond,
+      fetchVsListener,
+      fetchVsHono,
+      cpuFetchVsListener: median(cpuResults.map((x) => x.fetch / x.listener)),
+      cpuFetchVsHono: median(cpuResults.map((x) => x.fetch / x.hono)),
+      boot,
+    };
   } finally {
     for (const t of targets) stop(t);
   }
@@ -254,11 +317,12 @@ export function formatFetchRatio(r: FetchRatioResult): string {
   const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
   const lines = [
     `Fetch handler throughput (${r.tool}, loopback, 1 worker; medians of ${r.rounds.length} interleaved rounds)`,
-    `  raw (req, res) listener   ${fmt(r.rps.listener).padStart(9)} req/s`,
-    `  Fetch handler             ${fmt(r.rps.fetch).padStart(9)} req/s`,
-    `  @hono/node-server         ${fmt(r.rps.hono).padStart(9)} req/s`,
-    `  Fetch / listener  ${r.fetchVsListener.toFixed(3)}  (target >= 0.9)`,
-    `  Fetch / hono      ${r.fetchVsHono.toFixed(3)}  (target >= 1.0)`,
+    `                            req/s    req per server CPU second`,
+    `  raw (req, res) listener   ${fmt(r.rps.listener).padStart(9)}   ${fmt(r.perCpuSecond.listener).padStart(9)}`,
+    `  Fetch handler             ${fmt(r.rps.fetch).padStart(9)}   ${fmt(r.perCpuSecond.fetch).padStart(9)}`,
+    `  @hono/node-server         ${fmt(r.rps.hono).padStart(9)}   ${fmt(r.perCpuSecond.hono).padStart(9)}`,
+    `  Fetch / listener          ${r.fetchVsListener.toFixed(3).padStart(9)}   ${r.cpuFetchVsListener.toFixed(3).padStart(9)}   (target >= 0.9)`,
+    `  Fetch / hono              ${r.fetchVsHono.toFixed(3).padStart(9)}   ${r.cpuFetchVsHono.toFixed(3).padStart(9)}   (target >= 1.0)`,
   ];
   if (r.boot.length) {
     lines.push('TypeScript app load at worker boot (import + adapt, fresh process)');

@@ -119,11 +119,20 @@ for (const name of Object.getOwnPropertyNames(Request.prototype)) {
   }
 }
 
+/** Every field set in one order by one constructor: all lazy requests share one hidden class in V8. */
+function LazyRequestObject(this: LazyRequest, req: IncomingMessage, res: ServerResponse): void {
+  this[kIncoming] = req;
+  this[kResponse] = res;
+  this[kUrl] = undefined;
+  this[kHeaders] = undefined;
+  this[kReal] = undefined;
+  this[kAbort] = undefined;
+}
+LazyRequestObject.prototype = lazyRequestPrototype;
+const LazyRequestCtor = LazyRequestObject as unknown as new (req: IncomingMessage, res: ServerResponse) => Request;
+
 export function lazyRequest(req: IncomingMessage, res: ServerResponse): Request {
-  const o = Object.create(lazyRequestPrototype) as LazyRequest;
-  o[kIncoming] = req;
-  o[kResponse] = res;
-  return o as unknown as Request;
+  return new LazyRequestCtor(req, res);
 }
 
 /**
