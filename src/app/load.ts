@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { getActiveResourcesInfo } from 'node:process';
 import { describeLoadError } from '../config/file.js';
 import { ListenCapture } from './capture.js';
@@ -87,7 +88,33 @@ function loadError(err: unknown, spec: AppSpec, raw: string): AppLoadError {
   if (err instanceof AppLoadError) return err;
   if (!spec.isFile && isNotFound(err))
     return new AppLoadError(`app not found: ${raw} is neither a file (.ts .mts .cts .tsx .js .mjs .cjs) nor an installed package`);
-  return new AppLoadError(`app ${raw} failed to load: ${describeLoadError(err)}`, err instanceof Error ? (err.stack ?? '') : '');
+  let where = '';
+  const message = err instanceof Error ? err.message : '';
+  // jiti's parse errors give `file:line:column` on the message's second line.
+  const located = /^\s*((?:\/|file:)\S+:\d+(?::\d+)?)\s*$/m.exec(message.split('\n').slice(1).join('\n'));
+  if (located) where = ` (${located[1]})`;
+  else if (err instanceof SyntaxError) {
+    // CommonJS puts `file:line` as the first line of the stack, above the message.
+    const head = (err.stack ?? '').split('\n')[0] ?? '';
+    if (/^(\/|file:).*:\d+$/.test(head)) where = ` (${head})`;
+    else if (spec.isFile && !(err.stack ?? '').includes(spec.target)) where = syntaxErrorLocation(spec.target);
+  }
+  return new AppLoadError(`app ${raw} failed to load: ${describeLoadError(err).trimEnd()}${where}`, err instanceof Error ? (err.stack ?? '') : '');
+}
+
+/**
+ * Node 20 keeps the file and line of a syntax error in a native ES module out of the error's message and
+ * stack (its uncaught-error printer reads them from internal state), so ask `node --check`, which prints
+ * them. Only on this failure path; a syntax error in a module the app imports is not located this way.
+ */
+function syntaxErrorLocation(file: string): string {
+  try {
+    execFileSync(process.execPath, ['--check', file], { stdio: ['ignore', 'ignore', 'pipe'], timeout: 10_000 });
+    return '';
+  } catch (err) {
+    const first = String((err as { stderr?: Buffer }).stderr ?? '').split('\n')[0] ?? '';
+    return /:\d+$/.test(first) ? ` (${first})` : '';
+  }
 }
 
 /** The export to serve: `:EXPORT` when given, else default, else `app`; undefined when there is none. */

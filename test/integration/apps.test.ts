@@ -250,6 +250,12 @@ describe('--check-config and exports tunicorn cannot serve', () => {
     assert.match(f.stdout, /OK: .*fastify\.ts is Fastify instance/);
   });
 
+  it('a syntax error in a native ES module is reported with its file and line', async () => {
+    const s = new Server(['-b', '127.0.0.1:0', fx('broken-esm.mjs')]);
+    assert.equal((await s.exited).code, 1);
+    assert.match(s.log, /\[ERROR\] app .*broken-esm\.mjs failed to load: missing \) after argument list \(.*broken-esm\.mjs:3\)/);
+  });
+
   it('stops with status 1 and one line naming what the factory resolved to', async () => {
     const s = new Server(['-b', '127.0.0.1:0', fx('bad-factory.ts')]);
     assert.equal((await s.exited).code, 1);
