@@ -153,6 +153,7 @@ describe('the master keeps its workers', () => {
     const { s, port } = await start(['-w', '1', fx('listener.ts')]);
     await s.workersBooted(1);
     await until(() => childrenOf(s.pid).length === 1, 10000, 'worker up');
+    assert.equal((await request(port, '/')).status, 200); // the worker serves: TERM must not find it booting
     const inflight = request(port, '/sleep?ms=1500');
     await new Promise((r) => setTimeout(r, 300)); // the request must be in the worker when TERM arrives
     s.signal('SIGTERM');
