@@ -1,8 +1,8 @@
 /**
  * App shapes on the real CLI, each with its real framework (one server per fixture, 1 worker, all started
  * at once and shared by the checks):
- * - a CommonJS (req, res) listener, a Fetch handler object, Express 4 (TS) and 5 (ESM JS), Koa (module.exports
- *   from .cts), an async factory resolving to Koa, Fastify (ready() before serving), Hono, NestJS with
+ * - a CommonJS (req, res) listener, compiled ESM's double default, a Fetch handler object, Express 4 (TS)
+ *   and 5 (ESM JS), Koa (module.exports from .cts), an async factory resolving to Koa, Fastify (ready() before serving), Hono, NestJS with
  *   constructor injection (decorator metadata), a tsconfig `paths` import
  * - the detected shape is logged (and printed by --check-config); an unservable factory result stops the
  *   server with its type
@@ -81,6 +81,13 @@ const ownPorts = { listens: await freePort(), fastify: await freePort(), nest: a
 const SHAPES: { name: string; fixture: string; path: string; kind: RegExp; check: (r: Reply) => void; env?: NodeJS.ProcessEnv }[] = [
   { name: 'a CommonJS (req, res) listener', fixture: path.join(FIXTURES, 'cjs-listener.cjs'), path: '/', kind: /\(req, res\) listener/, check: (r) => assert.equal(r.status, 200) },
   { name: 'an object with fetch()', fixture: path.join(FIXTURES, 'fetch-object.mjs'), path: '/', kind: /Fetch handler \(object with fetch\)/, check: (r) => assert.equal(r.status, 200) },
+  {
+    name: 'compiled ESM in CommonJS (the double default)',
+    fixture: fx('double-default.cjs'),
+    path: '/',
+    kind: /\(req, res\) listener/,
+    check: (r) => assert.equal(r.body, 'double default unwrapped'),
+  },
   {
     name: 'Express 4',
     fixture: fx('express4.ts'),
