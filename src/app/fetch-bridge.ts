@@ -1,15 +1,20 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
+import { sendPlain } from './fetch-response.js';
 
 /** A Fetch handler: Bun, Deno, Cloudflare Workers and Hono style. */
 export type FetchHandler = (request: Request, ...rest: unknown[]) => Response | Promise<Response>;
 
-/** Where a Fetch handler finds the client's address: `clientAddress(request)`. */
-const kIncoming = Symbol('tunicorn.incoming');
+/**
+ * Where `clientAddress(request)` finds the Node request. A registered symbol: the app may import `tunicorn`
+ * through jiti, which gives it its own copy of this module.
+ */
+const kIncoming = Symbol.for('tunicorn.incoming');
 const kResponse = Symbol('tunicorn.response');
 const kReal = Symbol('tunicorn.real');
 const kHeaders = Symbol('tunicorn.headers');
 const kAbort = Symbol('tunicorn.abort');
+const kUrl = Symbol('tunicorn.url');
 
 interface LazyRequest {
   [kIncoming]: IncomingMessage;
@@ -17,12 +22,16 @@ interface LazyRequest {
   [kReal]?: Request;
   [kHeaders]?: Headers;
   [kAbort]?: AbortController;
+  [kUrl]?: string;
 }
 
 function fullUrl(req: IncomingMessage): string {
+  const target = req.url ?? '/';
+  // An absolute-form target (a request sent to a proxy) is already the URL.
+  if (target.charCodeAt(0) !== 47 && /^https?:\/\//i.test(target)) return target;
   const encrypted = (req.socket as { encrypted?: boolean }).encrypted === true;
-  const host = req.headers.host ?? 'localhost';
-  return `${encrypted ? 'https' : 'http'}://${host}${req.url ?? '/'}`;
+  const host = req.headers.host ?? req.socket.localAddress ?? 'localhost';
+  return `${encrypted ? 'https' : 'http'}://${host}${target}`;
 }
 
 function headersOf(req: IncomingMessage): Headers {
@@ -51,6 +60,10 @@ function abortOf(self: LazyRequest): AbortController {
   return ac;
 }
 
+function urlOf(self: LazyRequest): string {
+  return (self[kUrl] ??= fullUrl(self[kIncoming]));
+}
+
 function realRequest(self: LazyRequest): Request {
   let r = self[kReal];
   if (!r) {
@@ -65,7 +78,7 @@ function realRequest(self: LazyRequest): Request {
       init.body = Readable.toWeb(req) as unknown as ReadableStream;
       init.duplex = 'half';
     }
-    r = new Request(fullUrl(req), init);
+    r = new Request(urlOf(self), init);
     self[kReal] = r;
   }
   return r;
@@ -78,7 +91,7 @@ function realRequest(self: LazyRequest): Request {
  */
 const lazyRequestPrototype: object = Object.create(Request.prototype, {
   method: { get(this: LazyRequest) { return this[kIncoming].method ?? 'GET'; } },
-  url: { get(this: LazyRequest) { return fullUrl(this[kIncoming]); } },
+  url: { get(this: LazyRequest) { return (this[kUrl] ??= fullUrl(this[kIncoming])); } },
   headers: {
     get(this: LazyRequest) {
       if (this[kReal]) return this[kReal].headers;
@@ -106,16 +119,33 @@ for (const name of Object.getOwnPropertyNames(Request.prototype)) {
   }
 }
 
-export function lazyRequest(req: IncomingMessage, res: ServerResponse): Request {
-  const o = Object.create(lazyRequestPrototype) as LazyRequest;
-  o[kIncoming] = req;
-  o[kResponse] = res;
-  return o as unknown as Request;
+/** Every field set in one order by one constructor: all lazy requests share one hidden class in V8. */
+function LazyRequestObject(this: LazyRequest, req: IncomingMessage, res: ServerResponse): void {
+  this[kIncoming] = req;
+  this[kResponse] = res;
+  this[kUrl] = undefined;
+  this[kHeaders] = undefined;
+  this[kReal] = undefined;
+  this[kAbort] = undefined;
 }
+LazyRequestObject.prototype = lazyRequestPrototype;
+const LazyRequestCtor = LazyRequestObject as unknown as new (req: IncomingMessage, res: ServerResponse) => Request;
+
+export function lazyRequest(req: IncomingMessage, res: ServerResponse): Request {
+  return new LazyRequestCtor(req, res);
+}
+
+/**
+ * Where the proxy-header handling (forwarded_allow_ips) leaves the client's address on Node's request when a
+ * trusted proxy forwarded it; the socket's peer address applies otherwise.
+ */
+export const kClientAddress = Symbol.for('tunicorn.clientAddress');
 
 /** The client's address for a Request tunicorn made; undefined for any other Request. */
 export function clientAddress(request: Request): string | undefined {
-  return (request as unknown as Partial<LazyRequest>)[kIncoming]?.socket.remoteAddress;
+  const req = (request as unknown as Partial<LazyRequest>)[kIncoming];
+  if (!req) return undefined;
+  return (req as unknown as { [kClientAddress]?: string })[kClientAddress] ?? req.socket.remoteAddress;
 }
 
 /** The Node request behind a Request tunicorn made. */
@@ -123,22 +153,22 @@ export function incomingMessage(request: Request): IncomingMessage | undefined {
   return (request as unknown as Partial<LazyRequest>)[kIncoming];
 }
 
-function writeHead(res: ServerResponse, response: Response, extra?: [string, string]): void {
+function writeHead(res: ServerResponse, response: Response): void {
   const headers: Record<string, string | string[]> = {};
   response.headers.forEach((v, k) => {
     if (k !== 'set-cookie') headers[k] = v;
   });
   const cookies = response.headers.getSetCookie();
   if (cookies.length) headers['set-cookie'] = cookies;
-  if (extra) headers[extra[0]] = extra[1];
   res.writeHead(response.status, response.statusText || undefined, headers);
 }
 
-/** Writes a Fetch Response to Node's response, streaming the body with backpressure. */
+/** Writes a Fetch Response to Node's response: a plain body at once, a stream with backpressure. */
 export async function writeResponse(response: Response, res: ServerResponse, method: string | undefined): Promise<void> {
   if (!(response instanceof Response)) {
-    throw new TypeError(`the Fetch handler returned ${response === undefined ? 'undefined' : typeof response}, not a Response`);
+    throw new TypeError(`the Fetch handler returned ${describeResult(response)}, not a Response`);
   }
+  if (sendPlain(response, res)) return;
   const body = response.body;
   if (body === null || method === 'HEAD') {
     writeHead(res, response);
@@ -164,12 +194,19 @@ export async function writeResponse(response: Response, res: ServerResponse, met
   }
 }
 
+function describeResult(v: unknown): string {
+  if (v === null || v === undefined) return String(v);
+  if (typeof v === 'object') return `an instance of ${(v as object).constructor?.name ?? 'Object'}`;
+  return `a ${typeof v}`;
+}
+
 /** Adapts a Fetch handler to a Node request listener. */
 export function fetchListener(handler: FetchHandler, onError: (err: unknown, req: IncomingMessage, res: ServerResponse) => void) {
   return (req: IncomingMessage, res: ServerResponse): void => {
     let result: Response | Promise<Response>;
     try {
       result = handler(lazyRequest(req, res));
+      if (sendPlain(result, res)) return;
     } catch (err) {
       onError(err, req, res);
       return;

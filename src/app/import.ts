@@ -21,12 +21,15 @@ export class ModuleImporter {
     if (this.#jiti) return this.#jiti;
     const { createJiti } = await import('jiti');
     this.#jiti = createJiti(pathToFileURL(path.join(this.baseDir, 'index.js')).href, {
-      fsCache: true,
+      // fsCache is jiti's default (on); left unset so JITI_FS_CACHE=false can turn it off (the boot benchmark).
       moduleCache: true,
       interopDefault: false,
       sourceMaps: true,
+      // `true`, not a path: jiti makes a child instance per imported module, and each finds the tsconfig.json
+      // nearest that module, so every file gets the `paths` of its own project (checked with a fixture
+      // whose tsconfig is below the working directory's, and with the working directory outside it).
       tsconfigPaths: true,
-    } as Parameters<typeof createJiti>[1]);
+    });
     return this.#jiti;
   }
 
@@ -38,11 +41,20 @@ export class ModuleImporter {
   }
 
   /** Resolves a bare package specifier (or a path) from the base directory. */
-  resolve(spec: string): string {
+  async resolve(spec: string): Promise<string> {
     if (spec.startsWith('.') || path.isAbsolute(spec)) return path.resolve(this.baseDir, spec);
     const local = path.resolve(this.baseDir, spec);
     if (existsSync(local)) return local;
-    return createRequire(path.join(this.baseDir, 'index.js')).resolve(spec);
+    try {
+      return createRequire(path.join(this.baseDir, 'index.js')).resolve(spec);
+    } catch (err) {
+      // An ESM-only package (no "require" condition in its exports) is found by jiti's ESM resolver.
+      const jiti = await this.jiti().catch(() => null);
+      if (!jiti) throw err;
+      return jiti
+        .esmResolve(spec, { parentURL: pathToFileURL(path.join(this.baseDir, 'index.js')).href, try: false })
+        .replace(/^file:\/\//, '');
+    }
   }
 }
 

@@ -1,4 +1,7 @@
+import { execFileSync } from 'node:child_process';
+import { getActiveResourcesInfo } from 'node:process';
 import { describeLoadError } from '../config/file.js';
+import { ListenCapture } from './capture.js';
 import { AppLoadError } from './errors.js';
 import { ModuleImporter, unwrapDefault } from './import.js';
 import { ACCEPTED, describeValue, SHAPES, type AdaptContext, type ServedApp } from './shapes.js';
@@ -9,39 +12,141 @@ export interface LoadResult {
   readonly served: ServedApp;
 }
 
-/** Imports the app module and picks the export: `:EXPORT` when given, else default, else `app`. */
-export async function importApp(raw: string, cwd: string): Promise<{ spec: AppSpec; value: unknown }> {
+/** How long a module with no export may take to call listen() (a Nest `bootstrap()`, a listen after a DB connect). */
+const LISTEN_WAIT_MS = 10_000;
+/** How long an import that already called listen() may take to finish (a top-level `await app.listen()`). */
+const SETTLE_AFTER_LISTEN_MS = 100;
+
+type Module = Record<string, unknown>;
+type Lifespan = () => unknown;
+
+/**
+ * Loads the app for a worker (or for --check-config/--preload in the master): imports the module with
+ * listen() captured, picks the export, adapts it to a shape (SHAPES, in order; a function of no parameters
+ * is a factory whose result is adapted), and attaches the module's `startup`/`shutdown` exports.
+ *
+ * Which server is served: the one the module listen()ed on during import, if any, unless the export is a
+ * framework app owning that same server (then the framework shape, which knows how to close it); else the
+ * export.
+ */
+export async function loadApp(raw: string, cwd: string, ctx: AdaptContext): Promise<LoadResult> {
   const spec = parseAppSpec(raw, cwd);
-  const importer = new ModuleImporter(cwd);
-  let mod: Record<string, unknown>;
+  const resourcesBefore = getActiveResourcesInfo().length;
+  const capture = new ListenCapture();
+  capture.start();
   try {
-    const file = spec.isFile ? spec.target : importer.resolve(spec.target);
-    mod = await importer.import(file);
-  } catch (err) {
-    if (!spec.isFile && isNotFound(err))
-      throw new AppLoadError(`app not found: ${raw} is neither a file (.ts .mts .cts .tsx .js .mjs .cjs) nor an installed package`);
-    throw new AppLoadError(`app ${raw} failed to load: ${describeLoadError(err)}`, err instanceof Error ? (err.stack ?? '') : '');
+    const mod = await importModule(spec, raw, cwd, capture);
+    const exported = pickExport(mod, spec, raw, capture.server !== null);
+    let served: ServedApp | null = exported === undefined ? null : await adaptApp(exported, raw, ctx, capture);
+    if (!served && capture.server === null) await waitForListen(capture, resourcesBefore);
+    const own = capture.server;
+    if (own && served?.server !== own) {
+      served = { kind: `http.Server (its listen() at import captured)`, server: own, close: served?.close };
+    }
+    if (!served) throw new AppLoadError(`app ${raw}: no default export, no export named "app", and no listen() call (it has: ${exportList(mod)})`);
+    return { spec, served: withLifespan(served, mod, raw) };
+  } finally {
+    capture.stop();
   }
-  let value: unknown;
-  if (spec.exportName) {
-    if (!(spec.exportName in mod)) {
-      const inner = unwrapDefault(mod.default);
-      if (inner && typeof inner === 'object' && spec.exportName in inner) value = (inner as Record<string, unknown>)[spec.exportName];
-      else throw new AppLoadError(`app ${raw}: the module has no export named ${spec.exportName} (it has: ${exportList(mod)})`);
-    } else value = mod[spec.exportName];
-  } else if (mod.default !== undefined) {
-    value = unwrapDefault(mod.default);
-    // `module.exports = { app }` from CommonJS arrives as a default object holding `app`.
-    if (value && typeof value === 'object' && !SHAPES.some((s) => s.matches(value)) && 'app' in value) value = (value as { app: unknown }).app;
-  } else if (mod.app !== undefined) value = mod.app;
-  else throw new AppLoadError(`app ${raw}: no default export and no export named "app" (it has: ${exportList(mod)})`);
-  return { spec, value };
 }
 
-/** Turns an export into something a worker serves; an async factory is called and its result adapted. */
-export async function adaptApp(value: unknown, raw: string, ctx: AdaptContext, depth = 0): Promise<ServedApp> {
+async function importModule(spec: AppSpec, raw: string, cwd: string, capture: ListenCapture): Promise<Module> {
+  const importer = new ModuleImporter(cwd);
+  let file: string;
+  let importing: Promise<Module>;
+  try {
+    file = spec.isFile ? spec.target : await importer.resolve(spec.target);
+    importing = importer.import(file);
+  } catch (err) {
+    throw loadError(err, spec, raw);
+  }
+  // A module may await its own listen() at the top level (`await app.listen()`): that promise settles only
+  // once tunicorn makes the server listen, after the import. So once listen() was called, the import gets a
+  // short while to finish and is then left to complete on its own.
+  const first = await Promise.race([
+    importing.then((m) => ({ m }), (err: unknown) => ({ err })),
+    capture.captured.then(() => null),
+  ]);
+  if (first && 'err' in first) throw loadError(first.err, spec, raw);
+  if (first) return first.m;
+  const settled = await Promise.race([
+    importing.then((m) => ({ m }), (err: unknown) => ({ err })),
+    new Promise<null>((r) => setTimeout(() => r(null), SETTLE_AFTER_LISTEN_MS)),
+  ]);
+  if (settled && 'err' in settled) throw loadError(settled.err, spec, raw);
+  if (settled) return settled.m;
+  // A failure after that is the module's own uncaught error: it takes the worker down with the cause logged.
+  importing.catch((err: unknown) => {
+    throw loadError(err, spec, raw);
+  });
+  return {};
+}
+
+function loadError(err: unknown, spec: AppSpec, raw: string): AppLoadError {
+  if (err instanceof AppLoadError) return err;
+  if (!spec.isFile && isNotFound(err))
+    return new AppLoadError(`app not found: ${raw} is neither a file (.ts .mts .cts .tsx .js .mjs .cjs) nor an installed package`);
+  let where = '';
+  const message = err instanceof Error ? err.message : '';
+  // jiti's parse errors give `file:line:column` on the message's second line.
+  const located = /^\s*((?:\/|file:)\S+:\d+(?::\d+)?)\s*$/m.exec(message.split('\n').slice(1).join('\n'));
+  if (located) where = ` (${located[1]})`;
+  else if (err instanceof SyntaxError) {
+    // CommonJS puts `file:line` as the first line of the stack, above the message.
+    const head = (err.stack ?? '').split('\n')[0] ?? '';
+    if (/^(\/|file:).*:\d+$/.test(head)) where = ` (${head})`;
+    else if (spec.isFile && !(err.stack ?? '').includes(spec.target)) where = syntaxErrorLocation(spec.target);
+  }
+  return new AppLoadError(`app ${raw} failed to load: ${describeLoadError(err).trimEnd()}${where}`, err instanceof Error ? (err.stack ?? '') : '');
+}
+
+/**
+ * Node 20 keeps the file and line of a syntax error in a native ES module out of the error's message and
+ * stack (its uncaught-error printer reads them from internal state), so ask `node --check`, which prints
+ * them. Only on this failure path; a syntax error in a module the app imports is not located this way.
+ */
+function syntaxErrorLocation(file: string): string {
+  try {
+    execFileSync(process.execPath, ['--check', file], { stdio: ['ignore', 'ignore', 'pipe'], timeout: 10_000 });
+    return '';
+  } catch (err) {
+    const first = String((err as { stderr?: Buffer }).stderr ?? '').split('\n')[0] ?? '';
+    return /:\d+$/.test(first) ? ` (${first})` : '';
+  }
+}
+
+/** The export to serve: `:EXPORT` when given, else default, else `app`; undefined when there is none. */
+function pickExport(mod: Module, spec: AppSpec, raw: string, listened: boolean): unknown {
+  if (spec.exportName) {
+    if (spec.exportName in mod) return mod[spec.exportName];
+    const inner = unwrapDefault(mod.default);
+    if (inner && typeof inner === 'object' && spec.exportName in inner) return (inner as Module)[spec.exportName];
+    throw new AppLoadError(`app ${raw}: the module has no export named ${spec.exportName} (it has: ${exportList(mod)})`);
+  }
+  if (mod.default !== undefined) {
+    const value = unwrapDefault(mod.default);
+    // `module.exports = { app }` from CommonJS arrives as a default object holding `app`.
+    if (value && typeof value === 'object' && !SHAPES.some((s) => s.matches(value)) && 'app' in value) return (value as { app: unknown }).app;
+    // `module.exports = { startup, shutdown }` next to a listen() call: the exports are only lifespan hooks.
+    if (listened && value && typeof value === 'object' && !SHAPES.some((s) => s.matches(value))) return undefined;
+    return value;
+  }
+  if (mod.app !== undefined) return mod.app;
+  // jiti hands back a CommonJS module's `module.exports` itself (`export = app` in a .cts file).
+  if (typeof mod === 'function' || SHAPES.some((s) => s.matches(mod))) return mod;
+  return undefined;
+}
+
+/** Turns an export into something a worker serves; a factory (no parameters) is called and its result adapted. */
+export async function adaptApp(value: unknown, raw: string, ctx: AdaptContext, capture?: ListenCapture, depth = 0): Promise<ServedApp> {
   const shape = SHAPES.find((s) => s.matches(value));
-  if (shape) return shape.adapt(value, ctx);
+  if (shape) {
+    try {
+      return await shape.adapt(value, ctx);
+    } catch (err) {
+      throw new AppLoadError(`app ${raw}: starting the ${shape.name} failed: ${describeLoadError(err)}`, err instanceof Error ? (err.stack ?? '') : '');
+    }
+  }
   if (typeof value === 'function' && value.length === 0 && depth === 0) {
     let made: unknown;
     try {
@@ -49,17 +154,66 @@ export async function adaptApp(value: unknown, raw: string, ctx: AdaptContext, d
     } catch (err) {
       throw new AppLoadError(`app ${raw}: the factory threw: ${describeLoadError(err)}`, err instanceof Error ? (err.stack ?? '') : '');
     }
-    return adaptApp(unwrapDefault(made), raw, ctx, depth + 1);
+    // A factory that called listen() itself and returned nothing: its server is the app.
+    if (made === undefined && capture?.server) return { kind: 'http.Server (its listen() in the factory captured)', server: capture.server };
+    return adaptApp(unwrapDefault(made), raw, ctx, capture, depth + 1);
   }
-  throw new AppLoadError(`app ${raw} is ${describeValue(value)}; tunicorn serves ${ACCEPTED}`);
+  const what = depth > 0 ? `a factory resolving to ${describeValue(value)}` : describeValue(value);
+  throw new AppLoadError(`app ${raw} is ${what}; tunicorn serves ${ACCEPTED}`);
 }
 
-export async function loadApp(raw: string, cwd: string, ctx: AdaptContext): Promise<LoadResult> {
-  const { spec, value } = await importApp(raw, cwd);
-  return { spec, served: await adaptApp(value, raw, ctx) };
+/**
+ * Waits for a module with nothing to export to call listen() later (Nest's `bootstrap()` pattern). Gives up
+ * early when the module left nothing running (no timer, socket or file operation beyond those before),
+ * since then nothing can call listen() any more.
+ */
+async function waitForListen(capture: ListenCapture, baseline: number): Promise<void> {
+  const deadline = Date.now() + LISTEN_WAIT_MS;
+  let idle = 0;
+  while (capture.server === null && Date.now() < deadline) {
+    const tick = await Promise.race([capture.captured.then(() => true), new Promise<false>((r) => setTimeout(() => r(false), 25))]);
+    if (tick) return;
+    // The poll's own timer is gone by now; anything above the baseline is the module's work in progress.
+    idle = getActiveResourcesInfo().length <= baseline ? idle + 1 : 0;
+    if (idle >= 3) return;
+  }
 }
 
-function exportList(mod: Record<string, unknown>): string {
+function withLifespan(served: ServedApp, mod: Module, raw: string): ServedApp {
+  const holder = unwrapDefault(mod.default);
+  const pick = (name: string): Lifespan | undefined => {
+    const v = mod[name] ?? (holder && typeof holder === 'object' ? (holder as Module)[name] : undefined);
+    return typeof v === 'function' ? (v as Lifespan) : undefined;
+  };
+  const startup = pick('startup');
+  const shutdown = pick('shutdown');
+  if (!startup && !shutdown) return served;
+  const frameworkClose = served.close;
+  return {
+    ...served,
+    startup: startup
+      ? async () => {
+          try {
+            await startup();
+          } catch (err) {
+            throw new AppLoadError(`app ${raw}: startup() failed: ${describeLoadError(err)}`, err instanceof Error ? (err.stack ?? '') : '');
+          }
+        }
+      : served.startup,
+    close: async () => {
+      let failure: unknown;
+      try {
+        await frameworkClose?.();
+      } catch (err) {
+        failure = err;
+      }
+      await shutdown?.();
+      if (failure) throw failure;
+    },
+  };
+}
+
+function exportList(mod: Module): string {
   const keys = Object.keys(mod).filter((k) => k !== '__esModule' && k !== 'module.exports');
   return keys.length ? keys.join(', ') : 'no exports';
 }

@@ -1,20 +1,32 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import https from 'node:https';
 import type { FetchHandler } from './fetch-bridge.js';
 
-/** The Fetch bridge touches the global Request, which loads undici (~7 MB): only Fetch apps pay for it. */
-const bridge = () => import('./fetch-bridge.js');
+/**
+ * The Fetch bridge and the Response stand-in touch the global Request and Response, which loads undici
+ * (~7 MB of RSS): only Fetch apps pay for it. The stand-in is installed once the app is known to be a Fetch
+ * handler, before its first request; a Response made while the module was imported is a native one, which
+ * the bridge writes too (by reading its body).
+ */
+async function bridge(): Promise<typeof import('./fetch-bridge.js')> {
+  const [b, r] = await Promise.all([import('./fetch-bridge.js'), import('./fetch-response.js')]);
+  r.installResponse();
+  return b;
+}
 
 export type RequestListener = (req: IncomingMessage, res: ServerResponse) => void;
 export type ErrorSink = (err: unknown, req: IncomingMessage, res: ServerResponse) => void;
 
 /** What a worker serves: a request listener on tunicorn's own server, or the app's own server object. */
 export interface ServedApp {
-  /** The detected shape, for the log ("Serving app.ts:default as a Fetch handler"). */
+  /** The detected shape, for the log ("Serving app.ts as a Fastify app"). */
   readonly kind: string;
   readonly listener?: RequestListener;
-  /** An http.Server the app made: served as it is, so its `upgrade` listeners work. */
+  /** An http.Server (or https.Server) the app made: served as it is, so its `upgrade` listeners work. */
   readonly server?: http.Server;
-  /** Runs when the worker stops (the framework's close()). */
+  /** Runs in each worker after the app loaded, before it accepts (the module's `startup` export). */
+  readonly startup?: () => Promise<void>;
+  /** Runs when the worker stops: the framework's close(), then the module's `shutdown` export. */
   readonly close?: () => Promise<void>;
 }
 
@@ -41,35 +53,77 @@ export function guardListener(fn: (req: IncomingMessage, res: ServerResponse) =>
   };
 }
 
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null;
+const isFn = (v: unknown): v is (...a: unknown[]) => unknown => typeof v === 'function';
+const isServer = (v: unknown): v is http.Server => v instanceof http.Server || v instanceof https.Server;
+
+/**
+ * The shapes, in the order they are tried (README "App shapes" documents the same order). Framework objects
+ * come before the generic shapes they would also match: a Fastify or Nest app owns an http.Server and
+ * needs its own start and close; an Express app is a (req, res, next) listener.
+ * A function of no parameters is none of these: load.ts calls it as a factory and tries its result here.
+ */
 export const SHAPES: Shape[] = [
   {
     name: 'http.Server',
-    matches: (v) => v instanceof http.Server,
+    matches: isServer,
     adapt: (server: http.Server) => ({ kind: 'http.Server', server }),
   },
   {
+    // INestApplication: init() runs the module hooks and mounts the routes; the adapter (Express or
+    // Fastify) made the http.Server, which Nest's WebSocket gateways attach to.
+    name: 'NestJS application',
+    matches: (v) => isObject(v) && isFn(v.getHttpAdapter) && isFn(v.getHttpServer) && isFn(v.init) && isFn(v.close),
+    adapt: async (app: { init(): Promise<unknown>; getHttpServer(): unknown; close(): Promise<void> }) => {
+      await app.init();
+      const server = app.getHttpServer();
+      if (!isServer(server)) throw new TypeError('the NestJS application has no http.Server after init()');
+      return { kind: 'NestJS application', server, close: () => app.close() };
+    },
+  },
+  {
+    // Fastify crashes on a request served before ready() (FACTS); close() runs its onClose hooks.
+    name: 'Fastify instance',
+    matches: (v) => isObject(v) && isFn(v.routing) && isFn(v.ready) && isFn(v.close) && isServer(v.server),
+    adapt: async (app: { ready(): Promise<unknown>; server: http.Server; close(): Promise<void> }) => {
+      await app.ready();
+      return { kind: 'Fastify instance', server: app.server, close: () => app.close() };
+    },
+  },
+  {
+    name: 'Koa application',
+    matches: (v) => isObject(v) && isFn(v.callback) && isFn(v.use) && Array.isArray(v.middleware),
+    adapt: (app: { callback(): RequestListener }, ctx) => ({ kind: 'Koa application', listener: guardListener(app.callback(), ctx.onError) }),
+  },
+  {
     name: 'object with fetch()',
-    matches: (v) => typeof v === 'object' && v !== null && typeof (v as { fetch?: unknown }).fetch === 'function',
+    matches: (v) => isObject(v) && isFn(v.fetch),
     adapt: async (o: { fetch: FetchHandler }, ctx) => ({
-      kind: 'Fetch handler (object with fetch)',
+      kind: `Fetch handler (${o.constructor?.name === 'Hono' ? 'Hono app' : 'object with fetch'})`,
       listener: (await bridge()).fetchListener((r) => o.fetch(r), ctx.onError),
     }),
   },
   {
+    name: 'Express application',
+    matches: (v) => isFn(v) && isFn((v as unknown as Record<string, unknown>).handle) && isFn((v as unknown as Record<string, unknown>).use) && v.length >= 2,
+    adapt: (fn: RequestListener, ctx) => ({ kind: 'Express application', listener: guardListener(fn, ctx.onError) }),
+  },
+  {
     name: 'Fetch handler',
-    matches: (v) => typeof v === 'function' && v.length === 1,
+    matches: (v) => isFn(v) && v.length === 1,
     adapt: async (fn: FetchHandler, ctx) => ({ kind: 'Fetch handler', listener: (await bridge()).fetchListener(fn, ctx.onError) }),
   },
   {
     name: '(req, res) listener',
-    matches: (v) => typeof v === 'function' && v.length >= 2,
+    matches: (v) => isFn(v) && v.length >= 2,
     adapt: (fn: RequestListener, ctx) => ({ kind: '(req, res) listener', listener: guardListener(fn, ctx.onError) }),
   },
 ];
 
 export const ACCEPTED =
-  'a (req, res) listener, a Fetch handler (request) => Response, an object with fetch(), an http.Server, ' +
-  'or a function of no arguments that returns (or resolves to) one of these';
+  'a (req, res) listener (Express, Koa), a Fetch handler (request) => Response, an object with fetch() (Hono), ' +
+  'a Fastify or NestJS app, an http.Server, a server the module listen()s on, ' +
+  'or a function of no parameters that returns (or resolves to) one of these';
 
 export function describeValue(v: unknown): string {
   if (v === null) return 'null';

@@ -63,9 +63,8 @@ async function main(): Promise<void> {
   if (r.config.checkConfig || r.config.preload) {
     try {
       // Imported only here: the app loader pulls in undici and jiti, memory the master otherwise never needs.
-      const { adaptApp, importApp } = await import('../app/load.js');
-      const { value } = await importApp(r.app, process.cwd());
-      const served = await adaptApp(value, r.app, { onError: () => {} });
+      const { loadApp } = await import('../app/load.js');
+      const { served } = await loadApp(r.app, process.cwd(), { onError: () => {} });
       if (r.config.checkConfig) {
         process.stdout.write(`OK: ${r.app} is ${served.kind}${r.configPath ? `; config ${r.configPath}` : ''}\n`);
         await served.close?.();

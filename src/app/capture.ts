@@ -1,0 +1,58 @@
+import http from 'node:http';
+import https from 'node:https';
+import net from 'node:net';
+
+type Listen = (this: net.Server, ...args: unknown[]) => net.Server;
+
+/**
+ * Catches the app module calling `listen()` itself (`app.listen(3000)`, `server.listen(PORT)`) while it is
+ * imported: the call opens no port, and tunicorn serves that server on its own sockets instead.
+ *
+ * http.Server and https.Server inherit `listen` from net.Server (neither overrides it), so wrapping
+ * net.Server.prototype.listen sees every call. Only the first HTTP(S) server is taken; any other server
+ * (a plain TCP server, a second HTTP server such as a metrics endpoint) listens as the module asked.
+ * The callback given to listen() runs on the server's 'listening' event, once tunicorn has made it listen,
+ * so code that awaits it (Fastify's `await app.listen()`) goes on then.
+ */
+export class ListenCapture {
+  #server: http.Server | null = null;
+  #original: Listen | null = null;
+  #notify: (() => void) | null = null;
+  /** Resolves when a server is captured. */
+  readonly captured: Promise<http.Server>;
+
+  constructor() {
+    this.captured = new Promise((resolve) => {
+      this.#notify = () => resolve(this.#server!);
+    });
+  }
+
+  get server(): http.Server | null {
+    return this.#server;
+  }
+
+  start(): void {
+    if (this.#original) return;
+    const original = net.Server.prototype.listen as unknown as Listen;
+    this.#original = original;
+    const self = this;
+    net.Server.prototype.listen = function listen(this: net.Server, ...args: unknown[]): net.Server {
+      const isHttp = this instanceof http.Server || this instanceof https.Server;
+      if (!isHttp || (self.#server !== null && self.#server !== this)) return original.apply(this, args);
+      const last = args[args.length - 1];
+      if (typeof last === 'function') this.once('listening', last as () => void);
+      if (self.#server === null) {
+        self.#server = this as http.Server;
+        self.#notify!();
+      }
+      return this;
+    } as unknown as typeof net.Server.prototype.listen;
+  }
+
+  /** Puts the real listen() back; later calls open their ports as usual. */
+  stop(): void {
+    if (!this.#original) return;
+    net.Server.prototype.listen = this.#original as unknown as typeof net.Server.prototype.listen;
+    this.#original = null;
+  }
+}

@@ -1,0 +1,271 @@
+/**
+ * App shapes on the real CLI, each with its real framework (one server per fixture, 1 worker, all started
+ * at once and shared by the checks):
+ * - a CommonJS (req, res) listener, compiled ESM's double default, a Fetch handler object, Express 4 (TS)
+ *   and 5 (ESM JS), Koa (module.exports from .cts), an async factory resolving to Koa, Fastify (ready() before serving), Hono, NestJS with
+ *   constructor injection (decorator metadata), a tsconfig `paths` import
+ * - the detected shape is logged (and printed by --check-config); an unservable factory result stops the
+ *   server with its type
+ * - an http.Server the module made is served as it is: a ws WebSocketServer on it echoes through tunicorn
+ * - a module that listen()s at import (Express), awaits its listen() at the top level (Fastify), or listens
+ *   later (Nest bootstrap()): served on the bind address; its own port is never opened
+ * - lifespan: startup() before the first request; shutdown() on max-requests recycling and on TERM;
+ *   Fastify's onClose and Nest's shutdown hooks run on TERM
+ * - a Fetch handler's AbortSignal fires when the client goes away; clientAddress() gives the client
+ */
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, describe, it } from 'node:test';
+import WebSocket from 'ws';
+import { FIXTURES, request, Server, stopAll, until, type Reply } from '../helpers/server.js';
+
+after(stopAll);
+
+const tmp = mkdtempSync(path.join(tmpdir(), 'tunicorn-apps-'));
+const fx = (name: string) => path.join(FIXTURES, 'apps', name);
+
+/** A port nothing listens on now: a module is told to listen there, and the test checks it stays closed. */
+async function freePort(): Promise<number> {
+  const s = net.createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const { port } = s.address() as net.AddressInfo;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+function refused(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const c = net.connect(port, '127.0.0.1');
+    c.once('connect', () => {
+      c.destroy();
+      resolve(false);
+    });
+    c.once('error', (err: NodeJS.ErrnoException) => resolve(err.code === 'ECONNREFUSED'));
+  });
+}
+
+interface Running {
+  s: Server;
+  port: number;
+  lifespan: string;
+}
+
+const servers = new Map<string, Promise<Running>>();
+
+/** One server per fixture (and argument list), started on first use and shared. */
+function serve(fixture: string, args: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<Running> {
+  const key = [fixture, ...args].join(' ');
+  let p = servers.get(key);
+  if (!p) {
+    const lifespan = path.join(tmp, `${key.replace(/\W+/g, '_')}.log`);
+    const s = new Server(['-b', '127.0.0.1:0', '-w', '1', '--log-level', 'debug', ...args, fixture], {
+      env: { LIFESPAN_FILE: lifespan, ...env },
+    });
+    p = s.port().then((port) => ({ s, port, lifespan }));
+    servers.set(key, p);
+  }
+  return p;
+}
+
+/** The first request may wait in the backlog while the worker boots (Nest, a cold transform cache). */
+const first = (port: number, p: string, opts: Parameters<typeof request>[2] = {}): Promise<Reply> => request(port, p, { timeout: 30000, ...opts });
+
+const lines = (file: string) => (existsSync(file) ? readFileSync(file, 'utf8') : '');
+
+const ownPorts = { listens: await freePort(), fastify: await freePort(), nest: await freePort() };
+
+// Start every server now so they boot side by side.
+const SHAPES: { name: string; fixture: string; path: string; kind: RegExp; check: (r: Reply) => void; env?: NodeJS.ProcessEnv }[] = [
+  { name: 'a CommonJS (req, res) listener', fixture: path.join(FIXTURES, 'cjs-listener.cjs'), path: '/', kind: /\(req, res\) listener/, check: (r) => assert.equal(r.status, 200) },
+  { name: 'an object with fetch()', fixture: path.join(FIXTURES, 'fetch-object.mjs'), path: '/', kind: /Fetch handler \(object with fetch\)/, check: (r) => assert.equal(r.status, 200) },
+  {
+    name: 'compiled ESM in CommonJS (the double default)',
+    fixture: fx('double-default.cjs'),
+    path: '/',
+    kind: /\(req, res\) listener/,
+    check: (r) => assert.equal(r.body, 'double default unwrapped'),
+  },
+  {
+    name: 'Express 4',
+    fixture: fx('express4.ts'),
+    path: '/users/42',
+    kind: /Express application/,
+    check: (r) => assert.deepEqual(JSON.parse(r.body), { id: '42' }),
+  },
+  {
+    name: 'Express 5 (ESM JavaScript)',
+    fixture: fx('express5.mjs'),
+    path: '/async',
+    kind: /Express application/,
+    check: (r) => assert.deepEqual(JSON.parse(r.body), { async: true }),
+  },
+  {
+    name: 'Koa (module.exports from a .cts file)',
+    fixture: fx('koa.cts'),
+    path: '/k',
+    kind: /Koa application/,
+    check: (r) => assert.deepEqual(JSON.parse(r.body), { framework: 'koa', path: '/k' }),
+  },
+  {
+    name: 'an async factory resolving to Koa',
+    fixture: fx('koa-factory.ts'),
+    path: '/',
+    kind: /Koa application/,
+    check: (r) => assert.deepEqual(JSON.parse(r.body), { made: 'by a factory' }),
+  },
+  {
+    name: 'Fastify, ready() before the first request',
+    fixture: fx('fastify.ts'),
+    path: '/',
+    kind: /Fastify instance/,
+    check: (r) => assert.deepEqual(JSON.parse(r.body), { framework: 'fastify', ready: true }),
+  },
+  {
+    name: 'Hono, with clientAddress()',
+    fixture: fx('hono.ts'),
+    path: '/ip',
+    kind: /Fetch handler \(Hono app\)/,
+    check: (r) => assert.deepEqual(JSON.parse(r.body), { ip: '127.0.0.1' }),
+  },
+  {
+    name: 'NestJS (async factory), constructor injection',
+    fixture: fx('nest/app.ts'),
+    path: '/hello/ann',
+    kind: /NestJS application/,
+    check: (r) => assert.equal(JSON.parse(r.body).message, 'Hello ann'),
+  },
+  {
+    name: 'a TypeScript app importing through its tsconfig paths',
+    fixture: fx('paths/src/app.ts'),
+    path: '/',
+    kind: /\(req, res\) listener/,
+    check: (r) => assert.equal(r.body, 'hello tunicorn via paths'),
+  },
+  {
+    name: 'an Express module calling app.listen(PORT) at import',
+    fixture: fx('listens.ts'),
+    path: '/',
+    kind: /listen\(\) at import captured/,
+    env: { OWN_PORT: String(ownPorts.listens) },
+    check: (r) => assert.deepEqual(JSON.parse(r.body), { captured: true, listening: true }),
+  },
+  {
+    name: 'a Fastify ES module awaiting its own listen() at the top level',
+    fixture: fx('fastify-listens.mjs'),
+    path: '/',
+    kind: /listen\(\) at import captured/,
+    env: { OWN_PORT: String(ownPorts.fastify) },
+    check: (r) => assert.deepEqual(JSON.parse(r.body), { framework: 'fastify', awaited: 'listen' }),
+  },
+  {
+    name: 'a Nest main.ts whose bootstrap() listens after the import',
+    fixture: fx('nest/main.ts'),
+    path: '/hello/bob',
+    kind: /listen\(\) at import captured/,
+    env: { OWN_PORT: String(ownPorts.nest) },
+    check: (r) => assert.equal(JSON.parse(r.body).message, 'Hello bob'),
+  },
+];
+for (const shape of SHAPES) void serve(shape.fixture, [], shape.env);
+void serve(fx('websocket.ts'));
+void serve(fx('lifespan.ts'), ['--max-requests', '3']);
+void serve(fx('abort.ts'));
+
+describe('serves every shape with its real framework', { concurrency: true }, () => {
+  for (const shape of SHAPES) {
+    it(shape.name, async () => {
+      const { s, port } = await serve(shape.fixture, [], shape.env);
+      const r = await first(port, shape.path);
+      shape.check(r);
+      await s.waitFor(new RegExp(`Serving .* as [^\n]*${shape.kind.source}`));
+      if (shape.env?.OWN_PORT) assert.ok(await refused(Number(shape.env.OWN_PORT)), 'the port the module asked for stays closed');
+    });
+  }
+
+  it('a ws WebSocketServer on the module http.Server echoes through tunicorn', async () => {
+    const { port } = await serve(fx('websocket.ts'));
+    assert.equal((await first(port, '/')).body, 'plain http');
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/`);
+    await new Promise((resolve, reject) => {
+      ws.once('open', resolve);
+      ws.once('error', reject);
+    });
+    const reply = new Promise<string>((resolve) => ws.once('message', (d) => resolve(d.toString())));
+    ws.send('ping');
+    assert.equal(await reply, 'echo: ping');
+    ws.close();
+  });
+
+  it('an AbortSignal fires when the client goes away', async () => {
+    const { port } = await serve(fx('abort.ts'));
+    assert.deepEqual(JSON.parse((await first(port, '/aborted')).body), { seen: [] });
+    await request(port, '/wait', { timeout: 300 }).catch(() => {}); // the client gives up and closes
+    // Bounded polling: the abort reaches the handler asynchronously.
+    let seen: string[] = [];
+    for (let i = 0; i < 100 && seen.length === 0; i++) {
+      if (i > 0) await new Promise((r) => setTimeout(r, 100));
+      seen = JSON.parse((await request(port, '/aborted')).body).seen;
+    }
+    assert.deepEqual(seen, ['AbortError']);
+  });
+
+  it('startup() runs before the first request; shutdown() when max-requests recycles the worker', async () => {
+    const { s, port, lifespan } = await serve(fx('lifespan.ts'), ['--max-requests', '3']);
+    const r = JSON.parse((await first(port, '/')).body);
+    assert.equal(r.state, 'started');
+    const firstPid = r.pid as number;
+    assert.match(lines(lifespan), new RegExp(`startup ${firstPid}`));
+    await request(port, '/');
+    await request(port, '/');
+    await s.waitFor(new RegExp(`Worker exiting \\(pid: ${firstPid}\\)`), 20000);
+    await until(() => lines(lifespan).includes(`shutdown ${firstPid}`), 20000, 'shutdown() of the recycled worker');
+    const next = JSON.parse((await first(port, '/')).body);
+    assert.notEqual(next.pid, firstPid);
+    assert.equal(next.state, 'started');
+  });
+});
+
+describe('stopping runs the framework close() and the shutdown hooks', () => {
+  it('TERM: Fastify onClose, Nest onApplicationShutdown, shutdown()', async () => {
+    const targets = [
+      { run: await serve(fx('fastify.ts')), note: 'fastify-close' },
+      { run: await serve(fx('nest/app.ts')), note: 'nest-close' },
+      { run: await serve(fx('lifespan.ts'), ['--max-requests', '3']), note: 'shutdown' },
+    ];
+    for (const { run } of targets) await first(run.port, '/');
+    for (const { run } of targets) run.s.signal('SIGTERM');
+    for (const { run, note } of targets) {
+      const exit = await run.s.exited;
+      assert.equal(exit.code, 0);
+      const pids = [...run.s.log.matchAll(/Booting worker with pid: (\d+)/g)].map((m) => m[1]);
+      assert.match(lines(run.lifespan), new RegExp(`${note} ${pids.at(-1)}`), `${note} in the last worker`);
+    }
+  });
+});
+
+describe('--check-config and exports tunicorn cannot serve', () => {
+  it('--check-config names the shape of a framework app, opening no port', async () => {
+    const own = await freePort();
+    const s = new Server(['--check-config', fx('listens.ts')], { env: { OWN_PORT: String(own) } });
+    assert.equal((await s.exited).code, 0);
+    assert.match(s.stdout, /OK: .*listens\.ts is http\.Server \(its listen\(\) at import captured\)/);
+    const f = new Server(['--check-config', fx('fastify.ts')]);
+    assert.equal((await f.exited).code, 0);
+    assert.match(f.stdout, /OK: .*fastify\.ts is Fastify instance/);
+  });
+
+  it('a syntax error in a native ES module is reported with its file and line', async () => {
+    const s = new Server(['-b', '127.0.0.1:0', fx('broken-esm.mjs')]);
+    assert.equal((await s.exited).code, 1);
+    assert.match(s.log, /\[ERROR\] app .*broken-esm\.mjs failed to load: missing \) after argument list \(.*broken-esm\.mjs:3\)/);
+  });
+
+  it('stops with status 1 and one line naming what the factory resolved to', async () => {
+    const s = new Server(['-b', '127.0.0.1:0', fx('bad-factory.ts')]);
+    assert.equal((await s.exited).code, 1);
+    assert.match(s.log, /bad-factory\.ts is a factory resolving to a number \(42\); tunicorn serves a \(req, res\) listener/);
+  });
+});

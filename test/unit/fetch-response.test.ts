@@ -1,0 +1,161 @@
+/**
+ * The Response stand-in and the Fetch bridge, in process:
+ * - the stand-in behaves as a standard Response (instanceof, statics, body readers, validation, subclassing)
+ * - a plain body is written with its headers, status, Content-Length and Fetch's default Content-Type
+ * - multiple Set-Cookie headers, HEAD, bytes, a stream body, headers changed after construction
+ * - a bad return value becomes a 500
+ */
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import { fetchListener } from '../../src/app/fetch-bridge.js';
+import { installResponse, NativeResponse, isPlain } from '../../src/app/fetch-response.js';
+
+installResponse();
+
+describe('the Response stand-in', () => {
+  it('is a Response, and a native Response is one too', async () => {
+    const r = new Response('hi');
+    assert.ok(r instanceof Response);
+    assert.ok(r instanceof NativeResponse);
+    assert.ok(new NativeResponse('x') instanceof Response);
+    assert.notEqual(Response, NativeResponse);
+    assert.equal(Object.prototype.toString.call(r), '[object Response]');
+    assert.equal(r.status, 200);
+    assert.equal(r.ok, true);
+    assert.equal(r.headers.get('content-type'), 'text/plain;charset=UTF-8');
+    assert.equal(await r.text(), 'hi');
+    assert.equal(r.bodyUsed, true);
+    await assert.rejects(r.text(), TypeError);
+  });
+
+  it('keeps the statics and the validation of the standard one', async () => {
+    const j = Response.json({ a: 1 }, { status: 201, headers: { 'x-a': 'b' } });
+    assert.ok(j instanceof Response);
+    assert.equal(j.status, 201);
+    assert.equal(j.headers.get('content-type'), 'application/json');
+    assert.equal(j.headers.get('x-a'), 'b');
+    assert.deepEqual(await j.json(), { a: 1 });
+    const redirect = Response.redirect('http://example.com/next', 307);
+    assert.equal(redirect.status, 307);
+    assert.equal(redirect.headers.get('location'), 'http://example.com/next');
+    assert.equal(Response.error().type, 'error');
+    assert.throws(() => new Response('body', { status: 204 }), TypeError);
+    assert.throws(() => new Response(null, { status: 99 }), RangeError);
+    assert.equal(new Response(null, { status: 204 }).status, 204);
+    assert.throws(() => (Response as unknown as () => void)(), TypeError);
+  });
+
+  it('reads any body the standard one takes, and clones', async () => {
+    const stream = new ReadableStream({
+      start(c) {
+        c.enqueue(new TextEncoder().encode('streamed'));
+        c.close();
+      },
+    });
+    assert.equal(await new Response(stream).text(), 'streamed');
+    assert.equal(await new Response(new URLSearchParams({ q: '1' })).text(), 'q=1');
+    assert.deepEqual(new Uint8Array(await new Response(new Uint8Array([1, 2, 3])).arrayBuffer()), new Uint8Array([1, 2, 3]));
+    const c = new Response('twice').clone();
+    assert.equal(await c.text(), 'twice');
+  });
+
+  it('can be subclassed', async () => {
+    class Mine extends Response {
+      tag = 'mine';
+    }
+    const m = new Mine('sub', { status: 202 });
+    assert.ok(m instanceof Mine);
+    assert.ok(m instanceof Response);
+    assert.equal(m.tag, 'mine');
+    assert.equal(m.status, 202);
+    assert.equal(await m.text(), 'sub');
+  });
+
+  it('is written without building the standard Response, until something reads it', () => {
+    assert.ok(isPlain(new Response('x')));
+    assert.ok(isPlain(Response.json({})));
+    const read = new Response('x');
+    void read.body;
+    assert.equal(isPlain(read), false);
+    assert.equal(isPlain(new Response(new ReadableStream())), false);
+  });
+});
+
+describe('the Fetch bridge writes', () => {
+  let server: http.Server;
+  let base = '';
+  const errors: unknown[] = [];
+  const routes: Record<string, (req: Request) => Response | Promise<Response>> = {
+    '/text': () => new Response('héllo', { status: 201, statusText: 'Made', headers: { 'x-one': '1' } }),
+    '/bytes': () => new Response(new Uint8Array([0, 1, 2, 255]), { headers: [['content-type', 'application/octet-stream']] }),
+    '/cookies': () => {
+      const h = new Headers();
+      h.append('set-cookie', 'a=1');
+      h.append('set-cookie', 'b=2');
+      return new Response('c', { headers: h });
+    },
+    '/mutated': () => {
+      const r = new Response('m');
+      r.headers.set('x-late', 'yes');
+      return r;
+    },
+    '/stream': () =>
+      new Response(
+        new ReadableStream({
+          start(c) {
+            c.enqueue(new TextEncoder().encode('a'));
+            c.enqueue(new TextEncoder().encode('b'));
+            c.close();
+          },
+        }),
+      ),
+    '/empty': () => new Response(null, { status: 204 }),
+    '/async': async (req) => Response.json({ method: req.method, url: req.url }),
+    '/bad': () => 'not a response' as unknown as Response,
+  };
+
+  before(async () => {
+    const onError = (err: unknown, _req: http.IncomingMessage, res: http.ServerResponse) => {
+      errors.push(err);
+      res.writeHead(500).end();
+    };
+    server = http.createServer(fetchListener((req) => routes[new URL(req.url).pathname]!(req), onError));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  after(() => server.close());
+
+  it('a string body with status, status text, Content-Length and the default Content-Type', async () => {
+    const r = await fetch(`${base}/text`);
+    assert.equal(r.status, 201);
+    assert.equal(r.statusText, 'Made');
+    assert.equal(r.headers.get('x-one'), '1');
+    assert.equal(r.headers.get('content-type'), 'text/plain;charset=UTF-8');
+    assert.equal(r.headers.get('content-length'), String(Buffer.byteLength('héllo')));
+    assert.equal(await r.text(), 'héllo');
+  });
+
+  it('bytes, cookies, late headers, a stream, no body, HEAD', async () => {
+    const b = await fetch(`${base}/bytes`);
+    assert.equal(b.headers.get('content-type'), 'application/octet-stream');
+    assert.deepEqual(new Uint8Array(await b.arrayBuffer()), new Uint8Array([0, 1, 2, 255]));
+    const c = await fetch(`${base}/cookies`);
+    assert.deepEqual(c.headers.getSetCookie(), ['a=1', 'b=2']);
+    assert.equal((await fetch(`${base}/mutated`)).headers.get('x-late'), 'yes');
+    assert.equal(await (await fetch(`${base}/stream`)).text(), 'ab');
+    const e = await fetch(`${base}/empty`);
+    assert.equal(e.status, 204);
+    const h = await fetch(`${base}/text`, { method: 'HEAD' });
+    assert.equal(h.headers.get('content-length'), String(Buffer.byteLength('héllo')));
+    assert.equal(await h.text(), '');
+    assert.deepEqual(await (await fetch(`${base}/async?q=1`)).json(), { method: 'GET', url: `${base}/async?q=1` });
+  });
+
+  it('a value that is not a Response is a 500', async () => {
+    const r = await fetch(`${base}/bad`);
+    assert.equal(r.status, 500);
+    assert.match(String(errors.at(-1)), /returned a string, not a Response/);
+  });
+});
