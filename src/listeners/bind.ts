@@ -78,15 +78,21 @@ export async function bindAll(raws: readonly string[]): Promise<Listener[]> {
   return out;
 }
 
-export function closeListeners(listeners: readonly Listener[]): void {
+/** Closes the sockets; `unlink` also removes Unix socket files (not when a successor or systemd owns them). */
+export function closeListeners(listeners: readonly Listener[], unlink = true): void {
   for (const l of listeners) {
     l.handle.close();
-    if (l.address.kind === 'unix') {
-      try {
-        unlinkSync(l.address.path);
-      } catch {
-        /* already gone */
-      }
+    if (unlink) unlinkUnixSockets([l]);
+  }
+}
+
+export function unlinkUnixSockets(listeners: readonly Listener[]): void {
+  for (const l of listeners) {
+    if (l.address.kind !== 'unix') continue;
+    try {
+      unlinkSync(l.address.path);
+    } catch {
+      /* already gone */
     }
   }
 }

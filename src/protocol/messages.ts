@@ -21,8 +21,11 @@ export type MasterMessage =
       readonly listeners: readonly ListenerInfo[];
       readonly masterPid: number;
     }
-  /** Stop: graceful finishes in-flight requests within graceful_timeout; otherwise exit now. */
-  | { readonly t: 'stop'; readonly graceful: boolean }
+  /**
+   * Stop: graceful finishes in-flight requests within graceful_timeout; otherwise exit now. `drain` (TERM):
+   * the master has closed its copies of the sockets, so keep accepting until the backlog is empty first.
+   */
+  | { readonly t: 'stop'; readonly graceful: boolean; readonly drain?: boolean }
   | { readonly t: 'reopen' };
 
 export interface InflightRequest {

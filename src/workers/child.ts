@@ -92,10 +92,11 @@ class WorkerProcess {
     }, every).unref();
   }
 
-  async stop(graceful: boolean, why: string): Promise<void> {
+  async stop(graceful: boolean, why: string, drain = false): Promise<void> {
     if (this.#stopping && graceful) return;
     this.#stopping = true;
     const { runtime } = this;
+    runtime.acceptDrain = drain;
     runtime.log.info(`Worker exiting (pid: ${process.pid})${why ? `: ${why}` : ''}`);
     try {
       await this.#cls?.stop(graceful);
@@ -112,7 +113,7 @@ class WorkerProcess {
       case 'init':
         return;
       case 'stop':
-        void this.stop(m.graceful, '');
+        void this.stop(m.graceful, '', m.drain ?? false);
         return;
       case 'reopen':
         this.runtime.reopenLogs();
@@ -124,11 +125,11 @@ class WorkerProcess {
 function main(): void {
   let worker: WorkerProcess | null = null;
   /** A stop that arrived while the worker was still booting: carried out once it can be. */
-  let pendingStop: boolean | null = null;
+  let pendingStop: { graceful: boolean; drain: boolean } | null = null;
   let booting = false;
-  const stopEarly = (graceful: boolean) => {
-    if (worker) void worker.stop(graceful, '');
-    else if (booting) pendingStop = graceful;
+  const stopEarly = (graceful: boolean, drain: boolean) => {
+    if (worker) void worker.stop(graceful, '', drain);
+    else if (booting) pendingStop = { graceful, drain };
     else process.exit(0);
   };
   // Until the app is up, a signal from the terminal (Ctrl-C reaches the whole process group) just exits.
@@ -138,7 +139,8 @@ function main(): void {
   process.on('SIGQUIT', early);
   // The master went away (even by SIGKILL): the IPC channel closes. No orphans.
   process.on('disconnect', () => {
-    if (worker) void worker.stop(true, 'the master is gone');
+    // Its copies of the sockets went with it: drain the backlog before closing ours.
+    if (worker) void worker.stop(true, 'the master is gone', true);
     else process.exit(0);
     setTimeout(() => process.exit(0), 5000).unref();
   });
@@ -151,7 +153,7 @@ function main(): void {
       }
       return;
     }
-    if (m.t === 'stop') return stopEarly(m.graceful);
+    if (m.t === 'stop') return stopEarly(m.graceful, m.drain ?? false);
     worker?.onMessage(m);
   });
 
@@ -193,7 +195,7 @@ function main(): void {
       return; // fatal() already reported and scheduled the exit
     }
     worker = w;
-    if (pendingStop !== null) void w.stop(pendingStop, '');
+    if (pendingStop !== null) void w.stop(pendingStop.graceful, '', pendingStop.drain);
   }
 }
 
