@@ -65,7 +65,8 @@ export function bindUnix(path: string, what: string): RawHandle {
 }
 
 export function openFd(fd: number, what: string): RawHandle {
-  return check(api()(null, -1, -1, fd), what);
+  // Node asserts that an fd comes with no address and a falsy port (so 0, not -1).
+  return check(api()(null, 0, 0, fd), what);
 }
 
 /** The bound TCP address (the real port when 0 was asked for). */
