@@ -24,7 +24,8 @@ export async function loadConfigFile(file: string): Promise<Record<string, unkno
   if (!existsSync(file)) throw new ConfigError(`config file not found: ${file}`);
   let mod: Record<string, unknown>;
   try {
-    mod = await new ModuleImporter(path.dirname(file)).import(file);
+    // Fresh: HUP must see the file as it is now, not as this process first imported it.
+    mod = await new ModuleImporter(path.dirname(file), { fresh: true }).import(file);
   } catch (err) {
     throw new ConfigError(`config file ${file} failed to load: ${describeLoadError(err)}`, { cause: err });
   }

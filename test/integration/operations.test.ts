@@ -1,0 +1,81 @@
+/**
+ * Operations around the signals:
+ * - --health-bind: /health/live and /health/ready answered by the master; ready once the workers serve
+ * - --shutdown-delay: on TERM, /health/ready turns 503 at once while the app keeps serving for the delay;
+ *   a load balancer that stops sending on 503 loses nothing; then the drain, and exit 0
+ * - HUP re-reads the config file: a new worker count and log level take effect; a config that no longer
+ *   loads keeps the running one and logs why
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, describe, it } from 'node:test';
+import { Load, stopAllLoads } from '../helpers/load.js';
+import { childrenOf, FIXTURES, request, Server, stopAll, until } from '../helpers/server.js';
+
+const APP = path.join(FIXTURES, 'zero-downtime-app.ts');
+const tmp = mkdtempSync(path.join(tmpdir(), 'tunicorn-ops-'));
+after(async () => {
+  await stopAllLoads();
+  await stopAll();
+});
+
+describe('health endpoint and shutdown delay', () => {
+  it('reports ready while the workers serve, not ready from TERM on, and serves through the delay', async (t) => {
+    const s = new Server(['-b', '127.0.0.1:0', '-w', '2', '--health-bind', '127.0.0.1:0', '--shutdown-delay', '1.5', APP]);
+    const port = await s.port();
+    const hport = Number((await s.waitFor(/Health checks at: http:\/\/127\.0\.0\.1:(\d+)\/health\/ready/))[1]);
+    assert.equal((await request(hport, '/health/live')).status, 200);
+    await until(() => s.log.includes('Ready: '), 20000, 'the workers');
+    const ready = await request(hport, '/health/ready');
+    assert.equal(ready.status, 200);
+    assert.match(ready.body, /2 of 2 workers serving/);
+    assert.equal((await request(hport, '/nope')).status, 404);
+
+    const load = new Load(port);
+    await load.okAtLeast(200);
+    s.signal('SIGTERM');
+    // The load balancer: polls readiness, and stops sending once it says 503.
+    await until(() => s.log.includes('Shutdown delay: serving 1.5 s more'), 10000, 'the delay to begin');
+    const notReady = await request(hport, '/health/ready');
+    assert.equal(notReady.status, 503);
+    assert.match(notReady.body, /stopping/);
+    // Still serving, on keep-alive, without Connection: close: the delay has not ended.
+    const closesAtTerm = load.stats.closes;
+    await load.okAtLeast(100);
+    assert.equal(load.stats.closes, closesAtTerm, 'no Connection: close during the delay');
+    await load.stop();
+    t.diagnostic(load.summary());
+    assert.equal(load.stats.failed.length, 0, load.summary());
+    assert.equal((await s.exited).code, 0);
+    assert.match(s.log, /Graceful stop: draining 2 worker/);
+  });
+});
+
+describe('HUP re-reads the config', () => {
+  it('applies a new worker count and log level; keeps the running config when the file breaks', async () => {
+    const cfg = path.join(tmp, 'hup.config.ts');
+    writeFileSync(cfg, `export default { workers: 2, loglevel: 'info' };\n`);
+    const s = new Server(['-b', '127.0.0.1:0', '-c', cfg, APP]);
+    const port = await s.port();
+    await s.waitFor(/Ready: 2 worker/);
+
+    writeFileSync(cfg, `export default { workers: 3, loglevel: 'debug' };\n`);
+    let from = s.log.length;
+    s.signal('SIGHUP');
+    await s.waitFor(/Ready: 3 worker/, 30000, from);
+    assert.match(s.log.slice(from), /Number of workers: 2 -> 3/);
+    assert.match(s.log.slice(from), /\[DEBUG\]/);
+    await until(() => childrenOf(s.pid).length === 3, 20000, 'three workers');
+
+    writeFileSync(cfg, `export default { workers: ;\n`);
+    from = s.log.length;
+    s.signal('SIGHUP');
+    await s.waitFor(/Reload failed, keeping the running configuration: .*hup\.config\.ts/, 20000, from);
+    assert.equal((await request(port, '/pid')).status, 200);
+    assert.equal(childrenOf(s.pid).length, 3);
+    s.signal('SIGTERM');
+    assert.equal((await s.exited).code, 0);
+  });
+});
