@@ -15,6 +15,7 @@ import { ExitCode, isWorkerMessage, type MasterMessage, type WorkerMessage } fro
 import { VERSION } from '../version.js';
 import { HealthServer, type HealthState } from './health.js';
 import { SystemdNotifier } from './notify.js';
+import { Reloader } from './reloader.js';
 import { Pidfile } from './pidfile.js';
 import { WorkerHandle } from './worker-handle.js';
 
@@ -95,6 +96,8 @@ export class Arbiter implements HookServer {
   #healthPending = false;
   /** A graceful stop was asked for with --shutdown-delay: not ready, still serving, until this time. */
   #stopAt = 0;
+  /** --reload: the file watcher. */
+  #reloader: Reloader | null = null;
   /** Ready was announced (systemd READY=1, the "Ready:" line) for the current set of workers. */
   #announcedReady = false;
 
@@ -132,6 +135,7 @@ export class Arbiter implements HookServer {
     // Gunicorn's upgrade protocol: the new master writes PIDFILE.2 and renames it when the old one is gone.
     if (this.cfg.pidfile) this.#pidfile.create(this.#oldMasterPid ? `${this.cfg.pidfile}.2` : this.cfg.pidfile);
     if (this.cfg.healthBind) await this.startHealth(this.cfg.healthBind);
+    if (this.cfg.reload) this.startReloader();
     process.title = `tunicorn: master [${this.name}]`;
     for (const sig of SIGNALS) {
       const h = () => this.enqueue(sig);
@@ -277,6 +281,9 @@ export class Arbiter implements HookServer {
           this.manageWorkers();
         }
         return;
+      case 'files':
+        this.#reloader?.add(m.files);
+        return;
       case 'fatal':
         w.fatal = { code: m.code, message: m.message, detail: m.detail };
         return;
@@ -405,11 +412,7 @@ export class Arbiter implements HookServer {
       this.log.info(`Number of workers: ${prev} -> ${this.numWorkers}`);
       void this.runHook('nworkersChanged', this, this.numWorkers, prev);
     }
-    this.#announcedReady = false;
-    for (const w of this.#workers.values()) if (w.state !== 'stopping') w.replaced = true;
-    this.#nextSpawnAt = 0;
-    this.#bootFailures = 0;
-    this.manageWorkers();
+    this.replaceAllWorkers();
   }
 
   /** TERM (graceful) or INT/QUIT (quick). With --shutdown-delay, a graceful stop first serves on, not ready. */
@@ -462,6 +465,7 @@ export class Arbiter implements HookServer {
     this.closeOwnListeners();
     if (this.ownsSocketFiles()) unlinkUnixSockets(this.#listeners);
     this.#health?.close();
+    this.#reloader?.close();
     this.#pidfile.unlink();
     this.log.info('Shutting down: Master');
     // systemd must read STOPPING / the new MAINPID before it sees this process exit.
@@ -526,6 +530,29 @@ export class Arbiter implements HookServer {
     }
     this.#announcedReady = false;
     if (this.#healthPending && this.cfg.healthBind) void this.startHealth(this.cfg.healthBind);
+  }
+
+  private startReloader(): void {
+    this.#reloader = new Reloader(
+      (file) => {
+        if (this.#stopping || this.#stopAt) return;
+        this.log.info(`Reloading: ${file} changed; restarting the workers`);
+        this.replaceAllWorkers();
+      },
+      (message) => this.log.warning(`--reload: ${message}`),
+    );
+    const cwd = this.opts.startCwd ?? process.cwd();
+    for (const g of this.cfg.reloadExtraFile) this.#reloader.addGlob(g, cwd);
+    this.log.info('Reload mode: restarting the workers when a file of the app changes (development only)');
+  }
+
+  /** HUP and --reload: new workers start; the old ones stop once the new ones serve (retireReplaced). */
+  private replaceAllWorkers(): void {
+    this.#announcedReady = false;
+    for (const w of this.#workers.values()) if (w.state !== 'stopping') w.replaced = true;
+    this.#nextSpawnAt = 0;
+    this.#bootFailures = 0;
+    this.manageWorkers();
   }
 
   private wantedServing(): boolean {

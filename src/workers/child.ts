@@ -3,11 +3,14 @@
  * config file's hooks and the app, serves on the inherited sockets, and reports to the master.
  */
 import { AppLoadError } from '../app/errors.js';
+import { loadErrorPage } from '../app/error-page.js';
 import { loadApp } from '../app/load.js';
+import type { ServedApp } from '../app/shapes.js';
 import { describeLoadError, loadConfigFile } from '../config/file.js';
 import { SETTINGS, type Config } from '../config/registry.js';
 import { isMasterMessage, ExitCode, type MasterMessage, type WorkerMessage } from '../protocol/messages.js';
 import { WorkerRuntime, type WorkerHooks } from './runtime.js';
+import { importedFiles } from './imported-files.js';
 import { Watchdog } from './watchdog.js';
 import { WORKER_CLASSES, type WorkerClass } from './worker-class.js';
 
@@ -61,11 +64,7 @@ class WorkerProcess {
     this.#cls = factory({
       runtime,
       listeners: init.listeners,
-      loadApp: async () => {
-        const { served } = await loadApp(init.app, cwd, { onError: runtime.onAppError });
-        runtime.log.debug(`Serving ${init.app} as ${served.kind}`);
-        return served;
-      },
+      loadApp: () => this.loadApp(cwd),
       appLoaded: () => runtime.runHook('postWorkerInit', runtime.self),
     });
     try {
@@ -76,6 +75,25 @@ class WorkerProcess {
     }
     this.startHeartbeat();
     send({ t: 'ready' });
+  }
+
+  private async loadApp(cwd: string): Promise<ServedApp> {
+    const { runtime, init } = this;
+    const reload = runtime.config.reload;
+    try {
+      const { served } = await loadApp(init.app, cwd, { onError: runtime.onAppError });
+      runtime.log.debug(`Serving ${init.app} as ${served.kind}`);
+      if (reload) send({ t: 'files', files: importedFiles(init.app, cwd) });
+      return served;
+    } catch (err) {
+      // --reload: a developer's broken code keeps the server up and shows why, until a file changes.
+      if (!reload || !(err instanceof AppLoadError)) throw err;
+      send({ t: 'files', files: importedFiles(init.app, cwd, err) });
+      const say = `${err.message}; serving a 500 page that shows it until a watched file changes`;
+      if (init.id === 1) runtime.log.error(`${say}${err.detail ? `\n${err.detail}` : ''}`);
+      else runtime.log.debug(say);
+      return loadErrorPage(err);
+    }
   }
 
   private startHeartbeat(): void {
