@@ -562,7 +562,9 @@ export class Arbiter implements HookServer {
   }
 
   private healthState(): HealthState {
-    const ready = this.counted().filter((w) => w.state === 'ready').length;
+    // Replaced workers (HUP, max_requests) serve until their successors do: they count, so a recycle does
+    // not flap readiness.
+    const ready = [...this.#workers.values()].filter((w) => w.state === 'ready').length;
     const stopping = Boolean(this.#stopping || this.#stopAt);
     const isReady = !stopping && this.numWorkers > 0 && ready >= this.numWorkers;
     return { live: true, ready: isReady, detail: stopping ? 'stopping' : `${ready} of ${this.numWorkers} workers serving` };

@@ -23,7 +23,7 @@ after(async () => {
 
 describe('health endpoint and shutdown delay', () => {
   it('reports ready while the workers serve, not ready from TERM on, and serves through the delay', async (t) => {
-    const s = new Server(['-b', '127.0.0.1:0', '-w', '2', '--health-bind', '127.0.0.1:0', '--shutdown-delay', '1.5', APP]);
+    const s = new Server(['-b', '127.0.0.1:0', '-w', '2', '--health-bind', '127.0.0.1:0', '--shutdown-delay', '3', APP]);
     const port = await s.port();
     const hport = Number((await s.waitFor(/Health checks at: http:\/\/127\.0\.0\.1:(\d+)\/health\/ready/))[1]);
     assert.equal((await request(hport, '/health/live')).status, 200);
@@ -37,7 +37,7 @@ describe('health endpoint and shutdown delay', () => {
     await load.okAtLeast(200);
     s.signal('SIGTERM');
     // The load balancer: polls readiness, and stops sending once it says 503.
-    await until(() => s.log.includes('Shutdown delay: serving 1.5 s more'), 10000, 'the delay to begin');
+    await until(() => s.log.includes('Shutdown delay: serving 3 s more'), 10000, 'the delay to begin');
     const notReady = await request(hport, '/health/ready');
     assert.equal(notReady.status, 503);
     assert.match(notReady.body, /stopping/);
