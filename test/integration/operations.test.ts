@@ -14,7 +14,7 @@ import { after, describe, it } from 'node:test';
 import { Load, stopAllLoads } from '../helpers/load.js';
 import { childrenOf, FIXTURES, request, Server, stopAll, until } from '../helpers/server.js';
 
-const APP = path.join(FIXTURES, 'zero-downtime-app.ts');
+const APP = path.join(FIXTURES, 'zero-downtime-app.mjs');
 const tmp = mkdtempSync(path.join(tmpdir(), 'tunicorn-ops-'));
 after(async () => {
   await stopAllLoads();

@@ -17,7 +17,7 @@ import { bindTcp, localAddress } from '../../src/listeners/handle.js';
 import { primeListeners } from '../../src/listeners/prime.js';
 import { FIXTURES, request, Server, stopAll, until } from '../helpers/server.js';
 
-const APP = path.join(FIXTURES, 'zero-downtime-app.ts');
+const APP = path.join(FIXTURES, 'zero-downtime-app.mjs');
 const tmp = mkdtempSync(path.join(tmpdir(), 'tunicorn-systemd-'));
 const children: ChildProcess[] = [];
 after(async () => {

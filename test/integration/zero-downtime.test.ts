@@ -20,7 +20,7 @@ import { alive, childrenOf, FIXTURES, request, Server, stopAll, until } from '..
 /** The worker classes every zero-loss test runs on. */
 const WORKER_CLASSES = ['async'] as const;
 
-const APP = path.join(FIXTURES, 'zero-downtime-app.ts');
+const APP = path.join(FIXTURES, 'zero-downtime-app.mjs');
 const tmp = mkdtempSync(path.join(tmpdir(), 'tunicorn-zd-'));
 /** Process groups of masters started by USR2 (not children of the test): killed at the end. */
 const groups = new Set<number>();
