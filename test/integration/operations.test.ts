@@ -1,6 +1,7 @@
 /**
  * Operations around the signals:
- * - --health-bind: /health/live and /health/ready answered by the master; ready once the workers serve
+ * - --health-bind: /health/live and /health/ready answered by the master; ready once the workers serve,
+ *   and throughout a HUP (the old workers count until the new ones serve)
  * - --shutdown-delay: on TERM, /health/ready turns 503 at once while the app keeps serving for the delay;
  *   a load balancer that stops sending on 503 loses nothing; then the drain, and exit 0
  * - HUP re-reads the config file: a new worker count and log level take effect; a config that no longer
@@ -32,6 +33,17 @@ describe('health endpoint and shutdown delay', () => {
     assert.equal(ready.status, 200);
     assert.match(ready.body, /2 of 2 workers serving/);
     assert.equal((await request(hport, '/nope')).status, 404);
+
+    // A reload does not flap readiness: the old workers count until the new ones serve.
+    const from = s.log.length;
+    s.signal('SIGHUP');
+    const during: number[] = [];
+    while (!s.log.slice(from).includes('Ready: ')) {
+      during.push((await request(hport, '/health/ready')).status);
+      if (during.length > 2000) break;
+    }
+    assert.ok(during.length > 0);
+    assert.deepEqual([...new Set(during)], [200], 'ready throughout the HUP');
 
     const load = new Load(port);
     await load.okAtLeast(200);
