@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { globToRegExp } from '../../src/arbiter/reloader.js';
+import { resolveConfig } from '../../src/config/resolve.js';
 import { inheritedSockets, workerEnv } from '../../src/listeners/inherit.js';
 
 describe('inherited sockets', () => {
@@ -38,4 +39,21 @@ describe('reload globs', () => {
   for (const [glob, p, want] of cases) {
     it(`${glob} ${want ? 'matches' : 'does not match'} ${p}`, () => assert.equal(globToRegExp(glob).test(p), want));
   }
+});
+
+describe('operations settings', () => {
+  const resolve = (argv: string[]) => resolveConfig({ argv: [...argv, 'app.ts'], env: {}, cwd: '/', fileValues: {} });
+  it('parses --health-bind, --shutdown-delay, --reload and repeated --reload-extra-file', async () => {
+    const r = await resolve(['--health-bind', '0.0.0.0:8001', '--shutdown-delay', '2.5', '--reload', '--reload-extra-file', 'a/*.txt', '--reload-extra-file', '.env']);
+    assert.equal(r.config.healthBind, '0.0.0.0:8001');
+    assert.equal(r.config.shutdownDelay, 2.5);
+    assert.equal(r.config.reload, true);
+    assert.deepEqual(r.config.reloadExtraFile, ['a/*.txt', '.env']);
+  });
+  it('names health_bind, not bind, in a bad address', async () => {
+    await assert.rejects(resolve(['--health-bind', 'host:99999']), /invalid value for healthBind \(--health-bind\): "host:99999"; expected HOST:PORT/);
+  });
+  it('rejects a negative shutdown delay', async () => {
+    await assert.rejects(resolve(['--shutdown-delay', '-1']), /shutdownDelay \(--shutdown-delay\)/);
+  });
 });

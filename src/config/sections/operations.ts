@@ -11,7 +11,12 @@ export const operations = {
     metavar: 'ADDRESS',
     default: null,
     check: (v) => {
-      if (v !== null) parseAddress(v);
+      if (v === null) return undefined;
+      try {
+        parseAddress(v);
+      } catch {
+        return 'expected HOST:PORT, [IPv6]:PORT or unix:PATH';
+      }
       return undefined;
     },
     short: 'Answer health checks on this address (HOST:PORT or unix:PATH), from the master itself.',
