@@ -6,6 +6,8 @@
  * - LISTEN_PID naming another process: the variables are ignored and --bind is used
  * - readiness: a unix datagram receiver (python3: Node has no unix datagram sockets) gets READY=1 with
  *   MAINPID once the workers serve, RELOADING=1 then READY=1 on HUP, STOPPING=1 on TERM
+ * - a USR2 upgrade hands MAINPID over: the new master sends nothing while the old one runs, the old one
+ *   sends MAINPID=<new> before it exits, the promoted master sends READY=1 with its own MAINPID
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -15,7 +17,7 @@ import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { bindTcp, localAddress } from '../../src/listeners/handle.js';
 import { primeListeners } from '../../src/listeners/prime.js';
-import { FIXTURES, request, Server, stopAll, until } from '../helpers/server.js';
+import { alive, FIXTURES, request, Server, stopAll, until } from '../helpers/server.js';
 
 const APP = path.join(FIXTURES, 'zero-downtime-app.mjs');
 const tmp = mkdtempSync(path.join(tmpdir(), 'tunicorn-systemd-'));
@@ -118,5 +120,30 @@ describe('systemd readiness notification', { skip: !hasPython || !hasNotify ? 'n
     s.signal('SIGTERM');
     assert.equal((await s.exited).code, 0);
     assert.ok(rx.has(/STOPPING=1/, from), `STOPPING=1 before exit: ${JSON.stringify(rx.messages)}`);
+  });
+
+  it('hands MAINPID over to the new master during a USR2 upgrade', async () => {
+    const rx = new NotifyReceiver();
+    await rx.bound();
+    const s = new Server(['-b', '127.0.0.1:0', '-w', '1', APP], { env: { NOTIFY_SOCKET: rx.path } });
+    await until(() => rx.has(/READY=1/), 20000, 'READY=1');
+    s.signal('SIGUSR2');
+    const newPid = Number((await s.waitFor(/started a new master \(pid (\d+)\)/))[1]);
+    try {
+      await s.waitFor(new RegExp(`\\[${newPid}\\] \\[INFO\\] Ready: `), 20000);
+      assert.ok(!rx.has(new RegExp(`MAINPID=${newPid}`)), `the new master is silent while the old one runs: ${JSON.stringify(rx.messages)}`);
+      s.signal('SIGWINCH');
+      s.signal('SIGTERM');
+      assert.equal((await s.exited).code, 0);
+      assert.ok(rx.has(new RegExp(`MAINPID=${newPid}`)), `the old master named its successor: ${JSON.stringify(rx.messages)}`);
+      await until(() => rx.has(new RegExp(`READY=1.*MAINPID=${newPid}|MAINPID=${newPid}.*READY=1`)), 10000, 'READY=1 from the promoted master');
+    } finally {
+      try {
+        process.kill(newPid, 'SIGTERM');
+      } catch {
+        /* gone */
+      }
+      await until(() => !alive(newPid), 20000, 'the new master to stop').catch(() => process.kill(-s.pid, 'SIGKILL'));
+    }
   });
 });
