@@ -442,7 +442,10 @@ export class Arbiter implements HookServer {
   private closeOwnListeners(): void {
     if (this.#listenersClosed) return;
     this.#listenersClosed = true;
-    closeListeners(this.#listeners, false);
+    // libuv unlinks a Unix socket's path when the handle that bound it closes: while a new master (USR2)
+    // serves that socket, leave those handles to close with this process, which unlinks nothing.
+    const handedOver = this.#newMaster ? this.#listeners.filter((l) => l.address.kind === 'unix') : [];
+    closeListeners(this.#listeners.filter((l) => !handedOver.includes(l)), false);
   }
 
   /** Unix socket files are ours to remove unless systemd made them or another master still serves them. */
@@ -463,7 +466,8 @@ export class Arbiter implements HookServer {
     if (this.#tick) clearInterval(this.#tick);
     for (const [sig, h] of this.#onSignal) process.off(sig, h);
     this.closeOwnListeners();
-    if (this.ownsSocketFiles()) unlinkUnixSockets(this.#listeners);
+    // Our own socket files, or those an old master handed over (USR2); never systemd's nor a plain fd://'s.
+    if (this.ownsSocketFiles()) unlinkUnixSockets(this.#listeners.filter((l) => l.own || this.#inherited?.source === 'upgrade'));
     this.#health?.close();
     this.#reloader?.close();
     this.#pidfile.unlink();

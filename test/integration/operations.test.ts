@@ -4,16 +4,18 @@
  *   and throughout a HUP (the old workers count until the new ones serve)
  * - --shutdown-delay: on TERM, /health/ready turns 503 at once while the app keeps serving for the delay;
  *   a load balancer that stops sending on 503 loses nothing; then the drain, and exit 0
+ * - USR2 upgrade on a Unix socket: the old master leaves the socket file to the new one
  * - HUP re-reads the config file: a new worker count and log level take effect; a config that no longer
  *   loads keeps the running one and logs why
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { Load, stopAllLoads } from '../helpers/load.js';
-import { childrenOf, FIXTURES, request, Server, stopAll, until } from '../helpers/server.js';
+import { alive, childrenOf, FIXTURES, request, Server, stopAll, until } from '../helpers/server.js';
 
 const APP = path.join(FIXTURES, 'zero-downtime-app.mjs');
 const tmp = mkdtempSync(path.join(tmpdir(), 'tunicorn-ops-'));
@@ -89,5 +91,49 @@ describe('HUP re-reads the config', () => {
     assert.equal(childrenOf(s.pid).length, 3);
     s.signal('SIGTERM');
     assert.equal((await s.exited).code, 0);
+  });
+});
+
+function unixGet(socketPath: string, p: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    http
+      .get({ socketPath, path: p, agent: false, timeout: 10000 }, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => (body += d));
+        res.on('end', () => resolve({ status: res.statusCode!, body }));
+      })
+      .on('error', reject);
+  });
+}
+
+describe('USR2 on a Unix socket', () => {
+  it('leaves the socket file to the new master, which removes it when it stops', async () => {
+    const sock = path.join(tmp, 'upgrade.sock');
+    const s = new Server(['-b', `unix:${sock}`, '-w', '1', APP]);
+    await s.waitFor(/Ready: /);
+    const before = JSON.parse((await unixGet(sock, '/pid')).body).pid as number;
+    s.signal('SIGUSR2');
+    const newPid = Number((await s.waitFor(/started a new master \(pid (\d+)\)/))[1]);
+    try {
+      await s.waitFor(new RegExp(`\\[${newPid}\\] \\[INFO\\] Ready: `), 20000);
+      s.signal('SIGWINCH');
+      await until(() => childrenOf(s.pid).every((p) => p === newPid), 20000, 'the old worker to exit');
+      s.signal('SIGTERM');
+      assert.equal((await s.exited).code, 0);
+      assert.ok(existsSync(sock), `the socket file is still there: ${s.log}`);
+      const r = await unixGet(sock, '/pid');
+      assert.equal(r.status, 200);
+      assert.notEqual(JSON.parse(r.body).pid, before, 'served by the new master\'s worker');
+      process.kill(newPid, 'SIGTERM');
+      await until(() => !alive(newPid), 20000, 'the new master to stop');
+      assert.ok(!existsSync(sock), 'the promoted master removed the socket file');
+    } finally {
+      try {
+        process.kill(-s.pid, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+    }
   });
 });
