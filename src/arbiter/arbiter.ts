@@ -1,4 +1,5 @@
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
@@ -6,10 +7,15 @@ import type { HookServer } from '../config/hook-types.js';
 import type { Config } from '../config/registry.js';
 import { serializableConfig, type Resolved } from '../config/resolve.js';
 import { ErrorLog } from '../logging/error-log.js';
-import { bindAll, closeListeners, type Listener } from '../listeners/bind.js';
+import { bindAll, closeListeners, unlinkUnixSockets, type Listener } from '../listeners/bind.js';
+import { BindError } from '../listeners/handle.js';
+import { inheritedSockets, UPGRADE_FD_ENV, UPGRADE_PID_ENV, workerEnv, type Inherited } from '../listeners/inherit.js';
 import { primeListeners } from '../listeners/prime.js';
 import { ExitCode, isWorkerMessage, type MasterMessage, type WorkerMessage } from '../protocol/messages.js';
 import { VERSION } from '../version.js';
+import { HealthServer, type HealthState } from './health.js';
+import { SystemdNotifier } from './notify.js';
+import { Reloader } from './reloader.js';
 import { Pidfile } from './pidfile.js';
 import { WorkerHandle } from './worker-handle.js';
 
@@ -34,6 +40,23 @@ export interface ArbiterOptions {
   readonly resolved: Resolved;
   /** Re-resolves the configuration from the same command line and environment (HUP). */
   readonly reload: () => Promise<Resolved>;
+  /** The directory tunicorn was started in: a USR2 successor starts there with the same command line. */
+  readonly startCwd?: string;
+}
+
+/** Is a process still running (a zombie waiting to be reaped is not)? */
+function running(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return true; // no /proc: kill(0) said it exists
+  }
 }
 
 /**
@@ -59,6 +82,24 @@ export class Arbiter implements HookServer {
   #nextSpawnAt = 0;
   #finish: ((code: number) => void) | null = null;
   readonly #onSignal = new Map<SignalName, () => void>();
+  /** Sockets handed over by an old master (USR2) or by systemd, instead of bound here. */
+  #inherited: Inherited | null = null;
+  /** The master's copies of the listening sockets are closed (a TERM drain began). */
+  #listenersClosed = false;
+  /** While a USR2 upgrade runs, in the old master: the new master. */
+  #newMaster: ChildProcess | null = null;
+  /** In a master started by USR2: the old master, until it exits and this one takes over. */
+  #oldMasterPid: number | null = null;
+  readonly #notifier = new SystemdNotifier(process.env, () => this.log);
+  readonly #notifications = new Set<Promise<void>>();
+  #health: HealthServer | null = null;
+  #healthPending = false;
+  /** A graceful stop was asked for with --shutdown-delay: not ready, still serving, until this time. */
+  #stopAt = 0;
+  /** --reload: the file watcher. */
+  #reloader: Reloader | null = null;
+  /** Ready was announced (systemd READY=1, the "Ready:" line) for the current set of workers. */
+  #announcedReady = false;
 
   constructor(private readonly opts: ArbiterOptions) {
     this.#resolved = opts.resolved;
@@ -75,7 +116,19 @@ export class Arbiter implements HookServer {
   async run(): Promise<number> {
     await this.runHook('onStarting', this);
     this.log.info(`Starting tunicorn ${VERSION}`);
-    this.#listeners = await bindAll(this.cfg.bind);
+    this.#inherited = inheritedSockets(process.env, process.pid);
+    if (this.#inherited) {
+      const from = this.#inherited.source === 'systemd' ? 'systemd (socket activation)' : `the old master (pid ${this.#inherited.parentPid})`;
+      this.log.info(`Using ${this.#inherited.fds.length} listening socket(s) from ${from}; bind is ignored`);
+      this.#listeners = await bindAll(this.#inherited.fds.map((fd) => `fd://${fd}`));
+      this.#oldMasterPid = this.#inherited.parentPid;
+      // Not for our workers, nor for a later successor of ours (it gets its own).
+      delete process.env[UPGRADE_FD_ENV];
+      delete process.env[UPGRADE_PID_ENV];
+    } else {
+      this.#listeners = await bindAll(this.cfg.bind);
+    }
+    // Also for inherited sockets: listen() again on a listening socket only sets its backlog.
     try {
       await primeListeners(this.#listeners.map((l) => l.fd), this.cfg.backlog, this.#listeners.map((l) => l.url));
     } catch (err) {
@@ -84,7 +137,10 @@ export class Arbiter implements HookServer {
     }
     for (const l of this.#listeners) this.log.info(`Listening at: ${l.url} (${process.pid})`);
     this.log.info(`Using worker: ${this.cfg.workerClass}`);
-    if (this.cfg.pidfile) this.#pidfile.create(this.cfg.pidfile);
+    // Gunicorn's upgrade protocol: the new master writes PIDFILE.2 and renames it when the old one is gone.
+    if (this.cfg.pidfile) this.#pidfile.create(this.#oldMasterPid ? `${this.cfg.pidfile}.2` : this.cfg.pidfile);
+    if (this.cfg.healthBind) await this.startHealth(this.cfg.healthBind);
+    if (this.cfg.reload) this.startReloader();
     process.title = `tunicorn: master [${this.name}]`;
     for (const sig of SIGNALS) {
       const h = () => this.enqueue(sig);
@@ -113,8 +169,11 @@ export class Arbiter implements HookServer {
       this.log.info(`Handling signal: ${sig.slice(3).toLowerCase()}`);
       this.handlers[sig]();
     }
+    this.checkPromotion();
+    if (this.#stopAt && Date.now() >= this.#stopAt) this.beginStop('graceful');
     this.murderWorkers();
     this.manageWorkers();
+    this.announceReady();
     this.maybeFinish();
   }
 
@@ -132,8 +191,16 @@ export class Arbiter implements HookServer {
       this.log.reopen();
       this.broadcast({ t: 'reopen' });
     },
-    SIGUSR2: () => this.log.warning('USR2 (binary upgrade) is not supported yet; ignored'),
-    SIGWINCH: () => this.log.debug('WINCH ignored: tunicorn is not daemonized'),
+    SIGUSR2: () => this.reexec(),
+    SIGWINCH: () => {
+      // Terminals send WINCH on every resize: only honoured during an upgrade or without a terminal.
+      if (!this.#newMaster && process.stderr.isTTY) {
+        this.log.debug('WINCH ignored: no upgrade is running and the master has a terminal');
+        return;
+      }
+      this.log.info('Graceful stop of workers (WINCH)');
+      this.setWorkerCount(0);
+    },
   };
 
   // ---- workers -----------------------------------------------------------------------------------------
@@ -170,7 +237,7 @@ export class Arbiter implements HookServer {
     const child = spawn(process.execPath, [...process.execArgv, CHILD_ENTRY], {
       // fd 3: IPC; fd 4: the watchdog's stall reports; fd 5 and up: the listening sockets.
       stdio: ['ignore', 'inherit', 'inherit', 'ipc', 'pipe', ...fds],
-      env: { ...process.env, ...this.cfg.rawEnv },
+      env: workerEnv(process.env, this.cfg.rawEnv),
       serialization: 'json',
     });
     const w = new WorkerHandle(id, age, child, this.log, Date.now());
@@ -219,6 +286,9 @@ export class Arbiter implements HookServer {
           this.manageWorkers();
         }
         return;
+      case 'files':
+        this.#reloader?.add(m.files);
+        return;
       case 'fatal':
         w.fatal = { code: m.code, message: m.message, detail: m.detail };
         return;
@@ -241,12 +311,15 @@ export class Arbiter implements HookServer {
     if (w.state === 'stopping' && graceful) return;
     w.state = 'stopping';
     w.killAt = Date.now() + (graceful ? this.cfg.gracefulTimeout * 1000 : Math.min(this.cfg.gracefulTimeout * 1000, 5000));
-    if (w.child.connected) w.child.send({ t: 'stop', graceful } satisfies MasterMessage);
+    // TERM: the master's copies of the sockets are closed; the workers drain the backlog before closing theirs.
+    const drain = this.#stopping === 'graceful';
+    if (w.child.connected) w.child.send({ t: 'stop', graceful, drain } satisfies MasterMessage);
     else w.signal(graceful ? 'SIGTERM' : 'SIGQUIT');
   }
 
   private onWorkerExit(w: WorkerHandle, code: number | null, signal: NodeJS.Signals | null): void {
     this.#workers.delete(w.pid);
+    if (w.timedOut) this.logTimeout(w, Date.now());
     const expected = w.state === 'stopping' && !w.timedOut;
     if (signal === 'SIGKILL' && !w.timedOut && !expected) {
       this.log.error(`Worker (pid:${w.pid}) was sent SIGKILL! Perhaps out of memory?`);
@@ -284,7 +357,8 @@ export class Arbiter implements HookServer {
     for (const w of this.#workers.values()) {
       if (w.state === 'stopping') {
         if (now >= w.killAt) {
-          this.log.warning(`Worker (pid:${w.pid}) did not stop in time: killing it`);
+          if (w.timedOut) this.logTimeout(w, now);
+          else this.log.warning(`Worker (pid:${w.pid}) did not stop in time: killing it`);
           w.killAt = Infinity;
           w.signal('SIGKILL');
         }
@@ -295,11 +369,18 @@ export class Arbiter implements HookServer {
       if (now - w.lastBeat <= limit) continue;
       w.timedOut = true;
       w.state = 'stopping';
-      const serving = w.servingReport(now);
-      this.log.critical(`WORKER TIMEOUT (pid:${w.pid})${serving}`);
+      // The watchdog thread's report of what the stuck loop was serving may still be on its way (a loaded
+      // machine): without it, the line waits for the SIGKILL a second later.
+      if (w.hasStallReport) this.logTimeout(w, now);
       w.signal('SIGABRT');
       w.killAt = now + ABORT_GRACE_MS;
     }
+  }
+
+  private logTimeout(w: WorkerHandle, now: number): void {
+    if (w.timeoutLogged) return;
+    w.timeoutLogged = true;
+    this.log.critical(`WORKER TIMEOUT (pid:${w.pid})${w.servingReport(now)}`);
   }
 
   private broadcast(m: MasterMessage): void {
@@ -334,22 +415,56 @@ export class Arbiter implements HookServer {
     }
     if (old.bind.join() !== this.cfg.bind.join())
       this.log.warning('bind changed in the config: a reload keeps the bound sockets; restart to rebind');
+    if ((old.healthBind ?? '') !== (this.cfg.healthBind ?? ''))
+      this.log.warning('health_bind changed in the config: a reload keeps the health endpoint; restart to move it');
     await this.runHook('onReload', this);
-    if (this.cfg.workers !== old.workers) {
+    this.#notify({ RELOADING: 1, MONOTONIC_USEC: (process.hrtime.bigint() / 1000n).toString(), STATUS: 'Reloading' });
+    // As Gunicorn: the config's count again (also after TTIN/TTOU, or WINCH during an upgrade rollback).
+    if (this.cfg.workers !== this.numWorkers) {
       const prev = this.numWorkers;
       this.numWorkers = this.cfg.workers;
+      this.log.info(`Number of workers: ${prev} -> ${this.numWorkers}`);
       void this.runHook('nworkersChanged', this, this.numWorkers, prev);
     }
-    for (const w of this.#workers.values()) if (w.state !== 'stopping') w.replaced = true;
-    this.#nextSpawnAt = 0;
-    this.#bootFailures = 0;
-    this.manageWorkers();
+    this.replaceAllWorkers();
   }
 
+  /** TERM (graceful) or INT/QUIT (quick). With --shutdown-delay, a graceful stop first serves on, not ready. */
   private stop(mode: 'graceful' | 'quick'): void {
+    if (mode === 'graceful' && !this.#stopping && !this.#stopAt && this.cfg.shutdownDelay > 0) {
+      this.#stopAt = Date.now() + this.cfg.shutdownDelay * 1000;
+      this.#notify({ STOPPING: 1, STATUS: 'Shutdown delay' });
+      this.log.info(`Shutdown delay: serving ${this.cfg.shutdownDelay} s more, reporting not ready, before the graceful stop`);
+      return;
+    }
+    this.beginStop(mode);
+  }
+
+  private beginStop(mode: 'graceful' | 'quick'): void {
+    this.#stopAt = 0;
     if (this.#stopping === 'quick' || this.#stopping === mode) return;
     this.#stopping = mode;
+    this.#notify({ STOPPING: 1, STATUS: mode === 'graceful' ? 'Stopping gracefully' : 'Stopping' });
+    if (this.#newMaster?.pid) this.#notify({ MAINPID: this.#newMaster.pid, STATUS: 'Handing over to the new master' });
+    // Close our copies first: the socket then lives exactly as long as the last worker listens on it, and
+    // that worker drains the backlog before it lets go (closing a listening socket resets what is queued).
+    this.closeOwnListeners();
+    if (mode === 'graceful') this.log.info(`Graceful stop: draining ${this.#workers.size} worker(s) within ${this.cfg.gracefulTimeout} s`);
     for (const w of this.#workers.values()) this.stopWorker(w, mode === 'graceful');
+  }
+
+  private closeOwnListeners(): void {
+    if (this.#listenersClosed) return;
+    this.#listenersClosed = true;
+    // libuv unlinks a Unix socket's path when the handle that bound it closes: while a new master (USR2)
+    // serves that socket, leave those handles to close with this process, which unlinks nothing.
+    const handedOver = this.#newMaster ? this.#listeners.filter((l) => l.address.kind === 'unix') : [];
+    closeListeners(this.#listeners.filter((l) => !handedOver.includes(l)), false);
+  }
+
+  /** Unix socket files are ours to remove unless systemd made them or another master still serves them. */
+  private ownsSocketFiles(): boolean {
+    return this.#inherited?.source !== 'systemd' && !this.#newMaster && !this.#oldMasterPid;
   }
 
   private halt(reason: string, code: number): void {
@@ -364,13 +479,150 @@ export class Arbiter implements HookServer {
     this.#finish = null;
     if (this.#tick) clearInterval(this.#tick);
     for (const [sig, h] of this.#onSignal) process.off(sig, h);
-    closeListeners(this.#listeners);
+    this.closeOwnListeners();
+    // Our own socket files, or those an old master handed over (USR2); never systemd's nor a plain fd://'s.
+    if (this.ownsSocketFiles()) unlinkUnixSockets(this.#listeners.filter((l) => l.own || this.#inherited?.source === 'upgrade'));
+    this.#health?.close();
+    this.#reloader?.close();
     this.#pidfile.unlink();
     this.log.info('Shutting down: Master');
-    void this.runHook('onExit', this).finally(() => {
-      this.log.close();
-      finish(this.#exitCode);
+    // systemd must read STOPPING / the new MAINPID before it sees this process exit.
+    const sent = Promise.race([Promise.all(this.#notifications), new Promise((r) => setTimeout(r, 2000).unref())]);
+    void sent
+      .then(() => this.runHook('onExit', this))
+      .finally(() => {
+        this.log.close();
+        finish(this.#exitCode);
+      });
+  }
+
+  // ---- upgrade (USR2), readiness, health ---------------------------------------------------------------
+
+  /**
+   * USR2, as Gunicorn: start a new master with the same command line, the listening sockets inherited
+   * (TUNICORN_FD names their fds) and TUNICORN_PID naming us. It writes PIDFILE.2 and serves alongside us;
+   * WINCH stops our workers, TERM ends us and the new master takes over the pidfile. Rolling back: HUP to
+   * us (workers again), TERM to it.
+   */
+  private reexec(): void {
+    if (this.#newMaster) {
+      this.log.warning(`USR2 ignored: a new master (pid ${this.#newMaster.pid}) is already running`);
+      return;
+    }
+    if (this.#oldMasterPid) {
+      this.log.warning(`USR2 ignored: the old master (pid ${this.#oldMasterPid}) still runs; stop it first`);
+      return;
+    }
+    if (this.#stopping || this.#stopAt) return;
+    const fds = this.#listeners.map((l) => l.fd);
+    const child = spawn(process.execPath, [...process.execArgv, ...process.argv.slice(1)], {
+      cwd: this.opts.startCwd ?? process.cwd(),
+      env: { ...process.env, [UPGRADE_FD_ENV]: fds.map((_, i) => 3 + i).join(','), [UPGRADE_PID_ENV]: String(process.pid) },
+      stdio: ['ignore', 'inherit', 'inherit', ...fds],
     });
+    if (!child.pid) {
+      child.once('error', (err) => this.log.error(`USR2: could not start a new master: ${err.message}`));
+      return;
+    }
+    this.#newMaster = child;
+    this.log.info(`USR2: started a new master (pid ${child.pid}) on the same sockets; WINCH then TERM to this one completes the upgrade`);
+    child.once('exit', (code, signal) => {
+      this.#newMaster = null;
+      this.log.warning(`The new master (pid ${child.pid}) exited (${signal ?? `code ${code}`}); this master stays in charge`);
+      if (!this.#stopping) this.#notify({ MAINPID: process.pid, READY: 1, STATUS: 'Upgrade rolled back' });
+      setImmediate(() => this.step());
+    });
+  }
+
+  /** In a master started by USR2: once the old master is gone, take its place (pidfile, systemd's MAINPID). */
+  private checkPromotion(): void {
+    if (!this.#oldMasterPid || running(this.#oldMasterPid)) return;
+    this.log.info(`Master has been promoted: the old master (pid ${this.#oldMasterPid}) is gone`);
+    this.#oldMasterPid = null;
+    if (this.cfg.pidfile) {
+      try {
+        this.#pidfile.rename(this.cfg.pidfile);
+      } catch (err) {
+        this.log.error(`Could not rename the pidfile to ${this.cfg.pidfile}: ${(err as Error).message}`);
+      }
+    }
+    this.#announcedReady = false;
+    if (this.#healthPending && this.cfg.healthBind) void this.startHealth(this.cfg.healthBind);
+  }
+
+  private startReloader(): void {
+    this.#reloader = new Reloader(
+      (file) => {
+        if (this.#stopping || this.#stopAt) return;
+        this.log.info(`Reloading: ${file} changed; restarting the workers`);
+        this.replaceAllWorkers();
+      },
+      (message) => this.log.warning(`--reload: ${message}`),
+    );
+    const cwd = this.opts.startCwd ?? process.cwd();
+    for (const g of this.cfg.reloadExtraFile) this.#reloader.addGlob(g, cwd);
+    this.log.info('Reload mode: restarting the workers when a file of the app changes (development only)');
+  }
+
+  /** HUP and --reload: new workers start; the old ones stop once the new ones serve (retireReplaced). */
+  private replaceAllWorkers(): void {
+    this.#announcedReady = false;
+    for (const w of this.#workers.values()) if (w.state !== 'stopping') w.replaced = true;
+    this.#nextSpawnAt = 0;
+    this.#bootFailures = 0;
+    this.manageWorkers();
+  }
+
+  private wantedServing(): boolean {
+    const ready = this.counted().filter((w) => w.state === 'ready').length;
+    const retiring = [...this.#workers.values()].some((w) => w.replaced);
+    return this.numWorkers > 0 && ready >= this.numWorkers && !retiring;
+  }
+
+  private healthState(): HealthState {
+    // Replaced workers (HUP, max_requests) serve until their successors do: they count, so a recycle does
+    // not flap readiness.
+    const ready = [...this.#workers.values()].filter((w) => w.state === 'ready').length;
+    const stopping = Boolean(this.#stopping || this.#stopAt);
+    const isReady = !stopping && this.numWorkers > 0 && ready >= this.numWorkers;
+    return { live: true, ready: isReady, detail: stopping ? 'stopping' : `${ready} of ${this.numWorkers} workers serving` };
+  }
+
+  private async startHealth(raw: string): Promise<void> {
+    const health = new HealthServer(() => this.healthState());
+    try {
+      const url = await health.listen(raw);
+      this.#health = health;
+      this.#healthPending = false;
+      this.log.info(`Health checks at: ${url}/health/ready and /health/live`);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code ?? '';
+      if (code === 'EADDRINUSE' && this.#oldMasterPid) {
+        // The old master still answers there; ours takes over when it exits (checkPromotion).
+        this.#healthPending = true;
+        this.log.info(`Health endpoint ${raw} is still the old master's; taking it over when it exits`);
+        return;
+      }
+      throw new BindError(`cannot bind health_bind (--health-bind) ${raw}: ${(err as Error).message}`, code);
+    }
+  }
+
+  /** The "Ready" line and systemd's READY=1, once the wanted workers serve (at start, after each reload). */
+  private announceReady(): void {
+    if (this.#announcedReady || this.#stopping || this.#stopAt || !this.wantedServing()) return;
+    this.#announcedReady = true;
+    const status = `${this.numWorkers} worker(s) serving`;
+    this.log.info(`Ready: ${status}`);
+    // A master started by USR2 is not systemd's main process until the old one is gone.
+    if (!this.#oldMasterPid) this.#notify({ READY: 1, STATUS: status });
+  }
+
+  #notify(fields: Record<string, string | number>): void {
+    if (!this.#notifier.enabled) return;
+    if (this.#oldMasterPid && !('MAINPID' in fields)) return;
+    const p = this.#notifier.notify(fields);
+    this.#notifications.add(p);
+    void p.finally(() => this.#notifications.delete(p));
   }
 
   /** Runs a master-side hook; a hook that throws is logged and does not take the master down. */

@@ -17,6 +17,7 @@ export class WorkerHandle implements HookWorker {
   /** Set when the worker told us why it is about to die before serving. */
   fatal: { code: number; message: string; detail: string } | null = null;
   timedOut = false;
+  timeoutLogged = false;
   /** The watchdog thread's last report while the event loop was stalled. */
   stall: { at: number; requests: readonly InflightRequest[] } | null = null;
 
@@ -48,9 +49,14 @@ export class WorkerHandle implements HookWorker {
     }
   }
 
+  /** The watchdog reported a stall since the last heartbeat. */
+  get hasStallReport(): boolean {
+    return this.stall !== null && this.stall.at >= this.lastBeat;
+  }
+
   /** For the WORKER TIMEOUT line: what the worker was serving when its event loop stopped. */
   servingReport(now: number): string {
-    const stalled = this.stall && this.stall.at >= this.lastBeat;
+    const stalled = this.hasStallReport;
     const list = stalled ? this.stall!.requests.map((r) => ({ ...r, ms: r.ms + (now - this.stall!.at) })) : this.slow;
     if (!list.length) return stalled ? '; no request was running when its event loop stalled' : '; no request was running at its last heartbeat';
     return `; it was serving ${list.map((r) => `${r.method} ${r.url} (${(r.ms / 1000).toFixed(1)} s)`).join(', ')}`;

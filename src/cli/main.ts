@@ -75,7 +75,7 @@ async function main(): Promise<void> {
       throw err;
     }
   }
-  const arbiter = new Arbiter({ resolved: r, reload: resolve });
+  const arbiter = new Arbiter({ resolved: r, reload: resolve, startCwd });
   let code: number;
   try {
     code = await arbiter.run();

@@ -24,7 +24,8 @@ export async function loadConfigFile(file: string): Promise<Record<string, unkno
   if (!existsSync(file)) throw new ConfigError(`config file not found: ${file}`);
   let mod: Record<string, unknown>;
   try {
-    mod = await new ModuleImporter(path.dirname(file)).import(file);
+    // Fresh: HUP must see the file as it is now, not as this process first imported it.
+    mod = await new ModuleImporter(path.dirname(file), { fresh: true }).import(file);
   } catch (err) {
     throw new ConfigError(`config file ${file} failed to load: ${describeLoadError(err)}`, { cause: err });
   }
@@ -40,7 +41,11 @@ export async function loadConfigFile(file: string): Promise<Record<string, unkno
 /** One line for a load failure: the message, and the first stack frame in user code (file:line). */
 export function describeLoadError(err: unknown): string {
   if (!(err instanceof Error)) return String(err);
-  const msg = err.message.split('\n')[0] ?? '';
+  const [first, ...more] = err.message.split('\n');
+  const msg = (first ?? '').trim();
+  // jiti's parse errors name the file and line on the message's second line (" /app/x.ts:2:6").
+  const inMessage = more.join('\n').match(/(\/[^\s()'"]+:\d+(?::\d+)?)/)?.[1];
+  if (inMessage) return `${msg} (${inMessage})`;
   const frame = (err.stack ?? '')
     .split('\n')
     .slice(1)

@@ -1,5 +1,6 @@
 import { hooks } from './sections/hooks.js';
 import { logging } from './sections/logging.js';
+import { operations } from './sections/operations.js';
 import { processSettings } from './sections/process.js';
 import { server } from './sections/server.js';
 import type { Setting } from './setting.js';
@@ -9,6 +10,7 @@ export const SETTINGS = {
   ...server,
   ...processSettings,
   ...logging,
+  ...operations,
   ...hooks,
 };
 

@@ -1,5 +1,5 @@
 import dns from 'node:dns/promises';
-import { existsSync, lstatSync, unlinkSync } from 'node:fs';
+import { existsSync, lstatSync, readFileSync, readlinkSync, unlinkSync } from 'node:fs';
 import net from 'node:net';
 import { ConfigError } from '../config/setting.js';
 import { formatAddress, parseAddress, type Address } from './address.js';
@@ -12,6 +12,8 @@ export interface Listener {
   readonly url: string;
   readonly fd: number;
   readonly handle: RawHandle;
+  /** Bound here from an address (not an fd someone else made): its socket file is ours to remove. */
+  readonly own: boolean;
 }
 
 async function resolveHost(host: string): Promise<string> {
@@ -66,10 +68,33 @@ export async function bindOne(raw: string): Promise<Listener> {
       handle = openFd(a.fd, formatAddress(a));
       const bound = localAddress(handle);
       if (bound) address = { kind: 'tcp', host: bound.address, port: bound.port };
+      else {
+        const p = unixPathOfFd(a.fd);
+        if (p) address = { kind: 'unix', path: p };
+      }
       break;
     }
   }
-  return { address, url: formatAddress(address), fd: handle.fd, handle };
+  return { address, url: formatAddress(address), fd: handle.fd, handle, own: a.kind !== 'fd' };
+}
+
+/**
+ * The path a Unix socket fd is bound to (Linux: the fd's inode in /proc/net/unix), so an inherited socket
+ * is logged by its path and its file can be removed by the master that ends up owning it. Node's Pipe
+ * handle has no getsockname.
+ */
+function unixPathOfFd(fd: number): string | null {
+  try {
+    const inode = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/self/fd/${fd}`))?.[1];
+    if (!inode) return null;
+    for (const line of readFileSync('/proc/net/unix', 'utf8').split('\n').slice(1)) {
+      const cols = line.trim().split(/\s+/);
+      if (cols[6] === inode && cols[7] && cols[7].startsWith('/')) return cols[7];
+    }
+  } catch {
+    /* not Linux, or not a socket */
+  }
+  return null;
 }
 
 /** Binds every address; on any failure, closes what was bound and rethrows. */
@@ -84,15 +109,21 @@ export async function bindAll(raws: readonly string[]): Promise<Listener[]> {
   return out;
 }
 
-export function closeListeners(listeners: readonly Listener[]): void {
+/** Closes the sockets; `unlink` also removes Unix socket files (not when a successor or systemd owns them). */
+export function closeListeners(listeners: readonly Listener[], unlink = true): void {
   for (const l of listeners) {
     l.handle.close();
-    if (l.address.kind === 'unix') {
-      try {
-        unlinkSync(l.address.path);
-      } catch {
-        /* already gone */
-      }
+    if (unlink) unlinkUnixSockets([l]);
+  }
+}
+
+export function unlinkUnixSockets(listeners: readonly Listener[]): void {
+  for (const l of listeners) {
+    if (l.address.kind !== 'unix') continue;
+    try {
+      unlinkSync(l.address.path);
+    } catch {
+      /* already gone */
     }
   }
 }

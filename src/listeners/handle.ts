@@ -71,6 +71,7 @@ export function bindUnix(path: string, what: string): RawHandle {
 }
 
 export function openFd(fd: number, what: string): RawHandle {
+  // Node asserts that an fd comes with no address and a falsy port (so 0, not -1).
   return check(api()(null, 0, 0, fd), what);
 }
 

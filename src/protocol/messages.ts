@@ -21,8 +21,11 @@ export type MasterMessage =
       readonly listeners: readonly ListenerInfo[];
       readonly masterPid: number;
     }
-  /** Stop: graceful finishes in-flight requests within graceful_timeout; otherwise exit now. */
-  | { readonly t: 'stop'; readonly graceful: boolean }
+  /**
+   * Stop: graceful finishes in-flight requests within graceful_timeout; otherwise exit now. `drain` (TERM):
+   * the master has closed its copies of the sockets, so keep accepting until the backlog is empty first.
+   */
+  | { readonly t: 'stop'; readonly graceful: boolean; readonly drain?: boolean }
   | { readonly t: 'reopen' };
 
 export interface InflightRequest {
@@ -39,6 +42,8 @@ export type WorkerMessage =
   | { readonly t: 'hb'; readonly slow?: readonly InflightRequest[] }
   /** The worker reached max_requests: start its replacement, then stop it. */
   | { readonly t: 'retire'; readonly requests: number }
+  /** --reload: the files the app imported (and the one that failed to load), for the master to watch. */
+  | { readonly t: 'files'; readonly files: readonly string[] }
   /** Why the worker is about to exit before ever serving. */
   | { readonly t: 'fatal'; readonly code: number; readonly message: string; readonly detail: string };
 

@@ -3,11 +3,14 @@
  * config file's hooks and the app, serves on the inherited sockets, and reports to the master.
  */
 import { AppLoadError } from '../app/errors.js';
+import { loadErrorPage } from '../app/error-page.js';
 import { loadApp } from '../app/load.js';
+import type { ServedApp } from '../app/shapes.js';
 import { describeLoadError, loadConfigFile } from '../config/file.js';
 import { SETTINGS, type Config } from '../config/registry.js';
 import { isMasterMessage, ExitCode, type MasterMessage, type WorkerMessage } from '../protocol/messages.js';
 import { WorkerRuntime, type WorkerHooks } from './runtime.js';
+import { importedFiles } from './imported-files.js';
 import { Watchdog } from './watchdog.js';
 import { WORKER_CLASSES, type WorkerClass } from './worker-class.js';
 
@@ -61,11 +64,7 @@ class WorkerProcess {
     this.#cls = factory({
       runtime,
       listeners: init.listeners,
-      loadApp: async () => {
-        const { served } = await loadApp(init.app, cwd, { onError: runtime.onAppError });
-        runtime.log.debug(`Serving ${init.app} as ${served.kind}`);
-        return served;
-      },
+      loadApp: () => this.loadApp(cwd),
       appLoaded: () => runtime.runHook('postWorkerInit', runtime.self),
     });
     try {
@@ -76,6 +75,25 @@ class WorkerProcess {
     }
     this.startHeartbeat();
     send({ t: 'ready' });
+  }
+
+  private async loadApp(cwd: string): Promise<ServedApp> {
+    const { runtime, init } = this;
+    const reload = runtime.config.reload;
+    try {
+      const { served } = await loadApp(init.app, cwd, { onError: runtime.onAppError });
+      runtime.log.debug(`Serving ${init.app} as ${served.kind}`);
+      if (reload) send({ t: 'files', files: importedFiles(init.app, cwd) });
+      return served;
+    } catch (err) {
+      // --reload: a developer's broken code keeps the server up and shows why, until a file changes.
+      if (!reload || !(err instanceof AppLoadError)) throw err;
+      send({ t: 'files', files: importedFiles(init.app, cwd, err) });
+      const say = `${err.message}; serving a 500 page that shows it until a watched file changes`;
+      if (init.id === 1) runtime.log.error(`${say}${err.detail ? `\n${err.detail}` : ''}`);
+      else runtime.log.debug(say);
+      return loadErrorPage(err);
+    }
   }
 
   private startHeartbeat(): void {
@@ -92,10 +110,11 @@ class WorkerProcess {
     }, every).unref();
   }
 
-  async stop(graceful: boolean, why: string): Promise<void> {
+  async stop(graceful: boolean, why: string, drain = false): Promise<void> {
     if (this.#stopping && graceful) return;
     this.#stopping = true;
     const { runtime } = this;
+    runtime.acceptDrain = drain;
     runtime.log.info(`Worker exiting (pid: ${process.pid})${why ? `: ${why}` : ''}`);
     try {
       await this.#cls?.stop(graceful);
@@ -112,7 +131,7 @@ class WorkerProcess {
       case 'init':
         return;
       case 'stop':
-        void this.stop(m.graceful, '');
+        void this.stop(m.graceful, '', m.drain ?? false);
         return;
       case 'reopen':
         this.runtime.reopenLogs();
@@ -124,11 +143,11 @@ class WorkerProcess {
 function main(): void {
   let worker: WorkerProcess | null = null;
   /** A stop that arrived while the worker was still booting: carried out once it can be. */
-  let pendingStop: boolean | null = null;
+  let pendingStop: { graceful: boolean; drain: boolean } | null = null;
   let booting = false;
-  const stopEarly = (graceful: boolean) => {
-    if (worker) void worker.stop(graceful, '');
-    else if (booting) pendingStop = graceful;
+  const stopEarly = (graceful: boolean, drain: boolean) => {
+    if (worker) void worker.stop(graceful, '', drain);
+    else if (booting) pendingStop = { graceful, drain };
     else process.exit(0);
   };
   // Until the app is up, a signal from the terminal (Ctrl-C reaches the whole process group) just exits.
@@ -138,7 +157,8 @@ function main(): void {
   process.on('SIGQUIT', early);
   // The master went away (even by SIGKILL): the IPC channel closes. No orphans.
   process.on('disconnect', () => {
-    if (worker) void worker.stop(true, 'the master is gone');
+    // Its copies of the sockets went with it: drain the backlog before closing ours.
+    if (worker) void worker.stop(true, 'the master is gone', true);
     else process.exit(0);
     setTimeout(() => process.exit(0), 5000).unref();
   });
@@ -151,7 +171,7 @@ function main(): void {
       }
       return;
     }
-    if (m.t === 'stop') return stopEarly(m.graceful);
+    if (m.t === 'stop') return stopEarly(m.graceful, m.drain ?? false);
     worker?.onMessage(m);
   });
 
@@ -193,7 +213,7 @@ function main(): void {
       return; // fatal() already reported and scheduled the exit
     }
     worker = w;
-    if (pendingStop !== null) void w.stop(pendingStop, '');
+    if (pendingStop !== null) void w.stop(pendingStop.graceful, '', pendingStop.drain);
   }
 }
 

@@ -29,6 +29,8 @@ export class WorkerRuntime {
   requests = 0;
   /** Once set, every response closes its connection (graceful stop). */
   draining = false;
+  /** A TERM stop: keep accepting until the kernel backlog is empty before closing the listeners. */
+  acceptDrain = false;
   readonly inflight = new Set<Inflight>();
   /** Set by the worker process when the heartbeat runs (timeout > 0). */
   watchdog: Watchdog | null = null;

@@ -6,6 +6,9 @@ import type { WorkerRuntime } from './runtime.js';
 
 /** How long keep-alive clients get `Connection: close` answers before idle connections are closed. */
 const DRAIN_IDLE_GRACE_MS = 1000;
+/** TERM drain: how often to look for connections still queued in the backlog, and for how long at most. */
+const DRAIN_QUIET_MS = 50;
+const DRAIN_ACCEPT_MAX_MS = 2000;
 
 /**
  * The HTTP server of one worker (or one gthread thread) on the inherited listening sockets.
@@ -60,7 +63,9 @@ export class Serving {
   /**
    * Graceful: stop accepting (the other workers, or the backlog, take new connections), answer every
    * request still to come on open connections with `Connection: close`, close idle keep-alive connections
-   * after a short grace, and resolve once every connection has ended. Not graceful: cut everything now.
+   * after a short grace, and resolve once every connection has ended. With `runtime.acceptDrain` (TERM) the
+   * listeners stay open until the backlog is empty: closing the last copy of a listening socket resets the
+   * connections queued in it. Not graceful: cut everything now.
    */
   stop(graceful: boolean): Promise<void> {
     if (!graceful) {
@@ -68,7 +73,13 @@ export class Serving {
     }
     if (this.#stopping) return this.#stopping;
     this.runtime.draining = true;
-    this.#stopping = new Promise<void>((resolve) => {
+    const drain = graceful && this.runtime.acceptDrain ? this.drainBacklog() : Promise.resolve();
+    this.#stopping = drain.then(() => this.close(graceful));
+    return this.#stopping;
+  }
+
+  private close(graceful: boolean): Promise<void> {
+    return new Promise<void>((resolve) => {
       for (const a of this.#acceptors) a.close();
       // net.Server's close, not http.Server's: the latter also closes idle keep-alive connections at once,
       // racing clients that are sending a request on them right now (FACTS: 4-9 requests lost per reload).
@@ -83,7 +94,33 @@ export class Serving {
       grace.unref();
       this.http.once('close', () => clearTimeout(grace));
     });
-    return this.#stopping;
+  }
+
+  /**
+   * Accepts until one turn of the event loop accepts nothing, at most DRAIN_ACCEPT_MAX_MS. The check runs in
+   * a setImmediate queued from a timer, i.e. after that turn's poll phase, where libuv accepts every
+   * connection pending on a readable listener (FACTS): a turn with no new connection saw an empty backlog.
+   * The connections accepted here are answered with `Connection: close`.
+   */
+  private drainBacklog(): Promise<void> {
+    return new Promise((resolve) => {
+      let accepted = 0;
+      const onConnection = () => accepted++;
+      this.http.on('connection', onConnection);
+      const end = Date.now() + DRAIN_ACCEPT_MAX_MS;
+      const check = () => {
+        const before = accepted;
+        setImmediate(() => {
+          if (accepted === before || Date.now() >= end) {
+            this.http.off('connection', onConnection);
+            resolve();
+          } else {
+            setTimeout(check, DRAIN_QUIET_MS);
+          }
+        });
+      };
+      setTimeout(check, DRAIN_QUIET_MS);
+    });
   }
 
   private onClientError(err: NodeJS.ErrnoException, socket: net.Socket): void {

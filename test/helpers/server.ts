@@ -21,11 +21,16 @@ export class Server {
   readonly #waiters: { re: RegExp; from: number; resolve: (m: RegExpMatchArray) => void }[] = [];
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 
-  constructor(args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string } = {}) {
-    this.child = spawn(process.execPath, [CLI, ...args], {
+  /**
+   * `wrapper`: a command that execs the rest (`sh -c '... exec "$0" "$@"'`), for tests that need the pid
+   * before the server starts (systemd's LISTEN_PID). `fds`: passed to the server as fd 3 and up.
+   */
+  constructor(args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; wrapper?: string[]; fds?: number[] } = {}) {
+    const [cmd, ...pre] = opts.wrapper ?? [process.execPath];
+    this.child = spawn(cmd!, [...pre, ...(opts.wrapper ? [process.execPath] : []), CLI, ...args], {
       cwd: opts.cwd ?? ROOT,
       env: { ...process.env, PORT: '', WEB_CONCURRENCY: '', TUNICORN_CMD_ARGS: '', ...opts.env },
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: ['ignore', 'pipe', 'pipe', ...(opts.fds ?? [])],
       detached: true, // its own process group, so cleanup can kill the workers too
     });
     running.add(this);

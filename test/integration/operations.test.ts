@@ -1,0 +1,139 @@
+/**
+ * Operations around the signals:
+ * - --health-bind: /health/live and /health/ready answered by the master; ready once the workers serve,
+ *   and throughout a HUP (the old workers count until the new ones serve)
+ * - --shutdown-delay: on TERM, /health/ready turns 503 at once while the app keeps serving for the delay;
+ *   a load balancer that stops sending on 503 loses nothing; then the drain, and exit 0
+ * - USR2 upgrade on a Unix socket: the old master leaves the socket file to the new one
+ * - HUP re-reads the config file: a new worker count and log level take effect; a config that no longer
+ *   loads keeps the running one and logs why
+ */
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, describe, it } from 'node:test';
+import { Load, stopAllLoads } from '../helpers/load.js';
+import { alive, childrenOf, FIXTURES, request, Server, stopAll, until } from '../helpers/server.js';
+
+const APP = path.join(FIXTURES, 'zero-downtime-app.mjs');
+const tmp = mkdtempSync(path.join(tmpdir(), 'tunicorn-ops-'));
+after(async () => {
+  await stopAllLoads();
+  await stopAll();
+});
+
+describe('health endpoint and shutdown delay', () => {
+  it('reports ready while the workers serve, not ready from TERM on, and serves through the delay', async (t) => {
+    const s = new Server(['-b', '127.0.0.1:0', '-w', '2', '--health-bind', '127.0.0.1:0', '--shutdown-delay', '3', APP]);
+    const port = await s.port();
+    const hport = Number((await s.waitFor(/Health checks at: http:\/\/127\.0\.0\.1:(\d+)\/health\/ready/))[1]);
+    assert.equal((await request(hport, '/health/live')).status, 200);
+    await until(() => s.log.includes('Ready: '), 20000, 'the workers');
+    const ready = await request(hport, '/health/ready');
+    assert.equal(ready.status, 200);
+    assert.match(ready.body, /2 of 2 workers serving/);
+    assert.equal((await request(hport, '/nope')).status, 404);
+
+    // A reload does not flap readiness: the old workers count until the new ones serve.
+    const from = s.log.length;
+    s.signal('SIGHUP');
+    const during: number[] = [];
+    while (!s.log.slice(from).includes('Ready: ')) {
+      during.push((await request(hport, '/health/ready')).status);
+      if (during.length > 2000) break;
+    }
+    assert.ok(during.length > 0);
+    assert.deepEqual([...new Set(during)], [200], 'ready throughout the HUP');
+
+    const load = new Load(port);
+    await load.okAtLeast(200);
+    s.signal('SIGTERM');
+    // The load balancer: polls readiness, and stops sending once it says 503.
+    await until(() => s.log.includes('Shutdown delay: serving 3 s more'), 10000, 'the delay to begin');
+    const notReady = await request(hport, '/health/ready');
+    assert.equal(notReady.status, 503);
+    assert.match(notReady.body, /stopping/);
+    // Still serving, on keep-alive, without Connection: close: the delay has not ended.
+    const closesAtTerm = load.stats.closes;
+    await load.okAtLeast(100);
+    assert.equal(load.stats.closes, closesAtTerm, 'no Connection: close during the delay');
+    await load.stop();
+    t.diagnostic(load.summary());
+    assert.equal(load.stats.failed.length, 0, load.summary());
+    assert.equal((await s.exited).code, 0);
+    assert.match(s.log, /Graceful stop: draining 2 worker/);
+  });
+});
+
+describe('HUP re-reads the config', () => {
+  it('applies a new worker count and log level; keeps the running config when the file breaks', async () => {
+    const cfg = path.join(tmp, 'hup.config.ts');
+    writeFileSync(cfg, `export default { workers: 2, loglevel: 'info' };\n`);
+    const s = new Server(['-b', '127.0.0.1:0', '-c', cfg, APP]);
+    const port = await s.port();
+    await s.waitFor(/Ready: 2 worker/);
+
+    writeFileSync(cfg, `export default { workers: 3, loglevel: 'debug' };\n`);
+    let from = s.log.length;
+    s.signal('SIGHUP');
+    await s.waitFor(/Ready: 3 worker/, 30000, from);
+    assert.match(s.log.slice(from), /Number of workers: 2 -> 3/);
+    assert.match(s.log.slice(from), /\[DEBUG\]/);
+    await until(() => childrenOf(s.pid).length === 3, 20000, 'three workers');
+
+    writeFileSync(cfg, `export default { workers: ;\n`);
+    from = s.log.length;
+    s.signal('SIGHUP');
+    await s.waitFor(/Reload failed, keeping the running configuration: .*hup\.config\.ts/, 20000, from);
+    assert.equal((await request(port, '/pid')).status, 200);
+    assert.equal(childrenOf(s.pid).length, 3);
+    s.signal('SIGTERM');
+    assert.equal((await s.exited).code, 0);
+  });
+});
+
+function unixGet(socketPath: string, p: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    http
+      .get({ socketPath, path: p, agent: false, timeout: 10000 }, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => (body += d));
+        res.on('end', () => resolve({ status: res.statusCode!, body }));
+      })
+      .on('error', reject);
+  });
+}
+
+describe('USR2 on a Unix socket', () => {
+  it('leaves the socket file to the new master, which removes it when it stops', async () => {
+    const sock = path.join(tmp, 'upgrade.sock');
+    const s = new Server(['-b', `unix:${sock}`, '-w', '1', APP]);
+    await s.waitFor(/Ready: /);
+    const before = JSON.parse((await unixGet(sock, '/pid')).body).pid as number;
+    s.signal('SIGUSR2');
+    const newPid = Number((await s.waitFor(/started a new master \(pid (\d+)\)/))[1]);
+    try {
+      await s.waitFor(new RegExp(`\\[${newPid}\\] \\[INFO\\] Ready: `), 20000);
+      s.signal('SIGWINCH');
+      await until(() => childrenOf(s.pid).every((p) => p === newPid), 20000, 'the old worker to exit');
+      s.signal('SIGTERM');
+      assert.equal((await s.exited).code, 0);
+      assert.ok(existsSync(sock), `the socket file is still there: ${s.log}`);
+      const r = await unixGet(sock, '/pid');
+      assert.equal(r.status, 200);
+      assert.notEqual(JSON.parse(r.body).pid, before, 'served by the new master\'s worker');
+      process.kill(newPid, 'SIGTERM');
+      await until(() => !alive(newPid), 20000, 'the new master to stop');
+      assert.ok(!existsSync(sock), 'the promoted master removed the socket file');
+    } finally {
+      try {
+        process.kill(-s.pid, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+    }
+  });
+});

@@ -1,0 +1,78 @@
+/**
+ * --reload (development), on a copy of test/fixtures/reload-app/:
+ * - a change to a file the app imports restarts the workers; the new code serves
+ * - code that no longer loads keeps the master up, logs the error with file and line, and answers 500 with
+ *   a page that shows it; fixing the file brings the app back
+ * - a --reload-extra-file glob triggers a restart too
+ * - without --reload, an app that fails to load still stops the server (no error page in production)
+ */
+import assert from 'node:assert/strict';
+import { cpSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, describe, it } from 'node:test';
+import { FIXTURES, request, Server, stopAll, until } from '../helpers/server.js';
+
+after(stopAll);
+
+async function body(port: number): Promise<{ status: number; body: string }> {
+  try {
+    return await request(port, '/');
+  } catch (err) {
+    return { status: 0, body: String(err) };
+  }
+}
+
+describe('--reload', () => {
+  it('restarts workers on a change, shows a load error as a 500 page, recovers when fixed', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'tunicorn-reload-'));
+    cpSync(path.join(FIXTURES, 'reload-app'), dir, { recursive: true });
+    mkdirSync(path.join(dir, 'data'));
+    const s = new Server(['-b', '127.0.0.1:0', '--reload', '--reload-extra-file', 'data/*.txt', 'app.ts'], { cwd: dir });
+    const port = await s.port();
+    await s.waitFor(/Ready: /);
+    assert.match((await request(port, '/')).body, /^v1 /);
+
+    let last = { status: 0, body: '' };
+    let polling = true;
+    const poller = (async () => {
+      while (polling) {
+        last = await body(port);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    })();
+    try {
+      writeFileSync(path.join(dir, 'message.ts'), `export const message: string = 'v2';\n`);
+      await s.waitFor(/Reloading: .*message\.ts changed; restarting the workers/, 15000);
+      await until(() => /^v2 /.test(last.body), 20000, 'the new code to serve');
+
+      writeFileSync(path.join(dir, 'message.ts'), `export const message: string = 'v3'\nconst = ;\n`);
+      await until(() => last.status === 500, 20000, 'the error page');
+      assert.match(last.body, /App failed to load/);
+      assert.match(last.body, /message\.ts/);
+      assert.match(s.log, /app app\.ts failed to load: .*message\.ts:2/);
+      assert.equal(s.child.exitCode, null, 'the master is still up');
+
+      writeFileSync(path.join(dir, 'message.ts'), `export const message: string = 'v4';\n`);
+      await until(() => /^v4 /.test(last.body), 20000, 'the fixed code to serve');
+
+      const from = s.log.length;
+      writeFileSync(path.join(dir, 'data', 'x.txt'), 'extra');
+      await s.waitFor(/Reloading: .*data\/x\.txt changed/, 15000, from);
+    } finally {
+      polling = false;
+      await poller;
+    }
+    s.signal('SIGTERM');
+    assert.equal((await s.exited).code, 0);
+  });
+
+  it('without --reload, an app that fails to load stops the server', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'tunicorn-noreload-'));
+    cpSync(path.join(FIXTURES, 'reload-app'), dir, { recursive: true });
+    writeFileSync(path.join(dir, 'message.ts'), `const = ;\n`);
+    const s = new Server(['-b', '127.0.0.1:0', 'app.ts'], { cwd: dir });
+    assert.equal((await s.exited).code, 1);
+    assert.doesNotMatch(s.log, /500 page/);
+  });
+});

@@ -1,0 +1,204 @@
+/**
+ * Zero downtime: 20 keep-alive connections of continuous requests (test/helpers/load.ts) through each event,
+ * asserting a count of failed requests of zero, for every worker class in WORKER_CLASSES:
+ * - HUP (three reloads in a row): new workers serve before the old ones stop
+ * - TERM: in-flight requests finish, keep-alive clients get `Connection: close`, the master exits 0
+ * - TERM while connections wait in the kernel backlog (the only worker is blocked): all of them are served
+ * - USR2 + WINCH + TERM (upgrade; the new master takes over the pidfile), and the rollback (HUP old, TERM new)
+ * - max_requests recycling
+ * - the heartbeat kill of a blocked worker: nothing fails that was not on the killed worker
+ */
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, describe, it } from 'node:test';
+import { Load, stopAllLoads } from '../helpers/load.js';
+import { alive, childrenOf, FIXTURES, request, Server, stopAll, until } from '../helpers/server.js';
+
+/** The worker classes every zero-loss test runs on. */
+const WORKER_CLASSES = ['async'] as const;
+
+const APP = path.join(FIXTURES, 'zero-downtime-app.mjs');
+const tmp = mkdtempSync(path.join(tmpdir(), 'tunicorn-zd-'));
+/** Process groups of masters started by USR2 (not children of the test): killed at the end. */
+const groups = new Set<number>();
+
+after(async () => {
+  await stopAllLoads();
+  for (const g of groups) {
+    try {
+      process.kill(-g, 'SIGKILL');
+    } catch {
+      /* gone */
+    }
+  }
+  await stopAll();
+});
+
+async function start(cls: string, args: string[]): Promise<{ s: Server; port: number }> {
+  const s = new Server(['-b', '127.0.0.1:0', '-k', cls, '--graceful-timeout', '20', ...args, APP]);
+  groups.add(s.pid);
+  const port = await s.port();
+  await s.waitFor(/Ready: /);
+  return { s, port };
+}
+
+function assertNoFailures(load: Load, t: { diagnostic: (m: string) => void }): void {
+  t.diagnostic(load.summary());
+  assert.equal(load.stats.failed.length, 0, `failed requests: ${load.summary()}`);
+}
+
+/** A log line of one process: `[PID] [LEVEL] text`. */
+const line = (pid: number, text: string) => new RegExp(`\\[${pid}\\] \\[\\w+\\] ${text}`);
+
+/** Sends `GET path` on a raw connection; resolves with the status line (or the error). */
+function rawGet(port: number, p: string): Promise<string> {
+  return new Promise((resolve) => {
+    const c = net.connect(port, '127.0.0.1');
+    let data = '';
+    c.setEncoding('utf8');
+    c.on('connect', () => c.write(`GET ${p} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`));
+    c.on('data', (d: string) => (data += d));
+    c.on('end', () => resolve(data.split('\r\n')[0] ?? ''));
+    c.on('error', (e: NodeJS.ErrnoException) => resolve(`error ${e.code}`));
+  });
+}
+
+for (const cls of WORKER_CLASSES) {
+  describe(`zero downtime: ${cls} workers`, () => {
+    it('HUP three times under load: no request fails', async (t) => {
+      const { s, port } = await start(cls, ['-w', '2']);
+      const load = new Load(port);
+      await load.okAtLeast(200);
+      const before = new Set(load.stats.pids);
+      for (let i = 0; i < 3; i++) {
+        const from = s.log.length;
+        s.signal('SIGHUP');
+        await s.waitFor(/Ready: /, 30000, from);
+        await load.okAtLeast(100);
+      }
+      await load.stop();
+      assertNoFailures(load, t);
+      assert.ok([...load.stats.pids].some((p) => !before.has(p)), 'new workers served');
+      s.signal('SIGTERM');
+      assert.equal((await s.exited).code, 0);
+    });
+
+    it('TERM under load: in-flight and keep-alive requests end cleanly, exit 0', async (t) => {
+      const { s, port } = await start(cls, ['-w', '2']);
+      // A client told `Connection: close` stops: new connections after the stop began race the socket's
+      // close, which is what --shutdown-delay and the readiness endpoint are for (tested below).
+      const load = new Load(port, { stopOnClose: true, stopOnRefused: true });
+      await load.okAtLeast(300);
+      s.signal('SIGTERM');
+      assert.equal((await s.exited).code, 0);
+      await load.ended();
+      assertNoFailures(load, t);
+      assert.ok(load.stats.closes > 0, `keep-alive clients were told Connection: close: ${load.summary()}`);
+      assert.match(s.log, /Graceful stop: draining 2 worker\(s\)/);
+    });
+
+    it('TERM drains the kernel backlog: connections queued behind a blocked worker are served', async (t) => {
+      const { s, port } = await start(cls, ['-w', '1']);
+      const mark = path.join(tmp, `spin-${cls}`);
+      const spin = request(port, `/spin?ms=1500&mark=${encodeURIComponent(mark)}`, { timeout: 20000 });
+      await until(() => existsSync(mark), 10000, 'the worker to block');
+      // The only worker is stuck: these connections wait in the kernel backlog, not yet accepted.
+      const queued = Array.from({ length: 20 }, () => rawGet(port, '/pid'));
+      s.signal('SIGTERM');
+      const answers = await Promise.all(queued);
+      t.diagnostic(`queued connections answered 200: ${answers.filter((a) => a === 'HTTP/1.1 200 OK').length} of ${answers.length}`);
+      assert.deepEqual(answers.filter((a) => a !== 'HTTP/1.1 200 OK'), [], 'every queued connection got 200');
+      assert.equal((await spin).status, 200);
+      assert.equal((await s.exited).code, 0);
+    });
+
+    it('USR2 + WINCH + TERM upgrades under load; the new master takes over the pidfile', async (t) => {
+      const pidfile = path.join(tmp, `upgrade-${cls}.pid`);
+      const { s, port } = await start(cls, ['-w', '2', '-p', pidfile]);
+      const load = new Load(port);
+      await load.okAtLeast(200);
+
+      s.signal('SIGUSR2');
+      const newPid = Number((await s.waitFor(/started a new master \(pid (\d+)\)/))[1]);
+      await s.waitFor(line(newPid, 'Ready: 2 worker'), 30000);
+      assert.equal(readFileSync(`${pidfile}.2`, 'utf8').trim(), String(newPid));
+      assert.equal(readFileSync(pidfile, 'utf8').trim(), String(s.pid));
+      await load.okAtLeast(100);
+
+      s.signal('SIGWINCH');
+      await until(() => childrenOf(s.pid).every((p) => p === newPid), 20000, 'the old workers to exit');
+      await load.okAtLeast(100);
+
+      s.signal('SIGTERM');
+      assert.equal((await s.exited).code, 0);
+      // The old master's stderr pipe, which the new one shares, outlives it: read the log, not the process.
+      await until(() => line(newPid, 'Master has been promoted').test(s.log), 10000, 'the promotion');
+      await until(() => existsSync(pidfile) && readFileSync(pidfile, 'utf8').trim() === String(newPid), 10000, 'the pidfile to name the new master');
+      assert.ok(!existsSync(`${pidfile}.2`));
+      await load.okAtLeast(100);
+      await load.stop();
+      assertNoFailures(load, t);
+
+      process.kill(newPid, 'SIGTERM');
+      await until(() => !alive(newPid), 20000, 'the new master to stop');
+      assert.ok(!existsSync(pidfile), 'the promoted master removed its pidfile');
+    });
+
+    it('USR2 then rollback (WINCH, HUP to the old master, TERM to the new) under load', async (t) => {
+      const pidfile = path.join(tmp, `rollback-${cls}.pid`);
+      const { s, port } = await start(cls, ['-w', '2', '-p', pidfile]);
+      const load = new Load(port);
+      await load.okAtLeast(200);
+      s.signal('SIGUSR2');
+      const newPid = Number((await s.waitFor(/started a new master \(pid (\d+)\)/))[1]);
+      await s.waitFor(line(newPid, 'Ready: 2 worker'), 30000);
+      s.signal('SIGWINCH');
+      await until(() => childrenOf(s.pid).every((p) => p === newPid), 20000, 'the old workers to exit');
+      await load.okAtLeast(100);
+
+      const from = s.log.length;
+      s.signal('SIGHUP');
+      await s.waitFor(line(s.pid, 'Ready: 2 worker'), 30000, from);
+      process.kill(newPid, 'SIGTERM');
+      await s.waitFor(line(s.pid, `The new master \\(pid ${newPid}\\) exited`), 30000);
+      await load.okAtLeast(200);
+      await load.stop();
+      assertNoFailures(load, t);
+      assert.equal(readFileSync(pidfile, 'utf8').trim(), String(s.pid));
+      assert.ok(!existsSync(`${pidfile}.2`), 'the new master removed PIDFILE.2');
+      s.signal('SIGTERM');
+      assert.equal((await s.exited).code, 0);
+    });
+
+    it('max_requests recycling under load: no request fails', async (t) => {
+      const { s, port } = await start(cls, ['-w', '2', '--max-requests', '80', '--max-requests-jitter', '20']);
+      const load = new Load(port);
+      await until(() => s.count(/max_requests\): replacing it/) >= 4, 60000, 'four recyclings');
+      await load.okAtLeast(100);
+      await load.stop();
+      assertNoFailures(load, t);
+      s.signal('SIGTERM');
+      assert.equal((await s.exited).code, 0);
+    });
+
+    it('the heartbeat kill: no request fails that was not on the killed worker', async (t) => {
+      const { s, port } = await start(cls, ['-w', '2', '--timeout', '2']);
+      const load = new Load(port);
+      await load.okAtLeast(200);
+      const spin = request(port, '/spin?ms=8000', { timeout: 20000 }).catch((e: Error) => e);
+      const killed = Number((await s.waitFor(/WORKER TIMEOUT \(pid:(\d+)\)/, 20000))[1]);
+      await s.waitFor(/Booting worker with pid: \d+[\s\S]*Booting worker with pid: \d+[\s\S]*Booting worker with pid: \d+/, 20000);
+      await load.okAtLeast(300);
+      await load.stop();
+      await spin;
+      const elsewhere = load.stats.failed.filter((f) => f.pid !== killed);
+      t.diagnostic(`${load.summary()}; killed worker ${killed}`);
+      assert.deepEqual(elsewhere, [], `failures not on the killed worker ${killed}: ${load.summary()}`);
+      s.signal('SIGTERM');
+      assert.equal((await s.exited).code, 0);
+    });
+  });
+}
