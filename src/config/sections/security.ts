@@ -1,0 +1,52 @@
+import { boolSetting, stringSetting } from '../setting.js';
+
+const section = 'Privileges';
+
+const octal = (s: string): string | undefined => (/^(0o?)?[0-7]{1,4}$/i.test(s) ? undefined : 'expected an octal mode such as 0o22 or 022');
+
+export const security = {
+  user: stringSetting<string | null>({
+    key: 'user',
+    gunicorn: 'user',
+    section,
+    flags: ['-u', '--user'],
+    metavar: 'USER',
+    default: null,
+    short: 'Workers run as this user (a name or a numeric id).',
+    doc:
+      'The master keeps its privileges to bind (port 80 as root) and to manage workers; each worker drops to ' +
+      'this user (and group) before it loads the config hooks or the app. A user that does not exist stops ' +
+      'the server at start.',
+  }),
+  group: stringSetting<string | null>({
+    key: 'group',
+    gunicorn: 'group',
+    section,
+    flags: ['-g', '--group'],
+    metavar: 'GROUP',
+    default: null,
+    defaultDoc: 'the user\'s primary group when `user` is set',
+    short: 'Workers run with this group (a name or a numeric id).',
+    doc: 'Set before the user, so the switch can still be made.',
+  }),
+  umask: stringSetting<string>({
+    key: 'umask',
+    gunicorn: 'umask',
+    section,
+    flags: ['-m', '--umask'],
+    metavar: 'INT',
+    default: '0',
+    check: octal,
+    short: 'The umask of the server processes (octal); Unix socket files get mode 0777 & ~umask.',
+    doc: 'Also applies to files the app and the logs create. Gunicorn\'s default, 0, leaves sockets open to all local users.',
+  }),
+  initgroups: boolSetting({
+    key: 'initgroups',
+    gunicorn: 'initgroups',
+    section,
+    flags: ['--initgroups'],
+    default: false,
+    short: 'Give workers every supplementary group of `user` (from /etc/group).',
+    doc: 'Without it, workers keep only the one group.',
+  }),
+};

@@ -1,0 +1,188 @@
+import { readFileSync } from 'node:fs';
+import http from 'node:http';
+import http2 from 'node:http2';
+import https from 'node:https';
+import type net from 'node:net';
+import type tls from 'node:tls';
+import type { Config } from '../config/registry.js';
+import type { ErrorLog } from '../logging/error-log.js';
+import type { RequestListener } from '../app/shapes.js';
+import { ConnectionGate } from './connection.js';
+import { ForwardedHeaders } from './forwarded.js';
+import { limitsOf, maxHeaderSize, rejectStatus } from './guard.js';
+
+/** Any server tunicorn serves HTTP with: plain, TLS, or TLS with HTTP/2 (and HTTP/1.1 fallback). */
+export type AnyHttpServer = http.Server | https.Server | http2.Http2SecureServer;
+
+/** How often Node sweeps connections for the header timeout (its default, 30 s, would let one live 40 s). */
+const CHECK_INTERVAL_MS = 1000;
+
+const reply = (status: number): string =>
+  `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`;
+
+/** The TLS options of a config (files read now), or null when it serves plain HTTP. */
+export function tlsOptionsOf(cfg: Config): tls.TlsOptions | null {
+  if (!cfg.certfile) return null;
+  const cert = readFileSync(cfg.certfile);
+  return {
+    cert,
+    key: cfg.keyfile ? readFileSync(cfg.keyfile) : cert,
+    ca: cfg.caCerts ? readFileSync(cfg.caCerts) : undefined,
+    requestCert: cfg.certReqs !== 'none',
+    rejectUnauthorized: cfg.certReqs === 'required',
+    ciphers: cfg.ciphers ?? undefined,
+    ALPNProtocols: cfg.httpProtocols.includes('h2') ? ['h2', 'http/1.1'] : ['http/1.1'],
+  };
+}
+
+/**
+ * The HTTP layer of a worker: it makes the server (plain, TLS, TLS + HTTP/2), applies the limits and
+ * timeouts, answers what Node's parser rejects, and checks each request before the app sees it.
+ */
+export class HttpLayer {
+  readonly server: AnyHttpServer;
+  /** Set for plain HTTP: listeners must accept paused and hand sockets to it (see ConnectionGate). */
+  readonly gate: ConnectionGate | null;
+  readonly #limits;
+  readonly #forwarded: ForwardedHeaders;
+  readonly #bodyMs: number;
+  /** Per connection, the response still owed when a parse error arrives (sent before the error reply). */
+  readonly #owed = new WeakMap<net.Socket, http.ServerResponse>();
+
+  constructor(
+    private readonly cfg: Config,
+    private readonly log: ErrorLog,
+    listener: RequestListener,
+    own?: http.Server,
+  ) {
+    this.#limits = limitsOf(cfg);
+    this.#forwarded = new ForwardedHeaders(cfg);
+    this.#bodyMs = cfg.bodyTimeout * 1000;
+    const handler = this.gateRequests();
+    const tlsOptions = own ? null : tlsOptionsOf(cfg);
+    const options = {
+      noDelay: true,
+      maxHeaderSize: maxHeaderSize(this.#limits),
+      requireHostHeader: true,
+      insecureHTTPParser: false,
+      keepAliveTimeout: cfg.keepalive * 1000,
+      headersTimeout: cfg.headerTimeout * 1000,
+      requestTimeout: 0,
+      connectionsCheckingInterval: CHECK_INTERVAL_MS,
+    };
+    if (own) {
+      // The app's own server: its request listeners are in `listener` already; limits it was made with stay.
+      this.server = own;
+      own.removeAllListeners('request');
+      own.on('request', handler(listener));
+    } else if (tlsOptions && cfg.httpProtocols.includes('h2')) {
+      this.server = http2.createSecureServer({ ...tlsOptions, ...options, allowHTTP1: true }, handler(listener) as never);
+    } else if (tlsOptions) {
+      this.server = https.createServer({ ...tlsOptions, ...options }, handler(listener));
+    } else {
+      this.server = http.createServer(options, handler(listener));
+    }
+    const s = this.server as http.Server;
+    s.keepAliveTimeout = options.keepAliveTimeout;
+    s.headersTimeout = options.headersTimeout;
+    s.requestTimeout = 0;
+    s.on('clientError', (err: NodeJS.ErrnoException, socket: net.Socket) => this.onClientError(err, socket));
+    if (tlsOptions) s.on('tlsClientError', (err: Error) => this.log.debug(`TLS handshake failed: ${err.message}`));
+    this.gate = tlsOptions || own ? null : new ConnectionGate(cfg, log);
+  }
+
+  /** Hands a connection accepted elsewhere to the server, through the gate when there is one. */
+  readonly connection = (socket: net.Socket): void => {
+    if (this.gate) this.gate.accept(socket, (s) => this.server.emit('connection', s));
+    else this.server.emit('connection', socket);
+  };
+
+  private gateRequests(): (listener: RequestListener) => RequestListener {
+    const limits = this.#limits;
+    const forwarded = this.#forwarded;
+    const bodyMs = this.#bodyMs;
+    return (listener) => (req, res) => {
+      if ((req as { stream?: unknown }).stream === undefined) {
+        // HTTP/1: what llhttp accepts but a server must not (HTTP/2 frames are checked by nghttp2).
+        const status = rejectStatus(req, limits);
+        if (status) return this.refuse(req, res, status);
+        const socket = req.socket;
+        this.#owed.set(socket, res);
+        res.once('finish', () => {
+          if (this.#owed.get(socket) === res) this.#owed.delete(socket);
+        });
+        if (bodyMs > 0 && hasBody(req)) this.watchBody(req, res, bodyMs);
+      }
+      forwarded.apply(req);
+      listener(req, res);
+    };
+  }
+
+  private refuse(req: http.IncomingMessage, res: http.ServerResponse, status: number): void {
+    this.log.debug(`Refused a request from ${req.socket.remoteAddress}: ${status} ${http.STATUS_CODES[status]}`);
+    res.shouldKeepAlive = false;
+    res.writeHead(status, { connection: 'close', 'content-length': 0 });
+    res.end();
+    req.socket.destroySoon();
+  }
+
+  /** A body must keep coming: a pause longer than body_timeout cuts the connection (408 if nothing was sent). */
+  private watchBody(req: http.IncomingMessage, res: http.ServerResponse, ms: number): void {
+    const socket = req.socket;
+    socket.setTimeout(ms);
+    req.on('timeout', () => {
+      this.log.debug(`Request body from ${socket.remoteAddress} stalled for ${ms / 1000} s; closing`);
+      if (!res.headersSent && socket.writable) socket.end(reply(408));
+      socket.destroySoon();
+    });
+    req.once('end', () => {
+      // After the response, Node has set the keep-alive timer on the socket: leave it.
+      if (!res.writableFinished) socket.setTimeout(0);
+    });
+  }
+
+  private onClientError(err: NodeJS.ErrnoException, socket: net.Socket): void {
+    if (!socket.writable || err.code === 'ECONNRESET') {
+      socket.destroy();
+      return;
+    }
+    const status = statusOf(err);
+    this.log.debug(`Bad request from ${socket.remoteAddress}: ${err.code ?? err.message}; answered ${status}`);
+    const send = () => {
+      if (socket.writable) socket.end(reply(status));
+      socket.destroySoon();
+    };
+    // A response the app is still writing for an earlier request on this connection goes out first: the
+    // garbage that followed it must not cost the client a valid answer (FACTS).
+    const owed = this.#owed.get(socket);
+    if (owed && !owed.writableFinished && !owed.destroyed) {
+      owed.once('finish', send);
+      owed.once('close', send);
+    } else send();
+  }
+}
+
+function hasBody(req: http.IncomingMessage): boolean {
+  const te = req.headers['transfer-encoding'];
+  const cl = req.headers['content-length'];
+  return te !== undefined || (cl !== undefined && cl !== '0');
+}
+
+/** The status for what Node's parser (or its timers) rejected. */
+function statusOf(err: NodeJS.ErrnoException & { rawPacket?: Buffer }): number {
+  switch (err.code) {
+    case 'ERR_HTTP_REQUEST_TIMEOUT':
+      return 408;
+    case 'HPE_HEADER_OVERFLOW': {
+      // Still in the request line: Gunicorn's 414; else the header section is too large.
+      const raw = err.rawPacket;
+      return raw && raw.indexOf(0x0a) < 0 && /^[A-Za-z]+ /.test(raw.toString('latin1', 0, 16)) ? 414 : 431;
+    }
+    case 'HPE_INVALID_VERSION': {
+      const line = err.rawPacket?.toString('latin1', 0, 256).split('\n')[0] ?? '';
+      return /HTTP\/\d\.\d\r?$/.test(line) ? 505 : 400;
+    }
+    default:
+      return 400;
+  }
+}
