@@ -8,13 +8,15 @@ import { parseProxyHeader, ProxyProtocolError } from './proxy-protocol.js';
 
 const BAD_REQUEST = 'HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n';
 
-/** An HTTP/0.9 request line: a method and a target, and no version. */
-const HTTP09 = /^[A-Za-z]+ [^ \r\n]+\r?$/;
+/**
+ * A request line as RFC 9112 spells it: token SP target SP HTTP-version CR. llhttp lets some others through
+ * (two spaces, FACTS: HTTP/0.9 `GET /` which it then waits on), so the first one is checked here.
+ */
+const REQUEST_LINE = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+ [^\s\x00-\x20\x7f]+ HTTP\/\d\.\d\r$/;
 
 /**
  * What happens to a plain-HTTP connection before Node's parser sees it: the PROXY protocol header (when on),
- * and a look at the first line, because llhttp waits silently for more after an HTTP/0.9 `GET /` (FACTS)
- * until the header timeout. Only the first chunk of a connection passes through JavaScript; the bytes read
+ * and a look at the first request line (see REQUEST_LINE). Only the first chunk of a connection passes through JavaScript; the bytes read
  * are handed to the parser after it has taken the socket (it reads the socket's handle directly from then on).
  */
 export class ConnectionGate {
@@ -72,8 +74,10 @@ export class ConnectionGate {
         if (buf.length === 0) return;
       }
       done();
-      const eol = buf.indexOf(0x0a);
-      if (eol >= 0 && HTTP09.test(buf.toString('latin1', 0, eol))) {
+      let start = 0;
+      while (buf[start] === 0x0d && buf[start + 1] === 0x0a) start += 2; // empty lines before a request
+      const eol = buf.indexOf(0x0a, start);
+      if (eol >= 0 && !REQUEST_LINE.test(buf.toString('latin1', start, eol))) {
         socket.end(BAD_REQUEST);
         return;
       }

@@ -47,7 +47,10 @@ export class HttpLayer {
   readonly #forwarded: ForwardedHeaders;
   readonly #bodyMs: number;
   /** Per connection, the response still owed when a parse error arrives (sent before the error reply). */
-  readonly #owed = new WeakMap<net.Socket, http.ServerResponse>();
+  readonly #owed = new WeakMap<net.Socket, { req: http.IncomingMessage; res: http.ServerResponse }>();
+  /** Connections whose last response refuses a request: Node closes them once it is sent. */
+  readonly #refused = new WeakSet<net.Socket>();
+  #tracking = false;
 
   constructor(
     private readonly cfg: Config,
@@ -91,6 +94,17 @@ export class HttpLayer {
     this.gate = tlsOptions || own ? null : new ConnectionGate(cfg, log);
   }
 
+  /**
+   * Call when the server itself listens on no socket (every connection comes through `connection`): Node
+   * starts tracking connections, which the header timeout and closeIdleConnections() rely on, on the
+   * server's 'listening' event.
+   */
+  trackConnections(): void {
+    if (this.#tracking || this.server.listening) return;
+    this.#tracking = true;
+    this.server.emit('listening');
+  }
+
   /** Hands a connection accepted elsewhere to the server, through the gate when there is one. */
   readonly connection = (socket: net.Socket): void => {
     if (this.gate) this.gate.accept(socket, (s) => this.server.emit('connection', s));
@@ -107,9 +121,10 @@ export class HttpLayer {
         const status = rejectStatus(req, limits);
         if (status) return this.refuse(req, res, status);
         const socket = req.socket;
-        this.#owed.set(socket, res);
+        const owed = { req, res };
+        this.#owed.set(socket, owed);
         res.once('finish', () => {
-          if (this.#owed.get(socket) === res) this.#owed.delete(socket);
+          if (this.#owed.get(socket) === owed) this.#owed.delete(socket);
         });
         if (bodyMs > 0 && hasBody(req)) this.watchBody(req, res, bodyMs);
       }
@@ -121,9 +136,10 @@ export class HttpLayer {
   private refuse(req: http.IncomingMessage, res: http.ServerResponse, status: number): void {
     this.log.debug(`Refused a request from ${req.socket.remoteAddress}: ${status} ${http.STATUS_CODES[status]}`);
     res.shouldKeepAlive = false;
+    this.#refused.add(req.socket);
     res.writeHead(status, { connection: 'close', 'content-length': 0 });
+    // Node closes the connection once this response (queued after any earlier pipelined ones) is sent.
     res.end();
-    req.socket.destroySoon();
   }
 
   /** A body must keep coming: a pause longer than body_timeout cuts the connection (408 if nothing was sent). */
@@ -146,6 +162,8 @@ export class HttpLayer {
       socket.destroy();
       return;
     }
+    // Bytes after a refused request (its unread body, say) are not a request of their own.
+    if (this.#refused.has(socket)) return;
     const status = statusOf(err);
     this.log.debug(`Bad request from ${socket.remoteAddress}: ${err.code ?? err.message}; answered ${status}`);
     const send = () => {
@@ -154,10 +172,13 @@ export class HttpLayer {
     };
     // A response the app is still writing for an earlier request on this connection goes out first: the
     // garbage that followed it must not cost the client a valid answer (FACTS).
+    // (An error inside the body of the request being served belongs to that request: answered at once.)
     const owed = this.#owed.get(socket);
-    if (owed && !owed.writableFinished && !owed.destroyed) {
-      owed.once('finish', send);
-      owed.once('close', send);
+    if (owed && owed.req.complete && !owed.res.writableFinished && !owed.res.destroyed) {
+      owed.res.once('finish', send);
+      owed.res.once('close', send);
+    } else if (owed && !owed.res.writableFinished && owed.res.headersSent) {
+      socket.destroy();
     } else send();
   }
 }
@@ -180,7 +201,7 @@ function statusOf(err: NodeJS.ErrnoException & { rawPacket?: Buffer }): number {
     }
     case 'HPE_INVALID_VERSION': {
       const line = err.rawPacket?.toString('latin1', 0, 256).split('\n')[0] ?? '';
-      return /HTTP\/\d\.\d\r?$/.test(line) ? 505 : 400;
+      return /HTTP\/\d\.\d\r$/.test(line) ? 505 : 400;
     }
     default:
       return 400;

@@ -51,6 +51,7 @@ export class Serving {
       await listenOn(acceptor, l.fd, backlog);
       this.#acceptors.push(acceptor);
     }
+    this.layer.trackConnections();
   }
 
   /** Every net.Server that accepts for this worker (worker classes pause and resume them). */
