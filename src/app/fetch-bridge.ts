@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
+import { clientOf } from '../http/forwarded.js';
 
 /** A Fetch handler: Bun, Deno, Cloudflare Workers and Hono style. */
 export type FetchHandler = (request: Request, ...rest: unknown[]) => Response | Promise<Response>;
@@ -20,9 +21,9 @@ interface LazyRequest {
 }
 
 function fullUrl(req: IncomingMessage): string {
-  const encrypted = (req.socket as { encrypted?: boolean }).encrypted === true;
-  const host = req.headers.host ?? 'localhost';
-  return `${encrypted ? 'https' : 'http'}://${host}${req.url ?? '/'}`;
+  // HTTP/2 requests carry the host as :authority.
+  const host = req.headers.host ?? (req.headers[':authority'] as string | undefined) ?? 'localhost';
+  return `${clientOf(req).secure ? 'https' : 'http'}://${host}${req.url ?? '/'}`;
 }
 
 function headersOf(req: IncomingMessage): Headers {
@@ -113,9 +114,13 @@ export function lazyRequest(req: IncomingMessage, res: ServerResponse): Request 
   return o as unknown as Request;
 }
 
-/** The client's address for a Request tunicorn made; undefined for any other Request. */
+/**
+ * The client's address for a Request tunicorn made (behind a trusted proxy, the one it forwarded); undefined
+ * for any other Request.
+ */
 export function clientAddress(request: Request): string | undefined {
-  return (request as unknown as Partial<LazyRequest>)[kIncoming]?.socket.remoteAddress;
+  const req = (request as unknown as Partial<LazyRequest>)[kIncoming];
+  return req ? clientOf(req).address : undefined;
 }
 
 /** The Node request behind a Request tunicorn made. */

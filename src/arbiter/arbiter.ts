@@ -1,4 +1,7 @@
 import { spawn } from 'node:child_process';
+import { chownSync } from 'node:fs';
+import { checkTls } from '../http/server.js';
+import { parseUmask, resolveIdentity } from '../workers/privileges.js';
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
@@ -75,7 +78,15 @@ export class Arbiter implements HookServer {
   async run(): Promise<number> {
     await this.runHook('onStarting', this);
     this.log.info(`Starting tunicorn ${VERSION}`);
+    checkTls(this.cfg);
+    const identity = resolveIdentity(this.cfg.user, this.cfg.group);
+    // Unix socket files get 0777 & ~umask, as every file the server and its app create.
+    process.umask(parseUmask(this.cfg.umask));
     this.#listeners = await bindAll(this.cfg.bind);
+    if (identity) {
+      // Workers that run as another user must still be able to use the socket files (Gunicorn chowns them too).
+      for (const l of this.#listeners) if (l.address.kind === 'unix') chownSync(l.address.path, identity.uid, identity.gid);
+    }
     await primeListeners(this.#listeners.map((l) => l.fd), this.cfg.backlog);
     for (const l of this.#listeners) this.log.info(`Listening at: ${l.url} (${process.pid})`);
     this.log.info(`Using worker: ${this.cfg.workerClass}`);

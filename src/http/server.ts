@@ -3,7 +3,8 @@ import http from 'node:http';
 import http2 from 'node:http2';
 import https from 'node:https';
 import type net from 'node:net';
-import type tls from 'node:tls';
+import tlsModule, { type TlsOptions } from 'node:tls';
+import { ConfigError } from '../config/setting.js';
 import type { Config } from '../config/registry.js';
 import type { ErrorLog } from '../logging/error-log.js';
 import type { RequestListener } from '../app/shapes.js';
@@ -21,7 +22,7 @@ const reply = (status: number): string =>
   `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`;
 
 /** The TLS options of a config (files read now), or null when it serves plain HTTP. */
-export function tlsOptionsOf(cfg: Config): tls.TlsOptions | null {
+export function tlsOptionsOf(cfg: Config): TlsOptions | null {
   if (!cfg.certfile) return null;
   const cert = readFileSync(cfg.certfile);
   return {
@@ -205,5 +206,20 @@ function statusOf(err: NodeJS.ErrnoException & { rawPacket?: Buffer }): number {
     }
     default:
       return 400;
+  }
+}
+
+/** Loads and checks the certificate and key once, at start, so a bad pair stops the server in one line. */
+export function checkTls(cfg: Config): void {
+  if (!cfg.certfile) {
+    if (cfg.keyfile) throw new ConfigError('keyfile (--keyfile) is set without certfile (--certfile); set both for HTTPS');
+    return;
+  }
+  try {
+    const o = tlsOptionsOf(cfg)!;
+    tlsModule.createSecureContext(o);
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    throw new ConfigError(`cannot use certfile ${JSON.stringify(cfg.certfile)}${cfg.keyfile ? ` with keyfile ${JSON.stringify(cfg.keyfile)}` : ''}: ${e.message}`);
   }
 }

@@ -1,3 +1,4 @@
+import { resolveIdentity } from '../../workers/privileges.js';
 import { boolSetting, stringSetting } from '../setting.js';
 
 const section = 'Privileges';
@@ -12,6 +13,7 @@ export const security = {
     flags: ['-u', '--user'],
     metavar: 'USER',
     default: null,
+    check: (u) => (resolveIdentity(u, null), undefined),
     short: 'Workers run as this user (a name or a numeric id).',
     doc:
       'The master keeps its privileges to bind (port 80 as root) and to manage workers; each worker drops to ' +
@@ -26,6 +28,7 @@ export const security = {
     metavar: 'GROUP',
     default: null,
     defaultDoc: 'the user\'s primary group when `user` is set',
+    check: (g) => (resolveIdentity(null, g), undefined),
     short: 'Workers run with this group (a name or a numeric id).',
     doc: 'Set before the user, so the switch can still be made.',
   }),
