@@ -98,7 +98,11 @@ export class ForwardedHeaders {
     }
     const base = clientOf(req);
     (req as Tagged)[kClient] = { address: address ?? base.address, secure: secure ?? base.secure };
-    if (address && socket) {
+    if (address && socket && (req as { stream?: unknown }).stream !== undefined) {
+      // HTTP/2: the streams of one session share its socket; this request alone gets a view with the client.
+      const view = new Proxy(socket, { get: (t, p) => (p === 'remoteAddress' ? address : Reflect.get(t, p)) });
+      Object.defineProperty(req, 'socket', { value: view, configurable: true });
+    } else if (address && socket) {
       // Listener apps and frameworks read the peer from the socket; behind a proxy that is the client. A
       // proxy may send requests of several clients on one connection: each request sets it anew.
       if (!(kPeer in socket)) socket[kPeer] = peer;
