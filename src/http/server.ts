@@ -84,10 +84,18 @@ export class HttpLayer {
       connectionsCheckingInterval: CHECK_INTERVAL_MS,
     };
     if (own) {
-      // The app's own server: its request listeners are in `listener` already; limits it was made with stay.
+      // The app's own server: its request listeners are in `listener` already. Node reads these options from
+      // the server's properties when a connection arrives (the checking interval on 'listening'), so they
+      // can still be set.
       this.server = own;
       own.removeAllListeners('request');
       own.on('request', handler(listener));
+      Object.assign(own, {
+        maxHeaderSize: options.maxHeaderSize,
+        requireHostHeader: true,
+        insecureHTTPParser: false,
+        connectionsCheckingInterval: CHECK_INTERVAL_MS,
+      });
     } else if (tlsOptions && cfg.httpProtocols.includes('h2')) {
       this.server = lazy.http2().createSecureServer({ ...tlsOptions, ...options, allowHTTP1: true }, handler(listener) as never);
     } else if (tlsOptions) {
@@ -101,7 +109,10 @@ export class HttpLayer {
     s.requestTimeout = 0;
     s.on('clientError', (err: NodeJS.ErrnoException, socket: net.Socket) => this.onClientError(err, socket));
     if (tlsOptions) s.on('tlsClientError', (err: Error) => this.log.debug(`TLS handshake failed: ${err.message}`));
-    this.gate = tlsOptions || own ? null : new ConnectionGate(cfg, log);
+    // The gate reads raw bytes: not on TLS (the app's own https server included: tls.Server has addContext).
+    const encrypted = tlsOptions !== null || (own !== undefined && 'addContext' in own);
+    this.gate = encrypted ? null : new ConnectionGate(cfg, log);
+    if (tlsOptions) this.trackSessions();
   }
 
   /**
@@ -113,6 +124,23 @@ export class HttpLayer {
     if (this.#tracking || this.server.listening) return;
     this.#tracking = true;
     this.server.emit('listening');
+  }
+
+  readonly #sessions = new Set<http2.ServerHttp2Session>();
+
+  private trackSessions(): void {
+    this.server.on('session', (session: http2.ServerHttp2Session) => {
+      this.#sessions.add(session);
+      session.once('close', () => this.#sessions.delete(session));
+    });
+  }
+
+  /**
+   * Graceful stop of HTTP/2 sessions: GOAWAY, so clients open no new streams, while the streams running
+   * finish; each session closes when its last stream ends.
+   */
+  closeSessions(): void {
+    for (const s of this.#sessions) s.close();
   }
 
   /** Hands a connection accepted elsewhere to the server, through the gate when there is one. */

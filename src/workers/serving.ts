@@ -29,7 +29,11 @@ export class Serving {
       const own = served.server;
       const theirs = own.listeners('request') as ((req: http.IncomingMessage, res: http.ServerResponse) => void)[];
       this.layer = new HttpLayer(runtime.config, runtime.log, runtime.wrap((req, res) => {
-        for (const l of theirs) l.call(own, req, res);
+        try {
+          for (const l of theirs) l.call(own, req, res);
+        } catch (err) {
+          runtime.onAppError(err, req, res);
+        }
       }), own);
     } else {
       this.layer = new HttpLayer(runtime.config, runtime.log, runtime.wrap(served.listener!));
@@ -65,11 +69,12 @@ export class Serving {
    * after a short grace, and resolve once every connection has ended. Not graceful: cut everything now.
    */
   stop(graceful: boolean): Promise<void> {
-    // An HTTP/2 server has no idle-connection calls: its sessions end when their clients leave or at the kill.
+    // An HTTP/2 server has no idle-connection calls: its sessions get a GOAWAY (closeSessions) instead.
     const h1 = this.http as Partial<Pick<http.Server, 'closeAllConnections' | 'closeIdleConnections'>>;
     if (!graceful) h1.closeAllConnections?.();
     if (this.#stopping) return this.#stopping;
     this.runtime.draining = true;
+    this.layer.closeSessions();
     const closed = (server: net.Server) => new Promise<void>((resolve) => {
       // net.Server's close, not http.Server's: the latter also closes idle keep-alive connections at once,
       // racing clients that are sending a request on them right now (FACTS: 4-9 requests lost per reload).

@@ -19,6 +19,8 @@ after(stopAll);
 
 /** The worker classes the corpus runs against (add a class here and the whole corpus runs on it). */
 export const WORKER_CLASSES_UNDER_TEST = ['async'] as const;
+/** The app shapes it runs against: a (req, res) listener, an http.Server the app made, a Fetch handler. */
+const APPS = ['echo.ts', 'echo-server.ts', 'echo-fetch.ts'] as const;
 
 const CORPUS = fileURLToPath(new URL('../corpus/', import.meta.url));
 
@@ -83,14 +85,14 @@ function check(c: Case, r: RawResult): void {
   if (e.bodyExcludes) for (const x of r.responses) assert.ok(!x.body.includes(e.bodyExcludes), `body leaks ${e.bodyExcludes}`);
 }
 
-for (const cls of WORKER_CLASSES_UNDER_TEST) {
-  describe(`hostile-input corpus, -k ${cls}`, () => {
+for (const cls of WORKER_CLASSES_UNDER_TEST) for (const app of APPS) {
+  describe(`hostile-input corpus, -k ${cls}, ${app}`, () => {
     let port = 0;
     let server: Server;
     before(async () => {
       server = new Server([
         '-b', '127.0.0.1:0', '-k', cls, '--header-timeout', '2', '--body-timeout', '2', '--keep-alive', '2',
-        path.join(FIXTURES, 'echo.ts'),
+        path.join(FIXTURES, app),
       ]);
       port = await server.port();
       await server.workersBooted(1);
