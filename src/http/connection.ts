@@ -1,10 +1,14 @@
 import type net from 'node:net';
+import { Duplex } from 'node:stream';
 import type { Config } from '../config/registry.js';
 import type { ProxyProtocolMode } from '../config/sections/http.js';
 import type { ErrorLog } from '../logging/error-log.js';
 import { parseAllowList, type AllowList } from './allow-list.js';
 import { setPeer } from './forwarded.js';
 import { parseProxyHeader, ProxyProtocolError } from './proxy-protocol.js';
+
+/** What an HTTP/2 client with prior knowledge sends first (RFC 9113 section 3.4). */
+const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 
 const BAD_REQUEST = 'HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n';
 
@@ -23,18 +27,24 @@ export class ConnectionGate {
   readonly #mode: ProxyProtocolMode;
   readonly #allowFrom: AllowList;
   readonly #timeoutMs: number;
+  /** Peers that may speak h2c (HTTP/2 without TLS, prior knowledge); null when h2 is not offered. */
+  readonly #h2cFrom: AllowList | null;
 
   constructor(
     cfg: Config,
     private readonly log: ErrorLog,
   ) {
+    this.#h2cFrom = cfg.httpProtocols.includes('h2') ? parseAllowList(cfg.forwardedAllowIps) : null;
     this.#mode = cfg.proxyProtocol;
     this.#allowFrom = parseAllowList(cfg.proxyAllowFrom);
     this.#timeoutMs = cfg.headerTimeout * 1000;
   }
 
-  /** Takes a socket accepted paused (`pauseOnConnect`); calls `pass` with it once it may be served. */
-  accept(socket: net.Socket, pass: (socket: net.Socket) => void): void {
+  /**
+   * Takes a socket accepted paused (`pauseOnConnect`); calls `pass` with it once it may be served as HTTP/1,
+   * or `passH2c` with a stream of it (the bytes read first included) for HTTP/2 with prior knowledge.
+   */
+  accept(socket: net.Socket, pass: (socket: net.Socket) => void, passH2c: (stream: Duplex) => void): void {
     const mode = this.#mode;
     if (mode !== 'off' && !this.#allowFrom.allows(socket.remoteAddress)) {
       this.log.debug(`PROXY protocol: connection from ${socket.remoteAddress} is not in proxy_allow_from; closed`);
@@ -73,7 +83,14 @@ export class ConnectionGate {
         buf = buf.subarray(header.length);
         if (buf.length === 0) return;
       }
+      const n = Math.min(buf.length, H2_PREFACE.length);
+      const h2c = this.#h2cFrom !== null && buf.subarray(0, n).equals(H2_PREFACE.subarray(0, n));
+      if (h2c && n < H2_PREFACE.length) return;
       done();
+      if (h2c && this.#h2cFrom!.allows(socket.remoteAddress)) {
+        passH2c(streamOf(socket, buf));
+        return;
+      }
       let start = 0;
       while (buf[start] === 0x0d && buf[start + 1] === 0x0a) start += 2; // empty lines before a request
       const eol = buf.indexOf(0x0a, start);
@@ -92,4 +109,34 @@ export class ConnectionGate {
     socket.on('error', () => socket.destroy());
     socket.resume();
   }
+}
+
+/**
+ * The socket as a plain stream, starting with the bytes already read. Node's HTTP/2 session reads a socket's
+ * handle directly and would miss them; given a stream without a handle, it reads through JavaScript.
+ */
+function streamOf(socket: net.Socket, head: Buffer): Duplex {
+  const d = new Duplex({
+    read: () => void socket.resume(),
+    write: (chunk: Buffer, _enc, cb) => void socket.write(chunk, cb),
+    final: (cb) => {
+      socket.end();
+      cb();
+    },
+    destroy: (err, cb) => {
+      socket.destroy(err ?? undefined);
+      cb(err);
+    },
+  });
+  d.push(head);
+  socket.on('data', (c: Buffer) => {
+    if (!d.push(c)) socket.pause();
+  });
+  socket.on('end', () => d.push(null));
+  socket.on('close', () => d.destroy());
+  for (const name of ['remoteAddress', 'remotePort', 'remoteFamily', 'localAddress', 'localPort'] as const)
+    Object.defineProperty(d, name, { get: () => socket[name] });
+  d.on('error', () => socket.destroy());
+  socket.resume();
+  return d;
 }

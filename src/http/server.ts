@@ -61,6 +61,8 @@ export class HttpLayer {
   /** Connections whose last response refuses a request: Node closes them once it is sent. */
   readonly #refused = new WeakSet<net.Socket>();
   #tracking = false;
+  #h2c: http2.Http2Server | null = null;
+  readonly #handler: RequestListener;
 
   constructor(
     private readonly cfg: Config,
@@ -72,6 +74,7 @@ export class HttpLayer {
     this.#forwarded = new ForwardedHeaders(cfg);
     this.#bodyMs = cfg.bodyTimeout * 1000;
     const handler = this.gateRequests();
+    this.#handler = handler(listener);
     const tlsOptions = own ? null : tlsOptionsOf(cfg);
     const options = {
       noDelay: true,
@@ -112,7 +115,7 @@ export class HttpLayer {
     // The gate reads raw bytes: not on TLS (the app's own https server included: tls.Server has addContext).
     const encrypted = tlsOptions !== null || (own !== undefined && 'addContext' in own);
     this.gate = encrypted ? null : new ConnectionGate(cfg, log);
-    if (tlsOptions) this.trackSessions();
+    if (tlsOptions) this.trackSessions(this.server);
   }
 
   /**
@@ -128,8 +131,8 @@ export class HttpLayer {
 
   readonly #sessions = new Set<http2.ServerHttp2Session>();
 
-  private trackSessions(): void {
-    this.server.on('session', (session: http2.ServerHttp2Session) => {
+  private trackSessions(server: AnyHttpServer | http2.Http2Server): void {
+    server.on('session', (session: http2.ServerHttp2Session) => {
       this.#sessions.add(session);
       session.once('close', () => this.#sessions.delete(session));
     });
@@ -145,9 +148,18 @@ export class HttpLayer {
 
   /** Hands a connection accepted elsewhere to the server, through the gate when there is one. */
   readonly connection = (socket: net.Socket): void => {
-    if (this.gate) this.gate.accept(socket, (s) => this.server.emit('connection', s));
+    if (this.gate) this.gate.accept(socket, (s) => this.server.emit('connection', s), (s) => this.h2c().emit('connection', s));
     else this.server.emit('connection', socket);
   };
+
+  /** The cleartext HTTP/2 server for h2c from trusted peers, made on first use. */
+  private h2c(): http2.Http2Server {
+    if (!this.#h2c) {
+      this.#h2c = lazy.http2().createServer({}, this.#handler as never);
+      this.trackSessions(this.#h2c);
+    }
+    return this.#h2c;
+  }
 
   private gateRequests(): (listener: RequestListener) => RequestListener {
     const limits = this.#limits;

@@ -87,10 +87,10 @@ export function parseResponses(data: string): { responses: RawResponse[]; rest: 
 export function exchange(
   port: number,
   steps: RawStep[],
-  opts: { want: number; waitClose: boolean; halfClose?: boolean; ms: number; host?: string },
+  opts: { want: number; waitClose: boolean; halfClose?: boolean; ms: number; host?: string; localAddress?: string },
 ): Promise<RawResult> {
   return new Promise((resolve, reject) => {
-    const socket = net.connect({ port, host: opts.host ?? '127.0.0.1' });
+    const socket = net.connect({ port, host: opts.host ?? '127.0.0.1', localAddress: opts.localAddress });
     let data = '';
     let settled = false;
     const timers: NodeJS.Timeout[] = [];

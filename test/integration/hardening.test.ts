@@ -109,6 +109,8 @@ for (const cls of WORKER_CLASSES_UNDER_TEST) for (const app of APPS) {
             waitClose: c.expect.close === true || c.expect.anyError === true,
             halfClose: c.halfClose,
             ms: 15000,
+            // A client on the internet: not a trusted proxy (127.0.0.1 is one by default, and may speak h2c).
+            localAddress: '127.0.0.2',
           });
           try {
             check(c, r);

@@ -6,15 +6,17 @@
  * - a missing file, a broken certificate or a key that does not match stops the server with one line
  * - --cert-reqs required with --ca-certs: a client without a certificate fails the handshake, one with a
  *   certificate signed by the CA is served
+ * - h2c (HTTP/2 with prior knowledge, no TLS) from a trusted peer; refused from another
  */
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import http2 from 'node:http2';
 import https from 'node:https';
+import net from 'node:net';
 import path from 'node:path';
 import tls from 'node:tls';
 import { after, describe, it } from 'node:test';
-import { FIXTURES, Server, stopAll } from '../helpers/server.js';
+import { FIXTURES, request, Server, stopAll } from '../helpers/server.js';
 import { selfSigned } from '../helpers/tls.js';
 
 after(stopAll);
@@ -122,3 +124,42 @@ describe('TLS', () => {
     await s.kill();
   });
 });
+
+describe('h2c', () => {
+  it('serves HTTP/2 with prior knowledge to a trusted peer, and refuses it from others', async () => {
+    const s = new Server(['-b', '127.0.0.1:0', fx('whoami.ts')]);
+    const port = await s.port();
+    await s.workersBooted(1);
+    const r = await h2c(port, '127.0.0.1');
+    assert.equal(r.status, 200);
+    assert.equal(JSON.parse(r.body).httpVersion, '2.0');
+    await assert.rejects(h2c(port, '127.0.0.2'));
+    // HTTP/1.1 still works on the same port.
+    const h = await request(port, '/');
+    assert.equal(JSON.parse(h.body).httpVersion, '1.1');
+    await s.kill();
+  });
+});
+
+async function h2c(port: number, from: string): Promise<{ status: number; body: string }> {
+  const session = http2.connect(`http://127.0.0.1:${port}`, {
+    createConnection: () => net.connect({ port, host: '127.0.0.1', localAddress: from }),
+  });
+  try {
+    return await new Promise((resolve, reject) => {
+      session.on('error', reject);
+      session.on('close', () => reject(new Error('session closed')));
+      const req = session.request({ ':path': '/x' });
+      let status = 0;
+      let body = '';
+      req.on('response', (h) => (status = Number(h[':status'])));
+      req.setEncoding('utf8');
+      req.on('data', (d: string) => (body += d));
+      req.on('end', () => resolve({ status, body }));
+      req.on('error', reject);
+      req.end();
+    });
+  } finally {
+    session.destroy();
+  }
+}
