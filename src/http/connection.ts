@@ -16,7 +16,7 @@ const BAD_REQUEST = 'HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Le
  * A request line as RFC 9112 spells it: token SP target SP HTTP-version CR. llhttp lets some others through
  * (two spaces, FACTS: HTTP/0.9 `GET /` which it then waits on), so the first one is checked here.
  */
-const REQUEST_LINE = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+ [^\s\x00-\x20\x7f]+ HTTP\/\d\.\d\r$/;
+const REQUEST_LINE = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+ [^\x00-\x20\x7f]+ HTTP\/\d\.\d\r$/;
 
 /**
  * What happens to a plain-HTTP connection before Node's parser sees it: the PROXY protocol header (when on),
