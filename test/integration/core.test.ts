@@ -153,6 +153,9 @@ describe('the master keeps its workers', () => {
     const { s, port } = await start(['-w', '1', fx('listener.ts')]);
     await s.workersBooted(1);
     await until(() => childrenOf(s.pid).length === 1, 10000, 'worker up');
+    // "Booting worker" is logged at spawn; on a loaded machine the app may load seconds later, and a TERM
+    // that arrives first leaves the request in the backlog. A first answer proves the worker serves.
+    assert.equal((await request(port, '/')).status, 200);
     const inflight = request(port, '/sleep?ms=1500');
     await new Promise((r) => setTimeout(r, 300)); // the request must be in the worker when TERM arrives
     s.signal('SIGTERM');
