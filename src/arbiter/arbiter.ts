@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { chownSync } from 'node:fs';
 import { checkTls } from '../http/server.js';
-import { parseUmask, resolveIdentity } from '../workers/privileges.js';
+import { checkCanSwitch, parseUmask, resolveIdentity } from '../workers/privileges.js';
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
@@ -80,6 +80,7 @@ export class Arbiter implements HookServer {
     this.log.info(`Starting tunicorn ${VERSION}`);
     checkTls(this.cfg);
     const identity = resolveIdentity(this.cfg.user, this.cfg.group);
+    checkCanSwitch(identity);
     // Unix socket files get 0777 & ~umask, as every file the server and its app create.
     process.umask(parseUmask(this.cfg.umask));
     this.#listeners = await bindAll(this.cfg.bind);

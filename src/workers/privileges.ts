@@ -56,7 +56,14 @@ export function dropPrivileges(id: Identity, initgroups: boolean): void {
   process.setuid!(id.uid);
 }
 
-/** The umask setting as a number (`"0o22"`, `"022"` and `"22"` are all octal). */
-export function parseUmask(s: string): number {
-  return parseInt(s.replace(/^0o/i, ''), 8);
+/** The umask setting as a number (`"0o22"`, `"022"` and `"22"` are all octal; a number is taken as it is). */
+export function parseUmask(s: string | number): number {
+  return typeof s === 'number' ? s : parseInt(s.replace(/^0o/i, ''), 8);
+}
+
+/** Switching identity needs root; say so at start rather than have every worker fail to boot. */
+export function checkCanSwitch(id: Identity | null): void {
+  if (!id || process.getuid?.() === 0) return;
+  if (process.getuid?.() === id.uid && process.getgid?.() === id.gid) return;
+  throw new ConfigError(`user/group (--user, --group) need tunicorn to start as root (it runs as uid ${process.getuid?.()}); start it as root or leave them out`);
 }

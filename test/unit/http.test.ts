@@ -91,3 +91,15 @@ describe('request checks', () => {
     assert.equal(rejectStatus(req({}, ['Host', 'x', 'X', 'v'.repeat(8187)]), l), 0);
   });
 });
+
+describe('security settings', () => {
+  it('umask takes an octal string or, in a config file, a number', async () => {
+    const { SETTINGS } = await import('../../src/config/registry.js');
+    const { parseUmask } = await import('../../src/workers/privileges.js');
+    assert.equal(parseUmask(SETTINGS.umask.fromConfig(0o22)), 0o22);
+    assert.equal(parseUmask(SETTINGS.umask.fromCli(['022'])), 0o22);
+    assert.equal(parseUmask(SETTINGS.umask.fromCli(['0o077'])), 0o77);
+    assert.throws(() => SETTINGS.umask.fromCli(['9']), /invalid value for umask \(--umask\): "9"; expected an octal mode/);
+    assert.throws(() => SETTINGS.umask.fromConfig(-1), ConfigError);
+  });
+});
