@@ -4,6 +4,7 @@ import type http2 from 'node:http2';
 import type https from 'node:https';
 import { createRequire } from 'node:module';
 import type net from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { TlsOptions } from 'node:tls';
 import { ConfigError } from '../config/setting.js';
 import type { Config } from '../config/registry.js';
@@ -51,7 +52,7 @@ export function tlsOptionsOf(cfg: Config): TlsOptions | null {
  */
 export class HttpLayer {
   readonly server: AnyHttpServer;
-  /** Set for plain HTTP: listeners must accept paused and hand sockets to it (see ConnectionGate). */
+  /** Set for plain HTTP: every connection passes through it before Node's parser (see ConnectionGate). */
   readonly gate: ConnectionGate | null;
   readonly #limits;
   readonly #forwarded: ForwardedHeaders;
@@ -60,7 +61,6 @@ export class HttpLayer {
   readonly #owed = new WeakMap<net.Socket, { req: http.IncomingMessage; res: http.ServerResponse }>();
   /** Connections whose last response refuses a request: Node closes them once it is sent. */
   readonly #refused = new WeakSet<net.Socket>();
-  #tracking = false;
   #h2c: http2.Http2Server | null = null;
   readonly #handler: RequestListener;
 
@@ -115,18 +115,8 @@ export class HttpLayer {
     // The gate reads raw bytes: not on TLS (the app's own https server included: tls.Server has addContext).
     const encrypted = tlsOptions !== null || (own !== undefined && 'addContext' in own);
     this.gate = encrypted ? null : new ConnectionGate(cfg, log);
+    if (this.gate) this.routeThroughGate(this.gate);
     if (tlsOptions) this.trackSessions(this.server);
-  }
-
-  /**
-   * Call when the server itself listens on no socket (every connection comes through `connection`): Node
-   * starts tracking connections, which the header timeout and closeIdleConnections() rely on, on the
-   * server's 'listening' event.
-   */
-  trackConnections(): void {
-    if (this.#tracking || this.server.listening) return;
-    this.#tracking = true;
-    this.server.emit('listening');
   }
 
   readonly #sessions = new Set<http2.ServerHttp2Session>();
@@ -146,11 +136,28 @@ export class HttpLayer {
     for (const s of this.#sessions) s.close();
   }
 
-  /** Hands a connection accepted elsewhere to the server, through the gate when there is one. */
+  /** Hands a connection accepted elsewhere (a further listening socket) to the server. */
   readonly connection = (socket: net.Socket): void => {
-    if (this.gate) this.gate.accept(socket, (s) => this.server.emit('connection', s), (s) => this.h2c().emit('connection', s));
-    else this.server.emit('connection', socket);
+    this.server.emit('connection', socket);
   };
+
+  /**
+   * Puts the gate before Node's own connection listener: sockets arrive paused (`pauseOnConnect` is read at
+   * each accept), the gate reads what it needs, then Node's listener gets the socket. The server still listens
+   * itself, so Node's connection tracking (header timeout, closeIdleConnections) and an app's own 'listening'
+   * handlers work as usual.
+   */
+  private routeThroughGate(gate: ConnectionGate): void {
+    const server = this.server as http.Server;
+    const native = server.listeners('connection') as ((socket: net.Socket) => void)[];
+    server.removeAllListeners('connection');
+    (server as http.Server & { pauseOnConnect: boolean }).pauseOnConnect = true;
+    const toHttp = (socket: net.Socket) => {
+      for (const l of native) l.call(server, socket);
+    };
+    const toH2c = (stream: Duplex) => this.h2c().emit('connection', stream);
+    server.on('connection', (socket: net.Socket) => gate.accept(socket, toHttp, toH2c));
+  }
 
   /** The cleartext HTTP/2 server for h2c from trusted peers, made on first use. */
   private h2c(): http2.Http2Server {

@@ -44,23 +44,20 @@ export class Serving {
   /** Accepts on every listener; resolves once all of them listen. */
   async listen(): Promise<void> {
     const backlog = this.runtime.config.backlog;
-    if (this.listeners.length === 0) throw new Error('no listening sockets were handed to this worker');
-    for (const [i, l] of this.listeners.entries()) {
-      if (i === 0 && !this.layer.gate) {
-        await listenOn(this.http, l.fd, backlog);
-        continue;
-      }
-      // Paused, so that the connection gate reads the first bytes before Node's parser takes the socket.
+    const [first, ...rest] = this.listeners;
+    if (!first) throw new Error('no listening sockets were handed to this worker');
+    await listenOn(this.http, first.fd, backlog);
+    for (const l of rest) {
+      // Paused like the server's own, so that the connection gate reads the first bytes before Node's parser.
       const acceptor = net.createServer({ noDelay: true, pauseOnConnect: this.layer.gate !== null }, this.layer.connection);
       await listenOn(acceptor, l.fd, backlog);
       this.#acceptors.push(acceptor);
     }
-    this.layer.trackConnections();
   }
 
   /** Every net.Server that accepts for this worker (worker classes pause and resume them). */
   get acceptors(): net.Server[] {
-    return this.http.listening ? [this.http, ...this.#acceptors] : [...this.#acceptors];
+    return [this.http, ...this.#acceptors];
   }
 
   /**
