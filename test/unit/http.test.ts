@@ -103,3 +103,13 @@ describe('security settings', () => {
     assert.throws(() => SETTINGS.umask.fromConfig(-1), ConfigError);
   });
 });
+
+describe('TLS settings', () => {
+  it('cert_reqs takes Gunicorn\'s numbers too', async () => {
+    const { SETTINGS } = await import('../../src/config/registry.js');
+    assert.equal(SETTINGS.certReqs.fromCli(['2']), 'required');
+    assert.equal(SETTINGS.certReqs.fromConfig(1), 'optional');
+    assert.equal(SETTINGS.certReqs.fromCli(['none']), 'none');
+    assert.throws(() => SETTINGS.certReqs.fromCli(['3']), /invalid value for certReqs \(--cert-reqs\): "3"; expected one of none, optional, required/);
+  });
+});

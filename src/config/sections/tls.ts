@@ -1,10 +1,16 @@
 import { existsSync } from 'node:fs';
-import { choiceSetting, listSetting, stringSetting } from '../setting.js';
+import { choiceSetting, listSetting, stringSetting, type Setting } from '../setting.js';
 
 const section = 'TLS and HTTP/2';
 
 export const CERT_REQS = ['none', 'optional', 'required'] as const;
 export type CertReqs = (typeof CERT_REQS)[number];
+
+/** Accepts other spellings of a choice (Gunicorn's numbers for ssl.CERT_*). */
+function withAliases<T extends string>(s: Setting<T>, aliases: Record<string, T>): Setting<T> {
+  const alias = (v: unknown): unknown => (typeof v === 'number' || typeof v === 'string' ? (aliases[String(v).trim()] ?? v) : v);
+  return { ...s, fromCli: (raw) => s.fromCli([String(alias(raw[raw.length - 1]))]), fromConfig: (v) => s.fromConfig(alias(v)) };
+}
 
 const readable = (p: string | null): string | undefined => (p !== null && !existsSync(p) ? 'no such file' : undefined);
 
@@ -45,17 +51,22 @@ export const tls = {
     short: 'PEM CA certificates that client certificates are checked against.',
     doc: 'Used with `cert_reqs` optional or required.',
   }),
-  certReqs: choiceSetting({
-    key: 'certReqs',
-    gunicorn: 'cert_reqs',
-    section,
-    flags: ['--cert-reqs'],
-    metavar: 'MODE',
-    choices: CERT_REQS,
-    default: 'none' as CertReqs,
-    short: 'Client certificates: none (not asked), optional (checked if sent), required.',
-    doc: 'Gunicorn\'s 0, 1 and 2. With `required`, a client without a valid certificate fails the handshake.',
-  }),
+  certReqs: withAliases(
+    choiceSetting({
+      key: 'certReqs',
+      gunicorn: 'cert_reqs',
+      section,
+      flags: ['--cert-reqs'],
+      metavar: 'MODE',
+      choices: CERT_REQS,
+      default: 'none' as CertReqs,
+      short: 'Client certificates: none (not asked), optional (checked if sent), required.',
+      doc:
+        'Gunicorn\'s 0, 1 and 2 are accepted too. With `required`, a client without a valid certificate fails ' +
+        'the handshake.',
+    }),
+    { 0: 'none', 1: 'optional', 2: 'required' },
+  ),
   ciphers: stringSetting<string | null>({
     key: 'ciphers',
     gunicorn: 'ciphers',
