@@ -61,11 +61,13 @@ export class HttpLayer {
   readonly #owed = new WeakMap<net.Socket, { req: http.IncomingMessage; res: http.ServerResponse }>();
   /** Connections whose last response refuses a request: Node closes them once it is sent. */
   readonly #refused = new WeakSet<net.Socket>();
+  /** HTTP/2 sessions, for a GOAWAY on a graceful stop. */
+  readonly #sessions = new Set<http2.ServerHttp2Session>();
   #h2c: http2.Http2Server | null = null;
   readonly #handler: RequestListener;
 
   constructor(
-    private readonly cfg: Config,
+    cfg: Config,
     private readonly log: ErrorLog,
     listener: RequestListener,
     own?: http.Server,
@@ -73,8 +75,8 @@ export class HttpLayer {
     this.#limits = limitsOf(cfg);
     this.#forwarded = new ForwardedHeaders(cfg);
     this.#bodyMs = cfg.bodyTimeout * 1000;
-    const handler = this.gateRequests();
-    this.#handler = handler(listener);
+    this.#handler = this.gateRequests()(listener);
+    const handler = this.#handler;
     const tlsOptions = own ? null : tlsOptionsOf(cfg);
     const options = {
       noDelay: true,
@@ -92,7 +94,7 @@ export class HttpLayer {
       // can still be set.
       this.server = own;
       own.removeAllListeners('request');
-      own.on('request', handler(listener));
+      own.on('request', handler);
       Object.assign(own, {
         maxHeaderSize: options.maxHeaderSize,
         requireHostHeader: true,
@@ -100,11 +102,11 @@ export class HttpLayer {
         connectionsCheckingInterval: CHECK_INTERVAL_MS,
       });
     } else if (tlsOptions && cfg.httpProtocols.includes('h2')) {
-      this.server = lazy.http2().createSecureServer({ ...tlsOptions, ...options, allowHTTP1: true }, handler(listener) as never);
+      this.server = lazy.http2().createSecureServer({ ...tlsOptions, ...options, allowHTTP1: true }, handler as never);
     } else if (tlsOptions) {
-      this.server = lazy.https().createServer({ ...tlsOptions, ...options }, handler(listener));
+      this.server = lazy.https().createServer({ ...tlsOptions, ...options }, handler);
     } else {
-      this.server = http.createServer(options, handler(listener));
+      this.server = http.createServer(options, handler);
     }
     const s = this.server as http.Server;
     s.keepAliveTimeout = options.keepAliveTimeout;
@@ -118,8 +120,6 @@ export class HttpLayer {
     if (this.gate) this.routeThroughGate(this.gate);
     if (tlsOptions) this.trackSessions(this.server);
   }
-
-  readonly #sessions = new Set<http2.ServerHttp2Session>();
 
   private trackSessions(server: AnyHttpServer | http2.Http2Server): void {
     server.on('session', (session: http2.ServerHttp2Session) => {
