@@ -47,6 +47,7 @@ export function rejectStatus(req: IncomingMessage, l: RequestLimits): number {
   const raw = req.rawHeaders;
   if (raw.length / 2 > l.fields) return 431;
   let hosts = 0;
+  const http10 = req.httpVersionMinor === 0;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
     const value = raw[i + 1]!;
@@ -55,6 +56,9 @@ export function rejectStatus(req: IncomingMessage, l: RequestLimits): number {
     if (c === 0x68 /* h */ && name.length === 4 && name.toLowerCase() === 'host') {
       hosts++;
       if (!HOST.test(value)) return 400;
+    } else if (c === 0x74 /* t */ && http10 && name.length === 17 && name.toLowerCase() === 'transfer-encoding') {
+      // RFC 9112 section 6.1: in HTTP/1.0 the framing is faulty, whatever Content-Length says.
+      return 400;
     } else if ((c === 0x63 /* c */ || c === 0x74) /* t */ && name.includes('_')) {
       // Content_Length or Transfer_Encoding: a proxy that maps _ to - (as CGI does) would frame the
       // message differently from us; refuse rather than have two readings.

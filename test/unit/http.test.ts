@@ -84,6 +84,7 @@ describe('request checks', () => {
     assert.equal(rejectStatus(req({}, ['Host', 'a b']), l), 400);
     assert.equal(rejectStatus(req({}, ['Host', 'x', 'transfer_encoding', 'chunked']), l), 400);
     assert.equal(rejectStatus(req({}, ['Host', 'x', 'X_Other', 'fine']), l), 0);
+    assert.equal(rejectStatus(req({ httpVersionMinor: 0 }, ['Transfer-Encoding', 'chunked']), l), 400);
     assert.equal(rejectStatus(req({ url: '/' + 'a'.repeat(4080) }, ['Host', 'x']), l), 0);
     assert.equal(rejectStatus(req({ url: '/' + 'a'.repeat(4081) }, ['Host', 'x']), l), 414);
     assert.equal(rejectStatus(req({}, ['Host', 'x', ...Array(200).fill('X')]), l), 431);
