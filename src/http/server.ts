@@ -77,7 +77,7 @@ export class HttpLayer {
     this.#bodyMs = cfg.bodyTimeout * 1000;
     this.#handler = this.gateRequests()(listener);
     const handler = this.#handler;
-    const tlsOptions = own ? null : tlsOptionsOf(cfg);
+    const tlsOptions = tlsOptionsOf(cfg);
     const options = {
       noDelay: true,
       maxHeaderSize: maxHeaderSize(this.#limits),
@@ -88,7 +88,7 @@ export class HttpLayer {
       requestTimeout: 0,
       connectionsCheckingInterval: CHECK_INTERVAL_MS,
     };
-    if (own) {
+    if (own && !tlsOptions) {
       // The app's own server: its request listeners are in `listener` already. Node reads these options from
       // the server's properties when a connection arrives (the checking interval on 'listening'), so they
       // can still be set.
@@ -108,6 +108,12 @@ export class HttpLayer {
     } else {
       this.server = http.createServer(options, handler);
     }
+    if (own && tlsOptions) {
+      // TLS was asked for: the app's plain server would serve cleartext. Its requests (in `listener`) and its
+      // upgrade handlers (WebSocket) move to the TLS server.
+      for (const event of ['upgrade', 'connect'] as const)
+        for (const l of own.listeners(event)) this.server.on(event, l as (...args: unknown[]) => void);
+    }
     const s = this.server as http.Server;
     s.keepAliveTimeout = options.keepAliveTimeout;
     s.headersTimeout = options.headersTimeout;
@@ -115,7 +121,7 @@ export class HttpLayer {
     s.on('clientError', (err: NodeJS.ErrnoException, socket: net.Socket) => this.onClientError(err, socket));
     if (tlsOptions) s.on('tlsClientError', (err: Error) => this.log.debug(`TLS handshake failed: ${err.message}`));
     // The gate reads raw bytes: not on TLS (the app's own https server included: tls.Server has addContext).
-    const encrypted = tlsOptions !== null || (own !== undefined && 'addContext' in own);
+    const encrypted = tlsOptions !== null || (this.server === own && 'addContext' in own);
     this.gate = encrypted ? null : new ConnectionGate(cfg, log);
     if (this.gate) this.routeThroughGate(this.gate);
     if (tlsOptions) this.trackSessions(this.server);

@@ -1,7 +1,8 @@
 /**
  * TLS and HTTP/2 on the real CLI:
  * - --certfile/--keyfile: HTTPS on the bind; HTTP/1.1 clients (ALPN http/1.1 or none) are served
- * - HTTP/2 by ALPN for a (req, res) listener and a Fetch handler (the URL is https://)
+ * - HTTP/2 by ALPN for a (req, res) listener, a Fetch handler (the URL is https://) and an app's own
+ *   http.Server (moved onto the TLS server rather than served in cleartext)
  * - --http-protocols h1 offers no h2
  * - a missing file, a broken certificate or a key that does not match stops the server with one line
  * - --cert-reqs required with --ca-certs: a client without a certificate fails the handshake, one with a
@@ -87,6 +88,16 @@ describe('TLS', () => {
     assert.match(JSON.parse(r.body).url, /^https:\/\/127\.0\.0\.1:\d+\/x$/);
     const a = await h1(port);
     assert.match(JSON.parse(a.body).url, /^https:\/\//);
+    await s.kill();
+  });
+
+  it('serves an app\'s own http.Server over TLS too (HTTP/1.1 and HTTP/2)', async () => {
+    const { s, port } = await start([fx('echo-server.ts')]);
+    const a = await h1(port);
+    assert.equal(JSON.parse(a.body).u, '/x');
+    const b = await h2(port);
+    assert.equal(b.status, 200);
+    assert.equal(JSON.parse(b.body).u, '/x');
     await s.kill();
   });
 
