@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 import { sendPlain } from './fetch-response.js';
+import { clientOf } from '../http/forwarded.js';
 
 /** A Fetch handler: Bun, Deno, Cloudflare Workers and Hono style. */
 export type FetchHandler = (request: Request, ...rest: unknown[]) => Response | Promise<Response>;
@@ -29,9 +30,9 @@ function fullUrl(req: IncomingMessage): string {
   const target = req.url ?? '/';
   // An absolute-form target (a request sent to a proxy) is already the URL.
   if (target.charCodeAt(0) !== 47 && /^https?:\/\//i.test(target)) return target;
-  const encrypted = (req.socket as { encrypted?: boolean }).encrypted === true;
-  const host = req.headers.host ?? req.socket.localAddress ?? 'localhost';
-  return `${encrypted ? 'https' : 'http'}://${host}${target}`;
+  // HTTP/2 requests carry the host as :authority.
+  const host = req.headers.host ?? (req.headers[':authority'] as string | undefined) ?? req.socket.localAddress ?? 'localhost';
+  return `${clientOf(req).secure ? 'https' : 'http'}://${host}${target}`;
 }
 
 function headersOf(req: IncomingMessage): Headers {
@@ -141,11 +142,14 @@ export function lazyRequest(req: IncomingMessage, res: ServerResponse): Request 
  */
 export const kClientAddress = Symbol.for('tunicorn.clientAddress');
 
-/** The client's address for a Request tunicorn made; undefined for any other Request. */
+/**
+ * The client's address for a Request tunicorn made (behind a trusted proxy, the one it forwarded); undefined
+ * for any other Request.
+ */
 export function clientAddress(request: Request): string | undefined {
   const req = (request as unknown as Partial<LazyRequest>)[kIncoming];
   if (!req) return undefined;
-  return (req as unknown as { [kClientAddress]?: string })[kClientAddress] ?? req.socket.remoteAddress;
+  return (req as unknown as { [kClientAddress]?: string })[kClientAddress] ?? clientOf(req).address;
 }
 
 /** The Node request behind a Request tunicorn made. */

@@ -1,5 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { chownSync, readFileSync } from 'node:fs';
+import { checkTls } from '../http/server.js';
+import { checkCanSwitch, parseUmask, resolveIdentity } from '../workers/privileges.js';
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
@@ -116,6 +118,11 @@ export class Arbiter implements HookServer {
   async run(): Promise<number> {
     await this.runHook('onStarting', this);
     this.log.info(`Starting tunicorn ${VERSION}`);
+    checkTls(this.cfg);
+    const identity = resolveIdentity(this.cfg.user, this.cfg.group);
+    checkCanSwitch(identity);
+    // Unix socket files get 0777 & ~umask, as every file the server and its app create.
+    process.umask(parseUmask(this.cfg.umask));
     this.#inherited = inheritedSockets(process.env, process.pid);
     if (this.#inherited) {
       const from = this.#inherited.source === 'systemd' ? 'systemd (socket activation)' : `the old master (pid ${this.#inherited.parentPid})`;
@@ -127,6 +134,10 @@ export class Arbiter implements HookServer {
       delete process.env[UPGRADE_PID_ENV];
     } else {
       this.#listeners = await bindAll(this.cfg.bind);
+    }
+    if (identity) {
+      // Workers that run as another user must still be able to use the socket files (Gunicorn chowns them too).
+      for (const l of this.#listeners) if (l.address.kind === 'unix') chownSync(l.address.path, identity.uid, identity.gid);
     }
     // Also for inherited sockets: listen() again on a listening socket only sets its backlog.
     try {

@@ -1,14 +1,20 @@
 import { hooks } from './sections/hooks.js';
+import { http } from './sections/http.js';
 import { logging } from './sections/logging.js';
 import { operations } from './sections/operations.js';
 import { processSettings } from './sections/process.js';
+import { security } from './sections/security.js';
 import { server } from './sections/server.js';
+import { tls } from './sections/tls.js';
 import type { Setting } from './setting.js';
 
 /** Every setting, by config-file key. Add a section here and everything else follows. */
 export const SETTINGS = {
   ...server,
   ...processSettings,
+  ...http,
+  ...tls,
+  ...security,
   ...logging,
   ...operations,
   ...hooks,

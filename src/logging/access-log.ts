@@ -1,3 +1,4 @@
+import { clientOf } from '../http/forwarded.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ConfigError } from '../config/setting.js';
 import { LogSink } from './sink.js';
@@ -66,7 +67,7 @@ function length(res: ServerResponse): string | undefined {
 
 function atoms(clock: ClockCache): Record<string, Atom> {
   return {
-    h: (e) => dash(e.req.socket.remoteAddress),
+    h: (e) => dash(clientOf(e.req).address),
     l: () => '-',
     u: (e) => user(e.req),
     t: () => clock.now(),

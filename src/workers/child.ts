@@ -11,6 +11,7 @@ import { SETTINGS, type Config } from '../config/registry.js';
 import { isMasterMessage, ExitCode, type MasterMessage, type WorkerMessage } from '../protocol/messages.js';
 import { WorkerRuntime, type WorkerHooks } from './runtime.js';
 import { importedFiles } from './imported-files.js';
+import { dropPrivileges, resolveIdentity } from './privileges.js';
 import { Watchdog } from './watchdog.js';
 import { WORKER_CLASSES, type WorkerClass } from './worker-class.js';
 
@@ -59,6 +60,15 @@ class WorkerProcess {
   async boot(): Promise<void> {
     const { runtime, init } = this;
     await runtime.runHook('postFork', runtime.server, runtime.self);
+    // As in Gunicorn: post_fork runs with the master's identity, the app never does. The logs are open already.
+    const identity = resolveIdentity(runtime.config.user, runtime.config.group);
+    if (identity) {
+      try {
+        dropPrivileges(identity, runtime.config.initgroups);
+      } catch (err) {
+        fatal(ExitCode.WORKER_BOOT_ERROR, `worker failed to boot: ${(err as Error).message}`, '');
+      }
+    }
     const factory = await WORKER_CLASSES[runtime.config.workerClass]();
     const cwd = process.cwd();
     this.#cls = factory({

@@ -1,6 +1,7 @@
 import http from 'node:http';
 import net from 'node:net';
 import type { ServedApp } from '../app/shapes.js';
+import { HttpLayer } from '../http/server.js';
 import type { ListenerInfo } from '../protocol/messages.js';
 import type { WorkerRuntime } from './runtime.js';
 
@@ -18,6 +19,7 @@ const DRAIN_ACCEPT_MAX_MS = 2000;
  */
 export class Serving {
   readonly http: http.Server;
+  readonly layer: HttpLayer;
   readonly #acceptors: net.Server[] = [];
   #stopping: Promise<void> | null = null;
 
@@ -26,20 +28,20 @@ export class Serving {
     served: ServedApp,
     private readonly listeners: readonly ListenerInfo[],
   ) {
-    const cfg = runtime.config;
     if (served.server) {
-      this.http = served.server;
-      const own = this.http.listeners('request') as ((req: http.IncomingMessage, res: http.ServerResponse) => void)[];
-      this.http.removeAllListeners('request');
-      const server = this.http;
-      this.http.on('request', runtime.wrap((req, res) => {
-        for (const l of own) l.call(server, req, res);
-      }));
+      const own = served.server;
+      const theirs = own.listeners('request') as ((req: http.IncomingMessage, res: http.ServerResponse) => void)[];
+      this.layer = new HttpLayer(runtime.config, runtime.log, runtime.wrap((req, res) => {
+        try {
+          for (const l of theirs) l.call(own, req, res);
+        } catch (err) {
+          runtime.onAppError(err, req, res);
+        }
+      }), own);
     } else {
-      this.http = http.createServer({ noDelay: true }, runtime.wrap(served.listener!));
+      this.layer = new HttpLayer(runtime.config, runtime.log, runtime.wrap(served.listener!));
     }
-    this.http.keepAliveTimeout = cfg.keepalive * 1000;
-    this.http.on('clientError', (err: NodeJS.ErrnoException, socket: net.Socket) => this.onClientError(err, socket));
+    this.http = this.layer.server as http.Server;
   }
 
   /** Accepts on every listener; resolves once all of them listen. */
@@ -49,7 +51,8 @@ export class Serving {
     if (!first) throw new Error('no listening sockets were handed to this worker');
     await listenOn(this.http, first.fd, backlog);
     for (const l of rest) {
-      const acceptor = net.createServer({ noDelay: true }, (socket) => this.http.emit('connection', socket));
+      // Paused like the server's own, so that the connection gate reads the first bytes before Node's parser.
+      const acceptor = net.createServer({ noDelay: true, pauseOnConnect: this.layer.gate !== null }, this.layer.connection);
       await listenOn(acceptor, l.fd, backlog);
       this.#acceptors.push(acceptor);
     }
@@ -68,32 +71,37 @@ export class Serving {
    * connections queued in it. Not graceful: cut everything now.
    */
   stop(graceful: boolean): Promise<void> {
-    if (!graceful) {
-      this.http.closeAllConnections();
-    }
+    // An HTTP/2 server has no idle-connection calls: its sessions get a GOAWAY (closeSessions) instead.
+    const h1 = this.http as Partial<Pick<http.Server, 'closeAllConnections' | 'closeIdleConnections'>>;
+    if (!graceful) h1.closeAllConnections?.();
     if (this.#stopping) return this.#stopping;
     this.runtime.draining = true;
     const drain = graceful && this.runtime.acceptDrain ? this.drainBacklog() : Promise.resolve();
-    this.#stopping = drain.then(() => this.close(graceful));
+    this.#stopping = drain.then(() => this.close(graceful, h1));
     return this.#stopping;
   }
 
-  private close(graceful: boolean): Promise<void> {
-    return new Promise<void>((resolve) => {
-      for (const a of this.#acceptors) a.close();
-      // net.Server's close, not http.Server's: the latter also closes idle keep-alive connections at once,
-      // racing clients that are sending a request on them right now (FACTS: 4-9 requests lost per reload).
-      net.Server.prototype.close.call(this.http, () => resolve());
-      if (!graceful) return;
+  private close(graceful: boolean, h1: Partial<Pick<http.Server, 'closeAllConnections' | 'closeIdleConnections'>>): Promise<void> {
+    this.layer.closeSessions();
+    const closed = (server: net.Server) =>
+      new Promise<void>((resolve) => {
+        // net.Server's close, not http.Server's: the latter also closes idle keep-alive connections at once,
+        // racing clients that are sending a request on them right now (FACTS: 4-9 requests lost per reload).
+        // An acceptor's close waits for the connections it accepted.
+        net.Server.prototype.close.call(server, () => resolve());
+      });
+    const done = Promise.all([closed(this.http), ...this.#acceptors.map(closed)]).then(() => {});
+    if (graceful) {
       const grace = setTimeout(() => {
-        this.http.closeIdleConnections();
-        const sweep = setInterval(() => this.http.closeIdleConnections(), 100);
+        h1.closeIdleConnections?.();
+        const sweep = setInterval(() => h1.closeIdleConnections?.(), 100);
         sweep.unref();
-        this.http.once('close', () => clearInterval(sweep));
+        void done.then(() => clearInterval(sweep));
       }, DRAIN_IDLE_GRACE_MS);
       grace.unref();
-      this.http.once('close', () => clearTimeout(grace));
-    });
+      void done.then(() => clearTimeout(grace));
+    }
+    return done;
   }
 
   /**
@@ -121,16 +129,6 @@ export class Serving {
       };
       setTimeout(check, DRAIN_QUIET_MS);
     });
-  }
-
-  private onClientError(err: NodeJS.ErrnoException, socket: net.Socket): void {
-    if (!socket.writable || (err.code === 'ECONNRESET')) {
-      socket.destroy();
-      return;
-    }
-    const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
-    const reason = http.STATUS_CODES[status];
-    socket.end(`HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
   }
 }
 

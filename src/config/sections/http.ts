@@ -1,0 +1,130 @@
+import { choiceSetting, intSetting, listSetting, mapSetting, numberSetting } from '../setting.js';
+import { parseAllowList } from '../../http/allow-list.js';
+
+const section = 'HTTP limits and proxies';
+
+export const PROXY_PROTOCOL_MODES = ['off', 'v1', 'v2', 'auto'] as const;
+export type ProxyProtocolMode = (typeof PROXY_PROTOCOL_MODES)[number];
+
+const allowList = (list: readonly string[]): string | undefined => {
+  parseAllowList(list); // throws a ConfigError naming the bad entry
+  return undefined;
+};
+
+export const http = {
+  limitRequestLine: intSetting({
+    key: 'limitRequestLine',
+    gunicorn: 'limit_request_line',
+    section,
+    flags: ['--limit-request-line'],
+    metavar: 'INT',
+    default: 4094,
+    check: (n) => (n > 8190 ? 'must be <= 8190 (0: unlimited)' : undefined),
+    short: 'The maximum size of the request line in bytes (0: unlimited); a longer one gets 414.',
+    doc:
+      'The request line is `METHOD TARGET HTTP/1.1`. Limits the damage of a denial-of-service by huge URLs. ' +
+      '0 lifts the limit (the whole header section is still bounded, see docs/security.md).',
+  }),
+  limitRequestFields: intSetting({
+    key: 'limitRequestFields',
+    gunicorn: 'limit_request_fields',
+    section,
+    flags: ['--limit-request-fields'],
+    metavar: 'INT',
+    default: 100,
+    check: (n) => (n > 32768 ? 'must be <= 32768' : undefined),
+    short: 'The maximum number of header fields in a request; more gets 431.',
+    doc: 'As in Gunicorn, at most 32768; 0 means that maximum.',
+  }),
+  limitRequestFieldSize: intSetting({
+    key: 'limitRequestFieldSize',
+    gunicorn: 'limit_request_field_size',
+    section,
+    flags: ['--limit-request-field-size'],
+    metavar: 'INT',
+    default: 8190,
+    short: 'The maximum size of one header field (name, colon and value) in bytes (0: unlimited); more gets 431.',
+    doc: '0 lifts the per-field limit; the whole header section is still bounded (see docs/security.md).',
+  }),
+  headerTimeout: numberSetting({
+    key: 'headerTimeout',
+    section,
+    flags: ['--header-timeout'],
+    metavar: 'SECONDS',
+    default: 10,
+    check: (n) => (n === 0 ? 'must be > 0' : undefined),
+    short: 'A client must send a whole request header section within this many seconds; else 408 and close.',
+    doc:
+      'Counted from the first byte of a request (or the connection). A slow client (slowloris) is cut off ' +
+      'without holding anything but one idle socket; other clients are served meanwhile. Not in Gunicorn.',
+  }),
+  bodyTimeout: numberSetting({
+    key: 'bodyTimeout',
+    section,
+    flags: ['--body-timeout'],
+    metavar: 'SECONDS',
+    default: 30,
+    short: 'While a request body is being received, the longest pause between two parts of it (0: no limit).',
+    doc:
+      'A body that stops flowing gets 408 (or, once the app has answered, the connection is closed). A ' +
+      'body that keeps flowing may take as long as it needs. Not in Gunicorn.',
+  }),
+  forwardedAllowIps: listSetting({
+    key: 'forwardedAllowIps',
+    gunicorn: 'forwarded_allow_ips',
+    section,
+    flags: ['--forwarded-allow-ips'],
+    metavar: 'LIST',
+    commaSeparated: true,
+    default: ['127.0.0.1', '::1'],
+    defaultDoc: '`127.0.0.1`, `::1` (`$FORWARDED_ALLOW_IPS` when set)',
+    dynamicDefault: (env) =>
+      env.FORWARDED_ALLOW_IPS ? env.FORWARDED_ALLOW_IPS.split(',').map((x) => x.trim()).filter(Boolean) : ['127.0.0.1', '::1'],
+    check: allowList,
+    short: 'Peers trusted to set X-Forwarded-For, X-Forwarded-Proto and Forwarded: addresses, CIDR ranges, or *.',
+    doc:
+      'From a trusted peer, the client address and scheme the app sees (`req.socket.remoteAddress`, ' +
+      '`clientAddress(request)`, the URL scheme of a Fetch request, the access log\'s `%(h)s`) come from ' +
+      'those headers. From any other peer the headers are removed before the app sees them, so an app that ' +
+      'reads them cannot be fooled. Unix socket peers are always trusted.',
+  }),
+  secureSchemeHeaders: mapSetting({
+    key: 'secureSchemeHeaders',
+    gunicorn: 'secure_scheme_headers',
+    section,
+    flags: ['--secure-scheme-header'],
+    metavar: 'HEADER=VALUE',
+    default: Object.freeze({ 'X-FORWARDED-PROTOCOL': 'ssl', 'X-FORWARDED-PROTO': 'https', 'X-FORWARDED-SSL': 'on' }),
+    short: 'Headers (and values) by which a trusted proxy says the request came over HTTPS.',
+    doc:
+      'Only read from peers in `forwarded_allow_ips`; removed from the request otherwise. Header names are ' +
+      'case-insensitive.',
+  }),
+  proxyProtocol: choiceSetting({
+    key: 'proxyProtocol',
+    gunicorn: 'proxy_protocol',
+    section,
+    flags: ['--proxy-protocol'],
+    metavar: 'MODE',
+    choices: PROXY_PROTOCOL_MODES,
+    default: 'off' as ProxyProtocolMode,
+    short: 'Expect a PROXY protocol header (off, v1, v2, auto) on every connection from proxy_allow_from.',
+    doc:
+      'HAProxy\'s PROXY protocol: the balancer sends the client\'s address before the HTTP bytes. With it on, ' +
+      'the address the app sees is the one in the header. A connection from a peer not in ' +
+      '`proxy_allow_from`, without the header, or with a malformed one is closed. `auto` accepts v1 or v2. ' +
+      'Plain HTTP listeners only.',
+  }),
+  proxyAllowFrom: listSetting({
+    key: 'proxyAllowFrom',
+    gunicorn: 'proxy_allow_ips',
+    section,
+    flags: ['--proxy-allow-from'],
+    metavar: 'LIST',
+    commaSeparated: true,
+    default: ['127.0.0.1', '::1'],
+    check: allowList,
+    short: 'Peers allowed to send a PROXY protocol header: addresses, CIDR ranges, or *.',
+    doc: 'A connection from any other peer is closed while proxy_protocol is on.',
+  }),
+};

@@ -1,0 +1,64 @@
+import { resolveIdentity } from '../../workers/privileges.js';
+import { boolSetting, ConfigError, show, stringSetting, type Setting } from '../setting.js';
+
+const section = 'Privileges';
+
+/** The umask: an octal string, or (in a config file) a number such as 0o22. */
+function umaskSetting(b: Omit<Setting<string | number>, 'kind' | 'takesValue' | 'fromCli' | 'fromConfig'>): Setting<string | number> {
+  const conv = (v: unknown): string | number => {
+    if (typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 0o7777) return v;
+    if (typeof v === 'string' && /^(0o?)?[0-7]{1,4}$/i.test(v.trim())) return v.trim();
+    throw new ConfigError(`invalid value for umask (--umask): ${show(v)}; expected an octal mode such as 022 or 0o22`);
+  };
+  return { ...b, kind: 'string', takesValue: true, fromCli: (raw) => conv(raw[raw.length - 1]), fromConfig: conv };
+}
+
+export const security = {
+  user: stringSetting<string | null>({
+    key: 'user',
+    gunicorn: 'user',
+    section,
+    flags: ['-u', '--user'],
+    metavar: 'USER',
+    default: null,
+    check: (u) => (resolveIdentity(u, null), undefined),
+    short: 'Workers run as this user (a name or a numeric id).',
+    doc:
+      'The master keeps its privileges to bind (port 80 as root) and to manage workers; each worker drops to ' +
+      'this user (and group) before it loads the config hooks or the app. A user that does not exist stops ' +
+      'the server at start.',
+  }),
+  group: stringSetting<string | null>({
+    key: 'group',
+    gunicorn: 'group',
+    section,
+    flags: ['-g', '--group'],
+    metavar: 'GROUP',
+    default: null,
+    defaultDoc: 'the user\'s primary group when `user` is set',
+    check: (g) => (resolveIdentity(null, g), undefined),
+    short: 'Workers run with this group (a name or a numeric id).',
+    doc: 'Set before the user, so the switch can still be made.',
+  }),
+  umask: umaskSetting({
+    key: 'umask',
+    gunicorn: 'umask',
+    section,
+    flags: ['-m', '--umask'],
+    metavar: 'INT',
+    default: '0',
+    short: 'The umask of the server processes (octal); Unix socket files get mode 0777 & ~umask.',
+    doc:
+      'On the command line an octal string (`022`, `0o22`); in a config file that or a number (`0o22`). Also ' +
+      'applies to files the app and the logs create. Gunicorn\'s default, 0, leaves sockets open to all local users.',
+  }),
+  initgroups: boolSetting({
+    key: 'initgroups',
+    gunicorn: 'initgroups',
+    section,
+    flags: ['--initgroups'],
+    default: false,
+    short: 'Give workers every supplementary group of `user` (from /etc/group).',
+    doc: 'Without it, workers keep only the one group.',
+  }),
+};

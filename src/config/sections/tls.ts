@@ -1,0 +1,100 @@
+import { existsSync } from 'node:fs';
+import { choiceSetting, listSetting, stringSetting, type Setting } from '../setting.js';
+
+const section = 'TLS and HTTP/2';
+
+export const CERT_REQS = ['none', 'optional', 'required'] as const;
+export type CertReqs = (typeof CERT_REQS)[number];
+
+/** Accepts other spellings of a choice (Gunicorn's numbers for ssl.CERT_*). */
+function withAliases<T extends string>(s: Setting<T>, aliases: Record<string, T>): Setting<T> {
+  const alias = (v: unknown): unknown => (typeof v === 'number' || typeof v === 'string' ? (aliases[String(v).trim()] ?? v) : v);
+  return { ...s, fromCli: (raw) => s.fromCli([String(alias(raw[raw.length - 1]))]), fromConfig: (v) => s.fromConfig(alias(v)) };
+}
+
+const readable = (p: string | null): string | undefined => (p !== null && !existsSync(p) ? 'no such file' : undefined);
+
+export const tls = {
+  certfile: stringSetting<string | null>({
+    key: 'certfile',
+    gunicorn: 'certfile',
+    section,
+    flags: ['--certfile'],
+    metavar: 'FILE',
+    default: null,
+    check: readable,
+    short: 'The PEM certificate (chain); with keyfile, every bind serves HTTPS.',
+    doc:
+      'The certificate and key are loaded and checked once by the master at start: a missing, unreadable ' +
+      'or mismatched pair stops the server with one line that says which. HTTP/2 is offered by ALPN ' +
+      '(see `http_protocols`).',
+  }),
+  keyfile: stringSetting<string | null>({
+    key: 'keyfile',
+    gunicorn: 'keyfile',
+    section,
+    flags: ['--keyfile'],
+    metavar: 'FILE',
+    default: null,
+    check: readable,
+    short: 'The PEM private key of certfile.',
+    doc: 'Required when certfile is set (unless certfile holds the key too).',
+  }),
+  caCerts: stringSetting<string | null>({
+    key: 'caCerts',
+    gunicorn: 'ca_certs',
+    section,
+    flags: ['--ca-certs'],
+    metavar: 'FILE',
+    default: null,
+    check: readable,
+    short: 'PEM CA certificates that client certificates are checked against.',
+    doc: 'Used with `cert_reqs` optional or required.',
+  }),
+  certReqs: withAliases(
+    choiceSetting({
+      key: 'certReqs',
+      gunicorn: 'cert_reqs',
+      section,
+      flags: ['--cert-reqs'],
+      metavar: 'MODE',
+      choices: CERT_REQS,
+      default: 'none' as CertReqs,
+      short: 'Client certificates: none (not asked), optional (checked if sent), required.',
+      doc:
+        'Gunicorn\'s 0, 1 and 2 are accepted too. With `required`, a client without a valid certificate fails ' +
+        'the handshake.',
+    }),
+    { 0: 'none', 1: 'optional', 2: 'required' },
+  ),
+  ciphers: stringSetting<string | null>({
+    key: 'ciphers',
+    gunicorn: 'ciphers',
+    section,
+    flags: ['--ciphers'],
+    metavar: 'CIPHERS',
+    default: null,
+    defaultDoc: 'Node\'s default list',
+    short: 'The TLS cipher list, in OpenSSL\'s format.',
+    doc: 'An invalid list stops the server at start.',
+  }),
+  httpProtocols: listSetting({
+    key: 'httpProtocols',
+    gunicorn: 'http_protocols',
+    section,
+    flags: ['--http-protocols'],
+    metavar: 'LIST',
+    commaSeparated: true,
+    default: ['h1', 'h2'],
+    check: (list) => {
+      const bad = list.find((p) => p !== 'h1' && p !== 'h2');
+      if (bad) return `"${bad}" is not a protocol: expected h1 and/or h2`;
+      if (!list.includes('h1')) return 'must include h1';
+      return undefined;
+    },
+    short: 'The HTTP versions offered over TLS: h1, h2.',
+    doc:
+      'With `h2` (the default) a TLS listener offers HTTP/2 by ALPN and falls back to HTTP/1.1 for clients ' +
+      'that do not ask for it. Every app shape is served over both.',
+  }),
+};

@@ -1,0 +1,43 @@
+import net from 'node:net';
+import { ConfigError } from '../config/setting.js';
+
+/**
+ * Which peers are trusted (forwarded_allow_ips, proxy_allow_from): addresses, CIDR ranges, or `*`.
+ * IPv4-mapped IPv6 peers (`::ffff:10.0.0.1`, as a dual-stack socket reports them) match IPv4 entries.
+ */
+export class AllowList {
+  constructor(
+    readonly any: boolean,
+    private readonly blocks: net.BlockList,
+  ) {}
+
+  allows(address: string | undefined): boolean {
+    if (this.any) return true;
+    // A Unix socket peer has no address: only a local process can reach it.
+    if (address === undefined || address === '') return true;
+    if (net.isIPv4(address)) return this.blocks.check(address, 'ipv4');
+    if (address.startsWith('::ffff:') && net.isIPv4(address.slice(7))) return this.blocks.check(address.slice(7), 'ipv4');
+    return net.isIPv6(address) && this.blocks.check(address, 'ipv6');
+  }
+}
+
+export function parseAllowList(entries: readonly string[]): AllowList {
+  const blocks = new net.BlockList();
+  let any = false;
+  for (const raw of entries) {
+    const e = raw.trim();
+    if (e === '*') {
+      any = true;
+      continue;
+    }
+    const [addr, bits, extra] = e.split('/');
+    const family = net.isIPv4(addr ?? '') ? 'ipv4' : net.isIPv6(addr ?? '') ? 'ipv6' : null;
+    const max = family === 'ipv4' ? 32 : 128;
+    const prefix = bits === undefined ? max : /^\d+$/.test(bits) ? Number(bits) : NaN;
+    if (!family || extra !== undefined || !(prefix >= 0 && prefix <= max))
+      throw new ConfigError(`invalid address in an allow list: ${JSON.stringify(raw)}; expected an IP address, a CIDR range (10.0.0.0/8) or *`);
+    if (prefix === max) blocks.addAddress(addr!, family);
+    else blocks.addSubnet(addr!, prefix, family);
+  }
+  return new AllowList(any, blocks);
+}

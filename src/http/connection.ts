@@ -1,0 +1,142 @@
+import type net from 'node:net';
+import { Duplex } from 'node:stream';
+import type { Config } from '../config/registry.js';
+import type { ProxyProtocolMode } from '../config/sections/http.js';
+import type { ErrorLog } from '../logging/error-log.js';
+import { parseAllowList, type AllowList } from './allow-list.js';
+import { setPeer } from './forwarded.js';
+import { parseProxyHeader, ProxyProtocolError } from './proxy-protocol.js';
+
+/** What an HTTP/2 client with prior knowledge sends first (RFC 9113 section 3.4). */
+const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
+
+const BAD_REQUEST = 'HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n';
+
+/**
+ * A request line as RFC 9112 spells it: token SP target SP HTTP-version CR. llhttp lets some others through
+ * (two spaces, FACTS: HTTP/0.9 `GET /` which it then waits on), so the first one is checked here.
+ */
+const REQUEST_LINE = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+ [^\x00-\x20\x7f]+ HTTP\/\d\.\d\r$/;
+
+/**
+ * What happens to a plain-HTTP connection before Node's parser sees it: the PROXY protocol header (when on),
+ * and a look at the first request line (see REQUEST_LINE). Only the first chunk of a connection passes through JavaScript; the bytes read
+ * are handed to the parser after it has taken the socket (it reads the socket's handle directly from then on).
+ */
+export class ConnectionGate {
+  readonly #mode: ProxyProtocolMode;
+  readonly #allowFrom: AllowList;
+  readonly #timeoutMs: number;
+  /** Peers that may speak h2c (HTTP/2 without TLS, prior knowledge); null when h2 is not offered. */
+  readonly #h2cFrom: AllowList | null;
+
+  constructor(
+    cfg: Config,
+    private readonly log: ErrorLog,
+  ) {
+    this.#h2cFrom = cfg.httpProtocols.includes('h2') ? parseAllowList(cfg.forwardedAllowIps) : null;
+    this.#mode = cfg.proxyProtocol;
+    this.#allowFrom = parseAllowList(cfg.proxyAllowFrom);
+    this.#timeoutMs = cfg.headerTimeout * 1000;
+  }
+
+  /**
+   * Takes a socket accepted paused (`pauseOnConnect`); calls `pass` with it once it may be served as HTTP/1,
+   * or `passH2c` with a stream of it (the bytes read first included) for HTTP/2 with prior knowledge.
+   */
+  accept(socket: net.Socket, pass: (socket: net.Socket) => void, passH2c: (stream: Duplex) => void): void {
+    const mode = this.#mode;
+    if (mode !== 'off' && !this.#allowFrom.allows(socket.remoteAddress)) {
+      this.log.debug(`PROXY protocol: connection from ${socket.remoteAddress} is not in proxy_allow_from; closed`);
+      socket.destroy();
+      return;
+    }
+    let buf: Buffer | null = null;
+    let proxied = mode === 'off';
+    const timer = setTimeout(() => socket.destroy(), this.#timeoutMs);
+    timer.unref();
+    const done = () => {
+      clearTimeout(timer);
+      socket.off('data', onData);
+      socket.off('close', onClose);
+      socket.pause();
+    };
+    const onClose = () => done();
+    const onData = (chunk: Buffer) => {
+      buf = buf ? Buffer.concat([buf, chunk]) : chunk;
+      if (!proxied && mode !== 'off') {
+        let header;
+        try {
+          header = parseProxyHeader(buf, mode);
+        } catch (err) {
+          done();
+          this.log.debug(`PROXY protocol: ${err instanceof ProxyProtocolError ? err.message : String(err)} from ${socket.remoteAddress}; closed`);
+          socket.destroy();
+          return;
+        }
+        if (!header) return;
+        if (header.address) {
+          setPeer(socket, header.address);
+          Object.defineProperty(socket, 'remotePort', { value: header.port, configurable: true, writable: true });
+        }
+        proxied = true;
+        buf = buf.subarray(header.length);
+        if (buf.length === 0) return;
+      }
+      const n = Math.min(buf.length, H2_PREFACE.length);
+      const h2c = this.#h2cFrom !== null && buf.subarray(0, n).equals(H2_PREFACE.subarray(0, n));
+      if (h2c && n < H2_PREFACE.length) return;
+      done();
+      if (h2c && this.#h2cFrom!.allows(socket.remoteAddress)) {
+        passH2c(streamOf(socket, buf));
+        return;
+      }
+      let start = 0;
+      while (buf[start] === 0x0d && buf[start + 1] === 0x0a) start += 2; // empty lines before a request
+      const eol = buf.indexOf(0x0a, start);
+      if (eol >= 0 && !REQUEST_LINE.test(buf.toString('latin1', start, eol))) {
+        socket.end(BAD_REQUEST);
+        return;
+      }
+      pass(socket);
+      // The parser now reads the handle itself; what was read already goes to it through the 'data' listener
+      // it added.
+      socket.emit('data', buf);
+      socket.resume();
+    };
+    socket.on('data', onData);
+    socket.on('close', onClose);
+    socket.on('error', () => socket.destroy());
+    socket.resume();
+  }
+}
+
+/**
+ * The socket as a plain stream, starting with the bytes already read. Node's HTTP/2 session reads a socket's
+ * handle directly and would miss them; given a stream without a handle, it reads through JavaScript.
+ */
+function streamOf(socket: net.Socket, head: Buffer): Duplex {
+  const d = new Duplex({
+    read: () => void socket.resume(),
+    write: (chunk: Buffer, _enc, cb) => void socket.write(chunk, cb),
+    final: (cb) => {
+      socket.end();
+      cb();
+    },
+    destroy: (err, cb) => {
+      socket.destroy(err ?? undefined);
+      cb(err);
+    },
+  });
+  d.push(head);
+  socket.on('data', (c: Buffer) => {
+    if (!d.push(c)) socket.pause();
+  });
+  socket.on('end', () => d.push(null));
+  socket.on('close', () => d.destroy());
+  for (const name of ['remoteAddress', 'remotePort', 'remoteFamily', 'localAddress', 'localPort'] as const)
+    Object.defineProperty(d, name, { get: () => socket[name] });
+  d.on('error', () => socket.destroy());
+  socket.resume();
+  return d;
+}

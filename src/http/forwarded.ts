@@ -1,0 +1,128 @@
+import net from 'node:net';
+import type { IncomingMessage } from 'node:http';
+import type { Config } from '../config/registry.js';
+import { parseAllowList, type AllowList } from './allow-list.js';
+
+const kClient = Symbol('tunicorn.client');
+/** The socket's own peer, kept once a proxied client address has replaced it on the socket. */
+const kPeer = Symbol('tunicorn.peer');
+
+type PeerSocket = net.Socket & { [kPeer]?: string | undefined };
+
+/** Who a request came from, as the app should see it. */
+export interface ClientInfo {
+  readonly address: string | undefined;
+  readonly secure: boolean;
+}
+
+type Tagged = IncomingMessage & { [kClient]?: ClientInfo };
+
+/** Sets the address a socket reports as its peer (the client behind a proxy). */
+export function setPeer(socket: net.Socket, address: string | undefined): void {
+  Object.defineProperty(socket, 'remoteAddress', { value: address, configurable: true, writable: true });
+}
+
+/** The client of a request: what a trusted proxy said, else the socket's peer and TLS state. */
+export function clientOf(req: IncomingMessage): ClientInfo {
+  const t = (req as Tagged)[kClient];
+  if (t) return t;
+  const socket = req.socket as net.Socket & { encrypted?: boolean };
+  return { address: socket?.remoteAddress, secure: socket?.encrypted === true };
+}
+
+const FORWARD_HEADERS = ['forwarded', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-port'];
+
+/** The address in a Forwarded `for=` or X-Forwarded-For element: quotes, brackets and ports removed. */
+function nodeAddress(raw: string): string | undefined {
+  let s = raw.trim();
+  if (s.startsWith('"') && s.endsWith('"')) s = s.slice(1, -1);
+  if (s.startsWith('[')) s = s.slice(1, s.indexOf(']') > 0 ? s.indexOf(']') : undefined);
+  else if (s.indexOf(':') === s.lastIndexOf(':')) s = s.split(':')[0]!;
+  return net.isIP(s) ? s : undefined;
+}
+
+/**
+ * forwarded_allow_ips and secure_scheme_headers. From a trusted peer the client address and scheme come from
+ * Forwarded / X-Forwarded-For / X-Forwarded-Proto / the secure scheme headers; from any other peer those
+ * headers are removed before the app sees them.
+ */
+export class ForwardedHeaders {
+  readonly #trusted: AllowList;
+  readonly #secure: ReadonlyMap<string, string>;
+  readonly #names: ReadonlySet<string>;
+
+  constructor(cfg: Config) {
+    this.#trusted = parseAllowList(cfg.forwardedAllowIps);
+    this.#secure = new Map(Object.entries(cfg.secureSchemeHeaders).map(([k, v]) => [k.toLowerCase(), v]));
+    this.#names = new Set([...FORWARD_HEADERS, ...this.#secure.keys()]);
+  }
+
+  apply(req: IncomingMessage): void {
+    const raw = req.rawHeaders;
+    let found = false;
+    for (let i = 0; i < raw.length; i += 2) {
+      const n = raw[i]!;
+      const c = n.charCodeAt(0) | 0x20;
+      if ((c === 0x78 /* x */ || c === 0x66) /* f */ && this.#names.has(n.toLowerCase())) {
+        found = true;
+        break;
+      }
+    }
+    const socket = req.socket as PeerSocket | undefined;
+    const peer = socket ? (kPeer in socket ? socket[kPeer] : socket.remoteAddress) : undefined;
+    if (socket && kPeer in socket) setPeer(socket, peer);
+    if (!found) return;
+    if (!this.#trusted.allows(peer)) return this.strip(req);
+    let address: string | undefined;
+    let secure: boolean | undefined;
+    const forwarded = req.headers.forwarded;
+    if (forwarded) {
+      // RFC 7239: the last element was added by the nearest proxy; walk back past trusted ones.
+      const elements = forwarded.split(',').map((e) => Object.fromEntries(e.split(';').map((p) => {
+        const i = p.indexOf('=');
+        return [p.slice(0, i).trim().toLowerCase(), p.slice(i + 1).trim()];
+      })) as Record<string, string | undefined>);
+      address = this.firstUntrusted(elements.map((e) => (e.for ? nodeAddress(e.for) : undefined)));
+      const proto = elements.at(-1)?.proto?.replaceAll('"', '').toLowerCase();
+      if (proto) secure = proto === 'https';
+    } else {
+      const xff = req.headers['x-forwarded-for'];
+      if (xff) address = this.firstUntrusted((Array.isArray(xff) ? xff.join(',') : xff).split(',').map(nodeAddress));
+    }
+    for (const [name, value] of this.#secure) {
+      const v = req.headers[name];
+      if (typeof v === 'string') {
+        if (v.trim().toLowerCase() === value.toLowerCase()) secure = true;
+        else if (secure === undefined) secure = false;
+      }
+    }
+    const base = clientOf(req);
+    (req as Tagged)[kClient] = { address: address ?? base.address, secure: secure ?? base.secure };
+    if (address && socket && (req as { stream?: unknown }).stream !== undefined) {
+      // HTTP/2: the streams of one session share its socket; this request alone gets a view with the client.
+      const view = new Proxy(socket, { get: (t, p) => (p === 'remoteAddress' ? address : Reflect.get(t, p)) });
+      Object.defineProperty(req, 'socket', { value: view, configurable: true });
+    } else if (address && socket) {
+      // Listener apps and frameworks read the peer from the socket; behind a proxy that is the client. A
+      // proxy may send requests of several clients on one connection: each request sets it anew.
+      if (!(kPeer in socket)) socket[kPeer] = peer;
+      setPeer(socket, address);
+    }
+  }
+
+  /** Right to left, the first hop that is not a trusted proxy; the leftmost when all are. */
+  private firstUntrusted(hops: (string | undefined)[]): string | undefined {
+    for (let i = hops.length - 1; i >= 0; i--) {
+      const h = hops[i];
+      if (h === undefined) return undefined; // an unknown or obfuscated hop: do not guess past it
+      if (!this.#trusted.allows(h) || i === 0) return h;
+    }
+    return undefined;
+  }
+
+  private strip(req: IncomingMessage): void {
+    const raw = req.rawHeaders;
+    for (let i = raw.length - 2; i >= 0; i -= 2) if (this.#names.has(raw[i]!.toLowerCase())) raw.splice(i, 2);
+    for (const n of this.#names) delete req.headers[n];
+  }
+}

@@ -1,0 +1,71 @@
+import type { IncomingMessage } from 'node:http';
+import type { Config } from '../config/registry.js';
+
+/** Gunicorn's ceiling for limit_request_fields, also what 0 means. */
+const MAX_FIELDS = 32768;
+/** What a limit of 0 ("unlimited") allows for the request line and for one field. */
+const UNLIMITED_LINE = 1 << 20;
+
+export interface RequestLimits {
+  /** Request line bytes (METHOD SP TARGET SP HTTP/x.y). */
+  readonly line: number;
+  readonly fields: number;
+  /** One field line (name ": " value) bytes. */
+  readonly fieldSize: number;
+}
+
+export function limitsOf(cfg: Config): RequestLimits {
+  return {
+    line: cfg.limitRequestLine || UNLIMITED_LINE,
+    fields: cfg.limitRequestFields || MAX_FIELDS,
+    fieldSize: cfg.limitRequestFieldSize || UNLIMITED_LINE,
+  };
+}
+
+/**
+ * Node's parser bounds the whole header section (maxHeaderSize). Set it to the most the three limits can add
+ * up to, capped, so the per-line limits below decide and give Gunicorn's statuses; the cap bounds what one
+ * connection can make a worker buffer when a limit is 0.
+ */
+export function maxHeaderSize(l: RequestLimits): number {
+  return Math.min(l.line + 2 + l.fields * (l.fieldSize + 2) + 2, 8 * 1024 * 1024);
+}
+
+/** A Host field value: RFC 3986 reg-name or IP literal, then an optional port. */
+const HOST = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(?::[0-9]*)?$/;
+
+/**
+ * The status a request gets instead of reaching the app, or 0 to serve it. Only what Node's parser lets
+ * through is checked here (FACTS: a missing, duplicated or invalid Host and `HTTP/2.0` in a request line
+ * reach the app on plain node:http), with one pass over rawHeaders and nothing allocated.
+ */
+export function rejectStatus(req: IncomingMessage, l: RequestLimits): number {
+  if (req.httpVersionMajor !== 1) return 505;
+  const url = req.url ?? '';
+  // METHOD SP TARGET SP HTTP/1.1
+  if ((req.method?.length ?? 0) + url.length + 10 > l.line) return 414;
+  const raw = req.rawHeaders;
+  if (raw.length / 2 > l.fields) return 431;
+  let hosts = 0;
+  const http10 = req.httpVersionMinor === 0;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    const value = raw[i + 1]!;
+    if (name.length + value.length + 2 > l.fieldSize) return 431;
+    const c = name.charCodeAt(0) | 0x20;
+    if (c === 0x68 /* h */ && name.length === 4 && name.toLowerCase() === 'host') {
+      hosts++;
+      if (!HOST.test(value)) return 400;
+    } else if (c === 0x74 /* t */ && http10 && name.length === 17 && name.toLowerCase() === 'transfer-encoding') {
+      // RFC 9112 section 6.1: in HTTP/1.0 the framing is faulty, whatever Content-Length says.
+      return 400;
+    } else if ((c === 0x63 /* c */ || c === 0x74) /* t */ && name.includes('_')) {
+      // Content_Length or Transfer_Encoding: a proxy that maps _ to - (as CGI does) would frame the
+      // message differently from us; refuse rather than have two readings.
+      const dashed = name.toLowerCase().replaceAll('_', '-');
+      if (dashed === 'content-length' || dashed === 'transfer-encoding') return 400;
+    }
+  }
+  if (hosts > 1 || (hosts === 0 && req.httpVersionMinor >= 1)) return 400;
+  return 0;
+}

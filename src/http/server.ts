@@ -1,0 +1,287 @@
+import { readFileSync } from 'node:fs';
+import http from 'node:http';
+import type http2 from 'node:http2';
+import type https from 'node:https';
+import { createRequire } from 'node:module';
+import type net from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { TlsOptions } from 'node:tls';
+import { ConfigError } from '../config/setting.js';
+import type { Config } from '../config/registry.js';
+import type { ErrorLog } from '../logging/error-log.js';
+import type { RequestListener } from '../app/shapes.js';
+import { ConnectionGate } from './connection.js';
+import { ForwardedHeaders } from './forwarded.js';
+import { limitsOf, maxHeaderSize, rejectStatus } from './guard.js';
+
+/** Any server tunicorn serves HTTP with: plain, TLS, or TLS with HTTP/2 (and HTTP/1.1 fallback). */
+export type AnyHttpServer = http.Server | https.Server | http2.Http2SecureServer;
+
+// The TLS modules load only when TLS is on: on a loaded machine they add ~100 ms to every worker's boot.
+const require = createRequire(import.meta.url);
+const lazy = {
+  https: () => require('node:https') as typeof https,
+  http2: () => require('node:http2') as typeof http2,
+  tls: () => require('node:tls') as typeof import('node:tls'),
+};
+
+/** How often Node sweeps connections for the header timeout (its default, 30 s, would let one live 40 s). */
+const CHECK_INTERVAL_MS = 1000;
+
+const reply = (status: number): string =>
+  `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`;
+
+/** The TLS options of a config (files read now), or null when it serves plain HTTP. */
+export function tlsOptionsOf(cfg: Config): TlsOptions | null {
+  if (!cfg.certfile) return null;
+  const cert = readFileSync(cfg.certfile);
+  return {
+    cert,
+    key: cfg.keyfile ? readFileSync(cfg.keyfile) : cert,
+    ca: cfg.caCerts ? readFileSync(cfg.caCerts) : undefined,
+    requestCert: cfg.certReqs !== 'none',
+    rejectUnauthorized: cfg.certReqs === 'required',
+    ciphers: cfg.ciphers ?? undefined,
+    ALPNProtocols: cfg.httpProtocols.includes('h2') ? ['h2', 'http/1.1'] : ['http/1.1'],
+  };
+}
+
+/**
+ * The HTTP layer of a worker: it makes the server (plain, TLS, TLS + HTTP/2), applies the limits and
+ * timeouts, answers what Node's parser rejects, and checks each request before the app sees it.
+ */
+export class HttpLayer {
+  readonly server: AnyHttpServer;
+  /** Set for plain HTTP: every connection passes through it before Node's parser (see ConnectionGate). */
+  readonly gate: ConnectionGate | null;
+  readonly #limits;
+  readonly #forwarded: ForwardedHeaders;
+  readonly #bodyMs: number;
+  /** Per connection, the response still owed when a parse error arrives (sent before the error reply). */
+  readonly #owed = new WeakMap<net.Socket, { req: http.IncomingMessage; res: http.ServerResponse }>();
+  /** Connections whose last response refuses a request: Node closes them once it is sent. */
+  readonly #refused = new WeakSet<net.Socket>();
+  /** HTTP/2 sessions, for a GOAWAY on a graceful stop. */
+  readonly #sessions = new Set<http2.ServerHttp2Session>();
+  #h2c: http2.Http2Server | null = null;
+  readonly #handler: RequestListener;
+
+  constructor(
+    cfg: Config,
+    private readonly log: ErrorLog,
+    listener: RequestListener,
+    own?: http.Server,
+  ) {
+    this.#limits = limitsOf(cfg);
+    this.#forwarded = new ForwardedHeaders(cfg);
+    this.#bodyMs = cfg.bodyTimeout * 1000;
+    this.#handler = this.gateRequests()(listener);
+    const handler = this.#handler;
+    const tlsOptions = tlsOptionsOf(cfg);
+    const options = {
+      noDelay: true,
+      maxHeaderSize: maxHeaderSize(this.#limits),
+      requireHostHeader: true,
+      insecureHTTPParser: false,
+      keepAliveTimeout: cfg.keepalive * 1000,
+      headersTimeout: cfg.headerTimeout * 1000,
+      requestTimeout: 0,
+      connectionsCheckingInterval: CHECK_INTERVAL_MS,
+    };
+    if (own && !tlsOptions) {
+      // The app's own server: its request listeners are in `listener` already. Node reads these options from
+      // the server's properties when a connection arrives (the checking interval on 'listening'), so they
+      // can still be set.
+      this.server = own;
+      own.removeAllListeners('request');
+      own.on('request', handler);
+      Object.assign(own, {
+        maxHeaderSize: options.maxHeaderSize,
+        requireHostHeader: true,
+        insecureHTTPParser: false,
+        connectionsCheckingInterval: CHECK_INTERVAL_MS,
+      });
+    } else if (tlsOptions && cfg.httpProtocols.includes('h2')) {
+      this.server = lazy.http2().createSecureServer({ ...tlsOptions, ...options, allowHTTP1: true }, handler as never);
+    } else if (tlsOptions) {
+      this.server = lazy.https().createServer({ ...tlsOptions, ...options }, handler);
+    } else {
+      this.server = http.createServer(options, handler);
+    }
+    if (own && tlsOptions) {
+      // TLS was asked for: the app's plain server would serve cleartext. Its requests (in `listener`) and its
+      // upgrade handlers (WebSocket) move to the TLS server.
+      for (const event of ['upgrade', 'connect'] as const)
+        for (const l of own.listeners(event)) this.server.on(event, l as (...args: unknown[]) => void);
+    }
+    const s = this.server as http.Server;
+    s.keepAliveTimeout = options.keepAliveTimeout;
+    s.headersTimeout = options.headersTimeout;
+    s.requestTimeout = 0;
+    s.on('clientError', (err: NodeJS.ErrnoException, socket: net.Socket) => this.onClientError(err, socket));
+    if (tlsOptions) s.on('tlsClientError', (err: Error) => this.log.debug(`TLS handshake failed: ${err.message}`));
+    // The gate reads raw bytes: not on TLS (the app's own https server included: tls.Server has addContext).
+    const encrypted = tlsOptions !== null || (this.server === own && 'addContext' in own);
+    this.gate = encrypted ? null : new ConnectionGate(cfg, log);
+    if (this.gate) this.routeThroughGate(this.gate);
+    if (tlsOptions) this.trackSessions(this.server);
+  }
+
+  private trackSessions(server: AnyHttpServer | http2.Http2Server): void {
+    server.on('session', (session: http2.ServerHttp2Session) => {
+      this.#sessions.add(session);
+      session.once('close', () => this.#sessions.delete(session));
+    });
+  }
+
+  /**
+   * Graceful stop of HTTP/2 sessions: GOAWAY, so clients open no new streams, while the streams running
+   * finish; each session closes when its last stream ends.
+   */
+  closeSessions(): void {
+    for (const s of this.#sessions) s.close();
+  }
+
+  /** Hands a connection accepted elsewhere (a further listening socket) to the server. */
+  readonly connection = (socket: net.Socket): void => {
+    this.server.emit('connection', socket);
+  };
+
+  /**
+   * Puts the gate before Node's own connection listener: sockets arrive paused (`pauseOnConnect` is read at
+   * each accept), the gate reads what it needs, then Node's listener gets the socket. The server still listens
+   * itself, so Node's connection tracking (header timeout, closeIdleConnections) and an app's own 'listening'
+   * handlers work as usual.
+   */
+  private routeThroughGate(gate: ConnectionGate): void {
+    const server = this.server as http.Server;
+    const native = server.listeners('connection') as ((socket: net.Socket) => void)[];
+    server.removeAllListeners('connection');
+    (server as http.Server & { pauseOnConnect: boolean }).pauseOnConnect = true;
+    const toHttp = (socket: net.Socket) => {
+      for (const l of native) l.call(server, socket);
+    };
+    const toH2c = (stream: Duplex) => this.h2c().emit('connection', stream);
+    server.on('connection', (socket: net.Socket) => gate.accept(socket, toHttp, toH2c));
+  }
+
+  /** The cleartext HTTP/2 server for h2c from trusted peers, made on first use. */
+  private h2c(): http2.Http2Server {
+    if (!this.#h2c) {
+      this.#h2c = lazy.http2().createServer({}, this.#handler as never);
+      this.trackSessions(this.#h2c);
+    }
+    return this.#h2c;
+  }
+
+  private gateRequests(): (listener: RequestListener) => RequestListener {
+    const limits = this.#limits;
+    const forwarded = this.#forwarded;
+    const bodyMs = this.#bodyMs;
+    return (listener) => (req, res) => {
+      if ((req as { stream?: unknown }).stream === undefined) {
+        // HTTP/1: what llhttp accepts but a server must not (HTTP/2 frames are checked by nghttp2).
+        const status = rejectStatus(req, limits);
+        if (status) return this.refuse(req, res, status);
+        const socket = req.socket;
+        const owed = { req, res };
+        this.#owed.set(socket, owed);
+        res.once('finish', () => {
+          if (this.#owed.get(socket) === owed) this.#owed.delete(socket);
+        });
+        if (bodyMs > 0 && hasBody(req)) this.watchBody(req, res, bodyMs);
+      }
+      forwarded.apply(req);
+      listener(req, res);
+    };
+  }
+
+  private refuse(req: http.IncomingMessage, res: http.ServerResponse, status: number): void {
+    this.log.debug(`Refused a request from ${req.socket.remoteAddress}: ${status} ${http.STATUS_CODES[status]}`);
+    res.shouldKeepAlive = false;
+    this.#refused.add(req.socket);
+    res.writeHead(status, { connection: 'close', 'content-length': 0 });
+    // Node closes the connection once this response (queued after any earlier pipelined ones) is sent.
+    res.end();
+  }
+
+  /** A body must keep coming: a pause longer than body_timeout cuts the connection (408 if nothing was sent). */
+  private watchBody(req: http.IncomingMessage, res: http.ServerResponse, ms: number): void {
+    const socket = req.socket;
+    socket.setTimeout(ms);
+    req.on('timeout', () => {
+      this.log.debug(`Request body from ${socket.remoteAddress} stalled for ${ms / 1000} s; closing`);
+      if (!res.headersSent && socket.writable) socket.end(reply(408));
+      socket.destroySoon();
+    });
+    req.once('end', () => {
+      // After the response, Node has set the keep-alive timer on the socket: leave it.
+      if (!res.writableFinished) socket.setTimeout(0);
+    });
+  }
+
+  private onClientError(err: NodeJS.ErrnoException, socket: net.Socket): void {
+    if (!socket.writable || err.code === 'ECONNRESET') {
+      socket.destroy();
+      return;
+    }
+    // Bytes after a refused request (its unread body, say) are not a request of their own.
+    if (this.#refused.has(socket)) return;
+    const status = statusOf(err);
+    this.log.debug(`Bad request from ${socket.remoteAddress}: ${err.code ?? err.message}; answered ${status}`);
+    const send = () => {
+      if (socket.writable) socket.end(reply(status));
+      socket.destroySoon();
+    };
+    // A response the app is still writing for an earlier request on this connection goes out first: the
+    // garbage that followed it must not cost the client a valid answer (FACTS).
+    // (An error inside the body of the request being served belongs to that request: answered at once.)
+    const owed = this.#owed.get(socket);
+    if (owed && owed.req.complete && !owed.res.writableFinished && !owed.res.destroyed) {
+      owed.res.once('finish', send);
+      owed.res.once('close', send);
+    } else if (owed && !owed.res.writableFinished && owed.res.headersSent) {
+      socket.destroy();
+    } else send();
+  }
+}
+
+function hasBody(req: http.IncomingMessage): boolean {
+  const te = req.headers['transfer-encoding'];
+  const cl = req.headers['content-length'];
+  return te !== undefined || (cl !== undefined && cl !== '0');
+}
+
+/** The status for what Node's parser (or its timers) rejected. */
+function statusOf(err: NodeJS.ErrnoException & { rawPacket?: Buffer }): number {
+  switch (err.code) {
+    case 'ERR_HTTP_REQUEST_TIMEOUT':
+      return 408;
+    case 'HPE_HEADER_OVERFLOW': {
+      // Still in the request line: Gunicorn's 414; else the header section is too large.
+      const raw = err.rawPacket;
+      return raw && raw.indexOf(0x0a) < 0 && /^[A-Za-z]+ /.test(raw.toString('latin1', 0, 16)) ? 414 : 431;
+    }
+    case 'HPE_INVALID_VERSION': {
+      const line = err.rawPacket?.toString('latin1', 0, 256).split('\n')[0] ?? '';
+      return /HTTP\/\d\.\d\r$/.test(line) ? 505 : 400;
+    }
+    default:
+      return 400;
+  }
+}
+
+/** Loads and checks the certificate and key once, at start, so a bad pair stops the server in one line. */
+export function checkTls(cfg: Config): void {
+  if (!cfg.certfile) {
+    if (cfg.keyfile) throw new ConfigError('keyfile (--keyfile) is set without certfile (--certfile); set both for HTTPS');
+    return;
+  }
+  try {
+    const o = tlsOptionsOf(cfg)!;
+    lazy.tls().createSecureContext(o);
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    throw new ConfigError(`cannot use certfile ${JSON.stringify(cfg.certfile)}${cfg.keyfile ? ` with keyfile ${JSON.stringify(cfg.keyfile)}` : ''}: ${e.message}`);
+  }
+}

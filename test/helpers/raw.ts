@@ -1,0 +1,128 @@
+/**
+ * A raw-socket HTTP/1 client for the hostile-input corpus: sends exact bytes (in timed chunks if asked) and
+ * reads back every response and whether the server closed the connection.
+ */
+import net from 'node:net';
+
+export interface RawResponse {
+  status: number;
+  headers: Record<string, string>;
+  body: string;
+}
+
+export interface RawResult {
+  responses: RawResponse[];
+  /** The server closed (or reset) the connection. */
+  closed: boolean;
+  /** Bytes left that did not parse as a response. */
+  rest: string;
+}
+
+export interface RawStep {
+  /** Bytes as a latin1 string. */
+  send: string;
+  /** Pause before this step. */
+  pauseMs?: number;
+}
+
+/** Parses as many complete HTTP/1 responses as `data` holds (Content-Length or chunked bodies). */
+export function parseResponses(data: string): { responses: RawResponse[]; rest: string } {
+  const responses: RawResponse[] = [];
+  let at = 0;
+  for (;;) {
+    const end = data.indexOf('\r\n\r\n', at);
+    if (end < 0) break;
+    const [statusLine, ...lines] = data.slice(at, end).split('\r\n');
+    const m = /^HTTP\/1\.[01] (\d{3})/.exec(statusLine ?? '');
+    if (!m) break;
+    const headers: Record<string, string> = {};
+    for (const l of lines) {
+      const i = l.indexOf(':');
+      headers[l.slice(0, i).trim().toLowerCase()] = l.slice(i + 1).trim();
+    }
+    let p = end + 4;
+    let body = '';
+    const status = Number(m[1]);
+    if (status >= 100 && status < 200) {
+      at = p;
+      continue;
+    }
+    if (headers['transfer-encoding']?.includes('chunked')) {
+      let complete = false;
+      for (;;) {
+        const le = data.indexOf('\r\n', p);
+        if (le < 0) break;
+        const size = parseInt(data.slice(p, le), 16);
+        if (size === 0) {
+          const te = data.indexOf('\r\n', le + 2);
+          if (te < 0) break;
+          p = te + 2;
+          complete = true;
+          break;
+        }
+        if (data.length < le + 2 + size + 2) break;
+        body += data.slice(le + 2, le + 2 + size);
+        p = le + 2 + size + 2;
+      }
+      if (!complete) break;
+    } else if (headers['content-length'] !== undefined) {
+      const n = Number(headers['content-length']);
+      if (data.length < p + n) break;
+      body = data.slice(p, p + n);
+      p += n;
+    } else if (headers.connection === 'close') {
+      body = data.slice(p);
+      p = data.length;
+    }
+    responses.push({ status, headers, body });
+    at = p;
+  }
+  return { responses, rest: data.slice(at) };
+}
+
+/**
+ * Sends the steps and collects responses until the server closes, `want` responses came and we are not
+ * waiting for a close, or `ms` passes. With `halfClose`, our side ends after the last step.
+ */
+export function exchange(
+  port: number,
+  steps: RawStep[],
+  opts: { want: number; waitClose: boolean; halfClose?: boolean; ms: number; host?: string; localAddress?: string },
+): Promise<RawResult> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ port, host: opts.host ?? '127.0.0.1', localAddress: opts.localAddress });
+    let data = '';
+    let settled = false;
+    const timers: NodeJS.Timeout[] = [];
+    const finish = (closed: boolean) => {
+      if (settled) return;
+      settled = true;
+      for (const t of timers) clearTimeout(t);
+      socket.destroy();
+      const { responses, rest } = parseResponses(data);
+      resolve({ responses, closed, rest });
+    };
+    timers.push(setTimeout(() => finish(false), opts.ms));
+    socket.setEncoding('latin1');
+    socket.on('data', (d: string) => {
+      data += d;
+      if (!opts.waitClose && parseResponses(data).responses.length >= opts.want) {
+        // Give the server the chance to show an extra response or a close: end our side and wait for its end.
+        socket.end();
+      }
+    });
+    socket.on('close', () => finish(true));
+    socket.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'ECONNRESET' || err.code === 'EPIPE') finish(true);
+      else if (!settled) reject(err);
+    });
+    socket.once('connect', async () => {
+      for (const step of steps) {
+        if (step.pauseMs) await new Promise((r) => timers.push(setTimeout(r, step.pauseMs)));
+        if (settled || socket.destroyed) return;
+        socket.write(Buffer.from(step.send, 'latin1'));
+      }
+      if (opts.halfClose && !socket.destroyed) socket.end();
+    });
+  });
+}

@@ -1,0 +1,22 @@
+/** Self-signed certificates for the TLS tests, made with the openssl CLI in a temporary directory. */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+
+export interface CertFiles {
+  dir: string;
+  cert: string;
+  key: string;
+}
+
+/** A key and a self-signed certificate for `cn` (also a subjectAltName of localhost and 127.0.0.1). */
+export function selfSigned(cn = 'localhost', dir = mkdtempSync(path.join(tmpdir(), 'tunicorn-tls-')), name = 'server'): CertFiles {
+  const cert = path.join(dir, `${name}.crt`);
+  const key = path.join(dir, `${name}.key`);
+  execFileSync('openssl', [
+    'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', `/CN=${cn}`,
+    '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1', '-keyout', key, '-out', cert,
+  ], { stdio: 'ignore' });
+  return { dir, cert, key };
+}

@@ -1,0 +1,107 @@
+/**
+ * Privileges, for real (the tests run as root; skipped otherwise):
+ * - -u/-g: the master stays root, the workers run as the user and group, without root's supplementary groups,
+ *   from before the app loads
+ * - --initgroups: the workers get the user's supplementary groups from /etc/group
+ * - --umask: a Unix socket file gets 0777 & ~umask, owned by the workers' user
+ * - an unknown user or group stops the server at start with one line
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, statSync } from 'node:fs';
+import http from 'node:http';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, describe, it } from 'node:test';
+import { childrenOf, FIXTURES, request, Server, stopAll } from '../helpers/server.js';
+
+after(stopAll);
+
+const isRoot = process.getuid?.() === 0;
+const fx = (name: string) => path.join(FIXTURES, name);
+
+function statusIds(pid: number): { uid: number; gid: number } {
+  const s = readFileSync(`/proc/${pid}/status`, 'utf8');
+  return { uid: Number(/^Uid:\s+(\d+)/m.exec(s)![1]), gid: Number(/^Gid:\s+(\d+)/m.exec(s)![1]) };
+}
+
+/** A user in /etc/passwd that /etc/group lists as a member of some group other than its primary one. */
+function userWithSupplementaryGroup(): { user: string; gid: number; extra: number } | null {
+  const passwd = readFileSync('/etc/passwd', 'utf8').split('\n').map((l) => l.split(':'));
+  for (const g of readFileSync('/etc/group', 'utf8').split('\n').map((l) => l.split(':'))) {
+    for (const member of (g[3] ?? '').split(',').filter(Boolean)) {
+      const p = passwd.find((r) => r[0] === member);
+      if (p && p[3] !== g[2]) return { user: member, gid: Number(p[3]), extra: Number(g[2]) };
+    }
+  }
+  return null;
+}
+
+function unixGet(socketPath: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ socketPath, path: '/', timeout: 10000 }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (body += d));
+      res.on('end', () => resolve(body));
+    });
+    req.on('timeout', () => req.destroy(new Error('timed out')));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+describe('privileges', { skip: isRoot ? false : 'needs root' }, () => {
+  it('workers drop to --user/--group before loading the app; the master stays root', async () => {
+    const s = new Server(['-b', '127.0.0.1:0', '-u', 'nobody', '-g', 'nogroup', '-w', '2', fx('whoami.ts')]);
+    const port = await s.port();
+    const pids = await s.workersBooted(2);
+    const me = JSON.parse((await request(port, '/')).body);
+    const nobody = Number(readFileSync('/etc/passwd', 'utf8').match(/^nobody:[^:]*:(\d+):/m)![1]);
+    assert.equal(me.uid, nobody);
+    assert.deepEqual(me.groups, [me.gid]);
+    for (const pid of pids) assert.equal(statusIds(pid).uid, nobody);
+    assert.equal(statusIds(s.pid).uid, 0);
+    assert.deepEqual(childrenOf(s.pid).sort(), pids.sort());
+    await s.kill();
+  });
+
+  it('--initgroups gives the workers the user\'s supplementary groups', async (t) => {
+    const u = userWithSupplementaryGroup();
+    if (!u) return t.skip('no user with a supplementary group in /etc/group');
+    const s = new Server(['-b', '127.0.0.1:0', '-u', u.user, '--initgroups', fx('whoami.ts')]);
+    const port = await s.port();
+    const me = JSON.parse((await request(port, '/')).body);
+    assert.equal(me.gid, u.gid);
+    assert.ok(me.groups.includes(u.extra), `groups ${me.groups} lack ${u.extra}`);
+    await s.kill();
+  });
+
+  it('--umask sets the Unix socket file mode, and the socket belongs to the workers\' user', async () => {
+    const sock = path.join(mkdtempSync(path.join(tmpdir(), 'tunicorn-priv-')), 's.sock');
+    const s = new Server(['-b', `unix:${sock}`, '--umask', '077', '-u', 'nobody', fx('whoami.ts')]);
+    await s.waitFor(/Listening at: unix:/);
+    await s.workersBooted(1);
+    const st = statSync(sock);
+    assert.equal(st.mode & 0o777, 0o700);
+    const me = JSON.parse(await unixGet(sock));
+    assert.equal(st.uid, me.uid);
+    assert.equal(me.umask, 0o077);
+    await s.kill();
+    const s2 = new Server(['-b', `unix:${sock}`, '--umask', '0o002', fx('whoami.ts')]);
+    await s2.waitFor(/Listening at: unix:/);
+    assert.equal(statSync(sock).mode & 0o777, 0o775);
+    await s2.kill();
+  });
+
+  it('an unknown user or group stops the server with one line', async () => {
+    for (const [args, re] of [
+      [['-u', 'no-such-user-x'], /invalid value for user \(--user\): no user named "no-such-user-x"/],
+      [['-g', 'no-such-group-x'], /invalid value for group \(--group\): no group named "no-such-group-x"/],
+    ] as const) {
+      const s = new Server(['-b', '127.0.0.1:0', ...args, fx('whoami.ts')]);
+      const { code } = await s.exited;
+      assert.equal(code, 1);
+      assert.match(s.log, re);
+    }
+  });
+});

@@ -1,0 +1,158 @@
+/**
+ * Proxies, on the real CLI:
+ * - forwarded_allow_ips: from a trusted peer X-Forwarded-For / X-Forwarded-Proto / Forwarded give the client
+ *   address (req.socket.remoteAddress, clientAddress(request), the access log) and scheme (a Fetch URL)
+ * - from an untrusted peer (127.0.0.2 here) those headers are removed before the app sees them
+ * - CIDR ranges in the list; a chain of proxies is walked back to the first untrusted hop
+ * - --proxy-protocol v1 / v2 / auto: the PROXY header gives the client address; a connection without one,
+ *   with a malformed one, or from a peer not in --proxy-allow-from is closed with no answer
+ */
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { after, describe, it } from 'node:test';
+import path from 'node:path';
+
+import { parseResponses } from '../helpers/raw.js';
+import { FIXTURES, Server, stopAll, until } from '../helpers/server.js';
+
+after(stopAll);
+
+const fx = (name: string) => path.join(FIXTURES, name);
+
+async function start(args: string[]): Promise<{ s: Server; port: number }> {
+  const s = new Server(['-b', '127.0.0.1:0', ...args]);
+  const port = await s.port();
+  await s.workersBooted(1);
+  return { s, port };
+}
+
+/** One GET with extra header lines, from a chosen local address; the JSON body the app answered. */
+async function get(port: number, headers: string, from = '127.0.0.1', prefix = ''): Promise<Record<string, unknown>> {
+  const r = await exchangeFrom(port, `${prefix}GET /x HTTP/1.1\r\nHost: h.example\r\n${headers}Connection: close\r\n\r\n`, from);
+  assert.equal(r.responses.length, 1, `expected one response, got ${JSON.stringify(r)}`);
+  assert.equal(r.responses[0]!.status, 200);
+  return JSON.parse(r.responses[0]!.body) as Record<string, unknown>;
+}
+
+/** Like exchange(), but the client socket is bound to `from` (any 127.x address works on loopback). */
+function exchangeFrom(port: number, bytes: string | Buffer, from: string) {
+  return new Promise<{ responses: { status: number; body: string }[]; closed: boolean; raw: string }>((resolve, reject) => {
+    const socket = net.connect({ port, host: '127.0.0.1', localAddress: from });
+    let raw = '';
+    const t = setTimeout(() => { socket.destroy(); reject(new Error(`no close within 15 s; got ${JSON.stringify(raw)}`)); }, 15000);
+    socket.setEncoding('latin1');
+    socket.on('data', (d: string) => (raw += d));
+    socket.on('error', () => {});
+    socket.on('close', () => {
+      clearTimeout(t);
+      const { responses } = parseResponses(raw);
+      resolve({ responses, closed: true, raw });
+    });
+    socket.on('connect', () => socket.write(typeof bytes === 'string' ? Buffer.from(bytes, 'latin1') : bytes));
+  });
+}
+
+describe('forwarded headers', () => {
+  it('from a trusted peer (the default list) give the client address and scheme to listeners and Fetch handlers', async () => {
+    const { s, port } = await start([fx('whoami.ts'), '--access-logfile', '-', '--access-logformat', 'ACCESS %(h)s']);
+    const a = await get(port, 'X-Forwarded-For: 203.0.113.7\r\nX-Forwarded-Proto: https\r\n');
+    assert.equal(a.addr, '203.0.113.7');
+    assert.equal(a.xff, '203.0.113.7');
+    assert.equal(a.proto, 'https');
+    await until(() => s.stdout.includes('ACCESS 203.0.113.7') || s.log.includes('ACCESS 203.0.113.7'));
+    // The next request on another connection, without the header, sees the real peer again.
+    const b = await get(port, '');
+    assert.equal(b.addr, '127.0.0.1');
+    await s.kill();
+
+    const f = await start([fx('fetch-client.ts')]);
+    const c = await get(f.port, 'X-Forwarded-For: 198.51.100.4\r\nX-Forwarded-Proto: https\r\n');
+    assert.equal(c.addr, '198.51.100.4');
+    assert.equal(c.url, 'https://h.example/x');
+    const d = await get(f.port, 'Forwarded: for="[2001:db8::1]:4711";proto=https\r\n');
+    assert.equal(d.addr, '2001:db8::1');
+    assert.equal(d.url, 'https://h.example/x');
+    const e = await get(f.port, '');
+    assert.equal(e.url, 'http://h.example/x');
+    await f.s.kill();
+  });
+
+  it('from an untrusted peer are removed before the app sees them', async () => {
+    const { s, port } = await start([fx('whoami.ts')]);
+    const a = await get(port, 'X-Forwarded-For: 203.0.113.7\r\nX-Forwarded-Proto: https\r\nForwarded: for=1.2.3.4\r\n', '127.0.0.2');
+    assert.equal(a.addr, '127.0.0.2');
+    assert.equal(a.xff, null);
+    assert.equal(a.proto, null);
+    assert.equal(a.forwarded, null);
+    await s.kill();
+    const f = await start([fx('fetch-client.ts')]);
+    const b = await get(f.port, 'X-Forwarded-For: 203.0.113.7\r\nX-Forwarded-Proto: https\r\n', '127.0.0.2');
+    assert.equal(b.addr, '127.0.0.2');
+    assert.equal(b.url, 'http://h.example/x');
+    assert.equal(b.xff, null);
+    await f.s.kill();
+  });
+
+  it('takes CIDR ranges and walks a chain of proxies back to the first untrusted hop', async () => {
+    const { s, port } = await start([fx('whoami.ts'), '--forwarded-allow-ips', '127.0.0.0/30,10.0.0.0/8']);
+    const a = await get(port, 'X-Forwarded-For: 198.51.100.1, 203.0.113.9, 10.1.1.1\r\n', '127.0.0.2');
+    assert.equal(a.addr, '203.0.113.9');
+    const b = await get(port, 'X-Forwarded-For: 198.51.100.1\r\n', '127.0.0.9'); // outside 127.0.0.0/30
+    assert.equal(b.addr, '127.0.0.9');
+    assert.equal(b.xff, null);
+    await s.kill();
+  });
+
+  it('rejects a bad entry at start with one line', async () => {
+    const s = new Server(['-b', '127.0.0.1:0', '--forwarded-allow-ips', '10.0.0.0/33', fx('whoami.ts')]);
+    const { code } = await s.exited;
+    assert.equal(code, 1);
+    assert.match(s.log, /invalid address in an allow list: "10\.0\.0\.0\/33"/);
+  });
+});
+
+function v2Header(src: number[], dst: number[], sport: number, dport: number): Buffer {
+  const sig = Buffer.from([0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a]);
+  const body = Buffer.alloc(12);
+  Buffer.from(src).copy(body, 0);
+  Buffer.from(dst).copy(body, 4);
+  body.writeUInt16BE(sport, 8);
+  body.writeUInt16BE(dport, 10);
+  const head = Buffer.from([0x21, 0x11, 0x00, 12]);
+  return Buffer.concat([sig, head, body]);
+}
+
+const REQ = 'GET /x HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n';
+
+describe('PROXY protocol', () => {
+  it('v1: the header gives the client address; missing, malformed or v2 headers close the connection', async () => {
+    const { s, port } = await start([fx('whoami.ts'), '--proxy-protocol', 'v1']);
+    const a = await exchangeFrom(port, `PROXY TCP4 203.0.113.9 10.0.0.1 5555 80\r\n${REQ}`, '127.0.0.1');
+    assert.equal(JSON.parse(a.responses[0]!.body).addr, '203.0.113.9');
+    const six = await exchangeFrom(port, `PROXY TCP6 2001:db8::5 2001:db8::1 5555 80\r\n${REQ}`, '127.0.0.1');
+    assert.equal(JSON.parse(six.responses[0]!.body).addr, '2001:db8::5');
+    const missing = await exchangeFrom(port, REQ, '127.0.0.1');
+    assert.deepEqual(missing.responses, []);
+    const bad = await exchangeFrom(port, `PROXY TCP4 999.1.1.1 10.0.0.1 5555 80\r\n${REQ}`, '127.0.0.1');
+    assert.deepEqual(bad.responses, []);
+    const v2 = await exchangeFrom(port, Buffer.concat([v2Header([203, 0, 113, 1], [10, 0, 0, 1], 1, 80), Buffer.from(REQ)]), '127.0.0.1');
+    assert.deepEqual(v2.responses, []);
+    // Other clients are still served.
+    const again = await exchangeFrom(port, `PROXY TCP4 203.0.113.10 10.0.0.1 5555 80\r\n${REQ}`, '127.0.0.1');
+    assert.equal(JSON.parse(again.responses[0]!.body).addr, '203.0.113.10');
+    await s.kill();
+  });
+
+  it('v2 and auto; a peer not in --proxy-allow-from is closed', async () => {
+    const { s, port } = await start([fx('whoami.ts'), '--proxy-protocol', 'auto', '--proxy-allow-from', '127.0.0.1']);
+    const a = await exchangeFrom(port, Buffer.concat([v2Header([198, 51, 100, 77], [10, 0, 0, 1], 4000, 80), Buffer.from(REQ)]), '127.0.0.1');
+    assert.equal(JSON.parse(a.responses[0]!.body).addr, '198.51.100.77');
+    const b = await exchangeFrom(port, `PROXY TCP4 203.0.113.9 10.0.0.1 5555 80\r\n${REQ}`, '127.0.0.1');
+    assert.equal(JSON.parse(b.responses[0]!.body).addr, '203.0.113.9');
+    const c = await exchangeFrom(port, `PROXY TCP4 203.0.113.9 10.0.0.1 5555 80\r\n${REQ}`, '127.0.0.2');
+    assert.deepEqual(c.responses, []);
+    const unknown = await exchangeFrom(port, `PROXY UNKNOWN\r\n${REQ}`, '127.0.0.1');
+    assert.equal(JSON.parse(unknown.responses[0]!.body).addr, '127.0.0.1');
+    await s.kill();
+  });
+});

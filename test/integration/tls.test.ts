@@ -1,0 +1,176 @@
+/**
+ * TLS and HTTP/2 on the real CLI:
+ * - --certfile/--keyfile: HTTPS on the bind; HTTP/1.1 clients (ALPN http/1.1 or none) are served
+ * - HTTP/2 by ALPN for a (req, res) listener, a Fetch handler (the URL is https://) and an app's own
+ *   http.Server (moved onto the TLS server rather than served in cleartext)
+ * - --http-protocols h1 offers no h2
+ * - a missing file, a broken certificate or a key that does not match stops the server with one line
+ * - --cert-reqs required with --ca-certs: a client without a certificate fails the handshake, one with a
+ *   certificate signed by the CA is served
+ * - h2c (HTTP/2 with prior knowledge, no TLS) from a trusted peer; refused from another
+ */
+import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
+import http2 from 'node:http2';
+import https from 'node:https';
+import net from 'node:net';
+import path from 'node:path';
+import tls from 'node:tls';
+import { after, describe, it } from 'node:test';
+import { FIXTURES, request, Server, stopAll } from '../helpers/server.js';
+import { selfSigned } from '../helpers/tls.js';
+
+after(stopAll);
+
+const fx = (name: string) => path.join(FIXTURES, name);
+const certs = selfSigned();
+
+async function start(args: string[]): Promise<{ s: Server; port: number }> {
+  const s = new Server(['-b', '127.0.0.1:0', '--certfile', certs.cert, '--keyfile', certs.key, ...args]);
+  const port = await s.port();
+  await s.workersBooted(1);
+  return { s, port };
+}
+
+function h1(port: number, opts: https.RequestOptions = {}): Promise<{ status: number; body: string; alpn: string | false }> {
+  return new Promise((resolve, reject) => {
+    const req = https.request({ host: '127.0.0.1', port, path: '/x', rejectUnauthorized: false, agent: false, timeout: 10000, ...opts }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (body += d));
+      res.on('end', () => resolve({ status: res.statusCode!, body, alpn: (res.socket as tls.TLSSocket).alpnProtocol }));
+    });
+    req.on('timeout', () => req.destroy(new Error('timed out')));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+async function h2(port: number): Promise<{ status: number; body: string }> {
+  const session = http2.connect(`https://127.0.0.1:${port}`, { rejectUnauthorized: false });
+  try {
+    return await new Promise((resolve, reject) => {
+      session.on('error', reject);
+      const req = session.request({ ':path': '/x', 'x-forwarded-for': '203.0.113.5' });
+      let status = 0;
+      let body = '';
+      req.on('response', (h) => (status = Number(h[':status'])));
+      req.setEncoding('utf8');
+      req.on('data', (d: string) => (body += d));
+      req.on('end', () => resolve({ status, body }));
+      req.on('error', reject);
+      req.end();
+    });
+  } finally {
+    session.close();
+  }
+}
+
+describe('TLS', () => {
+  it('serves HTTPS over HTTP/1.1 and HTTP/2 (ALPN) for a listener', async () => {
+    const { s, port } = await start([fx('whoami.ts')]);
+    const a = await h1(port);
+    assert.equal(a.status, 200);
+    assert.equal(JSON.parse(a.body).httpVersion, '1.1');
+    assert.ok(a.alpn === 'http/1.1' || a.alpn === false);
+    const b = await h2(port);
+    assert.equal(b.status, 200);
+    assert.equal(JSON.parse(b.body).httpVersion, '2.0');
+    // HTTP/2 from a trusted peer: the forwarded client address reaches the app too.
+    assert.equal(JSON.parse(b.body).addr, '203.0.113.5');
+    await s.kill();
+  });
+
+  it('serves a Fetch handler over HTTP/2 with an https URL', async () => {
+    const { s, port } = await start([fx('fetch-client.ts')]);
+    const r = await h2(port);
+    assert.equal(r.status, 200);
+    assert.match(JSON.parse(r.body).url, /^https:\/\/127\.0\.0\.1:\d+\/x$/);
+    const a = await h1(port);
+    assert.match(JSON.parse(a.body).url, /^https:\/\//);
+    await s.kill();
+  });
+
+  it('serves an app\'s own http.Server over TLS too (HTTP/1.1 and HTTP/2)', async () => {
+    const { s, port } = await start([fx('echo-server.ts')]);
+    const a = await h1(port);
+    assert.equal(JSON.parse(a.body).u, '/x');
+    const b = await h2(port);
+    assert.equal(b.status, 200);
+    assert.equal(JSON.parse(b.body).u, '/x');
+    await s.kill();
+  });
+
+  it('--http-protocols h1 offers HTTP/1.1 only', async () => {
+    const { s, port } = await start([fx('whoami.ts'), '--http-protocols', 'h1']);
+    const a = await h1(port, { ALPNProtocols: ['h2', 'http/1.1'] } as https.RequestOptions);
+    assert.equal(a.alpn, 'http/1.1');
+    await s.kill();
+  });
+
+  it('stops at start with one line for a bad certificate, a mismatched key or a missing file', async () => {
+    const bad = path.join(certs.dir, 'broken.crt');
+    writeFileSync(bad, '-----BEGIN CERTIFICATE-----\nnot a certificate\n-----END CERTIFICATE-----\n');
+    const other = selfSigned('other', certs.dir, 'other');
+    const cases: [string[], RegExp][] = [
+      [['--certfile', bad, '--keyfile', certs.key], /cannot use certfile ".*broken\.crt"/],
+      [['--certfile', certs.cert, '--keyfile', other.key], /cannot use certfile .*: .*(key values mismatch|KEY_VALUES_MISMATCH)/i],
+      [['--certfile', path.join(certs.dir, 'nope.crt')], /invalid value for certfile \(--certfile\): ".*nope\.crt"; no such file/],
+    ];
+    for (const [args, re] of cases) {
+      const s = new Server(['-b', '127.0.0.1:0', ...args, fx('whoami.ts')]);
+      const { code } = await s.exited;
+      assert.equal(code, 1, s.log);
+      assert.match(s.log, re);
+      assert.doesNotMatch(s.log, /Booting worker/);
+    }
+  });
+
+  it('--cert-reqs required: only clients with a certificate from --ca-certs are served', async () => {
+    const client = selfSigned('client', certs.dir, 'client');
+    const { s, port } = await start([fx('whoami.ts'), '--ca-certs', client.cert, '--cert-reqs', 'required']);
+    await assert.rejects(h1(port));
+    const ok = await h1(port, { cert: readFileSync(client.cert), key: readFileSync(client.key) });
+    assert.equal(ok.status, 200);
+    await s.kill();
+  });
+});
+
+describe('h2c', () => {
+  it('serves HTTP/2 with prior knowledge to a trusted peer, and refuses it from others', async () => {
+    const s = new Server(['-b', '127.0.0.1:0', fx('whoami.ts')]);
+    const port = await s.port();
+    await s.workersBooted(1);
+    const r = await h2c(port, '127.0.0.1');
+    assert.equal(r.status, 200);
+    assert.equal(JSON.parse(r.body).httpVersion, '2.0');
+    await assert.rejects(h2c(port, '127.0.0.2'));
+    // HTTP/1.1 still works on the same port.
+    const h = await request(port, '/');
+    assert.equal(JSON.parse(h.body).httpVersion, '1.1');
+    await s.kill();
+  });
+});
+
+async function h2c(port: number, from: string): Promise<{ status: number; body: string }> {
+  const session = http2.connect(`http://127.0.0.1:${port}`, {
+    createConnection: () => net.connect({ port, host: '127.0.0.1', localAddress: from }),
+  });
+  try {
+    return await new Promise((resolve, reject) => {
+      session.on('error', reject);
+      session.on('close', () => reject(new Error('session closed')));
+      const req = session.request({ ':path': '/x' });
+      let status = 0;
+      let body = '';
+      req.on('response', (h) => (status = Number(h[':status'])));
+      req.setEncoding('utf8');
+      req.on('data', (d: string) => (body += d));
+      req.on('end', () => resolve({ status, body }));
+      req.on('error', reject);
+      req.end();
+    });
+  } finally {
+    session.destroy();
+  }
+}

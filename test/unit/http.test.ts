@@ -1,0 +1,116 @@
+/**
+ * The HTTP layer's parsers and checks, without a server: allow lists (addresses, CIDR, *, IPv4-mapped
+ * peers), PROXY protocol v1/v2 headers (complete, partial, malformed), and the request checks.
+ */
+import assert from 'node:assert/strict';
+import type { IncomingMessage } from 'node:http';
+import { describe, it } from 'node:test';
+import { parseAllowList } from '../../src/http/allow-list.js';
+import { limitsOf, rejectStatus } from '../../src/http/guard.js';
+import { parseProxyHeader, ProxyProtocolError } from '../../src/http/proxy-protocol.js';
+import { ConfigError } from '../../src/config/setting.js';
+import { resolveConfig } from '../../src/config/resolve.js';
+
+describe('allow lists', () => {
+  it('matches addresses, CIDR ranges, IPv4-mapped peers and *', () => {
+    const l = parseAllowList(['127.0.0.1', '10.0.0.0/8', '2001:db8::/32']);
+    assert.equal(l.allows('127.0.0.1'), true);
+    assert.equal(l.allows('127.0.0.2'), false);
+    assert.equal(l.allows('10.200.3.4'), true);
+    assert.equal(l.allows('::ffff:10.1.2.3'), true);
+    assert.equal(l.allows('2001:db8:1::5'), true);
+    assert.equal(l.allows('2001:db9::5'), false);
+    assert.equal(l.allows(undefined), true, 'a Unix socket peer is local');
+    assert.equal(parseAllowList(['*']).allows('203.0.113.1'), true);
+  });
+
+  it('rejects what is not an address or a range', () => {
+    for (const bad of ['10.0.0.0/33', 'example.com', '1.2.3', '10.0.0.0/8/1', '::1/129'])
+      assert.throws(() => parseAllowList([bad]), ConfigError, bad);
+  });
+});
+
+describe('PROXY protocol headers', () => {
+  const v2 = (fam: number, addr: number[], cmd = 0x21) => {
+    const sig = [0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a];
+    return Buffer.from([...sig, cmd, fam, 0, addr.length, ...addr]);
+  };
+
+  it('parses v1 TCP4, TCP6 and UNKNOWN, and asks for more when the line is not complete', () => {
+    const h = parseProxyHeader(Buffer.from('PROXY TCP4 192.0.2.1 198.51.100.2 5000 80\r\nGET'), 'v1')!;
+    assert.deepEqual(h, { address: '192.0.2.1', port: 5000, length: 43 });
+    assert.equal(parseProxyHeader(Buffer.from('PROXY TCP6 2001:db8::1 2001:db8::2 1 2\r\n'), 'auto')!.address, '2001:db8::1');
+    assert.deepEqual(parseProxyHeader(Buffer.from('PROXY UNKNOWN\r\n'), 'v1'), { length: 15 });
+    assert.equal(parseProxyHeader(Buffer.from('PROXY TCP4 192.0'), 'v1'), null);
+    assert.equal(parseProxyHeader(Buffer.from('PRO'), 'auto'), null);
+  });
+
+  it('parses v2 IPv4, IPv6 and LOCAL', () => {
+    const h = parseProxyHeader(v2(0x11, [192, 0, 2, 9, 10, 0, 0, 1, 0x13, 0x88, 0, 80]), 'v2')!;
+    assert.deepEqual(h, { address: '192.0.2.9', port: 5000, length: 28 });
+    const six = [0x20, 0x01, 0x0d, 0xb8, ...Array(11).fill(0), 1, ...Array(16).fill(0), 0, 1, 0, 2];
+    assert.equal(parseProxyHeader(v2(0x21, six), 'auto')!.address, '2001:db8::1');
+    assert.deepEqual(parseProxyHeader(v2(0x00, [], 0x20), 'v2'), { length: 16 });
+    assert.equal(parseProxyHeader(v2(0x11, [192, 0, 2, 9, 10, 0, 0, 1, 0, 1, 0, 2]).subarray(0, 20), 'v2'), null);
+    assert.throws(() => parseProxyHeader(v2(0x11, [192, 0, 2, 9]), 'v2'), ProxyProtocolError);
+  });
+
+  it('rejects malformed headers and the other version', () => {
+    const bad = [
+      ['GET / HTTP/1.1\r\n', 'auto'],
+      ['PROXY TCP4 300.0.0.1 1.1.1.1 1 2\r\n', 'v1'],
+      ['PROXY TCP4 1.1.1.1 1.1.1.1 99999 2\r\n', 'v1'],
+      ['PROXY TCP5 1.1.1.1 1.1.1.1 1 2\r\n', 'v1'],
+      [`PROXY ${'x'.repeat(120)}`, 'v1'],
+      ['PROXY TCP4 1.1.1.1 1.1.1.1 1 2\r\n', 'v2'],
+    ] as const;
+    for (const [text, mode] of bad) assert.throws(() => parseProxyHeader(Buffer.from(text), mode), ProxyProtocolError, text);
+    assert.throws(() => parseProxyHeader(v2(0x11, [1, 2, 3, 4, 5, 6, 7, 8, 0, 1, 0, 2]), 'v1'), ProxyProtocolError);
+  });
+});
+
+describe('request checks', () => {
+  const req = (line: Partial<IncomingMessage>, raw: string[]): IncomingMessage =>
+    ({ method: 'GET', url: '/', httpVersionMajor: 1, httpVersionMinor: 1, rawHeaders: raw, ...line }) as IncomingMessage;
+
+  it('apply Gunicorn\'s limits, the Host rules and the version rule', async () => {
+    const { config } = await resolveConfig({ argv: ['app.ts'], env: {}, cwd: process.cwd() });
+    const l = limitsOf(config);
+    assert.equal(rejectStatus(req({}, ['Host', 'x']), l), 0);
+    assert.equal(rejectStatus(req({ httpVersionMajor: 2, httpVersionMinor: 0 }, ['Host', 'x']), l), 505);
+    assert.equal(rejectStatus(req({}, []), l), 400);
+    assert.equal(rejectStatus(req({ httpVersionMinor: 0 }, []), l), 0);
+    assert.equal(rejectStatus(req({}, ['Host', 'a', 'host', 'b']), l), 400);
+    assert.equal(rejectStatus(req({}, ['Host', 'a b']), l), 400);
+    assert.equal(rejectStatus(req({}, ['Host', 'x', 'transfer_encoding', 'chunked']), l), 400);
+    assert.equal(rejectStatus(req({}, ['Host', 'x', 'X_Other', 'fine']), l), 0);
+    assert.equal(rejectStatus(req({ httpVersionMinor: 0 }, ['Transfer-Encoding', 'chunked']), l), 400);
+    assert.equal(rejectStatus(req({ url: '/' + 'a'.repeat(4080) }, ['Host', 'x']), l), 0);
+    assert.equal(rejectStatus(req({ url: '/' + 'a'.repeat(4081) }, ['Host', 'x']), l), 414);
+    assert.equal(rejectStatus(req({}, ['Host', 'x', ...Array(200).fill('X')]), l), 431);
+    assert.equal(rejectStatus(req({}, ['Host', 'x', 'X', 'v'.repeat(8188)]), l), 431);
+    assert.equal(rejectStatus(req({}, ['Host', 'x', 'X', 'v'.repeat(8187)]), l), 0);
+  });
+});
+
+describe('security settings', () => {
+  it('umask takes an octal string or, in a config file, a number', async () => {
+    const { SETTINGS } = await import('../../src/config/registry.js');
+    const { parseUmask } = await import('../../src/workers/privileges.js');
+    assert.equal(parseUmask(SETTINGS.umask.fromConfig(0o22)), 0o22);
+    assert.equal(parseUmask(SETTINGS.umask.fromCli(['022'])), 0o22);
+    assert.equal(parseUmask(SETTINGS.umask.fromCli(['0o077'])), 0o77);
+    assert.throws(() => SETTINGS.umask.fromCli(['9']), /invalid value for umask \(--umask\): "9"; expected an octal mode/);
+    assert.throws(() => SETTINGS.umask.fromConfig(-1), ConfigError);
+  });
+});
+
+describe('TLS settings', () => {
+  it('cert_reqs takes Gunicorn\'s numbers too', async () => {
+    const { SETTINGS } = await import('../../src/config/registry.js');
+    assert.equal(SETTINGS.certReqs.fromCli(['2']), 'required');
+    assert.equal(SETTINGS.certReqs.fromConfig(1), 'optional');
+    assert.equal(SETTINGS.certReqs.fromCli(['none']), 'none');
+    assert.throws(() => SETTINGS.certReqs.fromCli(['3']), /invalid value for certReqs \(--cert-reqs\): "3"; expected one of none, optional, required/);
+  });
+});
