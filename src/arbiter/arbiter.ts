@@ -8,7 +8,7 @@ import { serializableConfig, type Resolved } from '../config/resolve.js';
 import { ErrorLog } from '../logging/error-log.js';
 import { bindAll, closeListeners, type Listener } from '../listeners/bind.js';
 import { primeListeners } from '../listeners/prime.js';
-import { ExitCode, isWorkerMessage, type MasterMessage, type WorkerMessage } from '../protocol/messages.js';
+import { ExitCode, isWorkerMessage, listenerLayout, type MasterMessage, type WorkerMessage } from '../protocol/messages.js';
 import { VERSION } from '../version.js';
 import { Pidfile } from './pidfile.js';
 import { WorkerHandle } from './worker-handle.js';
@@ -161,9 +161,10 @@ export class Arbiter implements HookServer {
     const id = this.freeSlot();
     const age = ++this.#age;
     void this.runHook('preFork', this, { pid: 0, id, age, log: this.log });
-    const fds = this.#listeners.map((l) => l.fd);
+    const copies = this.cfg.workerClass === 'gthread' ? this.cfg.threads : 1;
+    const fds = Array.from({ length: copies }, () => this.#listeners.map((l) => l.fd)).flat();
     const child = spawn(process.execPath, [...process.execArgv, CHILD_ENTRY], {
-      // fd 3: IPC; fd 4: the watchdog's stall reports; fd 5 and up: the listening sockets.
+      // The layout is listenerLayout()'s (src/protocol/messages.ts): IPC, watchdog pipe, listener copies.
       stdio: ['ignore', 'inherit', 'inherit', 'ipc', 'pipe', ...fds],
       env: { ...process.env, ...this.cfg.rawEnv },
       serialization: 'json',
@@ -189,7 +190,7 @@ export class Arbiter implements HookServer {
       app: this.#resolved.app!,
       configPath: this.#resolved.configPath,
       config: serializableConfig(this.cfg),
-      listeners: this.#listeners.map((l, i) => ({ fd: 5 + i, url: l.url })),
+      listeners: listenerLayout(this.#listeners.map((l) => l.url), copies),
       masterPid: process.pid,
     };
     child.send(init);
@@ -214,6 +215,12 @@ export class Arbiter implements HookServer {
           this.manageWorkers();
         }
         return;
+      case 'lease': {
+        const l = this.#listeners[m.listener];
+        // The raw handle goes over the IPC channel as a new descriptor in the worker; ours stays open.
+        if (l && w.child.connected) w.child.send({ t: 'lease', listener: m.listener } satisfies MasterMessage, l.handle as never);
+        return;
+      }
       case 'fatal':
         w.fatal = { code: m.code, message: m.message, detail: m.detail };
         return;

@@ -1,7 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import type { HookServer, HookWorker } from '../config/hook-types.js';
-import type { Config } from '../config/registry.js';
+import { loadConfigFile } from '../config/file.js';
+import { SETTINGS, type Config } from '../config/registry.js';
 import { AccessLog } from '../logging/access-log.js';
 import { ErrorLog } from '../logging/error-log.js';
 import type { InflightRequest, WorkerMessage } from '../protocol/messages.js';
@@ -10,6 +11,17 @@ import type { Watchdog } from './watchdog.js';
 
 /** Hooks a worker process may call, as loaded from the config file in this process. */
 export type WorkerHooks = Pick<Config, 'postFork' | 'postWorkerInit' | 'workerInt' | 'workerAbort' | 'preRequest' | 'postRequest' | 'workerExit'>;
+
+const HOOK_KEYS = ['postFork', 'postWorkerInit', 'workerInt', 'workerAbort', 'preRequest', 'postRequest', 'workerExit'] as const;
+
+/** Loads the worker-side hooks from the config file (functions cannot cross IPC; each process or thread imports it). */
+export async function loadHooks(configPath: string | null): Promise<WorkerHooks> {
+  const hooks = Object.fromEntries(HOOK_KEYS.map((k) => [k, null])) as Record<string, unknown>;
+  if (!configPath) return hooks as WorkerHooks;
+  const file = await loadConfigFile(configPath);
+  for (const k of HOOK_KEYS) if (file[k] !== undefined) hooks[k] = SETTINGS[k].fromConfig(file[k]);
+  return hooks as WorkerHooks;
+}
 
 interface Inflight {
   readonly req: IncomingMessage;
@@ -33,6 +45,7 @@ export class WorkerRuntime {
   /** Set by the worker process when the heartbeat runs (timeout > 0). */
   watchdog: Watchdog | null = null;
   #retiring = false;
+  #shared: Int32Array | null = null;
 
   constructor(
     readonly config: Config,
@@ -112,13 +125,25 @@ export class WorkerRuntime {
     };
   }
 
+  /**
+   * Counts requests in shared memory instead of this instance (gthread: the threads of one process share
+   * one max_requests budget).
+   */
+  shareCount(counter: Int32Array): void {
+    this.#shared = counter;
+  }
+
   countRequest(): void {
-    this.requests++;
-    if (this.maxRequests > 0 && this.requests >= this.maxRequests && !this.#retiring) {
-      this.#retiring = true;
-      this.log.info(`Worker reached max_requests (${this.requests}): asking the master for a replacement`);
-      this.send({ t: 'retire', requests: this.requests });
-    }
+    this.requests = this.#shared ? Atomics.add(this.#shared, 0, 1) + 1 : this.requests + 1;
+    if (this.maxRequests > 0 && this.requests >= this.maxRequests) this.retire(this.requests);
+  }
+
+  /** Asks the master, once, for a replacement (max_requests reached). */
+  retire(requests: number): void {
+    if (this.#retiring) return;
+    this.#retiring = true;
+    this.log.info(`Worker reached max_requests (${requests}): asking the master for a replacement`);
+    this.send({ t: 'retire', requests });
   }
 
   /** Requests running longer than `minMs`, oldest first (at most 5), for the master's timeout report. */

@@ -7,16 +7,33 @@ import type { WorkerRuntime } from './runtime.js';
 /** How long keep-alive clients get `Connection: close` answers before idle connections are closed. */
 const DRAIN_IDLE_GRACE_MS = 1000;
 
+/** When the server was given a connection: the start of its queue time (see runtime.ts). */
+export const kAcceptedAt = Symbol('tunicorn.acceptedAt');
+export type AcceptedSocket = net.Socket & { [kAcceptedAt]?: number };
+
+/**
+ * Decides when an accepted connection is served. The default serves it at once; a worker class that runs one
+ * request at a time (sync, a gthread thread) or caps its connections (async) holds connections back here.
+ * `serve` must be called exactly once per admitted socket, unless the socket closed first.
+ */
+export type Admit = (socket: net.Socket, serve: (socket: net.Socket) => void) => void;
+
 /**
  * The HTTP server of one worker (or one gthread thread) on the inherited listening sockets.
  *
- * One http.Server serves every listener: it listens on the first fd itself, and a plain net.Server per
- * further fd hands it its connections. The app's own http.Server, when it made one, is served as it is.
+ * One plain net.Server per listening socket accepts and hands the connection to `admit`, which passes it on to
+ * the one http.Server; the http.Server itself never listens, so a class can close and re-open accepting
+ * (`closeAcceptor` / `listenAcceptor`) without touching the app's server or its connections. The app's own
+ * http.Server, when it made one, is served as it is.
  */
 export class Serving {
   readonly http: http.Server;
-  readonly #acceptors: net.Server[] = [];
+  readonly #acceptors: (net.Server | null)[];
+  /** Every connection accepted and not yet closed (served or held back by `admit`). */
+  readonly #open = new Set<net.Socket>();
+  #admit: Admit = (socket, serve) => serve(socket);
   #stopping: Promise<void> | null = null;
+  #drained: (() => void) | null = null;
 
   constructor(
     private readonly runtime: WorkerRuntime,
@@ -37,24 +54,68 @@ export class Serving {
     }
     this.http.keepAliveTimeout = cfg.keepalive * 1000;
     this.http.on('clientError', (err: NodeJS.ErrnoException, socket: net.Socket) => this.onClientError(err, socket));
+    this.#acceptors = listeners.map(() => null);
+  }
+
+  get stopping(): boolean {
+    return this.#stopping !== null;
+  }
+
+  /** Connections accepted and not closed yet. */
+  get connections(): number {
+    return this.#open.size;
+  }
+
+  /** Installs the class's admission policy (before `listen`). */
+  setAdmit(admit: Admit): void {
+    this.#admit = admit;
   }
 
   /** Accepts on every listener; resolves once all of them listen. */
   async listen(): Promise<void> {
-    const backlog = this.runtime.config.backlog;
-    const [first, ...rest] = this.listeners;
-    if (!first) throw new Error('no listening sockets were handed to this worker');
-    await listenOn(this.http, first.fd, backlog);
-    for (const l of rest) {
-      const acceptor = net.createServer({ noDelay: true }, (socket) => this.http.emit('connection', socket));
-      await listenOn(acceptor, l.fd, backlog);
-      this.#acceptors.push(acceptor);
-    }
+    if (this.listeners.length === 0) throw new Error('no listening sockets were handed to this worker');
+    for (let i = 0; i < this.listeners.length; i++) await this.listenAcceptor(i, this.listeners[i]!.fd);
   }
 
-  /** Every net.Server that accepts for this worker (worker classes pause and resume them). */
-  get acceptors(): net.Server[] {
-    return [this.http, ...this.#acceptors];
+  /**
+   * Accepts on listener `i` again, on `target`: an inherited descriptor, or a raw handle the master sent
+   * (a fresh duplicate: closing an acceptor closes its descriptor).
+   */
+  listenAcceptor(i: number, target: number | object): Promise<void> {
+    const acceptor = net.createServer({ noDelay: true, allowHalfOpen: true }, (socket) => this.onConnection(socket));
+    this.#acceptors[i] = acceptor;
+    return new Promise((resolve, reject) => {
+      const onError = (err: Error) => reject(err);
+      acceptor.once('error', onError);
+      const done = () => {
+        acceptor.off('error', onError);
+        resolve();
+      };
+      if (typeof target === 'number') acceptor.listen({ fd: target, backlog: this.runtime.config.backlog }, done);
+      else acceptor.listen(target, this.runtime.config.backlog, done);
+    });
+  }
+
+  /** Stops accepting on listener `i` (closes this copy of the socket; other workers keep accepting). */
+  closeAcceptor(i: number): void {
+    const a = this.#acceptors[i];
+    this.#acceptors[i] = null;
+    a?.close();
+  }
+
+  /** Serves a connection now: the http.Server parses its requests. */
+  readonly serve = (socket: net.Socket): void => {
+    if (!socket.destroyed) this.http.emit('connection', socket);
+  };
+
+  private onConnection(socket: net.Socket): void {
+    (socket as AcceptedSocket)[kAcceptedAt] = performance.now();
+    this.#open.add(socket);
+    socket.once('close', () => {
+      this.#open.delete(socket);
+      if (this.#open.size === 0) this.#drained?.();
+    });
+    this.#admit(socket, this.serve);
   }
 
   /**
@@ -65,23 +126,29 @@ export class Serving {
   stop(graceful: boolean): Promise<void> {
     if (!graceful) {
       this.http.closeAllConnections();
+      for (const s of this.#open) s.destroy();
     }
     if (this.#stopping) return this.#stopping;
     this.runtime.draining = true;
+    for (let i = 0; i < this.#acceptors.length; i++) this.closeAcceptor(i);
     this.#stopping = new Promise<void>((resolve) => {
-      for (const a of this.#acceptors) a.close();
-      // net.Server's close, not http.Server's: the latter also closes idle keep-alive connections at once,
-      // racing clients that are sending a request on them right now (FACTS: 4-9 requests lost per reload).
-      net.Server.prototype.close.call(this.http, () => resolve());
+      // Not http.Server.close(): it closes idle keep-alive connections at once, racing clients that are
+      // sending a request on them right now (FACTS: 4-9 requests lost per reload).
+      const timers: NodeJS.Timeout[] = [];
+      this.#drained = () => {
+        for (const t of timers) clearTimeout(t);
+        resolve();
+      };
+      if (this.#open.size === 0) return this.#drained();
       if (!graceful) return;
       const grace = setTimeout(() => {
         this.http.closeIdleConnections();
         const sweep = setInterval(() => this.http.closeIdleConnections(), 100);
         sweep.unref();
-        this.http.once('close', () => clearInterval(sweep));
+        timers.push(sweep);
       }, DRAIN_IDLE_GRACE_MS);
       grace.unref();
-      this.http.once('close', () => clearTimeout(grace));
+      timers.push(grace);
     });
     return this.#stopping;
   }
@@ -95,15 +162,4 @@ export class Serving {
     const reason = http.STATUS_CODES[status];
     socket.end(`HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
   }
-}
-
-function listenOn(server: net.Server, fd: number, backlog: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const onError = (err: Error) => reject(err);
-    server.once('error', onError);
-    server.listen({ fd, backlog }, () => {
-      server.off('error', onError);
-      resolve();
-    });
-  });
 }
