@@ -2,11 +2,13 @@ import { hooks } from './sections/hooks.js';
 import { logging } from './sections/logging.js';
 import { processSettings } from './sections/process.js';
 import { server } from './sections/server.js';
+import { workerSettings } from './sections/workers.js';
 import type { Setting } from './setting.js';
 
 /** Every setting, by config-file key. Add a section here and everything else follows. */
 export const SETTINGS = {
   ...server,
+  ...workerSettings,
   ...processSettings,
   ...logging,
   ...hooks,

@@ -8,6 +8,7 @@ import { ErrorLog } from '../logging/error-log.js';
 import type { InflightRequest, WorkerMessage } from '../protocol/messages.js';
 import type { RequestListener } from '../app/shapes.js';
 import type { Watchdog } from './watchdog.js';
+import { kAcceptedAt, type AcceptedSocket } from './serving.js';
 
 /** Hooks a worker process may call, as loaded from the config file in this process. */
 export type WorkerHooks = Pick<Config, 'postFork' | 'postWorkerInit' | 'workerInt' | 'workerAbort' | 'preRequest' | 'postRequest' | 'workerExit'>;
@@ -27,6 +28,29 @@ interface Inflight {
   readonly req: IncomingMessage;
   readonly start: number;
 }
+
+/** The queue time of a request, in milliseconds, once it reached the app (for access logs and metrics). */
+export const kQueueMs = Symbol.for('tunicorn.queueMs');
+
+/**
+ * `X-Request-Start` as proxies send it (`t=1700000000.123`, or a bare number): seconds, milliseconds or
+ * microseconds since the epoch, told apart by size. Returns epoch milliseconds, or undefined.
+ */
+export function parseRequestStart(v: string | string[] | undefined): number | undefined {
+  if (typeof v !== 'string') return undefined;
+  const n = Number(v.trim().replace(/^t=/, ''));
+  if (!Number.isFinite(n) || n <= 0) return undefined;
+  if (n < 1e11) return n * 1000;
+  if (n < 1e14) return n;
+  return n / 1000;
+}
+
+const SERVICE_UNAVAILABLE = 'Service Unavailable\n';
+const RAW_503 =
+  'HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n' +
+  `Content-Length: ${SERVICE_UNAVAILABLE.length}\r\nConnection: close\r\n\r\n${SERVICE_UNAVAILABLE}`;
+/** After the deadline's 503, how long the client may take to close before the connection is cut. */
+const DEADLINE_LINGER_MS = 1000;
 
 /**
  * What every worker class shares inside a worker process: the config, the logs, the hooks, request
@@ -108,21 +132,67 @@ export class WorkerRuntime {
     const hasPre = this.hooks.preRequest !== null;
     const hasPost = this.hooks.postRequest !== null;
     const noKeepAlive = this.config.keepalive === 0;
+    const deadlineMs = this.config.requestDeadline * 1000;
     return (req, res) => {
       const entry: Inflight = { req, start: performance.now() };
+      const queue = this.queueTime(req, entry.start);
+      (req as unknown as Record<symbol, number>)[kQueueMs] = queue;
       this.inflight.add(entry);
       const slot = this.watchdog ? this.watchdog.begin(req.method, req.url) : -1;
       if (this.draining || noKeepAlive) res.shouldKeepAlive = false;
+      const deadline = deadlineMs > 0 ? setTimeout(() => this.deadlineExceeded(req, res, entry.start), deadlineMs) : null;
+      deadline?.unref();
       res.once('close', () => {
+        if (deadline) clearTimeout(deadline);
         this.inflight.delete(entry);
         if (slot >= 0) this.watchdog!.end(slot);
-        if (accessLog) accessLog.log({ req, res, start: entry.start, end: performance.now() });
+        if (accessLog) accessLog.log({ req, res, start: entry.start, end: performance.now(), queue });
         if (hasPost) this.runHookSync('postRequest', this.self, req, res);
       });
       if (hasPre) this.runHookSync('preRequest', this.self, req, res);
       this.countRequest();
       listener(req, res);
     };
+  }
+
+  /**
+   * Milliseconds between the connection being accepted (or, with `X-Request-Start`, the proxy seeing the
+   * request) and the request reaching the app. Later requests on a keep-alive connection did not wait for a
+   * connection slot: their queue time is 0 unless a proxy says otherwise.
+   */
+  queueTime(req: IncomingMessage, now: number): number {
+    const proxy = parseRequestStart(req.headers['x-request-start']);
+    if (proxy !== undefined) return Math.max(0, Date.now() - proxy);
+    const socket = req.socket as AcceptedSocket;
+    const accepted = socket[kAcceptedAt];
+    if (accepted === undefined) return 0;
+    socket[kAcceptedAt] = undefined;
+    return Math.max(0, now - accepted);
+  }
+
+  /**
+   * `request_deadline` passed: 503 if nothing was sent (written to the socket, so the response object is
+   * left unfinished and its close tells the app: a Fetch request's signal aborts, the Node request emits
+   * close), else cut the connection. Whatever the app writes later is dropped.
+   */
+  private deadlineExceeded(req: IncomingMessage, res: ServerResponse, start: number): void {
+    const secs = ((performance.now() - start) / 1000).toFixed(1);
+    const socket = res.socket;
+    const answered = !res.headersSent && socket && socket.writable;
+    this.log.error(
+      `Request deadline exceeded: ${req.method} ${req.url?.split('?')[0]} after ${secs} s ` +
+        `(request_deadline ${this.config.requestDeadline} s); ${answered ? 'answered 503' : 'connection cut'}`,
+    );
+    const silence = res as unknown as Record<string, unknown>;
+    for (const m of ['writeHead', 'setHeader', 'appendHeader', 'removeHeader', 'flushHeaders', 'write', 'end'])
+      silence[m] = m === 'write' ? () => true : () => res;
+    if (answered) {
+      res.statusCode = 503;
+      socket.end(RAW_503);
+      setTimeout(() => res.destroy(), DEADLINE_LINGER_MS).unref();
+    } else {
+      res.destroy();
+    }
   }
 
   /**
