@@ -33,6 +33,8 @@ export class Serving {
   readonly #open = new Set<net.Socket>();
   #admit: Admit = (socket, serve) => serve(socket);
   #stopping: Promise<void> | null = null;
+  /** When a connection was last handed to the http.Server (the drain must not close it before its request). */
+  #lastServed = 0;
   #drained: (() => void) | null = null;
 
   constructor(
@@ -105,7 +107,9 @@ export class Serving {
 
   /** Serves a connection now: the http.Server parses its requests. */
   readonly serve = (socket: net.Socket): void => {
-    if (!socket.destroyed) this.http.emit('connection', socket);
+    if (socket.destroyed) return;
+    this.#lastServed = performance.now();
+    this.http.emit('connection', socket);
   };
 
   private onConnection(socket: net.Socket): void {
@@ -141,9 +145,14 @@ export class Serving {
       };
       if (this.#open.size === 0) return this.#drained();
       if (!graceful) return;
+      // A connection counts as idle until its first request is parsed: one that a class held back and serves
+      // during the drain gets the same grace before idle connections are closed.
+      const closeIdle = () => {
+        if (performance.now() - this.#lastServed >= DRAIN_IDLE_GRACE_MS) this.http.closeIdleConnections();
+      };
       const grace = setTimeout(() => {
-        this.http.closeIdleConnections();
-        const sweep = setInterval(() => this.http.closeIdleConnections(), 100);
+        closeIdle();
+        const sweep = setInterval(closeIdle, 100);
         sweep.unref();
         timers.push(sweep);
       }, DRAIN_IDLE_GRACE_MS);
