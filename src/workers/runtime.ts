@@ -8,6 +8,7 @@ import { ErrorLog } from '../logging/error-log.js';
 import type { InflightRequest, WorkerMessage } from '../protocol/messages.js';
 import type { RequestListener } from '../app/shapes.js';
 import type { Watchdog } from './watchdog.js';
+import { kQueueMs, parseRequestStart } from './queue-time.js';
 import { kAcceptedAt, type AcceptedSocket } from './serving.js';
 
 /** Hooks a worker process may call, as loaded from the config file in this process. */
@@ -27,22 +28,6 @@ export async function loadHooks(configPath: string | null): Promise<WorkerHooks>
 interface Inflight {
   readonly req: IncomingMessage;
   readonly start: number;
-}
-
-/** The queue time of a request, in milliseconds, once it reached the app (for access logs and metrics). */
-export const kQueueMs = Symbol.for('tunicorn.queueMs');
-
-/**
- * `X-Request-Start` as proxies send it (`t=1700000000.123`, or a bare number): seconds, milliseconds or
- * microseconds since the epoch, told apart by size. Returns epoch milliseconds, or undefined.
- */
-export function parseRequestStart(v: string | string[] | undefined): number | undefined {
-  if (typeof v !== 'string') return undefined;
-  const n = Number(v.trim().replace(/^t=/, ''));
-  if (!Number.isFinite(n) || n <= 0) return undefined;
-  if (n < 1e11) return n * 1000;
-  if (n < 1e14) return n;
-  return n / 1000;
 }
 
 const SERVICE_UNAVAILABLE = 'Service Unavailable\n';

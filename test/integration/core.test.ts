@@ -153,6 +153,9 @@ describe('the master keeps its workers', () => {
     const { s, port } = await start(['-w', '1', fx('listener.ts')]);
     await s.workersBooted(1);
     await until(() => childrenOf(s.pid).length === 1, 10000, 'worker up');
+    // "Booting worker" is logged at spawn: wait until the worker serves, or the request below may still be in
+    // the backlog when TERM arrives (then nobody accepts it; seen on a loaded machine).
+    assert.equal((await request(port, '/')).status, 200);
     const inflight = request(port, '/sleep?ms=1500');
     await new Promise((r) => setTimeout(r, 300)); // the request must be in the worker when TERM arrives
     s.signal('SIGTERM');

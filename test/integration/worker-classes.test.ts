@@ -1,6 +1,7 @@
 /**
  * Worker classes: one contract suite, run against async, sync and gthread, on the real CLI (port 0):
- * - serves; sync and gthread answer `Connection: close`, async keeps the connection alive
+ * - serves; sync and gthread answer `Connection: close`, async keeps the connection alive; a malformed
+ *   request gets 400 and the worker serves on
  * - a worker whose event loop (or, in gthread, one of whose threads) is blocked past --timeout is killed
  * - max_requests recycles the worker without a failed request
  * - TERM lets the request in flight finish, then the master exits 0
@@ -13,6 +14,7 @@
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -23,6 +25,19 @@ after(stopAll);
 const APP = path.join(FIXTURES, 'classes.ts');
 const tmp = mkdtempSync(path.join(tmpdir(), 'tunicorn-classes-'));
 const json = (body: string) => JSON.parse(body) as { pid: number; thread: number; started: number; ended: number; maxRunning: number; closedEarly: number };
+
+/** Sends raw bytes on a new connection; resolves with everything the server sent before closing. */
+function rawExchange(port: number, data: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const c = net.connect(port, '127.0.0.1', () => c.write(data));
+    let got = '';
+    c.setEncoding('utf8');
+    c.on('data', (d: string) => (got += d));
+    c.on('close', () => resolve(got));
+    c.on('error', reject);
+    c.setTimeout(10000, () => c.destroy(new Error('no answer')));
+  });
+}
 
 async function start(args: string[], env?: NodeJS.ProcessEnv): Promise<{ s: Server; port: number }> {
   const s = new Server(['-b', '127.0.0.1:0', ...args], { env });
@@ -45,6 +60,10 @@ for (const cls of CLASSES) {
       assert.equal(r.status, 200);
       assert.ok(childrenOf(s.pid).includes(json(r.body).pid), 'served by one of its workers');
       assert.equal(r.headers.connection, cls.closes ? 'close' : 'keep-alive');
+      // A malformed request gets a 400 and does not wedge the worker.
+      const bad = await rawExchange(port, 'GET / HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\n');
+      assert.match(bad, /^HTTP\/1\.1 400 /);
+      assert.equal((await request(port, '/')).status, 200);
       await s.kill();
     });
 

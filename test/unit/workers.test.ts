@@ -4,7 +4,7 @@ import { describe, it } from 'node:test';
 import { listenerLayout } from '../../src/protocol/messages.js';
 import { AcceptSwitch } from '../../src/workers/accept-switch.js';
 import type { LeasedHandle, Leases } from '../../src/workers/leases.js';
-import { parseRequestStart } from '../../src/workers/runtime.js';
+import { parseRequestStart } from '../../src/workers/queue-time.js';
 import type { Serving } from '../../src/workers/serving.js';
 import { compileAccessFormat } from '../../src/logging/access-log.js';
 
