@@ -197,6 +197,10 @@ export class Arbiter implements HookServer {
   }
 
   private onWorkerMessage(w: WorkerHandle, m: WorkerMessage): void {
+    if (m.t === 'stuck') {
+      w.slow = m.slow;
+      return;
+    }
     w.lastBeat = Date.now();
     switch (m.t) {
       case 'ready':

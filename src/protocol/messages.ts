@@ -64,6 +64,11 @@ export type WorkerMessage =
   | { readonly t: 'ready' }
   /** The event loop is alive; requests running longer than a second ride along for the timeout log. */
   | { readonly t: 'hb'; readonly slow?: readonly InflightRequest[] }
+  /**
+   * Part of the worker is stuck (a gthread thread): no beat this time, so the master's timeout runs on, but
+   * here is what it serves, for the `WORKER TIMEOUT` line. Does not count as a heartbeat.
+   */
+  | { readonly t: 'stuck'; readonly slow: readonly InflightRequest[] }
   /** The worker reached max_requests: start its replacement, then stop it. */
   | { readonly t: 'retire'; readonly requests: number }
   /** Asks for a fresh duplicate of listener `listener`'s socket (answered by a `lease` message). */

@@ -6,7 +6,7 @@ import { AppLoadError } from '../app/errors.js';
 import { loadApp } from '../app/load.js';
 import { describeLoadError } from '../config/file.js';
 import type { Config } from '../config/registry.js';
-import { isMasterMessage, ExitCode, WATCHDOG_FD, type MasterMessage, type WorkerMessage } from '../protocol/messages.js';
+import { isMasterMessage, ExitCode, WATCHDOG_FD, type InflightRequest, type MasterMessage, type WorkerMessage } from '../protocol/messages.js';
 import { Leases } from './leases.js';
 import { loadHooks, WorkerRuntime, type WorkerHooks } from './runtime.js';
 import { heartbeatEvery, Watchdog } from './watchdog.js';
@@ -78,11 +78,12 @@ class WorkerProcess {
     const watchdog = new Watchdog(WATCHDOG_FD, 2 * every);
     this.runtime.watchdog = watchdog;
     setInterval(() => {
-      // A class part of which is stuck (a gthread thread) misses its beat, and the master's timeout applies.
-      if (this.#cls?.healthy?.() === false) return;
+      // This loop runs, so the watchdog must not report it stalled; but a class part of which is stuck (a
+      // gthread thread) misses its beat to the master, whose timeout then applies.
       watchdog.beat();
-      const slow = this.runtime.slowRequests(every);
-      send(slow.length ? { t: 'hb', slow } : { t: 'hb' });
+      const slow = [...this.runtime.slowRequests(every), ...(this.#cls?.slowRequests?.() ?? [])];
+      if (this.#cls?.healthy?.() === false) send({ t: 'stuck', slow });
+      else send(slow.length ? { t: 'hb', slow } : { t: 'hb' });
     }, every).unref();
   }
 
@@ -99,6 +100,10 @@ class WorkerProcess {
     await runtime.runHook('workerExit', runtime.server, runtime.self);
     runtime.closeLogs();
     process.exit(0);
+  }
+
+  slowInClass(): InflightRequest[] {
+    return this.#cls?.slowRequests?.() ?? [];
   }
 
   onMessage(m: MasterMessage): void {
@@ -177,7 +182,7 @@ function main(): void {
     process.on('SIGQUIT', () => quick('SIGQUIT'));
     process.on('SIGUSR1', () => w.onMessage({ t: 'reopen' }));
     process.on('SIGABRT', () => {
-      const slow = w.runtime.slowRequests(0).map((r) => `${r.method} ${r.url} (${r.ms} ms)`);
+      const slow = [...w.runtime.slowRequests(0), ...w.slowInClass()].map((r) => `${r.method} ${r.url} (${r.ms} ms)`);
       w.runtime.log.critical(`Worker aborted (pid: ${process.pid})${slow.length ? `; serving ${slow.join(', ')}` : ''}`);
       void w.runtime.runHook('workerAbort', w.runtime.self).finally(() => process.exit(1));
     });

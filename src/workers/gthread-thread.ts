@@ -13,6 +13,7 @@ import type { ListenerInfo } from '../protocol/messages.js';
 import { OneAtATime } from './one-at-a-time.js';
 import { loadHooks, WorkerRuntime } from './runtime.js';
 import { Serving } from './serving.js';
+import { ThreadSlots } from './thread-slots.js';
 
 export interface ThreadData {
   readonly thread: number;
@@ -24,6 +25,8 @@ export interface ThreadData {
   readonly masterPid: number;
   readonly listeners: readonly ListenerInfo[];
   readonly sab: SharedArrayBuffer;
+  /** ThreadSlots' memory: the request each thread runs. */
+  readonly slots: SharedArrayBuffer;
   readonly threads: number;
   /** 0: no heartbeat (timeout 0). */
   readonly beatMs: number;
@@ -50,6 +53,7 @@ async function main(): Promise<void> {
       if (m.t === 'retire') post({ t: 'retire', requests: m.requests });
     });
     runtime.shareCount(new Int32Array(d.sab, 4 * d.threads, 1));
+    runtime.watchdog = new ThreadSlots(d.threads, d.slots).writer(d.thread);
     served = (await loadApp(d.app, process.cwd(), { onError: runtime.onAppError })).served;
   } catch (err) {
     if (err instanceof AppLoadError) post({ t: 'fatal', appLoad: true, message: err.message, detail: err.detail });

@@ -1,5 +1,7 @@
 import { Worker } from 'node:worker_threads';
 import { AppLoadError } from '../app/errors.js';
+import type { InflightRequest } from '../protocol/messages.js';
+import { ThreadSlots } from './thread-slots.js';
 import { heartbeatEvery } from './watchdog.js';
 import type { WorkerClass, WorkerClassContext } from './worker-class.js';
 import type { ThreadData, ThreadMessage, ToThread } from './gthread-thread.js';
@@ -23,6 +25,7 @@ export class GthreadWorker implements WorkerClass {
   #seenAt: number[] = [];
   #staleMs = 0;
   #stopping = false;
+  #slots: ThreadSlots | null = null;
 
   constructor(private readonly ctx: WorkerClassContext) {}
 
@@ -35,6 +38,7 @@ export class GthreadWorker implements WorkerClass {
     this.#beats = new Int32Array(sab, 0, n);
     const every = cfg.timeout > 0 ? heartbeatEvery(cfg.timeout) : 0;
     this.#staleMs = 2 * every;
+    this.#slots = new ThreadSlots(n);
     const ready: Promise<void>[] = [];
     for (let t = 0; t < n; t++) {
       const data: ThreadData = {
@@ -47,6 +51,7 @@ export class GthreadWorker implements WorkerClass {
         masterPid: init.masterPid,
         listeners: listeners.map((l) => ({ fd: l.fds[t]!, fds: [l.fds[t]!], url: l.url })),
         sab,
+        slots: this.#slots.sab,
         threads: n,
         beatMs: every / 2,
       };
@@ -99,6 +104,11 @@ export class GthreadWorker implements WorkerClass {
       } else if (now - this.#seenAt[t]! > this.#staleMs) ok = false;
     }
     return ok;
+  }
+
+  /** Every request a thread runs (sorted longest first): a stuck thread's is the first. */
+  slowRequests(): InflightRequest[] {
+    return this.#slots?.running() ?? [];
   }
 
   async stop(graceful: boolean): Promise<void> {

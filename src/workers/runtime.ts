@@ -7,7 +7,7 @@ import { AccessLog } from '../logging/access-log.js';
 import { ErrorLog } from '../logging/error-log.js';
 import type { InflightRequest, WorkerMessage } from '../protocol/messages.js';
 import type { RequestListener } from '../app/shapes.js';
-import type { Watchdog } from './watchdog.js';
+
 import { kQueueMs, parseRequestStart } from './queue-time.js';
 import { kAcceptedAt, type AcceptedSocket } from './serving.js';
 
@@ -28,6 +28,13 @@ export async function loadHooks(configPath: string | null): Promise<WorkerHooks>
 interface Inflight {
   readonly req: IncomingMessage;
   readonly start: number;
+}
+
+/** Shared-memory record of the requests running, readable while the thread that serves them is stuck. */
+export interface RequestSlots {
+  /** Returns a slot number, or -1 when none is free. */
+  begin(method: string | undefined, url: string | undefined): number;
+  end(slot: number): void;
 }
 
 const SERVICE_UNAVAILABLE = 'Service Unavailable\n';
@@ -51,8 +58,8 @@ export class WorkerRuntime {
   /** Once set, every response closes its connection (graceful stop). */
   draining = false;
   readonly inflight = new Set<Inflight>();
-  /** Set by the worker process when the heartbeat runs (timeout > 0). */
-  watchdog: Watchdog | null = null;
+  /** Where running requests are written for a stall report (the Watchdog, or a gthread thread's slot). */
+  watchdog: RequestSlots | null = null;
   #retiring = false;
   #shared: Int32Array | null = null;
 

@@ -1,6 +1,6 @@
 import type { WorkerClassName } from '../config/sections/server.js';
 import type { ServedApp } from '../app/shapes.js';
-import type { ListenerInfo } from '../protocol/messages.js';
+import type { InflightRequest, ListenerInfo } from '../protocol/messages.js';
 import type { Leases } from './leases.js';
 import type { WorkerRuntime } from './runtime.js';
 
@@ -28,6 +28,8 @@ export interface WorkerClass {
   stop(graceful: boolean): Promise<void>;
   /** False while part of the class cannot run (a gthread thread is stuck): the worker skips its heartbeat. */
   healthy?(): boolean;
+  /** Requests the class runs outside the process's main event loop (gthread threads), for timeout reports. */
+  slowRequests?(): InflightRequest[];
   /** USR1: the process reopened its logs; reopen those the class opened itself (threads). */
   reopenLogs?(): void;
 }
