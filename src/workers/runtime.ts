@@ -7,7 +7,6 @@ import { AccessLog } from '../logging/access-log.js';
 import { ErrorLog } from '../logging/error-log.js';
 import type { InflightRequest, WorkerMessage } from '../protocol/messages.js';
 import type { RequestListener } from '../app/shapes.js';
-
 import { kQueueMs, parseRequestStart } from './queue-time.js';
 import { kAcceptedAt, type AcceptedSocket } from './serving.js';
 

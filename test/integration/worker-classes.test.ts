@@ -117,16 +117,17 @@ for (const cls of CLASSES) {
       const { s, port } = await start([...cls.args, '-w', '2', '-c', path.join(FIXTURES, 'hooks.config.ts'), APP], { HOOK_LOG: hookLog });
       const old = await s.workersBooted(2);
       await until(() => childrenOf(s.pid).length === 2, 10000, '2 workers');
-      let failed = 0;
+      const failed: string[] = [];
       let ok = 0;
       let stopLoad = false;
       const load = (async () => {
         while (!stopLoad) {
           try {
-            if ((await request(port, '/hup-load')).status === 200) ok++;
-            else failed++;
-          } catch {
-            failed++;
+            const r = await request(port, '/hup-load');
+            if (r.status === 200) ok++;
+            else failed.push(`status ${r.status}`);
+          } catch (err) {
+            failed.push(`${(err as Error).message} at ${new Date().toISOString()}`);
           }
         }
       })();
@@ -136,7 +137,7 @@ for (const cls of CLASSES) {
       stopLoad = true;
       await load;
       assert.deepEqual(childrenOf(s.pid).sort(), fresh.sort());
-      assert.equal(failed, 0);
+      assert.deepEqual(failed, [], `failed requests; log:\n${s.log}`);
       assert.ok(ok > 0);
       const hooks = readFileSync(hookLog, 'utf8');
       assert.match(hooks, /preRequest:\/hup-load/);

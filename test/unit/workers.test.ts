@@ -107,3 +107,21 @@ describe('queue time', () => {
     assert.equal(f(e), '-');
   });
 });
+
+describe('ThreadSlots', () => {
+  it('shows the request each thread runs, longest first, and forgets it when done', async () => {
+    const { ThreadSlots } = await import('../../src/workers/thread-slots.js');
+    const slots = new ThreadSlots(2);
+    const reader = new ThreadSlots(2, slots.sab);
+    const a = slots.writer(0);
+    const b = slots.writer(1);
+    a.begin('GET', '/slow?x=1');
+    await new Promise((r) => setTimeout(r, 20));
+    b.begin('POST', '/fast');
+    const running = reader.running();
+    assert.deepEqual(running.map((r) => `${r.method} ${r.url}`), ['GET /slow?x=1', 'POST /fast']);
+    assert.ok(running[0]!.ms >= running[1]!.ms);
+    a.end(0);
+    assert.deepEqual(reader.running().map((r) => r.url), ['/fast']);
+  });
+});
