@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { spawn, type SendHandle } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
@@ -221,8 +221,10 @@ export class Arbiter implements HookServer {
         return;
       case 'lease': {
         const l = this.#listeners[m.listener];
-        // The raw handle goes over the IPC channel as a new descriptor in the worker; ours stays open.
-        if (l && w.child.connected) w.child.send({ t: 'lease', listener: m.listener } satisfies MasterMessage, l.handle as never);
+        // The raw handle goes over the IPC channel as a new descriptor in the worker (Node sends a raw TCP or
+        // Pipe handle as-is, its 'net.Native' kind; the typings only name Socket and Server); ours stays open.
+        const handle = l?.handle as unknown as SendHandle;
+        if (l && w.child.connected) w.child.send({ t: 'lease', listener: m.listener } satisfies MasterMessage, handle);
         return;
       }
       case 'fatal':
