@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess, type SendHandle } from 'node:child_process';
 import { chownSync, readFileSync } from 'node:fs';
 import { checkTls } from '../http/server.js';
 import { checkCanSwitch, parseUmask, resolveIdentity } from '../workers/privileges.js';
@@ -13,7 +13,7 @@ import { bindAll, closeListeners, unlinkUnixSockets, type Listener } from '../li
 import { BindError } from '../listeners/handle.js';
 import { inheritedSockets, UPGRADE_FD_ENV, UPGRADE_PID_ENV, workerEnv, type Inherited } from '../listeners/inherit.js';
 import { primeListeners } from '../listeners/prime.js';
-import { ExitCode, isWorkerMessage, type MasterMessage, type WorkerMessage } from '../protocol/messages.js';
+import { ExitCode, isWorkerMessage, listenerLayout, type MasterMessage, type WorkerMessage } from '../protocol/messages.js';
 import { VERSION } from '../version.js';
 import { HealthServer, type HealthState } from './health.js';
 import { SystemdNotifier } from './notify.js';
@@ -244,9 +244,10 @@ export class Arbiter implements HookServer {
     const id = this.freeSlot();
     const age = ++this.#age;
     void this.runHook('preFork', this, { pid: 0, id, age, log: this.log });
-    const fds = this.#listeners.map((l) => l.fd);
+    const copies = this.cfg.workerClass === 'gthread' ? this.cfg.threads : 1;
+    const fds = Array.from({ length: copies }, () => this.#listeners.map((l) => l.fd)).flat();
     const child = spawn(process.execPath, [...process.execArgv, CHILD_ENTRY], {
-      // fd 3: IPC; fd 4: the watchdog's stall reports; fd 5 and up: the listening sockets.
+      // The layout is listenerLayout()'s (src/protocol/messages.ts): IPC, watchdog pipe, listener copies.
       stdio: ['ignore', 'inherit', 'inherit', 'ipc', 'pipe', ...fds],
       env: workerEnv(process.env, this.cfg.rawEnv),
       serialization: 'json',
@@ -272,13 +273,17 @@ export class Arbiter implements HookServer {
       app: this.#resolved.app!,
       configPath: this.#resolved.configPath,
       config: serializableConfig(this.cfg),
-      listeners: this.#listeners.map((l, i) => ({ fd: 5 + i, url: l.url })),
+      listeners: listenerLayout(this.#listeners.map((l) => l.url), copies),
       masterPid: process.pid,
     };
     child.send(init);
   }
 
   private onWorkerMessage(w: WorkerHandle, m: WorkerMessage): void {
+    if (m.t === 'stuck') {
+      w.slow = m.slow;
+      return;
+    }
     w.lastBeat = Date.now();
     switch (m.t) {
       case 'ready':
@@ -300,6 +305,14 @@ export class Arbiter implements HookServer {
       case 'files':
         this.#reloader?.add(m.files);
         return;
+      case 'lease': {
+        const l = this.#listeners[m.listener];
+        // The raw handle goes over the IPC channel as a new descriptor in the worker (Node sends a raw TCP or
+        // Pipe handle as-is, its 'net.Native' kind; the typings only name Socket and Server); ours stays open.
+        const handle = l?.handle as unknown as SendHandle;
+        if (l && w.child.connected) w.child.send({ t: 'lease', listener: m.listener } satisfies MasterMessage, handle);
+        return;
+      }
       case 'fatal':
         w.fatal = { code: m.code, message: m.message, detail: m.detail };
         return;

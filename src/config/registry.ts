@@ -6,11 +6,13 @@ import { processSettings } from './sections/process.js';
 import { security } from './sections/security.js';
 import { server } from './sections/server.js';
 import { tls } from './sections/tls.js';
+import { workerSettings } from './sections/workers.js';
 import type { Setting } from './setting.js';
 
 /** Every setting, by config-file key. Add a section here and everything else follows. */
 export const SETTINGS = {
   ...server,
+  ...workerSettings,
   ...processSettings,
   ...http,
   ...tls,

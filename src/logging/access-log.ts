@@ -9,6 +9,8 @@ export interface AccessEntry {
   /** performance.now() when the request reached the server. */
   readonly start: number;
   readonly end: number;
+  /** Milliseconds the request waited before reaching the app (see WorkerRuntime.queueTime). */
+  readonly queue?: number;
 }
 
 type Atom = (e: AccessEntry) => string;
@@ -90,6 +92,9 @@ function atoms(clock: ClockCache): Record<string, Atom> {
     D: (e) => String(Math.round((e.end - e.start) * 1000)),
     L: (e) => ((e.end - e.start) / 1000).toFixed(6),
     p: () => `<${process.pid}>`,
+    // Not Gunicorn's: queue time in milliseconds, from the connection's accept (or the proxy's
+    // X-Request-Start) to the request reaching the app.
+    Q: (e) => (e.queue === undefined ? '-' : String(Math.round(e.queue))),
   };
 }
 

@@ -4,9 +4,31 @@
  */
 
 export interface ListenerInfo {
-  /** File descriptor number in the worker. */
+  /** File descriptor number in the worker (the first copy: the main thread's, or gthread thread 0's). */
   readonly fd: number;
+  /** One descriptor per copy of the socket: gthread threads each listen on their own (fds[t] for thread t). */
+  readonly fds: readonly number[];
   readonly url: string;
+}
+
+/** stdio slot of the IPC channel in a worker. */
+export const IPC_FD = 3;
+/** stdio slot of the pipe on which the watchdog thread writes its stall reports to the master. */
+export const WATCHDOG_FD = 4;
+/** The first listening socket's slot. */
+export const FIRST_LISTENER_FD = 5;
+
+/**
+ * The descriptor layout of a worker, in one place: 0-2 stdio, 3 IPC, 4 the watchdog pipe, then `copies` runs
+ * of the listening sockets (copy c of listener i at 5 + c * count + i). A gthread worker gets one copy per
+ * thread, because closing a server closes its descriptor and each thread's event loop needs its own.
+ */
+export function listenerLayout(urls: readonly string[], copies: number): ListenerInfo[] {
+  const n = urls.length;
+  return urls.map((url, i) => {
+    const fds = Array.from({ length: copies }, (_, c) => FIRST_LISTENER_FD + c * n + i);
+    return { fd: fds[0]!, fds, url };
+  });
 }
 
 export type MasterMessage =
@@ -26,7 +48,13 @@ export type MasterMessage =
    * the master has closed its copies of the sockets, so keep accepting until the backlog is empty first.
    */
   | { readonly t: 'stop'; readonly graceful: boolean; readonly drain?: boolean }
-  | { readonly t: 'reopen' };
+  | { readonly t: 'reopen' }
+
+  /**
+   * A fresh duplicate of listener `listener`'s socket, sent as the message's handle (SCM_RIGHTS). A worker
+   * that stopped accepting by closing its copy (sync, worker_connections) listens on it to resume.
+   */
+  | { readonly t: 'lease'; readonly listener: number };
 
 export interface InflightRequest {
   readonly method: string;
@@ -40,10 +68,17 @@ export type WorkerMessage =
   | { readonly t: 'ready' }
   /** The event loop is alive; requests running longer than a second ride along for the timeout log. */
   | { readonly t: 'hb'; readonly slow?: readonly InflightRequest[] }
+  /**
+   * Part of the worker is stuck (a gthread thread): no beat this time, so the master's timeout runs on, but
+   * here is what it serves, for the `WORKER TIMEOUT` line. Does not count as a heartbeat.
+   */
+  | { readonly t: 'stuck'; readonly slow: readonly InflightRequest[] }
   /** The worker reached max_requests: start its replacement, then stop it. */
   | { readonly t: 'retire'; readonly requests: number }
   /** --reload: the files the app imported (and the one that failed to load), for the master to watch. */
   | { readonly t: 'files'; readonly files: readonly string[] }
+  /** Asks for a fresh duplicate of listener `listener`'s socket (answered by a `lease` message). */
+  | { readonly t: 'lease'; readonly listener: number }
   /** Why the worker is about to exit before ever serving. */
   | { readonly t: 'fatal'; readonly code: number; readonly message: string; readonly detail: string };
 

@@ -1,14 +1,20 @@
+import type net from 'node:net';
 import type { ServedApp } from '../app/shapes.js';
+import { AcceptSwitch } from './accept-switch.js';
 import { Serving } from './serving.js';
 import type { WorkerClass, WorkerClassContext } from './worker-class.js';
 
 /**
  * `async`, the default: Node's event loop serves many connections at once (the analogue of gevent and of
- * Gunicorn's UvicornWorker).
+ * Gunicorn's UvicornWorker), up to `worker_connections`. At the cap the worker stops accepting, so new
+ * connections go to other workers or wait in the backlog; the few libuv accepted in the same wake-up wait
+ * here for a free slot. A connection is never accepted and then dropped.
  */
 export class AsyncWorker implements WorkerClass {
   #serving: Serving | null = null;
   #served: ServedApp | null = null;
+  #active = 0;
+  readonly #waiting: net.Socket[] = [];
 
   constructor(private readonly ctx: WorkerClassContext) {}
 
@@ -16,8 +22,30 @@ export class AsyncWorker implements WorkerClass {
     this.#served = await this.ctx.loadApp();
     await this.ctx.appLoaded();
     await this.#served.startup?.();
-    this.#serving = new Serving(this.ctx.runtime, this.#served, this.ctx.listeners);
-    await this.#serving.listen();
+    const serving = new Serving(this.ctx.runtime, this.#served, this.ctx.listeners);
+    this.#serving = serving;
+    const cap = this.ctx.runtime.config.workerConnections;
+    const accept = new AcceptSwitch(serving, this.ctx.leases, this.ctx.listeners.length);
+    const admit = (socket: net.Socket, serve: (s: net.Socket) => void) => {
+      this.#active++;
+      socket.once('close', () => {
+        this.#active--;
+        const next = this.#waiting.shift();
+        if (next) admit(next, serve);
+        else if (this.#active < cap) accept.resume();
+      });
+      serve(socket);
+      if (this.#active >= cap) accept.pause();
+    };
+    serving.setAdmit((socket, serve) => {
+      if (this.#active < cap) return admit(socket, serve);
+      this.#waiting.push(socket);
+      socket.once('close', () => {
+        const i = this.#waiting.indexOf(socket);
+        if (i >= 0) this.#waiting.splice(i, 1);
+      });
+    });
+    await serving.listen();
   }
 
   async stop(graceful: boolean): Promise<void> {

@@ -8,30 +8,19 @@ import { loadApp } from '../app/load.js';
 import type { ServedApp } from '../app/shapes.js';
 import { describeLoadError, loadConfigFile } from '../config/file.js';
 import { SETTINGS, type Config } from '../config/registry.js';
-import { isMasterMessage, ExitCode, type MasterMessage, type WorkerMessage } from '../protocol/messages.js';
-import { WorkerRuntime, type WorkerHooks } from './runtime.js';
+import { isMasterMessage, ExitCode, WATCHDOG_FD, type InflightRequest, type MasterMessage, type WorkerMessage } from '../protocol/messages.js';
 import { importedFiles } from './imported-files.js';
+import { Leases } from './leases.js';
 import { dropPrivileges, resolveIdentity } from './privileges.js';
-import { Watchdog } from './watchdog.js';
+import { loadHooks, WorkerRuntime, type WorkerHooks } from './runtime.js';
+import { heartbeatEvery, Watchdog } from './watchdog.js';
 import { WORKER_CLASSES, type WorkerClass } from './worker-class.js';
 
-/** The pipe to the master for the watchdog's stall reports (stdio slot 4; listeners follow from 5). */
-const WATCHDOG_FD = 4;
 
 type Init = Extract<MasterMessage, { t: 'init' }>;
 
-const HOOK_KEYS = ['postFork', 'postWorkerInit', 'workerInt', 'workerAbort', 'preRequest', 'postRequest', 'workerExit'] as const;
-
 function send(m: WorkerMessage): void {
   if (process.connected) process.send!(m);
-}
-
-async function loadHooks(configPath: string | null): Promise<WorkerHooks> {
-  const hooks = Object.fromEntries(HOOK_KEYS.map((k) => [k, null])) as Record<string, unknown>;
-  if (!configPath) return hooks as WorkerHooks;
-  const file = await loadConfigFile(configPath);
-  for (const k of HOOK_KEYS) if (file[k] !== undefined) hooks[k] = SETTINGS[k].fromConfig(file[k]);
-  return hooks as WorkerHooks;
 }
 
 class FatalExit extends Error {}
@@ -53,6 +42,7 @@ class WorkerProcess {
   constructor(
     readonly init: Init,
     hooks: WorkerHooks,
+    private readonly leases: Leases,
   ) {
     this.runtime = new WorkerRuntime(init.config as unknown as Config, hooks, init.id, init.age, init.masterPid, send);
   }
@@ -76,6 +66,8 @@ class WorkerProcess {
       listeners: init.listeners,
       loadApp: () => this.loadApp(cwd),
       appLoaded: () => runtime.runHook('postWorkerInit', runtime.self),
+      leases: this.leases,
+      init,
     });
     try {
       await this.#cls.start();
@@ -109,14 +101,17 @@ class WorkerProcess {
   private startHeartbeat(): void {
     const timeout = this.runtime.config.timeout;
     if (timeout <= 0) return;
-    // Four beats per timeout, at most one a second: cheap, and a stall is seen within a quarter of it.
-    const every = Math.max(50, Math.min(1000, (timeout * 1000) / 4));
+    // Cheap, and a stall is seen within a quarter of the timeout.
+    const every = heartbeatEvery(timeout);
     const watchdog = new Watchdog(WATCHDOG_FD, 2 * every);
     this.runtime.watchdog = watchdog;
     setInterval(() => {
+      // This loop runs, so the watchdog must not report it stalled; but a class part of which is stuck (a
+      // gthread thread) misses its beat to the master, whose timeout then applies.
       watchdog.beat();
-      const slow = this.runtime.slowRequests(every);
-      send(slow.length ? { t: 'hb', slow } : { t: 'hb' });
+      const slow = [...this.runtime.slowRequests(every), ...(this.#cls?.slowRequests?.() ?? [])];
+      if (this.#cls?.healthy?.() === false) send({ t: 'stuck', slow });
+      else send(slow.length ? { t: 'hb', slow } : { t: 'hb' });
     }, every).unref();
   }
 
@@ -136,6 +131,10 @@ class WorkerProcess {
     process.exit(0);
   }
 
+  slowInClass(): InflightRequest[] {
+    return this.#cls?.slowRequests?.() ?? [];
+  }
+
   onMessage(m: MasterMessage): void {
     switch (m.t) {
       case 'init':
@@ -145,7 +144,10 @@ class WorkerProcess {
         return;
       case 'reopen':
         this.runtime.reopenLogs();
+        this.#cls?.reopenLogs?.();
         return;
+      case 'lease':
+        return; // routed to Leases with its handle in main()
     }
   }
 }
@@ -172,8 +174,10 @@ function main(): void {
     else process.exit(0);
     setTimeout(() => process.exit(0), 5000).unref();
   });
-  process.on('message', (m: unknown) => {
+  const leases = new Leases(send);
+  process.on('message', (m: unknown, handle: unknown) => {
     if (!isMasterMessage(m)) return;
+    if (m.t === 'lease') return leases.deliver(m.listener, handle as Parameters<Leases['deliver']>[1]);
     if (m.t === 'init') {
       if (!worker && !booting) {
         booting = true;
@@ -198,7 +202,7 @@ function main(): void {
         return;
       }
     }
-    const w = new WorkerProcess(init, hooks);
+    const w = new WorkerProcess(init, hooks, leases);
     process.off('SIGINT', early).off('SIGTERM', early).off('SIGQUIT', early);
     process.on('SIGTERM', () => void w.stop(true, 'SIGTERM'));
     const quick = (sig: string) => {
@@ -206,9 +210,9 @@ function main(): void {
     };
     process.on('SIGINT', () => quick('SIGINT'));
     process.on('SIGQUIT', () => quick('SIGQUIT'));
-    process.on('SIGUSR1', () => w.runtime.reopenLogs());
+    process.on('SIGUSR1', () => w.onMessage({ t: 'reopen' }));
     process.on('SIGABRT', () => {
-      const slow = w.runtime.slowRequests(0).map((r) => `${r.method} ${r.url} (${r.ms} ms)`);
+      const slow = [...w.runtime.slowRequests(0), ...w.slowInClass()].map((r) => `${r.method} ${r.url} (${r.ms} ms)`);
       w.runtime.log.critical(`Worker aborted (pid: ${process.pid})${slow.length ? `; serving ${slow.join(', ')}` : ''}`);
       void w.runtime.runHook('workerAbort', w.runtime.self).finally(() => process.exit(1));
     });

@@ -1,20 +1,47 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import type { HookServer, HookWorker } from '../config/hook-types.js';
-import type { Config } from '../config/registry.js';
+import { loadConfigFile } from '../config/file.js';
+import { SETTINGS, type Config } from '../config/registry.js';
 import { AccessLog } from '../logging/access-log.js';
 import { ErrorLog } from '../logging/error-log.js';
 import type { InflightRequest, WorkerMessage } from '../protocol/messages.js';
 import type { RequestListener } from '../app/shapes.js';
-import type { Watchdog } from './watchdog.js';
+import { kQueueMs, parseRequestStart } from './queue-time.js';
+import { kAcceptedAt, type AcceptedSocket } from './serving.js';
 
 /** Hooks a worker process may call, as loaded from the config file in this process. */
 export type WorkerHooks = Pick<Config, 'postFork' | 'postWorkerInit' | 'workerInt' | 'workerAbort' | 'preRequest' | 'postRequest' | 'workerExit'>;
+
+const HOOK_KEYS = ['postFork', 'postWorkerInit', 'workerInt', 'workerAbort', 'preRequest', 'postRequest', 'workerExit'] as const;
+
+/** Loads the worker-side hooks from the config file (functions cannot cross IPC; each process or thread imports it). */
+export async function loadHooks(configPath: string | null): Promise<WorkerHooks> {
+  const hooks = Object.fromEntries(HOOK_KEYS.map((k) => [k, null])) as Record<string, unknown>;
+  if (!configPath) return hooks as WorkerHooks;
+  const file = await loadConfigFile(configPath);
+  for (const k of HOOK_KEYS) if (file[k] !== undefined) hooks[k] = SETTINGS[k].fromConfig(file[k]);
+  return hooks as WorkerHooks;
+}
 
 interface Inflight {
   readonly req: IncomingMessage;
   readonly start: number;
 }
+
+/** Shared-memory record of the requests running, readable while the thread that serves them is stuck. */
+export interface RequestSlots {
+  /** Returns a slot number, or -1 when none is free. */
+  begin(method: string | undefined, url: string | undefined): number;
+  end(slot: number): void;
+}
+
+const SERVICE_UNAVAILABLE = 'Service Unavailable\n';
+const RAW_503 =
+  'HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n' +
+  `Content-Length: ${SERVICE_UNAVAILABLE.length}\r\nConnection: close\r\n\r\n${SERVICE_UNAVAILABLE}`;
+/** After the deadline's 503, how long the client may take to close before the connection is cut. */
+const DEADLINE_LINGER_MS = 1000;
 
 /**
  * What every worker class shares inside a worker process: the config, the logs, the hooks, request
@@ -32,9 +59,10 @@ export class WorkerRuntime {
   /** A TERM stop: keep accepting until the kernel backlog is empty before closing the listeners. */
   acceptDrain = false;
   readonly inflight = new Set<Inflight>();
-  /** Set by the worker process when the heartbeat runs (timeout > 0). */
-  watchdog: Watchdog | null = null;
+  /** Where running requests are written for a stall report (the Watchdog, or a gthread thread's slot). */
+  watchdog: RequestSlots | null = null;
   #retiring = false;
+  #shared: Int32Array | null = null;
 
   constructor(
     readonly config: Config,
@@ -97,15 +125,21 @@ export class WorkerRuntime {
     const hasPre = this.hooks.preRequest !== null;
     const hasPost = this.hooks.postRequest !== null;
     const noKeepAlive = this.config.keepalive === 0;
+    const deadlineMs = this.config.requestDeadline * 1000;
     return (req, res) => {
       const entry: Inflight = { req, start: performance.now() };
+      const queue = this.queueTime(req, entry.start);
+      (req as unknown as Record<symbol, number>)[kQueueMs] = queue;
       this.inflight.add(entry);
       const slot = this.watchdog ? this.watchdog.begin(req.method, req.url) : -1;
       if (this.draining || noKeepAlive) res.shouldKeepAlive = false;
+      const deadline = deadlineMs > 0 ? setTimeout(() => this.deadlineExceeded(req, res, entry.start), deadlineMs) : null;
+      deadline?.unref();
       res.once('close', () => {
+        if (deadline) clearTimeout(deadline);
         this.inflight.delete(entry);
         if (slot >= 0) this.watchdog!.end(slot);
-        if (accessLog) accessLog.log({ req, res, start: entry.start, end: performance.now() });
+        if (accessLog) accessLog.log({ req, res, start: entry.start, end: performance.now(), queue });
         if (hasPost) this.runHookSync('postRequest', this.self, req, res);
       });
       if (hasPre) this.runHookSync('preRequest', this.self, req, res);
@@ -114,13 +148,65 @@ export class WorkerRuntime {
     };
   }
 
-  countRequest(): void {
-    this.requests++;
-    if (this.maxRequests > 0 && this.requests >= this.maxRequests && !this.#retiring) {
-      this.#retiring = true;
-      this.log.info(`Worker reached max_requests (${this.requests}): asking the master for a replacement`);
-      this.send({ t: 'retire', requests: this.requests });
+  /**
+   * Milliseconds between the connection being accepted (or, with `X-Request-Start`, the proxy seeing the
+   * request) and the request reaching the app. Later requests on a keep-alive connection did not wait for a
+   * connection slot: their queue time is 0 unless a proxy says otherwise.
+   */
+  queueTime(req: IncomingMessage, now: number): number {
+    const proxy = parseRequestStart(req.headers['x-request-start']);
+    if (proxy !== undefined) return Math.max(0, Date.now() - proxy);
+    const socket = req.socket as AcceptedSocket;
+    const accepted = socket[kAcceptedAt];
+    if (accepted === undefined) return 0;
+    socket[kAcceptedAt] = undefined;
+    return Math.max(0, now - accepted);
+  }
+
+  /**
+   * `request_deadline` passed: 503 if nothing was sent (written to the socket, so the response object is
+   * left unfinished and its close tells the app: a Fetch request's signal aborts, the Node request emits
+   * close), else cut the connection. Whatever the app writes later is dropped.
+   */
+  private deadlineExceeded(req: IncomingMessage, res: ServerResponse, start: number): void {
+    const secs = ((performance.now() - start) / 1000).toFixed(1);
+    const socket = res.socket;
+    const answered = !res.headersSent && socket && socket.writable;
+    this.log.error(
+      `Request deadline exceeded: ${req.method} ${req.url?.split('?')[0]} after ${secs} s ` +
+        `(request_deadline ${this.config.requestDeadline} s); ${answered ? 'answered 503' : 'connection cut'}`,
+    );
+    const silence = res as unknown as Record<string, unknown>;
+    for (const m of ['writeHead', 'setHeader', 'appendHeader', 'removeHeader', 'flushHeaders', 'write', 'end'])
+      silence[m] = m === 'write' ? () => true : () => res;
+    if (answered) {
+      res.statusCode = 503;
+      socket.end(RAW_503);
+      setTimeout(() => res.destroy(), DEADLINE_LINGER_MS).unref();
+    } else {
+      res.destroy();
     }
+  }
+
+  /**
+   * Counts requests in shared memory instead of this instance (gthread: the threads of one process share
+   * one max_requests budget).
+   */
+  shareCount(counter: Int32Array): void {
+    this.#shared = counter;
+  }
+
+  countRequest(): void {
+    this.requests = this.#shared ? Atomics.add(this.#shared, 0, 1) + 1 : this.requests + 1;
+    if (this.maxRequests > 0 && this.requests >= this.maxRequests) this.retire(this.requests);
+  }
+
+  /** Asks the master, once, for a replacement (max_requests reached). */
+  retire(requests: number): void {
+    if (this.#retiring) return;
+    this.#retiring = true;
+    this.log.info(`Worker reached max_requests (${requests}): asking the master for a replacement`);
+    this.send({ t: 'retire', requests });
   }
 
   /** Requests running longer than `minMs`, oldest first (at most 5), for the master's timeout report. */

@@ -11,17 +11,39 @@ const DRAIN_IDLE_GRACE_MS = 1000;
 const DRAIN_QUIET_MS = 50;
 const DRAIN_ACCEPT_MAX_MS = 2000;
 
+/** When the server was given a connection: the start of its queue time (see runtime.ts). */
+export const kAcceptedAt = Symbol('tunicorn.acceptedAt');
+export type AcceptedSocket = net.Socket & { [kAcceptedAt]?: number };
+
+/**
+ * Decides when an accepted connection is served. The default serves it at once; a worker class that runs one
+ * request at a time (sync, a gthread thread) or caps its connections (async) holds connections back here.
+ * `serve` must be called exactly once per admitted socket, unless the socket closed first.
+ */
+export type Admit = (socket: net.Socket, serve: (socket: net.Socket) => void) => void;
+
 /**
  * The HTTP server of one worker (or one gthread thread) on the inherited listening sockets.
  *
- * One http.Server serves every listener: it listens on the first fd itself, and a plain net.Server per
- * further fd hands it its connections. The app's own http.Server, when it made one, is served as it is.
+ * One plain net.Server per listening socket accepts and hands the connection to `admit`, which passes it on to
+ * the one http.Server; the http.Server itself never listens, so a class can close and re-open accepting
+ * (`closeAcceptor` / `listenAcceptor`) without touching the app's server or its connections. The app's own
+ * http.Server, when it made one, is served as it is.
  */
 export class Serving {
   readonly http: http.Server;
+  /** The server Node parses requests with (plain, TLS or HTTP/2), its limits, proxy headers and gate. */
   readonly layer: HttpLayer;
-  readonly #acceptors: net.Server[] = [];
+  readonly #acceptors: (net.Server | null)[];
+  /** Every connection accepted and not yet closed (served or held back by `admit`). */
+  readonly #open = new Set<net.Socket>();
+  #admit: Admit = (socket, serve) => serve(socket);
   #stopping: Promise<void> | null = null;
+  /** When a connection was last handed to the http.Server (the drain must not close it before its request). */
+  #lastServed = 0;
+  #drained: (() => void) | null = null;
+  /** Connections accepted so far (the TERM drain watches it). */
+  #accepted = 0;
 
   constructor(
     private readonly runtime: WorkerRuntime,
@@ -42,25 +64,79 @@ export class Serving {
       this.layer = new HttpLayer(runtime.config, runtime.log, runtime.wrap(served.listener!));
     }
     this.http = this.layer.server as http.Server;
+    this.#acceptors = listeners.map(() => null);
+  }
+
+  get stopping(): boolean {
+    return this.#stopping !== null;
+  }
+
+  /** Connections accepted and not closed yet. */
+  get connections(): number {
+    return this.#open.size;
+  }
+
+  /** Installs the class's admission policy (before `listen`). */
+  setAdmit(admit: Admit): void {
+    this.#admit = admit;
   }
 
   /** Accepts on every listener; resolves once all of them listen. */
   async listen(): Promise<void> {
-    const backlog = this.runtime.config.backlog;
-    const [first, ...rest] = this.listeners;
-    if (!first) throw new Error('no listening sockets were handed to this worker');
-    await listenOn(this.http, first.fd, backlog);
-    for (const l of rest) {
-      // Paused like the server's own, so that the connection gate reads the first bytes before Node's parser.
-      const acceptor = net.createServer({ noDelay: true, pauseOnConnect: this.layer.gate !== null }, this.layer.connection);
-      await listenOn(acceptor, l.fd, backlog);
-      this.#acceptors.push(acceptor);
-    }
+    if (this.listeners.length === 0) throw new Error('no listening sockets were handed to this worker');
+    for (let i = 0; i < this.listeners.length; i++) await this.listenAcceptor(i, this.listeners[i]!.fd);
+    // The http.Server never listens itself (the acceptors do), but Node starts its connection tracking on
+    // 'listening': without it there is no header timeout and closeIdleConnections() does nothing. An app's
+    // own 'listening' handlers (a captured listen() callback) run here too, as they would on a real listen.
+    this.http.emit('listening');
   }
 
-  /** Every net.Server that accepts for this worker (worker classes pause and resume them). */
-  get acceptors(): net.Server[] {
-    return [this.http, ...this.#acceptors];
+  /**
+   * Accepts on listener `i` again, on `target`: an inherited descriptor, or a raw handle the master sent
+   * (a fresh duplicate: closing an acceptor closes its descriptor).
+   */
+  listenAcceptor(i: number, target: number | object): Promise<void> {
+    // Paused when the connection gate reads the first bytes itself (PROXY header, request line, h2c preface).
+    const acceptor = net.createServer(
+      { noDelay: true, allowHalfOpen: true, pauseOnConnect: this.layer.gate !== null },
+      (socket) => this.onConnection(socket),
+    );
+    this.#acceptors[i] = acceptor;
+    return new Promise((resolve, reject) => {
+      const onError = (err: Error) => reject(err);
+      acceptor.once('error', onError);
+      const done = () => {
+        acceptor.off('error', onError);
+        resolve();
+      };
+      if (typeof target === 'number') acceptor.listen({ fd: target, backlog: this.runtime.config.backlog }, done);
+      else acceptor.listen(target, this.runtime.config.backlog, done);
+    });
+  }
+
+  /** Stops accepting on listener `i` (closes this copy of the socket; other workers keep accepting). */
+  closeAcceptor(i: number): void {
+    const a = this.#acceptors[i];
+    this.#acceptors[i] = null;
+    a?.close();
+  }
+
+  /** Serves a connection now: the http.Server parses its requests. */
+  readonly serve = (socket: net.Socket): void => {
+    if (socket.destroyed) return;
+    this.#lastServed = performance.now();
+    this.layer.connection(socket);
+  };
+
+  private onConnection(socket: net.Socket): void {
+    (socket as AcceptedSocket)[kAcceptedAt] = performance.now();
+    this.#accepted++;
+    this.#open.add(socket);
+    socket.once('close', () => {
+      this.#open.delete(socket);
+      if (this.#open.size === 0) this.#drained?.();
+    });
+    this.#admit(socket, this.serve);
   }
 
   /**
@@ -73,7 +149,10 @@ export class Serving {
   stop(graceful: boolean): Promise<void> {
     // An HTTP/2 server has no idle-connection calls: its sessions get a GOAWAY (closeSessions) instead.
     const h1 = this.http as Partial<Pick<http.Server, 'closeAllConnections' | 'closeIdleConnections'>>;
-    if (!graceful) h1.closeAllConnections?.();
+    if (!graceful) {
+      h1.closeAllConnections?.();
+      for (const s of this.#open) s.destroy();
+    }
     if (this.#stopping) return this.#stopping;
     this.runtime.draining = true;
     const drain = graceful && this.runtime.acceptDrain ? this.drainBacklog() : Promise.resolve();
@@ -81,27 +160,33 @@ export class Serving {
     return this.#stopping;
   }
 
-  private close(graceful: boolean, h1: Partial<Pick<http.Server, 'closeAllConnections' | 'closeIdleConnections'>>): Promise<void> {
+  private close(graceful: boolean, h1: Partial<Pick<http.Server, 'closeIdleConnections'>>): Promise<void> {
+    for (let i = 0; i < this.#acceptors.length; i++) this.closeAcceptor(i);
     this.layer.closeSessions();
-    const closed = (server: net.Server) =>
-      new Promise<void>((resolve) => {
-        // net.Server's close, not http.Server's: the latter also closes idle keep-alive connections at once,
-        // racing clients that are sending a request on them right now (FACTS: 4-9 requests lost per reload).
-        // An acceptor's close waits for the connections it accepted.
-        net.Server.prototype.close.call(server, () => resolve());
-      });
-    const done = Promise.all([closed(this.http), ...this.#acceptors.map(closed)]).then(() => {});
-    if (graceful) {
+    return new Promise<void>((resolve) => {
+      // Not http.Server.close(): it closes idle keep-alive connections at once, racing clients that are
+      // sending a request on them right now (FACTS: 4-9 requests lost per reload).
+      const timers: NodeJS.Timeout[] = [];
+      this.#drained = () => {
+        for (const t of timers) clearTimeout(t);
+        resolve();
+      };
+      if (this.#open.size === 0) return this.#drained();
+      if (!graceful) return;
+      // A connection counts as idle until its first request is parsed: one that a class held back and serves
+      // during the drain gets the same grace before idle connections are closed.
+      const closeIdle = () => {
+        if (performance.now() - this.#lastServed >= DRAIN_IDLE_GRACE_MS) h1.closeIdleConnections?.();
+      };
       const grace = setTimeout(() => {
-        h1.closeIdleConnections?.();
-        const sweep = setInterval(() => h1.closeIdleConnections?.(), 100);
+        closeIdle();
+        const sweep = setInterval(closeIdle, 100);
         sweep.unref();
-        void done.then(() => clearInterval(sweep));
+        timers.push(sweep);
       }, DRAIN_IDLE_GRACE_MS);
       grace.unref();
-      void done.then(() => clearTimeout(grace));
-    }
-    return done;
+      timers.push(grace);
+    });
   }
 
   /**
@@ -112,33 +197,15 @@ export class Serving {
    */
   private drainBacklog(): Promise<void> {
     return new Promise((resolve) => {
-      let accepted = 0;
-      const onConnection = () => accepted++;
-      this.http.on('connection', onConnection);
       const end = Date.now() + DRAIN_ACCEPT_MAX_MS;
       const check = () => {
-        const before = accepted;
+        const before = this.#accepted;
         setImmediate(() => {
-          if (accepted === before || Date.now() >= end) {
-            this.http.off('connection', onConnection);
-            resolve();
-          } else {
-            setTimeout(check, DRAIN_QUIET_MS);
-          }
+          if (this.#accepted === before || Date.now() >= end) resolve();
+          else setTimeout(check, DRAIN_QUIET_MS);
         });
       };
       setTimeout(check, DRAIN_QUIET_MS);
     });
   }
-}
-
-function listenOn(server: net.Server, fd: number, backlog: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const onError = (err: Error) => reject(err);
-    server.once('error', onError);
-    server.listen({ fd, backlog }, () => {
-      server.off('error', onError);
-      resolve();
-    });
-  });
 }

@@ -1,5 +1,8 @@
 import { Worker } from 'node:worker_threads';
 
+/** Heartbeat period for a `timeout` in seconds: four beats per timeout, at most one a second. */
+export const heartbeatEvery = (timeout: number): number => Math.max(50, Math.min(1000, (timeout * 1000) / 4));
+
 /** Requests tracked at once; beyond that a request is served but not named in a timeout report. */
 const SLOTS = 64;
 /** Bytes of "METHOD URL" kept per request. */

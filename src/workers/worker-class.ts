@@ -1,6 +1,7 @@
 import type { WorkerClassName } from '../config/sections/server.js';
 import type { ServedApp } from '../app/shapes.js';
-import type { ListenerInfo } from '../protocol/messages.js';
+import type { InflightRequest, ListenerInfo } from '../protocol/messages.js';
+import type { Leases } from './leases.js';
 import type { WorkerRuntime } from './runtime.js';
 
 export interface WorkerClassContext {
@@ -10,6 +11,10 @@ export interface WorkerClassContext {
   readonly listeners: readonly ListenerInfo[];
   /** Call between loading the app and accepting (runs postWorkerInit). */
   readonly appLoaded: () => Promise<void>;
+  /** Fresh duplicates of the listening sockets from the master, to resume accepting after a pause. */
+  readonly leases: Leases;
+  /** The worker process's own settings and app argument, for classes that start threads. */
+  readonly init: { readonly app: string; readonly configPath: string | null; readonly id: number; readonly age: number; readonly masterPid: number };
 }
 
 /**
@@ -21,6 +26,12 @@ export interface WorkerClass {
   start(): Promise<void>;
   /** Stop accepting and finish (graceful) or cut (not graceful) what is running; resolves when done. */
   stop(graceful: boolean): Promise<void>;
+  /** False while part of the class cannot run (a gthread thread is stuck): the worker skips its heartbeat. */
+  healthy?(): boolean;
+  /** Requests the class runs outside the process's main event loop (gthread threads), for timeout reports. */
+  slowRequests?(): InflightRequest[];
+  /** USR1: the process reopened its logs; reopen those the class opened itself (threads). */
+  reopenLogs?(): void;
 }
 
 export type WorkerClassFactory = (ctx: WorkerClassContext) => WorkerClass;
@@ -28,6 +39,6 @@ export type WorkerClassFactory = (ctx: WorkerClassContext) => WorkerClass;
 /** Loaded on demand so a worker only pays for the class it runs. */
 export const WORKER_CLASSES: Record<WorkerClassName, () => Promise<WorkerClassFactory>> = {
   async: async () => (await import('./async.js')).createAsyncWorker,
-  sync: async () => (await import('./async.js')).createAsyncWorker,
-  gthread: async () => (await import('./async.js')).createAsyncWorker,
+  sync: async () => (await import('./sync.js')).createSyncWorker,
+  gthread: async () => (await import('./gthread.js')).createGthreadWorker,
 };

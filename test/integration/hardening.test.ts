@@ -18,7 +18,7 @@ import { FIXTURES, Server, stopAll } from '../helpers/server.js';
 after(stopAll);
 
 /** The worker classes the corpus runs against (add a class here and the whole corpus runs on it). */
-export const WORKER_CLASSES_UNDER_TEST = ['async'] as const;
+export const WORKER_CLASSES_UNDER_TEST = ['async', 'sync', 'gthread'] as const;
 /** The app shapes it runs against: a (req, res) listener, an http.Server the app made, a Fetch handler. */
 const APPS = ['echo.ts', 'echo-server.ts', 'echo-fetch.ts'] as const;
 
@@ -62,8 +62,17 @@ function loadCorpus(): Case[] {
 
 const cases = loadCorpus();
 
-function check(c: Case, r: RawResult): void {
-  const e = c.expect;
+/**
+ * sync and gthread serve one request per connection, as Gunicorn's sync worker: the first response carries
+ * `Connection: close`, and requests pipelined behind it are never read. For them a case expecting several
+ * responses expects the first one, then the close.
+ */
+const ONE_REQUEST_PER_CONNECTION = new Set<string>(['sync', 'gthread']);
+
+function check(c: Case, r: RawResult, cls: string): void {
+  const e = ONE_REQUEST_PER_CONNECTION.has(cls) && (c.expect.status?.length ?? 0) > 1
+    ? { ...c.expect, status: c.expect.status!.slice(0, 1), close: true, echo: c.expect.echo?.slice(0, 1) }
+    : c.expect;
   const got = r.responses.map((x) => x.status);
   const seen = `got ${JSON.stringify(got)}, closed=${r.closed}, rest=${JSON.stringify(r.rest.slice(0, 80))}`;
   if (e.anyError) {
@@ -105,7 +114,7 @@ for (const cls of WORKER_CLASSES_UNDER_TEST) for (const app of APPS) {
         cases.map(async (c) => {
           const steps = c.steps ?? [{ send: c.send ?? '' }];
           const r = await exchange(port, steps.map((s) => ({ ...s, send: expand(s.send) })), {
-            want: c.expect.status?.length ?? 0,
+            want: ONE_REQUEST_PER_CONNECTION.has(cls) ? Math.min(1, c.expect.status?.length ?? 0) : (c.expect.status?.length ?? 0),
             waitClose: c.expect.close === true || c.expect.anyError === true,
             halfClose: c.halfClose,
             ms: 15000,
@@ -113,7 +122,7 @@ for (const cls of WORKER_CLASSES_UNDER_TEST) for (const app of APPS) {
             localAddress: '127.0.0.2',
           });
           try {
-            check(c, r);
+            check(c, r, cls);
             return null;
           } catch (err) {
             return `${c.name}: ${(err as Error).message}`;

@@ -61,8 +61,9 @@ export const server = {
     },
     short: 'The number of worker processes; "auto" is (2 x CPU) + 1.',
     doc:
-      'Worker processes share no memory; only more processes give more parallel CPU. Start with ' +
-      '`auto` ((2 x CPU) + 1) for I/O-bound apps and the number of cores for CPU-bound ones, then measure ' +
+      'Worker processes share no memory; only more processes (or gthread threads) give more parallel CPU. ' +
+      'With the default async class start with the number of cores: one event loop already serves many ' +
+      'waiting requests. `auto` ((2 x CPU) + 1) is Gunicorn\'s starting point for sync workers. Then measure ' +
       '(see docs/concurrency.md).',
   }),
   workerClass: choiceSetting({
@@ -76,9 +77,10 @@ export const server = {
     short: 'The type of worker: async (default), sync or gthread.',
     doc:
       '`async`: one event loop serves up to `worker_connections` connections at once (Node\'s natural ' +
-      'model, the analogue of gevent or UvicornWorker). `sync`: one request at a time per worker. ' +
-      '`gthread`: `threads` worker threads per process, each with its own copy of the app. `--threads N` ' +
-      'without `-k` selects `gthread`, as in Gunicorn.',
+      'model, the analogue of gevent or UvicornWorker). `sync`: one request at a time per worker, which ' +
+      'stops accepting while busy, even while its handler awaits I/O; responses close the connection. ' +
+      '`gthread`: `threads` worker threads per process, each with its own copy of the app, one request at ' +
+      'a time each. `--threads N` without `-k` selects `gthread`, as in Gunicorn. See docs/concurrency.md.',
   }),
   threads: intSetting({
     key: 'threads',

@@ -1,0 +1,21 @@
+import { numberSetting } from '../setting.js';
+
+const section = 'Worker requests';
+
+/** What tunicorn adds to Gunicorn's worker model: a per-request deadline. */
+export const workerSettings = {
+  requestDeadline: numberSetting({
+    key: 'requestDeadline',
+    section,
+    flags: ['--request-deadline'],
+    metavar: 'SECONDS',
+    default: 0,
+    short: 'Answer 503 to a request still running after this many seconds (0: off).',
+    doc:
+      'A request timeout, which Gunicorn\'s `timeout` is not. A request still running after that long is ' +
+      'answered `503 Service Unavailable` if nothing was sent yet (else its connection is cut); the app is ' +
+      'told (a Fetch handler\'s `request.signal` aborts, the Node request emits `close`), and the error log ' +
+      'names the method, path and time. Later writes by the app are ignored. The worker goes on serving: ' +
+      'only a blocked event loop (`timeout`) kills a worker.',
+  }),
+};

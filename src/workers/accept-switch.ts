@@ -1,0 +1,74 @@
+import type { LeasedHandle, Leases } from './leases.js';
+import type { Serving } from './serving.js';
+
+type State = 'listening' | 'closed' | 'opening';
+
+/**
+ * Pauses and resumes accepting on every listener of a Serving, so the kernel gives new connections to other
+ * workers (or keeps them in the backlog) while this one is busy. Pausing closes this worker's copy of each
+ * socket; resuming listens on a duplicate from the master, asked for at the pause so it is usually there by
+ * the time the worker resumes. A socket stays in LISTEN state while any process holds it, so connections
+ * already queued in the kernel are not affected.
+ */
+export class AcceptSwitch {
+  readonly #state: State[];
+  readonly #spare: (Promise<LeasedHandle> | null)[];
+  #paused = false;
+
+  constructor(
+    private readonly serving: Serving,
+    private readonly leases: Leases,
+    listeners: number,
+  ) {
+    this.#state = Array.from({ length: listeners }, () => 'listening');
+    this.#spare = Array.from({ length: listeners }, () => null);
+  }
+
+  get paused(): boolean {
+    return this.#paused;
+  }
+
+  pause(): void {
+    if (this.#paused) return;
+    this.#paused = true;
+    this.reconcile();
+  }
+
+  resume(): void {
+    if (!this.#paused) return;
+    this.#paused = false;
+    this.reconcile();
+  }
+
+  private reconcile(): void {
+    for (let i = 0; i < this.#state.length; i++) {
+      if (this.serving.stopping) return;
+      if (this.#paused && this.#state[i] === 'listening') {
+        this.serving.closeAcceptor(i);
+        this.#state[i] = 'closed';
+        this.#spare[i] ??= this.leases.request(i);
+      } else if (!this.#paused && this.#state[i] === 'closed') {
+        const spare = this.#spare[i] ?? this.leases.request(i);
+        this.#spare[i] = null;
+        this.#state[i] = 'opening';
+        void spare.then((h) => this.opened(i, h));
+      }
+    }
+  }
+
+  private async opened(i: number, handle: LeasedHandle): Promise<void> {
+    if (this.serving.stopping) {
+      handle.close();
+      return;
+    }
+    if (this.#paused) {
+      // Paused again while the duplicate was on its way: keep it for the next resume.
+      this.#spare[i] = Promise.resolve(handle);
+      this.#state[i] = 'closed';
+      return;
+    }
+    await this.serving.listenAcceptor(i, handle);
+    this.#state[i] = 'listening';
+    if (this.#paused) this.reconcile();
+  }
+}

@@ -1,0 +1,90 @@
+/**
+ * One thread of a gthread worker (see gthread.ts): it imports the config file's hooks and the app itself,
+ * serves one request at a time on its own descriptors of the listening sockets, and beats in shared memory
+ * so a stuck thread makes its process miss the master's heartbeat.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { AppLoadError } from '../app/errors.js';
+import { loadApp } from '../app/load.js';
+import type { ServedApp } from '../app/shapes.js';
+import { describeLoadError } from '../config/file.js';
+import type { Config } from '../config/registry.js';
+import type { ListenerInfo } from '../protocol/messages.js';
+import { OneAtATime } from './one-at-a-time.js';
+import { loadHooks, WorkerRuntime } from './runtime.js';
+import { Serving } from './serving.js';
+import { ThreadSlots } from './thread-slots.js';
+
+export interface ThreadData {
+  readonly thread: number;
+  readonly app: string;
+  readonly configPath: string | null;
+  readonly config: Record<string, unknown>;
+  readonly id: number;
+  readonly age: number;
+  readonly masterPid: number;
+  readonly listeners: readonly ListenerInfo[];
+  readonly sab: SharedArrayBuffer;
+  /** ThreadSlots' memory: the request each thread runs. */
+  readonly slots: SharedArrayBuffer;
+  readonly threads: number;
+  /** 0: no heartbeat (timeout 0). */
+  readonly beatMs: number;
+}
+
+/** Thread -> process. */
+export type ThreadMessage =
+  | { readonly t: 'ready' }
+  | { readonly t: 'fatal'; readonly appLoad: boolean; readonly message: string; readonly detail: string }
+  | { readonly t: 'retire'; readonly requests: number };
+
+/** Process -> thread. */
+export type ToThread = { readonly t: 'stop'; readonly graceful: boolean } | { readonly t: 'reopen' };
+
+async function main(): Promise<void> {
+  const d = workerData as ThreadData;
+  const port = parentPort!;
+  const post = (m: ThreadMessage) => port.postMessage(m);
+  let served: ServedApp;
+  let runtime: WorkerRuntime;
+  try {
+    const hooks = await loadHooks(d.configPath);
+    runtime = new WorkerRuntime(d.config as unknown as Config, hooks, d.id, d.age, d.masterPid, (m) => {
+      if (m.t === 'retire') post({ t: 'retire', requests: m.requests });
+    });
+    runtime.shareCount(new Int32Array(d.sab, 4 * d.threads, 1));
+    runtime.watchdog = new ThreadSlots(d.threads, d.slots).writer(d.thread);
+    served = (await loadApp(d.app, process.cwd(), { onError: runtime.onAppError })).served;
+  } catch (err) {
+    if (err instanceof AppLoadError) post({ t: 'fatal', appLoad: true, message: err.message, detail: err.detail });
+    else post({ t: 'fatal', appLoad: false, message: `thread ${d.thread} failed to boot: ${describeLoadError(err)}`, detail: '' });
+    return;
+  }
+  const serving = new Serving(runtime, served, d.listeners);
+  new OneAtATime(serving, null);
+  await serving.listen();
+  if (d.beatMs > 0) {
+    const beats = new Int32Array(d.sab, 0, d.threads);
+    setInterval(() => Atomics.add(beats, d.thread, 1), d.beatMs).unref();
+  }
+  port.on('message', (m: ToThread) => {
+    switch (m.t) {
+      case 'stop':
+        void serving
+          .stop(m.graceful)
+          .then(() => served.close?.())
+          .catch((err) => runtime.log.exception('Error while stopping a thread', err))
+          .finally(() => {
+            runtime.closeLogs();
+            process.exit(0);
+          });
+        return;
+      case 'reopen':
+        runtime.reopenLogs();
+        return;
+    }
+  });
+  post({ t: 'ready' });
+}
+
+void main();

@@ -1,0 +1,35 @@
+import type { ServedApp } from '../app/shapes.js';
+import { AcceptSwitch } from './accept-switch.js';
+import { OneAtATime } from './one-at-a-time.js';
+import { Serving } from './serving.js';
+import type { WorkerClass, WorkerClassContext } from './worker-class.js';
+
+/**
+ * `sync`: one request at a time per worker, as Gunicorn's sync worker. While a request runs the worker takes
+ * no other connection, even when the handler awaits I/O: it stops accepting, so the kernel hands new
+ * connections to idle workers. Responses carry `Connection: close`. For CPU-bound handlers and apps that are
+ * not safe to run concurrently.
+ */
+export class SyncWorker implements WorkerClass {
+  #serving: Serving | null = null;
+  #served: ServedApp | null = null;
+
+  constructor(private readonly ctx: WorkerClassContext) {}
+
+  async start(): Promise<void> {
+    this.#served = await this.ctx.loadApp();
+    await this.ctx.appLoaded();
+    const serving = new Serving(this.ctx.runtime, this.#served, this.ctx.listeners);
+    this.#serving = serving;
+    const accept = new AcceptSwitch(serving, this.ctx.leases, this.ctx.listeners.length);
+    new OneAtATime(serving, { onBusy: () => accept.pause(), onIdle: () => accept.resume() });
+    await serving.listen();
+  }
+
+  async stop(graceful: boolean): Promise<void> {
+    await this.#serving?.stop(graceful);
+    await this.#served?.close?.();
+  }
+}
+
+export const createSyncWorker = (ctx: WorkerClassContext): WorkerClass => new SyncWorker(ctx);

@@ -1,0 +1,210 @@
+/**
+ * Worker classes: one contract suite, run against async, sync and gthread, on the real CLI (port 0):
+ * - serves; sync and gthread answer `Connection: close`, async keeps the connection alive; a malformed
+ *   request gets 400 and the worker serves on
+ * - a worker whose event loop (or, in gthread, one of whose threads) is blocked past --timeout is killed
+ * - max_requests recycles the worker without a failed request
+ * - TERM lets the request in flight finish, then the master exits 0
+ * - HUP replaces every worker with no failed request; server hooks run on the request path
+ * And what each class promises:
+ * - a sync worker waiting on I/O does not get the next connection (it stops accepting)
+ * - two CPU-bound requests run on two threads of one gthread worker, at the same time
+ * - an async worker with --worker-connections 2 never runs more than 2 requests at once and drops none of 6
+ * - --request-deadline answers 503, tells the app, and the worker lives on
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, describe, it } from 'node:test';
+import { alive, childrenOf, FIXTURES, request, Server, stopAll, until } from '../helpers/server.js';
+
+after(stopAll);
+
+const APP = path.join(FIXTURES, 'classes.ts');
+const tmp = mkdtempSync(path.join(tmpdir(), 'tunicorn-classes-'));
+const json = (body: string) => JSON.parse(body) as { pid: number; thread: number; started: number; ended: number; maxRunning: number; closedEarly: number };
+
+/** Sends raw bytes on a new connection; resolves with everything the server sent before closing. */
+function rawExchange(port: number, data: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const c = net.connect(port, '127.0.0.1', () => c.write(data));
+    let got = '';
+    c.setEncoding('utf8');
+    c.on('data', (d: string) => (got += d));
+    c.on('close', () => resolve(got));
+    c.on('error', reject);
+    c.setTimeout(10000, () => c.destroy(new Error('no answer')));
+  });
+}
+
+async function start(args: string[], env?: NodeJS.ProcessEnv): Promise<{ s: Server; port: number }> {
+  const s = new Server(['-b', '127.0.0.1:0', ...args], { env });
+  const port = await s.port();
+  return { s, port };
+}
+
+const CLASSES: { name: string; args: string[]; closes: boolean }[] = [
+  { name: 'async', args: ['-k', 'async'], closes: false },
+  { name: 'sync', args: ['-k', 'sync'], closes: true },
+  { name: 'gthread', args: ['-k', 'gthread', '--threads', '2'], closes: true },
+];
+
+for (const cls of CLASSES) {
+  describe(`worker class ${cls.name} (contract)`, () => {
+    it('serves, with the connection handling of its class', async () => {
+      const { s, port } = await start([...cls.args, '-w', '2', APP]);
+      await s.waitFor(new RegExp(`Using worker: ${cls.name}`));
+      const r = await request(port, '/', { headers: { connection: 'keep-alive' } });
+      assert.equal(r.status, 200);
+      assert.ok(childrenOf(s.pid).includes(json(r.body).pid), 'served by one of its workers');
+      assert.equal(r.headers.connection, cls.closes ? 'close' : 'keep-alive');
+      // A malformed request gets a 400 and does not wedge the worker.
+      const bad = await rawExchange(port, 'GET / HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\n');
+      assert.match(bad, /^HTTP\/1\.1 400 /);
+      assert.equal((await request(port, '/')).status, 200);
+      await s.kill();
+    });
+
+    it('kills a worker blocked past the timeout, and a new one serves', async () => {
+      const { s, port } = await start([...cls.args, '-w', '1', '-t', '1', APP]);
+      const [a] = await s.workersBooted(1);
+      const stuck = request(port, '/spin?ms=10000&announce').catch((e: Error) => e);
+      await s.waitFor(/app: started \/spin/);
+      const m = await s.waitFor(/WORKER TIMEOUT \(pid:(\d+)\)(.*)/);
+      assert.equal(Number(m[1]), a);
+      // A gthread process's main loop runs on and names its stuck thread's request. (With a blocked main loop
+      // the watchdog thread names it; core.test.ts checks that, and it depends on that thread getting CPU.)
+      if (cls.name === 'gthread') assert.match(m[2]!, /GET \/spin\?ms=10000/, 'the line names the stuck request');
+      assert.ok((await stuck) instanceof Error, 'the stuck request fails: its worker was killed');
+      await s.workersBooted(2);
+      // A gthread worker's other threads accept until the process dies; the kill cuts what they hold.
+      await until(() => !alive(a!), 10000, 'the killed worker to exit');
+      assert.equal((await request(port, '/')).status, 200);
+      await s.kill();
+    });
+
+    it('recycles a worker after max_requests without failing a request', async () => {
+      const { s, port } = await start([...cls.args, '-w', '1', '--max-requests', '4', APP]);
+      await s.workersBooted(1);
+      const pids = new Set<number>();
+      for (let i = 0; i < 2000 && pids.size < 2; i++) {
+        const r = await request(port, '/');
+        assert.equal(r.status, 200);
+        pids.add(json(r.body).pid);
+      }
+      assert.equal(pids.size, 2, 'a second worker served after the first reached max_requests');
+      assert.match(s.log, /max_requests/);
+      await s.kill();
+    });
+
+    it('TERM lets the request in flight finish, then the master exits 0', async () => {
+      const { s, port } = await start([...cls.args, '-w', '1', APP]);
+      await s.workersBooted(1);
+      const inflight = request(port, '/sleep?ms=1500&announce');
+      await s.waitFor(/app: started \/sleep/);
+      s.signal('SIGTERM');
+      const r = await inflight;
+      assert.equal(r.status, 200);
+      assert.equal((JSON.parse(r.body) as { slept: number }).slept, 1500);
+      assert.equal((await s.exited).code, 0);
+    });
+
+    it('HUP replaces every worker with no failed request, and the request hooks run', async () => {
+      const hookLog = path.join(tmp, `hooks-${cls.name}.log`);
+      writeFileSync(hookLog, '');
+      const { s, port } = await start([...cls.args, '-w', '2', '-c', path.join(FIXTURES, 'hooks.config.ts'), APP], { HOOK_LOG: hookLog });
+      const old = await s.workersBooted(2);
+      await until(() => childrenOf(s.pid).length === 2, 10000, '2 workers');
+      const failed: string[] = [];
+      let ok = 0;
+      let stopLoad = false;
+      const load = (async () => {
+        while (!stopLoad) {
+          try {
+            const r = await request(port, '/hup-load');
+            if (r.status === 200) ok++;
+            else failed.push(`status ${r.status}`);
+          } catch (err) {
+            failed.push(`${(err as Error).message} at ${new Date().toISOString()}`);
+          }
+        }
+      })();
+      s.signal('SIGHUP');
+      const fresh = (await s.workersBooted(4)).slice(2);
+      await until(() => old.every((p) => !alive(p)), 20000, 'old workers to exit');
+      stopLoad = true;
+      await load;
+      assert.deepEqual(childrenOf(s.pid).sort(), fresh.sort());
+      assert.deepEqual(failed, [], `failed requests; log:\n${s.log}`);
+      assert.ok(ok > 0);
+      const hooks = readFileSync(hookLog, 'utf8');
+      assert.match(hooks, /preRequest:\/hup-load/);
+      assert.match(hooks, /postRequest:\/hup-load:200/);
+      await s.kill();
+    });
+  });
+}
+
+describe('what each class promises', () => {
+  it('a sync worker waiting on I/O does not get the next connection', async () => {
+    const { s, port } = await start(['-k', 'sync', '-w', '2', APP]);
+    await s.workersBooted(2);
+    await until(() => childrenOf(s.pid).length === 2, 10000, '2 workers');
+    let slowDone = false;
+    const slow = request(port, '/sleep?ms=3000&announce').then((r) => ((slowDone = true), r));
+    await s.waitFor(/app: started \/sleep in (\d+)/);
+    const busy = Number(/app: started \/sleep in (\d+)/.exec(s.log)![1]);
+    const whileBusy: number[] = [];
+    for (let i = 0; i < 6; i++) {
+      const r = await request(port, '/');
+      if (!slowDone) whileBusy.push(json(r.body).pid);
+    }
+    assert.equal(json((await slow).body).pid, busy);
+    assert.ok(whileBusy.length >= 3, `only ${whileBusy.length} requests finished while the slow one ran`);
+    assert.ok(!whileBusy.includes(busy), `the busy worker ${busy} took a connection: ${whileBusy.join(' ')}`);
+    await s.kill();
+  });
+
+  it('two CPU-bound requests run on two threads of one gthread worker', async () => {
+    const { s, port } = await start(['-k', 'gthread', '-w', '1', '--threads', '2', APP]);
+    await s.workersBooted(1);
+    const first = request(port, '/spin?ms=1500&announce');
+    // The first thread is spinning (its loop cannot accept): the second connection goes to the other thread.
+    await s.waitFor(/app: started \/spin/);
+    const second = request(port, '/spin?ms=1500');
+    const [a, b] = (await Promise.all([first, second])).map((r) => json(r.body));
+    assert.equal(a!.pid, b!.pid, 'one worker process');
+    assert.notEqual(a!.thread, b!.thread, 'two threads');
+    assert.ok(b!.started < a!.ended && a!.started < b!.ended, 'the two spins overlapped in time');
+    await s.kill();
+  });
+
+  it('an async worker with --worker-connections 2 never runs more than 2 requests at once, and drops none of 6', async () => {
+    const { s, port } = await start(['-k', 'async', '-w', '1', '--worker-connections', '2', APP]);
+    await s.workersBooted(1);
+    const rs = await Promise.all(Array.from({ length: 6 }, () => request(port, '/sleep?ms=400')));
+    assert.deepEqual(rs.map((r) => r.status), [200, 200, 200, 200, 200, 200]);
+    const stats = json((await request(port, '/stats')).body);
+    assert.ok(stats.maxRunning <= 2, `ran ${stats.maxRunning} requests at once`);
+    assert.equal(stats.maxRunning, 2, 'two did run at once');
+    await s.kill();
+  });
+
+  it('--request-deadline answers 503, tells the app, and the worker lives on', async () => {
+    const { s, port } = await start(['-w', '1', '--request-deadline', '1', APP]);
+    const [w] = await s.workersBooted(1);
+    const r = await request(port, '/sleep?ms=6000');
+    assert.equal(r.status, 503);
+    assert.equal(r.headers.connection, 'close');
+    await s.waitFor(/Request deadline exceeded: GET \/sleep after 1\.\d s \(request_deadline 1 s\); answered 503/);
+    // The app hears of it when the connection closes, just after the client read the 503.
+    let after = json((await request(port, '/stats')).body);
+    for (let i = 0; i < 100 && after.closedEarly === 0; i++) after = json((await request(port, '/stats')).body);
+    assert.equal(after.pid, w, 'the same worker serves on');
+    assert.equal(after.closedEarly, 1, 'the app saw its request closed before it answered');
+    assert.ok(alive(w!));
+    await s.kill();
+  });
+});

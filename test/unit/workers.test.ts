@@ -1,0 +1,127 @@
+/** Worker-side pieces: the descriptor layout, pausing accepting, queue time. */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { listenerLayout } from '../../src/protocol/messages.js';
+import { AcceptSwitch } from '../../src/workers/accept-switch.js';
+import type { LeasedHandle, Leases } from '../../src/workers/leases.js';
+import { parseRequestStart } from '../../src/workers/queue-time.js';
+import type { Serving } from '../../src/workers/serving.js';
+import { compileAccessFormat } from '../../src/logging/access-log.js';
+
+describe('listenerLayout', () => {
+  it('puts copy c of listener i at 5 + c * count + i', () => {
+    assert.deepEqual(listenerLayout(['a', 'b'], 1), [
+      { fd: 5, fds: [5], url: 'a' },
+      { fd: 6, fds: [6], url: 'b' },
+    ]);
+    assert.deepEqual(listenerLayout(['a', 'b'], 3).map((l) => l.fds), [[5, 7, 9], [6, 8, 10]]);
+  });
+});
+
+class FakeServing {
+  stopping = false;
+  readonly events: string[] = [];
+  closeAcceptor(i: number): void {
+    this.events.push(`close ${i}`);
+  }
+  async listenAcceptor(i: number, h: unknown): Promise<void> {
+    this.events.push(`listen ${i} ${(h as { n: number }).n}`);
+  }
+}
+
+class FakeLeases {
+  n = 0;
+  readonly pending: ((h: LeasedHandle) => void)[] = [];
+  readonly closed: number[] = [];
+  request(): Promise<LeasedHandle> {
+    return new Promise((resolve) => this.pending.push(resolve));
+  }
+  deliver(): void {
+    const n = ++this.n;
+    this.pending.shift()!({ n, close: () => this.closed.push(n) } as LeasedHandle);
+  }
+}
+
+const tick = () => new Promise((r) => setImmediate(r));
+
+describe('AcceptSwitch', () => {
+  it('closes every listener on pause and asks for duplicates; listens on them on resume', async () => {
+    const serving = new FakeServing();
+    const leases = new FakeLeases();
+    const sw = new AcceptSwitch(serving as unknown as Serving, leases as unknown as Leases, 2);
+    sw.pause();
+    assert.deepEqual(serving.events, ['close 0', 'close 1']);
+    assert.equal(leases.pending.length, 2);
+    leases.deliver();
+    leases.deliver();
+    await tick();
+    assert.deepEqual(serving.events, ['close 0', 'close 1'], 'no listening while paused');
+    sw.resume();
+    await tick();
+    assert.deepEqual(serving.events.slice(2), ['listen 0 1', 'listen 1 2']);
+  });
+
+  it('keeps a duplicate that arrives after a new pause for the next resume', async () => {
+    const serving = new FakeServing();
+    const leases = new FakeLeases();
+    const sw = new AcceptSwitch(serving as unknown as Serving, leases as unknown as Leases, 1);
+    sw.pause();
+    sw.resume();
+    sw.pause();
+    leases.deliver();
+    await tick();
+    assert.deepEqual(serving.events, ['close 0']);
+    sw.resume();
+    await tick();
+    assert.deepEqual(serving.events, ['close 0', 'listen 0 1']);
+    assert.equal(leases.pending.length, 0, 'one duplicate was enough');
+  });
+
+  it('closes a duplicate that arrives after the server began to stop', async () => {
+    const serving = new FakeServing();
+    const leases = new FakeLeases();
+    const sw = new AcceptSwitch(serving as unknown as Serving, leases as unknown as Leases, 1);
+    sw.pause();
+    sw.resume();
+    serving.stopping = true;
+    leases.deliver();
+    await tick();
+    assert.deepEqual(leases.closed, [1]);
+    assert.deepEqual(serving.events, ['close 0']);
+  });
+});
+
+describe('queue time', () => {
+  it('reads X-Request-Start in seconds, milliseconds or microseconds', () => {
+    assert.equal(parseRequestStart('t=1700000000.5'), 1700000000500);
+    assert.equal(parseRequestStart('1700000000500'), 1700000000500);
+    assert.equal(parseRequestStart('t=1700000000500000'), 1700000000500);
+    assert.equal(parseRequestStart('soon'), undefined);
+    assert.equal(parseRequestStart(undefined), undefined);
+  });
+
+  it('is the %(Q)s access-log atom, in milliseconds', () => {
+    const f = compileAccessFormat('%(Q)s');
+    const e = { req: {}, res: {}, start: 0, end: 1 } as never;
+    assert.equal(f({ ...(e as object), queue: 12.6 } as never), '13');
+    assert.equal(f(e), '-');
+  });
+});
+
+describe('ThreadSlots', () => {
+  it('shows the request each thread runs, longest first, and forgets it when done', async () => {
+    const { ThreadSlots } = await import('../../src/workers/thread-slots.js');
+    const slots = new ThreadSlots(2);
+    const reader = new ThreadSlots(2, slots.sab);
+    const a = slots.writer(0);
+    const b = slots.writer(1);
+    a.begin('GET', '/slow?x=1');
+    await new Promise((r) => setTimeout(r, 20));
+    b.begin('POST', '/fast');
+    const running = reader.running();
+    assert.deepEqual(running.map((r) => `${r.method} ${r.url}`), ['GET /slow?x=1', 'POST /fast']);
+    assert.ok(running[0]!.ms >= running[1]!.ms);
+    a.end(0);
+    assert.deepEqual(reader.running().map((r) => r.url), ['/fast']);
+  });
+});
