@@ -15,7 +15,7 @@ export async function importApp(raw: string, cwd: string): Promise<{ spec: AppSp
   const importer = new ModuleImporter(cwd);
   let mod: Record<string, unknown>;
   try {
-    const file = spec.isFile ? spec.target : importer.resolve(spec.target);
+    const file = spec.isFile ? spec.target : await importer.resolve(spec.target);
     mod = await importer.import(file);
   } catch (err) {
     if (!spec.isFile && isNotFound(err))

