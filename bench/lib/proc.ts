@@ -45,6 +45,21 @@ export function childrenOf(pid: number): number[] {
   return out;
 }
 
+/** The kernel's clock ticks per second for /proc/PID/stat times (USER_HZ: 100 on Linux everywhere). */
+const TICKS_PER_S = 100;
+
+/** CPU time (user + system) a process has used so far, in ms, or 0 when it is gone. */
+export function cpuMs(pid: number): number {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // Fields 14 and 15 of stat (utime, stime) are 12 and 13 after the command name.
+    return ((Number(f[11]) + Number(f[12])) * 1000) / TICKS_PER_S;
+  } catch {
+    return 0;
+  }
+}
+
 export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);

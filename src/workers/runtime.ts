@@ -14,7 +14,13 @@ export type WorkerHooks = Pick<Config, 'postFork' | 'postWorkerInit' | 'workerIn
 interface Inflight {
   readonly req: IncomingMessage;
   readonly start: number;
+  /** The watchdog slot naming this request, or -1. */
+  readonly slot: number;
 }
+
+/** The in-flight entry of a response, so one shared 'close' listener finds it (no closure per request). */
+const kInflight = Symbol('tunicorn.inflight');
+type TrackedResponse = ServerResponse & { [kInflight]?: Inflight };
 
 /**
  * What every worker class shares inside a worker process: the config, the logs, the hooks, request
@@ -87,25 +93,32 @@ export class WorkerRuntime {
   };
 
   /**
-   * Wraps the app's listener with what the server owes every request. The hot path adds one Set entry and
-   * one 'close' listener; logging and hooks cost only when configured.
+   * Wraps the app's listener with what the server owes every request. The hot path adds one Set entry, a
+   * watchdog slot and one shared 'close' listener (`on`, not `once`: once allocates a wrapper and a bound
+   * function per call); logging and hooks cost only when configured.
    */
   wrap(listener: RequestListener): RequestListener {
     const accessLog = this.accessLog;
     const hasPre = this.hooks.preRequest !== null;
     const hasPost = this.hooks.postRequest !== null;
     const noKeepAlive = this.config.keepalive === 0;
+    const inflight = this.inflight;
+    const runtime = this;
+    function onClose(this: TrackedResponse): void {
+      const entry = this[kInflight]!;
+      // 'close' is emitted once per response; the delete guards the slot and the log line if it ever is not.
+      if (!inflight.delete(entry)) return;
+      if (entry.slot >= 0) runtime.watchdog?.end(entry.slot);
+      if (accessLog) accessLog.log({ req: entry.req, res: this, start: entry.start, end: performance.now() });
+      if (hasPost) runtime.runHookSync('postRequest', runtime.self, entry.req, this);
+    }
     return (req, res) => {
-      const entry: Inflight = { req, start: performance.now() };
-      this.inflight.add(entry);
-      const slot = this.watchdog ? this.watchdog.begin(req.method, req.url) : -1;
+      const watchdog = this.watchdog;
+      const entry: Inflight = { req, start: performance.now(), slot: watchdog ? watchdog.begin(req.method, req.url) : -1 };
+      inflight.add(entry);
+      (res as TrackedResponse)[kInflight] = entry;
       if (this.draining || noKeepAlive) res.shouldKeepAlive = false;
-      res.once('close', () => {
-        this.inflight.delete(entry);
-        if (slot >= 0) this.watchdog!.end(slot);
-        if (accessLog) accessLog.log({ req, res, start: entry.start, end: performance.now() });
-        if (hasPost) this.runHookSync('postRequest', this.self, req, res);
-      });
+      res.on('close', onClose);
       if (hasPre) this.runHookSync('preRequest', this.self, req, res);
       this.countRequest();
       listener(req, res);
