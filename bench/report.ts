@@ -24,6 +24,8 @@ export interface Stats {
   readonly p99: number;
   readonly errors: number;
   readonly n: number;
+  /** Median CPU time of the server's processes per request, in microseconds. */
+  readonly cpu: number;
 }
 
 export function stats(load: LoadResult, id: string): Stats | null {
@@ -38,6 +40,7 @@ export function stats(load: LoadResult, id: string): Stats | null {
     p99: median(s.map((x) => x.p99ms)),
     errors: s.reduce((a, x) => a + x.errors, 0),
     n: s.length,
+    cpu: median(s.filter((x) => x.cpuUsPerReq !== undefined).map((x) => x.cpuUsPerReq!)),
   };
 }
 
@@ -48,6 +51,16 @@ export function ratio(load: LoadResult, a: string, b: string): number | null {
   if (!sa || !sb) return null;
   const rs: number[] = [];
   for (let i = 0; i < Math.min(sa.length, sb.length); i++) if (sa[i] && sb[i] && sb[i]!.rps > 0) rs.push(sa[i]!.rps / sb[i]!.rps);
+  return rs.length ? median(rs) : null;
+}
+
+/** CPU per request of a over b: the median of the per-round ratios. */
+export function cpuRatio(load: LoadResult, a: string, b: string): number | null {
+  const sa = load.samples[a];
+  const sb = load.samples[b];
+  if (!sa || !sb) return null;
+  const rs: number[] = [];
+  for (let i = 0; i < Math.min(sa.length, sb.length); i++) if (sa[i]?.cpuUsPerReq && sb[i]?.cpuUsPerReq) rs.push(sa[i]!.cpuUsPerReq! / sb[i]!.cpuUsPerReq!);
   return rs.length ? median(rs) : null;
 }
 
@@ -136,11 +149,11 @@ function loadTable(raw: RawResults, load: LoadResult): string {
   ];
   if (load.id === 'tls') cols.splice(0, 5, ['vs limit (TLS)', has('limit-tls') ? 'limit-tls' : null], ['vs plain (TLS)', has('plain-tls') ? 'plain-tls' : null]);
   const used = cols.filter(([, id]) => id !== null);
-  const head = ['server', 'req/s', '±', 'p50 ms', 'p99 ms', 'errors', ...used.map(([n]) => n)];
+  const head = ['server', 'req/s', '±', 'p50 ms', 'p99 ms', 'errors', 'CPU µs/req', ...used.map(([n]) => n)];
   const rows = load.servers.map((id) => {
     const s = stats(load, id);
     const label = raw.servers[id]?.label ?? id;
-    if (!s) return [label, 'failed', '', '', '', '', ...used.map(() => '')];
+    if (!s) return [label, 'failed', '', '', '', '', '', ...used.map(() => '')];
     return [
       label,
       Math.round(s.rps).toLocaleString('en-US'),
@@ -148,6 +161,7 @@ function loadTable(raw: RawResults, load: LoadResult): string {
       fx(s.p50),
       fx(s.p99),
       String(s.errors),
+      fx(s.cpu, 1),
       ...used.map(([, b]) => (b === id ? '1.00' : fx(ratio(load, id, b!)))),
     ];
   });
@@ -165,6 +179,18 @@ function sections(raw: RawResults): string {
     ['target', 'goal', 'measured', ''],
     targets(raw).map((t) => [t.what, t.goal, t.measured, t.pass === null ? 'not measured' : t.pass ? 'met' : '**missed**']),
   );
+  const cpuNotes: string[] = [];
+  for (const id of ['ka64', 'close']) {
+    const l = raw.loads.find((x) => x.id === id);
+    const bare = l ? bestBare(l) : null;
+    if (!l || !bare) continue;
+    for (const t of ['tunicorn', 'tunicorn-log']) {
+      const r = cpuRatio(l, t, bare);
+      if (r !== null) cpuNotes.push(`${t} ${fx(r)} x the CPU per request of ${bare} (${id === 'ka64' ? 'keep-alive' : 'Connection: close'})`);
+    }
+  }
+  if (cpuNotes.length)
+    md += `\nThe same cost as CPU time per request (master and workers, from /proc; less sensitive than req/s to what else the machine runs): ${cpuNotes.join('; ')}.\n`;
   for (const load of raw.loads) {
     md += `\n## ${load.label}\n\n${load.rounds} interleaved round(s) of ${load.seconds} s; \`${load.command}\`\n\n`;
     md += loadTable(raw, load);
@@ -207,7 +233,7 @@ export function renderMarkdown(raw: RawResults, jsonPath: string): string {
   md += 'so ratios between servers of this run are what counts: absolute numbers move by ±15 % between runs on this machine. ';
   md += 'Load generator and servers share the 2 cores; loopback only.\n\n';
   md += `- Date: ${raw.date}; the run took ${raw.durationS} s\n`;
-  md += `- Machine: ${m.nproc} cores (${m.cpu}), ${m.memoryGiB} GiB, ${m.kernel}, Node ${m.node}\n`;
+  md += `- Machine: ${m.nproc} cores (${m.cpu}), ${m.memoryGiB} GiB, ${m.kernel}, Node ${m.node}; load average (1, 5, 15 min) ${m.loadAverageAtStart} at the start, ${m.loadAverageAtEnd} at the end\n`;
   md += `- Versions: ${Object.entries(raw.versions).map(([k, v]) => `${k} ${v}`).join(', ')}\n`;
   md += `- Load generator: ${raw.generator}, one Lua script per load (\`-s\`) that sets the method, body and headers and prints the exact percentiles\n`;
   md += `- Workers: 2 per multi-process server (one per core); the seed's stack 3 (its best measured configuration)\n\n`;

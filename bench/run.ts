@@ -47,7 +47,7 @@ const GROUPS: Group[] = QUICK
       { load: 'close', servers: HEADLINE, rounds: 2, seconds: 4 },
     ]
   : [
-      { load: 'ka64', servers: [...HEADLINE, 'tunicorn-express', 'tunicorn-fastify', 'tunicorn-sync', 'tunicorn-gthread'], rounds: 3, seconds: 5 },
+      { load: 'ka64', servers: [...HEADLINE, 'tunicorn-nowatchdog', 'tunicorn-express', 'tunicorn-fastify', 'tunicorn-sync', 'tunicorn-gthread'], rounds: 3, seconds: 5 },
       { load: 'close', servers: HEADLINE, rounds: 3, seconds: 5 },
       { load: 'ka8', servers: ['tunicorn', 'tunicorn-fetch', 'limit', 'cluster', 'pm2', 'plain'], rounds: 2, seconds: 4 },
       { load: 'ka256', servers: ['tunicorn', 'tunicorn-fetch', 'limit', 'cluster', 'pm2', 'plain', 'seed'], rounds: 2, seconds: 4 },
@@ -57,7 +57,7 @@ const GROUPS: Group[] = QUICK
       { load: 'tls', servers: ['tunicorn-tls', 'limit-tls', 'plain-tls'], rounds: 2, seconds: 4 },
     ];
 /** Started for the memory figures only: what the watchdog thread costs a worker. */
-const MEMORY_ONLY = ['tunicorn-nowatchdog'];
+const MEMORY_ONLY = ['tunicorn-nowatchdog', 'tunicorn-ts'];
 
 function say(line: string): void {
   process.stderr.write(`[bench] ${line}\n`);
@@ -115,6 +115,8 @@ function machine(): Record<string, string | number> {
     memoryGiB: Math.round(os.totalmem() / 2 ** 30),
     kernel: `${os.type()} ${os.release()}`,
     node: process.version,
+    // Other work on the machine moves absolute numbers a lot; ratios within the run much less.
+    loadAverageAtStart: os.loadavg().map((x) => x.toFixed(2)).join(' '),
   };
 }
 
@@ -149,6 +151,7 @@ async function optionalExtra(file: string, fn: string): Promise<unknown> {
 
 async function main(): Promise<void> {
   const t0 = performance.now();
+  const machineAtStart = machine();
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tunicorn-bench-'));
   const skipped: { what: string; why: string }[] = [];
 
@@ -208,7 +211,7 @@ async function main(): Promise<void> {
 
     // Warm every server up (JIT, connection pools) before anything is measured.
     for (const [id, r] of running) {
-      if (MEMORY_ONLY.includes(id)) continue;
+      if (!GROUPS.some((g) => g.servers.includes(id))) continue;
       const warm = r.spec.tls ? LOADS.tls! : LOADS.ka64!;
       await runLoad(generator, warm, r.port, QUICK ? 1 : 2, tmp).catch(() => null);
     }
@@ -237,9 +240,11 @@ async function main(): Promise<void> {
         for (const id of order) {
           const r = running.get(id)!;
           try {
+            const cpu0 = r.cpuMs();
             const s = await runLoad(generator, load, r.port, g.seconds, tmp);
+            if (s.requests > 0) s.cpuUsPerReq = Math.round(((r.cpuMs() - cpu0) * 1000 * 10) / s.requests) / 10;
             result.samples[id]!.push(s);
-            say(`${load.id} round ${round + 1}/${g.rounds} ${id}: ${s.rps} req/s, p99 ${s.p99ms.toFixed(2)} ms${s.errors ? `, errors: ${s.errorDetail}` : ''}`);
+            say(`${load.id} round ${round + 1}/${g.rounds} ${id}: ${s.rps} req/s, ${s.cpuUsPerReq} us CPU/req, p99 ${s.p99ms.toFixed(2)} ms${s.errors ? `, errors: ${s.errorDetail}` : ''}`);
           } catch (err) {
             result.samples[id]!.push(null);
             say(`${load.id} round ${round + 1} ${id} FAILED: ${err instanceof Error ? err.message : err}`);
@@ -277,7 +282,7 @@ async function main(): Promise<void> {
       date: new Date().toISOString(),
       mode: QUICK ? 'quick' : 'full',
       durationS: Math.round((performance.now() - t0) / 1000),
-      machine: machine(),
+      machine: { ...machineAtStart, loadAverageAtEnd: os.loadavg().map((x) => x.toFixed(2)).join(' ') },
       versions: {
         tunicorn: (JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string }).version,
         node: process.version,

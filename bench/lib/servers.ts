@@ -2,7 +2,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { alive, childrenOf, firstAnswer, rssMb, sleep } from './proc.js';
+import { alive, childrenOf, cpuMs, firstAnswer, rssMb, sleep } from './proc.js';
 
 export const ROOT = path.resolve(import.meta.dirname, '../..');
 const SERVERS = path.join(ROOT, 'bench/servers');
@@ -66,6 +66,7 @@ export const ALL_SERVERS: ServerSpec[] = [
   tunicorn('tunicorn-sync', 'tunicorn, listener, -k sync', 'listener.mjs', ['-k', 'sync']),
   tunicorn('tunicorn-gthread', 'tunicorn, listener, -k gthread --threads 2', 'listener.mjs', ['-k', 'gthread', '--threads', '2']),
   tunicorn('tunicorn-nowatchdog', 'tunicorn, listener, -t 0 (no heartbeat, no watchdog thread)', 'listener.mjs', ['-t', '0']),
+  tunicorn('tunicorn-ts', 'tunicorn, the TypeScript hello app (examples/hello/app.ts, loaded through jiti)', '../../../examples/hello/app.ts'),
   tunicorn('tunicorn-tls', 'tunicorn, listener, TLS', 'listener.mjs', [], {
     tls: true,
     unavailable: (env) => (!env.tls ? 'openssl could not make a certificate' : env.tunicornTls ? null : 'tunicorn has no --certfile/--keyfile settings yet'),
@@ -157,6 +158,12 @@ export class Running {
 
   memory(): { master: number | null; workers: (number | null)[] } {
     return { master: rssMb(this.masterPid), workers: this.workerPids().map(rssMb) };
+  }
+
+  /** CPU time used so far by the master and its workers, in ms. */
+  cpuMs(): number {
+    const master = this.masterPid;
+    return [master, ...childrenOf(master)].reduce((sum, pid) => sum + cpuMs(pid), 0);
   }
 
   /** Waits until the server has its full number of worker processes (or `ms` pass). */
