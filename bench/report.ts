@@ -220,8 +220,18 @@ function sections(raw: RawResults): string {
   return md;
 }
 
+/** A run made while other work kept the cores busy says so: its ratios are mostly that work's noise. */
+export function busyWarning(raw: RawResults): string | null {
+  const cores = Number(raw.machine.nproc);
+  const loads = [raw.machine.loadAverageAtStart, raw.machine.loadAverageAtEnd].map((l) => Number(String(l ?? '0').split(' ')[0]));
+  const worst = Math.max(...loads);
+  if (!(worst > cores)) return null;
+  return `The machine was busy with other work during this run (1-minute load average up to ${worst} on ${cores} cores): its figures are dominated by that work. Rerun \`npm run bench\` on an idle machine before reading anything into them.`;
+}
+
 export function renderTerminal(raw: RawResults): string {
-  let out = `\n${raw.mode} run, ${raw.durationS} s, load generator ${raw.generator}\n\n${sections(raw)}`;
+  const busy = busyWarning(raw);
+  let out = `\n${raw.mode} run, ${raw.durationS} s, load generator ${raw.generator}\n${busy ? `\nWARNING: ${busy}\n` : ''}\n${sections(raw)}`;
   if (raw.skipped.length) out += `\nSkipped:\n${raw.skipped.map((s) => `- ${s.what}: ${s.why}`).join('\n')}\n`;
   return out;
 }
@@ -232,6 +242,8 @@ export function renderMarkdown(raw: RawResults, jsonPath: string): string {
   md += 'Every figure is from one run; servers ran side by side and were measured in interleaved rounds (A B C, B C A, ...), ';
   md += 'so ratios between servers of this run are what counts: absolute numbers move by ±15 % between runs on this machine. ';
   md += 'Load generator and servers share the 2 cores; loopback only.\n\n';
+  const busy = busyWarning(raw);
+  if (busy) md += `> **${busy}**\n\n`;
   md += `- Date: ${raw.date}; the run took ${raw.durationS} s\n`;
   md += `- Machine: ${m.nproc} cores (${m.cpu}), ${m.memoryGiB} GiB, ${m.kernel}, Node ${m.node}; load average (1, 5, 15 min) ${m.loadAverageAtStart} at the start, ${m.loadAverageAtEnd} at the end\n`;
   md += `- Versions: ${Object.entries(raw.versions).map(([k, v]) => `${k} ${v}`).join(', ')}\n`;

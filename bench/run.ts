@@ -152,6 +152,9 @@ async function optionalExtra(file: string, fn: string): Promise<unknown> {
 async function main(): Promise<void> {
   const t0 = performance.now();
   const machineAtStart = machine();
+  const load1 = os.loadavg()[0]!;
+  if (load1 > os.availableParallelism())
+    say(`warning: the machine is busy (load average ${load1.toFixed(1)} on ${os.availableParallelism()} cores); the figures will mostly measure that`);
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tunicorn-bench-'));
   const skipped: { what: string; why: string }[] = [];
 
