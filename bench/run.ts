@@ -11,7 +11,7 @@ import { runLoad, wrkArgs, type Generator, type LoadSpec } from './lib/load.js';
 import { alive, freePort, get, sleep } from './lib/proc.js';
 import { ALL_SERVERS, ROOT, Running, seedStackMissing, WORKERS, SEED_WORKERS, type Env } from './lib/servers.js';
 import type { LoadResult, RawResults, ServerResult } from './lib/types.js';
-import { renderMarkdown, renderTerminal } from './report.js';
+import { renderMarkdown, renderTerminal, updateReadme } from './report.js';
 
 const argv = process.argv.slice(2);
 const QUICK = argv.includes('--quick');
@@ -310,7 +310,11 @@ async function main(): Promise<void> {
     };
     fs.mkdirSync(path.dirname(OUT_JSON), { recursive: true });
     fs.writeFileSync(OUT_JSON, JSON.stringify(raw, null, 2) + '\n');
-    if (!QUICK && !ONLY) fs.writeFileSync(DOCS, renderMarkdown(raw, path.relative(ROOT, OUT_JSON)));
+    if (!QUICK && !ONLY) {
+      fs.writeFileSync(DOCS, renderMarkdown(raw, path.relative(ROOT, OUT_JSON)));
+      const readme = path.join(ROOT, 'README.md');
+      fs.writeFileSync(readme, updateReadme(fs.readFileSync(readme, 'utf8'), raw));
+    }
     process.stdout.write(renderTerminal(raw));
     say(`raw results: ${path.relative(ROOT, OUT_JSON)}${!QUICK && !ONLY ? `; report: ${path.relative(ROOT, DOCS)}` : ' (docs/benchmarks.md is written by a full run only)'}; took ${raw.durationS} s`);
   } finally {
