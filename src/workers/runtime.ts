@@ -18,10 +18,6 @@ interface Inflight {
   readonly slot: number;
 }
 
-/** The in-flight entry of a response, so one shared 'close' listener finds it (no closure per request). */
-const kInflight = Symbol('tunicorn.inflight');
-type TrackedResponse = ServerResponse & { [kInflight]?: Inflight };
-
 /**
  * What every worker class shares inside a worker process: the config, the logs, the hooks, request
  * accounting (max_requests, in-flight requests for the timeout report) and the drain switch.
@@ -94,8 +90,8 @@ export class WorkerRuntime {
 
   /**
    * Wraps the app's listener with what the server owes every request. The hot path adds one Set entry, a
-   * watchdog slot and one shared 'close' listener (`on`, not `once`: once allocates a wrapper and a bound
-   * function per call); logging and hooks cost only when configured.
+   * watchdog slot and one 'close' listener (`on`, not `once`: once allocates a wrapper and a bound function
+   * per call); logging and hooks cost only when configured.
    */
   wrap(listener: RequestListener): RequestListener {
     const accessLog = this.accessLog;
@@ -104,21 +100,21 @@ export class WorkerRuntime {
     const noKeepAlive = this.config.keepalive === 0;
     const inflight = this.inflight;
     const runtime = this;
-    function onClose(this: TrackedResponse): void {
-      const entry = this[kInflight]!;
+    const onClose = (entry: Inflight, res: ServerResponse): void => {
       // 'close' is emitted once per response; the delete guards the slot and the log line if it ever is not.
       if (!inflight.delete(entry)) return;
       if (entry.slot >= 0) runtime.watchdog?.end(entry.slot);
-      if (accessLog) accessLog.log({ req: entry.req, res: this, start: entry.start, end: performance.now() });
-      if (hasPost) runtime.runHookSync('postRequest', runtime.self, entry.req, this);
-    }
+      if (accessLog) accessLog.log({ req: entry.req, res, start: entry.start, end: performance.now() });
+      if (hasPost) runtime.runHookSync('postRequest', runtime.self, entry.req, res);
+    };
     return (req, res) => {
       const watchdog = this.watchdog;
       const entry: Inflight = { req, start: performance.now(), slot: watchdog ? watchdog.begin(req.method, req.url) : -1 };
       inflight.add(entry);
-      (res as TrackedResponse)[kInflight] = entry;
       if (this.draining || noKeepAlive) res.shouldKeepAlive = false;
-      res.on('close', onClose);
+      // A closure, not a property on res: a property added to Node's own objects changes their shape, and
+      // Node's http code then runs on polymorphic inline caches.
+      res.on('close', () => onClose(entry, res));
       if (hasPre) this.runHookSync('preRequest', this.self, req, res);
       this.countRequest();
       listener(req, res);
