@@ -225,8 +225,8 @@ export function busyWarning(raw: RawResults): string | null {
   const cores = Number(raw.machine.nproc);
   const loads = [raw.machine.loadAverageAtStart, raw.machine.loadAverageAtEnd].map((l) => Number(String(l ?? '0').split(' ')[0]));
   const worst = Math.max(...loads);
-  if (!(worst > cores)) return null;
-  return `The machine was busy with other work during this run (1-minute load average up to ${worst} on ${cores} cores): its figures are dominated by that work. Rerun \`npm run bench\` on an idle machine before reading anything into them.`;
+  if (!(worst > 1.5 * cores)) return null;
+  return `The machine was busy with other work during this run (1-minute load average up to ${worst} on ${cores} cores): its figures carry that noise. Rerun \`npm run bench\` on an idle machine before relying on them.`;
 }
 
 export function renderTerminal(raw: RawResults): string {

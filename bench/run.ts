@@ -153,7 +153,7 @@ async function main(): Promise<void> {
   const t0 = performance.now();
   const machineAtStart = machine();
   const load1 = os.loadavg()[0]!;
-  if (load1 > os.availableParallelism())
+  if (load1 > 1.5 * os.availableParallelism())
     say(`warning: the machine is busy (load average ${load1.toFixed(1)} on ${os.availableParallelism()} cores); the figures will mostly measure that`);
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tunicorn-bench-'));
   const skipped: { what: string; why: string }[] = [];
