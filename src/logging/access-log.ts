@@ -63,6 +63,17 @@ function length(res: ServerResponse): string | undefined {
   if (v !== undefined) return String(v);
   const head = (res as unknown as { _header?: string | null })._header;
   if (!head) return undefined;
+  // The two usual spellings by indexOf first: a case-insensitive regex over the header block was 2.7 % of a
+  // worker's CPU with the access log on (profiled, hello app); the regex stays for any other spelling.
+  let i = head.indexOf('\r\ncontent-length:');
+  if (i < 0) i = head.indexOf('\r\nContent-Length:');
+  if (i >= 0) {
+    let j = i + 17;
+    while (head.charCodeAt(j) === 32) j++;
+    let k = j;
+    while (head.charCodeAt(k) >= 48 && head.charCodeAt(k) <= 57) k++;
+    if (k > j) return head.slice(j, k);
+  }
   const m = /\r\ncontent-length: *(\d+)/i.exec(head);
   return m ? m[1] : undefined;
 }

@@ -27,6 +27,8 @@ export async function loadHooks(configPath: string | null): Promise<WorkerHooks>
 interface Inflight {
   readonly req: IncomingMessage;
   readonly start: number;
+  /** The watchdog slot naming this request, or -1. */
+  readonly slot: number;
 }
 
 /** Shared-memory record of the requests running, readable while the thread that serves them is stuck. */
@@ -117,8 +119,9 @@ export class WorkerRuntime {
   };
 
   /**
-   * Wraps the app's listener with what the server owes every request. The hot path adds one Set entry and
-   * one 'close' listener; logging and hooks cost only when configured.
+   * Wraps the app's listener with what the server owes every request. The hot path adds one Set entry, a
+   * watchdog slot and one 'close' listener (`on`, not `once`: once allocates a wrapper and a bound function
+   * per call); logging and hooks cost only when configured.
    */
   wrap(listener: RequestListener): RequestListener {
     const accessLog = this.accessLog;
@@ -127,18 +130,20 @@ export class WorkerRuntime {
     const noKeepAlive = this.config.keepalive === 0;
     const deadlineMs = this.config.requestDeadline * 1000;
     return (req, res) => {
-      const entry: Inflight = { req, start: performance.now() };
+      const watchdog = this.watchdog;
+      const entry: Inflight = { req, start: performance.now(), slot: watchdog ? watchdog.begin(req.method, req.url) : -1 };
       const queue = this.queueTime(req, entry.start);
       (req as unknown as Record<symbol, number>)[kQueueMs] = queue;
       this.inflight.add(entry);
-      const slot = this.watchdog ? this.watchdog.begin(req.method, req.url) : -1;
       if (this.draining || noKeepAlive) res.shouldKeepAlive = false;
       const deadline = deadlineMs > 0 ? setTimeout(() => this.deadlineExceeded(req, res, entry.start), deadlineMs) : null;
       deadline?.unref();
-      res.once('close', () => {
+      // on, not once: once allocates a wrapper per request, and 'close' is emitted once anyway.
+      res.on('close', () => {
         if (deadline) clearTimeout(deadline);
-        this.inflight.delete(entry);
-        if (slot >= 0) this.watchdog!.end(slot);
+        // The delete guards the slot and the log line should 'close' ever come twice.
+        if (!this.inflight.delete(entry)) return;
+        if (entry.slot >= 0) watchdog!.end(entry.slot);
         if (accessLog) accessLog.log({ req, res, start: entry.start, end: performance.now(), queue });
         if (hasPost) this.runHookSync('postRequest', this.self, req, res);
       });

@@ -29,6 +29,20 @@ describe('access log format', () => {
     assert.equal(f(entry()), 'POST /a/b x=1 HTTP/1.1 201 12 250500 251 0 0.250500 42 yes -');
   });
 
+  it('reads the body length from the header block when writeHead() set it, in any spelling', () => {
+    const f = compileAccessFormat('%(b)s %(B)s');
+    const withHead = (head: string | null) => {
+      const e = entry();
+      (e as { res: unknown }).res = { statusCode: 200, getHeader: () => undefined, _header: head };
+      return f(e);
+    };
+    assert.equal(withHead('HTTP/1.1 200 OK\r\ncontent-type: a\r\ncontent-length: 25\r\n\r\n'), '25 25');
+    assert.equal(withHead('HTTP/1.1 200 OK\r\nContent-Length:7\r\n\r\n'), '7 7');
+    assert.equal(withHead('HTTP/1.1 200 OK\r\nCONTENT-LENGTH: 1048576\r\n\r\n'), '1048576 1048576');
+    assert.equal(withHead('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n'), '- 0');
+    assert.equal(withHead(null), '- 0');
+  });
+
   it('names an unknown atom', () => {
     assert.throws(() => compileAccessFormat('%(zz)s'), /unknown atom %\(zz\)s/);
   });

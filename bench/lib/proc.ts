@@ -1,0 +1,99 @@
+/** Processes for the benchmark: free ports, RSS from /proc, children of a pid, the first answered request. */
+import * as fs from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
+import net from 'node:net';
+
+/** A port that is free now, below the ephemeral range so wrk's client sockets never collide with it. */
+export async function freePort(): Promise<number> {
+  for (let i = 0; i < 200; i++) {
+    const port = 20000 + Math.floor(Math.random() * 10000);
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = net.createServer();
+      s.once('error', () => resolve(false));
+      s.listen({ port, host: '127.0.0.1', exclusive: true }, () => s.close(() => resolve(true)));
+    });
+    if (ok) return port;
+  }
+  throw new Error('no free port found in 20000-29999');
+}
+
+/** Resident set size in MB (VmRSS), or null when the process is gone. */
+export function rssMb(pid: number): number | null {
+  try {
+    const m = fs.readFileSync(`/proc/${pid}/status`, 'utf8').match(/^VmRSS:\s+(\d+) kB/m);
+    return m ? Math.round((Number(m[1]) / 1024) * 10) / 10 : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Pids whose parent is `pid`. */
+export function childrenOf(pid: number): number[] {
+  const out: number[] = [];
+  for (const d of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${d}/stat`, 'utf8');
+      // The command name (field 2) may hold spaces and parentheses: the fields after the last ')' are fixed.
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === pid) out.push(Number(d));
+    } catch {
+      // the process ended while we looked
+    }
+  }
+  return out;
+}
+
+/** The kernel's clock ticks per second for /proc/PID/stat times (USER_HZ: 100 on Linux everywhere). */
+const TICKS_PER_S = 100;
+
+/** CPU time (user + system) a process has used so far, in ms, or 0 when it is gone. */
+export function cpuMs(pid: number): number {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // Fields 14 and 15 of stat (utime, stime) are 12 and 13 after the command name.
+    return ((Number(f[11]) + Number(f[12])) * 1000) / TICKS_PER_S;
+  } catch {
+    return 0;
+  }
+}
+
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** One GET; resolves with the status, or null on any failure. */
+export function get(port: number, path: string, tls = false, timeoutMs = 2000): Promise<number | null> {
+  return new Promise((resolve) => {
+    const mod = tls ? https : http;
+    const req = mod.get({ host: '127.0.0.1', port, path, agent: false, rejectUnauthorized: false, timeout: timeoutMs }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? null));
+      res.on('error', () => resolve(null));
+    });
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => resolve(null));
+  });
+}
+
+/** Polls until GET / answers 200; resolves with the time it took from `since`, or rejects after `limitMs`. */
+export async function firstAnswer(port: number, since: number, tls: boolean, limitMs: number, failed: () => string | null): Promise<number> {
+  for (;;) {
+    if ((await get(port, '/', tls, 1000)) === 200) return performance.now() - since;
+    const why = failed();
+    if (why) throw new Error(why);
+    if (performance.now() - since > limitMs) throw new Error(`no answer on port ${port} within ${limitMs / 1000} s`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}

@@ -1,0 +1,292 @@
+/**
+ * Turns the raw results into tables: ratios to the baselines of the same run and the issue's targets.
+ * `node --import tsx bench/report.ts [results.json]` regenerates docs/benchmarks.md from a results file.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Sample } from './lib/load.js';
+import type { LoadResult, Memory, RawResults } from './lib/types.js';
+
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  if (!s.length) return NaN;
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+}
+
+const ok = (xs: (Sample | null)[] | undefined): Sample[] => (xs ?? []).filter((x): x is Sample => x !== null);
+
+export interface Stats {
+  readonly rps: number;
+  /** Half the range of the rounds, as a share of the median. */
+  readonly spread: number;
+  readonly p50: number;
+  readonly p99: number;
+  readonly errors: number;
+  readonly n: number;
+  /** Median CPU time of the server's processes per request, in microseconds. */
+  readonly cpu: number;
+}
+
+export function stats(load: LoadResult, id: string): Stats | null {
+  const s = ok(load.samples[id]);
+  if (!s.length) return null;
+  const rps = s.map((x) => x.rps);
+  const m = median(rps);
+  return {
+    rps: m,
+    spread: s.length > 1 ? (Math.max(...rps) - Math.min(...rps)) / 2 / m : 0,
+    p50: median(s.map((x) => x.p50ms)),
+    p99: median(s.map((x) => x.p99ms)),
+    errors: s.reduce((a, x) => a + x.errors, 0),
+    n: s.length,
+    cpu: median(s.filter((x) => x.cpuUsPerReq !== undefined).map((x) => x.cpuUsPerReq!)),
+  };
+}
+
+/** a / b in requests/s: the median of the per-round ratios (a round's runs are minutes apart at most). */
+export function ratio(load: LoadResult, a: string, b: string): number | null {
+  const sa = load.samples[a];
+  const sb = load.samples[b];
+  if (!sa || !sb) return null;
+  const rs: number[] = [];
+  for (let i = 0; i < Math.min(sa.length, sb.length); i++) if (sa[i] && sb[i] && sb[i]!.rps > 0) rs.push(sa[i]!.rps / sb[i]!.rps);
+  return rs.length ? median(rs) : null;
+}
+
+/** CPU per request of a over b: the median of the per-round ratios. */
+export function cpuRatio(load: LoadResult, a: string, b: string): number | null {
+  const sa = load.samples[a];
+  const sb = load.samples[b];
+  if (!sa || !sb) return null;
+  const rs: number[] = [];
+  for (let i = 0; i < Math.min(sa.length, sb.length); i++) if (sa[i]?.cpuUsPerReq && sb[i]?.cpuUsPerReq) rs.push(sa[i]!.cpuUsPerReq! / sb[i]!.cpuUsPerReq!);
+  return rs.length ? median(rs) : null;
+}
+
+/** The better of the two bare setups (the limit, node:cluster) in this load. */
+export function bestBare(load: LoadResult): string | null {
+  const l = stats(load, 'limit');
+  const c = stats(load, 'cluster');
+  if (!l && !c) return null;
+  if (!l) return 'cluster';
+  if (!c) return 'limit';
+  return l.rps >= c.rps ? 'limit' : 'cluster';
+}
+
+const fx = (x: number | null | undefined, d = 2) => (x === null || x === undefined || Number.isNaN(x) ? '–' : x.toFixed(d));
+const mb = (m: number | null | undefined) => (m === null || m === undefined ? '–' : m.toFixed(1));
+
+export interface Target {
+  readonly what: string;
+  readonly goal: string;
+  readonly measured: string;
+  readonly pass: boolean | null;
+}
+
+export function targets(raw: RawResults): Target[] {
+  const load = (id: string) => raw.loads.find((l) => l.id === id);
+  const out: Target[] = [];
+  const addRatio = (what: string, loadId: string, a: string, b: string | null, min: number) => {
+    const l = load(loadId);
+    const r = l && b ? ratio(l, a, b) : null;
+    out.push({ what, goal: `>= ${min} x`, measured: r === null ? 'not measured' : `${r.toFixed(2)} x${b ? ` (vs ${b})` : ''}`, pass: r === null ? null : r >= min });
+  };
+  for (const [loadId, name] of [['ka64', 'keep-alive'], ['close', 'Connection: close']] as const) {
+    const l = load(loadId);
+    const bare = l ? bestBare(l) : null;
+    addRatio(`own cost, ${name}, access log off: tunicorn / best bare`, loadId, 'tunicorn', bare, 0.97);
+    addRatio(`own cost, ${name}, access log on: tunicorn / best bare`, loadId, 'tunicorn-log', bare, 0.9);
+  }
+  addRatio('keep-alive: tunicorn / PM2', 'ka64', 'tunicorn', 'pm2', 1.1);
+  addRatio('Connection: close: tunicorn / node:cluster', 'close', 'tunicorn', 'cluster', 1.5);
+  addRatio('Connection: close: tunicorn / PM2', 'close', 'tunicorn', 'pm2', 3);
+  addRatio('Fetch handler / raw listener (both tunicorn), keep-alive', 'ka64', 'tunicorn-fetch', 'tunicorn', 0.9);
+  addRatio('Fetch handler: tunicorn / @hono/node-server, keep-alive', 'ka64', 'tunicorn-fetch', 'hono', 1.3);
+  addRatio("the seed's stack: tunicorn / Gunicorn+Uvicorn+FastAPI, keep-alive", 'ka64', 'tunicorn', 'seed', 4);
+  const t = raw.servers.tunicorn;
+  const master = t?.idle?.master ?? null;
+  out.push({ what: 'master RSS, idle', goal: '<= 50 MB', measured: master === null ? 'not measured' : `${mb(master)} MB`, pass: master === null ? null : master <= 50 });
+  const tw = maxOf(t?.idle?.workers);
+  const plain = raw.servers.plain?.idle?.master ?? null;
+  out.push({
+    what: 'worker RSS, idle, vs one plain Node process + 10 MB',
+    goal: plain === null ? '<= plain + 10 MB' : `<= ${mb(plain + 10)} MB`,
+    measured: tw === null ? 'not measured' : `${mb(tw)} MB (plain: ${mb(plain)} MB)`,
+    pass: tw === null || plain === null ? null : tw <= plain + 10,
+  });
+  const l = load('ka64');
+  const tp = l ? stats(l, 'tunicorn') : null;
+  const lp = l ? stats(l, 'limit') : null;
+  out.push({
+    what: "p99 latency, keep-alive 64, vs the limit's + 10 %",
+    goal: lp ? `<= ${fx(lp.p99 * 1.1)} ms` : '<= limit x 1.1',
+    measured: tp ? `${fx(tp.p99)} ms (limit: ${fx(lp?.p99)} ms)` : 'not measured',
+    pass: tp && lp ? tp.p99 <= lp.p99 * 1.1 : null,
+  });
+  return out;
+}
+
+function maxOf(xs: (number | null)[] | undefined): number | null {
+  const v = (xs ?? []).filter((x): x is number => x !== null);
+  return v.length ? Math.max(...v) : null;
+}
+
+function memCell(m: Memory | null): [string, string] {
+  if (!m) return ['–', '–'];
+  return [mb(m.master), m.workers.length ? m.workers.map(mb).join(', ') : '(none)'];
+}
+
+function loadTable(raw: RawResults, load: LoadResult): string {
+  const bare = bestBare(load);
+  const has = (id: string) => load.servers.includes(id) && stats(load, id) !== null;
+  const cols: [string, string | null][] = [
+    [`vs best bare${bare ? ` (${bare})` : ''}`, bare],
+    ['vs node:cluster', has('cluster') ? 'cluster' : null],
+    ['vs PM2', has('pm2') ? 'pm2' : null],
+    ['vs plain', has('plain') ? 'plain' : null],
+    ['vs seed', has('seed') ? 'seed' : null],
+  ];
+  if (load.id === 'tls') cols.splice(0, 5, ['vs limit (TLS)', has('limit-tls') ? 'limit-tls' : null], ['vs plain (TLS)', has('plain-tls') ? 'plain-tls' : null]);
+  const used = cols.filter(([, id]) => id !== null);
+  const head = ['server', 'req/s', '±', 'p50 ms', 'p99 ms', 'errors', 'CPU µs/req', ...used.map(([n]) => n)];
+  const rows = load.servers.map((id) => {
+    const s = stats(load, id);
+    const label = raw.servers[id]?.label ?? id;
+    if (!s) return [label, 'failed', '', '', '', '', '', ...used.map(() => '')];
+    return [
+      label,
+      Math.round(s.rps).toLocaleString('en-US'),
+      `${Math.round(s.spread * 100)} %`,
+      fx(s.p50),
+      fx(s.p99),
+      String(s.errors),
+      fx(s.cpu, 1),
+      ...used.map(([, b]) => (b === id ? '1.00' : fx(ratio(load, id, b!)))),
+    ];
+  });
+  return table(head, rows);
+}
+
+function table(head: string[], rows: string[][]): string {
+  return [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n') + '\n';
+}
+
+function sections(raw: RawResults): string {
+  let md = '';
+  md += '## Targets\n\n';
+  md += table(
+    ['target', 'goal', 'measured', ''],
+    targets(raw).map((t) => [t.what, t.goal, t.measured, t.pass === null ? 'not measured' : t.pass ? 'met' : '**missed**']),
+  );
+  const cpuNotes: string[] = [];
+  for (const id of ['ka64', 'close']) {
+    const l = raw.loads.find((x) => x.id === id);
+    const bare = l ? bestBare(l) : null;
+    if (!l || !bare) continue;
+    for (const t of ['tunicorn', 'tunicorn-log']) {
+      const r = cpuRatio(l, t, bare);
+      if (r !== null) cpuNotes.push(`${t} ${fx(r)} x the CPU per request of ${bare} (${id === 'ka64' ? 'keep-alive' : 'Connection: close'})`);
+    }
+  }
+  if (cpuNotes.length)
+    md += `\nThe same cost as CPU time per request (master and workers, from /proc; less sensitive than req/s to what else the machine runs): ${cpuNotes.join('; ')}.\n`;
+  for (const load of raw.loads) {
+    md += `\n## ${load.label}\n\n${load.rounds} interleaved round(s) of ${load.seconds} s; \`${load.command}\`\n\n`;
+    md += loadTable(raw, load);
+  }
+  md += '\n## Memory (RSS, MB) and start-up\n\nRSS is VmRSS from /proc; workers are the master\'s child processes (PM2: its daemon\'s). Start-up is the time from spawning the command to the first 200 on GET /.\n\n';
+  md += table(
+    ['server', 'start-up ms', 'master idle', 'workers idle', 'master after load', 'workers after load'],
+    Object.entries(raw.servers).map(([, s]) => {
+      const [mi, wi] = memCell(s.idle);
+      const [ml, wl] = memCell(s.loaded);
+      return [s.label, s.startupMs === null ? '–' : String(s.startupMs), mi, wi, ml, wl];
+    }),
+  );
+  const hups = Object.entries(raw.servers).filter(([, s]) => s.hupMs.length);
+  if (hups.length) {
+    md += '\n## HUP: time to replace every worker\n\nFrom `kill -HUP master` until none of the old workers is a child any more, the full count is back and GET / answers.\n\n';
+    md += table(['server', 'HUP ms (each)', 'median'], hups.map(([, s]) => [s.label, s.hupMs.join(', '), String(median(s.hupMs))]));
+  }
+  const w = raw.servers.tunicorn?.idle;
+  const nw = raw.servers['tunicorn-nowatchdog']?.idle;
+  if (w && nw) {
+    const a = maxOf(w.workers);
+    const b = maxOf(nw.workers);
+    if (a !== null && b !== null)
+      md += `\nThe watchdog thread (one per worker, on while \`timeout\` > 0): a worker with it ${mb(a)} MB idle, with \`-t 0\` (no heartbeat, no thread) ${mb(b)} MB: it costs about ${mb(a - b)} MB.\n`;
+  }
+  return md;
+}
+
+/** A run made while other work kept the cores busy says so: its ratios are mostly that work's noise. */
+export function busyWarning(raw: RawResults): string | null {
+  const cores = Number(raw.machine.nproc);
+  const loads = [raw.machine.loadAverageAtStart, raw.machine.loadAverageAtEnd].map((l) => Number(String(l ?? '0').split(' ')[0]));
+  const worst = Math.max(...loads);
+  if (!(worst > 1.5 * cores)) return null;
+  return `The machine was busy with other work during this run (1-minute load average up to ${worst} on ${cores} cores): its figures carry that noise. Rerun \`npm run bench\` on an idle machine before relying on them.`;
+}
+
+export function renderTerminal(raw: RawResults): string {
+  const busy = busyWarning(raw);
+  let out = `\n${raw.mode} run, ${raw.durationS} s, load generator ${raw.generator}\n${busy ? `\nWARNING: ${busy}\n` : ''}\n${sections(raw)}`;
+  if (raw.skipped.length) out += `\nSkipped:\n${raw.skipped.map((s) => `- ${s.what}: ${s.why}`).join('\n')}\n`;
+  return out;
+}
+
+export function renderMarkdown(raw: RawResults, jsonPath: string): string {
+  const m = raw.machine;
+  let md = `# Benchmarks\n\nGenerated by \`${raw.command}\` from [${path.basename(jsonPath)}](../${jsonPath}) (raw results); do not edit by hand.\n`;
+  md += 'Every figure is from one run; servers ran side by side and were measured in interleaved rounds (A B C, B C A, ...), ';
+  md += 'so ratios between servers of this run are what counts: absolute numbers move by ±15 % between runs on this machine. ';
+  md += 'Load generator and servers share the 2 cores; loopback only.\n\n';
+  const busy = busyWarning(raw);
+  if (busy) md += `> **${busy}**\n\n`;
+  md += `- Date: ${raw.date}; the run took ${raw.durationS} s\n`;
+  md += `- Machine: ${m.nproc} cores (${m.cpu}), ${m.memoryGiB} GiB, ${m.kernel}, Node ${m.node}; load average (1, 5, 15 min) ${m.loadAverageAtStart} at the start, ${m.loadAverageAtEnd} at the end\n`;
+  md += `- Versions: ${Object.entries(raw.versions).map(([k, v]) => `${k} ${v}`).join(', ')}\n`;
+  md += `- Load generator: ${raw.generator}, one Lua script per load (\`-s\`) that sets the method, body and headers and prints the exact percentiles\n`;
+  md += `- Workers: 2 per multi-process server (one per core); the seed's stack 3 (its best measured configuration)\n\n`;
+  md += sections(raw);
+  md += '\n## Commands\n\n';
+  md += table(['server', 'command'], Object.values(raw.servers).map((s) => [s.label, `\`${s.command.replace(/\|/g, '\\|')}\``]));
+  md += '\nPORT is a free port picked per run; $TMP a temporary folder. PM2 runs with its own PM2_HOME there and its daemon is killed afterwards.\n';
+  if (raw.skipped.length) md += `\n## Skipped\n\n${raw.skipped.map((s) => `- ${s.what}: ${s.why}`).join('\n')}\n`;
+  const extras = Object.entries(raw.extra).filter(([, v]) => v !== undefined);
+  if (extras.length) {
+    md += '\n## Other measurements in this run\n\n';
+    for (const [k, v] of extras) md += `### ${k}\n\n\`\`\`json\n${JSON.stringify(v, null, 2)}\n\`\`\`\n\n`;
+  }
+  return md;
+}
+
+const README_START = '<!-- bench:start (generated by npm run bench from bench/results/latest.json) -->';
+const README_END = '<!-- bench:end -->';
+
+/** The README's headline ratios: the targets table of the run, between markers, so every full run updates it. */
+export function updateReadme(readme: string, raw: RawResults): string {
+  const a = readme.indexOf(README_START);
+  const b = readme.indexOf(README_END);
+  if (a < 0 || b < a) return readme;
+  const busy = busyWarning(raw);
+  let block = `${README_START}\n`;
+  block += `From the run of ${raw.date.slice(0, 10)} on ${raw.machine.nproc} cores, Node ${raw.machine.node} ([all figures, commands and versions](docs/benchmarks.md)):\n\n`;
+  if (busy) block += `> ${busy}\n\n`;
+  block += table(
+    ['target', 'goal', 'measured', ''],
+    targets(raw).map((t) => [t.what, t.goal, t.measured, t.pass === null ? 'not measured' : t.pass ? 'met' : 'missed']),
+  );
+  return readme.slice(0, a) + block + readme.slice(b);
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.argv[1])) {
+  const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+  const file = process.argv[2] ?? path.join(root, 'bench/results/latest.json');
+  const raw = JSON.parse(fs.readFileSync(file, 'utf8')) as RawResults;
+  fs.writeFileSync(path.join(root, 'docs/benchmarks.md'), renderMarkdown(raw, path.relative(root, file)));
+  const readme = path.join(root, 'README.md');
+  fs.writeFileSync(readme, updateReadme(fs.readFileSync(readme, 'utf8'), raw));
+  process.stdout.write(renderTerminal(raw));
+}

@@ -1,0 +1,80 @@
+/**
+ * The benchmark's arithmetic (bench/report.ts): ratios are taken round by round within one run, the better
+ * bare setup is the baseline, targets are judged from the figures, and the report carries the machine and
+ * the commands. No speed is measured here.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { Sample } from '../../bench/lib/load.js';
+import type { LoadResult, RawResults } from '../../bench/lib/types.js';
+import { bestBare, median, ratio, renderMarkdown, stats, targets } from '../../bench/report.js';
+
+const sample = (rps: number, p99 = 2, cpu = 20): Sample => ({ rps, p50ms: 1, p99ms: p99, requests: rps * 5, errors: 0, errorDetail: '', cpuUsPerReq: cpu });
+
+function load(id: string, samples: Record<string, (Sample | null)[]>): LoadResult {
+  return { id, label: id, rounds: 3, seconds: 5, command: `wrk ${id}`, servers: Object.keys(samples), samples };
+}
+
+function raw(loads: LoadResult[]): RawResults {
+  const server = (label: string, master: number, workers: number[]) => ({
+    label, tunicorn: label.startsWith('tunicorn'), command: `run ${label}`, startupMs: 100, idle: { master, workers }, loaded: null, hupMs: [],
+  });
+  return {
+    date: '2026-11-26T00:00:00Z', mode: 'full', durationS: 600,
+    machine: { nproc: 2, cpu: 'test cpu', memoryGiB: 24, kernel: 'Linux', node: 'v20', loadAverageAtStart: '0', loadAverageAtEnd: '0' },
+    versions: { node: 'v20', wrk: '4.1.0' }, generator: 'wrk', command: 'npm run bench', skipped: [{ what: 'TLS', why: 'no cert' }],
+    servers: { tunicorn: server('tunicorn', 45, [50, 52]), plain: server('plain', 44, []), limit: server('limit', 43, [44, 44]) },
+    loads, extra: {},
+  };
+}
+
+describe('bench report', () => {
+  it('takes the median of the per-round ratios, skipping failed rounds', () => {
+    const l = load('ka64', { a: [sample(90), sample(50), sample(100), sample(1)], b: [sample(100), sample(100), sample(100), null] });
+    assert.equal(ratio(l, 'a', 'b'), 0.9);
+    assert.equal(median([3, 1, 2]), 2);
+    assert.equal(median([4, 1, 2, 3]), 2.5);
+    assert.equal(ratio(l, 'a', 'missing'), null);
+  });
+
+  it('reports the median, the spread and the errors of a server', () => {
+    const l = load('ka64', { a: [sample(90), sample(110), sample(100)] });
+    const s = stats(l, 'a')!;
+    assert.equal(s.rps, 100);
+    assert.equal(Math.round(s.spread * 100), 10);
+    assert.equal(s.cpu, 20);
+    assert.equal(stats(load('x', { a: [null] }), 'a'), null);
+  });
+
+  it('measures against the better of the limit and node:cluster', () => {
+    assert.equal(bestBare(load('ka64', { limit: [sample(100)], cluster: [sample(120)] })), 'cluster');
+    assert.equal(bestBare(load('ka64', { limit: [sample(130)], cluster: [sample(120)] })), 'limit');
+    assert.equal(bestBare(load('ka64', { limit: [sample(130)] })), 'limit');
+    assert.equal(bestBare(load('ka64', {})), null);
+  });
+
+  it('judges each target from the figures, and says when one was not measured', () => {
+    const ka = load('ka64', { tunicorn: [sample(98, 2.1)], limit: [sample(100, 2)], cluster: [sample(90)], pm2: [sample(80)] });
+    const t = targets(raw([ka]));
+    const find = (re: RegExp) => t.find((x) => re.test(x.what))!;
+    assert.equal(find(/own cost, keep-alive, access log off/).pass, true);
+    assert.equal(find(/keep-alive: tunicorn \/ PM2/).pass, true, '98 / 80 >= 1.1');
+    assert.equal(find(/Connection: close: tunicorn \/ PM2/).pass, null);
+    assert.equal(find(/master RSS/).pass, true);
+    assert.equal(find(/worker RSS/).pass, true, '52 <= 44 + 10');
+    assert.equal(find(/p99/).pass, true, '2.1 <= 2 x 1.1');
+    const slow = targets(raw([load('ka64', { tunicorn: [sample(90, 3)], limit: [sample(100, 2)] })]));
+    assert.equal(slow.find((x) => /own cost, keep-alive, access log off/.test(x.what))!.pass, false);
+    assert.equal(slow.find((x) => /p99/.test(x.what))!.pass, false);
+  });
+
+  it('writes the machine, the versions, the commands and what was skipped into the report', () => {
+    const md = renderMarkdown(raw([load('ka64', { tunicorn: [sample(98)], limit: [sample(100)] })]), 'bench/results/latest.json');
+    assert.match(md, /2 cores \(test cpu\), 24 GiB/);
+    assert.match(md, /wrk 4\.1\.0/);
+    assert.match(md, /`run tunicorn`/);
+    assert.match(md, /`wrk ka64`/);
+    assert.match(md, /TLS: no cert/);
+    assert.match(md, /\| tunicorn \| 98 \|/);
+  });
+});
