@@ -18,7 +18,7 @@ import { Load, stopAllLoads } from '../helpers/load.js';
 import { alive, childrenOf, FIXTURES, request, Server, stopAll, until } from '../helpers/server.js';
 
 /** The worker classes every zero-loss test runs on. */
-const WORKER_CLASSES = ['async'] as const;
+const WORKER_CLASSES = ['async', 'sync', 'gthread'] as const;
 
 const APP = path.join(FIXTURES, 'zero-downtime-app.mjs');
 const tmp = mkdtempSync(path.join(tmpdir(), 'tunicorn-zd-'));
@@ -66,6 +66,32 @@ function rawGet(port: number, p: string): Promise<string> {
   });
 }
 
+/**
+ * Known gaps, run as `todo` (they run and report, without failing the suite) until fixed:
+ * - the TERM-under-load driver stops each client at its first `Connection: close`, which sync and gthread
+ *   send on every response, so it never reaches its request count;
+ * - sync and gthread accept a burst of connections and hold them until served (libuv accepts every pending
+ *   connection at one wake-up): a worker killed for a timeout takes those held connections with it, and a
+ *   gthread worker killed for one stuck thread takes its other threads' connections;
+ * - a gthread thread cannot stop accepting (its listening handle belongs to the main thread), so its TERM
+ *   drain can close connections it accepted while a thread was busy.
+ */
+const KNOWN_GAPS: Partial<Record<(typeof WORKER_CLASSES)[number], Record<string, string>>> = {
+  sync: {
+    term: 'the load driver stops at the Connection: close that sync sends on every response',
+    heartbeat: 'connections a sync worker accepted and holds die with it',
+  },
+  gthread: {
+    term: 'the load driver stops at the Connection: close that gthread sends on every response',
+    drain: 'a gthread thread cannot stop accepting while busy',
+    heartbeat: 'a gthread worker killed for one stuck thread cuts its other threads\' connections',
+  },
+};
+const gap = (cls: (typeof WORKER_CLASSES)[number], key: string) => {
+  const why = KNOWN_GAPS[cls]?.[key];
+  return why ? { todo: why } : {};
+};
+
 for (const cls of WORKER_CLASSES) {
   describe(`zero downtime: ${cls} workers`, () => {
     it('HUP three times under load: no request fails', async (t) => {
@@ -86,7 +112,7 @@ for (const cls of WORKER_CLASSES) {
       assert.equal((await s.exited).code, 0);
     });
 
-    it('TERM under load: in-flight and keep-alive requests end cleanly, exit 0', async (t) => {
+    it('TERM under load: in-flight and keep-alive requests end cleanly, exit 0', gap(cls, 'term'), async (t) => {
       const { s, port } = await start(cls, ['-w', '2']);
       // A client told `Connection: close` stops: new connections after the stop began race the socket's
       // close, which is what --shutdown-delay and the readiness endpoint are for (tested below).
@@ -100,7 +126,7 @@ for (const cls of WORKER_CLASSES) {
       assert.match(s.log, /Graceful stop: draining 2 worker\(s\)/);
     });
 
-    it('TERM drains the kernel backlog: connections queued behind a blocked worker are served', async (t) => {
+    it('TERM drains the kernel backlog: connections queued behind a blocked worker are served', gap(cls, 'drain'), async (t) => {
       const { s, port } = await start(cls, ['-w', '1']);
       const mark = path.join(tmp, `spin-${cls}`);
       const spin = request(port, `/spin?ms=1500&mark=${encodeURIComponent(mark)}`, { timeout: 20000 });
@@ -184,7 +210,7 @@ for (const cls of WORKER_CLASSES) {
       assert.equal((await s.exited).code, 0);
     });
 
-    it('the heartbeat kill: no request fails that was not on the killed worker', async (t) => {
+    it('the heartbeat kill: no request fails that was not on the killed worker', gap(cls, 'heartbeat'), async (t) => {
       const { s, port } = await start(cls, ['-w', '2', '--timeout', '2']);
       const load = new Load(port);
       await load.okAtLeast(200);
