@@ -59,9 +59,17 @@ export class ConnectionGate {
       clearTimeout(timer);
       socket.off('data', onData);
       socket.off('close', onClose);
+      socket.off('end', onEnd);
       socket.pause();
     };
     const onClose = () => done();
+    // The peer closed its side before its first request was complete (wrk probes an address with a connect
+    // and a close): nothing is owed to it, and a half-open socket must not hold the worker until the header
+    // timeout (a sync worker serves one connection at a time).
+    const onEnd = () => {
+      done();
+      socket.destroy();
+    };
     const onData = (chunk: Buffer) => {
       buf = buf ? Buffer.concat([buf, chunk]) : chunk;
       if (!proxied && mode !== 'off') {
@@ -106,6 +114,7 @@ export class ConnectionGate {
     };
     socket.on('data', onData);
     socket.on('close', onClose);
+    socket.on('end', onEnd);
     socket.on('error', () => socket.destroy());
     socket.resume();
   }

@@ -2,6 +2,7 @@
  * Worker classes: one contract suite, run against async, sync and gthread, on the real CLI (port 0):
  * - serves; sync and gthread answer `Connection: close`, async keeps the connection alive; a malformed
  *   request gets 400 and the worker serves on
+ * - a connection closed before its first byte does not hold the worker
  * - a worker whose event loop (or, in gthread, one of whose threads) is blocked past --timeout is killed
  * - max_requests recycles the worker without a failed request
  * - TERM lets the request in flight finish, then the master exits 0
@@ -64,6 +65,28 @@ for (const cls of CLASSES) {
       const bad = await rawExchange(port, 'GET / HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\n');
       assert.match(bad, /^HTTP\/1\.1 400 /);
       assert.equal((await request(port, '/')).status, 200);
+      await s.kill();
+    });
+
+    it('a connection closed before its first byte does not hold the worker (wrk opens one such probe)', async () => {
+      // One worker (one thread) and a header timeout far beyond the request's own bound: only closing the
+      // silent connection at its EOF lets the next request through in time.
+      const one = cls.name === 'gthread' ? ['-k', 'gthread', '--threads', '1'] : cls.args;
+      const { s, port } = await start([...one, '-w', '1', '--header-timeout', '60', APP]);
+      await s.waitFor(/Ready: /);
+      const probe = net.connect(port, '127.0.0.1');
+      const closed = new Promise<void>((resolve) => probe.on('close', () => resolve()));
+      await new Promise<void>((resolve, reject) => {
+        probe.on('connect', () => probe.end(resolve));
+        probe.on('error', reject);
+      });
+      // Queued behind the probe in the kernel's accept queue (first in, first out): held for the header
+      // timeout (60 s) unless the probe's EOF frees the worker.
+      const r = await request(port, '/', { timeout: 10000 });
+      assert.equal(r.status, 200);
+      let bound: NodeJS.Timeout | undefined;
+      const late = new Promise<never>((_, reject) => (bound = setTimeout(() => reject(new Error('the probe is still open after 10 s')), 10000)));
+      await Promise.race([closed, late]).finally(() => clearTimeout(bound));
       await s.kill();
     });
 
