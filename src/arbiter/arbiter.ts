@@ -305,6 +305,10 @@ export class Arbiter implements HookServer {
       case 'files':
         this.#reloader?.add(m.files);
         return;
+      case 'drained':
+        w.drained = true;
+        this.closeListenersOnceDrained();
+        return;
       case 'lease': {
         const l = this.#listeners[m.listener];
         // The raw handle goes over the IPC channel as a new descriptor in the worker (Node sends a raw TCP or
@@ -343,6 +347,7 @@ export class Arbiter implements HookServer {
 
   private onWorkerExit(w: WorkerHandle, code: number | null, signal: NodeJS.Signals | null): void {
     this.#workers.delete(w.pid);
+    this.closeListenersOnceDrained();
     if (w.timedOut) this.logTimeout(w, Date.now());
     const expected = w.state === 'stopping' && !w.timedOut;
     if (signal === 'SIGKILL' && !w.timedOut && !expected) {
@@ -470,11 +475,19 @@ export class Arbiter implements HookServer {
     this.#stopping = mode;
     this.#notify({ STOPPING: 1, STATUS: mode === 'graceful' ? 'Stopping gracefully' : 'Stopping' });
     if (this.#newMaster?.pid) this.#notify({ MAINPID: this.#newMaster.pid, STATUS: 'Handing over to the new master' });
-    // Close our copies first: the socket then lives exactly as long as the last worker listens on it, and
-    // that worker drains the backlog before it lets go (closing a listening socket resets what is queued).
-    this.closeOwnListeners();
+    // Our copies close once every worker has drained the backlog (or now, for a quick stop): the socket
+    // then lives exactly as long as the last worker listens on it, and nothing is left queued in it when it
+    // goes (closing a listening socket resets what is queued). Until then a worker that paused accepting
+    // can resume on a duplicate of ours.
+    if (mode === 'quick') this.closeOwnListeners();
+    else this.closeListenersOnceDrained();
     if (mode === 'graceful') this.log.info(`Graceful stop: draining ${this.#workers.size} worker(s) within ${this.cfg.gracefulTimeout} s`);
     for (const w of this.#workers.values()) this.stopWorker(w, mode === 'graceful');
+  }
+
+  private closeListenersOnceDrained(): void {
+    if (!this.#stopping || this.#listenersClosed) return;
+    if ([...this.#workers.values()].every((w) => w.drained)) this.closeOwnListeners();
   }
 
   private closeOwnListeners(): void {

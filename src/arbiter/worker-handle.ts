@@ -18,6 +18,8 @@ export class WorkerHandle implements HookWorker {
   fatal: { code: number; message: string; detail: string } | null = null;
   timedOut = false;
   timeoutLogged = false;
+  /** TERM: the worker has drained the backlog and closed its listeners. */
+  drained = false;
   /** The watchdog thread's last report while the event loop was stalled. */
   stall: { at: number; requests: readonly InflightRequest[] } | null = null;
 

@@ -77,6 +77,13 @@ export type WorkerMessage =
   | { readonly t: 'retire'; readonly requests: number }
   /** --reload: the files the app imported (and the one that failed to load), for the master to watch. */
   | { readonly t: 'files'; readonly files: readonly string[] }
+  /**
+   * TERM: the worker accepted everything queued in the backlog and closed its listeners. The master keeps its
+   * own copies of the sockets until every worker has said so (or exited): a worker that paused accepting
+   * (sync, async at its cap) resumes on a duplicate of the master's copy, and a socket that nobody holds
+   * resets the connections queued in it.
+   */
+  | { readonly t: 'drained' }
   /** Asks for a fresh duplicate of listener `listener`'s socket (answered by a `lease` message). */
   | { readonly t: 'lease'; readonly listener: number }
   /** Why the worker is about to exit before ever serving. */

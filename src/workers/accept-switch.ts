@@ -42,7 +42,7 @@ export class AcceptSwitch {
 
   private reconcile(): void {
     for (let i = 0; i < this.#state.length; i++) {
-      if (this.serving.stopping) return;
+      if (this.serving.acceptorsClosed) return;
       if (this.#paused && this.#state[i] === 'listening') {
         this.serving.closeAcceptor(i);
         this.#state[i] = 'closed';
@@ -57,7 +57,7 @@ export class AcceptSwitch {
   }
 
   private async opened(i: number, handle: LeasedHandle): Promise<void> {
-    if (this.serving.stopping) {
+    if (this.serving.acceptorsClosed) {
       handle.close();
       return;
     }
@@ -69,6 +69,8 @@ export class AcceptSwitch {
     }
     await this.serving.listenAcceptor(i, handle);
     this.#state[i] = 'listening';
+    // Ask for the next duplicate now, so the next resume finds it here instead of waiting for the master.
+    this.#spare[i] ??= this.leases.request(i);
     if (this.#paused) this.reconcile();
   }
 }

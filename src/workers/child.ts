@@ -131,6 +131,11 @@ class WorkerProcess {
     process.exit(0);
   }
 
+  /** SIGABRT: what the class can save before the master's SIGKILL (see WorkerClass.abort). */
+  abortClass(): Promise<void> {
+    return this.#cls?.abort?.() ?? Promise.resolve();
+  }
+
   slowInClass(): InflightRequest[] {
     return this.#cls?.slowRequests?.() ?? [];
   }
@@ -214,7 +219,7 @@ function main(): void {
     process.on('SIGABRT', () => {
       const slow = [...w.runtime.slowRequests(0), ...w.slowInClass()].map((r) => `${r.method} ${r.url} (${r.ms} ms)`);
       w.runtime.log.critical(`Worker aborted (pid: ${process.pid})${slow.length ? `; serving ${slow.join(', ')}` : ''}`);
-      void w.runtime.runHook('workerAbort', w.runtime.self).finally(() => process.exit(1));
+      void Promise.allSettled([w.runtime.runHook('workerAbort', w.runtime.self), w.abortClass()]).finally(() => process.exit(1));
     });
     process.on('uncaughtException', (err) => {
       w.runtime.log.exception('Uncaught exception in worker; exiting', err);

@@ -36,10 +36,12 @@ export interface ThreadData {
 export type ThreadMessage =
   | { readonly t: 'ready' }
   | { readonly t: 'fatal'; readonly appLoad: boolean; readonly message: string; readonly detail: string }
-  | { readonly t: 'retire'; readonly requests: number };
+  | { readonly t: 'retire'; readonly requests: number }
+  /** TERM: this thread drained the backlog and closed its descriptors of the sockets. */
+  | { readonly t: 'drained' };
 
 /** Process -> thread. */
-export type ToThread = { readonly t: 'stop'; readonly graceful: boolean } | { readonly t: 'reopen' };
+export type ToThread = { readonly t: 'stop'; readonly graceful: boolean; readonly drain: boolean } | { readonly t: 'reopen' };
 
 async function main(): Promise<void> {
   const d = workerData as ThreadData;
@@ -51,6 +53,7 @@ async function main(): Promise<void> {
     const hooks = await loadHooks(d.configPath);
     runtime = new WorkerRuntime(d.config as unknown as Config, hooks, d.id, d.age, d.masterPid, (m) => {
       if (m.t === 'retire') post({ t: 'retire', requests: m.requests });
+      else if (m.t === 'drained') post({ t: 'drained' });
     });
     runtime.shareCount(new Int32Array(d.sab, 4 * d.threads, 1));
     runtime.watchdog = new ThreadSlots(d.threads, d.slots).writer(d.thread);
@@ -70,6 +73,7 @@ async function main(): Promise<void> {
   port.on('message', (m: ToThread) => {
     switch (m.t) {
       case 'stop':
+        runtime.acceptDrain = m.drain;
         void serving
           .stop(m.graceful)
           .then(() => served.close?.())

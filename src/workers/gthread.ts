@@ -25,6 +25,7 @@ export class GthreadWorker implements WorkerClass {
   #seenAt: number[] = [];
   #staleMs = 0;
   #stopping = false;
+  #drained = 0;
   #slots: ThreadSlots | null = null;
 
   constructor(private readonly ctx: WorkerClassContext) {}
@@ -68,6 +69,10 @@ export class GthreadWorker implements WorkerClass {
                 return reject(m.appLoad ? new AppLoadError(m.message, m.detail) : new Error(m.message));
               case 'retire':
                 return runtime.retire(m.requests);
+              case 'drained':
+                // The process has drained once every thread has.
+                if (++this.#drained === n) runtime.reportDrained();
+                return;
             }
           });
           worker.once('error', (err) => {
@@ -93,17 +98,39 @@ export class GthreadWorker implements WorkerClass {
   }
 
   healthy(): boolean {
-    if (!this.#beats || this.#staleMs === 0) return true;
+    return this.stuckThreads().length === 0;
+  }
+
+  /** Threads that missed their beat for longer than two heartbeat periods. */
+  private stuckThreads(): number[] {
+    if (!this.#beats || this.#staleMs === 0) return [];
     const now = Date.now();
-    let ok = true;
+    const stuck: number[] = [];
     for (let t = 0; t < this.#beats.length; t++) {
       const b = Atomics.load(this.#beats, t);
       if (b !== this.#seen[t]) {
         this.#seen[t] = b;
         this.#seenAt[t] = now;
-      } else if (now - this.#seenAt[t]! > this.#staleMs) ok = false;
+      } else if (now - this.#seenAt[t]! > this.#staleMs) stuck.push(t);
     }
-    return ok;
+    return stuck;
+  }
+
+  /**
+   * Timed out: a thread is stuck. Cut only that thread (terminate() interrupts even a busy loop), and let the
+   * others stop accepting and finish what they hold, so their clients lose nothing; the master's SIGKILL
+   * after its grace bounds it all.
+   */
+  async abort(): Promise<void> {
+    this.#stopping = true;
+    const stuck = new Set(this.stuckThreads());
+    await Promise.all(
+      this.#threads.map((w, t) => {
+        if (stuck.has(t)) return w.terminate();
+        w.postMessage({ t: 'stop', graceful: true, drain: false } satisfies ToThread);
+        return this.#exited[t];
+      }),
+    );
   }
 
   /** Every request a thread runs (sorted longest first): a stuck thread's is the first. */
@@ -113,7 +140,8 @@ export class GthreadWorker implements WorkerClass {
 
   async stop(graceful: boolean): Promise<void> {
     this.#stopping = true;
-    for (const w of this.#threads) w.postMessage({ t: 'stop', graceful } satisfies ToThread);
+    const drain = this.ctx.runtime.acceptDrain;
+    for (const w of this.#threads) w.postMessage({ t: 'stop', graceful, drain } satisfies ToThread);
     await Promise.all(this.#exited);
   }
 

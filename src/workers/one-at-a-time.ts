@@ -6,17 +6,23 @@ const kDone = Symbol('tunicorn.done');
 type Tracked = net.Socket & { [kDone]?: () => void };
 
 export interface Busy {
-  /** A request is running past the event-loop turn it arrived in (it awaits something). */
-  onBusy(): void;
+  /**
+   * A connection was just accepted. Called synchronously from the 'connection' event: a class that stops
+   * accepting here (closes its listening descriptors) also ends libuv's accept loop for this wake-up, which
+   * would otherwise accept every connection pending on the socket.
+   */
+  onAdmit(): void;
   /** Nothing is running and nothing is queued. */
   onIdle(): void;
 }
 
 /**
  * Serves one connection at a time, each with one request answered `Connection: close` (Gunicorn's sync
- * worker). libuv accepts every connection pending at one wake-up, so connections that arrive while one is
- * served wait here, in order, and are served next: never dropped, never served at once. `busy` lets the class
- * stop accepting while a request awaits I/O, so the kernel gives new connections to idle workers.
+ * worker). Connections accepted while one is served wait here, in order, and are served next: never dropped,
+ * never served at once. `busy` lets the class stop accepting from the moment it holds a connection, so the
+ * kernel keeps the others for idle workers (and a worker killed for a timeout takes no one else's connection
+ * with it). Without it (a gthread thread), libuv accepts every connection pending at one wake-up and they
+ * queue here.
  */
 export class OneAtATime {
   readonly #queue: net.Socket[] = [];
@@ -32,6 +38,7 @@ export class OneAtATime {
   }
 
   private admit(socket: net.Socket): void {
+    this.busy?.onAdmit();
     socket.once('close', () => {
       const i = this.#queue.indexOf(socket);
       if (i >= 0) this.#queue.splice(i, 1);
@@ -65,8 +72,5 @@ export class OneAtATime {
       res.once('finish', done);
       res.once('close', done);
     }
-    // A handler that answers within this turn (CPU-bound) kept the loop busy: nothing else was accepted.
-    // One that awaits I/O leaves the loop free to accept, so stop accepting until it is done.
-    if (this.busy) setImmediate(() => !res.writableEnded && this.busy!.onBusy());
   }
 }

@@ -214,6 +214,11 @@ export class WorkerRuntime {
     this.send({ t: 'retire', requests });
   }
 
+  /** TERM: this worker (or gthread thread) accepted what the backlog held and closed its listeners. */
+  reportDrained(): void {
+    this.send({ t: 'drained' });
+  }
+
   /** Requests running longer than `minMs`, oldest first (at most 5), for the master's timeout report. */
   slowRequests(minMs: number): InflightRequest[] {
     if (this.inflight.size === 0) return [];

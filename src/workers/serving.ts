@@ -44,6 +44,7 @@ export class Serving {
   #drained: (() => void) | null = null;
   /** Connections accepted so far (the TERM drain watches it). */
   #accepted = 0;
+  #acceptorsClosed = false;
 
   constructor(
     private readonly runtime: WorkerRuntime,
@@ -69,6 +70,11 @@ export class Serving {
 
   get stopping(): boolean {
     return this.#stopping !== null;
+  }
+
+  /** The stop closed the listeners for good (after the TERM drain, if any): no acceptor may open again. */
+  get acceptorsClosed(): boolean {
+    return this.#acceptorsClosed;
   }
 
   /** Connections accepted and not closed yet. */
@@ -161,7 +167,9 @@ export class Serving {
   }
 
   private close(graceful: boolean, h1: Partial<Pick<http.Server, 'closeIdleConnections'>>): Promise<void> {
+    this.#acceptorsClosed = true;
     for (let i = 0; i < this.#acceptors.length; i++) this.closeAcceptor(i);
+    if (graceful && this.runtime.acceptDrain) this.runtime.reportDrained();
     this.layer.closeSessions();
     return new Promise<void>((resolve) => {
       // Not http.Server.close(): it closes idle keep-alive connections at once, racing clients that are
@@ -192,16 +200,22 @@ export class Serving {
   /**
    * Accepts until one turn of the event loop accepts nothing, at most DRAIN_ACCEPT_MAX_MS. The check runs in
    * a setImmediate queued from a timer, i.e. after that turn's poll phase, where libuv accepts every
-   * connection pending on a readable listener (FACTS): a turn with no new connection saw an empty backlog.
-   * The connections accepted here are answered with `Connection: close`.
+   * connection pending on a readable listener (FACTS): a turn with no new connection, while every acceptor
+   * listened, saw an empty backlog. A class that paused accepting (sync, while it holds a connection)
+   * resumes during the drain, so a paused turn proves nothing. The connections accepted here are answered
+   * with `Connection: close`.
    */
   private drainBacklog(): Promise<void> {
     return new Promise((resolve) => {
-      const end = Date.now() + DRAIN_ACCEPT_MAX_MS;
+      let end = Date.now() + DRAIN_ACCEPT_MAX_MS;
       const check = () => {
         const before = this.#accepted;
+        const listening = this.#acceptors.every((a) => a !== null);
+        // Time spent paused does not count against the bound: the class is serving what it accepted.
+        if (!listening) end += DRAIN_QUIET_MS;
         setImmediate(() => {
-          if (this.#accepted === before || Date.now() >= end) resolve();
+          const quiet = listening && this.#acceptors.every((a) => a !== null) && this.#accepted === before;
+          if (quiet || Date.now() >= end) resolve();
           else setTimeout(check, DRAIN_QUIET_MS);
         });
       };

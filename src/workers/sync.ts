@@ -5,9 +5,9 @@ import { Serving } from './serving.js';
 import type { WorkerClass, WorkerClassContext } from './worker-class.js';
 
 /**
- * `sync`: one request at a time per worker, as Gunicorn's sync worker. While a request runs the worker takes
- * no other connection, even when the handler awaits I/O: it stops accepting, so the kernel hands new
- * connections to idle workers. Responses carry `Connection: close`. For CPU-bound handlers and apps that are
+ * `sync`: one request at a time per worker, as Gunicorn's sync worker. While it holds a connection the
+ * worker takes no other, even when the handler awaits I/O: it stops accepting the moment it accepts one, so
+ * the kernel hands new connections to idle workers (or keeps them in the backlog). Responses carry `Connection: close`. For CPU-bound handlers and apps that are
  * not safe to run concurrently.
  */
 export class SyncWorker implements WorkerClass {
@@ -22,7 +22,7 @@ export class SyncWorker implements WorkerClass {
     const serving = new Serving(this.ctx.runtime, this.#served, this.ctx.listeners);
     this.#serving = serving;
     const accept = new AcceptSwitch(serving, this.ctx.leases, this.ctx.listeners.length);
-    new OneAtATime(serving, { onBusy: () => accept.pause(), onIdle: () => accept.resume() });
+    new OneAtATime(serving, { onAdmit: () => accept.pause(), onIdle: () => accept.resume() });
     await serving.listen();
   }
 

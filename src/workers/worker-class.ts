@@ -32,6 +32,12 @@ export interface WorkerClass {
   slowRequests?(): InflightRequest[];
   /** USR1: the process reopened its logs; reopen those the class opened itself (threads). */
   reopenLogs?(): void;
+  /**
+   * SIGABRT: the master timed the worker out and kills it after a short grace. A class whose stuck part can
+   * be cut alone (a gthread thread) ends that part and lets the rest finish the connections it holds, within
+   * the grace; resolves when done.
+   */
+  abort?(): Promise<void>;
 }
 
 export type WorkerClassFactory = (ctx: WorkerClassContext) => WorkerClass;

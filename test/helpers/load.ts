@@ -28,7 +28,10 @@ export interface LoadStats {
 export interface LoadOptions {
   connections?: number;
   path?: string;
-  /** A loop stops after a `Connection: close` answer (a client told the server is going away). */
+  /**
+   * A loop stops after a `Connection: close` answer (a client told the server is going away); see also
+   * stopAtNextClose(), for classes that close every connection (sync, gthread).
+   */
   stopOnClose?: boolean;
   /** A loop stops at ECONNREFUSED (the server is gone) instead of trying again. */
   stopOnRefused?: boolean;
@@ -48,6 +51,7 @@ export class Load {
   readonly #agent: http.Agent;
   readonly #pidOf = new WeakMap<Socket, number>();
   #running = true;
+  #stopOnClose: boolean;
   readonly #loops: Promise<void>[];
 
   constructor(
@@ -55,6 +59,7 @@ export class Load {
     private readonly opts: LoadOptions = {},
   ) {
     const n = opts.connections ?? 20;
+    this.#stopOnClose = opts.stopOnClose ?? false;
     this.#agent = new http.Agent({ keepAlive: true, maxSockets: n });
     this.#loops = Array.from({ length: n }, () => this.loop());
     active.add(this);
@@ -73,6 +78,14 @@ export class Load {
       if (!this.#running) throw new Error(`load stopped early; ${this.summary()}`);
       await new Promise((r) => setTimeout(r, 20));
     }
+  }
+
+  /**
+   * From now on a loop stops at its next `Connection: close` answer. Before, a close only made it reconnect
+   * (sync and gthread answer every request with `Connection: close`).
+   */
+  stopAtNextClose(): void {
+    this.#stopOnClose = true;
   }
 
   /** Stops the loops after their current request; resolves with the stats. */
@@ -104,7 +117,7 @@ export class Load {
     const max = this.opts.maxRequests ?? 100_000;
     while (this.#running && sent++ < max) {
       const r = await this.one();
-      if (r === 'close' && this.opts.stopOnClose) return;
+      if (r === 'close' && this.#stopOnClose) return;
       if (r === 'refused' && this.opts.stopOnRefused) return;
       // Never a tight loop against a server that is gone or failing.
       if (r === 'refused' || r === 'failed') await new Promise((res) => setTimeout(res, 20));

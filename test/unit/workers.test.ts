@@ -19,7 +19,7 @@ describe('listenerLayout', () => {
 });
 
 class FakeServing {
-  stopping = false;
+  acceptorsClosed = false;
   readonly events: string[] = [];
   closeAcceptor(i: number): void {
     this.events.push(`close ${i}`);
@@ -77,13 +77,13 @@ describe('AcceptSwitch', () => {
     assert.equal(leases.pending.length, 0, 'one duplicate was enough');
   });
 
-  it('closes a duplicate that arrives after the server began to stop', async () => {
+  it('closes a duplicate that arrives after the server closed its listeners', async () => {
     const serving = new FakeServing();
     const leases = new FakeLeases();
     const sw = new AcceptSwitch(serving as unknown as Serving, leases as unknown as Leases, 1);
     sw.pause();
     sw.resume();
-    serving.stopping = true;
+    serving.acceptorsClosed = true;
     leases.deliver();
     await tick();
     assert.deepEqual(leases.closed, [1]);
