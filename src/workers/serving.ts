@@ -3,6 +3,7 @@ import net from 'node:net';
 import type { ServedApp } from '../app/shapes.js';
 import { HttpLayer } from '../http/server.js';
 import type { ListenerInfo } from '../protocol/messages.js';
+import { adoptPipe, isPipeHandle, learnNetInternals } from './adopt-pipe.js';
 import type { WorkerRuntime } from './runtime.js';
 
 /** How long keep-alive clients get `Connection: close` answers before idle connections are closed. */
@@ -115,8 +116,17 @@ export class Serving {
         acceptor.off('error', onError);
         resolve();
       };
-      if (typeof target === 'number') acceptor.listen({ fd: target, backlog: this.runtime.config.backlog }, done);
-      else acceptor.listen(target, this.runtime.config.backlog, done);
+      const backlog = this.runtime.config.backlog;
+      if (typeof target === 'number') {
+        acceptor.listen({ fd: target, backlog }, () => {
+          learnNetInternals(acceptor);
+          done();
+        });
+      } else if (isPipeHandle(target) && adoptPipe(acceptor, target, backlog)) {
+        process.nextTick(done);
+      } else {
+        acceptor.listen(target, backlog, done);
+      }
     });
   }
 

@@ -1,6 +1,7 @@
 /**
  * Binding, as the master does it:
  * - unix:PATH, [::1]:0 and several binds at once are served by the same workers
+ * - a sync worker on a unix socket serves connection after connection, pausing and resuming between them
  * - fd://N serves a socket the master inherited
  * - from the moment `Listening at:` is logged, a connection is never refused: it waits in the backlog while
  *   the worker is still loading the app
@@ -48,6 +49,19 @@ describe('bind', () => {
     s.signal('SIGTERM');
     assert.equal((await s.exited).code, 0);
     assert.ok(!existsSync(sock), 'the socket file is removed at exit');
+  });
+
+  it('a sync worker on a unix socket pauses and resumes accepting for every connection, and serves them all', async () => {
+    // Each connection closes this worker's copy of the socket and resumes on a duplicate from the master: a
+    // Pipe handle, which the worker listens on as it is (src/workers/adopt-pipe.ts).
+    const sock = path.join(tmp, 'sync.sock');
+    const s = new Server(['-b', `unix:${sock}`, '-k', 'sync', '-w', '1', fx('listener.ts')]);
+    await s.waitFor(/Ready: /);
+    const pids = new Set<number>();
+    for (let i = 0; i < 300; i++) pids.add(JSON.parse((await unixRequest(sock, '/pid')).body).pid);
+    assert.equal(pids.size, 1);
+    s.signal('SIGTERM');
+    assert.equal((await s.exited).code, 0);
   });
 
   it('serves an inherited socket given as fd://N', async () => {
