@@ -9,6 +9,7 @@ import type { ServedApp } from '../app/shapes.js';
 import { describeLoadError, loadConfigFile } from '../config/file.js';
 import { SETTINGS, type Config } from '../config/registry.js';
 import { isMasterMessage, ExitCode, WATCHDOG_FD, type InflightRequest, type MasterMessage, type WorkerMessage } from '../protocol/messages.js';
+import { watchEsmImports } from './esm-watch.js';
 import { importedFiles } from './imported-files.js';
 import { Leases } from './leases.js';
 import { dropPrivileges, resolveIdentity } from './privileges.js';
@@ -82,6 +83,7 @@ class WorkerProcess {
   private async loadApp(cwd: string): Promise<ServedApp> {
     const { runtime, init } = this;
     const reload = runtime.config.reload;
+    if (reload) watchEsmImports((files) => send({ t: 'files', files }));
     try {
       const { served } = await loadApp(init.app, cwd, { onError: runtime.onAppError });
       runtime.log.debug(`Serving ${init.app} as ${served.kind}`);

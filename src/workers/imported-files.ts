@@ -5,10 +5,15 @@ import { parseAppSpec } from '../app/spec.js';
 /** tunicorn's own files (dist/): never part of the app's import graph. */
 const OWN_ROOT = fileURLToPath(new URL('../', import.meta.url));
 
+/** A file of the app's own: not a dependency, not tunicorn itself. */
+export function isAppFile(f: string): boolean {
+  return f.startsWith('/') && !f.includes('/node_modules/') && !f.startsWith(OWN_ROOT);
+}
+
 /**
  * --reload: the app's files loaded in this process. jiti (TypeScript, CommonJS) registers every module it
- * loads in the CommonJS cache; plain ESM imported natively is not listed anywhere Node exposes, so for a
- * JavaScript ESM app only its entry file is known (watch the rest with --reload-extra-file).
+ * loads in the CommonJS cache; plain ESM imported natively is listed nowhere, and esm-watch.ts reports those
+ * as they load.
  */
 export function importedFiles(app: string, cwd: string, failed?: unknown): string[] {
   const out = new Set<string>();
@@ -19,12 +24,12 @@ export function importedFiles(app: string, cwd: string, failed?: unknown): strin
     /* a package app: its files are in the cache below */
   }
   const cache = createRequire(import.meta.url).cache;
-  for (const f of Object.keys(cache)) if (f.startsWith('/') && !f.includes('/node_modules/') && !f.startsWith(OWN_ROOT)) out.add(f);
+  for (const f of Object.keys(cache)) if (isAppFile(f)) out.add(f);
   // The file that failed to load (a syntax error is not in any cache): the one the developer will fix.
   if (failed) {
     const text = failed instanceof Error ? `${failed.message}\n${(failed as { detail?: string }).detail ?? ''}\n${failed.stack ?? ''}` : String(failed);
     for (const m of text.matchAll(/(\/[^\s():'"`]+\.(?:[cm]?[jt]sx?|json)):\d+/g))
-      if (!m[1]!.includes('/node_modules/') && !m[1]!.startsWith(OWN_ROOT)) out.add(m[1]!);
+      if (isAppFile(m[1]!)) out.add(m[1]!);
   }
   return [...out];
 }

@@ -4,6 +4,7 @@
  * - code that no longer loads keeps the master up, logs the error with file and line, and answers 500 with
  *   a page that shows it; fixing the file brings the app back
  * - a --reload-extra-file glob triggers a restart too
+ * - a JavaScript ES module app's native imports are watched too
  * - without --reload, an app that fails to load still stops the server (no error page in production)
  */
 import assert from 'node:assert/strict';
@@ -62,6 +63,26 @@ describe('--reload', () => {
     } finally {
       polling = false;
       await poller;
+    }
+    s.signal('SIGTERM');
+    assert.equal((await s.exited).code, 0);
+  });
+
+  it('watches what a JavaScript ES module app imports natively', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'tunicorn-reload-esm-'));
+    cpSync(path.join(FIXTURES, 'reload-esm'), dir, { recursive: true });
+    const s = new Server(['-b', '127.0.0.1:0', '--reload', 'app.mjs'], { cwd: dir });
+    const port = await s.port();
+    await s.waitFor(/Ready: /);
+    assert.match((await request(port, '/')).body, /^v1 /);
+    writeFileSync(path.join(dir, 'message.mjs'), `export const message = 'v2';\n`);
+    await s.waitFor(/Reloading: .*message\.mjs changed; restarting the workers/, 15000);
+    const end = Date.now() + 20000;
+    let last = '';
+    while (!/^v2 /.test(last)) {
+      assert.ok(Date.now() < end, `the new code to serve; last answer: ${last}`);
+      last = (await body(port)).body;
+      if (!/^v2 /.test(last)) await new Promise((r) => setTimeout(r, 100));
     }
     s.signal('SIGTERM');
     assert.equal((await s.exited).code, 0);
