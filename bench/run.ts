@@ -47,14 +47,15 @@ const GROUPS: Group[] = QUICK
       { load: 'close', servers: HEADLINE, rounds: 2, seconds: 4 },
     ]
   : [
-      { load: 'ka64', servers: [...HEADLINE, 'tunicorn-nowatchdog', 'tunicorn-express', 'tunicorn-fastify', 'tunicorn-sync', 'tunicorn-gthread'], rounds: 3, seconds: 5 },
-      { load: 'close', servers: HEADLINE, rounds: 3, seconds: 5 },
-      { load: 'ka8', servers: ['tunicorn', 'tunicorn-fetch', 'limit', 'cluster', 'pm2', 'plain'], rounds: 2, seconds: 4 },
-      { load: 'ka256', servers: ['tunicorn', 'tunicorn-fetch', 'limit', 'cluster', 'pm2', 'plain', 'seed'], rounds: 2, seconds: 4 },
-      { load: 'post', servers: ['tunicorn', 'tunicorn-fetch', 'tunicorn-express', 'tunicorn-fastify', 'limit', 'cluster', 'plain', 'hono'], rounds: 2, seconds: 4 },
-      { load: 'big', servers: ['tunicorn', 'tunicorn-fetch', 'limit', 'cluster', 'plain', 'hono'], rounds: 2, seconds: 4 },
-      { load: 'slow', servers: ['tunicorn', 'tunicorn-sync', 'tunicorn-gthread', 'tunicorn-fetch', 'limit', 'cluster', 'pm2', 'plain', 'seed'], rounds: 2, seconds: 4 },
-      { load: 'tls', servers: ['tunicorn-tls', 'limit-tls', 'plain-tls'], rounds: 2, seconds: 4 },
+      // Sized so a whole run (these, the Fetch ratio and the worker-class matrix) stays under 15 minutes.
+      { load: 'ka64', servers: [...HEADLINE, 'tunicorn-nowatchdog', 'tunicorn-express', 'tunicorn-fastify', 'tunicorn-sync', 'tunicorn-gthread'], rounds: 3, seconds: 4 },
+      { load: 'close', servers: HEADLINE, rounds: 3, seconds: 4 },
+      { load: 'ka8', servers: ['tunicorn', 'tunicorn-fetch', 'limit', 'cluster', 'pm2', 'plain'], rounds: 2, seconds: 3 },
+      { load: 'ka256', servers: ['tunicorn', 'tunicorn-fetch', 'limit', 'cluster', 'pm2', 'plain', 'seed'], rounds: 2, seconds: 3 },
+      { load: 'post', servers: ['tunicorn', 'tunicorn-fetch', 'tunicorn-express', 'tunicorn-fastify', 'limit', 'cluster', 'plain', 'hono'], rounds: 2, seconds: 3 },
+      { load: 'big', servers: ['tunicorn', 'tunicorn-fetch', 'limit', 'cluster', 'plain', 'hono'], rounds: 2, seconds: 3 },
+      { load: 'slow', servers: ['tunicorn', 'tunicorn-sync', 'tunicorn-gthread', 'tunicorn-fetch', 'limit', 'cluster', 'pm2', 'plain', 'seed'], rounds: 2, seconds: 3 },
+      { load: 'tls', servers: ['tunicorn-tls', 'limit-tls', 'plain-tls'], rounds: 2, seconds: 3 },
     ];
 /** Started for the memory figures only: what the watchdog thread costs a worker. */
 const MEMORY_ONLY = ['tunicorn-nowatchdog', 'tunicorn-ts'];
