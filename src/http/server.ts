@@ -1,16 +1,14 @@
-import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import type http2 from 'node:http2';
 import type https from 'node:https';
 import { createRequire } from 'node:module';
 import type net from 'node:net';
 import type { Duplex } from 'node:stream';
-import type { TlsOptions } from 'node:tls';
-import { ConfigError } from '../config/setting.js';
 import type { Config } from '../config/registry.js';
 import type { ErrorLog } from '../logging/error-log.js';
 import type { RequestListener } from '../app/shapes.js';
 import { ConnectionGate } from './connection.js';
+import { tlsOptionsOf } from './tls.js';
 import { ForwardedHeaders } from './forwarded.js';
 import { HAS_BODY, HostMemo, limitsOf, maxHeaderSize, rejectStatus } from './guard.js';
 
@@ -29,7 +27,6 @@ const require = createRequire(import.meta.url);
 const lazy = {
   https: () => require('node:https') as typeof https,
   http2: () => require('node:http2') as typeof http2,
-  tls: () => require('node:tls') as typeof import('node:tls'),
 };
 
 /** How often Node sweeps connections for the header timeout (its default, 30 s, would let one live 40 s). */
@@ -37,21 +34,6 @@ const CHECK_INTERVAL_MS = 1000;
 
 const reply = (status: number): string =>
   `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`;
-
-/** The TLS options of a config (files read now), or null when it serves plain HTTP. */
-export function tlsOptionsOf(cfg: Config): TlsOptions | null {
-  if (!cfg.certfile) return null;
-  const cert = readFileSync(cfg.certfile);
-  return {
-    cert,
-    key: cfg.keyfile ? readFileSync(cfg.keyfile) : cert,
-    ca: cfg.caCerts ? readFileSync(cfg.caCerts) : undefined,
-    requestCert: cfg.certReqs !== 'none',
-    rejectUnauthorized: cfg.certReqs === 'required',
-    ciphers: cfg.ciphers ?? undefined,
-    ALPNProtocols: cfg.httpProtocols.includes('h2') ? ['h2', 'http/1.1'] : ['http/1.1'],
-  };
-}
 
 /**
  * The HTTP layer of a worker: it makes the server (plain, TLS, TLS + HTTP/2), applies the limits and
@@ -264,20 +246,5 @@ function statusOf(err: NodeJS.ErrnoException & { rawPacket?: Buffer }): number {
     }
     default:
       return 400;
-  }
-}
-
-/** Loads and checks the certificate and key once, at start, so a bad pair stops the server in one line. */
-export function checkTls(cfg: Config): void {
-  if (!cfg.certfile) {
-    if (cfg.keyfile) throw new ConfigError('keyfile (--keyfile) is set without certfile (--certfile); set both for HTTPS');
-    return;
-  }
-  try {
-    const o = tlsOptionsOf(cfg)!;
-    lazy.tls().createSecureContext(o);
-  } catch (err) {
-    const e = err as NodeJS.ErrnoException;
-    throw new ConfigError(`cannot use certfile ${JSON.stringify(cfg.certfile)}${cfg.keyfile ? ` with keyfile ${JSON.stringify(cfg.keyfile)}` : ''}: ${e.message}`);
   }
 }

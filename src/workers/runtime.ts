@@ -32,6 +32,41 @@ interface Inflight {
   readonly slot: number;
   readonly queue: number;
   readonly deadline: NodeJS.Timeout | null;
+  /** Its place in the InflightTable. */
+  index: number;
+}
+
+/**
+ * The requests running, in numbered places reused as they free up. Adding and removing costs no hashing: a
+ * Set gives each entry object an identity hash and rehashes as it grows and shrinks, on every request.
+ */
+class InflightTable {
+  readonly #entries: (Inflight | null)[] = [];
+  readonly #free: number[] = [];
+  size = 0;
+
+  add(e: Inflight): void {
+    const i = this.#free.pop() ?? this.#entries.length;
+    this.#entries[i] = e;
+    e.index = i;
+    this.size++;
+  }
+
+  /** False when the entry was removed already. */
+  delete(e: Inflight): boolean {
+    if (this.#entries[e.index] !== e) return false;
+    this.#entries[e.index] = null;
+    this.#free.push(e.index);
+    this.size--;
+    return true;
+  }
+
+  /** The entries that started before `before` (performance.now() time), oldest first. */
+  startedBefore(before: number): Inflight[] {
+    const out: Inflight[] = [];
+    for (const e of this.#entries) if (e && e.start <= before) out.push(e);
+    return out.sort((a, b) => a.start - b.start);
+  }
 }
 
 /** On a response: its Inflight entry, read by the one shared 'close' handler (no closure per request). */
@@ -83,7 +118,7 @@ export class WorkerRuntime {
   draining = false;
   /** A TERM stop: keep accepting until the kernel backlog is empty before closing the listeners. */
   acceptDrain = false;
-  readonly inflight = new Set<Inflight>();
+  readonly inflight = new InflightTable();
   /** Where running requests are written for a stall report (the Watchdog, or a gthread thread's slot). */
   watchdog: RequestSlots | null = null;
   #retiring = false;
@@ -161,6 +196,7 @@ export class WorkerRuntime {
         slot: watchdog ? watchdog.begin(req.method, req.url) : -1,
         queue,
         deadline: deadlineMs > 0 ? setTimeout(() => this.deadlineExceeded(req, res, start), deadlineMs).unref() : null,
+        index: -1,
       };
       (req as unknown as Record<symbol, number>)[kQueueMs] = queue;
       this.inflight.add(entry);
@@ -254,13 +290,10 @@ export class WorkerRuntime {
   slowRequests(minMs: number): InflightRequest[] {
     if (this.inflight.size === 0) return [];
     const now = performance.now();
-    const out: InflightRequest[] = [];
-    for (const e of this.inflight) {
-      const ms = Math.round(now - e.start);
-      if (ms >= minMs) out.push({ method: e.req.method ?? '?', url: e.req.url ?? '?', ms });
-      if (out.length >= 5) break;
-    }
-    return out;
+    return this.inflight
+      .startedBefore(now - minMs)
+      .slice(0, 5)
+      .map((e) => ({ method: e.req.method ?? '?', url: e.req.url ?? '?', ms: Math.round(now - e.start) }));
   }
 
   reopenLogs(): void {
