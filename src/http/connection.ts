@@ -6,7 +6,6 @@ import type { ErrorLog } from '../logging/error-log.js';
 import { parseAllowList, type AllowList } from './allow-list.js';
 import { setPeer } from './forwarded.js';
 import { parseProxyHeader, ProxyProtocolError } from './proxy-protocol.js';
-import { firstLineOk } from './request-line.js';
 
 /** What an HTTP/2 client with prior knowledge sends first (RFC 9113 section 3.4). */
 const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
@@ -14,11 +13,15 @@ const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 const BAD_REQUEST = 'HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n';
 
 /**
- * What happens to a plain-HTTP connection before Node's parser sees it, when something needs its first bytes:
- * the PROXY protocol header, or the h2c preface (see `ConnectionGate.needed`); it then also checks the first
- * request line (request-line.ts). Only the first chunk of a connection passes through JavaScript; the bytes
- * read are handed to the parser after it has taken the socket (it reads the socket's handle directly from
- * then on). Without the gate, the request line is checked from the request event (requestLineOk).
+ * A request line as RFC 9112 spells it: token SP target SP HTTP-version CR. llhttp lets some others through
+ * (two spaces, FACTS: HTTP/0.9 `GET /` which it then waits on), so the first one is checked here.
+ */
+const REQUEST_LINE = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+ [^\x00-\x20\x7f]+ HTTP\/\d\.\d\r$/;
+
+/**
+ * What happens to a plain-HTTP connection before Node's parser sees it: the PROXY protocol header (when on),
+ * and a look at the first request line (see REQUEST_LINE). Only the first chunk of a connection passes through JavaScript; the bytes read
+ * are handed to the parser after it has taken the socket (it reads the socket's handle directly from then on).
  */
 export class ConnectionGate {
   readonly #mode: ProxyProtocolMode;
@@ -26,11 +29,6 @@ export class ConnectionGate {
   readonly #timeoutMs: number;
   /** Peers that may speak h2c (HTTP/2 without TLS, prior knowledge); null when h2 is not offered. */
   readonly #h2cFrom: AllowList | null;
-
-  /** Whether a config needs the gate: reading every connection's first chunk in JavaScript costs each one. */
-  static needed(cfg: Config): boolean {
-    return cfg.proxyProtocol !== 'off' || cfg.httpProtocols.includes('h2');
-  }
 
   constructor(
     cfg: Config,
@@ -93,7 +91,10 @@ export class ConnectionGate {
         passH2c(streamOf(socket, buf));
         return;
       }
-      if (!firstLineOk(buf)) {
+      let start = 0;
+      while (buf[start] === 0x0d && buf[start + 1] === 0x0a) start += 2; // empty lines before a request
+      const eol = buf.indexOf(0x0a, start);
+      if (eol >= 0 && !REQUEST_LINE.test(buf.toString('latin1', start, eol))) {
         socket.end(BAD_REQUEST);
         return;
       }

@@ -8,7 +8,6 @@ import type { Config } from '../config/registry.js';
 import type { ErrorLog } from '../logging/error-log.js';
 import type { RequestListener } from '../app/shapes.js';
 import { ConnectionGate } from './connection.js';
-import { requestLineOk } from './request-line.js';
 import { tlsOptionsOf } from './tls.js';
 import { ForwardedHeaders } from './forwarded.js';
 import { HAS_BODY, HostMemo, limitsOf, maxHeaderSize, rejectStatus } from './guard.js';
@@ -53,8 +52,6 @@ export class HttpLayer {
   readonly #sessions = new Set<http2.ServerHttp2Session>();
   #h2c: http2.Http2Server | null = null;
   readonly #handler: RequestListener;
-  /** Plain HTTP without the gate: the first request line of a connection is checked from the request event. */
-  #checkLine = false;
 
   constructor(
     cfg: Config,
@@ -112,8 +109,7 @@ export class HttpLayer {
     if (tlsOptions) s.on('tlsClientError', (err: Error) => this.log.debug(`TLS handshake failed: ${err.message}`));
     // The gate reads raw bytes: not on TLS (the app's own https server included: tls.Server has addContext).
     const encrypted = tlsOptions !== null || (this.server === own && 'addContext' in own);
-    this.gate = encrypted || !ConnectionGate.needed(cfg) ? null : new ConnectionGate(cfg, log);
-    this.#checkLine = !encrypted && this.gate === null;
+    this.gate = encrypted ? null : new ConnectionGate(cfg, log);
     if (this.gate) this.routeThroughGate(this.gate);
     if (tlsOptions) this.trackSessions(this.server);
   }
@@ -176,10 +172,7 @@ export class HttpLayer {
         const found = rejectStatus(req, limits, hosts);
         const status = found & ~HAS_BODY;
         if (status) return this.refuse(req, res, status);
-        const socket = req.socket as OwingSocket;
-        // No response owed yet: the connection's first request.
-        if (socket[kOwed] === undefined && this.#checkLine && !requestLineOk(req)) return this.refuse(req, res, 400);
-        socket[kOwed] = res;
+        (req.socket as OwingSocket)[kOwed] = res;
         if (bodyMs > 0 && found & HAS_BODY) this.watchBody(req, res, bodyMs);
       }
       forwarded.apply(req);

@@ -1,14 +1,12 @@
 /**
  * The HTTP layer's parsers and checks, without a server: allow lists (addresses, CIDR, *, IPv4-mapped
- * peers), PROXY protocol v1/v2 headers (complete, partial, malformed), the request checks (limits, Host,
- * a body announced in rawHeaders, the Host memo) and the first request line check.
+ * peers), PROXY protocol v1/v2 headers (complete, partial, malformed), and the request checks.
  */
 import assert from 'node:assert/strict';
 import type { IncomingMessage } from 'node:http';
 import { describe, it } from 'node:test';
 import { parseAllowList } from '../../src/http/allow-list.js';
-import { HAS_BODY, HostMemo, limitsOf, rejectStatus } from '../../src/http/guard.js';
-import { firstLineOk, requestLineOk } from '../../src/http/request-line.js';
+import { limitsOf, rejectStatus } from '../../src/http/guard.js';
 import { parseProxyHeader, ProxyProtocolError } from '../../src/http/proxy-protocol.js';
 import { ConfigError } from '../../src/config/setting.js';
 import { resolveConfig } from '../../src/config/resolve.js';
@@ -92,34 +90,6 @@ describe('request checks', () => {
     assert.equal(rejectStatus(req({}, ['Host', 'x', ...Array(200).fill('X')]), l), 431);
     assert.equal(rejectStatus(req({}, ['Host', 'x', 'X', 'v'.repeat(8188)]), l), 431);
     assert.equal(rejectStatus(req({}, ['Host', 'x', 'X', 'v'.repeat(8187)]), l), 0);
-  });
-
-  it('tell a request with a body from rawHeaders, and remember only a valid Host', async () => {
-    const { config } = await resolveConfig({ argv: ['app.ts'], env: {}, cwd: process.cwd() });
-    const l = limitsOf(config);
-    assert.equal(rejectStatus(req({}, ['Host', 'x', 'Content-Length', '5']), l), HAS_BODY);
-    assert.equal(rejectStatus(req({}, ['Host', 'x', 'content-length', '0']), l), 0);
-    assert.equal(rejectStatus(req({}, ['Host', 'x', 'Transfer-Encoding', 'chunked']), l), HAS_BODY);
-    const memo = new HostMemo();
-    assert.equal(rejectStatus(req({}, ['Host', 'a b']), l, memo), 400);
-    assert.equal(memo.last, '');
-    assert.equal(rejectStatus(req({}, ['Host', 'ok.example']), l, memo), 0);
-    assert.equal(memo.last, 'ok.example');
-    assert.equal(rejectStatus(req({}, ['Host', 'a b']), l, memo), 400);
-  });
-
-  it('check the first request line as RFC 9112 spells it, from the chunk the parser is in', () => {
-    assert.equal(firstLineOk(Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n')), true);
-    assert.equal(firstLineOk(Buffer.from('\r\nGET / HTTP/1.1\r\n')), true);
-    assert.equal(firstLineOk(Buffer.from('GET  / HTTP/1.1\r\n')), false);
-    assert.equal(firstLineOk(Buffer.from('GET /\r\n')), false);
-    assert.equal(firstLineOk(Buffer.from('GET  / HT')), true, 'not all there: nothing to judge');
-    const on = (chunk: string, method = 'GET') =>
-      requestLineOk({ method, socket: { parser: { getCurrentBuffer: () => Buffer.from(chunk) } } } as unknown as IncomingMessage);
-    assert.equal(on('GET  / HTTP/1.1\r\nHost: x\r\n\r\n'), false);
-    assert.equal(on('GET / HTTP/1.1\r\nHost: x\r\n\r\n'), true);
-    assert.equal(on('TP/1.1\r\nHost: x\r\n\r\n'), true, 'the line came in an earlier chunk');
-    assert.equal(requestLineOk({ method: 'GET', socket: {} } as unknown as IncomingMessage), true);
   });
 });
 
