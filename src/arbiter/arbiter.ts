@@ -1,8 +1,7 @@
 import { spawn, type ChildProcess, type SendHandle } from 'node:child_process';
 import { chownSync, readFileSync } from 'node:fs';
-import { checkTls } from '../http/server.js';
+import { checkTls } from '../http/tls.js';
 import { checkCanSwitch, parseUmask, resolveIdentity } from '../workers/privileges.js';
-import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import type { HookServer } from '../config/hook-types.js';
@@ -15,7 +14,7 @@ import { inheritedSockets, UPGRADE_FD_ENV, UPGRADE_PID_ENV, workerEnv, type Inhe
 import { primeListeners } from '../listeners/prime.js';
 import { ExitCode, isWorkerMessage, listenerLayout, type MasterMessage, type WorkerMessage } from '../protocol/messages.js';
 import { VERSION } from '../version.js';
-import { HealthServer, type HealthState } from './health.js';
+import type { HealthServer, HealthState } from './health.js';
 import { SystemdNotifier } from './notify.js';
 import { Reloader } from './reloader.js';
 import { Pidfile } from './pidfile.js';
@@ -263,7 +262,7 @@ export class Arbiter implements HookServer {
     child.on('message', (m: unknown) => isWorkerMessage(m) && this.onWorkerMessage(w, m));
     const reports = child.stdio[4] as Readable;
     reports.setEncoding('utf8');
-    createInterface({ input: reports }).on('line', (line) => w.onStallReport(line));
+    onLines(reports, (line) => w.onStallReport(line));
     child.on('error', (err) => this.log.error(`Worker ${w.pid}: ${err.message}`));
     child.once('exit', (code, signal) => this.onWorkerExit(w, code, signal));
     const init: MasterMessage = {
@@ -626,6 +625,8 @@ export class Arbiter implements HookServer {
   }
 
   private async startHealth(raw: string): Promise<void> {
+    // node:http loads only when health checks are on: the master keeps every module it imports in memory.
+    const { HealthServer } = await import('./health.js');
     const health = new HealthServer(() => this.healthState());
     try {
       const url = await health.listen(raw);
@@ -675,4 +676,14 @@ export class Arbiter implements HookServer {
       this.log.exception(`Exception in ${name} hook`, err);
     }
   }
+}
+
+/** Calls `each` with every line of a text stream (node:readline does the same, for ~1 MB more master RSS). */
+function onLines(input: Readable, each: (line: string) => void): void {
+  let rest = '';
+  input.on('data', (chunk: string) => {
+    const lines = (rest + chunk).split('\n');
+    rest = lines.pop()!;
+    for (const line of lines) each(line);
+  });
 }

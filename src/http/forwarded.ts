@@ -69,9 +69,12 @@ export class ForwardedHeaders {
       }
     }
     const socket = req.socket as PeerSocket | undefined;
-    const peer = socket ? (kPeer in socket ? socket[kPeer] : socket.remoteAddress) : undefined;
-    if (socket && kPeer in socket) setPeer(socket, peer);
+    // A socket whose peer an earlier request replaced gets it back; otherwise the peer is read only when a
+    // forwarding header is there to judge (on a new connection, reading it costs a getpeername call).
+    const replaced = socket !== undefined && kPeer in socket;
+    if (replaced) setPeer(socket, socket[kPeer]);
     if (!found) return;
+    const peer = socket ? (replaced ? socket[kPeer] : socket.remoteAddress) : undefined;
     if (!this.#trusted.allows(peer)) return this.strip(req);
     let address: string | undefined;
     let secure: boolean | undefined;

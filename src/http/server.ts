@@ -1,18 +1,23 @@
-import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import type http2 from 'node:http2';
 import type https from 'node:https';
 import { createRequire } from 'node:module';
 import type net from 'node:net';
 import type { Duplex } from 'node:stream';
-import type { TlsOptions } from 'node:tls';
-import { ConfigError } from '../config/setting.js';
 import type { Config } from '../config/registry.js';
 import type { ErrorLog } from '../logging/error-log.js';
 import type { RequestListener } from '../app/shapes.js';
 import { ConnectionGate } from './connection.js';
+import { tlsOptionsOf } from './tls.js';
 import { ForwardedHeaders } from './forwarded.js';
-import { limitsOf, maxHeaderSize, rejectStatus } from './guard.js';
+import { HAS_BODY, HostMemo, limitsOf, maxHeaderSize, rejectStatus } from './guard.js';
+
+/**
+ * On a socket: the response to its latest request (see onClientError). A property rather than a WeakMap
+ * entry, and no 'finish' listener to clear it: a finished response is treated as no response.
+ */
+const kOwed = Symbol('tunicorn.owed');
+type OwingSocket = net.Socket & { [kOwed]?: http.ServerResponse };
 
 /** Any server tunicorn serves HTTP with: plain, TLS, or TLS with HTTP/2 (and HTTP/1.1 fallback). */
 export type AnyHttpServer = http.Server | https.Server | http2.Http2SecureServer;
@@ -22,7 +27,6 @@ const require = createRequire(import.meta.url);
 const lazy = {
   https: () => require('node:https') as typeof https,
   http2: () => require('node:http2') as typeof http2,
-  tls: () => require('node:tls') as typeof import('node:tls'),
 };
 
 /** How often Node sweeps connections for the header timeout (its default, 30 s, would let one live 40 s). */
@@ -30,21 +34,6 @@ const CHECK_INTERVAL_MS = 1000;
 
 const reply = (status: number): string =>
   `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`;
-
-/** The TLS options of a config (files read now), or null when it serves plain HTTP. */
-export function tlsOptionsOf(cfg: Config): TlsOptions | null {
-  if (!cfg.certfile) return null;
-  const cert = readFileSync(cfg.certfile);
-  return {
-    cert,
-    key: cfg.keyfile ? readFileSync(cfg.keyfile) : cert,
-    ca: cfg.caCerts ? readFileSync(cfg.caCerts) : undefined,
-    requestCert: cfg.certReqs !== 'none',
-    rejectUnauthorized: cfg.certReqs === 'required',
-    ciphers: cfg.ciphers ?? undefined,
-    ALPNProtocols: cfg.httpProtocols.includes('h2') ? ['h2', 'http/1.1'] : ['http/1.1'],
-  };
-}
 
 /**
  * The HTTP layer of a worker: it makes the server (plain, TLS, TLS + HTTP/2), applies the limits and
@@ -57,8 +46,6 @@ export class HttpLayer {
   readonly #limits;
   readonly #forwarded: ForwardedHeaders;
   readonly #bodyMs: number;
-  /** Per connection, the response still owed when a parse error arrives (sent before the error reply). */
-  readonly #owed = new WeakMap<net.Socket, { req: http.IncomingMessage; res: http.ServerResponse }>();
   /** Connections whose last response refuses a request: Node closes them once it is sent. */
   readonly #refused = new WeakSet<net.Socket>();
   /** HTTP/2 sessions, for a GOAWAY on a graceful stop. */
@@ -178,18 +165,15 @@ export class HttpLayer {
     const limits = this.#limits;
     const forwarded = this.#forwarded;
     const bodyMs = this.#bodyMs;
+    const hosts = new HostMemo();
     return (listener) => (req, res) => {
       if ((req as { stream?: unknown }).stream === undefined) {
         // HTTP/1: what llhttp accepts but a server must not (HTTP/2 frames are checked by nghttp2).
-        const status = rejectStatus(req, limits);
+        const found = rejectStatus(req, limits, hosts);
+        const status = found & ~HAS_BODY;
         if (status) return this.refuse(req, res, status);
-        const socket = req.socket;
-        const owed = { req, res };
-        this.#owed.set(socket, owed);
-        res.once('finish', () => {
-          if (this.#owed.get(socket) === owed) this.#owed.delete(socket);
-        });
-        if (bodyMs > 0 && hasBody(req)) this.watchBody(req, res, bodyMs);
+        (req.socket as OwingSocket)[kOwed] = res;
+        if (bodyMs > 0 && found & HAS_BODY) this.watchBody(req, res, bodyMs);
       }
       forwarded.apply(req);
       listener(req, res);
@@ -236,20 +220,14 @@ export class HttpLayer {
     // A response the app is still writing for an earlier request on this connection goes out first: the
     // garbage that followed it must not cost the client a valid answer (FACTS).
     // (An error inside the body of the request being served belongs to that request: answered at once.)
-    const owed = this.#owed.get(socket);
-    if (owed && owed.req.complete && !owed.res.writableFinished && !owed.res.destroyed) {
-      owed.res.once('finish', send);
-      owed.res.once('close', send);
-    } else if (owed && !owed.res.writableFinished && owed.res.headersSent) {
+    const owed = (socket as OwingSocket)[kOwed];
+    if (owed && owed.req.complete && !owed.writableFinished && !owed.destroyed) {
+      owed.once('finish', send);
+      owed.once('close', send);
+    } else if (owed && !owed.writableFinished && owed.headersSent) {
       socket.destroy();
     } else send();
   }
-}
-
-function hasBody(req: http.IncomingMessage): boolean {
-  const te = req.headers['transfer-encoding'];
-  const cl = req.headers['content-length'];
-  return te !== undefined || (cl !== undefined && cl !== '0');
 }
 
 /** The status for what Node's parser (or its timers) rejected. */
@@ -268,20 +246,5 @@ function statusOf(err: NodeJS.ErrnoException & { rawPacket?: Buffer }): number {
     }
     default:
       return 400;
-  }
-}
-
-/** Loads and checks the certificate and key once, at start, so a bad pair stops the server in one line. */
-export function checkTls(cfg: Config): void {
-  if (!cfg.certfile) {
-    if (cfg.keyfile) throw new ConfigError('keyfile (--keyfile) is set without certfile (--certfile); set both for HTTPS');
-    return;
-  }
-  try {
-    const o = tlsOptionsOf(cfg)!;
-    lazy.tls().createSecureContext(o);
-  } catch (err) {
-    const e = err as NodeJS.ErrnoException;
-    throw new ConfigError(`cannot use certfile ${JSON.stringify(cfg.certfile)}${cfg.keyfile ? ` with keyfile ${JSON.stringify(cfg.keyfile)}` : ''}: ${e.message}`);
   }
 }

@@ -26,19 +26,21 @@ export class AsyncWorker implements WorkerClass {
     this.#serving = serving;
     const cap = this.ctx.runtime.config.workerConnections;
     const accept = new AcceptSwitch(serving, this.ctx.leases, this.ctx.listeners.length);
-    const admit = (socket: net.Socket, serve: (s: net.Socket) => void) => {
+    // One 'close' listener shared by every admitted connection: it needs no state of its own.
+    const release = () => {
+      this.#active--;
+      const next = this.#waiting.shift();
+      if (next) admit(next);
+      else if (this.#active < cap) accept.resume();
+    };
+    const admit = (socket: net.Socket) => {
       this.#active++;
-      socket.once('close', () => {
-        this.#active--;
-        const next = this.#waiting.shift();
-        if (next) admit(next, serve);
-        else if (this.#active < cap) accept.resume();
-      });
-      serve(socket);
+      socket.on('close', release);
+      serving.serve(socket);
       if (this.#active >= cap) accept.pause();
     };
-    serving.setAdmit((socket, serve) => {
-      if (this.#active < cap) return admit(socket, serve);
+    serving.setAdmit((socket) => {
+      if (this.#active < cap) return admit(socket);
       this.#waiting.push(socket);
       socket.once('close', () => {
         const i = this.#waiting.indexOf(socket);

@@ -24,11 +24,69 @@ export async function loadHooks(configPath: string | null): Promise<WorkerHooks>
   return hooks as WorkerHooks;
 }
 
+/** A request the worker is running: for the timeout report, the access log and the close handler. */
 interface Inflight {
   readonly req: IncomingMessage;
   readonly start: number;
   /** The watchdog slot naming this request, or -1. */
   readonly slot: number;
+  readonly queue: number;
+  readonly deadline: NodeJS.Timeout | null;
+  /** Its place in the InflightTable. */
+  index: number;
+}
+
+/**
+ * The requests running, in numbered places reused as they free up. Adding and removing costs no hashing: a
+ * Set gives each entry object an identity hash and rehashes as it grows and shrinks, on every request.
+ */
+class InflightTable {
+  readonly #entries: (Inflight | null)[] = [];
+  readonly #free: number[] = [];
+  size = 0;
+
+  add(e: Inflight): void {
+    const i = this.#free.pop() ?? this.#entries.length;
+    this.#entries[i] = e;
+    e.index = i;
+    this.size++;
+  }
+
+  /** False when the entry was removed already. */
+  delete(e: Inflight): boolean {
+    if (this.#entries[e.index] !== e) return false;
+    this.#entries[e.index] = null;
+    this.#free.push(e.index);
+    this.size--;
+    return true;
+  }
+
+  /** The entries that started before `before` (performance.now() time), oldest first. */
+  startedBefore(before: number): Inflight[] {
+    const out: Inflight[] = [];
+    for (const e of this.#entries) if (e && e.start <= before) out.push(e);
+    return out.sort((a, b) => a.start - b.start);
+  }
+}
+
+/** On a response: its Inflight entry, read by the one shared 'close' handler (no closure per request). */
+const kInflight = Symbol('tunicorn.inflight');
+type TrackedResponse = ServerResponse & { [kInflight]?: Inflight };
+
+/**
+ * `X-Request-Start` from rawHeaders: `req.headers` is built on first use, and the app may never use it. Sent
+ * twice, it has no single meaning (req.headers would join the two, which parses as no time): undefined.
+ */
+function requestStartHeader(raw: string[]): string | undefined {
+  let found: string | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (name.length === 15 && (name.charCodeAt(0) | 0x20) === 0x78 /* x */ && name.toLowerCase() === 'x-request-start') {
+      if (found !== undefined) return undefined;
+      found = raw[i + 1];
+    }
+  }
+  return found;
 }
 
 /** Shared-memory record of the requests running, readable while the thread that serves them is stuck. */
@@ -60,7 +118,7 @@ export class WorkerRuntime {
   draining = false;
   /** A TERM stop: keep accepting until the kernel backlog is empty before closing the listeners. */
   acceptDrain = false;
-  readonly inflight = new Set<Inflight>();
+  readonly inflight = new InflightTable();
   /** Where running requests are written for a stall report (the Watchdog, or a gthread thread's slot). */
   watchdog: RequestSlots | null = null;
   #retiring = false;
@@ -120,38 +178,52 @@ export class WorkerRuntime {
 
   /**
    * Wraps the app's listener with what the server owes every request. The hot path adds one Set entry, a
-   * watchdog slot and one 'close' listener (`on`, not `once`: once allocates a wrapper and a bound function
-   * per call); logging and hooks cost only when configured.
+   * watchdog slot and one 'close' listener, the same function for every request (its state is on the
+   * response); logging and hooks cost only when configured.
    */
   wrap(listener: RequestListener): RequestListener {
-    const accessLog = this.accessLog;
     const hasPre = this.hooks.preRequest !== null;
-    const hasPost = this.hooks.postRequest !== null;
     const noKeepAlive = this.config.keepalive === 0;
     const deadlineMs = this.config.requestDeadline * 1000;
+    const onClose = this.#onClose;
     return (req, res) => {
       const watchdog = this.watchdog;
-      const entry: Inflight = { req, start: performance.now(), slot: watchdog ? watchdog.begin(req.method, req.url) : -1 };
-      const queue = this.queueTime(req, entry.start);
+      const start = performance.now();
+      const queue = this.queueTime(req, start);
+      const entry: Inflight = {
+        req,
+        start,
+        slot: watchdog ? watchdog.begin(req.method, req.url) : -1,
+        queue,
+        deadline: deadlineMs > 0 ? setTimeout(() => this.deadlineExceeded(req, res, start), deadlineMs).unref() : null,
+        index: -1,
+      };
       (req as unknown as Record<symbol, number>)[kQueueMs] = queue;
       this.inflight.add(entry);
       if (this.draining || noKeepAlive) res.shouldKeepAlive = false;
-      const deadline = deadlineMs > 0 ? setTimeout(() => this.deadlineExceeded(req, res, entry.start), deadlineMs) : null;
-      deadline?.unref();
+      (res as TrackedResponse)[kInflight] = entry;
       // on, not once: once allocates a wrapper per request, and 'close' is emitted once anyway.
-      res.on('close', () => {
-        if (deadline) clearTimeout(deadline);
-        // The delete guards the slot and the log line should 'close' ever come twice.
-        if (!this.inflight.delete(entry)) return;
-        if (entry.slot >= 0) watchdog!.end(entry.slot);
-        if (accessLog) accessLog.log({ req, res, start: entry.start, end: performance.now(), queue });
-        if (hasPost) this.runHookSync('postRequest', this.self, req, res);
-      });
+      res.on('close', onClose);
       if (hasPre) this.runHookSync('preRequest', this.self, req, res);
       this.countRequest();
       listener(req, res);
     };
   }
+
+  /** A response closed (sent, or its connection gone): the request is no longer running. */
+  readonly #onClose = (() => {
+    const runtime = this;
+    return function (this: TrackedResponse): void {
+      const entry = this[kInflight];
+      // The delete guards the slot and the log line should 'close' ever come twice.
+      if (!entry || !runtime.inflight.delete(entry)) return;
+      if (entry.deadline) clearTimeout(entry.deadline);
+      if (entry.slot >= 0) runtime.watchdog?.end(entry.slot);
+      const req = entry.req;
+      runtime.accessLog?.log({ req, res: this, start: entry.start, end: performance.now(), queue: entry.queue });
+      if (runtime.hooks.postRequest !== null) runtime.runHookSync('postRequest', runtime.self, req, this);
+    };
+  })();
 
   /**
    * Milliseconds between the connection being accepted (or, with `X-Request-Start`, the proxy seeing the
@@ -159,7 +231,7 @@ export class WorkerRuntime {
    * connection slot: their queue time is 0 unless a proxy says otherwise.
    */
   queueTime(req: IncomingMessage, now: number): number {
-    const proxy = parseRequestStart(req.headers['x-request-start']);
+    const proxy = parseRequestStart(requestStartHeader(req.rawHeaders));
     if (proxy !== undefined) return Math.max(0, Date.now() - proxy);
     const socket = req.socket as AcceptedSocket;
     const accepted = socket[kAcceptedAt];
@@ -223,13 +295,10 @@ export class WorkerRuntime {
   slowRequests(minMs: number): InflightRequest[] {
     if (this.inflight.size === 0) return [];
     const now = performance.now();
-    const out: InflightRequest[] = [];
-    for (const e of this.inflight) {
-      const ms = Math.round(now - e.start);
-      if (ms >= minMs) out.push({ method: e.req.method ?? '?', url: e.req.url ?? '?', ms });
-      if (out.length >= 5) break;
-    }
-    return out;
+    return this.inflight
+      .startedBefore(now - minMs)
+      .slice(0, 5)
+      .map((e) => ({ method: e.req.method ?? '?', url: e.req.url ?? '?', ms: Math.round(now - e.start) }));
   }
 
   reopenLogs(): void {

@@ -148,12 +148,18 @@ export class Serving {
     (socket as AcceptedSocket)[kAcceptedAt] = performance.now();
     this.#accepted++;
     this.#open.add(socket);
-    socket.once('close', () => {
-      this.#open.delete(socket);
-      if (this.#open.size === 0) this.#drained?.();
-    });
+    socket.on('close', this.#onClose);
     this.#admit(socket, this.serve);
   }
+
+  /** A connection closed: one function for all of them (`this` is the socket), not a closure per connection. */
+  readonly #onClose = (() => {
+    const open = this.#open;
+    const serving = this;
+    return function (this: net.Socket): void {
+      if (open.delete(this) && open.size === 0) serving.#drained?.();
+    };
+  })();
 
   /**
    * Graceful: stop accepting (the other workers, or the backlog, take new connections), answer every
