@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 import { sendPlain } from './fetch-response.js';
-import { clientOf } from '../http/forwarded.js';
+import { clientOf, isSecure } from '../http/forwarded.js';
 
 /** A Fetch handler: Bun, Deno, Cloudflare Workers and Hono style. */
 export type FetchHandler = (request: Request, ...rest: unknown[]) => Response | Promise<Response>;
@@ -30,9 +30,18 @@ function fullUrl(req: IncomingMessage): string {
   const target = req.url ?? '/';
   // An absolute-form target (a request sent to a proxy) is already the URL.
   if (target.charCodeAt(0) !== 47 && /^https?:\/\//i.test(target)) return target;
-  // HTTP/2 requests carry the host as :authority.
-  const host = req.headers.host ?? (req.headers[':authority'] as string | undefined) ?? req.socket.localAddress ?? 'localhost';
-  return `${clientOf(req).secure ? 'https' : 'http'}://${host}${target}`;
+  return `${isSecure(req) ? 'https' : 'http'}://${hostOf(req)}${target}`;
+}
+
+/** The Host header (HTTP/2: :authority) from the raw list, without building `req.headers`. */
+function hostOf(req: IncomingMessage): string {
+  const raw = req.rawHeaders;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (name.length === 4 && name.toLowerCase() === 'host') return raw[i + 1]!;
+    if (name === ':authority') return raw[i + 1]!;
+  }
+  return req.socket?.localAddress ?? 'localhost';
 }
 
 function headersOf(req: IncomingMessage): Headers {
@@ -215,12 +224,17 @@ export function fetchListener(handler: FetchHandler, onError: (err: unknown, req
       onError(err, req, res);
       return;
     }
+    const fail = (err: unknown) => onError(err, req, res);
     if (result instanceof Response) {
-      writeResponse(result, res, req.method).catch((err) => onError(err, req, res));
+      writeResponse(result, res, req.method).catch(fail);
+    } else if (result instanceof Promise) {
+      // The usual async handler: one reaction on its own promise. A Response with a plain body is written
+      // right there; anything else goes through writeResponse.
+      result.then((r) => (sendPlain(r, res) ? undefined : writeResponse(r, res, req.method))).then(undefined, fail);
     } else {
       Promise.resolve(result)
         .then((r) => writeResponse(r, res, req.method))
-        .catch((err) => onError(err, req, res));
+        .catch(fail);
     }
   };
 }

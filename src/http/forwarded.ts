@@ -30,6 +30,13 @@ export function clientOf(req: IncomingMessage): ClientInfo {
   return { address: socket?.remoteAddress, secure: socket?.encrypted === true };
 }
 
+/** Whether the client reached us over TLS (or, from a trusted proxy, says it did); reads no peer address. */
+export function isSecure(req: IncomingMessage): boolean {
+  const t = (req as Tagged)[kClient];
+  if (t) return t.secure;
+  return (req.socket as net.Socket & { encrypted?: boolean } | null)?.encrypted === true;
+}
+
 const FORWARD_HEADERS = ['forwarded', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-port'];
 
 /** The address in a Forwarded `for=` or X-Forwarded-For element: quotes, brackets and ports removed. */
