@@ -16,6 +16,7 @@ import { ExitCode, isWorkerMessage, listenerLayout, type MasterMessage, type Wor
 import { VERSION } from '../version.js';
 import type { HealthServer, HealthState } from './health.js';
 import { SystemdNotifier } from './notify.js';
+import type { LeasedHandle } from '../workers/leases.js';
 import { Reloader } from './reloader.js';
 import { Pidfile } from './pidfile.js';
 import { WorkerHandle } from './worker-handle.js';
@@ -101,6 +102,9 @@ export class Arbiter implements HookServer {
   #reloader: Reloader | null = null;
   /** Ready was announced (systemd READY=1, the "Ready:" line) for the current set of workers. */
   #announcedReady = false;
+  /** Connections handed over by timed-out workers, waiting for a live worker (see placeOrphans). */
+  readonly #orphans: { readonly listener: number; readonly handle: LeasedHandle; readonly from: number }[] = [];
+  #orphanTurn = 0;
 
   constructor(private readonly opts: ArbiterOptions) {
     this.#resolved = opts.resolved;
@@ -259,7 +263,7 @@ export class Arbiter implements HookServer {
     }
     this.#workers.set(child.pid, w);
     this.log.info(`Booting worker with pid: ${child.pid}`);
-    child.on('message', (m: unknown) => isWorkerMessage(m) && this.onWorkerMessage(w, m));
+    child.on('message', (m: unknown, handle: unknown) => isWorkerMessage(m) && this.onWorkerMessage(w, m, handle as LeasedHandle | undefined));
     const reports = child.stdio[4] as Readable;
     reports.setEncoding('utf8');
     onLines(reports, (line) => w.onStallReport(line));
@@ -278,7 +282,7 @@ export class Arbiter implements HookServer {
     child.send(init);
   }
 
-  private onWorkerMessage(w: WorkerHandle, m: WorkerMessage): void {
+  private onWorkerMessage(w: WorkerHandle, m: WorkerMessage, handle?: LeasedHandle): void {
     if (m.t === 'stuck') {
       w.slow = m.slow;
       return;
@@ -290,6 +294,7 @@ export class Arbiter implements HookServer {
         this.#everReady = true;
         this.#bootFailures = 0;
         this.retireReplaced();
+        this.placeOrphans();
         return;
       case 'hb':
         w.slow = m.slow ?? [];
@@ -316,9 +321,28 @@ export class Arbiter implements HookServer {
         if (l && w.child.connected) w.child.send({ t: 'lease', listener: m.listener } satisfies MasterMessage, handle);
         return;
       }
+      case 'rescue':
+        if (!handle) return;
+        this.#orphans.push({ listener: m.listener, handle, from: w.pid });
+        this.placeOrphans();
+        return;
       case 'fatal':
         w.fatal = { code: m.code, message: m.message, detail: m.detail };
         return;
+    }
+  }
+
+  /**
+   * Hands the connections a timed-out worker held back (unread) to live workers, one each in turn; with none
+   * ready (a single worker), they wait for its replacement. Our descriptor closes once the worker has its own.
+   */
+  private placeOrphans(): void {
+    const live = [...this.#workers.values()].filter((w) => w.state === 'ready' && w.child.connected);
+    while (live.length > 0 && this.#orphans.length > 0) {
+      const o = this.#orphans.shift()!;
+      const to = live[this.#orphanTurn++ % live.length]!;
+      this.log.debug(`Handing a connection held by worker ${o.from} to worker ${to.pid}`);
+      to.child.send({ t: 'adopt', listener: o.listener } satisfies MasterMessage, o.handle as unknown as SendHandle, undefined, () => o.handle.close());
     }
   }
 

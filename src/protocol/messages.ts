@@ -54,7 +54,12 @@ export type MasterMessage =
    * A fresh duplicate of listener `listener`'s socket, sent as the message's handle (SCM_RIGHTS). A worker
    * that stopped accepting by closing its copy (sync, worker_connections) listens on it to resume.
    */
-  | { readonly t: 'lease'; readonly listener: number };
+  | { readonly t: 'lease'; readonly listener: number }
+  /**
+   * Serve this connection, accepted on listener `listener` by a worker that timed out while holding it back
+   * unread (a gthread thread's queue): the message's handle is the connected socket.
+   */
+  | { readonly t: 'adopt'; readonly listener: number };
 
 export interface InflightRequest {
   readonly method: string;
@@ -86,6 +91,11 @@ export type WorkerMessage =
   | { readonly t: 'drained' }
   /** Asks for a fresh duplicate of listener `listener`'s socket (answered by a `lease` message). */
   | { readonly t: 'lease'; readonly listener: number }
+  /**
+   * SIGABRT: a connection accepted on listener `listener` and held back unread (the message's handle); the
+   * master hands it to a live worker as `adopt`.
+   */
+  | { readonly t: 'rescue'; readonly listener: number }
   /** Why the worker is about to exit before ever serving. */
   | { readonly t: 'fatal'; readonly code: number; readonly message: string; readonly detail: string };
 

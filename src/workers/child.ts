@@ -2,6 +2,8 @@
  * The worker process: entry point spawned by the master. It receives its settings over IPC, loads the
  * config file's hooks and the app, serves on the inherited sockets, and reports to the master.
  */
+import type { SendHandle } from 'node:child_process';
+import net from 'node:net';
 import { AppLoadError } from '../app/errors.js';
 import { loadErrorPage } from '../app/error-page.js';
 import { loadApp } from '../app/load.js';
@@ -11,7 +13,7 @@ import { SETTINGS, type Config } from '../config/registry.js';
 import { isMasterMessage, ExitCode, WATCHDOG_FD, type InflightRequest, type MasterMessage, type WorkerMessage } from '../protocol/messages.js';
 import { watchEsmImports } from './esm-watch.js';
 import { importedFiles } from './imported-files.js';
-import { Leases } from './leases.js';
+import { Leases, type LeasedHandle } from './leases.js';
 import { dropPrivileges, resolveIdentity } from './privileges.js';
 import { loadHooks, WorkerRuntime, type WorkerHooks } from './runtime.js';
 import { heartbeatEvery, Watchdog } from './watchdog.js';
@@ -25,6 +27,25 @@ function send(m: WorkerMessage): void {
 }
 
 class FatalExit extends Error {}
+
+/**
+ * Second handles on descriptors handed over: only for sending. The thread that accepted the connection still
+ * owns the descriptor and closes it when it ends, so these are never closed (see GthreadWorker.adopt).
+ */
+const handedOver: net.Socket[] = [];
+
+/** Sends descriptor `fd` (a connection held back unread) to the master, as a `rescue` message's handle. */
+function handOver(listener: number, fd: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (!process.connected) return reject(new Error('the master is gone'));
+    const socket = new net.Socket({ fd, readable: false, writable: false });
+    handedOver.push(socket);
+    // The raw handle, not the Socket: Node sends it as-is ('net.Native'), and the master's side does not
+    // start reading it (a Socket would arrive reading, its first bytes taken by the master).
+    const handle = (socket as unknown as { _handle: SendHandle })._handle;
+    process.send!({ t: 'rescue', listener } satisfies WorkerMessage, handle, undefined, (err) => (err ? reject(err) : resolve()));
+  });
+}
 
 /** Dies with a reason the master can act on (halt instead of respawning, or back off). */
 function fatal(code: number, message: string, detail: string): never {
@@ -68,6 +89,7 @@ class WorkerProcess {
       loadApp: () => this.loadApp(cwd),
       appLoaded: () => runtime.runHook('postWorkerInit', runtime.self),
       leases: this.leases,
+      handOver,
       init,
     });
     try {
@@ -138,6 +160,14 @@ class WorkerProcess {
     return this.#cls?.abort?.() ?? Promise.resolve();
   }
 
+  /** A connection handed over by the master (`adopt`): served here, or closed if the class cannot take it. */
+  adopt(listener: number, handle: LeasedHandle | undefined): void {
+    if (!handle) return;
+    if (this.#cls?.adopt?.(listener, handle)) return;
+    handle.close();
+    this.runtime.log.warning('A connection handed over from a timed-out worker arrived while stopping: closed');
+  }
+
   slowInClass(): InflightRequest[] {
     return this.#cls?.slowRequests?.() ?? [];
   }
@@ -154,7 +184,8 @@ class WorkerProcess {
         this.#cls?.reopenLogs?.();
         return;
       case 'lease':
-        return; // routed to Leases with its handle in main()
+      case 'adopt':
+        return; // routed with its handle in main()
     }
   }
 }
@@ -184,7 +215,8 @@ function main(): void {
   const leases = new Leases(send);
   process.on('message', (m: unknown, handle: unknown) => {
     if (!isMasterMessage(m)) return;
-    if (m.t === 'lease') return leases.deliver(m.listener, handle as Parameters<Leases['deliver']>[1]);
+    if (m.t === 'lease') return leases.deliver(m.listener, handle as LeasedHandle | undefined);
+    if (m.t === 'adopt') return worker ? worker.adopt(m.listener, handle as LeasedHandle | undefined) : (handle as LeasedHandle | undefined)?.close();
     if (m.t === 'init') {
       if (!worker && !booting) {
         booting = true;

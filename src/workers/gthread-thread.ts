@@ -3,6 +3,7 @@
  * serves one request at a time on its own descriptors of the listening sockets, and beats in shared memory
  * so a stuck thread makes its process miss the master's heartbeat.
  */
+import { closeSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import { AppLoadError } from '../app/errors.js';
 import { loadApp } from '../app/load.js';
@@ -10,6 +11,7 @@ import type { ServedApp } from '../app/shapes.js';
 import { describeLoadError } from '../config/file.js';
 import type { Config } from '../config/registry.js';
 import type { ListenerInfo } from '../protocol/messages.js';
+import { HeldSockets } from './held-sockets.js';
 import { OneAtATime } from './one-at-a-time.js';
 import { loadHooks, WorkerRuntime } from './runtime.js';
 import { Serving } from './serving.js';
@@ -27,6 +29,8 @@ export interface ThreadData {
   readonly sab: SharedArrayBuffer;
   /** ThreadSlots' memory: the request each thread runs. */
   readonly slots: SharedArrayBuffer;
+  /** HeldSockets' memory: the connections each thread holds back. */
+  readonly held: SharedArrayBuffer;
   readonly threads: number;
   /** 0: no heartbeat (timeout 0). */
   readonly beatMs: number;
@@ -41,7 +45,11 @@ export type ThreadMessage =
   | { readonly t: 'drained' };
 
 /** Process -> thread. */
-export type ToThread = { readonly t: 'stop'; readonly graceful: boolean; readonly drain: boolean } | { readonly t: 'reopen' };
+export type ToThread =
+  | { readonly t: 'stop'; readonly graceful: boolean; readonly drain: boolean }
+  | { readonly t: 'reopen' }
+  /** Serve this connection, handed over from a timed-out worker: a descriptor the process received. */
+  | { readonly t: 'adopt'; readonly listener: number; readonly fd: number };
 
 async function main(): Promise<void> {
   const d = workerData as ThreadData;
@@ -64,7 +72,8 @@ async function main(): Promise<void> {
     return;
   }
   const serving = new Serving(runtime, served, d.listeners);
-  new OneAtATime(serving, null);
+  // Only a connection still unread can be handed over (see HeldSockets): on TLS, one held back may be read.
+  new OneAtATime(serving, null, serving.acceptsPaused ? new HeldSockets(d.threads, d.held).writer(d.thread) : null);
   await serving.listen();
   if (d.beatMs > 0) {
     const beats = new Int32Array(d.sab, 0, d.threads);
@@ -85,6 +94,10 @@ async function main(): Promise<void> {
         return;
       case 'reopen':
         runtime.reopenLogs();
+        return;
+      case 'adopt':
+        // Refused while stopping: this thread owns the descriptor, so it closes it (the client sees a reset).
+        if (!serving.adopt(m.listener, { fd: m.fd })) closeSync(m.fd);
         return;
     }
   });

@@ -1,12 +1,15 @@
 import { Worker } from 'node:worker_threads';
 import { AppLoadError } from '../app/errors.js';
 import type { InflightRequest } from '../protocol/messages.js';
+import { HeldSockets } from './held-sockets.js';
 import { ThreadSlots } from './thread-slots.js';
 import { heartbeatEvery } from './watchdog.js';
 import type { WorkerClass, WorkerClassContext } from './worker-class.js';
 import type { ThreadData, ThreadMessage, ToThread } from './gthread-thread.js';
 
 const THREAD_ENTRY = new URL('./gthread-thread.js', import.meta.url);
+/** SIGABRT: how long the hand-over of held connections may hold back the stop of the threads. */
+const HAND_OVER_MAX_MS = 500;
 
 /**
  * `gthread`: `threads` node:worker_threads threads per worker process, each with its own copy of the app and
@@ -27,6 +30,14 @@ export class GthreadWorker implements WorkerClass {
   #stopping = false;
   #drained = 0;
   #slots: ThreadSlots | null = null;
+  #held: HeldSockets | null = null;
+  /**
+   * Handles of connections handed over to this process and passed on to a thread by descriptor. The thread's
+   * socket closes the descriptor; closing these too could close a later connection that reused the number,
+   * and Node cannot let go of a descriptor without closing it. So they stay, unused, for the life of the
+   * process: a few hundred bytes per connection handed over, which happens only when a worker times out.
+   */
+  readonly #adopted: object[] = [];
 
   constructor(private readonly ctx: WorkerClassContext) {}
 
@@ -40,6 +51,7 @@ export class GthreadWorker implements WorkerClass {
     const every = cfg.timeout > 0 ? heartbeatEvery(cfg.timeout) : 0;
     this.#staleMs = 2 * every;
     this.#slots = new ThreadSlots(n);
+    this.#held = new HeldSockets(n);
     const ready: Promise<void>[] = [];
     for (let t = 0; t < n; t++) {
       const data: ThreadData = {
@@ -53,6 +65,7 @@ export class GthreadWorker implements WorkerClass {
         listeners: listeners.map((l) => ({ fd: l.fds[t]!, fds: [l.fds[t]!], url: l.url })),
         sab,
         slots: this.#slots.sab,
+        held: this.#held.sab,
         threads: n,
         beatMs: every / 2,
       };
@@ -117,13 +130,15 @@ export class GthreadWorker implements WorkerClass {
   }
 
   /**
-   * Timed out: a thread is stuck. Cut only that thread (terminate() interrupts even a busy loop), and let the
-   * others stop accepting and finish what they hold, so their clients lose nothing; the master's SIGKILL
-   * after its grace bounds it all.
+   * Timed out: a thread is stuck. First the connections the threads hold back unread (queued behind the
+   * stuck request, or behind others) go to the master, which hands them to a live worker. Then only the
+   * stuck thread is cut (terminate() interrupts even a busy loop), and the others stop accepting and finish
+   * the requests they run; the master's SIGKILL after its grace bounds it all.
    */
   async abort(): Promise<void> {
     this.#stopping = true;
     const stuck = new Set(this.stuckThreads());
+    await this.handOverHeld();
     await Promise.all(
       this.#threads.map((w, t) => {
         if (stuck.has(t)) return w.terminate();
@@ -131,6 +146,29 @@ export class GthreadWorker implements WorkerClass {
         return this.#exited[t];
       }),
     );
+  }
+
+  /** Claims every connection the threads hold back and sends each to the master (see HeldSockets). */
+  private async handOverHeld(): Promise<void> {
+    const held = this.#held?.claimAll() ?? [];
+    if (held.length === 0) return;
+    this.ctx.runtime.log.warning(`Handing ${held.length} waiting connection(s) over to the other workers`);
+    const sent = Promise.allSettled(held.map((h) => this.ctx.handOver(h.listener, h.fd)));
+    // Sent before any thread ends: a thread that ends closes its descriptors.
+    await Promise.race([sent, new Promise((resolve) => setTimeout(resolve, HAND_OVER_MAX_MS).unref())]);
+  }
+
+  /** A connection handed over from a timed-out worker: to the thread with the least to do. */
+  adopt(listener: number, handle: object): boolean {
+    const fd = (handle as { fd?: unknown }).fd;
+    if (this.#stopping || !this.#held || typeof fd !== 'number' || fd < 0) return false;
+    const running = new Set(this.#slots?.runningThreads() ?? []);
+    const load = (t: number) => this.#held!.count(t) + (running.has(t) ? 1 : 0);
+    let best = 0;
+    for (let t = 1; t < this.#threads.length; t++) if (load(t) < load(best)) best = t;
+    this.#adopted.push(handle);
+    this.#threads[best]!.postMessage({ t: 'adopt', listener, fd } satisfies ToThread);
+    return true;
   }
 
   /** Every request a thread runs (sorted longest first): a stuck thread's is the first. */

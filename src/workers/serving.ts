@@ -21,7 +21,7 @@ export type AcceptedSocket = net.Socket & { [kAcceptedAt]?: number };
  * request at a time (sync, a gthread thread) or caps its connections (async) holds connections back here.
  * `serve` must be called exactly once per admitted socket, unless the socket closed first.
  */
-export type Admit = (socket: net.Socket, serve: (socket: net.Socket) => void) => void;
+export type Admit = (socket: net.Socket, serve: (socket: net.Socket) => void, listener: number) => void;
 
 /**
  * The HTTP server of one worker (or one gthread thread) on the inherited listening sockets.
@@ -105,8 +105,8 @@ export class Serving {
   listenAcceptor(i: number, target: number | object): Promise<void> {
     // Paused when the connection gate reads the first bytes itself (PROXY header, request line, h2c preface).
     const acceptor = net.createServer(
-      { noDelay: true, allowHalfOpen: true, pauseOnConnect: this.layer.gate !== null },
-      (socket) => this.onConnection(socket),
+      { noDelay: true, allowHalfOpen: this.allowHalfOpen, pauseOnConnect: this.acceptsPaused },
+      (socket) => this.onConnection(socket, i),
     );
     this.#acceptors[i] = acceptor;
     return new Promise((resolve, reject) => {
@@ -137,6 +137,52 @@ export class Serving {
     a?.close();
   }
 
+  /**
+   * What the server would have given its own sockets: true for plain HTTP (Node's parser handles a client's
+   * half-close), false for TLS and HTTP/2, whose sockets otherwise never close after the client's FIN.
+   */
+  private get allowHalfOpen(): boolean {
+    return (this.http as unknown as net.Server & { allowHalfOpen?: boolean }).allowHalfOpen ?? true;
+  }
+
+  /**
+   * Sockets arrive paused, unread until served: on plain HTTP, where the connection gate reads the first
+   * bytes itself. (Node's TLS server does not start on a socket accepted paused.)
+   */
+  get acceptsPaused(): boolean {
+    return this.layer.gate !== null;
+  }
+
+  /**
+   * A connection another process accepted, handed over by the master (it was held back, unread, in a worker
+   * that timed out): admitted as if listener `listener` had just accepted it. `source` is the raw handle this
+   * process received, or a descriptor of it (a gthread thread, where the main thread received it). False
+   * once the stop has closed the listeners: the worker is on its way out.
+   */
+  adopt(listener: number, source: { readonly handle: object } | { readonly fd: number }): boolean {
+    if (this.#acceptorsClosed) return false;
+    const socket = new net.Socket({
+      ...source,
+      readable: true,
+      writable: true,
+      allowHalfOpen: this.allowHalfOpen,
+      // What net.Server passes for pauseOnConnect: the socket is created without reading.
+      pauseOnCreate: this.acceptsPaused,
+    } as unknown as net.SocketConstructorOpts);
+    socket.setNoDelay(true);
+    this.onConnection(socket, listener);
+    return true;
+  }
+
+  /**
+   * Lets go of a held connection that was handed to another process: no longer tracked or served here, and
+   * not closed (its descriptor goes with this thread or process).
+   */
+  forget(socket: net.Socket): void {
+    socket.off('close', this.#onClose);
+    if (this.#open.delete(socket) && this.#open.size === 0) this.#drained?.();
+  }
+
   /** Serves a connection now: the http.Server parses its requests. */
   readonly serve = (socket: net.Socket): void => {
     if (socket.destroyed) return;
@@ -144,12 +190,12 @@ export class Serving {
     this.layer.connection(socket);
   };
 
-  private onConnection(socket: net.Socket): void {
+  private onConnection(socket: net.Socket, listener: number): void {
     (socket as AcceptedSocket)[kAcceptedAt] = performance.now();
     this.#accepted++;
     this.#open.add(socket);
     socket.on('close', this.#onClose);
-    this.#admit(socket, this.serve);
+    this.#admit(socket, this.serve, listener);
   }
 
   /** A connection closed: one function for all of them (`this` is the socket), not a closure per connection. */
@@ -215,9 +261,9 @@ export class Serving {
 
   /**
    * Accepts until one turn of the event loop accepts nothing, at most DRAIN_ACCEPT_MAX_MS. The check runs in
-   * a setImmediate queued from a timer, i.e. after that turn's poll phase, where libuv accepts every
-   * connection pending on a readable listener (FACTS): a turn with no new connection, while every acceptor
-   * listened, saw an empty backlog. A class that paused accepting (sync, while it holds a connection)
+   * a setImmediate queued from a timer, i.e. after that turn's poll phase, where a listener with a queue is
+   * readable and accepts (one connection per turn on libuv 1.46): a turn with no new connection, while every
+   * acceptor listened, saw an empty backlog. A class that paused accepting (sync, while it holds a connection)
    * resumes during the drain, so a paused turn proves nothing. The connections accepted here are answered
    * with `Connection: close`.
    */

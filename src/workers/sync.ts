@@ -26,6 +26,10 @@ export class SyncWorker implements WorkerClass {
     await serving.listen();
   }
 
+  adopt(listener: number, handle: object): boolean {
+    return this.#serving?.adopt(listener, { handle }) ?? false;
+  }
+
   async stop(graceful: boolean): Promise<void> {
     await this.#serving?.stop(graceful);
     await this.#served?.close?.();

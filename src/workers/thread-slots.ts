@@ -33,6 +33,13 @@ export class ThreadSlots {
     };
   }
 
+  /** The threads running a request now. */
+  runningThreads(): number[] {
+    const out: number[] = [];
+    for (let t = 0; t < this.threads; t++) if (Atomics.load(new Int32Array(this.sab, t * RECORD + 8, 1), 0) > 0) out.push(t);
+    return out;
+  }
+
   /** Every running request, longest first. */
   running(): InflightRequest[] {
     const now = Date.now();

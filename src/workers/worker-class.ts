@@ -13,6 +13,11 @@ export interface WorkerClassContext {
   readonly appLoaded: () => Promise<void>;
   /** Fresh duplicates of the listening sockets from the master, to resume accepting after a pause. */
   readonly leases: Leases;
+  /**
+   * Sends a connection this process holds back, unread, to the master (which hands it to a live worker):
+   * `fd` is its descriptor, left open here. Resolves once the descriptor is on its way.
+   */
+  readonly handOver: (listener: number, fd: number) => Promise<void>;
   /** The worker process's own settings and app argument, for classes that start threads. */
   readonly init: { readonly app: string; readonly configPath: string | null; readonly id: number; readonly age: number; readonly masterPid: number };
 }
@@ -38,6 +43,11 @@ export interface WorkerClass {
    * the grace; resolves when done.
    */
   abort?(): Promise<void>;
+  /**
+   * Serves a connection handed over from a worker that timed out (a raw handle received over IPC, accepted on
+   * listener `listener`). False if the class cannot take it now.
+   */
+  adopt?(listener: number, handle: object): boolean;
 }
 
 export type WorkerClassFactory = (ctx: WorkerClassContext) => WorkerClass;

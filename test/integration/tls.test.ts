@@ -101,6 +101,35 @@ describe('TLS', () => {
     await s.kill();
   });
 
+  // An HTTP/2 client that ends its connection (TLS close_notify, then FIN, as curl does): the worker's side
+  // must close too. Accepted half-open it stayed open for good, and a sync worker (or a gthread thread),
+  // which serves one connection at a time, never served another.
+  for (const cls of ['sync', 'gthread']) {
+    it(`closes an HTTP/2 connection its client ended, and serves the next one (${cls})`, async () => {
+      const { s, port } = await start(['-k', cls, '--threads', '1', fx('whoami.ts')]);
+      const served = async () => {
+        const spoke = await new Promise<string | false | null>((resolve, reject) => {
+          const c = tls.connect({ host: '127.0.0.1', port, ALPNProtocols: ['h2'], rejectUnauthorized: false }, () => {
+            // The client preface and an empty SETTINGS frame, then the end of the connection.
+            c.end(Buffer.concat([Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1'), Buffer.from([0, 0, 0, 4, 0, 0, 0, 0, 0])]));
+          });
+          c.on('data', () => {});
+          c.on('error', reject);
+          c.on('close', () => resolve(c.alpnProtocol));
+        });
+        assert.equal(spoke, 'h2', 'the first connection spoke h2');
+        return h2(port);
+      };
+      let timer: NodeJS.Timeout | undefined;
+      const bound = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error('the ended connection stayed open, or the next was not served, for 10 s')), 10000);
+      });
+      const r = await Promise.race([served(), bound]).finally(() => clearTimeout(timer));
+      assert.equal(r.status, 200);
+      await s.kill();
+    });
+  }
+
   it('--http-protocols h1 offers HTTP/1.1 only', async () => {
     const { s, port } = await start([fx('whoami.ts'), '--http-protocols', 'h1']);
     const a = await h1(port, { ALPNProtocols: ['h2', 'http/1.1'] } as https.RequestOptions);

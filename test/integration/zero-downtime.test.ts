@@ -7,6 +7,7 @@
  * - USR2 + WINCH + TERM (upgrade; the new master takes over the pidfile), and the rollback (HUP old, TERM new)
  * - max_requests recycling
  * - the heartbeat kill of a blocked worker: nothing fails that was not on the killed worker
+ * - a stuck gthread thread: the connections queued behind its request are served by the next worker
  */
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
@@ -66,24 +67,6 @@ function rawGet(port: number, p: string): Promise<string> {
   });
 }
 
-/**
- * Known gaps, run as `todo` (they run and report, without failing the suite) until fixed:
- * - a gthread thread accepts every connection pending at one wake-up and queues them behind the request it
- *   runs: it cannot stop accepting, since resuming would need a fresh descriptor of the socket and only the
- *   process's main thread can receive one from the master. When a thread is stuck past the timeout, the
- *   worker cuts that thread alone and its other threads finish what they hold (WorkerClass.abort), but the
- *   connections queued in the stuck thread are lost with it.
- */
-const KNOWN_GAPS: Partial<Record<(typeof WORKER_CLASSES)[number], Record<string, string>>> = {
-  gthread: {
-    heartbeat: 'connections queued behind the stuck request in a gthread thread are lost with that thread',
-  },
-};
-const gap = (cls: (typeof WORKER_CLASSES)[number], key: string) => {
-  const why = KNOWN_GAPS[cls]?.[key];
-  return why ? { todo: why } : {};
-};
-
 for (const cls of WORKER_CLASSES) {
   describe(`zero downtime: ${cls} workers`, () => {
     it('HUP three times under load: no request fails', async (t) => {
@@ -104,7 +87,7 @@ for (const cls of WORKER_CLASSES) {
       assert.equal((await s.exited).code, 0);
     });
 
-    it('TERM under load: in-flight and keep-alive requests end cleanly, exit 0', gap(cls, 'term'), async (t) => {
+    it('TERM under load: in-flight and keep-alive requests end cleanly, exit 0', async (t) => {
       const { s, port } = await start(cls, ['-w', '2']);
       // A client told `Connection: close` stops: new connections after the stop began race the socket's
       // close, which is what --shutdown-delay and the readiness endpoint are for (tested below).
@@ -119,7 +102,7 @@ for (const cls of WORKER_CLASSES) {
       assert.match(s.log, /Graceful stop: draining 2 worker\(s\)/);
     });
 
-    it('TERM drains the kernel backlog: connections queued behind a blocked worker are served', gap(cls, 'drain'), async (t) => {
+    it('TERM drains the kernel backlog: connections queued behind a blocked worker are served', async (t) => {
       const { s, port } = await start(cls, ['-w', '1']);
       const mark = path.join(tmp, `spin-${cls}`);
       const spin = request(port, `/spin?ms=1500&mark=${encodeURIComponent(mark)}`, { timeout: 20000 });
@@ -203,7 +186,7 @@ for (const cls of WORKER_CLASSES) {
       assert.equal((await s.exited).code, 0);
     });
 
-    it('the heartbeat kill: no request fails that was not on the killed worker', gap(cls, 'heartbeat'), async (t) => {
+    it('the heartbeat kill: no request fails that was not on the killed worker', async (t) => {
       const { s, port } = await start(cls, ['-w', '2', '--timeout', '2']);
       const load = new Load(port);
       await load.okAtLeast(200);
@@ -221,3 +204,53 @@ for (const cls of WORKER_CLASSES) {
     });
   });
 }
+
+/** Opens a connection and sends `GET path` once it is connected: `connected` settles first, then `status`. */
+function openGet(port: number, p: string): { connected: Promise<void>; status: Promise<string> } {
+  let connected!: () => void;
+  const c = net.connect(port, '127.0.0.1');
+  const ready = new Promise<void>((resolve) => (connected = resolve));
+  const status = new Promise<string>((resolve) => {
+    let data = '';
+    c.setEncoding('utf8');
+    c.on('connect', () => {
+      c.write(`GET ${p} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
+      connected();
+    });
+    c.on('data', (d: string) => (data += d));
+    c.on('end', () => resolve(data));
+    c.on('error', (e: NodeJS.ErrnoException) => {
+      connected();
+      resolve(`error ${e.code}`);
+    });
+  });
+  return { connected: ready, status };
+}
+
+describe('zero downtime: a stuck gthread thread', () => {
+  it('hands the connections queued behind its request to the next worker', async () => {
+    // One worker, one thread. B waits 500 ms, then spins for good. While it waits the thread's loop is free
+    // and accepts C, D and E, which queue behind B: a thread serves one connection at a time.
+    const { s, port } = await start('gthread', ['-w', '1', '--threads', '1', '--timeout', '2']);
+    const mark = path.join(tmp, 'b-started');
+    const b = openGet(port, `/spin?wait=500&ms=60000&mark=${encodeURIComponent(mark)}`);
+    await until(() => existsSync(mark), 10000, 'B started');
+    const rest = [];
+    for (let i = 0; i < 3; i++) {
+      const c = openGet(port, '/pid');
+      await c.connected;
+      rest.push(c.status);
+    }
+    const stuck = Number((await s.waitFor(/WORKER TIMEOUT \(pid:(\d+)\)/, 20000))[1]);
+    const answers = await Promise.all(rest);
+    await s.waitFor(line(stuck, 'Handing 3 waiting connection\\(s\\) over to the other workers'), 5000);
+    for (const r of answers) {
+      assert.match(r, /^HTTP\/1\.1 200 /, `a queued connection was lost: ${r.split('\r\n')[0]}`);
+      const pid = (JSON.parse(r.slice(r.indexOf('\r\n\r\n') + 4)) as { pid: number }).pid;
+      assert.notEqual(pid, stuck, 'served by the replacement, not the stuck worker');
+    }
+    assert.doesNotMatch(await b.status, /^HTTP\/1\.1 200 /);
+    s.signal('SIGTERM');
+    assert.equal((await s.exited).code, 0);
+  });
+});
