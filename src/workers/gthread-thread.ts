@@ -72,8 +72,7 @@ async function main(): Promise<void> {
     return;
   }
   const serving = new Serving(runtime, served, d.listeners);
-  // Only a connection still unread can be handed over (see HeldSockets): on TLS, one held back may be read.
-  new OneAtATime(serving, null, serving.acceptsPaused ? new HeldSockets(d.threads, d.held).writer(d.thread) : null);
+  new OneAtATime(serving, null, new HeldSockets(d.threads, d.held).writer(d.thread));
   await serving.listen();
   if (d.beatMs > 0) {
     const beats = new Int32Array(d.sab, 0, d.threads);

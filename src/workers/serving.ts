@@ -103,9 +103,11 @@ export class Serving {
    * (a fresh duplicate: closing an acceptor closes its descriptor).
    */
   listenAcceptor(i: number, target: number | object): Promise<void> {
-    // Paused when the connection gate reads the first bytes itself (PROXY header, request line, h2c preface).
+    // Sockets arrive paused, unread until served: the connection gate reads the first bytes itself on plain
+    // HTTP (PROXY header, request line, h2c preface), Node's TLS server starts reading when it takes one, and
+    // a connection a class holds back stays unread, so it can be handed to another worker (HeldSockets).
     const acceptor = net.createServer(
-      { noDelay: true, allowHalfOpen: this.allowHalfOpen, pauseOnConnect: this.acceptsPaused },
+      { noDelay: true, allowHalfOpen: this.allowHalfOpen, pauseOnConnect: true },
       (socket) => this.onConnection(socket, i),
     );
     this.#acceptors[i] = acceptor;
@@ -145,13 +147,6 @@ export class Serving {
     return (this.http as unknown as net.Server & { allowHalfOpen?: boolean }).allowHalfOpen ?? true;
   }
 
-  /**
-   * Sockets arrive paused, unread until served: on plain HTTP, where the connection gate reads the first
-   * bytes itself. (Node's TLS server does not start on a socket accepted paused.)
-   */
-  get acceptsPaused(): boolean {
-    return this.layer.gate !== null;
-  }
 
   /**
    * A connection another process accepted, handed over by the master (it was held back, unread, in a worker
@@ -167,7 +162,7 @@ export class Serving {
       writable: true,
       allowHalfOpen: this.allowHalfOpen,
       // What net.Server passes for pauseOnConnect: the socket is created without reading.
-      pauseOnCreate: this.acceptsPaused,
+      pauseOnCreate: true,
     } as unknown as net.SocketConstructorOpts);
     socket.setNoDelay(true);
     this.onConnection(socket, listener);

@@ -12,17 +12,22 @@
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import net from 'node:net';
+import tls from 'node:tls';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { Load, stopAllLoads } from '../helpers/load.js';
 import { alive, childrenOf, FIXTURES, request, Server, stopAll, until } from '../helpers/server.js';
+import { selfSigned, type CertFiles } from '../helpers/tls.js';
 
 /** The worker classes every zero-loss test runs on. */
 const WORKER_CLASSES = ['async', 'sync', 'gthread'] as const;
 
 const APP = path.join(FIXTURES, 'zero-downtime-app.mjs');
 const tmp = mkdtempSync(path.join(tmpdir(), 'tunicorn-zd-'));
+let certFiles: CertFiles | null = null;
+/** A self-signed certificate, made on first use. */
+const certs = (): CertFiles => (certFiles ??= selfSigned('localhost', tmp));
 /** Process groups of masters started by USR2 (not children of the test): killed at the end. */
 const groups = new Set<number>();
 
@@ -205,17 +210,21 @@ for (const cls of WORKER_CLASSES) {
   });
 }
 
-/** Opens a connection and sends `GET path` once it is connected: `connected` settles first, then `status`. */
-function openGet(port: number, p: string): { connected: Promise<void>; status: Promise<string> } {
+/**
+ * Opens a connection (TLS with `secure`) and sends `GET path` once it is connected: `connected` settles first,
+ * then `status`, with the whole response.
+ */
+function openGet(port: number, p: string, secure = false): { connected: Promise<void>; status: Promise<string> } {
   let connected!: () => void;
-  const c = net.connect(port, '127.0.0.1');
+  const c = secure ? tls.connect({ port, host: '127.0.0.1', rejectUnauthorized: false }) : net.connect(port, '127.0.0.1');
   const ready = new Promise<void>((resolve) => (connected = resolve));
   const status = new Promise<string>((resolve) => {
     let data = '';
     c.setEncoding('utf8');
-    c.on('connect', () => {
+    // Connected once TCP is: a TLS handshake waits until the server serves the connection.
+    c.once('connect', () => connected());
+    c.on(secure ? 'secureConnect' : 'connect', () => {
       c.write(`GET ${p} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
-      connected();
     });
     c.on('data', (d: string) => (data += d));
     c.on('end', () => resolve(data));
@@ -228,16 +237,18 @@ function openGet(port: number, p: string): { connected: Promise<void>; status: P
 }
 
 describe('zero downtime: a stuck gthread thread', () => {
-  it('hands the connections queued behind its request to the next worker', async () => {
+  for (const secure of [false, true]) {
+  it(`hands the connections queued behind its request to the next worker (${secure ? 'TLS' : 'plain HTTP'})`, async () => {
     // One worker, one thread. B waits 500 ms, then spins for good. While it waits the thread's loop is free
     // and accepts C, D and E, which queue behind B: a thread serves one connection at a time.
-    const { s, port } = await start('gthread', ['-w', '1', '--threads', '1', '--timeout', '2']);
-    const mark = path.join(tmp, 'b-started');
-    const b = openGet(port, `/spin?wait=500&ms=60000&mark=${encodeURIComponent(mark)}`);
+    const tlsArgs = secure ? ['--certfile', certs().cert, '--keyfile', certs().key] : [];
+    const { s, port } = await start('gthread', ['-w', '1', '--threads', '1', '--timeout', '2', ...tlsArgs]);
+    const mark = path.join(tmp, `b-started-${secure}`);
+    const b = openGet(port, `/spin?wait=500&ms=60000&mark=${encodeURIComponent(mark)}`, secure);
     await until(() => existsSync(mark), 10000, 'B started');
     const rest = [];
     for (let i = 0; i < 3; i++) {
-      const c = openGet(port, '/pid');
+      const c = openGet(port, '/pid', secure);
       await c.connected;
       rest.push(c.status);
     }
@@ -253,4 +264,5 @@ describe('zero downtime: a stuck gthread thread', () => {
     s.signal('SIGTERM');
     assert.equal((await s.exited).code, 0);
   });
+  }
 });
