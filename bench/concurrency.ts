@@ -8,6 +8,7 @@
  * Needs `wrk` (apt-get install -y wrk). The whole run takes about two minutes.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { MASTER_NODE_FLAGS } from '../src/cli/node-flags.js';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
@@ -92,7 +93,7 @@ function get(port: number): Promise<number> {
 
 async function startServer(c: Case): Promise<{ child: ChildProcess; port: number; log: () => string }> {
   let log = '';
-  const child = spawn(process.execPath, [CLI, '-b', '127.0.0.1:0', '--timeout', '120', ...c.args, app(c.app)], {
+  const child = spawn(process.execPath, [...MASTER_NODE_FLAGS, CLI, '-b', '127.0.0.1:0', '--timeout', '120', ...c.args, app(c.app)], {
     cwd: ROOT,
     stdio: ['ignore', 'ignore', 'pipe'],
     env: { ...process.env, PORT: '', WEB_CONCURRENCY: '', TUNICORN_CMD_ARGS: '' },

@@ -17,6 +17,7 @@
  * Run: `npm run build && node --import tsx bench/fetch-ratio.ts [--rounds N] [--seconds S] [--connections C]`
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { MASTER_NODE_FLAGS } from '../src/cli/node-flags.js';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -118,7 +119,7 @@ function waitForLine(child: ChildProcess, stream: 'stdout' | 'stderr', re: RegEx
 }
 
 async function startTunicorn(name: TargetName, app: string): Promise<Target> {
-  const child = spawn(process.execPath, [CLI, '-w', '1', '-b', '127.0.0.1:0', app], {
+  const child = spawn(process.execPath, [...MASTER_NODE_FLAGS, CLI, '-w', '1', '-b', '127.0.0.1:0', app], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, WEB_CONCURRENCY: '', TUNICORN_CMD_ARGS: '', PORT: '' },
     detached: true,

@@ -1,5 +1,6 @@
 /** The servers the benchmark compares: tunicorn in each app shape and worker class, and the baselines. */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { MASTER_NODE_FLAGS } from '../../src/cli/node-flags.js';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { alive, childrenOf, cpuMs, firstAnswer, rssMb, sleep } from './proc.js';
@@ -39,7 +40,7 @@ const tunicorn = (id: string, label: string, app: string, extra: string[] = [], 
   label,
   tunicorn: true,
   command: (port, env) => [
-    process.execPath, CLI, '-b', `127.0.0.1:${port}`, '-w', String(WORKERS), '--backlog', '2048', '--log-level', 'warning',
+    process.execPath, ...MASTER_NODE_FLAGS, CLI, '-b', `127.0.0.1:${port}`, '-w', String(WORKERS), '--backlog', '2048', '--log-level', 'warning',
     ...extra.map((a) => a.replace('$TMP', env.tmp)),
     ...(more.tls && env.tls ? ['--certfile', env.tls.cert, '--keyfile', env.tls.key] : []),
     path.join(APPS, app),

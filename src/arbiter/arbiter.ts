@@ -13,6 +13,7 @@ import { BindError } from '../listeners/handle.js';
 import { inheritedSockets, UPGRADE_FD_ENV, UPGRADE_PID_ENV, workerEnv, type Inherited } from '../listeners/inherit.js';
 import { primeListeners } from '../listeners/prime.js';
 import { ExitCode, isWorkerMessage, listenerLayout, type MasterMessage, type WorkerMessage } from '../protocol/messages.js';
+import { workerExecArgv } from '../cli/node-flags.js';
 import { VERSION } from '../version.js';
 import type { HealthServer, HealthState } from './health.js';
 import { SystemdNotifier } from './notify.js';
@@ -249,7 +250,7 @@ export class Arbiter implements HookServer {
     void this.runHook('preFork', this, { pid: 0, id, age, log: this.log });
     const copies = this.cfg.workerClass === 'gthread' ? this.cfg.threads : 1;
     const fds = Array.from({ length: copies }, () => this.#listeners.map((l) => l.fd)).flat();
-    const child = spawn(process.execPath, [...process.execArgv, CHILD_ENTRY], {
+    const child = spawn(process.execPath, [...workerExecArgv(), CHILD_ENTRY], {
       // The layout is listenerLayout()'s (src/protocol/messages.ts): IPC, watchdog pipe, listener copies.
       stdio: ['ignore', 'inherit', 'inherit', 'ipc', 'pipe', ...fds],
       env: workerEnv(process.env, this.cfg.rawEnv),

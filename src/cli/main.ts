@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --lite-mode
 /**
  * argv -> resolved config -> arbiter. The only place that calls process.exit in the master.
  */

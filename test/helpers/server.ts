@@ -7,6 +7,7 @@ import { once } from 'node:events';
 import * as fs from 'node:fs';
 import http from 'node:http';
 import { fileURLToPath } from 'node:url';
+import { MASTER_NODE_FLAGS } from '../../src/cli/node-flags.js';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const CLI = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
@@ -23,11 +24,14 @@ export class Server {
 
   /**
    * `wrapper`: a command that execs the rest (`sh -c '... exec "$0" "$@"'`), for tests that need the pid
-   * before the server starts (systemd's LISTEN_PID). `fds`: passed to the server as fd 3 and up.
+   * before the server starts (systemd's LISTEN_PID). `fds`: passed to the server as fd 3 and up. `bin`: run
+   * dist/cli/main.js itself, through its `#!` line, as a shell runs the `tunicorn` bin.
    */
-  constructor(args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; wrapper?: string[]; fds?: number[] } = {}) {
-    const [cmd, ...pre] = opts.wrapper ?? [process.execPath];
-    this.child = spawn(cmd!, [...pre, ...(opts.wrapper ? [process.execPath] : []), CLI, ...args], {
+  constructor(args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; wrapper?: string[]; fds?: number[]; bin?: boolean } = {}) {
+    const [cmd, ...pre] = opts.bin ? [CLI] : (opts.wrapper ?? [process.execPath]);
+    // Otherwise as the bin starts it too: node with the master's options, then the CLI.
+    const node = opts.bin ? [] : [...(opts.wrapper ? [process.execPath] : []), ...MASTER_NODE_FLAGS, CLI];
+    this.child = spawn(cmd!, [...pre, ...node, ...args], {
       cwd: opts.cwd ?? ROOT,
       env: { ...process.env, PORT: '', WEB_CONCURRENCY: '', TUNICORN_CMD_ARGS: '', ...opts.env },
       stdio: ['ignore', 'pipe', 'pipe', ...(opts.fds ?? [])],

@@ -17,6 +17,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { alive, childrenOf, FIXTURES, request, Server, stopAll, until } from '../helpers/server.js';
+import { MASTER_NODE_FLAGS } from '../../src/cli/node-flags.js';
 
 after(stopAll);
 
@@ -289,6 +290,21 @@ describe('operations', () => {
     s.signal('SIGTERM');
     assert.equal((await s.exited).code, 0);
     assert.ok(!existsSync(pidfile));
+  });
+
+  it('the bin runs the master in V8 lite mode and its workers with the full compiler', async () => {
+    // The config's hook runs in the master: it writes the master's Node options where the test can read them.
+    const seen = path.join(tmp, 'master-execargv.json');
+    const cfg = path.join(tmp, 'execargv.config.mjs');
+    writeFileSync(cfg, `import { writeFileSync } from 'node:fs';\nexport default { onStarting: () => writeFileSync(${JSON.stringify(seen)}, JSON.stringify(process.execArgv)) };\n`);
+    const s = new Server(['-b', '127.0.0.1:0', '-c', cfg, fx('listener.ts')], { bin: true });
+    const port = await s.port();
+    await s.workersBooted(1);
+    assert.deepEqual(JSON.parse(readFileSync(seen, 'utf8')), MASTER_NODE_FLAGS);
+    const worker = JSON.parse((await request(port, '/execargv')).body) as { execArgv: string[] };
+    for (const flag of MASTER_NODE_FLAGS) assert.ok(!worker.execArgv.includes(flag), `worker runs with ${flag}`);
+    s.signal('SIGTERM');
+    assert.equal((await s.exited).code, 0);
   });
 
   it('refuses to start over the pidfile of a live process', async () => {
