@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --lite-mode
+#!/usr/bin/env -S node --no-opt --no-sparkplug
 /**
  * argv -> resolved config -> arbiter. The only place that calls process.exit in the master.
  */

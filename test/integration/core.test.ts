@@ -292,7 +292,7 @@ describe('operations', () => {
     assert.ok(!existsSync(pidfile));
   });
 
-  it('the bin runs the master in V8 lite mode and its workers with the full compiler', async () => {
+  it('the bin runs the master on the interpreter only, and its workers with all of V8', async () => {
     // The config's hook runs in the master: it writes the master's Node options where the test can read them.
     const seen = path.join(tmp, 'master-execargv.json');
     const cfg = path.join(tmp, 'execargv.config.mjs');
