@@ -150,7 +150,9 @@ export class Arbiter implements HookServer {
       closeListeners(this.#listeners);
       throw err;
     }
-    for (const l of this.#listeners) this.log.info(`Listening at: ${l.url} (${process.pid})`);
+    // As Gunicorn's: https:// when the binds serve TLS.
+    const scheme = (url: string) => (this.cfg.certfile ? url.replace(/^http:/, 'https:') : url);
+    for (const l of this.#listeners) this.log.info(`Listening at: ${scheme(l.url)} (${process.pid})`);
     this.log.info(`Using worker: ${this.cfg.workerClass}`);
     // Gunicorn's upgrade protocol: the new master writes PIDFILE.2 and renames it when the old one is gone.
     if (this.cfg.pidfile) this.#pidfile.create(this.#oldMasterPid ? `${this.cfg.pidfile}.2` : this.cfg.pidfile);

@@ -94,7 +94,7 @@ export class Server {
 
   /** Waits for `Listening at` and returns the port of the first TCP listener. */
   async port(): Promise<number> {
-    const m = await this.waitFor(/Listening at: http:\/\/[^\s]*:(\d+)/);
+    const m = await this.waitFor(/Listening at: https?:\/\/[^\s]*:(\d+)/);
     return Number(m[1]);
   }
 

@@ -28,6 +28,7 @@ const certs = selfSigned();
 async function start(args: string[]): Promise<{ s: Server; port: number }> {
   const s = new Server(['-b', '127.0.0.1:0', '--certfile', certs.cert, '--keyfile', certs.key, ...args]);
   const port = await s.port();
+  assert.match(s.log, /Listening at: https:\/\/127\.0\.0\.1:\d+/);
   await s.workersBooted(1);
   return { s, port };
 }
