@@ -50,10 +50,6 @@ export class AsyncWorker implements WorkerClass {
     await serving.listen();
   }
 
-  adopt(listener: number, handle: object): boolean {
-    return this.#serving?.adopt(listener, { handle }) ?? false;
-  }
-
   async stop(graceful: boolean): Promise<void> {
     // The app's shutdown (framework close(), the `shutdown` export) must run before the master's SIGKILL at
     // graceful_timeout: requests still running at 80 % of it no longer hold it back.

@@ -165,7 +165,7 @@ class WorkerProcess {
     if (!handle) return;
     if (this.#cls?.adopt?.(listener, handle)) return;
     handle.close();
-    this.runtime.log.warning('A connection handed over from a timed-out worker arrived while stopping: closed');
+    this.runtime.log.warning('A connection handed over from a timed-out worker cannot be served here (stopping, or not gthread): closed');
   }
 
   slowInClass(): InflightRequest[] {

@@ -96,7 +96,7 @@ async function main(): Promise<void> {
         return;
       case 'adopt':
         // Refused while stopping: this thread owns the descriptor, so it closes it (the client sees a reset).
-        if (!serving.adopt(m.listener, { fd: m.fd })) closeSync(m.fd);
+        if (!serving.adopt(m.listener, m.fd)) closeSync(m.fd);
         return;
     }
   });

@@ -150,14 +150,14 @@ export class Serving {
 
   /**
    * A connection another process accepted, handed over by the master (it was held back, unread, in a worker
-   * that timed out): admitted as if listener `listener` had just accepted it. `source` is the raw handle this
-   * process received, or a descriptor of it (a gthread thread, where the main thread received it). False
-   * once the stop has closed the listeners: the worker is on its way out.
+   * that timed out): admitted as if listener `listener` had just accepted it. `fd` is its descriptor in this
+   * process (a gthread thread: the process's main thread received it). False once the stop has closed the
+   * listeners: the worker is on its way out.
    */
-  adopt(listener: number, source: { readonly handle: object } | { readonly fd: number }): boolean {
+  adopt(listener: number, fd: number): boolean {
     if (this.#acceptorsClosed) return false;
     const socket = new net.Socket({
-      ...source,
+      fd,
       readable: true,
       writable: true,
       allowHalfOpen: this.allowHalfOpen,

@@ -26,10 +26,6 @@ export class SyncWorker implements WorkerClass {
     await serving.listen();
   }
 
-  adopt(listener: number, handle: object): boolean {
-    return this.#serving?.adopt(listener, { handle }) ?? false;
-  }
-
   async stop(graceful: boolean): Promise<void> {
     await this.#serving?.stop(graceful);
     await this.#served?.close?.();

@@ -45,7 +45,8 @@ export interface WorkerClass {
   abort?(): Promise<void>;
   /**
    * Serves a connection handed over from a worker that timed out (a raw handle received over IPC, accepted on
-   * listener `listener`). False if the class cannot take it now.
+   * listener `listener`). False if the class cannot take it now. Only gthread hands connections over, and all
+   * workers run one class, so only gthread takes them; a worker without `adopt` closes the connection.
    */
   adopt?(listener: number, handle: object): boolean;
 }
