@@ -179,6 +179,10 @@ export class GthreadWorker implements WorkerClass {
   async stop(graceful: boolean): Promise<void> {
     this.#stopping = true;
     const drain = this.ctx.runtime.acceptDrain;
+    // Replaced (HUP, max_requests): the connections waiting behind a request go to the new workers now, not
+    // after it; behind a stuck one they would wait for the SIGKILL at graceful_timeout and be lost. Not on
+    // TERM (drain): every worker is stopping, and this one serves what it holds.
+    if (graceful && !drain) await this.handOverHeld();
     for (const w of this.#threads) w.postMessage({ t: 'stop', graceful, drain } satisfies ToThread);
     await Promise.all(this.#exited);
   }

@@ -265,4 +265,33 @@ describe('zero downtime: a stuck gthread thread', () => {
     assert.equal((await s.exited).code, 0);
   });
   }
+
+  it('HUP: the connections queued behind its request go to the new worker at once', async () => {
+    // As above, but no timeout: HUP replaces the worker while B spins. The old worker keeps running B until
+    // graceful_timeout (20 s here); C, D and E must not wait for that, nor be lost with it.
+    const { s, port } = await start('gthread', ['-w', '1', '--threads', '1', '--timeout', '0']);
+    const old = (await s.workersBooted(1))[0]!;
+    const mark = path.join(tmp, 'b-started-hup');
+    openGet(port, `/spin?wait=500&ms=60000&mark=${encodeURIComponent(mark)}`);
+    await until(() => existsSync(mark), 10000, 'B started');
+    const rest = [];
+    for (let i = 0; i < 3; i++) {
+      const c = openGet(port, '/pid');
+      await c.connected;
+      rest.push(c.status);
+    }
+    s.signal('SIGHUP');
+    let timer: NodeJS.Timeout | undefined;
+    const bound = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error('the queued connections were not answered within 10 s of the HUP')), 10000);
+    });
+    const answers = await Promise.race([Promise.all(rest), bound]).finally(() => clearTimeout(timer));
+    await s.waitFor(line(old, 'Handing 3 waiting connection\\(s\\) over to the other workers'), 5000);
+    for (const r of answers) {
+      assert.match(r, /^HTTP\/1\.1 200 /, `a queued connection was lost: ${r.split('\r\n')[0]}`);
+      const pid = (JSON.parse(r.slice(r.indexOf('\r\n\r\n') + 4)) as { pid: number }).pid;
+      assert.notEqual(pid, old, 'served by the new worker');
+    }
+    await s.kill();
+  });
 });
