@@ -335,12 +335,17 @@ export class Arbiter implements HookServer {
     }
   }
 
+  /** Workers that may take connections handed over: serving, and not being replaced or stopped. */
+  private takers(): WorkerHandle[] {
+    return this.counted().filter((w) => w.state === 'ready' && w.child.connected);
+  }
+
   /**
-   * Hands the connections a timed-out worker held back (unread) to live workers, one each in turn; with none
+   * Hands the connections a timed-out or replaced worker held back (unread) to live workers, in turn; with none
    * ready (a single worker), they wait for its replacement. Our descriptor closes once the worker has its own.
    */
   private placeOrphans(): void {
-    const live = [...this.#workers.values()].filter((w) => w.state === 'ready' && w.child.connected);
+    const live = this.takers();
     while (live.length > 0 && this.#orphans.length > 0) {
       const o = this.#orphans.shift()!;
       const to = live[this.#orphanTurn++ % live.length]!;
@@ -367,7 +372,9 @@ export class Arbiter implements HookServer {
     w.killAt = Date.now() + (graceful ? this.cfg.gracefulTimeout * 1000 : Math.min(this.cfg.gracefulTimeout * 1000, 5000));
     // TERM: the master's copies of the sockets are closed; the workers drain the backlog before closing theirs.
     const drain = this.#stopping === 'graceful';
-    if (w.child.connected) w.child.send({ t: 'stop', graceful, drain } satisfies MasterMessage);
+    // Held connections may be handed over only if some worker will take them (not on TERM or WINCH).
+    const handOver = graceful && !this.#stopping && this.numWorkers > 0 && this.takers().some((o) => o !== w);
+    if (w.child.connected) w.child.send({ t: 'stop', graceful, drain, handOver } satisfies MasterMessage);
     else w.signal(graceful ? 'SIGTERM' : 'SIGQUIT');
   }
 

@@ -46,8 +46,10 @@ export type MasterMessage =
   /**
    * Stop: graceful finishes in-flight requests within graceful_timeout; otherwise exit now. `drain` (TERM):
    * the master has closed its copies of the sockets, so keep accepting until the backlog is empty first.
+   * `handOver`: other workers serve on (HUP, max_requests, TTOU), so connections held back unread may go to
+   * them through the master (`rescue`) instead of waiting here.
    */
-  | { readonly t: 'stop'; readonly graceful: boolean; readonly drain?: boolean }
+  | { readonly t: 'stop'; readonly graceful: boolean; readonly drain?: boolean; readonly handOver?: boolean }
   | { readonly t: 'reopen' }
 
   /**

@@ -139,11 +139,12 @@ class WorkerProcess {
     }, every).unref();
   }
 
-  async stop(graceful: boolean, why: string, drain = false): Promise<void> {
+  async stop(graceful: boolean, why: string, drain = false, handOver = false): Promise<void> {
     if (this.#stopping && graceful) return;
     this.#stopping = true;
     const { runtime } = this;
     runtime.acceptDrain = drain;
+    runtime.handOverOnStop = handOver;
     runtime.log.info(`Worker exiting (pid: ${process.pid})${why ? `: ${why}` : ''}`);
     try {
       await this.#cls?.stop(graceful);
@@ -177,7 +178,7 @@ class WorkerProcess {
       case 'init':
         return;
       case 'stop':
-        void this.stop(m.graceful, '', m.drain ?? false);
+        void this.stop(m.graceful, '', m.drain ?? false, m.handOver ?? false);
         return;
       case 'reopen':
         this.runtime.reopenLogs();
@@ -195,8 +196,8 @@ function main(): void {
   /** A stop that arrived while the worker was still booting: carried out once it can be. */
   let pendingStop: { graceful: boolean; drain: boolean } | null = null;
   let booting = false;
-  const stopEarly = (graceful: boolean, drain: boolean) => {
-    if (worker) void worker.stop(graceful, '', drain);
+  const stopEarly = (graceful: boolean, drain: boolean, handOver = false) => {
+    if (worker) void worker.stop(graceful, '', drain, handOver);
     else if (booting) pendingStop = { graceful, drain };
     else process.exit(0);
   };
@@ -224,7 +225,7 @@ function main(): void {
       }
       return;
     }
-    if (m.t === 'stop') return stopEarly(m.graceful, m.drain ?? false);
+    if (m.t === 'stop') return stopEarly(m.graceful, m.drain ?? false, m.handOver ?? false);
     worker?.onMessage(m);
   });
 

@@ -35,7 +35,7 @@ export class GthreadWorker implements WorkerClass {
    * Handles of connections handed over to this process and passed on to a thread by descriptor. The thread's
    * socket closes the descriptor; closing these too could close a later connection that reused the number,
    * and Node cannot let go of a descriptor without closing it. So they stay, unused, for the life of the
-   * process: a few hundred bytes per connection handed over, which happens only when a worker times out.
+   * process: well under 1 KB per connection handed over (on a timeout, or when a worker is replaced).
    */
   readonly #adopted: object[] = [];
 
@@ -179,10 +179,10 @@ export class GthreadWorker implements WorkerClass {
   async stop(graceful: boolean): Promise<void> {
     this.#stopping = true;
     const drain = this.ctx.runtime.acceptDrain;
-    // Replaced (HUP, max_requests): the connections waiting behind a request go to the new workers now, not
-    // after it; behind a stuck one they would wait for the SIGKILL at graceful_timeout and be lost. Not on
-    // TERM (drain): every worker is stopping, and this one serves what it holds.
-    if (graceful && !drain) await this.handOverHeld();
+    // Other workers serve on (HUP, max_requests, TTOU): the connections waiting behind a request go to them
+    // now, not after it; behind a stuck one they would wait for the SIGKILL at graceful_timeout and be lost.
+    // Not when no worker will take them (TERM, WINCH): this one serves what it holds.
+    if (graceful && this.ctx.runtime.handOverOnStop) await this.handOverHeld();
     for (const w of this.#threads) w.postMessage({ t: 'stop', graceful, drain } satisfies ToThread);
     await Promise.all(this.#exited);
   }

@@ -118,6 +118,8 @@ export class WorkerRuntime {
   draining = false;
   /** A TERM stop: keep accepting until the kernel backlog is empty before closing the listeners. */
   acceptDrain = false;
+  /** A stop while other workers serve on: connections held back unread may be handed to them (gthread). */
+  handOverOnStop = false;
   readonly inflight = new InflightTable();
   /** Where running requests are written for a stall report (the Watchdog, or a gthread thread's slot). */
   watchdog: RequestSlots | null = null;
