@@ -11,6 +11,7 @@ import { ErrorLog } from '../logging/error-log.js';
 import { bindAll, closeListeners, unlinkUnixSockets, type Listener } from '../listeners/bind.js';
 import { BindError } from '../listeners/handle.js';
 import { inheritedSockets, UPGRADE_FD_ENV, UPGRADE_PID_ENV, workerEnv, type Inherited } from '../listeners/inherit.js';
+import { formatAddress } from '../listeners/address.js';
 import { primeListeners } from '../listeners/prime.js';
 import { ExitCode, isWorkerMessage, listenerLayout, type MasterMessage, type WorkerMessage } from '../protocol/messages.js';
 import { workerExecArgv } from '../cli/node-flags.js';
@@ -151,8 +152,8 @@ export class Arbiter implements HookServer {
       throw err;
     }
     // As Gunicorn's: https:// when the binds serve TLS.
-    const scheme = (url: string) => (this.cfg.certfile ? url.replace(/^http:/, 'https:') : url);
-    for (const l of this.#listeners) this.log.info(`Listening at: ${scheme(l.url)} (${process.pid})`);
+    const scheme = this.cfg.certfile ? 'https' : 'http';
+    for (const l of this.#listeners) this.log.info(`Listening at: ${formatAddress(l.address, scheme)} (${process.pid})`);
     this.log.info(`Using worker: ${this.cfg.workerClass}`);
     // Gunicorn's upgrade protocol: the new master writes PIDFILE.2 and renames it when the old one is gone.
     if (this.cfg.pidfile) this.#pidfile.create(this.#oldMasterPid ? `${this.cfg.pidfile}.2` : this.cfg.pidfile);

@@ -23,10 +23,11 @@ export interface HeldRegistry {
 /**
  * The connections each gthread thread holds back, by descriptor, in shared memory. A thread serves one
  * connection at a time but cannot stop accepting (see docs/design.md), so while its request awaits I/O, or
- * before it is read, the thread may accept more and queue them behind it, unread (paused since accept). If that request gets stuck and the master
- * times the worker out, the process's main thread claims them here (a compare-and-swap, so exactly one side
- * wins each) and sends them to the master, which hands them to a live worker: their clients are served, not
- * reset. A thread skips a connection it finds claimed, without closing it.
+ * before it is read, the thread may accept more and queue them behind it, unread (paused since accept). If
+ * that request gets stuck and the master times the worker out (or the worker is replaced), the process's
+ * main thread claims them here (a compare-and-swap, so exactly one side wins each) and sends them to the
+ * master, which hands them to a live worker: their clients are served, not reset. A thread skips a
+ * connection it finds claimed, without closing it.
  */
 export class HeldSockets {
   readonly sab: SharedArrayBuffer;
