@@ -30,6 +30,14 @@ export function clientOf(req: IncomingMessage): ClientInfo {
   return { address: socket?.remoteAddress, secure: socket?.encrypted === true };
 }
 
+/**
+ * Makes the peer address outlive the connection: Node asks the kernel for it on first use and keeps it on the
+ * socket, but once the socket is closed there is nothing left to ask. One getpeername(2) per connection.
+ */
+export function pinPeer(req: IncomingMessage): void {
+  if (!(req as Tagged)[kClient]) void req.socket?.remoteAddress;
+}
+
 /** Whether the client reached us over TLS (or, from a trusted proxy, says it did); reads no peer address. */
 export function isSecure(req: IncomingMessage): boolean {
   const t = (req as Tagged)[kClient];

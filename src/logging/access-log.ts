@@ -150,10 +150,16 @@ function headerText(v: unknown): string | undefined {
 export class AccessLog {
   readonly #sink: LogSink;
   readonly #format: (e: AccessEntry) => string;
+  /**
+   * The format names the client (`%(h)s`). The line is written when the response closes, and a connection
+   * the client cut is gone by then: its peer address must be read while the request starts (see pinPeer).
+   */
+  readonly needsPeer: boolean;
 
   constructor(target: string, format: string) {
     this.#format = compileAccessFormat(format);
     this.#sink = new LogSink(target, 1);
+    this.needsPeer = format.includes('%(h)s');
   }
 
   log(e: AccessEntry): void {

@@ -3,6 +3,7 @@ import { performance } from 'node:perf_hooks';
 import type { HookServer, HookWorker } from '../config/hook-types.js';
 import { loadConfigFile } from '../config/file.js';
 import { SETTINGS, type Config } from '../config/registry.js';
+import { pinPeer } from '../http/forwarded.js';
 import { AccessLog } from '../logging/access-log.js';
 import { ErrorLog } from '../logging/error-log.js';
 import type { InflightRequest, WorkerMessage } from '../protocol/messages.js';
@@ -187,6 +188,7 @@ export class WorkerRuntime {
     const hasPre = this.hooks.preRequest !== null;
     const noKeepAlive = this.config.keepalive === 0;
     const deadlineMs = this.config.requestDeadline * 1000;
+    const logsPeer = this.accessLog?.needsPeer === true;
     const onClose = this.#onClose;
     return (req, res) => {
       const watchdog = this.watchdog;
@@ -202,6 +204,7 @@ export class WorkerRuntime {
       };
       (req as unknown as Record<symbol, number>)[kQueueMs] = queue;
       this.inflight.add(entry);
+      if (logsPeer) pinPeer(req);
       if (this.draining || noKeepAlive) res.shouldKeepAlive = false;
       (res as TrackedResponse)[kInflight] = entry;
       // on, not once: once allocates a wrapper per request, and 'close' is emitted once anyway.

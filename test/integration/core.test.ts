@@ -12,8 +12,10 @@
  * - pidfile, process titles, USR1 log reopening, hooks, access log
  */
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import { existsSync, mkdtempSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import net from 'node:net';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { alive, childrenOf, FIXTURES, request, Server, stopAll, until } from '../helpers/server.js';
@@ -334,6 +336,22 @@ describe('operations', () => {
     await until(() => existsSync(errlog), 5000, 'reopened error log');
     await request(port, '/after');
     await until(() => existsSync(acclog) && /GET \/after/.test(readFileSync(acclog, 'utf8')), 5000, 'reopened access log');
+    await s.kill();
+  });
+
+  it('names the client in the access log of a request whose connection the client reset', async () => {
+    const acclog = path.join(tmp, 'access-reset.log');
+    const { s, port } = await start(['--access-logfile', acclog, fx('listener.ts')]);
+    await s.workersBooted(1);
+    const client = net.connect(port, '127.0.0.1');
+    await once(client, 'connect');
+    client.write('GET /sleep?ms=300&note=1 HTTP/1.1\r\nHost: x\r\n\r\n');
+    await s.waitFor(/app: sleeping 300 ms/);
+    // RST: the worker's socket is destroyed before the response, so the log line is written after the
+    // connection is gone.
+    client.resetAndDestroy();
+    await until(() => existsSync(acclog) && readFileSync(acclog, 'utf8').includes('/sleep'), 5000, 'access line');
+    assert.match(readFileSync(acclog, 'utf8'), /^127\.0\.0\.1 - - \[.*\] "GET \/sleep\?ms=300&note=1 HTTP\/1\.1"/);
     await s.kill();
   });
 
