@@ -9,6 +9,7 @@ import { ErrorLog } from '../logging/error-log.js';
 import type { InflightRequest, WorkerMessage } from '../protocol/messages.js';
 import type { RequestListener } from '../app/shapes.js';
 import { kQueueMs, parseRequestStart } from './queue-time.js';
+import { SlotTable } from './slot-table.js';
 import { kAcceptedAt, type AcceptedSocket } from './serving.js';
 
 /** Hooks a worker process may call, as loaded from the config file in this process. */
@@ -33,41 +34,6 @@ interface Inflight {
   readonly slot: number;
   readonly queue: number;
   readonly deadline: NodeJS.Timeout | null;
-  /** Its place in the InflightTable. */
-  index: number;
-}
-
-/**
- * The requests running, in numbered places reused as they free up. Adding and removing costs no hashing: a
- * Set gives each entry object an identity hash and rehashes as it grows and shrinks, on every request.
- */
-class InflightTable {
-  readonly #entries: (Inflight | null)[] = [];
-  readonly #free: number[] = [];
-  size = 0;
-
-  add(e: Inflight): void {
-    const i = this.#free.pop() ?? this.#entries.length;
-    this.#entries[i] = e;
-    e.index = i;
-    this.size++;
-  }
-
-  /** False when the entry was removed already. */
-  delete(e: Inflight): boolean {
-    if (this.#entries[e.index] !== e) return false;
-    this.#entries[e.index] = null;
-    this.#free.push(e.index);
-    this.size--;
-    return true;
-  }
-
-  /** The entries that started before `before` (performance.now() time), oldest first. */
-  startedBefore(before: number): Inflight[] {
-    const out: Inflight[] = [];
-    for (const e of this.#entries) if (e && e.start <= before) out.push(e);
-    return out.sort((a, b) => a.start - b.start);
-  }
 }
 
 /** On a response: its Inflight entry, read by the one shared 'close' handler (no closure per request). */
@@ -121,7 +87,7 @@ export class WorkerRuntime {
   acceptDrain = false;
   /** A stop while other workers serve on: connections held back unread may be handed to them (gthread). */
   handOverOnStop = false;
-  readonly inflight = new InflightTable();
+  readonly inflight = new SlotTable<Inflight>();
   /** Where running requests are written for a stall report (the Watchdog, or a gthread thread's slot). */
   watchdog: RequestSlots | null = null;
   #retiring = false;
@@ -200,7 +166,6 @@ export class WorkerRuntime {
         slot: watchdog ? watchdog.begin(req.method, req.url) : -1,
         queue,
         deadline: deadlineMs > 0 ? setTimeout(() => this.deadlineExceeded(req, res, start), deadlineMs).unref() : null,
-        index: -1,
       };
       (req as unknown as Record<symbol, number>)[kQueueMs] = queue;
       this.inflight.add(entry);
@@ -301,7 +266,9 @@ export class WorkerRuntime {
     if (this.inflight.size === 0) return [];
     const now = performance.now();
     return this.inflight
-      .startedBefore(now - minMs)
+      .values()
+      .filter((e) => e.start <= now - minMs)
+      .sort((a, b) => a.start - b.start)
       .slice(0, 5)
       .map((e) => ({ method: e.req.method ?? '?', url: e.req.url ?? '?', ms: Math.round(now - e.start) }));
   }

@@ -5,6 +5,7 @@ import { HttpLayer } from '../http/server.js';
 import type { ListenerInfo } from '../protocol/messages.js';
 import { adoptPipe, isPipeHandle, learnNetInternals } from './adopt-pipe.js';
 import type { WorkerRuntime } from './runtime.js';
+import { SlotTable } from './slot-table.js';
 
 /** How long keep-alive clients get `Connection: close` answers before idle connections are closed. */
 const DRAIN_IDLE_GRACE_MS = 1000;
@@ -37,7 +38,7 @@ export class Serving {
   readonly layer: HttpLayer;
   readonly #acceptors: (net.Server | null)[];
   /** Every connection accepted and not yet closed (served or held back by `admit`). */
-  readonly #open = new Set<net.Socket>();
+  readonly #open = new SlotTable<net.Socket>();
   #admit: Admit = (socket, serve) => serve(socket);
   #stopping: Promise<void> | null = null;
   /** When a connection was last handed to the http.Server (the drain must not close it before its request). */
@@ -214,7 +215,7 @@ export class Serving {
     const h1 = this.http as Partial<Pick<http.Server, 'closeAllConnections' | 'closeIdleConnections'>>;
     if (!graceful) {
       h1.closeAllConnections?.();
-      for (const s of this.#open) s.destroy();
+      for (const s of this.#open.values()) s.destroy();
     }
     if (this.#stopping) return this.#stopping;
     this.runtime.draining = true;
