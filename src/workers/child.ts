@@ -129,6 +129,7 @@ class WorkerProcess {
     const every = heartbeatEvery(timeout);
     const watchdog = new Watchdog(WATCHDOG_FD, 2 * every);
     this.runtime.watchdog = watchdog;
+    this.runtime.log.debug(`Watching for a stalled event loop with ${watchdog.kind}`);
     setInterval(() => {
       // This loop runs, so the watchdog must not report it stalled; but a class part of which is stuck (a
       // gthread thread) misses its beat to the master, whose timeout then applies.

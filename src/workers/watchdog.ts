@@ -1,3 +1,4 @@
+import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 
 /** Heartbeat period for a `timeout` in seconds: four beats per timeout, at most one a second. */
@@ -8,11 +9,33 @@ const SLOTS = 64;
 /** Bytes of "METHOD URL" kept per request. */
 const TEXT = 240;
 
+/** The native watcher (native/watchdog.c, built by `npm install` where a C compiler is found). */
+interface NativeWatcher {
+  start(reportFd: number, stallMs: number, slots: number, text: number): ArrayBuffer;
+}
+
+/**
+ * The native watcher, or why there is none. `TUNICORN_NATIVE=0` turns it off (the worker-thread watcher is
+ * then used, as on a machine where it could not be built).
+ */
+export function loadNativeWatcher(): NativeWatcher | string {
+  if (process.env.TUNICORN_NATIVE === '0') return 'TUNICORN_NATIVE=0';
+  try {
+    return createRequire(import.meta.url)('../native/watchdog.node') as NativeWatcher;
+  } catch (err) {
+    return `dist/native/watchdog.node did not load (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`;
+  }
+}
+
 /**
  * Names the requests a stalled worker is serving. A blocked event loop cannot report anything itself, so
- * the main thread keeps its in-flight requests in shared memory and a small watcher thread, which keeps
- * running while the main thread is stuck, sends them to the master when the heartbeat counter stops moving.
- * The master puts them in its `WORKER TIMEOUT` line. Cost per request: a slot write of the request line.
+ * the main thread keeps its in-flight requests in memory that a watcher thread reads; that thread keeps
+ * running while the main thread is stuck, and sends them to the master when the heartbeat counter stops
+ * moving. The master puts them in its `WORKER TIMEOUT` line. Cost per request: a slot write of the request
+ * line.
+ *
+ * The watcher is a plain POSIX thread from a small native module where one was built (no V8 isolate), else
+ * a worker thread running watchdog-thread.ts (about 9 MB of RSS for its isolate). Both read the same layout.
  */
 export class Watchdog {
   readonly #beat: Int32Array;
@@ -20,22 +43,31 @@ export class Watchdog {
   readonly #lens: Int32Array;
   readonly #text: Uint8Array;
   readonly #free: number[] = [];
-  readonly #thread: Worker;
+  /** Which watcher runs, for the worker's debug log. */
+  readonly kind: string;
 
   constructor(reportFd: number, stallMs: number) {
-    const sab = new SharedArrayBuffer(4 + SLOTS * 8 + SLOTS * 4 + SLOTS * TEXT + 4);
-    this.#beat = new Int32Array(sab, 0, 1);
-    this.#starts = new Float64Array(sab, 8, SLOTS);
-    this.#lens = new Int32Array(sab, 8 + SLOTS * 8, SLOTS);
-    this.#text = new Uint8Array(sab, 8 + SLOTS * 12, SLOTS * TEXT);
+    const native = loadNativeWatcher();
+    let buffer: ArrayBufferLike;
+    if (typeof native !== 'string') {
+      buffer = native.start(reportFd, stallMs, SLOTS, TEXT);
+      this.kind = 'a native thread';
+    } else {
+      buffer = new SharedArrayBuffer(8 + SLOTS * (8 + 4 + TEXT));
+      const thread = new Worker(new URL('./watchdog-thread.js', import.meta.url), {
+        workerData: { sab: buffer, reportFd, stallMs, slots: SLOTS, text: TEXT },
+        stdout: false,
+        stderr: false,
+        resourceLimits: { maxOldGenerationSizeMb: 8, maxYoungGenerationSizeMb: 2 },
+      });
+      thread.unref();
+      this.kind = `a worker thread (no native watcher: ${native})`;
+    }
+    this.#beat = new Int32Array(buffer, 0, 1);
+    this.#starts = new Float64Array(buffer, 8, SLOTS);
+    this.#lens = new Int32Array(buffer, 8 + SLOTS * 8, SLOTS);
+    this.#text = new Uint8Array(buffer, 8 + SLOTS * 12, SLOTS * TEXT);
     for (let i = SLOTS - 1; i >= 0; i--) this.#free.push(i);
-    this.#thread = new Worker(new URL('./watchdog-thread.js', import.meta.url), {
-      workerData: { sab, reportFd, stallMs, slots: SLOTS, text: TEXT },
-      stdout: false,
-      stderr: false,
-      resourceLimits: { maxOldGenerationSizeMb: 8, maxYoungGenerationSizeMb: 2 },
-    });
-    this.#thread.unref();
   }
 
   beat(): void {
@@ -68,9 +100,5 @@ export class Watchdog {
     if (i < 0) return;
     Atomics.store(this.#lens, i, 0);
     this.#free.push(i);
-  }
-
-  stop(): Promise<number> {
-    return this.#thread.terminate();
   }
 }

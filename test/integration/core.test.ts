@@ -96,18 +96,26 @@ describe('the master keeps its workers', () => {
     await s.kill();
   });
 
-  it('kills a worker whose event loop is blocked past the timeout, naming the request', async () => {
-    const { s, port } = await start(['-w', '1', '-t', '1', fx('listener.ts')]);
-    const [a] = await s.workersBooted(1);
-    const stuck = request(port, '/spin?ms=8000').catch((e: Error) => e);
-    const m = await s.waitFor(/WORKER TIMEOUT \(pid:(\d+)\)(.*)/);
-    assert.equal(Number(m[1]), a);
-    assert.match(m[2]!, /GET \/spin\?ms=8000/);
-    assert.ok((await stuck) instanceof Error, 'the stuck request fails: its worker was killed');
-    await s.workersBooted(2);
-    assert.equal((await request(port, '/')).status, 200);
-    await s.kill();
-  });
+  // The native watcher where `npm install` built it (CI installs a C compiler), and the worker-thread one that
+  // takes its place where it could not be built.
+  for (const [watcher, env] of [
+    ['native', {}],
+    ['worker-thread', { TUNICORN_NATIVE: '0' }],
+  ] as const) {
+    it(`kills a worker whose event loop is blocked past the timeout, naming the request (${watcher} watcher)`, async () => {
+      const { s, port } = await start(['-w', '1', '-t', '1', '--log-level', 'debug', fx('listener.ts')], env);
+      const [a] = await s.workersBooted(1);
+      await s.waitFor(watcher === 'native' ? /with a native thread/ : /with a worker thread \(no native watcher: TUNICORN_NATIVE=0\)/);
+      const stuck = request(port, '/spin?ms=8000&q="a\\b"').catch((e: Error) => e);
+      const m = await s.waitFor(/WORKER TIMEOUT \(pid:(\d+)\)(.*)/);
+      assert.equal(Number(m[1]), a);
+      assert.ok(m[2]!.includes('GET /spin?ms=8000&q="a\\b"'), m[2]);
+      assert.ok((await stuck) instanceof Error, 'the stuck request fails: its worker was killed');
+      await s.workersBooted(2);
+      assert.equal((await request(port, '/')).status, 200);
+      await s.kill();
+    });
+  }
 
   it('TTIN adds a worker and TTOU removes one', async () => {
     const { s } = await start(['-w', '2', fx('listener.ts')]);
