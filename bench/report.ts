@@ -215,7 +215,7 @@ function sections(raw: RawResults): string {
     const a = maxOf(w.workers);
     const b = maxOf(nw.workers);
     if (a !== null && b !== null)
-      md += `\nThe watchdog thread (one per worker, on while \`timeout\` > 0): a worker with it ${mb(a)} MB idle, with \`-t 0\` (no heartbeat, no thread) ${mb(b)} MB: it costs about ${mb(a - b)} MB.\n`;
+      md += `\nThe stall watcher (one per worker, on while \`timeout\` > 0; a ${raw.versions['stall watcher'] ?? 'worker thread'} in this run): a worker with it ${mb(a)} MB idle, with \`-t 0\` (no heartbeat, no watcher) ${mb(b)} MB: it costs about ${mb(a - b)} MB.\n`;
   }
   return md;
 }

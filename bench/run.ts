@@ -301,6 +301,9 @@ async function main(): Promise<void> {
         'python3-fastapi': debVersion('python3-fastapi'),
         'python3-uvloop': debVersion('python3-uvloop'),
         python3: sh('/usr/bin/python3', ['--version']).out.replace('Python ', ''),
+        // Which stall watcher tunicorn's workers ran (src/workers/watchdog.ts): it decides their idle RSS.
+        'stall watcher':
+          process.env.TUNICORN_NATIVE !== '0' && fs.existsSync(path.join(ROOT, 'dist/native/watchdog.node')) ? 'native thread' : 'worker thread',
       },
       generator,
       command: `npm run bench${QUICK ? ' -- --quick' : ''}${onlyArg ? ` -- --only=${onlyArg}` : ''}`,

@@ -23,7 +23,8 @@ export function loadNativeWatcher(): NativeWatcher | string {
   try {
     return createRequire(import.meta.url)('../native/watchdog.node') as NativeWatcher;
   } catch (err) {
-    return `dist/native/watchdog.node did not load (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`;
+    const why = (err as NodeJS.ErrnoException).code === 'MODULE_NOT_FOUND' ? 'not built' : (err as Error).message;
+    return `dist/native/watchdog.node ${why}; \`npm run build\` compiles it where a C compiler (cc) is installed`;
   }
 }
 
@@ -47,10 +48,16 @@ export class Watchdog {
   readonly kind: string;
 
   constructor(reportFd: number, stallMs: number) {
-    const native = loadNativeWatcher();
-    let buffer: ArrayBufferLike;
+    let native = loadNativeWatcher();
+    let buffer: ArrayBufferLike | null = null;
     if (typeof native !== 'string') {
-      buffer = native.start(reportFd, stallMs, SLOTS, TEXT);
+      try {
+        buffer = native.start(reportFd, stallMs, SLOTS, TEXT);
+      } catch (err) {
+        native = `it did not start (${(err as Error).message})`;
+      }
+    }
+    if (buffer) {
       this.kind = 'a native thread';
     } else {
       buffer = new SharedArrayBuffer(8 + SLOTS * (8 + 4 + TEXT));
