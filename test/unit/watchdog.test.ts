@@ -1,0 +1,83 @@
+/**
+ * The stall watcher (src/workers/watchdog.ts), both kinds: the native thread (native/watchdog.c, which
+ * `npm run build` compiles; CI installs a C compiler) and the worker-thread fallback. A child process starts a
+ * Watchdog on a pipe, begins seven requests a little apart, ends one, and blocks its event loop; the report
+ * it writes while blocked must be the same for both: the five longest-running requests, longest first, their
+ * request lines as the client sent them.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, describe, it } from 'node:test';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+const DIST = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../dist/workers/watchdog.js');
+
+/** Runs in the child: fd 3 is the report pipe; the kind of watcher goes to stdout. */
+const CHILD = `
+const { Watchdog } = await import(${JSON.stringify(pathToFileURL(DIST).href)});
+const w = new Watchdog(3, 300);
+process.stdout.write(w.kind + '\\n');
+const spin = (ms) => { const end = Date.now() + ms; while (Date.now() < end); };
+const urls = ['/a', '/b?q="x\\\\y"', '/c\\u0001', '/d\\u00e9', '/e', '/f', '/g'];
+const slots = [];
+for (const u of urls) { slots.push(w.begin('GET', u)); spin(30); }
+w.end(slots[0]);
+w.beat();
+spin(1500);
+`;
+
+// A file, not -e: a worker thread inherits the parent's execArgv, and --input-type is refused there.
+const dir = mkdtempSync(path.join(tmpdir(), 'tunicorn-watchdog-'));
+const script = path.join(dir, 'child.mjs');
+writeFileSync(script, CHILD);
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+interface Report {
+  stalledMs: number;
+  requests: { method: string; url: string; ms: number }[];
+}
+
+async function stallReport(env: NodeJS.ProcessEnv): Promise<{ kind: string; report: Report }> {
+  const child = spawn(process.execPath, [script], {
+    stdio: ['ignore', 'pipe', 'inherit', 'pipe'],
+    env: { ...process.env, ...env },
+  });
+  let out = '';
+  let reports = '';
+  child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
+  (child.stdio[3] as NodeJS.ReadableStream).on('data', (c: Buffer) => (reports += c.toString('utf8')));
+  const [code] = (await new Promise((resolve) => child.on('exit', (...a) => resolve(a)))) as [number | null];
+  assert.equal(code, 0, 'the child ran to its end');
+  const first = reports.split('\n')[0];
+  assert.ok(first, `a report was written while the loop was blocked (got ${JSON.stringify(reports)})`);
+  return { kind: out.trim(), report: JSON.parse(first) as Report };
+}
+
+function check(report: Report): void {
+  assert.ok(report.stalledMs >= 300 && report.stalledMs < 1500, `stalledMs ${report.stalledMs}`);
+  // /a ended; of the six still running, the five that started first, longest first.
+  assert.deepEqual(
+    report.requests.map((r) => `${r.method} ${r.url}`),
+    ['GET /b?q="x\\y"', 'GET /c\u0001', 'GET /d\ufffd', 'GET /e', 'GET /f'],
+  );
+  const ms = report.requests.map((r) => r.ms);
+  assert.deepEqual([...ms].sort((a, b) => b - a), ms, 'longest first');
+  assert.ok(ms[0]! - ms[4]! >= 90, `started about 30 ms apart: ${ms.join(' ')}`);
+}
+
+describe('stall watcher', () => {
+  it('native thread: names the longest-running requests of a blocked loop', async () => {
+    const { kind, report } = await stallReport({});
+    assert.equal(kind, 'a native thread', 'dist/native/watchdog.node is built and loads (needs a C compiler at build time)');
+    check(report);
+  });
+
+  it('worker thread (TUNICORN_NATIVE=0): writes the same report', async () => {
+    const { kind, report } = await stallReport({ TUNICORN_NATIVE: '0' });
+    assert.match(kind, /^a worker thread \(no native watcher: TUNICORN_NATIVE=0\)$/);
+    check(report);
+  });
+});
