@@ -46,6 +46,17 @@ export class HostMemo {
 }
 
 /**
+ * `name` equals `lower` (a lower-case header name of letters and `-`) ignoring case, without the string
+ * `toLowerCase` would make for every request. `| 0x20` maps an upper-case letter to its lower case and leaves
+ * `-` as it is; of the other bytes only CR maps to `-`, and a header name cannot hold one.
+ */
+function sameName(name: string, lower: string): boolean {
+  if (name.length !== lower.length) return false;
+  for (let i = 0; i < name.length; i++) if ((name.charCodeAt(i) | 0x20) !== lower.charCodeAt(i)) return false;
+  return true;
+}
+
+/**
  * The status a request gets instead of reaching the app, or 0 to serve it; `| HAS_BODY` when it announces a
  * body (read from rawHeaders: `req.headers` is built on first use, and the app may never use it). Only what
  * Node's parser lets through is checked here (FACTS: a missing, duplicated or invalid Host and `HTTP/2.0` in
@@ -66,17 +77,17 @@ export function rejectStatus(req: IncomingMessage, l: RequestLimits, memo: HostM
     const value = raw[i + 1]!;
     if (name.length + value.length + 2 > l.fieldSize) return 431;
     const c = name.charCodeAt(0) | 0x20;
-    if (c === 0x68 /* h */ && name.length === 4 && name.toLowerCase() === 'host') {
+    if (c === 0x68 /* h */ && sameName(name, 'host')) {
       hosts++;
       if (value !== memo.last) {
         if (!HOST.test(value)) return 400;
         memo.last = value;
       }
-    } else if (c === 0x74 /* t */ && name.length === 17 && name.toLowerCase() === 'transfer-encoding') {
+    } else if (c === 0x74 /* t */ && sameName(name, 'transfer-encoding')) {
       // RFC 9112 section 6.1: in HTTP/1.0 the framing is faulty, whatever Content-Length says.
       if (http10) return 400;
       body = HAS_BODY;
-    } else if (c === 0x63 /* c */ && name.length === 14 && value !== '0' && name.toLowerCase() === 'content-length') {
+    } else if (c === 0x63 /* c */ && value !== '0' && sameName(name, 'content-length')) {
       body = HAS_BODY;
     } else if ((c === 0x63 /* c */ || c === 0x74) /* t */ && name.includes('_')) {
       // Content_Length or Transfer_Encoding: a proxy that maps _ to - (as CGI does) would frame the

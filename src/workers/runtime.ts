@@ -9,7 +9,7 @@ import { ErrorLog } from '../logging/error-log.js';
 import type { InflightRequest, WorkerMessage } from '../protocol/messages.js';
 import type { RequestListener } from '../app/shapes.js';
 import { kQueueMs, parseRequestStart } from './queue-time.js';
-import { SlotTable } from './slot-table.js';
+import { kSlot, SlotTable } from './slot-table.js';
 import { kAcceptedAt, type AcceptedSocket } from './serving.js';
 
 /** Hooks a worker process may call, as loaded from the config file in this process. */
@@ -34,6 +34,8 @@ interface Inflight {
   readonly slot: number;
   readonly queue: number;
   readonly deadline: NodeJS.Timeout | null;
+  /** Its place in `inflight` (declared here so that adding it does not change the object's shape). */
+  [kSlot]: number;
 }
 
 /** On a response: its Inflight entry, read by the one shared 'close' handler (no closure per request). */
@@ -59,7 +61,7 @@ function requestStartHeader(raw: string[]): string | undefined {
 /** Shared-memory record of the requests running, readable while the thread that serves them is stuck. */
 export interface RequestSlots {
   /** Returns a slot number, or -1 when none is free. */
-  begin(method: string | undefined, url: string | undefined): number;
+  begin(method: string | undefined, url: string | undefined, at: number): number;
   end(slot: number): void;
 }
 
@@ -163,9 +165,11 @@ export class WorkerRuntime {
       const entry: Inflight = {
         req,
         start,
-        slot: watchdog ? watchdog.begin(req.method, req.url) : -1,
+        // The wall-clock start from the monotonic one: one clock read per request, not two.
+        slot: watchdog ? watchdog.begin(req.method, req.url, performance.timeOrigin + start) : -1,
         queue,
         deadline: deadlineMs > 0 ? setTimeout(() => this.deadlineExceeded(req, res, start), deadlineMs).unref() : null,
+        [kSlot]: -1,
       };
       (req as unknown as Record<symbol, number>)[kQueueMs] = queue;
       this.inflight.add(entry);

@@ -24,8 +24,8 @@ export class ThreadSlots {
     const text = new Uint8Array(this.sab, t * RECORD + TEXT_AT, RECORD - TEXT_AT);
     const enc = new TextEncoder();
     return {
-      begin: (method, url) => {
-        start[0] = Date.now();
+      begin: (method, url, at) => {
+        start[0] = at;
         Atomics.store(len, 0, enc.encodeInto(`${method} ${url}`, text).written);
         return 0;
       },

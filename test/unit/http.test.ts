@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import type { IncomingMessage } from 'node:http';
 import { describe, it } from 'node:test';
 import { parseAllowList } from '../../src/http/allow-list.js';
-import { limitsOf, rejectStatus } from '../../src/http/guard.js';
+import { HAS_BODY, limitsOf, rejectStatus } from '../../src/http/guard.js';
 import { parseProxyHeader, ProxyProtocolError } from '../../src/http/proxy-protocol.js';
 import { ConfigError } from '../../src/config/setting.js';
 import { resolveConfig } from '../../src/config/resolve.js';
@@ -90,6 +90,17 @@ describe('request checks', () => {
     assert.equal(rejectStatus(req({}, ['Host', 'x', ...Array(200).fill('X')]), l), 431);
     assert.equal(rejectStatus(req({}, ['Host', 'x', 'X', 'v'.repeat(8188)]), l), 431);
     assert.equal(rejectStatus(req({}, ['Host', 'x', 'X', 'v'.repeat(8187)]), l), 0);
+  });
+
+  it('match header names in any case, and only whole names', async () => {
+    const { config } = await resolveConfig({ argv: ['app.ts'], env: {}, cwd: process.cwd() });
+    const l = limitsOf(config);
+    assert.equal(rejectStatus(req({}, ['HOST', 'x', 'hOsT', 'y']), l), 400, 'two Host fields, whatever their case');
+    assert.equal(rejectStatus(req({}, ['Hosts', 'x']), l), 400, 'Hosts is not Host: no Host at all');
+    assert.equal(rejectStatus(req({ httpVersionMinor: 0 }, ['TRANSFER-ENCODING', 'chunked']), l), 400);
+    assert.equal(rejectStatus(req({}, ['Host', 'x', 'CONTENT-LENGTH', '5']), l), HAS_BODY);
+    assert.equal(rejectStatus(req({}, ['Host', 'x', 'Content-Lengths', '5']), l), 0);
+    assert.equal(rejectStatus(req({}, ['Host', 'x', 'Content-Length', '0']), l), 0, 'an empty body is no body');
   });
 });
 

@@ -23,7 +23,7 @@ process.stdout.write(w.kind + '\\n');
 const spin = (ms) => { const end = Date.now() + ms; while (Date.now() < end); };
 const urls = ['/a', '/b?q="x\\\\y"', '/c\\u0001', '/d\\u00e9', '/e', '/f', '/g'];
 const slots = [];
-for (const u of urls) { slots.push(w.begin('GET', u)); spin(30); }
+for (const u of urls) { slots.push(w.begin('GET', u, Date.now())); spin(30); }
 w.end(slots[0]);
 w.beat();
 spin(1500);

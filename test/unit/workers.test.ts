@@ -117,9 +117,9 @@ describe('ThreadSlots', () => {
     const reader = new ThreadSlots(2, slots.sab);
     const a = slots.writer(0);
     const b = slots.writer(1);
-    a.begin('GET', '/slow?x=1');
+    a.begin('GET', '/slow?x=1', Date.now());
     await new Promise((r) => setTimeout(r, 20));
-    b.begin('POST', '/fast');
+    b.begin('POST', '/fast', Date.now());
     const running = reader.running();
     assert.deepEqual(running.map((r) => `${r.method} ${r.url}`), ['GET /slow?x=1', 'POST /fast']);
     assert.ok(running[0]!.ms >= running[1]!.ms);
