@@ -2,7 +2,7 @@
 // Optional: without a compiler, or where the build fails, workers watch for stalls with a worker thread
 // instead (see docs/design.md), so this prints one line and exits 0 either way.
 import { spawnSync } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -15,6 +15,8 @@ if (process.platform === 'win32') {
   console.log('native watchdog: not built on Windows; workers use a watcher thread');
 } else {
   mkdirSync(path.dirname(out), { recursive: true });
+  // A failed build must not leave an older module behind.
+  rmSync(out, { force: true });
   const args = ['-O2', '-Wall', '-Wextra', '-shared', '-fPIC', '-pthread', '-o', out, source];
   // macOS resolves the Node-API symbols from the node executable only when told to.
   if (process.platform === 'darwin') args.unshift('-undefined', 'dynamic_lookup');
@@ -22,7 +24,8 @@ if (process.platform === 'win32') {
   if (r.status === 0) {
     if (r.stderr) process.stderr.write(r.stderr);
   } else {
-    const why = r.error ? `${cc} not found` : `${cc} failed: ${(r.stderr || '').trim().split('\n')[0]}`;
+    const first = (r.stderr || '').trim().split('\n')[0];
+    const why = r.error ? `${cc} not found` : `${cc} failed${first ? `: ${first}` : ` with exit code ${r.status}`}`;
     console.log(`native watchdog: not built (${why}); workers use a watcher thread instead (about 9 MB more each)`);
   }
 }
