@@ -29,6 +29,33 @@ export function loadNativeWatcher(): NativeWatcher | string {
 }
 
 /**
+ * Starts the watcher thread: the native one where it loads and starts, else a worker thread. Returns the
+ * memory it reads (the beat counter, then per slot a start time, a length and the request line: the views the
+ * Watchdog makes over it) and which kind it is.
+ */
+function startWatcher(reportFd: number, stallMs: number): { buffer: ArrayBufferLike; kind: string } {
+  const native = loadNativeWatcher();
+  let why: string;
+  if (typeof native === 'string') {
+    why = native;
+  } else {
+    try {
+      return { buffer: native.start(reportFd, stallMs, SLOTS, TEXT), kind: 'a native thread' };
+    } catch (err) {
+      why = `dist/native/watchdog.node did not start (${(err as Error).message})`;
+    }
+  }
+  const buffer = new SharedArrayBuffer(8 + SLOTS * (8 + 4 + TEXT));
+  new Worker(new URL('./watchdog-thread.js', import.meta.url), {
+    workerData: { sab: buffer, reportFd, stallMs, slots: SLOTS, text: TEXT },
+    stdout: false,
+    stderr: false,
+    resourceLimits: { maxOldGenerationSizeMb: 8, maxYoungGenerationSizeMb: 2 },
+  }).unref();
+  return { buffer, kind: `a worker thread (no native watcher: ${why})` };
+}
+
+/**
  * Names the requests a stalled worker is serving. A blocked event loop cannot report anything itself, so
  * the main thread keeps its in-flight requests in memory that a watcher thread reads; that thread keeps
  * running while the main thread is stuck, and sends them to the master when the heartbeat counter stops
@@ -48,28 +75,8 @@ export class Watchdog {
   readonly kind: string;
 
   constructor(reportFd: number, stallMs: number) {
-    let native = loadNativeWatcher();
-    let buffer: ArrayBufferLike | null = null;
-    if (typeof native !== 'string') {
-      try {
-        buffer = native.start(reportFd, stallMs, SLOTS, TEXT);
-      } catch (err) {
-        native = `it did not start (${(err as Error).message})`;
-      }
-    }
-    if (buffer) {
-      this.kind = 'a native thread';
-    } else {
-      buffer = new SharedArrayBuffer(8 + SLOTS * (8 + 4 + TEXT));
-      const thread = new Worker(new URL('./watchdog-thread.js', import.meta.url), {
-        workerData: { sab: buffer, reportFd, stallMs, slots: SLOTS, text: TEXT },
-        stdout: false,
-        stderr: false,
-        resourceLimits: { maxOldGenerationSizeMb: 8, maxYoungGenerationSizeMb: 2 },
-      });
-      thread.unref();
-      this.kind = `a worker thread (no native watcher: ${native})`;
-    }
+    const { buffer, kind } = startWatcher(reportFd, stallMs);
+    this.kind = kind;
     this.#beat = new Int32Array(buffer, 0, 1);
     this.#starts = new Float64Array(buffer, 8, SLOTS);
     this.#lens = new Int32Array(buffer, 8 + SLOTS * 8, SLOTS);
@@ -85,8 +92,8 @@ export class Watchdog {
    * Node's parser decodes the request line as latin1, so one byte per char gives back what the client sent
    * (the thread decodes it as UTF-8). A plain loop: about 4 x faster here than Buffer#write and 2 x faster
    * than TextEncoder#encodeInto for a short request line (both cross into C++), and it allocates nothing.
+   * `at`: when the request started, in epoch milliseconds.
    */
-  /** `at`: when the request started, in epoch milliseconds. */
   begin(method: string | undefined, url: string | undefined, at: number): number {
     const i = this.#free.pop();
     if (i === undefined) return -1;
