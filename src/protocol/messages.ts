@@ -13,7 +13,7 @@ export interface ListenerInfo {
 
 /** stdio slot of the IPC channel in a worker. */
 export const IPC_FD = 3;
-/** stdio slot of the pipe on which the watchdog thread writes its stall reports to the master. */
+/** stdio slot of the pipe on which the stall watcher (native or worker thread) writes its reports to the master. */
 export const WATCHDOG_FD = 4;
 /** The first listening socket's slot. */
 export const FIRST_LISTENER_FD = 5;
