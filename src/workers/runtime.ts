@@ -148,8 +148,8 @@ export class WorkerRuntime {
   };
 
   /**
-   * Wraps the app's listener with what the server owes every request. The hot path adds one Set entry, a
-   * watchdog slot and one 'close' listener, the same function for every request (its state is on the
+   * Wraps the app's listener with what the server owes every request. The hot path adds one SlotTable entry,
+   * a watchdog slot and one 'close' listener, the same function for every request (its state is on the
    * response); logging and hooks cost only when configured.
    */
   wrap(listener: RequestListener): RequestListener {
@@ -158,6 +158,8 @@ export class WorkerRuntime {
     const deadlineMs = this.config.requestDeadline * 1000;
     const logsPeer = this.accessLog?.needsPeer === true;
     const onClose = this.#onClose;
+    // Read once: the getter calls into C++ each time, and the origin never changes.
+    const timeOrigin = performance.timeOrigin;
     return (req, res) => {
       const watchdog = this.watchdog;
       const start = performance.now();
@@ -166,7 +168,7 @@ export class WorkerRuntime {
         req,
         start,
         // The wall-clock start from the monotonic one: one clock read per request, not two.
-        slot: watchdog ? watchdog.begin(req.method, req.url, performance.timeOrigin + start) : -1,
+        slot: watchdog ? watchdog.begin(req.method, req.url, timeOrigin + start) : -1,
         queue,
         deadline: deadlineMs > 0 ? setTimeout(() => this.deadlineExceeded(req, res, start), deadlineMs).unref() : null,
         [kSlot]: -1,
