@@ -12,16 +12,46 @@ const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 
 const BAD_REQUEST = 'HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n';
 
+/** tchar (RFC 9110 section 5.6.2), by byte: what a method is made of. */
+const TCHAR = new Uint8Array(256);
+for (const c of "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") TCHAR[c.charCodeAt(0)] = 1;
+const isDigit = (b: number | undefined): boolean => b !== undefined && b >= 0x30 && b <= 0x39;
+
 /**
- * A request line as RFC 9112 spells it: token SP target SP HTTP-version CR. llhttp lets some others through
- * (two spaces, FACTS: HTTP/0.9 `GET /` which it then waits on), so the first one is checked here.
+ * Whether `buf[start, eol)` (eol: the LF) is a request line as RFC 9112 spells it: method SP target SP
+ * HTTP/d.d CR. llhttp lets some others through (two spaces; FACTS: HTTP/0.9 `GET /`, which it then waits
+ * on), so the first one is checked here, on the bytes: no string is made for it.
  */
-const REQUEST_LINE = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+ [^\x00-\x20\x7f]+ HTTP\/\d\.\d\r$/;
+export function isRequestLine(buf: Uint8Array, start: number, eol: number): boolean {
+  let i = start;
+  while (i < eol && TCHAR[buf[i]!]) i++;
+  if (i === start || buf[i] !== 0x20) return false;
+  const target = ++i;
+  // Any byte but controls, SP and DEL.
+  while (i < eol && buf[i]! > 0x20 && buf[i] !== 0x7f) i++;
+  if (i === target || buf[i] !== 0x20) return false;
+  // SP "HTTP/" DIGIT "." DIGIT CR, then the LF at eol.
+  return (
+    eol === i + 10 &&
+    buf[i + 1] === 0x48 && buf[i + 2] === 0x54 && buf[i + 3] === 0x54 && buf[i + 4] === 0x50 && buf[i + 5] === 0x2f &&
+    isDigit(buf[i + 6]) && buf[i + 7] === 0x2e && isDigit(buf[i + 8]) && buf[i + 9] === 0x0d
+  );
+}
+
+/** Shared by every socket the gate holds: no closure per connection. */
+function destroySocket(this: net.Socket): void {
+  this.destroy();
+}
 
 /**
  * What happens to a plain-HTTP connection before Node's parser sees it: the PROXY protocol header (when on),
- * and a look at the first request line (see REQUEST_LINE). Only the first chunk of a connection passes through JavaScript; the bytes read
- * are handed to the parser after it has taken the socket (it reads the socket's handle directly from then on).
+ * and a look at the first request line (see isRequestLine). Only the first chunk of a connection passes
+ * through JavaScript; the bytes read are handed to the parser after it has taken the socket (it reads the
+ * socket's handle directly from then on).
+ *
+ * A connection held here is not yet Node's, so Node's header timeout does not cover it: the gate times it
+ * itself, to the millisecond rather than with a sweep every second as Node does. A sync worker or a gthread
+ * thread serves one connection at a time, and a silent one holds it until then.
  */
 export class ConnectionGate {
   readonly #mode: ProxyProtocolMode;
@@ -58,17 +88,9 @@ export class ConnectionGate {
     const done = () => {
       clearTimeout(timer);
       socket.off('data', onData);
-      socket.off('close', onClose);
-      socket.off('end', onEnd);
+      socket.off('end', destroySocket);
+      socket.off('close', done);
       socket.pause();
-    };
-    const onClose = () => done();
-    // The peer closed its side before its first request was complete (wrk probes an address with a connect
-    // and a close): nothing is owed to it, and a half-open socket must not hold the worker until the header
-    // timeout (a sync worker serves one connection at a time).
-    const onEnd = () => {
-      done();
-      socket.destroy();
     };
     const onData = (chunk: Buffer) => {
       buf = buf ? Buffer.concat([buf, chunk]) : chunk;
@@ -91,8 +113,9 @@ export class ConnectionGate {
         buf = buf.subarray(header.length);
         if (buf.length === 0) return;
       }
+      // 'P' first: a request line cannot be the preface, and needs no comparison.
       const n = Math.min(buf.length, H2_PREFACE.length);
-      const h2c = this.#h2cFrom !== null && buf.subarray(0, n).equals(H2_PREFACE.subarray(0, n));
+      const h2c = this.#h2cFrom !== null && buf[0] === 0x50 && buf.subarray(0, n).equals(H2_PREFACE.subarray(0, n));
       if (h2c && n < H2_PREFACE.length) return;
       done();
       if (h2c && this.#h2cFrom!.allows(socket.remoteAddress)) {
@@ -102,7 +125,7 @@ export class ConnectionGate {
       let start = 0;
       while (buf[start] === 0x0d && buf[start + 1] === 0x0a) start += 2; // empty lines before a request
       const eol = buf.indexOf(0x0a, start);
-      if (eol >= 0 && !REQUEST_LINE.test(buf.toString('latin1', start, eol))) {
+      if (eol >= 0 && !isRequestLine(buf, start, eol)) {
         socket.end(BAD_REQUEST);
         return;
       }
@@ -113,9 +136,12 @@ export class ConnectionGate {
       socket.resume();
     };
     socket.on('data', onData);
-    socket.on('close', onClose);
-    socket.on('end', onEnd);
-    socket.on('error', () => socket.destroy());
+    // The peer closed its side before its first request was complete (wrk probes an address with a connect
+    // and a close): nothing is owed to it, and a half-open socket must not hold the worker until the header
+    // timeout (a sync worker serves one connection at a time).
+    socket.on('end', destroySocket);
+    socket.on('close', done);
+    socket.on('error', destroySocket);
     socket.resume();
   }
 }

@@ -1,11 +1,13 @@
 /**
  * The HTTP layer's parsers and checks, without a server: allow lists (addresses, CIDR, *, IPv4-mapped
- * peers), PROXY protocol v1/v2 headers (complete, partial, malformed), and the request checks.
+ * peers), PROXY protocol v1/v2 headers (complete, partial, malformed), the first request line's check, and
+ * the request checks.
  */
 import assert from 'node:assert/strict';
 import type { IncomingMessage } from 'node:http';
 import { describe, it } from 'node:test';
 import { parseAllowList } from '../../src/http/allow-list.js';
+import { isRequestLine } from '../../src/http/connection.js';
 import { HAS_BODY, limitsOf, rejectStatus } from '../../src/http/guard.js';
 import { parseProxyHeader, ProxyProtocolError } from '../../src/http/proxy-protocol.js';
 import { ConfigError } from '../../src/config/setting.js';
@@ -66,6 +68,44 @@ describe('PROXY protocol headers', () => {
     ] as const;
     for (const [text, mode] of bad) assert.throws(() => parseProxyHeader(Buffer.from(text), mode), ProxyProtocolError, text);
     assert.throws(() => parseProxyHeader(v2(0x11, [1, 2, 3, 4, 5, 6, 7, 8, 0, 1, 0, 2]), 'v1'), ProxyProtocolError);
+  });
+});
+
+describe('the first request line', () => {
+  /** The line with its CRLF, checked as the gate checks it: from its start to its LF. */
+  const check = (line: string): boolean => {
+    const buf = Buffer.from(`xx${line}\r\nHost: a\r\n\r\n`, 'latin1');
+    return isRequestLine(buf, 2, buf.indexOf(0x0a, 2));
+  };
+
+  it('passes method SP target SP HTTP/d.d', () => {
+    for (const ok of ['GET / HTTP/1.1', 'GET / HTTP/1.0', "M-S.E!#$%&'*+^_`|~9 /x HTTP/1.1", 'OPTIONS * HTTP/1.1', 'GET /caf\xe9?q=1 HTTP/1.1', 'GET / HTTP/2.0'])
+      assert.equal(check(ok), true, ok);
+  });
+
+  it('refuses what llhttp would bend into one', () => {
+    const bad = [
+      'GET  / HTTP/1.1', // two spaces: llhttp serves "/"
+      'GET /  HTTP/1.1',
+      ' GET / HTTP/1.1',
+      'GET\t/ HTTP/1.1',
+      'GET /', // HTTP/0.9: llhttp waits for more
+      'GET / HTTP/1.1 ',
+      'GET / HTTP/1.1 extra',
+      'GET / HTTP/1',
+      'GET / HTTP/1.10',
+      'GET / HTTPS/1.1',
+      'GET / http/1.1',
+      'GET /\x7f HTTP/1.1',
+      'GET /\x01 HTTP/1.1',
+      'G(T / HTTP/1.1',
+      'GET HTTP/1.1',
+      '',
+    ];
+    for (const line of bad) assert.equal(check(line), false, JSON.stringify(line));
+    // No CR before the LF.
+    const bare = Buffer.from('GET / HTTP/1.1\nHost: a\n\n', 'latin1');
+    assert.equal(isRequestLine(bare, 0, bare.indexOf(0x0a)), false);
   });
 });
 
