@@ -47,9 +47,11 @@ const GROUPS: Group[] = QUICK
       { load: 'close', servers: HEADLINE, rounds: 2, seconds: 4 },
     ]
   : [
-      // Sized so a whole run (these, the Fetch ratio and the worker-class matrix) stays under 15 minutes.
-      { load: 'ka64', servers: [...HEADLINE, 'tunicorn-nowatchdog', 'tunicorn-express', 'tunicorn-fastify', 'tunicorn-sync', 'tunicorn-gthread'], rounds: 3, seconds: 4 },
-      { load: 'close', servers: HEADLINE, rounds: 3, seconds: 4 },
+      // Sized so a whole run (these, the Fetch ratio and the worker-class matrix) stays under 15 minutes. The
+      // two loads the targets read get more, shorter rounds: the ratios are medians of per-round ratios, and
+      // a round of short runs compares servers measured closer together in time.
+      { load: 'ka64', servers: [...HEADLINE, 'tunicorn-nowatchdog', 'tunicorn-express', 'tunicorn-fastify', 'tunicorn-sync', 'tunicorn-gthread'], rounds: 6, seconds: 2 },
+      { load: 'close', servers: HEADLINE, rounds: 6, seconds: 2 },
       { load: 'ka8', servers: ['tunicorn', 'tunicorn-fetch', 'limit', 'cluster', 'pm2', 'plain'], rounds: 2, seconds: 3 },
       { load: 'ka256', servers: ['tunicorn', 'tunicorn-fetch', 'limit', 'cluster', 'pm2', 'plain', 'seed'], rounds: 2, seconds: 3 },
       { load: 'post', servers: ['tunicorn', 'tunicorn-fetch', 'tunicorn-express', 'tunicorn-fastify', 'limit', 'cluster', 'plain', 'hono'], rounds: 2, seconds: 3 },
