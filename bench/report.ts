@@ -220,13 +220,26 @@ function sections(raw: RawResults): string {
   return md;
 }
 
-/** A run made while other work kept the cores busy says so: its ratios are mostly that work's noise. */
+/** Other work above this share of the cores, before or after a run, makes its figures suspect. */
+export const BUSY_PERCENT = 25;
+
+/**
+ * A run made while other work kept the cores busy says so: its ratios are mostly that work's noise. Measured
+ * (from /proc/stat) just before the servers start and just after they stop, so the run's own load does not
+ * count. Results from before that measurement existed are judged by their load averages, which do count it.
+ */
 export function busyWarning(raw: RawResults): string | null {
   const cores = Number(raw.machine.nproc);
+  const measured = [raw.machine.busyPercentAtStart, raw.machine.busyPercentAtEnd].filter((v) => v !== undefined && v !== 'unknown').map(Number);
+  if (measured.length) {
+    const worst = Math.max(...measured);
+    if (!(worst > BUSY_PERCENT)) return null;
+    return `Other work kept ${worst} % of the ${cores} cores busy around this run (measured with none of its servers running): its figures carry that noise. Rerun \`npm run bench\` on an idle machine before relying on them.`;
+  }
   const loads = [raw.machine.loadAverageAtStart, raw.machine.loadAverageAtEnd].map((l) => Number(String(l ?? '0').split(' ')[0]));
   const worst = Math.max(...loads);
   if (!(worst > 1.5 * cores)) return null;
-  return `The machine was busy with other work during this run (1-minute load average up to ${worst} on ${cores} cores): its figures carry that noise. Rerun \`npm run bench\` on an idle machine before relying on them.`;
+  return `The machine was busy during this run (1-minute load average up to ${worst} on ${cores} cores): its figures carry that noise. Rerun \`npm run bench\` on an idle machine before relying on them.`;
 }
 
 export function renderTerminal(raw: RawResults): string {
@@ -245,7 +258,7 @@ export function renderMarkdown(raw: RawResults, jsonPath: string): string {
   const busy = busyWarning(raw);
   if (busy) md += `> **${busy}**\n\n`;
   md += `- Date: ${raw.date}; the run took ${raw.durationS} s\n`;
-  md += `- Machine: ${m.nproc} cores (${m.cpu}), ${m.memoryGiB} GiB, ${m.kernel}, Node ${m.node}; load average (1, 5, 15 min) ${m.loadAverageAtStart} at the start, ${m.loadAverageAtEnd} at the end\n`;
+  md += `- Machine: ${m.nproc} cores (${m.cpu}), ${m.memoryGiB} GiB, ${m.kernel}, Node ${m.node}; load average (1, 5, 15 min) ${m.loadAverageAtStart} at the start, ${m.loadAverageAtEnd} at the end${m.busyPercentAtStart !== undefined ? `; other work ${m.busyPercentAtStart} % of the cores before the run, ${m.busyPercentAtEnd ?? 'unknown'} % after it` : ''}\n`;
   md += `- Versions: ${Object.entries(raw.versions).map(([k, v]) => `${k} ${v}`).join(', ')}\n`;
   md += `- Load generator: ${raw.generator}, one Lua script per load (\`-s\`) that sets the method, body and headers and prints the exact percentiles\n`;
   md += `- Workers: 2 per multi-process server (one per core); the seed's stack 3 (its best measured configuration)\n\n`;

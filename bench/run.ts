@@ -8,10 +8,10 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { runLoad, wrkArgs, type Generator, type LoadSpec } from './lib/load.js';
-import { alive, freePort, get, sleep } from './lib/proc.js';
+import { alive, busyShare, freePort, get, sleep } from './lib/proc.js';
 import { ALL_SERVERS, ROOT, Running, seedStackMissing, WORKERS, SEED_WORKERS, type Env } from './lib/servers.js';
 import type { LoadResult, RawResults, ServerResult } from './lib/types.js';
-import { renderMarkdown, renderTerminal, updateReadme } from './report.js';
+import { BUSY_PERCENT, renderMarkdown, renderTerminal, updateReadme } from './report.js';
 
 const argv = process.argv.slice(2);
 const QUICK = argv.includes('--quick');
@@ -50,8 +50,8 @@ const GROUPS: Group[] = QUICK
       // Sized so a whole run (these, the Fetch ratio and the worker-class matrix) stays under 15 minutes. The
       // two loads the targets read get more, shorter rounds: the ratios are medians of per-round ratios, and
       // a round of short runs compares servers measured closer together in time.
-      { load: 'ka64', servers: [...HEADLINE, 'tunicorn-nowatchdog', 'tunicorn-express', 'tunicorn-fastify', 'tunicorn-sync', 'tunicorn-gthread'], rounds: 6, seconds: 2 },
-      { load: 'close', servers: HEADLINE, rounds: 6, seconds: 2 },
+      { load: 'ka64', servers: [...HEADLINE, 'tunicorn-nowatchdog', 'tunicorn-express', 'tunicorn-fastify', 'tunicorn-sync', 'tunicorn-gthread'], rounds: 12, seconds: 1 },
+      { load: 'close', servers: HEADLINE, rounds: 12, seconds: 1 },
       { load: 'ka8', servers: ['tunicorn', 'tunicorn-fetch', 'limit', 'cluster', 'pm2', 'plain'], rounds: 2, seconds: 3 },
       { load: 'ka256', servers: ['tunicorn', 'tunicorn-fetch', 'limit', 'cluster', 'pm2', 'plain', 'seed'], rounds: 2, seconds: 3 },
       { load: 'post', servers: ['tunicorn', 'tunicorn-fetch', 'tunicorn-express', 'tunicorn-fastify', 'limit', 'cluster', 'plain', 'hono'], rounds: 2, seconds: 3 },
@@ -123,6 +123,12 @@ function machine(): Record<string, string | number> {
   };
 }
 
+/** How busy the machine is with work not ours, in % of all cores: measured while none of the bench's processes run. */
+async function otherWork(): Promise<string> {
+  const share = await busyShare(3000);
+  return share === null ? 'unknown' : (share * 100).toFixed(0);
+}
+
 /** Seconds for a HUP to replace every worker: all old pids gone, the full count back, and an answer on GET /. */
 async function hupTime(r: Running): Promise<number> {
   const master = r.masterPid;
@@ -154,10 +160,9 @@ async function optionalExtra(file: string, fn: string): Promise<unknown> {
 
 async function main(): Promise<void> {
   const t0 = performance.now();
-  const machineAtStart = machine();
-  const load1 = os.loadavg()[0]!;
-  if (load1 > 1.5 * os.availableParallelism())
-    say(`warning: the machine is busy (load average ${load1.toFixed(1)} on ${os.availableParallelism()} cores); the figures will mostly measure that`);
+  const machineAtStart = { ...machine(), busyPercentAtStart: await otherWork() };
+  if (Number(machineAtStart.busyPercentAtStart) > BUSY_PERCENT)
+    say(`warning: ${machineAtStart.busyPercentAtStart} % of the cores are busy with other work before the run starts; the figures will carry that noise`);
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tunicorn-bench-'));
   const skipped: { what: string; why: string }[] = [];
 
@@ -278,6 +283,8 @@ async function main(): Promise<void> {
     }
     await cleanup();
     running.clear();
+    // Every server is stopped: what keeps the cores busy now is not ours.
+    const busyPercentAtEnd = await otherWork();
 
     const extra: Record<string, unknown> = {
       fetchRatio: await optionalExtra('fetch-ratio.ts', 'runFetchRatio'),
@@ -288,7 +295,7 @@ async function main(): Promise<void> {
       date: new Date().toISOString(),
       mode: QUICK ? 'quick' : 'full',
       durationS: Math.round((performance.now() - t0) / 1000),
-      machine: { ...machineAtStart, loadAverageAtEnd: os.loadavg().map((x) => x.toFixed(2)).join(' ') },
+      machine: { ...machineAtStart, loadAverageAtEnd: os.loadavg().map((x) => x.toFixed(2)).join(' '), busyPercentAtEnd },
       versions: {
         tunicorn: (JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string }).version,
         node: process.version,

@@ -48,6 +48,29 @@ export function childrenOf(pid: number): number[] {
 /** The kernel's clock ticks per second for /proc/PID/stat times (USER_HZ: 100 on Linux everywhere). */
 const TICKS_PER_S = 100;
 
+/**
+ * The share of all cores (0-1) busy with anything, the hypervisor's steal included, over `ms` of this moment:
+ * from /proc/stat. Taken while none of the benchmark's own processes run, it is the other work on the
+ * machine. Null where there is no /proc/stat.
+ */
+export async function busyShare(ms: number): Promise<number | null> {
+  const read = (): { busy: number; total: number } | null => {
+    try {
+      const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+      // user nice system idle iowait irq softirq steal (guest time is already in user)
+      const total = f.slice(0, 8).reduce((a, b) => a + b, 0);
+      return { busy: total - f[3]! - f[4]!, total };
+    } catch {
+      return null;
+    }
+  };
+  const a = read();
+  await sleep(ms);
+  const b = read();
+  if (!a || !b || b.total <= a.total) return null;
+  return (b.busy - a.busy) / (b.total - a.total);
+}
+
 /** CPU time (user + system) a process has used so far, in ms, or 0 when it is gone. */
 export function cpuMs(pid: number): number {
   try {

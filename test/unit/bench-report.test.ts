@@ -1,13 +1,13 @@
 /**
  * The benchmark's arithmetic (bench/report.ts): ratios are taken round by round within one run, the better
  * bare setup is the baseline, targets are judged from the figures, and the report carries the machine and
- * the commands. No speed is measured here.
+ * the commands, and it warns when other work kept the machine busy. No speed is measured here.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Sample } from '../../bench/lib/load.js';
 import type { LoadResult, RawResults } from '../../bench/lib/types.js';
-import { bestBare, median, ratio, renderMarkdown, stats, targets } from '../../bench/report.js';
+import { bestBare, busyWarning, median, ratio, renderMarkdown, stats, targets } from '../../bench/report.js';
 
 const sample = (rps: number, p99 = 2, cpu = 20): Sample => ({ rps, p50ms: 1, p99ms: p99, requests: rps * 5, errors: 0, errorDetail: '', cpuUsPerReq: cpu });
 
@@ -76,5 +76,17 @@ describe('bench report', () => {
     assert.match(md, /`wrk ka64`/);
     assert.match(md, /TLS: no cert/);
     assert.match(md, /\| tunicorn \| 98 \|/);
+  });
+
+  it('warns about other work measured around the run, not about the run\'s own load', () => {
+    const at = (machine: Record<string, string | number>): RawResults => ({ ...raw([]), machine: { ...raw([]).machine, ...machine } });
+    // The run's own load lifts the load average at its end; the shares measured with no server running decide.
+    assert.equal(busyWarning(at({ loadAverageAtEnd: '3.65', busyPercentAtStart: '3', busyPercentAtEnd: '9' })), null);
+    assert.match(busyWarning(at({ busyPercentAtStart: '2', busyPercentAtEnd: '60' })) ?? '', /Other work kept 60 % of the 2 cores busy/);
+    assert.equal(busyWarning(at({ busyPercentAtStart: 'unknown', busyPercentAtEnd: 'unknown' })), null);
+    // Older results carry only load averages.
+    assert.match(busyWarning(at({ loadAverageAtStart: '3.10 1 1' })) ?? '', /load average up to 3\.1 on 2 cores/);
+    assert.equal(busyWarning(at({ loadAverageAtStart: '1.20 1 1' })), null);
+    assert.match(renderMarkdown(at({ busyPercentAtStart: '3', busyPercentAtEnd: '9' }), 'x.json'), /other work 3 % of the cores before the run, 9 % after it/);
   });
 });
