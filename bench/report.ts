@@ -222,6 +222,7 @@ function sections(raw: RawResults): string {
 
 /** Other work above this share of the cores, before or after a run, makes its figures suspect. */
 export const BUSY_PERCENT = 25;
+const RERUN = 'its figures carry that noise. Rerun `npm run bench` on an idle machine before relying on them.';
 
 /**
  * A run made while other work kept the cores busy says so: its ratios are mostly that work's noise. Measured
@@ -234,12 +235,12 @@ export function busyWarning(raw: RawResults): string | null {
   if (measured.length) {
     const worst = Math.max(...measured);
     if (!(worst > BUSY_PERCENT)) return null;
-    return `Other work kept ${worst} % of the ${cores} cores busy around this run (measured with none of its servers running): its figures carry that noise. Rerun \`npm run bench\` on an idle machine before relying on them.`;
+    return `Other work kept ${worst} % of the ${cores} cores busy around this run (measured with none of its servers running): ${RERUN}`;
   }
   const loads = [raw.machine.loadAverageAtStart, raw.machine.loadAverageAtEnd].map((l) => Number(String(l ?? '0').split(' ')[0]));
   const worst = Math.max(...loads);
   if (!(worst > 1.5 * cores)) return null;
-  return `The machine was busy during this run (1-minute load average up to ${worst} on ${cores} cores): its figures carry that noise. Rerun \`npm run bench\` on an idle machine before relying on them.`;
+  return `The machine was busy during this run (1-minute load average up to ${worst} on ${cores} cores): ${RERUN}`;
 }
 
 export function renderTerminal(raw: RawResults): string {

@@ -49,7 +49,8 @@ const GROUPS: Group[] = QUICK
   : [
       // Sized so a whole run (these, the Fetch ratio and the worker-class matrix) stays under 15 minutes. The
       // two loads the targets read get more, shorter rounds: the ratios are medians of per-round ratios, and
-      // a round of short runs compares servers measured closer together in time.
+      // a round of short runs compares servers measured closer together in time. (Short runs also weigh a
+      // server's first second after idling more: docs/design.md, The benchmark.)
       { load: 'ka64', servers: [...HEADLINE, 'tunicorn-nowatchdog', 'tunicorn-express', 'tunicorn-fastify', 'tunicorn-sync', 'tunicorn-gthread'], rounds: 12, seconds: 1 },
       { load: 'close', servers: HEADLINE, rounds: 12, seconds: 1 },
       { load: 'ka8', servers: ['tunicorn', 'tunicorn-fetch', 'limit', 'cluster', 'pm2', 'plain'], rounds: 2, seconds: 3 },
