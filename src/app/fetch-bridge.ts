@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 import { sendPlain } from './fetch-response.js';
 import { clientOf, isSecure } from '../http/forwarded.js';
+import { sameName } from '../http/guard.js';
 
 /** A Fetch handler: Bun, Deno, Cloudflare Workers and Hono style. */
 export type FetchHandler = (request: Request, ...rest: unknown[]) => Response | Promise<Response>;
@@ -38,7 +39,7 @@ function hostOf(req: IncomingMessage): string {
   const raw = req.rawHeaders;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
-    if (name.length === 4 && name.toLowerCase() === 'host') return raw[i + 1]!;
+    if (sameName(name, 'host')) return raw[i + 1]!;
     if (name === ':authority') return raw[i + 1]!;
   }
   return req.socket?.localAddress ?? 'localhost';

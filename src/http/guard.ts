@@ -50,7 +50,7 @@ export class HostMemo {
  * `toLowerCase` would make for every request. `| 0x20` maps an upper-case letter to its lower case and leaves
  * `-` as it is; of the other bytes only CR maps to `-`, and a header name cannot hold one.
  */
-function sameName(name: string, lower: string): boolean {
+export function sameName(name: string, lower: string): boolean {
   if (name.length !== lower.length) return false;
   for (let i = 0; i < name.length; i++) if ((name.charCodeAt(i) | 0x20) !== lower.charCodeAt(i)) return false;
   return true;

@@ -4,6 +4,7 @@ import type { HookServer, HookWorker } from '../config/hook-types.js';
 import { loadConfigFile } from '../config/file.js';
 import { SETTINGS, type Config } from '../config/registry.js';
 import { pinPeer } from '../http/forwarded.js';
+import { sameName } from '../http/guard.js';
 import { AccessLog } from '../logging/access-log.js';
 import { ErrorLog } from '../logging/error-log.js';
 import type { InflightRequest, WorkerMessage } from '../protocol/messages.js';
@@ -50,7 +51,7 @@ function requestStartHeader(raw: string[]): string | undefined {
   let found: string | undefined;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
-    if (name.length === 15 && (name.charCodeAt(0) | 0x20) === 0x78 /* x */ && name.toLowerCase() === 'x-request-start') {
+    if (sameName(name, 'x-request-start')) {
       if (found !== undefined) return undefined;
       found = raw[i + 1];
     }
