@@ -13,11 +13,10 @@ import { ForwardedHeaders } from './forwarded.js';
 import { HAS_BODY, HostMemo, limitsOf, maxHeaderSize, rejectStatus } from './guard.js';
 
 /**
- * On a socket: the response to its latest request (see onClientError). A property rather than a WeakMap
- * entry, and no 'finish' listener to clear it: a finished response is treated as no response.
+ * The response Node is writing on a socket now; the responses to requests pipelined behind it wait in Node's
+ * queue and take its place one by one as each finishes. Node's own 'clientError' default reads the same field.
  */
-const kOwed = Symbol('tunicorn.owed');
-type OwingSocket = net.Socket & { [kOwed]?: http.ServerResponse };
+type WritingSocket = net.Socket & { _httpMessage?: http.ServerResponse | null };
 
 /** Any server tunicorn serves HTTP with: plain, TLS, or TLS with HTTP/2 (and HTTP/1.1 fallback). */
 export type AnyHttpServer = http.Server | https.Server | http2.Http2SecureServer;
@@ -172,7 +171,6 @@ export class HttpLayer {
         const found = rejectStatus(req, limits, hosts);
         const status = found & ~HAS_BODY;
         if (status) return this.refuse(req, res, status);
-        (req.socket as OwingSocket)[kOwed] = res;
         if (bodyMs > 0 && found & HAS_BODY) this.watchBody(req, res, bodyMs);
       }
       forwarded.apply(req);
@@ -213,20 +211,23 @@ export class HttpLayer {
     if (this.#refused.has(socket)) return;
     const status = statusOf(err);
     this.log.debug(`Bad request from ${socket.remoteAddress}: ${err.code ?? err.message}; answered ${status}`);
-    const send = () => {
+    // The responses still owed for earlier requests on this connection go out first, in order: the garbage
+    // that followed them must not cost the client valid answers (FACTS). An error inside the body of the
+    // request being answered belongs to that request: the error goes at once, or, once its response has
+    // begun, the connection is cut.
+    const answer = (): void => {
+      if (socket.destroyed) return;
+      const owed = (socket as WritingSocket)._httpMessage;
+      if (owed && !owed.destroyed) {
+        // Still on the socket, even if written: Node puts the next one there when this one's 'finish' has
+        // run, and 'close' comes after that (or with the connection).
+        if (owed.req.complete) return void owed.once('close', answer);
+        if (!owed.writableFinished && owed.headersSent) return void socket.destroy();
+      }
       if (socket.writable) socket.end(reply(status));
       socket.destroySoon();
     };
-    // A response the app is still writing for an earlier request on this connection goes out first: the
-    // garbage that followed it must not cost the client a valid answer (FACTS).
-    // (An error inside the body of the request being served belongs to that request: answered at once.)
-    const owed = (socket as OwingSocket)[kOwed];
-    if (owed && owed.req.complete && !owed.writableFinished && !owed.destroyed) {
-      owed.once('finish', send);
-      owed.once('close', send);
-    } else if (owed && !owed.writableFinished && owed.headersSent) {
-      socket.destroy();
-    } else send();
+    answer();
   }
 }
 

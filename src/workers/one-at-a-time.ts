@@ -3,10 +3,11 @@ import type net from 'node:net';
 import type { HeldRegistry } from './held-sockets.js';
 import type { Serving } from './serving.js';
 
-const kDone = Symbol('tunicorn.done');
-/** The socket's entry in the HeldRegistry while it waits in the queue. */
-const kHeld = Symbol('tunicorn.held');
-type Tracked = net.Socket & { [kDone]?: () => void; [kHeld]?: number };
+/** A connection waiting for its turn; `held`: its entry in the HeldRegistry, if it has one. */
+interface Queued {
+  readonly socket: net.Socket;
+  held: number | undefined;
+}
 
 /** The descriptor under a socket (-1 when Node does not expose one). */
 const fdOf = (socket: net.Socket): number => (socket as unknown as { _handle?: { fd?: number } })._handle?.fd ?? -1;
@@ -31,8 +32,10 @@ export interface Busy {
  * each recorded in `held` so the process can hand them over if the thread gets stuck.
  */
 export class OneAtATime {
-  readonly #queue: net.Socket[] = [];
+  readonly #queue: Queued[] = [];
   #current: net.Socket | null = null;
+  /** Ends the current connection's turn (once): its response finished, or it closed. */
+  #finished: (() => void) | null = null;
 
   constructor(
     private readonly serving: Serving,
@@ -44,44 +47,47 @@ export class OneAtATime {
     serving.http.prependListener('request', (req: IncomingMessage, res: ServerResponse) => this.onRequest(req, res));
   }
 
+  // Nothing of ours is stored on the socket (see SlotTable.put): the queue entry and the closures keep it.
   private admit(socket: net.Socket, listener: number): void {
     this.busy?.onAdmit();
-    if (this.held && this.#current) (socket as Tracked)[kHeld] = this.held.hold(fdOf(socket), listener);
+    const entry: Queued = { socket, held: this.held && this.#current ? this.held.hold(fdOf(socket), listener) : undefined };
     socket.once('close', () => {
-      const i = this.#queue.indexOf(socket);
+      const i = this.#queue.indexOf(entry);
       if (i >= 0) {
         this.#queue.splice(i, 1);
-        this.release(socket);
+        this.release(entry);
       }
-      (socket as Tracked)[kDone]?.();
+      if (this.#current === socket) this.#finished?.();
     });
-    this.#queue.push(socket);
+    this.#queue.push(entry);
     if (!this.#current) this.next();
   }
 
   /** Takes a queued socket back from the HeldRegistry: false when the process claimed it (handed over). */
-  private release(socket: net.Socket): boolean {
-    const token = (socket as Tracked)[kHeld];
+  private release(entry: Queued): boolean {
+    const token = entry.held;
     if (token === undefined || !this.held) return true;
-    delete (socket as Tracked)[kHeld];
+    entry.held = undefined;
     return this.held.take(token);
   }
 
   private next(): void {
-    let socket = this.#queue.shift();
-    while (socket && !this.release(socket)) {
+    let entry = this.#queue.shift();
+    while (entry && !this.release(entry)) {
       // Claimed by the process for another worker: not ours to serve, read or close any more.
-      this.serving.forget(socket);
-      socket = this.#queue.shift();
+      this.serving.forget(entry.socket);
+      entry = this.#queue.shift();
     }
-    if (!socket) {
+    if (!entry) {
       this.#current = null;
+      this.#finished = null;
       this.busy?.onIdle();
       return;
     }
+    const socket = entry.socket;
     this.#current = socket;
     let done = false;
-    (socket as Tracked)[kDone] = () => {
+    this.#finished = () => {
       if (done) return;
       done = true;
       if (this.#current === socket) this.next();
@@ -91,7 +97,8 @@ export class OneAtATime {
 
   private onRequest(req: IncomingMessage, res: ServerResponse): void {
     res.shouldKeepAlive = false;
-    const done = (req.socket as Tracked)[kDone];
+    // (Over TLS the request's socket is the TLS socket, not the one accepted: its turn ends when it closes.)
+    const done = req.socket === this.#current ? this.#finished : null;
     if (done) {
       res.once('finish', done);
       res.once('close', done);

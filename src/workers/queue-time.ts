@@ -1,14 +1,27 @@
 import type { IncomingMessage } from 'node:http';
 
-/** Where the worker puts a request's queue time (milliseconds) once it reaches the app. */
-export const kQueueMs = Symbol.for('tunicorn.queueMs');
+/**
+ * The queue times of the requests that waited, in milliseconds, by request: a WeakMap rather than a property on
+ * Node's request object (see SlotTable.put). Under a global symbol, one per process: the app may load its own
+ * copy of this module (tunicorn in its node_modules) and must read the table the worker writes.
+ */
+const kTable = Symbol.for('tunicorn.queueTimes');
+type WithTable = typeof globalThis & { [kTable]?: WeakMap<IncomingMessage, number> };
+
+/** The table, made by the worker before it serves (outside a worker there is none). */
+export function queueTable(): WeakMap<IncomingMessage, number> {
+  const g = globalThis as WithTable;
+  return (g[kTable] ??= new WeakMap());
+}
 
 /**
  * How long the request waited before reaching the app, in milliseconds: since the worker accepted its
- * connection, or since the proxy saw it when the proxy sent `X-Request-Start`. For metrics and logs.
+ * connection, or since the proxy saw it when the proxy sent `X-Request-Start`; 0 for a request that did not
+ * wait (a later one on a keep-alive connection). Undefined outside a tunicorn worker. For metrics and logs.
  */
 export function queueTime(req: IncomingMessage): number | undefined {
-  return (req as unknown as Record<symbol, number | undefined>)[kQueueMs];
+  const table = (globalThis as WithTable)[kTable];
+  return table === undefined ? undefined : (table.get(req) ?? 0);
 }
 
 /**

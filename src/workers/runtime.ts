@@ -9,9 +9,9 @@ import { AccessLog } from '../logging/access-log.js';
 import { ErrorLog } from '../logging/error-log.js';
 import type { InflightRequest, WorkerMessage } from '../protocol/messages.js';
 import type { RequestListener } from '../app/shapes.js';
-import { kQueueMs, parseRequestStart } from './queue-time.js';
+import { parseRequestStart, queueTable } from './queue-time.js';
 import { kSlot, SlotTable } from './slot-table.js';
-import { kAcceptedAt, type AcceptedSocket } from './serving.js';
+import { acceptedAt } from './serving.js';
 
 /** Hooks a worker process may call, as loaded from the config file in this process. */
 export type WorkerHooks = Pick<Config, 'postFork' | 'postWorkerInit' | 'workerInt' | 'workerAbort' | 'preRequest' | 'postRequest' | 'workerExit'>;
@@ -30,6 +30,7 @@ export async function loadHooks(configPath: string | null): Promise<WorkerHooks>
 /** A request the worker is running: for the timeout report, the access log and the close handler. */
 interface Inflight {
   readonly req: IncomingMessage;
+  readonly res: ServerResponse;
   readonly start: number;
   /** The watchdog slot naming this request, or -1. */
   readonly slot: number;
@@ -38,10 +39,6 @@ interface Inflight {
   /** Its place in `inflight` (declared here so that adding it does not change the object's shape). */
   [kSlot]: number;
 }
-
-/** On a response: its Inflight entry, read by the one shared 'close' handler (no closure per request). */
-const kInflight = Symbol('tunicorn.inflight');
-type TrackedResponse = ServerResponse & { [kInflight]?: Inflight };
 
 /**
  * `X-Request-Start` from rawHeaders: `req.headers` is built on first use, and the app may never use it. Sent
@@ -150,23 +147,24 @@ export class WorkerRuntime {
 
   /**
    * Wraps the app's listener with what the server owes every request. The hot path adds one SlotTable entry,
-   * a watchdog slot and one 'close' listener, the same function for every request (its state is on the
-   * response); logging and hooks cost only when configured.
+   * a watchdog slot and one 'close' listener; logging and hooks cost only when configured. Nothing is stored
+   * on Node's request and response objects (see SlotTable.put): the listener is a closure over the entry.
    */
   wrap(listener: RequestListener): RequestListener {
     const hasPre = this.hooks.preRequest !== null;
     const noKeepAlive = this.config.keepalive === 0;
     const deadlineMs = this.config.requestDeadline * 1000;
     const logsPeer = this.accessLog?.needsPeer === true;
-    const onClose = this.#onClose;
     // Read once: the getter calls into C++ each time, and the origin never changes.
     const timeOrigin = performance.timeOrigin;
+    const queueTimes = queueTable();
     return (req, res) => {
       const watchdog = this.watchdog;
       const start = performance.now();
       const queue = this.queueTime(req, start);
       const entry: Inflight = {
         req,
+        res,
         start,
         // The wall-clock start from the monotonic one: one clock read per request, not two.
         slot: watchdog ? watchdog.begin(req.method, req.url, timeOrigin + start) : -1,
@@ -174,13 +172,12 @@ export class WorkerRuntime {
         deadline: deadlineMs > 0 ? setTimeout(() => this.deadlineExceeded(req, res, start), deadlineMs).unref() : null,
         [kSlot]: -1,
       };
-      (req as unknown as Record<symbol, number>)[kQueueMs] = queue;
+      if (queue > 0) queueTimes.set(req, queue);
       this.inflight.add(entry);
       if (logsPeer) pinPeer(req);
       if (this.draining || noKeepAlive) res.shouldKeepAlive = false;
-      (res as TrackedResponse)[kInflight] = entry;
       // on, not once: once allocates a wrapper per request, and 'close' is emitted once anyway.
-      res.on('close', onClose);
+      res.on('close', () => this.closed(entry));
       if (hasPre) this.runHookSync('preRequest', this.self, req, res);
       this.countRequest();
       listener(req, res);
@@ -188,19 +185,15 @@ export class WorkerRuntime {
   }
 
   /** A response closed (sent, or its connection gone): the request is no longer running. */
-  readonly #onClose = (() => {
-    const runtime = this;
-    return function (this: TrackedResponse): void {
-      const entry = this[kInflight];
-      // The delete guards the slot and the log line should 'close' ever come twice.
-      if (!entry || !runtime.inflight.delete(entry)) return;
-      if (entry.deadline) clearTimeout(entry.deadline);
-      if (entry.slot >= 0) runtime.watchdog?.end(entry.slot);
-      const req = entry.req;
-      runtime.accessLog?.log({ req, res: this, start: entry.start, end: performance.now(), queue: entry.queue });
-      if (runtime.hooks.postRequest !== null) runtime.runHookSync('postRequest', runtime.self, req, this);
-    };
-  })();
+  private closed(entry: Inflight): void {
+    // The delete guards the slot and the log line should 'close' ever come twice.
+    if (!this.inflight.delete(entry)) return;
+    if (entry.deadline) clearTimeout(entry.deadline);
+    if (entry.slot >= 0) this.watchdog?.end(entry.slot);
+    const { req, res } = entry;
+    this.accessLog?.log({ req, res, start: entry.start, end: performance.now(), queue: entry.queue });
+    if (this.hooks.postRequest !== null) this.runHookSync('postRequest', this.self, req, res);
+  }
 
   /**
    * Milliseconds between the connection being accepted (or, with `X-Request-Start`, the proxy seeing the
@@ -210,10 +203,10 @@ export class WorkerRuntime {
   queueTime(req: IncomingMessage, now: number): number {
     const proxy = parseRequestStart(requestStartHeader(req.rawHeaders));
     if (proxy !== undefined) return Math.max(0, Date.now() - proxy);
-    const socket = req.socket as AcceptedSocket;
-    const accepted = socket[kAcceptedAt];
+    const socket = req.socket;
+    const accepted = acceptedAt.get(socket);
     if (accepted === undefined) return 0;
-    socket[kAcceptedAt] = undefined;
+    acceptedAt.delete(socket);
     return Math.max(0, now - accepted);
   }
 

@@ -13,9 +13,11 @@ const DRAIN_IDLE_GRACE_MS = 1000;
 const DRAIN_QUIET_MS = 50;
 const DRAIN_ACCEPT_MAX_MS = 2000;
 
-/** When the server was given a connection: the start of its queue time (see runtime.ts). */
-export const kAcceptedAt = Symbol('tunicorn.acceptedAt');
-export type AcceptedSocket = net.Socket & { [kAcceptedAt]?: number };
+/**
+ * When the worker accepted a connection whose first request has not reached the app yet: the start of that
+ * request's queue time (see runtime.ts). A WeakMap, not a property on the socket: see SlotTable.put.
+ */
+export const acceptedAt = new WeakMap<net.Socket, number>();
 
 /**
  * Decides when an accepted connection is served. The default serves it at once; a worker class that runs one
@@ -175,8 +177,8 @@ export class Serving {
    * not closed (its descriptor goes with this thread or process).
    */
   forget(socket: net.Socket): void {
-    socket.off('close', this.#onClose);
-    if (this.#open.delete(socket) && this.#open.size === 0) this.#drained?.();
+    // Its 'close' listener stays; it finds the place empty (or another socket's) and does nothing.
+    this.#closed(this.#open.indexOf(socket), socket);
   }
 
   /** Serves a connection now: the http.Server parses its requests. */
@@ -187,21 +189,18 @@ export class Serving {
   };
 
   private onConnection(socket: net.Socket, listener: number): void {
-    (socket as AcceptedSocket)[kAcceptedAt] = performance.now();
+    acceptedAt.set(socket, performance.now());
     this.#accepted++;
-    this.#open.add(socket);
-    socket.on('close', this.#onClose);
+    const slot = this.#open.put(socket);
+    // A closure per connection keeps its place: nothing of ours is stored on Node's socket.
+    socket.on('close', () => this.#closed(slot, socket));
     this.#admit(socket, this.serve, listener);
   }
 
-  /** A connection closed: one function for all of them (`this` is the socket), not a closure per connection. */
-  readonly #onClose = (() => {
-    const open = this.#open;
-    const serving = this;
-    return function (this: net.Socket): void {
-      if (open.delete(this) && open.size === 0) serving.#drained?.();
-    };
-  })();
+  /** A connection closed, or was handed to another process. */
+  #closed(slot: number, socket: net.Socket): void {
+    if (this.#open.removeAt(slot, socket) && this.#open.size === 0) this.#drained?.();
+  }
 
   /**
    * Graceful: stop accepting (the other workers, or the backlog, take new connections), answer every

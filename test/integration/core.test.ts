@@ -15,6 +15,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { existsSync, mkdtempSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -25,6 +26,20 @@ after(stopAll);
 
 const tmp = mkdtempSync(path.join(tmpdir(), 'tunicorn-core-'));
 const fx = (name: string) => path.join(FIXTURES, name);
+
+/** A GET through `agent` (to reuse one keep-alive connection). */
+function getVia(agent: http.Agent, port: number, p: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    http
+      .get({ host: '127.0.0.1', port, path: p, agent, timeout: 10000 }, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => (body += d));
+        res.on('end', () => resolve({ status: res.statusCode!, body }));
+      })
+      .on('error', reject);
+  });
+}
 
 async function start(args: string[], env?: NodeJS.ProcessEnv): Promise<{ s: Server; port: number }> {
   const s = new Server(['-b', '127.0.0.1:0', ...args], { env });
@@ -361,6 +376,39 @@ describe('operations', () => {
     await until(() => existsSync(acclog) && readFileSync(acclog, 'utf8').includes('/sleep'), 5000, 'access line');
     assert.match(readFileSync(acclog, 'utf8'), /^127\.0\.0\.1 - - \[.*\] "GET \/sleep\?ms=300&note=1 HTTP\/1\.1"/);
     await s.kill();
+  });
+
+  it('measures queue time: the access log\'s %(Q)s and queueTime(req) agree', async () => {
+    const acclog = path.join(tmp, 'access-queue.log');
+    // One thread: a connection accepted while it serves another waits, accepted and unread, for its turn.
+    const { s, port } = await start(['-k', 'gthread', '--threads', '1', '--access-logfile', acclog, '--access-logformat', '%(U)s %(Q)s', fx('queue-time.mjs')]);
+    await s.workersBooted(1);
+    const first = request(port, '/sleep?ms=600');
+    await s.waitFor(/app: sleeping/);
+    const t0 = Date.now();
+    const waited = await request(port, '/waited');
+    const turn = Date.now() - t0;
+    await first;
+    const q = JSON.parse(waited.body).q as number;
+    assert.ok(q > 0 && q <= turn, `queue time ${q} ms: more than 0, and no more than the ${turn} ms the client waited`);
+    // A proxy's X-Request-Start (seconds since the epoch) counts from when the proxy saw the request.
+    const proxied = await request(port, '/proxied', { headers: { 'x-request-start': `t=${(Date.now() - 2500) / 1000}` } });
+    const pq = JSON.parse(proxied.body).q as number;
+    assert.ok(pq >= 2500 && pq < 2500 + 10000, `X-Request-Start 2.5 s ago gave ${pq} ms`);
+    await until(() => existsSync(acclog) && readFileSync(acclog, 'utf8').includes('/proxied'), 5000, 'access lines');
+    const logged = new Map(readFileSync(acclog, 'utf8').trim().split('\n').map((l) => l.split(' ') as [string, string]));
+    assert.equal(logged.get('/waited'), String(Math.round(q)));
+    assert.equal(logged.get('/proxied'), String(Math.round(pq)));
+    await s.kill();
+    // A later request on a keep-alive connection did not wait (a gthread worker with one thread closes
+    // every connection after its response; the default class keeps them).
+    const ka = await start([fx('queue-time.mjs')]);
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const reply = async (p: string) => JSON.parse((await getVia(agent, ka.port, p)).body).q as number;
+    assert.ok((await reply('/ka1')) > 0, 'the first request on a connection waited from its accept');
+    assert.equal(await reply('/ka2'), 0);
+    agent.destroy();
+    await ka.s.kill();
   });
 
   it('runs the server hooks with Gunicorn meanings', async () => {

@@ -40,4 +40,21 @@ describe('SlotTable', () => {
     assert.equal(t.size, 0);
     assert.deepEqual(t.values(), []);
   });
+
+  it('keeps places the caller holds, and writes nothing on the object', () => {
+    const t = new SlotTable<object>();
+    const a = {};
+    const b = {};
+    const i = t.put(a);
+    const j = t.put(b);
+    assert.notEqual(i, j);
+    assert.equal(Object.getOwnPropertySymbols(a).length, 0);
+    assert.equal(t.removeAt(j, a), false, 'another object\'s place is refused');
+    assert.equal(t.removeAt(t.indexOf(b), b), true);
+    assert.equal(t.removeAt(j, b), false, 'a second removal is refused');
+    assert.equal(t.indexOf(b), -1);
+    assert.equal(t.removeAt(-1, b), false);
+    assert.equal(t.put(b), j, 'b took the place it left');
+    assert.equal(t.size, 2);
+  });
 });

@@ -1,10 +1,11 @@
 /** Worker-side pieces: the descriptor layout, pausing accepting, queue time. */
 import assert from 'node:assert/strict';
+import type { IncomingMessage } from 'node:http';
 import { describe, it } from 'node:test';
 import { listenerLayout } from '../../src/protocol/messages.js';
 import { AcceptSwitch } from '../../src/workers/accept-switch.js';
 import type { LeasedHandle, Leases } from '../../src/workers/leases.js';
-import { parseRequestStart } from '../../src/workers/queue-time.js';
+import { parseRequestStart, queueTable, queueTime } from '../../src/workers/queue-time.js';
 import type { Serving } from '../../src/workers/serving.js';
 import { compileAccessFormat } from '../../src/logging/access-log.js';
 
@@ -100,6 +101,24 @@ describe('queue time', () => {
     assert.equal(parseRequestStart('t=1700000000500000'), 1700000000500);
     assert.equal(parseRequestStart('soon'), undefined);
     assert.equal(parseRequestStart(undefined), undefined);
+  });
+
+  it('queueTime(req): undefined outside a worker, then what the worker recorded, else 0', () => {
+    const req = {} as IncomingMessage;
+    const key = Symbol.for('tunicorn.queueTimes');
+    const g = globalThis as Record<symbol, unknown>;
+    const before = g[key];
+    delete g[key];
+    try {
+      assert.equal(queueTime(req), undefined);
+      queueTable().set(req, 12.5);
+      assert.equal(queueTime(req), 12.5);
+      assert.equal(queueTime({} as IncomingMessage), 0);
+      assert.equal(Object.getOwnPropertySymbols(req).length, 0, 'nothing is written on the request');
+    } finally {
+      if (before === undefined) delete g[key];
+      else g[key] = before;
+    }
   });
 
   it('is the %(Q)s access-log atom, in milliseconds', () => {
