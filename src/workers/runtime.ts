@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { HookServer, HookWorker } from '../config/hook-types.js';
 import { loadConfigFile } from '../config/file.js';
@@ -203,7 +204,9 @@ export class WorkerRuntime {
   queueTime(req: IncomingMessage, now: number): number {
     const proxy = parseRequestStart(requestStartHeader(req.rawHeaders));
     if (proxy !== undefined) return Math.max(0, Date.now() - proxy);
-    const socket = req.socket;
+    // Over TLS the request's socket wraps the one accepted (for HTTP/2, through the session's proxy).
+    const wrapper = req.socket as net.Socket & { _parent?: net.Socket | null };
+    const socket = wrapper._parent ?? wrapper;
     const accepted = acceptedAt.get(socket);
     if (accepted === undefined) return 0;
     acceptedAt.delete(socket);

@@ -204,3 +204,14 @@ async function h2c(port: number, from: string): Promise<{ status: number; body: 
     session.destroy();
   }
 }
+
+describe('queue time over TLS', () => {
+  it('counts from the accept of the connection under the TLS socket, HTTP/1.1 and HTTP/2', async () => {
+    const { s, port } = await start([fx('queue-time.mjs')]);
+    const one = JSON.parse((await h1(port)).body).q as number;
+    assert.ok(one > 0, `HTTP/1.1 over TLS: queue time ${one}`);
+    const two = JSON.parse((await h2(port)).body).q as number;
+    assert.ok(two > 0, `HTTP/2: queue time ${two}`);
+    await s.kill();
+  });
+});
