@@ -1,29 +1,52 @@
 import { closeSync, openSync, writeSync } from 'node:fs';
 
+/** Gathered text past this size is written at once, whatever the delay. */
+const FLUSH_AT = 64 * 1024;
+
+/** The sinks with text gathered, written out when the process exits (process.exit runs 'exit' listeners). */
+const open = new Set<LogSink>();
+let exitHooked = false;
+
 /**
  * An append-only log destination: "-" (stderr, or stdout for the access log) or a file, opened with O_APPEND
- * so that the master and all workers can write whole lines to one file. Lines are gathered and written once
- * per event-loop turn, so a busy worker makes one write(2) for many access-log lines. reopen() serves USR1.
+ * so that the master and all workers can write whole lines to one file. Lines are gathered and written
+ * together: at the end of the event-loop turn (`delayMs` 0), or at most `delayMs` later, so a busy worker makes
+ * one write(2) for many lines. Whatever is gathered is written when the process exits, by process.exit() or
+ * at the end of its loop; only a kill (SIGKILL) loses it. reopen() serves USR1.
  */
 export class LogSink {
   #fd: number;
   #buf = '';
   #scheduled = false;
   readonly #owned: boolean;
+  readonly #tick = (): void => {
+    this.#scheduled = false;
+    this.flush();
+  };
 
   constructor(
     readonly target: string,
     stdFd: 1 | 2,
+    private readonly delayMs = 0,
   ) {
     this.#owned = target !== '-';
     this.#fd = this.#owned ? openSync(target, 'a') : stdFd;
+    if (!exitHooked) {
+      exitHooked = true;
+      process.on('exit', () => {
+        for (const s of open) s.flush();
+      });
+    }
   }
 
   write(line: string): void {
+    if (!this.#buf) open.add(this);
     this.#buf += line;
+    if (this.#buf.length >= FLUSH_AT) return this.flush();
     if (!this.#scheduled) {
       this.#scheduled = true;
-      setImmediate(() => this.flush());
+      if (this.delayMs > 0) setTimeout(this.#tick, this.delayMs).unref();
+      else setImmediate(this.#tick);
     }
   }
 
@@ -33,8 +56,9 @@ export class LogSink {
     this.flush();
   }
 
+  /** Writes what is gathered now (a pending scheduled write then finds less, or nothing). */
   flush(): void {
-    this.#scheduled = false;
+    open.delete(this);
     if (!this.#buf) return;
     const data = this.#buf;
     this.#buf = '';

@@ -40,7 +40,9 @@ export const logging = {
     metavar: 'FILE',
     default: null,
     short: 'The access log file; "-" is stdout. Off by default.',
-    doc: 'Each worker appends one line per response, formatted by `access_log_format`. USR1 reopens it.',
+    doc:
+      'Each worker appends one line per response, formatted by `access_log_format`, written in batches at most ' +
+      '20 ms apart (and on exit). USR1 reopens it.',
   }),
   accessLogFormat: stringSetting<string>({
     key: 'accessLogFormat',

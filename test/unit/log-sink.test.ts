@@ -1,0 +1,59 @@
+/** LogSink: lines gathered and written together, and never lost to an exit (see src/logging/sink.ts). */
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, it } from 'node:test';
+import { LogSink } from '../../src/logging/sink.js';
+
+const tmp = mkdtempSync(path.join(tmpdir(), 'tunicorn-sink-'));
+const SINK = fileURLToPath(new URL('../../src/logging/sink.ts', import.meta.url));
+const read = (f: string) => readFileSync(f, 'utf8');
+
+/** Resolves once `cond` holds; fails after `ms`. */
+async function until(cond: () => boolean, ms: number): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`not within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+describe('LogSink', () => {
+  it('gathers lines for at most its delay, then writes them together', async () => {
+    const f = path.join(tmp, 'delay.log');
+    const sink = new LogSink(f, 1, 30);
+    sink.write('a\n');
+    sink.write('b\n');
+    await new Promise((r) => setImmediate(r));
+    assert.equal(read(f), '', 'nothing is written within the turn');
+    await until(() => read(f) === 'a\nb\n', 2000);
+    sink.close();
+  });
+
+  it('writes at once past 64 KB gathered', () => {
+    const f = path.join(tmp, 'big.log');
+    const sink = new LogSink(f, 1, 60_000);
+    sink.write('x'.repeat(70 * 1024) + '\n');
+    assert.equal(read(f).length, 70 * 1024 + 1);
+    sink.close();
+  });
+
+  it('writes what it gathered when the process exits, by process.exit() or at the end of its loop', () => {
+    for (const [name, end] of [['exit.log', 'process.exit(3)'], ['drain.log', '']] as const) {
+      const f = path.join(tmp, name);
+      const script = `import { LogSink } from ${JSON.stringify(SINK)};
+        const s = new LogSink(${JSON.stringify(f)}, 1, 60_000);
+        s.write('last words\\n');
+        ${end}`;
+      try {
+        execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { stdio: 'pipe', timeout: 20_000 });
+      } catch (err) {
+        assert.equal((err as { status?: number }).status, 3, String(err));
+      }
+      assert.equal(read(f), 'last words\n', name);
+    }
+  });
+});
