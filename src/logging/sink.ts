@@ -4,7 +4,7 @@ import { closeSync, openSync, writeSync } from 'node:fs';
 const FLUSH_AT = 64 * 1024;
 
 /** The sinks with text gathered, written out when the process exits (process.exit runs 'exit' listeners). */
-const open = new Set<LogSink>();
+const pending = new Set<LogSink>();
 let exitHooked = false;
 
 /**
@@ -34,13 +34,13 @@ export class LogSink {
     if (!exitHooked) {
       exitHooked = true;
       process.on('exit', () => {
-        for (const s of open) s.flush();
+        for (const s of pending) s.flush();
       });
     }
   }
 
   write(line: string): void {
-    if (!this.#buf) open.add(this);
+    if (!this.#buf) pending.add(this);
     this.#buf += line;
     if (this.#buf.length >= FLUSH_AT) return this.flush();
     if (!this.#scheduled) {
@@ -58,7 +58,7 @@ export class LogSink {
 
   /** Writes what is gathered now (a pending scheduled write then finds less, or nothing). */
   flush(): void {
-    open.delete(this);
+    pending.delete(this);
     if (!this.#buf) return;
     const data = this.#buf;
     this.#buf = '';

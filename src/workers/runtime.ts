@@ -177,7 +177,7 @@ export class WorkerRuntime {
       this.inflight.add(entry);
       if (logsPeer) pinPeer(req);
       if (this.draining || noKeepAlive) res.shouldKeepAlive = false;
-      // on, not once: once allocates a wrapper per request, and 'close' is emitted once anyway.
+      // on, not once: 'close' is emitted once anyway, and once() would wrap the listener in one more function.
       res.on('close', () => this.closed(entry));
       if (hasPre) this.runHookSync('preRequest', this.self, req, res);
       this.countRequest();
