@@ -1,4 +1,5 @@
 import { clientOf } from '../http/forwarded.js';
+import { sameName } from '../http/guard.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ConfigError } from '../config/setting.js';
 import { LogSink } from './sink.js';
@@ -53,8 +54,19 @@ function path(req: IncomingMessage): string {
   return q < 0 ? u : u.slice(0, q);
 }
 
+/**
+ * A request header's first value, from rawHeaders: `req.headers` is built on first use, and an app that never
+ * reads it should not pay for it in the log. For Referer, User-Agent and Authorization, Node's `req.headers`
+ * keeps the first value too.
+ */
+function firstHeader(req: IncomingMessage, lower: string): string | undefined {
+  const raw = req.rawHeaders;
+  for (let i = 0; i < raw.length; i += 2) if (sameName(raw[i]!, lower)) return raw[i + 1];
+  return undefined;
+}
+
 function user(req: IncomingMessage): string {
-  const auth = req.headers.authorization;
+  const auth = firstHeader(req, 'authorization');
   if (!auth || !auth.startsWith('Basic ')) return '-';
   const decoded = Buffer.from(auth.slice(6), 'base64').toString();
   const i = decoded.indexOf(':');
@@ -103,8 +115,8 @@ function atoms(clock: ClockCache): Record<string, Atom> {
     s: (e) => String(e.res.statusCode),
     B: (e) => length(e.res) ?? '0',
     b: (e) => dash(length(e.res)),
-    f: (e) => dash(e.req.headers.referer),
-    a: (e) => dash(e.req.headers['user-agent']),
+    f: (e) => dash(firstHeader(e.req, 'referer')),
+    a: (e) => dash(firstHeader(e.req, 'user-agent')),
     T: (e) => String(Math.floor((e.end - e.start) / 1000)),
     M: (e) => String(Math.round(e.end - e.start)),
     D: (e) => String(Math.round((e.end - e.start) * 1000)),

@@ -6,11 +6,14 @@ import { compileAccessFormat } from '../../src/logging/access-log.js';
 import { DEFAULT_ACCESS_LOG_FORMAT } from '../../src/config/sections/logging.js';
 
 function entry(over: Partial<IncomingMessage> = {}) {
+  const headers: Record<string, string> = { referer: 'http://r/', 'user-agent': 'ua/1', authorization: 'Basic ' + Buffer.from('ann:pw').toString('base64'), 'x-id': '42' };
   const req = {
     method: 'POST',
     url: '/a/b?x=1',
     httpVersion: '1.1',
-    headers: { referer: 'http://r/', 'user-agent': 'ua/1', authorization: 'Basic ' + Buffer.from('ann:pw').toString('base64'), 'x-id': '42' },
+    headers,
+    // As a client spelled them: the log reads Referer, User-Agent and Authorization from here.
+    rawHeaders: [['Referer', 'http://r/'], ['User-Agent', 'ua/1'], ['user-agent', 'second/9'], ['AUTHORIZATION', headers.authorization!], ['X-Id', '42']].flat(),
     socket: { remoteAddress: '10.0.0.9' },
     ...over,
   } as unknown as IncomingMessage;
@@ -22,6 +25,12 @@ describe('access log format', () => {
   it('renders the default format', () => {
     const line = compileAccessFormat(DEFAULT_ACCESS_LOG_FORMAT)(entry());
     assert.match(line, /^10\.0\.0\.9 - ann \[\d{2}\/\w{3}\/\d{4}:\d{2}:\d{2}:\d{2} [+-]\d{4}\] "POST \/a\/b\?x=1 HTTP\/1\.1" 201 12 "http:\/\/r\/" "ua\/1"$/);
+  });
+
+  it('renders the default format without building req.headers (Node builds it on first use)', () => {
+    const e = entry();
+    Object.defineProperty(e.req, 'headers', { get: () => assert.fail('req.headers was read') });
+    assert.match(compileAccessFormat(DEFAULT_ACCESS_LOG_FORMAT)(e), /" 201 12 "http:\/\/r\/" "ua\/1"$/);
   });
 
   it('renders timing, parts of the request and headers', () => {
