@@ -19,7 +19,8 @@ type Atom = (e: AccessEntry) => string;
 /**
  * How long access-log lines may wait to be written together. At keep-alive load one write(2) per event-loop
  * turn was the largest cost of the log (about 1.8 us of some 4 per request, profiled); gathering 20 ms of lines
- * gave 1.08 x the requests/s (11 of 14 alternating rounds). The lines still go out on every exit but a kill.
+ * gave 1.05-1.08 x the requests/s (two runs of 14 alternating rounds). The lines still go out on every exit but
+ * a kill.
  */
 const ACCESS_LOG_DELAY_MS = 20;
 
