@@ -173,15 +173,15 @@ export interface Reply {
   body: string;
 }
 
-/** One HTTP request on a new connection (no keep-alive agent). */
+/** One HTTP request on a new connection, or through `agent` (to reuse its keep-alive connections). */
 export function request(
   port: number,
   path = '/',
-  opts: { method?: string; headers?: Record<string, string>; body?: string; host?: string; timeout?: number } = {},
+  opts: { method?: string; headers?: Record<string, string>; body?: string; host?: string; timeout?: number; agent?: http.Agent } = {},
 ): Promise<Reply> {
   return new Promise((resolve, reject) => {
     const req = http.request(
-      { host: opts.host ?? '127.0.0.1', port, path, method: opts.method ?? 'GET', headers: opts.headers, agent: false, timeout: opts.timeout ?? 10000 },
+      { host: opts.host ?? '127.0.0.1', port, path, method: opts.method ?? 'GET', headers: opts.headers, agent: opts.agent ?? false, timeout: opts.timeout ?? 10000 },
       (res) => {
         let body = '';
         res.setEncoding('utf8');

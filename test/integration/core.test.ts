@@ -27,20 +27,6 @@ after(stopAll);
 const tmp = mkdtempSync(path.join(tmpdir(), 'tunicorn-core-'));
 const fx = (name: string) => path.join(FIXTURES, name);
 
-/** A GET through `agent` (to reuse one keep-alive connection). */
-function getVia(agent: http.Agent, port: number, p: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    http
-      .get({ host: '127.0.0.1', port, path: p, agent, timeout: 10000 }, (res) => {
-        let body = '';
-        res.setEncoding('utf8');
-        res.on('data', (d: string) => (body += d));
-        res.on('end', () => resolve({ status: res.statusCode!, body }));
-      })
-      .on('error', reject);
-  });
-}
-
 async function start(args: string[], env?: NodeJS.ProcessEnv): Promise<{ s: Server; port: number }> {
   const s = new Server(['-b', '127.0.0.1:0', ...args], { env });
   const port = await s.port();
@@ -404,7 +390,7 @@ describe('operations', () => {
     // every connection after its response; the default class keeps them).
     const ka = await start([fx('queue-time.mjs')]);
     const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-    const reply = async (p: string) => JSON.parse((await getVia(agent, ka.port, p)).body).q as number;
+    const reply = async (p: string) => JSON.parse((await request(ka.port, p, { agent })).body).q as number;
     assert.ok((await reply('/ka1')) > 0, 'the first request on a connection waited from its accept');
     assert.equal(await reply('/ka2'), 0);
     agent.destroy();

@@ -7,19 +7,11 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
 import { LogSink } from '../../src/logging/sink.js';
+import { until } from '../helpers/server.js';
 
 const tmp = mkdtempSync(path.join(tmpdir(), 'tunicorn-sink-'));
 const SINK = fileURLToPath(new URL('../../src/logging/sink.ts', import.meta.url));
 const read = (f: string) => readFileSync(f, 'utf8');
-
-/** Resolves once `cond` holds; fails after `ms`. */
-async function until(cond: () => boolean, ms: number): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`not within ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
 
 describe('LogSink', () => {
   it('gathers lines for at most its delay, then writes them together', async () => {
@@ -29,7 +21,7 @@ describe('LogSink', () => {
     sink.write('b\n');
     await new Promise((r) => setImmediate(r));
     assert.equal(read(f), '', 'nothing is written within the turn');
-    await until(() => read(f) === 'a\nb\n', 2000);
+    await until(() => read(f) === 'a\nb\n', 2000, 'the gathered lines');
     sink.close();
   });
 
