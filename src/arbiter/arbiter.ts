@@ -283,7 +283,7 @@ export class Arbiter implements HookServer {
       listeners: listenerLayout(this.#listeners.map((l) => l.url), copies),
       masterPid: process.pid,
     };
-    child.send(init);
+    w.send(init);
   }
 
   private onWorkerMessage(w: WorkerHandle, m: WorkerMessage, handle?: LeasedHandle): void {
@@ -322,7 +322,7 @@ export class Arbiter implements HookServer {
         // The raw handle goes over the IPC channel as a new descriptor in the worker (Node sends a raw TCP or
         // Pipe handle as-is, its 'net.Native' kind; the typings only name Socket and Server); ours stays open.
         const handle = l?.handle as unknown as SendHandle;
-        if (l && w.child.connected) w.child.send({ t: 'lease', listener: m.listener } satisfies MasterMessage, handle);
+        if (l) w.send({ t: 'lease', listener: m.listener }, handle);
         return;
       }
       case 'rescue':
@@ -351,7 +351,8 @@ export class Arbiter implements HookServer {
       const o = this.#orphans.shift()!;
       const to = live[this.#orphanTurn++ % live.length]!;
       this.log.debug(`Handing a connection held by worker ${o.from} to worker ${to.pid}`);
-      to.child.send({ t: 'adopt', listener: o.listener } satisfies MasterMessage, o.handle as unknown as SendHandle, undefined, () => o.handle.close());
+      const close = () => o.handle.close();
+      if (!to.send({ t: 'adopt', listener: o.listener }, o.handle as unknown as SendHandle, close)) close();
     }
   }
 
@@ -375,8 +376,7 @@ export class Arbiter implements HookServer {
     const drain = this.#stopping === 'graceful';
     // Held connections may be handed over only if some worker will take them (not on TERM or WINCH).
     const handOver = graceful && !this.#stopping && this.numWorkers > 0 && this.takers().some((o) => o !== w);
-    if (w.child.connected) w.child.send({ t: 'stop', graceful, drain, handOver } satisfies MasterMessage);
-    else w.signal(graceful ? 'SIGTERM' : 'SIGQUIT');
+    if (!w.send({ t: 'stop', graceful, drain, handOver })) w.signal(graceful ? 'SIGTERM' : 'SIGQUIT');
   }
 
   private onWorkerExit(w: WorkerHandle, code: number | null, signal: NodeJS.Signals | null): void {
@@ -447,7 +447,7 @@ export class Arbiter implements HookServer {
   }
 
   private broadcast(m: MasterMessage): void {
-    for (const w of this.#workers.values()) if (w.child.connected) w.child.send(m);
+    for (const w of this.#workers.values()) w.send(m);
   }
 
   private setWorkerCount(n: number): void {

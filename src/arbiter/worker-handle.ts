@@ -1,6 +1,9 @@
-import type { ChildProcess } from 'node:child_process';
+import type { ChildProcess, SendHandle } from 'node:child_process';
 import type { HookLog, HookWorker } from '../config/hook-types.js';
-import type { InflightRequest } from '../protocol/messages.js';
+import type { InflightRequest, MasterMessage } from '../protocol/messages.js';
+
+/** What a send fails with when the worker has closed its end of the channel: it is on its way out. */
+const CHANNEL_GONE = new Set(['EPIPE', 'ECONNRESET', 'ERR_IPC_CHANNEL_CLOSED']);
 
 export type WorkerState = 'booting' | 'ready' | 'stopping';
 
@@ -62,6 +65,26 @@ export class WorkerHandle implements HookWorker {
     const list = stalled ? this.stall!.requests.map((r) => ({ ...r, ms: r.ms + (now - this.stall!.at) })) : this.slow;
     if (!list.length) return stalled ? '; no request was running when its event loop stalled' : '; no request was running at its last heartbeat';
     return `; it was serving ${list.map((r) => `${r.method} ${r.url} (${(r.ms / 1000).toFixed(1)} s)`).join(', ')}`;
+  }
+
+  /**
+   * Sends `m` to the worker; false when its channel is closed already. A worker may close it while a message
+   * is on its way: it got the signal itself (a TERM or INT sent to the whole process group, as Ctrl-C does),
+   * and its exit is handled like any other. That is not an error: it is logged at debug level. `sent` runs
+   * once the message is written or has failed (a handle sent along may be closed then).
+   */
+  send(m: MasterMessage, handle?: SendHandle, sent?: () => void): boolean {
+    if (!this.child.connected) return false;
+    this.child.send(m, handle, undefined, (err) => {
+      sent?.();
+      if (!err) return;
+      if (CHANNEL_GONE.has((err as NodeJS.ErrnoException).code ?? '')) {
+        this.log.debug(`Worker ${this.pid} closed its channel before the '${m.t}' message reached it`);
+      } else {
+        this.log.error(`Worker ${this.pid}: ${err.message}`);
+      }
+    });
+    return true;
   }
 
   signal(sig: NodeJS.Signals): void {
