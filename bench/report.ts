@@ -172,6 +172,22 @@ function table(head: string[], rows: string[][]): string {
   return [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n') + '\n';
 }
 
+/**
+ * The steady-state keep-alive figure (load ka64s: tunicorn and the limit alone), beside the target's: in ka64
+ * every server idles while the thirteen others run, and the first second after an idle spell is slower.
+ */
+export function steadyNote(raw: RawResults): string {
+  const s = raw.loads.find((x) => x.id === 'ka64s');
+  const r = s ? ratio(s, 'tunicorn', 'limit') : null;
+  if (!s || r === null) return '';
+  const cpu = cpuRatio(s, 'tunicorn', 'limit');
+  return (
+    `\nSteady state at keep-alive (tunicorn and the limit alone, alternating in ${s.rounds} rounds of ${s.seconds} s, so neither idles longer than one round): ` +
+    `tunicorn ${fx(r)} x the limit's requests/s${cpu === null ? '' : `, ${fx(cpu)} x its CPU per request`}. ` +
+    'The keep-alive target above is read from the load with every server, where each idles 15-20 s between its 1 s runs (docs/design.md, "After an idle spell").\n'
+  );
+}
+
 function sections(raw: RawResults): string {
   let md = '';
   md += '## Targets\n\n';
@@ -191,6 +207,7 @@ function sections(raw: RawResults): string {
   }
   if (cpuNotes.length)
     md += `\nThe same cost as CPU time per request (master and workers, from /proc; less sensitive than req/s to what else the machine runs): ${cpuNotes.join('; ')}.\n`;
+  md += steadyNote(raw);
   for (const load of raw.loads) {
     md += `\n## ${load.label}\n\n${load.rounds} interleaved round(s) of ${load.seconds} s; \`${load.command}\`\n\n`;
     md += loadTable(raw, load);

@@ -25,6 +25,10 @@ const body16k = JSON.stringify({ items: Array.from({ length: 400 }, (_, i) => ({
 const LOADS: Record<string, LoadSpec> = {
   ka64: { id: 'ka64', label: 'keep-alive, 64 connections, GET / (hello JSON)', path: '/', connections: 64 },
   close: { id: 'close', label: 'Connection: close, 64 connections, GET /', path: '/', connections: 64, close: true },
+  // The same load for tunicorn and the limit only, in 3 s rounds: each idles one round between its own runs,
+  // where ka64's fourteen servers idle 15-20 s (docs/design.md, "After an idle spell"). Its ratio is the
+  // steady-state cost; the targets read ka64.
+  ka64s: { id: 'ka64s', label: 'keep-alive, 64 connections, GET /, steady state (tunicorn and the limit alone, alternating)', path: '/', connections: 64 },
   ka8: { id: 'ka8', label: 'keep-alive, 8 connections, GET /', path: '/', connections: 8 },
   ka256: { id: 'ka256', label: 'keep-alive, 256 connections, GET /', path: '/', connections: 256 },
   post: { id: 'post', label: `POST /echo, ${Math.round(body16k.length / 1024)} KB JSON echoed, 64 connections`, path: '/echo', connections: 64, body: body16k },
@@ -53,6 +57,7 @@ const GROUPS: Group[] = QUICK
       // server's first second after idling more: docs/design.md, The benchmark.)
       { load: 'ka64', servers: [...HEADLINE, 'tunicorn-nowatchdog', 'tunicorn-express', 'tunicorn-fastify', 'tunicorn-sync', 'tunicorn-gthread'], rounds: 12, seconds: 1 },
       { load: 'close', servers: HEADLINE, rounds: 12, seconds: 1 },
+      { load: 'ka64s', servers: ['tunicorn', 'limit'], rounds: 6, seconds: 3 },
       { load: 'ka8', servers: ['tunicorn', 'tunicorn-fetch', 'limit', 'cluster', 'pm2', 'plain'], rounds: 2, seconds: 3 },
       { load: 'ka256', servers: ['tunicorn', 'tunicorn-fetch', 'limit', 'cluster', 'pm2', 'plain', 'seed'], rounds: 2, seconds: 3 },
       { load: 'post', servers: ['tunicorn', 'tunicorn-fetch', 'tunicorn-express', 'tunicorn-fastify', 'limit', 'cluster', 'plain', 'hono'], rounds: 2, seconds: 3 },

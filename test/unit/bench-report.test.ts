@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Sample } from '../../bench/lib/load.js';
 import type { LoadResult, RawResults } from '../../bench/lib/types.js';
-import { bestBare, busyWarning, median, ratio, renderMarkdown, stats, targets } from '../../bench/report.js';
+import { bestBare, busyWarning, median, ratio, renderMarkdown, stats, steadyNote, targets } from '../../bench/report.js';
 
 const sample = (rps: number, p99 = 2, cpu = 20): Sample => ({ rps, p50ms: 1, p99ms: p99, requests: rps * 5, errors: 0, errorDetail: '', cpuUsPerReq: cpu });
 
@@ -76,6 +76,16 @@ describe('bench report', () => {
     assert.match(md, /`wrk ka64`/);
     assert.match(md, /TLS: no cert/);
     assert.match(md, /\| tunicorn \| 98 \|/);
+  });
+
+  it('gives the steady-state keep-alive ratio beside the targets, which read the load with every server', () => {
+    const steady = load('ka64s', { tunicorn: [sample(99, 2, 21), sample(97, 2, 20)], limit: [sample(100, 2, 20), sample(100, 2, 20)] });
+    const r = raw([load('ka64', { tunicorn: [sample(86)], limit: [sample(100)] }), steady]);
+    assert.match(steadyNote(r), /alternating in 3 rounds of 5 s.*tunicorn 0\.98 x the limit's requests\/s, 1\.02 x its CPU per request/);
+    assert.match(renderMarkdown(r, 'x.json'), /Steady state at keep-alive/);
+    // The target is still the figure of the load with every server.
+    assert.equal(targets(r).find((x) => /own cost, keep-alive, access log off/.test(x.what))!.measured, '0.86 x (vs limit)');
+    assert.equal(steadyNote(raw([load('ka64', { tunicorn: [sample(86)], limit: [sample(100)] })])), '');
   });
 
   it('warns about other work measured around the run, not about the run\'s own load', () => {
