@@ -174,7 +174,7 @@ function table(head: string[], rows: string[][]): string {
 
 /**
  * The steady-state keep-alive figure (load ka64s: tunicorn and the limit alone), beside the target's: in ka64
- * every server idles while the thirteen others run, and the first second after an idle spell is slower.
+ * every server idles while the thirteen others run, and this figure shows whether that idling changes the ratio.
  */
 export function steadyNote(raw: RawResults): string {
   const s = raw.loads.find((x) => x.id === 'ka64s');

@@ -26,8 +26,8 @@ const LOADS: Record<string, LoadSpec> = {
   ka64: { id: 'ka64', label: 'keep-alive, 64 connections, GET / (hello JSON)', path: '/', connections: 64 },
   close: { id: 'close', label: 'Connection: close, 64 connections, GET /', path: '/', connections: 64, close: true },
   // The same load for tunicorn and the limit only, in 3 s rounds: each idles one round between its own runs,
-  // where ka64's fourteen servers idle 15-20 s (docs/design.md, "After an idle spell"). Its ratio is the
-  // steady-state cost; the targets read ka64.
+  // where ka64's fourteen servers idle 15-20 s (docs/design.md, "After an idle spell"). Its ratio is printed
+  // beside the targets as the steady-state cost; the targets read ka64.
   ka64s: { id: 'ka64s', label: 'keep-alive, 64 connections, GET /, steady state (tunicorn and the limit alone, alternating)', path: '/', connections: 64 },
   ka8: { id: 'ka8', label: 'keep-alive, 8 connections, GET /', path: '/', connections: 8 },
   ka256: { id: 'ka256', label: 'keep-alive, 256 connections, GET /', path: '/', connections: 256 },
