@@ -1,10 +1,11 @@
 /**
  * A set of objects kept in numbered places that are reused as they free up. Either the object carries its
- * place under the table's own symbol (`add`, `delete`), or the caller keeps it (`put`, `removeAt`). For the sets that change on every connection or request (open connections,
- * running requests). A JavaScript Set there costs garbage collection: with `Connection: close` load, the Set
- * of open connections tripled the bytes that survived each young-generation collection (2,350 against 720
- * per request, `--trace-gc-nvp`) and doubled the collection time per request. This table allocates nothing
- * once it has grown to the peak, and hashes nothing.
+ * place under the table's own symbol (`add`, `delete`), or the caller keeps it (`put`, `removeAt`). For the
+ * sets that change on every connection or request (open connections, running requests). A JavaScript Set
+ * there costs garbage collection: with `Connection: close` load, the Set of open connections tripled the bytes
+ * that survived each young-generation collection (2,350 against 720 per request, `--trace-gc-nvp`) and doubled
+ * the collection time per request. This table allocates nothing once it has grown to the peak, and hashes
+ * nothing.
  *
  * Every table uses the same key, `kSlot` (an object is in one table at a time; `delete` checks the place holds
  * that very object), so the one store in `add` always sees the same key. An object made for a table can
