@@ -319,6 +319,9 @@ async function main(): Promise<void> {
         // Which stall watcher tunicorn's workers ran (src/workers/watchdog.ts): it decides their idle RSS.
         'stall watcher':
           process.env.TUNICORN_NATIVE !== '0' && fs.existsSync(path.join(ROOT, 'dist/native/watchdog.node')) ? 'native thread' : 'worker thread',
+        // How the connection gate saw first request lines (src/http/connection.ts): it weighs on Connection: close.
+        'first bytes':
+          process.env.TUNICORN_NATIVE !== '0' && fs.existsSync(path.join(ROOT, 'dist/native/peek.node')) ? 'native peek' : 'read in JavaScript',
       },
       generator,
       command: `npm run bench${QUICK ? ' -- --quick' : ''}${onlyArg ? ` -- --only=${onlyArg}` : ''}`,

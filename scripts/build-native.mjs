@@ -1,19 +1,29 @@
-// Compiles native/watchdog.c into dist/native/watchdog.node with the system's C compiler ($CC, else cc).
-// Optional: without a compiler, or where the build fails, workers watch for stalls with a worker thread
-// instead (see docs/design.md), so this prints one line and exits 0 either way.
+// Compiles each native/NAME.c into dist/native/NAME.node with the system's C compiler ($CC, else cc):
+// watchdog.c, the stall watcher, and peek.c, the connection gate's look at a connection's first bytes.
+// Optional: without a compiler, or where a build fails, workers watch for stalls with a worker thread and
+// the gate reads first bytes through JavaScript (see docs/design.md), so this prints one line per module
+// not built and exits 0 either way.
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
-const source = path.join(root, 'native', 'watchdog.c');
-const out = path.join(root, 'dist', 'native', 'watchdog.node');
 const cc = process.env.CC || 'cc';
 
-if (process.platform === 'win32') {
-  console.log('native watchdog: not built on Windows; workers use a watcher thread');
-} else {
+/** What each module is for, and what runs instead when it is not built. */
+const MODULES = {
+  watchdog: 'workers use a watcher thread instead (about 9 MB more each)',
+  peek: 'the connection gate reads first bytes through JavaScript instead',
+};
+
+for (const [name, fallback] of Object.entries(MODULES)) {
+  const source = path.join(root, 'native', `${name}.c`);
+  const out = path.join(root, 'dist', 'native', `${name}.node`);
+  if (process.platform === 'win32') {
+    console.log(`native ${name}: not built on Windows; ${fallback}`);
+    continue;
+  }
   mkdirSync(path.dirname(out), { recursive: true });
   // A failed build must not leave an older module behind.
   rmSync(out, { force: true });
@@ -26,6 +36,6 @@ if (process.platform === 'win32') {
   } else {
     const first = (r.stderr || '').trim().split('\n')[0];
     const why = r.error ? `${cc} not found` : `${cc} failed${first ? `: ${first}` : ` with exit code ${r.status}`}`;
-    console.log(`native watchdog: not built (${why}); workers use a watcher thread instead (about 9 MB more each)`);
+    console.log(`native ${name}: not built (${why}); ${fallback}`);
   }
 }

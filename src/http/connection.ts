@@ -5,6 +5,7 @@ import type { ProxyProtocolMode } from '../config/sections/http.js';
 import type { ErrorLog } from '../logging/error-log.js';
 import { parseAllowList, type AllowList } from './allow-list.js';
 import { setPeer } from './forwarded.js';
+import { openPeek, type Peek } from './peek.js';
 import { parseProxyHeader, ProxyProtocolError } from './proxy-protocol.js';
 
 /** What an HTTP/2 client with prior knowledge sends first (RFC 9113 section 3.4). */
@@ -45,8 +46,13 @@ function destroySocket(this: net.Socket): void {
 
 /**
  * What happens to a plain-HTTP connection before Node's parser sees it: the PROXY protocol header (when on),
- * and a look at the first request line (see isRequestLine). Only the first chunk of a connection passes
- * through JavaScript; the bytes read are handed to the parser after it has taken the socket (it reads the
+ * and a look at the first request line (see isRequestLine).
+ *
+ * Where native/peek.c is built, the gate first looks at the bytes the kernel holds without reading them: a
+ * valid first request line there (the usual case: a client sends its request as it connects) and the socket
+ * goes to Node's parser untouched, which then reads it itself, as on a server without a gate. Otherwise (no
+ * module, nothing arrived yet, a partial or bad line, maybe h2c, the PROXY protocol) the first chunk passes
+ * through JavaScript: the bytes read are handed to the parser after it has taken the socket (it reads the
  * socket's handle directly from then on).
  *
  * A connection held here is not yet Node's, so Node's header timeout does not cover it: the gate times it
@@ -59,15 +65,45 @@ export class ConnectionGate {
   readonly #timeoutMs: number;
   /** Peers that may speak h2c (HTTP/2 without TLS, prior knowledge); null when h2 is not offered. */
   readonly #h2cFrom: AllowList | null;
+  readonly #peek: Peek | null;
+  readonly #peeked: Uint8Array;
+  /** How the gate sees first bytes, for the worker's debug log. */
+  readonly how: string;
 
+  /** `peek`: native/peek.c's function, or why there is none (then every first chunk is read in JavaScript). */
   constructor(
     cfg: Config,
     private readonly log: ErrorLog,
+    peek: Peek | string = openPeek(),
   ) {
     this.#h2cFrom = cfg.httpProtocols.includes('h2') ? parseAllowList(cfg.forwardedAllowIps) : null;
     this.#mode = cfg.proxyProtocol;
     this.#allowFrom = parseAllowList(cfg.proxyAllowFrom);
     this.#timeoutMs = cfg.headerTimeout * 1000;
+    this.#peek = typeof peek === 'string' || this.#mode !== 'off' ? null : peek;
+    this.#peeked = this.#peek ? new Uint8Array(this.#peek.buffer) : new Uint8Array(0);
+    this.how = this.#peek
+      ? 'looking at them in place (native peek)'
+      : `reading them in JavaScript (${typeof peek === 'string' ? peek : `proxy_protocol ${this.#mode}`})`;
+  }
+
+  /**
+   * Whether the kernel holds a whole first request line for this socket that isRequestLine accepts and that
+   * cannot begin an h2c preface, looked at without reading it. Anything else takes the JavaScript way, which
+   * reads, waits for more and answers: a 400 sent with the bad line left unread would be followed by a reset
+   * when the socket closes, which can discard the answer before the client reads it.
+   */
+  #lineWaiting(socket: net.Socket): boolean {
+    const fd = (socket as net.Socket & { _handle?: { fd?: number } | null })._handle?.fd;
+    if (fd === undefined || fd < 0) return false;
+    const n = this.#peek!(fd);
+    const b = this.#peeked;
+    if (n <= 0 || (b[0] === 0x50 && this.#h2cFrom !== null)) return false;
+    let start = 0;
+    while (start + 1 < n && b[start] === 0x0d && b[start + 1] === 0x0a) start += 2; // empty lines before a request
+    let eol = start;
+    while (eol < n && b[eol] !== 0x0a) eol++;
+    return eol < n && isRequestLine(b, start, eol);
   }
 
   /**
@@ -79,6 +115,11 @@ export class ConnectionGate {
     if (mode !== 'off' && !this.#allowFrom.allows(socket.remoteAddress)) {
       this.log.debug(`PROXY protocol: connection from ${socket.remoteAddress} is not in proxy_allow_from; closed`);
       socket.destroy();
+      return;
+    }
+    if (this.#peek !== null && this.#lineWaiting(socket)) {
+      pass(socket);
+      socket.resume();
       return;
     }
     let buf: Buffer | null = null;

@@ -109,7 +109,10 @@ export class HttpLayer {
     // The gate reads raw bytes: not on TLS (the app's own https server included: tls.Server has addContext).
     const encrypted = tlsOptions !== null || (this.server === own && 'addContext' in own);
     this.gate = encrypted ? null : new ConnectionGate(cfg, log);
-    if (this.gate) this.routeThroughGate(this.gate);
+    if (this.gate) {
+      this.routeThroughGate(this.gate);
+      this.log.debug(`Checking first request lines by ${this.gate.how}`);
+    }
     if (tlsOptions) this.trackSessions(this.server);
   }
 

@@ -1,5 +1,5 @@
-import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
+import { loadNative } from '../native.js';
 
 /** Heartbeat period for a `timeout` in seconds: four beats per timeout, at most one a second. */
 export const heartbeatEvery = (timeout: number): number => Math.max(50, Math.min(1000, (timeout * 1000) / 4));
@@ -9,23 +9,12 @@ const SLOTS = 64;
 /** Bytes of "METHOD URL" kept per request. */
 const TEXT = 240;
 
-/** The native watcher (native/watchdog.c, built by `npm install` where a C compiler is found). */
+/**
+ * The native watcher (native/watchdog.c, built by `npm install` where a C compiler is found; `TUNICORN_NATIVE=0`
+ * turns it off, and the worker-thread watcher runs, as on a machine where it could not be built).
+ */
 interface NativeWatcher {
   start(reportFd: number, stallMs: number, slots: number, text: number): ArrayBuffer;
-}
-
-/**
- * The native watcher, or why there is none. `TUNICORN_NATIVE=0` turns it off (the worker-thread watcher is
- * then used, as on a machine where it could not be built).
- */
-export function loadNativeWatcher(): NativeWatcher | string {
-  if (process.env.TUNICORN_NATIVE === '0') return 'TUNICORN_NATIVE=0';
-  try {
-    return createRequire(import.meta.url)('../native/watchdog.node') as NativeWatcher;
-  } catch (err) {
-    const why = (err as NodeJS.ErrnoException).code === 'MODULE_NOT_FOUND' ? 'not built' : (err as Error).message;
-    return `dist/native/watchdog.node ${why}; \`npm run build\` compiles it where a C compiler (cc) is installed`;
-  }
 }
 
 /**
@@ -34,7 +23,7 @@ export function loadNativeWatcher(): NativeWatcher | string {
  * Watchdog makes over it) and which kind it is.
  */
 function startWatcher(reportFd: number, stallMs: number): { buffer: ArrayBufferLike; kind: string } {
-  const native = loadNativeWatcher();
+  const native = loadNative<NativeWatcher>('watchdog');
   let why: string;
   if (typeof native === 'string') {
     why = native;

@@ -1,0 +1,97 @@
+/*
+ * A look at a connection's first bytes without reading them (src/http/peek.ts, used by the connection gate).
+ *
+ * The gate checks the first request line of every plain-HTTP connection. Reading it through JavaScript and
+ * handing the bytes back to Node's parser costs a read callback, a Buffer and the parser's JavaScript entry for
+ * that first chunk. recv(2) with MSG_PEEK copies what the kernel holds and leaves it there: when the line is
+ * valid, Node's parser then reads the socket itself, as it does on a server without a gate.
+ *
+ * exports.open(size) returns a function peek(fd) with the ArrayBuffer it fills as its `buffer` property: the
+ * number of bytes copied (0 once the peer has closed), or -errno (-EAGAIN: nothing has arrived yet). Each call
+ * of open makes its own buffer, so the threads of a gthread worker never share one.
+ *
+ * Built like watchdog.c (scripts/build-native.mjs): the few Node-API calls are declared here.
+ */
+#include <errno.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+typedef struct napi_env__ *napi_env;
+typedef struct napi_value__ *napi_value;
+typedef struct napi_ref__ *napi_ref;
+typedef struct napi_callback_info__ *napi_callback_info;
+typedef int napi_status; /* napi_ok is 0 */
+typedef napi_value (*napi_callback)(napi_env env, napi_callback_info info);
+
+extern napi_status napi_get_cb_info(napi_env, napi_callback_info, size_t *, napi_value *, napi_value *, void **);
+extern napi_status napi_get_value_int32(napi_env, napi_value, int32_t *);
+extern napi_status napi_create_int32(napi_env, int32_t, napi_value *);
+extern napi_status napi_create_arraybuffer(napi_env, size_t, void **, napi_value *);
+extern napi_status napi_create_reference(napi_env, napi_value, uint32_t, napi_ref *);
+extern napi_status napi_create_function(napi_env, const char *, size_t, napi_callback, void *, napi_value *);
+extern napi_status napi_set_named_property(napi_env, napi_value, const char *, napi_value);
+extern napi_status napi_throw_error(napi_env, const char *, const char *);
+
+/* The largest buffer open() makes: a request line longer than that is read through JavaScript instead. */
+#define MAX_SIZE (64 * 1024)
+
+struct area {
+  uint8_t *data;
+  size_t size;
+};
+
+static napi_value peek(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  void *data = NULL;
+  int32_t fd = -1;
+  napi_value result;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, &data) != 0 || argc < 1 ||
+      napi_get_value_int32(env, argv[0], &fd) != 0 || fd < 0) {
+    napi_throw_error(env, NULL, "peek(fd): fd must be an open descriptor");
+    return NULL;
+  }
+  const struct area *a = data;
+  ssize_t n = recv(fd, a->data, a->size, MSG_PEEK | MSG_DONTWAIT);
+  napi_create_int32(env, n < 0 ? -errno : (int32_t)n, &result);
+  return result;
+}
+
+static napi_value open_peek(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  int32_t size = 0;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != 0 || argc < 1 ||
+      napi_get_value_int32(env, argv[0], &size) != 0 || size <= 0 || size > MAX_SIZE) {
+    napi_throw_error(env, NULL, "open(size): size must be 1 to 65536");
+    return NULL;
+  }
+  /* 16 bytes per gate, for the life of the process (or thread): the function keeps pointing at them. */
+  struct area *a = malloc(sizeof *a);
+  if (!a) {
+    napi_throw_error(env, NULL, "open(size): out of memory");
+    return NULL;
+  }
+  napi_value buffer, fn;
+  napi_ref ref;
+  void *bytes = NULL;
+  if (napi_create_arraybuffer(env, (size_t)size, &bytes, &buffer) != 0 ||
+      napi_create_reference(env, buffer, 1, &ref) != 0 ||
+      napi_create_function(env, "peek", 4, peek, a, &fn) != 0 ||
+      napi_set_named_property(env, fn, "buffer", buffer) != 0) {
+    napi_throw_error(env, NULL, "open(size): could not make the buffer");
+    return NULL;
+  }
+  a->data = bytes;
+  a->size = (size_t)size;
+  return fn;
+}
+
+napi_value napi_register_module_v1(napi_env env, napi_value exports) {
+  napi_value fn;
+  if (napi_create_function(env, "open", 4, open_peek, NULL, &fn) == 0) napi_set_named_property(env, exports, "open", fn);
+  return exports;
+}

@@ -1,0 +1,19 @@
+import { loadNative } from '../native.js';
+
+/**
+ * `peek(fd)` from native/peek.c: copies up to `buffer.byteLength` bytes the kernel holds for a socket into
+ * `buffer` without reading them, and returns how many (0: the peer closed), or -errno (-EAGAIN: none yet).
+ */
+export interface Peek {
+  (fd: number): number;
+  readonly buffer: ArrayBuffer;
+}
+
+/** Bytes looked at: a first request line longer than this is read through JavaScript, as without the module. */
+const PEEK_BYTES = 2048;
+
+/** A peek function with a buffer of its own (one per gate: the threads of a gthread worker each have one), or why there is none. */
+export function openPeek(): Peek | string {
+  const native = loadNative<{ open(size: number): Peek }>('peek');
+  return typeof native === 'string' ? native : native.open(PEEK_BYTES);
+}
