@@ -39,6 +39,13 @@ export function isRequestLine(buf: Uint8Array, start: number, eol: number): bool
   );
 }
 
+/** Whether the first `n` bytes of `b` can begin the h2c preface ('P' first, then the rest: "POST" is not). */
+function mayBePreface(b: Uint8Array, n: number): boolean {
+  const m = Math.min(n, H2_PREFACE.length);
+  for (let i = 0; i < m; i++) if (b[i] !== H2_PREFACE[i]) return false;
+  return true;
+}
+
 /** Shared by every socket the gate holds: no closure per connection. */
 function destroySocket(this: net.Socket): void {
   this.destroy();
@@ -89,7 +96,7 @@ export class ConnectionGate {
 
   /**
    * Whether the kernel holds a whole first request line for this socket that isRequestLine accepts and that
-   * cannot begin an h2c preface, looked at without reading it. Anything else takes the JavaScript way, which
+   * cannot begin an h2c preface (when h2c is offered), looked at without reading it. Anything else takes the JavaScript way, which
    * reads, waits for more and answers: a 400 sent with the bad line left unread would be followed by a reset
    * when the socket closes, which can discard the answer before the client reads it.
    */
@@ -98,7 +105,7 @@ export class ConnectionGate {
     if (fd === undefined || fd < 0) return false;
     const n = this.#peek!(fd);
     const b = this.#peeked;
-    if (n <= 0 || (b[0] === 0x50 && this.#h2cFrom !== null)) return false;
+    if (n <= 0 || (this.#h2cFrom !== null && mayBePreface(b, n))) return false;
     let start = 0;
     while (start + 1 < n && b[start] === 0x0d && b[start + 1] === 0x0a) start += 2; // empty lines before a request
     let eol = start;
@@ -154,10 +161,8 @@ export class ConnectionGate {
         buf = buf.subarray(header.length);
         if (buf.length === 0) return;
       }
-      // 'P' first: a request line cannot be the preface, and needs no comparison.
-      const n = Math.min(buf.length, H2_PREFACE.length);
-      const h2c = this.#h2cFrom !== null && buf[0] === 0x50 && buf.subarray(0, n).equals(H2_PREFACE.subarray(0, n));
-      if (h2c && n < H2_PREFACE.length) return;
+      const h2c = this.#h2cFrom !== null && mayBePreface(buf, buf.length);
+      if (h2c && buf.length < H2_PREFACE.length) return;
       done();
       if (h2c && this.#h2cFrom!.allows(socket.remoteAddress)) {
         passH2c(streamOf(socket, buf));

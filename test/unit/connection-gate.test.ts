@@ -125,6 +125,21 @@ describe('the connection gate', () => {
     assert.match(r.answer, /^HTTP\/1\.1 200 OK\r\n[\s\S]*seen \/hello$/);
   });
 
+  it('with the module and h2c offered (the default): a POST goes the fast way, an h2c preface the JavaScript way', async () => {
+    assert.deepEqual(config.httpProtocols, ['h1', 'h2']);
+    const post = await through(new ConnectionGate(config, log, peek), 'POST /hello HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n', true);
+    assert.equal(post.readAtPass, 0);
+    assert.match(post.answer, /^HTTP\/1\.1 200 OK\r\n[\s\S]*seen \/hello$/);
+    const preface = 'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n';
+    const { client, server } = await pair.connect(port, preface);
+    await until(() => (peek as Peek)(fdOf(server)) === preface.length, 'the preface');
+    let h2c: object | null = null;
+    new ConnectionGate(config, log, peek).accept(server, () => assert.fail('not HTTP/1'), (stream) => (h2c = stream));
+    assert.equal(h2c, null, 'decided on bytes read, not on bytes looked at');
+    await until(() => h2c !== null, 'the h2c hand-over');
+    client.destroy();
+  });
+
   it('with the module, a bad first line: read and refused with a 400', async () => {
     const r = await through(new ConnectionGate(config, log, peek), 'GET  /hello HTTP/1.1\r\nHost: x\r\n\r\n', true);
     assert.equal(r.readAtPass, null, 'never passed on');
