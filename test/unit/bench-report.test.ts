@@ -63,6 +63,11 @@ describe('bench report', () => {
     assert.equal(find(/master RSS/).pass, true);
     assert.equal(find(/worker RSS/).pass, true, '52 <= 44 + 10');
     assert.equal(find(/p99/).pass, true, '2.1 <= 2 x 1.1');
+    // The ceiling: the same comparison with the best bare setup (here the limit) in tunicorn's place.
+    assert.equal(find(/keep-alive: tunicorn \/ PM2/).ceiling, '1.25 x (limit)', '100 / 80');
+    assert.equal(find(/own cost, keep-alive, access log off/).ceiling, '–', 'the limit against itself says nothing');
+    assert.equal(find(/Fetch handler \/ raw listener/).ceiling, '–', 'not a comparison of the listener with another server');
+    assert.equal(find(/Connection: close: tunicorn \/ PM2/).ceiling, '–', 'not measured');
     const slow = targets(raw([load('ka64', { tunicorn: [sample(90, 3)], limit: [sample(100, 2)] })]));
     assert.equal(slow.find((x) => /own cost, keep-alive, access log off/.test(x.what))!.pass, false);
     assert.equal(slow.find((x) => /p99/.test(x.what))!.pass, false);
