@@ -10,7 +10,7 @@
  * number of bytes copied (0 once the peer has closed), or -errno (-EAGAIN: nothing has arrived yet). Each call
  * of open makes its own buffer, so the threads of a gthread worker never share one.
  *
- * Built like watchdog.c (scripts/build-native.mjs): the few Node-API calls are declared here.
+ * Built like watchdog.c (scripts/build-native.mjs), with the Node-API declarations of napi.h.
  */
 #include <errno.h>
 #include <stddef.h>
@@ -19,21 +19,7 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
-typedef struct napi_env__ *napi_env;
-typedef struct napi_value__ *napi_value;
-typedef struct napi_ref__ *napi_ref;
-typedef struct napi_callback_info__ *napi_callback_info;
-typedef int napi_status; /* napi_ok is 0 */
-typedef napi_value (*napi_callback)(napi_env env, napi_callback_info info);
-
-extern napi_status napi_get_cb_info(napi_env, napi_callback_info, size_t *, napi_value *, napi_value *, void **);
-extern napi_status napi_get_value_int32(napi_env, napi_value, int32_t *);
-extern napi_status napi_create_int32(napi_env, int32_t, napi_value *);
-extern napi_status napi_create_arraybuffer(napi_env, size_t, void **, napi_value *);
-extern napi_status napi_create_reference(napi_env, napi_value, uint32_t, napi_ref *);
-extern napi_status napi_create_function(napi_env, const char *, size_t, napi_callback, void *, napi_value *);
-extern napi_status napi_set_named_property(napi_env, napi_value, const char *, napi_value);
-extern napi_status napi_throw_error(napi_env, const char *, const char *);
+#include "napi.h"
 
 /* The largest buffer open() makes: a request line longer than that is read through JavaScript instead. */
 #define MAX_SIZE (64 * 1024)

@@ -6,9 +6,8 @@
  * requests to the master as one JSON line on the report descriptor. It does what the worker-thread watcher
  * (watchdog-thread.ts) does, without a second V8 isolate: about 9 MB less per worker.
  *
- * Built by scripts/build-native.mjs with the system's C compiler and nothing else: the few Node-API calls it
- * makes are declared here (Node-API is a stable C ABI, and the node executable exports them), so neither
- * node-gyp nor Node's headers are needed.
+ * Built by scripts/build-native.mjs with the system's C compiler and nothing else: the Node-API calls it
+ * makes are declared in napi.h, so neither node-gyp nor Node's headers are needed.
  */
 #include <pthread.h>
 #include <stddef.h>
@@ -18,20 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
-typedef struct napi_env__ *napi_env;
-typedef struct napi_value__ *napi_value;
-typedef struct napi_ref__ *napi_ref;
-typedef struct napi_callback_info__ *napi_callback_info;
-typedef int napi_status; /* napi_ok is 0 */
-typedef napi_value (*napi_callback)(napi_env env, napi_callback_info info);
-
-extern napi_status napi_get_cb_info(napi_env, napi_callback_info, size_t *, napi_value *, napi_value *, void **);
-extern napi_status napi_get_value_int32(napi_env, napi_value, int32_t *);
-extern napi_status napi_create_arraybuffer(napi_env, size_t, void **, napi_value *);
-extern napi_status napi_create_reference(napi_env, napi_value, uint32_t, napi_ref *);
-extern napi_status napi_create_function(napi_env, const char *, size_t, napi_callback, void *, napi_value *);
-extern napi_status napi_set_named_property(napi_env, napi_value, const char *, napi_value);
-extern napi_status napi_throw_error(napi_env, const char *, const char *);
+#include "napi.h"
 
 /* How often the counter is read, and the least time between two reports of one stall. */
 #define POLL_MS 100
