@@ -78,6 +78,7 @@ static napi_value open_peek(napi_env env, napi_callback_info info) {
 
 napi_value napi_register_module_v1(napi_env env, napi_value exports) {
   napi_value fn;
-  if (napi_create_function(env, "open", 4, open_peek, NULL, &fn) == 0) napi_set_named_property(env, exports, "open", fn);
+  if (napi_create_function(env, "open", 4, open_peek, NULL, &fn) == 0)
+    napi_set_named_property(env, exports, "open", fn);
   return exports;
 }

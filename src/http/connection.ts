@@ -77,28 +77,32 @@ export class ConnectionGate {
   /** How the gate sees first bytes, for the worker's debug log. */
   readonly how: string;
 
-  /** `peek`: native/peek.c's function, or why there is none (then every first chunk is read in JavaScript). */
+  /**
+   * `peek`: native/peek.c's function, or why there is none (then every first chunk is read in JavaScript);
+   * opened here when not given.
+   */
   constructor(
     cfg: Config,
     private readonly log: ErrorLog,
-    peek: Peek | string = openPeek(),
+    peek?: Peek | string,
   ) {
     this.#h2cFrom = cfg.httpProtocols.includes('h2') ? parseAllowList(cfg.forwardedAllowIps) : null;
     this.#mode = cfg.proxyProtocol;
     this.#allowFrom = parseAllowList(cfg.proxyAllowFrom);
     this.#timeoutMs = cfg.headerTimeout * 1000;
-    this.#peek = typeof peek === 'string' || this.#mode !== 'off' ? null : peek;
+    // A PROXY protocol header comes first, and is parsed from bytes read: no look then.
+    const found = this.#mode !== 'off' ? `proxy_protocol ${this.#mode}` : (peek ?? openPeek());
+    this.#peek = typeof found === 'string' ? null : found;
     this.#peeked = this.#peek ? new Uint8Array(this.#peek.buffer) : new Uint8Array(0);
-    this.how = this.#peek
-      ? 'looking at them in place (native peek)'
-      : `reading them in JavaScript (${typeof peek === 'string' ? peek : `proxy_protocol ${this.#mode}`})`;
+    this.how =
+      typeof found === 'string' ? `reading them in JavaScript (${found})` : 'looking at them in place (native peek)';
   }
 
   /**
    * Whether the kernel holds a whole first request line for this socket that isRequestLine accepts and that
-   * cannot begin an h2c preface (when h2c is offered), looked at without reading it. Anything else takes the JavaScript way, which
-   * reads, waits for more and answers: a 400 sent with the bad line left unread would be followed by a reset
-   * when the socket closes, which can discard the answer before the client reads it.
+   * cannot begin an h2c preface (when h2c is offered), looked at without reading it. Anything else takes the
+   * JavaScript way, which reads, waits for more and answers: a 400 sent with the bad line left unread would be
+   * followed by a reset when the socket closes, which can discard the answer before the client reads it.
    */
   #lineWaiting(socket: net.Socket): boolean {
     const fd = (socket as net.Socket & { _handle?: { fd?: number } | null })._handle?.fd;

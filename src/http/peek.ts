@@ -12,7 +12,10 @@ export interface Peek {
 /** Bytes looked at: a first request line longer than this is read through JavaScript, as without the module. */
 const PEEK_BYTES = 2048;
 
-/** A peek function with a buffer of its own (one per gate: the threads of a gthread worker each have one), or why there is none. */
+/**
+ * A peek function with a buffer of its own (one per gate: the threads of a gthread worker each have one), or
+ * why there is none.
+ */
 export function openPeek(): Peek | string {
   const native = loadNative<{ open(size: number): Peek }>('peek');
   return typeof native === 'string' ? native : native.open(PEEK_BYTES);

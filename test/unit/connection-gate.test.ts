@@ -80,11 +80,13 @@ describe('the connection gate', () => {
   });
   after(() => pair.close());
 
-  /** Runs `first` through a gate; returns how many bytes the socket had read when the gate passed it on. */
-  async function through(gate: ConnectionGate, first: string, waitForBytes: boolean): Promise<{ readAtPass: number | null; answer: string }> {
+  /**
+   * Runs `first` through a gate once it has arrived (for the in-place look to find it); returns the answer and
+   * how many bytes the socket had read when the gate passed it on (null: never passed on).
+   */
+  async function through(gate: ConnectionGate, first: string): Promise<{ readAtPass: number | null; answer: string }> {
     const { server, answer } = await pair.connect(port, first);
-    // The bytes must have arrived for the in-place look to find them.
-    if (waitForBytes) await until(() => (peek as Peek)(fdOf(server)) >= first.length, 'the request bytes');
+    await until(() => (peek as Peek)(fdOf(server)) >= first.length, 'the request bytes');
     let readAtPass: number | null = null;
     gate.accept(
       server,
@@ -117,17 +119,22 @@ describe('the connection gate', () => {
     assert.throws(() => p(-1), /fd must be an open descriptor/);
   });
 
+  it('with the PROXY protocol on, the header is read first: no look, and no buffer for one', async () => {
+    const { config: proxied } = await resolveConfig({ argv: ['--proxy-protocol', 'v1', 'app.ts'], env: {}, cwd: process.cwd() });
+    assert.equal(new ConnectionGate(proxied, log).how, 'reading them in JavaScript (proxy_protocol v1)');
+  });
+
   it('with the module, a valid first line already there: the socket reaches the parser unread, and is served', async () => {
     const gate = new ConnectionGate(config, log, peek);
     assert.match(gate.how, /native peek/);
-    const r = await through(gate, REQUEST, true);
+    const r = await through(gate, REQUEST);
     assert.equal(r.readAtPass, 0);
     assert.match(r.answer, /^HTTP\/1\.1 200 OK\r\n[\s\S]*seen \/hello$/);
   });
 
   it('with the module and h2c offered (the default): a POST goes the fast way, an h2c preface the JavaScript way', async () => {
     assert.deepEqual(config.httpProtocols, ['h1', 'h2']);
-    const post = await through(new ConnectionGate(config, log, peek), 'POST /hello HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n', true);
+    const post = await through(new ConnectionGate(config, log, peek), 'POST /hello HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n');
     assert.equal(post.readAtPass, 0);
     assert.match(post.answer, /^HTTP\/1\.1 200 OK\r\n[\s\S]*seen \/hello$/);
     const preface = 'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n';
@@ -141,7 +148,7 @@ describe('the connection gate', () => {
   });
 
   it('with the module, a bad first line: read and refused with a 400', async () => {
-    const r = await through(new ConnectionGate(config, log, peek), 'GET  /hello HTTP/1.1\r\nHost: x\r\n\r\n', true);
+    const r = await through(new ConnectionGate(config, log, peek), 'GET  /hello HTTP/1.1\r\nHost: x\r\n\r\n');
     assert.equal(r.readAtPass, null, 'never passed on');
     assert.match(r.answer, /^HTTP\/1\.1 400 Bad Request\r\n/);
   });
@@ -163,10 +170,10 @@ describe('the connection gate', () => {
   it('without the module (TUNICORN_NATIVE=0): read through JavaScript, served, and a bad line refused', async () => {
     const gate = new ConnectionGate(config, log, 'TUNICORN_NATIVE=0');
     assert.match(gate.how, /reading them in JavaScript \(TUNICORN_NATIVE=0\)/);
-    const ok = await through(gate, REQUEST, true);
+    const ok = await through(gate, REQUEST);
     assert.equal(ok.readAtPass, REQUEST.length);
     assert.match(ok.answer, /^HTTP\/1\.1 200 OK\r\n[\s\S]*seen \/hello$/);
-    const bad = await through(gate, 'GET /hello\r\n\r\n', true);
+    const bad = await through(gate, 'GET /hello\r\n\r\n');
     assert.equal(bad.readAtPass, null);
     assert.match(bad.answer, /^HTTP\/1\.1 400 Bad Request\r\n/);
   });
