@@ -103,6 +103,11 @@ function makeCert(tmp: string): Env['tls'] {
   return r.ok ? { key, cert } : null;
 }
 
+/** Whether tunicorn's workers load native/NAME.c in this run (src/native.ts): built, and not turned off. */
+function nativeBuilt(name: string): boolean {
+  return process.env.TUNICORN_NATIVE !== '0' && fs.existsSync(path.join(ROOT, 'dist/native', `${name}.node`));
+}
+
 function versionOf(pkg: string): string {
   try {
     return (JSON.parse(fs.readFileSync(path.join(ROOT, 'node_modules', pkg, 'package.json'), 'utf8')) as { version: string }).version;
@@ -317,11 +322,9 @@ async function main(): Promise<void> {
         'python3-uvloop': debVersion('python3-uvloop'),
         python3: sh('/usr/bin/python3', ['--version']).out.replace('Python ', ''),
         // Which stall watcher tunicorn's workers ran (src/workers/watchdog.ts): it decides their idle RSS.
-        'stall watcher':
-          process.env.TUNICORN_NATIVE !== '0' && fs.existsSync(path.join(ROOT, 'dist/native/watchdog.node')) ? 'native thread' : 'worker thread',
+        'stall watcher': nativeBuilt('watchdog') ? 'native thread' : 'worker thread',
         // How the connection gate saw first request lines (src/http/connection.ts): it weighs on Connection: close.
-        'first bytes':
-          process.env.TUNICORN_NATIVE !== '0' && fs.existsSync(path.join(ROOT, 'dist/native/peek.node')) ? 'native peek' : 'read in JavaScript',
+        'first bytes': nativeBuilt('peek') ? 'native peek' : 'read in JavaScript',
       },
       generator,
       command: `npm run bench${QUICK ? ' -- --quick' : ''}${onlyArg ? ` -- --only=${onlyArg}` : ''}`,

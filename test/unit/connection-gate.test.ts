@@ -14,18 +14,10 @@ import type { Config } from '../../src/config/registry.js';
 import { ConnectionGate } from '../../dist/http/connection.js';
 import { openPeek, type Peek } from '../../dist/http/peek.js';
 import { ErrorLog } from '../../src/logging/error-log.js';
+import { until } from '../helpers/server.js';
 
 const EAGAIN = 11;
 const REQUEST = 'GET /hello HTTP/1.1\r\nHost: x\r\n\r\n';
-
-/** Resolves once `test` is true, polling every 5 ms; fails after `ms`. */
-async function until(test: () => boolean, what: string, ms = 3000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!test()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
 
 const fdOf = (s: net.Socket): number => (s as net.Socket & { _handle: { fd: number } })._handle.fd;
 
@@ -51,7 +43,7 @@ class Pair {
     const answer = new Promise<string>((r) => client.on('close', () => r(text)));
     await new Promise<void>((r) => client.once('connect', r));
     if (first) client.write(first);
-    await until(() => this.#accepted.length > 0, 'the accept');
+    await until(() => this.#accepted.length > 0, 3000, 'the accept');
     const server = this.#accepted.shift()!;
     this.sockets.push(server);
     return { client, server, answer };
@@ -86,7 +78,7 @@ describe('the connection gate', () => {
    */
   async function through(gate: ConnectionGate, first: string): Promise<{ readAtPass: number | null; answer: string }> {
     const { server, answer } = await pair.connect(port, first);
-    await until(() => (peek as Peek)(fdOf(server)) >= first.length, 'the request bytes');
+    await until(() => (peek as Peek)(fdOf(server)) >= first.length, 3000, 'the request bytes');
     let readAtPass: number | null = null;
     gate.accept(
       server,
@@ -108,7 +100,7 @@ describe('the connection gate', () => {
     const { client, server } = await pair.connect(port, '');
     assert.equal(p(fdOf(server)), -EAGAIN, 'nothing sent yet');
     client.write(REQUEST);
-    await until(() => p(fdOf(server)) === REQUEST.length, 'the request bytes');
+    await until(() => p(fdOf(server)) === REQUEST.length, 3000, 'the request bytes');
     assert.equal(Buffer.from(p.buffer, 0, REQUEST.length).toString('latin1'), REQUEST);
     assert.equal(p(fdOf(server)), REQUEST.length, 'a second look finds the same bytes');
     const read = await new Promise<string>((r) => {
@@ -139,11 +131,11 @@ describe('the connection gate', () => {
     assert.match(post.answer, /^HTTP\/1\.1 200 OK\r\n[\s\S]*seen \/hello$/);
     const preface = 'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n';
     const { client, server } = await pair.connect(port, preface);
-    await until(() => (peek as Peek)(fdOf(server)) === preface.length, 'the preface');
+    await until(() => (peek as Peek)(fdOf(server)) === preface.length, 3000, 'the preface');
     let h2c: object | null = null;
     new ConnectionGate(config, log, peek).accept(server, () => assert.fail('not HTTP/1'), (stream) => (h2c = stream));
     assert.equal(h2c, null, 'decided on bytes read, not on bytes looked at');
-    await until(() => h2c !== null, 'the h2c hand-over');
+    await until(() => h2c !== null, 3000, 'the h2c hand-over');
     client.destroy();
   });
 
