@@ -65,6 +65,8 @@ export class ForwardedHeaders {
   readonly #trusted: AllowList;
   readonly #secure: ReadonlyMap<string, string>;
   readonly #names: ReadonlySet<string>;
+  /** Set once a request has replaced a socket's peer (a trusted proxy named the client). */
+  #replacing = false;
 
   constructor(cfg: Config) {
     this.#trusted = parseAllowList(cfg.forwardedAllowIps);
@@ -85,8 +87,9 @@ export class ForwardedHeaders {
     }
     const socket = req.socket as PeerSocket | undefined;
     // A socket whose peer an earlier request replaced gets it back; otherwise the peer is read only when a
-    // forwarding header is there to judge (on a new connection, reading it costs a getpeername call).
-    const replaced = socket !== undefined && kPeer in socket;
+    // forwarding header is there to judge (on a new connection, reading it costs a getpeername call). Until a
+    // peer has been replaced at all, no socket can have one to restore.
+    const replaced = this.#replacing && socket !== undefined && kPeer in socket;
     if (replaced) setPeer(socket, socket[kPeer]);
     if (!found) return;
     const peer = socket ? (replaced ? socket[kPeer] : socket.remoteAddress) : undefined;
@@ -124,6 +127,7 @@ export class ForwardedHeaders {
       // Listener apps and frameworks read the peer from the socket; behind a proxy that is the client. A
       // proxy may send requests of several clients on one connection: each request sets it anew.
       if (!(kPeer in socket)) socket[kPeer] = peer;
+      this.#replacing = true;
       setPeer(socket, address);
     }
   }

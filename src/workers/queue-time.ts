@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http';
+import type net from 'node:net';
 
 /**
  * The queue times of the requests that waited, in milliseconds, by request: a WeakMap rather than a property on
@@ -35,4 +36,38 @@ export function parseRequestStart(v: string | string[] | undefined): number | un
   if (n < 1e11) return n * 1000;
   if (n < 1e14) return n;
   return n / 1000;
+}
+
+/**
+ * When the worker accepted each connection whose first request has not reached the app yet: the start of that
+ * request's queue time. A WeakMap, not a property on the socket (see SlotTable.put). `#waiting` counts its
+ * entries, so that the later requests of keep-alive connections, which find nothing here, skip the lookup
+ * while no connection waits for its first request.
+ */
+export class AcceptTimes {
+  readonly #at = new WeakMap<net.Socket, number>();
+  #waiting = 0;
+
+  accepted(socket: net.Socket, at: number): void {
+    this.#at.set(socket, at);
+    this.#waiting++;
+  }
+
+  /**
+   * The accept time for the first request of the connection `on` (a request's socket), once: undefined for the
+   * requests after it.
+   */
+  take(on: net.Socket): number | undefined {
+    if (this.#waiting === 0) return undefined;
+    // Over TLS the request's socket wraps the one accepted (for HTTP/2, through the session's proxy).
+    const socket = (on as net.Socket & { _parent?: net.Socket | null })._parent ?? on;
+    const at = this.#at.get(socket);
+    if (at !== undefined) this.forget(socket);
+    return at;
+  }
+
+  /** The connection closed, or left this process, before a request took its time. */
+  forget(socket: net.Socket): void {
+    if (this.#waiting > 0 && this.#at.delete(socket)) this.#waiting--;
+  }
 }

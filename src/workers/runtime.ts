@@ -1,5 +1,4 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { HookServer, HookWorker } from '../config/hook-types.js';
 import { loadConfigFile } from '../config/file.js';
@@ -12,7 +11,7 @@ import type { InflightRequest, WorkerMessage } from '../protocol/messages.js';
 import type { RequestListener } from '../app/shapes.js';
 import { parseRequestStart, queueTable } from './queue-time.js';
 import { kSlot, SlotTable } from './slot-table.js';
-import { acceptedAt } from './serving.js';
+import { acceptTimes } from './serving.js';
 
 /** Hooks a worker process may call, as loaded from the config file in this process. */
 export type WorkerHooks = Pick<Config, 'postFork' | 'postWorkerInit' | 'workerInt' | 'workerAbort' | 'preRequest' | 'postRequest' | 'workerExit'>;
@@ -204,12 +203,8 @@ export class WorkerRuntime {
   queueTime(req: IncomingMessage, now: number): number {
     const proxy = parseRequestStart(requestStartHeader(req.rawHeaders));
     if (proxy !== undefined) return Math.max(0, Date.now() - proxy);
-    // Over TLS the request's socket wraps the one accepted (for HTTP/2, through the session's proxy).
-    const wrapper = req.socket as net.Socket & { _parent?: net.Socket | null };
-    const socket = wrapper._parent ?? wrapper;
-    const accepted = acceptedAt.get(socket);
+    const accepted = acceptTimes.take(req.socket);
     if (accepted === undefined) return 0;
-    acceptedAt.delete(socket);
     return Math.max(0, now - accepted);
   }
 

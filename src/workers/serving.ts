@@ -5,6 +5,7 @@ import { HttpLayer } from '../http/server.js';
 import type { ListenerInfo } from '../protocol/messages.js';
 import { adoptPipe, isPipeHandle, learnNetInternals } from './adopt-pipe.js';
 import type { WorkerRuntime } from './runtime.js';
+import { AcceptTimes } from './queue-time.js';
 import { SlotTable } from './slot-table.js';
 
 /** How long keep-alive clients get `Connection: close` answers before idle connections are closed. */
@@ -13,11 +14,8 @@ const DRAIN_IDLE_GRACE_MS = 1000;
 const DRAIN_QUIET_MS = 50;
 const DRAIN_ACCEPT_MAX_MS = 2000;
 
-/**
- * When the worker accepted a connection whose first request has not reached the app yet: the start of that
- * request's queue time (see runtime.ts). A WeakMap, not a property on the socket: see SlotTable.put.
- */
-export const acceptedAt = new WeakMap<net.Socket, number>();
+/** When each connection still waiting for its first request was accepted (the queue time, runtime.ts). */
+export const acceptTimes = new AcceptTimes();
 
 /**
  * Decides when an accepted connection is served. The default serves it at once; a worker class that runs one
@@ -189,7 +187,7 @@ export class Serving {
   };
 
   private onConnection(socket: net.Socket, listener: number): void {
-    acceptedAt.set(socket, performance.now());
+    acceptTimes.accepted(socket, performance.now());
     this.#accepted++;
     const slot = this.#open.put(socket);
     // A closure per connection keeps its place: nothing of ours is stored on Node's socket.
@@ -199,6 +197,7 @@ export class Serving {
 
   /** A connection closed, or was handed to another process. */
   #closed(slot: number, socket: net.Socket): void {
+    acceptTimes.forget(socket);
     if (this.#open.removeAt(slot, socket) && this.#open.size === 0) this.#drained?.();
   }
 

@@ -63,6 +63,11 @@ describe('forwarded headers', () => {
     // The next request on another connection, without the header, sees the real peer again.
     const b = await get(port, '');
     assert.equal(b.addr, '127.0.0.1');
+    // On one connection too: each request sets the address anew, and one without the header gets the peer.
+    const both = await exchangeFrom(port,
+      'GET /x HTTP/1.1\r\nHost: h.example\r\nX-Forwarded-For: 203.0.113.9\r\n\r\n' +
+      'GET /x HTTP/1.1\r\nHost: h.example\r\nConnection: close\r\n\r\n', '127.0.0.1');
+    assert.deepEqual(both.responses.map((r) => (JSON.parse(r.body) as { addr: string }).addr), ['203.0.113.9', '127.0.0.1']);
     await s.kill();
 
     const f = await start([fx('fetch-client.ts')]);

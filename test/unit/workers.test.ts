@@ -1,11 +1,12 @@
 /** Worker-side pieces: the descriptor layout, pausing accepting, queue time. */
 import assert from 'node:assert/strict';
 import type { IncomingMessage } from 'node:http';
+import type net from 'node:net';
 import { describe, it } from 'node:test';
 import { listenerLayout } from '../../src/protocol/messages.js';
 import { AcceptSwitch } from '../../src/workers/accept-switch.js';
 import type { LeasedHandle, Leases } from '../../src/workers/leases.js';
-import { parseRequestStart, queueTable, queueTime } from '../../src/workers/queue-time.js';
+import { AcceptTimes, parseRequestStart, queueTable, queueTime } from '../../src/workers/queue-time.js';
 import type { Serving } from '../../src/workers/serving.js';
 import { compileAccessFormat } from '../../src/logging/access-log.js';
 
@@ -119,6 +120,27 @@ describe('queue time', () => {
       if (before === undefined) delete g[key];
       else g[key] = before;
     }
+  });
+
+  it('AcceptTimes: a connection\'s accept time goes to its first request only; a TLS socket finds its parent\'s', () => {
+    const times = new AcceptTimes();
+    const a = {} as net.Socket;
+    const b = {} as net.Socket;
+    const tls = { _parent: b } as unknown as net.Socket;
+    assert.equal(times.take(a), undefined);
+    times.accepted(a, 5);
+    times.accepted(b, 7);
+    assert.equal(times.take(a), 5);
+    assert.equal(times.take(a), undefined, 'the second request on the connection did not wait');
+    assert.equal(times.take(tls), 7);
+    // A connection that closed before its first request is forgotten, once; the count stays right.
+    times.accepted(a, 9);
+    times.forget(a);
+    times.forget(a);
+    assert.equal(times.take(a), undefined);
+    times.accepted(b, 11);
+    assert.equal(times.take(b), 11);
+    assert.equal(Object.getOwnPropertySymbols(a).length + Object.keys(a).length, 0, 'nothing is written on the socket');
   });
 
   it('is the %(Q)s access-log atom, in milliseconds', () => {
