@@ -185,10 +185,15 @@ describe('serves every shape with its real framework', { concurrency: true }, ()
   for (const shape of SHAPES) {
     it(shape.name, async () => {
       const { s, port } = await serve(shape.fixture, [], shape.env);
-      const r = await first(port, shape.path);
-      shape.check(r);
-      await s.waitFor(new RegExp(`Serving .* as [^\n]*${shape.kind.source}`));
-      if (shape.own) assert.equal(shape.own.connections, 0, 'nothing reached the port the module asked for');
+      try {
+        const r = await first(port, shape.path);
+        shape.check(r);
+        await s.waitFor(new RegExp(`Serving .* as [^\n]*${shape.kind.source}`));
+        if (shape.own) assert.equal(shape.own.connections, 0, 'nothing reached the port the module asked for');
+      } catch (err) {
+        // What the server logged (at debug level) is what tells a boot race from a fault in the app's shape.
+        throw new Error(`${(err as Error).message}\nthe server's log:\n${s.log}`, { cause: err });
+      }
     });
   }
 
