@@ -5,7 +5,7 @@ import { HttpLayer } from '../http/server.js';
 import type { ListenerInfo } from '../protocol/messages.js';
 import { adoptPipe, isPipeHandle, learnNetInternals } from './adopt-pipe.js';
 import type { WorkerRuntime } from './runtime.js';
-import { AcceptTimes } from './queue-time.js';
+import { AcceptTimes, fdOf } from './queue-time.js';
 import { SlotTable } from './slot-table.js';
 
 /** How long keep-alive clients get `Connection: close` answers before idle connections are closed. */
@@ -176,7 +176,7 @@ export class Serving {
    */
   forget(socket: net.Socket): void {
     // Its 'close' listener stays; it finds the place empty (or another socket's) and does nothing.
-    this.#closed(this.#open.indexOf(socket), socket);
+    this.#closed(this.#open.indexOf(socket), socket, fdOf(socket));
   }
 
   /** Serves a connection now: the http.Server parses its requests. */
@@ -187,17 +187,17 @@ export class Serving {
   };
 
   private onConnection(socket: net.Socket, listener: number): void {
-    acceptTimes.accepted(socket, performance.now());
+    const fd = acceptTimes.accepted(socket, performance.now());
     this.#accepted++;
     const slot = this.#open.put(socket);
-    // A closure per connection keeps its place: nothing of ours is stored on Node's socket.
-    socket.on('close', () => this.#closed(slot, socket));
+    // A closure per connection keeps its places: nothing of ours is stored on Node's socket.
+    socket.on('close', () => this.#closed(slot, socket, fd));
     this.#admit(socket, this.serve, listener);
   }
 
-  /** A connection closed, or was handed to another process. */
-  #closed(slot: number, socket: net.Socket): void {
-    acceptTimes.forget(socket);
+  /** A connection closed, or was handed to another process. `fd`: its key in `acceptTimes`. */
+  #closed(slot: number, socket: net.Socket, fd: number): void {
+    acceptTimes.forget(socket, fd);
     if (this.#open.removeAt(slot, socket) && this.#open.size === 0) this.#drained?.();
   }
 

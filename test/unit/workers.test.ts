@@ -122,25 +122,36 @@ describe('queue time', () => {
     }
   });
 
-  it('AcceptTimes: a connection\'s accept time goes to its first request only; a TLS socket finds its parent\'s', () => {
+  it('AcceptTimes: a connection\'s accept time goes to its first request only, by descriptor and socket', () => {
     const times = new AcceptTimes();
-    const a = {} as net.Socket;
-    const b = {} as net.Socket;
-    const tls = { _parent: b } as unknown as net.Socket;
+    const sock = (fd: number) => ({ _handle: { fd } }) as unknown as net.Socket;
+    const a = sock(7);
+    const b = sock(9);
+    const tls = { _parent: b, _handle: { fd: 9 } } as unknown as net.Socket;
     assert.equal(times.take(a), undefined);
-    times.accepted(a, 5);
-    times.accepted(b, 7);
+    assert.equal(times.accepted(a, 5), 7);
+    assert.equal(times.accepted(b, 6), 9);
     assert.equal(times.take(a), 5);
     assert.equal(times.take(a), undefined, 'the second request on the connection did not wait');
-    assert.equal(times.take(tls), 7);
-    // A connection that closed before its first request is forgotten, once; the count stays right.
-    times.accepted(a, 9);
-    times.forget(a);
-    times.forget(a);
+    assert.equal(times.take(tls), 6, 'a TLS socket finds the accepted socket it wraps');
+    // Descriptor 7 is reused before the old socket's 'close' has run: the late forget leaves the new one.
+    times.accepted(a, 8);
+    const reused = sock(7);
+    times.accepted(reused, 10);
+    times.forget(a, 7);
     assert.equal(times.take(a), undefined);
-    times.accepted(b, 11);
-    assert.equal(times.take(b), 11);
-    assert.equal(Object.getOwnPropertySymbols(a).length + Object.keys(a).length, 0, 'nothing is written on the socket');
+    assert.equal(times.take(reused), 10);
+    // A connection that closed before its first request is forgotten once; the count of waiting ones stays
+    // right (a count too low would hide the next connection's time).
+    const c = sock(11);
+    times.accepted(c, 12);
+    times.forget(c, 11);
+    times.forget(c, 11);
+    const d = sock(11);
+    times.accepted(d, 13);
+    assert.equal(times.take(d), 13);
+    assert.equal(times.accepted({ _handle: null } as unknown as net.Socket, 1), -1, 'no descriptor, no entry');
+    assert.deepEqual(Object.keys(a), ['_handle'], 'nothing is written on the socket');
   });
 
   it('is the %(Q)s access-log atom, in milliseconds', () => {
