@@ -2,17 +2,31 @@ import type { IncomingMessage } from 'node:http';
 import type net from 'node:net';
 
 /**
- * The queue times of the requests that waited, in milliseconds, by request: a WeakMap rather than a property on
- * Node's request object (see SlotTable.put). Under a global symbol, one per process: the app may load its own
- * copy of this module (tunicorn in its node_modules) and must read the table the worker writes.
+ * The queue times of the requests that waited, in milliseconds, by request. Under a global symbol, one per
+ * process (or gthread thread): the app may load its own copy of this module (tunicorn in its node_modules) and
+ * must read the table the worker writes.
+ *
+ * Nothing is stored on Node's request object (see SlotTable.put), and a WeakMap keyed by requests costs the
+ * garbage collector on every request that waited (every one under `Connection: close`: about 1 % of the
+ * worker's CPU in a profile). So the worker records into `times` only once something in the process has
+ * called queueTime(); until then a call finds a running request's time in the worker's table of running
+ * requests.
  */
+export interface QueueTable {
+  readonly times: WeakMap<IncomingMessage, number>;
+  /** Set by the first queueTime() call: from then on every request that waited is recorded in `times`. */
+  asked: boolean;
+  /** The queue time of a request still running, or undefined. */
+  readonly running: (req: IncomingMessage) => number | undefined;
+}
+
 const kTable = Symbol.for('tunicorn.queueTimes');
-type WithTable = typeof globalThis & { [kTable]?: WeakMap<IncomingMessage, number> };
+type WithTable = typeof globalThis & { [kTable]?: QueueTable };
 
 /** The table, made by the worker before it serves (outside a worker there is none). */
-export function queueTable(): WeakMap<IncomingMessage, number> {
+export function queueTable(running: QueueTable['running']): QueueTable {
   const g = globalThis as WithTable;
-  return (g[kTable] ??= new WeakMap());
+  return (g[kTable] ??= { times: new WeakMap(), asked: false, running });
 }
 
 /**
@@ -22,7 +36,9 @@ export function queueTable(): WeakMap<IncomingMessage, number> {
  */
 export function queueTime(req: IncomingMessage): number | undefined {
   const table = (globalThis as WithTable)[kTable];
-  return table === undefined ? undefined : (table.get(req) ?? 0);
+  if (table === undefined) return undefined;
+  table.asked = true;
+  return table.times.get(req) ?? table.running(req) ?? 0;
 }
 
 /**

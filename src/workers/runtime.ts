@@ -92,6 +92,8 @@ export class WorkerRuntime {
   watchdog: RequestSlots | null = null;
   #retiring = false;
   #shared: Int32Array | null = null;
+  /** The request whose post_request hook runs now. */
+  #closing: Inflight | null = null;
 
   constructor(
     readonly config: Config,
@@ -157,7 +159,7 @@ export class WorkerRuntime {
     const logsPeer = this.accessLog?.needsPeer === true;
     // Read once: the getter calls into C++ each time, and the origin never changes.
     const timeOrigin = performance.timeOrigin;
-    const queueTimes = queueTable();
+    const queueTimes = queueTable((req) => this.runningQueueTime(req));
     return (req, res) => {
       const watchdog = this.watchdog;
       const start = performance.now();
@@ -172,7 +174,7 @@ export class WorkerRuntime {
         deadline: deadlineMs > 0 ? setTimeout(() => this.deadlineExceeded(req, res, start), deadlineMs).unref() : null,
         [kSlot]: -1,
       };
-      if (queue > 0) queueTimes.set(req, queue);
+      if (queue > 0 && queueTimes.asked) queueTimes.times.set(req, queue);
       this.inflight.add(entry);
       if (logsPeer) pinPeer(req);
       if (this.draining || noKeepAlive) res.shouldKeepAlive = false;
@@ -192,7 +194,21 @@ export class WorkerRuntime {
     if (entry.slot >= 0) this.watchdog?.end(entry.slot);
     const { req, res } = entry;
     this.accessLog?.log({ req, res, start: entry.start, end: performance.now(), queue: entry.queue });
-    if (this.hooks.postRequest !== null) this.runHookSync('postRequest', this.self, req, res);
+    if (this.hooks.postRequest !== null) {
+      // The hook may be the first caller of queueTime() (see runningQueueTime).
+      this.#closing = entry;
+      this.runHookSync('postRequest', this.self, req, res);
+      this.#closing = null;
+    }
+  }
+
+  /**
+   * The queue time of a request running now (or in its post_request hook), for queueTime() calls before the
+   * first one has made the worker record every queue time (see QueueTable): a scan of the running requests.
+   */
+  private runningQueueTime(req: IncomingMessage): number | undefined {
+    if (this.#closing?.req === req) return this.#closing.queue;
+    return this.inflight.values().find((e) => e.req === req)?.queue;
   }
 
   /**

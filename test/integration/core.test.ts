@@ -404,7 +404,8 @@ describe('operations', () => {
     const [w] = await s.workersBooted(1);
     await until(() => readFileSync(hookLog, 'utf8').includes('postWorkerInit'), 10000, 'postWorkerInit');
     await request(port, '/hello');
-    await until(() => readFileSync(hookLog, 'utf8').includes('postRequest:/hello:404'), 5000, 'postRequest');
+    // The request waited from its connection's accept: post_request's queueTime(req) says so.
+    await until(() => readFileSync(hookLog, 'utf8').includes('postRequest:/hello:404:waited'), 5000, 'postRequest');
     s.signal('SIGTERM');
     assert.equal((await s.exited).code, 0);
     const lines = readFileSync(hookLog, 'utf8').trim().split('\n');

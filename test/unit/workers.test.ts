@@ -112,8 +112,15 @@ describe('queue time', () => {
     delete g[key];
     try {
       assert.equal(queueTime(req), undefined);
-      queueTable().set(req, 12.5);
+      const running = new Map<IncomingMessage, number>([[req, 12.5]]);
+      const table = queueTable((r) => running.get(r));
+      assert.equal(table.asked, false, 'nothing is recorded before anything asks');
+      // The first call finds a running request in the worker's own table, and turns recording on.
       assert.equal(queueTime(req), 12.5);
+      assert.equal(table.asked, true);
+      const later = {} as IncomingMessage;
+      table.times.set(later, 3);
+      assert.equal(queueTime(later), 3);
       assert.equal(queueTime({} as IncomingMessage), 0);
       assert.equal(Object.getOwnPropertySymbols(req).length, 0, 'nothing is written on the request');
     } finally {
