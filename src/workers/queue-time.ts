@@ -7,9 +7,9 @@ import type net from 'node:net';
  * must read the table the worker writes.
  *
  * Nothing is stored on Node's request object (see SlotTable.put), and a WeakMap keyed by requests costs the
- * garbage collector on every request that waited (every one under `Connection: close`; see AcceptTimes). So the worker records into `times` only once something in the process has
- * called queueTime(); until then a call finds a running request's time in the worker's table of running
- * requests.
+ * garbage collector on every request that waited (every one under `Connection: close`; see AcceptTimes). So
+ * the worker records into `times` only once something in the process has called queueTime(); until then a
+ * call finds a running request's time in the worker's table of running requests.
  */
 export interface QueueTable {
   readonly times: WeakMap<IncomingMessage, number>;
