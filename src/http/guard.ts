@@ -89,9 +89,9 @@ export function rejectStatus(req: IncomingMessage, l: RequestLimits, memo: HostM
       body = HAS_BODY;
     } else if (c === 0x63 /* c */ && value !== '0' && sameName(name, 'content-length')) {
       body = HAS_BODY;
-    } else if ((c === 0x63 /* c */ || c === 0x74) /* t */ && name.includes('_')) {
-      // Content_Length or Transfer_Encoding: a proxy that maps _ to - (as CGI does) would frame the
-      // message differently from us; refuse rather than have two readings.
+    } else if ((name.length === 14 || name.length === 17) && (c === 0x63 || c === 0x74) && name.includes('_')) {
+      // Content_Length or Transfer_Encoding (14 and 17 bytes): a proxy that maps _ to - (as CGI does) would
+      // frame the message differently from us; refuse rather than have two readings.
       const dashed = name.toLowerCase().replaceAll('_', '-');
       if (dashed === 'content-length' || dashed === 'transfer-encoding') return 400;
     }

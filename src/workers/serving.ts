@@ -1,5 +1,7 @@
 import http from 'node:http';
 import net from 'node:net';
+// The module's binding, not the global: `performance` on globalThis is a lazy getter, dearer on every read.
+import { performance } from 'node:perf_hooks';
 import type { ServedApp } from '../app/shapes.js';
 import { HttpLayer } from '../http/server.js';
 import type { ListenerInfo } from '../protocol/messages.js';

@@ -123,7 +123,9 @@ describe('request checks', () => {
     assert.equal(rejectStatus(req({}, ['Host', 'a', 'host', 'b']), l), 400);
     assert.equal(rejectStatus(req({}, ['Host', 'a b']), l), 400);
     assert.equal(rejectStatus(req({}, ['Host', 'x', 'transfer_encoding', 'chunked']), l), 400);
+    assert.equal(rejectStatus(req({}, ['Host', 'x', 'CONTENT_length', '5']), l), 400);
     assert.equal(rejectStatus(req({}, ['Host', 'x', 'X_Other', 'fine']), l), 0);
+    assert.equal(rejectStatus(req({}, ['Host', 'x', 'Content_Type', 'text/plain', 'Transfer_Encodings', 'x']), l), 0);
     assert.equal(rejectStatus(req({ httpVersionMinor: 0 }, ['Transfer-Encoding', 'chunked']), l), 400);
     assert.equal(rejectStatus(req({ url: '/' + 'a'.repeat(4080) }, ['Host', 'x']), l), 0);
     assert.equal(rejectStatus(req({ url: '/' + 'a'.repeat(4081) }, ['Host', 'x']), l), 414);
