@@ -22,6 +22,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { roundOrder } from './lib/load.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const CLI = path.join(ROOT, 'dist/cli/main.js');
@@ -272,8 +273,8 @@ export async function runFetchRatio(opts: FetchRatioOptions = {}): Promise<Fetch
     const results: PerTarget[] = [];
     const cpuResults: PerTarget[] = [];
     for (let r = 0; r < rounds; r++) {
-      // Rotate the order each round, so no target always runs first or last.
-      const order = targets.map((_, i) => targets[(i + r) % targets.length]!);
+      // A different order each round: no target always runs first, or after the same one (roundOrder).
+      const order = roundOrder(targets, r);
       const row = { listener: 0, fetch: 0, hono: 0 };
       const cpuRow = { listener: 0, fetch: 0, hono: 0 };
       for (const t of order) {

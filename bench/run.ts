@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { runLoad, wrkArgs, type Generator, type LoadSpec } from './lib/load.js';
+import { roundOrder, runLoad, wrkArgs, type Generator, type LoadSpec } from './lib/load.js';
 import { alive, busyShare, freePort, get, sleep } from './lib/proc.js';
 import { ALL_SERVERS, ROOT, Running, seedStackMissing, WORKERS, SEED_WORKERS, type Env } from './lib/servers.js';
 import type { LoadResult, RawResults, ServerResult } from './lib/types.js';
@@ -257,8 +257,7 @@ async function main(): Promise<void> {
         samples: Object.fromEntries(ids.map((id) => [id, []])),
       };
       for (let round = 0; round < g.rounds; round++) {
-        // Rotate the order each round so no server always runs first or after the same neighbour.
-        const order = ids.map((_, i) => ids[(i + round) % ids.length]!);
+        const order = roundOrder(ids, round);
         for (const id of order) {
           const r = running.get(id)!;
           try {

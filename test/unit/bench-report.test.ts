@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { Sample } from '../../bench/lib/load.js';
+import { roundOrder, type Sample } from '../../bench/lib/load.js';
 import type { LoadResult, RawResults } from '../../bench/lib/types.js';
 import { bestBare, busyWarning, median, ratio, renderMarkdown, stats, steadyNote, targets } from '../../bench/report.js';
 
@@ -103,5 +103,20 @@ describe('bench report', () => {
     assert.match(busyWarning(at({ loadAverageAtStart: '3.10 1 1' })) ?? '', /load average up to 3\.1 on 2 cores/);
     assert.equal(busyWarning(at({ loadAverageAtStart: '1.20 1 1' })), null);
     assert.match(renderMarkdown(at({ busyPercentAtStart: '3', busyPercentAtEnd: '9' }), 'x.json'), /other work 3 % of the cores before the run, 9 % after it/);
+  });
+});
+
+describe('the order of a round', () => {
+  it('is a shuffle that changes every round, the same in every run, so that neighbours change', () => {
+    const ids = Array.from({ length: 14 }, (_, i) => `s${i}`);
+    const rounds = Array.from({ length: 12 }, (_, r) => roundOrder(ids, r));
+    for (const order of rounds) assert.deepEqual([...order].sort(), [...ids].sort());
+    assert.deepEqual(roundOrder(ids, 3), rounds[3], 'seeded by the round');
+    // Who runs just before each server: not always the same one (a rotation would give one neighbour each).
+    for (const id of ids) {
+      const before = new Set(rounds.map((o) => o[o.indexOf(id) - 1] ?? 'first'));
+      assert.ok(before.size >= 4, `${id} ran after only ${[...before].join(', ')}`);
+    }
+    assert.ok(new Set(rounds.map((o) => o[0])).size >= 6, 'different servers go first');
   });
 });
