@@ -5,7 +5,7 @@ import type { ProxyProtocolMode } from '../config/sections/http.js';
 import type { ErrorLog } from '../logging/error-log.js';
 import { parseAllowList, type AllowList } from './allow-list.js';
 import { setPeer } from './forwarded.js';
-import { openPeek, type Peek } from './peek.js';
+import { fdOf, openPeek, type Peek } from './peek.js';
 import { parseProxyHeader, ProxyProtocolError } from './proxy-protocol.js';
 
 /** What an HTTP/2 client with prior knowledge sends first (RFC 9113 section 3.4). */
@@ -105,8 +105,8 @@ export class ConnectionGate {
    * followed by a reset when the socket closes, which can discard the answer before the client reads it.
    */
   #lineWaiting(socket: net.Socket): boolean {
-    const fd = (socket as net.Socket & { _handle?: { fd?: number } | null })._handle?.fd;
-    if (fd === undefined || fd < 0) return false;
+    const fd = fdOf(socket);
+    if (fd < 0) return false;
     const n = this.#peek!(fd);
     const b = this.#peeked;
     if (n <= 0 || (this.#h2cFrom !== null && mayBePreface(b, n))) return false;

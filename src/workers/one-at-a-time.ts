@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type net from 'node:net';
+import { fdOf } from '../http/peek.js';
 import type { HeldRegistry } from './held-sockets.js';
 import type { Serving } from './serving.js';
 
@@ -8,9 +9,6 @@ interface Queued {
   readonly socket: net.Socket;
   held: number | undefined;
 }
-
-/** The descriptor under a socket (-1 when Node does not expose one). */
-const fdOf = (socket: net.Socket): number => (socket as unknown as { _handle?: { fd?: number } })._handle?.fd ?? -1;
 
 export interface Busy {
   /**

@@ -1,5 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import type net from 'node:net';
+import { fdOf } from '../http/peek.js';
 
 /**
  * The queue times of the requests that waited, in milliseconds, by request. Under a global symbol, one per
@@ -53,10 +54,6 @@ export function parseRequestStart(v: string | string[] | undefined): number | un
   return n / 1000;
 }
 
-type WithHandle = net.Socket & { _handle?: { fd?: number } | null; _parent?: net.Socket | null };
-
-/** The socket's descriptor, or -1 (closed, or no descriptor of its own). */
-export const fdOf = (socket: net.Socket): number => (socket as WithHandle)._handle?.fd ?? -1;
 
 /**
  * When the worker accepted each connection whose first request has not reached the app yet: the start of that
@@ -91,7 +88,7 @@ export class AcceptTimes {
   take(on: net.Socket): number | undefined {
     if (this.#waiting === 0) return undefined;
     // Over TLS the request's socket wraps the one accepted (for HTTP/2, through the session's proxy).
-    const socket = (on as WithHandle)._parent ?? on;
+    const socket = (on as net.Socket & { _parent?: net.Socket | null })._parent ?? on;
     const fd = fdOf(socket);
     if (fd < 0 || this.#socket[fd] !== socket) return undefined;
     this.forget(socket, fd);

@@ -3,11 +3,12 @@ import net from 'node:net';
 // The module's binding, not the global: `performance` on globalThis is a lazy getter, dearer on every read.
 import { performance } from 'node:perf_hooks';
 import type { ServedApp } from '../app/shapes.js';
+import { fdOf } from '../http/peek.js';
 import { HttpLayer } from '../http/server.js';
 import type { ListenerInfo } from '../protocol/messages.js';
 import { adoptPipe, isPipeHandle, learnNetInternals } from './adopt-pipe.js';
 import type { WorkerRuntime } from './runtime.js';
-import { AcceptTimes, fdOf } from './queue-time.js';
+import { AcceptTimes } from './queue-time.js';
 import { SlotTable } from './slot-table.js';
 
 /** How long keep-alive clients get `Connection: close` answers before idle connections are closed. */
