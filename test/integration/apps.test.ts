@@ -82,7 +82,18 @@ const lines = (file: string) => (existsSync(file) ? readFileSync(file, 'utf8') :
 const ownPorts = { listens: await holdPort(), fastify: await holdPort(), nest: await holdPort() };
 
 // Start every server now so they boot side by side.
-const SHAPES: { name: string; fixture: string; path: string; kind: RegExp; check: (r: Reply) => void; env?: NodeJS.ProcessEnv; own?: HeldPort }[] = [
+// `own`: the port the module asks its own listen() for, which must see nothing; `listened`: the module goes on
+// after its listen() and says so.
+const SHAPES: {
+  name: string;
+  fixture: string;
+  path: string;
+  kind: RegExp;
+  check: (r: Reply) => void;
+  env?: NodeJS.ProcessEnv;
+  own?: HeldPort;
+  listened?: true;
+}[] = [
   { name: 'a CommonJS (req, res) listener', fixture: path.join(FIXTURES, 'cjs-listener.cjs'), path: '/', kind: /\(req, res\) listener/, check: (r) => assert.equal(r.status, 200) },
   { name: 'an object with fetch()', fixture: path.join(FIXTURES, 'fetch-object.mjs'), path: '/', kind: /Fetch handler \(object with fetch\)/, check: (r) => assert.equal(r.status, 200) },
   {
@@ -164,6 +175,7 @@ const SHAPES: { name: string; fixture: string; path: string; kind: RegExp; check
     kind: /listen\(\) at import captured/,
     env: { OWN_PORT: String(ownPorts.fastify.port) },
     own: ownPorts.fastify,
+    listened: true,
     check: (r) => assert.deepEqual(JSON.parse(r.body), { framework: 'fastify', awaited: 'listen' }),
   },
   {
@@ -173,6 +185,7 @@ const SHAPES: { name: string; fixture: string; path: string; kind: RegExp; check
     kind: /listen\(\) at import captured/,
     env: { OWN_PORT: String(ownPorts.nest.port) },
     own: ownPorts.nest,
+    listened: true,
     check: (r) => assert.equal(JSON.parse(r.body).message, 'Hello bob'),
   },
 ];
@@ -190,6 +203,8 @@ describe('serves every shape with its real framework', { concurrency: true }, ()
         shape.check(r);
         await s.waitFor(new RegExp(`Serving .* as [^\n]*${shape.kind.source}`));
         if (shape.own) assert.equal(shape.own.connections, 0, 'nothing reached the port the module asked for');
+        if (shape.listened) await s.waitFor(new RegExp(`fixture: listen\\(\\) resolved at port ${port}\\b`));
+        assert.doesNotMatch(s.log, /failed to boot|exited with code/, 'the worker booted once and stayed up');
       } catch (err) {
         // What the server logged (at debug level) is what tells a boot race from a fault in the app's shape.
         throw new Error(`${(err as Error).message}\nthe server's log:\n${s.log}`, { cause: err });
