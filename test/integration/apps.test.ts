@@ -166,6 +166,7 @@ const SHAPES: {
     kind: /listen\(\) at import captured/,
     env: { OWN_PORT: String(ownPorts.listens.port) },
     own: ownPorts.listens,
+    listened: true,
     check: (r) => assert.deepEqual(JSON.parse(r.body), { captured: true, listening: true }),
   },
   {
