@@ -96,11 +96,13 @@ export class Serving {
   async listen(): Promise<void> {
     if (this.listeners.length === 0) throw new Error('no listening sockets were handed to this worker');
     for (let i = 0; i < this.listeners.length; i++) await this.listenAcceptor(i, this.listeners[i]!.fd);
-    // The server answers address() as if it listened itself: with the first listener's address. An app's
-    // code asks it once its server listens (Fastify's listen() reads it to log the address, and throws on
-    // null; Nest resolves listen() only once it has one).
+    // The server answers address() and `listening` as if it listened itself: with the first listener's
+    // address, and true until the stop closes the listeners. An app's code asks once its server listens
+    // (Fastify's listen() reads the address to log it, and throws on null; Nest resolves listen() only once
+    // it has one).
     const address = this.#acceptors[0]!.address();
     Object.defineProperty(this.http, 'address', { value: () => address, configurable: true, writable: true });
+    Object.defineProperty(this.http, 'listening', { get: () => !this.#acceptorsClosed, configurable: true });
     // The http.Server never listens itself (the acceptors do), but Node starts its connection tracking on
     // 'listening': without it there is no header timeout and closeIdleConnections() does nothing. An app's
     // own 'listening' handlers (a captured listen() callback) run here too, as they would on a real listen.
