@@ -79,7 +79,7 @@ const first = (port: number, p: string, opts: Parameters<typeof request>[2] = {}
 
 const lines = (file: string) => (existsSync(file) ? readFileSync(file, 'utf8') : '');
 
-const ownPorts = { listens: await holdPort(), fastify: await holdPort(), nest: await holdPort() };
+const ownPorts = { listens: await holdPort(), fastify: await holdPort(), nest: await holdPort(), hono: await holdPort() };
 
 // Start every server now so they boot side by side.
 // `own`: the port the module asks its own listen() for, which must see nothing; `listened`: the module goes on
@@ -178,6 +178,16 @@ const SHAPES: {
     own: ownPorts.fastify,
     listened: true,
     check: (r) => assert.deepEqual(JSON.parse(r.body), { framework: 'fastify', awaited: 'listen' }),
+  },
+  {
+    name: 'Hono started with serve() from @hono/node-server, its callback given the address',
+    fixture: fx('hono-serve.ts'),
+    path: '/',
+    kind: /listen\(\) at import captured/,
+    env: { OWN_PORT: String(ownPorts.hono.port) },
+    own: ownPorts.hono,
+    listened: true,
+    check: (r) => assert.deepEqual(JSON.parse(r.body), { framework: 'hono', started: 'serve()' }),
   },
   {
     name: 'a Nest main.ts whose bootstrap() listens after the import',
