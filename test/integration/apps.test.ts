@@ -84,7 +84,7 @@ const ownPorts = { listens: await holdPort(), fastify: await holdPort(), nest: a
 // Start every server now so they boot side by side.
 // `own`: the port the module asks its own listen() for, which must see nothing; `listened`: the module goes on
 // after its listen() and says so.
-const SHAPES: {
+interface Shape {
   name: string;
   fixture: string;
   path: string;
@@ -93,7 +93,21 @@ const SHAPES: {
   env?: NodeJS.ProcessEnv;
   own?: HeldPort;
   listened?: true;
-}[] = [
+}
+
+/** A module that calls its server's listen() itself, for the port `own` holds, and prints the port it got. */
+const listensItself = (name: string, fixture: string, p: string, own: HeldPort, check: Shape['check']): Shape => ({
+  name,
+  fixture: fx(fixture),
+  path: p,
+  kind: /listen\(\) at import captured/,
+  env: { OWN_PORT: String(own.port) },
+  own,
+  listened: true,
+  check,
+});
+
+const SHAPES: Shape[] = [
   { name: 'a CommonJS (req, res) listener', fixture: path.join(FIXTURES, 'cjs-listener.cjs'), path: '/', kind: /\(req, res\) listener/, check: (r) => assert.equal(r.status, 200) },
   { name: 'an object with fetch()', fixture: path.join(FIXTURES, 'fetch-object.mjs'), path: '/', kind: /Fetch handler \(object with fetch\)/, check: (r) => assert.equal(r.status, 200) },
   {
@@ -159,46 +173,34 @@ const SHAPES: {
     kind: /\(req, res\) listener/,
     check: (r) => assert.equal(r.body, 'hello tunicorn via paths'),
   },
-  {
-    name: 'an Express module calling app.listen(PORT) at import',
-    fixture: fx('listens.ts'),
-    path: '/',
-    kind: /listen\(\) at import captured/,
-    env: { OWN_PORT: String(ownPorts.listens.port) },
-    own: ownPorts.listens,
-    listened: true,
-    check: (r) => assert.deepEqual(JSON.parse(r.body), { captured: true, listening: true }),
-  },
-  {
-    name: 'a Fastify ES module awaiting its own listen() at the top level',
-    fixture: fx('fastify-listens.mjs'),
-    path: '/',
-    kind: /listen\(\) at import captured/,
-    env: { OWN_PORT: String(ownPorts.fastify.port) },
-    own: ownPorts.fastify,
-    listened: true,
-    check: (r) => assert.deepEqual(JSON.parse(r.body), { framework: 'fastify', awaited: 'listen' }),
-  },
-  {
-    name: 'Hono started with serve() from @hono/node-server, its callback given the address',
-    fixture: fx('hono-serve.ts'),
-    path: '/',
-    kind: /listen\(\) at import captured/,
-    env: { OWN_PORT: String(ownPorts.hono.port) },
-    own: ownPorts.hono,
-    listened: true,
-    check: (r) => assert.deepEqual(JSON.parse(r.body), { framework: 'hono', started: 'serve()' }),
-  },
-  {
-    name: 'a Nest main.ts whose bootstrap() listens after the import',
-    fixture: fx('nest/main.ts'),
-    path: '/hello/bob',
-    kind: /listen\(\) at import captured/,
-    env: { OWN_PORT: String(ownPorts.nest.port) },
-    own: ownPorts.nest,
-    listened: true,
-    check: (r) => assert.equal(JSON.parse(r.body).message, 'Hello bob'),
-  },
+  listensItself(
+    'an Express module calling app.listen(PORT) at import',
+    'listens.ts',
+    '/',
+    ownPorts.listens,
+    (r) => assert.deepEqual(JSON.parse(r.body), { captured: true, listening: true }),
+  ),
+  listensItself(
+    'a Fastify ES module awaiting its own listen() at the top level',
+    'fastify-listens.mjs',
+    '/',
+    ownPorts.fastify,
+    (r) => assert.deepEqual(JSON.parse(r.body), { framework: 'fastify', awaited: 'listen' }),
+  ),
+  listensItself(
+    'Hono started with serve() from @hono/node-server, its callback given the address',
+    'hono-serve.ts',
+    '/',
+    ownPorts.hono,
+    (r) => assert.deepEqual(JSON.parse(r.body), { framework: 'hono', started: 'serve()' }),
+  ),
+  listensItself(
+    'a Nest main.ts whose bootstrap() listens after the import',
+    'nest/main.ts',
+    '/hello/bob',
+    ownPorts.nest,
+    (r) => assert.equal(JSON.parse(r.body).message, 'Hello bob'),
+  ),
 ];
 for (const shape of SHAPES) void serve(shape.fixture, [], shape.env);
 void serve(fx('websocket.ts'));
