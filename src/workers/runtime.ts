@@ -92,8 +92,6 @@ export class WorkerRuntime {
   watchdog: RequestSlots | null = null;
   #retiring = false;
   #shared: Int32Array | null = null;
-  /** The request whose post_request hook runs now. */
-  #closing: Inflight | null = null;
 
   constructor(
     readonly config: Config,
@@ -188,18 +186,15 @@ export class WorkerRuntime {
 
   /** A response closed (sent, or its connection gone): the request is no longer running. */
   private closed(entry: Inflight): void {
-    // The delete guards the slot and the log line should 'close' ever come twice.
-    if (!this.inflight.delete(entry)) return;
+    // The check guards the slot and the log line should 'close' ever come twice. The entry leaves the table
+    // after post_request: the hook may be the first caller of queueTime(), which looks there (runningQueueTime).
+    if (!this.inflight.has(entry)) return;
     if (entry.deadline) clearTimeout(entry.deadline);
     if (entry.slot >= 0) this.watchdog?.end(entry.slot);
     const { req, res } = entry;
     this.accessLog?.log({ req, res, start: entry.start, end: performance.now(), queue: entry.queue });
-    if (this.hooks.postRequest !== null) {
-      // The hook may be the first caller of queueTime() (see runningQueueTime).
-      this.#closing = entry;
-      this.runHookSync('postRequest', this.self, req, res);
-      this.#closing = null;
-    }
+    if (this.hooks.postRequest !== null) this.runHookSync('postRequest', this.self, req, res);
+    this.inflight.delete(entry);
   }
 
   /**
@@ -207,7 +202,6 @@ export class WorkerRuntime {
    * first one has made the worker record every queue time (see QueueTable): a scan of the running requests.
    */
   private runningQueueTime(req: IncomingMessage): number | undefined {
-    if (this.#closing?.req === req) return this.#closing.queue;
     return this.inflight.values().find((e) => e.req === req)?.queue;
   }
 

@@ -29,6 +29,12 @@ export class SlotTable<T extends object> {
     return i !== undefined && this.removeAt(i, x);
   }
 
+  /** Whether `x` is in the table (added, and not deleted since). */
+  has(x: T): boolean {
+    const i = (x as Record<symbol, number | undefined>)[kSlot];
+    return i !== undefined && i >= 0 && this.#items[i] === x;
+  }
+
   /**
    * Adds `x` and returns its place, for the caller to keep: nothing is written on `x`. For objects that Node
    * makes (sockets): a property of our own on them gives them a shape of their own, and V8 drops such shapes

@@ -14,7 +14,10 @@ describe('SlotTable', () => {
     t.add(a);
     t.add(b);
     assert.equal(t.size, 2);
+    assert.equal(t.has(a), true);
     assert.equal(t.delete(a), true);
+    assert.equal(t.has(a), false);
+    assert.equal(t.has(c), false, 'never added');
     assert.equal(t.delete(a), false, 'a second delete is refused');
     assert.equal(t.size, 1);
     t.add(c);
