@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 import { sendPlain } from './fetch-response.js';
-import { clientOf, isSecure } from '../http/forwarded.js';
+import { clientAddressOf, isSecure } from '../http/forwarded.js';
 import { sameName } from '../http/guard.js';
 
 /** A Fetch handler: Bun, Deno, Cloudflare Workers and Hono style. */
@@ -159,7 +159,7 @@ export const kClientAddress = Symbol.for('tunicorn.clientAddress');
 export function clientAddress(request: Request): string | undefined {
   const req = (request as unknown as Partial<LazyRequest>)[kIncoming];
   if (!req) return undefined;
-  return (req as unknown as { [kClientAddress]?: string })[kClientAddress] ?? clientOf(req).address;
+  return (req as unknown as { [kClientAddress]?: string })[kClientAddress] ?? clientAddressOf(req);
 }
 
 /** The Node request behind a Request tunicorn made. */

@@ -30,6 +30,12 @@ export function clientOf(req: IncomingMessage): ClientInfo {
   return { address: socket?.remoteAddress, secure: socket?.encrypted === true };
 }
 
+/** The client's address alone: clientOf's, without making an object (the access log asks once per request). */
+export function clientAddressOf(req: IncomingMessage): string | undefined {
+  const t = (req as Tagged)[kClient];
+  return t ? t.address : req.socket?.remoteAddress;
+}
+
 /**
  * Makes the peer address outlive the connection: Node asks the kernel for it on first use and keeps it on the
  * socket, but once the socket is closed there is nothing left to ask. One getpeername(2) per connection.

@@ -1,4 +1,4 @@
-import { clientOf } from '../http/forwarded.js';
+import { clientAddressOf } from '../http/forwarded.js';
 import { sameName } from '../http/guard.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ConfigError } from '../config/setting.js';
@@ -26,15 +26,20 @@ const ACCESS_LOG_DELAY_MS = 20;
 
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
 
-/** `[26/Nov/2026:14:40:54 +0000]`, cached for the current second. */
+/**
+ * `[26/Nov/2026:14:40:54 +0000]`, cached for the current second. `at(mono)` takes the entry's end, a
+ * performance.now() already read, so a line costs no clock read of its own: the wall clock is read once a
+ * second, when `mono` passes the end of the cached second.
+ */
 class ClockCache {
-  #sec = -1;
+  #from = Infinity;
+  #until = -Infinity;
   #text = '';
-  now(): string {
-    const ms = Date.now();
-    const sec = Math.floor(ms / 1000);
-    if (sec !== this.#sec) {
-      this.#sec = sec;
+  at(mono: number): string {
+    if (mono >= this.#until || mono < this.#from) {
+      const ms = Date.now();
+      this.#from = mono;
+      this.#until = mono + 1000 - (ms % 1000);
       const d = new Date(ms);
       const p = (n: number) => String(n).padStart(2, '0');
       const off = -d.getTimezoneOffset();
@@ -100,10 +105,10 @@ function length(res: ServerResponse): string | undefined {
 
 function atoms(clock: ClockCache): Record<string, Atom> {
   return {
-    h: (e) => dash(clientOf(e.req).address),
+    h: (e) => dash(clientAddressOf(e.req)),
     l: () => '-',
     u: (e) => user(e.req),
-    t: () => clock.now(),
+    t: (e) => clock.at(e.end),
     r: (e) => `${e.req.method} ${e.req.url} HTTP/${e.req.httpVersion}`,
     m: (e) => dash(e.req.method),
     U: (e) => path(e.req),

@@ -1,7 +1,14 @@
 import { closeSync, openSync, writeSync } from 'node:fs';
 
-/** Gathered text past this size is written at once, whatever the delay. */
-const FLUSH_AT = 64 * 1024;
+/**
+ * The gathering buffer's size: when a line does not fit, what is gathered is written at once, whatever the
+ * delay. The lines are copied into it as they come. A string built by `+=` instead was a rope of every line's
+ * pieces, kept alive until the write: flattening it, and the garbage collector copying it, were about a third
+ * of the access log's cost at keep-alive load (profiled; docs/design.md, "Logs").
+ */
+const BUFFER_BYTES = 64 * 1024;
+/** UTF-8 takes at most 3 bytes for each UTF-16 unit of a JavaScript string. */
+const MAX_BYTES_PER_UNIT = 3;
 
 /** The sinks with text gathered, written out when the process exits (process.exit runs 'exit' listeners). */
 const pending = new Set<LogSink>();
@@ -16,7 +23,8 @@ let exitHooked = false;
  */
 export class LogSink {
   #fd: number;
-  #buf = '';
+  readonly #buf = Buffer.allocUnsafe(BUFFER_BYTES);
+  #used = 0;
   #scheduled = false;
   readonly #owned: boolean;
   readonly #tick = (): void => {
@@ -40,9 +48,12 @@ export class LogSink {
   }
 
   write(line: string): void {
-    if (!this.#buf) pending.add(this);
-    this.#buf += line;
-    if (this.#buf.length >= FLUSH_AT) return this.flush();
+    if (line.length * MAX_BYTES_PER_UNIT > BUFFER_BYTES - this.#used) {
+      this.flush();
+      if (line.length * MAX_BYTES_PER_UNIT > BUFFER_BYTES) return this.#writeOut(line);
+    }
+    if (this.#used === 0) pending.add(this);
+    this.#used += this.#buf.write(line, this.#used);
     if (!this.#scheduled) {
       this.#scheduled = true;
       if (this.delayMs > 0) setTimeout(this.#tick, this.delayMs).unref();
@@ -52,18 +63,24 @@ export class LogSink {
 
   /** Writes a line now (fatal errors, exit paths). */
   writeNow(line: string): void {
-    this.#buf += line;
     this.flush();
+    this.#writeOut(line);
   }
 
-  /** Writes what is gathered now (a pending scheduled write then finds less, or nothing). */
+  /** Writes what is gathered now (a pending scheduled write then finds nothing). */
   flush(): void {
     pending.delete(this);
-    if (!this.#buf) return;
-    const data = this.#buf;
-    this.#buf = '';
+    if (this.#used === 0) return;
+    const used = this.#used;
+    this.#used = 0;
+    this.#writeOut(this.#buf.subarray(0, used));
+  }
+
+  /** Writes all of `data`: a pipe may take part of it (a short write), and the rest follows. */
+  #writeOut(text: string | Buffer): void {
+    const data = typeof text === 'string' ? Buffer.from(text) : text;
     try {
-      writeSync(this.#fd, data);
+      for (let off = 0; off < data.length; ) off += writeSync(this.#fd, data, off, data.length - off);
     } catch {
       // A closed stderr (EPIPE) or a full disk must not take the server down.
     }

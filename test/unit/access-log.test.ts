@@ -1,7 +1,7 @@
 /** The access log format compiler: Gunicorn's atoms. */
 import assert from 'node:assert/strict';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { describe, it } from 'node:test';
+import { describe, it, mock } from 'node:test';
 import { compileAccessFormat } from '../../src/logging/access-log.js';
 import { DEFAULT_ACCESS_LOG_FORMAT } from '../../src/config/sections/logging.js';
 
@@ -31,6 +31,25 @@ describe('access log format', () => {
     const e = entry();
     Object.defineProperty(e.req, 'headers', { get: () => assert.fail('req.headers was read') });
     assert.match(compileAccessFormat(DEFAULT_ACCESS_LOG_FORMAT)(e), /" 201 12 "http:\/\/r\/" "ua\/1"$/);
+  });
+
+  it('reads the wall clock once a second: %(t)s follows the entry\'s end, a monotonic time', () => {
+    mock.timers.enable({ apis: ['Date'], now: Date.UTC(2026, 10, 26, 14, 40, 54, 900) });
+    try {
+      const now = mock.method(Date, 'now');
+      const f = compileAccessFormat('%(t)s');
+      const at = (end: number) => /:(\d{2}) [+-]\d{4}\]$/.exec(f({ ...entry(), end }))![1];
+      assert.equal(at(5000), '54');
+      mock.timers.tick(60);
+      assert.equal(at(5060), '54', 'within the second: the cached text');
+      mock.timers.tick(60);
+      assert.equal(at(5120), '55', 'past the second\'s end: read again');
+      assert.equal(at(100), '55', 'an end before the cached second: read again');
+      assert.equal(now.mock.callCount(), 3, 'the first line, the next second, the earlier end');
+    } finally {
+      mock.restoreAll();
+      mock.timers.reset();
+    }
   });
 
   it('renders timing, parts of the request and headers', () => {

@@ -25,12 +25,20 @@ describe('LogSink', () => {
     sink.close();
   });
 
-  it('writes at once past 64 KB gathered', () => {
+  it('writes at once what it gathered when a line does not fit in its 64 KB, and in order', () => {
     const f = path.join(tmp, 'big.log');
     const sink = new LogSink(f, 1, 60_000);
+    const line = (i: number) => `${i} caf\u00e9 \u{1F600} ${'x'.repeat(1000)}\n`;
+    let n = 0;
+    while (read(f) === '') sink.write(line(n++));
+    // A line of at most 3 bytes per UTF-16 unit: 64 KB holds at least 21 of them, and no more than 65.
+    assert.ok(n > 21 && n < 66, `the first write came at line ${n}`);
+    assert.equal(read(f), Array.from({ length: n - 1 }, (_, i) => line(i)).join(''));
     sink.write('x'.repeat(70 * 1024) + '\n');
-    assert.equal(read(f).length, 70 * 1024 + 1);
+    assert.equal(read(f).length, Array.from({ length: n }, (_, i) => line(i)).join('').length + 70 * 1024 + 1, 'a line past 64 KB goes out at once, after the gathered ones');
+    sink.write('tail\n');
     sink.close();
+    assert.ok(read(f).endsWith('x\ntail\n'));
   });
 
   it('writes what it gathered when the process exits, by process.exit() or at the end of its loop', () => {
