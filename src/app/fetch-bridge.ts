@@ -229,9 +229,15 @@ export function fetchListener(handler: FetchHandler, onError: (err: unknown, req
     if (result instanceof Response) {
       writeResponse(result, res, req.method).catch(fail);
     } else if (result instanceof Promise) {
-      // The usual async handler: one reaction on its own promise. A Response with a plain body is written
-      // right there; anything else goes through writeResponse.
-      result.then((r) => (sendPlain(r, res) ? undefined : writeResponse(r, res, req.method))).then(undefined, fail);
+      // The usual async handler: one reaction on its own promise, and no promise of ours after it. A Response
+      // with a plain body is written right there; anything else goes through writeResponse.
+      result.then((r) => {
+        try {
+          if (!sendPlain(r, res)) writeResponse(r, res, req.method).catch(fail);
+        } catch (err) {
+          fail(err);
+        }
+      }, fail);
     } else {
       Promise.resolve(result)
         .then((r) => writeResponse(r, res, req.method))
