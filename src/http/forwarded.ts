@@ -23,7 +23,7 @@ export function setPeer(socket: net.Socket, address: string | undefined): void {
 }
 
 /** The client of a request: what a trusted proxy said, else the socket's peer and TLS state. */
-export function clientOf(req: IncomingMessage): ClientInfo {
+function clientOf(req: IncomingMessage): ClientInfo {
   const t = (req as Tagged)[kClient];
   if (t) return t;
   const socket = req.socket as net.Socket & { encrypted?: boolean };
