@@ -22,15 +22,7 @@ export function setPeer(socket: net.Socket, address: string | undefined): void {
   Object.defineProperty(socket, 'remoteAddress', { value: address, configurable: true, writable: true });
 }
 
-/** The client of a request: what a trusted proxy said, else the socket's peer and TLS state. */
-function clientOf(req: IncomingMessage): ClientInfo {
-  const t = (req as Tagged)[kClient];
-  if (t) return t;
-  const socket = req.socket as net.Socket & { encrypted?: boolean };
-  return { address: socket?.remoteAddress, secure: socket?.encrypted === true };
-}
-
-/** The client's address alone: clientOf's, without making an object (the access log asks once per request). */
+/** The client's address: what a trusted proxy said, else the socket's peer. */
 export function clientAddressOf(req: IncomingMessage): string | undefined {
   const t = (req as Tagged)[kClient];
   return t ? t.address : req.socket?.remoteAddress;
@@ -123,8 +115,7 @@ export class ForwardedHeaders {
         else if (secure === undefined) secure = false;
       }
     }
-    const base = clientOf(req);
-    (req as Tagged)[kClient] = { address: address ?? base.address, secure: secure ?? base.secure };
+    (req as Tagged)[kClient] = { address: address ?? clientAddressOf(req), secure: secure ?? isSecure(req) };
     if (address && socket && (req as { stream?: unknown }).stream !== undefined) {
       // HTTP/2: the streams of one session share its socket; this request alone gets a view with the client.
       const view = new Proxy(socket, { get: (t, p) => (p === 'remoteAddress' ? address : Reflect.get(t, p)) });
