@@ -52,6 +52,15 @@ class ClockCache {
   }
 }
 
+/**
+ * Text as a byte string: its UTF-8 bytes, one character each. The access log is written in latin1, one byte
+ * per character, because what it mostly holds, the request line and header values, Node's parser gives as
+ * byte strings: so the log holds the bytes the client sent (UTF-8 in a User-Agent stays UTF-8, where a UTF-8
+ * write would encode it twice), and writing a line takes one copy instead of two (no UTF-8 encoding pass).
+ * The format's own text and environment values, real text, come through here to be written as UTF-8.
+ */
+const bytes = (text: string): string => Buffer.from(text, 'utf8').toString('latin1');
+
 const dash = (v: unknown): string => (v === undefined || v === null || v === '' ? '-' : String(v));
 
 function path(req: IncomingMessage): string {
@@ -74,16 +83,22 @@ function firstHeader(req: IncomingMessage, lower: string): string | undefined {
 function user(req: IncomingMessage): string {
   const auth = firstHeader(req, 'authorization');
   if (!auth || !auth.startsWith('Basic ')) return '-';
-  const decoded = Buffer.from(auth.slice(6), 'base64').toString();
+  // The user name's bytes as sent (a byte string, like the rest of the line).
+  const decoded = Buffer.from(auth.slice(6), 'base64').toString('latin1');
   const i = decoded.indexOf(':');
   return i > 0 ? decoded.slice(0, i) : '-';
 }
 
 /**
- * The response body length. Headers given to writeHead() are not visible through getHeader(), so this reads
- * the header block Node wrote (`_header`, stable since Node 0.x); a chunked response has no length: `-`.
+ * The response body length. Node keeps the Content-Length it wrote (from the app's headers, or the one it
+ * computed for `end(body)`) as `_contentLength`, a number (so since Node 18 at least); reading it spares the
+ * header block, which is a rope of the header lines that a search first copies flat (profiled: `WriteToFlat`
+ * and `StringSearch` under the log). Otherwise: a length given to setHeader(), else the header block Node
+ * wrote (`_header`, stable since Node 0.x); a chunked response has no length: `-`.
  */
 function length(res: ServerResponse): string | undefined {
+  const n = (res as unknown as { _contentLength?: unknown })._contentLength;
+  if (typeof n === 'number' && Number.isSafeInteger(n) && n >= 0) return String(n);
   const v = res.getHeader('content-length');
   if (v !== undefined) return String(v);
   const head = (res as unknown as { _header?: string | null })._header;
@@ -134,14 +149,14 @@ function atoms(clock: ClockCache): Record<string, Atom> {
   };
 }
 
-/** Compiles a Gunicorn access_log_format once into a function of the request. */
+/** Compiles a Gunicorn access_log_format once into a function of the request, giving a byte string (see bytes). */
 export function compileAccessFormat(format: string): (e: AccessEntry) => string {
   const table = atoms(new ClockCache());
   const parts: (string | Atom)[] = [];
   const re = /%\((\{[^}]*\}[ioe]|[A-Za-z]+)\)s/g;
   let last = 0;
   for (let m = re.exec(format); m; m = re.exec(format)) {
-    if (m.index > last) parts.push(format.slice(last, m.index));
+    if (m.index > last) parts.push(bytes(format.slice(last, m.index)));
     last = m.index + m[0].length;
     const name = m[1]!;
     if (name.startsWith('{')) {
@@ -149,7 +164,7 @@ export function compileAccessFormat(format: string): (e: AccessEntry) => string 
       const kind = name.at(-1);
       if (kind === 'i') parts.push((e) => dash(headerText(e.req.headers[key])));
       else if (kind === 'o') parts.push((e) => dash(headerText(e.res.getHeader(key))));
-      else parts.push(() => dash(process.env[name.slice(1, name.indexOf('}'))]));
+      else parts.push(() => dash(bytes(process.env[name.slice(1, name.indexOf('}'))] ?? '')));
       continue;
     }
     const atom = table[name];
@@ -159,12 +174,29 @@ export function compileAccessFormat(format: string): (e: AccessEntry) => string 
       );
     parts.push(atom);
   }
-  if (last < format.length) parts.push(format.slice(last));
-  return (e) => {
-    let out = '';
-    for (const p of parts) out += typeof p === 'string' ? p : p(e);
-    return out;
-  };
+  if (last < format.length) parts.push(bytes(format.slice(last)));
+  return concatenation(parts);
+}
+
+/**
+ * The parts added in a row by one function made for the format, `(e) => p0(e) + " - " + p2(e) ...`: each call
+ * in it always meets the same atom, so V8 inlines them, where a loop over the parts calls every atom from one
+ * site and inlines none. Measured in one process, alternating blocks of 50,000 lines of the default format:
+ * 1,470 against 1,620 ns a line (with the write to the buffer). Where code generation from strings is off
+ * (`--disallow-code-generation-from-strings`), the loop.
+ */
+function concatenation(parts: (string | Atom)[]): (e: AccessEntry) => string {
+  const names = parts.map((_, i) => `p${i}`);
+  const sum = parts.map((p, i) => (typeof p === 'string' ? JSON.stringify(p) : `p${i}(e)`)).join(' + ');
+  try {
+    return new Function(...names, `return (e) => ${sum || "''"};`)(...parts) as (e: AccessEntry) => string;
+  } catch {
+    return (e) => {
+      let out = '';
+      for (const p of parts) out += typeof p === 'string' ? p : p(e);
+      return out;
+    };
+  }
 }
 
 function headerText(v: unknown): string | undefined {
@@ -183,7 +215,7 @@ export class AccessLog {
 
   constructor(target: string, format: string) {
     this.#format = compileAccessFormat(format);
-    this.#sink = new LogSink(target, 1, ACCESS_LOG_DELAY_MS);
+    this.#sink = new LogSink(target, 1, ACCESS_LOG_DELAY_MS, 'latin1');
     this.needsPeer = format.includes('%(h)s');
   }
 

@@ -7,8 +7,11 @@ import { closeSync, openSync, writeSync } from 'node:fs';
  * of the access log's cost at keep-alive load (profiled; docs/design.md, "Logs").
  */
 const BUFFER_BYTES = 64 * 1024;
-/** UTF-8 takes at most 3 bytes for each UTF-16 unit of a JavaScript string. */
-const MAX_BYTES_PER_UNIT = 3;
+/**
+ * How a sink turns lines into bytes. `latin1` is for lines of byte strings (one character per byte, as Node's
+ * HTTP parser hands over what the client sent): each character is written as the byte it stands for.
+ */
+export type SinkEncoding = 'utf8' | 'latin1';
 
 /** The sinks with text gathered, written out when the process exits (process.exit runs 'exit' listeners). */
 const pending = new Set<LogSink>();
@@ -27,6 +30,8 @@ export class LogSink {
   #used = 0;
   #scheduled = false;
   readonly #owned: boolean;
+  /** The most bytes one UTF-16 unit of a line can take: 3 in UTF-8, 1 in latin1. */
+  readonly #unitBytes: number;
   readonly #tick = (): void => {
     this.#scheduled = false;
     this.flush();
@@ -36,7 +41,9 @@ export class LogSink {
     readonly target: string,
     stdFd: 1 | 2,
     private readonly delayMs = 0,
+    private readonly encoding: SinkEncoding = 'utf8',
   ) {
+    this.#unitBytes = encoding === 'utf8' ? 3 : 1;
     this.#owned = target !== '-';
     this.#fd = this.#owned ? openSync(target, 'a') : stdFd;
     if (!exitHooked) {
@@ -48,12 +55,12 @@ export class LogSink {
   }
 
   write(line: string): void {
-    if (line.length * MAX_BYTES_PER_UNIT > BUFFER_BYTES - this.#used) {
+    if (line.length * this.#unitBytes > BUFFER_BYTES - this.#used) {
       this.flush();
-      if (line.length * MAX_BYTES_PER_UNIT > BUFFER_BYTES) return this.#writeOut(line);
+      if (line.length * this.#unitBytes > BUFFER_BYTES) return this.#writeOut(line);
     }
     if (this.#used === 0) pending.add(this);
-    this.#used += this.#buf.write(line, this.#used);
+    this.#used += this.#buf.write(line, this.#used, this.encoding);
     if (!this.#scheduled) {
       this.#scheduled = true;
       if (this.delayMs > 0) setTimeout(this.#tick, this.delayMs).unref();
@@ -78,7 +85,7 @@ export class LogSink {
 
   /** Writes all of `data`: a pipe may take part of it (a short write), and the rest follows. */
   #writeOut(text: string | Buffer): void {
-    const data = typeof text === 'string' ? Buffer.from(text) : text;
+    const data = typeof text === 'string' ? Buffer.from(text, this.encoding) : text;
     try {
       for (let off = 0; off < data.length; ) off += writeSync(this.#fd, data, off, data.length - off);
     } catch {

@@ -1,6 +1,9 @@
 /** The access log format compiler: Gunicorn's atoms. */
 import assert from 'node:assert/strict';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { IncomingMessage, ServerResponse } from 'node:http';
+import { Socket } from 'node:net';
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { describe, it, mock } from 'node:test';
 import { compileAccessFormat } from '../../src/logging/access-log.js';
 import { DEFAULT_ACCESS_LOG_FORMAT } from '../../src/config/sections/logging.js';
@@ -69,6 +72,39 @@ describe('access log format', () => {
     assert.equal(withHead('HTTP/1.1 200 OK\r\nCONTENT-LENGTH: 1048576\r\n\r\n'), '1048576 1048576');
     assert.equal(withHead('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n'), '- 0');
     assert.equal(withHead(null), '- 0');
+  });
+
+  it('takes the body length Node wrote from the response, without searching the header block', () => {
+    const f = compileAccessFormat('%(b)s');
+    const res = new ServerResponse(new IncomingMessage(new Socket()));
+    res.writeHead(200, { 'Content-Length': 5 });
+    Object.defineProperty(res, '_header', { get: () => assert.fail('the header block was read') });
+    assert.equal(f({ ...entry(), res }), '5');
+  });
+
+  it('gives a byte string: request text as sent, the format\'s own text and environment values as UTF-8', () => {
+    process.env.TUNICORN_TEST_SITE = 'z\u00fcrich';
+    try {
+      // A User-Agent and a Basic user sent in UTF-8: Node's parser gives them one character per byte.
+      const ua = Buffer.from('caf\u00e9/1').toString('latin1');
+      const e = entry({ rawHeaders: ['User-Agent', ua, 'Authorization', 'Basic ' + Buffer.from('j\u00f6rg:pw').toString('base64')] });
+      const line = compileAccessFormat('\u2192 %(u)s %(a)s %({TUNICORN_TEST_SITE}e)s')(e);
+      assert.equal(Buffer.from(line, 'latin1').toString('utf8'), '\u2192 j\u00f6rg caf\u00e9/1 z\u00fcrich');
+    } finally {
+      delete process.env.TUNICORN_TEST_SITE;
+    }
+  });
+
+  it('renders the same where code generation from strings is off (the loop instead of a generated function)', () => {
+    const mod = JSON.stringify(fileURLToPath(new URL('../../src/logging/access-log.ts', import.meta.url)));
+    const script = `import { compileAccessFormat } from ${mod};
+      const req = { method: 'GET', url: '/x', httpVersion: '1.1', rawHeaders: ['User-Agent', 'ua'], socket: { remoteAddress: '::1' } };
+      const res = { statusCode: 204, getHeader: () => undefined };
+      process.stdout.write(compileAccessFormat('%(h)s "%(r)s" %(s)s %(b)s "%(a)s"')({ req, res, start: 0, end: 1 }));`;
+    for (const flags of [[], ['--disallow-code-generation-from-strings']]) {
+      const out = execFileSync(process.execPath, [...flags, '--import', 'tsx', '--input-type=module', '-e', script], { encoding: 'utf8', timeout: 20_000 });
+      assert.equal(out, '::1 "GET /x HTTP/1.1" 204 - "ua"', flags.join(' ') || 'default');
+    }
   });
 
   it('names an unknown atom', () => {

@@ -41,6 +41,25 @@ describe('LogSink', () => {
     assert.ok(read(f).endsWith('x\ntail\n'));
   });
 
+  it('writes a latin1 sink\'s byte strings as their bytes, one per character, and fills its 64 KB with them', () => {
+    const f = path.join(tmp, 'latin1.log');
+    const sink = new LogSink(f, 1, 60_000, 'latin1');
+    // What Node's parser gives for a header whose bytes are UTF-8: one character per byte.
+    const sent = Buffer.from('caf\u00e9 \u{1F600}').toString('latin1');
+    const line = `${sent} ${'x'.repeat(1000)}\n`;
+    let n = 0;
+    while (read(f) === '') {
+      sink.write(line);
+      n++;
+    }
+    // One byte per character: 64 KB holds 64 of these 1,012-byte lines (3 bytes a character would stop at 21).
+    assert.equal(n, 65, `the first write came at line ${n}`);
+    sink.close();
+    const lines = read(f).split('\n');
+    assert.equal(lines.length, 66);
+    assert.equal(lines[0], 'caf\u00e9 \u{1F600} ' + 'x'.repeat(1000), 'the bytes the client sent, not encoded twice');
+  });
+
   it('writes what it gathered when the process exits, by process.exit() or at the end of its loop', () => {
     for (const [name, end] of [['exit.log', 'process.exit(3)'], ['drain.log', '']] as const) {
       const f = path.join(tmp, name);

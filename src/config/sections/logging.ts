@@ -42,7 +42,8 @@ export const logging = {
     short: 'The access log file; "-" is stdout. Off by default.',
     doc:
       'Each worker appends one line per response, formatted by `access_log_format`, written in batches at most ' +
-      '20 ms apart (and on exit). USR1 reopens it.',
+      '20 ms apart (and on exit). USR1 reopens it. The request line and headers are written as the bytes the ' +
+      'client sent (UTF-8 in a header stays UTF-8); the format\'s own text and `{name}e` values as UTF-8.',
   }),
   accessLogFormat: stringSetting<string>({
     key: 'accessLogFormat',
