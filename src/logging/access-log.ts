@@ -160,11 +160,12 @@ export function compileAccessFormat(format: string): (e: AccessEntry) => string 
     last = m.index + m[0].length;
     const name = m[1]!;
     if (name.startsWith('{')) {
-      const key = name.slice(1, name.indexOf('}')).toLowerCase();
+      const braced = name.slice(1, name.indexOf('}'));
+      const key = braced.toLowerCase();
       const kind = name.at(-1);
       if (kind === 'i') parts.push((e) => dash(headerText(e.req.headers[key])));
       else if (kind === 'o') parts.push((e) => dash(headerText(e.res.getHeader(key))));
-      else parts.push(() => dash(bytes(process.env[name.slice(1, name.indexOf('}'))] ?? '')));
+      else parts.push(() => dash(bytes(process.env[braced] ?? '')));
       continue;
     }
     const atom = table[name];
