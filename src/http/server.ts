@@ -11,11 +11,15 @@ import { ConnectionGate } from './connection.js';
 import { tlsOptionsOf } from './tls.js';
 import { ForwardedHeaders } from './forwarded.js';
 import { HAS_BODY, HostMemo, limitsOf, maxHeaderSize, rejectStatus } from './guard.js';
+import { sweepIdleConnections } from './keep-alive.js';
 
 /**
  * The response Node is writing on a socket now; the responses to requests pipelined behind it wait in Node's
  * queue and take its place one by one as each finishes. Node's own 'clientError' default reads the same field.
  */
+/** Node's response field for the `Keep-Alive: timeout=N` header (_http_outgoing.js), 0 for none. */
+type KeepAliveResponse = http.ServerResponse & { _keepAliveTimeout: number };
+
 type WritingSocket = net.Socket & { _httpMessage?: http.ServerResponse | null };
 
 /** Any server tunicorn serves HTTP with: plain, TLS, or TLS with HTTP/2 (and HTTP/1.1 fallback). */
@@ -45,6 +49,11 @@ export class HttpLayer {
   readonly #limits;
   readonly #forwarded: ForwardedHeaders;
   readonly #bodyMs: number;
+  /**
+   * The keep-alive timeout (ms) each HTTP/1 response advertises when a sweep keeps it instead of Node's timer
+   * per socket (see keep-alive.ts); 0 when Node keeps it (HTTP/2 servers, `keepalive` 0) and advertises it.
+   */
+  #advertised = 0;
   /** Connections whose last response refuses a request: Node closes them once it is sent. */
   readonly #refused = new WeakSet<net.Socket>();
   /** HTTP/2 sessions, for a GOAWAY on a graceful stop. */
@@ -64,6 +73,7 @@ export class HttpLayer {
     this.#handler = this.gateRequests()(listener);
     const handler = this.#handler;
     const tlsOptions = tlsOptionsOf(cfg);
+    const h2 = tlsOptions !== null && cfg.httpProtocols.includes('h2');
     const options = {
       noDelay: true,
       maxHeaderSize: maxHeaderSize(this.#limits),
@@ -87,7 +97,7 @@ export class HttpLayer {
         insecureHTTPParser: false,
         connectionsCheckingInterval: CHECK_INTERVAL_MS,
       });
-    } else if (tlsOptions && cfg.httpProtocols.includes('h2')) {
+    } else if (h2) {
       this.server = lazy.http2().createSecureServer({ ...tlsOptions, ...options, allowHTTP1: true }, handler as never);
     } else if (tlsOptions) {
       this.server = lazy.https().createServer({ ...tlsOptions, ...options }, handler);
@@ -102,6 +112,7 @@ export class HttpLayer {
     }
     const s = this.server as http.Server;
     s.keepAliveTimeout = options.keepAliveTimeout;
+    if (!h2 && options.keepAliveTimeout > 0) this.sweepIdle(s, options.keepAliveTimeout);
     s.headersTimeout = options.headersTimeout;
     s.requestTimeout = 0;
     s.on('clientError', (err: NodeJS.ErrnoException, socket: net.Socket) => this.onClientError(err, socket));
@@ -114,6 +125,19 @@ export class HttpLayer {
       this.log.debug(`Checking first request lines by ${this.gate.how}`);
     }
     if (tlsOptions) this.trackSessions(this.server);
+  }
+
+  /**
+   * Takes the keep-alive timeout from Node's socket timers to a sweep, once the server is 'listening' (the
+   * worker emits it: the server never listens itself). Node then sets no timer per request, and the gate
+   * puts the timeout back on each response for its `Keep-Alive: timeout=N` header.
+   */
+  private sweepIdle(s: http.Server, ms: number): void {
+    s.once('listening', () => {
+      if (!sweepIdleConnections(s, ms)) return;
+      s.keepAliveTimeout = 0;
+      this.#advertised = ms;
+    });
   }
 
   private trackSessions(server: AnyHttpServer | http2.Http2Server): void {
@@ -175,6 +199,8 @@ export class HttpLayer {
         const status = found & ~HAS_BODY;
         if (status) return this.refuse(req, res, status);
         if (bodyMs > 0 && found & HAS_BODY) this.watchBody(req, res, bodyMs);
+        // Node copied the server's keepAliveTimeout (0 when swept) to the response for its header.
+        (res as KeepAliveResponse)._keepAliveTimeout ||= this.#advertised;
       }
       forwarded.apply(req);
       listener(req, res);
@@ -200,8 +226,9 @@ export class HttpLayer {
       socket.destroySoon();
     });
     req.once('end', () => {
-      // After the response, Node has set the keep-alive timer on the socket: leave it.
-      if (!res.writableFinished) socket.setTimeout(0);
+      // After the response, Node has set its keep-alive timer on the socket (unless a sweep keeps the
+      // timeout): leave it.
+      if (!res.writableFinished || this.#advertised > 0) socket.setTimeout(0);
     });
   }
 

@@ -167,3 +167,19 @@ describe('TLS settings', () => {
     assert.throws(() => SETTINGS.certReqs.fromCli(['3']), /invalid value for certReqs \(--cert-reqs\): "3"; expected one of none, optional, required/);
   });
 });
+
+describe('keep-alive sweep', () => {
+  it("finds Node's connection list once the server listens, and declines before (Node then keeps the timeout)", async () => {
+    const http = await import('node:http');
+    const { sweepIdleConnections } = await import('../../src/http/keep-alive.js');
+    const server = http.createServer();
+    assert.equal(sweepIdleConnections(server, 1000), false, 'no list before listening');
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      // Fails if a Node release renames the list: every worker would fall back to Node's timer per request.
+      assert.equal(sweepIdleConnections(server, 1000), true);
+    } finally {
+      server.close();
+    }
+  });
+});

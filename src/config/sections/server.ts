@@ -165,6 +165,12 @@ export const server = {
     default: 5,
     short: 'How long an idle keep-alive connection stays open (0: no keep-alive).',
     doc:
+      'Each response says so (`Keep-Alive: timeout=N`), and, as Node does, the connection is kept 1 s longer ' +
+      'than that, so a client that honours the header is never the one racing the close. On plain HTTP and ' +
+      'HTTPS a sweep every 0.5 s closes the connections idle that long, so an idle connection closes between ' +
+      'N + 1 and N + 1.5 s after its last response. Node\'s own way, a timer set and cleared on each request, ' +
+      'stays only on a TLS server that also speaks HTTP/2 (h2 in `http_protocols`). A response still being ' +
+      'written to a slow reader is never cut. ' +
       'Behind a load balancer, set it above the balancer\'s idle timeout so the server is never the one ' +
       'that closes a connection the balancer is about to reuse.',
   }),
