@@ -13,13 +13,13 @@ import { ForwardedHeaders } from './forwarded.js';
 import { HAS_BODY, HostMemo, limitsOf, maxHeaderSize, rejectStatus } from './guard.js';
 import { sweepIdleConnections } from './keep-alive.js';
 
+/** Node's response field for the `Keep-Alive: timeout=N` header (_http_outgoing.js), 0 for none. */
+type KeepAliveResponse = http.ServerResponse & { _keepAliveTimeout: number };
+
 /**
  * The response Node is writing on a socket now; the responses to requests pipelined behind it wait in Node's
  * queue and take its place one by one as each finishes. Node's own 'clientError' default reads the same field.
  */
-/** Node's response field for the `Keep-Alive: timeout=N` header (_http_outgoing.js), 0 for none. */
-type KeepAliveResponse = http.ServerResponse & { _keepAliveTimeout: number };
-
 type WritingSocket = net.Socket & { _httpMessage?: http.ServerResponse | null };
 
 /** Any server tunicorn serves HTTP with: plain, TLS, or TLS with HTTP/2 (and HTTP/1.1 fallback). */
