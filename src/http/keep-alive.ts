@@ -5,7 +5,7 @@ import type net from 'node:net';
  * How often idle keep-alive connections are looked for. A connection is closed between `keepalive` + 1 s and
  * that + SWEEP_MS after its last response.
  */
-export const SWEEP_MS = 500;
+const SWEEP_MS = 500;
 
 /** Node's own margin: it closes an idle connection 1 s after the `Keep-Alive: timeout=N` it advertised. */
 const MARGIN_MS = 1000;

@@ -16,6 +16,8 @@ export interface RawResult {
   closed: boolean;
   /** Bytes left that did not parse as a response. */
   rest: string;
+  /** performance.now() when the last bytes arrived (0: none did). */
+  lastDataAt: number;
 }
 
 export interface RawStep {
@@ -92,6 +94,7 @@ export function exchange(
   return new Promise((resolve, reject) => {
     const socket = net.connect({ port, host: opts.host ?? '127.0.0.1', localAddress: opts.localAddress });
     let data = '';
+    let lastDataAt = 0;
     let settled = false;
     const timers: NodeJS.Timeout[] = [];
     const finish = (closed: boolean) => {
@@ -100,12 +103,13 @@ export function exchange(
       for (const t of timers) clearTimeout(t);
       socket.destroy();
       const { responses, rest } = parseResponses(data);
-      resolve({ responses, closed, rest });
+      resolve({ responses, closed, rest, lastDataAt });
     };
     timers.push(setTimeout(() => finish(false), opts.ms));
     socket.setEncoding('latin1');
     socket.on('data', (d: string) => {
       data += d;
+      lastDataAt = performance.now();
       if (!opts.waitClose && parseResponses(data).responses.length >= opts.want) {
         // Give the server the chance to show an extra response or a close: end our side and wait for its end.
         socket.end();
