@@ -1,6 +1,8 @@
 /**
- * `npm run bench [-- --quick] [-- --only id,id]`: tunicorn against the bare setups and the servers people
- * use today, in one run, interleaved, on loopback only. Writes bench/results/latest.json (raw) and
+ * `npm run bench [-- --quick] [-- --only=id,id] [-- --loads=id,id]`: tunicorn against the bare setups and the
+ * servers people use today, in one run, interleaved, on loopback only. `--only` starts only those servers,
+ * `--loads` runs only those loads (and not the Fetch and worker-class extras); either makes a partial run,
+ * written to bench/results/quick.json and not to the report. Writes bench/results/latest.json (raw) and
  * docs/benchmarks.md (generated from it), and prints the table with the ratios.
  */
 import { spawnSync } from 'node:child_process';
@@ -17,7 +19,9 @@ const argv = process.argv.slice(2);
 const QUICK = argv.includes('--quick');
 const onlyArg = argv.find((a) => a.startsWith('--only='))?.slice(7);
 const ONLY = onlyArg ? new Set(onlyArg.split(',')) : null;
-const OUT_JSON = path.join(ROOT, 'bench/results', QUICK || ONLY ? 'quick.json' : 'latest.json');
+const loadsArg = argv.find((a) => a.startsWith('--loads='))?.slice(8);
+const PARTIAL = QUICK || ONLY !== null || loadsArg !== undefined;
+const OUT_JSON = path.join(ROOT, 'bench/results', PARTIAL ? 'quick.json' : 'latest.json');
 const DOCS = path.join(ROOT, 'docs/benchmarks.md');
 
 const body16k = JSON.stringify({ items: Array.from({ length: 400 }, (_, i) => ({ id: i, name: `item-${i}`, ok: i % 2 === 0 })) });
@@ -64,7 +68,11 @@ const GROUPS: Group[] = QUICK
       { load: 'big', servers: ['tunicorn', 'tunicorn-fetch', 'limit', 'cluster', 'plain', 'hono'], rounds: 2, seconds: 3 },
       { load: 'slow', servers: ['tunicorn', 'tunicorn-sync', 'tunicorn-gthread', 'tunicorn-fetch', 'limit', 'cluster', 'pm2', 'plain', 'seed'], rounds: 2, seconds: 3 },
       { load: 'tls', servers: ['tunicorn-tls', 'limit-tls', 'plain-tls'], rounds: 2, seconds: 3 },
-    ];
+    ].filter((g) => loadsArg === undefined || loadsArg.split(',').includes(g.load));
+if (GROUPS.length === 0) {
+  process.stderr.write(`bench: --loads=${loadsArg} names no load of this run; the loads are ${Object.keys(LOADS).join(', ')}\n`);
+  process.exit(2);
+}
 /** Started for the memory figures only: what the watchdog thread costs a worker. */
 const MEMORY_ONLY = ['tunicorn-nowatchdog', 'tunicorn-ts'];
 
@@ -296,10 +304,13 @@ async function main(): Promise<void> {
     // Every server is stopped: what keeps the cores busy now is not ours.
     const busyPercentAtEnd = await otherWork();
 
-    const extra: Record<string, unknown> = {
-      fetchRatio: await optionalExtra('fetch-ratio.ts', 'runFetchRatio'),
-      concurrency: await optionalExtra('concurrency.ts', 'runConcurrency'),
-    };
+    const extra: Record<string, unknown> =
+      loadsArg !== undefined
+        ? { skipped: `--loads=${loadsArg}: a partial run` }
+        : {
+            fetchRatio: await optionalExtra('fetch-ratio.ts', 'runFetchRatio'),
+            concurrency: await optionalExtra('concurrency.ts', 'runConcurrency'),
+          };
 
     const raw: RawResults = {
       date: new Date().toISOString(),
@@ -326,7 +337,7 @@ async function main(): Promise<void> {
         'first bytes': nativeBuilt('peek') ? 'native peek' : 'read in JavaScript',
       },
       generator,
-      command: `npm run bench${QUICK ? ' -- --quick' : ''}${onlyArg ? ` -- --only=${onlyArg}` : ''}`,
+      command: `npm run bench${QUICK ? ' -- --quick' : ''}${onlyArg ? ` -- --only=${onlyArg}` : ''}${loadsArg ? ` -- --loads=${loadsArg}` : ''}`,
       skipped,
       servers: results,
       loads,
@@ -334,13 +345,13 @@ async function main(): Promise<void> {
     };
     fs.mkdirSync(path.dirname(OUT_JSON), { recursive: true });
     fs.writeFileSync(OUT_JSON, JSON.stringify(raw, null, 2) + '\n');
-    if (!QUICK && !ONLY) {
+    if (!PARTIAL) {
       fs.writeFileSync(DOCS, renderMarkdown(raw, path.relative(ROOT, OUT_JSON)));
       const readme = path.join(ROOT, 'README.md');
       fs.writeFileSync(readme, updateReadme(fs.readFileSync(readme, 'utf8'), raw));
     }
     process.stdout.write(renderTerminal(raw));
-    say(`raw results: ${path.relative(ROOT, OUT_JSON)}${!QUICK && !ONLY ? `; report: ${path.relative(ROOT, DOCS)}` : ' (docs/benchmarks.md is written by a full run only)'}; took ${raw.durationS} s`);
+    say(`raw results: ${path.relative(ROOT, OUT_JSON)}${!PARTIAL ? `; report: ${path.relative(ROOT, DOCS)}` : ' (docs/benchmarks.md is written by a full run only)'}; took ${raw.durationS} s`);
   } finally {
     await cleanup();
     fs.rmSync(tmp, { recursive: true, force: true });
