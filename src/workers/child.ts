@@ -16,6 +16,7 @@ import { importedFiles } from './imported-files.js';
 import { Leases, type LeasedHandle } from './leases.js';
 import { dropPrivileges, resolveIdentity } from './privileges.js';
 import { loadHooks, WorkerRuntime, type WorkerHooks } from './runtime.js';
+import { keepTickShape } from './tick-shape.js';
 import { heartbeatEvery, Watchdog } from './watchdog.js';
 import { WORKER_CLASSES, type WorkerClass } from './worker-class.js';
 
@@ -231,6 +232,7 @@ function main(): void {
   });
 
   async function boot(init: Init): Promise<void> {
+    keepTickShape();
     const name = (init.config.procName as string | null) ?? init.app;
     process.title = `tunicorn: worker [${name}]`;
     let hooks: WorkerHooks;

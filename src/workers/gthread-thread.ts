@@ -16,6 +16,7 @@ import { OneAtATime } from './one-at-a-time.js';
 import { loadHooks, WorkerRuntime } from './runtime.js';
 import { Serving } from './serving.js';
 import { ThreadSlots } from './thread-slots.js';
+import { keepTickShape } from './tick-shape.js';
 
 export interface ThreadData {
   readonly thread: number;
@@ -52,6 +53,8 @@ export type ToThread =
   | { readonly t: 'adopt'; readonly listener: number; readonly fd: number };
 
 async function main(): Promise<void> {
+  // Each thread has its own nextTick and hidden classes.
+  keepTickShape();
   const d = workerData as ThreadData;
   const port = parentPort!;
   const post = (m: ThreadMessage) => port.postMessage(m);
