@@ -20,7 +20,8 @@ const QUICK = argv.includes('--quick');
 const onlyArg = argv.find((a) => a.startsWith('--only='))?.slice(7);
 const ONLY = onlyArg ? new Set(onlyArg.split(',')) : null;
 const loadsArg = argv.find((a) => a.startsWith('--loads='))?.slice(8);
-const PARTIAL = QUICK || ONLY !== null || loadsArg !== undefined;
+const LOADS_ONLY = loadsArg !== undefined ? new Set(loadsArg.split(',')) : null;
+const PARTIAL = QUICK || ONLY !== null || LOADS_ONLY !== null;
 const OUT_JSON = path.join(ROOT, 'bench/results', PARTIAL ? 'quick.json' : 'latest.json');
 const DOCS = path.join(ROOT, 'docs/benchmarks.md');
 
@@ -68,7 +69,7 @@ const GROUPS: Group[] = QUICK
       { load: 'big', servers: ['tunicorn', 'tunicorn-fetch', 'limit', 'cluster', 'plain', 'hono'], rounds: 2, seconds: 3 },
       { load: 'slow', servers: ['tunicorn', 'tunicorn-sync', 'tunicorn-gthread', 'tunicorn-fetch', 'limit', 'cluster', 'pm2', 'plain', 'seed'], rounds: 2, seconds: 3 },
       { load: 'tls', servers: ['tunicorn-tls', 'limit-tls', 'plain-tls'], rounds: 2, seconds: 3 },
-    ].filter((g) => loadsArg === undefined || loadsArg.split(',').includes(g.load));
+    ].filter((g) => !LOADS_ONLY || LOADS_ONLY.has(g.load));
 if (GROUPS.length === 0) {
   process.stderr.write(`bench: --loads=${loadsArg} names no load of this run; the loads are ${Object.keys(LOADS).join(', ')}\n`);
   process.exit(2);
@@ -305,7 +306,7 @@ async function main(): Promise<void> {
     const busyPercentAtEnd = await otherWork();
 
     const extra: Record<string, unknown> =
-      loadsArg !== undefined
+      LOADS_ONLY
         ? { skipped: `--loads=${loadsArg}: a partial run` }
         : {
             fetchRatio: await optionalExtra('fetch-ratio.ts', 'runFetchRatio'),
