@@ -1,0 +1,159 @@
+/**
+ * The Request a Fetch handler gets, read whole (`text()`, `json()`, `arrayBuffer()`, `bytes()`) straight from
+ * Node's request, on a real node:http server in process:
+ * - the bytes, exactly, from one chunk or many, with Content-Length or chunked
+ * - Fetch's decoding: a UTF-8 byte order mark is dropped by text() and json(), kept by arrayBuffer()
+ * - after a read the Request says so (bodyUsed, a locked body, clone() refused) and a second read fails
+ * - GET and HEAD read as empty; a body read through `request.body` is not read again
+ * - a client that goes away mid-body fails the read instead of leaving it pending
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import http from 'node:http';
+import net from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import { fetchListener } from '../../src/app/fetch-bridge.js';
+import { installResponse } from '../../src/app/fetch-response.js';
+
+installResponse();
+
+function describeError(err: unknown): string {
+  return err instanceof Error ? `${err.constructor.name}: ${err.message}` : String(err);
+}
+
+describe('a Fetch handler reads the request body whole', () => {
+  let server: http.Server;
+  let port = 0;
+  let started: (() => void) | null = null;
+  let aborted: ((outcome: string) => void) | null = null;
+  const routes: Record<string, (req: Request) => Promise<Response>> = {
+    '/array': async (req) => {
+      const ab = await req.arrayBuffer();
+      assert.ok(ab instanceof ArrayBuffer);
+      return new Response(ab);
+    },
+    '/bytes': async (req) => {
+      const b = await req.bytes();
+      assert.ok(b instanceof Uint8Array);
+      return new Response(`${b.constructor.name} ${b.byteLength} ${b.byteOffset}`);
+    },
+    '/text': async (req) => new Response(JSON.stringify(await req.text())),
+    '/json': async (req) => {
+      try {
+        return Response.json({ got: await req.json() });
+      } catch (err) {
+        return Response.json({ error: describeError(err) });
+      }
+    },
+    '/twice': async (req) => {
+      const before = req.bodyUsed;
+      const first = await req.text();
+      const second = await req.text().then(() => 'read again', describeError);
+      let clone = 'cloned';
+      try {
+        req.clone();
+      } catch (err) {
+        clone = describeError(err);
+      }
+      return Response.json({ before, first, after: req.bodyUsed, second, locked: req.body?.locked, clone });
+    },
+    '/stream-first': async (req) => {
+      const reader = req.body!.getReader();
+      let n = 0;
+      for (let r = await reader.read(); !r.done; r = await reader.read()) n += r.value.byteLength;
+      const again = await req.text().then(() => 'read again', describeError);
+      return Response.json({ n, used: req.bodyUsed, again });
+    },
+    '/abort': async (req) => {
+      started?.();
+      const outcome = await req.arrayBuffer().then((b) => `read ${b.byteLength} bytes`, describeError);
+      aborted?.(outcome);
+      return new Response(outcome);
+    },
+  };
+
+  before(async () => {
+    const onError = (err: unknown, _req: http.IncomingMessage, res: http.ServerResponse) => {
+      res.writeHead(500).end(describeError(err));
+    };
+    server = http.createServer(fetchListener((req) => routes[new URL(req.url).pathname]!(req), onError));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    port = (server.address() as AddressInfo).port;
+  });
+  after(() => server.close());
+
+  const url = (path: string) => `http://127.0.0.1:${port}${path}`;
+
+  it('gives the exact bytes of a large body, sent with Content-Length or chunked', async () => {
+    const body = randomBytes(300_000);
+    const r = await fetch(url('/array'), { method: 'POST', body });
+    assert.equal(r.status, 200);
+    assert.ok(Buffer.from(await r.arrayBuffer()).equals(body));
+    // Chunked, in several writes.
+    const chunked = await new Promise<Buffer>((resolve, reject) => {
+      const req = http.request(url('/array'), { method: 'PUT' }, (res) => {
+        const got: Buffer[] = [];
+        res.on('data', (c: Buffer) => got.push(c));
+        res.on('end', () => resolve(Buffer.concat(got)));
+      });
+      req.on('error', reject);
+      req.write(body.subarray(0, 1000));
+      req.write(body.subarray(1000, 200_000));
+      req.end(body.subarray(200_000));
+    });
+    assert.ok(chunked.equals(body));
+    assert.equal(await (await fetch(url('/bytes'), { method: 'POST', body: 'four' })).text(), 'Uint8Array 4 0');
+    assert.equal(await (await fetch(url('/bytes'), { method: 'POST' })).text(), 'Uint8Array 0 0');
+  });
+
+  it('decodes text and JSON as Fetch does', async () => {
+    const bom = Buffer.from([0xef, 0xbb, 0xbf]);
+    const text = (body: Buffer | string) => fetch(url('/text'), { method: 'POST', body }).then((r) => r.json());
+    assert.equal(await text(Buffer.concat([bom, Buffer.from('héllo')])), 'héllo');
+    assert.equal(await text(Buffer.from([0x61, 0xff, 0x62])), 'a\ufffdb');
+    assert.equal(await text('x'.repeat(100_000)), 'x'.repeat(100_000));
+    const json = (body: Buffer | string) => fetch(url('/json'), { method: 'POST', body }).then((r) => r.json());
+    assert.deepEqual(await json(Buffer.concat([bom, Buffer.from('{"a":[1,"é"]}')])), { got: { a: [1, 'é'] } });
+    assert.match((await json('{not json')).error, /^SyntaxError: /);
+    const kept = await fetch(url('/array'), { method: 'POST', body: Buffer.concat([bom, Buffer.from('x')]) });
+    assert.deepEqual([...new Uint8Array(await kept.arrayBuffer())], [0xef, 0xbb, 0xbf, 0x78]);
+  });
+
+  it('after a read, says the body was used and refuses a second read and clone()', async () => {
+    const r = await fetch(url('/twice'), { method: 'POST', body: 'once' });
+    const got = await r.json();
+    assert.match(got.clone, /^TypeError: /);
+    assert.deepEqual({ ...got, clone: undefined }, {
+      before: false,
+      first: 'once',
+      after: true,
+      second: 'TypeError: Body is unusable: Body has already been read',
+      locked: true,
+      clone: undefined,
+    });
+  });
+
+  it('reads GET as empty, and does not read again a body read through request.body', async () => {
+    assert.equal(await (await fetch(url('/text'))).json(), '');
+    const r = await fetch(url('/stream-first'), { method: 'POST', body: randomBytes(50_000) });
+    assert.deepEqual(await r.json(), { n: 50_000, used: true, again: 'TypeError: Body is unusable: Body has already been read' });
+  });
+
+  it('fails the read when the client goes away mid-body', async () => {
+    const outcome = new Promise<string>((resolve) => {
+      aborted = resolve;
+    });
+    const sock = net.connect(port, '127.0.0.1');
+    sock.on('error', () => {});
+    // Gone once the handler runs: it is then waiting for the other 990 bytes.
+    started = () => sock.destroy();
+    sock.write('POST /abort HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n0123456789');
+    try {
+      assert.equal(await outcome, 'Error: aborted');
+    } finally {
+      started = null;
+      aborted = null;
+    }
+  });
+});
