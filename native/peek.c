@@ -1,5 +1,6 @@
 /*
- * A look at a connection's first bytes without reading them (src/http/peek.ts, used by the connection gate).
+ * Two descriptor helpers that Node lacks (src/http/peek.ts): a look at a connection's first bytes without
+ * reading them, for the connection gate, and dup(2) of a listening socket, for a worker that pauses accepting.
  *
  * The gate checks the first request line of every plain-HTTP connection. Reading it through JavaScript and
  * handing the bytes back to Node's parser costs a read callback, a Buffer and the parser's JavaScript entry for
@@ -13,6 +14,7 @@
  * Built like watchdog.c (scripts/build-native.mjs), with the Node-API declarations of napi.h.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -76,9 +78,32 @@ static napi_value open_peek(napi_env env, napi_callback_info info) {
   return fn;
 }
 
+/*
+ * exports.dup(fd): a new descriptor for the same open socket, close-on-exec (so a process the app spawns does
+ * not inherit the listening socket), or -errno. A worker that stops accepting closes its listening descriptor
+ * (libuv cannot stop accepting otherwise) and keeps a duplicate to listen on again, with no round trip to the
+ * master for a new one (src/workers/leases.ts).
+ */
+static napi_value dup_fd(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  int32_t fd = -1;
+  napi_value result;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != 0 || argc < 1 ||
+      napi_get_value_int32(env, argv[0], &fd) != 0 || fd < 0) {
+    napi_throw_error(env, NULL, "dup(fd): fd must be an open descriptor");
+    return NULL;
+  }
+  int copy = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  napi_create_int32(env, copy < 0 ? -errno : copy, &result);
+  return result;
+}
+
 napi_value napi_register_module_v1(napi_env env, napi_value exports) {
   napi_value fn;
   if (napi_create_function(env, "open", 4, open_peek, NULL, &fn) == 0)
     napi_set_named_property(env, exports, "open", fn);
+  if (napi_create_function(env, "dup", 3, dup_fd, NULL, &fn) == 0)
+    napi_set_named_property(env, exports, "dup", fn);
   return exports;
 }

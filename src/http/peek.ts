@@ -25,3 +25,13 @@ export function openPeek(): Peek | string {
   const native = loadNative<{ open(size: number): Peek }>('peek');
   return typeof native === 'string' ? native : native.open(PEEK_BYTES);
 }
+
+/**
+ * `dup(fd)` from native/peek.c: a close-on-exec duplicate of a descriptor, or -errno; or why there is none
+ * (the module is not built, or is older than this function).
+ */
+export function openDup(): ((fd: number) => number) | string {
+  const native = loadNative<{ dup?(fd: number): number }>('peek');
+  if (typeof native === 'string') return native;
+  return typeof native.dup === 'function' ? native.dup : 'dist/native/peek.node has no dup(); `npm run build` rebuilds it';
+}

@@ -1,4 +1,4 @@
-import type { LeasedHandle, Leases } from './leases.js';
+import { closeLease, type Lease, type Leases } from './leases.js';
 import type { Serving } from './serving.js';
 
 type State = 'listening' | 'closed' | 'opening';
@@ -6,13 +6,14 @@ type State = 'listening' | 'closed' | 'opening';
 /**
  * Pauses and resumes accepting on every listener of a Serving, so the kernel gives new connections to other
  * workers (or keeps them in the backlog) while this one is busy. Pausing closes this worker's copy of each
- * socket; resuming listens on a duplicate from the master, asked for at the pause so it is usually there by
- * the time the worker resumes. A socket stays in LISTEN state while any process holds it, so connections
- * already queued in the kernel are not affected.
+ * socket; resuming listens on a duplicate: made just before the close where native dup() is built, else from
+ * the master, asked for at the pause (and again after each resume) so it is usually there by the time the
+ * worker resumes. A socket stays in LISTEN state while any process holds it, so connections already queued in
+ * the kernel are not affected.
  */
 export class AcceptSwitch {
   readonly #state: State[];
-  readonly #spare: (Promise<LeasedHandle> | null)[];
+  readonly #spare: (Promise<Lease> | null)[];
   #paused = false;
 
   constructor(
@@ -44,9 +45,10 @@ export class AcceptSwitch {
     for (let i = 0; i < this.#state.length; i++) {
       if (this.serving.acceptorsClosed) return;
       if (this.#paused && this.#state[i] === 'listening') {
+        // The duplicate first: made here, it is a copy of the descriptor about to be closed.
+        this.#spare[i] ??= this.leases.request(i, this.serving.acceptorFd(i));
         this.serving.closeAcceptor(i);
         this.#state[i] = 'closed';
-        this.#spare[i] ??= this.leases.request(i);
       } else if (!this.#paused && this.#state[i] === 'closed') {
         const spare = this.#spare[i] ?? this.leases.request(i);
         this.#spare[i] = null;
@@ -56,9 +58,9 @@ export class AcceptSwitch {
     }
   }
 
-  private async opened(i: number, handle: LeasedHandle): Promise<void> {
+  private async opened(i: number, handle: Lease): Promise<void> {
     if (this.serving.acceptorsClosed) {
-      handle.close();
+      closeLease(handle);
       return;
     }
     if (this.#paused) {
@@ -69,8 +71,8 @@ export class AcceptSwitch {
     }
     await this.serving.listenAcceptor(i, handle);
     this.#state[i] = 'listening';
-    // Ask for the next duplicate now, so the next resume finds it here instead of waiting for the master.
-    this.#spare[i] ??= this.leases.request(i);
+    // From the master: ask for the next duplicate now, so the next resume finds it here instead of waiting.
+    if (!this.leases.local) this.#spare[i] ??= this.leases.request(i);
     if (this.#paused) this.reconcile();
   }
 }

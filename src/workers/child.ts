@@ -14,6 +14,7 @@ import { isMasterMessage, ExitCode, WATCHDOG_FD, type InflightRequest, type Mast
 import { watchEsmImports } from './esm-watch.js';
 import { importedFiles } from './imported-files.js';
 import { Leases, type LeasedHandle } from './leases.js';
+import { openDup } from '../http/peek.js';
 import { dropPrivileges, resolveIdentity } from './privileges.js';
 import { loadHooks, WorkerRuntime, type WorkerHooks } from './runtime.js';
 import { keepTickShape } from './tick-shape.js';
@@ -215,7 +216,8 @@ function main(): void {
     else process.exit(0);
     setTimeout(() => process.exit(0), 5000).unref();
   });
-  const leases = new Leases(send);
+  const dup = openDup();
+  const leases = new Leases(send, typeof dup === 'string' ? null : dup);
   process.on('message', (m: unknown, handle: unknown) => {
     if (!isMasterMessage(m)) return;
     if (m.t === 'lease') return leases.deliver(m.listener, handle as LeasedHandle | undefined);

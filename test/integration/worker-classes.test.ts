@@ -171,8 +171,11 @@ for (const cls of CLASSES) {
 }
 
 describe('what each class promises', () => {
-  it('a sync worker waiting on I/O does not get the next connection', async () => {
-    const { s, port } = await start(['-k', 'sync', '-w', '2', APP]);
+  // Pausing and resuming accepting: on a duplicate the worker makes itself (native dup()), and, without the
+  // native module, on one the master sends (TUNICORN_NATIVE=0).
+  for (const [how, env] of [['its own duplicates', {}], ['duplicates from the master', { TUNICORN_NATIVE: '0' }]] as const) {
+  it(`a sync worker waiting on I/O does not get the next connection (${how})`, async () => {
+    const { s, port } = await start(['-k', 'sync', '-w', '2', APP], env);
     await s.workersBooted(2);
     await until(() => childrenOf(s.pid).length === 2, 10000, '2 workers');
     let slowDone = false;
@@ -189,6 +192,7 @@ describe('what each class promises', () => {
     assert.ok(!whileBusy.includes(busy), `the busy worker ${busy} took a connection: ${whileBusy.join(' ')}`);
     await s.kill();
   });
+  }
 
   it('two CPU-bound requests run on two threads of one gthread worker', async () => {
     const { s, port } = await start(['-k', 'gthread', '-w', '1', '--threads', '2', APP]);

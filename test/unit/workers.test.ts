@@ -5,7 +5,8 @@ import type net from 'node:net';
 import { describe, it } from 'node:test';
 import { listenerLayout } from '../../src/protocol/messages.js';
 import { AcceptSwitch } from '../../src/workers/accept-switch.js';
-import type { LeasedHandle, Leases } from '../../src/workers/leases.js';
+import { Leases, type LeasedHandle } from '../../src/workers/leases.js';
+import type { WorkerMessage } from '../../src/protocol/messages.js';
 import { AcceptTimes, parseRequestStart, queueTable, queueTime } from '../../src/workers/queue-time.js';
 import type { Serving } from '../../src/workers/serving.js';
 import { compileAccessFormat } from '../../src/logging/access-log.js';
@@ -26,8 +27,11 @@ class FakeServing {
   closeAcceptor(i: number): void {
     this.events.push(`close ${i}`);
   }
+  acceptorFd(i: number): number {
+    return 10 + i;
+  }
   async listenAcceptor(i: number, h: unknown): Promise<void> {
-    this.events.push(`listen ${i} ${(h as { n: number }).n}`);
+    this.events.push(`listen ${i} ${typeof h === 'number' ? `fd ${h}` : (h as { n: number }).n}`);
   }
 }
 
@@ -92,6 +96,38 @@ describe('AcceptSwitch', () => {
     await tick();
     assert.deepEqual(leases.closed, [1]);
     assert.deepEqual(serving.events, ['close 0']);
+  });
+});
+
+describe('AcceptSwitch with duplicates made in the worker', () => {
+  it('duplicates each descriptor before closing it, listens on the copy, and never asks the master', async () => {
+    const serving = new FakeServing();
+    const sent: WorkerMessage[] = [];
+    let next = 100;
+    const dup = (fd: number) => {
+      serving.events.push(`dup ${fd}`);
+      return next++;
+    };
+    const sw = new AcceptSwitch(serving as unknown as Serving, new Leases((m) => sent.push(m), dup), 2);
+    sw.pause();
+    assert.deepEqual(serving.events, ['dup 10', 'close 0', 'dup 11', 'close 1']);
+    sw.resume();
+    await tick();
+    assert.deepEqual(serving.events.slice(4), ['listen 0 fd 100', 'listen 1 fd 101']);
+    sw.pause();
+    sw.resume();
+    await tick();
+    assert.deepEqual(serving.events.slice(6), ['dup 10', 'close 0', 'dup 11', 'close 1', 'listen 0 fd 102', 'listen 1 fd 103']);
+    assert.deepEqual(sent, [], 'no lease message');
+  });
+
+  it('asks the master when the copy fails, or the descriptor is unknown', async () => {
+    const sent: WorkerMessage[] = [];
+    const leases = new Leases((m) => sent.push(m), () => -24 /* -EMFILE */);
+    void leases.request(0, 7);
+    void leases.request(1);
+    assert.deepEqual(sent, [{ t: 'lease', listener: 0 }, { t: 'lease', listener: 1 }]);
+    assert.equal(new Leases(() => {}).local, false);
   });
 });
 
