@@ -126,11 +126,13 @@ function readWhole<T>(self: LazyRequest, name: string, convert: Convert<T>): Pro
   return new Promise<T>((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
+    let ended = false;
     req.on('data', (chunk: Buffer) => {
       chunks.push(chunk);
       size += chunk.length;
     });
     req.once('end', () => {
+      ended = true;
       try {
         resolve(convert(chunks, size));
       } catch (err) {
@@ -138,20 +140,24 @@ function readWhole<T>(self: LazyRequest, name: string, convert: Convert<T>): Pro
       }
     });
     req.once('error', reject);
-    // After 'end' this settles nothing; before it, the client went away mid-body.
-    req.once('close', () => reject(Object.assign(new Error('aborted'), { code: 'ECONNRESET' })));
+    // 'close' follows 'end' on every request; before it, the client went away mid-body. (An Error made on
+    // every 'close' cost 4 us of CPU a request: V8 captures its stack.)
+    req.once('close', () => {
+      if (!ended) reject(Object.assign(new Error('aborted'), { code: 'ECONNRESET' }));
+    });
   });
 }
 
 function toArrayBuffer(chunks: Buffer[], size: number): ArrayBuffer {
-  // A fresh buffer of exactly the body: Node's chunks may be views into a larger shared one.
-  const out = new Uint8Array(size);
+  // A fresh buffer of exactly the body (Node's chunks may be views into a larger shared one), not zeroed
+  // first: every byte is written below (zeroing it cost more than the copy, `perf`).
+  const out = Buffer.allocUnsafeSlow(size);
   let at = 0;
   for (const c of chunks) {
     out.set(c, at);
     at += c.length;
   }
-  return out.buffer;
+  return out.buffer as ArrayBuffer;
 }
 
 function toText(chunks: Buffer[], size: number): string {
