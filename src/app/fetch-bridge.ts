@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
+import { headersFromRaw, lazyHeaders, standardHeaders } from './fetch-headers.js';
 import { sendPlain } from './fetch-response.js';
 import { clientAddressOf, isSecure } from '../http/forwarded.js';
 import { sameName } from '../http/guard.js';
@@ -48,17 +49,6 @@ function hostOf(req: IncomingMessage): string {
   return req.socket?.localAddress ?? 'localhost';
 }
 
-function headersOf(req: IncomingMessage): Headers {
-  const h = new Headers();
-  const raw = req.rawHeaders;
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i]!;
-    // HTTP/2 pseudo-headers are not Fetch headers.
-    if (name.charCodeAt(0) !== 58) h.append(name, raw[i + 1]!);
-  }
-  return h;
-}
-
 function abortOf(self: LazyRequest): AbortController {
   let ac = self[kAbort];
   if (!ac) {
@@ -85,7 +75,7 @@ function realRequest(self: LazyRequest): Request {
     const method = req.method ?? 'GET';
     const init: RequestInit & { duplex?: 'half' } = {
       method,
-      headers: self[kHeaders] ?? headersOf(req),
+      headers: self[kHeaders] ? standardHeaders(self[kHeaders]) : headersFromRaw(req.rawHeaders),
       signal: abortOf(self).signal,
     };
     if (self[kUsed]) {
@@ -185,7 +175,7 @@ const lazyRequestPrototype: object = Object.create(Request.prototype, {
   headers: {
     get(this: LazyRequest) {
       if (this[kReal]) return this[kReal].headers;
-      return (this[kHeaders] ??= headersOf(this[kIncoming]));
+      return (this[kHeaders] ??= lazyHeaders(this[kIncoming].rawHeaders));
     },
   },
   signal: { get(this: LazyRequest) { return this[kReal]?.signal ?? abortOf(this).signal; } },

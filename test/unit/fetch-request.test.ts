@@ -6,6 +6,8 @@
  * - after a read the Request says so (bodyUsed, a locked body, clone() refused) and a second read fails
  * - GET and HEAD read as empty; a body read through `request.body` is not read again
  * - a client that goes away mid-body fails the read instead of leaving it pending
+ * - `request.headers` answers get/has from Node's raw list as a standard Headers would (case, repeated
+ *   fields, cookies, bad names), and behaves as one for everything else (iteration, set, copies)
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -13,8 +15,9 @@ import http from 'node:http';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { fetchListener } from '../../src/app/fetch-bridge.js';
+import { fetchListener, incomingMessage } from '../../src/app/fetch-bridge.js';
 import { installResponse } from '../../src/app/fetch-response.js';
+import { inspect } from 'node:util';
 
 installResponse();
 
@@ -64,6 +67,28 @@ describe('a Fetch handler reads the request body whole', () => {
       for (let r = await reader.read(); !r.done; r = await reader.read()) n += r.value.byteLength;
       const again = await req.text().then(() => 'read again', describeError);
       return Response.json({ n, used: req.bodyUsed, again });
+    },
+    '/headers': async (req) => {
+      const h = req.headers;
+      const names = ['host', 'X-Twice', 'x-twice', 'cookie', 'Content-Type', 'x-empty', 'x-missing', 'X-Spaced'];
+      // Looked up first: anything else below builds the standard Headers behind h.
+      const got = Object.fromEntries(names.map((n) => [n, h.get(n)]));
+      const has = names.map((n) => h.has(n));
+      const standard = new Headers();
+      const raw = incomingMessage(req)!.rawHeaders;
+      for (let i = 0; i < raw.length; i += 2) standard.append(raw[i]!, raw[i + 1]!);
+      const same = names.every((n, i) => got[n] === standard.get(n) && has[i] === standard.has(n));
+      let bad = 'no error';
+      try {
+        h.get('bad name');
+      } catch (err) {
+        bad = describeError(err);
+      }
+      const kind = [h instanceof Headers, Object.prototype.toString.call(h), typeof inspect(h)];
+      const copy = new Headers(h).get('x-twice');
+      h.set('x-twice', 'replaced');
+      h.append('x-added', '1');
+      return Response.json({ got, same, bad, kind, copy, after: [h.get('x-twice'), h.get('X-Added'), h.has('x-added')] });
     },
     '/abort': async (req) => {
       started?.();
@@ -138,6 +163,38 @@ describe('a Fetch handler reads the request body whole', () => {
     assert.equal(await (await fetch(url('/text'))).json(), '');
     const r = await fetch(url('/stream-first'), { method: 'POST', body: randomBytes(50_000) });
     assert.deepEqual(await r.json(), { n: 50_000, used: true, again: 'TypeError: Body is unusable: Body has already been read' });
+  });
+
+  it('answers header lookups from the raw list as a standard Headers would, and is one for the rest', async () => {
+    const raw = await new Promise<string>((resolve, reject) => {
+      let got = '';
+      const c = net.connect(port, '127.0.0.1', () => {
+        c.write(
+          'GET /headers HTTP/1.1\r\nHost: example.test\r\nX-Twice: one\r\nCookie: a=1\r\nx-twice: two\r\n' +
+            'cookie: b=2\r\nContent-Type: text/plain\r\nX-Empty:\r\nX-Spaced:   in  side  \r\nConnection: close\r\n\r\n',
+        );
+      });
+      c.setEncoding('utf8');
+      c.on('data', (d: string) => (got += d));
+      c.on('end', () => resolve(got));
+      c.on('error', reject);
+    });
+    const body = JSON.parse(raw.slice(raw.indexOf('\r\n\r\n') + 4));
+    assert.deepEqual(body.got, {
+      host: 'example.test',
+      'X-Twice': 'one, two',
+      'x-twice': 'one, two',
+      cookie: 'a=1; b=2',
+      'Content-Type': 'text/plain',
+      'x-empty': '',
+      'x-missing': null,
+      'X-Spaced': 'in  side',
+    });
+    assert.equal(body.same, true, 'get and has agree with a standard Headers of the same fields');
+    assert.match(body.bad, /^TypeError: .*invalid header name/);
+    assert.deepEqual(body.kind, [true, '[object Headers]', 'string']);
+    assert.equal(body.copy, 'one, two');
+    assert.deepEqual(body.after, ['replaced', '1', true]);
   });
 
   it('fails the read when the client goes away mid-body', async () => {
