@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 import { headersFromRaw, lazyHeaders, standardHeaders } from './fetch-headers.js';
+import { forwardMembers } from './forward.js';
 import { sendPlain } from './fetch-response.js';
 import { clientAddressOf, isSecure } from '../http/forwarded.js';
 import { sameName } from '../http/guard.js';
@@ -181,30 +182,19 @@ const lazyRequestPrototype: object = Object.create(Request.prototype, {
   signal: { get(this: LazyRequest) { return this[kReal]?.signal ?? abortOf(this).signal; } },
   bodyUsed: { get(this: LazyRequest) { return this[kReal]?.bodyUsed ?? this[kUsed] === true; } },
 });
-for (const name of Object.getOwnPropertyNames(Request.prototype)) {
-  if (name in { constructor: 1, method: 1, url: 1, headers: 1, signal: 1, bodyUsed: 1 }) continue;
-  const d = Object.getOwnPropertyDescriptor(Request.prototype, name)!;
-  const whole = wholeReaders.get(name);
-  if (whole !== undefined && typeof d.value === 'function') {
-    Object.defineProperty(lazyRequestPrototype, name, {
-      value(this: LazyRequest) {
-        return readWhole(this, name, whole);
-      },
-    });
-  } else if (typeof d.value === 'function') {
-    Object.defineProperty(lazyRequestPrototype, name, {
-      value(this: LazyRequest, ...args: unknown[]) {
-        const real = realRequest(this);
-        return (real as unknown as Record<string, (...a: unknown[]) => unknown>)[name]!(...args);
-      },
-    });
-  } else if (d.get) {
-    Object.defineProperty(lazyRequestPrototype, name, {
-      get(this: LazyRequest) {
-        return (realRequest(this) as unknown as Record<string, unknown>)[name];
-      },
-    });
-  }
+const ownMembers = new Set(['constructor', 'method', 'url', 'headers', 'signal', 'bodyUsed']);
+const requestKeys = Object.getOwnPropertyNames(Request.prototype).filter((k) => !ownMembers.has(k));
+forwardMembers<LazyRequest>(lazyRequestPrototype, Request.prototype, requestKeys.filter((k) => !wholeReaders.has(k)), realRequest);
+for (const [name, whole] of wholeReaders) {
+  // Only the readers this Node's Request has.
+  if (!requestKeys.includes(name)) continue;
+  Object.defineProperty(lazyRequestPrototype, name, {
+    configurable: true,
+    writable: true,
+    value(this: LazyRequest) {
+      return readWhole(this, name, whole);
+    },
+  });
 }
 
 /** Every field set in one order by one constructor: all lazy requests share one hidden class in V8. */

@@ -8,6 +8,8 @@
  * standard object exists every call goes to it, so a header set by the app is seen by `get` afterwards.
  */
 
+import { forwardMembers } from './forward.js';
+
 const kRaw = Symbol('tunicorn.rawHeaders');
 const kFull = Symbol('tunicorn.headers');
 
@@ -73,28 +75,12 @@ function rawGet(raw: readonly string[], lower: string): string | null {
 }
 
 const lazyHeadersPrototype: object = Object.create(Headers.prototype);
-for (const key of Reflect.ownKeys(Headers.prototype)) {
-  if (key === 'constructor' || key === Symbol.toStringTag) continue;
-  const d = Object.getOwnPropertyDescriptor(Headers.prototype, key)!;
-  if (typeof d.value === 'function') {
-    const method = d.value as (...a: unknown[]) => unknown;
-    Object.defineProperty(lazyHeadersPrototype, key, {
-      configurable: true,
-      writable: true,
-      value(this: LazyHeaders, ...args: unknown[]) {
-        return method.apply(full(this), args);
-      },
-    });
-  } else if (d.get) {
-    const get = d.get;
-    Object.defineProperty(lazyHeadersPrototype, key, {
-      configurable: true,
-      get(this: LazyHeaders) {
-        return get.call(full(this));
-      },
-    });
-  }
-}
+forwardMembers<LazyHeaders>(
+  lazyHeadersPrototype,
+  Headers.prototype,
+  Reflect.ownKeys(Headers.prototype).filter((k) => k !== 'constructor' && k !== Symbol.toStringTag),
+  full,
+);
 Object.defineProperties(lazyHeadersPrototype, {
   get: {
     configurable: true,

@@ -1,9 +1,9 @@
 import type net from 'node:net';
 import { loadNative } from '../native.js';
 
-/** A socket's descriptor, or -1 (closed, or none of its own). */
-export const fdOf = (socket: net.Socket): number =>
-  (socket as net.Socket & { _handle?: { fd?: number } | null })._handle?.fd ?? -1;
+/** A socket's (or listening server's) descriptor, or -1 (closed, or none of its own). */
+export const fdOf = (socket: net.Socket | net.Server): number =>
+  (socket as (net.Socket | net.Server) & { _handle?: { fd?: number } | null })._handle?.fd ?? -1;
 
 /**
  * `peek(fd)` from native/peek.c: copies up to `buffer.byteLength` bytes the kernel holds for a socket into

@@ -145,8 +145,8 @@ export class Serving {
 
   /** The descriptor listener `i` accepts on in this process, or -1 (not accepting). */
   acceptorFd(i: number): number {
-    const a = this.#acceptors[i] as (net.Server & { _handle?: { fd?: number } | null }) | null | undefined;
-    return a?._handle?.fd ?? -1;
+    const a = this.#acceptors[i];
+    return a ? fdOf(a) : -1;
   }
 
   /** Stops accepting on listener `i` (closes this copy of the socket; other workers keep accepting). */
