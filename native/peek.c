@@ -1,6 +1,7 @@
 /*
- * Two descriptor helpers that Node lacks (src/http/peek.ts): a look at a connection's first bytes without
- * reading them, for the connection gate, and dup(2) of a listening socket, for a worker that pauses accepting.
+ * Three descriptor helpers that Node lacks (src/http/peek.ts): a look at a connection's first bytes without
+ * reading them, for the connection gate; dup(2) of a listening socket, for a worker that pauses accepting; and
+ * a connection's peer address as a plain string, for the access log.
  *
  * The gate checks the first request line of every plain-HTTP connection. Reading it through JavaScript and
  * handing the bytes back to Node's parser costs a read callback, a Buffer and the parser's JavaScript entry for
@@ -13,6 +14,7 @@
  *
  * Built like watchdog.c (scripts/build-native.mjs), with the Node-API declarations of napi.h.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stddef.h>
@@ -20,6 +22,7 @@
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <sys/types.h>
+#include <sys/un.h>
 
 #include "napi.h"
 
@@ -99,11 +102,45 @@ static napi_value dup_fd(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/*
+ * exports.peer(fd): a connection's peer address as text ("127.0.0.1", "::1"), or undefined (closed, not an
+ * IP socket). Node's `socket.remoteAddress` does the same getpeername(2) but hands the answer over as an
+ * object whose three properties are set from C++, and caches it as a property added to the socket (a map
+ * transition of every socket): about 11 us of CPU per connection on a plain node:http server (measured at
+ * Connection: close load). The access log's %(h)s reads it for every connection (src/http/forwarded.ts).
+ */
+static napi_value peer_address(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  int32_t fd = -1;
+  napi_value result;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != 0 || argc < 1 ||
+      napi_get_value_int32(env, argv[0], &fd) != 0 || fd < 0) {
+    napi_throw_error(env, NULL, "peer(fd): fd must be an open descriptor");
+    return NULL;
+  }
+  struct sockaddr_storage ss;
+  socklen_t len = sizeof ss;
+  char text[INET6_ADDRSTRLEN];
+  const char *s = NULL;
+  if (getpeername(fd, (struct sockaddr *)&ss, &len) == 0) {
+    if (ss.ss_family == AF_INET)
+      s = inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, text, sizeof text);
+    else if (ss.ss_family == AF_INET6)
+      s = inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, text, sizeof text);
+  }
+  if (s == NULL) napi_get_undefined(env, &result);
+  else napi_create_string_latin1(env, s, NAPI_AUTO_LENGTH, &result);
+  return result;
+}
+
 napi_value napi_register_module_v1(napi_env env, napi_value exports) {
   napi_value fn;
   if (napi_create_function(env, "open", 4, open_peek, NULL, &fn) == 0)
     napi_set_named_property(env, exports, "open", fn);
   if (napi_create_function(env, "dup", 3, dup_fd, NULL, &fn) == 0)
     napi_set_named_property(env, exports, "dup", fn);
+  if (napi_create_function(env, "peer", 4, peer_address, NULL, &fn) == 0)
+    napi_set_named_property(env, exports, "peer", fn);
   return exports;
 }

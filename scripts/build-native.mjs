@@ -1,6 +1,6 @@
 // Compiles each native/NAME.c into dist/native/NAME.node with the system's C compiler ($CC, else cc):
-// watchdog.c, the stall watcher, and peek.c, the connection gate's look at a connection's first bytes and
-// dup() of a listening socket.
+// watchdog.c, the stall watcher, and peek.c, the connection gate's look at a connection's first bytes, dup()
+// of a listening socket and a connection's peer address.
 // Optional: without a compiler, or where a build fails, workers watch for stalls with a worker thread and
 // the gate reads first bytes through JavaScript (see docs/design.md), so this prints one line per module
 // not built and exits 0 either way.
@@ -15,7 +15,7 @@ const cc = process.env.CC || 'cc';
 /** What each module is for, and what runs instead when it is not built. */
 const MODULES = {
   watchdog: 'workers use a watcher thread instead (about 9 MB more each)',
-  peek: 'the connection gate reads first bytes through JavaScript instead, and a worker that pauses accepting asks the master for a duplicate of the listening socket',
+  peek: 'the connection gate reads first bytes through JavaScript instead, a worker that pauses accepting asks the master for a duplicate of the listening socket, and the access log reads the client address through Node',
 };
 
 for (const [name, fallback] of Object.entries(MODULES)) {

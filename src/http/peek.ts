@@ -35,3 +35,13 @@ export function openDup(): ((fd: number) => number) | string {
   if (typeof native === 'string') return native;
   return typeof native.dup === 'function' ? native.dup : 'dist/native/peek.node has no dup(); `npm run build` rebuilds it';
 }
+
+/**
+ * `peer(fd)` from native/peek.c: a connection's peer address as text, as `socket.remoteAddress` gives it, or
+ * undefined (closed, or not an IP socket); or why there is none (the module is not built, or is older).
+ */
+export function openPeer(): ((fd: number) => string | undefined) | string {
+  const native = loadNative<{ peer?(fd: number): string | undefined }>('peek');
+  if (typeof native === 'string') return native;
+  return typeof native.peer === 'function' ? native.peer : 'dist/native/peek.node has no peer(); `npm run build` rebuilds it';
+}

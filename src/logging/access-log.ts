@@ -12,6 +12,8 @@ export interface AccessEntry {
   readonly end: number;
   /** Milliseconds the request waited before reaching the app (see WorkerRuntime.queueTime). */
   readonly queue?: number;
+  /** The client's address, read when the request started (see peerAddress); else it is read now. */
+  readonly peer?: string | undefined;
 }
 
 type Atom = (e: AccessEntry) => string;
@@ -120,7 +122,7 @@ function length(res: ServerResponse): string | undefined {
 
 function atoms(clock: ClockCache): Record<string, Atom> {
   return {
-    h: (e) => dash(clientAddressOf(e.req)),
+    h: (e) => dash('peer' in e ? e.peer : clientAddressOf(e.req)),
     l: () => '-',
     u: (e) => user(e.req),
     t: (e) => clock.at(e.end),
@@ -210,7 +212,7 @@ export class AccessLog {
   readonly #format: (e: AccessEntry) => string;
   /**
    * The format names the client (`%(h)s`). The line is written when the response closes, and a connection
-   * the client cut is gone by then: its peer address must be read while the request starts (see pinPeer).
+   * the client cut is gone by then: its peer address must be read while the request starts (see peerAddress).
    */
   readonly needsPeer: boolean;
 

@@ -3,7 +3,7 @@ import { performance } from 'node:perf_hooks';
 import type { HookServer, HookWorker } from '../config/hook-types.js';
 import { loadConfigFile } from '../config/file.js';
 import { SETTINGS, type Config } from '../config/registry.js';
-import { pinPeer } from '../http/forwarded.js';
+import { peerAddress } from '../http/forwarded.js';
 import { sameName } from '../http/guard.js';
 import { AccessLog } from '../logging/access-log.js';
 import { ErrorLog } from '../logging/error-log.js';
@@ -35,6 +35,8 @@ interface Inflight {
   /** The watchdog slot naming this request, or -1. */
   readonly slot: number;
   readonly queue: number;
+  /** The client's address, when the access log names it (read at the start: see peerAddress). */
+  readonly peer: string | undefined;
   readonly deadline: NodeJS.Timeout | null;
   /** Its place in `inflight` (declared here so that adding it does not change the object's shape). */
   [kSlot]: number;
@@ -169,12 +171,12 @@ export class WorkerRuntime {
         // The wall-clock start from the monotonic one: one clock read per request, not two.
         slot: watchdog ? watchdog.begin(req.method, req.url, timeOrigin + start) : -1,
         queue,
+        peer: logsPeer ? peerAddress(req) : undefined,
         deadline: deadlineMs > 0 ? setTimeout(() => this.deadlineExceeded(req, res, start), deadlineMs).unref() : null,
         [kSlot]: -1,
       };
       if (queue > 0 && queueTimes.asked) queueTimes.times.set(req, queue);
       this.inflight.add(entry);
-      if (logsPeer) pinPeer(req);
       if (this.draining || noKeepAlive) res.shouldKeepAlive = false;
       // on, not once: 'close' is emitted once anyway, and once() would wrap the listener in one more function.
       res.on('close', () => this.closed(entry));
@@ -192,7 +194,7 @@ export class WorkerRuntime {
     if (entry.deadline) clearTimeout(entry.deadline);
     if (entry.slot >= 0) this.watchdog?.end(entry.slot);
     const { req, res } = entry;
-    this.accessLog?.log({ req, res, start: entry.start, end: performance.now(), queue: entry.queue });
+    this.accessLog?.log({ req, res, start: entry.start, end: performance.now(), queue: entry.queue, peer: entry.peer });
     if (this.hooks.postRequest !== null) this.runHookSync('postRequest', this.self, req, res);
     this.inflight.delete(entry);
   }

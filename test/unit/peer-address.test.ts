@@ -1,0 +1,93 @@
+/**
+ * The client address the access log names (%(h)s), read when a request starts: over real sockets, the native
+ * getpeername (native/peek.c) must give what Node's `socket.remoteAddress` gives, for IPv4, IPv6, an IPv4
+ * client of a dual-stack listener and a Unix socket, and an address set for the socket (PROXY protocol) or
+ * already read by Node must win over the kernel's.
+ */
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { after, describe, it } from 'node:test';
+// From dist: the native module is found next to the compiled code (dist/native/peek.node).
+import { peerAddress, setPeer } from '../../dist/http/forwarded.js';
+import { openPeer } from '../../dist/http/peek.js';
+
+type Seen = { peer: string | undefined; cached: boolean; node: string | undefined };
+
+/** One request to a server listening on `where`; what peerAddress said, and then what Node says. */
+async function seen(where: net.ListenOptions, client: http.RequestOptions, before?: (req: http.IncomingMessage) => void): Promise<Seen> {
+  let got: Seen | undefined;
+  const server = http.createServer((req, res) => {
+    before?.(req);
+    const peer = peerAddress(req);
+    const cached = (req.socket as net.Socket & { _peername?: unknown })._peername !== undefined;
+    got = { peer, cached, node: req.socket.remoteAddress };
+    res.end('ok');
+  });
+  await new Promise<void>((resolve) => server.listen(where, resolve));
+  try {
+    const port = where.path ? undefined : (server.address() as net.AddressInfo).port;
+    await new Promise<void>((resolve, reject) => {
+      http
+        .get({ ...client, port, path: '/', agent: false }, (res) => {
+          res.resume();
+          res.on('end', resolve);
+        })
+        .on('error', reject);
+    });
+  } finally {
+    await new Promise((resolve) => server.close(resolve));
+  }
+  assert.ok(got, 'the request reached the server');
+  return got;
+}
+
+const hasIPv6 = Object.values(os.networkInterfaces()).some((list) => list?.some((a) => a.family === 'IPv6' && a.internal));
+
+describe('the client address for the access log', () => {
+  const tmp = mkdtempSync(path.join(os.tmpdir(), 'tunicorn-peer-'));
+  after(() => rmSync(tmp, { recursive: true, force: true }));
+
+  it('native/peek.c is built with peer()', () => {
+    assert.equal(typeof openPeer(), 'function', `dist/native/peek.node has peer(): ${String(openPeer())}`);
+  });
+
+  it('IPv4: the address Node gives, read without Node (nothing cached on the socket)', async () => {
+    const s = await seen({ host: '127.0.0.1', port: 0 }, { host: '127.0.0.1' });
+    assert.deepEqual(s, { peer: '127.0.0.1', cached: false, node: '127.0.0.1' });
+  });
+
+  it('IPv6 loopback', { skip: !hasIPv6 && 'no IPv6 loopback here' }, async () => {
+    const s = await seen({ host: '::1', port: 0 }, { host: '::1' });
+    assert.deepEqual(s, { peer: '::1', cached: false, node: '::1' });
+  });
+
+  it('an IPv4 client of a dual-stack listener: the mapped form, as Node gives it', { skip: !hasIPv6 && 'no IPv6 here' }, async () => {
+    const s = await seen({ host: '::', port: 0, ipv6Only: false }, { host: '127.0.0.1' });
+    assert.equal(s.peer, s.node);
+    assert.equal(s.peer, '::ffff:127.0.0.1');
+  });
+
+  it('a Unix socket has no address: undefined, as from Node', async () => {
+    const s = await seen({ path: path.join(tmp, 's.sock') }, { socketPath: path.join(tmp, 's.sock') });
+    assert.equal(s.peer, undefined);
+    assert.equal(s.node, undefined);
+  });
+
+  it('an address set for the socket (PROXY protocol) wins over the kernel', async () => {
+    const s = await seen({ host: '127.0.0.1', port: 0 }, { host: '127.0.0.1' }, (req) => setPeer(req.socket, '203.0.113.7'));
+    assert.equal(s.peer, '203.0.113.7');
+  });
+
+  it('an address Node already read is taken as it is', async () => {
+    let read: string | undefined;
+    const s = await seen({ host: '127.0.0.1', port: 0 }, { host: '127.0.0.1' }, (req) => {
+      read = req.socket.remoteAddress;
+    });
+    assert.equal(read, '127.0.0.1');
+    assert.equal(s.peer, '127.0.0.1');
+  });
+});
