@@ -34,17 +34,24 @@ struct area {
   size_t size;
 };
 
-static napi_value peek(napi_env env, napi_callback_info info) {
+/* The descriptor a function was called with, and the data it was made with; -1 (an error thrown) if none. */
+static int32_t fd_arg(napi_env env, napi_callback_info info, void **data, const char *usage) {
   size_t argc = 1;
   napi_value argv[1];
-  void *data = NULL;
   int32_t fd = -1;
-  napi_value result;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, &data) != 0 || argc < 1 ||
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, data) != 0 || argc < 1 ||
       napi_get_value_int32(env, argv[0], &fd) != 0 || fd < 0) {
-    napi_throw_error(env, NULL, "peek(fd): fd must be an open descriptor");
-    return NULL;
+    napi_throw_error(env, NULL, usage);
+    return -1;
   }
+  return fd;
+}
+
+static napi_value peek(napi_env env, napi_callback_info info) {
+  void *data = NULL;
+  napi_value result;
+  int32_t fd = fd_arg(env, info, &data, "peek(fd): fd must be an open descriptor");
+  if (fd < 0) return NULL;
   const struct area *a = data;
   ssize_t n = recv(fd, a->data, a->size, MSG_PEEK | MSG_DONTWAIT);
   napi_create_int32(env, n < 0 ? -errno : (int32_t)n, &result);
@@ -88,15 +95,9 @@ static napi_value open_peek(napi_env env, napi_callback_info info) {
  * master for a new one (src/workers/leases.ts).
  */
 static napi_value dup_fd(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  int32_t fd = -1;
   napi_value result;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != 0 || argc < 1 ||
-      napi_get_value_int32(env, argv[0], &fd) != 0 || fd < 0) {
-    napi_throw_error(env, NULL, "dup(fd): fd must be an open descriptor");
-    return NULL;
-  }
+  int32_t fd = fd_arg(env, info, NULL, "dup(fd): fd must be an open descriptor");
+  if (fd < 0) return NULL;
   int copy = fcntl(fd, F_DUPFD_CLOEXEC, 0);
   napi_create_int32(env, copy < 0 ? -errno : copy, &result);
   return result;
@@ -110,15 +111,9 @@ static napi_value dup_fd(napi_env env, napi_callback_info info) {
  * Connection: close load). The access log's %(h)s reads it for every connection (src/http/forwarded.ts).
  */
 static napi_value peer_address(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  int32_t fd = -1;
   napi_value result;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != 0 || argc < 1 ||
-      napi_get_value_int32(env, argv[0], &fd) != 0 || fd < 0) {
-    napi_throw_error(env, NULL, "peer(fd): fd must be an open descriptor");
-    return NULL;
-  }
+  int32_t fd = fd_arg(env, info, NULL, "peer(fd): fd must be an open descriptor");
+  if (fd < 0) return NULL;
   struct sockaddr_storage ss;
   socklen_t len = sizeof ss;
   char text[INET6_ADDRSTRLEN];
