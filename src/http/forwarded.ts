@@ -31,6 +31,14 @@ export function clientAddressOf(req: IncomingMessage): string | undefined {
 
 /** The native peer-address reader, looked up on first use (null: not built). */
 let nativePeer: ((fd: number) => string | undefined) | null | undefined;
+/**
+ * Addresses read natively, by descriptor, with the connection they belong to: the later requests of a
+ * keep-alive connection reuse it (a getpeername costs about 0.6 us here). Not a property on Node's socket nor a
+ * WeakMap keyed by it, for the reasons AcceptTimes gives (src/workers/queue-time.ts); `forgetPeer` clears an
+ * entry when its connection closes.
+ */
+const peerOwner: (net.Socket | null)[] = [];
+const peerText: (string | undefined)[] = [];
 
 /**
  * The client's address, read now: the access log reads it when a request starts, because once the client has
@@ -43,17 +51,30 @@ let nativePeer: ((fd: number) => string | undefined) | null | undefined;
 export function peerAddress(req: IncomingMessage): string | undefined {
   const t = (req as Tagged)[kClient];
   if (t) return t.address;
-  const socket = req.socket as (net.Socket & { _peername?: unknown }) | null;
+  const socket = req.socket as (net.Socket & { _peername?: unknown; _parent?: net.Socket | null }) | null;
   if (!socket) return undefined;
   if (nativePeer === undefined) {
     const found = openPeer();
     nativePeer = typeof found === 'string' ? null : found;
   }
   if (nativePeer !== null && socket._peername === undefined && !Object.hasOwn(socket, 'remoteAddress')) {
-    const fd = fdOf(socket);
-    if (fd >= 0) return nativePeer(fd);
+    // Over TLS the request's socket wraps the one accepted (for HTTP/2, through the session's proxy).
+    const accepted = socket._parent ?? socket;
+    const fd = fdOf(accepted);
+    if (fd >= 0) {
+      if (peerOwner[fd] === accepted) return peerText[fd];
+      const address = nativePeer(fd);
+      peerOwner[fd] = accepted;
+      peerText[fd] = address;
+      return address;
+    }
   }
   return socket.remoteAddress;
+}
+
+/** A connection closed: its address, if `peerAddress` kept one, is dropped. `fd`: its descriptor when accepted. */
+export function forgetPeer(socket: net.Socket, fd: number): void {
+  if (fd >= 0 && peerOwner[fd] === socket) peerOwner[fd] = null;
 }
 
 /** Whether the client reached us over TLS (or, from a trusted proxy, says it did); reads no peer address. */

@@ -3,6 +3,7 @@ import net from 'node:net';
 // The module's binding, not the global: `performance` on globalThis is a lazy getter, dearer on every read.
 import { performance } from 'node:perf_hooks';
 import type { ServedApp } from '../app/shapes.js';
+import { forgetPeer } from '../http/forwarded.js';
 import { fdOf } from '../http/peek.js';
 import { HttpLayer } from '../http/server.js';
 import type { ListenerInfo } from '../protocol/messages.js';
@@ -214,6 +215,7 @@ export class Serving {
   /** A connection closed, or was handed to another process. `fd`: its key in `acceptTimes`. */
   #closed(slot: number, socket: net.Socket, fd: number): void {
     acceptTimes.forget(socket, fd);
+    forgetPeer(socket, fd);
     if (this.#open.removeAt(slot, socket) && this.#open.size === 0) this.#drained?.();
   }
 
