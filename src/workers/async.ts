@@ -26,27 +26,24 @@ export class AsyncWorker implements WorkerClass {
     this.#serving = serving;
     const cap = this.ctx.runtime.config.workerConnections;
     const accept = new AcceptSwitch(serving, this.ctx.leases, this.ctx.listeners.length);
-    // One 'close' listener shared by every admitted connection: it needs no state of its own.
-    const release = () => {
+    const admit = (socket: net.Socket) => {
+      this.#active++;
+      serving.serve(socket);
+      if (this.#active >= cap) accept.pause();
+    };
+    // Run from Serving's 'close' listener, not a second listener of our own on every socket.
+    const closed = (socket: net.Socket) => {
+      const i = this.#waiting.length > 0 ? this.#waiting.indexOf(socket) : -1;
+      if (i >= 0) return void this.#waiting.splice(i, 1);
       this.#active--;
       const next = this.#waiting.shift();
       if (next) admit(next);
       else if (this.#active < cap) accept.resume();
     };
-    const admit = (socket: net.Socket) => {
-      this.#active++;
-      socket.on('close', release);
-      serving.serve(socket);
-      if (this.#active >= cap) accept.pause();
-    };
     serving.setAdmit((socket) => {
       if (this.#active < cap) return admit(socket);
       this.#waiting.push(socket);
-      socket.once('close', () => {
-        const i = this.#waiting.indexOf(socket);
-        if (i >= 0) this.#waiting.splice(i, 1);
-      });
-    });
+    }, closed);
     await serving.listen();
   }
 

@@ -44,8 +44,13 @@ export class Serving {
   /** Every connection accepted and not yet closed (served or held back by `admit`). */
   readonly #open = new SlotTable<net.Socket>();
   #admit: Admit = (socket, serve) => serve(socket);
+  /** The class's part of a connection's close, run from Serving's own 'close' listener (one per socket). */
+  #onClose: ((socket: net.Socket) => void) | null = null;
   #stopping: Promise<void> | null = null;
-  /** When a connection was last handed to the http.Server (the drain must not close it before its request). */
+  /**
+   * When a connection was last handed to the http.Server during a stop, or when the stop began (the drain must
+   * not close a connection as idle before its first request).
+   */
   #lastServed = 0;
   #drained: (() => void) | null = null;
   /** Connections accepted so far (the TERM drain watches it). */
@@ -88,9 +93,13 @@ export class Serving {
     return this.#open.size;
   }
 
-  /** Installs the class's admission policy (before `listen`). */
-  setAdmit(admit: Admit): void {
+  /**
+   * Installs the class's admission policy (before `listen`), and what the class does when an admitted
+   * connection closes (not when one is handed to another process: see forget).
+   */
+  setAdmit(admit: Admit, onClose: ((socket: net.Socket) => void) | null = null): void {
     this.#admit = admit;
+    this.#onClose = onClose;
   }
 
   /** Accepts on every listener; resolves once all of them listen. */
@@ -199,7 +208,8 @@ export class Serving {
   /** Serves a connection now: the http.Server parses its requests. */
   readonly serve = (socket: net.Socket): void => {
     if (socket.destroyed) return;
-    this.#lastServed = performance.now();
+    // Only the drain reads it, and it starts from the stop (no clock read per connection before that).
+    if (this.#stopping !== null) this.#lastServed = performance.now();
     this.layer.connection(socket);
   };
 
@@ -208,7 +218,10 @@ export class Serving {
     this.#accepted++;
     const slot = this.#open.put(socket);
     // A closure per connection keeps its places: nothing of ours is stored on Node's socket.
-    socket.on('close', () => this.#closed(slot, socket, fd));
+    socket.on('close', () => {
+      this.#closed(slot, socket, fd);
+      this.#onClose?.(socket);
+    });
     this.#admit(socket, this.serve, listener);
   }
 
@@ -235,6 +248,7 @@ export class Serving {
     }
     if (this.#stopping) return this.#stopping;
     this.runtime.draining = true;
+    this.#lastServed = performance.now();
     const drain = graceful && this.runtime.acceptDrain ? this.drainBacklog() : Promise.resolve();
     this.#stopping = drain.then(() => this.close(graceful, h1));
     return this.#stopping;
