@@ -77,8 +77,11 @@ if (GROUPS.length === 0) {
 /** Started for the memory figures only: what the watchdog thread costs a worker. */
 const MEMORY_ONLY = ['tunicorn-nowatchdog', 'tunicorn-ts'];
 
+const STARTED = performance.now();
+
+/** A progress line, with the seconds since the run started (the whole run should stay under 15 minutes). */
 function say(line: string): void {
-  process.stderr.write(`[bench] ${line}\n`);
+  process.stderr.write(`[bench ${Math.round((performance.now() - STARTED) / 1000)}s] ${line}\n`);
 }
 
 function sh(cmd: string, args: string[]): { ok: boolean; out: string } {
@@ -165,14 +168,14 @@ async function hupTime(r: Running): Promise<number> {
   }
 }
 
-async function optionalExtra(file: string, fn: string): Promise<unknown> {
+async function optionalExtra(file: string, fn: string, opts: Record<string, number> = {}): Promise<unknown> {
   const full = path.join(ROOT, 'bench', file);
   if (!fs.existsSync(full)) return { skipped: `${file} is not present` };
   try {
-    const mod = (await import(full)) as Record<string, () => Promise<unknown>>;
+    const mod = (await import(full)) as Record<string, (opts: Record<string, number>) => Promise<unknown>>;
     if (typeof mod[fn] !== 'function') return { skipped: `${file} does not export ${fn}()` };
     say(`running ${file} ${fn}()`);
-    return await mod[fn]!();
+    return await mod[fn]!(opts);
   } catch (err) {
     return { failed: String(err instanceof Error ? err.message : err) };
   }
@@ -229,8 +232,6 @@ async function main(): Promise<void> {
         results[spec.id]!.startupMs = Math.round(r.startupMs);
         const expected = spec.id === 'seed' ? SEED_WORKERS : spec.id === 'plain' || spec.id === 'hono' || spec.id === 'plain-tls' ? 0 : WORKERS;
         await r.settle(expected, 10_000);
-        await sleep(1000);
-        results[spec.id]!.idle = r.memory();
       } catch (err) {
         const msg = err instanceof Error ? err.message : String(err);
         results[spec.id]!.error = msg;
@@ -239,6 +240,10 @@ async function main(): Promise<void> {
         await r.stop();
       }
     }
+
+    // Idle memory once every server has had a second to settle (one pause for all, not one each).
+    await sleep(1000);
+    for (const [id, r] of running) results[id]!.idle = r.memory();
 
     // Warm every server up (JIT, connection pools) before anything is measured.
     for (const [id, r] of running) {
@@ -309,8 +314,10 @@ async function main(): Promise<void> {
       LOADS_ONLY
         ? { skipped: `--loads=${loadsArg}: a partial run` }
         : {
-            fetchRatio: await optionalExtra('fetch-ratio.ts', 'runFetchRatio'),
-            concurrency: await optionalExtra('concurrency.ts', 'runConcurrency'),
+            // Shorter than their own defaults (10 rounds; 5 s a case), so the whole run stays under 15 minutes
+            // on a 2-core machine where the packages are still to be installed.
+            fetchRatio: await optionalExtra('fetch-ratio.ts', 'runFetchRatio', { rounds: 6 }),
+            concurrency: await optionalExtra('concurrency.ts', 'runConcurrency', { seconds: 3 }),
           };
 
     const raw: RawResults = {
