@@ -104,6 +104,23 @@ static napi_value dup_fd(napi_env env, napi_callback_info info) {
 }
 
 /*
+ * Dotted decimal, as inet_ntop writes it: glibc's goes through sprintf, about half a microsecond a call in
+ * profiles of Connection: close load with the access log on.
+ */
+static const char *ipv4_text(const struct in_addr *a, char *out) {
+  const uint8_t *b = (const uint8_t *)&a->s_addr;
+  char *p = out;
+  for (int i = 0; i < 4; i++) {
+    unsigned v = b[i];
+    if (v >= 100) *p++ = (char)('0' + v / 100);
+    if (v >= 10) *p++ = (char)('0' + v / 10 % 10);
+    *p++ = (char)('0' + v % 10);
+    *p++ = i < 3 ? '.' : '\0';
+  }
+  return out;
+}
+
+/*
  * exports.peer(fd): a connection's peer address as text ("127.0.0.1", "::1"), or undefined (closed, not an
  * IP socket). Node's `socket.remoteAddress` does the same getpeername(2) but hands the answer over as an
  * object whose three properties are set from C++, and caches it as a property added to the socket (a map
@@ -120,7 +137,7 @@ static napi_value peer_address(napi_env env, napi_callback_info info) {
   const char *s = NULL;
   if (getpeername(fd, (struct sockaddr *)&ss, &len) == 0) {
     if (ss.ss_family == AF_INET)
-      s = inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, text, sizeof text);
+      s = ipv4_text(&((struct sockaddr_in *)&ss)->sin_addr, text);
     else if (ss.ss_family == AF_INET6)
       s = inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, text, sizeof text);
   }

@@ -61,6 +61,13 @@ describe('the client address for the access log', () => {
     assert.deepEqual(s, { peer: '127.0.0.1', cached: false, node: '127.0.0.1' });
   });
 
+  it('IPv4 octets of one, two and three digits, written as Node writes them', async () => {
+    for (const from of ['127.0.0.9', '127.10.99.100', '127.255.200.1', '127.1.0.90']) {
+      const s = await seen({ host: '127.0.0.1', port: 0 }, { host: '127.0.0.1', localAddress: from });
+      assert.deepEqual(s, { peer: from, cached: false, node: from });
+    }
+  });
+
   it('IPv6 loopback', { skip: !hasIPv6 && 'no IPv6 loopback here' }, async () => {
     const s = await seen({ host: '::1', port: 0 }, { host: '::1' });
     assert.deepEqual(s, { peer: '::1', cached: false, node: '::1' });
