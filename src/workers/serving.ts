@@ -94,8 +94,8 @@ export class Serving {
   }
 
   /**
-   * Installs the class's admission policy (before `listen`), and what the class does when an admitted
-   * connection closes (not when one is handed to another process: see forget).
+   * Installs the class's admission policy (before `listen`), and what the class does when a connection it was
+   * given closes: `onClose` runs from Serving's own 'close' listener, so a class adds none of its own.
    */
   setAdmit(admit: Admit, onClose: ((socket: net.Socket) => void) | null = null): void {
     this.#admit = admit;
