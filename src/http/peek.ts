@@ -26,22 +26,22 @@ export function openPeek(): Peek | string {
   return typeof native === 'string' ? native : native.open(PEEK_BYTES);
 }
 
+/** Function `name` of native/peek.c, or why there is none (the module is not built, or is older than it). */
+function peekFunction<F>(name: 'dup' | 'peer'): F | string {
+  const native = loadNative<Record<string, unknown>>('peek');
+  if (typeof native === 'string') return native;
+  const fn = native[name];
+  return typeof fn === 'function' ? (fn as F) : `dist/native/peek.node has no ${name}(); \`npm run build\` rebuilds it`;
+}
+
 /**
  * `dup(fd)` from native/peek.c: a close-on-exec duplicate of a descriptor, or -errno; or why there is none
  * (the module is not built, or is older than this function).
  */
-export function openDup(): ((fd: number) => number) | string {
-  const native = loadNative<{ dup?(fd: number): number }>('peek');
-  if (typeof native === 'string') return native;
-  return typeof native.dup === 'function' ? native.dup : 'dist/native/peek.node has no dup(); `npm run build` rebuilds it';
-}
+export const openDup = (): ((fd: number) => number) | string => peekFunction('dup');
 
 /**
  * `peer(fd)` from native/peek.c: a connection's peer address as text, as `socket.remoteAddress` gives it, or
  * undefined (closed, or not an IP socket); or why there is none (the module is not built, or is older).
  */
-export function openPeer(): ((fd: number) => string | undefined) | string {
-  const native = loadNative<{ peer?(fd: number): string | undefined }>('peek');
-  if (typeof native === 'string') return native;
-  return typeof native.peer === 'function' ? native.peer : 'dist/native/peek.node has no peer(); `npm run build` rebuilds it';
-}
+export const openPeer = (): ((fd: number) => string | undefined) | string => peekFunction('peer');

@@ -122,7 +122,7 @@ function length(res: ServerResponse): string | undefined {
 
 function atoms(clock: ClockCache): Record<string, Atom> {
   return {
-    h: (e) => dash('peer' in e ? e.peer : clientAddressOf(e.req)),
+    h: (e) => dash(e.peer ?? clientAddressOf(e.req)),
     l: () => '-',
     u: (e) => user(e.req),
     t: (e) => clock.at(e.end),
