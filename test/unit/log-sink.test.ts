@@ -60,6 +60,39 @@ describe('LogSink', () => {
     assert.equal(lines[0], 'caf\u00e9 \u{1F600} ' + 'x'.repeat(1000), 'the bytes the client sent, not encoded twice');
   });
 
+  it('builds a line in place with put(): whole lines only, in order, across the 64 KB and past it', () => {
+    const f = path.join(tmp, 'put.log');
+    const sink = new LogSink(f, 1, 60_000, 'latin1');
+    const sent = Buffer.from('caf\u00e9').toString('latin1');
+    const expected: string[] = [];
+    // Lines of 1,001 bytes in three parts: the 66th does not fit after 65, so its first parts move to the front.
+    for (let i = 0; i < 70; i++) {
+      const tag = String(i).padStart(4, '0');
+      sink.put(tag);
+      sink.put(' ' + sent + ' ');
+      sink.put('y'.repeat(1000 - 4 - 2 - sent.length));
+      sink.endLine();
+      expected.push(`${tag} caf\u00e9 ${'y'.repeat(1000 - 6 - sent.length)}`);
+      if (i === 64) assert.equal(read(f), '', 'nothing is written while the lines fit');
+      if (i === 65) assert.equal(read(f), expected.slice(0, 65).join('\n') + '\n', 'only the whole lines before the one that did not fit');
+    }
+    // A line longer than the buffer: the lines before it go first, then it alone.
+    sink.put('big ');
+    sink.put('z'.repeat(40 * 1024));
+    sink.put('z'.repeat(40 * 1024));
+    sink.put(' end');
+    sink.endLine();
+    expected.push('big ' + 'z'.repeat(80 * 1024) + ' end');
+    // A line given up halfway leaves nothing behind.
+    sink.put('half a line');
+    sink.dropLine();
+    sink.put('after');
+    sink.endLine();
+    expected.push('after');
+    sink.close();
+    assert.equal(read(f), expected.join('\n') + '\n');
+  });
+
   it('writes what it gathered when the process exits, by process.exit() or at the end of its loop', () => {
     for (const [name, end] of [['exit.log', 'process.exit(3)'], ['drain.log', '']] as const) {
       const f = path.join(tmp, name);
