@@ -294,11 +294,10 @@ export function fetchListener(handler: FetchHandler, onError: (err: unknown, req
       return;
     }
     const fail = (err: unknown) => onError(err, req, res);
-    if (result instanceof Response) {
-      writeResponse(result, res, req.method).catch(fail);
-    } else if (result instanceof Promise) {
-      // The usual async handler: one reaction on its own promise, and no promise of ours after it. A Response
-      // with a plain body is written right there; anything else goes through writeResponse.
+    if (result instanceof Promise) {
+      // The usual async handler, checked first: `instanceof Response` calls the stand-in's Symbol.hasInstance.
+      // One reaction on its own promise, and no promise of ours after it. A Response with a plain body is
+      // written right there; anything else goes through writeResponse.
       result.then((r) => {
         try {
           if (!sendPlain(r, res)) writeResponse(r, res, req.method).catch(fail);
@@ -306,6 +305,8 @@ export function fetchListener(handler: FetchHandler, onError: (err: unknown, req
           fail(err);
         }
       }, fail);
+    } else if (result instanceof Response) {
+      writeResponse(result, res, req.method).catch(fail);
     } else {
       Promise.resolve(result)
         .then((r) => writeResponse(r, res, req.method))
