@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { roundOrder, type Sample } from '../../bench/lib/load.js';
 import type { LoadResult, RawResults } from '../../bench/lib/types.js';
-import { bestBare, busyWarning, median, ratio, renderMarkdown, stats, steadyNote, targets } from '../../bench/report.js';
+import { bestBare, busyWarning, median, ratio, ratioQuartiles, renderMarkdown, stats, steadyNote, targets } from '../../bench/report.js';
 
 const sample = (rps: number, p99 = 2, cpu = 20): Sample => ({ rps, p50ms: 1, p99ms: p99, requests: rps * 5, errors: 0, errorDetail: '', cpuUsPerReq: cpu });
 
@@ -35,6 +35,24 @@ describe('bench report', () => {
     assert.equal(median([3, 1, 2]), 2);
     assert.equal(median([4, 1, 2, 3]), 2.5);
     assert.equal(ratio(l, 'a', 'missing'), null);
+  });
+
+  it('gives the middle half of the per-round ratios beside a target, from 4 rounds on', () => {
+    // Per-round ratios 0.8, 0.9, 1.0, 1.1, 1.2 (given out of order): quartiles 0.9 and 1.1.
+    const l = load('ka64', {
+      tunicorn: [sample(100), sample(80), sample(120), sample(90), sample(110)],
+      limit: [sample(100), sample(100), sample(100), sample(100), sample(100)],
+    });
+    const q = ratioQuartiles(l, 'tunicorn', 'limit')!;
+    assert.deepEqual(q.map((x) => Math.round(x * 1000) / 1000), [0.9, 1.1]);
+    // Between two ratios the quartile is interpolated: 0.8, 0.9, 1.0, 1.1 give 0.875 and 1.025.
+    const four = load('ka64', { a: [sample(80), sample(90), sample(100), sample(110)], b: [sample(100), sample(100), sample(100), sample(100)] });
+    assert.deepEqual(ratioQuartiles(four, 'a', 'b')!.map((x) => Math.round(x * 1000) / 1000), [0.875, 1.025]);
+    assert.equal(ratioQuartiles(load('ka64', { a: [sample(1), sample(2), sample(3)], b: [sample(1), sample(1), sample(1)] }), 'a', 'b'), null, 'three rounds');
+    const t = targets(raw([l])).find((x) => /own cost, keep-alive, access log off/.test(x.what))!;
+    assert.equal(t.rounds, '0.90-1.10 x');
+    assert.equal(t.measured, '1.00 x (vs limit)');
+    assert.equal(targets(raw([l])).find((x) => /master RSS/.test(x.what))!.rounds, '–');
   });
 
   it('reports the median, the spread and the errors of a server', () => {
