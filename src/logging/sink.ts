@@ -17,6 +17,11 @@ export type SinkEncoding = 'utf8' | 'latin1';
 const pending = new Set<LogSink>();
 let exitHooked = false;
 
+/** Writes what every sink has gathered: on exit, and before a process kills itself (a kill runs no 'exit'). */
+export function flushPendingSinks(): void {
+  for (const s of pending) s.flush();
+}
+
 /**
  * An append-only log destination: "-" (stderr, or stdout for the access log) or a file, opened with O_APPEND
  * so that the master and all workers can write whole lines to one file. Lines are gathered and written
@@ -52,9 +57,7 @@ export class LogSink {
     this.#fd = this.#owned ? openSync(target, 'a') : stdFd;
     if (!exitHooked) {
       exitHooked = true;
-      process.on('exit', () => {
-        for (const s of pending) s.flush();
-      });
+      process.on('exit', flushPendingSinks);
     }
   }
 

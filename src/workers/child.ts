@@ -11,6 +11,7 @@ import type { ServedApp } from '../app/shapes.js';
 import { describeLoadError, loadConfigFile } from '../config/file.js';
 import { SETTINGS, type Config } from '../config/registry.js';
 import { openDup } from '../http/peek.js';
+import { flushPendingSinks } from '../logging/sink.js';
 import { isMasterMessage, ExitCode, WATCHDOG_FD, type InflightRequest, type MasterMessage, type WorkerMessage } from '../protocol/messages.js';
 import { watchEsmImports } from './esm-watch.js';
 import { importedFiles } from './imported-files.js';
@@ -160,8 +161,8 @@ class WorkerProcess {
   }
 
   /** SIGABRT: what the class can save before the master's SIGKILL (see WorkerClass.abort). */
-  abortClass(): Promise<void> {
-    return this.#cls?.abort?.() ?? Promise.resolve();
+  abortClass(): Promise<boolean> {
+    return this.#cls?.abort?.() ?? Promise.resolve(false);
   }
 
   /** A connection handed over by the master (`adopt`): served here, or closed if the class cannot take it. */
@@ -257,9 +258,15 @@ function main(): void {
     process.on('SIGQUIT', () => quick('SIGQUIT'));
     process.on('SIGUSR1', () => w.onMessage({ t: 'reopen' }));
     process.on('SIGABRT', () => {
-      const slow = [...w.runtime.slowRequests(0), ...w.slowInClass()].map((r) => `${r.method} ${r.url} (${r.ms} ms)`);
+      const slow = [...w.runtime.slowRequests(0), ...w.slowInClass()].map((r) => `${r.method} ${r.url} (${Math.round(r.ms)} ms)`);
       w.runtime.log.critical(`Worker aborted (pid: ${process.pid})${slow.length ? `; serving ${slow.join(', ')}` : ''}`);
-      void Promise.allSettled([w.runtime.runHook('workerAbort', w.runtime.self), w.abortClass()]).finally(() => process.exit(1));
+      void Promise.allSettled([w.runtime.runHook('workerAbort', w.runtime.self), w.abortClass()]).then(([, cls]) => {
+        if (cls.status !== 'fulfilled' || !cls.value) process.exit(1);
+        // A stuck thread is still there: any exit but a kill would wake it (see GthreadWorker.abort). What the
+        // logs gathered goes out first, as an exit would write it.
+        flushPendingSinks();
+        process.kill(process.pid, 'SIGKILL');
+      });
     });
     process.on('uncaughtException', (err) => {
       w.runtime.log.exception('Uncaught exception in worker; exiting', err);

@@ -131,21 +131,25 @@ export class GthreadWorker implements WorkerClass {
 
   /**
    * Timed out: a thread is stuck. First the connections the threads hold back unread (queued behind the
-   * stuck request, or behind others) go to the master, which hands them to a live worker. Then only the
-   * stuck thread is cut (terminate() interrupts even a busy loop), and the others stop accepting and finish
-   * the requests they run; the master's SIGKILL after its grace bounds it all.
+   * stuck request, or behind others) go to the master, which hands them to a live worker. Then the other
+   * threads stop accepting and finish the requests they run; the master's SIGKILL after its grace bounds it
+   * all. The stuck thread is left as it is, and true tells the process to end without waking it. A thread
+   * woken to stop (terminate(), or the thread teardown of any exit but a kill) finishes its loop's turn, I/O
+   * included, and that turn accepted a connection waiting in the shared backlog, then closed it unread as the
+   * thread ended: a reset for that client (strace: accept4, then close; docs/design.md, "gthread threads").
    */
-  async abort(): Promise<void> {
+  async abort(): Promise<boolean> {
     this.#stopping = true;
     const stuck = new Set(this.stuckThreads());
     await this.handOverHeld();
     await Promise.all(
       this.#threads.map((w, t) => {
-        if (stuck.has(t)) return w.terminate();
+        if (stuck.has(t)) return undefined;
         w.postMessage({ t: 'stop', graceful: true, drain: false } satisfies ToThread);
         return this.#exited[t];
       }),
     );
+    return stuck.size > 0;
   }
 
   /** Claims every connection the threads hold back and sends each to the master (see HeldSockets). */

@@ -39,10 +39,11 @@ export interface WorkerClass {
   reopenLogs?(): void;
   /**
    * SIGABRT: the master timed the worker out and kills it after a short grace. A class whose stuck part can
-   * be cut alone (a gthread thread) ends that part and lets the rest finish the connections it holds, within
-   * the grace; resolves when done.
+   * be left alone (a gthread thread) lets the rest finish the connections it holds, within the grace, and
+   * resolves when done: with true when a stuck part is still there, and the process must then end without
+   * waking it (see GthreadWorker.abort).
    */
-  abort?(): Promise<void>;
+  abort?(): Promise<boolean>;
   /**
    * Serves a connection handed over from a worker that timed out (a raw handle received over IPC, accepted on
    * listener `listener`). False if the class cannot take it now. Only gthread hands connections over, and all

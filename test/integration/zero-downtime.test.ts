@@ -7,7 +7,8 @@
  * - USR2 + WINCH + TERM (upgrade; the new master takes over the pidfile), and the rollback (HUP old, TERM new)
  * - max_requests recycling
  * - the heartbeat kill of a blocked worker: nothing fails that was not on the killed worker
- * - a stuck gthread thread: the connections queued behind its request are served by the next worker
+ * - a stuck gthread thread: the connections queued behind its request, and those still in the kernel's backlog,
+ *   are served by the next worker
  */
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
@@ -236,6 +237,18 @@ function openGet(port: number, p: string, secure = false): { connected: Promise<
   return { connected: ready, status };
 }
 
+/** `p`, or an error naming `what` once `ms` have passed. */
+function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const bound = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no ${what} within ${ms} ms`)), ms);
+  });
+  return Promise.race([p, bound]).finally(() => clearTimeout(timer));
+}
+
+/** The pid in a raw answer of the fixture (its JSON body names the worker). */
+const pidIn = (raw: string): number => (JSON.parse(raw.slice(raw.indexOf('\r\n\r\n') + 4)) as { pid: number }).pid;
+
 describe('zero downtime: a stuck gthread thread', () => {
   for (const secure of [false, true]) {
   it(`hands the connections queued behind its request to the next worker (${secure ? 'TLS' : 'plain HTTP'})`, async () => {
@@ -257,14 +270,32 @@ describe('zero downtime: a stuck gthread thread', () => {
     await s.waitFor(line(stuck, 'Handing 3 waiting connection\\(s\\) over to the other workers'), 5000);
     for (const r of answers) {
       assert.match(r, /^HTTP\/1\.1 200 /, `a queued connection was lost: ${r.split('\r\n')[0]}`);
-      const pid = (JSON.parse(r.slice(r.indexOf('\r\n\r\n') + 4)) as { pid: number }).pid;
-      assert.notEqual(pid, stuck, 'served by the replacement, not the stuck worker');
+      assert.notEqual(pidIn(r), stuck, 'served by the replacement, not the stuck worker');
     }
     assert.doesNotMatch(await b.status, /^HTTP\/1\.1 200 /);
     s.signal('SIGTERM');
     assert.equal((await s.exited).code, 0);
   });
   }
+
+  it('leaves the connections waiting in the backlog to the next worker: the stuck thread accepts none of them', async () => {
+    // One worker, one thread. F connects while B spins, so F waits in the kernel's backlog, not in the worker.
+    // The stuck thread must not accept F on its way out. Woken by Worker.terminate(), it did: B spins in a
+    // timer callback (`wait`), and once the termination ended that callback the loop polled for I/O before it
+    // stopped, accepted F and closed it unread, a reset.
+    const { s, port } = await start('gthread', ['-w', '1', '--threads', '1', '--timeout', '2']);
+    const spinning = path.join(tmp, 'b-spinning');
+    openGet(port, `/spin?wait=100&ms=60000&spinning=${encodeURIComponent(spinning)}`);
+    await until(() => existsSync(spinning), 10000, 'B spinning');
+    const f = openGet(port, '/pid');
+    await f.connected;
+    const stuck = Number((await s.waitFor(/WORKER TIMEOUT \(pid:(\d+)\)/, 20000))[1]);
+    const r = await within(f.status, 20000, 'the answer to the connection that waited in the backlog');
+    assert.match(r, /^HTTP\/1\.1 200 /, `the connection that waited in the backlog was lost: ${r.split('\r\n')[0]}`);
+    assert.notEqual(pidIn(r), stuck, 'served by the replacement');
+    s.signal('SIGTERM');
+    assert.equal((await s.exited).code, 0);
+  });
 
   it('HUP: the connections queued behind its request go to the new worker at once', async () => {
     // As above, but no timeout: HUP replaces the worker while B spins. The old worker keeps running B until
@@ -281,16 +312,11 @@ describe('zero downtime: a stuck gthread thread', () => {
       rest.push(c.status);
     }
     s.signal('SIGHUP');
-    let timer: NodeJS.Timeout | undefined;
-    const bound = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error('the queued connections were not answered within 10 s of the HUP')), 10000);
-    });
-    const answers = await Promise.race([Promise.all(rest), bound]).finally(() => clearTimeout(timer));
+    const answers = await within(Promise.all(rest), 10000, 'answer to the queued connections after the HUP');
     await s.waitFor(line(old, 'Handing 3 waiting connection\\(s\\) over to the other workers'), 5000);
     for (const r of answers) {
       assert.match(r, /^HTTP\/1\.1 200 /, `a queued connection was lost: ${r.split('\r\n')[0]}`);
-      const pid = (JSON.parse(r.slice(r.indexOf('\r\n\r\n') + 4)) as { pid: number }).pid;
-      assert.notEqual(pid, old, 'served by the new worker');
+      assert.notEqual(pidIn(r), old, 'served by the new worker');
     }
     await s.kill();
   });
