@@ -261,11 +261,14 @@ function main(): void {
       const slow = [...w.runtime.slowRequests(0), ...w.slowInClass()].map((r) => `${r.method} ${r.url} (${Math.round(r.ms)} ms)`);
       w.runtime.log.critical(`Worker aborted (pid: ${process.pid})${slow.length ? `; serving ${slow.join(', ')}` : ''}`);
       void Promise.allSettled([w.runtime.runHook('workerAbort', w.runtime.self), w.abortClass()]).then(([, cls]) => {
-        if (cls.status !== 'fulfilled' || !cls.value) process.exit(1);
-        // A stuck thread is still there: any exit but a kill would wake it (see GthreadWorker.abort). What the
-        // logs gathered goes out first, as an exit would write it.
-        flushPendingSinks();
-        process.kill(process.pid, 'SIGKILL');
+        if (cls.status === 'fulfilled' && cls.value) {
+          // A stuck thread is still there: any exit but a kill would wake it (see GthreadWorker.abort). What
+          // the logs gathered goes out first, as an exit would write it.
+          flushPendingSinks();
+          process.kill(process.pid, 'SIGKILL');
+        } else {
+          process.exit(1);
+        }
       });
     });
     process.on('uncaughtException', (err) => {
