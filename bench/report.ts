@@ -354,8 +354,8 @@ const CEILING = 'best bare, same ratio';
 const ROUNDS = 'rounds, middle half';
 const CEILING_NOTE =
   `\n"${ROUNDS}": the 25th to 75th percentile of the per-round ratios whose median is "measured"; where the goal ` +
-  'lies inside it, this run cannot tell met from missed (the same server\'s requests/s moves by a third between ' +
-  `consecutive seconds on this machine: docs/design.md, "The benchmark"). "${CEILING}": the same ratio for the best ` +
+  'lies inside it, this run cannot tell met from missed (on this machine one server\'s requests/s can differ by ' +
+  `half between two consecutive 2 s runs: docs/design.md, "The benchmark"). "${CEILING}": the same ratio for the best ` +
   'bare setup of that load, a server with no cost of its own; a goal above it was not reached by node:http itself, ' +
   'with nothing added, in this run.\n';
 
