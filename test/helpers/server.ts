@@ -167,6 +167,15 @@ export async function until(cond: () => boolean, ms = 10000, what = 'condition')
   }
 }
 
+/** `p`, or an error naming `what` once `ms` have passed. */
+export function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const bound = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
+  });
+  return Promise.race([p, bound]).finally(() => clearTimeout(timer));
+}
+
 export interface Reply {
   status: number;
   headers: http.IncomingHttpHeaders;

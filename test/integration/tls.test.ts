@@ -17,7 +17,7 @@ import net from 'node:net';
 import path from 'node:path';
 import tls from 'node:tls';
 import { after, describe, it } from 'node:test';
-import { FIXTURES, request, Server, stopAll } from '../helpers/server.js';
+import { FIXTURES, request, Server, stopAll, within } from '../helpers/server.js';
 import { selfSigned } from '../helpers/tls.js';
 
 after(stopAll);
@@ -121,11 +121,7 @@ describe('TLS', () => {
         assert.equal(spoke, 'h2', 'the first connection spoke h2');
         return h2(port);
       };
-      let timer: NodeJS.Timeout | undefined;
-      const bound = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error('the ended connection stayed open, or the next was not served, for 10 s')), 10000);
-      });
-      const r = await Promise.race([served(), bound]).finally(() => clearTimeout(timer));
+      const r = await within(served(), 10000, 'the ended connection to close and the next to be served');
       assert.equal(r.status, 200);
       await s.kill();
     });

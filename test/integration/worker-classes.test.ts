@@ -19,7 +19,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
-import { alive, childrenOf, FIXTURES, request, Server, stopAll, until } from '../helpers/server.js';
+import { alive, childrenOf, FIXTURES, request, Server, stopAll, until, within } from '../helpers/server.js';
 
 after(stopAll);
 
@@ -84,9 +84,7 @@ for (const cls of CLASSES) {
       // timeout (60 s) unless the probe's EOF frees the worker.
       const r = await request(port, '/', { timeout: 10000 });
       assert.equal(r.status, 200);
-      let bound: NodeJS.Timeout | undefined;
-      const late = new Promise<never>((_, reject) => (bound = setTimeout(() => reject(new Error('the probe is still open after 10 s')), 10000)));
-      await Promise.race([closed, late]).finally(() => clearTimeout(bound));
+      await within(closed, 10000, 'the probe to close');
       await s.kill();
     });
 

@@ -18,7 +18,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { Load, stopAllLoads } from '../helpers/load.js';
-import { alive, childrenOf, FIXTURES, request, Server, stopAll, until } from '../helpers/server.js';
+import { alive, childrenOf, FIXTURES, request, Server, stopAll, until, within } from '../helpers/server.js';
 import { selfSigned, type CertFiles } from '../helpers/tls.js';
 
 /** The worker classes every zero-loss test runs on. */
@@ -237,15 +237,6 @@ function openGet(port: number, p: string, secure = false): { connected: Promise<
   return { connected: ready, status };
 }
 
-/** `p`, or an error naming `what` once `ms` have passed. */
-function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const bound = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no ${what} within ${ms} ms`)), ms);
-  });
-  return Promise.race([p, bound]).finally(() => clearTimeout(timer));
-}
-
 /** The pid in a raw answer of the fixture (its JSON body names the worker). */
 const pidIn = (raw: string): number => (JSON.parse(raw.slice(raw.indexOf('\r\n\r\n') + 4)) as { pid: number }).pid;
 
@@ -312,7 +303,7 @@ describe('zero downtime: a stuck gthread thread', () => {
       rest.push(c.status);
     }
     s.signal('SIGHUP');
-    const answers = await within(Promise.all(rest), 10000, 'answer to the queued connections after the HUP');
+    const answers = await within(Promise.all(rest), 10000, 'the answers to the queued connections after the HUP');
     await s.waitFor(line(old, 'Handing 3 waiting connection\\(s\\) over to the other workers'), 5000);
     for (const r of answers) {
       assert.match(r, /^HTTP\/1\.1 200 /, `a queued connection was lost: ${r.split('\r\n')[0]}`);
