@@ -75,7 +75,7 @@ async function main(): Promise<void> {
     return;
   }
   const serving = new Serving(runtime, served, d.listeners);
-  new OneAtATime(serving, null, new HeldSockets(d.threads, d.held).writer(d.thread));
+  new OneAtATime(serving, { held: new HeldSockets(d.threads, d.held).writer(d.thread), keepAlive: true });
   await serving.listen();
   if (d.beatMs > 0) {
     const beats = new Int32Array(d.sab, 0, d.threads);

@@ -1,13 +1,22 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type net from 'node:net';
+import { performance } from 'node:perf_hooks';
 import { fdOf } from '../http/peek.js';
 import type { HeldRegistry } from './held-sockets.js';
-import type { Serving } from './serving.js';
+import { acceptTimes, type Serving } from './serving.js';
 
-/** A connection waiting for its turn; `held`: its entry in the HeldRegistry, if it has one. */
+/**
+ * What waits for its turn: a connection not read yet (`req` unset), or a request that came on a connection
+ * already served (kept alive, or pipelined) while another request ran. `held`: a new connection's entry in the
+ * HeldRegistry, if it has one.
+ */
 interface Queued {
   readonly socket: net.Socket;
   held: number | undefined;
+  readonly req?: IncomingMessage;
+  readonly res?: ServerResponse;
+  /** When the request was queued: the start of its queue time. */
+  readonly at?: number;
 }
 
 export interface Busy {
@@ -21,39 +30,81 @@ export interface Busy {
   onIdle(): void;
 }
 
+export interface OneAtATimeOptions {
+  /**
+   * Lets the class stop accepting from the moment it holds a connection (sync), so the kernel keeps the others
+   * for idle workers (and a worker killed for a timeout takes no one else's connection with it). Without it (a
+   * gthread thread), connections accepted while a request runs queue here, unread, each recorded in `held` so
+   * the process can hand them over if the thread gets stuck.
+   */
+  readonly busy?: Busy;
+  readonly held?: HeldRegistry;
+  /**
+   * Keep connections alive between requests (gthread, as Gunicorn's): a connection whose response is sent stays
+   * open without holding the turn, and its next request queues behind whatever waits. Otherwise every response
+   * says `Connection: close` (sync).
+   */
+  readonly keepAlive?: boolean;
+}
+
+/** The connection a request came on: over TLS the request's socket wraps the one accepted. */
+const connectionOf = (req: IncomingMessage): net.Socket => {
+  const socket = req.socket as net.Socket & { _parent?: net.Socket | null };
+  return socket._parent ?? socket;
+};
+
 /**
- * Serves one connection at a time, each with one request answered `Connection: close` (Gunicorn's sync
- * worker). Connections accepted while one is served wait here, in order, and are served next: never dropped,
- * never served at once. `busy` lets the class stop accepting from the moment it holds a connection, so the
- * kernel keeps the others for idle workers (and a worker killed for a timeout takes no one else's connection
- * with it). Without it (a gthread thread), connections accepted while one is served queue here, unread,
- * each recorded in `held` so the process can hand them over if the thread gets stuck.
+ * Runs one request at a time (Gunicorn's sync worker, and each thread of its gthread worker). Connections
+ * accepted while a request runs wait here, in order, unread, and are served in turn: never dropped, never
+ * served at once. So do requests that arrive on connections served before (kept alive or pipelined): the
+ * app's listener runs for them when their turn comes.
+ *
+ * A turn belongs to one connection: from being handed to Node's parser until its first request's response
+ * is sent (or it closes), then, for each later request, from its arrival (or its place in the queue) until
+ * its response is sent.
  */
 export class OneAtATime {
   readonly #queue: Queued[] = [];
+  /** The connection whose turn it is. */
   #current: net.Socket | null = null;
-  /** Ends the current connection's turn (once): its response finished, or it closed. */
+  /** Its request runs (else it waits for its first request to be read). */
+  #running = false;
+  /** Ends the current turn (once): its response closed (sent, or cut), or its connection did. */
   #finished: (() => void) | null = null;
+  readonly #busy: Busy | null;
+  readonly #held: HeldRegistry | null;
+  readonly #keepAlive: boolean;
+  /** The server's own request listeners (the request wrapper and the app), run when a request's turn comes. */
+  readonly #app: (req: IncomingMessage, res: ServerResponse) => void;
 
   constructor(
     private readonly serving: Serving,
-    private readonly busy: Busy | null,
-    private readonly held: HeldRegistry | null = null,
+    options: OneAtATimeOptions = {},
   ) {
+    this.#busy = options.busy ?? null;
+    this.#held = options.held ?? null;
+    this.#keepAlive = options.keepAlive ?? false;
     serving.setAdmit((socket, _serve, listener) => this.admit(socket, listener));
-    // Runs before the app's listener (and the request wrapper), for every request.
-    serving.http.prependListener('request', (req: IncomingMessage, res: ServerResponse) => this.onRequest(req, res));
+    const server = serving.http;
+    const app = server.listeners('request') as ((req: IncomingMessage, res: ServerResponse) => void)[];
+    server.removeAllListeners('request');
+    this.#app =
+      app.length === 1 ? app[0]!.bind(server) : (req, res) => { for (const l of app) l.call(server, req, res); };
+    server.on('request', (req: IncomingMessage, res: ServerResponse) => this.onRequest(req, res));
   }
 
-  // Nothing of ours is stored on the socket (see SlotTable.put): the queue entry and the closures keep it.
+  // Nothing of ours is stored on the socket (see SlotTable.put): the queue entries and the closures keep it.
   private admit(socket: net.Socket, listener: number): void {
-    this.busy?.onAdmit();
-    const entry: Queued = { socket, held: this.held && this.#current ? this.held.hold(fdOf(socket), listener) : undefined };
+    this.#busy?.onAdmit();
+    const entry: Queued = { socket, held: this.#held && this.#current ? this.#held.hold(fdOf(socket), listener) : undefined };
     socket.once('close', () => {
-      const i = this.#queue.indexOf(entry);
-      if (i >= 0) {
-        this.#queue.splice(i, 1);
-        this.release(entry);
+      const queue = this.#queue;
+      // Whatever still waits for this connection: itself, unread, or requests that came on it.
+      for (let i = queue.length - 1; i >= 0; i--) {
+        const e = queue[i]!;
+        if (e.socket !== socket) continue;
+        queue.splice(i, 1);
+        if (e === entry) this.release(entry);
       }
       if (this.#current === socket) this.#finished?.();
     });
@@ -64,42 +115,67 @@ export class OneAtATime {
   /** Takes a queued socket back from the HeldRegistry: false when the process claimed it (handed over). */
   private release(entry: Queued): boolean {
     const token = entry.held;
-    if (token === undefined || !this.held) return true;
+    if (token === undefined || !this.#held) return true;
     entry.held = undefined;
-    return this.held.take(token);
+    return this.#held.take(token);
   }
 
   private next(): void {
-    let entry = this.#queue.shift();
-    while (entry && !this.release(entry)) {
-      // Claimed by the process for another worker: not ours to serve, read or close any more.
-      this.serving.forget(entry.socket);
-      entry = this.#queue.shift();
+    const queue = this.#queue;
+    let entry = queue.shift();
+    while (entry) {
+      // A request runs unless its connection is gone or closing (after a `Connection: close` response, Node
+      // writes nothing more there: a request pipelined behind it is never answered).
+      if (entry.req ? entry.socket.writable && !entry.res!.destroyed : this.release(entry)) break;
+      // A connection claimed by the process for another worker: not ours to serve, read or close any more.
+      if (!entry.req) this.serving.forget(entry.socket);
+      entry = queue.shift();
     }
     if (!entry) {
       this.#current = null;
       this.#finished = null;
-      this.busy?.onIdle();
+      this.#running = false;
+      this.#busy?.onIdle();
       return;
     }
-    const socket = entry.socket;
+    if (entry.req) {
+      // Its wait is its queue time (%(Q)s, queueTime()): the request wrapper takes it as a first request's.
+      acceptTimes.accepted(entry.socket, entry.at!);
+      this.run(entry.socket, entry.req, entry.res!);
+    } else {
+      this.turn(entry.socket, false);
+      this.serving.serve(entry.socket);
+    }
+  }
+
+  /** Gives `socket` the turn; the returned function ends it (once, and only while it is the current turn). */
+  private turn(socket: net.Socket, running: boolean): () => void {
     this.#current = socket;
+    this.#running = running;
     let done = false;
-    this.#finished = () => {
+    const finished = () => {
       if (done) return;
       done = true;
-      if (this.#current === socket) this.next();
+      // After every listener of the event that ended it: the request wrapper's (access log, post_request)
+      // and the app's own 'close' listeners still belong to this turn.
+      if (this.#finished === finished) process.nextTick(() => this.#finished === finished && this.next());
     };
-    this.serving.serve(socket);
+    this.#finished = finished;
+    return finished;
   }
 
   private onRequest(req: IncomingMessage, res: ServerResponse): void {
-    res.shouldKeepAlive = false;
-    // (Over TLS the request's socket is the TLS socket, not the one accepted: its turn ends when it closes.)
-    const done = req.socket === this.#current ? this.#finished : null;
-    if (done) {
-      res.once('finish', done);
-      res.once('close', done);
-    }
+    if (!this.#keepAlive) res.shouldKeepAlive = false;
+    const socket = connectionOf(req);
+    if (this.#current === null || (this.#current === socket && !this.#running)) this.run(socket, req, res);
+    else this.#queue.push({ socket, held: undefined, req, res, at: performance.now() });
+  }
+
+  private run(socket: net.Socket, req: IncomingMessage, res: ServerResponse): void {
+    // 'close', not 'finish': what runs on the response's close (the request wrapper's access log and
+    // post_request, the app's own listeners) belongs to the turn too. Node emits it one tick after 'finish',
+    // or when the connection goes.
+    res.once('close', this.turn(socket, true));
+    this.#app(req, res);
   }
 }

@@ -22,7 +22,7 @@ export class SyncWorker implements WorkerClass {
     const serving = new Serving(this.ctx.runtime, this.#served, this.ctx.listeners);
     this.#serving = serving;
     const accept = new AcceptSwitch(serving, this.ctx.leases, this.ctx.listeners.length);
-    new OneAtATime(serving, { onAdmit: () => accept.pause(), onIdle: () => accept.resume() });
+    new OneAtATime(serving, { busy: { onAdmit: () => accept.pause(), onIdle: () => accept.resume() } });
     await serving.listen();
   }
 

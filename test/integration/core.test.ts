@@ -391,8 +391,7 @@ describe('operations', () => {
     assert.equal(logged.get('/waited'), String(Math.round(q)));
     assert.equal(logged.get('/proxied'), String(Math.round(pq)));
     await s.kill();
-    // A later request on a keep-alive connection did not wait (a gthread worker with one thread closes
-    // every connection after its response; the default class keeps them).
+    // A later request on a keep-alive connection did not wait (the default class: nothing else runs first).
     const ka = await start([fx('queue-time.mjs')]);
     const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
     const reply = async (p: string) => JSON.parse((await request(ka.port, p, { agent })).body).q as number;

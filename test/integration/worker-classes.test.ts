@@ -1,6 +1,6 @@
 /**
  * Worker classes: one contract suite, run against async, sync and gthread, on the real CLI (port 0):
- * - serves; sync and gthread answer `Connection: close`, async keeps the connection alive; a malformed
+ * - serves; sync answers `Connection: close`, async and gthread keep the connection alive; a malformed
  *   request gets 400 and the worker serves on
  * - a connection closed before its first byte does not hold the worker
  * - a worker whose event loop (or, in gthread, one of whose threads) is blocked past --timeout is killed
@@ -10,11 +10,14 @@
  * And what each class promises:
  * - a sync worker waiting on I/O does not get the next connection (it stops accepting)
  * - two CPU-bound requests run on two threads of one gthread worker, at the same time
+ * - a gthread thread keeps connections alive without being held by an idle one, and runs the requests of its
+ *   kept-alive and pipelined connections one at a time, in order
  * - an async worker with --worker-connections 2 never runs more than 2 requests at once and drops none of 6
  * - --request-deadline answers 503, tells the app, and the worker lives on
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -49,7 +52,7 @@ async function start(args: string[], env?: NodeJS.ProcessEnv): Promise<{ s: Serv
 const CLASSES: { name: string; args: string[]; closes: boolean }[] = [
   { name: 'async', args: ['-k', 'async'], closes: false },
   { name: 'sync', args: ['-k', 'sync'], closes: true },
-  { name: 'gthread', args: ['-k', 'gthread', '--threads', '2'], closes: true },
+  { name: 'gthread', args: ['-k', 'gthread', '--threads', '2'], closes: false },
 ];
 
 for (const cls of CLASSES) {
@@ -65,6 +68,28 @@ for (const cls of CLASSES) {
       const bad = await rawExchange(port, 'GET / HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\n');
       assert.match(bad, /^HTTP\/1\.1 400 /);
       assert.equal((await request(port, '/')).status, 200);
+      await s.kill();
+    });
+
+    it('answers a client that ended its side after its requests, though the handler awaits I/O', async () => {
+      // Node's default ended the connection at the client's FIN: a response not written by then was lost.
+      // Two pipelined requests, so the one-at-a-time classes also queue the second past the FIN.
+      const { s, port } = await start([...cls.args, '-w', '1', APP]);
+      await s.workersBooted(1);
+      const got = await new Promise<string>((resolve, reject) => {
+        const c = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true }, () =>
+          c.end('GET /sleep?ms=300 HTTP/1.1\r\nHost: x\r\n\r\nGET /sleep?ms=1 HTTP/1.1\r\nHost: x\r\n\r\n'),
+        );
+        let text = '';
+        c.setEncoding('utf8');
+        c.on('data', (d: string) => (text += d));
+        c.on('close', () => resolve(text));
+        c.on('error', reject);
+        c.setTimeout(10000, () => c.destroy(new Error(`no close: ${JSON.stringify(text)}`)));
+      });
+      const slept = [...got.matchAll(/"slept":(\d+)/g)].map((m) => Number(m[1]));
+      // sync answers the first and closes (one request per connection); the others answer both, in order.
+      assert.deepEqual(slept, cls.closes ? [300] : [300, 1], `got ${JSON.stringify(got)}`);
       await s.kill();
     });
 
@@ -214,6 +239,63 @@ describe('what each class promises', () => {
     assert.equal(a!.pid, b!.pid, 'one worker process');
     assert.notEqual(a!.thread, b!.thread, 'two threads');
     assert.ok(b!.started < a!.ended && a!.started < b!.ended, 'the two spins overlapped in time');
+    await s.kill();
+  });
+
+  it('a gthread thread keeps connections alive, is not held by an idle one, and runs one request at a time', async () => {
+    // One thread, and a keep-alive timeout far beyond the requests' own bound: a thread held by an idle
+    // connection until it closed would let no other client in within the test's time.
+    const { s, port } = await start(['-k', 'gthread', '-w', '1', '--threads', '1', '--keep-alive', '60', APP]);
+    await s.workersBooted(1);
+    const client = () => {
+      const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+      const made = { connections: 0 };
+      const connect = agent.createConnection.bind(agent);
+      agent.createConnection = ((...args: Parameters<typeof connect>) => (made.connections++, connect(...args))) as typeof agent.createConnection;
+      return { agent, made, get: (p: string) => request(port, p, { agent, timeout: 5000 }) };
+    };
+    const a = client();
+    const b = client();
+    try {
+      const first = await a.get('/');
+      assert.equal(first.headers.connection, 'keep-alive');
+      // A's connection is open and idle: B is served all the same.
+      assert.equal((await b.get('/')).status, 200);
+      // A's next request awaits I/O; B's, on its kept connection, waits for it to end.
+      const slow = a.get('/sleep?ms=400&announce');
+      await s.waitFor(/app: started \/sleep/);
+      const fast = json((await b.get('/sleep?ms=0')).body);
+      const slept = json((await slow).body);
+      assert.ok(fast.started >= slept.ended, `B's request started at ${fast.started}, before A's ended at ${slept.ended}`);
+      assert.deepEqual([a.made.connections, b.made.connections], [1, 1], 'each client kept its one connection');
+      assert.equal(json((await a.get('/stats')).body).maxRunning, 1);
+    } finally {
+      a.agent.destroy();
+      b.agent.destroy();
+    }
+    // Pipelined requests on one connection are answered in order, one at a time, and the connection stays open.
+    const pipelined = await new Promise<string>((resolve, reject) => {
+      const c = net.connect(port, '127.0.0.1', () =>
+        c.write('GET /sleep?ms=300 HTTP/1.1\r\nHost: x\r\n\r\nGET /sleep?ms=0 HTTP/1.1\r\nHost: x\r\n\r\n'),
+      );
+      let got = '';
+      c.setEncoding('utf8');
+      c.on('data', (d: string) => {
+        got += d;
+        if ((got.match(/"ended":\d+/g) ?? []).length === 2) {
+          resolve(got);
+          c.destroy();
+        }
+      });
+      c.on('error', reject);
+      c.on('close', () => reject(new Error(`closed after ${JSON.stringify(got)}`)));
+      c.setTimeout(5000, () => c.destroy(new Error(`no two answers: ${JSON.stringify(got)}`)));
+    });
+    const bodies = [...pipelined.matchAll(/\{[^}]*\}/g)].map((m) => json(m[0]));
+    assert.equal(bodies.length, 2);
+    assert.deepEqual(bodies.map((x) => (x as unknown as { slept: number }).slept), [300, 0], 'in order');
+    assert.ok(bodies[1]!.started >= bodies[0]!.ended, 'the second started once the first had ended');
+    assert.doesNotMatch(pipelined, /connection: close/i);
     await s.kill();
   });
 
