@@ -32,7 +32,8 @@ export function queueTable(running: QueueTable['running']): QueueTable {
 /**
  * How long the request waited before reaching the app, in milliseconds: since the worker accepted its
  * connection, or since the proxy saw it when the proxy sent `X-Request-Start`; 0 for a request that did not
- * wait (a later one on a keep-alive connection). Undefined outside a tunicorn worker. For metrics and logs.
+ * wait (a later one on a keep-alive connection, unless a gthread thread queued it behind another). Undefined
+ * outside a tunicorn worker. For metrics and logs.
  */
 export function queueTime(req: IncomingMessage): number | undefined {
   const table = (globalThis as WithTable)[kTable];

@@ -210,7 +210,8 @@ export class WorkerRuntime {
   /**
    * Milliseconds between the connection being accepted (or, with `X-Request-Start`, the proxy seeing the
    * request) and the request reaching the app. Later requests on a keep-alive connection did not wait for a
-   * connection slot: their queue time is 0 unless a proxy says otherwise.
+   * connection slot: their queue time is 0 unless a proxy says otherwise, or a gthread thread queued them
+   * behind another request (OneAtATime records when, as the connection's accept time).
    */
   queueTime(req: IncomingMessage, now: number): number {
     const proxy = parseRequestStart(requestStartHeader(req.rawHeaders));

@@ -172,7 +172,12 @@ export const server = {
       'stays only on a TLS server that also speaks HTTP/2 (h2 in `http_protocols`). A response still being ' +
       'written to a slow reader is never cut. ' +
       'Behind a load balancer, set it above the balancer\'s idle timeout so the server is never the one ' +
-      'that closes a connection the balancer is about to reuse.',
+      'that closes a connection the balancer is about to reuse. ' +
+      'As in Gunicorn, the `sync` class ignores it (one request per connection, `Connection: close`); `async` ' +
+      'and `gthread` keep connections alive. A gthread thread runs one request at a time: an idle connection ' +
+      'does not hold it, and a request on a kept-alive connection waits for its turn. With 0, a gthread thread ' +
+      'leaves every waiting connection unread until its turn, so all of them can be handed to another worker ' +
+      'if the thread gets stuck; a request already read from a kept-alive connection cannot be.',
   }),
   preload: boolSetting({
     key: 'preload',
