@@ -382,6 +382,18 @@ describe('operations', () => {
     await first;
     const q = JSON.parse(waited.body).q as number;
     assert.ok(q > 0 && q <= turn, `queue time ${q} ms: more than 0, and no more than the ${turn} ms the client waited`);
+    // So did a request on a kept-alive connection that came while the thread ran another.
+    const kept = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    assert.equal(JSON.parse((await request(port, '/kept1', { agent: kept })).body).q > 0, true, 'first request on it');
+    const second = request(port, '/sleep?ms=600');
+    await s.waitFor(/(?:[\s\S]*?app: sleeping){2}/);
+    const t1 = Date.now();
+    const keptWaited = await request(port, '/kept2', { agent: kept });
+    const keptTurn = Date.now() - t1;
+    await second;
+    kept.destroy();
+    const kq = JSON.parse(keptWaited.body).q as number;
+    assert.ok(kq > 0 && kq <= keptTurn, `kept-alive queue time ${kq} ms: more than 0, and no more than the ${keptTurn} ms the client waited`);
     // A proxy's X-Request-Start (seconds since the epoch) counts from when the proxy saw the request.
     const proxied = await request(port, '/proxied', { headers: { 'x-request-start': `t=${(Date.now() - 2500) / 1000}` } });
     const pq = JSON.parse(proxied.body).q as number;
