@@ -120,12 +120,6 @@ export class HttpLayer {
     // The gate reads raw bytes: not on TLS (the app's own https server included: tls.Server has addContext).
     const encrypted = tlsOptions !== null || (this.server === own && 'addContext' in own);
     this.gate = encrypted ? null : new ConnectionGate(cfg, log);
-    // A client that sends its request and then ends its side (a half-close: `nc -N`, some health checkers,
-    // a pipelining client's last write) still gets every answer it asked for. Node's default ends the
-    // connection at the client's FIN, so a response not yet written then (the handler awaited I/O; a
-    // one-at-a-time class had queued the request) was lost. With this Node marks the last response owed as
-    // the last and closes once it is sent. Plain HTTP only: a TLS socket does not stay half-open.
-    if (!encrypted) (s as http.Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
     if (this.gate) {
       this.routeThroughGate(this.gate);
       this.log.debug(`Checking first request lines by ${this.gate.how}`);

@@ -72,9 +72,23 @@ const ONE_REQUEST_PER_CONNECTION = new Set<string>(['sync']);
 /** The classes that serve one request at a time (per thread): the cases are answered in turn. */
 const SERVES_IN_TURN = new Set<string>(['sync', 'gthread']);
 
+/**
+ * How many of a case's responses a class owes. A client's FIN ends its connection (docs/design.md, The HTTP
+ * layer): gthread answers the pipelined requests it ran before the FIN was read, at least the first, and
+ * those still queued behind it are not answered.
+ */
+function owed(c: Case, r: RawResult, cls: string): number {
+  const want = c.expect.status?.length ?? 0;
+  if (want <= 1) return want;
+  if (ONE_REQUEST_PER_CONNECTION.has(cls)) return 1;
+  if (cls === 'gthread' && c.halfClose) return Math.min(want, Math.max(1, r.responses.length));
+  return want;
+}
+
 function check(c: Case, r: RawResult, cls: string): void {
-  const e = ONE_REQUEST_PER_CONNECTION.has(cls) && (c.expect.status?.length ?? 0) > 1
-    ? { ...c.expect, status: c.expect.status!.slice(0, 1), close: true, echo: c.expect.echo?.slice(0, 1) }
+  const n = owed(c, r, cls);
+  const e = n < (c.expect.status?.length ?? 0)
+    ? { ...c.expect, status: c.expect.status!.slice(0, n), close: true, echo: c.expect.echo?.slice(0, n) }
     : c.expect;
   const got = r.responses.map((x) => x.status);
   const seen = `got ${JSON.stringify(got)}, closed=${r.closed}, rest=${JSON.stringify(r.rest.slice(0, 80))}`;

@@ -71,28 +71,6 @@ for (const cls of CLASSES) {
       await s.kill();
     });
 
-    it('answers a client that ended its side after its requests, though the handler awaits I/O', async () => {
-      // Node's default ended the connection at the client's FIN: a response not written by then was lost.
-      // Two pipelined requests, so the one-at-a-time classes also queue the second past the FIN.
-      const { s, port } = await start([...cls.args, '-w', '1', APP]);
-      await s.workersBooted(1);
-      const got = await new Promise<string>((resolve, reject) => {
-        const c = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true }, () =>
-          c.end('GET /sleep?ms=300 HTTP/1.1\r\nHost: x\r\n\r\nGET /sleep?ms=1 HTTP/1.1\r\nHost: x\r\n\r\n'),
-        );
-        let text = '';
-        c.setEncoding('utf8');
-        c.on('data', (d: string) => (text += d));
-        c.on('close', () => resolve(text));
-        c.on('error', reject);
-        c.setTimeout(10000, () => c.destroy(new Error(`no close: ${JSON.stringify(text)}`)));
-      });
-      const slept = [...got.matchAll(/"slept":(\d+)/g)].map((m) => Number(m[1]));
-      // sync answers the first and closes (one request per connection); the others answer both, in order.
-      assert.deepEqual(slept, cls.closes ? [300] : [300, 1], `got ${JSON.stringify(got)}`);
-      await s.kill();
-    });
-
     it('a connection closed before its first byte does not hold the worker (wrk opens one such probe)', async () => {
       // One worker (one thread) and a header timeout far beyond the request's own bound: only closing the
       // silent connection at its EOF lets the next request through in time.
