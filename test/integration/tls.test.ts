@@ -8,6 +8,7 @@
  * - --cert-reqs required with --ca-certs: a client without a certificate fails the handshake, one with a
  *   certificate signed by the CA is served
  * - h2c (HTTP/2 with prior knowledge, no TLS) from a trusted peer; refused from another
+ * - a gthread thread runs one HTTP/2 connection's streams one at a time, and an idle session does not hold it
  */
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -126,6 +127,32 @@ describe('TLS', () => {
       await s.kill();
     });
   }
+
+  it('a gthread thread runs the streams of one HTTP/2 connection one at a time, and serves others between them', async () => {
+    const { s, port } = await start(['-k', 'gthread', '-w', '1', '--threads', '1', fx('classes.ts')]);
+    const session = http2.connect(`https://127.0.0.1:${port}`, { rejectUnauthorized: false });
+    const get = (p: string) =>
+      new Promise<{ slept: number; started: number; ended: number }>((resolve, reject) => {
+        const req = session.request({ ':path': p });
+        let body = '';
+        req.setEncoding('utf8');
+        req.on('data', (d: string) => (body += d));
+        req.on('end', () => resolve(JSON.parse(body)));
+        req.on('error', reject);
+      });
+    try {
+      session.on('error', () => {});
+      const streams = await within(Promise.all([get('/sleep?ms=200'), get('/sleep?ms=200'), get('/sleep?ms=200')]), 10000, 'three streams');
+      const byStart = [...streams].sort((a, b) => a.started - b.started);
+      for (let i = 1; i < byStart.length; i++)
+        assert.ok(byStart[i]!.started >= byStart[i - 1]!.ended, `streams overlapped: ${JSON.stringify(byStart)}`);
+      // The session stays open, idle, and does not hold the thread: a new connection is served.
+      assert.equal((await h1(port, { path: '/' })).status, 200);
+    } finally {
+      session.close();
+    }
+    await s.kill();
+  });
 
   it('--http-protocols h1 offers HTTP/1.1 only', async () => {
     const { s, port } = await start([fx('whoami.ts'), '--http-protocols', 'h1']);
