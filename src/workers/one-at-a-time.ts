@@ -60,8 +60,8 @@ const connectionOf = (req: IncomingMessage): net.Socket => {
  * app's listener runs for them when their turn comes.
  *
  * A turn belongs to one connection: from being handed to Node's parser until its first request's response
- * is sent (or it closes), then, for each later request, from its arrival (or its place in the queue) until
- * its response is sent.
+ * closes (sent or cut), or the connection does; then, for each later request, from its arrival (or its place
+ * in the queue) until its response closes.
  */
 export class OneAtATime {
   readonly #queue: Queued[] = [];
