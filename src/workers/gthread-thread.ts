@@ -32,6 +32,8 @@ export interface ThreadData {
   readonly slots: SharedArrayBuffer;
   /** HeldSockets' memory: the connections each thread holds back. */
   readonly held: SharedArrayBuffer;
+  /** HeldSockets' memory: each thread's kept-alive connections, idle between two requests. */
+  readonly kept: SharedArrayBuffer;
   readonly threads: number;
   /** 0: no heartbeat (timeout 0). */
   readonly beatMs: number;
@@ -75,7 +77,11 @@ async function main(): Promise<void> {
     return;
   }
   const serving = new Serving(runtime, served, d.listeners);
-  new OneAtATime(serving, { held: new HeldSockets(d.threads, d.held).writer(d.thread), keepAlive: true });
+  new OneAtATime(serving, {
+    held: new HeldSockets(d.threads, d.held).writer(d.thread),
+    keepAlive: true,
+    kept: new HeldSockets(d.threads, d.kept).writer(d.thread),
+  });
   await serving.listen();
   if (d.beatMs > 0) {
     const beats = new Int32Array(d.sab, 0, d.threads);

@@ -1,6 +1,9 @@
+import { constants } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { AppLoadError } from '../app/errors.js';
 import type { InflightRequest } from '../protocol/messages.js';
+import { isRequestLine } from '../http/connection.js';
+import { openPeek } from '../http/peek.js';
 import { HeldSockets } from './held-sockets.js';
 import { ThreadSlots } from './thread-slots.js';
 import { heartbeatEvery } from './watchdog.js';
@@ -10,6 +13,7 @@ import type { ThreadData, ThreadMessage, ToThread } from './gthread-thread.js';
 const THREAD_ENTRY = new URL('./gthread-thread.js', import.meta.url);
 /** SIGABRT: how long the hand-over of held connections may hold back the stop of the threads. */
 const HAND_OVER_MAX_MS = 500;
+const EAGAIN = constants.errno.EAGAIN;
 
 /**
  * `gthread`: `threads` node:worker_threads threads per worker process, each with its own copy of the app and
@@ -31,6 +35,8 @@ export class GthreadWorker implements WorkerClass {
   #drained = 0;
   #slots: ThreadSlots | null = null;
   #held: HeldSockets | null = null;
+  /** Each thread's kept-alive connections while idle between two requests (see handOverKept). */
+  #kept = new HeldSockets(0);
   /**
    * Handles of connections handed over to this process and passed on to a thread by descriptor. The thread's
    * socket closes the descriptor; closing these too could close a later connection that reused the number,
@@ -52,6 +58,7 @@ export class GthreadWorker implements WorkerClass {
     this.#staleMs = 2 * every;
     this.#slots = new ThreadSlots(n);
     this.#held = new HeldSockets(n);
+    this.#kept = new HeldSockets(n);
     const ready: Promise<void>[] = [];
     for (let t = 0; t < n; t++) {
       const data: ThreadData = {
@@ -66,6 +73,7 @@ export class GthreadWorker implements WorkerClass {
         sab,
         slots: this.#slots.sab,
         held: this.#held.sab,
+        kept: this.#kept.sab,
         threads: n,
         beatMs: every / 2,
       };
@@ -142,6 +150,7 @@ export class GthreadWorker implements WorkerClass {
     this.#stopping = true;
     const stuck = new Set(this.stuckThreads());
     await this.handOverHeld();
+    await this.handOverKept(stuck);
     await Promise.all(
       this.#threads.map((w, t) => {
         if (stuck.has(t)) return undefined;
@@ -159,6 +168,27 @@ export class GthreadWorker implements WorkerClass {
     this.ctx.runtime.log.warning(`Handing ${held.length} waiting connection(s) over to the other workers`);
     const sent = Promise.allSettled(held.map((h) => this.ctx.handOver(h.listener, h.fd)));
     // Sent before any thread ends: a thread that ends closes its descriptors.
+    await Promise.race([sent, new Promise((resolve) => setTimeout(resolve, HAND_OVER_MAX_MS).unref())]);
+  }
+
+  /**
+   * The idle kept-alive connections of the stuck threads go to the master too. A stuck thread reads nothing,
+   * so a request sent on one since it got stuck waits unread in the kernel, and the next worker reads it as
+   * if it had accepted the connection. Each is looked at first (native peek): one whose waiting bytes do not
+   * start a request (its thread read the rest before it got stuck) or whose client has closed stays. Without
+   * the native module none is handed over.
+   */
+  private async handOverKept(stuck: ReadonlySet<number>): Promise<void> {
+    if (stuck.size === 0) return;
+    const kept = this.#kept.claimAll(stuck);
+    if (kept.length === 0) return;
+    const peek = openPeek();
+    if (typeof peek === 'string') return;
+    const bytes = new Uint8Array(peek.buffer);
+    const ready = kept.filter((k) => startsRequest(bytes, peek(k.fd)));
+    if (ready.length === 0) return;
+    this.ctx.runtime.log.warning(`Handing ${ready.length} idle kept-alive connection(s) over to the other workers`);
+    const sent = Promise.allSettled(ready.map((k) => this.ctx.handOver(k.listener, k.fd)));
     await Promise.race([sent, new Promise((resolve) => setTimeout(resolve, HAND_OVER_MAX_MS).unref())]);
   }
 
@@ -194,6 +224,24 @@ export class GthreadWorker implements WorkerClass {
   reopenLogs(): void {
     for (const w of this.#threads) w.postMessage({ t: 'reopen' } satisfies ToThread);
   }
+}
+
+/**
+ * Whether what a peek found on an idle kept-alive connection can go to another worker: nothing yet
+ * (`-EAGAIN`), or the start of a request: a whole request line, or as much of one as came (a method, then
+ * a space or nothing more). 0 (the client closed) and errors cannot.
+ */
+export function startsRequest(b: Uint8Array, n: number): boolean {
+  if (n === -EAGAIN) return true;
+  if (n <= 0) return false;
+  let start = 0;
+  while (start + 1 < n && b[start] === 0x0d && b[start + 1] === 0x0a) start += 2;
+  let eol = start;
+  while (eol < n && b[eol] !== 0x0a) eol++;
+  if (eol < n) return isRequestLine(b, start, eol);
+  let i = start;
+  while (i < n && b[i]! >= 0x41 && b[i]! <= 0x5a) i++;
+  return i > start && (i === n || b[i] === 0x20);
 }
 
 export const createGthreadWorker = (ctx: WorkerClassContext): WorkerClass => new GthreadWorker(ctx);

@@ -73,10 +73,14 @@ export class HeldSockets {
     return n;
   }
 
-  /** The main thread's side: claims every held connection of every thread; none is served by its thread after. */
-  claimAll(): HeldEntry[] {
+  /**
+   * The main thread's side: claims every connection recorded by every thread (or by `threads` only); none is
+   * served by its thread after.
+   */
+  claimAll(threads?: ReadonlySet<number>): HeldEntry[] {
     const out: HeldEntry[] = [];
     for (let i = 0; i < this.#cells.length; i++) {
+      if (threads && !threads.has(Math.floor(i / PER_THREAD))) continue;
       const v = Atomics.load(this.#cells, i);
       if (v <= 0 || Atomics.compareExchange(this.#cells, i, v, CLAIMED) !== v) continue;
       out.push({ thread: Math.floor(i / PER_THREAD), listener: Math.floor((v - 1) / FD_SPAN), fd: (v - 1) % FD_SPAN });

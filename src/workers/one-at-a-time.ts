@@ -45,6 +45,18 @@ export interface OneAtATimeOptions {
    * says `Connection: close` (sync).
    */
   readonly keepAlive?: boolean;
+  /**
+   * Where a gthread thread records each kept-alive connection while it is idle between two requests, so the
+   * process can hand it over if the thread gets stuck (plain HTTP/1 only: over TLS the session is the
+   * thread's). Taken back when its next request comes, or when it closes.
+   */
+  readonly kept?: HeldRegistry;
+}
+
+/** What `kept` needs of an open connection: its listener, and its entry while it is idle and recorded. */
+interface Kept {
+  readonly listener: number;
+  token: number | undefined;
 }
 
 /** The connection a request came on: over TLS the request's socket wraps the one accepted. */
@@ -74,6 +86,9 @@ export class OneAtATime {
   readonly #busy: Busy | null;
   readonly #held: HeldRegistry | null;
   readonly #keepAlive: boolean;
+  readonly #kept: HeldRegistry | null;
+  /** With `kept`: every open connection's record (nothing of ours is stored on the socket). */
+  readonly #conns = new Map<net.Socket, Kept>();
   /** The server's own request listeners (the request wrapper and the app), run when a request's turn comes. */
   readonly #app: (req: IncomingMessage, res: ServerResponse) => void;
 
@@ -84,6 +99,7 @@ export class OneAtATime {
     this.#busy = options.busy ?? null;
     this.#held = options.held ?? null;
     this.#keepAlive = options.keepAlive ?? false;
+    this.#kept = (this.#keepAlive && options.kept) || null;
     serving.setAdmit((socket, _serve, listener) => this.admit(socket, listener));
     const server = serving.http;
     const app = server.listeners('request') as ((req: IncomingMessage, res: ServerResponse) => void)[];
@@ -97,7 +113,13 @@ export class OneAtATime {
   private admit(socket: net.Socket, listener: number): void {
     this.#busy?.onAdmit();
     const entry: Queued = { socket, held: this.#held && this.#current ? this.#held.hold(fdOf(socket), listener) : undefined };
+    const kept: Kept | null = this.#kept ? { listener, token: undefined } : null;
+    if (kept) this.#conns.set(socket, kept);
     socket.once('close', () => {
+      if (kept) {
+        this.#conns.delete(socket);
+        this.unpark(kept);
+      }
       const queue = this.#queue;
       // Whatever still waits for this connection: itself, unread, or requests that came on it.
       for (let i = queue.length - 1; i >= 0; i--) {
@@ -167,6 +189,10 @@ export class OneAtATime {
   private onRequest(req: IncomingMessage, res: ServerResponse): void {
     if (!this.#keepAlive) res.shouldKeepAlive = false;
     const socket = connectionOf(req);
+    const kept = this.#kept ? this.#conns.get(socket) : undefined;
+    // Handed to another worker while this thread was stuck: the process is on its way out, and the request
+    // is not ours to answer.
+    if (kept && !this.unpark(kept)) return;
     if (this.#current === null || (this.#current === socket && !this.#running)) this.run(socket, req, res);
     else this.#queue.push({ socket, held: undefined, req, res, at: performance.now() });
   }
@@ -175,7 +201,27 @@ export class OneAtATime {
     // 'close', not 'finish': what runs on the response's close (the request wrapper's access log and
     // post_request, the app's own listeners) belongs to the turn too. Node emits it one tick after 'finish',
     // or when the connection goes.
-    res.once('close', this.turn(socket, true));
+    const end = this.turn(socket, true);
+    res.once('close', this.#kept && req.socket === socket ? () => (this.park(socket), end()) : end);
     this.#app(req, res);
+  }
+
+  /**
+   * Records a kept-alive connection that is idle after its response (see `kept`): open and writable (not
+   * closing after a `Connection: close`), with no request of its own queued.
+   */
+  private park(socket: net.Socket): void {
+    const kept = this.#conns.get(socket);
+    if (!kept || kept.token !== undefined || !socket.writable) return;
+    for (const e of this.#queue) if (e.socket === socket) return;
+    kept.token = this.#kept!.hold(fdOf(socket), kept.listener);
+  }
+
+  /** Takes a parked connection back: false when the process claimed it (handed over). */
+  private unpark(kept: Kept): boolean {
+    const token = kept.token;
+    if (token === undefined) return true;
+    kept.token = undefined;
+    return this.#kept!.take(token);
   }
 }

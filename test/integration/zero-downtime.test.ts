@@ -7,8 +7,8 @@
  * - USR2 + WINCH + TERM (upgrade; the new master takes over the pidfile), and the rollback (HUP old, TERM new)
  * - max_requests recycling
  * - the heartbeat kill of a blocked worker: nothing fails that was not on the killed worker
- * - a stuck gthread thread: the connections queued behind its request, and those still in the kernel's backlog,
- *   are served by the next worker
+ * - a stuck gthread thread: the connections queued behind its request, those still in the kernel's backlog, and
+ *   a request sent on one of its idle kept-alive connections, are served by the next worker
  */
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
@@ -284,6 +284,38 @@ describe('zero downtime: a stuck gthread thread', () => {
     const r = await within(f.status, 20000, 'the answer to the connection that waited in the backlog');
     assert.match(r, /^HTTP\/1\.1 200 /, `the connection that waited in the backlog was lost: ${r.split('\r\n')[0]}`);
     assert.notEqual(pidIn(r), stuck, 'served by the replacement');
+    s.signal('SIGTERM');
+    assert.equal((await s.exited).code, 0);
+  });
+
+  it('hands its idle kept-alive connections to the next worker: a request sent on one while it is stuck is served', async () => {
+    // One worker, one thread. A's connection is kept alive after its first answer; B then spins for good, and
+    // A sends its second request on the idle connection: the stuck thread cannot read it.
+    const { s, port } = await start('gthread', ['-w', '1', '--threads', '1', '--timeout', '2']);
+    const a = net.connect(port, '127.0.0.1');
+    try {
+      let data = '';
+      a.setEncoding('utf8');
+      a.on('data', (d: string) => (data += d));
+      a.on('error', () => {});
+      const answers = (n: number) => until(() => (data.match(/"pid":\d+/g) ?? []).length >= n || a.destroyed, 30000, `${n} answer(s) on A`);
+      a.write('GET /pid HTTP/1.1\r\nHost: x\r\n\r\n');
+      await answers(1);
+      assert.match(data, /^HTTP\/1\.1 200 [\s\S]*connection: keep-alive/i, 'kept alive');
+      const first = pidIn(data);
+      const spinning = path.join(tmp, 'b-spinning-kept');
+      openGet(port, `/spin?wait=100&ms=60000&spinning=${encodeURIComponent(spinning)}`);
+      await until(() => existsSync(spinning), 10000, 'B spinning');
+      const sentAt = data.length;
+      a.write('GET /pid HTTP/1.1\r\nHost: x\r\n\r\n');
+      await s.waitFor(line(first, 'Handing 1 idle kept-alive connection\\(s\\) over to the other workers'), 20000);
+      await answers(2);
+      const second = data.slice(sentAt);
+      assert.match(second, /^HTTP\/1\.1 200 /, `the request sent while the thread was stuck was lost: ${JSON.stringify(second)}`);
+      assert.notEqual(pidIn(second), first, 'served by the replacement');
+    } finally {
+      a.destroy();
+    }
     s.signal('SIGTERM');
     assert.equal((await s.exited).code, 0);
   });
