@@ -175,9 +175,10 @@ export const server = {
       'that closes a connection the balancer is about to reuse. ' +
       'As in Gunicorn, the `sync` class ignores it (one request per connection, `Connection: close`); `async` ' +
       'and `gthread` keep connections alive. A gthread thread runs one request at a time: an idle connection ' +
-      'does not hold it, and a request on a kept-alive connection waits for its turn. With 0, a gthread thread ' +
-      'leaves every waiting connection unread until its turn, so all of them can be handed to another worker ' +
-      'if the thread gets stuck; a request already read from a kept-alive connection cannot be.',
+      'does not hold it, and a request on a kept-alive connection waits for its turn. If the thread gets stuck, ' +
+      'its idle kept-alive connections go to another worker with the connections it holds unread; a request ' +
+      'it had already read from one and queued cannot (with 0, every waiting connection stays unread until ' +
+      'its turn).',
   }),
   preload: boolSetting({
     key: 'preload',
