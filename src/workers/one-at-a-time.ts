@@ -170,14 +170,18 @@ export class OneAtATime {
     }
   }
 
-  /** Gives `socket` the turn; the returned function ends it (once, and only while it is the current turn). */
-  private turn(socket: net.Socket, running: boolean): () => void {
+  /**
+   * Gives `socket` the turn; the returned function ends it (once, and only while it is the current turn), and
+   * with `park` records the connection as idle (see `kept`).
+   */
+  private turn(socket: net.Socket, running: boolean, park = false): () => void {
     this.#current = socket;
     this.#running = running;
     let done = false;
     const finished = () => {
       if (done) return;
       done = true;
+      if (park) this.park(socket);
       // After every listener of the event that ended it: the request wrapper's (access log, post_request)
       // and the app's own 'close' listeners still belong to this turn.
       if (this.#finished === finished) process.nextTick(() => this.#finished === finished && this.next());
@@ -201,8 +205,7 @@ export class OneAtATime {
     // 'close', not 'finish': what runs on the response's close (the request wrapper's access log and
     // post_request, the app's own listeners) belongs to the turn too. Node emits it one tick after 'finish',
     // or when the connection goes.
-    const end = this.turn(socket, true);
-    res.once('close', this.#kept && req.socket === socket ? () => (this.park(socket), end()) : end);
+    res.once('close', this.turn(socket, true, this.#kept !== null && req.socket === socket));
     this.#app(req, res);
   }
 
