@@ -80,6 +80,7 @@ async function main(): Promise<void> {
   new OneAtATime(serving, {
     held: new HeldSockets(d.threads, d.held).writer(d.thread),
     keepAlive: true,
+    maxConnections: Math.ceil(runtime.config.workerConnections / d.threads),
     kept: new HeldSockets(d.threads, d.kept).writer(d.thread),
   });
   await serving.listen();

@@ -46,6 +46,12 @@ export interface OneAtATimeOptions {
    */
   readonly keepAlive?: boolean;
   /**
+   * With `keepAlive`: the most connections kept open (a gthread thread's share of `worker_connections`). A
+   * thread cannot stop accepting, so a response given while more are open says `Connection: close`: idle
+   * kept-alive connections never add up past it.
+   */
+  readonly maxConnections?: number;
+  /**
    * Where a gthread thread records each kept-alive connection while it is idle between two requests, so the
    * process can hand it over if the thread gets stuck (plain HTTP/1 only: over TLS the session is the
    * thread's). Taken back when its next request comes, or when it closes.
@@ -86,6 +92,7 @@ export class OneAtATime {
   readonly #busy: Busy | null;
   readonly #held: HeldRegistry | null;
   readonly #keepAlive: boolean;
+  readonly #maxConnections: number;
   readonly #kept: HeldRegistry | null;
   /** With `kept`: every open connection's record (nothing of ours is stored on the socket). */
   readonly #conns = new Map<net.Socket, Kept>();
@@ -99,6 +106,7 @@ export class OneAtATime {
     this.#busy = options.busy ?? null;
     this.#held = options.held ?? null;
     this.#keepAlive = options.keepAlive ?? false;
+    this.#maxConnections = options.maxConnections ?? Infinity;
     this.#kept = (this.#keepAlive && options.kept) || null;
     serving.setAdmit((socket, _serve, listener) => this.admit(socket, listener));
     const server = serving.http;
@@ -191,7 +199,7 @@ export class OneAtATime {
   }
 
   private onRequest(req: IncomingMessage, res: ServerResponse): void {
-    if (!this.#keepAlive) res.shouldKeepAlive = false;
+    if (!this.#keepAlive || this.serving.connections > this.#maxConnections) res.shouldKeepAlive = false;
     const socket = connectionOf(req);
     const kept = this.#kept ? this.#conns.get(socket) : undefined;
     // Handed to another worker while this thread was stuck: the process is on its way out, and the request

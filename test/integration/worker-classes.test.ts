@@ -11,7 +11,8 @@
  * - a sync worker waiting on I/O does not get the next connection (it stops accepting)
  * - two CPU-bound requests run on two threads of one gthread worker, at the same time
  * - a gthread thread keeps connections alive without being held by an idle one, and runs the requests of its
- *   kept-alive and pipelined connections one at a time, in order
+ *   kept-alive and pipelined connections one at a time, in order; past its share of --worker-connections, its
+ *   answers close the connection
  * - an async worker with --worker-connections 2 never runs more than 2 requests at once and drops none of 6
  * - --request-deadline answers 503, tells the app, and the worker lives on
  */
@@ -274,6 +275,31 @@ describe('what each class promises', () => {
     assert.deepEqual(bodies.map((x) => (x as unknown as { slept: number }).slept), [300, 0], 'in order');
     assert.ok(bodies[1]!.started >= bodies[0]!.ended, 'the second started once the first had ended');
     assert.doesNotMatch(pipelined, /connection: close/i);
+    await s.kill();
+  });
+
+  it('a gthread thread keeps at most its share of --worker-connections open: past it, answers close', async () => {
+    const { s, port } = await start(['-k', 'gthread', '-w', '1', '--threads', '1', '--worker-connections', '2', APP]);
+    await s.workersBooted(1);
+    const agents = Array.from({ length: 4 }, () => new http.Agent({ keepAlive: true, maxSockets: 1 }));
+    try {
+      const header = async (i: number) => (await request(port, '/', { agent: agents[i] })).headers.connection;
+      assert.equal(await header(0), 'keep-alive');
+      assert.equal(await header(1), 'keep-alive');
+      // Two are open and idle: a third connection is answered, and closed.
+      assert.equal(await header(2), 'close');
+      agents[0]!.destroy();
+      // One of the two went: there is room again (the server sees the close a moment later).
+      let again = await header(3);
+      for (let i = 0; i < 50 && again !== 'keep-alive'; i++) {
+        agents[3]!.destroy();
+        agents[3] = new http.Agent({ keepAlive: true, maxSockets: 1 });
+        again = await header(3);
+      }
+      assert.equal(again, 'keep-alive');
+    } finally {
+      for (const a of agents) a.destroy();
+    }
     await s.kill();
   });
 

@@ -103,10 +103,13 @@ export const server = {
     metavar: 'INT',
     min: 1,
     default: 1000,
-    short: 'The maximum number of simultaneous connections per async worker.',
+    short: 'The maximum number of simultaneous connections per async worker (kept alive, per gthread worker).',
     doc:
-      'At the cap a worker stops accepting until a connection closes, so new connections go to other ' +
-      'workers or wait in the backlog; a connection is never accepted and then dropped.',
+      'At the cap an async worker stops accepting until a connection closes, so new connections go to other ' +
+      'workers or wait in the backlog; a connection is never accepted and then dropped. A gthread worker ' +
+      'cannot stop accepting (its threads share the listening sockets), so each thread keeps at most its share ' +
+      '(this divided by `threads`, rounded up) of connections open: past it, its answers say ' +
+      '`Connection: close`. The sync class serves one connection at a time.',
   }),
   maxRequests: intSetting({
     key: 'maxRequests',
