@@ -233,7 +233,7 @@ describe('serves every shape with its real framework', { concurrency: true }, ()
       ws.once('open', resolve);
       ws.once('error', reject);
     });
-    const reply = new Promise<string>((resolve) => ws.once('message', (d) => resolve(d.toString())));
+    const reply = new Promise<string>((resolve) => ws.once('message', (d: Buffer) => resolve(d.toString())));
     ws.send('ping');
     assert.equal(await reply, 'echo: ping');
     ws.close();

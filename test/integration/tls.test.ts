@@ -34,7 +34,7 @@ async function start(args: string[]): Promise<{ s: Server; port: number }> {
   return { s, port };
 }
 
-function h1(port: number, opts: https.RequestOptions = {}): Promise<{ status: number; body: string; alpn: string | false }> {
+function h1(port: number, opts: https.RequestOptions = {}): Promise<{ status: number; body: string; alpn: string | false | null }> {
   return new Promise((resolve, reject) => {
     const req = https.request({ host: '127.0.0.1', port, path: '/x', rejectUnauthorized: false, agent: false, timeout: 10000, ...opts }, (res) => {
       let body = '';

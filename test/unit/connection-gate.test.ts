@@ -13,7 +13,7 @@ import type { Config } from '../../src/config/registry.js';
 // From dist: the native module is found next to the compiled code (dist/native/peek.node).
 import { ConnectionGate } from '../../dist/http/connection.js';
 import { openPeek, type Peek } from '../../dist/http/peek.js';
-import { ErrorLog } from '../../src/logging/error-log.js';
+import { ErrorLog } from '../../dist/logging/error-log.js';
 import { until } from '../helpers/server.js';
 
 const EAGAIN = 11;

@@ -49,7 +49,7 @@ async function stallReport(env: NodeJS.ProcessEnv): Promise<{ kind: string; repo
   let reports = '';
   child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
   (child.stdio[3] as NodeJS.ReadableStream).on('data', (c: Buffer) => (reports += c.toString('utf8')));
-  const [code] = (await new Promise((resolve) => child.on('exit', (...a) => resolve(a)))) as [number | null];
+  const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
   assert.equal(code, 0, 'the child ran to its end');
   const first = reports.split('\n')[0];
   assert.ok(first, `a report was written while the loop was blocked (got ${JSON.stringify(reports)})`);
