@@ -39,6 +39,28 @@ export function isRequestLine(buf: Uint8Array, start: number, eol: number): bool
   );
 }
 
+/** What firstLine() found: a whole request line, the start of one still coming, or neither. */
+export enum FirstLine {
+  Bad,
+  Whole,
+  Partial,
+}
+
+/**
+ * The first request line in `b[0, n)`, after any empty lines: Whole when isRequestLine accepts it, Partial when
+ * its LF has not come yet but what came can begin one (a method, then a space or nothing more), else Bad.
+ */
+export function firstLine(b: Uint8Array, n: number): FirstLine {
+  let start = 0;
+  while (start + 1 < n && b[start] === 0x0d && b[start + 1] === 0x0a) start += 2; // empty lines before a request
+  let eol = start;
+  while (eol < n && b[eol] !== 0x0a) eol++;
+  if (eol < n) return isRequestLine(b, start, eol) ? FirstLine.Whole : FirstLine.Bad;
+  let i = start;
+  while (i < n && b[i]! >= 0x41 && b[i]! <= 0x5a) i++;
+  return i > start && (i === n || b[i] === 0x20) ? FirstLine.Partial : FirstLine.Bad;
+}
+
 /** Whether the first `n` bytes of `b` can begin the h2c preface ('P' first, then the rest: "POST" is not). */
 function mayBePreface(b: Uint8Array, n: number): boolean {
   const m = Math.min(n, H2_PREFACE.length);
@@ -110,11 +132,7 @@ export class ConnectionGate {
     const n = this.#peek!(fd);
     const b = this.#peeked;
     if (n <= 0 || (this.#h2cFrom !== null && mayBePreface(b, n))) return false;
-    let start = 0;
-    while (start + 1 < n && b[start] === 0x0d && b[start + 1] === 0x0a) start += 2; // empty lines before a request
-    let eol = start;
-    while (eol < n && b[eol] !== 0x0a) eol++;
-    return eol < n && isRequestLine(b, start, eol);
+    return firstLine(b, n) === FirstLine.Whole;
   }
 
   /**

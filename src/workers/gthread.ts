@@ -2,9 +2,9 @@ import { constants } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { AppLoadError } from '../app/errors.js';
 import type { InflightRequest } from '../protocol/messages.js';
-import { isRequestLine } from '../http/connection.js';
+import { FirstLine, firstLine } from '../http/connection.js';
 import { openPeek } from '../http/peek.js';
-import { HeldSockets } from './held-sockets.js';
+import { HeldSockets, type HeldEntry } from './held-sockets.js';
 import { ThreadSlots } from './thread-slots.js';
 import { heartbeatEvery } from './watchdog.js';
 import type { WorkerClass, WorkerClassContext } from './worker-class.js';
@@ -36,7 +36,7 @@ export class GthreadWorker implements WorkerClass {
   #slots: ThreadSlots | null = null;
   #held: HeldSockets | null = null;
   /** Each thread's kept-alive connections while idle between two requests (see handOverKept). */
-  #kept = new HeldSockets(0);
+  #kept: HeldSockets | null = null;
   /**
    * Handles of connections handed over to this process and passed on to a thread by descriptor. The thread's
    * socket closes the descriptor; closing these too could close a later connection that reused the number,
@@ -162,11 +162,15 @@ export class GthreadWorker implements WorkerClass {
   }
 
   /** Claims every connection the threads hold back and sends each to the master (see HeldSockets). */
-  private async handOverHeld(): Promise<void> {
-    const held = this.#held?.claimAll() ?? [];
-    if (held.length === 0) return;
-    this.ctx.runtime.log.warning(`Handing ${held.length} waiting connection(s) over to the other workers`);
-    const sent = Promise.allSettled(held.map((h) => this.ctx.handOver(h.listener, h.fd)));
+  private handOverHeld(): Promise<void> {
+    return this.send(this.#held?.claimAll() ?? [], 'waiting');
+  }
+
+  /** Sends claimed connections to the master, which hands them to live workers; `what` names them in the log. */
+  private async send(entries: readonly HeldEntry[], what: string): Promise<void> {
+    if (entries.length === 0) return;
+    this.ctx.runtime.log.warning(`Handing ${entries.length} ${what} connection(s) over to the other workers`);
+    const sent = Promise.allSettled(entries.map((h) => this.ctx.handOver(h.listener, h.fd)));
     // Sent before any thread ends: a thread that ends closes its descriptors.
     await Promise.race([sent, new Promise((resolve) => setTimeout(resolve, HAND_OVER_MAX_MS).unref())]);
   }
@@ -178,18 +182,13 @@ export class GthreadWorker implements WorkerClass {
    * start a request (its thread read the rest before it got stuck) or whose client has closed stays. Without
    * the native module none is handed over.
    */
-  private async handOverKept(stuck: ReadonlySet<number>): Promise<void> {
-    if (stuck.size === 0) return;
-    const kept = this.#kept.claimAll(stuck);
-    if (kept.length === 0) return;
+  private handOverKept(stuck: ReadonlySet<number>): Promise<void> {
+    const kept = stuck.size > 0 ? (this.#kept?.claimAll(stuck) ?? []) : [];
+    if (kept.length === 0) return Promise.resolve();
     const peek = openPeek();
-    if (typeof peek === 'string') return;
+    if (typeof peek === 'string') return Promise.resolve();
     const bytes = new Uint8Array(peek.buffer);
-    const ready = kept.filter((k) => startsRequest(bytes, peek(k.fd)));
-    if (ready.length === 0) return;
-    this.ctx.runtime.log.warning(`Handing ${ready.length} idle kept-alive connection(s) over to the other workers`);
-    const sent = Promise.allSettled(ready.map((k) => this.ctx.handOver(k.listener, k.fd)));
-    await Promise.race([sent, new Promise((resolve) => setTimeout(resolve, HAND_OVER_MAX_MS).unref())]);
+    return this.send(kept.filter((k) => startsRequest(bytes, peek(k.fd))), 'idle kept-alive');
   }
 
   /** A connection handed over from a timed-out worker: to the thread with the least to do. */
@@ -233,15 +232,7 @@ export class GthreadWorker implements WorkerClass {
  */
 export function startsRequest(b: Uint8Array, n: number): boolean {
   if (n === -EAGAIN) return true;
-  if (n <= 0) return false;
-  let start = 0;
-  while (start + 1 < n && b[start] === 0x0d && b[start + 1] === 0x0a) start += 2;
-  let eol = start;
-  while (eol < n && b[eol] !== 0x0a) eol++;
-  if (eol < n) return isRequestLine(b, start, eol);
-  let i = start;
-  while (i < n && b[i]! >= 0x41 && b[i]! <= 0x5a) i++;
-  return i > start && (i === n || b[i] === 0x20);
+  return n > 0 && firstLine(b, n) !== FirstLine.Bad;
 }
 
 export const createGthreadWorker = (ctx: WorkerClassContext): WorkerClass => new GthreadWorker(ctx);

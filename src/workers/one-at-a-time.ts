@@ -65,6 +65,10 @@ interface Kept {
   token: number | undefined;
 }
 
+/** Takes a record back from its registry: false when the process claimed it (handed over). */
+const takeBack = (registry: HeldRegistry | null, token: number | undefined): boolean =>
+  token === undefined || registry === null || registry.take(token);
+
 /** The connection a request came on: over TLS the request's socket wraps the one accepted. */
 const connectionOf = (req: IncomingMessage): net.Socket => {
   const socket = req.socket as net.Socket & { _parent?: net.Socket | null };
@@ -145,9 +149,8 @@ export class OneAtATime {
   /** Takes a queued socket back from the HeldRegistry: false when the process claimed it (handed over). */
   private release(entry: Queued): boolean {
     const token = entry.held;
-    if (token === undefined || !this.#held) return true;
     entry.held = undefined;
-    return this.#held.take(token);
+    return takeBack(this.#held, token);
   }
 
   private next(): void {
@@ -231,8 +234,7 @@ export class OneAtATime {
   /** Takes a parked connection back: false when the process claimed it (handed over). */
   private unpark(kept: Kept): boolean {
     const token = kept.token;
-    if (token === undefined) return true;
     kept.token = undefined;
-    return this.#kept!.take(token);
+    return takeBack(this.#kept, token);
   }
 }
