@@ -107,13 +107,12 @@ async function startServer(c: Case): Promise<{ child: ChildProcess; port: number
     port = Number(/Listening at: http:\/\/127\.0\.0\.1:(\d+)/.exec(log)?.[1] ?? 0);
     if (!port) await new Promise((r) => setTimeout(r, 100));
   }
-  // Ready when every worker answers: a few rounds of requests that all succeed.
-  for (let ok = 0; ok < 20; ) {
-    if (Date.now() > deadline) throw new Error(`server did not get ready: ${log}`);
-    ok = (await get(port)) === 200 ? ok + 1 : 0;
-    if (ok === 0) await new Promise((r) => setTimeout(r, 200));
+  // Ready when the master says every worker serves (each has loaded the app, so the memory app's heaps are
+  // built), and one request is answered.
+  while (!/\] Ready: /.test(log) || (await get(port)) !== 200) {
+    if (Date.now() > deadline || child.exitCode !== null) throw new Error(`server did not get ready: ${log}`);
+    await new Promise((r) => setTimeout(r, 100));
   }
-  await new Promise((r) => setTimeout(r, 1500)); // the memory app's other workers finish building their heaps
   return { child, port, log: () => log };
 }
 

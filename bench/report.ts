@@ -250,7 +250,8 @@ function sections(raw: RawResults): string {
     md += `\nThe same cost as CPU time per request (master and workers, from /proc; less sensitive than req/s to what else the machine runs): ${cpuNotes.join('; ')}.\n`;
   md += steadyNote(raw);
   for (const load of raw.loads) {
-    md += `\n## ${load.label}\n\n${load.rounds} interleaved round(s) of ${load.seconds} s; \`${load.command}\`\n\n`;
+    const warm = load.warmupSeconds ? `, after an unrecorded round of ${load.warmupSeconds} s a server` : '';
+    md += `\n## ${load.label}\n\n${load.rounds} interleaved round(s) of ${load.seconds} s${warm}; \`${load.command}\`\n\n`;
     md += loadTable(raw, load);
   }
   md += '\n## Memory (RSS, MB) and start-up\n\nRSS is VmRSS from /proc; workers are the master\'s child processes (PM2: its daemon\'s). Start-up is the time from spawning the command to the first 200 on GET /.\n\n';

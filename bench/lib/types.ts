@@ -22,6 +22,8 @@ export interface LoadResult {
   readonly label: string;
   readonly rounds: number;
   readonly seconds: number;
+  /** Seconds a server of the unrecorded round that came before the measured ones (absent: no such round). */
+  readonly warmupSeconds?: number;
   readonly command: string;
   readonly servers: string[];
   /** Per server, one sample per round, in round order (null: that run failed). */

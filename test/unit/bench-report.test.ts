@@ -101,6 +101,14 @@ describe('bench report', () => {
     assert.match(md, /\| tunicorn \| 98 \|/);
   });
 
+  it('says when a load had an unrecorded warm-up round, and says nothing for runs from before there was one', () => {
+    const samples = { tunicorn: [sample(98)], limit: [sample(100)] };
+    const warmed = renderMarkdown(raw([{ ...load('ka64', samples), warmupSeconds: 1 }]), 'bench/results/latest.json');
+    assert.match(warmed, /3 interleaved round\(s\) of 5 s, after an unrecorded round of 1 s a server; `wrk ka64`/);
+    const older = renderMarkdown(raw([load('ka64', samples)]), 'bench/results/latest.json');
+    assert.match(older, /3 interleaved round\(s\) of 5 s; `wrk ka64`/);
+  });
+
   it('gives the steady-state keep-alive ratio beside the targets, which read the load with every server', () => {
     const steady = load('ka64s', { tunicorn: [sample(99, 2, 21), sample(97, 2, 20)], limit: [sample(100, 2, 20), sample(100, 2, 20)] });
     const r = raw([load('ka64', { tunicorn: [sample(86)], limit: [sample(100)] }), steady]);
