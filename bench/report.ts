@@ -113,6 +113,15 @@ export interface Target {
   readonly rounds: string;
 }
 
+/**
+ * A ratio to two places; a miss that two places would round up onto its goal (0.9696 against 0.97) gets three,
+ * cut rather than rounded (0.969), so that the figure shown is below the goal too.
+ */
+export function beside(r: number, goal: number): string {
+  const two = r.toFixed(2);
+  return r < goal && Number(two) >= goal ? (Math.floor(r * 1000) / 1000).toFixed(3) : two;
+}
+
 export function targets(raw: RawResults): Target[] {
   const load = (id: string) => raw.loads.find((l) => l.id === id);
   const out: Target[] = [];
@@ -125,7 +134,7 @@ export function targets(raw: RawResults): Target[] {
     out.push({
       what,
       goal: `>= ${min} x`,
-      measured: r === null ? 'not measured' : `${r.toFixed(2)} x${b ? ` (vs ${b})` : ''}`,
+      measured: r === null ? 'not measured' : `${beside(r, min)} x${b ? ` (vs ${b})` : ''}`,
       pass: r === null ? null : r >= min,
       ceiling: ceiling === null ? '–' : `${ceiling.toFixed(2)} x (${bare})`,
       rounds: q === null ? '–' : `${q[0].toFixed(2)}-${q[1].toFixed(2)} x`,

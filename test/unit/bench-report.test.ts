@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { roundOrder, type Sample } from '../../bench/lib/load.js';
 import type { LoadResult, RawResults } from '../../bench/lib/types.js';
-import { bestBare, busyWarning, median, ratio, ratioQuartiles, renderMarkdown, stats, steadyNote, targets } from '../../bench/report.js';
+import { beside, bestBare, busyWarning, median, ratio, ratioQuartiles, renderMarkdown, stats, steadyNote, targets } from '../../bench/report.js';
 
 const sample = (rps: number, p99 = 2, cpu = 20): Sample => ({ rps, p50ms: 1, p99ms: p99, requests: rps * 5, errors: 0, errorDetail: '', cpuUsPerReq: cpu });
 
@@ -99,6 +99,14 @@ describe('bench report', () => {
     assert.match(md, /`wrk ka64`/);
     assert.match(md, /TLS: no cert/);
     assert.match(md, /\| tunicorn \| 98 \|/);
+  });
+
+  it('gives a missed ratio a third place, cut, where two would round it onto its goal', () => {
+    assert.equal(beside(0.9696, 0.97), '0.969');
+    assert.equal(beside(0.89999, 0.9), '0.899');
+    assert.equal(beside(0.974, 0.97), '0.97');
+    assert.equal(beside(0.9649, 0.97), '0.96');
+    assert.equal(beside(1.1, 1.1), '1.10');
   });
 
   it('says when a load had an unrecorded warm-up round, and says nothing for runs from before there was one', () => {
