@@ -249,13 +249,14 @@ async function main(): Promise<void> {
 
     // Warm every server up (JIT, connection pools) before anything is measured; each load then has its own
     // unrecorded round (below). With that round alone, the first recorded round at keep-alive still made
-    // 0.67 x a Node server's median (one run, 2026-12-03); with both, 1.05 x.
+    // 0.67 x a Node server's median (one run, 2026-12-03); with both, 0.77-1.05 x (three runs).
     for (const [id, r] of running) {
       if (!GROUPS.some((g) => g.servers.includes(id))) continue;
       const warm = r.spec.tls ? LOADS.tls! : LOADS.ka64!;
       await runLoad(generator, warm, r.port, QUICK ? 1 : 2, tmp).catch(() => null);
     }
 
+    const dropAccessLog = () => fs.rmSync(path.join(tmp, 'access.log'), { force: true });
     const loads: LoadResult[] = [];
     for (const g of GROUPS) {
       const load = LOADS[g.load]!;
@@ -282,7 +283,7 @@ async function main(): Promise<void> {
       // and 0.65 x at Connection: close, its second 0.98 x and 0.97 x; the seed's Python 0.99 x and 1.07 x in
       // its first (docs/design.md, The benchmark).
       for (const id of roundOrder(ids, -1)) await runLoad(generator, load, running.get(id)!.port, WARMUP_ROUND_SECONDS, tmp).catch(() => null);
-      if (ids.includes('tunicorn-log')) fs.rmSync(path.join(tmp, 'access.log'), { force: true });
+      if (ids.includes('tunicorn-log')) dropAccessLog();
       for (let round = 0; round < g.rounds; round++) {
         const order = roundOrder(ids, round);
         for (const id of order) {
@@ -297,7 +298,7 @@ async function main(): Promise<void> {
             result.samples[id]!.push(null);
             say(`${load.id} round ${round + 1} ${id} FAILED: ${err instanceof Error ? err.message : err}`);
           }
-          if (id === 'tunicorn-log') fs.rmSync(path.join(tmp, 'access.log'), { force: true });
+          if (id === 'tunicorn-log') dropAccessLog();
         }
       }
       loads.push(result);
