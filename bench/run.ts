@@ -59,16 +59,17 @@ const GROUPS: Group[] = QUICK
       // Sized so a whole run (these, the Fetch ratio and the worker-class matrix) stays under 15 minutes. The
       // two loads the targets read get more, shorter rounds: the ratios are medians of per-round ratios, and
       // a round of short runs compares servers measured closer together in time. (Short runs also weigh a
-      // server's first second after idling more: docs/design.md, The benchmark.)
+      // server's first second after idling more: docs/design.md, The benchmark.) The other loads run 2 s a
+      // round: 3 s took the fresh-clone run (npm ci, the apt-get installs, the build) to 886 s on 2026-12-03.
       { load: 'ka64', servers: [...HEADLINE, 'tunicorn-nowatchdog', 'tunicorn-express', 'tunicorn-fastify', 'tunicorn-sync', 'tunicorn-gthread'], rounds: 12, seconds: 1 },
       { load: 'close', servers: HEADLINE, rounds: 12, seconds: 1 },
       { load: 'ka64s', servers: ['tunicorn', 'limit'], rounds: 6, seconds: 3 },
-      { load: 'ka8', servers: ['tunicorn', 'tunicorn-fetch', 'limit', 'cluster', 'pm2', 'plain'], rounds: 2, seconds: 3 },
-      { load: 'ka256', servers: ['tunicorn', 'tunicorn-fetch', 'limit', 'cluster', 'pm2', 'plain', 'seed'], rounds: 2, seconds: 3 },
-      { load: 'post', servers: ['tunicorn', 'tunicorn-fetch', 'tunicorn-express', 'tunicorn-fastify', 'limit', 'cluster', 'plain', 'hono'], rounds: 2, seconds: 3 },
-      { load: 'big', servers: ['tunicorn', 'tunicorn-fetch', 'limit', 'cluster', 'plain', 'hono'], rounds: 2, seconds: 3 },
-      { load: 'slow', servers: ['tunicorn', 'tunicorn-sync', 'tunicorn-gthread', 'tunicorn-fetch', 'limit', 'cluster', 'pm2', 'plain', 'seed'], rounds: 2, seconds: 3 },
-      { load: 'tls', servers: ['tunicorn-tls', 'limit-tls', 'plain-tls'], rounds: 2, seconds: 3 },
+      { load: 'ka8', servers: ['tunicorn', 'tunicorn-fetch', 'limit', 'cluster', 'pm2', 'plain'], rounds: 2, seconds: 2 },
+      { load: 'ka256', servers: ['tunicorn', 'tunicorn-fetch', 'limit', 'cluster', 'pm2', 'plain', 'seed'], rounds: 2, seconds: 2 },
+      { load: 'post', servers: ['tunicorn', 'tunicorn-fetch', 'tunicorn-express', 'tunicorn-fastify', 'limit', 'cluster', 'plain', 'hono'], rounds: 2, seconds: 2 },
+      { load: 'big', servers: ['tunicorn', 'tunicorn-fetch', 'limit', 'cluster', 'plain', 'hono'], rounds: 2, seconds: 2 },
+      { load: 'slow', servers: ['tunicorn', 'tunicorn-sync', 'tunicorn-gthread', 'tunicorn-fetch', 'limit', 'cluster', 'pm2', 'plain', 'seed'], rounds: 2, seconds: 2 },
+      { load: 'tls', servers: ['tunicorn-tls', 'limit-tls', 'plain-tls'], rounds: 2, seconds: 2 },
     ].filter((g) => !LOADS_ONLY || LOADS_ONLY.has(g.load));
 if (GROUPS.length === 0) {
   process.stderr.write(`bench: --loads=${loadsArg} names no load of this run; the loads are ${Object.keys(LOADS).join(', ')}\n`);
