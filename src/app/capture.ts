@@ -1,6 +1,19 @@
 import http from 'node:http';
-import https from 'node:https';
+import { createRequire } from 'node:module';
 import net from 'node:net';
+
+const require = createRequire(import.meta.url);
+
+/**
+ * Whether `v` is an http.Server or an https.Server. node:https is loaded only once a TLS server exists (an
+ * https.Server is a tls.Server, which has `addContext`): loading it brings tls and crypto, 2.7 MB of RSS in
+ * a bare process, into every worker of an app that never uses them.
+ */
+export function isHttpServer(v: unknown): v is http.Server {
+  if (v instanceof http.Server) return true;
+  if (!(v instanceof net.Server) || !('addContext' in v)) return false;
+  return v instanceof (require('node:https') as typeof import('node:https')).Server;
+}
 
 type Listen = (this: net.Server, ...args: unknown[]) => net.Server;
 
@@ -37,8 +50,7 @@ export class ListenCapture {
     this.#original = original;
     const self = this;
     net.Server.prototype.listen = function listen(this: net.Server, ...args: unknown[]): net.Server {
-      const isHttp = this instanceof http.Server || this instanceof https.Server;
-      if (!isHttp || (self.#server !== null && self.#server !== this)) return original.apply(this, args);
+      if (!isHttpServer(this) || (self.#server !== null && self.#server !== this)) return original.apply(this, args);
       const last = args[args.length - 1];
       if (typeof last === 'function') this.once('listening', last as () => void);
       if (self.#server === null) {

@@ -1,5 +1,5 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
-import https from 'node:https';
+import { isHttpServer } from './capture.js';
 import type { FetchHandler } from './fetch-bridge.js';
 
 /**
@@ -55,7 +55,6 @@ export function guardListener(fn: (req: IncomingMessage, res: ServerResponse) =>
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null;
 const isFn = (v: unknown): v is (...a: unknown[]) => unknown => typeof v === 'function';
-const isServer = (v: unknown): v is http.Server => v instanceof http.Server || v instanceof https.Server;
 
 /**
  * The shapes, in the order they are tried (README "App shapes" documents the same order). Framework objects
@@ -66,7 +65,7 @@ const isServer = (v: unknown): v is http.Server => v instanceof http.Server || v
 export const SHAPES: Shape[] = [
   {
     name: 'http.Server',
-    matches: isServer,
+    matches: isHttpServer,
     adapt: (server: http.Server) => ({ kind: 'http.Server', server }),
   },
   {
@@ -77,14 +76,14 @@ export const SHAPES: Shape[] = [
     adapt: async (app: { init(): Promise<unknown>; getHttpServer(): unknown; close(): Promise<void> }) => {
       await app.init();
       const server = app.getHttpServer();
-      if (!isServer(server)) throw new TypeError('the NestJS application has no http.Server after init()');
+      if (!isHttpServer(server)) throw new TypeError('the NestJS application has no http.Server after init()');
       return { kind: 'NestJS application', server, close: () => app.close() };
     },
   },
   {
     // Fastify crashes on a request served before ready() (FACTS); close() runs its onClose hooks.
     name: 'Fastify instance',
-    matches: (v) => isObject(v) && isFn(v.routing) && isFn(v.ready) && isFn(v.close) && isServer(v.server),
+    matches: (v) => isObject(v) && isFn(v.routing) && isFn(v.ready) && isFn(v.close) && isHttpServer(v.server),
     adapt: async (app: { ready(): Promise<unknown>; server: http.Server; close(): Promise<void> }) => {
       await app.ready();
       return { kind: 'Fastify instance', server: app.server, close: () => app.close() };

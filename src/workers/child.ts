@@ -13,7 +13,6 @@ import { SETTINGS, type Config } from '../config/registry.js';
 import { openDup } from '../http/peek.js';
 import { flushPendingSinks } from '../logging/sink.js';
 import { isMasterMessage, ExitCode, WATCHDOG_FD, type InflightRequest, type MasterMessage, type WorkerMessage } from '../protocol/messages.js';
-import { watchEsmImports } from './esm-watch.js';
 import { importedFiles } from './imported-files.js';
 import { Leases, type LeasedHandle } from './leases.js';
 import { dropPrivileges, resolveIdentity } from './privileges.js';
@@ -108,7 +107,8 @@ class WorkerProcess {
   private async loadApp(cwd: string): Promise<ServedApp> {
     const { runtime, init } = this;
     const reload = runtime.config.reload;
-    if (reload) watchEsmImports((files) => send({ t: 'files', files }));
+    // Imported only for --reload: it loads node:worker_threads, which the other workers do without.
+    if (reload) (await import('./esm-watch.js')).watchEsmImports((files) => send({ t: 'files', files }));
     try {
       const { served } = await loadApp(init.app, cwd, { onError: runtime.onAppError });
       runtime.log.debug(`Serving ${init.app} as ${served.kind}`);

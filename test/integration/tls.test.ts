@@ -3,6 +3,7 @@
  * - --certfile/--keyfile: HTTPS on the bind; HTTP/1.1 clients (ALPN http/1.1 or none) are served
  * - HTTP/2 by ALPN for a (req, res) listener, a Fetch handler (the URL is https://) and an app's own
  *   http.Server (moved onto the TLS server rather than served in cleartext)
+ * - an app's own https.Server, exported or listening itself, served with its own certificate
  * - --http-protocols h1 offers no h2
  * - a missing file, a broken certificate or a key that does not match stops the server with one line
  * - --cert-reqs required with --ca-certs: a client without a certificate fails the handshake, one with a
@@ -102,6 +103,20 @@ describe('TLS', () => {
     assert.equal(JSON.parse(b.body).u, '/x');
     await s.kill();
   });
+
+  // node:https is loaded only once the app has made a TLS server (capture.ts, isHttpServer): both ways of
+  // handing one over must still be recognised.
+  for (const [how, fixture] of [['exported', 'own-https.ts'], ['listening itself', 'own-https-listens.ts']] as const) {
+    it(`serves an app's own https.Server (${how}) with the app's certificate`, async () => {
+      const s = new Server(['-b', '127.0.0.1:0', fx(fixture)], { env: { OWN_CERT: certs.cert, OWN_KEY: certs.key } });
+      const port = await s.port();
+      await s.workersBooted(1);
+      const r = await h1(port);
+      assert.equal(r.status, 200);
+      assert.deepEqual(JSON.parse(r.body), { u: '/x', encrypted: true });
+      await s.kill();
+    });
+  }
 
   // An HTTP/2 client that ends its connection (TLS close_notify, then FIN, as curl does): the worker's side
   // must close too. Accepted half-open it stayed open for good, and a sync worker (or a gthread thread),
