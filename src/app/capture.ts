@@ -1,8 +1,6 @@
 import http from 'node:http';
-import { createRequire } from 'node:module';
 import net from 'node:net';
-
-const require = createRequire(import.meta.url);
+import { lazy } from '../lazy.js';
 
 /**
  * Whether `v` is an http.Server or an https.Server. node:https is loaded only once a TLS server exists (an
@@ -12,7 +10,7 @@ const require = createRequire(import.meta.url);
 export function isHttpServer(v: unknown): v is http.Server {
   if (v instanceof http.Server) return true;
   if (!(v instanceof net.Server) || !('addContext' in v)) return false;
-  return v instanceof (require('node:https') as typeof import('node:https')).Server;
+  return v instanceof lazy.https().Server;
 }
 
 type Listen = (this: net.Server, ...args: unknown[]) => net.Server;

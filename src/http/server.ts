@@ -1,10 +1,10 @@
 import http from 'node:http';
 import type http2 from 'node:http2';
 import type https from 'node:https';
-import { createRequire } from 'node:module';
 import type net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Config } from '../config/registry.js';
+import { lazy } from '../lazy.js';
 import type { ErrorLog } from '../logging/error-log.js';
 import type { RequestListener } from '../app/shapes.js';
 import { ConnectionGate } from './connection.js';
@@ -25,12 +25,7 @@ type WritingSocket = net.Socket & { _httpMessage?: http.ServerResponse | null };
 /** Any server tunicorn serves HTTP with: plain, TLS, or TLS with HTTP/2 (and HTTP/1.1 fallback). */
 export type AnyHttpServer = http.Server | https.Server | http2.Http2SecureServer;
 
-// The TLS modules load only when TLS is on: on a loaded machine they add ~100 ms to every worker's boot.
-const require = createRequire(import.meta.url);
-const lazy = {
-  https: () => require('node:https') as typeof https,
-  http2: () => require('node:http2') as typeof http2,
-};
+// The TLS modules load only when TLS is on (src/lazy.ts).
 
 /** How often Node sweeps connections for the header timeout (its default, 30 s, would let one live 40 s). */
 const CHECK_INTERVAL_MS = 1000;

@@ -1,12 +1,11 @@
 import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import type { TlsOptions } from 'node:tls';
 import type { Config } from '../config/registry.js';
 import { ConfigError } from '../config/setting.js';
+import { lazy } from '../lazy.js';
 
 // Apart from the HTTP layer: the master checks the certificate at start and must not load node:http for it
 // (every module it imports stays in its resident memory). node:tls itself loads only when TLS is on.
-const require = createRequire(import.meta.url);
 
 /** The TLS options of a config (files read now), or null when it serves plain HTTP. */
 export function tlsOptionsOf(cfg: Config): TlsOptions | null {
@@ -31,7 +30,7 @@ export function checkTls(cfg: Config): void {
   }
   try {
     const o = tlsOptionsOf(cfg)!;
-    (require('node:tls') as typeof import('node:tls')).createSecureContext(o);
+    lazy.tls().createSecureContext(o);
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     throw new ConfigError(`cannot use certfile ${JSON.stringify(cfg.certfile)}${cfg.keyfile ? ` with keyfile ${JSON.stringify(cfg.keyfile)}` : ''}: ${e.message}`);

@@ -1,4 +1,4 @@
-import { createRequire } from 'node:module';
+import { lazy } from '../lazy.js';
 import { loadNative } from '../native.js';
 
 /** Heartbeat period for a `timeout` in seconds: four beats per timeout, at most one a second. */
@@ -36,7 +36,7 @@ function startWatcher(reportFd: number, stallMs: number): { buffer: ArrayBufferL
   }
   const buffer = new SharedArrayBuffer(8 + SLOTS * (8 + 4 + TEXT));
   // Loaded only here: node:worker_threads costs every worker about 1.3 MB of RSS, and the native thread needs none.
-  const { Worker } = createRequire(import.meta.url)('node:worker_threads') as typeof import('node:worker_threads');
+  const { Worker } = lazy.workerThreads();
   new Worker(new URL('./watchdog-thread.js', import.meta.url), {
     workerData: { sab: buffer, reportFd, stallMs, slots: SLOTS, text: TEXT },
     stdout: false,
