@@ -240,6 +240,24 @@ export function steadyNote(raw: RawResults): string {
   );
 }
 
+/**
+ * The Fetch targets' handler (bench/servers/apps/fetch.mjs) routes with `new URL(request.url)`, as idiomatic
+ * Fetch code does, where the raw listener compares `req.url`: the parse is the app's cost, not the bridge's. The
+ * fetch-ratio study serves a hello handler and listener that route nothing (one worker each), and gives the
+ * bridge's own ratio; printed beside the targets when the run has it.
+ */
+export function fetchNote(raw: RawResults): string {
+  const f = raw.extra.fetchRatio as { fetchVsListener?: unknown; cpuFetchVsListener?: unknown } | undefined;
+  if (!f || typeof f.fetchVsListener !== 'number') return '';
+  const cpu = typeof f.cpuFetchVsListener === 'number' && f.cpuFetchVsListener > 0 ? f.cpuFetchVsListener : null;
+  return (
+    '\nFetch handler without routing: the Fetch targets\' handler parses its URL (`new URL(request.url)`, as idiomatic Fetch ' +
+    'code does; the raw listener compares `req.url`), and that parse is the app\'s cost. The fetch-ratio study below serves ' +
+    `a hello handler and listener that route nothing, one worker each: the Fetch handler at ${fx(f.fetchVsListener)} x the listener's requests/s` +
+    `${cpu === null ? '' : `, ${fx(1 / cpu)} x its CPU per request`} (docs/design.md, "The Fetch bridge's own cost").\n`
+  );
+}
+
 function sections(raw: RawResults): string {
   let md = '';
   md += '## Targets\n\n';
@@ -258,6 +276,7 @@ function sections(raw: RawResults): string {
   if (cpuNotes.length)
     md += `\nThe same cost as CPU time per request (master and workers, from /proc; less sensitive than req/s to what else the machine runs): ${cpuNotes.join('; ')}.\n`;
   md += steadyNote(raw);
+  md += fetchNote(raw);
   for (const load of raw.loads) {
     const warm = load.warmupSeconds ? `, after an unrecorded round of ${load.warmupSeconds} s a server` : '';
     md += `\n## ${load.label}\n\n${load.rounds} interleaved round(s) of ${load.seconds} s${warm}; \`${load.command}\`\n\n`;

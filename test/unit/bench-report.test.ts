@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { roundOrder, type Sample } from '../../bench/lib/load.js';
 import type { LoadResult, RawResults } from '../../bench/lib/types.js';
-import { beside, bestBare, busyWarning, median, ratio, ratioQuartiles, renderMarkdown, stats, steadyNote, targets } from '../../bench/report.js';
+import { beside, bestBare, busyWarning, median, ratio, ratioQuartiles, renderMarkdown, stats, steadyNote, fetchNote, targets } from '../../bench/report.js';
 
 const sample = (rps: number, p99 = 2, cpu = 20): Sample => ({ rps, p50ms: 1, p99ms: p99, requests: rps * 5, errors: 0, errorDetail: '', cpuUsPerReq: cpu });
 
@@ -125,6 +125,15 @@ describe('bench report', () => {
     // The target is still the figure of the load with every server.
     assert.equal(targets(r).find((x) => /own cost, keep-alive, access log off/.test(x.what))!.measured, '0.86 x (vs limit)');
     assert.equal(steadyNote(raw([load('ka64', { tunicorn: [sample(86)], limit: [sample(100)] })])), '');
+  });
+
+  it('gives the fetch-ratio study\'s Fetch / listener ratio beside the targets, whose handler parses its URL', () => {
+    const r = raw([load('ka64', { 'tunicorn-fetch': [sample(88)], tunicorn: [sample(100)] })]);
+    assert.equal(fetchNote(r), '', 'no study in the run');
+    // Requests per CPU second 0.8 x the listener's: 1.25 x its CPU per request.
+    const withStudy = { ...r, extra: { fetchRatio: { fetchVsListener: 0.963, cpuFetchVsListener: 0.8 } } };
+    assert.match(fetchNote(withStudy), /route nothing, one worker each: the Fetch handler at 0\.96 x the listener's requests\/s, 1\.25 x its CPU per request/);
+    assert.match(renderMarkdown(withStudy, 'x.json'), /Fetch handler without routing/);
   });
 
   it('warns about other work measured around the run, not about the run\'s own load', () => {
