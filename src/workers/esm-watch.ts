@@ -1,7 +1,7 @@
 import module from 'node:module';
 import { fileURLToPath } from 'node:url';
-import { MessageChannel } from 'node:worker_threads';
 import { isAppFile } from './imported-files.js';
+import { lazy } from '../lazy.js';
 
 /**
  * --reload: reports the files of native ES modules as they load (module.register, Node >= 20.6). Node lists
@@ -12,7 +12,7 @@ import { isAppFile } from './imported-files.js';
 export function watchEsmImports(report: (files: string[]) => void): boolean {
   const register = (module as { register?: (specifier: string | URL, options: object) => void }).register;
   if (typeof register !== 'function') return false;
-  const { port1, port2 } = new MessageChannel();
+  const { port1, port2 } = new (lazy.workerThreads().MessageChannel)();
   const seen = new Set<string>();
   port1.on('message', (url: string) => {
     const file = fileURLToPath(url);

@@ -1,9 +1,10 @@
 import { constants } from 'node:os';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { AppLoadError } from '../app/errors.js';
 import type { InflightRequest } from '../protocol/messages.js';
 import { FirstLine, firstLine } from '../http/connection.js';
 import { openPeek } from '../http/peek.js';
+import { lazy } from '../lazy.js';
 import { HeldSockets, type HeldEntry } from './held-sockets.js';
 import { ThreadSlots } from './thread-slots.js';
 import { heartbeatEvery } from './watchdog.js';
@@ -77,7 +78,7 @@ export class GthreadWorker implements WorkerClass {
         threads: n,
         beatMs: every / 2,
       };
-      const worker = new Worker(THREAD_ENTRY, { workerData: data });
+      const worker = new (lazy.workerThreads().Worker)(THREAD_ENTRY, { workerData: data });
       this.#threads.push(worker);
       this.#exited.push(new Promise((resolve) => worker.once('exit', () => resolve())));
       ready.push(
