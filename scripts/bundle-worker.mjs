@@ -32,6 +32,9 @@ try {
     format: 'esm',
     target: 'node20',
     packages: 'external',
+    // Like tsc's files: a map beside each bundle, read through tsc's own maps, so that with
+    // --enable-source-maps a worker's stack traces name the lines of src/.
+    sourcemap: true,
     // src/native.ts finds dist/native/ one folder up from a bundle.
     define: { TUNICORN_BUNDLED: 'true' },
     logLevel: 'warning',
