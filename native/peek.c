@@ -1,16 +1,20 @@
 /*
- * Three descriptor helpers that Node lacks (src/http/peek.ts): a look at a connection's first bytes without
- * reading them, for the connection gate; dup(2) of a listening socket, for a worker that pauses accepting; and
- * a connection's peer address as a plain string, for the access log.
+ * Descriptor helpers that Node lacks (src/http/peek.ts): a connection's first bytes, read at once or looked at
+ * without reading them; dup(2) of a listening socket, for a worker that pauses accepting; and a connection's
+ * peer address as a plain string, for the access log.
  *
- * The gate checks the first request line of every plain-HTTP connection. Reading it through JavaScript and
- * handing the bytes back to Node's parser costs a read callback, a Buffer and the parser's JavaScript entry for
- * that first chunk. recv(2) with MSG_PEEK copies what the kernel holds and leaves it there: when the line is
- * valid, Node's parser then reads the socket itself, as it does on a server without a gate.
+ * The connection gate checks the first request line of every plain-HTTP connection as it is accepted.
+ * exports.openRead(size) returns a function read(fd) that reads what the kernel holds for a socket (recv(2),
+ * without waiting) into a buffer: the gate hands a whole, valid first chunk to Node's parser at once, so the
+ * first request is answered without the event loop first waiting for the socket to become readable. Reading it
+ * through Node's stream instead costs that wait, a read callback and the stream's machinery.
+ * exports.open(size) returns a function peek(fd) that copies the same bytes but leaves them in the kernel
+ * (MSG_PEEK): a gthread worker looks at the idle connections of a stuck thread this way before handing them
+ * to another worker, which then reads them as its own.
  *
- * exports.open(size) returns a function peek(fd) with the ArrayBuffer it fills as its `buffer` property: the
- * number of bytes copied (0 once the peer has closed), or -errno (-EAGAIN: nothing has arrived yet). Each call
- * of open makes its own buffer, so the threads of a gthread worker never share one.
+ * Each function has the ArrayBuffer it fills as its `buffer` property, and returns the number of bytes copied
+ * (0 once the peer has closed), or -errno (-EAGAIN: nothing has arrived yet). Each call of open or openRead
+ * makes its own buffer, so the threads of a gthread worker never share one.
  *
  * Built like watchdog.c (scripts/build-native.mjs), with the Node-API declarations of napi.h.
  */
@@ -32,6 +36,8 @@
 struct area {
   uint8_t *data;
   size_t size;
+  /* MSG_PEEK for a look, 0 for a read. */
+  int flags;
 };
 
 /* The descriptor a function was called with, and the data it was made with; -1 (an error thrown) if none. */
@@ -47,27 +53,28 @@ static int32_t fd_arg(napi_env env, napi_callback_info info, void **data, const 
   return fd;
 }
 
-static napi_value peek(napi_env env, napi_callback_info info) {
+static napi_value first_bytes(napi_env env, napi_callback_info info) {
   void *data = NULL;
   napi_value result;
-  int32_t fd = fd_arg(env, info, &data, "peek(fd): fd must be an open descriptor");
+  int32_t fd = fd_arg(env, info, &data, "peek(fd), read(fd): fd must be an open descriptor");
   if (fd < 0) return NULL;
   const struct area *a = data;
-  ssize_t n = recv(fd, a->data, a->size, MSG_PEEK | MSG_DONTWAIT);
+  ssize_t n = recv(fd, a->data, a->size, a->flags | MSG_DONTWAIT);
   napi_create_int32(env, n < 0 ? -errno : (int32_t)n, &result);
   return result;
 }
 
-static napi_value open_peek(napi_env env, napi_callback_info info) {
+/* open(size) and openRead(size): a function of one descriptor over a buffer of its own (see above). */
+static napi_value open_area(napi_env env, napi_callback_info info, int flags) {
   size_t argc = 1;
   napi_value argv[1];
   int32_t size = 0;
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != 0 || argc < 1 ||
       napi_get_value_int32(env, argv[0], &size) != 0 || size <= 0 || size > MAX_SIZE) {
-    napi_throw_error(env, NULL, "open(size): size must be 1 to 65536");
+    napi_throw_error(env, NULL, "open(size), openRead(size): size must be 1 to 65536");
     return NULL;
   }
-  /* 16 bytes per gate, for the life of the process (or thread): the function keeps pointing at them. */
+  /* A few bytes per function, for the life of the process (or thread): the function keeps pointing at them. */
   struct area *a = malloc(sizeof *a);
   if (!a) {
     napi_throw_error(env, NULL, "open(size): out of memory");
@@ -78,15 +85,20 @@ static napi_value open_peek(napi_env env, napi_callback_info info) {
   void *bytes = NULL;
   if (napi_create_arraybuffer(env, (size_t)size, &bytes, &buffer) != 0 ||
       napi_create_reference(env, buffer, 1, &ref) != 0 ||
-      napi_create_function(env, "peek", 4, peek, a, &fn) != 0 ||
+      napi_create_function(env, flags ? "peek" : "read", 4, first_bytes, a, &fn) != 0 ||
       napi_set_named_property(env, fn, "buffer", buffer) != 0) {
     napi_throw_error(env, NULL, "open(size): could not make the buffer");
     return NULL;
   }
   a->data = bytes;
   a->size = (size_t)size;
+  a->flags = flags;
   return fn;
 }
+
+static napi_value open_peek(napi_env env, napi_callback_info info) { return open_area(env, info, MSG_PEEK); }
+
+static napi_value open_read(napi_env env, napi_callback_info info) { return open_area(env, info, 0); }
 
 /*
  * exports.dup(fd): a new descriptor for the same open socket, close-on-exec (so a process the app spawns does
@@ -150,6 +162,8 @@ napi_value napi_register_module_v1(napi_env env, napi_value exports) {
   napi_value fn;
   if (napi_create_function(env, "open", 4, open_peek, NULL, &fn) == 0)
     napi_set_named_property(env, exports, "open", fn);
+  if (napi_create_function(env, "openRead", 8, open_read, NULL, &fn) == 0)
+    napi_set_named_property(env, exports, "openRead", fn);
   if (napi_create_function(env, "dup", 3, dup_fd, NULL, &fn) == 0)
     napi_set_named_property(env, exports, "dup", fn);
   if (napi_create_function(env, "peer", 4, peer_address, NULL, &fn) == 0)

@@ -1,5 +1,5 @@
 // Compiles each native/NAME.c into dist/native/NAME.node with the system's C compiler ($CC, else cc):
-// watchdog.c, the stall watcher, and peek.c, the connection gate's look at a connection's first bytes, dup()
+// watchdog.c, the stall watcher, and peek.c, the connection gate's read of a connection's first bytes, dup()
 // of a listening socket and a connection's peer address.
 // Optional: without a compiler, or where a build fails, workers watch for stalls with a worker thread and
 // the gate reads first bytes through JavaScript (see docs/design.md), so this prints one line per module

@@ -5,7 +5,7 @@ import type { ProxyProtocolMode } from '../config/sections/http.js';
 import type { ErrorLog } from '../logging/error-log.js';
 import { parseAllowList, type AllowList } from './allow-list.js';
 import { setPeer } from './forwarded.js';
-import { fdOf, openPeek, type Peek } from './peek.js';
+import { fdOf, openRead, type Peek } from './peek.js';
 import { parseProxyHeader, ProxyProtocolError } from './proxy-protocol.js';
 
 /** What an HTTP/2 client with prior knowledge sends first (RFC 9113 section 3.4). */
@@ -77,12 +77,13 @@ function destroySocket(this: net.Socket): void {
  * What happens to a plain-HTTP connection before Node's parser sees it: the PROXY protocol header (when on),
  * and a look at the first request line (see isRequestLine).
  *
- * Where native/peek.c is built, the gate first looks at the bytes the kernel holds without reading them: a
- * valid first request line there (the usual case: a client sends its request as it connects) and the socket
- * goes to Node's parser untouched, which then reads it itself, as on a server without a gate. Otherwise (no
- * module, nothing arrived yet, a partial or bad line, maybe h2c, the PROXY protocol) the first chunk passes
- * through JavaScript: the bytes read are handed to the parser after it has taken the socket (it reads the
- * socket's handle directly from then on).
+ * Where native/peek.c is built, the gate first reads what the kernel holds for the socket as it is accepted
+ * (one recv(2) that does not wait): a whole, valid first request line there (the usual case: a client sends its
+ * request as it connects) and the bytes go to Node's parser at once, which answers the first request before the
+ * event loop has polled the socket even once; the parser reads the socket's handle itself from then on.
+ * Otherwise (no module, nothing arrived yet, a partial or bad line, maybe h2c, the PROXY protocol) the first
+ * bytes pass through JavaScript as they come, after any read at accept, and are handed to the parser once it
+ * has taken the socket.
  *
  * A connection held here is not yet Node's, so Node's header timeout does not cover it: the gate times it
  * itself, to the millisecond rather than with a sweep every second as Node does. A sync worker or a gthread
@@ -94,45 +95,31 @@ export class ConnectionGate {
   readonly #timeoutMs: number;
   /** Peers that may speak h2c (HTTP/2 without TLS, prior knowledge); null when h2 is not offered. */
   readonly #h2cFrom: AllowList | null;
-  readonly #peek: Peek | null;
-  readonly #peeked: Uint8Array;
+  /** native/peek.c's read(fd), or null (no module, or the PROXY protocol on). */
+  readonly #read: Peek | null;
+  readonly #bytes: Uint8Array;
   /** How the gate sees first bytes, for the worker's debug log. */
   readonly how: string;
 
   /**
-   * `peek`: native/peek.c's function, or why there is none (then every first chunk is read in JavaScript);
-   * opened here when not given.
+   * `read`: native/peek.c's read function, or why there is none (then every first chunk is read in
+   * JavaScript); opened here when not given.
    */
   constructor(
     cfg: Config,
     private readonly log: ErrorLog,
-    peek?: Peek | string,
+    read?: Peek | string,
   ) {
     this.#h2cFrom = cfg.httpProtocols.includes('h2') ? parseAllowList(cfg.forwardedAllowIps) : null;
     this.#mode = cfg.proxyProtocol;
     this.#allowFrom = parseAllowList(cfg.proxyAllowFrom);
     this.#timeoutMs = cfg.headerTimeout * 1000;
-    // A PROXY protocol header comes first, and is parsed from bytes read: no look then.
-    const found = this.#mode !== 'off' ? `proxy_protocol ${this.#mode}` : (peek ?? openPeek());
-    this.#peek = typeof found === 'string' ? null : found;
-    this.#peeked = this.#peek ? new Uint8Array(this.#peek.buffer) : new Uint8Array(0);
+    // A PROXY protocol header comes first, and is parsed in JavaScript: no native read then.
+    const found = this.#mode !== 'off' ? `proxy_protocol ${this.#mode}` : (read ?? openRead());
+    this.#read = typeof found === 'string' ? null : found;
+    this.#bytes = this.#read ? new Uint8Array(this.#read.buffer) : new Uint8Array(0);
     this.how =
-      typeof found === 'string' ? `reading them in JavaScript (${found})` : 'looking at them in place (native peek)';
-  }
-
-  /**
-   * Whether the kernel holds a whole first request line for this socket that isRequestLine accepts and that
-   * cannot begin an h2c preface (when h2c is offered), looked at without reading it. Anything else takes the
-   * JavaScript way, which reads, waits for more and answers: a 400 sent with the bad line left unread would be
-   * followed by a reset when the socket closes, which can discard the answer before the client reads it.
-   */
-  #lineWaiting(socket: net.Socket): boolean {
-    const fd = fdOf(socket);
-    if (fd < 0) return false;
-    const n = this.#peek!(fd);
-    const b = this.#peeked;
-    if (n <= 0 || (this.#h2cFrom !== null && mayBePreface(b, n))) return false;
-    return firstLine(b, n) === FirstLine.Whole;
+      typeof found === 'string' ? `reading them in JavaScript (${found})` : 'reading them at accept (native read)';
   }
 
   /**
@@ -146,10 +133,30 @@ export class ConnectionGate {
       socket.destroy();
       return;
     }
-    if (this.#peek !== null && this.#lineWaiting(socket)) {
-      pass(socket);
-      socket.resume();
-      return;
+    // What a native read at accept found, when it is not a whole, valid first line: the JavaScript way goes on
+    // from it (a bad line is answered 400 from it, now that it has been read).
+    let first: Buffer | null = null;
+    if (this.#read !== null) {
+      const fd = fdOf(socket);
+      const n = fd < 0 ? -1 : this.#read(fd);
+      if (n === 0) {
+        // The peer closed before sending anything (wrk probes an address with a connect and a close).
+        socket.destroy();
+        return;
+      }
+      if (n > 0) {
+        const b = this.#bytes;
+        // A copy: the gate's buffer is read into again at the next accept.
+        first = Buffer.from(b.subarray(0, n));
+        if (!(this.#h2cFrom !== null && mayBePreface(b, n)) && firstLine(b, n) === FirstLine.Whole) {
+          pass(socket);
+          // The parser reads the handle itself from now on; the bytes read here reach it through the 'data'
+          // listener it added.
+          socket.emit('data', first);
+          socket.resume();
+          return;
+        }
+      }
     }
     let buf: Buffer | null = null;
     let proxied = mode === 'off';
@@ -210,7 +217,10 @@ export class ConnectionGate {
     socket.on('end', destroySocket);
     socket.on('close', done);
     socket.on('error', destroySocket);
+    // Reading starts (on the next tick) even when the first chunk settles it here: after a 400 the peer's FIN
+    // must still be read for the socket to close.
     socket.resume();
+    if (first !== null) onData(first);
   }
 }
 

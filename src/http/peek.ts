@@ -6,24 +6,35 @@ export const fdOf = (socket: net.Socket | net.Server): number =>
   (socket as (net.Socket | net.Server) & { _handle?: { fd?: number } | null })._handle?.fd ?? -1;
 
 /**
- * `peek(fd)` from native/peek.c: copies up to `buffer.byteLength` bytes the kernel holds for a socket into
- * `buffer` without reading them, and returns how many (0: the peer closed), or -errno (-EAGAIN: none yet).
+ * `peek(fd)` or `read(fd)` from native/peek.c: copies up to `buffer.byteLength` bytes the kernel holds for a
+ * socket into `buffer` and returns how many (0: the peer closed), or -errno (-EAGAIN: none yet). A peek leaves
+ * them in the kernel; a read takes them.
  */
 export interface Peek {
   (fd: number): number;
   readonly buffer: ArrayBuffer;
 }
 
-/** Bytes looked at: a first request line longer than this is read through JavaScript, as without the module. */
+/** Bytes read or looked at: a first request line longer than this is read on through JavaScript. */
 const PEEK_BYTES = 2048;
 
 /**
- * A peek function with a buffer of its own (one per gate: the threads of a gthread worker each have one), or
- * why there is none.
+ * A peek function with a buffer of its own (a gthread worker's look at the idle connections of a stuck
+ * thread), or why there is none.
  */
 export function openPeek(): Peek | string {
   const native = loadNative<{ open(size: number): Peek }>('peek');
   return typeof native === 'string' ? native : native.open(PEEK_BYTES);
+}
+
+/**
+ * A read function with a buffer of its own (one per gate: the threads of a gthread worker each have one), or
+ * why there is none (the module is not built, or is older than read()).
+ */
+export function openRead(): Peek | string {
+  const native = loadNative<{ openRead?(size: number): Peek }>('peek');
+  if (typeof native === 'string') return native;
+  return native.openRead?.(PEEK_BYTES) ?? 'dist/native/peek.node has no openRead(); `npm run build` rebuilds it';
 }
 
 /** Function `name` of native/peek.c, or why there is none (the module is not built, or is older than it). */

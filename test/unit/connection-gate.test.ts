@@ -1,18 +1,20 @@
 /**
- * The connection gate over real loopback sockets, both ways it sees a connection's first bytes: looked at in
- * place with native/peek.c (the socket reaches Node's parser unread), and read through JavaScript (no module,
- * or nothing had arrived yet). Each way must serve a valid request and refuse a bad request line with a 400.
- * The module is what `npm run build` compiles where a C compiler is found (CI installs one).
+ * The connection gate over real loopback sockets, both ways it sees a connection's first bytes: read at accept
+ * with native/peek.c (a valid first chunk goes to Node's parser at once), and read through JavaScript (no
+ * module, nothing had arrived yet, or the first line is not whole). Each way must serve a valid request and
+ * refuse a bad request line with a 400. The module is what `npm run build` compiles where a C compiler is found
+ * (CI installs one). Its look that leaves the bytes in place (peek) serves a gthread worker's hand-over.
  */
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
+import type { Duplex } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { resolveConfig } from '../../src/config/resolve.js';
 import type { Config } from '../../src/config/registry.js';
 // From dist: the native module is found next to the compiled code (dist/native/peek.node).
 import { ConnectionGate } from '../../dist/http/connection.js';
-import { openPeek, type Peek } from '../../dist/http/peek.js';
+import { openPeek, openRead, type Peek } from '../../dist/http/peek.js';
 import { ErrorLog } from '../../dist/logging/error-log.js';
 import { until } from '../helpers/server.js';
 
@@ -73,8 +75,8 @@ describe('the connection gate', () => {
   after(() => pair.close());
 
   /**
-   * Runs `first` through a gate once it has arrived (for the in-place look to find it); returns the answer and
-   * how many bytes the socket had read when the gate passed it on (null: never passed on).
+   * Runs `first` through a gate once it has arrived (for the read at accept to find it); returns the answer and
+   * how many bytes the socket's stream had read when the gate passed it on (null: never passed on).
    */
   async function through(gate: ConnectionGate, first: string): Promise<{ readAtPass: number | null; answer: string }> {
     const { server, answer } = await pair.connect(port, first);
@@ -111,42 +113,98 @@ describe('the connection gate', () => {
     assert.throws(() => p(-1), /fd must be an open descriptor/);
   });
 
+  it('native/peek.c reads: the bytes are taken, and the next read finds none', async () => {
+    const read = openRead();
+    assert.equal(typeof read, 'function', `dist/native/peek.node has openRead(): ${String(read)}`);
+    const r = read as Peek;
+    const { client, server } = await pair.connect(port, '');
+    assert.equal(r(fdOf(server)), -EAGAIN, 'nothing sent yet');
+    client.write(REQUEST);
+    await until(() => (peek as Peek)(fdOf(server)) === REQUEST.length, 3000, 'the request bytes');
+    assert.equal(r(fdOf(server)), REQUEST.length);
+    assert.equal(Buffer.from(r.buffer, 0, REQUEST.length).toString('latin1'), REQUEST);
+    assert.equal(r(fdOf(server)), -EAGAIN, 'taken: nothing left to read');
+    client.end();
+    await until(() => (peek as Peek)(fdOf(server)) === 0, 3000, 'the FIN');
+    assert.equal(r(fdOf(server)), 0, 'the peer closed');
+    assert.throws(() => r(-1), /fd must be an open descriptor/);
+  });
+
   it('with the PROXY protocol on, the header is read first: no look, and no buffer for one', async () => {
     const { config: proxied } = await resolveConfig({ argv: ['--proxy-protocol', 'v1', 'app.ts'], env: {}, cwd: process.cwd() });
     assert.equal(new ConnectionGate(proxied, log).how, 'reading them in JavaScript (proxy_protocol v1)');
   });
 
-  it('with the module, a valid first line already there: the socket reaches the parser unread, and is served', async () => {
-    const gate = new ConnectionGate(config, log, peek);
-    assert.match(gate.how, /native peek/);
-    const r = await through(gate, REQUEST);
-    assert.equal(r.readAtPass, 0);
-    assert.match(r.answer, /^HTTP\/1\.1 200 OK\r\n[\s\S]*seen \/hello$/);
+  it('with the module, a valid first line already there: read at accept, handed to the parser, and served', async () => {
+    const gate = new ConnectionGate(config, log, openRead());
+    assert.match(gate.how, /native read/);
+    let answered = false;
+    const { server, answer } = await pair.connect(port, REQUEST);
+    await until(() => (peek as Peek)(fdOf(server)) >= REQUEST.length, 3000, 'the request bytes');
+    let readAtPass: number | null = null;
+    const served = http.createServer((req, res) => {
+      answered = true;
+      app.emit('request', req, res);
+    });
+    gate.accept(server, (s) => {
+      readAtPass = s.bytesRead;
+      served.emit('connection', s);
+    }, () => assert.fail('no h2c here'));
+    assert.equal(readAtPass, 0, 'the stream had read nothing');
+    assert.equal(answered, true, 'the request ran during the accept, with no wait for the socket to be readable');
+    assert.match(await answer, /^HTTP\/1\.1 200 OK\r\n[\s\S]*seen \/hello$/);
+  });
+
+  it('with the module, a first line cut short: handed on as it is (the parser waits for the rest), and served', async () => {
+    const { client, server, answer } = await pair.connect(port, 'GET /hel');
+    await until(() => (peek as Peek)(fdOf(server)) === 8, 3000, 'the first bytes');
+    let readAtPass: number | null = null;
+    new ConnectionGate(config, log, openRead()).accept(server, (s) => {
+      readAtPass = s.bytesRead;
+      app.emit('connection', s);
+    }, () => assert.fail('no h2c here'));
+    // As when those bytes come through JavaScript: the line is checked when its end is in the first chunk.
+    assert.equal(readAtPass, 0, 'passed on with the bytes read at accept');
+    client.write('lo HTTP/1.1\r\nHost: x\r\n\r\n');
+    assert.match(await answer, /^HTTP\/1\.1 200 OK\r\n[\s\S]*seen \/hello$/);
+  });
+
+  it('with the module, a peer that closed before sending anything: closed at accept', async () => {
+    const { client, server } = await pair.connect(port, '');
+    client.end();
+    await until(() => (peek as Peek)(fdOf(server)) === 0, 3000, 'the FIN');
+    new ConnectionGate(config, log, openRead()).accept(server, () => assert.fail('nothing to serve'), () => assert.fail('no h2c here'));
+    assert.equal(server.destroyed, true);
   });
 
   it('with the module and h2c offered (the default): a POST goes the fast way, an h2c preface the JavaScript way', async () => {
     assert.deepEqual(config.httpProtocols, ['h1', 'h2']);
-    const post = await through(new ConnectionGate(config, log, peek), 'POST /hello HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n');
+    const post = await through(new ConnectionGate(config, log, openRead()), 'POST /hello HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n');
     assert.equal(post.readAtPass, 0);
     assert.match(post.answer, /^HTTP\/1\.1 200 OK\r\n[\s\S]*seen \/hello$/);
     const preface = 'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n';
     const { client, server } = await pair.connect(port, preface);
     await until(() => (peek as Peek)(fdOf(server)) === preface.length, 3000, 'the preface');
-    let h2c: object | null = null;
-    new ConnectionGate(config, log, peek).accept(server, () => assert.fail('not HTTP/1'), (stream) => (h2c = stream));
-    assert.equal(h2c, null, 'decided on bytes read, not on bytes looked at');
+    let h2c: Duplex | null = null;
+    new ConnectionGate(config, log, openRead()).accept(server, () => assert.fail('not HTTP/1'), (stream) => (h2c = stream));
     await until(() => h2c !== null, 3000, 'the h2c hand-over');
+    const head = await new Promise<Buffer>((r) => h2c!.once('data', r));
+    assert.equal(head.toString('latin1'), preface, 'the stream starts with the bytes read at accept');
     client.destroy();
   });
 
-  it('with the module, a bad first line: read and refused with a 400', async () => {
-    const r = await through(new ConnectionGate(config, log, peek), 'GET  /hello HTTP/1.1\r\nHost: x\r\n\r\n');
-    assert.equal(r.readAtPass, null, 'never passed on');
-    assert.match(r.answer, /^HTTP\/1\.1 400 Bad Request\r\n/);
+  it('with the module, a bad first line: read, refused with a 400, and closed', async () => {
+    const { server, answer } = await pair.connect(port, 'GET  /hello HTTP/1.1\r\nHost: x\r\n\r\n');
+    await until(() => (peek as Peek)(fdOf(server)) > 0, 3000, 'the request bytes');
+    new ConnectionGate(config, log, openRead()).accept(server, () => assert.fail('never passed on'), () => assert.fail('no h2c here'));
+    assert.match(await answer, /^HTTP\/1\.1 400 Bad Request\r\n/);
+    // The client closes on the server's FIN; the server's end must see the client's in turn (a sync worker
+    // waits for that close before it serves the next connection).
+    await until(() => server.destroyed, 3000, "the server's end closed");
   });
 
   it('with the module, nothing there yet: read through JavaScript, and served', async () => {
-    const gate = new ConnectionGate(config, log, peek);
+    const gate = new ConnectionGate(config, log, openRead());
     const { client, server, answer } = await pair.connect(port, '');
     let readAtPass: number | null = null;
     gate.accept(server, (s) => {
