@@ -77,7 +77,7 @@ static napi_value open_area(napi_env env, napi_callback_info info, int flags) {
   /* A few bytes per function, for the life of the process (or thread): the function keeps pointing at them. */
   struct area *a = malloc(sizeof *a);
   if (!a) {
-    napi_throw_error(env, NULL, "open(size): out of memory");
+    napi_throw_error(env, NULL, "open(size), openRead(size): out of memory");
     return NULL;
   }
   napi_value buffer, fn;
@@ -87,7 +87,7 @@ static napi_value open_area(napi_env env, napi_callback_info info, int flags) {
       napi_create_reference(env, buffer, 1, &ref) != 0 ||
       napi_create_function(env, flags ? "peek" : "read", 4, first_bytes, a, &fn) != 0 ||
       napi_set_named_property(env, fn, "buffer", buffer) != 0) {
-    napi_throw_error(env, NULL, "open(size): could not make the buffer");
+    napi_throw_error(env, NULL, "open(size), openRead(size): could not make the buffer");
     return NULL;
   }
   a->data = bytes;

@@ -68,6 +68,16 @@ function mayBePreface(b: Uint8Array, n: number): boolean {
   return true;
 }
 
+/**
+ * Gives the socket to Node's parser with the bytes already read from it: the parser reads the handle itself
+ * from then on, and `bytes` reach it through the 'data' listener it added.
+ */
+function passWith(socket: net.Socket, bytes: Buffer, pass: (socket: net.Socket) => void): void {
+  pass(socket);
+  socket.emit('data', bytes);
+  socket.resume();
+}
+
 /** Shared by every socket the gate holds: no closure per connection. */
 function destroySocket(this: net.Socket): void {
   this.destroy();
@@ -149,11 +159,7 @@ export class ConnectionGate {
         // A copy: the gate's buffer is read into again at the next accept.
         first = Buffer.from(b.subarray(0, n));
         if (!(this.#h2cFrom !== null && mayBePreface(b, n)) && firstLine(b, n) === FirstLine.Whole) {
-          pass(socket);
-          // The parser reads the handle itself from now on; the bytes read here reach it through the 'data'
-          // listener it added.
-          socket.emit('data', first);
-          socket.resume();
+          passWith(socket, first, pass);
           return;
         }
       }
@@ -204,11 +210,7 @@ export class ConnectionGate {
         socket.end(BAD_REQUEST);
         return;
       }
-      pass(socket);
-      // The parser now reads the handle itself; what was read already goes to it through the 'data' listener
-      // it added.
-      socket.emit('data', buf);
-      socket.resume();
+      passWith(socket, buf, pass);
     };
     socket.on('data', onData);
     // The peer closed its side before its first request was complete (wrk probes an address with a connect

@@ -18,27 +18,25 @@ export interface Peek {
 /** Bytes read or looked at: a first request line longer than this is read on through JavaScript. */
 const PEEK_BYTES = 2048;
 
-/**
- * A peek function with a buffer of its own (a gthread worker's look at the idle connections of a stuck
- * thread), or why there is none.
- */
-export function openPeek(): Peek | string {
-  const native = loadNative<{ open(size: number): Peek }>('peek');
-  return typeof native === 'string' ? native : native.open(PEEK_BYTES);
+/** A peek or read function made by `open` or `openRead`, with a buffer of its own, or why there is none. */
+function withBuffer(open: 'open' | 'openRead'): Peek | string {
+  const make = peekFunction<(size: number) => Peek>(open);
+  return typeof make === 'string' ? make : make(PEEK_BYTES);
 }
 
 /**
- * A read function with a buffer of its own (one per gate: the threads of a gthread worker each have one), or
- * why there is none (the module is not built, or is older than read()).
+ * A peek function (a gthread worker's look at the idle connections of a stuck thread), or why there is none.
  */
-export function openRead(): Peek | string {
-  const native = loadNative<{ openRead?(size: number): Peek }>('peek');
-  if (typeof native === 'string') return native;
-  return native.openRead?.(PEEK_BYTES) ?? 'dist/native/peek.node has no openRead(); `npm run build` rebuilds it';
-}
+export const openPeek = (): Peek | string => withBuffer('open');
+
+/**
+ * A read function (one per gate: the threads of a gthread worker each have one), or why there is none (the
+ * module is not built, or is older than read()).
+ */
+export const openRead = (): Peek | string => withBuffer('openRead');
 
 /** Function `name` of native/peek.c, or why there is none (the module is not built, or is older than it). */
-function peekFunction<F>(name: 'dup' | 'peer'): F | string {
+function peekFunction<F>(name: 'open' | 'openRead' | 'dup' | 'peer'): F | string {
   const native = loadNative<Record<string, unknown>>('peek');
   if (typeof native === 'string') return native;
   const fn = native[name];

@@ -1,7 +1,7 @@
 import module from 'node:module';
 import { fileURLToPath } from 'node:url';
-import { isAppFile } from './imported-files.js';
 import { lazy } from '../lazy.js';
+import { isAppFile } from './imported-files.js';
 
 /**
  * --reload: reports the files of native ES modules as they load (module.register, Node >= 20.6). Node lists
