@@ -14,7 +14,7 @@ import { inheritedSockets, UPGRADE_FD_ENV, UPGRADE_PID_ENV, workerEnv, type Inhe
 import { formatAddress } from '../listeners/address.js';
 import { primeListeners } from '../listeners/prime.js';
 import { ExitCode, isWorkerMessage, listenerLayout, type MasterMessage, type WorkerMessage } from '../protocol/messages.js';
-import { workerExecArgv } from '../cli/node-flags.js';
+import { workerExecArgv, workerInspectPort } from '../cli/node-flags.js';
 import { VERSION } from '../version.js';
 import type { HealthServer, HealthState } from './health.js';
 import { SystemdNotifier } from './notify.js';
@@ -253,7 +253,8 @@ export class Arbiter implements HookServer {
     void this.runHook('preFork', this, { pid: 0, id, age, log: this.log });
     const copies = this.cfg.workerClass === 'gthread' ? this.cfg.threads : 1;
     const fds = Array.from({ length: copies }, () => this.#listeners.map((l) => l.fd)).flat();
-    const child = spawn(process.execPath, [...workerExecArgv(), CHILD_ENTRY], {
+    const inspectPort = workerInspectPort(process.execArgv, process.env.NODE_OPTIONS, age);
+    const child = spawn(process.execPath, [...workerExecArgv(inspectPort), CHILD_ENTRY], {
       // The layout is listenerLayout()'s (src/protocol/messages.ts): IPC, watchdog pipe, listener copies.
       stdio: ['ignore', 'inherit', 'inherit', 'ipc', 'pipe', ...fds],
       env: workerEnv(process.env, this.cfg.rawEnv),
@@ -266,7 +267,8 @@ export class Arbiter implements HookServer {
       return;
     }
     this.#workers.set(child.pid, w);
-    this.log.info(`Booting worker with pid: ${child.pid}`);
+    const inspector = inspectPort === undefined ? '' : `, inspector on ${inspectPort === 0 ? 'a free port' : `port ${inspectPort}`}`;
+    this.log.info(`Booting worker with pid: ${child.pid}${inspector}`);
     child.on('message', (m: unknown, handle: unknown) => isWorkerMessage(m) && this.onWorkerMessage(w, m, handle as LeasedHandle | undefined));
     const reports = child.stdio[4] as Readable;
     reports.setEncoding('utf8');

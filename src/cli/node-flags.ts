@@ -9,5 +9,50 @@
  */
 export const MASTER_NODE_FLAGS: readonly string[] = ['--no-opt', '--no-sparkplug'];
 
-/** The Node options a worker starts with: the master's own (`--inspect`, `--cpu-prof` ...) without the above. */
-export const workerExecArgv = (): string[] => process.execArgv.filter((a) => !MASTER_NODE_FLAGS.includes(a));
+/** Node's default inspector port. */
+const INSPECT_DEFAULT_PORT = 9229;
+
+/** The options that turn the inspector on, with or without `=[host:]port`. */
+const INSPECT_ON = /^--inspect(?:-brk|-wait)?(?:=(.*))?$/;
+/** The option that sets its address alone. */
+const INSPECT_PORT = /^--inspect-port=(.*)$|^--debug-port=(.*)$/;
+
+/** The port of an inspector address `[host:]port`; NaN when it is not one. */
+function portOf(address: string): number {
+  const colon = address.lastIndexOf(':');
+  const text = colon < 0 ? address : address.slice(colon + 1);
+  return /^\d+$/.test(text) ? Number(text) : NaN;
+}
+
+/**
+ * The inspector port of the worker with this age (1 for the first worker spawned, 2 for the next...), or
+ * undefined when the master runs without the inspector. Node options come from NODE_OPTIONS, then the command
+ * line, the later one winning, as Node reads them. Every worker would otherwise inherit the master's port and
+ * fail to listen on it ("address already in use"): as `node:cluster` does, each worker takes the master's
+ * port plus its age, counted over 1024-65535, so a replacement never takes the port of a worker still
+ * draining. Port 0 (any free port) stays 0.
+ */
+export function workerInspectPort(execArgv: readonly string[], nodeOptions: string | undefined, age: number): number | undefined {
+  let on = false;
+  let port = INSPECT_DEFAULT_PORT;
+  for (const arg of [...(nodeOptions ?? '').split(/\s+/), ...execArgv]) {
+    const inspect = INSPECT_ON.exec(arg);
+    const address = inspect ? inspect[1] : INSPECT_PORT.exec(arg)?.slice(1).find((v) => v !== undefined);
+    if (inspect) on = true;
+    if (address !== undefined && !Number.isNaN(portOf(address))) port = portOf(address);
+  }
+  if (!on) return undefined;
+  if (port === 0) return 0;
+  const span = 65536 - 1024;
+  return 1024 + ((port - 1024 + age) % span + span) % span;
+}
+
+/**
+ * The Node options a worker starts with: the master's own (`--inspect`, `--cpu-prof` ...) without the above,
+ * and the worker's own inspector port when there is one (see workerInspectPort).
+ */
+export function workerExecArgv(inspectPort?: number): string[] {
+  const args = process.execArgv.filter((a) => !MASTER_NODE_FLAGS.includes(a));
+  if (inspectPort !== undefined) args.push(`--inspect-port=${inspectPort}`);
+  return args;
+}

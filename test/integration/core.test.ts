@@ -27,6 +27,29 @@ after(stopAll);
 const tmp = mkdtempSync(path.join(tmpdir(), 'tunicorn-core-'));
 const fx = (name: string) => path.join(FIXTURES, name);
 
+/** A port the kernel picked whose next `count - 1` ports were free too when the function looked. */
+async function freePortRun(count: number): Promise<number> {
+  const listen = (port: number) =>
+    new Promise<net.Server | null>((resolve) => {
+      const srv = net.createServer();
+      srv.once('error', () => resolve(null));
+      srv.listen(port, '127.0.0.1', () => resolve(srv));
+    });
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const first = await listen(0);
+    const base = (first!.address() as net.AddressInfo).port;
+    const held = [first!];
+    for (let i = 1; i < count && base + i <= 65535; i++) {
+      const next = await listen(base + i);
+      if (!next) break;
+      held.push(next);
+    }
+    await Promise.all(held.map((h) => new Promise((r) => h.close(r))));
+    if (held.length === count) return base;
+  }
+  throw new Error(`no ${count} free ports in a row after 20 tries`);
+}
+
 async function start(args: string[], env?: NodeJS.ProcessEnv): Promise<{ s: Server; port: number }> {
   const s = new Server(['-b', '127.0.0.1:0', ...args], { env });
   const port = await s.port();
@@ -318,6 +341,25 @@ describe('operations', () => {
     assert.deepEqual(JSON.parse(readFileSync(seen, 'utf8')), MASTER_NODE_FLAGS);
     const worker = JSON.parse((await request(port, '/execargv')).body) as { execArgv: string[] };
     for (const flag of MASTER_NODE_FLAGS) assert.ok(!worker.execArgv.includes(flag), `worker runs with ${flag}`);
+    s.signal('SIGTERM');
+    assert.equal((await s.exited).code, 0);
+  });
+
+  it('gives each worker an inspector port of its own when the master runs with --inspect', async () => {
+    // A base port from the kernel whose next two are free as well: the workers take base + 1 and base + 2.
+    const base = await freePortRun(3);
+    const s = new Server(['-b', '127.0.0.1:0', '-w', '2', fx('listener.ts')], { env: { NODE_OPTIONS: `--inspect=127.0.0.1:${base}` } });
+    await s.port();
+    await s.workersBooted(2);
+    for (const port of [base + 1, base + 2]) {
+      assert.match(s.log, new RegExp(`Booting worker with pid: \\d+, inspector on port ${port}\\n`));
+      await s.waitFor(new RegExp(`Debugger listening on ws://127\\.0\\.0\\.1:${port}/`));
+      const targets = JSON.parse((await request(port, '/json/list')).body) as { url: string }[];
+      assert.match(targets[0]!.url, /workers\/child\.js$/, `port ${port} is a worker's`);
+    }
+    const master = JSON.parse((await request(base, '/json/list')).body) as { url: string }[];
+    assert.match(master[0]!.url, /cli\/main\.js$/);
+    assert.doesNotMatch(s.log, /Starting inspector .* failed/);
     s.signal('SIGTERM');
     assert.equal((await s.exited).code, 0);
   });
