@@ -1,5 +1,5 @@
 import { ConfigError, type Setting } from './setting.js';
-import { settingForFlag, suggestKey } from './registry.js';
+import { settingForFlag, suggestFlag } from './registry.js';
 
 export interface ParsedArgs {
   /** Raw strings per setting key, in order (repeatable flags keep every occurrence). */
@@ -56,8 +56,8 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
     }
     const s = settingForFlag(flag);
     if (!s) {
-      const guess = flag.startsWith('--') ? suggestKey(flag.slice(2)) : undefined;
-      const hint = guess ? `; did you mean --${kebab(guess)}?` : '; see tunicorn --help';
+      const guess = flag.startsWith('--') ? suggestFlag(flag) : undefined;
+      const hint = guess ? `; did you mean ${guess}?` : '; see tunicorn --help';
       throw new ConfigError(`unknown option ${flag}${hint}`);
     }
     if (!s.takesValue) {
@@ -75,8 +75,6 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
   }
   return { values, positionals, help, version };
 }
-
-const kebab = (key: string) => key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
 
 /** Splits TUNICORN_CMD_ARGS like a POSIX shell would for simple quoting. */
 export function splitCommandLine(s: string): string[] {

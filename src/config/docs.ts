@@ -22,7 +22,8 @@ export function settingsMarkdown(): string {
     'Every setting can be given in a config file (`-c tunicorn.config.ts`) by its key, and, except hooks, on',
     'the command line by its flag. Precedence, lowest first: defaults, the config file, `TUNICORN_CMD_ARGS`',
     '(parsed like a command line), the command line. `tunicorn --print-config APP` shows each value and',
-    'where it came from.',
+    'where it came from. An unknown flag or key stops the start with one line, and names the setting it',
+    'is nearest to when one is (`unknown option --worker; did you mean --workers?`).',
     '',
   ];
   const sections = new Map<string, Setting<unknown>[]>();

@@ -48,10 +48,67 @@ export function settingForFlag(flag: string): Setting<unknown> | undefined {
   return byFlag.get(flag);
 }
 
-/** The key a user probably meant: snake_case or kebab-case spellings of a real key. */
+/** Lower case without `-` and `_`: `worker_class`, `worker-class` and `workerClass` are one word. */
+const flatten = (word: string): string => word.toLowerCase().replace(/[-_]/g, '');
+
+/**
+ * What a user probably meant by `word`, among `spellings` (each mapped to its answer): the one spelled the same
+ * but for case, `-` and `_`, else the one within a typo or two of it (`worker` -> workers, `bnd` -> bind; two
+ * edits from 5 letters on, one below). None when two answers are as close: a guess then would mislead.
+ */
+export function closest(word: string, spellings: ReadonlyMap<string, string>): string | undefined {
+  const flat = flatten(word);
+  for (const [spelling, answer] of spellings) if (flatten(spelling) === flat) return answer;
+  if (flat.length < 3) return undefined;
+  const limit = flat.length >= 5 ? 2 : 1;
+  let best: string | undefined;
+  let bestDistance = limit + 1;
+  let tie = false;
+  for (const [spelling, answer] of spellings) {
+    const d = editDistance(flat, flatten(spelling), limit);
+    if (d < bestDistance) [best, bestDistance, tie] = [answer, d, false];
+    else if (d === bestDistance && answer !== best) tie = true;
+  }
+  return tie ? undefined : best;
+}
+
+/** Every long option, without its dashes, mapped to `to(option, setting)`. */
+function longOptions(to: (option: string, s: Setting<unknown>) => string): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const [flag, s] of byFlag) if (flag.startsWith('--')) out.set(flag.slice(2), to(flag, s));
+  return out;
+}
+
+/** The config-file key a user probably meant, whether they wrote a key or an option's name (see closest). */
 export function suggestKey(key: string): string | undefined {
-  const camel = key.toLowerCase().replace(/[-_]+([a-z])/g, (_, c: string) => c.toUpperCase());
-  if (camel in SETTINGS) return camel;
-  const flat = key.toLowerCase().replace(/[-_]/g, '');
-  return Object.keys(SETTINGS).find((k) => k.toLowerCase() === flat);
+  const spellings = new Map(Object.keys(SETTINGS).map((k) => [k, k]));
+  for (const [option, k] of longOptions((_, s) => s.key)) if (!spellings.has(option)) spellings.set(option, k);
+  return closest(key, spellings);
+}
+
+/** The long option a user probably meant by `--flag` (see closest), with its dashes. */
+export function suggestFlag(flag: string): string | undefined {
+  return closest(flag.replace(/^-+/, ''), longOptions((option) => option));
+}
+
+/**
+ * Edits (insert, delete, replace, swap two neighbours) between `a` and `b`; any figure above `limit` means
+ * "more than limit".
+ */
+export function editDistance(a: string, b: string, limit: number): number {
+  if (Math.abs(a.length - b.length) > limit) return limit + 1;
+  // Three rows of the table: the one before the previous is for a swap.
+  let before: number[] = [];
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let d = Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d = Math.min(d, before[j - 2]! + 1);
+      row.push(d);
+    }
+    [before, prev] = [prev, row];
+  }
+  return prev[b.length]!;
 }

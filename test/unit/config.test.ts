@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { parseArgs, splitCommandLine } from '../../src/config/args.js';
 import { settingsMarkdown } from '../../src/config/docs.js';
-import { allSettings } from '../../src/config/registry.js';
+import { allSettings, closest, editDistance, suggestKey } from '../../src/config/registry.js';
 import { resolveConfig } from '../../src/config/resolve.js';
 import { ConfigError } from '../../src/config/setting.js';
 import { formatAddress, parseAddress } from '../../src/listeners/address.js';
@@ -25,8 +25,35 @@ describe('parseArgs', () => {
 
   it('names an unknown option and suggests the right one', () => {
     assert.throws(() => parseArgs(['--worker_class', 'x']), /unknown option --worker_class; did you mean --worker-class\?/);
+    // A typo or two: the option's real spelling, dashes included, even where it differs from the key.
+    assert.throws(() => parseArgs(['--worker', '3']), /unknown option --worker; did you mean --workers\?$/);
+    assert.throws(() => parseArgs(['--bnd', 'x']), /did you mean --bind\?$/);
+    assert.throws(() => parseArgs(['--keepalive', '3']), /did you mean --keep-alive\?$/);
+    assert.throws(() => parseArgs(['--log-levl', 'debug']), /did you mean --log-level\?$/);
+    assert.throws(() => parseArgs(['--acess-logfile', '-']), /did you mean --access-logfile\?$/);
+    // Nothing near: no guess.
+    assert.throws(() => parseArgs(['--bogus']), /unknown option --bogus; see tunicorn --help$/);
+    assert.throws(() => parseArgs(['--wx']), /unknown option --wx; see tunicorn --help$/);
     assert.throws(() => parseArgs(['--workers']), /option --workers needs a value \(INT\)/);
     assert.throws(() => parseArgs(['--preload=yes']), /takes no value/);
+  });
+
+  it('guesses only when one answer is nearest: editDistance and closest', () => {
+    assert.equal(editDistance('workr', 'workers', 2), 2);
+    assert.equal(editDistance('tiemout', 'timeout', 2), 1); // two neighbours swapped: one edit
+    assert.equal(editDistance('bind', 'bind', 1), 0);
+    assert.ok(editDistance('threads', 'bind', 2) > 2);
+    const answers = new Map([['workers', 'workers'], ['threads', 'threads'], ['worker-class', 'workerClass']]);
+    assert.equal(closest('WORKER_CLASS', answers), 'workerClass');
+    assert.equal(closest('worker', answers), 'workers');
+    assert.equal(closest('xyz', answers), undefined);
+    // As near to two different answers: no guess. Two spellings of one answer are not a tie.
+    assert.equal(closest('aac', new Map([['aab', 'one'], ['aad', 'two']])), undefined);
+    assert.equal(closest('aac', new Map([['aab', 'one'], ['aad', 'one']])), 'one');
+    // A config-file key may be misspelled as an option's name, or the other way round.
+    assert.equal(suggestKey('access_logfile'), 'accesslog');
+    assert.equal(suggestKey('workr'), 'workers');
+    assert.equal(suggestKey('bogus'), undefined);
   });
 
   it('splits TUNICORN_CMD_ARGS like a shell', () => {
