@@ -8,8 +8,8 @@ import type { HookServer } from '../config/hook-types.js';
 import type { Config } from '../config/registry.js';
 import { serializableConfig, type Resolved } from '../config/resolve.js';
 import { ErrorLog } from '../logging/error-log.js';
+import { ACCESS_LOG, checkLogFiles, checkWritable } from '../logging/output-file.js';
 import { bindAll, closeListeners, unlinkUnixSockets, type Listener } from '../listeners/bind.js';
-import { BindError } from '../listeners/handle.js';
 import { inheritedSockets, UPGRADE_FD_ENV, UPGRADE_PID_ENV, workerEnv, type Inherited } from '../listeners/inherit.js';
 import { formatAddress } from '../listeners/address.js';
 import { primeListeners } from '../listeners/prime.js';
@@ -23,12 +23,25 @@ import { Reloader } from './reloader.js';
 import { Pidfile } from './pidfile.js';
 import { WorkerHandle } from './worker-handle.js';
 
+/**
+ * Checks, creating nothing, that the files the server writes can be written: the error log, the access log
+ * and the pidfile. run() calls it before anything is bound or forked, and --check-config calls it too. A
+ * failure is a ConfigError naming the setting, the path and the cause, which the CLI prints as one line. The
+ * access log is opened by each worker: checked here, a bad path is that line instead of a crash in every worker.
+ */
+export function checkOutputFiles(cfg: Config): void {
+  checkLogFiles(cfg);
+  if (cfg.pidfile) Pidfile.check(cfg.pidfile);
+}
+
 const CHILD_ENTRY = fileURLToPath(new URL('../workers/child.js', import.meta.url));
 
 /** How often the run loop looks at its workers (timeouts, deadlines, count). */
 const TICK_MS = 200;
 /** A worker that never reported ready may take this long, whatever `timeout` says (TypeScript transforms). */
 const MIN_BOOT_TIMEOUT_S = 30;
+/** How long an app may take to load, in a worker or in the master (`--preload`, `--check-config`); 0: no limit. */
+export const bootLimitS = (timeout: number): number => (timeout > 0 ? Math.max(timeout, MIN_BOOT_TIMEOUT_S) : 0);
 /** After SIGABRT, a timed-out worker gets this long to report before SIGKILL. */
 const ABORT_GRACE_MS = 1000;
 /** Consecutive boot failures before a server that never served gives up (a crash loop, not a hiccup). */
@@ -111,7 +124,9 @@ export class Arbiter implements HookServer {
   constructor(private readonly opts: ArbiterOptions) {
     this.#resolved = opts.resolved;
     this.cfg = opts.resolved.config;
-    this.log = new ErrorLog(this.cfg.errorlog, this.cfg.loglevel);
+    // stderr until run() opens the error log: a file that cannot be opened is then a ConfigError from run(),
+    // which the CLI states in one line.
+    this.log = new ErrorLog('-', this.cfg.loglevel);
     this.numWorkers = this.cfg.workers;
   }
 
@@ -121,6 +136,8 @@ export class Arbiter implements HookServer {
 
   /** Runs until the server stops; resolves with the exit code. */
   async run(): Promise<number> {
+    checkOutputFiles(this.cfg);
+    this.log = new ErrorLog(this.cfg.errorlog, this.cfg.loglevel);
     await this.runHook('onStarting', this);
     this.log.info(`Starting tunicorn ${VERSION}`);
     checkTls(this.cfg);
@@ -145,19 +162,34 @@ export class Arbiter implements HookServer {
       for (const l of this.#listeners) if (l.address.kind === 'unix') chownSync(l.address.path, identity.uid, identity.gid);
     }
     // Also for inherited sockets: listen() again on a listening socket only sets its backlog.
+    let healthLine: string | null = null;
     try {
       await primeListeners(this.#listeners.map((l) => l.fd), this.cfg.backlog, this.#listeners.map((l) => l.url));
+      // Bound with the others, before "Listening at:": a health endpoint that cannot bind stops the start
+      // as a bind does, leaving no socket file and no pidfile behind.
+      if (this.cfg.healthBind) healthLine = await this.startHealth(this.cfg.healthBind);
     } catch (err) {
-      closeListeners(this.#listeners);
+      closeListeners(this.#listeners, this.ownsSocketFiles());
       throw err;
     }
     // As Gunicorn's: https:// when the binds serve TLS.
     const scheme = this.cfg.certfile ? 'https' : 'http';
     for (const l of this.#listeners) this.log.info(`Listening at: ${formatAddress(l.address, scheme)} (${process.pid})`);
     this.log.info(`Using worker: ${this.cfg.workerClass}`);
+    if (this.cfg.threads > 1 && this.cfg.workerClass !== 'gthread') {
+      this.log.warning(`threads (--threads ${this.cfg.threads}) applies to gthread workers only; ${this.cfg.workerClass} workers ignore it`);
+    }
     // Gunicorn's upgrade protocol: the new master writes PIDFILE.2 and renames it when the old one is gone.
-    if (this.cfg.pidfile) this.#pidfile.create(this.#oldMasterPid ? `${this.cfg.pidfile}.2` : this.cfg.pidfile);
-    if (this.cfg.healthBind) await this.startHealth(this.cfg.healthBind);
+    if (this.cfg.pidfile) {
+      try {
+        this.#pidfile.create(this.#oldMasterPid ? `${this.cfg.pidfile}.2` : this.cfg.pidfile);
+      } catch (err) {
+        // Checked before binding (checkOutputFiles), yet the file can change since, or name a live server.
+        closeListeners(this.#listeners, this.ownsSocketFiles());
+        throw err;
+      }
+    }
+    if (healthLine) this.log.info(healthLine);
     if (this.cfg.reload) this.startReloader();
     process.title = `tunicorn: master [${this.name}]`;
     for (const sig of SIGNALS) {
@@ -206,7 +238,17 @@ export class Arbiter implements HookServer {
       else this.setWorkerCount(this.numWorkers - 1);
     },
     SIGUSR1: () => {
-      this.log.reopen();
+      // A log that cannot be opened again stays open as it is: one line says so. The access log is opened by
+      // the workers, which keep theirs quietly: the master checks its path, for one line instead of one each.
+      const failed = this.log.reopen();
+      if (failed) this.log.error(`USR1: ${failed}. Logging goes on to the file already open`);
+      if (this.cfg.accesslog && this.cfg.accesslog !== '-') {
+        try {
+          checkWritable(ACCESS_LOG, this.cfg.accesslog);
+        } catch (err) {
+          this.log.error(`USR1: ${(err as Error).message}. The workers go on writing to the file already open`);
+        }
+      }
       this.broadcast({ t: 'reopen' });
     },
     SIGUSR2: () => this.reexec(),
@@ -396,7 +438,7 @@ export class Arbiter implements HookServer {
       this.log.info(`Worker exited (pid: ${w.pid})`);
     }
     void this.runHook('childExit', this, w);
-    if (w.state === 'booting' && !this.#stopping) this.onBootFailure(w, code);
+    if ((w.state === 'booting' || w.bootTimedOut) && !this.#stopping) this.onBootFailure(w, code);
     setImmediate(() => this.step());
   }
 
@@ -430,9 +472,11 @@ export class Arbiter implements HookServer {
         continue;
       }
       if (this.cfg.timeout <= 0) continue;
-      const limit = (w.state === 'booting' ? Math.max(this.cfg.timeout, MIN_BOOT_TIMEOUT_S) : this.cfg.timeout) * 1000;
+      const booting = w.state === 'booting';
+      const limit = (booting ? bootLimitS(this.cfg.timeout) : this.cfg.timeout) * 1000;
       if (now - w.lastBeat <= limit) continue;
       w.timedOut = true;
+      w.bootTimedOut = booting;
       w.state = 'stopping';
       // The watchdog thread's report of what the stuck loop was serving may still be on its way (a loaded
       // machine): without it, the line waits for the SIGKILL a second later.
@@ -445,7 +489,8 @@ export class Arbiter implements HookServer {
   private logTimeout(w: WorkerHandle, now: number): void {
     if (w.timeoutLogged) return;
     w.timeoutLogged = true;
-    this.log.critical(`WORKER TIMEOUT (pid:${w.pid})${w.servingReport(now)}`);
+    const what = w.bootTimedOut ? ` while loading the app: not ready ${bootLimitS(this.cfg.timeout)} s after it started` : w.servingReport(now);
+    this.log.critical(`WORKER TIMEOUT (pid:${w.pid})${what}`);
   }
 
   private broadcast(m: MasterMessage): void {
@@ -471,12 +516,23 @@ export class Arbiter implements HookServer {
       return;
     }
     if (this.#stopping) return;
+    let log = this.log;
+    try {
+      // New workers open the logs: a path they cannot open would crash each of them. The pidfile is not
+      // written again, so it is not checked.
+      checkLogFiles(next.config);
+      if (next.config.errorlog !== this.cfg.errorlog || next.config.loglevel !== this.cfg.loglevel)
+        log = new ErrorLog(next.config.errorlog, next.config.loglevel);
+    } catch (err) {
+      this.log.error(`Reload failed, keeping the running configuration: ${(err as Error).message}`);
+      return;
+    }
     const old = this.cfg;
     this.#resolved = next;
     this.cfg = next.config;
-    if (old.errorlog !== this.cfg.errorlog || old.loglevel !== this.cfg.loglevel) {
+    if (log !== this.log) {
       this.log.close();
-      this.log = new ErrorLog(this.cfg.errorlog, this.cfg.loglevel);
+      this.log = log;
     }
     if (old.bind.join() !== this.cfg.bind.join())
       this.log.warning('bind changed in the config: a reload keeps the bound sockets; restart to rebind');
@@ -620,7 +676,11 @@ export class Arbiter implements HookServer {
       }
     }
     this.#announcedReady = false;
-    if (this.#healthPending && this.cfg.healthBind) void this.startHealth(this.cfg.healthBind);
+    if (this.#healthPending && this.cfg.healthBind)
+      void this.startHealth(this.cfg.healthBind).then(
+        (line) => line && this.log.info(line),
+        (err: Error) => this.log.error(`Could not take over the health endpoint: ${err.message}`),
+      );
   }
 
   private startReloader(): void {
@@ -661,7 +721,11 @@ export class Arbiter implements HookServer {
     return { live: true, ready: isReady, detail: stopping ? 'stopping' : `${ready} of ${this.numWorkers} workers serving` };
   }
 
-  private async startHealth(raw: string): Promise<void> {
+  /**
+   * Binds --health-bind; resolves with the line to log. A failure is a BindError or ConfigError worded as a
+   * --bind one (HealthServer.listen).
+   */
+  private async startHealth(raw: string): Promise<string> {
     // node:http loads only when health checks are on: the master keeps every module it imports in memory.
     const { HealthServer } = await import('./health.js');
     const health = new HealthServer(() => this.healthState());
@@ -669,16 +733,15 @@ export class Arbiter implements HookServer {
       const url = await health.listen(raw);
       this.#health = health;
       this.#healthPending = false;
-      this.log.info(`Health checks at: ${url}/health/ready and /health/live`);
+      return `Health checks at: ${url}/health/ready and /health/live`;
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code ?? '';
       if (code === 'EADDRINUSE' && this.#oldMasterPid) {
         // The old master still answers there; ours takes over when it exits (checkPromotion).
         this.#healthPending = true;
-        this.log.info(`Health endpoint ${raw} is still the old master's; taking it over when it exits`);
-        return;
+        return `Health endpoint ${raw} is still the old master's; taking it over when it exits`;
       }
-      throw new BindError(`cannot bind health_bind (--health-bind) ${raw}: ${(err as Error).message}`, code);
+      throw err;
     }
   }
 

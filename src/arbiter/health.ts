@@ -1,5 +1,7 @@
 import http from 'node:http';
-import { parseAddress } from '../listeners/address.js';
+import { formatAddress, parseAddress } from '../listeners/address.js';
+import { resolveHost } from '../listeners/bind.js';
+import { BindError, explainBindError, explainUnixBindError } from '../listeners/handle.js';
 
 export interface HealthState {
   /** The master runs (always true while it answers). */
@@ -23,19 +25,31 @@ export class HealthServer {
     this.#server.keepAliveTimeout = 1000;
   }
 
-  listen(raw: string): Promise<string> {
+  /**
+   * Listens on `raw` and resolves with the URL bound. Fails as a --bind address does, in the same words: a
+   * ConfigError for a host that does not resolve, a BindError (with the errno's code) for the rest.
+   */
+  async listen(raw: string): Promise<string> {
     const a = parseAddress(raw);
-    return new Promise((resolve, reject) => {
-      this.#server.once('error', reject);
-      const done = () => {
-        this.#server.off('error', reject);
-        const addr = this.#server.address();
-        resolve(typeof addr === 'string' ? `unix:${addr}` : addr ? `http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}` : raw);
-      };
-      if (a.kind === 'tcp') this.#server.listen({ host: a.host, port: a.port }, done);
-      else if (a.kind === 'unix') this.#server.listen(a.path, done);
-      else this.#server.listen({ fd: a.fd }, done);
-    });
+    const host = a.kind === 'tcp' ? await resolveHost(a.host, 'healthBind (--health-bind)') : '';
+    try {
+      await new Promise<void>((resolve, reject) => {
+        this.#server.once('error', reject);
+        const done = () => {
+          this.#server.off('error', reject);
+          resolve();
+        };
+        if (a.kind === 'tcp') this.#server.listen({ host, port: a.port }, done);
+        else if (a.kind === 'unix') this.#server.listen(a.path, done);
+        else this.#server.listen({ fd: a.fd }, done);
+      });
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      const why = !code ? (err as Error).message : a.kind === 'unix' ? explainUnixBindError(a.path, code) : explainBindError(code);
+      throw new BindError(`cannot bind the health endpoint ${formatAddress(a)} (--health-bind): ${why}`, code ?? 'EUNKNOWN');
+    }
+    const addr = this.#server.address();
+    return typeof addr === 'string' ? `unix:${addr}` : addr ? `http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}` : raw;
   }
 
   close(): void {

@@ -1,5 +1,14 @@
 import { readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { processSettings } from '../config/sections/process.js';
 import { ConfigError } from '../config/setting.js';
+import { checkWritable, longFlag, opening, type OutputFile } from '../logging/output-file.js';
+
+export const PIDFILE: OutputFile = {
+  what: 'pidfile',
+  verb: 'write',
+  flag: longFlag(processSettings.pidfile.flags),
+  example: 'tunicorn.pid',
+};
 
 function alive(pid: number): boolean {
   try {
@@ -22,6 +31,12 @@ export class Pidfile {
     return this.#path;
   }
 
+  /** Checks that the pidfile could be written, creating nothing (see checkWritable). */
+  static check(path: string): void {
+    checkWritable(PIDFILE, path);
+  }
+
+  /** Throws a ConfigError when another server runs, or, in words, when the file cannot be written. */
   create(path: string, pid = process.pid): void {
     let old: number | null = null;
     try {
@@ -32,7 +47,7 @@ export class Pidfile {
     }
     if (old !== null && old !== pid && alive(old))
       throw new ConfigError(`pidfile ${path} names process ${old}, which is still running; stop it or choose another --pid`);
-    writeFileSync(path, `${pid}\n`);
+    opening(PIDFILE, path, () => writeFileSync(path, `${pid}\n`));
     this.#path = path;
   }
 

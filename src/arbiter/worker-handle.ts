@@ -20,6 +20,8 @@ export class WorkerHandle implements HookWorker {
   /** Set when the worker told us why it is about to die before serving. */
   fatal: { code: number; message: string; detail: string } | null = null;
   timedOut = false;
+  /** It timed out before it was ready: a boot failure. */
+  bootTimedOut = false;
   timeoutLogged = false;
   /** TERM: the worker has drained the backlog and closed its listeners. */
   drained = false;

@@ -3,10 +3,13 @@
  * argv -> resolved config -> arbiter. The only place that calls process.exit in the master.
  */
 import { AppLoadError } from '../app/errors.js';
-import { Arbiter } from '../arbiter/arbiter.js';
+import { writeSync } from 'node:fs';
+import { guardLoading } from '../app/load-guard.js';
+import { Arbiter, bootLimitS, checkOutputFiles } from '../arbiter/arbiter.js';
 import { allSettings, type SettingKey } from '../config/registry.js';
 import { resolveConfig, type Resolved } from '../config/resolve.js';
 import { ConfigError, show } from '../config/setting.js';
+import { checkTls } from '../http/tls.js';
 import { BindError } from '../listeners/handle.js';
 import { ExitCode } from '../protocol/messages.js';
 import { VERSION } from '../version.js';
@@ -62,16 +65,25 @@ async function main(): Promise<void> {
   }
   if (r.config.checkConfig || r.config.preload) {
     try {
+      // The files the server would write, checked as the master checks them before it binds: none is created.
+      if (r.config.checkConfig) {
+        checkOutputFiles(r.config);
+        checkTls(r.config);
+      }
       // Imported only here: the app loader pulls in undici and jiti, memory the master otherwise never needs.
       const { loadApp } = await import('../app/load.js');
-      const { served } = await loadApp(r.app, process.cwd(), { onError: () => {} });
+      const { served } = await guardLoading(r.app, loadApp(r.app, process.cwd(), { onError: () => {} }), {
+        say: (line) => writeSync(2, `tunicorn: error: ${line}\n`),
+        fail: (line) => die(line),
+        limitS: bootLimitS(r.config.timeout),
+      });
       if (r.config.checkConfig) {
         process.stdout.write(`OK: ${r.app} is ${served.kind}${r.configPath ? `; config ${r.configPath}` : ''}\n`);
         await served.close?.();
         process.exit(0);
       }
     } catch (err) {
-      if (err instanceof AppLoadError) die(err.message);
+      if (err instanceof AppLoadError || err instanceof ConfigError) die(err.message);
       throw err;
     }
   }

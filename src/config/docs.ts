@@ -23,7 +23,10 @@ export function settingsMarkdown(): string {
     'the command line by its flag. Precedence, lowest first: defaults, the config file, `TUNICORN_CMD_ARGS`',
     '(parsed like a command line), the command line. `tunicorn --print-config APP` shows each value and',
     'where it came from. An unknown flag or key stops the start with one line, and names the setting it',
-    'is nearest to when one is (`unknown option --worker; did you mean --workers?`).',
+    'is nearest to when one is (`unknown option --worker; did you mean --workers?`). So does a bad value,',
+    'with the environment variable it came from when it did (`PORT`, `WEB_CONCURRENCY`, `FORWARDED_ALLOW_IPS`,',
+    '`TUNICORN_CMD_ARGS`). Durations are decimal numbers of seconds up to 2000000 (23 days): Node keeps no',
+    'longer timer, and fires a longer one at once.',
     '',
   ];
   const sections = new Map<string, Setting<unknown>[]>();

@@ -11,6 +11,9 @@ export const DEFAULT_CONFIG_NAMES = [
   'tunicorn.config.cjs',
 ];
 
+/** What a config file may be written in. */
+const CONFIG_EXTENSIONS = ['.ts', '.mts', '.cts', '.js', '.mjs', '.cjs', '.json'];
+
 export function findDefaultConfig(dir: string): string | null {
   for (const name of DEFAULT_CONFIG_NAMES) {
     const p = path.join(dir, name);
@@ -22,6 +25,11 @@ export function findDefaultConfig(dir: string): string | null {
 /** Loads a config file and returns its plain object of settings (not yet validated). */
 export async function loadConfigFile(file: string): Promise<Record<string, unknown>> {
   if (!existsSync(file)) throw new ConfigError(`config file not found: ${file}`);
+  const ext = path.extname(file);
+  if (!CONFIG_EXTENSIONS.includes(ext)) {
+    const gunicorn = ext === '.py' ? ': a Gunicorn config in Python does not load here; write its settings as an object in a tunicorn.config.ts (docs/settings.md names each one)' : '';
+    throw new ConfigError(`config file ${file}: tunicorn reads TypeScript, JavaScript or JSON (${CONFIG_EXTENSIONS.join(' ')})${gunicorn}`);
+  }
   let mod: Record<string, unknown>;
   try {
     // Fresh: HUP must see the file as it is now, not as this process first imported it.
@@ -32,7 +40,7 @@ export async function loadConfigFile(file: string): Promise<Record<string, unkno
   const value = unwrapDefault(mod.default ?? mod);
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
     throw new ConfigError(
-      `config file ${file} must export (default) an object of settings, got ${value === null ? 'null' : typeof value}`,
+      `config file ${file} must export (default) an object of settings, got ${value === null ? 'null' : Array.isArray(value) ? 'an array' : `a ${typeof value}`}`,
     );
   }
   return value as Record<string, unknown>;

@@ -32,7 +32,7 @@ export interface ResolveInput {
 export async function resolveConfig(input: ResolveInput): Promise<Resolved> {
   const cli = parseArgs(input.argv);
   const envArgs: ParsedArgs | null = input.env.TUNICORN_CMD_ARGS
-    ? parseArgs(splitCommandLine(input.env.TUNICORN_CMD_ARGS))
+    ? fromEnv('TUNICORN_CMD_ARGS', input.env, () => parseArgs(splitCommandLine(input.env.TUNICORN_CMD_ARGS!)))
     : null;
   if (envArgs && envArgs.positionals.length)
     throw new ConfigError(`TUNICORN_CMD_ARGS may hold options only, not ${show(envArgs.positionals[0])}`);
@@ -60,8 +60,12 @@ export async function resolveConfig(input: ResolveInput): Promise<Resolved> {
     if (configPath) fileValues = await loadConfigFile(configPath);
   }
   if (fileValues) applyFile(fileValues, values, sources, configPath);
-  if (envArgs) applyCli(envArgs, values, sources, 'TUNICORN_CMD_ARGS');
+  if (envArgs) fromEnv('TUNICORN_CMD_ARGS', input.env, () => applyCli(envArgs, values, sources, 'TUNICORN_CMD_ARGS'));
   applyCli(cli, values, sources, 'command line');
+  // The defaults taken from the environment, checked where nothing above replaced them.
+  for (const s of allSettings()) {
+    if (sources[s.key] === 'environment' && s.env) values[s.key] = fromEnv(s.env, input.env, () => s.fromConfig(values[s.key]));
+  }
   if (configPath) {
     values.config = configPath;
     sources.config = configArg ? (cli.values.has('config') ? 'command line' : 'TUNICORN_CMD_ARGS') : 'default';
@@ -110,6 +114,16 @@ function applyFile(
       throw err;
     }
     sources[key] = 'config file';
+  }
+}
+
+/** Runs `f`; a ConfigError from it says which environment variable held the bad text. */
+function fromEnv<T>(name: string, env: NodeJS.ProcessEnv, f: () => T): T {
+  try {
+    return f();
+  } catch (err) {
+    if (err instanceof ConfigError) throw new ConfigError(`${err.message} (from the environment: ${name}=${show(env[name])})`);
+    throw err;
   }
 }
 

@@ -26,8 +26,13 @@ export interface Setting<T> {
   readonly default: T;
   /** How the default reads in the docs when it is computed (`$WEB_CONCURRENCY or 1`). */
   readonly defaultDoc?: string;
-  /** Compute the default at resolve time from the environment. */
-  readonly dynamicDefault?: (env: NodeJS.ProcessEnv) => T;
+  /**
+   * Compute the default at resolve time from the environment. What it returns is checked like a config-file
+   * value (so it may return the variable's text as it is), and an error then names the variable (`env`).
+   */
+  readonly dynamicDefault?: (env: NodeJS.ProcessEnv) => T | string;
+  /** The environment variable dynamicDefault reads. */
+  readonly env?: string;
   /** From one CLI string (or, for repeatable settings, the list of them). */
   readonly fromCli: (raw: string[]) => T;
   /** From a config-file value; throws ConfigError naming what it accepts. */
@@ -73,18 +78,30 @@ export function intSetting(b: Base<number> & { min?: number; allowAuto?: () => n
   const conv = (v: unknown): number => {
     if (b.allowAuto && v === 'auto') return b.allowAuto();
     const n = typeof v === 'number' ? v : typeof v === 'string' && /^-?\d+$/.test(v.trim()) ? Number(v) : NaN;
-    if (!Number.isInteger(n) || n < min) fail(b, v, accepts);
+    // Past 2^53 a number no longer holds every whole number: "99999999999999999999" would read as 1e20.
+    if (!Number.isSafeInteger(n) || n < min) fail(b, v, accepts);
     return checked(b, n, accepts);
   };
   return { ...b, kind: 'int', takesValue: true, fromCli: (raw) => conv(raw[raw.length - 1]), fromConfig: conv };
 }
 
-export function numberSetting(b: Base<number> & { min?: number }): Setting<number> {
+/**
+ * The longest duration a seconds setting takes: Node keeps a timer for at most 2^31 - 1 ms (24.8 days), and a
+ * longer one fires at once (TimeoutOverflowWarning). Some settings' timers run a little longer than the
+ * setting itself (keepalive: one second more), hence the round figure below the limit.
+ */
+export const MAX_SECONDS = 2_000_000;
+
+/** A decimal number as people write one: `30`, `0.5`, `.5`, `1e3`; not hex, binary or `Infinity`. */
+const DECIMAL = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/;
+
+/** A number of seconds, from `min` (or above 0, with `positive`) to MAX_SECONDS. */
+export function numberSetting(b: Base<number> & { min?: number; positive?: boolean }): Setting<number> {
   const min = b.min ?? 0;
-  const accepts = `expected a number >= ${min}`;
+  const accepts = `expected a number of seconds ${b.positive ? '> 0' : `>= ${min}`} and <= ${MAX_SECONDS} (23 days)`;
   const conv = (v: unknown): number => {
-    const n = typeof v === 'number' ? v : typeof v === 'string' && v.trim() !== '' ? Number(v) : NaN;
-    if (!Number.isFinite(n) || n < min) fail(b, v, accepts);
+    const n = typeof v === 'number' ? v : typeof v === 'string' && DECIMAL.test(v.trim()) ? Number(v) : NaN;
+    if (!Number.isFinite(n) || n < min || (b.positive && n <= 0) || n > MAX_SECONDS) fail(b, v, accepts);
     return checked(b, n, accepts);
   };
   return { ...b, kind: 'number', takesValue: true, fromCli: (raw) => conv(raw[raw.length - 1]), fromConfig: conv };

@@ -22,17 +22,64 @@ export function tlsOptionsOf(cfg: Config): TlsOptions | null {
   };
 }
 
-/** Loads and checks the certificate and key once, at start, so a bad pair stops the server in one line. */
+/** The TLS settings that mean nothing without a certificate, with their flags. */
+const HTTPS_ONLY = [
+  ['keyfile', '--keyfile'],
+  ['caCerts', '--ca-certs'],
+  ['ciphers', '--ciphers'],
+] as const;
+
+/**
+ * Loads and checks the TLS settings once, at start (and for `--check-config`), so that a bad one stops the
+ * server with one line that names it and the cause: a certificate file without its key, a key that is not the
+ * certificate's or that is encrypted, a cipher list OpenSSL does not know, a CA file with no certificate in
+ * it, or a TLS setting given without a certificate.
+ */
 export function checkTls(cfg: Config): void {
   if (!cfg.certfile) {
-    if (cfg.keyfile) throw new ConfigError('keyfile (--keyfile) is set without certfile (--certfile); set both for HTTPS');
+    for (const [key, flag] of HTTPS_ONLY) {
+      if (cfg[key]) throw new ConfigError(`${key} (${flag}) is set without certfile (--certfile); it applies to HTTPS only: set certfile too, or drop it`);
+    }
+    if (cfg.certReqs !== 'none') throw new ConfigError(`certReqs (--cert-reqs) is ${JSON.stringify(cfg.certReqs)} without certfile (--certfile); client certificates need HTTPS: set certfile and keyfile too`);
     return;
   }
+  const o = tlsOptionsOf(cfg)!;
+  const tls = lazy.tls();
+  const certName = `certfile ${JSON.stringify(cfg.certfile)}`;
+  const keyName = cfg.keyfile ? `keyfile ${JSON.stringify(cfg.keyfile)}` : certName;
+  const keyText = String(o.key);
+  if (!/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(keyText)) {
+    throw new ConfigError(
+      cfg.keyfile
+        ? `${keyName} (--keyfile) holds no PEM private key (-----BEGIN PRIVATE KEY-----)`
+        : `${certName} (--certfile) holds no private key: give the key file with --keyfile`,
+    );
+  }
+  if (/-----BEGIN ENCRYPTED PRIVATE KEY-----|Proc-Type: 4,ENCRYPTED/.test(keyText)) {
+    throw new ConfigError(`${keyName} is encrypted with a passphrase, which tunicorn cannot ask for: give it a decrypted copy (openssl pkey -in KEY -out KEY.plain), readable by the server's user only`);
+  }
   try {
-    const o = tlsOptionsOf(cfg)!;
-    lazy.tls().createSecureContext(o);
+    tls.createSecureContext({ cert: o.cert, key: o.key });
   } catch (err) {
-    const e = err as NodeJS.ErrnoException;
-    throw new ConfigError(`cannot use certfile ${JSON.stringify(cfg.certfile)}${cfg.keyfile ? ` with keyfile ${JSON.stringify(cfg.keyfile)}` : ''}: ${e.message}`);
+    const m = (err as Error).message;
+    if (/key values mismatch/i.test(m)) throw new ConfigError(`${keyName} is not the key of ${certName} (${m})`);
+    throw new ConfigError(`cannot use ${certName}${cfg.keyfile ? ` with ${keyName}` : ''}: ${m}`);
+  }
+  if (o.ciphers) {
+    try {
+      tls.createSecureContext({ ciphers: o.ciphers });
+    } catch (err) {
+      throw new ConfigError(`invalid value for ciphers (--ciphers): ${JSON.stringify(o.ciphers)}; OpenSSL matched no cipher (${(err as Error).message}); see openssl ciphers -v`);
+    }
+  }
+  if (o.ca) {
+    if (!/-----BEGIN CERTIFICATE-----/.test(String(o.ca))) {
+      throw new ConfigError(`caCerts (--ca-certs) ${JSON.stringify(cfg.caCerts)} holds no PEM certificate (-----BEGIN CERTIFICATE-----)`);
+    }
+    try {
+      tls.createSecureContext({ ca: o.ca });
+    } catch (err) {
+      throw new ConfigError(`cannot use caCerts (--ca-certs) ${JSON.stringify(cfg.caCerts)}: ${(err as Error).message}`);
+    }
   }
 }

@@ -6,17 +6,28 @@ export type Address =
   | { readonly kind: 'unix'; readonly path: string }
   | { readonly kind: 'fd'; readonly fd: number };
 
+/**
+ * The longest Unix socket path the kernel takes (sun_path less its NUL: 108 - 1 on Linux, 104 - 1 on macOS and
+ * the BSDs). libuv cuts a longer one short without a word, and the socket file would appear at another path.
+ */
+export const UNIX_PATH_MAX = process.platform === 'linux' ? 107 : 103;
+
 /** Parses one `bind` value: HOST:PORT, [IPv6]:PORT, unix:PATH, fd://N (Gunicorn's forms). */
 export function parseAddress(raw: string): Address {
   const s = raw.trim();
   const bad = (why: string): never => {
-    throw new ConfigError(
-      `invalid value for bind (--bind): ${JSON.stringify(raw)}; ${why} (expected HOST:PORT, [IPv6]:PORT, unix:PATH or fd://N)`,
+    throw Object.assign(
+      new ConfigError(`invalid value for bind (--bind): ${JSON.stringify(raw)}; ${why} (expected HOST:PORT, [IPv6]:PORT, unix:PATH or fd://N)`),
+      { why },
     );
   };
+  // An error, not 0.0.0.0:8000 (every interface, as ":8000" is): an empty -b "$BIND" is an unset variable.
+  if (s === '') bad('the address is empty');
   if (s.startsWith('unix:')) {
     const p = s.slice(5).replace(/^\/\/(?=\/)/, '');
     if (!p) bad('the socket path is empty');
+    const bytes = Buffer.byteLength(p);
+    if (bytes > UNIX_PATH_MAX) bad(`the socket path is ${bytes} bytes long; a Unix socket path has at most ${UNIX_PATH_MAX}`);
     return { kind: 'unix', path: p };
   }
   if (s.startsWith('fd://')) {
@@ -24,6 +35,12 @@ export function parseAddress(raw: string): Address {
     if (!/^\d+$/.test(n)) bad('the file descriptor must be a whole number');
     return { kind: 'fd', fd: Number(n) };
   }
+  const scheme = /^[a-z][a-z0-9+.-]*:\/\//i.exec(s)?.[0];
+  if (scheme) {
+    const tls = /^https:/i.test(scheme) ? ', and serves TLS with --certfile and --keyfile' : '';
+    bad(`drop the ${JSON.stringify(scheme)}: tunicorn binds HOST:PORT, not a URL${tls}`);
+  }
+  if (/\s/.test(s)) bad('the address contains a space');
   let host: string;
   let portText: string;
   if (s.startsWith('[')) {

@@ -16,12 +16,13 @@ export interface Listener {
   readonly own: boolean;
 }
 
-async function resolveHost(host: string): Promise<string> {
+/** `setting` names where the host came from in the error: `bind (--bind)`, `healthBind (--health-bind)`. */
+export async function resolveHost(host: string, setting = 'bind (--bind)'): Promise<string> {
   if (net.isIP(host)) return host;
   try {
     return (await dns.lookup(host)).address;
   } catch {
-    throw new ConfigError(`invalid value for bind (--bind): cannot resolve host ${JSON.stringify(host)}`);
+    throw new ConfigError(`invalid value for ${setting}: cannot resolve host ${JSON.stringify(host)}`);
   }
 }
 

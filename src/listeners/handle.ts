@@ -7,7 +7,9 @@
  * its inherited copy and exit (see prime.ts). The socket stays in LISTEN state because the master still holds
  * it, and the master's handle never starts an accept watcher.
  */
+import { accessSync, constants, statSync } from 'node:fs';
 import net from 'node:net';
+import path from 'node:path';
 import util from 'node:util';
 
 export interface RawHandle {
@@ -49,6 +51,51 @@ export function explainBindError(code: string): string {
   return WHY[code] ?? code;
 }
 
+const WHY_UNIX: Record<string, string> = {
+  EADDRINUSE: 'the socket file exists (another server listens there, or it was left behind: remove it)',
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  EROFS: 'the file system is read-only',
+  ENOTDIR: 'a part of the path is not a directory',
+  ENOENT: 'the directory does not exist',
+};
+
+function errCode(f: () => unknown): string | null {
+  try {
+    f();
+    return null;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code ?? 'EUNKNOWN';
+  }
+}
+
+/**
+ * Why a Unix socket could not be made at `socketPath`. libuv reports a missing directory as EACCES (as Windows
+ * would), so the directory that should hold the socket file is looked at here: the cause, not the errno.
+ */
+export function explainUnixBindError(socketPath: string, code: string): string {
+  const dir = path.dirname(path.resolve(socketPath));
+  const stat = errCode(() => statSync(dir));
+  if (stat === 'EACCES') return `permission denied: this user cannot reach the directory ${dir}`;
+  if (stat === 'ENOENT' || stat === 'ENOTDIR') {
+    // The nearest part of the path that exists says which: a directory missing, or a file where one should be.
+    let up = dir;
+    while (up !== path.dirname(up)) {
+      up = path.dirname(up);
+      const c = errCode(() => statSync(up));
+      if (c === 'ENOENT' || c === 'ENOTDIR') continue;
+      if (c === null && !statSync(up).isDirectory()) return `${up} is not a directory`;
+      break;
+    }
+    return `the directory ${dir} does not exist`;
+  }
+  if (stat === null && !statSync(dir).isDirectory()) return `${dir} is not a directory`;
+  const access = errCode(() => accessSync(dir, constants.W_OK | constants.X_OK));
+  if (access === 'EROFS') return `the directory ${dir} is on a read-only file system`;
+  if (access) return `permission denied: this user cannot create files in ${dir}`;
+  return WHY_UNIX[code] ?? code;
+}
+
 function check(result: RawHandle | number, what: string): RawHandle {
   if (typeof result === 'number') {
     const code = util.getSystemErrorName(result);
@@ -66,8 +113,13 @@ export function bindTcp(host: string, port: number, what: string): RawHandle {
   return check(api()(host, port, net.isIPv6(host) ? 6 : 4), what);
 }
 
-export function bindUnix(path: string, what: string): RawHandle {
-  return check(api()(path, -1, -1), what);
+export function bindUnix(socketPath: string, what: string): RawHandle {
+  const result = api()(socketPath, -1, -1);
+  if (typeof result === 'number') {
+    const code = util.getSystemErrorName(result);
+    throw new BindError(`cannot bind ${what}: ${explainUnixBindError(socketPath, code)}`, code);
+  }
+  return result;
 }
 
 export function openFd(fd: number, what: string): RawHandle {

@@ -2,6 +2,7 @@ import { clientAddressOf } from '../http/forwarded.js';
 import { sameName } from '../http/guard.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ConfigError } from '../config/setting.js';
+import { ACCESS_LOG, cannotWrite, opening } from './output-file.js';
 import { LogSink } from './sink.js';
 
 export interface AccessEntry {
@@ -247,7 +248,7 @@ export class AccessLog {
 
   constructor(target: string, format: string) {
     this.#write = compileAccessWriter(format);
-    this.#sink = new LogSink(target, 1, ACCESS_LOG_DELAY_MS, 'latin1');
+    this.#sink = opening(ACCESS_LOG, target, () => new LogSink(target, 1, ACCESS_LOG_DELAY_MS, 'latin1'));
     this.needsPeer = format.includes('%(h)s');
   }
 
@@ -262,8 +263,14 @@ export class AccessLog {
     sink.endLine();
   }
 
-  reopen(): void {
-    this.#sink.reopen();
+  /**
+   * USR1. Returns why the file could not be opened again, if it could not: the old one stays in use. The
+   * workers that call this leave the reporting to the master, which checks the path (checkLogFiles): one
+   * line, not one per worker.
+   */
+  reopen(): string | null {
+    const err = this.#sink.reopen();
+    return err && cannotWrite(ACCESS_LOG, this.#sink.target, err);
   }
 
   close(): void {

@@ -1,5 +1,6 @@
 import type { HookLog } from '../config/hook-types.js';
 import type { LogLevel } from '../config/sections/logging.js';
+import { cannotWrite, ERROR_LOG, opening } from './output-file.js';
 import { LogSink } from './sink.js';
 
 const RANK: Record<LogLevel, number> = { debug: 10, info: 20, warning: 30, error: 40, critical: 50 };
@@ -21,8 +22,9 @@ export class ErrorLog implements HookLog {
   #sink: LogSink;
   #rank: number;
 
+  /** Throws a ConfigError that says in words why the file cannot be opened. */
   constructor(target: string, level: LogLevel) {
-    this.#sink = new LogSink(target, 2);
+    this.#sink = opening(ERROR_LOG, target, () => new LogSink(target, 2));
     this.#rank = RANK[level];
   }
 
@@ -62,8 +64,10 @@ export class ErrorLog implements HookLog {
     this.log('error', `${msg}\n${detail}`);
   }
 
-  reopen(): void {
-    this.#sink.reopen();
+  /** USR1. Returns why the file could not be opened again, if it could not: the old one stays in use. */
+  reopen(): string | null {
+    const err = this.#sink.reopen();
+    return err && cannotWrite(ERROR_LOG, this.#sink.target, err);
   }
 
   close(): void {

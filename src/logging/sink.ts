@@ -171,12 +171,24 @@ export class LogSink {
     }
   }
 
-  reopen(): void {
-    if (!this.#owned) return;
+  /**
+   * Opens the target again (USR1, after logrotate moved the file). If it cannot be opened, the lines go on
+   * to the file already open, and the error is returned for the caller to report: a failed reopen must not
+   * take the process down, nor lose the lines.
+   */
+  reopen(): NodeJS.ErrnoException | null {
+    if (!this.#owned) return null;
     this.flush();
+    let fd: number;
+    try {
+      fd = openSync(this.target, 'a');
+    } catch (err) {
+      return err as NodeJS.ErrnoException;
+    }
     const old = this.#fd;
-    this.#fd = openSync(this.target, 'a');
+    this.#fd = fd;
     closeSync(old);
+    return null;
   }
 
   close(): void {

@@ -7,6 +7,7 @@ import net from 'node:net';
 import { AppLoadError } from '../app/errors.js';
 import { loadErrorPage } from '../app/error-page.js';
 import { loadApp } from '../app/load.js';
+import { guardLoading } from '../app/load-guard.js';
 import type { ServedApp } from '../app/shapes.js';
 import { describeLoadError, loadConfigFile } from '../config/file.js';
 import { SETTINGS, type Config } from '../config/registry.js';
@@ -110,7 +111,10 @@ class WorkerProcess {
     // Imported only for --reload: it loads node:worker_threads, which the other workers do without.
     if (reload) (await import('./esm-watch.js')).watchEsmImports((files) => send({ t: 'files', files }));
     try {
-      const { served } = await loadApp(init.app, cwd, { onError: runtime.onAppError });
+      // A process.exit() in the app's top-level code is named in the log; a load that never ends meets the
+      // master's boot timeout.
+      const say = (line: string) => runtime.log.error(line);
+      const { served } = await guardLoading(init.app, loadApp(init.app, cwd, { onError: runtime.onAppError }), { say, fail: say, limitS: 0 });
       runtime.log.debug(`Serving ${init.app} as ${served.kind}`);
       if (reload) send({ t: 'files', files: importedFiles(init.app, cwd) });
       return served;

@@ -8,12 +8,14 @@
  * - TERM lets a request in flight finish, then the master exits 0
  * - the workers exit when the master is SIGKILLed (no orphans)
  * - an app that cannot load stops the master with status 1 and the cause
+ * - a log or pidfile that cannot be written is one line and status 1, before binding; --check-config checks
+ *   them; a USR1 reopen that fails is logged and the files already open stay in use
  * - max_requests recycles a worker with no failed request
  * - pidfile, process titles, USR1 log reopening, hooks, access log
  */
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { existsSync, mkdtempSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import http from 'node:http';
 import net from 'node:net';
@@ -272,6 +274,82 @@ describe('failures are stated, not dumped', () => {
     assert.match(bad.log, /^tunicorn: error: app .*not-an-app\.ts is an object/);
   });
 
+  // A file the server must write and cannot: one line naming the setting, its flag, the path and the cause,
+  // status 1, before anything is bound or forked, and nothing left behind.
+  const lit = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const noDir = path.join(tmp, 'no-such-dir');
+
+  it('states an error log that cannot be opened in one line, before binding', async () => {
+    const s = new Server(['-b', '127.0.0.1:0', '--error-logfile', path.join(noDir, 'e.log'), fx('listener.ts')]);
+    assert.equal((await s.exited).code, 1);
+    assert.match(
+      s.log,
+      new RegExp(`^tunicorn: error: cannot open error log "${lit(noDir)}/e\\.log" \\(--error-logfile\\): the directory ${lit(noDir)} does not exist; create it or choose another --error-logfile\n$`),
+    );
+  });
+
+  it('states an access log that cannot be opened in one line from the master, before any worker starts', async () => {
+    const s = new Server(['-b', '127.0.0.1:0', '-w', '2', '--access-logfile', tmp, fx('listener.ts')]);
+    assert.equal((await s.exited).code, 1);
+    assert.match(s.log, new RegExp(`^tunicorn: error: cannot open access log "${lit(tmp)}" \\(--access-logfile\\): it is a directory; name a file, such as ${lit(tmp)}/access\\.log\n$`));
+  });
+
+  it('states a pidfile that cannot be written in one line, and leaves no socket file behind', async () => {
+    const sock = path.join(tmp, 'pidfile-fail.sock');
+    for (const [pidfile, cause] of [
+      [tmp, `it is a directory; name a file, such as ${lit(tmp)}/tunicorn\\.pid`],
+      [path.join(noDir, 'p.pid'), `the directory ${lit(noDir)} does not exist; create it or choose another --pid`],
+    ] as const) {
+      const s = new Server(['-b', `unix:${sock}`, '-p', pidfile, fx('listener.ts')]);
+      assert.equal((await s.exited).code, 1);
+      assert.match(s.log, new RegExp(`^tunicorn: error: cannot write pidfile "${lit(pidfile)}" \\(--pid\\): ${cause}\n$`));
+      assert.ok(!existsSync(sock), 'the socket file is left behind');
+    }
+  });
+
+  it('--check-config checks the logs and the pidfile, and creates none of them', async () => {
+    for (const [args, re] of [
+      [['--error-logfile', path.join(noDir, 'e.log')], /^tunicorn: error: cannot open error log ".*" \(--error-logfile\): the directory .* does not exist; create it or choose another --error-logfile\n$/],
+      [['--access-logfile', path.join(noDir, 'a.log')], /^tunicorn: error: cannot open access log ".*" \(--access-logfile\): the directory .* does not exist; create it or choose another --access-logfile\n$/],
+      [['--pid', tmp], /^tunicorn: error: cannot write pidfile ".*" \(--pid\): it is a directory; name a file, such as .*\n$/],
+    ] as const) {
+      const s = new Server(['--check-config', ...args, fx('fetch.ts')]);
+      assert.equal((await s.exited).code, 1, args.join(' '));
+      assert.match(s.log, re);
+      assert.equal(s.stdout, '');
+    }
+    const files = ['check-e.log', 'check-a.log', 'check.pid'].map((f) => path.join(tmp, f));
+    const good = new Server(['--check-config', '--error-logfile', files[0]!, '--access-logfile', files[1]!, '--pid', files[2]!, fx('fetch.ts')]);
+    assert.equal((await good.exited).code, 0);
+    assert.match(good.stdout, /^OK: /);
+    for (const f of files) assert.ok(!existsSync(f), `--check-config created ${f}`);
+  });
+
+  it('a USR1 reopen that fails says so in one line per log and keeps writing to the files already open', async () => {
+    const dir = path.join(tmp, 'rotated');
+    mkdirSync(dir);
+    const errlog = path.join(dir, 'error.log');
+    const acclog = path.join(dir, 'access.log');
+    const s = new Server(['-b', '127.0.0.1:0', '-w', '2', '--error-logfile', errlog, '--access-logfile', acclog, fx('listener.ts')]);
+    await until(() => existsSync(errlog) && /Ready: 2 worker/.test(readFileSync(errlog, 'utf8')), 20000, 'ready');
+    const port = Number(/Listening at: http:\/\/127\.0\.0\.1:(\d+)/.exec(readFileSync(errlog, 'utf8'))![1]);
+    // The directory goes (as a careless rotation might take it): the reopen cannot create the files again.
+    const moved = `${dir}.old`;
+    renameSync(dir, moved);
+    s.signal('SIGUSR1');
+    await until(() => /access log .*\n/.test(readFileSync(path.join(moved, 'error.log'), 'utf8')), 5000, 'the errors');
+    assert.equal((await request(port, '/?after=1')).status, 200, 'the server serves on');
+    await until(() => /GET \/\?after=1/.test(readFileSync(path.join(moved, 'access.log'), 'utf8')), 5000, 'the access line, in the old file');
+    const errors = readFileSync(path.join(moved, 'error.log'), 'utf8').split('\n').filter((l) => l.includes('[ERROR]'));
+    assert.deepEqual(errors.map((l) => l.replace(/^\[.*?\] \[\d+\] /, '')), [
+      `[ERROR] USR1: cannot open error log "${errlog}" (--error-logfile): the directory ${dir} does not exist; create it or choose another --error-logfile. Logging goes on to the file already open`,
+      `[ERROR] USR1: cannot open access log "${acclog}" (--access-logfile): the directory ${dir} does not exist; create it or choose another --access-logfile. The workers go on writing to the file already open`,
+    ]);
+    assert.equal(childrenOf(s.pid).length, 2, 'no worker died');
+    s.signal('SIGTERM');
+    assert.equal((await s.exited).code, 0);
+  });
+
   it('a hook that throws is logged and the master serves on', async () => {
     const { s, port } = await start(['-c', fx('throwing-hook.config.ts'), fx('listener.ts')]);
     await s.waitFor(/Exception in whenReady hook[\s\S]*hook failure on purpose/);
@@ -306,6 +384,12 @@ describe('configuration', () => {
     const s = new Server(['--print-config', '--threads', '4', 'app.ts']);
     await s.exited;
     assert.match(s.stdout, /workerClass += "gthread" +\(command line\)/);
+  });
+
+  it('warns that --threads does nothing for a class other than gthread', async () => {
+    const { s } = await start(['-k', 'sync', '--threads', '4', fx('listener.ts')]);
+    await s.waitFor(/\[WARNING\] threads \(--threads 4\) applies to gthread workers only; sync workers ignore it\n/);
+    await s.kill();
   });
 
   it('sets worker environment with -e', async () => {

@@ -5,7 +5,8 @@
  * - fd://N serves a socket the master inherited
  * - from the moment `Listening at:` is logged, a connection is never refused: it waits in the backlog while
  *   the worker is still loading the app
- * - a busy port stops the start with one line
+ * - a busy port, a unix socket in a missing directory and a taken --health-bind port stop the start with one
+ *   line that says why (the health endpoint before "Listening at", leaving no socket file or pidfile)
  * - a worker that keeps dying while it boots is retried with a pause, then the master gives up (status 3)
  * - ./tunicorn.config.ts is found without -c
  */
@@ -22,6 +23,7 @@ import { CLI, FIXTURES, request, Server, stopAll } from '../helpers/server.js';
 after(stopAll);
 const tmp = mkdtempSync(path.join(tmpdir(), 'tunicorn-listeners-'));
 const fx = (name: string) => path.join(FIXTURES, name);
+const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
 
 function unixRequest(socketPath: string, urlPath = '/'): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
@@ -111,6 +113,41 @@ describe('bind', () => {
       assert.equal((await s.exited).code, 1);
       assert.match(s.log, new RegExp(`tunicorn: error: cannot bind http://127\\.0\\.0\\.1:${port}: address already in use`));
       assert.doesNotMatch(s.log, /\n\s+at /, 'no stack trace');
+    } finally {
+      taken.close();
+    }
+  });
+
+  it('a unix socket in a directory that does not exist: one line that says so, with no hint about ports', async () => {
+    // libuv reports a missing directory as EACCES, which read "permission denied (ports below 1024 ...)".
+    const dir = path.join(tmp, 'no-such-dir');
+    const s = new Server(['-b', `unix:${dir}/app.sock`, fx('listener.ts')]);
+    assert.equal((await s.exited).code, 1);
+    assert.match(s.log, new RegExp(`(?:^|\\n)tunicorn: error: cannot bind unix:${esc(dir)}/app\\.sock: the directory ${esc(dir)} does not exist\\n$`));
+    assert.equal(s.log.match(/^tunicorn: /gm)?.length, 1, 'one error line');
+    assert.doesNotMatch(s.log, /ports below 1024|Listening at|\n\s+at /);
+  });
+
+  it('a --health-bind port that is taken stops the start before "Listening at", in the words of a --bind one', async () => {
+    const taken = net.createServer();
+    await new Promise<void>((r) => taken.listen(0, '127.0.0.1', r));
+    const port = (taken.address() as net.AddressInfo).port;
+    const sock = path.join(tmp, 'health-busy.sock');
+    const pidfile = path.join(tmp, 'health-busy.pid');
+    try {
+      const s = new Server(['-b', `unix:${sock}`, '--pid', pidfile, '--health-bind', `127.0.0.1:${port}`, fx('listener.ts')]);
+      assert.equal((await s.exited).code, 1);
+      assert.match(
+        s.log,
+        new RegExp(
+          `(?:^|\\n)tunicorn: error: cannot bind the health endpoint http://127\\.0\\.0\\.1:${port} \\(--health-bind\\): ` +
+            `address already in use \\(another process listens there; pick another port or stop it\\)\\n$`,
+        ),
+      );
+      assert.equal(s.log.match(/^tunicorn: /gm)?.length, 1, 'one error line');
+      assert.doesNotMatch(s.log, /Listening at|\n\s+at /);
+      assert.ok(!existsSync(sock), 'no socket file left behind');
+      assert.ok(!existsSync(pidfile), 'no pidfile left behind');
     } finally {
       taken.close();
     }

@@ -12,6 +12,7 @@
  * - a gthread thread runs one HTTP/2 connection's streams one at a time, and an idle session does not hold it
  */
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import http2 from 'node:http2';
 import https from 'node:https';
@@ -176,14 +177,24 @@ describe('TLS', () => {
     await s.kill();
   });
 
-  it('stops at start with one line for a bad certificate, a mismatched key or a missing file', async () => {
+  it('stops at start with one line for a bad certificate, key, cipher list or CA file, or a TLS setting without a certificate', async () => {
     const bad = path.join(certs.dir, 'broken.crt');
     writeFileSync(bad, '-----BEGIN CERTIFICATE-----\nnot a certificate\n-----END CERTIFICATE-----\n');
     const other = selfSigned('other', certs.dir, 'other');
+    const encrypted = path.join(certs.dir, 'encrypted.key');
+    execFileSync('openssl', ['pkey', '-in', certs.key, '-aes256', '-passout', 'pass:secret', '-out', encrypted], { stdio: 'ignore' });
+    const garbage = path.join(certs.dir, 'garbage.pem');
+    writeFileSync(garbage, 'not a certificate\n');
     const cases: [string[], RegExp][] = [
       [['--certfile', bad, '--keyfile', certs.key], /cannot use certfile ".*broken\.crt"/],
-      [['--certfile', certs.cert, '--keyfile', other.key], /cannot use certfile .*: .*(key values mismatch|KEY_VALUES_MISMATCH)/i],
+      [['--certfile', certs.cert, '--keyfile', other.key], /keyfile ".*other\.key" is not the key of certfile ".*server\.crt" \(.*key values mismatch/i],
       [['--certfile', path.join(certs.dir, 'nope.crt')], /invalid value for certfile \(--certfile\): ".*nope\.crt"; no such file/],
+      [['--certfile', certs.cert], /certfile ".*server\.crt" \(--certfile\) holds no private key: give the key file with --keyfile/],
+      [['--certfile', certs.cert, '--keyfile', encrypted], /keyfile ".*encrypted\.key" is encrypted with a passphrase, which tunicorn cannot ask for/],
+      [['--certfile', certs.cert, '--keyfile', certs.key, '--ciphers', 'NO-SUCH-CIPHER'], /invalid value for ciphers \(--ciphers\): "NO-SUCH-CIPHER"; OpenSSL matched no cipher/],
+      [['--certfile', certs.cert, '--keyfile', certs.key, '--ca-certs', garbage], /caCerts \(--ca-certs\) ".*garbage\.pem" holds no PEM certificate/],
+      [['--cert-reqs', 'required'], /certReqs \(--cert-reqs\) is "required" without certfile \(--certfile\)/],
+      [['--keyfile', certs.key], /keyfile \(--keyfile\) is set without certfile \(--certfile\); it applies to HTTPS only/],
     ];
     for (const [args, re] of cases) {
       const s = new Server(['-b', '127.0.0.1:0', ...args, fx('whoami.ts')]);
@@ -191,6 +202,11 @@ describe('TLS', () => {
       assert.equal(code, 1, s.log);
       assert.match(s.log, re);
       assert.doesNotMatch(s.log, /Booting worker/);
+      // --check-config finds the same, in the same words.
+      const check = new Server(['--check-config', ...args, fx('whoami.ts')]);
+      assert.equal((await check.exited).code, 1, check.log);
+      assert.match(check.log, re);
+      assert.match(check.log, /^tunicorn: error: [^\n]*\n$/);
     }
   });
 

@@ -1,9 +1,12 @@
 /** Pure logic: argument parsing, precedence, validation, addresses, the generated settings docs. */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { describe, it } from 'node:test';
 import { parseArgs, splitCommandLine } from '../../src/config/args.js';
 import { settingsMarkdown } from '../../src/config/docs.js';
+import { loadConfigFile } from '../../src/config/file.js';
 import { allSettings, closest, editDistance, suggestKey } from '../../src/config/registry.js';
 import { resolveConfig } from '../../src/config/resolve.js';
 import { ConfigError } from '../../src/config/setting.js';
@@ -86,13 +89,58 @@ describe('resolveConfig', () => {
 
   it('rejects bad values with the setting, the value and what it accepts', async () => {
     await assert.rejects(resolve(['a'], {}, { workers: 'many' }), /invalid value for workers \(--workers\): "many"; expected a whole number >= 1 or "auto"/);
-    await assert.rejects(resolve(['a'], {}, { timeout: -1 }), /invalid value for timeout \(--timeout\): -1; expected a number >= 0/);
+    await assert.rejects(resolve(['a'], {}, { timeout: -1 }), /invalid value for timeout \(--timeout\): -1; expected a number of seconds >= 0 and <= 2000000 \(23 days\)/);
     await assert.rejects(resolve(['a'], {}, { loglevel: 'loud' }), /expected one of debug, info, warning, error, critical/);
     await assert.rejects(resolve(['a'], {}, { preload: 'maybe' }), /expected true or false/);
     await assert.rejects(resolve(['a'], {}, { onStarting: 'not a function' }), /invalid value for onStarting: "not a function"; expected a function/);
     await assert.rejects(resolve(['a'], {}, { postRequest: (a: 1, b: 2, c: 3, d: 4) => [a, b, c, d] }), /at most 3 argument/);
     await assert.rejects(resolve(['a'], {}, { graceful_timeout: 3 }), /unknown setting "graceful_timeout"; did you mean gracefulTimeout\?/);
     await assert.rejects(resolve(['a', 'b']), /expected one APP argument, got 2/);
+  });
+
+  it('takes durations Node can time, and whole numbers it can hold', async () => {
+    // Past 2^31 - 1 ms Node fires a timer at once: a deadline of 3000000 s answered 503 at once.
+    for (const key of ['timeout', 'gracefulTimeout', 'keepalive', 'requestDeadline', 'headerTimeout', 'bodyTimeout', 'shutdownDelay']) {
+      await assert.rejects(resolve(['a'], {}, { [key]: 3_000_000 }), /and <= 2000000 \(23 days\)$/, key);
+      assert.equal((await resolve(['a'], {}, { [key]: 2_000_000 })).config[key as 'timeout'], 2_000_000);
+    }
+    await assert.rejects(resolve(['--request-deadline', '3000000', 'a']), /invalid value for requestDeadline \(--request-deadline\): "3000000"/);
+    // Decimal numbers only: no hex, no Infinity.
+    assert.equal((await resolve(['--timeout', '.5', 'a'])).config.timeout, 0.5);
+    assert.equal((await resolve(['--graceful-timeout', '1e2', 'a'])).config.gracefulTimeout, 100);
+    await assert.rejects(resolve(['--timeout', '0x10', 'a']), /"0x10"; expected a number of seconds/);
+    await assert.rejects(resolve(['--timeout', 'Infinity', 'a']), /"Infinity"; expected a number of seconds/);
+    // One message for every value the header timeout refuses, -1 and 0 alike.
+    for (const v of ['-1', '0']) await assert.rejects(resolve(['--header-timeout', v, 'a']), /expected a number of seconds > 0 and <= 2000000/);
+    await assert.rejects(resolve(['-w', '99999999999999999999', 'a']), /"99999999999999999999"; expected a whole number >= 1 or "auto"/);
+  });
+
+  it('says why a health-bind address is refused, as for bind', async () => {
+    await assert.rejects(resolve(['--health-bind', 'http://127.0.0.1:9000', 'a']), /invalid value for healthBind \(--health-bind\): "http:\/\/127\.0\.0\.1:9000"; drop the "http:\/\/".*\(expected HOST:PORT, \[IPv6\]:PORT or unix:PATH\)$/);
+    await assert.rejects(resolve(['--health-bind', '', 'a']), /invalid value for healthBind \(--health-bind\): ""; the address is empty/);
+  });
+
+  it('names the environment variable a bad value came from, and ignores one that something above replaced', async () => {
+    await assert.rejects(resolve(['a'], { PORT: 'abc' }), /invalid value for bind \(--bind\): "0\.0\.0\.0:abc".* \(from the environment: PORT="abc"\)$/);
+    await assert.rejects(resolve(['a'], { WEB_CONCURRENCY: 'abc' }), /invalid value for workers .*\(from the environment: WEB_CONCURRENCY="abc"\)$/);
+    await assert.rejects(resolve(['a'], { WEB_CONCURRENCY: '0' }), /expected a whole number >= 1 or "auto" \(from the environment: WEB_CONCURRENCY="0"\)$/);
+    await assert.rejects(resolve(['a'], { FORWARDED_ALLOW_IPS: '10.0.0.0/99' }), /\(from the environment: FORWARDED_ALLOW_IPS="10\.0\.0\.0\/99"\)$/);
+    await assert.rejects(resolve(['a'], { TUNICORN_CMD_ARGS: '-w abc' }), /invalid value for workers .*\(from the environment: TUNICORN_CMD_ARGS="-w abc"\)$/);
+    await assert.rejects(resolve(['a'], { TUNICORN_CMD_ARGS: '--bogus' }), /unknown option --bogus; .*\(from the environment: TUNICORN_CMD_ARGS="--bogus"\)$/);
+    // A flag or a config-file key replaces the variable, which then does not matter.
+    assert.deepEqual((await resolve(['-b', '127.0.0.1:0', 'a'], { PORT: 'abc' })).config.bind, ['127.0.0.1:0']);
+    assert.equal((await resolve(['a'], { WEB_CONCURRENCY: 'abc' }, { workers: 2 })).config.workers, 2);
+    // Blank is unset.
+    assert.equal((await resolve(['a'], { WEB_CONCURRENCY: ' ' })).config.workers, 1);
+  });
+
+  it('says what a config file must be: its language, and an object of settings', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'tunicorn-config-'));
+    const file = (name: string, text: string) => (writeFileSync(path.join(dir, name), text), path.join(dir, name));
+    await assert.rejects(loadConfigFile(file('gunicorn.conf.py', 'workers = 3\n')), /tunicorn reads TypeScript, JavaScript or JSON \(.*\): a Gunicorn config in Python does not load here/);
+    await assert.rejects(loadConfigFile(file('list.mjs', 'export default [1, 2];\n')), /must export \(default\) an object of settings, got an array$/);
+    await assert.rejects(loadConfigFile(file('number.mjs', 'export default 3;\n')), /got a number$/);
+    assert.deepEqual(await loadConfigFile(file('plain.json', '{"workers": 3}')), { workers: 3 });
   });
 
   it('accepts the seed spelling logfile and env as an object or a list', async () => {

@@ -1,7 +1,12 @@
 /** The one module that touches Node internals to bind without accepting (src/listeners/handle.ts), and priming. */
 import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
-import { describe, it } from 'node:test';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, describe, it } from 'node:test';
+import { ConfigError } from '../../src/config/setting.js';
+import { parseAddress, UNIX_PATH_MAX } from '../../src/listeners/address.js';
 import { bindOne, closeListeners } from '../../src/listeners/bind.js';
 import { bindTcp, BindError, localAddress } from '../../src/listeners/handle.js';
 import { primeListeners } from '../../src/listeners/prime.js';
@@ -51,5 +56,76 @@ describe('binding without accepting', () => {
     } finally {
       closeListeners([first]);
     }
+  });
+});
+
+describe('what is wrong with an address', () => {
+  const FORMS = ' (expected HOST:PORT, [IPv6]:PORT, unix:PATH or fd://N)';
+  const rejects = (raw: string, why: string) =>
+    assert.throws(() => parseAddress(raw), (e: unknown) => {
+      assert.ok(e instanceof ConfigError);
+      assert.equal(e.message, `invalid value for bind (--bind): ${JSON.stringify(raw)}; ${why}${FORMS}`);
+      return true;
+    });
+
+  it('an empty or blank address is an error, not every interface on port 8000 (an unset -b "$BIND")', () => {
+    for (const raw of ['', ' ', '\t \n']) rejects(raw, 'the address is empty');
+  });
+
+  it('a URL: says to drop the scheme, not to bracket an IPv6 address', () => {
+    rejects('http://127.0.0.1:0', 'drop the "http://": tunicorn binds HOST:PORT, not a URL');
+    rejects('HTTP://localhost', 'drop the "HTTP://": tunicorn binds HOST:PORT, not a URL');
+    rejects('http://[::1]:8000/', 'drop the "http://": tunicorn binds HOST:PORT, not a URL');
+    rejects('https://0.0.0.0:8443', 'drop the "https://": tunicorn binds HOST:PORT, not a URL, and serves TLS with --certfile and --keyfile');
+  });
+
+  it('a space inside a HOST:PORT address is named; around one it is trimmed, as before', () => {
+    rejects('127.0.0.1 :8000', 'the address contains a space');
+    rejects('localhost: 8000', 'the address contains a space');
+    assert.deepEqual(parseAddress(' 127.0.0.1:8000 '), { kind: 'tcp', host: '127.0.0.1', port: 8000 });
+    assert.deepEqual(parseAddress('unix:/tmp/a b.sock'), { kind: 'unix', path: '/tmp/a b.sock' });
+  });
+
+  it('a Unix socket path longer than the kernel takes (libuv would cut it short and bind elsewhere)', () => {
+    const long = `/tmp/${'s'.repeat(UNIX_PATH_MAX - 5)}`;
+    assert.deepEqual(parseAddress(`unix:${long}`), { kind: 'unix', path: long });
+    rejects(`unix:${long}x`, `the socket path is ${UNIX_PATH_MAX + 1} bytes long; a Unix socket path has at most ${UNIX_PATH_MAX}`);
+  });
+
+  it('still takes the Gunicorn forms', () => {
+    assert.deepEqual(parseAddress(':9000'), { kind: 'tcp', host: '0.0.0.0', port: 9000 });
+    assert.deepEqual(parseAddress('*:9000'), { kind: 'tcp', host: '0.0.0.0', port: 9000 });
+    assert.deepEqual(parseAddress('unix:///run/app.sock'), { kind: 'unix', path: '/run/app.sock' });
+    assert.deepEqual(parseAddress('fd://3'), { kind: 'fd', fd: 3 });
+  });
+});
+
+describe('why a Unix socket could not be bound', () => {
+  const tmp = mkdtempSync(path.join(tmpdir(), 'tunicorn-unix-bind-'));
+  after(() => rmSync(tmp, { recursive: true, force: true }));
+  const fails = async (socketPath: string, why: string) =>
+    assert.rejects(bindOne(`unix:${socketPath}`), (e: unknown) => {
+      assert.ok(e instanceof BindError);
+      // libuv says EACCES for a missing directory: never the port hint, always what the directory is.
+      assert.equal(e.message, `cannot bind unix:${socketPath}: ${why}`);
+      return true;
+    });
+
+  it('a directory that does not exist', async () => {
+    await fails(path.join(tmp, 'missing', 'app.sock'), `the directory ${path.join(tmp, 'missing')} does not exist`);
+    await fails(path.join(tmp, 'missing', 'deeper', 'app.sock'), `the directory ${path.join(tmp, 'missing', 'deeper')} does not exist`);
+  });
+
+  it('a file where a directory should be', async () => {
+    const file = path.join(tmp, 'file');
+    writeFileSync(file, '');
+    await fails(path.join(file, 'app.sock'), `${file} is not a directory`);
+    await fails(path.join(file, 'sub', 'app.sock'), `${file} is not a directory`);
+  });
+
+  it('a directory this user cannot write to', { skip: process.getuid?.() === 0 ? 'root writes to any directory' : false }, async () => {
+    const ro = path.join(tmp, 'ro');
+    mkdirSync(ro, 0o500);
+    await fails(path.join(ro, 'app.sock'), `permission denied: this user cannot create files in ${ro}`);
   });
 });

@@ -1,7 +1,7 @@
 /** LogSink: lines gathered and written together, and never lost to an exit (see src/logging/sink.ts). */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, renameSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -91,6 +91,19 @@ describe('LogSink', () => {
     expected.push('after');
     sink.close();
     assert.equal(read(f), expected.join('\n') + '\n');
+  });
+
+  it('keeps writing to the file it has when a reopen fails, and returns the error', () => {
+    const dir = path.join(tmp, 'rotated');
+    mkdirSync(dir);
+    const f = path.join(dir, 'r.log');
+    const sink = new LogSink(f, 1);
+    sink.write('before\n');
+    renameSync(dir, `${dir}.old`);
+    assert.equal(sink.reopen()?.code, 'ENOENT');
+    sink.write('after\n');
+    sink.close();
+    assert.equal(read(path.join(`${dir}.old`, 'r.log')), 'before\nafter\n');
   });
 
   it('writes what it gathered when the process exits, by process.exit() or at the end of its loop', () => {

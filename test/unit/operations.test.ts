@@ -51,7 +51,7 @@ describe('operations settings', () => {
     assert.deepEqual(r.config.reloadExtraFile, ['a/*.txt', '.env']);
   });
   it('names health_bind, not bind, in a bad address', async () => {
-    await assert.rejects(resolve(['--health-bind', 'host:99999']), /invalid value for healthBind \(--health-bind\): "host:99999"; expected HOST:PORT/);
+    await assert.rejects(resolve(['--health-bind', 'host:99999']), /invalid value for healthBind \(--health-bind\): "host:99999"; the port "99999" is not 0\.\.65535 \(expected HOST:PORT, \[IPv6\]:PORT or unix:PATH\)$/);
   });
   it('rejects a negative shutdown delay', async () => {
     await assert.rejects(resolve(['--shutdown-delay', '-1']), /shutdownDelay \(--shutdown-delay\)/);

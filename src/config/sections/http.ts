@@ -52,7 +52,7 @@ export const http = {
     flags: ['--header-timeout'],
     metavar: 'SECONDS',
     default: 10,
-    check: (n) => (n === 0 ? 'must be > 0' : undefined),
+    positive: true,
     short: 'A client must send a whole request header section within this many seconds; else 408 and close.',
     doc:
       'Counted from the first byte of a request (or the connection). A slow client (slowloris) is cut off ' +
@@ -78,6 +78,7 @@ export const http = {
     commaSeparated: true,
     default: ['127.0.0.1', '::1'],
     defaultDoc: '`127.0.0.1`, `::1` (`$FORWARDED_ALLOW_IPS` when set)',
+    env: 'FORWARDED_ALLOW_IPS',
     dynamicDefault: (env) =>
       env.FORWARDED_ALLOW_IPS ? env.FORWARDED_ALLOW_IPS.split(',').map((x) => x.trim()).filter(Boolean) : ['127.0.0.1', '::1'],
     check: allowList,

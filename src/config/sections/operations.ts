@@ -14,8 +14,10 @@ export const operations = {
       if (v === null) return undefined;
       try {
         parseAddress(v);
-      } catch {
-        return 'expected HOST:PORT, [IPv6]:PORT or unix:PATH';
+      } catch (err) {
+        // parseAddress's reason, without its name for the setting (--bind).
+        const why = (err as { why?: string }).why;
+        return `${why ? `${why} ` : ''}(expected HOST:PORT, [IPv6]:PORT or unix:PATH)`;
       }
       return undefined;
     },

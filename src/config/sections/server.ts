@@ -19,6 +19,7 @@ export const server = {
     metavar: 'ADDRESS',
     default: ['127.0.0.1:8000'],
     defaultDoc: '`127.0.0.1:8000`, or `0.0.0.0:$PORT` when `PORT` is set',
+    env: 'PORT',
     dynamicDefault: (env) => (env.PORT ? [`0.0.0.0:${env.PORT}`] : ['127.0.0.1:8000']),
     check: (list) => {
       if (list.length === 0) return 'expected at least one address';
@@ -55,10 +56,8 @@ export const server = {
     allowAuto: autoWorkers,
     default: 1,
     defaultDoc: '`$WEB_CONCURRENCY` or 1',
-    dynamicDefault: (env) => {
-      const n = Number(env.WEB_CONCURRENCY);
-      return Number.isInteger(n) && n > 0 ? n : 1;
-    },
+    env: 'WEB_CONCURRENCY',
+    dynamicDefault: (env) => env.WEB_CONCURRENCY?.trim() || 1,
     short: 'The number of worker processes; "auto" is (2 x CPU) + 1.',
     doc:
       'Worker processes share no memory; only more processes (or gthread threads) give more parallel CPU. ' +

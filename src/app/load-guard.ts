@@ -1,0 +1,40 @@
+/**
+ * Watches an app while it loads, for the ways its top-level code can end or stall a process with nothing said:
+ * - it calls process.exit() (a failed check of its own): `say` names the call, synchronously, on the way out;
+ * - its top-level await waits on something that can never settle: the event loop runs dry, and Node would
+ *   exit 0 as if all went well (not in a worker, whose IPC channel keeps it up: the master's boot timeout
+ *   applies there);
+ * - it waits on something that never comes (a database that does not answer), past `limitS` seconds.
+ * The last two call `fail`.
+ */
+export interface LoadGuard {
+  say(line: string): void;
+  fail(line: string): void;
+  /** 0: wait as long as it takes. */
+  limitS: number;
+}
+
+export async function guardLoading<T>(app: string, loading: Promise<T>, guard: LoadGuard): Promise<T> {
+  const onExit = (code: number) => guard.say(`app ${app} called process.exit(${code}) while loading`);
+  const stop = () => {
+    process.off('exit', onExit);
+    process.off('beforeExit', onDry);
+    if (timer) clearTimeout(timer);
+  };
+  // `fail` may exit the process itself: that exit is not the app's.
+  const fail = (line: string) => {
+    stop();
+    guard.fail(line);
+  };
+  const onDry = () =>
+    fail(`app ${app} never finished loading: its top-level code awaits something that can never settle (nothing else was left to run)`);
+  process.once('exit', onExit);
+  process.once('beforeExit', onDry);
+  const timer = guard.limitS > 0 ? setTimeout(() => fail(`app ${app} did not finish loading within ${guard.limitS} s`), guard.limitS * 1000) : null;
+  timer?.unref();
+  try {
+    return await loading;
+  } finally {
+    stop();
+  }
+}

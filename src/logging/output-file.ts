@@ -1,0 +1,163 @@
+import { accessSync, constants, existsSync, statSync } from 'node:fs';
+import { userInfo } from 'node:os';
+import { dirname, join } from 'node:path';
+import { logging } from '../config/sections/logging.js';
+import { ConfigError } from '../config/setting.js';
+
+/**
+ * A file the server writes, as a user knows it: the setting's name in words and its flag, so a failure to open
+ * it can say which setting to change.
+ */
+export interface OutputFile {
+  /** `error log`, `pidfile`. */
+  readonly what: string;
+  /** What the server does with it: `open` (a log, appended to) or `write` (the pidfile). */
+  readonly verb: 'open' | 'write';
+  readonly flag: string;
+  /** A file name to suggest when the path given is a directory. */
+  readonly example: string;
+}
+
+/** A setting's long flag, as `--help` shows it: `--error-logfile`. */
+export const longFlag = (flags: readonly string[]): string => flags.find((f) => f.startsWith('--')) ?? flags[0] ?? '';
+
+export const ERROR_LOG: OutputFile = {
+  what: 'error log',
+  verb: 'open',
+  flag: longFlag(logging.errorlog.flags),
+  example: 'error.log',
+};
+export const ACCESS_LOG: OutputFile = {
+  what: 'access log',
+  verb: 'open',
+  flag: longFlag(logging.accesslog.flags),
+  example: 'access.log',
+};
+
+function currentUser(): string {
+  try {
+    return userInfo().username;
+  } catch {
+    // A uid with no passwd entry (containers run as an arbitrary uid).
+    return `uid ${process.getuid?.() ?? '?'}`;
+  }
+}
+
+/**
+ * The one line that says why `path` cannot be written, and what to do about it:
+ * `cannot open error log "/var/log/x/e.log" (--error-logfile): the directory /var/log/x does not exist; ...`.
+ * `err` is what open(2) or the check (checkWritable) failed with; `exists` whether the file itself is there,
+ * which tells a file that may not be written from a directory where no file may be created.
+ */
+export function cannotWrite(
+  file: OutputFile,
+  path: string,
+  err: { readonly code?: string | undefined; readonly message: string },
+  exists = existsSync(path),
+  user = currentUser(),
+): string {
+  const dir = dirname(path);
+  const other = `choose another ${file.flag}`;
+  let cause: string;
+  switch (err.code) {
+    case 'ENOENT':
+      cause = `the directory ${dir} does not exist; create it or ${other}`;
+      break;
+    case 'ENOTDIR':
+      cause = `${dir} is not a directory; ${other}`;
+      break;
+    case 'EISDIR':
+      cause = `it is a directory; name a file, such as ${join(path, file.example)}`;
+      break;
+    case 'EACCES':
+    case 'EPERM':
+      cause = exists
+        ? `permission denied: user ${user} may not write to the file; change its owner or mode, or ${other}`
+        : `permission denied: user ${user} may not create files in ${dir}; change its owner or mode, or ${other}`;
+      break;
+    case 'EROFS':
+      cause = `${exists ? 'the file' : dir} is on a read-only file system; ${other}`;
+      break;
+    case 'ENOSPC':
+      cause = `no space is left on the device that holds ${dir}; free some, or ${other}`;
+      break;
+    default:
+      // Node's message without its repetition of the call and the path: `EMFILE: too many open files`.
+      cause = err.message.replace(/, \w+ '.*'$/, '');
+  }
+  return `cannot ${file.verb} ${file.what} ${JSON.stringify(path)} (${file.flag}): ${cause}`;
+}
+
+/** Runs `open` (the open or write of `path`); a failure becomes a ConfigError that says it in words. */
+export function opening<T>(file: OutputFile, path: string, open: () => T): T {
+  try {
+    return open();
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    if (typeof e?.code !== 'string') throw err;
+    throw new ConfigError(cannotWrite(file, path, e));
+  }
+}
+
+/** What an fs call threw, or what it returned. */
+function attempt<T>(call: () => T): T | NodeJS.ErrnoException {
+  try {
+    return call();
+  } catch (err) {
+    return err as NodeJS.ErrnoException;
+  }
+}
+
+interface Problem {
+  readonly code: string | undefined;
+  readonly message: string;
+  /** The file itself is there (see cannotWrite). */
+  readonly exists: boolean;
+}
+
+const problem = (err: { code?: string | undefined; message?: string }, exists: boolean): Problem => ({
+  code: err.code,
+  message: err.message ?? err.code ?? 'unknown error',
+  exists,
+});
+
+/**
+ * Why opening `path` to append would fail, found without creating anything; null if it would not. The file
+ * is not a directory and may be written, or it does not exist and its directory exists and takes new files.
+ */
+function writeProblem(path: string): Problem | null {
+  // stat follows a symlink: /dev/stderr or a link to a file elsewhere are checked for what they lead to.
+  const st = attempt(() => statSync(path));
+  if (!(st instanceof Error)) {
+    if (st.isDirectory()) return problem({ code: 'EISDIR' }, true);
+    // Not only a regular file: /dev/null or /dev/stdout are fine log files too.
+    const denied = attempt(() => accessSync(path, constants.W_OK));
+    return denied instanceof Error ? problem(denied, true) : null;
+  }
+  // ENOENT: no such file yet. ENOTDIR, EACCES: something on the way to it, which the directory shows below.
+  if (st.code !== 'ENOENT' && st.code !== 'ENOTDIR' && st.code !== 'EACCES') return problem(st, false);
+  const dir = dirname(path);
+  const dirSt = attempt(() => statSync(dir));
+  if (dirSt instanceof Error) return problem(dirSt, false);
+  if (!dirSt.isDirectory()) return problem({ code: 'ENOTDIR' }, false);
+  // Creating a file takes write and search permission on its directory. As root, access(2) grants both
+  // except on a read-only file system (EROFS), which open(2) refuses too.
+  const denied = attempt(() => accessSync(dir, constants.W_OK | constants.X_OK));
+  return denied instanceof Error ? problem(denied, false) : null;
+}
+
+/**
+ * Checks that `path` could be opened for writing, creating nothing: --check-config must not leave files
+ * behind, and the master checks the access log, which only its workers open. Throws the ConfigError that
+ * opening it would.
+ */
+export function checkWritable(file: OutputFile, path: string): void {
+  const p = writeProblem(path);
+  if (p) throw new ConfigError(cannotWrite(file, path, p, p.exists));
+}
+
+/** The logs of a config, checked as checkWritable does; `-` (stderr, stdout) needs no check. */
+export function checkLogFiles(cfg: { readonly errorlog: string; readonly accesslog: string | null }): void {
+  if (cfg.errorlog !== '-') checkWritable(ERROR_LOG, cfg.errorlog);
+  if (cfg.accesslog && cfg.accesslog !== '-') checkWritable(ACCESS_LOG, cfg.accesslog);
+}

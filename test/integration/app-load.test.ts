@@ -1,0 +1,58 @@
+/**
+ * An app whose loading ends the process or never ends says so in one line, in the master (`--check-config`,
+ * `--preload`) and in a worker:
+ * - a top-level await that can never settle: Node would exit 0 with nothing said;
+ * - process.exit() in the app's top-level code;
+ * - a worker still loading after the boot timeout is a boot failure, and the log says it was loading.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, describe, it } from 'node:test';
+import { Server, stopAll } from '../helpers/server.js';
+
+after(stopAll);
+
+const tmp = mkdtempSync(path.join(tmpdir(), 'tunicorn-app-load-'));
+function app(name: string, top: string): string {
+  const file = path.join(tmp, name);
+  writeFileSync(file, `${top}\nexport default (req, res) => res.end('x');\n`);
+  return file;
+}
+/** Awaits a promise nothing will ever resolve, and nothing else is left to run. */
+const neverSettles = app('never-settles.mjs', 'await new Promise(() => {});');
+/** Awaits something that keeps the process up: a server that nobody connects to. */
+const waitsForever = app('waits-forever.mjs', "import net from 'node:net';\nawait new Promise(() => net.createServer().listen(0, '127.0.0.1'));");
+const exits = app('exits.mjs', 'process.exit(3);');
+
+describe('an app that ends or stalls its loading', () => {
+  for (const flag of ['--check-config', '--preload']) {
+    it(`${flag}: a top-level await that can never settle is an error, not a silent exit 0`, async () => {
+      const s = new Server(['-b', '127.0.0.1:0', flag, neverSettles]);
+      assert.equal((await s.exited).code, 1);
+      assert.match(s.log, /^tunicorn: error: app .*never-settles\.mjs never finished loading: its top-level code awaits something that can never settle \(nothing else was left to run\)\n$/);
+    });
+  }
+
+  it('--check-config: process.exit() at import is named, with its status', async () => {
+    const s = new Server(['--check-config', exits]);
+    assert.equal((await s.exited).code, 3);
+    assert.match(s.log, /^tunicorn: error: app .*exits\.mjs called process\.exit\(3\) while loading\n$/);
+  });
+
+  it('a worker names the process.exit() that ended its loading', async () => {
+    const s = new Server(['-b', '127.0.0.1:0', exits]);
+    await s.exited;
+    assert.match(s.log, /\[ERROR\] app .*exits\.mjs called process\.exit\(3\) while loading\n/);
+  });
+
+  it('a worker still loading after the boot timeout is killed, logged as loading, and counted as a boot failure', async () => {
+    // -t 1: the boot timeout is its floor, 30 s (a first TypeScript transform can take long).
+    const s = new Server(['-b', '127.0.0.1:0', '-t', '1', waitsForever]);
+    await s.waitFor(/WORKER TIMEOUT \(pid:\d+\) while loading the app: not ready 30 s after it started\n/, 45000);
+    await s.waitFor(/Worker failed to boot \(1 in a row\)/, 10000);
+    assert.doesNotMatch(s.log, /no request was running/);
+    await s.kill();
+  });
+});
