@@ -1,3 +1,5 @@
+import { fileURLToPath } from 'node:url';
+
 /** The app could not be loaded or is not something tunicorn can serve. Carries a one-line reason. */
 export class AppLoadError extends Error {
   override name = 'AppLoadError';
@@ -8,4 +10,25 @@ export class AppLoadError extends Error {
   ) {
     super(message);
   }
+}
+
+/** tunicorn's own folder: its frames in an app's stack are not the app's. */
+const OWN_ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+/**
+ * A stack with the app's frames only: those of Node's internals, of tunicorn and of jiti (the loader between
+ * them) are left out, and counted on a last line. Frames of other packages stay: a library the app imports
+ * may be what threw.
+ */
+export function appFrames(stack: string): string {
+  const lines = stack.split('\n');
+  const kept: string[] = [];
+  let left = 0;
+  for (const line of lines) {
+    const frame = line.trimStart().startsWith('at ');
+    if (frame && (/\(node:|at node:/.test(line) || line.includes(OWN_ROOT + 'dist/') || line.includes('/node_modules/jiti/'))) left++;
+    else kept.push(line);
+  }
+  if (left) kept.push(`    (${left} frame${left === 1 ? '' : 's'} of Node and tunicorn left out; --log-level debug shows them)`);
+  return kept.join('\n');
 }

@@ -1,11 +1,10 @@
-import { execFileSync } from 'node:child_process';
 import { getActiveResourcesInfo } from 'node:process';
-import { describeLoadError } from '../config/file.js';
+import { describeLoadError, errorLocation } from '../config/file.js';
 import { ListenCapture } from './capture.js';
 import { AppLoadError } from './errors.js';
 import { ModuleImporter, unwrapDefault } from './import.js';
 import { ACCEPTED, describeValue, SHAPES, type AdaptContext, type ServedApp } from './shapes.js';
-import { parseAppSpec, type AppSpec } from './spec.js';
+import { APP_EXTENSIONS, parseAppSpec, type AppSpec } from './spec.js';
 
 export interface LoadResult {
   readonly spec: AppSpec;
@@ -37,7 +36,9 @@ export async function loadApp(raw: string, cwd: string, ctx: AdaptContext): Prom
   try {
     const mod = await importModule(spec, raw, cwd, capture);
     const exported = pickExport(mod, spec, raw, capture.server !== null);
-    let served: ServedApp | null = exported === undefined ? null : await adaptApp(exported, raw, ctx, capture);
+    let served: ServedApp | null = exported === undefined ? null : await adaptApp(exported, raw, ctx, capture).catch((err: unknown) => {
+      throw spec.exportName === null ? withNamedHint(err, mod, raw) : err;
+    });
     if (!served && capture.server === null) await waitForListen(capture, resourcesBefore);
     const own = capture.server;
     if (own && served?.server !== own) {
@@ -82,37 +83,30 @@ async function importModule(spec: AppSpec, raw: string, cwd: string, capture: Li
   return {};
 }
 
-function loadError(err: unknown, spec: AppSpec, raw: string): AppLoadError {
-  if (err instanceof AppLoadError) return err;
-  if (!spec.isFile && isNotFound(err))
-    return new AppLoadError(`app not found: ${raw} is neither a file (.ts .mts .cts .tsx .js .mjs .cjs) nor an installed package`);
-  let where = '';
-  const message = err instanceof Error ? err.message : '';
-  // jiti's parse errors give `file:line:column` on the message's second line.
-  const located = /^\s*((?:\/|file:)\S+:\d+(?::\d+)?)\s*$/m.exec(message.split('\n').slice(1).join('\n'));
-  if (located) where = ` (${located[1]})`;
-  else if (err instanceof SyntaxError) {
-    // CommonJS puts `file:line` as the first line of the stack, above the message.
-    const head = (err.stack ?? '').split('\n')[0] ?? '';
-    if (/^(\/|file:).*:\d+$/.test(head)) where = ` (${head})`;
-    else if (spec.isFile && !(err.stack ?? '').includes(spec.target)) where = syntaxErrorLocation(spec.target);
-  }
-  return new AppLoadError(`app ${raw} failed to load: ${describeLoadError(err).trimEnd()}${where}`, err instanceof Error ? (err.stack ?? '') : '');
+/**
+ * The default export is not an app, but a named one is (`export default config; export const app = ...`): the
+ * error names the export to serve.
+ */
+function withNamedHint(err: unknown, mod: Module, raw: string): unknown {
+  if (!(err instanceof AppLoadError)) return err;
+  const named = Object.keys(mod).find((k) => k !== 'default' && SHAPES.some((s) => s.matches(mod[k])));
+  if (named === undefined) return err;
+  const shape = SHAPES.find((s) => s.matches(mod[named]))!;
+  return new AppLoadError(`${err.message}. Its export ${named} is a ${shape.name}: serve it with ${raw}:${named}`, err.detail);
 }
 
-/**
- * Node 20 keeps the file and line of a syntax error in a native ES module out of the error's message and
- * stack (its uncaught-error printer reads them from internal state), so ask `node --check`, which prints
- * them. Only on this failure path; a syntax error in a module the app imports is not located this way.
- */
-function syntaxErrorLocation(file: string): string {
-  try {
-    execFileSync(process.execPath, ['--check', file], { stdio: ['ignore', 'ignore', 'pipe'], timeout: 10_000 });
-    return '';
-  } catch (err) {
-    const first = String((err as { stderr?: Buffer }).stderr ?? '').split('\n')[0] ?? '';
-    return /:\d+$/.test(first) ? ` (${first})` : '';
-  }
+function loadError(err: unknown, spec: AppSpec, raw: string): AppLoadError {
+  if (err instanceof AppLoadError) return err;
+  if (spec.directory !== null)
+    return new AppLoadError(`app not found: ${raw} is a directory with no index file (index${APP_EXTENSIONS.join(', index')}) and no package.json of its own to import`);
+  if (!spec.isFile && isNotFound(err))
+    return new AppLoadError(`app not found: ${raw} is neither a file (${APP_EXTENSIONS.join(' ')}) nor an installed package`);
+  const description = describeLoadError(err).trimEnd();
+  const where = spec.isFile ? errorLocation(err, spec.target) : errorLocation(err);
+  return new AppLoadError(
+    `app ${raw} failed to load: ${description}${where && !description.includes(where) ? ` (${where})` : ''}`,
+    err instanceof Error ? (err.stack ?? '') : '',
+  );
 }
 
 /** The export to serve: `:EXPORT` when given, else default, else `app`; undefined when there is none. */

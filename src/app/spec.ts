@@ -1,5 +1,6 @@
 import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
+import { AppLoadError } from './errors.js';
 
 export interface AppSpec {
   /** As given on the command line. */
@@ -9,6 +10,8 @@ export interface AppSpec {
   readonly isFile: boolean;
   /** The export to serve; null means default, else `app`. */
   readonly exportName: string | null;
+  /** The absolute path when `target` names a directory with no index file in it, else null. */
+  readonly directory: string | null;
 }
 
 export const APP_EXTENSIONS = ['.ts', '.mts', '.cts', '.tsx', '.js', '.mjs', '.cjs'];
@@ -18,6 +21,9 @@ export const APP_EXTENSIONS = ['.ts', '.mts', '.cts', '.tsx', '.js', '.mjs', '.c
  * Gunicorn's `module:variable` does.
  */
 export function parseAppSpec(raw: string, cwd: string): AppSpec {
+  if (raw.length > 1 && raw.endsWith(':')) {
+    throw new AppLoadError(`app ${raw}: nothing follows the colon; name the export to serve (${raw}app) or drop the colon`);
+  }
   let target = raw;
   let exportName: string | null = null;
   const m = /^(.+):([A-Za-z_$][\w$]*)$/.exec(raw);
@@ -26,8 +32,11 @@ export function parseAppSpec(raw: string, cwd: string): AppSpec {
     exportName = m[2]!;
   }
   const file = findFile(target, cwd);
-  if (file) return { raw, target: file, isFile: true, exportName };
-  return { raw, target, isFile: false, exportName };
+  if (file) return { raw, target: file, isFile: true, exportName, directory: null };
+  // A directory that is not a package (no package.json) can only be served by its index file.
+  const dir = path.resolve(cwd, target);
+  const isDir = existsSync(dir) && statSync(dir).isDirectory() && !existsSync(path.join(dir, 'package.json'));
+  return { raw, target, isFile: false, exportName, directory: isDir ? dir : null };
 }
 
 function findFile(target: string, cwd: string): string | null {

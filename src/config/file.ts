@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { ModuleImporter, unwrapDefault } from '../app/import.js';
@@ -35,7 +36,9 @@ export async function loadConfigFile(file: string): Promise<Record<string, unkno
     // Fresh: HUP must see the file as it is now, not as this process first imported it.
     mod = await new ModuleImporter(path.dirname(file), { fresh: true }).import(file);
   } catch (err) {
-    throw new ConfigError(`config file ${file} failed to load: ${describeLoadError(err)}`, { cause: err });
+    const description = describeLoadError(err);
+    const where = errorLocation(err, file);
+    throw new ConfigError(`config file ${file} failed to load: ${description}${where && !description.includes(where) ? ` (${where})` : ''}`, { cause: err });
   }
   const value = unwrapDefault(mod.default ?? mod);
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
@@ -61,4 +64,28 @@ export function describeLoadError(err: unknown): string {
     .find((l) => l.startsWith('at ') && !l.includes('node_modules') && !l.includes('node:') && !l.includes('/dist/'));
   const where = frame ? ` (${frame.replace(/^at /, '')})` : '';
   return `${msg}${msg.includes(where.trim()) ? '' : where}`;
+}
+
+/**
+ * Where a load failure points when its message does not say: `file:line[:column]`, or ''. jiti's parse errors
+ * give it on the message's second line; CommonJS puts it as the stack's first line, above the message. Node 20
+ * keeps the line of a syntax error in a native ES module out of both (its uncaught-error printer reads it from
+ * internal state), so for `file` that failed with a SyntaxError not located otherwise, `node --check` is
+ * asked, which prints it. Only on this failure path; a syntax error in a module it imports is not located so.
+ */
+export function errorLocation(err: unknown, file?: string): string {
+  const message = err instanceof Error ? err.message : '';
+  const located = /^\s*((?:\/|file:)\S+:\d+(?::\d+)?)\s*$/m.exec(message.split('\n').slice(1).join('\n'));
+  if (located) return located[1]!;
+  if (!(err instanceof SyntaxError)) return '';
+  const head = (err.stack ?? '').split('\n')[0] ?? '';
+  if (/^(\/|file:).*:\d+$/.test(head)) return head;
+  if (!file || (err.stack ?? '').includes(file)) return '';
+  try {
+    execFileSync(process.execPath, ['--check', file], { stdio: ['ignore', 'ignore', 'pipe'], timeout: 10_000 });
+    return '';
+  } catch (e) {
+    const first = String((e as { stderr?: Buffer }).stderr ?? '').split('\n')[0] ?? '';
+    return /:\d+$/.test(first) ? first : '';
+  }
 }

@@ -4,7 +4,7 @@
  */
 import type { SendHandle } from 'node:child_process';
 import net from 'node:net';
-import { AppLoadError } from '../app/errors.js';
+import { AppLoadError, appFrames } from '../app/errors.js';
 import { loadErrorPage } from '../app/error-page.js';
 import { loadApp } from '../app/load.js';
 import { guardLoading } from '../app/load-guard.js';
@@ -98,7 +98,7 @@ class WorkerProcess {
     try {
       await this.#cls.start();
     } catch (err) {
-      if (err instanceof AppLoadError) fatal(ExitCode.APP_LOAD_ERROR, err.message, err.detail);
+      if (err instanceof AppLoadError) fatal(ExitCode.APP_LOAD_ERROR, err.message, runtime.log.enabled('debug') ? err.detail : appFrames(err.detail));
       fatal(ExitCode.WORKER_BOOT_ERROR, `worker failed to boot: ${describeLoadError(err)}`, err instanceof Error ? (err.stack ?? '') : '');
     }
     this.startHeartbeat();

@@ -1,0 +1,64 @@
+/** How a failed load is told: the app spec's mistakes, the error's place, and a stack of the app's frames. */
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, it } from 'node:test';
+import { AppLoadError, appFrames } from '../../src/app/errors.js';
+import { loadApp } from '../../src/app/load.js';
+import { parseAppSpec } from '../../src/app/spec.js';
+import { loadConfigFile } from '../../src/config/file.js';
+
+const tmp = mkdtempSync(path.join(tmpdir(), 'tunicorn-app-errors-'));
+const file = (name: string, text: string) => (writeFileSync(path.join(tmp, name), text), path.join(tmp, name));
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+describe('what a failed load says', () => {
+  it('an app spec ending in a colon names the export it lacks', () => {
+    assert.throws(() => parseAppSpec('app.ts:', tmp), (e: unknown) => e instanceof AppLoadError && e.message === 'app app.ts:: nothing follows the colon; name the export to serve (app.ts:app) or drop the colon');
+  });
+
+  it('a directory without an index file is named as one', async () => {
+    mkdirSync(path.join(tmp, 'empty'));
+    await assert.rejects(loadApp('empty', tmp, { onError: () => {} }), /^AppLoadError: app not found: empty is a directory with no index file \(index\.ts, .*index\.cjs\) and no package\.json of its own to import$/);
+  });
+
+  it('a default export that is not an app points to a named export that is', async () => {
+    file('named.mjs', "export default 5;\nexport const app = (req, res) => res.end('x');\n");
+    await assert.rejects(loadApp('named.mjs', tmp, { onError: () => {} }), /is a number \(5\); tunicorn serves .*\. Its export app is a \(req, res\) listener: serve it with named\.mjs:app$/);
+  });
+
+  it('a syntax error in a JavaScript config file gives its line', async () => {
+    const bad = file('syntax.config.mjs', "const a = 1;\nexport default { bind 'x' };\n");
+    await assert.rejects(loadConfigFile(bad), (e: unknown) => e instanceof Error && e.message.endsWith(`(${bad}:2)`) && !e.message.includes(`${bad}:2) (`));
+  });
+
+  it('a TypeScript parse error gives its place once', async () => {
+    const bad = file('syntax.ts', 'const a: number = 1;\nexport default (req, res) => { res.end( };\n');
+    const err = await loadApp('syntax.ts', tmp, { onError: () => {} }).catch((e: unknown) => e as Error);
+    assert.ok(err instanceof AppLoadError);
+    assert.equal(err.message.split(`${bad}:2:`).length, 2, err.message);
+  });
+
+  it('a stack keeps the app\'s frames and a library\'s, and counts the rest', () => {
+    const stack = [
+      'Error: database URL is not set',
+      '    at file:///srv/app/db.ts:2:7',
+      '    at connect (/srv/app/node_modules/pg/lib/client.js:10:3)',
+      '    at ModuleJob.run (node:internal/modules/esm/module_job:325:25)',
+      `    at async loadApp (file://${ROOT}dist/workers/child.js:3485:17)`,
+      '    at Object.<anonymous> (/srv/app/node_modules/jiti/dist/jiti.cjs:1:2)',
+    ].join('\n');
+    assert.equal(
+      appFrames(stack),
+      [
+        'Error: database URL is not set',
+        '    at file:///srv/app/db.ts:2:7',
+        '    at connect (/srv/app/node_modules/pg/lib/client.js:10:3)',
+        '    (3 frames of Node and tunicorn left out; --log-level debug shows them)',
+      ].join('\n'),
+    );
+    assert.equal(appFrames('Error: x\n    at /srv/app/a.ts:1:1'), 'Error: x\n    at /srv/app/a.ts:1:1');
+  });
+});
