@@ -15,7 +15,11 @@ import { ExitCode } from '../protocol/messages.js';
 import { VERSION } from '../version.js';
 import { helpText } from './help.js';
 
+/** Set when tunicorn itself ends the process (see the 'exit' listener in main). */
+let exiting = false;
+
 function die(message: string, code: number = ExitCode.CONFIG): never {
+  exiting = true;
   process.stderr.write(`tunicorn: error: ${message}\n`);
   process.exit(code);
 }
@@ -88,6 +92,13 @@ async function main(): Promise<void> {
     }
   }
   const arbiter = new Arbiter({ resolved: r, reload: resolve, startCwd });
+  // Every exit of tunicorn's own goes through die() or the process.exit below; any other is the app's (loaded
+  // here with --preload) or a hook's, and the log says so rather than the master vanishing in silence.
+  // An uncaught error ends it too, with Node's own account of it.
+  process.once('uncaughtExceptionMonitor', () => (exiting = true));
+  process.once('exit', (status) => {
+    if (!exiting) arbiter.log.critical(`The master is exiting with status ${status}: process.exit() was called by the app (--preload) or a server hook, not by tunicorn`);
+  });
   let code: number;
   try {
     code = await arbiter.run();
@@ -95,10 +106,12 @@ async function main(): Promise<void> {
     if (err instanceof BindError || err instanceof ConfigError) die(err.message);
     throw err;
   }
+  exiting = true;
   process.exit(code);
 }
 
 main().catch((err: unknown) => {
+  exiting = true;
   process.stderr.write(`tunicorn: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
   process.exit(70);
 });

@@ -58,6 +58,12 @@ function fail(s: { key: string; flags: readonly string[] }, value: unknown, acce
 export function show(value: unknown): string {
   if (typeof value === 'string') return JSON.stringify(value);
   if (typeof value === 'function') return 'a function';
+  // A promise (an async value not awaited in the config file) or another class's object would print as {}.
+  if (value instanceof Promise) return 'a Promise (await it in the config file)';
+  const proto = value !== null && typeof value === 'object' ? Object.getPrototypeOf(value) : null;
+  if (proto !== null && proto !== Object.prototype && proto !== Array.prototype) {
+    return `an instance of ${(proto as { constructor?: { name?: string } }).constructor?.name || 'a class'}`;
+  }
   try {
     return JSON.stringify(value) ?? String(value);
   } catch {

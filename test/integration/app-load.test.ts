@@ -3,7 +3,8 @@
  * `--preload`) and in a worker:
  * - a top-level await that can never settle: Node would exit 0 with nothing said;
  * - process.exit() in the app's top-level code;
- * - a worker still loading after the boot timeout is a boot failure, and the log says it was loading.
+ * - a worker still loading after the boot timeout is a boot failure, and the log says it was loading;
+ * - with --preload, an app that calls process.exit() later, in the master: the log says so.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -24,7 +25,9 @@ function app(name: string, top: string): string {
 const neverSettles = app('never-settles.mjs', 'await new Promise(() => {});');
 /** Awaits something that keeps the process up: a server that nobody connects to. */
 const waitsForever = app('waits-forever.mjs', "import net from 'node:net';\nawait new Promise(() => net.createServer().listen(0, '127.0.0.1'));");
+const loads = app('loads.mjs', '');
 const exits = app('exits.mjs', 'process.exit(3);');
+const exitsLater = app('exits-later.mjs', 'setTimeout(() => process.exit(3), 300);');
 
 describe('an app that ends or stalls its loading', () => {
   for (const flag of ['--check-config', '--preload']) {
@@ -45,6 +48,21 @@ describe('an app that ends or stalls its loading', () => {
     const s = new Server(['-b', '127.0.0.1:0', exits]);
     await s.exited;
     assert.match(s.log, /\[ERROR\] app .*exits\.mjs called process\.exit\(3\) while loading\n/);
+  });
+
+  it('--preload: an app that ends the master later is named in the log, and the workers follow', async () => {
+    const s = new Server(['-b', '127.0.0.1:0', '--preload', exitsLater]);
+    assert.equal((await s.exited).code, 3);
+    assert.match(s.log, /\[CRITICAL\] The master is exiting with status 3: process\.exit\(\) was called by the app \(--preload\) or a server hook, not by tunicorn\n/);
+    await s.waitFor(/Worker exiting \(pid: \d+\): the master is gone/);
+  });
+
+  it('a normal stop says nothing of the kind', async () => {
+    const s = new Server(['-b', '127.0.0.1:0', loads]);
+    await s.workersBooted(1);
+    s.signal('SIGTERM');
+    assert.equal((await s.exited).code, 0);
+    assert.doesNotMatch(s.log, /The master is exiting with status/);
   });
 
   it('a worker still loading after the boot timeout is killed, logged as loading, and counted as a boot failure', async () => {

@@ -120,6 +120,11 @@ describe('resolveConfig', () => {
     await assert.rejects(resolve(['--health-bind', '', 'a']), /invalid value for healthBind \(--health-bind\): ""; the address is empty/);
   });
 
+  it('shows a promise or a class instance for what it is, not as {}', async () => {
+    await assert.rejects(resolve(['a'], {}, { workers: Promise.resolve(2) }), /invalid value for workers \(--workers\): a Promise \(await it in the config file\); expected/);
+    await assert.rejects(resolve(['a'], {}, { bind: new Map() }), /invalid value for bind \(--bind\): an instance of Map; /);
+  });
+
   it('names the environment variable a bad value came from, and ignores one that something above replaced', async () => {
     await assert.rejects(resolve(['a'], { PORT: 'abc' }), /invalid value for bind \(--bind\): "0\.0\.0\.0:abc".* \(from the environment: PORT="abc"\)$/);
     await assert.rejects(resolve(['a'], { WEB_CONCURRENCY: 'abc' }), /invalid value for workers .*\(from the environment: WEB_CONCURRENCY="abc"\)$/);
