@@ -7,10 +7,10 @@
  * its inherited copy and exit (see prime.ts). The socket stays in LISTEN state because the master still holds
  * it, and the master's handle never starts an accept watcher.
  */
-import { accessSync, constants, statSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import util from 'node:util';
+import { createProblem } from '../fs-problem.js';
 
 export interface RawHandle {
   readonly fd: number;
@@ -60,40 +60,27 @@ const WHY_UNIX: Record<string, string> = {
   ENOENT: 'the directory does not exist',
 };
 
-function errCode(f: () => unknown): string | null {
-  try {
-    f();
-    return null;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code ?? 'EUNKNOWN';
-  }
-}
-
 /**
  * Why a Unix socket could not be made at `socketPath`. libuv reports a missing directory as EACCES (as Windows
  * would), so the directory that should hold the socket file is looked at here: the cause, not the errno.
  */
 export function explainUnixBindError(socketPath: string, code: string): string {
-  const dir = path.dirname(path.resolve(socketPath));
-  const stat = errCode(() => statSync(dir));
-  if (stat === 'EACCES') return `permission denied: this user cannot reach the directory ${dir}`;
-  if (stat === 'ENOENT' || stat === 'ENOTDIR') {
-    // The nearest part of the path that exists says which: a directory missing, or a file where one should be.
-    let up = dir;
-    while (up !== path.dirname(up)) {
-      up = path.dirname(up);
-      const c = errCode(() => statSync(up));
-      if (c === 'ENOENT' || c === 'ENOTDIR') continue;
-      if (c === null && !statSync(up).isDirectory()) return `${up} is not a directory`;
-      break;
-    }
-    return `the directory ${dir} does not exist`;
+  const p = createProblem(path.dirname(path.resolve(socketPath)));
+  switch (p?.code) {
+    case undefined:
+      return WHY_UNIX[code] ?? code;
+    case 'ENOENT':
+      return `the directory ${p.dir} does not exist`;
+    case 'ENOTDIR':
+      return `${p.at} is not a directory`;
+    case 'EROFS':
+      return `the directory ${p.dir} is on a read-only file system`;
+    case 'EACCES':
+    case 'EPERM':
+      return p.reach ? `permission denied: this user cannot reach the directory ${p.dir}` : `permission denied: this user cannot create files in ${p.dir}`;
+    default:
+      return WHY_UNIX[code] ?? code;
   }
-  if (stat === null && !statSync(dir).isDirectory()) return `${dir} is not a directory`;
-  const access = errCode(() => accessSync(dir, constants.W_OK | constants.X_OK));
-  if (access === 'EROFS') return `the directory ${dir} is on a read-only file system`;
-  if (access) return `permission denied: this user cannot create files in ${dir}`;
-  return WHY_UNIX[code] ?? code;
 }
 
 function check(result: RawHandle | number, what: string): RawHandle {

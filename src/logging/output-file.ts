@@ -1,4 +1,5 @@
 import { accessSync, constants, existsSync, statSync } from 'node:fs';
+import { createProblem } from '../fs-problem.js';
 import { userInfo } from 'node:os';
 import { dirname, join } from 'node:path';
 import { logging } from '../config/sections/logging.js';
@@ -52,7 +53,7 @@ function currentUser(): string {
 export function cannotWrite(
   file: OutputFile,
   path: string,
-  err: { readonly code?: string | undefined; readonly message: string },
+  err: { readonly code?: string | undefined; readonly message: string; readonly at?: string | undefined },
   exists = existsSync(path),
   user = currentUser(),
 ): string {
@@ -64,7 +65,7 @@ export function cannotWrite(
       cause = `the directory ${dir} does not exist; create it or ${other}`;
       break;
     case 'ENOTDIR':
-      cause = `${dir} is not a directory; ${other}`;
+      cause = `${err.at ?? dir} is not a directory; ${other}`;
       break;
     case 'EISDIR':
       cause = `it is a directory; name a file, such as ${join(path, file.example)}`;
@@ -113,6 +114,8 @@ interface Problem {
   readonly message: string;
   /** The file itself is there (see cannotWrite). */
   readonly exists: boolean;
+  /** ENOTDIR: the part of the path that is a file. */
+  readonly at?: string;
 }
 
 const problem = (err: { code?: string | undefined; message?: string }, exists: boolean): Problem => ({
@@ -134,16 +137,10 @@ function writeProblem(path: string): Problem | null {
     const denied = attempt(() => accessSync(path, constants.W_OK));
     return denied instanceof Error ? problem(denied, true) : null;
   }
-  // ENOENT: no such file yet. ENOTDIR, EACCES: something on the way to it, which the directory shows below.
+  // ENOENT: no such file yet. ENOTDIR, EACCES: something on the way to it, which the directory shows.
   if (st.code !== 'ENOENT' && st.code !== 'ENOTDIR' && st.code !== 'EACCES') return problem(st, false);
-  const dir = dirname(path);
-  const dirSt = attempt(() => statSync(dir));
-  if (dirSt instanceof Error) return problem(dirSt, false);
-  if (!dirSt.isDirectory()) return problem({ code: 'ENOTDIR' }, false);
-  // Creating a file takes write and search permission on its directory. As root, access(2) grants both
-  // except on a read-only file system (EROFS), which open(2) refuses too.
-  const denied = attempt(() => accessSync(dir, constants.W_OK | constants.X_OK));
-  return denied instanceof Error ? problem(denied, false) : null;
+  const p = createProblem(dirname(path));
+  return p && { code: p.code, message: p.code, exists: false, at: p.at };
 }
 
 /**

@@ -48,6 +48,8 @@ describe('checkWritable: as open(2) would fail, creating nothing', () => {
     const file = path.join(tmp, 'plain');
     writeFileSync(file, '');
     assert.throws(check(path.join(file, 'e.log')), configError(/plain is not a directory; /));
+    // Deeper: the file on the way is named, not the directory under it that cannot exist.
+    assert.throws(check(path.join(file, 'logs', 'e.log')), configError(/\(--error-logfile\): [^ ]*plain is not a directory; /));
   });
   it('a file that may be created, which is not', () => {
     const p = path.join(tmp, 'new.log');

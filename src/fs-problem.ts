@@ -1,0 +1,48 @@
+import { accessSync, constants, statSync } from 'node:fs';
+import path from 'node:path';
+
+/** What an fs call failed with (its errno code), or null when it did not. */
+export function errnoOf(call: () => unknown): string | null {
+  try {
+    call();
+    return null;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code ?? 'EUNKNOWN';
+  }
+}
+
+/**
+ * Why no file can be created in a directory, as open(2) or bind(2) would fail, found without creating one.
+ * - ENOENT: `dir` does not exist;
+ * - ENOTDIR: `at`, a part of the path, is a file where a directory should be;
+ * - EACCES: this user cannot reach `dir` (`reach`) or cannot write to it;
+ * - EROFS: `dir` is on a read-only file system; any other code as the system gave it.
+ */
+export interface CreateProblem {
+  readonly code: string;
+  readonly dir: string;
+  readonly at: string;
+  readonly reach: boolean;
+}
+
+export function createProblem(dir: string): CreateProblem | null {
+  const problem = (code: string, at = dir, reach = false): CreateProblem => ({ code, dir, at, reach });
+  const st = errnoOf(() => statSync(dir));
+  if (st === 'ENOENT' || st === 'ENOTDIR') {
+    // The nearest part of the path that exists says which: a directory missing, or a file where one should be.
+    for (let up = path.dirname(dir); up !== path.dirname(up); up = path.dirname(up)) {
+      const c = errnoOf(() => statSync(up));
+      if (c === 'ENOENT' || c === 'ENOTDIR') continue;
+      if (c === null && !statSync(up).isDirectory()) return problem('ENOTDIR', up);
+      break;
+    }
+    return problem('ENOENT');
+  }
+  if (st === 'EACCES') return problem('EACCES', dir, true);
+  if (st) return problem(st);
+  if (!statSync(dir).isDirectory()) return problem('ENOTDIR');
+  // Creating a file takes write and search permission on its directory. As root, access(2) grants both
+  // except on a read-only file system (EROFS), which open(2) and bind(2) refuse too.
+  const denied = errnoOf(() => accessSync(dir, constants.W_OK | constants.X_OK));
+  return denied ? problem(denied) : null;
+}
