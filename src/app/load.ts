@@ -30,7 +30,7 @@ type Lifespan = () => unknown;
  */
 export async function loadApp(raw: string, cwd: string, ctx: AdaptContext): Promise<LoadResult> {
   const spec = parseAppSpec(raw, cwd);
-  const resourcesBefore = getActiveResourcesInfo().length;
+  const resourcesBefore = getActiveResourcesInfo();
   const capture = new ListenCapture();
   capture.start();
   try {
@@ -161,14 +161,30 @@ export async function adaptApp(value: unknown, raw: string, ctx: AdaptContext, c
  * early when the module left nothing running (no timer, socket or file operation beyond those before),
  * since then nothing can call listen() any more.
  */
-async function waitForListen(capture: ListenCapture, baseline: number): Promise<void> {
+/**
+ * How many of the process's resources (timers, handles, requests) are not in `baseline`, type by type: one
+ * of the baseline's that ended since (a file closed) does not hide a timer the module set.
+ */
+function resourcesBeyond(baseline: readonly string[]): number {
+  const left = new Map<string, number>();
+  for (const r of baseline) left.set(r, (left.get(r) ?? 0) + 1);
+  let beyond = 0;
+  for (const r of getActiveResourcesInfo()) {
+    const n = left.get(r) ?? 0;
+    if (n > 0) left.set(r, n - 1);
+    else beyond++;
+  }
+  return beyond;
+}
+
+async function waitForListen(capture: ListenCapture, baseline: readonly string[]): Promise<void> {
   const deadline = Date.now() + LISTEN_WAIT_MS;
   let idle = 0;
   while (capture.server === null && Date.now() < deadline) {
     const tick = await Promise.race([capture.captured.then(() => true), new Promise<false>((r) => setTimeout(() => r(false), 25))]);
     if (tick) return;
     // The poll's own timer is gone by now; anything above the baseline is the module's work in progress.
-    idle = getActiveResourcesInfo().length <= baseline ? idle + 1 : 0;
+    idle = resourcesBeyond(baseline) === 0 ? idle + 1 : 0;
     if (idle >= 3) return;
   }
 }

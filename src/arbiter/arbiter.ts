@@ -25,13 +25,14 @@ import { WorkerHandle } from './worker-handle.js';
 
 /**
  * Checks, creating nothing, that the files the server writes can be written: the error log, the access log
- * and the pidfile. run() calls it before anything is bound or forked, and --check-config calls it too. A
+ * and the pidfile (which must not name another live server). run() calls it before anything is bound or forked, and --check-config calls it too. A
  * failure is a ConfigError naming the setting, the path and the cause, which the CLI prints as one line. The
  * access log is opened by each worker: checked here, a bad path is that line instead of a crash in every worker.
  */
 export function checkOutputFiles(cfg: Config): void {
   checkLogFiles(cfg);
-  if (cfg.pidfile) Pidfile.check(cfg.pidfile);
+  // A master started by USR2 writes PIDFILE.2: PIDFILE names the old master, alive and meant to be.
+  if (cfg.pidfile) Pidfile.check(process.env[UPGRADE_PID_ENV] ? `${cfg.pidfile}.2` : cfg.pidfile);
 }
 
 const CHILD_ENTRY = fileURLToPath(new URL('../workers/child.js', import.meta.url));

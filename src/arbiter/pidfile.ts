@@ -19,6 +19,19 @@ function alive(pid: number): boolean {
   }
 }
 
+/** A pidfile naming a live process other than `pid` means another server probably runs: a ConfigError. */
+function refuseLiveOwner(path: string, pid: number): void {
+  let old: number | null = null;
+  try {
+    const n = Number(readFileSync(path, 'utf8').trim());
+    old = Number.isInteger(n) && n > 0 ? n : null;
+  } catch {
+    /* no pidfile yet */
+  }
+  if (old !== null && old !== pid && alive(old))
+    throw new ConfigError(`pidfile ${path} names process ${old}, which is still running; stop it or choose another --pid`);
+}
+
 /**
  * The master's pidfile. A pidfile naming a process that no longer runs (a crash, a reboot) is replaced: it
  * must not block a start, a common complaint about Gunicorn. One naming a live process other than us is an
@@ -31,22 +44,18 @@ export class Pidfile {
     return this.#path;
   }
 
-  /** Checks that the pidfile could be written, creating nothing (see checkWritable). */
-  static check(path: string): void {
+  /**
+   * Checks, creating nothing, that the pidfile could be written and names no other live process (see
+   * checkWritable): before anything is bound, and for --check-config.
+   */
+  static check(path: string, pid = process.pid): void {
     checkWritable(PIDFILE, path);
+    refuseLiveOwner(path, pid);
   }
 
   /** Throws a ConfigError when another server runs, or, in words, when the file cannot be written. */
   create(path: string, pid = process.pid): void {
-    let old: number | null = null;
-    try {
-      const n = Number(readFileSync(path, 'utf8').trim());
-      old = Number.isInteger(n) && n > 0 ? n : null;
-    } catch {
-      /* no pidfile yet */
-    }
-    if (old !== null && old !== pid && alive(old))
-      throw new ConfigError(`pidfile ${path} names process ${old}, which is still running; stop it or choose another --pid`);
+    refuseLiveOwner(path, pid);
     opening(PIDFILE, path, () => writeFileSync(path, `${pid}\n`));
     this.#path = path;
   }

@@ -176,7 +176,7 @@ export function compileAccessWriter(format: string): (e: AccessEntry, to: LineTa
       const key = braced.toLowerCase();
       const kind = name.at(-1);
       if (kind === 'i') parts.push((e) => dash(headerText(e.req.headers[key])));
-      else if (kind === 'o') parts.push((e) => dash(headerText(e.res.getHeader(key))));
+      else if (kind === 'o') parts.push((e) => dash(responseHeader(e.res, key)));
       else parts.push(() => dash(bytes(process.env[braced] ?? '')));
       continue;
     }
@@ -230,6 +230,25 @@ function sequence(parts: (string | Atom)[]): (e: AccessEntry, to: LineTarget) =>
       for (const p of parts) to.put(typeof p === 'string' ? p : p(e));
     };
   }
+}
+
+/**
+ * A response header as sent. Headers given to setHeader() are kept by name; those given to writeHead() (and so
+ * every Fetch Response's) are only in the header block Node wrote (`_header`), read here line by line. Values
+ * of a repeated header are joined with ", ".
+ */
+function responseHeader(res: ServerResponse, name: string): string | undefined {
+  const kept = headerText(res.getHeader(name));
+  if (kept !== undefined) return kept;
+  const head = (res as unknown as { _header?: string | null })._header;
+  if (!head) return undefined;
+  const lower = name.toLowerCase();
+  const values: string[] = [];
+  for (const line of head.split('\r\n')) {
+    const colon = line.indexOf(':');
+    if (colon > 0 && line.slice(0, colon).toLowerCase() === lower) values.push(line.slice(colon + 1).trim());
+  }
+  return values.length ? values.join(', ') : undefined;
 }
 
 function headerText(v: unknown): string | undefined {

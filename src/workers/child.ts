@@ -62,6 +62,7 @@ function fatal(code: number, message: string, detail: string): never {
 class WorkerProcess {
   #cls: WorkerClass | null = null;
   #stopping = false;
+  #interrupted = false;
   readonly runtime: WorkerRuntime;
 
   constructor(
@@ -164,6 +165,17 @@ class WorkerProcess {
     process.exit(0);
   }
 
+  /**
+   * A quick stop (INT or QUIT, to this worker or to the master, which passes it on): the worker_int hook runs
+   * first, as in Gunicorn, then the requests in flight are cut.
+   */
+  quickStop(why: string): void {
+    // Also during a graceful stop, which it cuts short; the hook runs once.
+    if (this.#interrupted) return;
+    this.#interrupted = true;
+    void this.runtime.runHook('workerInt', this.runtime.self).finally(() => void this.stop(false, why));
+  }
+
   /** SIGABRT: what the class can save before the master's SIGKILL (see WorkerClass.abort). */
   abortClass(): Promise<boolean> {
     return this.#cls?.abort?.() ?? Promise.resolve(false);
@@ -186,7 +198,8 @@ class WorkerProcess {
       case 'init':
         return;
       case 'stop':
-        void this.stop(m.graceful, '', m.drain ?? false, m.handOver ?? false);
+        if (m.graceful) void this.stop(true, '', m.drain ?? false, m.handOver ?? false);
+        else this.quickStop('');
         return;
       case 'reopen':
         this.runtime.reopenLogs();
@@ -205,7 +218,7 @@ function main(): void {
   let pendingStop: { graceful: boolean; drain: boolean } | null = null;
   let booting = false;
   const stopEarly = (graceful: boolean, drain: boolean, handOver = false) => {
-    if (worker) void worker.stop(graceful, '', drain, handOver);
+    if (worker) worker.onMessage({ t: 'stop', graceful, drain, handOver });
     else if (booting) pendingStop = { graceful, drain };
     else process.exit(0);
   };
@@ -255,11 +268,8 @@ function main(): void {
     const w = new WorkerProcess(init, hooks, leases);
     process.off('SIGINT', early).off('SIGTERM', early).off('SIGQUIT', early);
     process.on('SIGTERM', () => void w.stop(true, 'SIGTERM'));
-    const quick = (sig: string) => {
-      void w.runtime.runHook('workerInt', w.runtime.self).finally(() => void w.stop(false, sig));
-    };
-    process.on('SIGINT', () => quick('SIGINT'));
-    process.on('SIGQUIT', () => quick('SIGQUIT'));
+    process.on('SIGINT', () => w.quickStop('SIGINT'));
+    process.on('SIGQUIT', () => w.quickStop('SIGQUIT'));
     process.on('SIGUSR1', () => w.onMessage({ t: 'reopen' }));
     process.on('SIGABRT', () => {
       const slow = [...w.runtime.slowRequests(0), ...w.slowInClass()].map((r) => `${r.method} ${r.url} (${Math.round(r.ms)} ms)`);

@@ -451,9 +451,12 @@ describe('operations', () => {
   it('refuses to start over the pidfile of a live process', async () => {
     const pidfile = path.join(tmp, 'live.pid');
     writeFileSync(pidfile, `${process.pid}\n`);
-    const s = new Server(['-b', '127.0.0.1:0', '-p', pidfile, fx('listener.ts')]);
-    assert.equal((await s.exited).code, 1);
-    assert.match(s.log, /still running/);
+    // Before anything is bound, in one line; --check-config says the same.
+    for (const check of [[], ['--check-config']]) {
+      const s = new Server(['-b', '127.0.0.1:0', ...check, '-p', pidfile, fx('listener.ts')]);
+      assert.equal((await s.exited).code, 1);
+      assert.match(s.log, /^tunicorn: error: pidfile .*live\.pid names process \d+, which is still running; stop it or choose another --pid\n$/);
+    }
   });
 
   it('writes the access log in Gunicorn format and reopens both logs on USR1', async () => {
@@ -562,5 +565,20 @@ describe('operations', () => {
     assert.ok(order.indexOf('onStarting') < order.indexOf('postFork'));
     assert.ok(order.indexOf('postFork') < order.indexOf('postWorkerInit'));
     assert.ok(order.indexOf('workerExit') < order.indexOf('onExit'));
+    assert.ok(!order.includes('workerInt'), 'TERM is a graceful stop: no worker_int');
+  });
+
+  it('runs worker_int in each worker when the master gets INT or QUIT, as Gunicorn does', async () => {
+    for (const sig of ['SIGINT', 'SIGQUIT'] as const) {
+      const hookLog = path.join(tmp, `hooks-${sig}.log`);
+      writeFileSync(hookLog, '');
+      const { s } = await start(['-w', '2', '-c', fx('hooks.config.ts'), fx('listener.ts')], { HOOK_LOG: hookLog });
+      const workers = await s.workersBooted(2);
+      await until(() => readFileSync(hookLog, 'utf8').split('postWorkerInit').length === 3, 10000, 'postWorkerInit x2');
+      s.signal(sig);
+      await s.exited;
+      const ran = readFileSync(hookLog, 'utf8').trim().split('\n').filter((l) => l.startsWith('workerInt'));
+      assert.deepEqual(ran.map((l) => Number(l.split(' ').at(-1))).sort(), [...workers].sort(), `${sig}: ${ran.join('; ')}`);
+    }
   });
 });

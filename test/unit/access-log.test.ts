@@ -60,6 +60,17 @@ describe('access log format', () => {
     assert.equal(f(entry()), 'POST /a/b x=1 HTTP/1.1 201 12 250500 251 0 0.250500 42 yes -');
   });
 
+  it('reads a response header given to writeHead() (every Fetch Response\'s) from the header block', () => {
+    const f = compileAccessFormat('%({content-type}o)s|%({X-Out}o)s|%({set-cookie}o)s|%({missing}o)s');
+    const e = entry();
+    (e as { res: unknown }).res = {
+      statusCode: 200,
+      getHeader: () => undefined,
+      _header: 'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nx-out:  yes \r\nSet-Cookie: a=1\r\nset-cookie: b=2\r\n\r\n',
+    };
+    assert.equal(f(e), 'application/json|yes|a=1, b=2|-');
+  });
+
   it('reads the body length from the header block when writeHead() set it, in any spelling', () => {
     const f = compileAccessFormat('%(b)s %(B)s');
     const withHead = (head: string | null) => {

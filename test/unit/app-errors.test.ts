@@ -1,6 +1,6 @@
 /** How a failed load is told: the app spec's mistakes, the error's place, and a stack of the app's frames. */
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { close, mkdirSync, mkdtempSync, openSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -60,5 +60,17 @@ describe('what a failed load says', () => {
       ].join('\n'),
     );
     assert.equal(appFrames('Error: x\n    at /srv/app/a.ts:1:1'), 'Error: x\n    at /srv/app/a.ts:1:1');
+  });
+});
+
+describe('a module that calls listen() later', () => {
+  it('is waited for while a timer of its own runs, though something of the caller\'s ended meanwhile', async () => {
+    // A file closing as the load starts: its request is among the resources counted before the import.
+    const fd = openSync(file('closing.txt', 'x'), 'r');
+    close(fd, () => {});
+    file('later.mjs', "import http from 'node:http';\nsetTimeout(() => http.createServer((q, s) => s.end('x')).listen(0).unref(), 200);\n");
+    const { served } = await loadApp('later.mjs', tmp, { onError: () => {} });
+    assert.match(served.kind, /http\.Server/);
+    await new Promise<void>((r) => (served.server ? served.server.close(() => r()) : r()));
   });
 });

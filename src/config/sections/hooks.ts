@@ -46,8 +46,8 @@ export const hooks = {
   }),
   workerInt: hookSetting<WorkerHook>({
     key: 'workerInt', gunicorn: 'worker_int', section, arity: 1,
-    short: 'In the worker, on INT or QUIT: `(worker)`.',
-    doc: 'Called just after a worker exited on SIGINT or SIGQUIT.',
+    short: 'In each worker, on a quick stop (INT or QUIT to the master or to the worker): `(worker)`.',
+    doc: 'Called when a worker is told to stop at once, before the requests in flight are cut: by SIGINT or SIGQUIT to it, or to the master, which passes the quick stop on to every worker. Not on a graceful stop (TERM).',
   }),
   workerAbort: hookSetting<WorkerHook>({
     key: 'workerAbort', gunicorn: 'worker_abort', section, arity: 1,

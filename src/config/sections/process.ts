@@ -48,7 +48,7 @@ export const processSettings = {
     metavar: 'DIR',
     default: null,
     short: 'Change to this directory before loading the app.',
-    doc: 'Relative paths of the app and of the config file are resolved after the change.',
+    doc: 'The app\'s relative path is resolved after the change. The config file is read before it: `-c` and the default `tunicorn.config.*` are found from the directory tunicorn was started in, as Gunicorn reads its config before it changes directory.',
   }),
   rawEnv: mapSetting({
     key: 'rawEnv',
