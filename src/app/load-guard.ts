@@ -15,7 +15,10 @@ export interface LoadGuard {
 }
 
 export async function guardLoading<T>(app: string, loading: Promise<T>, guard: LoadGuard): Promise<T> {
+  let timer: NodeJS.Timeout | null = null;
   const onExit = (code: number) => guard.say(`app ${app} called process.exit(${code}) while loading`);
+  const onDry = () =>
+    fail(`app ${app} never finished loading: its top-level code awaits something that can never settle (nothing else was left to run)`);
   const stop = () => {
     process.off('exit', onExit);
     process.off('beforeExit', onDry);
@@ -26,12 +29,12 @@ export async function guardLoading<T>(app: string, loading: Promise<T>, guard: L
     stop();
     guard.fail(line);
   };
-  const onDry = () =>
-    fail(`app ${app} never finished loading: its top-level code awaits something that can never settle (nothing else was left to run)`);
   process.once('exit', onExit);
   process.once('beforeExit', onDry);
-  const timer = guard.limitS > 0 ? setTimeout(() => fail(`app ${app} did not finish loading within ${guard.limitS} s`), guard.limitS * 1000) : null;
-  timer?.unref();
+  if (guard.limitS > 0) {
+    timer = setTimeout(() => fail(`app ${app} did not finish loading within ${guard.limitS} s`), guard.limitS * 1000);
+    timer.unref();
+  }
   try {
     return await loading;
   } finally {
