@@ -1,14 +1,19 @@
 import { accessSync, constants, statSync } from 'node:fs';
 import path from 'node:path';
 
+/** What an fs call returned, or the error it threw. */
+export function attempt<T>(call: () => T): T | NodeJS.ErrnoException {
+  try {
+    return call();
+  } catch (err) {
+    return err as NodeJS.ErrnoException;
+  }
+}
+
 /** What an fs call failed with (its errno code), or null when it did not. */
 export function errnoOf(call: () => unknown): string | null {
-  try {
-    call();
-    return null;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code ?? 'EUNKNOWN';
-  }
+  const r = attempt(call);
+  return r instanceof Error ? ((r as NodeJS.ErrnoException).code ?? 'EUNKNOWN') : null;
 }
 
 /**

@@ -89,10 +89,11 @@ async function importModule(spec: AppSpec, raw: string, cwd: string, capture: Li
  */
 function withNamedHint(err: unknown, mod: Module, raw: string): unknown {
   if (!(err instanceof AppLoadError)) return err;
-  const named = Object.keys(mod).find((k) => k !== 'default' && SHAPES.some((s) => s.matches(mod[k])));
-  if (named === undefined) return err;
-  const shape = SHAPES.find((s) => s.matches(mod[named]))!;
-  return new AppLoadError(`${err.message}. Its export ${named} is a ${shape.name}: serve it with ${raw}:${named}`, err.detail);
+  for (const [name, value] of Object.entries(mod)) {
+    const shape = name === 'default' ? undefined : SHAPES.find((s) => s.matches(value));
+    if (shape) return new AppLoadError(`${err.message}. Its export ${name} is a ${shape.name}: serve it with ${raw}:${name}`, err.detail);
+  }
+  return err;
 }
 
 function loadError(err: unknown, spec: AppSpec, raw: string): AppLoadError {

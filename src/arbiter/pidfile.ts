@@ -1,7 +1,7 @@
 import { readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { processSettings } from '../config/sections/process.js';
-import { ConfigError } from '../config/setting.js';
-import { checkWritable, longFlag, opening, type OutputFile } from '../logging/output-file.js';
+import { ConfigError, longFlag } from '../config/setting.js';
+import { checkWritable, opening, type OutputFile } from '../logging/output-file.js';
 
 export const PIDFILE: OutputFile = {
   what: 'pidfile',

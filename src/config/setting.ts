@@ -49,8 +49,11 @@ type Base<T> = Omit<Setting<T>, 'kind' | 'takesValue' | 'fromCli' | 'fromConfig'
   check?: (value: T) => string | undefined;
 };
 
+/** A setting's long flag, as `--help` shows it (`--error-logfile`); its only flag if it has no long one. */
+export const longFlag = (flags: readonly string[]): string => flags.find((f) => f.startsWith('--')) ?? flags[0] ?? '';
+
 function fail(s: { key: string; flags: readonly string[] }, value: unknown, accepts: string): never {
-  const flag = s.flags.find((f) => f.startsWith('--'));
+  const flag = longFlag(s.flags);
   const name = flag ? `${s.key} (${flag})` : s.key;
   throw new ConfigError(`invalid value for ${name}: ${show(value)}; ${accepts}`);
 }

@@ -67,8 +67,6 @@ const WHY_UNIX: Record<string, string> = {
 export function explainUnixBindError(socketPath: string, code: string): string {
   const p = createProblem(path.dirname(path.resolve(socketPath)));
   switch (p?.code) {
-    case undefined:
-      return WHY_UNIX[code] ?? code;
     case 'ENOENT':
       return `the directory ${p.dir} does not exist`;
     case 'ENOTDIR':
@@ -79,6 +77,7 @@ export function explainUnixBindError(socketPath: string, code: string): string {
     case 'EPERM':
       return p.reach ? `permission denied: this user cannot reach the directory ${p.dir}` : `permission denied: this user cannot create files in ${p.dir}`;
     default:
+      // Nothing wrong with the directory (or a cause it does not show): the errno's own words.
       return WHY_UNIX[code] ?? code;
   }
 }

@@ -1,9 +1,9 @@
 import { accessSync, constants, existsSync, statSync } from 'node:fs';
-import { createProblem } from '../fs-problem.js';
+import { attempt, createProblem } from '../fs-problem.js';
 import { userInfo } from 'node:os';
 import { dirname, join } from 'node:path';
 import { logging } from '../config/sections/logging.js';
-import { ConfigError } from '../config/setting.js';
+import { ConfigError, longFlag } from '../config/setting.js';
 
 /**
  * A file the server writes, as a user knows it: the setting's name in words and its flag, so a failure to open
@@ -18,9 +18,6 @@ export interface OutputFile {
   /** A file name to suggest when the path given is a directory. */
   readonly example: string;
 }
-
-/** A setting's long flag, as `--help` shows it: `--error-logfile`. */
-export const longFlag = (flags: readonly string[]): string => flags.find((f) => f.startsWith('--')) ?? flags[0] ?? '';
 
 export const ERROR_LOG: OutputFile = {
   what: 'error log',
@@ -97,15 +94,6 @@ export function opening<T>(file: OutputFile, path: string, open: () => T): T {
     const e = err as NodeJS.ErrnoException;
     if (typeof e?.code !== 'string') throw err;
     throw new ConfigError(cannotWrite(file, path, e));
-  }
-}
-
-/** What an fs call threw, or what it returned. */
-function attempt<T>(call: () => T): T | NodeJS.ErrnoException {
-  try {
-    return call();
-  } catch (err) {
-    return err as NodeJS.ErrnoException;
   }
 }
 
