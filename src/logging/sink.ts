@@ -1,4 +1,4 @@
-import { closeSync, openSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, writeSync } from 'node:fs';
 
 /**
  * The gathering buffer's size: when a line does not fit, what is gathered is written at once, whatever the
@@ -12,6 +12,43 @@ const BUFFER_BYTES = 64 * 1024;
  * HTTP parser hands over what the client sent): each character is written as the byte it stands for.
  */
 export type SinkEncoding = 'utf8' | 'latin1';
+
+const nap = new Int32Array(new SharedArrayBuffer(4));
+/** Sleeps a millisecond: the reader of a full pipe is given time to drain it (no poll(2) for pipes in Node). */
+function waitForReader(): void {
+  Atomics.wait(nap, 0, 0, 1);
+}
+
+/**
+ * POSIX's PIPE_BUF on Linux: a write of at most this many bytes to a pipe is never split, and never has another
+ * writer's bytes land inside it.
+ */
+const PIPE_BUF = 4096;
+
+/**
+ * How many bytes of whole lines one write(2) to this descriptor may carry and still arrive in one piece when
+ * other processes write to it too: any number for a regular file (opened O_APPEND, each write lands whole at
+ * the end), PIPE_BUF for a pipe, a socket or a terminal (the master and every worker share stderr).
+ */
+function atomicWriteBytes(fd: number): number {
+  try {
+    return fstatSync(fd).isFile() ? Infinity : PIPE_BUF;
+  } catch {
+    return PIPE_BUF;
+  }
+}
+
+/**
+ * Where the next write of `data` from `start` ends: after the last whole line that keeps it within `max`
+ * bytes; a single line longer than that goes alone (it cannot be whole anyway), up to its newline.
+ */
+export function chunkEnd(data: Buffer, start: number, max: number): number {
+  if (data.length - start <= max) return data.length;
+  const last = data.lastIndexOf(10, start + max - 1);
+  if (last >= start) return last + 1;
+  const next = data.indexOf(10, start + max);
+  return next < 0 ? data.length : next + 1;
+}
 
 /** The sinks with text gathered, written out when the process exits (process.exit runs 'exit' listeners). */
 const pending = new Set<LogSink>();
@@ -39,6 +76,8 @@ export class LogSink {
   #long: string | null = null;
   #scheduled = false;
   readonly #owned: boolean;
+  /** The most bytes one write(2) may carry without another process's write landing inside it. */
+  #atomicBytes: number;
   /** The most bytes one UTF-16 unit of a line can take: 3 in UTF-8, 1 in latin1. */
   readonly #unitBytes: number;
   readonly #tick = (): void => {
@@ -55,6 +94,7 @@ export class LogSink {
     this.#unitBytes = encoding === 'utf8' ? 3 : 1;
     this.#owned = target !== '-';
     this.#fd = this.#owned ? openSync(target, 'a') : stdFd;
+    this.#atomicBytes = atomicWriteBytes(this.#fd);
     if (!exitHooked) {
       exitHooked = true;
       process.on('exit', flushPendingSinks);
@@ -161,14 +201,32 @@ export class LogSink {
     this.#writeOut(this.#buf.subarray(0, used));
   }
 
-  /** Writes all of `data`: a pipe may take part of it (a short write), and the rest follows. */
+  /**
+   * Writes all of `data`: a pipe may take part of it (a short write), and the rest follows. A full pipe
+   * (EAGAIN) is waited for, as a blocking write would: stdout and stderr are often a pipe to a log collector,
+   * and Node makes a pipe it writes to non-blocking for every process that shares it, the workers included.
+   * A reader slower than the server slows the server; no line is dropped or cut.
+   */
   #writeOut(text: string | Buffer): void {
     const data = typeof text === 'string' ? Buffer.from(text, this.encoding) : text;
-    try {
-      for (let off = 0; off < data.length; ) off += writeSync(this.#fd, data, off, data.length - off);
-    } catch {
-      // A closed stderr (EPIPE) or a full disk must not take the server down.
+    for (let start = 0; start < data.length; ) {
+      const end = chunkEnd(data, start, this.#atomicBytes);
+      if (!this.#writeAll(data, start, end)) return;
+      start = end;
     }
+  }
+
+  #writeAll(data: Buffer, start: number, end: number): boolean {
+    for (let off = start; off < end; ) {
+      try {
+        off += writeSync(this.#fd, data, off, end - off);
+      } catch (err) {
+        // A closed stderr (EPIPE) or a full disk must not take the server down.
+        if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') return false;
+        waitForReader();
+      }
+    }
+    return true;
   }
 
   /**
@@ -187,6 +245,7 @@ export class LogSink {
     }
     const old = this.#fd;
     this.#fd = fd;
+    this.#atomicBytes = atomicWriteBytes(fd);
     closeSync(old);
     return null;
   }

@@ -482,6 +482,44 @@ describe('operations', () => {
     await s.kill();
   });
 
+  it('loses no access-log line, and cuts none, when stdout is a pipe its reader stops draining', async () => {
+    // A long User-Agent fills the pipe's 64 KiB in a few hundred lines.
+    const agentName = `agent-${'x'.repeat(300)}`;
+    const { s, port } = await start(['-w', '2', '--access-logfile', '-', fx('listener.ts')]);
+    await s.workersBooted(2);
+    s.child.stdout!.pause();
+    const total = 2000;
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
+    let sent = 0;
+    let done = 0;
+    let lastDone = Date.now();
+    const failures: string[] = [];
+    const loop = async () => {
+      while (sent < total && failures.length === 0) {
+        const n = sent++;
+        const r = await request(port, `/?n=${n}`, { agent, headers: { 'user-agent': agentName }, timeout: 20000 }).catch((e: Error) => ({ status: e.message }));
+        if (r.status !== 200) failures.push(`/?n=${n}: ${r.status}`);
+        done++;
+        lastDone = Date.now();
+      }
+    };
+    const loops = Promise.all(Array.from({ length: 8 }, loop));
+    // The reader drains again once the worker stopped answering (it waits for the pipe), or all were answered.
+    await until(() => done === total || Date.now() - lastDone > 300, 20000, 'the worker to wait for the pipe');
+    const stalled = done < total;
+    s.child.stdout!.resume();
+    await loops;
+    agent.destroy();
+    assert.deepEqual(failures, []);
+    s.signal('SIGTERM');
+    assert.deepEqual(await s.exited, { code: 0, signal: null });
+    const lines = s.stdout.split('\n').filter(Boolean);
+    const wellFormed = lines.filter((l) => /^127\.0\.0\.1 - - \[[^\]]+\] "GET \/\?n=\d+ HTTP\/1\.1" 200 \d+ "-" "agent-x{300}"$/.test(l));
+    assert.equal(wellFormed.length, lines.length, `malformed lines: ${lines.filter((l) => !wellFormed.includes(l)).slice(0, 2).join(' | ')}`);
+    assert.equal(new Set(lines.map((l) => /GET \/\?n=(\d+)/.exec(l)![1])).size, total);
+    assert.ok(stalled, 'the pipe never filled: the test proves nothing');
+  });
+
   it('names the client in the access log of a request whose connection the client reset', async () => {
     const acclog = path.join(tmp, 'access-reset.log');
     const { s, port } = await start(['--access-logfile', acclog, fx('listener.ts')]);

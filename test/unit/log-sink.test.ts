@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
-import { LogSink } from '../../src/logging/sink.js';
+import { chunkEnd, LogSink } from '../../src/logging/sink.js';
 import { until } from '../helpers/server.js';
 
 const tmp = mkdtempSync(path.join(tmpdir(), 'tunicorn-sink-'));
@@ -104,6 +104,21 @@ describe('LogSink', () => {
     sink.write('after\n');
     sink.close();
     assert.equal(read(path.join(`${dir}.old`, 'r.log')), 'before\nafter\n');
+  });
+
+  it('cuts what it writes to a pipe after whole lines, within PIPE_BUF, so writers sharing the pipe never split a line', () => {
+    const data = Buffer.from('aaa\nbbbb\ncc\n');
+    assert.equal(chunkEnd(data, 0, Infinity), data.length, 'a file takes it all at once');
+    assert.equal(chunkEnd(data, 0, 9), 9, 'two lines fit exactly');
+    assert.equal(chunkEnd(data, 0, 8), 4, 'the second line does not fit whole');
+    assert.equal(chunkEnd(data, 4, 8), data.length, 'the rest fits');
+    assert.equal(chunkEnd(data, 0, 3), 4, 'a line longer than the limit goes alone, with its newline');
+    assert.equal(chunkEnd(Buffer.from('no newline at all'), 0, 4), 17, 'and so does text with no newline');
+    const lines = Buffer.from(Array.from({ length: 100 }, (_, i) => `${i} ${'x'.repeat(97)}\n`).join(''));
+    const ends: number[] = [];
+    for (let start = 0; start < lines.length; start = ends.at(-1)!) ends.push(chunkEnd(lines, start, 4096));
+    assert.ok(ends.every((e, i) => e - (ends[i - 1] ?? 0) <= 4096 && lines[e - 1] === 10), `chunks end at newlines, within 4096: ${ends}`);
+    assert.equal(ends.at(-1), lines.length);
   });
 
   it('writes what it gathered when the process exits, by process.exit() or at the end of its loop', () => {
