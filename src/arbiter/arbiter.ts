@@ -355,6 +355,13 @@ export class Arbiter implements HookServer {
           this.manageWorkers();
         }
         return;
+      case 'crashed':
+        if (!w.replaced && !this.#stopping) {
+          w.replaced = true;
+          this.log.info(`Worker ${w.pid} is exiting after an uncaught exception: replacing it`);
+          this.manageWorkers();
+        }
+        return;
       case 'files':
         this.#reloader?.add(m.files);
         return;

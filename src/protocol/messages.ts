@@ -82,6 +82,8 @@ export type WorkerMessage =
   | { readonly t: 'stuck'; readonly slow: readonly InflightRequest[] }
   /** The worker reached max_requests: start its replacement, then stop it. */
   | { readonly t: 'retire'; readonly requests: number }
+  /** An exception nothing caught: the worker finishes its requests and exits; start its replacement now. */
+  | { readonly t: 'crashed' }
   /** --reload: the files the app imported (and the one that failed to load), for the master to watch. */
   | { readonly t: 'files'; readonly files: readonly string[] }
   /**

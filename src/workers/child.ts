@@ -63,6 +63,8 @@ class WorkerProcess {
   #cls: WorkerClass | null = null;
   #stopping = false;
   #interrupted = false;
+  #exitCode = 0;
+  #serving = false;
   readonly runtime: WorkerRuntime;
 
   constructor(
@@ -103,6 +105,7 @@ class WorkerProcess {
       fatal(ExitCode.WORKER_BOOT_ERROR, `worker failed to boot: ${describeLoadError(err)}`, err instanceof Error ? (err.stack ?? '') : '');
     }
     this.startHeartbeat();
+    this.#serving = true;
     send({ t: 'ready' });
   }
 
@@ -162,7 +165,25 @@ class WorkerProcess {
     }
     await runtime.runHook('workerExit', runtime.server, runtime.self);
     runtime.closeLogs();
-    process.exit(0);
+    process.exit(this.#exitCode);
+  }
+
+  /**
+   * An exception nothing caught (a throw in a timer, a rejection nothing handled). The worker is no longer
+   * trusted with new connections, but the requests of other clients it is serving need not fail with it: it
+   * asks the master for a replacement, stops accepting, lets those requests finish (within the graceful
+   * stop's bound), and exits with status 1. One during a stop, or before the worker serves, ends it at once.
+   */
+  crashed(err: unknown): void {
+    const { runtime } = this;
+    if (this.#stopping || !this.#serving) {
+      runtime.log.exception('Uncaught exception in worker; exiting', err);
+      process.exit(1);
+    }
+    runtime.log.exception('Uncaught exception in worker; it finishes the requests it has, takes no new one, and exits', err);
+    this.#exitCode = 1;
+    send({ t: 'crashed' });
+    void this.stop(true, 'after an uncaught exception');
   }
 
   /**
@@ -286,8 +307,12 @@ function main(): void {
       });
     });
     process.on('uncaughtException', (err) => {
-      w.runtime.log.exception('Uncaught exception in worker; exiting', err);
-      process.exit(1);
+      // An app with a listener of its own decides, as it would under plain Node (its listener runs after this).
+      if (process.listenerCount('uncaughtException') > 1) {
+        w.runtime.log.warning(`Uncaught exception in worker, left to the app's uncaughtException listener: ${describeLoadError(err)}`);
+        return;
+      }
+      w.crashed(err);
     });
     try {
       await w.boot();

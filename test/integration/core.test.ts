@@ -98,6 +98,34 @@ describe('serving', () => {
     await s.kill();
   });
 
+  it('an uncaught exception retires the worker: its other requests finish, and a replacement starts at once', async () => {
+    const { s, port } = await start(['-w', '1', fx('listener.ts')]);
+    const [first] = await s.workersBooted(1);
+    const slow = request(port, '/sleep?ms=1500&note=1');
+    await s.waitFor(/app: sleeping 1500 ms/);
+    assert.equal((await request(port, '/throw-later')).status, 200);
+    await s.waitFor(/Uncaught exception in worker; it finishes the requests it has, takes no new one, and exits[\s\S]*boom in a timer/);
+    const [, second] = await s.workersBooted(2);
+    assert.notEqual(second, first);
+    const r = await slow;
+    assert.equal(r.status, 200, 'the request in flight on the worker finished');
+    assert.equal(JSON.parse(r.body).pid, first);
+    await s.waitFor(new RegExp(`Worker exited \\(pid: ${first}\\)`));
+    assert.equal(JSON.parse((await request(port, '/pid')).body).pid, second);
+    await s.kill();
+  });
+
+  it('leaves an uncaught exception to the app when it has an uncaughtException listener of its own', async () => {
+    const { s, port } = await start(['-w', '1', fx('own-uncaught.mjs')]);
+    const first = JSON.parse((await request(port, '/')).body).pid;
+    await request(port, '/throw-later');
+    await s.waitFor(/app: caught boom in a timer/);
+    assert.match(s.log, /left to the app's uncaughtException listener: boom in a timer/);
+    assert.deepEqual(JSON.parse((await request(port, '/')).body), { pid: first, caught: 1 });
+    assert.equal(s.count(/Booting worker/), 1);
+    await s.kill();
+  });
+
   it('spreads connections over workers sharing one socket, and the master accepts none', async () => {
     const { s, port } = await start(['-w', '2', fx('listener.ts')]);
     const pids = await s.workersBooted(2);
