@@ -89,6 +89,8 @@ export class Arbiter implements HookServer {
   #resolved: Resolved;
   #listeners: Listener[] = [];
   readonly #workers = new Map<number, WorkerHandle>();
+  /** Master hooks whose promise has not settled yet: one that never does is named if the master stalls on it. */
+  readonly hooksRunning = new Set<string>();
   readonly #queue: SignalName[] = [];
   readonly #pidfile = new Pidfile();
   #age = 0;
@@ -778,10 +780,13 @@ export class Arbiter implements HookServer {
   ): Promise<void> {
     const fn = this.cfg[name] as ((...a: unknown[]) => unknown) | null;
     if (!fn) return;
+    this.hooksRunning.add(name);
     try {
       await fn(...args);
     } catch (err) {
       this.log.exception(`Exception in ${name} hook`, err);
+    } finally {
+      this.hooksRunning.delete(name);
     }
   }
 }

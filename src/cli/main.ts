@@ -96,6 +96,16 @@ async function main(): Promise<void> {
   // here with --preload) or a hook's, and the log says so rather than the master vanishing in silence.
   // An uncaught error ends it too, with Node's own account of it.
   process.once('uncaughtExceptionMonitor', () => (exiting = true));
+  // The loop ran dry while the master awaited something that can never settle (a hook's promise with nothing
+  // left to resolve it): Node would exit 0 in silence.
+  process.once('beforeExit', () => {
+    if (exiting) return;
+    exiting = true;
+    const hooks = [...arbiter.hooksRunning];
+    const what = hooks.length ? `the ${hooks.join(' and ')} hook returned a promise that never settles` : 'it was left waiting on a promise that never settles';
+    arbiter.log.critical(`The master cannot go on: ${what}, and nothing is left to run; exiting with status 1`);
+    process.exit(1);
+  });
   process.once('exit', (status) => {
     if (!exiting) arbiter.log.critical(`The master is exiting with status ${status}: process.exit() was called by the app (--preload) or a server hook, not by tunicorn`);
   });

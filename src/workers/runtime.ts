@@ -122,17 +122,24 @@ export class WorkerRuntime {
     }
   }
 
-  /** The same, for hooks on the request path: synchronous, a returned promise is not awaited. */
-  runHookSync<K extends keyof WorkerHooks>(name: K, ...args: Parameters<NonNullable<WorkerHooks[K]>>): void {
+  /**
+   * The same, for hooks on the request path: no promise of ours when the hook returns none. A promise it
+   * returns comes back (settled as fulfilled, a rejection logged) for the caller to wait on, or not.
+   */
+  runHookSync<K extends keyof WorkerHooks>(name: K, ...args: Parameters<NonNullable<WorkerHooks[K]>>): Promise<void> | undefined {
     const fn = this.hooks[name] as ((...a: unknown[]) => unknown) | null;
     if (!fn) return;
     try {
       const r = fn(...args);
       if (r && typeof (r as Promise<unknown>).then === 'function')
-        (r as Promise<unknown>).then(undefined, (err) => this.log.exception(`Exception in ${name} hook`, err));
+        return Promise.resolve(r as Promise<unknown>).then(
+          () => undefined,
+          (err) => this.log.exception(`Exception in ${name} hook`, err),
+        );
     } catch (err) {
       this.log.exception(`Exception in ${name} hook`, err);
     }
+    return undefined;
   }
 
   /** An error from the app: 500 if nothing was sent, else the connection is cut. Nothing reaches the client. */
@@ -180,8 +187,14 @@ export class WorkerRuntime {
       if (this.draining || noKeepAlive) res.shouldKeepAlive = false;
       // on, not once: 'close' is emitted once anyway, and once() would wrap the listener in one more function.
       res.on('close', () => this.closed(entry));
-      if (hasPre) this.runHookSync('preRequest', this.self, req, res);
-      this.countRequest();
+      if (hasPre) {
+        const pending = this.runHookSync('preRequest', this.self, req, res);
+        this.countRequest();
+        // An async pre_request (an auth or tracing call) is waited for: the app sees the request after it.
+        if (pending) return void pending.then(() => listener(req, res)).catch((err) => this.onAppError(err, req, res));
+      } else {
+        this.countRequest();
+      }
       listener(req, res);
     };
   }

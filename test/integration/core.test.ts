@@ -385,6 +385,22 @@ describe('failures are stated, not dumped', () => {
     assert.equal((await request(port, '/')).status, 200);
     await s.kill();
   });
+
+  it('waits for an async pre_request before the app sees the request; a rejection is logged and the request goes on', async () => {
+    const { s, port } = await start(['-c', fx('async-pre-request.config.ts'), fx('whoami.ts')]);
+    assert.equal(JSON.parse((await request(port, '/')).body).xff, 'set-by-the-hook');
+    const r = await request(port, '/fail');
+    assert.equal(r.status, 200);
+    await s.waitFor(/Exception in preRequest hook[\s\S]*pre_request failed on purpose/);
+    await s.kill();
+  });
+
+  it('a master hook whose promise never settles is named, with status 1, not a silent exit 0', async () => {
+    const s = new Server(['-b', '127.0.0.1:0', '-c', fx('hanging-hook.config.ts'), fx('listener.ts')]);
+    assert.deepEqual(await s.exited, { code: 1, signal: null });
+    assert.match(s.log, /The master cannot go on: the onStarting hook returned a promise that never settles/);
+    assert.doesNotMatch(s.log, /process\.exit\(\) was called/);
+  });
 });
 
 describe('configuration', () => {

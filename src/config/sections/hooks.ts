@@ -60,12 +60,12 @@ export const hooks = {
   preRequest: hookSetting<RequestHook>({
     key: 'preRequest', gunicorn: 'pre_request', section, arity: 3,
     short: 'In the worker, before the app sees a request: `(worker, req, res)`.',
-    doc: 'Called just before a worker processes the request.',
+    doc: 'Called just before a worker processes the request. If it returns a promise, the app sees the request once the promise settles (a rejection is logged, and the request goes on); a hook that returns nothing costs no promise.',
   }),
   postRequest: hookSetting<RequestHook>({
     key: 'postRequest', gunicorn: 'post_request', section, arity: 3,
     short: 'In the worker, after the response is finished: `(worker, req, res)`.',
-    doc: 'Called after a worker processes the request.',
+    doc: 'Called after a worker processes the request. A promise it returns is not waited for (the response is already sent); a rejection is logged.',
   }),
   childExit: hookSetting<ServerWorkerHook>({
     key: 'childExit', gunicorn: 'child_exit', section, arity: 2,
