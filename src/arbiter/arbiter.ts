@@ -196,6 +196,14 @@ export class Arbiter implements HookServer {
     if (this.cfg.reload) this.startReloader();
     process.title = `tunicorn: master [${this.name}]`;
     for (const sig of SIGNALS) {
+      // The master's signals are its own, as Gunicorn's master replaces the handlers of a preloaded app: a
+      // listener the app (--preload) or the config file added would run beside ours, and a common one,
+      // `process.exit()` on TERM, would cut the graceful stop short. In the workers the app keeps them.
+      const foreign = process.listenerCount(sig);
+      if (foreign > 0) {
+        process.removeAllListeners(sig);
+        this.log.warning(`The master handles ${sig.slice(3)} itself: ${foreign} ${sig} listener(s) added by the app (--preload) or the config file will not run in the master`);
+      }
       const h = () => this.enqueue(sig);
       this.#onSignal.set(sig, h);
       process.on(sig, h);

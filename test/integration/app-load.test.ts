@@ -28,6 +28,8 @@ const waitsForever = app('waits-forever.mjs', "import net from 'node:net';\nawai
 const loads = app('loads.mjs', '');
 const exits = app('exits.mjs', 'process.exit(3);');
 const exitsLater = app('exits-later.mjs', 'setTimeout(() => process.exit(3), 300);');
+/** The common "graceful" snippet: exit on TERM. */
+const exitsOnTerm = app('exits-on-term.mjs', "process.on('SIGTERM', () => process.exit(0));");
 
 describe('an app that ends or stalls its loading', () => {
   for (const flag of ['--check-config', '--preload']) {
@@ -55,6 +57,16 @@ describe('an app that ends or stalls its loading', () => {
     assert.equal((await s.exited).code, 3);
     assert.match(s.log, /\[CRITICAL\] The master is exiting with status 3: process\.exit\(\) was called by the app \(--preload\) or a server hook, not by tunicorn\n/);
     await s.waitFor(/Worker exiting \(pid: \d+\): the master is gone/);
+  });
+
+  it('--preload: the app\'s TERM listener does not run in the master, whose graceful stop goes on', async () => {
+    const s = new Server(['-b', '127.0.0.1:0', '--preload', '--graceful-timeout', '5', exitsOnTerm]);
+    await s.workersBooted(1);
+    assert.match(s.log, /\[WARNING\] The master handles TERM itself: 1 SIGTERM listener\(s\) added by the app \(--preload\) or the config file will not run in the master\n/);
+    s.signal('SIGTERM');
+    assert.deepEqual(await s.exited, { code: 0, signal: null });
+    assert.match(s.log, /Shutting down: Master/);
+    assert.doesNotMatch(s.log, /The master is exiting with status|the master is gone/);
   });
 
   it('a normal stop says nothing of the kind', async () => {
