@@ -65,6 +65,9 @@ class WorkerProcess {
   #interrupted = false;
   #exitCode = 0;
   #serving = false;
+  /** tunicorn's own TERM listener (the app's are the others), and whether a real TERM already reached them. */
+  ownTermListener: (() => void) | null = null;
+  termDelivered = false;
   readonly runtime: WorkerRuntime;
 
   constructor(
@@ -157,6 +160,7 @@ class WorkerProcess {
     const { runtime } = this;
     runtime.acceptDrain = drain;
     runtime.handOverOnStop = handOver;
+    const stoppedAt = Date.now();
     runtime.log.info(`Worker exiting (pid: ${process.pid})${why ? `: ${why}` : ''}`);
     try {
       await this.#cls?.stop(graceful);
@@ -164,8 +168,38 @@ class WorkerProcess {
       runtime.log.exception('Error while stopping', err);
     }
     await runtime.runHook('workerExit', runtime.server, runtime.self);
+    if (graceful && !this.#interrupted) await this.runAppTermListeners(stoppedAt);
     runtime.closeLogs();
     process.exit(this.#exitCode);
+  }
+
+  /**
+   * The app's own TERM listeners (NestJS's enableShutdownHooks(), a `process.on('SIGTERM', ...)` that closes a
+   * database pool) run at the end of a graceful stop, once the worker's requests are finished: the master
+   * stops a worker with a message, not a signal, so they would not run at all. A listener that returns a
+   * promise is waited for, until the master's kill at graceful_timeout draws near. Not when a real TERM
+   * reached the worker: Node ran them then. A framework close() that already removed its listener (Nest's,
+   * for an exported Nest app) does not run twice.
+   */
+  private async runAppTermListeners(stoppedAt: number): Promise<void> {
+    if (this.termDelivered) return;
+    const own = this.ownTermListener;
+    const listeners = process.listeners('SIGTERM').filter((l) => l !== own);
+    if (listeners.length === 0) return;
+    const { runtime } = this;
+    const left = Math.max(0, stoppedAt + runtime.config.gracefulTimeout * 900 - Date.now());
+    const calls = listeners.map(async (l) => {
+      try {
+        await (l as (signal: NodeJS.Signals) => unknown)('SIGTERM');
+      } catch (err) {
+        runtime.log.exception("Exception in the app's SIGTERM listener", err);
+      }
+    });
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<'late'>((r) => (timer = setTimeout(() => r('late'), left)));
+    if ((await Promise.race([Promise.all(calls), late])) === 'late')
+      runtime.log.warning(`The app's SIGTERM listener(s) had not finished after ${Math.round(left / 1000)} s; exiting`);
+    clearTimeout(timer);
   }
 
   /**
@@ -288,7 +322,12 @@ function main(): void {
     }
     const w = new WorkerProcess(init, hooks, leases);
     process.off('SIGINT', early).off('SIGTERM', early).off('SIGQUIT', early);
-    process.on('SIGTERM', () => void w.stop(true, 'SIGTERM'));
+    w.ownTermListener = () => {
+      // The app's own TERM listeners run in this same emit, after this one.
+      w.termDelivered = true;
+      void w.stop(true, 'SIGTERM');
+    };
+    process.on('SIGTERM', w.ownTermListener);
     process.on('SIGINT', () => w.quickStop('SIGINT'));
     process.on('SIGQUIT', () => w.quickStop('SIGQUIT'));
     process.on('SIGUSR1', () => w.onMessage({ t: 'reopen' }));
