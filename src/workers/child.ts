@@ -5,7 +5,6 @@
 import type { SendHandle } from 'node:child_process';
 import net from 'node:net';
 import { AppLoadError, appFrames } from '../app/errors.js';
-import { loadErrorPage } from '../app/error-page.js';
 import { loadApp } from '../app/load.js';
 import { guardLoading } from '../app/load-guard.js';
 import type { ServedApp } from '../app/shapes.js';
@@ -14,12 +13,12 @@ import { SETTINGS, type Config } from '../config/registry.js';
 import { openDup } from '../http/peek.js';
 import { flushPendingSinks } from '../logging/sink.js';
 import { isMasterMessage, ExitCode, WATCHDOG_FD, type InflightRequest, type MasterMessage, type WorkerMessage } from '../protocol/messages.js';
-import { importedFiles } from './imported-files.js';
 import { Leases, type LeasedHandle } from './leases.js';
 import { dropPrivileges, resolveIdentity } from './privileges.js';
 import { loadHooks, WorkerRuntime, type WorkerHooks } from './runtime.js';
 import { keepTickShape } from './tick-shape.js';
 import { heartbeatEvery, Watchdog } from './watchdog.js';
+import { loadWatched } from './watched-load.js';
 import { WORKER_CLASSES, type WorkerClass } from './worker-class.js';
 
 
@@ -112,28 +111,13 @@ class WorkerProcess {
     send({ t: 'ready' });
   }
 
-  private async loadApp(cwd: string): Promise<ServedApp> {
+  private loadApp(cwd: string): Promise<ServedApp> {
     const { runtime, init } = this;
-    const reload = runtime.config.reload;
-    // Imported only for --reload: it loads node:worker_threads, which the other workers do without.
-    if (reload) (await import('./esm-watch.js')).watchEsmImports((files) => send({ t: 'files', files }));
-    try {
-      // A process.exit() in the app's top-level code is named in the log; a load that never ends meets the
-      // master's boot timeout.
-      const say = (line: string) => runtime.log.error(line);
-      const { served } = await guardLoading(init.app, loadApp(init.app, cwd, { onError: runtime.onAppError }), { say, fail: say, limitS: 0 });
-      runtime.log.debug(`Serving ${init.app} as ${served.kind}`);
-      if (reload) send({ t: 'files', files: importedFiles(init.app, cwd) });
-      return served;
-    } catch (err) {
-      // --reload: a developer's broken code keeps the server up and shows why, until a file changes.
-      if (!reload || !(err instanceof AppLoadError)) throw err;
-      send({ t: 'files', files: importedFiles(init.app, cwd, err) });
-      const say = `${err.message}; serving a 500 page that shows it until a watched file changes`;
-      if (init.id === 1) runtime.log.error(`${say}${err.detail ? `\n${err.detail}` : ''}`);
-      else runtime.log.debug(say);
-      return loadErrorPage(err);
-    }
+    // A process.exit() in the app's top-level code is named in the log; a load that never ends meets the
+    // master's boot timeout.
+    const say = (line: string) => runtime.log.error(line);
+    const load = () => guardLoading(init.app, loadApp(init.app, cwd, { onError: runtime.onAppError }), { say, fail: say, limitS: 0 });
+    return loadWatched(runtime, init.app, cwd, load, init.id === 1);
   }
 
   private startHeartbeat(): void {

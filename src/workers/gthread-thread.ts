@@ -1,7 +1,8 @@
 /**
- * One thread of a gthread worker (see gthread.ts): it imports the config file's hooks and the app itself,
- * serves one request at a time on its own descriptors of the listening sockets, and beats in shared memory
- * so a stuck thread makes its process miss the master's heartbeat.
+ * One thread of a gthread worker (see gthread.ts): it imports the config file's hooks and the app itself
+ * (and runs that copy's `startup`), serves one request at a time on its own descriptors of the listening
+ * sockets, and beats in shared memory so a stuck thread makes its process miss the master's heartbeat. With
+ * --reload it reports the files its copy of the app imported, and serves a load error as a 500 page.
  */
 import { closeSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
@@ -17,6 +18,7 @@ import { loadHooks, WorkerRuntime } from './runtime.js';
 import { Serving } from './serving.js';
 import { ThreadSlots } from './thread-slots.js';
 import { keepTickShape } from './tick-shape.js';
+import { loadWatched } from './watched-load.js';
 
 export interface ThreadData {
   readonly thread: number;
@@ -44,6 +46,8 @@ export type ThreadMessage =
   | { readonly t: 'ready' }
   | { readonly t: 'fatal'; readonly appLoad: boolean; readonly message: string; readonly detail: string }
   | { readonly t: 'retire'; readonly requests: number }
+  /** --reload: files this thread's copy of the app imported; the process passes them on to the master. */
+  | { readonly t: 'files'; readonly files: readonly string[] }
   /** TERM: this thread drained the backlog and closed its descriptors of the sockets. */
   | { readonly t: 'drained' };
 
@@ -67,10 +71,15 @@ async function main(): Promise<void> {
     runtime = new WorkerRuntime(d.config as unknown as Config, hooks, d.id, d.age, d.masterPid, (m) => {
       if (m.t === 'retire') post({ t: 'retire', requests: m.requests });
       else if (m.t === 'drained') post({ t: 'drained' });
+      else if (m.t === 'files') post({ t: 'files', files: m.files });
     });
     runtime.shareCount(new Int32Array(d.sab, 4 * d.threads, 1));
     runtime.watchdog = new ThreadSlots(d.threads, d.slots).writer(d.thread);
-    served = (await loadApp(d.app, process.cwd(), { onError: runtime.onAppError })).served;
+    const cwd = process.cwd();
+    // One thread logs a load error served as a page (--reload), as one worker does.
+    served = await loadWatched(runtime, d.app, cwd, () => loadApp(d.app, cwd, { onError: runtime.onAppError }), d.id === 1 && d.thread === 0);
+    // This thread's copy of the app; a throw is an AppLoadError, which stops the server as a failed load does.
+    await served.startup?.();
   } catch (err) {
     if (err instanceof AppLoadError) post({ t: 'fatal', appLoad: true, message: err.message, detail: err.detail });
     else post({ t: 'fatal', appLoad: false, message: `thread ${d.thread} failed to boot: ${describeLoadError(err)}`, detail: '' });

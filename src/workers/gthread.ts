@@ -45,6 +45,8 @@ export class GthreadWorker implements WorkerClass {
    * process: well under 1 KB per connection handed over (on a timeout, or when a worker is replaced).
    */
   readonly #adopted: object[] = [];
+  /** --reload: the files already passed on to the master (every thread imports the same app). */
+  readonly #reported = new Set<string>();
 
   constructor(private readonly ctx: WorkerClassContext) {}
 
@@ -91,6 +93,11 @@ export class GthreadWorker implements WorkerClass {
                 return reject(m.appLoad ? new AppLoadError(m.message, m.detail) : new Error(m.message));
               case 'retire':
                 return runtime.retire(m.requests);
+              case 'files': {
+                const fresh = m.files.filter((f) => !this.#reported.has(f));
+                for (const f of fresh) this.#reported.add(f);
+                return runtime.reportFiles(fresh);
+              }
               case 'drained':
                 // The process has drained once every thread has.
                 if (++this.#drained === n) runtime.reportDrained();

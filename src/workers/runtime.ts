@@ -280,6 +280,11 @@ export class WorkerRuntime {
     this.send({ t: 'retire', requests });
   }
 
+  /** --reload: files of the app loaded here (a gthread thread's go through its process), for the master to watch. */
+  reportFiles(files: readonly string[]): void {
+    if (files.length > 0) this.send({ t: 'files', files });
+  }
+
   /** TERM: this worker (or gthread thread) accepted what the backlog held and closed its listeners. */
   reportDrained(): void {
     this.send({ t: 'drained' });

@@ -19,6 +19,7 @@ export class SyncWorker implements WorkerClass {
   async start(): Promise<void> {
     this.#served = await this.ctx.loadApp();
     await this.ctx.appLoaded();
+    await this.#served.startup?.();
     const serving = new Serving(this.ctx.runtime, this.#served, this.ctx.listeners);
     this.#serving = serving;
     const accept = new AcceptSwitch(serving, this.ctx.leases, this.ctx.listeners.length);

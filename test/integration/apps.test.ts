@@ -10,6 +10,7 @@
  * - a module that listen()s at import (Express), awaits its listen() at the top level (Fastify), or listens
  *   later (Nest bootstrap()): served on the bind address; its own port is never opened
  * - lifespan: startup() before the first request; shutdown() on max-requests recycling and on TERM;
+ *   startup() under sync and gthread too (in each gthread thread); one that throws stops the server;
  *   Fastify's onClose and Nest's shutdown hooks run on TERM, once, also from a main.ts's enableShutdownHooks()
  * - a Fetch handler's AbortSignal fires when the client goes away; clientAddress() gives the client
  */
@@ -20,7 +21,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import WebSocket from 'ws';
-import { FIXTURES, request, Server, stopAll, until, type Reply } from '../helpers/server.js';
+import { FIXTURES, request, Server, stopAll, until, within, type Reply } from '../helpers/server.js';
 
 after(stopAll);
 
@@ -205,6 +206,8 @@ const SHAPES: Shape[] = [
 for (const shape of SHAPES) void serve(shape.fixture, [], shape.env);
 void serve(fx('websocket.ts'));
 void serve(fx('lifespan.ts'), ['--max-requests', '3']);
+void serve(fx('lifespan.ts'), ['-k', 'sync']);
+void serve(fx('lifespan.ts'), ['-k', 'gthread', '--threads', '2']);
 void serve(fx('abort.ts'));
 
 describe('serves every shape with its real framework', { concurrency: true }, () => {
@@ -265,6 +268,28 @@ describe('serves every shape with its real framework', { concurrency: true }, ()
     const next = JSON.parse((await first(port, '/')).body);
     assert.notEqual(next.pid, firstPid);
     assert.equal(next.state, 'started');
+  });
+
+  it('startup() runs under sync, and in each gthread thread (each has its own copy of the app)', async () => {
+    const sync = await serve(fx('lifespan.ts'), ['-k', 'sync']);
+    assert.equal(JSON.parse((await first(sync.port, '/')).body).state, 'started');
+    const gthread = await serve(fx('lifespan.ts'), ['-k', 'gthread', '--threads', '2']);
+    // Whichever thread answers ran its own startup().
+    for (let i = 0; i < 4; i++) assert.equal(JSON.parse((await first(gthread.port, '/')).body).state, 'started');
+    const pid = JSON.parse((await first(gthread.port, '/')).body).pid as number;
+    assert.equal(lines(gthread.lifespan).split('\n').filter((l) => l === `startup ${pid}`).length, 2, 'one startup() per thread');
+  });
+
+  it('a startup() that throws stops the server with status 1 and the cause, under every class', async () => {
+    const servers = ['async', 'sync', 'gthread'].map((k) => ({ k, s: new Server(['-b', '127.0.0.1:0', '-k', k, fx('startup-throws.ts')]) }));
+    for (const { k, s } of servers) {
+      const exit = await within(s.exited, 10000, `-k ${k} to stop`).catch((err: Error) => {
+        throw new Error(`${err.message}; the server's log:\n${s.log}`);
+      });
+      assert.equal(exit.code, 1, `-k ${k}: ${s.log}`);
+      assert.match(s.log, /\[ERROR\] app .*startup-throws\.ts: startup\(\) failed: the database did not answer/, `-k ${k}`);
+      assert.match(s.log, /Reason: App failed to load/, `-k ${k}`);
+    }
   });
 });
 

@@ -5,6 +5,7 @@
  *   a page that shows it; fixing the file brings the app back
  * - a --reload-extra-file glob triggers a restart too
  * - a JavaScript ES module app's native imports are watched too
+ * - gthread: each thread loads its own copy of the app and reports its files, so the same holds there
  * - without --reload, an app that fails to load still stops the server (no error page in production)
  */
 import assert from 'node:assert/strict';
@@ -22,6 +23,18 @@ async function body(port: number): Promise<{ status: number; body: string }> {
   } catch (err) {
     return { status: 0, body: String(err) };
   }
+}
+
+/** Asks for / every 100 ms until the answer passes `ok`, bounded by `ms`; returns that answer. */
+async function answer(port: number, ok: (r: { status: number; body: string }) => boolean, ms: number, what: string): Promise<{ status: number; body: string }> {
+  const end = Date.now() + ms;
+  let last = await body(port);
+  while (!ok(last)) {
+    assert.ok(Date.now() < end, `timed out after ${ms} ms waiting for ${what}; last answer: ${last.status} ${last.body}`);
+    await new Promise((r) => setTimeout(r, 100));
+    last = await body(port);
+  }
+  return last;
 }
 
 describe('--reload', () => {
@@ -84,6 +97,42 @@ describe('--reload', () => {
       last = (await body(port)).body;
       if (!/^v2 /.test(last)) await new Promise((r) => setTimeout(r, 100));
     }
+    s.signal('SIGTERM');
+    assert.equal((await s.exited).code, 0);
+  });
+
+  it('gthread: a change to an imported module reloads, a load error shows the 500 page in the threads', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'tunicorn-reload-gthread-'));
+    cpSync(path.join(FIXTURES, 'reload-app'), dir, { recursive: true });
+    const s = new Server(['-b', '127.0.0.1:0', '-k', 'gthread', '--threads', '2', '--reload', 'app.ts'], { cwd: dir });
+    const port = await s.port();
+    await s.waitFor(/Ready: /);
+    assert.match((await request(port, '/')).body, /^v1 /);
+    writeFileSync(path.join(dir, 'message.ts'), `export const message: string = 'v2';\n`);
+    await s.waitFor(/Reloading: .*message\.ts changed; restarting the workers/, 15000);
+    await answer(port, (r) => /^v2 /.test(r.body), 15000, 'the new code to serve');
+
+    writeFileSync(path.join(dir, 'message.ts'), `export const message: string = 'v3'\nconst = ;\n`);
+    const last = await answer(port, (r) => r.status === 500, 15000, 'the error page');
+    assert.match(last.body, /App failed to load/);
+    assert.match(last.body, /message\.ts/);
+    assert.equal(s.child.exitCode, null, 'the master is still up');
+    writeFileSync(path.join(dir, 'message.ts'), `export const message: string = 'v4';\n`);
+    await answer(port, (r) => /^v4 /.test(r.body), 15000, 'the fixed code to serve');
+    s.signal('SIGTERM');
+    assert.equal((await s.exited).code, 0);
+  });
+
+  it('gthread: a JavaScript ES module app\'s native imports are watched from the threads', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'tunicorn-reload-gthread-esm-'));
+    cpSync(path.join(FIXTURES, 'reload-esm'), dir, { recursive: true });
+    const s = new Server(['-b', '127.0.0.1:0', '-k', 'gthread', '--threads', '2', '--reload', 'app.mjs'], { cwd: dir });
+    const port = await s.port();
+    await s.waitFor(/Ready: /);
+    assert.match((await request(port, '/')).body, /^v1 /);
+    writeFileSync(path.join(dir, 'message.mjs'), `export const message = 'v2';\n`);
+    await s.waitFor(/Reloading: .*message\.mjs changed; restarting the workers/, 15000);
+    await answer(port, (r) => /^v2 /.test(r.body), 15000, 'the new code to serve');
     s.signal('SIGTERM');
     assert.equal((await s.exited).code, 0);
   });

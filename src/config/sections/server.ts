@@ -92,7 +92,8 @@ export const server = {
     short: 'The number of threads per worker (gthread).',
     doc:
       'Each thread is a `node:worker_threads` thread with its own copy of the app and event loop, sharing ' +
-      'its process\'s listening sockets. Threads share the process, not a JavaScript heap.',
+      'its process\'s listening sockets; each thread runs the `startup` export of its copy. Threads share ' +
+      'the process, not a JavaScript heap.',
   }),
   workerConnections: intSetting({
     key: 'workerConnections',
