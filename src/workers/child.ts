@@ -152,38 +152,10 @@ class WorkerProcess {
       runtime.log.exception('Error while stopping', err);
     }
     await runtime.runHook('workerExit', runtime.server, runtime.self);
-    if (graceful && !this.#interrupted) await this.runAppTermListeners(stoppedAt);
+    // Not when a real TERM reached this worker: Node ran them then.
+    if (graceful && !this.#interrupted && !this.termDelivered) await runtime.runAppTermListeners(stoppedAt, this.ownTermListener);
     runtime.closeLogs();
     process.exit(this.#exitCode);
-  }
-
-  /**
-   * The app's own TERM listeners (NestJS's enableShutdownHooks(), a `process.on('SIGTERM', ...)` that closes a
-   * database pool) run at the end of a graceful stop, once the worker's requests are finished: the master
-   * stops a worker with a message, not a signal, so they would not run at all. A listener that returns a
-   * promise is waited for, until the master's kill at graceful_timeout draws near. Not when a real TERM
-   * reached the worker: Node ran them then. A framework close() that already removed its listener (Nest's,
-   * for an exported Nest app) does not run twice.
-   */
-  private async runAppTermListeners(stoppedAt: number): Promise<void> {
-    if (this.termDelivered) return;
-    const own = this.ownTermListener;
-    const listeners = process.listeners('SIGTERM').filter((l) => l !== own);
-    if (listeners.length === 0) return;
-    const { runtime } = this;
-    const left = Math.max(0, stoppedAt + runtime.config.gracefulTimeout * 900 - Date.now());
-    const calls = listeners.map(async (l) => {
-      try {
-        await (l as (signal: NodeJS.Signals) => unknown)('SIGTERM');
-      } catch (err) {
-        runtime.log.exception("Exception in the app's SIGTERM listener", err);
-      }
-    });
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<'late'>((r) => (timer = setTimeout(() => r('late'), left)));
-    if ((await Promise.race([Promise.all(calls), late])) === 'late')
-      runtime.log.warning(`The app's SIGTERM listener(s) had not finished after ${Math.round(left / 1000)} s; exiting`);
-    clearTimeout(timer);
   }
 
   /**

@@ -99,17 +99,20 @@ async function main(): Promise<void> {
   }
   port.on('message', (m: ToThread) => {
     switch (m.t) {
-      case 'stop':
+      case 'stop': {
         runtime.acceptDrain = m.drain;
+        const stoppedAt = Date.now();
         void serving
           .stop(m.graceful)
           .then(() => served.close?.())
+          .then(() => (m.graceful ? runtime.runAppTermListeners(stoppedAt, null) : undefined))
           .catch((err) => runtime.log.exception('Error while stopping a thread', err))
           .finally(() => {
             runtime.closeLogs();
             process.exit(0);
           });
         return;
+      }
       case 'reopen':
         runtime.reopenLogs();
         return;

@@ -280,6 +280,32 @@ export class WorkerRuntime {
     this.send({ t: 'retire', requests });
   }
 
+  /**
+   * The app's own TERM listeners (NestJS's enableShutdownHooks(), a `process.on('SIGTERM', ...)` that closes a
+   * database pool), at the end of a graceful stop, once the requests are finished: the master stops a worker
+   * with a message, not a signal, and a gthread thread gets no signals at all, so they would not run. A
+   * listener that returns a promise is waited for, until the master's kill at graceful_timeout (counted from
+   * `stoppedAt`) draws near. A framework close() that removed its listener already (Nest's, for an exported
+   * Nest app) does not run it twice. `own`: tunicorn's listener, skipped.
+   */
+  async runAppTermListeners(stoppedAt: number, own: unknown): Promise<void> {
+    const listeners = process.listeners('SIGTERM').filter((l) => l !== own);
+    if (listeners.length === 0) return;
+    const left = Math.max(0, stoppedAt + this.config.gracefulTimeout * 900 - Date.now());
+    const calls = listeners.map(async (l) => {
+      try {
+        await (l as (signal: NodeJS.Signals) => unknown)('SIGTERM');
+      } catch (err) {
+        this.log.exception("Exception in the app's SIGTERM listener", err);
+      }
+    });
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<'late'>((r) => (timer = setTimeout(() => r('late'), left)));
+    if ((await Promise.race([Promise.all(calls), late])) === 'late')
+      this.log.warning(`The app's SIGTERM listener(s) had not finished after ${Math.round(left / 1000)} s; exiting`);
+    clearTimeout(timer);
+  }
+
   /** --reload: files of the app loaded here (a gthread thread's go through its process), for the master to watch. */
   reportFiles(files: readonly string[]): void {
     if (files.length > 0) this.send({ t: 'files', files });

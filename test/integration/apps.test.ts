@@ -300,16 +300,18 @@ describe('stopping runs the framework close() and the shutdown hooks', () => {
       { run: await serve(fx('nest/app.ts')), note: 'nest-close' },
       // Its enableShutdownHooks() listens for TERM, which the worker never gets: tunicorn calls the listener.
       { run: await serve(fx('nest/main-hooks.ts')), note: 'nest-close', signal: 'SIGTERM' },
+      // A gthread thread gets no signal at all: each thread's copy of the app hears TERM from tunicorn.
+      { run: await serve(fx('nest/main-hooks.ts'), ['-k', 'gthread', '--threads', '2']), note: 'nest-close', signal: 'SIGTERM', times: 2 },
       { run: await serve(fx('lifespan.ts'), ['--max-requests', '3']), note: 'shutdown' },
     ];
     for (const { run } of targets) await first(run.port, '/');
     for (const { run } of targets) run.s.signal('SIGTERM');
-    for (const { run, note, signal } of targets) {
+    for (const { run, note, signal, times = 1 } of targets) {
       const exit = await run.s.exited;
       assert.equal(exit.code, 0);
       const pids = [...run.s.log.matchAll(/Booting worker with pid: (\d+)/g)].map((m) => m[1]);
       const ran = lines(run.lifespan).split('\n').filter((l) => l.startsWith(`${note} ${pids.at(-1)}`));
-      assert.equal(ran.length, 1, `${note} once in the last worker: ${lines(run.lifespan)}`);
+      assert.equal(ran.length, times, `${note} ${times} time(s) in the last worker: ${lines(run.lifespan)}`);
       if (signal) assert.equal(ran[0], `${note} ${pids.at(-1)} ${signal}`);
     }
   });
