@@ -334,7 +334,8 @@ export class Arbiter implements HookServer {
       age,
       app: this.#resolved.app!,
       configPath: this.#resolved.configPath,
-      config: serializableConfig(this.cfg),
+      // The count wanted now (TTIN/TTOU change it): the worker's hooks see it as server.numWorkers.
+      config: { ...serializableConfig(this.cfg), workers: this.numWorkers },
       listeners: listenerLayout(this.#listeners.map((l) => l.url), copies),
       masterPid: process.pid,
     };

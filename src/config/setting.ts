@@ -61,6 +61,8 @@ function fail(s: { key: string; flags: readonly string[] }, value: unknown, acce
 export function show(value: unknown): string {
   if (typeof value === 'string') return JSON.stringify(value);
   if (typeof value === 'function') return 'a function';
+  // JSON has no Infinity or NaN: it would print them as null.
+  if (typeof value === 'number' && !Number.isFinite(value)) return String(value);
   // A promise (an async value not awaited in the config file) or another class's object would print as {}.
   if (value instanceof Promise) return 'a Promise (await it in the config file)';
   const proto = value !== null && typeof value === 'object' ? Object.getPrototypeOf(value) : null;

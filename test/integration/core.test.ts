@@ -650,6 +650,18 @@ describe('operations', () => {
     assert.ok(!order.includes('workerInt'), 'TERM is a graceful stop: no worker_int');
   });
 
+  it('a worker\'s hooks see the worker count wanted when it started, after TTIN too', async () => {
+    const hookLog = path.join(tmp, 'hooks-ttin.log');
+    writeFileSync(hookLog, '');
+    const { s } = await start(['-c', fx('hooks.config.ts'), fx('listener.ts')], { HOOK_LOG: hookLog });
+    const [first] = await s.workersBooted(1);
+    s.signal('SIGTTIN');
+    const [, second] = await s.workersBooted(2);
+    await until(() => readFileSync(hookLog, 'utf8').includes(`postFork:2 ${second}`), 10000, 'the second postFork');
+    assert.match(readFileSync(hookLog, 'utf8'), new RegExp(`postFork:1 ${first}`));
+    await s.kill();
+  });
+
   it('runs worker_int in each worker when the master gets INT or QUIT, as Gunicorn does', async () => {
     for (const sig of ['SIGINT', 'SIGQUIT'] as const) {
       const hookLog = path.join(tmp, `hooks-${sig}.log`);

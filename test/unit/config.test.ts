@@ -120,9 +120,11 @@ describe('resolveConfig', () => {
     await assert.rejects(resolve(['--health-bind', '', 'a']), /invalid value for healthBind \(--health-bind\): ""; the address is empty/);
   });
 
-  it('shows a promise or a class instance for what it is, not as {}', async () => {
+  it('shows a promise, a class instance, Infinity and NaN for what they are, not as {} or null', async () => {
     await assert.rejects(resolve(['a'], {}, { workers: Promise.resolve(2) }), /invalid value for workers \(--workers\): a Promise \(await it in the config file\); expected/);
     await assert.rejects(resolve(['a'], {}, { bind: new Map() }), /invalid value for bind \(--bind\): an instance of Map; /);
+    await assert.rejects(resolve(['a'], {}, { timeout: Infinity }), /invalid value for timeout \(--timeout\): Infinity; /);
+    await assert.rejects(resolve(['a'], {}, { workers: NaN }), /invalid value for workers \(--workers\): NaN; /);
   });
 
   it('names the environment variable a bad value came from, and ignores one that something above replaced', async () => {
