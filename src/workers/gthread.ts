@@ -12,6 +12,13 @@ import type { WorkerClass, WorkerClassContext } from './worker-class.js';
 import type { ThreadData, ThreadMessage, ToThread } from './gthread-thread.js';
 
 const THREAD_ENTRY = new URL('./gthread-thread.js', import.meta.url);
+
+/** What to do about a load failure that only a thread has: a native addon that cannot load in one. */
+export function threadOnlyHint(text: string): string {
+  return /Module did not self-register|not context.aware/i.test(text)
+    ? '; gthread loads the app in worker threads, where a native addon that is not context-aware (N-API addons are) cannot load: serve this app with -k async or -k sync'
+    : '';
+}
 /** SIGABRT: how long the hand-over of held connections may hold back the stop of the threads. */
 const HAND_OVER_MAX_MS = 500;
 const EAGAIN = constants.errno.EAGAIN;
@@ -89,8 +96,10 @@ export class GthreadWorker implements WorkerClass {
             switch (m.t) {
               case 'ready':
                 return resolve();
-              case 'fatal':
-                return reject(m.appLoad ? new AppLoadError(m.message, m.detail) : new Error(m.message));
+              case 'fatal': {
+                const message = m.message + threadOnlyHint(m.message + m.detail);
+                return reject(m.appLoad ? new AppLoadError(message, m.detail) : new Error(message));
+              }
               case 'retire':
                 return runtime.retire(m.requests);
               case 'files': {

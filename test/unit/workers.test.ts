@@ -5,6 +5,7 @@ import type net from 'node:net';
 import { describe, it } from 'node:test';
 import { listenerLayout } from '../../src/protocol/messages.js';
 import { AcceptSwitch } from '../../src/workers/accept-switch.js';
+import { threadOnlyHint } from '../../src/workers/gthread.js';
 import { Leases, type LeasedHandle } from '../../src/workers/leases.js';
 import type { WorkerMessage } from '../../src/protocol/messages.js';
 import { AcceptTimes, parseRequestStart, queueTable, queueTime } from '../../src/workers/queue-time.js';
@@ -220,5 +221,12 @@ describe('ThreadSlots', () => {
     assert.ok(running[0]!.ms >= running[1]!.ms);
     a.end(0);
     assert.deepEqual(reader.running().map((r) => r.url), ['/fast']);
+  });
+});
+
+describe('threadOnlyHint', () => {
+  it('names the fix for a native addon that cannot load in a thread, and nothing else', () => {
+    assert.match(threadOnlyHint("app a.cjs failed to load: Module did not self-register: '/x/legacy.node'."), /not context-aware .*-k async or -k sync$/);
+    assert.equal(threadOnlyHint('app a.ts failed to load: Cannot find module ./x'), '');
   });
 });

@@ -93,7 +93,12 @@ export const server = {
     doc:
       'Each thread is a `node:worker_threads` thread with its own copy of the app and event loop, sharing ' +
       'its process\'s listening sockets; each thread runs the `startup` export of its copy. Threads share ' +
-      'the process, not a JavaScript heap.',
+      'the process, not a JavaScript heap. Each thread also imports the config file: `preRequest` and ' +
+      '`postRequest` run in the thread that serves the request, with that thread\'s copy of the config ' +
+      'file\'s module state, while `postFork`, `postWorkerInit` and `workerExit` run once, in the process ' +
+      '(state they set up is not seen by the threads). A native addon must be context-aware (N-API addons ' +
+      'are) to load in a thread; an older one fails with "Module did not self-register": serve such an app ' +
+      'with `async` or `sync`.',
   }),
   workerConnections: intSetting({
     key: 'workerConnections',
