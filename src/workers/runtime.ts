@@ -306,6 +306,16 @@ export class WorkerRuntime {
     clearTimeout(timer);
   }
 
+  /**
+   * A graceful stop began: from now on every response says `Connection: close`, also those of the requests
+   * already running whose headers are not sent yet, so that their clients do not send another request on a
+   * connection about to close.
+   */
+  beginDrain(): void {
+    this.draining = true;
+    for (const e of this.inflight.values()) if (!e.res.headersSent) e.res.shouldKeepAlive = false;
+  }
+
   /** --reload: files of the app loaded here (a gthread thread's go through its process), for the master to watch. */
   reportFiles(files: readonly string[]): void {
     if (files.length > 0) this.send({ t: 'files', files });

@@ -247,7 +247,7 @@ export class Serving {
       for (const s of this.#open.values()) s.destroy();
     }
     if (this.#stopping) return this.#stopping;
-    this.runtime.draining = true;
+    this.runtime.beginDrain();
     this.#lastServed = performance.now();
     const drain = graceful && this.runtime.acceptDrain ? this.drainBacklog() : Promise.resolve();
     this.#stopping = drain.then(() => this.close(graceful, h1));

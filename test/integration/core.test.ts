@@ -218,16 +218,20 @@ describe('the master keeps its workers', () => {
     await s.kill();
   });
 
-  it('TERM lets the request in flight finish, then the master exits 0', async () => {
+  it('TERM lets the request in flight finish, telling its keep-alive client to close, then the master exits 0', async () => {
     const { s, port } = await start(['-w', '1', fx('listener.ts')]);
     await s.workersBooted(1);
     await until(() => childrenOf(s.pid).length === 1, 10000, 'worker up');
-    const inflight = request(port, '/sleep?ms=1500&note');
+    const agent = new http.Agent({ keepAlive: true });
+    const inflight = request(port, '/sleep?ms=1500&note', { agent });
     await s.waitFor(/app: sleeping 1500 ms/); // the request is in the worker when TERM arrives
     s.signal('SIGTERM');
     const r = await inflight;
+    agent.destroy();
     assert.equal(r.status, 200);
     assert.equal(JSON.parse(r.body).slept, 1500);
+    // Begun before the stop, answered during it: the client must not send its next request on this connection.
+    assert.equal(r.headers.connection, 'close');
     const exit = await s.exited;
     assert.equal(exit.code, 0);
     assert.match(s.log, /Shutting down: Master/);
