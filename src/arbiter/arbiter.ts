@@ -53,6 +53,8 @@ const BACKOFF_CAP_MS = 10_000;
 
 type SignalName = 'SIGHUP' | 'SIGTERM' | 'SIGINT' | 'SIGQUIT' | 'SIGTTIN' | 'SIGTTOU' | 'SIGUSR1' | 'SIGUSR2' | 'SIGWINCH';
 const SIGNALS: readonly SignalName[] = ['SIGHUP', 'SIGTERM', 'SIGINT', 'SIGQUIT', 'SIGTTIN', 'SIGTTOU', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH'];
+/** The signals still handled while the master stops. */
+const STOPPING_SIGNALS: ReadonlySet<SignalName> = new Set(['SIGTERM', 'SIGINT', 'SIGQUIT', 'SIGUSR1']);
 
 export interface ArbiterOptions {
   readonly resolved: Resolved;
@@ -228,6 +230,11 @@ export class Arbiter implements HookServer {
   private step(): void {
     for (let sig = this.#queue.shift(); sig; sig = this.#queue.shift()) {
       this.log.info(`Handling signal: ${sig.slice(3).toLowerCase()}`);
+      // Once stopping, only a quicker stop or a log reopen still means something.
+      if (this.#stopping && !STOPPING_SIGNALS.has(sig)) {
+        this.log.warning(`${sig.slice(3)} ignored: the master is stopping`);
+        continue;
+      }
       this.handlers[sig]();
     }
     this.checkPromotion();
@@ -270,6 +277,7 @@ export class Arbiter implements HookServer {
         return;
       }
       this.log.info('Graceful stop of workers (WINCH)');
+      if (!this.#newMaster) this.log.warning('WINCH outside an upgrade: no worker will serve, and connections wait in the backlog, until HUP or TTIN');
       this.setWorkerCount(0);
     },
   };
@@ -362,7 +370,7 @@ export class Arbiter implements HookServer {
       case 'retire':
         if (!w.replaced && !this.#stopping) {
           w.replaced = true;
-          this.log.info(`Worker ${w.pid} handled ${m.requests} requests (max_requests): replacing it`);
+          this.log.info(`Worker ${w.pid} reached max_requests (${m.requests}): replacing it; it serves on until its replacement is ready`);
           this.manageWorkers();
         }
         return;
@@ -450,7 +458,9 @@ export class Arbiter implements HookServer {
     if (signal === 'SIGKILL' && !w.timedOut && !expected) {
       this.log.error(`Worker (pid:${w.pid}) was sent SIGKILL! Perhaps out of memory?`);
     } else if (signal && !expected && !w.timedOut) {
-      this.log.error(`Worker (pid:${w.pid}) was killed by ${signal}`);
+      // V8 aborts a process whose heap reached its limit: SIGABRT that the master did not send (a timeout's).
+      const hint = signal === 'SIGABRT' ? ': perhaps its JavaScript heap ran out (V8 aborts then; --max-old-space-size in NODE_OPTIONS raises the limit)' : '';
+      this.log.error(`Worker (pid:${w.pid}) was killed by ${signal}${hint}`);
     } else if (code && !expected) {
       this.log.error(`Worker (pid:${w.pid}) exited with code ${code}`);
     } else {
@@ -621,6 +631,12 @@ export class Arbiter implements HookServer {
     this.stop('quick');
   }
 
+  /** The files a stop removes, removed at once: the app (--preload) or a hook ended the process. */
+  removeFilesNow(): void {
+    if (this.ownsSocketFiles()) unlinkUnixSockets(this.#listeners.filter((l) => l.own || this.#inherited?.source === 'upgrade'));
+    this.#pidfile.unlink();
+  }
+
   private maybeFinish(): void {
     if (!this.#stopping || this.#workers.size > 0 || !this.#finish) return;
     const finish = this.#finish;
@@ -629,10 +645,9 @@ export class Arbiter implements HookServer {
     for (const [sig, h] of this.#onSignal) process.off(sig, h);
     this.closeOwnListeners();
     // Our own socket files, or those an old master handed over (USR2); never systemd's nor a plain fd://'s.
-    if (this.ownsSocketFiles()) unlinkUnixSockets(this.#listeners.filter((l) => l.own || this.#inherited?.source === 'upgrade'));
+    this.removeFilesNow();
     this.#health?.close();
     this.#reloader?.close();
-    this.#pidfile.unlink();
     this.log.info('Shutting down: Master');
     // systemd must read STOPPING / the new MAINPID before it sees this process exit.
     const sent = Promise.race([Promise.all(this.#notifications), new Promise((r) => setTimeout(r, 2000).unref())]);

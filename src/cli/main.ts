@@ -104,10 +104,13 @@ async function main(): Promise<void> {
     const hooks = [...arbiter.hooksRunning];
     const what = hooks.length ? `the ${hooks.join(' and ')} hook returned a promise that never settles` : 'it was left waiting on a promise that never settles';
     arbiter.log.critical(`The master cannot go on: ${what}, and nothing is left to run; exiting with status 1`);
+    arbiter.removeFilesNow();
     process.exit(1);
   });
   process.once('exit', (status) => {
-    if (!exiting) arbiter.log.critical(`The master is exiting with status ${status}: process.exit() was called by the app (--preload) or a server hook, not by tunicorn`);
+    if (exiting) return;
+    arbiter.log.critical(`The master is exiting with status ${status}: process.exit() was called by the app (--preload) or a server hook, not by tunicorn`);
+    arbiter.removeFilesNow();
   });
   let code: number;
   try {

@@ -7,11 +7,11 @@
  * - with --preload, an app that calls process.exit() later, in the master: the log says so.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
-import { Server, stopAll } from '../helpers/server.js';
+import { Server, stopAll, until } from '../helpers/server.js';
 
 after(stopAll);
 
@@ -52,9 +52,12 @@ describe('an app that ends or stalls its loading', () => {
     assert.match(s.log, /\[ERROR\] app .*exits\.mjs called process\.exit\(3\) while loading\n/);
   });
 
-  it('--preload: an app that ends the master later is named in the log, and the workers follow', async () => {
-    const s = new Server(['-b', '127.0.0.1:0', '--preload', exitsLater]);
+  it('--preload: an app that ends the master later is named in the log, its pidfile goes, and the workers follow', async () => {
+    const pidfile = path.join(tmp, 'exits-later.pid');
+    const s = new Server(['-b', '127.0.0.1:0', '-p', pidfile, '--preload', exitsLater]);
+    await until(() => existsSync(pidfile), 10000, 'the pidfile');
     assert.equal((await s.exited).code, 3);
+    assert.ok(!existsSync(pidfile), 'the pidfile is removed');
     assert.match(s.log, /\[CRITICAL\] The master is exiting with status 3: process\.exit\(\) was called by the app \(--preload\) or a server hook, not by tunicorn\n/);
     await s.waitFor(/Worker exiting \(pid: \d+\): the master is gone/);
   });

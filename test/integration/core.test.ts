@@ -218,7 +218,7 @@ describe('the master keeps its workers', () => {
     await s.kill();
   });
 
-  it('TERM lets the request in flight finish, telling its keep-alive client to close, then the master exits 0', async () => {
+  it('TERM lets the request in flight finish, telling its keep-alive client to close, ignores a HUP, then the master exits 0', async () => {
     const { s, port } = await start(['-w', '1', fx('listener.ts')]);
     await s.workersBooted(1);
     await until(() => childrenOf(s.pid).length === 1, 10000, 'worker up');
@@ -226,6 +226,9 @@ describe('the master keeps its workers', () => {
     const inflight = request(port, '/sleep?ms=1500&note', { agent });
     await s.waitFor(/app: sleeping 1500 ms/); // the request is in the worker when TERM arrives
     s.signal('SIGTERM');
+    await s.waitFor(/Graceful stop/);
+    s.signal('SIGHUP');
+    await s.waitFor(/HUP ignored: the master is stopping/);
     const r = await inflight;
     agent.destroy();
     assert.equal(r.status, 200);
