@@ -12,6 +12,14 @@ export class AppLoadError extends Error {
   }
 }
 
+/**
+ * What the app handed back is not something tunicorn can send (a Fetch handler's string instead of a Response):
+ * the message says all, and the stack would show only tunicorn's frames.
+ */
+export class AppResultError extends TypeError {
+  override name = 'TypeError';
+}
+
 /** tunicorn's own folder: its frames in an app's stack are not the app's. */
 const OWN_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 

@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
+import { AppResultError } from './errors.js';
 import { headersFromRaw, lazyHeaders, standardHeaders } from './fetch-headers.js';
 import { forwardMembers } from './forward.js';
 import { sendPlain } from './fetch-response.js';
@@ -248,7 +249,7 @@ function writeHead(res: ServerResponse, response: Response): void {
 /** Writes a Fetch Response to Node's response: a plain body at once, a stream with backpressure. */
 export async function writeResponse(response: Response, res: ServerResponse, method: string | undefined): Promise<void> {
   if (!(response instanceof Response)) {
-    throw new TypeError(`the Fetch handler returned ${describeResult(response)}, not a Response`);
+    throw new AppResultError(`the Fetch handler returned ${describeResult(response)}, not a Response`);
   }
   if (sendPlain(response, res)) return;
   const body = response.body;

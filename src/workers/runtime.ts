@@ -9,6 +9,7 @@ import { AccessLog } from '../logging/access-log.js';
 import { ErrorLog } from '../logging/error-log.js';
 import type { InflightRequest, WorkerMessage } from '../protocol/messages.js';
 import type { RequestListener } from '../app/shapes.js';
+import { AppResultError } from '../app/errors.js';
 import { parseRequestStart, queueTable } from './queue-time.js';
 import { kSlot, SlotTable } from './slot-table.js';
 import { acceptTimes } from './serving.js';
@@ -144,7 +145,8 @@ export class WorkerRuntime {
 
   /** An error from the app: 500 if nothing was sent, else the connection is cut. Nothing reaches the client. */
   readonly onAppError = (err: unknown, req: IncomingMessage, res: ServerResponse): void => {
-    this.log.exception(`Error handling request ${req.method} ${req.url}`, err);
+    if (err instanceof AppResultError) this.log.error(`Error handling request ${req.method} ${req.url}: ${err.message}`);
+    else this.log.exception(`Error handling request ${req.method} ${req.url}`, err);
     if (res.headersSent || res.destroyed) {
       res.destroy();
       return;

@@ -126,6 +126,14 @@ describe('serving', () => {
     await s.kill();
   });
 
+  it('answers 500 to a Fetch handler that returns no Response, and logs one line, no stack', async () => {
+    const { s, port } = await start([fx('fetch-returns-string.mjs')]);
+    assert.equal((await request(port, '/x')).status, 500);
+    await s.waitFor(/\[ERROR\] Error handling request GET \/x: the Fetch handler returned a string, not a Response\n/);
+    assert.doesNotMatch(s.log, /\n\s+at /, 'no stack of tunicorn frames');
+    await s.kill();
+  });
+
   it('spreads connections over workers sharing one socket, and the master accepts none', async () => {
     const { s, port } = await start(['-w', '2', fx('listener.ts')]);
     const pids = await s.workersBooted(2);
