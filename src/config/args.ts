@@ -1,5 +1,6 @@
 import { ConfigError, type Setting } from './setting.js';
 import { settingForFlag, suggestFlag } from './registry.js';
+import { gunicornOnlyFlag } from './gunicorn-only.js';
 
 export interface ParsedArgs {
   /** Raw strings per setting key, in order (repeatable flags keep every occurrence). */
@@ -56,6 +57,8 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
     }
     const s = settingForFlag(flag);
     if (!s) {
+      const gunicorns = gunicornOnlyFlag(flag);
+      if (gunicorns) throw new ConfigError(gunicorns);
       const guess = flag.startsWith('--') ? suggestFlag(flag) : undefined;
       const hint = guess ? `; did you mean ${guess}?` : '; see tunicorn --help';
       throw new ConfigError(`unknown option ${flag}${hint}`);

@@ -1,6 +1,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { allSettings } from './registry.js';
+import { GUNICORN_ONLY } from './gunicorn-only.js';
 import type { Setting } from './setting.js';
 
 function defaultText(s: Setting<unknown>): string {
@@ -26,7 +27,8 @@ export function settingsMarkdown(): string {
     'is nearest to when one is (`unknown option --worker; did you mean --workers?`). So does a bad value,',
     'with the environment variable it came from when it did (`PORT`, `WEB_CONCURRENCY`, `FORWARDED_ALLOW_IPS`,',
     '`TUNICORN_CMD_ARGS`). Durations are decimal numbers of seconds up to 2000000 (23 days): Node keeps no',
-    'longer timer, and fires a longer one at once.',
+    'longer timer, and fires a longer one at once. One of Gunicorn\'s settings that tunicorn does not have',
+    '(`--daemon`, `worker_tmp_dir`...) says why, and what to do instead: [the list](#gunicorns-settings-that-tunicorn-does-not-have).',
     '',
   ];
   const sections = new Map<string, Setting<unknown>[]>();
@@ -42,6 +44,16 @@ export function settingsMarkdown(): string {
       out.push(s.doc, '');
     }
   }
+  out.push(
+    "## Gunicorn's settings that tunicorn does not have",
+    '',
+    'Given on the command line or in a config file (in either spelling), each stops the start with its line below.',
+    '',
+    '| Gunicorn | flag | why, and what to do instead |',
+    '|---|---|---|',
+    ...Object.entries(GUNICORN_ONLY).map(([name, g]) => `| \`${name}\` | ${g.flags.map((f) => `\`${f}\``).join(', ') || '–'} | ${g.why} |`),
+    '',
+  );
   return out.join('\n');
 }
 

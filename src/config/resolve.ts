@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { parseArgs, splitCommandLine, type ParsedArgs } from './args.js';
 import { findDefaultConfig, loadConfigFile } from './file.js';
+import { gunicornOnlyKey } from './gunicorn-only.js';
 import { allSettings, KEY_ALIASES, SETTINGS, suggestKey, type Config, type SettingKey } from './registry.js';
 import { ConfigError, show } from './setting.js';
 
@@ -100,6 +101,8 @@ function applyFile(
     if (raw === undefined) continue;
     const key = (rawKey in SETTINGS ? rawKey : KEY_ALIASES[rawKey]) as SettingKey | undefined;
     if (!key) {
+      const gunicorns = gunicornOnlyKey(rawKey, where);
+      if (gunicorns) throw new ConfigError(gunicorns);
       const guess = suggestKey(rawKey);
       throw new ConfigError(
         `unknown setting ${show(rawKey)}${where}${guess ? `; did you mean ${guess}?` : '; see docs/settings.md for the keys'}`,

@@ -7,7 +7,8 @@ import { describe, it } from 'node:test';
 import { parseArgs, splitCommandLine } from '../../src/config/args.js';
 import { settingsMarkdown } from '../../src/config/docs.js';
 import { loadConfigFile } from '../../src/config/file.js';
-import { allSettings, closest, editDistance, suggestKey } from '../../src/config/registry.js';
+import { GUNICORN_ONLY } from '../../src/config/gunicorn-only.js';
+import { allSettings, closest, editDistance, settingForFlag, suggestKey } from '../../src/config/registry.js';
 import { resolveConfig } from '../../src/config/resolve.js';
 import { ConfigError } from '../../src/config/setting.js';
 import { formatAddress, parseAddress } from '../../src/listeners/address.js';
@@ -57,6 +58,19 @@ describe('parseArgs', () => {
     assert.equal(suggestKey('access_logfile'), 'accesslog');
     assert.equal(suggestKey('workr'), 'workers');
     assert.equal(suggestKey('bogus'), undefined);
+  });
+
+  it("says why a Gunicorn option tunicorn does not have is missing, and what to do instead", async () => {
+    assert.throws(() => parseArgs(['--daemon', 'app.ts']), /^ConfigError: --daemon is Gunicorn's daemon, which tunicorn does not have: Node cannot fork a running process: run tunicorn under systemd/);
+    assert.throws(() => parseArgs(['-D', 'app.ts']), /-D is Gunicorn's daemon/);
+    await assert.rejects(resolve(['a'], {}, { worker_tmp_dir: '/dev/shm' }), /setting "worker_tmp_dir" is Gunicorn's worker_tmp_dir, which tunicorn does not have: /);
+    await assert.rejects(resolve(['a'], {}, { statsdHost: 'x:8125' }), /setting "statsdHost" is Gunicorn's statsd_host, .*postRequest hook/);
+    // None of them is one of tunicorn's settings after all.
+    const ours = new Set(allSettings().map((s) => s.gunicorn));
+    for (const [name, g] of Object.entries(GUNICORN_ONLY)) {
+      assert.ok(!ours.has(name), name);
+      for (const f of g.flags) assert.equal(settingForFlag(f), undefined, f);
+    }
   });
 
   it('splits TUNICORN_CMD_ARGS like a shell', () => {

@@ -1,0 +1,74 @@
+/**
+ * Gunicorn's settings that tunicorn does not have, each with why and what to do instead. A Gunicorn user's
+ * `--daemon` or `worker_tmp_dir` then gets that sentence rather than "unknown option", and docs/settings.md
+ * lists them all (generated from this table).
+ */
+export interface GunicornOnly {
+  /** Gunicorn's flags for it (none for config-only settings). */
+  readonly flags: readonly string[];
+  readonly why: string;
+}
+
+const PARSER = "requests are parsed by Node's llhttp, strict by design, with tunicorn's own checks on top (docs/security.md); there is no switch to loosen them";
+const SYSLOG = 'there is no syslog client: log to stderr (the default) and let journald or the container runtime collect it';
+const LOGGING = "Python's logging configuration: tunicorn's logs are set with --error-logfile, --access-logfile, --access-logformat and --log-level";
+const PYTHON_TLS = "a switch of Python's ssl module, which Node's TLS does not have";
+
+export const GUNICORN_ONLY: Readonly<Record<string, GunicornOnly>> = {
+  daemon: { flags: ['-D', '--daemon'], why: 'Node cannot fork a running process: run tunicorn under systemd (examples/systemd/), a container or another supervisor, which also restarts it' },
+  capture_output: { flags: ['--capture-output'], why: "the workers write the app's stdout and stderr to the master's: send both to a file with the shell (`2>>app.log`) or let the supervisor collect them" },
+  enable_stdio_inheritance: { flags: ['-R', '--enable-stdio-inheritance'], why: "the workers always inherit the master's stdout and stderr" },
+  logger_class: { flags: ['--logger-class'], why: LOGGING },
+  logconfig: { flags: ['--log-config'], why: LOGGING },
+  logconfig_dict: { flags: ['--log-config-dict'], why: LOGGING },
+  logconfig_json: { flags: ['--log-config-json'], why: LOGGING },
+  syslog: { flags: ['--log-syslog'], why: SYSLOG },
+  syslog_addr: { flags: ['--log-syslog-to'], why: SYSLOG },
+  syslog_prefix: { flags: ['--log-syslog-prefix'], why: SYSLOG },
+  syslog_facility: { flags: ['--log-syslog-facility'], why: SYSLOG },
+  disable_redirect_access_to_syslog: { flags: ['--disable-redirect-access-to-syslog'], why: SYSLOG },
+  statsd_host: { flags: ['--statsd-host'], why: 'there is no StatsD client: send metrics from the postRequest hook (queueTime(req) gives the queue time)' },
+  statsd_prefix: { flags: ['--statsd-prefix'], why: 'there is no StatsD client: send metrics from the postRequest hook' },
+  dogstatsd_tags: { flags: ['--dogstatsd-tags'], why: 'there is no StatsD client: send metrics from the postRequest hook' },
+  pythonpath: { flags: ['--pythonpath'], why: "Python's import path: Node resolves modules from the app's folder (--chdir changes it; NODE_PATH adds folders)" },
+  paste: { flags: ['--paste', '--paster'], why: 'PasteDeploy is Python\'s: give the app as the APP argument' },
+  raw_paste_global_conf: { flags: ['--paste-global'], why: 'PasteDeploy is Python\'s: give the app as the APP argument' },
+  wsgi_app: { flags: [], why: 'give the app as the APP argument' },
+  pre_exec: { flags: [], why: 'the new master of a USR2 upgrade is a new process, not an exec: its own config file runs, and its onStarting hook' },
+  ssl_context: { flags: [], why: 'Python\'s SSLContext: use --certfile, --keyfile, --ca-certs, --cert-reqs and --ciphers, or export an https.Server the app makes' },
+  ssl_version: { flags: ['--ssl-version'], why: 'deprecated in Gunicorn too: Node negotiates TLS 1.2 or 1.3 (NODE_OPTIONS=--tls-min-v1.3 requires 1.3)' },
+  suppress_ragged_eofs: { flags: ['--suppress-ragged-eofs'], why: PYTHON_TLS },
+  do_handshake_on_connect: { flags: ['--do-handshake-on-connect'], why: PYTHON_TLS },
+  permit_obsolete_folding: { flags: ['--permit-obsolete-folding'], why: PARSER },
+  strip_header_spaces: { flags: ['--strip-header-spaces'], why: PARSER },
+  permit_unconventional_http_method: { flags: ['--permit-unconventional-http-method'], why: PARSER },
+  permit_unconventional_http_version: { flags: ['--permit-unconventional-http-version'], why: PARSER },
+  casefold_http_method: { flags: ['--casefold-http-method'], why: PARSER },
+  header_map: { flags: ['--header-map'], why: PARSER },
+  forwarder_headers: { flags: ['--forwarder-headers'], why: 'tunicorn strips and applies the forwarding headers itself: see secureSchemeHeaders, forwardedAllowIps and docs/security.md' },
+  reload_engine: { flags: ['--reload-engine'], why: '--reload has one engine, Node\'s file watching' },
+  spew: { flags: ['--spew'], why: 'a Python trace: use Node\'s inspector or --cpu-prof (README, "Node options")' },
+  sendfile: { flags: ['--no-sendfile'], why: 'Node writes responses itself, with no sendfile(2)' },
+  reuse_port: { flags: ['--reuse-port'], why: 'Node 20 cannot set SO_REUSEPORT; the workers share the master\'s socket, measured as fast (docs/design.md)' },
+  worker_tmp_dir: { flags: ['--worker-tmp-dir'], why: 'Gunicorn\'s heartbeat file: tunicorn\'s heartbeat is a message to the master and a watcher thread, with no file' },
+  default_proc_name: { flags: [], why: 'set internally by Gunicorn: --name sets the process titles' },
+};
+
+const byFlag = new Map<string, string>();
+for (const [name, g] of Object.entries(GUNICORN_ONLY)) for (const f of g.flags) byFlag.set(f, name);
+
+/** Why Gunicorn's `flag` is not tunicorn's, or undefined when it is not one of Gunicorn's. */
+export function gunicornOnlyFlag(flag: string): string | undefined {
+  const name = byFlag.get(flag);
+  return name ? `${flag} is Gunicorn's ${name}, which tunicorn does not have: ${GUNICORN_ONLY[name]!.why}` : undefined;
+}
+
+/**
+ * The same for a config-file key, in Gunicorn's spelling or in camelCase (`worker_tmp_dir`, `workerTmpDir`);
+ * `where`: " in FILE", or empty.
+ */
+export function gunicornOnlyKey(key: string, where: string): string | undefined {
+  const snake = key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+  const g = GUNICORN_ONLY[snake];
+  return g ? `setting "${key}"${where} is Gunicorn's ${snake}, which tunicorn does not have: ${g.why}` : undefined;
+}
