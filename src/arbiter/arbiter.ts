@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import type { HookServer } from '../config/hook-types.js';
 import type { Config } from '../config/registry.js';
 import { serializableConfig, type Resolved } from '../config/resolve.js';
-import { ErrorLog } from '../logging/error-log.js';
+import { captureStdio, ErrorLog } from '../logging/error-log.js';
 import { ACCESS_LOG, checkLogFiles, checkWritable } from '../logging/output-file.js';
 import { bindAll, closeListeners, unlinkUnixSockets, type Listener } from '../listeners/bind.js';
 import { inheritedSockets, UPGRADE_FD_ENV, UPGRADE_PID_ENV, workerEnv, type Inherited } from '../listeners/inherit.js';
@@ -181,6 +181,10 @@ export class Arbiter implements HookServer {
     const scheme = this.cfg.certfile ? 'https' : 'http';
     for (const l of this.#listeners) this.log.info(`Listening at: ${formatAddress(l.address, scheme)} (${process.pid})`);
     this.log.info(`Using worker: ${this.cfg.workerClass}`);
+    if (this.cfg.captureOutput) {
+      if (this.cfg.errorlog === '-') this.log.warning('capture_output (--capture-output) does nothing while the error log is stderr: set --error-logfile FILE');
+      captureStdio(() => this.log);
+    }
     if (this.cfg.threads > 1 && this.cfg.workerClass !== 'gthread') {
       this.log.warning(`threads (--threads ${this.cfg.threads}) applies to gthread workers only; ${this.cfg.workerClass} workers ignore it`);
     }

@@ -16,7 +16,6 @@ const PYTHON_TLS = "a switch of Python's ssl module, which Node's TLS does not h
 
 export const GUNICORN_ONLY: Readonly<Record<string, GunicornOnly>> = {
   daemon: { flags: ['-D', '--daemon'], why: 'Node cannot fork a running process: run tunicorn under systemd (examples/systemd/), a container or another supervisor, which also restarts it' },
-  capture_output: { flags: ['--capture-output'], why: "the workers write the app's stdout and stderr to the master's: send both to a file with the shell (`2>>app.log`) or let the supervisor collect them" },
   enable_stdio_inheritance: { flags: ['-R', '--enable-stdio-inheritance'], why: "the workers always inherit the master's stdout and stderr" },
   logger_class: { flags: ['--logger-class'], why: LOGGING },
   logconfig: { flags: ['--log-config'], why: LOGGING },

@@ -64,6 +64,11 @@ export class ErrorLog implements HookLog {
     this.log('error', `${msg}\n${detail}`);
   }
 
+  /** Text written as it is (--capture-output): gathered with the other lines, each write whole. */
+  raw(text: string): void {
+    this.#sink.write(text);
+  }
+
   /** USR1. Returns why the file could not be opened again, if it could not: the old one stays in use. */
   reopen(): string | null {
     const err = this.#sink.reopen();
@@ -72,5 +77,26 @@ export class ErrorLog implements HookLog {
 
   close(): void {
     this.#sink.close();
+  }
+}
+
+/**
+ * --capture-output: what this process writes to stdout and stderr from JavaScript (console.log, the app's
+ * process.stdout.write, a gthread thread's output, which Node passes through the process's streams) goes to
+ * the error log that `current()` returns, when that is a file. Output written below JavaScript (a native
+ * addon's printf, Node's own fatal errors) still goes to the descriptors the process inherited.
+ */
+export function captureStdio(current: () => ErrorLog): void {
+  for (const stream of [process.stdout, process.stderr]) {
+    const original = stream.write.bind(stream) as (...args: unknown[]) => boolean;
+    stream.write = ((chunk: unknown, encoding?: unknown, cb?: unknown): boolean => {
+      const log = current();
+      if (log.target === '-') return original(chunk, encoding, cb);
+      const enc = typeof encoding === 'string' ? (encoding as BufferEncoding) : 'utf8';
+      log.raw(typeof chunk === 'string' ? chunk : Buffer.from(chunk as Uint8Array).toString(enc));
+      const done = typeof encoding === 'function' ? encoding : cb;
+      if (typeof done === 'function') process.nextTick(done as () => void);
+      return true;
+    }) as typeof stream.write;
   }
 }

@@ -11,6 +11,7 @@ import type { ServedApp } from '../app/shapes.js';
 import { describeLoadError, loadConfigFile } from '../config/file.js';
 import { SETTINGS, type Config } from '../config/registry.js';
 import { openDup } from '../http/peek.js';
+import { captureStdio } from '../logging/error-log.js';
 import { flushPendingSinks } from '../logging/sink.js';
 import { isMasterMessage, ExitCode, WATCHDOG_FD, type InflightRequest, type MasterMessage, type WorkerMessage } from '../protocol/messages.js';
 import { Leases, type LeasedHandle } from './leases.js';
@@ -75,6 +76,7 @@ class WorkerProcess {
     private readonly leases: Leases,
   ) {
     this.runtime = new WorkerRuntime(init.config as unknown as Config, hooks, init.id, init.age, init.masterPid, send);
+    if (this.runtime.config.captureOutput) captureStdio(() => this.runtime.log);
   }
 
   async boot(): Promise<void> {

@@ -579,6 +579,26 @@ describe('operations', () => {
     assert.ok(stalled, 'the pipe never filled: the test proves nothing');
   });
 
+  it('--capture-output sends the app\'s console output to the error log file, from every class', async () => {
+    const app = path.join(tmp, 'prints.mjs');
+    writeFileSync(app, "console.log('printed at import');\nexport default (req, res) => { console.log(`out ${req.url}`); console.error(`err ${req.url}`); res.end('ok'); };\n");
+    for (const cls of ['async', 'gthread']) {
+      const errlog = path.join(tmp, `captured-${cls}.log`);
+      const s = new Server(['-b', '127.0.0.1:0', '-w', '1', '-k', cls, '--capture-output', '--error-logfile', errlog, app]);
+      await until(() => existsSync(errlog) && /Ready: 1 worker/.test(readFileSync(errlog, 'utf8')), 15000, 'ready');
+      const port = Number(/Listening at: http:\/\/127\.0\.0\.1:(\d+)/.exec(readFileSync(errlog, 'utf8'))![1]);
+      await request(port, '/x');
+      await until(() => /^err \/x$/m.test(readFileSync(errlog, 'utf8')), 5000, 'the captured output');
+      assert.match(readFileSync(errlog, 'utf8'), /^printed at import\n[\s\S]*^out \/x\n/m);
+      await s.kill();
+      assert.equal(s.stdout, '', 'nothing on stdout');
+      assert.doesNotMatch(s.log, /printed|out \/x|err \/x/, 'nothing on stderr');
+    }
+    const s = new Server(['-b', '127.0.0.1:0', '--capture-output', app]);
+    await s.waitFor(/\[WARNING\] capture_output \(--capture-output\) does nothing while the error log is stderr: set --error-logfile FILE/);
+    await s.kill();
+  });
+
   it('names the client in the access log of a request whose connection the client reset', async () => {
     const acclog = path.join(tmp, 'access-reset.log');
     const { s, port } = await start(['--access-logfile', acclog, fx('listener.ts')]);

@@ -1,4 +1,4 @@
-import { choiceSetting, stringSetting } from '../setting.js';
+import { boolSetting, choiceSetting, stringSetting } from '../setting.js';
 
 const section = 'Logging';
 
@@ -20,6 +20,20 @@ export const logging = {
     doc:
       'Lines read `[TIME] [PID] [LEVEL] message`. The master and every worker append to it; USR1 reopens ' +
       'it (for logrotate). The config key `logfile` (the seed\'s spelling) is accepted too.',
+  }),
+  captureOutput: boolSetting({
+    key: 'captureOutput',
+    gunicorn: 'capture_output',
+    section,
+    flags: ['--capture-output'],
+    default: false,
+    short: "Send the app's stdout and stderr to the error log file.",
+    doc:
+      'What the workers (and the master, with --preload or from a hook) write to stdout and stderr from ' +
+      'JavaScript (`console.log`, `console.error`, `process.stdout.write`, a gthread thread\'s output) is ' +
+      'appended to the `errorlog` file as it is, and follows it through a USR1 reopen. With `errorlog` "-" ' +
+      'it changes nothing (a warning says so). Output written below JavaScript, by a native addon or by ' +
+      'Node itself on a fatal error, still goes to the inherited stdout and stderr.',
   }),
   loglevel: choiceSetting({
     key: 'loglevel',
