@@ -27,7 +27,8 @@ const neverSettles = app('never-settles.mjs', 'await new Promise(() => {});');
 const waitsForever = app('waits-forever.mjs', "import net from 'node:net';\nawait new Promise(() => net.createServer().listen(0, '127.0.0.1'));");
 const loads = app('loads.mjs', '');
 const exits = app('exits.mjs', 'process.exit(3);');
-const exitsLater = app('exits-later.mjs', 'setTimeout(() => process.exit(3), 300);');
+/** Ends the master (which has no IPC channel) once its worker has had time to boot; the workers never. */
+const exitsLater = app('exits-later.mjs', 'if (!process.send) setTimeout(() => process.exit(3), 1500);');
 /** The common "graceful" snippet: exit on TERM. */
 const exitsOnTerm = app('exits-on-term.mjs', "process.on('SIGTERM', () => process.exit(0));");
 

@@ -184,7 +184,7 @@ for (const cls of WORKER_CLASSES) {
     it('max_requests recycling under load: no request fails', async (t) => {
       const { s, port } = await start(cls, ['-w', '2', '--max-requests', '80', '--max-requests-jitter', '20']);
       const load = new Load(port);
-      await until(() => s.count(/max_requests\): replacing it/) >= 4, 60000, 'four recyclings');
+      await until(() => s.count(/reached max_requests \(\d+\): replacing it/) >= 4, 60000, 'four recyclings');
       await load.okAtLeast(100);
       await load.stop();
       assertNoFailures(load, t);
