@@ -5,7 +5,7 @@ import { headersFromRaw, lazyHeaders, standardHeaders } from './fetch-headers.js
 import { forwardMembers } from './forward.js';
 import { sendPlain } from './fetch-response.js';
 import { clientAddressOf, isSecure } from '../http/forwarded.js';
-import { sameName } from '../http/guard.js';
+import { ABSOLUTE_TARGET, sameName } from '../http/guard.js';
 
 /** A Fetch handler: Bun, Deno, Cloudflare Workers and Hono style. */
 export type FetchHandler = (request: Request, ...rest: unknown[]) => Response | Promise<Response>;
@@ -35,9 +35,23 @@ interface LazyRequest {
 
 function fullUrl(req: IncomingMessage): string {
   const target = req.url ?? '/';
-  // An absolute-form target (a request sent to a proxy) is already the URL.
-  if (target.charCodeAt(0) !== 47 && /^https?:\/\//i.test(target)) return target;
+  if (target.charCodeAt(0) !== 47) return otherFormUrl(req, target);
   return `${isSecure(req) ? 'https' : 'http'}://${hostOf(req)}${target}`;
+}
+
+/**
+ * The URL for a target that is not origin-form, always with the scheme of the connection (or of a trusted
+ * proxy's headers), never one the client wrote. Absolute-form (`GET http://host/p`, RFC 9112 section 3.2.2):
+ * the target's authority (not the Host header's) without any userinfo, and its path. Asterisk-form
+ * (`OPTIONS *`): the server itself, `scheme://host/` (RFC 9112 section 3.3: the path is empty). The guard
+ * (src/http/guard.ts) refuses other forms and bad hosts before the app; what is left anyway gets `/`.
+ */
+function otherFormUrl(req: IncomingMessage, target: string): string {
+  const scheme = isSecure(req) ? 'https' : 'http';
+  const m = ABSOLUTE_TARGET.exec(target);
+  if (m === null || m[1] === '') return `${scheme}://${hostOf(req)}/`;
+  const rest = target.slice(m[0].length);
+  return `${scheme}://${m[1]}${rest.charCodeAt(0) === 47 ? rest : `/${rest}`}`;
 }
 
 /** The Host header (HTTP/2: :authority) from the raw list, without building `req.headers`. */
@@ -45,10 +59,22 @@ function hostOf(req: IncomingMessage): string {
   const raw = req.rawHeaders;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
-    if (sameName(name, 'host')) return raw[i + 1]!;
+    if (sameName(name, 'host')) return raw[i + 1] || localHost(req);
     if (name === ':authority') return raw[i + 1]!;
   }
-  return req.socket?.localAddress ?? 'localhost';
+  return localHost(req);
+}
+
+/**
+ * The server's own address and port, for a request that names no host (HTTP/1.0 without Host, an empty Host:
+ * RFC 9112 section 3.3); an IPv6 address in brackets, without a zone. `localhost` on a Unix socket.
+ */
+function localHost(req: IncomingMessage): string {
+  const s = req.socket;
+  const address = s?.localAddress;
+  if (!address) return 'localhost';
+  const host = address.includes(':') ? `[${address.replace(/%.*$/, '')}]` : address;
+  return s.localPort ? `${host}:${s.localPort}` : host;
 }
 
 function abortOf(self: LazyRequest): AbortController {

@@ -34,6 +34,34 @@ export function maxHeaderSize(l: RequestLimits): number {
 /** A Host field value: RFC 3986 reg-name or IP literal, then an optional port. */
 const HOST = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(?::[0-9]*)?$/;
 
+/**
+ * An absolute-form request target (RFC 9112 section 3.2.2), `http` or `https` in any case: group 1 is its
+ * host[:port], after any userinfo (RFC 9110 section 4.2.4: never to be used), which ends where the path, the
+ * query or the target does.
+ */
+export const ABSOLUTE_TARGET = /^https?:\/\/(?:[^/?#@]*@)?([^/?#@]*)(?=[/?#]|$)/i;
+
+/**
+ * Whether `value` (not empty) is a host[:port] the request's URL can hold: RFC 3986's syntax, and what the
+ * WHATWG URL parser accepts of it (a Fetch handler's `request.url` is made from it; `a%40b`, `1.2.3.999`,
+ * `a:99999`, `[1:2]` are not). Run only when the value changed (HostMemo) or for an absolute-form target.
+ */
+function validHost(value: string): boolean {
+  return HOST.test(value) && URL.canParse(`http://${value}/`);
+}
+
+/**
+ * Whether a target that is not origin-form may be served: `*` for OPTIONS (asterisk-form, RFC 9112 section
+ * 3.2.4), or an absolute http(s) URI with a host. llhttp lets through `*` for any method and with more after
+ * it, and absolute URIs of any scheme (`ftp://`, `ws://`) or without a host (`http:///p`). CONNECT's
+ * authority-form never gets here: Node gives it to 'connect' listeners.
+ */
+function otherFormOk(url: string, method: string | undefined): boolean {
+  if (url === '*') return method === 'OPTIONS';
+  const m = ABSOLUTE_TARGET.exec(url);
+  return m !== null && m[1] !== '' && validHost(m[1]!);
+}
+
 /** What `rejectStatus` adds to its status: the request has a body (so the body timeout applies to it). */
 export const HAS_BODY = 0x10000;
 
@@ -67,6 +95,7 @@ export function rejectStatus(req: IncomingMessage, l: RequestLimits, memo: HostM
   const url = req.url ?? '';
   // METHOD SP TARGET SP HTTP/1.1
   if ((req.method?.length ?? 0) + url.length + 10 > l.line) return 414;
+  if (url.charCodeAt(0) !== 0x2f /* / */ && !otherFormOk(url, req.method)) return 400;
   const raw = req.rawHeaders;
   if (raw.length / 2 > l.fields) return 431;
   let hosts = 0;
@@ -80,7 +109,8 @@ export function rejectStatus(req: IncomingMessage, l: RequestLimits, memo: HostM
     if (c === 0x68 /* h */ && sameName(name, 'host')) {
       hosts++;
       if (value !== memo.last) {
-        if (!HOST.test(value)) return 400;
+        // Empty is allowed (RFC 9112 section 3.2: no authority); the URL then names the server's address.
+        if (value !== '' && !validHost(value)) return 400;
         memo.last = value;
       }
     } else if (c === 0x74 /* t */ && sameName(name, 'transfer-encoding')) {

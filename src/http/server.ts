@@ -110,6 +110,10 @@ export class HttpLayer {
     if (!h2 && options.keepAliveTimeout > 0) this.sweepIdle(s, options.keepAliveTimeout);
     s.headersTimeout = options.headersTimeout;
     s.requestTimeout = 0;
+    // Node's parser keeps only the fields it collected in chunks of 32 until it has maxHeadersCount (default
+    // 1000: 1023 kept, the rest dropped without a word). One over the limit keeps every field up to it and
+    // enough for rejectStatus to see one too many and answer 431.
+    s.maxHeadersCount = this.#limits.fields + 1;
     s.on('clientError', (err: NodeJS.ErrnoException, socket: net.Socket) => this.onClientError(err, socket));
     if (tlsOptions) s.on('tlsClientError', (err: Error) => this.log.debug(`TLS handshake failed: ${err.message}`));
     // The gate reads raw bytes: not on TLS (the app's own https server included: tls.Server has addContext).

@@ -163,3 +163,26 @@ for (const { cls, app, env } of RUNS) {
     });
   });
 }
+
+describe('limit_request_fields above the 1000 fields Node keeps by default', () => {
+  /** A request of exactly `n` fields (Host, then X-F-*, then Connection: close): the status, and what the app saw. */
+  async function send(port: number, n: number): Promise<{ status: number | undefined; body: string }> {
+    let fields = 'Host: x\r\n';
+    for (let i = 0; i < n - 2; i++) fields += `X-F-${i}: v\r\n`;
+    const r = await exchange(port, [{ send: `GET / HTTP/1.1\r\n${fields}Connection: close\r\n\r\n` }], { want: 1, waitClose: true, ms: 8000 });
+    return { status: r.responses[0]?.status, body: r.responses[0]?.body ?? '' };
+  }
+
+  for (const [limit, max] of [['1500', 1500], ['0', 32768]] as const) {
+    it(`--limit-request-fields ${limit}: every one of ${max} fields reaches the app, and one more gets 431`, async () => {
+      const server = new Server(['-b', '127.0.0.1:0', '--limit-request-fields', limit, path.join(FIXTURES, 'fields.ts')]);
+      const port = await server.port();
+      await server.workersBooted(1);
+      const at = await send(port, max);
+      assert.equal(at.status, 200);
+      assert.deepEqual(JSON.parse(at.body), { fields: max, names: max, last: ['Connection', 'close'] });
+      assert.equal((await send(port, max + 1)).status, 431);
+      await server.kill();
+    });
+  }
+});

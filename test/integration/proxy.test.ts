@@ -3,6 +3,8 @@
  * - forwarded_allow_ips: from a trusted peer X-Forwarded-For / X-Forwarded-Proto / Forwarded give the client
  *   address (req.socket.remoteAddress, clientAddress(request), the access log) and scheme (a Fetch URL)
  * - from an untrusted peer (127.0.0.2 here) those headers are removed before the app sees them
+ * - an absolute-form target gives a Fetch URL its authority and path, never its scheme or userinfo; other
+ *   schemes, and a Host a URL cannot hold, get 400 before the app
  * - CIDR ranges in the list; a chain of proxies is walked back to the first untrusted hop
  * - --proxy-protocol v1 / v2 / auto: the PROXY header gives the client address; a connection without one,
  *   with a malformed one, or from a peer not in --proxy-allow-from is closed with no answer
@@ -96,6 +98,31 @@ describe('forwarded headers', () => {
     assert.equal(b.url, 'http://h.example/x');
     assert.equal(b.xff, null);
     await f.s.kill();
+  });
+
+  it('give the Fetch URL its scheme, never an absolute-form target; a bad target or Host gets 400', async () => {
+    const { s, port } = await start([fx('fetch-url.ts'), '--forwarded-allow-ips', '127.0.0.1', '--log-level', 'debug']);
+    const ask = async (line: string, headers = '', from = '127.0.0.2') => {
+      const r = await exchangeFrom(port, `${line} HTTP/1.1\r\nHost: good\r\n${headers}Connection: close\r\n\r\n`, from);
+      const first = r.responses[0];
+      assert.ok(first, `${line}: no response; got ${JSON.stringify(r.raw)}`);
+      return first.status === 200 ? (JSON.parse(first.body) as { url: string }).url : first.status;
+    };
+    assert.equal(await ask('GET https://other:99/p?q', 'X-Forwarded-Proto: https\r\n'), 'http://other:99/p?q');
+    assert.equal(await ask('GET http://u:pw@other/p'), 'http://other/p');
+    assert.equal(await ask('OPTIONS *'), 'http://good/');
+    assert.equal(await ask('GET http://other/p', 'X-Forwarded-Proto: https\r\n', '127.0.0.1'), 'https://other/p');
+    assert.equal(await ask('GET ftp://other/p'), 400);
+    assert.equal(await ask('GET */x'), 400);
+    const before = s.count(/Refused a request/);
+    for (const host of ['a%40b', 'a%2fb', 'x%00y']) {
+      const r = await exchangeFrom(port, `GET /p HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`, '127.0.0.2');
+      assert.equal(r.responses[0]?.status, 400, `Host: ${host}; got ${JSON.stringify(r.raw)}`);
+    }
+    // One debug line each, as for any refused request; no error and no stack.
+    await until(() => s.count(/Refused a request/) === before + 3);
+    assert.doesNotMatch(s.log, /\[ERROR\]/);
+    await s.kill();
   });
 
   it('takes CIDR ranges and walks a chain of proxies back to the first untrusted hop', async () => {

@@ -8,6 +8,8 @@
  * - a client that goes away mid-body fails the read instead of leaving it pending
  * - `request.headers` answers get/has from Node's raw list as a standard Headers would (case, repeated
  *   fields, cookies, bad names), and behaves as one for everything else (iteration, set, copies)
+ * - `request.url`: the scheme is the connection's, never the target's; an absolute-form target gives its
+ *   authority (no userinfo) and path, `*` the server's root; a request without a host names the server's address
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -15,7 +17,7 @@ import http from 'node:http';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { fetchListener, incomingMessage } from '../../src/app/fetch-bridge.js';
+import { fetchListener, incomingMessage, lazyRequest } from '../../src/app/fetch-bridge.js';
 import { installResponse } from '../../src/app/fetch-response.js';
 import { inspect } from 'node:util';
 
@@ -214,5 +216,47 @@ describe('a Fetch handler reads the request body whole', () => {
       started = null;
       aborted = null;
     }
+  });
+});
+
+describe('request.url', () => {
+  /** A lazy Request over a stand-in for Node's request: only what the URL is made of. */
+  const urlOf = (target: string, host: string | null, socket: Record<string, unknown> = {}): string => {
+    const req = { method: 'GET', url: target, rawHeaders: host === null ? [] : ['Host', host], socket } as unknown as http.IncomingMessage;
+    const url = lazyRequest(req, {} as http.ServerResponse).url;
+    assert.ok(URL.canParse(url), `${JSON.stringify(url)} is a URL`);
+    return url;
+  };
+  const tls = { encrypted: true };
+
+  it('is the scheme of the connection, the Host and an origin-form target', () => {
+    assert.equal(urlOf('/p?q=1', 'good'), 'http://good/p?q=1');
+    assert.equal(urlOf('/p', 'good:8443', tls), 'https://good:8443/p');
+  });
+
+  it('takes the authority and path of an absolute-form target, never its scheme or userinfo', () => {
+    assert.equal(urlOf('https://other:99/p', 'good'), 'http://other:99/p');
+    assert.equal(urlOf('http://other/p', 'good', tls), 'https://other/p');
+    assert.equal(urlOf('http://u:pw@other/p', 'good'), 'http://other/p');
+    assert.equal(urlOf('http://@other/p?x', 'good'), 'http://other/p?x');
+    assert.equal(urlOf('HTTP://Other?x', 'good'), 'http://Other/?x');
+    assert.equal(urlOf('http://[::1]:80', 'good'), 'http://[::1]:80/');
+  });
+
+  it('is the server\'s root for OPTIONS *, and for a target the guard would have refused', () => {
+    assert.equal(urlOf('*', 'good'), 'http://good/');
+    assert.equal(urlOf('*', 'good', tls), 'https://good/');
+    assert.equal(urlOf('ftp://other/p', 'good'), 'http://good/');
+    assert.equal(urlOf('*/x', 'good'), 'http://good/');
+    assert.equal(urlOf('http://a@b@c/p', 'good'), 'http://good/');
+  });
+
+  it('names the server\'s own address when the request names no host', () => {
+    const v4 = { localAddress: '127.0.0.1', localPort: 8000 };
+    assert.equal(urlOf('/admin/x', '', v4), 'http://127.0.0.1:8000/admin/x');
+    assert.equal(urlOf('/a', null, v4), 'http://127.0.0.1:8000/a');
+    assert.equal(urlOf('/a', null, { localAddress: '::1', localPort: 8000 }), 'http://[::1]:8000/a');
+    assert.equal(urlOf('/a', null, { localAddress: 'fe80::1%eth0', localPort: 80 }), 'http://[fe80::1]:80/a');
+    assert.equal(urlOf('/a', null, {}), 'http://localhost/a');
   });
 });

@@ -134,6 +134,27 @@ describe('request checks', () => {
     assert.equal(rejectStatus(req({}, ['Host', 'x', 'X', 'v'.repeat(8187)]), l), 0);
   });
 
+  it('refuse a Host a URL cannot hold, and targets other than origin-form, absolute http(s) and OPTIONS *', async () => {
+    const { config } = await resolveConfig({ argv: ['app.ts'], env: {}, cwd: process.cwd() });
+    const l = limitsOf(config);
+    for (const host of ['a%40b', 'a%2fb', 'x%00y', 'a:99999', '1.2.3.999', '[1:2]', 'xn--a']) {
+      assert.equal(rejectStatus(req({}, ['Host', host]), l), 400, `Host: ${host}`);
+    }
+    for (const host of ['', 'a.example:8080', '[::1]:80', '10.0.0.1', 'a%41b', 'a:']) {
+      assert.equal(rejectStatus(req({}, ['Host', host]), l), 0, `Host: ${host}`);
+    }
+    const target = (url: string, method = 'GET') => rejectStatus(req({ url, method }, ['Host', 'x']), l);
+    for (const url of ['http://x/p', 'HTTPS://x:99/p?q', 'http://u:pw@x/p', 'http://x', 'http://x?q', 'http://[::1]/']) {
+      assert.equal(target(url), 0, url);
+    }
+    assert.equal(target('*', 'OPTIONS'), 0);
+    for (const url of ['ftp://x/p', 'ws://x/p', 'http:///p', 'http://:80/p', 'http://a@b@c/p', 'http://x%40y/p', 'http://x:99999/']) {
+      assert.equal(target(url), 400, url);
+    }
+    assert.equal(target('*'), 400, 'GET *');
+    assert.equal(target('*/x', 'OPTIONS'), 400);
+  });
+
   it('match header names in any case, and only whole names', async () => {
     const { config } = await resolveConfig({ argv: ['app.ts'], env: {}, cwd: process.cwd() });
     const l = limitsOf(config);

@@ -34,7 +34,10 @@ export const http = {
     default: 100,
     check: (n) => (n > 32768 ? 'must be <= 32768' : undefined),
     short: 'The maximum number of header fields in a request; more gets 431.',
-    doc: 'As in Gunicorn, at most 32768; 0 means that maximum.',
+    doc:
+      'As in Gunicorn, at most 32768; 0 means that maximum. The count is exact: every field of a request within ' +
+      'the limit reaches the app, and one more gets 431 (the whole header section is still bounded, see ' +
+      'docs/security.md).',
   }),
   limitRequestFieldSize: intSetting({
     key: 'limitRequestFieldSize',
