@@ -248,11 +248,12 @@ export function lazyRequest(req: IncomingMessage, res: ServerResponse): Request 
 export const kClientAddress = Symbol.for('tunicorn.clientAddress');
 
 /**
- * The client's address for a Request tunicorn made (behind a trusted proxy, the one it forwarded); undefined
- * for any other Request.
+ * The client's address for a Request tunicorn made, or for a Node request (a listener's `req`): behind a
+ * trusted proxy, the one it forwarded. It stays that request's for as long as the app holds it, where
+ * `req.socket.remoteAddress` is the connection's (see docs/security.md). Undefined for any other Request.
  */
-export function clientAddress(request: Request): string | undefined {
-  const req = (request as unknown as Partial<LazyRequest>)[kIncoming];
+export function clientAddress(request: Request | IncomingMessage): string | undefined {
+  const req = (request as unknown as Partial<LazyRequest>)[kIncoming] ?? ('rawHeaders' in request ? request : undefined);
   if (!req) return undefined;
   return (req as unknown as { [kClientAddress]?: string })[kClientAddress] ?? clientAddressOf(req);
 }

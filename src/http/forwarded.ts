@@ -4,11 +4,17 @@ import type { Config } from '../config/registry.js';
 import { parseAllowList, type AllowList } from './allow-list.js';
 import { fdOf, openPeer } from './peek.js';
 
-const kClient = Symbol('tunicorn.client');
+/**
+ * Where the client a trusted proxy named is kept on a request. Registered symbols, this one and the next: the
+ * app may import `tunicorn` through jiti, which gives it its own copy of this module (and of `clientAddress`).
+ */
+const kClient = Symbol.for('tunicorn.client');
 /** The socket's own peer, kept once a proxied client address has replaced it on the socket. */
-const kPeer = Symbol('tunicorn.peer');
+const kPeer = Symbol.for('tunicorn.peer');
 
 type PeerSocket = net.Socket & { [kPeer]?: string | undefined };
+/** The response Node is writing on a socket now (see WritingSocket in server.ts); `req` is its request. */
+type AnsweringSocket = net.Socket & { _httpMessage?: { req?: IncomingMessage } | null };
 
 /** Who a request came from, as the app should see it. */
 export interface ClientInfo {
@@ -23,10 +29,15 @@ export function setPeer(socket: net.Socket, address: string | undefined): void {
   Object.defineProperty(socket, 'remoteAddress', { value: address, configurable: true, writable: true });
 }
 
-/** The client's address: what a trusted proxy said, else the socket's peer. */
+/**
+ * The client's address: what a trusted proxy said, else the socket's peer (its own, even once another
+ * request on the connection has set a proxied address there). The request's own for its whole life.
+ */
 export function clientAddressOf(req: IncomingMessage): string | undefined {
   const t = (req as Tagged)[kClient];
-  return t ? t.address : req.socket?.remoteAddress;
+  if (t) return t.address;
+  const socket = req.socket as PeerSocket | null | undefined;
+  return socket && kPeer in socket ? socket[kPeer] : socket?.remoteAddress;
 }
 
 /** The native peer-address reader, looked up on first use (null: not built). */
@@ -104,6 +115,11 @@ export class ForwardedHeaders {
   readonly #trusted: AllowList;
   readonly #secure: ReadonlyMap<string, string>;
   readonly #names: ReadonlySet<string>;
+  /**
+   * The first bytes of those names, `| 0x20` (a letter's lower case): a header whose first byte is not one
+   * of them is not looked up (no lower-cased copy of its name), whatever the secure scheme headers are.
+   */
+  readonly #firsts = new Uint8Array(128);
   /** Set once a request has replaced a socket's peer (a trusted proxy named the client). */
   #replacing = false;
 
@@ -111,15 +127,17 @@ export class ForwardedHeaders {
     this.#trusted = parseAllowList(cfg.forwardedAllowIps);
     this.#secure = new Map(Object.entries(cfg.secureSchemeHeaders).map(([k, v]) => [k.toLowerCase(), v]));
     this.#names = new Set([...FORWARD_HEADERS, ...this.#secure.keys()]);
+    for (const n of this.#names) if (n.charCodeAt(0) < 128) this.#firsts[n.charCodeAt(0) | 0x20] = 1;
   }
 
   apply(req: IncomingMessage): void {
     const raw = req.rawHeaders;
+    const firsts = this.#firsts;
     let found = false;
     for (let i = 0; i < raw.length; i += 2) {
       const n = raw[i]!;
-      const c = n.charCodeAt(0) | 0x20;
-      if ((c === 0x78 /* x */ || c === 0x66) /* f */ && this.#names.has(n.toLowerCase())) {
+      // A header name is ASCII (Node's parser refuses any other byte in one): the index is below 128.
+      if (firsts[n.charCodeAt(0) | 0x20] === 1 && this.#names.has(n.toLowerCase())) {
         found = true;
         break;
       }
@@ -129,10 +147,15 @@ export class ForwardedHeaders {
     // forwarding header is there to judge (on a new connection, reading it costs a getpeername call). Until a
     // peer has been replaced at all, no socket can have one to restore.
     const replaced = this.#replacing && socket !== undefined && kPeer in socket;
-    if (replaced) setPeer(socket, socket[kPeer]);
-    if (!found) return;
+    if (!found) {
+      if (replaced) this.show(req, socket, socket[kPeer]);
+      return;
+    }
     const peer = socket ? (replaced ? socket[kPeer] : socket.remoteAddress) : undefined;
-    if (!this.#trusted.allows(peer)) return this.strip(req);
+    if (!this.#trusted.allows(peer)) {
+      if (replaced) this.show(req, socket, peer);
+      return this.strip(req);
+    }
     let address: string | undefined;
     let secure: boolean | undefined;
     const forwarded = req.headers.forwarded;
@@ -166,6 +189,26 @@ export class ForwardedHeaders {
       // proxy may send requests of several clients on one connection: each request sets it anew.
       if (!(kPeer in socket)) socket[kPeer] = peer;
       this.#replacing = true;
+      this.show(req, socket, address);
+    } else if (replaced) {
+      this.show(req, socket, peer);
+    }
+  }
+
+  /**
+   * Makes `address` what `req.socket.remoteAddress` reads for this request. Set on the socket, unless the
+   * request is pipelined behind one whose response is still owed (async: Node hands the app every request it
+   * has parsed, at once): that one may still read the socket, so this request gets its own view of it, as an
+   * HTTP/2 stream does. A request's address stays its own until its response is sent, when the connection
+   * may go on to the next request.
+   */
+  private show(req: IncomingMessage, socket: PeerSocket, address: string | undefined): void {
+    if (socket.remoteAddress === address) return;
+    const owed = (socket as AnsweringSocket)._httpMessage;
+    if (owed && owed.req !== req) {
+      const view = new Proxy(socket, { get: (t, p) => (p === 'remoteAddress' ? address : Reflect.get(t, p)) });
+      Object.defineProperty(req, 'socket', { value: view, configurable: true, writable: true });
+    } else {
       setPeer(socket, address);
     }
   }
@@ -181,8 +224,15 @@ export class ForwardedHeaders {
   }
 
   private strip(req: IncomingMessage): void {
+    // Node builds `headers` and `headersDistinct` on first use from rawHeaders, up to the count it parsed: both
+    // are built before rawHeaders shrinks (an 'upgrade' request reaches here with neither built yet).
+    const headers = req.headers;
+    const distinct = (req as { headersDistinct?: Record<string, string[]> }).headersDistinct;
+    for (const n of this.#names) {
+      delete headers[n];
+      if (distinct) delete distinct[n];
+    }
     const raw = req.rawHeaders;
     for (let i = raw.length - 2; i >= 0; i -= 2) if (this.#names.has(raw[i]!.toLowerCase())) raw.splice(i, 2);
-    for (const n of this.#names) delete req.headers[n];
   }
 }

@@ -52,12 +52,13 @@ function validHost(value: string): boolean {
 
 /**
  * Whether a target that is not origin-form may be served: `*` for OPTIONS (asterisk-form, RFC 9112 section
- * 3.2.4), or an absolute http(s) URI with a host. llhttp lets through `*` for any method and with more after
- * it, and absolute URIs of any scheme (`ftp://`, `ws://`) or without a host (`http:///p`). CONNECT's
- * authority-form never gets here: Node gives it to 'connect' listeners.
+ * 3.2.4), `host:port` for CONNECT (authority-form, section 3.2.3, checked when the app has 'connect'
+ * listeners), or an absolute http(s) URI with a host. llhttp lets through `*` for any method and with more
+ * after it, and absolute URIs of any scheme (`ftp://`, `ws://`) or without a host (`http:///p`).
  */
 function otherFormOk(url: string, method: string | undefined): boolean {
   if (url === '*') return method === 'OPTIONS';
+  if (method === 'CONNECT') return /:\d+$/.test(url) && validHost(url);
   const m = ABSOLUTE_TARGET.exec(url);
   return m !== null && m[1] !== '' && validHost(m[1]!);
 }

@@ -22,6 +22,12 @@ type KeepAliveResponse = http.ServerResponse & { _keepAliveTimeout: number };
  */
 type WritingSocket = net.Socket & { _httpMessage?: http.ServerResponse | null };
 
+/**
+ * Runs for an HTTP/1 'upgrade' or 'connect' request that passed the checks, just before the app's listeners
+ * get it (the worker's access log: see WorkerRuntime.upgrading).
+ */
+export type UpgradeHook = (req: http.IncomingMessage, socket: Duplex) => void;
+
 /** Any server tunicorn serves HTTP with: plain, TLS, or TLS with HTTP/2 (and HTTP/1.1 fallback). */
 export type AnyHttpServer = http.Server | https.Server | http2.Http2SecureServer;
 
@@ -61,6 +67,7 @@ export class HttpLayer {
     private readonly log: ErrorLog,
     listener: RequestListener,
     own?: http.Server,
+    upgrading?: UpgradeHook,
   ) {
     this.#limits = limitsOf(cfg);
     this.#forwarded = new ForwardedHeaders(cfg);
@@ -105,6 +112,8 @@ export class HttpLayer {
       for (const event of ['upgrade', 'connect'] as const)
         for (const l of own.listeners(event)) this.server.on(event, l as (...args: unknown[]) => void);
     }
+    // Only the app's own server can have 'upgrade' or 'connect' listeners (a WebSocket server on it).
+    if (own) this.gateUpgrades(upgrading);
     const s = this.server as http.Server;
     s.keepAliveTimeout = options.keepAliveTimeout;
     if (!h2 && options.keepAliveTimeout > 0) this.sweepIdle(s, options.keepAliveTimeout);
@@ -204,6 +213,52 @@ export class HttpLayer {
       forwarded.apply(req);
       listener(req, res);
     };
+  }
+
+  /**
+   * Node gives an 'upgrade' (WebSocket) or 'connect' request to the server's listeners for that event, never
+   * to the 'request' listener that checks requests: the server's emit() checks it first, as gateRequests
+   * does (limits, Host, forwarded headers), whenever the app added those listeners. One that fails is refused
+   * on its socket; the app never sees it.
+   */
+  private gateUpgrades(upgrading: UpgradeHook | undefined): void {
+    const server = this.server as http.Server;
+    const emit = server.emit;
+    const limits = this.#limits;
+    const forwarded = this.#forwarded;
+    const hosts = new HostMemo();
+    const pass = (req: http.IncomingMessage, socket: Duplex): boolean => {
+      // HTTP/2 (a CONNECT stream: `socket` is its response): nghttp2 checked the frames.
+      if ((req as { stream?: unknown }).stream !== undefined) {
+        forwarded.apply(req);
+        return true;
+      }
+      const status = rejectStatus(req, limits, hosts) & ~HAS_BODY;
+      if (status) {
+        this.refuseUpgrade(req, socket as net.Socket, status);
+        return false;
+      }
+      forwarded.apply(req);
+      upgrading?.(req, socket);
+      return true;
+    };
+    server.emit = function (this: http.Server, event: string | symbol, req?: unknown, socket?: unknown): boolean {
+      if ((event === 'upgrade' || event === 'connect') && !pass(req as http.IncomingMessage, socket as Duplex)) return true;
+      return Reflect.apply(emit, this, arguments) as boolean;
+    } as typeof server.emit;
+  }
+
+  /** The status of a refused 'upgrade' or 'connect' request, after any response owed before it; then a close. */
+  private refuseUpgrade(req: http.IncomingMessage, socket: net.Socket, status: number): void {
+    this.log.debug(`Refused a request from ${req.socket.remoteAddress}: ${status} ${http.STATUS_CODES[status]}`);
+    const answer = (): void => {
+      if (socket.destroyed) return;
+      const owed = (socket as WritingSocket)._httpMessage;
+      if (owed && !owed.destroyed && !owed.writableFinished) return void owed.once('close', answer);
+      if (socket.writable) socket.end(reply(status));
+      socket.destroySoon();
+    };
+    answer();
   }
 
   private refuse(req: http.IncomingMessage, res: http.ServerResponse, status: number): void {

@@ -137,7 +137,8 @@ function atoms(clock: ClockCache): Record<string, Atom | (string | Atom)[]> {
       return i < 0 ? '' : u.slice(i + 1);
     },
     H: ['HTTP/', (e) => String(e.req.httpVersion)],
-    s: (e) => String(e.res.statusCode),
+    // No status: an upgraded connection on which the app wrote no answer (see WorkerRuntime.upgrading).
+    s: (e) => dash(e.res.statusCode),
     B: (e) => length(e.res) ?? '0',
     b: (e) => dash(length(e.res)),
     f: (e) => dash(firstHeader(e.req, 'referer')),

@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
+import type { Duplex } from 'node:stream';
 import type { HookServer, HookWorker } from '../config/hook-types.js';
 import { loadConfigFile } from '../config/file.js';
 import { SETTINGS, type Config } from '../config/registry.js';
@@ -66,6 +67,50 @@ export interface RequestSlots {
   end(slot: number): void;
 }
 
+/** How much of the app's first write on an upgraded socket is read for its status line and header block. */
+const ANSWER_HEAD_MAX = 8192;
+
+/**
+ * What the access log reads of a response (see AccessEntry), for an 'upgrade' or 'connect' request: the app
+ * answers one on the socket itself, and its first write there holds the status line and the header block
+ * (`101 Switching Protocols`, or a refusal such as ws's 400 or 401). The status is undefined (`-` in the log)
+ * when the app wrote nothing, or no HTTP answer.
+ */
+class UpgradeAnswer {
+  statusCode: number | undefined = undefined;
+  _header: string | null = null;
+
+  constructor(socket: Duplex) {
+    // The socket's own methods for its first write only; end() with data does not go through write().
+    const { write, end } = socket;
+    const seen = (chunk: unknown): void => {
+      socket.write = write;
+      socket.end = end;
+      let head = '';
+      if (typeof chunk === 'string') head = chunk.slice(0, ANSWER_HEAD_MAX);
+      else if (ArrayBuffer.isView(chunk))
+        head = Buffer.from(chunk.buffer, chunk.byteOffset, Math.min(chunk.byteLength, ANSWER_HEAD_MAX)).toString('latin1');
+      const m = /^HTTP\/1\.[01] (\d{3})/.exec(head);
+      if (!m) return;
+      this.statusCode = Number(m[1]);
+      const e = head.indexOf('\r\n\r\n');
+      this._header = e < 0 ? head : head.slice(0, e + 4);
+    };
+    socket.write = function (this: Duplex, chunk: unknown) {
+      seen(chunk);
+      return Reflect.apply(write, this, arguments) as boolean;
+    } as Duplex['write'];
+    socket.end = function (this: Duplex, chunk?: unknown) {
+      seen(typeof chunk === 'function' ? undefined : chunk);
+      return Reflect.apply(end, this, arguments) as Duplex;
+    } as Duplex['end'];
+  }
+
+  getHeader(): undefined {
+    return undefined;
+  }
+}
+
 const SERVICE_UNAVAILABLE = 'Service Unavailable\n';
 const RAW_503 =
   'HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n' +
@@ -95,6 +140,8 @@ export class WorkerRuntime {
   watchdog: RequestSlots | null = null;
   #retiring = false;
   #shared: Int32Array | null = null;
+  /** Upgraded connections still open, each with the access-log line it owes (see `upgrading`). */
+  readonly #upgraded = new Set<() => void>();
 
   constructor(
     readonly config: Config,
@@ -200,6 +247,27 @@ export class WorkerRuntime {
       listener(req, res);
     };
   }
+
+  /**
+   * An 'upgrade' (WebSocket) or 'connect' request passed the checks and goes to the app's listeners, which
+   * answer it on the socket. With the access log on it gets a line when the connection closes (or when the
+   * worker exits, if it is still open), as Gunicorn logs a WebSocket request once its handler returns: the
+   * status the app wrote (101 when it accepted), the connection's whole life as the request time.
+   */
+  readonly upgrading = (req: IncomingMessage, socket: Duplex): void => {
+    const log = this.accessLog;
+    if (!log) return;
+    const start = performance.now();
+    const queue = this.queueTime(req, start);
+    const peer = log.needsPeer ? peerAddress(req) : undefined;
+    const res = new UpgradeAnswer(socket) as unknown as ServerResponse;
+    const done = (): void => {
+      if (!this.#upgraded.delete(done)) return;
+      log.log({ req, res, start, end: performance.now(), queue, peer });
+    };
+    this.#upgraded.add(done);
+    socket.once('close', done);
+  };
 
   /** A response closed (sent, or its connection gone): the request is no longer running. */
   private closed(entry: Inflight): void {
@@ -346,6 +414,7 @@ export class WorkerRuntime {
   }
 
   closeLogs(): void {
+    for (const done of this.#upgraded) done();
     this.accessLog?.close();
     this.log.close();
   }

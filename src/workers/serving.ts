@@ -71,7 +71,7 @@ export class Serving {
         } catch (err) {
           runtime.onAppError(err, req, res);
         }
-      }), own);
+      }), own, runtime.upgrading);
     } else {
       this.layer = new HttpLayer(runtime.config, runtime.log, runtime.wrap(served.listener!));
     }

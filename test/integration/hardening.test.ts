@@ -6,14 +6,17 @@
  * - slow clients (header and body timeouts), idle keep-alive close, pipelining, half-close
  * - a valid response already owed is sent before the error that garbage behind it earns
  * - an app exception gives 500 without its details
+ * - upgrade (WebSocket) and CONNECT requests get the same checks and forwarded-header handling before the
+ *   app's listeners see them, and a line in the access log
  */
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { exchange, type RawResult, type RawStep } from '../helpers/raw.js';
-import { FIXTURES, Server, stopAll } from '../helpers/server.js';
+import { FIXTURES, Server, stopAll, until } from '../helpers/server.js';
 
 after(stopAll);
 
@@ -182,6 +185,92 @@ describe('limit_request_fields above the 1000 fields Node keeps by default', () 
       assert.equal(at.status, 200);
       assert.deepEqual(JSON.parse(at.body), { fields: max, names: max, last: ['Connection', 'close'] });
       assert.equal((await send(port, max + 1)).status, 431);
+      await server.kill();
+    });
+  }
+});
+
+/** A WebSocket upgrade request with extra header lines. */
+const wsRequest = (extra = '', target = '/ws'): string =>
+  `GET ${target} HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+  `Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n${extra}\r\n`;
+
+/**
+ * Sends one request from `from`: the answer's status, and what follows it: for a 101 the text of the first
+ * WebSocket frame (a server's frames are unmasked), else everything until the server closes. Then our side
+ * closes.
+ */
+function upgradeExchange(port: number, request: string, from: string): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ port, host: '127.0.0.1', localAddress: from });
+    let data = Buffer.alloc(0);
+    const timer = setTimeout(() => settle(new Error(`no answer within 5 s; got ${JSON.stringify(data.toString('latin1'))}`)), 5000);
+    const settle = (result: Error | { status: number; text: string }) => {
+      clearTimeout(timer);
+      socket.destroy();
+      if (result instanceof Error) reject(result);
+      else resolve(result);
+    };
+    const look = (closed: boolean) => {
+      const end = data.indexOf('\r\n\r\n');
+      if (end < 0) return void (closed && settle(new Error(`closed without an answer: ${JSON.stringify(data.toString('latin1'))}`)));
+      const status = Number(/^HTTP\/1\.1 (\d{3}) /.exec(data.toString('latin1', 0, 16))?.[1]);
+      const rest = data.subarray(end + 4);
+      if (status !== 101) return void (closed && settle({ status, text: rest.toString() }));
+      let len = rest.length >= 2 ? rest[1]! & 0x7f : -1;
+      let at = 2;
+      if (len === 126 && rest.length >= 4) [len, at] = [rest.readUInt16BE(2), 4];
+      if (len >= 0 && len < 127 && rest.length >= at + len) settle({ status, text: rest.toString('utf8', at, at + len) });
+      else if (closed) settle(new Error(`closed before the first frame: ${JSON.stringify(data.toString('latin1'))}`));
+    };
+    socket.on('data', (d: Buffer) => {
+      data = Buffer.concat([data, d]);
+      look(false);
+    });
+    socket.on('close', () => look(true));
+    socket.on('error', () => {});
+    socket.on('connect', () => socket.write(Buffer.from(request, 'latin1')));
+  });
+}
+
+describe('upgrade requests (WebSocket, CONNECT) get the checks of every request', () => {
+  for (const cls of WORKER_CLASSES_UNDER_TEST) {
+    it(`-k ${cls}: limits, Host and forwarded headers apply before the app's listeners; the access log has them`, async () => {
+      const server = new Server([
+        '-b', '127.0.0.1:0', '-k', cls, ...(cls === 'gthread' ? ['--threads', '2'] : []), '--log-level', 'debug',
+        '--access-logfile', '-', '--access-logformat', 'ACCESS %(h)s "%(r)s" %(s)s', path.join(FIXTURES, 'ws-whoami.ts'),
+      ]);
+      const port = await server.port();
+      await server.workersBooted(1);
+      // 127.0.0.2 is not a trusted proxy (the default list is 127.0.0.1, ::1): its forwarded headers go.
+      const untrusted = await upgradeExchange(port, wsRequest('X-Forwarded-For: 6.6.6.6\r\nX-Forwarded-Proto: https\r\n'), '127.0.0.2');
+      assert.equal(untrusted.status, 101);
+      assert.deepEqual(JSON.parse(untrusted.text), { addr: '127.0.0.2', xff: null, proto: null, fields: 5 });
+      const trusted = await upgradeExchange(port, wsRequest('X-Forwarded-For: 203.0.113.5\r\n', '/ws?trusted'), '127.0.0.1');
+      assert.equal(trusted.status, 101);
+      assert.equal(JSON.parse(trusted.text).addr, '203.0.113.5');
+      const refused = [
+        ['500 header fields', wsRequest(Array.from({ length: 500 }, (_, i) => `X-H${i}: 1\r\n`).join('')), 431],
+        ['a 20 KB field', wsRequest(`X-Big: ${'a'.repeat(20000)}\r\n`), 431],
+        ['a 6000-byte target', wsRequest('', `/${'a'.repeat(6000)}`), 414],
+        ['two Host fields', wsRequest('Host: evil\r\n'), 400],
+        ['a CONNECT with two Host fields', 'CONNECT h:443 HTTP/1.1\r\nHost: h:443\r\nHost: evil\r\n\r\n', 400],
+      ] as const;
+      for (const [what, request, status] of refused) {
+        const r = await upgradeExchange(port, request, '127.0.0.2');
+        assert.equal(r.status, status, what);
+      }
+      const connect = await upgradeExchange(port, 'CONNECT h:443 HTTP/1.1\r\nHost: h:443\r\nX-Forwarded-For: 6.6.6.6\r\n\r\n', '127.0.0.2');
+      assert.equal(connect.status, 200);
+      assert.equal(JSON.parse(connect.text).xff, null);
+      // Each accepted one is logged once its connection has closed, with the status the app wrote; the refused
+      // ones as a refused request is (a debug line, no access-log line).
+      await until(() => server.stdout.includes('ACCESS 127.0.0.2 "CONNECT h:443 HTTP/1.1" 200'), 5000, 'the CONNECT in the access log');
+      await until(() => server.stdout.includes('ACCESS 203.0.113.5 "GET /ws?trusted HTTP/1.1" 101'), 5000, 'the upgrade in the access log');
+      assert.match(server.stdout, /^ACCESS 127\.0\.0\.2 "GET \/ws HTTP\/1\.1" 101$/m);
+      assert.equal(server.stdout.match(/^ACCESS /gm)?.length, 3, server.stdout);
+      assert.equal(server.count(/Refused a request from 127\.0\.0\.2: 4\d\d /), refused.length);
+      assert.doesNotMatch(server.log, /Uncaught exception|Traceback|TypeError/);
       await server.kill();
     });
   }

@@ -6,6 +6,7 @@
  * - an absolute-form target gives a Fetch URL its authority and path, never its scheme or userinfo; other
  *   schemes, and a Host a URL cannot hold, get 400 before the app
  * - CIDR ranges in the list; a chain of proxies is walked back to the first untrusted hop
+ * - pipelined requests (async) each keep their own address; a secure scheme header of any name works
  * - --proxy-protocol v1 / v2 / auto: the PROXY header gives the client address; a connection without one,
  *   with a malformed one, or from a peer not in --proxy-allow-from is closed with no answer
  */
@@ -89,6 +90,7 @@ describe('forwarded headers', () => {
     const a = await get(port, 'X-Forwarded-For: 203.0.113.7\r\nX-Forwarded-Proto: https\r\nForwarded: for=1.2.3.4\r\n', '127.0.0.2');
     assert.equal(a.addr, '127.0.0.2');
     assert.equal(a.xff, null);
+    assert.equal(a.xffDistinct, null);
     assert.equal(a.proto, null);
     assert.equal(a.forwarded, null);
     await s.kill();
@@ -132,6 +134,32 @@ describe('forwarded headers', () => {
     const b = await get(port, 'X-Forwarded-For: 198.51.100.1\r\n', '127.0.0.9'); // outside 127.0.0.0/30
     assert.equal(b.addr, '127.0.0.9');
     assert.equal(b.xff, null);
+    await s.kill();
+  });
+
+  it('pipelined requests each keep their own client address for their whole life (-k async)', async () => {
+    const { s, port } = await start([fx('whoami-later.ts'), '-k', 'async']);
+    // Node hands the app all three at once; each reads its address again after the others have started.
+    const r = await exchangeFrom(port,
+      'GET /1 HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 1.1.1.1\r\n\r\n' +
+      'GET /2 HTTP/1.1\r\nHost: h\r\n\r\n' +
+      'GET /3 HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 2.2.2.2\r\nConnection: close\r\n\r\n', '127.0.0.1');
+    assert.deepEqual(r.responses.map((x) => JSON.parse(x.body) as unknown), [
+      { first: '1.1.1.1', later: '1.1.1.1', helper: '1.1.1.1' },
+      { first: '127.0.0.1', later: '127.0.0.1', helper: '127.0.0.1' },
+      { first: '2.2.2.2', later: '2.2.2.2', helper: '2.2.2.2' },
+    ]);
+    await s.kill();
+  });
+
+  it('a secure scheme header of any name is honoured from a trusted peer and removed from others', async () => {
+    const { s, port } = await start([fx('fetch-client.ts'), '--secure-scheme-header', 'SSL-Offload=on']);
+    const a = await get(port, 'SSL-Offload: on\r\n');
+    assert.equal(a.url, 'https://h.example/x');
+    assert.equal(a.ssl, 'on');
+    const b = await get(port, 'SSL-Offload: on\r\n', '127.0.0.2');
+    assert.equal(b.url, 'http://h.example/x');
+    assert.equal(b.ssl, null);
     await s.kill();
   });
 

@@ -153,6 +153,9 @@ describe('request checks', () => {
     }
     assert.equal(target('*'), 400, 'GET *');
     assert.equal(target('*/x', 'OPTIONS'), 400);
+    // CONNECT's authority-form (checked when the app serves 'connect'): host and port, nothing else.
+    for (const url of ['h:443', '10.0.0.1:8080', '[::1]:443']) assert.equal(target(url, 'CONNECT'), 0, `CONNECT ${url}`);
+    for (const url of ['h', 'h:', 'http://h:443/', 'h:99999', 'a%40b:443']) assert.equal(target(url, 'CONNECT'), 400, `CONNECT ${url}`);
   });
 
   it('match header names in any case, and only whole names', async () => {

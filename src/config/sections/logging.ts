@@ -57,7 +57,11 @@ export const logging = {
     doc:
       'Each worker appends one line per response, formatted by `access_log_format`, written in batches at most ' +
       '20 ms apart (and on exit). USR1 reopens it. The request line and headers are written as the bytes the ' +
-      'client sent (UTF-8 in a header stays UTF-8); the format\'s own text and `{name}e` values as UTF-8.',
+      'client sent (UTF-8 in a header stays UTF-8); the format\'s own text and `{name}e` values as UTF-8. An ' +
+      'upgrade (WebSocket) or CONNECT request, which the app answers on the socket itself, gets its line when ' +
+      'that connection closes (or the worker exits), as Gunicorn logs one when its handler returns: the status ' +
+      'the app wrote (101 when it accepted; `-` when it wrote none), the connection\'s whole life as its time. ' +
+      'A request tunicorn refuses (a limit, a bad `Host`) gets no line, only a debug line in the error log.',
   }),
   accessLogFormat: stringSetting<string>({
     key: 'accessLogFormat',
