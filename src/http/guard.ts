@@ -130,3 +130,55 @@ export function rejectStatus(req: IncomingMessage, l: RequestLimits, memo: HostM
   if (hosts > 1 || (hosts === 0 && req.httpVersionMinor >= 1)) return 400;
   return body;
 }
+
+/** Node's own default for maxHeaderListPairs (pseudo-header fields included). */
+const NODE_HEADER_PAIRS = 128;
+
+/**
+ * Node's HTTP/2 bounds for the limits (every HTTP/2 server: TLS with ALPN h2, and h2c). A stream whose header
+ * list crosses them is reset (ENHANCE_YOUR_CALM) before any request exists to answer; they are set above what
+ * the limits allow, so that a request over a limit is answered by `rejectStatusH2` instead, and only one far
+ * over them is reset. maxHeaderListSize (RFC 9113 section 6.5.2: each field's name and value plus 32 bytes) is
+ * advertised to the client in SETTINGS too, capped as maxHeaderSize is. The pairs: twice the fields, for cookie
+ * crumbs (count as one field) and pseudo-header fields.
+ */
+export function http2Limits(l: RequestLimits): { maxHeaderListPairs: number; settings: { maxHeaderListSize: number } } {
+  return {
+    maxHeaderListPairs: Math.max(NODE_HEADER_PAIRS, 2 * l.fields + 4),
+    settings: { maxHeaderListSize: Math.min(l.line + 4 * 32 + l.fields * (l.fieldSize + 32), 8 * 1024 * 1024) },
+  };
+}
+
+/**
+ * rejectStatus's limits for an HTTP/2 request, on the header list nghttp2 decoded: 414 when `:method` and
+ * `:path` make a longer request line than limit_request_line allows, 431 for more fields than
+ * limit_request_fields or one longer than limit_request_field_size (as `name: value`), else 0. As in HTTP/1:
+ * `:authority` is a field (the Host its request would have), the other pseudo-header fields are the request
+ * line, and the cookie crumbs of RFC 9113 section 8.2.3 are the one Cookie field they make up (`; ` between).
+ */
+export function rejectStatusH2(req: Pick<IncomingMessage, 'method' | 'url' | 'rawHeaders'>, l: RequestLimits): number {
+  if ((req.method?.length ?? 0) + (req.url?.length ?? 0) + 10 > l.line) return 414;
+  const raw = req.rawHeaders;
+  let fields = 0;
+  /** The Cookie value the crumbs so far make up, by length; -1: none yet. */
+  let cookie = -1;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    const value = raw[i + 1]!;
+    let size = name.length + value.length + 2;
+    // HTTP/2 field names are lower case (nghttp2 refuses others).
+    if (name.charCodeAt(0) === 0x3a /* : */) {
+      if (name !== ':authority') continue;
+      size = 4 + value.length + 2; // host: value
+      fields++;
+    } else if (name === 'cookie') {
+      if (cookie < 0) fields++;
+      cookie = cookie < 0 ? value.length : cookie + 2 + value.length;
+      size = 6 + cookie + 2;
+    } else {
+      fields++;
+    }
+    if (size > l.fieldSize) return 431;
+  }
+  return fields > l.fields ? 431 : 0;
+}

@@ -1,3 +1,4 @@
+import { isIPv4, isIPv6 } from 'node:net';
 import type { ProxyProtocolMode } from '../config/sections/http.js';
 
 /** HAProxy PROXY protocol, version 2's fixed signature. */
@@ -76,9 +77,9 @@ function parseV2(buf: Buffer): ProxyHeader | null {
   }
 }
 
+/** An address of the family the line declares (TCP4, TCP6), as inet_pton reads it: no zone (`%eth0`). */
 function isIp(s: string, family: 4 | 6): boolean {
-  if (family === 4) return /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/.test(s);
-  return /^[0-9a-fA-F:.]+$/.test(s) && s.includes(':');
+  return family === 4 ? isIPv4(s) : isIPv6(s) && !s.includes('%');
 }
 
 function isPort(s: string): boolean {

@@ -2,6 +2,7 @@ import http from 'node:http';
 import type http2 from 'node:http2';
 import type https from 'node:https';
 import type net from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import type { Duplex } from 'node:stream';
 import type { Config } from '../config/registry.js';
 import { lazy } from '../lazy.js';
@@ -10,7 +11,7 @@ import type { RequestListener } from '../app/shapes.js';
 import { ConnectionGate } from './connection.js';
 import { tlsOptionsOf } from './tls.js';
 import { ForwardedHeaders } from './forwarded.js';
-import { HAS_BODY, HostMemo, limitsOf, maxHeaderSize, rejectStatus } from './guard.js';
+import { HAS_BODY, HostMemo, http2Limits, limitsOf, maxHeaderSize, rejectStatus, rejectStatusH2 } from './guard.js';
 import { sweepIdleConnections } from './keep-alive.js';
 
 /** Node's response field for the `Keep-Alive: timeout=N` header (_http_outgoing.js), 0 for none. */
@@ -61,6 +62,16 @@ export class HttpLayer {
   readonly #sessions = new Set<http2.ServerHttp2Session>();
   #h2c: http2.Http2Server | null = null;
   readonly #handler: RequestListener;
+  /**
+   * Connections that bypass the gate (TLS), from their hand-over until their first request, with the timer
+   * that closes them at header_timeout; null for plain HTTP, which the gate times. Node's own clocks do not
+   * cover this span: its header timeout starts once the handshake is done, and its handshake timeout (120 s)
+   * does not run for a socket handed to the server this way.
+   */
+  readonly #firstRequest: WeakMap<net.Socket, NodeJS.Timeout> | null;
+  readonly #headerMs: number;
+  /** The TLS socket over each connection whose handshake is done, while #firstRequest times it. */
+  readonly #secured = new WeakMap<net.Socket, TLSSocket>();
 
   constructor(
     cfg: Config,
@@ -72,6 +83,7 @@ export class HttpLayer {
     this.#limits = limitsOf(cfg);
     this.#forwarded = new ForwardedHeaders(cfg);
     this.#bodyMs = cfg.bodyTimeout * 1000;
+    this.#headerMs = cfg.headerTimeout * 1000;
     this.#handler = this.gateRequests()(listener);
     const handler = this.#handler;
     const tlsOptions = tlsOptionsOf(cfg);
@@ -100,7 +112,10 @@ export class HttpLayer {
         connectionsCheckingInterval: CHECK_INTERVAL_MS,
       });
     } else if (h2) {
-      this.server = lazy.http2().createSecureServer({ ...tlsOptions, ...options, allowHTTP1: true }, handler as never);
+      this.server = lazy.http2().createSecureServer(
+        { ...tlsOptions, ...options, ...http2Limits(this.#limits), allowHTTP1: true },
+        handler as never,
+      );
     } else if (tlsOptions) {
       this.server = lazy.https().createServer({ ...tlsOptions, ...options }, handler);
     } else {
@@ -131,6 +146,15 @@ export class HttpLayer {
     if (this.gate) {
       this.routeThroughGate(this.gate);
       this.log.debug(`Checking first request lines by ${this.gate.how}`);
+    }
+    this.#firstRequest = this.gate ? null : new WeakMap();
+    if (!this.gate) {
+      s.on('secureConnection', (secure: TLSSocket) => {
+        const raw = connectionOf(secure);
+        if (this.#firstRequest!.has(raw)) this.#secured.set(raw, secure);
+      });
+      // An HTTP/2 stream is a request, a CONNECT one included (it may go to a 'connect' listener instead).
+      if (h2) this.server.on('stream', (stream: http2.ServerHttp2Stream) => this.firstRequestCame(stream.session?.socket));
     }
     if (tlsOptions) this.trackSessions(this.server);
   }
@@ -165,8 +189,40 @@ export class HttpLayer {
 
   /** Hands a connection accepted elsewhere (a further listening socket) to the server. */
   readonly connection = (socket: net.Socket): void => {
+    if (this.#firstRequest) this.timeFirstRequest(socket, this.#firstRequest);
     this.server.emit('connection', socket);
   };
+
+  /**
+   * A connection that does not pass through the gate (TLS) must bring its first request, handshake included,
+   * within header_timeout, as one on plain HTTP must: else it is closed (with a 408 once the handshake is done
+   * and it speaks HTTP/1), and its worker takes the next client. Node's header timeout covers each request
+   * after that.
+   */
+  private timeFirstRequest(socket: net.Socket, waiting: WeakMap<net.Socket, NodeJS.Timeout>): void {
+    const timer = setTimeout(() => {
+      waiting.delete(socket);
+      const secure = this.#secured.get(socket);
+      // HTTP/1 whose first request was an upgrade (WebSocket) or a CONNECT: Node freed the parser and handed
+      // the socket on, with no 'request'. It is not HTTP any more.
+      if ((secure as { parser?: unknown } | undefined)?.parser === null) return;
+      this.log.debug(`No request from ${socket.remoteAddress} within header_timeout${secure ? '' : ' (TLS handshake not done)'}; closing`);
+      if (secure && secure.alpnProtocol !== 'h2' && secure.writable) {
+        secure.end(reply(408));
+        secure.destroySoon();
+        // A client that reads nothing must not keep it open either.
+        setTimeout(() => socket.destroy(), 1000).unref();
+      } else {
+        socket.destroy();
+      }
+    }, this.#headerMs);
+    timer.unref();
+    waiting.set(socket, timer);
+    socket.once('close', () => {
+      clearTimeout(timer);
+      waiting.delete(socket);
+    });
+  }
 
   /**
    * Puts the gate before Node's own connection listener: sockets arrive paused (`pauseOnConnect` is read at
@@ -189,7 +245,7 @@ export class HttpLayer {
   /** The cleartext HTTP/2 server for h2c from trusted peers, made on first use. */
   private h2c(): http2.Http2Server {
     if (!this.#h2c) {
-      this.#h2c = lazy.http2().createServer({}, this.#handler as never);
+      this.#h2c = lazy.http2().createServer(http2Limits(this.#limits), this.#handler as never);
       this.trackSessions(this.#h2c);
     }
     return this.#h2c;
@@ -201,6 +257,8 @@ export class HttpLayer {
     const bodyMs = this.#bodyMs;
     const hosts = new HostMemo();
     return (listener) => (req, res) => {
+      // Set once the server is made (after this wrapper): null for plain HTTP.
+      if (this.#firstRequest) this.firstRequestCame(req.socket);
       if ((req as { stream?: unknown }).stream === undefined) {
         // HTTP/1: what llhttp accepts but a server must not (HTTP/2 frames are checked by nghttp2).
         const found = rejectStatus(req, limits, hosts);
@@ -209,6 +267,10 @@ export class HttpLayer {
         if (bodyMs > 0 && found & HAS_BODY) this.watchBody(req, res, bodyMs);
         // Node copied the server's keepAliveTimeout (0 when swept) to the response for its header.
         (res as KeepAliveResponse)._keepAliveTimeout ||= this.#advertised;
+      } else {
+        // HTTP/2 (TLS with ALPN h2, or h2c): the same limits, on the header list nghttp2 decoded.
+        const status = rejectStatusH2(req, limits);
+        if (status) return this.refuseStream(req, res, status);
       }
       forwarded.apply(req);
       listener(req, res);
@@ -270,6 +332,24 @@ export class HttpLayer {
     res.end();
   }
 
+  /** An HTTP/2 request over a limit: its stream gets the status; the session's other streams go on. */
+  private refuseStream(req: http.IncomingMessage, res: http.ServerResponse, status: number): void {
+    this.log.debug(`Refused an HTTP/2 request from ${req.socket.remoteAddress}: ${status} ${http.STATUS_CODES[status]}`);
+    res.writeHead(status, { 'content-length': 0 });
+    res.end();
+  }
+
+  /** The first request of a connection not timed by the gate came on `socket` (or one over it): its timer ends. */
+  private firstRequestCame(socket: net.Socket | undefined): void {
+    if (!socket) return;
+    const conn = connectionOf(socket);
+    const timer = this.#firstRequest!.get(conn);
+    if (timer === undefined) return;
+    clearTimeout(timer);
+    this.#firstRequest!.delete(conn);
+    this.#secured.delete(conn);
+  }
+
   /** A body must keep coming: a pause longer than body_timeout cuts the connection (408 if nothing was sent). */
   private watchBody(req: http.IncomingMessage, res: http.ServerResponse, ms: number): void {
     const socket = req.socket;
@@ -313,6 +393,11 @@ export class HttpLayer {
     };
     answer();
   }
+}
+
+/** The connection accepted under a socket: over TLS the request's socket wraps it. */
+function connectionOf(socket: net.Socket): net.Socket {
+  return (socket as net.Socket & { _parent?: net.Socket | null })._parent ?? socket;
 }
 
 /** The status for what Node's parser (or its timers) rejected. */

@@ -33,7 +33,7 @@ const HTTPS_ONLY = [
  * Loads and checks the TLS settings once, at start (and for `--check-config`), so that a bad one stops the
  * server with one line that names it and the cause: a certificate file without its key, a key that is not the
  * certificate's or that is encrypted, a cipher list OpenSSL does not know, a CA file with no certificate in
- * it, or a TLS setting given without a certificate.
+ * it, a TLS setting given without a certificate, or the PROXY protocol (plain HTTP only) with one.
  */
 export function checkTls(cfg: Config): void {
   if (!cfg.certfile) {
@@ -43,6 +43,8 @@ export function checkTls(cfg: Config): void {
     if (cfg.certReqs !== 'none') throw new ConfigError(`certReqs (--cert-reqs) is ${JSON.stringify(cfg.certReqs)} without certfile (--certfile); client certificates need HTTPS: set certfile and keyfile too`);
     return;
   }
+  // The PROXY header is read by the plain-HTTP connection gate (connection.ts), which TLS connections bypass.
+  if (cfg.proxyProtocol !== 'off') throw new ConfigError(`proxyProtocol (--proxy-protocol) is ${JSON.stringify(cfg.proxyProtocol)} with certfile (--certfile); the PROXY protocol is read on plain HTTP listeners only: terminate TLS at the balancer and serve plain HTTP behind it, or set proxyProtocol off`);
   const o = tlsOptionsOf(cfg)!;
   const tls = lazy.tls();
   const certName = `certfile ${JSON.stringify(cfg.certfile)}`;

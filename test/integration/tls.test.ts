@@ -10,6 +10,10 @@
  *   certificate signed by the CA is served
  * - h2c (HTTP/2 with prior knowledge, no TLS) from a trusted peer; refused from another
  * - a gthread thread runs one HTTP/2 connection's streams one at a time, and an idle session does not hold it
+ * - a TLS connection that brings no first request (no ClientHello, or nothing after the handshake) is closed
+ *   at header_timeout on every worker class, and the worker serves the next client; a WebSocket is not cut
+ * - --proxy-protocol with --certfile stops the server (and --check-config) with one line
+ * - limit_request_line / _fields / _field_size over HTTP/2 (TLS and h2c): 414 / 431 as over HTTP/1.1
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -20,6 +24,7 @@ import net from 'node:net';
 import path from 'node:path';
 import tls from 'node:tls';
 import { after, describe, it } from 'node:test';
+import WebSocket from 'ws';
 import { FIXTURES, request, Server, stopAll, within } from '../helpers/server.js';
 import { selfSigned } from '../helpers/tls.js';
 
@@ -210,12 +215,161 @@ describe('TLS', () => {
     }
   });
 
+  // The PROXY header is read on plain HTTP only: with TLS it was ignored, and any peer was served without one.
+  it('stops at start with one line for the PROXY protocol with TLS, and --check-config too', async () => {
+    const args = ['--certfile', certs.cert, '--keyfile', certs.key, '--proxy-protocol', 'v1'];
+    const re = /proxyProtocol \(--proxy-protocol\) is "v1" with certfile \(--certfile\); the PROXY protocol is read on plain HTTP listeners only/;
+    const s = new Server(['-b', '127.0.0.1:0', ...args, fx('whoami.ts')]);
+    assert.equal((await within(s.exited, 10000, 'the server to stop at start')).code, 1, s.log);
+    assert.match(s.log, re);
+    assert.doesNotMatch(s.log, /Booting worker/);
+    const check = new Server(['--check-config', ...args, fx('whoami.ts')]);
+    assert.equal((await within(check.exited, 10000, '--check-config to end')).code, 1, check.log);
+    assert.match(check.log, re);
+    assert.match(check.log, /^tunicorn: error: [^\n]*\n$/);
+  });
+
   it('--cert-reqs required: only clients with a certificate from --ca-certs are served', async () => {
     const client = selfSigned('client', certs.dir, 'client');
     const { s, port } = await start([fx('whoami.ts'), '--ca-certs', client.cert, '--cert-reqs', 'required']);
     await assert.rejects(h1(port));
     const ok = await h1(port, { cert: readFileSync(client.cert), key: readFileSync(client.key) });
     assert.equal(ok.status, 200);
+    await s.kill();
+  });
+});
+
+describe('TLS connections that bring no request', () => {
+  /** A TLS connection that completes its handshake and sends nothing more: what came back, and when it closed. */
+  const handshakeOnly = (port: number, alpn: string, t0: number) =>
+    new Promise<{ got: string; ms: number; alpn: string | false | null }>((resolve) => {
+      const c = tls.connect({ host: '127.0.0.1', port, ALPNProtocols: [alpn], rejectUnauthorized: false });
+      let got = '';
+      c.setEncoding('latin1');
+      c.on('data', (d: string) => (got += d));
+      c.on('error', () => {});
+      c.on('close', () => resolve({ got, ms: Date.now() - t0, alpn: c.alpnProtocol }));
+    });
+
+  // One client that never sends its ClientHello held a sync worker, a gthread thread or an async worker's last
+  // connection slot for good: Node's header timeout starts after the handshake, and its handshake timeout
+  // did not apply to the sockets tunicorn hands over.
+  for (const cls of ['sync', 'async', 'gthread']) {
+    it(`are closed at header_timeout, handshake or not, and the worker takes the next client (-k ${cls})`, async () => {
+      const { s, port } = await start([
+        '-k', cls, '-w', '1', '--threads', '1', '--worker-connections', '1', '--header-timeout', '1', fx('whoami.ts'),
+      ]);
+      let t0 = Date.now();
+      const silent = net.connect(port, '127.0.0.1');
+      silent.on('error', () => {});
+      silent.resume();
+      const closed = new Promise<number>((resolve) => silent.on('close', () => resolve(Date.now() - t0)));
+      await new Promise((resolve) => silent.once('connect', resolve));
+      const next = await within(h1(port, { path: '/' }), 6000, 'the next client to be served');
+      assert.equal(next.status, 200);
+      const ms = await within(closed, 3000, 'the silent connection to close');
+      assert.ok(ms >= 900 && ms < 3000, `the silent connection closed after ${ms} ms`);
+      // After the handshake: HTTP/1.1 gets the 408 a plain connection gets from Node; an HTTP/2 session that
+      // opens no stream is closed.
+      t0 = Date.now();
+      const one = await within(handshakeOnly(port, 'http/1.1', t0), 4000, 'the HTTP/1.1 connection to close');
+      assert.match(one.got, /^HTTP\/1\.1 408 /);
+      t0 = Date.now();
+      const two = await within(handshakeOnly(port, 'h2', t0), 4000, 'the HTTP/2 connection to close');
+      assert.equal(two.alpn, 'h2');
+      assert.ok(two.ms < 3000, `the HTTP/2 connection closed after ${two.ms} ms`);
+      // A connection whose first request came in time is not cut at header_timeout: a second request on the
+      // same HTTP/2 session, after it, is served.
+      const session = http2.connect(`https://127.0.0.1:${port}`, { rejectUnauthorized: false });
+      session.on('error', () => {});
+      const get = () =>
+        new Promise<number>((resolve, reject) => {
+          const req = session.request({ ':path': '/' });
+          req.on('response', (h) => resolve(Number(h[':status'])));
+          req.on('error', reject);
+          req.resume();
+          req.end();
+        });
+      try {
+        assert.equal(await within(get(), 4000, 'a first HTTP/2 request'), 200);
+        await new Promise((resolve) => setTimeout(resolve, 1500));
+        assert.equal(await within(get(), 4000, 'a second HTTP/2 request after header_timeout'), 200);
+      } finally {
+        session.destroy();
+      }
+      await s.kill();
+    });
+  }
+
+  // An upgrade is a first request that never reaches 'request': the connection must not be cut at
+  // header_timeout once it is a WebSocket.
+  it('a WebSocket over TLS outlives header_timeout', async () => {
+    const { s, port } = await start(['--header-timeout', '1', fx('apps/websocket.ts')]);
+    const ws = new WebSocket(`wss://127.0.0.1:${port}/`, { rejectUnauthorized: false });
+    try {
+      await within(new Promise((resolve, reject) => (ws.once('open', resolve), ws.once('error', reject))), 5000, 'the WebSocket to open');
+      await new Promise((resolve) => setTimeout(resolve, 1800));
+      const reply = new Promise<string>((resolve, reject) => {
+        ws.once('message', (d: Buffer) => resolve(d.toString()));
+        ws.once('close', () => reject(new Error('the WebSocket was closed')));
+      });
+      ws.send('ping');
+      assert.equal(await within(reply, 4000, 'the echo'), 'echo: ping');
+    } finally {
+      ws.terminate();
+    }
+    await s.kill();
+  });
+});
+
+describe('request limits over HTTP/2', () => {
+  /** The status each request gets on one session, or the code its stream was reset with. */
+  async function limitsOver(url: string): Promise<(number | string)[]> {
+    const session = http2.connect(url, { rejectUnauthorized: false });
+    session.on('error', () => {});
+    const get = (headers: http2.OutgoingHttpHeaders) =>
+      new Promise<number | string>((resolve) => {
+        const req = session.request(headers);
+        req.on('response', (h) => resolve(Number(h[':status'])));
+        req.on('error', () => {});
+        req.on('close', () => resolve(`reset ${req.rstCode}`));
+        req.resume();
+        req.end();
+      });
+    const fields = (n: number) => Object.fromEntries(Array.from({ length: n }, (_, i) => [`x-h${i}`, String(i)]));
+    try {
+      return await within(
+        (async () => [
+          await get({ ':path': '/', ...fields(120) }), // limit_request_fields 100
+          await get({ ':path': `/${'a'.repeat(6000)}` }), // limit_request_line 4094
+          await get({ ':path': '/', 'x-big': 'v'.repeat(20000) }), // limit_request_field_size 8190
+          await get({ ':path': '/', ...fields(90), cookie: Array.from({ length: 30 }, (_, i) => `c${i}=${i}`) }),
+          await get({ ':path': '/', ...fields(1000) }), // far over: Node resets the stream
+          await get({ ':path': '/' }), // and the session goes on
+        ])(),
+        10000,
+        'the HTTP/2 requests',
+      );
+    } finally {
+      session.destroy();
+    }
+  }
+
+  // 120 fields, a 6000-byte path and a 20000-byte field were served over HTTP/2, where HTTP/1.1 gets 431/414.
+  // Cookie crumbs (RFC 9113 section 8.2.3) are one Cookie field, as the browser's HTTP/1.1 request has.
+  const expected = [431, 414, 431, 200, `reset ${http2.constants.NGHTTP2_ENHANCE_YOUR_CALM}`, 200];
+
+  it('TLS with ALPN h2: 431 and 414 as over HTTP/1.1', async () => {
+    const { s, port } = await start([fx('whoami.ts')]);
+    assert.deepEqual(await limitsOver(`https://127.0.0.1:${port}`), expected);
+    await s.kill();
+  });
+
+  it('h2c: 431 and 414 as over HTTP/1.1', async () => {
+    const s = new Server(['-b', '127.0.0.1:0', fx('whoami.ts')]);
+    const port = await s.port();
+    await s.workersBooted(1);
+    assert.deepEqual(await limitsOver(`http://127.0.0.1:${port}`), expected);
     await s.kill();
   });
 });

@@ -69,6 +69,40 @@ describe('PROXY protocol headers', () => {
     for (const [text, mode] of bad) assert.throws(() => parseProxyHeader(Buffer.from(text), mode), ProxyProtocolError, text);
     assert.throws(() => parseProxyHeader(v2(0x11, [1, 2, 3, 4, 5, 6, 7, 8, 0, 1, 0, 2]), 'v1'), ProxyProtocolError);
   });
+
+  it('v1: takes only addresses of the declared family, and decimal ports 0-65535', () => {
+    const bad = [
+      // Hex digits, colons and dots that are no IPv6 address.
+      'PROXY TCP6 ::::::: ::1 1111 80',
+      'PROXY TCP6 : : 1111 80',
+      'PROXY TCP6 1.2.3.4:: ::1 1111 80',
+      'PROXY TCP6 1::2::3 ::1 1111 80',
+      'PROXY TCP6 12345:: ::1 1111 80',
+      'PROXY TCP6 fe80::1%eth0 ::1 1111 80',
+      'PROXY TCP6 ::1 ::: 1111 80',
+      // The other family.
+      'PROXY TCP6 1.2.3.4 5.6.7.8 1111 80',
+      'PROXY TCP4 ::1 ::1 1111 80',
+      'PROXY TCP4 ::ffff:1.2.3.4 5.6.7.8 1111 80',
+      'PROXY TCP4 01.2.3.4 5.6.7.8 1111 80',
+      // Ports.
+      'PROXY TCP4 1.2.3.4 5.6.7.8 65536 80',
+      'PROXY TCP4 1.2.3.4 5.6.7.8 +1111 80',
+      'PROXY TCP4 1.2.3.4 5.6.7.8 0x50 80',
+      'PROXY TCP4 1.2.3.4 5.6.7.8 01111 80',
+      'PROXY TCP4 1.2.3.4 5.6.7.8 1111 -80',
+      'PROXY TCP4 1.2.3.4 5.6.7.8  80',
+    ];
+    for (const line of bad) assert.throws(() => parseProxyHeader(Buffer.from(`${line}\r\n`), 'v1'), ProxyProtocolError, line);
+    const good: [string, string, number][] = [
+      ['PROXY TCP6 ::ffff:1.2.3.4 ::1 0 80', '::ffff:1.2.3.4', 0],
+      ['PROXY TCP6 :: ::1 65535 80', '::', 65535],
+      ['PROXY TCP6 2001:DB8:0:0:0:0:0:1 2001:db8::2 1 2', '2001:DB8:0:0:0:0:0:1', 1],
+      ['PROXY TCP4 255.255.255.255 0.0.0.0 443 0', '255.255.255.255', 443],
+    ];
+    for (const [line, address, port] of good)
+      assert.deepEqual(parseProxyHeader(Buffer.from(`${line}\r\n`), 'v1'), { address, port, length: line.length + 2 }, line);
+  });
 });
 
 describe('the first request line', () => {

@@ -23,7 +23,8 @@ export const http = {
     short: 'The maximum size of the request line in bytes (0: unlimited); a longer one gets 414.',
     doc:
       'The request line is `METHOD TARGET HTTP/1.1`. Limits the damage of a denial-of-service by huge URLs. ' +
-      '0 lifts the limit (the whole header section is still bounded, see docs/security.md).',
+      '0 lifts the limit (the whole header section is still bounded, see docs/security.md). Over HTTP/2 the ' +
+      'line is `:method` and `:path`, counted as if they made one.',
   }),
   limitRequestFields: intSetting({
     key: 'limitRequestFields',
@@ -37,7 +38,8 @@ export const http = {
     doc:
       'As in Gunicorn, at most 32768; 0 means that maximum. The count is exact: every field of a request within ' +
       'the limit reaches the app, and one more gets 431 (the whole header section is still bounded, see ' +
-      'docs/security.md).',
+      'docs/security.md). Over HTTP/2 `:authority` counts as the Host field and cookie crumbs as one Cookie ' +
+      'field; the other pseudo-header fields are the request line.',
   }),
   limitRequestFieldSize: intSetting({
     key: 'limitRequestFieldSize',
@@ -47,7 +49,9 @@ export const http = {
     metavar: 'INT',
     default: 8190,
     short: 'The maximum size of one header field (name, colon and value) in bytes (0: unlimited); more gets 431.',
-    doc: '0 lifts the per-field limit; the whole header section is still bounded (see docs/security.md).',
+    doc:
+      '0 lifts the per-field limit; the whole header section is still bounded (see docs/security.md). Over ' +
+      'HTTP/2 a field over 64 KiB has its stream refused whatever this says (nghttp2\'s own bound).',
   }),
   headerTimeout: numberSetting({
     key: 'headerTimeout',
@@ -59,7 +63,9 @@ export const http = {
     short: 'A client must send a whole request header section within this many seconds; else 408 and close.',
     doc:
       'Counted from the first byte of a request (or the connection). A slow client (slowloris) is cut off ' +
-      'without holding anything but one idle socket; other clients are served meanwhile. Not in Gunicorn.',
+      'without holding anything but one idle socket; other clients are served meanwhile. Over TLS the ' +
+      'handshake is part of the first request\'s time: a connection that has not brought a whole first request ' +
+      'within it is closed, handshake done or not. Not in Gunicorn.',
   }),
   bodyTimeout: numberSetting({
     key: 'bodyTimeout',
@@ -116,8 +122,9 @@ export const http = {
     doc:
       'HAProxy\'s PROXY protocol: the balancer sends the client\'s address before the HTTP bytes. With it on, ' +
       'the address the app sees is the one in the header. A connection from a peer not in ' +
-      '`proxy_allow_from`, without the header, or with a malformed one is closed. `auto` accepts v1 or v2. ' +
-      'Plain HTTP listeners only.',
+      '`proxy_allow_from`, without the header, or with a malformed one (an address not of the family it ' +
+      'declares, a port not in 0-65535) is closed. `auto` accepts v1 or v2. Plain HTTP listeners only: with ' +
+      '`certfile` it is a config error.',
   }),
   proxyAllowFrom: listSetting({
     key: 'proxyAllowFrom',
