@@ -1,5 +1,6 @@
 import type net from 'node:net';
 import type { ServedApp } from '../app/shapes.js';
+import { settledWithin } from '../deadline.js';
 import { AcceptSwitch } from './accept-switch.js';
 import { Serving } from './serving.js';
 import type { WorkerClass, WorkerClassContext } from './worker-class.js';
@@ -51,14 +52,10 @@ export class AsyncWorker implements WorkerClass {
     // The app's shutdown (framework close(), the `shutdown` export) must run before the master's SIGKILL at
     // graceful_timeout: requests still running at 80 % of it no longer hold it back.
     const { runtime } = this.ctx;
-    const drainMs = runtime.config.gracefulTimeout * 800;
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<'late'>((r) => (timer = setTimeout(() => r('late'), drainMs).unref()));
-    if ((await Promise.race([this.#serving?.stop(graceful), late])) === 'late') {
+    if (!(await settledWithin(this.#serving?.stop(graceful) ?? Promise.resolve(), runtime.config.gracefulTimeout * 800))) {
       const cut = runtime.slowRequests(0).map((r) => `${r.method} ${r.url} (${(r.ms / 1000).toFixed(1)} s)`);
       if (cut.length) runtime.log.warning(`Graceful stop: cutting the requests still running at 80 % of graceful_timeout, so the app's shutdown runs before the master's kill: ${cut.join(', ')}`);
     }
-    clearTimeout(timer);
     await this.#served?.close?.();
   }
 }

@@ -65,9 +65,8 @@ class WorkerProcess {
   #interrupted = false;
   #exitCode = 0;
   #serving = false;
-  /** tunicorn's own TERM listener (the app's are the others), and whether a real TERM already reached them. */
-  ownTermListener: (() => void) | null = null;
-  termDelivered = false;
+  /** Whether a real TERM reached this worker: Node ran the app's own TERM listeners then. */
+  #termDelivered = false;
   readonly runtime: WorkerRuntime;
 
   constructor(
@@ -154,11 +153,16 @@ class WorkerProcess {
       runtime.log.exception('Error while stopping', err);
     }
     await runtime.runHook('workerExit', runtime.server, runtime.self);
-    // Not when a real TERM reached this worker: Node ran them then.
-    if (graceful && !this.#interrupted && !this.termDelivered) await runtime.runAppTermListeners(stoppedAt, this.ownTermListener);
+    if (graceful && !this.#interrupted && !this.#termDelivered) await runtime.runAppTermListeners(stoppedAt, this.onTerm);
     runtime.closeLogs();
     process.exit(this.#exitCode);
   }
+
+  /** tunicorn's TERM listener; the app's own, if any, run in the same emit, after this one. */
+  readonly onTerm = (): void => {
+    this.#termDelivered = true;
+    void this.stop(true, 'SIGTERM');
+  };
 
   /**
    * An exception nothing caught (a throw in a timer, a rejection nothing handled). The worker is no longer
@@ -280,12 +284,7 @@ function main(): void {
     }
     const w = new WorkerProcess(init, hooks, leases);
     process.off('SIGINT', early).off('SIGTERM', early).off('SIGQUIT', early);
-    w.ownTermListener = () => {
-      // The app's own TERM listeners run in this same emit, after this one.
-      w.termDelivered = true;
-      void w.stop(true, 'SIGTERM');
-    };
-    process.on('SIGTERM', w.ownTermListener);
+    process.on('SIGTERM', w.onTerm);
     process.on('SIGINT', () => w.quickStop('SIGINT'));
     process.on('SIGQUIT', () => w.quickStop('SIGQUIT'));
     process.on('SIGUSR1', () => w.onMessage({ t: 'reopen' }));
