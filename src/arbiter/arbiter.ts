@@ -39,6 +39,11 @@ const CHILD_ENTRY = fileURLToPath(new URL('../workers/child.js', import.meta.url
 
 /** How often the run loop looks at its workers (timeouts, deadlines, count). */
 const TICK_MS = 200;
+/**
+ * A gap this long between two timeout checks means the master itself could not run (a log pipe whose reader
+ * stalled, a preloaded app busy in the master): the heartbeats it could not read are not the workers' fault.
+ */
+const MASTER_STALL_MS = 1000;
 /** A worker that never reported ready may take this long, whatever `timeout` says (TypeScript transforms). */
 const MIN_BOOT_TIMEOUT_S = 30;
 /** How long an app may take to load, in a worker or in the master (`--preload`, `--check-config`); 0: no limit. */
@@ -91,6 +96,8 @@ export class Arbiter implements HookServer {
   #resolved: Resolved;
   #listeners: Listener[] = [];
   readonly #workers = new Map<number, WorkerHandle>();
+  /** When murderWorkers last ran (0: never). */
+  #lastCheck = 0;
   /** Master hooks whose promise has not settled yet: one that never does is named if the master stalls on it. */
   readonly hooksRunning = new Set<string>();
   readonly #queue: SignalName[] = [];
@@ -494,6 +501,13 @@ export class Arbiter implements HookServer {
   /** Heartbeat timeouts and the deadlines of stopping workers. */
   private murderWorkers(): void {
     const now = Date.now();
+    const last = this.#lastCheck;
+    this.#lastCheck = now;
+    if (last !== 0 && now - last > MASTER_STALL_MS) {
+      // The workers' beats from that span are still on their way: each gets a full timeout from now.
+      for (const w of this.#workers.values()) w.lastBeat = Math.max(w.lastBeat, now);
+      this.log.warning(`The master could not run for ${((now - last) / 1000).toFixed(1)} s (a log reader that stopped reading?); worker timeouts count from now`);
+    }
     for (const w of this.#workers.values()) {
       if (w.state === 'stopping') {
         if (now >= w.killAt) {

@@ -183,6 +183,21 @@ describe('the master keeps its workers', () => {
     });
   }
 
+  it('a master that could not run for a while (its log pipe stalled, a busy preloaded app) kills no healthy worker', async () => {
+    const app = path.join(tmp, 'busy-master.mjs');
+    // In the master only (it has no IPC channel), CONT makes it spin 4 s, twice the timeout, while the worker
+    // beats on.
+    writeFileSync(app, "if (!process.send) process.on('SIGCONT', () => { const end = Date.now() + 4000; while (Date.now() < end); });\nexport default (req, res) => res.end('ok');\n");
+    const { s, port } = await start(['-w', '1', '-t', '2', '--preload', app]);
+    await s.waitFor(/Ready: 1 worker/);
+    s.signal('SIGCONT');
+    await s.waitFor(/\[WARNING\] The master could not run for [4-9]\.\d s \(a log reader that stopped reading\?\); worker timeouts count from now/, 15000);
+    assert.equal((await request(port, '/')).status, 200);
+    assert.doesNotMatch(s.log, /WORKER TIMEOUT/);
+    assert.equal(s.count(/Booting worker/), 1);
+    await s.kill();
+  });
+
   it('TTIN adds a worker and TTOU removes one', async () => {
     const { s } = await start(['-w', '2', fx('listener.ts')]);
     await s.workersBooted(2);
