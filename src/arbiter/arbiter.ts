@@ -57,7 +57,7 @@ const BACKOFF_FIRST_MS = 100;
 const BACKOFF_CAP_MS = 10_000;
 
 type SignalName = 'SIGHUP' | 'SIGTERM' | 'SIGINT' | 'SIGQUIT' | 'SIGTTIN' | 'SIGTTOU' | 'SIGUSR1' | 'SIGUSR2' | 'SIGWINCH';
-const SIGNALS: readonly SignalName[] = ['SIGHUP', 'SIGTERM', 'SIGINT', 'SIGQUIT', 'SIGTTIN', 'SIGTTOU', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH'];
+export const SIGNALS: readonly SignalName[] = ['SIGHUP', 'SIGTERM', 'SIGINT', 'SIGQUIT', 'SIGTTIN', 'SIGTTOU', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH'];
 /** The signals still handled while the master stops. */
 const STOPPING_SIGNALS: ReadonlySet<SignalName> = new Set(['SIGTERM', 'SIGINT', 'SIGQUIT', 'SIGUSR1']);
 
@@ -67,6 +67,12 @@ export interface ArbiterOptions {
   readonly reload: () => Promise<Resolved>;
   /** The directory tunicorn was started in: a USR2 successor starts there with the same command line. */
   readonly startCwd?: string;
+  /**
+   * The listeners of the master's signals that were there before the config file and the app were loaded
+   * (Node's own: a terminal's SIGWINCH refreshes its size): kept. Any other is removed when the master
+   * installs its handlers.
+   */
+  readonly ownSignalListeners?: ReadonlySet<unknown>;
 }
 
 /** Is a process still running (a zombie waiting to be reaped is not)? */
@@ -212,10 +218,10 @@ export class Arbiter implements HookServer {
       // The master's signals are its own, as Gunicorn's master replaces the handlers of a preloaded app: a
       // listener the app (--preload) or the config file added would run beside ours, and a common one,
       // `process.exit()` on TERM, would cut the graceful stop short. In the workers the app keeps them.
-      const foreign = process.listenerCount(sig);
-      if (foreign > 0) {
-        process.removeAllListeners(sig);
-        this.log.warning(`The master handles ${sig.slice(3)} itself: ${foreign} ${sig} listener(s) added by the app (--preload) or the config file will not run in the master`);
+      const foreign = process.listeners(sig).filter((l) => !this.opts.ownSignalListeners?.has(l));
+      if (foreign.length > 0) {
+        for (const l of foreign) process.off(sig, l as () => void);
+        this.log.warning(`The master handles ${sig.slice(3)} itself: ${foreign.length} ${sig} listener(s) added by the app (--preload) or the config file will not run in the master`);
       }
       const h = () => this.enqueue(sig);
       this.#onSignal.set(sig, h);

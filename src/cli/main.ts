@@ -4,8 +4,9 @@
  */
 import { AppLoadError } from '../app/errors.js';
 import { writeSync } from 'node:fs';
+import { isatty } from 'node:tty';
 import { guardLoading } from '../app/load-guard.js';
-import { Arbiter, bootLimitS, checkOutputFiles } from '../arbiter/arbiter.js';
+import { Arbiter, bootLimitS, checkOutputFiles, SIGNALS } from '../arbiter/arbiter.js';
 import { allSettings, type SettingKey } from '../config/registry.js';
 import { resolveConfig, type Resolved } from '../config/resolve.js';
 import { ConfigError, show } from '../config/setting.js';
@@ -37,6 +38,11 @@ function printConfig(r: Resolved): void {
 }
 
 async function main(): Promise<void> {
+  // Node adds a SIGWINCH listener of its own when a terminal's stream is first used (to follow its size):
+  // made now, it is known as Node's, and the master keeps it (see ArbiterOptions.ownSignalListeners).
+  if (isatty(1)) void process.stdout;
+  if (isatty(2)) void process.stderr;
+  const ownSignalListeners = new Set(SIGNALS.flatMap((sig) => process.listeners(sig)));
   const argv = process.argv.slice(2);
   const startCwd = process.cwd();
   const resolve = () => resolveConfig({ argv, env: process.env, cwd: startCwd });
@@ -91,7 +97,7 @@ async function main(): Promise<void> {
       throw err;
     }
   }
-  const arbiter = new Arbiter({ resolved: r, reload: resolve, startCwd });
+  const arbiter = new Arbiter({ resolved: r, reload: resolve, startCwd, ownSignalListeners });
   // Every exit of tunicorn's own goes through die() or the process.exit below; any other is the app's (loaded
   // here with --preload) or a hook's, and the log says so rather than the master vanishing in silence.
   // An uncaught error ends it too, with Node's own account of it.

@@ -73,6 +73,20 @@ describe('an app that ends or stalls its loading', () => {
     assert.doesNotMatch(s.log, /The master is exiting with status|the master is gone/);
   });
 
+  it('the master keeps signal listeners that were there before the app (Node\'s own, for a terminal), and only those', async () => {
+    // As Node adds one for SIGWINCH when stdout is a terminal: here by --import, before tunicorn's main runs.
+    const before = "--import=data:text/javascript,process.on('SIGWINCH',()=>{})";
+    const quiet = new Server(['-b', '127.0.0.1:0', '--preload', loads], { env: { NODE_OPTIONS: before } });
+    await quiet.workersBooted(1);
+    assert.doesNotMatch(quiet.log, /The master handles/);
+    await quiet.kill();
+    const app = path.join(tmp, 'winch.mjs');
+    writeFileSync(app, "process.on('SIGWINCH', () => {});\nexport default (req, res) => res.end('x');\n");
+    const warned = new Server(['-b', '127.0.0.1:0', '--preload', app], { env: { NODE_OPTIONS: before } });
+    await warned.waitFor(/\[WARNING\] The master handles WINCH itself: 1 SIGWINCH listener\(s\) added by the app/);
+    await warned.kill();
+  });
+
   it('a normal stop says nothing of the kind', async () => {
     const s = new Server(['-b', '127.0.0.1:0', loads]);
     await s.workersBooted(1);
