@@ -68,10 +68,8 @@ export class HttpLayer {
    * cover this span: its header timeout starts once the handshake is done, and its handshake timeout (120 s)
    * does not run for a socket handed to the server this way.
    */
-  readonly #firstRequest: WeakMap<net.Socket, NodeJS.Timeout> | null;
+  readonly #firstRequest: WeakMap<net.Socket, FirstRequestWait> | null;
   readonly #headerMs: number;
-  /** The TLS socket over each connection whose handshake is done, while #firstRequest times it. */
-  readonly #secured = new WeakMap<net.Socket, TLSSocket>();
 
   constructor(
     cfg: Config,
@@ -150,8 +148,8 @@ export class HttpLayer {
     this.#firstRequest = this.gate ? null : new WeakMap();
     if (!this.gate) {
       s.on('secureConnection', (secure: TLSSocket) => {
-        const raw = connectionOf(secure);
-        if (this.#firstRequest!.has(raw)) this.#secured.set(raw, secure);
+        const wait = this.#firstRequest!.get(connectionOf(secure));
+        if (wait) wait.secure = secure;
       });
       // An HTTP/2 stream is a request, a CONNECT one included (it may go to a 'connect' listener instead).
       if (h2) this.server.on('stream', (stream: http2.ServerHttp2Stream) => this.firstRequestCame(stream.session?.socket));
@@ -199,29 +197,35 @@ export class HttpLayer {
    * and it speaks HTTP/1), and its worker takes the next client. Node's header timeout covers each request
    * after that.
    */
-  private timeFirstRequest(socket: net.Socket, waiting: WeakMap<net.Socket, NodeJS.Timeout>): void {
-    const timer = setTimeout(() => {
-      waiting.delete(socket);
-      const secure = this.#secured.get(socket);
-      // HTTP/1 whose first request was an upgrade (WebSocket) or a CONNECT: Node freed the parser and handed
-      // the socket on, with no 'request'. It is not HTTP any more.
-      if ((secure as { parser?: unknown } | undefined)?.parser === null) return;
-      this.log.debug(`No request from ${socket.remoteAddress} within header_timeout${secure ? '' : ' (TLS handshake not done)'}; closing`);
-      if (secure && secure.alpnProtocol !== 'h2' && secure.writable) {
-        secure.end(reply(408));
-        secure.destroySoon();
-        // A client that reads nothing must not keep it open either.
-        setTimeout(() => socket.destroy(), 1000).unref();
-      } else {
-        socket.destroy();
-      }
-    }, this.#headerMs);
-    timer.unref();
-    waiting.set(socket, timer);
+  private timeFirstRequest(socket: net.Socket, waiting: WeakMap<net.Socket, FirstRequestWait>): void {
+    const wait: FirstRequestWait = {
+      secure: null,
+      timer: setTimeout(() => {
+        waiting.delete(socket);
+        this.noFirstRequest(socket, wait.secure);
+      }, this.#headerMs).unref(),
+    };
+    waiting.set(socket, wait);
     socket.once('close', () => {
-      clearTimeout(timer);
+      clearTimeout(wait.timer);
       waiting.delete(socket);
     });
+  }
+
+  /** header_timeout passed with no request on `socket` (`secure`: its TLS socket, once the handshake is done). */
+  private noFirstRequest(socket: net.Socket, secure: TLSSocket | null): void {
+    // HTTP/1 whose first request was an upgrade (WebSocket) or a CONNECT: Node freed the parser and handed
+    // the socket on, with no 'request'. It is not HTTP any more.
+    if ((secure as { parser?: unknown } | null)?.parser === null) return;
+    this.log.debug(`No request from ${socket.remoteAddress} within header_timeout${secure ? '' : ' (TLS handshake not done)'}; closing`);
+    if (secure && secure.alpnProtocol !== 'h2' && secure.writable) {
+      secure.end(reply(408));
+      secure.destroySoon();
+      // A client that reads nothing must not keep it open either.
+      setTimeout(() => socket.destroy(), 1000).unref();
+    } else {
+      socket.destroy();
+    }
   }
 
   /**
@@ -270,7 +274,7 @@ export class HttpLayer {
       } else {
         // HTTP/2 (TLS with ALPN h2, or h2c): the same limits, on the header list nghttp2 decoded.
         const status = rejectStatusH2(req, limits);
-        if (status) return this.refuseStream(req, res, status);
+        if (status) return this.refuse(req, res, status);
       }
       forwarded.apply(req);
       listener(req, res);
@@ -312,7 +316,7 @@ export class HttpLayer {
 
   /** The status of a refused 'upgrade' or 'connect' request, after any response owed before it; then a close. */
   private refuseUpgrade(req: http.IncomingMessage, socket: net.Socket, status: number): void {
-    this.log.debug(`Refused a request from ${req.socket.remoteAddress}: ${status} ${http.STATUS_CODES[status]}`);
+    this.logRefused(req, status, 'a request');
     const answer = (): void => {
       if (socket.destroyed) return;
       const owed = (socket as WritingSocket)._httpMessage;
@@ -323,8 +327,17 @@ export class HttpLayer {
     answer();
   }
 
+  /**
+   * A request that fails a check gets its status. Over HTTP/1 the connection then closes; over HTTP/2 only its
+   * stream ends, and the session's other streams go on.
+   */
   private refuse(req: http.IncomingMessage, res: http.ServerResponse, status: number): void {
-    this.log.debug(`Refused a request from ${req.socket.remoteAddress}: ${status} ${http.STATUS_CODES[status]}`);
+    if ((req as { stream?: unknown }).stream !== undefined) {
+      this.logRefused(req, status, 'an HTTP/2 request');
+      res.writeHead(status, { 'content-length': 0 });
+      return void res.end();
+    }
+    this.logRefused(req, status, 'a request');
     res.shouldKeepAlive = false;
     this.#refused.add(req.socket);
     res.writeHead(status, { connection: 'close', 'content-length': 0 });
@@ -332,22 +345,18 @@ export class HttpLayer {
     res.end();
   }
 
-  /** An HTTP/2 request over a limit: its stream gets the status; the session's other streams go on. */
-  private refuseStream(req: http.IncomingMessage, res: http.ServerResponse, status: number): void {
-    this.log.debug(`Refused an HTTP/2 request from ${req.socket.remoteAddress}: ${status} ${http.STATUS_CODES[status]}`);
-    res.writeHead(status, { 'content-length': 0 });
-    res.end();
+  private logRefused(req: http.IncomingMessage, status: number, what: string): void {
+    this.log.debug(`Refused ${what} from ${req.socket.remoteAddress}: ${status} ${http.STATUS_CODES[status]}`);
   }
 
   /** The first request of a connection not timed by the gate came on `socket` (or one over it): its timer ends. */
   private firstRequestCame(socket: net.Socket | undefined): void {
     if (!socket) return;
     const conn = connectionOf(socket);
-    const timer = this.#firstRequest!.get(conn);
-    if (timer === undefined) return;
-    clearTimeout(timer);
+    const wait = this.#firstRequest!.get(conn);
+    if (wait === undefined) return;
+    clearTimeout(wait.timer);
     this.#firstRequest!.delete(conn);
-    this.#secured.delete(conn);
   }
 
   /** A body must keep coming: a pause longer than body_timeout cuts the connection (408 if nothing was sent). */
@@ -393,6 +402,12 @@ export class HttpLayer {
     };
     answer();
   }
+}
+
+/** A connection waiting for its first request: the timer that closes it, and its TLS socket once secured. */
+interface FirstRequestWait {
+  timer: NodeJS.Timeout;
+  secure: TLSSocket | null;
 }
 
 /** The connection accepted under a socket: over TLS the request's socket wraps it. */

@@ -194,14 +194,10 @@ export class WorkerRuntime {
       if (this.draining || noKeepAlive) res.shouldKeepAlive = false;
       // on, not once: 'close' is emitted once anyway, and once() would wrap the listener in one more function.
       res.on('close', () => this.closed(entry));
-      if (hasPre) {
-        const pending = this.runHookSync('preRequest', this.self, req, res);
-        this.countRequest();
-        // An async pre_request (an auth or tracing call) is waited for: the app sees the request after it.
-        if (pending) return void pending.then(() => listener(req, res)).catch((err) => this.onAppError(err, req, res));
-      } else {
-        this.countRequest();
-      }
+      const pending = hasPre ? this.runHookSync('preRequest', this.self, req, res) : undefined;
+      this.countRequest();
+      // An async pre_request (an auth or tracing call) is waited for: the app sees the request after it.
+      if (pending) return void pending.then(() => listener(req, res)).catch((err) => this.onAppError(err, req, res));
       listener(req, res);
     };
   }
