@@ -52,11 +52,12 @@ export class AsyncWorker implements WorkerClass {
     // The app's shutdown (framework close(), the `shutdown` export) must run before the master's SIGKILL at
     // graceful_timeout: requests still running at 80 % of it no longer hold it back.
     const { runtime } = this.ctx;
-    if (!(await settledWithin(this.#serving?.stop(graceful) ?? Promise.resolve(), runtime.config.gracefulTimeout * 800))) {
+    const shutdown = () => runtime.shutdownApp(graceful, () => this.#served?.close?.());
+    if (!(await settledWithin(this.#serving?.stop(graceful, shutdown) ?? Promise.resolve(), runtime.config.gracefulTimeout * 800))) {
       const cut = runtime.slowRequests(0).map((r) => `${r.method} ${r.url} (${(r.ms / 1000).toFixed(1)} s)`);
       if (cut.length) runtime.log.warning(`Graceful stop: cutting the requests still running at 80 % of graceful_timeout, so the app's shutdown runs before the master's kill: ${cut.join(', ')}`);
     }
-    await this.#served?.close?.();
+    await shutdown();
   }
 }
 

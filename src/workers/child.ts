@@ -145,15 +145,17 @@ class WorkerProcess {
     const { runtime } = this;
     runtime.acceptDrain = drain;
     runtime.handOverOnStop = handOver;
-    const stoppedAt = Date.now();
+    if (graceful && !this.#interrupted && !this.#termDelivered) runtime.termListeners = { stoppedAt: Date.now(), own: this.onTerm };
     runtime.log.info(`Worker exiting (pid: ${process.pid})${why ? `: ${why}` : ''}`);
     try {
       await this.#cls?.stop(graceful);
+      // Done by the class already (a no-op then), except under gthread, whose threads run the app: this runs
+      // the TERM listeners of the process's main thread (a config file's).
+      if (graceful) await runtime.shutdownApp(true);
     } catch (err) {
       runtime.log.exception('Error while stopping', err);
     }
     await runtime.runHook('workerExit', runtime.server, runtime.self);
-    if (graceful && !this.#interrupted && !this.#termDelivered) await runtime.runAppTermListeners(stoppedAt, this.onTerm);
     runtime.closeLogs();
     process.exit(this.#exitCode);
   }
@@ -190,6 +192,7 @@ class WorkerProcess {
     // Also during a graceful stop, which it cuts short; the hook runs once.
     if (this.#interrupted) return;
     this.#interrupted = true;
+    this.runtime.termListeners = null;
     void this.runtime.runHook('workerInt', this.runtime.self).finally(() => void this.stop(false, why));
   }
 

@@ -101,11 +101,11 @@ async function main(): Promise<void> {
     switch (m.t) {
       case 'stop': {
         runtime.acceptDrain = m.drain;
-        const stoppedAt = Date.now();
+        if (m.graceful) runtime.termListeners = { stoppedAt: Date.now(), own: null };
+        const shutdown = () => runtime.shutdownApp(m.graceful, () => served.close?.());
         void serving
-          .stop(m.graceful)
-          .then(() => served.close?.())
-          .then(() => (m.graceful ? runtime.runAppTermListeners(stoppedAt, null) : undefined))
+          .stop(m.graceful, shutdown)
+          .then(shutdown)
           .catch((err) => runtime.log.exception('Error while stopping a thread', err))
           .finally(() => {
             runtime.closeLogs();

@@ -119,6 +119,23 @@ export class OneAtATime {
     this.#app =
       app.length === 1 ? app[0]!.bind(server) : (req, res) => { for (const l of app) l.call(server, req, res); };
     server.on('request', (req: IncomingMessage, res: ServerResponse) => this.onRequest(req, res));
+    serving.onUpgrade = (req) => this.upgraded(req);
+  }
+
+  /**
+   * An upgrade (WebSocket) or CONNECT request went to the app, which owns its connection from now on: the
+   * turn ends here, not when the connection closes, or one WebSocket would hold the worker (or thread) for its
+   * whole life while the connections behind it waited. The app's handlers for its messages run on the event
+   * loop between other requests. Nor is the connection a kept-alive one the process may hand over any more.
+   */
+  private upgraded(req: IncomingMessage): void {
+    const socket = connectionOf(req);
+    const kept = this.#kept ? this.#conns.get(socket) : undefined;
+    if (kept) {
+      this.#conns.delete(socket);
+      this.unpark(kept);
+    }
+    if (this.#current === socket) this.#finished?.();
   }
 
   // Nothing of ours is stored on the socket (see SlotTable.put): the queue entries and the closures keep it.

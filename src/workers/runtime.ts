@@ -100,6 +100,15 @@ export class WorkerRuntime {
   #shared: Int32Array | null = null;
   /** Upgraded connections still open, each with the access-log line it owes (see `upgrading`). */
   readonly #upgraded = new Set<() => void>();
+  /** Upgraded connections (WebSocket, CONNECT tunnel) still open, logged or not. */
+  readonly #upgradedSockets = new Set<Duplex>();
+  /**
+   * Set by a graceful stop when the app's own TERM listeners are due (see runAppTermListeners): when the stop
+   * began, and tunicorn's own listener, which is skipped. Null: not due (a quick stop, or a real SIGTERM that
+   * reached them in the same emit).
+   */
+  termListeners: { stoppedAt: number; own: unknown } | null = null;
+  #shutdown: Promise<void> | null = null;
 
   constructor(
     readonly config: Config,
@@ -209,8 +218,9 @@ export class WorkerRuntime {
    * status the app wrote (101 when it accepted), the connection's whole life as the request time.
    */
   readonly upgrading = (req: IncomingMessage, socket: Duplex): void => {
+    this.#upgradedSockets.add(socket);
     const log = this.accessLog;
-    if (!log) return;
+    if (!log) return void socket.once('close', () => this.#upgradedSockets.delete(socket));
     const start = performance.now();
     const queue = this.queueTime(req, start);
     const peer = log.needsPeer ? peerAddress(req) : undefined;
@@ -220,8 +230,27 @@ export class WorkerRuntime {
       log.log({ req, res, start, end: performance.now(), queue, peer });
     };
     this.#upgraded.add(done);
-    socket.once('close', done);
+    socket.once('close', () => {
+      this.#upgradedSockets.delete(socket);
+      done();
+    });
   };
+
+  /** Upgraded connections still open. */
+  get upgradedOpen(): number {
+    return this.#upgradedSockets.size;
+  }
+
+  /**
+   * A graceful stop near its end (80 % of graceful_timeout): the upgraded connections the app left open are
+   * closed, so the worker exits by itself, its workerExit hook run, rather than by the master's kill.
+   */
+  closeUpgraded(): void {
+    const n = this.#upgradedSockets.size;
+    if (n === 0) return;
+    this.log.warning(`Graceful stop: closing ${n} upgraded connection(s) (WebSocket, CONNECT) the app left open at 80 % of graceful_timeout`);
+    for (const socket of this.#upgradedSockets) socket.destroy();
+  }
 
   /** A response closed (sent, or its connection gone): the request is no longer running. */
   private closed(entry: Inflight): void {
@@ -305,6 +334,28 @@ export class WorkerRuntime {
   }
 
   /**
+   * The app's own shutdown at the end of a stop: its `close` (a framework's close(), the `shutdown` export),
+   * then, on a graceful stop, its TERM listeners. A graceful stop runs it once: when the class's connections
+   * are done, or as soon as every connection left is an upgraded one (Serving.stop), since only the app can
+   * end a WebSocket politely (its listener's `ws.close(1001)`), and waiting for those first would hold every
+   * stop with a WebSocket open until the class gives up on its connections. A quick stop runs only `close`,
+   * without waiting for a graceful one's shutdown that may be under way.
+   */
+  shutdownApp(graceful: boolean, close?: () => unknown): Promise<void> {
+    if (!graceful) return Promise.resolve(close?.()).then(() => {});
+    return (this.#shutdown ??= this.runShutdown(close));
+  }
+
+  private async runShutdown(close: (() => unknown) | undefined): Promise<void> {
+    try {
+      await close?.();
+    } finally {
+      const due = this.termListeners;
+      if (due) await this.runAppTermListeners(due.stoppedAt, due.own);
+    }
+  }
+
+  /**
    * The app's own TERM listeners (NestJS's enableShutdownHooks(), a `process.on('SIGTERM', ...)` that closes a
    * database pool), at the end of a graceful stop, once the requests are finished: the master stops a worker
    * with a message, not a signal, and a gthread thread gets no signals at all, so they would not run. A
@@ -312,7 +363,7 @@ export class WorkerRuntime {
    * `stoppedAt`) draws near. A framework close() that removed its listener already (Nest's, for an exported
    * Nest app) does not run it twice. `own`: tunicorn's listener, skipped.
    */
-  async runAppTermListeners(stoppedAt: number, own: unknown): Promise<void> {
+  private async runAppTermListeners(stoppedAt: number, own: unknown): Promise<void> {
     const listeners = process.listeners('SIGTERM').filter((l) => l !== own);
     if (listeners.length === 0) return;
     const left = Math.max(0, stoppedAt + this.config.gracefulTimeout * 900 - Date.now());

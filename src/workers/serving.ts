@@ -52,10 +52,16 @@ export class Serving {
    * not close a connection as idle before its first request).
    */
   #lastServed = 0;
+  /** When the stop began. */
+  #stopAt = 0;
   #drained: (() => void) | null = null;
+  /** A graceful stop's early app shutdown, due once every connection left is an upgraded one (see stop). */
+  #upgradesOnly: (() => Promise<void>) | null = null;
   /** Connections accepted so far (the TERM drain watches it). */
   #accepted = 0;
   #acceptorsClosed = false;
+  /** Set by a class that runs one request at a time (OneAtATime): an upgrade or CONNECT request went to the app. */
+  onUpgrade: ((req: http.IncomingMessage) => void) | null = null;
 
   constructor(
     private readonly runtime: WorkerRuntime,
@@ -71,7 +77,10 @@ export class Serving {
         } catch (err) {
           runtime.onAppError(err, req, res);
         }
-      }), own, runtime.upgrading);
+      }), own, (req, socket) => {
+        runtime.upgrading(req, socket);
+        this.onUpgrade?.(req);
+      });
     } else {
       this.layer = new HttpLayer(runtime.config, runtime.log, runtime.wrap(served.listener!));
     }
@@ -229,7 +238,21 @@ export class Serving {
   #closed(slot: number, socket: net.Socket, fd: number): void {
     acceptTimes.forget(socket, fd);
     forgetPeer(socket, fd);
-    if (this.#open.removeAt(slot, socket) && this.#open.size === 0) this.#drained?.();
+    if (!this.#open.removeAt(slot, socket)) return;
+    if (this.#open.size === 0) this.#drained?.();
+    else if (this.#upgradesOnly !== null) this.checkUpgradesOnly();
+  }
+
+  /**
+   * Runs the stop's `upgradesOnly` once the listeners are closed and every connection still open is an
+   * upgraded one: no request is left to finish, and the app alone can end the rest. Marked handled here; the
+   * class that passed it awaits its outcome.
+   */
+  private checkUpgradesOnly(): void {
+    const run = this.#upgradesOnly;
+    if (run === null || !this.#acceptorsClosed || this.#open.size > this.runtime.upgradedOpen) return;
+    this.#upgradesOnly = null;
+    run().catch(() => {});
   }
 
   /**
@@ -238,8 +261,11 @@ export class Serving {
    * after a short grace, and resolve once every connection has ended. With `runtime.acceptDrain` (TERM) the
    * listeners stay open until the backlog is empty: closing the last copy of a listening socket resets the
    * connections queued in it. Not graceful: cut everything now.
+   *
+   * `upgradesOnly` (graceful only): run once no connection but upgraded ones (WebSockets, CONNECT tunnels) is
+   * left open, which no drain ends: the app's shutdown, which can close them (runtime.shutdownApp).
    */
-  stop(graceful: boolean): Promise<void> {
+  stop(graceful: boolean, upgradesOnly?: () => Promise<void>): Promise<void> {
     // An HTTP/2 server has no idle-connection calls: its sessions get a GOAWAY (closeSessions) instead.
     const h1 = this.http as Partial<Pick<http.Server, 'closeAllConnections' | 'closeIdleConnections'>>;
     if (!graceful) {
@@ -247,8 +273,9 @@ export class Serving {
       for (const s of this.#open.values()) s.destroy();
     }
     if (this.#stopping) return this.#stopping;
+    if (graceful && upgradesOnly) this.#upgradesOnly = upgradesOnly;
     this.runtime.beginDrain();
-    this.#lastServed = performance.now();
+    this.#lastServed = this.#stopAt = performance.now();
     const drain = graceful && this.runtime.acceptDrain ? this.drainBacklog() : Promise.resolve();
     this.#stopping = drain.then(() => this.close(graceful, h1));
     return this.#stopping;
@@ -269,10 +296,16 @@ export class Serving {
       };
       if (this.#open.size === 0) return this.#drained();
       if (!graceful) return;
+      this.checkUpgradesOnly();
+      const cut = setTimeout(() => this.runtime.closeUpgraded(), Math.max(0, this.#stopAt + this.runtime.config.gracefulTimeout * 800 - performance.now()));
+      cut.unref();
+      timers.push(cut);
       // A connection counts as idle until its first request is parsed: one that a class held back and serves
-      // during the drain gets the same grace before idle connections are closed.
+      // during the drain gets the same grace before idle connections are closed. The sweep also sees a request
+      // that became an upgrade during the drain.
       const closeIdle = () => {
         if (performance.now() - this.#lastServed >= DRAIN_IDLE_GRACE_MS) h1.closeIdleConnections?.();
+        this.checkUpgradesOnly();
       };
       const grace = setTimeout(() => {
         closeIdle();

@@ -28,8 +28,9 @@ export class SyncWorker implements WorkerClass {
   }
 
   async stop(graceful: boolean): Promise<void> {
-    await this.#serving?.stop(graceful);
-    await this.#served?.close?.();
+    const shutdown = () => this.ctx.runtime.shutdownApp(graceful, () => this.#served?.close?.());
+    await this.#serving?.stop(graceful, shutdown);
+    await shutdown();
   }
 }
 

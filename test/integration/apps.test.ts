@@ -320,6 +320,58 @@ describe('stopping runs the framework close() and the shutdown hooks', () => {
   });
 });
 
+describe('a graceful stop with WebSockets open', () => {
+  /** A WebSocket that has had the app's greeting: the upgrade is done and the app holds it. */
+  async function greeted(port: number): Promise<{ closed: Promise<{ code: number; at: number }> }> {
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/`);
+    const closed = new Promise<{ code: number; at: number }>((resolve) => ws.once('close', (code: number) => resolve({ code, at: Date.now() })));
+    await within(new Promise((resolve, reject) => (ws.once('message', resolve), ws.once('error', reject))), 10000, 'the greeting');
+    return { closed };
+  }
+
+  // No drain ends a WebSocket: waiting for them before the app's shutdown would hold every stop until the
+  // class gave up (80 % of graceful_timeout, 24 s here) or the master's kill (gthread, 30 s).
+  for (const args of [[], ['-k', 'gthread', '--threads', '2'], ['-k', 'sync']]) {
+    const name = args.length ? args.join(' ') : 'async';
+    it(`${name}: the app's SIGTERM listener runs once only WebSockets are left, and closes them at once`, async () => {
+      const s = new Server(['-b', '127.0.0.1:0', '-w', '1', '--graceful-timeout', '30', ...args, fx('websocket-term.ts')]);
+      const port = await s.port();
+      await first(port, '/');
+      const { closed } = await greeted(port);
+      // The WebSocket holds neither the sync worker nor a gthread thread: each of these requests is served
+      // (under gthread, some land on the WebSocket's thread). The last one still runs when TERM comes, and
+      // is answered before the app's listener runs (under gthread, before the listener of its own thread's
+      // copy of the app, which the WebSocket's thread may not be).
+      for (let i = 0; i < 4; i++) assert.equal((await request(port, '/?ms=1', { timeout: 5000 })).body, 'slept 1');
+      const slow = request(port, '/?ms=1500');
+      await s.waitFor(/fixture: request for 1500 ms/);
+      const termAt = Date.now();
+      s.signal('SIGTERM');
+      const close = await within(closed, 10000, 'the WebSocket to close');
+      assert.equal(close.code, 1001, "the app's own close frame, not a cut");
+      assert.equal((await slow).body, 'slept 1500');
+      if (args[1] !== 'gthread') assert.ok(close.at - termAt >= 1000, `the listener waited for the request (${close.at - termAt} ms)`);
+      assert.equal(s.count(/fixture: SIGTERM listener closes 1 WebSocket\(s\)/), 1);
+      const exit = await within(s.exited, 10000, 'the server to exit');
+      assert.equal(exit.code, 0);
+      assert.ok(Date.now() - termAt < 10000);
+    });
+  }
+
+  it('a WebSocket the app leaves open is closed at 80 % of graceful_timeout, and the worker exits by itself', async () => {
+    const s = new Server(['-b', '127.0.0.1:0', '-w', '1', '-k', 'sync', '--graceful-timeout', '3', fx('websocket.ts')]);
+    const port = await s.port();
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/`);
+    const closed = new Promise<number>((resolve) => ws.once('close', (code: number) => resolve(code)));
+    await within(new Promise((resolve, reject) => (ws.once('open', resolve), ws.once('error', reject))), 10000, 'the WebSocket to open');
+    s.signal('SIGTERM');
+    await s.waitFor(/\[WARNING\] Graceful stop: closing 1 upgraded connection\(s\) \(WebSocket, CONNECT\) the app left open at 80 % of graceful_timeout/);
+    assert.equal(await within(closed, 5000, 'the WebSocket to close'), 1006, 'cut, with no close frame');
+    assert.equal((await within(s.exited, 5000, 'the server to exit')).code, 0);
+    assert.doesNotMatch(s.log, /did not stop in time/);
+  });
+});
+
 describe('--check-config and exports tunicorn cannot serve', () => {
   it('--check-config names the shape of a framework app, opening no port', async () => {
     const own = await holdPort();

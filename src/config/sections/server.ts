@@ -79,7 +79,9 @@ export const server = {
       'model, the analogue of gevent or UvicornWorker). `sync`: one request at a time per worker, which ' +
       'stops accepting while busy, even while its handler awaits I/O; responses close the connection. ' +
       '`gthread`: `threads` worker threads per process, each with its own copy of the app, one request at ' +
-      'a time each. `--threads N` without `-k` selects `gthread`, as in Gunicorn. See docs/concurrency.md.',
+      'a time each; there a WebSocket (an upgrade request) holds its worker or thread only until the ' +
+      'app\'s `upgrade` listener takes it. `--threads N` without `-k` selects `gthread`, as in Gunicorn. ' +
+      'See docs/concurrency.md.',
   }),
   threads: intSetting({
     key: 'threads',
