@@ -215,9 +215,11 @@ export class WorkerRuntime {
    * An 'upgrade' (WebSocket) or 'connect' request passed the checks and goes to the app's listeners, which
    * answer it on the socket. With the access log on it gets a line when the connection closes (or when the
    * worker exits, if it is still open), as Gunicorn logs a WebSocket request once its handler returns: the
-   * status the app wrote (101 when it accepted), the connection's whole life as the request time.
+   * status the app wrote (101 when it accepted), the connection's whole life as the request time. It counts
+   * toward max_requests as one request.
    */
   readonly upgrading = (req: IncomingMessage, socket: Duplex): void => {
+    this.countRequest();
     this.#upgradedSockets.add(socket);
     const log = this.accessLog;
     if (!log) return void socket.once('close', () => this.#upgradedSockets.delete(socket));

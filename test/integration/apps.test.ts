@@ -358,6 +358,15 @@ describe('a graceful stop with WebSockets open', () => {
     });
   }
 
+  it('an upgrade counts toward max_requests', async () => {
+    const s = new Server(['-b', '127.0.0.1:0', '-w', '1', '--max-requests', '2', fx('websocket-term.ts')]);
+    const port = await s.port();
+    await greeted(port);
+    assert.doesNotMatch(s.log, /reached max_requests/);
+    await greeted(port);
+    await s.waitFor(/reached max_requests \(2\)/);
+  });
+
   it('a WebSocket the app leaves open is closed at 80 % of graceful_timeout, and the worker exits by itself', async () => {
     const s = new Server(['-b', '127.0.0.1:0', '-w', '1', '-k', 'sync', '--graceful-timeout', '3', fx('websocket.ts')]);
     const port = await s.port();

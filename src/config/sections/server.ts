@@ -128,7 +128,8 @@ export const server = {
     short: 'Recycle a worker after it has handled this many requests (0: never).',
     doc:
       'A simple guard against memory leaks. The master starts the replacement first and stops the old ' +
-      'worker gracefully once the new one serves, so no request fails.',
+      'worker gracefully once the new one serves, so no request fails. An upgrade request (a WebSocket) ' +
+      'counts as one request.',
   }),
   maxRequestsJitter: intSetting({
     key: 'maxRequestsJitter',
