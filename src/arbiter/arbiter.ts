@@ -73,6 +73,8 @@ export interface ArbiterOptions {
    * installs its handlers.
    */
   readonly ownSignalListeners?: ReadonlySet<unknown>;
+  /** As PID 1: what startOrphanReaper() said, logged once the master starts. */
+  readonly orphans?: { level: 'info' | 'warning'; message: string } | null;
 }
 
 /** Is a process still running (a zombie waiting to be reaped is not)? */
@@ -194,6 +196,7 @@ export class Arbiter implements HookServer {
     const scheme = this.cfg.certfile ? 'https' : 'http';
     for (const l of this.#listeners) this.log.info(`Listening at: ${formatAddress(l.address, scheme)} (${process.pid})`);
     this.log.info(`Using worker: ${this.cfg.workerClass}`);
+    if (this.opts.orphans) this.log[this.opts.orphans.level](this.opts.orphans.message);
     if (this.cfg.captureOutput) {
       if (this.cfg.errorlog === '-') this.log.warning('capture_output (--capture-output) does nothing while the error log is stderr: set --error-logfile FILE');
       captureStdio(() => this.log);

@@ -15,6 +15,7 @@ import { BindError } from '../listeners/handle.js';
 import { ExitCode } from '../protocol/messages.js';
 import { VERSION } from '../version.js';
 import { helpText } from './help.js';
+import { startOrphanReaper } from '../arbiter/orphans.js';
 
 /** Set when tunicorn itself ends the process (see the 'exit' listener in main). */
 let exiting = false;
@@ -43,6 +44,8 @@ async function main(): Promise<void> {
   if (isatty(1)) void process.stdout;
   if (isatty(2)) void process.stderr;
   const ownSignalListeners = new Set(SIGNALS.flatMap((sig) => process.listeners(sig)));
+  // Before the config file and the app, which may spawn: the reaper must know every process Node spawns.
+  const orphans = startOrphanReaper();
   const argv = process.argv.slice(2);
   const startCwd = process.cwd();
   const resolve = () => resolveConfig({ argv, env: process.env, cwd: startCwd });
@@ -97,7 +100,7 @@ async function main(): Promise<void> {
       throw err;
     }
   }
-  const arbiter = new Arbiter({ resolved: r, reload: resolve, startCwd, ownSignalListeners });
+  const arbiter = new Arbiter({ resolved: r, reload: resolve, startCwd, ownSignalListeners, orphans });
   // Every exit of tunicorn's own goes through die() or the process.exit below; any other is the app's (loaded
   // here with --preload) or a hook's, and the log says so rather than the master vanishing in silence.
   // An uncaught error ends it too, with Node's own account of it.

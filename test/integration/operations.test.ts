@@ -7,9 +7,11 @@
  * - USR2 upgrade on a Unix socket: the old master leaves the socket file to the new one
  * - HUP re-reads the config file: a new worker count and log level take effect; a config that no longer
  *   loads keeps the running one and logs why
+ * - as PID 1 (in a PID namespace of its own, as in a container), the master reaps the orphans it adopts
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -135,5 +137,50 @@ describe('USR2 on a Unix socket', () => {
         /* gone */
       }
     }
+  });
+});
+
+/** `unshare` can make a PID namespace here (root, or a kernel that lets this user). */
+const canUnshare = spawnSync('unshare', ['--pid', '--fork', '--mount-proc', 'true'], { stdio: 'ignore' }).status === 0;
+
+/** `pid` and every process under it, with its state (R, S, Z...) and command. */
+function tree(pid: number): { pid: number; state: string; comm: string }[] {
+  const out: { pid: number; state: string; comm: string }[] = [];
+  const walk = (p: number) => {
+    for (const c of childrenOf(p)) {
+      try {
+        const stat = readFileSync(`/proc/${c}/stat`, 'latin1');
+        const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+        out.push({ pid: c, state: stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0]!, comm });
+      } catch {
+        continue; // gone meanwhile
+      }
+      walk(c);
+    }
+  };
+  walk(pid);
+  return out;
+}
+
+describe('as PID 1', { skip: canUnshare ? false : 'unshare cannot make a PID namespace here' }, () => {
+  // Docker without --init, or a Kubernetes container whose command is tunicorn: every orphan in the container
+  // becomes the master's child, and stays a zombie until the master waits for it.
+  it('the master reaps the orphans it adopts, and its workers still come and go', async () => {
+    const s = new Server(['-b', '127.0.0.1:0', '-w', '1', '--max-requests', '3', path.join(FIXTURES, 'orphans.mjs')], {
+      wrapper: ['unshare', '--pid', '--fork', '--mount-proc'],
+    });
+    const port = await s.port();
+    await s.waitFor(/\[1\] \[INFO\] Running as PID 1: the master reaps orphaned processes/);
+    for (let i = 0; i < 5; i++) assert.equal((await request(port, '/')).body, 'spawned\n');
+    const left = () => tree(s.pid).filter((p) => p.comm === 'sleep');
+    // Each sleep ends after 0.2 s; without a reaper it stays in the table as a zombie for good.
+    await until(() => left().length === 0, 5000, 'no sleep left, running or zombie').catch((err) => {
+      throw new Error(`${(err as Error).message}: ${JSON.stringify(left())}`);
+    });
+    // max_requests (3) replaced the worker: the master saw its exit, which Node reports only if the reaper
+    // left that child to Node.
+    await s.waitFor(/Booting worker with pid: \d+[\s\S]*Booting worker with pid: \d+/);
+    await s.waitFor(/Worker exited \(pid: \d+\)/);
+    assert.equal((await request(port, '/')).body, 'spawned\n');
   });
 });

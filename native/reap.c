@@ -1,0 +1,42 @@
+/*
+ * waitpid(2) for one process, without waiting: a master that runs as PID 1 (a container started without an
+ * init) reaps the orphans the kernel makes its children (src/arbiter/orphans.ts). Node has no call for this:
+ * its event loop waits only for the processes it spawned.
+ *
+ * exports.reap(pid) returns the pid reaped, 0 when that process has not exited, or -errno (-ECHILD: not a
+ * child of this process, or reaped already).
+ *
+ * Built like watchdog.c (scripts/build-native.mjs), with the Node-API declarations of napi.h.
+ */
+#include <errno.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+
+#include "napi.h"
+
+static napi_value reap(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  int32_t pid = 0;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != 0 || argc < 1 ||
+      napi_get_value_int32(env, argv[0], &pid) != 0 || pid <= 0) {
+    napi_throw_error(env, NULL, "reap(pid): pid must be a positive integer");
+    return NULL;
+  }
+  int status;
+  pid_t r;
+  do r = waitpid(pid, &status, WNOHANG);
+  while (r == -1 && errno == EINTR);
+  napi_value result;
+  napi_create_int32(env, r == -1 ? -errno : (int32_t)r, &result);
+  return result;
+}
+
+napi_value napi_register_module_v1(napi_env env, napi_value exports) {
+  napi_value fn;
+  if (napi_create_function(env, "reap", 4, reap, NULL, &fn) == 0)
+    napi_set_named_property(env, exports, "reap", fn);
+  return exports;
+}
