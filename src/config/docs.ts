@@ -29,6 +29,8 @@ export function settingsMarkdown(): string {
     '`TUNICORN_CMD_ARGS`). Durations are decimal numbers of seconds up to 2000000 (23 days): Node keeps no',
     'longer timer, and fires a longer one at once. One of Gunicorn\'s settings that tunicorn does not have',
     '(`--daemon`, `worker_tmp_dir`...) says why, and what to do instead: [the list](#gunicorns-settings-that-tunicorn-does-not-have).',
+    'A repeatable flag, on the command line or in `TUNICORN_CMD_ARGS`, replaces the list or map of a lower',
+    'layer (the defaults included): it does not add to it.',
     '',
   ];
   const sections = new Map<string, Setting<unknown>[]>();

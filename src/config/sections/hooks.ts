@@ -42,7 +42,7 @@ export const hooks = {
   postWorkerInit: hookSetting<WorkerHook>({
     key: 'postWorkerInit', gunicorn: 'post_worker_init', section, arity: 1,
     short: 'In the worker, after the app loaded, before it accepts: `(worker)`.',
-    doc: 'Called just after a worker has initialized the application.',
+    doc: 'Called just after a worker has initialized the application. With `async` and `sync` workers it runs before the app\'s `startup` export; with `gthread`, once every thread has loaded the app and run its `startup`.',
   }),
   workerInt: hookSetting<WorkerHook>({
     key: 'workerInt', gunicorn: 'worker_int', section, arity: 1,

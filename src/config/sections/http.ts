@@ -23,7 +23,8 @@ export const http = {
     short: 'The maximum size of the request line in bytes (0: unlimited); a longer one gets 414.',
     doc:
       'The request line is `METHOD TARGET HTTP/1.1`. Limits the damage of a denial-of-service by huge URLs. ' +
-      '0 lifts the limit (the whole header section is still bounded, see docs/security.md). Over HTTP/2 the ' +
+      'At most 8190, as in Gunicorn (a larger value stops the start); 0 lifts the limit (the whole header ' +
+      'section is still bounded, see docs/security.md). Over HTTP/2 the ' +
       'line is `:method` and `:path`, counted as if they made one.',
   }),
   limitRequestFields: intSetting({
@@ -108,7 +109,8 @@ export const http = {
     short: 'Headers (and values) by which a trusted proxy says the request came over HTTPS.',
     doc:
       'Only read from peers in `forwarded_allow_ips`; removed from the request otherwise. Header names are ' +
-      'case-insensitive.',
+      'case-insensitive. The headers given replace the default three, they do not add to them: repeat the ' +
+      'flag for each header to keep.',
   }),
   proxyProtocol: choiceSetting({
     key: 'proxyProtocol',

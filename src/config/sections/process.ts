@@ -10,12 +10,14 @@ export const processSettings = {
     flags: ['-c', '--config'],
     metavar: 'PATH',
     default: null,
-    defaultDoc: '`./tunicorn.config.{ts,mts,js,mjs,cjs}` when present',
+    defaultDoc: 'the first of `./tunicorn.config.ts`, `.mts`, `.js`, `.mjs`, `.cjs` that exists',
     short: 'The config file to load.',
     doc:
       'A TypeScript or JavaScript module whose default export is a plain object (or `defineConfig({...})` ' +
-      'from `tunicorn`) of settings by their camelCase keys; server hooks are functions in it. Only the ' +
-      'command line can name it.',
+      'from `tunicorn`) of settings by their camelCase keys; server hooks are functions in it. `-c` also ' +
+      'takes a `.cts` module or a `.json` file of the same object (the default search does not look for ' +
+      'those). Only the command line or `TUNICORN_CMD_ARGS` can name it; a config file that sets `config` ' +
+      'is an error.',
   }),
   procName: stringSetting<string | null>({
     key: 'procName',
@@ -26,7 +28,7 @@ export const processSettings = {
     default: null,
     defaultDoc: 'the app',
     short: 'The name shown in process titles: "tunicorn: master [NAME]".',
-    doc: 'Tells several tunicorn servers apart in `ps` and `top`.',
+    doc: 'Tells several tunicorn servers apart in `ps` and `top`. The config key `proc_name` (Gunicorn\'s) is accepted too.',
   }),
   pidfile: stringSetting<string | null>({
     key: 'pidfile',
@@ -58,7 +60,7 @@ export const processSettings = {
     metavar: 'KEY=VALUE',
     default: Object.freeze({}),
     short: 'Set an environment variable in the workers (repeatable).',
-    doc: 'In a config file, an object `{ KEY: "value" }` or a list of `"KEY=VALUE"` strings.',
+    doc: 'In a config file, an object `{ KEY: "value" }` or a list of `"KEY=VALUE"` strings. The config key `raw_env` (Gunicorn\'s) is accepted too.',
   }),
   checkConfig: boolSetting({
     key: 'checkConfig',

@@ -80,8 +80,10 @@ export const server = {
       'stops accepting while busy, even while its handler awaits I/O; responses close the connection. ' +
       '`gthread`: `threads` worker threads per process, each with its own copy of the app, one request at ' +
       'a time each; there a WebSocket (an upgrade request) holds its worker or thread only until the ' +
-      'app\'s `upgrade` listener takes it. `--threads N` without `-k` selects `gthread`, as in Gunicorn. ' +
-      'See docs/concurrency.md.',
+      'app\'s `upgrade` listener takes it. `threads` above 1 selects `gthread` when no worker class is given ' +
+      'anywhere (flag, `TUNICORN_CMD_ARGS` or config file), as in Gunicorn; with `async` or `sync` given ' +
+      'explicitly the class stays and the master logs a warning that it ignores `threads` (Gunicorn turns an ' +
+      'explicit `sync` with threads into `gthread`). See docs/concurrency.md.',
   }),
   threads: intSetting({
     key: 'threads',
@@ -204,6 +206,7 @@ export const server = {
       'starts, and warms the TypeScript transform cache the workers then read. As Gunicorn\'s master replaces ' +
       'the signal handlers of the app it preloaded, tunicorn\'s master removes the listeners the app added ' +
       'for the signals it handles (TERM, INT, QUIT, HUP, USR1, USR2, WINCH, TTIN, TTOU), with a warning: ' +
-      'a `process.exit()` on TERM would cut its graceful stop short. In the workers the app keeps them.',
+      'a `process.exit()` on TERM would cut its graceful stop short. In the workers the app keeps them. The ' +
+      'config key `preload_app` (Gunicorn\'s) is accepted too.',
   }),
 };
