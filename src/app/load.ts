@@ -200,12 +200,16 @@ function withLifespan(served: ServedApp, mod: Module, raw: string): ServedApp {
   const shutdown = pick('shutdown');
   if (!startup && !shutdown) return served;
   const frameworkClose = served.close;
+  // As ASGI's lifespan: `shutdown` follows a `startup` that completed, never one that did not run
+  // (--check-config loads the app and closes it) or failed.
+  let started = !startup;
   return {
     ...served,
     startup: startup
       ? async () => {
           try {
             await startup();
+            started = true;
           } catch (err) {
             throw new AppLoadError(`app ${raw}: startup() failed: ${describeLoadError(err)}`, err instanceof Error ? (err.stack ?? '') : '');
           }
@@ -218,7 +222,7 @@ function withLifespan(served: ServedApp, mod: Module, raw: string): ServedApp {
       } catch (err) {
         failure = err;
       }
-      await shutdown?.();
+      if (started) await shutdown?.();
       if (failure) throw failure;
     },
   };

@@ -9,6 +9,7 @@ import { guardLoading } from '../app/load-guard.js';
 import { Arbiter, bootLimitS, checkOutputFiles, SIGNALS } from '../arbiter/arbiter.js';
 import { allSettings, type SettingKey } from '../config/registry.js';
 import { resolveConfig, type Resolved } from '../config/resolve.js';
+import { describeLoadError } from '../config/file.js';
 import { ConfigError, show } from '../config/setting.js';
 import { checkTls } from '../http/tls.js';
 import { BindError } from '../listeners/handle.js';
@@ -92,7 +93,11 @@ async function main(): Promise<void> {
       });
       if (r.config.checkConfig) {
         process.stdout.write(`OK: ${r.app} is ${served.kind}${r.configPath ? `; config ${r.configPath}` : ''}\n`);
-        await served.close?.();
+        try {
+          await served.close?.();
+        } catch (err) {
+          die(`app ${r.app} loaded, but closing it failed: ${describeLoadError(err)}`);
+        }
         process.exit(0);
       }
     } catch (err) {

@@ -392,6 +392,13 @@ describe('--check-config and exports tunicorn cannot serve', () => {
     assert.match(f.stdout, /OK: .*fastify\.ts is Fastify instance/);
   });
 
+  it("--check-config runs no shutdown() of an app whose startup() it did not run", async () => {
+    const s = new Server(['--check-config', fx('lifespan-db.ts')]);
+    assert.equal((await s.exited).code, 0, s.log);
+    assert.match(s.stdout, /OK: .*lifespan-db\.ts is \(req, res\) listener/);
+    assert.equal(s.log, '');
+  });
+
   it('a syntax error in a native ES module is reported with its file and line', async () => {
     const s = new Server(['-b', '127.0.0.1:0', fx('broken-esm.mjs')]);
     assert.equal((await s.exited).code, 1);
