@@ -1,4 +1,5 @@
 import type http from 'node:http';
+import type http2 from 'node:http2';
 import type net from 'node:net';
 
 /**
@@ -57,4 +58,108 @@ export function sweepIdleConnections(server: http.Server, keepAliveMs: number): 
   };
   setInterval(sweep, Math.min(SWEEP_MS, keepAliveMs)).unref();
   return true;
+}
+
+/** How long a session closed with a GOAWAY, all its streams done, may wait for its client to end the connection. */
+const GOAWAY_GRACE_MS = 1000;
+
+/** What a sweep saw of a session besides "idle, with this many streams started so far". */
+const BUSY = -1;
+const CLOSING = -2;
+
+/** What the sweep knows of one HTTP/2 session. */
+interface SessionUse {
+  /** Streams open now. */
+  open: number;
+  /** Streams started so far: a change between two sweeps is activity. */
+  started: number;
+  /** What the last sweep saw: `started` if the session was idle, CLOSING if Node had closed it, else BUSY. */
+  seen: number;
+  /** When a sweep first saw it so. */
+  since: number;
+  /**
+   * Ends the connection under the session once its last write is out, or null once done. Taken as the session
+   * starts: once Node lets go of the socket (a closed session waiting for the client's FIN), `session.socket`
+   * no longer reaches it.
+   */
+  endSocket: (() => void) | null;
+}
+
+/**
+ * Closes idle HTTP/2 sessions, with the meaning `keepalive` has for HTTP/1.1: a session with no stream open
+ * for `keepalive` + 1 s gets a GOAWAY (session.close()), and one with no stream yet gets `header_timeout`, as
+ * an HTTP/1 connection does for its first request. With `keepalive` 0 a session gets its GOAWAY as soon as its
+ * last stream ends, as an HTTP/1 connection is closed after each response. A stream that is running, however
+ * long or quiet, keeps its session open. Once Node has closed a session (its streams done), a client that has
+ * not ended the connection GOAWAY_GRACE_MS later has it ended for it: a silent client would otherwise hold it
+ * (and, under `async`, a `worker_connections` place) for good. This covers the GOAWAY of a graceful stop too.
+ *
+ * A stream costs a counter and one 'close' listener, no timer and no clock read: one sweep every SWEEP_MS
+ * per worker, running only while there are sessions, finds the idle ones, as sweepIdleConnections does for
+ * HTTP/1. A session is closed between its limit and its limit + SWEEP_MS after it went idle.
+ */
+export class IdleSessions {
+  readonly #sessions = new Map<http2.ServerHttp2Session, SessionUse>();
+  /** 0: a session gets its GOAWAY when its last stream ends. */
+  readonly #idleMs: number;
+  readonly #firstMs: number;
+  #sweep: NodeJS.Timeout | null = null;
+
+  constructor(keepAliveMs: number, headerTimeoutMs: number) {
+    this.#idleMs = keepAliveMs > 0 ? keepAliveMs + MARGIN_MS : 0;
+    this.#firstMs = headerTimeoutMs;
+  }
+
+  add(session: http2.ServerHttp2Session): void {
+    const use: SessionUse = { open: 0, started: 0, seen: BUSY, since: 0, endSocket: endSocketOf(session) };
+    this.#sessions.set(session, use);
+    const noKeepAlive = this.#idleMs === 0;
+    const ended = (): void => {
+      if (--use.open === 0 && noKeepAlive) session.close();
+    };
+    session.on('stream', (stream: http2.ServerHttp2Stream) => {
+      use.open++;
+      use.started++;
+      // on, not once: 'close' is emitted once anyway.
+      stream.on('close', ended);
+    });
+    session.once('close', () => this.#sessions.delete(session));
+    this.#sweep ??= setInterval(() => this.sweep(), SWEEP_MS).unref();
+  }
+
+  /** A GOAWAY to every session (a graceful stop): its running streams finish, then it closes. */
+  closeAll(): void {
+    for (const s of this.#sessions.keys()) s.close();
+  }
+
+  private sweep(): void {
+    if (this.#sessions.size === 0) {
+      clearInterval(this.#sweep!);
+      this.#sweep = null;
+      return;
+    }
+    const now = performance.now();
+    for (const [session, use] of this.#sessions) {
+      // Node destroys a closed session once its last stream is done, then waits for the client to close. A
+      // closed session with streams running lets them finish.
+      const state = session.destroyed ? CLOSING : use.open > 0 || session.closed ? BUSY : use.started;
+      if (state !== use.seen) {
+        use.seen = state;
+        use.since = now;
+      } else if (state === CLOSING) {
+        if (now - use.since >= GOAWAY_GRACE_MS && use.endSocket) {
+          use.endSocket();
+          use.endSocket = null;
+        }
+      } else if (state !== BUSY && now - use.since >= (state === 0 ? this.#firstMs : this.#idleMs)) {
+        session.close();
+      }
+    }
+  }
+}
+
+/** The socket's destroySoon, through the session's proxy socket (which lets no destroy() through). */
+function endSocketOf(session: http2.ServerHttp2Session): (() => void) | null {
+  const end = (session.socket as net.Socket | undefined)?.destroySoon;
+  return typeof end === 'function' ? end : null;
 }

@@ -12,7 +12,7 @@ import { ConnectionGate } from './connection.js';
 import { tlsOptionsOf } from './tls.js';
 import { ForwardedHeaders } from './forwarded.js';
 import { HAS_BODY, HostMemo, http2Limits, limitsOf, maxHeaderSize, rejectStatus, rejectStatusH2 } from './guard.js';
-import { sweepIdleConnections } from './keep-alive.js';
+import { IdleSessions, sweepIdleConnections } from './keep-alive.js';
 
 /** Node's response field for the `Keep-Alive: timeout=N` header (_http_outgoing.js), 0 for none. */
 type KeepAliveResponse = http.ServerResponse & { _keepAliveTimeout: number };
@@ -58,8 +58,8 @@ export class HttpLayer {
   #advertised = 0;
   /** Connections whose last response refuses a request: Node closes them once it is sent. */
   readonly #refused = new WeakSet<net.Socket>();
-  /** HTTP/2 sessions, for a GOAWAY on a graceful stop. */
-  readonly #sessions = new Set<http2.ServerHttp2Session>();
+  /** HTTP/2 sessions (TLS and h2c): closed when idle, and given a GOAWAY on a graceful stop. */
+  readonly #sessions: IdleSessions;
   #h2c: http2.Http2Server | null = null;
   readonly #handler: RequestListener;
   /**
@@ -82,6 +82,7 @@ export class HttpLayer {
     this.#forwarded = new ForwardedHeaders(cfg);
     this.#bodyMs = cfg.bodyTimeout * 1000;
     this.#headerMs = cfg.headerTimeout * 1000;
+    this.#sessions = new IdleSessions(cfg.keepalive * 1000, cfg.headerTimeout * 1000);
     this.#handler = this.gateRequests()(listener);
     const handler = this.#handler;
     const tlsOptions = tlsOptionsOf(cfg);
@@ -171,18 +172,15 @@ export class HttpLayer {
   }
 
   private trackSessions(server: AnyHttpServer | http2.Http2Server): void {
-    server.on('session', (session: http2.ServerHttp2Session) => {
-      this.#sessions.add(session);
-      session.once('close', () => this.#sessions.delete(session));
-    });
+    server.on('session', (session: http2.ServerHttp2Session) => this.#sessions.add(session));
   }
 
   /**
    * Graceful stop of HTTP/2 sessions: GOAWAY, so clients open no new streams, while the streams running
-   * finish; each session closes when its last stream ends.
+   * finish; each session closes when its last stream ends (its connection too, should the client keep it).
    */
   closeSessions(): void {
-    for (const s of this.#sessions) s.close();
+    this.#sessions.closeAll();
   }
 
   /** Hands a connection accepted elsewhere (a further listening socket) to the server. */

@@ -14,6 +14,8 @@
  *   at header_timeout on every worker class, and the worker serves the next client; a WebSocket is not cut
  * - --proxy-protocol with --certfile stops the server (and --check-config) with one line
  * - limit_request_line / _fields / _field_size over HTTP/2 (TLS and h2c): 414 / 431 as over HTTP/1.1
+ * - an HTTP/2 session idle for keepalive gets a GOAWAY (at once with keepalive 0), never one with a stream
+ *   running; one with no request within header_timeout is ended even if its client never closes it
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -171,6 +173,84 @@ describe('TLS', () => {
       assert.equal((await h1(port, { path: '/' })).status, 200);
     } finally {
       session.close();
+    }
+    await s.kill();
+  });
+
+  // keepalive means for an HTTP/2 session what it means for an HTTP/1.1 connection: idle that long (+ 1 s, as
+  // Node keeps HTTP/1), it gets a GOAWAY. It once stayed open for good, and held an async worker's place.
+  it('closes an HTTP/2 session idle for keepalive with a GOAWAY, never one with a stream running', async () => {
+    const { s, port } = await start(['-k', 'async', '-w', '1', '--worker-connections', '1', '--keep-alive', '1', fx('classes.ts')]);
+    const session = http2.connect(`https://127.0.0.1:${port}`, { rejectUnauthorized: false });
+    try {
+      session.on('error', () => {});
+      const goaway = new Promise<{ code: number; at: number }>((resolve) =>
+        session.once('goaway', (code: number) => resolve({ code, at: performance.now() })),
+      );
+      const closed = new Promise<number>((resolve) => session.once('close', () => resolve(performance.now())));
+      // A stream quiet for longer than the idle limit (1 + 1 s, swept every 0.5 s).
+      const reply = await within(new Promise<{ status: number; at: number }>((resolve, reject) => {
+        const req = session.request({ ':path': '/sleep?ms=3500' });
+        let status = 0;
+        req.on('response', (h) => (status = Number(h[':status'])));
+        req.on('end', () => resolve({ status, at: performance.now() }));
+        req.on('error', reject);
+        req.resume();
+      }), 10000, 'the slow stream');
+      assert.equal(reply.status, 200);
+      assert.equal(session.closed, false, 'no GOAWAY while the stream ran');
+      const { code, at } = await within(goaway, 8000, 'a GOAWAY for the idle session');
+      assert.equal(code, http2.constants.NGHTTP2_NO_ERROR);
+      assert.ok(at - reply.at >= 1500, `GOAWAY ${Math.round(at - reply.at)} ms after the last stream ended`);
+      await within(closed, 5000, 'the session to close');
+      // Its place is free: the worker (one connection at most) serves the next connection.
+      assert.equal((await within(h1(port, { path: '/' }), 10000, 'the next connection')).status, 200);
+    } finally {
+      session.destroy();
+    }
+    await s.kill();
+  });
+
+  it('ends an HTTP/2 connection that sends no request within header_timeout, though its client never closes it', async () => {
+    const { s, port } = await start(['-k', 'async', '-w', '1', '--worker-connections', '1', '--header-timeout', '1', fx('whoami.ts')]);
+    // The client preface and an empty SETTINGS frame, then silence: the client neither answers nor closes (its
+    // TCP socket is half-open, so the server's FIN does not end its side).
+    const socket = net.connect({ host: '127.0.0.1', port, allowHalfOpen: true });
+    const c = tls.connect({ socket, ALPNProtocols: ['h2'], rejectUnauthorized: false }, () => {
+      c.write(Buffer.concat([Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1'), Buffer.from([0, 0, 0, 4, 0, 0, 0, 0, 0])]));
+    });
+    try {
+      c.on('data', () => {});
+      c.on('error', () => {});
+      await within(new Promise((resolve) => c.once('end', resolve)), 8000, 'the server to end the silent connection');
+      // Ended on the server's side too: the worker's one place is free for the next connection.
+      assert.equal((await within(h2(port), 10000, 'the next connection')).status, 200);
+    } finally {
+      c.destroy();
+    }
+    await s.kill();
+  });
+
+  it('--keep-alive 0: an HTTP/2 session gets a GOAWAY once its last stream ends; streams opened together are all served', async () => {
+    const { s, port } = await start(['--keep-alive', '0', fx('classes.ts')]);
+    const session = http2.connect(`https://127.0.0.1:${port}`, { rejectUnauthorized: false });
+    try {
+      session.on('error', () => {});
+      const goaway = new Promise<void>((resolve) => session.once('goaway', () => resolve()));
+      const get = (p: string) =>
+        new Promise<number>((resolve, reject) => {
+          const req = session.request({ ':path': p });
+          let status = 0;
+          req.on('response', (h) => (status = Number(h[':status'])));
+          req.on('end', () => resolve(status));
+          req.on('error', reject);
+          req.resume();
+        });
+      const statuses = await within(Promise.all([get('/sleep?ms=300'), get('/sleep?ms=100'), get('/')]), 10000, 'three streams');
+      assert.deepEqual(statuses, [200, 200, 200]);
+      await within(goaway, 3000, 'a GOAWAY once the streams ended');
+    } finally {
+      session.destroy();
     }
     await s.kill();
   });

@@ -66,7 +66,8 @@ export const http = {
       'Counted from the first byte of a request (or the connection). A slow client (slowloris) is cut off ' +
       'without holding anything but one idle socket; other clients are served meanwhile. Over TLS the ' +
       'handshake is part of the first request\'s time: a connection that has not brought a whole first request ' +
-      'within it is closed, handshake done or not. Not in Gunicorn.',
+      'within it is closed, handshake done or not. An HTTP/2 connection that opens no stream this long after ' +
+      'it started gets a GOAWAY (its frames are nghttp2\'s to check). Not in Gunicorn.',
   }),
   bodyTimeout: numberSetting({
     key: 'bodyTimeout',

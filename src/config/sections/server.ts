@@ -182,11 +182,18 @@ export const server = {
       'than that, so a client that honours the header is never the one racing the close. On plain HTTP and ' +
       'HTTPS a sweep every 0.5 s closes the connections idle that long, so an idle connection closes between ' +
       'N + 1 and N + 1.5 s after its last response. Node\'s own way, a timer set and cleared on each request, ' +
-      'stays only on a TLS server that also speaks HTTP/2 (h2 in `http_protocols`). A response still being ' +
-      'written to a slow reader is never cut. ' +
+      'stays only for the HTTP/1.1 connections of a TLS server that also speaks HTTP/2 (h2 in `http_protocols`). ' +
+      'A response still being written to a slow reader is never cut. ' +
+      'An HTTP/2 session (TLS or h2c) is closed with the same timing once it has no stream open: it gets a ' +
+      'GOAWAY, and a client that keeps the connection open after that has it closed 1 s later. A stream ' +
+      'still running, however quiet, keeps its session open; a session that has opened no stream yet gets ' +
+      '`header_timeout` instead, as a new HTTP/1 connection does. With 0 an HTTP/2 session gets its GOAWAY as ' +
+      'soon as its last stream ends: the streams it had received by then are served, and the client opens ' +
+      'later ones on a new connection. ' +
       'Behind a load balancer, set it above the balancer\'s idle timeout so the server is never the one ' +
       'that closes a connection the balancer is about to reuse. ' +
-      'As in Gunicorn, the `sync` class ignores it (one request per connection, `Connection: close`); `async` ' +
+      'As in Gunicorn, the `sync` class ignores it for HTTP/1.1 (one request per connection, `Connection: ' +
+      'close`; its HTTP/2 sessions are closed when idle as above); `async` ' +
       'and `gthread` keep connections alive. A gthread thread runs one request at a time: an idle connection ' +
       'does not hold it, and a request on a kept-alive connection waits for its turn. If the thread gets stuck, ' +
       'its idle kept-alive connections go to another worker with the connections it holds unread; a request ' +
