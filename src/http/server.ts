@@ -133,6 +133,10 @@ export class HttpLayer {
     if (!h2 && options.keepAliveTimeout > 0) this.sweepIdle(s, options.keepAliveTimeout);
     s.headersTimeout = options.headersTimeout;
     s.requestTimeout = 0;
+    // Node's HTTP/2 server (its HTTP/1.1 connections, allowHTTP1) sets 30 s itself, whatever the options say:
+    // header_timeout would be checked only that often, and a client trickling a later request's header
+    // section would hold its connection for 30 s.
+    (s as http.Server & { connectionsCheckingInterval: number }).connectionsCheckingInterval = CHECK_INTERVAL_MS;
     // Node's parser keeps only the fields it collected in chunks of 32 until it has maxHeadersCount (default
     // 1000: 1023 kept, the rest dropped without a word). One over the limit keeps every field up to it and
     // enough for rejectStatus to see one too many and answer 431.

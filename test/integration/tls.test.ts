@@ -383,6 +383,29 @@ describe('TLS connections that bring no request', () => {
 
   // An upgrade is a first request that never reaches 'request': the connection must not be cut at
   // header_timeout once it is a WebSocket.
+  // Node's HTTP/2 server checks its HTTP/1.1 connections' header timeout every 30 s, whatever it is told at
+  // construction: a second request trickled in a header line at a time held the connection for 30 s.
+  it('an HTTP/1.1 client on an HTTP/2-capable server that trickles a later request is cut at header_timeout', async () => {
+    const { s, port } = await start(['-w', '1', '--header-timeout', '1', fx('whoami.ts')]);
+    const t0 = Date.now();
+    const c = tls.connect({ host: '127.0.0.1', port, ALPNProtocols: ['http/1.1'], rejectUnauthorized: false });
+    let got = '';
+    c.setEncoding('latin1');
+    c.on('data', (d: string) => (got += d));
+    c.on('error', () => {});
+    const trickle = setInterval(() => c.writable && c.write('X-Slow: 1\r\n'), 300);
+    try {
+      c.once('secureConnect', () => c.write('GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n'));
+      const ms = await within(new Promise<number>((resolve) => c.once('close', () => resolve(Date.now() - t0))), 20000, 'the connection to close');
+      assert.match(got, /^HTTP\/1\.1 200 /, 'the first request was served');
+      assert.ok(ms < 5000, `closed ${ms} ms after it connected (header_timeout 1 s)`);
+    } finally {
+      clearInterval(trickle);
+      c.destroy();
+      await s.kill();
+    }
+  });
+
   it('a WebSocket over TLS outlives header_timeout', async () => {
     const { s, port } = await start(['--header-timeout', '1', fx('apps/websocket.ts')]);
     const ws = new WebSocket(`wss://127.0.0.1:${port}/`, { rejectUnauthorized: false });
