@@ -9,7 +9,10 @@
  * Built by scripts/build-native.mjs with the system's C compiler and nothing else: the Node-API calls it
  * makes are declared in napi.h, so neither node-gyp nor Node's headers are needed.
  */
+#include <errno.h>
 #include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -90,6 +93,23 @@ static void put_json(struct out *o, const uint8_t *s, size_t n) {
   put(o, "\"", 1);
 }
 
+/* The master is gone (killed, even by SIGKILL) while this worker's event loop is stuck: its 'disconnect'
+   handler cannot run, and no master will ever time it out. Left alone it would be an orphan that holds the
+   listening sockets (a restarted server cannot bind them) and, often, a CPU. It goes as the master's timeout
+   would have made it go, after one line on stderr. */
+static void master_gone(void) {
+  char line[160];
+  time_t t = time(NULL);
+  struct tm tm;
+  char when[40] = "";
+  if (localtime_r(&t, &tm)) strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S %z", &tm);
+  int n = snprintf(line, sizeof line,
+                   "[%s] [%d] [CRITICAL] Worker exiting: the master is gone and this worker's event loop is stuck\n",
+                   when, (int)getpid());
+  if (n > 0 && write(2, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1) < 0) { /* no stderr */ }
+  kill(getpid(), SIGKILL);
+}
+
 static void report(const struct watch *w, double stalled, double now) {
   int order[REPORTED];
   double ms[REPORTED];
@@ -134,9 +154,11 @@ static void report(const struct watch *w, double stalled, double now) {
   }
   put_str(&o, "]}");
   *o.p++ = '\n';
-  /* The master gone or not reading (EPIPE, EAGAIN): nothing to report to. */
+  /* The master not reading (EAGAIN): the report is dropped. The master gone (EPIPE): see master_gone. */
   for (const char *p = buf; p < o.p;) {
     ssize_t k = write(w->fd, p, (size_t)(o.p - p));
+    if (k < 0 && errno == EINTR) continue;
+    if (k < 0 && (errno == EPIPE || errno == ECONNRESET)) master_gone();
     if (k <= 0) break;
     p += k;
   }

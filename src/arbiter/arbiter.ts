@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess, type SendHandle } from 'node:child_process';
-import { chownSync, readFileSync } from 'node:fs';
+import { chownSync, closeSync, existsSync, openSync, readFileSync } from 'node:fs';
 import { checkTls } from '../http/tls.js';
 import { checkCanSwitch, parseUmask, resolveIdentity } from '../workers/privileges.js';
 import type { Readable } from 'node:stream';
@@ -75,6 +75,16 @@ export interface ArbiterOptions {
   readonly ownSignalListeners?: ReadonlySet<unknown>;
   /** As PID 1: what startOrphanReaper() said, logged once the master starts. */
   readonly orphans?: { level: 'info' | 'warning'; message: string } | null;
+}
+
+/** The soft limit on open files (Node raises it to the hard limit at start), or null where it is not known. */
+function openFileLimit(): number | null {
+  try {
+    const m = /^Max open files\s+(\d+)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
+    return m ? Number(m[1]) : null;
+  } catch {
+    return null;
+  }
 }
 
 /** Is a process still running (a zombie waiting to be reaped is not)? */
@@ -201,6 +211,7 @@ export class Arbiter implements HookServer {
       if (this.cfg.errorlog === '-') this.log.warning('capture_output (--capture-output) does nothing while the error log is stderr: set --error-logfile FILE');
       captureStdio(() => this.log);
     }
+    this.checkOpenFileLimit();
     if (this.cfg.threads > 1 && this.cfg.workerClass !== 'gthread') {
       this.log.warning(`threads (--threads ${this.cfg.threads}) applies to gthread workers only; ${this.cfg.workerClass} workers ignore it`);
     }
@@ -236,6 +247,31 @@ export class Arbiter implements HookServer {
     this.#tick = setInterval(() => this.step(), TICK_MS);
     this.manageWorkers();
     return done;
+  }
+
+  /**
+   * A worker that runs out of descriptors accepts and closes connections at once (libuv's answer to EMFILE):
+   * clients see resets and nothing reaches the log. When `worker_connections` cannot fit under the open-file
+   * limit with what a worker holds itself, one line says so at start, and what to change.
+   */
+  private checkOpenFileLimit(): void {
+    if (this.cfg.workerClass === 'sync') return;
+    const limit = openFileLimit();
+    if (limit === null) return;
+    const threads = this.cfg.workerClass === 'gthread' ? this.cfg.threads : 1;
+    // Measured: an idle async worker on one socket holds 22 descriptors; a gthread worker about 5 more per
+    // thread, and a copy of each socket per thread.
+    const own = 32 + (threads > 1 ? threads * 5 : 0) + threads * this.#listeners.length;
+    const fits = limit - own;
+    if (this.cfg.workerConnections <= fits) return;
+    const raise = `Raise the limit (ulimit -n, systemd's LimitNOFILE=)`;
+    this.log.warning(
+      `worker_connections (${this.cfg.workerConnections}) does not fit under the open-file limit (${limit}, ulimit -n), ` +
+        `of which a worker needs about ${own} itself: ` +
+        (fits > 0
+          ? `past about ${fits} connections a worker resets new ones, and the log does not show it. ${raise} or lower --worker-connections to ${fits}`
+          : `a worker has no descriptors left for connections. ${raise}`),
+    );
   }
 
   // ---- the loop ---------------------------------------------------------------------------------------
@@ -278,8 +314,11 @@ export class Arbiter implements HookServer {
     SIGUSR1: () => {
       // A log that cannot be opened again stays open as it is: one line says so. The access log is opened by
       // the workers, which keep theirs quietly: the master checks its path, for one line instead of one each.
+      // Rotated away: the files the reopen creates (see prepareLogsForWorkers).
+      const created = [this.cfg.errorlog, this.cfg.accesslog].filter((f): f is string => !!f && f !== '-' && !existsSync(f));
       const failed = this.log.reopen();
       if (failed) this.log.error(`USR1: ${failed}. Logging goes on to the file already open`);
+      this.prepareLogsForWorkers(created);
       if (this.cfg.accesslog && this.cfg.accesslog !== '-') {
         try {
           checkWritable(ACCESS_LOG, this.cfg.accesslog);
@@ -301,6 +340,31 @@ export class Arbiter implements HookServer {
       this.setWorkerCount(0);
     },
   };
+
+  /**
+   * USR1 after a rotation: workers that run as --user reopen the logs with that user's rights, which rarely
+   * include creating files in the log directory, and a worker whose reopen fails writes on to the rotated file
+   * without a word. As Gunicorn, the master (root) makes the new files and gives them to the workers' user.
+   * Only files it makes here: an existing file (or /dev/null) keeps its owner.
+   */
+  private prepareLogsForWorkers(created: readonly string[]): void {
+    let identity: ReturnType<typeof resolveIdentity>;
+    try {
+      identity = resolveIdentity(this.cfg.user, this.cfg.group);
+    } catch {
+      return;
+    }
+    if (!identity) return;
+    for (const f of created) {
+      try {
+        // The error log was just made by the master's own reopen; the access log is made here.
+        closeSync(openSync(f, 'a'));
+        chownSync(f, identity.uid, identity.gid);
+      } catch {
+        // Said already: the master checked the path (checkWritable) or its own reopen failed.
+      }
+    }
+  }
 
   // ---- workers -----------------------------------------------------------------------------------------
 

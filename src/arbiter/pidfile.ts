@@ -1,4 +1,4 @@
-import { readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { processSettings } from '../config/sections/process.js';
 import { ConfigError, longFlag } from '../config/setting.js';
 import { checkWritable, opening, type OutputFile } from '../logging/output-file.js';
@@ -53,10 +53,25 @@ export class Pidfile {
     refuseLiveOwner(path, pid);
   }
 
-  /** Throws a ConfigError when another server runs, or, in words, when the file cannot be written. */
+  /**
+   * Throws a ConfigError when another server runs, or, in words, when the file cannot be written. As
+   * Gunicorn's: written aside and renamed into place, mode 0644 whatever the umask (0 by default, which left
+   * the file writable by every local user, who could then make a `kill $(cat PIDFILE)` hit any process), so
+   * the pidfile is never seen empty or half written, nor left so by a full disk.
+   */
   create(path: string, pid = process.pid): void {
     refuseLiveOwner(path, pid);
-    opening(PIDFILE, path, () => writeFileSync(path, `${pid}\n`));
+    const aside = `${path}.${pid}.tmp`;
+    opening(PIDFILE, path, () => {
+      try {
+        writeFileSync(aside, `${pid}\n`, { mode: 0o644, flag: 'wx' });
+        chmodSync(aside, 0o644);
+        renameSync(aside, path);
+      } catch (err) {
+        rmSync(aside, { force: true });
+        throw err;
+      }
+    });
     this.#path = path;
   }
 

@@ -38,7 +38,16 @@ export class BindError extends Error {
   }
 }
 
+/** Out of a resource: the same words for TCP and Unix sockets. */
+const OUT_OF: Record<string, string> = {
+  EMFILE: 'too many open files: the open-file limit (ulimit -n, systemd\'s LimitNOFILE=) is too low; raise it',
+  ENFILE: 'too many open files on this machine (the system-wide limit, fs.file-max, is reached)',
+  ENOBUFS: 'out of kernel memory for sockets',
+  ENOMEM: 'out of memory',
+};
+
 const WHY: Record<string, string> = {
+  ...OUT_OF,
   EADDRINUSE: 'address already in use (another process listens there; pick another port or stop it)',
   EACCES: 'permission denied (ports below 1024 need root or CAP_NET_BIND_SERVICE)',
   EADDRNOTAVAIL: 'address not available on this machine',
@@ -52,6 +61,7 @@ export function explainBindError(code: string): string {
 }
 
 const WHY_UNIX: Record<string, string> = {
+  ...OUT_OF,
   EADDRINUSE: 'the socket file exists (another server listens there, or it was left behind: remove it)',
   EACCES: 'permission denied',
   EPERM: 'operation not permitted',

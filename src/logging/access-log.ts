@@ -3,7 +3,7 @@ import { sameName } from '../http/guard.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ConfigError } from '../config/setting.js';
 import { ACCESS_LOG, cannotWrite, opening } from './output-file.js';
-import { LogSink } from './sink.js';
+import { LogSink, type SinkTrouble } from './sink.js';
 
 export interface AccessEntry {
   readonly req: IncomingMessage;
@@ -266,9 +266,11 @@ export class AccessLog {
    */
   readonly needsPeer: boolean;
 
-  constructor(target: string, format: string) {
+  /** `trouble`: told when writing the file starts failing (a full disk) and when it works again. */
+  constructor(target: string, format: string, trouble?: SinkTrouble) {
     this.#write = compileAccessWriter(format);
     this.#sink = opening(ACCESS_LOG, target, () => new LogSink(target, 1, ACCESS_LOG_DELAY_MS, 'latin1'));
+    if (trouble) this.#sink.onTrouble(trouble);
     this.needsPeer = format.includes('%(h)s');
   }
 

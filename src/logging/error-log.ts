@@ -1,7 +1,10 @@
 import type { HookLog } from '../config/hook-types.js';
 import type { LogLevel } from '../config/sections/logging.js';
 import { cannotWrite, ERROR_LOG, opening } from './output-file.js';
+import { writeSync } from 'node:fs';
 import { LogSink } from './sink.js';
+
+const WRITING_ERROR_LOG = { ...ERROR_LOG, verb: 'write' as const };
 
 const RANK: Record<LogLevel, number> = { debug: 10, info: 20, warning: 30, error: 40, critical: 50 };
 
@@ -26,6 +29,19 @@ export class ErrorLog implements HookLog {
   constructor(target: string, level: LogLevel) {
     this.#sink = opening(ERROR_LOG, target, () => new LogSink(target, 2));
     this.#rank = RANK[level];
+    // A log that cannot take its lines says so where someone may read it: stderr, once; and in the log itself
+    // once it can be written again, with what was lost.
+    this.#sink.onTrouble({
+      failed: (err) => {
+        const line = `[${errorLogTime()}] [${process.pid}] [ERROR] ${cannotWrite(WRITING_ERROR_LOG, target, err, true)}. Its lines are lost until it can be written again\n`;
+        try {
+          writeSync(2, line);
+        } catch {
+          /* no stderr either */
+        }
+      },
+      recovered: (lost, err) => this.warning(`The error log could be written again: ${lost} line(s) were lost while it could not (${err.code ?? err.message})`),
+    });
   }
 
   get target(): string {

@@ -50,6 +50,18 @@ export function chunkEnd(data: Buffer, start: number, max: number): number {
   return next < 0 ? data.length : next + 1;
 }
 
+/**
+ * Told when a file sink's writes start failing (a full disk: ENOSPC, EIO, EDQUOT) and when they work again.
+ * Each is called once per episode, not per line: the lines in between are dropped, and counted.
+ */
+export interface SinkTrouble {
+  failed(err: NodeJS.ErrnoException): void;
+  /** `lost`: the lines that could not be written, the one a failed write cut short included. */
+  recovered(lost: number, err: NodeJS.ErrnoException): void;
+}
+
+const NEWLINE = Buffer.from('\n');
+
 /** The sinks with text gathered, written out when the process exits (process.exit runs 'exit' listeners). */
 const pending = new Set<LogSink>();
 let exitHooked = false;
@@ -80,6 +92,13 @@ export class LogSink {
   #atomicBytes: number;
   /** The most bytes one UTF-16 unit of a line can take: 3 in UTF-8, 1 in latin1. */
   readonly #unitBytes: number;
+  #trouble: SinkTrouble | null = null;
+  /** Why the last write failed, while writes fail; null once one succeeds. */
+  #failure: NodeJS.ErrnoException | null = null;
+  /** Lines dropped since writes began to fail. */
+  #lost = 0;
+  /** The file ends inside a line (a write failed part way): the next write starts with a newline. */
+  #cut = false;
   readonly #tick = (): void => {
     this.#scheduled = false;
     this.flush();
@@ -201,32 +220,55 @@ export class LogSink {
     this.#writeOut(this.#buf.subarray(0, used));
   }
 
-  /**
-   * Writes all of `data`: a pipe may take part of it (a short write), and the rest follows. A full pipe
-   * (EAGAIN) is waited for, as a blocking write would: stdout and stderr are often a pipe to a log collector,
-   * and Node makes a pipe it writes to non-blocking for every process that shares it, the workers included.
-   * A reader slower than the server slows the server; no line is dropped or cut.
-   */
-  #writeOut(text: string | Buffer): void {
-    const data = typeof text === 'string' ? Buffer.from(text, this.encoding) : text;
-    for (let start = 0; start < data.length; ) {
-      const end = chunkEnd(data, start, this.#atomicBytes);
-      if (!this.#writeAll(data, start, end)) return;
-      start = end;
-    }
+  /** Who hears of failing writes to the file (never called for stderr or stdout). */
+  onTrouble(trouble: SinkTrouble): void {
+    this.#trouble = trouble;
   }
 
-  #writeAll(data: Buffer, start: number, end: number): boolean {
-    for (let off = start; off < end; ) {
-      try {
-        off += writeSync(this.#fd, data, off, end - off);
-      } catch (err) {
-        // A closed stderr (EPIPE) or a full disk must not take the server down.
-        if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') return false;
-        waitForReader();
+  /**
+   * Writes all of `data`, in writes of whole lines that another process's writes cannot split (see
+   * atomicWriteBytes); a pipe may take part of one (a short write), and the rest follows. A full pipe (EAGAIN)
+   * is waited for, as a blocking write would: stdout and stderr are often a pipe to a log collector, and Node
+   * makes a pipe it writes to non-blocking for every process that shares it, the workers included. A reader
+   * slower than the server slows the server; no line is dropped or cut. A write that fails otherwise (a
+   * closed stderr, a full disk) must not take the server down: the lines are dropped and counted, and the
+   * failure and the recovery are told once each (see SinkTrouble). A line a failed write cut short is ended
+   * by the next write that succeeds, so the lines after it start on a line of their own.
+   */
+  #writeOut(text: string | Buffer): void {
+    let data = typeof text === 'string' ? Buffer.from(text, this.encoding) : text;
+    const ending = this.#cut ? 1 : 0;
+    if (ending) data = Buffer.concat([NEWLINE, data]);
+    let off = 0;
+    try {
+      while (off < data.length) {
+        const end = chunkEnd(data, off, this.#atomicBytes);
+        while (off < end) {
+          try {
+            off += writeSync(this.#fd, data, off, end - off);
+          } catch (err) {
+            if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') throw err;
+            waitForReader();
+          }
+        }
       }
+    } catch (err) {
+      if (!this.#owned) return;
+      if (off > 0) this.#cut = data[off - 1] !== 10;
+      for (let i = data.indexOf(10, Math.max(off, ending)); i >= 0; i = data.indexOf(10, i + 1)) this.#lost++;
+      if (this.#failure === null) {
+        this.#failure = err as NodeJS.ErrnoException;
+        this.#trouble?.failed(this.#failure);
+      }
+      return;
     }
-    return true;
+    this.#cut = false;
+    if (this.#failure !== null) {
+      const [why, lost] = [this.#failure, this.#lost];
+      this.#failure = null;
+      this.#lost = 0;
+      this.#trouble?.recovered(lost, why);
+    }
   }
 
   /**
@@ -246,6 +288,7 @@ export class LogSink {
     const old = this.#fd;
     this.#fd = fd;
     this.#atomicBytes = atomicWriteBytes(fd);
+    this.#cut = false;
     closeSync(old);
     return null;
   }

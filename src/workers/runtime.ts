@@ -8,6 +8,8 @@ import { peerAddress } from '../http/forwarded.js';
 import { sameName } from '../http/guard.js';
 import { AccessLog } from '../logging/access-log.js';
 import { ErrorLog } from '../logging/error-log.js';
+import { ACCESS_LOG, cannotWrite } from '../logging/output-file.js';
+import type { SinkTrouble } from '../logging/sink.js';
 import type { InflightRequest, WorkerMessage } from '../protocol/messages.js';
 import type { RequestListener } from '../app/shapes.js';
 import { AppResultError } from '../app/errors.js';
@@ -119,11 +121,21 @@ export class WorkerRuntime {
     private readonly send: (m: WorkerMessage) => void,
   ) {
     this.log = new ErrorLog(config.errorlog, config.loglevel);
-    this.accessLog = config.accesslog ? new AccessLog(config.accesslog, config.accessLogFormat) : null;
+    this.accessLog = config.accesslog ? new AccessLog(config.accesslog, config.accessLogFormat, this.accessLogTrouble(config.accesslog)) : null;
     this.self = { pid: process.pid, id, age, log: this.log };
     this.server = { pid: masterPid, cfg: config, log: this.log, numWorkers: config.workers };
     const jitter = config.maxRequestsJitter > 0 ? Math.floor(Math.random() * (config.maxRequestsJitter + 1)) : 0;
     this.maxRequests = config.maxRequests > 0 ? config.maxRequests + jitter : 0;
+  }
+
+  /** What the error log says when the access log cannot be written (a full disk), and when it can again. */
+  private accessLogTrouble(target: string): SinkTrouble {
+    const what = { ...ACCESS_LOG, verb: 'write' as const };
+    return {
+      failed: (err) => this.log.error(`${cannotWrite(what, target, err, true)}. Access log lines are lost until it can be written again`),
+      recovered: (lost, err) =>
+        this.log.warning(`The access log ${JSON.stringify(target)} could be written again: ${lost} line(s) were lost while it could not (${err.code ?? err.message})`),
+    };
   }
 
   /** Runs a hook; a hook that throws is logged and does not take the worker down. */

@@ -20,6 +20,15 @@ const lens = new Int32Array(sab, 8 + slots * 8, slots);
 const bytes = new Uint8Array(sab, 8 + slots * 12, slots * text);
 const dec = new TextDecoder();
 
+/** The error log's time (errorLogTime in error-log.ts, not imported: this thread's heap is kept small). */
+function logTime(d = new Date()): string {
+  const p = (n: number) => String(n).padStart(2, '0');
+  const off = -d.getTimezoneOffset();
+  const a = Math.abs(off);
+  const date = `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}`;
+  return `${date} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())} ${off >= 0 ? '+' : '-'}${p(Math.floor(a / 60))}${p(a % 60)}`;
+}
+
 let last = Atomics.load(beat, 0);
 let lastChange = Date.now();
 let reportedAt = 0;
@@ -45,7 +54,19 @@ setInterval(() => {
   requests.sort((a, b) => b.ms - a.ms);
   try {
     writeSync(reportFd, JSON.stringify({ stalledMs: now - lastChange, requests: requests.slice(0, 5) }) + '\n');
-  } catch {
-    // The master is gone or not reading: nothing to report to.
+  } catch (err) {
+    // The master not reading (EAGAIN): the report is dropped. The master gone (EPIPE), even by SIGKILL, while
+    // the main thread is stuck: its 'disconnect' handler cannot run and no master will time it out. Left
+    // alone it would be an orphan holding the listening sockets (a restarted server cannot bind them) and,
+    // often, a CPU: it goes as the master's timeout would have made it go (as native/watchdog.c does).
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EPIPE' || code === 'ECONNRESET') {
+      try {
+        writeSync(2, `[${logTime()}] [${process.pid}] [CRITICAL] Worker exiting: the master is gone and this worker's event loop is stuck\n`);
+      } catch {
+        /* no stderr */
+      }
+      process.kill(process.pid, 'SIGKILL');
+    }
   }
 }, 100);

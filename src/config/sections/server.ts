@@ -114,6 +114,9 @@ export const server = {
     default: 1000,
     short: 'The maximum number of simultaneous connections per async worker (kept alive, per gthread worker).',
     doc:
+      'Each connection takes a file descriptor: when this does not fit under the open-file limit (`ulimit -n`, ' +
+      'systemd\'s `LimitNOFILE=`), with about 32 a worker needs itself, the master warns at start, since a ' +
+      'worker out of descriptors resets new connections without a log line. ' +
       'At the cap an async worker stops accepting until a connection closes, so new connections go to other ' +
       'workers or wait in the backlog; a connection is never accepted and then dropped. A gthread worker ' +
       'cannot stop accepting (its threads share the listening sockets), so each thread keeps at most its share ' +

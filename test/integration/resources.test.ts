@@ -1,0 +1,202 @@
+/**
+ * When the machine's resources run out or the environment turns hostile:
+ * - the master killed (SIGKILL) while a worker's event loop is stuck: the worker does not stay behind as an
+ *   orphan holding the listening socket (the native watcher and the worker-thread one)
+ * - a log file that cannot be written (a full disk: /dev/full): one line says so, per process, and the
+ *   server serves on; once the file can be written again, a line says how many lines were lost
+ * - USR1 after logrotate, with workers that run as --user: the master makes the new log files for them
+ * - a worker that dies of a full JavaScript heap (Node aborts): replaced, and the line names the likely cause
+ * - the pidfile is mode 0644, not writable by every local user, whatever the umask
+ * - an open-file limit too low for worker_connections, or for the sockets to bind, is one line that says so
+ */
+import assert from 'node:assert/strict';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, describe, it } from 'node:test';
+import { alive, childrenOf, FIXTURES, request, Server, stopAll, until, within } from '../helpers/server.js';
+
+const APP = path.join(FIXTURES, 'zero-downtime-app.mjs');
+const tmp = mkdtempSync(path.join(tmpdir(), 'tunicorn-resources-'));
+after(async () => {
+  await stopAll();
+});
+
+/** Runs the server under `ulimit -n n` (the shell execs node: the server is the child). */
+const ulimitN = (n: number) => ['/bin/sh', '-c', `ulimit -n ${n} && exec "$0" "$@"`];
+
+describe('the master killed while a worker is stuck', () => {
+  for (const native of ['1', '0']) {
+    it(`the stuck worker does not outlive it (${native === '1' ? 'native watcher' : 'worker-thread watcher'})`, async () => {
+      const sock = path.join(tmp, `orphan-${native}.sock`);
+      const s = new Server(['-b', `unix:${sock}`, '-w', '1', '-t', '2', APP], { env: { TUNICORN_NATIVE: native } });
+      await s.waitFor(/Ready: /, 30000);
+      const [worker] = childrenOf(s.pid);
+      assert.ok(worker, 'a worker');
+      const spinning = path.join(tmp, `spinning-${native}`);
+      // Stuck for 60 s: far longer than the waits below.
+      const req = http.request({ socketPath: sock, path: `/spin?ms=60000&spinning=${encodeURIComponent(spinning)}` });
+      req.on('error', () => {});
+      req.end();
+      await until(() => {
+        try {
+          return readFileSync(spinning, 'utf8') === String(worker);
+        } catch {
+          return false;
+        }
+      }, 10000, 'the worker to be stuck');
+      process.kill(s.pid, 'SIGKILL');
+      await s.exited;
+      // A stall is reported within 2 x heartbeat (1 s for -t 2), and the report finds the master gone.
+      await until(() => !alive(worker!) || readFileSync(`/proc/${worker}/stat`, 'utf8').includes(') Z '), 10000, `worker ${worker} to exit`);
+      req.destroy();
+      assert.match(s.log, new RegExp(`\\[${worker}\\] \\[CRITICAL\\] Worker exiting: the master is gone and this worker's event loop is stuck`));
+      // Its socket is free again: a new server binds it (no "another server is listening on it").
+      const again = new Server(['-b', `unix:${sock}`, '-w', '1', APP]);
+      await again.waitFor(/Listening at: unix:/, 20000);
+      await again.kill();
+    });
+  }
+});
+
+describe('logs that cannot be written', () => {
+  it('an error log on a full disk: one line on stderr per process; the server serves on', async () => {
+    const s = new Server(['-b', '127.0.0.1:0', '-w', '2', '--error-logfile', '/dev/full', APP]);
+    // Nothing reaches the log, "Listening at" included: this line on stderr is all there is.
+    const line = /\[(\d+)\] \[ERROR\] cannot write error log "\/dev\/full" \(--error-logfile\): no space is left on the device that holds \/dev; free some, or choose another --error-logfile\. Its lines are lost until it can be written again\n/g;
+    const from = (pid: number) => [...s.log.matchAll(line)].filter((m) => Number(m[1]) === pid).length;
+    await until(() => from(s.pid) === 1, 20000, 'the line from the master');
+    await until(() => childrenOf(s.pid).length === 2, 20000, 'the workers');
+    const old = childrenOf(s.pid);
+    // Once per process, not once per line: HUP logs a dozen lines more in the master, and the old workers
+    // log their exit (their first line).
+    s.signal('SIGHUP');
+    await until(() => old.every((p) => from(p) === 1), 20000, 'a line from each old worker');
+    await until(() => old.every((p) => !childrenOf(s.pid).includes(p)), 20000, 'the old workers to stop');
+    assert.equal(from(s.pid), 1, 'the master said it once');
+    await s.kill();
+  });
+
+  it('an access log on a full disk: one line per worker, and the count of lost lines once it can be written', async () => {
+    const link = path.join(tmp, 'access.log');
+    const file = path.join(tmp, 'access-real.log');
+    symlinkSync('/dev/full', link);
+    const s = new Server(['-b', '127.0.0.1:0', '-w', '1', '--access-logfile', link, APP]);
+    const port = await s.port();
+    await s.waitFor(/Ready: /, 30000);
+    for (let i = 0; i < 5; i++) assert.equal((await request(port, '/pid')).status, 200);
+    const failed = /\[ERROR\] cannot write access log ".*access\.log" \(--access-logfile\): no space is left on the device that holds .*; free some, or choose another --access-logfile\. Access log lines are lost until it can be written again\n/g;
+    await s.waitFor(failed, 10000);
+    for (let i = 0; i < 5; i++) assert.equal((await request(port, '/pid')).status, 200);
+    assert.equal(s.count(failed), 1, 'said once');
+    // Space again: logrotate's USR1 opens the (new) file.
+    rmSync(link);
+    symlinkSync(file, link);
+    writeFileSync(file, '');
+    const from = s.log.length;
+    s.signal('SIGUSR1');
+    await s.waitFor(/Handling signal: usr1/, 10000, from);
+    // The worker reopens on the master's message, which may come after a request sent now.
+    const recovered = /\[WARNING\] The access log ".*access\.log" could be written again: \d+ line\(s\) were lost while it could not \(ENOSPC\)/;
+    for (let i = 0; i < 100 && !recovered.test(s.log); i++) {
+      assert.equal((await request(port, '/pid')).status, 200);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.match(s.log, recovered);
+    const lost = Number(/could be written again: (\d+) line/.exec(s.log)![1]);
+    assert.ok(lost >= 10, `${lost} lines lost`);
+    await until(() => readFileSync(file, 'utf8').includes('GET /pid'), 5000, 'lines in the new file');
+    await s.kill();
+  });
+});
+
+describe('USR1 after logrotate, with workers that run as --user', { skip: process.getuid?.() === 0 ? false : 'needs root' }, () => {
+  it('the workers write to the new files, which the master made for them', async () => {
+    const dir = mkdtempSync(path.join(tmp, 'rotate-'));
+    // As /var/log/APP: others may look up files in it (mkdtemp makes 0700 directories).
+    for (const d of [tmp, dir]) chmodSync(d, 0o755);
+    const [errorLog, accessLog] = [path.join(dir, 'error.log'), path.join(dir, 'access.log')];
+    // A directory only root may create files in, and files only their owner may write (umask 022).
+    const s = new Server(['-b', '127.0.0.1:0', '-w', '1', '-u', 'nobody', '-g', 'nogroup', '--umask', '022', '--error-logfile', errorLog, '--access-logfile', accessLog, APP]);
+    await until(() => existsSync(errorLog) && /Ready: /.test(readFileSync(errorLog, 'utf8')), 30000, 'the workers');
+    const port = Number(/Listening at: http:\/\/127\.0\.0\.1:(\d+)/.exec(readFileSync(errorLog, 'utf8'))![1]);
+    const [worker] = childrenOf(s.pid);
+    assert.equal((await request(port, '/pid')).status, 200);
+    renameSync(errorLog, `${errorLog}.1`);
+    renameSync(accessLog, `${accessLog}.1`);
+    s.signal('SIGUSR1');
+    await until(() => existsSync(errorLog), 10000, 'the new error log');
+    const read = (f: string) => (existsSync(f) ? readFileSync(f, 'utf8') : '');
+    // The worker reopens on the master's message, which may come after a request sent now.
+    for (let i = 0; i < 100 && !read(accessLog).includes('GET /pid'); i++) {
+      assert.equal((await request(port, '/pid')).status, 200);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.match(read(accessLog), /"GET \/pid HTTP\/1\.1" 200/);
+    s.signal('SIGTERM');
+    assert.equal((await within(s.exited, 30000, 'the exit')).code, 0);
+    // The worker's own lines too, not only the master's.
+    assert.match(readFileSync(errorLog, 'utf8'), new RegExp(`\\[${worker}\\] \\[INFO\\] Worker exiting`));
+  });
+});
+
+describe('a worker whose JavaScript heap fills up', () => {
+  it('is replaced, and the line says what Node\'s abort most likely means', async () => {
+    const app = path.join(tmp, 'heap-hog.mjs');
+    writeFileSync(app, `const keep = [];
+export default function app(req, res) {
+  if (req.url === '/grow') for (;;) keep.push(new Array(100000).fill(Math.random()));
+  res.end(String(process.pid));
+}
+`);
+    const s = new Server(['-b', '127.0.0.1:0', '-w', '1', app], { env: { NODE_OPTIONS: '--max-old-space-size=32' } });
+    const port = await s.port();
+    const [first] = await s.workersBooted(1);
+    await request(port, '/grow', { timeout: 30000 }).catch(() => null);
+    await s.waitFor(
+      new RegExp(`\\[ERROR\\] Worker \\(pid:${first}\\) was killed by SIGABRT: perhaps its JavaScript heap ran out \\(V8 aborts then; --max-old-space-size in NODE_OPTIONS raises the limit\\)\n`),
+      20000,
+    );
+    const [, second] = await s.workersBooted(2);
+    await until(() => second !== undefined, 1000, 'a replacement');
+    const r = await request(port, '/', { timeout: 20000 });
+    assert.equal(r.body, String(second));
+    await s.kill();
+  });
+});
+
+describe('the pidfile', () => {
+  it('is mode 0644 under the default umask (0), as Gunicorn makes it', async () => {
+    const pidfile = path.join(tmp, 'mode.pid');
+    const s = new Server(['-b', '127.0.0.1:0', '-w', '1', '-p', pidfile, APP]);
+    await s.waitFor(/Ready: /, 30000);
+    assert.equal(readFileSync(pidfile, 'utf8'), `${s.pid}\n`);
+    assert.equal(statSync(pidfile).mode & 0o777, 0o644);
+    s.signal('SIGTERM');
+    assert.equal((await within(s.exited, 30000, 'the exit')).code, 0);
+  });
+});
+
+describe('an open-file limit too low', () => {
+  it('for worker_connections: one warning at start that names the limit and what to change', async () => {
+    const s = new Server(['-b', '127.0.0.1:0', '-w', '1', APP], { wrapper: ulimitN(64) });
+    await s.waitFor(/Ready: /, 30000);
+    assert.match(
+      s.log,
+      /\[WARNING\] worker_connections \(1000\) does not fit under the open-file limit \(64, ulimit -n\), of which a worker needs about \d+ itself: past about \d+ connections a worker resets new ones, and the log does not show it\. Raise the limit \(ulimit -n, systemd's LimitNOFILE=\) or lower --worker-connections to \d+\n/,
+    );
+    await s.kill();
+    const fine = new Server(['-b', '127.0.0.1:0', '-w', '1', '--worker-connections', '16', APP], { wrapper: ulimitN(64) });
+    await fine.waitFor(/Ready: /, 30000);
+    assert.doesNotMatch(fine.log, /worker_connections/);
+    await fine.kill();
+  });
+
+  it('for the sockets to bind: one line that says so', async () => {
+    const binds = Array.from({ length: 60 }, () => ['-b', '127.0.0.1:0']).flat();
+    const s = new Server([...binds, APP], { wrapper: ulimitN(64) });
+    assert.equal((await within(s.exited, 30000, 'the exit')).code, 1);
+    assert.match(s.log, /tunicorn: error: cannot bind http:\/\/127\.0\.0\.1:0: too many open files: the open-file limit \(ulimit -n, systemd's LimitNOFILE=\) is too low; raise it\n$/);
+  });
+});
