@@ -407,7 +407,11 @@ export class Arbiter implements HookServer {
     });
     const w = new WorkerHandle(id, age, child, this.log, Date.now());
     if (!child.pid) {
-      child.once('error', (err) => this.log.error(`Could not start a worker: ${err.message}`));
+      child.once('error', (err) => {
+        // EAGAIN from fork: the user's or the cgroup's process limit, not a fault of the app.
+        const hint = (err as NodeJS.ErrnoException).code === 'EAGAIN' ? ': the process limit is reached (ulimit -u, systemd\'s TasksMax=, a container\'s pids limit); retrying in 10 s' : '';
+        this.log.error(`Could not start a worker: ${err.message}${hint}`);
+      });
       this.#nextSpawnAt = Date.now() + BACKOFF_CAP_MS;
       return;
     }
