@@ -19,6 +19,9 @@ for (const fd of fds) {
 }
 `;
 
+/** How long the helper may take. */
+const PRIME_LIMIT_MS = 30_000;
+
 /**
  * libuv defers a TCP bind's EADDRINUSE to listen(), so a busy port shows up here: the error names the address.
  * `names[i]` is how the log names the socket of `fds[i]`.
@@ -33,7 +36,14 @@ export function primeListeners(fds: readonly number[], backlog: number, names: r
     let err = '';
     child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
     child.on('error', reject);
+    // It takes a Node start, well under a second; one that cannot make its threads (a process limit reached)
+    // hangs rather than fails, and the start would wait for it for ever.
+    const stuck = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new BindError(`cannot put the listening sockets into listen state: the helper process did not finish in ${PRIME_LIMIT_MS / 1000} s (is the process or thread limit reached? ulimit -u, systemd's TasksMax=)`, 'ETIMEDOUT'));
+    }, PRIME_LIMIT_MS);
     child.on('exit', (code) => {
+      clearTimeout(stuck);
       if (code === 0) return resolve();
       const m = /FAIL (\d+) (\S+)/.exec(err);
       const what = m ? (names[Number(m[1])] ?? `fd ${fds[Number(m[1])]}`) : 'the listening sockets';
