@@ -393,9 +393,12 @@ describe('TLS connections that bring no request', () => {
     c.setEncoding('latin1');
     c.on('data', (d: string) => (got += d));
     c.on('error', () => {});
-    const trickle = setInterval(() => c.writable && c.write('X-Slow: 1\r\n'), 300);
+    let trickle: NodeJS.Timeout | undefined;
     try {
-      c.once('secureConnect', () => c.write('GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n'));
+      c.once('secureConnect', () => {
+        c.write('GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n');
+        trickle = setInterval(() => c.writable && c.write('X-Slow: 1\r\n'), 300);
+      });
       const ms = await within(new Promise<number>((resolve) => c.once('close', () => resolve(Date.now() - t0))), 20000, 'the connection to close');
       assert.match(got, /^HTTP\/1\.1 200 /, 'the first request was served');
       assert.ok(ms < 5000, `closed ${ms} ms after it connected (header_timeout 1 s)`);
