@@ -7,11 +7,10 @@ import { parseAllowList, type AllowList } from './allow-list.js';
 import { setPeer } from './forwarded.js';
 import { fdOf, openRead, type Peek } from './peek.js';
 import { parseProxyHeader, ProxyProtocolError } from './proxy-protocol.js';
+import { INVALID_REQUEST_LINE, startsWithHead } from './refusals.js';
 
 /** What an HTTP/2 client with prior knowledge sends first (RFC 9113 section 3.4). */
 const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
-
-const BAD_REQUEST = 'HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n';
 
 /** tchar (RFC 9110 section 5.6.2), by byte: what a method is made of. */
 const TCHAR = new Uint8Array(256);
@@ -207,7 +206,8 @@ export class ConnectionGate {
       while (buf[start] === 0x0d && buf[start + 1] === 0x0a) start += 2; // empty lines before a request
       const eol = buf.indexOf(0x0a, start);
       if (eol >= 0 && !isRequestLine(buf, start, eol)) {
-        socket.end(BAD_REQUEST);
+        this.log.debug(`Bad request from ${socket.remoteAddress}: answered ${INVALID_REQUEST_LINE.line}`);
+        socket.end(startsWithHead(buf, start) ? INVALID_REQUEST_LINE.rawHead : INVALID_REQUEST_LINE.raw);
         return;
       }
       passWith(socket, buf, pass);

@@ -4,7 +4,7 @@ import type { Config } from '../config/registry.js';
 /** Gunicorn's ceiling for limit_request_fields, also what 0 means. */
 const MAX_FIELDS = 32768;
 /** What a limit of 0 ("unlimited") allows for the request line and for one field. */
-const UNLIMITED_LINE = 1 << 20;
+export const UNLIMITED_LINE = 1 << 20;
 
 export interface RequestLimits {
   /** Request line bytes (METHOD SP TARGET SP HTTP/x.y). */
@@ -63,8 +63,35 @@ function otherFormOk(url: string, method: string | undefined): boolean {
   return m !== null && m[1] !== '' && validHost(m[1]!);
 }
 
-/** What `rejectStatus` adds to its status: the request has a body (so the body timeout applies to it). */
+/** What `rejectReason` adds to its answer: the request has a body (so the body timeout applies to it). */
 export const HAS_BODY = 0x10000;
+
+/**
+ * Why a request is refused before the app sees it: what rejectReason and rejectReasonH2 return (the status and
+ * the words of each: Refusals, in refusals.ts).
+ */
+export enum Rejected {
+  /** 505: not HTTP/1.x. */
+  Version = 1,
+  /** 414: over limit_request_line. */
+  LineTooLong,
+  /** 400: a target other than origin-form, absolute http(s), `*` for OPTIONS or host:port for CONNECT. */
+  BadTarget,
+  /** 431: over limit_request_fields. */
+  TooManyFields,
+  /** 431: over limit_request_field_size. */
+  FieldTooLarge,
+  /** 400: a Host value a URL cannot hold. */
+  BadHost,
+  /** 400 */
+  TwoHosts,
+  /** 400: HTTP/1.1 without Host. */
+  NoHost,
+  /** 400: Transfer-Encoding in HTTP/1.0. */
+  ChunkedHttp10,
+  /** 400: Content_Length or Transfer_Encoding. */
+  Underscore,
+}
 
 /**
  * The Host values seen last and found valid, per worker: nearly every request names the same host, and the
@@ -86,37 +113,37 @@ export function sameName(name: string, lower: string): boolean {
 }
 
 /**
- * The status a request gets instead of reaching the app, or 0 to serve it; `| HAS_BODY` when it announces a
+ * Why a request is refused instead of reaching the app (Rejected), or 0 to serve it; `| HAS_BODY` when it announces a
  * body (read from rawHeaders: `req.headers` is built on first use, and the app may never use it). Only what
  * Node's parser lets through is checked here (FACTS: a missing, duplicated or invalid Host and `HTTP/2.0` in
  * a request line reach the app on plain node:http), with one pass over rawHeaders and nothing allocated.
  */
-export function rejectStatus(req: IncomingMessage, l: RequestLimits, memo: HostMemo = new HostMemo()): number {
-  if (req.httpVersionMajor !== 1) return 505;
+export function rejectReason(req: IncomingMessage, l: RequestLimits, memo: HostMemo = new HostMemo()): number {
+  if (req.httpVersionMajor !== 1) return Rejected.Version;
   const url = req.url ?? '';
   // METHOD SP TARGET SP HTTP/1.1
-  if ((req.method?.length ?? 0) + url.length + 10 > l.line) return 414;
-  if (url.charCodeAt(0) !== 0x2f /* / */ && !otherFormOk(url, req.method)) return 400;
+  if ((req.method?.length ?? 0) + url.length + 10 > l.line) return Rejected.LineTooLong;
+  if (url.charCodeAt(0) !== 0x2f /* / */ && !otherFormOk(url, req.method)) return Rejected.BadTarget;
   const raw = req.rawHeaders;
-  if (raw.length / 2 > l.fields) return 431;
+  if (raw.length / 2 > l.fields) return Rejected.TooManyFields;
   let hosts = 0;
   let body = 0;
   const http10 = req.httpVersionMinor === 0;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
     const value = raw[i + 1]!;
-    if (name.length + value.length + 2 > l.fieldSize) return 431;
+    if (name.length + value.length + 2 > l.fieldSize) return Rejected.FieldTooLarge;
     const c = name.charCodeAt(0) | 0x20;
     if (c === 0x68 /* h */ && sameName(name, 'host')) {
       hosts++;
       if (value !== memo.last) {
         // Empty is allowed (RFC 9112 section 3.2: no authority); the URL then names the server's address.
-        if (value !== '' && !validHost(value)) return 400;
+        if (value !== '' && !validHost(value)) return Rejected.BadHost;
         memo.last = value;
       }
     } else if (c === 0x74 /* t */ && sameName(name, 'transfer-encoding')) {
       // RFC 9112 section 6.1: in HTTP/1.0 the framing is faulty, whatever Content-Length says.
-      if (http10) return 400;
+      if (http10) return Rejected.ChunkedHttp10;
       body = HAS_BODY;
     } else if (c === 0x63 /* c */ && value !== '0' && sameName(name, 'content-length')) {
       body = HAS_BODY;
@@ -124,10 +151,11 @@ export function rejectStatus(req: IncomingMessage, l: RequestLimits, memo: HostM
       // Content_Length or Transfer_Encoding (14 and 17 bytes): a proxy that maps _ to - (as CGI does) would
       // frame the message differently from us; refuse rather than have two readings.
       const dashed = name.toLowerCase().replaceAll('_', '-');
-      if (dashed === 'content-length' || dashed === 'transfer-encoding') return 400;
+      if (dashed === 'content-length' || dashed === 'transfer-encoding') return Rejected.Underscore;
     }
   }
-  if (hosts > 1 || (hosts === 0 && req.httpVersionMinor >= 1)) return 400;
+  if (hosts > 1) return Rejected.TwoHosts;
+  if (hosts === 0 && req.httpVersionMinor >= 1) return Rejected.NoHost;
   return body;
 }
 
@@ -137,7 +165,7 @@ const NODE_HEADER_PAIRS = 128;
 /**
  * Node's HTTP/2 bounds for the limits (every HTTP/2 server: TLS with ALPN h2, and h2c). A stream whose header
  * list crosses them is reset (ENHANCE_YOUR_CALM) before any request exists to answer; they are set above what
- * the limits allow, so that a request over a limit is answered by `rejectStatusH2` instead, and only one far
+ * the limits allow, so that a request over a limit is answered by `rejectReasonH2` instead, and only one far
  * over them is reset. maxHeaderListSize (RFC 9113 section 6.5.2: each field's name and value plus 32 bytes) is
  * advertised to the client in SETTINGS too, capped as maxHeaderSize is. The pairs: twice the fields, for cookie
  * crumbs (count as one field) and pseudo-header fields.
@@ -150,14 +178,15 @@ export function http2Limits(l: RequestLimits): { maxHeaderListPairs: number; set
 }
 
 /**
- * rejectStatus's limits for an HTTP/2 request, on the header list nghttp2 decoded: 414 when `:method` and
- * `:path` make a longer request line than limit_request_line allows, 431 for more fields than
- * limit_request_fields or one longer than limit_request_field_size (as `name: value`), else 0. As in HTTP/1:
+ * rejectReason's limits for an HTTP/2 request, on the header list nghttp2 decoded: LineTooLong (414) when
+ * `:method` and `:path` make a longer request line than limit_request_line allows, TooManyFields (431) for more
+ * fields than limit_request_fields, FieldTooLarge (431) for one longer than limit_request_field_size (as
+ * `name: value`), else 0. As in HTTP/1:
  * `:authority` is a field (the Host its request would have), the other pseudo-header fields are the request
  * line, and the cookie crumbs of RFC 9113 section 8.2.3 are the one Cookie field they make up (`; ` between).
  */
-export function rejectStatusH2(req: Pick<IncomingMessage, 'method' | 'url' | 'rawHeaders'>, l: RequestLimits): number {
-  if ((req.method?.length ?? 0) + (req.url?.length ?? 0) + 10 > l.line) return 414;
+export function rejectReasonH2(req: Pick<IncomingMessage, 'method' | 'url' | 'rawHeaders'>, l: RequestLimits): number {
+  if ((req.method?.length ?? 0) + (req.url?.length ?? 0) + 10 > l.line) return Rejected.LineTooLong;
   const raw = req.rawHeaders;
   let fields = 0;
   /** The Cookie value the crumbs so far make up, by length; -1: none yet. */
@@ -178,7 +207,7 @@ export function rejectStatusH2(req: Pick<IncomingMessage, 'method' | 'url' | 'ra
     } else {
       fields++;
     }
-    if (size > l.fieldSize) return 431;
+    if (size > l.fieldSize) return Rejected.FieldTooLarge;
   }
-  return fields > l.fields ? 431 : 0;
+  return fields > l.fields ? Rejected.TooManyFields : 0;
 }

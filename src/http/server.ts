@@ -11,7 +11,8 @@ import type { RequestListener } from '../app/shapes.js';
 import { ConnectionGate } from './connection.js';
 import { tlsOptionsOf } from './tls.js';
 import { ForwardedHeaders } from './forwarded.js';
-import { HAS_BODY, HostMemo, http2Limits, limitsOf, maxHeaderSize, rejectStatus, rejectStatusH2 } from './guard.js';
+import { HAS_BODY, HostMemo, http2Limits, limitsOf, maxHeaderSize, rejectReason, rejectReasonH2 } from './guard.js';
+import { type Refusal, refusalHeaders, Refusals, startsWithHead } from './refusals.js';
 import { IdleSessions, sweepIdleConnections } from './keep-alive.js';
 
 /** Node's response field for the `Keep-Alive: timeout=N` header (_http_outgoing.js), 0 for none. */
@@ -37,9 +38,6 @@ export type AnyHttpServer = http.Server | https.Server | http2.Http2SecureServer
 /** How often Node sweeps connections for the header timeout (its default, 30 s, would let one live 40 s). */
 const CHECK_INTERVAL_MS = 1000;
 
-const reply = (status: number): string =>
-  `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`;
-
 /**
  * The HTTP layer of a worker: it makes the server (plain, TLS, TLS + HTTP/2), applies the limits and
  * timeouts, answers what Node's parser rejects, and checks each request before the app sees it.
@@ -49,6 +47,8 @@ export class HttpLayer {
   /** Set for plain HTTP: every connection passes through it before Node's parser (see ConnectionGate). */
   readonly gate: ConnectionGate | null;
   readonly #limits;
+  /** What a refused request is answered, built once (refusals.ts). */
+  readonly #refusals: Refusals;
   readonly #forwarded: ForwardedHeaders;
   readonly #bodyMs: number;
   /**
@@ -58,6 +58,8 @@ export class HttpLayer {
   #advertised = 0;
   /** Connections whose last response refuses a request: Node closes them once it is sent. */
   readonly #refused = new WeakSet<net.Socket>();
+  /** The 'connect' listener answerRefusedByNode put on the server, when no one else listened. */
+  #connectFallback: ((req: http.IncomingMessage, second: Duplex | http.ServerResponse) => void) | null = null;
   /** HTTP/2 sessions (TLS and h2c): closed when idle, and given a GOAWAY on a graceful stop. */
   readonly #sessions: IdleSessions;
   #h2c: http2.Http2Server | null = null;
@@ -79,6 +81,7 @@ export class HttpLayer {
     upgrading?: UpgradeHook,
   ) {
     this.#limits = limitsOf(cfg);
+    this.#refusals = new Refusals(cfg, this.#limits);
     this.#forwarded = new ForwardedHeaders(cfg);
     this.#bodyMs = cfg.bodyTimeout * 1000;
     this.#headerMs = cfg.headerTimeout * 1000;
@@ -90,7 +93,9 @@ export class HttpLayer {
     const options = {
       noDelay: true,
       maxHeaderSize: maxHeaderSize(this.#limits),
-      requireHostHeader: true,
+      // The Host rules are rejectReason's, whose refusal says what is wrong: Node's own check would answer a
+      // missing Host first, with an empty 400.
+      requireHostHeader: false,
       insecureHTTPParser: false,
       keepAliveTimeout: cfg.keepalive * 1000,
       headersTimeout: cfg.headerTimeout * 1000,
@@ -106,7 +111,7 @@ export class HttpLayer {
       own.on('request', handler);
       Object.assign(own, {
         maxHeaderSize: options.maxHeaderSize,
-        requireHostHeader: true,
+        requireHostHeader: false,
         insecureHTTPParser: false,
         connectionsCheckingInterval: CHECK_INTERVAL_MS,
       });
@@ -126,6 +131,7 @@ export class HttpLayer {
       for (const event of ['upgrade', 'connect'] as const)
         for (const l of own.listeners(event)) this.server.on(event, l as (...args: unknown[]) => void);
     }
+    this.answerRefusedByNode(this.server);
     // Only the app's own server can have 'upgrade' or 'connect' listeners (a WebSocket server on it).
     if (own) this.gateUpgrades(upgrading);
     const s = this.server as http.Server;
@@ -139,7 +145,7 @@ export class HttpLayer {
     (s as http.Server & { connectionsCheckingInterval: number }).connectionsCheckingInterval = CHECK_INTERVAL_MS;
     // Node's parser keeps only the fields it collected in chunks of 32 until it has maxHeadersCount (default
     // 1000: 1023 kept, the rest dropped without a word). One over the limit keeps every field up to it and
-    // enough for rejectStatus to see one too many and answer 431.
+    // enough for rejectReason to see one too many and answer 431.
     s.maxHeadersCount = this.#limits.fields + 1;
     s.on('clientError', (err: NodeJS.ErrnoException, socket: net.Socket) => this.onClientError(err, socket));
     if (tlsOptions) s.on('tlsClientError', (err: Error) => this.log.debug(`TLS handshake failed: ${err.message}`));
@@ -219,9 +225,14 @@ export class HttpLayer {
     // HTTP/1 whose first request was an upgrade (WebSocket) or a CONNECT: Node freed the parser and handed
     // the socket on, with no 'request'. It is not HTTP any more.
     if ((secure as { parser?: unknown } | null)?.parser === null) return;
-    this.log.debug(`No request from ${socket.remoteAddress} within header_timeout${secure ? '' : ' (TLS handshake not done)'}; closing`);
-    if (secure && secure.alpnProtocol !== 'h2' && secure.writable) {
-      secure.end(reply(408));
+    const answer = secure !== null && secure.alpnProtocol !== 'h2' && secure.writable;
+    const r = this.#refusals.headerTimeout;
+    this.log.debug(
+      `No request from ${socket.remoteAddress} within header_timeout${secure ? '' : ' (TLS handshake not done)'}; ` +
+        (answer ? `answered ${r.line}` : 'closing'),
+    );
+    if (answer) {
+      secure.end(r.raw);
       secure.destroySoon();
       // A client that reads nothing must not keep it open either.
       setTimeout(() => socket.destroy(), 1000).unref();
@@ -252,6 +263,7 @@ export class HttpLayer {
   private h2c(): http2.Http2Server {
     if (!this.#h2c) {
       this.#h2c = lazy.http2().createServer(http2Limits(this.#limits), this.#handler as never);
+      this.answerRefusedByNode(this.#h2c);
       this.trackSessions(this.#h2c);
     }
     return this.#h2c;
@@ -262,21 +274,22 @@ export class HttpLayer {
     const forwarded = this.#forwarded;
     const bodyMs = this.#bodyMs;
     const hosts = new HostMemo();
+    const refusals = this.#refusals;
     return (listener) => (req, res) => {
       // Set once the server is made (after this wrapper): null for plain HTTP.
       if (this.#firstRequest) this.firstRequestCame(req.socket);
       if ((req as { stream?: unknown }).stream === undefined) {
         // HTTP/1: what llhttp accepts but a server must not (HTTP/2 frames are checked by nghttp2).
-        const found = rejectStatus(req, limits, hosts);
-        const status = found & ~HAS_BODY;
-        if (status) return this.refuse(req, res, status);
+        const found = rejectReason(req, limits, hosts);
+        const why = found & ~HAS_BODY;
+        if (why) return this.refuse(req, res, refusals.rejected[why]!);
         if (bodyMs > 0 && found & HAS_BODY) this.watchBody(req, res, bodyMs);
         // Node copied the server's keepAliveTimeout (0 when swept) to the response for its header.
         (res as KeepAliveResponse)._keepAliveTimeout ||= this.#advertised;
       } else {
         // HTTP/2 (TLS with ALPN h2, or h2c): the same limits, on the header list nghttp2 decoded.
-        const status = rejectStatusH2(req, limits);
-        if (status) return this.refuse(req, res, status);
+        const why = rejectReasonH2(req, limits);
+        if (why) return this.refuse(req, res, refusals.rejected[why]!);
       }
       forwarded.apply(req);
       listener(req, res);
@@ -295,60 +308,93 @@ export class HttpLayer {
     const limits = this.#limits;
     const forwarded = this.#forwarded;
     const hosts = new HostMemo();
+    const refusals = this.#refusals;
     const pass = (req: http.IncomingMessage, socket: Duplex): boolean => {
       // HTTP/2 (a CONNECT stream: `socket` is its response): nghttp2 checked the frames.
       if ((req as { stream?: unknown }).stream !== undefined) {
         forwarded.apply(req);
         return true;
       }
-      const status = rejectStatus(req, limits, hosts) & ~HAS_BODY;
-      if (status) {
-        this.refuseUpgrade(req, socket as net.Socket, status);
+      const why = rejectReason(req, limits, hosts) & ~HAS_BODY;
+      if (why) {
+        this.refuseUpgrade(req, socket as net.Socket, refusals.rejected[why]!);
         return false;
       }
       forwarded.apply(req);
       upgrading?.(req, socket);
       return true;
     };
+    const onlyFallback = (): boolean => server.listenerCount('connect') === 1 && server.listeners('connect')[0] === this.#connectFallback;
     server.emit = function (this: http.Server, event: string | symbol, req?: unknown, socket?: unknown): boolean {
-      if ((event === 'upgrade' || event === 'connect') && !pass(req as http.IncomingMessage, socket as Duplex)) return true;
+      if (
+        (event === 'upgrade' || (event === 'connect' && !onlyFallback())) &&
+        !pass(req as http.IncomingMessage, socket as Duplex)
+      )
+        return true;
       return Reflect.apply(emit, this, arguments) as boolean;
     } as typeof server.emit;
   }
 
-  /** The status of a refused 'upgrade' or 'connect' request, after any response owed before it; then a close. */
-  private refuseUpgrade(req: http.IncomingMessage, socket: net.Socket, status: number): void {
-    this.logRefused(req, status, 'a request');
+  /** The answer to a refused 'upgrade' or 'connect' request, after any response owed before it; then a close. */
+  private refuseUpgrade(req: http.IncomingMessage, socket: net.Socket, r: Refusal): void {
+    this.logRefused(req, r, 'a request');
     const answer = (): void => {
       if (socket.destroyed) return;
       const owed = (socket as WritingSocket)._httpMessage;
       if (owed && !owed.destroyed && !owed.writableFinished) return void owed.once('close', answer);
-      if (socket.writable) socket.end(reply(status));
+      if (socket.writable) socket.end(req.method === 'HEAD' ? r.rawHead : r.raw);
       socket.destroySoon();
     };
     answer();
   }
 
   /**
-   * A request that fails a check gets its status. Over HTTP/1 the connection then closes; over HTTP/2 only its
+   * A request that fails a check gets its status, and a one-line body that says why (refusals.ts); a HEAD
+   * request gets the headers only. Over HTTP/1 the connection then closes; over HTTP/2 only its
    * stream ends, and the session's other streams go on.
    */
-  private refuse(req: http.IncomingMessage, res: http.ServerResponse, status: number): void {
-    if ((req as { stream?: unknown }).stream !== undefined) {
-      this.logRefused(req, status, 'an HTTP/2 request');
-      res.writeHead(status, { 'content-length': 0 });
-      return void res.end();
+  private refuse(req: http.IncomingMessage, res: http.ServerResponse, r: Refusal): void {
+    const h2 = (req as { stream?: unknown }).stream !== undefined;
+    if (h2) {
+      this.logRefused(req, r, 'an HTTP/2 request');
+    } else {
+      this.logRefused(req, r, 'a request');
+      res.shouldKeepAlive = false;
+      this.#refused.add(req.socket);
     }
-    this.logRefused(req, status, 'a request');
-    res.shouldKeepAlive = false;
-    this.#refused.add(req.socket);
-    res.writeHead(status, { connection: 'close', 'content-length': 0 });
-    // Node closes the connection once this response (queued after any earlier pipelined ones) is sent.
-    res.end();
+    res.writeHead(r.status, refusalHeaders(r, h2));
+    // HTTP/1: Node closes the connection once this response (queued after any earlier pipelined ones) is sent.
+    if (req.method === 'HEAD') res.end();
+    else res.end(r.body);
   }
 
-  private logRefused(req: http.IncomingMessage, status: number, what: string): void {
-    this.log.debug(`Refused ${what} from ${req.socket.remoteAddress}: ${status} ${http.STATUS_CODES[status]}`);
+  private logRefused(req: http.IncomingMessage, r: Refusal, what: string): void {
+    this.log.debug(`Refused ${what} from ${req.socket.remoteAddress}: ${r.line}`);
+  }
+
+  /**
+   * What Node's servers answer themselves unless someone listens, answered with a reason instead: an
+   * `Expect` other than `100-continue` (417, HTTP/1.1 and HTTP/2), and CONNECT when the app serves none (HTTP/2:
+   * 405; HTTP/1: Node would drop the connection without a word). Listeners the app put on its own server keep
+   * these events; one it adds later takes them over.
+   */
+  private answerRefusedByNode(server: AnyHttpServer | http2.Http2Server): void {
+    const s = server as http.Server;
+    if (s.listenerCount('checkExpectation') === 0) {
+      s.on('checkExpectation', (req: http.IncomingMessage, res: http.ServerResponse) => {
+        if (s.listenerCount('checkExpectation') === 1) this.refuse(req, res, this.#refusals.expectation);
+      });
+    }
+    if (s.listenerCount('connect') > 0) return;
+    const fallback = (req: http.IncomingMessage, second: Duplex | http.ServerResponse): void => {
+      if (s.listenerCount('connect') > 1) return;
+      const r = this.#refusals.connect;
+      // HTTP/2: a stream, with its response. HTTP/1: the socket, which Node's parser has let go.
+      if ((req as { stream?: unknown }).stream !== undefined) return this.refuse(req, second as http.ServerResponse, r);
+      this.refuseUpgrade(req, second as net.Socket, r);
+    };
+    if (server === this.server) this.#connectFallback = fallback;
+    s.on('connect', fallback);
   }
 
   /** The first request of a connection not timed by the gate came on `socket` (or one over it): its timer ends. */
@@ -366,8 +412,10 @@ export class HttpLayer {
     const socket = req.socket;
     socket.setTimeout(ms);
     req.on('timeout', () => {
-      this.log.debug(`Request body from ${socket.remoteAddress} stalled for ${ms / 1000} s; closing`);
-      if (!res.headersSent && socket.writable) socket.end(reply(408));
+      const r = this.#refusals.bodyTimeout;
+      const answer = !res.headersSent && socket.writable;
+      this.log.debug(`Request body from ${socket.remoteAddress} stalled for ${ms / 1000} s; ${answer ? `answered ${r.line}` : 'closing'}`);
+      if (answer) socket.end(req.method === 'HEAD' ? r.rawHead : r.raw);
       socket.destroySoon();
     });
     req.once('end', () => {
@@ -384,8 +432,8 @@ export class HttpLayer {
     }
     // Bytes after a refused request (its unread body, say) are not a request of their own.
     if (this.#refused.has(socket)) return;
-    const status = statusOf(err);
-    this.log.debug(`Bad request from ${socket.remoteAddress}: ${err.code ?? err.message}; answered ${status}`);
+    const r = this.#refusals.forParserError(err);
+    this.log.debug(`Bad request from ${socket.remoteAddress}: ${err.code ?? err.message}; answered ${r.line}`);
     // The responses still owed for earlier requests on this connection go out first, in order: the garbage
     // that followed them must not cost the client valid answers (FACTS). An error inside the body of the
     // request being answered belongs to that request: the error goes at once, or, once its response has
@@ -399,7 +447,7 @@ export class HttpLayer {
         if (owed.req.complete) return void owed.once('close', answer);
         if (!owed.writableFinished && owed.headersSent) return void socket.destroy();
       }
-      if (socket.writable) socket.end(reply(status));
+      if (socket.writable) socket.end(headRequest(err, owed) ? r.rawHead : r.raw);
       socket.destroySoon();
     };
     answer();
@@ -417,21 +465,12 @@ function connectionOf(socket: net.Socket): net.Socket {
   return (socket as net.Socket & { _parent?: net.Socket | null })._parent ?? socket;
 }
 
-/** The status for what Node's parser (or its timers) rejected. */
-function statusOf(err: NodeJS.ErrnoException & { rawPacket?: Buffer }): number {
-  switch (err.code) {
-    case 'ERR_HTTP_REQUEST_TIMEOUT':
-      return 408;
-    case 'HPE_HEADER_OVERFLOW': {
-      // Still in the request line: Gunicorn's 414; else the header section is too large.
-      const raw = err.rawPacket;
-      return raw && raw.indexOf(0x0a) < 0 && /^[A-Za-z]+ /.test(raw.toString('latin1', 0, 16)) ? 414 : 431;
-    }
-    case 'HPE_INVALID_VERSION': {
-      const line = err.rawPacket?.toString('latin1', 0, 256).split('\n')[0] ?? '';
-      return /HTTP\/\d\.\d\r$/.test(line) ? 505 : 400;
-    }
-    default:
-      return 400;
-  }
+/**
+ * Whether the request a parser error is answered for is a HEAD request (its answer gets no body): the one
+ * still being received when the error is in its body, else the one whose bytes the parser failed on (its
+ * first chunk, when the error is in the request head; a request that never began is not).
+ */
+function headRequest(err: NodeJS.ErrnoException & { rawPacket?: Buffer }, owed: http.ServerResponse | null | undefined): boolean {
+  if (owed && !owed.destroyed && !owed.req.complete) return owed.req.method === 'HEAD';
+  return startsWithHead(err.rawPacket);
 }

@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ServerHttp2Stream } from 'node:http2';
 import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
 import type { HookServer, HookWorker } from '../config/hook-types.js';
@@ -6,6 +7,7 @@ import { loadConfigFile } from '../config/file.js';
 import { SETTINGS, type Config } from '../config/registry.js';
 import { peerAddress } from '../http/forwarded.js';
 import { sameName } from '../http/guard.js';
+import { deadlineRefusal, type Refusal, refusalHeaders } from '../http/refusals.js';
 import { AccessLog } from '../logging/access-log.js';
 import { ErrorLog } from '../logging/error-log.js';
 import { ACCESS_LOG, cannotWrite } from '../logging/output-file.js';
@@ -71,10 +73,6 @@ export interface RequestSlots {
   end(slot: number): void;
 }
 
-const SERVICE_UNAVAILABLE = 'Service Unavailable\n';
-const RAW_503 =
-  'HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n' +
-  `Content-Length: ${SERVICE_UNAVAILABLE.length}\r\nConnection: close\r\n\r\n${SERVICE_UNAVAILABLE}`;
 /** After the deadline's 503, how long the client may take to close before the connection is cut. */
 const DEADLINE_LINGER_MS = 1000;
 
@@ -100,6 +98,8 @@ export class WorkerRuntime {
   watchdog: RequestSlots | null = null;
   #retiring = false;
   #shared: Int32Array | null = null;
+  /** request_deadline's 503, made on first use. */
+  #deadline503: Refusal | null = null;
   /** Upgraded connections still open, each with the access-log line it owes (see `upgrading`). */
   readonly #upgraded = new Set<() => void>();
   /** Upgraded connections (WebSocket, CONNECT tunnel) still open, logged or not. */
@@ -304,12 +304,15 @@ export class WorkerRuntime {
   /**
    * `request_deadline` passed: 503 if nothing was sent (written to the socket, so the response object is
    * left unfinished and its close tells the app: a Fetch request's signal aborts, the Node request emits
-   * close), else cut the connection. Whatever the app writes later is dropped.
+   * close), else cut the connection. Whatever the app writes later is dropped. Over HTTP/2 the 503 goes on
+   * the request's stream, and the session serves on.
    */
   private deadlineExceeded(req: IncomingMessage, res: ServerResponse, start: number): void {
     const secs = ((performance.now() - start) / 1000).toFixed(1);
+    const stream = (res as unknown as { stream?: ServerHttp2Stream }).stream;
     const socket = res.socket;
-    const answered = !res.headersSent && socket && socket.writable;
+    const answered =
+      stream !== undefined ? !stream.headersSent && !stream.destroyed : !res.headersSent && socket !== null && socket.writable;
     this.log.error(
       `Request deadline exceeded: ${req.method} ${req.url?.split('?')[0]} after ${secs} s ` +
         `(request_deadline ${this.config.requestDeadline} s); ${answered ? 'answered 503' : 'connection cut'}`,
@@ -318,8 +321,16 @@ export class WorkerRuntime {
     for (const m of ['writeHead', 'setHeader', 'appendHeader', 'removeHeader', 'flushHeaders', 'write', 'end'])
       silence[m] = m === 'write' ? () => true : () => res;
     if (answered) {
+      const r = (this.#deadline503 ??= deadlineRefusal(this.config));
+      const head = req.method === 'HEAD';
       res.statusCode = 503;
-      socket.end(RAW_503);
+      if (stream !== undefined) {
+        // On the stream, not through the response object: it stays unfinished, as over HTTP/1.
+        stream.respond({ ':status': 503, ...refusalHeaders(r, true) }, { endStream: head });
+        if (!head) stream.end(r.body);
+      } else {
+        socket!.end(head ? r.rawHead : r.raw);
+      }
       setTimeout(() => res.destroy(), DEADLINE_LINGER_MS).unref();
     } else {
       res.destroy();

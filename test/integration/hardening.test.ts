@@ -8,15 +8,19 @@
  * - an app exception gives 500 without its details
  * - upgrade (WebSocket) and CONNECT requests get the same checks and forwarded-header handling before the
  *   app's listeners see them, and a line in the access log
+ * - every refusal (a 4xx/5xx tunicorn answers itself) carries a one-line text/plain body naming the status and
+ *   the reason (the setting and its value for a limit or a timeout), never the client's bytes; HEAD gets none;
+ *   the debug line the refusal writes has the same words
  */
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
+import { STATUS_CODES } from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { exchange, type RawResult, type RawStep } from '../helpers/raw.js';
-import { FIXTURES, Server, stopAll, until } from '../helpers/server.js';
+import { exchange, type RawResponse, type RawResult, type RawStep } from '../helpers/raw.js';
+import { FIXTURES, Server, stopAll, until, within } from '../helpers/server.js';
 
 after(stopAll);
 
@@ -38,6 +42,7 @@ interface Case {
     close?: boolean;
     echo?: Record<string, string>[];
     bodyExcludes?: string;
+    reason?: string;
   };
 }
 
@@ -88,6 +93,20 @@ function owed(c: Case, r: RawResult, cls: string): number {
   return want;
 }
 
+/**
+ * A response tunicorn answered itself instead of the app: an error status other than the app's 500. Its body
+ * is one line, `STATUS PHRASE: reason`, in text/plain, its Content-Length is the body's length, and the
+ * connection closes after it.
+ */
+function checkRefusal(x: RawResponse, seen: string): void {
+  assert.equal(x.headers['content-type'], 'text/plain; charset=utf-8', `refusal ${x.status}: content type; ${seen}`);
+  assert.equal(Number(x.headers['content-length']), Buffer.byteLength(x.body, 'latin1'), `refusal ${x.status}: length; ${seen}`);
+  assert.match(x.body, new RegExp(`^${x.status} ${STATUS_CODES[x.status]}: [ -~]+\n$`), `refusal ${x.status}: body; ${seen}`);
+  assert.equal(x.headers.connection?.toLowerCase(), 'close', `refusal ${x.status}: closes; ${seen}`);
+}
+
+const isRefusal = (x: RawResponse): boolean => x.status >= 400 && x.status !== 500;
+
 function check(c: Case, r: RawResult, cls: string): void {
   const n = owed(c, r, cls);
   const e = n < (c.expect.status?.length ?? 0)
@@ -95,6 +114,16 @@ function check(c: Case, r: RawResult, cls: string): void {
     : c.expect;
   const got = r.responses.map((x) => x.status);
   const seen = `got ${JSON.stringify(got)}, closed=${r.closed}, rest=${JSON.stringify(r.rest.slice(0, 80))}`;
+  const refusals = r.responses.filter(isRefusal);
+  for (const x of refusals) checkRefusal(x, `${JSON.stringify(x.body)}; ${seen}`);
+  if (refusals.length > 0) assert.equal(r.rest, '', `nothing after a refusal; ${seen}`);
+  if (e.reason) {
+    // Unless the class owes no refusal here (sync: the first response only).
+    const owesOne = (e.status ?? []).flat().some((s) => s >= 400 && s !== 500);
+    if (owesOne) assert.ok(refusals.length > 0, `expected a refusal naming ${JSON.stringify(e.reason)}; ${seen}`);
+    for (const x of refusals) assert.ok(x.body.includes(e.reason), `expected ${JSON.stringify(e.reason)} in ${JSON.stringify(x.body)}`);
+  }
+  if (e.bodyExcludes) for (const x of r.responses) assert.ok(!x.body.includes(e.bodyExcludes), `body leaks ${e.bodyExcludes}`);
   if (e.anyError) {
     assert.ok(r.closed, `expected a close; ${seen}`);
     assert.ok(got.every((s) => s >= 400), `expected only error responses; ${seen}`);
@@ -111,7 +140,6 @@ function check(c: Case, r: RawResult, cls: string): void {
     const seenByApp = JSON.parse(r.responses[i]!.body) as Record<string, unknown>;
     for (const [k, v] of Object.entries(fields)) assert.equal(seenByApp[k], v, `response ${i + 1} field ${k}`);
   });
-  if (e.bodyExcludes) for (const x of r.responses) assert.ok(!x.body.includes(e.bodyExcludes), `body leaks ${e.bodyExcludes}`);
 }
 
 const RUNS: { cls: string; app: string; env: NodeJS.ProcessEnv }[] = [
@@ -184,7 +212,10 @@ describe('limit_request_fields above the 1000 fields Node keeps by default', () 
       const at = await send(port, max);
       assert.equal(at.status, 200);
       assert.deepEqual(JSON.parse(at.body), { fields: max, names: max, last: ['Connection', 'close'] });
-      assert.equal((await send(port, max + 1)).status, 431);
+      const over = await send(port, max + 1);
+      assert.equal(over.status, 431);
+      const named = limit === '0' ? `${max} (limit_request_fields is 0)` : `limit_request_fields (${max})`;
+      assert.equal(over.body, `431 Request Header Fields Too Large: more header fields than ${named}\n`);
       await server.kill();
     });
   }
@@ -250,15 +281,16 @@ describe('upgrade requests (WebSocket, CONNECT) get the checks of every request'
       assert.equal(trusted.status, 101);
       assert.equal(JSON.parse(trusted.text).addr, '203.0.113.5');
       const refused = [
-        ['500 header fields', wsRequest(Array.from({ length: 500 }, (_, i) => `X-H${i}: 1\r\n`).join('')), 431],
-        ['a 20 KB field', wsRequest(`X-Big: ${'a'.repeat(20000)}\r\n`), 431],
-        ['a 6000-byte target', wsRequest('', `/${'a'.repeat(6000)}`), 414],
-        ['two Host fields', wsRequest('Host: evil\r\n'), 400],
-        ['a CONNECT with two Host fields', 'CONNECT h:443 HTTP/1.1\r\nHost: h:443\r\nHost: evil\r\n\r\n', 400],
+        ['500 header fields', wsRequest(Array.from({ length: 500 }, (_, i) => `X-H${i}: 1\r\n`).join('')), 431, 'more header fields than limit_request_fields (100)'],
+        ['a 20 KB field', wsRequest(`X-Big: ${'a'.repeat(20000)}\r\n`), 431, 'a header field is over limit_request_field_size (8190 bytes)'],
+        ['a 6000-byte target', wsRequest('', `/${'a'.repeat(6000)}`), 414, 'the request line is over limit_request_line (4094 bytes)'],
+        ['two Host fields', wsRequest('Host: evil\r\n'), 400, 'more than one Host header'],
+        ['a CONNECT with two Host fields', 'CONNECT h:443 HTTP/1.1\r\nHost: h:443\r\nHost: evil\r\n\r\n', 400, 'more than one Host header'],
       ] as const;
-      for (const [what, request, status] of refused) {
+      for (const [what, request, status, reason] of refused) {
         const r = await upgradeExchange(port, request, '127.0.0.2');
         assert.equal(r.status, status, what);
+        assert.equal(r.text, `${status} ${STATUS_CODES[status]}: ${reason}\n`, what);
       }
       const connect = await upgradeExchange(port, 'CONNECT h:443 HTTP/1.1\r\nHost: h:443\r\nX-Forwarded-For: 6.6.6.6\r\n\r\n', '127.0.0.2');
       assert.equal(connect.status, 200);
@@ -274,4 +306,153 @@ describe('upgrade requests (WebSocket, CONNECT) get the checks of every request'
       await server.kill();
     });
   }
+});
+
+/** The bytes a server sends on a connection until it closes it (bounded), after `steps`. */
+function untilClose(port: number, steps: RawStep[], ms = 10000): Promise<string> {
+  return within(
+    new Promise<string>((resolve, reject) => {
+      const socket = net.connect({ port, host: '127.0.0.1', localAddress: '127.0.0.2' });
+      let data = '';
+      socket.setEncoding('latin1');
+      socket.on('data', (d: string) => (data += d));
+      socket.on('close', () => resolve(data));
+      socket.on('error', reject);
+      socket.once('connect', async () => {
+        for (const step of steps) {
+          if (step.pauseMs) await new Promise((r) => setTimeout(r, step.pauseMs));
+          if (!socket.destroyed) socket.write(Buffer.from(step.send, 'latin1'));
+        }
+      });
+      // Bounded by within(); the socket goes with the test process if it never closes.
+      setTimeout(() => socket.destroy(), ms).unref();
+    }),
+    ms + 1000,
+    'the server to close the connection',
+  );
+}
+
+/** Splits one response into its status line, lower-cased headers and body. */
+function split(raw: string): { status: string; headers: Record<string, string>; body: string } {
+  const end = raw.indexOf('\r\n\r\n');
+  assert.ok(end > 0, `no complete response head in ${JSON.stringify(raw.slice(0, 200))}`);
+  const [status, ...lines] = raw.slice(0, end).split('\r\n');
+  const headers: Record<string, string> = {};
+  for (const l of lines) headers[l.slice(0, l.indexOf(':')).toLowerCase()] = l.slice(l.indexOf(':') + 1).trim();
+  return { status: status!, headers, body: raw.slice(end + 4) };
+}
+
+const escapeRe = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+describe('refusal bodies (settings named with their values, HEAD, the debug log)', () => {
+  let port = 0;
+  let server: Server;
+  before(async () => {
+    server = new Server([
+      '-b', '127.0.0.1:0', '--log-level', 'debug', '--limit-request-line', '100', '--limit-request-fields', '4',
+      '--limit-request-field-size', '50', '--header-timeout', '1', '--body-timeout', '1', path.join(FIXTURES, 'echo.ts'),
+    ]);
+    port = await server.port();
+    await server.workersBooted(1);
+  });
+
+  const long = `/${'a'.repeat(120)}`;
+  const CASES: { name: string; steps: RawStep[]; line: string; head?: RawStep[] }[] = [
+    {
+      name: 'limit_request_line',
+      steps: [{ send: `GET ${long} HTTP/1.1\r\nHost: x\r\n\r\n` }],
+      head: [{ send: `HEAD ${long} HTTP/1.1\r\nHost: x\r\n\r\n` }],
+      line: '414 URI Too Long: the request line is over limit_request_line (100 bytes)',
+    },
+    {
+      name: 'limit_request_fields',
+      steps: [{ send: 'GET / HTTP/1.1\r\nHost: x\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\n\r\n' }],
+      line: '431 Request Header Fields Too Large: more header fields than limit_request_fields (4)',
+    },
+    {
+      name: 'limit_request_field_size',
+      steps: [{ send: `GET / HTTP/1.1\r\nHost: x\r\nX-Big: ${'v'.repeat(50)}\r\n\r\n` }],
+      head: [{ send: `HEAD / HTTP/1.1\r\nHost: x\r\nX-Big: ${'v'.repeat(50)}\r\n\r\n` }],
+      line: '431 Request Header Fields Too Large: a header field is over limit_request_field_size (50 bytes)',
+    },
+    {
+      name: 'the whole header section (Node\'s parser)',
+      steps: [{ send: `GET / HTTP/1.1\r\nHost: x\r\nX-Big: ${'v'.repeat(400)}\r\n\r\n` }],
+      line:
+        '431 Request Header Fields Too Large: the header section is over 312 bytes ' +
+        '(limit_request_line, limit_request_fields and limit_request_field_size added up)',
+    },
+    {
+      name: 'a malformed first request line (the connection gate)',
+      steps: [{ send: 'GET  / HTTP/1.1\r\nHost: x\r\n\r\n' }],
+      head: [{ send: 'HEAD  / HTTP/1.1\r\nHost: x\r\n\r\n' }],
+      line: '400 Bad Request: invalid request line',
+    },
+    {
+      name: 'a malformed header (Node\'s parser)',
+      steps: [{ send: 'GET / HTTP/1.1\r\nHost: x\r\nX A: b\r\n\r\n' }],
+      head: [{ send: 'HEAD / HTTP/1.1\r\nHost: x\r\nX A: b\r\n\r\n' }],
+      line: '400 Bad Request: malformed header field',
+    },
+    {
+      name: 'no Host',
+      steps: [{ send: 'GET / HTTP/1.1\r\n\r\n' }],
+      head: [{ send: 'HEAD / HTTP/1.1\r\n\r\n' }],
+      line: '400 Bad Request: no Host header (HTTP/1.1 requires one)',
+    },
+    {
+      name: 'an absolute-form target of another scheme',
+      steps: [{ send: 'GET ftp://x/p HTTP/1.1\r\nHost: x\r\n\r\n' }],
+      head: [{ send: 'HEAD ftp://x/p HTTP/1.1\r\nHost: x\r\n\r\n' }],
+      line: '400 Bad Request: the request target is not a path, an http(s) URL with a valid host, * (OPTIONS) or host:port (CONNECT)',
+    },
+    {
+      name: 'an Expect other than 100-continue (Node\'s own 417)',
+      steps: [{ send: 'GET / HTTP/1.1\r\nHost: x\r\nExpect: teapot\r\n\r\n' }],
+      head: [{ send: 'HEAD / HTTP/1.1\r\nHost: x\r\nExpect: teapot\r\n\r\n' }],
+      line: '417 Expectation Failed: only "Expect: 100-continue" is supported',
+    },
+    {
+      name: 'CONNECT, the app serving none (Node would close without a word)',
+      steps: [{ send: 'CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n' }],
+      line: '405 Method Not Allowed: CONNECT is not served (this server is not a proxy)',
+    },
+    {
+      name: 'header_timeout',
+      steps: [{ send: 'GET / HTTP/1.1\r\nHost: x\r\n' }],
+      line: '408 Request Timeout: the request header section was not complete within header_timeout (1 s)',
+    },
+    {
+      name: 'body_timeout',
+      steps: [{ send: 'POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nhello' }],
+      head: [{ send: 'HEAD / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nhello' }],
+      line: '408 Request Timeout: the request body stalled for longer than body_timeout (1 s)',
+    },
+  ];
+
+  for (const c of CASES) {
+    it(`${c.name}: ${c.line.slice(0, 3)} with a one-line text/plain body${c.head ? ', none to HEAD' : ''}, as logged`, async () => {
+      const from = server.log.length;
+      const full = split(await untilClose(port, c.steps));
+      const [code, ...phrase] = c.line.split(': ')[0]!.split(' ');
+      assert.equal(full.status, `HTTP/1.1 ${code} ${phrase.join(' ')}`);
+      assert.equal(full.body, `${c.line}\n`);
+      assert.equal(full.headers['content-type'], 'text/plain; charset=utf-8');
+      assert.equal(full.headers['content-length'], String(Buffer.byteLength(full.body)));
+      assert.equal(full.headers.connection, 'close');
+      // The debug line the refusal writes uses the same words.
+      await server.waitFor(new RegExp(`\\[DEBUG\\] (?:Refused a request from 127\\.0\\.0\\.2: |.*answered )${escapeRe(c.line)}\\n`), 5000, from);
+      if (c.head) {
+        const head = split(await untilClose(port, c.head));
+        assert.equal(head.status, full.status);
+        assert.equal(head.body, '', 'no body for HEAD');
+        assert.equal(head.headers['content-length'], full.headers['content-length'], 'the length a GET gets');
+      }
+    });
+  }
+
+  it('the worker lived through them all', () => {
+    assert.doesNotMatch(server.log, /Uncaught exception in worker/);
+    assert.equal(server.count(/Booting worker/), 1);
+  });
 });

@@ -116,13 +116,21 @@ describe('forwarded headers', () => {
     assert.equal(await ask('GET http://other/p', 'X-Forwarded-Proto: https\r\n', '127.0.0.1'), 'https://other/p');
     assert.equal(await ask('GET ftp://other/p'), 400);
     assert.equal(await ask('GET */x'), 400);
+    // The refusal says what is wrong, and never repeats the target or the Host it got.
+    const target = await exchangeFrom(port, 'GET ftp://other/p HTTP/1.1\r\nHost: good\r\n\r\n', '127.0.0.2');
+    assert.equal(
+      target.responses[0]?.body,
+      '400 Bad Request: the request target is not a path, an http(s) URL with a valid host, * (OPTIONS) or host:port (CONNECT)\n',
+    );
     const before = s.count(/Refused a request/);
     for (const host of ['a%40b', 'a%2fb', 'x%00y']) {
       const r = await exchangeFrom(port, `GET /p HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`, '127.0.0.2');
       assert.equal(r.responses[0]?.status, 400, `Host: ${host}; got ${JSON.stringify(r.raw)}`);
+      assert.equal(r.responses[0]?.body, '400 Bad Request: invalid Host header (not a host[:port] a URL can hold)\n');
     }
     // One debug line each, as for any refused request; no error and no stack.
-    await until(() => s.count(/Refused a request/) === before + 3);
+    await until(() => s.count(/Refused a request from 127\.0\.0\.2: 400 Bad Request: invalid Host header/) === 3);
+    assert.equal(s.count(/Refused a request/), before + 3);
     assert.doesNotMatch(s.log, /\[ERROR\]/);
     await s.kill();
   });

@@ -16,6 +16,8 @@
  * - limit_request_line / _fields / _field_size over HTTP/2 (TLS and h2c): 414 / 431 as over HTTP/1.1
  * - an HTTP/2 session idle for keepalive gets a GOAWAY (at once with keepalive 0), never one with a stream
  *   running; one with no request within header_timeout is ended even if its client never closes it
+ * - what tunicorn refuses itself (the limits, an unknown Expect, CONNECT, request_deadline) carries a one-line
+ *   text/plain reason over HTTP/2 (on the stream; the session serves on) and over HTTP/1.1 on TLS
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -354,6 +356,10 @@ describe('TLS connections that bring no request', () => {
       t0 = Date.now();
       const one = await within(handshakeOnly(port, 'http/1.1', t0), 4000, 'the HTTP/1.1 connection to close');
       assert.match(one.got, /^HTTP\/1\.1 408 /);
+      assert.ok(
+        one.got.endsWith('\r\n\r\n408 Request Timeout: the request header section was not complete within header_timeout (1 s)\n'),
+        JSON.stringify(one.got),
+      );
       t0 = Date.now();
       const two = await within(handshakeOnly(port, 'h2', t0), 4000, 'the HTTP/2 connection to close');
       assert.equal(two.alpn, 'h2');
@@ -476,6 +482,102 @@ describe('request limits over HTTP/2', () => {
     const port = await s.port();
     await s.workersBooted(1);
     assert.deepEqual(await limitsOver(`http://127.0.0.1:${port}`), expected);
+    await s.kill();
+  });
+});
+
+/** One HTTP/2 request with the given pseudo- and other headers, on a session of its own: head and body. */
+async function h2Raw(port: number, headers: http2.OutgoingHttpHeaders): Promise<{ head: http2.IncomingHttpHeaders; body: string }> {
+  const session = http2.connect(`https://127.0.0.1:${port}`, { rejectUnauthorized: false });
+  try {
+    return await within(
+      new Promise((resolve, reject) => {
+        session.on('error', reject);
+        const req = session.request(headers, { endStream: headers[':method'] !== 'CONNECT' });
+        let head: http2.IncomingHttpHeaders = {};
+        let body = '';
+        req.on('response', (h) => (head = h));
+        req.setEncoding('utf8');
+        req.on('data', (d: string) => (body += d));
+        req.on('end', () => resolve({ head, body }));
+        req.on('error', reject);
+        if (headers[':method'] === 'CONNECT') req.end();
+      }),
+      10000,
+      `an HTTP/2 answer to ${JSON.stringify(headers)}`,
+    );
+  } finally {
+    session.close();
+  }
+}
+
+/** Bytes sent over TLS (ALPN http/1.1) until the server closes the connection. */
+function tlsUntilClose(port: number, bytes: string): Promise<string> {
+  return within(
+    new Promise<string>((resolve, reject) => {
+      const c = tls.connect({ host: '127.0.0.1', port, ALPNProtocols: ['http/1.1'], rejectUnauthorized: false }, () => c.write(bytes));
+      let data = '';
+      c.setEncoding('latin1');
+      c.on('data', (d: string) => (data += d));
+      c.on('close', () => resolve(data));
+      c.on('error', reject);
+    }),
+    10000,
+    'the server to close the TLS connection',
+  );
+}
+
+describe('refusals over TLS', () => {
+  it('carry a one-line text/plain reason over HTTP/2 and HTTP/1.1; HEAD gets none', async () => {
+    const { s, port } = await start(['--request-deadline', '1', '--limit-request-field-size', '50', fx('classes.ts')]);
+    const text = (line: string) => ({ body: `${line}\n`, length: String(Buffer.byteLength(`${line}\n`)) });
+    const expectation = text('417 Expectation Failed: only "Expect: 100-continue" is supported');
+    const e = await h2Raw(port, { ':path': '/', expect: 'teapot' });
+    assert.equal(e.head[':status'], 417);
+    assert.equal(e.head['content-type'], 'text/plain; charset=utf-8');
+    assert.equal(e.head['content-length'], expectation.length);
+    assert.equal(e.body, expectation.body);
+    const eh = await h2Raw(port, { ':method': 'HEAD', ':path': '/', expect: 'teapot' });
+    assert.equal(eh.head[':status'], 417);
+    assert.equal(eh.head['content-length'], expectation.length);
+    assert.equal(eh.body, '');
+
+    const connect = text('405 Method Not Allowed: CONNECT is not served (this server is not a proxy)');
+    const c = await h2Raw(port, { ':method': 'CONNECT', ':authority': 'example.com:443' });
+    assert.equal(c.head[':status'], 405);
+    assert.equal(c.head['content-length'], connect.length);
+    assert.equal(c.body, connect.body);
+
+    // request_deadline: the 503 on the stream (a 200 whose body was a raw HTTP/1 503 before).
+    const deadline = text('503 Service Unavailable: the request ran longer than request_deadline (1 s)');
+    const d = await h2Raw(port, { ':path': '/sleep?ms=6000' });
+    assert.equal(d.head[':status'], 503);
+    assert.equal(d.head['content-type'], 'text/plain; charset=utf-8');
+    assert.equal(d.head['content-length'], deadline.length);
+    assert.equal(d.body, deadline.body);
+    const dh = await h2Raw(port, { ':method': 'HEAD', ':path': '/sleep?ms=6000' });
+    assert.equal(dh.head[':status'], 503);
+    assert.equal(dh.body, '');
+
+    // The limits, over HTTP/2 as over HTTP/1.1.
+    const fieldSize = text('431 Request Header Fields Too Large: a header field is over limit_request_field_size (50 bytes)');
+    const f = await h2Raw(port, { ':path': '/', 'x-big': 'v'.repeat(50) });
+    assert.equal(f.head[':status'], 431);
+    assert.equal(f.head['content-length'], fieldSize.length);
+    assert.equal(f.body, fieldSize.body);
+
+    // HTTP/1.1 on the same TLS port.
+    const big = await tlsUntilClose(port, `GET / HTTP/1.1\r\nHost: x\r\nX-Big: ${'v'.repeat(50)}\r\n\r\n`);
+    assert.match(big, /^HTTP\/1\.1 431 Request Header Fields Too Large\r\n/);
+    assert.match(big, new RegExp(`\r\ncontent-length: ${fieldSize.length}\r\n`, 'i'));
+    assert.ok(big.endsWith(`\r\n\r\n${fieldSize.body}`), JSON.stringify(big));
+    const h1connect = await tlsUntilClose(port, 'CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n');
+    assert.match(h1connect, /^HTTP\/1\.1 405 Method Not Allowed\r\n/);
+    assert.ok(h1connect.endsWith(`\r\nContent-Length: ${connect.length}\r\nConnection: close\r\n\r\n${connect.body}`), JSON.stringify(h1connect));
+
+    // The worker served on through all of it.
+    assert.equal((await h2(port)).status, 200);
+    assert.equal(s.count(/Booting worker/), 1);
     await s.kill();
   });
 });

@@ -68,6 +68,7 @@ for (const cls of CLASSES) {
       // A malformed request gets a 400 and does not wedge the worker.
       const bad = await rawExchange(port, 'GET / HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\n');
       assert.match(bad, /^HTTP\/1\.1 400 /);
+      assert.match(bad, /\r\nContent-Length: 40\r\n[^]*\r\n\r\n400 Bad Request: malformed header field\n$/);
       assert.equal((await request(port, '/')).status, 200);
       await s.kill();
     });
@@ -320,12 +321,18 @@ describe('what each class promises', () => {
     const r = await request(port, '/sleep?ms=6000');
     assert.equal(r.status, 503);
     assert.equal(r.headers.connection, 'close');
+    assert.equal(r.body, '503 Service Unavailable: the request ran longer than request_deadline (1 s)\n');
+    assert.equal(r.headers['content-type'], 'text/plain; charset=utf-8');
+    assert.equal(r.headers['content-length'], String(r.body.length));
     await s.waitFor(/Request deadline exceeded: GET \/sleep after 1\.\d s \(request_deadline 1 s\); answered 503/);
     // The app hears of it when the connection closes, just after the client read the 503.
     let after = json((await request(port, '/stats')).body);
     for (let i = 0; i < 100 && after.closedEarly === 0; i++) after = json((await request(port, '/stats')).body);
     assert.equal(after.pid, w, 'the same worker serves on');
     assert.equal(after.closedEarly, 1, 'the app saw its request closed before it answered');
+    // HEAD: the same head, no body.
+    const head = await rawExchange(port, 'HEAD /sleep?ms=6000 HTTP/1.1\r\nHost: x\r\n\r\n');
+    assert.match(head, /^HTTP\/1\.1 503 Service Unavailable\r\n[^]*\r\nContent-Length: 76\r\n[^]*\r\n\r\n$/);
     assert.ok(alive(w!));
     await s.kill();
   });

@@ -8,7 +8,8 @@ import type { IncomingMessage } from 'node:http';
 import { describe, it } from 'node:test';
 import { parseAllowList } from '../../src/http/allow-list.js';
 import { isRequestLine } from '../../src/http/connection.js';
-import { HAS_BODY, limitsOf, rejectStatus } from '../../src/http/guard.js';
+import { HAS_BODY, limitsOf, Rejected, rejectReason, rejectReasonH2 } from '../../src/http/guard.js';
+import { Refusals } from '../../src/http/refusals.js';
 import { parseProxyHeader, ProxyProtocolError } from '../../src/http/proxy-protocol.js';
 import { ConfigError } from '../../src/config/setting.js';
 import { resolveConfig } from '../../src/config/resolve.js';
@@ -150,57 +151,87 @@ describe('request checks', () => {
   it('apply Gunicorn\'s limits, the Host rules and the version rule', async () => {
     const { config } = await resolveConfig({ argv: ['app.ts'], env: {}, cwd: process.cwd() });
     const l = limitsOf(config);
-    assert.equal(rejectStatus(req({}, ['Host', 'x']), l), 0);
-    assert.equal(rejectStatus(req({ httpVersionMajor: 2, httpVersionMinor: 0 }, ['Host', 'x']), l), 505);
-    assert.equal(rejectStatus(req({}, []), l), 400);
-    assert.equal(rejectStatus(req({ httpVersionMinor: 0 }, []), l), 0);
-    assert.equal(rejectStatus(req({}, ['Host', 'a', 'host', 'b']), l), 400);
-    assert.equal(rejectStatus(req({}, ['Host', 'a b']), l), 400);
-    assert.equal(rejectStatus(req({}, ['Host', 'x', 'transfer_encoding', 'chunked']), l), 400);
-    assert.equal(rejectStatus(req({}, ['Host', 'x', 'CONTENT_length', '5']), l), 400);
-    assert.equal(rejectStatus(req({}, ['Host', 'x', 'X_Other', 'fine']), l), 0);
-    assert.equal(rejectStatus(req({}, ['Host', 'x', 'Content_Type', 'text/plain', 'Transfer_Encodings', 'x']), l), 0);
-    assert.equal(rejectStatus(req({ httpVersionMinor: 0 }, ['Transfer-Encoding', 'chunked']), l), 400);
-    assert.equal(rejectStatus(req({ url: '/' + 'a'.repeat(4080) }, ['Host', 'x']), l), 0);
-    assert.equal(rejectStatus(req({ url: '/' + 'a'.repeat(4081) }, ['Host', 'x']), l), 414);
-    assert.equal(rejectStatus(req({}, ['Host', 'x', ...Array(200).fill('X')]), l), 431);
-    assert.equal(rejectStatus(req({}, ['Host', 'x', 'X', 'v'.repeat(8188)]), l), 431);
-    assert.equal(rejectStatus(req({}, ['Host', 'x', 'X', 'v'.repeat(8187)]), l), 0);
+    assert.equal(rejectReason(req({}, ['Host', 'x']), l), 0);
+    assert.equal(rejectReason(req({ httpVersionMajor: 2, httpVersionMinor: 0 }, ['Host', 'x']), l), Rejected.Version);
+    assert.equal(rejectReason(req({}, []), l), Rejected.NoHost);
+    assert.equal(rejectReason(req({ httpVersionMinor: 0 }, []), l), 0);
+    assert.equal(rejectReason(req({}, ['Host', 'a', 'host', 'b']), l), Rejected.TwoHosts);
+    assert.equal(rejectReason(req({}, ['Host', 'a b']), l), Rejected.BadHost);
+    assert.equal(rejectReason(req({}, ['Host', 'x', 'transfer_encoding', 'chunked']), l), Rejected.Underscore);
+    assert.equal(rejectReason(req({}, ['Host', 'x', 'CONTENT_length', '5']), l), Rejected.Underscore);
+    assert.equal(rejectReason(req({}, ['Host', 'x', 'X_Other', 'fine']), l), 0);
+    assert.equal(rejectReason(req({}, ['Host', 'x', 'Content_Type', 'text/plain', 'Transfer_Encodings', 'x']), l), 0);
+    assert.equal(rejectReason(req({ httpVersionMinor: 0 }, ['Transfer-Encoding', 'chunked']), l), Rejected.ChunkedHttp10);
+    assert.equal(rejectReason(req({ url: '/' + 'a'.repeat(4080) }, ['Host', 'x']), l), 0);
+    assert.equal(rejectReason(req({ url: '/' + 'a'.repeat(4081) }, ['Host', 'x']), l), Rejected.LineTooLong);
+    assert.equal(rejectReason(req({}, ['Host', 'x', ...Array(200).fill('X')]), l), Rejected.TooManyFields);
+    assert.equal(rejectReason(req({}, ['Host', 'x', 'X', 'v'.repeat(8188)]), l), Rejected.FieldTooLarge);
+    assert.equal(rejectReason(req({}, ['Host', 'x', 'X', 'v'.repeat(8187)]), l), 0);
   });
 
   it('refuse a Host a URL cannot hold, and targets other than origin-form, absolute http(s) and OPTIONS *', async () => {
     const { config } = await resolveConfig({ argv: ['app.ts'], env: {}, cwd: process.cwd() });
     const l = limitsOf(config);
     for (const host of ['a%40b', 'a%2fb', 'x%00y', 'a:99999', '1.2.3.999', '[1:2]', 'xn--a']) {
-      assert.equal(rejectStatus(req({}, ['Host', host]), l), 400, `Host: ${host}`);
+      assert.equal(rejectReason(req({}, ['Host', host]), l),Rejected.BadHost, `Host: ${host}`);
     }
     for (const host of ['', 'a.example:8080', '[::1]:80', '10.0.0.1', 'a%41b', 'a:']) {
-      assert.equal(rejectStatus(req({}, ['Host', host]), l), 0, `Host: ${host}`);
+      assert.equal(rejectReason(req({}, ['Host', host]), l), 0, `Host: ${host}`);
     }
-    const target = (url: string, method = 'GET') => rejectStatus(req({ url, method }, ['Host', 'x']), l);
+    const target = (url: string, method = 'GET') => rejectReason(req({ url, method }, ['Host', 'x']), l);
     for (const url of ['http://x/p', 'HTTPS://x:99/p?q', 'http://u:pw@x/p', 'http://x', 'http://x?q', 'http://[::1]/']) {
       assert.equal(target(url), 0, url);
     }
     assert.equal(target('*', 'OPTIONS'), 0);
     for (const url of ['ftp://x/p', 'ws://x/p', 'http:///p', 'http://:80/p', 'http://a@b@c/p', 'http://x%40y/p', 'http://x:99999/']) {
-      assert.equal(target(url), 400, url);
+      assert.equal(target(url), Rejected.BadTarget, url);
     }
-    assert.equal(target('*'), 400, 'GET *');
-    assert.equal(target('*/x', 'OPTIONS'), 400);
+    assert.equal(target('*'), Rejected.BadTarget, 'GET *');
+    assert.equal(target('*/x', 'OPTIONS'), Rejected.BadTarget);
     // CONNECT's authority-form (checked when the app serves 'connect'): host and port, nothing else.
     for (const url of ['h:443', '10.0.0.1:8080', '[::1]:443']) assert.equal(target(url, 'CONNECT'), 0, `CONNECT ${url}`);
-    for (const url of ['h', 'h:', 'http://h:443/', 'h:99999', 'a%40b:443']) assert.equal(target(url, 'CONNECT'), 400, `CONNECT ${url}`);
+    for (const url of ['h', 'h:', 'http://h:443/', 'h:99999', 'a%40b:443']) assert.equal(target(url, 'CONNECT'), Rejected.BadTarget, `CONNECT ${url}`);
   });
 
   it('match header names in any case, and only whole names', async () => {
     const { config } = await resolveConfig({ argv: ['app.ts'], env: {}, cwd: process.cwd() });
     const l = limitsOf(config);
-    assert.equal(rejectStatus(req({}, ['HOST', 'x', 'hOsT', 'y']), l), 400, 'two Host fields, whatever their case');
-    assert.equal(rejectStatus(req({}, ['Hosts', 'x']), l), 400, 'Hosts is not Host: no Host at all');
-    assert.equal(rejectStatus(req({ httpVersionMinor: 0 }, ['TRANSFER-ENCODING', 'chunked']), l), 400);
-    assert.equal(rejectStatus(req({}, ['Host', 'x', 'CONTENT-LENGTH', '5']), l), HAS_BODY);
-    assert.equal(rejectStatus(req({}, ['Host', 'x', 'Content-Lengths', '5']), l), 0);
-    assert.equal(rejectStatus(req({}, ['Host', 'x', 'Content-Length', '0']), l), 0, 'an empty body is no body');
+    assert.equal(rejectReason(req({}, ['HOST', 'x', 'hOsT', 'y']), l),Rejected.TwoHosts, 'two Host fields, whatever their case');
+    assert.equal(rejectReason(req({}, ['Hosts', 'x']), l),Rejected.NoHost, 'Hosts is not Host: no Host at all');
+    assert.equal(rejectReason(req({ httpVersionMinor: 0 }, ['TRANSFER-ENCODING', 'chunked']), l), Rejected.ChunkedHttp10);
+    assert.equal(rejectReason(req({}, ['Host', 'x', 'CONTENT-LENGTH', '5']), l), HAS_BODY);
+    assert.equal(rejectReason(req({}, ['Host', 'x', 'Content-Lengths', '5']), l), 0);
+    assert.equal(rejectReason(req({}, ['Host', 'x', 'Content-Length', '0']), l), 0, 'an empty body is no body');
+  });
+
+  it('are answered with one line naming the reason, and the setting with its value', async () => {
+    const { config } = await resolveConfig({ argv: ['app.ts'], env: {}, cwd: process.cwd() });
+    const r = new Refusals(config, limitsOf(config));
+    const at = (why: Rejected) => r.rejected[why]!;
+    assert.equal(at(Rejected.LineTooLong).body, '414 URI Too Long: the request line is over limit_request_line (4094 bytes)\n');
+    assert.equal(at(Rejected.TooManyFields).body, '431 Request Header Fields Too Large: more header fields than limit_request_fields (100)\n');
+    assert.equal(at(Rejected.FieldTooLarge).line, '431 Request Header Fields Too Large: a header field is over limit_request_field_size (8190 bytes)');
+    for (const why of Object.values(Rejected).filter((v) => typeof v === 'number')) {
+      const x = at(why);
+      assert.ok(x, `a refusal for ${Rejected[why]}`);
+      assert.match(x.body, new RegExp(`^${x.status} [A-Za-z ]+: [ -~]+\\n$`));
+      assert.match(x.raw, new RegExp(`^HTTP/1\\.1 ${x.status} [^\\r]+\\r\\nContent-Type: text/plain; charset=utf-8\\r\\nContent-Length: ${x.length}\\r\\nConnection: close\\r\\n\\r\\n`));
+      assert.equal(x.raw, x.rawHead + x.body);
+      assert.equal(x.length, Buffer.byteLength(x.body));
+    }
+    // HTTP/2: the same limits, the same reasons.
+    const h2 = (p: Partial<IncomingMessage>) => rejectReasonH2({ method: 'GET', url: '/', rawHeaders: [':authority', 'x'], ...p }, limitsOf(config));
+    assert.equal(h2({}), 0);
+    assert.equal(h2({ url: `/${'a'.repeat(5000)}` }), Rejected.LineTooLong);
+    assert.equal(h2({ rawHeaders: ['x-big', 'v'.repeat(9000)] }), Rejected.FieldTooLarge);
+    assert.equal(h2({ rawHeaders: Array.from({ length: 101 }, (_, i) => [`x-${i}`, 'v']).flat() }), Rejected.TooManyFields);
+    // 0 (no limit set): the ceiling that still applies.
+    const argv = ['--limit-request-line', '0', '--limit-request-fields', '0', '--limit-request-field-size', '0', 'app.ts'];
+    const zero = (await resolveConfig({ argv, env: {}, cwd: process.cwd() })).config;
+    const z = new Refusals(zero, limitsOf(zero)).rejected;
+    assert.equal(z[Rejected.LineTooLong]!.line, '414 URI Too Long: the request line is over 1048576 bytes (limit_request_line is 0)');
+    assert.equal(z[Rejected.TooManyFields]!.line, '431 Request Header Fields Too Large: more header fields than 32768 (limit_request_fields is 0)');
+    assert.equal(z[Rejected.FieldTooLarge]!.line, '431 Request Header Fields Too Large: a header field is over 1048576 bytes (limit_request_field_size is 0)');
   });
 });
 
