@@ -19,7 +19,24 @@ function alive(pid: number): boolean {
   }
 }
 
-/** A pidfile naming a live process other than `pid` means another server probably runs: a ConfigError. */
+/**
+ * Whether a live process may be a tunicorn master: its name (the first 15 bytes of its title, or of its
+ * program) is `tunicorn: ...` or Node's. Any other program (`sleep`, `sshd`) got the pid of a server that is
+ * gone, after a reboot or a long time. Where /proc cannot tell, it may be.
+ */
+function mayBeServer(pid: number): boolean {
+  try {
+    const name = readFileSync(`/proc/${pid}/comm`, 'utf8');
+    return name.startsWith('tunicorn') || name.startsWith('node');
+  } catch {
+    return true;
+  }
+}
+
+/**
+ * A pidfile naming a live process other than `pid` that may be a server means another server probably runs:
+ * a ConfigError.
+ */
 function refuseLiveOwner(path: string, pid: number): void {
   let old: number | null = null;
   try {
@@ -28,14 +45,15 @@ function refuseLiveOwner(path: string, pid: number): void {
   } catch {
     /* no pidfile yet */
   }
-  if (old !== null && old !== pid && alive(old))
+  if (old !== null && old !== pid && alive(old) && mayBeServer(old))
     throw new ConfigError(`pidfile ${path} names process ${old}, which is still running; stop it or choose another --pid`);
 }
 
 /**
- * The master's pidfile. A pidfile naming a process that no longer runs (a crash, a reboot) is replaced: it
- * must not block a start, a common complaint about Gunicorn. One naming a live process other than us is an
- * error, since another server is probably running.
+ * The master's pidfile. A pidfile naming a process that no longer runs (a crash, a reboot), or that another
+ * program runs now (its pid reused), is replaced: it must not block a start, a common complaint about
+ * Gunicorn. One naming a live Node process other than us is an error, since another server is probably
+ * running.
  */
 export class Pidfile {
   #path: string | null = null;

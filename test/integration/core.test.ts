@@ -14,6 +14,7 @@
  * - pidfile, process titles, USR1 log reopening, hooks, access log
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -530,6 +531,21 @@ describe('operations', () => {
       const s = new Server(['-b', '127.0.0.1:0', ...check, '-p', pidfile, fx('listener.ts')]);
       assert.equal((await s.exited).code, 1);
       assert.match(s.log, /^tunicorn: error: pidfile .*live\.pid names process \d+, which is still running; stop it or choose another --pid\n$/);
+    }
+  });
+
+  it('replaces a pidfile whose pid another program runs now (reused after the server was gone)', async () => {
+    const pidfile = path.join(tmp, 'reused.pid');
+    const other = spawn('sleep', ['30'], { stdio: 'ignore' });
+    try {
+      writeFileSync(pidfile, `${other.pid}\n`);
+      const s = new Server(['-b', '127.0.0.1:0', '-p', pidfile, fx('listener.ts')]);
+      await s.waitFor(/Booting worker with pid/);
+      assert.equal(readFileSync(pidfile, 'utf8'), `${s.pid}\n`);
+      s.signal('SIGTERM');
+      assert.equal((await s.exited).code, 0);
+    } finally {
+      other.kill();
     }
   });
 

@@ -39,8 +39,8 @@ export const processSettings = {
     default: null,
     short: 'Write the master\'s pid to this file; removed at exit.',
     doc:
-      'A pidfile left by a process that is no longer running is replaced; one whose process still runs ' +
-      'stops the start with an error.',
+      'A pidfile left by a process that is no longer running, or whose pid another program (not Node) runs ' +
+      'now, is replaced; one whose process still runs stops the start with an error.',
   }),
   chdir: stringSetting<string | null>({
     key: 'chdir',
