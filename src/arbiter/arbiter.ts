@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import type { HookServer } from '../config/hook-types.js';
 import type { Config } from '../config/registry.js';
 import { serializableConfig, type Resolved } from '../config/resolve.js';
-import { captureStdio, ErrorLog } from '../logging/error-log.js';
+import { captureStdio, ErrorLog, toStderr } from '../logging/error-log.js';
 import { ACCESS_LOG, checkLogFiles, checkWritable } from '../logging/output-file.js';
 import { bindAll, closeListeners, unlinkUnixSockets, type Listener } from '../listeners/bind.js';
 import { inheritedSockets, UPGRADE_FD_ENV, UPGRADE_PID_ENV, workerEnv, type Inherited } from '../listeners/inherit.js';
@@ -317,7 +317,12 @@ export class Arbiter implements HookServer {
       // Rotated away: the files the reopen creates (see prepareLogsForWorkers).
       const created = [this.cfg.errorlog, this.cfg.accesslog].filter((f): f is string => !!f && f !== '-' && !existsSync(f));
       const failed = this.log.reopen();
-      if (failed) this.log.error(`USR1: ${failed}. Logging goes on to the file already open`);
+      if (failed) {
+        // Into the file already open, which logrotate may have moved or deleted: on stderr too.
+        const line = `USR1: ${failed}. Logging goes on to the file already open`;
+        this.log.error(line);
+        if (this.log.target !== '-') toStderr('error', line);
+      }
       this.prepareLogsForWorkers(created);
       if (this.cfg.accesslog && this.cfg.accesslog !== '-') {
         try {

@@ -20,6 +20,18 @@ export function errorLogTime(d = new Date()): string {
   );
 }
 
+/**
+ * One error-log line straight to stderr: for what the error log file itself cannot be trusted to show (it
+ * cannot be written, or its path no longer leads to it). Nothing when stderr is closed too.
+ */
+export function toStderr(level: LogLevel, msg: string): void {
+  try {
+    writeSync(2, `[${errorLogTime()}] [${process.pid}] [${level.toUpperCase()}] ${msg}\n`);
+  } catch {
+    /* no stderr either */
+  }
+}
+
 /** The error log: `[TIME] [PID] [LEVEL] message`, one line each. */
 export class ErrorLog implements HookLog {
   #sink: LogSink;
@@ -32,14 +44,7 @@ export class ErrorLog implements HookLog {
     // A log that cannot take its lines says so where someone may read it: stderr, once; and in the log itself
     // once it can be written again, with what was lost.
     this.#sink.onTrouble({
-      failed: (err) => {
-        const line = `[${errorLogTime()}] [${process.pid}] [ERROR] ${cannotWrite(WRITING_ERROR_LOG, target, err, true)}. Its lines are lost until it can be written again\n`;
-        try {
-          writeSync(2, line);
-        } catch {
-          /* no stderr either */
-        }
-      },
+      failed: (err) => toStderr('error', `${cannotWrite(WRITING_ERROR_LOG, target, err, true)}. Its lines are lost until it can be written again`),
       recovered: (lost, err) => this.warning(`The error log could be written again: ${lost} line(s) were lost while it could not (${err.code ?? err.message})`),
     });
   }
