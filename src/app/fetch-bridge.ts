@@ -33,10 +33,57 @@ interface LazyRequest {
   [kUsed]?: boolean;
 }
 
+/**
+ * `request.url`: the URL as the standard Request serializes it (WHATWG URL), which is what `request.clone()`
+ * and any Request made from this one say too. The usual target (a path and query of plain characters, no
+ * `.` or `..` segment) is appended as it is to the connection's origin, serialized once per host (HostOrigin);
+ * any other goes through the URL parser: dot segments removed, characters percent-encoded, a Host in upper
+ * case, with its default port or an IPv4 address in another spelling (`127.1`) canonicalized.
+ */
 function fullUrl(req: IncomingMessage): string {
   const target = req.url ?? '/';
-  if (target.charCodeAt(0) !== 47) return otherFormUrl(req, target);
-  return `${isSecure(req) ? 'https' : 'http'}://${hostOf(req)}${target}`;
+  const scheme = isSecure(req) ? 'https' : 'http';
+  if (target.charCodeAt(0) !== 47) return serialized(otherFormUrl(req, target, scheme));
+  const origin = originOf(scheme, hostOf(req));
+  return PLAIN_TARGET.test(target) ? origin + target : serialized(origin + target);
+}
+
+/**
+ * An origin-form target the URL parser serializes unchanged: segments that do not start with `.` or `%2e`
+ * (so none is a dot segment), then any query; none of the characters the parser percent-encodes (controls,
+ * space, non-ASCII, `"` `<` `>` everywhere, `'` in the query; `?` `^` `` ` `` `{` `}` in the path), nor `\`
+ * (a `/` to it), `#` or `|`. Anything else is left to the parser.
+ */
+const PLAIN_TARGET = /^(?:\/(?!\.|%2[eE])[^\x00-\x20"#<>?\\^`{|}\x7f-\uffff/]*)+(?:\?[^\x00-\x20"#'<>\\\x7f-\uffff]*)?$/;
+
+/** `url` as the URL parser serializes it; as it is should it not parse (the guard lets no such request by). */
+function serialized(url: string): string {
+  try {
+    return new URL(url).href;
+  } catch {
+    return url;
+  }
+}
+
+/** The last scheme and Host seen by this worker (nearly every request names the same) and their origin. */
+const lastOrigin = { scheme: '', host: '', origin: '' };
+
+/** `scheme://host` serialized: lower case, default port dropped, an IP address canonical. */
+function originOf(scheme: string, host: string): string {
+  const m = lastOrigin;
+  if (host !== m.host || scheme !== m.scheme) {
+    let origin = `${scheme}://${host}`;
+    try {
+      const u = new URL(`${origin}/`);
+      origin = `${u.protocol}//${u.host}`;
+    } catch {
+      // Left as it is.
+    }
+    m.scheme = scheme;
+    m.host = host;
+    m.origin = origin;
+  }
+  return m.origin;
 }
 
 /**
@@ -46,8 +93,7 @@ function fullUrl(req: IncomingMessage): string {
  * (`OPTIONS *`): the server itself, `scheme://host/` (RFC 9112 section 3.3: the path is empty). The guard
  * (src/http/guard.ts) refuses other forms and bad hosts before the app; what is left anyway gets `/`.
  */
-function otherFormUrl(req: IncomingMessage, target: string): string {
-  const scheme = isSecure(req) ? 'https' : 'http';
+function otherFormUrl(req: IncomingMessage, target: string, scheme: string): string {
   const m = ABSOLUTE_TARGET.exec(target);
   if (m === null || m[1] === '') return `${scheme}://${hostOf(req)}/`;
   const rest = target.slice(m[0].length);
@@ -286,8 +332,25 @@ export async function writeResponse(response: Response, res: ServerResponse, met
     if (body) await body.cancel().catch(() => {});
     return;
   }
-  writeHead(res, response);
+  // Before the head: a body already read (or locked) throws here, and the client gets the 500, where a
+  // throw after writeHead could only cut the connection with nothing sent.
   const reader = body.getReader();
+  try {
+    writeHead(res, response);
+  } catch (err) {
+    reader.cancel().catch(() => {});
+    throw err;
+  }
+  // A Content-Length from the app is held to: a body longer than it fails the write, one shorter fails the
+  // end, and the connection is cut, where the extra bytes (or the missing ones) would have been read as the
+  // next response by a keep-alive client or a proxy. Node leaves HEAD, 204 and 304 responses out of the check.
+  res.strictContentLength = true;
+  // The client gone: the stream is cancelled at once (its source stops, its cancel() runs), not at its next
+  // chunk, which an event stream may take minutes to produce, or never.
+  const gone = (): void => {
+    if (!res.writableFinished) reader.cancel().catch(() => {});
+  };
+  res.once('close', gone);
   try {
     for (;;) {
       const { done, value } = await reader.read();
@@ -296,12 +359,34 @@ export async function writeResponse(response: Response, res: ServerResponse, met
         await reader.cancel();
         return;
       }
-      if (!res.write(value)) await new Promise<void>((r) => { res.once('drain', r); res.once('close', r); });
+      if (!res.write(value)) await drained(res);
     }
-    res.end();
+    if (!res.destroyed) res.end();
   } catch (err) {
     res.destroy(err instanceof Error ? err : new Error(String(err)));
+    // The body disagreed with the app's Content-Length: the app's fault, said in the error log.
+    if ((err as NodeJS.ErrnoException).code === 'ERR_HTTP_CONTENT_LENGTH_MISMATCH') {
+      throw new AppResultError(`the Fetch handler's Response body does not match its Content-Length (${(err as Error).message}); the connection was cut`);
+    }
+  } finally {
+    res.off('close', gone);
   }
+}
+
+/**
+ * Resolves when `res` drains or closes, and leaves no listener behind: a long stream to a slow client waits
+ * here thousands of times, and a 'close' listener left by each wait piled up on the response until it ended.
+ */
+function drained(res: ServerResponse): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const done = (): void => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.on('drain', done);
+    res.on('close', done);
+  });
 }
 
 function describeResult(v: unknown): string {

@@ -14,6 +14,7 @@
  */
 
 import type { ServerResponse } from 'node:http';
+import { AppResultError } from './errors.js';
 
 const NativeResponse: typeof Response = globalThis.Response;
 
@@ -198,11 +199,12 @@ export function sendPlain(response: unknown, res: ServerResponse): boolean {
   const h = s[kHeaders] ?? init?.headers;
   const flat: string[] = [];
   let hasType = false;
-  let hasLength = false;
+  /** The app's own Content-Length, if it set one. */
+  let length: string | null = null;
   if (h !== undefined) {
     if (h instanceof Headers) {
       hasType = h.has('content-type');
-      hasLength = h.has('content-length');
+      length = h.get('content-length');
       h.forEach((v, k) => {
         if (k !== 'set-cookie') flat.push(k, v);
       });
@@ -211,7 +213,7 @@ export function sendPlain(response: unknown, res: ServerResponse): boolean {
       for (const [k, v] of h as [string, string][]) {
         const lower = k.toLowerCase();
         if (lower === 'content-type') hasType = true;
-        else if (lower === 'content-length') hasLength = true;
+        else if (lower === 'content-length') length = String(v);
         flat.push(k, String(v));
       }
     } else {
@@ -219,11 +221,13 @@ export function sendPlain(response: unknown, res: ServerResponse): boolean {
       for (const k in record) {
         const lower = k.toLowerCase();
         if (lower === 'content-type') hasType = true;
-        else if (lower === 'content-length') hasLength = true;
+        else if (lower === 'content-length') length = String(record[k]);
         flat.push(k, String(record[k]));
       }
     }
   }
+  if (length !== null) checkLength(length, body, status, res);
+  const hasLength = length !== null;
   if (body === null) {
     if (!hasLength && status !== 204 && status !== 304) flat.push('content-length', '0');
     res.writeHead(status, init?.statusText || undefined, flat);
@@ -237,6 +241,20 @@ export function sendPlain(response: unknown, res: ServerResponse): boolean {
   res.writeHead(status, init?.statusText || undefined, flat);
   res.end(body);
   return true;
+}
+
+/**
+ * A Content-Length the app set must be its body's: the bytes past a short one, or the wait for a long one,
+ * would be taken as the next response by a keep-alive client or a proxy (`'content-length': text.length`
+ * counts characters, not UTF-8 bytes). A mismatch is the app's error: a 500, nothing of it sent. Not checked
+ * where no body is sent whatever the length says: a HEAD response (the length may be the GET's), 204, 304.
+ */
+function checkLength(length: string, body: PlainBody, status: number, res: ServerResponse): void {
+  if (res.req?.method === 'HEAD' || status === 204 || status === 304) return;
+  const size = body === null ? 0 : typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength;
+  if (Number(length) !== size) {
+    throw new AppResultError(`the Fetch handler's Response says Content-Length: ${length}, but its body is ${size} byte(s)`);
+  }
 }
 
 /** Makes `Response` in this process the stand-in. Idempotent; the worker calls it before the app loads. */

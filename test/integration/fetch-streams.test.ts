@@ -1,0 +1,86 @@
+/**
+ * How a Fetch handler's Response reaches the wire, against what the same handler means under the Fetch
+ * standard (one server, 1 async worker, shared by the checks):
+ * - a streamed body whose client went away is cancelled at once (its cancel() runs), not at its next chunk,
+ *   which an event stream may never produce
+ * - a long stream to a client that reads it leaves no listener per backpressure wait on the response
+ * - a Response whose body was read already is a 500, not a connection cut with nothing sent
+ * - a Content-Length the app got wrong never frames the connection wrongly: a 500 for a plain body, a cut for
+ *   a stream; a HEAD answer may carry the GET's length
+ */
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { exchange } from '../helpers/raw.js';
+import { FIXTURES, request, Server, stopAll, within } from '../helpers/server.js';
+
+after(stopAll);
+
+let s: Server;
+let port: number;
+before(async () => {
+  s = new Server(['-b', '127.0.0.1:0', '-w', '1', path.join(FIXTURES, 'fetch-streams.ts')]);
+  port = await s.port();
+  await s.waitFor(/Ready: 1 worker/);
+});
+
+const get = (target: string, method = 'GET') => `${method} ${target} HTTP/1.1\r\nHost: t\r\n\r\n`;
+
+describe('a Fetch Response on the wire', () => {
+  it('cancels a streamed body as soon as its client goes away, with no chunk to come', async () => {
+    const socket = net.connect(port, '127.0.0.1');
+    socket.write(get('/idle'));
+    let got = '';
+    await within(
+      new Promise<void>((resolve) => socket.on('data', (d: Buffer) => (got += d.toString()).includes('data: first') && resolve())),
+      5000,
+      'the first event',
+    );
+    socket.destroy();
+    let seen: string[] = [];
+    // Polled through the server itself: the stream and /seen share the worker.
+    for (let i = 0; i < 30 && !seen.includes('idle: cancel'); i++) {
+      if (i > 0) await new Promise((r) => setTimeout(r, 100));
+      seen = JSON.parse((await request(port, '/seen')).body) as string[];
+    }
+    assert.deepEqual(seen.sort(), ['idle: abort', 'idle: cancel']);
+  });
+
+  it('streams 8 MB through hundreds of backpressure waits and leaves no listener behind', async () => {
+    const r = await request(port, '/big', { timeout: 20000 });
+    assert.equal(r.body.length, 8 * 1024 * 1024);
+    // The next request is served (the stream ended cleanly), and Node warned of no listener pile-up.
+    assert.equal((await request(port, '/')).body, 'hello');
+    assert.doesNotMatch(s.log, /MaxListenersExceededWarning/);
+  });
+
+  it('answers 500 to a Response whose body was read already', async () => {
+    const r = await exchange(port, [{ send: get('/used') }], { want: 1, waitClose: true, ms: 5000 });
+    assert.deepEqual(r.responses.map((x) => x.status), [500]);
+  });
+
+  it('a Content-Length that is not the body\'s is a 500 (plain body) or a cut (stream), never a second response', async () => {
+    for (const target of ['/length-short', '/length-long']) {
+      const from = s.log.length;
+      // A keep-alive client with the next request pipelined: the bytes past a short length would be read as
+      // its response, and a long one would swallow it.
+      const r = await exchange(port, [{ send: get(target) + get('/') }], { want: 1, waitClose: true, ms: 5000 });
+      assert.deepEqual(r.responses.map((x) => x.status), [500], target);
+      assert.equal(r.rest, '', target);
+      await s.waitFor(/Response says Content-Length: \d+, but its body is \d+ byte\(s\)/, 5000, from);
+    }
+    const r = await exchange(port, [{ send: get('/length-stream') + get('/') }], { want: 1, waitClose: true, ms: 5000 });
+    assert.equal(r.closed, true);
+    assert.deepEqual(r.responses, []);
+    assert.equal(r.rest, '');
+    await s.waitFor(/body does not match its Content-Length/);
+  });
+
+  it('a HEAD answer keeps the length the app gave, and the GET its body', async () => {
+    const head = await request(port, '/length-head', { method: 'HEAD' });
+    assert.deepEqual([head.status, head.headers['content-length'], head.body], [200, '12', '']);
+    const r = await request(port, '/length-head');
+    assert.deepEqual([r.status, r.headers['content-length'], r.body], [200, '12', 'twelve bytes']);
+  });
+});
