@@ -93,6 +93,15 @@ function user(req: IncomingMessage): string {
 }
 
 /**
+ * The header block Node wrote for an HTTP/1 response, or undefined. An HTTP/2 response (Node's compatibility
+ * Http2ServerResponse) has `_header` too, as a getter for `headersSent`: a boolean, no header block.
+ */
+function headerBlock(res: ServerResponse): string | undefined {
+  const head = (res as unknown as { _header?: unknown })._header;
+  return typeof head === 'string' && head !== '' ? head : undefined;
+}
+
+/**
  * The response body length. Node keeps the Content-Length it wrote (from the app's headers, or the one it
  * computed for `end(body)`) as `_contentLength`, a number (so since Node 18 at least); reading it spares the
  * header block, which is a rope of the header lines that a search first copies flat (profiled: `WriteToFlat`
@@ -104,8 +113,8 @@ function length(res: ServerResponse): string | undefined {
   if (typeof n === 'number' && Number.isSafeInteger(n) && n >= 0) return String(n);
   const v = res.getHeader('content-length');
   if (v !== undefined) return String(v);
-  const head = (res as unknown as { _header?: string | null })._header;
-  if (!head) return undefined;
+  const head = headerBlock(res);
+  if (head === undefined) return undefined;
   // The two usual spellings by indexOf first: a case-insensitive regex over the header block was 2.7 % of a
   // worker's CPU with the access log on (profiled, hello app); the regex stays for any other spelling.
   let i = head.indexOf('\r\ncontent-length:');
@@ -241,8 +250,8 @@ function sequence(parts: (string | Atom)[]): (e: AccessEntry, to: LineTarget) =>
 function responseHeader(res: ServerResponse, name: string): string | undefined {
   const kept = headerText(res.getHeader(name));
   if (kept !== undefined) return kept;
-  const head = (res as unknown as { _header?: string | null })._header;
-  if (!head) return undefined;
+  const head = headerBlock(res);
+  if (head === undefined) return undefined;
   const lower = name.toLowerCase();
   const values: string[] = [];
   for (const line of head.split('\r\n')) {

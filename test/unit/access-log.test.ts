@@ -93,6 +93,20 @@ describe('access log format', () => {
     assert.equal(f({ ...entry(), res }), '5');
   });
 
+  it('logs an HTTP/2 response without a length (streamed): its `_header` is a boolean, not a header block', async () => {
+    // Node's Http2ServerResponse answers `_header` with headersSent. A streamed response (no Content-Length)
+    // reached the header-block search with `true`, and the worker died of "head.indexOf is not a function"
+    // as the stream closed: every HTTP/2 streaming response with the access log on.
+    const { Http2ServerResponse } = await import('node:http2');
+    const res = Object.create(Http2ServerResponse.prototype, {
+      headersSent: { value: true },
+      statusCode: { value: 200 },
+      getHeader: { value: () => undefined },
+    }) as ServerResponse;
+    assert.equal((res as unknown as { _header: unknown })._header, true, 'the compatibility getter this guards against');
+    assert.equal(compileAccessFormat('%(b)s %(B)s %({content-type}o)s')({ ...entry(), res }), '- 0 -');
+  });
+
   it('gives a byte string: request text as sent, the format\'s own text and environment values as UTF-8', () => {
     process.env.TUNICORN_TEST_SITE = 'z\u00fcrich';
     try {

@@ -9,7 +9,8 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { fetchListener } from '../../src/app/fetch-bridge.js';
+import { EventEmitter } from 'node:events';
+import { fetchListener, writeResponse } from '../../src/app/fetch-bridge.js';
 import { installResponse, NativeResponse, isPlain } from '../../src/app/fetch-response.js';
 
 installResponse();
@@ -157,5 +158,34 @@ describe('the Fetch bridge writes', () => {
     const r = await fetch(`${base}/bad`);
     assert.equal(r.status, 500);
     assert.match(String(errors.at(-1)), /returned a string, not a Response/);
+  });
+
+  it('a stream body waits for each drain without leaving listeners on the response', async () => {
+    // A client slower than the app: every chunk fills the buffer. Each wait used to leave its 'close'
+    // listener behind until the response ended: thousands on a long download or event stream.
+    let left = 50;
+    const body = new ReadableStream<Uint8Array>({
+      pull(c) {
+        if (left-- === 0) c.close();
+        else c.enqueue(new Uint8Array(16));
+      },
+    });
+    let writes = 0;
+    let ended = false;
+    const res = Object.assign(new EventEmitter(), {
+      destroyed: false,
+      writeHead: () => res,
+      write: () => {
+        writes++;
+        setImmediate(() => res.emit('drain'));
+        return false;
+      },
+      end: () => void (ended = true),
+    });
+    await writeResponse(new NativeResponse(body), res as unknown as http.ServerResponse, 'GET');
+    assert.equal(writes, 50);
+    assert.ok(ended);
+    assert.equal(res.listenerCount('close'), 0, "'close' listeners left on the response");
+    assert.equal(res.listenerCount('drain'), 0, "'drain' listeners left on the response");
   });
 });
