@@ -95,8 +95,10 @@ static void put_json(struct out *o, const uint8_t *s, size_t n) {
 
 /* The master is gone (killed, even by SIGKILL) while this worker's event loop is stuck: its 'disconnect'
    handler cannot run, and no master will ever time it out. Left alone it would be an orphan that holds the
-   listening sockets (a restarted server cannot bind them) and, often, a CPU. It goes as the master's timeout
-   would have made it go, after one line on stderr. */
+   listening sockets (a restarted server cannot bind them) and, often, a CPU. It is killed, after one line on
+   stderr, at the first stall report that finds the master gone (a stall of twice the heartbeat, at most 2 s):
+   sooner than the master's timeout would have, since without a master the worker is leaving anyway (its
+   'disconnect' handler gives it 5 s at most). */
 static void master_gone(void) {
   char line[160];
   time_t t = time(NULL);

@@ -351,6 +351,8 @@ export async function writeResponse(response: Response, res: ServerResponse, met
     if (!res.writableFinished) reader.cancel().catch(() => {});
   };
   res.once('close', gone);
+  // Gone already (an async handler's client left before it resolved): 'close' has been emitted.
+  if (res.destroyed) gone();
   try {
     for (;;) {
       const { done, value } = await reader.read();

@@ -135,7 +135,9 @@ export class OneAtATime {
       this.#conns.delete(socket);
       this.unpark(kept);
     }
-    if (this.#current === socket) this.#finished?.();
+    // Only a turn still waiting for its first request: a request pipelined before the upgrade may still run,
+    // and its response's close ends the turn.
+    if (this.#current === socket && !this.#running) this.#finished?.();
   }
 
   // Nothing of ours is stored on the socket (see SlotTable.put): the queue entries and the closures keep it.

@@ -250,11 +250,6 @@ export class WorkerRuntime {
     });
   };
 
-  /** Upgraded connections still open. */
-  get upgradedOpen(): number {
-    return this.#upgradedSockets.size;
-  }
-
   /**
    * A graceful stop near its end (80 % of graceful_timeout): the upgraded connections the app left open are
    * closed, so the worker exits by itself, its workerExit hook run, rather than by the master's kill.
@@ -312,7 +307,11 @@ export class WorkerRuntime {
     const stream = (res as unknown as { stream?: ServerHttp2Stream }).stream;
     const socket = res.socket;
     const answered =
-      stream !== undefined ? !stream.headersSent && !stream.destroyed : !res.headersSent && socket !== null && socket.writable;
+      // A stream the client reset with NO_ERROR is closed, not yet destroyed, while the app holds unread body
+      // data: respond() throws on it (ERR_HTTP2_INVALID_STREAM), in this timer, and the worker goes down.
+      stream !== undefined
+        ? !stream.headersSent && !stream.destroyed && !stream.closed
+        : !res.headersSent && socket !== null && socket.writable;
     this.log.error(
       `Request deadline exceeded: ${req.method} ${req.url?.split('?')[0]} after ${secs} s ` +
         `(request_deadline ${this.config.requestDeadline} s); ${answered ? 'answered 503' : 'connection cut'}`,

@@ -62,6 +62,12 @@ export class Serving {
   #acceptorsClosed = false;
   /** Set by a class that runs one request at a time (OneAtATime): an upgrade or CONNECT request went to the app. */
   onUpgrade: ((req: http.IncomingMessage) => void) | null = null;
+  /**
+   * The accepted connections (of `#open`) an upgrade or CONNECT request took over, until they close: counted
+   * here, on the accepted socket, and left in #closed before the check, so that the connection closing is
+   * never counted as still upgraded (the runtime's own count, on the TLS socket, drops later).
+   */
+  readonly #upgraded = new Set<net.Socket>();
 
   constructor(
     private readonly runtime: WorkerRuntime,
@@ -79,6 +85,8 @@ export class Serving {
         }
       }), own, (req, socket) => {
         runtime.upgrading(req, socket);
+        const accepted = (socket as net.Socket & { _parent?: net.Socket | null })._parent ?? (socket as net.Socket);
+        if (this.#open.indexOf(accepted) >= 0) this.#upgraded.add(accepted);
         this.onUpgrade?.(req);
       });
     } else {
@@ -238,6 +246,7 @@ export class Serving {
   #closed(slot: number, socket: net.Socket, fd: number): void {
     acceptTimes.forget(socket, fd);
     forgetPeer(socket, fd);
+    if (this.#upgraded.size > 0) this.#upgraded.delete(socket);
     if (!this.#open.removeAt(slot, socket)) return;
     if (this.#open.size === 0) this.#drained?.();
     else if (this.#upgradesOnly !== null) this.checkUpgradesOnly();
@@ -250,7 +259,7 @@ export class Serving {
    */
   private checkUpgradesOnly(): void {
     const run = this.#upgradesOnly;
-    if (run === null || !this.#acceptorsClosed || this.#open.size > this.runtime.upgradedOpen) return;
+    if (run === null || !this.#acceptorsClosed || this.#open.size > this.#upgraded.size) return;
     this.#upgradesOnly = null;
     run().catch(() => {});
   }

@@ -58,7 +58,8 @@ setInterval(() => {
     // The master not reading (EAGAIN): the report is dropped. The master gone (EPIPE), even by SIGKILL, while
     // the main thread is stuck: its 'disconnect' handler cannot run and no master will time it out. Left
     // alone it would be an orphan holding the listening sockets (a restarted server cannot bind them) and,
-    // often, a CPU: it goes as the master's timeout would have made it go (as native/watchdog.c does).
+    // often, a CPU: it is killed at this first stall report that finds the master gone, sooner than the
+    // master's timeout would have, since it is leaving anyway (as native/watchdog.c does).
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'EPIPE' || code === 'ECONNRESET') {
       try {

@@ -16,12 +16,15 @@
  */
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import WebSocket from 'ws';
 import { FIXTURES, request, Server, stopAll, until, within, type Reply } from '../helpers/server.js';
+import { selfSigned } from '../helpers/tls.js';
 
 after(stopAll);
 
@@ -320,6 +323,22 @@ describe('stopping runs the framework close() and the shutdown hooks', () => {
   });
 });
 
+/** A GET over plain HTTP or TLS (any certificate), its body and when it ended. */
+function getWith(mod: typeof http | typeof https) {
+  return (port: number, p: string): Promise<{ body: string; at: number }> =>
+    new Promise((resolve, reject) => {
+      const r = mod.get({ host: '127.0.0.1', port, path: p, rejectUnauthorized: false, agent: false }, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => (body += d));
+        res.on('end', () => resolve({ body, at: Date.now() }));
+      });
+      r.on('error', reject);
+    });
+}
+const httpGet = getWith(http);
+const httpsGet = getWith(https);
+
 describe('a graceful stop with WebSockets open', () => {
   /** A WebSocket that has had the app's greeting: the upgrade is done and the app holds it. */
   async function greeted(port: number): Promise<{ closed: Promise<{ code: number; at: number }> }> {
@@ -355,6 +374,33 @@ describe('a graceful stop with WebSockets open', () => {
       const exit = await within(s.exited, 10000, 'the server to exit');
       assert.equal(exit.code, 0);
       assert.ok(Date.now() - termAt < 10000);
+    });
+  }
+
+  // The accepted socket's 'close' (plain or under TLS) came before the upgrade's own, so for a moment the
+  // closing WebSocket was still counted as upgraded while the running request was not: the app's shutdown ran
+  // with the request still in flight.
+  for (const tls of [false, true]) {
+    it(`${tls ? 'TLS' : 'plain'}: a WebSocket the client closes during the stop does not start the app's shutdown while a request runs`, async () => {
+      const c = selfSigned();
+      const s = new Server([
+        '-b', '127.0.0.1:0', '-w', '1', '--graceful-timeout', '30',
+        ...(tls ? ['--certfile', c.cert, '--keyfile', c.key, '--http-protocols', 'h1'] : []),
+        fx('websocket-term.ts'),
+      ]);
+      const port = await s.port();
+      const ws = new WebSocket(`${tls ? 'wss' : 'ws'}://127.0.0.1:${port}/`, { rejectUnauthorized: false });
+      await within(new Promise((resolve, reject) => (ws.once('message', resolve), ws.once('error', reject))), 10000, 'the greeting');
+      const slow = (tls ? httpsGet : httpGet)(port, '/?ms=2500');
+      await s.waitFor(/fixture: request for 2500 ms/);
+      s.signal('SIGTERM');
+      await s.waitFor(/Worker exiting/);
+      ws.close(1000);
+      const listenerAt = s.waitFor(/fixture: SIGTERM listener closes \d+ WebSocket\(s\)/, 15000).then(() => Date.now());
+      const answered = await within(slow, 10000, 'the slow response');
+      assert.equal(answered.body, 'slept 2500');
+      assert.ok((await listenerAt) > answered.at - 500, `the app's listener ran ${answered.at - (await listenerAt)} ms before the response`);
+      assert.equal((await within(s.exited, 10000, 'the server to exit')).code, 0);
     });
   }
 

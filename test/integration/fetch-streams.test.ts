@@ -47,6 +47,21 @@ describe('a Fetch Response on the wire', () => {
     assert.deepEqual(seen.sort(), ['idle: abort', 'idle: cancel']);
   });
 
+  it('cancels a streamed body whose client left before the handler returned it', async () => {
+    const socket = net.connect(port, '127.0.0.1');
+    await within(new Promise((resolve) => socket.once('connect', resolve)), 5000, 'the connection');
+    socket.write(get('/late-idle'));
+    // Gone while the handler still waits (300 ms): the response is closed before the stream exists.
+    await new Promise((r) => setTimeout(r, 50));
+    socket.destroy();
+    let seen: string[] = [];
+    for (let i = 0; i < 30 && !seen.includes('late: cancel'); i++) {
+      if (i > 0) await new Promise((r) => setTimeout(r, 100));
+      seen = JSON.parse((await request(port, '/seen')).body) as string[];
+    }
+    assert.ok(seen.includes('late: cancel'), `seen: ${JSON.stringify(seen)}`);
+  });
+
   it('streams 8 MB through hundreds of backpressure waits and leaves no listener behind', async () => {
     const r = await request(port, '/big', { timeout: 20000 });
     assert.equal(r.body.length, 8 * 1024 * 1024);

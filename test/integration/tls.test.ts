@@ -527,6 +527,30 @@ function tlsUntilClose(port: number, bytes: string): Promise<string> {
   );
 }
 
+describe('request_deadline over HTTP/2', () => {
+  // A stream the client closed (RST_STREAM NO_ERROR) while the app held its body unread is closed but not
+  // destroyed: answering it threw inside the deadline's timer, an uncaught exception that retired the worker.
+  it('a stream the client closed is cut, and the worker serves on', async () => {
+    const { s, port } = await start(['-w', '1', '--request-deadline', '1', path.join(FIXTURES, 'slow-body.mjs')]);
+    const session = http2.connect(`https://127.0.0.1:${port}`, { rejectUnauthorized: false });
+    session.on('error', () => {});
+    try {
+      const r = session.request({ ':method': 'POST', ':path': '/' });
+      r.on('error', () => {});
+      // More than the app reads: what it leaves unread keeps the stream from being destroyed on the close.
+      for (let i = 0; i < 3; i++) r.write(Buffer.alloc(16384, 97 + i));
+      await s.waitFor(/fixture: read one chunk, reading no more/);
+      r.close(http2.constants.NGHTTP2_NO_ERROR);
+      await s.waitFor(/Request deadline exceeded: POST \/ after [\d.]+ s \(request_deadline 1 s\); connection cut/);
+      assert.doesNotMatch(s.log, /Uncaught exception/);
+      assert.equal(s.count(/Booting worker with pid/), 1);
+    } finally {
+      session.destroy();
+      await s.kill();
+    }
+  });
+});
+
 describe('refusals over TLS', () => {
   it('carry a one-line text/plain reason over HTTP/2 and HTTP/1.1; HEAD gets none', async () => {
     const { s, port } = await start(['--request-deadline', '1', '--limit-request-field-size', '50', fx('classes.ts')]);
