@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess, type SendHandle } from 'node:child_process';
-import { chownSync, closeSync, existsSync, openSync, readFileSync } from 'node:fs';
+import { chownSync, closeSync, existsSync, fchownSync, openSync, readFileSync } from 'node:fs';
 import { checkTls } from '../http/tls.js';
 import { checkCanSwitch, parseUmask, resolveIdentity } from '../workers/privileges.js';
 import type { Readable } from 'node:stream';
@@ -363,8 +363,13 @@ export class Arbiter implements HookServer {
     for (const f of created) {
       try {
         // The error log was just made by the master's own reopen; the access log is made here.
-        closeSync(openSync(f, 'a'));
-        chownSync(f, identity.uid, identity.gid);
+        // Through the descriptor: a path swapped for a link meanwhile cannot redirect the chown.
+        const fd = openSync(f, 'a');
+        try {
+          fchownSync(fd, identity.uid, identity.gid);
+        } finally {
+          closeSync(fd);
+        }
       } catch {
         // Said already: the master checked the path (checkWritable) or its own reopen failed.
       }

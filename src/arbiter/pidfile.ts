@@ -1,4 +1,4 @@
-import { chmodSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { processSettings } from '../config/sections/process.js';
 import { ConfigError, longFlag } from '../config/setting.js';
 import { checkWritable, opening, type OutputFile } from '../logging/output-file.js';
@@ -87,6 +87,10 @@ export class Pidfile {
         renameSync(aside, path);
       } catch (err) {
         rmSync(aside, { force: true });
+        // A pidfile made for the server in a directory it may not write (root's /run): written in place, as
+        // before, with the mode it was given.
+        const code = (err as NodeJS.ErrnoException).code;
+        if ((code === 'EACCES' || code === 'EPERM') && existsSync(path)) return writeFileSync(path, `${pid}\n`);
         throw err;
       }
     });
