@@ -1,4 +1,5 @@
 import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
 
 /**
  * Defined (true) by esbuild in the worker's bundles, dist/workers/child.js and gthread-thread.js
@@ -20,6 +21,8 @@ export function loadNative<T>(name: string): T | string {
     return createRequire(import.meta.url)(`${DIST}native/${name}.node`) as T;
   } catch (err) {
     const why = (err as NodeJS.ErrnoException).code === 'MODULE_NOT_FOUND' ? 'not built' : (err as Error).message;
-    return `dist/native/${name}.node ${why}; \`npm run build\` compiles it where a C compiler (cc) is installed`;
+    // The script itself, by its path: in an installed package there is no `npm run build` (no src/, no tsc).
+    const script = fileURLToPath(new URL(`${DIST}../scripts/build-native.mjs`, import.meta.url));
+    return `dist/native/${name}.node ${why}; \`node ${script}\` compiles it for this machine where a C compiler (cc) is installed (npm install runs it)`;
   }
 }

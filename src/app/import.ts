@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { createRequire } from 'node:module';
-import { pathToFileURL } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { Jiti } from 'jiti';
 
 /**
@@ -61,9 +61,9 @@ export class ModuleImporter {
       // An ESM-only package (no "require" condition in its exports) is found by jiti's ESM resolver.
       const jiti = await this.jiti().catch(() => null);
       if (!jiti) throw err;
-      return jiti
-        .esmResolve(spec, { parentURL: pathToFileURL(path.join(this.baseDir, 'index.js')).href, try: false })
-        .replace(/^file:\/\//, '');
+      // A URL: a path with a space or a non-ASCII character in it is percent-encoded there.
+      const url = jiti.esmResolve(spec, { parentURL: pathToFileURL(path.join(this.baseDir, 'index.js')).href, try: false });
+      return url.startsWith('file:') ? fileURLToPath(url) : url;
     }
   }
 }

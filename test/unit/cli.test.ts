@@ -1,13 +1,37 @@
-/** The `tunicorn` bin's first line and the Node options its workers get (src/cli/node-flags.ts). */
+/** The `tunicorn` bin's first lines and the Node options its workers get (src/cli/node-flags.ts). */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
 import { MASTER_NODE_FLAGS, workerInspectPort } from '../../src/cli/node-flags.js';
+import { VERSION } from '../../src/version.js';
 
 describe('the bin', () => {
-  it('names the master\'s Node options on its #! line', () => {
-    const first = readFileSync(new URL('../../src/cli/main.ts', import.meta.url), 'utf8').split('\n')[0];
-    assert.equal(first, `#!/usr/bin/env -S node ${MASTER_NODE_FLAGS.join(' ')}`);
+  it('names the master\'s Node options on its first lines', () => {
+    // As written, and as tsc emits them (the bin is dist/cli/main.js).
+    for (const file of ['../../src/cli/main.ts', '../../dist/cli/main.js']) {
+      const [first, second] = readFileSync(new URL(file, import.meta.url), 'utf8').split('\n');
+      assert.equal(first, '#!/bin/sh');
+      assert.equal(second, `//usr/bin/env true; exec node ${MASTER_NODE_FLAGS.join(' ')} "$0" "$@"`);
+    }
+  });
+
+  // BusyBox's env (Alpine's /usr/bin/env) and toybox's have no -S: a `#!/usr/bin/env -S node ...` bin failed
+  // there before it started. The bin's #! line is a plain POSIX sh, with no option.
+  it('starts through a POSIX sh, with the master\'s Node options', () => {
+    const cli = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
+    // Prints the options node started with, before the CLI runs.
+    const env = { ...process.env, NODE_OPTIONS: '--import=data:text/javascript,console.error(process.execArgv.join())' };
+    const shells = [['sh'], ...(spawnSync('busybox', ['true']).status === 0 ? [['busybox', 'sh']] : [])];
+    for (const [sh, ...pre] of shells) {
+      // In a folder of its own: a bin that sh cannot hand to node is read as shell code, which writes files.
+      const r = spawnSync(sh!, [...pre, cli, '--version'], { encoding: 'utf8', env, cwd: mkdtempSync(path.join(tmpdir(), 'tunicorn-cli-')) });
+      assert.equal(r.stdout, `tunicorn ${VERSION} (Node.js ${process.version})\n`, `${sh} ${pre.join(' ')}: ${r.stderr}`);
+      assert.equal(r.stderr, `${MASTER_NODE_FLAGS.join()}\n`);
+    }
   });
 });
 
