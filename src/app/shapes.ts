@@ -28,6 +28,11 @@ export interface ServedApp {
   readonly startup?: () => Promise<void>;
   /** Runs when the worker stops: the framework's close(), then the module's `shutdown` export. */
   readonly close?: () => Promise<void>;
+  /**
+   * The framework resolves the client from the forwarded headers itself (Express `trust proxy`, Fastify
+   * `trustProxy`): the socket keeps the proxy's address, which its trust check judges (forwarded.ts).
+   */
+  readonly ownsProxyTrust?: boolean;
 }
 
 export interface AdaptContext {
@@ -56,6 +61,20 @@ export function guardListener(fn: (req: IncomingMessage, res: ServerResponse) =>
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null;
 const isFn = (v: unknown): v is (...a: unknown[]) => unknown => typeof v === 'function';
 
+/** An Express app (the function itself, or a server's 'request' listener) with `trust proxy` set. */
+export function expressTrustsProxy(v: unknown): boolean {
+  if (!isFn(v)) return false;
+  const app = v as unknown as Record<string, unknown>;
+  return isFn(app.handle) && isFn(app.enabled) && (app.enabled as (name: string) => boolean)('trust proxy') === true;
+}
+
+/** A Fastify instance made with `trustProxy` (its options are kept under an unregistered symbol). */
+function fastifyTrustsProxy(app: object): boolean {
+  const key = Object.getOwnPropertySymbols(app).find((s) => s.description === 'fastify.options');
+  const options = key ? (app as Record<symbol, unknown>)[key] : undefined;
+  return isObject(options) && Boolean(options.trustProxy);
+}
+
 /**
  * The shapes, in the order they are tried (README "App shapes" documents the same order). Framework objects
  * come before the generic shapes they would also match: a Fastify or Nest app owns an http.Server and
@@ -77,7 +96,10 @@ export const SHAPES: Shape[] = [
       await app.init();
       const server = app.getHttpServer();
       if (!isHttpServer(server)) throw new TypeError('the NestJS application has no http.Server after init()');
-      return { kind: 'NestJS application', server, close: () => app.close() };
+      // On the Express adapter the server's 'request' listener is the Express app (Serving checks it); on
+      // the Fastify adapter, the instance.
+      const instance = (app as unknown as { getHttpAdapter(): { getInstance?(): unknown } }).getHttpAdapter().getInstance?.();
+      return { kind: 'NestJS application', server, close: () => app.close(), ownsProxyTrust: isObject(instance) && fastifyTrustsProxy(instance) };
     },
   },
   {
@@ -86,7 +108,7 @@ export const SHAPES: Shape[] = [
     matches: (v) => isObject(v) && isFn(v.routing) && isFn(v.ready) && isFn(v.close) && isHttpServer(v.server),
     adapt: async (app: { ready(): Promise<unknown>; server: http.Server; close(): Promise<void> }) => {
       await app.ready();
-      return { kind: 'Fastify instance', server: app.server, close: () => app.close() };
+      return { kind: 'Fastify instance', server: app.server, close: () => app.close(), ownsProxyTrust: fastifyTrustsProxy(app) };
     },
   },
   {
@@ -105,7 +127,7 @@ export const SHAPES: Shape[] = [
   {
     name: 'Express application',
     matches: (v) => isFn(v) && isFn((v as unknown as Record<string, unknown>).handle) && isFn((v as unknown as Record<string, unknown>).use) && v.length >= 2,
-    adapt: (fn: RequestListener, ctx) => ({ kind: 'Express application', listener: guardListener(fn, ctx.onError) }),
+    adapt: (fn: RequestListener, ctx) => ({ kind: 'Express application', listener: guardListener(fn, ctx.onError), ownsProxyTrust: expressTrustsProxy(fn) }),
   },
   {
     name: 'Fetch handler',

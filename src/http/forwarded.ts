@@ -122,6 +122,13 @@ export class ForwardedHeaders {
   readonly #firsts = new Uint8Array(128);
   /** Set once a request has replaced a socket's peer (a trusted proxy named the client). */
   #replacing = false;
+  /**
+   * The app's framework resolves the client from the forwarded headers itself, judging the socket's peer
+   * against its own trust setting (Express `trust proxy`, Fastify `trustProxy`): the peer is left as it is,
+   * the proxy's, or the framework would take the client for the proxy and ignore X-Forwarded-Proto and -Host.
+   * `clientAddress()` and the access log still give the client.
+   */
+  keepPeer = false;
 
   constructor(cfg: Config) {
     this.#trusted = parseAllowList(cfg.forwardedAllowIps);
@@ -180,6 +187,7 @@ export class ForwardedHeaders {
       }
     }
     (req as Tagged)[kClient] = { address: address ?? clientAddressOf(req), secure: secure ?? isSecure(req) };
+    if (this.keepPeer) return;
     if (address && socket && (req as { stream?: unknown }).stream !== undefined) {
       // HTTP/2: the streams of one session share its socket; this request alone gets a view with the client.
       const view = new Proxy(socket, { get: (t, p) => (p === 'remoteAddress' ? address : Reflect.get(t, p)) });

@@ -269,6 +269,11 @@ export class HttpLayer {
     return this.#h2c;
   }
 
+  /** The app's framework judges the forwarded headers itself: the socket keeps the proxy's address. */
+  keepPeer(): void {
+    this.#forwarded.keepPeer = true;
+  }
+
   private gateRequests(): (listener: RequestListener) => RequestListener {
     const limits = this.#limits;
     const forwarded = this.#forwarded;

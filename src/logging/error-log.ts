@@ -102,9 +102,10 @@ export class ErrorLog implements HookLog {
 }
 
 /**
- * --capture-output: what this process writes to stdout and stderr from JavaScript (console.log, the app's
- * process.stdout.write, a gthread thread's output, which Node passes through the process's streams) goes to
- * the error log that `current()` returns, when that is a file. Output written below JavaScript (a native
+ * --capture-output: what this process (or gthread thread: each installs it on its own streams) writes to
+ * stdout and stderr from JavaScript (console.log, the app's process.stdout.write, a logger such as pino, which
+ * writes to descriptor 1 itself unless it finds process.stdout.write replaced) goes to the error log that
+ * `current()` returns, when that is a file. Output written below JavaScript (a native
  * addon's printf, Node's own fatal errors) still goes to the descriptors the process inherited.
  */
 export function captureStdio(current: () => ErrorLog): void {

@@ -10,6 +10,7 @@ import { AppLoadError } from '../app/errors.js';
 import { loadApp } from '../app/load.js';
 import type { ServedApp } from '../app/shapes.js';
 import { describeLoadError } from '../config/file.js';
+import { captureStdio } from '../logging/error-log.js';
 import type { Config } from '../config/registry.js';
 import type { ListenerInfo } from '../protocol/messages.js';
 import { HeldSockets } from './held-sockets.js';
@@ -73,6 +74,9 @@ async function main(): Promise<void> {
       else if (m.t === 'drained') post({ t: 'drained' });
       else if (m.t === 'files') post({ t: 'files', files: m.files });
     });
+    // This thread's process.stdout too: a logger that finds it untouched writes to descriptor 1 itself (pino,
+    // Fastify's logger, does: sonic-boom), past the process's captured stream.
+    if (runtime.config.captureOutput) captureStdio(() => runtime.log);
     runtime.shareCount(new Int32Array(d.sab, 4 * d.threads, 1));
     runtime.watchdog = new ThreadSlots(d.threads, d.slots).writer(d.thread);
     const cwd = process.cwd();

@@ -2,7 +2,7 @@ import http from 'node:http';
 import net from 'node:net';
 // The module's binding, not the global: `performance` on globalThis is a lazy getter, dearer on every read.
 import { performance } from 'node:perf_hooks';
-import type { ServedApp } from '../app/shapes.js';
+import { expressTrustsProxy, type ServedApp } from '../app/shapes.js';
 import { forgetPeer } from '../http/forwarded.js';
 import { fdOf } from '../http/peek.js';
 import { HttpLayer } from '../http/server.js';
@@ -74,9 +74,12 @@ export class Serving {
     served: ServedApp,
     private readonly listeners: readonly ListenerInfo[],
   ) {
+    let ownsProxyTrust = served.ownsProxyTrust === true;
     if (served.server) {
       const own = served.server;
       const theirs = own.listeners('request') as ((req: http.IncomingMessage, res: http.ServerResponse) => void)[];
+      // An app's own server whose 'request' listener is an Express app (Nest on Express, a listen() captured).
+      ownsProxyTrust ||= theirs.some((l) => expressTrustsProxy(l));
       this.layer = new HttpLayer(runtime.config, runtime.log, runtime.wrap((req, res) => {
         try {
           for (const l of theirs) l.call(own, req, res);
@@ -93,6 +96,7 @@ export class Serving {
       this.layer = new HttpLayer(runtime.config, runtime.log, runtime.wrap(served.listener!));
     }
     this.http = this.layer.server as http.Server;
+    if (ownsProxyTrust) this.layer.keepPeer();
     this.#acceptors = listeners.map(() => null);
   }
 

@@ -13,6 +13,8 @@
  *   startup() under sync and gthread too (in each gthread thread); one that throws stops the server;
  *   Fastify's onClose and Nest's shutdown hooks run on TERM, once, also from a main.ts's enableShutdownHooks()
  * - a Fetch handler's AbortSignal fires when the client goes away; clientAddress() gives the client
+ * - behind a proxy on loopback, Express `trust proxy` (also set on a Nest app) and Fastify `trustProxy` ('loopback') see what they
+ *   see under their own listen(): the client, https from X-Forwarded-Proto, the host from X-Forwarded-Host
  */
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
@@ -296,6 +298,30 @@ describe('serves every shape with its real framework', { concurrency: true }, ()
       assert.match(s.log, /\[ERROR\] app .*startup-throws\.ts: startup\(\) failed: the database did not answer/, `-k ${k}`);
       assert.match(s.log, /Reason: App failed to load/, `-k ${k}`);
     }
+  });
+});
+
+describe("a framework's own proxy trust, behind a proxy on loopback (forwarded_allow_ips' default)", () => {
+  // What the proxy sends, and what each framework resolves from it under its own listen(): the socket's peer
+  // (127.0.0.1, the proxy) is what their trust setting judges.
+  const proxied = { 'x-forwarded-for': '198.51.100.1, 203.0.113.7', 'x-forwarded-proto': 'https', 'x-forwarded-host': 'shop.example.com' };
+  it("Express with app.set('trust proxy', 'loopback')", async () => {
+    const { port } = await serve(fx('trust-proxy-express.ts'));
+    const r = await first(port, '/', { headers: proxied });
+    assert.deepEqual(JSON.parse(r.body), { ip: '203.0.113.7', ips: ['203.0.113.7'], protocol: 'https', secure: true, hostname: 'shop.example.com' });
+    assert.deepEqual(JSON.parse((await request(port, '/')).body), { ip: '127.0.0.1', ips: [], protocol: 'http', secure: false, hostname: '127.0.0.1' });
+  });
+
+  it("Fastify with trustProxy: 'loopback'", async () => {
+    const { port } = await serve(fx('trust-proxy-fastify.ts'));
+    const r = await first(port, '/', { headers: proxied });
+    assert.deepEqual(JSON.parse(r.body), { ip: '203.0.113.7', protocol: 'https', host: 'shop.example.com' });
+  });
+
+  it("NestJS on Express with app.set('trust proxy', 'loopback')", async () => {
+    const { port } = await serve(fx('nest/trust-proxy.ts'));
+    const r = await first(port, '/', { headers: proxied });
+    assert.deepEqual(JSON.parse(r.body), { ip: '203.0.113.7', protocol: 'https', hostname: 'shop.example.com' });
   });
 });
 

@@ -15,9 +15,10 @@
  *   answers close the connection
  * - an async worker with --worker-connections 2 never runs more than 2 requests at once and drops none of 6
  * - --request-deadline answers 503, tells the app, and the worker lives on
+ * - --capture-output takes Fastify's logger (pino) into the error log file under every class, once per line
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -336,4 +337,24 @@ describe('what each class promises', () => {
     assert.ok(alive(w!));
     await s.kill();
   });
+});
+
+describe("Fastify's logger with --capture-output", () => {
+  // pino writes to descriptor 1 itself unless process.stdout.write was replaced: a gthread thread has a
+  // process.stdout of its own, which the capture must replace too.
+  for (const cls of CLASSES) {
+    it(`${cls.name}: its lines go to the error log file, each once, none to stdout`, async () => {
+      const errlog = path.join(tmp, `pino-${cls.name}.log`);
+      const s = new Server(['-b', '127.0.0.1:0', '-w', '1', ...cls.args, '--capture-output', '--error-logfile', errlog, path.join(FIXTURES, 'apps', 'fastify-logger.ts')]);
+      const text = () => (existsSync(errlog) ? readFileSync(errlog, 'utf8') : '');
+      await until(() => /Ready: 1 worker/.test(text()), 20000, 'ready');
+      const port = Number(/Listening at: http:\/\/127\.0\.0\.1:(\d+)/.exec(text())![1]);
+      assert.equal((await request(port, '/')).status, 200);
+      await until(() => text().includes('"msg":"fixture: pino line"') || s.stdout.includes('fixture: pino line'), 10000, "the route's log line");
+      assert.doesNotMatch(s.stdout, /fixture: pino line|"msg":"request completed"/, 'nothing on stdout');
+      await until(() => /"msg":"request completed"/.test(text()), 5000, "pino's request line");
+      assert.equal(text().split('fixture: pino line').length - 1, 1, 'the line once');
+      await s.kill();
+    });
+  }
 });
