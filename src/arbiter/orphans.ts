@@ -20,8 +20,6 @@ interface Reaper {
 const spawned = new Set<number>();
 let reaper: Reaper | null = null;
 let scheduled = false;
-/** Orphans reaped so far. */
-export let orphansReaped = 0;
 
 /**
  * Starts reaping when this process is PID 1, before any code that may spawn (the config file, the app under
@@ -81,6 +79,6 @@ function reapOrphans(): void {
     }
     // "pid (comm) state ppid ...": comm may hold spaces and parentheses, so fields count from its last ')'.
     const [state, ppid] = stat.slice(stat.lastIndexOf(')') + 2).split(' ', 2);
-    if (state === 'Z' && Number(ppid) === process.pid && reaper!.reap(pid) === pid) orphansReaped++;
+    if (state === 'Z' && Number(ppid) === process.pid) reaper!.reap(pid);
   }
 }

@@ -102,8 +102,6 @@ export class WorkerRuntime {
   #deadline503: Refusal | null = null;
   /** Upgraded connections still open, each with the access-log line it owes (see `upgrading`). */
   readonly #upgraded = new Set<() => void>();
-  /** Upgraded connections (WebSocket, CONNECT tunnel) still open, logged or not. */
-  readonly #upgradedSockets = new Set<Duplex>();
   /**
    * Set by a graceful stop when the app's own TERM listeners are due (see runAppTermListeners): when the stop
    * began, and tunicorn's own listener, which is skipped. Null: not due (a quick stop, or a real SIGTERM that
@@ -232,9 +230,8 @@ export class WorkerRuntime {
    */
   readonly upgrading = (req: IncomingMessage, socket: Duplex): void => {
     this.countRequest();
-    this.#upgradedSockets.add(socket);
     const log = this.accessLog;
-    if (!log) return void socket.once('close', () => this.#upgradedSockets.delete(socket));
+    if (!log) return;
     const start = performance.now();
     const queue = this.queueTime(req, start);
     const peer = log.needsPeer ? peerAddress(req) : undefined;
@@ -244,22 +241,8 @@ export class WorkerRuntime {
       log.log({ req, res, start, end: performance.now(), queue, peer });
     };
     this.#upgraded.add(done);
-    socket.once('close', () => {
-      this.#upgradedSockets.delete(socket);
-      done();
-    });
+    socket.once('close', done);
   };
-
-  /**
-   * A graceful stop near its end (80 % of graceful_timeout): the upgraded connections the app left open are
-   * closed, so the worker exits by itself, its workerExit hook run, rather than by the master's kill.
-   */
-  closeUpgraded(): void {
-    const n = this.#upgradedSockets.size;
-    if (n === 0) return;
-    this.log.warning(`Graceful stop: closing ${n} upgraded connection(s) (WebSocket, CONNECT) the app left open at 80 % of graceful_timeout`);
-    for (const socket of this.#upgradedSockets) socket.destroy();
-  }
 
   /** A response closed (sent, or its connection gone): the request is no longer running. */
   private closed(entry: Inflight): void {

@@ -261,6 +261,18 @@ export class Serving {
    * upgraded one: no request is left to finish, and the app alone can end the rest. Marked handled here; the
    * class that passed it awaits its outcome.
    */
+  /**
+   * A graceful stop near its end (80 % of graceful_timeout): the upgraded connections the app left open are
+   * closed (the accepted socket: a TLS one goes with it), so the worker exits by itself, its workerExit hook
+   * run, rather than by the master's kill.
+   */
+  private closeUpgraded(): void {
+    const n = this.#upgraded.size;
+    if (n === 0) return;
+    this.runtime.log.warning(`Graceful stop: closing ${n} upgraded connection(s) (WebSocket, CONNECT) the app left open at 80 % of graceful_timeout`);
+    for (const socket of this.#upgraded) socket.destroy();
+  }
+
   private checkUpgradesOnly(): void {
     const run = this.#upgradesOnly;
     if (run === null || !this.#acceptorsClosed || this.#open.size > this.#upgraded.size) return;
@@ -310,7 +322,7 @@ export class Serving {
       if (this.#open.size === 0) return this.#drained();
       if (!graceful) return;
       this.checkUpgradesOnly();
-      const cut = setTimeout(() => this.runtime.closeUpgraded(), Math.max(0, this.#stopAt + this.runtime.config.gracefulTimeout * 800 - performance.now()));
+      const cut = setTimeout(() => this.closeUpgraded(), Math.max(0, this.#stopAt + this.runtime.config.gracefulTimeout * 800 - performance.now()));
       cut.unref();
       timers.push(cut);
       // A connection counts as idle until its first request is parsed: one that a class held back and serves
