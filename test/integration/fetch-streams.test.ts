@@ -52,7 +52,7 @@ describe('a Fetch Response on the wire', () => {
     await within(new Promise((resolve) => socket.once('connect', resolve)), 5000, 'the connection');
     socket.write(get('/late-idle'));
     // Gone while the handler still waits (300 ms): the response is closed before the stream exists.
-    await new Promise((r) => setTimeout(r, 50));
+    await s.waitFor(/fixture: late-idle is taking its time/);
     socket.destroy();
     let seen: string[] = [];
     for (let i = 0; i < 30 && !seen.includes('late: cancel'); i++) {
