@@ -21,13 +21,14 @@ function alive(pid: number): boolean {
 
 /**
  * Whether a live process may be a tunicorn master: its name (the first 15 bytes of its title, or of its
- * program) is `tunicorn: ...` or Node's. Any other program (`sleep`, `sshd`) got the pid of a server that is
- * gone, after a reboot or a long time. Where /proc cannot tell, it may be.
+ * program) is `tunicorn: ...` or Node's: `node` up to Node 22, the main thread's name `MainThread` on Node 24
+ * and `node-MainThread` on Node 26, before a title is set. Any other program (`sleep`, `sshd`) got the pid of
+ * a server that is gone, after a reboot or a long time. Where /proc cannot tell, it may be.
  */
 function mayBeServer(pid: number): boolean {
   try {
     const name = readFileSync(`/proc/${pid}/comm`, 'utf8');
-    return name.startsWith('tunicorn') || name.startsWith('node');
+    return name.startsWith('tunicorn') || name.startsWith('node') || name.startsWith('MainThread');
   } catch {
     return true;
   }

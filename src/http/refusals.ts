@@ -89,10 +89,12 @@ export class Refusals {
   readonly connect = new Refusal(405, 'CONNECT is not served (this server is not a proxy)');
   readonly #lineTooLong: Refusal;
   readonly #headerTooLarge: Refusal;
+  readonly #fields: number;
 
   constructor(cfg: Config, limits: RequestLimits) {
     const line = limit('limit_request_line', cfg.limitRequestLine, UNLIMITED_LINE, ' bytes');
     this.#lineTooLong = new Refusal(414, `the request line is over ${line}`);
+    this.#fields = limits.fields;
     const byReason: Refusal[] = [];
     byReason[Rejected.Version] = UNSUPPORTED_VERSION;
     byReason[Rejected.LineTooLong] = this.#lineTooLong;
@@ -120,15 +122,19 @@ export class Refusals {
     this.bodyTimeout = new Refusal(408, `the request body stalled for longer than body_timeout (${cfg.bodyTimeout} s)`);
   }
 
-  /** The answer to what Node's parser (or its header timer) rejected. */
-  forParserError(err: NodeJS.ErrnoException & { rawPacket?: Buffer }): Refusal {
+  /**
+   * The answer to what Node's parser (or its header timer) rejected. `flushed`: how many header fields of the
+   * request the parser had handed to JavaScript (its `_headers`), when known.
+   */
+  forParserError(err: ParserError, flushed?: number): Refusal {
     switch (err.code) {
       case 'ERR_HTTP_REQUEST_TIMEOUT':
         return this.headerTimeout;
       case 'HPE_HEADER_OVERFLOW': {
         // Still in the request line: Gunicorn's 414; else the header section is too large.
         const raw = err.rawPacket;
-        return raw && raw.indexOf(0x0a) < 0 && /^[A-Za-z]+ /.test(raw.toString('latin1', 0, 16)) ? this.#lineTooLong : this.#headerTooLarge;
+        if (raw && raw.indexOf(0x0a) < 0 && /^[A-Za-z]+ /.test(raw.toString('latin1', 0, 16))) return this.#lineTooLong;
+        return this.#overCount(err, flushed) ? this.rejected[Rejected.TooManyFields]! : this.#headerTooLarge;
       }
       case 'HPE_INVALID_VERSION': {
         const line = err.rawPacket?.toString('latin1', 0, 256).split('\n')[0] ?? '';
@@ -138,7 +144,28 @@ export class Refusals {
         return (err.code !== undefined && PARSER_REASONS[err.code]) || MALFORMED;
     }
   }
+
+  /**
+   * Whether a header overflow is Node's count of fields rather than its byte limit. Since Node 22.23.2,
+   * 24.18.1 and 26.5.1 (CVE-2026-58044) the parser refuses a request with more fields than the server's
+   * maxHeadersCount (limit_request_fields + 1, see HttpLayer) with the same error as a header section over
+   * maxHeaderSize; Node 20 kept the first fields and rejectReason counted them. The count stops the parser
+   * just after the name of the field one too many, its colon; and by then the parser has handed JavaScript
+   * all but at most one batch of the fields before it.
+   */
+  #overCount(err: ParserError, flushed: number | undefined): boolean {
+    const raw = err.rawPacket;
+    const at = err.bytesParsed;
+    if (!raw || at === undefined || at < 1 || raw[at - 1] !== 0x3a) return false;
+    return flushed === undefined || flushed + PARSER_BATCH > this.#fields;
+  }
 }
+
+/** What Node's parser reports in a 'clientError'. */
+export type ParserError = NodeJS.ErrnoException & { rawPacket?: Buffer; bytesParsed?: number };
+
+/** How many header fields Node's parser collects before it hands them to JavaScript (kMaxHeaderFieldsCount). */
+const PARSER_BATCH = 32;
 
 /** request_deadline's 503 (see WorkerRuntime.deadlineExceeded). */
 export const deadlineRefusal = (cfg: Config): Refusal =>

@@ -437,7 +437,8 @@ export class HttpLayer {
     }
     // Bytes after a refused request (its unread body, say) are not a request of their own.
     if (this.#refused.has(socket)) return;
-    const r = this.#refusals.forParserError(err);
+    const flushed = (socket as net.Socket & { parser?: { _headers?: unknown[] } | null }).parser?._headers?.length;
+    const r = this.#refusals.forParserError(err, flushed === undefined ? undefined : flushed / 2);
     this.log.debug(`Bad request from ${socket.remoteAddress}: ${err.code ?? err.message}; answered ${r.line}`);
     // The responses still owed for earlier requests on this connection go out first, in order: the garbage
     // that followed them must not cost the client valid answers (FACTS). An error inside the body of the

@@ -13,8 +13,8 @@ let kept: object | null = null;
  * node:http server spent 14-19 % of their samples at keep-alive load under `Runtime_DefineKeyedOwnPropertyInLiteral`,
  * called from nextTick's code inlined into Node's stream functions, for the rest of the process; with one tick
  * object kept, at most 1.1 % (docs/design.md, The benchmark). What we make of it: nextTick builds each tick as
- * an object literal whose first keys are computed (two symbols), and the hidden classes it passes through live
- * only while some tick object holds them. Between sparse requests (health checks, one poll at a time) none is
+ * an object literal whose first keys are computed (symbols: two on Node 20, three from Node 22), and the
+ * hidden classes it passes through live only while some tick object holds them. Between sparse requests (health checks, one poll at a time) none is
  * alive, a garbage collection can drop them, and the next tick makes new ones; nextTick's feedback collects
  * these until its optimized code defines the two keys through the V8 runtime.
  *

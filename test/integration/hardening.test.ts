@@ -301,7 +301,9 @@ describe('upgrade requests (WebSocket, CONNECT) get the checks of every request'
       await until(() => server.stdout.includes('ACCESS 203.0.113.5 "GET /ws?trusted HTTP/1.1" 101'), 5000, 'the upgrade in the access log');
       assert.match(server.stdout, /^ACCESS 127\.0\.0\.2 "GET \/ws HTTP\/1\.1" 101$/m);
       assert.equal(server.stdout.match(/^ACCESS /gm)?.length, 3, server.stdout);
-      assert.equal(server.count(/Refused a request from 127\.0\.0\.2: 4\d\d /), refused.length);
+      // Node 22.23.2, 24.18.1 and 26.5.1 refuse the 500 fields in their parser ("Bad request"), Node 20 leaves
+      // them to tunicorn's own check ("Refused"): the same answer either way.
+      assert.equal(server.count(/(?:Refused a request from 127\.0\.0\.2: |Bad request from 127\.0\.0\.2: .*answered )4\d\d /), refused.length);
       assert.doesNotMatch(server.log, /Uncaught exception|Traceback|TypeError/);
       await server.kill();
     });

@@ -541,7 +541,9 @@ describe('request_deadline over HTTP/2', () => {
       for (let i = 0; i < 3; i++) r.write(Buffer.alloc(16384, 97 + i));
       await s.waitFor(/fixture: read one chunk, reading no more/);
       r.close(http2.constants.NGHTTP2_NO_ERROR);
-      await s.waitFor(/Request deadline exceeded: POST \/ after [\d.]+ s \(request_deadline 1 s\); connection cut/);
+      // Node 20 keeps the stream until the deadline cuts it; Node 22 and later close it at once, and the request
+      // is over (its deadline with it).
+      await s.waitFor(/Request deadline exceeded: POST \/ after [\d.]+ s \(request_deadline 1 s\); connection cut|fixture: the response closed/);
       assert.doesNotMatch(s.log, /Uncaught exception/);
       assert.equal(s.count(/Booting worker with pid/), 1);
     } finally {

@@ -4,14 +4,16 @@
  * as root, whom permissions do not stop: EACCES and EROFS are checked on the wording alone.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { ConfigError } from '../../src/config/setting.js';
 import { ErrorLog } from '../../src/logging/error-log.js';
 import { AccessLog } from '../../src/logging/access-log.js';
-import { PIDFILE } from '../../src/arbiter/pidfile.js';
+import { PIDFILE, Pidfile } from '../../src/arbiter/pidfile.js';
 import { ACCESS_LOG, cannotWrite, checkWritable, ERROR_LOG } from '../../src/logging/output-file.js';
 
 const tmp = mkdtempSync(path.join(tmpdir(), 'tunicorn-output-file-'));
@@ -72,4 +74,26 @@ describe('the logs throw that line when they cannot open their file', () => {
     new ErrorLog('-', 'info').close();
     new AccessLog('-', '%(h)s').close();
   });
+});
+
+describe('Pidfile.check: a pidfile naming a live process', () => {
+  // A process's name (/proc/PID/comm) is its program's file name until it sets a title: `node` up to Node 22,
+  // the main thread's name from Node 24 (`MainThread`) and 26 (`node-MainThread`). Each is run here as
+  // `sleep` under that name, through a symlink.
+  const named = (name: string) => {
+    const link = path.join(tmp, name);
+    if (!existsSync(link)) symlinkSync(execFileSync('sh', ['-c', 'command -v sleep'], { encoding: 'utf8' }).trim(), link);
+    return spawn(link, ['30'], { stdio: 'ignore' });
+  };
+  for (const [name, refused] of [['node', true], ['MainThread', true], ['node-MainThread', true], ['tunicorn: maste', true], ['sleep', false]] as const) {
+    it(`${refused ? 'refuses' : 'replaces'} one whose process is named "${name}"`, async (t) => {
+      const p = named(name);
+      t.after(() => p.kill());
+      await once(p, 'spawn');
+      const file = path.join(tmp, `${name.replace(/\W/g, '_')}.pid`);
+      writeFileSync(file, `${p.pid}\n`);
+      if (refused) assert.throws(() => Pidfile.check(file), configError(new RegExp(`names process ${p.pid}, which is still running`)));
+      else assert.doesNotThrow(() => Pidfile.check(file));
+    });
+  }
 });
