@@ -12,4 +12,7 @@ export const lazy = {
   http2: () => require('node:http2') as typeof import('node:http2'),
   tls: () => require('node:tls') as typeof import('node:tls'),
   workerThreads: () => require('node:worker_threads') as typeof import('node:worker_threads'),
+  /** StatsD (--statsd-host) only. */
+  dgram: () => require('node:dgram') as typeof import('node:dgram'),
+  dns: () => require('node:dns') as typeof import('node:dns'),
 };

@@ -9,6 +9,8 @@ import type { Config } from '../config/registry.js';
 import { serializableConfig, type Resolved } from '../config/resolve.js';
 import { captureStdio, ErrorLog, toStderr } from '../logging/error-log.js';
 import { ACCESS_LOG, checkLogFiles, checkWritable } from '../logging/output-file.js';
+import { openStatsd, type StatsdClient } from '../logging/statsd.js';
+import { METRIC } from '../logging/statsd-lines.js';
 import { bindAll, closeListeners, unlinkUnixSockets, type Listener } from '../listeners/bind.js';
 import { inheritedSockets, UPGRADE_FD_ENV, UPGRADE_PID_ENV, workerEnv, type Inherited } from '../listeners/inherit.js';
 import { formatAddress } from '../listeners/address.js';
@@ -150,6 +152,10 @@ export class Arbiter implements HookServer {
   /** Connections handed over by timed-out workers, waiting for a live worker (see placeOrphans). */
   readonly #orphans: { readonly listener: number; readonly handle: LeasedHandle; readonly from: number }[] = [];
   #orphanTurn = 0;
+  /** StatsD (statsd_host): the master's client, for gunicorn.workers and its own error-log lines. */
+  #statsd: StatsdClient | null = null;
+  /** The worker count last sent as gunicorn.workers (-1: none yet). */
+  #countSent = -1;
 
   constructor(private readonly opts: ArbiterOptions) {
     this.#resolved = opts.resolved;
@@ -168,6 +174,7 @@ export class Arbiter implements HookServer {
   async run(): Promise<number> {
     checkOutputFiles(this.cfg);
     this.log = new ErrorLog(this.cfg.errorlog, this.cfg.loglevel);
+    this.#statsd = this.openStatsd();
     await this.runHook('onStarting', this);
     this.log.info(`Starting tunicorn ${VERSION}`);
     checkTls(this.cfg);
@@ -386,13 +393,32 @@ export class Arbiter implements HookServer {
     if (this.#stopping) return;
     const live = this.counted();
     if (live.length < this.numWorkers) {
-      if (Date.now() < this.#nextSpawnAt) return;
-      for (let i = live.length; i < this.numWorkers; i++) this.spawnWorker();
+      if (Date.now() >= this.#nextSpawnAt) for (let i = live.length; i < this.numWorkers; i++) this.spawnWorker();
     } else if (live.length > this.numWorkers) {
       // TTOU or a smaller count after HUP: stop the oldest first, as Gunicorn does.
       const excess = live.sort((a, b) => a.age - b.age).slice(0, live.length - this.numWorkers);
       for (const w of excess) this.stopWorker(w, true);
     }
+    this.sendWorkerCount();
+  }
+
+  /**
+   * StatsD's gunicorn.workers, when it changed: as Gunicorn, the workers counted once the master has started
+   * or stopped what the wanted number asks for (booting ones too; not those stopping or replaced).
+   */
+  private sendWorkerCount(): void {
+    if (!this.#statsd) return;
+    const n = this.counted().length;
+    if (n === this.#countSent) return;
+    this.#countSent = n;
+    this.#statsd.gauge(METRIC.workers, n);
+  }
+
+  /** The master's StatsD client, when statsd_host is set. */
+  private openStatsd(): StatsdClient | null {
+    this.#countSent = -1;
+    // The log as it is when a line is due: a reload may replace it.
+    return openStatsd(this.cfg, { warning: (m) => this.log.warning(m), debug: (m) => this.log.debug(m) });
   }
 
   private freeSlot(): number {
@@ -672,6 +698,11 @@ export class Arbiter implements HookServer {
       this.log.warning('bind changed in the config: a reload keeps the bound sockets; restart to rebind');
     if ((old.healthBind ?? '') !== (this.cfg.healthBind ?? ''))
       this.log.warning('health_bind changed in the config: a reload keeps the health endpoint; restart to move it');
+    if (old.statsdHost !== this.cfg.statsdHost || old.statsdPrefix !== this.cfg.statsdPrefix || old.dogstatsdTags !== this.cfg.dogstatsdTags) {
+      // The new workers read the new settings; the master's own client is replaced here.
+      this.#statsd?.close();
+      this.#statsd = this.openStatsd();
+    }
     await this.runHook('onReload', this);
     this.#notify({ RELOADING: 1, MONOTONIC_USEC: (process.hrtime.bigint() / 1000n).toString(), STATUS: 'Reloading' });
     // As Gunicorn: the config's count again (also after TTIN/TTOU, or WINCH during an upgrade rollback).
@@ -759,6 +790,7 @@ export class Arbiter implements HookServer {
     void sent
       .then(() => this.runHook('onExit', this))
       .finally(() => {
+        this.#statsd?.close();
         this.log.close();
         finish(this.#exitCode);
       });

@@ -8,6 +8,20 @@ const WRITING_ERROR_LOG = { ...ERROR_LOG, verb: 'write' as const };
 
 const RANK: Record<LogLevel, number> = { debug: 10, info: 20, warning: 30, error: 40, critical: 50 };
 
+/** The error-log lines StatsD counts (gunicorn.log.*): `exception` is an error line with a stack. */
+export type CountedLevel = 'warning' | 'error' | 'critical' | 'exception';
+
+/**
+ * With statsd_host set, told of each warning, error, critical and exception line of every error log in this
+ * process (or thread), whatever the log level lets through, as Gunicorn counts them. Null: nothing is counted.
+ */
+let countLine: ((level: CountedLevel) => void) | null = null;
+
+/** Installs (or, with null, removes) the counter of error-log lines (see src/logging/statsd.ts). */
+export function countLogLines(count: ((level: CountedLevel) => void) | null): void {
+  countLine = count;
+}
+
 /** `2026-11-26 14:40:54 +0000`, Gunicorn's error-log time. */
 export function errorLogTime(d = new Date()): string {
   const p = (n: number) => String(n).padStart(2, '0');
@@ -58,6 +72,11 @@ export class ErrorLog implements HookLog {
   }
 
   log(level: LogLevel, msg: string): void {
+    if (countLine !== null && RANK[level] >= RANK.warning) countLine(level as CountedLevel);
+    this.#write(level, msg);
+  }
+
+  #write(level: LogLevel, msg: string): void {
     if (RANK[level] < this.#rank) return;
     const lines = msg.replace(/\n+$/, '');
     // Every line is written now: the error log is rare and must survive a crash that follows it.
@@ -82,7 +101,9 @@ export class ErrorLog implements HookLog {
   /** An error with its stack, for operators. */
   exception(msg: string, err: unknown): void {
     const detail = err instanceof Error ? (err.stack ?? `${err.name}: ${err.message}`) : String(err);
-    this.log('error', `${msg}\n${detail}`);
+    // Counted as Gunicorn counts it: an exception, not an error.
+    countLine?.('exception');
+    this.#write('error', `${msg}\n${detail}`);
   }
 
   /** Text written as it is (--capture-output): gathered with the other lines, each write whole. */

@@ -13,6 +13,7 @@ import { SETTINGS, type Config } from '../config/registry.js';
 import { openDup } from '../http/peek.js';
 import { captureStdio } from '../logging/error-log.js';
 import { flushPendingSinks } from '../logging/sink.js';
+import { flushStatsd } from '../logging/statsd.js';
 import { isMasterMessage, ExitCode, WATCHDOG_FD, type InflightRequest, type MasterMessage, type WorkerMessage } from '../protocol/messages.js';
 import { Leases, type LeasedHandle } from './leases.js';
 import { dropPrivileges, resolveIdentity } from './privileges.js';
@@ -297,8 +298,9 @@ function main(): void {
       void Promise.allSettled([w.runtime.runHook('workerAbort', w.runtime.self), w.abortClass()]).then(([, cls]) => {
         if (cls.status === 'fulfilled' && cls.value) {
           // A stuck thread is still there: any exit but a kill would wake it (see GthreadWorker.abort). What
-          // the logs gathered goes out first, as an exit would write it.
+          // the logs and StatsD gathered goes out first, as an exit would send it.
           flushPendingSinks();
+          flushStatsd();
           process.kill(process.pid, 'SIGKILL');
         } else {
           process.exit(1);

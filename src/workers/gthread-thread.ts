@@ -11,6 +11,7 @@ import { loadApp } from '../app/load.js';
 import type { ServedApp } from '../app/shapes.js';
 import { describeLoadError } from '../config/file.js';
 import { captureStdio } from '../logging/error-log.js';
+import { shareStatsdWarning } from '../logging/statsd.js';
 import type { Config } from '../config/registry.js';
 import type { ListenerInfo } from '../protocol/messages.js';
 import { HeldSockets } from './held-sockets.js';
@@ -78,6 +79,7 @@ async function main(): Promise<void> {
     // Fastify's logger, does: sonic-boom), past the process's captured stream.
     if (runtime.config.captureOutput) captureStdio(() => runtime.log);
     runtime.shareCount(new Int32Array(d.sab, 4 * d.threads, 1));
+    shareStatsdWarning(new Int32Array(d.sab, 4 * (d.threads + 1), 1));
     runtime.watchdog = new ThreadSlots(d.threads, d.slots).writer(d.thread);
     const cwd = process.cwd();
     // One thread logs a load error served as a page (--reload), as one worker does.

@@ -5,6 +5,7 @@ import type { InflightRequest } from '../protocol/messages.js';
 import { FirstLine, firstLine } from '../http/connection.js';
 import { openPeek } from '../http/peek.js';
 import { lazy } from '../lazy.js';
+import { shareStatsdWarning } from '../logging/statsd.js';
 import { HeldSockets, type HeldEntry } from './held-sockets.js';
 import { ThreadSlots } from './thread-slots.js';
 import { heartbeatEvery } from './watchdog.js';
@@ -61,8 +62,10 @@ export class GthreadWorker implements WorkerClass {
     const { runtime, init, listeners } = this.ctx;
     const cfg = runtime.config;
     const n = cfg.threads;
-    // Slots 0..n-1: each thread's heartbeat counter; slot n: the process's request count (max_requests).
-    const sab = new SharedArrayBuffer(4 * (n + 1));
+    // Slots 0..n-1: each thread's heartbeat counter; slot n: the process's request count (max_requests);
+    // slot n + 1: StatsD's warning of failed sends was said (once for the process and its threads).
+    const sab = new SharedArrayBuffer(4 * (n + 2));
+    shareStatsdWarning(new Int32Array(sab, 4 * (n + 1), 1));
     this.#beats = new Int32Array(sab, 0, n);
     const every = cfg.timeout > 0 ? heartbeatEvery(cfg.timeout) : 0;
     this.#staleMs = 2 * every;

@@ -64,7 +64,7 @@ describe('parseArgs', () => {
     assert.throws(() => parseArgs(['--daemon', 'app.ts']), /^ConfigError: --daemon is Gunicorn's daemon, which tunicorn does not have: Node cannot fork a running process: run tunicorn under systemd/);
     assert.throws(() => parseArgs(['-D', 'app.ts']), /-D is Gunicorn's daemon/);
     await assert.rejects(resolve(['a'], {}, { worker_tmp_dir: '/dev/shm' }), /setting "worker_tmp_dir" is Gunicorn's worker_tmp_dir, which tunicorn does not have: /);
-    await assert.rejects(resolve(['a'], {}, { statsdHost: 'x:8125' }), /setting "statsdHost" is Gunicorn's statsd_host, .*postRequest hook/);
+    await assert.rejects(resolve(['a'], {}, { syslogAddr: 'udp://x:514' }), /setting "syslogAddr" is Gunicorn's syslog_addr, which tunicorn does not have: there is no syslog client/);
     // None of them is one of tunicorn's settings after all.
     const ours = new Set(allSettings().map((s) => s.gunicorn));
     for (const [name, g] of Object.entries(GUNICORN_ONLY)) {

@@ -1,3 +1,4 @@
+import { parseStatsdHost, prefixProblem, tagsProblem } from '../../logging/statsd-lines.js';
 import { boolSetting, choiceSetting, stringSetting } from '../setting.js';
 
 const section = 'Logging';
@@ -80,5 +81,55 @@ export const logging = {
       '`{name}o` a response header, `{name}e` an environment variable; and one Gunicorn lacks, `Q`, the queue ' +
       'time in milliseconds (from the worker accepting the connection, or a proxy\'s `X-Request-Start`, to the ' +
       'request reaching the app). Written `%(h)s`.',
+  }),
+  statsdHost: stringSetting<string | null>({
+    key: 'statsdHost',
+    gunicorn: 'statsd_host',
+    section,
+    flags: ['--statsd-host'],
+    metavar: 'HOST:PORT',
+    default: null,
+    check: (v) => {
+      if (v === null) return undefined;
+      const a = parseStatsdHost(v);
+      return typeof a === 'string' ? a : undefined;
+    },
+    short: 'Send StatsD metrics over UDP to this address (HOST:PORT). Off by default.',
+    doc:
+      '`HOST:PORT`, `[IPv6]:PORT`, or a `HOST` alone for port 8125; a host name is resolved once. Each worker ' +
+      '(each gthread thread) sends, for every request the access log would have a line for, whether it is on ' +
+      'or not: `gunicorn.request.duration` (milliseconds, `|ms`), `gunicorn.requests` and ' +
+      '`gunicorn.request.status.CODE` (counters, `|c|@1.0`). The master sends `gunicorn.workers` (a gauge) ' +
+      'when the number of its workers changes. Every process counts its error-log lines, whatever ' +
+      '`loglevel` lets through: `gunicorn.log.warning`, `gunicorn.log.error`, `gunicorn.log.critical` and ' +
+      '`gunicorn.log.exception` (an error with its stack). Lines are sent together, several to a datagram of ' +
+      'at most 1,400 bytes, at most 100 ms after the first, and on exit; a counter is summed over that time ' +
+      '(`gunicorn.requests:42`, where Gunicorn sends 42 datagrams of 1). A send that fails (nothing listens: ' +
+      'ECONNREFUSED) is dropped and counted; each process says so once in the error log, and serves on. ' +
+      "Gunicorn's `unix://PATH` is refused: Node has no Unix datagram sockets. See docs/operations.md.",
+  }),
+  statsdPrefix: stringSetting<string>({
+    key: 'statsdPrefix',
+    gunicorn: 'statsd_prefix',
+    section,
+    flags: ['--statsd-prefix'],
+    metavar: 'PREFIX',
+    default: '',
+    defaultDoc: 'none',
+    check: prefixProblem,
+    short: 'Put this before the name of every StatsD metric; a "." is added if it has none.',
+    doc: '`--statsd-prefix service.app` sends `service.app.gunicorn.requests`. Several dots at its end are one.',
+  }),
+  dogstatsdTags: stringSetting<string>({
+    key: 'dogstatsdTags',
+    gunicorn: 'dogstatsd_tags',
+    section,
+    flags: ['--dogstatsd-tags'],
+    metavar: 'TAGS',
+    default: '',
+    defaultDoc: 'none',
+    check: tagsProblem,
+    short: 'Comma-separated DogStatsD tags (KEY:VALUE or TAG) added to every StatsD line.',
+    doc: '`--dogstatsd-tags env:prod,web` ends every line with `|#env:prod,web` (Datadog\'s format). Spaces around the commas are dropped.',
   }),
 };
