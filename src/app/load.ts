@@ -1,5 +1,5 @@
 import { getActiveResourcesInfo } from 'node:process';
-import { describeLoadError, errorLocation } from '../config/file.js';
+import { describeLoadError, errorLocation, tunicornImportHint } from '../config/file.js';
 import { ListenCapture } from './capture.js';
 import { AppLoadError } from './errors.js';
 import { ModuleImporter, unwrapDefault } from './import.js';
@@ -44,7 +44,10 @@ export async function loadApp(raw: string, cwd: string, ctx: AdaptContext): Prom
     if (own && served?.server !== own) {
       served = { kind: `http.Server (its listen() at import captured)`, server: own, close: served?.close };
     }
-    if (!served) throw new AppLoadError(`app ${raw}: no default export, no export named "app", and no listen() call (it has: ${exportList(mod)})`);
+    if (!served) {
+      const err = new AppLoadError(`app ${raw}: no default export, no export named "app", and no listen() call (it has: ${exportList(mod)})`);
+      throw spec.exportName === null ? withNamedHint(err, mod, raw) : err;
+    }
     return { spec, served: withLifespan(served, mod, raw) };
   } finally {
     capture.stop();
@@ -84,8 +87,8 @@ async function importModule(spec: AppSpec, raw: string, cwd: string, capture: Li
 }
 
 /**
- * The default export is not an app, but a named one is (`export default config; export const app = ...`): the
- * error names the export to serve.
+ * The default export is not an app, or there is none, but a named one is (`export default config; export const
+ * app = ...`, `export const handler = ...`): the error names the export to serve.
  */
 function withNamedHint(err: unknown, mod: Module, raw: string): unknown {
   if (!(err instanceof AppLoadError)) return err;
@@ -105,7 +108,7 @@ function loadError(err: unknown, spec: AppSpec, raw: string): AppLoadError {
   const description = describeLoadError(err).trimEnd();
   const where = spec.isFile ? errorLocation(err, spec.target) : errorLocation(err);
   return new AppLoadError(
-    `app ${raw} failed to load: ${description}${where && !description.includes(where) ? ` (${where})` : ''}`,
+    `app ${raw} failed to load: ${description}${where && !description.includes(where) ? ` (${where})` : ''}${tunicornImportHint(err)}`,
     err instanceof Error ? (err.stack ?? '') : '',
   );
 }

@@ -173,6 +173,9 @@ export class Arbiter implements HookServer {
   /** Runs until the server stops; resolves with the exit code. */
   async run(): Promise<number> {
     checkOutputFiles(this.cfg);
+    // Before the error log is opened: a log file it creates gets 0666 & ~umask, as every file the server and
+    // its app create (Unix socket files 0777 & ~umask).
+    process.umask(parseUmask(this.cfg.umask));
     this.log = new ErrorLog(this.cfg.errorlog, this.cfg.loglevel);
     this.#statsd = this.openStatsd();
     await this.runHook('onStarting', this);
@@ -180,8 +183,6 @@ export class Arbiter implements HookServer {
     checkTls(this.cfg);
     const identity = resolveIdentity(this.cfg.user, this.cfg.group);
     checkCanSwitch(identity);
-    // Unix socket files get 0777 & ~umask, as every file the server and its app create.
-    process.umask(parseUmask(this.cfg.umask));
     this.#inherited = inheritedSockets(process.env, process.pid);
     if (this.#inherited) {
       const from = this.#inherited.source === 'systemd' ? 'systemd (socket activation)' : `the old master (pid ${this.#inherited.parentPid})`;

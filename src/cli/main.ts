@@ -33,6 +33,19 @@ function die(message: string, code: number = ExitCode.CONFIG): never {
   process.exit(code);
 }
 
+/**
+ * Writes what a command prints to stdout. A reader that stops reading early (`--print-config APP | head -3`)
+ * closes the pipe: the output ends there, with status 0 and no EPIPE stack, as for other commands.
+ */
+function print(text: string): void {
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err;
+    exiting = true;
+    process.exit(0);
+  });
+  process.stdout.write(text);
+}
+
 function printConfig(r: Resolved): void {
   const rows = allSettings()
     .filter((s) => !s.isHook || r.config[s.key as SettingKey] !== null)
@@ -42,7 +55,7 @@ function printConfig(r: Resolved): void {
     });
   const w = Math.max(...rows.map((x) => x[0].length));
   const vw = Math.min(60, Math.max(...rows.map((x) => x[1].length)));
-  for (const [k, v, src] of rows) process.stdout.write(`${k.padEnd(w)} = ${v.padEnd(vw)}  (${src})\n`);
+  print(rows.map(([k, v, src]) => `${k.padEnd(w)} = ${v.padEnd(vw)}  (${src})\n`).join(''));
 }
 
 async function main(): Promise<void> {
@@ -64,11 +77,11 @@ async function main(): Promise<void> {
     throw err;
   }
   if (r.help) {
-    process.stdout.write(helpText());
+    print(helpText());
     return;
   }
   if (r.version) {
-    process.stdout.write(`tunicorn ${VERSION} (Node.js ${process.version})\n`);
+    print(`tunicorn ${VERSION} (Node.js ${process.version})\n`);
     return;
   }
   if (r.config.printConfig) {

@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { ModuleImporter, unwrapDefault } from '../app/import.js';
 import { ConfigError } from './setting.js';
 
@@ -38,7 +39,8 @@ export async function loadConfigFile(file: string): Promise<Record<string, unkno
   } catch (err) {
     const description = describeLoadError(err);
     const where = errorLocation(err, file);
-    throw new ConfigError(`config file ${file} failed to load: ${description}${where && !description.includes(where) ? ` (${where})` : ''}`, { cause: err });
+    const hint = tunicornImportHint(err, 'or export a plain object without defineConfig');
+    throw new ConfigError(`config file ${file} failed to load: ${description}${where && !description.includes(where) ? ` (${where})` : ''}${hint}`, { cause: err });
   }
   const value = unwrapDefault(mod.default ?? mod);
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
@@ -47,6 +49,16 @@ export async function loadConfigFile(file: string): Promise<Record<string, unkno
     );
   }
   return value as Record<string, unknown>;
+}
+
+/**
+ * An import of `tunicorn` (defineConfig, clientAddress...) that failed because the package is not installed where
+ * the importing file is (tunicorn installed globally only): what to do, for the end of the error's line; else ''.
+ */
+export function tunicornImportHint(err: unknown, orElse?: string): string {
+  const message = err instanceof Error ? err.message : String(err);
+  if (!/^Cannot find (?:module|package) 'tunicorn(?:\/[^']*)?'/.test(message)) return '';
+  return `; tunicorn is not installed in this project: install it there too (npm install tunicorn)${orElse ? `, ${orElse}` : ''}`;
 }
 
 /** One line for a load failure: the message, and the first stack frame in user code (file:line). */
@@ -62,8 +74,26 @@ export function describeLoadError(err: unknown): string {
     .slice(1)
     .map((l) => l.trim())
     .find((l) => l.startsWith('at ') && !l.includes('node_modules') && !l.includes('node:') && !l.includes('/dist/'));
-  const where = frame ? ` (${frame.replace(/^at /, '')})` : '';
+  const where = frame ? ` (${withinSource(frame.replace(/^at /, ''))})` : '';
   return `${msg}${msg.includes(where.trim()) ? '' : where}`;
+}
+
+/**
+ * A frame's `file:line:column` as the source has it. A TypeScript file runs as jiti compiled it, which keeps
+ * its lines but not its columns (line 1 starts with jiti's own code: `app.ts:1:219` for a 40-character line):
+ * a column past the end of its line in the file is left out.
+ */
+function withinSource(frame: string): string {
+  const m = /^(.*?)((?:file:\/\/)?\/[^\s()]+):(\d+):(\d+)(\)?)$/.exec(frame);
+  if (!m) return frame;
+  const [, before, file, line, column, after] = m;
+  try {
+    const text = readFileSync(file!.startsWith('file:') ? fileURLToPath(file!) : file!, 'utf8').split('\n')[Number(line) - 1];
+    if (text !== undefined && Number(column) <= text.length + 1) return frame;
+    return `${before}${file}:${line}${after}`;
+  } catch {
+    return frame;
+  }
 }
 
 /**

@@ -100,6 +100,9 @@ function applyFile(
   for (const [rawKey, raw] of Object.entries(file)) {
     if (raw === undefined) continue;
     const key = (rawKey in SETTINGS ? rawKey : KEY_ALIASES[rawKey]) as SettingKey | undefined;
+    // `export const config = defineConfig({...})`: a named export where the default one was meant.
+    if ((!key || key === 'config') && holdsSettings(raw))
+      throw new ConfigError(`the config file exports its settings as ${show(rawKey)}${where}; make them the default export: export default defineConfig({ ... })`);
     if (!key) {
       const gunicorns = gunicornOnlyKey(rawKey, where);
       if (gunicorns) throw new ConfigError(gunicorns);
@@ -118,6 +121,12 @@ function applyFile(
     }
     sources[key] = 'config file';
   }
+}
+
+/** A plain object with at least one setting's key: settings exported under a name of their own. */
+function holdsSettings(v: unknown): boolean {
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) return false;
+  return Object.keys(v).some((k) => k in SETTINGS || k in KEY_ALIASES);
 }
 
 /** Runs `f`; a ConfigError from it says which environment variable held the bad text. */

@@ -6,7 +6,7 @@
  *   server serves on; once the file can be written again, a line says how many lines were lost
  * - USR1 after logrotate, with workers that run as --user: the master makes the new log files for them
  * - a worker that dies of a full JavaScript heap (Node aborts): replaced, and the line names the likely cause
- * - the pidfile is mode 0644, not writable by every local user, whatever the umask
+ * - the pidfile is mode 0644, not writable by every local user, whatever the umask; the log files follow the umask
  * - an open-file limit too low for worker_connections, or for the sockets to bind, is one line that says so
  */
 import assert from 'node:assert/strict';
@@ -173,6 +173,22 @@ describe('the pidfile', () => {
     await s.waitFor(/Ready: /, 30000);
     assert.equal(readFileSync(pidfile, 'utf8'), `${s.pid}\n`);
     assert.equal(statSync(pidfile).mode & 0o777, 0o644);
+    s.signal('SIGTERM');
+    assert.equal((await within(s.exited, 30000, 'the exit')).code, 0);
+  });
+});
+
+describe('the log files', () => {
+  it('are created with 0666 & ~umask, the error log the master opens first included', async () => {
+    const errorLog = path.join(tmp, 'umask-error.log');
+    const accessLog = path.join(tmp, 'umask-access.log');
+    const s = new Server(['-b', '127.0.0.1:0', '-w', '1', '--umask', '077', '--error-logfile', errorLog, '--access-logfile', accessLog, APP]);
+    await until(() => existsSync(errorLog) && /Ready: /.test(readFileSync(errorLog, 'utf8')), 30000, 'the workers to serve');
+    const port = Number(/Listening at: http:\/\/127\.0\.0\.1:(\d+)/.exec(readFileSync(errorLog, 'utf8'))![1]);
+    assert.equal((await request(port, '/pid')).status, 200);
+    await until(() => existsSync(accessLog), 10000, 'the access log');
+    assert.equal(statSync(errorLog).mode & 0o777, 0o600);
+    assert.equal(statSync(accessLog).mode & 0o777, 0o600);
     s.signal('SIGTERM');
     assert.equal((await within(s.exited, 30000, 'the exit')).code, 0);
   });

@@ -29,6 +29,37 @@ describe('what a failed load says', () => {
     await assert.rejects(loadApp('named.mjs', tmp, { onError: () => {} }), /is a number \(5\); tunicorn serves .*\. Its export app is a \(req, res\) listener: serve it with named\.mjs:app$/);
   });
 
+  it('a module with no default export and no app points to a named export that is one', async () => {
+    file('handler.mjs', "export const handler = (req, res) => res.end('x');\nexport const port = 3000;\n");
+    await assert.rejects(
+      loadApp('handler.mjs', tmp, { onError: () => {} }),
+      /: no default export, no export named "app", and no listen\(\) call \(it has: handler, port\)\. Its export handler is a \(req, res\) listener: serve it with handler\.mjs:handler$/,
+    );
+  });
+
+  it('an import of tunicorn where it is not installed says to install it in the project', async () => {
+    const hint = '; tunicorn is not installed in this project: install it there too (npm install tunicorn)';
+    const config = file('imports.config.ts', "import { defineConfig } from 'tunicorn';\nexport default defineConfig({ workers: 2 });\n");
+    await assert.rejects(loadConfigFile(config), (e: unknown) => e instanceof Error && e.message.endsWith(`${hint}, or export a plain object without defineConfig`));
+    const esm = file('imports.config.mjs', "import { defineConfig } from 'tunicorn';\nexport default defineConfig({ workers: 2 });\n");
+    await assert.rejects(loadConfigFile(esm), (e: unknown) => e instanceof Error && e.message.endsWith(`${hint}, or export a plain object without defineConfig`));
+    file('imports.ts', "import { clientAddress } from 'tunicorn';\nexport default (request: Request) => new Response(String(clientAddress(request)));\n");
+    await assert.rejects(loadApp('imports.ts', tmp, { onError: () => {} }), (e: unknown) => e instanceof AppLoadError && e.message.endsWith(hint));
+    file('imports-other.ts', "import x from 'tunicorn-plugin-nobody-made';\nexport default x;\n");
+    await assert.rejects(loadApp('imports-other.ts', tmp, { onError: () => {} }), (e: unknown) => e instanceof AppLoadError && !e.message.includes('npm install tunicorn'));
+  });
+
+  it('a failure in a TypeScript file gives its line, and no column the compiled code made up', async () => {
+    const where = file('missing-dep.ts', "import x from 'a-package-nobody-made';\nexport default x;\n");
+    const err = await loadApp('missing-dep.ts', tmp, { onError: () => {} }).catch((e: unknown) => e as Error);
+    assert.ok(err instanceof AppLoadError);
+    assert.match(err.message, new RegExp(`Cannot find module 'a-package-nobody-made' \\(${where}:1\\)$`));
+    const thrown = file('throws-at-import.ts', "const a = 1;\nthrow new Error('boom ' + a);\n");
+    const boom = await loadApp('throws-at-import.ts', tmp, { onError: () => {} }).catch((e: unknown) => e as Error);
+    assert.ok(boom instanceof AppLoadError);
+    assert.match(boom.message, new RegExp(`boom 1 \\(${thrown}:2:7\\)$`));
+  });
+
   it('a syntax error in a JavaScript config file gives its line', async () => {
     const bad = file('syntax.config.mjs', "const a = 1;\nexport default { bind 'x' };\n");
     await assert.rejects(loadConfigFile(bad), (e: unknown) => e instanceof Error && e.message.endsWith(`(${bad}:2)`) && !e.message.includes(`${bad}:2) (`));

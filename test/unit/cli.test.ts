@@ -1,6 +1,7 @@
 /** The `tunicorn` bin's first lines and the Node options its workers get (src/cli/node-flags.ts). */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -33,6 +34,22 @@ describe('the bin', () => {
       assert.equal(r.stderr, `${MASTER_NODE_FLAGS.join()}\n`);
     }
   });
+});
+
+describe('what the bin prints', () => {
+  // `tunicorn --print-config APP | head -3`: the reader closes the pipe before the output ends.
+  for (const args of [['--print-config', 'app.ts'], ['--help'], ['--version']]) {
+    it(`${args[0]} to a reader that went away ends quietly, with status 0`, async () => {
+      const cli = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
+      const child = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'], cwd: mkdtempSync(path.join(tmpdir(), 'tunicorn-cli-')) });
+      child.stdout.destroy();
+      let stderr = '';
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      const [code] = (await once(child, 'exit')) as [number | null];
+      assert.equal(stderr, '');
+      assert.equal(code, 0);
+    });
+  }
 });
 
 describe('workerInspectPort', () => {

@@ -164,6 +164,24 @@ describe('resolveConfig', () => {
     assert.deepEqual(await loadConfigFile(file('plain.json', '{"workers": 3}')), { workers: 3 });
   });
 
+  it('names settings exported under a name of their own, where the default export was meant', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'tunicorn-config-'));
+    const file = (name: string, text: string) => (writeFileSync(path.join(dir, name), text), path.join(dir, name));
+    for (const name of ['config', 'settings']) {
+      const cfg = file(`${name}.config.mjs`, `export const ${name} = { workers: 2, timeout: 10 };\n`);
+      await assert.rejects(
+        resolveConfig({ argv: ['-c', cfg, 'a'], env: {}, cwd: dir }),
+        new RegExp(`: the config file exports its settings as "${name}" in .*${name}\\.config\\.mjs; make them the default export: export default defineConfig\\(\\{ \\.\\.\\. \\}\\)$`),
+      );
+    }
+    await assert.rejects(resolveConfig({ argv: ['-c', file('other.config.mjs', 'export const settings = { x: 1 };\n'), 'a'], env: {}, cwd: dir }), /unknown setting "settings"/);
+  });
+
+  it('keeps a umask from a config file octal, as --print-config shows it', async () => {
+    assert.equal((await resolve(['a'], {}, { umask: 0o22 })).config.umask, '0o22');
+    assert.equal((await resolve(['a'], {}, { umask: '022' })).config.umask, '022');
+  });
+
   it('accepts the seed spelling logfile and env as an object or a list', async () => {
     assert.equal((await resolve(['a'], {}, { logfile: '/tmp/x.log' })).config.errorlog, '/tmp/x.log');
     assert.deepEqual((await resolve(['a'], {}, { rawEnv: { A: '1' } })).config.rawEnv, { A: '1' });

@@ -6,7 +6,8 @@ const section = 'Privileges';
 /** The umask: an octal string, or (in a config file) a number such as 0o22. */
 function umaskSetting(b: Omit<Setting<string | number>, 'kind' | 'takesValue' | 'fromCli' | 'fromConfig'>): Setting<string | number> {
   const conv = (v: unknown): string | number => {
-    if (typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 0o7777) return v;
+    // As octal text, as given on the command line: --print-config shows 0o22, not 18.
+    if (typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 0o7777) return `0o${v.toString(8)}`;
     if (typeof v === 'string' && /^(0o?)?[0-7]{1,4}$/i.test(v.trim())) return v.trim();
     throw new ConfigError(`invalid value for umask (--umask): ${show(v)}; expected an octal mode such as 022 or 0o22`);
   };
