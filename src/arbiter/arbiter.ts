@@ -19,6 +19,9 @@ import { ExitCode, isWorkerMessage, listenerLayout, type MasterMessage, type Wor
 import { workerExecArgv, workerInspectPort } from '../cli/node-flags.js';
 import { VERSION } from '../version.js';
 import type { HealthServer, HealthState } from './health.js';
+import { COMMANDS, CommandError, type Command } from '../control/commands.js';
+import type { ControlServer } from '../control/server.js';
+import path from 'node:path';
 import { SystemdNotifier } from './notify.js';
 import type { LeasedHandle } from '../workers/leases.js';
 import { Reloader } from './reloader.js';
@@ -156,6 +159,11 @@ export class Arbiter implements HookServer {
   #statsd: StatsdClient | null = null;
   /** The worker count last sent as gunicorn.workers (-1: none yet). */
   #countSent = -1;
+  /** --control-socket: the master's control interface (src/control/). */
+  #control: ControlServer | null = null;
+  /** For the control socket's `show stats`. */
+  #startedAt = Date.now();
+  readonly #stats = { spawned: 0, killed: 0, reloads: 0 };
 
   constructor(private readonly opts: ArbiterOptions) {
     this.#resolved = opts.resolved;
@@ -172,6 +180,7 @@ export class Arbiter implements HookServer {
 
   /** Runs until the server stops; resolves with the exit code. */
   async run(): Promise<number> {
+    this.#startedAt = Date.now();
     checkOutputFiles(this.cfg);
     // Before the error log is opened: a log file it creates gets 0666 & ~umask, as every file the server and
     // its app create (Unix socket files 0777 & ~umask).
@@ -234,6 +243,7 @@ export class Arbiter implements HookServer {
       }
     }
     if (healthLine) this.log.info(healthLine);
+    if (this.cfg.controlSocket && !this.cfg.controlSocketDisable) await this.startControl(this.cfg.controlSocket);
     if (this.cfg.reload) this.startReloader();
     process.title = `tunicorn: master [${this.name}]`;
     for (const sig of SIGNALS) {
@@ -453,6 +463,7 @@ export class Arbiter implements HookServer {
       return;
     }
     this.#workers.set(child.pid, w);
+    this.#stats.spawned++;
     const inspector = inspectPort === undefined ? '' : `, inspector on ${inspectPort === 0 ? 'a free port' : `port ${inspectPort}`}`;
     this.log.info(`Booting worker with pid: ${child.pid}${inspector}`);
     child.on('message', (m: unknown, handle: unknown) => isWorkerMessage(m) && this.onWorkerMessage(w, m, handle as LeasedHandle | undefined));
@@ -483,6 +494,7 @@ export class Arbiter implements HookServer {
     w.lastBeat = Date.now();
     switch (m.t) {
       case 'ready':
+        w.booted = true;
         w.state = w.state === 'stopping' ? 'stopping' : 'ready';
         this.#everReady = true;
         this.#bootFailures = 0;
@@ -566,6 +578,7 @@ export class Arbiter implements HookServer {
 
   private stopWorker(w: WorkerHandle, graceful: boolean): void {
     if (w.state === 'stopping' && graceful) return;
+    if (w.state !== 'stopping') this.#stats.killed++;
     w.state = 'stopping';
     w.killAt = Date.now() + (graceful ? this.cfg.gracefulTimeout * 1000 : Math.min(this.cfg.gracefulTimeout * 1000, 5000));
     // TERM: the master's copies of the sockets are closed; the workers drain the backlog before closing theirs.
@@ -639,6 +652,7 @@ export class Arbiter implements HookServer {
       w.timedOut = true;
       w.bootTimedOut = booting;
       w.state = 'stopping';
+      this.#stats.killed++;
       // The watchdog thread's report of what the stuck loop was serving may still be on its way (a loaded
       // machine): without it, the line waits for the SIGKILL a second later.
       if (w.hasStallReport) this.logTimeout(w, now);
@@ -704,6 +718,9 @@ export class Arbiter implements HookServer {
       this.#statsd?.close();
       this.#statsd = this.openStatsd();
     }
+    if ((old.controlSocket ?? '') !== (this.cfg.controlSocket ?? '') || old.controlSocketDisable !== this.cfg.controlSocketDisable)
+      this.log.warning('control_socket changed in the config: a reload keeps the control socket as it is; restart to move it');
+    this.#stats.reloads++;
     await this.runHook('onReload', this);
     this.#notify({ RELOADING: 1, MONOTONIC_USEC: (process.hrtime.bigint() / 1000n).toString(), STATUS: 'Reloading' });
     // As Gunicorn: the config's count again (also after TTIN/TTOU, or WINCH during an upgrade rollback).
@@ -770,6 +787,8 @@ export class Arbiter implements HookServer {
 
   /** The files a stop removes, removed at once: the app (--preload) or a hook ended the process. */
   removeFilesNow(): void {
+    // Only while the file is still this master's: a new master (USR2) may have taken the path over.
+    this.#control?.close();
     if (this.ownsSocketFiles()) unlinkUnixSockets(this.#listeners.filter((l) => l.own || this.#inherited?.source === 'upgrade'));
     this.#pidfile.unlink();
   }
@@ -830,6 +849,8 @@ export class Arbiter implements HookServer {
     child.once('exit', (code, signal) => {
       this.#newMaster = null;
       this.log.warning(`The new master (pid ${child.pid}) exited (${signal ?? `code ${code}`}); this master stays in charge`);
+      // It had taken the control socket over and removed it at exit: this master serves it again.
+      if (this.#control && !this.#control.owned() && !this.#stopping && this.cfg.controlSocket) void this.startControl(this.cfg.controlSocket);
       if (!this.#stopping) this.#notify({ MAINPID: process.pid, READY: 1, STATUS: 'Upgrade rolled back' });
       setImmediate(() => this.step());
     });
@@ -853,6 +874,118 @@ export class Arbiter implements HookServer {
         (line) => line && this.log.info(line),
         (err: Error) => this.log.error(`Could not take over the health endpoint: ${err.message}`),
       );
+  }
+
+  /**
+   * --control-socket. A master started by USR2 takes the path over from the old one (whose file it replaces);
+   * any failure is a warning and the master goes on without it (ControlServer.listen).
+   */
+  private async startControl(file: string): Promise<void> {
+    const { ControlServer } = await import('../control/server.js');
+    // After a rolled-back upgrade: the handle on the file the new master replaced is left to this process's exit.
+    this.#control?.close();
+    this.#control = null;
+    const control = new ControlServer(path.resolve(file), parseInt(this.cfg.controlSocketMode, 8), (c) => this.control(c), (line) => this.log.warning(line));
+    const line = await control.listen(Boolean(this.#oldMasterPid));
+    if (!line) return;
+    this.#control = control;
+    this.log.info(this.#oldMasterPid ? `${line}; taken over from the old master (pid ${this.#oldMasterPid})` : line);
+  }
+
+  /** One control-socket command: the answer's data, or a CommandError for an error answer. */
+  private control(c: Command): unknown {
+    if (c.name === 'help') return this.show('help');
+    if (c.name === 'show') return this.show(c.what);
+    // As the signals: once stopping, only a quicker stop or a log reopen still means something.
+    const stillMeant = c.name === 'reopen' || (c.name === 'shutdown' && c.mode === 'quick');
+    if ((this.#stopping || this.#stopAt) && !stillMeant) throw new CommandError('the master is stopping');
+    const words = c.name === 'worker add' || c.name === 'worker remove' ? `${c.name} ${c.count}` : c.name === 'worker kill' ? `${c.name} ${c.pid}` : c.name === 'shutdown' ? `shutdown ${c.mode}` : c.name;
+    this.log.info(`Control socket: ${words}`);
+    switch (c.name) {
+      case 'worker add': {
+        const previous = this.numWorkers;
+        this.setWorkerCount(previous + c.count);
+        return { added: c.count, previous, total: this.numWorkers };
+      }
+      case 'worker remove': {
+        const previous = this.numWorkers;
+        // As TTOU: never below one (nor up to one, after WINCH made it 0).
+        if (previous <= 1) throw new CommandError('at least one worker must run');
+        const total = Math.max(1, previous - c.count);
+        this.setWorkerCount(total);
+        return { removed: previous - total, previous, total };
+      }
+      case 'worker kill': {
+        const w = this.#workers.get(c.pid);
+        if (!w) throw new CommandError(`no worker with pid ${c.pid} (see "show workers")`);
+        if (w.state === 'stopping') throw new CommandError(`worker ${c.pid} is stopping already`);
+        this.stopWorker(w, true);
+        setImmediate(() => this.step());
+        return { killed: c.pid };
+      }
+      // The signals' own code paths, through the same queue.
+      case 'reload':
+        this.enqueue('SIGHUP');
+        return { status: 'reloading' };
+      case 'reopen':
+        this.enqueue('SIGUSR1');
+        return { status: 'reopening' };
+      case 'shutdown':
+        this.enqueue(c.mode === 'quick' ? 'SIGINT' : 'SIGTERM');
+        return { status: 'shutting_down', mode: c.mode };
+    }
+  }
+
+  private show(what: 'all' | 'workers' | 'config' | 'stats' | 'listeners' | 'help'): unknown {
+    const now = Date.now();
+    const workers = () =>
+      [...this.#workers.values()]
+        .sort((a, b) => a.age - b.age)
+        .map((w) => ({
+          pid: w.pid,
+          age: w.age,
+          booted: w.booted,
+          last_heartbeat: Math.round((now - w.lastBeat) / 10) / 100,
+          state: w.replaced && w.state !== 'stopping' ? 'replaced' : w.state,
+        }));
+    switch (what) {
+      case 'workers': {
+        const list = workers();
+        return { workers: list, count: list.length };
+      }
+      case 'all': {
+        const list = workers();
+        return { master: { pid: process.pid, workers_target: this.numWorkers, stopping: Boolean(this.#stopping) }, workers: list, count: list.length };
+      }
+      case 'stats':
+        return {
+          uptime: Math.round((now - this.#startedAt) / 10) / 100,
+          pid: process.pid,
+          workers_current: this.#workers.size,
+          workers_target: this.numWorkers,
+          workers_spawned: this.#stats.spawned,
+          workers_killed: this.#stats.killed,
+          reloads: this.#stats.reloads,
+        };
+      case 'config':
+        // The current count (TTIN, TTOU, worker add): what the config's figure became. The values of -e
+        // (rawEnv) are often secrets: their names only.
+        return {
+          ...serializableConfig(this.cfg),
+          workers: this.numWorkers,
+          rawEnv: Object.fromEntries(Object.keys(this.cfg.rawEnv).map((k) => [k, '(hidden)'])),
+        };
+      case 'listeners': {
+        const listeners = this.#listeners.map((l) => ({
+          address: l.url,
+          fd: l.fd,
+          type: l.address.kind === 'tcp' ? (l.address.host.includes(':') ? 'tcp6' : 'tcp') : l.address.kind,
+        }));
+        return { listeners, count: listeners.length };
+      }
+      case 'help':
+        return { commands: COMMANDS };
+    }
   }
 
   private startReloader(): void {

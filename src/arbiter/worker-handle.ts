@@ -12,6 +12,8 @@ export class WorkerHandle implements HookWorker {
   state: WorkerState = 'booting';
   /** Replaced by a newer worker (HUP, max_requests): not counted, stopped once its successor serves. */
   replaced = false;
+  /** It reported ready (loaded the app and serves) at least once. */
+  booted = false;
   lastBeat: number;
   /** When a graceful stop must be over (then SIGKILL). */
   killAt = Infinity;

@@ -1,7 +1,19 @@
-import { parseAddress } from '../../listeners/address.js';
-import { boolSetting, listSetting, numberSetting, stringSetting } from '../setting.js';
+import { parseAddress, UNIX_PATH_MAX } from '../../listeners/address.js';
+import { boolSetting, ConfigError, listSetting, numberSetting, show, stringSetting, type Setting } from '../setting.js';
 
 const section = 'Operations';
+
+/** A file mode: an octal string (`0600`, `600`, `0o600`) or, in a config file, a number (`0o600`); kept as `0600`. */
+function modeSetting(b: Omit<Setting<string>, 'kind' | 'takesValue' | 'fromCli' | 'fromConfig'>): Setting<string> {
+  const conv = (v: unknown): string => {
+    let n = NaN;
+    if (typeof v === 'number' && Number.isInteger(v)) n = v;
+    else if (typeof v === 'string' && /^(0o?)?[0-7]{1,4}$/i.test(v.trim())) n = parseInt(v.trim().replace(/^0o/i, ''), 8);
+    if (!(n >= 0 && n <= 0o777)) throw new ConfigError(`invalid value for ${b.key} (--control-socket-mode): ${show(v)}; expected an octal mode from 0 to 0777, such as 0600 or 0o660`);
+    return '0' + n.toString(8).padStart(3, '0');
+  };
+  return { ...b, kind: 'string', takesValue: true, fromCli: (raw) => conv(raw[raw.length - 1]), fromConfig: conv };
+}
 
 export const operations = {
   healthBind: stringSetting<string | null>({
@@ -38,6 +50,54 @@ export const operations = {
     doc:
       'Gives load balancers and Kubernetes time to stop sending new connections before the listening sockets ' +
       'close. Make `terminationGracePeriodSeconds` at least this plus `graceful_timeout`.',
+  }),
+  controlSocket: stringSetting<string | null>({
+    key: 'controlSocket',
+    gunicorn: 'control_socket',
+    section,
+    flags: ['--control-socket'],
+    metavar: 'PATH',
+    default: null,
+    check: (v) => {
+      if (v === null) return undefined;
+      if (v === '' || v.includes('\0')) return 'expected the path of a Unix socket file';
+      if (Buffer.byteLength(v) > UNIX_PATH_MAX) return `the path is longer than ${UNIX_PATH_MAX} bytes, the most a Unix socket path may be`;
+      return undefined;
+    },
+    short: 'Serve the control interface (`tunicornc -s PATH`) on this Unix socket, from the master.',
+    doc:
+      'Commands: `show workers|stats|config|listeners|all`, `worker add|remove [N]`, `worker kill PID`, ' +
+      '`reload`, `reopen`, `shutdown [graceful|quick]` (docs/operations.md, "Control socket"). A relative path ' +
+      'is taken from the directory the server runs in (after `--chdir`). Off by default, unlike Gunicorn 25, ' +
+      'which turns it on at one path per user (`$XDG_RUNTIME_DIR/gunicorn.ctl`, else `$HOME/.gunicorn/gunicorn.ctl`): ' +
+      'two servers of one user (and the many a test suite or CI starts) would want one file, and a command ' +
+      'meant for one could reach the other. Set a path per server. A file left ' +
+      'by a master that crashed (nobody answers on it) is replaced; one another process answers on is left ' +
+      'alone, and the server starts without a control socket, with a warning. So does any other failure to ' +
+      'make it: the control socket never stops the server from starting. It is removed at exit.',
+  }),
+  controlSocketMode: modeSetting({
+    key: 'controlSocketMode',
+    gunicorn: 'control_socket_mode',
+    section,
+    flags: ['--control-socket-mode'],
+    metavar: 'MODE',
+    default: '0600',
+    short: 'The file mode of the control socket (octal), set whatever the umask.',
+    doc:
+      'Whoever may write to the socket may stop the server or change its workers. The socket belongs to the ' +
+      'master\'s user (root, if it started as root: `--user` and `--group` only change the workers). With ' +
+      '`0600` only that user (and root) can connect; `0660` lets the socket\'s group in too. The directory ' +
+      'must let them reach it.',
+  }),
+  controlSocketDisable: boolSetting({
+    key: 'controlSocketDisable',
+    gunicorn: 'control_socket_disable',
+    section,
+    flags: ['--no-control-socket'],
+    default: false,
+    short: 'No control socket, even if the config file sets `controlSocket`.',
+    doc: 'For a second server started with a config file that names a control socket already in use.',
   }),
   reload: boolSetting({
     key: 'reload',

@@ -1,0 +1,112 @@
+/**
+ * The control socket's pure parts (src/control/commands.ts): command parsing, request parsing, the text
+ * tables tunicornc prints; and its settings' checks (--control-socket, --control-socket-mode).
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { CommandError, formatData, MAX_STEP, parseCommand, parseRequest, table } from '../../src/control/commands.js';
+import { resolveConfig } from '../../src/config/resolve.js';
+
+const resolve = (argv: string[], fileValues: Record<string, unknown> = {}) => resolveConfig({ argv, env: {}, cwd: '/nonexistent', fileValues });
+
+describe('parseCommand', () => {
+  it('reads every command, with its defaults', () => {
+    assert.deepEqual(parseCommand('show workers'), { name: 'show', what: 'workers' });
+    assert.deepEqual(parseCommand('  SHOW   Stats '), { name: 'show', what: 'stats' });
+    for (const what of ['all', 'config', 'listeners'] as const) assert.deepEqual(parseCommand(`show ${what}`), { name: 'show', what });
+    assert.deepEqual(parseCommand('worker add'), { name: 'worker add', count: 1 });
+    assert.deepEqual(parseCommand('worker add 3'), { name: 'worker add', count: 3 });
+    assert.deepEqual(parseCommand('worker remove 2'), { name: 'worker remove', count: 2 });
+    assert.deepEqual(parseCommand('worker kill 1234'), { name: 'worker kill', pid: 1234 });
+    assert.deepEqual(parseCommand('reload'), { name: 'reload' });
+    assert.deepEqual(parseCommand('reopen'), { name: 'reopen' });
+    assert.deepEqual(parseCommand('help'), { name: 'help' });
+    assert.deepEqual(parseCommand('shutdown'), { name: 'shutdown', mode: 'graceful' });
+    assert.deepEqual(parseCommand('shutdown quick'), { name: 'shutdown', mode: 'quick' });
+  });
+
+  it('refuses, in one line, what it cannot run', () => {
+    const cases: [string, RegExp][] = [
+      ['', /^empty command/],
+      ['bogus', /^unknown command "bogus"; try "help"$/],
+      ['show', /^show what\? one of: all, workers, config, stats, listeners$/],
+      ['show dirty', /^unknown: show dirty/],
+      ['show workers now', /^too many arguments: usage: show workers$/],
+      ['worker add 0', /N must be a whole number from 1 to 100/],
+      ['worker add -1', /N must be a whole number/],
+      [`worker add ${MAX_STEP + 1}`, /N must be a whole number from 1 to 100/],
+      ['worker add two', /got "two"/],
+      ['worker kill', /^usage: worker kill PID/],
+      ['worker kill abc', /^usage: worker kill PID/],
+      ['worker kill 12 13', /^too many arguments/],
+      ['worker', /^unknown: worker; one of/],
+      ['shutdown now', /^usage: shutdown \[graceful\|quick\]/],
+      ['reload please', /^too many arguments: usage: reload$/],
+    ];
+    for (const [text, re] of cases) {
+      assert.throws(() => parseCommand(text), (err: Error) => err instanceof CommandError && re.test(err.message) && !err.message.includes('\n'), text);
+    }
+  });
+});
+
+describe('parseRequest', () => {
+  it('takes an object with a command string and keeps its id', () => {
+    assert.deepEqual(parseRequest('{"id": 7, "command": "show stats"}'), { id: 7, command: 'show stats' });
+    assert.deepEqual(parseRequest('{"command": "help"}'), { id: null, command: 'help' });
+  });
+
+  it('names what is wrong with anything else, keeping the id when there is one', () => {
+    assert.throws(() => parseRequest('garbage'), /^CommandError: not JSON/);
+    assert.throws(() => parseRequest('[1,2]'), /expected a JSON object/);
+    assert.throws(() => parseRequest('null'), /expected a JSON object/);
+    assert.throws(() => parseRequest('{"id": 3, "command": 5}'), (err: CommandError & { id?: unknown }) => err.id === 3 && /no "command" string/.test(err.message));
+  });
+});
+
+describe('text output', () => {
+  it('table(): columns as wide as their widest cell, two spaces apart, no trailing spaces', () => {
+    assert.equal(table(['PID', 'AGE', 'X'], [[1, 22, null], [12345, 3, 'y']]), 'PID    AGE  X\n1      22   -\n12345  3    y\n');
+  });
+
+  it('show workers prints PID AGE BOOTED LAST_BEAT STATE', () => {
+    const out = formatData(parseCommand('show workers'), {
+      workers: [
+        { pid: 101, age: 1, booted: true, last_heartbeat: 0.5, state: 'ready' },
+        { pid: 20202, age: 12, booted: false, last_heartbeat: 1.234, state: 'booting' },
+      ],
+      count: 2,
+    });
+    assert.equal(out, ['PID    AGE  BOOTED  LAST_BEAT  STATE', '101    1    yes     0.50       ready', '20202  12   no      1.23       booting', ''].join('\n'));
+  });
+
+  it('show listeners, stats and the other answers', () => {
+    assert.equal(formatData(parseCommand('show listeners'), { listeners: [{ address: 'http://127.0.0.1:8000', fd: 19, type: 'tcp' }], count: 1 }), 'ADDRESS                FD  TYPE\nhttp://127.0.0.1:8000  19  tcp\n');
+    assert.equal(formatData(parseCommand('show stats'), { uptime: 1.5, pid: 9, reloads: 0 }), 'uptime   1.5\npid      9\nreloads  0\n');
+    assert.equal(formatData(parseCommand('worker add 2'), { added: 2, previous: 1, total: 3 }), 'added     2\nprevious  1\ntotal     3\n');
+    // A shape it does not know is shown as key/value lines, not a crash.
+    assert.equal(formatData(parseCommand('show workers'), { other: [1] }), 'other  [1]\n');
+  });
+});
+
+describe('settings', () => {
+  it('control socket: off by default; mode 0600; a path, a mode and --no-control-socket', async () => {
+    const d = await resolve(['app']);
+    assert.equal(d.config.controlSocket, null);
+    assert.equal(d.config.controlSocketMode, '0600');
+    assert.equal(d.config.controlSocketDisable, false);
+    const r = await resolve(['--control-socket', '/run/app.ctl', '--control-socket-mode', '660', '--no-control-socket', 'app']);
+    assert.equal(r.config.controlSocket, '/run/app.ctl');
+    assert.equal(r.config.controlSocketMode, '0660');
+    assert.equal(r.config.controlSocketDisable, true);
+    assert.equal((await resolve(['app'], { controlSocketMode: 0o640 })).config.controlSocketMode, '0640');
+    assert.equal((await resolve(['--control-socket-mode', '0o600', 'app'])).config.controlSocketMode, '0600');
+  });
+
+  it('a bad value is one line naming the setting', async () => {
+    await assert.rejects(resolve(['--control-socket-mode', 'rw', 'app']), /^ConfigError: invalid value for controlSocketMode \(--control-socket-mode\): "rw"; expected an octal mode/);
+    await assert.rejects(resolve(['--control-socket-mode', '1777', 'app']), /expected an octal mode from 0 to 0777/);
+    await assert.rejects(resolve(['app'], { controlSocketMode: 1000 }), /expected an octal mode/);
+    await assert.rejects(resolve(['--control-socket', 'x'.repeat(200), 'app']), /^ConfigError: invalid value for controlSocket \(--control-socket\): .*longer than 10\d bytes/);
+    await assert.rejects(resolve(['--control-socket', '', 'app']), /expected the path of a Unix socket file/);
+  });
+});
