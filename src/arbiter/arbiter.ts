@@ -11,6 +11,7 @@ import { captureStdio, ErrorLog, toStderr } from '../logging/error-log.js';
 import { ACCESS_LOG, checkLogFiles, checkWritable } from '../logging/output-file.js';
 import { openStatsd, type StatsdClient } from '../logging/statsd.js';
 import { METRIC } from '../logging/statsd-lines.js';
+import { upgradeNodeBinary } from './node-binary.js';
 import { bindAll, closeListeners, unlinkUnixSockets, type Listener } from '../listeners/bind.js';
 import { inheritedSockets, UPGRADE_FD_ENV, UPGRADE_PID_ENV, workerEnv, type Inherited } from '../listeners/inherit.js';
 import { formatAddress } from '../listeners/address.js';
@@ -188,7 +189,7 @@ export class Arbiter implements HookServer {
     this.log = new ErrorLog(this.cfg.errorlog, this.cfg.loglevel);
     this.#statsd = this.openStatsd();
     await this.runHook('onStarting', this);
-    this.log.info(`Starting tunicorn ${VERSION}`);
+    this.log.info(`Starting tunicorn ${VERSION} on Node.js ${process.version}`);
     checkTls(this.cfg);
     const identity = resolveIdentity(this.cfg.user, this.cfg.group);
     checkCanSwitch(identity);
@@ -835,8 +836,11 @@ export class Arbiter implements HookServer {
     }
     if (this.#stopping || this.#stopAt) return;
     const fds = this.#listeners.map((l) => l.fd);
-    const child = spawn(process.execPath, [...process.execArgv, ...process.argv.slice(1)], {
-      cwd: this.opts.startCwd ?? process.cwd(),
+    const cwd = this.opts.startCwd ?? process.cwd();
+    // The Node.js binary the command names now, which may be a newer release than ours (node-binary.ts).
+    const node = upgradeNodeBinary(process.argv0, process.env, cwd);
+    const child = spawn(node, [...process.execArgv, ...process.argv.slice(1)], {
+      cwd,
       env: { ...process.env, [UPGRADE_FD_ENV]: fds.map((_, i) => 3 + i).join(','), [UPGRADE_PID_ENV]: String(process.pid) },
       stdio: ['ignore', 'inherit', 'inherit', ...fds],
     });
@@ -845,7 +849,7 @@ export class Arbiter implements HookServer {
       return;
     }
     this.#newMaster = child;
-    this.log.info(`USR2: started a new master (pid ${child.pid}) on the same sockets; WINCH then TERM to this one completes the upgrade`);
+    this.log.info(`USR2: started a new master (pid ${child.pid}) on the same sockets, with ${node}; WINCH then TERM to this one completes the upgrade`);
     child.once('exit', (code, signal) => {
       this.#newMaster = null;
       this.log.warning(`The new master (pid ${child.pid}) exited (${signal ?? `code ${code}`}); this master stays in charge`);

@@ -11,7 +11,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -130,6 +130,41 @@ describe('USR2 on a Unix socket', () => {
       process.kill(newPid, 'SIGTERM');
       await until(() => !alive(newPid), 20000, 'the new master to stop');
       assert.ok(!existsSync(sock), 'the promoted master removed the socket file');
+    } finally {
+      try {
+        process.kill(-s.pid, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+    }
+  });
+});
+
+describe('USR2 and the Node.js binary', () => {
+  // The bin starts `node` from PATH; an upgrade (nvm, n, a moved symlink, a package) changes what that name
+  // runs. The new master must run that, not the binary the old one runs (process.execPath, its symlinks
+  // resolved at start).
+  it('runs the node the command names now', async () => {
+    const dir = mkdtempSync(path.join(tmp, 'bin-'));
+    const node = path.join(dir, 'node');
+    symlinkSync(process.execPath, node);
+    const s = new Server(['-b', '127.0.0.1:0', '-w', '1', APP], { bin: true, env: { PATH: `${dir}${path.delimiter}${process.env.PATH ?? ''}` } });
+    try {
+      await s.waitFor(/Ready: /);
+      // The upgrade: `node` now names another binary, here a script that marks the process it starts.
+      unlinkSync(node);
+      writeFileSync(node, `#!/bin/sh\nexport TUNICORN_TEST_NODE=upgraded\nexec '${process.execPath}' "$@"\n`, { mode: 0o755 });
+      s.signal('SIGUSR2');
+      const m = await s.waitFor(/started a new master \(pid (\d+)\) on the same sockets, with (\S+);/);
+      const newPid = Number(m[1]);
+      assert.equal(m[2], node);
+      await s.waitFor(new RegExp(`\\[${newPid}\\] \\[INFO\\] Ready: `), 20000);
+      assert.match(readFileSync(`/proc/${newPid}/environ`, 'latin1'), /(?:^|\0)TUNICORN_TEST_NODE=upgraded\0/);
+      assert.match(s.log, new RegExp(`\\[${newPid}\\] \\[INFO\\] Starting tunicorn \\S+ on Node\\.js ${process.version.replace(/\./g, '\\.')}\n`));
+      process.kill(newPid, 'SIGTERM');
+      await until(() => !alive(newPid), 20000, 'the new master to stop');
+      s.signal('SIGTERM');
+      assert.equal((await s.exited).code, 0);
     } finally {
       try {
         process.kill(-s.pid, 'SIGKILL');

@@ -3,7 +3,11 @@
  * workers' environment hides, and --reload-extra-file globs.
  */
 import assert from 'node:assert/strict';
+import { chmodSync, mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { describe, it } from 'node:test';
+import { upgradeNodeBinary } from '../../src/arbiter/node-binary.js';
 import { globToRegExp } from '../../src/arbiter/reloader.js';
 import { resolveConfig } from '../../src/config/resolve.js';
 import { inheritedSockets, workerEnv } from '../../src/listeners/inherit.js';
@@ -55,5 +59,39 @@ describe('operations settings', () => {
   });
   it('rejects a negative shutdown delay', async () => {
     await assert.rejects(resolve(['--shutdown-delay', '-1']), /shutdownDelay \(--shutdown-delay\)/);
+  });
+});
+
+describe('the Node.js binary a USR2 master runs', () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'tunicorn-node-binary-'));
+  const make = (rel: string, mode: number) => {
+    const file = path.join(dir, rel);
+    mkdirSync(path.dirname(file), { recursive: true });
+    writeFileSync(file, '#!/bin/sh\n', { mode });
+    chmodSync(file, mode);
+    return file;
+  };
+  const a = make('a/node', 0o755);
+  const b = make('b/node', 0o755);
+  make('c/node', 0o644); // not executable: skipped, as execvp skips it
+  mkdirSync(path.join(dir, 'd/node'), { recursive: true }); // a directory named node: skipped
+  symlinkSync(b, path.join(dir, 'link'));
+  const P = (...dirs: string[]) => ({ PATH: dirs.map((d) => path.join(dir, d)).join(path.delimiter) });
+
+  it('looks a bare name up in PATH now, in order, skipping what cannot run', () => {
+    assert.equal(upgradeNodeBinary('node', P('c', 'd', 'b', 'a'), '/', '/fallback'), b);
+    assert.equal(upgradeNodeBinary('node', P('a', 'b'), '/', '/fallback'), a);
+    // An empty entry is the current directory, as for execvp.
+    assert.equal(upgradeNodeBinary('node', { PATH: `${path.delimiter}${path.join(dir, 'b')}` }, path.join(dir, 'a'), '/fallback'), a);
+  });
+  it('takes a path as given, relative to the start directory, through its symlinks as they are now', () => {
+    assert.equal(upgradeNodeBinary(path.join(dir, 'link'), {}, '/', '/fallback'), path.join(dir, 'link'));
+    assert.equal(upgradeNodeBinary('./a/node', {}, dir, '/fallback'), a);
+  });
+  it('falls back to the running binary when the name runs nothing now', () => {
+    assert.equal(upgradeNodeBinary('node', P('c', 'd'), '/', '/fallback'), '/fallback');
+    assert.equal(upgradeNodeBinary('node', {}, dir, '/fallback'), '/fallback');
+    assert.equal(upgradeNodeBinary(path.join(dir, 'gone/node'), {}, '/', '/fallback'), '/fallback');
+    assert.equal(upgradeNodeBinary('', P('a'), '/', '/fallback'), '/fallback');
   });
 });
