@@ -20,7 +20,7 @@ import { ExitCode, isWorkerMessage, listenerLayout, type MasterMessage, type Wor
 import { workerExecArgv, workerInspectPort } from '../cli/node-flags.js';
 import { VERSION } from '../version.js';
 import type { HealthServer, HealthState } from './health.js';
-import { COMMANDS, CommandError, type Command } from '../control/commands.js';
+import type { Command } from '../control/commands.js';
 import type { ControlServer } from '../control/server.js';
 import path from 'node:path';
 import { SystemdNotifier } from './notify.js';
@@ -64,6 +64,8 @@ const BACKOFF_CAP_MS = 10_000;
 
 type SignalName = 'SIGHUP' | 'SIGTERM' | 'SIGINT' | 'SIGQUIT' | 'SIGTTIN' | 'SIGTTOU' | 'SIGUSR1' | 'SIGUSR2' | 'SIGWINCH';
 export const SIGNALS: readonly SignalName[] = ['SIGHUP', 'SIGTERM', 'SIGINT', 'SIGQUIT', 'SIGTTIN', 'SIGTTOU', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH'];
+/** Set by a master for the new one it starts (USR2) when it serves the control socket, which the new one takes over. */
+const CONTROL_HANDOVER_ENV = 'TUNICORN_CONTROL_HANDOVER';
 /** The signals still handled while the master stops. */
 const STOPPING_SIGNALS: ReadonlySet<SignalName> = new Set(['SIGTERM', 'SIGINT', 'SIGQUIT', 'SIGUSR1']);
 
@@ -162,6 +164,10 @@ export class Arbiter implements HookServer {
   #countSent = -1;
   /** --control-socket: the master's control interface (src/control/). */
   #control: ControlServer | null = null;
+  /** src/control/commands.js, loaded with the control socket (nothing of it while it is off). */
+  #commands: typeof import('../control/commands.js') | null = null;
+  /** A master started by USR2: the old master served the control socket and hands it over. */
+  #controlHandover = false;
   /** For the control socket's `show stats`. */
   #startedAt = Date.now();
   readonly #stats = { spawned: 0, killed: 0, reloads: 0 };
@@ -194,6 +200,8 @@ export class Arbiter implements HookServer {
     const identity = resolveIdentity(this.cfg.user, this.cfg.group);
     checkCanSwitch(identity);
     this.#inherited = inheritedSockets(process.env, process.pid);
+    this.#controlHandover = this.#inherited?.source === 'upgrade' && process.env[CONTROL_HANDOVER_ENV] === '1';
+    delete process.env[CONTROL_HANDOVER_ENV];
     if (this.#inherited) {
       const from = this.#inherited.source === 'systemd' ? 'systemd (socket activation)' : `the old master (pid ${this.#inherited.parentPid})`;
       this.log.info(`Using ${this.#inherited.fds.length} listening socket(s) from ${from}; bind is ignored`);
@@ -841,7 +849,12 @@ export class Arbiter implements HookServer {
     const node = upgradeNodeBinary(process.argv0, process.env, cwd);
     const child = spawn(node, [...process.execArgv, ...process.argv.slice(1)], {
       cwd,
-      env: { ...process.env, [UPGRADE_FD_ENV]: fds.map((_, i) => 3 + i).join(','), [UPGRADE_PID_ENV]: String(process.pid) },
+      env: {
+        ...process.env,
+        [UPGRADE_FD_ENV]: fds.map((_, i) => 3 + i).join(','),
+        [UPGRADE_PID_ENV]: String(process.pid),
+        ...(this.#control?.owned() ? { [CONTROL_HANDOVER_ENV]: '1' } : {}),
+      },
       stdio: ['ignore', 'inherit', 'inherit', ...fds],
     });
     if (!child.pid) {
@@ -885,19 +898,23 @@ export class Arbiter implements HookServer {
    * any failure is a warning and the master goes on without it (ControlServer.listen).
    */
   private async startControl(file: string): Promise<void> {
-    const { ControlServer } = await import('../control/server.js');
+    const [{ ControlServer }, commands] = await Promise.all([import('../control/server.js'), import('../control/commands.js')]);
+    this.#commands = commands;
     // After a rolled-back upgrade: the handle on the file the new master replaced is left to this process's exit.
     this.#control?.close();
     this.#control = null;
     const control = new ControlServer(path.resolve(file), parseInt(this.cfg.controlSocketMode, 8), (c) => this.control(c), (line) => this.log.warning(line));
-    const line = await control.listen(Boolean(this.#oldMasterPid));
+    // Only a file the old master served: not another server's that it too found at the path.
+    const takeOver = Boolean(this.#oldMasterPid) && this.#controlHandover;
+    const line = await control.listen(takeOver);
     if (!line) return;
     this.#control = control;
-    this.log.info(this.#oldMasterPid ? `${line}; taken over from the old master (pid ${this.#oldMasterPid})` : line);
+    this.log.info(takeOver ? `${line}; taken over from the old master (pid ${this.#oldMasterPid})` : line);
   }
 
   /** One control-socket command: the answer's data, or a CommandError for an error answer. */
   private control(c: Command): unknown {
+    const { CommandError } = this.#commands!;
     if (c.name === 'help') return this.show('help');
     if (c.name === 'show') return this.show(c.what);
     // As the signals: once stopping, only a quicker stop or a log reopen still means something.
@@ -959,7 +976,7 @@ export class Arbiter implements HookServer {
       }
       case 'all': {
         const list = workers();
-        return { master: { pid: process.pid, workers_target: this.numWorkers, stopping: Boolean(this.#stopping) }, workers: list, count: list.length };
+        return { master: { pid: process.pid, workers_target: this.numWorkers, stopping: Boolean(this.#stopping || this.#stopAt) }, workers: list, count: list.length };
       }
       case 'stats':
         return {
@@ -988,7 +1005,7 @@ export class Arbiter implements HookServer {
         return { listeners, count: listeners.length };
       }
       case 'help':
-        return { commands: COMMANDS };
+        return { commands: this.#commands!.COMMANDS };
     }
   }
 

@@ -157,14 +157,15 @@ async function run(socket: string, text: string, json: boolean, id: number): Pro
 
 async function interactive(socket: string, json: boolean): Promise<number> {
   const words = [...new Set(COMMANDS.map(([c]) => c.replace(/ \[.*|\s+[A-Z]+$/, '')))];
+  // A wrong path or a server that is gone: said at once, not at the first command. Before the terminal is
+  // read: an open readline would keep the process alive after the error.
+  const hello = await send(socket, 'show stats', 0);
   const rl = createInterface({
     input: process.stdin,
     output: process.stdout,
     prompt: 'tunicorn> ',
     completer: (line: string) => [words.filter((w) => w.startsWith(line.trimStart())), line],
   });
-  // A wrong path or a server that is gone: said at once, not at the first command.
-  const hello = await send(socket, 'show stats', 0);
   const pid = hello.ok ? (hello.data as { pid?: number }).pid : undefined;
   process.stdout.write(`tunicornc ${VERSION}: master pid ${pid ?? '?'} on ${socket}; "help" lists the commands, "quit" leaves\n`);
   let id = 0;

@@ -7,8 +7,9 @@
  * replaced; a live one (another master) is left alone and start goes on without a control socket. It is removed
  * at exit only while it is still ours (same device and inode): a new master started by USR2 takes the path over.
  */
-import { chmodSync, lstatSync, statSync, unlinkSync } from 'node:fs';
+import { lstatSync, unlinkSync } from 'node:fs';
 import net from 'node:net';
+import { UNIX_PATH_MAX } from '../listeners/address.js';
 import { CommandError, MAX_LINE, parseCommand, parseRequest, type Command, type Response } from './commands.js';
 
 /** Idle clients are dropped after this long: a forgotten `nc -U` holds no descriptor for ever. */
@@ -29,7 +30,8 @@ function answers(path: string): Promise<boolean> {
       resolve(live);
     };
     s.once('connect', () => done(true));
-    s.once('error', () => done(false));
+    // Only a refusal says nobody listens: a socket this user may not connect to (EACCES) may well be live.
+    s.once('error', (err: NodeJS.ErrnoException) => done(err.code !== 'ECONNREFUSED' && err.code !== 'ENOENT'));
     s.setTimeout(1000, () => done(true)); // accepted into a backlog that is not being read: someone holds it
   });
 }
@@ -51,6 +53,11 @@ export class ControlServer {
    * to log, or null when the master goes on without a control socket (a warning said why).
    */
   async listen(takeOver: boolean): Promise<string | null> {
+    // A relative path may pass the setting's check yet resolve longer: libuv would bind a truncated name.
+    if (Buffer.byteLength(this.path) > UNIX_PATH_MAX) {
+      this.warn(`control_socket (--control-socket): ${this.path} is longer than ${UNIX_PATH_MAX} bytes, the most a Unix socket path may be; going on without a control socket`);
+      return null;
+    }
     let st: ReturnType<typeof lstatSync> | null = null;
     try {
       st = lstatSync(this.path);
@@ -81,8 +88,8 @@ export class ControlServer {
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
         // The file is made by bind(2) with 0777 & ~umask, inside listen() before it returns: under this umask it
-        // is 0600 at most until the chmod below sets the mode asked for.
-        const old = process.umask(0o177);
+        // gets the mode asked for. No chmod after: by then the path may have been swapped for a link to another file.
+        const old = process.umask(0o777 & ~this.mode);
         try {
           server.listen(this.path, () => {
             server.off('error', reject);
@@ -92,8 +99,7 @@ export class ControlServer {
           process.umask(old);
         }
       });
-      chmodSync(this.path, this.mode);
-      const s = statSync(this.path);
+      const s = lstatSync(this.path);
       this.#ino = { dev: s.dev, ino: s.ino };
     } catch (err) {
       server.close();

@@ -11,9 +11,9 @@
  * - the client's errors are one line and a non-zero status
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, renameSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, statSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -350,5 +350,83 @@ describe('control socket', () => {
     const help = await ctl('--help');
     assert.equal(help.code, 0);
     assert.match(help.stdout, /worker kill PID/);
+  });
+  it('USR2 of a server that did not get the control socket (another server has it) leaves that socket alone', async () => {
+    const sock = sockPath();
+    const { s: first } = await start(sock);
+    const { s: second } = await start(sock);
+    assert.match(second.log, /another process answers on/);
+    const from = second.log.length;
+    second.signal('SIGUSR2');
+    const newPid = Number((await second.waitFor(/started a new master \(pid (\d+)\)/, 20000, from))[1]);
+    try {
+      await second.waitFor(new RegExp(`\\[${newPid}\\] \\[(INFO|WARNING)\\] (Control socket at|control_socket)`), 20000, from);
+      assert.doesNotMatch(second.log, /taken over from the old master/);
+      assert.equal((await json(sock, 'show stats')).pid, first.pid, "the first server's socket is still its own");
+    } finally {
+      process.kill(newPid, 'SIGTERM');
+      await until(() => !alive(newPid), 20000, 'the new master to exit');
+    }
+    assert.equal((await json(sock, 'show stats')).pid, first.pid);
+  });
+
+  it('a relative path that resolves longer than a Unix socket path may be: a warning, and no file made', async () => {
+    const deep = path.join(tmp, 'd'.repeat(40));
+    mkdirSync(deep);
+    // 102 bytes: the setting's check passes; after --chdir it is well over the limit.
+    const { s, port } = await start('x'.repeat(100) + '.s', ['--chdir', deep]);
+    assert.match(s.log, /WARNING\] control_socket \(--control-socket\): .*xx\.s is longer than 10\d bytes, the most a Unix socket path may be; going on without a control socket/);
+    assert.deepEqual(readdirSync(deep), [], 'no socket file under a truncated name');
+    assert.equal((await request(port)).status, 200);
+    s.signal('SIGTERM');
+    assert.equal((await within(s.exited, 20000, 'the server')).code, 0);
+    assert.deepEqual(readdirSync(deep), []);
+  });
+
+  const hasScript = spawnSync('script', ['--version']).status === 0;
+  it('interactive on a terminal with nothing at the path: one line and status 1, not a hang', { skip: hasScript ? false : 'needs script(1) for a terminal' }, async () => {
+    const missing = path.join(tmp, 'gone.sock');
+    const child = spawn('script', ['-qec', `${CTL} -s ${missing}`, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    clients.add(child);
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    const [code] = (await within(once(child, 'exit'), 15000, 'tunicornc on a terminal to exit')) as [number | null];
+    clients.delete(child);
+    assert.equal(code, 1);
+    assert.match(out, /tunicornc: error: no control socket at /);
+  });
+  it('during --shutdown-delay the master shows itself stopping, as it answers', async () => {
+    const sock = sockPath();
+    const { s } = await start(sock, ['--shutdown-delay', '30']);
+    assert.equal((await json(sock, 'show all')).master.stopping, false);
+    assert.deepEqual(await json(sock, 'shutdown'), { status: 'shutting_down', mode: 'graceful' });
+    await s.waitFor(/Shutdown delay: serving 30 s more/);
+    const refused = await ctl('-s', sock, '-c', 'worker add');
+    assert.equal(refused.stderr, 'tunicornc: error: the master is stopping\n');
+    assert.equal((await json(sock, 'show all')).master.stopping, true);
+    await json(sock, 'shutdown quick');
+    assert.equal((await within(s.exited, 20000, 'the master to exit')).code, 0);
+    assert.equal(existsSync(sock), false);
+  });
+  it("another user's live socket, which that user may not connect to, is not taken for a stale one", { skip: process.getuid?.() === 0 ? false : 'needs root' }, async () => {
+    // A directory anyone may write to: removing the file is allowed, only the probe decides.
+    const shared = mkdtempSync(path.join(tmpdir(), 'tunicorn-ctl-shared-'));
+    chmodSync(shared, 0o777);
+    const sock = path.join(shared, 'live.sock');
+    const { s } = await start(sock);
+    const server = fileURLToPath(new URL('../../dist/control/server.js', import.meta.url));
+    const code = `const { ControlServer } = await import(${JSON.stringify(server)});
+      const c = new ControlServer(${JSON.stringify(sock)}, 0o600, () => null, (l) => console.log(l));
+      console.log(String(await c.listen(false)));
+      c.close();`;
+    const child = spawn(process.execPath, ['--input-type=module', '-e', code], { uid: 65534, gid: 65534, stdio: ['ignore', 'pipe', 'pipe'] });
+    clients.add(child);
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    await within(once(child, 'exit'), 15000, 'the control server as nobody');
+    clients.delete(child);
+    assert.match(out, /another process answers on .*live\.sock .*going on without a control socket\nnull\n$/);
+    assert.equal((await json(sock, 'show stats')).pid, s.pid, "the root server's socket is still there");
   });
 });

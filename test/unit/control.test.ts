@@ -3,6 +3,11 @@
  * tables tunicornc prints; and its settings' checks (--control-socket, --control-socket-mode).
  */
 import assert from 'node:assert/strict';
+import { chmodSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
 import { CommandError, formatData, MAX_STEP, parseCommand, parseRequest, table } from '../../src/control/commands.js';
 import { resolveConfig } from '../../src/config/resolve.js';
@@ -108,5 +113,43 @@ describe('settings', () => {
     await assert.rejects(resolve(['app'], { controlSocketMode: 1000 }), /expected an octal mode/);
     await assert.rejects(resolve(['--control-socket', 'x'.repeat(200), 'app']), /^ConfigError: invalid value for controlSocket \(--control-socket\): .*longer than 10\d bytes/);
     await assert.rejects(resolve(['--control-socket', '', 'app']), /expected the path of a Unix socket file/);
+  });
+});
+
+describe('lazy loading', () => {
+  it('the master loads nothing of src/control/ while the control socket is off: type imports only', () => {
+    const src = readFileSync(fileURLToPath(new URL('../../src/arbiter/arbiter.ts', import.meta.url)), 'utf8');
+    const eager = src.split('\n').filter((l) => /^import (?!type )[^;]*from '\.\.\/control\//.test(l));
+    assert.deepEqual(eager, []);
+  });
+});
+
+describe('ControlServer.listen', () => {
+  it('does not follow a link put at the path after bind: another file keeps its mode', async () => {
+    const { ControlServer } = await import('../../src/control/server.js');
+    const dir = mkdtempSync(path.join(tmpdir(), 'tunicorn-ctl-unit-'));
+    const sock = path.join(dir, 'c.sock');
+    const victim = path.join(dir, 'victim');
+    writeFileSync(victim, 'x');
+    chmodSync(victim, 0o644);
+    // bind(2) runs inside listen(): right after it, the socket is moved away and a link to victim put in its place.
+    const listen = net.Server.prototype.listen;
+    net.Server.prototype.listen = function (this: net.Server, ...args: unknown[]) {
+      const r = (listen as (...a: unknown[]) => net.Server).apply(this, args);
+      renameSync(sock, `${sock}.moved`);
+      symlinkSync(victim, sock);
+      return r;
+    } as typeof listen;
+    const warnings: string[] = [];
+    const control = new ControlServer(sock, 0o666, () => null, (l) => warnings.push(l));
+    try {
+      await control.listen(false);
+    } finally {
+      net.Server.prototype.listen = listen;
+      control.close();
+    }
+    assert.equal(statSync(victim).mode & 0o777, 0o644, 'the linked file was chmod-ed');
+    assert.equal(statSync(`${sock}.moved`).mode & 0o777, 0o666, 'the socket has the mode asked for');
+    rmSync(dir, { recursive: true, force: true });
   });
 });
