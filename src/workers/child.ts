@@ -26,8 +26,19 @@ import { WORKER_CLASSES, type WorkerClass } from './worker-class.js';
 
 type Init = Extract<MasterMessage, { t: 'init' }>;
 
+/**
+ * A message the master may no longer read: `process.connected` stays true until this worker's loop has run
+ * the channel's close, so a worker busy when the master ended (loading the app, say) writes into a closed
+ * channel. Without a callback Node emits that EPIPE as an uncaught exception; dropping it is right, as the
+ * 'disconnect' that follows ends the worker (the master is gone).
+ */
+function dropIfGone(err: Error | null): void {
+  const code = (err as NodeJS.ErrnoException | null)?.code;
+  if (err && code !== 'EPIPE' && code !== 'ECONNRESET' && code !== 'ERR_IPC_CHANNEL_CLOSED') throw err;
+}
+
 function send(m: WorkerMessage): void {
-  if (process.connected) process.send!(m);
+  if (process.connected) process.send!(m, undefined, undefined, dropIfGone);
 }
 
 class FatalExit extends Error {}

@@ -11,7 +11,7 @@ import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
-import { Server, stopAll, until } from '../helpers/server.js';
+import { alive, Server, stopAll, until } from '../helpers/server.js';
 
 after(stopAll);
 
@@ -29,6 +29,14 @@ const loads = app('loads.mjs', '');
 const exits = app('exits.mjs', 'process.exit(3);');
 /** Ends the master (which has no IPC channel) once its worker has had time to boot; the workers never. */
 const exitsLater = app('exits-later.mjs', 'if (!process.send) setTimeout(() => process.exit(3), 1500);');
+/**
+ * Ends the master 0.5 s after its own load; each worker's load holds its event loop for 2 s, so the worker
+ * reports back to a master that is gone before it has heard so (the IPC write fails with EPIPE).
+ */
+const exitsWhileWorkerLoads = app(
+  'exits-while-worker-loads.mjs',
+  'if (!process.send) setTimeout(() => process.exit(3), 500);\nelse { const t = Date.now(); while (Date.now() - t < 2000); }',
+);
 /** The common "graceful" snippet: exit on TERM. */
 const exitsOnTerm = app('exits-on-term.mjs', "process.on('SIGTERM', () => process.exit(0));");
 
@@ -61,6 +69,14 @@ describe('an app that ends or stalls its loading', () => {
     assert.ok(!existsSync(pidfile), 'the pidfile is removed');
     assert.match(s.log, /\[CRITICAL\] The master is exiting with status 3: process\.exit\(\) was called by the app \(--preload\) or a server hook, not by tunicorn\n/);
     await s.waitFor(/Worker exiting \(pid: \d+\): the master is gone/);
+  });
+
+  it('--preload: a worker still loading when the master ends exits quietly (no uncaught EPIPE)', async () => {
+    const s = new Server(['-b', '127.0.0.1:0', '--preload', exitsWhileWorkerLoads]);
+    const worker = Number((await s.waitFor(/Booting worker with pid: (\d+)/))[1]);
+    assert.equal((await s.exited).code, 3);
+    await until(() => !alive(worker), 10000, 'the worker to exit');
+    assert.doesNotMatch(s.log, /Uncaught exception|EPIPE/);
   });
 
   it('--preload: the app\'s TERM listener does not run in the master, whose graceful stop goes on', async () => {
