@@ -97,11 +97,13 @@ function applyFile(
   configPath: string | null,
 ): void {
   const where = configPath ? ` in ${configPath}` : '';
+  // Settings at the top: this is the default export (or the settings exported one by one), not a name's.
+  const topSettings = Object.keys(file).some((k) => k !== 'config' && (k in SETTINGS || k in KEY_ALIASES));
   for (const [rawKey, raw] of Object.entries(file)) {
     if (raw === undefined) continue;
     const key = (rawKey in SETTINGS ? rawKey : KEY_ALIASES[rawKey]) as SettingKey | undefined;
     // `export const config = defineConfig({...})`: a named export where the default one was meant.
-    if ((!key || key === 'config') && holdsSettings(raw))
+    if ((!key || key === 'config') && !topSettings && holdsSettings(raw))
       throw new ConfigError(`the config file exports its settings as ${show(rawKey)}${where}; make them the default export: export default defineConfig({ ... })`);
     if (!key) {
       const gunicorns = gunicornOnlyKey(rawKey, where);

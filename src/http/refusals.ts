@@ -157,7 +157,14 @@ export class Refusals {
     const raw = err.rawPacket;
     const at = err.bytesParsed;
     if (!raw || at === undefined || at < 1 || raw[at - 1] !== 0x3a) return false;
-    return flushed === undefined || flushed + PARSER_BATCH > this.#fields;
+    if (flushed !== undefined && flushed + PARSER_BATCH <= this.#fields) return false;
+    // A name that takes the section over maxHeaderSize stops it at its colon too: when the packet holds the
+    // request from its request line, its fields before the colon are counted.
+    const head = raw.toString('latin1', 0, at);
+    const before = head.lastIndexOf('\r\n\r\n');
+    const from = before < 0 ? 0 : before + 4;
+    if (!/^[A-Za-z]+ \S+ HTTP\/\d\.\d\r?\n/.test(head.slice(from, head.indexOf('\n', from) + 1))) return true;
+    return head.slice(from).split('\n').length - 2 > this.#fields;
   }
 }
 

@@ -189,7 +189,9 @@ export class StatsdClient {
     const { host, port } = this.address;
     const family = net.isIP(host);
     if (family !== 0) return this.#open(host, family, port);
-    lazy.dns().lookup(host, (err, ip, fam) => {
+    // Its IPv4 address when it has one, as Gunicorn (an AF_INET socket): `localhost` is often ::1 first, where
+    // a StatsD server listening on 127.0.0.1 would refuse every datagram.
+    lazy.dns().lookup(host, { all: true }, (err, all) => {
       if (this.#state === 'closed') return;
       if (err) {
         this.#state = 'idle';
@@ -199,6 +201,7 @@ export class StatsdClient {
         this.#failed(err);
         return;
       }
+      const { address: ip, family: fam } = all.find((a) => a.family === 4) ?? all[0]!;
       this.#open(ip, fam, port);
     });
   }
@@ -208,7 +211,24 @@ export class StatsdClient {
     this.#socket = socket;
     socket.on('error', this.#onError);
     socket.unref();
-    socket.connect(port, ip, () => {
+    socket.connect(port, ip, (err?: Error) => {
+      if (err) {
+        // No route to it (an IPv6 address where there is none, say): the socket is not connected, and a send
+        // on it would throw. Tried again as after a failed lookup.
+        if (this.#state === 'closed') {
+          // close() closed it already, unless it waited for this connect.
+          if (this.#closeOnConnect) socket.close();
+          return;
+        }
+        socket.close();
+        this.#socket = null;
+        this.#state = 'idle';
+        this.#retryAt = Date.now() + RESOLVE_RETRY_MS;
+        this.errors += this.#queued.length;
+        this.#queued.length = 0;
+        this.#failed(err as NodeJS.ErrnoException);
+        return;
+      }
       if (this.#state === 'closed' && !this.#closeOnConnect) return;
       if (this.#state !== 'closed') this.#state = 'connected';
       for (const d of this.#queued.splice(0)) {

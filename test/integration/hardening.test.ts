@@ -385,6 +385,14 @@ describe('refusal bodies (settings named with their values, HEAD, the debug log)
         '(limit_request_line, limit_request_fields and limit_request_field_size added up)',
     },
     {
+      // Node's parser stops this one at the long name's colon too, as it stops the field one too many.
+      name: 'the whole header section, ending in a field name (Node\'s parser)',
+      steps: [{ send: `GET / HTTP/1.1\r\nHost: x\r\nX-${'n'.repeat(400)}: 1\r\n\r\n` }],
+      line:
+        '431 Request Header Fields Too Large: the header section is over 312 bytes ' +
+        '(limit_request_line, limit_request_fields and limit_request_field_size added up)',
+    },
+    {
       name: 'a malformed first request line (the connection gate)',
       steps: [{ send: 'GET  / HTTP/1.1\r\nHost: x\r\n\r\n' }],
       head: [{ send: 'HEAD  / HTTP/1.1\r\nHost: x\r\n\r\n' }],

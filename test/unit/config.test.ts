@@ -175,6 +175,9 @@ describe('resolveConfig', () => {
       );
     }
     await assert.rejects(resolveConfig({ argv: ['-c', file('other.config.mjs', 'export const settings = { x: 1 };\n'), 'a'], env: {}, cwd: dir }), /unknown setting "settings"/);
+    // Settings beside it: the default export (or the settings as exports of their own), a nested key unknown.
+    const nested = file('nested.config.mjs', "export default { workers: 2, logging: { loglevel: 'debug' } };\n");
+    await assert.rejects(resolveConfig({ argv: ['-c', nested, 'a'], env: {}, cwd: dir }), /unknown setting "logging" in .*nested\.config\.mjs; see docs\/settings\.md/);
   });
 
   it('keeps a umask from a config file octal, as --print-config shows it', async () => {

@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
+import dnsCallbacks from 'node:dns';
 import { once } from 'node:events';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -391,6 +392,48 @@ describe('StatsD client', () => {
     assert.deepEqual((await got).split('\n'), ['p.gunicorn.log.warning:2|c|@1.0', 'p.gunicorn.log.exception:1|c|@1.0']);
     // Closed: the error log no longer counts into it.
     log.error('e');
+  });
+
+  it('sends to a host name\'s IPv4 address when it has one, as Gunicorn (localhost is often ::1 first)', async (t) => {
+    const s = await sink(t);
+    // /etc/hosts' `::1 localhost` first, as getaddrinfo orders it where the host has IPv6.
+    const answers = [{ address: '::1', family: 6 }, { address: '127.0.0.1', family: 4 }];
+    const real = dnsCallbacks.lookup as (...a: unknown[]) => void;
+    t.mock.method(dnsCallbacks, 'lookup', (host: string, opts: unknown, cb?: (...a: unknown[]) => void) => {
+      // node:dgram looks up the address it connects to through it too.
+      if (host !== 'statsd.test') return real.call(dnsCallbacks, host, opts, cb);
+      const all = typeof opts === 'object' && opts !== null && (opts as { all?: boolean }).all === true;
+      const done = (typeof opts === 'function' ? opts : cb) as (...a: unknown[]) => void;
+      process.nextTick(() => (all ? done(null, answers) : done(null, answers[0]!.address, answers[0]!.family)));
+    });
+    const c = new StatsdClient({ statsdHost: `statsd.test:${s.port}`, statsdPrefix: '', dogstatsdTags: '' }, quiet);
+    t.after(() => c.close());
+    const got = s.next();
+    c.gauge('gunicorn.workers', 2);
+    c.flush();
+    assert.equal(await got, 'gunicorn.workers:2|g');
+  });
+
+  it('a socket that cannot connect (no route: an IPv6 address where there is none) drops and counts, never throws', async (t) => {
+    // Node hands a failed connect to its callback (EADDRNOTAVAIL for [::1] without IPv6); made so here,
+    // without leaving the machine.
+    let failed: () => void = () => {};
+    const refused = new Promise<void>((resolve) => (failed = resolve));
+    t.mock.method(dgram.Socket.prototype, 'connect', function (this: dgram.Socket, _port: number, _address: string, cb: (err?: Error) => void) {
+      process.nextTick(() => {
+        cb(Object.assign(new Error('connect EADDRNOTAVAIL ::1:8125'), { code: 'EADDRNOTAVAIL' }));
+        failed();
+      });
+    });
+    const c = new StatsdClient({ statsdHost: '[::1]:8125', statsdPrefix: '', dogstatsdTags: '' }, quiet);
+    t.after(() => c.close());
+    c.count('x');
+    c.flush();
+    await refused;
+    c.count('y');
+    c.flush();
+    assert.equal(c.sent, 0);
+    assert.equal(c.errors, 2, 'the queued datagram and the failed connect');
   });
 });
 
