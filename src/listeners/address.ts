@@ -41,32 +41,40 @@ export function parseAddress(raw: string): Address {
     bad(`drop the ${JSON.stringify(scheme)}: tunicorn binds HOST:PORT, not a URL${tls}`);
   }
   if (/\s/.test(s)) bad('the address contains a space');
-  let host: string;
-  let portText: string;
-  if (s.startsWith('[')) {
-    const end = s.indexOf(']');
-    if (end < 0) bad('the IPv6 address has no closing "]"');
-    host = s.slice(1, end);
-    if (!net.isIPv6(host)) bad(`${host} is not an IPv6 address`);
-    const rest = s.slice(end + 1);
-    if (rest && !rest.startsWith(':')) bad('expected ":PORT" after "]"');
-    portText = rest ? rest.slice(1) : '8000';
-  } else {
-    const colon = s.lastIndexOf(':');
-    if (colon < 0) {
-      // Gunicorn: a bare host binds port 8000.
-      host = s;
-      portText = '8000';
-    } else {
-      host = s.slice(0, colon);
-      portText = s.slice(colon + 1);
-      if (host.includes(':')) bad('put an IPv6 address in brackets, as [::1]:8000');
-    }
-    if (host === '') host = '0.0.0.0';
-    if (host === '*') host = '0.0.0.0';
-  }
+  const split = splitHostPort(s, 8000);
+  if (typeof split === 'string') return bad(split);
+  const { portText } = split;
+  let host = split.host;
+  // Gunicorn: ":8000" and "*:8000" bind every interface; a bare host binds port 8000.
+  if (host === '' || host === '*') host = '0.0.0.0';
   if (!/^\d+$/.test(portText) || Number(portText) > 65535) bad(`the port ${JSON.stringify(portText)} is not 0..65535`);
   return { kind: 'tcp', host, port: Number(portText) };
+}
+
+export interface HostPort {
+  readonly host: string;
+  /** The port as written, or the default when none is: the caller checks its range. */
+  readonly portText: string;
+}
+
+/**
+ * Splits HOST:PORT or [IPv6]:PORT (bind, statsd_host): the host and the port's text, `defaultPort` when there
+ * is none; or why the text is neither, in words the caller completes with its expected forms.
+ */
+export function splitHostPort(s: string, defaultPort: number): HostPort | string {
+  if (s.startsWith('[')) {
+    const end = s.indexOf(']');
+    if (end < 0) return 'the IPv6 address has no closing "]"';
+    const host = s.slice(1, end);
+    if (!net.isIPv6(host)) return `${host} is not an IPv6 address`;
+    const rest = s.slice(end + 1);
+    if (rest && !rest.startsWith(':')) return 'expected ":PORT" after "]"';
+    return { host, portText: rest ? rest.slice(1) : String(defaultPort) };
+  }
+  const colon = s.lastIndexOf(':');
+  const host = colon < 0 ? s : s.slice(0, colon);
+  if (host.includes(':')) return `put an IPv6 address in brackets, as [::1]:${defaultPort}`;
+  return { host, portText: colon < 0 ? String(defaultPort) : s.slice(colon + 1) };
 }
 
 /** How the log and --print-config name a bound socket: http://127.0.0.1:8000, http://[::1]:8000, unix:/path. */

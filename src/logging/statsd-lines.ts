@@ -1,4 +1,5 @@
 import net from 'node:net';
+import { splitHostPort } from '../listeners/address.js';
 
 /**
  * StatsD's lines, as Gunicorn's `statsd_host` sends them, and the datagrams that carry them: what does not
@@ -61,21 +62,10 @@ export function parseStatsdHost(raw: string): StatsdAddress | string {
     return "a Unix socket (Gunicorn's unix://PATH) cannot be used: Node has no Unix datagram sockets (node:dgram is UDP only); give the StatsD server's UDP address, HOST:PORT";
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(s)) return `drop the scheme: StatsD is sent over UDP (${STATSD_HOST_FORM})`;
   if (/\s/.test(s)) return `the address contains a space (${STATSD_HOST_FORM})`;
-  let host: string;
-  let portText: string;
-  if (s.startsWith('[')) {
-    const end = s.indexOf(']');
-    if (end < 0) return `the IPv6 address has no closing "]" (${STATSD_HOST_FORM})`;
-    host = s.slice(1, end);
-    if (!net.isIPv6(host)) return `${host} is not an IPv6 address (${STATSD_HOST_FORM})`;
-    const rest = s.slice(end + 1);
-    if (rest && !rest.startsWith(':')) return `expected ":PORT" after "]" (${STATSD_HOST_FORM})`;
-    portText = rest ? rest.slice(1) : String(STATSD_DEFAULT_PORT);
-  } else {
-    const colon = s.lastIndexOf(':');
-    host = colon < 0 ? s : s.slice(0, colon);
-    portText = colon < 0 ? String(STATSD_DEFAULT_PORT) : s.slice(colon + 1);
-    if (host.includes(':')) return 'put an IPv6 address in brackets, as [::1]:8125';
+  const split = splitHostPort(s, STATSD_DEFAULT_PORT);
+  if (typeof split === 'string') return `${split} (${STATSD_HOST_FORM})`;
+  const { host, portText } = split;
+  if (!s.startsWith('[')) {
     if (host === '') return `the host is empty (${STATSD_HOST_FORM})`;
     if (!net.isIPv4(host) && !/^[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_])?\.?$/.test(host))
       return `${JSON.stringify(host)} is not a host name or an IP address (${STATSD_HOST_FORM})`;
