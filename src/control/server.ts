@@ -10,6 +10,7 @@
 import { lstatSync, unlinkSync } from 'node:fs';
 import net from 'node:net';
 import { UNIX_PATH_MAX } from '../listeners/address.js';
+import { unixSocketAnswers } from '../listeners/bind.js';
 import { CommandError, MAX_LINE, parseCommand, parseRequest, type Command, type Response } from './commands.js';
 
 /** Idle clients are dropped after this long: a forgotten `nc -U` holds no descriptor for ever. */
@@ -20,21 +21,6 @@ const MAX_CLIENTS = 32;
 const MAX_UNREAD = 1024 * 1024;
 
 export type Handler = (command: Command) => unknown;
-
-/** Does anything answer on the Unix socket at `path`? */
-function answers(path: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect(path);
-    const done = (live: boolean) => {
-      s.destroy();
-      resolve(live);
-    };
-    s.once('connect', () => done(true));
-    // Only a refusal says nobody listens: a socket this user may not connect to (EACCES) may well be live.
-    s.once('error', (err: NodeJS.ErrnoException) => done(err.code !== 'ECONNREFUSED' && err.code !== 'ENOENT'));
-    s.setTimeout(1000, () => done(true)); // accepted into a backlog that is not being read: someone holds it
-  });
-}
 
 export class ControlServer {
   #server: net.Server | null = null;
@@ -69,7 +55,7 @@ export class ControlServer {
         this.warn(`control_socket (--control-socket): ${this.path} exists and is not a socket; leaving it alone and going on without a control socket`);
         return null;
       }
-      if (!takeOver && (await answers(this.path))) {
+      if (!takeOver && (await unixSocketAnswers(this.path))) {
         this.warn(`control_socket (--control-socket): another process answers on ${this.path} (another tunicorn?); going on without a control socket`);
         return null;
       }

@@ -26,20 +26,30 @@ export async function resolveHost(host: string, setting = 'bind (--bind)'): Prom
   }
 }
 
+/**
+ * Whether anything may answer on the Unix socket at `path` (bind's unix: sockets, the control socket). Only a
+ * refusal says nobody listens: a socket this user may not connect to (EACCES) may well be live, and one whose
+ * backlog is not read within 1 s is held by someone.
+ */
+export function unixSocketAnswers(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect(path);
+    const done = (live: boolean) => {
+      s.destroy();
+      resolve(live);
+    };
+    s.once('connect', () => done(true));
+    s.once('error', (err: NodeJS.ErrnoException) => done(err.code !== 'ECONNREFUSED' && err.code !== 'ENOENT'));
+    s.setTimeout(1000, () => done(true));
+  });
+}
+
 /** A stale Unix socket file (nobody listening) is removed; a live one is an error. */
 async function clearStaleUnixSocket(path: string): Promise<void> {
   if (!existsSync(path)) return;
   if (!lstatSync(path).isSocket())
     throw new ConfigError(`cannot bind unix:${path}: the path exists and is not a socket`);
-  const live = await new Promise<boolean>((resolve) => {
-    const c = net.connect(path);
-    c.once('connect', () => {
-      c.destroy();
-      resolve(true);
-    });
-    c.once('error', () => resolve(false));
-  });
-  if (live) throw new ConfigError(`cannot bind unix:${path}: another server is listening on it`);
+  if (await unixSocketAnswers(path)) throw new ConfigError(`cannot bind unix:${path}: another server is listening on it`);
   unlinkSync(path);
 }
 
