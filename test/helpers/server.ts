@@ -21,6 +21,8 @@ export class Server {
   stdout = '';
   readonly #waiters: { re: RegExp; from: number; resolve: (m: RegExpMatchArray) => void }[] = [];
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** Resolves once the server and every process holding its stdout or stderr have closed them: the log is whole. */
+  readonly drained: Promise<void>;
 
   /**
    * `wrapper`: a command that execs the rest (`sh -c '... exec "$0" "$@"'`), for tests that need the pid
@@ -45,6 +47,7 @@ export class Server {
     this.child.stdout!.on('data', (d: Buffer) => {
       this.stdout += d.toString();
     });
+    this.drained = once(this.child, 'close').then(() => undefined);
     this.exited = once(this.child, 'exit').then(([code, signal]) => {
       running.delete(this);
       return { code: code as number | null, signal: signal as NodeJS.Signals | null };

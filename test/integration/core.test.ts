@@ -22,7 +22,7 @@ import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
-import { alive, childrenOf, FIXTURES, request, Server, stopAll, until } from '../helpers/server.js';
+import { alive, childrenOf, FIXTURES, request, Server, stopAll, until, within } from '../helpers/server.js';
 import { MASTER_NODE_FLAGS } from '../../src/cli/node-flags.js';
 
 after(stopAll);
@@ -300,6 +300,7 @@ describe('failures are stated, not dumped', () => {
       const s = new Server(['-b', '127.0.0.1:0', '-w', '2', fx(file)]);
       const exit = await s.exited;
       assert.equal(exit.code, 1);
+      await within(s.drained, 10000, 'the log to end');
       assert.match(s.log, cause);
       assert.match(s.log, /Reason: App failed to load\./);
       assert.equal(s.count(/Booting worker/), 2, 'no respawn loop');

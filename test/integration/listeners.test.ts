@@ -18,7 +18,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
-import { CLI, FIXTURES, request, Server, stopAll } from '../helpers/server.js';
+import { CLI, FIXTURES, request, Server, stopAll, within } from '../helpers/server.js';
 
 after(stopAll);
 const tmp = mkdtempSync(path.join(tmpdir(), 'tunicorn-listeners-'));
@@ -159,6 +159,7 @@ describe('boot failures', () => {
     const s = new Server(['-b', '127.0.0.1:0', fx('exits-at-load.ts')]);
     const exit = await s.exited;
     assert.equal(exit.code, 3);
+    await within(s.drained, 10000, 'the log to end');
     assert.equal(s.count(/Booting worker/), 5);
     assert.match(s.log, /Worker failed to boot \(1 in a row\); next try in 0\.1 s/);
     assert.match(s.log, /Worker failed to boot \(4 in a row\); next try in 0\.8 s/);
