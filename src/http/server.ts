@@ -7,6 +7,7 @@ import type { Duplex } from 'node:stream';
 import type { Config } from '../config/registry.js';
 import { lazy } from '../lazy.js';
 import type { ErrorLog } from '../logging/error-log.js';
+import { countBodyBytes, formatNeedsBodyBytes } from '../logging/body-bytes.js';
 import type { RequestListener } from '../app/shapes.js';
 import { ConnectionGate } from './connection.js';
 import { tlsOptionsOf } from './tls.js';
@@ -63,6 +64,8 @@ export class HttpLayer {
   /** HTTP/2 sessions (TLS and h2c): closed when idle, and given a GOAWAY on a graceful stop. */
   readonly #sessions: IdleSessions;
   #h2c: http2.Http2Server | null = null;
+  /** The access log writes `%(b)s` or `%(B)s`: responses count their body bytes (body-bytes.ts). */
+  readonly #countsBodyBytes: boolean;
   readonly #handler: RequestListener;
   /**
    * Connections that bypass the gate (TLS), from their hand-over until their first request, with the timer
@@ -90,6 +93,11 @@ export class HttpLayer {
     const handler = this.#handler;
     const tlsOptions = tlsOptionsOf(cfg);
     const h2 = tlsOptions !== null && cfg.httpProtocols.includes('h2');
+    this.#countsBodyBytes = Boolean(cfg.accesslog) && formatNeedsBodyBytes(cfg.accessLogFormat);
+    if (this.#countsBodyBytes) {
+      countBodyBytes(http.ServerResponse.prototype);
+      if (h2) this.countH2BodyBytes();
+    }
     const options = {
       noDelay: true,
       maxHeaderSize: maxHeaderSize(this.#limits),
@@ -259,9 +267,15 @@ export class HttpLayer {
     server.on('connection', (socket: net.Socket) => gate.accept(socket, toHttp, toH2c));
   }
 
+  /** The access log's `%(b)s` of an HTTP/2 response: its end(chunk) writes through write(). */
+  private countH2BodyBytes(): void {
+    countBodyBytes(lazy.http2().Http2ServerResponse.prototype as unknown as http.ServerResponse, true);
+  }
+
   /** The cleartext HTTP/2 server for h2c from trusted peers, made on first use. */
   private h2c(): http2.Http2Server {
     if (!this.#h2c) {
+      if (this.#countsBodyBytes) this.countH2BodyBytes();
       this.#h2c = lazy.http2().createServer(http2Limits(this.#limits), this.#handler as never);
       this.answerRefusedByNode(this.#h2c);
       this.trackSessions(this.#h2c);

@@ -2,6 +2,7 @@ import { clientAddressOf } from '../http/forwarded.js';
 import { sameName } from '../http/guard.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ConfigError } from '../config/setting.js';
+import { sentBytes } from './body-bytes.js';
 import { ACCESS_LOG, cannotWrite, opening } from './output-file.js';
 import { LogSink, type SinkTrouble } from './sink.js';
 
@@ -106,7 +107,7 @@ function headerBlock(res: ServerResponse): string | undefined {
  * computed for `end(body)`) as `_contentLength`, a number (so since Node 18 at least); reading it spares the
  * header block, which is a rope of the header lines that a search first copies flat (profiled: `WriteToFlat`
  * and `StringSearch` under the log). Otherwise: a length given to setHeader(), else the header block Node
- * wrote (`_header`, stable since Node 0.x); a chunked response has no length: `-`.
+ * wrote (`_header`, stable since Node 0.x); a chunked response has none (its bytes are counted, see bodyLength).
  */
 function length(res: ServerResponse): string | undefined {
   const n = (res as unknown as { _contentLength?: unknown })._contentLength;
@@ -130,6 +131,15 @@ function length(res: ServerResponse): string | undefined {
   return m ? m[1] : undefined;
 }
 
+/**
+ * `%(b)s`: the body bytes sent, as Gunicorn logs them. Counted as the app wrote them where no Content-Length
+ * gives them (a chunked or HTTP/2 stream, see body-bytes.ts); else the Content-Length.
+ */
+function bodyLength(res: ServerResponse): string | undefined {
+  const sent = sentBytes(res);
+  return sent === undefined ? length(res) : String(sent);
+}
+
 function atoms(clock: ClockCache): Record<string, Atom | (string | Atom)[]> {
   return {
     h: (e) => dash(e.peer ?? clientAddressOf(e.req)),
@@ -148,8 +158,8 @@ function atoms(clock: ClockCache): Record<string, Atom | (string | Atom)[]> {
     H: ['HTTP/', (e) => String(e.req.httpVersion)],
     // No status: an upgraded connection on which the app wrote no answer (see WorkerRuntime.upgrading).
     s: (e) => dash(e.res.statusCode),
-    B: (e) => length(e.res) ?? '0',
-    b: (e) => dash(length(e.res)),
+    B: (e) => bodyLength(e.res) ?? '0',
+    b: (e) => dash(bodyLength(e.res)),
     f: (e) => dash(firstHeader(e.req, 'referer')),
     a: (e) => dash(firstHeader(e.req, 'user-agent')),
     T: (e) => String(Math.floor((e.end - e.start) / 1000)),

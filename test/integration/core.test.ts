@@ -19,11 +19,13 @@ import { once } from 'node:events';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import http from 'node:http';
+import http2 from 'node:http2';
 import net from 'node:net';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { alive, childrenOf, FIXTURES, request, Server, stopAll, until, within } from '../helpers/server.js';
 import { MASTER_NODE_FLAGS } from '../../src/cli/node-flags.js';
+import { selfSigned } from '../helpers/tls.js';
 
 after(stopAll);
 
@@ -631,6 +633,83 @@ describe('operations', () => {
     const s = new Server(['-b', '127.0.0.1:0', '--capture-output', app]);
     await s.waitFor(/\[WARNING\] capture_output \(--capture-output\) does nothing while the error log is stderr: set --error-logfile FILE/);
     await s.kill();
+  });
+
+  it("logs a streamed body's bytes as %(b)s, as Gunicorn does, from every class and over HTTP/2", async () => {
+    const listener = path.join(tmp, 'streams.mjs');
+    writeFileSync(
+      listener,
+      `export default (req, res) => {
+  if (req.url === '/chunked') { res.write('hello '); res.write(Buffer.from('w\u00f6rld')); res.end('!'); return; }
+  if (req.url === '/head-then-end') { res.writeHead(200, { 'content-type': 'text/plain' }); res.end('abc'); return; }
+  res.end('twelve bytes');
+};\n`,
+    );
+    const fetchApp = path.join(tmp, 'stream-fetch.mjs');
+    writeFileSync(
+      fetchApp,
+      `const enc = new TextEncoder();
+export default (_request) => new Response(new ReadableStream({ start(c) { c.enqueue(enc.encode('abc')); c.enqueue(enc.encode('defg')); c.close(); } }));\n`,
+    );
+    const format = ['--access-logformat', '%(m)s %(U)s %(H)s %(s)s b=%(b)s B=%(B)s'];
+    /** Serves `app`, sends `requests`, and gives the access log's lines once all are there. */
+    const logged = async (args: string[], app: string, requests: (port: number) => Promise<unknown>, n: number, tls = false) => {
+      const acclog = path.join(tmp, `access-bytes-${Math.random().toString(36).slice(2)}.log`);
+      const s = new Server(['-b', '127.0.0.1:0', '-w', '1', '--access-logfile', acclog, ...format, ...args, app]);
+      const port = Number((await s.waitFor(tls ? /Listening at: https:\/\/127\.0\.0\.1:(\d+)/ : /Listening at: http:\/\/127\.0\.0\.1:(\d+)/))[1]);
+      await s.waitFor(/Ready: 1 worker/, 20000);
+      await requests(port);
+      await until(() => existsSync(acclog) && readFileSync(acclog, 'utf8').split('\n').filter(Boolean).length >= n, 5000, `${n} access lines`);
+      await s.kill();
+      return readFileSync(acclog, 'utf8').trim().split('\n');
+    };
+    const http10 = async (port: number, target: string) => {
+      const c = net.connect(port, '127.0.0.1');
+      c.end(`GET ${target} HTTP/1.0\r\n\r\n`);
+      c.resume();
+      await once(c, 'close');
+    };
+    for (const args of [[], ['-k', 'gthread', '--threads', '2'], ['-k', 'sync']]) {
+      const lines = await logged(args, listener, async (port) => {
+        for (const p of ['/chunked', '/head-then-end', '/']) assert.equal((await request(port, p)).status, 200);
+        await request(port, '/chunked', { method: 'HEAD' });
+        await http10(port, '/head-then-end');
+      }, 5);
+      // Sorted: each gthread thread writes its own lines.
+      assert.deepEqual(
+        lines.sort(),
+        [
+          'GET /chunked HTTP/1.1 200 b=13 B=13',
+          'GET /head-then-end HTTP/1.1 200 b=3 B=3',
+          'GET / HTTP/1.1 200 b=12 B=12',
+          'HEAD /chunked HTTP/1.1 200 b=0 B=0',
+          // No chunks in HTTP/1.0: the body runs to the connection's close.
+          'GET /head-then-end HTTP/1.0 200 b=3 B=3',
+        ].sort(),
+        `-k ${args[1] ?? 'async'}`,
+      );
+    }
+    const fetched = await logged([], fetchApp, async (port) => assert.equal((await request(port, '/')).body, 'abcdefg'), 1);
+    assert.deepEqual(fetched, ['GET / HTTP/1.1 200 b=7 B=7']);
+    const c = selfSigned();
+    const h2lines = await logged(['--certfile', c.cert, '--keyfile', c.key], fetchApp, async (port) => {
+      const session = http2.connect(`https://127.0.0.1:${port}`, { rejectUnauthorized: false });
+      try {
+        const body = await new Promise<string>((resolve, reject) => {
+          const r = session.request({ ':path': '/h2' });
+          let text = '';
+          r.setEncoding('utf8');
+          r.on('data', (d: string) => (text += d));
+          r.on('end', () => resolve(text));
+          r.on('error', reject);
+          r.end();
+        });
+        assert.equal(body, 'abcdefg');
+      } finally {
+        session.close();
+      }
+    }, 1, true);
+    assert.deepEqual(h2lines, ['GET /h2 HTTP/2.0 200 b=7 B=7']);
   });
 
   it('names the client in the access log of a request whose connection the client reset', async () => {
