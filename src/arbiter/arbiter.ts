@@ -700,6 +700,15 @@ export class Arbiter implements HookServer {
       return;
     }
     if (this.#stopping) return;
+    const started = this.#resolved.configPath;
+    if (started !== null && next.configPath === null) {
+      // The default config file (found, not named with -c) is gone: reading on would put every setting it
+      // held back to its default (the worker count to 1) without a word.
+      this.log.error(
+        `Reload failed, keeping the running configuration: the config file ${started} is gone (deleted or moved); put it back and send HUP again, or restart the server to run without it`,
+      );
+      return;
+    }
     let log = this.log;
     try {
       // New workers open the logs: a path they cannot open would crash each of them. The pidfile is not
@@ -727,8 +736,12 @@ export class Arbiter implements HookServer {
       this.#statsd?.close();
       this.#statsd = this.openStatsd();
     }
-    if ((old.controlSocket ?? '') !== (this.cfg.controlSocket ?? '') || old.controlSocketDisable !== this.cfg.controlSocketDisable)
-      this.log.warning('control_socket changed in the config: a reload keeps the control socket as it is; restart to move it');
+    if (
+      (old.controlSocket ?? '') !== (this.cfg.controlSocket ?? '') ||
+      old.controlSocketDisable !== this.cfg.controlSocketDisable ||
+      old.controlSocketMode !== this.cfg.controlSocketMode
+    )
+      this.log.warning('control_socket changed in the config: a reload keeps the control socket as it is (its path and mode); restart to change it');
     this.#stats.reloads++;
     await this.runHook('onReload', this);
     this.#notify({ RELOADING: 1, MONOTONIC_USEC: (process.hrtime.bigint() / 1000n).toString(), STATUS: 'Reloading' });

@@ -96,6 +96,47 @@ describe('HUP re-reads the config', () => {
   });
 });
 
+describe('HUP after the default config file is gone', () => {
+  it('keeps the running configuration instead of falling back to the defaults', async () => {
+    // Found in the working directory, not named with -c: the reload's resolve finds no file at all.
+    const dir = mkdtempSync(path.join(tmp, 'default-cfg-'));
+    const cfg = path.join(dir, 'tunicorn.config.mjs');
+    writeFileSync(cfg, `export default { workers: 2 };\n`);
+    const s = new Server(['-b', '127.0.0.1:0', APP], { cwd: dir });
+    const port = await s.port();
+    await s.waitFor(/Ready: 2 worker/);
+    unlinkSync(cfg);
+    const from = s.log.length;
+    s.signal('SIGHUP');
+    await s.waitFor(/\[ERROR\] Reload failed, keeping the running configuration: the config file .*tunicorn\.config\.mjs is gone \(deleted or moved\); put it back and send HUP again, or restart the server to run without it/, 20000, from);
+    assert.doesNotMatch(s.log.slice(from), /Number of workers|Booting worker/);
+    assert.equal((await request(port, '/pid')).status, 200);
+    assert.equal(childrenOf(s.pid).length, 2);
+    // Put back, it is read again.
+    writeFileSync(cfg, `export default { workers: 3 };\n`);
+    s.signal('SIGHUP');
+    await s.waitFor(/Number of workers: 2 -> 3/, 20000, from);
+    s.signal('SIGTERM');
+    assert.equal((await s.exited).code, 0);
+  });
+});
+
+describe('HUP with a new control socket mode', () => {
+  it('says that the control socket keeps its mode until a restart', async () => {
+    const cfg = path.join(tmp, 'ctl-mode.config.mjs');
+    const sock = path.join(tmp, 'ctl-mode.ctl');
+    writeFileSync(cfg, `export default { workers: 1, controlSocket: ${JSON.stringify(sock)}, controlSocketMode: 0o600 };\n`);
+    const s = new Server(['-b', '127.0.0.1:0', '-c', cfg, APP]);
+    await s.waitFor(/Ready: 1 worker/);
+    writeFileSync(cfg, `export default { workers: 1, controlSocket: ${JSON.stringify(sock)}, controlSocketMode: 0o660 };\n`);
+    const from = s.log.length;
+    s.signal('SIGHUP');
+    await s.waitFor(/\[WARNING\] control_socket changed in the config: a reload keeps the control socket as it is \(its path and mode\); restart to change it/, 20000, from);
+    s.signal('SIGTERM');
+    assert.equal((await s.exited).code, 0);
+  });
+});
+
 function unixGet(socketPath: string, p: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     http
