@@ -157,6 +157,10 @@ function realRequest(self: LazyRequest): Request {
       // and `clone()` answer as they would after any other read.
       init.body = new ReadableStream({ start: (c) => c.close() });
       init.duplex = 'half';
+    } else if (bodyGone(self)) {
+      // Its body stream fails every read with the reason, where undici's own error named neither.
+      init.body = new ReadableStream({ start: (c) => c.error(new TypeError(BODY_GONE)) });
+      init.duplex = 'half';
     } else if (hasBody(method)) {
       init.body = Readable.toWeb(req) as unknown as ReadableStream;
       init.duplex = 'half';
@@ -172,6 +176,18 @@ function hasBody(method: string): boolean {
   return method !== 'GET' && method !== 'HEAD';
 }
 
+const BODY_GONE =
+  'the request body is gone: it was not read before the Response was sent, and Node discards an unread body then; read it (await request.text(), .json(), ...) before returning the Response';
+
+/**
+ * A body nobody read before the response was sent: Node's server drops it once the response finishes
+ * (`_dumped`, a field since Node 0.x), to keep the connection usable, and a read then could only fail.
+ */
+function bodyGone(self: LazyRequest): boolean {
+  const req = self[kIncoming];
+  return hasBody(req.method ?? 'GET') && !self[kUsed] && ((req as { _dumped?: boolean })._dumped === true || self[kResponse].writableFinished === true);
+}
+
 type Convert<T> = (chunks: Buffer[], size: number) => T;
 
 /**
@@ -183,6 +199,7 @@ type Convert<T> = (chunks: Buffer[], size: number) => T;
 function readWhole<T>(self: LazyRequest, name: string, convert: Convert<T>): Promise<T> {
   const req = self[kIncoming];
   if (self[kUsed]) return Promise.reject(new TypeError('Body is unusable: Body has already been read'));
+  if (self[kReal] === undefined && bodyGone(self)) return Promise.reject(new TypeError(BODY_GONE));
   if (self[kReal] !== undefined || !hasBody(req.method ?? 'GET') || req.readableDidRead || req.readableEnded || req.destroyed) {
     return (realRequest(self) as unknown as Record<string, () => Promise<T>>)[name]!();
   }

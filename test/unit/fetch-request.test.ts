@@ -6,6 +6,7 @@
  * - after a read the Request says so (bodyUsed, a locked body, clone() refused) and a second read fails
  * - GET and HEAD read as empty; a body read through `request.body` is not read again
  * - a client that goes away mid-body fails the read instead of leaving it pending
+ * - a read after the Response was sent (the body is dropped then) fails with the reason
  * - `request.headers` answers get/has from Node's raw list as a standard Headers would (case, repeated
  *   fields, cookies, bad names), and behaves as one for everything else (iteration, set, copies)
  * - `request.url`: the scheme is the connection's, never the target's; an absolute-form target gives its
@@ -32,6 +33,7 @@ describe('a Fetch handler reads the request body whole', () => {
   let port = 0;
   let started: (() => void) | null = null;
   let aborted: ((outcome: string) => void) | null = null;
+  let late: ((outcomes: string[]) => void) | null = null;
   const routes: Record<string, (req: Request) => Promise<Response>> = {
     '/array': async (req) => {
       const ab = await req.arrayBuffer();
@@ -91,6 +93,15 @@ describe('a Fetch handler reads the request body whole', () => {
       h.set('x-twice', 'replaced');
       h.append('x-added', '1');
       return Response.json({ got, same, bad, kind, copy, after: [h.get('x-twice'), h.get('X-Added'), h.has('x-added')] });
+    },
+    '/late': async (req) => {
+      // Read after the Response was sent (a background job): Node has dropped the body by then.
+      setTimeout(async () => {
+        const outcomes = [];
+        for (const read of [() => req.text(), () => req.json(), () => req.body!.getReader().read()]) outcomes.push(await read().then(() => 'read', describeError));
+        late?.(outcomes);
+      }, 100);
+      return new Response('accepted', { status: 202 });
     },
     '/abort': async (req) => {
       started?.();
@@ -199,6 +210,27 @@ describe('a Fetch handler reads the request body whole', () => {
     assert.deepEqual(body.kind, [true, '[object Headers]', 'string']);
     assert.equal(body.copy, 'one, two');
     assert.deepEqual(body.after, ['replaced', '1', true]);
+  });
+
+  it('says why a body read after the Response was sent fails', async () => {
+    const outcomes = new Promise<string[]>((resolve) => {
+      late = resolve;
+    });
+    try {
+      const r = await fetch(url('/late'), { method: 'POST', body: 'unread' });
+      assert.equal(r.status, 202);
+      const gone = 'TypeError: the request body is gone: it was not read before the Response was sent, and Node discards an unread body then; read it (await request.text(), .json(), ...) before returning the Response';
+      // Bounded: before, the read of `request.body` never settled.
+      let timer: NodeJS.Timeout | undefined;
+      const bound = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('a late read did not settle in 5 s')), 5000)));
+      try {
+        assert.deepEqual(await Promise.race([outcomes, bound]), [gone, gone, gone]);
+      } finally {
+        clearTimeout(timer);
+      }
+    } finally {
+      late = null;
+    }
   });
 
   it('fails the read when the client goes away mid-body', async () => {
