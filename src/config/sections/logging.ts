@@ -76,7 +76,8 @@ export const logging = {
       'Atoms: `h` remote address, `l` `-`, `u` user (basic auth) or `-`, `t` time `[10/Oct/2026:13:55:36 ' +
       '+0000]`, `r` request line, `m` method, `U` path, `q` query string, `H` protocol, `s` status, `B` / `b` ' +
       'the body bytes sent, as Gunicorn counts them (the Content-Length, or for a streamed body, chunked or ' +
-      'HTTP/2, the bytes the app wrote; 0 for none, and `b` is `-` when unknown), `f` referer, `a` user agent, `T` seconds, `M` ' +
+      'HTTP/2, the bytes the app wrote; 0 for none, and `b` is `-` when unknown), `f` referer, `a` user ' +
+      'agent, `T` seconds, `M` ' +
       'milliseconds, `D` microseconds, `L` seconds with decimals, `p` the worker\'s pid as `<PID>`, ' +
       '`{name}i` a request header, ' +
       '`{name}o` a response header, `{name}e` an environment variable; and one Gunicorn lacks, `Q`, the queue ' +
