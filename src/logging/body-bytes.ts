@@ -46,7 +46,7 @@ function add(res: Counted, chunk: unknown, encoding: unknown): void {
 /**
  * Counts the body bytes of every response made from `proto` (ServerResponse.prototype, or HTTP/2's
  * Http2ServerResponse.prototype); idempotent. `endWrites`: the prototype's end(chunk) writes its chunk
- * through this.write() (HTTP/2's does), so end() must not count it again.
+ * through this.write() (HTTP/2's does), so end() only starts the count at 0.
  */
 export function countBodyBytes(proto: ServerResponse, endWrites = false): void {
   if (wrapped.has(proto)) return;
@@ -64,7 +64,18 @@ export function countBodyBytes(proto: ServerResponse, endWrites = false): void {
       return r;
     },
   });
-  if (endWrites) return;
+  if (endWrites) {
+    // Its chunk is counted by write(); a body that ends with nothing written is 0 bytes, not unknown.
+    Object.defineProperty(proto, 'end', {
+      configurable: true,
+      writable: true,
+      value: function end_(this: Counted, chunk?: unknown, encoding?: unknown, cb?: unknown): unknown {
+        if (open(this)) this[kSent] ??= 0;
+        return end.call(this, chunk, encoding, cb);
+      },
+    });
+    return;
+  }
   Object.defineProperty(proto, 'end', {
     configurable: true,
     writable: true,

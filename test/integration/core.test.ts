@@ -642,6 +642,7 @@ describe('operations', () => {
       `export default (req, res) => {
   if (req.url === '/chunked') { res.write('hello '); res.write(Buffer.from('w\u00f6rld')); res.end('!'); return; }
   if (req.url === '/head-then-end') { res.writeHead(200, { 'content-type': 'text/plain' }); res.end('abc'); return; }
+  if (req.url === '/empty') { res.writeHead(200); res.end(); return; }
   res.end('twelve bytes');
 };\n`,
     );
@@ -692,11 +693,11 @@ export default (_request) => new Response(new ReadableStream({ start(c) { c.enqu
     const fetched = await logged([], fetchApp, async (port) => assert.equal((await request(port, '/')).body, 'abcdefg'), 1);
     assert.deepEqual(fetched, ['GET / HTTP/1.1 200 b=7 B=7']);
     const c = selfSigned();
-    const h2lines = await logged(['--certfile', c.cert, '--keyfile', c.key], fetchApp, async (port) => {
+    const h2get = async (port: number, p: string): Promise<string> => {
       const session = http2.connect(`https://127.0.0.1:${port}`, { rejectUnauthorized: false });
       try {
-        const body = await new Promise<string>((resolve, reject) => {
-          const r = session.request({ ':path': '/h2' });
+        return await new Promise<string>((resolve, reject) => {
+          const r = session.request({ ':path': p });
           let text = '';
           r.setEncoding('utf8');
           r.on('data', (d: string) => (text += d));
@@ -704,12 +705,18 @@ export default (_request) => new Response(new ReadableStream({ start(c) { c.enqu
           r.on('error', reject);
           r.end();
         });
-        assert.equal(body, 'abcdefg');
       } finally {
         session.close();
       }
-    }, 1, true);
-    assert.deepEqual(h2lines, ['GET /h2 HTTP/2.0 200 b=7 B=7']);
+    };
+    const tls = ['--certfile', c.cert, '--keyfile', c.key];
+    const h2fetch = await logged(tls, fetchApp, async (port) => assert.equal(await h2get(port, '/h2'), 'abcdefg'), 1, true);
+    assert.deepEqual(h2fetch, ['GET /h2 HTTP/2.0 200 b=7 B=7']);
+    const h2listener = await logged(tls, listener, async (port) => {
+      assert.equal(await h2get(port, '/chunked'), 'hello w\u00f6rld!');
+      assert.equal(await h2get(port, '/empty'), '');
+    }, 2, true);
+    assert.deepEqual(h2listener.sort(), ['GET /chunked HTTP/2.0 200 b=13 B=13', 'GET /empty HTTP/2.0 200 b=0 B=0']);
   });
 
   it('names the client in the access log of a request whose connection the client reset', async () => {
