@@ -15,6 +15,8 @@ import { CommandError, MAX_LINE, parseCommand, parseRequest, type Command, type 
 
 /** Idle clients are dropped after this long: a forgotten `nc -U` holds no descriptor for ever. */
 const IDLE_MS = 60_000;
+/** How long a client refused for an oversized line keeps its connection (to read the answer) before it is cut. */
+const REFUSED_MS = 2_000;
 /** At most this many clients at once; more are closed at once. */
 const MAX_CLIENTS = 32;
 /** Answers a client has not read, in bytes, past which it is dropped. */
@@ -156,6 +158,9 @@ export class ControlServer {
     s.end();
     s.removeAllListeners('data');
     s.pause();
+    // Paused, the socket sees no more of the client (not even its close): without this it held one of the
+    // client slots, and a descriptor, until the 60 s idle timeout.
+    s.setTimeout(REFUSED_MS);
   }
 
   private answer(s: net.Socket, line: string): void {

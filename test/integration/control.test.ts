@@ -250,6 +250,8 @@ describe('control socket', () => {
   it('garbage and an oversized line get an error answer; the master serves on', async () => {
     const sock = sockPath();
     const { s, port } = await start(sock);
+    const fds = () => readdirSync(`/proc/${s.pid}/fd`).length;
+    const before = fds();
     const answers = (await raw(sock, 'garbage\n[1]\n{"id": 5}\n{"id": 6, "command": "worker jump"}\n{"id": 7, "command": "show stats"}\n', 5)).map((l) => JSON.parse(l));
     assert.deepEqual(answers.slice(0, 4).map((a) => [a.id, a.ok]), [[null, false], [null, false], [5, false], [6, false]]);
     assert.match(answers[0].error, /^not JSON/);
@@ -269,6 +271,9 @@ describe('control socket', () => {
     await once(d, 'connect');
     d.end('{"id": 1, "command": "show config"}\n');
     d.destroy();
+    // Every one of these connections is let go, the refused one too: it no longer reads, so it saw nothing of
+    // its client's close, and held its descriptor until the 60 s idle timeout.
+    await until(() => fds() <= before, 10000, 'the connections to be closed');
 
     assert.equal((await json(sock, 'show stats')).pid, s.pid);
     assert.equal((await request(port)).status, 200);
