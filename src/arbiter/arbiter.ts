@@ -168,8 +168,8 @@ export class Arbiter implements HookServer {
   #commands: typeof import('../control/commands.js') | null = null;
   /** A master started by USR2: the old master served the control socket and hands it over. */
   #controlHandover = false;
-  /** For the control socket's `show stats`. */
-  #startedAt = Date.now();
+  /** For the control socket's `show stats`: set when run() begins. */
+  #startedAt = 0;
   readonly #stats = { spawned: 0, killed: 0, reloads: 0 };
 
   constructor(private readonly opts: ArbiterOptions) {

@@ -77,11 +77,16 @@ export function splitHostPort(s: string, defaultPort: number): HostPort | string
   return { host, portText: colon < 0 ? String(defaultPort) : s.slice(colon + 1) };
 }
 
+/** `127.0.0.1:8000`, `[::1]:8000`: an IPv6 address in brackets. */
+export function joinHostPort(host: string, port: number): string {
+  return net.isIPv6(host) ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
 /** How the log and --print-config name a bound socket: http://127.0.0.1:8000, http://[::1]:8000, unix:/path. */
 export function formatAddress(a: Address, scheme = 'http'): string {
   switch (a.kind) {
     case 'tcp':
-      return `${scheme}://${net.isIPv6(a.host) ? `[${a.host}]` : a.host}:${a.port}`;
+      return `${scheme}://${joinHostPort(a.host, a.port)}`;
     case 'unix':
       return `unix:${a.path}`;
     case 'fd':

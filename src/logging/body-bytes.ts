@@ -33,7 +33,7 @@ function byteLength(chunk: unknown, encoding: unknown): number {
   return 0;
 }
 
-/** Whether bytes written now are sent: the response is open, and HEAD, 204 and 304 have no body. */
+/** Whether the response still sends what is written to it: not ended, not destroyed (add() leaves out HEAD, 204, 304). */
 function open(res: Counted): boolean {
   return !res.destroyed && !res.writableEnded;
 }

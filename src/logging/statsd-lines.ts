@@ -1,5 +1,5 @@
 import net from 'node:net';
-import { splitHostPort } from '../listeners/address.js';
+import { joinHostPort, splitHostPort } from '../listeners/address.js';
 
 /**
  * StatsD's lines, as Gunicorn's `statsd_host` sends them, and the datagrams that carry them: what does not
@@ -77,7 +77,7 @@ export function parseStatsdHost(raw: string): StatsdAddress | string {
 
 /** The address as the log names it: `127.0.0.1:8125`, `[::1]:8125`. */
 export function formatStatsdAddress(a: StatsdAddress): string {
-  return net.isIPv6(a.host) ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`;
+  return joinHostPort(a.host, a.port);
 }
 
 /** Printable ASCII but the characters that end a metric's name in a line. */
