@@ -128,7 +128,10 @@ class WorkerProcess {
     const { runtime, init } = this;
     // A process.exit() in the app's top-level code is named in the log; a load that never ends meets the
     // master's boot timeout.
-    const say = (line: string) => runtime.log.error(line);
+    // Not the worker's own exit: a stop while the app loads (TERM, the master gone) ends the process too.
+    const say = (line: string) => {
+      if (!this.#stopping) runtime.log.error(line);
+    };
     const load = () => guardLoading(init.app, loadApp(init.app, cwd, { onError: runtime.onAppError }), { say, fail: say, limitS: 0 });
     return loadWatched(runtime, init.app, cwd, load, init.id === 1);
   }
@@ -200,6 +203,11 @@ class WorkerProcess {
    * A quick stop (INT or QUIT, to this worker or to the master, which passes it on): the worker_int hook runs
    * first, as in Gunicorn, then the requests in flight are cut.
    */
+  /** A stop has begun: the process exits once it is done. */
+  get stopping(): boolean {
+    return this.#stopping;
+  }
+
   quickStop(why: string): void {
     // Also during a graceful stop, which it cuts short; the hook runs once.
     if (this.#interrupted) return;
@@ -249,8 +257,15 @@ function main(): void {
   /** A stop that arrived while the worker was still booting: carried out once it can be. */
   let pendingStop: { graceful: boolean; drain: boolean } | null = null;
   let booting = false;
+  /**
+   * The worker while it loads the app (and until it is ready). A stop then is carried out at once, as a
+   * SIGTERM to the worker would be: it serves nothing yet, and the load can take long (a slow import, a
+   * database that does not answer) where the master's stop should not wait for it.
+   */
+  let loading: WorkerProcess | null = null;
   const stopEarly = (graceful: boolean, drain: boolean, handOver = false) => {
     if (worker) worker.onMessage({ t: 'stop', graceful, drain, handOver });
+    else if (loading) loading.onMessage({ t: 'stop', graceful, drain, handOver: false });
     else if (booting) pendingStop = { graceful, drain };
     else process.exit(0);
   };
@@ -326,14 +341,20 @@ function main(): void {
       }
       w.crashed(err);
     });
+    // A stop that came while the hooks loaded: nothing was started, nothing is.
+    if (pendingStop !== null) return void w.stop(pendingStop.graceful, '', pendingStop.drain);
+    loading = w;
     try {
       await w.boot();
     } catch (err) {
-      if (!(err instanceof FatalExit)) throw err;
+      // A stop during the boot ends the process its own way; what failed with it is not news.
+      if (!(err instanceof FatalExit) && !w.stopping) throw err;
       return; // fatal() already reported and scheduled the exit
+    } finally {
+      loading = null;
     }
+    if (w.stopping) return;
     worker = w;
-    if (pendingStop !== null) void w.stop(pendingStop.graceful, '', pendingStop.drain);
   }
 }
 

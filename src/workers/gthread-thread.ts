@@ -8,6 +8,7 @@ import { closeSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import { AppLoadError } from '../app/errors.js';
 import { loadApp } from '../app/load.js';
+import { guardLoading } from '../app/load-guard.js';
 import type { ServedApp } from '../app/shapes.js';
 import { describeLoadError } from '../config/file.js';
 import { captureStdio } from '../logging/error-log.js';
@@ -47,6 +48,8 @@ export interface ThreadData {
 export type ThreadMessage =
   | { readonly t: 'ready' }
   | { readonly t: 'fatal'; readonly appLoad: boolean; readonly message: string; readonly detail: string }
+  /** The app's top-level code called process.exit(), which ends this thread: the line that names the call. */
+  | { readonly t: 'exiting'; readonly line: string }
   | { readonly t: 'retire'; readonly requests: number }
   /** --reload: files this thread's copy of the app imported; the process passes them on to the master. */
   | { readonly t: 'files'; readonly files: readonly string[] }
@@ -83,7 +86,16 @@ async function main(): Promise<void> {
     runtime.watchdog = new ThreadSlots(d.threads, d.slots).writer(d.thread);
     const cwd = process.cwd();
     // One thread logs a load error served as a page (--reload), as one worker does.
-    served = await loadWatched(runtime, d.app, cwd, () => loadApp(d.app, cwd, { onError: runtime.onAppError }), d.id === 1 && d.thread === 0);
+    // As a worker process's load is watched (child.ts), but a thread's loop can run dry: an app whose
+    // top-level await never settles would end the thread with status 0, where a process waits for its boot
+    // timeout. That is a failed load, named at once.
+    const guard = {
+      say: (line: string) => post({ t: 'exiting', line }),
+      fail: (line: string) => post({ t: 'fatal', appLoad: true, message: line, detail: '' }),
+      limitS: 0,
+    };
+    const load = () => guardLoading(d.app, loadApp(d.app, cwd, { onError: runtime.onAppError }), guard);
+    served = await loadWatched(runtime, d.app, cwd, load, d.id === 1 && d.thread === 0);
     // This thread's copy of the app; a throw is an AppLoadError, which stops the server as a failed load does.
     await served.startup?.();
   } catch (err) {

@@ -41,7 +41,13 @@ export class GthreadWorker implements WorkerClass {
   #seenAt: number[] = [];
   #staleMs = 0;
   #stopping = false;
+  /** A thread's load failed: the process ends through the boot's failure, whatever its threads do next. */
+  #failed = false;
+  /** A thread's end before the stop was logged: the first one says it for the process. */
+  #exitSaid = false;
   #drained = 0;
+  /** Each thread's app is loaded and its sockets listen ('ready'). */
+  readonly #ready: boolean[] = [];
   #slots: ThreadSlots | null = null;
   #held: HeldSockets | null = null;
   /** Each thread's kept-alive connections while idle between two requests (see handOverKept). */
@@ -98,10 +104,21 @@ export class GthreadWorker implements WorkerClass {
           worker.on('message', (m: ThreadMessage) => {
             switch (m.t) {
               case 'ready':
+                this.#ready[t] = true;
                 return resolve();
+              case 'exiting':
+                // Said once for the process: every thread runs the same top-level code.
+                if (!this.#exitSaid) runtime.log.error(m.line);
+                this.#exitSaid = true;
+                return;
               case 'fatal': {
+                this.#failed = true;
                 const message = m.message + threadOnlyHint(m.message + m.detail);
-                return reject(m.appLoad ? new AppLoadError(message, m.detail) : new Error(message));
+                if (m.appLoad) return reject(new AppLoadError(message, m.detail));
+                // The thread described its failure; this process's stack would only name tunicorn's code.
+                const err = new Error(message);
+                err.stack = m.detail;
+                return reject(err);
               }
               case 'retire':
                 return runtime.retire(m.requests);
@@ -122,12 +139,14 @@ export class GthreadWorker implements WorkerClass {
             process.exit(1);
           });
           worker.once('exit', (code) => {
-            if (this.#stopping) return;
-            const why = `Thread ${t} of worker ${process.pid} exited (code ${code}) before it was asked to`;
-            reject(new Error(why));
-            runtime.log.error(`${why}; exiting`);
-            process.exitCode = 1;
-            setImmediate(() => process.exit(1));
+            // A failed load already ends the process, with its own status (child.ts).
+            if (this.#stopping || this.#failed) return;
+            // The process ends as the thread did, as it would had the app called process.exit() in a worker
+            // process: the master reads the status (3 and 4 mean a failed boot and a failed load).
+            if (!this.#exitSaid) runtime.log.error(`Thread ${t} of worker ${process.pid} exited (code ${code}) before it was asked to; exiting`);
+            this.#exitSaid = true;
+            process.exitCode = code;
+            setImmediate(() => process.exit(code));
           });
         }),
       );
@@ -236,7 +255,9 @@ export class GthreadWorker implements WorkerClass {
     // now, not after it; behind a stuck one they would wait for the SIGKILL at graceful_timeout and be lost.
     // Not when no worker will take them (TERM, WINCH): this one serves what it holds.
     if (graceful && this.ctx.runtime.handOverOnStop) await this.handOverHeld();
-    for (const w of this.#threads) w.postMessage({ t: 'stop', graceful, drain } satisfies ToThread);
+    // A thread still loading the app serves nothing, and hears messages only once loaded: it is ended now,
+    // where a message would wait for the load (a stop during a slow import would take as long as it).
+    this.#threads.forEach((w, t) => (this.#ready[t] ? w.postMessage({ t: 'stop', graceful, drain } satisfies ToThread) : void w.terminate()));
     await Promise.all(this.#exited);
   }
 

@@ -11,7 +11,7 @@ import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
-import { alive, Server, stopAll, until } from '../helpers/server.js';
+import { alive, request, Server, stopAll, until, within } from '../helpers/server.js';
 
 after(stopAll);
 
@@ -37,6 +37,11 @@ const exitsWhileWorkerLoads = app(
   'exits-while-worker-loads.mjs',
   'if (!process.send) setTimeout(() => process.exit(3), 500);\nelse { const t = Date.now(); while (Date.now() - t < 2000); }',
 );
+/** Loads for a minute: a stop during its load must not wait for it. */
+const loadsSlowly = app('loads-slowly.mjs', 'await new Promise((resolve) => setTimeout(resolve, 60000));');
+/** Ends its process (or, under gthread, its thread) with status 5 on GET /exit. */
+const exitsOnRequest = path.join(tmp, 'exits-on-request.mjs');
+writeFileSync(exitsOnRequest, "export default (req, res) => (req.url === '/exit' ? process.exit(5) : res.end('x'));\n");
 /** The common "graceful" snippet: exit on TERM. */
 const exitsOnTerm = app('exits-on-term.mjs', "process.on('SIGTERM', () => process.exit(0));");
 
@@ -110,6 +115,48 @@ describe('an app that ends or stalls its loading', () => {
     assert.equal((await s.exited).code, 0);
     assert.doesNotMatch(s.log, /The master is exiting with status/);
   });
+
+  it('-k gthread: process.exit() at import is named once per worker, and the master reads its status', async () => {
+    const s = new Server(['-b', '127.0.0.1:0', '-k', 'gthread', '--threads', '2', exits]);
+    assert.equal((await within(s.exited, 30000, 'the master to give up')).code, 3);
+    await s.drained;
+    const named = s.count(/\[ERROR\] app .*exits\.mjs called process\.exit\(3\) while loading\n/);
+    assert.equal(named, s.count(/Booting worker with pid/), 'one line per worker, not per thread');
+    assert.match(s.log, /Worker \(pid:\d+\) exited with code 3\n/);
+    assert.match(s.log, /Reason: Worker failed to boot\./);
+    assert.doesNotMatch(s.log, /before it was asked to|^\s+at /m);
+  });
+
+  it('-k gthread: a top-level await that can never settle fails the load at once, in one line', async () => {
+    const s = new Server(['-b', '127.0.0.1:0', '-k', 'gthread', neverSettles]);
+    assert.equal((await within(s.exited, 20000, 'the master to stop')).code, 1);
+    assert.match(s.log, /\[ERROR\] app .*never-settles\.mjs never finished loading: its top-level code awaits something that can never settle/);
+    assert.match(s.log, /Reason: App failed to load\./);
+    assert.equal(s.count(/Booting worker/), 1, 'no retry of a load that cannot succeed');
+  });
+
+  it('-k gthread: a thread the app ends with process.exit(5) ends its worker with status 5', async () => {
+    const s = new Server(['-b', '127.0.0.1:0', '-k', 'gthread', '--threads', '2', exitsOnRequest]);
+    await s.workersBooted(1);
+    const port = await s.port();
+    await request(port, '/exit').catch(() => undefined);
+    await s.waitFor(/\[ERROR\] Thread \d of worker \d+ exited \(code 5\) before it was asked to; exiting\n/);
+    await s.waitFor(/Worker \(pid:\d+\) exited with code 5\n/);
+    await s.workersBooted(2);
+    assert.equal((await request(port)).body, 'x');
+    await s.kill();
+  });
+
+  for (const cls of ['async', 'gthread']) {
+    it(`-k ${cls}: TERM while the app loads stops the worker at once, and is not taken for the app's exit`, async () => {
+      const s = new Server(['-b', '127.0.0.1:0', '-k', cls, loadsSlowly]);
+      await s.waitFor(/Booting worker with pid/);
+      s.signal('SIGTERM');
+      // The app's load takes 60 s: the stop does not wait for it.
+      assert.deepEqual(await within(s.exited, 15000, 'the server to stop'), { code: 0, signal: null });
+      assert.doesNotMatch(s.log, /called process\.exit|before it was asked to/);
+    });
+  }
 
   it('a worker still loading after the boot timeout is killed, logged as loading, and counted as a boot failure', async () => {
     // -t 1: the boot timeout is its floor, 30 s (a first TypeScript transform can take long).
