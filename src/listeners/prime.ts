@@ -15,7 +15,7 @@ for (const fd of fds) {
   const s = net.createServer();
   s.on('error', (e) => { process.stderr.write('FAIL ' + (fd - 3) + ' ' + (e.code || e.message) + '\\n'); process.exit(1); });
   // close() in the listening callback runs before the event loop polls, so this child never accepts.
-  s.listen({ fd, backlog }, () => s.close(() => { if (--left === 0) process.exit(0); }));
+  s.listen({ fd }, backlog, () => s.close(() => { if (--left === 0) process.exit(0); }));
 }
 `;
 

@@ -162,7 +162,8 @@ export class Serving {
       };
       const backlog = this.runtime.config.backlog;
       if (typeof target === 'number') {
-        acceptor.listen({ fd: target, backlog }, () => {
+        // The backlog as an argument: Node reads no `backlog` in the options of an `fd` listen (it used 511).
+        acceptor.listen({ fd: target }, backlog, () => {
           learnNetInternals(acceptor);
           done();
         });

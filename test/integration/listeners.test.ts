@@ -11,7 +11,7 @@
  * - ./tunicorn.config.ts is found without -c
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, statSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
@@ -52,6 +52,22 @@ describe('bind', () => {
     assert.equal((await s.exited).code, 0);
     assert.ok(!existsSync(sock), 'the socket file is removed at exit');
   });
+
+  for (const cls of ['async', 'sync', 'gthread']) {
+    it(`-k ${cls}: --backlog sets the listen queue of TCP and unix sockets (Node's default is 511)`, async () => {
+      const sock = path.join(tmp, `backlog-${cls}.sock`);
+      const s = new Server(['-b', '127.0.0.1:0', '-b', `unix:${sock}`, '--backlog', '37', '-k', cls, fx('listener.ts')]);
+      await s.waitFor(/Ready: /);
+      const port = await s.port();
+      // The master primed the sockets, and each worker (each thread) listened again: all with 37. ss shows a
+      // listening socket's backlog in its Send-Q column.
+      const tcp = execFileSync('ss', ['-Hltn', `sport = :${port}`], { encoding: 'utf8' }).trim().split(/\s+/);
+      assert.equal(tcp[2], '37', `ss: ${tcp.join(' ')}`);
+      const unix = execFileSync('ss', ['-Hlx', `src ${sock}`], { encoding: 'utf8' }).trim().split(/\s+/);
+      assert.equal(unix[3], '37', `ss: ${unix.join(' ')}`);
+      await s.kill();
+    });
+  }
 
   it('a sync worker on a unix socket pauses and resumes accepting for every connection, and serves them all', async () => {
     // Each connection closes this worker's copy of the socket and resumes on a duplicate from the master: a
