@@ -1,5 +1,5 @@
 /**
- * Watches an app while it loads, for the ways its top-level code can end or stall a process with nothing said:
+ * Watches an app (or a config file) while it loads, for the ways its top-level code can end or stall a process with nothing said:
  * - it calls process.exit() (a failed check of its own): `say` names the call, synchronously, on the way out;
  * - its top-level await waits on something that can never settle: the event loop runs dry, and Node would
  *   exit 0 as if all went well (not in a worker, whose IPC channel keeps it up: the master's boot timeout
@@ -14,11 +14,12 @@ export interface LoadGuard {
   limitS: number;
 }
 
-export async function guardLoading<T>(app: string, loading: Promise<T>, guard: LoadGuard): Promise<T> {
+/** `what`: the module loading, as the lines name it (`app app.ts`, `config file /srv/tunicorn.config.ts`). */
+export async function guardLoading<T>(what: string, loading: Promise<T>, guard: LoadGuard): Promise<T> {
   let timer: NodeJS.Timeout | null = null;
-  const onExit = (code: number) => guard.say(`app ${app} called process.exit(${code}) while loading`);
+  const onExit = (code: number) => guard.say(`${what} called process.exit(${code}) while loading`);
   const onDry = () =>
-    fail(`app ${app} never finished loading: its top-level code awaits something that can never settle (nothing else was left to run)`);
+    fail(`${what} never finished loading: its top-level code awaits something that can never settle (nothing else was left to run)`);
   const stop = () => {
     process.off('exit', onExit);
     process.off('beforeExit', onDry);
@@ -32,7 +33,7 @@ export async function guardLoading<T>(app: string, loading: Promise<T>, guard: L
   process.once('exit', onExit);
   process.once('beforeExit', onDry);
   if (guard.limitS > 0) {
-    timer = setTimeout(() => fail(`app ${app} did not finish loading within ${guard.limitS} s`), guard.limitS * 1000);
+    timer = setTimeout(() => fail(`${what} did not finish loading within ${guard.limitS} s`), guard.limitS * 1000);
     timer.unref();
   }
   try {

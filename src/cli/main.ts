@@ -13,6 +13,7 @@ import { writeSync } from 'node:fs';
 import { isatty } from 'node:tty';
 import { guardLoading } from '../app/load-guard.js';
 import { Arbiter, bootLimitS, checkOutputFiles, SIGNALS } from '../arbiter/arbiter.js';
+import { parseArgs } from '../config/args.js';
 import { allSettings, type SettingKey } from '../config/registry.js';
 import { resolveConfig, type Resolved } from '../config/resolve.js';
 import { describeLoadError } from '../config/file.js';
@@ -46,7 +47,35 @@ function print(text: string): void {
   process.stdout.write(text);
 }
 
-function printConfig(r: Resolved): void {
+/** Prints what a command answers, and ends the process (the config file may hold it up with a timer). */
+function done(text: string): never {
+  print(text);
+  exiting = true;
+  process.exit(0);
+}
+
+/** Sets these variables in this process's environment; the function returned puts the old values back. */
+function applyEnv(vars: Readonly<Record<string, string>>): () => void {
+  const old = Object.keys(vars).map((k) => [k, process.env[k]] as const);
+  Object.assign(process.env, vars);
+  return () => {
+    for (const [k, v] of old) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  };
+}
+
+/** -h/--help and -v/--version, from the command line alone; null when it does not parse. */
+function earlyArgs(argv: readonly string[]): { help: boolean; version: boolean } | null {
+  try {
+    return parseArgs(argv);
+  } catch {
+    return null;
+  }
+}
+
+function configTable(r: Resolved): string {
   const rows = allSettings()
     .filter((s) => !s.isHook || r.config[s.key as SettingKey] !== null)
     .map((s) => {
@@ -55,7 +84,7 @@ function printConfig(r: Resolved): void {
     });
   const w = Math.max(...rows.map((x) => x[0].length));
   const vw = Math.min(60, Math.max(...rows.map((x) => x[1].length)));
-  print(rows.map(([k, v, src]) => `${k.padEnd(w)} = ${v.padEnd(vw)}  (${src})\n`).join(''));
+  return rows.map(([k, v, src]) => `${k.padEnd(w)} = ${v.padEnd(vw)}  (${src})\n`).join('');
 }
 
 async function main(): Promise<void> {
@@ -68,26 +97,30 @@ async function main(): Promise<void> {
   const orphans = startOrphanReaper();
   const argv = process.argv.slice(2);
   const startCwd = process.cwd();
+  // Help and the version print whatever the config file and the environment hold (a broken config file is
+  // when help is wanted), without running the config file's code.
+  const asked = earlyArgs(argv);
+  if (asked?.help) return done(helpText());
+  if (asked?.version) return done(`tunicorn ${VERSION} (Node.js ${process.version})\n`);
   const resolve = () => resolveConfig({ argv, env: process.env, cwd: startCwd });
   let r: Resolved;
   try {
-    r = await resolve();
+    // At start, a config file that ends the process or never finishes loading says so: the master would
+    // otherwise exit in silence, with status 0 for a top-level await that can never settle.
+    r = await resolveConfig({
+      argv,
+      env: process.env,
+      cwd: startCwd,
+      guard: { say: (line) => writeSync(2, `tunicorn: error: ${line}\n`), fail: (line) => die(line), limitS: 0 },
+    });
   } catch (err) {
     if (err instanceof ConfigError) die(err.message);
     throw err;
   }
-  if (r.help) {
-    print(helpText());
-    return;
-  }
-  if (r.version) {
-    print(`tunicorn ${VERSION} (Node.js ${process.version})\n`);
-    return;
-  }
-  if (r.config.printConfig) {
-    printConfig(r);
-    return;
-  }
+  if (r.help) return done(helpText());
+  if (r.version) return done(`tunicorn ${VERSION} (Node.js ${process.version})\n`);
+  // An exit, not a return: the config file may have left a timer or a socket open.
+  if (r.config.printConfig) return done(configTable(r));
   if (!r.app) die('no APP given; usage: tunicorn [OPTIONS] APP (see tunicorn --help)');
   if (r.config.chdir) {
     try {
@@ -105,11 +138,14 @@ async function main(): Promise<void> {
       }
       // Imported only here: the app loader pulls in undici and jiti, memory the master otherwise never needs.
       const { loadApp } = await import('../app/load.js');
-      const { served } = await guardLoading(r.app, loadApp(r.app, process.cwd(), { onError: () => {} }), {
+      // With the workers' environment (-e, raw_env), as Gunicorn's master sets it before it loads the app; put
+      // back afterwards, so a reload that drops a variable drops it for the workers too (workerEnv).
+      const restoreEnv = applyEnv(r.config.rawEnv);
+      const { served } = await guardLoading(`app ${r.app}`, loadApp(r.app, process.cwd(), { onError: () => {} }), {
         say: (line) => writeSync(2, `tunicorn: error: ${line}\n`),
         fail: (line) => die(line),
         limitS: bootLimitS(r.config.timeout),
-      });
+      }).finally(restoreEnv);
       if (r.config.checkConfig) {
         process.stdout.write(`OK: ${r.app} is ${served.kind}${r.configPath ? `; config ${r.configPath}` : ''}\n`);
         try {

@@ -3,6 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ModuleImporter, unwrapDefault } from '../app/import.js';
+import { guardLoading, type LoadGuard } from '../app/load-guard.js';
 import { ConfigError } from './setting.js';
 
 export const DEFAULT_CONFIG_NAMES = [
@@ -25,7 +26,7 @@ export function findDefaultConfig(dir: string): string | null {
 }
 
 /** Loads a config file and returns its plain object of settings (not yet validated). */
-export async function loadConfigFile(file: string): Promise<Record<string, unknown>> {
+export async function loadConfigFile(file: string, guard?: LoadGuard): Promise<Record<string, unknown>> {
   if (!existsSync(file)) throw new ConfigError(`config file not found: ${file}`);
   const ext = path.extname(file);
   if (!CONFIG_EXTENSIONS.includes(ext)) {
@@ -35,7 +36,8 @@ export async function loadConfigFile(file: string): Promise<Record<string, unkno
   let mod: Record<string, unknown>;
   try {
     // Fresh: HUP must see the file as it is now, not as this process first imported it.
-    mod = await new ModuleImporter(path.dirname(file), { fresh: true }).import(file);
+    const importing = new ModuleImporter(path.dirname(file), { fresh: true }).import(file);
+    mod = guard ? await guardLoading(`config file ${file}`, importing, guard) : await importing;
   } catch (err) {
     const description = describeLoadError(err);
     const where = errorLocation(err, file);

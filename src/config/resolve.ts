@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { parseArgs, splitCommandLine, type ParsedArgs } from './args.js';
+import type { LoadGuard } from '../app/load-guard.js';
 import { findDefaultConfig, loadConfigFile } from './file.js';
 import { gunicornOnlyKey } from './gunicorn-only.js';
 import { allSettings, KEY_ALIASES, SETTINGS, suggestKey, type Config, type SettingKey } from './registry.js';
@@ -24,6 +25,8 @@ export interface ResolveInput {
   cwd: string;
   /** Skip loading the config file (tests of pure precedence). */
   fileValues?: Record<string, unknown>;
+  /** Watches the config file's loading (a process.exit() or a top-level await that never settles in it). */
+  guard?: LoadGuard;
 }
 
 /**
@@ -58,7 +61,7 @@ export async function resolveConfig(input: ResolveInput): Promise<Resolved> {
   let fileValues = input.fileValues;
   if (!fileValues) {
     configPath = configArg ? path.resolve(input.cwd, configArg) : findDefaultConfig(input.cwd);
-    if (configPath) fileValues = await loadConfigFile(configPath);
+    if (configPath) fileValues = await loadConfigFile(configPath, input.guard);
   }
   if (fileValues) applyFile(fileValues, values, sources, configPath);
   if (envArgs) fromEnv('TUNICORN_CMD_ARGS', input.env, () => applyCli(envArgs, values, sources, 'TUNICORN_CMD_ARGS'));

@@ -132,7 +132,7 @@ class WorkerProcess {
     const say = (line: string) => {
       if (!this.#stopping) runtime.log.error(line);
     };
-    const load = () => guardLoading(init.app, loadApp(init.app, cwd, { onError: runtime.onAppError }), { say, fail: say, limitS: 0 });
+    const load = () => guardLoading(`app ${init.app}`, loadApp(init.app, cwd, { onError: runtime.onAppError }), { say, fail: say, limitS: 0 });
     return loadWatched(runtime, init.app, cwd, load, init.id === 1);
   }
 

@@ -94,7 +94,7 @@ async function main(): Promise<void> {
       fail: (line: string) => post({ t: 'fatal', appLoad: true, message: line, detail: '' }),
       limitS: 0,
     };
-    const load = () => guardLoading(d.app, loadApp(d.app, cwd, { onError: runtime.onAppError }), guard);
+    const load = () => guardLoading(`app ${d.app}`, loadApp(d.app, cwd, { onError: runtime.onAppError }), guard);
     served = await loadWatched(runtime, d.app, cwd, load, d.id === 1 && d.thread === 0);
     // This thread's copy of the app; a throw is an AppLoadError, which stops the server as a failed load does.
     await served.startup?.();

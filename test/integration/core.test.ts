@@ -478,6 +478,54 @@ describe('configuration', () => {
     assert.equal(JSON.parse(r.body).value, 'hi there');
     await s.kill();
   });
+
+  it('-e reaches an app loaded in the master: --check-config and --preload', async () => {
+    const app = path.join(tmp, 'needs-env.mjs');
+    writeFileSync(app, "if (process.env.NEEDED !== 'yes') throw new Error('NEEDED is not set');\nexport default (req, res) => res.end('ok');\n");
+    const checked = new Server(['-e', 'NEEDED=yes', '--check-config', app]);
+    assert.equal((await checked.exited).code, 0, checked.log);
+    assert.match(checked.stdout, /^OK: /);
+    const { s, port } = await start(['-e', 'NEEDED=yes', '--preload', app]);
+    assert.equal((await request(port)).body, 'ok');
+    await s.kill();
+    const without = new Server(['--check-config', app]);
+    assert.equal((await without.exited).code, 1);
+    assert.match(without.log, /NEEDED is not set/);
+  });
+
+  it('a config file that ends the process or never finishes loading says so, with a status that is not 0', async () => {
+    const never = path.join(tmp, 'never.config.mjs');
+    writeFileSync(never, 'await new Promise(() => {});\nexport default { workers: 2 };\n');
+    for (const extra of [['-b', '127.0.0.1:0'], ['--check-config']]) {
+      const s = new Server(['-c', never, ...extra, fx('listener.ts')]);
+      assert.equal((await within(s.exited, 15000, 'the start to fail')).code, 1);
+      assert.match(s.log, /^tunicorn: error: config file .*never\.config\.mjs never finished loading: its top-level code awaits something that can never settle/);
+    }
+    const exits = path.join(tmp, 'exits.config.mjs');
+    writeFileSync(exits, 'process.exit(3);\nexport default {};\n');
+    const s = new Server(['-c', exits, '-b', '127.0.0.1:0', fx('listener.ts')]);
+    assert.equal((await s.exited).code, 3);
+    assert.match(s.log, /^tunicorn: error: config file .*exits\.config\.mjs called process\.exit\(3\) while loading\n$/);
+  });
+
+  it('--help and --version answer whatever the config file and the environment hold, and --print-config ends', async () => {
+    const broken = path.join(tmp, 'broken-default');
+    mkdirSync(broken, { recursive: true });
+    writeFileSync(path.join(broken, 'tunicorn.config.ts'), 'export default { workers: \n');
+    for (const flag of ['--help', '--version']) {
+      const s = new Server([flag], { cwd: broken, env: { PORT: 'not-a-port' } });
+      assert.equal((await s.exited).code, 0, s.log);
+      assert.match(s.stdout, flag === '--help' ? /^usage: tunicorn/ : /^tunicorn \d/);
+    }
+    // A config file that keeps a timer: the printing commands exit all the same.
+    const busy = path.join(tmp, 'busy-default');
+    mkdirSync(busy, { recursive: true });
+    writeFileSync(path.join(busy, 'tunicorn.config.mjs'), 'setInterval(() => {}, 60000);\nexport default { workers: 2 };\n');
+    for (const args of [['--print-config', 'app.ts'], ['--version'], ['--help']]) {
+      const s = new Server(args, { cwd: busy });
+      assert.equal((await within(s.exited, 15000, `${args[0]} to exit`)).code, 0);
+    }
+  });
 });
 
 describe('operations', () => {

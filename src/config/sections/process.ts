@@ -60,7 +60,7 @@ export const processSettings = {
     metavar: 'KEY=VALUE',
     default: Object.freeze({}),
     short: 'Set an environment variable in the workers (repeatable).',
-    doc: 'In a config file, an object `{ KEY: "value" }` or a list of `"KEY=VALUE"` strings. The config key `raw_env` (Gunicorn\'s) is accepted too.',
+    doc: 'In a config file, an object `{ KEY: "value" }` or a list of `"KEY=VALUE"` strings. The config key `raw_env` (Gunicorn\'s) is accepted too. The app sees them wherever it loads: in the workers, and in the master with `--preload` and `--check-config` (set while it loads there). A reload (HUP) gives the new workers the new set: a variable dropped from it is gone for them.',
   }),
   checkConfig: boolSetting({
     key: 'checkConfig',
