@@ -714,6 +714,8 @@ export class Arbiter implements HookServer {
       // New workers open the logs: a path they cannot open would crash each of them. The pidfile is not
       // written again, so it is not checked.
       checkLogFiles(next.config);
+      // And the certificate: new workers load it, and a bad one would crash each of them.
+      checkTls(next.config);
       if (next.config.errorlog !== this.cfg.errorlog || next.config.loglevel !== this.cfg.loglevel)
         log = new ErrorLog(next.config.errorlog, next.config.loglevel);
     } catch (err) {

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import type { TlsOptions } from 'node:tls';
 import type { Config } from '../config/registry.js';
 import { ConfigError } from '../config/setting.js';
@@ -10,16 +11,32 @@ import { lazy } from '../lazy.js';
 /** The TLS options of a config (files read now), or null when it serves plain HTTP. */
 export function tlsOptionsOf(cfg: Config): TlsOptions | null {
   if (!cfg.certfile) return null;
-  const cert = readFileSync(cfg.certfile);
+  const cert = readPem(cfg.certfile, 'certfile (--certfile)');
   return {
     cert,
-    key: cfg.keyfile ? readFileSync(cfg.keyfile) : cert,
-    ca: cfg.caCerts ? readFileSync(cfg.caCerts) : undefined,
+    key: cfg.keyfile ? readPem(cfg.keyfile, 'keyfile (--keyfile)') : cert,
+    ca: cfg.caCerts ? readPem(cfg.caCerts, 'caCerts (--ca-certs)') : undefined,
     requestCert: cfg.certReqs !== 'none',
     rejectUnauthorized: cfg.certReqs === 'required',
     ciphers: cfg.ciphers ?? undefined,
     ALPNProtocols: cfg.httpProtocols.includes('h2') ? ['h2', 'http/1.1'] : ['http/1.1'],
   };
+}
+
+/**
+ * A PEM file, read from the working directory the server runs in: after `--chdir`, as Gunicorn reads its
+ * certificate after changing directory. A file that cannot be read is a ConfigError that says where it was
+ * looked for.
+ */
+function readPem(file: string, setting: string): Buffer {
+  try {
+    return readFileSync(file);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : code === 'EISDIR' ? 'it is a directory' : (err as Error).message;
+    const where = path.isAbsolute(file) ? '' : ` (looked for in ${process.cwd()}, the directory the server runs in)`;
+    throw new ConfigError(`cannot read ${setting} ${JSON.stringify(file)}: ${why}${where}`);
+  }
 }
 
 /** The TLS settings that mean nothing without a certificate, with their flags. */

@@ -21,7 +21,8 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import http2 from 'node:http2';
 import https from 'node:https';
 import net from 'node:net';
@@ -275,7 +276,7 @@ describe('TLS', () => {
     const cases: [string[], RegExp][] = [
       [['--certfile', bad, '--keyfile', certs.key], /cannot use certfile ".*broken\.crt"/],
       [['--certfile', certs.cert, '--keyfile', other.key], /keyfile ".*other\.key" is not the key of certfile ".*server\.crt" \(.*key values mismatch/i],
-      [['--certfile', path.join(certs.dir, 'nope.crt')], /invalid value for certfile \(--certfile\): ".*nope\.crt"; no such file/],
+      [['--certfile', path.join(certs.dir, 'nope.crt')], /cannot read certfile \(--certfile\) ".*nope\.crt": no such file\n/],
       [['--certfile', certs.cert], /certfile ".*server\.crt" \(--certfile\) holds no private key: give the key file with --keyfile/],
       [['--certfile', certs.cert, '--keyfile', encrypted], /keyfile ".*encrypted\.key" is encrypted with a passphrase, which tunicorn cannot ask for/],
       [['--certfile', certs.cert, '--keyfile', certs.key, '--ciphers', 'NO-SUCH-CIPHER'], /invalid value for ciphers \(--ciphers\): "NO-SUCH-CIPHER"; OpenSSL matched no cipher/],
@@ -295,6 +296,64 @@ describe('TLS', () => {
       assert.match(check.log, re);
       assert.match(check.log, /^tunicorn: error: [^\n]*\n$/);
     }
+  });
+
+  it('reads relative certificate paths after --chdir, as Gunicorn does, and says where it looked', async () => {
+    // The pair in a site directory; the server started elsewhere (here: the test's own directory).
+    const site = mkdtempSync(path.join(tmpdir(), 'tunicorn-tls-site-'));
+    copyFileSync(certs.cert, path.join(site, 'site.crt'));
+    copyFileSync(certs.key, path.join(site, 'site.key'));
+    copyFileSync(fx('whoami.ts'), path.join(site, 'app.ts'));
+    const args = ['--chdir', site, '--certfile', 'site.crt', '--keyfile', 'site.key', 'app.ts'];
+    const check = new Server(['--check-config', ...args]);
+    assert.equal((await check.exited).code, 0, check.log);
+    const s = new Server(['-b', '127.0.0.1:0', ...args]);
+    const port = await s.port();
+    assert.equal((await h1(port)).status, 200);
+    await s.kill();
+    // A relative file that is not there: one line naming the directory it was looked for in.
+    const missing = new Server(['-b', '127.0.0.1:0', '--chdir', site, '--certfile', 'other.crt', '--keyfile', 'site.key', 'app.ts']);
+    assert.equal((await missing.exited).code, 1, missing.log);
+    assert.match(missing.log, /\ntunicorn: error: cannot read certfile \(--certfile\) "other\.crt": no such file \(looked for in .*tunicorn-tls-site-\w+, the directory the server runs in\)\n$/);
+  });
+
+  it('HUP serves a renewed certificate from the new workers, and refuses a certificate it cannot read', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'tunicorn-tls-renew-'));
+    const config = path.join(dir, 'tls.config.mjs');
+    const first = selfSigned('first.test', dir, 'first');
+    const second = selfSigned('second.test', dir, 'second');
+    const use = (c: { cert: string; key: string }) => writeFileSync(config, `export default ${JSON.stringify({ certfile: c.cert, keyfile: c.key })};\n`);
+    use(first);
+    const s = new Server(['-b', '127.0.0.1:0', '-c', config, fx('whoami.ts')]);
+    const port = await s.port();
+    await s.workersBooted(1);
+    const subject = () =>
+      new Promise<string>((resolve, reject) => {
+        const c = tls.connect({ host: '127.0.0.1', port, rejectUnauthorized: false }, () => {
+          resolve(String(c.getPeerCertificate().subject.CN));
+          c.end();
+        });
+        c.on('error', reject);
+      });
+    assert.equal(await subject(), 'first.test');
+    use({ cert: path.join(dir, 'gone.crt'), key: first.key });
+    s.signal('SIGHUP');
+    await s.waitFor(/Reload failed, keeping the running configuration: cannot read certfile \(--certfile\) ".*gone\.crt": no such file\n/);
+    assert.equal(await subject(), 'first.test');
+    use(second);
+    const from = s.log.length;
+    s.signal('SIGHUP');
+    await s.workersBooted(1, from);
+    // The old worker may take a connection or two while it stops accepting: bounded polling, then every new
+    // connection gets the new certificate.
+    const end = Date.now() + 10000;
+    while ((await subject()) !== 'second.test') {
+      assert.ok(Date.now() < end, 'the renewed certificate was never served');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await s.waitFor(/Worker exited/, 15000, from);
+    assert.equal(await subject(), 'second.test');
+    await s.kill();
   });
 
   // The PROXY header is read on plain HTTP only: with TLS it was ignored, and any peer was served without one.

@@ -1,4 +1,3 @@
-import { existsSync } from 'node:fs';
 import { choiceSetting, listSetting, stringSetting, type Setting } from '../setting.js';
 
 const section = 'TLS and HTTP/2';
@@ -12,8 +11,6 @@ function withAliases<T extends string>(s: Setting<T>, aliases: Record<string, T>
   return { ...s, fromCli: (raw) => s.fromCli([String(alias(raw[raw.length - 1]))]), fromConfig: (v) => s.fromConfig(alias(v)) };
 }
 
-const readable = (p: string | null): string | undefined => (p !== null && !existsSync(p) ? 'no such file' : undefined);
-
 export const tls = {
   certfile: stringSetting<string | null>({
     key: 'certfile',
@@ -22,12 +19,13 @@ export const tls = {
     flags: ['--certfile'],
     metavar: 'FILE',
     default: null,
-    check: readable,
     short: 'The PEM certificate (chain); with keyfile, every bind serves HTTPS.',
     doc:
       'The certificate and key are loaded and checked once by the master at start: a missing, unreadable ' +
-      'or mismatched pair stops the server with one line that says which. HTTP/2 is offered by ALPN ' +
-      '(see `http_protocols`).',
+      'or mismatched pair stops the server with one line that says which. A relative path is read from the ' +
+      'directory the server runs in, after `chdir`, as Gunicorn reads it. A reload (HUP) checks the files the ' +
+      'same way and refuses them if they are bad; otherwise the new workers serve the new certificate (a ' +
+      'renewed one), while the old ones finish with the old. HTTP/2 is offered by ALPN (see `http_protocols`).',
   }),
   keyfile: stringSetting<string | null>({
     key: 'keyfile',
@@ -36,7 +34,6 @@ export const tls = {
     flags: ['--keyfile'],
     metavar: 'FILE',
     default: null,
-    check: readable,
     short: 'The PEM private key of certfile.',
     doc: 'Required when certfile is set (unless certfile holds the key too).',
   }),
@@ -47,7 +44,6 @@ export const tls = {
     flags: ['--ca-certs'],
     metavar: 'FILE',
     default: null,
-    check: readable,
     short: 'PEM CA certificates that client certificates are checked against.',
     doc: 'Used with `cert_reqs` optional or required.',
   }),
