@@ -1,7 +1,16 @@
+import { lstatSync, unlinkSync } from 'node:fs';
 import http from 'node:http';
 import { formatAddress, parseAddress } from '../listeners/address.js';
-import { resolveHost } from '../listeners/bind.js';
+import { resolveHost, unixSocketAnswers } from '../listeners/bind.js';
 import { BindError, explainBindError, explainUnixBindError } from '../listeners/handle.js';
+
+const isSocket = (p: string): boolean => {
+  try {
+    return lstatSync(p).isSocket();
+  } catch {
+    return false;
+  }
+};
 
 export interface HealthState {
   /** The master runs (always true while it answers). */
@@ -32,8 +41,8 @@ export class HealthServer {
   async listen(raw: string): Promise<string> {
     const a = parseAddress(raw);
     const host = a.kind === 'tcp' ? await resolveHost(a.host, 'healthBind (--health-bind)') : '';
-    try {
-      await new Promise<void>((resolve, reject) => {
+    const listen = () =>
+      new Promise<void>((resolve, reject) => {
         this.#server.once('error', reject);
         const done = () => {
           this.#server.off('error', reject);
@@ -43,6 +52,18 @@ export class HealthServer {
         else if (a.kind === 'unix') this.#server.listen(a.path, done);
         else this.#server.listen({ fd: a.fd }, done);
       });
+    try {
+      try {
+        await listen();
+      } catch (err) {
+        // A socket file left by a master that did not exit (SIGKILL, the OOM killer): replaced, as --bind and
+        // the control socket replace theirs. One that answers is live (an old master's, during USR2).
+        const stale =
+          a.kind === 'unix' && (err as NodeJS.ErrnoException).code === 'EADDRINUSE' && isSocket(a.path) && !(await unixSocketAnswers(a.path));
+        if (!stale) throw err;
+        unlinkSync(a.path);
+        await listen();
+      }
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       const why = !code ? (err as Error).message : a.kind === 'unix' ? explainUnixBindError(a.path, code) : explainBindError(code);

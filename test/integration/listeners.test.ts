@@ -170,6 +170,26 @@ describe('bind', () => {
   });
 });
 
+describe('health endpoint on a unix socket', () => {
+  it('replaces the socket file a killed master left, and refuses one a live server answers on', async () => {
+    const sock = path.join(tmp, 'health-stale.sock');
+    const first = new Server(['-b', '127.0.0.1:0', '--health-bind', `unix:${sock}`, fx('listener.ts')]);
+    await first.workersBooted(1);
+    first.signal('SIGKILL');
+    await first.exited;
+    assert.ok(statSync(sock).isSocket(), 'a SIGKILL leaves the socket file');
+    const second = new Server(['-b', '127.0.0.1:0', '--health-bind', `unix:${sock}`, fx('listener.ts')]);
+    await second.waitFor(/Ready: /);
+    assert.equal((await unixRequest(sock, '/health/live')).status, 200);
+    // While it runs, a third server cannot take the endpoint from it.
+    const third = new Server(['-b', '127.0.0.1:0', '--health-bind', `unix:${sock}`, fx('listener.ts')]);
+    assert.equal((await third.exited).code, 1);
+    assert.match(third.log, /tunicorn: error: cannot bind the health endpoint unix:.*health-stale\.sock \(--health-bind\): /);
+    assert.equal((await unixRequest(sock, '/health/live')).status, 200, 'the running server keeps it');
+    await second.kill();
+  });
+});
+
 describe('boot failures', () => {
   it('backs off a worker that dies while booting, then gives up with status 3', async () => {
     const s = new Server(['-b', '127.0.0.1:0', fx('exits-at-load.ts')]);
