@@ -35,10 +35,12 @@ import { WorkerHandle } from './worker-handle.js';
  * failure is a ConfigError naming the setting, the path and the cause, which the CLI prints as one line. The
  * access log is opened by each worker: checked here, a bad path is that line instead of a crash in every worker.
  */
-export function checkOutputFiles(cfg: Config): void {
+export function checkOutputFiles(cfg: Config, checkOnly = false): void {
   checkLogFiles(cfg);
+  // --check-config: a pidfile that names the running server is how a check before a HUP finds it, not an error.
+  if (cfg.pidfile && checkOnly) Pidfile.checkWritable(cfg.pidfile);
   // A master started by USR2 writes PIDFILE.2: PIDFILE names the old master, alive and meant to be.
-  if (cfg.pidfile) Pidfile.check(process.env[UPGRADE_PID_ENV] ? `${cfg.pidfile}.2` : cfg.pidfile);
+  else if (cfg.pidfile) Pidfile.check(process.env[UPGRADE_PID_ENV] ? `${cfg.pidfile}.2` : cfg.pidfile);
 }
 
 const CHILD_ENTRY = fileURLToPath(new URL('../workers/child.js', import.meta.url));

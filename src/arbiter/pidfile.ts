@@ -72,6 +72,11 @@ export class Pidfile {
     refuseLiveOwner(path, pid);
   }
 
+  /** Only that the file could be written (`--check-config`, while the server may well run). */
+  static checkWritable(path: string): void {
+    checkWritable(PIDFILE, path);
+  }
+
   /**
    * Throws a ConfigError when another server runs, or, in words, when the file cannot be written. As
    * Gunicorn's: written aside and renamed into place, mode 0644 whatever the umask (0 by default, which left

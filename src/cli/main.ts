@@ -19,6 +19,7 @@ import { resolveConfig, type Resolved } from '../config/resolve.js';
 import { describeLoadError } from '../config/file.js';
 import { ConfigError, show } from '../config/setting.js';
 import { checkTls } from '../http/tls.js';
+import { checkCanSwitch, resolveIdentity } from '../workers/privileges.js';
 import { BindError } from '../listeners/handle.js';
 import { ExitCode } from '../protocol/messages.js';
 import { VERSION } from '../version.js';
@@ -133,8 +134,9 @@ async function main(): Promise<void> {
     try {
       // The files the server would write, checked as the master checks them before it binds: none is created.
       if (r.config.checkConfig) {
-        checkOutputFiles(r.config);
+        checkOutputFiles(r.config, true);
         checkTls(r.config);
+        checkCanSwitch(resolveIdentity(r.config.user, r.config.group));
       }
       // Imported only here: the app loader pulls in undici and jiti, memory the master otherwise never needs.
       const { loadApp } = await import('../app/load.js');

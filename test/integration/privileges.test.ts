@@ -106,4 +106,16 @@ describe('privileges', { skip: isRoot ? false : 'needs root' }, () => {
       assert.match(s.log, re);
     }
   });
+
+  it('--user when not started as root: the start and --check-config refuse it in the same line', async () => {
+    // Started as nobody (setpriv drops root before exec'ing node).
+    const wrapper = ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'];
+    const re = /^tunicorn: error: user\/group \(--user, --group\) need tunicorn to start as root \(it runs as uid 65534\); start it as root or leave them out\n$/m;
+    for (const check of [['--check-config'], ['-b', '127.0.0.1:0']]) {
+      const s = new Server([...check, '-u', 'root', fx('whoami.ts')], { wrapper });
+      assert.equal((await s.exited).code, 1, s.log);
+      assert.match(s.log, re);
+      assert.doesNotMatch(s.log, /^OK: /m);
+    }
+  });
 });

@@ -190,6 +190,17 @@ describe('resolveConfig', () => {
     assert.deepEqual((await resolve(['a'], {}, { rawEnv: { A: '1' } })).config.rawEnv, { A: '1' });
     assert.deepEqual((await resolve(['-e', 'A=1', '-e', 'B=x=y', 'a'])).config.rawEnv, { A: '1', B: 'x=y' });
   });
+
+  it('takes a numeric user and group from a config file, as Gunicorn\'s user = 1000', async () => {
+    const r = await resolve(['a'], {}, { user: 0, group: 0 });
+    assert.equal(r.config.user, '0');
+    assert.equal(r.config.group, '0');
+    await assert.rejects(resolve(['a'], {}, { user: -1 }), /invalid value for user \(--user\): -1; expected a string/);
+  });
+
+  it('refuses an empty error log path, in words', async () => {
+    await assert.rejects(resolve(['--error-logfile', '', 'a']), /invalid value for errorlog \(--error-logfile\): ""; an empty path; give a file, or - for stderr/);
+  });
 });
 
 describe('addresses', () => {

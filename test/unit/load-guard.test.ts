@@ -9,7 +9,7 @@ describe('guardLoading', () => {
     const failed: string[] = [];
     let resolve!: (v: string) => void;
     const loading = new Promise<string>((r) => (resolve = r));
-    const guarded = guardLoading('app.ts', loading, { say: (l) => said.push(l), fail: (l) => failed.push(l), limitS: 0.05 });
+    const guarded = guardLoading('app app.ts', loading, { say: (l) => said.push(l), fail: (l) => failed.push(l), limitS: 0.05 });
     await new Promise((r) => setTimeout(r, 200));
     assert.deepEqual(failed, ['app app.ts did not finish loading within 0.05 s']);
     resolve('served');

@@ -17,6 +17,7 @@ export const logging = {
     flags: ['--error-logfile', '--log-file'],
     metavar: 'FILE',
     default: '-',
+    check: (v) => (v === '' ? 'an empty path; give a file, or - for stderr' : undefined),
     short: 'The error log file; "-" is stderr.',
     doc:
       'Lines read `[TIME] [PID] [LEVEL] message`. The master and every worker append to it; USR1 reopens ' +

@@ -69,7 +69,11 @@ export const processSettings = {
     flags: ['--check-config'],
     default: false,
     short: 'Load the config and the app, then exit 0, or 1 with the reason.',
-    doc: 'Binds nothing and starts no worker.',
+    doc:
+      'Binds nothing and starts no worker. Checks what a start checks before it binds: the logs and the ' +
+      'pidfile can be written (creating none of them), the certificate and its key, and that `user`/`group` ' +
+      'can be switched to; then loads the app. A pidfile naming a server that runs is not an error here, so ' +
+      'the check can come before a HUP of that server.',
   }),
   printConfig: boolSetting({
     key: 'printConfig',

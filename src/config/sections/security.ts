@@ -14,8 +14,14 @@ function umaskSetting(b: Omit<Setting<string | number>, 'kind' | 'takesValue' | 
   return { ...b, kind: 'string', takesValue: true, fromCli: (raw) => conv(raw[raw.length - 1]), fromConfig: conv };
 }
 
+/** A user or group: a name, or a numeric id (in a config file a number too, as Gunicorn's `user = 1000`). */
+function idSetting(b: Parameters<typeof stringSetting<string | null>>[0]): Setting<string | null> {
+  const s = stringSetting<string | null>(b);
+  return { ...s, fromConfig: (v) => s.fromConfig(typeof v === 'number' && Number.isInteger(v) && v >= 0 ? String(v) : v) };
+}
+
 export const security = {
-  user: stringSetting<string | null>({
+  user: idSetting({
     key: 'user',
     gunicorn: 'user',
     section,
@@ -29,7 +35,7 @@ export const security = {
       'this user (and group) before it loads the config hooks or the app. A user that does not exist stops ' +
       'the server at start.',
   }),
-  group: stringSetting<string | null>({
+  group: idSetting({
     key: 'group',
     gunicorn: 'group',
     section,
