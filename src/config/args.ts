@@ -1,5 +1,5 @@
 import { ConfigError, type Setting } from './setting.js';
-import { settingForFlag, suggestFlag } from './registry.js';
+import { longFlags, settingForFlag, suggestFlag } from './registry.js';
 import { gunicornOnlyFlag } from './gunicorn-only.js';
 
 export interface ParsedArgs {
@@ -11,8 +11,10 @@ export interface ParsedArgs {
 }
 
 /**
- * Parses a command line the way Gunicorn's argparse does: `--flag VALUE`, `--flag=VALUE`, `-w 4`, `-w4`,
- * boolean flags without a value, `--` to end options.
+ * Parses a command line the way Gunicorn's argparse does: `--flag VALUE`, `--flag=VALUE`, `-w 4`, `-w4`, `-w=4`,
+ * boolean flags without a value, `--` to end options, and a long flag shortened to a prefix only it has
+ * (`--error-log` for `--error-logfile`). Gunicorn spells one flag with an underscore,
+ * `--limit-request-field_size`: any `_` in a long flag reads as `-`.
  */
 export function parseArgs(argv: readonly string[]): ParsedArgs {
   const values = new Map<string, string[]>();
@@ -53,12 +55,17 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
       }
     } else if (arg.length > 2) {
       flag = arg.slice(0, 2);
-      inline = arg.slice(2);
+      // -w4, and -w=4 as argparse reads it.
+      inline = arg[2] === '=' ? arg.slice(3) : arg.slice(2);
     }
-    const s = settingForFlag(flag);
+    let s = settingForFlag(flag);
     if (!s) {
+      // A Gunicorn flag tunicorn does not have is named as such, before it could be read as a prefix.
       const gunicorns = gunicornOnlyFlag(flag);
       if (gunicorns) throw new ConfigError(gunicorns);
+      if (flag.startsWith('--')) s = longFlag(flag);
+    }
+    if (!s) {
       const guess = flag.startsWith('--') ? suggestFlag(flag) : undefined;
       const hint = guess ? `; did you mean ${guess}?` : '; see tunicorn --help';
       throw new ConfigError(`unknown option ${flag}${hint}`);
@@ -109,4 +116,18 @@ export function splitCommandLine(s: string): string[] {
   if (quote) throw new ConfigError(`TUNICORN_CMD_ARGS has an unclosed ${quote} quote`);
   if (started) out.push(cur);
   return out;
+}
+
+/**
+ * A long flag given with `_` for `-`, or shortened to a prefix that only one flag has; undefined when none
+ * matches. A prefix several flags share is an error that names them (argparse's `ambiguous option`).
+ */
+function longFlag(flag: string): Setting<unknown> | undefined {
+  const dashed = flag.replace(/_/g, '-');
+  const exact = settingForFlag(dashed);
+  if (exact) return exact;
+  const matches = longFlags().filter((f) => f.startsWith(dashed));
+  if (matches.length === 1) return settingForFlag(matches[0]!);
+  if (matches.length > 1) throw new ConfigError(`ambiguous option ${flag}: it could be ${matches.join(', ')}`);
+  return undefined;
 }

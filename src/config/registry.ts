@@ -48,6 +48,11 @@ export function settingForFlag(flag: string): Setting<unknown> | undefined {
   return byFlag.get(flag);
 }
 
+/** Every `--flag` of every setting. */
+export function longFlags(): string[] {
+  return [...byFlag.keys()].filter((f) => f.startsWith('--'));
+}
+
 /** Lower case without `-` and `_`: `worker_class`, `worker-class` and `workerClass` are one word. */
 const flatten = (word: string): string => word.toLowerCase().replace(/[-_]/g, '');
 
