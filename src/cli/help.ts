@@ -1,5 +1,14 @@
 import { allSettings } from '../config/registry.js';
 
+/** The column the descriptions start at; a longer flag puts its description on the next line, as argparse. */
+const COLUMN = 33;
+
+/** One option: its spelling, then its description at COLUMN (or below it, when the spelling is longer). */
+function option(spell: string, text: string): string {
+  const head = `  ${spell}`;
+  return head.length < COLUMN - 1 ? `${head.padEnd(COLUMN)}${text}` : `${head}\n${' '.repeat(COLUMN)}${text}`;
+}
+
 export function helpText(): string {
   const lines = [
     'usage: tunicorn [OPTIONS] APP',
@@ -8,8 +17,8 @@ export function helpText(): string {
     'worker processes. Without :EXPORT the default export is served, else the export named "app".',
     '',
     'options:',
-    '  -h, --help            show this help and exit',
-    '  -v, --version         show the version and exit',
+    option('-h, --help', 'Show this help and exit.'),
+    option('-v, --version', 'Show the version and exit.'),
   ];
   let section = '';
   for (const s of allSettings()) {
@@ -19,7 +28,7 @@ export function helpText(): string {
       lines.push('', `${section}:`);
     }
     const spell = s.flags.join(', ') + (s.takesValue ? ` ${s.metavar ?? 'VALUE'}` : '');
-    lines.push(`  ${spell.padEnd(30)} ${s.short}`);
+    lines.push(option(spell, s.short));
   }
   lines.push('', 'Server hooks are set in a config file. Every setting: docs/settings.md.', '');
   return lines.join('\n');

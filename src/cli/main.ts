@@ -126,8 +126,10 @@ async function main(): Promise<void> {
   if (r.config.chdir) {
     try {
       process.chdir(r.config.chdir);
-    } catch {
-      die(`invalid value for chdir (--chdir): ${show(r.config.chdir)}; the directory does not exist`);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      const why = code === 'ENOTDIR' ? 'it is not a directory' : code === 'EACCES' ? 'permission denied' : 'the directory does not exist';
+      die(`invalid value for chdir (--chdir): ${show(r.config.chdir)}; ${why}`);
     }
   }
   if (r.config.checkConfig || r.config.preload) {

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ModuleImporter, unwrapDefault } from '../app/import.js';
@@ -33,6 +33,11 @@ export async function loadConfigFile(file: string, guard?: LoadGuard): Promise<R
     const gunicorn = ext === '.py' ? ': a Gunicorn config in Python does not load here; write its settings as an object in a tunicorn.config.ts (docs/settings.md names each one)' : '';
     throw new ConfigError(`config file ${file}: tunicorn reads TypeScript, JavaScript or JSON (${CONFIG_EXTENSIONS.join(' ')})${gunicorn}`);
   }
+  if (statSync(file).isDirectory()) throw new ConfigError(`config file ${file} is a directory; name the file (tunicorn.config.ts, say)`);
+  if (ext === '.json') {
+    const syntax = jsonSyntaxError(file);
+    if (syntax) throw new ConfigError(`config file ${file} failed to load: ${syntax}`);
+  }
   let mod: Record<string, unknown>;
   try {
     // Fresh: HUP must see the file as it is now, not as this process first imported it.
@@ -51,6 +56,23 @@ export async function loadConfigFile(file: string, guard?: LoadGuard): Promise<R
     );
   }
   return value as Record<string, unknown>;
+}
+
+/** What is wrong with a JSON file's syntax, with its line and column; null when it parses. */
+function jsonSyntaxError(file: string): string | null {
+  const text = readFileSync(file, 'utf8');
+  try {
+    JSON.parse(text);
+    return null;
+  } catch (err) {
+    const message = (err as Error).message;
+    const at = /at position (\d+)/.exec(message);
+    if (!at) return `${message.split('\n')[0]} (${file})`;
+    const before = text.slice(0, Number(at[1]));
+    const line = before.split('\n').length;
+    const column = Number(at[1]) - before.lastIndexOf('\n');
+    return `${message.replace(/ in JSON at position \d+.*$/s, '').replace(/^.*?: (?=[A-Z])/s, '')} (${file}:${line}:${column})`;
+  }
 }
 
 /**

@@ -487,6 +487,14 @@ describe('configuration', () => {
     await s.kill();
   });
 
+  it('--chdir to a file or to nowhere: one line that says which', async () => {
+    for (const [dir, why] of [[fx('listener.ts'), 'it is not a directory'], [path.join(tmp, 'nowhere'), 'the directory does not exist']] as const) {
+      const s = new Server(['--chdir', dir, '-b', '127.0.0.1:0', 'app.ts']);
+      assert.equal((await s.exited).code, 1);
+      assert.equal(s.log, `tunicorn: error: invalid value for chdir (--chdir): ${JSON.stringify(dir)}; ${why}\n`);
+    }
+  });
+
   it('-e reaches an app loaded in the master: --check-config and --preload', async () => {
     const app = path.join(tmp, 'needs-env.mjs');
     writeFileSync(app, "if (process.env.NEEDED !== 'yes') throw new Error('NEEDED is not set');\nexport default (req, res) => res.end('ok');\n");

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
+import { helpText } from '../../src/cli/help.js';
 import { MASTER_NODE_FLAGS, workerInspectPort } from '../../src/cli/node-flags.js';
 import { VERSION } from '../../src/version.js';
 
@@ -50,6 +51,24 @@ describe('what the bin prints', () => {
       assert.equal(code, 0);
     });
   }
+});
+
+describe('--help', () => {
+  it('starts every description at one column; a longer flag puts its description on the next line', () => {
+    const lines = helpText().split('\n');
+    const options = lines.filter((l) => /^  -/.test(l));
+    assert.ok(options.length > 40);
+    for (const [i, l] of lines.entries()) {
+      if (!/^  -/.test(l)) continue;
+      // The description starts at index 33: on this line after at least one space, or alone on the next.
+      const inline = /^ {2}\S.{29} \S/.test(l) && l.slice(0, 33).trimEnd().length < 32;
+      if (!inline) {
+        assert.doesNotMatch(l.slice(2), /\s{2}/, `a description after a long flag: ${JSON.stringify(l)}`);
+        assert.match(lines[i + 1]!, /^ {33}\S/, `no description under ${JSON.stringify(l)}`);
+      }
+    }
+    assert.ok(lines.includes('  --secure-scheme-header HEADER=VALUE'));
+  });
 });
 
 describe('workerInspectPort', () => {

@@ -1,6 +1,6 @@
 /** Pure logic: argument parsing, precedence, validation, addresses, the generated settings docs. */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
@@ -167,6 +167,20 @@ describe('resolveConfig', () => {
     await assert.rejects(loadConfigFile(file('list.mjs', 'export default [1, 2];\n')), /must export \(default\) an object of settings, got an array$/);
     await assert.rejects(loadConfigFile(file('number.mjs', 'export default 3;\n')), /got a number$/);
     assert.deepEqual(await loadConfigFile(file('plain.json', '{"workers": 3}')), { workers: 3 });
+    // JSON's own error, with the file, line and column, and no frame of the parser.
+    await assert.rejects(
+      loadConfigFile(file('comma.json', '{\n  "workers": 3\n  "timeout": 5\n}\n')),
+      /^ConfigError: config file .*comma\.json failed to load: Expected ',' or '}' after property value \(.*comma\.json:3:3\)$/,
+    );
+    mkdirSync(path.join(dir, 'folder.config.ts'));
+    await assert.rejects(loadConfigFile(path.join(dir, 'folder.config.ts')), /config file .*folder\.config\.ts is a directory; name the file/);
+  });
+
+  it('refuses an address bound twice, which would fail as if another server held it', async () => {
+    await assert.rejects(resolve(['-b', '127.0.0.1:9000', '-b', '127.0.0.1:9000', 'a']), /invalid value for bind \(--bind\): .*"127\.0\.0\.1:9000" is listed twice; bind each address once/);
+    await assert.rejects(resolve(['-b', 'unix:a.sock', '-b', 'unix:./a.sock', 'a']), /"unix:\.\/a\.sock" is the same address as "unix:a\.sock"/);
+    // Port 0 twice is two free ports.
+    assert.deepEqual((await resolve(['-b', '127.0.0.1:0', '-b', '127.0.0.1:0', 'a'])).config.bind, ['127.0.0.1:0', '127.0.0.1:0']);
   });
 
   it('names settings exported under a name of their own, where the default export was meant', async () => {

@@ -1,4 +1,5 @@
 import os from 'node:os';
+import path from 'node:path';
 import { parseAddress } from '../../listeners/address.js';
 import { boolSetting, choiceSetting, intSetting, listSetting, numberSetting } from '../setting.js';
 
@@ -23,7 +24,17 @@ export const server = {
     dynamicDefault: (env) => (env.PORT ? [`0.0.0.0:${env.PORT}`] : ['127.0.0.1:8000']),
     check: (list) => {
       if (list.length === 0) return 'expected at least one address';
-      for (const a of list) parseAddress(a); // throws a ConfigError that names the bad address
+      // The second bind of one address would fail as "address already in use", as if another server held it.
+      const seen = new Map<string, string>();
+      for (const a of list) {
+        const at = parseAddress(a); // throws a ConfigError that names the bad address
+        const id = at.kind === 'tcp' ? (at.port === 0 ? null : `${at.host.toLowerCase()}:${at.port}`) : at.kind === 'unix' ? `unix:${path.resolve(at.path)}` : `fd:${at.fd}`;
+        if (id === null) continue;
+        const first = seen.get(id);
+        if (first !== undefined)
+          return `${JSON.stringify(a)} ${first === a ? 'is listed twice' : `is the same address as ${JSON.stringify(first)}`}; bind each address once`;
+        seen.set(id, a);
+      }
       return undefined;
     },
     short: 'The socket(s) to bind: HOST:PORT, [IPv6]:PORT, unix:PATH or fd://N. Repeat to bind several.',
