@@ -26,6 +26,9 @@ import { VERSION } from '../version.js';
 import { helpText } from './help.js';
 import { startOrphanReaper } from '../arbiter/orphans.js';
 
+/** How long a reload (HUP) waits for the config file to load. */
+const RELOAD_LIMIT_S = 30;
+
 /** Set when tunicorn itself ends the process (see the 'exit' listener in main). */
 let exiting = false;
 
@@ -103,7 +106,13 @@ async function main(): Promise<void> {
   const asked = earlyArgs(argv);
   if (asked?.help) return done(helpText());
   if (asked?.version) return done(`tunicorn ${VERSION} (Node.js ${process.version})\n`);
-  const resolve = () => resolveConfig({ argv, env: process.env, cwd: startCwd });
+  // HUP: a config file that never finishes loading (a top-level await on a service that does not answer) fails
+  // the reload after RELOAD_LIMIT_S, where it would leave it pending, unsaid, for good.
+  const reload = () =>
+    new Promise<Resolved>((done, fail) => {
+      const guard = { say: (line: string) => arbiter.log.error(line), fail: (line: string) => fail(new ConfigError(line)), limitS: RELOAD_LIMIT_S };
+      resolveConfig({ argv, env: process.env, cwd: startCwd, guard }).then(done, fail);
+    });
   let r: Resolved;
   try {
     // At start, a config file that ends the process or never finishes loading says so: the master would
@@ -164,7 +173,7 @@ async function main(): Promise<void> {
       throw err;
     }
   }
-  const arbiter = new Arbiter({ resolved: r, reload: resolve, startCwd, ownSignalListeners, orphans });
+  const arbiter: Arbiter = new Arbiter({ resolved: r, reload, startCwd, ownSignalListeners, orphans });
   // Every exit of tunicorn's own goes through die() or the process.exit below; any other is the app's (loaded
   // here with --preload) or a hook's, and the log says so rather than the master vanishing in silence.
   // An uncaught error ends it too, with Node's own account of it.

@@ -96,6 +96,24 @@ describe('HUP re-reads the config', () => {
   });
 });
 
+describe('HUP with a config file that never finishes loading', () => {
+  it('fails the reload after 30 s, in one line, and keeps serving', async () => {
+    const cfg = path.join(tmp, 'hup-waits.config.mjs');
+    writeFileSync(cfg, 'export default { workers: 1 };\n');
+    const s = new Server(['-b', '127.0.0.1:0', '-c', cfg, APP]);
+    const port = await s.port();
+    await s.waitFor(/Ready: 1 worker/);
+    // A top-level await on something that never answers (the master's loop has other work: it never runs dry).
+    writeFileSync(cfg, "import net from 'node:net';\nawait new Promise(() => net.createServer().listen(0, '127.0.0.1').unref());\nexport default { workers: 2 };\n");
+    const from = s.log.length;
+    s.signal('SIGHUP');
+    await s.waitFor(/Reload failed, keeping the running configuration: config file .*hup-waits\.config\.mjs did not finish loading within 30 s\n/, 45000, from);
+    assert.equal((await request(port, '/pid')).status, 200);
+    assert.doesNotMatch(s.log.slice(from), /Booting worker/);
+    await s.kill();
+  });
+});
+
 describe('HUP after the default config file is gone', () => {
   it('keeps the running configuration instead of falling back to the defaults', async () => {
     // Found in the working directory, not named with -c: the reload's resolve finds no file at all.
