@@ -46,7 +46,8 @@ export interface ThreadData {
 
 /** Thread -> process. */
 export type ThreadMessage =
-  | { readonly t: 'ready' }
+  /** The app is loaded here: the thread waits for `go` (every thread loaded) before it accepts. */
+  | { readonly t: 'loaded' }
   | { readonly t: 'fatal'; readonly appLoad: boolean; readonly message: string; readonly detail: string }
   /** The app's top-level code called process.exit(), which ends this thread: the line that names the call. */
   | { readonly t: 'exiting'; readonly line: string }
@@ -58,6 +59,8 @@ export type ThreadMessage =
 
 /** Process -> thread. */
 export type ToThread =
+  /** Every thread has loaded the app: accept. */
+  | { readonly t: 'go' }
   | { readonly t: 'stop'; readonly graceful: boolean; readonly drain: boolean }
   | { readonly t: 'reopen' }
   /** Serve this connection, handed over from a timed-out worker: a descriptor the process received. */
@@ -110,14 +113,17 @@ async function main(): Promise<void> {
     maxConnections: Math.ceil(runtime.config.workerConnections / d.threads),
     kept: new HeldSockets(d.threads, d.kept).writer(d.thread),
   });
-  await serving.listen();
-  if (d.beatMs > 0) {
-    const beats = new Int32Array(d.sab, 0, d.threads);
-    setInterval(() => Atomics.add(beats, d.thread, 1), d.beatMs).unref();
-  }
+  // No thread accepts before every thread has loaded the app and the worker has said it is ready: a request
+  // that crashes it can never be taken for a failed boot, and a stop while it loads cuts no request.
+  // A loaded thread hears every message from here on: a stop before `go` closes its app without serving.
+  let stopping = false;
   port.on('message', (m: ToThread) => {
     switch (m.t) {
+      case 'go':
+        if (!stopping) void accept();
+        return;
       case 'stop': {
+        stopping = true;
         runtime.acceptDrain = m.drain;
         if (m.graceful) runtime.termListeners = { stoppedAt: Date.now(), own: null };
         const shutdown = () => runtime.shutdownApp(m.graceful, () => served.close?.());
@@ -140,7 +146,15 @@ async function main(): Promise<void> {
         return;
     }
   });
-  post({ t: 'ready' });
+  const accept = async () => {
+    await serving.listen();
+    if (d.beatMs > 0) {
+      const beats = new Int32Array(d.sab, 0, d.threads);
+      setInterval(() => Atomics.add(beats, d.thread, 1), d.beatMs).unref();
+    }
+  };
+  post({ t: 'loaded' });
 }
+
 
 void main();

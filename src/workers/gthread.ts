@@ -46,8 +46,8 @@ export class GthreadWorker implements WorkerClass {
   /** A thread's end before the stop was logged: the first one says it for the process. */
   #exitSaid = false;
   #drained = 0;
-  /** Each thread's app is loaded and its sockets listen ('ready'). */
-  readonly #ready: boolean[] = [];
+  /** Each thread has loaded the app ('loaded'); once all have, every one is told to accept (`go`). */
+  readonly #loaded: boolean[] = [];
   #slots: ThreadSlots | null = null;
   #held: HeldSockets | null = null;
   /** Each thread's kept-alive connections while idle between two requests (see handOverKept). */
@@ -103,8 +103,8 @@ export class GthreadWorker implements WorkerClass {
         new Promise<void>((resolve, reject) => {
           worker.on('message', (m: ThreadMessage) => {
             switch (m.t) {
-              case 'ready':
-                this.#ready[t] = true;
+              case 'loaded':
+                this.#loaded[t] = true;
                 return resolve();
               case 'exiting':
                 // Said once for the process: every thread runs the same top-level code.
@@ -155,6 +155,9 @@ export class GthreadWorker implements WorkerClass {
     this.#seenAt = Array.from({ length: n }, () => Date.now());
     await Promise.all(ready);
     await this.ctx.appLoaded();
+    // Every thread has loaded the app: they accept from now on. The worker reports ready in this same turn,
+    // before any thread can take a connection, so a request that crashes it is never a failed boot.
+    for (const w of this.#threads) w.postMessage({ t: 'go' } satisfies ToThread);
   }
 
   healthy(): boolean {
@@ -256,8 +259,9 @@ export class GthreadWorker implements WorkerClass {
     // Not when no worker will take them (TERM, WINCH): this one serves what it holds.
     if (graceful && this.ctx.runtime.handOverOnStop) await this.handOverHeld();
     // A thread still loading the app serves nothing, and hears messages only once loaded: it is ended now,
-    // where a message would wait for the load (a stop during a slow import would take as long as it).
-    this.#threads.forEach((w, t) => (this.#ready[t] ? w.postMessage({ t: 'stop', graceful, drain } satisfies ToThread) : void w.terminate()));
+    // where a message would wait for the load (a stop during a slow import would take as long as it). A
+    // loaded one stops as a serving one does: its app's close and TERM listeners run.
+    this.#threads.forEach((w, t) => (this.#loaded[t] ? w.postMessage({ t: 'stop', graceful, drain } satisfies ToThread) : void w.terminate()));
     await Promise.all(this.#exited);
   }
 

@@ -358,3 +358,26 @@ describe("Fastify's logger with --capture-output", () => {
     });
   }
 });
+
+describe('gthread: a worker that crashes on a request', () => {
+  // Every thread loads the app, then the worker reports ready, and only then do its threads accept: a request
+  // that crashes a worker is never taken for a failed boot. Threads that accepted as soon as each had loaded
+  // made a crash during the others' loading a boot failure, and five of them stopped the server (status 3).
+  it('under requests from the start is replaced, again and again, and the server never gives up', async () => {
+    const app = path.join(tmp, 'crashes-on-request.mjs');
+    writeFileSync(app, "export default (req, res) => { if (req.url === '/crash') Promise.reject(new Error('crash on purpose')); res.end('ok'); };\n");
+    const s = new Server(['-b', '127.0.0.1:0', '-k', 'gthread', '--threads', '4', app]);
+    const port = await s.port();
+    let ended = false;
+    void s.exited.then(() => (ended = true));
+    // Bounded: until 6 workers have crashed, or 60 s.
+    const end = Date.now() + 60000;
+    while (s.count(/Thread \d of worker \d+ failed; exiting/) < 6 && Date.now() < end && !ended) {
+      await request(port, '/crash', { timeout: 2000 }).catch(() => undefined);
+    }
+    assert.ok(s.count(/Thread \d of worker \d+ failed; exiting/) >= 6, 'six workers crashed');
+    assert.equal(ended, false, 'the server runs on');
+    assert.doesNotMatch(s.log, /Worker failed to boot|Reason:/);
+    await s.kill();
+  });
+});
