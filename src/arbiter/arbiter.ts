@@ -191,9 +191,6 @@ export class Arbiter implements HookServer {
   async run(): Promise<number> {
     this.#startedAt = Date.now();
     checkOutputFiles(this.cfg);
-    // Before the error log is opened: a log file it creates gets 0666 & ~umask, as every file the server and
-    // its app create (Unix socket files 0777 & ~umask).
-    process.umask(parseUmask(this.cfg.umask));
     this.log = new ErrorLog(this.cfg.errorlog, this.cfg.loglevel);
     this.#statsd = this.openStatsd();
     await this.runHook('onStarting', this);
@@ -213,7 +210,7 @@ export class Arbiter implements HookServer {
       delete process.env[UPGRADE_FD_ENV];
       delete process.env[UPGRADE_PID_ENV];
     } else {
-      this.#listeners = await bindAll(this.cfg.bind);
+      this.#listeners = await bindAll(this.cfg.bind, parseUmask(this.cfg.umask));
     }
     if (identity) {
       // Workers that run as another user must still be able to use the socket files (Gunicorn chowns them too).
@@ -1073,7 +1070,7 @@ export class Arbiter implements HookServer {
     const { HealthServer } = await import('./health.js');
     const health = new HealthServer(() => this.healthState());
     try {
-      const url = await health.listen(raw);
+      const url = await health.listen(raw, parseUmask(this.cfg.umask));
       this.#health = health;
       this.#healthPending = false;
       return `Health checks at: ${url}/health/ready and /health/live`;

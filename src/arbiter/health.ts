@@ -38,7 +38,7 @@ export class HealthServer {
    * Listens on `raw` and resolves with the URL bound. Fails as a --bind address does, in the same words: a
    * ConfigError for a host that does not resolve, a BindError (with the errno's code) for the rest.
    */
-  async listen(raw: string): Promise<string> {
+  async listen(raw: string, umask = 0): Promise<string> {
     const a = parseAddress(raw);
     const host = a.kind === 'tcp' ? await resolveHost(a.host, 'healthBind (--health-bind)') : '';
     const listen = () =>
@@ -49,7 +49,15 @@ export class HealthServer {
           resolve();
         };
         if (a.kind === 'tcp') this.#server.listen({ host, port: a.port }, done);
-        else if (a.kind === 'unix') this.#server.listen(a.path, done);
+        else if (a.kind === 'unix') {
+          // The umask setting for the socket file, as for a unix: bind (bind(2) happens within listen()).
+          const old = process.umask(umask);
+          try {
+            this.#server.listen(a.path, done);
+          } finally {
+            process.umask(old);
+          }
+        }
         else this.#server.listen({ fd: a.fd }, done);
       });
     try {

@@ -53,7 +53,7 @@ async function clearStaleUnixSocket(path: string): Promise<void> {
   unlinkSync(path);
 }
 
-export async function bindOne(raw: string): Promise<Listener> {
+export async function bindOne(raw: string, umask = 0): Promise<Listener> {
   const a = parseAddress(raw);
   let handle: RawHandle;
   let address: Address = a;
@@ -73,7 +73,15 @@ export async function bindOne(raw: string): Promise<Listener> {
     }
     case 'unix':
       await clearStaleUnixSocket(a.path);
-      handle = bindUnix(a.path, formatAddress(a));
+      {
+        // bind(2) makes the file with 0777 & ~umask: the setting's, for this call only; the process keeps its own.
+        const old = process.umask(umask);
+        try {
+          handle = bindUnix(a.path, formatAddress(a));
+        } finally {
+          process.umask(old);
+        }
+      }
       break;
     case 'fd': {
       handle = openFd(a.fd, formatAddress(a));
@@ -108,11 +116,14 @@ function unixPathOfFd(fd: number): string | null {
   return null;
 }
 
-/** Binds every address; on any failure, closes what was bound and rethrows. */
-export async function bindAll(raws: readonly string[]): Promise<Listener[]> {
+/**
+ * Binds every address; on any failure, closes what was bound and rethrows. `umask` is the umask setting: the
+ * file of a Unix socket gets 0777 & ~umask (as Gunicorn applies its umask around that bind alone).
+ */
+export async function bindAll(raws: readonly string[], umask = 0): Promise<Listener[]> {
   const out: Listener[] = [];
   try {
-    for (const raw of raws) out.push(await bindOne(raw));
+    for (const raw of raws) out.push(await bindOne(raw, umask));
   } catch (err) {
     closeListeners(out);
     throw err;

@@ -7,7 +7,7 @@
  * - an unknown user or group stops the server at start with one line
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, statSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -78,16 +78,21 @@ describe('privileges', { skip: isRoot ? false : 'needs root' }, () => {
     await s.kill();
   });
 
-  it('--umask sets the Unix socket file mode, and the socket belongs to the workers\' user', async () => {
-    const sock = path.join(mkdtempSync(path.join(tmpdir(), 'tunicorn-priv-')), 's.sock');
-    const s = new Server(['-b', `unix:${sock}`, '--umask', '077', '-u', 'nobody', fx('whoami.ts')]);
-    await s.waitFor(/Listening at: unix:/);
-    await s.workersBooted(1);
+  it('--umask sets the Unix socket file mode alone, and the socket belongs to the workers\' user', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'tunicorn-priv-'));
+    const sock = path.join(dir, 's.sock');
+    const errlog = path.join(dir, 'error.log');
+    // Started under umask 027, as a service manager might start it.
+    const wrapper = ['sh', '-c', 'umask 027; exec "$0" "$@"'];
+    const s = new Server(['-b', `unix:${sock}`, '--umask', '077', '-u', 'nobody', '--error-logfile', errlog, fx('whoami.ts')], { wrapper });
+    await until(() => existsSync(errlog) && /Booting worker/.test(readFileSync(errlog, 'utf8')), 20000, 'a worker');
     const st = statSync(sock);
     assert.equal(st.mode & 0o777, 0o700);
     const me = JSON.parse(await unixGet(sock));
     assert.equal(st.uid, me.uid);
-    assert.equal(me.umask, 0o077);
+    // As Gunicorn's: the processes keep the umask they were started with, and so the log gets 0666 & ~027.
+    assert.equal(me.umask, 0o027);
+    assert.equal(statSync(errlog).mode & 0o777, 0o640);
     await s.kill();
     const s2 = new Server(['-b', `unix:${sock}`, '--umask', '0o002', fx('whoami.ts')]);
     await s2.waitFor(/Listening at: unix:/);

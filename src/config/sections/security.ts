@@ -54,10 +54,13 @@ export const security = {
     flags: ['-m', '--umask'],
     metavar: 'INT',
     default: '0',
-    short: 'The umask of the server processes (octal); Unix socket files get mode 0777 & ~umask.',
+    short: 'The umask for the Unix socket files tunicorn binds (octal): they get mode 0777 & ~umask.',
     doc:
-      'On the command line an octal string (`022`, `0o22`); in a config file that or a number (`0o22`). Also ' +
-      'applies to files the app and the logs create. Gunicorn\'s default, 0, leaves sockets open to all local users.',
+      'On the command line an octal string (`022`, `0o22`); in a config file that or a number (`0o22`). As ' +
+      'Gunicorn\'s, it applies around the bind of a `unix:` socket only: the master and the workers keep the ' +
+      'umask they were started with, so the logs and the files the app writes get the modes the service ' +
+      'manager or the shell gave (a process-wide umask of 0 made them writable by every local user). ' +
+      'Gunicorn\'s default, 0, leaves the socket open to all local users.',
   }),
   initgroups: boolSetting({
     key: 'initgroups',
