@@ -62,12 +62,27 @@ function handOver(listener: number, fd: number): Promise<void> {
   });
 }
 
+/**
+ * Set once tunicorn itself ends this process (a stop, the master gone, an abort, a crash): the exit is not
+ * the app's, and the load guard says nothing of it (see WorkerProcess.loadApp).
+ */
+let leaving = false;
+
+/** process.exit(), by tunicorn. */
+function leave(code: number): never {
+  leaving = true;
+  return process.exit(code);
+}
+
+/** With `timeout` 0: how long a stuck event loop goes unwatched before the watcher checks the master is there. */
+const ORPHAN_STALL_MS = 5000;
+
 /** Dies with a reason the master can act on (halt instead of respawning, or back off). */
 function fatal(code: number, message: string, detail: string): never {
   send({ t: 'fatal', code, message, detail });
   // Let the IPC message leave before exiting; the exit code carries the meaning if it does not.
   process.exitCode = code;
-  setTimeout(() => process.exit(code), 50);
+  setTimeout(() => leave(code), 50);
   throw new FatalExit(message);
 }
 
@@ -92,6 +107,8 @@ class WorkerProcess {
 
   async boot(): Promise<void> {
     const { runtime, init } = this;
+    // From the start: a load that blocks the event loop (long synchronous top-level code) is watched too.
+    this.startHeartbeat();
     await runtime.runHook('postFork', runtime.server, runtime.self);
     // As in Gunicorn: post_fork runs with the master's identity, the app never does. The logs are open already.
     const identity = resolveIdentity(runtime.config.user, runtime.config.group);
@@ -119,7 +136,6 @@ class WorkerProcess {
       if (err instanceof AppLoadError) fatal(ExitCode.APP_LOAD_ERROR, err.message, runtime.log.enabled('debug') ? err.detail : appFrames(err.detail));
       fatal(ExitCode.WORKER_BOOT_ERROR, `worker failed to boot: ${describeLoadError(err)}`, err instanceof Error ? (err.stack ?? '') : '');
     }
-    this.startHeartbeat();
     this.#serving = true;
     send({ t: 'ready' });
   }
@@ -130,24 +146,32 @@ class WorkerProcess {
     // master's boot timeout.
     // Not the worker's own exit: a stop while the app loads (TERM, the master gone) ends the process too.
     const say = (line: string) => {
-      if (!this.#stopping) runtime.log.error(line);
+      if (!this.#stopping && !leaving) runtime.log.error(line);
     };
     const load = () => guardLoading(`app ${init.app}`, loadApp(init.app, cwd, { onError: runtime.onAppError }), { say, fail: say, limitS: 0 });
     return loadWatched(runtime, init.app, cwd, load, init.id === 1);
   }
 
+  /**
+   * The watcher thread, and the beat it watches. It names the requests of a stalled worker for the master's
+   * timeout, and it ends a worker whose loop is stuck once the master is gone (its 'disconnect' cannot run
+   * then): so it runs from the start of the boot, and also with `timeout` 0, where only that second part
+   * applies (a stall of ORPHAN_STALL_MS). The heartbeat to the master starts once the worker serves: until
+   * then the master's boot timeout applies.
+   */
   private startHeartbeat(): void {
     const timeout = this.runtime.config.timeout;
-    if (timeout <= 0) return;
     // Cheap, and a stall is seen within a quarter of the timeout.
-    const every = heartbeatEvery(timeout);
-    const watchdog = new Watchdog(WATCHDOG_FD, 2 * every);
-    this.runtime.watchdog = watchdog;
+    const every = timeout > 0 ? heartbeatEvery(timeout) : 1000;
+    const watchdog = new Watchdog(WATCHDOG_FD, timeout > 0 ? 2 * every : ORPHAN_STALL_MS);
+    // The request slots cost a write per request: kept for the timeout's report only.
+    if (timeout > 0) this.runtime.watchdog = watchdog;
     this.runtime.log.debug(`Watching for a stalled event loop with ${watchdog.kind}`);
     setInterval(() => {
       // This loop runs, so the watchdog must not report it stalled; but a class part of which is stuck (a
       // gthread thread) misses its beat to the master, whose timeout then applies.
       watchdog.beat();
+      if (!this.#serving || timeout <= 0) return;
       const slow = [...this.runtime.slowRequests(every), ...(this.#cls?.slowRequests?.() ?? [])];
       if (this.#cls?.healthy?.() === false) send({ t: 'stuck', slow });
       else send(slow.length ? { t: 'hb', slow } : { t: 'hb' });
@@ -172,7 +196,7 @@ class WorkerProcess {
     }
     await runtime.runHook('workerExit', runtime.server, runtime.self);
     runtime.closeLogs();
-    process.exit(this.#exitCode);
+    leave(this.#exitCode);
   }
 
   /** tunicorn's TERM listener; the app's own, if any, run in the same emit, after this one. */
@@ -191,7 +215,7 @@ class WorkerProcess {
     const { runtime } = this;
     if (this.#stopping || !this.#serving) {
       runtime.log.exception('Uncaught exception in worker; exiting', err);
-      process.exit(1);
+      leave(1);
     }
     runtime.log.exception('Uncaught exception in worker; it finishes the requests it has, takes no new one, and exits', err);
     this.#exitCode = 1;
@@ -267,10 +291,10 @@ function main(): void {
     if (worker) worker.onMessage({ t: 'stop', graceful, drain, handOver });
     else if (loading) loading.onMessage({ t: 'stop', graceful, drain, handOver: false });
     else if (booting) pendingStop = { graceful, drain };
-    else process.exit(0);
+    else leave(0);
   };
   // Until the app is up, a signal from the terminal (Ctrl-C reaches the whole process group) just exits.
-  const early = () => process.exit(0);
+  const early = () => leave(0);
   process.on('SIGINT', early);
   process.on('SIGTERM', early);
   process.on('SIGQUIT', early);
@@ -278,8 +302,8 @@ function main(): void {
   process.on('disconnect', () => {
     // Its copies of the sockets went with it: drain the backlog before closing ours.
     if (worker) void worker.stop(true, 'the master is gone', true);
-    else process.exit(0);
-    setTimeout(() => process.exit(0), 5000).unref();
+    else leave(0);
+    setTimeout(() => leave(0), 5000).unref();
   });
   const dup = openDup();
   const leases = new Leases(send, typeof dup === 'string' ? null : dup);
@@ -329,7 +353,7 @@ function main(): void {
           flushStatsd();
           process.kill(process.pid, 'SIGKILL');
         } else {
-          process.exit(1);
+          leave(1);
         }
       });
     });

@@ -275,6 +275,36 @@ describe('the master keeps its workers', () => {
     await until(() => pids.every((p) => !alive(p)), 10000, 'workers to exit after the master died');
   });
 
+  // Its 'disconnect' cannot run while its event loop is stuck: the watcher thread ends it, and frees the port
+  // for a restart. With -t 0 too, and while the app still loads (a long synchronous top-level code).
+  it('leaves no stuck worker holding the port when the master is SIGKILLed: -t 0, and during the load', async () => {
+    const stuckApp = path.join(tmp, 'stuck-at-load.mjs');
+    writeFileSync(stuckApp, 'const t = Date.now(); while (Date.now() - t < 60000);\nexport default (req, res) => res.end("x");\n');
+    for (const [args, stick] of [
+      [['-t', '0', fx('listener.ts')], true],
+      [[stuckApp], false],
+    ] as const) {
+      const s = new Server(['-b', '127.0.0.1:0', ...args]);
+      const port = await s.port();
+      const [worker] = await s.workersBooted(1);
+      // -t 0: a request that spins for a minute; the other app spins at its load.
+      if (stick) void request(port, '/spin?ms=60000', { timeout: 70000 }).catch(() => undefined);
+      else await s.waitFor(/Booting worker/);
+      await new Promise((r) => setTimeout(r, 500));
+      process.kill(s.pid, 'SIGKILL');
+      await s.exited;
+      try {
+        await until(() => !alive(worker!), 15000, `the stuck worker to exit (${args.join(' ')})`);
+      } finally {
+        if (alive(worker!)) process.kill(worker!, 'SIGKILL');
+      }
+      // The port is free: a new server binds it.
+      const again = new Server(['-b', `127.0.0.1:${port}`, fx('listener.ts')]);
+      await again.waitFor(/Listening at/);
+      await again.kill();
+    }
+  });
+
   it('recycles a worker after max_requests without failing a request', async () => {
     const { s, port } = await start(['-w', '1', '--max-requests', '5', fx('listener.ts')]);
     await s.workersBooted(1);
