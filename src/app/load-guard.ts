@@ -1,3 +1,5 @@
+import { AppLoadError } from './errors.js';
+
 /**
  * Watches an app (or a config file) while it loads, for the ways its top-level code can end or stall a process with nothing said:
  * - it calls process.exit() (a failed check of its own): `say` names the call, synchronously, on the way out;
@@ -36,9 +38,35 @@ export async function guardLoading<T>(what: string, loading: Promise<T>, guard: 
     timer = setTimeout(() => fail(`${what} did not finish loading within ${guard.limitS} s`), guard.limitS * 1000);
     timer.unref();
   }
+  // A rejection the module's code left unhandled: under plain Node it ends the process as an uncaught
+  // exception. Here it fails the load, in one line, where in a worker it would crash every worker as soon as
+  // it served. One handled later (a .catch() added in a later turn) is forgiven, as Node forgives it.
+  const rejected = new Map<Promise<unknown>, unknown>();
+  const onRejection = (reason: unknown, promise: Promise<unknown>) => rejected.set(promise, reason);
+  const onHandled = (promise: Promise<unknown>) => rejected.delete(promise);
+  process.on('unhandledRejection', onRejection);
+  process.on('rejectionHandled', onHandled);
   try {
-    return await loading;
+    const value = await loading;
+    // Node reports a rejection nobody handled once the microtasks have run: the next turn sees it.
+    await new Promise((resolve) => setImmediate(resolve));
+    const [reason] = rejected.values();
+    if (rejected.size > 0) throw new UnhandledAtLoad(what, reason);
+    return value;
   } finally {
     stop();
+    process.off('unhandledRejection', onRejection);
+    process.off('rejectionHandled', onHandled);
+  }
+}
+
+/** A promise the loading module rejected and nothing handled: the load fails with it. */
+export class UnhandledAtLoad extends AppLoadError {
+  constructor(what: string, reason: unknown) {
+    const text = reason instanceof Error ? `${reason.name}: ${reason.message.split('\n')[0]}` : String(reason);
+    super(
+      `${what} failed to load: a promise it made was rejected and nothing handled the rejection: ${text}; add a .catch() or await it in a try`,
+      reason instanceof Error ? (reason.stack ?? '') : '',
+    );
   }
 }

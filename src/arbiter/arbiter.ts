@@ -63,6 +63,12 @@ const MAX_BOOT_FAILURES = 5;
 /** Backoff between respawns after boot failures: doubles from the first to the cap. */
 const BACKOFF_FIRST_MS = 100;
 const BACKOFF_CAP_MS = 10_000;
+/**
+ * A worker that dies unasked this soon after it reported ready counts as a quick death: in a row, they space
+ * the replacements as boot failures do (an app that crashes every worker at once, say from a rejection its
+ * top-level code left unhandled, would otherwise respawn in a tight loop, a stack trace each time).
+ */
+const QUICK_DEATH_MS = 10_000;
 
 type SignalName = 'SIGHUP' | 'SIGTERM' | 'SIGINT' | 'SIGQUIT' | 'SIGTTIN' | 'SIGTTOU' | 'SIGUSR1' | 'SIGUSR2' | 'SIGWINCH';
 export const SIGNALS: readonly SignalName[] = ['SIGHUP', 'SIGTERM', 'SIGINT', 'SIGQUIT', 'SIGTTIN', 'SIGTTOU', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH'];
@@ -136,6 +142,8 @@ export class Arbiter implements HookServer {
   #exitCode: number = ExitCode.OK;
   #everReady = false;
   #bootFailures = 0;
+  /** Workers in a row that died unasked within QUICK_DEATH_MS of their ready. */
+  #quickDeaths = 0;
   #nextSpawnAt = 0;
   #finish: ((code: number) => void) | null = null;
   readonly #onSignal = new Map<SignalName, () => void>();
@@ -503,6 +511,7 @@ export class Arbiter implements HookServer {
     switch (m.t) {
       case 'ready':
         w.booted = true;
+        w.readyAt = Date.now();
         w.state = w.state === 'stopping' ? 'stopping' : 'ready';
         this.#everReady = true;
         this.#bootFailures = 0;
@@ -523,6 +532,7 @@ export class Arbiter implements HookServer {
         if (!w.replaced && !this.#stopping) {
           w.replaced = true;
           this.log.info(`Worker ${w.pid} is exiting after an uncaught exception: replacing it`);
+          this.noteDeath(w);
           this.manageWorkers();
         }
         return;
@@ -614,6 +624,8 @@ export class Arbiter implements HookServer {
     }
     void this.runHook('childExit', this, w);
     if ((w.state === 'booting' || w.bootTimedOut) && !this.#stopping) this.onBootFailure(w, code);
+    // A worker the master did not stop (a crash already noted when it said so).
+    else if (!expected && !w.replaced && !this.#stopping) this.noteDeath(w);
     setImmediate(() => this.step());
   }
 
@@ -631,6 +643,24 @@ export class Arbiter implements HookServer {
     const delay = Math.min(BACKOFF_CAP_MS, BACKOFF_FIRST_MS * 2 ** (this.#bootFailures - 1));
     this.#nextSpawnAt = Date.now() + delay;
     this.log.warning(`Worker failed to boot (${this.#bootFailures} in a row); next try in ${(delay / 1000).toFixed(1)} s`);
+  }
+
+  /**
+   * A worker that served died unasked: one within QUICK_DEATH_MS of its ready makes the next spawn wait, the
+   * pause growing with each such death in a row; one that lived longer ends the streak.
+   */
+  private noteDeath(w: WorkerHandle): void {
+    const lived = Date.now() - w.readyAt;
+    if (w.readyAt === 0 || lived >= QUICK_DEATH_MS) {
+      this.#quickDeaths = 0;
+      return;
+    }
+    this.#quickDeaths++;
+    const delay = Math.min(BACKOFF_CAP_MS, BACKOFF_FIRST_MS * 2 ** (this.#quickDeaths - 1));
+    this.#nextSpawnAt = Math.max(this.#nextSpawnAt, Date.now() + delay);
+    this.log.warning(
+      `Worker (pid:${w.pid}) died ${(lived / 1000).toFixed(1)} s after it started serving (${this.#quickDeaths} in a row); next worker in ${(delay / 1000).toFixed(1)} s`,
+    );
   }
 
   /** Heartbeat timeouts and the deadlines of stopping workers. */
@@ -1043,6 +1073,7 @@ export class Arbiter implements HookServer {
     for (const w of this.#workers.values()) if (w.state !== 'stopping') w.replaced = true;
     this.#nextSpawnAt = 0;
     this.#bootFailures = 0;
+    this.#quickDeaths = 0;
     this.manageWorkers();
   }
 

@@ -14,6 +14,8 @@ export class WorkerHandle implements HookWorker {
   replaced = false;
   /** It reported ready (loaded the app and serves) at least once. */
   booted = false;
+  /** When it reported ready (Date.now()); 0 before. */
+  readyAt = 0;
   lastBeat: number;
   /** When a graceful stop must be over (then SIGKILL). */
   killAt = Infinity;

@@ -3,7 +3,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ModuleImporter, unwrapDefault } from '../app/import.js';
-import { guardLoading, type LoadGuard } from '../app/load-guard.js';
+import { guardLoading, UnhandledAtLoad, type LoadGuard } from '../app/load-guard.js';
 import { ConfigError } from './setting.js';
 
 export const DEFAULT_CONFIG_NAMES = [
@@ -44,6 +44,7 @@ export async function loadConfigFile(file: string, guard?: LoadGuard): Promise<R
     const importing = new ModuleImporter(path.dirname(file), { fresh: true }).import(file);
     mod = guard ? await guardLoading(`config file ${file}`, importing, guard) : await importing;
   } catch (err) {
+    if (err instanceof UnhandledAtLoad) throw new ConfigError(err.message, { cause: err });
     const description = describeLoadError(err);
     const where = errorLocation(err, file);
     const hint = tunicornImportHint(err, 'or export a plain object without defineConfig');

@@ -37,6 +37,10 @@ const exitsWhileWorkerLoads = app(
   'exits-while-worker-loads.mjs',
   'if (!process.send) setTimeout(() => process.exit(3), 500);\nelse { const t = Date.now(); while (Date.now() - t < 2000); }',
 );
+/** Leaves a rejected promise unhandled at its top level. */
+const rejects = app('rejects.mjs', "Promise.reject(new Error('rejected at import'));");
+/** Crashes every worker a moment after it is ready, from a timer its top-level code set. */
+const crashesSoon = app('crashes-soon.mjs', "setTimeout(() => { throw new Error('crash soon after the load'); }, 300);");
 /** Loads for a minute: a stop during its load must not wait for it. */
 const loadsSlowly = app('loads-slowly.mjs', 'await new Promise((resolve) => setTimeout(resolve, 60000));');
 /** Ends its process (or, under gthread, its thread) with status 5 on GET /exit. */
@@ -116,6 +120,29 @@ describe('an app that ends or stalls its loading', () => {
     assert.doesNotMatch(s.log, /The master is exiting with status/);
   });
 
+  it('a rejection the top-level code leaves unhandled fails the load, in one line, in every class and --check-config', async () => {
+    const line = /app .*rejects\.mjs failed to load: a promise it made was rejected and nothing handled the rejection: Error: rejected at import; add a \.catch\(\) or await it in a try\n/;
+    const check = new Server(['--check-config', rejects]);
+    assert.equal((await check.exited).code, 1);
+    assert.match(check.log, line);
+    for (const cls of ['async', 'sync', 'gthread']) {
+      const s = new Server(['-b', '127.0.0.1:0', '-k', cls, rejects]);
+      assert.equal((await within(s.exited, 20000, 'the master to stop')).code, 1, s.log);
+      assert.match(s.log, line);
+      assert.match(s.log, /Reason: App failed to load\./);
+      assert.equal(s.count(/Booting worker/), 1, `${cls}: no worker after the first`);
+    }
+  });
+
+  it('workers that die soon after they are ready are replaced with a growing pause, never in a tight loop', async () => {
+    const s = new Server(['-b', '127.0.0.1:0', crashesSoon]);
+    await s.waitFor(/died \d+\.\d s after it started serving \(1 in a row\); next worker in 0\.1 s/, 20000);
+    await s.waitFor(/\(2 in a row\); next worker in 0\.2 s/, 20000);
+    await s.waitFor(/\(3 in a row\); next worker in 0\.4 s/, 20000);
+    assert.doesNotMatch(s.log, /Reason:/);
+    await s.kill();
+  });
+
   it('-k gthread: process.exit() at import is named once per worker, and the master reads its status', async () => {
     const s = new Server(['-b', '127.0.0.1:0', '-k', 'gthread', '--threads', '2', exits]);
     assert.equal((await within(s.exited, 30000, 'the master to give up')).code, 3);
@@ -164,6 +191,8 @@ describe('an app that ends or stalls its loading', () => {
     await s.waitFor(/WORKER TIMEOUT \(pid:\d+\) while loading the app: not ready 30 s after it started\n/, 45000);
     await s.waitFor(/Worker failed to boot \(1 in a row\)/, 10000);
     assert.doesNotMatch(s.log, /no request was running/);
+    // The worker's end was tunicorn's (the master's SIGABRT), not the app's.
+    assert.doesNotMatch(s.log, /called process\.exit/);
     await s.kill();
   });
 });
