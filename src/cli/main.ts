@@ -8,9 +8,10 @@
  * keeps it as it is) the second line is a comment. Not `#!/usr/bin/env -S node ...`: BusyBox's env (Alpine, the node:*-alpine
  * images) and toybox's have no -S, and the bin failed there before it started (`env: unrecognized option: S`).
  */
-import { AppLoadError } from '../app/errors.js';
+import { AppLoadError, appFrames } from '../app/errors.js';
 import { writeSync } from 'node:fs';
 import { isatty } from 'node:tty';
+import { fileURLToPath } from 'node:url';
 import { guardLoading } from '../app/load-guard.js';
 import { Arbiter, bootLimitS, checkOutputFiles, SIGNALS } from '../arbiter/arbiter.js';
 import { parseArgs } from '../config/args.js';
@@ -25,6 +26,9 @@ import { ExitCode } from '../protocol/messages.js';
 import { VERSION } from '../version.js';
 import { helpText } from './help.js';
 import { startOrphanReaper } from '../arbiter/orphans.js';
+
+/** tunicorn's compiled code: a frame there is tunicorn's. */
+const OWN_DIST = fileURLToPath(new URL('..', import.meta.url));
 
 /** How long a reload (HUP) waits for the config file to load. */
 const RELOAD_LIMIT_S = 30;
@@ -56,6 +60,15 @@ function done(text: string): never {
   print(text);
   exiting = true;
   process.exit(0);
+}
+
+/** The innermost frame of `stack` that is not Node's own is the app's or a config hook's, not tunicorn's. */
+function thrownByUserCode(stack: string): boolean {
+  const frame = stack
+    .split('\n')
+    .map((l) => l.trim())
+    .find((l) => l.startsWith('at ') && !/\(node:|^at node:/.test(l));
+  return frame !== undefined && !frame.includes(OWN_DIST) && !frame.includes('/node_modules/jiti/');
 }
 
 /** Sets these variables in this process's environment; the function returned puts the old values back. */
@@ -176,8 +189,21 @@ async function main(): Promise<void> {
   const arbiter: Arbiter = new Arbiter({ resolved: r, reload, startCwd, ownSignalListeners, orphans });
   // Every exit of tunicorn's own goes through die() or the process.exit below; any other is the app's (loaded
   // here with --preload) or a hook's, and the log says so rather than the master vanishing in silence.
-  // An uncaught error ends it too, with Node's own account of it.
-  process.once('uncaughtExceptionMonitor', () => (exiting = true));
+  // An uncaught exception the app (loaded here with --preload) or a config hook threw, from a timer or an
+  // unhandled rejection, is logged and the master serves on: the workers serve the same code, and one bad
+  // timer must not take the server down (Gunicorn's master outlives a thread of the app that dies). One that
+  // tunicorn threw ends the master, said in its log, with its files removed; the workers follow.
+  process.on('uncaughtException', (err) => {
+    const stack = err instanceof Error ? (err.stack ?? String(err)) : String(err);
+    if (thrownByUserCode(stack)) {
+      arbiter.log.error(`Uncaught exception in the master, from the app (--preload) or a config hook; the master serves on:\n${appFrames(stack)}`);
+      return;
+    }
+    exiting = true;
+    arbiter.log.critical(`The master is exiting after an uncaught exception:\n${stack}`);
+    arbiter.removeFilesNow();
+    process.exit(1);
+  });
   // The loop ran dry while the master awaited something that can never settle (a hook's promise with nothing
   // left to resolve it): Node would exit 0 in silence.
   process.once('beforeExit', () => {

@@ -80,6 +80,19 @@ describe('an app that ends or stalls its loading', () => {
     await s.waitFor(/Worker exiting \(pid: \d+\): the master is gone/);
   });
 
+  it('--preload: an exception the app throws later in the master is logged, and the master serves on', async () => {
+    const app = path.join(tmp, 'throws-in-master.mjs');
+    writeFileSync(app, "if (!process.send) setTimeout(() => { throw new Error('late timer error in the master'); }, 1000);\nexport default (req, res) => res.end('ok');\n");
+    const pidfile = path.join(tmp, 'throws-in-master.pid');
+    const s = new Server(['-b', '127.0.0.1:0', '-p', pidfile, '--preload', app]);
+    const port = await s.port();
+    await s.waitFor(/\[ERROR\] Uncaught exception in the master, from the app \(--preload\) or a config hook; the master serves on:\nError: late timer error in the master\n\s+at .*throws-in-master\.mjs/);
+    assert.equal((await request(port)).body, 'ok');
+    assert.ok(existsSync(pidfile), 'the pidfile stays');
+    assert.ok(alive(s.pid));
+    await s.kill();
+  });
+
   it('--preload: a worker still loading when the master ends exits quietly (no uncaught EPIPE)', async () => {
     const s = new Server(['-b', '127.0.0.1:0', '--preload', exitsWhileWorkerLoads]);
     const worker = Number((await s.waitFor(/Booting worker with pid: (\d+)/))[1]);
