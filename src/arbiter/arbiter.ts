@@ -141,6 +141,8 @@ export class Arbiter implements HookServer {
   #stopping: 'graceful' | 'quick' | null = null;
   #exitCode: number = ExitCode.OK;
   #everReady = false;
+  /** run() has not finished starting: signals wait in the queue. */
+  #starting = true;
   #bootFailures = 0;
   /** Workers in a row that died unasked within QUICK_DEATH_MS of their ready. */
   #quickDeaths = 0;
@@ -200,6 +202,14 @@ export class Arbiter implements HookServer {
     this.#startedAt = Date.now();
     checkOutputFiles(this.cfg);
     this.log = new ErrorLog(this.cfg.errorlog, this.cfg.loglevel);
+    // The master's handlers from the start: a signal during the start (a TERM from a service manager that
+    // gave up waiting, a logrotate's USR1) would otherwise take the default action and kill the master, its
+    // pidfile and sockets left behind. Until the start is done a signal waits in the queue.
+    for (const sig of SIGNALS) {
+      const h = () => this.enqueue(sig);
+      this.#onSignal.set(sig, h);
+      process.on(sig, h);
+    }
     this.#statsd = this.openStatsd();
     await this.runHook('onStarting', this);
     this.log.info(`Starting tunicorn ${VERSION} on Node.js ${process.version}`);
@@ -266,20 +276,21 @@ export class Arbiter implements HookServer {
       // The master's signals are its own, as Gunicorn's master replaces the handlers of a preloaded app: a
       // listener the app (--preload) or the config file added would run beside ours, and a common one,
       // `process.exit()` on TERM, would cut the graceful stop short. In the workers the app keeps them.
-      const foreign = process.listeners(sig).filter((l) => !this.opts.ownSignalListeners?.has(l));
+      const ours = this.#onSignal.get(sig);
+      const foreign = process.listeners(sig).filter((l) => l !== ours && !this.opts.ownSignalListeners?.has(l));
       if (foreign.length > 0) {
         for (const l of foreign) process.off(sig, l as () => void);
         this.log.warning(`The master handles ${sig.slice(3)} itself: ${foreign.length} ${sig} listener(s) added by the app (--preload) or the config file will not run in the master`);
       }
-      const h = () => this.enqueue(sig);
-      this.#onSignal.set(sig, h);
-      process.on(sig, h);
     }
     const done = new Promise<number>((resolve) => (this.#finish = resolve));
     await this.runHook('whenReady', this);
     await this.runHook('nworkersChanged', this, this.numWorkers, null);
     this.#tick = setInterval(() => this.step(), TICK_MS);
-    this.manageWorkers();
+    this.#starting = false;
+    // Signals that came during the start are handled now, before any worker is spawned.
+    if (this.#queue.length > 0) this.step();
+    else this.manageWorkers();
     return done;
   }
 
@@ -313,7 +324,7 @@ export class Arbiter implements HookServer {
   private enqueue(sig: SignalName): void {
     // Like Gunicorn, keep at most a few pending signals: a storm of HUPs is one reload.
     if (this.#queue.length < 5) this.#queue.push(sig);
-    setImmediate(() => this.step());
+    if (!this.#starting) setImmediate(() => this.step());
   }
 
   /** One turn: dispatch signals, enforce timeouts and deadlines, keep the worker count. */

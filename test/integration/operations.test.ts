@@ -96,6 +96,24 @@ describe('HUP re-reads the config', () => {
   });
 });
 
+describe('a signal during the start', () => {
+  it('waits for the start to finish, then is handled: TERM stops the server cleanly, its pidfile removed', async () => {
+    const cfg = path.join(tmp, 'slow-start.config.mjs');
+    writeFileSync(
+      cfg,
+      "export default { onStarting: () => { process.stderr.write('hook: starting\\n'); return new Promise((resolve) => setTimeout(resolve, 1500)); } };\n",
+    );
+    const pidfile = path.join(tmp, 'slow-start.pid');
+    const s = new Server(['-b', '127.0.0.1:0', '-c', cfg, '-p', pidfile, APP]);
+    await s.waitFor(/hook: starting/);
+    s.signal('SIGTERM');
+    assert.deepEqual(await s.exited, { code: 0, signal: null });
+    assert.match(s.log, /Listening at: [\s\S]*Handling signal: term[\s\S]*Shutting down: Master/);
+    assert.doesNotMatch(s.log, /Booting worker/);
+    assert.ok(!existsSync(pidfile), 'no pidfile left behind');
+  });
+});
+
 describe('HUP with a config file that never finishes loading', () => {
   it('fails the reload after 30 s, in one line, and keeps serving', async () => {
     const cfg = path.join(tmp, 'hup-waits.config.mjs');
