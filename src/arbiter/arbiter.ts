@@ -644,7 +644,9 @@ export class Arbiter implements HookServer {
     const f = w.fatal;
     if (f) this.log.error(`${f.message}${f.detail && this.log.enabled('debug') ? `\n${f.detail}` : ''}`);
     this.#bootFailures++;
-    const appError = code === ExitCode.APP_LOAD_ERROR || f?.code === ExitCode.APP_LOAD_ERROR;
+    // From the worker's fatal report, not its exit status: an app's process.exit(4) at import is the app's
+    // own status, whatever number tunicorn gives a failed load.
+    const appError = f?.code === ExitCode.APP_LOAD_ERROR;
     if (!this.#everReady && (appError || this.#bootFailures >= MAX_BOOT_FAILURES)) {
       if (f?.detail && !this.log.enabled('debug')) this.log.error(f.detail);
       this.halt(appError ? 'App failed to load.' : 'Worker failed to boot.', appError ? ExitCode.CONFIG : ExitCode.WORKER_BOOT_ERROR);

@@ -70,6 +70,14 @@ describe('an app that ends or stalls its loading', () => {
     assert.match(s.log, /\[ERROR\] app .*exits\.mjs called process\.exit\(3\) while loading\n/);
   });
 
+  it('process.exit(4) at import is the app\'s status, not taken for tunicorn\'s failed load: retried, then status 3', async () => {
+    const exits4 = app('exits-4.mjs', 'process.exit(4);');
+    const s = new Server(['-b', '127.0.0.1:0', exits4]);
+    assert.equal((await within(s.exited, 30000, 'the master to give up')).code, 3);
+    assert.equal(s.count(/Booting worker/), 5);
+    assert.match(s.log, /Reason: Worker failed to boot\./);
+  });
+
   it('--preload: an app that ends the master later is named in the log, its pidfile goes, and the workers follow', async () => {
     const pidfile = path.join(tmp, 'exits-later.pid');
     const s = new Server(['-b', '127.0.0.1:0', '-p', pidfile, '--preload', exitsLater]);
