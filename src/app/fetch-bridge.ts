@@ -382,11 +382,16 @@ export async function writeResponse(response: Response, res: ServerResponse, met
     }
     if (!res.destroyed) res.end();
   } catch (err) {
+    // A client gone first is no fault of the app's: its stream may fail as it is cancelled or aborted.
+    const live = !res.destroyed;
     res.destroy(err instanceof Error ? err : new Error(String(err)));
     // The body disagreed with the app's Content-Length: the app's fault, said in the error log.
     if ((err as NodeJS.ErrnoException).code === 'ERR_HTTP_CONTENT_LENGTH_MISMATCH') {
       throw new AppResultError(`the Fetch handler's Response body does not match its Content-Length (${(err as Error).message}); the connection was cut`);
     }
+    // The app's stream failed (or gave a chunk that is not bytes) with the head sent: the client only sees
+    // the connection cut, so the error log says why.
+    if (live) throw new AppResultError(`the Fetch handler's Response body failed while it was being sent (${describeError(err)}); the connection was cut`, { cause: err });
   } finally {
     res.off('close', gone);
   }
@@ -406,6 +411,12 @@ function drained(res: ServerResponse): Promise<void> {
     res.on('drain', done);
     res.on('close', done);
   });
+}
+
+/** `Name: message` of what a stream failed with, on one line. */
+function describeError(err: unknown): string {
+  const text = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+  return text.replace(/\s*\n\s*/g, ' ');
 }
 
 function describeResult(v: unknown): string {

@@ -7,6 +7,7 @@
  * - a Response whose body was read already is a 500, not a connection cut with nothing sent
  * - a Content-Length the app got wrong never frames the connection wrongly: a 500 for a plain body, a cut for
  *   a stream; a HEAD answer may carry the GET's length
+ * - a stream that fails mid-way cuts its connection and says why in the error log, in one line
  */
 import assert from 'node:assert/strict';
 import net from 'node:net';
@@ -90,6 +91,23 @@ describe('a Fetch Response on the wire', () => {
     assert.deepEqual(r.responses, []);
     assert.equal(r.rest, '');
     await s.waitFor(/body does not match its Content-Length/);
+  });
+
+  it('a stream that fails mid-way cuts the connection and logs one line with the cause', async () => {
+    const from = s.log.length;
+    const r = await exchange(port, [{ send: get('/broken') }], { want: 1, waitClose: true, ms: 5000 });
+    assert.equal(r.closed, true);
+    // No whole response: at most the head and some chunks, never the chunked body's end.
+    assert.deepEqual(r.responses, []);
+    await s.waitFor(
+      /\[ERROR\] Error handling request GET \/broken: the Fetch handler's Response body failed while it was being sent \(Error: broke\); the connection was cut\n/,
+      5000,
+      from,
+    );
+    assert.doesNotMatch(s.log.slice(from), /\n\s+at /, 'no stack of tunicorn frames');
+    // The worker serves on.
+    assert.equal((await request(port, '/')).body, 'hello');
+    assert.equal(s.count(/Booting worker/), 1);
   });
 
   it('a HEAD answer keeps the length the app gave, and the GET its body', async () => {
