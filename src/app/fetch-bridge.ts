@@ -342,6 +342,12 @@ export async function writeResponse(response: Response, res: ServerResponse, met
     throw new AppResultError(`the Fetch handler returned ${describeResult(response)}, not a Response`);
   }
   if (sendPlain(response, res)) return;
+  // Status 0: there is no HTTP response to give, and Node's writeHead would throw a RangeError from our frames.
+  if (response.type === 'error') {
+    throw new AppResultError(
+      'the Fetch handler returned Response.error() (a network error), which has no HTTP status; return a Response with one, such as new Response(null, { status: 502 })',
+    );
+  }
   const body = response.body;
   if (body === null || method === 'HEAD') {
     writeHead(res, response);

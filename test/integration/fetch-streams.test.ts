@@ -8,6 +8,7 @@
  * - a Content-Length the app got wrong never frames the connection wrongly: a 500 for a plain body, a cut for
  *   a stream; a HEAD answer may carry the GET's length
  * - a stream that fails mid-way cuts its connection and says why in the error log, in one line
+ * - Response.error() is a 500 and one line in the error log, not a RangeError with tunicorn's stack
  */
 import assert from 'node:assert/strict';
 import net from 'node:net';
@@ -108,6 +109,13 @@ describe('a Fetch Response on the wire', () => {
     // The worker serves on.
     assert.equal((await request(port, '/')).body, 'hello');
     assert.equal(s.count(/Booting worker/), 1);
+  });
+
+  it('answers 500 to Response.error(), with one line in the log and no stack', async () => {
+    const from = s.log.length;
+    assert.equal((await request(port, '/network-error')).status, 500);
+    await s.waitFor(/\[ERROR\] Error handling request GET \/network-error: the Fetch handler returned Response\.error\(\) \(a network error\), which has no HTTP status; .*\n/, 5000, from);
+    assert.doesNotMatch(s.log.slice(from), /\n\s+at /, 'no stack of tunicorn frames');
   });
 
   it('a HEAD answer keeps the length the app gave, and the GET its body', async () => {

@@ -3,7 +3,7 @@
  * - the stand-in behaves as a standard Response (instanceof, statics, body readers, validation, subclassing)
  * - a plain body is written with its headers, status, Content-Length and Fetch's default Content-Type
  * - multiple Set-Cookie headers, HEAD, bytes, a stream body, headers changed after construction
- * - a bad return value becomes a 500
+ * - a bad return value (not a Response, Response.error()) becomes a 500
  */
 import assert from 'node:assert/strict';
 import http from 'node:http';
@@ -12,6 +12,7 @@ import { after, before, describe, it } from 'node:test';
 import { EventEmitter } from 'node:events';
 import { fetchListener, writeResponse } from '../../src/app/fetch-bridge.js';
 import { installResponse, NativeResponse, isPlain } from '../../src/app/fetch-response.js';
+import { AppResultError } from '../../src/app/errors.js';
 
 installResponse();
 
@@ -115,6 +116,7 @@ describe('the Fetch bridge writes', () => {
     '/empty': () => new Response(null, { status: 204 }),
     '/async': async (req) => Response.json({ method: req.method, url: req.url }),
     '/bad': () => 'not a response' as unknown as Response,
+    '/network-error': () => Response.error(),
   };
 
   before(async () => {
@@ -158,6 +160,13 @@ describe('the Fetch bridge writes', () => {
     const r = await fetch(`${base}/bad`);
     assert.equal(r.status, 500);
     assert.match(String(errors.at(-1)), /returned a string, not a Response/);
+  });
+
+  it('Response.error() is a 500 with the reason, not a RangeError for status 0', async () => {
+    const r = await fetch(`${base}/network-error`);
+    assert.equal(r.status, 500);
+    assert.ok(errors.at(-1) instanceof AppResultError);
+    assert.match(String(errors.at(-1)), /returned Response\.error\(\) \(a network error\), which has no HTTP status/);
   });
 
   it('a stream body waits for each drain without leaving listeners on the response', async () => {
