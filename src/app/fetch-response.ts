@@ -185,7 +185,8 @@ export function isPlain(response: unknown): boolean {
 }
 
 /**
- * Sends a stand-in whose body is a string, bytes or null: one writeHead with a Content-Length, one end.
+ * Sends a stand-in whose body is a string, bytes or null: one writeHead with a Content-Length (none for a
+ * null body to HEAD unless the app gave one), one end.
  * Returns false, having done nothing, for anything else (the caller streams the body of a standard
  * Response). Headers go to Node as a flat [name, value, ...] list, which writeHead takes as it is; a string
  * body without a Content-Type gets Fetch's `text/plain;charset=UTF-8`, as the standard Response adds.
@@ -229,7 +230,8 @@ export function sendPlain(response: unknown, res: ServerResponse): boolean {
   if (length !== null) checkLength(length, body, status, res);
   const hasLength = length !== null;
   if (body === null) {
-    if (!hasLength && status !== 204 && status !== 304) flat.push('content-length', '0');
+    // No length for HEAD: 0 would misstate the GET's size (Hono answers every HEAD with a null body).
+    if (!hasLength && status !== 204 && status !== 304 && res.req?.method !== 'HEAD') flat.push('content-length', '0');
     res.writeHead(status, init?.statusText || undefined, flat);
     res.end();
     return true;

@@ -3,6 +3,7 @@
  * - the stand-in behaves as a standard Response (instanceof, statics, body readers, validation, subclassing)
  * - a plain body is written with its headers, status, Content-Length and Fetch's default Content-Type
  * - multiple Set-Cookie headers, HEAD, bytes, a stream body, headers changed after construction
+ * - no body: a Content-Length of 0, none to HEAD
  * - a bad return value (not a Response, Response.error()) becomes a 500
  */
 import assert from 'node:assert/strict';
@@ -116,6 +117,8 @@ describe('the Fetch bridge writes', () => {
     '/empty': () => new Response(null, { status: 204 }),
     '/async': async (req) => Response.json({ method: req.method, url: req.url }),
     '/bad': () => 'not a response' as unknown as Response,
+    // Hono's answer to every HEAD: no body, no length.
+    '/no-body': () => new Response(null, { headers: { 'content-type': 'text/plain' } }),
     '/network-error': () => Response.error(),
   };
 
@@ -160,6 +163,14 @@ describe('the Fetch bridge writes', () => {
     const r = await fetch(`${base}/bad`);
     assert.equal(r.status, 500);
     assert.match(String(errors.at(-1)), /returned a string, not a Response/);
+  });
+
+  it('no body to HEAD: no Content-Length, as the GET may have a body; 0 to GET', async () => {
+    const head = await fetch(`${base}/no-body`, { method: 'HEAD' });
+    assert.equal(head.headers.get('content-length'), null);
+    assert.equal(head.headers.get('content-type'), 'text/plain');
+    const get = await fetch(`${base}/no-body`);
+    assert.equal(get.headers.get('content-length'), '0');
   });
 
   it('Response.error() is a 500 with the reason, not a RangeError for status 0', async () => {
