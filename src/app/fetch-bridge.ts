@@ -326,11 +326,13 @@ export function incomingMessage(request: Request): IncomingMessage | undefined {
   return (request as unknown as Partial<LazyRequest>)[kIncoming];
 }
 
-function writeHead(res: ServerResponse, response: Response): void {
+/** `empty`: the Response has no body, and says it with a Content-Length of 0 unless it gave one. */
+function writeHead(res: ServerResponse, response: Response, empty = false): void {
   const headers: Record<string, string | string[]> = {};
   response.headers.forEach((v, k) => {
     if (k !== 'set-cookie') headers[k] = v;
   });
+  if (empty && headers['content-length'] === undefined) headers['content-length'] = '0';
   const cookies = response.headers.getSetCookie();
   if (cookies.length) headers['set-cookie'] = cookies;
   res.writeHead(response.status, response.statusText || undefined, headers);
@@ -350,7 +352,15 @@ export async function writeResponse(response: Response, res: ServerResponse, met
   }
   const body = response.body;
   if (body === null || method === 'HEAD') {
-    writeHead(res, response);
+    // No body: a length of 0 rather than an empty chunked body (Response.redirect(), a Response read after it
+    // was made). HEAD keeps what the app said (a GET's length, or none); 204 and 304 carry no length.
+    const empty = body === null && method !== 'HEAD' && response.status !== 204 && response.status !== 304;
+    const length = empty ? response.headers.get('content-length') : null;
+    // Any other length would have the client wait for bytes that never come (as sendPlain checks a plain body).
+    if (length !== null && Number(length) !== 0) {
+      throw new AppResultError(`the Fetch handler's Response says Content-Length: ${length}, but it has no body`);
+    }
+    writeHead(res, response, empty);
     res.end();
     if (body) await body.cancel().catch(() => {});
     return;

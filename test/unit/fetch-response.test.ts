@@ -3,7 +3,7 @@
  * - the stand-in behaves as a standard Response (instanceof, statics, body readers, validation, subclassing)
  * - a plain body is written with its headers, status, Content-Length and Fetch's default Content-Type
  * - multiple Set-Cookie headers, HEAD, bytes, a stream body, headers changed after construction
- * - no body: a Content-Length of 0, none to HEAD
+ * - no body: a Content-Length of 0 (none to HEAD), never an empty chunked body
  * - a bad return value (not a Response, Response.error()) becomes a 500
  */
 import assert from 'node:assert/strict';
@@ -119,6 +119,13 @@ describe('the Fetch bridge writes', () => {
     '/bad': () => 'not a response' as unknown as Response,
     // Hono's answer to every HEAD: no body, no length.
     '/no-body': () => new Response(null, { headers: { 'content-type': 'text/plain' } }),
+    '/redirect': () => Response.redirect('http://example.com/next', 302),
+    // A null body on the standard Response (built once its body was looked at), with a length it does not have.
+    '/no-body-long': () => {
+      const r = new Response(null, { headers: { 'content-length': '5' } });
+      void r.body;
+      return r;
+    },
     '/network-error': () => Response.error(),
   };
 
@@ -171,6 +178,21 @@ describe('the Fetch bridge writes', () => {
     assert.equal(head.headers.get('content-type'), 'text/plain');
     const get = await fetch(`${base}/no-body`);
     assert.equal(get.headers.get('content-length'), '0');
+  });
+
+  it('a standard Response with no body (a redirect) has a Content-Length of 0, not an empty chunked body', async () => {
+    const r = await fetch(`${base}/redirect`, { redirect: 'manual' });
+    assert.deepEqual([r.status, r.headers.get('content-length'), r.headers.get('transfer-encoding')], [302, '0', null]);
+    assert.equal(await r.text(), '');
+    const h = await fetch(`${base}/redirect`, { method: 'HEAD', redirect: 'manual' });
+    assert.deepEqual([h.status, h.headers.get('content-length'), h.headers.get('transfer-encoding')], [302, null, null]);
+  });
+
+  it('a Content-Length on a Response with no body is a 500, not a client left waiting', async () => {
+    const r = await fetch(`${base}/no-body-long`, { signal: AbortSignal.timeout(3000) });
+    assert.equal(r.status, 500);
+    assert.ok(errors.at(-1) instanceof AppResultError);
+    assert.match(String(errors.at(-1)), /says Content-Length: 5, but it has no body/);
   });
 
   it('Response.error() is a 500 with the reason, not a RangeError for status 0', async () => {
