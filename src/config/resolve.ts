@@ -75,8 +75,8 @@ export async function resolveConfig(input: ResolveInput): Promise<Resolved> {
     sources.config = configArg ? (cli.values.has('config') ? 'command line' : 'TUNICORN_CMD_ARGS') : 'default';
   }
 
-  // Gunicorn: --threads N with no worker class selects gthread.
-  if ((values.threads as number) > 1 && sources.workerClass === 'default') {
+  // Gunicorn: --threads N with no worker class, or with sync, selects gthread.
+  if ((values.threads as number) > 1 && (sources.workerClass === 'default' || values.workerClass === 'sync')) {
     values.workerClass = 'gthread';
     sources.workerClass = sources.threads as Source;
   }

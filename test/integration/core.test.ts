@@ -498,15 +498,18 @@ describe('configuration', () => {
     assert.match(s.stdout, /workers +\= 4 +\(environment\)/);
   });
 
-  it('--threads without -k selects gthread', async () => {
+  it('--threads without -k, or with -k sync, selects gthread, as in Gunicorn', async () => {
     const s = new Server(['--print-config', '--threads', '4', 'app.ts']);
     await s.exited;
     assert.match(s.stdout, /workerClass += "gthread" +\(command line\)/);
+    const sync = new Server(['--print-config', '-k', 'sync', '--threads', '4', 'app.ts']);
+    await sync.exited;
+    assert.match(sync.stdout, /workerClass += "gthread" +\(command line\)/);
   });
 
   it('warns that --threads does nothing for a class other than gthread', async () => {
-    const { s } = await start(['-k', 'sync', '--threads', '4', fx('listener.ts')]);
-    await s.waitFor(/\[WARNING\] threads \(--threads 4\) applies to gthread workers only; sync workers ignore it\n/);
+    const { s } = await start(['-k', 'async', '--threads', '4', fx('listener.ts')]);
+    await s.waitFor(/\[WARNING\] threads \(--threads 4\) applies to gthread workers only; async workers ignore it\n/);
     await s.kill();
   });
 

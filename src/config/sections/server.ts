@@ -113,7 +113,8 @@ export const server = {
       'file\'s module state, while `postFork`, `postWorkerInit` and `workerExit` run once, in the process ' +
       '(state they set up is not seen by the threads). A native addon must be context-aware (N-API addons ' +
       'are) to load in a thread; an older one fails with "Module did not self-register": serve such an app ' +
-      'with `async` or `sync`.',
+      'with `async` or `sync`. As in Gunicorn, more than one thread with no worker class, or with `sync`, ' +
+      'selects `gthread`; `async` ignores it, with a warning.',
   }),
   workerConnections: intSetting({
     key: 'workerConnections',
