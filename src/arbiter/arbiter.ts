@@ -923,6 +923,8 @@ export class Arbiter implements HookServer {
     child.once('exit', (code, signal) => {
       this.#newMaster = null;
       this.log.warning(`The new master (pid ${child.pid}) exited (${signal ?? `code ${code}`}); this master stays in charge`);
+      // Its PIDFILE.2, if a kill left it there: a script waiting for that file would take a dead pid for the new master.
+      if (this.cfg.pidfile && Pidfile.removeStale(`${this.cfg.pidfile}.2`, child.pid!)) this.log.info(`Removed ${this.cfg.pidfile}.2, which named it`);
       // It had taken the control socket over and removed it at exit: this master serves it again.
       if (this.#control && !this.#control.owned() && !this.#stopping && this.cfg.controlSocket) void this.startControl(this.cfg.controlSocket);
       if (!this.#stopping) this.#notify({ MAINPID: process.pid, READY: 1, STATUS: 'Upgrade rolled back' });

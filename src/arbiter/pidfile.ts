@@ -110,6 +110,17 @@ export class Pidfile {
     this.#path = to;
   }
 
+  /** Removes the file at `path` if it names `pid`: what a process that died without its exit left behind. */
+  static removeStale(path: string, pid: number): boolean {
+    try {
+      if (Number(readFileSync(path, 'utf8').trim()) !== pid) return false;
+      unlinkSync(path);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
   /** Removes it, only if it still names us. */
   unlink(pid = process.pid): void {
     if (!this.#path) return;

@@ -70,7 +70,8 @@ export class WorkerHandle implements HookWorker {
     const stalled = this.hasStallReport;
     const list = stalled ? this.stall!.requests.map((r) => ({ ...r, ms: r.ms + (now - this.stall!.at) })) : this.slow;
     if (!list.length) return stalled ? '; no request was running when its event loop stalled' : '; no request was running at its last heartbeat';
-    return `; it was serving ${list.map((r) => `${r.method} ${r.url} (${(r.ms / 1000).toFixed(1)} s)`).join(', ')}`;
+    // Math.max: a request that began in the millisecond of the report can read a hair below 0 (two clocks).
+    return `; it was serving ${list.map((r) => `${r.method} ${r.url} (${(Math.max(0, r.ms) / 1000).toFixed(1)} s)`).join(', ')}`;
   }
 
   /**

@@ -186,6 +186,35 @@ function unixGet(socketPath: string, p: string): Promise<{ status: number; body:
   });
 }
 
+describe('USR2, then the new master is killed', () => {
+  it('the old master stays in charge and removes the PIDFILE.2 that named the dead one', async () => {
+    const pidfile = path.join(tmp, 'killed-upgrade.pid');
+    const s = new Server(['-b', '127.0.0.1:0', '-w', '1', '-p', pidfile, APP]);
+    const port = await s.port();
+    await s.waitFor(/Ready: /);
+    s.signal('SIGUSR2');
+    const newPid = Number((await s.waitFor(/started a new master \(pid (\d+)\)/))[1]);
+    try {
+      await s.waitFor(new RegExp(`\\[${newPid}\\] \\[INFO\\] Ready: `), 20000);
+      assert.equal(readFileSync(`${pidfile}.2`, 'utf8').trim(), String(newPid));
+      process.kill(newPid, 'SIGKILL');
+      await s.waitFor(new RegExp(`The new master \\(pid ${newPid}\\) exited \\(SIGKILL\\); this master stays in charge`));
+      await s.waitFor(/Removed .*killed-upgrade\.pid\.2, which named it/);
+      assert.ok(!existsSync(`${pidfile}.2`), 'PIDFILE.2 is gone');
+      assert.equal(readFileSync(pidfile, 'utf8').trim(), String(s.pid));
+      assert.equal((await request(port, '/pid')).status, 200);
+      s.signal('SIGTERM');
+      assert.equal((await s.exited).code, 0);
+    } finally {
+      try {
+        process.kill(-s.pid, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+    }
+  });
+});
+
 describe('USR2 on a Unix socket', () => {
   it('leaves the socket file to the new master, which removes it when it stops', async () => {
     const sock = path.join(tmp, 'upgrade.sock');

@@ -48,3 +48,20 @@ describe('WorkerHandle.send', () => {
     }
   });
 });
+
+describe('WorkerHandle.servingReport', () => {
+  it('never shows a request with a negative duration (the report and the request read two clocks)', async () => {
+    const child = spawn(process.execPath, ['-e', ''], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+    const log = { debug() {}, info() {}, warning() {}, error() {}, critical() {} };
+    try {
+      const w = new WorkerHandle(1, 1, child, log, Date.now());
+      w.slow = [
+        { method: 'GET', url: '/busy', ms: 4100 },
+        { method: 'GET', url: '/', ms: -3 },
+      ];
+      assert.equal(w.servingReport(Date.now()), '; it was serving GET /busy (4.1 s), GET / (0.0 s)');
+    } finally {
+      await once(child, 'exit');
+    }
+  });
+});
