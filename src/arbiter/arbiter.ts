@@ -668,8 +668,9 @@ export class Arbiter implements HookServer {
       this.#quickDeaths = 0;
       return;
     }
-    this.#quickDeaths++;
-    const delay = Math.min(BACKOFF_CAP_MS, BACKOFF_FIRST_MS * 2 ** (this.#quickDeaths - 1));
+    // One is replaced at once (an OOM kill, a crash); from the second in a row on, the pause grows.
+    if (++this.#quickDeaths === 1) return;
+    const delay = Math.min(BACKOFF_CAP_MS, BACKOFF_FIRST_MS * 2 ** (this.#quickDeaths - 2));
     this.#nextSpawnAt = Math.max(this.#nextSpawnAt, Date.now() + delay);
     this.log.warning(
       `Worker (pid:${w.pid}) died ${(lived / 1000).toFixed(1)} s after it started serving (${this.#quickDeaths} in a row); next worker in ${(delay / 1000).toFixed(1)} s`,
