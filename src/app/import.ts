@@ -1,8 +1,22 @@
-import { existsSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { createRequire } from 'node:module';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import type { Jiti } from 'jiti';
+import type { Jiti, JitiOptions } from 'jiti';
+import { jsxOptions, TsconfigReader, type JsxOptions, type NearestTsconfig } from './tsconfig.js';
+
+type TransformOptions = Parameters<NonNullable<JitiOptions['transform']>>[0];
+type TransformResult = ReturnType<NonNullable<JitiOptions['transform']>>;
+/** A babel plugin, as babel calls it: with its API (`types` among it). */
+type BabelPlugin = (api: { types: { traverseFast(node: unknown, enter: (node: BabelNode) => void): void } }) => Record<string, unknown>;
+interface BabelNode {
+  type: string;
+  loc?: { start: { line: number; column: number } } | null;
+}
+
+/** Bumped when the loader compiles differently: the transforms jiti cached before are not used. */
+const TRANSFORM_VERSION = 1;
 
 /**
  * Imports the user's modules (the app and the config file) as they are, TypeScript included.
@@ -28,18 +42,66 @@ export class ModuleImporter {
   private async jiti(): Promise<Jiti> {
     if (this.#jiti) return this.#jiti;
     const { createJiti } = await import('jiti');
-    this.#jiti = createJiti(pathToFileURL(path.join(this.baseDir, 'index.js')).href, {
+    const common = { interopDefault: false, sourceMaps: true };
+    // jiti's own transform (babel), called by ours: no cache of its own, and only ever asked to transform.
+    const babel = createJiti(pathToFileURL(path.join(this.baseDir, 'index.js')).href, { ...common, fsCache: false, moduleCache: false });
+    const jiti = createJiti(pathToFileURL(path.join(this.baseDir, 'index.js')).href, {
       // fsCache is jiti's default (on); left unset so JITI_FS_CACHE=false can turn it off (the boot benchmark).
       moduleCache: !this.opts.fresh,
-      interopDefault: false,
-      sourceMaps: true,
+      ...common,
       // `true`, not a path: jiti makes a child instance per imported module, and each finds the tsconfig.json
       // nearest that module, so every file gets the `paths` of its own project (checked with a fixture
       // whose tsconfig is below the working directory's, and with the working directory outside it).
       tsconfigPaths: true,
+      // .jsx is jiti's only when its own JSX option is on (JITI_JSX): ours is set per file, by the transform.
+      extensions: [...new Set([...babel.options.extensions!, '.jsx'])],
+      transform: (opts) => this.transform(babel, opts),
     });
-    return this.#jiti;
+    // jiti keys its cached transforms by the source alone, but ours also depend on the tsconfig.json (its JSX
+    // and decorator options): the cache goes in a directory of jiti's named after this loader's version and
+    // the options of the working directory's tsconfig.json, so a change to them compiles again.
+    const dir = jiti.options.fsCache;
+    if (typeof dir === 'string') {
+      const { options } = this.#tsconfigs.forFile(this.baseDir, true);
+      const key = createHash('sha256').update(JSON.stringify([TRANSFORM_VERSION, options])).digest('hex').slice(0, 12);
+      try {
+        mkdirSync(path.join(dir, `tunicorn-${key}`), { recursive: true });
+        jiti.options.fsCache = path.join(dir, `tunicorn-${key}`);
+      } catch {
+        // jiti's own directory then
+      }
+    }
+    this.#jiti = jiti;
+    return jiti;
   }
+
+  /**
+   * Compiles one file as tsc would with the tsconfig.json nearest it: JSX (.tsx, .jsx) with its `jsx`,
+   * `jsxImportSource`, `jsxFactory` and `jsxFragmentFactory`. jiti compiles decorators with TypeScript's
+   * experimentalDecorators semantics only (its babel pipeline hard-codes the legacy decorators transform,
+   * and babel plugins passed to it only run after that one): a TypeScript file using decorators whose
+   * tsconfig does not set experimentalDecorators, which tsc compiles as standard (TC39) decorators, is
+   * refused in words rather than run with other semantics.
+   */
+  private transform(babel: Jiti, opts: TransformOptions): TransformResult {
+    const file = opts.filename;
+    const isJsx = !!file && /\.[cm]?[jt]sx$/.test(file);
+    if (!file || (!opts.ts && !isJsx)) return { code: babel.transform(opts) };
+    const tsconfig = this.#tsconfigs.forFile(file);
+    const plugins: unknown[] = [...((opts.babel?.plugins as unknown[] | undefined) ?? [])];
+    const jsx = isJsx ? jsxOptions(tsconfig.options) : undefined;
+    if (jsx?.runtime === 'classic' && opts.ts) plugins.push(classicPragmas(jsx));
+    let refused: Error | null = null;
+    if (opts.ts && !tsconfig.options.experimentalDecorators) {
+      plugins.push(refuseStandardDecorators(file, tsconfig, (err) => (refused = err)));
+    }
+    const code = babel.transform({ ...opts, jsx: jsx ?? opts.jsx, babel: { ...opts.babel, plugins } });
+    if (refused) throw refused;
+    return { code };
+  }
+
+  /** The tsconfig.json files read by the transform, each once for this importer. */
+  readonly #tsconfigs = new TsconfigReader();
 
   async import(file: string): Promise<Record<string, unknown>> {
     if (/\.(c|m)?js$/.test(file)) {
@@ -66,6 +128,52 @@ export class ModuleImporter {
       return url.startsWith('file:') ? fileURLToPath(url) : url;
     }
   }
+}
+
+/**
+ * The classic runtime's factories as `@jsx`/`@jsxFrag` comments at the top of the file (the file's own come
+ * after, so they win): babel's TypeScript transform keeps an import that JSX alone uses only when it is
+ * named there (`import { jsx } from 'hono/jsx'`, used by `<h1/>` once compiled), as its `jsxPragma` option,
+ * which jiti does not set, would.
+ */
+function classicPragmas(jsx: JsxOptions): BabelPlugin {
+  return () => ({
+    name: 'tunicorn-jsx-pragmas',
+    pre(file: { ast: { comments?: { type: string; value: string }[] | null } }) {
+      const pragmas = [`* @jsx ${jsx.pragma} `, `* @jsxFrag ${jsx.pragmaFrag} `].map((value) => ({ type: 'CommentBlock', value }));
+      file.ast.comments = [...pragmas, ...(file.ast.comments ?? [])];
+    },
+  });
+}
+
+/**
+ * Refuses a TypeScript file whose tsconfig leaves experimentalDecorators off when it uses decorators or
+ * `accessor` fields (which the parser is told to accept, to say so in words): `refuse` gets the error, and
+ * the transform is stopped.
+ */
+function refuseStandardDecorators(file: string, tsconfig: NearestTsconfig, refuse: (err: Error) => void): BabelPlugin {
+  return ({ types }) => ({
+    name: 'tunicorn-standard-decorators',
+    manipulateOptions(_opts: unknown, parserOpts: { plugins: unknown[] }) {
+      parserOpts.plugins.push('decoratorAutoAccessors');
+    },
+    pre(f: { ast: unknown }) {
+      let found: BabelNode | null = null;
+      types.traverseFast(f.ast, (node) => {
+        if (!found && (node.type === 'Decorator' || node.type === 'ClassAccessorProperty')) found = node;
+      });
+      if (!found) return;
+      const node: BabelNode = found;
+      const where = `${file}:${node.loc?.start.line ?? 0}:${(node.loc?.start.column ?? 0) + 1}`;
+      const config = tsconfig.file ?? `a tsconfig.json for it (there is none in ${path.dirname(file)} or above)`;
+      const message =
+        node.type === 'Decorator'
+          ? `standard (TC39) decorators are not supported by tunicorn's TypeScript loader, which compiles decorators as TypeScript's experimentalDecorators only: set "experimentalDecorators": true in ${config} if the code is written for those (NestJS, TypeORM), or compile the app first (tsc) and serve the JavaScript`
+          : `\`accessor\` fields (from standard TC39 decorators) are not supported by tunicorn's TypeScript loader: compile the app first (tsc) and serve the JavaScript`;
+      refuse(new Error(`${message}\n ${where}`));
+      throw new Error(message);
+    },
+  });
 }
 
 /** CommonJS compiled from ESM yields `{ __esModule, default }` as `module.exports`; unwrap it. */

@@ -14,7 +14,8 @@ export interface AppSpec {
   readonly directory: string | null;
 }
 
-export const APP_EXTENSIONS = ['.ts', '.mts', '.cts', '.tsx', '.js', '.mjs', '.cjs'];
+// Sources before what they compile to: app.tsx or app.jsx before an app.js built from it.
+export const APP_EXTENSIONS = ['.ts', '.mts', '.cts', '.tsx', '.jsx', '.js', '.mjs', '.cjs'];
 
 /**
  * `PATH[:EXPORT]` or `PACKAGE[:EXPORT]`. A path may leave out its extension (`main:app` finds main.ts), as
