@@ -133,7 +133,12 @@ class WorkerProcess {
     try {
       await this.#cls.start();
     } catch (err) {
-      if (err instanceof AppLoadError) fatal(ExitCode.APP_LOAD_ERROR, err.message, runtime.log.enabled('debug') ? err.detail : appFrames(err.detail));
+      if (err instanceof AppLoadError) {
+        const detail = runtime.log.enabled('debug') ? err.detail : appFrames(err.detail);
+        // A detail with no frame of the app's (a syntax error: the message again, file and line) says nothing
+        // the first line does not.
+        fatal(ExitCode.APP_LOAD_ERROR, err.message, /^\s+at /m.test(detail) ? detail : '');
+      }
       fatal(ExitCode.WORKER_BOOT_ERROR, `worker failed to boot: ${describeLoadError(err)}`, err instanceof Error ? (err.stack ?? '') : '');
     }
     this.#serving = true;
@@ -223,15 +228,15 @@ class WorkerProcess {
     void this.stop(true, 'after an uncaught exception');
   }
 
-  /**
-   * A quick stop (INT or QUIT, to this worker or to the master, which passes it on): the worker_int hook runs
-   * first, as in Gunicorn, then the requests in flight are cut.
-   */
   /** A stop has begun: the process exits once it is done. */
   get stopping(): boolean {
     return this.#stopping;
   }
 
+  /**
+   * A quick stop (INT or QUIT, to this worker or to the master, which passes it on): the worker_int hook runs
+   * first, as in Gunicorn, then the requests in flight are cut.
+   */
   quickStop(why: string): void {
     // Also during a graceful stop, which it cuts short; the hook runs once.
     if (this.#interrupted) return;

@@ -117,6 +117,13 @@ async function main(): Promise<void> {
   // that crashes it can never be taken for a failed boot, and a stop while it loads cuts no request.
   // A loaded thread hears every message from here on: a stop before `go` closes its app without serving.
   let stopping = false;
+  const accept = async () => {
+    await serving.listen();
+    if (d.beatMs > 0) {
+      const beats = new Int32Array(d.sab, 0, d.threads);
+      setInterval(() => Atomics.add(beats, d.thread, 1), d.beatMs).unref();
+    }
+  };
   port.on('message', (m: ToThread) => {
     switch (m.t) {
       case 'go':
@@ -146,15 +153,7 @@ async function main(): Promise<void> {
         return;
     }
   });
-  const accept = async () => {
-    await serving.listen();
-    if (d.beatMs > 0) {
-      const beats = new Int32Array(d.sab, 0, d.threads);
-      setInterval(() => Atomics.add(beats, d.thread, 1), d.beatMs).unref();
-    }
-  };
   post({ t: 'loaded' });
 }
-
 
 void main();

@@ -336,6 +336,8 @@ describe('failures are stated, not dumped', () => {
       assert.match(s.log, cause);
       assert.match(s.log, /Reason: App failed to load\./);
       assert.equal(s.count(/Booting worker/), 2, 'no respawn loop');
+      // A syntax error has no stack of the app's to show: its one line is all, not the message again.
+      if (file === 'broken-syntax.ts') assert.equal(s.count(/ParseError/), 1, s.log);
     });
   }
 
