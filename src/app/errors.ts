@@ -34,7 +34,8 @@ export function appFrames(stack: string): string {
   let left = 0;
   for (const line of lines) {
     const frame = line.trimStart().startsWith('at ');
-    if (frame && (/\(node:|at node:/.test(line) || line.includes(OWN_ROOT + 'dist/') || line.includes('/node_modules/jiti/'))) left++;
+    // `(<anonymous>)`: a frame with no file (a generator's next() in the loader's transform), never a line of the app.
+    if (frame && (/\(node:|at node:|\(<anonymous>\)$/.test(line) || line.includes(OWN_ROOT + 'dist/') || line.includes('/node_modules/jiti/'))) left++;
     else kept.push(line);
   }
   if (left) kept.push(`    (${left} frame${left === 1 ? '' : 's'} of Node and tunicorn left out; --log-level debug shows them)`);

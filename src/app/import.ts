@@ -96,7 +96,11 @@ export class ModuleImporter {
       plugins.push(refuseStandardDecorators(file, tsconfig, (err) => (refused = err)));
     }
     const code = babel.transform({ ...opts, jsx: jsx ?? opts.jsx, babel: { ...opts.babel, plugins } });
-    if (refused) throw refused;
+    if (refused) {
+      // Its message says all: a stack would show babel's frames, none of them the app's.
+      (refused as Error).stack = `${(refused as Error).name}: ${(refused as Error).message}`;
+      throw refused;
+    }
     return { code };
   }
 

@@ -1,5 +1,4 @@
-import { existsSync, readFileSync, statSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 
 /** The compiler options that change how tunicorn's loader compiles a file (JSX and decorators). */
@@ -70,10 +69,21 @@ export class TsconfigReader {
     if (seen.has(file)) return {};
     seen.add(file);
     let json: { extends?: unknown; compilerOptions?: Record<string, unknown> };
+    let text: string;
     try {
-      json = parseJsonc(readFileSync(file, 'utf8')) as typeof json;
-    } catch {
-      return {}; // tsc would stop on it; the loader compiles with the defaults instead
+      text = readFileSync(file, 'utf8');
+    } catch (err) {
+      throw new TsconfigError(`cannot read ${file}: ${(err as Error).message}`);
+    }
+    tsconfigsRead.add(file);
+    // Comments go, line breaks stay: a JSON error's position is on the file's own line.
+    const plain = plainJson(text);
+    try {
+      json = JSON.parse(plain) as typeof json;
+    } catch (err) {
+      // As tsc stops on it: compiled with the defaults instead, a file would run with other semantics than
+      // the project's (its JSX and decorators), and the failure would point elsewhere.
+      throw new TsconfigError(`${file} is not valid JSON: ${(err as Error).message.replace(/ in JSON at position \d+.*$/s, '')}${lineOf(err, plain)}; fix it, as tsc would refuse it too`);
     }
     const options: LoaderCompilerOptions = {};
     const bases = typeof json?.extends === 'string' ? [json.extends] : Array.isArray(json?.extends) ? json.extends : [];
@@ -91,6 +101,14 @@ export class TsconfigReader {
   }
 }
 
+function isDirectory(p: string): boolean {
+  try {
+    return statSync(p).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
 function isFile(p: string): boolean {
   try {
     return statSync(p).isFile();
@@ -99,27 +117,56 @@ function isFile(p: string): boolean {
   }
 }
 
+/** A tsconfig.json that cannot be used: the load fails with this line. */
+export class TsconfigError extends Error {
+  override name = 'TsconfigError';
+}
+
+/** Every tsconfig.json this process has read (--reload watches them: they decide how files compile). */
+export const tsconfigsRead = new Set<string>();
+
+/** ` (line N)` of a JSON.parse error's position in `text`, or ''. */
+function lineOf(err: unknown, text: string): string {
+  const at = /at position (\d+)/.exec((err as Error).message);
+  return at ? ` (line ${text.slice(0, Number(at[1])).split('\n').length})` : '';
+}
+
+/**
+ * What `extends` names, as tsc finds it: a path (with or without `.json`), or a package's config: a file in
+ * it (`pkg/base.json`), the file its package.json names in `tsconfig`, or its `tsconfig.json`. Never the
+ * package's `main`, which is code.
+ */
 function resolveExtends(spec: string, dir: string): string | null {
-  if (spec.startsWith('.') || path.isAbsolute(spec)) {
-    const p = path.resolve(dir, spec);
-    if (isFile(p)) return p;
-    return !p.endsWith('.json') && isFile(`${p}.json`) ? `${p}.json` : null;
-  }
-  const require = createRequire(path.join(dir, 'tsconfig.json'));
-  for (const candidate of [spec, `${spec}.json`, `${spec}/tsconfig.json`]) {
-    try {
-      const p = require.resolve(candidate);
-      if (existsSync(p)) return p;
-    } catch {
-      // the next form
+  const file = (p: string) => (isFile(p) ? p : !p.endsWith('.json') && isFile(`${p}.json`) ? `${p}.json` : null);
+  if (spec.startsWith('.') || path.isAbsolute(spec)) return file(path.resolve(dir, spec));
+  const parts = spec.split('/');
+  const name = spec.startsWith('@') ? parts.slice(0, 2).join('/') : parts[0]!;
+  const sub = parts.slice(spec.startsWith('@') ? 2 : 1).join('/');
+  for (let d = dir; ; d = path.dirname(d)) {
+    const pkg = path.join(d, 'node_modules', name);
+    if (isDirectory(pkg)) {
+      if (sub) return file(path.join(pkg, sub));
+      let named: unknown;
+      try {
+        named = (JSON.parse(readFileSync(path.join(pkg, 'package.json'), 'utf8')) as { tsconfig?: unknown }).tsconfig;
+      } catch {
+        named = undefined;
+      }
+      return (typeof named === 'string' ? file(path.join(pkg, named)) : null) ?? file(path.join(pkg, 'tsconfig.json'));
     }
+    if (path.dirname(d) === d) return null;
   }
-  return null;
 }
 
 /** JSON with comments and trailing commas, as tsconfig.json files are written. */
 export function parseJsonc(text: string): unknown {
-  return JSON.parse(outsideStrings(outsideStrings(text, stripComment), dropTrailingComma));
+  return JSON.parse(plainJson(text));
+}
+
+/** JSON with comments and trailing commas as plain JSON, on the same lines. */
+function plainJson(text: string): string {
+  // A byte-order mark, as some editors on Windows write one: tsc reads past it.
+  return outsideStrings(outsideStrings(text.replace(/^\uFEFF/, ''), stripComment), dropTrailingComma);
 }
 
 /** Rewrites `text` outside its string literals: `at` returns what to put for the text at `i` and where to go on. */
@@ -147,7 +194,9 @@ function stripComment(text: string, i: number): [string, number] {
   }
   if (text.startsWith('/*', i)) {
     const end = text.indexOf('*/', i + 2);
-    return [' ', end === -1 ? text.length : end + 2];
+    const to = end === -1 ? text.length : end + 2;
+    // Its line breaks stay, so a syntax error after it is reported on the right line.
+    return [' ' + '\n'.repeat(text.slice(i, to).split('\n').length - 1), to];
   }
   return [text[i]!, i + 1];
 }

@@ -12,10 +12,12 @@ import { ACCESS_LOG, checkLogFiles, checkWritable } from '../logging/output-file
 import { openStatsd, type StatsdClient } from '../logging/statsd.js';
 import { METRIC } from '../logging/statsd-lines.js';
 import { upgradeNodeBinary } from './node-binary.js';
-import { bindAll, closeListeners, unlinkUnixSockets, type Listener } from '../listeners/bind.js';
+import { bindAll, closeListeners, sameAddressBefore, unlinkUnixSockets, type Listener } from '../listeners/bind.js';
 import { inheritedSockets, UPGRADE_FD_ENV, UPGRADE_PID_ENV, workerEnv, type Inherited } from '../listeners/inherit.js';
 import { formatAddress } from '../listeners/address.js';
 import { primeListeners } from '../listeners/prime.js';
+import { BindError } from '../listeners/handle.js';
+import { ConfigError } from '../config/setting.js';
 import { ExitCode, isWorkerMessage, listenerLayout, type MasterMessage, type WorkerMessage } from '../protocol/messages.js';
 import { workerExecArgv, workerInspectPort } from '../cli/node-flags.js';
 import { VERSION } from '../version.js';
@@ -243,6 +245,15 @@ export class Arbiter implements HookServer {
       if (this.cfg.healthBind) healthLine = await this.startHealth(this.cfg.healthBind);
     } catch (err) {
       closeListeners(this.#listeners, this.ownsSocketFiles());
+      // The kernel's "address already in use" for two names of one address: tunicorn's own, said so.
+      const same = err instanceof BindError && err.code === 'EADDRINUSE' && err.index !== undefined ? sameAddressBefore(this.#listeners, err.index) : undefined;
+      if (same) {
+        const i = (err as BindError).index!;
+        const name = (l: Listener, j: number) => JSON.stringify(this.#inherited ? l.url : (this.cfg.bind[j] ?? l.url));
+        throw new ConfigError(
+          `invalid value for bind (--bind): ${name(this.#listeners[i]!, i)} and ${name(same, this.#listeners.indexOf(same))} are one address (${this.#listeners[i]!.url}, or one that covers it); bind each address once`,
+        );
+      }
       throw err;
     }
     // As Gunicorn's: https:// when the binds serve TLS.

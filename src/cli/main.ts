@@ -30,8 +30,8 @@ import { startOrphanReaper } from '../arbiter/orphans.js';
 /** tunicorn's compiled code: a frame there is tunicorn's. */
 const OWN_DIST = fileURLToPath(new URL('..', import.meta.url));
 
-/** How long a reload (HUP) waits for the config file to load. */
-const RELOAD_LIMIT_S = 30;
+/** How long the start, or a reload (HUP), waits for the config file to load. */
+const CONFIG_LOAD_LIMIT_S = 30;
 
 /** Set when tunicorn itself ends the process (see the 'exit' listener in main). */
 let exiting = false;
@@ -53,6 +53,16 @@ function print(text: string): void {
     process.exit(0);
   });
   process.stdout.write(text);
+}
+
+/**
+ * Said on the way out when the config file or the app (--check-config, --preload) calls process.exit() while
+ * it loads. The start is refused, so the status is not 0 even for process.exit(0): a service manager's
+ * Restart=on-failure, or a CI step, would take that for success.
+ */
+function refuse(line: string): void {
+  writeSync(2, `tunicorn: error: ${line}\n`);
+  if (!process.exitCode) process.exitCode = 1;
 }
 
 /** Prints what a command answers, and ends the process (the config file may hold it up with a timer). */
@@ -120,10 +130,10 @@ async function main(): Promise<void> {
   if (asked?.help) return done(helpText());
   if (asked?.version) return done(`tunicorn ${VERSION} (Node.js ${process.version})\n`);
   // HUP: a config file that never finishes loading (a top-level await on a service that does not answer) fails
-  // the reload after RELOAD_LIMIT_S, where it would leave it pending, unsaid, for good.
+  // the reload after CONFIG_LOAD_LIMIT_S, where it would leave it pending, unsaid, for good.
   const reload = () =>
     new Promise<Resolved>((done, fail) => {
-      const guard = { say: (line: string) => arbiter.log.error(line), fail: (line: string) => fail(new ConfigError(line)), limitS: RELOAD_LIMIT_S };
+      const guard = { say: (line: string) => arbiter.log.error(line), fail: (line: string) => fail(new ConfigError(line)), limitS: CONFIG_LOAD_LIMIT_S };
       resolveConfig({ argv, env: process.env, cwd: startCwd, guard }).then(done, fail);
     });
   let r: Resolved;
@@ -134,7 +144,7 @@ async function main(): Promise<void> {
       argv,
       env: process.env,
       cwd: startCwd,
-      guard: { say: (line) => writeSync(2, `tunicorn: error: ${line}\n`), fail: (line) => die(line), limitS: 0 },
+      guard: { say: refuse, fail: (line) => die(line), limitS: CONFIG_LOAD_LIMIT_S },
     });
   } catch (err) {
     if (err instanceof ConfigError) die(err.message);
@@ -168,7 +178,7 @@ async function main(): Promise<void> {
       // back afterwards, so a reload that drops a variable drops it for the workers too (workerEnv).
       const restoreEnv = applyEnv(r.config.rawEnv);
       const { served } = await guardLoading(`app ${r.app}`, loadApp(r.app, process.cwd(), { onError: () => {} }), {
-        say: (line) => writeSync(2, `tunicorn: error: ${line}\n`),
+        say: refuse,
         fail: (line) => die(line),
         limitS: bootLimitS(r.config.timeout),
       }).finally(restoreEnv);

@@ -149,3 +149,17 @@ export function unlinkUnixSockets(listeners: readonly Listener[]): void {
     }
   }
 }
+
+/**
+ * The listener bound before `listeners[i]` that holds the same address (one TCP port, on the same host or a
+ * wildcard on either side), if one does: two names of one address (`localhost:8000`, `127.0.0.1:8000`), which
+ * the kernel refuses as "address already in use" although no other process holds it.
+ */
+export function sameAddressBefore(listeners: readonly Listener[], i: number): Listener | undefined {
+  const a = listeners[i]?.address;
+  if (a?.kind !== 'tcp') return undefined;
+  const wildcard = (h: string) => h === '0.0.0.0' || h === '::';
+  return listeners
+    .slice(0, i)
+    .find((l) => l.address.kind === 'tcp' && l.address.port === a.port && (l.address.host === a.host || wildcard(l.address.host) || wildcard(a.host)));
+}

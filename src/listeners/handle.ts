@@ -33,6 +33,8 @@ export class BindError extends Error {
   constructor(
     message: string,
     readonly code: string,
+    /** Which of the listeners failed, when several were put into listen state at once (prime.ts). */
+    readonly index?: number,
   ) {
     super(message);
   }

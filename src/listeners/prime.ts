@@ -47,7 +47,7 @@ export function primeListeners(fds: readonly number[], backlog: number, names: r
       if (code === 0) return resolve();
       const m = /FAIL (\d+) (\S+)/.exec(err);
       const what = m ? (names[Number(m[1])] ?? `fd ${fds[Number(m[1])]}`) : 'the listening sockets';
-      reject(new BindError(`cannot bind ${what}: ${m ? explainBindError(m[2]!) : err.trim() || `exit ${code}`}`, m?.[2] ?? 'EUNKNOWN'));
+      reject(new BindError(`cannot bind ${what}: ${m ? explainBindError(m[2]!) : err.trim() || `exit ${code}`}`, m?.[2] ?? 'EUNKNOWN', m ? Number(m[1]) : undefined));
     });
   });
 }

@@ -1,6 +1,7 @@
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { parseAppSpec } from '../app/spec.js';
+import { tsconfigsRead } from '../app/tsconfig.js';
 
 /** tunicorn's own files (dist/): never part of the app's import graph. */
 const OWN_ROOT = fileURLToPath(new URL('../', import.meta.url));
@@ -25,6 +26,8 @@ export function importedFiles(app: string, cwd: string, failed?: unknown): strin
   }
   const cache = createRequire(import.meta.url).cache;
   for (const f of Object.keys(cache)) if (isAppFile(f)) out.add(f);
+  // The tsconfig.json files the loader read: they decide how the files compile (JSX, decorators).
+  for (const f of tsconfigsRead) if (isAppFile(f)) out.add(f);
   // The file that failed to load (a syntax error is not in any cache): the one the developer will fix.
   if (failed) {
     const text = failed instanceof Error ? `${failed.message}\n${(failed as { detail?: string }).detail ?? ''}\n${failed.stack ?? ''}` : String(failed);

@@ -557,6 +557,14 @@ describe('configuration', () => {
     const s = new Server(['-c', exits, '-b', '127.0.0.1:0', fx('listener.ts')]);
     assert.equal((await s.exited).code, 3);
     assert.match(s.log, /^tunicorn: error: config file .*exits\.config\.mjs called process\.exit\(3\) while loading\n$/);
+    // process.exit(0) refuses the start all the same: not a status a service manager takes for success.
+    const exits0 = path.join(tmp, 'exits0.config.mjs');
+    writeFileSync(exits0, 'process.exit(0);\nexport default {};\n');
+    for (const extra of [['-b', '127.0.0.1:0'], ['--check-config']]) {
+      const z = new Server(['-c', exits0, ...extra, fx('listener.ts')]);
+      assert.equal((await z.exited).code, 1, z.log);
+      assert.match(z.log, /^tunicorn: error: config file .*exits0\.config\.mjs called process\.exit\(0\) while loading\n$/);
+    }
   });
 
   it('--help and --version answer whatever the config file and the environment hold, and --print-config ends', async () => {

@@ -69,6 +69,19 @@ describe('bind', () => {
     });
   }
 
+  it('two names of one address (a host name and its address, or under a wildcard): one line that says so', async () => {
+    const probe = net.createServer();
+    await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
+    const port = (probe.address() as net.AddressInfo).port;
+    await new Promise<void>((r) => probe.close(() => r()));
+    for (const [first, second] of [[`127.0.0.1:${port}`, `localhost:${port}`], [`0.0.0.0:${port}`, `127.0.0.1:${port}`]]) {
+      const s = new Server(['-b', first!, '-b', second!, fx('listener.ts')]);
+      assert.equal((await s.exited).code, 1, s.log);
+      assert.match(s.log, new RegExp(`tunicorn: error: invalid value for bind \\(--bind\\): "${esc(second!)}" and "${esc(first!)}" are one address \\(.*\\); bind each address once\n`));
+      assert.doesNotMatch(s.log, /another process/);
+    }
+  });
+
   it('a sync worker on a unix socket pauses and resumes accepting for every connection, and serves them all', async () => {
     // Each connection closes this worker's copy of the socket and resumes on a duplicate from the master: a
     // Pipe handle, which the worker listens on as it is (src/workers/adopt-pipe.ts).

@@ -101,6 +101,26 @@ describe('--reload', () => {
     assert.equal((await s.exited).code, 0);
   });
 
+  it('watches the tsconfig.json that decides how the app compiles', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'tunicorn-reload-tsconfig-'));
+    // The classic JSX runtime calls the tsconfig's jsxFactory: which function runs says which tsconfig compiled it.
+    writeFileSync(
+      path.join(dir, 'app.tsx'),
+      'function h(tag: string, _p: unknown, ...c: unknown[]) { return `h ${tag} ${c.join("")}`; }\n' +
+        'function h2(tag: string, _p: unknown, ...c: unknown[]) { return `h2 ${tag} ${c.join("")}`; }\n' +
+        'export default (req: unknown, res: { end(s: string): void }) => res.end(String(<b>x</b>));\n',
+    );
+    const tsconfig = (factory: string) => writeFileSync(path.join(dir, 'tsconfig.json'), JSON.stringify({ compilerOptions: { jsx: 'react', jsxFactory: factory } }));
+    tsconfig('h');
+    const s = new Server(['-b', '127.0.0.1:0', '--reload', 'app.tsx'], { cwd: dir });
+    const port = await s.port();
+    await answer(port, (r) => r.body === 'h b x', 15000, 'the app compiled with jsxFactory h');
+    tsconfig('h2');
+    await s.waitFor(/Reloading: .*tsconfig\.json changed; restarting the workers/, 15000);
+    await answer(port, (r) => r.body === 'h2 b x', 15000, 'the app compiled with jsxFactory h2');
+    await s.kill();
+  });
+
   it('gthread: a change to an imported module reloads, a load error shows the 500 page in the threads', async () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'tunicorn-reload-gthread-'));
     cpSync(path.join(FIXTURES, 'reload-app'), dir, { recursive: true });

@@ -8,6 +8,7 @@
  *   `accessor` field; a file with no decorator (only text looking like one) loads.
  */
 import assert from 'node:assert/strict';
+import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { FIXTURES, request, Server, stopAll, within } from '../helpers/server.js';
@@ -72,6 +73,22 @@ describe('decorators, as the nearest tsconfig.json says', { concurrency: true },
       log,
     );
     assert.match(log, /Reason: App failed to load\./);
+    // One line: no stack of babel's after it.
+    assert.doesNotMatch(log, /^\s+at /m);
+  });
+
+  it('a tsconfig.json that is not valid JSON stops the load, naming it; one with a byte-order mark is read', async () => {
+    // Beside the fixtures, so that the app finds the packages it imports (reflect-metadata); removed after.
+    const dir = mkdtempSync(fx('decorators/tmp-'));
+    after(() => rmSync(dir, { recursive: true, force: true }));
+    cpSync(fx('decorators/legacy/app.ts'), path.join(dir, 'app.ts'));
+    writeFileSync(path.join(dir, 'tsconfig.json'), '{ "compilerOptions": { "experimentalDecorators": true\n "target": "ES2022" } }\n');
+    const log = await refused(path.join(dir, 'app.ts'));
+    assert.match(log, /failed to load: .*tsconfig\.json is not valid JSON: Expected ',' or '}' after property value \(line 2\); fix it, as tsc would refuse it too/, log);
+    writeFileSync(path.join(dir, 'tsconfig.json'), '\uFEFF{ "compilerOptions": { "experimentalDecorators": true } }\n');
+    const r = await get(path.join(dir, 'app.ts'));
+    assert.equal(r.status, 200, r.log);
+    assert.equal(r.body, '<hello> hi');
   });
 
   it('no experimentalDecorators: an accessor field is refused in one line', async () => {

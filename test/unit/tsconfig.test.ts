@@ -31,6 +31,27 @@ describe('tsconfig.json for the loader', () => {
     assert.deepEqual(reader.forFile(path.join(root, 'elsewhere.ts')), { file: null, options: {} });
   });
 
+  it('extends a package as tsc does: a file in it, its package.json "tsconfig", its tsconfig.json, never its main', () => {
+    write('node_modules/withmain/package.json', '{ "main": "index.js" }');
+    write('node_modules/withmain/index.js', 'module.exports = {};');
+    write('node_modules/withmain/tsconfig.json', '{ "compilerOptions": { "experimentalDecorators": true } }');
+    write('node_modules/named/package.json', '{ "tsconfig": "conf/base.json", "main": "index.js" }');
+    write('node_modules/named/conf/base.json', '{ "compilerOptions": { "jsx": "react" } }');
+    write('node_modules/@scope/cfg/package.json', '{}');
+    write('node_modules/@scope/cfg/strict.json', '{ "compilerOptions": { "jsxImportSource": "hono/jsx" } }');
+    write('pkgs/tsconfig.json', '{ "extends": ["withmain", "named", "@scope/cfg/strict"] }');
+    assert.deepEqual(new TsconfigReader().forFile(path.join(root, 'pkgs/a.ts')).options, { experimentalDecorators: true, jsx: 'react', jsxImportSource: 'hono/jsx' });
+  });
+
+  it('reads past a byte-order mark, and refuses JSON it cannot read, naming the file and the line', () => {
+    assert.deepEqual(parseJsonc('\uFEFF{ "a": 1 }'), { a: 1 });
+    write('broken/tsconfig.json', '{\n  /* a comment\n  on two lines */\n  "compilerOptions": { "jsx": "react" }\n  "x": 1\n}\n');
+    assert.throws(
+      () => new TsconfigReader().forFile(path.join(root, 'broken/a.ts')),
+      /^TsconfigError: .*broken\/tsconfig\.json is not valid JSON: Expected ',' or '}' after property value \(line 5\); fix it, as tsc would refuse it too$/,
+    );
+  });
+
   it('JSX as tsc compiles it', () => {
     assert.deepEqual(jsxOptions({ jsx: 'react-jsx', jsxImportSource: 'hono/jsx' }), { runtime: 'automatic', importSource: 'hono/jsx' });
     assert.deepEqual(jsxOptions({ jsx: 'react-jsxdev' }), { runtime: 'automatic', importSource: 'react' });
