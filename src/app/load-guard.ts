@@ -19,11 +19,17 @@ export interface LoadGuard {
 /** `what`: the module loading, as the lines name it (`app app.ts`, `config file /srv/tunicorn.config.ts`). */
 export async function guardLoading<T>(what: string, loading: Promise<T>, guard: LoadGuard): Promise<T> {
   let timer: NodeJS.Timeout | null = null;
-  const onExit = (code: number) => guard.say(`${what} called process.exit(${code}) while loading`);
+  // An uncaught exception also ends the process through 'exit': that one is said by whoever handles it.
+  let crashed = false;
+  const onCrash = () => (crashed = true);
+  const onExit = (code: number) => {
+    if (!crashed) guard.say(`${what} called process.exit(${code}) while loading`);
+  };
   const onDry = () =>
     fail(`${what} never finished loading: its top-level code awaits something that can never settle (nothing else was left to run)`);
   const stop = () => {
     process.off('exit', onExit);
+    process.off('uncaughtExceptionMonitor', onCrash);
     process.off('beforeExit', onDry);
     if (timer) clearTimeout(timer);
   };
@@ -33,6 +39,7 @@ export async function guardLoading<T>(what: string, loading: Promise<T>, guard: 
     guard.fail(line);
   };
   process.once('exit', onExit);
+  process.on('uncaughtExceptionMonitor', onCrash);
   process.once('beforeExit', onDry);
   if (guard.limitS > 0) {
     timer = setTimeout(() => fail(`${what} did not finish loading within ${guard.limitS} s`), guard.limitS * 1000);

@@ -148,6 +148,10 @@ export class Arbiter implements HookServer {
   #bootFailures = 0;
   /** Workers in a row that died unasked within QUICK_DEATH_MS of their ready. */
   #quickDeaths = 0;
+  /** No worker is spawned before this (Date.now()): the pause after quick deaths in a row. */
+  #deathPauseUntil = 0;
+  /** When the last quick death was (Date.now()). */
+  #lastQuickDeathAt = 0;
   #nextSpawnAt = 0;
   #finish: ((code: number) => void) | null = null;
   readonly #onSignal = new Map<SignalName, () => void>();
@@ -441,8 +445,14 @@ export class Arbiter implements HookServer {
   private manageWorkers(): void {
     if (this.#stopping) return;
     const live = this.counted();
+    // A worker that started serving after the last quick death and has served QUICK_DEATH_MS since ends the
+    // streak, and its pause (one serving from before proves nothing about the code that keeps dying).
+    if (this.#quickDeaths > 0 && live.some((w) => w.readyAt >= this.#lastQuickDeathAt && Date.now() - w.readyAt >= QUICK_DEATH_MS)) {
+      this.#quickDeaths = 0;
+      this.#deathPauseUntil = 0;
+    }
     if (live.length < this.numWorkers) {
-      if (Date.now() >= this.#nextSpawnAt) for (let i = live.length; i < this.numWorkers; i++) this.spawnWorker();
+      if (Date.now() >= Math.max(this.#nextSpawnAt, this.#deathPauseUntil)) for (let i = live.length; i < this.numWorkers; i++) this.spawnWorker();
     } else if (live.length > this.numWorkers) {
       // TTOU or a smaller count after HUP: stop the oldest first, as Gunicorn does.
       const excess = live.sort((a, b) => a.age - b.age).slice(0, live.length - this.numWorkers);
@@ -677,12 +687,14 @@ export class Arbiter implements HookServer {
     const lived = Date.now() - w.readyAt;
     if (w.readyAt === 0 || lived >= QUICK_DEATH_MS) {
       this.#quickDeaths = 0;
+      this.#deathPauseUntil = 0;
       return;
     }
+    this.#lastQuickDeathAt = Date.now();
     // One is replaced at once (an OOM kill, a crash); from the second in a row on, the pause grows.
     if (++this.#quickDeaths === 1) return;
     const delay = Math.min(BACKOFF_CAP_MS, BACKOFF_FIRST_MS * 2 ** (this.#quickDeaths - 2));
-    this.#nextSpawnAt = Math.max(this.#nextSpawnAt, Date.now() + delay);
+    this.#deathPauseUntil = Date.now() + delay;
     this.log.warning(
       `Worker (pid:${w.pid}) died ${(lived / 1000).toFixed(1)} s after it started serving (${this.#quickDeaths} in a row); next worker in ${(delay / 1000).toFixed(1)} s`,
     );
@@ -1101,6 +1113,7 @@ export class Arbiter implements HookServer {
     this.#nextSpawnAt = 0;
     this.#bootFailures = 0;
     this.#quickDeaths = 0;
+    this.#deathPauseUntil = 0;
     this.manageWorkers();
   }
 

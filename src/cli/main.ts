@@ -177,11 +177,20 @@ async function main(): Promise<void> {
       // With the workers' environment (-e, raw_env), as Gunicorn's master sets it before it loads the app; put
       // back afterwards, so a reload that drops a variable drops it for the workers too (workerEnv).
       const restoreEnv = applyEnv(r.config.rawEnv);
+      // An exception the app's code throws while it loads (from a timer): one line and its stack, not Node's crash.
+      const crashed = (err: unknown) => {
+        const stack = err instanceof Error ? (err.stack ?? String(err)) : String(err);
+        die(`app ${r.app} failed to load: it threw an uncaught exception while loading\n${appFrames(stack)}`);
+      };
+      process.on('uncaughtException', crashed);
       const { served } = await guardLoading(`app ${r.app}`, loadApp(r.app, process.cwd(), { onError: () => {} }), {
         say: refuse,
         fail: (line) => die(line),
         limitS: bootLimitS(r.config.timeout),
-      }).finally(restoreEnv);
+      }).finally(() => {
+        restoreEnv();
+        process.off('uncaughtException', crashed);
+      });
       if (r.config.checkConfig) {
         process.stdout.write(`OK: ${r.app} is ${served.kind}${r.configPath ? `; config ${r.configPath}` : ''}\n`);
         try {

@@ -302,7 +302,10 @@ export class Serving {
     if (graceful && upgradesOnly) this.#upgradesOnly = upgradesOnly;
     this.runtime.beginDrain();
     this.#lastServed = this.#stopAt = performance.now();
-    const drain = graceful && this.runtime.acceptDrain ? this.drainBacklog() : Promise.resolve();
+    // A server that never listened (a gthread thread stopped between its load and `go`) has no backlog of
+    // its own to drain: the others', or the next master's, take it.
+    const listened = this.#acceptors.some((a) => a !== null);
+    const drain = graceful && this.runtime.acceptDrain && listened ? this.drainBacklog() : Promise.resolve();
     this.#stopping = drain.then(() => this.close(graceful, h1));
     return this.#stopping;
   }

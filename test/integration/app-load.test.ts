@@ -7,7 +7,7 @@
  * - with --preload, an app that calls process.exit() later, in the master: the log says so.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -164,6 +164,54 @@ describe('an app that ends or stalls its loading', () => {
     assert.doesNotMatch(s.log, /\(1 in a row\)/);
     assert.doesNotMatch(s.log, /Reason:/);
     await s.kill();
+  });
+
+  it('a streak of quick deaths ends once a worker started after it has served 10 s: the next death is a first again', async () => {
+    const flag = path.join(tmp, 'crash-while-flagged');
+    const flagged = app('crashes-while-flagged.mjs', `import { existsSync } from 'node:fs';\nif (existsSync(${JSON.stringify(flag)})) setTimeout(() => { throw new Error('crash while flagged'); }, 300);`);
+    writeFileSync(flag, '');
+    const s = new Server(['-b', '127.0.0.1:0', '--max-requests', '3', flagged]);
+    const port = await s.port();
+    await s.waitFor(/\(2 in a row\); next worker in 0\.1 s/, 20000);
+    rmSync(flag);
+    // The worker started after the last death serves on; once it has for 10 s, the streak is over. It then
+    // retires (max_requests), and its replacement dies at once: the first of a new streak, replaced at once.
+    const from = s.log.length;
+    await s.workersBooted(1, from);
+    await new Promise((r) => setTimeout(r, 11000));
+    for (let i = 0; i < 3; i++) await request(port);
+    const [, next] = await s.workersBooted(2, from);
+    await s.waitFor(/Worker exited/, 10000, from);
+    process.kill(next!, 'SIGKILL');
+    await s.waitFor(/was sent SIGKILL/, 10000, from);
+    await s.workersBooted(3, from);
+    assert.doesNotMatch(s.log.slice(from), /in a row/);
+    await s.kill();
+  });
+
+  it('an exception the app throws from a timer while it loads is not taken for a process.exit(): gthread and --preload', async () => {
+    const throwsEarly = app('throws-early.mjs', "setTimeout(() => { throw new Error('early timer boom'); }, 200);\nawait new Promise((r) => setTimeout(r, 1000));");
+    const threads = new Server(['-b', '127.0.0.1:0', '-k', 'gthread', '--threads', '2', throwsEarly]);
+    await threads.waitFor(/Thread \d of worker \d+ failed; exiting/);
+    assert.doesNotMatch(threads.log, /called process\.exit/);
+    await threads.kill();
+    const preload = new Server(['-b', '127.0.0.1:0', '--preload', throwsEarly]);
+    assert.equal((await preload.exited).code, 1);
+    assert.match(preload.log, /^tunicorn: error: app .*throws-early\.mjs failed to load: it threw an uncaught exception while loading\nError: early timer boom\n\s+at .*throws-early\.mjs:1:\d+/);
+    assert.doesNotMatch(preload.log, /called process\.exit|Node\.js v/);
+  });
+
+  it('-k gthread: TERM while some threads have loaded the app and others have not stops the worker at once', async () => {
+    const mixed = app(
+      'mixed-load.mjs',
+      // Thread 0 says so half a second after its load (it has told its process by then); the others load for a minute.
+      "import { isMainThread, workerData } from 'node:worker_threads';\nconst t = isMainThread ? 0 : workerData.thread;\nif (t === 0) setTimeout(() => process.stderr.write('thread 0 loaded\\n'), 500);\nawait new Promise((r) => setTimeout(r, t === 0 ? 0 : 60000));",
+    );
+    const s = new Server(['-b', '127.0.0.1:0', '-k', 'gthread', '--threads', '3', mixed]);
+    await s.waitFor(/thread 0 loaded/);
+    s.signal('SIGTERM');
+    assert.deepEqual(await within(s.exited, 10000, 'the server to stop'), { code: 0, signal: null });
+    assert.doesNotMatch(s.log, /did not stop in time/);
   });
 
   it('-k gthread: process.exit() at import is named once per worker, and the master reads its status', async () => {
