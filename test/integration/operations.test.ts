@@ -20,6 +20,15 @@ import { Load, stopAllLoads } from '../helpers/load.js';
 import { alive, childrenOf, FIXTURES, request, Server, stopAll, until } from '../helpers/server.js';
 
 const APP = path.join(FIXTURES, 'zero-downtime-app.mjs');
+
+/** Kills what is left of a server's process group (a master started by USR2 is not the test's child). */
+function killGroup(pid: number): void {
+  try {
+    process.kill(-pid, 'SIGKILL');
+  } catch {
+    /* gone */
+  }
+}
 const tmp = mkdtempSync(path.join(tmpdir(), 'tunicorn-ops-'));
 after(async () => {
   await stopAllLoads();
@@ -206,11 +215,7 @@ describe('USR2, then the new master is killed', () => {
       s.signal('SIGTERM');
       assert.equal((await s.exited).code, 0);
     } finally {
-      try {
-        process.kill(-s.pid, 'SIGKILL');
-      } catch {
-        /* gone */
-      }
+      killGroup(s.pid);
     }
   });
 });
@@ -237,11 +242,7 @@ describe('USR2 on a Unix socket', () => {
       await until(() => !alive(newPid), 20000, 'the new master to stop');
       assert.ok(!existsSync(sock), 'the promoted master removed the socket file');
     } finally {
-      try {
-        process.kill(-s.pid, 'SIGKILL');
-      } catch {
-        /* gone */
-      }
+      killGroup(s.pid);
     }
   });
 });
@@ -272,11 +273,7 @@ describe('USR2 and the Node.js binary', () => {
       s.signal('SIGTERM');
       assert.equal((await s.exited).code, 0);
     } finally {
-      try {
-        process.kill(-s.pid, 'SIGKILL');
-      } catch {
-        /* gone */
-      }
+      killGroup(s.pid);
     }
   });
 });
