@@ -158,8 +158,9 @@ export function unlinkUnixSockets(listeners: readonly Listener[]): void {
 export function sameAddressBefore(listeners: readonly Listener[], i: number): Listener | undefined {
   const a = listeners[i]?.address;
   if (a?.kind !== 'tcp') return undefined;
-  const wildcard = (h: string) => h === '0.0.0.0' || h === '::';
+  // `::` takes both families (Linux binds it dual-stack); `0.0.0.0` IPv4 only.
+  const covers = (w: string, h: string) => w === h || w === '::' || (w === '0.0.0.0' && net.isIPv4(h));
   return listeners
     .slice(0, i)
-    .find((l) => l.address.kind === 'tcp' && l.address.port === a.port && (l.address.host === a.host || wildcard(l.address.host) || wildcard(a.host)));
+    .find((l) => l.address.kind === 'tcp' && l.address.port === a.port && (covers(l.address.host, a.host) || covers(a.host, l.address.host)));
 }
