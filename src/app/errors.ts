@@ -24,6 +24,14 @@ export class AppResultError extends TypeError {
 const OWN_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
 /**
+ * Whether a stack frame (`    at ...`) is the app's or its packages', not one of Node's internals, tunicorn's
+ * or jiti's. `(<anonymous>)`: a frame with no file (a generator's next() in the loader's transform).
+ */
+export function isUserFrame(line: string): boolean {
+  return !/\(node:|at node:|\(<anonymous>\)$/.test(line) && !line.includes(OWN_ROOT + 'dist/') && !line.includes('/node_modules/jiti/');
+}
+
+/**
  * A stack with the app's frames only: those of Node's internals, of tunicorn and of jiti (the loader between
  * them) are left out, and counted on a last line. Frames of other packages stay: a library the app imports
  * may be what threw.
@@ -34,8 +42,7 @@ export function appFrames(stack: string): string {
   let left = 0;
   for (const line of lines) {
     const frame = line.trimStart().startsWith('at ');
-    // `(<anonymous>)`: a frame with no file (a generator's next() in the loader's transform), never a line of the app.
-    if (frame && (/\(node:|at node:|\(<anonymous>\)$/.test(line) || line.includes(OWN_ROOT + 'dist/') || line.includes('/node_modules/jiti/'))) left++;
+    if (frame && !isUserFrame(line)) left++;
     else kept.push(line);
   }
   if (left) kept.push(`    (${left} frame${left === 1 ? '' : 's'} of Node and tunicorn left out; --log-level debug shows them)`);

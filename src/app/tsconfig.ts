@@ -1,4 +1,5 @@
 import { readFileSync, statSync } from 'node:fs';
+import { jsonError } from '../json-error.js';
 import path from 'node:path';
 
 /** The compiler options that change how tunicorn's loader compiles a file (JSX and decorators). */
@@ -83,7 +84,8 @@ export class TsconfigReader {
     } catch (err) {
       // As tsc stops on it: compiled with the defaults instead, a file would run with other semantics than
       // the project's (its JSX and decorators), and the failure would point elsewhere.
-      throw new TsconfigError(`${file} is not valid JSON: ${(err as Error).message.replace(/ in JSON at position \d+.*$/s, '')}${lineOf(err, plain)}; fix it, as tsc would refuse it too`);
+      const { reason, line } = jsonError(err, plain);
+      throw new TsconfigError(`${file} is not valid JSON: ${reason}${line === null ? '' : ` (line ${line})`}; fix it, as tsc would refuse it too`);
     }
     const options: LoaderCompilerOptions = {};
     const bases = typeof json?.extends === 'string' ? [json.extends] : Array.isArray(json?.extends) ? json.extends : [];
@@ -124,12 +126,6 @@ export class TsconfigError extends Error {
 
 /** Every tsconfig.json this process has read (--reload watches them: they decide how files compile). */
 export const tsconfigsRead = new Set<string>();
-
-/** ` (line N)` of a JSON.parse error's position in `text`, or ''. */
-function lineOf(err: unknown, text: string): string {
-  const at = /at position (\d+)/.exec((err as Error).message);
-  return at ? ` (line ${text.slice(0, Number(at[1])).split('\n').length})` : '';
-}
 
 /**
  * What `extends` names, as tsc finds it: a path (with or without `.json`), or a package's config: a file in

@@ -8,10 +8,9 @@
  * keeps it as it is) the second line is a comment. Not `#!/usr/bin/env -S node ...`: BusyBox's env (Alpine, the node:*-alpine
  * images) and toybox's have no -S, and the bin failed there before it started (`env: unrecognized option: S`).
  */
-import { AppLoadError, appFrames } from '../app/errors.js';
+import { AppLoadError, appFrames, isUserFrame } from '../app/errors.js';
 import { writeSync } from 'node:fs';
 import { isatty } from 'node:tty';
-import { fileURLToPath } from 'node:url';
 import { guardLoading } from '../app/load-guard.js';
 import { Arbiter, bootLimitS, checkOutputFiles, SIGNALS } from '../arbiter/arbiter.js';
 import { parseArgs } from '../config/args.js';
@@ -26,9 +25,6 @@ import { ExitCode } from '../protocol/messages.js';
 import { VERSION } from '../version.js';
 import { helpText } from './help.js';
 import { startOrphanReaper } from '../arbiter/orphans.js';
-
-/** tunicorn's compiled code: a frame there is tunicorn's. */
-const OWN_DIST = fileURLToPath(new URL('..', import.meta.url));
 
 /** How long the start, or a reload (HUP), waits for the config file to load. */
 const CONFIG_LOAD_LIMIT_S = 30;
@@ -78,7 +74,7 @@ function thrownByUserCode(stack: string): boolean {
     .split('\n')
     .map((l) => l.trim())
     .find((l) => l.startsWith('at ') && !/\(node:|^at node:/.test(l));
-  return frame !== undefined && !frame.includes(OWN_DIST) && !frame.includes('/node_modules/jiti/');
+  return frame !== undefined && isUserFrame(frame);
 }
 
 /** Sets these variables in this process's environment; the function returned puts the old values back. */

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ModuleImporter, unwrapDefault } from '../app/import.js';
 import { guardLoading, UnhandledAtLoad, type LoadGuard } from '../app/load-guard.js';
+import { jsonError } from '../json-error.js';
 import { ConfigError } from './setting.js';
 
 export const DEFAULT_CONFIG_NAMES = [
@@ -34,10 +35,8 @@ export async function loadConfigFile(file: string, guard?: LoadGuard): Promise<R
     throw new ConfigError(`config file ${file}: tunicorn reads TypeScript, JavaScript or JSON (${CONFIG_EXTENSIONS.join(' ')})${gunicorn}`);
   }
   if (statSync(file).isDirectory()) throw new ConfigError(`config file ${file} is a directory; name the file (tunicorn.config.ts, say)`);
-  if (ext === '.json') {
-    const syntax = jsonSyntaxError(file);
-    if (syntax) throw new ConfigError(`config file ${file} failed to load: ${syntax}`);
-  }
+  // JSON is read here, once: a syntax error is then said with its line and column.
+  if (ext === '.json') return settingsObject(file, readJson(file));
   let mod: Record<string, unknown>;
   try {
     // Fresh: HUP must see the file as it is now, not as this process first imported it.
@@ -50,7 +49,11 @@ export async function loadConfigFile(file: string, guard?: LoadGuard): Promise<R
     const hint = tunicornImportHint(err, 'or export a plain object without defineConfig');
     throw new ConfigError(`config file ${file} failed to load: ${description}${where && !description.includes(where) ? ` (${where})` : ''}${hint}`, { cause: err });
   }
-  const value = unwrapDefault(mod.default ?? mod);
+  return settingsObject(file, unwrapDefault(mod.default ?? mod));
+}
+
+/** The config file's value, which must be an object of settings. */
+function settingsObject(file: string, value: unknown): Record<string, unknown> {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
     throw new ConfigError(
       `config file ${file} must export (default) an object of settings, got ${value === null ? 'null' : Array.isArray(value) ? 'an array' : `a ${typeof value}`}`,
@@ -59,20 +62,14 @@ export async function loadConfigFile(file: string, guard?: LoadGuard): Promise<R
   return value as Record<string, unknown>;
 }
 
-/** What is wrong with a JSON file's syntax, with its line and column; null when it parses. */
-function jsonSyntaxError(file: string): string | null {
+/** A JSON config file's value; a syntax error is a ConfigError with the file, line and column. */
+function readJson(file: string): unknown {
   const text = readFileSync(file, 'utf8');
   try {
-    JSON.parse(text);
-    return null;
+    return JSON.parse(text);
   } catch (err) {
-    const message = (err as Error).message;
-    const at = /at position (\d+)/.exec(message);
-    if (!at) return `${message.split('\n')[0]} (${file})`;
-    const before = text.slice(0, Number(at[1]));
-    const line = before.split('\n').length;
-    const column = Number(at[1]) - before.lastIndexOf('\n');
-    return `${message.replace(/ in JSON at position \d+.*$/s, '').replace(/^.*?: (?=[A-Z])/s, '')} (${file}:${line}:${column})`;
+    const { reason, line, column } = jsonError(err, text);
+    throw new ConfigError(`config file ${file} failed to load: ${reason} (${file}${line === null ? '' : `:${line}:${column}`})`);
   }
 }
 

@@ -279,7 +279,7 @@ describe('the master keeps its workers', () => {
   // for a restart. With -t 0 too, and while the app still loads (a long synchronous top-level code).
   it('leaves no stuck worker holding the port when the master is SIGKILLed: -t 0, and during the load', async () => {
     const stuckApp = path.join(tmp, 'stuck-at-load.mjs');
-    writeFileSync(stuckApp, 'const t = Date.now(); while (Date.now() - t < 60000);\nexport default (req, res) => res.end("x");\n');
+    writeFileSync(stuckApp, 'process.stderr.write("app: spinning at load\\n");\nconst t = Date.now(); while (Date.now() - t < 60000);\nexport default (req, res) => res.end("x");\n');
     for (const [args, stick] of [
       [['-t', '0', fx('listener.ts')], true],
       [[stuckApp], false],
@@ -288,9 +288,8 @@ describe('the master keeps its workers', () => {
       const port = await s.port();
       const [worker] = await s.workersBooted(1);
       // -t 0: a request that spins for a minute; the other app spins at its load.
-      if (stick) void request(port, '/spin?ms=60000', { timeout: 70000 }).catch(() => undefined);
-      else await s.waitFor(/Booting worker/);
-      await new Promise((r) => setTimeout(r, 500));
+      if (stick) void request(port, '/spin?ms=60000&note=1', { timeout: 70000 }).catch(() => undefined);
+      await s.waitFor(/app: spinning/);
       process.kill(s.pid, 'SIGKILL');
       await s.exited;
       try {
