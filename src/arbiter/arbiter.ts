@@ -791,6 +791,8 @@ export class Arbiter implements HookServer {
     const old = this.cfg;
     this.#resolved = next;
     this.cfg = next.config;
+    // As Gunicorn's reload: the title follows a changed proc_name (the new workers take it from the config).
+    process.title = `tunicorn: master [${this.name}]`;
     if (log !== this.log) {
       this.log.close();
       this.log = log;

@@ -95,7 +95,13 @@ export class HealthServer {
     else if (path === '/health/ready' || path === '/health') status = s.ready ? 200 : 503;
     else status = 404;
     const body = status === 404 ? 'not found: try /health/live or /health/ready\n' : `${status === 200 ? 'ok' : http.STATUS_CODES[status]!.toLowerCase()}: ${s.detail}\n`;
-    res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
+    res.writeHead(status, {
+      'content-type': 'text/plain; charset=utf-8',
+      'content-length': Buffer.byteLength(body),
+      'cache-control': 'no-store',
+      // RFC 9110, 15.5.6: a 405 names the methods that are allowed.
+      ...(status === 405 ? { allow: 'GET, HEAD' } : {}),
+    });
     res.end(req.method === 'HEAD' ? undefined : body);
   }
 }

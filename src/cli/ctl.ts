@@ -10,6 +10,7 @@
  * non-zero status: 1 for an error answer or a socket problem, 2 for a wrong command line.
  * The first line is a plain `#!/usr/bin/env node`: the client needs none of the master's Node options.
  */
+import { statSync } from 'node:fs';
 import net from 'node:net';
 import { createInterface } from 'node:readline';
 import { COMMANDS, CommandError, formatData, parseCommand, type Command, type Response } from '../control/commands.js';
@@ -86,13 +87,28 @@ function parseClientArgs(argv: readonly string[]): Options {
   return o;
 }
 
+/** What is at a path, in words, for an error; undefined when it cannot be seen. */
+function kindOf(path: string): string | undefined {
+  try {
+    const st = statSync(path);
+    return st.isSocket() ? 'socket' : st.isDirectory() ? 'a directory' : st.isFile() ? 'a regular file' : 'another kind of file';
+  } catch {
+    return undefined;
+  }
+}
+
 /** What a connect error means, in one line. */
 function connectError(err: NodeJS.ErrnoException, socket: string): ClientError {
   switch (err.code) {
     case 'ENOENT':
       return new ClientError(`no control socket at ${socket}: start the server with --control-socket ${socket} (it is off by default), or give -s the path it uses`);
-    case 'ECONNREFUSED':
+    case 'ECONNREFUSED': {
+      // Linux refuses a connect to a path that is no socket at all (a file, a directory) the same way.
+      const kind = kindOf(socket);
+      if (kind !== 'socket' && kind !== undefined)
+        return new ClientError(`${socket} is not a socket but ${kind}: give -s the path the server was started with (--control-socket PATH)`);
       return new ClientError(`nothing answers on ${socket}: the server that made it is not running (a stale socket file)`);
+    }
     case 'EACCES':
     case 'EPERM':
       return new ClientError(`permission denied on ${socket}: run as the server's user, or widen --control-socket-mode (see docs/operations.md)`);

@@ -123,10 +123,11 @@ export function table(header: readonly string[], rows: readonly (readonly unknow
 }
 
 /** `key  value` lines, the keys aligned. */
-function pairs(o: Record<string, unknown>): string {
+function pairs(o: Record<string, unknown>, quoted = false): string {
   const w = Math.max(0, ...Object.keys(o).map((k) => k.length));
+  const text = (v: unknown) => (quoted && typeof v === 'string' ? v : v === null || v === undefined ? '-' : typeof v === 'object' ? JSON.stringify(v) : String(v));
   return Object.entries(o)
-    .map(([k, v]) => `${k.padEnd(w)}  ${v === null || v === undefined ? '-' : typeof v === 'object' ? JSON.stringify(v) : String(v)}`)
+    .map(([k, v]) => `${k.padEnd(w)}  ${text(v)}`)
     .join('\n') + '\n';
 }
 
@@ -156,8 +157,11 @@ export function formatData(command: Command, data: unknown): string {
         case 'listeners':
           return table(['ADDRESS', 'FD', 'TYPE'], (d.listeners as { address: string; fd: number; type: string }[]).map((l) => [l.address, l.fd, l.type]));
         case 'stats':
-        case 'config':
           return pairs(d);
+        case 'config':
+          // Each value as JSON, as --print-config shows it: the log's "-" (stderr, stdout) is a value, and
+          // null (off) another; both read "-" otherwise.
+          return pairs(Object.fromEntries(Object.entries(d).map(([k, v]) => [k, JSON.stringify(v) ?? 'null'])), true);
       }
     }
     if (command.name === 'help') return table(['COMMAND', 'WHAT IT DOES'], d.commands as [string, string][]);

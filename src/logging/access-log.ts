@@ -2,6 +2,7 @@ import { clientAddressOf } from '../http/forwarded.js';
 import { sameName } from '../http/guard.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ConfigError } from '../config/setting.js';
+import { accessFormatProblem, accessTokens } from './access-format.js';
 import { sentBytes } from './body-bytes.js';
 import { ACCESS_LOG, cannotWrite, opening } from './output-file.js';
 import { LogSink, type SinkTrouble } from './sink.js';
@@ -185,12 +186,16 @@ export interface LineTarget {
 export function compileAccessWriter(format: string): (e: AccessEntry, to: LineTarget) => void {
   const table = atoms(new ClockCache());
   const parts: (string | Atom)[] = [];
-  const re = /%\((\{[^}]*\}[ioe]|[A-Za-z]+)\)s/g;
+  const re = accessTokens();
   let last = 0;
   for (let m = re.exec(format); m; m = re.exec(format)) {
     if (m.index > last) parts.push(bytes(format.slice(last, m.index)));
     last = m.index + m[0].length;
-    const name = m[1]!;
+    const name = m[1];
+    if (name === undefined) {
+      parts.push('%'); // `%%`, as Gunicorn's Python formatting reads it
+      continue;
+    }
     if (name.startsWith('{')) {
       const braced = name.slice(1, name.indexOf('}'));
       const key = braced.toLowerCase();
@@ -201,10 +206,7 @@ export function compileAccessWriter(format: string): (e: AccessEntry, to: LineTa
       continue;
     }
     const atom = table[name];
-    if (!atom)
-      throw new ConfigError(
-        `invalid value for accessLogFormat (--access-logformat): unknown atom %(${name})s; known: ${Object.keys(table).join(' ')}, {header}i, {header}o, {var}e`,
-      );
+    if (!atom) throw new ConfigError(`invalid value for accessLogFormat (--access-logformat): ${accessFormatProblem(format) ?? `unknown atom %(${name})s`}`);
     if (Array.isArray(atom)) parts.push(...atom);
     else parts.push(atom);
   }

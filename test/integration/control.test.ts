@@ -13,7 +13,7 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -355,6 +355,30 @@ describe('control socket', () => {
     const help = await ctl('--help');
     assert.equal(help.code, 0);
     assert.match(help.stdout, /worker kill PID/);
+  });
+
+  it('a path that is no socket (a file, a directory) is said to be one, not taken for a stale socket', async () => {
+    // Linux refuses a connect to a regular file or a directory with ECONNREFUSED, as it does a stale socket.
+    const file = path.join(tmp, 'not-a-socket.txt');
+    writeFileSync(file, 'hello\n');
+    const f = await ctl('-s', file, '-c', 'show stats');
+    assert.equal(f.code, 1);
+    assert.equal(f.stderr, `tunicornc: error: ${file} is not a socket but a regular file: give -s the path the server was started with (--control-socket PATH)\n`);
+    const d = await ctl('-s', tmp, '-c', 'show stats');
+    assert.equal(d.code, 1);
+    assert.match(d.stderr, /is not a socket but a directory: give -s the path/);
+  });
+
+  it('show config as text tells "-" (stderr, stdout) from null (off), as --print-config does', async () => {
+    const sock = sockPath();
+    await start(sock);
+    const text = await ctl('-s', sock, '-c', 'show config');
+    assert.equal(text.code, 0, text.stderr);
+    const value = (key: string) => new RegExp(`^${key} +(.*)$`, 'm').exec(text.stdout)?.[1];
+    assert.equal(value('errorlog'), '"-"', 'the error log is stderr');
+    assert.equal(value('accesslog'), 'null', 'the access log is off, not stdout');
+    assert.equal(value('workers'), '1');
+    assert.equal(value('statsdPrefix'), '""');
   });
   it('USR2 of a server that did not get the control socket (another server has it) leaves that socket alone', async () => {
     const sock = sockPath();

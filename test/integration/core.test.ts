@@ -600,6 +600,27 @@ describe('operations', () => {
     assert.ok(!existsSync(pidfile));
   });
 
+  it('HUP with a new procName retitles the master too, as Gunicorn; an unknown access-log atom fails the reload in one line', async () => {
+    const cfg = path.join(tmp, 'retitle.config.mjs');
+    writeFileSync(cfg, 'export default { procName: "before" };\n');
+    const { s } = await start(['-c', cfg, fx('listener.ts')]);
+    await s.workersBooted(1);
+    assert.match(readFileSync(`/proc/${s.pid}/cmdline`, 'utf8'), /tunicorn: master \[before\]/);
+    // A format the workers could not compile: the reload fails in the master, the running workers serve on.
+    writeFileSync(cfg, 'export default { procName: "after", accesslog: "-", accessLogFormat: "%(h)s %(status)s" };\n');
+    s.signal('SIGHUP');
+    await s.waitFor(/Reload failed, keeping the running configuration: invalid value for accessLogFormat \(--access-logformat\): "%\(h\)s %\(status\)s"; unknown atom %\(status\)s/);
+    assert.match(readFileSync(`/proc/${s.pid}/cmdline`, 'utf8'), /tunicorn: master \[before\]/);
+    writeFileSync(cfg, 'export default { procName: "after" };\n');
+    s.signal('SIGHUP');
+    const [w] = await s.workersBooted(1, s.log.length);
+    await until(() => readFileSync(`/proc/${w}/cmdline`, 'utf8').includes('tunicorn: worker [after]'), 10000, 'new worker title');
+    assert.match(readFileSync(`/proc/${s.pid}/cmdline`, 'utf8'), /tunicorn: master \[after\]/);
+    assert.doesNotMatch(s.log, /Worker failed to boot|ConfigError/);
+    s.signal('SIGTERM');
+    assert.equal((await s.exited).code, 0);
+  });
+
   it('the bin runs the master on the interpreter only, and its workers with all of V8', async () => {
     // The config's hook runs in the master: it writes the master's Node options where the test can read them.
     const seen = path.join(tmp, 'master-execargv.json');

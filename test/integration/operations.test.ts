@@ -46,6 +46,10 @@ describe('health endpoint and shutdown delay', () => {
     assert.equal(ready.status, 200);
     assert.match(ready.body, /2 of 2 workers serving/);
     assert.equal((await request(hport, '/nope')).status, 404);
+    // RFC 9110: a 405 names the methods allowed.
+    const post = await request(hport, '/health/ready', { method: 'POST' });
+    assert.equal(post.status, 405);
+    assert.equal(post.headers.allow, 'GET, HEAD');
 
     // A reload does not flap readiness: the old workers count until the new ones serve.
     const from = s.log.length;

@@ -135,4 +135,10 @@ describe('access log format', () => {
   it('names an unknown atom', () => {
     assert.throws(() => compileAccessFormat('%(zz)s'), /unknown atom %\(zz\)s/);
   });
+
+  it('reads %% as a % (Python formatting, as Gunicorn), also before what would be an atom', () => {
+    const e = entry();
+    assert.equal(compileAccessFormat('100%% %(s)s %%(h)s %%%(m)s 5%')(e), `100% ${e.res.statusCode} %(h)s %POST 5%`);
+    assert.doesNotThrow(() => compileAccessFormat('%%(zz)s'));
+  });
 });

@@ -108,6 +108,10 @@ describe('resolveConfig', () => {
 
   it('rejects bad values with the setting, the value and what it accepts', async () => {
     await assert.rejects(resolve(['a'], {}, { workers: 'many' }), /invalid value for workers \(--workers\): "many"; expected a whole number >= 1 or "auto"/);
+    // An access-log atom the workers could not compile is refused here, in one line, not by each worker.
+    await assert.rejects(resolve(['--access-logformat', '%(h)s %(x)s', 'a']), /invalid value for accessLogFormat \(--access-logformat\): "%\(h\)s %\(x\)s"; unknown atom %\(x\)s; known: h l u/);
+    await assert.rejects(resolve(['a'], {}, { accessLogFormat: '%(status)s' }), /unknown atom %\(status\)s/);
+    assert.equal((await resolve(['--access-logformat', '%%(x)s %({X-Id}i)s %(Q)s', 'a'])).config.accessLogFormat, '%%(x)s %({X-Id}i)s %(Q)s');
     await assert.rejects(resolve(['a'], {}, { timeout: -1 }), /invalid value for timeout \(--timeout\): -1; expected a number of seconds >= 0 and <= 2000000 \(23 days\)/);
     await assert.rejects(resolve(['a'], {}, { loglevel: 'loud' }), /expected one of debug, info, warning, error, critical/);
     await assert.rejects(resolve(['a'], {}, { preload: 'maybe' }), /expected true or false/);

@@ -87,6 +87,8 @@ describe('text output', () => {
   it('show listeners, stats and the other answers', () => {
     assert.equal(formatData(parseCommand('show listeners'), { listeners: [{ address: 'http://127.0.0.1:8000', fd: 19, type: 'tcp' }], count: 1 }), 'ADDRESS                FD  TYPE\nhttp://127.0.0.1:8000  19  tcp\n');
     assert.equal(formatData(parseCommand('show stats'), { uptime: 1.5, pid: 9, reloads: 0 }), 'uptime   1.5\npid      9\nreloads  0\n');
+    // A config value as JSON: the log's "-" (stderr, stdout) and null (off) must not read alike.
+    assert.equal(formatData(parseCommand('show config'), { errorlog: '-', accesslog: null, workers: 2, bind: ['a:1'] }), 'errorlog   "-"\naccesslog  null\nworkers    2\nbind       ["a:1"]\n');
     assert.equal(formatData(parseCommand('worker add 2'), { added: 2, previous: 1, total: 3 }), 'added     2\nprevious  1\ntotal     3\n');
     // A shape it does not know is shown as key/value lines, not a crash.
     assert.equal(formatData(parseCommand('show workers'), { other: [1] }), 'other  [1]\n');

@@ -1,3 +1,4 @@
+import { accessFormatProblem } from '../../logging/access-format.js';
 import { parseStatsdHost, prefixProblem, tagsProblem } from '../../logging/statsd-lines.js';
 import { boolSetting, choiceSetting, stringSetting } from '../setting.js';
 
@@ -58,7 +59,8 @@ export const logging = {
     short: 'The access log file; "-" is stdout. Off by default.',
     doc:
       'Each worker appends one line per response, formatted by `access_log_format`, written in batches at most ' +
-      '20 ms apart (and on exit). USR1 reopens it. The request line and headers are written as the bytes the ' +
+      '20 ms apart (and on exit; a worker killed, by `timeout` or SIGKILL, loses the lines of its last 20 ms). ' +
+      'USR1 reopens it. The request line and headers are written as the bytes the ' +
       'client sent (UTF-8 in a header stays UTF-8); the format\'s own text and `{name}e` values as UTF-8. An ' +
       'upgrade (WebSocket) or CONNECT request, which the app answers on the socket itself, gets its line when ' +
       'that connection closes (or the worker exits), as Gunicorn logs one when its handler returns: the status ' +
@@ -72,6 +74,7 @@ export const logging = {
     flags: ['--access-logformat'],
     metavar: 'STRING',
     default: DEFAULT_ACCESS_LOG_FORMAT,
+    check: accessFormatProblem,
     short: 'The access log format, with Gunicorn\'s atoms.',
     doc:
       'Atoms: `h` remote address, `l` `-`, `u` user (basic auth) or `-`, `t` time `[10/Oct/2026:13:55:36 ' +
@@ -83,7 +86,8 @@ export const logging = {
       '`{name}i` a request header, ' +
       '`{name}o` a response header, `{name}e` an environment variable; and one Gunicorn lacks, `Q`, the queue ' +
       'time in milliseconds (from the worker accepting the connection, or a proxy\'s `X-Request-Start`, to the ' +
-      'request reaching the app). Written `%(h)s`.',
+      'request reaching the app). Written `%(h)s`; `%%` is a `%`. An unknown atom stops the start (or a HUP) ' +
+      'with one line.',
   }),
   statsdHost: stringSetting<string | null>({
     key: 'statsdHost',
