@@ -66,6 +66,20 @@ class ClockCache {
  */
 const bytes = (text: string): string => Buffer.from(text, 'utf8').toString('latin1');
 
+/**
+ * Set on a response whose answer tunicorn wrote to the socket itself (request_deadline's 503), leaving the
+ * response object unfinished: its status was sent though `headersSent` says otherwise.
+ */
+export const kAnsweredRaw = Symbol('tunicorn.answeredRaw');
+
+/**
+ * The status the client was sent; undefined when none was (the client left, or the connection was cut, before
+ * the app answered: Node's default 200 was never said). An upgrade's answer has no `headersSent`.
+ */
+export function sentStatus(res: ServerResponse): number | undefined {
+  return res.headersSent === false && (res as { [kAnsweredRaw]?: boolean })[kAnsweredRaw] !== true ? undefined : res.statusCode;
+}
+
 const dash = (v: unknown): string => (v === undefined || v === null || v === '' ? '-' : String(v));
 
 function path(req: IncomingMessage): string {
@@ -157,8 +171,9 @@ function atoms(clock: ClockCache): Record<string, Atom | (string | Atom)[]> {
       return i < 0 ? '' : u.slice(i + 1);
     },
     H: ['HTTP/', (e) => String(e.req.httpVersion)],
-    // No status: an upgraded connection on which the app wrote no answer (see WorkerRuntime.upgrading).
-    s: (e) => dash(e.res.statusCode),
+    // No status: a request whose client left (or whose connection was cut) before any answer, or an upgraded
+    // connection on which the app wrote none (see WorkerRuntime.upgrading).
+    s: (e) => dash(sentStatus(e.res)),
     B: (e) => bodyLength(e.res) ?? '0',
     b: (e) => dash(bodyLength(e.res)),
     f: (e) => dash(firstHeader(e.req, 'referer')),

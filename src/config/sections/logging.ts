@@ -78,7 +78,7 @@ export const logging = {
     short: 'The access log format, with Gunicorn\'s atoms.',
     doc:
       'Atoms: `h` remote address, `l` `-`, `u` user (basic auth) or `-`, `t` time `[10/Oct/2026:13:55:36 ' +
-      '+0000]`, `r` request line, `m` method, `U` path, `q` query string, `H` protocol, `s` status, `B` / `b` ' +
+      '+0000]`, `r` request line, `m` method, `U` path, `q` query string, `H` protocol, `s` status (`-` when none was sent: the client left, or the connection was cut, before the answer), `B` / `b` ' +
       'the body bytes sent, as Gunicorn counts them (the Content-Length, or for a streamed body, chunked or ' +
       'HTTP/2, the bytes the app wrote; 0 for none, and `b` is `-` when unknown), `f` referer, `a` user ' +
       'agent, `T` seconds, `M` ' +
