@@ -75,7 +75,7 @@ export function parseCommand(text: string): Command {
         return { name: `worker ${sub}`, count: count(arg, `worker ${sub}`) };
       }
       if (sub === 'kill') {
-        if (arg === undefined || !/^\d+$/.test(arg) || Number(arg) < 1) throw new CommandError('usage: worker kill PID (a worker\'s pid, see "show workers")');
+        if (arg === undefined || !/^\d+$/.test(arg) || Number(arg) < 1 || Number(arg) > 4194304) throw new CommandError('usage: worker kill PID (a worker\'s pid, see "show workers")');
         tooMany(3, 'worker kill PID');
         return { name: 'worker kill', pid: Number(arg) };
       }

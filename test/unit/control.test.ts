@@ -43,6 +43,7 @@ describe('parseCommand', () => {
       ['worker add two', /got "two"/],
       ['worker kill', /^usage: worker kill PID/],
       ['worker kill abc', /^usage: worker kill PID/],
+      ['worker kill 99999999999999999999', /^usage: worker kill PID/], // past any pid Linux gives (2^22)
       ['worker kill 12 13', /^too many arguments/],
       ['worker', /^unknown: worker; one of/],
       ['shutdown now', /^usage: shutdown \[graceful\|quick\]/],
