@@ -220,7 +220,7 @@ export class LogSink {
     this.#writeOut(this.#buf.subarray(0, used));
   }
 
-  /** Who hears of failing writes to the file (never called for stderr or stdout). */
+  /** Who hears of failing writes to the file or to stdout (never for stderr, which has no one to tell). */
   onTrouble(trouble: SinkTrouble): void {
     this.#trouble = trouble;
   }
@@ -253,7 +253,7 @@ export class LogSink {
         }
       }
     } catch (err) {
-      if (!this.#owned) return;
+      if (this.#fd === 2 && !this.#owned) return;
       if (off > 0) this.#cut = data[off - 1] !== 10;
       for (let i = data.indexOf(10, Math.max(off, ending)); i >= 0; i = data.indexOf(10, i + 1)) this.#lost++;
       if (this.#failure === null) {

@@ -134,7 +134,12 @@ export class WorkerRuntime {
   private accessLogTrouble(target: string): SinkTrouble {
     const what = { ...ACCESS_LOG, verb: 'write' as const };
     return {
-      failed: (err) => this.log.error(`${cannotWrite(what, target, err, true)}. Access log lines are lost until it can be written again`),
+      failed: (err) =>
+        this.log.error(
+          target === '-'
+            ? `Cannot write the access log to stdout: ${err.code === 'EPIPE' ? 'its reader closed the pipe' : err.message} (${err.code ?? 'error'}). Access log lines are lost until it can be written again`
+            : `${cannotWrite(what, target, err, true)}. Access log lines are lost until it can be written again`,
+        ),
       recovered: (lost, err) =>
         this.log.warning(`The access log ${JSON.stringify(target)} could be written again: ${lost} line(s) were lost while it could not (${err.code ?? err.message})`),
     };

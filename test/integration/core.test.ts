@@ -740,6 +740,17 @@ describe('operations', () => {
     assert.ok(stalled, 'the pipe never filled: the test proves nothing');
   });
 
+  it('says once, in the error log, that the access log on stdout is lost when its reader closed the pipe', async () => {
+    const { s, port } = await start(['-w', '1', '--access-logfile', '-', fx('listener.ts')]);
+    await s.workersBooted(1);
+    s.child.stdout!.destroy();
+    for (let i = 0; i < 3; i++) assert.equal((await request(port, `/?n=${i}`)).status, 200);
+    await s.waitFor(/\[ERROR\] Cannot write the access log to stdout: its reader closed the pipe \(EPIPE\)\. Access log lines are lost/);
+    assert.equal((await request(port, '/')).status, 200, 'the worker serves on');
+    assert.equal(s.log.split('Cannot write the access log').length - 1, 1, 'said once');
+    await s.kill();
+  });
+
   it('--capture-output sends the app\'s console output to the error log file, from every class', async () => {
     const app = path.join(tmp, 'prints.mjs');
     writeFileSync(app, "console.log('printed at import');\nexport default (req, res) => { console.log(`out ${req.url}`); console.error(`err ${req.url}`); res.end('ok'); };\n");
