@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync } from 'node:fs';
+import { accessSync, constants as fsConstants, existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { createRequire } from 'node:module';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -64,11 +64,20 @@ export class ModuleImporter {
     if (typeof dir === 'string') {
       const { options } = this.#tsconfigs.forFile(this.baseDir, true);
       const key = createHash('sha256').update(JSON.stringify([TRANSFORM_VERSION, options])).digest('hex').slice(0, 12);
-      try {
-        mkdirSync(path.join(dir, `tunicorn-${key}`), { recursive: true });
-        jiti.options.fsCache = path.join(dir, `tunicorn-${key}`);
-      } catch {
-        // jiti's own directory then
+      // jiti checks that its own directory is writable (else it caches nothing); this one must be too: made by
+      // another user (the master as root, --check-config, --preload, a server of another user), a worker that
+      // runs as --user could read it but not add to it, and jiti's write of a new transform would fail the load
+      // (EACCES). Then a directory of this user's own, or no cache.
+      jiti.options.fsCache = false;
+      for (const name of [`tunicorn-${key}`, `tunicorn-${key}-uid${process.getuid?.() ?? 0}`]) {
+        try {
+          mkdirSync(path.join(dir, name), { recursive: true });
+          accessSync(path.join(dir, name), fsConstants.W_OK);
+          jiti.options.fsCache = path.join(dir, name);
+          break;
+        } catch {
+          // the next one, or no cache
+        }
       }
     }
     this.#jiti = jiti;

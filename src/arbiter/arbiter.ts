@@ -347,7 +347,7 @@ export class Arbiter implements HookServer {
     for (let sig = this.#queue.shift(); sig; sig = this.#queue.shift()) {
       this.log.info(`Handling signal: ${sig.slice(3).toLowerCase()}`);
       // Once stopping, only a quicker stop or a log reopen still means something.
-      if (this.#stopping && !STOPPING_SIGNALS.has(sig)) {
+      if ((this.#stopping || this.#stopAt) && !STOPPING_SIGNALS.has(sig)) {
         this.log.warning(`${sig.slice(3)} ignored: the master is stopping`);
         continue;
       }

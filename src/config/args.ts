@@ -75,6 +75,13 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
       put(s, 'true');
       continue;
     }
+    if (inline === undefined && s.bareValue !== undefined) {
+      const next = argv[i + 1];
+      if (next === undefined || !acceptsValue(s, next)) {
+        put(s, s.bareValue);
+        continue;
+      }
+    }
     if (inline === undefined) {
       const next = argv[i + 1];
       if (next === undefined) throw new ConfigError(`option ${flag} needs a value (${s.metavar ?? 'VALUE'})`);
@@ -84,6 +91,16 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
     put(s, inline);
   }
   return { values, positionals, help, version };
+}
+
+/** Whether `value` is one the setting takes (for a flag whose value may be left out). */
+function acceptsValue(s: Setting<unknown>, value: string): boolean {
+  try {
+    s.fromCli([value]);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** Splits TUNICORN_CMD_ARGS like a POSIX shell would for simple quoting. */

@@ -13,6 +13,9 @@ const PARSER = "requests are parsed by Node's llhttp, strict by design, with tun
 const SYSLOG = 'there is no syslog client: log to stderr (the default) and let journald or the container runtime collect it';
 const LOGGING = "Python's logging configuration: tunicorn's logs are set with --error-logfile, --access-logfile, --access-logformat and --log-level";
 const PYTHON_TLS = "a switch of Python's ssl module, which Node's TLS does not have";
+const UWSGI = 'the uWSGI binary protocol (nginx uwsgi_pass) is not spoken: proxy with HTTP (nginx proxy_pass) instead';
+const HTTP2 = "Node's HTTP/2 (nghttp2) settings are its defaults: tunicorn offers HTTP/2 with --http-protocols, with no tuning of its own";
+const DIRTY = "Gunicorn 25's dirty arbiters (a separate pool for long blocking work) do not exist here: run such work in a worker_threads pool or a service of its own";
 
 export const GUNICORN_ONLY: Readonly<Record<string, GunicornOnly>> = {
   daemon: { flags: ['-D', '--daemon'], why: 'Node cannot fork a running process: run tunicorn under systemd (examples/systemd/), a container or another supervisor, which also restarts it' },
@@ -48,6 +51,25 @@ export const GUNICORN_ONLY: Readonly<Record<string, GunicornOnly>> = {
   reuse_port: { flags: ['--reuse-port'], why: 'Node 20 cannot set SO_REUSEPORT; the workers share the master\'s socket, measured as fast (docs/design.md)' },
   worker_tmp_dir: { flags: ['--worker-tmp-dir'], why: 'Gunicorn\'s heartbeat file: tunicorn\'s heartbeat is a message to the master and a watcher thread, with no file' },
   default_proc_name: { flags: [], why: 'set internally by Gunicorn: --name sets the process titles' },
+  tmp_upload_dir: { flags: [], why: 'Python\'s WSGI upload buffering: the app reads a request body as a stream and decides where it goes' },
+  protocol: { flags: ['--protocol'], why: UWSGI },
+  uwsgi_allow_ips: { flags: ['--uwsgi-allow-from'], why: UWSGI },
+  root_path: { flags: ['--root-path'], why: 'the ASGI scope\'s mount point: a Node app mounted under a prefix sets it in its own router (Express\'s app.use(\'/api\', ...))' },
+  asgi_loop: { flags: ['--asgi-loop'], why: 'Python\'s asyncio or uvloop for Gunicorn\'s asgi worker: a Node app runs on Node\'s own event loop' },
+  asgi_lifespan: { flags: ['--asgi-lifespan'], why: 'for Gunicorn\'s asgi worker: export startup and shutdown functions next to the app (README, "Lifespan")' },
+  http2_max_concurrent_streams: { flags: ['--http2-max-concurrent-streams'], why: HTTP2 },
+  http2_initial_window_size: { flags: ['--http2-initial-window-size'], why: HTTP2 },
+  http2_max_frame_size: { flags: ['--http2-max-frame-size'], why: HTTP2 },
+  http2_max_header_list_size: { flags: ['--http2-max-header-list-size'], why: `${HTTP2}; tunicorn advertises one derived from the limit_request_* settings (docs/security.md)` },
+  dirty_apps: { flags: ['--dirty-app'], why: DIRTY },
+  dirty_workers: { flags: ['--dirty-workers'], why: DIRTY },
+  dirty_timeout: { flags: ['--dirty-timeout'], why: DIRTY },
+  dirty_threads: { flags: ['--dirty-threads'], why: DIRTY },
+  dirty_graceful_timeout: { flags: ['--dirty-graceful-timeout'], why: DIRTY },
+  on_dirty_starting: { flags: [], why: DIRTY },
+  dirty_post_fork: { flags: [], why: DIRTY },
+  dirty_worker_init: { flags: [], why: DIRTY },
+  dirty_worker_exit: { flags: [], why: DIRTY },
 };
 
 const byFlag = new Map<string, string>();

@@ -29,7 +29,13 @@ type ValueOf<S> = S extends Setting<infer T> ? T : never;
 export type Config = { readonly [K in SettingKey]: ValueOf<(typeof SETTINGS)[K]> };
 
 /** What a config file may export: any subset of the settings. */
-export type ConfigInput = { [K in SettingKey]?: K extends 'workers' ? number | 'auto' : ValueOf<(typeof SETTINGS)[K]> };
+export type ConfigInput = {
+  [K in SettingKey]?: K extends 'workers'
+    ? number | 'auto'
+    : K extends 'proxyProtocol'
+      ? ValueOf<(typeof SETTINGS)[K]> | boolean
+      : ValueOf<(typeof SETTINGS)[K]>;
+};
 
 /** Other spellings accepted as config-file keys: the seed's `logfile`, and Gunicorn names that differ. */
 export const KEY_ALIASES: Readonly<Record<string, SettingKey>> = {

@@ -23,6 +23,11 @@ export interface Setting<T> {
   readonly repeatable?: boolean;
   /** A boolean flag takes no value. */
   readonly takesValue: boolean;
+  /**
+   * The value of the flag given alone, without one (argparse's `nargs='?'` with a `const`): the next argument
+   * is taken as its value only when it is one the setting accepts (`--proxy-protocol app.ts` serves app.ts).
+   */
+  readonly bareValue?: string;
   readonly default: T;
   /** How the default reads in the docs when it is computed (`$WEB_CONCURRENCY or 1`). */
   readonly defaultDoc?: string;
@@ -137,9 +142,13 @@ export function stringSetting<T extends string | null>(b: Base<T>): Setting<T> {
   return { ...b, kind: 'string', takesValue: true, fromCli: (raw) => conv(raw[raw.length - 1]), fromConfig: conv };
 }
 
-export function choiceSetting<T extends string>(b: Base<T> & { choices: readonly T[] }): Setting<T> {
-  const accepts = `expected one of ${b.choices.join(', ')}`;
+export function choiceSetting<T extends string>(
+  b: Base<T> & { choices: readonly T[]; booleans?: { readonly true: T; readonly false: T } },
+): Setting<T> {
+  const accepts = `expected one of ${b.choices.join(', ')}${b.booleans ? ', or true or false' : ''}`;
   const conv = (v: unknown): T => {
+    // A setting that was a switch in Gunicorn (proxy_protocol = True) takes its booleans too.
+    if (b.booleans && typeof v === 'boolean') return v ? b.booleans.true : b.booleans.false;
     const s = typeof v === 'string' ? v.toLowerCase() : v;
     if (typeof s !== 'string' || !b.choices.includes(s as T)) fail(b, v, accepts);
     return s as T;

@@ -64,12 +64,19 @@ describe('health endpoint and shutdown delay', () => {
 
     const load = new Load(port);
     await load.okAtLeast(200);
+    const atTerm = s.log.length;
     s.signal('SIGTERM');
     // The load balancer: polls readiness, and stops sending once it says 503.
     await until(() => s.log.includes('Shutdown delay: serving 3 s more'), 10000, 'the delay to begin');
     const notReady = await request(hport, '/health/ready');
     assert.equal(notReady.status, 503);
     assert.match(notReady.body, /stopping/);
+    // The stop has begun with the delay: a HUP or a TTIN then is ignored, as after it (no worker boots).
+    s.signal('SIGHUP');
+    await s.waitFor(/HUP ignored: the master is stopping/, 10000, atTerm);
+    s.signal('SIGTTIN');
+    await s.waitFor(/TTIN ignored: the master is stopping/, 10000, atTerm);
+    assert.doesNotMatch(s.log.slice(atTerm), /Booting worker|Number of workers/);
     // Still serving, on keep-alive, without Connection: close: the delay has not ended.
     const closesAtTerm = load.stats.closes;
     await load.okAtLeast(100);

@@ -7,7 +7,7 @@
  * - an unknown user or group stops the server at start with one line
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, statSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, statSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -98,6 +98,30 @@ describe('privileges', { skip: isRoot ? false : 'needs root' }, () => {
     await s2.waitFor(/Listening at: unix:/);
     assert.equal(statSync(sock).mode & 0o777, 0o775);
     await s2.kill();
+  });
+
+  it('a TypeScript app loads as --user when the transform cache folder was made by root', async () => {
+    // The cache goes in $TMPDIR/jiti when no node_modules is near the app. A jiti folder that nobody may write
+    // (as one made under umask 0 is), in which root made tunicorn's own folder (here by --check-config): a
+    // worker running as nobody cannot add a transform there, which failed the app's load with EACCES.
+    const dir = mkdtempSync(path.join(tmpdir(), 'tunicorn-cache-'));
+    chmodSync(dir, 0o755);
+    const tmp = path.join(dir, 'tmp');
+    mkdirSync(path.join(tmp, 'jiti'), { recursive: true });
+    chmodSync(tmp, 0o777);
+    chmodSync(path.join(tmp, 'jiti'), 0o777);
+    copyFileSync(fx('whoami.ts'), path.join(dir, 'first.ts'));
+    copyFileSync(fx('whoami.ts'), path.join(dir, 'app.ts'));
+    const env = { TMPDIR: tmp, JITI_FS_CACHE: '' };
+    const check = new Server(['--check-config', path.join(dir, 'first.ts')], { env, cwd: dir });
+    assert.equal((await check.exited).code, 0, check.log);
+    const s = new Server(['-b', '127.0.0.1:0', '-u', 'nobody', path.join(dir, 'app.ts')], { env, cwd: dir });
+    const port = await s.port();
+    await s.waitFor(/Ready: 1 worker/, 30000); // rejects with the log (EACCES) when the app fails to load
+    const me = JSON.parse((await request(port, '/')).body);
+    assert.notEqual(me.uid, 0);
+    assert.doesNotMatch(s.log, /EACCES|failed to load/);
+    await s.kill();
   });
 
   it('an unknown user or group stops the server with one line', async () => {

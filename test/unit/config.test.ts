@@ -33,6 +33,20 @@ describe('parseArgs', () => {
     assert.deepEqual(p.positionals, ['app.ts']);
   });
 
+  it("takes Gunicorn's bare --proxy-protocol switch, and true or false in a config file", async () => {
+    // Gunicorn's --proxy-protocol is a switch (a value optional since 25): it must not swallow the app.
+    assert.equal((await resolve(['--proxy-protocol', 'app.ts'])).config.proxyProtocol, 'auto');
+    assert.equal((await resolve(['--proxy-protocol', 'app.ts'])).app, 'app.ts');
+    assert.equal((await resolve(['--proxy-protocol', '-w', '2', 'app.ts'])).config.proxyProtocol, 'auto');
+    assert.equal((await resolve(['app.ts', '--proxy-protocol'])).config.proxyProtocol, 'auto');
+    assert.equal((await resolve(['--proxy-protocol', 'v2', 'app.ts'])).config.proxyProtocol, 'v2');
+    assert.equal((await resolve(['--proxy-protocol=v1', 'app.ts'])).config.proxyProtocol, 'v1');
+    assert.equal((await resolve(['app.ts'], { TUNICORN_CMD_ARGS: '--proxy-protocol' })).config.proxyProtocol, 'auto');
+    assert.equal((await resolve(['app.ts'], {}, { proxyProtocol: true })).config.proxyProtocol, 'auto');
+    assert.equal((await resolve(['app.ts'], {}, { proxyProtocol: false })).config.proxyProtocol, 'off');
+    await assert.rejects(resolve(['app.ts'], {}, { proxyProtocol: 1 }), /invalid value for proxyProtocol/);
+  });
+
   it('names an unknown option and suggests the right one', () => {
     // A typo or two: the option's real spelling, dashes included, even where it differs from the key.
     assert.throws(() => parseArgs(['--wokers', '3']), /unknown option --wokers; did you mean --workers\?$/);
@@ -70,6 +84,12 @@ describe('parseArgs', () => {
     assert.throws(() => parseArgs(['-D', 'app.ts']), /-D is Gunicorn's daemon/);
     await assert.rejects(resolve(['a'], {}, { worker_tmp_dir: '/dev/shm' }), /setting "worker_tmp_dir" is Gunicorn's worker_tmp_dir, which tunicorn does not have: /);
     await assert.rejects(resolve(['a'], {}, { syslogAddr: 'udp://x:514' }), /setting "syslogAddr" is Gunicorn's syslog_addr, which tunicorn does not have: there is no syslog client/);
+    // Gunicorn 24 and 25's own (uWSGI, ASGI, HTTP/2 tuning, dirty arbiters): named, not "unknown option".
+    assert.throws(() => parseArgs(['--protocol', 'uwsgi', 'app.ts']), /--protocol is Gunicorn's protocol, which tunicorn does not have: the uWSGI binary protocol/);
+    assert.throws(() => parseArgs(['--http2-max-concurrent-streams', '50']), /Gunicorn's http2_max_concurrent_streams/);
+    assert.throws(() => parseArgs(['--dirty-workers', '2']), /Gunicorn's dirty_workers, which tunicorn does not have/);
+    await assert.rejects(resolve(['a'], {}, { tmp_upload_dir: '/tmp' }), /setting "tmp_upload_dir" is Gunicorn's tmp_upload_dir/);
+    await assert.rejects(resolve(['a'], {}, { dirtyWorkerInit: () => {} }), /Gunicorn's dirty_worker_init/);
     // None of them is one of tunicorn's settings after all.
     const ours = new Set(allSettings().map((s) => s.gunicorn));
     for (const [name, g] of Object.entries(GUNICORN_ONLY)) {

@@ -118,16 +118,19 @@ export const http = {
     gunicorn: 'proxy_protocol',
     section,
     flags: ['--proxy-protocol'],
-    metavar: 'MODE',
+    metavar: '[MODE]',
     choices: PROXY_PROTOCOL_MODES,
+    bareValue: 'auto',
+    booleans: { true: 'auto', false: 'off' },
     default: 'off' as ProxyProtocolMode,
     short: 'Expect a PROXY protocol header (off, v1, v2, auto) on every connection from proxy_allow_from.',
     doc:
       'HAProxy\'s PROXY protocol: the balancer sends the client\'s address before the HTTP bytes. With it on, ' +
       'the address the app sees is the one in the header. A connection from a peer not in ' +
       '`proxy_allow_from`, without the header, or with a malformed one (an address not of the family it ' +
-      'declares, a port not in 0-65535) is closed. `auto` accepts v1 or v2. Plain HTTP listeners only: with ' +
-      '`certfile` it is a config error.',
+      'declares, a port not in 0-65535) is closed. `auto` accepts v1 or v2. As Gunicorn\'s switch, ' +
+      '`--proxy-protocol` alone (followed by the app or another flag) is `auto`, and so is `true` in a config ' +
+      'file (`false` is `off`). Plain HTTP listeners only: with `certfile` it is a config error.',
   }),
   proxyAllowFrom: listSetting({
     key: 'proxyAllowFrom',

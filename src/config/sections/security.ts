@@ -32,8 +32,8 @@ export const security = {
     short: 'Workers run as this user (a name or a numeric id).',
     doc:
       'The master keeps its privileges to bind (port 80 as root) and to manage workers; each worker drops to ' +
-      'this user (and group) before it loads the config hooks or the app. A user that does not exist stops ' +
-      'the server at start.',
+      'this user (and group) right after the `postFork` hook, which runs with the master\'s identity as in ' +
+      'Gunicorn, and before it loads the app. A user that does not exist stops the server at start.',
   }),
   group: idSetting({
     key: 'group',
