@@ -121,7 +121,8 @@ export class GthreadWorker implements WorkerClass {
                 return reject(err);
               }
               case 'retire':
-                return runtime.retire(m.requests);
+                // The thread whose request reached the limit logged it.
+                return runtime.retire(m.requests, false);
               case 'files': {
                 const fresh = m.files.filter((f) => !this.#reported.has(f));
                 for (const f of fresh) this.#reported.add(f);

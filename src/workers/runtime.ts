@@ -349,14 +349,18 @@ export class WorkerRuntime {
 
   countRequest(): void {
     this.requests = this.#shared ? Atomics.add(this.#shared, 0, 1) + 1 : this.requests + 1;
-    if (this.maxRequests > 0 && this.requests >= this.maxRequests) this.retire(this.requests);
+    // Shared (gthread): only the thread whose request reached the limit says so, once for the process.
+    if (this.maxRequests > 0 && (this.#shared ? this.requests === this.maxRequests : this.requests >= this.maxRequests)) this.retire(this.requests);
   }
 
-  /** Asks the master, once, for a replacement (max_requests reached). */
-  retire(requests: number): void {
+  /**
+   * Asks the master, once, for a replacement (max_requests reached). `say`: false in a gthread process, whose
+   * thread has logged it already.
+   */
+  retire(requests: number, say = true): void {
     if (this.#retiring) return;
     this.#retiring = true;
-    this.log.info(`Worker reached max_requests (${requests}): asking the master for a replacement`);
+    if (say) this.log.info(`Worker reached max_requests (${requests}): asking the master for a replacement`);
     this.send({ t: 'retire', requests });
   }
 

@@ -60,6 +60,8 @@ export class Serving {
   /** Connections accepted so far (the TERM drain watches it). */
   #accepted = 0;
   #acceptorsClosed = false;
+  /** listen() ran: the worker accepts (or paused accepting: sync while busy, async at its cap). */
+  #listened = false;
   /** Set by a class that runs one request at a time (OneAtATime): an upgrade or CONNECT request went to the app. */
   onUpgrade: ((req: http.IncomingMessage) => void) | null = null;
   /**
@@ -127,6 +129,7 @@ export class Serving {
   async listen(): Promise<void> {
     if (this.listeners.length === 0) throw new Error('no listening sockets were handed to this worker');
     for (let i = 0; i < this.listeners.length; i++) await this.listenAcceptor(i, this.listeners[i]!.fd);
+    this.#listened = true;
     // The server answers address() and `listening` as if it listened itself: with the first listener's
     // address, and true until the stop closes the listeners. An app's code asks once its server listens
     // (Fastify's listen() reads the address to log it, and throws on null; Nest resolves listen() only once
@@ -303,9 +306,10 @@ export class Serving {
     this.runtime.beginDrain();
     this.#lastServed = this.#stopAt = performance.now();
     // A server that never listened (a gthread thread stopped between its load and `go`) has no backlog of
-    // its own to drain: the others', or the next master's, take it.
-    const listened = this.#acceptors.some((a) => a !== null);
-    const drain = graceful && this.runtime.acceptDrain && listened ? this.drainBacklog() : Promise.resolve();
+    // its own to drain: the others', or the next master's, take it. One that paused accepting (sync while it
+    // serves, async at its cap) has closed its acceptors for now, not for good: it drains once it resumes.
+    const listened = this.#listened || this.#acceptors.some((a) => a !== null);
+    const drain = graceful && this.runtime.acceptDrain && listened ? this.drainBacklog(h1) : Promise.resolve();
     this.#stopping = drain.then(() => this.close(graceful, h1));
     return this.#stopping;
   }
@@ -355,14 +359,19 @@ export class Serving {
    * resumes during the drain, so a paused turn proves nothing. The connections accepted here are answered
    * with `Connection: close`.
    */
-  private drainBacklog(): Promise<void> {
+  private drainBacklog(h1: Partial<Pick<http.Server, 'closeIdleConnections'>>): Promise<void> {
     return new Promise((resolve) => {
       let end = Date.now() + DRAIN_ACCEPT_MAX_MS;
       const check = () => {
         const before = this.#accepted;
         const listening = this.#acceptors.every((a) => a !== null);
-        // Time spent paused does not count against the bound: the class is serving what it accepted.
-        if (!listening) end += DRAIN_QUIET_MS;
+        // Time spent paused does not count against the bound: the class is serving what it accepted. An async
+        // worker paused at its cap by idle keep-alive connections resumes once they close: close them after
+        // the same grace as at the end of a stop, or they would hold the drain until their keep-alive ends.
+        if (!listening) {
+          end += DRAIN_QUIET_MS;
+          if (performance.now() - this.#lastServed >= DRAIN_IDLE_GRACE_MS) h1.closeIdleConnections?.();
+        }
         setImmediate(() => {
           const quiet = listening && this.#acceptors.every((a) => a !== null) && this.#accepted === before;
           if (quiet || Date.now() >= end) resolve();

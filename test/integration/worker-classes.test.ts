@@ -123,6 +123,10 @@ for (const cls of CLASSES) {
       }
       assert.equal(pids.size, 2, 'a second worker served after the first reached max_requests');
       assert.match(s.log, /max_requests/);
+      // Said once by the worker (not once per gthread thread and again by the process), with the limit.
+      const first = [...pids][0]!;
+      const said = s.log.match(new RegExp(`\\[${first}\\] \\[INFO\\] Worker reached max_requests \\(\\d+\\)`, 'g')) ?? [];
+      assert.deepEqual(said, [`[${first}] [INFO] Worker reached max_requests (4)`], s.log);
       await s.kill();
     });
 

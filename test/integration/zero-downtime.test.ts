@@ -123,6 +123,40 @@ for (const cls of WORKER_CLASSES) {
       assert.equal((await s.exited).code, 0);
     });
 
+    if (cls !== 'gthread') {
+      // A sync worker stops accepting while it serves, an async one at its cap: a TERM that comes then must
+      // still drain the backlog once the worker resumes (it was skipped: the queued connection was reset).
+      it('TERM while the worker paused accepting (it awaits I/O): the connection queued in the backlog is served', async () => {
+        const { s, port } = await start(cls, ['-w', '1', '--worker-connections', '1']);
+        const mark = path.join(tmp, `paused-${cls}`);
+        const busy = request(port, `/spin?wait=1000&ms=0&mark=${encodeURIComponent(mark)}`, { timeout: 20000 });
+        await until(() => existsSync(mark), 10000, 'the worker to take the request');
+        const queued = openGet(port, '/pid');
+        await queued.connected;
+        s.signal('SIGTERM');
+        assert.match(await within(queued.status, 20000, 'the queued connection'), /^HTTP\/1\.1 200 /);
+        assert.equal((await busy).status, 200);
+        assert.equal((await s.exited).code, 0);
+      });
+    }
+
+    if (cls === 'async') {
+      it('TERM while idle keep-alive connections hold the worker at its cap: the queued connection is served, the stop does not wait for their keep-alive', async () => {
+        const { s, port } = await start(cls, ['-w', '1', '--worker-connections', '2', '--keep-alive', '60']);
+        // Two connections answered and kept open, idle: the worker is at its cap and stops accepting.
+        const kept = await Promise.all([0, 1].map(() => keptAlive(port)));
+        const queued = openGet(port, '/pid');
+        await queued.connected;
+        const t0 = Date.now();
+        s.signal('SIGTERM');
+        assert.match(await within(queued.status, 20000, 'the queued connection'), /^HTTP\/1\.1 200 /);
+        assert.equal((await s.exited).code, 0);
+        // Idle connections get the stop's 1 s grace, not their 60 s keep-alive (nor graceful_timeout's 20 s).
+        assert.ok(Date.now() - t0 < 10000, `the stop took ${Date.now() - t0} ms`);
+        for (const c of kept) c.destroy();
+      });
+    }
+
     it('USR2 + WINCH + TERM upgrades under load; the new master takes over the pidfile', async (t) => {
       const pidfile = path.join(tmp, `upgrade-${cls}.pid`);
       const { s, port } = await start(cls, ['-w', '2', '-p', pidfile]);
@@ -235,6 +269,20 @@ function openGet(port: number, p: string, secure = false): { connected: Promise<
     });
   });
   return { connected: ready, status };
+}
+
+/** A connection that got its answer to `GET /pid` and is kept open (keep-alive), idle. */
+function keptAlive(port: number): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const c = net.connect(port, '127.0.0.1', () => c.write('GET /pid HTTP/1.1\r\nHost: x\r\n\r\n'));
+    let data = '';
+    c.setEncoding('utf8');
+    c.on('data', (d: string) => {
+      data += d;
+      if (/\r\n\r\n\{"pid":\d+\}$/.test(data)) resolve(c);
+    });
+    c.on('error', reject);
+  });
 }
 
 /** The pid in a raw answer of the fixture (its JSON body names the worker). */
