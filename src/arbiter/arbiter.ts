@@ -539,6 +539,10 @@ export class Arbiter implements HookServer {
       w.slow = m.slow;
       return;
     }
+    if (m.t === 'step') {
+      w.bootStep = m.step;
+      return;
+    }
     w.lastBeat = Date.now();
     switch (m.t) {
       case 'ready':
@@ -739,7 +743,8 @@ export class Arbiter implements HookServer {
   private logTimeout(w: WorkerHandle, now: number): void {
     if (w.timeoutLogged) return;
     w.timeoutLogged = true;
-    const what = w.bootTimedOut ? ` while loading the app: not ready ${bootLimitS(this.cfg.timeout)} s after it started` : w.servingReport(now);
+    const during = w.bootStep === null ? 'loading the app' : `in its ${w.bootStep} hook (the app is not at fault)`;
+    const what = w.bootTimedOut ? ` while ${during}: not ready ${bootLimitS(this.cfg.timeout)} s after it started` : w.servingReport(now);
     this.log.critical(`WORKER TIMEOUT (pid:${w.pid})${what}`);
   }
 

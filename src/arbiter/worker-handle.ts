@@ -26,6 +26,8 @@ export class WorkerHandle implements HookWorker {
   timedOut = false;
   /** It timed out before it was ready: a boot failure. */
   bootTimedOut = false;
+  /** The server hook the boot runs now (see the `step` message); null while it loads the app. */
+  bootStep: 'postFork' | 'postWorkerInit' | null = null;
   timeoutLogged = false;
   /** TERM: the worker has drained the backlog and closed its listeners. */
   drained = false;

@@ -100,6 +100,11 @@ export type WorkerMessage =
    * master hands it to a live worker as `adopt`.
    */
   | { readonly t: 'rescue'; readonly listener: number }
+  /**
+   * The boot went on to a server hook (`postFork`, `postWorkerInit`), or back to the app's load (null): what a
+   * boot timeout names. Sent only when the hook is set. Not a heartbeat: the boot's bound counts from its start.
+   */
+  | { readonly t: 'step'; readonly step: 'postFork' | 'postWorkerInit' | null }
   /** Why the worker is about to exit before ever serving. */
   | { readonly t: 'fatal'; readonly code: number; readonly message: string; readonly detail: string };
 

@@ -109,7 +109,7 @@ class WorkerProcess {
     const { runtime, init } = this;
     // From the start: a load that blocks the event loop (long synchronous top-level code) is watched too.
     this.startHeartbeat();
-    await runtime.runHook('postFork', runtime.server, runtime.self);
+    await this.bootHook('postFork', () => runtime.runHook('postFork', runtime.server, runtime.self));
     // As in Gunicorn: post_fork runs with the master's identity, the app never does. The logs are open already.
     const identity = resolveIdentity(runtime.config.user, runtime.config.group);
     if (identity) {
@@ -125,7 +125,7 @@ class WorkerProcess {
       runtime,
       listeners: init.listeners,
       loadApp: () => this.loadApp(cwd),
-      appLoaded: () => runtime.runHook('postWorkerInit', runtime.self),
+      appLoaded: () => this.bootHook('postWorkerInit', () => runtime.runHook('postWorkerInit', runtime.self)),
       leases: this.leases,
       handOver,
       init,
@@ -143,6 +143,14 @@ class WorkerProcess {
     }
     this.#serving = true;
     send({ t: 'ready' });
+  }
+
+  /** Runs a boot hook, telling the master while it runs: a boot timeout then names the hook, not the app. */
+  private async bootHook(step: 'postFork' | 'postWorkerInit', run: () => Promise<void>): Promise<void> {
+    if (this.runtime.hooks[step] === null) return;
+    send({ t: 'step', step });
+    await run();
+    send({ t: 'step', step: null });
   }
 
   private loadApp(cwd: string): Promise<ServedApp> {

@@ -256,10 +256,16 @@ describe('an app that ends or stalls its loading', () => {
     });
   }
 
-  it('a worker still loading after the boot timeout is killed, logged as loading, and counted as a boot failure', async () => {
+  it('a worker still loading after the boot timeout is killed, logged as loading (or as in the hook that hangs), and counted as a boot failure', async () => {
     // -t 1: the boot timeout is its floor, 30 s (a first TypeScript transform can take long).
     const s = new Server(['-b', '127.0.0.1:0', '-t', '1', waitsForever]);
+    // The same bound, at the same time: a postWorkerInit hook that never settles is named, not the app.
+    const hookCfg = path.join(tmp, 'hangs-in-post-worker-init.config.mjs');
+    writeFileSync(hookCfg, 'export default { postWorkerInit: () => new Promise(() => {}) };\n');
+    const hook = new Server(['-b', '127.0.0.1:0', '-t', '1', '-c', hookCfg, loads]);
     await s.waitFor(/WORKER TIMEOUT \(pid:\d+\) while loading the app: not ready 30 s after it started\n/, 45000);
+    await hook.waitFor(/WORKER TIMEOUT \(pid:\d+\) while in its postWorkerInit hook \(the app is not at fault\): not ready 30 s after it started\n/, 15000);
+    await hook.kill();
     await s.waitFor(/Worker failed to boot \(1 in a row\)/, 10000);
     assert.doesNotMatch(s.log, /no request was running/);
     // The worker's end was tunicorn's (the master's SIGABRT), not the app's.
