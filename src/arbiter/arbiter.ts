@@ -145,6 +145,8 @@ export class Arbiter implements HookServer {
   #everReady = false;
   /** run() has not finished starting: signals wait in the queue. */
   #starting = true;
+  /** A stop signal came during the start: ends a start that a hook holds up (see stopStuckStart). */
+  #startStop: NodeJS.Timeout | null = null;
   #bootFailures = 0;
   /** Workers in a row that died unasked within QUICK_DEATH_MS of their ready. */
   #quickDeaths = 0;
@@ -303,6 +305,7 @@ export class Arbiter implements HookServer {
     await this.runHook('nworkersChanged', this, this.numWorkers, null);
     this.#tick = setInterval(() => this.step(), TICK_MS);
     this.#starting = false;
+    if (this.#startStop !== null) clearTimeout(this.#startStop);
     // Signals that came during the start are handled now, before any worker is spawned.
     if (this.#queue.length > 0) this.step();
     else this.manageWorkers();
@@ -340,6 +343,35 @@ export class Arbiter implements HookServer {
     // Like Gunicorn, keep at most a few pending signals: a storm of HUPs is one reload.
     if (this.#queue.length < 5) this.#queue.push(sig);
     if (!this.#starting) setImmediate(() => this.step());
+    else if (sig === 'SIGTERM' || sig === 'SIGINT' || sig === 'SIGQUIT') this.stopStuckStart(sig);
+  }
+
+  /**
+   * A stop signal during the start waits for the start to end, as every signal does. A start held up by a
+   * server hook that never returns (onStarting, whenReady, nworkersChanged, with a timer keeping the process
+   * up) would hold it forever, and a service manager would end with SIGKILL, its pidfile and socket files
+   * left behind. So after graceful_timeout (at once for INT and QUIT) the master stops without the hook; no
+   * worker has started before those hooks return.
+   */
+  private stopStuckStart(sig: SignalName): void {
+    if (this.#startStop !== null && sig === 'SIGTERM') return;
+    if (this.#startStop !== null) clearTimeout(this.#startStop);
+    const waitS = sig === 'SIGTERM' ? this.cfg.gracefulTimeout : 0;
+    this.#startStop = setTimeout(() => {
+      if (!this.#starting) return;
+      const hooks = [...this.hooksRunning];
+      const what = hooks.length > 0 ? `the ${hooks.join(' and ')} hook has not returned` : 'the start has not finished';
+      this.log.warning(`${sig.slice(3)} during the start: ${what}${waitS > 0 ? ` after ${waitS} s (graceful_timeout)` : ''}; stopping without it`);
+      this.#starting = false;
+      this.closeOwnListeners();
+      this.removeFilesNow();
+      this.#health?.close();
+      this.#reloader?.close();
+      this.log.info('Shutting down: Master');
+      this.#statsd?.close();
+      this.log.close();
+      process.exit(0);
+    }, waitS * 1000);
   }
 
   /** One turn: dispatch signals, enforce timeouts and deadlines, keep the worker count. */

@@ -476,6 +476,29 @@ describe('failures are stated, not dumped', () => {
     assert.match(s.log, /The master cannot go on: the onStarting hook returned a promise that never settles/);
     assert.doesNotMatch(s.log, /process\.exit\(\) was called/);
   });
+
+  it('a stop signal ends a start that a hook holds up forever: TERM after graceful_timeout, INT at once, files removed', async () => {
+    const ready = path.join(tmp, 'hangs-when-ready.config.mjs');
+    writeFileSync(ready, 'export default { whenReady: () => new Promise(() => setInterval(() => {}, 1000)) };\n');
+    const starting = path.join(tmp, 'hangs-on-starting.config.mjs');
+    const inHook = path.join(tmp, 'in-on-starting');
+    writeFileSync(starting, `import { writeFileSync } from 'node:fs';\nexport default { onStarting: () => { writeFileSync(${JSON.stringify(inHook)}, ''); return new Promise(() => setInterval(() => {}, 1000)); } };\n`);
+    const pidfile = path.join(tmp, 'hangs-when-ready.pid');
+    const a = new Server(['-b', '127.0.0.1:0', '-c', ready, '-p', pidfile, '--graceful-timeout', '1', fx('listener.ts')]);
+    const b = new Server(['-b', '127.0.0.1:0', '-c', starting, fx('listener.ts')]);
+    await a.waitFor(/Listening at: /);
+    await until(() => existsSync(pidfile), 5000, 'the pidfile');
+    a.signal('SIGTERM');
+    assert.deepEqual(await within(a.exited, 15000, 'the master to stop'), { code: 0, signal: null });
+    assert.match(a.log, /\[WARNING\] TERM during the start: the whenReady hook has not returned after 1 s \(graceful_timeout\); stopping without it\n/);
+    assert.ok(!existsSync(pidfile), 'the pidfile is removed');
+    assert.doesNotMatch(a.log, /Booting worker/);
+    // onStarting runs before the bind: nothing to wait for, nothing bound.
+    await until(() => existsSync(inHook), 10000, 'the onStarting hook to run');
+    b.signal('SIGINT');
+    assert.deepEqual(await within(b.exited, 15000, 'the master to stop'), { code: 0, signal: null });
+    assert.match(b.log, /\[WARNING\] INT during the start: the onStarting hook has not returned; stopping without it\n/);
+  });
 });
 
 describe('configuration', () => {
