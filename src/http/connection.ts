@@ -7,7 +7,7 @@ import { parseAllowList, type AllowList } from './allow-list.js';
 import { setPeer } from './forwarded.js';
 import { fdOf, openRead, type Peek } from './peek.js';
 import { parseProxyHeader, ProxyProtocolError } from './proxy-protocol.js';
-import { INVALID_REQUEST_LINE, startsWithHead } from './refusals.js';
+import { headerTimeoutRefusal, INVALID_REQUEST_LINE, type Refusal, startsWithHead } from './refusals.js';
 
 /** What an HTTP/2 client with prior knowledge sends first (RFC 9113 section 3.4). */
 const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
@@ -102,6 +102,7 @@ export class ConnectionGate {
   readonly #mode: ProxyProtocolMode;
   readonly #allowFrom: AllowList;
   readonly #timeoutMs: number;
+  readonly #timedOut: Refusal;
   /** Peers that may speak h2c (HTTP/2 without TLS, prior knowledge); null when h2 is not offered. */
   readonly #h2cFrom: AllowList | null;
   /** native/peek.c's read(fd), or null (no module, or the PROXY protocol on). */
@@ -123,6 +124,7 @@ export class ConnectionGate {
     this.#mode = cfg.proxyProtocol;
     this.#allowFrom = parseAllowList(cfg.proxyAllowFrom);
     this.#timeoutMs = cfg.headerTimeout * 1000;
+    this.#timedOut = headerTimeoutRefusal(cfg);
     // A PROXY protocol header comes first, and is parsed in JavaScript: no native read then.
     const found = this.#mode !== 'off' ? `proxy_protocol ${this.#mode}` : (read ?? openRead());
     this.#read = typeof found === 'string' ? null : found;
@@ -165,10 +167,16 @@ export class ConnectionGate {
     }
     let buf: Buffer | null = null;
     let proxied = mode === 'off';
-    const timer = setTimeout(() => socket.destroy(), this.#timeoutMs);
+    /** The bytes handed to Node's parser, once they are: the timer then checks the first request came. */
+    let handed: Buffer | null = null;
+    // From the connection's start, as over TLS: Node's own header timer starts only at the first byte it
+    // parses, so a client that waited here before trickling its header section would get twice the time.
+    const timer = setTimeout(() => (handed ? this.firstRequestLate(socket, handed) : socket.destroy()), this.#timeoutMs);
     timer.unref();
+    /** The gate lets go of the socket; the timer stays only once the socket goes to Node's parser. */
+    let keepTimer = false;
     const done = () => {
-      clearTimeout(timer);
+      if (!keepTimer) clearTimeout(timer);
       socket.off('data', onData);
       socket.off('end', destroySocket);
       socket.off('close', done);
@@ -197,8 +205,10 @@ export class ConnectionGate {
       }
       const h2c = this.#h2cFrom !== null && mayBePreface(buf, buf.length);
       if (h2c && buf.length < H2_PREFACE.length) return;
+      keepTimer = true;
       done();
       if (h2c && this.#h2cFrom!.allows(socket.remoteAddress)) {
+        clearTimeout(timer);
         passH2c(streamOf(socket, buf));
         return;
       }
@@ -206,10 +216,13 @@ export class ConnectionGate {
       while (buf[start] === 0x0d && buf[start + 1] === 0x0a) start += 2; // empty lines before a request
       const eol = buf.indexOf(0x0a, start);
       if (eol >= 0 && !isRequestLine(buf, start, eol)) {
+        clearTimeout(timer);
         this.log.debug(`Bad request from ${socket.remoteAddress}: answered ${INVALID_REQUEST_LINE.line}`);
         socket.end(startsWithHead(buf, start) ? INVALID_REQUEST_LINE.rawHead : INVALID_REQUEST_LINE.raw);
         return;
       }
+      handed = buf;
+      socket.once('close', () => clearTimeout(timer));
       passWith(socket, buf, pass);
     };
     socket.on('data', onData);
@@ -224,7 +237,23 @@ export class ConnectionGate {
     socket.resume();
     if (first !== null) onData(first);
   }
+
+  /**
+   * header_timeout has passed since the connection came, and the gate handed it to Node's parser: unless its
+   * first request has reached the app (a response being written, or one sent), its header section is still
+   * not complete. Answered 408 and closed, as Node's own timer would, from the connection's start.
+   */
+  private firstRequestLate(socket: ServedSocket, head: Buffer): void {
+    if (socket.destroyed || !socket.parser || socket._httpMessage || socket.bytesWritten > 0) return;
+    const r = this.#timedOut;
+    this.log.debug(`Bad request from ${socket.remoteAddress}: no whole first request within header_timeout of the connection; answered ${r.line}`);
+    if (socket.writable) socket.end(startsWithHead(head) ? r.rawHead : r.raw);
+    socket.destroySoon();
+  }
 }
+
+/** What Node's server keeps on a socket it serves: its parser (null once upgraded), the response being written. */
+type ServedSocket = net.Socket & { parser?: unknown; _httpMessage?: unknown };
 
 /**
  * The socket as a plain stream, starting with the bytes already read. Node's HTTP/2 session reads a socket's

@@ -137,7 +137,12 @@ export class ForwardedHeaders {
     for (const n of this.#names) if (n.charCodeAt(0) < 128) this.#firsts[n.charCodeAt(0) | 0x20] = 1;
   }
 
-  apply(req: IncomingMessage): void {
+  /**
+   * Applies the forwarded headers to `req`. False when a trusted peer sent secure scheme headers that
+   * contradict each other (one says https, another http): the request is refused with a 400, as Gunicorn's
+   * InvalidSchemeHeaders, rather than given a scheme one of them may have been forged to claim.
+   */
+  apply(req: IncomingMessage): boolean {
     const raw = req.rawHeaders;
     const firsts = this.#firsts;
     let found = false;
@@ -156,12 +161,13 @@ export class ForwardedHeaders {
     const replaced = this.#replacing && socket !== undefined && kPeer in socket;
     if (!found) {
       if (replaced) this.show(req, socket, socket[kPeer]);
-      return;
+      return true;
     }
     const peer = socket ? (replaced ? socket[kPeer] : socket.remoteAddress) : undefined;
     if (!this.#trusted.allows(peer)) {
       if (replaced) this.show(req, socket, peer);
-      return this.strip(req);
+      this.strip(req);
+      return true;
     }
     let address: string | undefined;
     let secure: boolean | undefined;
@@ -172,22 +178,31 @@ export class ForwardedHeaders {
         const i = p.indexOf('=');
         return [p.slice(0, i).trim().toLowerCase(), p.slice(i + 1).trim()];
       })) as Record<string, string | undefined>);
-      address = this.firstUntrusted(elements.map((e) => (e.for ? nodeAddress(e.for) : undefined)));
-      const proto = elements.at(-1)?.proto?.replaceAll('"', '').toLowerCase();
+      const hops = elements.map((e) => (e.for ? nodeAddress(e.for) : undefined));
+      const client = this.clientHop(hops);
+      address = hops[client];
+      // The scheme of the same hop: the element the proxy facing the client added (or the nearest one after
+      // it that names a proto). The last element's is only how the nearest proxy was reached.
+      let proto: string | undefined;
+      for (let i = Math.max(client, 0); i < elements.length && proto === undefined; i++) proto = elements[i]!.proto?.replaceAll('"', '').toLowerCase();
       if (proto) secure = proto === 'https';
     } else {
       const xff = req.headers['x-forwarded-for'];
       if (xff) address = this.firstUntrusted((Array.isArray(xff) ? xff.join(',') : xff).split(',').map(nodeAddress));
     }
-    for (const [name, value] of this.#secure) {
-      const v = req.headers[name];
-      if (typeof v === 'string') {
-        if (v.trim().toLowerCase() === value.toLowerCase()) secure = true;
-        else if (secure === undefined) secure = false;
-      }
+    // Each secure scheme header line, as Gunicorn reads them: all must say the same scheme.
+    let scheme: boolean | undefined;
+    for (let i = 0; i < raw.length; i += 2) {
+      const want = this.#secure.get(raw[i]!.toLowerCase());
+      if (want === undefined) continue;
+      const says = raw[i + 1]!.trim().toLowerCase() === want.toLowerCase();
+      if (scheme !== undefined && says !== scheme) return false;
+      scheme = says;
     }
+    if (scheme === true) secure = true;
+    else if (scheme === false && secure === undefined) secure = false;
     (req as Tagged)[kClient] = { address: address ?? clientAddressOf(req), secure: secure ?? isSecure(req) };
-    if (this.keepPeer) return;
+    if (this.keepPeer) return true;
     if (address && socket && (req as { stream?: unknown }).stream !== undefined) {
       // HTTP/2: the streams of one session share its socket; this request alone gets a view with the client.
       const view = new Proxy(socket, { get: (t, p) => (p === 'remoteAddress' ? address : Reflect.get(t, p)) });
@@ -201,6 +216,7 @@ export class ForwardedHeaders {
     } else if (replaced) {
       this.show(req, socket, peer);
     }
+    return true;
   }
 
   /**
@@ -223,12 +239,19 @@ export class ForwardedHeaders {
 
   /** Right to left, the first hop that is not a trusted proxy; the leftmost when all are. */
   private firstUntrusted(hops: (string | undefined)[]): string | undefined {
+    return hops[this.clientHop(hops)];
+  }
+
+  /**
+   * The index of firstUntrusted's hop, or of the unknown or obfuscated one the walk stopped at (its address is
+   * undefined: do not guess past it); -1 for no hops.
+   */
+  private clientHop(hops: (string | undefined)[]): number {
     for (let i = hops.length - 1; i >= 0; i--) {
       const h = hops[i];
-      if (h === undefined) return undefined; // an unknown or obfuscated hop: do not guess past it
-      if (!this.#trusted.allows(h) || i === 0) return h;
+      if (h === undefined || !this.#trusted.allows(h) || i === 0) return i;
     }
-    return undefined;
+    return -1;
   }
 
   private strip(req: IncomingMessage): void {

@@ -3,8 +3,15 @@ import type { Config } from '../config/registry.js';
 
 /** Gunicorn's ceiling for limit_request_fields, also what 0 means. */
 const MAX_FIELDS = 32768;
-/** What a limit of 0 ("unlimited") allows for the request line and for one field. */
+/** What a limit of 0 ("unlimited") allows for the request line. */
 export const UNLIMITED_LINE = 1 << 20;
+/** The most Node's parser is let buffer for one header section, whatever the limits add up to. */
+const MAX_HEADER_SECTION = 8 * 1024 * 1024;
+/**
+ * What a limit_request_field_size of 0 allows for one field: the whole header section's bound, so that 0 lifts
+ * the per-field limit (a larger explicit value must not allow more than 0 does).
+ */
+export const UNLIMITED_FIELD = MAX_HEADER_SECTION;
 
 export interface RequestLimits {
   /** Request line bytes (METHOD SP TARGET SP HTTP/x.y). */
@@ -18,7 +25,7 @@ export function limitsOf(cfg: Config): RequestLimits {
   return {
     line: cfg.limitRequestLine || UNLIMITED_LINE,
     fields: cfg.limitRequestFields || MAX_FIELDS,
-    fieldSize: cfg.limitRequestFieldSize || UNLIMITED_LINE,
+    fieldSize: cfg.limitRequestFieldSize || UNLIMITED_FIELD,
   };
 }
 
@@ -28,7 +35,7 @@ export function limitsOf(cfg: Config): RequestLimits {
  * connection can make a worker buffer when a limit is 0.
  */
 export function maxHeaderSize(l: RequestLimits): number {
-  return Math.min(l.line + 2 + l.fields * (l.fieldSize + 2) + 2, 8 * 1024 * 1024);
+  return Math.min(l.line + 2 + l.fields * (l.fieldSize + 2) + 2, MAX_HEADER_SECTION);
 }
 
 /** A Host field value: RFC 3986 reg-name or IP literal, then an optional port. */

@@ -1,6 +1,6 @@
 import { STATUS_CODES } from 'node:http';
 import type { Config } from '../config/registry.js';
-import { maxHeaderSize, Rejected, UNLIMITED_LINE, type RequestLimits } from './guard.js';
+import { maxHeaderSize, Rejected, UNLIMITED_FIELD, UNLIMITED_LINE, type RequestLimits } from './guard.js';
 
 /**
  * What tunicorn answers when it refuses a request before the app sees it: a one-line `text/plain` body naming
@@ -87,6 +87,8 @@ export class Refusals {
   readonly bodyTimeout: Refusal;
   readonly expectation = new Refusal(417, 'only "Expect: 100-continue" is supported');
   readonly connect = new Refusal(405, 'CONNECT is not served (this server is not a proxy)');
+  /** A trusted proxy's secure scheme headers disagree (Gunicorn's InvalidSchemeHeaders). */
+  readonly schemeHeaders = new Refusal(400, 'contradictory scheme headers (secure_scheme_headers: one says https, another not)');
   readonly #lineTooLong: Refusal;
   readonly #headerTooLarge: Refusal;
   readonly #fields: number;
@@ -105,7 +107,7 @@ export class Refusals {
     byReason[Rejected.TooManyFields] = new Refusal(431, `more header fields than ${limit('limit_request_fields', cfg.limitRequestFields, limits.fields, '')}`);
     byReason[Rejected.FieldTooLarge] = new Refusal(
       431,
-      `a header field is over ${limit('limit_request_field_size', cfg.limitRequestFieldSize, UNLIMITED_LINE, ' bytes')}`,
+      `a header field is over ${limit('limit_request_field_size', cfg.limitRequestFieldSize, UNLIMITED_FIELD, ' bytes')}`,
     );
     byReason[Rejected.BadHost] = new Refusal(400, 'invalid Host header (not a host[:port] a URL can hold)');
     byReason[Rejected.TwoHosts] = new Refusal(400, 'more than one Host header');
@@ -118,7 +120,7 @@ export class Refusals {
       `the header section is over ${maxHeaderSize(limits)} bytes ` +
         '(limit_request_line, limit_request_fields and limit_request_field_size added up)',
     );
-    this.headerTimeout = new Refusal(408, `the request header section was not complete within header_timeout (${cfg.headerTimeout} s)`);
+    this.headerTimeout = headerTimeoutRefusal(cfg);
     this.bodyTimeout = new Refusal(408, `the request body stalled for longer than body_timeout (${cfg.bodyTimeout} s)`);
   }
 
@@ -173,6 +175,10 @@ export type ParserError = NodeJS.ErrnoException & { rawPacket?: Buffer; bytesPar
 
 /** How many header fields Node's parser collects before it hands them to JavaScript (kMaxHeaderFieldsCount). */
 const PARSER_BATCH = 32;
+
+/** header_timeout's 408: Node's header timer, and the gate's clock on a connection's first request. */
+export const headerTimeoutRefusal = (cfg: Config): Refusal =>
+  new Refusal(408, `the request header section was not complete within header_timeout (${cfg.headerTimeout} s)`);
 
 /** request_deadline's 503 (see WorkerRuntime.deadlineExceeded). */
 export const deadlineRefusal = (cfg: Config): Refusal =>

@@ -36,6 +36,36 @@ export type AnyHttpServer = http.Server | https.Server | http2.Http2SecureServer
 
 // The TLS modules load only when TLS is on (src/lazy.ts).
 
+/**
+ * Requests that asked for `100-continue`: Node gives them to the server's 'checkContinue' listener (see
+ * answerRefusedByNode), which passes them on as requests; the `100 Continue` goes out only once the checks
+ * have passed, as Gunicorn sends it, never before a refusal.
+ */
+const continuing = new WeakSet<http.IncomingMessage>();
+/** Requests with an `Expect` other than `100-continue` (Node's 'checkExpectation'): 417 after the checks. */
+const expecting = new WeakSet<http.IncomingMessage>();
+
+/** Whether `req` asked for `Expect: 100-continue` (and no `100 Continue` has been sent for it by tunicorn). */
+export function asksToContinue(req: http.IncomingMessage): boolean {
+  return continuing.has(req);
+}
+
+/** Whether `req` has an `Expect` other than `100-continue`. */
+export function hasOtherExpectation(req: http.IncomingMessage): boolean {
+  return expecting.has(req);
+}
+
+/**
+ * What the app's own server listened for itself, taken off it by the caller, which runs those listeners
+ * (through the request listener) for the requests concerned: 'checkContinue' (asksToContinue) and
+ * 'checkExpectation' (hasOtherExpectation). Node would give those requests to them directly, past the checks,
+ * the forwarded headers, the access log and the error handling.
+ */
+export interface AppExpectations {
+  readonly continues?: boolean;
+  readonly expectations?: boolean;
+}
+
 /** How often Node sweeps connections for the header timeout (its default, 30 s, would let one live 40 s). */
 const CHECK_INTERVAL_MS = 1000;
 
@@ -75,6 +105,8 @@ export class HttpLayer {
    */
   readonly #firstRequest: WeakMap<net.Socket, FirstRequestWait> | null;
   readonly #headerMs: number;
+  /** What the app's own server listened for itself (see AppExpectations). */
+  readonly #app: AppExpectations;
 
   constructor(
     cfg: Config,
@@ -82,7 +114,9 @@ export class HttpLayer {
     listener: RequestListener,
     own?: http.Server,
     upgrading?: UpgradeHook,
+    app: AppExpectations = {},
   ) {
+    this.#app = app;
     this.#limits = limitsOf(cfg);
     this.#refusals = new Refusals(cfg, this.#limits);
     this.#forwarded = new ForwardedHeaders(cfg);
@@ -310,7 +344,9 @@ export class HttpLayer {
         const why = rejectReasonH2(req, limits);
         if (why) return this.refuse(req, res, refusals.rejected[why]!);
       }
-      forwarded.apply(req);
+      if (!forwarded.apply(req)) return this.refuse(req, res, refusals.schemeHeaders);
+      if (continuing.has(req) && !this.#app.continues) res.writeContinue();
+      else if (expecting.has(req) && !this.#app.expectations) return this.refuse(req, res, refusals.expectation);
       listener(req, res);
     };
   }
@@ -331,15 +367,19 @@ export class HttpLayer {
     const pass = (req: http.IncomingMessage, socket: Duplex): boolean => {
       // HTTP/2 (a CONNECT stream: `socket` is its response): nghttp2 checked the frames.
       if ((req as { stream?: unknown }).stream !== undefined) {
-        forwarded.apply(req);
-        return true;
+        if (forwarded.apply(req)) return true;
+        this.refuse(req, socket as unknown as http.ServerResponse, refusals.schemeHeaders);
+        return false;
       }
       const why = rejectReason(req, limits, hosts) & ~HAS_BODY;
       if (why) {
         this.refuseUpgrade(req, socket as net.Socket, refusals.rejected[why]!);
         return false;
       }
-      forwarded.apply(req);
+      if (!forwarded.apply(req)) {
+        this.refuseUpgrade(req, socket as net.Socket, refusals.schemeHeaders);
+        return false;
+      }
       upgrading?.(req, socket);
       return true;
     };
@@ -394,16 +434,24 @@ export class HttpLayer {
   /**
    * What Node's servers answer themselves unless someone listens, answered with a reason instead: an
    * `Expect` other than `100-continue` (417, HTTP/1.1 and HTTP/2), and CONNECT when the app serves none (HTTP/2:
-   * 405; HTTP/1: Node would drop the connection without a word). Listeners the app put on its own server keep
-   * these events; one it adds later takes them over.
+   * 405; HTTP/1: Node would drop the connection without a word). The app's own server's 'checkContinue' and
+   * 'checkExpectation' listeners were taken off it (AppExpectations); its 'connect' listeners keep that event.
    */
   private answerRefusedByNode(server: AnyHttpServer | http2.Http2Server): void {
     const s = server as http.Server;
-    if (s.listenerCount('checkExpectation') === 0) {
-      s.on('checkExpectation', (req: http.IncomingMessage, res: http.ServerResponse) => {
-        if (s.listenerCount('checkExpectation') === 1) this.refuse(req, res, this.#refusals.expectation);
-      });
-    }
+    // Without a listener Node sends `100 Continue` as the request arrives, before any check: one that is then
+    // refused would have invited its body. The request goes the usual way instead (under sync and gthread,
+    // it waits for its turn), and the `100 Continue` goes out once it passed (gateRequests).
+    s.on('checkContinue', (req: http.IncomingMessage, res: http.ServerResponse) => {
+      continuing.add(req);
+      s.emit('request', req, res);
+    });
+    // The same for an `Expect` other than `100-continue`: its 417 comes after the checks (a request that fails
+    // one gets that refusal), and an app server's own listeners get it after them (AppExpectations).
+    s.on('checkExpectation', (req: http.IncomingMessage, res: http.ServerResponse) => {
+      expecting.add(req);
+      s.emit('request', req, res);
+    });
     if (s.listenerCount('connect') > 0) return;
     const fallback = (req: http.IncomingMessage, second: Duplex | http.ServerResponse): void => {
       if (s.listenerCount('connect') > 1) return;

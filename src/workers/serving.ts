@@ -5,7 +5,7 @@ import { performance } from 'node:perf_hooks';
 import { expressTrustsProxy, type ServedApp } from '../app/shapes.js';
 import { forgetPeer } from '../http/forwarded.js';
 import { fdOf } from '../http/peek.js';
-import { HttpLayer } from '../http/server.js';
+import { asksToContinue, hasOtherExpectation, HttpLayer } from '../http/server.js';
 import type { ListenerInfo } from '../protocol/messages.js';
 import { adoptPipe, isPipeHandle, learnNetInternals } from './adopt-pipe.js';
 import type { WorkerRuntime } from './runtime.js';
@@ -80,11 +80,23 @@ export class Serving {
     if (served.server) {
       const own = served.server;
       const theirs = own.listeners('request') as ((req: http.IncomingMessage, res: http.ServerResponse) => void)[];
+      // Its 'checkContinue' and 'checkExpectation' listeners answer the requests that ask for `100-continue`, or
+      // expect something else, instead: Node would give those to them directly, past the checks, the forwarded
+      // headers, the access log and the error handling (see AppExpectations).
+      const continues = own.listeners('checkContinue') as typeof theirs;
+      const expectations = own.listeners('checkExpectation') as typeof theirs;
+      own.removeAllListeners('checkContinue');
+      own.removeAllListeners('checkExpectation');
+      const listenersFor = (req: http.IncomingMessage): typeof theirs => {
+        if (continues.length > 0 && asksToContinue(req)) return continues;
+        if (expectations.length > 0 && hasOtherExpectation(req)) return expectations;
+        return theirs;
+      };
       // An app's own server whose 'request' listener is an Express app (Nest on Express, a listen() captured).
       ownsProxyTrust ||= theirs.some((l) => expressTrustsProxy(l));
       this.layer = new HttpLayer(runtime.config, runtime.log, runtime.wrap((req, res) => {
         try {
-          for (const l of theirs) l.call(own, req, res);
+          for (const l of listenersFor(req)) l.call(own, req, res);
         } catch (err) {
           runtime.onAppError(err, req, res);
         }
@@ -93,7 +105,7 @@ export class Serving {
         const accepted = (socket as net.Socket & { _parent?: net.Socket | null })._parent ?? (socket as net.Socket);
         if (this.#open.indexOf(accepted) >= 0) this.#upgraded.add(accepted);
         this.onUpgrade?.(req);
-      });
+      }, { continues: continues.length > 0, expectations: expectations.length > 0 });
     } else {
       this.layer = new HttpLayer(runtime.config, runtime.log, runtime.wrap(served.listener!));
     }

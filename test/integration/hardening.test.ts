@@ -344,6 +344,93 @@ function split(raw: string): { status: string; headers: Record<string, string>; 
   return { status: status!, headers, body: raw.slice(end + 4) };
 }
 
+describe('Expect: 100-continue gets the checks of every request before its 100 Continue (and another Expect before its 417)', () => {
+  for (const cls of WORKER_CLASSES_UNDER_TEST) {
+    for (const app of ['echo.ts', 'echo-continue.ts'] as const) {
+      it(`-k ${cls}, ${app}: a refused one gets no 100; the forwarded headers and the error handling apply`, async () => {
+        const s = new Server(['-b', '127.0.0.1:0', '-k', cls, '--limit-request-fields', '5', path.join(FIXTURES, app)]);
+        const port = await s.port();
+        await s.workersBooted(1);
+        const post = (path: string, headers: string, from = '127.0.0.1') =>
+          exchange(port, [{ send: `POST ${path} HTTP/1.1\r\n${headers}Expect: 100-continue\r\nContent-Length: 5\r\n\r\n` }, { send: 'hello', pauseMs: 300 }], { want: 1, waitClose: false, ms: 5000, localAddress: from });
+        for (const [what, headers, status] of [
+          ['no Host', '', 400],
+          ['two Host fields', 'Host: a\r\nHost: b\r\n', 400],
+          ['too many fields', 'Host: a\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\n', 431],
+        ] as const) {
+          // The raw bytes: the refusal, with no 100 Continue before it to invite the body.
+          const raw = await untilClose(port, [{ send: `POST / HTTP/1.1\r\n${headers}Expect: 100-continue\r\nContent-Length: 5\r\n\r\n` }]);
+          assert.match(raw, new RegExp(`^HTTP/1\\.1 ${status} `), `${what}: ${JSON.stringify(raw.slice(0, 80))}`);
+        }
+        // 127.0.0.2 is not a trusted proxy: its X-Forwarded-For is removed before the app sees it.
+        const ok = await post('/', 'Host: a\r\nX-Forwarded-For: 6.6.6.6\r\n', '127.0.0.2');
+        assert.deepEqual(ok.responses.map((x) => x.status), [200]);
+        const seen = JSON.parse(ok.responses[0]!.body) as { b: string; xff: string | null; addr: string };
+        assert.deepEqual([seen.b, seen.xff, seen.addr], ['hello', null, '127.0.0.2']);
+        // The app server's own checkContinue listener answered it.
+        assert.equal(ok.responses[0]!.headers['x-continue'], app === 'echo-continue.ts' ? 'app' : undefined);
+        // Another Expect: refused after the checks (417), or given to the app server's own listener after them.
+        const other = (headers: string) =>
+          exchange(port, [{ send: `GET / HTTP/1.1\r\n${headers}Expect: teapot\r\nConnection: close\r\n\r\n` }], { want: 1, waitClose: true, ms: 5000, localAddress: '127.0.0.2' });
+        assert.deepEqual((await other('Host: a\r\nHost: b\r\n')).responses.map((x) => x.status), [400]);
+        const teapot = (await other('Host: a\r\nX-Forwarded-For: 6.6.6.6\r\n')).responses;
+        if (app === 'echo.ts') {
+          assert.deepEqual(teapot.map((x) => x.status), [417]);
+        } else {
+          assert.deepEqual(teapot.map((x) => [x.status, x.headers['x-expectation']]), [[200, 'app']]);
+          assert.equal((JSON.parse(teapot[0]!.body) as { xff: string | null }).xff, null);
+        }
+        // The app's exception is a 500, and the worker lives on.
+        const thrown = await post('/throw', 'Host: a\r\n');
+        assert.deepEqual(thrown.responses.map((x) => x.status), [500]);
+        await s.waitFor(/Error handling request POST \/throw/);
+        assert.doesNotMatch(s.log, /Uncaught exception in worker/);
+        await s.kill();
+      });
+    }
+  }
+});
+
+describe('--limit-request-field-size 0 lifts the per-field limit', () => {
+  it('a 2 MB field is served (as with an explicit 3000000), one past the header section\'s bound gets 431', async () => {
+    const s = new Server(['-b', '127.0.0.1:0', '--limit-request-field-size', '0', path.join(FIXTURES, 'echo.ts')]);
+    const port = await s.port();
+    await s.workersBooted(1);
+    const send = (n: number) => exchange(port, [{ send: `GET / HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(n)}\r\nConnection: close\r\n\r\n` }], { want: 1, waitClose: true, ms: 10000 });
+    assert.deepEqual((await send(2_000_000)).responses.map((r) => r.status), [200]);
+    const over = (await send(9_000_000)).responses;
+    assert.deepEqual(over.map((r) => r.status), [431]);
+    assert.match(over[0]!.body, /the header section is over 8388608 bytes/);
+    await s.kill();
+  });
+});
+
+describe('header_timeout counts a first request from the connection\'s start (a client that waits, then trickles)', () => {
+  for (const cls of WORKER_CLASSES_UNDER_TEST) {
+    it(`-k ${cls}: 408 at header_timeout after the connect, not after the first byte; a served connection stays`, async () => {
+      const s = new Server(['-b', '127.0.0.1:0', '-k', cls, '--header-timeout', '2', '--keep-alive', '5', path.join(FIXTURES, 'echo.ts')]);
+      const port = await s.port();
+      await s.workersBooted(1);
+      // Silent for 1.5 s (the gate holds the connection), then a header line every 0.2 s for 2 s more.
+      const steps: RawStep[] = [{ send: 'GET / HTTP/1.1\r\nHost: x\r\n', pauseMs: 1500 }];
+      for (let i = 0; i < 10; i++) steps.push({ send: `X-${i}: y\r\n`, pauseMs: 200 });
+      const t0 = performance.now();
+      const r = await exchange(port, steps, { want: 1, waitClose: true, ms: 8000 });
+      assert.deepEqual(r.responses.map((x) => x.status), [408]);
+      assert.ok(r.closed);
+      // Counted from the first byte it would come at 3.5 s (+ up to 1 s of Node's sweep).
+      assert.ok(r.lastDataAt - t0 < 3000, `408 came ${Math.round(r.lastDataAt - t0)} ms after the connect`);
+      if (cls !== 'sync') {
+        // A first request that came in time keeps its connection (kept alive) past header_timeout.
+        const ok = await exchange(port, [{ send: 'GET / HTTP/1.1\r\nHost: x\r\n\r\n', pauseMs: 1500 }], { want: 1, waitClose: true, ms: 3500 });
+        assert.deepEqual(ok.responses.map((x) => x.status), [200]);
+        assert.equal(ok.closed, false, 'kept alive past header_timeout');
+      }
+      await s.kill();
+    });
+  }
+});
+
 const escapeRe = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 describe('refusal bodies (settings named with their values, HEAD, the debug log)', () => {

@@ -171,6 +171,39 @@ describe('forwarded headers', () => {
     await s.kill();
   });
 
+  it('Forwarded: the scheme is the one of the hop the client address comes from, not the nearest proxy\'s', async () => {
+    const { s, port } = await start([fx('fetch-client.ts')]);
+    // The proxy facing the client (127.0.0.1, trusted) saw https; the one in front of tunicorn said nothing
+    // of its own connection, or that it came over http.
+    for (const fwd of ['for=203.0.113.9;proto=https, for=127.0.0.1', 'for=203.0.113.9;proto=https, for=127.0.0.1;proto=http']) {
+      const r = await get(port, `Forwarded: ${fwd}\r\n`);
+      assert.deepEqual([r.addr, r.url], ['203.0.113.9', 'https://h.example/x'], fwd);
+    }
+    // The client's hop said http: the nearest proxy's https does not make it https.
+    const c = await get(port, 'Forwarded: for=203.0.113.9;proto=http, for=127.0.0.1;proto=https\r\n');
+    assert.deepEqual([c.addr, c.url], ['203.0.113.9', 'http://h.example/x']);
+    // Only the nearest proxy names a scheme: it is taken, as before.
+    const d = await get(port, 'Forwarded: for=203.0.113.9, for=127.0.0.1;proto=https\r\n');
+    assert.equal(d.url, 'https://h.example/x');
+    await s.kill();
+  });
+
+  it('secure scheme headers that contradict each other get 400, as Gunicorn (a forged one cannot win)', async () => {
+    const { s, port } = await start([fx('fetch-client.ts')]);
+    // The proxy says http; a header it passed through unchanged says https.
+    for (const headers of ['X-Forwarded-Proto: http\r\nX-Forwarded-Ssl: on\r\n', 'X-Forwarded-Proto: https\r\nX-Forwarded-Proto: http\r\n']) {
+      const r = await exchangeFrom(port, `GET /x HTTP/1.1\r\nHost: h.example\r\n${headers}\r\n`, '127.0.0.1');
+      assert.equal(r.responses.length, 1, JSON.stringify(r));
+      assert.equal(r.responses[0]!.status, 400);
+      assert.match(r.responses[0]!.body, /^400 Bad Request: contradictory scheme headers/);
+    }
+    // Ones that agree are served; from an untrusted peer they are removed, not judged.
+    assert.equal((await get(port, 'X-Forwarded-Proto: https\r\nX-Forwarded-Ssl: on\r\n')).url, 'https://h.example/x');
+    assert.equal((await get(port, 'X-Forwarded-Proto: http\r\nX-Forwarded-Ssl: off\r\n')).url, 'http://h.example/x');
+    assert.equal((await get(port, 'X-Forwarded-Proto: http\r\nX-Forwarded-Ssl: on\r\n', '127.0.0.2')).url, 'http://h.example/x');
+    await s.kill();
+  });
+
   it('rejects a bad entry at start with one line', async () => {
     const s = new Server(['-b', '127.0.0.1:0', '--forwarded-allow-ips', '10.0.0.0/33', fx('whoami.ts')]);
     const { code } = await s.exited;

@@ -8,7 +8,7 @@ import type { IncomingMessage } from 'node:http';
 import { describe, it } from 'node:test';
 import { parseAllowList } from '../../src/http/allow-list.js';
 import { isRequestLine } from '../../src/http/connection.js';
-import { HAS_BODY, limitsOf, Rejected, rejectReason, rejectReasonH2 } from '../../src/http/guard.js';
+import { HAS_BODY, limitsOf, maxHeaderSize, Rejected, rejectReason, rejectReasonH2 } from '../../src/http/guard.js';
 import { Refusals } from '../../src/http/refusals.js';
 import { parseProxyHeader, ProxyProtocolError } from '../../src/http/proxy-protocol.js';
 import { ConfigError } from '../../src/config/setting.js';
@@ -247,7 +247,9 @@ describe('request checks', () => {
     const z = new Refusals(zero, limitsOf(zero)).rejected;
     assert.equal(z[Rejected.LineTooLong]!.line, '414 URI Too Long: the request line is over 1048576 bytes (limit_request_line is 0)');
     assert.equal(z[Rejected.TooManyFields]!.line, '431 Request Header Fields Too Large: more header fields than 32768 (limit_request_fields is 0)');
-    assert.equal(z[Rejected.FieldTooLarge]!.line, '431 Request Header Fields Too Large: a header field is over 1048576 bytes (limit_request_field_size is 0)');
+    assert.equal(z[Rejected.FieldTooLarge]!.line, '431 Request Header Fields Too Large: a header field is over 8388608 bytes (limit_request_field_size is 0)');
+    // 0 lifts the per-field limit: it allows as much as any explicit value, up to the header section's bound.
+    assert.equal(limitsOf(zero).fieldSize, maxHeaderSize(limitsOf(zero)));
   });
 });
 

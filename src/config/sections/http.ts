@@ -23,8 +23,9 @@ export const http = {
     short: 'The maximum size of the request line in bytes (0: unlimited); a longer one gets 414.',
     doc:
       'The request line is `METHOD TARGET HTTP/1.1`. Limits the damage of a denial-of-service by huge URLs. ' +
-      'At most 8190, as in Gunicorn (a larger value stops the start); 0 lifts the limit (the whole header ' +
-      'section is still bounded, see docs/security.md). Over HTTP/2 the ' +
+      'At most 8190, as in Gunicorn (a larger value stops the start); 0 raises it to 1 MiB, a bound kept so ' +
+      'that one request cannot make a worker buffer without end (the whole header section is bounded too, see ' +
+      'docs/security.md). Over HTTP/2 the ' +
       'line is `:method` and `:path`, counted as if they made one.',
   }),
   limitRequestFields: intSetting({
@@ -109,7 +110,9 @@ export const http = {
     default: Object.freeze({ 'X-FORWARDED-PROTOCOL': 'ssl', 'X-FORWARDED-PROTO': 'https', 'X-FORWARDED-SSL': 'on' }),
     short: 'Headers (and values) by which a trusted proxy says the request came over HTTPS.',
     doc:
-      'Only read from peers in `forwarded_allow_ips`; removed from the request otherwise. Header names are ' +
+      'Only read from peers in `forwarded_allow_ips`; removed from the request otherwise. As in Gunicorn, a ' +
+      'request whose secure scheme headers contradict each other (`X-Forwarded-Proto: http` with ' +
+      '`X-Forwarded-Ssl: on`) gets 400. Header names are ' +
       'case-insensitive. The headers given replace the default three, they do not add to them: repeat the ' +
       'flag for each header to keep.',
   }),
