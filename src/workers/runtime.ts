@@ -27,6 +27,12 @@ export type WorkerHooks = Pick<Config, 'postFork' | 'postWorkerInit' | 'workerIn
 
 const HOOK_KEYS = ['postFork', 'postWorkerInit', 'workerInt', 'workerAbort', 'preRequest', 'postRequest', 'workerExit'] as const;
 
+/** Node's error for a request whose client closed the connection before its body was whole. */
+function clientAborted(err: unknown, req: IncomingMessage): boolean {
+  const e = err as NodeJS.ErrnoException | null;
+  return typeof e === 'object' && e !== null && e.code === 'ECONNRESET' && e.message === 'aborted' && (req.destroyed || req.aborted);
+}
+
 /** Loads the worker-side hooks from the config file (functions cannot cross IPC; each process or thread imports it). */
 export async function loadHooks(configPath: string | null): Promise<WorkerHooks> {
   const hooks = Object.fromEntries(HOOK_KEYS.map((k) => [k, null])) as Record<string, unknown>;
@@ -178,6 +184,13 @@ export class WorkerRuntime {
 
   /** An error from the app: 500 if nothing was sent, else the connection is cut. Nothing reaches the client. */
   readonly onAppError = (err: unknown, req: IncomingMessage, res: ServerResponse): void => {
+    // The client went away while the app read its body (Node's `aborted`, or a Fetch body read that failed
+    // with it): nothing to answer, and no fault of the app's. As Gunicorn's "Ignoring connection reset".
+    if (clientAborted(err, req)) {
+      this.log.debug(`Ignoring connection reset: the client closed the connection during ${req.method} ${req.url}`);
+      res.destroy();
+      return;
+    }
     if (err instanceof AppResultError) this.log.error(`Error handling request ${req.method} ${req.url}: ${err.message}`);
     else this.log.exception(`Error handling request ${req.method} ${req.url}`, err);
     if (res.headersSent || res.destroyed) {

@@ -431,6 +431,24 @@ describe('header_timeout counts a first request from the connection\'s start (a 
   }
 });
 
+describe('a client that leaves while a Fetch handler reads its body', () => {
+  it('is no error of the app\'s: a debug line, as Gunicorn\'s "Ignoring connection reset", and the worker serves on', async () => {
+    const s = new Server(['-b', '127.0.0.1:0', '--log-level', 'debug', path.join(FIXTURES, 'echo-fetch.ts')]);
+    const port = await s.port();
+    await s.workersBooted(1);
+    const c = net.connect(port, '127.0.0.1');
+    await new Promise((r) => c.once('connect', r));
+    // The handler awaits request.text(): the rest of the body never comes, the connection closes instead.
+    await new Promise((r) => c.write('POST /body HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nabc', r));
+    c.destroy();
+    await s.waitFor(/\[DEBUG\] Ignoring connection reset: the client closed the connection during POST \/body\n/);
+    assert.doesNotMatch(s.log, /Error handling request|\[ERROR\]/);
+    const r = await exchange(port, [{ send: 'GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' }], { want: 1, waitClose: true, ms: 5000 });
+    assert.deepEqual(r.responses.map((x) => x.status), [200]);
+    await s.kill();
+  });
+});
+
 const escapeRe = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 describe('refusal bodies (settings named with their values, HEAD, the debug log)', () => {
