@@ -130,9 +130,9 @@ function abortOf(self: LazyRequest): AbortController {
     self[kAbort] = ac;
     const res = self[kResponse];
     const fire = () => {
-      if (!res.writableFinished) ac!.abort(new DOMException('The client closed the connection', 'AbortError'));
+      if (!res.writableEnded) ac!.abort(new DOMException('The client closed the connection', 'AbortError'));
     };
-    if (res.destroyed || res.socket?.destroyed) fire();
+    if (isClosed(res) || res.socket?.destroyed) fire();
     else res.once('close', fire);
   }
   return ac;
@@ -381,25 +381,25 @@ export async function writeResponse(response: Response, res: ServerResponse, met
   // The client gone: the stream is cancelled at once (its source stops, its cancel() runs), not at its next
   // chunk, which an event stream may take minutes to produce, or never.
   const gone = (): void => {
-    if (!res.writableFinished) reader.cancel().catch(() => {});
+    if (!res.writableEnded) reader.cancel().catch(() => {});
   };
   res.once('close', gone);
   // Gone already (an async handler's client left before it resolved): 'close' has been emitted.
-  if (res.destroyed) gone();
+  if (isClosed(res)) gone();
   try {
     for (;;) {
       const { done, value } = await reader.read();
       if (done) break;
-      if (res.destroyed) {
+      if (isClosed(res)) {
         await reader.cancel();
         return;
       }
       if (!res.write(value)) await drained(res);
     }
-    if (!res.destroyed) res.end();
+    if (!isClosed(res)) res.end();
   } catch (err) {
     // A client gone first is no fault of the app's: its stream may fail as it is cancelled or aborted.
-    const live = !res.destroyed;
+    const live = !isClosed(res);
     res.destroy(err instanceof Error ? err : new Error(String(err)));
     // The body disagreed with the app's Content-Length: the app's fault, said in the error log.
     if ((err as NodeJS.ErrnoException).code === 'ERR_HTTP_CONTENT_LENGTH_MISMATCH') {
@@ -426,7 +426,18 @@ function drained(res: ServerResponse): Promise<void> {
     };
     res.on('drain', done);
     res.on('close', done);
+    // Closed already ('close' emitted): an HTTP/2 response whose stream the client reset takes no write.
+    if (isClosed(res)) done();
   });
+}
+
+/**
+ * The response can take nothing more: its connection, or over HTTP/2 its stream, is closed. An HTTP/2
+ * response has no `destroyed`, and the client's RST_STREAM sets its `writableFinished` (written in full, for
+ * an HTTP/1 one): whether the app's response was whole is `writableEnded` on both.
+ */
+function isClosed(res: ServerResponse): boolean {
+  return res.destroyed || (res as { stream?: { destroyed?: boolean } }).stream?.destroyed === true;
 }
 
 /** `Name: message` of what a stream failed with, on one line. */

@@ -24,10 +24,14 @@ const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 /** Every field of Node's raw list in a standard Headers (HTTP/2 pseudo-headers left out). */
 export function headersFromRaw(raw: readonly string[]): Headers {
   const h = new Headers();
+  let authority: string | undefined;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
     if (name.charCodeAt(0) !== 58) h.append(name, raw[i + 1]!);
+    else if (name === ':authority') authority = raw[i + 1]!;
   }
+  // HTTP/2 carries the Host in :authority (RFC 9113 section 8.3.1): the same Request as over HTTP/1.1.
+  if (authority !== undefined && !h.has('host')) h.set('host', authority);
   return h;
 }
 
@@ -70,6 +74,10 @@ function rawGet(raw: readonly string[], lower: string): string | null {
     if (!sameField(raw[i]!, lower)) continue;
     const v = normalized(raw[i + 1]!);
     out = out === null ? v : out + (lower === 'cookie' ? '; ' : ', ') + v;
+  }
+  // HTTP/2: the Host is :authority (see headersFromRaw).
+  if (out === null && lower === 'host') {
+    for (let i = 0; i < raw.length; i += 2) if (raw[i] === ':authority') return normalized(raw[i + 1]!);
   }
   return out;
 }

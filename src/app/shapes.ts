@@ -33,6 +33,8 @@ export interface ServedApp {
    * `trustProxy`): the socket keeps the proxy's address, which its trust check judges (forwarded.ts).
    */
   readonly ownsProxyTrust?: boolean;
+  /** The listener swaps the prototypes of requests and responses (Express; see swapsPrototypes). */
+  readonly swapsPrototypes?: boolean;
 }
 
 export interface AdaptContext {
@@ -62,6 +64,17 @@ const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'obj
 const isFn = (v: unknown): v is (...a: unknown[]) => unknown => typeof v === 'function';
 
 /** An Express app (the function itself, or a server's 'request' listener) with `trust proxy` set. */
+/**
+ * A listener that gives each request and response a prototype of its own, built on http.IncomingMessage and
+ * http.ServerResponse (Express's `app.request` and `app.response`): over HTTP/2 it would take away the members
+ * Node's compatibility objects live by (see keepH2Members in src/http/server.ts).
+ */
+export function swapsPrototypes(v: unknown): boolean {
+  if (!isFn(v)) return false;
+  const { request, response } = v as unknown as Record<string, unknown>;
+  return isObject(request) && isObject(response) && http.IncomingMessage.prototype.isPrototypeOf(request) && http.ServerResponse.prototype.isPrototypeOf(response);
+}
+
 export function expressTrustsProxy(v: unknown): boolean {
   if (!isFn(v)) return false;
   const app = v as unknown as Record<string, unknown>;
@@ -127,7 +140,12 @@ export const SHAPES: Shape[] = [
   {
     name: 'Express application',
     matches: (v) => isFn(v) && isFn((v as unknown as Record<string, unknown>).handle) && isFn((v as unknown as Record<string, unknown>).use) && v.length >= 2,
-    adapt: (fn: RequestListener, ctx) => ({ kind: 'Express application', listener: guardListener(fn, ctx.onError), ownsProxyTrust: expressTrustsProxy(fn) }),
+    adapt: (fn: RequestListener, ctx) => ({
+      kind: 'Express application',
+      listener: guardListener(fn, ctx.onError),
+      ownsProxyTrust: expressTrustsProxy(fn),
+      swapsPrototypes: swapsPrototypes(fn),
+    }),
   },
   {
     name: 'Fetch handler',

@@ -103,6 +103,8 @@ export class IdleSessions {
   /** 0: a session gets its GOAWAY when its last stream ends. */
   readonly #idleMs: number;
   readonly #firstMs: number;
+  /** A graceful stop began: a session that comes later gets its GOAWAY once it has opened its first streams. */
+  #closing = false;
   #sweep: NodeJS.Timeout | null = null;
 
   constructor(keepAliveMs: number, headerTimeoutMs: number) {
@@ -114,12 +116,15 @@ export class IdleSessions {
     const use: SessionUse = { open: 0, started: 0, seen: BUSY, since: 0, endSocket: endSocketOf(session) };
     this.#sessions.set(session, use);
     const noKeepAlive = this.#idleMs === 0;
+    const closing = this.#closing;
     const ended = (): void => {
       if (--use.open === 0 && noKeepAlive) session.close();
     };
     session.on('stream', (stream: http2.ServerHttp2Stream) => {
       use.open++;
       use.started++;
+      // A session that came during a graceful stop is served the streams it opened with, then gets its GOAWAY.
+      if (closing && use.started === 1) setImmediate(() => session.close());
       // on, not once: 'close' is emitted once anyway.
       stream.on('close', ended);
     });
@@ -129,6 +134,7 @@ export class IdleSessions {
 
   /** A GOAWAY to every session (a graceful stop): its running streams finish, then it closes. */
   closeAll(): void {
+    this.#closing = true;
     for (const s of this.#sessions.keys()) s.close();
   }
 

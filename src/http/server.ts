@@ -56,7 +56,8 @@ export function hasOtherExpectation(req: http.IncomingMessage): boolean {
 }
 
 /**
- * What the app's own server listened for itself, taken off it by the caller, which runs those listeners
+ * What the app does that the layer must know of. What its own server listened for itself, taken off it by the
+ * caller, which runs those listeners
  * (through the request listener) for the requests concerned: 'checkContinue' (asksToContinue) and
  * 'checkExpectation' (hasOtherExpectation). Node would give those requests to them directly, past the checks,
  * the forwarded headers, the access log and the error handling.
@@ -64,6 +65,8 @@ export function hasOtherExpectation(req: http.IncomingMessage): boolean {
 export interface AppExpectations {
   readonly continues?: boolean;
   readonly expectations?: boolean;
+  /** The app swaps the prototypes of requests and responses (Express): HTTP/2 ones keep their members. */
+  readonly swapsPrototypes?: boolean;
 }
 
 /** How often Node sweeps connections for the header timeout (its default, 30 s, would let one live 40 s). */
@@ -94,6 +97,8 @@ export class HttpLayer {
   /** HTTP/2 sessions (TLS and h2c): closed when idle, and given a GOAWAY on a graceful stop. */
   readonly #sessions: IdleSessions;
   #h2c: http2.Http2Server | null = null;
+  /** The h2c connection being handed to #h2c, while it makes its session. */
+  #h2cStream: Duplex | null = null;
   /** The access log writes `%(b)s` or `%(B)s`: responses count their body bytes (body-bytes.ts). */
   readonly #countsBodyBytes: boolean;
   readonly #handler: RequestListener;
@@ -297,7 +302,15 @@ export class HttpLayer {
     const toHttp = (socket: net.Socket) => {
       for (const l of native) l.call(server, socket);
     };
-    const toH2c = (stream: Duplex) => this.h2c().emit('connection', stream);
+    const toH2c = (stream: Duplex) => {
+      const h2c = this.h2c();
+      this.#h2cStream = stream;
+      try {
+        h2c.emit('connection', stream);
+      } finally {
+        this.#h2cStream = null;
+      }
+    };
     server.on('connection', (socket: net.Socket) => gate.accept(socket, toHttp, toH2c));
   }
 
@@ -313,6 +326,18 @@ export class HttpLayer {
       this.#h2c = lazy.http2().createServer(http2Limits(this.#limits), this.#handler as never);
       this.answerRefusedByNode(this.#h2c);
       this.trackSessions(this.#h2c);
+      // Node's session wraps the stream in a socket of its own (a JSStreamSocket), which has no address to
+      // ask: req.socket.remoteAddress, clientAddress() and the access log's %(h)s were empty. It is given the
+      // connection's addresses, which its remoteAddress and localAddress read (net.Socket's _peername and
+      // _sockname), through the session's socket proxy, which passes a property set on to that socket.
+      this.#h2c.on('session', (session: http2.ServerHttp2Session) => {
+        const d = this.#h2cStream as (Duplex & Partial<Pick<net.Socket, 'remoteAddress' | 'remotePort' | 'remoteFamily' | 'localAddress' | 'localPort'>>) | null;
+        if (!d) return;
+        Object.assign(session.socket, {
+          _peername: { address: d.remoteAddress, port: d.remotePort, family: d.remoteFamily },
+          _sockname: { address: d.localAddress, port: d.localPort, family: d.remoteFamily },
+        });
+      });
     }
     return this.#h2c;
   }
@@ -343,6 +368,8 @@ export class HttpLayer {
         // HTTP/2 (TLS with ALPN h2, or h2c): the same limits, on the header list nghttp2 decoded.
         const why = rejectReasonH2(req, limits);
         if (why) return this.refuse(req, res, refusals.rejected[why]!);
+        if (this.#app.swapsPrototypes) keepH2Members(req, res);
+        else hostFromAuthority(req);
       }
       if (!forwarded.apply(req)) return this.refuse(req, res, refusals.schemeHeaders);
       if (continuing.has(req) && !this.#app.continues) res.writeContinue();
@@ -541,4 +568,36 @@ function connectionOf(socket: net.Socket): net.Socket {
 function headRequest(err: NodeJS.ErrnoException & { rawPacket?: Buffer }, owed: http.ServerResponse | null | undefined): boolean {
   if (owed && !owed.destroyed && !owed.req.complete) return owed.req.method === 'HEAD';
   return startsWithHead(err.rawPacket);
+}
+
+/** The members of Node's HTTP/2 compatibility request and response prototypes, read once (see keepH2Members). */
+let h2Members: readonly [PropertyDescriptorMap, PropertyDescriptorMap] | null = null;
+
+/**
+ * Express (and any framework that gives a request the prototype of its own, built on http.IncomingMessage and
+ * http.ServerResponse) would take from an HTTP/2 request and response the getters and methods they live by
+ * (`url`, `method`, `headers`, `_read`; `setHeader`, `end`): the app's first HTTP/2 request crashed its worker.
+ * Each member of Http2ServerRequest's and Http2ServerResponse's prototypes is put on the objects themselves,
+ * where a prototype swap cannot take it; the framework's own members, further down, stay reachable. Only for
+ * an app known to swap them (AppExpectations.swapsPrototypes): it costs about 15 us a request.
+ */
+function keepH2Members(req: http.IncomingMessage, res: http.ServerResponse): void {
+  if (!h2Members) {
+    const { Http2ServerRequest, Http2ServerResponse } = lazy.http2();
+    const own = (proto: object): PropertyDescriptorMap => {
+      const { constructor: _, ...members } = Object.getOwnPropertyDescriptors(proto) as PropertyDescriptorMap;
+      return members;
+    };
+    h2Members = [own(Http2ServerRequest.prototype), own(Http2ServerResponse.prototype)];
+  }
+  Object.defineProperties(req, h2Members[0]);
+  Object.defineProperties(res, h2Members[1]);
+  hostFromAuthority(req);
+}
+
+function hostFromAuthority(req: http.IncomingMessage): void {
+  // HTTP/2 carries the Host in :authority (RFC 9113 section 8.3.1), where Express's req.hostname and any app
+  // reading req.headers.host look for it, as over HTTP/1.1.
+  const headers = req.headers;
+  if (headers.host === undefined && typeof headers[':authority'] === 'string') headers.host = headers[':authority'];
 }

@@ -67,6 +67,10 @@ export function checkTls(cfg: Config): void {
   const certName = `certfile ${JSON.stringify(cfg.certfile)}`;
   const keyName = cfg.keyfile ? `keyfile ${JSON.stringify(cfg.keyfile)}` : certName;
   const keyText = String(o.key);
+  // OpenSSL's own word for it ("PEM routines::no start line") names neither file: a key given for both, say.
+  if (!/-----BEGIN (?:TRUSTED |X509 )?CERTIFICATE-----/.test(String(o.cert))) {
+    throw new ConfigError(`${certName} (--certfile) holds no PEM certificate (-----BEGIN CERTIFICATE-----)`);
+  }
   if (!/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(keyText)) {
     throw new ConfigError(
       cfg.keyfile

@@ -198,7 +198,11 @@ export class WorkerRuntime {
       return;
     }
     const body = 'Internal Server Error\n';
-    res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body), connection: 'close' });
+    const head: Record<string, string | number> = { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body) };
+    // HTTP/2 has no Connection field: Node drops it with an UnsupportedWarning in the error log that blames the
+    // app (the session serves on, as for a refusal: refusalHeaders).
+    if (req.httpVersionMajor < 2) head.connection = 'close';
+    res.writeHead(500, head);
     res.end(body);
   };
 

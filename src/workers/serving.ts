@@ -2,7 +2,7 @@ import http from 'node:http';
 import net from 'node:net';
 // The module's binding, not the global: `performance` on globalThis is a lazy getter, dearer on every read.
 import { performance } from 'node:perf_hooks';
-import { expressTrustsProxy, type ServedApp } from '../app/shapes.js';
+import { expressTrustsProxy, swapsPrototypes, type ServedApp } from '../app/shapes.js';
 import { forgetPeer } from '../http/forwarded.js';
 import { fdOf } from '../http/peek.js';
 import { asksToContinue, hasOtherExpectation, HttpLayer } from '../http/server.js';
@@ -105,9 +105,9 @@ export class Serving {
         const accepted = (socket as net.Socket & { _parent?: net.Socket | null })._parent ?? (socket as net.Socket);
         if (this.#open.indexOf(accepted) >= 0) this.#upgraded.add(accepted);
         this.onUpgrade?.(req);
-      }, { continues: continues.length > 0, expectations: expectations.length > 0 });
+      }, { continues: continues.length > 0, expectations: expectations.length > 0, swapsPrototypes: theirs.some((l) => swapsPrototypes(l)) });
     } else {
-      this.layer = new HttpLayer(runtime.config, runtime.log, runtime.wrap(served.listener!));
+      this.layer = new HttpLayer(runtime.config, runtime.log, runtime.wrap(served.listener!), undefined, undefined, { swapsPrototypes: served.swapsPrototypes === true });
     }
     this.http = this.layer.server as http.Server;
     if (ownsProxyTrust) this.layer.keepPeer();
@@ -316,6 +316,9 @@ export class Serving {
     if (this.#stopping) return this.#stopping;
     if (graceful && upgradesOnly) this.#upgradesOnly = upgradesOnly;
     this.runtime.beginDrain();
+    // HTTP/2 sessions get their GOAWAY now, as HTTP/1 responses say `Connection: close` from now on: not after
+    // the backlog drain, which a class paused by the session itself (sync while it serves one) waits out.
+    if (graceful) this.layer.closeSessions();
     this.#lastServed = this.#stopAt = performance.now();
     // A server that never listened (a gthread thread stopped between its load and `go`) has no backlog of
     // its own to drain: the others', or the next master's, take it. One that paused accepting (sync while it

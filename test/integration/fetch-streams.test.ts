@@ -2,7 +2,7 @@
  * How a Fetch handler's Response reaches the wire, against what the same handler means under the Fetch
  * standard (one server, 1 async worker, shared by the checks):
  * - a streamed body whose client went away is cancelled at once (its cancel() runs), not at its next chunk,
- *   which an event stream may never produce
+ *   which an event stream may never produce; over HTTP/2 too, where the client resets the stream only
  * - a long stream to a client that reads it leaves no listener per backpressure wait on the response
  * - a Response whose body was read already is a 500, not a connection cut with nothing sent
  * - a Content-Length the app got wrong never frames the connection wrongly: a 500 for a plain body, a cut for
@@ -11,6 +11,7 @@
  * - Response.error() is a 500 and one line in the error log, not a RangeError with tunicorn's stack
  */
 import assert from 'node:assert/strict';
+import http2 from 'node:http2';
 import net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -62,6 +63,40 @@ describe('a Fetch Response on the wire', () => {
       seen = JSON.parse((await request(port, '/seen')).body) as string[];
     }
     assert.ok(seen.includes('late: cancel'), `seen: ${JSON.stringify(seen)}`);
+  });
+
+  // Over HTTP/2 the client resets the stream (RST_STREAM CANCEL, as a browser closing an EventSource does)
+  // and keeps its connection. Node's HTTP/2 response has no `destroyed` and reports the reset stream as
+  // `writableFinished`: the stream was never cancelled nor the signal aborted, and the write loop waited for
+  // a 'drain' that never comes.
+  it('cancels a streamed body and aborts the signal when an HTTP/2 client resets the stream', async () => {
+    const count = (list: string[], what: string) => list.filter((x) => x === what).length;
+    const before = JSON.parse((await request(port, '/seen')).body) as string[];
+    // h2c: the test's peer, 127.0.0.1, is in forwarded_allow_ips by default.
+    const session = http2.connect(`http://127.0.0.1:${port}`);
+    session.on('error', () => {});
+    try {
+      for (const [target, marks] of [['/idle', ['idle: abort', 'idle: cancel']], ['/late-idle', ['late: cancel']]] as const) {
+        const from = s.log.length;
+        const stream = session.request({ ':path': target });
+        stream.on('error', () => {});
+        if (target === '/idle') {
+          await within(new Promise<void>((resolve) => stream.once('data', () => resolve())), 5000, 'the first event');
+        } else {
+          await s.waitFor(/fixture: late-idle is taking its time/, 5000, from);
+        }
+        stream.close(http2.constants.NGHTTP2_CANCEL);
+        let seen: string[] = [];
+        const done = () => marks.every((m) => count(seen, m) > count(before, m));
+        for (let i = 0; i < 30 && !done(); i++) {
+          if (i > 0) await new Promise((r) => setTimeout(r, 100));
+          seen = JSON.parse((await request(port, '/seen')).body) as string[];
+        }
+        assert.ok(done(), `${target}: expected ${marks.join(', ')} once more; seen: ${JSON.stringify(seen)}`);
+      }
+    } finally {
+      session.destroy();
+    }
   });
 
   it('streams 8 MB through hundreds of backpressure waits and leaves no listener behind', async () => {

@@ -18,6 +18,10 @@
  *   running; one with no request within header_timeout is ended even if its client never closes it
  * - what tunicorn refuses itself (the limits, an unknown Expect, CONNECT, request_deadline) carries a one-line
  *   text/plain reason over HTTP/2 (on the stream; the session serves on) and over HTTP/1.1 on TLS
+ * - Express (4 and 5) over HTTP/2; :authority is the Host of an HTTP/2 request (listener, Fetch, Express)
+ * - a sync worker gives a busy HTTP/2 session its GOAWAY at TERM, not once the session has ended
+ * - an h2c request has its peer's address (the app, the access log)
+ * - an app error over HTTP/2 is a 500 without a Connection field (Node's warning about it in the log)
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -30,7 +34,7 @@ import path from 'node:path';
 import tls from 'node:tls';
 import { after, describe, it } from 'node:test';
 import WebSocket from 'ws';
-import { FIXTURES, request, Server, stopAll, within } from '../helpers/server.js';
+import { FIXTURES, request, Server, stopAll, until, within } from '../helpers/server.js';
 import { selfSigned } from '../helpers/tls.js';
 
 after(stopAll);
@@ -281,6 +285,9 @@ describe('TLS', () => {
       [['--certfile', certs.cert, '--keyfile', encrypted], /keyfile ".*encrypted\.key" is encrypted with a passphrase, which tunicorn cannot ask for/],
       [['--certfile', certs.cert, '--keyfile', certs.key, '--ciphers', 'NO-SUCH-CIPHER'], /invalid value for ciphers \(--ciphers\): "NO-SUCH-CIPHER"; OpenSSL matched no cipher/],
       [['--certfile', certs.cert, '--keyfile', certs.key, '--ca-certs', garbage], /caCerts \(--ca-certs\) ".*garbage\.pem" holds no PEM certificate/],
+      // The key given for both: OpenSSL said "no start line" of one of the two.
+      [['--certfile', certs.key, '--keyfile', certs.key], /certfile ".*server\.key" \(--certfile\) holds no PEM certificate/],
+      [['--certfile', garbage, '--keyfile', certs.key], /certfile ".*garbage\.pem" \(--certfile\) holds no PEM certificate/],
       [['--cert-reqs', 'required'], /certReqs \(--cert-reqs\) is "required" without certfile \(--certfile\)/],
       [['--keyfile', certs.key], /keyfile \(--keyfile\) is set without certfile \(--certfile\); it applies to HTTPS only/],
     ];
@@ -713,6 +720,144 @@ describe('queue time over TLS', () => {
     assert.ok(one > 0, `HTTP/1.1 over TLS: queue time ${one}`);
     const two = JSON.parse((await h2(port)).body).q as number;
     assert.ok(two > 0, `HTTP/2: queue time ${two}`);
+    await s.kill();
+  });
+});
+
+/** One HTTP/2 request on `session`: its status, body and when it ended. */
+function h2on(session: http2.ClientHttp2Session, path: string, opts: { method?: string; body?: string; type?: string } = {}): Promise<{ status: number; body: string; at: number }> {
+  return new Promise((resolve, reject) => {
+    const headers: http2.OutgoingHttpHeaders = { ':path': path, ':method': opts.method ?? 'GET' };
+    if (opts.type) headers['content-type'] = opts.type;
+    // As browsers and curl send it: body-parser reads no body without it (or Transfer-Encoding).
+    if (opts.body !== undefined) headers['content-length'] = Buffer.byteLength(opts.body);
+    const req = session.request(headers);
+    let status = 0;
+    let body = '';
+    req.on('response', (h) => (status = Number(h[':status'])));
+    req.setEncoding('utf8');
+    req.on('data', (d: string) => (body += d));
+    req.on('end', () => resolve({ status, body, at: performance.now() }));
+    req.on('error', reject);
+    req.end(opts.body);
+  });
+}
+
+describe('frameworks over HTTP/2', () => {
+  // Express gives each request the prototype of its own request and response, built on http.IncomingMessage
+  // and http.ServerResponse: an HTTP/2 request lost its url, headers and _read, its response setHeader and
+  // end, and the worker died of an uncaught TypeError on every request.
+  for (const [name, fixture] of [['Express 5', 'apps/express5.mjs'], ['Express 4', 'apps/express4.ts']] as const) {
+    it(`serves ${name} over HTTP/2 as over HTTP/1.1, a JSON body included`, async () => {
+      const { s, port } = await start([fx(fixture)]);
+      const session = http2.connect(`https://127.0.0.1:${port}`, { rejectUnauthorized: false });
+      try {
+        const r = await within(h2on(session, '/'), 10000, `${name} over HTTP/2`);
+        assert.equal(r.status, 200);
+        assert.equal(JSON.parse(r.body).framework, 'express');
+        if (name === 'Express 4') {
+          const e = await within(h2on(session, '/echo', { method: 'POST', body: '{"a":[1,2]}', type: 'application/json' }), 10000, 'a POST');
+          assert.deepEqual(JSON.parse(e.body), { got: { a: [1, 2] } });
+        }
+        const missing = await within(h2on(session, '/nothing-here'), 10000, 'a 404');
+        assert.equal(missing.status, 404);
+        if (name === 'Express 5') {
+          // The Host is :authority over HTTP/2; req.hostname was undefined.
+          const h = await within(h2on(session, '/host'), 10000, 'the host');
+          assert.deepEqual(JSON.parse(h.body), { hostname: '127.0.0.1', host: `127.0.0.1:${port}` });
+        }
+      } finally {
+        session.close();
+      }
+      assert.equal((await h1(port, { path: '/' })).status, 200);
+      assert.doesNotMatch(s.log, /Uncaught exception/);
+      assert.equal(s.count(/Booting worker/), 1);
+      await s.kill();
+    });
+  }
+});
+
+describe('an app error over HTTP/2', () => {
+  // The 500 said `Connection: close`, which HTTP/2 has not: Node dropped it with an UnsupportedWarning (two
+  // lines outside the log format) that blames "the provided connection header".
+  it('is a 500 with no warning about a Connection header', async () => {
+    const { s, port } = await start([fx('listener.ts')]);
+    const session = http2.connect(`https://127.0.0.1:${port}`, { rejectUnauthorized: false });
+    try {
+      const r = await within(h2on(session, '/throw'), 10000, 'the 500');
+      assert.equal(r.status, 500);
+      // Written to the worker's stderr after any warning of the 500: the log is complete up to it.
+      assert.equal((await within(h2on(session, '/sleep?ms=0&note'), 10000, 'the next stream')).status, 200);
+      await s.waitFor(/app: sleeping 0 ms/);
+    } finally {
+      session.close();
+    }
+    assert.match(s.log, /Error handling request GET \/throw/);
+    assert.doesNotMatch(s.log, /UnsupportedWarning|connection header/i);
+    await s.kill();
+  });
+});
+
+describe('the Host of an HTTP/2 request', () => {
+  // RFC 9113 section 8.3.1: HTTP/2 carries it in :authority. A listener's req.headers.host and a Fetch
+  // handler's request.headers.get('host') were empty over HTTP/2, set over HTTP/1.1.
+  for (const fixture of ['echo.ts', 'echo-fetch.ts']) {
+    it(`is the Host header, as over HTTP/1.1 (${fixture})`, async () => {
+      const { s, port } = await start([fx(fixture)]);
+      const session = http2.connect(`https://127.0.0.1:${port}`, { rejectUnauthorized: false });
+      try {
+        const r = await within(h2on(session, '/x'), 10000, 'an HTTP/2 request');
+        assert.equal(JSON.parse(r.body).host, `127.0.0.1:${port}`);
+      } finally {
+        session.close();
+      }
+      assert.equal(JSON.parse((await h1(port)).body).host, `127.0.0.1:${port}`);
+      await s.kill();
+    });
+  }
+});
+
+describe('graceful stop of HTTP/2 sessions', () => {
+  // A sync worker stops accepting while it serves a connection, and the GOAWAY waited for the end of the
+  // backlog drain, i.e. for the session to end: a client kept busy opened new streams until graceful_timeout
+  // killed the worker, its last stream cut.
+  it('a sync worker gives a busy session its GOAWAY at TERM; the streams it had finish', async () => {
+    const { s, port } = await start(['-k', 'sync', '--graceful-timeout', '20', fx('listener.ts')]);
+    const session = http2.connect(`https://127.0.0.1:${port}`, { rejectUnauthorized: false });
+    session.on('error', () => {});
+    let goawayAt = 0;
+    session.on('goaway', () => (goawayAt = performance.now()));
+    try {
+      // Two streams a sync worker serves one after the other: 1.5 s each.
+      const first = h2on(session, '/sleep?ms=1500&note');
+      const second = h2on(session, '/sleep?ms=1500');
+      await s.waitFor(/app: sleeping 1500 ms/);
+      s.signal('SIGTERM');
+      const [a, b] = await within(Promise.all([first, second]), 10000, 'the streams running at TERM');
+      assert.equal(a.status, 200);
+      assert.equal(b.status, 200);
+      assert.ok(goawayAt > 0 && goawayAt < a.at, 'the GOAWAY came before the first stream ended');
+      const { code } = await within(s.exited, 10000, 'the server to stop');
+      assert.equal(code, 0);
+      assert.doesNotMatch(s.log, /did not stop in time/);
+    } finally {
+      session.destroy();
+    }
+  });
+});
+
+describe('h2c client address', () => {
+  // Node's session wraps an h2c connection (a JavaScript stream) in a socket with no address.
+  it('the app and the access log see the peer of an h2c connection', async () => {
+    const s = new Server(['-b', '127.0.0.1:0', '--access-logfile', '-', fx('whoami.ts')]);
+    const port = await s.port();
+    await s.workersBooted(1);
+    const r = await h2c(port, '127.0.0.1');
+    assert.equal(r.status, 200);
+    assert.equal(JSON.parse(r.body).httpVersion, '2.0');
+    assert.equal(JSON.parse(r.body).addr, '127.0.0.1');
+    await until(() => /HTTP\/2\.0/.test(s.stdout), 10000, 'the access log line');
+    assert.match(s.stdout, /^127\.0\.0\.1 - - \[[^\]]+\] "GET \/x HTTP\/2\.0" 200 /m);
     await s.kill();
   });
 });
