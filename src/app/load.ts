@@ -1,9 +1,10 @@
+import type http from 'node:http';
 import { getActiveResourcesInfo } from 'node:process';
 import { describeLoadError, errorLocation, tunicornImportHint } from '../config/file.js';
 import { ListenCapture } from './capture.js';
 import { AppLoadError } from './errors.js';
 import { ModuleImporter, unwrapDefault } from './import.js';
-import { ACCEPTED, describeValue, SHAPES, type AdaptContext, type ServedApp } from './shapes.js';
+import { ACCEPTED, describeValue, isClass, SHAPES, type AdaptContext, type ServedApp } from './shapes.js';
 import { APP_EXTENSIONS, parseAppSpec, type AppSpec } from './spec.js';
 
 export interface LoadResult {
@@ -34,7 +35,7 @@ export async function loadApp(raw: string, cwd: string, ctx: AdaptContext): Prom
   const capture = new ListenCapture();
   capture.start();
   try {
-    const mod = await importModule(spec, raw, cwd, capture);
+    const { mod, later } = await importModule(spec, raw, cwd, capture);
     const exported = pickExport(mod, spec, raw, capture.server !== null);
     let served: ServedApp | null = exported === undefined ? null : await adaptApp(exported, raw, ctx, capture).catch((err: unknown) => {
       throw spec.exportName === null ? withNamedHint(err, mod, raw) : err;
@@ -44,6 +45,7 @@ export async function loadApp(raw: string, cwd: string, ctx: AdaptContext): Prom
     if (own && served?.server !== own) {
       served = { kind: `http.Server (its listen() at import captured)`, server: own, close: served?.close };
     }
+    if (own && later) return { spec, served: lateExports(served!, own, later, raw) };
     if (!served) {
       const err = new AppLoadError(`app ${raw}: no default export, no export named "app", and no listen() call (it has: ${exportList(mod)})`);
       throw spec.exportName === null ? withNamedHint(err, mod, raw) : err;
@@ -54,7 +56,16 @@ export async function loadApp(raw: string, cwd: string, ctx: AdaptContext): Prom
   }
 }
 
-async function importModule(spec: AppSpec, raw: string, cwd: string, capture: ListenCapture): Promise<Module> {
+/**
+ * `later`: the module awaits its own listen() at the top level, so its import finishes only once the worker
+ * serves that server; `mod` is empty until then and `later` resolves to the module (null if it failed).
+ */
+interface Imported {
+  readonly mod: Module;
+  readonly later: Promise<Module | null> | null;
+}
+
+async function importModule(spec: AppSpec, raw: string, cwd: string, capture: ListenCapture): Promise<Imported> {
   const importer = new ModuleImporter(cwd);
   let file: string;
   let importing: Promise<Module>;
@@ -72,18 +83,78 @@ async function importModule(spec: AppSpec, raw: string, cwd: string, capture: Li
     capture.captured.then(() => null),
   ]);
   if (first && 'err' in first) throw loadError(first.err, spec, raw);
-  if (first) return first.m;
+  if (first) return { mod: first.m, later: null };
   const settled = await Promise.race([
     importing.then((m) => ({ m }), (err: unknown) => ({ err })),
     new Promise<null>((r) => setTimeout(() => r(null), SETTLE_AFTER_LISTEN_MS)),
   ]);
   if (settled && 'err' in settled) throw loadError(settled.err, spec, raw);
-  if (settled) return settled.m;
+  if (settled) return { mod: settled.m, later: null };
   // A failure after that is the module's own uncaught error: it takes the worker down with the cause logged.
   importing.catch((err: unknown) => {
     throw loadError(err, spec, raw);
   });
-  return {};
+  return { mod: {}, later: importing.then((m) => m, () => null) };
+}
+
+/**
+ * The exports of a module that awaits its own listen() at the top level (`await app.listen()`), known only
+ * once its import finishes, after the worker serves: its `startup` runs then (it cannot run before the worker
+ * accepts; a throw ends the worker as an uncaught exception does), and a stop runs the close of a Fastify or
+ * Nest app it exports that owns the served server (onClose hooks), then its `shutdown`, as for any other app.
+ */
+function lateExports(served: ServedApp, own: http.Server, later: Promise<Module | null>, raw: string): ServedApp {
+  let mod: Module | null = null;
+  let started: Promise<boolean> = Promise.resolve(false);
+  void later.then((m) => {
+    if (!m) return;
+    mod = m;
+    const startup = lifespanExport(m, 'startup');
+    started = startup
+      ? Promise.resolve()
+          .then(startup)
+          .then(
+            () => true,
+            (err: unknown) => {
+              throw new AppLoadError(`app ${raw}: startup() failed: ${describeLoadError(err)}`, err instanceof Error ? (err.stack ?? '') : '');
+            },
+          )
+      : Promise.resolve(true);
+    started.catch((err: unknown) => {
+      throw err;
+    });
+  });
+  return {
+    ...served,
+    close: async () => {
+      let failure: unknown;
+      try {
+        await served.close?.();
+        const app = mod ? frameworkOwning(unwrapDefault(mod.default) ?? mod.app, own) : null;
+        await app?.close();
+      } catch (err) {
+        failure = err;
+      }
+      const shutdown = mod ? lifespanExport(mod, 'shutdown') : undefined;
+      if (shutdown && (await started.catch(() => false))) await shutdown();
+      if (failure) throw failure;
+    },
+  };
+}
+
+/** A Fastify or Nest app whose http.Server is `server`: its close() runs its hooks and closes that server. */
+function frameworkOwning(value: unknown, server: http.Server): { close(): Promise<void> } | null {
+  if (!value || typeof value !== 'object') return null;
+  const v = value as { close?: unknown; server?: unknown; getHttpServer?: unknown };
+  if (typeof v.close !== 'function') return null;
+  const owns = v.server === server || (typeof v.getHttpServer === 'function' && (v.getHttpServer as () => unknown)() === server);
+  return owns ? (v as { close(): Promise<void> }) : null;
+}
+
+function lifespanExport(mod: Module, name: string): Lifespan | undefined {
+  const holder = unwrapDefault(mod.default);
+  const v = mod[name] ?? (holder && typeof holder === 'object' ? (holder as Module)[name] : undefined);
+  return typeof v === 'function' ? (v as Lifespan) : undefined;
 }
 
 /**
@@ -94,7 +165,7 @@ function withNamedHint(err: unknown, mod: Module, raw: string): unknown {
   if (!(err instanceof AppLoadError)) return err;
   for (const [name, value] of Object.entries(mod)) {
     const shape = name === 'default' ? undefined : SHAPES.find((s) => s.matches(value));
-    if (shape) return new AppLoadError(`${err.message}. Its export ${name} is a ${shape.name}: serve it with ${raw}:${name}`, err.detail);
+    if (shape) return new AppLoadError(`${err.message}. Its export ${name} is ${/^[aeiou]/i.test(shape.name) ? 'an' : 'a'} ${shape.name}: serve it with ${raw}:${name}`, err.detail);
   }
   return err;
 }
@@ -145,12 +216,30 @@ export async function adaptApp(value: unknown, raw: string, ctx: AdaptContext, c
       throw new AppLoadError(`app ${raw}: starting the ${shape.name} failed: ${describeLoadError(err)}`, err instanceof Error ? (err.stack ?? '') : '');
     }
   }
-  if (typeof value === 'function' && value.length === 0 && depth === 0) {
+  if (typeof value === 'function' && value.length === 0 && depth === 0 && !isClass(value)) {
+    const threw = (err: unknown) =>
+      new AppLoadError(`app ${raw}: the factory threw: ${describeLoadError(err)}`, err instanceof Error ? (err.stack ?? '') : '');
+    const listened = capture && capture.server === null ? capture : undefined;
+    const call = (async () => (value as () => unknown)())();
     let made: unknown;
     try {
-      made = await (value as () => unknown)();
+      made = listened ? await untilListened(call, listened) : await call;
     } catch (err) {
-      throw new AppLoadError(`app ${raw}: the factory threw: ${describeLoadError(err)}`, err instanceof Error ? (err.stack ?? '') : '');
+      throw threw(err);
+    }
+    if (made === LISTENING) {
+      // The factory awaits its own listen() (`await app.listen()`), which resolves only once the worker serves
+      // that server: it is served now, and the app the factory resolves to then (a Fastify or Nest app
+      // owning it) is closed on stop. A throw after that is the factory's own uncaught error.
+      const server = listened!.server!;
+      let app: unknown;
+      call.then(
+        (v) => (app = unwrapDefault(v)),
+        (err: unknown) => {
+          throw threw(err);
+        },
+      );
+      return { kind: 'http.Server (its listen() in the factory captured)', server, close: async () => frameworkOwning(app, server)?.close() };
     }
     // A factory that called listen() itself and returned nothing: its server is the app.
     if (made === undefined && capture?.server) return { kind: 'http.Server (its listen() in the factory captured)', server: capture.server };
@@ -158,6 +247,19 @@ export async function adaptApp(value: unknown, raw: string, ctx: AdaptContext, c
   }
   const what = depth > 0 ? `a factory resolving to ${describeValue(value)}` : describeValue(value);
   throw new AppLoadError(`app ${raw} is ${what}; tunicorn serves ${ACCEPTED}`);
+}
+
+const LISTENING = Symbol('listening');
+
+/**
+ * What `work` (a factory's call) resolves to, or LISTENING when it called listen() and has not settled a short
+ * while later: it awaits that listen(), which resolves only once the worker serves the server.
+ */
+async function untilListened(work: Promise<unknown>, capture: ListenCapture): Promise<unknown> {
+  const first = await Promise.race([work.then((v) => ({ v })), capture.captured.then(() => null)]);
+  if (first) return first.v;
+  const settled = await Promise.race([work.then((v) => ({ v })), new Promise<null>((r) => setTimeout(() => r(null), SETTLE_AFTER_LISTEN_MS))]);
+  return settled ? settled.v : LISTENING;
 }
 
 /**
@@ -208,6 +310,7 @@ function withLifespan(served: ServedApp, mod: Module, raw: string): ServedApp {
   let started = !startup;
   return {
     ...served,
+    frameworkClose: frameworkClose ?? (async () => {}),
     startup: startup
       ? async () => {
           try {

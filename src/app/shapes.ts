@@ -29,6 +29,11 @@ export interface ServedApp {
   /** Runs when the worker stops: the framework's close(), then the module's `shutdown` export. */
   readonly close?: () => Promise<void>;
   /**
+   * The framework's close() alone, where `close` also runs the module's `shutdown` export: what the master's
+   * --preload copy runs (its lifespan exports belong to the workers).
+   */
+  readonly frameworkClose?: () => Promise<void>;
+  /**
    * The framework resolves the client from the forwarded headers itself (Express `trust proxy`, Fastify
    * `trustProxy`): the socket keeps the proxy's address, which its trust check judges (forwarded.ts).
    */
@@ -164,9 +169,26 @@ export const ACCEPTED =
   'a Fastify or NestJS app, an http.Server, a server the module listen()s on, ' +
   'or a function of no parameters that returns (or resolves to) one of these';
 
+/** A class: a function, but never one to call as a factory (calling it throws `cannot be invoked without 'new'`). */
+export function isClass(v: unknown): v is abstract new (...a: never[]) => unknown {
+  return typeof v === 'function' && /^class[\s{]/.test(Function.prototype.toString.call(v));
+}
+
+/** A class decorated with NestJS's @Module() (its metadata, when reflect-metadata is loaded). */
+function isNestModule(v: unknown): boolean {
+  const keys = (Reflect as { getMetadataKeys?: (t: object) => unknown[] }).getMetadataKeys?.(v as object) ?? [];
+  return ['imports', 'controllers', 'providers'].some((k) => keys.includes(k));
+}
+
 export function describeValue(v: unknown): string {
   if (v === null) return 'null';
   if (v === undefined) return 'undefined';
+  if (isClass(v)) {
+    const name = v.name ? ` (${v.name})` : '';
+    return isNestModule(v)
+      ? `a NestJS module class${name}, not an app: serve a file that makes the app, as \`export default await NestFactory.create(${v.name || 'AppModule'})\` does`
+      : `a class${name}, not an instance of it`;
+  }
   if (typeof v === 'function') return `a function of ${v.length} parameter(s)`;
   if (typeof v === 'object') {
     const name = (v as object).constructor?.name;

@@ -196,6 +196,15 @@ async function main(): Promise<void> {
         }
         process.exit(0);
       }
+      // --preload: the master never serves its copy. What starting it began (Nest's init hooks, Fastify's
+      // onReady, the resources of a factory's app) is closed now, as --check-config closes it: left open, a
+      // cron or a queue consumer the framework started would run in the master for its whole life, beside
+      // the workers' own, and its close hooks would never run.
+      try {
+        await (served.frameworkClose ?? served.close)?.();
+      } catch (err) {
+        die(`app ${r.app} (--preload) loaded in the master, but closing the master's copy failed: ${describeLoadError(err)}`);
+      }
     } catch (err) {
       if (err instanceof AppLoadError || err instanceof ConfigError) die(err.message);
       throw err;

@@ -1,6 +1,5 @@
 import type net from 'node:net';
 import type { ServedApp } from '../app/shapes.js';
-import { settledWithin } from '../deadline.js';
 import { AcceptSwitch } from './accept-switch.js';
 import { Serving } from './serving.js';
 import type { WorkerClass, WorkerClassContext } from './worker-class.js';
@@ -53,11 +52,7 @@ export class AsyncWorker implements WorkerClass {
     // graceful_timeout: requests still running at 80 % of it no longer hold it back.
     const { runtime } = this.ctx;
     const shutdown = () => runtime.shutdownApp(graceful, () => this.#served?.close?.());
-    if (!(await settledWithin(this.#serving?.stop(graceful, shutdown) ?? Promise.resolve(), runtime.config.gracefulTimeout * 800))) {
-      const cut = runtime.slowRequests(0).map((r) => `${r.method} ${r.url} (${(r.ms / 1000).toFixed(1)} s)`);
-      if (cut.length) runtime.log.warning(`Graceful stop: cutting the requests still running at 80 % of graceful_timeout, so the app's shutdown runs before the master's kill: ${cut.join(', ')}`);
-    }
-    await shutdown();
+    await runtime.finishStop(this.#serving?.stop(graceful, shutdown) ?? Promise.resolve(), shutdown);
   }
 }
 

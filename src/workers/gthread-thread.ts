@@ -134,9 +134,8 @@ async function main(): Promise<void> {
         runtime.acceptDrain = m.drain;
         if (m.graceful) runtime.termListeners = { stoppedAt: Date.now(), own: null };
         const shutdown = () => runtime.shutdownApp(m.graceful, () => served.close?.());
-        void serving
-          .stop(m.graceful, shutdown)
-          .then(shutdown)
+        void runtime
+          .finishStop(serving.stop(m.graceful, shutdown), shutdown)
           .catch((err) => runtime.log.exception('Error while stopping a thread', err))
           .finally(() => {
             runtime.closeLogs();

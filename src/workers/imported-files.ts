@@ -36,3 +36,27 @@ export function importedFiles(app: string, cwd: string, failed?: unknown): strin
   }
   return [...out];
 }
+
+/** How often --reload looks for app files loaded since the app did (a dynamic import in a handler). */
+const LATER_POLL_MS = 500;
+
+/**
+ * --reload: reports the app files that enter the CommonJS cache after the load, as Gunicorn's reloader reads
+ * `sys.modules` again on every pass: a TypeScript or CommonJS module imported on demand (`await
+ * import('./routes/admin.ts')` in a handler, a lazy `require()`) is watched from then on, as a native ES
+ * module imported later already is (esm-watch.ts). `known`: the files reported so far.
+ */
+export function watchLaterImports(known: readonly string[], report: (files: string[]) => void): void {
+  const seen = new Set(known);
+  const cache = createRequire(import.meta.url).cache;
+  const timer = setInterval(() => {
+    const fresh: string[] = [];
+    for (const f of Object.keys(cache)) {
+      if (seen.has(f)) continue;
+      seen.add(f);
+      if (isAppFile(f)) fresh.push(f);
+    }
+    if (fresh.length > 0) report(fresh);
+  }, LATER_POLL_MS);
+  timer.unref();
+}

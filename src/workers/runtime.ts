@@ -382,6 +382,23 @@ export class WorkerRuntime {
   }
 
   /**
+   * The end of a worker's (or gthread thread's) stop, under every class: waits for `draining` (its requests)
+   * until 80 % of graceful_timeout, then runs the app's shutdown, so that it runs before the master's kill
+   * at graceful_timeout even when a request outlasts it (the requests still running are logged, and cut as
+   * the worker exits).
+   */
+  async finishStop(draining: Promise<unknown>, shutdown: () => Promise<void>): Promise<void> {
+    if (!(await settledWithin(draining, this.config.gracefulTimeout * 800))) {
+      const cut = this.slowRequests(0).map((r) => `${r.method} ${r.url} (${(r.ms / 1000).toFixed(1)} s)`);
+      if (cut.length) this.log.warning(`Graceful stop: cutting the requests still running at 80 % of graceful_timeout, so the app's shutdown runs before the master's kill: ${cut.join(', ')}`);
+      // No request left: what holds the drain is upgraded connections, which Serving closes at this same
+      // moment (and says so); it gets until 90 % to end before the shutdown runs regardless.
+      else await settledWithin(draining, this.config.gracefulTimeout * 100);
+    }
+    await shutdown();
+  }
+
+  /**
    * The app's own shutdown at the end of a stop: its `close` (a framework's close(), the `shutdown` export),
    * then, on a graceful stop, its TERM listeners. A graceful stop runs it once: when the class's connections
    * are done, or as soon as every connection left is an upgraded one (Serving.stop), since only the app can

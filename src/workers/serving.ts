@@ -79,6 +79,15 @@ export class Serving {
     let ownsProxyTrust = served.ownsProxyTrust === true;
     if (served.server) {
       const own = served.server;
+      // It never listens itself (the acceptors do): its close(cb), a Node app's usual graceful stop (in its
+      // `shutdown` or a SIGTERM listener), would call back with ERR_SERVER_NOT_RUNNING, an error the app did
+      // not make. It calls back as on a server that listened, when the server emits 'close'.
+      const close = own.close;
+      own.close = function (this: http.Server, cb?: (err?: Error) => void): http.Server {
+        if (typeof cb !== 'function' || (this as unknown as { _handle: unknown })._handle) return close.call(this, cb);
+        this.once('close', () => cb());
+        return close.call(this);
+      };
       const theirs = own.listeners('request') as ((req: http.IncomingMessage, res: http.ServerResponse) => void)[];
       // Its 'checkContinue' and 'checkExpectation' listeners answer the requests that ask for `100-continue`, or
       // expect something else, instead: Node would give those to them directly, past the checks, the forwarded

@@ -29,8 +29,7 @@ export class SyncWorker implements WorkerClass {
 
   async stop(graceful: boolean): Promise<void> {
     const shutdown = () => this.ctx.runtime.shutdownApp(graceful, () => this.#served?.close?.());
-    await this.#serving?.stop(graceful, shutdown);
-    await shutdown();
+    await this.ctx.runtime.finishStop(this.#serving?.stop(graceful, shutdown) ?? Promise.resolve(), shutdown);
   }
 }
 

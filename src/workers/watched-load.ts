@@ -2,7 +2,7 @@ import { AppLoadError } from '../app/errors.js';
 import { loadErrorPage } from '../app/error-page.js';
 import type { LoadResult } from '../app/load.js';
 import type { ServedApp } from '../app/shapes.js';
-import { importedFiles } from './imported-files.js';
+import { importedFiles, watchLaterImports } from './imported-files.js';
 import type { WorkerRuntime } from './runtime.js';
 
 /**
@@ -29,7 +29,11 @@ export async function loadWatched(
   try {
     const { served } = await load();
     runtime.log.debug(`Serving ${app} as ${served.kind}`);
-    if (reload) report(importedFiles(app, cwd));
+    if (reload) {
+      const files = importedFiles(app, cwd);
+      report(files);
+      watchLaterImports(files, report);
+    }
     return served;
   } catch (err) {
     // --reload: a developer's broken code keeps the server up and shows why, until a file changes.

@@ -5,6 +5,7 @@
  *   a page that shows it; fixing the file brings the app back
  * - a --reload-extra-file glob triggers a restart too
  * - a JavaScript ES module app's native imports are watched too
+ * - a TypeScript module the app imports on demand, in a handler, after its load, is watched from then on
  * - gthread: each thread loads its own copy of the app and reports its files, so the same holds there
  * - without --reload, an app that fails to load still stops the server (no error page in production)
  */
@@ -100,6 +101,34 @@ describe('--reload', () => {
     s.signal('SIGTERM');
     assert.equal((await s.exited).code, 0);
   });
+
+  for (const cls of [[], ['-k', 'gthread', '--threads', '2']]) {
+    it(`${cls.join(' ') || 'async'}: watches a TypeScript module the app imports only once it serves (a lazy route)`, async () => {
+      const dir = mkdtempSync(path.join(tmpdir(), 'tunicorn-reload-lazy-'));
+      writeFileSync(path.join(dir, 'lazy.ts'), `export const message: string = 'v1';\n`);
+      writeFileSync(path.join(dir, 'app.ts'), `export default async (_request: Request) => new Response((await import('./lazy.ts')).message);\n`);
+      const s = new Server(['-b', '127.0.0.1:0', '--reload', ...cls, 'app.ts'], { cwd: dir });
+      const port = await s.port();
+      await s.waitFor(/Ready: /);
+      assert.equal((await request(port, '/')).body, 'v1');
+      // The file is reported once the worker sees it in its module cache: change it until the master reloads.
+      for (let i = 0; ; i++) {
+        writeFileSync(path.join(dir, 'lazy.ts'), `export const message: string = 'v2'; // ${i}\n`);
+        const reloaded = await s.waitFor(/Reloading: .*lazy\.ts changed; restarting the workers/, 500).then(() => true, () => false);
+        if (reloaded) break;
+        assert.ok(i < 20, `no reload after ${i + 1} changes of lazy.ts; log:\n${s.log}`);
+      }
+      const end = Date.now() + 20000;
+      let last = '';
+      while (last !== 'v2') {
+        assert.ok(Date.now() < end, `the new code to serve; last answer: ${last}`);
+        last = (await body(port)).body;
+        if (last !== 'v2') await new Promise((r) => setTimeout(r, 100));
+      }
+      s.signal('SIGTERM');
+      assert.equal((await s.exited).code, 0);
+    });
+  }
 
   it('watches the tsconfig.json that decides how the app compiles', async () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'tunicorn-reload-tsconfig-'));

@@ -29,12 +29,26 @@ describe('what a failed load says', () => {
     await assert.rejects(loadApp('named.mjs', tmp, { onError: () => {} }), /is a number \(5\); tunicorn serves .*\. Its export app is a \(req, res\) listener: serve it with named\.mjs:app$/);
   });
 
+  it('a class is not called as a factory: the line says it is a class, and a NestJS module class what to serve', async () => {
+    file('class.mjs', 'export default class Server { constructor() { this.ready = true; } }\n');
+    await assert.rejects(loadApp('class.mjs', tmp, { onError: () => {} }), /^AppLoadError: app class\.mjs is a class \(Server\), not an instance of it; tunicorn serves /);
+    await assert.rejects(
+      loadApp(path.join(ROOT, 'test/fixtures/apps/nest/module-only.ts'), ROOT, { onError: () => {} }),
+      /is a NestJS module class \(AppModule\), not an app: serve a file that makes the app, as `export default await NestFactory\.create\(AppModule\)` does; tunicorn serves /,
+    );
+  });
+
   it('a module with no default export and no app points to a named export that is one', async () => {
     file('handler.mjs', "export const handler = (req, res) => res.end('x');\nexport const port = 3000;\n");
     await assert.rejects(
       loadApp('handler.mjs', tmp, { onError: () => {} }),
       /: no default export, no export named "app", and no listen\(\) call \(it has: handler, port\)\. Its export handler is a \(req, res\) listener: serve it with handler\.mjs:handler$/,
     );
+  });
+
+  it('names an Express export with "an"', async () => {
+    file('express-named.mjs', `import express from ${JSON.stringify(path.join(ROOT, 'node_modules/express/index.js'))};\nexport const api = express();\n`);
+    await assert.rejects(loadApp('express-named.mjs', tmp, { onError: () => {} }), /\. Its export api is an Express application: serve it with express-named\.mjs:api$/);
   });
 
   it('an import of tunicorn where it is not installed says to install it in the project', async () => {

@@ -225,7 +225,11 @@ export const server = {
     doc:
       'Node has no fork(): workers are new processes and share no memory with the master, so unlike ' +
       'Gunicorn this saves no memory. It makes a broken app fail once, in the master, before any worker ' +
-      'starts, and warms the TypeScript transform cache the workers then read. As Gunicorn\'s master replaces ' +
+      'starts, and warms the TypeScript transform cache the workers then read. The master never serves its ' +
+      'copy: a framework app it started while loading (Fastify `ready()`, Nest `init()`, a factory\'s app) is ' +
+      'closed again at once (`close()`: onClose hooks, Nest\'s destroy hooks), so a cron or a consumer they ' +
+      'start does not run on in the master; its `startup` and `shutdown` exports run only in the workers. ' +
+      'What the module\'s top-level code opens stays open in the master. As Gunicorn\'s master replaces ' +
       'the signal handlers of the app it preloaded, tunicorn\'s master removes the listeners the app added ' +
       'for the signals it handles (TERM, INT, QUIT, HUP, USR1, USR2, WINCH, TTIN, TTOU), with a warning: ' +
       'a `process.exit()` on TERM would cut its graceful stop short. In the workers the app keeps them. The ' +
