@@ -145,6 +145,8 @@ export class Arbiter implements HookServer {
   #everReady = false;
   /** run() has not finished starting: signals wait in the queue. */
   #starting = true;
+  /** stopStuckStart ended the process itself: its exit is tunicorn's, not an app's or a hook's process.exit(). */
+  stoppedDuringStart = false;
   /** A stop signal came during the start: ends a start that a hook holds up (see stopStuckStart). */
   #startStop: NodeJS.Timeout | null = null;
   #bootFailures = 0;
@@ -370,6 +372,7 @@ export class Arbiter implements HookServer {
       this.log.info('Shutting down: Master');
       this.#statsd?.close();
       this.log.close();
+      this.stoppedDuringStart = true;
       process.exit(0);
     }, waitS * 1000);
   }

@@ -240,7 +240,7 @@ async function main(): Promise<void> {
     process.exit(1);
   });
   process.once('exit', (status) => {
-    if (exiting) return;
+    if (exiting || arbiter.stoppedDuringStart) return;
     arbiter.log.critical(`The master is exiting with status ${status}: process.exit() was called by the app (--preload) or a server hook, not by tunicorn`);
     arbiter.removeFilesNow();
   });

@@ -8,6 +8,7 @@ import type { Config } from '../config/registry.js';
 import { lazy } from '../lazy.js';
 import type { ErrorLog } from '../logging/error-log.js';
 import { countBodyBytes, formatNeedsBodyBytes } from '../logging/body-bytes.js';
+import { kAnsweredRaw } from '../logging/access-log.js';
 import type { RequestListener } from '../app/shapes.js';
 import { ConnectionGate } from './connection.js';
 import { tlsOptionsOf } from './tls.js';
@@ -372,8 +373,15 @@ export class HttpLayer {
         else hostFromAuthority(req);
       }
       if (!forwarded.apply(req)) return this.refuse(req, res, refusals.schemeHeaders);
-      if (continuing.has(req) && !this.#app.continues) res.writeContinue();
-      else if (expecting.has(req) && !this.#app.expectations) return this.refuse(req, res, refusals.expectation);
+      if (continuing.has(req) && !this.#app.continues) {
+        res.writeContinue();
+        // Sent: an app that calls writeContinue() itself (as on a Node server with a checkContinue listener)
+        // must not send the client a second one.
+        (res as unknown as { writeContinue: (cb?: () => void) => boolean }).writeContinue = (cb) => {
+          if (cb) process.nextTick(cb);
+          return true;
+        };
+      } else if (expecting.has(req) && !this.#app.expectations) return this.refuse(req, res, refusals.expectation);
       listener(req, res);
     };
   }
@@ -462,20 +470,25 @@ export class HttpLayer {
    * What Node's servers answer themselves unless someone listens, answered with a reason instead: an
    * `Expect` other than `100-continue` (417, HTTP/1.1 and HTTP/2), and CONNECT when the app serves none (HTTP/2:
    * 405; HTTP/1: Node would drop the connection without a word). The app's own server's 'checkContinue' and
-   * 'checkExpectation' listeners were taken off it (AppExpectations); its 'connect' listeners keep that event.
+   * 'checkExpectation' listeners were taken off it (AppExpectations); one it adds later takes the event over; its 'connect' listeners keep that event.
    */
   private answerRefusedByNode(server: AnyHttpServer | http2.Http2Server): void {
     const s = server as http.Server;
     // Without a listener Node sends `100 Continue` as the request arrives, before any check: one that is then
     // refused would have invited its body. The request goes the usual way instead (under sync and gthread,
     // it waits for its turn), and the `100 Continue` goes out once it passed (gateRequests).
+    // A listener the app adds to its own server later (once it listens: after Nest's `await app.listen()`)
+    // takes the event over, as it would on Node's own server: it answers the request, and the request listener
+    // must not answer it a second time.
     s.on('checkContinue', (req: http.IncomingMessage, res: http.ServerResponse) => {
+      if (s.listenerCount('checkContinue') > 1) return;
       continuing.add(req);
       s.emit('request', req, res);
     });
     // The same for an `Expect` other than `100-continue`: its 417 comes after the checks (a request that fails
     // one gets that refusal), and an app server's own listeners get it after them (AppExpectations).
     s.on('checkExpectation', (req: http.IncomingMessage, res: http.ServerResponse) => {
+      if (s.listenerCount('checkExpectation') > 1) return;
       expecting.add(req);
       s.emit('request', req, res);
     });
@@ -509,7 +522,10 @@ export class HttpLayer {
       const r = this.#refusals.bodyTimeout;
       const answer = !res.headersSent && socket.writable;
       this.log.debug(`Request body from ${socket.remoteAddress} stalled for ${ms / 1000} s; ${answer ? `answered ${r.line}` : 'closing'}`);
-      if (answer) socket.end(req.method === 'HEAD' ? r.rawHead : r.raw);
+      if (answer) {
+        answeredRaw(res, r.status);
+        socket.end(req.method === 'HEAD' ? r.rawHead : r.raw);
+      }
       socket.destroySoon();
     });
     req.once('end', () => {
@@ -541,12 +557,23 @@ export class HttpLayer {
         // run, and 'close' comes after that (or with the connection).
         if (owed.req.complete) return void owed.once('close', answer);
         if (!owed.writableFinished && owed.headersSent) return void socket.destroy();
+        // The answer is this request's, written past its response object: the access log's status.
+        if (!owed.headersSent) answeredRaw(owed, r.status);
       }
       if (socket.writable) socket.end(headRequest(err, owed) ? r.rawHead : r.raw);
       socket.destroySoon();
     };
     answer();
   }
+}
+
+/**
+ * A request's answer that tunicorn wrote to the socket itself (body_timeout's 408, a parser error in its body),
+ * its response object left unsent: the access log and StatsD still report the status the client got.
+ */
+function answeredRaw(res: http.ServerResponse, status: number): void {
+  res.statusCode = status;
+  (res as unknown as { [kAnsweredRaw]: boolean })[kAnsweredRaw] = true;
 }
 
 /** A connection waiting for its first request: the timer that closes it, and its TLS socket once secured. */

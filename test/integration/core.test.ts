@@ -498,6 +498,8 @@ describe('failures are stated, not dumped', () => {
     b.signal('SIGINT');
     assert.deepEqual(await within(b.exited, 15000, 'the master to stop'), { code: 0, signal: null });
     assert.match(b.log, /\[WARNING\] INT during the start: the onStarting hook has not returned; stopping without it\n/);
+    // The exit is tunicorn's own: not blamed on the app or a hook.
+    for (const log of [a.log, b.log]) assert.doesNotMatch(log, /process\.exit\(\) was called/);
   });
 });
 
@@ -876,6 +878,28 @@ export default (_request) => new Response(new ReadableStream({ start(c) { c.enqu
       assert.equal(await h2get(port, '/empty'), '');
     }, 2, true);
     assert.deepEqual(h2listener.sort(), ['GET /chunked HTTP/2.0 200 b=13 B=13', 'GET /empty HTTP/2.0 200 b=0 B=0']);
+  });
+
+  it('logs the status tunicorn wrote past the response object: body_timeout\'s 408, a 400 for a bad chunk', async () => {
+    const acclog = path.join(tmp, 'access-raw.log');
+    const { s, port } = await start(['--body-timeout', '1', '--access-logfile', acclog, fx('listener.ts')]);
+    await s.workersBooted(1);
+    const raw = async (bytes: string) => {
+      const c = net.connect(port, '127.0.0.1');
+      c.write(bytes);
+      let got = '';
+      c.on('data', (d: Buffer) => (got += d.toString('latin1')));
+      await within(once(c, 'close'), 5000, 'the close after the answer');
+      return got;
+    };
+    // A body that stalls (5 of its 10 bytes), then one with a malformed chunk size: answered on the socket.
+    assert.match(await raw('POST /sleep?ms=3000&w=stall HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabcde'), /^HTTP\/1\.1 408 /);
+    assert.match(await raw('POST /sleep?ms=3000&w=chunk HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nabcde\r\nZZ\r\n'), /^HTTP\/1\.1 400 /);
+    await until(() => existsSync(acclog) && readFileSync(acclog, 'utf8').split('\n').filter(Boolean).length >= 2, 5000, 'two access lines');
+    const log = readFileSync(acclog, 'utf8');
+    assert.match(log, /"POST \/sleep\?ms=3000&w=stall HTTP\/1\.1" 408 /);
+    assert.match(log, /"POST \/sleep\?ms=3000&w=chunk HTTP\/1\.1" 400 /);
+    await s.kill();
   });
 
   it('names the client, and no status, in the access log of a request whose connection the client reset', async () => {

@@ -391,6 +391,44 @@ describe('Expect: 100-continue gets the checks of every request before its 100 C
   }
 });
 
+describe('checkContinue and checkExpectation listeners an app server adds once it listens take the events over', () => {
+  for (const cls of WORKER_CLASSES_UNDER_TEST) {
+    it(`-k ${cls}: each request is answered once, by the app's listener, and the worker lives on`, async () => {
+      const s = new Server(['-b', '127.0.0.1:0', '-k', cls, path.join(FIXTURES, 'echo-continue-late.ts')]);
+      const port = await s.port();
+      await s.workersBooted(1);
+      const cont = await exchange(port, [{ send: 'POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n' }, { send: 'hello', pauseMs: 300 }], { want: 1, waitClose: false, ms: 5000 });
+      assert.deepEqual(cont.responses.map((x) => [x.status, x.headers['x-continue']]), [[200, 'app']]);
+      assert.equal((JSON.parse(cont.responses[0]!.body) as { b: string }).b, 'hello');
+      const other = await exchange(port, [{ send: 'GET / HTTP/1.1\r\nHost: a\r\nExpect: teapot\r\nConnection: close\r\n\r\n' }], { want: 1, waitClose: true, ms: 5000 });
+      assert.deepEqual(other.responses.map((x) => [x.status, x.headers['x-expectation']]), [[200, 'app']]);
+      // A plain request after them: the same worker serves it (no second answer crashed it).
+      const plain = await exchange(port, [{ send: 'GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n' }], { want: 1, waitClose: true, ms: 5000 });
+      assert.deepEqual(plain.responses.map((x) => x.status), [200]);
+      assert.doesNotMatch(s.log, /Uncaught exception in worker|ERR_STREAM_WRITE_AFTER_END|ERR_HTTP_HEADERS_SENT/);
+      await s.kill();
+    });
+  }
+});
+
+describe('an app that sends its own 100 Continue', () => {
+  for (const cls of WORKER_CLASSES_UNDER_TEST) {
+    it(`-k ${cls}: the client gets one 100 Continue, then the answer`, async () => {
+      const s = new Server(['-b', '127.0.0.1:0', '-k', cls, path.join(FIXTURES, 'echo-writes-continue.ts')]);
+      const port = await s.port();
+      await s.workersBooted(1);
+      // Only the head first: the body goes once a 100 came (the client waits for it, as curl does).
+      const raw = await untilClose(port, [
+        { send: 'POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 5\r\nConnection: close\r\n\r\n' },
+        { send: 'hello', pauseMs: 300 },
+      ]);
+      assert.equal(raw.split('HTTP/1.1 100 Continue').length - 1, 1, JSON.stringify(raw.slice(0, 120)));
+      assert.match(raw, /HTTP\/1\.1 200 OK[\s\S]*"b":"hello"/);
+      await s.kill();
+    });
+  }
+});
+
 describe('--limit-request-field-size 0 lifts the per-field limit', () => {
   it('a 2 MB field is served (as with an explicit 3000000), one past the header section\'s bound gets 431', async () => {
     const s = new Server(['-b', '127.0.0.1:0', '--limit-request-field-size', '0', path.join(FIXTURES, 'echo.ts')]);
