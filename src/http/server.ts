@@ -45,6 +45,8 @@ export type AnyHttpServer = http.Server | https.Server | http2.Http2SecureServer
 const continuing = new WeakSet<http.IncomingMessage>();
 /** Requests with an `Expect` other than `100-continue` (Node's 'checkExpectation'): 417 after the checks. */
 const expecting = new WeakSet<http.IncomingMessage>();
+/** Either set has had a request: until then (most servers, always) no request looks them up. */
+let expectations = false;
 
 /** Whether `req` asked for `Expect: 100-continue` (and no `100 Continue` has been sent for it by tunicorn). */
 export function asksToContinue(req: http.IncomingMessage): boolean {
@@ -373,15 +375,18 @@ export class HttpLayer {
         else hostFromAuthority(req);
       }
       if (!forwarded.apply(req)) return this.refuse(req, res, refusals.schemeHeaders);
-      if (continuing.has(req) && !this.#app.continues) {
-        res.writeContinue();
-        // Sent: an app that calls writeContinue() itself (as on a Node server with a checkContinue listener)
-        // must not send the client a second one.
-        (res as unknown as { writeContinue: (cb?: () => void) => boolean }).writeContinue = (cb) => {
-          if (cb) process.nextTick(cb);
-          return true;
-        };
-      } else if (expecting.has(req) && !this.#app.expectations) return this.refuse(req, res, refusals.expectation);
+      // Only once a request with an Expect header has come (most servers never see one).
+      if (expectations) {
+        if (continuing.has(req) && !this.#app.continues) {
+          res.writeContinue();
+          // Sent: an app that calls writeContinue() itself (as on a Node server with a checkContinue listener)
+          // must not send the client a second one.
+          (res as unknown as { writeContinue: (cb?: () => void) => boolean }).writeContinue = (cb) => {
+            if (cb) process.nextTick(cb);
+            return true;
+          };
+        } else if (expecting.has(req) && !this.#app.expectations) return this.refuse(req, res, refusals.expectation);
+      }
       listener(req, res);
     };
   }
@@ -483,6 +488,7 @@ export class HttpLayer {
     s.on('checkContinue', (req: http.IncomingMessage, res: http.ServerResponse) => {
       if (s.listenerCount('checkContinue') > 1) return;
       continuing.add(req);
+      expectations = true;
       s.emit('request', req, res);
     });
     // The same for an `Expect` other than `100-continue`: its 417 comes after the checks (a request that fails
@@ -490,6 +496,7 @@ export class HttpLayer {
     s.on('checkExpectation', (req: http.IncomingMessage, res: http.ServerResponse) => {
       if (s.listenerCount('checkExpectation') > 1) return;
       expecting.add(req);
+      expectations = true;
       s.emit('request', req, res);
     });
     if (s.listenerCount('connect') > 0) return;
