@@ -8,7 +8,7 @@ import type { Config } from '../config/registry.js';
 import { lazy } from '../lazy.js';
 import type { ErrorLog } from '../logging/error-log.js';
 import { countBodyBytes, formatNeedsBodyBytes } from '../logging/body-bytes.js';
-import { kAnsweredRaw } from '../logging/access-log.js';
+import { answeredRaw } from '../logging/access-log.js';
 import type { RequestListener } from '../app/shapes.js';
 import { ConnectionGate } from './connection.js';
 import { tlsOptionsOf } from './tls.js';
@@ -572,15 +572,6 @@ export class HttpLayer {
     };
     answer();
   }
-}
-
-/**
- * A request's answer that tunicorn wrote to the socket itself (body_timeout's 408, a parser error in its body),
- * its response object left unsent: the access log and StatsD still report the status the client got.
- */
-function answeredRaw(res: http.ServerResponse, status: number): void {
-  res.statusCode = status;
-  (res as unknown as { [kAnsweredRaw]: boolean })[kAnsweredRaw] = true;
 }
 
 /** A connection waiting for its first request: the timer that closes it, and its TLS socket once secured. */

@@ -67,10 +67,20 @@ class ClockCache {
 const bytes = (text: string): string => Buffer.from(text, 'utf8').toString('latin1');
 
 /**
- * Set on a response whose answer tunicorn wrote to the socket itself (request_deadline's 503), leaving the
- * response object unfinished: its status was sent though `headersSent` says otherwise.
+ * Set on a response whose answer tunicorn wrote to the socket itself, leaving the response object unfinished:
+ * its status was sent though `headersSent` says otherwise.
  */
-export const kAnsweredRaw = Symbol('tunicorn.answeredRaw');
+const kAnsweredRaw = Symbol('tunicorn.answeredRaw');
+
+/**
+ * A request's answer that tunicorn wrote to the socket itself (request_deadline's 503, body_timeout's 408, a
+ * parser error in its body), its response object left unsent: the access log and StatsD still report the
+ * status the client got.
+ */
+export function answeredRaw(res: ServerResponse, status: number): void {
+  res.statusCode = status;
+  (res as unknown as { [kAnsweredRaw]: boolean })[kAnsweredRaw] = true;
+}
 
 /**
  * The status the client was sent; undefined when none was (the client left, or the connection was cut, before

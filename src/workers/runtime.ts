@@ -8,7 +8,7 @@ import { SETTINGS, type Config } from '../config/registry.js';
 import { peerAddress } from '../http/forwarded.js';
 import { sameName } from '../http/guard.js';
 import { deadlineRefusal, type Refusal, refusalHeaders } from '../http/refusals.js';
-import { AccessLog, kAnsweredRaw, sentStatus } from '../logging/access-log.js';
+import { AccessLog, answeredRaw, sentStatus } from '../logging/access-log.js';
 import { ErrorLog } from '../logging/error-log.js';
 import { ACCESS_LOG, cannotWrite } from '../logging/output-file.js';
 import type { SinkTrouble } from '../logging/sink.js';
@@ -341,8 +341,7 @@ export class WorkerRuntime {
     if (answered) {
       const r = (this.#deadline503 ??= deadlineRefusal(this.config));
       const head = req.method === 'HEAD';
-      res.statusCode = 503;
-      (res as unknown as { [kAnsweredRaw]: boolean })[kAnsweredRaw] = true;
+      answeredRaw(res, 503);
       if (stream !== undefined) {
         // On the stream, not through the response object: it stays unfinished, as over HTTP/1.
         stream.respond({ ':status': 503, ...refusalHeaders(r, true) }, { endStream: head });
