@@ -143,6 +143,9 @@ describe('--reload', () => {
     tsconfig('h');
     const s = new Server(['-b', '127.0.0.1:0', '--reload', 'app.tsx'], { cwd: dir });
     const port = await s.port();
+    // The worker reports the files it read (the tsconfig.json too) before it says it is ready, and the master
+    // watches them as it reads that report: a change made before it would go unseen.
+    await s.waitFor(/Ready: /);
     await answer(port, (r) => r.body === 'h b x', 15000, 'the app compiled with jsxFactory h');
     tsconfig('h2');
     await s.waitFor(/Reloading: .*tsconfig\.json changed; restarting the workers/, 15000);
