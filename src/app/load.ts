@@ -116,7 +116,7 @@ function lateExports(served: ServedApp, own: http.Server, later: Promise<Module 
           .then(
             () => true,
             (err: unknown) => {
-              throw new AppLoadError(`app ${raw}: startup() failed: ${describeLoadError(err)}`, err instanceof Error ? (err.stack ?? '') : '');
+              throw startupFailed(raw, err);
             },
           )
       : Promise.resolve(true);
@@ -151,6 +151,11 @@ function frameworkOwning(value: unknown, server: http.Server): { close(): Promis
   return owns ? (v as { close(): Promise<void> }) : null;
 }
 
+function startupFailed(raw: string, err: unknown): AppLoadError {
+  return new AppLoadError(`app ${raw}: startup() failed: ${describeLoadError(err)}`, err instanceof Error ? (err.stack ?? '') : '');
+}
+
+/** The module's `startup` or `shutdown` export, or its default export's (an object holding the app). */
 function lifespanExport(mod: Module, name: string): Lifespan | undefined {
   const holder = unwrapDefault(mod.default);
   const v = mod[name] ?? (holder && typeof holder === 'object' ? (holder as Module)[name] : undefined);
@@ -296,13 +301,8 @@ async function waitForListen(capture: ListenCapture, baseline: readonly string[]
 }
 
 function withLifespan(served: ServedApp, mod: Module, raw: string): ServedApp {
-  const holder = unwrapDefault(mod.default);
-  const pick = (name: string): Lifespan | undefined => {
-    const v = mod[name] ?? (holder && typeof holder === 'object' ? (holder as Module)[name] : undefined);
-    return typeof v === 'function' ? (v as Lifespan) : undefined;
-  };
-  const startup = pick('startup');
-  const shutdown = pick('shutdown');
+  const startup = lifespanExport(mod, 'startup');
+  const shutdown = lifespanExport(mod, 'shutdown');
   if (!startup && !shutdown) return served;
   const frameworkClose = served.close;
   // As ASGI's lifespan: `shutdown` follows a `startup` that completed, never one that did not run
@@ -317,7 +317,7 @@ function withLifespan(served: ServedApp, mod: Module, raw: string): ServedApp {
             await startup();
             started = true;
           } catch (err) {
-            throw new AppLoadError(`app ${raw}: startup() failed: ${describeLoadError(err)}`, err instanceof Error ? (err.stack ?? '') : '');
+            throw startupFailed(raw, err);
           }
         }
       : served.startup,

@@ -365,10 +365,7 @@ export class Arbiter implements HookServer {
       const what = hooks.length > 0 ? `the ${hooks.join(' and ')} hook has not returned` : 'the start has not finished';
       this.log.warning(`${sig.slice(3)} during the start: ${what}${waitS > 0 ? ` after ${waitS} s (graceful_timeout)` : ''}; stopping without it`);
       this.#starting = false;
-      this.closeOwnListeners();
-      this.removeFilesNow();
-      this.#health?.close();
-      this.#reloader?.close();
+      this.closeAll();
       this.log.info('Shutting down: Master');
       this.#statsd?.close();
       this.log.close();
@@ -925,17 +922,24 @@ export class Arbiter implements HookServer {
     this.#pidfile.unlink();
   }
 
+  /**
+   * The master's last release: its listening sockets, its files (our own socket files, or those an old master
+   * handed over with USR2; never systemd's nor a plain fd://'s), the health endpoint and the reloader.
+   */
+  private closeAll(): void {
+    this.closeOwnListeners();
+    this.removeFilesNow();
+    this.#health?.close();
+    this.#reloader?.close();
+  }
+
   private maybeFinish(): void {
     if (!this.#stopping || this.#workers.size > 0 || !this.#finish) return;
     const finish = this.#finish;
     this.#finish = null;
     if (this.#tick) clearInterval(this.#tick);
     for (const [sig, h] of this.#onSignal) process.off(sig, h);
-    this.closeOwnListeners();
-    // Our own socket files, or those an old master handed over (USR2); never systemd's nor a plain fd://'s.
-    this.removeFilesNow();
-    this.#health?.close();
-    this.#reloader?.close();
+    this.closeAll();
     this.log.info('Shutting down: Master');
     // systemd must read STOPPING / the new MAINPID before it sees this process exit.
     const sent = Promise.race([Promise.all(this.#notifications), new Promise((r) => setTimeout(r, 2000).unref())]);
