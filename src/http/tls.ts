@@ -19,8 +19,19 @@ export function tlsOptionsOf(cfg: Config): TlsOptions | null {
     requestCert: cfg.certReqs !== 'none',
     rejectUnauthorized: cfg.certReqs === 'required',
     ciphers: cfg.ciphers ?? undefined,
-    ALPNProtocols: cfg.httpProtocols.includes('h2') ? ['h2', 'http/1.1'] : ['http/1.1'],
+    ...alpnOptions(cfg.httpProtocols),
   };
+}
+
+/**
+ * ALPN in the setting's order, which is the server's preference, as in Gunicorn. Node's HTTP/2 server replaces
+ * `ALPNProtocols` with its own list (h2 first), so with h2 the choice is a callback, which it keeps: the first
+ * protocol of ours the client offers; none is TLS's no_application_protocol alert, as with the list.
+ */
+function alpnOptions(protocols: readonly string[]): Pick<TlsOptions, 'ALPNProtocols' | 'ALPNCallback'> {
+  if (!protocols.includes('h2')) return { ALPNProtocols: ['http/1.1'] };
+  const ours = protocols.map((p) => (p === 'h1' ? 'http/1.1' : 'h2'));
+  return { ALPNCallback: ({ protocols: offered }) => ours.find((p) => offered.includes(p)) };
 }
 
 /**

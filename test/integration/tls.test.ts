@@ -269,6 +269,31 @@ describe('TLS', () => {
     await s.kill();
   });
 
+  it('--http-protocols is in order of preference: h1,h2 serves HTTP/1.1 to a client that offers both, and HTTP/2 to one that offers only h2', async () => {
+    const { s, port } = await start([fx('whoami.ts'), '--http-protocols', 'h1,h2']);
+    const both = await h1(port, { ALPNProtocols: ['h2', 'http/1.1'] } as https.RequestOptions);
+    assert.equal(both.alpn, 'http/1.1');
+    assert.equal(both.status, 200);
+    const session = http2.connect(`https://127.0.0.1:${port}`, { rejectUnauthorized: false });
+    try {
+      const status = await within(
+        new Promise<number>((resolve, reject) => {
+          session.on('error', reject);
+          const r = session.request({ ':path': '/' });
+          r.on('response', (h) => resolve(Number(h[':status'])));
+          r.on('error', reject);
+          r.resume();
+        }),
+        10000,
+        'an h2-only client',
+      );
+      assert.equal(status, 200);
+    } finally {
+      session.destroy();
+    }
+    await s.kill();
+  });
+
   it('stops at start with one line for a bad certificate, key, cipher list or CA file, or a TLS setting without a certificate', async () => {
     const bad = path.join(certs.dir, 'broken.crt');
     writeFileSync(bad, '-----BEGIN CERTIFICATE-----\nnot a certificate\n-----END CERTIFICATE-----\n');

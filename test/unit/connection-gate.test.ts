@@ -178,7 +178,7 @@ describe('the connection gate', () => {
   });
 
   it('with the module and h2c offered (the default): a POST goes the fast way, an h2c preface the JavaScript way', async () => {
-    assert.deepEqual(config.httpProtocols, ['h1', 'h2']);
+    assert.deepEqual(config.httpProtocols, ['h2', 'h1']);
     const post = await through(new ConnectionGate(config, log, openRead()), 'POST /hello HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n');
     assert.equal(post.readAtPass, 0);
     assert.match(post.answer, /^HTTP\/1\.1 200 OK\r\n[\s\S]*seen \/hello$/);

@@ -81,16 +81,20 @@ export const tls = {
     flags: ['--http-protocols'],
     metavar: 'LIST',
     commaSeparated: true,
-    default: ['h1', 'h2'],
+    default: ['h2', 'h1'],
     check: (list) => {
       const bad = list.find((p) => p !== 'h1' && p !== 'h2');
       if (bad) return `"${bad}" is not a protocol: expected h1 and/or h2`;
+      if (list.length !== new Set(list).size) return 'names a protocol twice';
       if (!list.includes('h1')) return 'must include h1';
       return undefined;
     },
-    short: 'The HTTP versions offered over TLS: h1, h2.',
+    short: 'The HTTP versions offered over TLS, in order of preference: h2, h1.',
     doc:
       'With `h2` (the default) a TLS listener offers HTTP/2 by ALPN and falls back to HTTP/1.1 for clients ' +
-      'that do not ask for it. Every app shape is served over both.',
+      'that do not ask for it. Every app shape is served over both. The order is the server\'s preference, ' +
+      'as in Gunicorn: with `h2,h1` (the default) a client that offers both gets HTTP/2, with `h1,h2` it gets ' +
+      'HTTP/1.1, and only a client that offers nothing else gets HTTP/2. Cleartext HTTP/2 (h2c, from a peer in ' +
+      '`forwarded_allow_ips`) is on whenever `h2` is listed.'
   }),
 };
