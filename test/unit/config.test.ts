@@ -133,7 +133,7 @@ describe('resolveConfig', () => {
     await assert.rejects(resolve(['a'], {}, { accessLogFormat: '%(status)s' }), /unknown atom %\(status\)s/);
     assert.equal((await resolve(['--access-logformat', '%%(x)s %({X-Id}i)s %(Q)s', 'a'])).config.accessLogFormat, '%%(x)s %({X-Id}i)s %(Q)s');
     await assert.rejects(resolve(['--http-protocols', 'h2,h1,h2', 'a']), /invalid value for httpProtocols \(--http-protocols\): \["h2","h1","h2"\]; names a protocol twice/);
-    assert.deepEqual((await resolve(['--http-protocols', 'h1, h2', 'a'])).httpProtocols, ['h1', 'h2']);
+    assert.deepEqual((await resolve(['--http-protocols', 'h1, h2', 'a'])).config.httpProtocols, ['h1', 'h2']);
     await assert.rejects(resolve(['a'], {}, { timeout: -1 }), /invalid value for timeout \(--timeout\): -1; expected a number of seconds >= 0 and <= 2000000 \(23 days\)/);
     await assert.rejects(resolve(['a'], {}, { loglevel: 'loud' }), /expected one of debug, info, warning, error, critical/);
     await assert.rejects(resolve(['a'], {}, { preload: 'maybe' }), /expected true or false/);
