@@ -6,6 +6,7 @@ import { AppLoadError } from './errors.js';
 import { ModuleImporter, unwrapDefault } from './import.js';
 import { ACCEPTED, describeValue, isClass, SHAPES, type AdaptContext, type ServedApp } from './shapes.js';
 import { APP_EXTENSIONS, parseAppSpec, type AppSpec } from './spec.js';
+import { stopPart } from './stop-parts.js';
 
 export interface LoadResult {
   readonly spec: AppSpec;
@@ -126,19 +127,18 @@ function lateExports(served: ServedApp, own: http.Server, later: Promise<Module 
   });
   return {
     ...served,
-    close: async () => {
-      let failure: unknown;
-      try {
-        await served.close?.();
-        const app = mod ? frameworkOwning(unwrapDefault(mod.default) ?? mod.app, own) : null;
-        await app?.close();
-      } catch (err) {
-        failure = err;
-      }
-      const shutdown = mod ? lifespanExport(mod, 'shutdown') : undefined;
-      if (shutdown && (await started.catch(() => false))) await shutdown();
-      if (failure) throw failure;
-    },
+    close: () =>
+      stopInOrder(
+        async () => {
+          await served.close?.();
+          const app = mod ? frameworkOwning(unwrapDefault(mod.default) ?? mod.app, own) : null;
+          if (app) await stopPart("the app's close()", () => app.close());
+        },
+        async () => {
+          const shutdown = mod ? lifespanExport(mod, 'shutdown') : undefined;
+          if (shutdown && (await started.catch(() => false))) await stopPart(SHUTDOWN_EXPORT, shutdown);
+        },
+      ),
   };
 }
 
@@ -149,6 +149,16 @@ function frameworkOwning(value: unknown, server: http.Server): { close(): Promis
   if (typeof v.close !== 'function') return null;
   const owns = v.server === server || (typeof v.getHttpServer === 'function' && (v.getHttpServer as () => unknown)() === server);
   return owns ? (v as { close(): Promise<void> }) : null;
+}
+
+const SHUTDOWN_EXPORT = 'the shutdown() export';
+
+/** Runs the parts of the app's stop in order, each one also after a failure before it; throws what failed. */
+async function stopInOrder(...parts: (() => Promise<unknown>)[]): Promise<void> {
+  const failed: unknown[] = [];
+  for (const part of parts) await part().catch((err: unknown) => failed.push(err));
+  if (failed.length === 1) throw failed[0];
+  if (failed.length > 1) throw new AggregateError(failed, failed.map((err) => describeLoadError(err)).join('; '));
 }
 
 function startupFailed(raw: string, err: unknown): AppLoadError {
@@ -244,7 +254,14 @@ export async function adaptApp(value: unknown, raw: string, ctx: AdaptContext, c
           throw threw(err);
         },
       );
-      return { kind: 'http.Server (its listen() in the factory captured)', server, close: async () => frameworkOwning(app, server)?.close() };
+      return {
+        kind: 'http.Server (its listen() in the factory captured)',
+        server,
+        close: async () => {
+          const owning = frameworkOwning(app, server);
+          if (owning) await stopPart("the app's close()", () => owning.close());
+        },
+      };
     }
     // A factory that called listen() itself and returned nothing: its server is the app.
     if (made === undefined && capture?.server) return { kind: 'http.Server (its listen() in the factory captured)', server: capture.server };
@@ -321,16 +338,13 @@ function withLifespan(served: ServedApp, mod: Module, raw: string): ServedApp {
           }
         }
       : served.startup,
-    close: async () => {
-      let failure: unknown;
-      try {
-        await frameworkClose?.();
-      } catch (err) {
-        failure = err;
-      }
-      if (started) await shutdown?.();
-      if (failure) throw failure;
-    },
+    close: () =>
+      stopInOrder(
+        async () => frameworkClose?.(),
+        async () => {
+          if (started && shutdown) await stopPart(SHUTDOWN_EXPORT, shutdown);
+        },
+      ),
   };
 }
 

@@ -1,6 +1,7 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import { isHttpServer } from './capture.js';
 import type { FetchHandler } from './fetch-bridge.js';
+import { stopPart } from './stop-parts.js';
 
 /**
  * The Fetch bridge and the Response stand-in touch the global Request and Response, which loads undici
@@ -117,7 +118,7 @@ export const SHAPES: Shape[] = [
       // On the Express adapter the server's 'request' listener is the Express app (Serving checks it); on
       // the Fastify adapter, the instance.
       const instance = (app as unknown as { getHttpAdapter(): { getInstance?(): unknown } }).getHttpAdapter().getInstance?.();
-      return { kind: 'NestJS application', server, close: () => app.close(), ownsProxyTrust: isObject(instance) && fastifyTrustsProxy(instance) };
+      return { kind: 'NestJS application', server, close: () => stopPart("the NestJS application's close()", () => app.close()), ownsProxyTrust: isObject(instance) && fastifyTrustsProxy(instance) };
     },
   },
   {
@@ -126,7 +127,7 @@ export const SHAPES: Shape[] = [
     matches: (v) => isObject(v) && isFn(v.routing) && isFn(v.ready) && isFn(v.close) && isHttpServer(v.server),
     adapt: async (app: { ready(): Promise<unknown>; server: http.Server; close(): Promise<void> }) => {
       await app.ready();
-      return { kind: 'Fastify instance', server: app.server, close: () => app.close(), ownsProxyTrust: fastifyTrustsProxy(app) };
+      return { kind: 'Fastify instance', server: app.server, close: () => stopPart("the Fastify instance's close() (its onClose hooks)", () => app.close()), ownsProxyTrust: fastifyTrustsProxy(app) };
     },
   },
   {

@@ -205,7 +205,7 @@ class WorkerProcess {
       // the TERM listeners of the process's main thread (a config file's).
       if (graceful) await runtime.shutdownApp(true);
     } catch (err) {
-      runtime.log.exception('Error while stopping', err);
+      runtime.logStopError(err);
     }
     await runtime.runHook('workerExit', runtime.server, runtime.self);
     runtime.closeLogs();

@@ -136,7 +136,7 @@ async function main(): Promise<void> {
         const shutdown = () => runtime.shutdownApp(m.graceful, () => served.close?.());
         void runtime
           .finishStop(serving.stop(m.graceful, shutdown), shutdown)
-          .catch((err) => runtime.log.exception('Error while stopping a thread', err))
+          .catch((err) => runtime.logStopError(err, 'Error while stopping a thread'))
           .finally(() => {
             runtime.closeLogs();
             process.exit(0);

@@ -16,6 +16,7 @@ import { openStatsd, type StatsdClient } from '../logging/statsd.js';
 import type { InflightRequest, WorkerMessage } from '../protocol/messages.js';
 import type { RequestListener } from '../app/shapes.js';
 import { AppResultError } from '../app/errors.js';
+import { stopFailures, StopFailure, stopPartRunning } from '../app/stop-parts.js';
 import { settledWithin } from '../deadline.js';
 import { UpgradeAnswer } from '../logging/upgrade-answer.js';
 import { parseRequestStart, queueTable } from './queue-time.js';
@@ -118,6 +119,8 @@ export class WorkerRuntime {
    */
   termListeners: { stoppedAt: number; own: unknown } | null = null;
   #shutdown: Promise<void> | null = null;
+  /** When this worker's (or thread's) stop began: the app's close is bounded from it. */
+  #stopBegan = 0;
 
   constructor(
     readonly config: Config,
@@ -387,6 +390,7 @@ export class WorkerRuntime {
    * the worker exits).
    */
   async finishStop(draining: Promise<unknown>, shutdown: () => Promise<void>): Promise<void> {
+    this.#stopBegan ||= Date.now();
     if (!(await settledWithin(draining, this.config.gracefulTimeout * 800))) {
       const cut = this.slowRequests(0).map((r) => `${r.method} ${r.url} (${(r.ms / 1000).toFixed(1)} s)`);
       if (cut.length) this.log.warning(`Graceful stop: cutting the requests still running at 80 % of graceful_timeout, so the app's shutdown runs before the master's kill: ${cut.join(', ')}`);
@@ -407,15 +411,49 @@ export class WorkerRuntime {
    */
   shutdownApp(graceful: boolean, close?: () => unknown): Promise<void> {
     if (!graceful) return Promise.resolve(close?.()).then(() => {});
+    this.#stopBegan ||= Date.now();
     return (this.#shutdown ??= this.runShutdown(close));
   }
 
   private async runShutdown(close: (() => unknown) | undefined): Promise<void> {
     try {
-      await close?.();
+      if (close) await this.closeApp(close);
     } finally {
       const due = this.termListeners;
       if (due) await this.runAppTermListeners(due.stoppedAt, due.own);
+    }
+  }
+
+  /**
+   * The app's close, until 90 % of graceful_timeout into the stop: one that hangs there (a shutdown export
+   * awaiting a pool that never drains) is named, and the worker exits without it, itself, so that its
+   * workerExit hook runs and its last log lines are written, rather than the master's kill cutting both. What
+   * the close threw is logged part by part (stop-parts.ts).
+   */
+  private async closeApp(close: () => unknown): Promise<void> {
+    let failure: { err: unknown } | null = null;
+    const closing = Promise.resolve()
+      .then(close)
+      .catch((err: unknown) => {
+        failure = { err };
+      });
+    const left = Math.max(0, this.#stopBegan + this.config.gracefulTimeout * 900 - Date.now());
+    if (!(await settledWithin(closing, left))) {
+      const part = stopPartRunning() ?? "the app's close";
+      this.log.warning(
+        `Graceful stop: ${part} had not finished ${((Date.now() - this.#stopBegan) / 1000).toFixed(1)} s into the stop; ` +
+          `the worker exits without it, before the master's kill at graceful_timeout (${this.config.gracefulTimeout} s)`,
+      );
+      return;
+    }
+    if (failure) this.logStopError((failure as { err: unknown }).err);
+  }
+
+  /** What the app's stop threw: each part that failed on its own, named, with the stack of what it threw. */
+  logStopError(err: unknown, what = 'Error while stopping'): void {
+    for (const e of stopFailures(err)) {
+      if (e instanceof StopFailure) this.log.exception(`${what}: ${e.part} failed`, e.cause);
+      else this.log.exception(what, e);
     }
   }
 

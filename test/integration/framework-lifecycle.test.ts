@@ -7,7 +7,9 @@
  * - a factory that awaits its own listen() is served (it used to wait for that listen() until the boot
  *   timeout), and the app it resolves to is closed on stop;
  * - a request that outlasts a stop does not keep the app's shutdown() from running, under every class;
- * - the app's own server.close(cb) in its shutdown() calls back without ERR_SERVER_NOT_RUNNING.
+ * - the app's own server.close(cb) in its shutdown() calls back without ERR_SERVER_NOT_RUNNING;
+ * - a stop that fails names the part: each part that throws (the framework's close(), the shutdown export) is
+ *   logged, and one that hangs is named by the worker, which exits without it before the master's kill.
  */
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -141,6 +143,30 @@ describe("the app's own server.close(cb) in its shutdown", () => {
       assert.equal((await s.exited).code, 0);
       assert.deepEqual(notes(file), [`closed ok ${worker}`]);
       assert.doesNotMatch(s.log, /Error while stopping|ERR_SERVER_NOT_RUNNING/);
+    });
+  }
+});
+
+describe("the app's own stop, when it fails", () => {
+  it('a throw in the Fastify onClose hook and one in the shutdown export: both logged, each naming its part', async () => {
+    const s = new Server(['-b', '127.0.0.1:0', '-w', '1', fx('stop-fails.mjs')], { env: { STOP_FAILS: 'throw' } });
+    await s.port();
+    await s.waitFor(/Ready: 1 worker\(s\) serving/, 15000);
+    s.signal('SIGTERM');
+    assert.equal((await s.exited).code, 0);
+    assert.match(s.log, /\[ERROR\] Error while stopping: the Fastify instance's close\(\) \(its onClose hooks\) failed\nError: onClose broke\n/);
+    assert.match(s.log, /\[ERROR\] Error while stopping: the shutdown\(\) export failed\nError: pool already closed\n/);
+  });
+
+  for (const cls of [['-k', 'async'], ['-k', 'gthread', '--threads', '2']]) {
+    it(`${cls.join(' ')}: a shutdown export that never settles is named, and the worker exits without it before the master's kill`, async () => {
+      const s = new Server(['-b', '127.0.0.1:0', '-w', '1', ...cls, '--graceful-timeout', '3', fx('stop-fails.mjs')], { env: { STOP_FAILS: 'hang' } });
+      await s.port();
+      await s.waitFor(/Ready: 1 worker\(s\) serving/, 15000);
+      s.signal('SIGTERM');
+      assert.equal((await s.exited).code, 0);
+      assert.match(s.log, /\[WARNING\] Graceful stop: the shutdown\(\) export had not finished \d+\.\d s into the stop; the worker exits without it, before the master's kill at graceful_timeout \(3 s\)/);
+      assert.doesNotMatch(s.log, /did not stop in time/);
     });
   }
 });
