@@ -202,10 +202,11 @@ function loadError(err: unknown, spec: AppSpec, raw: string): AppLoadError {
 /** The export to serve: `:EXPORT` when given, else default, else `app`; undefined when there is none. */
 function pickExport(mod: Module, spec: AppSpec, raw: string, listened: boolean): unknown {
   if (spec.exportName) {
-    if (spec.exportName in mod) return mod[spec.exportName];
     const inner = unwrapDefault(mod.default);
-    if (inner && typeof inner === 'object' && spec.exportName in inner) return (inner as Module)[spec.exportName];
-    throw new AppLoadError(`app ${raw}: the module has no export named ${spec.exportName} (it has: ${exportList(mod)})`);
+    const found = spec.exportName in mod || (inner && typeof inner === 'object' && spec.exportName in inner);
+    if (!found) throw new AppLoadError(`app ${raw}: the module has no export named ${spec.exportName} (it has: ${exportList(mod)})`);
+    const value = spec.exportName in mod ? mod[spec.exportName] : (inner as Module)[spec.exportName];
+    return spec.call ? factoryCall(value, spec.exportName, raw) : value;
   }
   if (mod.default !== undefined) {
     const value = unwrapDefault(mod.default);
@@ -219,6 +220,18 @@ function pickExport(mod: Module, spec: AppSpec, raw: string, listened: boolean):
   // jiti hands back a CommonJS module's `module.exports` itself (`export = app` in a .cts file).
   if (typeof mod === 'function' || SHAPES.some((s) => s.matches(mod))) return mod;
   return undefined;
+}
+
+/**
+ * `PATH:NAME()`: NAME is called with no arguments whatever its parameters (`create_app(options = {})`, or one
+ * of one parameter that would otherwise be taken for a Fetch handler), and what it returns is served: a
+ * function of no parameters that calls it is a factory (adaptApp).
+ */
+function factoryCall(value: unknown, name: string, raw: string): () => unknown {
+  if (isClass(value)) throw new AppLoadError(`app ${raw}: ${name} is a class, not a function to call: export a function that makes the app`);
+  if (typeof value !== 'function')
+    throw new AppLoadError(`app ${raw}: ${name} is ${describeValue(value)}, not a function to call; serve it without the parentheses`);
+  return () => (value as () => unknown)();
 }
 
 /** Turns an export into something a worker serves; a factory (no parameters) is called and its result adapted. */

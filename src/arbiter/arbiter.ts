@@ -268,12 +268,16 @@ export class Arbiter implements HookServer {
     const scheme = this.cfg.certfile ? 'https' : 'http';
     for (const l of this.#listeners) this.log.info(`Listening at: ${formatAddress(l.address, scheme)} (${process.pid})`);
     this.log.info(`Using worker: ${this.cfg.workerClass}`);
+    for (const w of this.#resolved.warnings) this.log.warning(w);
     if (this.opts.orphans) this.log[this.opts.orphans.level](this.opts.orphans.message);
     if (this.cfg.captureOutput) {
       if (this.cfg.errorlog === '-') this.log.warning('capture_output (--capture-output) does nothing while the error log is stderr: set --error-logfile FILE');
       captureStdio(() => this.log);
     }
     this.checkOpenFileLimit();
+    if (this.cfg.reloadExtraFile.length > 0 && !this.cfg.reload) {
+      this.log.warning('reload_extra_file (--reload-extra-file) is watched only with --reload, which is off: no file is watched');
+    }
     if (this.cfg.threads > 1 && this.cfg.workerClass !== 'gthread') {
       this.log.warning(`threads (--threads ${this.cfg.threads}) applies to gthread workers only; ${this.cfg.workerClass} workers ignore it`);
     }

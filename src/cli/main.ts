@@ -148,6 +148,8 @@ async function main(): Promise<void> {
   }
   if (r.help) return done(helpText());
   if (r.version) return done(`tunicorn ${VERSION} (Node.js ${process.version})\n`);
+  // A server says these in its log (Arbiter.run); a check says them here, on stderr.
+  if (r.config.printConfig || r.config.checkConfig) for (const w of r.warnings) process.stderr.write(`tunicorn: warning: ${w}\n`);
   // An exit, not a return: the config file may have left a timer or a socket open.
   if (r.config.printConfig) return done(configTable(r));
   if (!r.app) die('no APP given; usage: tunicorn [OPTIONS] APP (see tunicorn --help)');

@@ -33,7 +33,10 @@ export function settingsMarkdown(): string {
     'longer timer, and fires a longer one at once. One of Gunicorn\'s settings that tunicorn does not have',
     '(`--daemon`, `worker_tmp_dir`...) says why, and what to do instead: [the list](#gunicorns-settings-that-tunicorn-does-not-have).',
     'A repeatable flag, on the command line or in `TUNICORN_CMD_ARGS`, replaces the list or map of a lower',
-    'layer (the defaults included): it does not add to it.',
+    'layer (the defaults included): it does not add to it. Gunicorn\'s `GUNICORN_CMD_ARGS` and `./gunicorn.conf.py`',
+    'are not read; the start says so in a warning (and `--check-config` on stderr). Booleans in a config file',
+    'are `true`/`false`, or a string `true`, `false`, `1`, `0`, `yes`, `no` in any case. Gunicorn\'s',
+    'defaults that tunicorn changes: `keepalive` 5 (Gunicorn: 2), `worker_class` `async` (Gunicorn: `sync`).',
     '',
   ];
   const sections = new Map<string, Setting<unknown>[]>();

@@ -1,12 +1,16 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
-/** What a hook sees of the logger: the error log of the process it runs in. */
+/**
+ * What a hook sees of the logger: the error log of the process it runs in. With arguments after it, the
+ * message is a format, as Python's logging takes one in Gunicorn's hooks (`log.info('pid %s', worker.pid)`),
+ * with util.format's placeholders: `%s`, `%d`, `%i`, `%f`, `%j`, `%o`, `%O`, `%%`.
+ */
 export interface HookLog {
-  debug(msg: string): void;
-  info(msg: string): void;
-  warning(msg: string): void;
-  error(msg: string): void;
-  critical(msg: string): void;
+  debug(msg: string, ...args: unknown[]): void;
+  info(msg: string, ...args: unknown[]): void;
+  warning(msg: string, ...args: unknown[]): void;
+  error(msg: string, ...args: unknown[]): void;
+  critical(msg: string, ...args: unknown[]): void;
 }
 
 /** The master, as master-side hooks see it (Gunicorn's `server` / arbiter argument). */

@@ -90,10 +90,14 @@ function longOptions(to: (option: string, s: Setting<unknown>) => string): Map<s
   return out;
 }
 
-/** The config-file key a user probably meant, whether they wrote a key or an option's name (see closest). */
+/**
+ * The config-file key a user probably meant, whether they wrote a key, an option's name or Gunicorn's name for
+ * the setting (`proxy_allow_ips`, `preloadApp`), see closest.
+ */
 export function suggestKey(key: string): string | undefined {
   const spellings = new Map(Object.keys(SETTINGS).map((k) => [k, k]));
   for (const [option, k] of longOptions((_, s) => s.key)) if (!spellings.has(option)) spellings.set(option, k);
+  for (const s of allSettings()) if (s.gunicorn && !spellings.has(s.gunicorn)) spellings.set(s.gunicorn, s.key);
   return closest(key, spellings);
 }
 

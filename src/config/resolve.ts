@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs, splitCommandLine, type ParsedArgs } from './args.js';
 import type { LoadGuard } from '../app/load-guard.js';
@@ -17,6 +18,8 @@ export interface Resolved {
   readonly configPath: string | null;
   readonly help: boolean;
   readonly version: boolean;
+  /** What a Gunicorn user left that tunicorn does not read (GUNICORN_CMD_ARGS, ./gunicorn.conf.py): one line each. */
+  readonly warnings: readonly string[];
 }
 
 export interface ResolveInput {
@@ -60,7 +63,7 @@ export async function resolveConfig(input: ResolveInput): Promise<Resolved> {
   let configPath: string | null = null;
   let fileValues = input.fileValues;
   if (!fileValues) {
-    configPath = configArg ? path.resolve(input.cwd, configArg) : findDefaultConfig(input.cwd);
+    configPath = configArg ? path.resolve(input.cwd, configFileArg(configArg)) : findDefaultConfig(input.cwd);
     if (configPath) fileValues = await loadConfigFile(configPath, input.guard);
   }
   if (fileValues) applyFile(fileValues, values, sources, configPath);
@@ -90,7 +93,34 @@ export async function resolveConfig(input: ResolveInput): Promise<Resolved> {
     configPath,
     help: cli.help,
     version: cli.version,
+    warnings: gunicornLeftovers(input.env, input.cwd, configPath !== null || input.fileValues !== undefined),
   };
+}
+
+/** `-c PATH`, or Gunicorn's `file:PATH`; its `python:MODULE` is refused, in words. */
+function configFileArg(arg: string): string {
+  if (arg.startsWith('python:'))
+    throw new ConfigError(
+      `-c ${arg} is Gunicorn's config from a Python module, which does not load here; write its settings as an object in a tunicorn.config.ts (docs/settings.md names each one)`,
+    );
+  return arg.startsWith('file:') ? arg.slice(5) : arg;
+}
+
+/**
+ * Gunicorn's own places for settings, which tunicorn does not read: its options would otherwise be dropped in
+ * silence (a Dockerfile's `ENV GUNICORN_CMD_ARGS="--workers 4"` serving with one worker).
+ */
+function gunicornLeftovers(env: NodeJS.ProcessEnv, cwd: string, hasConfigFile: boolean): string[] {
+  const out: string[] = [];
+  if (env.GUNICORN_CMD_ARGS?.trim())
+    out.push(
+      `GUNICORN_CMD_ARGS is set (${show(env.GUNICORN_CMD_ARGS)}), and tunicorn does not read it: put those options in TUNICORN_CMD_ARGS, which takes the same syntax`,
+    );
+  if (!hasConfigFile && existsSync(path.join(cwd, 'gunicorn.conf.py')))
+    out.push(
+      `${path.join(cwd, 'gunicorn.conf.py')} is not read: tunicorn's default config file is ./tunicorn.config.ts (or .mts, .js, .mjs, .cjs); write its settings there (docs/settings.md names each one)`,
+    );
+  return out;
 }
 
 function applyFile(

@@ -126,8 +126,10 @@ export function numberSetting(b: Base<number> & { min?: number; positive?: boole
 export function boolSetting(b: Base<boolean>): Setting<boolean> {
   const conv = (v: unknown): boolean => {
     if (typeof v === 'boolean') return v;
-    if (v === 'true' || v === '1' || v === 'yes') return true;
-    if (v === 'false' || v === '0' || v === 'no') return false;
+    // In any case and with spaces around, as Gunicorn's validate_bool reads "True" (a variable from Python's world).
+    const t = typeof v === 'string' ? v.trim().toLowerCase() : v;
+    if (t === 'true' || t === '1' || t === 'yes') return true;
+    if (t === 'false' || t === '0' || t === 'no') return false;
     return fail(b, v, 'expected true or false');
   };
   return { ...b, kind: 'bool', takesValue: false, fromCli: () => true, fromConfig: conv };
@@ -215,8 +217,11 @@ export function hookSetting<F extends (...args: never[]) => unknown>(
     fromConfig: (v) => {
       if (v === null || v === undefined) return null;
       if (typeof v !== 'function') fail({ key: b.key, flags: [] }, v, `expected a function (${b.doc.split('.')[0]})`);
-      if (v.length > b.arity)
-        fail({ key: b.key, flags: [] }, v, `expected a function of at most ${b.arity} argument(s), got ${v.length}`);
+      if (v.length > b.arity) {
+        // The arguments it gets, from its short doc: `(worker, req, res)` (Gunicorn's post_request also had environ).
+        const args = /`(\([^`]*\))`/.exec(b.short)?.[1];
+        fail({ key: b.key, flags: [] }, v, `expected a function of at most ${b.arity} argument(s)${args ? `, ${args}` : ''}, got ${v.length}`);
+      }
       return v as F;
     },
   };

@@ -15,9 +15,36 @@ export class AllowList {
     if (this.any) return true;
     // A Unix socket peer has no address: only a local process can reach it.
     if (address === undefined || address === '') return true;
+    return this.listed(address);
+  }
+
+  /**
+   * Whether an address the forwarded headers name is a trusted proxy's, to walk past: only by the addresses
+   * and ranges listed, never by `*`. `*` trusts the peer that connects (Gunicorn's "disable checking of
+   * front-end IPs"), not what the headers say: every hop in them would be "trusted", and the client's own
+   * X-Forwarded-For, to the left of what the proxy appended, would choose the address the app sees.
+   */
+  listed(address: string): boolean {
     if (net.isIPv4(address)) return this.blocks.check(address, 'ipv4');
     if (address.startsWith('::ffff:') && net.isIPv4(address.slice(7))) return this.blocks.check(address.slice(7), 'ipv4');
     return net.isIPv6(address) && this.blocks.check(address, 'ipv6');
+  }
+}
+
+/** Why an allow list cannot be read: its first bad entry, in words, or undefined. */
+export function allowListProblem(entries: readonly string[]): string | undefined {
+  try {
+    parseAllowList(entries);
+    return undefined;
+  } catch (err) {
+    if (err instanceof AllowListError) return `${JSON.stringify(err.entry)} is not an IP address, a CIDR range (10.0.0.0/8) or *`;
+    throw err;
+  }
+}
+
+class AllowListError extends ConfigError {
+  constructor(readonly entry: string) {
+    super(`invalid address in an allow list: ${JSON.stringify(entry)}; expected an IP address, a CIDR range (10.0.0.0/8) or *`);
   }
 }
 
@@ -35,7 +62,7 @@ export function parseAllowList(entries: readonly string[]): AllowList {
     const max = family === 'ipv4' ? 32 : 128;
     const prefix = bits === undefined ? max : /^\d+$/.test(bits) ? Number(bits) : NaN;
     if (!family || extra !== undefined || !(prefix >= 0 && prefix <= max))
-      throw new ConfigError(`invalid address in an allow list: ${JSON.stringify(raw)}; expected an IP address, a CIDR range (10.0.0.0/8) or *`);
+      throw new AllowListError(raw);
     if (prefix === max) blocks.addAddress(addr!, family);
     else blocks.addSubnet(addr!, prefix, family);
   }

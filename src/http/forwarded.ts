@@ -237,7 +237,10 @@ export class ForwardedHeaders {
     }
   }
 
-  /** Right to left, the first hop that is not a trusted proxy; the leftmost when all are. */
+  /**
+   * Right to left, the first hop that is not a listed proxy (AllowList.listed: `*` lists none, so with `*` alone
+   * it is the last hop, the address the connecting proxy saw); the leftmost when all are.
+   */
   private firstUntrusted(hops: (string | undefined)[]): string | undefined {
     return hops[this.clientHop(hops)];
   }
@@ -249,7 +252,7 @@ export class ForwardedHeaders {
   private clientHop(hops: (string | undefined)[]): number {
     for (let i = hops.length - 1; i >= 0; i--) {
       const h = hops[i];
-      if (h === undefined || !this.#trusted.allows(h) || i === 0) return i;
+      if (h === undefined || !this.#trusted.listed(h) || i === 0) return i;
     }
     return -1;
   }

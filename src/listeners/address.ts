@@ -14,7 +14,8 @@ export const UNIX_PATH_MAX = process.platform === 'linux' ? 107 : 103;
 
 /** Parses one `bind` value: HOST:PORT, [IPv6]:PORT, unix:PATH, fd://N (Gunicorn's forms). */
 export function parseAddress(raw: string): Address {
-  const s = raw.trim();
+  // Gunicorn also takes `tcp://HOST:PORT` (its parse_address drops the prefix).
+  const s = raw.trim().replace(/^tcp:\/\//i, '');
   const bad = (why: string): never => {
     throw Object.assign(
       new ConfigError(`invalid value for bind (--bind): ${JSON.stringify(raw)}; ${why} (expected HOST:PORT, [IPv6]:PORT, unix:PATH or fd://N)`),
@@ -24,7 +25,10 @@ export function parseAddress(raw: string): Address {
   // An error, not 0.0.0.0:8000 (every interface, as ":8000" is): an empty -b "$BIND" is an unset variable.
   if (s === '') bad('the address is empty');
   if (s.startsWith('unix:')) {
-    const p = s.slice(5).replace(/^\/\/(?=\/)/, '');
+    // Gunicorn's `unix:PATH` and `unix://PATH` (its `re.split(r'unix:(//)?', ...)`): `unix://app.sock` is the
+    // relative app.sock, `unix:///run/app.sock` the absolute /run/app.sock. Kept, the two slashes would make
+    // any relative path one in / (`//app.sock` is `/app.sock`).
+    const p = s.slice(5).replace(/^\/\//, '');
     if (!p) bad('the socket path is empty');
     const bytes = Buffer.byteLength(p);
     if (bytes > UNIX_PATH_MAX) bad(`the socket path is ${bytes} bytes long; a Unix socket path has at most ${UNIX_PATH_MAX}`);
@@ -41,6 +45,8 @@ export function parseAddress(raw: string): Address {
     bad(`drop the ${JSON.stringify(scheme)}: tunicorn binds HOST:PORT, not a URL${tls}`);
   }
   if (/\s/.test(s)) bad('the address contains a space');
+  // Gunicorn reads a bare "8000" as the host 8000 (0.0.31.64 to the resolver), on port 8000: never meant.
+  if (/^\d+$/.test(s)) bad(`a port alone is not an address: write 127.0.0.1:${s} (this machine only) or :${s} (every interface)`);
   const split = splitHostPort(s, 8000);
   if (typeof split === 'string') return bad(split);
   const { portText } = split;

@@ -2,6 +2,7 @@ import type { HookLog } from '../config/hook-types.js';
 import type { LogLevel } from '../config/sections/logging.js';
 import { cannotWrite, ERROR_LOG, opening } from './output-file.js';
 import { writeSync } from 'node:fs';
+import { format } from 'node:util';
 import { LogSink } from './sink.js';
 
 const WRITING_ERROR_LOG = { ...ERROR_LOG, verb: 'write' as const };
@@ -83,20 +84,22 @@ export class ErrorLog implements HookLog {
     this.#sink.writeNow(`[${errorLogTime()}] [${process.pid}] [${level.toUpperCase()}] ${lines}\n`);
   }
 
-  debug(msg: string): void {
-    this.log('debug', msg);
+  // With arguments, the message is a format, as Python's logging (and so Gunicorn's hooks) take one:
+  // `server.log.info('Worker spawned (pid: %s)', worker.pid)`, in util.format's placeholders.
+  debug(msg: string, ...args: unknown[]): void {
+    this.log('debug', args.length ? format(msg, ...args) : msg);
   }
-  info(msg: string): void {
-    this.log('info', msg);
+  info(msg: string, ...args: unknown[]): void {
+    this.log('info', args.length ? format(msg, ...args) : msg);
   }
-  warning(msg: string): void {
-    this.log('warning', msg);
+  warning(msg: string, ...args: unknown[]): void {
+    this.log('warning', args.length ? format(msg, ...args) : msg);
   }
-  error(msg: string): void {
-    this.log('error', msg);
+  error(msg: string, ...args: unknown[]): void {
+    this.log('error', args.length ? format(msg, ...args) : msg);
   }
-  critical(msg: string): void {
-    this.log('critical', msg);
+  critical(msg: string, ...args: unknown[]): void {
+    this.log('critical', args.length ? format(msg, ...args) : msg);
   }
   /** An error with its stack, for operators. */
   exception(msg: string, err: unknown): void {

@@ -343,7 +343,9 @@ describe('failures are stated, not dumped', () => {
   it('rejects bad config with one line naming the setting, the value and what it accepts', async () => {
     const cases: [string[], RegExp][] = [
       [['-w', '-3', 'x.ts'], /^tunicorn: error: invalid value for workers \(--workers\): "-3"; expected a whole number >= 1 or "auto"\n$/],
-      [['-k', 'eventlet', 'x.ts'], /^tunicorn: error: invalid value for workerClass \(--worker-class\): "eventlet"; expected one of async, sync, gthread\n$/],
+      [['-k', 'threaded', 'x.ts'], /^tunicorn: error: invalid value for workerClass \(--worker-class\): "threaded"; expected one of async, sync, gthread\n$/],
+      // Gunicorn's classes get tunicorn's analogue too.
+      [['-k', 'eventlet', 'x.ts'], /^tunicorn: error: invalid value for workerClass \(--worker-class\): "eventlet" is a Gunicorn worker class for Python; tunicorn's async class \(the default\) is its analogue: .*; expected one of async, sync, gthread\n$/],
       [['--no-such-flag', 'x.ts'], /^tunicorn: error: unknown option --no-such-flag; see tunicorn --help\n$/],
       [['-c', fx('bad-key.config.ts'), 'x.ts'], /^tunicorn: error: unknown setting "worker_class" in .*bad-key\.config\.ts; did you mean workerClass\?\n$/],
       [['-c', fx('bad-type.config.ts'), 'x.ts'], /^tunicorn: error: invalid value for workers \(--workers\): -2; expected a whole number >= 1 or "auto" in .*\n$/],

@@ -5,7 +5,8 @@
  * - from an untrusted peer (127.0.0.2 here) those headers are removed before the app sees them
  * - an absolute-form target gives a Fetch URL its authority and path, never its scheme or userinfo; other
  *   schemes, and a Host a URL cannot hold, get 400 before the app
- * - CIDR ranges in the list; a chain of proxies is walked back to the first untrusted hop
+ * - CIDR ranges in the list; a chain of proxies is walked back to the first untrusted hop; * trusts the peer,
+ *   never the hops the headers name (a client's own X-Forwarded-For cannot choose its address)
  * - pipelined requests (async) each keep their own address; a secure scheme header of any name works
  * - --proxy-protocol v1 / v2 / auto: the PROXY header gives the client address; a connection without one,
  *   with a malformed one, or from a peer not in --proxy-allow-from is closed with no answer
@@ -145,6 +146,21 @@ describe('forwarded headers', () => {
     await s.kill();
   });
 
+  it("with *, trusts the peer as Gunicorn does, not the hops the headers name: a client's own X-Forwarded-For cannot choose its address", async () => {
+    // A front-end at an address nobody knows in advance appends the client it saw (203.0.113.9) to what the
+    // client sent (6.6.6.6). Walking past every hop "trusted" by * gave the app, and the access log, 6.6.6.6.
+    const { s, port } = await start([fx('whoami.ts'), '--forwarded-allow-ips', '*', '--access-logfile', '-', '--access-logformat', 'ACCESS %(h)s']);
+    assert.equal((await get(port, 'X-Forwarded-For: 6.6.6.6, 203.0.113.9\r\n', '127.0.0.2')).addr, '203.0.113.9');
+    assert.equal((await get(port, 'Forwarded: for=6.6.6.6, for=203.0.113.9\r\n', '127.0.0.2')).addr, '203.0.113.9');
+    await until(() => (s.stdout.match(/^ACCESS 203\.0\.113\.9$/gm) ?? []).length === 2, 5000, 'two access log lines');
+    assert.doesNotMatch(s.stdout, /6\.6\.6\.6/);
+    await s.kill();
+    // Listed ranges are still walked past, with * beside them.
+    const listed = await start([fx('whoami.ts'), '--forwarded-allow-ips', '*,10.0.0.0/8']);
+    assert.equal((await get(listed.port, 'X-Forwarded-For: 6.6.6.6, 203.0.113.9, 10.1.1.1\r\n', '127.0.0.2')).addr, '203.0.113.9');
+    await listed.s.kill();
+  });
+
   it('pipelined requests each keep their own client address for their whole life (-k async)', async () => {
     const { s, port } = await start([fx('whoami-later.ts'), '-k', 'async']);
     // Node hands the app all three at once; each reads its address again after the others have started.
@@ -208,7 +224,7 @@ describe('forwarded headers', () => {
     const s = new Server(['-b', '127.0.0.1:0', '--forwarded-allow-ips', '10.0.0.0/33', fx('whoami.ts')]);
     const { code } = await s.exited;
     assert.equal(code, 1);
-    assert.match(s.log, /invalid address in an allow list: "10\.0\.0\.0\/33"/);
+    assert.match(s.log, /invalid value for forwardedAllowIps \(--forwarded-allow-ips\): \["10\.0\.0\.0\/33"\]; "10\.0\.0\.0\/33" is not an IP address, a CIDR range \(10\.0\.0\.0\/8\) or \*/);
   });
 });
 

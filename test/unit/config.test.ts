@@ -77,6 +77,11 @@ describe('parseArgs', () => {
     assert.equal(suggestKey('access_logfile'), 'accesslog');
     assert.equal(suggestKey('workr'), 'workers');
     assert.equal(suggestKey('bogus'), undefined);
+    // Gunicorn's own names of the settings tunicorn calls otherwise, as written or in camelCase.
+    assert.equal(suggestKey('proxy_allow_ips'), 'proxyAllowFrom');
+    assert.equal(suggestKey('proxyAllowIps'), 'proxyAllowFrom');
+    assert.equal(suggestKey('preloadApp'), 'preload');
+    assert.equal(suggestKey('reloadExtraFiles'), 'reloadExtraFile');
   });
 
   it("says why a Gunicorn option tunicorn does not have is missing, and what to do instead", async () => {
@@ -88,14 +93,49 @@ describe('parseArgs', () => {
     assert.throws(() => parseArgs(['--protocol', 'uwsgi', 'app.ts']), /--protocol is Gunicorn's protocol, which tunicorn does not have: the uWSGI binary protocol/);
     assert.throws(() => parseArgs(['--http2-max-concurrent-streams', '50']), /Gunicorn's http2_max_concurrent_streams/);
     assert.throws(() => parseArgs(['--dirty-workers', '2']), /Gunicorn's dirty_workers, which tunicorn does not have/);
+    assert.throws(() => parseArgs(['--tolerate-dangerous-framing', 'app.ts']), /Gunicorn's tolerate_dangerous_framing, which tunicorn does not have: Gunicorn 22's, removed in 23: requests are parsed by Node's llhttp/);
     await assert.rejects(resolve(['a'], {}, { tmp_upload_dir: '/tmp' }), /setting "tmp_upload_dir" is Gunicorn's tmp_upload_dir/);
     await assert.rejects(resolve(['a'], {}, { dirtyWorkerInit: () => {} }), /Gunicorn's dirty_worker_init/);
+    // Gunicorn's worker classes: refused with tunicorn's analogue, not only the list of its own.
+    await assert.rejects(resolve(['-k', 'uvicorn.workers.UvicornWorker', 'a']), /^ConfigError: invalid value for workerClass \(--worker-class\): "uvicorn\.workers\.UvicornWorker" is a Gunicorn worker class for Python; tunicorn's async class \(the default\) is its analogue: .*; expected one of async, sync, gthread$/);
+    await assert.rejects(resolve(['a'], {}, { workerClass: 'gevent' }), /"gevent" is a Gunicorn worker class for Python; tunicorn's async class/);
+    await assert.rejects(resolve(['-k', 'gunicorn.workers.sync.SyncWorker', 'a']), /tunicorn's sync class is its analogue/);
+    await assert.rejects(resolve(['-k', 'bogus', 'a']), /invalid value for workerClass \(--worker-class\): "bogus"; expected one of async, sync, gthread$/);
+    assert.equal((await resolve(['-k', 'SYNC', 'a'])).config.workerClass, 'sync');
+    // Gunicorn's -c file:PATH is PATH; its python:MODULE is refused in words, not as a file not found.
+    await assert.rejects(
+      resolveConfig({ argv: ['-c', 'python:settings', 'a'], env: {}, cwd: tmpdir() }),
+      /^ConfigError: -c python:settings is Gunicorn's config from a Python module, which does not load here; write its settings as an object in a tunicorn\.config\.ts/,
+    );
+    const cdir = mkdtempSync(path.join(tmpdir(), 'tunicorn-file-prefix-'));
+    writeFileSync(path.join(cdir, 'prod.config.mjs'), 'export default { workers: 3 };\n');
+    const viaFile = await resolveConfig({ argv: ['-c', 'file:prod.config.mjs', 'a'], env: {}, cwd: cdir });
+    assert.equal(viaFile.config.workers, 3);
+    assert.equal(viaFile.configPath, path.join(cdir, 'prod.config.mjs'));
     // None of them is one of tunicorn's settings after all.
     const ours = new Set(allSettings().map((s) => s.gunicorn));
     for (const [name, g] of Object.entries(GUNICORN_ONLY)) {
       assert.ok(!ours.has(name), name);
       for (const f of g.flags) assert.equal(settingForFlag(f), undefined, f);
     }
+  });
+
+  it("says that Gunicorn's GUNICORN_CMD_ARGS and ./gunicorn.conf.py are not read, rather than drop them in silence", async () => {
+    const r = await resolve(['a'], { GUNICORN_CMD_ARGS: '--workers 4 --timeout 120' });
+    assert.equal(r.config.workers, 1);
+    assert.deepEqual(r.warnings, [
+      'GUNICORN_CMD_ARGS is set ("--workers 4 --timeout 120"), and tunicorn does not read it: put those options in TUNICORN_CMD_ARGS, which takes the same syntax',
+    ]);
+    assert.deepEqual((await resolve(['a'], { GUNICORN_CMD_ARGS: ' ' })).warnings, []);
+    const dir = mkdtempSync(path.join(tmpdir(), 'tunicorn-gunicorn-conf-'));
+    writeFileSync(path.join(dir, 'gunicorn.conf.py'), 'workers = 4\n');
+    const fromDir = (argv: string[]) => resolveConfig({ argv, env: {}, cwd: dir });
+    assert.match((await fromDir(['a'])).warnings.join('\n'), /^\/.*\/gunicorn\.conf\.py is not read: tunicorn's default config file is \.\/tunicorn\.config\.ts/);
+    // A config file of tunicorn's own is the one read: the Python file beside it is then no surprise.
+    writeFileSync(path.join(dir, 'tunicorn.config.mjs'), 'export default { workers: 2 };\n');
+    const r2 = await fromDir(['a']);
+    assert.equal(r2.config.workers, 2);
+    assert.deepEqual(r2.warnings, []);
   });
 
   it('splits TUNICORN_CMD_ARGS like a shell', () => {
@@ -137,8 +177,12 @@ describe('resolveConfig', () => {
     await assert.rejects(resolve(['a'], {}, { timeout: -1 }), /invalid value for timeout \(--timeout\): -1; expected a number of seconds >= 0 and <= 2000000 \(23 days\)/);
     await assert.rejects(resolve(['a'], {}, { loglevel: 'loud' }), /expected one of debug, info, warning, error, critical/);
     await assert.rejects(resolve(['a'], {}, { preload: 'maybe' }), /expected true or false/);
+    // Gunicorn's validate_bool: "True", " false " (from an environment variable) read as what they say.
+    assert.equal((await resolve(['a'], {}, { preload: 'True' })).config.preload, true);
+    assert.equal((await resolve(['a'], {}, { reload: ' FALSE ' })).config.reload, false);
     await assert.rejects(resolve(['a'], {}, { onStarting: 'not a function' }), /invalid value for onStarting: "not a function"; expected a function/);
-    await assert.rejects(resolve(['a'], {}, { postRequest: (a: 1, b: 2, c: 3, d: 4) => [a, b, c, d] }), /at most 3 argument/);
+    // Gunicorn's post_request(worker, req, environ, resp): the error says which arguments tunicorn's gets.
+    await assert.rejects(resolve(['a'], {}, { postRequest: (a: 1, b: 2, c: 3, d: 4) => [a, b, c, d] }), /at most 3 argument\(s\), \(worker, req, res\), got 4$/);
     await assert.rejects(resolve(['a'], {}, { graceful_timeout: 3 }), /unknown setting "graceful_timeout"; did you mean gracefulTimeout\?/);
     await assert.rejects(resolve(['a', 'b']), /expected one APP argument, got 2/);
   });
@@ -177,6 +221,11 @@ describe('resolveConfig', () => {
     await assert.rejects(resolve(['a'], { WEB_CONCURRENCY: 'abc' }), /invalid value for workers .*\(from the environment: WEB_CONCURRENCY="abc"\)$/);
     await assert.rejects(resolve(['a'], { WEB_CONCURRENCY: '0' }), /expected a whole number >= 1 or "auto" \(from the environment: WEB_CONCURRENCY="0"\)$/);
     await assert.rejects(resolve(['a'], { FORWARDED_ALLOW_IPS: '10.0.0.0/99' }), /\(from the environment: FORWARDED_ALLOW_IPS="10\.0\.0\.0\/99"\)$/);
+    // A bad allow-list entry names its setting: with both lists given, which one is wrong.
+    await assert.rejects(
+      resolve(['--forwarded-allow-ips', '10.0.0.1', '--proxy-allow-from', '10.0.0.1,bogus', 'a']),
+      /^ConfigError: invalid value for proxyAllowFrom \(--proxy-allow-from\): \["10\.0\.0\.1","bogus"\]; "bogus" is not an IP address, a CIDR range \(10\.0\.0\.0\/8\) or \*$/,
+    );
     await assert.rejects(resolve(['a'], { TUNICORN_CMD_ARGS: '-w abc' }), /invalid value for workers .*\(from the environment: TUNICORN_CMD_ARGS="-w abc"\)$/);
     await assert.rejects(resolve(['a'], { TUNICORN_CMD_ARGS: '--bogus' }), /unknown option --bogus; .*\(from the environment: TUNICORN_CMD_ARGS="--bogus"\)$/);
     // A flag or a config-file key replaces the variable, which then does not matter.

@@ -25,6 +25,10 @@ describe('allow lists', () => {
     assert.equal(l.allows('2001:db9::5'), false);
     assert.equal(l.allows(undefined), true, 'a Unix socket peer is local');
     assert.equal(parseAllowList(['*']).allows('203.0.113.1'), true);
+    // * trusts any peer, but lists no proxy hop: the addresses a header names are judged by the entries alone.
+    assert.equal(parseAllowList(['*']).listed('203.0.113.1'), false);
+    assert.equal(parseAllowList(['*', '10.0.0.0/8']).listed('10.1.1.1'), true);
+    assert.equal(l.listed('::ffff:10.1.2.3'), true);
   });
 
   it('rejects what is not an address or a range', () => {

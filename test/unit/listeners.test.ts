@@ -98,6 +98,24 @@ describe('what is wrong with an address', () => {
     assert.deepEqual(parseAddress('unix:///run/app.sock'), { kind: 'unix', path: '/run/app.sock' });
     assert.deepEqual(parseAddress('fd://3'), { kind: 'fd', fd: 3 });
   });
+
+  it('unix://PATH is PATH as Gunicorn reads it: a relative path stays relative, not one in /', () => {
+    // Gunicorn binds ./app.sock for unix://app.sock; kept, the "//" made it /app.sock.
+    assert.deepEqual(parseAddress('unix://app.sock'), { kind: 'unix', path: 'app.sock' });
+    assert.deepEqual(parseAddress('unix://run/app.sock'), { kind: 'unix', path: 'run/app.sock' });
+    assert.deepEqual(parseAddress('unix:app.sock'), { kind: 'unix', path: 'app.sock' });
+    rejects('unix://', 'the socket path is empty');
+  });
+
+  it('tcp://HOST:PORT is HOST:PORT, as Gunicorn reads it', () => {
+    assert.deepEqual(parseAddress('tcp://127.0.0.1:9000'), parseAddress('127.0.0.1:9000'));
+    assert.deepEqual(parseAddress('TCP://[::1]:9000'), parseAddress('[::1]:9000'));
+  });
+
+  it('a port alone is refused with the two ways to write it, not bound as the host "8000"', () => {
+    rejects('8000', 'a port alone is not an address: write 127.0.0.1:8000 (this machine only) or :8000 (every interface)');
+    assert.deepEqual(parseAddress('localhost'), { kind: 'tcp', host: 'localhost', port: 8000 });
+  });
 });
 
 describe('why a Unix socket could not be bound', () => {

@@ -1,15 +1,13 @@
 import { choiceSetting, intSetting, listSetting, mapSetting, numberSetting } from '../setting.js';
-import { parseAllowList } from '../../http/allow-list.js';
+import { allowListProblem } from '../../http/allow-list.js';
 
 const section = 'HTTP limits and proxies';
 
 export const PROXY_PROTOCOL_MODES = ['off', 'v1', 'v2', 'auto'] as const;
 export type ProxyProtocolMode = (typeof PROXY_PROTOCOL_MODES)[number];
 
-const allowList = (list: readonly string[]): string | undefined => {
-  parseAllowList(list); // throws a ConfigError naming the bad entry
-  return undefined;
-};
+/** The error then names the setting (forwarded_allow_ips or proxy_allow_from) and the bad entry. */
+const allowList = (list: readonly string[]): string | undefined => allowListProblem(list);
 
 export const http = {
   limitRequestLine: intSetting({
@@ -99,7 +97,10 @@ export const http = {
       'From a trusted peer, the client address and scheme the app sees (`req.socket.remoteAddress`, ' +
       '`clientAddress(request)`, the URL scheme of a Fetch request, the access log\'s `%(h)s`) come from ' +
       'those headers. From any other peer the headers are removed before the app sees them, so an app that ' +
-      'reads them cannot be fooled. Unix socket peers are always trusted.',
+      'reads them cannot be fooled. Unix socket peers are always trusted. `*` trusts any peer (Gunicorn\'s ' +
+      '"disable checking of front-end IPs"), not the hops the headers name: the client is then the last hop, ' +
+      'the address the connecting proxy added, so a client cannot choose its own; the addresses and ranges ' +
+      'listed are walked past (docs/security.md, "Behind a proxy").',
   }),
   secureSchemeHeaders: mapSetting({
     key: 'secureSchemeHeaders',

@@ -120,6 +120,6 @@ export const operations = {
     metavar: 'GLOB',
     default: [],
     short: 'With --reload, also watch files matching this glob (repeatable).',
-    doc: 'For files the app reads but does not import: templates, JSON, `.env`. Relative to the directory tunicorn runs in.',
+    doc: 'For files the app reads but does not import: templates, JSON, `.env`. Relative to the directory tunicorn runs in. Without `--reload` nothing is watched, and the start says so in a warning.',
   }),
 };

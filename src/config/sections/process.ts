@@ -17,7 +17,9 @@ export const processSettings = {
       'from `tunicorn`) of settings by their camelCase keys; server hooks are functions in it. `-c` also ' +
       'takes a `.cts` module or a `.json` file of the same object (the default search does not look for ' +
       'those). Only the command line or `TUNICORN_CMD_ARGS` can name it; a config file that sets `config` ' +
-      'is an error.',
+      'is an error. Gunicorn\'s `file:PATH` is PATH; its `python:MODULE` and a `.py` file are refused, in one ' +
+      'line. A `gunicorn.conf.py` in the directory is not read, and the start says so in a warning, as it ' +
+      'does for a `GUNICORN_CMD_ARGS` in the environment (tunicorn reads `TUNICORN_CMD_ARGS`).',
   }),
   procName: stringSetting<string | null>({
     key: 'procName',

@@ -1,7 +1,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import { parseAddress } from '../../listeners/address.js';
-import { boolSetting, choiceSetting, intSetting, listSetting, numberSetting } from '../setting.js';
+import { boolSetting, choiceSetting, ConfigError, intSetting, listSetting, numberSetting, show, type Setting } from '../setting.js';
 
 const section = 'Server';
 
@@ -10,6 +10,31 @@ export const autoWorkers = (): number => 2 * os.availableParallelism() + 1;
 
 export const WORKER_CLASSES = ['async', 'sync', 'gthread'] as const;
 export type WorkerClassName = (typeof WORKER_CLASSES)[number];
+
+/**
+ * Gunicorn's other worker classes (`-k gevent`, `-k uvicorn.workers.UvicornWorker`) are Python's: refused with
+ * what to use instead, rather than only the list of tunicorn's.
+ */
+function withGunicornClasses(s: Setting<WorkerClassName>): Setting<WorkerClassName> {
+  const explain = (v: unknown): void => {
+    if (typeof v !== 'string' || (WORKER_CLASSES as readonly string[]).includes(v.toLowerCase())) return;
+    const name = v.trim();
+    if (!/^(gevent|eventlet|tornado|asgi)$/i.test(name) && !/\.\w*Worker$/.test(name)) return;
+    const analogue = /SyncWorker$/.test(name)
+      ? 'sync class is its analogue'
+      : /ThreadWorker$/.test(name)
+        ? 'gthread class is its analogue'
+        : 'async class (the default) is its analogue: one event loop serving many connections';
+    throw new ConfigError(
+      `invalid value for workerClass (--worker-class): ${show(v)} is a Gunicorn worker class for Python; tunicorn's ${analogue}; expected one of ${WORKER_CLASSES.join(', ')}`,
+    );
+  };
+  return {
+    ...s,
+    fromCli: (raw) => (explain(raw[raw.length - 1]), s.fromCli(raw)),
+    fromConfig: (v) => (explain(v), s.fromConfig(v)),
+  };
+}
 
 export const server = {
   bind: listSetting({
@@ -41,7 +66,10 @@ export const server = {
     doc:
       'Each address is bound by the master, which never accepts on it: the workers inherit the listening ' +
       'sockets and the kernel hands each connection to one of them. Port 0 binds a free port; the log says ' +
-      'which (`Listening at: ...`). `unix:PATH` makes a Unix socket (a stale socket file is replaced), ' +
+      'which (`Listening at: ...`). `unix:PATH` makes a Unix socket (a stale socket file is replaced); as in ' +
+      'Gunicorn, `unix://PATH` is the same PATH (`unix://app.sock` is ./app.sock, `unix:///run/app.sock` is ' +
+      '/run/app.sock). `tcp://HOST:PORT` is HOST:PORT, as in Gunicorn. A host alone binds port 8000, as in Gunicorn; a port alone (`8000`, which Gunicorn reads as ' +
+      'a host) is refused, with `:8000` (every interface) and `127.0.0.1:8000` as what to write. ' +
       '`fd://N` serves a socket this process inherited as file descriptor N.',
   }),
   backlog: intSetting({
@@ -76,7 +104,7 @@ export const server = {
       'waiting requests. `auto` ((2 x CPU) + 1) is Gunicorn\'s starting point for sync workers. Then measure ' +
       '(see docs/concurrency.md).',
   }),
-  workerClass: choiceSetting({
+  workerClass: withGunicornClasses(choiceSetting({
     key: 'workerClass',
     gunicorn: 'worker_class',
     section,
@@ -91,11 +119,12 @@ export const server = {
       'stops accepting while busy, even while its handler awaits I/O; responses close the connection. ' +
       '`gthread`: `threads` worker threads per process, each with its own copy of the app, one request at ' +
       'a time each; there a WebSocket (an upgrade request) holds its worker or thread only until the ' +
-      'app\'s `upgrade` listener takes it. `threads` above 1 selects `gthread` when no worker class is given ' +
-      'anywhere (flag, `TUNICORN_CMD_ARGS` or config file), as in Gunicorn; with `async` or `sync` given ' +
-      'explicitly the class stays and the master logs a warning that it ignores `threads` (Gunicorn turns an ' +
-      'explicit `sync` with threads into `gthread`). See docs/concurrency.md.',
-  }),
+      'app\'s `upgrade` listener takes it. As in Gunicorn, `threads` above 1 selects `gthread` when no worker ' +
+      'class is given anywhere (flag, `TUNICORN_CMD_ARGS` or config file) or when `sync` is; with `async` the ' +
+      'class stays and the master logs a warning that it ignores `threads`. Gunicorn\'s other classes ' +
+      '(`gevent`, `eventlet`, `tornado`, Uvicorn\'s worker) are refused: `async` is their analogue. See ' +
+      'docs/concurrency.md.',
+  })),
   threads: intSetting({
     key: 'threads',
     gunicorn: 'threads',
@@ -193,6 +222,7 @@ export const server = {
     default: 5,
     short: 'How long an idle keep-alive connection stays open (0: no keep-alive).',
     doc:
+      'Gunicorn\'s default is 2; tunicorn\'s, 5, is Node\'s own. ' +
       'Each response says so (`Keep-Alive: timeout=N`), and, as Node does, the connection is kept 1 s longer ' +
       'than that, so a client that honours the header is never the one racing the close. On plain HTTP and ' +
       'HTTPS a sweep every 0.5 s closes the connections idle that long, so an idle connection closes between ' +
