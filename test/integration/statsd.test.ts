@@ -16,7 +16,7 @@ import http2 from 'node:http2';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import WebSocket from 'ws';
-import { childrenOf, FIXTURES, request, Server, stopAll, within } from '../helpers/server.js';
+import { childrenOf, FIXTURES, request, Server, stopAll, until, within } from '../helpers/server.js';
 import { selfSigned } from '../helpers/tls.js';
 
 after(stopAll);
@@ -159,6 +159,9 @@ describe('StatsD', () => {
     for (const l of sink.lines) assert.match(l, /^app\.gunicorn\.[a-z0-9.]+:[\d.]+\|(ms|g|c\|@1\.0)\|#env:test,web$/);
     for (const d of sink.datagrams) assert.ok(Buffer.byteLength(d) <= 1400, `${Buffer.byteLength(d)} bytes`);
     // The master and the workers each have their client (the check the test without statsd_host relies on).
+    // The worker TTOU stopped may still be exiting, its client closed already: checked once it is gone.
+    await s.waitFor(/Worker exited \(pid: \d+\)/, 15000);
+    await until(() => childrenOf(s.pid).length === 2, 15000, 'the stopped worker to be gone');
     assert.ok(holdsUdpSocket(s.pid), 'the master holds a UDP socket');
     for (const w of childrenOf(s.pid)) assert.ok(holdsUdpSocket(w), `worker ${w} holds a UDP socket`);
     await s.kill();
