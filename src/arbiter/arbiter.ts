@@ -12,8 +12,8 @@ import { ACCESS_LOG, checkLogFiles, checkWritable } from '../logging/output-file
 import { openStatsd, type StatsdClient } from '../logging/statsd.js';
 import { METRIC } from '../logging/statsd-lines.js';
 import { upgradeNodeBinary } from './node-binary.js';
-import { bindAll, closeListeners, sameAddressBefore, unlinkUnixSockets, type Listener } from '../listeners/bind.js';
-import { inheritedSockets, UPGRADE_FD_ENV, UPGRADE_PID_ENV, workerEnv, type Inherited } from '../listeners/inherit.js';
+import { adoptUpgradeListeners, bindAll, closeListeners, sameAddressBefore, unlinkUnixSockets, type Listener } from '../listeners/bind.js';
+import { inheritedSockets, UPGRADE_FD_ENV, UPGRADE_FILES_ENV, UPGRADE_PID_ENV, workerEnv, type Inherited } from '../listeners/inherit.js';
 import { formatAddress } from '../listeners/address.js';
 import { primeListeners } from '../listeners/prime.js';
 import { BindError } from '../listeners/handle.js';
@@ -62,6 +62,8 @@ export const bootLimitS = (timeout: number): number => (timeout > 0 ? Math.max(t
 const ABORT_GRACE_MS = 1000;
 /** Consecutive boot failures before a server that never served gives up (a crash loop, not a hiccup). */
 const MAX_BOOT_FAILURES = 5;
+/** Tries of an address that is in use before the start fails (Gunicorn's 5, 1 s apart). */
+const BIND_ATTEMPTS = 5;
 /** Backoff between respawns after boot failures: doubles from the first to the cap. */
 const BACKOFF_FIRST_MS = 100;
 const BACKOFF_CAP_MS = 10_000;
@@ -232,17 +234,23 @@ export class Arbiter implements HookServer {
     if (this.#inherited) {
       const from = this.#inherited.source === 'systemd' ? 'systemd (socket activation)' : `the old master (pid ${this.#inherited.parentPid})`;
       this.log.info(`Using ${this.#inherited.fds.length} listening socket(s) from ${from}; bind is ignored`);
-      this.#listeners = await bindAll(this.#inherited.fds.map((fd) => `fd://${fd}`));
+      const inherited = await bindAll(this.#inherited.fds.map((fd) => `fd://${fd}`));
+      // The socket files the old master would have removed become ours; systemd's stay systemd's.
+      this.#listeners = this.#inherited.source === 'upgrade' ? adoptUpgradeListeners(inherited, this.#inherited.files) : inherited;
       this.#oldMasterPid = this.#inherited.parentPid;
       // Not for our workers, nor for a later successor of ours (it gets its own).
       delete process.env[UPGRADE_FD_ENV];
       delete process.env[UPGRADE_PID_ENV];
+      delete process.env[UPGRADE_FILES_ENV];
     } else {
-      this.#listeners = await bindAll(this.cfg.bind, parseUmask(this.cfg.umask));
+      // As Gunicorn: a port still held (a server that is stopping) is tried 5 times, 1 s apart.
+      this.#listeners = await bindAll(this.cfg.bind, parseUmask(this.cfg.umask), { attempts: BIND_ATTEMPTS, delayMs: 1000, say: (line) => this.log.error(line) });
     }
-    if (identity) {
-      // Workers that run as another user must still be able to use the socket files (Gunicorn chowns them too).
-      for (const l of this.#listeners) if (l.address.kind === 'unix') chownSync(l.address.path, identity.uid, identity.gid);
+    if (identity && !this.#inherited) {
+      // The socket files bound here go to the workers' user, as Gunicorn chowns them at its bind. Not those it
+      // inherited: systemd's carry the unit's SocketUser=/SocketGroup=/SocketMode= (the proxy's access), and an
+      // old master's were chowned when it bound them.
+      for (const l of this.#listeners) if (l.file) chownSync(l.file, identity.uid, identity.gid);
     }
     // Also for inherited sockets: listen() again on a listening socket only sets its backlog.
     let healthLine: string | null = null;
@@ -922,7 +930,7 @@ export class Arbiter implements HookServer {
   removeFilesNow(): void {
     // Only while the file is still this master's: a new master (USR2) may have taken the path over.
     this.#control?.close();
-    if (this.ownsSocketFiles()) unlinkUnixSockets(this.#listeners.filter((l) => l.own || this.#inherited?.source === 'upgrade'));
+    if (this.ownsSocketFiles()) unlinkUnixSockets(this.#listeners);
     this.#pidfile.unlink();
   }
 
@@ -984,6 +992,8 @@ export class Arbiter implements HookServer {
         ...process.env,
         [UPGRADE_FD_ENV]: fds.map((_, i) => 3 + i).join(','),
         [UPGRADE_PID_ENV]: String(process.pid),
+        // Which socket files it takes over from us (those we bound or took over), and only those.
+        [UPGRADE_FILES_ENV]: JSON.stringify(this.#listeners.map((l) => l.file)),
         ...(this.#control?.owned() ? { [CONTROL_HANDOVER_ENV]: '1' } : {}),
       },
       stdio: ['ignore', 'inherit', 'inherit', ...fds],

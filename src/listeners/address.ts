@@ -53,6 +53,9 @@ export function parseAddress(raw: string): Address {
   let host = split.host;
   // Gunicorn: ":8000" and "*:8000" bind every interface; a bare host binds port 8000.
   if (host === '' || host === '*') host = '0.0.0.0';
+  // `-b 8000` meant a port: as a host, the resolver reads "8000" as the address 0.0.31.64, not on this machine.
+  // "0" stays (0:8000 is 0.0.0.0:8000 to the resolver, as Django's runserver has it).
+  if (/^\d+$/.test(host) && host !== '0') bad(`${JSON.stringify(host)} is read as a host, not a port: give :${host} (every interface) or 127.0.0.1:${host}`);
   if (!/^\d+$/.test(portText) || Number(portText) > 65535) bad(`the port ${JSON.stringify(portText)} is not 0..65535`);
   return { kind: 'tcp', host, port: Number(portText) };
 }

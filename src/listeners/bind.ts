@@ -1,6 +1,8 @@
 import dns from 'node:dns/promises';
 import { existsSync, lstatSync, readFileSync, readlinkSync, unlinkSync } from 'node:fs';
 import net from 'node:net';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { ConfigError } from '../config/setting.js';
 import { formatAddress, parseAddress, type Address } from './address.js';
 import { BindError, bindTcp, bindUnix, explainBindError, localAddress, openFd, type RawHandle } from './handle.js';
@@ -12,45 +14,86 @@ export interface Listener {
   readonly url: string;
   readonly fd: number;
   readonly handle: RawHandle;
-  /** Bound here from an address (not an fd someone else made): its socket file is ours to remove. */
-  readonly own: boolean;
+  /**
+   * The Unix socket file this master removes when it stops (absolute): one it bound from a `unix:` address,
+   * or one an old master that had bound it handed over by USR2. Null for TCP, and for a socket someone else
+   * made (systemd's, an `fd://`), whose file is theirs.
+   */
+  readonly file: string | null;
 }
 
-/** `setting` names where the host came from in the error: `bind (--bind)`, `healthBind (--health-bind)`. */
-export async function resolveHost(host: string, setting = 'bind (--bind)'): Promise<string> {
+type LookupAll = (host: string) => Promise<readonly { address: string; family: number }[]>;
+
+const lookupAll: LookupAll = (host) => dns.lookup(host, { all: true });
+
+/**
+ * The address a host name binds: its IPv4 address if it has one, as Gunicorn's IPv4 socket binds `localhost`
+ * (127.0.0.1), else the first. Node's own order puts `::1` first where /etc/hosts or the resolver does, and
+ * a server on [::1] alone refuses the clients and proxies that connect to 127.0.0.1.
+ * `setting` names where the host came from in the error: `bind (--bind)`, `healthBind (--health-bind)`.
+ */
+export async function resolveHost(host: string, setting = 'bind (--bind)', lookup: LookupAll = lookupAll): Promise<string> {
   if (net.isIP(host)) return host;
+  let all: readonly { address: string; family: number }[];
   try {
-    return (await dns.lookup(host)).address;
+    all = await lookup(host);
   } catch {
-    throw new ConfigError(`invalid value for ${setting}: cannot resolve host ${JSON.stringify(host)}`);
+    all = [];
   }
+  const chosen = all.find((a) => a.family === 4) ?? all[0];
+  if (!chosen) throw new ConfigError(`invalid value for ${setting}: cannot resolve host ${JSON.stringify(host)}`);
+  return chosen.address;
 }
 
 /**
- * Whether anything may answer on the Unix socket at `path` (bind's unix: sockets, the control socket). Only a
- * refusal says nobody listens: a socket this user may not connect to (EACCES) may well be live, and one whose
- * backlog is not read within 1 s is held by someone.
+ * What connecting to the Unix socket at `socketPath` tells: `stale` only for a refusal (nobody listens);
+ * `denied` when this user may not connect (EACCES: it may well be live); `live` for a connection, or a
+ * backlog that is not read within 1 s (held by someone).
  */
-export function unixSocketAnswers(path: string): Promise<boolean> {
+export function probeUnixSocket(socketPath: string): Promise<'live' | 'stale' | 'denied'> {
   return new Promise((resolve) => {
-    const s = net.connect(path);
-    const done = (live: boolean) => {
+    const s = net.connect(socketPath);
+    const done = (what: 'live' | 'stale' | 'denied') => {
       s.destroy();
-      resolve(live);
+      resolve(what);
     };
-    s.once('connect', () => done(true));
-    s.once('error', (err: NodeJS.ErrnoException) => done(err.code !== 'ECONNREFUSED' && err.code !== 'ENOENT'));
-    s.setTimeout(1000, () => done(true));
+    s.once('connect', () => done('live'));
+    s.once('error', (err: NodeJS.ErrnoException) =>
+      done(err.code === 'ECONNREFUSED' || err.code === 'ENOENT' ? 'stale' : err.code === 'EACCES' || err.code === 'EPERM' ? 'denied' : 'live'));
+    s.setTimeout(1000, () => done('live'));
   });
 }
 
-/** A stale Unix socket file (nobody listening) is removed; a live one is an error. */
-async function clearStaleUnixSocket(path: string): Promise<void> {
-  if (!existsSync(path)) return;
-  if (!lstatSync(path).isSocket())
-    throw new ConfigError(`cannot bind unix:${path}: the path exists and is not a socket`);
-  if (await unixSocketAnswers(path)) throw new ConfigError(`cannot bind unix:${path}: another server is listening on it`);
-  unlinkSync(path);
+/**
+ * Whether anything may answer on the Unix socket at `socketPath` (bind's unix: sockets, the control socket). Only a
+ * refusal says nobody listens: a socket this user may not connect to (EACCES) may well be live, and one whose
+ * backlog is not read within 1 s is held by someone.
+ */
+export async function unixSocketAnswers(socketPath: string): Promise<boolean> {
+  return (await probeUnixSocket(socketPath)) !== 'stale';
+}
+
+/**
+ * A stale Unix socket file (nobody listening) is removed; a live one is an error, and so is one this user
+ * may not connect to or remove (a file another user left, a directory it may not write to): each in words.
+ */
+async function clearStaleUnixSocket(socketPath: string): Promise<void> {
+  if (!existsSync(socketPath)) return;
+  const at = `cannot bind unix:${socketPath}`;
+  if (!lstatSync(socketPath).isSocket()) throw new ConfigError(`${at}: the path exists and is not a socket`);
+  const state = await probeUnixSocket(socketPath);
+  if (state === 'live') throw new ConfigError(`${at}: another server is listening on it`);
+  if (state === 'denied')
+    throw new ConfigError(`${at}: a socket file is there that this user may not connect to (permission denied), so whether a server listens on it cannot be told; if none does, remove it, or bind another path`);
+  try {
+    unlinkSync(socketPath);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? 'an error';
+    const dir = path.dirname(path.resolve(socketPath));
+    // EPERM: a sticky directory (/tmp) where only the file's owner (another user, root) may remove it.
+    const why = { EACCES: `permission denied on the directory ${dir}`, EPERM: `it belongs to another user, and only its owner may remove it from ${dir}`, EROFS: 'the file system is read-only' }[code] ?? code;
+    throw new ConfigError(`${at}: a stale socket file is there (nobody listens on it), which this user cannot remove (${why}); remove it, or bind another path`);
+  }
 }
 
 export async function bindOne(raw: string, umask = 0): Promise<Listener> {
@@ -94,13 +137,15 @@ export async function bindOne(raw: string, umask = 0): Promise<Listener> {
       break;
     }
   }
-  return { address, url: formatAddress(address), fd: handle.fd, handle, own: a.kind !== 'fd' };
+  // Absolute, as bound from the directory the master runs in: the file is removed from there, whatever the
+  // working directory is then, and a new master (USR2) is told which file it takes over.
+  const file = a.kind === 'unix' ? path.resolve(a.path) : null;
+  return { address, url: formatAddress(address), fd: handle.fd, handle, file };
 }
 
 /**
  * The path a Unix socket fd is bound to (Linux: the fd's inode in /proc/net/unix), so an inherited socket
- * is logged by its path and its file can be removed by the master that ends up owning it. Node's Pipe
- * handle has no getsockname.
+ * is logged by its path. Node's Pipe handle has no getsockname.
  */
 function unixPathOfFd(fd: number): string | null {
   try {
@@ -116,14 +161,43 @@ function unixPathOfFd(fd: number): string | null {
   return null;
 }
 
+/** How bindAll tries an address again that is busy or not (yet) on this machine, as Gunicorn does. */
+export interface BindRetry {
+  /** Tries in all, the first included (Gunicorn: 5). */
+  readonly attempts: number;
+  readonly delayMs: number;
+  /** Says each failed try that will be tried again (Gunicorn logs `Connection in use: ADDRESS` as an error). */
+  readonly say: (line: string) => void;
+}
+
+/** Gunicorn's words for the failures it tries again: a port another process still holds, an address not up yet. */
+const RETRIED: Record<string, string> = { EADDRINUSE: 'Connection in use', EADDRNOTAVAIL: 'Invalid address' };
+
+async function bindRetrying(raw: string, umask: number, retry: BindRetry | undefined): Promise<Listener> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await bindOne(raw, umask);
+    } catch (err) {
+      const what = err instanceof BindError ? RETRIED[err.code] : undefined;
+      if (!retry || !what || attempt >= retry.attempts) throw err;
+      const a = parseAddress(raw);
+      const s = retry.delayMs / 1000;
+      retry.say(`${what}: ${formatAddress(a)}; retrying in ${s} s (attempt ${attempt + 1} of ${retry.attempts})`);
+      await sleep(retry.delayMs);
+    }
+  }
+}
+
 /**
  * Binds every address; on any failure, closes what was bound and rethrows. `umask` is the umask setting: the
- * file of a Unix socket gets 0777 & ~umask (as Gunicorn applies its umask around that bind alone).
+ * file of a Unix socket gets 0777 & ~umask (as Gunicorn applies its umask around that bind alone). With
+ * `retry`, a TCP address that is in use (a server still stopping) or not on this machine (an interface still
+ * coming up) is tried again, as Gunicorn tries 5 times, 1 s apart, before it gives up.
  */
-export async function bindAll(raws: readonly string[], umask = 0): Promise<Listener[]> {
+export async function bindAll(raws: readonly string[], umask = 0, retry?: BindRetry): Promise<Listener[]> {
   const out: Listener[] = [];
   try {
-    for (const raw of raws) out.push(await bindOne(raw, umask));
+    for (const raw of raws) out.push(await bindRetrying(raw, umask, retry));
   } catch (err) {
     closeListeners(out);
     throw err;
@@ -131,7 +205,10 @@ export async function bindAll(raws: readonly string[], umask = 0): Promise<Liste
   return out;
 }
 
-/** Closes the sockets; `unlink` also removes Unix socket files (not when a successor or systemd owns them). */
+/**
+ * Closes the sockets; `unlink` also removes the socket files that are ours (`file`: never systemd's nor an
+ * `fd://`'s; the caller passes false while a successor or an old master still serves them).
+ */
 export function closeListeners(listeners: readonly Listener[], unlink = true): void {
   for (const l of listeners) {
     l.handle.close();
@@ -139,15 +216,32 @@ export function closeListeners(listeners: readonly Listener[], unlink = true): v
   }
 }
 
+/** Removes the socket files that are ours (`file`). */
 export function unlinkUnixSockets(listeners: readonly Listener[]): void {
   for (const l of listeners) {
-    if (l.address.kind !== 'unix') continue;
+    if (!l.file) continue;
     try {
-      unlinkSync(l.address.path);
+      unlinkSync(l.file);
     } catch {
       /* already gone */
     }
   }
+}
+
+/**
+ * The listeners a master started by USR2 took from its old master (fds 3..), given what the old master said
+ * of them (`files`, from UPGRADE_FILES_ENV: the socket file each had bound, or null): the file becomes this
+ * master's to remove, and names the socket in the log where the kernel only knows the path as bound
+ * (a relative one). An old master that said nothing (an older tunicorn) handed over every Unix socket as its own.
+ */
+export function adoptUpgradeListeners(listeners: readonly Listener[], files: readonly (string | null)[] | null): Listener[] {
+  return listeners.map((l, i) => {
+    if (files === null) return { ...l, file: l.address.kind === 'unix' ? path.resolve(l.address.path) : null };
+    const file = files[i] ?? null;
+    if (!file) return { ...l, file: null };
+    const address: Address = { kind: 'unix', path: file };
+    return { ...l, address, url: formatAddress(address), file };
+  });
 }
 
 /**

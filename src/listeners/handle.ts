@@ -7,6 +7,7 @@
  * its inherited copy and exit (see prime.ts). The socket stays in LISTEN state because the master still holds
  * it, and the master's handle never starts an accept watcher.
  */
+import { fstatSync, type Stats } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import util from 'node:util';
@@ -54,7 +55,7 @@ const WHY: Record<string, string> = {
   EACCES: 'permission denied (ports below 1024 need root or CAP_NET_BIND_SERVICE)',
   EADDRNOTAVAIL: 'address not available on this machine',
   EBADF: 'not an open file descriptor',
-  EINVAL: 'invalid socket',
+  EINVAL: 'not a listening TCP or Unix stream socket',
   ENOTSOCK: 'not a socket',
 };
 
@@ -121,8 +122,28 @@ export function bindUnix(socketPath: string, what: string): RawHandle {
 }
 
 export function openFd(fd: number, what: string): RawHandle {
+  // Node takes anything but a TCP or Unix socket (an fd not open, a file, a UDP socket) for EINVAL: say which.
+  let stat: Stats;
+  try {
+    stat = fstatSync(fd);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? 'EBADF';
+    throw new BindError(`cannot bind ${what}: ${code === 'EBADF' ? 'not an open file descriptor (nothing passed this process a socket there)' : explainBindError(code)}`, code);
+  }
+  if (!stat.isSocket()) {
+    const kind = kindOf(stat);
+    throw new BindError(`cannot bind ${what}: not a socket${kind ? ` (file descriptor ${fd} is ${kind})` : ''}`, 'ENOTSOCK');
+  }
   // Node asserts that an fd comes with no address and a falsy port (so 0, not -1).
   return check(api()(null, 0, 0, fd), what);
+}
+
+function kindOf(s: Stats): string | null {
+  if (s.isFile()) return 'a file';
+  if (s.isDirectory()) return 'a directory';
+  if (s.isFIFO()) return 'a pipe';
+  if (s.isCharacterDevice()) return 'a terminal or device';
+  return null;
 }
 
 /** The bound TCP address (the real port when 0 was asked for). */

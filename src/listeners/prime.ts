@@ -30,7 +30,11 @@ export function primeListeners(fds: readonly number[], backlog: number, names: r
   if (fds.length === 0) return Promise.resolve();
   const childFds = fds.map((_, i) => 3 + i);
   return new Promise((resolve, reject) => {
+    // Without NODE_OPTIONS, which is the app's: `--inspect-brk` there would stop this helper until a debugger
+    // came (and the start failed after PRIME_LIMIT_MS), a `--require` (an APM agent) would load in it.
+    const { NODE_OPTIONS: _app, ...env } = process.env;
     const child = spawn(process.execPath, ['-e', PRIMER, JSON.stringify(childFds), String(backlog)], {
+      env,
       stdio: ['ignore', 'ignore', 'pipe', ...fds],
     });
     let err = '';

@@ -5,20 +5,26 @@
  * - fd://N serves a socket the master inherited
  * - from the moment `Listening at:` is logged, a connection is never refused: it waits in the backlog while
  *   the worker is still loading the app
+ * - a busy port is tried 5 times, 1 s apart (as Gunicorn), and bound if it comes free meanwhile
  * - a busy port, a unix socket in a missing directory and a taken --health-bind port stop the start with one
  *   line that says why (the health endpoint before "Listening at", leaving no socket file or pidfile)
  * - a worker that keeps dying while it boots is retried with a pause, then the master gives up (status 3)
  * - ./tunicorn.config.ts is found without -c
+ * - NODE_OPTIONS=--inspect-brk (the master and each worker wait for a debugger): the helper that puts the
+ *   sockets into listen state does not wait for one too
+ * - a host name that resolves to ::1 first and 127.0.0.1 (localhost on many systems) binds 127.0.0.1, as
+ *   Gunicorn does (run where a private mount namespace can give the server an /etc/hosts of its own)
  */
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, statSync } from 'node:fs';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, linkSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
-import { CLI, FIXTURES, request, Server, stopAll, within } from '../helpers/server.js';
+import WebSocket from 'ws';
+import { CLI, FIXTURES, request, Server, stopAll, until, within } from '../helpers/server.js';
 
 after(stopAll);
 const tmp = mkdtempSync(path.join(tmpdir(), 'tunicorn-listeners-'));
@@ -82,6 +88,50 @@ describe('bind', () => {
     }
   });
 
+  // As root with unshare(1): the server alone sees an /etc/hosts that lists ::1 first for localhost.
+  const hosts = path.join(tmp, 'hosts');
+  writeFileSync(hosts, '::1 localhost\n127.0.0.1 localhost\n');
+  const ownHosts = ['unshare', '-m', 'sh', '-c', `mount --bind ${hosts} /etc/hosts && exec "$0" "$@"`];
+  const canOwnHosts = spawnSync(ownHosts[0]!, [...ownHosts.slice(1), 'getent', 'ahosts', 'localhost'], { encoding: 'utf8' }).stdout?.startsWith('::1');
+  it('localhost:PORT binds 127.0.0.1 where the resolver lists ::1 first, as Gunicorn does', { skip: canOwnHosts ? false : 'needs root and unshare -m' }, async () => {
+    const s = new Server(['-b', 'localhost:0', fx('listener.ts')], { wrapper: ownHosts });
+    const m = await s.waitFor(/Listening at: (http:\/\/\S+) /);
+    assert.match(m[1]!, /^http:\/\/127\.0\.0\.1:\d+$/);
+    await s.waitFor(/Ready: /);
+    assert.equal((await request(await s.port(), '/')).status, 200);
+    s.signal('SIGTERM');
+    assert.equal((await s.exited).code, 0);
+  });
+
+  it('starts with NODE_OPTIONS=--inspect-brk once a debugger resumes the master and its worker', async () => {
+    // The helper that primes the sockets once inherited NODE_OPTIONS: it waited for a debugger nobody knew of,
+    // and the start failed after 30 s, blaming the process limit.
+    const s = new Server(['-b', '127.0.0.1:0', fx('listener.ts')], { env: { NODE_OPTIONS: '--inspect-brk=127.0.0.1:0' } });
+    const resumed = new Set<string>();
+    const sockets: WebSocket[] = [];
+    try {
+      await until(
+        () => {
+          for (const m of s.log.matchAll(/Debugger listening on (ws:\/\/\S+)/g)) {
+            if (resumed.has(m[1]!)) continue;
+            resumed.add(m[1]!);
+            const ws = new WebSocket(m[1]!);
+            ws.on('open', () => ws.send(JSON.stringify({ id: 1, method: 'Runtime.runIfWaitingForDebugger' })));
+            ws.on('error', () => {});
+            sockets.push(ws);
+          }
+          return /Ready: 1 worker/.test(s.log);
+        },
+        20000,
+        'the master and its worker to serve',
+      );
+      assert.equal((await request(await s.port(), '/')).status, 200);
+    } finally {
+      for (const ws of sockets) ws.close();
+      await s.kill();
+    }
+  });
+
   it('a sync worker on a unix socket pauses and resumes accepting for every connection, and serves them all', async () => {
     // Each connection closes this worker's copy of the socket and resumes on a duplicate from the master: a
     // Pipe handle, which the worker listens on as it is (src/workers/adopt-pipe.ts).
@@ -133,7 +183,7 @@ describe('bind', () => {
     await s.kill();
   });
 
-  it('stops with one line when the port is taken', async () => {
+  it('stops with one line when the port stays taken, after trying 5 times 1 s apart as Gunicorn', async () => {
     const taken = net.createServer();
     await new Promise<void>((r) => taken.listen(0, '127.0.0.1', r));
     const port = (taken.address() as net.AddressInfo).port;
@@ -141,7 +191,27 @@ describe('bind', () => {
       const s = new Server(['-b', `127.0.0.1:${port}`, fx('listener.ts')]);
       assert.equal((await s.exited).code, 1);
       assert.match(s.log, new RegExp(`tunicorn: error: cannot bind http://127\\.0\\.0\\.1:${port}: address already in use`));
+      assert.equal(s.count(/\[ERROR\] Connection in use: http:\/\/127\.0\.0\.1:\d+; retrying in 1 s/), 4);
+      assert.match(s.log, /retrying in 1 s \(attempt 5 of 5\)\n/);
       assert.doesNotMatch(s.log, /\n\s+at /, 'no stack trace');
+    } finally {
+      taken.close();
+    }
+  });
+
+  it('a port another process still holds (a server stopping) is tried again, and bound once it is free', async () => {
+    const taken = net.createServer();
+    await new Promise<void>((r) => taken.listen(0, '127.0.0.1', r));
+    const port = (taken.address() as net.AddressInfo).port;
+    try {
+      const s = new Server(['-b', `127.0.0.1:${port}`, fx('listener.ts')]);
+      await s.waitFor(new RegExp(`\\[ERROR\\] Connection in use: http://127\\.0\\.0\\.1:${port}; retrying in 1 s \\(attempt 2 of 5\\)`));
+      await new Promise<void>((r) => taken.close(() => r()));
+      await s.waitFor(new RegExp(`Listening at: http://127\\.0\\.0\\.1:${port} `));
+      await s.waitFor(/Ready: /);
+      assert.equal((await request(port, '/')).status, 200);
+      s.signal('SIGTERM');
+      assert.equal((await s.exited).code, 0);
     } finally {
       taken.close();
     }
@@ -155,6 +225,51 @@ describe('bind', () => {
     assert.match(s.log, new RegExp(`(?:^|\\n)tunicorn: error: cannot bind unix:${esc(dir)}/app\\.sock: the directory ${esc(dir)} does not exist\\n$`));
     assert.equal(s.log.match(/^tunicorn: /gm)?.length, 1, 'one error line');
     assert.doesNotMatch(s.log, /ports below 1024|Listening at|\n\s+at /);
+  });
+
+  // Root may remove and connect to anything: the server then runs as nobody (setpriv), as a service user would.
+  const asRoot = process.getuid?.() === 0;
+  const canDrop = !asRoot || spawnSync('setpriv', ['--reuid=nobody', '--regid=nogroup', '--clear-groups', 'true']).status === 0;
+  it('a socket file this user may not remove or connect to: one line that says so, not an internal error', { skip: canDrop ? false : 'needs setpriv to run as nobody' }, async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'tunicorn-stale-'));
+    // A socket file nobody listens on (a master killed with SIGKILL left it): a second name of a socket, which
+    // stays when the socket closes (and Node removes the first).
+    const stale = async (name: string, mode: number) => {
+      const holder = net.createServer();
+      await new Promise<void>((r) => holder.listen(path.join(dir, `${name}.live`), r));
+      linkSync(path.join(dir, `${name}.live`), path.join(dir, name));
+      await new Promise<void>((r) => holder.close(() => r()));
+      chmodSync(path.join(dir, name), mode);
+    };
+    await stale('left.sock', 0o777);
+    await stale('private.sock', 0o000);
+    chmodSync(dir, 0o555); // the user can reach the directory, not write to it
+    const wrapper = asRoot ? ['setpriv', '--reuid=nobody', '--regid=nogroup', '--clear-groups'] : undefined;
+    try {
+      const left = new Server(['-b', `unix:${dir}/left.sock`, fx('listener.ts')], { wrapper });
+      assert.equal((await left.exited).code, 1, left.log);
+      assert.match(left.log, new RegExp(`(?:^|\\n)tunicorn: error: cannot bind unix:${esc(dir)}/left\\.sock: a stale socket file is there \\(nobody listens on it\\), which this user cannot remove \\(permission denied on the directory ${esc(dir)}\\); remove it, or bind another path\\n$`));
+      const priv = new Server(['-b', `unix:${dir}/private.sock`, fx('listener.ts')], { wrapper });
+      assert.equal((await priv.exited).code, 1, priv.log);
+      assert.match(priv.log, /tunicorn: error: cannot bind unix:.*private\.sock: a socket file is there that this user may not connect to \(permission denied\)/);
+      assert.doesNotMatch(left.log + priv.log, /internal error|another server is listening|\n\s+at /);
+      if (asRoot) {
+        // root's socket file in a sticky directory (as /tmp): only root may remove it.
+        const sticky = mkdtempSync(path.join(dir, 'sticky-'));
+        chmodSync(sticky, 0o1777);
+        const holder = net.createServer();
+        await new Promise<void>((r) => holder.listen(path.join(sticky, 'live.sock'), r));
+        linkSync(path.join(sticky, 'live.sock'), path.join(sticky, 'root.sock'));
+        await new Promise<void>((r) => holder.close(() => r()));
+        chmodSync(path.join(sticky, 'root.sock'), 0o777);
+        const other = new Server(['-b', `unix:${sticky}/root.sock`, fx('listener.ts')], { wrapper });
+        assert.equal((await other.exited).code, 1, other.log);
+        assert.match(other.log, /which this user cannot remove \(it belongs to another user, and only its owner may remove it from .*\); remove it, or bind another path\n$/);
+      }
+    } finally {
+      chmodSync(dir, 0o755);
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('a --health-bind port that is taken stops the start before "Listening at", in the words of a --bind one', async () => {

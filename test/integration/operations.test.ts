@@ -4,7 +4,8 @@
  *   and throughout a HUP (the old workers count until the new ones serve)
  * - --shutdown-delay: on TERM, /health/ready turns 503 at once while the app keeps serving for the delay;
  *   a load balancer that stops sending on 503 loses nothing; then the drain, and exit 0
- * - USR2 upgrade on a Unix socket: the old master leaves the socket file to the new one
+ * - USR2 upgrade on a Unix socket: the old master leaves the socket file to the new one, which names it and
+ *   removes it once promoted, also when it was bound by a relative path
  * - HUP re-reads the config file: a new worker count and log level take effect; a config that no longer
  *   loads keeps the running one and logs why
  * - as PID 1 (in a PID namespace of its own, as in a container), the master reaps the orphans it adopts
@@ -249,6 +250,33 @@ describe('USR2 on a Unix socket', () => {
       const r = await unixGet(sock, '/pid');
       assert.equal(r.status, 200);
       assert.notEqual(JSON.parse(r.body).pid, before, 'served by the new master\'s worker');
+      process.kill(newPid, 'SIGTERM');
+      await until(() => !alive(newPid), 20000, 'the new master to stop');
+      assert.ok(!existsSync(sock), 'the promoted master removed the socket file');
+    } finally {
+      killGroup(s.pid);
+    }
+  });
+});
+
+describe('USR2 on a Unix socket bound by a relative path', () => {
+  it('the new master names the file, and removes it once promoted and stopped', async () => {
+    // The kernel knows the socket only by the path as bound (rel.sock, from --chdir): the old master says which.
+    const dir = mkdtempSync(path.join(tmp, 'rel-'));
+    const sock = path.join(dir, 'rel.sock');
+    const s = new Server(['-b', 'unix:rel.sock', '--chdir', dir, '-w', '1', APP]);
+    await s.waitFor(/Ready: /);
+    s.signal('SIGUSR2');
+    const newPid = Number((await s.waitFor(/started a new master \(pid (\d+)\)/))[1]);
+    try {
+      await s.waitFor(new RegExp(`\\[${newPid}\\] \\[INFO\\] Ready: `), 20000);
+      assert.match(s.log, new RegExp(`\\[${newPid}\\] \\[INFO\\] Listening at: unix:${sock.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')} `));
+      s.signal('SIGWINCH');
+      await until(() => childrenOf(s.pid).every((p) => p === newPid), 20000, 'the old worker to exit');
+      s.signal('SIGTERM');
+      assert.equal((await s.exited).code, 0);
+      assert.equal((await unixGet(sock, '/pid')).status, 200);
+      await until(() => new RegExp(`\\[${newPid}\\] \\[INFO\\] Master has been promoted`).test(s.log), 10000, 'the promotion');
       process.kill(newPid, 'SIGTERM');
       await until(() => !alive(newPid), 20000, 'the new master to stop');
       assert.ok(!existsSync(sock), 'the promoted master removed the socket file');

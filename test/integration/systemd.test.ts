@@ -4,6 +4,8 @@
  *   LISTEN_PID set to the server's own pid (a `sh` wrapper sets it to `$$`, then execs node: same pid);
  *   tunicorn serves on it, ignores --bind, and the workers do not see the variables
  * - LISTEN_PID naming another process: the variables are ignored and --bind is used
+ * - a Unix socket systemd made outlives a USR2 upgrade: neither master removes its file, the promoted one
+ *   included; with --user/--group (as root) its owner and mode stay the unit's
  * - readiness: a unix datagram receiver (python3: Node has no unix datagram sockets) gets READY=1 with
  *   MAINPID once the workers serve, RELOADING=1 then READY=1 on HUP, STOPPING=1 on TERM
  * - a USR2 upgrade hands MAINPID over: the new master sends nothing while the old one runs, the old one
@@ -11,13 +13,14 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, statSync } from 'node:fs';
+import http from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
-import { bindTcp, localAddress } from '../../src/listeners/handle.js';
+import { bindTcp, bindUnix, localAddress } from '../../src/listeners/handle.js';
 import { primeListeners } from '../../src/listeners/prime.js';
-import { alive, FIXTURES, request, Server, stopAll, until } from '../helpers/server.js';
+import { alive, childrenOf, FIXTURES, request, Server, stopAll, until } from '../helpers/server.js';
 
 const APP = path.join(FIXTURES, 'zero-downtime-app.mjs');
 const tmp = mkdtempSync(path.join(tmpdir(), 'tunicorn-systemd-'));
@@ -35,6 +38,15 @@ async function activationSocket(): Promise<{ fd: number; port: number; close: ()
   const h = bindTcp('127.0.0.1', 0, 'the test socket');
   await primeListeners([h.fd], 128);
   return { fd: h.fd, port: localAddress(h)!.port, close: () => h.close() };
+}
+
+function unixGet(socketPath: string, p: string): Promise<{ status: number }> {
+  return new Promise((resolve, reject) => {
+    http.get({ socketPath, path: p, agent: false, timeout: 10000 }, (res) => {
+      res.resume();
+      res.on('end', () => resolve({ status: res.statusCode! }));
+    }).on('error', reject);
+  });
 }
 
 /** `sh` sets LISTEN_PID to its own pid, then execs node, which keeps that pid. */
@@ -86,6 +98,58 @@ describe('systemd socket activation', () => {
     assert.equal(JSON.parse(r.body).value, null);
     s.signal('SIGTERM');
     assert.equal((await s.exited).code, 0);
+  });
+
+  it('a Unix socket systemd made keeps its file through a USR2 upgrade: the promoted master leaves it to systemd', async () => {
+    // A .socket unit with ListenStream=/run/app.sock: systemd keeps the socket (and its file) across restarts of
+    // the service; a file removed by the service leaves the socket unreachable until the unit restarts.
+    const sock = path.join(tmp, 'activated.sock');
+    const h = bindUnix(sock, 'the test socket');
+    await primeListeners([h.fd], 128);
+    const s = new Server(['-b', '127.0.0.1:1', '-w', '1', APP], { wrapper: SD_WRAPPER, fds: [h.fd] });
+    try {
+      await s.waitFor(/Ready: /);
+      assert.equal((await unixGet(sock, '/pid')).status, 200);
+      s.signal('SIGUSR2');
+      const newPid = Number((await s.waitFor(/started a new master \(pid (\d+)\)/))[1]);
+      await s.waitFor(new RegExp(`\\[${newPid}\\] \\[INFO\\] Ready: `), 20000);
+      s.signal('SIGWINCH');
+      await until(() => childrenOf(s.pid).every((p) => p === newPid), 20000, 'the old worker to exit');
+      s.signal('SIGTERM');
+      assert.equal((await s.exited).code, 0);
+      // The old master's stderr pipe, which the new one shares, outlives it: read the log, not the process.
+      await until(() => new RegExp(`\\[${newPid}\\] \\[INFO\\] Master has been promoted`).test(s.log), 10000, 'the promotion');
+      assert.equal((await unixGet(sock, '/pid')).status, 200);
+      process.kill(newPid, 'SIGTERM');
+      await until(() => !alive(newPid), 20000, 'the promoted master to stop');
+      assert.ok(existsSync(sock), `systemd's socket file is still there: ${s.log}`);
+    } finally {
+      try {
+        process.kill(-s.pid, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+      h.close(); // libuv removes the file of the socket it bound: systemd's part
+    }
+  });
+
+  it('--user/--group leave the owner of a socket file systemd made as the unit set it', { skip: process.getuid?.() === 0 ? false : 'needs root' }, async () => {
+    // SocketUser=/SocketGroup=/SocketMode=0660 give a proxy (nginx as www-data) its access: a chown to the
+    // workers' user and group would take it away.
+    const sock = path.join(tmp, 'activated-owner.sock');
+    const h = bindUnix(sock, 'the test socket');
+    await primeListeners([h.fd], 128);
+    chmodSync(sock, 0o660);
+    const s = new Server(['-b', '127.0.0.1:1', '-w', '1', '-u', 'nobody', '-g', 'nogroup', APP], { wrapper: SD_WRAPPER, fds: [h.fd] });
+    try {
+      await s.waitFor(/Ready: /);
+      const st = statSync(sock);
+      assert.deepEqual([st.uid, st.gid, st.mode & 0o777], [0, 0, 0o660], `owner and mode as systemd made them: ${s.log}`);
+      s.signal('SIGTERM');
+      assert.equal((await s.exited).code, 0);
+    } finally {
+      h.close();
+    }
   });
 
   it('ignores LISTEN_FDS when LISTEN_PID names another process', async () => {

@@ -1,14 +1,14 @@
 /** The one module that touches Node internals to bind without accepting (src/listeners/handle.ts), and priming. */
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, fstatSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { ConfigError } from '../../src/config/setting.js';
 import { parseAddress, UNIX_PATH_MAX } from '../../src/listeners/address.js';
-import { bindOne, closeListeners } from '../../src/listeners/bind.js';
-import { bindTcp, BindError, localAddress } from '../../src/listeners/handle.js';
+import { bindOne, closeListeners, resolveHost } from '../../src/listeners/bind.js';
+import { bindTcp, BindError, localAddress, openFd } from '../../src/listeners/handle.js';
 import { primeListeners } from '../../src/listeners/prime.js';
 
 function connect(port: number): Promise<net.Socket> {
@@ -59,6 +59,45 @@ describe('binding without accepting', () => {
   });
 });
 
+describe('what is wrong with an fd://N', () => {
+  it('an fd nothing passed, or a file: said so, where Node says only EINVAL', () => {
+    const isOpen = (fd: number) => {
+      try {
+        fstatSync(fd);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    let free = 1000;
+    while (isOpen(free)) free++;
+    assert.throws(() => openFd(free, `fd://${free}`), (e: unknown) =>
+      e instanceof BindError && e.message === `cannot bind fd://${free}: not an open file descriptor (nothing passed this process a socket there)`);
+    const dir = mkdtempSync(path.join(tmpdir(), 'tunicorn-fd-'));
+    const fd = openSync(path.join(dir, 'f'), 'w');
+    try {
+      assert.throws(() => openFd(fd, `fd://${fd}`), (e: unknown) => e instanceof BindError && e.message === `cannot bind fd://${fd}: not a socket (file descriptor ${fd} is a file)`);
+    } finally {
+      closeSync(fd);
+      rmSync(dir, { recursive: true });
+    }
+  });
+});
+
+describe('which address a host name binds', () => {
+  const lookup = (all: { address: string; family: number }[]) => async () => all;
+  it('its IPv4 address, as Gunicorn binds localhost (127.0.0.1), also when the resolver lists ::1 first', async () => {
+    const both = lookup([{ address: '::1', family: 6 }, { address: '127.0.0.1', family: 4 }]);
+    assert.equal(await resolveHost('dual.test', 'bind (--bind)', both), '127.0.0.1');
+  });
+  it('its first address when it has no IPv4 one; an IP address as it is; none is an error naming the setting', async () => {
+    assert.equal(await resolveHost('v6only.test', 'bind (--bind)', lookup([{ address: '::1', family: 6 }])), '::1');
+    assert.equal(await resolveHost('::1', 'bind (--bind)', lookup([])), '::1');
+    await assert.rejects(resolveHost('none.test', 'healthBind (--health-bind)', lookup([])), (e: unknown) =>
+      e instanceof ConfigError && e.message === 'invalid value for healthBind (--health-bind): cannot resolve host "none.test"');
+  });
+});
+
 describe('what is wrong with an address', () => {
   const FORMS = ' (expected HOST:PORT, [IPv6]:PORT, unix:PATH or fd://N)';
   const rejects = (raw: string, why: string) =>
@@ -90,6 +129,12 @@ describe('what is wrong with an address', () => {
     const long = `/tmp/${'s'.repeat(UNIX_PATH_MAX - 5)}`;
     assert.deepEqual(parseAddress(`unix:${long}`), { kind: 'unix', path: long });
     rejects(`unix:${long}x`, `the socket path is ${UNIX_PATH_MAX + 1} bytes long; a Unix socket path has at most ${UNIX_PATH_MAX}`);
+  });
+
+  it('a number as the host of HOST:PORT: said to be a host, with the forms that bind that port (the resolver would read 0.0.31.64)', () => {
+    rejects('8000:8001', '"8000" is read as a host, not a port: give :8000 (every interface) or 127.0.0.1:8000');
+    assert.deepEqual(parseAddress('127.0.0.1'), { kind: 'tcp', host: '127.0.0.1', port: 8000 });
+    assert.deepEqual(parseAddress('0:8000'), { kind: 'tcp', host: '0', port: 8000 });
   });
 
   it('still takes the Gunicorn forms', () => {

@@ -14,16 +14,22 @@ import { inheritedSockets, workerEnv } from '../../src/listeners/inherit.js';
 
 describe('inherited sockets', () => {
   it('takes TUNICORN_FD from an upgrade, with the old master pid', () => {
-    assert.deepEqual(inheritedSockets({ TUNICORN_FD: '3,4', TUNICORN_PID: '77' }, 100), { source: 'upgrade', fds: [3, 4], parentPid: 77 });
+    assert.deepEqual(inheritedSockets({ TUNICORN_FD: '3,4', TUNICORN_PID: '77' }, 100), { source: 'upgrade', fds: [3, 4], parentPid: 77, files: null });
+  });
+  it('takes the socket files the old master hands over (TUNICORN_FD_FILES), one per fd, or none when unreadable', () => {
+    const env = { TUNICORN_FD: '3,4,5', TUNICORN_PID: '77' };
+    assert.deepEqual(inheritedSockets({ ...env, TUNICORN_FD_FILES: '["/run/a.sock",null,null]' }, 100)?.files, ['/run/a.sock', null, null]);
+    for (const bad of ['["/run/a.sock"]', '["a.sock",null,null]', 'not json', '{}'])
+      assert.equal(inheritedSockets({ ...env, TUNICORN_FD_FILES: bad }, 100)?.files, null, bad);
   });
   it('takes systemd fds from 3 only when LISTEN_PID names this process', () => {
-    assert.deepEqual(inheritedSockets({ LISTEN_FDS: '2', LISTEN_PID: '100' }, 100), { source: 'systemd', fds: [3, 4], parentPid: null });
+    assert.deepEqual(inheritedSockets({ LISTEN_FDS: '2', LISTEN_PID: '100' }, 100), { source: 'systemd', fds: [3, 4], parentPid: null, files: null });
     assert.equal(inheritedSockets({ LISTEN_FDS: '2', LISTEN_PID: '99' }, 100), null);
     assert.equal(inheritedSockets({ LISTEN_FDS: '0', LISTEN_PID: '100' }, 100), null);
     assert.equal(inheritedSockets({}, 100), null);
   });
   it('hides the master-only variables from workers and adds raw_env', () => {
-    const env = workerEnv({ PATH: '/bin', LISTEN_FDS: '1', LISTEN_PID: '5', NOTIFY_SOCKET: '/x', TUNICORN_FD: '3' }, { A: 'b' });
+    const env = workerEnv({ PATH: '/bin', LISTEN_FDS: '1', LISTEN_PID: '5', NOTIFY_SOCKET: '/x', TUNICORN_FD: '3', TUNICORN_FD_FILES: '[null]' }, { A: 'b' });
     assert.deepEqual(env, { PATH: '/bin', A: 'b' });
   });
 });

@@ -66,10 +66,17 @@ export const server = {
     doc:
       'Each address is bound by the master, which never accepts on it: the workers inherit the listening ' +
       'sockets and the kernel hands each connection to one of them. Port 0 binds a free port; the log says ' +
-      'which (`Listening at: ...`). `unix:PATH` makes a Unix socket (a stale socket file is replaced); as in ' +
-      'Gunicorn, `unix://PATH` is the same PATH (`unix://app.sock` is ./app.sock, `unix:///run/app.sock` is ' +
-      '/run/app.sock). `tcp://HOST:PORT` is HOST:PORT, as in Gunicorn. A host alone binds port 8000, as in Gunicorn; a port alone (`8000`, which Gunicorn reads as ' +
-      'a host) is refused, with `:8000` (every interface) and `127.0.0.1:8000` as what to write. ' +
+      'which (`Listening at: ...`). A HOST alone binds port 8000, as in Gunicorn, but a number alone is refused ' +
+      '(`-b 8000`, which Gunicorn reads as the host 0.0.31.64): give `:8000` (every interface) or ' +
+      '`127.0.0.1:8000`. `tcp://HOST:PORT` is HOST:PORT, as in Gunicorn. A host name is resolved once, at ' +
+      'start, to its IPv4 address if it has one, as Gunicorn binds it: `localhost` binds 127.0.0.1 even where ' +
+      'the resolver lists `::1` first (add `-b [::1]:PORT` to serve both). An address in use (a server that is ' +
+      'still stopping) or not on this machine (an interface still coming up) is tried 5 times, 1 s apart, as ' +
+      'Gunicorn does, with an error line for each retry (`Connection in use: http://127.0.0.1:8000; retrying ' +
+      'in 1 s (attempt 2 of 5)`); then the start fails with one line. `unix:PATH` makes a Unix socket (a stale ' +
+      'socket file is replaced; one this user may not connect to, or may not remove, such as root\'s in /tmp, ' +
+      'stops the start with a line that says which); as in Gunicorn, `unix://PATH` is the same PATH ' +
+      '(`unix://app.sock` is ./app.sock, `unix:///run/app.sock` is /run/app.sock). ' +
       '`fd://N` serves a socket this process inherited as file descriptor N.',
   }),
   backlog: intSetting({
