@@ -611,6 +611,7 @@ export class Arbiter implements HookServer {
       case 'crashed':
         if (!w.replaced && !this.#stopping) {
           w.replaced = true;
+          w.crashed = true;
           this.log.info(`Worker ${w.pid} is exiting after an uncaught exception: replacing it`);
           this.noteDeath(w);
           this.manageWorkers();
@@ -690,7 +691,9 @@ export class Arbiter implements HookServer {
     this.#workers.delete(w.pid);
     this.closeListenersOnceDrained();
     if (w.timedOut) this.logTimeout(w, Date.now());
-    const expected = w.state === 'stopping' && !w.timedOut;
+    // A worker that said it exits after an uncaught exception, with the status it said: its exit is no news,
+    // whether or not its replacement was ready first (and stopped it).
+    const expected = (w.state === 'stopping' && !w.timedOut) || (w.crashed && code === 1);
     if (signal === 'SIGKILL' && !w.timedOut && !expected) {
       this.log.error(`Worker (pid:${w.pid}) was sent SIGKILL! Perhaps out of memory?`);
     } else if (signal && !expected && !w.timedOut) {

@@ -24,6 +24,8 @@ export class WorkerHandle implements HookWorker {
   /** Set when the worker told us why it is about to die before serving. */
   fatal: { code: number; message: string; detail: string } | null = null;
   timedOut = false;
+  /** It said it is exiting after an uncaught exception (status 1), its replacement started. */
+  crashed = false;
   /** It timed out before it was ready: a boot failure. */
   bootTimedOut = false;
   /** The server hook the boot runs now (see the `step` message); null while it loads the app. */

@@ -8,6 +8,7 @@ import type { Config } from '../config/registry.js';
 import { lazy } from '../lazy.js';
 import type { ErrorLog } from '../logging/error-log.js';
 import { countBodyBytes, formatNeedsBodyBytes } from '../logging/body-bytes.js';
+import { holdToContentLength } from './content-length.js';
 import { answeredRaw } from '../logging/access-log.js';
 import type { RequestListener } from '../app/shapes.js';
 import { ConnectionGate } from './connection.js';
@@ -140,6 +141,8 @@ export class HttpLayer {
       countBodyBytes(http.ServerResponse.prototype);
       if (h2) this.countH2BodyBytes();
     }
+    // After the count: the bytes past a Content-Length are dropped before it, as they are not sent.
+    holdToContentLength(http.ServerResponse.prototype, (req, message) => log.error(`Error handling request ${req?.method} ${req?.url}: ${message}`));
     const options = {
       noDelay: true,
       maxHeaderSize: maxHeaderSize(this.#limits),

@@ -126,6 +126,31 @@ export class ErrorLog implements HookLog {
 }
 
 /**
+ * The app's own output (console.log, process.stdout.write) on a pipe whose reader has gone (`| head`, a log
+ * shipper that exited or restarted): Node reports the EPIPE as an 'error' event of process.stdout that nothing
+ * handles, so a worker would die of it at the app's next console.log, and each replacement after it, a crash
+ * loop that pauses longer each time. Gunicorn's workers live on (Python ignores SIGPIPE; the write raises in
+ * the request). Here the worker lives on, and what the app writes there is dropped, said once per stream in
+ * the error log. Any other error of the stream is left as it was, uncaught. A gthread thread's output goes
+ * through its process's streams, so the process's guard covers it.
+ */
+export function keepOnBrokenPipe(current: () => ErrorLog): void {
+  for (const [stream, name] of [
+    [process.stdout, 'standard output'],
+    [process.stderr, 'standard error'],
+  ] as const) {
+    let said = false;
+    stream.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EPIPE') throw err;
+      // Node never destroys its stdio streams: each later write fails the same way, and is dropped.
+      if (said) return;
+      said = true;
+      current().warning(`The app's ${name} is a pipe that nothing reads any more (EPIPE: its reader exited); what the app writes there is dropped from now on`);
+    });
+  }
+}
+
+/**
  * --capture-output: what this process (or gthread thread: each installs it on its own streams) writes to
  * stdout and stderr from JavaScript (console.log, the app's process.stdout.write, a logger such as pino, which
  * writes to descriptor 1 itself unless it finds process.stdout.write replaced) goes to the error log that

@@ -11,7 +11,7 @@ import type { ServedApp } from '../app/shapes.js';
 import { describeLoadError, loadConfigFile } from '../config/file.js';
 import { SETTINGS, type Config } from '../config/registry.js';
 import { openDup } from '../http/peek.js';
-import { captureStdio } from '../logging/error-log.js';
+import { captureStdio, keepOnBrokenPipe } from '../logging/error-log.js';
 import { flushPendingSinks } from '../logging/sink.js';
 import { flushStatsd } from '../logging/statsd.js';
 import { isMasterMessage, ExitCode, WATCHDOG_FD, type InflightRequest, type MasterMessage, type WorkerMessage } from '../protocol/messages.js';
@@ -103,6 +103,7 @@ class WorkerProcess {
   ) {
     this.runtime = new WorkerRuntime(init.config as unknown as Config, hooks, init.id, init.age, init.masterPid, send);
     if (this.runtime.config.captureOutput) captureStdio(() => this.runtime.log);
+    keepOnBrokenPipe(() => this.runtime.log);
   }
 
   async boot(): Promise<void> {
@@ -128,6 +129,7 @@ class WorkerProcess {
       appLoaded: () => this.bootHook('postWorkerInit', () => runtime.runHook('postWorkerInit', runtime.self)),
       leases: this.leases,
       handOver,
+      crashed: (err) => this.crashed(err),
       init,
     });
     try {
@@ -143,6 +145,20 @@ class WorkerProcess {
     }
     this.#serving = true;
     send({ t: 'ready' });
+    // The app (or a server hook) ending the process itself: under plain Node nothing would say so, and the
+    // master sees only a worker gone (`Worker exited` for a status 0). Under gthread the app runs in threads,
+    // whose process.exit() ends only the thread: GthreadWorker names that.
+    if (runtime.config.workerClass !== 'gthread') process.once('exit', (code) => this.exitedUnasked(code));
+  }
+
+  /** process.exit() while serving, by someone other than tunicorn: said, with the requests it cuts. */
+  private exitedUnasked(code: number): void {
+    if (leaving || this.#stopping) return;
+    const cut = [...this.runtime.slowRequests(0), ...this.slowInClass()].map((r) => `${r.method} ${r.url} (${(r.ms / 1000).toFixed(1)} s)`);
+    this.runtime.log.error(
+      `Worker exiting (pid: ${process.pid}): process.exit(${code}) was called by the app or a server hook, not by tunicorn${cut.length ? `; the requests it was serving are cut: ${cut.join(', ')}` : ''}`,
+    );
+    flushPendingSinks();
   }
 
   /** Runs a boot hook, telling the master while it runs: a boot timeout then names the hook, not the app. */

@@ -52,6 +52,8 @@ export type ThreadMessage =
   /** The app's top-level code called process.exit(), which ends this thread: the line that names the call. */
   | { readonly t: 'exiting'; readonly line: string }
   | { readonly t: 'retire'; readonly requests: number }
+  /** An exception nothing caught once the app loaded (a throw in a timer, a rejection nothing handled). */
+  | { readonly t: 'crashed'; readonly message: string; readonly stack: string }
   /** --reload: files this thread's copy of the app imported; the process passes them on to the master. */
   | { readonly t: 'files'; readonly files: readonly string[] }
   /** TERM: this thread drained the backlog and closed its descriptors of the sockets. */
@@ -151,6 +153,17 @@ async function main(): Promise<void> {
         if (!serving.adopt(m.listener, m.fd)) closeSync(m.fd);
         return;
     }
+  });
+  // From here on an exception nothing catches does not end the thread (and with it, at once, the process and
+  // the requests its other threads run): the process retires as a worker process does after one (child.ts),
+  // and this thread finishes its requests with the others. An app with a listener of its own decides.
+  process.on('uncaughtException', (err) => {
+    if (process.listenerCount('uncaughtException') > 1) {
+      runtime.log.warning(`Uncaught exception in worker, left to the app's uncaughtException listener: ${describeLoadError(err)}`);
+      return;
+    }
+    const e = err instanceof Error ? err : null;
+    post({ t: 'crashed', message: e ? e.message : String(err), stack: e ? (e.stack ?? `${e.name}: ${e.message}`) : String(err) });
   });
   post({ t: 'loaded' });
 }

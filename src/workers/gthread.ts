@@ -48,6 +48,8 @@ export class GthreadWorker implements WorkerClass {
   #drained = 0;
   /** Each thread has loaded the app ('loaded'); once all have, every one is told to accept (`go`). */
   readonly #loaded: boolean[] = [];
+  /** Every thread was told to accept: the worker serves. */
+  #serving = false;
   #slots: ThreadSlots | null = null;
   #held: HeldSockets | null = null;
   /** Each thread's kept-alive connections while idle between two requests (see handOverKept). */
@@ -123,6 +125,11 @@ export class GthreadWorker implements WorkerClass {
               case 'retire':
                 // The thread whose request reached the limit logged it.
                 return runtime.retire(m.requests, false);
+              case 'crashed': {
+                const err = new Error(m.message);
+                err.stack = m.stack;
+                return this.ctx.crashed(err);
+              }
               case 'files': {
                 const fresh = m.files.filter((f) => !this.#reported.has(f));
                 for (const f of fresh) this.#reported.add(f);
@@ -136,6 +143,9 @@ export class GthreadWorker implements WorkerClass {
           });
           worker.once('error', (err) => {
             if (this.#stopping) return;
+            // Once serving, a thread that died (its heap full: ERR_WORKER_OUT_OF_MEMORY) takes only what it
+            // ran: the process retires as after an uncaught exception, and its other threads finish theirs.
+            if (this.#serving) return this.ctx.crashed(err);
             runtime.log.exception(`Thread ${t} of worker ${process.pid} failed; exiting`, err);
             process.exit(1);
           });
@@ -158,6 +168,7 @@ export class GthreadWorker implements WorkerClass {
     await this.ctx.appLoaded();
     // Every thread has loaded the app: they accept from now on. The worker reports ready in this same turn,
     // before any thread can take a connection, so a request that crashes it is never a failed boot.
+    this.#serving = true;
     for (const w of this.#threads) w.postMessage({ t: 'go' } satisfies ToThread);
   }
 

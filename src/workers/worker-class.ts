@@ -18,6 +18,12 @@ export interface WorkerClassContext {
    * `fd` is its descriptor, left open here. Resolves once the descriptor is on its way.
    */
   readonly handOver: (listener: number, fd: number) => Promise<void>;
+  /**
+   * An exception nothing caught where the class runs the app outside the main thread (in a gthread thread, which
+   * runs on, or the death of one whose heap filled up): the worker retires as after one of its own
+   * (WorkerProcess.crashed), its other threads finishing their requests.
+   */
+  readonly crashed: (err: Error) => void;
   /** The worker process's own settings and app argument, for classes that start threads. */
   readonly init: { readonly app: string; readonly configPath: string | null; readonly id: number; readonly age: number; readonly masterPid: number };
 }

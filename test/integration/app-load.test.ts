@@ -182,8 +182,9 @@ describe('an app that ends or stalls its loading', () => {
     // The 10 s of serving are the behaviour under test: from its spawn, its load (under 1 s) and the 10 s.
     await new Promise((r) => setTimeout(r, 12000));
     for (let i = 0; i < 3; i++) await request(port);
-    const [, next] = await s.workersBooted(2, from);
-    await s.waitFor(/Worker exited/, 10000, from);
+    const [served, next] = await s.workersBooted(2, from);
+    // The retired worker's exit (not a flagged worker's, whose exit after its crash says the same words).
+    await s.waitFor(new RegExp(`Worker exited \\(pid: ${served}\\)`), 10000, from);
     process.kill(next!, 'SIGKILL');
     await s.waitFor(/was sent SIGKILL/, 10000, from);
     await s.workersBooted(3, from);

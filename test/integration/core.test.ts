@@ -118,6 +118,41 @@ describe('serving', () => {
     await s.kill();
   });
 
+  it('a worker that exits after an uncaught exception before its replacement serves is no second error', async () => {
+    const { s, port } = await start(['-w', '1', fx('listener.ts')]);
+    const [first] = await s.workersBooted(1);
+    // Nothing else in flight: the worker exits at once, while its replacement still loads the app.
+    assert.equal((await request(port, '/throw-later')).status, 200);
+    await s.waitFor(new RegExp(`Worker ${first} is exiting after an uncaught exception: replacing it`));
+    await s.waitFor(new RegExp(`\\[INFO\\] Worker exited \\(pid: ${first}\\)`));
+    assert.doesNotMatch(s.log, new RegExp(`Worker \\(pid:${first}\\) exited with code`), 'the status it said it would exit with is not logged as an error');
+    await s.workersBooted(2);
+    await s.kill();
+  });
+
+  for (const cls of ['async', 'sync']) {
+    it(`-k ${cls}: a process.exit() of the app while it serves is named by the worker, with the requests it cuts`, async () => {
+      // sync: a second worker takes the slow request while the first serves the exit.
+      const { s, port } = await start(['-k', cls, '-w', cls === 'sync' ? '2' : '1', fx('listener.ts')]);
+      await s.waitFor(/Ready: /, 30000);
+      const slow = request(port, '/sleep?ms=3000&note=1').catch((e: Error) => e);
+      await s.waitFor(/app: sleeping 3000 ms/);
+      const exit = request(port, '/exit?code=3').catch((e: Error) => e);
+      assert.ok((await exit) instanceof Error, 'the exiting request gets no answer');
+      const line = await s.waitFor(/\[(\d+)\] \[ERROR\] Worker exiting \(pid: \1\): process\.exit\(3\) was called by the app or a server hook, not by tunicorn; the requests it was serving are cut: (.*)\n/);
+      assert.match(line[2]!, /GET \/exit\?code=3/);
+      if (cls === 'async') {
+        assert.match(line[2]!, /GET \/sleep\?ms=3000&note=1 \(\d+\.\d s\)/);
+        assert.ok((await slow) instanceof Error, 'the request in flight on that worker was cut');
+      }
+      await s.waitFor(new RegExp(`Worker \\(pid:${line[1]}\\) exited with code 3`));
+      // A stop by tunicorn says nothing of the kind.
+      s.signal('SIGTERM');
+      assert.equal((await s.exited).code, 0);
+      assert.equal(s.count(/was called by the app or a server hook/), 1);
+    });
+  }
+
   it('leaves an uncaught exception to the app when it has an uncaughtException listener of its own', async () => {
     const { s, port } = await start(['-w', '1', fx('own-uncaught.mjs')]);
     const first = JSON.parse((await request(port, '/')).body).pid;
@@ -777,6 +812,24 @@ describe('operations', () => {
     assert.equal(s.log.split('Cannot write the access log').length - 1, 1, 'said once');
     await s.kill();
   });
+
+  for (const cls of [['-k', 'async'], ['-k', 'sync'], ['-k', 'gthread', '--threads', '2']]) {
+    it(`${cls.join(' ')}: the app's console.log to a stdout whose reader closed the pipe is dropped, said once; no worker dies of it`, async () => {
+      const app = path.join(tmp, 'logs-each-request.mjs');
+      writeFileSync(app, "export default (req, res) => { console.log(`request ${req.url}`); res.end(String(process.pid)); };\n");
+      const { s, port } = await start([...cls, '-w', '1', app]);
+      await s.waitFor(/Ready: /, 30000);
+      const first = (await request(port, '/?n=0')).body;
+      // The reader of the server's stdout goes away (`| head`, a log shipper that exited).
+      s.child.stdout!.destroy();
+      for (let i = 1; i < 4; i++) assert.equal((await request(port, `/?n=${i}`)).body, first, 'the same worker serves on');
+      await s.waitFor(/\[WARNING\] The app's standard output is a pipe that nothing reads any more \(EPIPE: its reader exited\); what the app writes there is dropped from now on\n/);
+      assert.equal((await request(port, '/')).body, first);
+      assert.equal(s.count(/The app's standard output is a pipe/), 1, 'said once');
+      assert.doesNotMatch(s.log, /Uncaught exception|EPIPE\n/);
+      await s.kill();
+    });
+  }
 
   it('--capture-output sends the app\'s console output to the error log file, from every class', async () => {
     const app = path.join(tmp, 'prints.mjs');

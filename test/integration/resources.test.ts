@@ -6,6 +6,7 @@
  *   server serves on; once the file can be written again, a line says how many lines were lost
  * - USR1 after logrotate, with workers that run as --user: the master makes the new log files for them
  * - a worker that dies of a full JavaScript heap (Node aborts): replaced, and the line names the likely cause
+ * - a gthread thread that dies of a full heap takes only its own requests: the other threads finish theirs
  * - the pidfile is mode 0644, not writable by every local user, whatever the umask; the log files follow the umask
  * - an open-file limit too low for worker_connections, or for the sockets to bind, is one line that says so
  */
@@ -162,6 +163,39 @@ export default function app(req, res) {
     await until(() => second !== undefined, 1000, 'a replacement');
     const r = await request(port, '/', { timeout: 20000 });
     assert.equal(r.body, String(second));
+    await s.kill();
+  });
+});
+
+describe('a gthread thread whose JavaScript heap fills up', () => {
+  it('dies alone: the requests of the other threads finish, and the worker retires as after an uncaught exception', async () => {
+    // A request to /slow on one thread tells the other threads (a BroadcastChannel does not deliver to its
+    // sender) to fill their heaps while it runs.
+    const app = path.join(tmp, 'thread-heap-hog.mjs');
+    writeFileSync(app, `const keep = [];
+const channel = new BroadcastChannel('grow');
+channel.unref();
+channel.onmessage = () => { for (;;) keep.push(new Array(100000).fill(Math.random())); };
+export default function app(req, res) {
+  if (req.url === '/slow') {
+    channel.postMessage('grow');
+    setTimeout(() => res.end('slow ' + process.pid), 2000);
+    return;
+  }
+  res.end(String(process.pid));
+}
+`);
+    const s = new Server(['-b', '127.0.0.1:0', '-w', '1', '-k', 'gthread', '--threads', '2', app], { env: { NODE_OPTIONS: '--max-old-space-size=32' } });
+    const port = await s.port();
+    const [first] = await s.workersBooted(1);
+    const slow = request(port, '/slow', { timeout: 20000 });
+    await s.waitFor(/\[ERROR\] Uncaught exception in worker; it finishes the requests it has, takes no new one, and exits\nError \[ERR_WORKER_OUT_OF_MEMORY\]/, 20000);
+    // Before, the thread's death ended the process at once, and this request with it.
+    const r = await slow;
+    assert.equal(r.body, `slow ${first}`);
+    const [, second] = await s.workersBooted(2);
+    assert.equal((await request(port, '/', { timeout: 20000 })).body, String(second));
+    assert.doesNotMatch(s.log, /failed; exiting/);
     await s.kill();
   });
 });

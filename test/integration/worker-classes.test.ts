@@ -2,6 +2,8 @@
  * Worker classes: one contract suite, run against async, sync and gthread, on the real CLI (port 0):
  * - serves; sync answers `Connection: close`, async and gthread keep the connection alive; a malformed
  *   request gets 400 and the worker serves on
+ * - a (req, res) app's wrong Content-Length never frames the connection wrongly: the bytes past it are dropped,
+ *   a body short of it closes the connection
  * - a connection closed before its first byte does not hold the worker
  * - a worker whose event loop (or, in gthread, one of whose threads) is blocked past --timeout is killed
  * - max_requests recycles the worker without a failed request
@@ -24,6 +26,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
+import { exchange } from '../helpers/raw.js';
 import { alive, childrenOf, FIXTURES, request, Server, stopAll, until, within } from '../helpers/server.js';
 
 after(stopAll);
@@ -91,6 +94,42 @@ for (const cls of CLASSES) {
       const r = await request(port, '/', { timeout: 10000 });
       assert.equal(r.status, 200);
       await within(closed, 10000, 'the probe to close');
+      await s.kill();
+    });
+
+    it("holds a (req, res) app to its own Content-Length: never a byte of it framed as the next response", async () => {
+      const { s, port } = await start([...cls.args, '-w', '1', path.join(FIXTURES, 'wrong-length.mjs')]);
+      await s.waitFor(/Ready: /);
+      const get = (target: string, method = 'GET') => `${method} ${target} HTTP/1.1\r\nHost: x\r\n\r\n`;
+      // A keep-alive client with its next request pipelined: the bytes past a Content-Length are dropped (as
+      // Gunicorn drops them), and the next response follows this one's last byte (sync answers one and closes).
+      const want = cls.closes ? 1 : 2;
+      for (const [target, body] of [['/too-long-body', 'abc'], ['/utf8', 'héll']] as const) {
+        const r = await exchange(port, [{ send: get(target) + get('/next') }], { want, waitClose: false, ms: 5000 });
+        assert.deepEqual(r.responses.map((x) => Buffer.from(x.body, 'latin1').toString()), [body, 'fine /next'].slice(0, want), target);
+        assert.equal(r.rest, '', target);
+      }
+      await s.waitFor(/\[ERROR\] Error handling request GET \/too-long-body: the response's Content-Length is 3, but the app wrote 17 byte\(s\) of body: the 14 past it were not sent\n/);
+      await s.waitFor(/Error handling request GET \/utf8: the response's Content-Length is 5, but the app wrote 6 byte\(s\) of body: the 1 past it/);
+      // A body short of its Content-Length: the connection is closed after it, and the next response is never
+      // sent on it (the client would read its bytes as the rest of this body).
+      for (const target of ['/too-short-body', '/too-short-end']) {
+        const r = await exchange(port, [{ send: get(target) + get('/next') }], { want: 1, waitClose: true, ms: 5000 });
+        assert.equal(r.closed, true, target);
+        assert.deepEqual(r.responses, [], target);
+        assert.match(r.rest, /^HTTP\/1\.1 200 OK\r\n[^]*\r\n\r\nshort\.$/, target);
+        await s.waitFor(new RegExp(`Error handling request GET ${target}: the response's Content-Length is 100, but the app ended it after 6 byte\\(s\\) of body: the connection was closed`));
+      }
+      // A HEAD answer with the GET's length and no body is right: kept alive, nothing logged.
+      const from = s.log.length;
+      // (The raw parser would take 1000 bytes of body: the bytes are checked as they are. The second request
+      // asks to close, so that the server ends the exchange.)
+      const last = get('/next').replace('\r\n\r\n', '\r\nConnection: close\r\n\r\n');
+      const h = await exchange(port, [{ send: get('/head', 'HEAD') + last }], { want: 1, waitClose: true, ms: 5000 });
+      assert.equal(h.closed, true);
+      assert.match(h.rest, /^HTTP\/1\.1 200 OK\r\ncontent-length: 1000\r\n[^]*?\r\n\r\n(?:HTTP\/1\.1 |$)/, 'no body after the head');
+      if (!cls.closes) assert.match(h.rest, /\r\n\r\nHTTP\/1\.1 200 OK\r\n[^]*\r\n\r\nfine \/next$/);
+      assert.doesNotMatch(s.log.slice(from), /Content-Length/);
       await s.kill();
     });
 
@@ -378,12 +417,38 @@ describe('gthread: a worker that crashes on a request', () => {
     void s.exited.then(() => (ended = true));
     // Bounded: until 6 workers have crashed, or 60 s.
     const end = Date.now() + 60000;
-    while (s.count(/Thread \d of worker \d+ failed; exiting/) < 6 && Date.now() < end && !ended) {
+    const crashed = /Uncaught exception in worker; it finishes the requests it has, takes no new one, and exits\nError: crash on purpose/;
+    while (s.count(crashed) < 6 && Date.now() < end && !ended) {
       await request(port, '/crash', { timeout: 2000 }).catch(() => undefined);
     }
-    assert.ok(s.count(/Thread \d of worker \d+ failed; exiting/) >= 6, 'six workers crashed');
+    assert.ok(s.count(crashed) >= 6, 'six workers crashed');
     assert.equal(ended, false, 'the server runs on');
     assert.doesNotMatch(s.log, /Worker failed to boot|Reason:/);
+    await s.kill();
+  });
+
+  it('from a timer: the thread lives on, the requests in flight finish, and the worker retires as a process does', async () => {
+    const app = path.join(tmp, 'crashes-in-a-timer.mjs');
+    writeFileSync(
+      app,
+      "export default (req, res) => { if (req.url === '/slow') { process.stderr.write('app: slow\\n'); setTimeout(() => { throw new Error('boom in a timer'); }, 100); setTimeout(() => res.end(`served by ${process.pid}`), 1500); return; } res.end(`pid ${process.pid}`); };\n",
+    );
+    const s = new Server(['-b', '127.0.0.1:0', '-k', 'gthread', '--threads', '2', '-w', '1', app]);
+    const port = await s.port();
+    const [first] = await s.workersBooted(1);
+    // The request in flight is on the thread whose timer throws: before, the thread died, and with it at once
+    // the process and every request its threads ran.
+    const slow = request(port, '/slow');
+    await s.waitFor(/app: slow/);
+    await s.waitFor(/\[ERROR\] Uncaught exception in worker; it finishes the requests it has, takes no new one, and exits\nError: boom in a timer\n/);
+    await s.waitFor(new RegExp(`Worker ${first} is exiting after an uncaught exception: replacing it`));
+    const r = await slow;
+    assert.equal(r.status, 200);
+    assert.equal(r.body, `served by ${first}`);
+    await s.waitFor(new RegExp(`Worker exited \\(pid: ${first}\\)|Worker \\(pid:${first}\\) exited with code 1`));
+    const [, second] = await s.workersBooted(2);
+    assert.equal((await request(port, '/')).body, `pid ${second}`);
+    assert.doesNotMatch(s.log, /failed; exiting/);
     await s.kill();
   });
 });

@@ -1,0 +1,149 @@
+/**
+ * Holds a (req, res) listener's response to the Content-Length it set, as Gunicorn's Response does: Node sends
+ * whatever the app writes, so a body longer than its Content-Length puts the bytes past it where a keep-alive
+ * client (or a proxy that pools its connections to the server) reads the next response, and a shorter one
+ * makes it read the start of the next response as the rest of this body. One client's bytes would then be
+ * read as another's answer.
+ *
+ * - The bytes past the Content-Length are not sent (Gunicorn's `write()` drops them too): the connection stays
+ *   in step, and the error log says how many there were once the app ends the response.
+ * - A response ended short of its Content-Length has its connection closed once what it sent is out (with
+ *   `Connection: close` in its head when the head had not gone yet): the client sees a body cut short, never
+ *   the next response in its place. The error log says so.
+ *
+ * Not checked: responses that send no body whatever the length says (HEAD, 1xx, 204, 304), chunked ones, and
+ * those whose `strictContentLength` is set (Node throws itself; the Fetch bridge's streams use that).
+ * `write()` and `end()` of the response prototype are wrapped once per process or thread; a response without
+ * a Content-Length costs a header lookup in `end()` (and one property read in each `write()`).
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+
+/** The Content-Length held to, and the body bytes written against it; null once known to be unchecked. */
+interface Frame {
+  readonly length: number;
+  sent: number;
+  /** Bytes the app wrote past the length (not sent). */
+  dropped: number;
+}
+
+const kFrame = Symbol('tunicorn.frame');
+
+type Held = ServerResponse & {
+  [kFrame]?: Frame | null;
+  /** Node's: false for a response that sends no body (HEAD, 204, 304), set when the head is made. */
+  _hasBody?: boolean;
+  /** Node's: the Content-Length of the head, once it is made (the app's, or the one end(body) computed). */
+  _contentLength?: number | null;
+  strictContentLength?: boolean;
+  req?: IncomingMessage;
+};
+
+type Write = (this: ServerResponse, chunk: unknown, encoding?: unknown, cb?: unknown) => unknown;
+
+/** Says what was wrong with a response (the worker's error log); set by each HTTP server made in the process. */
+export type FramingReport = (req: IncomingMessage | undefined, message: string) => void;
+
+let report: FramingReport = () => {};
+const wrapped = new WeakSet<object>();
+
+function byteLength(chunk: unknown, encoding: unknown): number {
+  if (typeof chunk === 'string') return Buffer.byteLength(chunk, typeof encoding === 'string' ? (encoding as BufferEncoding) : 'utf8');
+  if (ArrayBuffer.isView(chunk)) return chunk.byteLength;
+  return 0;
+}
+
+/** The first `n` bytes of a chunk, as bytes. */
+function head(chunk: unknown, encoding: unknown, n: number): Buffer {
+  if (typeof chunk === 'string') return Buffer.from(chunk, typeof encoding === 'string' ? (encoding as BufferEncoding) : 'utf8').subarray(0, n);
+  const view = chunk as ArrayBufferView;
+  return Buffer.from(view.buffer, view.byteOffset, n);
+}
+
+/** The Content-Length to hold `res` to, or null when none applies. */
+function lengthOf(res: Held): number | null {
+  if (res.strictContentLength || res.req?.method === 'HEAD') return null; // Node checks it, or no body is sent.
+  if (res.headersSent) return res._hasBody !== false && !res.chunkedEncoding ? (res._contentLength ?? null) : null;
+  const value = res.getHeader('content-length');
+  const status = res.statusCode;
+  if (value === undefined || status < 200 || status === 204 || status === 304 || res.hasHeader('transfer-encoding')) return null;
+  const n = Number(Array.isArray(value) ? value[0] : value);
+  return Number.isSafeInteger(n) && n >= 0 ? n : null;
+}
+
+/** The frame of `res`, made when the first body byte is written (or at end()), then kept. */
+function frameOf(res: Held): Frame | null {
+  let frame = res[kFrame];
+  if (frame !== undefined) return frame;
+  const length = lengthOf(res);
+  frame = length === null ? null : { length, sent: 0, dropped: 0 };
+  res[kFrame] = frame;
+  return frame;
+}
+
+function open(res: Held): boolean {
+  return !res.destroyed && !res.writableEnded;
+}
+
+/**
+ * The part of `chunk` that fits in the frame (the whole chunk, as it was, when it fits), counted.
+ */
+function fit(frame: Frame, chunk: unknown, encoding: unknown): unknown {
+  const n = byteLength(chunk, encoding);
+  const room = frame.length - frame.sent;
+  if (n <= room) {
+    frame.sent += n;
+    return chunk;
+  }
+  frame.sent += room;
+  frame.dropped += n - room;
+  return head(chunk, encoding, room);
+}
+
+/** Holds every response made from `proto` (http.ServerResponse.prototype) to its Content-Length; idempotent. */
+export function holdToContentLength(proto: ServerResponse, onMismatch: FramingReport): void {
+  report = onMismatch;
+  if (wrapped.has(proto)) return;
+  wrapped.add(proto);
+  const write = proto.write as unknown as Write;
+  const end = proto.end as unknown as Write;
+  Object.defineProperty(proto, 'write', {
+    configurable: true,
+    writable: true,
+    value: function write_(this: Held, chunk: unknown, encoding?: unknown, cb?: unknown): unknown {
+      if (this[kFrame] === null || !open(this) || chunk === null || chunk === undefined) return write.call(this, chunk, encoding, cb);
+      const frame = frameOf(this);
+      return write.call(this, frame ? fit(frame, chunk, encoding) : chunk, encoding, cb);
+    },
+  });
+  Object.defineProperty(proto, 'end', {
+    configurable: true,
+    writable: true,
+    value: function end_(this: Held, chunk?: unknown, encoding?: unknown, cb?: unknown): unknown {
+      if (this[kFrame] === null || !open(this)) return end.call(this, chunk, encoding, cb);
+      const body = chunk !== null && chunk !== undefined && typeof chunk !== 'function';
+      if (this[kFrame] === undefined) {
+        // Nothing written before (the usual `end(body)`): the whole body is this chunk, checked with no frame
+        // made (no object, no property added to the response).
+        const length = lengthOf(this);
+        if (length === null || (body ? byteLength(chunk, encoding) : 0) === length) return end.call(this, chunk, encoding, cb);
+      }
+      const frame = frameOf(this);
+      if (!frame) return end.call(this, chunk, encoding, cb);
+      const sent = body ? fit(frame, chunk, encoding) : chunk;
+      const req = this.req;
+      const what = `the response's Content-Length is ${frame.length}`;
+      if (frame.dropped > 0) {
+        report(req, `${what}, but the app wrote ${frame.length + frame.dropped} byte(s) of body: the ${frame.dropped} past it were not sent`);
+      } else if (frame.sent < frame.length) {
+        report(req, `${what}, but the app ended it after ${frame.sent} byte(s) of body: the connection was closed, so that the client does not read the next response as the rest of this one`);
+        if (this.headersSent) {
+          // Before Node's own 'finish' listener, which lets go of the socket (and may start the next response on it).
+          this.prependOnceListener('finish', () => this.socket?.destroy());
+        } else {
+          this.shouldKeepAlive = false;
+        }
+      }
+      return end.call(this, sent, encoding, cb);
+    },
+  });
+}
