@@ -177,6 +177,8 @@ export class Arbiter implements HookServer {
   #stopAt = 0;
   /** --reload: the file watcher. */
   #reloader: Reloader | null = null;
+  /** What the last USR1 said could not be opened again: said once, not once per worker. */
+  #reopenSaid = new Set<string>();
   /** Ready was announced (systemd READY=1, the "Ready:" line) for the current set of workers. */
   #announcedReady = false;
   /** Connections handed over by timed-out workers, waiting for a live worker (see placeOrphans). */
@@ -421,7 +423,9 @@ export class Arbiter implements HookServer {
       // Rotated away: the files the reopen creates (see prepareLogsForWorkers).
       const created = [this.cfg.errorlog, this.cfg.accesslog].filter((f): f is string => !!f && f !== '-' && !existsSync(f));
       const failed = this.log.reopen();
+      this.#reopenSaid = new Set();
       if (failed) {
+        this.#reopenSaid.add(failed);
         // Into the file already open, which logrotate may have moved or deleted: on stderr too.
         const line = `USR1: ${failed}. Logging goes on to the file already open`;
         this.log.error(line);
@@ -432,6 +436,7 @@ export class Arbiter implements HookServer {
         try {
           checkWritable(ACCESS_LOG, this.cfg.accesslog);
         } catch (err) {
+          this.#reopenSaid.add((err as Error).message);
           this.log.error(`USR1: ${(err as Error).message}. The workers go on writing to the file already open`);
         }
       }
@@ -453,8 +458,9 @@ export class Arbiter implements HookServer {
   /**
    * USR1 after a rotation: workers that run as --user reopen the logs with that user's rights, which rarely
    * include creating files in the log directory, and a worker whose reopen fails writes on to the rotated file
-   * without a word. As Gunicorn, the master (root) makes the new files and gives them to the workers' user.
-   * Only files it makes here: an existing file (or /dev/null) keeps its owner.
+   * (it tells the master, which logs it once: `reopenFailed`). As Gunicorn, the master (root) makes the new
+   * files and gives them to the workers' user. Only files it makes here: an existing file (or /dev/null) keeps
+   * its owner.
    */
   private prepareLogsForWorkers(created: readonly string[]): void {
     let identity: ReturnType<typeof resolveIdentity>;
@@ -639,6 +645,14 @@ export class Arbiter implements HookServer {
         return;
       case 'fatal':
         w.fatal = { code: m.code, message: m.message, detail: m.detail };
+        return;
+      case 'reopenFailed':
+        // What the workers' user may not open (the master's check above ran with the master's rights).
+        for (const p of m.problems) {
+          if (this.#reopenSaid.has(p)) continue;
+          this.#reopenSaid.add(p);
+          this.log.error(`USR1: worker ${w.pid}: ${p}. The workers go on writing to the file already open`);
+        }
         return;
     }
   }

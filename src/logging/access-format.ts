@@ -13,14 +13,31 @@ export const ACCESS_ATOMS = ['h', 'l', 'u', 't', 'r', 'm', 'U', 'q', 'H', 's', '
  */
 export const accessTokens = (): RegExp => /%%|%\((\{[^}]*\}[ioe]|[A-Za-z]+)\)s/g;
 
-/** What is wrong with a format (an unknown atom), or undefined. */
+/** What is wrong with a format (an unknown atom, one not written `%(NAME)s`), or undefined. */
 export function accessFormatProblem(format: string): string | undefined {
   const re = accessTokens();
+  let last = 0;
   for (let m = re.exec(format); m; m = re.exec(format)) {
+    const bad = malformedAtom(format.slice(last, m.index));
+    if (bad) return bad;
+    last = m.index + m[0].length;
     const name = m[1];
     if (name === undefined || name.startsWith('{')) continue;
     if (!(ACCESS_ATOMS as readonly string[]).includes(name))
       return `unknown atom %(${name})s; known: ${ACCESS_ATOMS.join(' ')}, {header}i, {header}o, {var}e`;
   }
-  return undefined;
+  return malformedAtom(format.slice(last));
+}
+
+/**
+ * A `%(` in the format's own text: an atom not written `%(NAME)s` (`%(h) -`, `%(D)d`, `%(h)15s`), which
+ * would be written as it is on every line, where Gunicorn's Python formatting fails or pads. `%%(` is a
+ * literal `%(` (the `%%` is a token of its own).
+ */
+function malformedAtom(text: string): string | undefined {
+  const at = text.indexOf('%(');
+  if (at < 0) return undefined;
+  // The atom as Python's formatting would read it: flags, a width, a precision, a conversion.
+  const shown = /^%\([^)]*\)?[-#0 +]*\d*(?:\.\d*)?[A-Za-z]?/.exec(text.slice(at))![0].trimEnd();
+  return `${JSON.stringify(shown)} is not an atom: write it %(NAME)s, with no width or other conversion (%% for a literal %)`;
 }

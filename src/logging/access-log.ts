@@ -4,6 +4,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ConfigError } from '../config/setting.js';
 import { accessFormatProblem, accessTokens } from './access-format.js';
 import { sentBytes } from './body-bytes.js';
+import { escapeLogValue } from './log-escape.js';
 import { ACCESS_LOG, cannotWrite, opening } from './output-file.js';
 import { LogSink, type SinkTrouble } from './sink.js';
 
@@ -20,6 +21,14 @@ export interface AccessEntry {
 }
 
 type Atom = (e: AccessEntry) => string;
+
+/**
+ * The atoms whose text the client, the app or the environment gave (the request line, headers, a Basic user):
+ * they are put escaped (putValue, see log-escape.ts). The others (time, status, sizes, durations) are text
+ * tunicorn makes, put as they are.
+ */
+const VALUES = new WeakSet<Atom>();
+const value = (atom: Atom): Atom => (VALUES.add(atom), atom);
 
 /**
  * How long access-log lines may wait to be written together. At keep-alive load one write(2) per event-loop
@@ -111,7 +120,8 @@ function firstHeader(req: IncomingMessage, lower: string): string | undefined {
 
 function user(req: IncomingMessage): string {
   const auth = firstHeader(req, 'authorization');
-  if (!auth || !auth.startsWith('Basic ')) return '-';
+  // The scheme's name is case-insensitive (RFC 9110 11.1): `basic` too, as Gunicorn reads it.
+  if (!auth || auth.charCodeAt(5) !== 32 || auth.slice(0, 5).toLowerCase() !== 'basic') return '-';
   // The user name's bytes as sent (a byte string, like the rest of the line).
   const decoded = Buffer.from(auth.slice(6), 'base64').toString('latin1');
   const i = decoded.indexOf(':');
@@ -167,29 +177,31 @@ function bodyLength(res: ServerResponse): string | undefined {
 
 function atoms(clock: ClockCache): Record<string, Atom | (string | Atom)[]> {
   return {
-    h: (e) => dash(e.peer ?? clientAddressOf(e.req)),
+    h: value((e) => dash(e.peer ?? clientAddressOf(e.req))),
     l: () => '-',
-    u: (e) => user(e.req),
+    u: value((e) => user(e.req)),
     t: (e) => clock.at(e.end),
     // Atoms of several parts are put() part by part: no string is made to join them.
-    r: [(e) => String(e.req.method), ' ', (e) => String(e.req.url), ' HTTP/', (e) => String(e.req.httpVersion)],
-    m: (e) => dash(e.req.method),
-    U: (e) => path(e.req),
-    q: (e) => {
+    r: [value((e) => String(e.req.method)), ' ', value((e) => String(e.req.url)), ' HTTP/', value((e) => String(e.req.httpVersion))],
+    m: value((e) => dash(e.req.method)),
+    U: value((e) => path(e.req)),
+    q: value((e) => {
       const u = e.req.url ?? '';
       const i = u.indexOf('?');
       return i < 0 ? '' : u.slice(i + 1);
-    },
-    H: ['HTTP/', (e) => String(e.req.httpVersion)],
+    }),
+    H: ['HTTP/', value((e) => String(e.req.httpVersion))],
     // No status: a request whose client left (or whose connection was cut) before any answer, or an upgraded
     // connection on which the app wrote none (see WorkerRuntime.upgrading).
     s: (e) => dash(sentStatus(e.res)),
     B: (e) => bodyLength(e.res) ?? '0',
     b: (e) => dash(bodyLength(e.res)),
-    f: (e) => dash(firstHeader(e.req, 'referer')),
-    a: (e) => dash(firstHeader(e.req, 'user-agent')),
-    T: (e) => String(Math.floor((e.end - e.start) / 1000)),
-    M: (e) => String(Math.round(e.end - e.start)),
+    f: value((e) => dash(firstHeader(e.req, 'referer'))),
+    a: value((e) => dash(firstHeader(e.req, 'user-agent'))),
+    // T, M and D count whole seconds, milliseconds and microseconds of one time, as Gunicorn's timedelta
+    // does: M truncated (a round M said 1000 for a request T counted as 0 s and D as 999,600 us).
+    T: (e) => String(Math.floor(Math.round((e.end - e.start) * 1000) / 1e6)),
+    M: (e) => String(Math.floor(Math.round((e.end - e.start) * 1000) / 1000)),
     D: (e) => String(Math.round((e.end - e.start) * 1000)),
     L: (e) => ((e.end - e.start) / 1000).toFixed(6),
     p: () => `<${process.pid}>`,
@@ -201,7 +213,10 @@ function atoms(clock: ClockCache): Record<string, Atom | (string | Atom)[]> {
 
 /** Where a compiled format puts a line's parts: a LogSink (in place), or a string for the tests. */
 export interface LineTarget {
+  /** The format's own text, and text tunicorn makes. */
   put(part: string): void;
+  /** A value from the client, the app or the environment: escaped (see log-escape.ts). */
+  putValue(part: string): void;
 }
 
 /**
@@ -225,9 +240,9 @@ export function compileAccessWriter(format: string): (e: AccessEntry, to: LineTa
       const braced = name.slice(1, name.indexOf('}'));
       const key = braced.toLowerCase();
       const kind = name.at(-1);
-      if (kind === 'i') parts.push((e) => dash(headerText(e.req.headers[key])));
-      else if (kind === 'o') parts.push((e) => dash(responseHeader(e.res, key)));
-      else parts.push(() => dash(bytes(process.env[braced] ?? '')));
+      if (kind === 'i') parts.push(value((e) => dash(headerText(e.req.headers[key]))));
+      else if (kind === 'o') parts.push(value((e) => dash(responseHeader(e.res, key))));
+      else parts.push(value(() => dash(bytes(process.env[braced] ?? ''))));
       continue;
     }
     const atom = table[name];
@@ -243,7 +258,15 @@ export function compileAccessWriter(format: string): (e: AccessEntry, to: LineTa
 export function compileAccessFormat(format: string): (e: AccessEntry) => string {
   const write = compileAccessWriter(format);
   return (e) => {
-    const out = { text: '', put(part: string) { this.text += part; } };
+    const out = {
+      text: '',
+      put(part: string) {
+        this.text += part;
+      },
+      putValue(part: string) {
+        this.text += escapeLogValue(part);
+      },
+    };
     write(e, out);
     return out.text;
   };
@@ -269,12 +292,16 @@ function mergeText(parts: (string | Atom)[]): (string | Atom)[] {
  */
 function sequence(parts: (string | Atom)[]): (e: AccessEntry, to: LineTarget) => void {
   const names = parts.map((_, i) => `p${i}`);
-  const body = parts.map((p, i) => `to.put(${typeof p === 'string' ? JSON.stringify(p) : `p${i}(e)`});`).join(' ');
+  const body = parts.map((p, i) => (typeof p === 'string' ? `to.put(${JSON.stringify(p)});` : `to.${VALUES.has(p) ? 'putValue' : 'put'}(p${i}(e));`)).join(' ');
   try {
     return new Function(...names, `return (e, to) => { ${body} };`)(...parts) as (e: AccessEntry, to: LineTarget) => void;
   } catch {
     return (e, to) => {
-      for (const p of parts) to.put(typeof p === 'string' ? p : p(e));
+      for (const p of parts) {
+        if (typeof p === 'string') to.put(p);
+        else if (VALUES.has(p)) to.putValue(p(e));
+        else to.put(p(e));
+      }
     };
   }
 }

@@ -109,8 +109,8 @@ export class ErrorLog implements HookLog {
     this.#write('error', `${msg}\n${detail}`);
   }
 
-  /** Text written as it is (--capture-output): gathered with the other lines, each write whole. */
-  raw(text: string): void {
+  /** Output written as it is (--capture-output): gathered with the other lines, each write whole. */
+  raw(text: string | Uint8Array): void {
     this.#sink.write(text);
   }
 
@@ -163,8 +163,12 @@ export function captureStdio(current: () => ErrorLog): void {
     stream.write = ((chunk: unknown, encoding?: unknown, cb?: unknown): boolean => {
       const log = current();
       if (log.target === '-') return original(chunk, encoding, cb);
-      const enc = typeof encoding === 'string' ? (encoding as BufferEncoding) : 'utf8';
-      log.raw(typeof chunk === 'string' ? chunk : Buffer.from(chunk as Uint8Array).toString(enc));
+      // The bytes as written, as Gunicorn's capture_output (a descriptor redirected) keeps them: a Buffer is not
+      // decoded (a UTF-8 character split across two writes, a pipe's chunks, stays whole; other bytes stay
+      // themselves), and a string given with its encoding ('hex', 'latin1') is encoded by it.
+      const enc = typeof encoding === 'string' ? encoding : 'utf8';
+      if (typeof chunk !== 'string') log.raw(chunk instanceof Uint8Array ? chunk : Buffer.from(chunk as Uint8Array));
+      else log.raw(enc === 'utf8' || enc === 'utf-8' ? chunk : Buffer.from(chunk, enc as BufferEncoding));
       const done = typeof encoding === 'function' ? encoding : cb;
       if (typeof done === 'function') process.nextTick(done as () => void);
       return true;

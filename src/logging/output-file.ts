@@ -4,6 +4,7 @@ import { userInfo } from 'node:os';
 import { dirname, join } from 'node:path';
 import { logging } from '../config/sections/logging.js';
 import { ConfigError, longFlag } from '../config/setting.js';
+import { standardStream } from './sink.js';
 
 /**
  * A file the server writes, as a user knows it: the setting's name in words and its flag, so a failure to open
@@ -143,6 +144,6 @@ export function checkWritable(file: OutputFile, path: string): void {
 
 /** The logs of a config, checked as checkWritable does; `-` (stderr, stdout) needs no check. */
 export function checkLogFiles(cfg: { readonly errorlog: string; readonly accesslog: string | null }): void {
-  if (cfg.errorlog !== '-') checkWritable(ERROR_LOG, cfg.errorlog);
-  if (cfg.accesslog && cfg.accesslog !== '-') checkWritable(ACCESS_LOG, cfg.accesslog);
+  if (cfg.errorlog !== '-' && standardStream(cfg.errorlog) === null) checkWritable(ERROR_LOG, cfg.errorlog);
+  if (cfg.accesslog && cfg.accesslog !== '-' && standardStream(cfg.accesslog) === null) checkWritable(ACCESS_LOG, cfg.accesslog);
 }

@@ -105,6 +105,11 @@ export type WorkerMessage =
    * boot timeout names. Sent only when the hook is set. Not a heartbeat: the boot's bound counts from its start.
    */
   | { readonly t: 'step'; readonly step: 'postFork' | 'postWorkerInit' | null }
+  /**
+   * USR1: logs this worker could not open again (its --user may not write a file logrotate made, say), in
+   * words. It goes on writing to the files already open; the master says so once for all its workers.
+   */
+  | { readonly t: 'reopenFailed'; readonly problems: readonly string[] }
   /** Why the worker is about to exit before ever serving. */
   | { readonly t: 'fatal'; readonly code: number; readonly message: string; readonly detail: string };
 

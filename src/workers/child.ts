@@ -294,10 +294,14 @@ class WorkerProcess {
         if (m.graceful) void this.stop(true, '', m.drain ?? false, m.handOver ?? false);
         else this.quickStop('');
         return;
-      case 'reopen':
-        this.runtime.reopenLogs();
+      case 'reopen': {
+        // Run as --user, a worker may not open what the master could (a file logrotate made for root): the
+        // master, whose error log is the one that was just opened again, says so.
+        const problems = this.runtime.reopenLogs();
         this.#cls?.reopenLogs?.();
+        if (problems.length > 0) send({ t: 'reopenFailed', problems });
         return;
+      }
       case 'lease':
       case 'adopt':
         return; // routed with its handle in main()

@@ -513,9 +513,9 @@ export class WorkerRuntime {
       .map((e) => ({ method: e.req.method ?? '?', url: e.req.url ?? '?', ms: Math.round(now - e.start) }));
   }
 
-  reopenLogs(): void {
-    this.log.reopen();
-    this.accessLog?.reopen();
+  /** USR1. Returns why a log could not be opened again, for each that could not (the old one stays in use). */
+  reopenLogs(): string[] {
+    return [this.log.reopen(), this.accessLog?.reopen() ?? null].filter((p): p is string => p !== null);
   }
 
   closeLogs(): void {

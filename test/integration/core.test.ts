@@ -424,6 +424,22 @@ describe('failures are stated, not dumped', () => {
     assert.match(s.log, new RegExp(`^tunicorn: error: cannot open access log "${lit(tmp)}" \\(--access-logfile\\): it is a directory; name a file, such as ${lit(tmp)}/access\\.log\n$`));
   });
 
+  it('writes the logs to /dev/stdout and /dev/stderr when those are sockets (systemd\'s journal), as to "-"', async () => {
+    // The helper's stdout and stderr are Unix socket pairs, as the journal's are: opened again by path, a socket
+    // fails with ENXIO, and the start stopped there.
+    const { s, port } = await start(['-w', '1', '--access-logfile', '/dev/stdout', '--error-logfile', '/dev/stderr', fx('listener.ts')]);
+    await s.workersBooted(1);
+    await request(port, '/via-dev-stdout');
+    await until(() => /"GET \/via-dev-stdout HTTP\/1\.1"/.test(s.stdout), 5000, 'the access line on stdout');
+    s.signal('SIGUSR1');
+    await s.waitFor(/Handling signal: usr1/);
+    await request(port, '/after-usr1');
+    await until(() => /"GET \/after-usr1 HTTP\/1\.1"/.test(s.stdout), 5000, 'the access line after USR1');
+    s.signal('SIGTERM');
+    assert.equal((await s.exited).code, 0);
+    assert.doesNotMatch(s.log, /ERROR|ENXIO/);
+  });
+
   it('states a pidfile that cannot be written in one line, and leaves no socket file behind', async () => {
     const sock = path.join(tmp, 'pidfile-fail.sock');
     for (const [pidfile, cause] of [
@@ -764,6 +780,25 @@ describe('operations', () => {
     await s.kill();
   });
 
+  it('escapes quotes and control bytes a client sends, so that one request makes one access-log line that cannot be forged', async () => {
+    const acclog = path.join(tmp, 'access-escaped.log');
+    const { s, port } = await start(['-w', '1', '--access-logfile', acclog, fx('listener.ts')]);
+    // A Basic user is any bytes the client base64-encoded: a line break, a forged line, a terminal escape.
+    const user = 'mallory"\n10.9.9.9 - admin [01/Jan/2026 +0000] "GET /admin HTTP/1.1" 200 1 "-" "-"\x1b[2J';
+    await request(port, '/a"b?c="d', {
+      headers: { authorization: 'Basic ' + Buffer.from(`${user}:pw`).toString('base64'), 'user-agent': 'agent\\" "forged', referer: 'r"1' },
+    });
+    await until(() => existsSync(acclog) && readFileSync(acclog, 'utf8').endsWith('\n'), 5000, 'the access line');
+    s.signal('SIGTERM');
+    await s.exited;
+    const text = readFileSync(acclog, 'utf8');
+    assert.equal(text.split('\n').length, 2, `one line: ${JSON.stringify(text)}`);
+    assert.match(
+      text,
+      /^127\.0\.0\.1 - mallory\\"\\x0a10\.9\.9\.9 - admin \[01\/Jan\/2026 \+0000\] \\"GET \/admin HTTP\/1\.1\\" 200 1 \\"-\\" \\"-\\"\\x1b\[2J \[[^\]]+\] "GET \/a\\"b\?c=\\"d HTTP\/1\.1" \d{3} \d+ "r\\"1" "agent\\\\\\" \\"forged"\n$/,
+    );
+  });
+
   it('loses no access-log line, and cuts none, when stdout is a pipe its reader stops draining', async () => {
     // A long User-Agent fills the pipe's 64 KiB in a few hundred lines.
     const agentName = `agent-${'x'.repeat(300)}`;
@@ -833,7 +868,10 @@ describe('operations', () => {
 
   it('--capture-output sends the app\'s console output to the error log file, from every class', async () => {
     const app = path.join(tmp, 'prints.mjs');
-    writeFileSync(app, "console.log('printed at import');\nexport default (req, res) => { console.log(`out ${req.url}`); console.error(`err ${req.url}`); res.end('ok'); };\n");
+    // The bytes as written (as Gunicorn's redirected descriptors keep them): a UTF-8 character split across two
+    // Buffers, a string in another encoding, a byte that is no UTF-8.
+    const bytes = "process.stdout.write(Buffer.from([0x63, 0x61, 0x66, 0xc3])); process.stdout.write(Buffer.from([0xa9, 0x0a])); process.stdout.write('6869210a', 'hex'); process.stderr.write(Buffer.from([0xff, 0x0a]));";
+    writeFileSync(app, `console.log('printed at import');\nexport default (req, res) => { console.log(\`out \${req.url}\`); ${bytes} console.error(\`err \${req.url}\`); res.end('ok'); };\n`);
     for (const cls of ['async', 'gthread']) {
       const errlog = path.join(tmp, `captured-${cls}.log`);
       const s = new Server(['-b', '127.0.0.1:0', '-w', '1', '-k', cls, '--capture-output', '--error-logfile', errlog, app]);
@@ -842,6 +880,7 @@ describe('operations', () => {
       await request(port, '/x');
       await until(() => /^err \/x$/m.test(readFileSync(errlog, 'utf8')), 5000, 'the captured output');
       assert.match(readFileSync(errlog, 'utf8'), /^printed at import\n[\s\S]*^out \/x\n/m);
+      assert.ok(readFileSync(errlog).includes(Buffer.concat([Buffer.from('out /x\ncaf\u00e9\nhi!\n'), Buffer.from([0xff]), Buffer.from('\nerr /x\n')])), `the bytes as written, ${cls}`);
       await s.kill();
       assert.equal(s.stdout, '', 'nothing on stdout');
       assert.doesNotMatch(s.log, /printed|out \/x|err \/x/, 'nothing on stderr');

@@ -142,6 +142,32 @@ describe('USR1 after logrotate, with workers that run as --user', { skip: proces
   });
 });
 
+describe('USR1 after logrotate made new files the workers\' --user may not write', { skip: process.getuid?.() === 0 ? false : 'needs root' }, () => {
+  it('says so once, in the new error log, where the workers wrote on to the rotated files without a word', async () => {
+    const dir = mkdtempSync(path.join(tmp, 'rotate-create-'));
+    for (const d of [tmp, dir]) chmodSync(d, 0o755);
+    const [errorLog, accessLog] = [path.join(dir, 'error.log'), path.join(dir, 'access.log')];
+    const s = new Server(['-b', '127.0.0.1:0', '-w', '2', '-u', 'nobody', '-g', 'nogroup', '--error-logfile', errorLog, '--access-logfile', accessLog, APP]);
+    await until(() => existsSync(errorLog) && /Ready: 2/.test(readFileSync(errorLog, 'utf8')), 30000, 'the workers');
+    // logrotate's `create 0640 root root`: the new files exist, and only root may write them.
+    for (const f of [errorLog, accessLog]) {
+      renameSync(f, `${f}.1`);
+      writeFileSync(f, '', { mode: 0o640 });
+      chmodSync(f, 0o640);
+    }
+    s.signal('SIGUSR1');
+    const said = (what: string, flag: string) =>
+      new RegExp(`\\[ERROR\\] USR1: worker \\d+: cannot open ${what} ".*" \\(${flag}\\): permission denied: user nobody may not write to the file; change its owner or mode, or choose another ${flag}\\. The workers go on writing to the file already open\n`, 'g');
+    const read = () => readFileSync(errorLog, 'utf8');
+    await until(() => said('error log', '--error-logfile').test(read()) && said('access log', '--access-logfile').test(read()), 10000, 'the lines');
+    s.signal('SIGTERM');
+    assert.equal((await within(s.exited, 30000, 'the exit')).code, 0);
+    // Once for both workers, not once each.
+    assert.equal(read().match(said('error log', '--error-logfile'))!.length, 1);
+    assert.equal(read().match(said('access log', '--access-logfile'))!.length, 1);
+  });
+});
+
 describe('a worker whose JavaScript heap fills up', () => {
   it('is replaced, and the line says what Node\'s abort most likely means', async () => {
     const app = path.join(tmp, 'heap-hog.mjs');

@@ -57,7 +57,7 @@ describe('access log format', () => {
 
   it('renders timing, parts of the request and headers', () => {
     const f = compileAccessFormat('%(m)s %(U)s %(q)s %(H)s %(s)s %(B)s %(D)s %(M)s %(T)s %(L)s %({x-id}i)s %({x-out}o)s %({missing}i)s');
-    assert.equal(f(entry()), 'POST /a/b x=1 HTTP/1.1 201 12 250500 251 0 0.250500 42 yes -');
+    assert.equal(f(entry()), 'POST /a/b x=1 HTTP/1.1 201 12 250500 250 0 0.250500 42 yes -');
   });
 
   it('reads a response header given to writeHead() (every Fetch Response\'s) from the header block', () => {
@@ -130,6 +130,43 @@ describe('access log format', () => {
       const out = execFileSync(process.execPath, [...flags, '--import', 'tsx', '--input-type=module', '-e', script], { encoding: 'utf8', timeout: 20_000 });
       assert.equal(out, '::1 "GET /x HTTP/1.1" 204 - "ua"', flags.join(' ') || 'default');
     }
+  });
+
+  it('escapes what the client, the app or the environment gave: a quote as Gunicorn, a backslash and control bytes too', () => {
+    process.env.TUNICORN_TEST_ESC = 'e"v';
+    try {
+      // A Basic user is any bytes the client base64-encoded: here a line break and a whole forged line.
+      const forged = 'x"\n10.0.0.1 - - [01/Jan/2000 +0000] "GET /admin HTTP/1.1" 200 1 "-" "-"\r\x1b[31m';
+      const e = entry({
+        url: '/p"a\\th?q="1"',
+        headers: { 'x-in': 'i"n' },
+        rawHeaders: ['Referer', 'r"\\', 'User-Agent', 'Mozilla" "injected', 'Authorization', 'Basic ' + Buffer.from(`${forged}:pw`).toString('base64')],
+      } as Partial<IncomingMessage>);
+      (e as { res: unknown }).res = { statusCode: 200, getHeader: (n: string) => (n === 'x-out' ? 'o"\\ut' : undefined) };
+      const line = compileAccessFormat('%(u)s "%(r)s" "%(f)s" "%(a)s" %(U)s %(q)s "%({x-in}i)s" "%({x-out}o)s" "%({TUNICORN_TEST_ESC}e)s"')(e);
+      assert.equal(
+        line,
+        'x\\"\\x0a10.0.0.1 - - [01/Jan/2000 +0000] \\"GET /admin HTTP/1.1\\" 200 1 \\"-\\" \\"-\\"\\x0d\\x1b[31m' +
+          ' "POST /p\\"a\\\\th?q=\\"1\\" HTTP/1.1" "r\\"\\\\" "Mozilla\\" \\"injected" /p\\"a\\\\th q=\\"1\\" "i\\"n" "o\\"\\\\ut" "e\\"v"',
+      );
+      assert.ok(!/[\x00-\x1f\x7f]/.test(line), 'no control byte is left');
+    } finally {
+      delete process.env.TUNICORN_TEST_ESC;
+    }
+  });
+
+  it('reads the Basic scheme in any case, as Gunicorn', () => {
+    const e = entry({ rawHeaders: ['Authorization', 'basic ' + Buffer.from('lee:pw').toString('base64')] });
+    assert.equal(compileAccessFormat('%(u)s')(e), 'lee');
+    assert.equal(compileAccessFormat('%(u)s')(entry({ rawHeaders: ['Authorization', 'Bearer abc'] })), '-');
+    assert.equal(compileAccessFormat('%(u)s')(entry({ rawHeaders: ['Authorization', 'Basicx'] })), '-');
+  });
+
+  it('counts %(T)s, %(M)s and %(D)s as whole units of one time, truncated as Gunicorn\'s timedelta', () => {
+    const f = compileAccessFormat('%(T)s %(M)s %(D)s %(L)s');
+    assert.equal(f({ ...entry(), start: 0, end: 999.6 }), '0 999 999600 0.999600');
+    assert.equal(f({ ...entry(), start: 0, end: 1.6 }), '0 1 1600 0.001600');
+    assert.equal(f({ ...entry(), start: 0, end: 2000.0004 }), '2 2000 2000000 2.000000');
   });
 
   it('names an unknown atom', () => {

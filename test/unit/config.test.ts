@@ -174,6 +174,11 @@ describe('resolveConfig', () => {
     assert.equal((await resolve(['--access-logformat', '%%(x)s %({X-Id}i)s %(Q)s', 'a'])).config.accessLogFormat, '%%(x)s %({X-Id}i)s %(Q)s');
     await assert.rejects(resolve(['--http-protocols', 'h2,h1,h2', 'a']), /invalid value for httpProtocols \(--http-protocols\): \["h2","h1","h2"\]; names a protocol twice/);
     assert.deepEqual((await resolve(['--http-protocols', 'h1, h2', 'a'])).config.httpProtocols, ['h1', 'h2']);
+    // An atom not written %(NAME)s was written as it is on every line, with nothing said.
+    for (const [format, shown] of [['%(h) -  %(t)s', '%(h) -'], ['%(D)d us', '%(D)d'], ['%(h)15s', '%(h)15s'], ['%(s)s %({x-id)s', '%({x-id)s'], ['%(h', '%(h']]) {
+      await assert.rejects(resolve(['--access-logformat', format!, 'a']), new RegExp(`; ${JSON.stringify(shown).replace(/[()+{}]/g, '\\$&')} is not an atom: write it %\\\(NAME\\\)s`), format);
+    }
+    assert.equal((await resolve(['--access-logformat', '100% %%(h)s (%(s)s)', 'a'])).config.accessLogFormat, '100% %%(h)s (%(s)s)');
     await assert.rejects(resolve(['a'], {}, { timeout: -1 }), /invalid value for timeout \(--timeout\): -1; expected a number of seconds >= 0 and <= 2000000 \(23 days\)/);
     await assert.rejects(resolve(['a'], {}, { loglevel: 'loud' }), /expected one of debug, info, warning, error, critical/);
     await assert.rejects(resolve(['a'], {}, { preload: 'maybe' }), /expected true or false/);

@@ -93,6 +93,39 @@ describe('LogSink', () => {
     assert.equal(read(f), expected.join('\n') + '\n');
   });
 
+  it('escapes what putValue() is given, a quote, a backslash and a control byte, in the buffer and past its end', () => {
+    const f = path.join(tmp, 'values.log');
+    const sink = new LogSink(f, 1, 60_000, 'latin1');
+    const evil = 'a"b\\c\nX - - [forged]\r\x1b[2J\x00\x7f' + Buffer.from('\u00e9').toString('latin1');
+    const escaped = 'a\\"b\\\\c\\x0aX - - [forged]\\x0d\\x1b[2J\\x00\\x7f\u00e9';
+    const expected: string[] = [];
+    // Clean values pass as they are; the 65th line does not fit, the 66th's value is longer than the buffer.
+    for (let i = 0; i < 66; i++) {
+      const fill = i === 65 ? 'v'.repeat(70 * 1024) : 'v'.repeat(1000);
+      sink.put('"');
+      sink.putValue(fill);
+      sink.put('" "');
+      sink.putValue(evil);
+      sink.put('"');
+      sink.endLine();
+      expected.push(`"${fill}" "${escaped}"`);
+    }
+    sink.close();
+    assert.equal(read(f), expected.join('\n') + '\n');
+  });
+
+  it('writes bytes given to write() as they are, gathered or past the buffer (--capture-output)', () => {
+    const f = path.join(tmp, 'bytes.log');
+    const sink = new LogSink(f, 2);
+    const big = new Uint8Array(70 * 1024).fill(0x79);
+    sink.write(Buffer.from([0x63, 0x61, 0x66, 0xc3]));
+    sink.write(new Uint8Array([0xa9, 0x0a, 0xff]));
+    sink.write(big);
+    sink.write('\n');
+    sink.close();
+    assert.deepEqual(readFileSync(f), Buffer.concat([Buffer.from([0x63, 0x61, 0x66, 0xc3, 0xa9, 0x0a, 0xff]), big, Buffer.from('\n')]));
+  });
+
   it('keeps writing to the file it has when a reopen fails, and returns the error', () => {
     const dir = path.join(tmp, 'rotated');
     mkdirSync(dir);

@@ -22,7 +22,10 @@ export const logging = {
     short: 'The error log file; "-" is stderr.',
     doc:
       'Lines read `[TIME] [PID] [LEVEL] message`. The master and every worker append to it; USR1 reopens ' +
-      'it (for logrotate). The config key `logfile` (the seed\'s spelling) is accepted too.',
+      'it (for logrotate). `/dev/stderr` and `/dev/stdout` (and their `/dev/fd/N`, `/proc/self/fd/N` ' +
+      'spellings) are written as "-" is, through the descriptor the process has: opened again by path, a ' +
+      'socket (what systemd\'s journal gives a service) cannot be. The config key `logfile` (the seed\'s ' +
+      'spelling) is accepted too.',
   }),
   captureOutput: boolSetting({
     key: 'captureOutput',
@@ -34,7 +37,8 @@ export const logging = {
     doc:
       'What the workers (and the master, with --preload or from a hook) write to stdout and stderr from ' +
       'JavaScript (`console.log`, `console.error`, `process.stdout.write`, a gthread thread\'s output) is ' +
-      'appended to the `errorlog` file as it is, and follows it through a USR1 reopen. With `errorlog` "-" ' +
+      'appended to the `errorlog` file as it is, byte for byte (a Buffer is not decoded; a string given with ' +
+      'an encoding is encoded by it), and follows it through a USR1 reopen. With `errorlog` "-" ' +
       'it changes nothing (a warning says so). Output written below JavaScript, by a native addon or by ' +
       'Node itself on a fatal error, still goes to the inherited stdout and stderr.',
   }),
@@ -60,7 +64,8 @@ export const logging = {
     doc:
       'Each worker appends one line per response, formatted by `access_log_format`, written in batches at most ' +
       '20 ms apart (and on exit; a worker killed, by `timeout` or SIGKILL, loses the lines of its last 20 ms). ' +
-      'USR1 reopens it. The request line and headers are written as the bytes the ' +
+      'USR1 reopens it; `/dev/stdout` is written as "-" is (see `errorlog`). The request line and headers are ' +
+      'written as the bytes the ' +
       'client sent (UTF-8 in a header stays UTF-8); the format\'s own text and `{name}e` values as UTF-8. An ' +
       'upgrade (WebSocket) or CONNECT request, which the app answers on the socket itself, gets its line when ' +
       'that connection closes (or the worker exits), as Gunicorn logs one when its handler returns: the status ' +
@@ -78,16 +83,22 @@ export const logging = {
     short: 'The access log format, with Gunicorn\'s atoms.',
     doc:
       'Atoms: `h` remote address, `l` `-`, `u` user (basic auth) or `-`, `t` time `[10/Oct/2026:13:55:36 ' +
-      '+0000]`, `r` request line, `m` method, `U` path, `q` query string, `H` protocol, `s` status (`-` when none was sent: the client left, or the connection was cut, before the answer), `B` / `b` ' +
+      '+0000]`, `r` request line, `m` method, `U` path (as sent, percent-encoded: Gunicorn\'s is decoded), `q` query string, `H` protocol, `s` status (`-` when none was sent: the client left, or the connection was cut, before the answer), `B` / `b` ' +
       'the body bytes sent, as Gunicorn counts them (the Content-Length, or for a streamed body, chunked or ' +
       'HTTP/2, the bytes the app wrote; 0 for none, and `b` is `-` when unknown), `f` referer, `a` user ' +
       'agent, `T` seconds, `M` ' +
-      'milliseconds, `D` microseconds, `L` seconds with decimals, `p` the worker\'s pid as `<PID>`, ' +
+      'milliseconds, `D` microseconds (whole units of one time, truncated as Gunicorn\'s), `L` seconds with ' +
+      'decimals, `p` the worker\'s pid as `<PID>`, ' +
       '`{name}i` a request header, ' +
       '`{name}o` a response header, `{name}e` an environment variable; and one Gunicorn lacks, `Q`, the queue ' +
       'time in milliseconds (from the worker accepting the connection, or a proxy\'s `X-Request-Start`, to the ' +
-      'request reaching the app). Written `%(h)s`; `%%` is a `%`. An unknown atom stops the start (or a HUP) ' +
-      'with one line.',
+      'request reaching the app). Written `%(h)s`; `%%` is a `%`. An unknown atom, or one written otherwise ' +
+      '(`%(D)d`, `%(h)15s`: Gunicorn\'s Python formatting reads those, tunicorn does not), stops the start (or a ' +
+      'HUP) with one line. Values the client, the app or the environment gave (every atom but the time, the ' +
+      'status, the sizes and durations, and `p`) are escaped: `"` as `\\"` (as Gunicorn), `\\` as `\\\\` and a ' +
+      'control character as `\\xHH` (as Apache), so that a header or a Basic user (any bytes, base64-encoded) ' +
+      'cannot end a quoted field or the line, forge a line, or reach the terminal of whoever reads the log. ' +
+      '`u` reads the `Basic` scheme in any case, as Gunicorn.',
   }),
   statsdHost: stringSetting<string | null>({
     key: 'statsdHost',

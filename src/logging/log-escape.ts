@@ -1,0 +1,31 @@
+/**
+ * The access log's escaping of what the client, the app or the environment gave: every value between the
+ * format's own text. `"` becomes `\"` (as Gunicorn's SafeAtoms has it), `\` becomes `\\` (as Apache's: else a
+ * `\"` sent would end a quoted field for a reader that undoes the escapes), and a control character (0x00-0x1f,
+ * 0x7f) `\xHH` (as Apache's and nginx's). A line break or a terminal escape in a value (a Basic user is any
+ * bytes the client base64-encoded) must not forge a line, nor reach the terminal of whoever reads the log.
+ * Every other byte stays as sent: UTF-8 in a header stays UTF-8.
+ */
+
+const HEX = '0123456789abcdef';
+
+/** Whether the character `c` (a UTF-16 unit; a byte, in the log's byte strings) is written escaped. */
+export const needsEscape = (c: number): boolean => c < 0x20 || c === 0x22 || c === 0x5c || c === 0x7f;
+
+/** `v` escaped; `v` itself when nothing in it needs escaping. */
+export function escapeLogValue(v: string): string {
+  for (let i = 0; i < v.length; i++) if (needsEscape(v.charCodeAt(i))) return v.slice(0, i) + escapeFrom(v, i);
+  return v;
+}
+
+/** The escaped text of `v` from `from` on (LogSink.putValue goes on with it from the first such character). */
+export function escapeFrom(v: string, from: number): string {
+  let out = '';
+  for (let i = from; i < v.length; i++) {
+    const c = v.charCodeAt(i);
+    if (c === 0x22 || c === 0x5c) out += '\\' + v[i];
+    else if (c < 0x20 || c === 0x7f) out += '\\x' + HEX[c >> 4] + HEX[c & 15];
+    else out += v[i];
+  }
+  return out;
+}
