@@ -30,7 +30,7 @@ const kFrame = Symbol('tunicorn.frame');
 
 type Held = ServerResponse & {
   [kFrame]?: Frame | null;
-  /** Node's: false for a response that sends no body (HEAD, 204, 304), set when the head is made. */
+  /** Node's: false for a response that sends no body: a HEAD's from the start, a 204's or 304's once the head is made. */
   _hasBody?: boolean;
   /** Node's: the Content-Length of the head, once it is made (the app's, or the one end(body) computed). */
   _contentLength?: number | null;
@@ -61,13 +61,23 @@ function head(chunk: unknown, encoding: unknown, n: number): Buffer {
 
 /** The Content-Length to hold `res` to, or null when none applies. */
 function lengthOf(res: Held): number | null {
-  if (res.strictContentLength || res.req?.method === 'HEAD') return null; // Node checks it, or no body is sent.
-  if (res.headersSent) return res._hasBody !== false && !res.chunkedEncoding ? (res._contentLength ?? null) : null;
+  // Node checks it, or sends no body: `_hasBody` is false from the start for a HEAD request (whatever a middleware
+  // later made of `req.method`), and once the head is made for a 204 or a 304.
+  if (res.strictContentLength || (res as { _hasBody?: boolean })._hasBody === false) return null;
+  if (res.headersSent) return res._hasBody !== false && !res.chunkedEncoding ? asLength(res._contentLength) : null;
   const value = res.getHeader('content-length');
   const status = res.statusCode;
   if (value === undefined || status < 200 || status === 204 || status === 304 || res.hasHeader('transfer-encoding')) return null;
-  const n = Number(Array.isArray(value) ? value[0] : value);
-  return Number.isSafeInteger(n) && n >= 0 ? n : null;
+  return asLength(Number(Array.isArray(value) ? value[0] : value));
+}
+
+/**
+ * A length to hold a body to, or null. Node's own `_contentLength` is `+value` of the head's field: NaN for a
+ * value that is no number (`5, 5`, a list of one length; the app's own mistake otherwise), which held to would
+ * send no byte of the body at all, the head claiming some.
+ */
+function asLength(n: number | null | undefined): number | null {
+  return typeof n === 'number' && Number.isSafeInteger(n) && n >= 0 ? n : null;
 }
 
 /** The frame of `res`, made when the first body byte is written (or at end()), then kept. */

@@ -5,6 +5,10 @@
  * 0x7f) `\xHH` (as Apache's and nginx's). A line break or a terminal escape in a value (a Basic user is any
  * bytes the client base64-encoded) must not forge a line, nor reach the terminal of whoever reads the log.
  * Every other byte stays as sent: UTF-8 in a header stays UTF-8.
+ *
+ * The values are byte strings (one character a byte, as Node's parser gives them), but one the app set itself
+ * can hold characters past 0xff (a `req.url` it decoded in place, `%C4%8A` being U+010A): those are written as
+ * their UTF-8 bytes. Stored as the byte of their low 8 bits, U+010A would be a raw line feed, U+0122 a quote.
  */
 
 const HEX = '0123456789abcdef';
@@ -12,9 +16,12 @@ const HEX = '0123456789abcdef';
 /** Whether the character `c` (a UTF-16 unit; a byte, in the log's byte strings) is written escaped. */
 export const needsEscape = (c: number): boolean => c < 0x20 || c === 0x22 || c === 0x5c || c === 0x7f;
 
-/** `v` escaped; `v` itself when nothing in it needs escaping. */
+/** `v` escaped; `v` itself when nothing in it needs escaping (nor any character past 0xff). */
 export function escapeLogValue(v: string): string {
-  for (let i = 0; i < v.length; i++) if (needsEscape(v.charCodeAt(i))) return v.slice(0, i) + escapeFrom(v, i);
+  for (let i = 0; i < v.length; i++) {
+    const c = v.charCodeAt(i);
+    if (c > 0xff || needsEscape(c)) return v.slice(0, i) + escapeFrom(v, i);
+  }
   return v;
 }
 
@@ -25,7 +32,12 @@ export function escapeFrom(v: string, from: number): string {
     const c = v.charCodeAt(i);
     if (c === 0x22 || c === 0x5c) out += '\\' + v[i];
     else if (c < 0x20 || c === 0x7f) out += '\\x' + HEX[c >> 4] + HEX[c & 15];
-    else out += v[i];
+    else if (c > 0xff) {
+      // Its UTF-8 bytes, as a byte string (a surrogate pair is one character; a lone surrogate is U+FFFD).
+      const pair = c >= 0xd800 && c <= 0xdbff && i + 1 < v.length && (v.charCodeAt(i + 1) & 0xfc00) === 0xdc00;
+      out += Buffer.from(v.slice(i, pair ? i + 2 : i + 1), 'utf8').toString('latin1');
+      if (pair) i++;
+    } else out += v[i];
   }
   return out;
 }

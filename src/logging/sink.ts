@@ -65,8 +65,8 @@ const NEWLINE = Buffer.from('\n');
 /**
  * The bytes putValue() escapes (needsEscape, src/logging/log-escape.ts), as a table: looking a byte up cost
  * less than the comparisons (about 20 ns against 70 for a 100-byte User-Agent; the copy alone, 220-320).
- * A character past 0xff (never in Node's byte strings) is looked up by its low byte: a false alarm only sends
- * the rest of the value through escapeFrom, which checks each character itself.
+ * A character past 0xff (never in Node's byte strings, but in a value the app set: a `req.url` it decoded) is
+ * not stored as its low byte (U+010A would be a line feed): escapeFrom writes it as its UTF-8 bytes.
  */
 const ESCAPED = new Uint8Array(256);
 for (let c = 0; c < 256; c++) if (needsEscape(c)) ESCAPED[c] = 1;
@@ -203,8 +203,9 @@ export class LogSink {
     const buf = this.#buf;
     for (let i = 0; i < n; i++) {
       const c = part.charCodeAt(i);
-      if (ESCAPED[c & 0xff] === 1) {
-        // The rest from the first byte to escape (rare: a quote, a backslash, a control character).
+      if (c > 0xff || ESCAPED[c] === 1) {
+        // The rest from the first byte to escape (rare: a quote, a backslash, a control character, or a
+        // character past 0xff, whose UTF-8 bytes escapeFrom gives).
         this.#used = at + i;
         return this.put(escapeFrom(part, i));
       }

@@ -128,6 +128,10 @@ export class GthreadWorker implements WorkerClass {
               case 'crashed': {
                 const err = new Error(m.message);
                 err.stack = m.stack;
+                // Stopping already (TERM, a reload, or the retirement of a first crash): the process exits once
+                // every thread is done, and one thread's exception (a timer the app's shutdown left) is no reason
+                // to cut the requests the others are finishing, nor their stop; the thread that threw goes on too.
+                if (this.#stopping) return runtime.log.exception(`Uncaught exception in thread ${t} of worker ${process.pid} while it stops; the stop goes on`, err);
                 return this.ctx.crashed(err);
               }
               case 'files': {
@@ -142,7 +146,8 @@ export class GthreadWorker implements WorkerClass {
             }
           });
           worker.once('error', (err) => {
-            if (this.#stopping) return;
+            // The thread is gone (its exit settles the stop's wait for it): what it ran is lost, the others stop on.
+            if (this.#stopping) return runtime.log.exception(`Thread ${t} of worker ${process.pid} died while it stopped; the other threads stop on`, err);
             // Once serving, a thread that died (its heap full: ERR_WORKER_OUT_OF_MEMORY) takes only what it
             // ran: the process retires as after an uncaught exception, and its other threads finish theirs.
             if (this.#serving) return this.ctx.crashed(err);

@@ -130,6 +130,11 @@ for (const cls of CLASSES) {
       assert.match(h.rest, /^HTTP\/1\.1 200 OK\r\ncontent-length: 1000\r\n[^]*?\r\n\r\n(?:HTTP\/1\.1 |$)/, 'no body after the head');
       if (!cls.closes) assert.match(h.rest, /\r\n\r\nHTTP\/1\.1 200 OK\r\n[^]*\r\n\r\nfine \/next$/);
       assert.doesNotMatch(s.log.slice(from), /Content-Length/);
+      // A length that is no number to Node (`5, 5`: its _contentLength is NaN) is not held to: the body goes
+      // whole (held to NaN, not a byte of it went, the head promising 5).
+      const listed = await rawExchange(port, 'GET /length-list HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+      assert.match(listed, /^HTTP\/1\.1 200 OK\r\ncontent-length: 5, 5\r\n[^]*\r\n\r\nhello$/);
+      assert.doesNotMatch(s.log.slice(from), /Content-Length/);
       await s.kill();
     });
 
@@ -450,5 +455,32 @@ describe('gthread: a worker that crashes on a request', () => {
     assert.equal((await request(port, '/')).body, `pid ${second}`);
     assert.doesNotMatch(s.log, /failed; exiting/);
     await s.kill();
+  });
+
+  it("during a stop: one thread's exception cuts neither the other threads' requests nor the stop", async () => {
+    // The app's shutdown leaves a timer that throws (a client library's late error) while the thread that ran
+    // it still stops; the other thread is finishing a slow request. That exception ended the whole process at
+    // once: the slow request was cut, and the workerExit hook never ran.
+    const app = path.join(tmp, 'throws-while-stopping.mjs');
+    writeFileSync(
+      app,
+      "export default (req, res) => { if (req.url === '/slow') { process.stderr.write('app: slow\\n'); setTimeout(() => res.end('slow done'), 2000); return; } res.end('ok'); };\n" +
+        "export async function shutdown() { setTimeout(() => { throw new Error('late error in shutdown'); }, 10); await new Promise((r) => setTimeout(r, 300)); }\n",
+    );
+    const config = path.join(tmp, 'worker-exit-note.config.mjs');
+    writeFileSync(config, "export default { workerExit: (server, worker) => process.stderr.write(`app: workerExit ${worker.pid}\\n`) };\n");
+    const s = new Server(['-b', '127.0.0.1:0', '-k', 'gthread', '--threads', '2', '-w', '1', '-c', config, app]);
+    const port = await s.port();
+    const [pid] = await s.workersBooted(1);
+    const slow = request(port, '/slow');
+    await s.waitFor(/app: slow/);
+    s.signal('SIGTERM');
+    await s.waitFor(new RegExp(`\\[ERROR\\] Uncaught exception in thread \\d of worker ${pid} while it stops; the stop goes on\nError: late error in shutdown\n`));
+    const r = await slow;
+    assert.equal(r.status, 200);
+    assert.equal(r.body, 'slow done');
+    assert.equal((await s.exited).code, 0);
+    assert.match(s.log, new RegExp(`app: workerExit ${pid}\n`));
+    assert.doesNotMatch(s.log, /Uncaught exception in worker; exiting/);
   });
 });

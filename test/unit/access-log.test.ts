@@ -155,6 +155,13 @@ describe('access log format', () => {
     }
   });
 
+  it('writes a character past 0xff that the app put in a value as its UTF-8 bytes, not as its low byte', () => {
+    // An app that decoded its URL in place: %C4%8A is U+010A, whose low byte is a line feed; U+0122's, a quote.
+    const e = entry({ url: '/a\u010aforged\u0122 \u20ac' } as Partial<IncomingMessage>);
+    const line = compileAccessFormat('"%(U)s"')(e);
+    assert.equal(Buffer.from(line, 'latin1').toString('utf8'), '"/a\u010aforged\u0122 \u20ac"');
+  });
+
   it('reads the Basic scheme in any case, as Gunicorn', () => {
     const e = entry({ rawHeaders: ['Authorization', 'basic ' + Buffer.from('lee:pw').toString('base64')] });
     assert.equal(compileAccessFormat('%(u)s')(e), 'lee');

@@ -114,6 +114,25 @@ describe('LogSink', () => {
     assert.equal(read(f), expected.join('\n') + '\n');
   });
 
+  it('writes a character past 0xff in a value (one the app set: a URL it decoded) as its UTF-8 bytes, never as its low byte', () => {
+    const f = path.join(tmp, 'wide.log');
+    const sink = new LogSink(f, 1, 60_000, 'latin1');
+    // U+010A and U+0122: as their low byte, a line feed and a quote (a forged line); then a euro sign, an emoji
+    // (a surrogate pair) and a lone surrogate.
+    const wide = 'a\u010a1.2.3.4 - forged\u0122 \u20ac \u{1f600} \ud800';
+    for (const fill of ['', 'v'.repeat(70 * 1024)]) {
+      sink.put('"');
+      sink.putValue(fill + wide);
+      sink.put('"');
+      sink.endLine();
+    }
+    sink.close();
+    const lines = readFileSync(f).toString('utf8').split('\n');
+    assert.equal(lines.length, 3, 'two lines, each ended once');
+    assert.equal(lines[0], '"a\u010a1.2.3.4 - forged\u0122 \u20ac \u{1f600} \ufffd"');
+    assert.equal(lines[1], `"${'v'.repeat(70 * 1024)}a\u010a1.2.3.4 - forged\u0122 \u20ac \u{1f600} \ufffd"`);
+  });
+
   it('writes bytes given to write() as they are, gathered or past the buffer (--capture-output)', () => {
     const f = path.join(tmp, 'bytes.log');
     const sink = new LogSink(f, 2);

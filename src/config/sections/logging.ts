@@ -98,6 +98,8 @@ export const logging = {
       'status, the sizes and durations, and `p`) are escaped: `"` as `\\"` (as Gunicorn), `\\` as `\\\\` and a ' +
       'control character as `\\xHH` (as Apache), so that a header or a Basic user (any bytes, base64-encoded) ' +
       'cannot end a quoted field or the line, forge a line, or reach the terminal of whoever reads the log. ' +
+      'A character past U+00FF, which only a value the app set can hold (a `req.url` it decoded in place), is ' +
+      'written as its UTF-8 bytes. ' +
       '`u` reads the `Basic` scheme in any case, as Gunicorn.',
   }),
   statsdHost: stringSetting<string | null>({
