@@ -17,6 +17,7 @@
  * a Content-Length costs a header lookup in `end()` (and one property read in each `write()`).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { chunkBytes, stillSends, wrapWriteAndEnd, type Write } from './response-methods.js';
 
 /** The Content-Length held to, and the body bytes written against it; null once known to be unchecked. */
 interface Frame {
@@ -38,19 +39,11 @@ type Held = ServerResponse & {
   req?: IncomingMessage;
 };
 
-type Write = (this: ServerResponse, chunk: unknown, encoding?: unknown, cb?: unknown) => unknown;
-
 /** Says what was wrong with a response (the worker's error log); set by each HTTP server made in the process. */
 export type FramingReport = (req: IncomingMessage | undefined, message: string) => void;
 
 let report: FramingReport = () => {};
 const wrapped = new WeakSet<object>();
-
-function byteLength(chunk: unknown, encoding: unknown): number {
-  if (typeof chunk === 'string') return Buffer.byteLength(chunk, typeof encoding === 'string' ? (encoding as BufferEncoding) : 'utf8');
-  if (ArrayBuffer.isView(chunk)) return chunk.byteLength;
-  return 0;
-}
 
 /** The first `n` bytes of a chunk, as bytes. */
 function head(chunk: unknown, encoding: unknown, n: number): Buffer {
@@ -90,15 +83,11 @@ function frameOf(res: Held): Frame | null {
   return frame;
 }
 
-function open(res: Held): boolean {
-  return !res.destroyed && !res.writableEnded;
-}
-
 /**
  * The part of `chunk` that fits in the frame (the whole chunk, as it was, when it fits), counted.
  */
 function fit(frame: Frame, chunk: unknown, encoding: unknown): unknown {
-  const n = byteLength(chunk, encoding);
+  const n = chunkBytes(chunk, encoding);
   const room = frame.length - frame.sent;
   if (n <= room) {
     frame.sent += n;
@@ -112,30 +101,20 @@ function fit(frame: Frame, chunk: unknown, encoding: unknown): unknown {
 /** Holds every response made from `proto` (http.ServerResponse.prototype) to its Content-Length; idempotent. */
 export function holdToContentLength(proto: ServerResponse, onMismatch: FramingReport): void {
   report = onMismatch;
-  if (wrapped.has(proto)) return;
-  wrapped.add(proto);
-  const write = proto.write as unknown as Write;
-  const end = proto.end as unknown as Write;
-  Object.defineProperty(proto, 'write', {
-    configurable: true,
-    writable: true,
-    value: function write_(this: Held, chunk: unknown, encoding?: unknown, cb?: unknown): unknown {
-      if (this[kFrame] === null || !open(this) || chunk === null || chunk === undefined) return write.call(this, chunk, encoding, cb);
+  wrapWriteAndEnd(proto, wrapped, (write, end) => ({
+    write: function write_(this: Held, chunk: unknown, encoding?: unknown, cb?: unknown): unknown {
+      if (this[kFrame] === null || !stillSends(this) || chunk === null || chunk === undefined) return write.call(this, chunk, encoding, cb);
       const frame = frameOf(this);
       return write.call(this, frame ? fit(frame, chunk, encoding) : chunk, encoding, cb);
-    },
-  });
-  Object.defineProperty(proto, 'end', {
-    configurable: true,
-    writable: true,
-    value: function end_(this: Held, chunk?: unknown, encoding?: unknown, cb?: unknown): unknown {
-      if (this[kFrame] === null || !open(this)) return end.call(this, chunk, encoding, cb);
+    } as Write,
+    end: function end_(this: Held, chunk?: unknown, encoding?: unknown, cb?: unknown): unknown {
+      if (this[kFrame] === null || !stillSends(this)) return end.call(this, chunk, encoding, cb);
       const body = chunk !== null && chunk !== undefined && typeof chunk !== 'function';
       if (this[kFrame] === undefined) {
         // Nothing written before (the usual `end(body)`): the whole body is this chunk, checked with no frame
         // made (no object, no property added to the response).
         const length = lengthOf(this);
-        if (length === null || (body ? byteLength(chunk, encoding) : 0) === length) return end.call(this, chunk, encoding, cb);
+        if (length === null || (body ? chunkBytes(chunk, encoding) : 0) === length) return end.call(this, chunk, encoding, cb);
       }
       const frame = frameOf(this);
       if (!frame) return end.call(this, chunk, encoding, cb);
@@ -154,6 +133,6 @@ export function holdToContentLength(proto: ServerResponse, onMismatch: FramingRe
         }
       }
       return end.call(this, sent, encoding, cb);
-    },
-  });
+    } as Write,
+  }));
 }

@@ -11,6 +11,7 @@
  * are not counted: Node does not send them.
  */
 import type { ServerResponse } from 'node:http';
+import { chunkBytes, stillSends, wrapWriteAndEnd, type Write } from '../http/response-methods.js';
 
 /** The count on a response, once something was written with no length to go by. */
 const kSent = Symbol('tunicorn.sent');
@@ -23,24 +24,11 @@ type Counted = ServerResponse & {
   _contentLength?: number | null;
 };
 
-type Write = (this: ServerResponse, chunk: unknown, encoding?: unknown, cb?: unknown) => unknown;
-
 const wrapped = new WeakSet<object>();
-
-function byteLength(chunk: unknown, encoding: unknown): number {
-  if (typeof chunk === 'string') return Buffer.byteLength(chunk, typeof encoding === 'string' ? (encoding as BufferEncoding) : 'utf8');
-  if (ArrayBuffer.isView(chunk)) return chunk.byteLength;
-  return 0;
-}
-
-/** Whether the response still sends what is written to it: not ended, not destroyed (add() leaves out HEAD, 204, 304). */
-function open(res: Counted): boolean {
-  return !res.destroyed && !res.writableEnded;
-}
 
 function add(res: Counted, chunk: unknown, encoding: unknown): void {
   if (res._hasBody === false || (res as { req?: { method?: string } }).req?.method === 'HEAD') return;
-  res[kSent] = (res[kSent] ?? 0) + byteLength(chunk, encoding);
+  res[kSent] = (res[kSent] ?? 0) + chunkBytes(chunk, encoding);
 }
 
 /**
@@ -49,51 +37,36 @@ function add(res: Counted, chunk: unknown, encoding: unknown): void {
  * through this.write() (HTTP/2's does), so end() only starts the count at 0.
  */
 export function countBodyBytes(proto: ServerResponse, endWrites = false): void {
-  if (wrapped.has(proto)) return;
-  wrapped.add(proto);
-  const write = proto.write as unknown as Write;
-  const end = proto.end as unknown as Write;
-  Object.defineProperty(proto, 'write', {
-    configurable: true,
-    writable: true,
-    value: function write_(this: Counted, chunk: unknown, encoding?: unknown, cb?: unknown): unknown {
-      const sent = open(this);
+  wrapWriteAndEnd(proto, wrapped, (write, end) => ({
+    write: function write_(this: Counted, chunk: unknown, encoding?: unknown, cb?: unknown): unknown {
+      // Bytes given to a response already ended or destroyed are not sent (add() leaves out HEAD, 204, 304).
+      const sent = stillSends(this);
       const r = write.call(this, chunk, encoding, cb);
       // After the call: the head (and with it _hasBody) is made by the first write.
       if (sent) add(this, chunk, encoding);
       return r;
-    },
-  });
-  if (endWrites) {
-    // Its chunk is counted by write(); a body that ends with nothing written is 0 bytes, not unknown.
-    Object.defineProperty(proto, 'end', {
-      configurable: true,
-      writable: true,
-      value: function end_(this: Counted, chunk?: unknown, encoding?: unknown, cb?: unknown): unknown {
-        if (open(this)) this[kSent] ??= 0;
-        return end.call(this, chunk, encoding, cb);
-      },
-    });
-    return;
-  }
-  Object.defineProperty(proto, 'end', {
-    configurable: true,
-    writable: true,
-    value: function end_(this: Counted, chunk?: unknown, encoding?: unknown, cb?: unknown): unknown {
-      // Counted once writes began, or when the head went out without a Content-Length (writeHead(), then
-      // end(body)): the body is chunked, or runs to the connection's close (HTTP/1.0). Otherwise the length
-      // is Node's `_contentLength` (from the app's header, or computed by a first end(body)): bodyLength
-      // reads it, and the usual response costs three property reads here.
-      if (this[kSent] !== undefined || (this._contentLength == null && this.headersSent)) {
-        if (open(this)) {
-          if (chunk !== null && chunk !== undefined && typeof chunk !== 'function') add(this, chunk, encoding);
-          // Nothing written: 0 bytes, as Gunicorn logs a response without a body.
-          this[kSent] ??= 0;
-        }
-      }
-      return end.call(this, chunk, encoding, cb);
-    },
-  });
+    } as Write,
+    end: endWrites
+      ? // Its chunk is counted by write(); a body that ends with nothing written is 0 bytes, not unknown.
+        (function end_(this: Counted, chunk?: unknown, encoding?: unknown, cb?: unknown): unknown {
+          if (stillSends(this)) this[kSent] ??= 0;
+          return end.call(this, chunk, encoding, cb);
+        } as Write)
+      : (function end_(this: Counted, chunk?: unknown, encoding?: unknown, cb?: unknown): unknown {
+          // Counted once writes began, or when the head went out without a Content-Length (writeHead(), then
+          // end(body)): the body is chunked, or runs to the connection's close (HTTP/1.0). Otherwise the length
+          // is Node's `_contentLength` (from the app's header, or computed by a first end(body)): bodyLength
+          // reads it, and the usual response costs three property reads here.
+          if (this[kSent] !== undefined || (this._contentLength == null && this.headersSent)) {
+            if (stillSends(this)) {
+              if (chunk !== null && chunk !== undefined && typeof chunk !== 'function') add(this, chunk, encoding);
+              // Nothing written: 0 bytes, as Gunicorn logs a response without a body.
+              this[kSent] ??= 0;
+            }
+          }
+          return end.call(this, chunk, encoding, cb);
+        } as Write),
+  }));
 }
 
 /** The body bytes counted for `res`, or undefined when the response's length is to be read from its head. */
