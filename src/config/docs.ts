@@ -55,7 +55,9 @@ export function settingsMarkdown(): string {
   out.push(
     "## Gunicorn's settings that tunicorn does not have",
     '',
-    'Given on the command line or in a config file (in either spelling), each stops the start with its line below.',
+    'Given on the command line or in a config file (in either spelling), each stops the start with its line below;',
+    'in a config file, one set to `false` or `null` (off, what tunicorn does: `daemon: false` carried over from a',
+    'Gunicorn config) is let pass.',
     '',
     '| Gunicorn | flag | why, and what to do instead |',
     '|---|---|---|',

@@ -140,6 +140,8 @@ function applyFile(
       throw new ConfigError(`the config file exports its settings as ${show(rawKey)}${where}; make them the default export: export default defineConfig({ ... })`);
     if (!key) {
       const gunicorns = gunicornOnlyKey(rawKey, where);
+      // Off (`daemon: false`, `reuse_port: false`, a config carried over from Gunicorn's) is what tunicorn does.
+      if (gunicorns && (raw === false || raw === null)) continue;
       if (gunicorns) throw new ConfigError(gunicorns);
       const guess = suggestKey(rawKey);
       throw new ConfigError(
