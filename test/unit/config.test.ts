@@ -175,6 +175,9 @@ describe('resolveConfig', () => {
     await assert.rejects(resolve(['--access-logformat', '%(h)s %(x)s', 'a']), /invalid value for accessLogFormat \(--access-logformat\): "%\(h\)s %\(x\)s"; unknown atom %\(x\)s; known: h l u/);
     await assert.rejects(resolve(['a'], {}, { accessLogFormat: '%(status)s' }), /unknown atom %\(status\)s/);
     assert.equal((await resolve(['--access-logformat', '%%(x)s %({X-Id}i)s %(Q)s', 'a'])).config.accessLogFormat, '%%(x)s %({X-Id}i)s %(Q)s');
+    await assert.rejects(resolve(['--keep-alive', '0.5', 'a']), /invalid value for keepalive \(--keep-alive\): 0\.5; a keep-alive under 1 s cannot be advertised \(Keep-Alive: timeout=N counts whole seconds\); use 0 \(no keep-alive\) or 1 or more/);
+    assert.equal((await resolve(['--keep-alive', '2.5', 'a'])).config.keepalive, 2.5);
+    assert.equal((await resolve(['--keep-alive', '0', 'a'])).config.keepalive, 0);
     await assert.rejects(resolve(['--http-protocols', 'h2,h1,h2', 'a']), /invalid value for httpProtocols \(--http-protocols\): \["h2","h1","h2"\]; names a protocol twice/);
     assert.deepEqual((await resolve(['--http-protocols', 'h1, h2', 'a'])).config.httpProtocols, ['h1', 'h2']);
     // An atom not written %(NAME)s was written as it is on every line, with nothing said.

@@ -227,9 +227,14 @@ export const server = {
     flags: ['--keep-alive'],
     metavar: 'SECONDS',
     default: 5,
+    // Node writes the header's whole seconds, rounded down: 0.5 said `timeout=0`, which undici reads as no
+    // timeout given (it then reuses the connection for its own 4 s, past the server's close).
+    check: (s) =>
+      s > 0 && s < 1 ? 'a keep-alive under 1 s cannot be advertised (Keep-Alive: timeout=N counts whole seconds); use 0 (no keep-alive) or 1 or more' : undefined,
     short: 'How long an idle keep-alive connection stays open (0: no keep-alive).',
     doc:
-      'Gunicorn\'s default is 2; tunicorn\'s, 5, is Node\'s own. ' +
+      'Gunicorn\'s default is 2; tunicorn\'s, 5, is Node\'s own. Between 0 and 1 it is refused, since the ' +
+      'header counts whole seconds. ' +
       'Each response says so (`Keep-Alive: timeout=N`), and, as Node does, the connection is kept 1 s longer ' +
       'than that, so a client that honours the header is never the one racing the close. On plain HTTP and ' +
       'HTTPS a sweep every 0.5 s closes the connections idle that long, so an idle connection closes between ' +
