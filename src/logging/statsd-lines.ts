@@ -67,6 +67,8 @@ export function parseStatsdHost(raw: string): StatsdAddress | string {
   const { host, portText } = split;
   if (!s.startsWith('[')) {
     if (host === '') return `the host is empty (${STATSD_HOST_FORM})`;
+    // `8125` alone meant a port: as a host, the resolver reads it as the address 0.0.31.189.
+    if (/^\d+$/.test(host)) return `${JSON.stringify(host)} is read as a host, not a port: give 127.0.0.1:${host} (${STATSD_HOST_FORM})`;
     if (!net.isIPv4(host) && !/^[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_])?\.?$/.test(host))
       return `${JSON.stringify(host)} is not a host name or an IP address (${STATSD_HOST_FORM})`;
   }

@@ -44,6 +44,9 @@ describe('statsd_host', () => {
     assert.deepEqual(parseStatsdHost('localhost'), { host: 'localhost', port: 8125 });
     assert.deepEqual(parseStatsdHost('[::1]:9125'), { host: '::1', port: 9125 });
     assert.deepEqual(parseStatsdHost('[::1]'), { host: '::1', port: 8125 });
+    // A port alone is not a host (the resolver would read 8125 as 0.0.31.189).
+    assert.equal(parseStatsdHost('8125'), '"8125" is read as a host, not a port: give 127.0.0.1:8125 (expected HOST:PORT, [IPv6]:PORT, or HOST for port 8125)');
+    assert.match(String(parseStatsdHost('9125:8125')), /^"9125" is read as a host, not a port/);
     assert.deepEqual(parseStatsdHost('datadog-agent.monitoring.svc.cluster.local.:8125'), { host: 'datadog-agent.monitoring.svc.cluster.local.', port: 8125 });
     // Gunicorn's own guard: `unix:PORT` is the host "unix", not a socket path.
     assert.deepEqual(parseStatsdHost('unix:8125'), { host: 'unix', port: 8125 });

@@ -116,7 +116,8 @@ export const logging = {
     },
     short: 'Send StatsD metrics over UDP to this address (HOST:PORT). Off by default.',
     doc:
-      '`HOST:PORT`, `[IPv6]:PORT`, or a `HOST` alone for port 8125; a host name is resolved once. Each worker ' +
+      '`HOST:PORT`, `[IPv6]:PORT`, or a `HOST` alone for port 8125 (a number alone, `8125`, is refused: as a ' +
+      'host it is the address 0.0.31.189); a host name is resolved once. Each worker ' +
       '(each gthread thread) sends, for every request the access log would have a line for, whether it is on ' +
       'or not: `gunicorn.request.duration` (milliseconds, `|ms`), `gunicorn.requests` and ' +
       '`gunicorn.request.status.CODE` (counters, `|c|@1.0`). The master sends `gunicorn.workers` (a gauge) ' +
