@@ -17,7 +17,7 @@
  * a Content-Length costs a header lookup in `end()` (and one property read in each `write()`).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { chunkBytes, stillSends, wrapWriteAndEnd, type Write } from './response-methods.js';
+import { chunkBytes, stillSends, wrapWriteAndEnd, type NodeResponse, type Write } from './response-methods.js';
 
 /** The Content-Length held to, and the body bytes written against it; null once known to be unchecked. */
 interface Frame {
@@ -29,12 +29,8 @@ interface Frame {
 
 const kFrame = Symbol('tunicorn.frame');
 
-type Held = ServerResponse & {
+type Held = NodeResponse & {
   [kFrame]?: Frame | null;
-  /** Node's: false for a response that sends no body: a HEAD's from the start, a 204's or 304's once the head is made. */
-  _hasBody?: boolean;
-  /** Node's: the Content-Length of the head, once it is made (the app's, or the one end(body) computed). */
-  _contentLength?: number | null;
   strictContentLength?: boolean;
   req?: IncomingMessage;
 };

@@ -5,6 +5,14 @@
  */
 import type { ServerResponse } from 'node:http';
 
+/** Node's own fields of a response that the wrappers read. */
+export type NodeResponse = ServerResponse & {
+  /** False for a response that sends no body: a HEAD's from the start, a 204's or 304's once the head is made. */
+  _hasBody?: boolean;
+  /** The Content-Length of the head, once it is made (the app's, or the one a first end(body) computed), else null. */
+  _contentLength?: number | null;
+};
+
 /** write() and end() as the app calls them. */
 export type Write = (this: ServerResponse, chunk: unknown, encoding?: unknown, cb?: unknown) => unknown;
 

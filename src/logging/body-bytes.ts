@@ -11,18 +11,12 @@
  * are not counted: Node does not send them.
  */
 import type { ServerResponse } from 'node:http';
-import { chunkBytes, stillSends, wrapWriteAndEnd, type Write } from '../http/response-methods.js';
+import { chunkBytes, stillSends, wrapWriteAndEnd, type NodeResponse, type Write } from '../http/response-methods.js';
 
 /** The count on a response, once something was written with no length to go by. */
 const kSent = Symbol('tunicorn.sent');
 
-type Counted = ServerResponse & {
-  [kSent]?: number;
-  /** Node's: false for a response that sends no body (HEAD, 204, 304), set when the head is made. */
-  _hasBody?: boolean;
-  /** Node's: the Content-Length of the head (the app's, or the one a first end(body) computed), else null. */
-  _contentLength?: number | null;
-};
+type Counted = NodeResponse & { [kSent]?: number };
 
 const wrapped = new WeakSet<object>();
 

@@ -72,9 +72,13 @@ export class ErrorLog implements HookLog {
     return RANK[level] >= this.#rank;
   }
 
-  log(level: LogLevel, msg: string): void {
+  /**
+   * With arguments, the message is a format, as Python's logging (and so Gunicorn's hooks) take one:
+   * `server.log.info('Worker spawned (pid: %s)', worker.pid)`, in util.format's placeholders.
+   */
+  log(level: LogLevel, msg: string, ...args: unknown[]): void {
     if (countLine !== null && RANK[level] >= RANK.warning) countLine(level as CountedLevel);
-    this.#write(level, msg);
+    this.#write(level, args.length ? format(msg, ...args) : msg);
   }
 
   #write(level: LogLevel, msg: string): void {
@@ -84,22 +88,20 @@ export class ErrorLog implements HookLog {
     this.#sink.writeNow(`[${errorLogTime()}] [${process.pid}] [${level.toUpperCase()}] ${lines}\n`);
   }
 
-  // With arguments, the message is a format, as Python's logging (and so Gunicorn's hooks) take one:
-  // `server.log.info('Worker spawned (pid: %s)', worker.pid)`, in util.format's placeholders.
   debug(msg: string, ...args: unknown[]): void {
-    this.log('debug', args.length ? format(msg, ...args) : msg);
+    this.log('debug', msg, ...args);
   }
   info(msg: string, ...args: unknown[]): void {
-    this.log('info', args.length ? format(msg, ...args) : msg);
+    this.log('info', msg, ...args);
   }
   warning(msg: string, ...args: unknown[]): void {
-    this.log('warning', args.length ? format(msg, ...args) : msg);
+    this.log('warning', msg, ...args);
   }
   error(msg: string, ...args: unknown[]): void {
-    this.log('error', args.length ? format(msg, ...args) : msg);
+    this.log('error', msg, ...args);
   }
   critical(msg: string, ...args: unknown[]): void {
-    this.log('critical', args.length ? format(msg, ...args) : msg);
+    this.log('critical', msg, ...args);
   }
   /** An error with its stack, for operators. */
   exception(msg: string, err: unknown): void {

@@ -486,7 +486,6 @@ export class WorkerRuntime {
    * connection about to close.
    */
   beginDrain(): void {
-    this.#stopBegan ||= Date.now();
     this.draining = true;
     for (const e of this.inflight.values()) if (!e.res.headersSent) e.res.shouldKeepAlive = false;
   }
