@@ -400,14 +400,17 @@ export async function writeResponse(response: Response, res: ServerResponse, met
   } catch (err) {
     // A client gone first is no fault of the app's: its stream may fail as it is cancelled or aborted.
     const live = !isClosed(res);
-    res.destroy(err instanceof Error ? err : new Error(String(err)));
+    // The error handler (onAppError) cuts the response: the client gets what was sent, then the connection
+    // closes (HTTP/1.1) or the stream is reset (HTTP/2) short of the end.
+    const cut = (res as { stream?: unknown }).stream === undefined ? 'the connection was cut' : 'its HTTP/2 stream was reset';
     // The body disagreed with the app's Content-Length: the app's fault, said in the error log.
     if ((err as NodeJS.ErrnoException).code === 'ERR_HTTP_CONTENT_LENGTH_MISMATCH') {
-      throw new AppResultError(`the Fetch handler's Response body does not match its Content-Length (${(err as Error).message}); the connection was cut`);
+      throw new AppResultError(`the Fetch handler's Response body does not match its Content-Length (${(err as Error).message}); ${cut}`);
     }
     // The app's stream failed (or gave a chunk that is not bytes) with the head sent: the client only sees
-    // the connection cut, so the error log says why.
-    if (live) throw new AppResultError(`the Fetch handler's Response body failed while it was being sent (${describeError(err)}); the connection was cut`, { cause: err });
+    // the response cut short, so the error log says why.
+    if (live) throw new AppResultError(`the Fetch handler's Response body failed while it was being sent (${describeError(err)}); ${cut}`, { cause: err });
+    res.destroy();
   } finally {
     res.off('close', gone);
   }

@@ -17,6 +17,7 @@
  * a Content-Length costs a header lookup in `end()` (and one property read in each `write()`).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { lingerClose } from './cut.js';
 import { chunkBytes, stillSends, wrapWriteAndEnd, type NodeResponse, type Write } from './response-methods.js';
 
 /** The Content-Length held to, and the body bytes written against it; null once known to be unchecked. */
@@ -123,7 +124,10 @@ export function holdToContentLength(proto: ServerResponse, onMismatch: FramingRe
         report(req, `${what}, but the app ended it after ${frame.sent} byte(s) of body: the connection was closed, so that the client does not read the next response as the rest of this one`);
         if (this.headersSent) {
           // Before Node's own 'finish' listener, which lets go of the socket (and may start the next response on it).
-          this.prependOnceListener('finish', () => this.socket?.destroy());
+          // A lingering close: the client keeps the bytes that were sent, and sees that the rest never came.
+          this.prependOnceListener('finish', () => {
+            if (this.socket) lingerClose(this.socket);
+          });
         } else {
           this.shouldKeepAlive = false;
         }

@@ -9,6 +9,7 @@ import { lazy } from '../lazy.js';
 import type { ErrorLog } from '../logging/error-log.js';
 import { countBodyBytes, formatNeedsBodyBytes } from '../logging/body-bytes.js';
 import { holdToContentLength } from './content-length.js';
+import { isLingering, lingerClose } from './cut.js';
 import { answeredRaw } from '../logging/access-log.js';
 import type { RequestListener } from '../app/shapes.js';
 import { ConnectionGate } from './connection.js';
@@ -463,6 +464,9 @@ export class HttpLayer {
       this.logRefused(req, r, 'a request');
       res.shouldKeepAlive = false;
       this.#refused.add(req.socket);
+      // Its body still coming, unread: Node's close once the refusal is sent would reset the connection, and a
+      // client still sending could lose the answer (lingerClose). Before Node's own 'finish' listener.
+      if (!req.complete) res.prependOnceListener('finish', () => res.socket && lingerClose(res.socket));
     }
     res.writeHead(r.status, refusalHeaders(r, h2));
     // HTTP/1: Node closes the connection once this response (queued after any earlier pipelined ones) is sent.
@@ -546,6 +550,10 @@ export class HttpLayer {
   }
 
   private onClientError(err: NodeJS.ErrnoException, socket: net.Socket): void {
+    // Cut mid-response (cut.ts): the client's FIN ends it, or its timer. Node's parser, which it no longer
+    // feeds, may still fail on the request it had begun, and a response queued behind the cut one may try
+    // the ended socket: a close now could reset what the client has not read yet.
+    if (isLingering(socket) && err.code !== 'ECONNRESET') return;
     if (!socket.writable || err.code === 'ECONNRESET') {
       socket.destroy();
       return;

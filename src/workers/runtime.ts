@@ -7,6 +7,7 @@ import { loadConfigFile } from '../config/file.js';
 import { SETTINGS, type Config } from '../config/registry.js';
 import { peerAddress } from '../http/forwarded.js';
 import { sameName } from '../http/guard.js';
+import { cutResponse, lingerClose, mute } from '../http/cut.js';
 import { deadlineRefusal, type Refusal, refusalHeaders } from '../http/refusals.js';
 import { AccessLog, answeredRaw, sentStatus } from '../logging/access-log.js';
 import { ErrorLog } from '../logging/error-log.js';
@@ -81,7 +82,7 @@ export interface RequestSlots {
   end(slot: number): void;
 }
 
-/** After the deadline's 503, how long the client may take to close before the connection is cut. */
+/** After the deadline's 503 over HTTP/2, how long the client may take to close its stream before it is reset (HTTP/1: lingerClose). */
 const DEADLINE_LINGER_MS = 1000;
 
 /**
@@ -185,7 +186,11 @@ export class WorkerRuntime {
     return undefined;
   }
 
-  /** An error from the app: 500 if nothing was sent, else the connection is cut. Nothing reaches the client. */
+  /**
+   * An error from the app: 500 if nothing was sent; else, once the head has gone out, the response is cut
+   * (cutResponse: the client gets what was written, then sees it end short). One that was whole (an error
+   * after `res.end()`) stays as it is. The error itself never reaches the client.
+   */
   readonly onAppError = (err: unknown, req: IncomingMessage, res: ServerResponse): void => {
     // The client went away while the app read its body (Node's `aborted`, or a Fetch body read that failed
     // with it): nothing to answer, and no fault of the app's. As Gunicorn's "Ignoring connection reset".
@@ -196,15 +201,20 @@ export class WorkerRuntime {
     }
     if (err instanceof AppResultError) this.log.error(`Error handling request ${req.method} ${req.url}: ${err.message}`);
     else this.log.exception(`Error handling request ${req.method} ${req.url}`, err);
-    if (res.headersSent || res.destroyed) {
-      res.destroy();
-      return;
-    }
+    if (res.destroyed) return;
+    // Ended by the app: the client has, or gets, the whole response; cutting it would only lose its end.
+    if (res.writableEnded) return;
+    if (res.headersSent) return cutResponse(res);
     const body = 'Internal Server Error\n';
     const head: Record<string, string | number> = { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body) };
     // HTTP/2 has no Connection field: Node drops it with an UnsupportedWarning in the error log that blames the
     // app (the session serves on, as for a refusal: refusalHeaders).
-    if (req.httpVersionMajor < 2) head.connection = 'close';
+    if (req.httpVersionMajor < 2) {
+      head.connection = 'close';
+      // Its body still coming, unread: Node's close once the 500 is sent would reset the connection, and the
+      // client could lose the 500 (lingerClose). Before Node's own 'finish' listener, which lets go of the socket.
+      if (!req.complete) res.prependOnceListener('finish', () => res.socket && lingerClose(res.socket));
+    }
     res.writeHead(500, head);
     res.end(body);
   };
@@ -338,9 +348,7 @@ export class WorkerRuntime {
       `Request deadline exceeded: ${req.method} ${req.url?.split('?')[0]} after ${secs} s ` +
         `(request_deadline ${this.config.requestDeadline} s); ${answered ? 'answered 503' : 'connection cut'}`,
     );
-    const silence = res as unknown as Record<string, unknown>;
-    for (const m of ['writeHead', 'setHeader', 'appendHeader', 'removeHeader', 'flushHeaders', 'write', 'end'])
-      silence[m] = m === 'write' ? () => true : () => res;
+    mute(res);
     if (answered) {
       const r = (this.#deadline503 ??= deadlineRefusal(this.config));
       const head = req.method === 'HEAD';
@@ -349,12 +357,14 @@ export class WorkerRuntime {
         // On the stream, not through the response object: it stays unfinished, as over HTTP/1.
         stream.respond({ ':status': 503, ...refusalHeaders(r, true) }, { endStream: head });
         if (!head) stream.end(r.body);
+        setTimeout(() => res.destroy(), DEADLINE_LINGER_MS).unref();
       } else {
+        // The request's unread body must not turn the close into a reset that loses the 503 (lingerClose).
         socket!.end(head ? r.rawHead : r.raw);
+        lingerClose(socket!);
       }
-      setTimeout(() => res.destroy(), DEADLINE_LINGER_MS).unref();
     } else {
-      res.destroy();
+      cutResponse(res);
     }
   }
 
