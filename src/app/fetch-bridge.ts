@@ -3,7 +3,7 @@ import { Readable } from 'node:stream';
 import { AppResultError } from './errors.js';
 import { headersFromRaw, lazyHeaders, standardHeaders } from './fetch-headers.js';
 import { forwardMembers } from './forward.js';
-import { sendPlain } from './fetch-response.js';
+import { connectionField, sendPlain } from './fetch-response.js';
 import { clientAddressOf, isSecure } from '../http/forwarded.js';
 import { ABSOLUTE_TARGET, sameName } from '../http/guard.js';
 
@@ -330,7 +330,7 @@ export function incomingMessage(request: Request): IncomingMessage | undefined {
 function writeHead(res: ServerResponse, response: Response, empty = false): void {
   const headers: Record<string, string | string[]> = {};
   response.headers.forEach((v, k) => {
-    if (k !== 'set-cookie') headers[k] = v;
+    if (k !== 'set-cookie' && !connectionField(k, v, res)) headers[k] = v;
   });
   if (empty && headers['content-length'] === undefined) headers['content-length'] = '0';
   const cookies = response.headers.getSetCookie();

@@ -15,6 +15,7 @@
 
 import type { ServerResponse } from 'node:http';
 import { AppResultError } from './errors.js';
+import { h2Forbidden } from '../http/connection-fields.js';
 
 const NativeResponse: typeof Response = globalThis.Response;
 
@@ -178,6 +179,41 @@ for (const name of Object.getOwnPropertyNames(NativeResponse.prototype)) {
   }
 }
 
+/**
+ * Whether a field of a Fetch handler's Response belongs to the connection, which the server frames and keeps,
+ * not to the response (RFC 9112 sections 6.1 and 9.6; over HTTP/2, every connection-specific field: RFC 9113
+ * section 8.2.2): it is left out of the head. A handler that returns what fetch() gave it (the usual proxy)
+ * passes on the upstream connection's `Transfer-Encoding`, `Connection` and `Keep-Alive`. Over HTTP/2 Node
+ * threw on them: the request got no answer, and the 500 after it threw again, out of the worker. Over HTTP/1.1
+ * `Transfer-Encoding` went out beside the Content-Length of a plain body (a response a proxy may frame either
+ * way), `Keep-Alive` advertised the upstream's timeout for this connection, and `Connection: keep-alive` made
+ * Node keep a connection it was to close (the client's `Connection: close`, a worker stopping). Over HTTP/1
+ * `Connection: close` (the app ends the connection) and `Upgrade` (a 426's) stay. `lower`: the name in lower
+ * case. Only names of the lengths concerned are compared, and only they ask the response's version.
+ */
+export function connectionField(lower: string, value: string, res: ServerResponse): boolean {
+  switch (lower.length) {
+    case 2:
+    case 7:
+    case 14:
+      return isH2(res) && h2Forbidden(lower, value);
+    case 10:
+      if (lower === 'keep-alive') return true;
+      return lower === 'connection' && (isH2(res) || !/\bclose\b/i.test(value));
+    case 16:
+      return lower === 'proxy-connection';
+    case 17:
+      return lower === 'transfer-encoding';
+    default:
+      return false;
+  }
+}
+
+/** An HTTP/2 response (Node's compatibility one has the stream it answers on). */
+function isH2(res: ServerResponse): boolean {
+  return (res as { stream?: unknown }).stream !== undefined;
+}
+
 /** Whether `response` is a stand-in that sendPlain() writes without building the standard Response. */
 export function isPlain(response: unknown): boolean {
   const s = response as Partial<Stand> | null;
@@ -207,7 +243,7 @@ export function sendPlain(response: unknown, res: ServerResponse): boolean {
       hasType = h.has('content-type');
       length = h.get('content-length');
       h.forEach((v, k) => {
-        if (k !== 'set-cookie') flat.push(k, v);
+        if (k !== 'set-cookie' && !connectionField(k, v, res)) flat.push(k, v);
       });
       for (const c of h.getSetCookie()) flat.push('set-cookie', c);
     } else if (Array.isArray(h)) {
@@ -215,6 +251,7 @@ export function sendPlain(response: unknown, res: ServerResponse): boolean {
         const lower = k.toLowerCase();
         if (lower === 'content-type') hasType = true;
         else if (lower === 'content-length') length = String(v);
+        else if (connectionField(lower, String(v), res)) continue;
         flat.push(k, String(v));
       }
     } else {
@@ -223,6 +260,7 @@ export function sendPlain(response: unknown, res: ServerResponse): boolean {
         const lower = k.toLowerCase();
         if (lower === 'content-type') hasType = true;
         else if (lower === 'content-length') length = String(record[k]);
+        else if (connectionField(lower, String(record[k]), res)) continue;
         flat.push(k, String(record[k]));
       }
     }

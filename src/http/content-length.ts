@@ -11,6 +11,10 @@
  *   `Connection: close` in its head when the head had not gone yet): the client sees a body cut short, never
  *   the next response in its place. The error log says so.
  *
+ * Over HTTP/2 (Node's Http2ServerResponse) the body is held and the error log says so the same way: its frames
+ * keep the connection in step whatever the length says, but a client fails a response whose body does not match
+ * it (RFC 9113 section 8.1.1), with no word in the log of why.
+ *
  * Not checked: responses that send no body whatever the length says (HEAD, 1xx, 204, 304), chunked ones, and
  * those whose `strictContentLength` is set (Node throws itself; the Fetch bridge's streams use that).
  * `write()` and `end()` of the response prototype are wrapped once per process or thread; a response without
@@ -49,12 +53,25 @@ function head(chunk: unknown, encoding: unknown, n: number): Buffer {
   return Buffer.from(view.buffer, view.byteOffset, n);
 }
 
+/** The HTTP/2 stream of a response (Node's compatibility one), whose `headRequest` says HEAD. */
+function streamOf(res: Held): { headRequest?: boolean } | undefined {
+  return (res as { stream?: { headRequest?: boolean } }).stream;
+}
+
 /** The Content-Length to hold `res` to, or null when none applies. */
 function lengthOf(res: Held): number | null {
+  const stream = streamOf(res);
+  // HTTP/2: the response keeps its header fields once sent, and has none of Node's HTTP/1 fields.
+  if (stream !== undefined) return stream.headRequest ? null : lengthInHead(res);
   // Node checks it, or sends no body: `_hasBody` is false from the start for a HEAD request (whatever a middleware
   // later made of `req.method`), and once the head is made for a 204 or a 304.
   if (res.strictContentLength || (res as { _hasBody?: boolean })._hasBody === false) return null;
   if (res.headersSent) return res._hasBody !== false && !res.chunkedEncoding ? asLength(res._contentLength) : null;
+  return lengthInHead(res);
+}
+
+/** The Content-Length of the fields `res` has (not sent yet, or HTTP/2's), or null when none applies. */
+function lengthInHead(res: Held): number | null {
   const value = res.getHeader('content-length');
   const status = res.statusCode;
   if (value === undefined || status < 200 || status === 204 || status === 304 || res.hasHeader('transfer-encoding')) return null;
@@ -95,7 +112,10 @@ function fit(frame: Frame, chunk: unknown, encoding: unknown): unknown {
   return head(chunk, encoding, room);
 }
 
-/** Holds every response made from `proto` (http.ServerResponse.prototype) to its Content-Length; idempotent. */
+/**
+ * Holds every response made from `proto` (http.ServerResponse.prototype, or HTTP/2's
+ * Http2ServerResponse.prototype) to its Content-Length; idempotent.
+ */
 export function holdToContentLength(proto: ServerResponse, onMismatch: FramingReport): void {
   report = onMismatch;
   wrapWriteAndEnd(proto, wrapped, (write, end) => ({
@@ -115,11 +135,21 @@ export function holdToContentLength(proto: ServerResponse, onMismatch: FramingRe
       }
       const frame = frameOf(this);
       if (!frame) return end.call(this, chunk, encoding, cb);
-      const sent = body ? fit(frame, chunk, encoding) : chunk;
       const req = this.req;
       const what = `the response's Content-Length is ${frame.length}`;
-      if (frame.dropped > 0) {
+      const past = (): void =>
         report(req, `${what}, but the app wrote ${frame.length + frame.dropped} byte(s) of body: the ${frame.dropped} past it were not sent`);
+      if (streamOf(this) !== undefined) {
+        // HTTP/2: end(chunk) writes its chunk through write(), which fits it. The frames keep the connection in
+        // step; a body short of the length is one the client fails (RFC 9113 section 8.1.1).
+        const ended = end.call(this, chunk, encoding, cb);
+        if (frame.dropped > 0) past();
+        else if (frame.sent < frame.length) report(req, `${what}, but the app ended it after ${frame.sent} byte(s) of body: an HTTP/2 client fails such a response`);
+        return ended;
+      }
+      const sent = body ? fit(frame, chunk, encoding) : chunk;
+      if (frame.dropped > 0) {
+        past();
       } else if (frame.sent < frame.length) {
         report(req, `${what}, but the app ended it after ${frame.sent} byte(s) of body: the connection was closed, so that the client does not read the next response as the rest of this one`);
         if (this.headersSent) {

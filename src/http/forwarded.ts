@@ -40,6 +40,21 @@ export function clientAddressOf(req: IncomingMessage): string | undefined {
   return socket && kPeer in socket ? socket[kPeer] : socket?.remoteAddress;
 }
 
+/**
+ * An HTTP/2 request's client, kept on the request as it arrives. Its socket is a view of the session's, and a
+ * stream loses its session when it closes (Node clears the link): read after that, `clientAddress()` (which
+ * stays the request's for work that outlives the response), the access log's `%(h)s` of a stream the client
+ * reset, and the scheme of a Fetch URL made late were undefined and `http`. Nothing is kept for a stream
+ * closed already (reset in the same read as its HEADERS): there is no session left to ask.
+ */
+export function keepH2Client(req: IncomingMessage): void {
+  const t = req as Tagged;
+  if (t[kClient]) return;
+  const socket = req.socket as (net.Socket & { encrypted?: boolean }) | undefined;
+  const address = socket?.remoteAddress;
+  if (address !== undefined) t[kClient] = { address, secure: socket!.encrypted === true };
+}
+
 /** The native peer-address reader, looked up on first use (null: not built). */
 let nativePeer: ((fd: number) => string | undefined) | null | undefined;
 /**

@@ -98,6 +98,8 @@ export enum Rejected {
   ChunkedHttp10,
   /** 400: Content_Length or Transfer_Encoding. */
   Underscore,
+  /** 400: HTTP/2 with a Host field that names another host than `:authority`. */
+  HostNotAuthority,
 }
 
 /**
@@ -170,17 +172,32 @@ export function rejectReason(req: IncomingMessage, l: RequestLimits, memo: HostM
 const NODE_HEADER_PAIRS = 128;
 
 /**
+ * The streams one HTTP/2 connection may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS; RFC 9113 section
+ * 6.5.2 advises no fewer than 100; nginx says 128, Apache 100). Node's default is 2^32 - 1: one client
+ * connection had an async worker run as many requests at once as it opened streams, past worker_connections,
+ * which counts connections. A client waits for a stream to end before it opens one more (nghttp2, browsers,
+ * curl); one that does not has the extra streams refused (REFUSED_STREAM).
+ */
+export const H2_MAX_STREAMS = 100;
+
+/**
  * Node's HTTP/2 bounds for the limits (every HTTP/2 server: TLS with ALPN h2, and h2c). A stream whose header
  * list crosses them is reset (ENHANCE_YOUR_CALM) before any request exists to answer; they are set above what
  * the limits allow, so that a request over a limit is answered by `rejectReasonH2` instead, and only one far
  * over them is reset. maxHeaderListSize (RFC 9113 section 6.5.2: each field's name and value plus 32 bytes) is
  * advertised to the client in SETTINGS too, capped as maxHeaderSize is. The pairs: twice the fields, for cookie
- * crumbs (count as one field) and pseudo-header fields.
+ * crumbs (count as one field) and pseudo-header fields. With them, the streams open at once (H2_MAX_STREAMS).
  */
-export function http2Limits(l: RequestLimits): { maxHeaderListPairs: number; settings: { maxHeaderListSize: number } } {
+export function http2Limits(l: RequestLimits): {
+  maxHeaderListPairs: number;
+  settings: { maxHeaderListSize: number; maxConcurrentStreams: number };
+} {
   return {
     maxHeaderListPairs: Math.max(NODE_HEADER_PAIRS, 2 * l.fields + 4),
-    settings: { maxHeaderListSize: Math.min(l.line + 4 * 32 + l.fields * (l.fieldSize + 32), 8 * 1024 * 1024) },
+    settings: {
+      maxHeaderListSize: Math.min(l.line + 4 * 32 + l.fields * (l.fieldSize + 32), 8 * 1024 * 1024),
+      maxConcurrentStreams: H2_MAX_STREAMS,
+    },
   };
 }
 
@@ -188,7 +205,8 @@ export function http2Limits(l: RequestLimits): { maxHeaderListPairs: number; set
  * rejectReason's limits for an HTTP/2 request, on the header list nghttp2 decoded: LineTooLong (414) when
  * `:method` and `:path` make a longer request line than limit_request_line allows, TooManyFields (431) for more
  * fields than limit_request_fields, FieldTooLarge (431) for one longer than limit_request_field_size (as
- * `name: value`), else 0. As in HTTP/1:
+ * `name: value`); for a Host field, BadHost or TwoHosts as over HTTP/1.1, and HostNotAuthority when it names
+ * another host than `:authority`; else 0. As in HTTP/1:
  * `:authority` is a field (the Host its request would have), the other pseudo-header fields are the request
  * line, and the cookie crumbs of RFC 9113 section 8.2.3 are the one Cookie field they make up (`; ` between).
  */
@@ -198,6 +216,9 @@ export function rejectReasonH2(req: Pick<IncomingMessage, 'method' | 'url' | 'ra
   let fields = 0;
   /** The Cookie value the crumbs so far make up, by length; -1: none yet. */
   let cookie = -1;
+  let authority: string | undefined;
+  let host: string | undefined;
+  let hosts = 0;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
     const value = raw[i + 1]!;
@@ -205,7 +226,12 @@ export function rejectReasonH2(req: Pick<IncomingMessage, 'method' | 'url' | 'ra
     // HTTP/2 field names are lower case (nghttp2 refuses others).
     if (name.charCodeAt(0) === 0x3a /* : */) {
       if (name !== ':authority') continue;
+      authority = value;
       size = 4 + value.length + 2; // host: value
+      fields++;
+    } else if (name === 'host') {
+      host = value;
+      hosts++;
       fields++;
     } else if (name === 'cookie') {
       if (cookie < 0) fields++;
@@ -216,5 +242,12 @@ export function rejectReasonH2(req: Pick<IncomingMessage, 'method' | 'url' | 'ra
     }
     if (size > l.fieldSize) return Rejected.FieldTooLarge;
   }
-  return fields > l.fields ? Rejected.TooManyFields : 0;
+  if (fields > l.fields) return Rejected.TooManyFields;
+  // A Host field beside `:authority`: a listener reads it (req.headers.host) where the Fetch URL has
+  // `:authority`, so both must name one host (RFC 9113 section 8.3.1); and one Host, valid, as over HTTP/1.1.
+  if (host === undefined) return 0;
+  if (hosts > 1) return Rejected.TwoHosts;
+  if (host !== '' && !validHost(host)) return Rejected.BadHost;
+  if (authority !== undefined && host.toLowerCase() !== authority.toLowerCase()) return Rejected.HostNotAuthority;
+  return 0;
 }

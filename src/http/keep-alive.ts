@@ -169,3 +169,64 @@ function endSocketOf(session: http2.ServerHttp2Session): (() => void) | null {
   const end = (session.socket as net.Socket | undefined)?.destroySoon;
   return typeof end === 'function' ? end : null;
 }
+
+/** Node's ServerResponse with the method that writes its head (every Node version since 0.x has it). */
+type StoringResponse = http.ServerResponse & { _storeHeader: (firstLine: string, headers: unknown) => void };
+
+const closing = new WeakSet<object>();
+
+/** Whether `name` is `Connection` and `value` does not say close. */
+function keepsOpen(name: unknown, value: unknown): boolean {
+  return typeof name === 'string' && name.length === 10 && name.toLowerCase() === 'connection' && !/\bclose\b/i.test(String(value));
+}
+
+/**
+ * A response that is to close its connection (the client's `Connection: close` or HTTP/1.0, a worker
+ * stopping, `keepalive` 0, the sync class, a gthread thread over its share) says so, whatever `Connection` the
+ * app set. Node reads an app's `Connection: keep-alive` as an order to keep the connection (its
+ * `shouldKeepAlive` becomes true): the response said keep-alive and the connection stayed open, against the
+ * client's `close` (RFC 9112 section 9.6) and the server's decision, and a stopping worker's client could send
+ * its next request on a connection about to close. The app's value becomes `close` when the head is written.
+ * Costs one property read per response; only one that closes looks for the field.
+ */
+export function closeAsDecided(proto: http.ServerResponse): void {
+  if (closing.has(proto)) return;
+  closing.add(proto);
+  const store = (proto as StoringResponse)._storeHeader;
+  Object.defineProperty(proto, '_storeHeader', {
+    configurable: true,
+    writable: true,
+    value: function _storeHeader(this: StoringResponse, firstLine: string, headers: unknown): void {
+      if (!this.shouldKeepAlive && this.statusCode !== 101) headers = closingHeaders(this, headers);
+      store.call(this, firstLine, headers);
+    },
+  });
+}
+
+/** `headers` (as writeHead gives them to _storeHeader) with an app's `Connection` other than close made close. */
+function closingHeaders(res: StoringResponse, headers: unknown): unknown {
+  // Fields set with setHeader(): `headers` is the response's own table, which setHeader() changes in place.
+  if (res.hasHeader('connection')) {
+    if (keepsOpen('connection', res.getHeader('connection'))) res.setHeader('connection', 'close');
+    return headers;
+  }
+  // Fields given to writeHead() alone: its object or list, copied with the value changed.
+  if (headers === null || typeof headers !== 'object') return headers;
+  if (Array.isArray(headers)) {
+    if (Array.isArray(headers[0])) {
+      const pairs = headers as [unknown, unknown][];
+      return pairs.some((p) => keepsOpen(p[0], p[1])) ? pairs.map((p) => (keepsOpen(p[0], p[1]) ? [p[0], 'close'] : p)) : headers;
+    }
+    let found = false;
+    for (let i = 0; i < headers.length && !found; i += 2) found = keepsOpen(headers[i], headers[i + 1]);
+    if (!found) return headers;
+    const copy = [...(headers as unknown[])];
+    for (let i = 0; i < copy.length; i += 2) if (keepsOpen(copy[i], copy[i + 1])) copy[i + 1] = 'close';
+    return copy;
+  }
+  const record = headers as Record<string, unknown>;
+  for (const k in record) {
+    if (Object.hasOwn(record, k) && keepsOpen(k, record[k])) return { ...record, [k]: 'close' };
+  }
+  return headers;
+}

@@ -114,6 +114,7 @@ export class Refusals {
     byReason[Rejected.NoHost] = new Refusal(400, 'no Host header (HTTP/1.1 requires one)');
     byReason[Rejected.ChunkedHttp10] = new Refusal(400, 'Transfer-Encoding in an HTTP/1.0 request');
     byReason[Rejected.Underscore] = new Refusal(400, 'Content_Length or Transfer_Encoding (an underscore for the dash)');
+    byReason[Rejected.HostNotAuthority] = new Refusal(400, 'the Host header names another host than :authority');
     this.rejected = byReason;
     this.#headerTooLarge = new Refusal(
       431,

@@ -9,15 +9,16 @@ import { lazy } from '../lazy.js';
 import type { ErrorLog } from '../logging/error-log.js';
 import { countBodyBytes, formatNeedsBodyBytes } from '../logging/body-bytes.js';
 import { holdToContentLength } from './content-length.js';
+import { dropH2ConnectionFields } from './connection-fields.js';
 import { isLingering, lingerClose } from './cut.js';
 import { answeredRaw } from '../logging/access-log.js';
 import type { RequestListener } from '../app/shapes.js';
 import { ConnectionGate } from './connection.js';
 import { tlsOptionsOf } from './tls.js';
-import { ForwardedHeaders } from './forwarded.js';
+import { ForwardedHeaders, keepH2Client } from './forwarded.js';
 import { HAS_BODY, HostMemo, http2Limits, limitsOf, maxHeaderSize, rejectReason, rejectReasonH2 } from './guard.js';
 import { type Refusal, refusalHeaders, Refusals, startsWithHead } from './refusals.js';
-import { IdleSessions, sweepIdleConnections } from './keep-alive.js';
+import { closeAsDecided, IdleSessions, sweepIdleConnections } from './keep-alive.js';
 
 /** Node's response field for the `Keep-Alive: timeout=N` header (_http_outgoing.js), 0 for none. */
 type KeepAliveResponse = http.ServerResponse & { _keepAliveTimeout: number };
@@ -143,7 +144,9 @@ export class HttpLayer {
       if (h2) this.countH2BodyBytes();
     }
     // After the count: the bytes past a Content-Length are dropped before it, as they are not sent.
-    holdToContentLength(http.ServerResponse.prototype, (req, message) => log.error(`Error handling request ${req?.method} ${req?.url}: ${message}`));
+    holdToContentLength(http.ServerResponse.prototype, this.#framingReport);
+    closeAsDecided(http.ServerResponse.prototype);
+    if (h2) this.prepareH2Responses();
     const options = {
       noDelay: true,
       maxHeaderSize: maxHeaderSize(this.#limits),
@@ -326,10 +329,25 @@ export class HttpLayer {
     countBodyBytes(lazy.http2().Http2ServerResponse.prototype as unknown as http.ServerResponse, true);
   }
 
+  /**
+   * HTTP/2 responses leave out the fields HTTP/2 forbids (connection-fields.ts), and their bodies are held to
+   * their Content-Length as HTTP/1 ones are (after the count).
+   */
+  private prepareH2Responses(): void {
+    const proto = lazy.http2().Http2ServerResponse.prototype;
+    dropH2ConnectionFields(proto);
+    holdToContentLength(proto as unknown as http.ServerResponse, this.#framingReport);
+  }
+
+  /** How a response that does not match its Content-Length is told (content-length.ts). */
+  readonly #framingReport = (req: http.IncomingMessage | undefined, message: string): void =>
+    this.log.error(`Error handling request ${req?.method} ${req?.url}: ${message}`);
+
   /** The cleartext HTTP/2 server for h2c from trusted peers, made on first use. */
   private h2c(): http2.Http2Server {
     if (!this.#h2c) {
       if (this.#countsBodyBytes) this.countH2BodyBytes();
+      this.prepareH2Responses();
       this.#h2c = lazy.http2().createServer(http2Limits(this.#limits), this.#handler as never);
       this.answerRefusedByNode(this.#h2c);
       this.trackSessions(this.#h2c);
@@ -372,6 +390,7 @@ export class HttpLayer {
         // Node copied the server's keepAliveTimeout (0 when swept) to the response for its header.
         (res as KeepAliveResponse)._keepAliveTimeout ||= this.#advertised;
       } else {
+        keepH2Client(req);
         // HTTP/2 (TLS with ALPN h2, or h2c): the same limits, on the header list nghttp2 decoded.
         const why = rejectReasonH2(req, limits);
         if (why) return this.refuse(req, res, refusals.rejected[why]!);

@@ -205,6 +205,11 @@ export class WorkerRuntime {
     // Ended by the app: the client has, or gets, the whole response; cutting it would only lose its end.
     if (res.writableEnded) return;
     if (res.headersSent) return cutResponse(res);
+    // The 500 is tunicorn's, as Gunicorn's error page is a response of its own: none of the fields the app set
+    // before it failed go with it (its Set-Cookie, its Transfer-Encoding beside this Content-Length). Over
+    // HTTP/2 a field the app set may be what failed (two values of one HTTP/2 takes once, such as ETag): kept,
+    // it threw again from this writeHead, out of the worker.
+    for (const name of res.getHeaderNames()) res.removeHeader(name);
     const body = 'Internal Server Error\n';
     const head: Record<string, string | number> = { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body) };
     // HTTP/2 has no Connection field: Node drops it with an UnsupportedWarning in the error log that blames the

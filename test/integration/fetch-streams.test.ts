@@ -9,10 +9,13 @@
  *   a stream; a HEAD answer may carry the GET's length
  * - a stream that fails mid-way cuts its connection and says why in the error log, in one line
  * - Response.error() is a 500 and one line in the error log, not a RangeError with tunicorn's stack
+ * - the fields of the connection a Response came over (a proxy's fetch()) are not sent: over HTTP/2 they
+ *   killed the worker, over HTTP/1.1 they framed the body twice and kept a connection the client closed
  */
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import http2 from 'node:http2';
-import net from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { exchange } from '../helpers/raw.js';
@@ -22,8 +25,20 @@ after(stopAll);
 
 let s: Server;
 let port: number;
+/** The upstream of /proxy: Node's server, whose responses advertise its own keep-alive timeout. */
+const upstream = http.createServer((_req, res) => {
+  res.write('hello ');
+  res.end('world');
+});
+upstream.keepAliveTimeout = 999_000;
+after(() => {
+  upstream.closeAllConnections();
+  upstream.close();
+});
 before(async () => {
-  s = new Server(['-b', '127.0.0.1:0', '-w', '1', path.join(FIXTURES, 'fetch-streams.ts')]);
+  await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
+  const upstreamUrl = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}/`;
+  s = new Server(['-b', '127.0.0.1:0', '-w', '1', path.join(FIXTURES, 'fetch-streams.ts')], { env: { UPSTREAM_URL: upstreamUrl } });
   port = await s.port();
   await s.waitFor(/Ready: 1 worker/);
 });
@@ -158,5 +173,91 @@ describe('a Fetch Response on the wire', () => {
     assert.deepEqual([head.status, head.headers['content-length'], head.body], [200, '12', '']);
     const r = await request(port, '/length-head');
     assert.deepEqual([r.status, r.headers['content-length'], r.body], [200, '12', 'twelve bytes']);
+  });
+});
+
+describe('the client of an HTTP/2 request', () => {
+  // A stream loses its session when it closes: clientAddress() after the response was undefined over HTTP/2.
+  it('is still its own after the response, as over HTTP/1.1 (h2c)', async () => {
+    const session = http2.connect(`http://127.0.0.1:${port}`);
+    session.on('error', () => {});
+    try {
+      await within(
+        new Promise<void>((resolve, reject) => {
+          const stream = session.request({ ':path': '/late-address' });
+          stream.resume();
+          stream.on('end', resolve);
+          stream.on('error', reject);
+        }),
+        5000,
+        'the answer',
+      );
+    } finally {
+      session.close();
+    }
+    let seen: string[] = [];
+    for (let i = 0; i < 30 && !seen.some((x) => x.startsWith('late address')); i++) {
+      if (i > 0) await new Promise((r) => setTimeout(r, 100));
+      seen = JSON.parse((await request(port, '/seen')).body) as string[];
+    }
+    assert.ok(seen.includes('late address: 127.0.0.1 http:'), JSON.stringify(seen));
+  });
+});
+
+describe("the fields of a Response's own connection", () => {
+  // RFC 9113 section 8.2.2, RFC 9112 sections 6.3 and 9.6: Transfer-Encoding, Connection, Keep-Alive belong to
+  // the connection, which tunicorn frames and keeps. A proxy's `return fetch(upstream)` passes the upstream's.
+  const cases = [
+    ['/proxy', 'hello world'],
+    ['/connection-fields', 'hello'],
+    ['/connection-fields?headers', 'hello'],
+  ] as const;
+
+  it("over HTTP/1.1 are not sent: one framing, the server's keep-alive, and the client's Connection: close kept", async () => {
+    for (const [target, body] of cases) {
+      const r = await exchange(port, [{ send: `GET ${target} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n` }], {
+        want: 1,
+        waitClose: true,
+        ms: 3000,
+      });
+      assert.equal(r.responses.length, 1, target);
+      const { status, headers, body: got } = r.responses[0]!;
+      assert.equal(status, 200, target);
+      assert.equal(got, body, target);
+      // Both would let a proxy frame the body either way (RFC 9112 section 6.3).
+      assert.ok(headers['transfer-encoding'] === undefined || headers['content-length'] === undefined, `${target}: ${JSON.stringify(headers)}`);
+      assert.equal(headers['keep-alive'], undefined, target);
+      assert.equal(headers['proxy-connection'], undefined, target);
+      assert.equal(headers.connection, 'close', target);
+      assert.ok(r.closed, `${target}: the connection the client asked to close is closed`);
+    }
+  });
+
+  it('over HTTP/2 are not sent: the response is served, and the worker lives', async () => {
+    const session = http2.connect(`http://127.0.0.1:${port}`);
+    session.on('error', () => {});
+    try {
+      for (const [target, body] of cases) {
+        const r = await within(
+          new Promise<{ status: number; body: string }>((resolve, reject) => {
+            const stream = session.request({ ':path': target });
+            let status = 0;
+            let got = '';
+            stream.on('response', (h) => (status = Number(h[':status'])));
+            stream.setEncoding('utf8');
+            stream.on('data', (d: string) => (got += d));
+            stream.on('end', () => resolve({ status, body: got }));
+            stream.on('error', reject);
+          }),
+          5000,
+          `the answer to ${target}`,
+        );
+        assert.deepEqual(r, { status: 200, body }, target);
+      }
+    } finally {
+      session.destroy();
+    }
+    assert.doesNotMatch(s.log, /Uncaught exception|ERR_HTTP2_INVALID_CONNECTION_HEADERS/);
+    assert.equal(s.count(/Booting worker/), 1);
   });
 });

@@ -3,7 +3,9 @@
  * - each response advertises it (`Keep-Alive: timeout=N`), and an idle connection is closed no sooner than
  *   N + 1 s after its last response, and not long after;
  * - requests keep a connection open, however long it lives;
- * - a client reading a large response slowly is not cut off while the response is still being written.
+ * - a client reading a large response slowly is not cut off while the response is still being written;
+ * - a connection that is to close (the client's `Connection: close`, HTTP/1.0, the sync class, a worker
+ *   stopping) says so and closes, whatever `Connection` the app set.
  * The pauses below are the clients' idle time, the input under test; every wait for the server is bounded.
  */
 import assert from 'node:assert/strict';
@@ -77,5 +79,53 @@ describe(`keep-alive timeout (--keep-alive ${KEEPALIVE_S})`, { concurrency: true
       socket.resume();
     });
     assert.ok(total > 32 * 1024 * 1024, `read ${total} bytes of a 32 MB response and its head`);
+  });
+});
+
+describe("a connection that is to close closes, whatever Connection the app set", () => {
+  // Node took an app's `Connection: keep-alive` as an order: the response said keep-alive and the connection
+  // stayed open, against the client's close (RFC 9112 section 9.6) and the server's own decision (a stopping
+  // worker's client could send its next request on a connection about to close).
+  after(stopAll);
+  const targets = ['/connection-keep-alive', '/connection-keep-alive?head'];
+
+  it("the client's Connection: close, and HTTP/1.0 without keep-alive (async)", async () => {
+    const server = new Server(['-b', '127.0.0.1:0', '-w', '1', path.join(FIXTURES, 'listener.ts')]);
+    const port = await server.port();
+    await server.workersBooted(1);
+    for (const target of targets) {
+      for (const send of [`GET ${target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`, `GET ${target} HTTP/1.0\r\n\r\n`]) {
+        const r = await exchange(port, [{ send }], { want: 1, waitClose: true, ms: 3000 });
+        assert.equal(r.responses[0]?.status, 200, send);
+        assert.equal(r.responses[0]?.headers.connection, 'close', send);
+        assert.ok(r.closed, `${send}: still open`);
+      }
+      // A client that keeps the connection gets the app's keep-alive.
+      const kept = await exchange(port, [{ send: GET(target) }], { want: 1, waitClose: false, ms: 3000 });
+      assert.equal(kept.responses[0]?.headers.connection, 'keep-alive');
+    }
+    await server.kill();
+  });
+
+  it('the sync class, and a worker stopping (TERM while the app answers)', async () => {
+    const sync = new Server(['-b', '127.0.0.1:0', '-w', '1', '-k', 'sync', path.join(FIXTURES, 'listener.ts')]);
+    const syncPort = await sync.port();
+    await sync.workersBooted(1);
+    for (const target of targets) {
+      const r = await exchange(syncPort, [{ send: GET(target) }], { want: 1, waitClose: true, ms: 3000 });
+      assert.equal(r.responses[0]?.headers.connection, 'close', target);
+      assert.ok(r.closed, `${target}: still open`);
+    }
+    await sync.kill();
+    const server = new Server(['-b', '127.0.0.1:0', '-w', '1', path.join(FIXTURES, 'listener.ts')]);
+    const port = await server.port();
+    await server.workersBooted(1);
+    const answer = exchange(port, [{ send: GET('/connection-keep-alive?ms=800&note') }], { want: 1, waitClose: true, ms: 5000 });
+    await server.waitFor(/app: answering keep-alive in 800 ms/);
+    server.signal('SIGTERM');
+    const r = await answer;
+    assert.equal(r.responses[0]?.status, 200);
+    assert.equal(r.responses[0]?.headers.connection, 'close');
+    assert.equal((await server.exited).code, 0);
   });
 });

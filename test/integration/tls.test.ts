@@ -27,6 +27,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import type http from 'node:http';
 import http2 from 'node:http2';
 import https from 'node:https';
 import net from 'node:net';
@@ -821,6 +822,132 @@ describe('an app error over HTTP/2', () => {
     assert.doesNotMatch(s.log, /UnsupportedWarning|connection header/i);
     await s.kill();
   });
+
+  // The 500 was written over the fields the app had set: two ETag values, which made Node throw from the app's
+  // end() over HTTP/2, threw again from the 500's writeHead, out of the worker; and the Set-Cookie of an app
+  // that threw after setting it went out with the 500.
+  it("is a 500 without the app's fields, also when one is what failed over HTTP/2; the worker lives", async () => {
+    const { s, port } = await start([fx('listener.ts')]);
+    const session = http2.connect(`https://127.0.0.1:${port}`, { rejectUnauthorized: false });
+    try {
+      const r = await within(h2head(session, '/two-etags'), 10000, 'the 500');
+      assert.equal(r.status, 500);
+      assert.equal(r.headers['set-cookie'], undefined);
+      assert.equal(r.body, 'Internal Server Error\n');
+      assert.equal((await within(h2on(session, '/'), 10000, 'the next stream')).status, 200);
+    } finally {
+      session.close();
+    }
+    const h1Cookie = await new Promise<string[] | undefined>((resolve, reject) => {
+      const req = https.get({ host: '127.0.0.1', port, path: '/throw-with-fields', rejectUnauthorized: false, agent: false }, (res) => {
+        assert.equal(res.statusCode, 500);
+        res.resume();
+        res.on('end', () => resolve(res.headers['set-cookie']));
+      });
+      req.on('error', reject);
+    });
+    assert.equal(h1Cookie, undefined);
+    assert.match(s.log, /Error handling request GET \/two-etags/);
+    assert.doesNotMatch(s.log, /Uncaught exception/);
+    assert.equal(s.count(/Booting worker/), 1);
+    await s.kill();
+  });
+});
+
+describe("HTTP/1.1's connection fields over HTTP/2", () => {
+  // RFC 9113 section 8.2.2: HTTP/2 has none. Node dropped Connection with a warning in the error log, and threw
+  // on Keep-Alive, Transfer-Encoding, Proxy-Connection and Upgrade: a 500 for every request of an app (or a
+  // proxy middleware copying its upstream's fields) that set them, where HTTP/1.1 served it.
+  it('are left out, with no word in the log, and the response is served', async () => {
+    const { s, port } = await start([fx('listener.ts')]);
+    const session = http2.connect(`https://127.0.0.1:${port}`, { rejectUnauthorized: false });
+    try {
+      const r = await within(h2head(session, '/connection-fields'), 10000, 'the answer');
+      assert.equal(r.status, 200);
+      assert.equal(r.body, 'fields dropped');
+      for (const name of ['connection', 'keep-alive', 'transfer-encoding', 'proxy-connection', 'upgrade']) assert.equal(r.headers[name], undefined, name);
+      assert.equal(r.headers['content-type'], 'text/plain');
+    } finally {
+      session.close();
+    }
+    // Over HTTP/1.1 the app's fields are its own to send.
+    const h = await new Promise<http.IncomingHttpHeaders>((resolve, reject) => {
+      const req = https.get({ host: '127.0.0.1', port, path: '/connection-fields', rejectUnauthorized: false, agent: false }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.headers));
+      });
+      req.on('error', reject);
+    });
+    assert.equal(h['proxy-connection'], 'keep-alive');
+    assert.doesNotMatch(s.log, /Error handling request|UnsupportedWarning|connection header/i);
+    await s.kill();
+  });
+});
+
+/** A GET over `session`, with the response's header fields. */
+function h2head(session: http2.ClientHttp2Session, path: string): Promise<{ status: number; headers: http2.IncomingHttpHeaders; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = session.request({ ':path': path });
+    let headers: http2.IncomingHttpHeaders = {};
+    let body = '';
+    req.on('response', (h) => (headers = h));
+    req.setEncoding('utf8');
+    req.on('data', (d: string) => (body += d));
+    req.on('end', () => resolve({ status: Number(headers[':status']), headers, body }));
+    req.on('error', reject);
+  });
+}
+
+describe('a Content-Length over HTTP/2', () => {
+  // It was not held to: the bytes past it went out, the client failed the response as malformed (RFC 9113
+  // section 8.1.1), and the error log said nothing; over HTTP/1.1 the same app gets the length's bytes and a line.
+  it('a (req, res) app is held to its own, as over HTTP/1.1, and the error log says when it got it wrong (h2c)', async () => {
+    const s = new Server(['-b', '127.0.0.1:0', '-w', '1', fx('wrong-length.mjs')]);
+    const port = await s.port();
+    await s.workersBooted(1);
+    const session = http2.connect(`http://127.0.0.1:${port}`);
+    session.on('error', () => {});
+    try {
+      for (const [target, body] of [['/too-long-body', 'abc'], ['/utf8', 'héll']] as const) {
+        const r = await within(h2on(session, target), 10000, target);
+        assert.deepEqual([r.status, r.body], [200, body], target);
+      }
+      await s.waitFor(/Error handling request GET \/too-long-body: the response's Content-Length is 3, but the app wrote 17 byte\(s\) of body: the 14 past it were not sent\n/);
+      await s.waitFor(/Error handling request GET \/utf8: the response's Content-Length is 5, but the app wrote 6 byte\(s\) of body: the 1 past it/);
+      // Short of it: the client fails it, and the log says why.
+      await assert.rejects(within(h2on(session, '/too-short-body'), 10000, '/too-short-body'));
+      await s.waitFor(/Error handling request GET \/too-short-body: the response's Content-Length is 100, but the app ended it after 6 byte\(s\) of body: an HTTP\/2 client fails such a response\n/);
+      // A HEAD answer with the GET's length and no body is right: nothing logged.
+      const from = s.log.length;
+      assert.equal((await within(h2on(session, '/head', { method: 'HEAD' }), 10000, 'HEAD /head')).status, 200);
+      assert.equal((await within(h2on(session, '/too-long-body', { method: 'HEAD' }), 10000, 'HEAD')).status, 200);
+      assert.doesNotMatch(s.log.slice(from), /Content-Length/);
+    } finally {
+      session.close();
+    }
+    await s.kill();
+  });
+});
+
+describe('the streams of one HTTP/2 connection', () => {
+  // Node advertised no limit: one connection had an async worker run every request it opened a stream for at
+  // once, past worker_connections, which counts connections.
+  it('at most 100 run at once, as SETTINGS says; the client waits for the rest, and all are served (h2c)', async () => {
+    const s = new Server(['-b', '127.0.0.1:0', '-w', '1', fx('listener.ts')]);
+    const port = await s.port();
+    await s.workersBooted(1);
+    const session = http2.connect(`http://127.0.0.1:${port}`);
+    try {
+      const all = await within(Promise.all(Array.from({ length: 250 }, () => h2on(session, '/overlap?ms=300'))), 20000, '250 streams');
+      assert.equal(session.remoteSettings.maxConcurrentStreams, 100);
+      assert.deepEqual(new Set(all.map((r) => r.status)), new Set([200]));
+      const max = Math.max(...all.map((r) => (JSON.parse(r.body) as { max: number }).max));
+      assert.ok(max <= 100 && max >= 50, `at most ${max} at once`);
+    } finally {
+      session.close();
+    }
+    await s.kill();
+  });
 });
 
 describe('the Host of an HTTP/2 request', () => {
@@ -840,6 +967,40 @@ describe('the Host of an HTTP/2 request', () => {
       await s.kill();
     });
   }
+
+  // A Host field beside :authority reached a listener as req.headers.host unchecked, where the Fetch URL has
+  // :authority: `:authority: a` with `host: b` had a listener route (or a cache key) on b, the Fetch URL on a.
+  it('a Host field that names another host than :authority gets 400 (RFC 9113 section 8.3.1)', async () => {
+    const { s, port } = await start([fx('echo.ts')]);
+    const session = http2.connect(`https://127.0.0.1:${port}`, { rejectUnauthorized: false });
+    const get = (headers: http2.OutgoingHttpHeaders) =>
+      within(
+        new Promise<{ status: number; body: string }>((resolve, reject) => {
+          const req = session.request({ ':path': '/x', ...headers });
+          let status = 0;
+          let body = '';
+          req.on('response', (h) => (status = Number(h[':status'])));
+          req.setEncoding('utf8');
+          req.on('data', (d: string) => (body += d));
+          req.on('end', () => resolve({ status, body }));
+          req.on('error', reject);
+        }),
+        10000,
+        'an HTTP/2 request',
+      );
+    try {
+      const other = await get({ ':authority': 'a.example', host: 'b.example' });
+      assert.equal(other.status, 400);
+      assert.equal(other.body, '400 Bad Request: the Host header names another host than :authority\n');
+      // The same host, in another case: served, as the request it is.
+      const same = await get({ ':authority': 'A.example', host: 'a.example' });
+      assert.equal(same.status, 200);
+      assert.equal(JSON.parse(same.body).host, 'a.example');
+    } finally {
+      session.close();
+    }
+    await s.kill();
+  });
 });
 
 describe('graceful stop of HTTP/2 sessions', () => {

@@ -8,6 +8,7 @@ import type { IncomingMessage } from 'node:http';
 import { describe, it } from 'node:test';
 import { parseAllowList } from '../../src/http/allow-list.js';
 import { isRequestLine } from '../../src/http/connection.js';
+import { dropH2ConnectionFields } from '../../src/http/connection-fields.js';
 import { HAS_BODY, limitsOf, maxHeaderSize, Rejected, rejectReason, rejectReasonH2 } from '../../src/http/guard.js';
 import { Refusals } from '../../src/http/refusals.js';
 import { parseProxyHeader, ProxyProtocolError } from '../../src/http/proxy-protocol.js';
@@ -245,6 +246,13 @@ describe('request checks', () => {
     assert.equal(h2({ url: `/${'a'.repeat(5000)}` }), Rejected.LineTooLong);
     assert.equal(h2({ rawHeaders: ['x-big', 'v'.repeat(9000)] }), Rejected.FieldTooLarge);
     assert.equal(h2({ rawHeaders: Array.from({ length: 101 }, (_, i) => [`x-${i}`, 'v']).flat() }), Rejected.TooManyFields);
+    // A Host field (what a listener reads as req.headers.host) has the HTTP/1.1 rules and names :authority's host.
+    assert.equal(h2({ rawHeaders: [':authority', 'Example.com:8443', 'host', 'example.com:8443'] }), 0);
+    assert.equal(h2({ rawHeaders: ['host', 'example.com'] }), 0);
+    assert.equal(h2({ rawHeaders: [':authority', 'a', 'host', 'b'] }), Rejected.HostNotAuthority);
+    assert.equal(h2({ rawHeaders: ['host', 'a/b'] }), Rejected.BadHost);
+    assert.equal(h2({ rawHeaders: ['host', 'a', 'host', 'a'] }), Rejected.TwoHosts);
+    assert.equal(r.rejected[Rejected.HostNotAuthority]!.line, '400 Bad Request: the Host header names another host than :authority');
     // 0 (no limit set): the ceiling that still applies.
     const argv = ['--limit-request-line', '0', '--limit-request-fields', '0', '--limit-request-field-size', '0', 'app.ts'];
     const zero = (await resolveConfig({ argv, env: {}, cwd: process.cwd() })).config;
@@ -254,6 +262,44 @@ describe('request checks', () => {
     assert.equal(z[Rejected.FieldTooLarge]!.line, '431 Request Header Fields Too Large: a header field is over 8388608 bytes (limit_request_field_size is 0)');
     // 0 lifts the per-field limit: it allows as much as any explicit value, up to the header section's bound.
     assert.equal(limitsOf(zero).fieldSize, maxHeaderSize(limitsOf(zero)));
+  });
+});
+
+describe('HTTP/2 responses', () => {
+  it("leave out HTTP/1.1's connection fields, whichever way the app gives them", () => {
+    const calls: unknown[][] = [];
+    class Fake {
+      setHeader(...a: unknown[]) {
+        calls.push(['set', ...a]);
+        return this;
+      }
+      writeHead(...a: unknown[]) {
+        calls.push(['head', ...a]);
+        return this;
+      }
+    }
+    dropH2ConnectionFields(Fake.prototype as never);
+    const r = new Fake();
+    r.setHeader('Keep-Alive', 'timeout=5');
+    r.setHeader('TE', 'trailers');
+    r.setHeader('te', 'gzip');
+    r.setHeader('x-long-name-here', 'v');
+    r.writeHead(200, { Connection: 'close', 'content-type': 'a' });
+    r.writeHead(200, 'OK', ['Transfer-Encoding', 'chunked', 'etag', '"x"']);
+    r.writeHead(200, [['upgrade', 'h2c'], ['vary', 'a']]);
+    const headers = { 'content-type': 'a' };
+    r.writeHead(204, headers);
+    r.writeHead(204);
+    assert.deepEqual(calls, [
+      ['set', 'TE', 'trailers'],
+      ['set', 'x-long-name-here', 'v'],
+      ['head', 200, { 'content-type': 'a' }],
+      ['head', 200, 'OK', ['etag', '"x"']],
+      ['head', 200, [['vary', 'a']]],
+      ['head', 204, headers],
+      ['head', 204],
+    ]);
+    assert.equal(calls[5]![2], headers, 'a head with none to leave out is passed as it is');
   });
 });
 
