@@ -12,15 +12,16 @@ import { ACCESS_LOG, checkLogFiles, checkWritable } from '../logging/output-file
 import { openStatsd, type StatsdClient } from '../logging/statsd.js';
 import { METRIC } from '../logging/statsd-lines.js';
 import { upgradeNodeBinary } from './node-binary.js';
-import { adoptUpgradeListeners, bindAll, closeListeners, sameAddressBefore, unlinkUnixSockets, type Listener } from '../listeners/bind.js';
+import { adoptUpgradeListeners, bindAll, bindRetrying, closeListeners, listenerHolding, resolveHost, sameAddressBefore, unlinkUnixSockets, type BindRetry, type Listener } from '../listeners/bind.js';
 import { inheritedSockets, UPGRADE_FD_ENV, UPGRADE_FILES_ENV, UPGRADE_PID_ENV, workerEnv, type Inherited } from '../listeners/inherit.js';
-import { formatAddress } from '../listeners/address.js';
+import { formatAddress, parseAddress } from '../listeners/address.js';
 import { primeListeners } from '../listeners/prime.js';
 import { BindError } from '../listeners/handle.js';
 import { ConfigError } from '../config/setting.js';
 import { ExitCode, isWorkerMessage, listenerLayout, type MasterMessage, type WorkerMessage } from '../protocol/messages.js';
 import { workerExecArgv, workerInspectPort } from '../cli/node-flags.js';
 import { VERSION } from '../version.js';
+import { openFileLimit } from '../open-files.js';
 import type { HealthServer, HealthState } from './health.js';
 import type { Command } from '../control/commands.js';
 import type { ControlServer } from '../control/server.js';
@@ -97,14 +98,9 @@ export interface ArbiterOptions {
   readonly orphans?: { level: 'info' | 'warning'; message: string } | null;
 }
 
-/** The soft limit on open files (Node raises it to the hard limit at start), or null where it is not known. */
-function openFileLimit(): number | null {
-  try {
-    const m = /^Max open files\s+(\d+)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
-    return m ? Number(m[1]) : null;
-  } catch {
-    return null;
-  }
+/** The log files of `cfg` that do not exist yet: those the master and the workers are about to make. */
+function logsToMake(cfg: Config): string[] {
+  return [cfg.errorlog, cfg.accesslog].filter((f): f is string => !!f && f !== '-' && !existsSync(f));
 }
 
 /** Is a process still running (a zombie waiting to be reaped is not)? */
@@ -215,6 +211,7 @@ export class Arbiter implements HookServer {
   async run(): Promise<number> {
     this.#startedAt = Date.now();
     checkOutputFiles(this.cfg);
+    const made = logsToMake(this.cfg);
     this.log = new ErrorLog(this.cfg.errorlog, this.cfg.loglevel);
     // The master's handlers from the start: a signal during the start (a TERM from a service manager that
     // gave up waiting, a logrotate's USR1) would otherwise take the default action and kill the master, its
@@ -230,6 +227,10 @@ export class Arbiter implements HookServer {
     checkTls(this.cfg);
     const identity = resolveIdentity(this.cfg.user, this.cfg.group);
     checkCanSwitch(identity);
+    // As after a USR1: the log files made now (the access log by the first worker, before it switches) would
+    // be root's, which the workers could not open again on the next USR1 (one without a rotation, or after a
+    // logrotate that left a file as it was: notifempty, a size not reached), an error line for each.
+    this.prepareLogsForWorkers(made);
     this.#inherited = inheritedSockets(process.env, process.pid);
     this.#controlHandover = this.#inherited?.source === 'upgrade' && process.env[CONTROL_HANDOVER_ENV] === '1';
     delete process.env[CONTROL_HANDOVER_ENV];
@@ -245,8 +246,7 @@ export class Arbiter implements HookServer {
       delete process.env[UPGRADE_PID_ENV];
       delete process.env[UPGRADE_FILES_ENV];
     } else {
-      // As Gunicorn: a port still held (a server that is stopping) is tried 5 times, 1 s apart.
-      this.#listeners = await bindAll(this.cfg.bind, parseUmask(this.cfg.umask), { attempts: BIND_ATTEMPTS, delayMs: 1000, say: (line) => this.log.error(line) });
+      this.#listeners = await bindAll(this.cfg.bind, parseUmask(this.cfg.umask), this.bindRetry());
     }
     if (identity && !this.#inherited) {
       // The socket files bound here go to the workers' user, as Gunicorn chowns them at its bind. Not those it
@@ -260,7 +260,7 @@ export class Arbiter implements HookServer {
       await primeListeners(this.#listeners.map((l) => l.fd), this.cfg.backlog, this.#listeners.map((l) => l.url));
       // Bound with the others, before "Listening at:": a health endpoint that cannot bind stops the start
       // as a bind does, leaving no socket file and no pidfile behind.
-      if (this.cfg.healthBind) healthLine = await this.startHealth(this.cfg.healthBind);
+      if (this.cfg.healthBind) healthLine = await this.startHealth(this.cfg.healthBind, this.bindRetry());
     } catch (err) {
       closeListeners(this.#listeners, this.ownsSocketFiles());
       // The kernel's "address already in use" for two names of one address: tunicorn's own, said so.
@@ -326,6 +326,11 @@ export class Arbiter implements HookServer {
     if (this.#queue.length > 0) this.step();
     else this.manageWorkers();
     return done;
+  }
+
+  /** As Gunicorn: a port still held (a server that is stopping) is tried 5 times, 1 s apart, each retry logged. */
+  private bindRetry(): BindRetry {
+    return { attempts: BIND_ATTEMPTS, delayMs: 1000, say: (line) => this.log.error(line) };
   }
 
   /**
@@ -421,7 +426,7 @@ export class Arbiter implements HookServer {
       // A log that cannot be opened again stays open as it is: one line says so. The access log is opened by
       // the workers, which keep theirs quietly: the master checks its path, for one line instead of one each.
       // Rotated away: the files the reopen creates (see prepareLogsForWorkers).
-      const created = [this.cfg.errorlog, this.cfg.accesslog].filter((f): f is string => !!f && f !== '-' && !existsSync(f));
+      const created = logsToMake(this.cfg);
       const failed = this.log.reopen();
       this.#reopenSaid = new Set();
       if (failed) {
@@ -459,8 +464,8 @@ export class Arbiter implements HookServer {
    * USR1 after a rotation: workers that run as --user reopen the logs with that user's rights, which rarely
    * include creating files in the log directory, and a worker whose reopen fails writes on to the rotated file
    * (it tells the master, which logs it once: `reopenFailed`). As Gunicorn, the master (root) makes the new
-   * files and gives them to the workers' user. Only files it makes here: an existing file (or /dev/null) keeps
-   * its owner.
+   * files and gives them to the workers' user; so too those made at the start and by a reload that names new
+   * paths. Only files it makes: an existing file (or /dev/null) keeps its owner.
    */
   private prepareLogsForWorkers(created: readonly string[]): void {
     let identity: ReturnType<typeof resolveIdentity>;
@@ -472,7 +477,7 @@ export class Arbiter implements HookServer {
     if (!identity) return;
     for (const f of created) {
       try {
-        // The error log was just made by the master's own reopen; the access log is made here.
+        // The error log was just made by the master's own open; the access log is made here.
         // Through the descriptor: a path swapped for a link meanwhile cannot redirect the chown.
         const fd = openSync(f, 'a');
         try {
@@ -618,6 +623,11 @@ export class Arbiter implements HookServer {
         if (!w.replaced && !this.#stopping) {
           w.replaced = true;
           w.crashed = true;
+          // Its stop began now, and gets the bound any graceful stop gets: its own requests may keep it, and
+          // its worker_exit hook runs after them, both unbounded in the worker. Without this, it would be
+          // stopped only once its replacement serves (retireReplaced), and a replacement that never does
+          // (a boot that hangs, with `timeout` 0) would leave it running for good.
+          w.killAt = Date.now() + this.cfg.gracefulTimeout * 1000;
           this.log.info(`Worker ${w.pid} is exiting after an uncaught exception: replacing it`);
           this.noteDeath(w);
           this.manageWorkers();
@@ -693,7 +703,8 @@ export class Arbiter implements HookServer {
     if (w.state === 'stopping' && graceful) return;
     if (w.state !== 'stopping') this.#stats.killed++;
     w.state = 'stopping';
-    w.killAt = Date.now() + (graceful ? this.cfg.gracefulTimeout * 1000 : Math.min(this.cfg.gracefulTimeout * 1000, 5000));
+    // Never later than a deadline it has already (a worker stopping after an uncaught exception).
+    w.killAt = Math.min(w.killAt, Date.now() + (graceful ? this.cfg.gracefulTimeout * 1000 : Math.min(this.cfg.gracefulTimeout * 1000, 5000)));
     // TERM: the master's copies of the sockets are closed; the workers drain the backlog before closing theirs.
     const drain = this.#stopping === 'graceful';
     // Held connections may be handed over only if some worker will take them (not on TERM or WINCH).
@@ -785,6 +796,17 @@ export class Arbiter implements HookServer {
         }
         continue;
       }
+      if (w.crashed && now >= w.killAt) {
+        this.log.warning(
+          `Worker (pid:${w.pid}) did not exit within ${this.cfg.gracefulTimeout} s (graceful_timeout) of its uncaught exception ` +
+            `(a request still running, or a worker_exit hook that has not returned): killing it`,
+        );
+        w.state = 'stopping';
+        this.#stats.killed++;
+        w.killAt = Infinity;
+        w.signal('SIGKILL');
+        continue;
+      }
       if (this.cfg.timeout <= 0) continue;
       const booting = w.state === 'booting';
       const limit = (booting ? bootLimitS(this.cfg.timeout) : this.cfg.timeout) * 1000;
@@ -842,6 +864,7 @@ export class Arbiter implements HookServer {
       return;
     }
     let log = this.log;
+    const made = logsToMake(next.config);
     try {
       // New workers open the logs: a path they cannot open would crash each of them. The pidfile is not
       // written again, so it is not checked.
@@ -857,6 +880,7 @@ export class Arbiter implements HookServer {
     const old = this.cfg;
     this.#resolved = next;
     this.cfg = next.config;
+    this.prepareLogsForWorkers(made);
     // As Gunicorn's reload: the title follows a changed proc_name (the new workers take it from the config).
     process.title = `tunicorn: master [${this.name}]`;
     if (log !== this.log) {
@@ -1081,6 +1105,13 @@ export class Arbiter implements HookServer {
     const stillMeant = c.name === 'reopen' || (c.name === 'shutdown' && c.mode === 'quick');
     if ((this.#stopping || this.#stopAt) && !stillMeant) throw new CommandError('the master is stopping');
     const words = c.name === 'worker add' || c.name === 'worker remove' ? `${c.name} ${c.count}` : c.name === 'worker kill' ? `${c.name} ${c.pid}` : c.name === 'shutdown' ? `shutdown ${c.mode}` : c.name;
+    // A command refused changes nothing, and is not logged as done (as one refused while the master stops).
+    if (c.name === 'worker remove' && this.numWorkers <= 1) throw new CommandError('at least one worker must run');
+    if (c.name === 'worker kill') {
+      const w = this.#workers.get(c.pid);
+      if (!w) throw new CommandError(`no worker with pid ${c.pid} (see "show workers")`);
+      if (w.state === 'stopping') throw new CommandError(`worker ${c.pid} is stopping already`);
+    }
     this.log.info(`Control socket: ${words}`);
     switch (c.name) {
       case 'worker add': {
@@ -1089,18 +1120,14 @@ export class Arbiter implements HookServer {
         return { added: c.count, previous, total: this.numWorkers };
       }
       case 'worker remove': {
+        // As TTOU: never below one (nor up to one, after WINCH made it 0): refused above.
         const previous = this.numWorkers;
-        // As TTOU: never below one (nor up to one, after WINCH made it 0).
-        if (previous <= 1) throw new CommandError('at least one worker must run');
         const total = Math.max(1, previous - c.count);
         this.setWorkerCount(total);
         return { removed: previous - total, previous, total };
       }
       case 'worker kill': {
-        const w = this.#workers.get(c.pid);
-        if (!w) throw new CommandError(`no worker with pid ${c.pid} (see "show workers")`);
-        if (w.state === 'stopping') throw new CommandError(`worker ${c.pid} is stopping already`);
-        this.stopWorker(w, true);
+        this.stopWorker(this.#workers.get(c.pid)!, true);
         setImmediate(() => this.step());
         return { killed: c.pid };
       }
@@ -1211,14 +1238,23 @@ export class Arbiter implements HookServer {
 
   /**
    * Binds --health-bind; resolves with the line to log. A failure is a BindError or ConfigError worded as a
-   * --bind one (HealthServer.listen).
+   * --bind one (HealthServer.listen). With `retry` (at start), a port in use is tried again as --bind's are: a
+   * restart while the old server still stops meets its health port too. Not in a master started by USR2,
+   * where the port is the old master's, taken over when it exits.
    */
-  private async startHealth(raw: string): Promise<string> {
+  private async startHealth(raw: string, retry?: BindRetry): Promise<string> {
     // node:http loads only when health checks are on: the master keeps every module it imports in memory.
     const { HealthServer } = await import('./health.js');
+    // One of our own sockets, which no retry frees and the kernel's "another process listens there" misnames.
+    const a = parseAddress(raw);
+    const own = a.kind === 'tcp' && a.port !== 0 ? listenerHolding(this.#listeners, await resolveHost(a.host, 'healthBind (--health-bind)'), a.port) : undefined;
+    if (own)
+      throw new ConfigError(
+        `invalid value for healthBind (--health-bind): ${JSON.stringify(raw)} is an address the server binds for the app (${own.url}); give the health endpoint a port of its own`,
+      );
     const health = new HealthServer(() => this.healthState());
     try {
-      const url = await health.listen(raw, parseUmask(this.cfg.umask));
+      const url = await bindRetrying(raw, () => health.listen(raw, parseUmask(this.cfg.umask)), this.#oldMasterPid ? undefined : retry);
       this.#health = health;
       this.#healthPending = false;
       return `Health checks at: ${url}/health/ready and /health/live`;

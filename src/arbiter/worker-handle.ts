@@ -17,7 +17,7 @@ export class WorkerHandle implements HookWorker {
   /** When it reported ready (Date.now()); 0 before. */
   readyAt = 0;
   lastBeat: number;
-  /** When a graceful stop must be over (then SIGKILL). */
+  /** When a graceful stop must be over (then SIGKILL), also the one a worker began after an uncaught exception. */
   killAt = Infinity;
   /** Long-running requests the worker reported with its last heartbeat. */
   slow: readonly InflightRequest[] = [];

@@ -173,17 +173,23 @@ export interface BindRetry {
 /** Gunicorn's words for the failures it tries again: a port another process still holds, an address not up yet. */
 const RETRIED: Record<string, string> = { EADDRINUSE: 'Connection in use', EADDRNOTAVAIL: 'Invalid address' };
 
-async function bindRetrying(raw: string, umask: number, retry: BindRetry | undefined): Promise<Listener> {
+/**
+ * Runs `bind` (a bind of the address `raw`) until it succeeds, trying a TCP address again that is in use or
+ * not on this machine as `retry` says, with a line for each try that will be made again. Shared by --bind and
+ * --health-bind: both meet the port of a server that is still stopping when a restart comes quickly.
+ */
+export async function bindRetrying<T>(raw: string, bind: () => Promise<T>, retry: BindRetry | undefined): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return await bindOne(raw, umask);
+      return await bind();
     } catch (err) {
       const what = err instanceof BindError ? RETRIED[err.code] : undefined;
-      if (!retry || !what || attempt >= retry.attempts) throw err;
-      const a = parseAddress(raw);
-      const s = retry.delayMs / 1000;
-      retry.say(`${what}: ${formatAddress(a)}; retrying in ${s} s (attempt ${attempt + 1} of ${retry.attempts})`);
-      await sleep(retry.delayMs);
+      // A Unix socket in use answers: another server's, which waiting does not free (a stale one is replaced).
+      const a = what && retry && attempt < retry.attempts ? parseAddress(raw) : null;
+      if (a?.kind !== 'tcp') throw err;
+      const s = retry!.delayMs / 1000;
+      retry!.say(`${what}: ${formatAddress(a)}; retrying in ${s} s (attempt ${attempt + 1} of ${retry!.attempts})`);
+      await sleep(retry!.delayMs);
     }
   }
 }
@@ -197,7 +203,7 @@ async function bindRetrying(raw: string, umask: number, retry: BindRetry | undef
 export async function bindAll(raws: readonly string[], umask = 0, retry?: BindRetry): Promise<Listener[]> {
   const out: Listener[] = [];
   try {
-    for (const raw of raws) out.push(await bindRetrying(raw, umask, retry));
+    for (const raw of raws) out.push(await bindRetrying(raw, () => bindOne(raw, umask), retry));
   } catch (err) {
     closeListeners(out);
     throw err;
@@ -252,9 +258,15 @@ export function adoptUpgradeListeners(listeners: readonly Listener[], files: rea
 export function sameAddressBefore(listeners: readonly Listener[], i: number): Listener | undefined {
   const a = listeners[i]?.address;
   if (a?.kind !== 'tcp') return undefined;
+  return listenerHolding(listeners.slice(0, i), a.host, a.port);
+}
+
+/**
+ * The listener that holds the TCP address `host` (an IP address) and `port`, or one that covers it (a
+ * wildcard on either side), if one does: binding it again fails with "address already in use".
+ */
+export function listenerHolding(listeners: readonly Listener[], host: string, port: number): Listener | undefined {
   // `::` takes both families (Linux binds it dual-stack); `0.0.0.0` IPv4 only.
   const covers = (w: string, h: string) => w === h || w === '::' || (w === '0.0.0.0' && net.isIPv4(h));
-  return listeners
-    .slice(0, i)
-    .find((l) => l.address.kind === 'tcp' && l.address.port === a.port && (covers(l.address.host, a.host) || covers(a.host, l.address.host)));
+  return listeners.find((l) => l.address.kind === 'tcp' && l.address.port === port && (covers(l.address.host, host) || covers(host, l.address.host)));
 }

@@ -10,6 +10,7 @@ import type { ListenerInfo } from '../protocol/messages.js';
 import { adoptPipe, isPipeHandle, learnNetInternals } from './adopt-pipe.js';
 import type { WorkerRuntime } from './runtime.js';
 import { AcceptTimes } from './queue-time.js';
+import { DescriptorWatch } from './descriptor-watch.js';
 import { SlotTable } from './slot-table.js';
 
 /** How long keep-alive clients get `Connection: close` answers before idle connections are closed. */
@@ -70,6 +71,8 @@ export class Serving {
    * never counted as still upgraded (the runtime's own count, on the TLS socket, drops later).
    */
   readonly #upgraded = new Set<net.Socket>();
+  /** Says when an accepted connection shows the worker at its open-file limit. */
+  readonly #descriptors: DescriptorWatch;
 
   constructor(
     private readonly runtime: WorkerRuntime,
@@ -121,6 +124,15 @@ export class Serving {
     this.http = this.layer.server as http.Server;
     if (ownsProxyTrust) this.layer.keepPeer();
     this.#acceptors = listeners.map(() => null);
+    const { workerClass, workerConnections } = runtime.config;
+    this.#descriptors = new DescriptorWatch((open, limit) =>
+      runtime.log.error(
+        `Worker (pid:${process.pid}) is at its open-file limit: ${open} of ${limit} descriptors open (ulimit -n). ` +
+          `Until some close, new connections are accepted and closed at once, unanswered (libuv's answer to EMFILE), ` +
+          `and nothing else logs them. Raise the limit (ulimit -n, systemd's LimitNOFILE=)` +
+          (workerClass === 'sync' ? '' : ` or lower --worker-connections (${workerConnections})`),
+      ),
+    );
   }
 
   get stopping(): boolean {
@@ -261,6 +273,7 @@ export class Serving {
 
   private onConnection(socket: net.Socket, listener: number): void {
     const fd = acceptTimes.accepted(socket, performance.now());
+    this.#descriptors.accepted(fd);
     this.#accepted++;
     const slot = this.#open.put(socket);
     // A closure per connection keeps its places: nothing of ours is stored on Node's socket.

@@ -161,6 +161,8 @@ describe('control socket', () => {
     const below = await ctl('-s', sock, '-c', 'worker remove');
     assert.equal(below.code, 1);
     assert.equal(below.stderr, 'tunicornc: error: at least one worker must run\n');
+    // A command refused is not logged as one done (the removes above were done: one line each).
+    assert.equal(s.count(/Control socket: worker remove 1\n/), 2);
   });
 
   it('worker kill PID replaces that worker; reload replaces them all', async () => {
@@ -176,6 +178,7 @@ describe('control socket', () => {
     const gone = await ctl('-s', sock, '-c', `worker kill ${a}`);
     assert.equal(gone.code, 1);
     assert.match(gone.stderr, /^tunicornc: error: no worker with pid \d+ \(see "show workers"\)\n$/);
+    assert.equal(s.count(new RegExp(`Control socket: worker kill ${a}\n`)), 1, 'the refused kill is not logged as done');
 
     from = s.log.length;
     assert.deepEqual(await json(sock, 'reload'), { status: 'reloading' });

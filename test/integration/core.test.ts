@@ -130,6 +130,26 @@ describe('serving', () => {
     await s.kill();
   });
 
+  it('a worker that does not exit within graceful_timeout of its uncaught exception is killed, even with -t 0 and no replacement serving', async () => {
+    // Its worker_exit hook never returns, and its replacement never becomes ready (its post_fork never returns):
+    // nothing else would stop it.
+    const { s, port } = await start(['-w', '1', '-t', '0', '--graceful-timeout', '1', '-c', fx('crash-exit-hangs.config.ts'), fx('listener.ts')]);
+    const [first] = await s.workersBooted(1);
+    await s.waitFor(/Ready: /);
+    assert.equal((await request(port, '/throw-later')).status, 200);
+    await s.waitFor(new RegExp(`Worker ${first} is exiting after an uncaught exception: replacing it`));
+    await s.workersBooted(2);
+    await s.waitFor(
+      new RegExp(`\\[WARNING\\] Worker \\(pid:${first}\\) did not exit within 1 s \\(graceful_timeout\\) of its uncaught exception \\(a request still running, or a worker_exit hook that has not returned\\): killing it\n`),
+      10000,
+    );
+    await s.waitFor(new RegExp(`\\[INFO\\] Worker exited \\(pid: ${first}\\)`));
+    assert.ok(!alive(first!), 'the worker is gone');
+    assert.doesNotMatch(s.log, /Perhaps out of memory|was killed by/, 'a kill the master made is not reported as a foreign one');
+    assert.equal(s.count(/killing it/), 1);
+    await s.kill();
+  });
+
   for (const cls of ['async', 'sync']) {
     it(`-k ${cls}: a process.exit() of the app while it serves is named by the worker, with the requests it cuts`, async () => {
       // sync: a second worker takes the slow request while the first serves the exit.

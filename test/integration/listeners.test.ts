@@ -5,7 +5,8 @@
  * - fd://N serves a socket the master inherited
  * - from the moment `Listening at:` is logged, a connection is never refused: it waits in the backlog while
  *   the worker is still loading the app
- * - a busy port is tried 5 times, 1 s apart (as Gunicorn), and bound if it comes free meanwhile
+ * - a busy port is tried 5 times, 1 s apart (as Gunicorn), and bound if it comes free meanwhile; a busy
+ *   --health-bind port too, but not one of the app's own addresses, which is refused at once
  * - a busy port, a unix socket in a missing directory and a taken --health-bind port stop the start with one
  *   line that says why (the health endpoint before "Listening at", leaving no socket file or pidfile)
  * - a worker that keeps dying while it boots is retried with a pause, then the master gives up (status 3)
@@ -281,6 +282,8 @@ describe('bind', () => {
     try {
       const s = new Server(['-b', `unix:${sock}`, '--pid', pidfile, '--health-bind', `127.0.0.1:${port}`, fx('listener.ts')]);
       assert.equal((await s.exited).code, 1);
+      // Tried as a --bind port is first: 5 times, 1 s apart.
+      assert.equal(s.count(new RegExp(`\\[ERROR\\] Connection in use: http://127\\.0\\.0\\.1:${port}; retrying in 1 s`)), 4);
       assert.match(
         s.log,
         new RegExp(
@@ -294,6 +297,51 @@ describe('bind', () => {
       assert.ok(!existsSync(pidfile), 'no pidfile left behind');
     } finally {
       taken.close();
+    }
+  });
+});
+
+describe('health endpoint on a port still held', () => {
+  it('is tried again as a --bind port is, and bound once the port is free (a restart while the old server stops)', async () => {
+    const taken = net.createServer();
+    await new Promise<void>((r) => taken.listen(0, '127.0.0.1', r));
+    const port = (taken.address() as net.AddressInfo).port;
+    try {
+      const s = new Server(['-b', '127.0.0.1:0', '--health-bind', `127.0.0.1:${port}`, fx('listener.ts')]);
+      await s.waitFor(new RegExp(`\\[ERROR\\] Connection in use: http://127\\.0\\.0\\.1:${port}; retrying in 1 s \\(attempt 2 of 5\\)`));
+      assert.doesNotMatch(s.log, /Listening at/, 'the health endpoint is bound with the others, before "Listening at"');
+      await new Promise<void>((r) => taken.close(() => r()));
+      await s.waitFor(new RegExp(`Health checks at: http://127\\.0\\.0\\.1:${port}/health/ready`));
+      await s.waitFor(/Ready: /);
+      assert.equal((await request(port, '/health/live')).status, 200);
+      s.signal('SIGTERM');
+      assert.equal((await s.exited).code, 0);
+    } finally {
+      taken.close();
+    }
+  });
+});
+
+describe('health endpoint on an address the app is served on', () => {
+  it('is refused at once in one line, not tried again and misnamed as another process\'s', async () => {
+    // The app's socket, given as fd://3 so that the test knows its port beforehand (port 0 for --bind would not).
+    const holder = net.createServer();
+    await new Promise<void>((r) => holder.listen(0, '127.0.0.1', r));
+    const port = (holder.address() as net.AddressInfo).port;
+    const fd = (holder as unknown as { _handle: { fd: number } })._handle.fd;
+    try {
+      const s = new Server(['-b', 'fd://3', '--health-bind', `localhost:${port}`, fx('listener.ts')], { fds: [fd] });
+      assert.equal((await within(s.exited, 15000, 'the exit')).code, 1);
+      assert.match(
+        s.log,
+        new RegExp(
+          `(?:^|\\n)tunicorn: error: invalid value for healthBind \\(--health-bind\\): "localhost:${port}" is an address the server binds for the app ` +
+            `\\(http://127\\.0\\.0\\.1:${port}\\); give the health endpoint a port of its own\\n$`,
+        ),
+      );
+      assert.doesNotMatch(s.log, /Connection in use|another process|Listening at/);
+    } finally {
+      holder.close();
     }
   });
 });

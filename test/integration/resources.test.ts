@@ -4,17 +4,21 @@
  *   orphan holding the listening socket (the native watcher and the worker-thread one)
  * - a log file that cannot be written (a full disk: /dev/full): one line says so, per process, and the
  *   server serves on; once the file can be written again, a line says how many lines were lost
- * - USR1 after logrotate, with workers that run as --user: the master makes the new log files for them
+ * - USR1 after logrotate, with workers that run as --user: the master makes the new log files for them, as
+ *   those it makes at start, so that a USR1 with nothing rotated is no error
  * - a worker that dies of a full JavaScript heap (Node aborts): replaced, and the line names the likely cause
  * - a gthread thread that dies of a full heap takes only its own requests: the other threads finish theirs
  * - the pidfile is mode 0644, not writable by every local user, whatever the umask; the log files follow the umask
- * - an open-file limit too low for worker_connections, or for the sockets to bind, is one line that says so
+ * - an open-file limit too low for worker_connections, or for the sockets to bind, is one line that says so;
+ *   a worker that reaches it while serving (its connections then closed unanswered) says so once per episode
  */
 import assert from 'node:assert/strict';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { execFileSync } from 'node:child_process';
 import { after, describe, it } from 'node:test';
 import { alive, childrenOf, FIXTURES, request, Server, stopAll, until, within } from '../helpers/server.js';
 
@@ -139,6 +143,28 @@ describe('USR1 after logrotate, with workers that run as --user', { skip: proces
     assert.equal((await within(s.exited, 30000, 'the exit')).code, 0);
     // The worker's own lines too, not only the master's.
     assert.match(readFileSync(errorLog, 'utf8'), new RegExp(`\\[${worker}\\] \\[INFO\\] Worker exiting`));
+  });
+
+  it('a USR1 with nothing rotated (logrotate\'s notifempty, a size not reached) is no error: the files made at start are the workers\' user\'s', async () => {
+    const dir = mkdtempSync(path.join(tmp, 'unrotated-'));
+    for (const d of [tmp, dir]) chmodSync(d, 0o755);
+    const [errorLog, accessLog] = [path.join(dir, 'error.log'), path.join(dir, 'access.log')];
+    const s = new Server(['-b', '127.0.0.1:0', '-w', '1', '-u', 'nobody', '-g', 'nogroup', '--umask', '022', '--error-logfile', errorLog, '--access-logfile', accessLog, APP]);
+    await until(() => existsSync(errorLog) && /Ready: /.test(readFileSync(errorLog, 'utf8')), 30000, 'the workers');
+    const port = Number(/Listening at: http:\/\/127\.0\.0\.1:(\d+)/.exec(readFileSync(errorLog, 'utf8'))![1]);
+    const nobody = Number(execFileSync('id', ['-u', 'nobody'], { encoding: 'utf8' }).trim());
+    for (const f of [errorLog, accessLog]) assert.equal(statSync(f).uid, nobody, `${f} belongs to the workers' user`);
+    s.signal('SIGUSR1');
+    // The reopen is done once a request sent after it is in the access log, written by the reopened file.
+    await until(() => /Handling signal: usr1/.test(readFileSync(errorLog, 'utf8')), 10000, 'the USR1');
+    for (let i = 0; i < 100 && !readFileSync(accessLog, 'utf8').includes('GET /pid?after'); i++) {
+      assert.equal((await request(port, '/pid?after')).status, 200);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    s.signal('SIGTERM');
+    assert.equal((await within(s.exited, 30000, 'the exit')).code, 0);
+    assert.doesNotMatch(readFileSync(errorLog, 'utf8'), /USR1: .*cannot open/);
+    assert.doesNotMatch(s.log, /USR1: .*cannot open/);
   });
 });
 
@@ -269,6 +295,54 @@ describe('an open-file limit too low', () => {
     await fine.waitFor(/Ready: /, 30000);
     assert.doesNotMatch(fine.log, /worker_connections/);
     await fine.kill();
+  });
+
+  it('reached while serving: the worker says so once, naming the limit and what to change', async () => {
+    const s = new Server(['-b', '127.0.0.1:0', '-w', '1', APP], { wrapper: ulimitN(64) });
+    const port = await s.port();
+    await s.waitFor(/Ready: /, 30000);
+    /** Opens `n` connections at once, each sending a request; how many got an answer (the rest are closed unanswered). */
+    const burst = async (n: number): Promise<{ answered: number; sockets: net.Socket[] }> => {
+      const sockets: net.Socket[] = [];
+      const outcomes = await within(
+        Promise.all(
+          Array.from({ length: n }, () =>
+            new Promise<boolean>((resolve) => {
+              const c = net.connect(port, '127.0.0.1', () => c.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n'));
+              sockets.push(c);
+              c.once('data', () => resolve(true));
+              c.once('error', () => resolve(false));
+              c.once('close', () => resolve(false));
+            }),
+          ),
+        ),
+        20000,
+        'every connection answered or closed',
+      );
+      return { answered: outcomes.filter(Boolean).length, sockets };
+    };
+    const first = await burst(100);
+    assert.ok(first.answered < 100, `some connections were closed unanswered (${first.answered} answered)`);
+    const line = /\[ERROR\] Worker \(pid:(\d+)\) is at its open-file limit: (\d+) of 64 descriptors open \(ulimit -n\)\. Until some close, new connections are accepted and closed at once, unanswered \(libuv's answer to EMFILE\), and nothing else logs them\. Raise the limit \(ulimit -n, systemd's LimitNOFILE=\) or lower --worker-connections \(1000\)\n/;
+    const m = await s.waitFor(line);
+    assert.ok(Number(m[2]) >= 62, `the count is near the limit (${m[2]})`);
+    // The same episode (the first connections still open): no second line.
+    const second = await burst(20);
+    assert.ok(second.answered < 20);
+    for (const c of [...first.sockets, ...second.sockets]) c.destroy();
+    // Once they have closed (the worker sees the clients' FIN), it serves again.
+    const served = async (): Promise<number> => {
+      for (let i = 0; ; i++) {
+        try {
+          return (await request(port, '/pid')).status;
+        } catch (err) {
+          if (i >= 50) throw err;
+        }
+      }
+    };
+    assert.equal(await within(served(), 20000, 'a request served again'), 200);
+    assert.equal(s.count(/is at its open-file limit/), 1);
+    await s.kill();
   });
 
   it('for the sockets to bind: one line that says so', async () => {

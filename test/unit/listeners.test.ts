@@ -7,7 +7,7 @@ import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { ConfigError } from '../../src/config/setting.js';
 import { parseAddress, UNIX_PATH_MAX } from '../../src/listeners/address.js';
-import { bindOne, closeListeners, resolveHost } from '../../src/listeners/bind.js';
+import { bindOne, bindRetrying, closeListeners, resolveHost } from '../../src/listeners/bind.js';
 import { bindTcp, BindError, localAddress, openFd } from '../../src/listeners/handle.js';
 import { primeListeners } from '../../src/listeners/prime.js';
 
@@ -190,5 +190,41 @@ describe('why a Unix socket could not be bound', () => {
     const ro = path.join(tmp, 'ro');
     mkdirSync(ro, 0o500);
     await fails(path.join(ro, 'app.sock'), `permission denied: this user cannot create files in ${ro}`);
+  });
+});
+
+describe('bindRetrying (--bind and --health-bind)', () => {
+  const retry = (said: string[]) => ({ attempts: 3, delayMs: 0, say: (line: string) => said.push(line) });
+
+  it('tries a TCP address in use again, saying so each time, and returns what the bind gives once it succeeds', async () => {
+    const said: string[] = [];
+    let tries = 0;
+    const got = await bindRetrying('127.0.0.1:8001', async () => {
+      if (++tries < 3) throw new BindError('cannot bind', 'EADDRINUSE');
+      return 'bound';
+    }, retry(said));
+    assert.equal(got, 'bound');
+    assert.deepEqual(said, [
+      'Connection in use: http://127.0.0.1:8001; retrying in 0 s (attempt 2 of 3)',
+      'Connection in use: http://127.0.0.1:8001; retrying in 0 s (attempt 3 of 3)',
+    ]);
+  });
+
+  it('gives up after the last attempt with the bind\'s own error', async () => {
+    const said: string[] = [];
+    const err = new BindError('cannot bind the health endpoint', 'EADDRNOTAVAIL');
+    await assert.rejects(bindRetrying('10.9.9.9:8001', () => Promise.reject(err), retry(said)), (e) => e === err);
+    assert.equal(said.length, 2);
+    assert.match(said[0]!, /^Invalid address: http:\/\/10\.9\.9\.9:8001; retrying/);
+  });
+
+  it('does not wait on a Unix socket in use (another server answers on it), nor on other errors, nor without retry', async () => {
+    const said: string[] = [];
+    const inUse = new BindError('in use', 'EADDRINUSE');
+    await assert.rejects(bindRetrying('unix:/tmp/x.sock', () => Promise.reject(inUse), retry(said)), (e) => e === inUse);
+    const denied = new BindError('denied', 'EACCES');
+    await assert.rejects(bindRetrying('127.0.0.1:80', () => Promise.reject(denied), retry(said)), (e) => e === denied);
+    await assert.rejects(bindRetrying('127.0.0.1:80', () => Promise.reject(inUse), undefined), (e) => e === inUse);
+    assert.deepEqual(said, []);
   });
 });

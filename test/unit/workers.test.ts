@@ -2,9 +2,10 @@
 import assert from 'node:assert/strict';
 import type { IncomingMessage } from 'node:http';
 import type net from 'node:net';
-import { describe, it } from 'node:test';
+import { describe, it, mock } from 'node:test';
 import { listenerLayout } from '../../src/protocol/messages.js';
 import { AcceptSwitch } from '../../src/workers/accept-switch.js';
+import { DescriptorWatch } from '../../src/workers/descriptor-watch.js';
 import { threadOnlyHint } from '../../src/workers/gthread.js';
 import { Leases, type LeasedHandle } from '../../src/workers/leases.js';
 import type { WorkerMessage } from '../../src/protocol/messages.js';
@@ -228,5 +229,36 @@ describe('threadOnlyHint', () => {
   it('names the fix for a native addon that cannot load in a thread, and nothing else', () => {
     assert.match(threadOnlyHint("app a.cjs failed to load: Module did not self-register: '/x/legacy.node'."), /not context-aware .*-k async or -k sync$/);
     assert.equal(threadOnlyHint('app a.ts failed to load: Cannot find module ./x'), '');
+  });
+});
+
+describe('DescriptorWatch', () => {
+  it('says once per episode that an accepted descriptor reached the open-file limit, and again after the count fell', () => {
+    mock.timers.enable({ apis: ['setInterval'] });
+    try {
+      const said: [number, number][] = [];
+      // A limit far above what this process holds: the count taken every 5 s is well under it.
+      const watch = new DescriptorWatch((open, limit) => said.push([open, limit]), 10_000);
+      watch.accepted(-1);
+      watch.accepted(9_000);
+      watch.accepted(9_997);
+      assert.deepEqual(said, [], 'under the limit less 2: nothing');
+      watch.accepted(9_998);
+      assert.deepEqual(said, [[9_999, 10_000]], 'N others are open: at least N + 1 with this one');
+      watch.accepted(9_999);
+      assert.equal(said.length, 1, 'the same episode');
+      mock.timers.tick(5000);
+      watch.accepted(9_999);
+      assert.equal(said.length, 2, 'the count fell under 90 % of the limit: a new episode is said again');
+    } finally {
+      mock.timers.reset();
+    }
+  });
+
+  it('does nothing where the limit is not known', () => {
+    const said: number[] = [];
+    const watch = new DescriptorWatch((open) => said.push(open), null);
+    watch.accepted(1_000_000);
+    assert.deepEqual(said, []);
   });
 });

@@ -38,8 +38,11 @@ export const operations = {
       '`GET /health/live` answers 200 while the master runs. `GET /health/ready` answers 200 only while the ' +
       'wanted number of workers is serving, and 503 from the moment a graceful stop (TERM) begins. It is the ' +
       'master\'s own socket, not the app\'s: a load balancer or a Kubernetes probe sees the server\'s state, ' +
-      'not a worker\'s. A `unix:` socket file that a master killed without its exit left behind is ' +
-      'replaced; one another server answers on stops the start.',
+      'not a worker\'s. It is bound with `bind`, before `Listening at:`: a port in use (a server that is ' +
+      'still stopping) is tried 5 times, 1 s apart, as a `bind` port is, then stops the start; one of the ' +
+      'app\'s own addresses is refused at once. A `unix:` ' +
+      'socket file that a master killed without its exit left behind is replaced; one another server answers ' +
+      'on stops the start.',
   }),
   shutdownDelay: numberSetting({
     key: 'shutdownDelay',

@@ -163,8 +163,11 @@ export const server = {
     short: 'The maximum number of simultaneous connections per async worker (kept alive, per gthread worker).',
     doc:
       'Each connection takes a file descriptor: when this does not fit under the open-file limit (`ulimit -n`, ' +
-      'systemd\'s `LimitNOFILE=`), with about 32 a worker needs itself, the master warns at start, since a ' +
-      'worker out of descriptors resets new connections without a log line. ' +
+      'systemd\'s `LimitNOFILE=`), with about 32 a worker needs itself, the master warns at start: a worker ' +
+      'out of descriptors has its new connections accepted and closed at once, unanswered (libuv\'s answer ' +
+      'to EMFILE), which Node does not report. A worker that reaches the limit while serving says so, once ' +
+      'until its count falls back under 90 % of the limit (`Worker (pid:N) is at its open-file limit: 64 of ' +
+      '64 descriptors open (ulimit -n) ...`). ' +
       'At the cap an async worker stops accepting until a connection closes, so new connections go to other ' +
       'workers or wait in the backlog; a connection is never accepted and then dropped. A gthread worker ' +
       'cannot stop accepting (its threads share the listening sockets), so each thread keeps at most its share ' +
