@@ -1,6 +1,7 @@
 import http from 'node:http';
 import net from 'node:net';
 import { lazy } from '../lazy.js';
+import { appFrames } from './errors.js';
 
 /**
  * Whether `v` is an http.Server or an https.Server. node:https is loaded only once a TLS server exists (an
@@ -14,6 +15,32 @@ export function isHttpServer(v: unknown): v is http.Server {
 }
 
 type Listen = (this: net.Server, ...args: unknown[]) => net.Server;
+
+/**
+ * A server the app listens on itself (a metrics endpoint, a second HTTP server) that fails to listen, with no
+ * 'error' listener of the app's: Node's uncaught `listen EADDRINUSE: address already in use 127.0.0.1:9464`,
+ * with only Node's frames, reads as tunicorn's own bind failing. The error says whose listen() it was, and
+ * where it was called. Each worker runs the app, so a fixed port is had by one worker at most, and every other
+ * worker fails on it: the usual cause.
+ */
+function explainListenFailure(server: net.Server, calledAt: string): void {
+  const onError = (err: NodeJS.ErrnoException) => {
+    server.off('listening', onListening);
+    // The app's own listener (added after its listen() call) handles it, as it would under plain Node.
+    if (server.listenerCount('error') > 0) return;
+    if (err.syscall !== 'listen') throw err;
+    const inUse = err.code === 'EADDRINUSE' ? ', so a fixed port is had by one of them at most' : '';
+    const own = new Error(
+      `${err.message}: a server the app listen()s on itself, beside the one tunicorn serves (only the first HTTP server the app listen()s on is tunicorn's; any other listens as the app asks, in each worker and gthread thread, and with --preload in the master too${inUse})`,
+    );
+    Object.assign(own, { code: err.code, syscall: err.syscall, address: (err as { address?: string }).address, port: (err as { port?: number }).port });
+    own.stack = `Error: ${own.message}\n${appFrames(calledAt.split('\n').slice(1).join('\n'))}`;
+    throw own;
+  };
+  const onListening = () => server.off('error', onError);
+  server.once('error', onError);
+  server.once('listening', onListening);
+}
 
 /**
  * Catches the app module calling `listen()` itself (`app.listen(3000)`, `server.listen(PORT)`) while it is
@@ -48,7 +75,10 @@ export class ListenCapture {
     this.#original = original;
     const self = this;
     net.Server.prototype.listen = function listen(this: net.Server, ...args: unknown[]): net.Server {
-      if (!isHttpServer(this) || (self.#server !== null && self.#server !== this)) return original.apply(this, args);
+      if (!isHttpServer(this) || (self.#server !== null && self.#server !== this)) {
+        explainListenFailure(this, new Error().stack ?? '');
+        return original.apply(this, args);
+      }
       const last = args[args.length - 1];
       if (typeof last === 'function') this.once('listening', last as () => void);
       if (self.#server === null) {

@@ -1,10 +1,10 @@
 import type http from 'node:http';
 import { getActiveResourcesInfo } from 'node:process';
-import { describeLoadError, errorLocation, tunicornImportHint } from '../config/file.js';
+import { describeLoadError, errorLocation, esmOnlyHint, tunicornImportHint } from '../config/file.js';
 import { ListenCapture } from './capture.js';
 import { AppLoadError } from './errors.js';
 import { ModuleImporter, unwrapDefault } from './import.js';
-import { ACCEPTED, describeValue, isClass, SHAPES, type AdaptContext, type ServedApp } from './shapes.js';
+import { ACCEPTED, describeValue, isClass, mistakenExport, SHAPES, type AdaptContext, type ServedApp } from './shapes.js';
 import { APP_EXTENSIONS, parseAppSpec, type AppSpec } from './spec.js';
 import { stopPart } from './stop-parts.js';
 
@@ -179,7 +179,7 @@ function lifespanExport(mod: Module, name: string): Lifespan | undefined {
 function withNamedHint(err: unknown, mod: Module, raw: string): unknown {
   if (!(err instanceof AppLoadError)) return err;
   for (const [name, value] of Object.entries(mod)) {
-    const shape = name === 'default' ? undefined : SHAPES.find((s) => s.matches(value));
+    const shape = name === 'default' || mistakenExport(value) ? undefined : SHAPES.find((s) => s.matches(value));
     if (shape) return new AppLoadError(`${err.message}. Its export ${name} is ${/^[aeiou]/i.test(shape.name) ? 'an' : 'a'} ${shape.name}: serve it with ${raw}:${name}`, err.detail);
   }
   return err;
@@ -194,7 +194,7 @@ function loadError(err: unknown, spec: AppSpec, raw: string): AppLoadError {
   const description = describeLoadError(err).trimEnd();
   const where = spec.isFile ? errorLocation(err, spec.target) : errorLocation(err);
   return new AppLoadError(
-    `app ${raw} failed to load: ${description}${where && !description.includes(where) ? ` (${where})` : ''}${tunicornImportHint(err)}`,
+    `app ${raw} failed to load: ${description}${where && !description.includes(where) ? ` (${where})` : ''}${tunicornImportHint(err) || esmOnlyHint(err)}`,
     err instanceof Error ? (err.stack ?? '') : '',
   );
 }
@@ -236,6 +236,9 @@ function factoryCall(value: unknown, name: string, raw: string): () => unknown {
 
 /** Turns an export into something a worker serves; a factory (no parameters) is called and its result adapted. */
 export async function adaptApp(value: unknown, raw: string, ctx: AdaptContext, capture?: ListenCapture, depth = 0): Promise<ServedApp> {
+  // A module that listen()ed is served by that server, whatever it exports (a Router next to `app.listen()`).
+  const mistake = capture?.server ? null : mistakenExport(value);
+  if (mistake) throw new AppLoadError(`app ${raw} is ${depth > 0 ? 'a factory resolving to ' : ''}${mistake}`);
   const shape = SHAPES.find((s) => s.matches(value));
   if (shape) {
     try {

@@ -170,6 +170,27 @@ export const ACCEPTED =
   'a Fastify or NestJS app, an http.Server, a server the module listen()s on, ' +
   'or a function of no parameters that returns (or resolves to) one of these';
 
+/**
+ * What a module exports by mistake, which a shape would take and then fail on every request, said instead of
+ * served: an Express Router matches the Express shape (a function with handle() and use()) but throws
+ * `argument callback is required` (Express 5) or `out is not a function` (4) without the `next` an app gives
+ * it; express and Fastify themselves are the functions that make an app (express() called as a factory
+ * serves an app with no routes, a 404 for everything; Fastify's, of one parameter, is taken for a Fetch
+ * handler). Null when `v` is none of these.
+ */
+export function mistakenExport(v: unknown): string | null {
+  if (!isFn(v)) return null;
+  const f = v as unknown as Record<string, unknown>;
+  // A Connect app has handle(), use() and a stack too, but also listen(), and serves alone (finalhandler).
+  if (isFn(f.handle) && isFn(f.use) && Array.isArray(f.stack) && !isFn(f.set) && !isFn(f.listen))
+    return 'an Express Router, not an app: mount it on an app (`app.use(router)`) and serve the app';
+  if (isFn(f.Router) && isFn(f.static) && isObject(f.application))
+    return 'express itself (the function that makes an app), not an app: serve the app it made (`const app = express(); export default app`)';
+  if (f.fastify === v)
+    return "Fastify's factory itself, not an app: serve the instance it made (`const app = Fastify(); export default app`)";
+  return null;
+}
+
 /** A class: a function, but never one to call as a factory (calling it throws `cannot be invoked without 'new'`). */
 export function isClass(v: unknown): v is abstract new (...a: never[]) => unknown {
   return typeof v === 'function' && /^class[\s{]/.test(Function.prototype.toString.call(v));

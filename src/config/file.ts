@@ -46,7 +46,7 @@ export async function loadConfigFile(file: string, guard?: LoadGuard): Promise<R
     if (err instanceof UnhandledAtLoad) throw new ConfigError(err.message, { cause: err });
     const description = describeLoadError(err);
     const where = errorLocation(err, file);
-    const hint = tunicornImportHint(err, 'or export a plain object without defineConfig');
+    const hint = tunicornImportHint(err, 'or export a plain object without defineConfig') || esmOnlyHint(err);
     throw new ConfigError(`config file ${file} failed to load: ${description}${where && !description.includes(where) ? ` (${where})` : ''}${hint}`, { cause: err });
   }
   return settingsObject(file, unwrapDefault(mod.default ?? mod));
@@ -83,11 +83,38 @@ export function tunicornImportHint(err: unknown, orElse?: string): string {
   return `; tunicorn is not installed in this project: install it there too (npm install tunicorn)${orElse ? `, ${orElse}` : ''}`;
 }
 
+/**
+ * A require() (a CommonJS app's, or config file's) of a package whose "exports" offer `import` and no
+ * `require`, as ES-module-only packages do: Node says only `No "exports" main defined in .../package.json`,
+ * which names neither the cause nor the way out. What to do, for the end of the error's line; else ''.
+ */
+export function esmOnlyHint(err: unknown): string {
+  if (!(err instanceof Error) || (err as NodeJS.ErrnoException).code !== 'ERR_PACKAGE_PATH_NOT_EXPORTED') return '';
+  const file = /^No "exports" main defined in (.+package\.json)$/.exec(err.message)?.[1];
+  if (!file) return '';
+  let pkg: { name?: unknown; exports?: unknown };
+  try {
+    pkg = JSON.parse(readFileSync(file, 'utf8')) as typeof pkg;
+  } catch {
+    return '';
+  }
+  // `exports` is the main entry's conditions, or subpaths ('.', './x') each with their own.
+  const exp = pkg.exports;
+  const main = exp && typeof exp === 'object' && Object.keys(exp).some((k) => k.startsWith('.')) ? (exp as Record<string, unknown>)['.'] : exp;
+  const conditions = JSON.stringify(main ?? null);
+  if (!/"import":/.test(conditions) || /"require":/.test(conditions)) return '';
+  const name = typeof pkg.name === 'string' ? pkg.name : path.basename(path.dirname(file));
+  return `; ${name} is an ES module only package (its "exports" have no entry for require()): load it with \`await import('${name}')\`, or make the file that requires it an ES module (.mjs, or "type": "module" in its project's package.json)`;
+}
+
 /** One line for a load failure: the message, and the first stack frame in user code (file:line). */
 export function describeLoadError(err: unknown): string {
   if (!(err instanceof Error)) return String(err);
   const [first, ...more] = err.message.split('\n');
-  const msg = (first ?? '').trim();
+  // `require is not defined in ES module scope`: Node says why on the next line (a .js file under a package.json
+  // with "type": "module") and how to run the file as CommonJS; without it the first line reads as a puzzle.
+  const why = more.find((l) => l.startsWith('This file is being treated as an ES module'));
+  const msg = `${(first ?? '').trim()}${why ? `. ${why.trim()}` : ''}`;
   // jiti's parse errors name the file and line on the message's second line (" /app/x.ts:2:6").
   const inMessage = more.join('\n').match(/(\/[^\s()'"]+:\d+(?::\d+)?)/)?.[1];
   if (inMessage) return `${msg} (${inMessage})`;

@@ -5,9 +5,11 @@
  * - process.exit() in the app's top-level code;
  * - a worker still loading after the boot timeout is a boot failure, and the log says it was loading;
  * - with --preload, an app that calls process.exit() later, in the master: the log says so.
+ * Also what Node says too little about: a require() of an ES-module-only package (named, with the way out, for
+ * the app and a config file), and CommonJS in a .js file of a "type": "module" package (Node's reason kept).
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -274,5 +276,52 @@ describe('an app that ends or stalls its loading', () => {
     // The worker's end was tunicorn's (the master's SIGABRT), not the app's.
     assert.doesNotMatch(s.log, /called process\.exit/);
     await s.kill();
+  });
+});
+
+describe('an ES-module-only package required from CommonJS', () => {
+  // A package as ES-module-only packages ship: "exports" with an `import` condition and no `require`.
+  const project = path.join(tmp, 'esm-only-project');
+  const pkg = path.join(project, 'node_modules', 'esm-only');
+  mkdirSync(pkg, { recursive: true });
+  writeFileSync(path.join(pkg, 'package.json'), JSON.stringify({ name: 'esm-only', type: 'module', exports: { '.': { types: './index.d.ts', import: './index.js' } } }));
+  writeFileSync(path.join(pkg, 'index.js'), "export const shout = (s) => `${s.toUpperCase()}!`;\n");
+  const file = (name: string, text: string) => (writeFileSync(path.join(project, name), text), path.join(project, name));
+  const hint = /; esm-only is an ES module only package \(its "exports" have no entry for require\(\)\): load it with `await import\('esm-only'\)`, or make the file that requires it an ES module/;
+
+  it('the load fails in one line that says so and what to do, for the app and for a config file', async () => {
+    const required = file('requires.cjs', "const { shout } = require('esm-only');\nmodule.exports = (req, res) => res.end(shout('x'));\n");
+    const s = new Server(['--check-config', required]);
+    assert.equal((await s.exited).code, 1);
+    assert.match(s.log, new RegExp(`^tunicorn: error: app .*requires\\.cjs failed to load: No "exports" main defined in .*esm-only/package\\.json \\(.*requires\\.cjs:1:\\d+\\)\\)${hint.source}.*\\n$`));
+    const config = file('tunicorn.config.cjs', "require('esm-only');\nmodule.exports = {};\n");
+    const c = new Server(['--check-config', '-c', config, file('plain.cjs', "module.exports = (req, res) => res.end('x');\n")]);
+    assert.equal((await c.exited).code, 1);
+    assert.match(c.log, new RegExp(`config file .*tunicorn\\.config\\.cjs failed to load: No "exports" main defined in .*${hint.source}`));
+  });
+
+  it('imported as the line says, it loads: import() from CommonJS, or an ES module app', async () => {
+    for (const app of [
+      file('imports.cjs', "module.exports = async () => {\n  const { shout } = await import('esm-only');\n  return (req, res) => res.end(shout('x'));\n};\n"),
+      file('imports.mjs', "import { shout } from 'esm-only';\nexport default (req, res) => res.end(shout('x'));\n"),
+    ]) {
+      const s = new Server(['--check-config', app]);
+      assert.equal((await s.exited).code, 0, s.log);
+    }
+  });
+});
+
+describe('CommonJS in a .js file of a "type": "module" package', () => {
+  it("the load error keeps Node's reason (the package.json) and its way out (.cjs), not only `require is not defined`", async () => {
+    const project = path.join(tmp, 'type-module-project');
+    mkdirSync(project);
+    writeFileSync(path.join(project, 'package.json'), JSON.stringify({ name: 'type-module-project', type: 'module' }));
+    writeFileSync(path.join(project, 'app.js'), "const http = require('node:http');\nmodule.exports = (req, res) => res.end('x');\n");
+    const s = new Server(['--check-config', path.join(project, 'app.js')]);
+    assert.equal((await s.exited).code, 1);
+    assert.match(
+      s.log,
+      /^tunicorn: error: app .*app\.js failed to load: require is not defined in ES module scope, you can use import instead\. This file is being treated as an ES module because it has a '\.js' file extension and '.*type-module-project\/package\.json' contains "type": "module"\. To treat it as a CommonJS script, rename it to use the '\.cjs' file extension\. \(.*app\.js:1:\d+\)\n$/,
+    );
   });
 });

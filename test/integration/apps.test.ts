@@ -15,9 +15,14 @@
  * - a Fetch handler's AbortSignal fires when the client goes away; clientAddress() gives the client
  * - behind a proxy on loopback, Express `trust proxy` (also set on a Nest app) and Fastify `trustProxy` ('loopback') see what they
  *   see under their own listen(): the client, https from X-Forwarded-Proto, the host from X-Forwarded-Host
+ * - an Express Router, express or Fastify themselves exported are refused at load in one line (a Router next to
+ *   the module's own listen() is not: that server is served)
+ * - a second server the module listens on itself that cannot listen (its port in use) ends the worker with a
+ *   line naming it as the app's own server and where its listen() was called; one with the app's own 'error'
+ *   listener is left to it
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
@@ -480,9 +485,71 @@ describe('--check-config and exports tunicorn cannot serve', () => {
     assert.match(s.log, /\[ERROR\] app .*broken-esm\.mjs failed to load: missing \) after argument list \(.*broken-esm\.mjs:3\)/);
   });
 
+  it('an Express Router, express or Fastify themselves are refused in one line, at load (not a 500 for every request)', async () => {
+    const refusal = async (spec: string): Promise<string> => {
+      const s = new Server(['--check-config', `${fx('mistaken-exports.mjs')}${spec}`]);
+      assert.equal((await s.exited).code, 1, s.log);
+      return s.log;
+    };
+    const router = /is an Express Router, not an app: mount it on an app \(`app\.use\(router\)`\) and serve the app/;
+    assert.match(await refusal(':router'), router);
+    assert.match(await refusal(':router4'), router);
+    // The default export is the Router; the app it is mounted on is named.
+    assert.match(await refusal(''), new RegExp(`${router.source}\\. Its export app is an Express application: serve it with .*mistaken-exports\\.mjs:app\n$`));
+    assert.match(await refusal(':express'), /is express itself \(the function that makes an app\), not an app: serve the app it made/);
+    assert.match(await refusal(':fastify'), /is Fastify's factory itself, not an app: serve the instance it made/);
+    // A worker stops the server with it, as for any export tunicorn cannot serve.
+    const s = new Server(['-b', '127.0.0.1:0', fx('mistaken-exports.mjs:router')]);
+    assert.equal((await within(s.exited, 20000, 'the master to stop')).code, 1);
+    assert.match(s.log, /\[ERROR\] app .*mistaken-exports\.mjs:router is an Express Router, not an app/);
+    // A module that listen()ed is served by its server, whatever it exports.
+    const own = await holdPort();
+    const listens = new Server(['--check-config', fx('router-listens.cjs')], { env: { OWN_PORT: String(own.port) } });
+    assert.equal((await listens.exited).code, 0, listens.log);
+    assert.match(listens.stdout, /is http\.Server \(its listen\(\) at import captured\)/);
+  });
+
   it('stops with status 1 and one line naming what the factory resolved to', async () => {
     const s = new Server(['-b', '127.0.0.1:0', fx('bad-factory.ts')]);
     assert.equal((await s.exited).code, 1);
     assert.match(s.log, /bad-factory\.ts is a factory resolving to a number \(42\); tunicorn serves a \(req, res\) listener/);
+  });
+});
+
+describe('a second server the app listens on itself', () => {
+  /**
+   * A module that listens its app's server (taken by tunicorn: its port is never opened), then a second one (a
+   * metrics endpoint) on `port`; `own`: the port the app's server asks for; `handles`: with its own 'error' listener.
+   */
+  const metricsApp = (name: string, own: HeldPort, port: number, handles: boolean): string => {
+    const file = path.join(tmp, name);
+    writeFileSync(
+      file,
+      "import http from 'node:http';\n" +
+        `http.createServer((req, res) => res.end('app')).listen(${own.port});\n` +
+        "const metrics = http.createServer((req, res) => res.end('metrics'));\n" +
+        `metrics.listen(${port}, '127.0.0.1');\n` +
+        (handles ? "metrics.on('error', (err) => process.stderr.write(`fixture: metrics not started: ${err.code}\\n`));\n" : ''),
+    );
+    return file;
+  };
+
+  it("one that cannot listen says whose it is and where it was called, not as tunicorn's bind; one the app handles is left to it", async () => {
+    const taken = await holdPort();
+    const own = await holdPort();
+    const s = new Server(['-b', '127.0.0.1:0', '-w', '1', metricsApp('metrics-in-use.mjs', own, taken.port, false)]);
+    await s.waitFor(
+      new RegExp(
+        `\\[ERROR\\] Uncaught exception in worker; exiting\\nError: listen EADDRINUSE: address already in use 127\\.0\\.0\\.1:${taken.port}: a server the app listen\\(\\)s on itself, beside the one tunicorn serves \\(only the first HTTP server .*, so a fixed port is had by one of them at most\\)\\n\\s+at .*metrics-in-use\\.mjs:4:\\d+`,
+      ),
+    );
+    await s.kill();
+    const handled = new Server(['-b', '127.0.0.1:0', '-w', '1', metricsApp('metrics-handled.mjs', own, taken.port, true)]);
+    const port = await handled.port();
+    assert.equal((await first(port, '/')).body, 'app');
+    await handled.waitFor(/fixture: metrics not started: EADDRINUSE/);
+    assert.doesNotMatch(handled.log, /Uncaught exception/);
+    assert.equal(own.connections + taken.connections, 0);
+    await handled.kill();
   });
 });
