@@ -25,6 +25,9 @@ const TRANSFORM_VERSION = 1;
  * constructor injection needs it; esbuild-based loaders do not emit it) and caches its transforms on disk so
  * a restarted worker boots fast. Plain JavaScript is imported natively: no transform, true ESM semantics.
  */
+/** Stack frames kept while a module loads (see ModuleImporter.import). */
+const LOAD_STACK_FRAMES = 50;
+
 export class ModuleImporter {
   #jiti: Jiti | undefined;
 
@@ -117,12 +120,23 @@ export class ModuleImporter {
   readonly #tsconfigs = new TsconfigReader();
 
   async import(file: string): Promise<Record<string, unknown>> {
-    if (/\.(c|m)?js$/.test(file)) {
-      const url = pathToFileURL(file);
-      if (this.opts.fresh) url.search = `?v=${process.hrtime.bigint()}`;
-      return (await import(url.href)) as Record<string, unknown>;
+    // While the module loads, its errors keep more frames than Node's 10, which can all be Node's own: on
+    // Node 26 a require() that fails to resolve has more than 10 frames of the module loader above the line
+    // that called it, and the load error could not say where that was (errorLocation). Put back after, unless
+    // the module set a limit of its own.
+    const limit = Error.stackTraceLimit;
+    const raised = limit < LOAD_STACK_FRAMES;
+    if (raised) Error.stackTraceLimit = LOAD_STACK_FRAMES;
+    try {
+      if (/\.(c|m)?js$/.test(file)) {
+        const url = pathToFileURL(file);
+        if (this.opts.fresh) url.search = `?v=${process.hrtime.bigint()}`;
+        return (await import(url.href)) as Record<string, unknown>;
+      }
+      return (await (await this.jiti()).import(file)) as Record<string, unknown>;
+    } finally {
+      if (raised && Error.stackTraceLimit === LOAD_STACK_FRAMES) Error.stackTraceLimit = limit;
     }
-    return (await (await this.jiti()).import(file)) as Record<string, unknown>;
   }
 
   /** Resolves a bare package specifier (or a path) from the base directory. */
