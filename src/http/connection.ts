@@ -77,6 +77,49 @@ function passWith(socket: net.Socket, bytes: Buffer, pass: (socket: net.Socket) 
   socket.resume();
 }
 
+/**
+ * Whether the first chunk of a connection holds a first request line that isRequestLine refuses: then it is
+ * answered 400 and ended here. A chunk that ends before the line's LF is left to Node's parser.
+ */
+function refusedFirstLine(socket: net.Socket, buf: Buffer, log: ErrorLog): boolean {
+  let start = 0;
+  while (buf[start] === 0x0d && buf[start + 1] === 0x0a) start += 2; // empty lines before a request
+  const eol = buf.indexOf(0x0a, start);
+  if (eol < 0 || isRequestLine(buf, start, eol)) return false;
+  log.debug(`Bad request from ${socket.remoteAddress}: answered ${INVALID_REQUEST_LINE.line}`);
+  socket.end(startsWithHead(buf, start) ? INVALID_REQUEST_LINE.rawHead : INVALID_REQUEST_LINE.raw);
+  return true;
+}
+
+/**
+ * The same look at the first request line for an HTTP/1.1 connection over TLS (ALPN `http/1.1` or none), on
+ * its first decrypted chunk, before `pass` gives the TLS socket to Node's parser: the gate cannot read it at
+ * accept, where the descriptor holds ciphertext. The chunk is read through the TLS socket's stream, before the
+ * parser reads the socket's handle itself (a 'data' listener added after that would take it from the parser
+ * for the connection's life). header_timeout is the server's TLS timer (HttpLayer), from the accept.
+ */
+export function checkFirstLineOf(secure: net.Socket, pass: (socket: net.Socket) => void, log: ErrorLog): void {
+  const done = () => {
+    secure.off('data', onData);
+    secure.off('end', destroySocket);
+    secure.off('close', done);
+    secure.off('error', destroySocket);
+    secure.pause();
+  };
+  const onData = (chunk: Buffer) => {
+    done();
+    // Answered 408 at header_timeout while it was held here: nothing more is served on it.
+    if (!secure.writable) return;
+    if (!refusedFirstLine(secure, chunk, log)) passWith(secure, chunk, pass);
+  };
+  secure.on('data', onData);
+  // As on plain HTTP: a peer that closes its side before its first request is owed nothing.
+  secure.on('end', destroySocket);
+  secure.on('close', done);
+  // Node's parser listens for errors from the hand-over on; until then one must not go unheard.
+  secure.on('error', destroySocket);
+}
+
 /** Shared by every socket the gate holds: no closure per connection. */
 function destroySocket(this: net.Socket): void {
   this.destroy();
@@ -212,13 +255,8 @@ export class ConnectionGate {
         passH2c(streamOf(socket, buf));
         return;
       }
-      let start = 0;
-      while (buf[start] === 0x0d && buf[start + 1] === 0x0a) start += 2; // empty lines before a request
-      const eol = buf.indexOf(0x0a, start);
-      if (eol >= 0 && !isRequestLine(buf, start, eol)) {
+      if (refusedFirstLine(socket, buf, this.log)) {
         clearTimeout(timer);
-        this.log.debug(`Bad request from ${socket.remoteAddress}: answered ${INVALID_REQUEST_LINE.line}`);
-        socket.end(startsWithHead(buf, start) ? INVALID_REQUEST_LINE.rawHead : INVALID_REQUEST_LINE.raw);
         return;
       }
       handed = buf;

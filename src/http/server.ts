@@ -2,6 +2,7 @@ import http from 'node:http';
 import type http2 from 'node:http2';
 import type https from 'node:https';
 import type net from 'node:net';
+import type tls from 'node:tls';
 import type { TLSSocket } from 'node:tls';
 import type { Duplex } from 'node:stream';
 import type { Config } from '../config/registry.js';
@@ -13,7 +14,7 @@ import { dropH2ConnectionFields } from './connection-fields.js';
 import { isLingering, lingerClose } from './cut.js';
 import { answeredRaw } from '../logging/access-log.js';
 import type { RequestListener } from '../app/shapes.js';
-import { ConnectionGate } from './connection.js';
+import { checkFirstLineOf, ConnectionGate } from './connection.js';
 import { tlsOptionsOf } from './tls.js';
 import { ForwardedHeaders, keepH2Client } from './forwarded.js';
 import { HAS_BODY, HostMemo, http2Limits, limitsOf, maxHeaderSize, rejectReason, rejectReasonH2 } from './guard.js';
@@ -206,13 +207,16 @@ export class HttpLayer {
     s.maxHeadersCount = this.#limits.fields + 1;
     s.on('clientError', (err: NodeJS.ErrnoException, socket: net.Socket) => this.onClientError(err, socket));
     if (tlsOptions) s.on('tlsClientError', (err: Error) => this.log.debug(`TLS handshake failed: ${err.message}`));
-    // The gate reads raw bytes: not on TLS (the app's own https server included: tls.Server has addContext).
+    // The gate reads raw bytes: not on TLS (the app's own https server included: tls.Server has addContext),
+    // whose first request line is checked once decrypted (checkTlsFirstLines).
     const encrypted = tlsOptions !== null || (this.server === own && 'addContext' in own);
     this.gate = encrypted ? null : new ConnectionGate(cfg, log);
     if (this.gate) {
       this.routeThroughGate(this.gate);
       this.log.debug(`Checking first request lines by ${this.gate.how}`);
     }
+    // Before the listener below, which notes the TLS socket for the first request's timer at the handshake.
+    if (encrypted) this.checkTlsFirstLines(tlsOptions === null);
     this.#firstRequest = this.gate ? null : new WeakMap();
     if (!this.gate) {
       s.on('secureConnection', (secure: TLSSocket) => {
@@ -223,6 +227,32 @@ export class HttpLayer {
       if (h2) this.server.on('stream', (stream: http2.ServerHttp2Stream) => this.firstRequestCame(stream.session?.socket));
     }
     if (tlsOptions) this.trackSessions(this.server);
+  }
+
+  /**
+   * Puts the check of the first request line (checkFirstLineOf) before Node's listener for a TLS connection
+   * whose handshake is done, when it speaks HTTP/1.1: what the gate does for a plain one. HTTP/2 (ALPN h2)
+   * goes to Node at once; nghttp2 checks its frames. `own`: the app's own https.Server, whose own
+   * 'secureConnection' listeners, if it has any, stay as they are: only Node's HTTP listener is put behind it.
+   */
+  private checkTlsFirstLines(own: boolean): void {
+    const server = this.server as tls.Server;
+    type Listener = (socket: TLSSocket) => void;
+    const listeners = server.listeners('secureConnection') as Listener[];
+    // Node adds the same function to every https.Server.
+    const node = own ? (lazy.https().createServer().listeners('secureConnection')[0] as Listener) : null;
+    const log = this.log;
+    server.removeAllListeners('secureConnection');
+    for (const l of listeners) {
+      if (node !== null && l !== node) {
+        server.on('secureConnection', l);
+        continue;
+      }
+      const toHttp = (socket: net.Socket) => l.call(server, socket as TLSSocket);
+      server.on('secureConnection', (secure: TLSSocket) =>
+        secure.alpnProtocol === 'h2' ? toHttp(secure) : checkFirstLineOf(secure, toHttp, log),
+      );
+    }
   }
 
   /**

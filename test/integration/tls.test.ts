@@ -4,6 +4,8 @@
  * - HTTP/2 by ALPN for a (req, res) listener, a Fetch handler (the URL is https://) and an app's own
  *   http.Server (moved onto the TLS server rather than served in cleartext)
  * - an app's own https.Server, exported or listening itself, served with its own certificate
+ * - the first request line of an HTTP/1.1 connection (ALPN http/1.1 or none) is checked as on plain HTTP:
+ *   two spaces and HTTP/0.9 get 400 at once
  * - --http-protocols h1 offers no h2
  * - a missing file, a broken certificate or a key that does not match stops the server with one line
  * - --cert-reqs required with --ca-certs: a client without a certificate fails the handshake, one with a
@@ -130,6 +132,14 @@ describe('TLS', () => {
       const r = await h1(port);
       assert.equal(r.status, 200);
       assert.deepEqual(JSON.parse(r.body), { u: '/x', encrypted: true });
+      // Its first request line is checked as on tunicorn's own TLS server (see 'the first request line over TLS').
+      for (const line of ['GET  / HTTP/1.1\r\nHost: x\r\n\r\n', 'GET /\r\n']) {
+        const t0 = Date.now();
+        const got = await tlsUntilClose(port, line, []);
+        assert.match(got, /^HTTP\/1\.1 400 Bad Request\r\n/, `${JSON.stringify(line)}: ${JSON.stringify(got)}`);
+        assert.ok(Date.now() - t0 < 3000, `${JSON.stringify(line)}: answered after ${Date.now() - t0} ms`);
+      }
+      assert.equal((await h1(port)).status, 200);
       await s.kill();
     });
   }
@@ -604,10 +614,12 @@ async function h2Raw(port: number, headers: http2.OutgoingHttpHeaders): Promise<
 }
 
 /** Bytes sent over TLS (ALPN http/1.1) until the server closes the connection. */
-function tlsUntilClose(port: number, bytes: string): Promise<string> {
+/** `alpn`: the protocols the client offers; none, with no ALPN extension at all. */
+function tlsUntilClose(port: number, bytes: string, alpn: string[] = ['http/1.1']): Promise<string> {
   return within(
     new Promise<string>((resolve, reject) => {
-      const c = tls.connect({ host: '127.0.0.1', port, ALPNProtocols: ['http/1.1'], rejectUnauthorized: false }, () => c.write(bytes));
+      const offer = alpn.length > 0 ? { ALPNProtocols: alpn } : {};
+      const c = tls.connect({ host: '127.0.0.1', port, ...offer, rejectUnauthorized: false }, () => c.write(bytes));
       let data = '';
       c.setEncoding('latin1');
       c.on('data', (d: string) => (data += d));
@@ -618,6 +630,39 @@ function tlsUntilClose(port: number, bytes: string): Promise<string> {
     'the server to close the TLS connection',
   );
 }
+
+describe('the first request line over TLS', () => {
+  // The connection gate checks it on plain HTTP at accept, where TLS has only ciphertext: over TLS, llhttp
+  // served `GET  / HTTP/1.1` (two spaces) with 200, and held an HTTP/0.9 `GET /` until header_timeout (408).
+  for (const protocols of ['h2,h1', 'h1']) {
+    it(`is checked as on plain HTTP, with ALPN http/1.1 and without ALPN (--http-protocols ${protocols})`, async () => {
+      const { s, port } = await start(['-w', '1', '--header-timeout', '5', '--http-protocols', protocols, fx('whoami.ts')]);
+      const invalid = '400 Bad Request: invalid request line\n';
+      try {
+        for (const alpn of [['http/1.1'], []]) {
+          const what = `ALPN ${alpn.join() || 'none'}`;
+          for (const line of ['GET  / HTTP/1.1', 'GET /  HTTP/1.1', 'GET /']) {
+            const t0 = Date.now();
+            const got = await tlsUntilClose(port, `${line}\r\nHost: x\r\n\r\n`.replace('GET /\r\nHost: x\r\n\r\n', 'GET /\r\n'), alpn);
+            assert.match(got, /^HTTP\/1\.1 400 Bad Request\r\n/, `${JSON.stringify(line)}, ${what}: ${JSON.stringify(got)}`);
+            assert.ok(got.endsWith(`\r\n\r\n${invalid}`), JSON.stringify(got));
+            assert.ok(Date.now() - t0 < 3000, `${JSON.stringify(line)}, ${what}: answered after ${Date.now() - t0} ms`);
+          }
+          // HEAD gets the status without the body.
+          const head = await tlsUntilClose(port, 'HEAD  / HTTP/1.1\r\nHost: x\r\n\r\n', alpn);
+          assert.match(head, /^HTTP\/1\.1 400 Bad Request\r\n[^]*\r\n\r\n$/, `${what}: ${JSON.stringify(head)}`);
+          // A valid first request, after an empty line, and the next on the same connection are served.
+          const ok = await tlsUntilClose(port, '\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n', alpn);
+          assert.equal(ok.match(/HTTP\/1\.1 200 OK\r\n/g)?.length, 2, `${what}: ${JSON.stringify(ok)}`);
+        }
+        if (protocols !== 'h1') assert.equal((await h2(port)).status, 200);
+        assert.equal(s.count(/Booting worker/), 1);
+      } finally {
+        await s.kill();
+      }
+    });
+  }
+});
 
 describe('request_deadline over HTTP/2', () => {
   // A stream the client closed (RST_STREAM NO_ERROR) while the app held its body unread is closed but not
