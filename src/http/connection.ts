@@ -6,6 +6,7 @@ import type { ErrorLog } from '../logging/error-log.js';
 import { parseAllowList, type AllowList } from './allow-list.js';
 import { setPeer } from './forwarded.js';
 import { fdOf, openRead, type Peek } from './peek.js';
+import { lingerClose } from './cut.js';
 import { parseProxyHeader, ProxyProtocolError } from './proxy-protocol.js';
 import { headerTimeoutRefusal, INVALID_REQUEST_LINE, type Refusal, startsWithHead } from './refusals.js';
 
@@ -88,6 +89,10 @@ function refusedFirstLine(socket: net.Socket, buf: Buffer, log: ErrorLog): boole
   if (eol < 0 || isRequestLine(buf, start, eol)) return false;
   log.debug(`Bad request from ${socket.remoteAddress}: answered ${INVALID_REQUEST_LINE.line}`);
   socket.end(startsWithHead(buf, start) ? INVALID_REQUEST_LINE.rawHead : INVALID_REQUEST_LINE.raw);
+  // What the client sent after the line is read and thrown away until it closes, for a bounded time: a plain
+  // close with bytes unread would reset the connection and lose the 400, and a client that kept its side open
+  // held the connection (a sync worker with it) for as long as it liked.
+  lingerClose(socket);
   return true;
 }
 

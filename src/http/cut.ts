@@ -1,6 +1,6 @@
 import type { ServerResponse } from 'node:http';
-import type { ServerHttp2Stream } from 'node:http2';
-import type net from 'node:net';
+import type { Http2ServerResponse, ServerHttp2Stream } from 'node:http2';
+import net from 'node:net';
 
 /**
  * How long a connection cut mid-response waits for the client to close its side before it is closed anyway:
@@ -95,4 +95,63 @@ export function lingerClose(socket: net.Socket): void {
   socket.end();
   const timer = setTimeout(() => socket.destroy(), LINGER_MS).unref();
   socket.once('close', () => clearTimeout(timer));
+}
+
+/** What lingerWhileReceiving reads of a socket: set by Node's HTTP server on the connections it serves. */
+type ServedSocket = net.Socket & { server?: unknown; parser?: { incoming?: { complete: boolean } | null } | null };
+
+const wrapped = new WeakSet<object>();
+
+/**
+ * Makes Node's close of a served HTTP/1 connection a lingering one (lingerClose) while a request on it is still
+ * coming in: a response the app gave without reading the request body (a 413, a redirect, a 401) on a
+ * connection that closes after it (the sync class, the client's `Connection: close` or HTTP/1.0, `keepalive` 0,
+ * a worker stopping or at max_requests) lost the whole response to a client that read it a moment later, as a
+ * cut one did. Node closes such a connection with destroySoon() once the response is sent (resOnFinish, Node 20
+ * to 26); its parser keeps the request it is reading as `parser.incoming` until that request's last byte came,
+ * and it is that request's unread bytes, or a pipelined one's, that turn the close into a reset. Any other
+ * close (a request whole, the usual case) is Node's own.
+ *
+ * Wraps the socket prototype's destroySoon once per process or thread: nothing is stored on a socket and no
+ * request pays anything; a close costs a few property reads. Only the sockets of a server (`server`, set by
+ * net.Server and by Node's HTTP server) with an HTTP parser: the app's own outgoing connections, whose `server`
+ * is null (undefined for a TLS client), are left alone (Node's HTTP client closes with destroySoon too, once a
+ * response is whole).
+ */
+export function lingerWhileReceiving(proto: net.Socket = net.Socket.prototype): void {
+  if (wrapped.has(proto)) return;
+  wrapped.add(proto);
+  const destroySoon = proto.destroySoon;
+  Object.defineProperty(proto, 'destroySoon', {
+    configurable: true,
+    writable: true,
+    value: function destroySoonLingering(this: ServedSocket): void {
+      if (this.server != null && this.parser?.incoming?.complete === false) return lingerClose(this);
+      destroySoon.call(this);
+    },
+  });
+}
+
+/**
+ * An app's `res.destroy()` of an HTTP/2 response it has not finished resets the stream with INTERNAL_ERROR, as a
+ * cut one is (cutResponse). Node's compatibility layer resets it with NO_ERROR, which RFC 9113 (section 8.1)
+ * gives a server for after a complete response (to stop the request body): Node's client and others took the
+ * part sent for the whole response, and the truncation went unseen. INTERNAL_ERROR, not CANCEL: the response
+ * failed on the server's side (section 7), where CANCEL says the stream is no longer needed, which is the
+ * requester's word. A destroy with an error, or once the response is whole, is Node's own. Wraps the prototype's
+ * destroy once per process or thread: responses that are not destroyed pay nothing.
+ */
+export function resetUnfinished(proto: Http2ServerResponse): void {
+  if (wrapped.has(proto)) return;
+  wrapped.add(proto);
+  const destroy = proto.destroy;
+  Object.defineProperty(proto, 'destroy', {
+    configurable: true,
+    writable: true,
+    value: function destroyUnfinished(this: Http2ServerResponse, err?: Error): void {
+      const stream = this.stream as ServerHttp2Stream | undefined;
+      if (err == null && stream && !stream.closed && !stream.destroyed && !stream.writableFinished) stream.close(NGHTTP2_INTERNAL_ERROR);
+      destroy.call(this, err);
+    },
+  });
 }

@@ -11,7 +11,7 @@ import type { ErrorLog } from '../logging/error-log.js';
 import { countBodyBytes, formatNeedsBodyBytes } from '../logging/body-bytes.js';
 import { holdToContentLength } from './content-length.js';
 import { dropH2ConnectionFields } from './connection-fields.js';
-import { isLingering, lingerClose } from './cut.js';
+import { cutResponse, isLingering, lingerClose, lingerWhileReceiving, mute, resetUnfinished } from './cut.js';
 import { answeredRaw } from '../logging/access-log.js';
 import type { RequestListener } from '../app/shapes.js';
 import { checkFirstLineOf, ConnectionGate } from './connection.js';
@@ -147,6 +147,8 @@ export class HttpLayer {
     // After the count: the bytes past a Content-Length are dropped before it, as they are not sent.
     holdToContentLength(http.ServerResponse.prototype, this.#framingReport);
     closeAsDecided(http.ServerResponse.prototype);
+    // A connection closed after a response while its request is still coming in closes without a reset.
+    lingerWhileReceiving();
     if (h2) this.prepareH2Responses();
     const options = {
       noDelay: true,
@@ -366,6 +368,7 @@ export class HttpLayer {
   private prepareH2Responses(): void {
     const proto = lazy.http2().Http2ServerResponse.prototype;
     dropH2ConnectionFields(proto);
+    resetUnfinished(proto);
     holdToContentLength(proto as unknown as http.ServerResponse, this.#framingReport);
   }
 
@@ -495,7 +498,10 @@ export class HttpLayer {
       const owed = (socket as WritingSocket)._httpMessage;
       if (owed && !owed.destroyed && !owed.writableFinished) return void owed.once('close', answer);
       if (socket.writable) socket.end(req.method === 'HEAD' ? r.rawHead : r.raw);
-      socket.destroySoon();
+      // Bytes the client sent after its request head (a body, its first WebSocket frames) may be unread, and a
+      // plain close would reset the connection and lose the answer. (Node 26 hands over a request whose body
+      // is still coming as a stream of its own, which has no destroySoon: calling it threw, out of the worker.)
+      lingerClose(socket);
     };
     answer();
   }
@@ -512,10 +518,8 @@ export class HttpLayer {
     } else {
       this.logRefused(req, r, 'a request');
       res.shouldKeepAlive = false;
+      // Its body still coming, unread, Node's close once the refusal is sent lingers (lingerWhileReceiving).
       this.#refused.add(req.socket);
-      // Its body still coming, unread: Node's close once the refusal is sent would reset the connection, and a
-      // client still sending could lose the answer (lingerClose). Before Node's own 'finish' listener.
-      if (!req.complete) res.prependOnceListener('finish', () => res.socket && lingerClose(res.socket));
     }
     res.writeHead(r.status, refusalHeaders(r, h2));
     // HTTP/1: Node closes the connection once this response (queued after any earlier pipelined ones) is sent.
@@ -585,11 +589,17 @@ export class HttpLayer {
       const r = this.#refusals.bodyTimeout;
       const answer = !res.headersSent && socket.writable;
       this.log.debug(`Request body from ${socket.remoteAddress} stalled for ${ms / 1000} s; ${answer ? `answered ${r.line}` : 'closing'}`);
-      if (answer) {
-        answeredRaw(res, r.status);
-        socket.end(req.method === 'HEAD' ? r.rawHead : r.raw);
-      }
-      socket.destroySoon();
+      // The linger has its own bound: no second timeout.
+      socket.setTimeout(0);
+      // The close lingers (lingerClose): the body may be stalled only because the app is not reading it, with
+      // the client's bytes unread, and a plain close would reset the connection and lose the 408 or the part
+      // of the response sent. What the app writes from now on goes nowhere: after the 408 or the end of the
+      // connection, a write would fail the socket and reset it all the same.
+      if (!answer) return cutResponse(res);
+      answeredRaw(res, r.status);
+      mute(res);
+      socket.end(req.method === 'HEAD' ? r.rawHead : r.raw);
+      lingerClose(socket);
     });
     req.once('end', () => {
       // After the response, Node has set its keep-alive timer on the socket (unless a sweep keeps the
@@ -623,9 +633,15 @@ export class HttpLayer {
         // Still on the socket, even if written: Node puts the next one there when this one's 'finish' has
         // run, and 'close' comes after that (or with the connection).
         if (owed.req.complete) return void owed.once('close', answer);
-        if (!owed.writableFinished && owed.headersSent) return void socket.destroy();
-        // The answer is this request's, written past its response object: the access log's status.
-        if (!owed.headersSent) answeredRaw(owed, r.status);
+        // Cut as a failed response is (cutResponse): the client keeps the part sent, where a plain close with
+        // the rest of the bad body unread reset the connection and lost it.
+        if (!owed.writableFinished && owed.headersSent) return cutResponse(owed);
+        // The answer is this request's, written past its response object: the access log's status. What the
+        // app writes from now on goes nowhere (a write after the answer's end would reset the connection).
+        if (!owed.headersSent) {
+          answeredRaw(owed, r.status);
+          mute(owed);
+        }
       }
       if (socket.writable) socket.end(headRequest(err, owed) ? r.rawHead : r.raw);
       socket.destroySoon();

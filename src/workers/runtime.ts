@@ -215,10 +215,8 @@ export class WorkerRuntime {
     // HTTP/2 has no Connection field: Node drops it with an UnsupportedWarning in the error log that blames the
     // app (the session serves on, as for a refusal: refusalHeaders).
     if (req.httpVersionMajor < 2) {
+      // Its body still coming, unread, Node's close once the 500 is sent lingers (lingerWhileReceiving).
       head.connection = 'close';
-      // Its body still coming, unread: Node's close once the 500 is sent would reset the connection, and the
-      // client could lose the 500 (lingerClose). Before Node's own 'finish' listener, which lets go of the socket.
-      if (!req.complete) res.prependOnceListener('finish', () => res.socket && lingerClose(res.socket));
     }
     res.writeHead(500, head);
     res.end(body);

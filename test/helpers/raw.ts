@@ -123,7 +123,9 @@ export function exchange(
     socket.once('connect', async () => {
       for (const step of steps) {
         if (step.pauseMs) await new Promise((r) => timers.push(setTimeout(r, step.pauseMs)));
-        if (settled || socket.destroyed) return;
+        // Ended by us once the responses wanted came (the 'data' listener): the server may still be reading
+        // (a lingering close), so the socket is not destroyed yet, and a write would fail after our end.
+        if (settled || socket.destroyed || socket.writableEnded) return;
         socket.write(Buffer.from(step.send, 'latin1'));
       }
       if (opts.halfClose && !socket.destroyed) socket.end();

@@ -13,8 +13,17 @@
  * - a Fetch body stream that fails mid-way, and request_deadline once a response has begun, cut the same way
  * - a refused request (400) whose body was not read: its answer reaches a late reader the same way
  * - HTTP/2 (h2c): the stream is reset with INTERNAL_ERROR after the part sent; the session serves on
+ * - a whole response to a request whose body was not read, on a connection that closes after it (-k sync,
+ *   `Connection: close`, HTTP/1.0, keepalive 0): it reaches a client that reads only once the server has let
+ *   go of the connection, where the close reset the connection and the client got nothing
+ * - the same for a body_timeout (its 408, or the part of a response sent), a request body that fails to parse
+ *   once the response has begun, a refused upgrade request with a body (on Node 26 its close threw, out of
+ *   the worker), and the gate's 400 for a bad first line (whose client could hold a sync worker for as long
+ *   as it kept its side open)
+ * - HTTP/2: an app's own res.destroy() of an unfinished response resets the stream with INTERNAL_ERROR
  */
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import http2 from 'node:http2';
 import net from 'node:net';
 import path from 'node:path';
@@ -74,6 +83,135 @@ async function postReadLate(s: Server, port: number, target: string): Promise<{ 
   await within(closed, 5000, 'the connection to close');
   return { data, error, line: s.stdout.slice(from).match(accessLine(target))! };
 }
+
+/**
+ * Whether the server's process has let go of its side of the connection from `clientPort` to `serverPort`: the
+ * kernel has no socket for it any more (closed with a reset), or keeps it for no process (closed, waiting for
+ * the peer's FIN). Linux's /proc/net/tcp: local and remote address as hex ADDR:PORT, the inode tenth.
+ */
+function serverLetGo(serverPort: number, clientPort: number): boolean {
+  const hex = (p: number) => p.toString(16).toUpperCase().padStart(4, '0');
+  const local = `0100007F:${hex(serverPort)}`;
+  const remote = `0100007F:${hex(clientPort)}`;
+  for (const line of readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1)) {
+    const f = line.trim().split(/\s+/);
+    if (f[1] === local && f[2] === remote) return f[9] === '0';
+  }
+  return true;
+}
+
+/**
+ * Sends `head` and `body` on a new connection and reads nothing until the server's process has let go of it
+ * (serverLetGo): the client then gets only what its kernel kept. `halfOpen`: the client keeps its side open
+ * after the server's FIN.
+ */
+async function sendReadLate(port: number, head: string, body: Buffer, halfOpen = false): Promise<{ data: string; error: string | null }> {
+  const socket = net.connect({ port, host: '127.0.0.1', allowHalfOpen: halfOpen });
+  socket.pause();
+  await within(new Promise((resolve) => socket.once('connect', resolve)), 5000, 'the connection');
+  const clientPort = socket.localPort!;
+  const closed = new Promise((resolve) => socket.once('close', resolve));
+  let error: string | null = null;
+  socket.on('error', (e: NodeJS.ErrnoException) => (error = e.code ?? e.message));
+  socket.write(head);
+  if (body.length > 0) socket.write(body);
+  await until(() => serverLetGo(port, clientPort), 10000, 'the server to let go of the connection');
+  let data = '';
+  socket.on('data', (d: Buffer) => (data += d.toString('latin1')));
+  socket.on('end', () => socket.destroy());
+  socket.resume();
+  await within(closed, 5000, 'the connection to close');
+  return { data, error };
+}
+
+const unreadBody = Buffer.alloc(BODY, 0x61);
+
+describe('a whole response to a request whose body was not read, on a connection that closes after it', () => {
+  const post = (version = '1.1', more = '') => `POST / HTTP/${version}\r\nHost: t\r\n${more}Content-Length: ${BODY}\r\n\r\n`;
+  for (const [what, cls, more, head] of [
+    ['-k sync', 'sync', [], post()],
+    ["-k async, the client's Connection: close", 'async', [], post('1.1', 'Connection: close\r\n')],
+    ['-k async, HTTP/1.0', 'async', [], post('1.0')],
+    ['-k gthread, --keep-alive 0', 'gthread', ['--keep-alive', '0'], post()],
+  ] as const) {
+    it(`${what}: reaches a client that reads only after the server let go of the connection`, async () => {
+      const { s, port } = await start(cls, APP, [...more]);
+      // Once the response is sent, Node reads the unread body as fast as it comes, and may have read it all
+      // before its close (no reset then): a few rounds, so that the old close fails the test nearly always.
+      for (let round = 1; round <= 3; round++) {
+        const r = await sendReadLate(port, head, unreadBody);
+        assert.equal(r.error, null, `round ${round}`);
+        assert.match(r.data, /^HTTP\/1\.1 200 OK\r\n(.+\r\n)*Connection: close\r\n(.+\r\n)*\r\nok$/, JSON.stringify(r.data));
+      }
+      // The worker serves on.
+      assert.equal((await request(port, '/', { timeout: 5000 })).body, 'ok');
+      await s.kill();
+    });
+  }
+});
+
+describe('-k async: other closes of a connection whose request body is unread', () => {
+  it('body_timeout: its 408, and the part of a response begun, reach a client that reads late', async () => {
+    const { s, port } = await start('async', APP, ['--body-timeout', '1']);
+    const head = (target: string) => `POST ${target} HTTP/1.1\r\nHost: t\r\nContent-Length: ${BODY}\r\n\r\n`;
+    const answered = await sendReadLate(port, head('/hang'), unreadBody);
+    assert.equal(answered.error, null);
+    assert.match(answered.data, /^HTTP\/1\.1 408 Request Timeout\r\n/, JSON.stringify(answered.data));
+    const cut = await sendReadLate(port, head('/part-then-hang'), unreadBody);
+    assert.equal(cut.error, null);
+    assert.ok(cut.data.endsWith('\r\n\r\n4\r\npart\r\n'), JSON.stringify(cut.data));
+    await s.kill();
+  });
+
+  it('a request body that fails to parse once the response has begun: the part sent reaches a client that reads late', async () => {
+    const { s, port } = await start('async');
+    // A chunk size that is not hex, then more of the body, unread.
+    const head = 'POST /part-then-hang HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nabcd\r\nzz\r\n';
+    const r = await sendReadLate(port, head, unreadBody);
+    assert.equal(r.error, null);
+    assert.ok(r.data.endsWith('\r\n\r\n4\r\npart\r\n'), JSON.stringify(r.data));
+    await s.kill();
+  });
+
+  it('a refused upgrade request with a body: its 400 reaches a client that reads late, and the worker lives on', async () => {
+    // The app has an 'upgrade' listener; two Host fields are refused before it sees the request.
+    const { s, port } = await start('async', path.join(FIXTURES, 'ws-whoami.ts'));
+    const head =
+      'GET /ws HTTP/1.1\r\nHost: h\r\nHost: i\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+      `Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nContent-Length: ${BODY}\r\n\r\n`;
+    const r = await sendReadLate(port, head, unreadBody);
+    assert.equal(r.error, null);
+    assert.match(r.data, /^HTTP\/1\.1 400 Bad Request\r\n/, JSON.stringify(r.data));
+    // Node 26 hands such a request over as a stream of its own, without destroySoon: the close threw, out of the worker.
+    assert.doesNotMatch(s.log, /Uncaught exception/);
+    await s.kill();
+  });
+});
+
+describe("-k sync: the gate's 400 for a bad first line", () => {
+  it('reaches a client that reads late, and a client that keeps its side open does not hold the worker', async () => {
+    const { s, port } = await start('sync', APP, ['--log-level', 'debug']);
+    const socket = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+    socket.on('error', () => {});
+    socket.pause();
+    await within(new Promise((resolve) => socket.once('connect', resolve)), 5000, 'the connection');
+    const clientPort = socket.localPort!;
+    socket.write('NOT A REQUEST LINE\r\n');
+    socket.write(unreadBody);
+    await s.waitFor(/Bad request from 127\.0\.0\.1: answered 400 Bad Request: invalid request line/);
+    // -k sync serves one connection at a time: the next one is served though the first never closes.
+    assert.equal((await request(port, '/', { timeout: 5000 })).body, 'ok');
+    await until(() => serverLetGo(port, clientPort), 10000, 'the server to let go of the connection');
+    let data = '';
+    socket.on('data', (d: Buffer) => (data += d.toString('latin1')));
+    const ended = new Promise((resolve) => socket.once('end', resolve));
+    socket.resume();
+    await within(ended, 5000, "the server's FIN");
+    assert.match(data, /^HTTP\/1\.1 400 Bad Request\r\n/);
+    socket.destroy();
+    await s.kill();
+  });
+});
 
 for (const cls of ['async', 'sync', 'gthread']) {
   describe(`-k ${cls}: a response cut after its head went out`, () => {
@@ -225,7 +363,8 @@ describe('-k async: errors around a response', () => {
         req.on('close', () => resolve({ status, body, rstCode: req.rstCode }));
         req.end();
       });
-    const cut = await within(Promise.all([get('/sync-throw'), get('/async-throw')]), 5000, 'the cut streams');
+    const cut = await within(Promise.all([get('/sync-throw'), get('/async-throw'), get('/destroy-mid')]), 5000, 'the cut streams');
+    // The app's own res.destroy() of an unfinished response too: Node's NO_ERROR read as a whole response.
     for (const r of cut) assert.deepEqual(r, { status: 200, body: 'part', rstCode: http2.constants.NGHTTP2_INTERNAL_ERROR });
     assert.deepEqual(await within(get('/'), 5000, 'a stream after them'), { status: 200, body: 'ok', rstCode: http2.constants.NGHTTP2_NO_ERROR });
     session.close();
