@@ -1,7 +1,8 @@
 import { AppLoadError } from './errors.js';
 
 /**
- * Watches an app (or a config file) while it loads, for the ways its top-level code can end or stall a process with nothing said:
+ * Watches an app (or a config file) while it loads, for the ways its top-level code can end or stall a
+ * process with nothing said:
  * - it calls process.exit() (a failed check of its own): `say` names the call, synchronously, on the way out;
  * - its top-level await waits on something that can never settle: the event loop runs dry, and Node would
  *   exit 0 as if all went well (not in a worker, whose IPC channel keeps it up: the master's boot timeout

@@ -33,10 +33,11 @@ import { Pidfile } from './pidfile.js';
 import { WorkerHandle } from './worker-handle.js';
 
 /**
- * Checks, creating nothing, that the files the server writes can be written: the error log, the access log
- * and the pidfile (which must not name another live server). run() calls it before anything is bound or forked, and --check-config calls it too. A
- * failure is a ConfigError naming the setting, the path and the cause, which the CLI prints as one line. The
- * access log is opened by each worker: checked here, a bad path is that line instead of a crash in every worker.
+ * Checks, creating nothing, that the files the server writes can be written: the error log, the access log and the
+ * pidfile (which must not name another live server). run() calls it before anything is bound or forked, and
+ * --check-config calls it too. A failure is a ConfigError naming the setting, the path and the cause, which the CLI
+ * prints as one line. The access log is opened by each worker: checked here, a bad path is that line instead of a
+ * crash in every worker.
  */
 export function checkOutputFiles(cfg: Config, checkOnly = false): void {
   checkLogFiles(cfg);
@@ -1048,7 +1049,8 @@ export class Arbiter implements HookServer {
     child.once('exit', (code, signal) => {
       this.#newMaster = null;
       this.log.warning(`The new master (pid ${child.pid}) exited (${signal ?? `code ${code}`}); this master stays in charge`);
-      // Its PIDFILE.2, if a kill left it there: a script waiting for that file would take a dead pid for the new master.
+      // Its PIDFILE.2, if a kill left it there: a script waiting for that file would take a dead pid for the new
+      // master.
       if (this.cfg.pidfile && Pidfile.removeStale(`${this.cfg.pidfile}.2`, child.pid!)) this.log.info(`Removed ${this.cfg.pidfile}.2, which named it`);
       // It had taken the control socket over and removed it at exit: this master serves it again.
       if (this.#control && !this.#control.owned() && !this.#stopping && this.cfg.controlSocket) void this.startControl(this.cfg.controlSocket);

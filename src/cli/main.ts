@@ -3,9 +3,9 @@
 /**
  * argv -> resolved config -> arbiter. The only place that calls process.exit in the master.
  *
- * The first two lines start it with the master's Node options (src/cli/node-flags.ts): run as a program, sh
- * runs the second line (`//usr/bin/env true` does nothing) and execs node on this file; to node (and tsc, which
- * keeps it as it is) the second line is a comment. Not `#!/usr/bin/env -S node ...`: BusyBox's env (Alpine, the node:*-alpine
+ * The first two lines start it with the master's Node options (src/cli/node-flags.ts): run as a program, sh runs the
+ * second line (`//usr/bin/env true` does nothing) and execs node on this file; to node (and tsc, which keeps it as it
+ * is) the second line is a comment. Not `#!/usr/bin/env -S node ...`: BusyBox's env (Alpine, the node:*-alpine
  * images) and toybox's have no -S, and the bin failed there before it started (`env: unrecognized option: S`).
  */
 import { AppLoadError, appFrames, isUserFrame } from '../app/errors.js';

@@ -535,7 +535,8 @@ export class HttpLayer {
    * What Node's servers answer themselves unless someone listens, answered with a reason instead: an
    * `Expect` other than `100-continue` (417, HTTP/1.1 and HTTP/2), and CONNECT when the app serves none (HTTP/2:
    * 405; HTTP/1: Node would drop the connection without a word). The app's own server's 'checkContinue' and
-   * 'checkExpectation' listeners were taken off it (AppExpectations); one it adds later takes the event over; its 'connect' listeners keep that event.
+   * 'checkExpectation' listeners were taken off it (AppExpectations); one it adds later takes the event over;
+   * its 'connect' listeners keep that event.
    */
   private answerRefusedByNode(server: AnyHttpServer | http2.Http2Server): void {
     const s = server as http.Server;

@@ -82,7 +82,10 @@ export interface RequestSlots {
   end(slot: number): void;
 }
 
-/** After the deadline's 503 over HTTP/2, how long the client may take to close its stream before it is reset (HTTP/1: lingerClose). */
+/**
+ * After the deadline's 503 over HTTP/2, how long the client may take to close its stream before it is reset
+ * (HTTP/1: lingerClose).
+ */
 const DEADLINE_LINGER_MS = 1000;
 
 /**
@@ -213,11 +216,9 @@ export class WorkerRuntime {
     const body = 'Internal Server Error\n';
     const head: Record<string, string | number> = { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body) };
     // HTTP/2 has no Connection field: Node drops it with an UnsupportedWarning in the error log that blames the
-    // app (the session serves on, as for a refusal: refusalHeaders).
-    if (req.httpVersionMajor < 2) {
-      // Its body still coming, unread, Node's close once the 500 is sent lingers (lingerWhileReceiving).
-      head.connection = 'close';
-    }
+    // app (the session serves on, as for a refusal: refusalHeaders). Over HTTP/1, with the request's body still
+    // coming, unread, Node's close once the 500 is sent lingers (lingerWhileReceiving).
+    if (req.httpVersionMajor < 2) head.connection = 'close';
     res.writeHead(500, head);
     res.end(body);
   };

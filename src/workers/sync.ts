@@ -7,8 +7,8 @@ import type { WorkerClass, WorkerClassContext } from './worker-class.js';
 /**
  * `sync`: one request at a time per worker, as Gunicorn's sync worker. While it holds a connection the
  * worker takes no other, even when the handler awaits I/O: it stops accepting the moment it accepts one, so
- * the kernel hands new connections to idle workers (or keeps them in the backlog). Responses carry `Connection: close`. For CPU-bound handlers and apps that are
- * not safe to run concurrently.
+ * the kernel hands new connections to idle workers (or keeps them in the backlog). Responses carry
+ * `Connection: close`. For CPU-bound handlers and apps that are not safe to run concurrently.
  */
 export class SyncWorker implements WorkerClass {
   #serving: Serving | null = null;
