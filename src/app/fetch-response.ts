@@ -15,7 +15,7 @@
 
 import type { ServerResponse } from 'node:http';
 import { AppResultError } from './errors.js';
-import { h2Forbidden } from '../http/connection-fields.js';
+import { connectionFieldLength, h2Forbidden } from '../http/connection-fields.js';
 
 const NativeResponse: typeof Response = globalThis.Response;
 
@@ -192,21 +192,9 @@ for (const name of Object.getOwnPropertyNames(NativeResponse.prototype)) {
  * case. Only names of the lengths concerned are compared, and only they ask the response's version.
  */
 export function connectionField(lower: string, value: string, res: ServerResponse): boolean {
-  switch (lower.length) {
-    case 2:
-    case 7:
-    case 14:
-      return isH2(res) && h2Forbidden(lower, value);
-    case 10:
-      if (lower === 'keep-alive') return true;
-      return lower === 'connection' && (isH2(res) || !/\bclose\b/i.test(value));
-    case 16:
-      return lower === 'proxy-connection';
-    case 17:
-      return lower === 'transfer-encoding';
-    default:
-      return false;
-  }
+  if (!connectionFieldLength(lower.length)) return false;
+  if (isH2(res)) return h2Forbidden(lower, value);
+  return lower === 'keep-alive' || lower === 'proxy-connection' || lower === 'transfer-encoding' || (lower === 'connection' && !/\bclose\b/i.test(value));
 }
 
 /** An HTTP/2 response (Node's compatibility one has the stream it answers on). */
