@@ -27,12 +27,14 @@ function newest(p) {
 
 const built = existsSync(path.join(root, 'dist', 'cli', 'main.js')) && existsSync(stamp) ? statSync(stamp).mtimeMs : 0;
 if (built > 0 && built > Math.max(...INPUTS.map((i) => newest(path.join(root, i))))) {
-  console.log('tunicorn: dist/ is up to date with src/ (npm run build rebuilds it anyway)');
+  // On stderr: npm runs `prepare` for `npm pack --json` and `npm publish --json` too, whose stdout is the JSON.
+  console.error('tunicorn: dist/ is up to date with src/ (npm run build rebuilds it anyway)');
   process.exit(0);
 }
 
 const start = new Date();
-const r = spawnSync('npm', ['run', 'build'], { cwd: root, stdio: 'inherit', shell: process.platform === 'win32' });
+// The build's output goes to stderr too (its stdout onto fd 2), as the note above does.
+const r = spawnSync('npm', ['run', 'build'], { cwd: root, stdio: ['inherit', 2, 'inherit'], shell: process.platform === 'win32' });
 if (r.status !== 0) process.exit(r.status ?? 1);
 // The stamp carries the build's start: a source saved while it ran is newer, and the next prepare builds.
 closeSync(openSync(stamp, 'w'));

@@ -10,19 +10,51 @@ declare const TUNICORN_BUNDLED: boolean | undefined;
 /** dist/, relative to `import.meta.url`. */
 const DIST = typeof TUNICORN_BUNDLED === 'boolean' ? '../' : './';
 
+/** `TUNICORN_NATIVE=0`, or why dist/native/NAME.node did not load: "not built", or the loader's message. */
+function tryLoad<T>(name: string): { module: T } | { off: true } | { why: string } {
+  if (process.env.TUNICORN_NATIVE === '0') return { off: true };
+  try {
+    return { module: createRequire(import.meta.url)(`${DIST}native/${name}.node`) as T };
+  } catch (err) {
+    return { why: (err as NodeJS.ErrnoException).code === 'MODULE_NOT_FOUND' ? 'not built' : (err as Error).message };
+  }
+}
+
+/** The script that builds the modules, by its path: an installed package has no `npm run build` (no tsc there). */
+const buildScript = (): string => fileURLToPath(new URL(`${DIST}../scripts/build-native.mjs`, import.meta.url));
+
 /**
  * A module of native/ (NAME.c) as `npm run build` compiled it, dist/native/NAME.node, or why there is none.
  * Each is optional: where no C compiler was found, or with `TUNICORN_NATIVE=0`, tunicorn does the same work in
  * JavaScript (a worker thread watches for stalls; the connection gate reads first bytes itself).
  */
 export function loadNative<T>(name: string): T | string {
-  if (process.env.TUNICORN_NATIVE === '0') return 'TUNICORN_NATIVE=0';
-  try {
-    return createRequire(import.meta.url)(`${DIST}native/${name}.node`) as T;
-  } catch (err) {
-    const why = (err as NodeJS.ErrnoException).code === 'MODULE_NOT_FOUND' ? 'not built' : (err as Error).message;
-    // The script itself, by its path: in an installed package there is no `npm run build` (no src/, no tsc).
-    const script = fileURLToPath(new URL(`${DIST}../scripts/build-native.mjs`, import.meta.url));
-    return `dist/native/${name}.node ${why}; \`node ${script}\` compiles it for this machine where a C compiler (cc) is installed (npm install runs it)`;
-  }
+  const r = tryLoad<T>(name);
+  if ('module' in r) return r.module;
+  if ('off' in r) return 'TUNICORN_NATIVE=0';
+  return `dist/native/${name}.node ${r.why}; \`node ${buildScript()}\` compiles it for this machine where a C compiler (cc) is installed (npm install runs it)`;
+}
+
+/** The modules every worker loads, and what it does instead without each. (reap: the master's, as PID 1 only.) */
+const WORKER_MODULES = {
+  watchdog: 'watch for a stalled event loop with a worker thread (about 9 MB more each)',
+  peek: "read a connection's first bytes through JavaScript",
+};
+
+/**
+ * The master's line at start when a module the workers use does not load, saying what they do instead, or
+ * null when both load. Said once by the master: each worker says it only in its debug log, and an install
+ * without a C compiler (or with `--ignore-scripts`) is otherwise silent about it: npm shows no output of an
+ * install script that succeeds.
+ */
+export function nativeFallbackLine(): string | null {
+  const missing = Object.entries(WORKER_MODULES).flatMap(([name, instead]) => {
+    const r = tryLoad(name);
+    return 'module' in r ? [] : [{ name, instead, why: 'off' in r ? null : r.why }];
+  });
+  if (missing.length === 0) return null;
+  const instead = `workers ${missing.map((m) => m.instead).join(' and ')}; they serve the same`;
+  if (missing[0]!.why === null) return `Native modules off (TUNICORN_NATIVE=0): ${instead}`;
+  const which = missing.map((m) => `dist/native/${m.name}.node ${m.why}`).join(', ');
+  return `Native modules not loaded (${which}): ${instead}. \`node ${buildScript()}\` builds them where a C compiler (cc) is installed (npm install runs it)`;
 }

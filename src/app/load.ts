@@ -1,6 +1,6 @@
 import type http from 'node:http';
 import { getActiveResourcesInfo } from 'node:process';
-import { describeLoadError, errorLocation, esmOnlyHint, tunicornImportHint } from '../config/file.js';
+import { describeLoadError, errorLocation, esmOnlyHint, esmSyntaxHint, tunicornImportHint } from '../config/file.js';
 import { ListenCapture } from './capture.js';
 import { AppLoadError } from './errors.js';
 import { ModuleImporter, unwrapDefault } from './import.js';
@@ -194,7 +194,7 @@ function loadError(err: unknown, spec: AppSpec, raw: string): AppLoadError {
   const description = describeLoadError(err).trimEnd();
   const where = spec.isFile ? errorLocation(err, spec.target) : errorLocation(err);
   return new AppLoadError(
-    `app ${raw} failed to load: ${description}${where && !description.includes(where) ? ` (${where})` : ''}${tunicornImportHint(err) || esmOnlyHint(err)}`,
+    `app ${raw} failed to load: ${description}${where && !description.includes(where) ? ` (${where})` : ''}${tunicornImportHint(err) || esmOnlyHint(err) || esmSyntaxHint(err, spec.isFile ? spec.target : undefined)}`,
     err instanceof Error ? (err.stack ?? '') : '',
   );
 }

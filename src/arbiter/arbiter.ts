@@ -22,6 +22,7 @@ import { ExitCode, isWorkerMessage, listenerLayout, type MasterMessage, type Wor
 import { workerExecArgv, workerInspectPort } from '../cli/node-flags.js';
 import { VERSION } from '../version.js';
 import { openFileLimit } from '../open-files.js';
+import { nativeFallbackLine } from '../native.js';
 import type { HealthServer, HealthState } from './health.js';
 import type { Command } from '../control/commands.js';
 import type { ControlServer } from '../control/server.js';
@@ -281,6 +282,8 @@ export class Arbiter implements HookServer {
     this.log.info(`Using worker: ${this.cfg.workerClass}`);
     for (const w of this.#resolved.warnings) this.log.warning(w);
     if (this.opts.orphans) this.log[this.opts.orphans.level](this.opts.orphans.message);
+    const native = nativeFallbackLine();
+    if (native) this.log.info(native);
     if (this.cfg.captureOutput) {
       if (this.cfg.errorlog === '-') this.log.warning('capture_output (--capture-output) does nothing while the error log is stderr: set --error-logfile FILE');
       captureStdio(() => this.log);

@@ -46,7 +46,7 @@ export async function loadConfigFile(file: string, guard?: LoadGuard): Promise<R
     if (err instanceof UnhandledAtLoad) throw new ConfigError(err.message, { cause: err });
     const description = describeLoadError(err);
     const where = errorLocation(err, file);
-    const hint = tunicornImportHint(err, 'or export a plain object without defineConfig') || esmOnlyHint(err);
+    const hint = tunicornImportHint(err, 'or export a plain object without defineConfig') || esmOnlyHint(err) || esmSyntaxHint(err, file);
     throw new ConfigError(`config file ${file} failed to load: ${description}${where && !description.includes(where) ? ` (${where})` : ''}${hint}`, { cause: err });
   }
   return settingsObject(file, unwrapDefault(mod.default ?? mod));
@@ -105,6 +105,37 @@ export function esmOnlyHint(err: unknown): string {
   if (!/"import":/.test(conditions) || /"require":/.test(conditions)) return '';
   const name = typeof pkg.name === 'string' ? pkg.name : path.basename(path.dirname(file));
   return `; ${name} is an ES module only package (its "exports" have no entry for require()): load it with \`await import('${name}')\`, or make the file that requires it an ES module (.mjs, or "type": "module" in its project's package.json)`;
+}
+
+/**
+ * ES module syntax (`import`, `export`) in a .js file that Node loads as CommonJS: the package.json nearest it
+ * says "type": "commonjs", as npm 11's `npm init -y` writes it (or has no "type", on a Node release that does
+ * not detect module syntax; 20.20 does). Node's SyntaxError names neither the cause nor the way out; its
+ * warning that does is printed apart, outside the log, once per worker. The way out, for the end of the
+ * error's line; else ''. `file`: the file that was imported, for an error whose stack does not name one.
+ */
+export function esmSyntaxHint(err: unknown, file?: string): string {
+  if (!(err instanceof SyntaxError) || !/^(Cannot use import statement outside a module|Unexpected token 'export')/.test(err.message)) return '';
+  // A CommonJS syntax error's stack starts with the file and line, above the message.
+  const head = /^((?:\/|file:)\S+):\d+$/.exec((err.stack ?? '').split('\n')[0] ?? '')?.[1] ?? file;
+  const js = head?.startsWith('file:') ? fileURLToPath(head) : head;
+  if (!js?.endsWith('.js')) return '';
+  let type: unknown;
+  let pkg: string | null = null;
+  for (let dir = path.dirname(path.resolve(js)); ; dir = path.dirname(dir)) {
+    if (existsSync(path.join(dir, 'package.json'))) {
+      pkg = path.join(dir, 'package.json');
+      try {
+        type = (JSON.parse(readFileSync(pkg, 'utf8')) as { type?: unknown }).type;
+      } catch {
+        return '';
+      }
+      break;
+    }
+    if (path.dirname(dir) === dir) break;
+  }
+  const says = pkg === null ? 'no package.json above it says "type": "module"' : `${pkg} has ${type === undefined ? 'no "type"' : `"type": ${JSON.stringify(type)}`}`;
+  return `; ${path.basename(js)} is an ES module in a .js file, which Node runs as CommonJS (${says}): rename it to .mjs, or set "type": "module" in ${pkg ?? 'a package.json'}`;
 }
 
 /** One line for a load failure: the message, and the first stack frame in user code (file:line). */

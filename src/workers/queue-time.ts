@@ -1,5 +1,7 @@
 import type { IncomingMessage } from 'node:http';
-import type net from 'node:net';
+// Named, not `import net`: this module's declarations reach an app's own tsc through index.d.ts, and a default
+// import of node:net fails there without esModuleInterop (TS1192: a tsconfig with `module: commonjs`).
+import type { Socket } from 'node:net';
 import { fdOf } from '../http/peek.js';
 
 /**
@@ -67,12 +69,12 @@ export function parseRequestStart(v: string | string[] | undefined): number | un
  * requests of keep-alive connections skip the look while none waits for its first request.
  */
 export class AcceptTimes {
-  readonly #socket: (net.Socket | null)[] = [];
+  readonly #socket: (Socket | null)[] = [];
   readonly #at: number[] = [];
   #waiting = 0;
 
   /** Records the accept time; returns the key to `forget` the connection by (its descriptor, or -1). */
-  accepted(socket: net.Socket, at: number): number {
+  accepted(socket: Socket, at: number): number {
     const fd = fdOf(socket);
     if (fd < 0) return -1;
     // The descriptor's last owner may still be here: its 'close' has not run yet, and it forgets nothing now.
@@ -86,10 +88,10 @@ export class AcceptTimes {
    * The accept time for the first request of the connection `on` (a request's socket), once: undefined for the
    * requests after it.
    */
-  take(on: net.Socket): number | undefined {
+  take(on: Socket): number | undefined {
     if (this.#waiting === 0) return undefined;
     // Over TLS the request's socket wraps the one accepted (for HTTP/2, through the session's proxy).
-    const socket = (on as net.Socket & { _parent?: net.Socket | null })._parent ?? on;
+    const socket = (on as Socket & { _parent?: Socket | null })._parent ?? on;
     const fd = fdOf(socket);
     if (fd < 0 || this.#socket[fd] !== socket) return undefined;
     this.forget(socket, fd);
@@ -97,7 +99,7 @@ export class AcceptTimes {
   }
 
   /** The connection closed, or left this process, before a request took its time. `key`: from `accepted`. */
-  forget(socket: net.Socket, key: number): void {
+  forget(socket: Socket, key: number): void {
     if (key >= 0 && this.#socket[key] === socket) {
       this.#socket[key] = null;
       this.#waiting--;

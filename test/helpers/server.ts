@@ -27,12 +27,14 @@ export class Server {
   /**
    * `wrapper`: a command that execs the rest (`sh -c '... exec "$0" "$@"'`), for tests that need the pid
    * before the server starts (systemd's LISTEN_PID). `fds`: passed to the server as fd 3 and up. `bin`: run
-   * dist/cli/main.js itself, through its `#!` line, as a shell runs the `tunicorn` bin.
+   * dist/cli/main.js itself, through its `#!` line, as a shell runs the `tunicorn` bin. `cli`: that file of
+   * another copy of tunicorn (a package installed from the tarball) instead of dist/'s.
    */
-  constructor(args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; wrapper?: string[]; fds?: number[]; bin?: boolean } = {}) {
-    const [cmd, ...pre] = opts.bin ? [CLI] : (opts.wrapper ?? [process.execPath]);
+  constructor(args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; wrapper?: string[]; fds?: number[]; bin?: boolean; cli?: string } = {}) {
+    const cli = opts.cli ?? CLI;
+    const [cmd, ...pre] = opts.bin ? [cli] : (opts.wrapper ?? [process.execPath]);
     // Otherwise as the bin starts it too: node with the master's options, then the CLI.
-    const node = opts.bin ? [] : [...(opts.wrapper ? [process.execPath] : []), ...MASTER_NODE_FLAGS, CLI];
+    const node = opts.bin ? [] : [...(opts.wrapper ? [process.execPath] : []), ...MASTER_NODE_FLAGS, cli];
     this.child = spawn(cmd!, [...pre, ...node, ...args], {
       cwd: opts.cwd ?? ROOT,
       env: { ...process.env, PORT: '', WEB_CONCURRENCY: '', TUNICORN_CMD_ARGS: '', ...opts.env },

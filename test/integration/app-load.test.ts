@@ -6,7 +6,8 @@
  * - a worker still loading after the boot timeout is a boot failure, and the log says it was loading;
  * - with --preload, an app that calls process.exit() later, in the master: the log says so.
  * Also what Node says too little about: a require() of an ES-module-only package (named, with the way out, for
- * the app and a config file), and CommonJS in a .js file of a "type": "module" package (Node's reason kept).
+ * the app and a config file), CommonJS in a .js file of a "type": "module" package (Node's reason kept), and ES
+ * module syntax in a .js file of a CommonJS package (the package.json named, with the way out).
  */
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -323,5 +324,31 @@ describe('CommonJS in a .js file of a "type": "module" package', () => {
       s.log,
       /^tunicorn: error: app .*app\.js failed to load: require is not defined in ES module scope, you can use import instead\. This file is being treated as an ES module because it has a '\.js' file extension and '.*type-module-project\/package\.json' contains "type": "module"\. To treat it as a CommonJS script, rename it to use the '\.cjs' file extension\. \(.*app\.js:1:\d+\)\n$/,
     );
+  });
+});
+
+describe('ES module syntax in a .js file of a CommonJS package', () => {
+  // "type": "commonjs" is what npm 11's `npm init -y` writes; Node then runs every .js file as CommonJS.
+  it('the load error names the package.json and the way out (.mjs, or "type": "module"), for the app and a config file', async () => {
+    const project = path.join(tmp, 'type-commonjs-project');
+    mkdirSync(project);
+    const pkg = path.join(project, 'package.json');
+    writeFileSync(pkg, JSON.stringify({ name: 'type-commonjs-project', type: 'commonjs' }));
+    writeFileSync(path.join(project, 'app.js'), "import http from 'node:http';\nexport default (req, res) => res.end('x');\n");
+    writeFileSync(path.join(project, 'conf.js'), 'export default { workers: 2 };\n');
+    writeFileSync(path.join(project, 'ok.cjs'), "module.exports = (req, res) => res.end('x');\n");
+    for (const [args, name, what, reason] of [
+      [['--check-config', path.join(project, 'app.js')], 'app.js', 'app', 'Cannot use import statement outside a module'],
+      [['--check-config', '-c', path.join(project, 'conf.js'), path.join(project, 'ok.cjs')], 'conf.js', 'config file', "Unexpected token 'export'"],
+    ] as const) {
+      const s = new Server([...args]);
+      assert.equal((await s.exited).code, 1);
+      const file = path.join(project, name);
+      assert.equal(
+        s.log.split('\n').find((l) => l.startsWith('tunicorn: error: ')),
+        `tunicorn: error: ${what} ${file} failed to load: ${reason} (${file}:1); ${name} is an ES module in a .js file, which Node runs as CommonJS (${pkg} has "type": "commonjs"): rename it to .mjs, or set "type": "module" in ${pkg}`,
+        s.log,
+      );
+    }
   });
 });

@@ -1,10 +1,11 @@
 /**
  * scripts/prepare.mjs, npm's `prepare`: builds unless the last build it made is newer than every source, so
  * that npx, which runs `prepare` again when it installs this folder for its bin, does not build twice. Run on
- * a copy of the script in a throwaway package whose `build` only counts its runs.
+ * a copy of the script in a throwaway package whose `build` only counts its runs. It prints nothing on stdout,
+ * where npm's JSON goes when it runs `prepare` for `npm pack --json`.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -25,7 +26,13 @@ describe('prepare', () => {
     "const fs = require('node:fs'); fs.mkdirSync('dist/cli', { recursive: true }); fs.writeFileSync('dist/cli/main.js', ''); " +
     "fs.appendFileSync('builds.txt', 'x');";
   writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ name: 'p', private: true, scripts: { build: `node -e "${build}"` } }));
-  const prepare = () => execFileSync(process.execPath, ['scripts/prepare.mjs'], { cwd: dir, encoding: 'utf8' });
+  /** What the script says: on stderr, since `npm pack --json` and `npm publish --json` print their JSON on stdout. */
+  const prepare = () => {
+    const r = spawnSync(process.execPath, ['scripts/prepare.mjs'], { cwd: dir, encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout, '', 'nothing on stdout');
+    return r.stderr;
+  };
   const builds = () => readFileSync(path.join(dir, 'builds.txt'), 'utf8').length;
 
   it('builds when nothing was built, then not again while the sources are unchanged', () => {

@@ -1,0 +1,96 @@
+/**
+ * The package as a user gets it: `npm pack` of this folder (without `prepare`: dist/ is the one built for
+ * the tests), installed from the tarball into a new project outside the repository, offline from npm's cache
+ * (jiti, its one dependency, is there since this folder's own install), on a machine without a C compiler
+ * (`CC` names one that does not exist; scripts/build-native.mjs reads it):
+ * - the install succeeds, and its script says, per native module, that it was not built and what runs instead;
+ * - the installed bin runs (`--version`), and serves a TypeScript app that imports `clientAddress` from
+ *   'tunicorn', with the project's `tunicorn.config.ts`, found by default, typed with `defineConfig` from it;
+ * - the master says once, at info level, that the native modules did not load and what the workers do
+ *   instead, whatever the number of workers (each worker says it only at debug level);
+ * - the project's own `tsc --noEmit --strict` accepts the config and the app, with `module: commonjs` and no
+ *   `esModuleInterop` or `skipLibCheck`, as an older tsconfig has it: tunicorn's types compile there too.
+ * About 6 s on an idle machine (the pack and the offline install 2 s, then the server and tsc side by side);
+ * 12 to 17 s were seen with the machine loaded by other test runs.
+ */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { promisify } from 'node:util';
+import { request, ROOT, Server, stopAll } from '../helpers/server.js';
+
+const run = promisify(execFile);
+const tmp = mkdtempSync(path.join(tmpdir(), 'tunicorn-package-'));
+const project = path.join(tmp, 'project');
+const installed = path.join(project, 'node_modules', 'tunicorn');
+
+after(async () => {
+  await stopAll();
+  rmSync(tmp, { recursive: true, force: true });
+});
+
+/** npm as a user runs it, without the chatter that asks the registry (update notice, audit, funding). */
+const npm = (args: string[], cwd: string, env: NodeJS.ProcessEnv = {}) =>
+  run('npm', [...args, '--no-audit', '--no-fund', '--no-update-notifier'], { cwd, env: { ...process.env, ...env }, encoding: 'utf8', timeout: 60000 });
+
+describe('the packed package, installed in a new project without a C compiler', () => {
+  let install = '';
+  /** What the project's tsc printed: nothing when it accepts every file. */
+  let typecheck: Promise<string>;
+
+  before(async () => {
+    const packed = await npm(['pack', '--ignore-scripts', '--json', '--pack-destination', tmp], ROOT);
+    const tarball = path.join(tmp, (JSON.parse(packed.stdout) as { filename: string }[])[0]!.filename);
+    mkdirSync(project);
+    // As `npm init -y` writes it (npm 11): a CommonJS project, where the TypeScript files run as CommonJS too.
+    writeFileSync(path.join(project, 'package.json'), JSON.stringify({ name: 'project', version: '1.0.0', private: true, type: 'commonjs' }));
+    const out = await npm(['install', '--offline', '--foreground-scripts', tarball], project, { CC: path.join(tmp, 'no-such-cc') });
+    install = out.stdout + out.stderr;
+    writeFileSync(
+      path.join(project, 'tunicorn.config.ts'),
+      "import { defineConfig } from 'tunicorn';\n\nexport default defineConfig({\n  workers: 2,\n  postWorkerInit: (worker) => worker.log.info(`worker ${worker.id} ready`),\n});\n",
+    );
+    writeFileSync(path.join(project, 'app.ts'), "import { clientAddress } from 'tunicorn';\n\nexport default (request: Request): Response => new Response(`you are ${clientAddress(request)}`);\n");
+    // Started now and awaited by its test, so that it runs while the server does.
+    const tsc = path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
+    const typeRoots = path.join(ROOT, 'node_modules', '@types');
+    const args = ['--noEmit', '--strict', '--target', 'es2022', '--module', 'commonjs', '--moduleResolution', 'node10', '--typeRoots', typeRoots, '--types', 'node'];
+    typecheck = run(process.execPath, [tsc, ...args, 'tunicorn.config.ts', 'app.ts'], { cwd: project, encoding: 'utf8' }).then(
+      (r) => r.stdout,
+      (e: { stdout?: string; message: string }) => e.stdout || e.message,
+    );
+  });
+
+  it('installs, saying what runs instead of each native module', () => {
+    for (const name of ['watchdog', 'peek', 'reap']) assert.match(install, new RegExp(`native ${name}: not built \\(\\S*no-such-cc not found\\); \\S`));
+    assert.deepEqual(readdirSync(path.join(installed, 'dist', 'native')).filter((f) => f.endsWith('.node')), []);
+  });
+
+  it('runs its bin', async () => {
+    const { stdout } = await run(path.join(project, 'node_modules', '.bin', 'tunicorn'), ['--version'], { encoding: 'utf8' });
+    assert.match(stdout, /^tunicorn \d+\.\d+\.\d+ \(Node\.js v\d+/);
+  });
+
+  it('serves a TypeScript app with its typed config, and says once what it does without the native modules', async () => {
+    const s = new Server(['-b', '127.0.0.1:0', 'app.ts'], { cwd: project, bin: true, cli: path.join(installed, 'dist', 'cli', 'main.js') });
+    const port = await s.port();
+    await s.waitFor(/Ready: 2 worker\(s\) serving/, 20000);
+    assert.equal(s.count(/\[INFO\] worker \d ready/), 2, 'the config file ran in each worker');
+    const reply = await request(port, '/');
+    assert.equal(reply.status, 200);
+    assert.equal(reply.body, 'you are 127.0.0.1');
+    const line = /\[INFO\] Native modules not loaded \(dist\/native\/watchdog\.node not built, dist\/native\/peek\.node not built\): workers watch for a stalled event loop with a worker thread \(about 9 MB more each\) and read a connection's first bytes through JavaScript; they serve the same\. `node (\S+)` builds them/;
+    assert.equal(s.count(line), 1, s.log);
+    assert.equal((await s.waitFor(line))[1], path.join(installed, 'scripts', 'build-native.mjs'), 'the script, where it is');
+    assert.equal(s.log.split('\n').filter((l) => /native/i.test(l)).length, 1, 'nothing more of it at info level');
+    s.signal('SIGTERM');
+    assert.equal((await s.exited).code, 0);
+  });
+
+  it("type-checks in the project's own strict tsc, module commonjs without esModuleInterop or skipLibCheck", async () => {
+    assert.equal(await typecheck, '');
+  });
+});
