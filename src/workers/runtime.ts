@@ -75,6 +75,21 @@ function requestStartHeader(raw: string[]): string | undefined {
   return found;
 }
 
+/**
+ * A response under way whose Content-Type is `text/event-stream`, as sent: Node keeps the header section it
+ * wrote (`_header`; headers given to writeHead as a list are in no getHeader()), HTTP/2 the headers of the
+ * stream's response.
+ */
+function isEventStream(req: IncomingMessage, res: ServerResponse): boolean {
+  if (!res.headersSent) return false;
+  const sent = (req as { stream?: { sentHeaders?: Record<string, unknown> } }).stream?.sentHeaders;
+  if (sent) return EVENT_STREAM.test(String(sent['content-type'] ?? ''));
+  const head = (res as { _header?: unknown })._header;
+  return typeof head === 'string' && EVENT_STREAM_FIELD.test(head);
+}
+const EVENT_STREAM = /^\s*text\/event-stream\s*(;|$)/i;
+const EVENT_STREAM_FIELD = /\r\ncontent-type:[ \t]*text\/event-stream[ \t]*(;|\r\n)/i;
+
 /** Shared-memory record of the requests running, readable while the thread that serves them is stuck. */
 export interface RequestSlots {
   /** Returns a slot number, or -1 when none is free. */
@@ -514,6 +529,25 @@ export class WorkerRuntime {
     this.send({ t: 'drained' });
   }
 
+  /**
+   * During a graceful stop: how many connections carry nothing but event streams (a `text/event-stream`
+   * response under way), or -1 while any other request runs. Like a WebSocket, an event stream ends only when
+   * the app ends it (an EventSource reconnects, to another worker), so it must not hold back the app's
+   * shutdown and TERM listeners, which are where an app ends its streams (Serving.checkUpgradesOnly). Asked
+   * only during a stop, never per request.
+   */
+  eventStreamConnections(): number {
+    if (this.inflight.size === 0) return 0;
+    const connections = new Set<unknown>();
+    for (const { req, res } of this.inflight.values()) {
+      if (!isEventStream(req, res)) return -1;
+      // The connection: an HTTP/2 stream's session (its socket is a proxy, a new object), else the socket.
+      const stream = (req as { stream?: { session?: unknown } }).stream;
+      connections.add(stream ? stream.session : req.socket);
+    }
+    return connections.size;
+  }
+
   /** Requests running longer than `minMs`, oldest first (at most 5), for the master's timeout report. */
   slowRequests(minMs: number): InflightRequest[] {
     if (this.inflight.size === 0) return [];
@@ -533,6 +567,16 @@ export class WorkerRuntime {
 
   closeLogs(): void {
     for (const done of this.#upgraded) done();
+    // The requests still running as the worker exits (cut at the end of a graceful stop, or by a quick one;
+    // an event stream the app ended in its shutdown whose 'close' has not come yet) get their line too, with
+    // what was sent of them: the process ends before their 'close' would.
+    if (this.inflight.size > 0 && (this.accessLog !== null || this.statsd !== null)) {
+      const end = performance.now();
+      for (const e of this.inflight.values()) {
+        this.statsd?.request(sentStatus(e.res), end - e.start);
+        this.accessLog?.log({ req: e.req, res: e.res, start: e.start, end, queue: e.queue, peer: e.peer });
+      }
+    }
     this.accessLog?.close();
     this.statsd?.close();
     this.log.close();

@@ -295,11 +295,6 @@ export class Serving {
   }
 
   /**
-   * Runs the stop's `upgradesOnly` once the listeners are closed and every connection still open is an
-   * upgraded one: no request is left to finish, and the app alone can end the rest. Marked handled here; the
-   * class that passed it awaits its outcome.
-   */
-  /**
    * A graceful stop near its end (80 % of graceful_timeout): the upgraded connections the app left open are
    * closed (the accepted socket: a TLS one goes with it), so the worker exits by itself, its workerExit hook
    * run, rather than by the master's kill.
@@ -311,9 +306,19 @@ export class Serving {
     for (const socket of this.#upgraded) socket.destroy();
   }
 
+  /**
+   * Runs the stop's `upgradesOnly` once the listeners are closed and every connection still open is an
+   * upgraded one or carries only event streams (runtime.eventStreamConnections): no request is left to
+   * finish, and the app alone can end the rest. Marked handled here; the class that passed it awaits its
+   * outcome.
+   */
   private checkUpgradesOnly(): void {
     const run = this.#upgradesOnly;
-    if (run === null || !this.#acceptorsClosed || this.#open.size > this.#upgraded.size) return;
+    if (run === null || !this.#acceptorsClosed) return;
+    if (this.#open.size > this.#upgraded.size) {
+      const streams = this.runtime.eventStreamConnections();
+      if (streams < 0 || this.#open.size > this.#upgraded.size + streams) return;
+    }
     this.#upgradesOnly = null;
     run().catch(() => {});
   }
@@ -325,8 +330,9 @@ export class Serving {
    * listeners stay open until the backlog is empty: closing the last copy of a listening socket resets the
    * connections queued in it. Not graceful: cut everything now.
    *
-   * `upgradesOnly` (graceful only): run once no connection but upgraded ones (WebSockets, CONNECT tunnels) is
-   * left open, which no drain ends: the app's shutdown, which can close them (runtime.shutdownApp).
+   * `upgradesOnly` (graceful only): run once no connection but upgraded ones (WebSockets, CONNECT tunnels) or
+   * event streams is left open, which no drain ends: the app's shutdown, which can close them
+   * (runtime.shutdownApp).
    */
   stop(graceful: boolean, upgradesOnly?: () => Promise<void>): Promise<void> {
     // An HTTP/2 server has no idle-connection calls: its sessions get a GOAWAY (closeSessions) instead.

@@ -172,7 +172,10 @@ export const server = {
       'workers or wait in the backlog; a connection is never accepted and then dropped. A gthread worker ' +
       'cannot stop accepting (its threads share the listening sockets), so each thread keeps at most its share ' +
       '(this divided by `threads`, rounded up) of connections open: past it, its answers say ' +
-      '`Connection: close`. The sync class serves one connection at a time.',
+      '`Connection: close`. The sync class serves one connection at a time. An open WebSocket or event ' +
+      'stream is one connection for its whole life: with many of them, size this (and `ulimit -n`) for the ' +
+      'clients that stay connected, since at the cap the worker takes no new connection, not even a short ' +
+      'request, until one of them closes.',
   }),
   maxRequests: intSetting({
     key: 'maxRequests',

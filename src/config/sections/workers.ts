@@ -16,6 +16,9 @@ export const workerSettings = {
       'answered `503 Service Unavailable` if nothing was sent yet (else its connection is cut); the app is ' +
       'told (a Fetch handler\'s `request.signal` aborts, the Node request emits `close`), and the error log ' +
       'names the method, path and time. Later writes by the app are ignored. The worker goes on serving: ' +
-      'only a blocked event loop (`timeout`) kills a worker.',
+      'only a blocked event loop (`timeout`) kills a worker. An event stream (server-sent events) or a long ' +
+      'poll is a request too, and is cut at the deadline (an `EventSource` then reconnects): set it above the ' +
+      'longest stream or poll the app keeps open. A WebSocket is not: once upgraded, its connection is the ' +
+      'app\'s, and no deadline applies.',
   }),
 };
