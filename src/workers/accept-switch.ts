@@ -5,16 +5,18 @@ type State = 'listening' | 'closed' | 'opening';
 
 /**
  * Pauses and resumes accepting on every listener of a Serving, so the kernel gives new connections to other
- * workers (or keeps them in the backlog) while this one is busy. Pausing closes this worker's copy of each
- * socket; resuming listens on a duplicate: made just before the close where native dup() is built, else from
- * the master, asked for at the pause (and again after each resume) so it is usually there by the time the
- * worker resumes. A socket stays in LISTEN state while any process holds it, so connections already queued in
+ * workers or threads (or keeps them in the backlog) while this one is busy. Pausing closes this worker's copy of
+ * each socket; resuming listens on a duplicate: made just before the close where native dup() is built, else
+ * from the master, asked for at the pause (and again after each resume) so it is usually there by the time the
+ * worker resumes. A gthread thread has no master to ask: it pauses only where it can make the duplicate. A socket stays in LISTEN state while any process holds it, so connections already queued in
  * the kernel are not affected.
  */
 export class AcceptSwitch {
   readonly #state: State[];
   readonly #spare: (Promise<Lease> | null)[];
   #paused = false;
+  /** keepAccepting() was called: pause() does nothing. */
+  #kept = false;
 
   constructor(
     private readonly serving: Serving,
@@ -29,8 +31,18 @@ export class AcceptSwitch {
     return this.#paused;
   }
 
+  /**
+   * From now on it accepts whatever the class is doing: a gthread thread's stop, whose backlog drain waits
+   * while it does not accept (Serving.drainBacklog), and whose request may be an event stream that ends only
+   * once the drain is over (the app's shutdown ends it).
+   */
+  keepAccepting(): void {
+    this.#kept = true;
+    this.resume();
+  }
+
   pause(): void {
-    if (this.#paused) return;
+    if (this.#paused || this.#kept) return;
     this.#paused = true;
     this.reconcile();
   }
@@ -46,11 +58,16 @@ export class AcceptSwitch {
       if (this.serving.acceptorsClosed) return;
       if (this.#paused && this.#state[i] === 'listening') {
         // The duplicate first: made here, it is a copy of the descriptor about to be closed.
-        this.#spare[i] ??= this.leases.request(i, this.serving.acceptorFd(i));
+        const spare = this.#spare[i] ?? this.leases.request(i, this.serving.acceptorFd(i));
+        // None to resume on (a gthread thread, with no master to ask, whose dup() failed): it keeps accepting.
+        if (spare === null) continue;
+        this.#spare[i] = spare;
         this.serving.closeAcceptor(i);
         this.#state[i] = 'closed';
       } else if (!this.#paused && this.#state[i] === 'closed') {
+        // A closed listener always has its spare where the duplicates are made here (a thread's case).
         const spare = this.#spare[i] ?? this.leases.request(i);
+        if (spare === null) continue;
         this.#spare[i] = null;
         this.#state[i] = 'opening';
         void spare.then((h) => this.opened(i, h));
@@ -72,7 +89,7 @@ export class AcceptSwitch {
     await this.serving.listenAcceptor(i, handle);
     this.#state[i] = 'listening';
     // From the master: ask for the next duplicate now, so the next resume finds it here instead of waiting.
-    if (!this.leases.local) this.#spare[i] ??= this.leases.request(i);
+    if (!this.leases.local) this.#spare[i] ??= this.leases.request(i) ?? null;
     if (this.#paused) this.reconcile();
   }
 }

@@ -15,7 +15,10 @@ import { captureStdio } from '../logging/error-log.js';
 import { shareStatsdWarning } from '../logging/statsd.js';
 import type { Config } from '../config/registry.js';
 import type { ListenerInfo } from '../protocol/messages.js';
+import { openDup } from '../http/peek.js';
+import { AcceptSwitch } from './accept-switch.js';
 import { HeldSockets } from './held-sockets.js';
+import { Leases } from './leases.js';
 import { OneAtATime } from './one-at-a-time.js';
 import { loadHooks, WorkerRuntime } from './runtime.js';
 import { Serving } from './serving.js';
@@ -109,7 +112,14 @@ async function main(): Promise<void> {
     return;
   }
   const serving = new Serving(runtime, served, d.listeners);
+  // While it serves a connection the thread stops accepting, as a sync worker does, so that new connections go
+  // to an idle thread (or worker) instead of waiting, unread, behind a long request here (an event stream, a
+  // slow upstream). It resumes on a duplicate it makes itself: native dup() only, since a thread has no master
+  // to ask (see Leases). Without the module it accepts throughout, as before.
+  const dup = openDup();
+  const switcher = typeof dup === 'string' ? null : new AcceptSwitch(serving, new Leases(null, dup), d.listeners.length);
   new OneAtATime(serving, {
+    busy: switcher ? { onAdmit: () => switcher.pause(), onIdle: () => switcher.resume() } : undefined,
     held: new HeldSockets(d.threads, d.held).writer(d.thread),
     keepAlive: true,
     maxConnections: Math.ceil(runtime.config.workerConnections / d.threads),
@@ -133,6 +143,7 @@ async function main(): Promise<void> {
         return;
       case 'stop': {
         stopping = true;
+        switcher?.keepAccepting();
         runtime.acceptDrain = m.drain;
         if (m.graceful) runtime.termListeners = { stoppedAt: Date.now(), own: null };
         const shutdown = () => runtime.shutdownApp(m.graceful, () => served.close?.());

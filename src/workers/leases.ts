@@ -25,8 +25,9 @@ export function closeLease(lease: Lease): void {
 export class Leases {
   readonly #waiting = new Map<number, ((h: LeasedHandle) => void)[]>();
 
+  /** `send`: null in a gthread thread, which has no master to ask (a handle it sent would be the main thread's). */
   constructor(
-    private readonly send: (m: WorkerMessage) => void,
+    private readonly send: ((m: WorkerMessage) => void) | null,
     private readonly dup: ((fd: number) => number) | null = null,
   ) {}
 
@@ -37,18 +38,21 @@ export class Leases {
 
   /**
    * A duplicate of listener `listener`, whose descriptor in this process is `fd` (-1: unknown): made here
-   * when it can be, else asked of the master; resolves when it is there.
+   * when it can be, else asked of the master; resolves when it is there. Null when it can be neither (a
+   * thread whose dup() failed).
    */
-  request(listener: number, fd = -1): Promise<Lease> {
+  request(listener: number, fd = -1): Promise<Lease> | null {
     if (this.dup && fd >= 0) {
       const copy = this.dup(fd);
       if (copy >= 0) return Promise.resolve(copy);
     }
+    const send = this.send;
+    if (send === null) return null;
     return new Promise((resolve) => {
       const q = this.#waiting.get(listener) ?? [];
       q.push(resolve);
       this.#waiting.set(listener, q);
-      this.send({ t: 'lease', listener });
+      send({ t: 'lease', listener });
     });
   }
 

@@ -32,10 +32,11 @@ export interface Busy {
 
 export interface OneAtATimeOptions {
   /**
-   * Lets the class stop accepting from the moment it holds a connection (sync), so the kernel keeps the others
-   * for idle workers (and a worker killed for a timeout takes no one else's connection with it). Without it (a
-   * gthread thread), connections accepted while a request runs queue here, unread, each recorded in `held` so
-   * the process can hand them over if the thread gets stuck.
+   * Lets the class stop accepting from the moment it holds a connection (sync, and a gthread thread where the
+   * native dup() is built), so the kernel keeps the others for idle workers or threads (and a worker killed for
+   * a timeout takes no one else's connection with it). Connections accepted while a request runs anyway (a
+   * thread without it, or one running a request on a kept-alive connection, which admitted nothing) queue
+   * here, unread, each recorded in `held` so the process can hand them over if the thread gets stuck.
    */
   readonly busy?: Busy;
   readonly held?: HeldRegistry;
@@ -47,7 +48,7 @@ export interface OneAtATimeOptions {
   readonly keepAlive?: boolean;
   /**
    * With `keepAlive`: the most connections kept open (a gthread thread's share of `worker_connections`). A
-   * thread cannot stop accepting, so a response given while more are open says `Connection: close`: idle
+   * thread does not stop accepting at it, so a response given while more are open says `Connection: close`: idle
    * kept-alive connections never add up past it.
    */
   readonly maxConnections?: number;

@@ -7,6 +7,7 @@
  * - the same for an event stream over HTTP/2 (TLS)
  * - the access log has the line of an event stream that is still running when the worker exits (sync, whose
  *   stream holds the worker until the cut at 80 % of graceful_timeout), with the bytes sent
+ * - a gthread thread serving an event stream accepts no connection meanwhile: they go to the idle thread
  */
 import assert from 'node:assert/strict';
 import http from 'node:http';
@@ -62,12 +63,12 @@ describe('event streams in a graceful stop', () => {
       const s = new Server(['-b', '127.0.0.1:0', '-w', '1', '--graceful-timeout', '30', '--access-logfile', '-', ...args, app]);
       const port = await s.port();
       const gthread = args.length > 0;
-      // The WebSocket first: under gthread a connection a thread accepts while it serves the event stream
-      // waits behind the stream (README, "Choosing workers"), and an upgrade ends its thread's turn.
+      // Under gthread each thread runs its own copy of the app, and so its own SIGTERM listener: the thread
+      // serving the stream ends it without waiting for a request running on the other.
       const { closed } = await greeted(port);
       const stream = eventStream(port);
       await within(stream.started, 10000, 'the first event');
-      // A plain request still running is waited for (async; under gthread it could queue behind the stream).
+      // A plain request still running is waited for (async).
       const slow = gthread ? null : request(port, '/?ms=1500');
       if (slow) await s.waitFor(/fixture: request for 1500 ms/);
       const termAt = Date.now();
@@ -129,5 +130,25 @@ describe('event streams in a graceful stop', () => {
     assert.ok(line, `the stream's access log line; stdout:\n${s.stdout}`);
     assert.equal(line[1], '200');
     assert.equal(Number(line[2]), Buffer.byteLength(ended.body), 'the bytes the client got');
+  });
+});
+
+describe('gthread: a thread serving a long request accepts no connection meanwhile', () => {
+  // Before, a thread went on accepting while it served the event stream, and each connection it took waited
+  // behind the stream, unread, though the other thread was idle: 7 of 10 requests timed out.
+  it('every new connection goes to the idle thread while the other serves an event stream', async () => {
+    const s = new Server(['-b', '127.0.0.1:0', '-w', '1', '-k', 'gthread', '--threads', '2', app]);
+    const port = await s.port();
+    await s.waitFor(/Ready: 1 worker\(s\) serving/);
+    const stream = eventStream(port);
+    await within(stream.started, 10000, 'the first event');
+    for (let i = 0; i < 10; i++) {
+      const reply = await request(port, '/', { timeout: 3000 }).catch((err: Error) => err);
+      assert.ok(!(reply instanceof Error), `request ${i + 1} of 10 answered: ${reply instanceof Error ? reply.message : ''}`);
+      assert.equal(reply.body, 'slept 0');
+    }
+    s.signal('SIGTERM');
+    await within(stream.ended, 10000, 'the event stream to end');
+    assert.equal((await within(s.exited, 10000, 'the server to exit')).code, 0);
   });
 });

@@ -44,8 +44,8 @@ after(async () => {
   await stopAll();
 });
 
-async function start(cls: string, args: string[]): Promise<{ s: Server; port: number }> {
-  const s = new Server(['-b', '127.0.0.1:0', '-k', cls, '--graceful-timeout', '20', ...args, APP]);
+async function start(cls: string, args: string[], env?: NodeJS.ProcessEnv): Promise<{ s: Server; port: number }> {
+  const s = new Server(['-b', '127.0.0.1:0', '-k', cls, '--graceful-timeout', '20', ...args, APP], env ? { env: { ...process.env, ...env } } : {});
   groups.add(s.pid);
   const port = await s.port();
   await s.waitFor(/Ready: /);
@@ -290,11 +290,12 @@ const pidIn = (raw: string): number => (JSON.parse(raw.slice(raw.indexOf('\r\n\r
 
 describe('zero downtime: a stuck gthread thread', () => {
   for (const secure of [false, true]) {
-  it(`hands the connections queued behind its request to the next worker (${secure ? 'TLS' : 'plain HTTP'})`, async () => {
+  it(`hands the connections queued behind its request to the next worker (${secure ? 'TLS' : 'plain HTTP'}; without the native module)`, async () => {
     // One worker, one thread. B waits 500 ms, then spins for good. While it waits the thread's loop is free
-    // and accepts C, D and E, which queue behind B: a thread serves one connection at a time.
+    // and accepts C, D and E, which queue behind B: a thread serves one connection at a time. (With the native
+    // module a thread stops accepting while it serves B: they wait in the backlog, the test after next.)
     const tlsArgs = secure ? ['--certfile', certs().cert, '--keyfile', certs().key] : [];
-    const { s, port } = await start('gthread', ['-w', '1', '--threads', '1', '--timeout', '2', ...tlsArgs]);
+    const { s, port } = await start('gthread', ['-w', '1', '--threads', '1', '--timeout', '2', ...tlsArgs], { TUNICORN_NATIVE: '0' });
     const mark = path.join(tmp, `b-started-${secure}`);
     const b = openGet(port, `/spin?wait=500&ms=60000&mark=${encodeURIComponent(mark)}`, secure);
     await until(() => existsSync(mark), 10000, 'B started');
@@ -368,10 +369,12 @@ describe('zero downtime: a stuck gthread thread', () => {
     assert.equal((await s.exited).code, 0);
   });
 
-  it('HUP: the connections queued behind its request go to the new worker at once', async () => {
+  for (const native of [true, false]) {
+  it(`HUP: the connections that came behind its request go to the new worker at once (${native ? 'from the backlog' : 'handed over, without the native module'})`, async () => {
     // As above, but no timeout: HUP replaces the worker while B spins. The old worker keeps running B until
-    // graceful_timeout (20 s here); C, D and E must not wait for that, nor be lost with it.
-    const { s, port } = await start('gthread', ['-w', '1', '--threads', '1', '--timeout', '0']);
+    // graceful_timeout (20 s here); C, D and E must not wait for that, nor be lost with it. With the native
+    // module the thread accepted none of them (they wait in the backlog); without it, they queue behind B.
+    const { s, port } = await start('gthread', ['-w', '1', '--threads', '1', '--timeout', '0'], native ? undefined : { TUNICORN_NATIVE: '0' });
     const old = (await s.workersBooted(1))[0]!;
     const mark = path.join(tmp, 'b-started-hup');
     openGet(port, `/spin?wait=500&ms=60000&mark=${encodeURIComponent(mark)}`);
@@ -384,11 +387,13 @@ describe('zero downtime: a stuck gthread thread', () => {
     }
     s.signal('SIGHUP');
     const answers = await within(Promise.all(rest), 10000, 'the answers to the queued connections after the HUP');
-    await s.waitFor(line(old, 'Handing 3 waiting connection\\(s\\) over to the other workers'), 5000);
+    if (native) assert.equal(s.count(/Handing \d+ waiting connection/), 0, 'none was accepted by the busy thread');
+    else await s.waitFor(line(old, 'Handing 3 waiting connection\\(s\\) over to the other workers'), 5000);
     for (const r of answers) {
       assert.match(r, /^HTTP\/1\.1 200 /, `a queued connection was lost: ${r.split('\r\n')[0]}`);
       assert.notEqual(pidIn(r), old, 'served by the new worker');
     }
     await s.kill();
   });
+  }
 });

@@ -169,9 +169,9 @@ export const server = {
       'until its count falls back under 90 % of the limit (`Worker (pid:N) is at its open-file limit: 64 of ' +
       '64 descriptors open (ulimit -n) ...`). ' +
       'At the cap an async worker stops accepting until a connection closes, so new connections go to other ' +
-      'workers or wait in the backlog; a connection is never accepted and then dropped. A gthread worker ' +
-      'cannot stop accepting (its threads share the listening sockets), so each thread keeps at most its share ' +
-      '(this divided by `threads`, rounded up) of connections open: past it, its answers say ' +
+      'workers or wait in the backlog; a connection is never accepted and then dropped. A gthread thread does ' +
+      'not stop accepting at its cap (it stops only while it serves a new connection), so each thread keeps at ' +
+      'most its share (this divided by `threads`, rounded up) of connections open: past it, its answers say ' +
       '`Connection: close`. The sync class serves one connection at a time. An open WebSocket or event ' +
       'stream is one connection for its whole life: with many of them, size this (and `ulimit -n`) for the ' +
       'clients that stay connected, since at the cap the worker takes no new connection, not even a short ' +
