@@ -56,7 +56,11 @@ export function sweepIdleConnections(server: http.Server, keepAliveMs: number): 
     }
     marks = next;
   };
-  setInterval(sweep, Math.min(SWEEP_MS, keepAliveMs)).unref();
+  // The sweep runs in the check phase, after the poll of the same turn has read what clients sent: run from the
+  // timer, before the poll, it closed a connection whose next request had come in while the loop was busy (a
+  // long synchronous step), unread, and that resets it (the client saw ECONNRESET). Read, the request makes the
+  // connection busy, or moves its byte count.
+  setInterval(() => setImmediate(sweep), Math.min(SWEEP_MS, keepAliveMs)).unref();
   return true;
 }
 

@@ -19,6 +19,18 @@ const DRAIN_IDLE_GRACE_MS = 1000;
 const DRAIN_QUIET_MS = 50;
 const DRAIN_ACCEPT_MAX_MS = 2000;
 
+/**
+ * Node's closeIdleConnections(), run from the check phase of this turn of the event loop, after its poll phase
+ * has read what clients sent: a connection whose next request is there is then busy with it (it is answered,
+ * with `Connection: close`) and is left open. Called from a timer (a stop's grace, its sweep), it ran before the
+ * poll, and a request that had reached the kernel while the loop was busy was closed unread, which resets the
+ * connection: the client saw ECONNRESET on a reused connection (the idle keep-alive close race). What no turn can
+ * see, a request still on the wire, remains the client's to retry (RFC 9112 section 9.3.1).
+ */
+function closeIdleAfterPoll(h1: Partial<Pick<http.Server, 'closeIdleConnections'>>): void {
+  setImmediate(() => h1.closeIdleConnections?.());
+}
+
 /** When each connection still waiting for its first request was accepted (the queue time, runtime.ts). */
 export const acceptTimes = new AcceptTimes();
 
@@ -380,7 +392,7 @@ export class Serving {
       // during the drain gets the same grace before idle connections are closed. The sweep also sees a request
       // that became an upgrade during the drain.
       const closeIdle = () => {
-        if (performance.now() - this.#lastServed >= DRAIN_IDLE_GRACE_MS) h1.closeIdleConnections?.();
+        if (performance.now() - this.#lastServed >= DRAIN_IDLE_GRACE_MS) closeIdleAfterPoll(h1);
         this.checkUpgradesOnly();
       };
       const grace = setTimeout(() => {
@@ -413,7 +425,7 @@ export class Serving {
         // the same grace as at the end of a stop, or they would hold the drain until their keep-alive ends.
         if (!listening) {
           end += DRAIN_QUIET_MS;
-          if (performance.now() - this.#lastServed >= DRAIN_IDLE_GRACE_MS) h1.closeIdleConnections?.();
+          if (performance.now() - this.#lastServed >= DRAIN_IDLE_GRACE_MS) closeIdleAfterPoll(h1);
         }
         setImmediate(() => {
           const quiet = listening && this.#acceptors.every((a) => a !== null) && this.#accepted === before;

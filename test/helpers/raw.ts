@@ -132,3 +132,49 @@ export function exchange(
     });
   });
 }
+
+/**
+ * A kept-alive raw connection: `ask` sends a GET and resolves with the next whole answer, or, once the server has
+ * closed or reset the connection, with what came before and how it ended (`(closed by the server)`,
+ * `(error ECONNRESET)`).
+ */
+export class KeptConnection {
+  #data = '';
+  #waiting: ((r: { raw: string }) => void) | null = null;
+  #ended = '';
+  private constructor(readonly socket: net.Socket) {
+    socket.setEncoding('utf8');
+    socket.on('data', (d: string) => {
+      this.#data += d;
+      const { responses, rest } = parseResponses(this.#data);
+      if (responses.length > 0 && this.#waiting) {
+        const raw = this.#data.slice(0, this.#data.length - rest.length);
+        this.#data = rest;
+        this.#settle(raw);
+      }
+    });
+    socket.on('end', () => this.#settle(`${this.#data}(closed by the server)`, true));
+    socket.on('error', (e: NodeJS.ErrnoException) => this.#settle(`${this.#data}(error ${e.code})`, true));
+  }
+
+  #settle(raw: string, end = false): void {
+    if (end) this.#ended ||= raw;
+    const w = this.#waiting;
+    this.#waiting = null;
+    w?.({ raw });
+  }
+
+  static open(port: number): Promise<KeptConnection> {
+    return new Promise((resolve, reject) => {
+      const socket = net.connect(port, '127.0.0.1', () => resolve(new KeptConnection(socket)));
+      socket.once('error', reject);
+    });
+  }
+
+  ask(p: string): Promise<{ raw: string }> {
+    if (this.#ended) return Promise.resolve({ raw: this.#ended });
+    const answer = new Promise<{ raw: string }>((resolve) => (this.#waiting = resolve));
+    this.socket.write(`GET ${p} HTTP/1.1\r\nHost: x\r\n\r\n`);
+    return answer;
+  }
+}

@@ -4,6 +4,7 @@
  *   N + 1 s after its last response, and not long after;
  * - requests keep a connection open, however long it lives;
  * - a client reading a large response slowly is not cut off while the response is still being written;
+ * - a request that came in while the worker's loop was busy past the timeout is answered, not reset;
  * - a connection that is to close (the client's `Connection: close`, HTTP/1.0, the sync class, a worker
  *   stopping) says so and closes, whatever `Connection` the app set.
  * The pauses below are the clients' idle time, the input under test; every wait for the server is bounded.
@@ -12,7 +13,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { exchange } from '../helpers/raw.js';
+import { exchange, KeptConnection } from '../helpers/raw.js';
 import { FIXTURES, Server, stopAll } from '../helpers/server.js';
 
 const KEEPALIVE_S = 1;
@@ -79,6 +80,35 @@ describe(`keep-alive timeout (--keep-alive ${KEEPALIVE_S})`, { concurrency: true
       socket.resume();
     });
     assert.ok(total > 32 * 1024 * 1024, `read ${total} bytes of a 32 MB response and its head`);
+  });
+});
+
+
+describe('keep-alive timeout: a request that came while the loop was busy', () => {
+  after(() => stopAll());
+
+  it('is answered, not reset, when the sweep runs after the busy spell', async () => {
+    // keepalive 2 s: B's block must begin before A's limit (3 s after a sweep first saw it idle), a margin for
+    // a loaded machine, and last past it.
+    const server = new Server(['-b', '127.0.0.1:0', '-w', '1', '--keep-alive', '2', path.join(FIXTURES, 'listener.ts')]);
+    const port = await server.port();
+    await server.workersBooted(1);
+    const [a, b] = await Promise.all([KeptConnection.open(port), KeptConnection.open(port)]);
+    try {
+      assert.match((await a.ask('/pid')).raw, /^HTTP\/1\.1 200 /);
+      // A is idle long enough for a sweep to mark it (the client's idle time, the input); then B blocks the
+      // loop 4 s, past keepalive + 1 s, and A's next request reaches the worker meanwhile. The first sweep
+      // after the block used to close A with that request unread: a reset.
+      await pause(1000);
+      const spun = b.ask('/spin?ms=4000&note');
+      await server.waitFor(/app: spinning 4000 ms/);
+      const got = await a.ask('/pid');
+      assert.match(got.raw, /^HTTP\/1\.1 200 /, `A's request on its kept-alive connection got: ${JSON.stringify(got.raw)}`);
+      assert.match((await spun).raw, /^HTTP\/1\.1 200 /);
+    } finally {
+      a.socket.destroy();
+      b.socket.destroy();
+    }
   });
 });
 

@@ -6,6 +6,8 @@
  * - TERM while connections wait in the kernel backlog (the only worker is blocked): all of them are served
  * - USR2 + WINCH + TERM (upgrade; the new master takes over the pidfile), and the rollback (HUP old, TERM new)
  * - max_requests recycling
+ * - a request sent on an idle kept-alive connection just as a stopping worker closes its idle ones (the loop
+ *   busy across the end of the 1 s grace) is answered, not reset (async, gthread; sync keeps none alive)
  * - the heartbeat kill of a blocked worker: nothing fails that was not on the killed worker
  * - a stuck gthread thread: the connections queued behind its request, those still in the kernel's backlog, and
  *   a request sent on one of its idle kept-alive connections, are served by the next worker
@@ -18,6 +20,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { Load, stopAllLoads } from '../helpers/load.js';
+import { KeptConnection } from '../helpers/raw.js';
 import { alive, childrenOf, FIXTURES, request, Server, stopAll, until, within } from '../helpers/server.js';
 import { selfSigned, type CertFiles } from '../helpers/tls.js';
 
@@ -154,6 +157,37 @@ for (const cls of WORKER_CLASSES) {
         // Idle connections get the stop's 1 s grace, not their 60 s keep-alive (nor graceful_timeout's 20 s).
         assert.ok(Date.now() - t0 < 10000, `the stop took ${Date.now() - t0} ms`);
         for (const c of kept) c.destroy();
+      });
+    }
+
+    // Not under sync: it closes the connection after every response, as Gunicorn's, so none is kept idle.
+    if (cls !== 'sync') {
+      // The idle keep-alive close race: a stop closes the connections still idle after its 1 s grace, and a
+      // request that had reached the kernel, not yet read, was reset with them (the client saw ECONNRESET on a
+      // reused connection). Made certain here: the worker's loop is blocked (by a request, in an I/O callback)
+      // across the end of the grace while A's request comes in, so the grace's timer runs before the loop reads
+      // it.
+      it('HUP: a request sent on an idle kept-alive connection as the grace ends is answered, not reset', async () => {
+        const { s, port } = await start(cls, ['-w', '1', ...(cls === 'gthread' ? ['--threads', '1'] : [])]);
+        const [a, b, c] = await Promise.all([0, 1, 2].map(() => KeptConnection.open(port)));
+        const oldPid = pidIn((await a.ask('/pid')).raw);
+        await b.ask('/pid');
+        s.signal('SIGHUP');
+        // C asks until its answer says `Connection: close`: the old worker's stop, and its grace, have begun.
+        for (const end = Date.now() + 20000; ; ) {
+          const r = await within(c.ask('/pid'), 20000, "C's answer");
+          if (/\r\nConnection: close\r\n/i.test(r.raw)) break;
+          assert.ok(Date.now() < end, 'the old worker did not begin its stop within 20 s');
+        }
+        const spinning = path.join(tmp, `grace-spinning-${cls}`);
+        const spun = b.ask(`/spin?ms=2000&spinning=${encodeURIComponent(spinning)}`);
+        await until(() => existsSync(spinning), 10000, 'the loop blocked');
+        const got = await within(a.ask('/pid'), 20000, "A's answer");
+        assert.match(got.raw, /^HTTP\/1\.1 200 /, `A's request on its idle kept-alive connection got: ${JSON.stringify(got.raw)}`);
+        assert.equal(pidIn(got.raw), oldPid);
+        assert.match(got.raw, /\r\nConnection: close\r\n/i);
+        assert.match((await within(spun, 20000, "B's answer")).raw, /^HTTP\/1\.1 200 /);
+        await s.waitFor(line(s.pid, `Worker exited \\(pid: ${oldPid}\\)`), 20000);
       });
     }
 
