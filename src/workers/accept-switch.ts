@@ -8,8 +8,9 @@ type State = 'listening' | 'closed' | 'opening';
  * workers or threads (or keeps them in the backlog) while this one is busy. Pausing closes this worker's copy of
  * each socket; resuming listens on a duplicate: made just before the close where native dup() is built, else
  * from the master, asked for at the pause (and again after each resume) so it is usually there by the time the
- * worker resumes. A gthread thread has no master to ask: it pauses only where it can make the duplicate. A socket stays in LISTEN state while any process holds it, so connections already queued in
- * the kernel are not affected.
+ * worker resumes. A gthread thread has no master to ask: it pauses only where it can make the duplicate. A
+ * socket stays in LISTEN state while any process holds it, so connections already queued in the kernel are
+ * not affected.
  */
 export class AcceptSwitch {
   readonly #state: State[];

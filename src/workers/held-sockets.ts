@@ -25,11 +25,10 @@ export interface HeldRegistry {
  * connection at a time. It stops accepting while it serves a new connection's request, but not while it serves
  * one that came on a kept-alive connection, nor at all without the native module (see docs/design.md): so
  * while its request awaits I/O, or before it is read, the thread may accept more and queue them behind it,
- * unread (paused since accept). If
- * that request gets stuck and the master times the worker out (or the worker is replaced), the process's
- * main thread claims them here (a compare-and-swap, so exactly one side wins each) and sends them to the
- * master, which hands them to a live worker: their clients are served, not reset. A thread skips a
- * connection it finds claimed, without closing it.
+ * unread (paused since accept). If that request gets stuck and the master times the worker out (or the
+ * worker is replaced), the process's main thread claims them here (a compare-and-swap, so exactly one side
+ * wins each) and sends them to the master, which hands them to a live worker: their clients are served, not
+ * reset. A thread skips a connection it finds claimed, without closing it.
  */
 export class HeldSockets {
   readonly sab: SharedArrayBuffer;
