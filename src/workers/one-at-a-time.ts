@@ -101,6 +101,11 @@ export class OneAtATime {
   readonly #kept: HeldRegistry | null;
   /** With `kept`: every open connection's record (nothing of ours is stored on the socket). */
   readonly #conns = new Map<net.Socket, Kept>();
+  /** A connection's turn is under way (a request runs, or a connection waits for its first): not idle. */
+  get busy(): boolean {
+    return this.#current !== null;
+  }
+
   /** The server's own request listeners (the request wrapper and the app), run when a request's turn comes. */
   readonly #app: (req: IncomingMessage, res: ServerResponse) => void;
 
