@@ -11,6 +11,7 @@ export const lazy = {
   https: () => require('node:https') as typeof import('node:https'),
   http2: () => require('node:http2') as typeof import('node:http2'),
   tls: () => require('node:tls') as typeof import('node:tls'),
+  crypto: () => require('node:crypto') as typeof import('node:crypto'),
   workerThreads: () => require('node:worker_threads') as typeof import('node:worker_threads'),
   /** StatsD (--statsd-host) only. */
   dgram: () => require('node:dgram') as typeof import('node:dgram'),

@@ -15,7 +15,7 @@ import { upgradeNodeBinary } from './node-binary.js';
 import { adoptUpgradeListeners, bindAll, bindRetrying, closeListeners, listenerHolding, resolveHost, sameAddressBefore, unlinkUnixSockets, type BindRetry, type Listener } from '../listeners/bind.js';
 import { inheritedSockets, UPGRADE_FD_ENV, UPGRADE_FILES_ENV, UPGRADE_PID_ENV, workerEnv, type Inherited } from '../listeners/inherit.js';
 import { formatAddress, parseAddress } from '../listeners/address.js';
-import { primeListeners } from '../listeners/prime.js';
+import { backlogCap, primeListeners } from '../listeners/prime.js';
 import { BindError } from '../listeners/handle.js';
 import { ConfigError } from '../config/setting.js';
 import { ExitCode, isWorkerMessage, listenerLayout, type MasterMessage, type WorkerMessage } from '../protocol/messages.js';
@@ -226,7 +226,7 @@ export class Arbiter implements HookServer {
     this.#statsd = this.openStatsd();
     await this.runHook('onStarting', this);
     this.log.info(`Starting tunicorn ${VERSION} on Node.js ${process.version}`);
-    checkTls(this.cfg);
+    for (const w of checkTls(this.cfg)) this.log.warning(w);
     const identity = resolveIdentity(this.cfg.user, this.cfg.group);
     checkCanSwitch(identity);
     // As after a USR1: the log files made now (the access log by the first worker, before it switches) would
@@ -239,7 +239,16 @@ export class Arbiter implements HookServer {
     if (this.#inherited) {
       const from = this.#inherited.source === 'systemd' ? 'systemd (socket activation)' : `the old master (pid ${this.#inherited.parentPid})`;
       this.log.info(`Using ${this.#inherited.fds.length} listening socket(s) from ${from}; bind is ignored`);
-      const inherited = await bindAll(this.#inherited.fds.map((fd) => `fd://${fd}`));
+      const inherited = await bindAll(this.#inherited.fds.map((fd) => `fd://${fd}`)).catch((err: unknown) => {
+        // fd://N names nothing the user wrote: say where the number came from.
+        if (this.#inherited?.source !== 'systemd' || !(err instanceof BindError)) throw err;
+        const fds = this.#inherited.fds;
+        throw new BindError(
+          `${err.message}; LISTEN_FDS=${fds.length} says systemd passed ${fds.length} socket(s), as fds ${fds[0]} to ${fds[fds.length - 1]}: check the unit's .socket file, or the LISTEN_FDS of whatever started tunicorn`,
+          err.code,
+          err.index,
+        );
+      });
       // The socket files the old master would have removed become ours; systemd's stay systemd's.
       this.#listeners = this.#inherited.source === 'upgrade' ? adoptUpgradeListeners(inherited, this.#inherited.files) : inherited;
       this.#oldMasterPid = this.#inherited.parentPid;
@@ -257,6 +266,11 @@ export class Arbiter implements HookServer {
       for (const l of this.#listeners) if (l.file) chownSync(l.file, identity.uid, identity.gid);
     }
     // Also for inherited sockets: listen() again on a listening socket only sets its backlog.
+    // Not of the default (2048, Gunicorn's), which kernels before 5.4 (somaxconn 128) cap on every start.
+    const cap = this.#resolved.sources.backlog === 'default' ? null : backlogCap();
+    if (cap !== null && this.cfg.backlog > cap) {
+      this.log.warning(`backlog ${this.cfg.backlog} is above the kernel's net.core.somaxconn (${cap}), which caps it: at most ${cap} connections wait in each queue; raise it (sysctl -w net.core.somaxconn=${this.cfg.backlog}) or lower backlog`);
+    }
     let healthLine: string | null = null;
     try {
       await primeListeners(this.#listeners.map((l) => l.fd), this.cfg.backlog, this.#listeners.map((l) => l.url));
@@ -868,13 +882,14 @@ export class Arbiter implements HookServer {
       return;
     }
     let log = this.log;
+    let tlsWarnings: string[] = [];
     const made = logsToMake(next.config);
     try {
       // New workers open the logs: a path they cannot open would crash each of them. The pidfile is not
       // written again, so it is not checked.
       checkLogFiles(next.config);
       // And the certificate: new workers load it, and a bad one would crash each of them.
-      checkTls(next.config);
+      tlsWarnings = checkTls(next.config);
       if (next.config.errorlog !== this.cfg.errorlog || next.config.loglevel !== this.cfg.loglevel)
         log = new ErrorLog(next.config.errorlog, next.config.loglevel);
     } catch (err) {
@@ -891,6 +906,8 @@ export class Arbiter implements HookServer {
       this.log.close();
       this.log = log;
     }
+    // A certificate outside its validity is served (OpenSSL loads it), but clients refuse it.
+    for (const w of tlsWarnings) this.log.warning(w);
     if (old.bind.join() !== this.cfg.bind.join())
       this.log.warning('bind changed in the config: a reload keeps the bound sockets; restart to rebind');
     if ((old.healthBind ?? '') !== (this.cfg.healthBind ?? ''))

@@ -167,7 +167,7 @@ async function main(): Promise<void> {
       // The files the server would write, checked as the master checks them before it binds: none is created.
       if (r.config.checkConfig) {
         checkOutputFiles(r.config, true);
-        checkTls(r.config);
+        for (const w of checkTls(r.config)) process.stderr.write(`tunicorn: warning: ${w}\n`);
         checkCanSwitch(resolveIdentity(r.config.user, r.config.group));
       }
       // Imported only here: the app loader pulls in undici and jiti, memory the master otherwise never needs.

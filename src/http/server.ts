@@ -15,7 +15,7 @@ import { cutResponse, isLingering, lingerClose, lingerWhileReceiving, mute, rese
 import { answeredRaw } from '../logging/access-log.js';
 import type { RequestListener } from '../app/shapes.js';
 import { checkFirstLineOf, ConnectionGate } from './connection.js';
-import { tlsOptionsOf } from './tls.js';
+import { tlsOptionsOf, unverifiedCertificate } from './tls.js';
 import { ForwardedHeaders, keepH2Client } from './forwarded.js';
 import { HAS_BODY, HostMemo, http2Limits, limitsOf, maxHeaderSize, rejectReason, rejectReasonH2 } from './guard.js';
 import { type Refusal, refusalHeaders, Refusals, startsWithHead } from './refusals.js';
@@ -218,7 +218,7 @@ export class HttpLayer {
       this.log.debug(`Checking first request lines by ${this.gate.how}`);
     }
     // Before the listener below, which notes the TLS socket for the first request's timer at the handshake.
-    if (encrypted) this.checkTlsFirstLines(tlsOptions === null);
+    if (encrypted) this.checkTlsFirstLines(tlsOptions === null, tlsOptions !== null && cfg.certReqs === 'optional');
     this.#firstRequest = this.gate ? null : new WeakMap();
     if (!this.gate) {
       s.on('secureConnection', (secure: TLSSocket) => {
@@ -236,8 +236,10 @@ export class HttpLayer {
    * whose handshake is done, when it speaks HTTP/1.1: what the gate does for a plain one. HTTP/2 (ALPN h2)
    * goes to Node at once; nghttp2 checks its frames. `own`: the app's own https.Server, whose own
    * 'secureConnection' listeners, if it has any, stay as they are: only Node's HTTP listener is put behind it.
+   * `verifyIfSent` (cert_reqs optional): a connection whose client sent a certificate that does not verify is
+   * closed first, as Node closes one under `required` (see unverifiedCertificate).
    */
-  private checkTlsFirstLines(own: boolean): void {
+  private checkTlsFirstLines(own: boolean, verifyIfSent: boolean): void {
     const server = this.server as tls.Server;
     type Listener = (socket: TLSSocket) => void;
     const listeners = server.listeners('secureConnection') as Listener[];
@@ -251,9 +253,18 @@ export class HttpLayer {
         continue;
       }
       const toHttp = (socket: net.Socket) => l.call(server, socket as TLSSocket);
-      server.on('secureConnection', (secure: TLSSocket) =>
-        secure.alpnProtocol === 'h2' ? toHttp(secure) : checkFirstLineOf(secure, toHttp, log),
-      );
+      server.on('secureConnection', (secure: TLSSocket) => {
+        if (verifyIfSent) {
+          const why = unverifiedCertificate(secure);
+          if (why !== null) {
+            log.debug(`TLS client certificate from ${secure.remoteAddress} did not verify (${why}); closing (cert_reqs optional)`);
+            secure.destroy();
+            return;
+          }
+        }
+        if (secure.alpnProtocol === 'h2') toHttp(secure);
+        else checkFirstLineOf(secure, toHttp, log);
+      });
     }
   }
 

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import type { TlsOptions } from 'node:tls';
+import type { TLSSocket, TlsOptions } from 'node:tls';
 import type { Config } from '../config/registry.js';
 import { ConfigError } from '../config/setting.js';
 import { lazy } from '../lazy.js';
@@ -21,6 +21,21 @@ export function tlsOptionsOf(cfg: Config): TlsOptions | null {
     ciphers: cfg.ciphers ?? undefined,
     ...alpnOptions(cfg.httpProtocols),
   };
+}
+
+/**
+ * Why a connection's client certificate fails `cert_reqs optional`, or null when it is to be served: it sent
+ * none, or one that verified. Python's CERT_OPTIONAL (Gunicorn's) aborts the handshake on a certificate that
+ * does not verify; Node has no such mode: asked for a certificate but not told to reject, it serves whatever
+ * the client sent, leaving `authorized` false, and an app that reads the subject of a self-signed one would
+ * take it for the client's identity. Called once a handshake is done, as Node itself checks `required`.
+ */
+export function unverifiedCertificate(secure: TLSSocket): string | null {
+  if (secure.authorized) return null;
+  // An empty object when the client sent no certificate (null once the socket is destroyed).
+  const cert = secure.getPeerCertificate();
+  if (cert === null || Object.keys(cert).length === 0) return null;
+  return String(secure.authorizationError ?? 'not verified');
 }
 
 /**
@@ -57,22 +72,35 @@ const HTTPS_ONLY = [
   ['ciphers', '--ciphers'],
 ] as const;
 
+/** The PEM certificates of a file, in its order. */
+function pemCertificates(text: string): string[] {
+  return text.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? [];
+}
+
 /**
  * Loads and checks the TLS settings once, at start (and for `--check-config`), so that a bad one stops the
  * server with one line that names it and the cause: a certificate file without its key, a key that is not the
  * certificate's or that is encrypted, a cipher list OpenSSL does not know, a CA file with no certificate in
- * it, a TLS setting given without a certificate, or the PROXY protocol (plain HTTP only) with one.
+ * it or set without asking for client certificates, client certificates asked for without a CA file, a TLS
+ * setting given without a certificate, or the PROXY protocol (plain HTTP only) with one. Returns what to warn
+ * about in a certificate that loads but that clients refuse: the server's own outside its validity period (a
+ * renewal put in place without a HUP, or a clock off).
  */
-export function checkTls(cfg: Config): void {
+export function checkTls(cfg: Config, now = Date.now()): string[] {
   if (!cfg.certfile) {
     for (const [key, flag] of HTTPS_ONLY) {
       if (cfg[key]) throw new ConfigError(`${key} (${flag}) is set without certfile (--certfile); it applies to HTTPS only: set certfile too, or drop it`);
     }
     if (cfg.certReqs !== 'none') throw new ConfigError(`certReqs (--cert-reqs) is ${JSON.stringify(cfg.certReqs)} without certfile (--certfile); client certificates need HTTPS: set certfile and keyfile too`);
-    return;
+    return [];
   }
   // The PROXY header is read by the plain-HTTP connection gate (connection.ts), which TLS connections bypass.
   if (cfg.proxyProtocol !== 'off') throw new ConfigError(`proxyProtocol (--proxy-protocol) is ${JSON.stringify(cfg.proxyProtocol)} with certfile (--certfile); the PROXY protocol is read on plain HTTP listeners only: terminate TLS at the balancer and serve plain HTTP behind it, or set proxyProtocol off`);
+  // Without `ca`, Node checks client certificates against its public root CAs (Mozilla's, and
+  // NODE_EXTRA_CA_CERTS): any certificate a public CA issued would pass as a client's identity.
+  if (cfg.certReqs !== 'none' && !cfg.caCerts) {
+    throw new ConfigError(`certReqs (--cert-reqs) is ${JSON.stringify(cfg.certReqs)} without caCerts (--ca-certs): client certificates would be checked against Node's public root CAs, so any certificate a public CA issued would pass; give the CA file that signs your clients' certificates with --ca-certs`);
+  }
   const o = tlsOptionsOf(cfg)!;
   const tls = lazy.tls();
   const certName = `certfile ${JSON.stringify(cfg.certfile)}`;
@@ -96,7 +124,19 @@ export function checkTls(cfg: Config): void {
     tls.createSecureContext({ cert: o.cert, key: o.key });
   } catch (err) {
     const m = (err as Error).message;
-    if (/key values mismatch/i.test(m)) throw new ConfigError(`${keyName} is not the key of ${certName} (${m})`);
+    if (/key values mismatch/i.test(m)) {
+      // OpenSSL matches the key against the first certificate only: a chain written intermediates first.
+      const later = pemCertificates(String(o.cert)).slice(1).some((cert) => {
+        try {
+          tls.createSecureContext({ cert, key: o.key });
+          return true;
+        } catch {
+          return false;
+        }
+      });
+      if (later) throw new ConfigError(`${certName} (--certfile) lists its certificates in the wrong order: the one ${keyName} belongs to is not the first; put the server's own certificate first, then the intermediates`);
+      throw new ConfigError(`${keyName} is not the key of ${certName} (${m})`);
+    }
     throw new ConfigError(`cannot use ${certName}${cfg.keyfile ? ` with ${keyName}` : ''}: ${m}`);
   }
   if (o.ciphers) {
@@ -115,5 +155,27 @@ export function checkTls(cfg: Config): void {
     } catch (err) {
       throw new ConfigError(`cannot use caCerts (--ca-certs) ${JSON.stringify(cfg.caCerts)}: ${(err as Error).message}`);
     }
+    // Node loads the CA file and asks for no certificate: whoever set it believes clients are checked.
+    if (cfg.certReqs === 'none') {
+      throw new ConfigError(`caCerts (--ca-certs) is set but certReqs (--cert-reqs) is "none": clients are not asked for a certificate, so no client is checked against it; set --cert-reqs required (or optional), or drop --ca-certs`);
+    }
   }
+  return validityWarnings(certName, pemCertificates(String(o.cert))[0], now);
+}
+
+/** A warning when the server's certificate is not valid at `now`: OpenSSL loads it, clients refuse it. */
+function validityWarnings(certName: string, pem: string | undefined, now: number): string[] {
+  let cert: import('node:crypto').X509Certificate;
+  try {
+    // No plain BEGIN CERTIFICATE block (OpenSSL also reads its TRUSTED form) or one X509Certificate cannot
+    // read: OpenSSL loaded it, and there is no date to check.
+    if (pem === undefined) return [];
+    cert = new (lazy.crypto().X509Certificate)(pem);
+  } catch {
+    return [];
+  }
+  const day = (t: string) => new Date(Date.parse(t)).toISOString().replace('T', ' ').replace(/\.\d+Z$/, ' UTC');
+  if (Date.parse(cert.validTo) < now) return [`${certName} (--certfile) expired on ${day(cert.validTo)}: clients refuse it; put the renewed certificate in place and send HUP`];
+  if (Date.parse(cert.validFrom) > now) return [`${certName} (--certfile) is not valid before ${day(cert.validFrom)}: clients refuse it until then (is this machine's clock right?)`];
+  return [];
 }

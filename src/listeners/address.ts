@@ -45,6 +45,9 @@ export function parseAddress(raw: string): Address {
     bad(`drop the ${JSON.stringify(scheme)}: tunicorn binds HOST:PORT, not a URL${tls}`);
   }
   if (/\s/.test(s)) bad('the address contains a space');
+  // A socket path without its prefix: read as a host name (port 8000), as Gunicorn reads it, it would fail as
+  // "cannot resolve host". No host name starts with a slash, and there is no .sock top-level domain.
+  if (/^\.{0,2}\//.test(s) || (/\.sock$/i.test(s) && !s.includes(':'))) bad(`a Unix socket path needs its prefix: write unix:${s}`);
   // Gunicorn reads a bare "8000" as the host 8000 (0.0.31.64 to the resolver), on port 8000: never meant.
   if (/^\d+$/.test(s)) bad(`a port alone is not an address: write 127.0.0.1:${s} (this machine only) or :${s} (every interface)`);
   const split = splitHostPort(s, 8000);

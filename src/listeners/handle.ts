@@ -109,7 +109,16 @@ function api(): CreateServerHandle {
 }
 
 export function bindTcp(host: string, port: number, what: string): RawHandle {
-  return check(api()(host, port, net.isIPv6(host) ? 6 : 4), what);
+  const result = api()(host, port, net.isIPv6(host) ? 6 : 4);
+  // EINVAL's words above are for an fd://; for an address bind(2) says it of an IPv6 link-local one without
+  // its interface (fe80::/10 exists once per interface).
+  if (typeof result === 'number' && util.getSystemErrorName(result) === 'EINVAL') {
+    const why = /^fe[89ab][0-9a-f]:/i.test(host) && !host.includes('%')
+      ? `a link-local IPv6 address needs its interface: write [${host}%IFACE]:${port} (IFACE as ip -6 addr names it)`
+      : 'the system refuses this address (EINVAL)';
+    throw new BindError(`cannot bind ${what}: ${why}`, 'EINVAL');
+  }
+  return check(result, what);
 }
 
 export function bindUnix(socketPath: string, what: string): RawHandle {

@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { BindError, explainBindError } from './handle.js';
 
 /**
@@ -18,6 +19,19 @@ for (const fd of fds) {
   s.listen({ fd }, backlog, () => s.close(() => { if (--left === 0) process.exit(0); }));
 }
 `;
+
+/**
+ * The kernel's cap on a listen backlog (Linux: net.core.somaxconn, per network namespace), or null where it
+ * cannot be read. listen() takes the smaller of the two without a word.
+ */
+export function backlogCap(): number | null {
+  try {
+    const n = Number(readFileSync('/proc/sys/net/core/somaxconn', 'utf8').trim());
+    return Number.isInteger(n) && n > 0 ? n : null;
+  } catch {
+    return null;
+  }
+}
 
 /** How long the helper may take. */
 const PRIME_LIMIT_MS = 30_000;

@@ -20,3 +20,13 @@ export function selfSigned(cn = 'localhost', dir = mkdtempSync(path.join(tmpdir(
   ], { stdio: 'ignore' });
   return { dir, cert, key };
 }
+
+/** A key and a self-signed certificate for `cn` that expired a day ago (OpenSSL takes a negative -days). */
+export function expired(cn: string, dir: string, name: string): CertFiles {
+  const cert = path.join(dir, `${name}.crt`);
+  const key = path.join(dir, `${name}.key`);
+  const csr = path.join(dir, `${name}.csr`);
+  execFileSync('openssl', ['req', '-new', '-newkey', 'rsa:2048', '-nodes', '-subj', `/CN=${cn}`, '-keyout', key, '-out', csr], { stdio: 'ignore' });
+  execFileSync('openssl', ['x509', '-req', '-in', csr, '-signkey', key, '-days', '-1', '-out', cert], { stdio: 'ignore' });
+  return { dir, cert, key };
+}

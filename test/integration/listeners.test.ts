@@ -1,6 +1,7 @@
 /**
  * Binding, as the master does it:
  * - unix:PATH, [::1]:0 and several binds at once are served by the same workers
+ * - --backlog above net.core.somaxconn is a warning (the kernel caps it)
  * - a sync worker on a unix socket serves connection after connection, pausing and resuming between them
  * - fd://N serves a socket the master inherited
  * - from the moment `Listening at:` is logged, a connection is never refused: it waits in the backlog while
@@ -8,7 +9,8 @@
  * - a busy port is tried 5 times, 1 s apart (as Gunicorn), and bound if it comes free meanwhile; a busy
  *   --health-bind port too, but not one of the app's own addresses, which is refused at once
  * - a busy port, a unix socket in a missing directory and a taken --health-bind port stop the start with one
- *   line that says why (the health endpoint before "Listening at", leaving no socket file or pidfile)
+ *   line that says why; so do a link-local IPv6 address without its interface and a socket path without unix:,
+ *   with what to write (the health endpoint before "Listening at", leaving no socket file or pidfile)
  * - a worker that keeps dying while it boots is retried with a pause, then the master gives up (status 3)
  * - ./tunicorn.config.ts is found without -c
  * - NODE_OPTIONS=--inspect-brk (the master and each worker wait for a debugger): the helper that puts the
@@ -18,7 +20,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, linkSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, linkSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -75,6 +77,23 @@ describe('bind', () => {
       await s.kill();
     });
   }
+
+  // The kernel took the smaller of the two without a word, and so did tunicorn.
+  const somaxconn = existsSync('/proc/sys/net/core/somaxconn') ? Number(readFileSync('/proc/sys/net/core/somaxconn', 'utf8')) : 0;
+  it('--backlog above net.core.somaxconn: a warning that the kernel caps it', { skip: somaxconn > 0 ? false : 'needs /proc/sys/net/core/somaxconn' }, async () => {
+    const asked = somaxconn + 1;
+    const s = new Server(['-b', '127.0.0.1:0', '--backlog', String(asked), fx('listener.ts')]);
+    const port = await s.port();
+    assert.match(s.log, new RegExp(`\\[WARNING\\] backlog ${asked} is above the kernel's net\\.core\\.somaxconn \\(${somaxconn}\\), which caps it: at most ${somaxconn} connections wait in each queue; raise it \\(sysctl -w net\\.core\\.somaxconn=${asked}\\) or lower backlog\\n`));
+    const tcp = execFileSync('ss', ['-Hltn', `sport = :${port}`], { encoding: 'utf8' }).trim().split(/\s+/);
+    assert.equal(tcp[2], String(somaxconn), `ss: ${tcp.join(' ')}`);
+    await s.kill();
+    // At the cap: nothing to say.
+    const atCap = new Server(['-b', '127.0.0.1:0', '--backlog', String(somaxconn), fx('listener.ts')]);
+    await atCap.port();
+    assert.doesNotMatch(atCap.log, /somaxconn/);
+    await atCap.kill();
+  });
 
   it('two names of one address (a host name and its address, or under a wildcard): one line that says so', async () => {
     const probe = net.createServer();
@@ -226,6 +245,22 @@ describe('bind', () => {
     assert.match(s.log, new RegExp(`(?:^|\\n)tunicorn: error: cannot bind unix:${esc(dir)}/app\\.sock: the directory ${esc(dir)} does not exist\\n$`));
     assert.equal(s.log.match(/^tunicorn: /gm)?.length, 1, 'one error line');
     assert.doesNotMatch(s.log, /ports below 1024|Listening at|\n\s+at /);
+  });
+
+  // bind(2) answers EINVAL for fe80::/10 without an interface, which read "not a listening TCP or Unix stream
+  // socket", the words for an fd://; a path without unix: read "cannot resolve host".
+  it('a link-local IPv6 address without its interface, or a socket path without unix:, is one line that says what to write', async () => {
+    const cases: [string, RegExp][] = [
+      ['[fe80::1]:0', /(?:^|\n)tunicorn: error: cannot bind http:\/\/\[fe80::1\]:0: a link-local IPv6 address needs its interface: write \[fe80::1%IFACE\]:0 \(IFACE as ip -6 addr names it\)\n$/],
+      [path.join(tmp, 'app.sock'), new RegExp(`(?:^|\\n)tunicorn: error: invalid value for bind \\(--bind\\): "${esc(tmp)}/app\\.sock"; a Unix socket path needs its prefix: write unix:${esc(tmp)}/app\\.sock \\(expected `)],
+    ];
+    for (const [bind, re] of cases) {
+      const s = new Server(['-b', bind, fx('listener.ts')]);
+      assert.equal((await within(s.exited, 15000, `the server to stop (-b ${bind})`)).code, 1, s.log);
+      assert.match(s.log, re);
+      assert.equal(s.log.match(/^tunicorn: /gm)?.length, 1, 'one error line');
+      assert.doesNotMatch(s.log, /Listening at|retrying|\n\s+at /);
+    }
   });
 
   // Root may remove and connect to anything: the server then runs as nobody (setpriv), as a service user would.

@@ -4,6 +4,7 @@
  *   LISTEN_PID set to the server's own pid (a `sh` wrapper sets it to `$$`, then execs node: same pid);
  *   tunicorn serves on it, ignores --bind, and the workers do not see the variables
  * - LISTEN_PID naming another process: the variables are ignored and --bind is used
+ * - LISTEN_FDS naming an fd that was not passed: one line that names LISTEN_FDS, not only fd://N
  * - a Unix socket systemd made outlives a USR2 upgrade: neither master removes its file, the promoted one
  *   included; with --user/--group (as root) its owner and mode stay the unit's
  * - readiness: a unix datagram receiver (python3: Node has no unix datagram sockets) gets READY=1 with
@@ -20,7 +21,7 @@ import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { bindTcp, bindUnix, localAddress } from '../../src/listeners/handle.js';
 import { primeListeners } from '../../src/listeners/prime.js';
-import { alive, childrenOf, FIXTURES, request, Server, stopAll, until } from '../helpers/server.js';
+import { alive, childrenOf, FIXTURES, request, Server, stopAll, until, within } from '../helpers/server.js';
 
 const APP = path.join(FIXTURES, 'zero-downtime-app.mjs');
 const tmp = mkdtempSync(path.join(tmpdir(), 'tunicorn-systemd-'));
@@ -150,6 +151,21 @@ describe('systemd socket activation', () => {
     } finally {
       h.close();
     }
+  });
+
+  // The line named fd://4, which nobody wrote: not a word of systemd or LISTEN_FDS.
+  it('LISTEN_FDS naming more sockets than were passed: one line that says where the fd came from', async () => {
+    const sock = await activationSocket();
+    const wrapper = ['sh', '-c', 'LISTEN_PID=$$ LISTEN_FDS=2 exec "$0" "$@"'];
+    const s = new Server(['-b', '127.0.0.1:0', APP], { wrapper, fds: [sock.fd] });
+    sock.close();
+    assert.equal((await within(s.exited, 15000, 'the server to stop')).code, 1, s.log);
+    assert.match(
+      s.log,
+      // fd 4 is not open, or is one Node opened for itself (libuv's epoll or a pipe).
+      /\ntunicorn: error: cannot bind fd:\/\/4: (?:not an open file descriptor|not a socket)[^;\n]*; LISTEN_FDS=2 says systemd passed 2 socket\(s\), as fds 3 to 4: check the unit's \.socket file, or the LISTEN_FDS of whatever started tunicorn\n$/,
+    );
+    assert.doesNotMatch(s.log, /Booting worker/);
   });
 
   it('ignores LISTEN_FDS when LISTEN_PID names another process', async () => {

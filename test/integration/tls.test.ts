@@ -7,9 +7,13 @@
  * - the first request line of an HTTP/1.1 connection (ALPN http/1.1 or none) is checked as on plain HTTP:
  *   two spaces and HTTP/0.9 get 400 at once
  * - --http-protocols h1 offers no h2
- * - a missing file, a broken certificate or a key that does not match stops the server with one line
+ * - a missing file, a broken certificate, a key that does not match or a chain in the wrong order stops the
+ *   server with one line; so does --cert-reqs without --ca-certs; an expired certificate is a warning (start,
+ *   --check-config, HUP)
  * - --cert-reqs required with --ca-certs: a client without a certificate fails the handshake, one with a
  *   certificate signed by the CA is served
+ * - --cert-reqs optional: a client without a certificate, or with one signed by the CA, is served and the app
+ *   (listener, Fetch handler) sees which; one whose certificate does not verify is closed, as Gunicorn does
  * - h2c (HTTP/2 with prior knowledge, no TLS) from a trusted peer; refused from another
  * - a gthread thread runs one HTTP/2 connection's streams one at a time, and an idle session does not hold it
  * - a TLS connection that brings no first request (no ClientHello, or nothing after the handshake) is closed
@@ -38,7 +42,7 @@ import tls from 'node:tls';
 import { after, describe, it } from 'node:test';
 import WebSocket from 'ws';
 import { FIXTURES, request, Server, stopAll, until, within } from '../helpers/server.js';
-import { selfSigned } from '../helpers/tls.js';
+import { type CertFiles, expired, selfSigned } from '../helpers/tls.js';
 
 after(stopAll);
 
@@ -313,6 +317,8 @@ describe('TLS', () => {
     execFileSync('openssl', ['pkey', '-in', certs.key, '-aes256', '-passout', 'pass:secret', '-out', encrypted], { stdio: 'ignore' });
     const garbage = path.join(certs.dir, 'garbage.pem');
     writeFileSync(garbage, 'not a certificate\n');
+    const reversed = path.join(certs.dir, 'reversed.pem');
+    writeFileSync(reversed, readFileSync(other.cert, 'utf8') + readFileSync(certs.cert, 'utf8'));
     const cases: [string[], RegExp][] = [
       [['--certfile', bad, '--keyfile', certs.key], /cannot use certfile ".*broken\.crt"/],
       [['--certfile', certs.cert, '--keyfile', other.key], /keyfile ".*other\.key" is not the key of certfile ".*server\.crt" \(.*key values mismatch/i],
@@ -320,22 +326,30 @@ describe('TLS', () => {
       [['--certfile', certs.cert], /certfile ".*server\.crt" \(--certfile\) holds no private key: give the key file with --keyfile/],
       [['--certfile', certs.cert, '--keyfile', encrypted], /keyfile ".*encrypted\.key" is encrypted with a passphrase, which tunicorn cannot ask for/],
       [['--certfile', certs.cert, '--keyfile', certs.key, '--ciphers', 'NO-SUCH-CIPHER'], /invalid value for ciphers \(--ciphers\): "NO-SUCH-CIPHER"; OpenSSL matched no cipher/],
-      [['--certfile', certs.cert, '--keyfile', certs.key, '--ca-certs', garbage], /caCerts \(--ca-certs\) ".*garbage\.pem" holds no PEM certificate/],
+      [['--certfile', certs.cert, '--keyfile', certs.key, '--ca-certs', garbage, '--cert-reqs', 'required'], /caCerts \(--ca-certs\) ".*garbage\.pem" holds no PEM certificate/],
+      // Served without asking clients for a certificate: an operator who set the CA file believed they were checked.
+      [['--certfile', certs.cert, '--keyfile', certs.key, '--ca-certs', certs.cert], /caCerts \(--ca-certs\) is set but certReqs \(--cert-reqs\) is "none": clients are not asked for a certificate, so no client is checked against it; set --cert-reqs required \(or optional\), or drop --ca-certs/],
       // The key given for both: OpenSSL said "no start line" of one of the two.
       [['--certfile', certs.key, '--keyfile', certs.key], /certfile ".*server\.key" \(--certfile\) holds no PEM certificate/],
       [['--certfile', garbage, '--keyfile', certs.key], /certfile ".*garbage\.pem" \(--certfile\) holds no PEM certificate/],
+      // A chain written intermediates first: OpenSSL's "key values mismatch" said the key was not the pair's.
+      [['--certfile', reversed, '--keyfile', certs.key], /certfile ".*reversed\.pem" \(--certfile\) lists its certificates in the wrong order: the one keyfile ".*server\.key" belongs to is not the first; put the server's own certificate first, then the intermediates/],
       [['--cert-reqs', 'required'], /certReqs \(--cert-reqs\) is "required" without certfile \(--certfile\)/],
+      // Node would have checked client certificates against its public root CAs: any a public CA issued passed.
+      [['--certfile', certs.cert, '--keyfile', certs.key, '--cert-reqs', 'optional'], /certReqs \(--cert-reqs\) is "optional" without caCerts \(--ca-certs\): client certificates would be checked against Node's public root CAs/],
+      [['--certfile', certs.cert, '--keyfile', certs.key, '--cert-reqs', '2'], /certReqs \(--cert-reqs\) is "required" without caCerts \(--ca-certs\)/],
       [['--keyfile', certs.key], /keyfile \(--keyfile\) is set without certfile \(--certfile\); it applies to HTTPS only/],
     ];
     for (const [args, re] of cases) {
       const s = new Server(['-b', '127.0.0.1:0', ...args, fx('whoami.ts')]);
-      const { code } = await s.exited;
+      // Bounded: a setting let through would have the server serve on, not stop.
+      const { code } = await within(s.exited, 15000, `the server to stop at start (${args.join(' ')})`);
       assert.equal(code, 1, s.log);
       assert.match(s.log, re);
       assert.doesNotMatch(s.log, /Booting worker/);
       // --check-config finds the same, in the same words.
       const check = new Server(['--check-config', ...args, fx('whoami.ts')]);
-      assert.equal((await check.exited).code, 1, check.log);
+      assert.equal((await within(check.exited, 15000, '--check-config to end')).code, 1, check.log);
       assert.match(check.log, re);
       assert.match(check.log, /^tunicorn: error: [^\n]*\n$/);
     }
@@ -399,6 +413,35 @@ describe('TLS', () => {
     await s.kill();
   });
 
+  // OpenSSL loads a certificate outside its validity period, and clients refuse it: nothing said so.
+  it('warns of an expired certificate at start, in --check-config and at a HUP that brings one, and serves it', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'tunicorn-tls-expired-'));
+    const old = expired('old.test', dir, 'old');
+    const warning = /\[WARNING\] certfile ".*old\.crt" \(--certfile\) expired on \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC: clients refuse it; put the renewed certificate in place and send HUP\n/;
+    const check = new Server(['--check-config', '--certfile', old.cert, '--keyfile', old.key, fx('whoami.ts')]);
+    assert.equal((await within(check.exited, 15000, '--check-config to end')).code, 0, check.log);
+    assert.match(check.log, /^tunicorn: warning: certfile ".*old\.crt" \(--certfile\) expired on /m);
+    const config = path.join(dir, 'tls.config.mjs');
+    const use = (c: CertFiles) => writeFileSync(config, `export default ${JSON.stringify({ certfile: c.cert, keyfile: c.key })};\n`);
+    use(old);
+    const s = new Server(['-b', '127.0.0.1:0', '-c', config, fx('whoami.ts')]);
+    const port = await s.port();
+    await s.workersBooted(1);
+    assert.match(s.log, warning);
+    assert.equal((await h1(port)).status, 200);
+    // Renewed: no word at the HUP; back to the expired one: the warning again.
+    use(selfSigned('new.test', dir, 'new'));
+    let from = s.log.length;
+    s.signal('SIGHUP');
+    await s.workersBooted(1, from);
+    assert.doesNotMatch(s.log.slice(from), /WARNING/);
+    use(old);
+    from = s.log.length;
+    s.signal('SIGHUP');
+    await s.waitFor(warning, 15000, from);
+    await s.kill();
+  });
+
   // The PROXY header is read on plain HTTP only: with TLS it was ignored, and any peer was served without one.
   it('stops at start with one line for the PROXY protocol with TLS, and --check-config too', async () => {
     const args = ['--certfile', certs.cert, '--keyfile', certs.key, '--proxy-protocol', 'v1'];
@@ -421,6 +464,44 @@ describe('TLS', () => {
     assert.equal(ok.status, 200);
     await s.kill();
   });
+
+  // Node, asked for a certificate but not told to reject, served whatever certificate the client sent: a
+  // self-signed one with the CN of a trusted client reached the app, which saw that CN (authorized false).
+  for (const fixture of ['peer-cert.ts', 'peer-cert-fetch.ts']) {
+    it(`--cert-reqs optional: no certificate or one from --ca-certs is served, one that does not verify is closed (${fixture})`, async () => {
+      const client = selfSigned('alice', certs.dir, 'alice');
+      const forged = selfSigned('alice', certs.dir, 'alice-forged');
+      const { s, port } = await start([fx(fixture), '--ca-certs', client.cert, '--cert-reqs', 'optional', '--log-level', 'debug']);
+      const as = (c: CertFiles | null) => (c ? { cert: readFileSync(c.cert), key: readFileSync(c.key) } : {});
+      const h2With = async (c: CertFiles | null): Promise<string> => {
+        const session = http2.connect(`https://127.0.0.1:${port}`, { rejectUnauthorized: false, ...as(c) });
+        try {
+          return await new Promise<string>((resolve, reject) => {
+            session.on('error', reject);
+            const req = session.request({ ':path': '/x' });
+            let status = 0;
+            let body = '';
+            req.on('response', (h) => (status = Number(h[':status'])));
+            req.setEncoding('utf8');
+            req.on('data', (d: string) => (body += d));
+            // A stream the server's close ended has no response.
+            req.on('close', () => (status === 200 ? resolve(body) : reject(new Error(`no response (status ${status})`))));
+            req.on('error', reject);
+            req.end();
+          });
+        } finally {
+          session.destroy();
+        }
+      };
+      for (const [version, get] of [['1.1', async (c: CertFiles | null) => (await h1(port, as(c))).body], ['2.0', h2With]] as const) {
+        assert.deepEqual(JSON.parse(await get(null)), { httpVersion: version, authorized: false, subject: null });
+        assert.deepEqual(JSON.parse(await get(client)), { httpVersion: version, authorized: true, subject: 'alice' });
+        await assert.rejects(get(forged), `a certificate that does not verify was served over HTTP/${version}`);
+      }
+      assert.match(s.log, /TLS client certificate from 127\.0\.0\.1 did not verify \(DEPTH_ZERO_SELF_SIGNED_CERT\); closing \(cert_reqs optional\)/);
+      await s.kill();
+    });
+  }
 });
 
 describe('TLS connections that bring no request', () => {

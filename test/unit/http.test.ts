@@ -14,6 +14,8 @@ import { Refusals } from '../../src/http/refusals.js';
 import { parseProxyHeader, ProxyProtocolError } from '../../src/http/proxy-protocol.js';
 import { ConfigError } from '../../src/config/setting.js';
 import { resolveConfig } from '../../src/config/resolve.js';
+import { checkTls } from '../../src/http/tls.js';
+import { selfSigned } from '../helpers/tls.js';
 
 describe('allow lists', () => {
   it('matches addresses, CIDR ranges, IPv4-mapped peers and *', () => {
@@ -338,5 +340,19 @@ describe('keep-alive sweep', () => {
     } finally {
       server.close();
     }
+  });
+});
+
+describe('checkTls: a certificate outside its validity period', () => {
+  it('is a warning (OpenSSL loads it, clients refuse it), before its start and after its end; none within', async () => {
+    const certs = selfSigned('valid.test');
+    const { config } = await resolveConfig({ argv: ['--certfile', certs.cert, '--keyfile', certs.key, 'app.ts'], env: {}, cwd: process.cwd() });
+    const day = 24 * 3600 * 1000;
+    assert.deepEqual(checkTls(config), []);
+    const [early] = checkTls(config, Date.now() - 2 * day);
+    assert.match(early!, /^certfile ".*server\.crt" \(--certfile\) is not valid before \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC: clients refuse it until then \(is this machine's clock right\?\)$/);
+    // selfSigned certificates are valid for 2 days.
+    const [late] = checkTls(config, Date.now() + 3 * day);
+    assert.match(late!, /^certfile ".*server\.crt" \(--certfile\) expired on \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC: clients refuse it; put the renewed certificate in place and send HUP$/);
   });
 });

@@ -118,6 +118,15 @@ describe('what is wrong with an address', () => {
     rejects('https://0.0.0.0:8443', 'drop the "https://": tunicorn binds HOST:PORT, not a URL, and serves TLS with --certfile and --keyfile');
   });
 
+  // It was read as a host name, and the line said "cannot resolve host".
+  it('a socket path without unix: says to add it', () => {
+    rejects('/run/app.sock', 'a Unix socket path needs its prefix: write unix:/run/app.sock');
+    rejects('./app.sock', 'a Unix socket path needs its prefix: write unix:./app.sock');
+    rejects('../run/app', 'a Unix socket path needs its prefix: write unix:../run/app');
+    rejects('app.sock', 'a Unix socket path needs its prefix: write unix:app.sock');
+    assert.deepEqual(parseAddress('example.com:8000'), { kind: 'tcp', host: 'example.com', port: 8000 });
+  });
+
   it('a space inside a HOST:PORT address is named; around one it is trimmed, as before', () => {
     rejects('127.0.0.1 :8000', 'the address contains a space');
     rejects('localhost: 8000', 'the address contains a space');

@@ -146,6 +146,8 @@ export const http = {
     default: ['127.0.0.1', '::1'],
     check: allowList,
     short: 'Peers allowed to send a PROXY protocol header: addresses, CIDR ranges, or *.',
-    doc: 'A connection from any other peer is closed while proxy_protocol is on.',
+    doc:
+      'A connection from any other peer is closed while proxy_protocol is on. A peer on a Unix socket ' +
+      '(`unix:` bind) is always allowed, as it is always trusted by `forwarded_allow_ips`.',
   }),
 };

@@ -76,7 +76,9 @@ export const server = {
       'in 1 s (attempt 2 of 5)`); then the start fails with one line. `unix:PATH` makes a Unix socket (a stale ' +
       'socket file is replaced; one this user may not connect to, or may not remove, such as root\'s in /tmp, ' +
       'stops the start with a line that says which); as in Gunicorn, `unix://PATH` is the same PATH ' +
-      '(`unix://app.sock` is ./app.sock, `unix:///run/app.sock` is /run/app.sock). ' +
+      '(`unix://app.sock` is ./app.sock, `unix:///run/app.sock` is /run/app.sock). A path without `unix:` ' +
+      '(`-b /run/app.sock`, `-b app.sock`), which Gunicorn reads as a host name, is refused with the address ' +
+      'to write. An IPv6 link-local address needs its interface: `[fe80::1%eth0]:8000`. ' +
       '`fd://N` serves a socket this process inherited as file descriptor N.',
   }),
   backlog: intSetting({
@@ -90,7 +92,9 @@ export const server = {
     short: 'The maximum number of pending connections.',
     doc:
       'The listen backlog: connections the kernel queues while every worker is busy or restarting. The ' +
-      'kernel caps it at `net.core.somaxconn`.',
+      'kernel caps it at `net.core.somaxconn` (4096 from Linux 5.4, 128 before): a backlog set above it ' +
+      'is a warning at start that says so (`backlog N is above the kernel\'s net.core.somaxconn (M), which ' +
+      'caps it: ...`); raise the sysctl to get the queue asked for.',
   }),
   workers: intSetting({
     key: 'workers',

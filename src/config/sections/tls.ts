@@ -25,7 +25,10 @@ export const tls = {
       'or mismatched pair stops the server with one line that says which. A relative path is read from the ' +
       'directory the server runs in, after `chdir`, as Gunicorn reads it. A reload (HUP) checks the files the ' +
       'same way and refuses them if they are bad; otherwise the new workers serve the new certificate (a ' +
-      'renewed one), while the old ones finish with the old. HTTP/2 is offered by ALPN (see `http_protocols`).',
+      'renewed one), while the old ones finish with the old. The file may hold the chain after the ' +
+      'server\'s own certificate (certbot\'s fullchain.pem); a chain in the wrong order is refused by name. ' +
+      'A certificate past its end date is loaded with a warning (clients refuse it). HTTP/2 is offered by ' +
+      'ALPN (see `http_protocols`).',
   }),
   keyfile: stringSetting<string | null>({
     key: 'keyfile',
@@ -45,7 +48,12 @@ export const tls = {
     metavar: 'FILE',
     default: null,
     short: 'PEM CA certificates that client certificates are checked against.',
-    doc: 'Used with `cert_reqs` optional or required.',
+    doc:
+      'Used with `cert_reqs` optional or required, which need it: without it Node would check client ' +
+      'certificates against its public root CAs, and any certificate a public CA issued would pass, so ' +
+      '`cert_reqs` without `ca_certs` stops the server at start (Gunicorn used the system\'s CAs; give ' +
+      '`/etc/ssl/certs/ca-certificates.crt` for that). Set with `cert_reqs` none, it would check no one: ' +
+      'that stops the server too.',
   }),
   certReqs: withAliases(
     choiceSetting({
@@ -59,7 +67,12 @@ export const tls = {
       short: 'Client certificates: none (not asked), optional (checked if sent), required.',
       doc:
         'Gunicorn\'s 0, 1 and 2 are accepted too. With `required`, a client without a valid certificate fails ' +
-        'the handshake.',
+        'the handshake. With `optional`, a client may send none, but one that sends a certificate that does ' +
+        'not verify against `ca_certs` is closed once the handshake is done, as under Gunicorn (Python\'s ' +
+        'CERT_OPTIONAL); `debug` logs why. The app reads the result on the TLS socket: ' +
+        '`req.socket.authorized` (true only for a verified certificate) and `req.socket.getPeerCertificate()` ' +
+        '(`{}` when none was sent), over HTTP/1.1 and HTTP/2; a Fetch handler through ' +
+        '`incomingMessage(request).socket`.',
     }),
     { 0: 'none', 1: 'optional', 2: 'required' },
   ),
