@@ -199,6 +199,10 @@ export class HttpLayer {
     if (!h2 && options.keepAliveTimeout > 0) this.sweepIdle(s, options.keepAliveTimeout);
     s.headersTimeout = options.headersTimeout;
     s.requestTimeout = 0;
+    // Node's HTTP/2 server takes no HTTP/1 options: its HTTP/1.1 connections (allowHTTP1) had the parser's
+    // default bound of 16 KiB on the header section, read from this property, and a TLS client with a few
+    // long cookies got 431 far below the three limits (whose sum its reason named).
+    (s as http.Server & { maxHeaderSize: number }).maxHeaderSize = options.maxHeaderSize;
     // Node's HTTP/2 server (its HTTP/1.1 connections, allowHTTP1) sets 30 s itself, whatever the options say:
     // header_timeout would be checked only that often, and a client trickling a later request's header
     // section would hold its connection for 30 s.
@@ -438,6 +442,9 @@ export class HttpLayer {
         // HTTP/2 (TLS with ALPN h2, or h2c): the same limits, on the header list nghttp2 decoded.
         const why = rejectReasonH2(req, limits);
         if (why) return this.refuse(req, res, refusals.rejected[why]!);
+        // A body is to come (no END_STREAM on the HEADERS frame): it must keep coming, as over HTTP/1.
+        const stream = (req as unknown as { stream: http2.ServerHttp2Stream }).stream;
+        if (bodyMs > 0 && !stream.endAfterHeaders) this.watchH2Body(req, res, stream, bodyMs);
         if (this.#app.swapsPrototypes) keepH2Members(req, res);
         else hostFromAuthority(req);
       }
@@ -618,6 +625,41 @@ export class HttpLayer {
       // timeout): leave it.
       if (!res.writableFinished || this.#advertised > 0) socket.setTimeout(0);
     });
+  }
+
+  /**
+   * body_timeout for an HTTP/2 request: a stream whose body stops coming (or that never sends it) for that long
+   * gets 408 on the stream if the app has not answered, then RST_STREAM with NO_ERROR, which tells the client
+   * to stop sending (RFC 9113 section 8.1); a response the app has begun is cut (INTERNAL_ERROR, cutResponse).
+   * The session's other streams go on. Without it, such a stream held its place among the 100, and kept the
+   * session (and its connection, and under async a worker_connections place) from ever being idle. The timer is
+   * Node's own per stream, pushed back by each frame the stream sends or receives, as a socket's is over HTTP/1.
+   */
+  private watchH2Body(req: http.IncomingMessage, res: http.ServerResponse, stream: http2.ServerHttp2Stream, ms: number): void {
+    stream.setTimeout(ms, () => {
+      if (stream.destroyed || stream.closed) return;
+      const r = this.#refusals.bodyTimeout;
+      const answer = !stream.headersSent;
+      this.log.debug(
+        `HTTP/2 request body from ${req.socket?.remoteAddress} stalled for ${ms / 1000} s; ${answer ? `answered ${r.line}` : 'stream closed'}`,
+      );
+      stream.setTimeout(0);
+      if (!answer) {
+        if (res.writableFinished) stream.close(lazy.http2().constants.NGHTTP2_NO_ERROR);
+        else cutResponse(res);
+        return;
+      }
+      // On the stream, not through the response object (as request_deadline's 503): the app's response stays
+      // unfinished, its close tells the app, and what it writes from now on goes nowhere.
+      answeredRaw(res, r.status);
+      mute(res);
+      const head = req.method === 'HEAD';
+      stream.respond({ ':status': r.status, ...refusalHeaders(r, true) }, { endStream: head });
+      if (!head) stream.end(r.body);
+      // Once the 408 is out: RST_STREAM NO_ERROR, the end of the request the client is still to send.
+      stream.close(lazy.http2().constants.NGHTTP2_NO_ERROR);
+    });
+    req.once('end', () => stream.setTimeout(0));
   }
 
   private onClientError(err: NodeJS.ErrnoException, socket: net.Socket): void {

@@ -560,6 +560,25 @@ export class WorkerRuntime {
       .map((e) => ({ method: e.req.method ?? '?', url: e.req.url ?? '?', ms: Math.round(now - e.start) }));
   }
 
+  /**
+   * The requests still running as the worker (or gthread thread) exits, cut by its exit (a graceful stop's 80 %
+   * of graceful_timeout, a quick stop, a client that does not read the response, an event stream the app ended
+   * in its shutdown whose 'close' has not come yet): each gets its access-log line and StatsD count now, with
+   * the status sent (a `-` if none) and the bytes written, as a request cut otherwise has. Their 'close' would
+   * come with the connection's, after the exit: they were in no log, over HTTP/1.1 or HTTP/2.
+   */
+  private logUnfinished(): void {
+    const { accessLog, statsd } = this;
+    if (this.inflight.size === 0 || (accessLog === null && statsd === null)) return;
+    const end = performance.now();
+    for (const entry of [...this.inflight.values()]) {
+      this.inflight.delete(entry);
+      const { req, res } = entry;
+      statsd?.request(sentStatus(res), end - entry.start);
+      accessLog?.log({ req, res, start: entry.start, end, queue: entry.queue, peer: entry.peer });
+    }
+  }
+
   /** USR1. Returns why a log could not be opened again, for each that could not (the old one stays in use). */
   reopenLogs(): string[] {
     return [this.log.reopen(), this.accessLog?.reopen() ?? null].filter((p): p is string => p !== null);
@@ -567,16 +586,7 @@ export class WorkerRuntime {
 
   closeLogs(): void {
     for (const done of this.#upgraded) done();
-    // The requests still running as the worker exits (cut at the end of a graceful stop, or by a quick one;
-    // an event stream the app ended in its shutdown whose 'close' has not come yet) get their line too, with
-    // what was sent of them: the process ends before their 'close' would.
-    if (this.inflight.size > 0 && (this.accessLog !== null || this.statsd !== null)) {
-      const end = performance.now();
-      for (const e of this.inflight.values()) {
-        this.statsd?.request(sentStatus(e.res), end - e.start);
-        this.accessLog?.log({ req: e.req, res: e.res, start: e.start, end, queue: e.queue, peer: e.peer });
-      }
-    }
+    this.logUnfinished();
     this.accessLog?.close();
     this.statsd?.close();
     this.log.close();

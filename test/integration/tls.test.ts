@@ -28,6 +28,10 @@
  * - a sync worker gives a busy HTTP/2 session its GOAWAY at TERM, not once the session has ended
  * - an h2c request has its peer's address (the app, the access log)
  * - an app error over HTTP/2 is a 500 without a Connection field (Node's warning about it in the log)
+ * - body_timeout over HTTP/2 (TLS and h2c): a stream whose body stalls, or never comes, gets 408 then
+ *   RST_STREAM NO_ERROR, in the access log; a slow body that flows is served; the session serves on
+ * - a request cut by a graceful stop (its client never reads) has its access-log line
+ * - HTTP/1.1 on a TLS server that also offers h2: the header section is bounded by the limits, not Node's 16 KiB
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -1172,4 +1176,141 @@ describe('h2c client address', () => {
     assert.match(s.stdout, /^127\.0\.0\.1 - - \[[^\]]+\] "GET \/x HTTP\/2\.0" 200 /m);
     await s.kill();
   });
+});
+
+/**
+ * A request stream whose body is sent in `parts` (`gapMs` apart; the last one ends the stream, unless `stall`:
+ * then the stream stays open and silent after them). Its status, body, RST_STREAM code and when it closed.
+ */
+function h2Body(
+  session: http2.ClientHttp2Session,
+  path: string,
+  parts: string[],
+  gapMs: number,
+  stall = false,
+): Promise<{ status: number; body: string; rst: number; at: number }> {
+  return new Promise((resolve) => {
+    const req = session.request({ ':method': 'POST', ':path': path }, { endStream: false });
+    let status = 0;
+    let body = '';
+    req.on('response', (h) => (status = Number(h[':status'])));
+    req.setEncoding('utf8');
+    req.on('data', (d: string) => (body += d));
+    req.on('error', () => {});
+    req.on('close', () => resolve({ status, body, rst: req.rstCode ?? -1, at: performance.now() }));
+    const send = (i: number): void => {
+      if (req.closed) return;
+      if (i === parts.length - 1 && !stall) return void req.end(parts[i]);
+      req.write(parts[i]);
+      if (i + 1 < parts.length) setTimeout(() => send(i + 1), gapMs);
+    };
+    send(0);
+  });
+}
+
+describe('body_timeout over HTTP/2', () => {
+  // It applied to HTTP/1 only: a stream that sent its HEADERS and part of its body (or none of it) and went
+  // silent held its place among the session's 100 streams, and the session, its connection and a
+  // worker_connections place, for as long as the client liked; the idle sweep leaves a session with a stream
+  // open alone.
+  const cases: [string, (port: number) => http2.ClientHttp2Session][] = [
+    ['TLS', (port) => http2.connect(`https://127.0.0.1:${port}`, { rejectUnauthorized: false })],
+    ['h2c', (port) => http2.connect(`http://127.0.0.1:${port}`)],
+  ];
+  for (const [name, connect] of cases) {
+    it(`a stalled body gets 408 and RST_STREAM NO_ERROR; a slow one that flows is served; the session goes on (${name})`, async () => {
+      const args = ['--body-timeout', '1', '--access-logfile', '-', '--log-level', 'debug', fx('echo.ts')];
+      const { s, port } =
+        name === 'TLS'
+          ? await start(args)
+          : await (async () => {
+              const plain = new Server(['-b', '127.0.0.1:0', ...args]);
+              const p = await plain.port();
+              await plain.workersBooted(1);
+              return { s: plain, port: p };
+            })();
+      const session = connect(port);
+      session.on('error', () => {});
+      try {
+        const started = performance.now();
+        const [stalled, silent, flowing] = await within(
+          Promise.all([
+            h2Body(session, '/stalled', ['abc'], 0, true),
+            // HEADERS without END_STREAM, then nothing at all.
+            h2Body(session, '/silent', [''], 0, true),
+            // 2.4 s in all, never 1 s without a part.
+            h2Body(session, '/flowing', ['a', 'b', 'c', 'd', 'e'], 600),
+          ]),
+          15000,
+          'the three streams',
+        );
+        const reason = '408 Request Timeout: the request body stalled for longer than body_timeout (1 s)\n';
+        for (const r of [stalled, silent]) {
+          assert.equal(r.status, 408);
+          assert.equal(r.body, reason);
+          assert.equal(r.rst, http2.constants.NGHTTP2_NO_ERROR);
+          assert.ok(r.at - started < 5000, `closed ${Math.round(r.at - started)} ms after it began`);
+        }
+        assert.equal(flowing.status, 200);
+        assert.equal(JSON.parse(flowing.body).b, 'abcde');
+        // The session serves on.
+        const after = await within(h2on(session, '/after', { method: 'POST', body: 'x' }), 10000, 'a request after them');
+        assert.equal(after.status, 200);
+        await until(() => /"POST \/silent HTTP\/2\.0" 408 /.test(s.stdout), 10000, 'the access log lines');
+        assert.match(s.stdout, /"POST \/stalled HTTP\/2\.0" 408 /);
+        assert.match(s.log, /HTTP\/2 request body from 127\.0\.0\.1 stalled for 1 s; answered 408 Request Timeout/);
+      } finally {
+        session.destroy();
+        await s.kill();
+      }
+    });
+  }
+});
+
+describe('the access log of an HTTP/2 request cut by a graceful stop', () => {
+  // A request still running at 80 % of graceful_timeout (here: a client that never reads its 8 MiB response,
+  // its flow-control window at 0) is cut as the worker exits: its 'close', where the line is written, came
+  // after the exit, and the request was in no log.
+  it('has its line, with the status that was sent', async () => {
+    const { s, port } = await start(['--graceful-timeout', '2', '--access-logfile', '-', fx('listener.ts')]);
+    const session = http2.connect(`https://127.0.0.1:${port}`, { rejectUnauthorized: false });
+    session.on('error', () => {});
+    try {
+      const req = session.request({ ':path': '/big?mb=8' });
+      req.on('error', () => {});
+      const closed = new Promise<number>((resolve) => req.on('close', () => resolve(req.rstCode ?? -1)));
+      await within(new Promise((resolve) => req.once('response', resolve)), 10000, 'the response head');
+      // Never read: the server can send a window's worth and no more.
+      req.pause();
+      s.signal('SIGTERM');
+      const { code } = await within(s.exited, 10000, 'the server to stop');
+      assert.equal(code, 0);
+      assert.notEqual(await within(closed, 10000, 'the stream to end'), http2.constants.NGHTTP2_NO_ERROR);
+      assert.match(s.log, /Graceful stop: cutting the requests still running at 80 % of graceful_timeout[^\n]*: GET \/big\?mb=8/);
+      assert.match(s.stdout, /"GET \/big\?mb=8 HTTP\/2\.0" 200 /);
+    } finally {
+      session.destroy();
+    }
+  });
+});
+
+describe('the header section of HTTP/1.1 over TLS', () => {
+  // Node's HTTP/2 server (HTTP/1.1 beside it, allowHTTP1) takes no HTTP/1 options: its HTTP/1.1 connections had
+  // the parser's default 16 KiB for the whole header section, and 9 fields of 2000 bytes (a few long cookies)
+  // got 431, "over 823298 bytes", where plain HTTP and --http-protocols h1 served them.
+  for (const protocols of ['h2,h1', 'h1']) {
+    it(`is bounded by the three limits added up, not Node's 16 KiB (--http-protocols ${protocols})`, async () => {
+      const { s, port } = await start(['--http-protocols', protocols, fx('whoami.ts')]);
+      const fields = (n: number, size: number): Record<string, string> =>
+        Object.fromEntries(Array.from({ length: n }, (_, i) => [`x-f${i}`, String(i % 10).repeat(size)]));
+      const h1With = (headers: Record<string, string>) =>
+        h1(port, { path: '/', headers, ALPNProtocols: ['http/1.1'], maxHeaderSize: 1 << 20 } as https.RequestOptions);
+      // 97 fields of 8000 bytes (with Host and Connection, 99): about 780 KB, each within limit_request_field_size.
+      assert.equal((await h1With(fields(97, 8000))).status, 200);
+      const over = await h1With(fields(97, 8200));
+      assert.equal(over.status, 431);
+      assert.match(over.body, /^431 Request Header Fields Too Large: a header field is over limit_request_field_size/);
+      await s.kill();
+    });
+  }
 });

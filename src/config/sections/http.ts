@@ -66,7 +66,8 @@ export const http = {
       'without holding anything but one idle socket; other clients are served meanwhile. Over TLS the ' +
       'handshake is part of the first request\'s time: a connection that has not brought a whole first request ' +
       'within it is closed, handshake done or not. An HTTP/2 connection that opens no stream this long after ' +
-      'it started gets a GOAWAY (its frames are nghttp2\'s to check). Not in Gunicorn.',
+      'it started is closed (h2c with a GOAWAY first), whatever PINGs or SETTINGS it sends (its frames are ' +
+      'nghttp2\'s to check). Not in Gunicorn.',
   }),
   bodyTimeout: numberSetting({
     key: 'bodyTimeout',
@@ -77,7 +78,8 @@ export const http = {
     short: 'While a request body is being received, the longest pause between two parts of it (0: no limit).',
     doc:
       'A body that stops flowing gets 408 (or, once the app has answered, the connection is closed). A ' +
-      'body that keeps flowing may take as long as it needs. Not in Gunicorn.',
+      'body that keeps flowing may take as long as it needs. Over HTTP/2 it holds for each stream: a stalled ' +
+      'one gets 408 (or is reset once the app has answered) and the session\'s other streams go on. Not in Gunicorn.',
   }),
   forwardedAllowIps: listSetting({
     key: 'forwardedAllowIps',
