@@ -112,13 +112,14 @@ async function main(): Promise<void> {
     return;
   }
   const serving = new Serving(runtime, served, d.listeners);
-  // A thread still busy with a connection it admitted at the end of that turn of its loop stops accepting, so
-  // that new connections go to an idle thread (or worker) instead of waiting, unread, behind a long request
-  // here (an event stream, a slow upstream). The check waits for the turn's check phase (setImmediate), before
-  // the next poll can accept again: a request whose bytes came with the connection and whose app answers at
-  // once is over by then, and costs no pause (a pause and a resume at every accept, as sync makes them, cost
-  // gthread 13 % of its requests/s at `Connection: close`). It resumes on a duplicate it makes itself: native
-  // dup() only, since a thread has no master to ask (see Leases). Without the module it accepts throughout.
+  // A thread still busy at the end of a turn of its loop in which it admitted a connection or started a request
+  // (on a kept-alive connection too) stops accepting, so that new connections go to an idle thread (or worker)
+  // instead of waiting, unread, behind a long request here (an event stream, a slow upstream). The check waits
+  // for the turn's check phase (setImmediate), before the next poll can accept again: a request whose bytes
+  // came with the connection and whose app answers at once is over by then, and costs no pause (a pause and a
+  // resume at every accept, as sync makes them, cost gthread 13 % of its requests/s at `Connection: close`). It
+  // resumes on a duplicate it makes itself: native dup() only, since a thread has no master to ask (see
+  // Leases). Without the module it accepts throughout.
   const dup = openDup();
   const switcher = typeof dup === 'string' ? null : new AcceptSwitch(serving, new Leases(null, dup), d.listeners.length);
   let checking = false;
@@ -126,16 +127,12 @@ async function main(): Promise<void> {
     checking = false;
     if (turns.busy) switcher!.pause();
   };
+  const checkAtTurnEnd = () => {
+    if (!checking) setImmediate(pauseIfBusy);
+    checking = true;
+  };
   const turns = new OneAtATime(serving, {
-    busy: switcher
-      ? {
-          onAdmit: () => {
-            if (!checking) setImmediate(pauseIfBusy);
-            checking = true;
-          },
-          onIdle: () => switcher.resume(),
-        }
-      : undefined,
+    busy: switcher ? { onAdmit: checkAtTurnEnd, onRun: checkAtTurnEnd, onIdle: () => switcher.resume() } : undefined,
     held: new HeldSockets(d.threads, d.held).writer(d.thread),
     keepAlive: true,
     maxConnections: Math.ceil(runtime.config.workerConnections / d.threads),

@@ -22,10 +22,10 @@ export interface HeldRegistry {
 
 /**
  * The connections each gthread thread holds back, by descriptor, in shared memory. A thread serves one
- * connection at a time. It stops accepting while it serves a new connection's request, but not while it serves
- * one that came on a kept-alive connection, nor at all without the native module (see docs/design.md): so
- * while its request awaits I/O, or before it is read, the thread may accept more and queue them behind it,
- * unread (paused since accept). If that request gets stuck and the master times the worker out (or the
+ * connection at a time. It stops accepting once a request of its own outlasts the loop turn that started it,
+ * but may accept one connection in that turn, and without the native module it never stops (see
+ * docs/design.md): so while its request awaits I/O, or before it is read, the thread may accept more and queue
+ * them behind it, unread (paused since accept). If that request gets stuck and the master times the worker out (or the
  * worker is replaced), the process's main thread claims them here (a compare-and-swap, so exactly one side
  * wins each) and sends them to the master, which hands them to a live worker: their clients are served, not
  * reset. A thread skips a connection it finds claimed, without closing it.

@@ -26,17 +26,20 @@ export interface Busy {
    * the loop (libuv accepts again on each turn while connections are pending).
    */
   onAdmit(): void;
+  /** A request starts running, on a new connection or a kept-alive one (gthread, which admitted nothing then). */
+  onRun?(): void;
   /** Nothing is running and nothing is queued. */
   onIdle(): void;
 }
 
 export interface OneAtATimeOptions {
   /**
-   * Lets the class stop accepting from the moment it holds a connection (sync, and a gthread thread where the
-   * native dup() is built), so the kernel keeps the others for idle workers or threads (and a worker killed for
-   * a timeout takes no one else's connection with it). Connections accepted while a request runs anyway (a
-   * thread without it, or one running a request on a kept-alive connection, which admitted nothing) queue
-   * here, unread, each recorded in `held` so the process can hand them over if the thread gets stuck.
+   * Lets the class stop accepting while it is busy (sync from the moment it holds a connection; a gthread
+   * thread, where the native dup() is built, once a request outlasts the turn that started it), so the kernel
+   * keeps the others for idle workers or threads (and a worker killed for a timeout takes no one else's
+   * connection with it). Connections accepted while a request runs anyway (by a thread without the module, or
+   * in the turn that started the request) queue here, unread, each recorded in `held` so the process can hand
+   * them over if the thread gets stuck.
    */
   readonly busy?: Busy;
   readonly held?: HeldRegistry;
@@ -242,6 +245,7 @@ export class OneAtATime {
     // post_request, the app's own listeners) belongs to the turn too. Node emits it one tick after 'finish',
     // or when the connection goes.
     res.once('close', this.turn(socket, true, this.#kept !== null && req.socket === socket));
+    this.#busy?.onRun?.();
     this.#app(req, res);
   }
 

@@ -25,16 +25,20 @@ const app = path.join(FIXTURES, 'apps', 'event-stream-term.ts');
 interface Stream {
   /** Resolves with the first event received: the stream is under way. */
   started: Promise<void>;
+  /** Whether the request went on a connection the agent had kept alive. */
+  reused: Promise<boolean>;
   /** Resolves when the response ends: what it carried, whether it ended whole, when. */
   ended: Promise<{ body: string; complete: boolean; at: number }>;
 }
 
-/** An event stream read with node:http, as an EventSource reads it. */
-function eventStream(port: number): Stream {
+/** An event stream read with node:http, as an EventSource reads it; on `agent`'s connections if given. */
+function eventStream(port: number, agent: http.Agent | false = false): Stream {
   let started!: () => void;
-  const s: Stream = { started: new Promise((r) => (started = r)), ended: null as never };
+  let reused!: (r: boolean) => void;
+  const s: Stream = { started: new Promise((r) => (started = r)), reused: new Promise((r) => (reused = r)), ended: null as never };
   s.ended = new Promise((resolve, reject) => {
-    const req = http.get({ host: '127.0.0.1', port, path: '/events', agent: false }, (res) => {
+    const req = http.get({ host: '127.0.0.1', port, path: '/events', agent }, (res) => {
+      reused(req.reusedSocket);
       assert.match(String(res.headers['content-type']), /^text\/event-stream/);
       let body = '';
       res.setEncoding('utf8');
@@ -150,5 +154,29 @@ describe('gthread: a thread serving a long request accepts no connection meanwhi
     s.signal('SIGTERM');
     await within(stream.ended, 10000, 'the event stream to end');
     assert.equal((await within(s.exited, 10000, 'the server to exit')).code, 0);
+  });
+
+  // The same when the stream is the second request of a kept-alive connection: its thread admitted nothing then.
+  it('and while the other serves an event stream on a kept-alive connection', async () => {
+    const s = new Server(['-b', '127.0.0.1:0', '-w', '1', '-k', 'gthread', '--threads', '2', app]);
+    const port = await s.port();
+    await s.waitFor(/Ready: 1 worker\(s\) serving/);
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      assert.equal((await request(port, '/', { agent })).body, 'slept 0');
+      const stream = eventStream(port, agent);
+      await within(stream.started, 10000, 'the first event');
+      assert.equal((await stream.reused).valueOf(), true, 'the stream came on the kept-alive connection');
+      for (let i = 0; i < 10; i++) {
+        const reply = await request(port, '/', { timeout: 3000 }).catch((err: Error) => err);
+        assert.ok(!(reply instanceof Error), `request ${i + 1} of 10 answered: ${reply instanceof Error ? reply.message : ''}`);
+        assert.equal(reply.body, 'slept 0');
+      }
+      s.signal('SIGTERM');
+      await within(stream.ended, 10000, 'the event stream to end');
+      assert.equal((await within(s.exited, 10000, 'the server to exit')).code, 0);
+    } finally {
+      agent.destroy();
+    }
   });
 });

@@ -174,7 +174,7 @@ export const server = {
       '64 descriptors open (ulimit -n) ...`). ' +
       'At the cap an async worker stops accepting until a connection closes, so new connections go to other ' +
       'workers or wait in the backlog; a connection is never accepted and then dropped. A gthread thread does ' +
-      'not stop accepting at its cap (it stops only while it serves a new connection), so each thread keeps at ' +
+      'not stop accepting at its cap (it stops only while a request of its own awaits I/O), so each thread keeps at ' +
       'most its share (this divided by `threads`, rounded up) of connections open: past it, its answers say ' +
       '`Connection: close`. The sync class serves one connection at a time. An open WebSocket or event ' +
       'stream is one connection for its whole life: with many of them, size this (and `ulimit -n`) for the ' +
