@@ -31,6 +31,7 @@ import { SystemdNotifier } from './notify.js';
 import type { LeasedHandle } from '../workers/leases.js';
 import { Reloader } from './reloader.js';
 import { Pidfile } from './pidfile.js';
+import { TicketKeys, ticketKeyPeriodMs } from './ticket-keys.js';
 import { WorkerHandle } from './worker-handle.js';
 
 /**
@@ -195,6 +196,8 @@ export class Arbiter implements HookServer {
   /** For the control socket's `show stats`: set when run() begins. */
   #startedAt = 0;
   readonly #stats = { spawned: 0, killed: 0, reloads: 0 };
+  /** TLS session-ticket keys shared by the workers (see ticket-keys.ts). */
+  readonly #ticketKeys = new TicketKeys(ticketKeyPeriodMs(process.env));
 
   constructor(private readonly opts: ArbiterOptions) {
     this.#resolved = opts.resolved;
@@ -425,6 +428,7 @@ export class Arbiter implements HookServer {
     this.checkPromotion();
     if (this.#stopAt && Date.now() >= this.#stopAt) this.beginStop('graceful');
     this.murderWorkers();
+    this.rotateTicketKeys();
     this.manageWorkers();
     this.announceReady();
     this.maybeFinish();
@@ -603,6 +607,7 @@ export class Arbiter implements HookServer {
       config: { ...serializableConfig(this.cfg), workers: this.numWorkers },
       listeners: listenerLayout(this.#listeners.map((l) => l.url), copies),
       masterPid: process.pid,
+      ticketKeys: this.#ticketKeys.forWorker(Boolean(this.cfg.certfile)),
     };
     w.send(init);
   }
@@ -847,6 +852,15 @@ export class Arbiter implements HookServer {
     const during = w.bootStep === null ? 'loading the app' : `in its ${w.bootStep} hook (the app is not at fault)`;
     const what = w.bootTimedOut ? ` while ${during}: not ready ${bootLimitS(this.cfg.timeout)} s after it started` : w.servingReport(now);
     this.log.critical(`WORKER TIMEOUT (pid:${w.pid})${what}`);
+  }
+
+  /** Every worker changes to new ticket keys at once, when the current ones are a period old. */
+  private rotateTicketKeys(): void {
+    if (!this.cfg.certfile) return;
+    const keys = this.#ticketKeys.rotated();
+    if (keys === null) return;
+    this.log.debug('TLS session-ticket keys rotated: tickets issued before now need a full handshake');
+    this.broadcast({ t: 'ticketKeys', keys });
   }
 
   private broadcast(m: MasterMessage): void {

@@ -119,6 +119,8 @@ export class HttpLayer {
   readonly #headerMs: number;
   /** What the app's own server listened for itself (see AppExpectations). */
   readonly #app: AppExpectations;
+  /** The server is a TLS server tunicorn made (--certfile), HTTP/2 or not: it takes the master's ticket keys. */
+  readonly #madeTls: boolean;
 
   constructor(
     cfg: Config,
@@ -138,6 +140,7 @@ export class HttpLayer {
     this.#handler = this.gateRequests()(listener);
     const handler = this.#handler;
     const tlsOptions = tlsOptionsOf(cfg);
+    this.#madeTls = tlsOptions !== null;
     const h2 = tlsOptions !== null && cfg.httpProtocols.includes('h2');
     this.#countsBodyBytes = Boolean(cfg.accesslog) && formatNeedsBodyBytes(cfg.accessLogFormat);
     if (this.#countsBodyBytes) {
@@ -233,6 +236,18 @@ export class HttpLayer {
       if (h2) this.server.on('stream', (stream: http2.ServerHttp2Stream) => this.firstRequestCame(stream.session?.socket));
     }
     if (tlsOptions) this.trackSessions(this.server);
+  }
+
+  /**
+   * The master's TLS session-ticket keys (base64, 48 bytes), shared by every worker and thread: a client then
+   * resumes its session whichever worker the kernel hands its next connection to (Node makes random keys per
+   * server otherwise). Replacing them ends the tickets issued under the old ones (Node holds one key). An
+   * app's own https.Server keeps its keys: its TLS is the app's, which may share keys of its own (the
+   * `ticketKeys` option), and Node does not tell those from the random ones it made. False: not applied.
+   */
+  useTicketKeys(keys: string): boolean {
+    if (this.#madeTls) (this.server as tls.Server).setTicketKeys(Buffer.from(keys, 'base64'));
+    return this.#madeTls;
   }
 
   /**

@@ -42,6 +42,12 @@ export type MasterMessage =
       readonly config: Record<string, unknown>;
       readonly listeners: readonly ListenerInfo[];
       readonly masterPid: number;
+      /**
+       * TLS only: the session-ticket keys every worker's TLS server uses (48 bytes, base64), so that a
+       * client resumes its session on whichever worker gets its next connection. Not in `config`: the hooks
+       * see that, and keys belong in no log.
+       */
+      readonly ticketKeys: string | null;
     }
   /**
    * Stop: graceful finishes in-flight requests within graceful_timeout; otherwise exit now. `drain` (TERM):
@@ -51,6 +57,8 @@ export type MasterMessage =
    */
   | { readonly t: 'stop'; readonly graceful: boolean; readonly drain?: boolean; readonly handOver?: boolean }
   | { readonly t: 'reopen' }
+  /** New TLS session-ticket keys (base64): the master rotates them (see src/arbiter/ticket-keys.ts). */
+  | { readonly t: 'ticketKeys'; readonly keys: string }
 
   /**
    * A fresh duplicate of listener `listener`'s socket, sent as the message's handle (SCM_RIGHTS). A worker

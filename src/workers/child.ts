@@ -102,6 +102,7 @@ class WorkerProcess {
     private readonly leases: Leases,
   ) {
     this.runtime = new WorkerRuntime(init.config as unknown as Config, hooks, init.id, init.age, init.masterPid, send);
+    this.runtime.setTicketKeys(init.ticketKeys);
     if (this.runtime.config.captureOutput) captureStdio(() => this.runtime.log);
     keepOnBrokenPipe(() => this.runtime.log);
   }
@@ -302,6 +303,10 @@ class WorkerProcess {
         if (problems.length > 0) send({ t: 'reopenFailed', problems });
         return;
       }
+      case 'ticketKeys':
+        // The TLS server (or each gthread thread's) takes them; while it is not made yet, it will read them.
+        this.runtime.setTicketKeys(m.keys);
+        return;
       case 'lease':
       case 'adopt':
         return; // routed with its handle in main()
@@ -320,6 +325,8 @@ function main(): void {
    * database that does not answer) where the master's stop should not wait for it.
    */
   let loading: WorkerProcess | null = null;
+  /** Ticket keys rotated while the config file's hooks load, before there is a WorkerProcess to take them. */
+  let rotatedKeys: string | null = null;
   const stopEarly = (graceful: boolean, drain: boolean, handOver = false) => {
     if (worker) worker.onMessage({ t: 'stop', graceful, drain, handOver });
     else if (loading) loading.onMessage({ t: 'stop', graceful, drain, handOver: false });
@@ -352,6 +359,10 @@ function main(): void {
       return;
     }
     if (m.t === 'stop') return stopEarly(m.graceful, m.drain ?? false, m.handOver ?? false);
+    if (m.t === 'ticketKeys') {
+      rotatedKeys = m.keys;
+      return (worker ?? loading)?.onMessage(m);
+    }
     worker?.onMessage(m);
   });
 
@@ -370,6 +381,7 @@ function main(): void {
       }
     }
     const w = new WorkerProcess(init, hooks, leases);
+    w.runtime.setTicketKeys(rotatedKeys);
     process.off('SIGINT', early).off('SIGTERM', early).off('SIGQUIT', early);
     process.on('SIGTERM', w.onTerm);
     process.on('SIGINT', () => w.quickStop('SIGINT'));

@@ -45,6 +45,8 @@ export interface ThreadData {
   readonly threads: number;
   /** 0: no heartbeat (timeout 0). */
   readonly beatMs: number;
+  /** TLS: the master's session-ticket keys (base64), shared by every thread of every worker. */
+  readonly ticketKeys: string | null;
 }
 
 /** Thread -> process. */
@@ -68,6 +70,8 @@ export type ToThread =
   | { readonly t: 'go' }
   | { readonly t: 'stop'; readonly graceful: boolean; readonly drain: boolean }
   | { readonly t: 'reopen' }
+  /** The master rotated the TLS session-ticket keys (base64). */
+  | { readonly t: 'ticketKeys'; readonly keys: string }
   /** Serve this connection, handed over from a timed-out worker: a descriptor the process received. */
   | { readonly t: 'adopt'; readonly listener: number; readonly fd: number };
 
@@ -89,6 +93,7 @@ async function main(): Promise<void> {
     // This thread's process.stdout too: a logger that finds it untouched writes to descriptor 1 itself (pino,
     // Fastify's logger, does: sonic-boom), past the process's captured stream.
     if (runtime.config.captureOutput) captureStdio(() => runtime.log);
+    runtime.setTicketKeys(d.ticketKeys);
     runtime.shareCount(new Int32Array(d.sab, 4 * d.threads, 1));
     shareStatsdWarning(new Int32Array(d.sab, 4 * (d.threads + 1), 1));
     runtime.watchdog = new ThreadSlots(d.threads, d.slots).writer(d.thread);
@@ -171,6 +176,9 @@ async function main(): Promise<void> {
       }
       case 'reopen':
         runtime.reopenLogs();
+        return;
+      case 'ticketKeys':
+        runtime.setTicketKeys(m.keys);
         return;
       case 'adopt':
         // Refused while stopping: this thread owns the descriptor, so it closes it (the client sees a reset).

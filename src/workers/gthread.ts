@@ -97,6 +97,7 @@ export class GthreadWorker implements WorkerClass {
         kept: this.#kept.sab,
         threads: n,
         beatMs: every / 2,
+        ticketKeys: runtime.ticketKeys,
       };
       const worker = new (lazy.workerThreads().Worker)(THREAD_ENTRY, { workerData: data });
       this.#threads.push(worker);
@@ -167,6 +168,10 @@ export class GthreadWorker implements WorkerClass {
         }),
       );
     }
+    // Each thread has its own TLS server: rotated ticket keys go to all of them.
+    runtime.onTicketKeys((keys) => {
+      for (const w of this.#threads) w.postMessage({ t: 'ticketKeys', keys } satisfies ToThread);
+    });
     this.#seen = Array.from({ length: n }, () => 0);
     this.#seenAt = Array.from({ length: n }, () => Date.now());
     await Promise.all(ready);

@@ -138,6 +138,10 @@ export class WorkerRuntime {
    */
   termListeners: { stoppedAt: number; own: unknown } | null = null;
   #shutdown: Promise<void> | null = null;
+  /** TLS: the session-ticket keys the master shares (base64; see src/arbiter/ticket-keys.ts), null without TLS. */
+  #ticketKeys: string | null = null;
+  /** Who applies new ticket keys: this process's or thread's TLS server, a gthread worker's threads. */
+  readonly #ticketKeyUsers: ((keys: string) => void)[] = [];
   /** When this worker's (or thread's) stop began: the app's close is bounded from it. */
   #stopBegan = 0;
 
@@ -156,6 +160,23 @@ export class WorkerRuntime {
     this.server = { pid: masterPid, cfg: config, log: this.log, numWorkers: config.workers };
     const jitter = config.maxRequestsJitter > 0 ? Math.floor(Math.random() * (config.maxRequestsJitter + 1)) : 0;
     this.maxRequests = config.maxRequests > 0 ? config.maxRequests + jitter : 0;
+  }
+
+  /** The master's TLS session-ticket keys (base64), null without TLS. */
+  get ticketKeys(): string | null {
+    return this.#ticketKeys;
+  }
+
+  /** New ticket keys from the master (at boot, and at each rotation): passed on to those who apply them. */
+  setTicketKeys(keys: string | null): void {
+    if (keys === null || keys === this.#ticketKeys) return;
+    this.#ticketKeys = keys;
+    for (const use of this.#ticketKeyUsers) use(keys);
+  }
+
+  /** Calls `use` with each new set of ticket keys from now on (the current ones are `ticketKeys`). */
+  onTicketKeys(use: (keys: string) => void): void {
+    this.#ticketKeyUsers.push(use);
   }
 
   /** What the error log says when the access log cannot be written (a full disk), and when it can again. */

@@ -135,6 +135,11 @@ export class Serving {
     }
     this.http = this.layer.server as http.Server;
     if (ownsProxyTrust) this.layer.keepPeer();
+    const layer = this.layer;
+    if (runtime.ticketKeys !== null) layer.useTicketKeys(runtime.ticketKeys);
+    runtime.onTicketKeys((keys) => {
+      if (layer.useTicketKeys(keys)) runtime.log.debug('TLS session-ticket keys rotated: this server issues and accepts tickets under the new ones');
+    });
     this.#acceptors = listeners.map(() => null);
     const { workerClass, workerConnections } = runtime.config;
     this.#descriptors = new DescriptorWatch((open, limit) =>
