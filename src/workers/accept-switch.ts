@@ -16,8 +16,6 @@ export class AcceptSwitch {
   readonly #state: State[];
   readonly #spare: (Promise<Lease> | null)[];
   #paused = false;
-  /** keepAccepting() was called: pause() does nothing. */
-  #kept = false;
 
   constructor(
     private readonly serving: Serving,
@@ -32,18 +30,8 @@ export class AcceptSwitch {
     return this.#paused;
   }
 
-  /**
-   * From now on it accepts whatever the class is doing: a gthread thread's stop, whose backlog drain waits
-   * while it does not accept (Serving.drainBacklog), and whose request may be an event stream that ends only
-   * once the drain is over (the app's shutdown ends it).
-   */
-  keepAccepting(): void {
-    this.#kept = true;
-    this.resume();
-  }
-
   pause(): void {
-    if (this.#paused || this.#kept) return;
+    if (this.#paused) return;
     this.#paused = true;
     this.reconcile();
   }
@@ -54,9 +42,28 @@ export class AcceptSwitch {
     this.reconcile();
   }
 
+  /**
+   * The stop closed the listeners for good while this was paused (a drain that did not wait for it to
+   * resume): the duplicates kept to resume on are listening sockets too, and would stay open in this process
+   * (a thread's, until the whole process exits). Resolves once they are closed.
+   */
+  dropSpares(): Promise<void> {
+    const closing: Promise<void>[] = [];
+    for (let i = 0; i < this.#spare.length; i++) {
+      const spare = this.#spare[i];
+      this.#spare[i] = null;
+      // A close that fails (EBADF) must not fail the stop: the descriptor is gone either way.
+      if (spare) closing.push(spare.then(closeLease).catch(() => {}));
+    }
+    return Promise.all(closing).then(() => {});
+  }
+
   private reconcile(): void {
+    if (this.serving.acceptorsClosed) {
+      void this.dropSpares();
+      return;
+    }
     for (let i = 0; i < this.#state.length; i++) {
-      if (this.serving.acceptorsClosed) return;
       if (this.#paused && this.#state[i] === 'listening') {
         // The duplicate first: made here, it is a copy of the descriptor about to be closed.
         const spare = this.#spare[i] ?? this.leases.request(i, this.serving.acceptorFd(i));

@@ -136,6 +136,9 @@ async function main(): Promise<void> {
     if (!checking) setImmediate(pauseIfBusy);
     checking = true;
   };
+  // Busy with an event stream at a TERM, it drains nothing (Serving.drainSkipsStreams); otherwise, as a sync
+  // worker does, it stays paused during the stop while busy, and drains the backlog once idle.
+  serving.drainSkipsStreams = true;
   const turns = new OneAtATime(serving, {
     busy: switcher ? { onAdmit: checkAtTurnEnd, onRun: checkAtTurnEnd, onIdle: () => switcher.resume() } : undefined,
     held: new HeldSockets(d.threads, d.held).writer(d.thread),
@@ -161,13 +164,14 @@ async function main(): Promise<void> {
         return;
       case 'stop': {
         stopping = true;
-        switcher?.keepAccepting();
         runtime.acceptDrain = m.drain;
         if (m.graceful) runtime.termListeners = { stoppedAt: Date.now(), own: null };
         const shutdown = () => runtime.shutdownApp(m.graceful, () => served.close?.());
         void runtime
           .finishStop(serving.stop(m.graceful, shutdown), shutdown)
           .catch((err) => runtime.logStopError(err, 'Error while stopping a thread'))
+          // Awaited: process.exit() ends the thread before any promise callback queued after it.
+          .then(() => switcher?.dropSpares())
           .finally(() => {
             runtime.closeLogs();
             process.exit(0);

@@ -152,6 +152,15 @@ export class Serving {
     );
   }
 
+  /**
+   * A TERM drain that finds this class busy with an event stream, with nothing else open but other streams
+   * and upgraded connections, ends at once (a gthread thread sets it): the stream ends only with the app's
+   * shutdown, which runs after the drain, so a paused thread's drain waited for it until the cut at 80 % of
+   * graceful_timeout, and one that accepted queued each new connection behind it, unread, to be reset at the
+   * cut. The worker's other threads, and the other workers, drain the backlog.
+   */
+  drainSkipsStreams = false;
+
   get stopping(): boolean {
     return this.#stopping !== null;
   }
@@ -340,6 +349,12 @@ export class Serving {
     run().catch(() => {});
   }
 
+  /** An event stream runs, and every connection still open carries one or is upgraded (drainSkipsStreams). */
+  private streamsOnly(): boolean {
+    const streams = this.runtime.eventStreamConnections();
+    return streams > 0 && this.#open.size <= this.#upgraded.size + streams;
+  }
+
   /**
    * Graceful: stop accepting (the other workers, or the backlog, take new connections), answer every
    * request still to come on open connections with `Connection: close`, close idle keep-alive connections
@@ -423,6 +438,9 @@ export class Serving {
     return new Promise((resolve) => {
       let end = Date.now() + DRAIN_ACCEPT_MAX_MS;
       const check = () => {
+        // Busy with an event stream (paused, or on a kept-alive connection), and nothing else but upgraded
+        // connections: whatever it accepted would wait behind the stream (drainSkipsStreams).
+        if (this.drainSkipsStreams && this.streamsOnly()) return resolve();
         const before = this.#accepted;
         const listening = this.#acceptors.every((a) => a !== null);
         // Time spent paused does not count against the bound: the class is serving what it accepted. An async

@@ -7,7 +7,9 @@
  * - the same for an event stream over HTTP/2 (TLS)
  * - the access log has the line of an event stream that is still running when the worker exits (sync, whose
  *   stream holds the worker until the cut at 80 % of graceful_timeout), with the bytes sent
- * - a gthread thread serving an event stream accepts no connection meanwhile: they go to the idle thread
+ * - a gthread thread serving an event stream (on a new or a kept-alive connection) accepts no connection
+ *   meanwhile: they go to the idle thread, during a TERM drain too (the connections waiting in the backlog go
+ *   to the thread that frees up)
  */
 import assert from 'node:assert/strict';
 import http from 'node:http';
@@ -178,5 +180,33 @@ describe('gthread: a thread serving a long request accepts no connection meanwhi
     } finally {
       agent.destroy();
     }
+  });
+
+  // Before, each thread accepted again at the stop: the one serving the stream took about half of the
+  // connections waiting in the backlog, queued them behind it, unread, and they were reset at the cut (80 % of
+  // graceful_timeout), the stream with them. Now it stays paused and drains nothing; the other thread drains
+  // the backlog once its slow request is over, and the app's SIGTERM listener ends the stream at once.
+  it('TERM: connections waiting in the backlog go to the thread that frees up, not behind an event stream', async () => {
+    const s = new Server(['-b', '127.0.0.1:0', '-w', '1', '-k', 'gthread', '--threads', '2', '--graceful-timeout', '10', app]);
+    const port = await s.port();
+    await s.waitFor(/Ready: 1 worker\(s\) serving/);
+    const stream = eventStream(port);
+    await within(stream.started, 10000, 'the first event');
+    // The other thread is busy too: what comes now waits in the backlog, for whichever thread accepts it.
+    const slow = request(port, '/?ms=1500', { timeout: 10000 });
+    await s.waitFor(/fixture: request for 1500 ms/);
+    const termAt = Date.now();
+    s.signal('SIGTERM');
+    const replies = await Promise.all(
+      Array.from({ length: 10 }, () => request(port, '/', { timeout: 9000 }).then((r) => r.body, (err: Error) => err.message)),
+    );
+    assert.deepEqual(replies, Array(10).fill('slept 0'), 'every connection made during the drain is answered');
+    assert.equal((await slow).body, 'slept 1500');
+    const ended = await within(stream.ended, 10000, 'the event stream to end');
+    assert.ok(ended.body.endsWith('event: bye\ndata: server stopping\n\n'), `the app's last event: ${JSON.stringify(ended.body.slice(-60))}`);
+    assert.ok(ended.at - termAt < 5000, `the stream ended ${ended.at - termAt} ms after TERM, before the cut at 8 s`);
+    assert.equal((await within(s.exited, 10000, 'the server to exit')).code, 0);
+    await within(s.drained, 10000, 'the log to end');
+    assert.doesNotMatch(s.log, /Graceful stop: cutting/);
   });
 });
