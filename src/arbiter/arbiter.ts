@@ -31,6 +31,7 @@ import { SystemdNotifier } from './notify.js';
 import type { LeasedHandle } from '../workers/leases.js';
 import { Reloader } from './reloader.js';
 import { Pidfile } from './pidfile.js';
+import { applyReload } from './start-only.js';
 import { TicketKeys, ticketKeyPeriodMs } from './ticket-keys.js';
 import { WorkerHandle } from './worker-handle.js';
 
@@ -269,11 +270,7 @@ export class Arbiter implements HookServer {
       for (const l of this.#listeners) if (l.file) chownSync(l.file, identity.uid, identity.gid);
     }
     // Also for inherited sockets: listen() again on a listening socket only sets its backlog.
-    // Not of the default (2048, Gunicorn's), which kernels before 5.4 (somaxconn 128) cap on every start.
-    const cap = this.#resolved.sources.backlog === 'default' ? null : backlogCap();
-    if (cap !== null && this.cfg.backlog > cap) {
-      this.log.warning(`backlog ${this.cfg.backlog} is above the kernel's net.core.somaxconn (${cap}), which caps it: at most ${cap} connections wait in each queue; raise it (sysctl -w net.core.somaxconn=${this.cfg.backlog}) or lower backlog`);
-    }
+    this.checkBacklogCap();
     let healthLine: string | null = null;
     try {
       await primeListeners(this.#listeners.map((l) => l.fd), this.cfg.backlog, this.#listeners.map((l) => l.url));
@@ -305,12 +302,9 @@ export class Arbiter implements HookServer {
       if (this.cfg.errorlog === '-') this.log.warning('capture_output (--capture-output) does nothing while the error log is stderr: set --error-logfile FILE');
       captureStdio(() => this.log);
     }
-    this.checkOpenFileLimit();
+    this.checkWorkerSettings();
     if (this.cfg.reloadExtraFile.length > 0 && !this.cfg.reload) {
       this.log.warning('reload_extra_file (--reload-extra-file) is watched only with --reload, which is off: no file is watched');
-    }
-    if (this.cfg.threads > 1 && this.cfg.workerClass !== 'gthread') {
-      this.log.warning(`threads (--threads ${this.cfg.threads}) applies to gthread workers only; ${this.cfg.workerClass} workers ignore it`);
     }
     // Gunicorn's upgrade protocol: the new master writes PIDFILE.2 and renames it when the old one is gone.
     if (this.cfg.pidfile) {
@@ -352,6 +346,22 @@ export class Arbiter implements HookServer {
   /** As Gunicorn: a port still held (a server that is stopping) is tried 5 times, 1 s apart, each retry logged. */
   private bindRetry(): BindRetry {
     return { attempts: BIND_ATTEMPTS, delayMs: 1000, say: (line) => this.log.error(line) };
+  }
+
+  /** At start, and on a reload that changes them (the new workers follow them). */
+  private checkWorkerSettings(): void {
+    this.checkOpenFileLimit();
+    if (this.cfg.threads > 1 && this.cfg.workerClass !== 'gthread') {
+      this.log.warning(`threads (--threads ${this.cfg.threads}) applies to gthread workers only; ${this.cfg.workerClass} workers ignore it`);
+    }
+  }
+
+  /** Not of the default (2048, Gunicorn's), which kernels before 5.4 (somaxconn 128) cap on every start. */
+  private checkBacklogCap(): void {
+    const cap = this.#resolved.sources.backlog === 'default' ? null : backlogCap();
+    if (cap !== null && this.cfg.backlog > cap) {
+      this.log.warning(`backlog ${this.cfg.backlog} is above the kernel's net.core.somaxconn (${cap}), which caps it: at most ${cap} connections wait in each queue; raise it (sysctl -w net.core.somaxconn=${this.cfg.backlog}) or lower backlog`);
+    }
   }
 
   /**
@@ -904,6 +914,9 @@ export class Arbiter implements HookServer {
       checkLogFiles(next.config);
       // And the certificate: new workers load it, and a bad one would crash each of them.
       tlsWarnings = checkTls(next.config);
+      // A user the master cannot switch to (it does not run as root) would fail every new worker's boot, again
+      // and again, as at the start (run()).
+      checkCanSwitch(resolveIdentity(next.config.user, next.config.group));
       if (next.config.errorlog !== this.cfg.errorlog || next.config.loglevel !== this.cfg.loglevel)
         log = new ErrorLog(next.config.errorlog, next.config.loglevel);
     } catch (err) {
@@ -911,8 +924,9 @@ export class Arbiter implements HookServer {
       return;
     }
     const old = this.cfg;
-    this.#resolved = next;
-    this.cfg = next.config;
+    const applied = applyReload(this.opts.resolved.config, next.config);
+    this.#resolved = { ...next, config: applied.config };
+    this.cfg = applied.config;
     this.prepareLogsForWorkers(made);
     // As Gunicorn's reload: the title follows a changed proc_name (the new workers take it from the config).
     process.title = `tunicorn: master [${this.name}]`;
@@ -922,21 +936,17 @@ export class Arbiter implements HookServer {
     }
     // A certificate outside its validity is served (OpenSSL loads it), but clients refuse it.
     for (const w of tlsWarnings) this.log.warning(w);
-    if (old.bind.join() !== this.cfg.bind.join())
-      this.log.warning('bind changed in the config: a reload keeps the bound sockets; restart to rebind');
-    if ((old.healthBind ?? '') !== (this.cfg.healthBind ?? ''))
-      this.log.warning('health_bind changed in the config: a reload keeps the health endpoint; restart to move it');
+    for (const line of applied.warnings) this.log.warning(line);
+    // The new workers listen() again on the shared sockets with the new backlog, which sets it: capped as at start.
+    if (old.backlog !== this.cfg.backlog) this.checkBacklogCap();
+    if (old.workerClass !== this.cfg.workerClass) this.log.info(`Using worker: ${this.cfg.workerClass} (from the new workers on)`);
+    if (old.workerClass !== this.cfg.workerClass || old.threads !== this.cfg.threads || old.workerConnections !== this.cfg.workerConnections)
+      this.checkWorkerSettings();
     if (old.statsdHost !== this.cfg.statsdHost || old.statsdPrefix !== this.cfg.statsdPrefix || old.dogstatsdTags !== this.cfg.dogstatsdTags) {
       // The new workers read the new settings; the master's own client is replaced here.
       this.#statsd?.close();
       this.#statsd = this.openStatsd();
     }
-    if (
-      (old.controlSocket ?? '') !== (this.cfg.controlSocket ?? '') ||
-      old.controlSocketDisable !== this.cfg.controlSocketDisable ||
-      old.controlSocketMode !== this.cfg.controlSocketMode
-    )
-      this.log.warning('control_socket changed in the config: a reload keeps the control socket as it is (its path and mode); restart to change it');
     this.#stats.reloads++;
     await this.runHook('onReload', this);
     this.#notify({ RELOADING: 1, MONOTONIC_USEC: (process.hrtime.bigint() / 1000n).toString(), STATUS: 'Reloading' });

@@ -7,7 +7,9 @@
  * - USR2 upgrade on a Unix socket: the old master leaves the socket file to the new one, which names it and
  *   removes it once promoted, also when it was bound by a relative path
  * - HUP re-reads the config file: a new worker count and log level take effect; a config that no longer
- *   loads keeps the running one and logs why
+ *   loads keeps the running one and logs why; a setting only a restart applies (pidfile, chdir, preload,
+ *   reload, capture_output, umask) is said in one line each, while the file differs, and the running config
+ *   keeps the start's value; a new backlog above somaxconn is said as at the start, a new worker class in one line
  * - as PID 1 (in a PID namespace of its own, as in a container), the master reaps the orphans it adopts
  */
 import assert from 'node:assert/strict';
@@ -16,11 +18,13 @@ import { existsSync, mkdtempSync, readFileSync, symlinkSync, unlinkSync, writeFi
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { after, describe, it } from 'node:test';
 import { Load, stopAllLoads } from '../helpers/load.js';
 import { alive, childrenOf, FIXTURES, request, Server, stopAll, until } from '../helpers/server.js';
 
 const APP = path.join(FIXTURES, 'zero-downtime-app.mjs');
+const CTL = fileURLToPath(new URL('../../dist/cli/ctl.js', import.meta.url));
 
 /** Kills what is left of a server's process group (a master started by USR2 is not the test's child). */
 function killGroup(pid: number): void {
@@ -191,6 +195,60 @@ describe('HUP with a new control socket mode', () => {
     await s.waitFor(/\[WARNING\] control_socket changed in the config: a reload keeps the control socket as it is \(its path and mode\); restart to change it/, 20000, from);
     s.signal('SIGTERM');
     assert.equal((await s.exited).code, 0);
+  });
+});
+
+describe('HUP with settings only a restart applies', () => {
+  it('says so in one line each, keeps what the start made, says it again while the file differs, and not once it is put back', async () => {
+    const cfg = path.join(tmp, 'start-only.config.mjs');
+    const pid1 = path.join(tmp, 'start-only-1.pid');
+    const pid2 = path.join(tmp, 'start-only-2.pid');
+    const sock = path.join(tmp, 'start-only.ctl');
+    const first = { workers: 1, pidfile: pid1, controlSocket: sock, backlog: 64 };
+    writeFileSync(cfg, `export default ${JSON.stringify(first)};\n`);
+    const s = new Server(['-b', '127.0.0.1:0', '-c', cfg, APP]);
+    const port = await s.port();
+    await s.waitFor(/Ready: 1 worker/);
+    const somaxconn = Number(readFileSync('/proc/sys/net/core/somaxconn', 'utf8'));
+    const lines = [
+      /\[WARNING\] pidfile changed in the config: a reload keeps the pidfile the start wrote; restart to move it\n/,
+      /\[WARNING\] chdir changed in the config: a reload keeps the working directory of the start; restart to change it\n/,
+      /\[WARNING\] preload changed in the config: the master loads the app \(--preload\) at the start only; restart to apply it\n/,
+      /\[WARNING\] reload changed in the config: a reload keeps the file watcher as it is \(reload, reload_extra_file\); restart to change it\n/,
+      /\[WARNING\] capture_output changed in the config: the new workers follow it, the master's own stdout and stderr stay as they are; restart to change it\n/,
+      /\[WARNING\] umask changed in the config: it applies to the socket files bound at the start, which a reload keeps; restart to apply it\n/,
+    ];
+    // backlog applies (the new workers listen() again with it): capped by somaxconn as at the start.
+    const second = { ...first, pidfile: pid2, chdir: tmp, preload: true, reload: true, captureOutput: true, umask: '0o77', backlog: somaxconn + 1, workerClass: 'gthread' };
+    writeFileSync(cfg, `export default ${JSON.stringify(second)};\n`);
+    let from = s.log.length;
+    s.signal('SIGHUP');
+    await s.waitFor(/Ready: 1 worker/, 30000, from);
+    for (const re of lines) assert.match(s.log.slice(from), re);
+    assert.match(s.log.slice(from), new RegExp(`\\[WARNING\\] backlog ${somaxconn + 1} is above the kernel's net.core.somaxconn \\(${somaxconn}\\)`));
+    assert.match(s.log.slice(from), /\[INFO\] Using worker: gthread \(from the new workers on\)\n/);
+    assert.ok(existsSync(pid1) && !existsSync(pid2), 'the pidfile stays where the start wrote it');
+    // The running configuration is what runs: the start's pidfile.
+    const shown = spawnSync(process.execPath, [CTL, '-s', sock, '-j', '-c', 'show config'], { encoding: 'utf8' });
+    assert.equal(JSON.parse(shown.stdout).pidfile, pid1, shown.stderr);
+    assert.equal((await request(port, '/pid')).status, 200);
+
+    // Still not applied: said again.
+    from = s.log.length;
+    s.signal('SIGHUP');
+    await s.waitFor(/Ready: 1 worker/, 30000, from);
+    assert.match(s.log.slice(from), lines[0]!);
+
+    // Put back: nothing to say.
+    writeFileSync(cfg, `export default ${JSON.stringify(first)};\n`);
+    from = s.log.length;
+    s.signal('SIGHUP');
+    await s.waitFor(/Ready: 1 worker/, 30000, from);
+    assert.doesNotMatch(s.log.slice(from), /changed in the config/);
+    assert.match(s.log.slice(from), /\[INFO\] Using worker: async \(from the new workers on\)\n/);
+    s.signal('SIGTERM');
+    assert.equal((await s.exited).code, 0);
+    assert.ok(!existsSync(pid1), 'the pidfile removed at the stop');
   });
 });
 

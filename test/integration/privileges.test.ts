@@ -5,9 +5,10 @@
  * - --initgroups: the workers get the user's supplementary groups from /etc/group
  * - --umask: a Unix socket file gets 0777 & ~umask, owned by the workers' user
  * - an unknown user or group stops the server at start with one line
+ * - --user in a master not started as root: refused at start, and by a HUP (the running workers serve on)
  */
 import assert from 'node:assert/strict';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, statSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -146,5 +147,32 @@ describe('privileges', { skip: isRoot ? false : 'needs root' }, () => {
       assert.match(s.log, re);
       assert.doesNotMatch(s.log, /^OK: /m);
     }
+  });
+
+  it('--user named by a HUP when not started as root: the reload is refused in one line, the workers serve on', async () => {
+    const wrapper = ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'];
+    // Readable by nobody, which reads it again on the HUP.
+    const dir = mkdtempSync(path.join(tmpdir(), 'tunicorn-priv-hup-'));
+    chmodSync(dir, 0o755);
+    const cfg = path.join(dir, 'hup-user.config.mjs');
+    writeFileSync(cfg, 'export default { workers: 1 };\n');
+    chmodSync(cfg, 0o644);
+    const s = new Server(['-b', '127.0.0.1:0', '-c', cfg, fx('whoami.ts')], { wrapper });
+    const port = await s.port();
+    const [pid] = await s.workersBooted(1);
+    await s.waitFor(/Ready: 1 worker/);
+    writeFileSync(cfg, "export default { workers: 1, user: 'root' };\n");
+    const from = s.log.length;
+    s.signal('SIGHUP');
+    await s.waitFor(
+      /\[ERROR\] Reload failed, keeping the running configuration: user\/group \(--user, --group\) need tunicorn to start as root \(it runs as uid 65534\); start it as root or leave them out\n/,
+      20000,
+      from,
+    );
+    assert.doesNotMatch(s.log.slice(from), /Booting worker|failed to boot/);
+    assert.deepEqual(childrenOf(s.pid), [pid]);
+    assert.equal((await request(port, '/')).status, 200);
+    s.signal('SIGTERM');
+    assert.equal((await s.exited).code, 0);
   });
 });

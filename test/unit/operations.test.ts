@@ -1,6 +1,6 @@
 /**
  * Pure logic of the operations features: which inherited sockets a master takes (USR2, systemd), what the
- * workers' environment hides, and --reload-extra-file globs.
+ * workers' environment hides, --reload-extra-file globs, and what a reload (HUP) keeps from the start.
  */
 import assert from 'node:assert/strict';
 import { chmodSync, mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -9,6 +9,7 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import { upgradeNodeBinary } from '../../src/arbiter/node-binary.js';
 import { globToRegExp } from '../../src/arbiter/reloader.js';
+import { applyReload } from '../../src/arbiter/start-only.js';
 import { resolveConfig } from '../../src/config/resolve.js';
 import { inheritedSockets, workerEnv } from '../../src/listeners/inherit.js';
 
@@ -99,5 +100,32 @@ describe('the Node.js binary a USR2 master runs', () => {
     assert.equal(upgradeNodeBinary('node', {}, dir, '/fallback'), '/fallback');
     assert.equal(upgradeNodeBinary(path.join(dir, 'gone/node'), {}, '/', '/fallback'), '/fallback');
     assert.equal(upgradeNodeBinary('', P('a'), '/', '/fallback'), '/fallback');
+  });
+});
+
+describe('a reload of settings only a restart applies', () => {
+  const resolve = (fileValues: Record<string, unknown>) => resolveConfig({ argv: ['app'], env: {}, cwd: '/nonexistent', fileValues }).then((r) => r.config);
+
+  it('keeps the start value of each changed one and says it; the rest of the new config runs', async () => {
+    const start = await resolve({ pidfile: '/run/a.pid', bind: ['127.0.0.1:8000'], workers: 2 });
+    const next = await resolve({ pidfile: '/run/b.pid', bind: ['127.0.0.1:9000'], workers: 3, chdir: '/srv', captureOutput: true });
+    const { config, warnings } = applyReload(start, next);
+    assert.equal(config.pidfile, '/run/a.pid');
+    assert.deepEqual(config.bind, ['127.0.0.1:8000']);
+    assert.equal(config.chdir, start.chdir);
+    assert.equal(config.workers, 3);
+    // The new workers follow capture_output: only the master's part waits.
+    assert.equal(config.captureOutput, true);
+    assert.ok(Object.isFrozen(config));
+    assert.deepEqual(
+      warnings.map((w) => w.split(' ')[0]),
+      ['bind', 'pidfile', 'chdir', 'capture_output'],
+    );
+  });
+
+  it('says nothing when the values are the same setting (an umask spelled another way) or nothing changed', async () => {
+    const start = await resolve({ umask: '0o22', reloadExtraFile: ['a.json'] });
+    assert.deepEqual(applyReload(start, await resolve({ umask: '022', reloadExtraFile: ['a.json'] })).warnings, []);
+    assert.deepEqual(applyReload(start, await resolve({ umask: '0o77' })).warnings.map((w) => w.split(' ')[0]), ['umask', 'reload']);
   });
 });
