@@ -139,6 +139,18 @@ describe('event streams in a graceful stop', () => {
   });
 });
 
+/** Ten new connections, one after the other, each answered within 3 s; then TERM ends the stream and the server. */
+async function tenAnsweredThenStop(s: Server, port: number, stream: Stream): Promise<void> {
+  for (let i = 0; i < 10; i++) {
+    const reply = await request(port, '/', { timeout: 3000 }).catch((err: Error) => err);
+    assert.ok(!(reply instanceof Error), `request ${i + 1} of 10 answered: ${reply instanceof Error ? reply.message : ''}`);
+    assert.equal(reply.body, 'slept 0');
+  }
+  s.signal('SIGTERM');
+  await within(stream.ended, 10000, 'the event stream to end');
+  assert.equal((await within(s.exited, 10000, 'the server to exit')).code, 0);
+}
+
 describe('gthread: a thread serving a long request accepts no connection meanwhile', () => {
   // Before, a thread went on accepting while it served the event stream, and each connection it took waited
   // behind the stream, unread, though the other thread was idle: 7 of 10 requests timed out.
@@ -148,14 +160,7 @@ describe('gthread: a thread serving a long request accepts no connection meanwhi
     await s.waitFor(/Ready: 1 worker\(s\) serving/);
     const stream = eventStream(port);
     await within(stream.started, 10000, 'the first event');
-    for (let i = 0; i < 10; i++) {
-      const reply = await request(port, '/', { timeout: 3000 }).catch((err: Error) => err);
-      assert.ok(!(reply instanceof Error), `request ${i + 1} of 10 answered: ${reply instanceof Error ? reply.message : ''}`);
-      assert.equal(reply.body, 'slept 0');
-    }
-    s.signal('SIGTERM');
-    await within(stream.ended, 10000, 'the event stream to end');
-    assert.equal((await within(s.exited, 10000, 'the server to exit')).code, 0);
+    await tenAnsweredThenStop(s, port, stream);
   });
 
   // The same when the stream is the second request of a kept-alive connection: its thread admitted nothing then.
@@ -169,14 +174,7 @@ describe('gthread: a thread serving a long request accepts no connection meanwhi
       const stream = eventStream(port, agent);
       await within(stream.started, 10000, 'the first event');
       assert.equal((await stream.reused).valueOf(), true, 'the stream came on the kept-alive connection');
-      for (let i = 0; i < 10; i++) {
-        const reply = await request(port, '/', { timeout: 3000 }).catch((err: Error) => err);
-        assert.ok(!(reply instanceof Error), `request ${i + 1} of 10 answered: ${reply instanceof Error ? reply.message : ''}`);
-        assert.equal(reply.body, 'slept 0');
-      }
-      s.signal('SIGTERM');
-      await within(stream.ended, 10000, 'the event stream to end');
-      assert.equal((await within(s.exited, 10000, 'the server to exit')).code, 0);
+      await tenAnsweredThenStop(s, port, stream);
     } finally {
       agent.destroy();
     }
