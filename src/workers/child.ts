@@ -333,6 +333,10 @@ function main(): void {
     else if (booting) pendingStop = { graceful, drain };
     else leave(0);
   };
+  // Closing a terminal sends SIGHUP to its whole process group: the workers get it with the master, whose
+  // HUP is a reload that replaces them gracefully. Node's default action for it (exit) would cut the requests
+  // each worker runs (as Gunicorn's workers, left to SIG_DFL, are cut); a worker has no use of its own for HUP.
+  process.on('SIGHUP', () => {});
   // Until the app is up, a signal from the terminal (Ctrl-C reaches the whole process group) just exits.
   const early = () => leave(0);
   process.on('SIGINT', early);
