@@ -341,10 +341,7 @@ export class Serving {
   private checkUpgradesOnly(): void {
     const run = this.#upgradesOnly;
     if (run === null || !this.#acceptorsClosed) return;
-    if (this.#open.size > this.#upgraded.size) {
-      const streams = this.runtime.eventStreamConnections();
-      if (streams < 0 || this.#open.size > this.#upgraded.size + streams) return;
-    }
+    if (this.#open.size > this.#upgraded.size && !this.streamsOnly()) return;
     this.#upgradesOnly = null;
     run().catch(() => {});
   }
