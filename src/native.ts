@@ -11,16 +11,6 @@ declare const TUNICORN_BUNDLED: boolean | undefined;
 /** dist/, relative to `import.meta.url`. */
 const DIST = typeof TUNICORN_BUNDLED === 'boolean' ? '../' : './';
 
-/** `TUNICORN_NATIVE=0`, or why dist/native/NAME.node did not load: "not built", or the loader's message. */
-function tryLoad<T>(name: string): { module: T } | { off: true } | { why: string } {
-  if (process.env.TUNICORN_NATIVE === '0') return { off: true };
-  try {
-    return { module: createRequire(import.meta.url)(`${DIST}native/${name}.node`) as T };
-  } catch (err) {
-    return { why: (err as NodeJS.ErrnoException).code === 'MODULE_NOT_FOUND' ? 'not built' : (err as Error).message };
-  }
-}
-
 /** The script that builds the modules, by its path: an installed package has no `npm run build` (no tsc there). */
 const buildScript = (): string => fileURLToPath(new URL(`${DIST}../scripts/build-native.mjs`, import.meta.url));
 
@@ -30,10 +20,13 @@ const buildScript = (): string => fileURLToPath(new URL(`${DIST}../scripts/build
  * JavaScript (a worker thread watches for stalls; the connection gate reads first bytes itself).
  */
 export function loadNative<T>(name: string): T | string {
-  const r = tryLoad<T>(name);
-  if ('module' in r) return r.module;
-  if ('off' in r) return 'TUNICORN_NATIVE=0';
-  return `dist/native/${name}.node ${r.why}; \`node ${buildScript()}\` compiles it for this machine where a C compiler (cc) is installed (npm install runs it)`;
+  if (process.env.TUNICORN_NATIVE === '0') return 'TUNICORN_NATIVE=0';
+  try {
+    return createRequire(import.meta.url)(`${DIST}native/${name}.node`) as T;
+  } catch (err) {
+    const why = (err as NodeJS.ErrnoException).code === 'MODULE_NOT_FOUND' ? 'not built' : (err as Error).message;
+    return `dist/native/${name}.node ${why}; \`node ${buildScript()}\` compiles it for this machine where a C compiler (cc) is installed (npm install runs it)`;
+  }
 }
 
 /** The modules every worker loads, and what it does instead without each. (reap: the master's, as PID 1 only.) */

@@ -102,6 +102,13 @@ type ServedSocket = net.Socket & { server?: unknown; parser?: { incoming?: { com
 
 const wrapped = new WeakSet<object>();
 
+/** Replaces `proto[key]` with what `make` builds around the original, once per prototype. */
+function wrapOnce<P extends object, K extends keyof P>(proto: P, key: K, make: (original: P[K]) => P[K]): void {
+  if (wrapped.has(proto)) return;
+  wrapped.add(proto);
+  Object.defineProperty(proto, key, { configurable: true, writable: true, value: make(proto[key]) });
+}
+
 /**
  * Makes Node's close of a served HTTP/1 connection a lingering one (lingerClose) while a request on it is still
  * coming in: a response the app gave without reading the request body (a 413, a redirect, a 401) on a
@@ -119,17 +126,12 @@ const wrapped = new WeakSet<object>();
  * response is whole).
  */
 export function lingerWhileReceiving(proto: net.Socket = net.Socket.prototype): void {
-  if (wrapped.has(proto)) return;
-  wrapped.add(proto);
-  const destroySoon = proto.destroySoon;
-  Object.defineProperty(proto, 'destroySoon', {
-    configurable: true,
-    writable: true,
-    value: function destroySoonLingering(this: ServedSocket): void {
+  wrapOnce(proto, 'destroySoon', (destroySoon) =>
+    function destroySoonLingering(this: ServedSocket): void {
       if (this.server != null && this.parser?.incoming?.complete === false) return lingerClose(this);
       destroySoon.call(this);
     },
-  });
+  );
 }
 
 /**
@@ -142,16 +144,11 @@ export function lingerWhileReceiving(proto: net.Socket = net.Socket.prototype): 
  * destroy once per process or thread: responses that are not destroyed pay nothing.
  */
 export function resetUnfinished(proto: Http2ServerResponse): void {
-  if (wrapped.has(proto)) return;
-  wrapped.add(proto);
-  const destroy = proto.destroy;
-  Object.defineProperty(proto, 'destroy', {
-    configurable: true,
-    writable: true,
-    value: function destroyUnfinished(this: Http2ServerResponse, err?: Error): void {
+  wrapOnce(proto, 'destroy', (destroy) =>
+    function destroyUnfinished(this: Http2ServerResponse, err?: Error): Http2ServerResponse {
       const stream = this.stream as ServerHttp2Stream | undefined;
       if (err == null && stream && !stream.closed && !stream.destroyed && !stream.writableFinished) stream.close(NGHTTP2_INTERNAL_ERROR);
-      destroy.call(this, err);
+      return destroy.call(this, err);
     },
-  });
+  );
 }
