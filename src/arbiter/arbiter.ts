@@ -136,6 +136,9 @@ export class Arbiter implements HookServer {
   readonly #workers = new Map<number, WorkerHandle>();
   /** When murderWorkers last ran (0: never). */
   #lastCheck = 0;
+  /** When the master was last continued (SIGCONT) after a stop (Ctrl-Z, SIGSTOP); 0: never. */
+  #continuedAt = 0;
+  readonly #onContinue = (): void => void (this.#continuedAt = Date.now());
   /** Master hooks whose promise has not settled yet: one that never does is named if the master stalls on it. */
   readonly hooksRunning = new Set<string>();
   readonly #queue: SignalName[] = [];
@@ -227,6 +230,8 @@ export class Arbiter implements HookServer {
       this.#onSignal.set(sig, h);
       process.on(sig, h);
     }
+    // Only to tell a stopped master from a stalled one (murderWorkers): a CONT listener changes nothing else.
+    process.on('SIGCONT', this.#onContinue);
     this.#statsd = this.openStatsd();
     await this.runHook('onStarting', this);
     this.log.info(`Starting tunicorn ${VERSION} on Node.js ${process.version}`);
@@ -817,7 +822,16 @@ export class Arbiter implements HookServer {
     if (last !== 0 && now - last > MASTER_STALL_MS) {
       // The workers' beats from that span are still on their way: each gets a full timeout from now.
       for (const w of this.#workers.values()) w.lastBeat = Math.max(w.lastBeat, now);
-      this.log.warning(`The master could not run for ${((now - last) / 1000).toFixed(1)} s (a log reader that stopped reading?); worker timeouts count from now`);
+      // The line waits for this turn's poll: after a stop, the CONT that ended it may be read there, after
+      // this timer. A stopped master (Ctrl-Z, SIGSTOP) is not the fault a stalled one may be.
+      const secs = ((now - last) / 1000).toFixed(1);
+      setImmediate(() =>
+        this.log.warning(
+          this.#continuedAt >= last
+            ? `The master was stopped for ${secs} s (Ctrl-Z or SIGSTOP) and continued; worker timeouts count from now`
+            : `The master could not run for ${secs} s (a log reader that stopped reading, or a busy preloaded app?); worker timeouts count from now`,
+        ),
+      );
     }
     for (const w of this.#workers.values()) {
       if (w.state === 'stopping') {
@@ -1037,6 +1051,7 @@ export class Arbiter implements HookServer {
     this.#finish = null;
     if (this.#tick) clearInterval(this.#tick);
     for (const [sig, h] of this.#onSignal) process.off(sig, h);
+    process.off('SIGCONT', this.#onContinue);
     this.closeAll();
     this.log.info('Shutting down: Master');
     // systemd must read STOPPING / the new MAINPID before it sees this process exit.

@@ -16,6 +16,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { setTimeout as delay } from 'node:timers/promises';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import http from 'node:http';
@@ -245,15 +246,30 @@ describe('the master keeps its workers', () => {
 
   it('a master that could not run for a while (its log pipe stalled, a busy preloaded app) kills no healthy worker', async () => {
     const app = path.join(tmp, 'busy-master.mjs');
-    // In the master only (it has no IPC channel), CONT makes it spin 4 s, twice the timeout, while the worker
-    // beats on.
-    writeFileSync(app, "if (!process.send) process.on('SIGCONT', () => { const end = Date.now() + 4000; while (Date.now() < end); });\nexport default (req, res) => res.end('ok');\n");
+    // In the master only (it has no IPC channel), PWR (a signal tunicorn leaves alone) makes it spin 4 s, twice
+    // the timeout, while the worker beats on.
+    writeFileSync(app, "if (!process.send) process.on('SIGPWR', () => { const end = Date.now() + 4000; while (Date.now() < end); });\nexport default (req, res) => res.end('ok');\n");
     const { s, port } = await start(['-w', '1', '-t', '2', '--preload', app]);
     await s.waitFor(/Ready: 1 worker/);
-    s.signal('SIGCONT');
-    await s.waitFor(/\[WARNING\] The master could not run for [4-9]\.\d s \(a log reader that stopped reading\?\); worker timeouts count from now/, 15000);
+    s.signal('SIGPWR');
+    await s.waitFor(/\[WARNING\] The master could not run for [4-9]\.\d s \(a log reader that stopped reading, or a busy preloaded app\?\); worker timeouts count from now/, 15000);
     assert.equal((await request(port, '/')).status, 200);
     assert.doesNotMatch(s.log, /WORKER TIMEOUT/);
+    assert.equal(s.count(/Booting worker/), 1);
+    await s.kill();
+  });
+
+  it('a master stopped (Ctrl-Z, SIGSTOP) and continued says so, and kills no healthy worker', async () => {
+    const { s, port } = await start(['-w', '1', '-t', '1', fx('listener.ts')]);
+    await s.waitFor(/Ready: 1 worker/);
+    s.signal('SIGSTOP');
+    // The stop's length is the input here (longer than the timeout and the master's 1 s stall check), not a wait
+    // for something to happen.
+    await delay(2500);
+    s.signal('SIGCONT');
+    await s.waitFor(/\[WARNING\] The master was stopped for [2-9]\.\d s \(Ctrl-Z or SIGSTOP\) and continued; worker timeouts count from now/, 10000);
+    assert.equal((await request(port, '/')).status, 200);
+    assert.doesNotMatch(s.log, /WORKER TIMEOUT|could not run for/);
     assert.equal(s.count(/Booting worker/), 1);
     await s.kill();
   });
