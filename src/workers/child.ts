@@ -130,7 +130,7 @@ class WorkerProcess {
       appLoaded: () => this.bootHook('postWorkerInit', () => runtime.runHook('postWorkerInit', runtime.self)),
       leases: this.leases,
       handOver,
-      crashed: (err) => this.crashed(err),
+      crashed: (err, running) => this.crashed(err, running),
       init,
     });
     try {
@@ -241,13 +241,16 @@ class WorkerProcess {
    * asks the master for a replacement, stops accepting, lets those requests finish (within the graceful
    * stop's bound), and exits with status 1. One during a stop, or before the worker serves, ends it at once.
    */
-  crashed(err: unknown): void {
+  crashed(err: unknown, running: string = this.runtime.runningList()): void {
     const { runtime } = this;
     if (this.#stopping || !this.#serving) {
       runtime.log.exception('Uncaught exception in worker; exiting', err);
       leave(1);
     }
-    runtime.log.exception('Uncaught exception in worker; it finishes the requests it has, takes no new one, and exits', err);
+    // The requests running then: one of them may be the one whose code threw (a timer, a rejection nothing
+    // handled carries no trace of its request).
+    const during = running ? ` while it ran ${running}` : '';
+    runtime.log.exception(`Uncaught exception in worker${during}; it finishes the requests it has, takes no new one, and exits`, err);
     this.#exitCode = 1;
     send({ t: 'crashed' });
     void this.stop(true, 'after an uncaught exception');

@@ -58,7 +58,7 @@ export type ThreadMessage =
   | { readonly t: 'exiting'; readonly line: string }
   | { readonly t: 'retire'; readonly requests: number }
   /** An exception nothing caught once the app loaded (a throw in a timer, a rejection nothing handled). */
-  | { readonly t: 'crashed'; readonly message: string; readonly stack: string }
+  | { readonly t: 'crashed'; readonly message: string; readonly stack: string; readonly running: string }
   /** --reload: files this thread's copy of the app imported; the process passes them on to the master. */
   | { readonly t: 'files'; readonly files: readonly string[] }
   /** TERM: this thread drained the backlog and closed its descriptors of the sockets. */
@@ -199,7 +199,7 @@ async function main(): Promise<void> {
       return;
     }
     const e = err instanceof Error ? err : null;
-    post({ t: 'crashed', message: e ? e.message : String(err), stack: e ? (e.stack ?? `${e.name}: ${e.message}`) : String(err) });
+    post({ t: 'crashed', message: e ? e.message : String(err), stack: e ? (e.stack ?? `${e.name}: ${e.message}`) : String(err), running: runtime.runningList() });
   });
   post({ t: 'loaded' });
 }

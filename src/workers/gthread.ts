@@ -133,7 +133,7 @@ export class GthreadWorker implements WorkerClass {
                 // every thread is done, and one thread's exception (a timer the app's shutdown left) is no reason
                 // to cut the requests the others are finishing, nor their stop; the thread that threw goes on too.
                 if (this.#stopping) return runtime.log.exception(`Uncaught exception in thread ${t} of worker ${process.pid} while it stops; the stop goes on`, err);
-                return this.ctx.crashed(err);
+                return this.ctx.crashed(err, m.running);
               }
               case 'files': {
                 const fresh = m.files.filter((f) => !this.#reported.has(f));

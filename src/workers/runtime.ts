@@ -442,8 +442,8 @@ export class WorkerRuntime {
   async finishStop(draining: Promise<unknown>, shutdown: () => Promise<void>): Promise<void> {
     this.#stopBegan ||= Date.now();
     if (!(await settledWithin(draining, this.config.gracefulTimeout * 800))) {
-      const cut = this.slowRequests(0).map((r) => `${r.method} ${r.url} (${(r.ms / 1000).toFixed(1)} s)`);
-      if (cut.length) this.log.warning(`Graceful stop: cutting the requests still running at 80 % of graceful_timeout, so the app's shutdown runs before the master's kill: ${cut.join(', ')}`);
+      const cut = this.runningList();
+      if (cut) this.log.warning(`Graceful stop: cutting the requests still running at 80 % of graceful_timeout, so the app's shutdown runs before the master's kill: ${cut}`);
       // No request left: what holds the drain is upgraded connections, which Serving closes at this same
       // moment (and says so); it gets until 90 % to end before the shutdown runs regardless.
       else await settledWithin(draining, this.config.gracefulTimeout * 100);
@@ -579,6 +579,17 @@ export class WorkerRuntime {
       .sort((a, b) => a.start - b.start)
       .slice(0, 5)
       .map((e) => ({ method: e.req.method ?? '?', url: e.req.url ?? '?', ms: Math.round(now - e.start) }));
+  }
+
+  /**
+   * The requests running now, oldest first, for a log line: `GET /a (1.2 s), POST /b (0.3 s)`, the first five
+   * and how many more; '' when none runs.
+   */
+  runningList(): string {
+    const first = this.slowRequests(0);
+    if (first.length === 0) return '';
+    const more = this.inflight.size - first.length;
+    return first.map((r) => `${r.method} ${r.url} (${(r.ms / 1000).toFixed(1)} s)`).join(', ') + (more > 0 ? ` and ${more} more` : '');
   }
 
   /**

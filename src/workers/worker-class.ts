@@ -23,7 +23,7 @@ export interface WorkerClassContext {
    * runs on, or the death of one whose heap filled up): the worker retires as after one of its own
    * (WorkerProcess.crashed), its other threads finishing their requests.
    */
-  readonly crashed: (err: Error) => void;
+  readonly crashed: (err: Error, running?: string) => void;
   /** The worker process's own settings and app argument, for classes that start threads. */
   readonly init: { readonly app: string; readonly configPath: string | null; readonly id: number; readonly age: number; readonly masterPid: number };
 }

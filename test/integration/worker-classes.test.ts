@@ -422,7 +422,7 @@ describe('gthread: a worker that crashes on a request', () => {
     void s.exited.then(() => (ended = true));
     // Bounded: until 6 workers have crashed, or 60 s.
     const end = Date.now() + 60000;
-    const crashed = /Uncaught exception in worker; it finishes the requests it has, takes no new one, and exits\nError: crash on purpose/;
+    const crashed = /Uncaught exception in worker( while it ran GET \/crash \(0\.\d s\))?; it finishes the requests it has, takes no new one, and exits\nError: crash on purpose/;
     while (s.count(crashed) < 6 && Date.now() < end && !ended) {
       await request(port, '/crash', { timeout: 2000 }).catch(() => undefined);
     }
@@ -445,7 +445,7 @@ describe('gthread: a worker that crashes on a request', () => {
     // the process and every request its threads ran.
     const slow = request(port, '/slow');
     await s.waitFor(/app: slow/);
-    await s.waitFor(/\[ERROR\] Uncaught exception in worker; it finishes the requests it has, takes no new one, and exits\nError: boom in a timer\n/);
+    await s.waitFor(/\[ERROR\] Uncaught exception in worker while it ran GET \/slow \(0\.\d s\); it finishes the requests it has, takes no new one, and exits\nError: boom in a timer\n/);
     await s.waitFor(new RegExp(`Worker ${first} is exiting after an uncaught exception: replacing it`));
     const r = await slow;
     assert.equal(r.status, 200);
