@@ -757,33 +757,44 @@ export class Arbiter implements HookServer {
     // A worker that said it exits after an uncaught exception, with the status it said: its exit is no news,
     // whether or not its replacement was ready first (and stopped it).
     const expected = (w.state === 'stopping' && !w.timedOut) || (w.crashed && code === 1);
-    if (signal === 'SIGKILL' && !w.timedOut && !expected) {
-      this.log.error(`Worker (pid:${w.pid}) was sent SIGKILL! Perhaps out of memory?`);
-    } else if (signal && !expected && !w.timedOut) {
-      // V8 aborts a process whose heap reached its limit: SIGABRT that the master did not send (a timeout's).
-      const hint = signal === 'SIGABRT' ? ': perhaps its JavaScript heap ran out (V8 aborts then; --max-old-space-size in NODE_OPTIONS raises the limit)' : '';
-      this.log.error(`Worker (pid:${w.pid}) was killed by ${signal}${hint}`);
-    } else if (code && !expected) {
-      this.log.error(`Worker (pid:${w.pid}) exited with code ${code}`);
-    } else {
-      this.log.info(`Worker exited (pid: ${w.pid})`);
-    }
-    void this.runHook('childExit', this, w);
-    if ((w.state === 'booting' || w.bootTimedOut) && !this.#stopping) this.onBootFailure(w, code);
+    // The exit's own line, then the child_exit hook.
+    const exited = (): void => {
+      if (signal === 'SIGKILL' && !w.timedOut && !expected) {
+        this.log.error(`Worker (pid:${w.pid}) was sent SIGKILL! Perhaps out of memory?`);
+      } else if (signal && !expected && !w.timedOut) {
+        // V8 aborts a process whose heap reached its limit: SIGABRT that the master did not send (a timeout's).
+        const hint = signal === 'SIGABRT' ? ': perhaps its JavaScript heap ran out (V8 aborts then; --max-old-space-size in NODE_OPTIONS raises the limit)' : '';
+        this.log.error(`Worker (pid:${w.pid}) was killed by ${signal}${hint}`);
+      } else if (code && !expected) {
+        this.log.error(`Worker (pid:${w.pid}) exited with code ${code}`);
+      } else {
+        this.log.info(`Worker exited (pid: ${w.pid})`);
+      }
+      void this.runHook('childExit', this, w);
+    };
+    const bootFailed = (w.state === 'booting' || w.bootTimedOut) && !this.#stopping;
+    // A failed boot says why before the exit it caused, as the worker's own traceback comes first in Gunicorn's log.
+    if (bootFailed) this.onBootFailure(w, exited);
+    else exited();
     // A worker the master did not stop (a crash already noted when it said so).
-    else if (!expected && !w.replaced && !this.#stopping) this.noteDeath(w);
+    if (!bootFailed && !expected && !w.replaced && !this.#stopping) this.noteDeath(w);
     setImmediate(() => this.step());
   }
 
-  private onBootFailure(w: WorkerHandle, code: number | null): void {
+  /** A worker that exited before it served: its report, its exit (`exited`), then a retry or the end. */
+  private onBootFailure(w: WorkerHandle, exited: () => void): void {
     const f = w.fatal;
-    if (f) this.log.error(`${f.message}${f.detail && this.log.enabled('debug') ? `\n${f.detail}` : ''}`);
     this.#bootFailures++;
     // From the worker's fatal report, not its exit status: an app's process.exit(4) at import is the app's
     // own status, whatever number tunicorn gives a failed load.
     const appError = f?.code === ExitCode.APP_LOAD_ERROR;
-    if (!this.#everReady && (appError || this.#bootFailures >= MAX_BOOT_FAILURES)) {
-      if (f?.detail && !this.log.enabled('debug')) this.log.error(f.detail);
+    const halting = !this.#everReady && (appError || this.#bootFailures >= MAX_BOOT_FAILURES);
+    const debug = this.log.enabled('debug');
+    if (f) this.log.error(`${f.message}${f.detail && debug ? `\n${f.detail}` : ''}`);
+    // The detail (the stack) at the default level only when the server gives up: one copy, not one a retry.
+    if (halting && f?.detail && !debug) this.log.error(f.detail);
+    exited();
+    if (halting) {
       this.halt(appError ? 'App failed to load.' : 'Worker failed to boot.', appError ? ExitCode.CONFIG : ExitCode.WORKER_BOOT_ERROR);
       return;
     }

@@ -4,6 +4,7 @@ import { cannotWrite, ERROR_LOG, opening } from './output-file.js';
 import { writeSync } from 'node:fs';
 import { format } from 'node:util';
 import { LogSink } from './sink.js';
+import { appFrames } from '../app/errors.js';
 
 const WRITING_ERROR_LOG = { ...ERROR_LOG, verb: 'write' as const };
 
@@ -103,9 +104,14 @@ export class ErrorLog implements HookLog {
   critical(msg: string, ...args: unknown[]): void {
     this.log('critical', msg, ...args);
   }
-  /** An error with its stack, for operators. */
+  /**
+   * An error with its stack, for operators. Every caller logs what the app or a hook threw: below the debug
+   * level the stack keeps the app's frames (and its packages'), and counts those of Node and tunicorn that
+   * called it (appFrames), as a failed load's does.
+   */
   exception(msg: string, err: unknown): void {
-    const detail = err instanceof Error ? (err.stack ?? `${err.name}: ${err.message}`) : String(err);
+    const stack = err instanceof Error ? err.stack : undefined;
+    const detail = stack ? (this.enabled('debug') ? stack : appFrames(stack)) : err instanceof Error ? `${err.name}: ${err.message}` : String(err);
     // Counted as Gunicorn counts it: an exception, not an error.
     countLine?.('exception');
     this.#write('error', `${msg}\n${detail}`);

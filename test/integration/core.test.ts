@@ -97,8 +97,21 @@ describe('serving', () => {
     const r = await request(port, '/throw');
     assert.equal(r.status, 500);
     assert.doesNotMatch(r.body, /boom/);
-    await s.waitFor(/Error handling request GET \/throw[\s\S]*boom from the app/);
+    // The stack keeps the app's frames; those of tunicorn and Node that called it are counted on a last line.
+    const logged = await s.waitFor(/Error handling request GET \/throw\nError: boom from the app\n((?: {4}.*\n)+)/);
+    assert.match(logged[1]!, /listener\.ts:\d+/);
+    assert.match(logged[1]!, /\(\d+ frames of Node and tunicorn left out; --log-level debug shows them\)\n$/);
+    assert.doesNotMatch(logged[1]!, /dist\/workers|\(node:/);
     assert.equal(JSON.parse((await request(port, '/pid')).body).pid, first);
+    await s.kill();
+  });
+
+  it('--log-level debug: the stack of an app error is whole', async () => {
+    const { s, port } = await start(['--log-level', 'debug', fx('listener.ts')]);
+    assert.equal((await request(port, '/throw')).status, 500);
+    const logged = await s.waitFor(/Error handling request GET \/throw\nError: boom from the app\n((?: {4}.*\n)+)/);
+    assert.match(logged[1]!, /listener\.ts:\d+[\s\S]*dist\/workers\/child\.js[\s\S]*\(node:/);
+    assert.doesNotMatch(logged[1]!, /left out/);
     await s.kill();
   });
 
@@ -408,6 +421,9 @@ describe('failures are stated, not dumped', () => {
       await within(s.drained, 10000, 'the log to end');
       assert.match(s.log, cause);
       assert.match(s.log, /Reason: App failed to load\./);
+      // Why, before the exit it caused: the first error line is the load's, not `Worker (pid:N) exited with code 4`.
+      assert.doesNotMatch(/\[ERROR\] .*/.exec(s.log)?.[0] ?? '', /exited with code/);
+      assert.match(s.log, /\[ERROR\] Worker \(pid:\d+\) exited with code 4\n[^\n]*\[INFO\] Reason: App failed to load\./);
       assert.equal(s.count(/Booting worker/), 2, 'no respawn loop');
       // A syntax error has no stack of the app's to show: its one line is all, not the message again.
       if (file === 'broken-syntax.ts') assert.equal(s.count(/ParseError/), 1, s.log);
