@@ -31,6 +31,7 @@ import { SystemdNotifier } from './notify.js';
 import type { LeasedHandle } from '../workers/leases.js';
 import { Reloader } from './reloader.js';
 import { Pidfile } from './pidfile.js';
+import { checkMemoryLimit, formatSize, memoryPeriodMs, QUICK_MEMORY_IN_A_ROW, QUICK_MEMORY_MS, readRss } from './memory.js';
 import { applyReload } from './start-only.js';
 import { TicketKeys, ticketKeyPeriodMs } from './ticket-keys.js';
 import { WorkerHandle } from './worker-handle.js';
@@ -202,6 +203,18 @@ export class Arbiter implements HookServer {
   readonly #stats = { spawned: 0, killed: 0, reloads: 0 };
   /** TLS session-ticket keys shared by the workers (see ticket-keys.ts). */
   readonly #ticketKeys = new TicketKeys(ticketKeyPeriodMs(process.env));
+  /** max_worker_memory: how often the workers' RSS is read (see memory.ts). */
+  readonly #memoryPeriodMs = memoryPeriodMs(process.env);
+  /** When the next round of RSS reads is due (Date.now()). */
+  #memoryDueAt = 0;
+  /** A round of RSS reads is on its way: the next waits for it. */
+  #memoryReading = false;
+  /** The limit the "below what a worker uses as it starts" warning was given for: said once per value. */
+  #memoryTooLowSaid = 0;
+  /** Workers in a row that went above the limit within QUICK_MEMORY_MS of their ready. */
+  #memoryQuick = 0;
+  /** Recycling for memory stopped after QUICK_MEMORY_IN_A_ROW quick ones, until the next reload. */
+  #memoryPaused = false;
 
   constructor(private readonly opts: ArbiterOptions) {
     this.#resolved = opts.resolved;
@@ -220,6 +233,7 @@ export class Arbiter implements HookServer {
   async run(): Promise<number> {
     this.#startedAt = Date.now();
     checkOutputFiles(this.cfg);
+    checkMemoryLimit(this.cfg);
     const made = logsToMake(this.cfg);
     this.log = new ErrorLog(this.cfg.errorlog, this.cfg.loglevel);
     // The master's handlers from the start: a signal during the start (a TERM from a service manager that
@@ -443,6 +457,7 @@ export class Arbiter implements HookServer {
     this.checkPromotion();
     if (this.#stopAt && Date.now() >= this.#stopAt) this.beginStop('graceful');
     this.murderWorkers();
+    this.checkMemory();
     this.rotateTicketKeys();
     this.manageWorkers();
     this.announceReady();
@@ -644,6 +659,7 @@ export class Arbiter implements HookServer {
         w.state = w.state === 'stopping' ? 'stopping' : 'ready';
         this.#everReady = true;
         this.#bootFailures = 0;
+        if (this.cfg.maxWorkerMemory > 0) void this.measureAtReady(w);
         this.retireReplaced();
         this.placeOrphans();
         return;
@@ -881,6 +897,69 @@ export class Arbiter implements HookServer {
     }
   }
 
+  /**
+   * max_worker_memory: every period, reads the RSS of each serving worker (from /proc, so a worker whose event
+   * loop is stuck is measured too) and recycles those above the limit as max_requests does: the replacement
+   * starts, the old worker serves on until it is ready. One round of reads at a time, judged against the limit
+   * as it is when they return (a HUP may have changed it).
+   */
+  private checkMemory(): void {
+    const now = Date.now();
+    if (this.cfg.maxWorkerMemory <= 0 || this.#stopping || this.#memoryReading || now < this.#memoryDueAt) return;
+    this.#memoryDueAt = now + this.#memoryPeriodMs;
+    // Once measured at its ready (measureAtReady), which judges a worker above the limit from its start.
+    const serving = this.counted().filter((w) => w.state === 'ready' && w.rssAtReady !== null);
+    if (serving.length === 0) return;
+    this.#memoryReading = true;
+    void Promise.all(serving.map(async (w) => ({ w, rss: await readRss(w.pid) })))
+      .then((read) => {
+        for (const { w, rss } of read) if (rss !== null) this.recycleIfOver(w, rss);
+      })
+      .finally(() => (this.#memoryReading = false));
+  }
+
+  private recycleIfOver(w: WorkerHandle, rss: number): void {
+    const limit = this.cfg.maxWorkerMemory;
+    if (this.log.enabled('debug')) this.log.debug(`Worker ${w.pid} uses ${formatSize(rss)} (RSS; max_worker_memory ${formatSize(limit)})`);
+    // Replaced already (max_requests, a HUP, an earlier round): never twice. Above the limit from its start: its
+    // replacement would be too (said once by measureAtReady).
+    if (limit <= 0 || rss <= limit || !w.counted || this.#stopping || (w.rssAtReady ?? 0) > limit || this.#memoryPaused) return;
+    const lived = Date.now() - w.readyAt;
+    this.#memoryQuick = lived < QUICK_MEMORY_MS ? this.#memoryQuick + 1 : 0;
+    if (this.#memoryQuick >= QUICK_MEMORY_IN_A_ROW) {
+      this.#memoryPaused = true;
+      this.log.warning(
+        `max_worker_memory (${formatSize(limit)}) is too close to what a worker needs: ${this.#memoryQuick} workers in a row went above it within ` +
+          `${QUICK_MEMORY_MS / 1000} s of their start (worker ${w.pid}: ${formatSize(rss)} after ${(lived / 1000).toFixed(1)} s); ` +
+          `recycling for memory stops until the next HUP, rather than replace every worker as soon as it serves; raise it well above ${formatSize(rss)}`,
+      );
+      return;
+    }
+    w.replaced = true;
+    this.log.warning(
+      `Worker ${w.pid} uses ${formatSize(rss)} (RSS), above max_worker_memory (${formatSize(limit)}): replacing it; it serves on until its replacement is ready`,
+    );
+    this.manageWorkers();
+  }
+
+  /**
+   * A worker's RSS as it reports ready, before it has served much. Above the limit, every replacement would be
+   * too, and recycling would never end: it is left alone, and the first such worker for a limit says so.
+   */
+  private async measureAtReady(w: WorkerHandle): Promise<void> {
+    const rss = await readRss(w.pid);
+    if (rss === null) return;
+    w.rssAtReady = rss;
+    const limit = this.cfg.maxWorkerMemory;
+    if (this.log.enabled('debug')) this.log.debug(`Worker ${w.pid} uses ${formatSize(rss)} (RSS) as it starts; max_worker_memory ${formatSize(limit)}`);
+    if (limit <= 0 || rss <= limit || this.#memoryTooLowSaid === limit) return;
+    this.#memoryTooLowSaid = limit;
+    this.log.warning(
+      `max_worker_memory (${formatSize(limit)}) is below what a worker uses as it starts (worker ${w.pid}: ${formatSize(rss)} when ready): ` +
+        `workers above it from their start are not recycled, since each replacement would be as big; raise it well above ${formatSize(rss)}`,
+    );
+  }
+
   private logTimeout(w: WorkerHandle, now: number): void {
     if (w.timeoutLogged) return;
     w.timeoutLogged = true;
@@ -942,6 +1021,7 @@ export class Arbiter implements HookServer {
       // A user the master cannot switch to (it does not run as root) would fail every new worker's boot, again
       // and again, as at the start (run()).
       checkCanSwitch(resolveIdentity(next.config.user, next.config.group));
+      checkMemoryLimit(next.config);
       if (next.config.errorlog !== this.cfg.errorlog || next.config.loglevel !== this.cfg.loglevel)
         log = new ErrorLog(next.config.errorlog, next.config.loglevel);
     } catch (err) {
@@ -973,6 +1053,9 @@ export class Arbiter implements HookServer {
       this.#statsd = this.openStatsd();
     }
     this.#stats.reloads++;
+    // The new workers start afresh, perhaps with a new limit or a leaner app.
+    this.#memoryQuick = 0;
+    this.#memoryPaused = false;
     await this.runHook('onReload', this);
     this.#notify({ RELOADING: 1, MONOTONIC_USEC: (process.hrtime.bigint() / 1000n).toString(), STATUS: 'Reloading' });
     // As Gunicorn: the config's count again (also after TTIN/TTOU, or WINCH during an upgrade rollback).

@@ -10,12 +10,17 @@ export type WorkerState = 'booting' | 'ready' | 'stopping';
 /** The master's view of one worker process (the code that runs inside it is in src/workers/). */
 export class WorkerHandle implements HookWorker {
   state: WorkerState = 'booting';
-  /** Replaced by a newer worker (HUP, max_requests): not counted, stopped once its successor serves. */
+  /** Replaced by a newer worker (HUP, max_requests, max_worker_memory): not counted, stopped once its successor serves. */
   replaced = false;
   /** It reported ready (loaded the app and serves) at least once. */
   booted = false;
   /** When it reported ready (Date.now()); 0 before. */
   readyAt = 0;
+  /**
+   * max_worker_memory: its RSS when it reported ready, once the master has read it (null before). A worker
+   * above the limit from its start is never recycled for memory: its replacement would be as big.
+   */
+  rssAtReady: number | null = null;
   lastBeat: number;
   /** When a graceful stop must be over (then SIGKILL), also the one a worker began after an uncaught exception. */
   killAt = Infinity;

@@ -13,6 +13,7 @@ import { writeSync } from 'node:fs';
 import { isatty } from 'node:tty';
 import { guardLoading } from '../app/load-guard.js';
 import { Arbiter, bootLimitS, checkOutputFiles, SIGNALS } from '../arbiter/arbiter.js';
+import { checkMemoryLimit } from '../arbiter/memory.js';
 import { parseArgs } from '../config/args.js';
 import { allSettings, type SettingKey } from '../config/registry.js';
 import { resolveConfig, type Resolved } from '../config/resolve.js';
@@ -167,6 +168,7 @@ async function main(): Promise<void> {
       // The files the server would write, checked as the master checks them before it binds: none is created.
       if (r.config.checkConfig) {
         checkOutputFiles(r.config, true);
+        checkMemoryLimit(r.config);
         for (const w of checkTls(r.config)) process.stderr.write(`tunicorn: warning: ${w}\n`);
         checkCanSwitch(resolveIdentity(r.config.user, r.config.group));
       }

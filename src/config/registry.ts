@@ -28,13 +28,18 @@ type ValueOf<S> = S extends Setting<infer T> ? T : never;
 /** The resolved, frozen configuration. */
 export type Config = { readonly [K in SettingKey]: ValueOf<(typeof SETTINGS)[K]> };
 
+/** A size as max_worker_memory takes it in a config file: `'512M'`, `'1.5G'`, `'800MB'` (a number is bytes). */
+type SizeText = `${number}${'' | 'K' | 'M' | 'G' | 'T' | 'k' | 'm' | 'g' | 't'}${'' | 'B' | 'iB' | 'b' | 'ib'}`;
+
 /** What a config file may export: any subset of the settings. */
 export type ConfigInput = {
   [K in SettingKey]?: K extends 'workers'
     ? number | 'auto'
     : K extends 'proxyProtocol'
       ? ValueOf<(typeof SETTINGS)[K]> | boolean
-      : ValueOf<(typeof SETTINGS)[K]>;
+      : K extends 'maxWorkerMemory'
+        ? number | SizeText
+        : ValueOf<(typeof SETTINGS)[K]>;
 };
 
 /** Other spellings accepted as config-file keys: the seed's `logfile`, and Gunicorn names that differ. */

@@ -7,7 +7,7 @@ export class ConfigError extends Error {
   override name = 'ConfigError';
 }
 
-export type SettingKind = 'int' | 'number' | 'bool' | 'string' | 'list' | 'choice' | 'hook' | 'map';
+export type SettingKind = 'int' | 'number' | 'size' | 'bool' | 'string' | 'list' | 'choice' | 'hook' | 'map';
 
 export interface Setting<T> {
   /** camelCase config-file key, e.g. `gracefulTimeout`. */
@@ -121,6 +121,33 @@ export function numberSetting(b: Base<number> & { min?: number; positive?: boole
     return checked(b, n, accepts);
   };
   return { ...b, kind: 'number', takesValue: true, fromCli: (raw) => conv(raw[raw.length - 1]), fromConfig: conv };
+}
+
+/** K, M, G, T: powers of 1024, as PM2's `max_memory_restart`, Docker's `--memory` and systemd's `MemoryMax=` read them. */
+const SIZE_UNITS: Readonly<Record<string, number>> = { '': 1, k: 2 ** 10, m: 2 ** 20, g: 2 ** 30, t: 2 ** 40 };
+/** `512M`, `1.5G`, `800MB`, `2GiB`, `64 k`, or bare bytes (`536870912`, `1048576B`). */
+const SIZE = /^(\d+\.?\d*|\.\d+)\s*([kmgt]?)(?:i?b)?$/i;
+
+/** A size in bytes from `512M`-style text or a number of bytes; NaN when it is not one. Rounded down to a byte. */
+export function parseSize(v: unknown): number {
+  if (typeof v === 'number') return Number.isFinite(v) ? Math.floor(v) : NaN;
+  const m = typeof v === 'string' ? SIZE.exec(v.trim()) : null;
+  if (!m) return NaN;
+  return Math.floor(Number(m[1]) * SIZE_UNITS[m[2]!.toLowerCase()]!);
+}
+
+/**
+ * A size in bytes, 0 for off. A figure below `min` bytes (other than 0) is refused: without a unit it counts
+ * bytes, and `512` meant as megabytes would be a limit no process fits under.
+ */
+export function sizeSetting(b: Base<number> & { min: number; minText: string }): Setting<number> {
+  const accepts = `expected a size such as 512M, 1.5G or 800MB (K, M, G, T count 1024s), or a number of bytes, at least ${b.minText}; 0 for off`;
+  const conv = (v: unknown): number => {
+    const n = parseSize(v);
+    if (!Number.isSafeInteger(n) || n < 0 || (n > 0 && n < b.min)) fail(b, v, accepts);
+    return checked(b, n, accepts);
+  };
+  return { ...b, kind: 'size', takesValue: true, fromCli: (raw) => conv(raw[raw.length - 1]), fromConfig: conv };
 }
 
 export function boolSetting(b: Base<boolean>): Setting<boolean> {

@@ -1,7 +1,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import { parseAddress } from '../../listeners/address.js';
-import { boolSetting, choiceSetting, ConfigError, intSetting, listSetting, numberSetting, show, type Setting } from '../setting.js';
+import { boolSetting, choiceSetting, ConfigError, intSetting, listSetting, numberSetting, show, sizeSetting, type Setting } from '../setting.js';
 
 const section = 'Server';
 
@@ -203,6 +203,28 @@ export const server = {
     default: 0,
     short: 'A random 0..N added to max_requests per worker, so workers do not all recycle at once.',
     doc: 'Each worker draws its own limit, `max_requests + randint(0, max_requests_jitter)`.',
+  }),
+  maxWorkerMemory: sizeSetting({
+    key: 'maxWorkerMemory',
+    section,
+    flags: ['--max-worker-memory'],
+    metavar: 'SIZE',
+    default: 0,
+    min: 2 ** 20,
+    minText: '1M',
+    short: 'Recycle a worker whose memory (RSS) is above this size, as 512M or 1.5G (0: never).',
+    doc:
+      'PM2\'s `max_memory_restart`; Gunicorn has no such setting. The master reads each worker\'s resident ' +
+      'set size from `/proc/PID/status` every 5 seconds (nothing is asked of the worker, so a stuck one is ' +
+      'measured too; a gthread worker is one process, all its threads counted). A worker above the limit is ' +
+      'recycled as `max_requests` recycles one: `Worker PID uses 612.4 MiB (RSS), above max_worker_memory ' +
+      '(512 MiB): replacing it; it serves on until its replacement is ready`, and no request fails. K, M, G ' +
+      'and T count 1024s (`800MB` is 800 MiB); a number alone counts bytes; at least 1M. A limit below what a worker ' +
+      'uses as it starts would recycle every worker for ever: a worker already above it when it reports ready ' +
+      'is left alone, and one warning says so; after three workers in a row that went above it within 30 s of ' +
+      'their start, recycling for memory stops until the next HUP, and a warning says so. Linux only: where ' +
+      'there is no `/proc`, a start that sets it stops with one line (a HUP keeps the running configuration). ' +
+      'See docs/operations.md for when to use it rather than `max_requests`.',
   }),
   timeout: numberSetting({
     key: 'timeout',
