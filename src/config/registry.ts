@@ -42,12 +42,16 @@ export type ConfigInput = {
         : ValueOf<(typeof SETTINGS)[K]>;
 };
 
-/** Other spellings accepted as config-file keys: the seed's `logfile`, and Gunicorn names that differ. */
+/**
+ * Other spellings accepted as config-file keys: the seed's `logfile`, Gunicorn names that differ, and PM2's
+ * name for max_worker_memory (an ecosystem file's `max_memory_restart: '300M'` means the same).
+ */
 export const KEY_ALIASES: Readonly<Record<string, SettingKey>> = {
   logfile: 'errorlog',
   proc_name: 'procName',
   raw_env: 'rawEnv',
   preload_app: 'preload',
+  max_memory_restart: 'maxWorkerMemory',
 };
 
 export const allSettings = (): Setting<unknown>[] => Object.values(SETTINGS) as Setting<unknown>[];

@@ -296,6 +296,11 @@ describe('resolveConfig', () => {
     assert.deepEqual((await resolve(['-e', 'A=1', '-e', 'B=x=y', 'a'])).config.rawEnv, { A: '1', B: 'x=y' });
   });
 
+  it("accepts PM2's max_memory_restart as max_worker_memory, with its values", async () => {
+    assert.equal((await resolve(['a'], {}, { max_memory_restart: '300M' })).config.maxWorkerMemory, 300 * 2 ** 20);
+    await assert.rejects(resolve(['a'], {}, { max_memory_restart: '300' }), /invalid value for maxWorkerMemory/);
+  });
+
   it('takes a numeric user and group from a config file, as Gunicorn\'s user = 1000', async () => {
     const r = await resolve(['a'], {}, { user: 0, group: 0 });
     assert.equal(r.config.user, '0');

@@ -214,7 +214,7 @@ export const server = {
     minText: '1M',
     short: 'Recycle a worker whose memory (RSS) is above this size, as 512M or 1.5G (0: never).',
     doc:
-      'PM2\'s `max_memory_restart`; Gunicorn has no such setting. The master reads each worker\'s resident ' +
+      'PM2\'s `max_memory_restart` (accepted as a config key too, with its values: `max_memory_restart: \'300M\'`); Gunicorn has no such setting. The master reads each worker\'s resident ' +
       'set size from `/proc/PID/status` every 5 seconds (nothing is asked of the worker, so a stuck one is ' +
       'measured too; a gthread worker is one process, all its threads counted). A worker above the limit is ' +
       'recycled as `max_requests` recycles one: `Worker PID uses 612.4 MiB (RSS), above max_worker_memory ' +
