@@ -6,6 +6,11 @@ export interface ParsedArgs {
   /** Raw strings per setting key, in order (repeatable flags keep every occurrence). */
   readonly values: Map<string, string[]>;
   readonly positionals: string[];
+  /**
+   * Positionals (by index) that came right after a flag given without its value (`--proxy-protocol v3 app.ts`):
+   * with a second APP, such a one was meant as that flag's value, and its error is the value's.
+   */
+  readonly afterBareFlag: { readonly index: number; readonly setting: Setting<unknown> }[];
   readonly help: boolean;
   readonly version: boolean;
 }
@@ -19,6 +24,7 @@ export interface ParsedArgs {
 export function parseArgs(argv: readonly string[]): ParsedArgs {
   const values = new Map<string, string[]>();
   const positionals: string[] = [];
+  const afterBareFlag: { index: number; setting: Setting<unknown> }[] = [];
   let help = false;
   let version = false;
   const put = (s: Setting<unknown>, v: string) => {
@@ -78,6 +84,7 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
     if (inline === undefined && s.bareValue !== undefined) {
       const next = argv[i + 1];
       if (next === undefined || !acceptsValue(s, next)) {
+        if (next !== undefined && !next.startsWith('-')) afterBareFlag.push({ index: positionals.length, setting: s });
         put(s, s.bareValue);
         continue;
       }
@@ -90,7 +97,7 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
     }
     put(s, inline);
   }
-  return { values, positionals, help, version };
+  return { values, positionals, afterBareFlag, help, version };
 }
 
 /** Whether `value` is one the setting takes (for a flag whose value may be left out). */

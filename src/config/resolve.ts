@@ -41,10 +41,17 @@ export async function resolveConfig(input: ResolveInput): Promise<Resolved> {
   const envArgs: ParsedArgs | null = input.env.TUNICORN_CMD_ARGS
     ? fromEnv('TUNICORN_CMD_ARGS', input.env, () => parseArgs(splitCommandLine(input.env.TUNICORN_CMD_ARGS!)))
     : null;
-  if (envArgs && envArgs.positionals.length)
+  if (envArgs && envArgs.positionals.length) {
+    const bare = envArgs.afterBareFlag.find((b) => b.index === 0);
+    if (bare) fromEnv('TUNICORN_CMD_ARGS', input.env, () => bare.setting.fromCli([envArgs.positionals[0]!]));
     throw new ConfigError(`TUNICORN_CMD_ARGS may hold options only, not ${show(envArgs.positionals[0])}`);
-  if (cli.positionals.length > 1)
+  }
+  if (cli.positionals.length > 1) {
+    // `--proxy-protocol v3 app.ts`: v3 is no mode, so the flag stood alone and v3 became the APP. Its error is
+    // the value's (what the setting accepts), not "two APP arguments".
+    for (const { index, setting } of cli.afterBareFlag) setting.fromCli([cli.positionals[index]!]);
     throw new ConfigError(`expected one APP argument, got ${cli.positionals.length}: ${cli.positionals.join(' ')}`);
+  }
 
   const values: Record<string, unknown> = {};
   const sources: Record<string, Source> = {};

@@ -47,6 +47,20 @@ describe('parseArgs', () => {
     await assert.rejects(resolve(['app.ts'], {}, { proxyProtocol: 1 }), /invalid value for proxyProtocol/);
   });
 
+  it('names a mistyped value of a flag whose value may be left out, not a second APP argument', async () => {
+    // `v3` is no mode, so the flag stood alone and v3 became the APP: the error is the value's, as argparse's.
+    await assert.rejects(
+      resolve(['--proxy-protocol', 'v3', 'app.ts']),
+      /invalid value for proxyProtocol \(--proxy-protocol\): "v3"; expected one of off, v1, v2, auto/,
+    );
+    await assert.rejects(
+      resolve(['app.ts'], { TUNICORN_CMD_ARGS: '--proxy-protocol v3' }),
+      /invalid value for proxyProtocol \(--proxy-protocol\): "v3"; .* \(from the environment: TUNICORN_CMD_ARGS="--proxy-protocol v3"\)/,
+    );
+    // A second APP anywhere else is still said as such.
+    await assert.rejects(resolve(['--proxy-protocol', '-w', '2', 'a.ts', 'b.ts']), /expected one APP argument, got 2: a\.ts b\.ts/);
+  });
+
   it('names an unknown option and suggests the right one', () => {
     // A typo or two: the option's real spelling, dashes included, even where it differs from the key.
     assert.throws(() => parseArgs(['--wokers', '3']), /unknown option --wokers; did you mean --workers\?$/);

@@ -136,7 +136,9 @@ export const http = {
       '`proxy_allow_from`, without the header, or with a malformed one (an address not of the family it ' +
       'declares, a port not in 0-65535) is closed. `auto` accepts v1 or v2. As Gunicorn\'s switch, ' +
       '`--proxy-protocol` alone (followed by the app or another flag) is `auto`, and so is `true` in a config ' +
-      'file (`false` is `off`). Plain HTTP listeners only: with `certfile` it is a config error.',
+      'file (`false` is `off`); a word after it that is no mode, before the app (`--proxy-protocol v3 app.ts`), ' +
+      'is refused as a bad value, as argparse refuses it. Plain HTTP listeners only: with `certfile` it is a ' +
+      'config error.',
   }),
   proxyAllowFrom: listSetting({
     key: 'proxyAllowFrom',
