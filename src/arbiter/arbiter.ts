@@ -22,6 +22,7 @@ import { ExitCode, isWorkerMessage, listenerLayout, type MasterMessage, type Wor
 import { workerExecArgv, workerInspectPort } from '../cli/node-flags.js';
 import { VERSION } from '../version.js';
 import { openFileLimit } from '../open-files.js';
+import { ProcessTable } from '../process-tree.js';
 import { nativeFallbackLine } from '../native.js';
 import type { HealthServer, HealthState } from './health.js';
 import type { Command } from '../control/commands.js';
@@ -860,13 +861,17 @@ export class Arbiter implements HookServer {
         ),
       );
     }
+    // Read at the first kill of this pass, once for all (see WorkerHandle.kill): 20 ms or more a read on a
+    // machine with thousands of processes, and the end of a stop can kill every worker at once.
+    let processes: ProcessTable | null | undefined;
+    const table = () => (processes === undefined ? (processes = ProcessTable.read()) : processes);
     for (const w of this.#workers.values()) {
       if (w.state === 'stopping') {
         if (now >= w.killAt) {
           if (w.timedOut) this.logTimeout(w, now);
           else this.log.warning(`Worker (pid:${w.pid}) did not stop in time: killing it`);
           w.killAt = Infinity;
-          w.signal('SIGKILL');
+          w.kill(table());
         }
         continue;
       }
@@ -878,7 +883,7 @@ export class Arbiter implements HookServer {
         w.state = 'stopping';
         this.#stats.killed++;
         w.killAt = Infinity;
-        w.signal('SIGKILL');
+        w.kill(table());
         continue;
       }
       if (this.cfg.timeout <= 0) continue;

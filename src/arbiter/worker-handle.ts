@@ -1,5 +1,6 @@
 import type { ChildProcess, SendHandle } from 'node:child_process';
 import type { HookLog, HookWorker } from '../config/hook-types.js';
+import { describeProcesses, signalEach, type ProcessTable } from '../process-tree.js';
 import type { InflightRequest, MasterMessage } from '../protocol/messages.js';
 
 /** What a send fails with when the worker has closed its end of the channel: it is on its way out. */
@@ -101,6 +102,21 @@ export class WorkerHandle implements HookWorker {
       }
     });
     return true;
+  }
+
+  /**
+   * SIGKILL, to the worker and to the processes it started that still run in its session: a killed worker
+   * cannot end them itself (src/workers/child.ts does at any other exit), and once it is gone they have
+   * another parent and cannot be told from anyone's. They are found while it still lives, and killed after
+   * it, so that it cannot start one again in between (an app that restarts its sidecar when it exits).
+   * `table`: a read of /proc taken just now (null without /proc).
+   */
+  kill(table: ProcessTable | null): void {
+    const below = table?.below(this.pid) ?? null;
+    this.signal('SIGKILL');
+    if (!below?.length) return;
+    const sent = signalEach(below, 'SIGKILL');
+    if (sent.length) this.log.warning(`Worker (pid:${this.pid}) killed with the processes it started that still ran: ${describeProcesses(sent)}`);
   }
 
   signal(sig: NodeJS.Signals): void {

@@ -11,9 +11,10 @@ import type { ServedApp } from '../app/shapes.js';
 import { describeLoadError, loadConfigFile } from '../config/file.js';
 import { SETTINGS, type Config } from '../config/registry.js';
 import { openDup } from '../http/peek.js';
-import { captureStdio, keepOnBrokenPipe } from '../logging/error-log.js';
+import { captureStdio, keepOnBrokenPipe, type ErrorLog } from '../logging/error-log.js';
 import { flushPendingSinks } from '../logging/sink.js';
 import { flushStatsd } from '../logging/statsd.js';
+import { describeProcesses, descendants, signalEach } from '../process-tree.js';
 import { isMasterMessage, ExitCode, WATCHDOG_FD, type InflightRequest, type MasterMessage, type WorkerMessage } from '../protocol/messages.js';
 import { Leases, type LeasedHandle } from './leases.js';
 import { dropPrivileges, resolveIdentity } from './privileges.js';
@@ -72,6 +73,27 @@ let leaving = false;
 function leave(code: number): never {
   leaving = true;
   return process.exit(code);
+}
+
+/** Set once the processes the app left running were asked to end: once per process. */
+let leftoversEnded = false;
+
+/**
+ * The processes this worker started (the app's, a hook's) and left running in its session are sent SIGTERM
+ * as it ends: at the end of a stop (before the logs close, so that it is said), or at any other exit (the
+ * 'exit' listener in main()). Only a SIGKILL skips this; the master's own SIGKILL finds them itself
+ * (WorkerHandle.kill). Runs once, at exit only: one read of /proc (src/process-tree.ts).
+ */
+function endLeftovers(log: ErrorLog | null): void {
+  if (leftoversEnded) return;
+  leftoversEnded = true;
+  const found = descendants(process.pid);
+  if (!found?.length) return;
+  const sent = signalEach(found, 'SIGTERM');
+  if (sent.length && log) {
+    log.info(`Worker (pid: ${process.pid}) ending the processes it started that still run (SIGTERM): ${describeProcesses(sent)}`);
+    flushPendingSinks();
+  }
 }
 
 /** With `timeout` 0: how long a stuck event loop goes unwatched before the watcher checks the master is there. */
@@ -225,6 +247,7 @@ class WorkerProcess {
       runtime.logStopError(err);
     }
     await runtime.runHook('workerExit', runtime.server, runtime.self);
+    endLeftovers(runtime.log);
     runtime.closeLogs();
     leave(this.#exitCode);
   }
@@ -345,6 +368,9 @@ function main(): void {
   process.on('SIGINT', early);
   process.on('SIGTERM', early);
   process.on('SIGQUIT', early);
+  // Any exit but a SIGKILL: what the app started ends with the worker.
+  const onExit = () => endLeftovers(worker?.runtime.log ?? loading?.runtime.log ?? null);
+  process.on('exit', onExit);
   // The master went away (even by SIGKILL): the IPC channel closes. No orphans.
   process.on('disconnect', () => {
     // Its copies of the sockets went with it: drain the backlog before closing ours.
@@ -401,6 +427,7 @@ function main(): void {
         if (cls.status === 'fulfilled' && cls.value) {
           // A stuck thread is still there: any exit but a kill would wake it (see GthreadWorker.abort). What
           // the logs and StatsD gathered goes out first, as an exit would send it.
+          endLeftovers(w.runtime.log);
           flushPendingSinks();
           flushStatsd();
           process.kill(process.pid, 'SIGKILL');
@@ -431,6 +458,8 @@ function main(): void {
     }
     if (w.stopping) return;
     worker = w;
+    // Moved behind the listener the boot added, so that the log says an app's process.exit() first.
+    process.off('exit', onExit).on('exit', onExit);
   }
 }
 

@@ -75,7 +75,11 @@ export const hooks = {
   workerExit: hookSetting<ServerWorkerHook>({
     key: 'workerExit', gunicorn: 'worker_exit', section, arity: 2,
     short: 'In the worker, as it exits: `(server, worker)`.',
-    doc: 'Called just before a worker process exits, in the worker process.',
+    doc:
+      'Called just before a worker process exits, in the worker process. Once it returns, the processes the ' +
+      'worker started that still run in its session are sent SIGTERM (on Linux; docs/operations.md, ' +
+      '"max_requests, and the heartbeat kill"): a process this hook starts to outlive the worker is spawned ' +
+      'with `detached: true`.',
   }),
   nworkersChanged: hookSetting<NWorkersHook>({
     key: 'nworkersChanged', gunicorn: 'nworkers_changed', section, arity: 3,

@@ -1,0 +1,130 @@
+import { readdirSync, readFileSync } from 'node:fs';
+
+/**
+ * The processes a worker started (the app's ffmpeg, a headless browser, a sidecar), found when the worker ends
+ * so that they end with it (src/workers/child.ts at its exit, WorkerHandle.kill() for the master's SIGKILL).
+ * Node has no call for this and Linux no list of descendants (/proc/PID/task/TID/children needs a kernel
+ * option many kernels lack): /proc is read, every process's stat once, only when a worker ends, never while
+ * it serves.
+ */
+
+/** A process found below another: its pid, and its start time, which tells a reused pid from it. */
+export interface Descendant {
+  readonly pid: number;
+  readonly name: string;
+  /** Field 22 of /proc/PID/stat, in clock ticks since boot: a pid reused later has a later one. */
+  readonly start: string;
+}
+
+interface Stat {
+  state: string;
+  ppid: number;
+  session: number;
+  name: string;
+  start: string;
+}
+
+/** /proc/PID/stat, parsed; null when the process is gone (or there is no /proc). */
+function stat(pid: number | string): Stat | null {
+  let text: string;
+  try {
+    text = readFileSync(`/proc/${pid}/stat`, 'latin1');
+  } catch {
+    return null;
+  }
+  // "pid (comm) state ppid pgrp session ...": comm may hold spaces and parentheses, so fields count from its
+  // last ')'. After it, field 3 (state) is at index 0, so field N is at index N - 3.
+  const close = text.lastIndexOf(')');
+  const f = text.slice(close + 2).split(' ', 20);
+  return { state: f[0]!, ppid: Number(f[1]), session: Number(f[3]), name: text.slice(text.indexOf('(') + 1, close), start: f[19]! };
+}
+
+/**
+ * One read of every process's stat in /proc: the processes below any of them, found from it. The master reads
+ * it once for all the workers it kills at one time (the end of a stop's graceful_timeout can kill them all).
+ */
+export class ProcessTable {
+  private constructor(
+    private readonly stats: Map<number, Stat>,
+    private readonly children: Map<number, number[]>,
+  ) {}
+
+  /** The table now, or null where /proc cannot be read. */
+  static read(): ProcessTable | null {
+    let names: string[];
+    try {
+      names = readdirSync('/proc');
+    } catch {
+      return null;
+    }
+    const stats = new Map<number, Stat>();
+    const children = new Map<number, number[]>();
+    for (const name of names) {
+      const c = name.charCodeAt(0);
+      if (c < 48 || c > 57) continue;
+      const s = stat(name);
+      // A zombie has exited: nothing to end, and its children have a new parent already.
+      if (s === null || s.state === 'Z') continue;
+      const pid = Number(name);
+      stats.set(pid, s);
+      const list = children.get(s.ppid);
+      if (list) list.push(pid);
+      else children.set(s.ppid, [pid]);
+    }
+    return new ProcessTable(stats, children);
+  }
+
+  /**
+   * Every process below `root` (children, their children, ...) that is in root's session, parents before
+   * their children; null when root is not in the table. A child spawned with `detached: true` called
+   * setsid(): it is meant to outlive the worker, and it and the processes below it are left out. A process
+   * whose parent ended before (a double fork) is no longer below root and cannot be found. Threads need no
+   * care: a child's parent is the process, whichever of its threads spawned it.
+   */
+  below(root: number): Descendant[] | null {
+    const own = this.stats.get(root);
+    if (own === undefined) return null;
+    const found: Descendant[] = [];
+    const queue = [root];
+    for (let i = 0; i < queue.length; i++) {
+      for (const pid of this.children.get(queue[i]!) ?? []) {
+        const s = this.stats.get(pid)!;
+        if (s.session !== own.session) continue;
+        found.push({ pid, name: s.name, start: s.start });
+        queue.push(pid);
+      }
+    }
+    return found;
+  }
+}
+
+/** The processes below `root` (see ProcessTable.below), from a read of /proc now; null without /proc. */
+export function descendants(root: number): Descendant[] | null {
+  return ProcessTable.read()?.below(root) ?? null;
+}
+
+/**
+ * Sends `signal` to each process of `list` that is still the one found (same start time: its pid was not
+ * reused since), and returns those signalled. The check leaves a window of microseconds between the read and
+ * the kill; a pid is reused only after every other pid was handed out since it ended.
+ */
+export function signalEach(list: readonly Descendant[], signal: NodeJS.Signals): Descendant[] {
+  const sent: Descendant[] = [];
+  for (const d of list) {
+    const now = stat(d.pid);
+    if (now === null || now.start !== d.start || now.state === 'Z') continue;
+    try {
+      process.kill(d.pid, signal);
+      sent.push(d);
+    } catch {
+      /* gone since, or not ours (EPERM): nothing to do */
+    }
+  }
+  return sent;
+}
+
+/** "1234 (sleep), 1240 (ffmpeg)", at most `max` of them, for a log line. */
+export function describeProcesses(list: readonly Descendant[], max = 10): string {
+  const shown = list.slice(0, max).map((d) => `${d.pid} (${d.name})`).join(', ');
+  return list.length > max ? `${shown} and ${list.length - max} more` : shown;
+}
