@@ -32,6 +32,7 @@ import { SystemdNotifier } from './notify.js';
 import type { LeasedHandle } from '../workers/leases.js';
 import { Reloader } from './reloader.js';
 import { Pidfile } from './pidfile.js';
+import { procUsage } from './proc-usage.js';
 import { checkMemoryLimit, formatSize, memoryPeriodMs, QUICK_MEMORY_IN_A_ROW, QUICK_MEMORY_MS, readRss } from './memory.js';
 import { applyReload } from './start-only.js';
 import { TicketKeys, ticketKeyPeriodMs } from './ticket-keys.js';
@@ -1315,6 +1316,8 @@ export class Arbiter implements HookServer {
           booted: w.booted,
           last_heartbeat: Math.round((now - w.lastBeat) / 10) / 100,
           state: w.replaced && w.state !== 'stopping' ? 'replaced' : w.state,
+          // Read from /proc now, for this answer only (as `pm2 ls`): the master samples nothing in between.
+          ...procUsage(w.pid),
         }));
     switch (what) {
       case 'workers': {
@@ -1323,7 +1326,15 @@ export class Arbiter implements HookServer {
       }
       case 'all': {
         const list = workers();
-        return { master: { pid: process.pid, workers_target: this.numWorkers, stopping: Boolean(this.#stopping || this.#stopAt) }, workers: list, count: list.length };
+        const cpu = process.cpuUsage();
+        const master = {
+          pid: process.pid,
+          workers_target: this.numWorkers,
+          stopping: Boolean(this.#stopping || this.#stopAt),
+          rss: process.memoryUsage.rss(),
+          cpu: Math.round((cpu.user + cpu.system) / 1e4) / 100,
+        };
+        return { master, workers: list, count: list.length };
       }
       case 'stats':
         return {

@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import type { Config } from '../config/registry.js';
 import { ConfigError } from '../config/setting.js';
+import { rssOf } from './proc-usage.js';
 
 /**
  * How often the master reads each worker's RSS for max_worker_memory. One read of a small /proc file per worker
@@ -51,9 +52,7 @@ export async function readRss(pid: number, proc = '/proc'): Promise<number | nul
   } catch {
     return null;
   }
-  // "VmRSS:	  123456 kB"; a zombie has no Vm lines.
-  const m = /^VmRSS:\s*(\d+)\s*kB/m.exec(text);
-  return m ? Number(m[1]) * 1024 : null;
+  return rssOf(text);
 }
 
 /** A size for a log line: `512 MiB`, `612.4 MiB`, `1.5 GiB`. */

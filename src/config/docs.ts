@@ -2,6 +2,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { allSettings } from './registry.js';
 import { GUNICORN_ONLY } from './gunicorn-only.js';
+import { ENV_SET, PM2_KEYS } from './pm2-keys.js';
 import type { Setting } from './setting.js';
 
 function defaultText(s: Setting<unknown>): string {
@@ -62,6 +63,17 @@ export function settingsMarkdown(): string {
     '| Gunicorn | flag | why, and what to do instead |',
     '|---|---|---|',
     ...Object.entries(GUNICORN_ONLY).map(([name, g]) => `| \`${name}\` | ${g.flags.map((f) => `\`${f}\``).join(', ') || '–'} | ${g.why} |`),
+    '',
+    "## PM2's ecosystem keys",
+    '',
+    "A key of a PM2 app declaration (ecosystem.config.js) in a config file stops the start with its line below.",
+    "PM2's `max_memory_restart` is not among them: it is read as `maxWorkerMemory`, with PM2's values. The commands:",
+    'docs/operations.md, "Coming from PM2".',
+    '',
+    '| PM2 | what to use instead |',
+    '|---|---|',
+    ...Object.entries(PM2_KEYS).map(([name, why]) => `| \`${name}\` | ${why} |`),
+    `| \`env_production\`, any \`env_*\` | ${ENV_SET} |`,
     '',
   );
   return out.join('\n');

@@ -4,6 +4,7 @@ import { parseArgs, splitCommandLine, type ParsedArgs } from './args.js';
 import type { LoadGuard } from '../app/load-guard.js';
 import { findDefaultConfig, loadConfigFile } from './file.js';
 import { gunicornOnlyKey } from './gunicorn-only.js';
+import { pm2Key } from './pm2-keys.js';
 import { allSettings, KEY_ALIASES, SETTINGS, suggestKey, type Config, type SettingKey } from './registry.js';
 import { ConfigError, show } from './setting.js';
 
@@ -150,6 +151,8 @@ function applyFile(
       // Off (`daemon: false`, `reuse_port: false`, a config carried over from Gunicorn's) is what tunicorn does.
       if (gunicorns && (raw === false || raw === null)) continue;
       if (gunicorns) throw new ConfigError(gunicorns);
+      const pm2 = pm2Key(rawKey, where);
+      if (pm2) throw new ConfigError(pm2);
       const guess = suggestKey(rawKey);
       throw new ConfigError(
         `unknown setting ${show(rawKey)}${where}${guess ? `; did you mean ${guess}?` : '; see docs/settings.md for the keys'}`,

@@ -29,7 +29,7 @@ export type Response = { id: unknown; ok: true; data: unknown } | { id: unknown;
 /** Each command, as `help` lists it. */
 export const COMMANDS: readonly (readonly [string, string])[] = [
   ['show all', 'the master and its workers'],
-  ['show workers', 'each worker: pid, age, booted, seconds since its last heartbeat'],
+  ['show workers', 'each worker: pid, age, booted, seconds since its last heartbeat, state, memory (RSS), CPU time'],
   ['show config', 'the running configuration'],
   ['show stats', 'uptime, pid, workers (current, target, spawned, killed), reloads'],
   ['show listeners', 'the listening sockets: address, fd, type'],
@@ -137,10 +137,19 @@ interface WorkerRow {
   booted: boolean;
   last_heartbeat: number | null;
   state?: string;
+  /** Bytes; null where /proc cannot tell (not Linux), absent from an older master's answer. */
+  rss?: number | null;
+  /** Seconds of CPU time (user + system). */
+  cpu?: number | null;
 }
 
-const workerRows = (ws: readonly WorkerRow[]) => ws.map((w) => [w.pid, w.age, w.booted ? 'yes' : 'no', w.last_heartbeat === null ? '-' : w.last_heartbeat.toFixed(2), w.state ?? '-']);
-const WORKER_HEADER = ['PID', 'AGE', 'BOOTED', 'LAST_BEAT', 'STATE'];
+/** Bytes in MiB with one decimal, as one unit down a column compares at a glance (`pm2 ls` shows mb too). */
+const mib = (bytes: number | null | undefined) => (typeof bytes === 'number' ? `${(bytes / 1048576).toFixed(1)} MiB` : '-');
+const seconds = (s: number | null | undefined) => (typeof s === 'number' ? `${s.toFixed(2)} s` : '-');
+
+const workerRows = (ws: readonly WorkerRow[]) =>
+  ws.map((w) => [w.pid, w.age, w.booted ? 'yes' : 'no', w.last_heartbeat === null ? '-' : w.last_heartbeat.toFixed(2), w.state ?? '-', mib(w.rss), seconds(w.cpu)]);
+const WORKER_HEADER = ['PID', 'AGE', 'BOOTED', 'LAST_BEAT', 'STATE', 'RSS', 'CPU'];
 
 /** An answer's data as text, for `command` (already parsed); anything unforeseen as indented JSON. */
 export function formatData(command: Command, data: unknown): string {
@@ -151,8 +160,9 @@ export function formatData(command: Command, data: unknown): string {
         case 'workers':
           return table(WORKER_HEADER, workerRows(d.workers as WorkerRow[]));
         case 'all': {
-          const m = d.master as { pid: number; workers_target: number };
-          return `master  pid ${m.pid}, ${m.workers_target} worker(s) wanted\n` + table(WORKER_HEADER, workerRows(d.workers as WorkerRow[]));
+          const m = d.master as { pid: number; workers_target: number; rss?: number; cpu?: number };
+          const usage = m.rss === undefined ? '' : `, RSS ${mib(m.rss)}, CPU ${seconds(m.cpu)}`;
+          return `master  pid ${m.pid}, ${m.workers_target} worker(s) wanted${usage}\n` + table(WORKER_HEADER, workerRows(d.workers as WorkerRow[]));
         }
         case 'listeners':
           return table(['ADDRESS', 'FD', 'TYPE'], (d.listeners as { address: string; fd: number; type: string }[]).map((l) => [l.address, l.fd, l.type]));

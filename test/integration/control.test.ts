@@ -1,7 +1,8 @@
 /**
  * The control socket (--control-socket PATH) and its client, the real `tunicornc` bin (dist/cli/ctl.js run
  * through its `#!` line), against the real CLI:
- * - show workers / stats / config / listeners tell what runs (pids, counts, the port)
+ * - show workers / stats / config / listeners tell what runs (pids, counts, the port); show workers and show all
+ *   give each process's RSS and CPU time, and a worker that grew and spun shows it
  * - worker add / remove change the live worker count; worker kill replaces one worker; reload replaces all
  * - reopen reopens the logs; shutdown graceful ends the master with status 0 and removes the socket file
  * - the socket file has mode 0600 under umask 0 and refuses another user (as root: run as nobody); a stale
@@ -134,9 +135,45 @@ describe('control socket', () => {
     const text = await ctl('-s', sock, '-c', 'show workers');
     assert.equal(text.code, 0);
     const lines = text.stdout.trimEnd().split('\n');
-    assert.match(lines[0]!, /^PID +AGE +BOOTED +LAST_BEAT +STATE$/);
+    assert.match(lines[0]!, /^PID +AGE +BOOTED +LAST_BEAT +STATE +RSS +CPU$/);
     assert.equal(lines.length, 3);
     for (const pid of booted) assert.ok(lines.some((x) => x.startsWith(`${pid} `)), `a row for ${pid}`);
+  });
+
+  it("show workers and show all tell each process's memory (RSS) and CPU time, read from /proc when asked", async () => {
+    const sock = sockPath();
+    const s = new Server(['-b', '127.0.0.1:0', '-w', '1', '--control-socket', sock, path.join(FIXTURES, 'memory-app.mjs')]);
+    const port = await s.port();
+    const [pid] = (await s.workersBooted(1)) as [number];
+    const before = (await json(sock, 'show workers')).workers[0];
+    assert.equal(before.pid, pid);
+    assert.ok(Number.isInteger(before.rss) && before.rss > 10 * 2 ** 20, `rss ${before.rss}`);
+    assert.ok(typeof before.cpu === 'number' && before.cpu > 0, `cpu ${before.cpu}`);
+    // 64 MiB kept by the worker show in the next answer, as they would in `pm2 ls`.
+    const r = await request(port, '/grow?mb=64');
+    assert.equal(r.status, 200);
+    let after = (await json(sock, 'show workers')).workers[0];
+    assert.ok(after.rss - before.rss >= 60 * 2 ** 20, `rss ${before.rss} -> ${after.rss}`);
+    // So does the CPU time it spends spinning: 300 ms of wall clock a request, until half a second of CPU time
+    // shows (fewer requests on an idle machine; at most 20).
+    for (let i = 0; i < 20 && after.cpu - before.cpu < 0.5; i++) {
+      assert.equal((await request(port, '/grow?spin=300')).status, 200);
+      after = (await json(sock, 'show workers')).workers[0];
+    }
+    assert.ok(after.cpu - before.cpu >= 0.5, `cpu ${before.cpu} -> ${after.cpu}`);
+    // The worker's own figure and the master's reading of /proc agree (both are VmRSS).
+    assert.ok(Math.abs(after.rss - JSON.parse(r.body).rss) < 16 * 2 ** 20, `rss ${after.rss} vs the worker's ${JSON.parse(r.body).rss}`);
+
+    const all = await json(sock, 'show all');
+    assert.equal(all.master.pid, s.pid);
+    assert.ok(all.master.rss > 10 * 2 ** 20 && all.master.cpu > 0, JSON.stringify(all.master));
+
+    const text = await ctl('-s', sock, '-c', 'show all');
+    assert.equal(text.code, 0);
+    const lines = text.stdout.trimEnd().split('\n');
+    assert.match(lines[0]!, new RegExp(`^master  pid ${s.pid}, 1 worker\\(s\\) wanted, RSS \\d+\\.\\d MiB, CPU \\d+\\.\\d\\d s$`));
+    assert.match(lines[1]!, /^PID +AGE +BOOTED +LAST_BEAT +STATE +RSS +CPU$/);
+    assert.match(lines[2]!, new RegExp(`^${pid} +1 +yes +\\d+\\.\\d\\d +ready +\\d+\\.\\d MiB +\\d+\\.\\d\\d s$`));
   });
 
   it('worker add 2 then worker remove 1 change the live worker count', async () => {

@@ -315,6 +315,17 @@ describe('resolveConfig', () => {
     await assert.rejects(resolve(['a'], {}, { max_memory_restart: '300' }), /invalid value for maxWorkerMemory/);
   });
 
+  it("names a PM2 ecosystem key in a config file, with what to use instead, not as an unknown setting", async () => {
+    await assert.rejects(resolve(['a'], {}, { instances: 'max' }), /^ConfigError: setting "instances" is PM2's, not tunicorn's: use workers \(-w N\); PM2's 'max' \(one per CPU\) is workers: os\.availableParallelism\(\)/);
+    await assert.rejects(resolve(['a'], {}, { kill_timeout: 5000 }), /setting "kill_timeout" is PM2's, not tunicorn's: use gracefulTimeout \(--graceful-timeout SECONDS\), in seconds where PM2 counts milliseconds$/);
+    await assert.rejects(resolve(['a'], {}, { cron_restart: '0 3 * * *' }), /"cron_restart" is PM2's, not tunicorn's: no scheduled restarts: .*kill -HUP PID, tunicornc reload/);
+    await assert.rejects(resolve(['a'], {}, { env_production: { NODE_ENV: 'production' } }), /"env_production" is PM2's, not tunicorn's: pick the set in the config file itself/);
+    await assert.rejects(resolve(['a'], {}, { env_staging: {} }), /"env_staging" is PM2's/);
+    await assert.rejects(resolve(['a'], {}, { apps: [{ script: 'app.js' }] }), /"apps" is PM2's, not tunicorn's: this is a PM2 ecosystem file; a tunicorn config file exports one server's settings/);
+    // Not a PM2 key: as before.
+    await assert.rejects(resolve(['a'], {}, { environment: 'x' }), /unknown setting "environment"/);
+  });
+
   it('takes a numeric user and group from a config file, as Gunicorn\'s user = 1000', async () => {
     const r = await resolve(['a'], {}, { user: 0, group: 0 });
     assert.equal(r.config.user, '0');

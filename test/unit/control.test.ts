@@ -74,15 +74,25 @@ describe('text output', () => {
     assert.equal(table(['PID', 'AGE', 'X'], [[1, 22, null], [12345, 3, 'y']]), 'PID    AGE  X\n1      22   -\n12345  3    y\n');
   });
 
-  it('show workers prints PID AGE BOOTED LAST_BEAT STATE', () => {
+  it('show workers prints PID AGE BOOTED LAST_BEAT STATE RSS CPU; "-" for a figure /proc could not give', () => {
     const out = formatData(parseCommand('show workers'), {
       workers: [
-        { pid: 101, age: 1, booted: true, last_heartbeat: 0.5, state: 'ready' },
-        { pid: 20202, age: 12, booted: false, last_heartbeat: 1.234, state: 'booting' },
+        { pid: 101, age: 1, booted: true, last_heartbeat: 0.5, state: 'ready', rss: 52.25 * 2 ** 20, cpu: 1.5 },
+        { pid: 20202, age: 12, booted: false, last_heartbeat: 1.234, state: 'booting', rss: null, cpu: null },
       ],
       count: 2,
     });
-    assert.equal(out, ['PID    AGE  BOOTED  LAST_BEAT  STATE', '101    1    yes     0.50       ready', '20202  12   no      1.23       booting', ''].join('\n'));
+    assert.equal(
+      out,
+      [
+        'PID    AGE  BOOTED  LAST_BEAT  STATE    RSS       CPU',
+        '101    1    yes     0.50       ready    52.3 MiB  1.50 s',
+        '20202  12   no      1.23       booting  -         -',
+        '',
+      ].join('\n'),
+    );
+    const all = formatData(parseCommand('show all'), { master: { pid: 9, workers_target: 2, rss: 48 * 2 ** 20, cpu: 0.25 }, workers: [], count: 0 });
+    assert.equal(all.split('\n')[0], 'master  pid 9, 2 worker(s) wanted, RSS 48.0 MiB, CPU 0.25 s');
   });
 
   it('show listeners, stats and the other answers', () => {

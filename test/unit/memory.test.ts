@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { checkMemoryLimit, formatSize, MEMORY_PERIOD_MS, memoryPeriodMs, readRss } from '../../src/arbiter/memory.js';
+import { cpuOf, procUsage } from '../../src/arbiter/proc-usage.js';
 import { SETTINGS } from '../../src/config/registry.js';
 import { resolveConfig } from '../../src/config/resolve.js';
 import { parseSize } from '../../src/config/setting.js';
@@ -105,6 +106,30 @@ describe('RSS from /proc', () => {
     mkdirSync(path.join(proc, '43'));
     writeFileSync(path.join(proc, '43', 'status'), 'Name:\tnode\nState:\tZ (zombie)\nThreads:\t1\n');
     assert.equal(await readRss(43, proc), null);
+  });
+
+  it("procUsage (tunicornc show workers): RSS and CPU time of a live process; nulls for one that is gone", () => {
+    const start = procUsage(process.pid);
+    // 300 ms of CPU time, as the kernel counts it (a wall-clock spin gets less on a busy machine).
+    const used = () => (({ user, system }) => (user + system) / 1000)(process.cpuUsage());
+    const end = used() + 300;
+    while (used() < end);
+    const later = procUsage(process.pid);
+    assert.ok(later.rss !== null && Math.abs(later.rss - process.memoryUsage.rss()) < 16 * MiB, `rss ${later.rss}`);
+    // It shows as CPU time; and it agrees with what Node counts for itself (both from the kernel).
+    assert.ok(later.cpu! - start.cpu! >= 0.25, `cpu ${start.cpu} -> ${later.cpu}`);
+    const own = process.cpuUsage();
+    assert.ok(Math.abs(later.cpu! - (own.user + own.system) / 1e6) < 0.1, `cpu ${later.cpu} vs ${JSON.stringify(own)}`);
+    assert.deepEqual(procUsage(2 ** 22 + 12345), { rss: null, cpu: null }, 'no such pid (above pid_max)');
+  });
+
+  it('cpuOf: utime + stime in seconds, counted from the last ")" of a command name with spaces and parentheses', () => {
+    const rest = 'S 1 1 1 0 -1 4194560 5000 0 0 0 1234 266 0 0 20 0 11 0 2368823 1000 100 18446744073709551615';
+    assert.equal(cpuOf(`4242 (node) ${rest}`), 15);
+    assert.equal(cpuOf(`4242 (tunicorn: (w) x) ${rest}`), 15);
+    assert.equal(cpuOf('4242 (node) S 1 2'), null, 'cut short');
+    assert.equal(cpuOf(''), null);
+    assert.equal(cpuOf(null), null);
   });
 
   it('refuses the setting in one line where there is no /proc, and accepts it (or 0) where there is', () => {
