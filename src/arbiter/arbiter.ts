@@ -81,6 +81,13 @@ const BACKOFF_CAP_MS = 10_000;
  * top-level code left unhandled, would otherwise respawn in a tight loop, a stack trace each time).
  */
 const QUICK_DEATH_MS = 10_000;
+/**
+ * --reload: quick deaths in a row after which no worker starts until a watched file changes (or HUP). Code
+ * that kills every worker it starts (a timer that throws, a port taken at import) waits for the developer's
+ * fix, as a dev server's "waiting for file changes", instead of a stack trace every 10 s (BACKOFF_CAP_MS) for
+ * as long as the server runs.
+ */
+const RELOAD_QUICK_DEATHS = 5;
 
 type SignalName = 'SIGHUP' | 'SIGTERM' | 'SIGINT' | 'SIGQUIT' | 'SIGTTIN' | 'SIGTTOU' | 'SIGUSR1' | 'SIGUSR2' | 'SIGWINCH';
 export const SIGNALS: readonly SignalName[] = ['SIGHUP', 'SIGTERM', 'SIGINT', 'SIGQUIT', 'SIGTTIN', 'SIGTTOU', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH'];
@@ -836,6 +843,14 @@ export class Arbiter implements HookServer {
     this.#lastQuickDeathAt = Date.now();
     // One is replaced at once (an OOM kill, a crash); from the second in a row on, the pause grows.
     if (++this.#quickDeaths === 1) return;
+    if (this.cfg.reload && this.#quickDeaths >= RELOAD_QUICK_DEATHS) {
+      if (this.#deathPauseUntil !== Infinity)
+        this.log.warning(
+          `Worker (pid:${w.pid}) died ${(lived / 1000).toFixed(1)} s after it started serving (${this.#quickDeaths} in a row); --reload: no new worker until a watched file changes`,
+        );
+      this.#deathPauseUntil = Infinity;
+      return;
+    }
     const delay = Math.min(BACKOFF_CAP_MS, BACKOFF_FIRST_MS * 2 ** (this.#quickDeaths - 2));
     this.#deathPauseUntil = Date.now() + delay;
     this.log.warning(
@@ -1369,15 +1384,23 @@ export class Arbiter implements HookServer {
 
   private startReloader(): void {
     this.#reloader = new Reloader(
-      (file) => {
+      (files) => {
         if (this.#stopping || this.#stopAt) return;
-        this.log.info(`Reloading: ${file} changed; restarting the workers`);
+        // The config file (-c, or the one found): its settings are the master's, which HUP reads again.
+        const config = this.#resolved.configPath;
+        if (config !== null && files.includes(config)) {
+          this.log.info(`Reloading: ${config} changed; reading the configuration again, as on HUP`);
+          this.enqueue('SIGHUP');
+          return;
+        }
+        this.log.info(`Reloading: ${files[0]} changed; restarting the workers`);
         this.replaceAllWorkers();
       },
       (message) => this.log.warning(`--reload: ${message}`),
     );
     const cwd = this.opts.startCwd ?? process.cwd();
     for (const g of this.cfg.reloadExtraFile) this.#reloader.addGlob(g, cwd);
+    if (this.#resolved.configPath !== null) this.#reloader.add([this.#resolved.configPath]);
     this.log.info('Reload mode: restarting the workers when a file of the app changes (development only)');
   }
 

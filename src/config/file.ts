@@ -153,7 +153,8 @@ export function describeLoadError(err: unknown): string {
     .split('\n')
     .slice(1)
     .map((l) => l.trim())
-    .find((l) => l.startsWith('at ') && !l.includes('node_modules') && !l.includes('node:') && !l.includes('/dist/'));
+    // A frame with a file: `at JSON.parse (<anonymous>)` (a .json file that does not parse) names no place.
+    .find((l) => l.startsWith('at ') && !l.includes('node_modules') && !l.includes('node:') && !l.includes('/dist/') && /\/[^\s()]+:\d+/.test(l));
   const where = frame ? ` (${withinSource(frame.replace(/^at /, ''))})` : '';
   return `${msg}${msg.includes(where.trim()) ? '' : where}`;
 }

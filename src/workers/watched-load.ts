@@ -1,4 +1,4 @@
-import { AppLoadError } from '../app/errors.js';
+import { AppLoadError, appFrames } from '../app/errors.js';
 import { loadErrorPage } from '../app/error-page.js';
 import type { LoadResult } from '../app/load.js';
 import type { ServedApp } from '../app/shapes.js';
@@ -40,7 +40,10 @@ export async function loadWatched(
     if (!reload || !(err instanceof AppLoadError)) throw err;
     report(importedFiles(app, cwd, err));
     const say = `${err.message}; serving a 500 page that shows it until a watched file changes`;
-    if (loud) runtime.log.error(`${say}${err.detail ? `\n${err.detail}` : ''}`);
+    // As when the app fails to load without --reload (child.ts): the app's frames, not jiti's and tunicorn's
+    // (the page keeps them all), and no detail that only repeats the message.
+    const detail = runtime.log.enabled('debug') ? err.detail : appFrames(err.detail);
+    if (loud) runtime.log.error(`${say}${/^\s+at /m.test(detail) ? `\n${detail}` : ''}`);
     else runtime.log.debug(say);
     return loadErrorPage(err);
   }

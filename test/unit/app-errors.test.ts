@@ -74,6 +74,16 @@ describe('what a failed load says', () => {
     assert.match(boom.message, new RegExp(`boom 1 \\(${thrown}:2:7\\)$`));
   });
 
+  it('a .json file that does not parse: the place is the import of it, not JSON.parse\'s frame without a file', async () => {
+    file('broken.json', '{"v": 1,}');
+    const where = file('imports-json.ts', "import data from './broken.json';\nexport default () => new Response(String(data.v));\n");
+    const err = await loadApp('imports-json.ts', tmp, { onError: () => {} }).catch((e: unknown) => e as Error);
+    assert.ok(err instanceof AppLoadError);
+    assert.match(err.message, /broken\.json: .*JSON/);
+    assert.doesNotMatch(err.message, /<anonymous>/);
+    assert.match(err.message, new RegExp(`\\(${where}:1(:\\d+)?\\)$`));
+  });
+
   it('a syntax error in a JavaScript config file gives its line', async () => {
     const bad = file('syntax.config.mjs', "const a = 1;\nexport default { bind 'x' };\n");
     await assert.rejects(loadConfigFile(bad), (e: unknown) => e instanceof Error && e.message.endsWith(`(${bad}:2)`) && !e.message.includes(`${bad}:2) (`));

@@ -111,9 +111,12 @@ export const operations = {
     default: false,
     short: 'Development: restart the workers gracefully when a file of the app changes.',
     doc:
-      'Watches every file the app imported (its import graph) plus `--reload-extra-file` globs. When the ' +
-      'new code fails to load, the master stays up, logs the error with file and line, and answers ' +
-      'requests with a 500 page that shows it until the code is fixed. Not for production.',
+      'Watches every file the app imported (its import graph, the packages in node_modules included, as ' +
+      'Gunicorn watches site-packages), the config file, and `--reload-extra-file` globs. A change to the config ' +
+      'file reads the configuration again, as HUP; any other change restarts the workers. When the new code ' +
+      'fails to load, the master stays up, logs the error with file and line, and answers requests with a 500 ' +
+      'page that shows it until the code is fixed (writing a missing module, or installing a missing package, ' +
+      'is a fix too). Not for production.',
   }),
   reloadExtraFile: listSetting({
     key: 'reloadExtraFile',
@@ -123,6 +126,10 @@ export const operations = {
     metavar: 'GLOB',
     default: [],
     short: 'With --reload, also watch files matching this glob (repeatable).',
-    doc: 'For files the app reads but does not import: templates, JSON, `.env`. Relative to the directory tunicorn runs in. Without `--reload` nothing is watched, and the start says so in a warning.',
+    doc:
+      'For files the app reads but does not import: templates, JSON, `.env`. Relative to the directory tunicorn runs in. ' +
+      '`*` and `?` match within a folder name, `**` across folders; folders made later are watched too (a glob\'s ' +
+      'own folder as well, when it does not exist at the start), node_modules and dot folders are not looked into. ' +
+      'Without `--reload` nothing is watched, and the start says so in a warning.',
   }),
 };
