@@ -51,7 +51,12 @@ export const GUNICORN_ONLY: Readonly<Record<string, GunicornOnly>> = {
   forwarder_headers: { flags: ['--forwarder-headers'], why: 'tunicorn strips and applies the forwarding headers itself: see secureSchemeHeaders, forwardedAllowIps and docs/security.md' },
   reload_engine: { flags: ['--reload-engine'], why: '--reload has one engine, Node\'s file watching' },
   spew: { flags: ['--spew'], why: 'a Python trace: use Node\'s inspector or --cpu-prof (README, "Node options")' },
-  sendfile: { flags: ['--no-sendfile'], why: 'Node writes responses itself, with no sendfile(2)' },
+  sendfile: {
+    flags: ['--no-sendfile'],
+    // Checked with strace: a file piped to a response and HTTP/2's respondWithFile make pread64/read and
+    // writev calls, no sendfile.
+    why: 'tunicorn never uses sendfile(2) (Node reads a file and writes its bytes to the socket, a stream piped to a response or Express\'s sendFile alike), which is what --no-sendfile asks for: drop it',
+  },
   reuse_port: { flags: ['--reuse-port'], why: 'Node 20 cannot set SO_REUSEPORT; the workers share the master\'s socket, measured as fast (docs/design.md)' },
   worker_tmp_dir: { flags: ['--worker-tmp-dir'], why: 'Gunicorn\'s heartbeat file: tunicorn\'s heartbeat is a message to the master and a watcher thread, with no file' },
   default_proc_name: { flags: [], why: 'set internally by Gunicorn: --name sets the process titles' },

@@ -620,6 +620,8 @@ export class HttpLayer {
     const socket = req.socket;
     socket.setTimeout(ms);
     req.on('timeout', () => {
+      // The app is the one behind: the time is its own (request_deadline bounds it), and the timer starts again.
+      if (appIsBehind(req)) return void socket.setTimeout(ms);
       const r = this.#refusals.bodyTimeout;
       const answer = !res.headersSent && socket.writable;
       this.log.debug(`Request body from ${socket.remoteAddress} stalled for ${ms / 1000} s; ${answer ? `answered ${r.line}` : 'closing'}`);
@@ -635,7 +637,13 @@ export class HttpLayer {
       socket.end(req.method === 'HEAD' ? r.rawHead : r.raw);
       lingerClose(socket);
     });
+    // Once the whole body has come (Node's parser is done with it, the app may not have read it), Node emits
+    // the socket's timeout on the response only, and destroys the socket when nothing listens there: a POST
+    // whose app answered later than body_timeout without reading its body lost its connection, with nothing
+    // sent or logged (curl: "Empty reply from server").
+    res.on('timeout', bodyCame);
     req.once('end', () => {
+      res.off('timeout', bodyCame);
       // After the response, Node has set its keep-alive timer on the socket (unless a sweep keeps the
       // timeout): leave it.
       if (!res.writableFinished || this.#advertised > 0) socket.setTimeout(0);
@@ -653,6 +661,10 @@ export class HttpLayer {
   private watchH2Body(req: http.IncomingMessage, res: http.ServerResponse, stream: http2.ServerHttp2Stream, ms: number): void {
     stream.setTimeout(ms, () => {
       if (stream.destroyed || stream.closed) return;
+      // The whole body has come (the client ended its side: END_STREAM), read or not: what is left is the
+      // app's time. Without this, a POST whose app answered later than body_timeout got the 408.
+      if (stream.state.state === lazy.http2().constants.NGHTTP2_STREAM_STATE_HALF_CLOSED_REMOTE) return void stream.setTimeout(0);
+      if (appIsBehind(req)) return void stream.setTimeout(ms);
       const r = this.#refusals.bodyTimeout;
       const answer = !stream.headersSent;
       this.log.debug(
@@ -723,6 +735,29 @@ export class HttpLayer {
 interface FirstRequestWait {
   timer: NodeJS.Timeout;
   secure: TLSSocket | null;
+}
+
+/**
+ * Whether a request body is stalled by the app rather than by the client, for body_timeout: the app has begun
+ * to read it and has not taken what came (it is busy between two reads, or paused the request: a pipe to a
+ * slow Writable, a Fetch handler awaiting between two chunks of `request.body`). Node then stops reading the
+ * socket (HTTP/2: stops opening the stream's window) until the app reads on, so the client sends nothing however
+ * steady it is: seen, a Fetch handler taking 1.5 s per chunk of a 3 MB upload that curl sent at once got
+ * body_timeout's 408 after 1 s. A body the app has not begun to read stays the client's to send.
+ */
+function appIsBehind(req: http.IncomingMessage): boolean {
+  return req.readableDidRead && (req.readableLength > 0 || req.isPaused());
+}
+
+/**
+ * body_timeout's listener on an HTTP/1 response, for a timeout that comes once the request body has all come:
+ * the timer's work is done, and the listener goes (with none, Node destroys the socket on an app's own
+ * `res.setTimeout()`, as documented). Before that the request's 'timeout' does the work.
+ */
+function bodyCame(this: http.ServerResponse): void {
+  if (!this.req.complete) return;
+  this.off('timeout', bodyCame);
+  if (!this.writableFinished) this.socket?.setTimeout(0);
 }
 
 /** The connection accepted under a socket: over TLS the request's socket wraps it. */

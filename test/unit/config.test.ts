@@ -107,6 +107,8 @@ describe('parseArgs', () => {
     await assert.rejects(resolve(['a'], {}, { worker_tmp_dir: '/dev/shm' }), /setting "worker_tmp_dir" is Gunicorn's worker_tmp_dir, which tunicorn does not have: /);
     await assert.rejects(resolve(['a'], {}, { syslogAddr: 'udp://x:514' }), /setting "syslogAddr" is Gunicorn's syslog_addr, which tunicorn does not have: there is no syslog client/);
     // Gunicorn 24 and 25's own (uWSGI, ASGI, HTTP/2 tuning, dirty arbiters): named, not "unknown option".
+    // Asking for what tunicorn always does: the line says so, and to drop it.
+    assert.throws(() => parseArgs(['--no-sendfile', 'app.ts']), /^ConfigError: --no-sendfile is Gunicorn's sendfile, which tunicorn does not have: tunicorn never uses sendfile\(2\) .*which is what --no-sendfile asks for: drop it$/);
     assert.throws(() => parseArgs(['--protocol', 'uwsgi', 'app.ts']), /--protocol is Gunicorn's protocol, which tunicorn does not have: the uWSGI binary protocol/);
     assert.throws(() => parseArgs(['--http2-max-concurrent-streams', '50']), /Gunicorn's http2_max_concurrent_streams/);
     assert.throws(() => parseArgs(['--dirty-workers', '2']), /Gunicorn's dirty_workers, which tunicorn does not have/);

@@ -78,7 +78,11 @@ export const http = {
     short: 'While a request body is being received, the longest pause between two parts of it (0: no limit).',
     doc:
       'A body that stops flowing gets 408 (or, once the app has answered, the connection is closed). A ' +
-      'body that keeps flowing may take as long as it needs. Over HTTP/2 it holds for each stream: a stalled ' +
+      'body that keeps flowing may take as long as it needs. Only the client\'s silence counts: not the time ' +
+      'after the whole body has come (an app may take longer to answer, read or not), nor a pause of an app ' +
+      'that has begun to read the body and has not taken what came (busy between two reads, or a paused ' +
+      'request), during which the server reads nothing from the client. A body larger than the buffers that ' +
+      'the app has not begun to read stops coming, and gets 408 all the same. Over HTTP/2 it holds for each stream: a stalled ' +
       'one gets 408 (or is reset once the app has answered) and the session\'s other streams go on. Not in Gunicorn.',
   }),
   forwardedAllowIps: listSetting({
