@@ -20,6 +20,16 @@ export class AppResultError extends TypeError {
   override name = 'TypeError';
 }
 
+/**
+ * The stack of what was thrown, as text: '' for a non-Error, and for an Error whose `stack` some code set to
+ * something else (an object, a number), which a `split` on it would turn into a second error, thrown where the
+ * first is being reported.
+ */
+export function stackText(err: unknown): string {
+  const stack = err instanceof Error ? (err as { stack?: unknown }).stack : undefined;
+  return typeof stack === 'string' ? stack : '';
+}
+
 /** tunicorn's own folder: its frames in an app's stack are not the app's. */
 const OWN_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 

@@ -1,4 +1,4 @@
-import { AppLoadError } from './errors.js';
+import { AppLoadError, stackText } from './errors.js';
 
 /**
  * Watches an app (or a config file) while it loads, for the ways its top-level code can end or stall a
@@ -74,7 +74,7 @@ export class UnhandledAtLoad extends AppLoadError {
     const text = reason instanceof Error ? `${reason.name}: ${reason.message.split('\n')[0]}` : String(reason);
     super(
       `${what} failed to load: a promise it made was rejected and nothing handled the rejection: ${text}; add a .catch() or await it in a try`,
-      reason instanceof Error ? (reason.stack ?? '') : '',
+      stackText(reason),
     );
   }
 }

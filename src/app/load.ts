@@ -2,7 +2,7 @@ import type http from 'node:http';
 import { getActiveResourcesInfo } from 'node:process';
 import { describeLoadError, errorLocation, esmOnlyHint, esmSyntaxHint, tunicornImportHint } from '../config/file.js';
 import { ListenCapture } from './capture.js';
-import { AppLoadError } from './errors.js';
+import { AppLoadError, stackText } from './errors.js';
 import { ModuleImporter, unwrapDefault } from './import.js';
 import { ACCEPTED, describeValue, isClass, mistakenExport, SHAPES, type AdaptContext, type ServedApp } from './shapes.js';
 import { APP_EXTENSIONS, parseAppSpec, type AppSpec } from './spec.js';
@@ -162,7 +162,7 @@ async function stopInOrder(...parts: (() => Promise<unknown>)[]): Promise<void> 
 }
 
 function startupFailed(raw: string, err: unknown): AppLoadError {
-  return new AppLoadError(`app ${raw}: startup() failed: ${describeLoadError(err)}`, err instanceof Error ? (err.stack ?? '') : '');
+  return new AppLoadError(`app ${raw}: startup() failed: ${describeLoadError(err)}`, stackText(err));
 }
 
 /** The module's `startup` or `shutdown` export, or its default export's (an object holding the app). */
@@ -195,7 +195,7 @@ function loadError(err: unknown, spec: AppSpec, raw: string): AppLoadError {
   const where = spec.isFile ? errorLocation(err, spec.target) : errorLocation(err);
   return new AppLoadError(
     `app ${raw} failed to load: ${description}${where && !description.includes(where) ? ` (${where})` : ''}${tunicornImportHint(err) || esmOnlyHint(err) || esmSyntaxHint(err, spec.isFile ? spec.target : undefined)}`,
-    err instanceof Error ? (err.stack ?? '') : '',
+    stackText(err),
   );
 }
 
@@ -244,12 +244,12 @@ export async function adaptApp(value: unknown, raw: string, ctx: AdaptContext, c
     try {
       return await shape.adapt(value, ctx);
     } catch (err) {
-      throw new AppLoadError(`app ${raw}: starting the ${shape.name} failed: ${describeLoadError(err)}`, err instanceof Error ? (err.stack ?? '') : '');
+      throw new AppLoadError(`app ${raw}: starting the ${shape.name} failed: ${describeLoadError(err)}`, stackText(err));
     }
   }
   if (typeof value === 'function' && value.length === 0 && depth === 0 && !isClass(value)) {
     const threw = (err: unknown) =>
-      new AppLoadError(`app ${raw}: the factory threw: ${describeLoadError(err)}`, err instanceof Error ? (err.stack ?? '') : '');
+      new AppLoadError(`app ${raw}: the factory threw: ${describeLoadError(err)}`, stackText(err));
     const listened = capture && capture.server === null ? capture : undefined;
     const call = (async () => (value as () => unknown)())();
     let made: unknown;

@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { stackText } from '../app/errors.js';
 import { ModuleImporter, unwrapDefault } from '../app/import.js';
 import { guardLoading, UnhandledAtLoad, type LoadGuard } from '../app/load-guard.js';
 import { jsonError } from '../json-error.js';
@@ -117,7 +118,7 @@ export function esmOnlyHint(err: unknown): string {
 export function esmSyntaxHint(err: unknown, file?: string): string {
   if (!(err instanceof SyntaxError) || !/^(Cannot use import statement outside a module|Unexpected token 'export')/.test(err.message)) return '';
   // A CommonJS syntax error's stack starts with the file and line, above the message.
-  const head = /^((?:\/|file:)\S+):\d+$/.exec((err.stack ?? '').split('\n')[0] ?? '')?.[1] ?? file;
+  const head = /^((?:\/|file:)\S+):\d+$/.exec(stackText(err).split('\n')[0] ?? '')?.[1] ?? file;
   const js = head?.startsWith('file:') ? fileURLToPath(head) : head;
   if (!js?.endsWith('.js')) return '';
   let type: unknown;
@@ -149,7 +150,7 @@ export function describeLoadError(err: unknown): string {
   // jiti's parse errors name the file and line on the message's second line (" /app/x.ts:2:6").
   const inMessage = more.join('\n').match(/(\/[^\s()'"]+:\d+(?::\d+)?)/)?.[1];
   if (inMessage) return `${msg} (${inMessage})`;
-  const frame = (err.stack ?? '')
+  const frame = stackText(err)
     .split('\n')
     .slice(1)
     .map((l) => l.trim())

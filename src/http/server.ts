@@ -741,12 +741,15 @@ interface FirstRequestWait {
  * Whether a request body is stalled by the app rather than by the client, for body_timeout: the app has begun
  * to read it and has not taken what came (it is busy between two reads, or paused the request: a pipe to a
  * slow Writable, a Fetch handler awaiting between two chunks of `request.body`). Node then stops reading the
- * socket (HTTP/2: stops opening the stream's window) until the app reads on, so the client sends nothing however
- * steady it is: seen, a Fetch handler taking 1.5 s per chunk of a 3 MB upload that curl sent at once got
- * body_timeout's 408 after 1 s. A body the app has not begun to read stays the client's to send.
+ * socket (HTTP/2: stops opening the stream's window) once that buffer is full, until the app reads on, so the
+ * client sends nothing however steady it is: seen, a Fetch handler taking 1.5 s per chunk of a 3 MB upload that
+ * curl sent at once got body_timeout's 408 after 1 s. A body the app has not begun to read stays the client's
+ * to send. What came and waits is the sign, not isPaused(): that is true too of a request read by `for await`
+ * (or `stream/consumers`) while the app waits for the next chunk, and a client that stalled there would never
+ * be cut; while the buffer is empty Node reads the socket, and a silent client is the one behind.
  */
 function appIsBehind(req: http.IncomingMessage): boolean {
-  return req.readableDidRead && (req.readableLength > 0 || req.isPaused());
+  return req.readableDidRead && req.readableLength > 0;
 }
 
 /**

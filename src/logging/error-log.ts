@@ -110,7 +110,9 @@ export class ErrorLog implements HookLog {
    * called it (appFrames), as a failed load's does.
    */
   exception(msg: string, err: unknown): void {
-    const stack = err instanceof Error ? err.stack : undefined;
+    // A stack some code assigned something else to (an object, a number) is no text to trim: the name and message
+    // say it, and the logger must not throw where it reports what was thrown.
+    const stack = err instanceof Error && typeof err.stack === 'string' ? err.stack : undefined;
     const detail = stack ? (this.enabled('debug') ? stack : appFrames(stack)) : err instanceof Error ? `${err.name}: ${err.message}` : String(err);
     // Counted as Gunicorn counts it: an exception, not an error.
     countLine?.('exception');

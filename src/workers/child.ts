@@ -4,7 +4,7 @@
  */
 import type { SendHandle } from 'node:child_process';
 import net from 'node:net';
-import { AppLoadError, appFrames } from '../app/errors.js';
+import { AppLoadError, appFrames, stackText } from '../app/errors.js';
 import { loadApp } from '../app/load.js';
 import { guardLoading } from '../app/load-guard.js';
 import type { ServedApp } from '../app/shapes.js';
@@ -164,7 +164,7 @@ class WorkerProcess {
         // the first line does not.
         fatal(ExitCode.APP_LOAD_ERROR, err.message, /^\s+at /m.test(detail) ? detail : '');
       }
-      fatal(ExitCode.WORKER_BOOT_ERROR, `worker failed to boot: ${describeLoadError(err)}`, err instanceof Error ? (err.stack ?? '') : '');
+      fatal(ExitCode.WORKER_BOOT_ERROR, `worker failed to boot: ${describeLoadError(err)}`, stackText(err));
     }
     this.#serving = true;
     send({ t: 'ready' });

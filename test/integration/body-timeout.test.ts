@@ -4,7 +4,8 @@
  *   it, is answered (HTTP/1.1: Node destroyed the socket, nothing sent or logged; HTTP/2: 408)
  * - a client that sends its body at once to an app that pauses longer than body_timeout between two reads
  *   gets the app's answer, the body whole, not 408
- * - a client that stops sending while the app waits for its body still gets 408
+ * - a client that stops sending while the app waits for its body still gets 408, also while the app waits in a
+ *   `for await` over the request (a request read so reports isPaused() all along)
  * HTTP/1.1 and HTTP/2 (h2c, which 127.0.0.1 may speak).
  */
 import assert from 'node:assert/strict';
@@ -115,5 +116,38 @@ describe('body_timeout counts the client\'s silence, not the app\'s', () => {
     await until(() => lines(/"POST \/slow-read HTTP\/(1\.1|2\.0)" 408 /) === 2, 10000, 'the access log lines');
     assert.equal(lines(/"POST \/late\?ms=2500 HTTP\/(1\.1|2\.0)" 200 /), 2);
     assert.equal(lines(/"POST \/slow-read\?pause=2500 HTTP\/(1\.1|2\.0)" 200 /), 2);
+  });
+});
+
+describe('body_timeout and an app that reads its body with for await', () => {
+  let s: Server;
+  let port = 0;
+  before(async () => {
+    s = new Server(['-b', '127.0.0.1:0', '--body-timeout', '1', path.join(FIXTURES, 'for-await-reader.mjs')]);
+    port = await s.port();
+    await s.workersBooted(1);
+  });
+
+  it('HTTP/1.1: a client that stops sending gets 408', async () => {
+    const r = await within(post1(port, '/', [Buffer.from('part')], true), 8000, 'the 408');
+    assert.equal(r.status, 408);
+    assert.equal(r.body, REASON);
+  });
+
+  it('HTTP/2: a client that stops sending gets 408', async () => {
+    const session = http2.connect(`http://127.0.0.1:${port}`);
+    session.on('error', () => {});
+    try {
+      const r = await within(post2(session, '/', [Buffer.from('part')], true), 8000, 'the 408');
+      assert.equal(r.status, 408);
+      assert.equal(r.body, REASON);
+    } finally {
+      session.destroy();
+    }
+  });
+
+  it('a body sent whole is read whole', async () => {
+    const r = await within(post1(port, '/', [BIG]), 20000, 'the answer');
+    assert.deepEqual(r, { status: 200, body: `read ${BIG.length}\n`, error: null });
   });
 });

@@ -1,6 +1,6 @@
 /** How a failed load is told: the app spec's mistakes, the error's place, and a stack of the app's frames. */
 import assert from 'node:assert/strict';
-import { close, mkdirSync, mkdtempSync, openSync, writeFileSync } from 'node:fs';
+import { close, mkdirSync, mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -9,6 +9,7 @@ import { AppLoadError, appFrames } from '../../src/app/errors.js';
 import { loadApp } from '../../src/app/load.js';
 import { parseAppSpec } from '../../src/app/spec.js';
 import { loadConfigFile } from '../../src/config/file.js';
+import { ErrorLog } from '../../src/logging/error-log.js';
 
 const tmp = mkdtempSync(path.join(tmpdir(), 'tunicorn-app-errors-'));
 const file = (name: string, text: string) => (writeFileSync(path.join(tmp, name), text), path.join(tmp, name));
@@ -115,6 +116,21 @@ describe('what a failed load says', () => {
       ].join('\n'),
     );
     assert.equal(appFrames('Error: x\n    at /srv/app/a.ts:1:1'), 'Error: x\n    at /srv/app/a.ts:1:1');
+  });
+  it('the error log says an error whose stack is not text (something assigned to it) by its name and message', () => {
+    const logFile = path.join(tmp, 'odd-stack.log');
+    const log = new ErrorLog(logFile, 'info');
+    const odd = Object.assign(new Error('odd stack'), { stack: { frames: [] } as unknown as string });
+    // It threw `stack.split is not a function`: a request's 500 was never sent, and the worker crashed.
+    log.exception('Error handling request GET /', odd);
+    log.close();
+    assert.match(readFileSync(logFile, 'utf8'), /\[ERROR\] Error handling request GET \/\nError: odd stack\n$/);
+  });
+
+  it('an app that throws such an error as it loads fails to load in one line, not with a TypeError of the loader', async () => {
+    file('odd-stack.mjs', "throw Object.assign(new Error('odd stack at import'), { stack: 42 });\nexport default () => {};\n");
+    // The loader split the stack for the error's place: `stack.split is not a function`, from tunicorn's code.
+    await assert.rejects(loadApp('odd-stack.mjs', tmp, { onError: () => {} }), (e: unknown) => e instanceof AppLoadError && /odd stack at import/.test(e.message) && e.detail === '');
   });
 });
 

@@ -78,8 +78,8 @@ export const hooks = {
     doc:
       'Called just before a worker process exits, in the worker process. Once it returns, the processes the ' +
       'worker started that still run in its session are sent SIGTERM (on Linux; docs/operations.md, ' +
-      '"max_requests, and the heartbeat kill"): a process this hook starts to outlive the worker is spawned ' +
-      'with `detached: true`.',
+      '"max_requests, max_worker_memory, and the heartbeat kill"): a process this hook starts to outlive the ' +
+      'worker is spawned with `detached: true`.',
   }),
   nworkersChanged: hookSetting<NWorkersHook>({
     key: 'nworkersChanged', gunicorn: 'nworkers_changed', section, arity: 3,

@@ -81,8 +81,10 @@ export const http = {
       'body that keeps flowing may take as long as it needs. Only the client\'s silence counts: not the time ' +
       'after the whole body has come (an app may take longer to answer, read or not), nor a pause of an app ' +
       'that has begun to read the body and has not taken what came (busy between two reads, or a paused ' +
-      'request), during which the server reads nothing from the client. A body larger than the buffers that ' +
-      'the app has not begun to read stops coming, and gets 408 all the same. Over HTTP/2 it holds for each stream: a stalled ' +
+      'request), during which the server reads nothing from the client. An app waiting for the next part (a ' +
+      '`for await` over the request) has taken all that came: a client silent then gets 408. A body larger ' +
+      'than the buffers that the app has not begun to read stops coming, and gets 408 all the same. Over ' +
+      'HTTP/2 it holds for each stream: a stalled ' +
       'one gets 408 (or is reset once the app has answered) and the session\'s other streams go on. Not in Gunicorn.',
   }),
   forwardedAllowIps: listSetting({
