@@ -140,6 +140,9 @@ function applyFile(
   const where = configPath ? ` in ${configPath}` : '';
   // Settings at the top: this is the default export (or the settings exported one by one), not a name's.
   const topSettings = Object.keys(file).some((k) => k !== 'config' && (k in SETTINGS || k in KEY_ALIASES));
+  // The spelling each setting was given under in this file: two spellings of one (`preload` and `preload_app`,
+  // `maxWorkerMemory` and PM2's `max_memory_restart`) would leave it to the keys' order which one counts.
+  const spelled = new Map<SettingKey, string>();
   for (const [rawKey, raw] of Object.entries(file)) {
     if (raw === undefined) continue;
     const key = (rawKey in SETTINGS ? rawKey : KEY_ALIASES[rawKey]) as SettingKey | undefined;
@@ -159,6 +162,10 @@ function applyFile(
       );
     }
     if (key === 'config') throw new ConfigError(`the config file cannot set "config"${where}`);
+    const other = spelled.get(key);
+    if (other !== undefined)
+      throw new ConfigError(`${show(other)} and ${show(rawKey)}${where} are one setting (${key}) given twice; keep one of them`);
+    spelled.set(key, rawKey);
     const s = SETTINGS[key];
     try {
       values[key] = s.fromConfig(raw);

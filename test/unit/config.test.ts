@@ -312,6 +312,11 @@ describe('resolveConfig', () => {
     assert.deepEqual((await resolve(['-e', 'A=1', '-e', 'B=x=y', 'a'])).config.rawEnv, { A: '1', B: 'x=y' });
   });
 
+  it('refuses one setting given twice under two spellings in one config file', async () => {
+    await assert.rejects(resolve(['a'], {}, { preload: true, preload_app: false }), /^ConfigError: "preload" and "preload_app" are one setting \(preload\) given twice; keep one of them$/);
+    await assert.rejects(resolve(['a'], {}, { maxWorkerMemory: '200M', max_memory_restart: '300M' }), /"maxWorkerMemory" and "max_memory_restart" are one setting \(maxWorkerMemory\)/);
+  });
+
   it("accepts PM2's max_memory_restart as max_worker_memory, with its values", async () => {
     assert.equal((await resolve(['a'], {}, { max_memory_restart: '300M' })).config.maxWorkerMemory, 300 * 2 ** 20);
     await assert.rejects(resolve(['a'], {}, { max_memory_restart: '300' }), /invalid value for maxWorkerMemory/);
