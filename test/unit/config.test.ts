@@ -59,6 +59,8 @@ describe('parseArgs', () => {
     );
     // A second APP anywhere else is still said as such.
     await assert.rejects(resolve(['--proxy-protocol', '-w', '2', 'a.ts', 'b.ts']), /expected one APP argument, got 2: a\.ts b\.ts/);
+    // So is a word after the flag that reads as a file: two apps typed, not a mode mistyped.
+    await assert.rejects(resolve(['--proxy-protocol', 'a.ts', 'b.ts']), /expected one APP argument, got 2: a\.ts b\.ts/);
   });
 
   it('names an unknown option and suggests the right one', () => {

@@ -143,7 +143,7 @@ export const http = {
       'declares, a port not in 0-65535) is closed. `auto` accepts v1 or v2. As Gunicorn\'s switch, ' +
       '`--proxy-protocol` alone (followed by the app or another flag) is `auto`, and so is `true` in a config ' +
       'file (`false` is `off`); a word after it that is no mode, before the app (`--proxy-protocol v3 app.ts`), ' +
-      'is refused as a bad value, as argparse refuses it. Plain HTTP listeners only: with `certfile` it is a ' +
+      'is refused as a bad value, as argparse refuses it (one that reads as a file, `a.ts b.ts`, is two APP arguments). Plain HTTP listeners only: with `certfile` it is a ' +
       'config error.',
   }),
   proxyAllowFrom: listSetting({
