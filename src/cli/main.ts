@@ -13,7 +13,7 @@ import { writeSync } from 'node:fs';
 import { isatty } from 'node:tty';
 import { guardLoading } from '../app/load-guard.js';
 import { Arbiter, bootLimitS, checkOutputFiles, SIGNALS } from '../arbiter/arbiter.js';
-import { checkMemoryLimit } from '../arbiter/memory.js';
+import { checkMemoryLimit, formatSize } from '../arbiter/memory.js';
 import { parseArgs } from '../config/args.js';
 import { allSettings, type SettingKey } from '../config/registry.js';
 import { resolveConfig, type Resolved } from '../config/resolve.js';
@@ -104,7 +104,9 @@ function configTable(r: Resolved): string {
     .filter((s) => !s.isHook || r.config[s.key as SettingKey] !== null)
     .map((s) => {
       const v = r.config[s.key as SettingKey];
-      return [s.key, typeof v === 'function' ? '[function]' : show(v), r.sources[s.key as SettingKey]] as const;
+      // A size in bytes, with what it reads as (`1610612736 (1.5 GiB)`).
+      const text = typeof v === 'function' ? '[function]' : s.kind === 'size' && typeof v === 'number' && v > 0 ? `${v} (${formatSize(v)})` : show(v);
+      return [s.key, text, r.sources[s.key as SettingKey]] as const;
     });
   const w = Math.max(...rows.map((x) => x[0].length));
   const vw = Math.min(60, Math.max(...rows.map((x) => x[1].length)));

@@ -625,6 +625,12 @@ describe('configuration', () => {
     assert.match(line('gracefulTimeout'), /= 30 .*\(default\)/);
   });
 
+  it('shows a size with what it reads as', async () => {
+    const s = new Server(['--print-config', '--max-worker-memory', '1.5G', 'app.ts']);
+    await s.exited;
+    assert.match(s.stdout, /maxWorkerMemory += 1610612736 \(1\.5 GiB\) +\(command line\)/);
+  });
+
   it('reads PORT and WEB_CONCURRENCY from the environment', async () => {
     const s = new Server(['--print-config', 'app.ts'], { env: { PORT: '9123', WEB_CONCURRENCY: '4' } });
     await s.exited;
