@@ -1,5 +1,6 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import { isHttpServer } from './capture.js';
+import { stackText } from './errors.js';
 import type { FetchHandler } from './fetch-bridge.js';
 import { stopPart } from './stop-parts.js';
 
@@ -69,6 +70,44 @@ export function guardListener(fn: (req: IncomingMessage, res: ServerResponse) =>
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null;
 const isFn = (v: unknown): v is (...a: unknown[]) => unknown => typeof v === 'function';
 
+/**
+ * Two kinds of function that a function's length cannot tell from a (req, res) listener, and that fail every
+ * request when served as one: the failure's line in the error log names them and the way out. Only a request
+ * that fails pays for the check.
+ */
+function withShapeHint(onError: ErrorSink, length: number): ErrorSink {
+  return (err, req, res) => {
+    const hint = shapeHint(err, req, length);
+    onError(hint ? hinted(err as TypeError, hint) : err, req, res);
+  };
+}
+
+function shapeHint(err: unknown, req: IncomingMessage, length: number): string | null {
+  if (!(err instanceof TypeError)) return null;
+  // A Fetch handler of two parameters, (request, context): h3's toWebHandler(), React Router's
+  // createRequestHandler(). Given an IncomingMessage, whose url is a path, its `new URL(request.url)` throws
+  // with that path as the input.
+  if (length === 2 && (err as { code?: unknown }).code === 'ERR_INVALID_URL' && (err as { input?: unknown }).input === req.url)
+    return (
+      'tunicorn serves a function of two parameters as a (req, res) listener; a Fetch handler of two, (request, context), ' +
+      'is served from an object: `export default { fetch: handler }`'
+    );
+  // A middleware (req, res, next) that passes a request or an error on (@react-router/express's handler): a
+  // listener is given no next(), which a Next.js request handler's third parameter (parsedUrl) rules out.
+  if (length >= 3 && err.message === 'next is not a function')
+    return `tunicorn serves a function of ${length} parameters as a (req, res) listener, with no next(): mount a middleware (req, res, next) on an app (Express: \`app.use(handler)\`) and serve the app`;
+  return null;
+}
+
+/** `err` with the hint on its first line, its stack (the app's frames) kept. */
+function hinted(err: TypeError, hint: string): TypeError {
+  const out = new TypeError(`${err.message} (${hint})`, { cause: err });
+  const stack = stackText(err);
+  const frames = stack.indexOf('\n    at ');
+  if (frames !== -1) out.stack = `${out.name}: ${out.message}${stack.slice(frames)}`;
+  return out;
+}
+
 /** An Express app (the function itself, or a server's 'request' listener) with `trust proxy` set. */
 /**
  * A listener that gives each request and response a prototype of its own, built on http.IncomingMessage and
@@ -136,6 +175,17 @@ export const SHAPES: Shape[] = [
     adapt: (app: { callback(): RequestListener }, ctx) => ({ kind: 'Koa application', listener: guardListener(app.callback(), ctx.onError) }),
   },
   {
+    // next({ dev: false }), Next.js's custom server: prepare() reads the build (and fails, with Next's reason,
+    // when there is none); the handler takes (req, res) and an optional parsed URL, left for Next to make.
+    name: 'Next.js app',
+    matches: (v) => isObject(v) && isFn(v.prepare) && isFn(v.getRequestHandler) && isFn(v.close),
+    adapt: async (app: { prepare(): Promise<unknown>; getRequestHandler(): (req: IncomingMessage, res: ServerResponse) => unknown; close(): Promise<unknown> }, ctx) => {
+      await app.prepare();
+      const handle = app.getRequestHandler();
+      return { kind: 'Next.js app', listener: guardListener((req, res) => handle(req, res), ctx.onError), close: () => stopPart("the Next.js app's close()", () => app.close()) };
+    },
+  },
+  {
     name: 'object with fetch()',
     matches: (v) => isObject(v) && isFn(v.fetch),
     adapt: async (o: { fetch: FetchHandler }, ctx) => ({
@@ -160,14 +210,14 @@ export const SHAPES: Shape[] = [
   },
   {
     name: '(req, res) listener',
-    matches: (v) => isFn(v) && v.length >= 2,
-    adapt: (fn: RequestListener, ctx) => ({ kind: '(req, res) listener', listener: guardListener(fn, ctx.onError) }),
+    matches: (v) => isFn(v) && (v.length >= 2 || takesRest(v)),
+    adapt: (fn: RequestListener, ctx) => ({ kind: '(req, res) listener', listener: guardListener(fn, withShapeHint(ctx.onError, fn.length)) }),
   },
 ];
 
 export const ACCEPTED =
   'a (req, res) listener (Express, Koa), a Fetch handler (request) => Response, an object with fetch() (Hono), ' +
-  'a Fastify or NestJS app, an http.Server, a server the module listen()s on, ' +
+  'a Fastify, NestJS or Next.js app, an http.Server, a server the module listen()s on, ' +
   'or a function of no parameters that returns (or resolves to) one of these';
 
 /**
@@ -176,9 +226,14 @@ export const ACCEPTED =
  * `argument callback is required` (Express 5) or `out is not a function` (4) without the `next` an app gives
  * it; express and Fastify themselves are the functions that make an app (express() called as a factory
  * serves an app with no routes, a 404 for everything; Fastify's, of one parameter, is taken for a Fetch
- * handler). Null when `v` is none of these.
+ * handler); an h3 1.x app is an object with handler() that takes h3's event, not a request. Null when `v` is
+ * none of these.
  */
 export function mistakenExport(v: unknown): string | null {
+  // h3 1.x's createApp(): its handler() takes an event of h3's, which only h3's adapters make (h3 2.x's app
+  // has fetch(), and is served as one).
+  if (isObject(v) && isFn(v.handler) && isFn(v.use) && isFn(v.resolve) && Array.isArray(v.stack) && !isFn(v.fetch))
+    return "an h3 app (createApp() of h3 1.x), not a listener: serve the one h3 makes of it, `export default toNodeListener(app)` (toNodeListener from 'h3')";
   if (!isFn(v)) return null;
   const f = v as unknown as Record<string, unknown>;
   // A Connect app has handle(), use() and a stack too, but also listen(), and serves alone (finalhandler).
@@ -189,6 +244,16 @@ export function mistakenExport(v: unknown): string | null {
   if (f.fastify === v)
     return "Fastify's factory itself, not an app: serve the instance it made (`const app = Fastify(); export default app`)";
   return null;
+}
+
+/**
+ * A function whose parameters are a rest parameter alone, `(...args)`: its length is 0, as a factory's, but it
+ * takes arguments (Astro's node adapter's handler in middleware mode is `async (...args) => {...}`, a
+ * (req, res, next, locals) listener), so it is served as a listener. The parameter list is the first "(" of the
+ * source for every function of length 0 (an arrow of one bare parameter has length 1).
+ */
+function takesRest(v: unknown): boolean {
+  return typeof v === 'function' && v.length === 0 && /^[^(]*\(\s*\.\.\./.test(Function.prototype.toString.call(v));
 }
 
 /** A class: a function, but never one to call as a factory (calling it throws `cannot be invoked without 'new'`). */
