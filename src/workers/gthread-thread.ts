@@ -22,6 +22,7 @@ import { Leases } from './leases.js';
 import { OneAtATime } from './one-at-a-time.js';
 import { loadHooks, WorkerRuntime } from './runtime.js';
 import { Serving } from './serving.js';
+import { deafSignalsLine, signalListeners, threadErrorHint, watchTitle } from './thread-hints.js';
 import { ThreadSlots } from './thread-slots.js';
 import { keepTickShape } from './tick-shape.js';
 import { loadWatched } from './watched-load.js';
@@ -75,12 +76,20 @@ export type ToThread =
   /** Serve this connection, handed over from a timed-out worker: a descriptor the process received. */
   | { readonly t: 'adopt'; readonly listener: number; readonly fd: number };
 
+/**
+ * An app that listens on parentPort took its thread for a worker thread of its own (code that branches on
+ * `isMainThread`, false in every gthread thread): it would get tunicorn's messages, and its own never come.
+ */
+const TAKES_PORT =
+  "listens on worker_threads.parentPort, as a worker thread started by the app would: in a gthread thread (where isMainThread is false) that port is tunicorn's; serve this app with -k async or -k sync";
+
 async function main(): Promise<void> {
   // Each thread has its own nextTick and hidden classes.
   keepTickShape();
   const d = workerData as ThreadData;
   const port = parentPort!;
   const post = (m: ThreadMessage) => port.postMessage(m);
+  const signalsBefore = signalListeners();
   let served: ServedApp;
   let runtime: WorkerRuntime;
   try {
@@ -97,6 +106,10 @@ async function main(): Promise<void> {
     runtime.shareCount(new Int32Array(d.sab, 4 * d.threads, 1));
     shareStatsdWarning(new Int32Array(d.sab, 4 * (d.threads + 1), 1));
     runtime.watchdog = new ThreadSlots(d.threads, d.slots).writer(d.thread);
+    runtime.errorHint = threadErrorHint;
+    // Said by one thread, as a load error is: every thread runs the same code.
+    const loud = d.id === 1 && d.thread === 0;
+    if (loud) watchTitle(d.app, (line) => runtime.log.warning(line));
     const cwd = process.cwd();
     // One thread logs a load error served as a page (--reload), as one worker does.
     // As a worker process's load is watched (child.ts), but a thread's loop can run dry: an app whose
@@ -108,11 +121,16 @@ async function main(): Promise<void> {
       limitS: 0,
     };
     const load = () => guardLoading(`app ${d.app}`, loadApp(d.app, cwd, { onError: runtime.onAppError }), guard);
-    served = await loadWatched(runtime, d.app, cwd, load, d.id === 1 && d.thread === 0);
+    served = await loadWatched(runtime, d.app, cwd, load, loud);
     // This thread's copy of the app; a throw is an AppLoadError, which stops the server as a failed load does.
     await served.startup?.();
+    if (port.listenerCount('message') > 0) throw new AppLoadError(`app ${d.app} ${TAKES_PORT}`);
+    const deaf = loud ? deafSignalsLine(d.app, signalsBefore) : null;
+    if (deaf) runtime.log.warning(deaf);
   } catch (err) {
-    if (err instanceof AppLoadError) post({ t: 'fatal', appLoad: true, message: err.message, detail: err.detail });
+    // Its own listener on the port may be why it exported nothing: it took the thread for one of its own.
+    const own = err instanceof AppLoadError && port.listenerCount('message') > 0 && !err.message.includes(TAKES_PORT);
+    if (err instanceof AppLoadError) post({ t: 'fatal', appLoad: true, message: own ? `${err.message}; it ${TAKES_PORT}` : err.message, detail: err.detail });
     else post({ t: 'fatal', appLoad: false, message: `thread ${d.thread} failed to boot: ${describeLoadError(err)}`, detail: '' });
     return;
   }

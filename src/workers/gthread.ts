@@ -8,18 +8,13 @@ import { lazy } from '../lazy.js';
 import { shareStatsdWarning } from '../logging/statsd.js';
 import { HeldSockets, type HeldEntry } from './held-sockets.js';
 import { ThreadSlots } from './thread-slots.js';
+import { threadOnlyHint } from './thread-hints.js';
 import { heartbeatEvery } from './watchdog.js';
 import type { WorkerClass, WorkerClassContext } from './worker-class.js';
 import type { ThreadData, ThreadMessage, ToThread } from './gthread-thread.js';
 
 const THREAD_ENTRY = new URL('./gthread-thread.js', import.meta.url);
 
-/** What to do about a load failure that only a thread has: a native addon that cannot load in one. */
-export function threadOnlyHint(text: string): string {
-  return /Module did not self-register|not context.aware/i.test(text)
-    ? '; gthread loads the app in worker threads, where a native addon that is not context-aware (N-API addons are) cannot load: serve this app with -k async or -k sync'
-    : '';
-}
 /** SIGABRT: how long the hand-over of held connections may hold back the stop of the threads. */
 const HAND_OVER_MAX_MS = 500;
 const EAGAIN = constants.errno.EAGAIN;
@@ -99,7 +94,10 @@ export class GthreadWorker implements WorkerClass {
         beatMs: every / 2,
         ticketKeys: runtime.ticketKeys,
       };
-      const worker = new (lazy.workerThreads().Worker)(THREAD_ENTRY, { workerData: data });
+      const threads = lazy.workerThreads();
+      // One environment for the process, as a worker process has: by default each thread gets a copy, and an
+      // app's write to process.env (a dotenv load, a setting made at startup) would be seen by its thread only.
+      const worker = new threads.Worker(THREAD_ENTRY, { workerData: data, env: threads.SHARE_ENV });
       this.#threads.push(worker);
       this.#exited.push(new Promise((resolve) => worker.once('exit', () => resolve())));
       ready.push(

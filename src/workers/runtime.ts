@@ -137,6 +137,8 @@ export class WorkerRuntime {
    * reached them in the same emit).
    */
   termListeners: { stoppedAt: number; own: unknown } | null = null;
+  /** A gthread thread's: what to do about an error a request threw that only a thread has (thread-hints.ts). */
+  errorHint: ((err: unknown) => string) | null = null;
   #shutdown: Promise<void> | null = null;
   /** TLS: the session-ticket keys the master shares (base64; see src/arbiter/ticket-keys.ts), null without TLS. */
   #ticketKeys: string | null = null;
@@ -239,7 +241,7 @@ export class WorkerRuntime {
       return;
     }
     if (err instanceof AppResultError) this.log.error(`Error handling request ${req.method} ${req.url}: ${err.message}`);
-    else this.log.exception(`Error handling request ${req.method} ${req.url}`, err);
+    else this.log.exception(`Error handling request ${req.method} ${req.url}${this.errorHint?.(err) ?? ''}`, err);
     if (res.destroyed) return;
     // Ended by the app: the client has, or gets, the whole response; cutting it would only lose its end.
     if (res.writableEnded) return;

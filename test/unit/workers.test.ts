@@ -6,7 +6,7 @@ import { describe, it, mock } from 'node:test';
 import { listenerLayout } from '../../src/protocol/messages.js';
 import { AcceptSwitch } from '../../src/workers/accept-switch.js';
 import { DescriptorWatch } from '../../src/workers/descriptor-watch.js';
-import { threadOnlyHint } from '../../src/workers/gthread.js';
+import { threadOnlyHint } from '../../src/workers/thread-hints.js';
 import { Leases, type LeasedHandle } from '../../src/workers/leases.js';
 import type { WorkerMessage } from '../../src/protocol/messages.js';
 import { AcceptTimes, parseRequestStart, queueTable, queueTime } from '../../src/workers/queue-time.js';
@@ -229,6 +229,12 @@ describe('threadOnlyHint', () => {
   it('names the fix for a native addon that cannot load in a thread, and nothing else', () => {
     assert.match(threadOnlyHint("app a.cjs failed to load: Module did not self-register: '/x/legacy.node'."), /not context-aware .*-k async or -k sync$/);
     assert.equal(threadOnlyHint('app a.ts failed to load: Cannot find module ./x'), '');
+  });
+  it('names the setting that replaces a process-wide call a thread may not make, or the other classes alone', () => {
+    assert.match(threadOnlyHint('app a.mjs failed to load: process.chdir() is not supported in workers'), /where process\.chdir\(\) cannot be called: set --chdir \(chdir\) instead, or serve this app with -k async or -k sync$/);
+    assert.match(threadOnlyHint('Setting process.umask() is not supported in workers'), /process\.umask\(\) with a mask cannot be called: set --umask/);
+    assert.match(threadOnlyHint('process.setgroups() is not supported in workers'), /set --user and --initgroups instead/);
+    assert.match(threadOnlyHint('process.abort() is not supported in workers'), /process\.abort\(\) cannot be called: serve this app with -k async or -k sync$/);
   });
 });
 
