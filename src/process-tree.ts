@@ -24,19 +24,34 @@ interface Stat {
   start: string;
 }
 
-/** /proc/PID/stat, parsed; null when the process is gone (or there is no /proc). */
-function stat(pid: number | string): Stat | null {
-  let text: string;
+/**
+ * A /proc/PID/stat line, "pid (comm) state ppid pgrp session ...": the command name, and the fields after it,
+ * field N (as proc(5) numbers them) at index N - 3. The name may hold spaces and parentheses (a process title
+ * such as "tunicorn: (w) x"), so the fields count from its last ')'. Null for a line that is not one. The one
+ * reader of that line for the process tree, the master's reaper (orphans.ts) and `show workers` (proc-usage.ts).
+ */
+export function statFields(text: string): { name: string; fields: string[] } | null {
+  const close = text.lastIndexOf(')');
+  if (close < 0) return null;
+  return { name: text.slice(text.indexOf('(') + 1, close), fields: text.slice(close + 2).split(' ') };
+}
+
+/** /proc/PID/stat as text; null when the process is gone (or there is no /proc). */
+export function readStat(pid: number | string): string | null {
   try {
-    text = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    return readFileSync(`/proc/${pid}/stat`, 'latin1');
   } catch {
     return null;
   }
-  // "pid (comm) state ppid pgrp session ...": comm may hold spaces and parentheses, so fields count from its
-  // last ')'. After it, field 3 (state) is at index 0, so field N is at index N - 3.
-  const close = text.lastIndexOf(')');
-  const f = text.slice(close + 2).split(' ', 20);
-  return { state: f[0]!, ppid: Number(f[1]), session: Number(f[3]), name: text.slice(text.indexOf('(') + 1, close), start: f[19]! };
+}
+
+/** /proc/PID/stat, parsed; null when the process is gone (or there is no /proc). */
+function stat(pid: number | string): Stat | null {
+  const text = readStat(pid);
+  const s = text === null ? null : statFields(text);
+  if (s === null) return null;
+  const f = s.fields;
+  return { state: f[0]!, ppid: Number(f[1]), session: Number(f[3]), name: s.name, start: f[19]! };
 }
 
 /**

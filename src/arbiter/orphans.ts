@@ -1,5 +1,6 @@
 import { ChildProcess } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
+import { readStat, statFields } from '../process-tree.js';
 import { loadNative } from '../native.js';
 
 /**
@@ -71,14 +72,8 @@ function reapOrphans(): void {
     if (c < 48 || c > 57) continue;
     const pid = Number(name);
     if (spawned.has(pid)) continue;
-    let stat: string;
-    try {
-      stat = readFileSync(`/proc/${name}/stat`, 'latin1');
-    } catch {
-      continue;
-    }
-    // "pid (comm) state ppid ...": comm may hold spaces and parentheses, so fields count from its last ')'.
-    const [state, ppid] = stat.slice(stat.lastIndexOf(')') + 2).split(' ', 2);
-    if (state === 'Z' && Number(ppid) === process.pid) reaper!.reap(pid);
+    const text = readStat(name);
+    const f = text === null ? null : statFields(text)?.fields;
+    if (f && f[0] === 'Z' && Number(f[1]) === process.pid) reaper!.reap(pid);
   }
 }

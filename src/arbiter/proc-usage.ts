@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { statFields } from '../process-tree.js';
 
 /**
  * A worker's memory and CPU time as `tunicornc show workers` shows them (PM2's `pm2 ls` columns), read by the
@@ -38,18 +39,13 @@ export function rssOf(status: string | null): number | null {
   return m ? Number(m[1]) * 1024 : null;
 }
 
-/**
- * utime + stime (fields 14 and 15) of /proc/PID/stat, in seconds. The second field, the command name in
- * parentheses, may itself hold spaces and parentheses ("tunicorn: worke" after a process title): the fields are
- * counted from the last ")".
- */
+/** utime + stime (fields 14 and 15) of /proc/PID/stat, in seconds (statFields reads the line). */
 export function cpuOf(stat: string | null): number | null {
-  const end = stat === null ? -1 : stat.lastIndexOf(')');
-  if (stat === null || end < 0) return null;
-  const fields = stat.slice(end + 1).trim().split(/\s+/);
-  // fields[0] is field 3 (the state), so field N is fields[N - 3]; a line cut short leaves them undefined (NaN).
-  const utime = Number(fields[11]);
-  const stime = Number(fields[12]);
+  const f = stat === null ? null : statFields(stat)?.fields;
+  if (!f) return null;
+  // A line cut short leaves them undefined (NaN).
+  const utime = Number(f[11]);
+  const stime = Number(f[12]);
   if (!Number.isFinite(utime) || !Number.isFinite(stime)) return null;
   return Math.round(((utime + stime) / USER_HZ) * 100) / 100;
 }
