@@ -1,4 +1,5 @@
 import { fileURLToPath } from 'node:url';
+import { inspect } from 'node:util';
 
 /** The app could not be loaded or is not something tunicorn can serve. Carries a one-line reason. */
 export class AppLoadError extends Error {
@@ -28,6 +29,23 @@ export class AppResultError extends TypeError {
 export function stackText(err: unknown): string {
   const stack = err instanceof Error ? (err as { stack?: unknown }).stack : undefined;
   return typeof stack === 'string' ? stack : '';
+}
+
+/**
+ * What was thrown, as text, where it is not an Error: String() of it, or its inspection where String() throws
+ * (an object of null prototype, `Object.create(null)`, has no toString): the report of a failure must not fail
+ * in turn, where it would take the 500 of the request (or the worker) with it.
+ */
+export function thrownText(err: unknown): string {
+  try {
+    return String(err);
+  } catch {
+    try {
+      return inspect(err);
+    } catch {
+      return `a value that cannot be shown (${typeof err})`;
+    }
+  }
 }
 
 /** tunicorn's own folder: its frames in an app's stack are not the app's. */

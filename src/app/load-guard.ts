@@ -1,4 +1,4 @@
-import { AppLoadError, stackText } from './errors.js';
+import { AppLoadError, stackText, thrownText } from './errors.js';
 
 /**
  * Watches an app (or a config file) while it loads, for the ways its top-level code can end or stall a
@@ -71,7 +71,7 @@ export async function guardLoading<T>(what: string, loading: Promise<T>, guard: 
 /** A promise the loading module rejected and nothing handled: the load fails with it. */
 export class UnhandledAtLoad extends AppLoadError {
   constructor(what: string, reason: unknown) {
-    const text = reason instanceof Error ? `${reason.name}: ${reason.message.split('\n')[0]}` : String(reason);
+    const text = reason instanceof Error ? `${reason.name}: ${reason.message.split('\n')[0]}` : thrownText(reason);
     super(
       `${what} failed to load: a promise it made was rejected and nothing handled the rejection: ${text}; add a .catch() or await it in a try`,
       stackText(reason),

@@ -2,7 +2,7 @@ import type http from 'node:http';
 import { getActiveResourcesInfo } from 'node:process';
 import { describeLoadError, errorLocation, esmOnlyHint, esmSyntaxHint, tunicornImportHint } from '../config/file.js';
 import { ListenCapture } from './capture.js';
-import { AppLoadError, stackText } from './errors.js';
+import { AppLoadError, stackText, thrownText } from './errors.js';
 import { ModuleImporter, unwrapDefault } from './import.js';
 import { ACCEPTED, describeValue, isClass, mistakenExport, SHAPES, type AdaptContext, type ServedApp } from './shapes.js';
 import { APP_EXTENSIONS, parseAppSpec, type AppSpec } from './spec.js';
@@ -371,5 +371,5 @@ function exportList(mod: Module): string {
 
 function isNotFound(err: unknown): boolean {
   const code = (err as { code?: string })?.code;
-  return code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND' || /Cannot find (module|package)/.test(String(err));
+  return code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND' || /Cannot find (module|package)/.test(thrownText(err));
 }

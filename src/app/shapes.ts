@@ -1,6 +1,6 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import { isHttpServer } from './capture.js';
-import { stackText } from './errors.js';
+import { AppResultError, stackText } from './errors.js';
 import type { FetchHandler } from './fetch-bridge.js';
 import { stopPart } from './stop-parts.js';
 
@@ -86,11 +86,13 @@ function shapeHint(err: unknown, req: IncomingMessage, length: number): string |
   if (!(err instanceof TypeError)) return null;
   // A Fetch handler of two parameters, (request, context): h3's toWebHandler(), React Router's
   // createRequestHandler(). Given an IncomingMessage, whose url is a path, its `new URL(request.url)` throws
-  // with that path as the input.
+  // with that path as the input. So does a (req, res) listener's own `new URL(req.url)`, which is no Fetch
+  // handler: the line says both.
   if (length === 2 && (err as { code?: unknown }).code === 'ERR_INVALID_URL' && (err as { input?: unknown }).input === req.url)
     return (
-      'tunicorn serves a function of two parameters as a (req, res) listener; a Fetch handler of two, (request, context), ' +
-      'is served from an object: `export default { fetch: handler }`'
+      'tunicorn serves a function of two parameters as a (req, res) listener, whose req.url is a path, not a URL ' +
+      "(a listener parses it with a base: `new URL(req.url, 'http://localhost')`); a Fetch handler of two, " +
+      '(request, context), is served from an object: `export default { fetch: handler }`'
     );
   // A middleware (req, res, next) that passes a request or an error on (@react-router/express's handler): a
   // listener is given no next(), which a Next.js request handler's third parameter (parsedUrl) rules out.
@@ -211,7 +213,10 @@ export const SHAPES: Shape[] = [
   {
     name: '(req, res) listener',
     matches: (v) => isFn(v) && (v.length >= 2 || takesRest(v)),
-    adapt: (fn: RequestListener, ctx) => ({ kind: '(req, res) listener', listener: guardListener(fn, withShapeHint(ctx.onError, fn.length)) }),
+    adapt: (fn: RequestListener, ctx) => ({
+      kind: '(req, res) listener',
+      listener: guardListener(takesRest(fn) ? madeNoApp(fn) : fn, withShapeHint(ctx.onError, fn.length)),
+    }),
   },
 ];
 
@@ -256,6 +261,27 @@ function takesRest(v: unknown): boolean {
   return typeof v === 'function' && v.length === 0 && /^[^(]*\(\s*\.\.\./.test(Function.prototype.toString.call(v));
 }
 
+/**
+ * A listener of a rest parameter alone, `(...args)`, checked for what a factory under a generic wrapper (a
+ * memoize, a tracer: `(...args) => factory(...args)`) does when served as one: it makes an app at each request
+ * and leaves the response alone, so that every request waits for its timeout with no line said. A call that
+ * returns (or resolves to) an app, with nothing sent, fails the request with a line that names the way out.
+ * Only these listeners pay for the check.
+ */
+function madeNoApp(fn: RequestListener): RequestListener {
+  const check = (made: unknown, res: ServerResponse) => {
+    if (made == null || res.headersSent || !(isFn(made) || SHAPES.some((s) => s.matches(made)))) return;
+    throw new AppResultError(
+      `the app, a function of a rest parameter (...args) served as a (req, res) listener, returned ${describeValue(made)} and sent nothing: ` +
+        'if it makes the app (a factory under a wrapper), serve its call, `FILE:NAME()` (`app.mjs:default()` for the default export)',
+    );
+  };
+  return (req, res) => {
+    const r = fn(req, res) as unknown;
+    return r && typeof (r as Promise<unknown>).then === 'function' ? (r as Promise<unknown>).then((made) => check(made, res)) : check(r, res);
+  };
+}
+
 /** A class: a function, but never one to call as a factory (calling it throws `cannot be invoked without 'new'`). */
 export function isClass(v: unknown): v is abstract new (...a: never[]) => unknown {
   return typeof v === 'function' && /^class[\s{]/.test(Function.prototype.toString.call(v));
@@ -282,5 +308,6 @@ export function describeValue(v: unknown): string {
     const keys = Object.keys(v).slice(0, 5);
     return `${name && name !== 'Object' ? `an instance of ${name}` : 'an object'}${keys.length ? ` with keys ${keys.join(', ')}` : ''}`;
   }
-  return `a ${typeof v} (${JSON.stringify(v)})`;
+  // JSON.stringify throws on a bigint, from inside the line that names the export.
+  return `a ${typeof v} (${typeof v === 'bigint' ? `${v}n` : JSON.stringify(v)})`;
 }

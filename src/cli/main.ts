@@ -8,7 +8,7 @@
  * is) the second line is a comment. Not `#!/usr/bin/env -S node ...`: BusyBox's env (Alpine, the node:*-alpine
  * images) and toybox's have no -S, and the bin failed there before it started (`env: unrecognized option: S`).
  */
-import { AppLoadError, appFrames, isUserFrame, stackText } from '../app/errors.js';
+import { AppLoadError, appFrames, isUserFrame, stackText, thrownText } from '../app/errors.js';
 import { writeSync } from 'node:fs';
 import { isatty } from 'node:tty';
 import { guardLoading } from '../app/load-guard.js';
@@ -181,7 +181,7 @@ async function main(): Promise<void> {
       const restoreEnv = applyEnv(r.config.rawEnv);
       // An exception the app's code throws while it loads (from a timer): one line and its stack, not Node's crash.
       const crashed = (err: unknown) => {
-        const stack = stackText(err) || String(err);
+        const stack = stackText(err) || thrownText(err);
         die(`app ${r.app} failed to load: it threw an uncaught exception while loading\n${appFrames(stack)}`);
       };
       process.on('uncaughtException', crashed);
@@ -224,7 +224,7 @@ async function main(): Promise<void> {
   // timer must not take the server down (Gunicorn's master outlives a thread of the app that dies). One that
   // tunicorn threw ends the master, said in its log, with its files removed; the workers follow.
   process.on('uncaughtException', (err) => {
-    const stack = stackText(err) || String(err);
+    const stack = stackText(err) || thrownText(err);
     if (thrownByUserCode(stack)) {
       arbiter.log.error(`Uncaught exception in the master, from the app (--preload) or a config hook; the master serves on:\n${appFrames(stack)}`);
       return;

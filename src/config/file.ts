@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { stackText } from '../app/errors.js';
+import { stackText, thrownText } from '../app/errors.js';
 import { ModuleImporter, unwrapDefault } from '../app/import.js';
 import { guardLoading, UnhandledAtLoad, type LoadGuard } from '../app/load-guard.js';
 import { jsonError } from '../json-error.js';
@@ -79,7 +79,7 @@ function readJson(file: string): unknown {
  * the importing file is (tunicorn installed globally only): what to do, for the end of the error's line; else ''.
  */
 export function tunicornImportHint(err: unknown, orElse?: string): string {
-  const message = err instanceof Error ? err.message : String(err);
+  const message = err instanceof Error ? err.message : thrownText(err);
   if (!/^Cannot find (?:module|package) 'tunicorn(?:\/[^']*)?'/.test(message)) return '';
   return `; tunicorn is not installed in this project: install it there too (npm install tunicorn)${orElse ? `, ${orElse}` : ''}`;
 }
@@ -141,7 +141,7 @@ export function esmSyntaxHint(err: unknown, file?: string): string {
 
 /** One line for a load failure: the message, and the first stack frame in user code (file:line). */
 export function describeLoadError(err: unknown): string {
-  if (!(err instanceof Error)) return String(err);
+  if (!(err instanceof Error)) return thrownText(err);
   const [first, ...more] = err.message.split('\n');
   // `require is not defined in ES module scope`: Node says why on the next line (a .js file under a package.json
   // with "type": "module") and how to run the file as CommonJS; without it the first line reads as a puzzle.

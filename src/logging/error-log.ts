@@ -4,7 +4,7 @@ import { cannotWrite, ERROR_LOG, opening } from './output-file.js';
 import { writeSync } from 'node:fs';
 import { format } from 'node:util';
 import { LogSink } from './sink.js';
-import { appFrames, stackText } from '../app/errors.js';
+import { appFrames, stackText, thrownText } from '../app/errors.js';
 
 const WRITING_ERROR_LOG = { ...ERROR_LOG, verb: 'write' as const };
 
@@ -113,7 +113,7 @@ export class ErrorLog implements HookLog {
     // A stack some code assigned something else to (an object, a number) is no text to trim (stackText gives ''):
     // the name and message say it, and the logger must not throw where it reports what was thrown.
     const stack = stackText(err);
-    const detail = stack ? (this.enabled('debug') ? stack : appFrames(stack)) : err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+    const detail = stack ? (this.enabled('debug') ? stack : appFrames(stack)) : err instanceof Error ? `${err.name}: ${err.message}` : thrownText(err);
     // Counted as Gunicorn counts it: an exception, not an error.
     countLine?.('exception');
     this.#write('error', `${msg}\n${detail}`);

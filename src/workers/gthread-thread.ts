@@ -6,7 +6,7 @@
  */
 import { closeSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
-import { AppLoadError } from '../app/errors.js';
+import { AppLoadError, stackText, thrownText } from '../app/errors.js';
 import { loadApp } from '../app/load.js';
 import { guardLoading } from '../app/load-guard.js';
 import type { ServedApp } from '../app/shapes.js';
@@ -217,7 +217,7 @@ async function main(): Promise<void> {
       return;
     }
     const e = err instanceof Error ? err : null;
-    post({ t: 'crashed', message: e ? e.message : String(err), stack: e ? (e.stack ?? `${e.name}: ${e.message}`) : String(err), running: runtime.runningList() });
+    post({ t: 'crashed', message: e ? e.message : thrownText(err), stack: e ? stackText(e) || `${e.name}: ${e.message}` : thrownText(err), running: runtime.runningList() });
   });
   post({ t: 'loaded' });
 }

@@ -106,6 +106,18 @@ describe('serving', () => {
     await s.kill();
   });
 
+  it('a thrown value with no toString (null prototype): 500, one line that shows it, and the worker lives on', async () => {
+    const { s, port } = await start(['-w', '1', fx('listener.ts')]);
+    const first = JSON.parse((await request(port, '/pid')).body).pid;
+    // The report itself threw (`Cannot convert object to primitive value`): no 500, and the worker retired.
+    const r = await request(port, '/throw-null-proto', { timeout: 10000 });
+    assert.equal(r.status, 500);
+    await s.waitFor(/\[ERROR\] Error handling request GET \/throw-null-proto\n\[Object: null prototype\] \{ code: 'E_APP' \}\n/);
+    assert.equal(JSON.parse((await request(port, '/pid')).body).pid, first);
+    assert.doesNotMatch(s.log, /Uncaught exception/);
+    await s.kill();
+  });
+
   it('--log-level debug: the stack of an app error is whole', async () => {
     const { s, port } = await start(['--log-level', 'debug', fx('listener.ts')]);
     assert.equal((await request(port, '/throw')).status, 500);

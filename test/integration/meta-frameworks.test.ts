@@ -7,10 +7,12 @@
  * - a prepare() that fails (no build) stops the server with status 1 and Next's reason, on one line
  * - an h3 1.x app (createApp()) is refused at load in one line that names toNodeListener(app)
  * - a Fetch handler of two parameters, (request, context), served as a function fails its requests with a line
- *   that says how to serve it (`{ fetch }`), which then works
+ *   that says how to serve it (`{ fetch }`), which then works; the same line names the base a (req, res)
+ *   listener's own `new URL(req.url)` lacks
  * - a middleware (req, res, next) served alone that calls next(err): its line says to mount it on an app
  * - a listener of a rest parameter, `(...args)` (length 0, as Astro's handler in middleware mode): served as a
- *   listener, not called as a factory
+ *   listener, not called as a factory; a factory under such a wrapper fails its requests with a line naming
+ *   FILE:NAME(), which serves it
  */
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
@@ -64,11 +66,18 @@ describe('functions a length cannot tell from a (req, res) listener', () => {
     const s = new Server(['-b', '127.0.0.1:0', '-w', '1', fx('handler-shapes.mjs')]);
     const port = await s.port();
     assert.equal((await request(port, '/x', { timeout: 30000 })).status, 500);
-    await s.waitFor(/TypeError: Invalid URL \(tunicorn serves a function of two parameters as a \(req, res\) listener; a Fetch handler of two, \(request, context\), is served from an object: `export default \{ fetch: handler \}`\)\n\s+at handler/);
+    await s.waitFor(/TypeError: Invalid URL \(tunicorn serves a function of two parameters as a \(req, res\) listener, whose req\.url is a path, not a URL \(a listener parses it with a base: `new URL\(req\.url, 'http:\/\/localhost'\)`\); a Fetch handler of two, \(request, context\), is served from an object: `export default \{ fetch: handler \}`\)\n\s+at handler/);
     const o = new Server(['-b', '127.0.0.1:0', '-w', '1', fx('handler-shapes.mjs:asObject')]);
     const r = await request(await o.port(), '/x', { timeout: 30000 });
     assert.equal(r.status, 200, o.log);
     assert.equal(r.body, '/x context=undefined');
+  });
+
+  it("a (req, res) listener's own new URL(req.url): the same line names the base it lacks, not only the Fetch handler's way out", async () => {
+    const s = new Server(['-b', '127.0.0.1:0', '-w', '1', fx('handler-shapes.mjs:parsesPath')]);
+    assert.equal((await request(await s.port(), '/p', { timeout: 30000 })).status, 500);
+    // It said only that a Fetch handler of two is served from an object: this function is no Fetch handler.
+    await s.waitFor(/TypeError: Invalid URL \(.*whose req\.url is a path, not a URL \(a listener parses it with a base: `new URL\(req\.url, 'http:\/\/localhost'\)`\).*\)\n\s+at parsesPath/);
   });
 
   it('a listener of a rest parameter, (...args), as Astro\'s middleware-mode handler: served, not called as a factory', async () => {
@@ -77,6 +86,17 @@ describe('functions a length cannot tell from a (req, res) listener', () => {
     assert.equal(r.status, 200, s.log);
     assert.equal(r.body, 'rest /r?x');
     await s.waitFor(/Serving .* as \(req, res\) listener/);
+  });
+
+  it('a factory under a (...args) wrapper, served as a listener: its requests fail at once with a line that names FILE:NAME(), which serves it', async () => {
+    const s = new Server(['-b', '127.0.0.1:0', '-w', '1', fx('handler-shapes.mjs:wrappedFactory')]);
+    // Each request made an app and sent nothing: it waited for the client's timeout, and no line said why.
+    assert.equal((await request(await s.port(), '/w', { timeout: 10000 })).status, 500);
+    await s.waitFor(/\[ERROR\] Error handling request GET \/w: the app, a function of a rest parameter \(\.\.\.args\) served as a \(req, res\) listener, returned a function of 2 parameter\(s\) and sent nothing: if it makes the app \(a factory under a wrapper\), serve its call, `FILE:NAME\(\)`/);
+    const called = new Server(['-b', '127.0.0.1:0', '-w', '1', fx('handler-shapes.mjs:wrappedFactory()')]);
+    const r = await request(await called.port(), '/w', { timeout: 30000 });
+    assert.equal(r.status, 200, called.log);
+    assert.equal(r.body, 'made /w');
   });
 
   it('a middleware (req, res, next) served alone: its next(err) failure says to mount it on an app', async () => {

@@ -30,6 +30,12 @@ describe('what a failed load says', () => {
     await assert.rejects(loadApp('named.mjs', tmp, { onError: () => {} }), /is a number \(5\); tunicorn serves .*\. Its export app is a \(req, res\) listener: serve it with named\.mjs:app$/);
   });
 
+  it('a bigint export is named as one, not with a TypeError of the line that names it', async () => {
+    file('bigint.mjs', 'export default 42n;\n');
+    // describeValue's JSON.stringify threw `Do not know how to serialize a BigInt` (an internal error at --check-config).
+    await assert.rejects(loadApp('bigint.mjs', tmp, { onError: () => {} }), /^AppLoadError: app bigint\.mjs is a bigint \(42n\); tunicorn serves /);
+  });
+
   it('a class is not called as a factory: the line says it is a class, and a NestJS module class what to serve', async () => {
     file('class.mjs', 'export default class Server { constructor() { this.ready = true; } }\n');
     await assert.rejects(loadApp('class.mjs', tmp, { onError: () => {} }), /^AppLoadError: app class\.mjs is a class \(Server\), not an instance of it; tunicorn serves /);
@@ -125,6 +131,21 @@ describe('what a failed load says', () => {
     log.exception('Error handling request GET /', odd);
     log.close();
     assert.match(readFileSync(logFile, 'utf8'), /\[ERROR\] Error handling request GET \/\nError: odd stack\n$/);
+  });
+
+  it('the error log shows a thrown value that String() cannot convert (null prototype) instead of throwing', () => {
+    const logFile = path.join(tmp, 'null-proto.log');
+    const log = new ErrorLog(logFile, 'info');
+    // It threw `Cannot convert object to primitive value` from inside the report of the request's error.
+    log.exception('Error handling request GET /', Object.assign(Object.create(null), { code: 'E_APP' }));
+    log.close();
+    assert.match(readFileSync(logFile, 'utf8'), /\[ERROR\] Error handling request GET \/\n\[Object: null prototype\] \{ code: 'E_APP' \}\n$/);
+  });
+
+  it('an app that throws a value String() cannot convert as it loads fails to load in one line that shows it', async () => {
+    file('null-proto.mjs', 'throw Object.create(null);\nexport default () => {};\n');
+    // The loader's own String(err) threw `Cannot convert object to primitive value`: an internal error.
+    await assert.rejects(loadApp('null-proto.mjs', tmp, { onError: () => {} }), (e: unknown) => e instanceof AppLoadError && /^app null-proto\.mjs failed to load: \[Object: null prototype\] \{\}$/.test(e.message));
   });
 
   it('an app that throws such an error as it loads fails to load in one line, not with a TypeError of the loader', async () => {
