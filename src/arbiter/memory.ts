@@ -64,5 +64,10 @@ export function formatSize(bytes: number): string {
     n /= 1024;
     i++;
   }
+  // Just under a unit (1073741823 bytes) would round to "1024.0 MiB": it reads as the next unit.
+  if (!Number.isInteger(n) && n.toFixed(1) === '1024.0' && i < units.length - 1) {
+    n /= 1024;
+    i++;
+  }
   return `${Number.isInteger(n) ? n : n.toFixed(1)} ${units[i]}`;
 }

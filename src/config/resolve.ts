@@ -50,8 +50,12 @@ export async function resolveConfig(input: ResolveInput): Promise<Resolved> {
   if (cli.positionals.length > 1) {
     // `--proxy-protocol v3 app.ts`: v3 is no mode, so the flag stood alone and v3 became the APP. Its error is
     // the value's (what the setting accepts), not "two APP arguments".
-    // A word that reads as a file or an APP spec (`app.ts`, `./app`, `app:create()`) was one more APP argument.
-    for (const { index, setting } of cli.afterBareFlag) if (!/[./:]/.test(cli.positionals[index]!)) setting.fromCli([cli.positionals[index]!]);
+    // A word that reads as a file or an APP spec (`app.ts`, `./app`, `app:create()`) was one more APP argument;
+    // a version number (`v1.0`, `2.0`) is a mistyped value, dot or not.
+    for (const { index, setting } of cli.afterBareFlag) {
+      const word = cli.positionals[index]!;
+      if (!/[./:]/.test(word) || /^v?\d+(\.\d+)*$/i.test(word)) setting.fromCli([word]);
+    }
     throw new ConfigError(`expected one APP argument, got ${cli.positionals.length}: ${cli.positionals.join(' ')}`);
   }
 

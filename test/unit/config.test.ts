@@ -61,6 +61,8 @@ describe('parseArgs', () => {
     await assert.rejects(resolve(['--proxy-protocol', '-w', '2', 'a.ts', 'b.ts']), /expected one APP argument, got 2: a\.ts b\.ts/);
     // So is a word after the flag that reads as a file: two apps typed, not a mode mistyped.
     await assert.rejects(resolve(['--proxy-protocol', 'a.ts', 'b.ts']), /expected one APP argument, got 2: a\.ts b\.ts/);
+    // A version number with a dot is still a mode mistyped.
+    await assert.rejects(resolve(['--proxy-protocol', 'v1.0', 'app.ts']), /invalid value for proxyProtocol \(--proxy-protocol\): "v1\.0"/);
   });
 
   it('names an unknown option and suggests the right one', () => {

@@ -150,6 +150,9 @@ describe('formatSize', () => {
     assert.equal(formatSize(Math.round(612.42 * MiB)), '612.4 MiB');
     assert.equal(formatSize(2048), '2 KiB');
     assert.equal(formatSize(100), '100 bytes');
+    // Just under a unit reads as that unit, not as 1024.0 of the one below.
+    assert.equal(formatSize(2 ** 30 - 1), '1.0 GiB');
+    assert.equal(formatSize(1024 * 1024 - 1), '1.0 MiB');
   });
 });
 
