@@ -6,6 +6,11 @@
  * exports.reap(pid) returns the pid reaped, 0 when that process has not exited, or -errno (-ECHILD: not a
  * child of this process, or reaped already).
  *
+ * exports.subreaper() makes this process a child subreaper (prctl(PR_SET_CHILD_SUBREAPER), Linux 3.4): the
+ * orphans of the processes below it (a killed worker's children, a double fork's) are re-parented to it
+ * instead of to init, so that the master can end what a worker left running. Returns 0, or -errno (-EINVAL
+ * off Linux, where it is not built to do anything).
+ *
  * Built like watchdog.c (scripts/build-native.mjs), with the Node-API declarations of napi.h.
  */
 #include <errno.h>
@@ -13,6 +18,9 @@
 #include <stdint.h>
 #include <sys/types.h>
 #include <sys/wait.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
 
 #include "napi.h"
 
@@ -34,9 +42,23 @@ static napi_value reap(napi_env env, napi_callback_info info) {
   return result;
 }
 
+static napi_value subreaper(napi_env env, napi_callback_info info) {
+  (void)info;
+#ifdef PR_SET_CHILD_SUBREAPER
+  int r = prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0 ? 0 : -errno;
+#else
+  int r = -EINVAL;
+#endif
+  napi_value result;
+  napi_create_int32(env, r, &result);
+  return result;
+}
+
 napi_value napi_register_module_v1(napi_env env, napi_value exports) {
   napi_value fn;
   if (napi_create_function(env, "reap", 4, reap, NULL, &fn) == 0)
     napi_set_named_property(env, exports, "reap", fn);
+  if (napi_create_function(env, "subreaper", 9, subreaper, NULL, &fn) == 0)
+    napi_set_named_property(env, exports, "subreaper", fn);
   return exports;
 }

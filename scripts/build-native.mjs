@@ -1,6 +1,6 @@
 // Compiles each native/NAME.c into dist/native/NAME.node with the system's C compiler ($CC, else cc):
 // watchdog.c, the stall watcher; peek.c, the connection gate's read of a connection's first bytes, dup()
-// of a listening socket and a connection's peer address; reap.c, waitpid() for a master that runs as PID 1.
+// of a listening socket and a connection's peer address; reap.c, waitpid() and the child subreaper for the master.
 // Optional: without a compiler, or where a build fails, workers watch for stalls with a worker thread and
 // the gate reads first bytes through JavaScript (see docs/design.md), so this prints one line per module
 // not built and exits 0 either way.
@@ -16,7 +16,7 @@ const cc = process.env.CC || 'cc';
 const MODULES = {
   watchdog: 'workers use a watcher thread instead (about 9 MB more each)',
   peek: 'the connection gate reads first bytes through JavaScript instead, a worker that pauses accepting asks the master for a duplicate of the listening socket, and the access log reads the client address through Node',
-  reap: 'a master that runs as PID 1 cannot reap orphaned processes (it says so when it starts): run it under an init there (docker run --init, tini)',
+  reap: 'the master cannot adopt what a killed worker leaves running (it runs on, re-parented to init), and as PID 1 cannot reap orphaned processes (it says so when it starts): run it under an init there (docker run --init, tini)',
 };
 
 for (const [name, fallback] of Object.entries(MODULES)) {

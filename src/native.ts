@@ -29,7 +29,7 @@ export function loadNative<T>(name: string): T | string {
   }
 }
 
-/** The modules every worker loads, and what it does instead without each. (reap: the master's, as PID 1 only.) */
+/** The modules every worker loads, and what it does instead without each. (reap: the master's, see src/arbiter/orphans.ts.) */
 const WORKER_MODULES = {
   watchdog: 'watch for a stalled event loop with a worker thread (about 9 MB more each)',
   peek: "read a connection's first bytes through JavaScript",

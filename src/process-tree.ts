@@ -2,7 +2,8 @@ import { readdirSync, readFileSync } from 'node:fs';
 
 /**
  * The processes a worker started (the app's ffmpeg, a headless browser, a sidecar), found when the worker ends
- * so that they end with it (src/workers/child.ts at its exit, WorkerHandle.kill() for the master's SIGKILL).
+ * so that they end with it (src/workers/child.ts at its exit, WorkerHandle.kill() for the master's SIGKILL,
+ * src/arbiter/orphans.ts for what a worker left to the master as a child subreaper).
  * Node has no call for this and Linux no list of descendants (/proc/PID/task/TID/children needs a kernel
  * option many kernels lack): /proc is read, every process's stat once, only when a worker ends, never while
  * it serves.
@@ -62,6 +63,8 @@ export class ProcessTable {
   private constructor(
     private readonly stats: Map<number, Stat>,
     private readonly children: Map<number, number[]>,
+    /** The zombies, by parent: exited, waiting for their parent to reap them. */
+    private readonly zombies: Map<number, number[]>,
   ) {}
 
   /** The table now, or null where /proc cannot be read. */
@@ -74,19 +77,39 @@ export class ProcessTable {
     }
     const stats = new Map<number, Stat>();
     const children = new Map<number, number[]>();
+    const zombies = new Map<number, number[]>();
     for (const name of names) {
       const c = name.charCodeAt(0);
       if (c < 48 || c > 57) continue;
       const s = stat(name);
-      // A zombie has exited: nothing to end, and its children have a new parent already.
-      if (s === null || s.state === 'Z') continue;
+      if (s === null) continue;
       const pid = Number(name);
-      stats.set(pid, s);
-      const list = children.get(s.ppid);
+      // A zombie has exited: nothing to end, and its children have a new parent already.
+      const into = s.state === 'Z' ? zombies : children;
+      if (s.state !== 'Z') stats.set(pid, s);
+      const list = into.get(s.ppid);
       if (list) list.push(pid);
-      else children.set(s.ppid, [pid]);
+      else into.set(s.ppid, [pid]);
     }
-    return new ProcessTable(stats, children);
+    return new ProcessTable(stats, children, zombies);
+  }
+
+  /** The session of a process that runs; null when it is not in the table. */
+  sessionOf(pid: number): number | null {
+    return this.stats.get(pid)?.session ?? null;
+  }
+
+  /** The running children of `parent` in `session` (those of another session are left out, as in below()). */
+  childrenIn(parent: number, session: number): Descendant[] {
+    return (this.children.get(parent) ?? []).flatMap((pid) => {
+      const s = this.stats.get(pid)!;
+      return s.session === session ? [{ pid, name: s.name, start: s.start }] : [];
+    });
+  }
+
+  /** The children of `parent` that are zombies. */
+  zombiesOf(parent: number): readonly number[] {
+    return this.zombies.get(parent) ?? [];
   }
 
   /**
@@ -113,6 +136,11 @@ export class ProcessTable {
   }
 }
 
+/** Field 22 of /proc/PID/stat (see Descendant.start); null when the process is gone or there is no /proc. */
+export function startOf(pid: number): string | null {
+  return stat(pid)?.start ?? null;
+}
+
 /** The processes below `root` (see ProcessTable.below), from a read of /proc now; null without /proc. */
 export function descendants(root: number): Descendant[] | null {
   return ProcessTable.read()?.below(root) ?? null;
@@ -126,8 +154,7 @@ export function descendants(root: number): Descendant[] | null {
 export function signalEach(list: readonly Descendant[], signal: NodeJS.Signals): Descendant[] {
   const sent: Descendant[] = [];
   for (const d of list) {
-    const now = stat(d.pid);
-    if (now === null || now.start !== d.start || now.state === 'Z') continue;
+    if (!stillRuns(d)) continue;
     try {
       process.kill(d.pid, signal);
       sent.push(d);
@@ -136,6 +163,12 @@ export function signalEach(list: readonly Descendant[], signal: NodeJS.Signals):
     }
   }
   return sent;
+}
+
+/** The process found still runs: same start time (its pid was not reused), not a zombie. */
+export function stillRuns(d: Descendant): boolean {
+  const now = stat(d.pid);
+  return now !== null && now.start === d.start && now.state !== 'Z';
 }
 
 /** "1234 (sleep), 1240 (ffmpeg)", at most `max` of them, for a log line. */

@@ -23,6 +23,7 @@ import { workerExecArgv, workerInspectPort } from '../cli/node-flags.js';
 import { VERSION } from '../version.js';
 import { openFileLimit } from '../open-files.js';
 import { ProcessTable } from '../process-tree.js';
+import { WORKER_AGE_ENV, type Adopter, type OrphansNote } from './orphans.js';
 import { nativeFallbackLine } from '../native.js';
 import type { HealthServer, HealthState } from './health.js';
 import type { Command } from '../control/commands.js';
@@ -108,8 +109,10 @@ export interface ArbiterOptions {
    * installs its handlers.
    */
   readonly ownSignalListeners?: ReadonlySet<unknown>;
-  /** As PID 1: what startOrphanReaper() said, logged once the master starts. */
-  readonly orphans?: { level: 'info' | 'warning'; message: string } | null;
+  /** What startOrphanReaper() said (PID 1, or a child subreaper), logged once the master starts. */
+  readonly orphans?: OrphansNote | null;
+  /** The master adopts what its workers leave (a child subreaper, or PID 1): told of each worker. */
+  readonly adopter?: Adopter | null;
 }
 
 /** The log files of `cfg` that do not exist yet: those the master and the workers are about to make. */
@@ -155,6 +158,8 @@ export class Arbiter implements HookServer {
   readonly #pidfile = new Pidfile();
   #age = 0;
   #tick: NodeJS.Timeout | null = null;
+  /** A graceful stop said it waits for the processes the workers left (maybeFinish). */
+  #waitSaid = false;
   #stopping: 'graceful' | 'quick' | null = null;
   #exitCode: number = ExitCode.OK;
   #everReady = false;
@@ -324,6 +329,8 @@ export class Arbiter implements HookServer {
     this.log.info(`Using worker: ${this.cfg.workerClass}`);
     for (const w of this.#resolved.warnings) this.log.warning(w);
     if (this.opts.orphans) this.log[this.opts.orphans.level](this.opts.orphans.message);
+    // The log of the moment: a reload may replace it.
+    this.opts.adopter?.setLog({ info: (m) => this.log.info(m), warning: (m) => this.log.warning(m) });
     const native = nativeFallbackLine();
     if (native) this.log.info(native);
     if (this.cfg.captureOutput) {
@@ -466,6 +473,7 @@ export class Arbiter implements HookServer {
     this.checkPromotion();
     if (this.#stopAt && Date.now() >= this.#stopAt) this.beginStop('graceful');
     this.murderWorkers();
+    this.opts.adopter?.dueKills(Date.now());
     this.checkMemory();
     this.rotateTicketKeys();
     this.manageWorkers();
@@ -613,7 +621,8 @@ export class Arbiter implements HookServer {
     const child = spawn(process.execPath, [...workerExecArgv(inspectPort), CHILD_ENTRY], {
       // The layout is listenerLayout()'s (src/protocol/messages.ts): IPC, watchdog pipe, listener copies.
       stdio: ['ignore', 'inherit', 'inherit', 'ipc', 'pipe', ...fds],
-      env: workerEnv(process.env, this.cfg.rawEnv),
+      // Its age, which the processes the app starts inherit: the master knows whose they are (orphans.ts).
+      env: { ...workerEnv(process.env, this.cfg.rawEnv), [WORKER_AGE_ENV]: String(age) },
       serialization: 'json',
     });
     const w = new WorkerHandle(id, age, child, this.log, Date.now());
@@ -627,6 +636,7 @@ export class Arbiter implements HookServer {
       return;
     }
     this.#workers.set(child.pid, w);
+    w.start = this.opts.adopter?.workerStart(child.pid, age) ?? null;
     this.#stats.spawned++;
     const inspector = inspectPort === undefined ? '' : `, inspector on ${inspectPort === 0 ? 'a free port' : `port ${inspectPort}`}`;
     this.log.info(`Booting worker with pid: ${child.pid}${inspector}`);
@@ -801,6 +811,8 @@ export class Arbiter implements HookServer {
     // A failed boot says why before the exit it caused, as the worker's own traceback comes first in Gunicorn's log.
     if (bootFailed) this.onBootFailure(w, exited);
     else exited();
+    // What it left running, given to the master by the kernel (a child subreaper), is ended now.
+    this.opts.adopter?.workerExited(w.pid, w.age, w.start, this.cfg.gracefulTimeout, w.killedWith);
     // A worker the master did not stop (a crash already noted when it said so).
     if (!bootFailed && !expected && !w.replaced && !this.#stopping) this.noteDeath(w);
     setImmediate(() => this.step());
@@ -1162,6 +1174,15 @@ export class Arbiter implements HookServer {
 
   private maybeFinish(): void {
     if (!this.#stopping || this.#workers.size > 0 || !this.#finish) return;
+    // A graceful stop lets what the workers left end within graceful_timeout (see orphans.ts); a quick one
+    // kills it now.
+    const adopter = this.opts.adopter;
+    if (adopter && this.#stopping === 'quick') adopter.dueKills(Date.now(), true);
+    else if (adopter && adopter.endingCount() > 0) {
+      if (!this.#waitSaid) this.log.info(`Waiting for ${adopter.endingCount()} process(es) the workers left to end (SIGKILL after graceful_timeout)`);
+      this.#waitSaid = true;
+      return;
+    }
     const finish = this.#finish;
     this.#finish = null;
     if (this.#tick) clearInterval(this.#tick);

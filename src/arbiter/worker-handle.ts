@@ -1,6 +1,6 @@
 import type { ChildProcess, SendHandle } from 'node:child_process';
 import type { HookLog, HookWorker } from '../config/hook-types.js';
-import { describeProcesses, signalEach, type ProcessTable } from '../process-tree.js';
+import { describeProcesses, signalEach, type Descendant, type ProcessTable } from '../process-tree.js';
 import type { InflightRequest, MasterMessage } from '../protocol/messages.js';
 
 /** What a send fails with when the worker has closed its end of the channel: it is on its way out. */
@@ -39,6 +39,10 @@ export class WorkerHandle implements HookWorker {
   timeoutLogged = false;
   /** TERM: the worker has drained the backlog and closed its listeners. */
   drained = false;
+  /** Its start time (orphans.ts workerStart()), when the master adopts what workers leave; null otherwise. */
+  start: string | null = null;
+  /** The processes it started that kill() killed with it: already ended, not asked again at its exit. */
+  killedWith: readonly Descendant[] = [];
   /** The watchdog thread's last report while the event loop was stalled. */
   stall: { at: number; requests: readonly InflightRequest[] } | null = null;
 
@@ -116,6 +120,7 @@ export class WorkerHandle implements HookWorker {
     this.signal('SIGKILL');
     if (!below?.length) return;
     const sent = signalEach(below, 'SIGKILL');
+    this.killedWith = sent;
     if (sent.length) this.log.warning(`Worker (pid:${this.pid}) killed with the processes it started that still ran: ${describeProcesses(sent)}`);
   }
 

@@ -120,7 +120,7 @@ async function main(): Promise<void> {
   if (isatty(2)) void process.stderr;
   const ownSignalListeners = new Set(SIGNALS.flatMap((sig) => process.listeners(sig)));
   // Before the config file and the app, which may spawn: the reaper must know every process Node spawns.
-  const orphans = startOrphanReaper();
+  const { note: orphans, adopter } = startOrphanReaper();
   const argv = process.argv.slice(2);
   const startCwd = process.cwd();
   // Help and the version print whatever the config file and the environment hold (a broken config file is
@@ -216,7 +216,7 @@ async function main(): Promise<void> {
       throw err;
     }
   }
-  const arbiter: Arbiter = new Arbiter({ resolved: r, reload, startCwd, ownSignalListeners, orphans });
+  const arbiter: Arbiter = new Arbiter({ resolved: r, reload, startCwd, ownSignalListeners, orphans, adopter });
   // Every exit of tunicorn's own goes through die() or the process.exit below; any other is the app's (loaded
   // here with --preload) or a hook's, and the log says so rather than the master vanishing in silence.
   // An uncaught exception the app (loaded here with --preload) or a config hook threw, from a timer or an

@@ -2,13 +2,14 @@
  * src/process-tree.ts: the processes below one, as a worker's exit and the master's SIGKILL find them. A child
  * and a grandchild are found, parents first; a detached child (a session of its own) and what is below it are
  * not; one read of /proc serves several roots; a process whose start time changed (its pid reused) is not
- * signalled.
+ * signalled. The master's subreaper (src/arbiter/orphans.ts) reads a process's children in its session and its
+ * zombies from the same table.
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { after, describe, it } from 'node:test';
-import { descendants, describeProcesses, ProcessTable, signalEach } from '../../src/process-tree.js';
+import { descendants, describeProcesses, ProcessTable, signalEach, stillRuns } from '../../src/process-tree.js';
 
 const made: number[] = [];
 after(() => {
@@ -73,5 +74,30 @@ describe('signalEach', () => {
   it('more than `max` processes are counted in the line, not listed', () => {
     const list = Array.from({ length: 12 }, (_, i) => ({ pid: 100 + i, name: 'sleep', start: '1' }));
     assert.equal(describeProcesses(list, 2), '100 (sleep), 101 (sleep) and 10 more');
+  });
+});
+
+describe('ProcessTable: children in a session, zombies', () => {
+  it("lists a process's running children of its session, and its zombies apart", async () => {
+    const own = await shellWithChild();
+    const detached = await shellWithChild(true);
+    // A `sleep 0.1` whose parent execs `sleep 60`, which never waits for it: a zombie once it exits.
+    const parent = spawn('sh', ['-c', 'sleep 0.1 & echo $!; exec sleep 60'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    made.push(parent.pid!);
+    const zombie = Number(String(((await once(parent.stdout!, 'data')) as [Buffer])[0]).trim());
+    let table = ProcessTable.read()!;
+    const session = table.sessionOf(process.pid)!;
+    const children = table.childrenIn(process.pid, session).map((d) => d.pid);
+    assert.ok(children.includes(own.shell.pid!) && children.includes(parent.pid!), JSON.stringify(children));
+    assert.ok(!children.includes(detached.shell.pid!), 'a detached child is in another session');
+    assert.ok(!children.includes(own.sleep), 'a grandchild is not a child');
+    const start = Date.now();
+    while (!(table = ProcessTable.read()!).zombiesOf(parent.pid!).includes(zombie)) {
+      assert.ok(Date.now() - start < 5000, `${zombie} to become a zombie of ${parent.pid}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.ok(!table.childrenIn(parent.pid!, session).some((d) => d.pid === zombie), 'a zombie is not a running child');
+    assert.equal(stillRuns({ pid: zombie, name: 'sleep', start: '0' }), false);
+    assert.equal(table.sessionOf(zombie), null);
   });
 });

@@ -250,7 +250,9 @@ export const server = {
     short: 'How long a stopping worker may finish its requests before it is killed.',
     doc:
       'On TERM, HUP, TTOU and max_requests recycling a worker stops accepting, finishes what it is ' +
-      'serving, and exits; after this many seconds the master kills it.',
+      'serving, and exits; after this many seconds the master kills it. On Linux it is also the time the ' +
+      'processes a worker left running (its app\'s children) get after SIGTERM before the master, their ' +
+      'new parent, sends SIGKILL (docs/operations.md).',
   }),
   keepalive: numberSetting({
     key: 'keepalive',
