@@ -811,8 +811,14 @@ export class Arbiter implements HookServer {
     // A failed boot says why before the exit it caused, as the worker's own traceback comes first in Gunicorn's log.
     if (bootFailed) this.onBootFailure(w, exited);
     else exited();
-    // What it left running, given to the master by the kernel (a child subreaper), is ended now.
-    this.opts.adopter?.workerExited(w.pid, w.age, w.start, this.cfg.gracefulTimeout, w.killedWith);
+    // What it left running, given to the master by the kernel (a child subreaper), is ended now, and killed
+    // graceful_timeout later, or when the worker's own stop would have ended (at least a second on), so that a
+    // stop of the master ends within the graceful_timeout it was given.
+    if (this.opts.adopter) {
+      const left = Number.isFinite(w.killAt) ? Math.ceil((w.killAt - Date.now()) / 1000) : this.#stopping ? 1 : this.cfg.gracefulTimeout;
+      const boundS = Math.max(1, Math.min(this.cfg.gracefulTimeout, left));
+      this.opts.adopter.workerExited(w.pid, w.age, w.start, boundS, w.killedWith);
+    }
     // A worker the master did not stop (a crash already noted when it said so).
     if (!bootFailed && !expected && !w.replaced && !this.#stopping) this.noteDeath(w);
     setImmediate(() => this.step());

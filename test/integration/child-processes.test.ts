@@ -276,6 +276,21 @@ describe('the master adopts what its workers leave, ends it and reaps it', { ski
     assert.match(s.log, /Waiting for 1 process\(es\) the workers left to end/);
   });
 
+  it("a stop of the master ends within graceful_timeout: what a worker left gets what remains of its worker's stop", async () => {
+    const s = start(['--graceful-timeout', '4']);
+    const port = await s.port();
+    const [stubborn] = await spawnVia(port, '/stubborn');
+    // Holds the worker's stop for 2 s of its 4.
+    const waiting = request(port, '/wait');
+    await s.waitFor(/Ready: 1 worker/);
+    s.signal('SIGTERM');
+    assert.equal((await waiting).status, 200);
+    assert.equal((await s.exited).code, 0);
+    assert.ok(gone(stubborn!), `${stubborn} was killed before the master exited`);
+    const bound = Number(s.log.match(/left processes running: ending them \(SIGTERM, SIGKILL after (\d+) s\)/)?.[1]);
+    assert.ok(bound >= 1 && bound < 4, `the bound after the worker's 2 s stop: ${bound} s, not a new graceful_timeout of 4 s\n${s.log}`);
+  });
+
   it('an orphan it adopted is reaped when it exits: no zombie', async () => {
     const s = start();
     const port = await s.port();
