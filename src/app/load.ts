@@ -142,10 +142,14 @@ function lateExports(served: ServedApp, own: http.Server, later: Promise<Module 
   };
 }
 
-/** A Fastify or Nest app whose http.Server is `server`: its close() runs its hooks and closes that server. */
+/**
+ * A Fastify or Nest app whose http.Server is `server`: its close() runs its hooks and closes that server. A hapi
+ * server whose listener it is (`await server.start()`) stops with stop(): its onPreStop and onPostStop extensions.
+ */
 function frameworkOwning(value: unknown, server: http.Server): { close(): Promise<void> } | null {
   if (!value || typeof value !== 'object') return null;
-  const v = value as { close?: unknown; server?: unknown; getHttpServer?: unknown };
+  const v = value as { close?: unknown; stop?: unknown; initialize?: unknown; server?: unknown; listener?: unknown; getHttpServer?: unknown };
+  if (v.listener === server && typeof v.stop === 'function' && typeof v.initialize === 'function') return { close: () => (v as { stop(): Promise<void> }).stop() };
   if (typeof v.close !== 'function') return null;
   const owns = v.server === server || (typeof v.getHttpServer === 'function' && (v.getHttpServer as () => unknown)() === server);
   return owns ? (v as { close(): Promise<void> }) : null;

@@ -55,12 +55,20 @@ export interface Shape {
   readonly adapt: (value: any, ctx: AdaptContext) => Promise<ServedApp> | ServedApp;
 }
 
-/** Wraps a `(req, res)` listener so a throw or a rejected promise becomes a 500 and a log line. */
-export function guardListener(fn: (req: IncomingMessage, res: ServerResponse) => unknown, onError: ErrorSink): RequestListener {
+/**
+ * Wraps a `(req, res)` listener so a throw or a rejected promise becomes a 500 and a log line. `onResolved`, when
+ * given, sees what a listener's promise resolved to (see unansweredResult).
+ */
+export function guardListener(
+  fn: (req: IncomingMessage, res: ServerResponse) => unknown,
+  onError: ErrorSink,
+  onResolved?: (value: unknown, req: IncomingMessage, res: ServerResponse) => void,
+): RequestListener {
   return (req, res) => {
     try {
       const r = fn(req, res);
-      if (r && typeof (r as Promise<unknown>).then === 'function') (r as Promise<unknown>).then(undefined, (e) => onError(e, req, res));
+      if (r && typeof (r as Promise<unknown>).then === 'function')
+        (r as Promise<unknown>).then(onResolved && ((v) => onResolved(v, req, res)), (e) => onError(e, req, res));
     } catch (err) {
       onError(err, req, res);
     }
@@ -99,6 +107,30 @@ function shapeHint(err: unknown, req: IncomingMessage, length: number): string |
   if (length >= 3 && err.message === 'next is not a function')
     return `tunicorn serves a function of ${length} parameters as a (req, res) listener, with no next(): mount a middleware (req, res, next) on an app (Express: \`app.use(handler)\`) and serve the app`;
   return null;
+}
+
+/**
+ * A micro handler, `async (req, res) => 'Welcome to Micro'` (micro's README), served as a listener: it answers by
+ * what it returns, which micro's serve() sends and tunicorn does not, so each request would wait, unanswered,
+ * with nothing logged. A listener whose promise resolves to a body (a string, bytes, a number, a plain object or
+ * array) and has not begun its response fails the request with a line naming the way out. Only a listener that
+ * returns a promise pays for the check, once it settles.
+ */
+function unansweredResult(onError: ErrorSink): (value: unknown, req: IncomingMessage, res: ServerResponse) => void {
+  return (value, req, res) => {
+    if (value === undefined || value === null || res.headersSent || res.writableEnded || res.destroyed) return;
+    const proto = typeof value === 'object' ? Object.getPrototypeOf(value) : null;
+    const body = typeof value === 'string' || typeof value === 'number' || value instanceof Uint8Array || Array.isArray(value) || proto === Object.prototype || (typeof value === 'object' && proto === null);
+    if (!body) return;
+    const what = typeof value === 'string' || typeof value === 'number' ? `a ${typeof value}` : value instanceof Uint8Array ? 'bytes' : Array.isArray(value) ? 'an array' : 'an object';
+    onError(
+      new AppResultError(
+        `the (req, res) listener resolved to ${what} and did not answer: tunicorn sends nothing a listener returns; a micro handler is served as \`export default serve(handler)\` (serve from 'micro'); any other listener answers through res (res.end())`,
+      ),
+      req,
+      res,
+    );
+  };
 }
 
 /** `err` with the hint on its first line, its stack (the app's frames) kept. */
@@ -172,6 +204,55 @@ export const SHAPES: Shape[] = [
     },
   },
   {
+    // hapi's Hapi.server(): initialize() runs its onPreStart extensions and starts its caches without
+    // listening (start() would listen itself); `listener` is its http.Server. stop() runs onPreStop, onPostStop
+    // and the 'stop' event; a server that start()ed is served through the row of a listen() captured.
+    name: 'hapi server',
+    matches: (v) => isObject(v) && isFn(v.initialize) && isFn(v.start) && isFn(v.stop) && isFn(v.route) && isFn(v.inject) && isHttpServer(v.listener),
+    adapt: async (app: { initialize(): Promise<void>; listener: http.Server; stop(): Promise<void> }) => {
+      await app.initialize();
+      return { kind: 'hapi server', server: app.listener, close: () => stopPart("the hapi server's stop()", () => app.stop()) };
+    },
+  },
+  {
+    // restify.createServer(): the http.Server it made, whose 'request' and 'upgrade' listeners are restify's.
+    name: 'restify server',
+    matches: (v) => isObject(v) && isFn(v.pre) && isFn(v.use) && isFn(v.listen) && isObject(v.router) && isHttpServer(v.server),
+    adapt: (app: { server: http.Server }) => ({ kind: 'restify server', server: app.server }),
+  },
+  {
+    // A Socket.IO Server: the http.Server it was attached to (`new Server(httpServer)`, or the one its own
+    // `new Server(3000)` made), else a new one it is attached to now, which answers 404 outside its path as
+    // Socket.IO's own does. Its close() disconnects the clients (a polling client's pending request ends).
+    name: 'Socket.IO server',
+    matches: (v) => isObject(v) && isFn(v.attach) && isFn(v.of) && isFn(v.serveClient) && isFn(v.close) && isFn(v.fetchSockets),
+    adapt: (io: { httpServer?: unknown; attach(server: http.Server): unknown; close(): Promise<void> }) => {
+      let server = io.httpServer;
+      if (!isHttpServer(server)) {
+        server = http.createServer((_req, res) => {
+          res.writeHead(404);
+          res.end();
+        });
+        io.attach(server as http.Server);
+      }
+      return { kind: 'Socket.IO server', server: server as http.Server, close: () => stopPart("the Socket.IO server's close()", () => io.close()) };
+    },
+  },
+  {
+    // A Feathers app on Koa or Express (`koa(feathers())`, `express(feathers())`): its listen() makes the
+    // http.Server and runs app.setup(server) (the services' setup() and setup hooks, @feathersjs/socketio
+    // attaching to that server); teardown(server) runs theirs. Its `app.server` is left unset: teardown()
+    // would close it with a callback, which fails on a server that never listened (the --preload copy's).
+    name: 'Feathers application',
+    matches: (v) => (isObject(v) || isFn(v)) && isFn((v as Record<string, unknown>).setup) && isFn((v as Record<string, unknown>).teardown) && isFn((v as Record<string, unknown>).service) && isFn((v as Record<string, unknown>).hooks) && (isFn((v as Record<string, unknown>).callback) || isFn((v as Record<string, unknown>).handle)),
+    adapt: async (app: { callback?(): RequestListener; setup(server: http.Server): Promise<unknown>; teardown(server: http.Server): Promise<unknown> }) => {
+      const koa = isFn(app.callback);
+      const server = http.createServer(koa ? app.callback!() : (app as unknown as RequestListener));
+      await app.setup(server);
+      return { kind: `Feathers application (${koa ? 'Koa' : 'Express'})`, server, close: () => stopPart("the Feathers application's teardown()", () => app.teardown(server)) };
+    },
+  },
+  {
     name: 'Koa application',
     matches: (v) => isObject(v) && isFn(v.callback) && isFn(v.use) && Array.isArray(v.middleware),
     adapt: (app: { callback(): RequestListener }, ctx) => ({ kind: 'Koa application', listener: guardListener(app.callback(), ctx.onError) }),
@@ -186,6 +267,28 @@ export const SHAPES: Shape[] = [
       const handle = app.getRequestHandler();
       return { kind: 'Next.js app', listener: guardListener((req, res) => handle(req, res), ctx.onError), close: () => stopPart("the Next.js app's close()", () => app.close()) };
     },
+  },
+  {
+    // polka() and tinyhttp's `new App()`: handler(req, res) routes a request, as the server their listen()
+    // makes calls it (polka binds it; tinyhttp's reads `this`).
+    name: 'app with handler() and listen() (polka, tinyhttp)',
+    matches: (v) => isObject(v) && isFn(v.handler) && isFn(v.listen) && isFn(v.use) && !isFn(v.fetch),
+    adapt: (app: { handler(req: IncomingMessage, res: ServerResponse): unknown; constructor?: { name?: string } }, ctx) => ({
+      kind: `${app.constructor?.name === 'Polka' ? 'polka' : app.constructor?.name === 'App' ? 'tinyhttp' : 'app with handler()'} app`,
+      listener: guardListener((req, res) => app.handler(req, res), ctx.onError),
+    }),
+  },
+  {
+    // GraphQL Yoga's createYoga() (a @whatwg-node/server adapter): a function that is both a Fetch handler
+    // and a (req, res) listener. Its fetch() answers with the Response of its own fetch ponyfill, not Node's,
+    // so it is served by its Node entry, requestListener(); dispose() runs its plugins' onDispose.
+    name: 'GraphQL Yoga (whatwg-node server adapter)',
+    matches: (v) => isFn(v) && isFn((v as unknown as Record<string, unknown>).requestListener) && isFn((v as unknown as Record<string, unknown>).handleNodeRequestAndResponse) && isFn((v as unknown as Record<string, unknown>).fetch),
+    adapt: (app: { requestListener(req: IncomingMessage, res: ServerResponse): unknown; dispose?(): unknown }, ctx) => ({
+      kind: 'GraphQL Yoga (whatwg-node server adapter)',
+      listener: guardListener((req, res) => app.requestListener(req, res), ctx.onError),
+      close: isFn(app.dispose) ? () => stopPart("the server adapter's dispose()", () => app.dispose!()) : undefined,
+    }),
   },
   {
     name: 'object with fetch()',
@@ -215,14 +318,14 @@ export const SHAPES: Shape[] = [
     matches: (v) => isFn(v) && (v.length >= 2 || takesRest(v)),
     adapt: (fn: RequestListener, ctx) => ({
       kind: '(req, res) listener',
-      listener: guardListener(takesRest(fn) ? madeNoApp(fn) : fn, withShapeHint(ctx.onError, fn.length)),
+      listener: guardListener(takesRest(fn) ? madeNoApp(fn) : fn, withShapeHint(ctx.onError, fn.length), unansweredResult(ctx.onError)),
     }),
   },
 ];
 
 export const ACCEPTED =
   'a (req, res) listener (Express, Koa), a Fetch handler (request) => Response, an object with fetch() (Hono), ' +
-  'a Fastify, NestJS or Next.js app, an http.Server, a server the module listen()s on, ' +
+  'a Fastify, NestJS, Next.js, hapi, restify, Feathers, polka or tinyhttp app, a Socket.IO Server, GraphQL Yoga, an http.Server, a server the module listen()s on, ' +
   'or a function of no parameters that returns (or resolves to) one of these';
 
 /**

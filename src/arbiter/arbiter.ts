@@ -34,6 +34,7 @@ import type { LeasedHandle } from '../workers/leases.js';
 import { Reloader } from './reloader.js';
 import { Pidfile } from './pidfile.js';
 import { procUsage } from './proc-usage.js';
+import { exitReason, MetricsBook } from './metrics.js';
 import { checkMemoryLimit, formatSize, memoryPeriodMs, QUICK_MEMORY_IN_A_ROW, QUICK_MEMORY_MS, readRss } from './memory.js';
 import { applyReload } from './start-only.js';
 import { TicketKeys, ticketKeyPeriodMs } from './ticket-keys.js';
@@ -191,6 +192,8 @@ export class Arbiter implements HookServer {
   readonly #notifications = new Set<Promise<void>>();
   #health: HealthServer | null = null;
   #healthPending = false;
+  /** The metrics setting's counts and exits (kept with it off too: a HUP may turn it on). */
+  readonly #metrics = new MetricsBook();
   /** A graceful stop was asked for with --shutdown-delay: not ready, still serving, until this time. */
   #stopAt = 0;
   /** --reload: the file watcher. */
@@ -580,7 +583,10 @@ export class Arbiter implements HookServer {
     } else if (live.length > this.numWorkers) {
       // TTOU or a smaller count after HUP: stop the oldest first, as Gunicorn does.
       const excess = live.sort((a, b) => a.age - b.age).slice(0, live.length - this.numWorkers);
-      for (const w of excess) this.stopWorker(w, true);
+      for (const w of excess) {
+        w.exitReason ??= 'scale_down';
+        this.stopWorker(w, true);
+      }
     }
     this.sendWorkerCount();
   }
@@ -638,6 +644,7 @@ export class Arbiter implements HookServer {
     this.#workers.set(child.pid, w);
     w.start = this.opts.adopter?.workerStart(child.pid, age) ?? null;
     this.#stats.spawned++;
+    this.#metrics.started();
     const inspector = inspectPort === undefined ? '' : `, inspector on ${inspectPort === 0 ? 'a free port' : `port ${inspectPort}`}`;
     this.log.info(`Booting worker with pid: ${child.pid}${inspector}`);
     child.on('message', (m: unknown, handle: unknown) => isWorkerMessage(m) && this.onWorkerMessage(w, m, handle as LeasedHandle | undefined));
@@ -664,6 +671,12 @@ export class Arbiter implements HookServer {
   private onWorkerMessage(w: WorkerHandle, m: WorkerMessage, handle?: LeasedHandle): void {
     if (m.t === 'stuck') {
       w.slow = m.slow;
+      if (m.counts) this.#metrics.received(w, m.counts);
+      return;
+    }
+    // Not a heartbeat either: a gthread process answers from its main thread while a thread of it is stuck.
+    if (m.t === 'metrics') {
+      this.#metrics.received(w, m.counts);
       return;
     }
     if (m.t === 'step') {
@@ -684,10 +697,12 @@ export class Arbiter implements HookServer {
         return;
       case 'hb':
         w.slow = m.slow ?? [];
+        if (m.counts) this.#metrics.received(w, m.counts);
         return;
       case 'retire':
         if (!w.replaced && !this.#stopping) {
           w.replaced = true;
+          w.exitReason ??= 'max_requests';
           this.log.info(`Worker ${w.pid} reached max_requests (${m.requests}): replacing it; it serves on until its replacement is ready`);
           this.manageWorkers();
         }
@@ -696,6 +711,7 @@ export class Arbiter implements HookServer {
         if (!w.replaced && !this.#stopping) {
           w.replaced = true;
           w.crashed = true;
+          w.exitReason ??= 'crash';
           // Its stop began now, and gets the bound any graceful stop gets: its own requests may keep it, and
           // its worker_exit hook runs after them, both unbounded in the worker. Without this, it would be
           // stopped only once its replacement serves (retireReplaced), and a replacement that never does
@@ -808,6 +824,7 @@ export class Arbiter implements HookServer {
       void this.runHook('childExit', this, w);
     };
     const bootFailed = (w.state === 'booting' || w.bootTimedOut) && !this.#stopping;
+    this.#metrics.exited(w, exitReason(w, bootFailed, expected, code, signal));
     // A failed boot says why before the exit it caused, as the worker's own traceback comes first in Gunicorn's log.
     if (bootFailed) this.onBootFailure(w, exited);
     else exited();
@@ -975,6 +992,7 @@ export class Arbiter implements HookServer {
       return;
     }
     w.replaced = true;
+    w.exitReason ??= 'max_worker_memory';
     this.log.warning(
       `Worker ${w.pid} uses ${formatSize(rss)} (RSS), above max_worker_memory (${formatSize(limit)}): replacing it; it serves on until its replacement is ready`,
     );
@@ -1131,7 +1149,10 @@ export class Arbiter implements HookServer {
     if (mode === 'quick') this.closeOwnListeners();
     else this.closeListenersOnceDrained();
     if (mode === 'graceful') this.log.info(`Graceful stop: draining ${this.#workers.size} worker(s) within ${this.cfg.gracefulTimeout} s`);
-    for (const w of this.#workers.values()) this.stopWorker(w, mode === 'graceful');
+    for (const w of this.#workers.values()) {
+      w.exitReason ??= 'shutdown';
+      this.stopWorker(w, mode === 'graceful');
+    }
   }
 
   private closeListenersOnceDrained(): void {
@@ -1330,7 +1351,9 @@ export class Arbiter implements HookServer {
         return { removed: previous - total, previous, total };
       }
       case 'worker kill': {
-        this.stopWorker(this.#workers.get(c.pid)!, true);
+        const w = this.#workers.get(c.pid)!;
+        w.exitReason ??= 'control';
+        this.stopWorker(w, true);
         setImmediate(() => this.step());
         return { killed: c.pid };
       }
@@ -1434,7 +1457,11 @@ export class Arbiter implements HookServer {
   /** HUP and --reload: new workers start; the old ones stop once the new ones serve (retireReplaced). */
   private replaceAllWorkers(): void {
     this.#announcedReady = false;
-    for (const w of this.#workers.values()) if (w.state !== 'stopping') w.replaced = true;
+    for (const w of this.#workers.values())
+      if (w.state !== 'stopping') {
+        w.replaced = true;
+        w.exitReason ??= 'reload';
+      }
     this.#nextSpawnAt = 0;
     this.#bootFailures = 0;
     this.#quickDeaths = 0;
@@ -1473,12 +1500,15 @@ export class Arbiter implements HookServer {
       throw new ConfigError(
         `invalid value for healthBind (--health-bind): ${JSON.stringify(raw)} is an address the server binds for the app (${own.url}); give the health endpoint a port of its own`,
       );
-    const health = new HealthServer(() => this.healthState());
+    const health = new HealthServer(
+      () => this.healthState(),
+      () => (this.cfg.metrics ? this.scrape() : null),
+    );
     try {
       const url = await bindRetrying(raw, () => health.listen(raw, parseUmask(this.cfg.umask)), this.#oldMasterPid ? undefined : retry);
       this.#health = health;
       this.#healthPending = false;
-      return `Health checks at: ${url}/health/ready and /health/live`;
+      return `Health checks at: ${url}/health/ready and /health/live${this.cfg.metrics ? ', Prometheus metrics at /metrics' : ''}`;
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code ?? '';
       if (code === 'EADDRINUSE' && this.#oldMasterPid) {
@@ -1488,6 +1518,24 @@ export class Arbiter implements HookServer {
       }
       throw err;
     }
+  }
+
+  /** GET /metrics (the metrics setting): the workers' counts, asked for now (at most COLLECT_MS), and the master's. */
+  private async scrape(): Promise<string> {
+    const [{ exposition }, unanswered] = await Promise.all([import('./prometheus.js'), this.#metrics.collect([...this.#workers.values()])]);
+    const cap = backlogCap();
+    return exposition(
+      this.#metrics.families(
+        {
+          workers: [...this.#workers.values()],
+          wanted: this.numWorkers,
+          listeners: this.#listenersClosed ? [] : this.#listeners.map((l) => ({ url: l.url, fd: l.fd, tcp: l.address.kind === 'tcp' })),
+          backlog: cap === null ? this.cfg.backlog : Math.min(this.cfg.backlog, cap),
+          started: Math.round(performance.timeOrigin) / 1000,
+        },
+        unanswered,
+      ),
+    );
   }
 
   /** The "Ready" line and systemd's READY=1, once the wanted workers serve (at start, after each reload). */

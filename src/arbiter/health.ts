@@ -3,6 +3,7 @@ import http from 'node:http';
 import { formatAddress, parseAddress } from '../listeners/address.js';
 import { resolveHost, unixSocketAnswers } from '../listeners/bind.js';
 import { BindError, explainBindError, explainUnixBindError } from '../listeners/handle.js';
+import { CONTENT_TYPE } from './prometheus.js';
 
 const isSocket = (p: string): boolean => {
   try {
@@ -25,11 +26,15 @@ export interface HealthState {
  * app's, so it says what the master knows (workers serving, stop begun) even when every worker is busy.
  *   GET /health/live  -> 200 while the master runs
  *   GET /health/ready -> 200 ready / 503 not ready
+ *   GET /metrics      -> Prometheus metrics, with the `metrics` setting (`metrics` returns null without it)
  */
 export class HealthServer {
   readonly #server: http.Server;
 
-  constructor(private readonly state: () => HealthState) {
+  constructor(
+    private readonly state: () => HealthState,
+    private readonly metrics: () => Promise<string> | null = () => null,
+  ) {
     this.#server = http.createServer((req, res) => this.answer(req, res));
     this.#server.keepAliveTimeout = 1000;
   }
@@ -88,15 +93,24 @@ export class HealthServer {
 
   private answer(req: http.IncomingMessage, res: http.ServerResponse): void {
     const path = (req.url ?? '/').split('?')[0];
+    if (path === '/metrics' && (req.method === 'GET' || req.method === 'HEAD')) {
+      const text = this.metrics();
+      if (text) return void text.then((body) => this.send(req, res, 200, body, CONTENT_TYPE), (err: Error) => this.send(req, res, 500, `metrics failed: ${err.message}\n`));
+    }
     const s = this.state();
     let status: number;
     if (req.method !== 'GET' && req.method !== 'HEAD') status = 405;
     else if (path === '/health/live') status = s.live ? 200 : 503;
     else if (path === '/health/ready' || path === '/health') status = s.ready ? 200 : 503;
     else status = 404;
-    const body = status === 404 ? 'not found: try /health/live or /health/ready\n' : `${status === 200 ? 'ok' : http.STATUS_CODES[status]!.toLowerCase()}: ${s.detail}\n`;
+    const body = status === 404 ? `not found: try /health/live or /health/ready${path === '/metrics' ? ' (/metrics needs --metrics)' : ''}\n` : `${status === 200 ? 'ok' : http.STATUS_CODES[status]!.toLowerCase()}: ${s.detail}\n`;
+    this.send(req, res, status, body);
+  }
+
+  private send(req: http.IncomingMessage, res: http.ServerResponse, status: number, body: string, type = 'text/plain; charset=utf-8'): void {
+    if (res.destroyed) return;
     res.writeHead(status, {
-      'content-type': 'text/plain; charset=utf-8',
+      'content-type': type,
       'content-length': Buffer.byteLength(body),
       'cache-control': 'no-store',
       // RFC 9110, 15.5.6: a 405 names the methods that are allowed.

@@ -2,6 +2,7 @@ import type { ChildProcess, SendHandle } from 'node:child_process';
 import type { HookLog, HookWorker } from '../config/hook-types.js';
 import { describeProcesses, signalEach, type Descendant, type ProcessTable } from '../process-tree.js';
 import type { InflightRequest, MasterMessage } from '../protocol/messages.js';
+import type { ExitReason, WorkerMetricsState } from './metrics.js';
 
 /** What a send fails with when the worker has closed its end of the channel: it is on its way out. */
 const CHANNEL_GONE = new Set(['EPIPE', 'ECONNRESET', 'ERR_IPC_CHANNEL_CLOSED']);
@@ -43,6 +44,10 @@ export class WorkerHandle implements HookWorker {
   start: string | null = null;
   /** The processes it started that kill() killed with it: already ended, not asked again at its exit. */
   killedWith: readonly Descendant[] = [];
+  /** Why the master stopped or replaced it (the `reason` of tunicorn_worker_exits_total); null: not asked to. */
+  exitReason: ExitReason | null = null;
+  /** The metrics setting: its last counts, as the master keeps them (see MetricsBook). */
+  readonly metrics: WorkerMetricsState = { counts: null, cpuSeen: 0, folded: false };
   /** The watchdog thread's last report while the event loop was stalled. */
   stall: { at: number; requests: readonly InflightRequest[] } | null = null;
 

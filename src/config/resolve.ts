@@ -98,6 +98,10 @@ export async function resolveConfig(input: ResolveInput): Promise<Resolved> {
   }
   if ((values.workerClass as string) === 'gthread' && (values.threads as number) < 1)
     throw new ConfigError('gthread needs threads >= 1');
+  if (values.metrics === true && !values.healthBind)
+    throw new ConfigError(
+      'metrics (--metrics) is served on the health endpoint, which is off: set healthBind (--health-bind ADDRESS, such as 127.0.0.1:9100) too',
+    );
 
   return {
     config: Object.freeze(values) as Config,

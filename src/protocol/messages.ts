@@ -2,6 +2,7 @@
  * The IPC contract between the master and its workers: a discriminated union per direction, handled by
  * exhaustive switches on `t`. JSON over the `node:child_process` IPC channel.
  */
+import type { WorkerCounts } from '../workers/request-metrics.js';
 
 export interface ListenerInfo {
   /** File descriptor number in the worker (the first copy: the main thread's, or gthread thread 0's). */
@@ -69,7 +70,9 @@ export type MasterMessage =
    * Serve this connection, accepted on listener `listener` by a worker that timed out while holding it back
    * unread (a gthread thread's queue): the message's handle is the connected socket.
    */
-  | { readonly t: 'adopt'; readonly listener: number };
+  | { readonly t: 'adopt'; readonly listener: number }
+  /** The master is scraped (the `metrics` setting): send your counts now (answered by a `metrics` message). */
+  | { readonly t: 'metrics' };
 
 export interface InflightRequest {
   readonly method: string;
@@ -82,12 +85,17 @@ export type WorkerMessage =
   /** The app loaded and the worker accepts on every listener. */
   | { readonly t: 'ready' }
   /** The event loop is alive; requests running longer than a second ride along for the timeout log. */
-  | { readonly t: 'hb'; readonly slow?: readonly InflightRequest[] }
+  | { readonly t: 'hb'; readonly slow?: readonly InflightRequest[]; readonly counts?: WorkerCounts }
+  /**
+   * The `metrics` setting: this worker's counts, asked for by a scrape (`metrics`), and sent once more as it
+   * exits. They ride along with each heartbeat too, so a worker killed later loses few.
+   */
+  | { readonly t: 'metrics'; readonly counts: WorkerCounts }
   /**
    * Part of the worker is stuck (a gthread thread): no beat this time, so the master's timeout runs on, but
    * here is what it serves, for the `WORKER TIMEOUT` line. Does not count as a heartbeat.
    */
-  | { readonly t: 'stuck'; readonly slow: readonly InflightRequest[] }
+  | { readonly t: 'stuck'; readonly slow: readonly InflightRequest[]; readonly counts?: WorkerCounts }
   /** The worker reached max_requests: start its replacement, then stop it. */
   | { readonly t: 'retire'; readonly requests: number }
   /** An exception nothing caught: the worker finishes its requests and exits; start its replacement now. */

@@ -17,6 +17,7 @@ import { flushStatsd } from '../logging/statsd.js';
 import { describeProcesses, descendants, signalEach } from '../process-tree.js';
 import { isMasterMessage, ExitCode, WATCHDOG_FD, type InflightRequest, type MasterMessage, type WorkerMessage } from '../protocol/messages.js';
 import { Leases, type LeasedHandle } from './leases.js';
+import { collectCounts, type WorkerCounts } from './request-metrics.js';
 import { dropPrivileges, resolveIdentity } from './privileges.js';
 import { loadHooks, WorkerRuntime, type WorkerHooks } from './runtime.js';
 import { keepTickShape } from './tick-shape.js';
@@ -40,6 +41,21 @@ function dropIfGone(err: Error | null): void {
 
 function send(m: WorkerMessage): void {
   if (process.connected) process.send!(m, undefined, undefined, dropIfGone);
+}
+
+/** How long a worker's exit waits for its last message to be written (at once, unless the master reads nothing). */
+const LAST_MESSAGE_MS = 200;
+
+/** Sends `m` and resolves once it is written, or after LAST_MESSAGE_MS: for a message the exit must not drop. */
+function sendLast(m: WorkerMessage): Promise<void> {
+  if (!process.connected) return Promise.resolve();
+  return new Promise((resolve) => {
+    const t = setTimeout(resolve, LAST_MESSAGE_MS);
+    process.send!(m, undefined, undefined, () => {
+      clearTimeout(t);
+      resolve();
+    });
+  });
 }
 
 class FatalExit extends Error {}
@@ -225,8 +241,10 @@ class WorkerProcess {
       watchdog.beat();
       if (!this.#serving || timeout <= 0) return;
       const slow = [...this.runtime.slowRequests(every), ...(this.#cls?.slowRequests?.() ?? [])];
-      if (this.#cls?.healthy?.() === false) send({ t: 'stuck', slow });
-      else send(slow.length ? { t: 'hb', slow } : { t: 'hb' });
+      // The metrics setting: the counts ride along, so a worker killed later (a timeout) loses a beat's worth.
+      const counts = this.runtime.config.metrics ? this.counts() : undefined;
+      if (this.#cls?.healthy?.() === false) send({ t: 'stuck', slow, ...(counts ? { counts } : {}) });
+      else send(slow.length || counts ? { t: 'hb', ...(slow.length ? { slow } : {}), ...(counts ? { counts } : {}) } : { t: 'hb' });
     }, every).unref();
   }
 
@@ -249,6 +267,8 @@ class WorkerProcess {
     await runtime.runHook('workerExit', runtime.server, runtime.self);
     endLeftovers(runtime.log);
     runtime.closeLogs();
+    // The metrics setting: the last counts (the requests cut by the stop included), so that none is lost.
+    if (runtime.config.metrics) await sendLast({ t: 'metrics', counts: this.counts() });
     leave(this.#exitCode);
   }
 
@@ -309,6 +329,12 @@ class WorkerProcess {
     this.runtime.log.warning('A connection handed over from a timed-out worker cannot be served here (stopping, or not gthread): closed');
   }
 
+  /** The metrics setting: this process's counts, from the main thread's record or the class's (gthread threads). */
+  counts(): WorkerCounts {
+    const records = this.#cls?.metricRecords?.() ?? (this.runtime.metrics ? [this.runtime.metrics.cells] : []);
+    return collectCounts(records);
+  }
+
   slowInClass(): InflightRequest[] {
     return this.#cls?.slowRequests?.() ?? [];
   }
@@ -332,6 +358,9 @@ class WorkerProcess {
       case 'ticketKeys':
         // The TLS server (or each gthread thread's) takes them; while it is not made yet, it will read them.
         this.runtime.setTicketKeys(m.keys);
+        return;
+      case 'metrics':
+        send({ t: 'metrics', counts: this.counts() });
         return;
       case 'lease':
       case 'adopt':

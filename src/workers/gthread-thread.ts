@@ -20,6 +20,7 @@ import { AcceptSwitch } from './accept-switch.js';
 import { HeldSockets } from './held-sockets.js';
 import { Leases } from './leases.js';
 import { OneAtATime } from './one-at-a-time.js';
+import { CELLS, RequestMetrics } from './request-metrics.js';
 import { loadHooks, WorkerRuntime } from './runtime.js';
 import { Serving } from './serving.js';
 import { deafSignalsLine, signalListeners, threadErrorHint, watchTitle } from './thread-hints.js';
@@ -48,6 +49,8 @@ export interface ThreadData {
   readonly beatMs: number;
   /** TLS: the master's session-ticket keys (base64), shared by every thread of every worker. */
   readonly ticketKeys: string | null;
+  /** The metrics setting: every thread's counter record, CELLS numbers each (null when off). */
+  readonly metrics: SharedArrayBuffer | null;
 }
 
 /** Thread -> process. */
@@ -103,6 +106,7 @@ async function main(): Promise<void> {
     // Fastify's logger, does: sonic-boom), past the process's captured stream.
     if (runtime.config.captureOutput) captureStdio(() => runtime.log);
     runtime.setTicketKeys(d.ticketKeys);
+    if (d.metrics) runtime.metrics = new RequestMetrics(new Float64Array(d.metrics, 8 * CELLS * d.thread, CELLS));
     runtime.shareCount(new Int32Array(d.sab, 4 * d.threads, 1));
     shareStatsdWarning(new Int32Array(d.sab, 4 * (d.threads + 1), 1));
     runtime.watchdog = new ThreadSlots(d.threads, d.slots).writer(d.thread);

@@ -7,6 +7,7 @@ import { openPeek } from '../http/peek.js';
 import { lazy } from '../lazy.js';
 import { shareStatsdWarning } from '../logging/statsd.js';
 import { HeldSockets, type HeldEntry } from './held-sockets.js';
+import { CELLS } from './request-metrics.js';
 import { ThreadSlots } from './thread-slots.js';
 import { threadOnlyHint } from './thread-hints.js';
 import { heartbeatEvery } from './watchdog.js';
@@ -59,7 +60,14 @@ export class GthreadWorker implements WorkerClass {
   /** --reload: the files already passed on to the master (every thread imports the same app). */
   readonly #reported = new Set<string>();
 
+  /** The metrics setting: each thread's counter record (see request-metrics.ts); none when off. */
+  #records: Float64Array[] = [];
+
   constructor(private readonly ctx: WorkerClassContext) {}
+
+  metricRecords(): Float64Array[] {
+    return this.#records;
+  }
 
   async start(): Promise<void> {
     const { runtime, init, listeners } = this.ctx;
@@ -72,6 +80,9 @@ export class GthreadWorker implements WorkerClass {
     this.#beats = new Int32Array(sab, 0, n);
     const every = cfg.timeout > 0 ? heartbeatEvery(cfg.timeout) : 0;
     this.#staleMs = 2 * every;
+    // The metrics setting: a counter record per thread, in memory the process reads (metricRecords).
+    const metrics = cfg.metrics ? new SharedArrayBuffer(8 * CELLS * n) : null;
+    this.#records = metrics ? Array.from({ length: n }, (_, t) => new Float64Array(metrics, 8 * CELLS * t, CELLS)) : [];
     this.#slots = new ThreadSlots(n);
     this.#held = new HeldSockets(n);
     this.#kept = new HeldSockets(n);
@@ -93,6 +104,7 @@ export class GthreadWorker implements WorkerClass {
         threads: n,
         beatMs: every / 2,
         ticketKeys: runtime.ticketKeys,
+        metrics,
       };
       const threads = lazy.workerThreads();
       // One environment for the process, as a worker process has: by default each thread gets a copy, and an

@@ -14,6 +14,7 @@ import { ErrorLog } from '../logging/error-log.js';
 import { ACCESS_LOG, cannotWrite } from '../logging/output-file.js';
 import type { SinkTrouble } from '../logging/sink.js';
 import { openStatsd, type StatsdClient } from '../logging/statsd.js';
+import { RequestMetrics } from './request-metrics.js';
 import type { InflightRequest, WorkerMessage } from '../protocol/messages.js';
 import type { RequestListener } from '../app/shapes.js';
 import { AppResultError } from '../app/errors.js';
@@ -112,6 +113,8 @@ export class WorkerRuntime {
   readonly accessLog: AccessLog | null;
   /** StatsD (statsd_host): this process's or thread's client; null when off. */
   readonly statsd: StatsdClient | null;
+  /** The counters of the master's /metrics (the `metrics` setting); null when off. A gthread thread's are shared. */
+  metrics: RequestMetrics | null;
   readonly self: HookWorker;
   readonly server: HookServer;
   readonly maxRequests: number;
@@ -158,6 +161,8 @@ export class WorkerRuntime {
     this.log = new ErrorLog(config.errorlog, config.loglevel);
     this.accessLog = config.accesslog ? new AccessLog(config.accesslog, config.accessLogFormat, this.accessLogTrouble(config.accesslog)) : null;
     this.statsd = openStatsd(config, this.log);
+    // gthread: each thread gets its part of the process's shared memory instead (gthread-thread.ts).
+    this.metrics = config.metrics && config.workerClass !== 'gthread' ? new RequestMetrics() : null;
     this.self = { pid: process.pid, id, age, log: this.log };
     this.server = { pid: masterPid, cfg: config, log: this.log, numWorkers: config.workers };
     const jitter = config.maxRequestsJitter > 0 ? Math.floor(Math.random() * (config.maxRequestsJitter + 1)) : 0;
@@ -274,6 +279,7 @@ export class WorkerRuntime {
     // Read once: the getter calls into C++ each time, and the origin never changes.
     const timeOrigin = performance.timeOrigin;
     const queueTimes = queueTable((req) => this.runningQueueTime(req));
+    const metrics = this.metrics;
     return (req, res) => {
       const watchdog = this.watchdog;
       const start = performance.now();
@@ -291,6 +297,7 @@ export class WorkerRuntime {
       };
       if (queue > 0 && queueTimes.asked) queueTimes.times.set(req, queue);
       this.inflight.add(entry);
+      metrics?.begin();
       if (this.draining || noKeepAlive) res.shouldKeepAlive = false;
       // on, not once: 'close' is emitted once anyway, and once() would wrap the listener in one more function.
       res.on('close', () => this.closed(entry));
@@ -311,8 +318,8 @@ export class WorkerRuntime {
    */
   readonly upgrading = (req: IncomingMessage, socket: Duplex): void => {
     this.countRequest();
-    const { accessLog: log, statsd } = this;
-    if (!log && !statsd) return;
+    const { accessLog: log, statsd, metrics } = this;
+    if (!log && !statsd && !metrics) return;
     const start = performance.now();
     const queue = this.queueTime(req, start);
     const peer = log?.needsPeer ? peerAddress(req) : undefined;
@@ -321,6 +328,7 @@ export class WorkerRuntime {
       if (!this.#upgraded.delete(done)) return;
       const end = performance.now();
       statsd?.request(res.statusCode as number | undefined, end - start);
+      metrics?.count(req.method, res.statusCode as number | undefined, (end - start) / 1000);
       log?.log({ req, res, start, end, queue, peer });
     };
     this.#upgraded.add(done);
@@ -328,8 +336,8 @@ export class WorkerRuntime {
   };
 
   /**
-   * A response closed (sent, or its connection gone): the request is no longer running. Its access-log line
-   * and StatsD metrics are made here, with one clock read for both and none when both are off.
+   * A response closed (sent, or its connection gone): the request is no longer running. Its access-log line,
+   * StatsD metrics and /metrics counts are made here, with one clock read for all and none when all are off.
    */
   private closed(entry: Inflight): void {
     // The check guards the slot and the log line should 'close' ever come twice. The entry leaves the table
@@ -338,10 +346,11 @@ export class WorkerRuntime {
     if (entry.deadline) clearTimeout(entry.deadline);
     if (entry.slot >= 0) this.watchdog?.end(entry.slot);
     const { req, res } = entry;
-    const { accessLog, statsd } = this;
-    if (accessLog !== null || statsd !== null) {
+    const { accessLog, statsd, metrics } = this;
+    if (accessLog !== null || statsd !== null || metrics !== null) {
       const end = performance.now();
       statsd?.request(sentStatus(res), end - entry.start);
+      metrics?.end(req.method, sentStatus(res), (end - entry.start) / 1000);
       accessLog?.log({ req, res, start: entry.start, end, queue: entry.queue, peer: entry.peer });
     }
     if (this.hooks.postRequest !== null) this.runHookSync('postRequest', this.self, req, res);
@@ -602,13 +611,14 @@ export class WorkerRuntime {
    * come with the connection's, after the exit: they were in no log, over HTTP/1.1 or HTTP/2.
    */
   private logUnfinished(): void {
-    const { accessLog, statsd } = this;
-    if (this.inflight.size === 0 || (accessLog === null && statsd === null)) return;
+    const { accessLog, statsd, metrics } = this;
+    if (this.inflight.size === 0 || (accessLog === null && statsd === null && metrics === null)) return;
     const end = performance.now();
     for (const entry of [...this.inflight.values()]) {
       this.inflight.delete(entry);
       const { req, res } = entry;
       statsd?.request(sentStatus(res), end - entry.start);
+      metrics?.end(req.method, sentStatus(res), (end - entry.start) / 1000);
       accessLog?.log({ req, res, start: entry.start, end, queue: entry.queue, peer: entry.peer });
     }
   }

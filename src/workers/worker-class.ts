@@ -56,6 +56,8 @@ export interface WorkerClass {
    * workers run one class, so only gthread takes them; a worker without `adopt` closes the connection.
    */
   adopt?(listener: number, handle: object): boolean;
+  /** The `metrics` setting: the counter records of a class whose requests run outside the main thread (gthread's, one a thread). */
+  metricRecords?(): Float64Array[];
 }
 
 export type WorkerClassFactory = (ctx: WorkerClassContext) => WorkerClass;

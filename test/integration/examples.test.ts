@@ -3,8 +3,9 @@
  * - examples/kubernetes/deployment.yaml: its timings fit together (readiness removes the pod from the
  *   endpoints within the shutdown delay; delay + graceful timeout fit in terminationGracePeriodSeconds), and
  *   its container command, run as written (binds moved to port 0 on loopback, the app swapped for a fixture),
- *   answers the manifest's own probe paths: startup and readiness 200 once serving, liveness 200, readiness
- *   503 from TERM on while the app still serves, then exit 0 within the grace period.
+ *   answers the manifest's own probe paths: startup and readiness 200 once serving, liveness 200, the
+ *   Prometheus scrape its annotations name, readiness 503 from TERM on while the app still serves, then exit 0
+ *   within the grace period.
  * - examples/hello, as the README runs it: `tunicorn examples/hello/app.ts` answers GET / with
  *   {"message":"Hello World"} (and anything else with its JSON 404), and `-c examples/hello/tunicorn.config.ts`
  *   loads that typed config (its `import ... from 'tunicorn'` included) and applies it: gthread with 5 threads,
@@ -45,7 +46,7 @@ interface Container {
   startupProbe: Probe;
 }
 interface Deployment {
-  spec: { template: { spec: { terminationGracePeriodSeconds: number; containers: Container[] } } };
+  spec: { template: { metadata: { annotations: Record<string, string> }; spec: { terminationGracePeriodSeconds: number; containers: Container[] } } };
 }
 
 /** The value of `--name=value` in a command, as a number. */
@@ -86,6 +87,12 @@ describe('examples/kubernetes', () => {
     assert.equal((await request(hport, c.startupProbe.httpGet.path)).status, 200);
     assert.equal((await request(hport, c.readinessProbe.httpGet.path)).status, 200);
     assert.equal((await request(hport, c.livenessProbe.httpGet.path)).status, 200);
+    // The scrape the pod's annotations ask for: on the health port, in Prometheus's format.
+    const notes = doc.spec.template.metadata.annotations;
+    assert.equal(notes['prometheus.io/port'], String(c.ports.find((p) => p.name === 'health')!.containerPort));
+    const metrics = await request(hport, notes['prometheus.io/path']!);
+    assert.equal(metrics.status, 200);
+    assert.match(metrics.body, /^tunicorn_workers 2$/m);
 
     const termAt = Date.now();
     s.signal('SIGTERM');

@@ -44,6 +44,22 @@ export const operations = {
       'socket file that a master killed without its exit left behind is replaced; one another server answers ' +
       'on stops the start.',
   }),
+  metrics: boolSetting({
+    key: 'metrics',
+    section,
+    flags: ['--metrics'],
+    default: false,
+    short: 'Answer `GET /metrics` on the health endpoint (--health-bind) with Prometheus metrics, from the master.',
+    doc:
+      'Prometheus\'s text format (0.0.4): requests by method and status code, a request duration histogram, ' +
+      'requests in flight, workers wanted and serving, worker exits by reason, each worker slot\'s RSS and CPU ' +
+      'time, the master\'s start time, and on Linux each TCP listener\'s accept queue. The master answers, so a ' +
+      'scrape works while every worker is busy; it asks the workers for their counts and waits at most 1 s for ' +
+      'them (a worker that does not answer in time counts with what it last sent). Counters never go down while ' +
+      'the master runs: an exited worker\'s counts are kept. Needs `healthBind` (`--health-bind`): it is served on that socket, ' +
+      'the master\'s own, where a probe and a scraper already reach the server; keep it off the open internet. ' +
+      'Off: nothing is counted. The metric list is in docs/operations.md.',
+  }),
   shutdownDelay: numberSetting({
     key: 'shutdownDelay',
     section,
