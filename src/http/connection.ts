@@ -8,7 +8,8 @@ import { setPeer } from './forwarded.js';
 import { fdOf, openRead, type Peek } from './peek.js';
 import { lingerClose } from './cut.js';
 import { parseProxyHeader, ProxyProtocolError } from './proxy-protocol.js';
-import { headerTimeoutRefusal, INVALID_REQUEST_LINE, type Refusal, startsWithHead } from './refusals.js';
+import { headerTimeoutRefusal, INVALID_REQUEST_LINE, logRaw, type Refusal, startsWithHead } from './refusals.js';
+import type { RefusalLog } from '../logging/refused.js';
 
 /** What an HTTP/2 client with prior knowledge sends first (RFC 9113 section 3.4). */
 const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
@@ -82,13 +83,15 @@ function passWith(socket: net.Socket, bytes: Buffer, pass: (socket: net.Socket) 
  * Whether the first chunk of a connection holds a first request line that isRequestLine refuses: then it is
  * answered 400 and ended here. A chunk that ends before the line's LF is left to Node's parser.
  */
-function refusedFirstLine(socket: net.Socket, buf: Buffer, log: ErrorLog): boolean {
+function refusedFirstLine(socket: net.Socket, buf: Buffer, log: ErrorLog, refusals: RefusalLog | null): boolean {
   let start = 0;
   while (buf[start] === 0x0d && buf[start + 1] === 0x0a) start += 2; // empty lines before a request
   const eol = buf.indexOf(0x0a, start);
   if (eol < 0 || isRequestLine(buf, start, eol)) return false;
   log.debug(`Bad request from ${socket.remoteAddress}: answered ${INVALID_REQUEST_LINE.line}`);
-  socket.end(startsWithHead(buf, start) ? INVALID_REQUEST_LINE.rawHead : INVALID_REQUEST_LINE.raw);
+  const head = startsWithHead(buf, start);
+  socket.end(head ? INVALID_REQUEST_LINE.rawHead : INVALID_REQUEST_LINE.raw);
+  logRaw(refusals, null, socket, INVALID_REQUEST_LINE, head);
   // What the client sent after the line is read and thrown away until it closes, for a bounded time: a plain
   // close with bytes unread would reset the connection and lose the 400, and a client that kept its side open
   // held the connection (a sync worker with it) for as long as it liked.
@@ -103,7 +106,7 @@ function refusedFirstLine(socket: net.Socket, buf: Buffer, log: ErrorLog): boole
  * parser reads the socket's handle itself (a 'data' listener added after that would take it from the parser
  * for the connection's life). header_timeout is the server's TLS timer (HttpLayer), from the accept.
  */
-export function checkFirstLineOf(secure: net.Socket, pass: (socket: net.Socket) => void, log: ErrorLog): void {
+export function checkFirstLineOf(secure: net.Socket, pass: (socket: net.Socket) => void, log: ErrorLog, refusals: RefusalLog | null = null): void {
   const done = () => {
     secure.off('data', onData);
     secure.off('end', destroySocket);
@@ -115,7 +118,7 @@ export function checkFirstLineOf(secure: net.Socket, pass: (socket: net.Socket) 
     done();
     // Answered 408 at header_timeout while it was held here: nothing more is served on it.
     if (!secure.writable) return;
-    if (!refusedFirstLine(secure, chunk, log)) passWith(secure, chunk, pass);
+    if (!refusedFirstLine(secure, chunk, log, refusals)) passWith(secure, chunk, pass);
   };
   secure.on('data', onData);
   // As on plain HTTP: a peer that closes its side before its first request is owed nothing.
@@ -167,6 +170,8 @@ export class ConnectionGate {
     cfg: Config,
     private readonly log: ErrorLog,
     read?: Peek | string,
+    /** Where its answers are logged (the access log, StatsD), if anywhere. */
+    private readonly refusals: RefusalLog | null = null,
   ) {
     this.#h2cFrom = cfg.httpProtocols.includes('h2') ? parseAllowList(cfg.forwardedAllowIps) : null;
     this.#mode = cfg.proxyProtocol;
@@ -260,7 +265,7 @@ export class ConnectionGate {
         passH2c(streamOf(socket, buf));
         return;
       }
-      if (refusedFirstLine(socket, buf, this.log)) {
+      if (refusedFirstLine(socket, buf, this.log, this.refusals)) {
         clearTimeout(timer);
         return;
       }
@@ -290,7 +295,10 @@ export class ConnectionGate {
     if (socket.destroyed || !socket.parser || socket._httpMessage || socket.bytesWritten > 0) return;
     const r = this.#timedOut;
     this.log.debug(`Bad request from ${socket.remoteAddress}: no whole first request within header_timeout of the connection; answered ${r.line}`);
-    if (socket.writable) socket.end(startsWithHead(head) ? r.rawHead : r.raw);
+    if (socket.writable) {
+      socket.end(startsWithHead(head) ? r.rawHead : r.raw);
+      logRaw(this.refusals, null, socket, r, startsWithHead(head));
+    }
     socket.destroySoon();
   }
 }

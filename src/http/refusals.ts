@@ -1,4 +1,6 @@
-import { STATUS_CODES } from 'node:http';
+import { type IncomingMessage, STATUS_CODES } from 'node:http';
+import type net from 'node:net';
+import type { RefusalLog } from '../logging/refused.js';
 import type { Config } from '../config/registry.js';
 import { maxHeaderSize, Rejected, UNLIMITED_FIELD, UNLIMITED_LINE, type RequestLimits } from './guard.js';
 
@@ -31,6 +33,11 @@ export class Refusal {
       `Content-Length: ${this.length}\r\nConnection: close\r\n\r\n`;
     this.raw = this.rawHead + this.body;
   }
+}
+
+/** A refusal written to `socket` (its head only for a HEAD request), for the access log and StatsD. */
+export function logRaw(log: RefusalLog | null, req: IncomingMessage | null, socket: net.Socket, r: Refusal, head: boolean): void {
+  log?.raw(req, socket, r.status, r.rawHead, head ? 0 : r.length);
 }
 
 /** The headers of a refusal sent through a response object; HTTP/2 has no `Connection` field. */

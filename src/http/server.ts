@@ -18,7 +18,8 @@ import { checkFirstLineOf, ConnectionGate } from './connection.js';
 import { tlsOptionsOf, unverifiedCertificate } from './tls.js';
 import { ForwardedHeaders, keepH2Client } from './forwarded.js';
 import { HAS_BODY, HostMemo, http2Limits, limitsOf, maxHeaderSize, rejectReason, rejectReasonH2 } from './guard.js';
-import { type Refusal, refusalHeaders, Refusals, startsWithHead } from './refusals.js';
+import { logRaw, type Refusal, refusalHeaders, Refusals, startsWithHead } from './refusals.js';
+import type { RefusalLog } from '../logging/refused.js';
 import { closeAsDecided, IdleSessions, sweepIdleConnections } from './keep-alive.js';
 
 /** Node's response field for the `Keep-Alive: timeout=N` header (_http_outgoing.js), 0 for none. */
@@ -121,6 +122,8 @@ export class HttpLayer {
   readonly #app: AppExpectations;
   /** The server is a TLS server tunicorn made (--certfile), HTTP/2 or not: it takes the master's ticket keys. */
   readonly #madeTls: boolean;
+  /** Where the answers given without the app are logged (the access log, StatsD); null when neither is on. */
+  readonly #refusalLog: RefusalLog | null;
 
   constructor(
     cfg: Config,
@@ -129,8 +132,10 @@ export class HttpLayer {
     own?: http.Server,
     upgrading?: UpgradeHook,
     app: AppExpectations = {},
+    refusalLog: RefusalLog | null = null,
   ) {
     this.#app = app;
+    this.#refusalLog = refusalLog;
     this.#limits = limitsOf(cfg);
     this.#refusals = new Refusals(cfg, this.#limits);
     this.#forwarded = new ForwardedHeaders(cfg);
@@ -219,7 +224,7 @@ export class HttpLayer {
     // The gate reads raw bytes: not on TLS (the app's own https server included: tls.Server has addContext),
     // whose first request line is checked once decrypted (checkTlsFirstLines).
     const encrypted = tlsOptions !== null || (this.server === own && 'addContext' in own);
-    this.gate = encrypted ? null : new ConnectionGate(cfg, log);
+    this.gate = encrypted ? null : new ConnectionGate(cfg, log, undefined, refusalLog);
     if (this.gate) {
       this.routeThroughGate(this.gate);
       this.log.debug(`Checking first request lines by ${this.gate.how}`);
@@ -282,7 +287,7 @@ export class HttpLayer {
           }
         }
         if (secure.alpnProtocol === 'h2') toHttp(secure);
-        else checkFirstLineOf(secure, toHttp, log);
+        else checkFirstLineOf(secure, toHttp, log, this.#refusalLog);
       });
     }
   }
@@ -352,6 +357,7 @@ export class HttpLayer {
     );
     if (answer) {
       secure.end(r.raw);
+      logRaw(this.#refusalLog, null, secure, r, false);
       secure.destroySoon();
       // A client that reads nothing must not keep it open either.
       setTimeout(() => socket.destroy(), 1000).unref();
@@ -530,7 +536,10 @@ export class HttpLayer {
       if (socket.destroyed) return;
       const owed = (socket as WritingSocket)._httpMessage;
       if (owed && !owed.destroyed && !owed.writableFinished) return void owed.once('close', answer);
-      if (socket.writable) socket.end(req.method === 'HEAD' ? r.rawHead : r.raw);
+      if (socket.writable) {
+        socket.end(req.method === 'HEAD' ? r.rawHead : r.raw);
+        logRaw(this.#refusalLog, req, socket, r, req.method === 'HEAD');
+      }
       // Bytes the client sent after its request head (a body, its first WebSocket frames) may be unread, and a
       // plain close would reset the connection and lose the answer. (Node 26 hands over a request whose body
       // is still coming as a stream of its own, which has no destroySoon: calling it threw, out of the worker.)
@@ -554,6 +563,7 @@ export class HttpLayer {
       // Its body still coming, unread, Node's close once the refusal is sent lingers (lingerWhileReceiving).
       this.#refused.add(req.socket);
     }
+    this.#refusalLog?.response(req, res);
     res.writeHead(r.status, refusalHeaders(r, h2));
     // HTTP/1: Node closes the connection once this response (queued after any earlier pipelined ones) is sent.
     if (req.method === 'HEAD') res.end();
@@ -632,7 +642,7 @@ export class HttpLayer {
       // of the response sent. What the app writes from now on goes nowhere: after the 408 or the end of the
       // connection, a write would fail the socket and reset it all the same.
       if (!answer) return cutResponse(res);
-      answeredRaw(res, r.status);
+      answeredRaw(res, r.status, req.method === 'HEAD' ? 0 : r.length);
       mute(res);
       socket.end(req.method === 'HEAD' ? r.rawHead : r.raw);
       lingerClose(socket);
@@ -678,9 +688,9 @@ export class HttpLayer {
       }
       // On the stream, not through the response object (as request_deadline's 503): the app's response stays
       // unfinished, its close tells the app, and what it writes from now on goes nowhere.
-      answeredRaw(res, r.status);
-      mute(res);
       const head = req.method === 'HEAD';
+      answeredRaw(res, r.status, head ? 0 : r.length);
+      mute(res);
       stream.respond({ ':status': r.status, ...refusalHeaders(r, true) }, { endStream: head });
       if (!head) stream.end(r.body);
       // Once the 408 is out: RST_STREAM NO_ERROR, the end of the request the client is still to send.
@@ -720,11 +730,18 @@ export class HttpLayer {
         // The answer is this request's, written past its response object: the access log's status. What the
         // app writes from now on goes nowhere (a write after the answer's end would reset the connection).
         if (!owed.headersSent) {
-          answeredRaw(owed, r.status);
+          answeredRaw(owed, r.status, headRequest(err, owed) ? 0 : r.length);
           mute(owed);
         }
       }
-      if (socket.writable) socket.end(headRequest(err, owed) ? r.rawHead : r.raw);
+      if (socket.writable) {
+        const head = headRequest(err, owed);
+        socket.end(head ? r.rawHead : r.raw);
+        // With no response owed, the answer is to a request of its own, never parsed. One whose body failed (the
+        // parser's request is not complete: the client ended it early, after its answer) has its line already.
+        const inBody = (socket as net.Socket & { parser?: { incoming?: http.IncomingMessage | null } | null }).parser?.incoming?.complete === false;
+        if ((!owed || owed.destroyed) && !inBody) logRaw(this.#refusalLog, null, socket, r, head);
+      }
       socket.destroySoon();
     };
     answer();

@@ -77,18 +77,18 @@ const bytes = (text: string): string => Buffer.from(text, 'utf8').toString('lati
 
 /**
  * Set on a response whose answer tunicorn wrote to the socket itself, leaving the response object unfinished:
- * its status was sent though `headersSent` says otherwise.
+ * its status was sent though `headersSent` says otherwise. The value is the answer's body bytes.
  */
 const kAnsweredRaw = Symbol('tunicorn.answeredRaw');
 
 /**
  * A request's answer that tunicorn wrote to the socket itself (request_deadline's 503, body_timeout's 408, a
  * parser error in its body), its response object left unsent: the access log and StatsD still report the
- * status the client got.
+ * status the client got, and the log the `body` bytes sent with it (0 for a HEAD request).
  */
-export function answeredRaw(res: ServerResponse, status: number): void {
+export function answeredRaw(res: ServerResponse, status: number, body: number): void {
   res.statusCode = status;
-  (res as unknown as { [kAnsweredRaw]: boolean })[kAnsweredRaw] = true;
+  (res as unknown as { [kAnsweredRaw]: number })[kAnsweredRaw] = body;
 }
 
 /**
@@ -96,7 +96,7 @@ export function answeredRaw(res: ServerResponse, status: number): void {
  * the app answered: Node's default 200 was never said). An upgrade's answer has no `headersSent`.
  */
 export function sentStatus(res: ServerResponse): number | undefined {
-  return res.headersSent === false && (res as { [kAnsweredRaw]?: boolean })[kAnsweredRaw] !== true ? undefined : res.statusCode;
+  return res.headersSent === false && (res as { [kAnsweredRaw]?: number })[kAnsweredRaw] === undefined ? undefined : res.statusCode;
 }
 
 const dash = (v: unknown): string => (v === undefined || v === null || v === '' ? '-' : String(v));
@@ -170,9 +170,16 @@ function length(res: ServerResponse): string | undefined {
  * `%(b)s`: the body bytes sent, as Gunicorn logs them. Counted as the app wrote them where no Content-Length
  * gives them (a chunked or HTTP/2 stream, see body-bytes.ts); else the Content-Length.
  */
-function bodyLength(res: ServerResponse): string | undefined {
+function bodyLength(e: AccessEntry): string | undefined {
+  const res = e.res;
+  const raw = (res as { [kAnsweredRaw]?: number })[kAnsweredRaw];
+  if (raw !== undefined) return String(raw);
   const sent = sentBytes(res);
-  return sent === undefined ? length(res) : String(sent);
+  if (sent !== undefined) return String(sent);
+  // A response that has no body (HEAD, 204, 304) sends none, whatever its Content-Length says (RFC 9110
+  // section 9.3.2): Node drops a body given to it. `_hasBody` is Node's HTTP/1 flag for it.
+  if (e.req.method === 'HEAD' || (res as { _hasBody?: boolean })._hasBody === false) return res.headersSent ? '0' : undefined;
+  return length(res);
 }
 
 function atoms(clock: ClockCache): Record<string, Atom | (string | Atom)[]> {
@@ -181,21 +188,28 @@ function atoms(clock: ClockCache): Record<string, Atom | (string | Atom)[]> {
     l: () => '-',
     u: value((e) => user(e.req)),
     t: (e) => clock.at(e.end),
-    // Atoms of several parts are put() part by part: no string is made to join them.
-    r: [value((e) => String(e.req.method)), ' ', value((e) => String(e.req.url)), ' HTTP/', value((e) => String(e.req.httpVersion))],
+    // Atoms of several parts are put() part by part: no string is made to join them. A request never parsed
+    // (answered 400, 408, 431 before Node made one: see refused.ts) has `-` for its request line.
+    r: [
+      value((e) => dash(e.req.method)),
+      (e) => (e.req.method === undefined ? '' : ' '),
+      value((e) => e.req.url ?? ''),
+      (e) => (e.req.method === undefined ? '' : ' HTTP/'),
+      value((e) => e.req.httpVersion ?? ''),
+    ],
     m: value((e) => dash(e.req.method)),
-    U: value((e) => path(e.req)),
+    U: value((e) => dash(path(e.req))),
     q: value((e) => {
       const u = e.req.url ?? '';
       const i = u.indexOf('?');
       return i < 0 ? '' : u.slice(i + 1);
     }),
-    H: ['HTTP/', value((e) => String(e.req.httpVersion))],
+    H: value((e) => (e.req.httpVersion === undefined ? '-' : `HTTP/${e.req.httpVersion}`)),
     // No status: a request whose client left (or whose connection was cut) before any answer, or an upgraded
     // connection on which the app wrote none (see WorkerRuntime.upgrading).
     s: (e) => dash(sentStatus(e.res)),
-    B: (e) => bodyLength(e.res) ?? '0',
-    b: (e) => dash(bodyLength(e.res)),
+    B: (e) => bodyLength(e) ?? '0',
+    b: (e) => dash(bodyLength(e)),
     f: value((e) => dash(firstHeader(e.req, 'referer'))),
     a: value((e) => dash(firstHeader(e.req, 'user-agent'))),
     // T, M and D count whole seconds, milliseconds and microseconds of one time, as Gunicorn's timedelta

@@ -10,6 +10,7 @@ import { sameName } from '../http/guard.js';
 import { cutResponse, lingerClose, mute } from '../http/cut.js';
 import { deadlineRefusal, type Refusal, refusalHeaders } from '../http/refusals.js';
 import { AccessLog, answeredRaw, sentStatus } from '../logging/access-log.js';
+import { RawAnswer, type RefusalLog, UnparsedRequest } from '../logging/refused.js';
 import { ErrorLog } from '../logging/error-log.js';
 import { ACCESS_LOG, cannotWrite } from '../logging/output-file.js';
 import type { SinkTrouble } from '../logging/sink.js';
@@ -115,6 +116,14 @@ export class WorkerRuntime {
   readonly statsd: StatsdClient | null;
   /** The counters of the master's /metrics (the `metrics` setting); null when off. A gthread thread's are shared. */
   metrics: RequestMetrics | null;
+  /**
+   * The access-log line and StatsD count of a request tunicorn answered itself, before the app saw it (a limit,
+   * a malformed request, a bad Host, header_timeout): Gunicorn's handle_error logs one for a request it parsed,
+   * this one for every answer sent. Not a request of the app's: no max_requests count, no hook, no watchdog
+   * slot. Null when both logs and /metrics are off. An answer written to the socket has no time of its own: its start is
+   * its end (a request never parsed has no start to count from).
+   */
+  readonly refusalLog: RefusalLog | null;
   readonly self: HookWorker;
   readonly server: HookServer;
   readonly maxRequests: number;
@@ -163,6 +172,7 @@ export class WorkerRuntime {
     this.statsd = openStatsd(config, this.log);
     // gthread: each thread gets its part of the process's shared memory instead (gthread-thread.ts).
     this.metrics = config.metrics && config.workerClass !== 'gthread' ? new RequestMetrics() : null;
+    this.refusalLog = this.makeRefusalLog();
     this.self = { pid: process.pid, id, age, log: this.log };
     this.server = { pid: masterPid, cfg: config, log: this.log, numWorkers: config.workers };
     const jitter = config.maxRequestsJitter > 0 ? Math.floor(Math.random() * (config.maxRequestsJitter + 1)) : 0;
@@ -335,6 +345,29 @@ export class WorkerRuntime {
     socket.once('close', done);
   };
 
+  /** The access-log line and StatsD count of a request tunicorn answered itself (see refusalLog). */
+  private makeRefusalLog(): RefusalLog | null {
+    if (this.accessLog === null && this.statsd === null && !this.config.metrics) return null;
+    const note = (req: IncomingMessage, res: ServerResponse, start: number, end: number, peer: string | undefined): void => {
+      this.statsd?.request(sentStatus(res), end - start);
+      // Read here: a gthread thread's counters are given after the constructor.
+      this.metrics?.count(req.method, sentStatus(res), (end - start) / 1000);
+      this.accessLog?.log({ req, res, start, end, peer });
+    };
+    return {
+      response: (req, res) => {
+        const start = performance.now();
+        const peer = this.accessLog?.needsPeer ? peerAddress(req) : undefined;
+        res.once('close', () => note(req, res, start, performance.now(), peer));
+      },
+      raw: (req, socket, status, head, body) => {
+        const now = performance.now();
+        const request = req ?? (new UnparsedRequest(socket) as unknown as IncomingMessage);
+        note(request, new RawAnswer(status, head, body) as unknown as ServerResponse, now, now, this.accessLog?.needsPeer ? peerAddress(request) : undefined);
+      },
+    };
+  }
+
   /**
    * A response closed (sent, or its connection gone): the request is no longer running. Its access-log line,
    * StatsD metrics and /metrics counts are made here, with one clock read for all and none when all are off.
@@ -403,7 +436,7 @@ export class WorkerRuntime {
     if (answered) {
       const r = (this.#deadline503 ??= deadlineRefusal(this.config));
       const head = req.method === 'HEAD';
-      answeredRaw(res, 503);
+      answeredRaw(res, 503, head ? 0 : r.length);
       if (stream !== undefined) {
         // On the stream, not through the response object: it stays unfinished, as over HTTP/1.
         stream.respond({ ':status': 503, ...refusalHeaders(r, true) }, { endStream: head });

@@ -129,9 +129,9 @@ export class Serving {
         const accepted = (socket as net.Socket & { _parent?: net.Socket | null })._parent ?? (socket as net.Socket);
         if (this.#open.indexOf(accepted) >= 0) this.#upgraded.add(accepted);
         this.onUpgrade?.(req);
-      }, { continues: continues.length > 0, expectations: expectations.length > 0, swapsPrototypes: theirs.some((l) => swapsPrototypes(l)) });
+      }, { continues: continues.length > 0, expectations: expectations.length > 0, swapsPrototypes: theirs.some((l) => swapsPrototypes(l)) }, runtime.refusalLog);
     } else {
-      this.layer = new HttpLayer(runtime.config, runtime.log, runtime.wrap(served.listener!), undefined, undefined, { swapsPrototypes: served.swapsPrototypes === true });
+      this.layer = new HttpLayer(runtime.config, runtime.log, runtime.wrap(served.listener!), undefined, undefined, { swapsPrototypes: served.swapsPrototypes === true }, runtime.refusalLog);
     }
     this.http = this.layer.server as http.Server;
     if (ownsProxyTrust) this.layer.keepPeer();

@@ -295,12 +295,14 @@ describe('upgrade requests (WebSocket, CONNECT) get the checks of every request'
       const connect = await upgradeExchange(port, 'CONNECT h:443 HTTP/1.1\r\nHost: h:443\r\nX-Forwarded-For: 6.6.6.6\r\n\r\n', '127.0.0.2');
       assert.equal(connect.status, 200);
       assert.equal(JSON.parse(connect.text).xff, null);
-      // Each accepted one is logged once its connection has closed, with the status the app wrote; the refused
-      // ones as a refused request is (a debug line, no access-log line).
+      // Each accepted one is logged once its connection has closed, with the status the app wrote; each refused
+      // one as its refusal is written, with its status (its request line `-` when Node's parser refused it).
       await until(() => server.stdout.includes('ACCESS 127.0.0.2 "CONNECT h:443 HTTP/1.1" 200'), 5000, 'the CONNECT in the access log');
       await until(() => server.stdout.includes('ACCESS 203.0.113.5 "GET /ws?trusted HTTP/1.1" 101'), 5000, 'the upgrade in the access log');
       assert.match(server.stdout, /^ACCESS 127\.0\.0\.2 "GET \/ws HTTP\/1\.1" 101$/m);
-      assert.equal(server.stdout.match(/^ACCESS /gm)?.length, 3, server.stdout);
+      assert.equal(server.stdout.match(/^ACCESS /gm)?.length, 3 + refused.length, server.stdout);
+      const refusedLines = server.stdout.match(/^ACCESS 127\.0\.0\.2 "(?:-|GET \/\S* HTTP\/1\.1|CONNECT h:443 HTTP\/1\.1)" 4\d\d$/gm) ?? [];
+      assert.deepEqual(refusedLines.map((l) => Number(l.slice(-3))).sort(), refused.map((r) => r[2]).sort(), server.stdout);
       // Node 22.23.2, 24.18.1 and 26.5.1 refuse the 500 fields in their parser ("Bad request"), Node 20 leaves
       // them to tunicorn's own check ("Refused"): the same answer either way.
       assert.equal(server.count(/(?:Refused a request from 127\.0\.0\.2: |Bad request from 127\.0\.0\.2: .*answered )4\d\d /), refused.length);

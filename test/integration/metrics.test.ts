@@ -95,6 +95,25 @@ describe('--metrics', () => {
     });
   }
 
+  it('counts the answers tunicorn gives without the app (431, 400), as the access log has them', async () => {
+    const { hport, port } = await start(['-w', '1', '--limit-request-fields', '5']);
+    const headers = Object.fromEntries(Array.from({ length: 10 }, (_, i) => [`x-h${i}`, 'v']));
+    assert.equal((await request(port, '/', { headers })).status, 431);
+    const garbage = await new Promise<string>((resolve, reject) => {
+      const c = net.connect(port, '127.0.0.1', () => c.end('NOT HTTP AT ALL\r\n\r\n'));
+      let data = '';
+      c.on('data', (d) => (data += d));
+      c.on('close', () => resolve(data));
+      c.on('error', reject);
+    });
+    assert.match(garbage, /^HTTP\/1\.1 400 /);
+    const m = await scrape(hport);
+    const byCode = (code: string) =>
+      m.get('tunicorn_requests_total')!.samples.filter((x) => (x.labels as Record<string, string>).code === code).reduce((n, x) => n + x.value, 0);
+    assert.equal(byCode('431'), 1);
+    assert.equal(byCode('400'), 1);
+  });
+
   it('keeps the counts of a worker killed and of the workers a HUP replaces', async () => {
     // --timeout 0: no heartbeat carries counts, so what the HUP's old workers served reaches the master only
     // with the message they send as they exit.

@@ -5,7 +5,9 @@ import { Socket } from 'node:net';
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { describe, it, mock } from 'node:test';
-import { compileAccessFormat } from '../../src/logging/access-log.js';
+import { answeredRaw, compileAccessFormat } from '../../src/logging/access-log.js';
+import { RawAnswer, UnparsedRequest } from '../../src/logging/refused.js';
+import { Refusal } from '../../src/http/refusals.js';
 import { DEFAULT_ACCESS_LOG_FORMAT } from '../../src/config/sections/logging.js';
 
 function entry(over: Partial<IncomingMessage> = {}) {
@@ -160,6 +162,26 @@ describe('access log format', () => {
     const e = entry({ url: '/a\u010aforged\u0122 \u20ac' } as Partial<IncomingMessage>);
     const line = compileAccessFormat('"%(U)s"')(e);
     assert.equal(Buffer.from(line, 'latin1').toString('utf8'), '"/a\u010aforged\u0122 \u20ac"');
+  });
+
+  it('writes `-` for the request line, method, path, version and headers of a request never parsed', () => {
+    const r = new Refusal(431, 'the header section is too large');
+    const f = compileAccessFormat('%(h)s "%(r)s" %(m)s %(U)s %(H)s %(s)s %(b)s %(B)s "%(a)s" %({x-id}i)s %({content-type}o)s %(D)s');
+    const req = new UnparsedRequest({ remoteAddress: '10.0.0.7' } as Socket) as unknown as IncomingMessage;
+    const res = new RawAnswer(431, r.rawHead, r.length) as unknown as ServerResponse;
+    assert.equal(f({ req, res, start: 5, end: 5 }), `10.0.0.7 "-" - - - 431 ${r.length} ${r.length} "-" - text/plain; charset=utf-8 0`);
+  });
+
+  it('counts the body bytes the client got: 0 for HEAD, 204 and 304 whatever the length; an answer written past the app', () => {
+    const f = compileAccessFormat('%(s)s %(b)s %(B)s');
+    const sent = (status: number, over: object) => Object.assign(entry().res, { statusCode: status, headersSent: true }, over);
+    assert.equal(f({ ...entry({ method: 'HEAD' }), res: sent(200, {}) }), '200 0 0');
+    assert.equal(f({ ...entry(), res: sent(304, { _hasBody: false }) }), '304 0 0');
+    assert.equal(f({ ...entry(), res: sent(200, { _hasBody: true }) }), '200 12 12');
+    // request_deadline's 503 written to the socket, the app's response left unsent.
+    const unsent = Object.assign(entry().res, { headersSent: false });
+    answeredRaw(unsent, 503, 76);
+    assert.equal(f({ ...entry(), res: unsent }), '503 76 76');
   });
 
   it('reads the Basic scheme in any case, as Gunicorn', () => {

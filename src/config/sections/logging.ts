@@ -70,7 +70,13 @@ export const logging = {
       'upgrade (WebSocket) or CONNECT request, which the app answers on the socket itself, gets its line when ' +
       'that connection closes (or the worker exits), as Gunicorn logs one when its handler returns: the status ' +
       'the app wrote (101 when it accepted; `-` when it wrote none), the connection\'s whole life as its time. ' +
-      'A request tunicorn refuses (a limit, a bad `Host`) gets no line, only a debug line in the error log.',
+      'A request tunicorn answers itself, before the app sees it, has its line (and its StatsD count) too, with ' +
+      'the status and the body bytes sent: a limit (414, 431), a malformed request (400), a bad or missing ' +
+      '`Host` (400), an unsupported version (505), an `Expect` other than 100-continue (417), header_timeout ' +
+      '(408). One whose head was never parsed (Node\'s parser failed on it, its first line was refused, or it ' +
+      'did not come within header_timeout) has `-` for its request line, method, path, version and headers, ' +
+      'and a time of 0; Gunicorn logs only those whose request line it parsed. A connection closed with no ' +
+      'answer (a PROXY protocol header refused, an HTTP/2 stream reset for its header list) gets no line.',
   }),
   accessLogFormat: stringSetting<string>({
     key: 'accessLogFormat',
@@ -83,13 +89,19 @@ export const logging = {
     short: 'The access log format, with Gunicorn\'s atoms.',
     doc:
       'Atoms: `h` remote address, `l` `-`, `u` user (basic auth) or `-`, `t` time `[10/Oct/2026:13:55:36 ' +
-      '+0000]`, `r` request line, `m` method, `U` path (as sent, percent-encoded: Gunicorn\'s is decoded), `q` query string, `H` protocol, `s` status (`-` when none was sent: the client left, or the connection was cut, before the answer), `B` / `b` ' +
+      '+0000]`, `r` request line, `m` method, `U` path (as sent, percent-encoded: Gunicorn\'s is decoded), `q` query string, `H` protocol, `s` status (`-` when none was sent: the client left, or the connection was cut, before the answer; not nginx\'s 499, a status no client got), `B` / `b` ' +
       'the body bytes sent, as Gunicorn counts them (the Content-Length, or for a streamed body, chunked or ' +
-      'HTTP/2, the bytes the app wrote; 0 for none, and `b` is `-` when unknown), `f` referer, `a` user ' +
+      'HTTP/2, the bytes the app wrote; 0 for none, as for HEAD, 204 and 304 whatever their Content-Length ' +
+      'says, and `b` is `-` when unknown; a response cut short, its client gone, counts the bytes the app had ' +
+      'written when it was cut, as Gunicorn counts what it was writing: those still in the socket\'s buffers ' +
+      'count though the client never got them, and a body given whole to one `end()` counts its length), `f` referer, `a` user ' +
       'agent, `T` seconds, `M` ' +
       'milliseconds, `D` microseconds (whole units of one time, truncated as Gunicorn\'s), `L` seconds with ' +
-      'decimals, `p` the worker\'s pid as `<PID>`, ' +
-      '`{name}i` a request header, ' +
+      'decimals (the time from the request reaching the app until its response closed: reading its body, an ' +
+      'event stream\'s whole life, and under async a pipelined request\'s wait for the responses before it on ' +
+      'its connection; under gthread that wait comes before, in `Q`), `p` the worker\'s pid as `<PID>`, ' +
+      '`{name}i` a request header (a repeated one as Node\'s `req.headers` has it: its values joined with `, `, ' +
+      'Cookie\'s with `; `, and only the first of those Node keeps once, such as User-Agent, Referer, Authorization), ' +
       '`{name}o` a response header, `{name}e` an environment variable; and one Gunicorn lacks, `Q`, the queue ' +
       'time in milliseconds (from the worker accepting the connection, or a proxy\'s `X-Request-Start`, to the ' +
       'request reaching the app). Written `%(h)s`; `%%` is a `%`. An unknown atom, or one written otherwise ' +
