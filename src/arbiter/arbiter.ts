@@ -33,6 +33,7 @@ import { SystemdNotifier } from './notify.js';
 import type { LeasedHandle } from '../workers/leases.js';
 import { Reloader } from './reloader.js';
 import { Pidfile } from './pidfile.js';
+import { workDirProblem } from './work-dir.js';
 import { procUsage } from './proc-usage.js';
 import { exitReason, MetricsBook } from './metrics.js';
 import { checkMemoryLimit, formatSize, memoryPeriodMs, QUICK_MEMORY_IN_A_ROW, QUICK_MEMORY_MS, readRss } from './memory.js';
@@ -104,6 +105,13 @@ export interface ArbiterOptions {
   readonly reload: () => Promise<Resolved>;
   /** The directory tunicorn was started in: a USR2 successor starts there with the same command line. */
   readonly startCwd?: string;
+  /**
+   * The directory the workers start in, symlinks unresolved (work-dir.ts): each new worker enters what the
+   * path names then, the next release after a deploy switched a symlink.
+   */
+  readonly workDir?: string;
+  /** The program a USR2 successor runs (process.argv[1], named from startCwd: work-dir.ts's upgradeProgram). */
+  readonly program?: string;
   /**
    * The listeners of the master's signals that were there before the config file and the app were loaded
    * (Node's own: a terminal's SIGWINCH refreshes its size): kept. Any other is removed when the master
@@ -579,7 +587,7 @@ export class Arbiter implements HookServer {
       this.#deathPauseUntil = 0;
     }
     if (live.length < this.numWorkers) {
-      if (Date.now() >= Math.max(this.#nextSpawnAt, this.#deathPauseUntil)) for (let i = live.length; i < this.numWorkers; i++) this.spawnWorker();
+      if (Date.now() >= Math.max(this.#nextSpawnAt, this.#deathPauseUntil)) for (let i = live.length; i < this.numWorkers; i++) if (!this.spawnWorker()) break;
     } else if (live.length > this.numWorkers) {
       // TTOU or a smaller count after HUP: stop the oldest first, as Gunicorn does.
       const excess = live.sort((a, b) => a.age - b.age).slice(0, live.length - this.numWorkers);
@@ -617,7 +625,17 @@ export class Arbiter implements HookServer {
     return id;
   }
 
-  private spawnWorker(): void {
+  /** Starts one worker; false when none can start now (the next try waits for #nextSpawnAt). */
+  private spawnWorker(): boolean {
+    // Its code is read from disk at each spawn: a master started from a release's node_modules, whose release
+    // was deleted since, would otherwise log Node's MODULE_NOT_FOUND stack at every try.
+    if (!existsSync(CHILD_ENTRY)) {
+      this.log.error(
+        `Could not start a worker: tunicorn's worker code ${CHILD_ENTRY} is gone (the folder this master was started from was deleted); USR2 starts a new master from the files there now, or restart; retrying in 10 s`,
+      );
+      this.#nextSpawnAt = Date.now() + BACKOFF_CAP_MS;
+      return false;
+    }
     const id = this.freeSlot();
     const age = ++this.#age;
     void this.runHook('preFork', this, { pid: 0, id, age, log: this.log });
@@ -630,16 +648,20 @@ export class Arbiter implements HookServer {
       // Its age, which the processes the app starts inherit: the master knows whose they are (orphans.ts).
       env: { ...workerEnv(process.env, this.cfg.rawEnv), [WORKER_AGE_ENV]: String(age) },
       serialization: 'json',
+      ...(this.opts.workDir ? { cwd: this.opts.workDir } : {}),
     });
     const w = new WorkerHandle(id, age, child, this.log, Date.now());
     if (!child.pid) {
       child.once('error', (err) => {
         // EAGAIN from fork: the user's or the cgroup's process limit, not a fault of the app.
-        const hint = (err as NodeJS.ErrnoException).code === 'EAGAIN' ? ': the process limit is reached (ulimit -u, systemd\'s TasksMax=, a container\'s pids limit); retrying in 10 s' : '';
-        this.log.error(`Could not start a worker: ${err.message}${hint}`);
+        const code = (err as NodeJS.ErrnoException).code;
+        const hint = code === 'EAGAIN' ? ': the process limit is reached (ulimit -u, systemd\'s TasksMax=, a container\'s pids limit); retrying in 10 s' : '';
+        // ENOENT from spawn names the program ("spawn /usr/bin/node ENOENT") when it is the directory that is missing.
+        const gone = code === 'ENOENT' && this.opts.workDir ? workDirProblem(this.opts.workDir) : null;
+        this.log.error(gone ? `Could not start a worker: ${gone}; retrying in 10 s` : `Could not start a worker: ${err.message}${hint}`);
       });
       this.#nextSpawnAt = Date.now() + BACKOFF_CAP_MS;
-      return;
+      return false;
     }
     this.#workers.set(child.pid, w);
     w.start = this.opts.adopter?.workerStart(child.pid, age) ?? null;
@@ -666,6 +688,7 @@ export class Arbiter implements HookServer {
       ticketKeys: this.#ticketKeys.forWorker(Boolean(this.cfg.certfile)),
     };
     w.send(init);
+    return true;
   }
 
   private onWorkerMessage(w: WorkerHandle, m: WorkerMessage, handle?: LeasedHandle): void {
@@ -1070,8 +1093,7 @@ export class Arbiter implements HookServer {
     let tlsWarnings: string[] = [];
     const made = logsToMake(next.config);
     try {
-      // New workers open the logs: a path they cannot open would crash each of them. The pidfile is not
-      // written again, so it is not checked.
+      // New workers open the logs: a path they cannot open would crash each of them.
       checkLogFiles(next.config);
       // And the certificate: new workers load it, and a bad one would crash each of them.
       tlsWarnings = checkTls(next.config);
@@ -1079,6 +1101,9 @@ export class Arbiter implements HookServer {
       // and again, as at the start (run()).
       checkCanSwitch(resolveIdentity(next.config.user, next.config.group));
       checkMemoryLimit(next.config);
+      // The pidfile is written again, at the path the config names now: one that cannot be, or that names
+      // another live server, fails the reload as it fails the start.
+      if (next.config.pidfile && !this.upgrading()) Pidfile.check(next.config.pidfile);
       if (next.config.errorlog !== this.cfg.errorlog || next.config.loglevel !== this.cfg.loglevel)
         log = new ErrorLog(next.config.errorlog, next.config.loglevel);
     } catch (err) {
@@ -1099,6 +1124,7 @@ export class Arbiter implements HookServer {
     // A certificate outside its validity is served (OpenSSL loads it), but clients refuse it.
     for (const w of tlsWarnings) this.log.warning(w);
     for (const line of applied.warnings) this.log.warning(line);
+    this.movePidfile(old);
     // The new workers listen() again on the shared sockets with the new backlog, which sets it: capped as at start.
     if (old.backlog !== this.cfg.backlog) this.checkBacklogCap();
     if (old.workerClass !== this.cfg.workerClass) this.log.info(`Using worker: ${this.cfg.workerClass} (from the new workers on)`);
@@ -1123,6 +1149,32 @@ export class Arbiter implements HookServer {
       void this.runHook('nworkersChanged', this, this.numWorkers, prev);
     }
     this.replaceAllWorkers();
+  }
+
+  /** Whether a USR2 upgrade is under way: this master started a new one, or is the new one. */
+  private upgrading(): boolean {
+    return this.#oldMasterPid !== null || this.#newMaster !== null;
+  }
+
+  /**
+   * As Gunicorn's reload: the pidfile is written afresh at the path the config names now (one deleted since is
+   * back) and removed from the old path, if it moved. During a USR2 upgrade the masters' files follow the
+   * upgrade's protocol (the new master's PIDFILE.2, renamed when the old one is gone), so it stays put.
+   */
+  private movePidfile(old: Config): void {
+    if (this.upgrading()) {
+      if (old.pidfile === this.cfg.pidfile) return;
+      this.log.warning('pidfile changed in the config: it stays in place during an upgrade (USR2); send HUP again once the upgrade is done');
+      this.cfg = Object.freeze({ ...this.cfg, pidfile: old.pidfile });
+      this.#resolved = { ...this.#resolved, config: this.cfg };
+      return;
+    }
+    try {
+      this.#pidfile.moveTo(this.cfg.pidfile);
+      if (old.pidfile !== this.cfg.pidfile) this.log.info(this.cfg.pidfile ? `Pidfile moved to ${this.cfg.pidfile}` : `Pidfile ${old.pidfile} removed: the config names none now`);
+    } catch (err) {
+      this.log.error(`Could not write the pidfile ${this.cfg.pidfile}: ${(err as Error).message}`);
+    }
   }
 
   /** TERM (graceful) or INT/QUIT (quick). With --shutdown-delay, a graceful stop first serves on, not ready. */
@@ -1248,9 +1300,20 @@ export class Arbiter implements HookServer {
     if (this.#stopping || this.#stopAt) return;
     const fds = this.#listeners.map((l) => l.fd);
     const cwd = this.opts.startCwd ?? process.cwd();
+    // The program we were started as, named through the start directory (a `current` symlink's path), and that
+    // directory: either gone (a deleted release, tunicorn not installed in the new one yet) fails the spawn with
+    // Node's ENOENT or MODULE_NOT_FOUND stack, which names neither.
+    const main = this.opts.program || process.argv[1];
+    const missing =
+      workDirProblem(cwd) ??
+      (main && !existsSync(main) ? `${main}, the program this master was started as, does not exist now; install tunicorn there (npm ci) and send USR2 again` : null);
+    if (missing) {
+      this.log.error(`USR2: cannot start a new master: ${missing}`);
+      return;
+    }
     // The Node.js binary the command names now, which may be a newer release than ours (node-binary.ts).
     const node = upgradeNodeBinary(process.argv0, process.env, cwd);
-    const child = spawn(node, [...process.execArgv, ...process.argv.slice(1)], {
+    const child = spawn(node, [...process.execArgv, ...(main ? [main] : []), ...process.argv.slice(2)], {
       cwd,
       env: {
         ...process.env,

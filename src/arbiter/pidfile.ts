@@ -1,4 +1,5 @@
 import { chmodSync, existsSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { processSettings } from '../config/sections/process.js';
 import { ConfigError, longFlag } from '../config/setting.js';
 import { checkWritable, opening, type OutputFile } from '../logging/output-file.js';
@@ -101,6 +102,17 @@ export class Pidfile {
       }
     });
     this.#path = path;
+  }
+
+  /**
+   * A reload's pidfile, as Gunicorn's: written afresh at `to` (so one deleted since is back), and the one at
+   * another path removed if it still names us. When `to` cannot be written, the old one stays.
+   */
+  moveTo(to: string | null, pid = process.pid): void {
+    const from = this.#path;
+    if (to) this.create(to, pid);
+    else this.#path = null;
+    if (from && (!to || resolve(from) !== resolve(to))) Pidfile.removeStale(from, pid);
   }
 
   /** Moves the pidfile (USR2 upgrades write PIDFILE.2 and take the name back later). */

@@ -3,10 +3,10 @@ import { parseUmask } from '../workers/privileges.js';
 
 /**
  * The settings a reload (HUP) reads but cannot apply: the master did what they ask once, at the start (bound
- * the sockets, wrote the pidfile, changed directory, started the file watcher), and a reload keeps that. A
+ * the sockets, changed directory, started the file watcher), and a reload keeps that. A
  * changed value is said in one warning line, with what to do, rather than ignored in silence; and the running
- * configuration keeps the start's value, so that what the master does later (USR2's PIDFILE.2, the health
- * endpoint taken over, `show config`) follows what runs, and a HUP says it again while the file still differs.
+ * configuration keeps the start's value, so that what the master does later (the health endpoint taken over,
+ * `show config`) follows what runs, and a HUP says it again while the file still differs.
  * Everything else applies: in the master at once, in the workers as the new ones start (docs/operations.md).
  */
 interface StartOnly {
@@ -33,7 +33,6 @@ const START_ONLY: readonly StartOnly[] = [
     kept: true,
     line: 'control_socket changed in the config: a reload keeps the control socket as it is (its path and mode); restart to change it',
   },
-  { keys: ['pidfile'], kept: true, line: 'pidfile changed in the config: a reload keeps the pidfile the start wrote; restart to move it' },
   { keys: ['chdir'], kept: true, line: 'chdir changed in the config: a reload keeps the working directory of the start; restart to change it' },
   {
     // Node cannot fork: the workers load the app themselves either way, and --preload is a check at the start.

@@ -26,6 +26,7 @@ import { ExitCode } from '../protocol/messages.js';
 import { VERSION } from '../version.js';
 import { helpText } from './help.js';
 import { startOrphanReaper } from '../arbiter/orphans.js';
+import { startDir, upgradeProgram, workDir } from '../arbiter/work-dir.js';
 
 /** How long the start, or a reload (HUP), waits for the config file to load. */
 const CONFIG_LOAD_LIMIT_S = 30;
@@ -122,7 +123,11 @@ async function main(): Promise<void> {
   // Before the config file and the app, which may spawn: the reaper must know every process Node spawns.
   const { note: orphans, adopter } = startOrphanReaper();
   const argv = process.argv.slice(2);
-  const startCwd = process.cwd();
+  // As the shell named it ($PWD), symlinks kept: the USR2 successor, the config file and the workers follow a
+  // `current` symlink switched to the next release (work-dir.ts).
+  const startCwd = startDir();
+  // What USR2 runs again, named through the symlink too (work-dir.ts); before any chdir.
+  const program = upgradeProgram(process.argv[1] ?? '', startCwd, process.cwd());
   // Help and the version print whatever the config file and the environment hold (a broken config file is
   // when help is wanted), without running the config file's code.
   const asked = earlyArgs(argv);
@@ -156,9 +161,10 @@ async function main(): Promise<void> {
   // An exit, not a return: the config file may have left a timer or a socket open.
   if (r.config.printConfig) return done(configTable(r));
   if (!r.app) die('no APP given; usage: tunicorn [OPTIONS] APP (see tunicorn --help)');
+  const workers = workDir(startCwd, r.config.chdir);
   if (r.config.chdir) {
     try {
-      process.chdir(r.config.chdir);
+      process.chdir(workers);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       const why = code === 'ENOTDIR' ? 'it is not a directory' : code === 'EACCES' ? 'permission denied' : 'the directory does not exist';
@@ -216,7 +222,7 @@ async function main(): Promise<void> {
       throw err;
     }
   }
-  const arbiter: Arbiter = new Arbiter({ resolved: r, reload, startCwd, ownSignalListeners, orphans, adopter });
+  const arbiter: Arbiter = new Arbiter({ resolved: r, reload, startCwd, workDir: workers, program, ownSignalListeners, orphans, adopter });
   // Every exit of tunicorn's own goes through die() or the process.exit below; any other is the app's (loaded
   // here with --preload) or a hook's, and the log says so rather than the master vanishing in silence.
   // An uncaught exception the app (loaded here with --preload) or a config hook threw, from a timer or an

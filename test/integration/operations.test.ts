@@ -7,9 +7,10 @@
  * - USR2 upgrade on a Unix socket: the old master leaves the socket file to the new one, which names it and
  *   removes it once promoted, also when it was bound by a relative path
  * - HUP re-reads the config file: a new worker count and log level take effect; a config that no longer
- *   loads keeps the running one and logs why; a setting only a restart applies (pidfile, chdir, preload,
- *   reload, capture_output, umask) is said in one line each, while the file differs, and the running config
- *   keeps the start's value; a new backlog above somaxconn is said as at the start, a new worker class in one line
+ *   loads keeps the running one and logs why; a setting only a restart applies (chdir, preload, reload,
+ *   capture_output, umask) is said in one line each, while the file differs, and the running config keeps the
+ *   start's value; a new pidfile path moves the pidfile, as Gunicorn's reload does; a new backlog above
+ *   somaxconn is said as at the start, a new worker class in one line
  * - as PID 1 (in a PID namespace of its own, as in a container), the master reaps the orphans it adopts
  */
 import assert from 'node:assert/strict';
@@ -211,7 +212,6 @@ describe('HUP with settings only a restart applies', () => {
     await s.waitFor(/Ready: 1 worker/);
     const somaxconn = Number(readFileSync('/proc/sys/net/core/somaxconn', 'utf8'));
     const lines = [
-      /\[WARNING\] pidfile changed in the config: a reload keeps the pidfile the start wrote; restart to move it\n/,
       /\[WARNING\] chdir changed in the config: a reload keeps the working directory of the start; restart to change it\n/,
       /\[WARNING\] preload changed in the config: the master loads the app \(--preload\) at the start only; restart to apply it\n/,
       /\[WARNING\] reload changed in the config: a reload keeps the file watcher as it is \(reload, reload_extra_file\); restart to change it\n/,
@@ -227,10 +227,15 @@ describe('HUP with settings only a restart applies', () => {
     for (const re of lines) assert.match(s.log.slice(from), re);
     assert.match(s.log.slice(from), new RegExp(`\\[WARNING\\] backlog ${somaxconn + 1} is above the kernel's net.core.somaxconn \\(${somaxconn}\\)`));
     assert.match(s.log.slice(from), /\[INFO\] Using worker: gthread \(from the new workers on\)\n/);
-    assert.ok(existsSync(pid1) && !existsSync(pid2), 'the pidfile stays where the start wrote it');
-    // The running configuration is what runs: the start's pidfile.
+    // The pidfile is not one of them: it moves, as in Gunicorn's reload.
+    assert.doesNotMatch(s.log.slice(from), /pidfile changed/);
+    assert.match(s.log.slice(from), new RegExp(`\\[INFO\\] Pidfile moved to ${pid2}\n`));
+    assert.ok(!existsSync(pid1), 'the old pidfile is removed');
+    assert.equal(readFileSync(pid2, 'utf8'), `${s.pid}\n`);
+    // The running configuration is what runs: the start's chdir (none), the new pidfile.
     const shown = spawnSync(process.execPath, [CTL, '-s', sock, '-j', '-c', 'show config'], { encoding: 'utf8' });
-    assert.equal(JSON.parse(shown.stdout).pidfile, pid1, shown.stderr);
+    assert.equal(JSON.parse(shown.stdout).chdir, null, shown.stderr);
+    assert.equal(JSON.parse(shown.stdout).pidfile, pid2, shown.stderr);
     assert.equal((await request(port, '/pid')).status, 200);
 
     // Still not applied: said again.
@@ -246,6 +251,7 @@ describe('HUP with settings only a restart applies', () => {
     await s.waitFor(/Ready: 1 worker/, 30000, from);
     assert.doesNotMatch(s.log.slice(from), /changed in the config/);
     assert.match(s.log.slice(from), /\[INFO\] Using worker: async \(from the new workers on\)\n/);
+    assert.ok(existsSync(pid1) && !existsSync(pid2), 'the pidfile moved back');
     s.signal('SIGTERM');
     assert.equal((await s.exited).code, 0);
     assert.ok(!existsSync(pid1), 'the pidfile removed at the stop');

@@ -1,6 +1,7 @@
 /**
  * Pure logic of the operations features: which inherited sockets a master takes (USR2, systemd), what the
- * workers' environment hides, --reload-extra-file globs, and what a reload (HUP) keeps from the start.
+ * workers' environment hides, --reload-extra-file globs, what a reload (HUP) keeps from the start, and the
+ * directory the workers start in (a symlinked release's path, as $PWD names it).
  */
 import assert from 'node:assert/strict';
 import { chmodSync, mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -10,6 +11,7 @@ import { describe, it } from 'node:test';
 import { upgradeNodeBinary } from '../../src/arbiter/node-binary.js';
 import { globToRegExp } from '../../src/arbiter/reloader.js';
 import { applyReload } from '../../src/arbiter/start-only.js';
+import { startDir, upgradeProgram, workDir } from '../../src/arbiter/work-dir.js';
 import { resolveConfig } from '../../src/config/resolve.js';
 import { inheritedSockets, workerEnv } from '../../src/listeners/inherit.js';
 
@@ -110,7 +112,8 @@ describe('a reload of settings only a restart applies', () => {
     const start = await resolve({ pidfile: '/run/a.pid', bind: ['127.0.0.1:8000'], workers: 2 });
     const next = await resolve({ pidfile: '/run/b.pid', bind: ['127.0.0.1:9000'], workers: 3, chdir: '/srv', captureOutput: true });
     const { config, warnings } = applyReload(start, next);
-    assert.equal(config.pidfile, '/run/a.pid');
+    // The pidfile is not one of them: the master moves it (Arbiter.movePidfile), as Gunicorn's reload does.
+    assert.equal(config.pidfile, '/run/b.pid');
     assert.deepEqual(config.bind, ['127.0.0.1:8000']);
     assert.equal(config.chdir, start.chdir);
     assert.equal(config.workers, 3);
@@ -119,7 +122,7 @@ describe('a reload of settings only a restart applies', () => {
     assert.ok(Object.isFrozen(config));
     assert.deepEqual(
       warnings.map((w) => w.split(' ')[0]),
-      ['bind', 'pidfile', 'chdir', 'capture_output'],
+      ['bind', 'chdir', 'capture_output'],
     );
   });
 
@@ -127,5 +130,35 @@ describe('a reload of settings only a restart applies', () => {
     const start = await resolve({ umask: '0o22', reloadExtraFile: ['a.json'] });
     assert.deepEqual(applyReload(start, await resolve({ umask: '022', reloadExtraFile: ['a.json'] })).warnings, []);
     assert.deepEqual(applyReload(start, await resolve({ umask: '0o77' })).warnings.map((w) => w.split(' ')[0]), ['umask', 'reload']);
+  });
+});
+
+describe('the directory the workers start in', () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'tunicorn-workdir-'));
+  mkdirSync(path.join(dir, 'releases', '1'), { recursive: true });
+  mkdirSync(path.join(dir, 'other'));
+  symlinkSync(path.join('releases', '1'), path.join(dir, 'current'));
+  const real = path.join(dir, 'releases', '1');
+
+  it('is $PWD when it names the directory, symlinks kept (as Gunicorn\'s util.getcwd)', () => {
+    assert.equal(startDir({ PWD: path.join(dir, 'current') }, real), path.join(dir, 'current'));
+  });
+  it('is the kernel\'s when $PWD names another directory, is relative, is missing or is gone', () => {
+    assert.equal(startDir({ PWD: path.join(dir, 'other') }, real), real);
+    assert.equal(startDir({ PWD: 'current' }, real), real);
+    assert.equal(startDir({}, real), real);
+    assert.equal(startDir({ PWD: path.join(dir, 'gone') }, real), real);
+  });
+  it("USR2's program: one under the real start directory is named from the start directory, another is kept", () => {
+    const r1 = '/srv/app/releases/1';
+    assert.equal(upgradeProgram(`${r1}/node_modules/.bin/tunicorn`, '/srv/app/current', r1), '/srv/app/current/node_modules/.bin/tunicorn');
+    assert.equal(upgradeProgram('/usr/lib/node_modules/tunicorn/dist/cli/main.js', '/srv/app/current', r1), '/usr/lib/node_modules/tunicorn/dist/cli/main.js');
+    assert.equal(upgradeProgram('/srv/app/releases/10/main.js', '/srv/app/current', r1), '/srv/app/releases/10/main.js');
+    assert.equal(upgradeProgram(`${r1}/main.js`, r1, r1), `${r1}/main.js`);
+  });
+  it('is chdir from there, unresolved, or the start directory', () => {
+    assert.equal(workDir('/srv/app', 'current'), '/srv/app/current');
+    assert.equal(workDir('/srv/app', '/srv/other/current'), '/srv/other/current');
+    assert.equal(workDir('/srv/app/current', null), '/srv/app/current');
   });
 });

@@ -42,7 +42,10 @@ export const processSettings = {
     short: 'Write the master\'s pid to this file; removed at exit.',
     doc:
       'A pidfile left by a process that is no longer running, or whose pid another program (not Node) runs ' +
-      'now, is replaced; one whose process still runs stops the start with an error.',
+      'now, is replaced; one whose process still runs stops the start with an error. A reload (HUP) writes it ' +
+      'again, as Gunicorn\'s does: at the new path if the config names another one (the old file is removed, ' +
+      '`Pidfile moved to PATH`), back in place if it was deleted; one that names another live server fails the ' +
+      'reload. During a USR2 upgrade it stays where it is until the upgrade is done.',
   }),
   chdir: stringSetting<string | null>({
     key: 'chdir',
@@ -52,7 +55,7 @@ export const processSettings = {
     metavar: 'DIR',
     default: null,
     short: 'Change to this directory before loading the app.',
-    doc: 'The app\'s relative path is resolved after the change. The config file is read before it: `-c` and the default `tunicorn.config.*` are found from the directory tunicorn was started in, as Gunicorn reads its config before it changes directory.',
+    doc: 'The app\'s relative path is resolved after the change. The config file is read before it: `-c` and the default `tunicorn.config.*` are found from the directory tunicorn was started in, as Gunicorn reads its config before it changes directory. The path is kept as given, symlinks unresolved: each new worker starts in the directory it names then, so a `current` symlink switched to the next release is followed by the workers a HUP starts (docs/operations.md, "Deploying a new release"). Without `chdir`, the workers start in the directory tunicorn was started in, named as `$PWD` names it (as Gunicorn\'s default), so `cd /srv/app/current && tunicorn app.ts` follows the symlink too.',
   }),
   rawEnv: mapSetting({
     key: 'rawEnv',
