@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import type { HookServer } from '../config/hook-types.js';
 import type { Config } from '../config/registry.js';
 import { serializableConfig, type Resolved } from '../config/resolve.js';
-import { captureStdio, ErrorLog, toStderr } from '../logging/error-log.js';
+import { captureStdio, ErrorLog } from '../logging/error-log.js';
 import { ACCESS_LOG, checkLogFiles, checkWritable } from '../logging/output-file.js';
 import { openStatsd, type StatsdClient } from '../logging/statsd.js';
 import { METRIC } from '../logging/statsd-lines.js';
@@ -246,7 +246,7 @@ export class Arbiter implements HookServer {
     this.cfg = opts.resolved.config;
     // stderr until run() opens the error log: a file that cannot be opened is then a ConfigError from run(),
     // which the CLI states in one line.
-    this.log = new ErrorLog('-', this.cfg.loglevel);
+    this.log = new ErrorLog('-', this.cfg.loglevel, { format: this.cfg.logFormat, role: 'master' });
     this.numWorkers = this.cfg.workers;
   }
 
@@ -260,7 +260,7 @@ export class Arbiter implements HookServer {
     checkOutputFiles(this.cfg);
     checkMemoryLimit(this.cfg);
     const made = logsToMake(this.cfg);
-    this.log = new ErrorLog(this.cfg.errorlog, this.cfg.loglevel);
+    this.log = new ErrorLog(this.cfg.errorlog, this.cfg.loglevel, { format: this.cfg.logFormat, role: 'master' });
     // The master's handlers from the start: a signal during the start (a TERM from a service manager that
     // gave up waiting, a logrotate's USR1) would otherwise take the default action and kill the master, its
     // pidfile and sockets left behind. Until the start is done a signal waits in the queue.
@@ -345,7 +345,8 @@ export class Arbiter implements HookServer {
     const native = nativeFallbackLine();
     if (native) this.log.info(native);
     if (this.cfg.captureOutput) {
-      if (this.cfg.errorlog === '-') this.log.warning('capture_output (--capture-output) does nothing while the error log is stderr: set --error-logfile FILE');
+      // As JSON the output is wrapped into the error log's lines, on stderr too: a text line would break them.
+      if (this.cfg.errorlog === '-' && this.cfg.logFormat !== 'json') this.log.warning('capture_output (--capture-output) does nothing while the error log is stderr: set --error-logfile FILE');
       captureStdio(() => this.log);
     }
     this.checkWorkerSettings();
@@ -514,7 +515,7 @@ export class Arbiter implements HookServer {
         // Into the file already open, which logrotate may have moved or deleted: on stderr too.
         const line = `USR1: ${failed}. Logging goes on to the file already open`;
         this.log.error(line);
-        if (this.log.target !== '-') toStderr('error', line);
+        if (this.log.target !== '-') this.log.toStderr('error', line);
       }
       this.prepareLogsForWorkers(created);
       if (this.cfg.accesslog && this.cfg.accesslog !== '-') {
@@ -668,12 +669,12 @@ export class Arbiter implements HookServer {
     this.#stats.spawned++;
     this.#metrics.started();
     const inspector = inspectPort === undefined ? '' : `, inspector on ${inspectPort === 0 ? 'a free port' : `port ${inspectPort}`}`;
-    this.log.info(`Booting worker with pid: ${child.pid}${inspector}`);
+    this.log.with({ worker_pid: w.pid }).info(`Booting worker with pid: ${child.pid}${inspector}`);
     child.on('message', (m: unknown, handle: unknown) => isWorkerMessage(m) && this.onWorkerMessage(w, m, handle as LeasedHandle | undefined));
     const reports = child.stdio[4] as Readable;
     reports.setEncoding('utf8');
     onLines(reports, (line) => w.onStallReport(line));
-    child.on('error', (err) => this.log.error(`Worker ${w.pid}: ${err.message}`));
+    child.on('error', (err) => this.log.with({ worker_pid: w.pid }).error(`Worker ${w.pid}: ${err.message}`));
     child.once('exit', (code, signal) => this.onWorkerExit(w, code, signal));
     const init: MasterMessage = {
       t: 'init',
@@ -726,7 +727,7 @@ export class Arbiter implements HookServer {
         if (!w.replaced && !this.#stopping) {
           w.replaced = true;
           w.exitReason ??= 'max_requests';
-          this.log.info(`Worker ${w.pid} reached max_requests (${m.requests}): replacing it; it serves on until its replacement is ready`);
+          this.log.with({ worker_pid: w.pid }).info(`Worker ${w.pid} reached max_requests (${m.requests}): replacing it; it serves on until its replacement is ready`);
           this.manageWorkers();
         }
         return;
@@ -740,7 +741,7 @@ export class Arbiter implements HookServer {
           // stopped only once its replacement serves (retireReplaced), and a replacement that never does
           // (a boot that hangs, with `timeout` 0) would leave it running for good.
           w.killAt = Date.now() + this.cfg.gracefulTimeout * 1000;
-          this.log.info(`Worker ${w.pid} is exiting after an uncaught exception: replacing it`);
+          this.log.with({ worker_pid: w.pid }).info(`Worker ${w.pid} is exiting after an uncaught exception: replacing it`);
           this.noteDeath(w);
           this.manageWorkers();
         }
@@ -773,7 +774,7 @@ export class Arbiter implements HookServer {
         for (const p of m.problems) {
           if (this.#reopenSaid.has(p)) continue;
           this.#reopenSaid.add(p);
-          this.log.error(`USR1: worker ${w.pid}: ${p}. The workers go on writing to the file already open`);
+          this.log.with({ worker_pid: w.pid }).error(`USR1: worker ${w.pid}: ${p}. The workers go on writing to the file already open`);
         }
         return;
     }
@@ -793,7 +794,7 @@ export class Arbiter implements HookServer {
     while (live.length > 0 && this.#orphans.length > 0) {
       const o = this.#orphans.shift()!;
       const to = live[this.#orphanTurn++ % live.length]!;
-      this.log.debug(`Handing a connection held by worker ${o.from} to worker ${to.pid}`);
+      this.log.with({ worker_pid: to.pid }).debug(`Handing a connection held by worker ${o.from} to worker ${to.pid}`);
       const close = () => o.handle.close();
       if (!to.send({ t: 'adopt', listener: o.listener }, o.handle as unknown as SendHandle, close)) close();
     }
@@ -834,15 +835,15 @@ export class Arbiter implements HookServer {
     // The exit's own line, then the child_exit hook.
     const exited = (): void => {
       if (signal === 'SIGKILL' && !w.timedOut && !expected) {
-        this.log.error(`Worker (pid:${w.pid}) was sent SIGKILL! Perhaps out of memory?`);
+        this.log.with({ worker_pid: w.pid }).error(`Worker (pid:${w.pid}) was sent SIGKILL! Perhaps out of memory?`);
       } else if (signal && !expected && !w.timedOut) {
         // V8 aborts a process whose heap reached its limit: SIGABRT that the master did not send (a timeout's).
         const hint = signal === 'SIGABRT' ? ': perhaps its JavaScript heap ran out (V8 aborts then; --max-old-space-size in NODE_OPTIONS raises the limit)' : '';
-        this.log.error(`Worker (pid:${w.pid}) was killed by ${signal}${hint}`);
+        this.log.with({ worker_pid: w.pid }).error(`Worker (pid:${w.pid}) was killed by ${signal}${hint}`);
       } else if (code && !expected) {
-        this.log.error(`Worker (pid:${w.pid}) exited with code ${code}`);
+        this.log.with({ worker_pid: w.pid }).error(`Worker (pid:${w.pid}) exited with code ${code}`);
       } else {
-        this.log.info(`Worker exited (pid: ${w.pid})`);
+        this.log.with({ worker_pid: w.pid }).info(`Worker exited (pid: ${w.pid})`);
       }
       void this.runHook('childExit', this, w);
     };
@@ -873,7 +874,10 @@ export class Arbiter implements HookServer {
     const appError = f?.code === ExitCode.APP_LOAD_ERROR;
     const halting = !this.#everReady && (appError || this.#bootFailures >= MAX_BOOT_FAILURES);
     const debug = this.log.enabled('debug');
-    if (f) this.log.error(`${f.message}${f.detail && debug ? `\n${f.detail}` : ''}`);
+    if (f) {
+      if (f.detail && debug) this.log.stacked('error', f.message, f.detail);
+      else this.log.error(f.message);
+    }
     // The detail (the stack) at the default level only when the server gives up: one copy, not one a retry.
     if (halting && f?.detail && !debug) this.log.error(f.detail);
     exited();
@@ -943,7 +947,7 @@ export class Arbiter implements HookServer {
       if (w.state === 'stopping') {
         if (now >= w.killAt) {
           if (w.timedOut) this.logTimeout(w, now);
-          else this.log.warning(`Worker (pid:${w.pid}) did not stop in time: killing it`);
+          else this.log.with({ worker_pid: w.pid }).warning(`Worker (pid:${w.pid}) did not stop in time: killing it`);
           w.killAt = Infinity;
           w.kill(table());
         }
@@ -999,7 +1003,7 @@ export class Arbiter implements HookServer {
 
   private recycleIfOver(w: WorkerHandle, rss: number): void {
     const limit = this.cfg.maxWorkerMemory;
-    if (this.log.enabled('debug')) this.log.debug(`Worker ${w.pid} uses ${formatSize(rss)} (RSS; max_worker_memory ${formatSize(limit)})`);
+    if (this.log.enabled('debug')) this.log.with({ worker_pid: w.pid }).debug(`Worker ${w.pid} uses ${formatSize(rss)} (RSS; max_worker_memory ${formatSize(limit)})`);
     // Replaced already (max_requests, a HUP, an earlier round): never twice. Above the limit from its start: its
     // replacement would be too (said once by measureAtReady).
     if (limit <= 0 || rss <= limit || !w.counted || this.#stopping || (w.rssAtReady ?? 0) > limit || this.#memoryPaused) return;
@@ -1031,7 +1035,7 @@ export class Arbiter implements HookServer {
     if (rss === null) return;
     w.rssAtReady = rss;
     const limit = this.cfg.maxWorkerMemory;
-    if (this.log.enabled('debug')) this.log.debug(`Worker ${w.pid} uses ${formatSize(rss)} (RSS) as it starts; max_worker_memory ${formatSize(limit)}`);
+    if (this.log.enabled('debug')) this.log.with({ worker_pid: w.pid }).debug(`Worker ${w.pid} uses ${formatSize(rss)} (RSS) as it starts; max_worker_memory ${formatSize(limit)}`);
     if (limit <= 0 || rss <= limit || this.#memoryTooLowSaid === limit) return;
     this.#memoryTooLowSaid = limit;
     this.log.warning(
@@ -1045,7 +1049,7 @@ export class Arbiter implements HookServer {
     w.timeoutLogged = true;
     const during = w.bootStep === null ? 'loading the app' : `in its ${w.bootStep} hook (the app is not at fault)`;
     const what = w.bootTimedOut ? ` while ${during}: not ready ${bootLimitS(this.cfg.timeout)} s after it started` : w.servingReport(now);
-    this.log.critical(`WORKER TIMEOUT (pid:${w.pid})${what}`);
+    this.log.with({ worker_pid: w.pid }).critical(`WORKER TIMEOUT (pid:${w.pid})${what}`);
   }
 
   /** Every worker changes to new ticket keys at once, when the current ones are a period old. */
@@ -1104,8 +1108,8 @@ export class Arbiter implements HookServer {
       // The pidfile is written again, at the path the config names now: one that cannot be, or that names
       // another live server, fails the reload as it fails the start.
       if (next.config.pidfile && !this.upgrading()) Pidfile.check(next.config.pidfile);
-      if (next.config.errorlog !== this.cfg.errorlog || next.config.loglevel !== this.cfg.loglevel)
-        log = new ErrorLog(next.config.errorlog, next.config.loglevel);
+      if (next.config.errorlog !== this.cfg.errorlog || next.config.loglevel !== this.cfg.loglevel || next.config.logFormat !== this.cfg.logFormat)
+        log = new ErrorLog(next.config.errorlog, next.config.loglevel, { format: next.config.logFormat, role: 'master' });
     } catch (err) {
       this.log.error(`Reload failed, keeping the running configuration: ${(err as Error).message}`);
       return;

@@ -232,11 +232,11 @@ async function main(): Promise<void> {
   process.on('uncaughtException', (err) => {
     const stack = stackText(err) || thrownText(err);
     if (thrownByUserCode(stack)) {
-      arbiter.log.error(`Uncaught exception in the master, from the app (--preload) or a config hook; the master serves on:\n${appFrames(stack)}`);
+      arbiter.log.stacked('error', 'Uncaught exception in the master, from the app (--preload) or a config hook; the master serves on', appFrames(stack), ':\n');
       return;
     }
     exiting = true;
-    arbiter.log.critical(`The master is exiting after an uncaught exception:\n${stack}`);
+    arbiter.log.stacked('critical', 'The master is exiting after an uncaught exception', stack, ':\n');
     arbiter.removeFilesNow();
     process.exit(1);
   });

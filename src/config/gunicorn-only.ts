@@ -11,7 +11,8 @@ export interface GunicornOnly {
 
 const PARSER = "requests are parsed by Node's llhttp, strict by design, with tunicorn's own checks on top (docs/security.md); there is no switch to loosen them";
 const SYSLOG = 'there is no syslog client: log to stderr (the default) and let journald or the container runtime collect it';
-const LOGGING = "Python's logging configuration: tunicorn's logs are set with --error-logfile, --access-logfile, --access-logformat and --log-level";
+const LOGGING =
+  "Python's logging configuration: tunicorn's logs are set with --error-logfile, --access-logfile, --access-logformat and --log-level; for JSON lines (a JSON formatter in logconfig_dict), --log-format json";
 const PYTHON_TLS = "a switch of Python's ssl module, which Node's TLS does not have";
 const UWSGI = 'the uWSGI binary protocol (nginx uwsgi_pass) is not spoken: proxy with HTTP (nginx proxy_pass) instead';
 const HTTP2 = "Node's HTTP/2 (nghttp2) settings are its defaults: tunicorn offers HTTP/2 with --http-protocols, with no tuning of its own";

@@ -7,6 +7,8 @@ import { gunicornOnlyKey } from './gunicorn-only.js';
 import { pm2Key } from './pm2-keys.js';
 import { allSettings, KEY_ALIASES, SETTINGS, suggestKey, type Config, type SettingKey } from './registry.js';
 import { ConfigError, show } from './setting.js';
+import { jsonTemplateProblem } from '../logging/access-format.js';
+import { DEFAULT_ACCESS_LOG_FORMAT } from './sections/logging.js';
 
 export type Source = 'default' | 'environment' | 'config file' | 'TUNICORN_CMD_ARGS' | 'command line';
 
@@ -102,6 +104,16 @@ export async function resolveConfig(input: ResolveInput): Promise<Resolved> {
     throw new ConfigError(
       'metrics (--metrics) is served on the health endpoint, which is off: set healthBind (--health-bind ADDRESS, such as 127.0.0.1:9100) too',
     );
+  // A text format under --log-format json would break every line of a JSON pipeline: refused, as a bad atom is
+  // (with no access log it is not used).
+  if (values.logFormat === 'json' && values.accesslog !== null && values.accessLogFormat !== DEFAULT_ACCESS_LOG_FORMAT) {
+    const problem = jsonTemplateProblem(values.accessLogFormat as string);
+    if (problem)
+      throw new ConfigError(
+        `with --log-format json, accessLogFormat (--access-logformat) is a JSON template, as {"status":"%(s)s","path":"%(U)s"} ` +
+          `(leave it unset for tunicorn's JSON line): ${problem}`,
+      );
+  }
 
   return {
     config: Object.freeze(values) as Config,

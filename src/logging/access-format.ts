@@ -41,3 +41,21 @@ function malformedAtom(text: string): string | undefined {
   const shown = /^%\([^)]*\)?[-#0 +]*\d*(?:\.\d*)?[A-Za-z]?/.exec(text.slice(at))![0].trimEnd();
   return `${JSON.stringify(shown)} is not an atom: write it %(NAME)s, with no width or other conversion (%% for a literal %)`;
 }
+
+/**
+ * With --log-format json, a format other than Gunicorn's default is a JSON template: what is wrong with it
+ * as one, or undefined. Each atom must sit inside a JSON string (its value is written JSON-escaped there, and
+ * `-` for none, which is no JSON number); the template, every atom read as a letter, must be one JSON object.
+ */
+export function jsonTemplateProblem(format: string): string | undefined {
+  const sample = format.replace(accessTokens(), (t) => (t === '%%' ? '%' : 'x'));
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(sample);
+  } catch (err) {
+    return `it is not JSON with each atom inside a string (${(err as Error).message}; read with each atom as x: ${sample})`;
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) return 'it is not a JSON object ({...})';
+  if (sample.includes('\n') || sample.includes('\r')) return 'it spans lines: a JSON log line is one line';
+  return undefined;
+}

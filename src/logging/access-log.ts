@@ -5,6 +5,8 @@ import { ConfigError } from '../config/setting.js';
 import { accessFormatProblem, accessTokens } from './access-format.js';
 import { sentBytes } from './body-bytes.js';
 import { escapeLogValue } from './log-escape.js';
+import { IsoClock, jsonBytes, THREE_DIGITS, type LogFormat } from './json-line.js';
+import { DEFAULT_ACCESS_LOG_FORMAT } from '../config/sections/logging.js';
 import { ACCESS_LOG, cannotWrite, opening } from './output-file.js';
 import { LogSink, type SinkTrouble } from './sink.js';
 
@@ -112,13 +114,13 @@ function path(req: IncomingMessage): string {
  * reads it should not pay for it in the log. For Referer, User-Agent and Authorization, Node's `req.headers`
  * keeps the first value too.
  */
-function firstHeader(req: IncomingMessage, lower: string): string | undefined {
+export function firstHeader(req: IncomingMessage, lower: string): string | undefined {
   const raw = req.rawHeaders;
   for (let i = 0; i < raw.length; i += 2) if (sameName(raw[i]!, lower)) return raw[i + 1];
   return undefined;
 }
 
-function user(req: IncomingMessage): string {
+export function user(req: IncomingMessage): string {
   const auth = firstHeader(req, 'authorization');
   // The scheme's name is case-insensitive (RFC 9110 11.1): `basic` too, as Gunicorn reads it.
   if (!auth || auth.charCodeAt(5) !== 32 || auth.slice(0, 5).toLowerCase() !== 'basic') return '-';
@@ -170,7 +172,7 @@ function length(res: ServerResponse): string | undefined {
  * `%(b)s`: the body bytes sent, as Gunicorn logs them. Counted as the app wrote them where no Content-Length
  * gives them (a chunked or HTTP/2 stream, see body-bytes.ts); else the Content-Length.
  */
-function bodyLength(e: AccessEntry): string | undefined {
+export function bodyLength(e: AccessEntry): string | undefined {
   const res = e.res;
   const raw = (res as { [kAnsweredRaw]?: number })[kAnsweredRaw];
   if (raw !== undefined) return String(raw);
@@ -231,13 +233,18 @@ export interface LineTarget {
   put(part: string): void;
   /** A value from the client, the app or the environment: escaped (see log-escape.ts). */
   putValue(part: string): void;
+  /** The same value as the inside of a JSON string (--log-format json; see json-line.ts). */
+  putJson(part: string): void;
+  /** Text made once, given as its bytes (a JSON line's field names). */
+  putBytes(bytes: Uint8Array): void;
 }
 
 /**
  * Compiles a Gunicorn access_log_format once into a function that puts a request's line, part by part, into
  * a target (a LogSink, which stores each part's bytes in its buffer). The parts are byte strings (see bytes).
+ * `json`: the format is a JSON template (--log-format json), whose values are put JSON-escaped.
  */
-export function compileAccessWriter(format: string): (e: AccessEntry, to: LineTarget) => void {
+export function compileAccessWriter(format: string, json = false): (e: AccessEntry, to: LineTarget) => void {
   const table = atoms(new ClockCache());
   const parts: (string | Atom)[] = [];
   const re = accessTokens();
@@ -265,12 +272,15 @@ export function compileAccessWriter(format: string): (e: AccessEntry, to: LineTa
     else parts.push(atom);
   }
   if (last < format.length) parts.push(bytes(format.slice(last)));
-  return sequence(mergeText(parts));
+  return sequence(mergeText(parts), json ? 'putJson' : 'putValue');
 }
 
-/** The same format, giving the line as a string (without its newline). */
-export function compileAccessFormat(format: string): (e: AccessEntry) => string {
-  const write = compileAccessWriter(format);
+/**
+ * The same format, giving the line as a string (without its newline). With --log-format json, Gunicorn's
+ * default format gives tunicorn's JSON line (jsonAccessWriter), another format is a JSON template.
+ */
+export function compileAccessFormat(format: string, logFormat: LogFormat = 'text'): (e: AccessEntry) => string {
+  const write = accessWriter(format, logFormat);
   return (e) => {
     const out = {
       text: '',
@@ -279,6 +289,12 @@ export function compileAccessFormat(format: string): (e: AccessEntry) => string 
       },
       putValue(part: string) {
         this.text += escapeLogValue(part);
+      },
+      putJson(part: string) {
+        this.text += jsonBytes(part);
+      },
+      putBytes(bytes: Uint8Array) {
+        this.text += Buffer.from(bytes).toString('latin1');
       },
     };
     write(e, out);
@@ -304,16 +320,16 @@ function mergeText(parts: (string | Atom)[]): (string | Atom)[] {
  * the parts were still joined into a string): 1,470 against 1,620 ns a line. Where code generation from
  * strings is off (`--disallow-code-generation-from-strings`), the loop.
  */
-function sequence(parts: (string | Atom)[]): (e: AccessEntry, to: LineTarget) => void {
+function sequence(parts: (string | Atom)[], escaped: 'putValue' | 'putJson'): (e: AccessEntry, to: LineTarget) => void {
   const names = parts.map((_, i) => `p${i}`);
-  const body = parts.map((p, i) => (typeof p === 'string' ? `to.put(${JSON.stringify(p)});` : `to.${VALUES.has(p) ? 'putValue' : 'put'}(p${i}(e));`)).join(' ');
+  const body = parts.map((p, i) => (typeof p === 'string' ? `to.put(${JSON.stringify(p)});` : `to.${VALUES.has(p) ? escaped : 'put'}(p${i}(e));`)).join(' ');
   try {
     return new Function(...names, `return (e, to) => { ${body} };`)(...parts) as (e: AccessEntry, to: LineTarget) => void;
   } catch {
     return (e, to) => {
       for (const p of parts) {
         if (typeof p === 'string') to.put(p);
-        else if (VALUES.has(p)) to.putValue(p(e));
+        else if (VALUES.has(p)) to[escaped](p(e));
         else to.put(p(e));
       }
     };
@@ -354,8 +370,8 @@ export class AccessLog {
   readonly needsPeer: boolean;
 
   /** `trouble`: told when writing the file starts failing (a full disk) and when it works again. */
-  constructor(target: string, format: string, trouble?: SinkTrouble) {
-    this.#write = compileAccessWriter(format);
+  constructor(target: string, format: string, trouble?: SinkTrouble, logFormat: LogFormat = 'text') {
+    this.#write = accessWriter(format, logFormat);
     this.#sink = opening(ACCESS_LOG, target, () => new LogSink(target, 1, ACCESS_LOG_DELAY_MS, 'latin1'));
     if (trouble) this.#sink.onTrouble(trouble);
     this.needsPeer = format.includes('%(h)s');
@@ -385,4 +401,134 @@ export class AccessLog {
   close(): void {
     this.#sink.close();
   }
+}
+
+/**
+ * The writer of a log's lines: the format compiled, or with --log-format json, tunicorn's JSON line for
+ * Gunicorn's default format (jsonAccessWriter) and a JSON template for any other (its check at the start:
+ * jsonTemplateProblem in access-format.ts).
+ */
+function accessWriter(format: string, logFormat: LogFormat): (e: AccessEntry, to: LineTarget) => void {
+  if (logFormat === 'text') return compileAccessWriter(format);
+  return format === DEFAULT_ACCESS_LOG_FORMAT ? jsonAccessWriter() : compileAccessWriter(format, true);
+}
+
+/**
+ * A field's text before its value, as bytes (see LogSink.putBytes), in the six forms a line needs:
+ * `[after * 3 + kind]`, `after` 1 when the value before was a string (its closing quote comes first), `kind`
+ * 0 for a number (put after it), 1 for a string (its opening quote ends it), 2 for null: the name and the quotes
+ * around it in one copy, where a put() each made the calls a large part of a line's cost (profiled).
+ */
+function jsonKey(name: string): Buffer[] {
+  const forms: Buffer[] = [];
+  for (const before of ['', '"']) for (const after of ['', '"', 'null']) forms.push(Buffer.from(`${before},"${name}":${after}`));
+  return forms;
+}
+
+/** Puts a string field (null for none or ''); returns 1: the line is inside a string, or 0. */
+function jsonStringField(to: LineTarget, key: Buffer[], q: number, v: string | undefined): number {
+  if (v === undefined || v === '') {
+    to.putBytes(key[q * 3 + 2]!);
+    return 0;
+  }
+  to.putBytes(key[q * 3 + 1]!);
+  to.putJson(v);
+  return 1;
+}
+
+/** Puts a number field, given as its text (null for none); returns 0. */
+function jsonNumberField(to: LineTarget, key: Buffer[], q: number, v: string | undefined): number {
+  if (v === undefined) to.putBytes(key[q * 3 + 2]!);
+  else {
+    to.putBytes(key[q * 3]!);
+    to.put(v);
+  }
+  return 0;
+}
+
+/** A count tunicorn read as text (a Content-Length the app set may be any text): itself if digits, else none. */
+function digits(v: string | undefined): string | undefined {
+  if (v === undefined || v === '') return undefined;
+  for (let i = 0; i < v.length; i++) {
+    const c = v.charCodeAt(i);
+    if (c < 48 || c > 57) return undefined;
+  }
+  return v;
+}
+
+/** `.001` to `.999`, without trailing zeros (`.25`); '' for 0. */
+const FRACTION: readonly string[] = Array.from({ length: 1000 }, (_, i) => (i === 0 ? '' : `.${String(i).padStart(3, '0').replace(/0+$/, '')}`));
+
+/** Microseconds as milliseconds with their decimals (`1.25`, `0.007`): integer work, no double printed. */
+function millisText(us: number): string {
+  const ms = Math.floor(us / 1000);
+  return String(ms) + FRACTION[us - ms * 1000]!;
+}
+
+const K = {
+  remote: jsonKey('remote_addr'),
+  user: jsonKey('user'),
+  method: jsonKey('method'),
+  path: jsonKey('path'),
+  query: jsonKey('query'),
+  // Node's parser gives the version as digits and a dot: put as it is after `HTTP/`. After a string (the
+  // query) or after null; null (protocolNone) for a request never parsed.
+  protocol: Buffer.from('","protocol":"HTTP/'),
+  protocolAfterNull: Buffer.from(',"protocol":"HTTP/'),
+  protocolNone: jsonKey('protocol'),
+  status: jsonKey('status'),
+  bytes: jsonKey('bytes'),
+  duration: jsonKey('duration_ms'),
+  referer: jsonKey('referer'),
+  agent: jsonKey('user_agent'),
+  id: jsonKey('request_id'),
+  queue: jsonKey('queue_ms'),
+  time: Buffer.from('{"time":"'),
+  end: [Buffer.from('}'), Buffer.from('"}')],
+};
+
+/**
+ * --log-format json with the default access_log_format: one JSON object a line, its fields named for what
+ * Gunicorn's atoms give (docs/operations.md, "JSON logs"). time, level, pid, role and msg as in the error
+ * log's JSON lines (pino's names: a pipeline made for pino, or for pino-http's "request completed", reads
+ * them); null where the text line has `-`; status, bytes and the times as numbers.
+ */
+export function jsonAccessWriter(): (e: AccessEntry, to: LineTarget) => void {
+  const clock = new IsoClock();
+  // Up to remote_addr's value, after the time: one copy.
+  const head = Buffer.from(`Z","level":"info","pid":${process.pid},"role":"worker","msg":"request completed"`);
+  return (e, to) => {
+    const { req, res } = e;
+    to.putBytes(K.time);
+    const ms = clock.millis(e.end);
+    to.put(clock.prefix);
+    to.put(THREE_DIGITS[ms]!);
+    to.putBytes(head);
+    // q: 1 while the last value put is a string not yet closed (see jsonKey).
+    let q = jsonStringField(to, K.remote, 0, e.peer ?? clientAddressOf(req));
+    const who = user(req);
+    q = jsonStringField(to, K.user, q, who === '-' ? undefined : who);
+    q = jsonStringField(to, K.method, q, req.method);
+    const url = req.url ?? '';
+    const i = url.indexOf('?');
+    q = jsonStringField(to, K.path, q, i < 0 ? url : url.slice(0, i));
+    q = jsonStringField(to, K.query, q, i < 0 ? undefined : url.slice(i + 1));
+    // After the query's value: it was a string (q 1) or null.
+    // A request never parsed (a refusal: refused.ts) has none.
+    if (req.httpVersion === undefined) q = jsonStringField(to, K.protocolNone, q, undefined);
+    else {
+      to.putBytes(q === 1 ? K.protocol : K.protocolAfterNull);
+      to.put(req.httpVersion);
+      q = 1;
+    }
+    const status = sentStatus(res);
+    q = jsonNumberField(to, K.status, q, status === undefined ? undefined : String(status));
+    q = jsonNumberField(to, K.bytes, q, digits(bodyLength(e)));
+    q = jsonNumberField(to, K.duration, q, millisText(Math.round((e.end - e.start) * 1000)));
+    q = jsonStringField(to, K.referer, q, firstHeader(req, 'referer'));
+    q = jsonStringField(to, K.agent, q, firstHeader(req, 'user-agent'));
+    q = jsonStringField(to, K.id, q, firstHeader(req, 'x-request-id'));
+    q = jsonNumberField(to, K.queue, q, e.queue === undefined ? undefined : String(Math.round(e.queue)));
+    to.putBytes(K.end[q]!);
+  };
 }

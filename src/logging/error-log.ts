@@ -5,6 +5,7 @@ import { writeSync } from 'node:fs';
 import { format } from 'node:util';
 import { LogSink } from './sink.js';
 import { appFrames, stackText, thrownText } from '../app/errors.js';
+import { capturedJson, errorLogJson, type ErrField, type JsonHead, type LogFormat, type LogRole } from './json-line.js';
 
 const WRITING_ERROR_LOG = { ...ERROR_LOG, verb: 'write' as const };
 
@@ -36,31 +37,53 @@ export function errorLogTime(d = new Date()): string {
   );
 }
 
+/** Fields the code has for a line (`worker_pid` in the master's lines about a worker): JSON lines carry them. */
+export type LogFields = Readonly<Record<string, string | number>>;
+
+/** How an error log writes its lines (--log-format), and who writes them. Text with no options. */
+export interface ErrorLogStyle {
+  readonly format: LogFormat;
+  readonly role: LogRole;
+  /** Fields of every line (a gthread thread's number). */
+  readonly fields?: LogFields;
+}
+
+/** One error-log line, with its newline, as `style` writes it. */
+function logLine(style: ErrorLogStyle | undefined, level: LogLevel, msg: string, fields?: LogFields, err?: ErrField): string {
+  if (style?.format === 'json') return errorLogJson(level, msg, style as JsonHead, fields, err);
+  return `[${errorLogTime()}] [${process.pid}] [${level.toUpperCase()}] ${msg.replace(/\n+$/, '')}\n`;
+}
+
 /**
  * One error-log line straight to stderr: for what the error log file itself cannot be trusted to show (it
  * cannot be written, or its path no longer leads to it). Nothing when stderr is closed too.
  */
-export function toStderr(level: LogLevel, msg: string): void {
+export function toStderr(level: LogLevel, msg: string, style?: ErrorLogStyle): void {
   try {
-    writeSync(2, `[${errorLogTime()}] [${process.pid}] [${level.toUpperCase()}] ${msg}\n`);
+    writeSync(2, logLine(style, level, msg));
   } catch {
     /* no stderr either */
   }
 }
 
-/** The error log: `[TIME] [PID] [LEVEL] message`, one line each. */
+/** A view of an error log whose lines carry fields (see ErrorLog.with). */
+export type FieldLog = Pick<ErrorLog, 'debug' | 'info' | 'warning' | 'error' | 'critical'>;
+
+/** The error log: `[TIME] [PID] [LEVEL] message`, one line each; or one JSON object a line (--log-format json). */
 export class ErrorLog implements HookLog {
   #sink: LogSink;
   #rank: number;
+  readonly style: ErrorLogStyle | undefined;
 
   /** Throws a ConfigError that says in words why the file cannot be opened. */
-  constructor(target: string, level: LogLevel) {
+  constructor(target: string, level: LogLevel, style?: ErrorLogStyle) {
     this.#sink = opening(ERROR_LOG, target, () => new LogSink(target, 2));
     this.#rank = RANK[level];
+    this.style = style;
     // A log that cannot take its lines says so where someone may read it: stderr, once; and in the log itself
     // once it can be written again, with what was lost.
     this.#sink.onTrouble({
-      failed: (err) => toStderr('error', `${cannotWrite(WRITING_ERROR_LOG, target, err, true)}. Its lines are lost until it can be written again`),
+      failed: (err) => toStderr('error', `${cannotWrite(WRITING_ERROR_LOG, target, err, true)}. Its lines are lost until it can be written again`, style),
       recovered: (lost, err) => this.warning(`The error log could be written again: ${lost} line(s) were lost while it could not (${err.code ?? err.message})`),
     });
   }
@@ -78,15 +101,37 @@ export class ErrorLog implements HookLog {
    * `server.log.info('Worker spawned (pid: %s)', worker.pid)`, in util.format's placeholders.
    */
   log(level: LogLevel, msg: string, ...args: unknown[]): void {
-    if (countLine !== null && RANK[level] >= RANK.warning) countLine(level as CountedLevel);
-    this.#write(level, args.length ? format(msg, ...args) : msg);
+    this.#log(level, args.length ? format(msg, ...args) : msg);
   }
 
-  #write(level: LogLevel, msg: string): void {
+  #log(level: LogLevel, msg: string, fields?: LogFields): void {
+    if (countLine !== null && RANK[level] >= RANK.warning) countLine(level as CountedLevel);
+    this.#write(level, msg, fields);
+  }
+
+  #write(level: LogLevel, msg: string, fields?: LogFields, err?: ErrField): void {
     if (RANK[level] < this.#rank) return;
-    const lines = msg.replace(/\n+$/, '');
     // Every line is written now: the error log is rare and must survive a crash that follows it.
-    this.#sink.writeNow(`[${errorLogTime()}] [${process.pid}] [${level.toUpperCase()}] ${lines}\n`);
+    this.#sink.writeNow(logLine(this.style, level, msg, fields, err));
+  }
+
+  /**
+   * The same log, its lines carrying `fields` where they are JSON: `log.with({ worker_pid: w.pid }).error(...)`
+   * in the master's lines about a worker. A text line is the message alone, which says it already.
+   */
+  with(fields: LogFields): FieldLog {
+    return {
+      debug: (msg: string) => this.#log('debug', msg, fields),
+      info: (msg: string) => this.#log('info', msg, fields),
+      warning: (msg: string) => this.#log('warning', msg, fields),
+      error: (msg: string) => this.#log('error', msg, fields),
+      critical: (msg: string) => this.#log('critical', msg, fields),
+    };
+  }
+
+  /** A line straight to stderr, as this log writes its lines (see toStderr). */
+  toStderr(level: LogLevel, msg: string): void {
+    toStderr(level, msg, this.style);
   }
 
   debug(msg: string, ...args: unknown[]): void {
@@ -116,12 +161,31 @@ export class ErrorLog implements HookLog {
     const detail = stack ? (this.enabled('debug') ? stack : appFrames(stack)) : err instanceof Error ? `${err.name}: ${err.message}` : thrownText(err);
     // Counted as Gunicorn counts it: an exception, not an error.
     countLine?.('exception');
-    this.#write('error', `${msg}\n${detail}`);
+    if (this.style?.format !== 'json') return this.#write('error', `${msg}\n${detail}`);
+    // pino's `err` field: the type, the message, and the stack as the text line has it.
+    const type = err instanceof Error ? err.name : typeof err;
+    const message = err instanceof Error ? err.message : thrownText(err);
+    this.#write('error', msg, undefined, stack ? { type, message, stack: detail } : { type, message });
   }
 
-  /** Output written as it is (--capture-output): gathered with the other lines, each write whole. */
-  raw(text: string | Uint8Array): void {
-    this.#sink.write(text);
+  /**
+   * A line with a stack that was kept as text (a worker's failed load, an uncaught exception's stack): the
+   * stack after `sep` in a text line, as pino's `err.stack` in a JSON one.
+   */
+  stacked(level: LogLevel, msg: string, stack: string, sep = '\n'): void {
+    if (this.style?.format !== 'json') return this.log(level, `${msg}${sep}${stack}`);
+    if (countLine !== null && RANK[level] >= RANK.warning) countLine(level as CountedLevel);
+    this.#write(level, msg, undefined, { stack });
+  }
+
+  /**
+   * Output written as it is (--capture-output): gathered with the other lines, each write whole. As JSON, each
+   * write is one line of its own (see capturedJson).
+   */
+  raw(text: string | Uint8Array, stream: 'stdout' | 'stderr' = 'stdout'): void {
+    if (this.style?.format !== 'json') return this.#sink.write(text);
+    const bytes = typeof text === 'string' ? Buffer.from(text, 'utf8') : text;
+    if (bytes.length > 0) this.#sink.write(capturedJson(bytes, stream, this.style));
   }
 
   /** USR1. Returns why the file could not be opened again, if it could not: the old one stays in use. */
@@ -164,21 +228,26 @@ export function keepOnBrokenPipe(current: () => ErrorLog): void {
  * --capture-output: what this process (or gthread thread: each installs it on its own streams) writes to
  * stdout and stderr from JavaScript (console.log, the app's process.stdout.write, a logger such as pino, which
  * writes to descriptor 1 itself unless it finds process.stdout.write replaced) goes to the error log that
- * `current()` returns, when that is a file. Output written below JavaScript (a native
+ * `current()` returns, when that is a file (or, as JSON lines, stderr). Output written below JavaScript (a native
  * addon's printf, Node's own fatal errors) still goes to the descriptors the process inherited.
  */
 export function captureStdio(current: () => ErrorLog): void {
-  for (const stream of [process.stdout, process.stderr]) {
+  for (const [stream, name] of [
+    [process.stdout, 'stdout'],
+    [process.stderr, 'stderr'],
+  ] as const) {
     const original = stream.write.bind(stream) as (...args: unknown[]) => boolean;
     stream.write = ((chunk: unknown, encoding?: unknown, cb?: unknown): boolean => {
       const log = current();
-      if (log.target === '-') return original(chunk, encoding, cb);
+      // With the error log on stderr, text output goes there as it is (Gunicorn's capture changes nothing then);
+      // JSON output is made JSON lines, so that stderr holds nothing else.
+      if (log.target === '-' && log.style?.format !== 'json') return original(chunk, encoding, cb);
       // The bytes as written, as Gunicorn's capture_output (a descriptor redirected) keeps them: a Buffer is not
       // decoded (a UTF-8 character split across two writes, a pipe's chunks, stays whole; other bytes stay
       // themselves), and a string given with its encoding ('hex', 'latin1') is encoded by it.
       const enc = typeof encoding === 'string' ? encoding : 'utf8';
-      if (typeof chunk !== 'string') log.raw(chunk instanceof Uint8Array ? chunk : Buffer.from(chunk as Uint8Array));
-      else log.raw(enc === 'utf8' || enc === 'utf-8' ? chunk : Buffer.from(chunk, enc as BufferEncoding));
+      if (typeof chunk !== 'string') log.raw(chunk instanceof Uint8Array ? chunk : Buffer.from(chunk as Uint8Array), name);
+      else log.raw(enc === 'utf8' || enc === 'utf-8' ? chunk : Buffer.from(chunk, enc as BufferEncoding), name);
       const done = typeof encoding === 'function' ? encoding : cb;
       if (typeof done === 'function') process.nextTick(done as () => void);
       return true;

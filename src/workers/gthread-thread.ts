@@ -101,7 +101,7 @@ async function main(): Promise<void> {
       if (m.t === 'retire') post({ t: 'retire', requests: m.requests });
       else if (m.t === 'drained') post({ t: 'drained' });
       else if (m.t === 'files') post({ t: 'files', files: m.files });
-    });
+    }, d.thread);
     // This thread's process.stdout too: a logger that finds it untouched writes to descriptor 1 itself (pino,
     // Fastify's logger, does: sonic-boom), past the process's captured stream.
     if (runtime.config.captureOutput) captureStdio(() => runtime.log);

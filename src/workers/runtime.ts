@@ -166,9 +166,13 @@ export class WorkerRuntime {
     age: number,
     masterPid: number,
     private readonly send: (m: WorkerMessage) => void,
+    /** A gthread thread's number: its error-log lines carry it where they are JSON. */
+    thread?: number,
   ) {
-    this.log = new ErrorLog(config.errorlog, config.loglevel);
-    this.accessLog = config.accesslog ? new AccessLog(config.accesslog, config.accessLogFormat, this.accessLogTrouble(config.accesslog)) : null;
+    this.log = new ErrorLog(config.errorlog, config.loglevel, { format: config.logFormat, role: 'worker', ...(thread === undefined ? {} : { fields: { thread } }) });
+    this.accessLog = config.accesslog
+      ? new AccessLog(config.accesslog, config.accessLogFormat, this.accessLogTrouble(config.accesslog), config.logFormat)
+      : null;
     this.statsd = openStatsd(config, this.log);
     // gthread: each thread gets its part of the process's shared memory instead (gthread-thread.ts).
     this.metrics = config.metrics && config.workerClass !== 'gthread' ? new RequestMetrics() : null;

@@ -43,7 +43,8 @@ export async function loadWatched(
     // As when the app fails to load without --reload (child.ts): the app's frames, not jiti's and tunicorn's
     // (the page keeps them all), and no detail that only repeats the message.
     const detail = runtime.log.enabled('debug') ? err.detail : appFrames(err.detail);
-    if (loud) runtime.log.error(`${say}${/^\s+at /m.test(detail) ? `\n${detail}` : ''}`);
+    if (loud && /^\s+at /m.test(detail)) runtime.log.stacked('error', say, detail);
+    else if (loud) runtime.log.error(say);
     else runtime.log.debug(say);
     return loadErrorPage(err);
   }

@@ -1,4 +1,5 @@
 import { accessFormatProblem } from '../../logging/access-format.js';
+import type { LogFormat } from '../../logging/json-line.js';
 import { parseStatsdHost, prefixProblem, tagsProblem } from '../../logging/statsd-lines.js';
 import { boolSetting, choiceSetting, stringSetting } from '../setting.js';
 
@@ -6,6 +7,7 @@ const section = 'Logging';
 
 export const LOG_LEVELS = ['debug', 'info', 'warning', 'error', 'critical'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
+export const LOG_FORMATS = ['text', 'json'] as const satisfies readonly LogFormat[];
 
 /** Gunicorn's default access log format. */
 export const DEFAULT_ACCESS_LOG_FORMAT = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"';
@@ -21,7 +23,8 @@ export const logging = {
     check: (v) => (v === '' ? 'an empty path; give a file, or - for stderr' : undefined),
     short: 'The error log file; "-" is stderr.',
     doc:
-      'Lines read `[TIME] [PID] [LEVEL] message`. The master and every worker append to it; USR1 reopens ' +
+      'Lines read `[TIME] [PID] [LEVEL] message` (one JSON object each with `logFormat` json). The master and ' +
+      'every worker append to it; USR1 reopens ' +
       'it (for logrotate). `/dev/stderr` and `/dev/stdout` (and their `/dev/fd/N`, `/proc/self/fd/N` ' +
       'spellings) are written as "-" is, through the descriptor the process has: opened again by path, a ' +
       'socket (what systemd\'s journal gives a service) cannot be. The config key `logfile` (the seed\'s ' +
@@ -40,7 +43,9 @@ export const logging = {
       'appended to the `errorlog` file as it is, byte for byte (a Buffer is not decoded; a string given with ' +
       'an encoding is encoded by it), and follows it through a USR1 reopen. With `errorlog` "-" ' +
       'it changes nothing (a warning says so). Output written below JavaScript, by a native addon or by ' +
-      'Node itself on a fatal error, still goes to the inherited stdout and stderr.',
+      'Node itself on a fatal error, still goes to the inherited stdout and stderr. With `logFormat` json, ' +
+      'each write is a JSON line of its own (see `logFormat`), in the error log wherever it is, stderr too: ' +
+      'the app\'s output then never breaks the JSON lines there.',
   }),
   loglevel: choiceSetting({
     key: 'loglevel',
@@ -52,6 +57,29 @@ export const logging = {
     default: 'info' as LogLevel,
     short: 'The error log level: debug, info, warning, error or critical.',
     doc: 'The access log has no level: it is on when `accesslog` is set.',
+  }),
+  logFormat: choiceSetting({
+    key: 'logFormat',
+    section,
+    flags: ['--log-format'],
+    metavar: 'FORMAT',
+    choices: LOG_FORMATS,
+    default: 'text' as LogFormat,
+    short: 'How both logs write their lines: text (Gunicorn\'s) or json (one JSON object a line).',
+    doc:
+      '`json` is for log pipelines (Loki, Datadog, Elasticsearch, CloudWatch), in place of Gunicorn\'s ' +
+      '`logconfig_dict` with a JSON formatter. The error log\'s lines read ' +
+      '`{"time":"2026-12-06T06:01:02.123Z","level":"info","pid":41,"role":"master","msg":"..."}`: time in ISO 8601 ' +
+      '(UTC), the level as `--log-level` names it, the writer\'s pid and role (`master` or `worker`), then the ' +
+      'fields the line has (`worker_pid` in the master\'s lines about a worker, `thread` in a gthread thread\'s), ' +
+      'and for an error with its stack pino\'s `err` field, `{"type","message","stack"}`: never a second line. ' +
+      'The names are pino\'s, so a pipeline made for pino\'s lines reads them (its levels are numbers by ' +
+      'default, words here). With the default `access_log_format` the access log\'s lines are JSON with named ' +
+      'fields; another `access_log_format` is a JSON template whose atoms are written JSON-escaped. ' +
+      '`--capture-output` writes each write of the app as a line of its own (`"stream":"stdout"` at level ' +
+      '`info`, `"stderr"` at `error`). Every field is valid UTF-8 whatever bytes a client sent. The start\'s ' +
+      'own refusals (a bad option: `tunicorn: error: ...`, before the config is read) stay text. See ' +
+      'docs/operations.md, "JSON logs".',
   }),
   accesslog: stringSetting<string | null>({
     key: 'accesslog',
