@@ -112,17 +112,19 @@ function shapeHint(err: unknown, req: IncomingMessage, length: number): string |
 /**
  * A micro handler, `async (req, res) => 'Welcome to Micro'` (micro's README), served as a listener: it answers by
  * what it returns, which micro's serve() sends and tunicorn does not, so each request would wait, unanswered,
- * with nothing logged. A listener whose promise resolves to a body (a string, bytes, a number, a plain object or
- * array) and has not begun its response fails the request with a line naming the way out. Only a listener that
+ * with nothing logged. A listener whose promise resolves to a body (a string, bytes, a plain object or array) and
+ * has not begun its response fails the request with a line naming the way out. Not a number, nor an object or
+ * array that holds `res`: what a listener that answers later, keeping `res` (long polling), resolves to as it
+ * returns the expression that kept it (`waiting.push(res)`, `pending[id] = { res }`). Only a listener that
  * returns a promise pays for the check, once it settles.
  */
 function unansweredResult(onError: ErrorSink): (value: unknown, req: IncomingMessage, res: ServerResponse) => void {
   return (value, req, res) => {
     if (value === undefined || value === null || res.headersSent || res.writableEnded || res.destroyed) return;
     const proto = typeof value === 'object' ? Object.getPrototypeOf(value) : null;
-    const body = typeof value === 'string' || typeof value === 'number' || value instanceof Uint8Array || Array.isArray(value) || proto === Object.prototype || (typeof value === 'object' && proto === null);
-    if (!body) return;
-    const what = typeof value === 'string' || typeof value === 'number' ? `a ${typeof value}` : value instanceof Uint8Array ? 'bytes' : Array.isArray(value) ? 'an array' : 'an object';
+    const body = typeof value === 'string' || value instanceof Uint8Array || Array.isArray(value) || proto === Object.prototype || (typeof value === 'object' && proto === null);
+    if (!body || (typeof value === 'object' && !(value instanceof Uint8Array) && holds(value as object, res))) return;
+    const what = typeof value === 'string' ? 'a string' : value instanceof Uint8Array ? 'bytes' : Array.isArray(value) ? 'an array' : 'an object';
     onError(
       new AppResultError(
         `the (req, res) listener resolved to ${what} and did not answer: tunicorn sends nothing a listener returns; a micro handler is served as \`export default serve(handler)\` (serve from 'micro'); any other listener answers through res (res.end())`,
@@ -131,6 +133,15 @@ function unansweredResult(onError: ErrorSink): (value: unknown, req: IncomingMes
       res,
     );
   };
+}
+
+/** Whether an object or array has `res` among its own values; false when reading them throws (a getter). */
+function holds(value: object, res: ServerResponse): boolean {
+  try {
+    return Object.values(value).includes(res);
+  } catch {
+    return false;
+  }
 }
 
 /** `err` with the hint on its first line, its stack (the app's frames) kept. */

@@ -150,7 +150,9 @@ function length(res: ServerResponse): string | undefined {
   const n = (res as unknown as { _contentLength?: unknown })._contentLength;
   if (typeof n === 'number' && Number.isSafeInteger(n) && n >= 0) return String(n);
   const v = res.getHeader('content-length');
-  if (v !== undefined) return String(v);
+  // Text the app set, which may be any (a proxy copies its upstream's): only digits are a count, and the rest
+  // would be put in the line as it is, unescaped (a `"` ended a JSON template's string, and forged a field).
+  if (v !== undefined) return digits(String(v));
   const head = headerBlock(res);
   if (head === undefined) return undefined;
   // The two usual spellings by indexOf first: a case-insensitive regex over the header block was 2.7 % of a

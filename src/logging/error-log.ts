@@ -158,13 +158,15 @@ export class ErrorLog implements HookLog {
     // A stack some code assigned something else to (an object, a number) is no text to trim (stackText gives ''):
     // the name and message say it, and the logger must not throw where it reports what was thrown.
     const stack = stackText(err);
-    const detail = stack ? (this.enabled('debug') ? stack : appFrames(stack)) : err instanceof Error ? `${err.name}: ${err.message}` : thrownText(err);
+    const detail = stack ? (this.enabled('debug') ? stack : appFrames(stack)) : err instanceof Error ? `${thrownText(err.name)}: ${thrownText(err.message)}` : thrownText(err);
     // Counted as Gunicorn counts it: an exception, not an error.
     countLine?.('exception');
     if (this.style?.format !== 'json') return this.#write('error', `${msg}\n${detail}`);
-    // pino's `err` field: the type, the message, and the stack as the text line has it.
-    const type = err instanceof Error ? err.name : typeof err;
-    const message = err instanceof Error ? err.message : thrownText(err);
+    // pino's `err` field: the type, the message, and the stack as the text line has it. As text: an app may
+    // have set a name or message that JSON.stringify throws on (a bigint, a circular object), which threw out
+    // of the report, out of the worker, with the request left unanswered.
+    const type = err instanceof Error ? thrownText(err.name) : typeof err;
+    const message = thrownText(err instanceof Error ? err.message : err);
     this.#write('error', msg, undefined, stack ? { type, message, stack: detail } : { type, message });
   }
 

@@ -178,6 +178,38 @@ describe('--log-format json', () => {
     assert.deepEqual([first.level, first.role, first.msg, first.pid], ['info', 'worker', 'request completed', crash.pid]);
   });
 
+  it('reports an Error whose message and name are no JSON text (a circular object, a bigint) as a 500 and one line', async () => {
+    const { s, port, errors, access } = await start(['-w', '1', fx('json-logs.mjs')]);
+    assert.equal((await request(port, '/odd-error')).status, 500);
+    // The same worker serves on: the report did not throw out of it.
+    assert.equal((await request(port, '/')).status, 200);
+    await stop(s);
+    const e = jsonLines(errors);
+    const failed = e.find((l) => l.msg === 'Error handling request GET /odd-error');
+    assert.ok(failed, JSON.stringify(e));
+    assert.deepEqual(failed.err && [(failed.err as { type: string }).type, (failed.err as { message: string }).message], ['10', '[object Object]']);
+    assert.ok(!e.some((l) => String(l.msg).startsWith('Uncaught exception')), JSON.stringify(e));
+    assert.deepEqual(
+      jsonLines(access).map((l) => [l.path, l.status]),
+      [
+        ['/odd-error', 500],
+        ['/', 200],
+      ],
+    );
+  });
+
+  it("keeps a JSON template's line whole when the app sends a Content-Length that is not a number", async () => {
+    const { s, port, access } = await start(['-w', '1', '--access-logformat', '{"path":"%(U)s","b":"%(b)s","B":"%(B)s"}', fx('json-logs.mjs')]);
+    // Raw: Node's client refuses such a response.
+    assert.match(await rawRequest(port, Buffer.from('GET /length HTTP/1.1\r\nHost: a\r\nConnection: close\r\nX-Len: 2", "forged": "yes\r\n\r\n')), /^HTTP\/1\.1 200 /);
+    assert.equal((await request(port, '/length', { headers: { 'x-len': '2' } })).status, 200);
+    await stop(s);
+    assert.deepEqual(jsonLines(access), [
+      { path: '/length', b: '-', B: '0' },
+      { path: '/length', b: '2', B: '2' },
+    ]);
+  });
+
   it('makes stderr and stdout all JSON lines: the error log, the app\'s output (--capture-output) and the access log', async () => {
     const s = new Server(['-b', '127.0.0.1:0', '-w', '1', '--log-format', 'json', '--capture-output', '--access-logfile', '-', fx('json-logs.mjs')]);
     await s.waitFor(/"msg":"Ready: /, 30000);

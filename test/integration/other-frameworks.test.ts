@@ -16,6 +16,7 @@
  *   without failing (its teardown() closes no server that never listened);
  * - a micro handler served alone, `async (req, res) => 'Welcome to Micro'` (it answers by what it returns): each
  *   request fails with a 500 and a line saying to serve `serve(handler)`, where it waited unanswered, unlogged;
+ *   a long-polling listener that keeps res and resolves to push()'s count or an object holding res is not one;
  * Each was refused at load ("is an object", "an instance of Server"), failed every request (Yoga), was served
  * without its setup (Feathers) or left every request unanswered (micro) before.
  */
@@ -151,5 +152,16 @@ describe('micro', () => {
     o.signal('SIGTERM');
     await o.exited;
     assert.doesNotMatch(o.log, /ERROR/);
+  });
+
+  it('a listener that keeps res to answer later (long polling) and resolves to a number or an object holding res is served as before', async () => {
+    for (const name of ['longPoll', 'keptInObject']) {
+      const s = new Server(['-b', '127.0.0.1:0', '-w', '1', fx(`other-frameworks.mjs:${name}`)]);
+      const r = await request(await s.port(), '/', { timeout: 5000 });
+      assert.deepEqual([r.status, r.body], [200, 'answered later'], `${name}: ${s.log}`);
+      s.signal('SIGTERM');
+      await s.exited;
+      assert.doesNotMatch(s.log, /ERROR/, name);
+    }
   });
 });

@@ -142,6 +142,17 @@ describe('what a failed load says', () => {
     assert.match(readFileSync(logFile, 'utf8'), /\[ERROR\] Error handling request GET \/\n\[Object: null prototype\] \{ code: 'E_APP' \}\n$/);
   });
 
+  it('the error log shows an Error without a text stack whose message String() cannot convert, instead of throwing', () => {
+    const logFile = path.join(tmp, 'odd-message.log');
+    const log = new ErrorLog(logFile, 'info');
+    const odd = new Error('x');
+    Object.defineProperty(odd, 'stack', { value: 1 });
+    odd.message = Object.create(null) as string;
+    log.exception('Error handling request GET /', odd);
+    log.close();
+    assert.match(readFileSync(logFile, 'utf8'), /\[ERROR\] Error handling request GET \/\nError: \[Object: null prototype\] \{\}\n$/);
+  });
+
   it('an app that throws a value String() cannot convert as it loads fails to load in one line that shows it', async () => {
     file('null-proto.mjs', 'throw Object.create(null);\nexport default () => {};\n');
     // The loader's own String(err) threw `Cannot convert object to primitive value`: an internal error.

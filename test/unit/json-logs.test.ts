@@ -173,6 +173,14 @@ describe('the access log as JSON', () => {
     assert.deepEqual(o, { s: '201', ua: 'a"\n\u00ff', r: 'GET /a/b?x=1 HTTP/1.1', pct: '%' });
   });
 
+  it("puts a Content-Length the app set only as digits: any other text (a proxy copies its upstream's) is none", () => {
+    const f = compileAccessFormat('{"b":"%(b)s","B":"%(B)s"}', 'json');
+    const e = entry();
+    const res = { statusCode: 200, headersSent: true, getHeader: (n: string) => (n === 'content-length' ? '2", "forged": "yes' : undefined) } as unknown as ServerResponse;
+    assert.deepEqual(JSON.parse(f({ ...e, res })), { b: '-', B: '0' });
+    assert.equal(compileAccessFormat('%(b)s %(B)s')({ ...e, res }), '- 0');
+  });
+
   it('leaves the text format as it was', () => {
     assert.match(compileAccessFormat(DEFAULT_ACCESS_LOG_FORMAT, 'text')(entry()), /^10\.0\.0\.9 - - \[.*\] "GET \/a\/b\?x=1 HTTP\/1\.1" 201 12 "-" "ua\/1"$/);
   });
@@ -253,6 +261,20 @@ describe('the error log as JSON', () => {
     assert.match(o[3].err.stack, /^TypeError: bad "thing"\nreally\n {4}at /);
     assert.deepEqual(o[4].err, { type: 'string', message: 'a string' });
     assert.deepEqual([o[5].level, o[5].stream, o[5].msg], ['error', 'stderr', 'ok\u00ff\nno']);
+  });
+
+  it('writes an Error whose message and name JSON.stringify throws on (a circular object, a bigint) as text', () => {
+    const file = path.join(tmp(), 'e.log');
+    const log = new ErrorLog(file, 'info', { format: 'json', role: 'worker' });
+    const err = new Error('odd');
+    const circle: Record<string, unknown> = {};
+    circle.self = circle;
+    (err as unknown as { message: unknown }).message = circle;
+    (err as unknown as { name: unknown }).name = 10n;
+    log.exception('Error handling request GET /', err);
+    log.close();
+    const o = JSON.parse(readFileSync(file, 'utf8'));
+    assert.deepEqual([o.err.type, o.err.message], ['10', '[object Object]']);
   });
 
   it('carries a gthread thread\'s number in every line', () => {

@@ -120,7 +120,7 @@ export const logging = {
       '+0000]`, `r` request line, `m` method, `U` path (as sent, percent-encoded: Gunicorn\'s is decoded), `q` query string, `H` protocol, `s` status (`-` when none was sent: the client left, or the connection was cut, before the answer; not nginx\'s 499, a status no client got), `B` / `b` ' +
       'the body bytes sent, as Gunicorn counts them (the Content-Length, or for a streamed body, chunked or ' +
       'HTTP/2, the bytes the app wrote; 0 for none, as for HEAD, 204 and 304 whatever their Content-Length ' +
-      'says, and `b` is `-` when unknown; a response cut short, its client gone, counts the bytes the app had ' +
+      'says, and `b` is `-` when unknown, as for a Content-Length the app set that is not digits; a response cut short, its client gone, counts the bytes the app had ' +
       'written when it was cut, as Gunicorn counts what it was writing: those still in the socket\'s buffers ' +
       'count though the client never got them, and a body given whole to one `end()` counts its length), `f` referer, `a` user ' +
       'agent, `T` seconds, `M` ' +
