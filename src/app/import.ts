@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { accessSync, constants as fsConstants, existsSync, mkdirSync } from 'node:fs';
+import { accessSync, constants as fsConstants, existsSync, mkdirSync, realpathSync } from 'node:fs';
 import path from 'node:path';
 import { createRequire } from 'node:module';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -129,7 +129,10 @@ export class ModuleImporter {
     if (raised) Error.stackTraceLimit = LOAD_STACK_FRAMES;
     try {
       if (/\.(c|m)?js$/.test(file)) {
-        const url = pathToFileURL(file);
+        // Node's ES module loader remembers the real path it found for each path for the life of the process:
+        // a config file named through a symlink switched since (a deploy's `current`) would be read again from
+        // the release it named first. A fresh import names the file by its real path now.
+        const url = pathToFileURL(this.opts.fresh ? realPath(file) : file);
         if (this.opts.fresh) url.search = `?v=${process.hrtime.bigint()}`;
         return (await import(url.href)) as Record<string, unknown>;
       }
@@ -212,4 +215,13 @@ export function unwrapDefault(value: unknown): unknown {
     } else break;
   }
   return v;
+}
+
+/** The path with its symlinks resolved now; as given when it cannot be (gone: the import says so). */
+function realPath(file: string): string {
+  try {
+    return realpathSync(file);
+  } catch {
+    return file;
+  }
 }

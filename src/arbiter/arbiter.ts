@@ -23,7 +23,7 @@ import { workerExecArgv, workerInspectPort } from '../cli/node-flags.js';
 import { VERSION } from '../version.js';
 import { openFileLimit } from '../open-files.js';
 import { ProcessTable } from '../process-tree.js';
-import { WORKER_AGE_ENV, type Adopter, type OrphansNote } from './orphans.js';
+import { ageMark, WORKER_AGE_ENV, type Adopter, type OrphansNote } from './orphans.js';
 import { nativeFallbackLine } from '../native.js';
 import type { HealthServer, HealthState } from './health.js';
 import type { Command } from '../control/commands.js';
@@ -647,7 +647,7 @@ export class Arbiter implements HookServer {
       // The layout is listenerLayout()'s (src/protocol/messages.ts): IPC, watchdog pipe, listener copies.
       stdio: ['ignore', 'inherit', 'inherit', 'ipc', 'pipe', ...fds],
       // Its age, which the processes the app starts inherit: the master knows whose they are (orphans.ts).
-      env: { ...workerEnv(process.env, this.cfg.rawEnv), [WORKER_AGE_ENV]: String(age) },
+      env: { ...workerEnv(process.env, this.cfg.rawEnv), [WORKER_AGE_ENV]: ageMark(age) },
       serialization: 'json',
       ...(this.opts.workDir ? { cwd: this.opts.workDir } : {}),
     });

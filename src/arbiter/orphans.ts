@@ -61,13 +61,27 @@ interface Dead {
 }
 
 /**
- * The variable each worker is started with (its age: src/arbiter/arbiter.ts spawnWorker()), which the processes
- * the app starts inherit with the rest of its environment: /proc/PID/environ of an adopted process names the
- * worker it came from, unless the app gave it an environment of its own.
+ * The variable each worker is started with (ageMark(): the master's pid and its age, src/arbiter/arbiter.ts
+ * spawnWorker()), which the processes the app starts inherit with the rest of its environment:
+ * /proc/PID/environ of an adopted process names the worker it came from, unless the app gave it an
+ * environment of its own.
  */
 export const WORKER_AGE_ENV = 'TUNICORN_WORKER_AGE';
 
-/** The age of the worker a process came from, from the environment it was started with; null when not there. */
+/**
+ * The value of WORKER_AGE_ENV for worker `age` of this master (0: the master's own). With the master's pid: the
+ * workers of a USR2 upgrade's new master count their ages from 1 too, and theirs come to this master if that
+ * one dies.
+ */
+export function ageMark(age: number): string {
+  return `${process.pid}:${age}`;
+}
+
+/**
+ * The age of the worker a process came from, from the environment it was started with; 0 for the master's own
+ * (startOrphanReaper() marks the master's own environment), and for what came from another master below this
+ * one (a USR2 upgrade's new master, its own too); null when not there.
+ */
 function markedAge(pid: number): number | null {
   let env: string;
   try {
@@ -84,8 +98,9 @@ function markedAge(pid: number): number | null {
     from = i + 1 + key.length;
   }
   const end = env.indexOf('\0', from);
-  const age = Number(env.slice(from, end === -1 ? undefined : end));
-  return Number.isInteger(age) && age > 0 ? age : null;
+  const mark = /^(\d+):(\d+)$/.exec(env.slice(from, end === -1 ? undefined : end));
+  if (mark === null) return null;
+  return Number(mark[1]) === process.pid ? Number(mark[2]) : 0;
 }
 
 /** How many exited workers are remembered, for what they left that is found later (a shell's child). */
@@ -115,6 +130,10 @@ export function startOrphanReaper(): { note: OrphansNote | null; adopter: Adopte
   const note: OrphansNote = pid1
     ? { level: 'info', message: 'Running as PID 1: the master reaps orphaned processes' }
     : { level: 'debug', message: 'The master is a child subreaper: it adopts, ends and reaps what its workers leave running' };
+  // Age 0 in the master's own environment, which what it spawns inherits (a hook's child, a --preload app's,
+  // the new master of a USR2 upgrade), the workers each having their own: an orphan of the master's own says
+  // so, and is never taken for a worker's, even when it is adopted as a worker exits (a child_exit hook's).
+  process.env[WORKER_AGE_ENV] = ageMark(0);
   return { note, adopter: new Adopter(native) };
 }
 
@@ -295,6 +314,10 @@ export class Adopter {
       if (this.#pending.get(d.pid)?.d.start === d.start) continue;
       // Its environment names its worker: ended if that worker is gone, else when it goes.
       const age = markedAge(d.pid);
+      if (age === 0) {
+        this.#own.set(d.pid, d.start);
+        continue;
+      }
       if (age !== null) {
         const gone = this.#liveAges.has(age) ? null : (exited?.find((w) => w.age === age) ?? this.#recentDead.get(age));
         if (gone) end(d, gone);

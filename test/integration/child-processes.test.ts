@@ -8,7 +8,8 @@
  * - the master is a child subreaper (Linux, native module built; src/arbiter/orphans.ts): it ends what a
  *   worker killed from outside left (a child and a grandchild), a double fork's orphan when its worker ends,
  *   SIGKILLs one that ignores SIGTERM after graceful_timeout, reaps the orphans it adopted when they exit, and
- *   leaves a detached child and the new master of a USR2 upgrade alone
+ *   leaves a detached child, the new master of a USR2 upgrade, a child_exit hook's orphan and the workers of a
+ *   killed USR2 new master (whose ages are counted from 1 too) alone
  * Every pid a test makes is killed in the cleanup, whatever the outcome.
  */
 import assert from 'node:assert/strict';
@@ -326,6 +327,46 @@ describe('the master adopts what its workers leave, ends it and reaps it', { ski
     await allGone(pids, 'after the kill -9');
     assert.ok(!gone(hooks), `the hook's orphan ${hooks} still runs`);
     assert.doesNotMatch(s.log, new RegExp(`\\b${hooks} \\(sleep\\)`));
+  });
+
+  it("a child_exit hook's orphan, adopted as the worker dies, is the master's own: left alone", async () => {
+    const file = path.join(mkdtempSync(path.join(tmpdir(), 'tunicorn-orphan-')), 'pid');
+    const s = new Server(['-b', '127.0.0.1:0', '-w', '1', '-c', path.join(FIXTURES, 'child-exit-orphan.config.mjs'), APP], { env: { ...process.env, ORPHAN_PID_FILE: file } });
+    const port = await s.port();
+    const pids = await spawnVia(port, '/spawn');
+    const worker = await workerPid(port);
+    process.kill(worker, 'SIGKILL');
+    // The line of the read of /proc that found what the worker left, with the hook's orphan already adopted.
+    const line = (await s.waitFor(new RegExp(`Worker \\(pid:${worker}\\) left processes running: ending them[^\\n]*`)))[0];
+    await until(() => existsSync(file) && readFileSync(file, 'utf8') !== '', 10000, 'the hook to start its orphan');
+    const hooks = Number(readFileSync(file, 'utf8'));
+    made.add(hooks);
+    await allGone(pids, 'after the kill -9');
+    assert.doesNotMatch(line, new RegExp(`\\b${hooks} \\(sleep\\)`));
+    assert.ok(!gone(hooks), `the hook's orphan ${hooks} still runs`);
+    assert.equal(parentOf(hooks), s.pid, `the master adopted the hook's orphan ${hooks}`);
+  });
+
+  it("the workers of a USR2 upgrade's new master killed with SIGKILL are not taken for the old master's of the same age", async () => {
+    const s = start();
+    await s.port();
+    // The old master's worker of age 1 exits (HUP): age 2 serves.
+    s.signal('SIGHUP');
+    await s.waitFor(/Worker exited \(pid: \d+\)/);
+    let from = s.log.length;
+    s.signal('SIGUSR2');
+    const newPid = Number((await s.waitFor(/started a new master \(pid (\d+)\)/, 15000, from))[1]);
+    made.add(newPid);
+    // Its first worker is of age 1 too.
+    const theirs = Number((await s.waitFor(new RegExp(`\\[${newPid}\\] \\[INFO\\] Booting worker with pid: (\\d+)`), 30000, from))[1]);
+    made.add(theirs);
+    await s.waitFor(new RegExp(`\\[${newPid}\\] \\[INFO\\] Ready: 1 worker`), 30000, from);
+    from = s.log.length;
+    process.kill(newPid, 'SIGKILL');
+    await s.waitFor(/The new master \(pid \d+\) exited \(SIGKILL\)/, 15000, from);
+    // Re-parented to the old master, it ends by itself (its master is gone), and is reaped.
+    await until(() => !existsSync(`/proc/${theirs}`), 15000, `${theirs} to end and be reaped`);
+    assert.doesNotMatch(s.log.slice(from), /left processes running/);
   });
 
   it('the new master of a USR2 upgrade is left alone when a worker of the old one dies', async () => {

@@ -156,6 +156,25 @@ describe('a symlinked release, started from inside it', () => {
   });
 });
 
+describe('a symlinked release, with a JavaScript config file', () => {
+  it('HUP reads the config file of the release the symlink names now, not the one it named at the start', async () => {
+    const dir = path.join(tmp, 'mjs');
+    for (const n of [1, 2]) writeFileSync(path.join(release(dir, n), 'tunicorn.config.mjs'), `export default { workers: ${n} };\n`);
+    switchTo(dir, 1);
+    const current = path.join(dir, 'current');
+    // Imported by Node itself (not through the TypeScript loader), which remembers the real path of a path.
+    const s = new Server(['-b', '127.0.0.1:0', '-c', path.join(current, 'tunicorn.config.mjs'), 'app.ts'], { cwd: current, env: { PWD: current } });
+    const port = await s.port();
+    await s.waitFor(/Ready: 1 worker/);
+    switchTo(dir, 2);
+    const from = s.log.length;
+    s.signal('SIGHUP');
+    await s.waitFor(/Number of workers: 1 -> 2/, 20000, from);
+    await s.waitFor(/Ready: 2 worker/, 20000, from);
+    await answers(port, 'release 2');
+  });
+});
+
 /** A copy of this tunicorn in the release's node_modules (its dependencies through a link to ours). */
 function install(rel: string): void {
   const pkg = path.join(rel, 'node_modules', 'tunicorn');
