@@ -130,8 +130,6 @@ class WorkerProcess {
   #interrupted = false;
   #exitCode = 0;
   #serving = false;
-  /** Whether a real TERM reached this worker: Node ran the app's own TERM listeners then. */
-  #termDelivered = false;
   readonly runtime: WorkerRuntime;
 
   constructor(
@@ -254,7 +252,7 @@ class WorkerProcess {
     const { runtime } = this;
     runtime.acceptDrain = drain;
     runtime.handOverOnStop = handOver;
-    if (graceful && !this.#interrupted && !this.#termDelivered) runtime.termListeners = { stoppedAt: Date.now(), own: this.onTerm };
+    if (graceful && !this.#interrupted) runtime.termListeners = { stoppedAt: Date.now(), own: this.onTerm };
     runtime.log.info(`Worker exiting (pid: ${process.pid})${why ? `: ${why}` : ''}`);
     try {
       await this.#cls?.stop(graceful);
@@ -272,9 +270,8 @@ class WorkerProcess {
     leave(this.#exitCode);
   }
 
-  /** tunicorn's TERM listener; the app's own, if any, run in the same emit, after this one. */
+  /** A SIGTERM to this worker: the app's own listeners run at the stop's end (see main()), not in the signal's emit. */
   readonly onTerm = (): void => {
-    this.#termDelivered = true;
     void this.stop(true, 'SIGTERM');
   };
 
@@ -392,6 +389,21 @@ function main(): void {
   // HUP is a reload that replaces them gracefully. Node's default action for it (exit) would cut the requests
   // each worker runs (as Gunicorn's workers, left to SIG_DFL, are cut); a worker has no use of its own for HUP.
   process.on('SIGHUP', () => {});
+  // A SIGTERM sent to the worker itself (a supervisor that signals the whole group: systemd's
+  // KillMode=control-group, `kill -TERM -PGID`) is the same graceful stop as the master's message, and the app's
+  // own SIGTERM listeners run as they do then: at the stop's end, awaited (WorkerRuntime.runAppTermListeners).
+  // Left to the signal's emit they would run at once, and nothing would wait for the promise an async one
+  // returns: the worker exited under it (Apollo Server's drain, a pool's close). Node binds process.emit to a
+  // signal when its first listener is added, so this comes before any.
+  let onTerm: (() => void) | null = null;
+  const emit = process.emit;
+  process.emit = function (this: NodeJS.Process, event: string | symbol, ...args: unknown[]): boolean {
+    if (event === 'SIGTERM' && onTerm !== null) {
+      onTerm();
+      return true;
+    }
+    return Reflect.apply(emit, this, [event, ...args]) as boolean;
+  } as typeof process.emit;
   // Until the app is up, a signal from the terminal (Ctrl-C reaches the whole process group) just exits.
   const early = () => leave(0);
   process.on('SIGINT', early);
@@ -446,6 +458,7 @@ function main(): void {
     w.runtime.setTicketKeys(rotatedKeys);
     process.off('SIGINT', early).off('SIGTERM', early).off('SIGQUIT', early);
     process.on('SIGTERM', w.onTerm);
+    onTerm = w.onTerm;
     process.on('SIGINT', () => w.quickStop('SIGINT'));
     process.on('SIGQUIT', () => w.quickStop('SIGQUIT'));
     process.on('SIGUSR1', () => w.onMessage({ t: 'reopen' }));

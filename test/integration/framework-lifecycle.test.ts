@@ -10,7 +10,9 @@
  * - the app's own server.close(cb) in its shutdown() calls back without ERR_SERVER_NOT_RUNNING;
  * - a stop that fails names the part: each part that throws (the framework's close(), the shutdown export) is
  *   logged; one that never settles is named at 90 % of graceful_timeout, and the worker exits without it
- *   (its TERM listeners run) before the master's kill.
+ *   (its TERM listeners run) before the master's kill;
+ * - a SIGTERM sent to the whole process group (systemd's KillMode=control-group) reaches the workers too: the
+ *   app's async SIGTERM listener is waited for there as after the master's stop message, under every class.
  */
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -26,6 +28,21 @@ const fx = (name: string) => path.join(FIXTURES, 'apps', name);
 const notes = (file: string) => (existsSync(file) ? readFileSync(file, 'utf8').trim().split('\n') : []);
 
 describe('framework lifecycle', () => {
+  for (const cls of ['async', 'sync', 'gthread']) {
+    it(`${cls}: a SIGTERM sent to the whole process group (systemd's control-group kill) waits for the app's async SIGTERM listener`, async () => {
+      const file = path.join(tmp, `term-group-${cls}.log`);
+      const s = new Server(['-b', '127.0.0.1:0', '-w', '1', '-k', cls, fx('async-term-listener.mjs')], { env: { TERM_FILE: file } });
+      const port = await s.port();
+      await s.waitFor(/Ready: 1 worker/);
+      const worker = Number((await request(port, '/')).body);
+      // The Server helper starts the master in a process group of its own, with its workers.
+      process.kill(-s.pid, 'SIGTERM');
+      assert.equal((await s.exited).code, 0, s.log);
+      // Its promise was waited for: the line written 300 ms after the signal is there, once.
+      assert.deepEqual(notes(file), [`term ${worker}`], s.log);
+    });
+  }
+
   it('--preload: the master closes its copy of a Fastify app at once; its onReady work does not run on in the master', async () => {
     const file = path.join(tmp, 'preload.log');
     const s = new Server(['-b', '127.0.0.1:0', '-w', '1', '--preload', fx('fastify-hooks.mjs')], { env: { LIFESPAN_FILE: file } });
