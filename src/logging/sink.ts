@@ -198,21 +198,7 @@ export class LogSink {
    * field. Each byte is checked in the loop that copies it, by a table (ESCAPED).
    */
   putValue(part: string): void {
-    const n = part.length;
-    const at = this.#used;
-    if (at + n > BUFFER_BYTES || this.#long !== null) return this.put(escapeFrom(part, 0));
-    const buf = this.#buf;
-    for (let i = 0; i < n; i++) {
-      const c = part.charCodeAt(i);
-      if (c > 0xff || ESCAPED[c] === 1) {
-        // The rest from the first byte to escape (rare: a quote, a backslash, a control character, or a
-        // character past 0xff, whose UTF-8 bytes escapeFrom gives).
-        this.#used = at + i;
-        return this.put(escapeFrom(part, i));
-      }
-      buf[at + i] = c;
-    }
-    this.#used = at + n;
+    this.putEscaped(part, ESCAPED, escapeFrom);
   }
 
   /**
@@ -236,15 +222,24 @@ export class LogSink {
    * with JSON's table: printable ASCII is copied as it is checked.
    */
   putJson(part: string): void {
+    this.putEscaped(part, JSON_ESCAPED, jsonBytesFrom);
+  }
+
+  /**
+   * The loop of putValue() and putJson(): each byte is checked against `table` as it is copied; from the first
+   * one to escape (rare: a quote, a backslash, a control character, or a character past 0xff), the rest is put
+   * as `escape` gives it.
+   */
+  private putEscaped(part: string, table: Uint8Array, escape: (v: string, from: number) => string): void {
     const n = part.length;
     const at = this.#used;
-    if (at + n > BUFFER_BYTES || this.#long !== null) return this.put(jsonBytesFrom(part, 0));
+    if (at + n > BUFFER_BYTES || this.#long !== null) return this.put(escape(part, 0));
     const buf = this.#buf;
     for (let i = 0; i < n; i++) {
       const c = part.charCodeAt(i);
-      if (c > 0xff || JSON_ESCAPED[c] === 1) {
+      if (c > 0xff || table[c] === 1) {
         this.#used = at + i;
-        return this.put(jsonBytesFrom(part, i));
+        return this.put(escape(part, i));
       }
       buf[at + i] = c;
     }

@@ -6,6 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import * as fs from 'node:fs';
 import http from 'node:http';
+import type http2 from 'node:http2';
 import { fileURLToPath } from 'node:url';
 import { MASTER_NODE_FLAGS } from '../../src/cli/node-flags.js';
 
@@ -207,5 +208,19 @@ export function request(
     req.on('timeout', () => req.destroy(new Error('request timed out')));
     req.on('error', reject);
     req.end(opts.body);
+  });
+}
+
+/** One HTTP/2 request on `session` (its body read and dropped): the status it was answered with. */
+export function h2Status(session: http2.ClientHttp2Session, headers: http2.OutgoingHttpHeaders): Promise<number> {
+  return new Promise<number>((resolve, reject) => {
+    session.on('error', reject);
+    const req = session.request(headers);
+    let code = 0;
+    req.on('response', (h) => (code = Number(h[':status'])));
+    req.resume();
+    req.on('end', () => resolve(code));
+    req.on('error', reject);
+    req.end();
   });
 }

@@ -20,7 +20,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
-import { FIXTURES, request, Server, stopAll, until } from '../helpers/server.js';
+import { FIXTURES, h2Status, request, Server, stopAll, until } from '../helpers/server.js';
 
 after(stopAll);
 
@@ -293,16 +293,7 @@ describe('--log-format json', () => {
       const { s, port, access } = await start(['-w', '1', '--statsd-host', `127.0.0.1:${udp.address().port}`, fx('json-logs.mjs')]);
       const session = http2.connect(`http://127.0.0.1:${port}`);
       try {
-        const status = await new Promise<number>((resolve, reject) => {
-          session.on('error', reject);
-          const req = session.request({ ':path': '/h2?x=1', 'user-agent': 'h2 "client"' });
-          let code = 0;
-          req.on('response', (h) => (code = Number(h[':status'])));
-          req.resume();
-          req.on('end', () => resolve(code));
-          req.on('error', reject);
-          req.end();
-        });
+        const status = await h2Status(session, { ':path': '/h2?x=1', 'user-agent': 'h2 "client"' });
         assert.equal(status, 200);
       } finally {
         session.close();

@@ -16,7 +16,7 @@ import http2 from 'node:http2';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import WebSocket from 'ws';
-import { childrenOf, FIXTURES, request, Server, stopAll, until, within } from '../helpers/server.js';
+import { childrenOf, FIXTURES, h2Status, request, Server, stopAll, until, within } from '../helpers/server.js';
 import { selfSigned } from '../helpers/tls.js';
 
 after(stopAll);
@@ -179,16 +179,7 @@ describe('StatsD', () => {
     const { s, port } = await start(['-w', '1', '--certfile', certs.cert, '--keyfile', certs.key, '--statsd-host', `127.0.0.1:${sink.port}`, fx('whoami.ts')]);
     const session = http2.connect(`https://127.0.0.1:${port}`, { rejectUnauthorized: false });
     try {
-      const status = await new Promise<number>((resolve, reject) => {
-        session.on('error', reject);
-        const req = session.request({ ':path': '/x' });
-        let code = 0;
-        req.on('response', (h) => (code = Number(h[':status'])));
-        req.resume();
-        req.on('end', () => resolve(code));
-        req.on('error', reject);
-        req.end();
-      });
+      const status = await h2Status(session, { ':path': '/x' });
       assert.equal(status, 200);
     } finally {
       session.close();
