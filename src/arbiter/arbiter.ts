@@ -590,8 +590,10 @@ export class Arbiter implements HookServer {
     if (live.length < this.numWorkers) {
       if (Date.now() >= Math.max(this.#nextSpawnAt, this.#deathPauseUntil)) for (let i = live.length; i < this.numWorkers; i++) if (!this.spawnWorker()) break;
     } else if (live.length > this.numWorkers) {
-      // TTOU or a smaller count after HUP: stop the oldest first, as Gunicorn does.
-      const excess = live.sort((a, b) => a.age - b.age).slice(0, live.length - this.numWorkers);
+      // TTOU (a smaller count after HUP replaces every worker instead): stop the highest numbers first, where
+      // Gunicorn stops the oldest, so that the workers left have the numbers 1..N (TUNICORN_WORKER_ID, which
+      // an app reads to run a job in one worker only). A TTOU after a TTIN stops the worker the TTIN added.
+      const excess = live.sort((a, b) => b.id - a.id).slice(0, live.length - this.numWorkers);
       for (const w of excess) {
         w.exitReason ??= 'scale_down';
         this.stopWorker(w, true);
@@ -619,6 +621,7 @@ export class Arbiter implements HookServer {
     return openStatsd(this.cfg, { warning: (m) => this.log.warning(m), debug: (m) => this.log.debug(m) });
   }
 
+  /** The lowest number no counted worker has: a replacement (crash, HUP, recycle) takes its predecessor's. */
   private freeSlot(): number {
     const used = new Set(this.counted().map((w) => w.id));
     let id = 1;
@@ -646,8 +649,9 @@ export class Arbiter implements HookServer {
     const child = spawn(process.execPath, [...workerExecArgv(inspectPort), CHILD_ENTRY], {
       // The layout is listenerLayout()'s (src/protocol/messages.ts): IPC, watchdog pipe, listener copies.
       stdio: ['ignore', 'inherit', 'inherit', 'ipc', 'pipe', ...fds],
-      // Its age, which the processes the app starts inherit: the master knows whose they are (orphans.ts).
-      env: { ...workerEnv(process.env, this.cfg.rawEnv), [WORKER_AGE_ENV]: ageMark(age) },
+      // Its age, which the processes the app starts inherit: the master knows whose they are (orphans.ts). Its
+      // number for the app (workerNumberEnv).
+      env: workerNumberEnv({ ...workerEnv(process.env, this.cfg.rawEnv), [WORKER_AGE_ENV]: ageMark(age) }, id),
       serialization: 'json',
       ...(this.opts.workDir ? { cwd: this.opts.workDir } : {}),
     });
@@ -1649,4 +1653,15 @@ function onLines(input: Readable, each: (line: string) => void): void {
     rest = lines.pop()!;
     for (const line of lines) each(line);
   });
+}
+
+/**
+ * A worker's environment with its number for the app: TUNICORN_WORKER_ID (its slot, 1..N) and, as PM2's cluster
+ * mode sets it, NODE_APP_INSTANCE (0..N-1), unless the environment or raw_env has one already. An app runs a
+ * cron job or a migration in one worker only with `process.env.TUNICORN_WORKER_ID === '1'`.
+ */
+export function workerNumberEnv(env: NodeJS.ProcessEnv, id: number): NodeJS.ProcessEnv {
+  env.TUNICORN_WORKER_ID = String(id);
+  if (env.NODE_APP_INSTANCE === undefined) env.NODE_APP_INSTANCE = String(id - 1);
+  return env;
 }

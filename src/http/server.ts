@@ -710,6 +710,17 @@ export class HttpLayer {
     }
     // Bytes after a refused request (its unread body, say) are not a request of their own.
     if (this.#refused.has(socket)) return;
+    // The body of a request already answered failed: its client ended its side before the body's end (the
+    // parser's HPE_INVALID_EOF_STATE), or sent a bad chunk after its answer. That request has its answer and
+    // its access-log line; a second status line would be read as the answer to a request never sent. The
+    // connection just closes, as Gunicorn's workers ignore a premature disconnection.
+    const owedNow = (socket as WritingSocket)._httpMessage;
+    if ((!owedNow || owedNow.destroyed) && inBody(socket)) {
+      this.log.debug(`Request body from ${socket.remoteAddress} cut short after its answer: ${err.code ?? err.message}; connection closed`);
+      socket.end();
+      socket.destroySoon();
+      return;
+    }
     const flushed = (socket as net.Socket & { parser?: { _headers?: unknown[] } | null }).parser?._headers?.length;
     const r = this.#refusals.forParserError(err, flushed === undefined ? undefined : flushed / 2);
     this.log.debug(`Bad request from ${socket.remoteAddress}: ${err.code ?? err.message}; answered ${r.line}`);
@@ -738,9 +749,8 @@ export class HttpLayer {
         const head = headRequest(err, owed);
         socket.end(head ? r.rawHead : r.raw);
         // With no response owed, the answer is to a request of its own, never parsed. One whose body failed (the
-        // parser's request is not complete: the client ended it early, after its answer) has its line already.
-        const inBody = (socket as net.Socket & { parser?: { incoming?: http.IncomingMessage | null } | null }).parser?.incoming?.complete === false;
-        if ((!owed || owed.destroyed) && !inBody) logRaw(this.#refusalLog, null, socket, r, head);
+        // parser's request is not complete) has its line already.
+        if ((!owed || owed.destroyed) && !inBody(socket)) logRaw(this.#refusalLog, null, socket, r, head);
       }
       socket.destroySoon();
     };
@@ -778,6 +788,11 @@ function bodyCame(this: http.ServerResponse): void {
   if (!this.req.complete) return;
   this.off('timeout', bodyCame);
   if (!this.writableFinished) this.socket?.setTimeout(0);
+}
+
+/** Whether Node's parser on a socket is inside a request's body: its request came and is not complete. */
+function inBody(socket: net.Socket): boolean {
+  return (socket as net.Socket & { parser?: { incoming?: http.IncomingMessage | null } | null }).parser?.incoming?.complete === false;
 }
 
 /** The connection accepted under a socket: over TLS the request's socket wraps it. */

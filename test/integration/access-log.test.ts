@@ -8,7 +8,7 @@
  *   never parsed has `-` for its request line and version, and its body bytes are those sent
  * - request_deadline's 503 and body_timeout's 408, written past the app's response, log the body bytes sent
  * - a client that leaves before the answer: `-` for the status and `%(b)s` (not nginx's 499), no StatsD status
- * - a request body its client cut short after the answer gets no second line (the `400` Node's parser causes)
+ * - a request body its client cut short after the answer gets nothing more on the wire and no second line
  * - a HEAD response logs 0 body bytes, the bytes the client got, whatever its Content-Length says
  */
 import assert from 'node:assert/strict';
@@ -148,7 +148,7 @@ for (const cls of ['async', 'sync', 'gthread']) {
       await until(() => counted(sink.lines, 'gunicorn.requests') === statusSum() + 1, 5000, `one request without a status; lines: ${sink.lines.join(' ')}`);
     });
 
-    it('writes no line of its own for a body its client cut short after the answer (the request has its line)', { skip: cls === 'sync' && 'sync closes the connection after each response' }, async () => {
+    it('writes nothing more and no line of its own for a body its client cut short after the answer (the request has its line)', async () => {
       const from = s.stdout.length;
       const socket = net.connect(port, '127.0.0.1');
       socket.on('error', () => {});
@@ -161,6 +161,9 @@ for (const cls of ['async', 'sync', 'gthread']) {
       await until(() => data.includes('\r\n\r\nwhole'), 5000, 'the answer');
       socket.end();
       await closed;
+      // The answer and nothing after it: Node's parser fails on the short body (HPE_INVALID_EOF_STATE), and a
+      // second status line for a request already answered would be read as the answer to a request never sent.
+      assert.match(data, /^HTTP\/1\.1 200 [^]*\r\n\r\nwhole$/, JSON.stringify(data));
       // One worker, one thread: its lines come in order, so the next request's line follows any line of this one.
       const next = await send(port, 'GET /after HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
       assert.equal(next.responses[0]?.status, 200);

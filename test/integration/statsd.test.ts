@@ -160,7 +160,7 @@ describe('StatsD', () => {
     for (const d of sink.datagrams) assert.ok(Buffer.byteLength(d) <= 1400, `${Buffer.byteLength(d)} bytes`);
     // The master and the workers each have their client (the check the test without statsd_host relies on).
     // The worker TTOU stopped may still be exiting, its client closed already: checked once it is gone. TTOU
-    // stops the oldest, so the one TTIN added may still be booting: its client opens with its runtime.
+    // stops the highest number, the worker TTIN added, which may have been stopped while it booted.
     await s.waitFor(/Worker exited \(pid: \d+\)/, 15000);
     await until(() => childrenOf(s.pid).length === 2, 15000, 'the stopped worker to be gone');
     assert.ok(holdsUdpSocket(s.pid), 'the master holds a UDP socket');
