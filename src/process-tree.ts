@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readFileSync, readSync } from 'node:fs';
 
 /**
  * The processes a worker started (the app's ffmpeg, a headless browser, a sidecar), found when the worker ends
@@ -46,13 +46,51 @@ export function readStat(pid: number | string): string | null {
   }
 }
 
-/** /proc/PID/stat, parsed; null when the process is gone (or there is no /proc). */
+/**
+ * The buffer each stat line is read into. A read of /proc reads a few hundred of them, and the master reads it
+ * on each SIGCHLD: made with readFileSync and split into all 52 fields, each line's garbage grew the master's
+ * young generation, whose memory stayed (about 1 MB of its idle RSS, measured).
+ */
+const statBuf = Buffer.allocUnsafe(2048);
+
+/** /proc/PID/stat, parsed (the few fields the tree needs, with no field list made); null when gone. */
 function stat(pid: number | string): Stat | null {
-  const text = readStat(pid);
-  const s = text === null ? null : statFields(text);
-  if (s === null) return null;
-  const f = s.fields;
-  return { state: f[0]!, ppid: Number(f[1]), session: Number(f[3]), name: s.name, start: f[19]! };
+  let fd: number;
+  try {
+    fd = openSync(`/proc/${pid}/stat`, 'r');
+  } catch {
+    return null;
+  }
+  let n: number;
+  try {
+    n = readSync(fd, statBuf, 0, statBuf.length, 0);
+  } catch {
+    return null;
+  } finally {
+    closeSync(fd);
+  }
+  const text = statBuf.toString('latin1', 0, n);
+  const close = text.lastIndexOf(')');
+  if (close < 0 || n === statBuf.length) return null;
+  // From field 3 on (proc(5)'s numbers), after the name: state, ppid, pgrp, session, ..., starttime (22).
+  let at = close + 2;
+  const next = (): string => {
+    const end = text.indexOf(' ', at);
+    const v = text.slice(at, end);
+    at = end + 1;
+    return v;
+  };
+  const skip = (count: number): void => {
+    for (let i = 0; i < count; i++) at = text.indexOf(' ', at) + 1;
+  };
+  const state = next();
+  const ppid = Number(next());
+  skip(1);
+  const session = Number(next());
+  skip(15);
+  const start = next();
+  if (at === 0 || start === '') return null;
+  return { state, ppid, session, name: text.slice(text.indexOf('(') + 1, close), start };
 }
 
 /**

@@ -198,7 +198,9 @@ export class Adopter {
         this.scan(null);
       }, 20).unref();
     });
-    this.scan(null);
+    // As PID 1, what the container's runtime left (a zombie already) is reaped now; a new subreaper has adopted
+    // nothing yet.
+    if (process.pid === 1) this.scan(null);
   }
 
   /** The arbiter's log, for the lines about what a worker left. */
