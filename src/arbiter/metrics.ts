@@ -90,6 +90,9 @@ export class MetricsBook {
 
   /** Counts from worker `w` (an answer, a heartbeat, its last message). */
   received(w: WorkerHandle, counts: WorkerCounts): void {
+    // The channel is the app's too (process.send): a message that only looks like ours is not counted, and
+    // must not throw in the master.
+    if (!isCounts(counts)) return;
     const m = w.metrics;
     if (m.folded) {
       // After its exit was handled: only what is new since.
@@ -308,4 +311,20 @@ export function exitReason(w: WorkerHandle, bootFailed: boolean, expected: boole
   // Not asked to: the OOM killer or someone's kill, the app's process.exit().
   if (signal) return 'killed';
   return code ? 'crash' : 'exited';
+}
+
+/** Counts as a worker sends them (WorkerCounts), checked where they arrive. */
+function isCounts(v: unknown): v is WorkerCounts {
+  if (typeof v !== 'object' || v === null) return false;
+  const c = v as Record<string, unknown>;
+  const numbers = (a: unknown) => Array.isArray(a) && a.every((x) => typeof x === 'number');
+  return (
+    numbers(c.requests) &&
+    numbers(c.buckets) &&
+    (c.buckets as unknown[]).length === BUCKETS.length + 1 &&
+    typeof c.seconds === 'number' &&
+    typeof c.inflight === 'number' &&
+    typeof c.cpu === 'number' &&
+    typeof c.rss === 'number'
+  );
 }

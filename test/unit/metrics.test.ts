@@ -169,6 +169,16 @@ describe('the master\'s book', () => {
     assert.equal(sampleSum(m, 'tunicorn_worker_exits_total'), 1);
   });
 
+  it('ignores a message on the channel that only looks like counts (the app\'s process.send), without throwing', () => {
+    const book = new MetricsBook();
+    const w = fakeWorker(1, 2 ** 31 - 2);
+    book.received(w, counts(3, 1));
+    book.exited(w, 'reload');
+    for (const bad of [undefined, null, 42, {}, { requests: 'x' }, { ...counts(1, 0), buckets: [1] }])
+      assert.doesNotThrow(() => book.received(w, bad as unknown as WorkerCounts));
+    assert.equal(sampleValue(read(book, []), 'tunicorn_requests_total', { method: 'GET', code: '200' }), 3);
+  });
+
   it('waits for the workers\' answers at most its bound, and says how many did not answer', async () => {
     const book = new MetricsBook();
     const quick = fakeWorker(1, 2 ** 31 - 2);
