@@ -141,8 +141,11 @@ export function startOrphanReaper(): { note: OrphansNote | null; adopter: Adopte
 export class Adopter {
   /** Processes Node spawned in this process and has not seen exit: libuv reaps those. */
   readonly #spawned = new Set<number>();
-  /** The workers among them: the exit of one is not the master's own (workerExited() handles it). */
-  readonly #workers = new Set<number>();
+  /**
+   * The workers among them, by pid, with their age and start time (workerStart()): the exit of one is not the
+   * master's own (workerExited() handles it), and they are the ones that may own an adopted process.
+   */
+  readonly #live = new Map<number, { readonly age: number; readonly start: string | null }>();
   /** Adopted processes of the master's own (pid to start time): never ended. */
   readonly #own = new Map<number, string>();
   /** The processes workers left, asked to end, by pid. */
@@ -152,11 +155,6 @@ export class Adopter {
    * may have started them (a double fork of its own): by pid, ended once no worker that may own them runs.
    */
   readonly #pending = new Map<number, { readonly d: Descendant; readonly from: Dead | null; readonly age: number | null }>();
-  /** The start time of each worker that runs (workerStart()): may one of them own an adopted process? */
-  readonly #workerStarts = new Map<number, string>();
-  /** The ages of the workers that run, and of each its pid. */
-  readonly #liveAges = new Set<number>();
-  readonly #ageOf = new Map<number, number>();
   /** The last workers that exited, by age. */
   readonly #recentDead = new Map<number, Dead>();
   readonly #dead: Dead[] = [];
@@ -172,10 +170,7 @@ export class Adopter {
     const spawned = this.#spawned;
     const exited = (pid: number) => {
       spawned.delete(pid);
-      this.#workerStarts.delete(pid);
-      this.#liveAges.delete(this.#ageOf.get(pid) ?? 0);
-      this.#ageOf.delete(pid);
-      if (!this.#workers.delete(pid)) this.#ownExited = true;
+      if (!this.#live.delete(pid)) this.#ownExited = true;
     };
     const proto = ChildProcess.prototype as ChildProcess & { spawn(options: unknown): unknown };
     const spawn = proto.spawn;
@@ -210,11 +205,8 @@ export class Adopter {
 
   /** A worker's start time, read as it is spawned (field 22 of its stat), for workerExited(). */
   workerStart(pid: number, age: number): string | null {
-    this.#workers.add(pid);
-    this.#liveAges.add(age);
-    this.#ageOf.set(pid, age);
     const start = startOf(pid);
-    if (start !== null) this.#workerStarts.set(pid, start);
+    this.#live.set(pid, { age, start });
     return start;
   }
 
@@ -265,9 +257,15 @@ export class Adopter {
     return [...this.#ending.values()].filter((e) => e.killAt !== Infinity).length;
   }
 
+  /** Does the worker of that age run? */
+  private ageRuns(age: number): boolean {
+    for (const w of this.#live.values()) if (w.age === age) return true;
+    return false;
+  }
+
   /** Does a worker run that started at or before `start`, and so may have started that process? */
   private mayOwn(start: string): boolean {
-    for (const w of this.#workerStarts.values()) if (notBefore(start, w)) return true;
+    for (const w of this.#live.values()) if (w.start !== null && notBefore(start, w.start)) return true;
     return false;
   }
 
@@ -286,7 +284,7 @@ export class Adopter {
     // A worker that has died but whose exit Node has not reported yet: its orphans are the master's already.
     let workerDying = false;
     for (const pid of table.zombiesOf(process.pid)) {
-      if (this.#workers.has(pid)) workerDying = true;
+      if (this.#live.has(pid)) workerDying = true;
       if (this.#spawned.has(pid)) continue;
       this.reaper.reap(pid);
       reaped = true;
@@ -321,9 +319,9 @@ export class Adopter {
         continue;
       }
       if (age !== null) {
-        const gone = this.#liveAges.has(age) ? null : (exited?.find((w) => w.age === age) ?? this.#recentDead.get(age));
+        const gone = this.ageRuns(age) ? null : (exited?.find((w) => w.age === age) ?? this.#recentDead.get(age));
         if (gone) end(d, gone);
-        else if (this.#liveAges.has(age)) this.#pending.set(d.pid, { d, from: null, age });
+        else if (this.ageRuns(age)) this.#pending.set(d.pid, { d, from: null, age });
         continue;
       }
       // Without it (the app gave it an environment of its own), its start time says which workers may own it.
@@ -339,7 +337,7 @@ export class Adopter {
       for (const [pid, { d, from, age }] of this.#pending) {
         if (table.sessionOf(pid) === null) continue;
         if (age !== null) {
-          const gone = this.#liveAges.has(age) ? null : (exited.find((w) => w.age === age) ?? this.#recentDead.get(age));
+          const gone = this.ageRuns(age) ? null : (exited.find((w) => w.age === age) ?? this.#recentDead.get(age));
           if (!gone) continue;
           this.#pending.delete(pid);
           end(d, gone);
