@@ -1,8 +1,7 @@
 /** Self-signed certificates for the TLS tests, made with the openssl CLI in a temporary directory. */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { scratchDir } from './scratch.js';
 
 export interface CertFiles {
   dir: string;
@@ -11,7 +10,7 @@ export interface CertFiles {
 }
 
 /** A key and a self-signed certificate for `cn` (also a subjectAltName of localhost and 127.0.0.1). */
-export function selfSigned(cn = 'localhost', dir = mkdtempSync(path.join(tmpdir(), 'tunicorn-tls-')), name = 'server'): CertFiles {
+export function selfSigned(cn = 'localhost', dir = scratchDir('tunicorn-tls-'), name = 'server'): CertFiles {
   const cert = path.join(dir, `${name}.crt`);
   const key = path.join(dir, `${name}.key`);
   execFileSync('openssl', [

@@ -10,15 +10,15 @@
  * module syntax in a .js file of a CommonJS package (the package.json named, with the way out).
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { alive, request, Server, stopAll, until, within } from '../helpers/server.js';
+import { scratchDir } from '../helpers/scratch.js';
 
 after(stopAll);
 
-const tmp = mkdtempSync(path.join(tmpdir(), 'tunicorn-app-load-'));
+const tmp = scratchDir('tunicorn-app-load-');
 function app(name: string, top: string): string {
   const file = path.join(tmp, name);
   writeFileSync(file, `${top}\nexport default (req, res) => res.end('x');\n`);

@@ -22,20 +22,20 @@
  *   listener is left to it
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import WebSocket from 'ws';
 import { FIXTURES, request, Server, stopAll, until, within, type Reply } from '../helpers/server.js';
 import { selfSigned } from '../helpers/tls.js';
+import { scratchDir } from '../helpers/scratch.js';
 
 after(stopAll);
 
-const tmp = mkdtempSync(path.join(tmpdir(), 'tunicorn-apps-'));
+const tmp = scratchDir('tunicorn-apps-');
 const fx = (name: string) => path.join(FIXTURES, 'apps', name);
 
 /**

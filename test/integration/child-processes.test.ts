@@ -14,12 +14,12 @@
  */
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import http from 'node:http';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { alive, FIXTURES, request, Server, stopAll, until } from '../helpers/server.js';
+import { scratchDir } from '../helpers/scratch.js';
 
 const APP = path.join(FIXTURES, 'spawns-children.mjs');
 const made = new Set<number>();
@@ -314,7 +314,7 @@ describe('the master adopts what its workers leave, ends it and reaps it', { ski
   });
 
   it("a hook's orphan is the master's own: left alone when a worker killed from outside is ended with its own", async () => {
-    const file = path.join(mkdtempSync(path.join(tmpdir(), 'tunicorn-orphan-')), 'pid');
+    const file = path.join(scratchDir('tunicorn-orphan-'), 'pid');
     const s = new Server(['-b', '127.0.0.1:0', '-w', '1', '-c', path.join(FIXTURES, 'master-orphan.config.mjs'), APP], { env: { ...process.env, ORPHAN_PID_FILE: file } });
     const port = await s.port();
     await until(() => existsSync(file) && readFileSync(file, 'utf8') !== '', 10000, 'the hook to start its orphan');
@@ -330,7 +330,7 @@ describe('the master adopts what its workers leave, ends it and reaps it', { ski
   });
 
   it("a child_exit hook's orphan, adopted as the worker dies, is the master's own: left alone", async () => {
-    const file = path.join(mkdtempSync(path.join(tmpdir(), 'tunicorn-orphan-')), 'pid');
+    const file = path.join(scratchDir('tunicorn-orphan-'), 'pid');
     const s = new Server(['-b', '127.0.0.1:0', '-w', '1', '-c', path.join(FIXTURES, 'child-exit-orphan.config.mjs'), APP], { env: { ...process.env, ORPHAN_PID_FILE: file } });
     const port = await s.port();
     const pids = await spawnVia(port, '/spawn');

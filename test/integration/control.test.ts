@@ -14,16 +14,16 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, describe, it } from 'node:test';
 import { alive, childrenOf, FIXTURES, request, Server, stopAll, until, within } from '../helpers/server.js';
+import { scratchDir } from '../helpers/scratch.js';
 
 const CTL = fileURLToPath(new URL('../../dist/cli/ctl.js', import.meta.url));
-const tmp = mkdtempSync(path.join(tmpdir(), 'tunicorn-ctl-'));
+const tmp = scratchDir('tunicorn-ctl-');
 const app = path.join(FIXTURES, 'listener.ts');
 let n = 0;
 const sockPath = () => path.join(tmp, `c${++n}.sock`);
@@ -340,7 +340,7 @@ describe('control socket', () => {
 
   it('mode 0600: another user is refused (permission denied, one line); 0666 lets them in', { skip: process.getuid?.() === 0 ? false : 'needs root' }, async () => {
     // A directory everyone may enter, so that only the socket's own mode decides.
-    const open = mkdtempSync(path.join(tmpdir(), 'tunicorn-ctl-open-'));
+    const open = scratchDir('tunicorn-ctl-open-');
     chmodSync(open, 0o755);
     const asNobody = async (sock: string): Promise<Run> => {
       const child = spawn(process.execPath, [CTL, '-s', sock, '-j', '-c', 'show stats'], { uid: 65534, gid: 65534, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -479,7 +479,7 @@ describe('control socket', () => {
   });
   it("another user's live socket, which that user may not connect to, is not taken for a stale one", { skip: process.getuid?.() === 0 ? false : 'needs root' }, async () => {
     // A directory anyone may write to: removing the file is allowed, only the probe decides.
-    const shared = mkdtempSync(path.join(tmpdir(), 'tunicorn-ctl-shared-'));
+    const shared = scratchDir('tunicorn-ctl-shared-');
     chmodSync(shared, 0o777);
     const sock = path.join(shared, 'live.sock');
     const { s } = await start(sock);

@@ -16,11 +16,11 @@
  *   upgrade it stays where it is, said in one line
  */
 import assert from 'node:assert/strict';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { alive, childrenOf, request, ROOT, Server, stopAll, until } from '../helpers/server.js';
+import { scratchDir } from '../helpers/scratch.js';
 
 after(stopAll);
 /** The process groups of servers upgraded with USR2: the new master outlives the test's child. */
@@ -35,7 +35,7 @@ after(() => {
   }
 });
 
-const tmp = mkdtempSync(path.join(tmpdir(), 'tunicorn-deploy-'));
+const tmp = scratchDir('tunicorn-deploy-');
 after(() => rmSync(tmp, { recursive: true, force: true }));
 
 /** DIR/releases/N: a TypeScript app that answers `release N`, and a default config file for N workers. */

@@ -19,8 +19,7 @@
  *   part: readiness messages, USR2.)
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -28,6 +27,7 @@ import yaml from 'js-yaml';
 import { bindTcp, localAddress } from '../../src/listeners/handle.js';
 import { primeListeners } from '../../src/listeners/prime.js';
 import { FIXTURES, request, Server, stopAll, until } from '../helpers/server.js';
+import { scratchDir } from '../helpers/scratch.js';
 
 after(stopAll);
 
@@ -122,7 +122,7 @@ describe('examples/hello', () => {
   });
 
   it('its typed config loads and applies, as the README runs it', async () => {
-    const pidfile = path.join(mkdtempSync(path.join(tmpdir(), 'tunicorn-hello-')), 'hello.pid');
+    const pidfile = path.join(scratchDir('tunicorn-hello-'), 'hello.pid');
     // The command line wins over the config file: its fixed port and pidfile path are moved out of the way.
     const s = new Server(['-c', 'examples/hello/tunicorn.config.ts', '-b', '127.0.0.1:0', '-p', pidfile, 'examples/hello/app.ts']);
     const port = await s.port();

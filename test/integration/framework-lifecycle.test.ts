@@ -15,15 +15,15 @@
  *   app's async SIGTERM listener is waited for there as after the master's stop message, under every class.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { FIXTURES, request, Server, stopAll, until } from '../helpers/server.js';
+import { scratchDir } from '../helpers/scratch.js';
 
 after(stopAll);
 
-const tmp = mkdtempSync(path.join(tmpdir(), 'tunicorn-framework-lifecycle-'));
+const tmp = scratchDir('tunicorn-framework-lifecycle-');
 const fx = (name: string) => path.join(FIXTURES, 'apps', name);
 const notes = (file: string) => (existsSync(file) ? readFileSync(file, 'utf8').trim().split('\n') : []);
 

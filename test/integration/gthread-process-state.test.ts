@@ -13,15 +13,15 @@
  *   with a line that says so, also when it exported nothing
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { request, Server, stopAll, within } from '../helpers/server.js';
+import { scratchDir } from '../helpers/scratch.js';
 
 after(stopAll);
 
-const tmp = mkdtempSync(path.join(tmpdir(), 'tunicorn-gthread-state-'));
+const tmp = scratchDir('tunicorn-gthread-state-');
 const GTHREAD = ['-k', 'gthread', '--threads', '2', '-w', '1', '-b', '127.0.0.1:0'];
 
 /** Writes the app; its name, as the server (run in `tmp`) is given it. */

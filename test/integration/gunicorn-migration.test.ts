@@ -11,14 +11,14 @@
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { request, Server, stopAll } from '../helpers/server.js';
+import { scratchDir } from '../helpers/scratch.js';
 
 after(stopAll);
 
-const tmp = mkdtempSync(path.join(tmpdir(), 'tunicorn-gunicorn-'));
+const tmp = scratchDir('tunicorn-gunicorn-');
 after(() => rmSync(tmp, { recursive: true, force: true }));
 
 /** A factory of one (optional) parameter: served as it is, it would be taken for a Fetch handler. */

@@ -14,13 +14,13 @@
  */
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import http2 from 'node:http2';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { FIXTURES, h2Status, request, Server, stopAll, until } from '../helpers/server.js';
+import { scratchDir } from '../helpers/scratch.js';
 
 after(stopAll);
 
@@ -48,7 +48,7 @@ const fileHas = (file: string, re: RegExp) => () => existsSync(file) && re.test(
 
 /** Starts the CLI with both logs in files; resolves once it serves, with the port. */
 async function start(args: string[]): Promise<{ s: Server; port: number; errors: string; access: string }> {
-  const dir = mkdtempSync(path.join(tmpdir(), 'tunicorn-json-logs-'));
+  const dir = scratchDir('tunicorn-json-logs-');
   const errors = path.join(dir, 'error.log');
   const access = path.join(dir, 'access.log');
   const s = new Server(['-b', '127.0.0.1:0', '--log-format', 'json', '--error-logfile', errors, '--access-logfile', access, ...args]);
@@ -271,7 +271,7 @@ describe('--log-format json', () => {
   }
 
   it('--preload: an exception the app throws later in the master is one line, its stack a field', async () => {
-    const dir = mkdtempSync(path.join(tmpdir(), 'tunicorn-json-logs-'));
+    const dir = scratchDir('tunicorn-json-logs-');
     const app = path.join(dir, 'throws-in-master.mjs');
     writeFileSync(app, "if (!process.send) setTimeout(() => { throw new Error('late timer error in the master'); }, 500);\nexport default (req, res) => res.end('ok');\n");
     const s = new Server(['-b', '127.0.0.1:0', '-w', '1', '--log-format', 'json', '--preload', app]);

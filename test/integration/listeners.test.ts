@@ -23,14 +23,14 @@ import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, linkSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import WebSocket from 'ws';
 import { CLI, FIXTURES, request, Server, stopAll, until, within } from '../helpers/server.js';
+import { scratchDir } from '../helpers/scratch.js';
 
 after(stopAll);
-const tmp = mkdtempSync(path.join(tmpdir(), 'tunicorn-listeners-'));
+const tmp = scratchDir('tunicorn-listeners-');
 const fx = (name: string) => path.join(FIXTURES, name);
 const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
 
@@ -267,7 +267,7 @@ describe('bind', () => {
   const asRoot = process.getuid?.() === 0;
   const canDrop = !asRoot || spawnSync('setpriv', ['--reuid=nobody', '--regid=nogroup', '--clear-groups', 'true']).status === 0;
   it('a socket file this user may not remove or connect to: one line that says so, not an internal error', { skip: canDrop ? false : 'needs setpriv to run as nobody' }, async () => {
-    const dir = mkdtempSync(path.join(tmpdir(), 'tunicorn-stale-'));
+    const dir = scratchDir('tunicorn-stale-');
     // A socket file nobody listens on (a master killed with SIGKILL left it): a second name of a socket, which
     // stays when the socket closes (and Node removes the first).
     const stale = async (name: string, mode: number) => {

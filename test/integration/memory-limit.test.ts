@@ -16,17 +16,17 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, describe, it } from 'node:test';
 import { Load, stopAllLoads } from '../helpers/load.js';
 import { FIXTURES, request, Server, stopAll, within } from '../helpers/server.js';
+import { scratchDir } from '../helpers/scratch.js';
 
 const APP = path.join(FIXTURES, 'memory-app.mjs');
 const CTL = fileURLToPath(new URL('../../dist/cli/ctl.js', import.meta.url));
-const tmp = mkdtempSync(path.join(tmpdir(), 'tunicorn-mem-'));
+const tmp = scratchDir('tunicorn-mem-');
 const FAST = { TUNICORN_TEST_MEMORY_PERIOD_MS: '200' };
 
 after(async () => {

@@ -15,16 +15,16 @@
  *   FILE:NAME(), which serves it
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { FIXTURES, request, Server, stopAll, until, within } from '../helpers/server.js';
+import { scratchDir } from '../helpers/scratch.js';
 
 after(stopAll);
 
 const fx = (name: string) => path.join(FIXTURES, 'apps', name);
-const tmp = mkdtempSync(path.join(tmpdir(), 'tunicorn-meta-'));
+const tmp = scratchDir('tunicorn-meta-');
 
 describe('a Next.js custom server, next({ dev: false })', () => {
   it('is served after prepare(); TERM finishes the request in flight, then runs close() once', async () => {

@@ -17,12 +17,12 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, describe, it } from 'node:test';
 import { Load, stopAllLoads } from '../helpers/load.js';
 import { alive, childrenOf, FIXTURES, request, Server, stopAll, until } from '../helpers/server.js';
+import { scratchDir } from '../helpers/scratch.js';
 
 const APP = path.join(FIXTURES, 'zero-downtime-app.mjs');
 const CTL = fileURLToPath(new URL('../../dist/cli/ctl.js', import.meta.url));
@@ -35,7 +35,7 @@ function killGroup(pid: number): void {
     /* gone */
   }
 }
-const tmp = mkdtempSync(path.join(tmpdir(), 'tunicorn-ops-'));
+const tmp = scratchDir('tunicorn-ops-');
 after(async () => {
   await stopAllLoads();
   await stopAll();

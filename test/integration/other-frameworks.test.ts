@@ -21,16 +21,16 @@
  * without its setup (Feathers) or left every request unanswered (micro) before.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { FIXTURES, request, Server, stopAll, within } from '../helpers/server.js';
+import { scratchDir } from '../helpers/scratch.js';
 
 after(stopAll);
 
 const fx = (name: string) => path.join(FIXTURES, 'apps', name);
-const tmp = mkdtempSync(path.join(tmpdir(), 'tunicorn-other-frameworks-'));
+const tmp = scratchDir('tunicorn-other-frameworks-');
 const notes = (file: string) => (existsSync(file) ? readFileSync(file, 'utf8').trim().split('\n') : []);
 
 /** Serves `app`, checks its answer to `url` and the kind logged, stops it with TERM; returns the worker's pid and the notes. */

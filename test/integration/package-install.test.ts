@@ -15,15 +15,15 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { request, ROOT, Server, stopAll } from '../helpers/server.js';
+import { scratchDir } from '../helpers/scratch.js';
 
 const run = promisify(execFile);
-const tmp = mkdtempSync(path.join(tmpdir(), 'tunicorn-package-'));
+const tmp = scratchDir('tunicorn-package-');
 const project = path.join(tmp, 'project');
 const installed = path.join(project, 'node_modules', 'tunicorn');
 

@@ -7,15 +7,15 @@
  *   a config file's `rawEnv: parseEnv(readFileSync('.env'))` does too, read again on HUP.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { request, Server, stopAll } from '../helpers/server.js';
+import { scratchDir } from '../helpers/scratch.js';
 
 after(stopAll);
 
-const tmp = mkdtempSync(path.join(tmpdir(), 'tunicorn-pm2-'));
+const tmp = scratchDir('tunicorn-pm2-');
 after(() => rmSync(tmp, { recursive: true, force: true }));
 
 writeFileSync(path.join(tmp, 'env.mjs'), 'export default (req, res) => res.end(`${process.env.GREETING} ${process.env.QUOTED}`);\n');

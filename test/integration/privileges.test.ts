@@ -8,12 +8,12 @@
  * - --user in a master not started as root: refused at start, and by a HUP (the running workers serve on)
  */
 import assert from 'node:assert/strict';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { childrenOf, FIXTURES, request, Server, stopAll, until } from '../helpers/server.js';
+import { scratchDir } from '../helpers/scratch.js';
 
 after(stopAll);
 
@@ -80,7 +80,7 @@ describe('privileges', { skip: isRoot ? false : 'needs root' }, () => {
   });
 
   it('--umask sets the Unix socket file mode alone, and the socket belongs to the workers\' user', async () => {
-    const dir = mkdtempSync(path.join(tmpdir(), 'tunicorn-priv-'));
+    const dir = scratchDir('tunicorn-priv-');
     const sock = path.join(dir, 's.sock');
     const errlog = path.join(dir, 'error.log');
     // Started under umask 027, as a service manager might start it.
@@ -105,7 +105,7 @@ describe('privileges', { skip: isRoot ? false : 'needs root' }, () => {
     // The cache goes in $TMPDIR/jiti when no node_modules is near the app. A jiti folder that nobody may write
     // (as one made under umask 0 is), in which root made tunicorn's own folder (here by --check-config): a
     // worker running as nobody cannot add a transform there, which failed the app's load with EACCES.
-    const dir = mkdtempSync(path.join(tmpdir(), 'tunicorn-cache-'));
+    const dir = scratchDir('tunicorn-cache-');
     chmodSync(dir, 0o755);
     const tmp = path.join(dir, 'tmp');
     mkdirSync(path.join(tmp, 'jiti'), { recursive: true });
@@ -152,7 +152,7 @@ describe('privileges', { skip: isRoot ? false : 'needs root' }, () => {
   it('--user named by a HUP when not started as root: the reload is refused in one line, the workers serve on', async () => {
     const wrapper = ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'];
     // Readable by nobody, which reads it again on the HUP.
-    const dir = mkdtempSync(path.join(tmpdir(), 'tunicorn-priv-hup-'));
+    const dir = scratchDir('tunicorn-priv-hup-');
     chmodSync(dir, 0o755);
     const cfg = path.join(dir, 'hup-user.config.mjs');
     writeFileSync(cfg, 'export default { workers: 1 };\n');

@@ -20,11 +20,11 @@
  *   until a watched file changes, instead of a stack trace every 10 s; the fix starts them again
  */
 import assert from 'node:assert/strict';
-import { cpSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { FIXTURES, request, Server, stopAll, until } from '../helpers/server.js';
+import { scratchDir } from '../helpers/scratch.js';
 
 after(stopAll);
 
@@ -50,7 +50,7 @@ async function answer(port: number, ok: (r: { status: number; body: string }) =>
 
 describe('--reload', () => {
   it('restarts workers on a change, shows a load error as a 500 page, recovers when fixed', async () => {
-    const dir = mkdtempSync(path.join(tmpdir(), 'tunicorn-reload-'));
+    const dir = scratchDir('tunicorn-reload-');
     cpSync(path.join(FIXTURES, 'reload-app'), dir, { recursive: true });
     mkdirSync(path.join(dir, 'data'));
     const s = new Server(['-b', '127.0.0.1:0', '--reload', '--reload-extra-file', 'data/*.txt', 'app.ts'], { cwd: dir });
@@ -93,7 +93,7 @@ describe('--reload', () => {
   });
 
   it('watches what a JavaScript ES module app imports natively', async () => {
-    const dir = mkdtempSync(path.join(tmpdir(), 'tunicorn-reload-esm-'));
+    const dir = scratchDir('tunicorn-reload-esm-');
     cpSync(path.join(FIXTURES, 'reload-esm'), dir, { recursive: true });
     const s = new Server(['-b', '127.0.0.1:0', '--reload', 'app.mjs'], { cwd: dir });
     const port = await s.port();
@@ -114,7 +114,7 @@ describe('--reload', () => {
 
   for (const cls of [[], ['-k', 'gthread', '--threads', '2']]) {
     it(`${cls.join(' ') || 'async'}: watches a TypeScript module the app imports only once it serves (a lazy route)`, async () => {
-      const dir = mkdtempSync(path.join(tmpdir(), 'tunicorn-reload-lazy-'));
+      const dir = scratchDir('tunicorn-reload-lazy-');
       writeFileSync(path.join(dir, 'lazy.ts'), `export const message: string = 'v1';\n`);
       writeFileSync(path.join(dir, 'app.ts'), `export default async (_request: Request) => new Response((await import('./lazy.ts')).message);\n`);
       const s = new Server(['-b', '127.0.0.1:0', '--reload', ...cls, 'app.ts'], { cwd: dir });
@@ -141,7 +141,7 @@ describe('--reload', () => {
   }
 
   it('watches the tsconfig.json that decides how the app compiles', async () => {
-    const dir = mkdtempSync(path.join(tmpdir(), 'tunicorn-reload-tsconfig-'));
+    const dir = scratchDir('tunicorn-reload-tsconfig-');
     // The classic JSX runtime calls the tsconfig's jsxFactory: which function runs says which tsconfig compiled it.
     writeFileSync(
       path.join(dir, 'app.tsx'),
@@ -164,7 +164,7 @@ describe('--reload', () => {
   });
 
   it('gthread: a change to an imported module reloads, a load error shows the 500 page in the threads', async () => {
-    const dir = mkdtempSync(path.join(tmpdir(), 'tunicorn-reload-gthread-'));
+    const dir = scratchDir('tunicorn-reload-gthread-');
     cpSync(path.join(FIXTURES, 'reload-app'), dir, { recursive: true });
     const s = new Server(['-b', '127.0.0.1:0', '-k', 'gthread', '--threads', '2', '--reload', 'app.ts'], { cwd: dir });
     const port = await s.port();
@@ -186,7 +186,7 @@ describe('--reload', () => {
   });
 
   it('gthread: a JavaScript ES module app\'s native imports are watched from the threads', async () => {
-    const dir = mkdtempSync(path.join(tmpdir(), 'tunicorn-reload-gthread-esm-'));
+    const dir = scratchDir('tunicorn-reload-gthread-esm-');
     cpSync(path.join(FIXTURES, 'reload-esm'), dir, { recursive: true });
     const s = new Server(['-b', '127.0.0.1:0', '-k', 'gthread', '--threads', '2', '--reload', 'app.mjs'], { cwd: dir });
     const port = await s.port();
@@ -200,7 +200,7 @@ describe('--reload', () => {
   });
 
   it('without --reload, an app that fails to load stops the server', async () => {
-    const dir = mkdtempSync(path.join(tmpdir(), 'tunicorn-noreload-'));
+    const dir = scratchDir('tunicorn-noreload-');
     cpSync(path.join(FIXTURES, 'reload-app'), dir, { recursive: true });
     writeFileSync(path.join(dir, 'message.ts'), `const = ;\n`);
     const s = new Server(['-b', '127.0.0.1:0', 'app.ts'], { cwd: dir });
@@ -209,7 +209,7 @@ describe('--reload', () => {
   });
 
   it('an import of a module not written yet: writing it reloads (a new file, a new folder), the log shows the app\'s frames', async () => {
-    const dir = mkdtempSync(path.join(tmpdir(), 'tunicorn-reload-missing-'));
+    const dir = scratchDir('tunicorn-reload-missing-');
     cpSync(path.join(FIXTURES, 'reload-app'), dir, { recursive: true });
     const s = new Server(['-b', '127.0.0.1:0', '--reload', 'app.ts'], { cwd: dir });
     const port = await s.port();
@@ -239,7 +239,7 @@ describe('--reload', () => {
   });
 
   it('a folder deleted and made again (a branch switch) is watched again', async () => {
-    const dir = mkdtempSync(path.join(tmpdir(), 'tunicorn-reload-rmdir-'));
+    const dir = scratchDir('tunicorn-reload-rmdir-');
     mkdirSync(path.join(dir, 'lib'));
     writeFileSync(path.join(dir, 'lib', 'message.ts'), `export const message: string = 'v1';\n`);
     writeFileSync(path.join(dir, 'app.ts'), `import { message } from './lib/message.ts';\nexport default (_req: unknown, res: { end(s: string): void }) => res.end(message);\n`);
@@ -260,7 +260,7 @@ describe('--reload', () => {
   });
 
   it('the config file: a change reads the configuration again, as HUP; a broken one keeps the running one', async () => {
-    const dir = mkdtempSync(path.join(tmpdir(), 'tunicorn-reload-config-'));
+    const dir = scratchDir('tunicorn-reload-config-');
     cpSync(path.join(FIXTURES, 'reload-app'), dir, { recursive: true });
     const config = path.join(dir, 'tunicorn.config.ts');
     writeFileSync(config, `export default { workers: 1 };\n`);
@@ -284,7 +284,7 @@ describe('--reload', () => {
   });
 
   it('packages: an edit to a package\'s file reloads, installing a missing one does too', async () => {
-    const dir = mkdtempSync(path.join(tmpdir(), 'tunicorn-reload-packages-'));
+    const dir = scratchDir('tunicorn-reload-packages-');
     const pkg = (name: string, value: string) => {
       mkdirSync(path.join(dir, 'node_modules', name), { recursive: true });
       writeFileSync(path.join(dir, 'node_modules', name, 'package.json'), JSON.stringify({ name, main: 'index.js' }));
@@ -323,7 +323,7 @@ describe('--reload', () => {
   });
 
   it('code that kills every worker it starts: no new worker until a watched file changes, then the fix serves', async () => {
-    const dir = mkdtempSync(path.join(tmpdir(), 'tunicorn-reload-crashes-'));
+    const dir = scratchDir('tunicorn-reload-crashes-');
     cpSync(path.join(FIXTURES, 'reload-app'), dir, { recursive: true });
     const s = new Server(['-b', '127.0.0.1:0', '-w', '2', '--reload', 'app.ts'], { cwd: dir });
     const port = await s.port();
@@ -341,7 +341,7 @@ describe('--reload', () => {
   });
 
   it('--reload-extra-file: every editor\'s save reloads (renamed over the file), in folders made later too', async () => {
-    const dir = mkdtempSync(path.join(tmpdir(), 'tunicorn-reload-extra-'));
+    const dir = scratchDir('tunicorn-reload-extra-');
     cpSync(path.join(FIXTURES, 'reload-app'), dir, { recursive: true });
     mkdirSync(path.join(dir, 'templates'));
     writeFileSync(path.join(dir, 'templates', 'a.html'), 'a0');

@@ -16,14 +16,14 @@ import assert from 'node:assert/strict';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { after, describe, it } from 'node:test';
 import { alive, childrenOf, FIXTURES, request, Server, stopAll, until, within } from '../helpers/server.js';
+import { scratchDir } from '../helpers/scratch.js';
 
 const APP = path.join(FIXTURES, 'zero-downtime-app.mjs');
-const tmp = mkdtempSync(path.join(tmpdir(), 'tunicorn-resources-'));
+const tmp = scratchDir('tunicorn-resources-');
 after(async () => {
   await stopAll();
 });

@@ -14,17 +14,17 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, statSync } from 'node:fs';
 import http from 'node:http';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { bindTcp, bindUnix, localAddress } from '../../src/listeners/handle.js';
 import { primeListeners } from '../../src/listeners/prime.js';
 import { alive, childrenOf, FIXTURES, request, Server, stopAll, until, within } from '../helpers/server.js';
+import { scratchDir } from '../helpers/scratch.js';
 
 const APP = path.join(FIXTURES, 'zero-downtime-app.mjs');
-const tmp = mkdtempSync(path.join(tmpdir(), 'tunicorn-systemd-'));
+const tmp = scratchDir('tunicorn-systemd-');
 const children: ChildProcess[] = [];
 after(async () => {
   for (const c of children) c.kill('SIGKILL');

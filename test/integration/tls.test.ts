@@ -35,8 +35,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import type http from 'node:http';
 import http2 from 'node:http2';
 import https from 'node:https';
@@ -47,6 +46,7 @@ import { after, describe, it } from 'node:test';
 import WebSocket from 'ws';
 import { FIXTURES, request, Server, stopAll, until, within } from '../helpers/server.js';
 import { type CertFiles, expired, selfSigned } from '../helpers/tls.js';
+import { scratchDir } from '../helpers/scratch.js';
 
 after(stopAll);
 
@@ -361,7 +361,7 @@ describe('TLS', () => {
 
   it('reads relative certificate paths after --chdir, as Gunicorn does, and says where it looked', async () => {
     // The pair in a site directory; the server started elsewhere (here: the test's own directory).
-    const site = mkdtempSync(path.join(tmpdir(), 'tunicorn-tls-site-'));
+    const site = scratchDir('tunicorn-tls-site-');
     copyFileSync(certs.cert, path.join(site, 'site.crt'));
     copyFileSync(certs.key, path.join(site, 'site.key'));
     copyFileSync(fx('whoami.ts'), path.join(site, 'app.ts'));
@@ -379,7 +379,7 @@ describe('TLS', () => {
   });
 
   it('HUP serves a renewed certificate from the new workers, and refuses a certificate it cannot read', async () => {
-    const dir = mkdtempSync(path.join(tmpdir(), 'tunicorn-tls-renew-'));
+    const dir = scratchDir('tunicorn-tls-renew-');
     const config = path.join(dir, 'tls.config.mjs');
     const first = selfSigned('first.test', dir, 'first');
     const second = selfSigned('second.test', dir, 'second');
@@ -419,7 +419,7 @@ describe('TLS', () => {
 
   // OpenSSL loads a certificate outside its validity period, and clients refuse it: nothing said so.
   it('warns of an expired certificate at start, in --check-config and at a HUP that brings one, and serves it', async () => {
-    const dir = mkdtempSync(path.join(tmpdir(), 'tunicorn-tls-expired-'));
+    const dir = scratchDir('tunicorn-tls-expired-');
     const old = expired('old.test', dir, 'old');
     const warning = /\[WARNING\] certfile ".*old\.crt" \(--certfile\) expired on \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC: clients refuse it; put the renewed certificate in place and send HUP\n/;
     const check = new Server(['--check-config', '--certfile', old.cert, '--keyfile', old.key, fx('whoami.ts')]);

@@ -20,19 +20,19 @@
  * - --capture-output takes Fastify's logger (pino) into the error log file under every class, once per line
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { exchange } from '../helpers/raw.js';
 import { alive, childrenOf, FIXTURES, request, Server, stopAll, until, within } from '../helpers/server.js';
+import { scratchDir } from '../helpers/scratch.js';
 
 after(stopAll);
 
 const APP = path.join(FIXTURES, 'classes.ts');
-const tmp = mkdtempSync(path.join(tmpdir(), 'tunicorn-classes-'));
+const tmp = scratchDir('tunicorn-classes-');
 const json = (body: string) => JSON.parse(body) as { pid: number; thread: number; started: number; ended: number; maxRunning: number; closedEarly: number };
 
 /** Sends raw bytes on a new connection; resolves with everything the server sent before closing. */

@@ -13,22 +13,22 @@
  *   a request sent on one of its idle kept-alive connections, are served by the next worker
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import tls from 'node:tls';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { Load, stopAllLoads } from '../helpers/load.js';
 import { KeptConnection } from '../helpers/raw.js';
 import { alive, childrenOf, FIXTURES, request, Server, stopAll, until, within } from '../helpers/server.js';
 import { selfSigned, type CertFiles } from '../helpers/tls.js';
+import { scratchDir } from '../helpers/scratch.js';
 
 /** The worker classes every zero-loss test runs on. */
 const WORKER_CLASSES = ['async', 'sync', 'gthread'] as const;
 
 const APP = path.join(FIXTURES, 'zero-downtime-app.mjs');
-const tmp = mkdtempSync(path.join(tmpdir(), 'tunicorn-zd-'));
+const tmp = scratchDir('tunicorn-zd-');
 let certFiles: CertFiles | null = null;
 /** A self-signed certificate, made on first use. */
 const certs = (): CertFiles => (certFiles ??= selfSigned('localhost', tmp));

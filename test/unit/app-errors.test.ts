@@ -1,7 +1,6 @@
 /** How a failed load is told: the app spec's mistakes, the error's place, and a stack of the app's frames. */
 import assert from 'node:assert/strict';
-import { close, mkdirSync, mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { close, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
@@ -10,8 +9,9 @@ import { loadApp } from '../../src/app/load.js';
 import { parseAppSpec } from '../../src/app/spec.js';
 import { loadConfigFile } from '../../src/config/file.js';
 import { ErrorLog } from '../../src/logging/error-log.js';
+import { scratchDir } from '../helpers/scratch.js';
 
-const tmp = mkdtempSync(path.join(tmpdir(), 'tunicorn-app-errors-'));
+const tmp = scratchDir('tunicorn-app-errors-');
 const file = (name: string, text: string) => (writeFileSync(path.join(tmp, name), text), path.join(tmp, name));
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 

@@ -1,14 +1,14 @@
 /** An app named by package (`tunicorn PACKAGE`), resolved from the working directory as an installed app is. */
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { loadApp } from '../../src/app/load.js';
+import { scratchDir } from '../helpers/scratch.js';
 
 describe('an app named by package', () => {
   // A project folder whose path has a space and a non-ASCII letter, as "~/My Projects/café-api" does.
-  const project = path.join(mkdtempSync(path.join(tmpdir(), 'tunicorn-app-resolve-')), 'My Projects', 'café api');
+  const project = path.join(scratchDir('tunicorn-app-resolve-'), 'My Projects', 'café api');
   after(() => rmSync(path.dirname(path.dirname(project)), { recursive: true, force: true }));
   const pkg = (name: string, json: object, index: string) => {
     const dir = path.join(project, 'node_modules', name);

@@ -2,14 +2,14 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
 import { helpText } from '../../src/cli/help.js';
 import { MASTER_NODE_FLAGS, workerInspectPort } from '../../src/cli/node-flags.js';
 import { VERSION } from '../../src/version.js';
+import { scratchDir } from '../helpers/scratch.js';
 
 describe('the bin', () => {
   it('names the master\'s Node options on its first lines', () => {
@@ -30,7 +30,7 @@ describe('the bin', () => {
     const shells = [['sh'], ...(spawnSync('busybox', ['true']).status === 0 ? [['busybox', 'sh']] : [])];
     for (const [sh, ...pre] of shells) {
       // In a folder of its own: a bin that sh cannot hand to node is read as shell code, which writes files.
-      const r = spawnSync(sh!, [...pre, cli, '--version'], { encoding: 'utf8', env, cwd: mkdtempSync(path.join(tmpdir(), 'tunicorn-cli-')) });
+      const r = spawnSync(sh!, [...pre, cli, '--version'], { encoding: 'utf8', env, cwd: scratchDir('tunicorn-cli-') });
       assert.equal(r.stdout, `tunicorn ${VERSION} (Node.js ${process.version})\n`, `${sh} ${pre.join(' ')}: ${r.stderr}`);
       assert.equal(r.stderr, `${MASTER_NODE_FLAGS.join()}\n`);
     }
@@ -42,7 +42,7 @@ describe('what the bin prints', () => {
   for (const args of [['--print-config', 'app.ts'], ['--help'], ['--version']]) {
     it(`${args[0]} to a reader that went away ends quietly, with status 0`, async () => {
       const cli = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
-      const child = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'], cwd: mkdtempSync(path.join(tmpdir(), 'tunicorn-cli-')) });
+      const child = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'], cwd: scratchDir('tunicorn-cli-') });
       child.stdout.destroy();
       let stderr = '';
       child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));

@@ -1,6 +1,6 @@
 /** Pure logic: argument parsing, precedence, validation, addresses, the generated settings docs. */
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
@@ -12,6 +12,7 @@ import { allSettings, closest, editDistance, settingForFlag, suggestKey } from '
 import { resolveConfig } from '../../src/config/resolve.js';
 import { ConfigError } from '../../src/config/setting.js';
 import { formatAddress, parseAddress } from '../../src/listeners/address.js';
+import { scratchDir } from '../helpers/scratch.js';
 
 const resolve = (argv: string[], env: NodeJS.ProcessEnv = {}, fileValues?: Record<string, unknown>) =>
   resolveConfig({ argv, env, cwd: '/nonexistent', fileValues: fileValues ?? {} });
@@ -130,7 +131,7 @@ describe('parseArgs', () => {
       resolveConfig({ argv: ['-c', 'python:settings', 'a'], env: {}, cwd: tmpdir() }),
       /^ConfigError: -c python:settings is Gunicorn's config from a Python module, which does not load here; write its settings as an object in a tunicorn\.config\.ts/,
     );
-    const cdir = mkdtempSync(path.join(tmpdir(), 'tunicorn-file-prefix-'));
+    const cdir = scratchDir('tunicorn-file-prefix-');
     writeFileSync(path.join(cdir, 'prod.config.mjs'), 'export default { workers: 3 };\n');
     const viaFile = await resolveConfig({ argv: ['-c', 'file:prod.config.mjs', 'a'], env: {}, cwd: cdir });
     assert.equal(viaFile.config.workers, 3);
@@ -150,7 +151,7 @@ describe('parseArgs', () => {
       'GUNICORN_CMD_ARGS is set ("--workers 4 --timeout 120"), and tunicorn does not read it: put those options in TUNICORN_CMD_ARGS, which takes the same syntax',
     ]);
     assert.deepEqual((await resolve(['a'], { GUNICORN_CMD_ARGS: ' ' })).warnings, []);
-    const dir = mkdtempSync(path.join(tmpdir(), 'tunicorn-gunicorn-conf-'));
+    const dir = scratchDir('tunicorn-gunicorn-conf-');
     writeFileSync(path.join(dir, 'gunicorn.conf.py'), 'workers = 4\n');
     const fromDir = (argv: string[]) => resolveConfig({ argv, env: {}, cwd: dir });
     assert.match((await fromDir(['a'])).warnings.join('\n'), /^\/.*\/gunicorn\.conf\.py is not read: tunicorn's default config file is \.\/tunicorn\.config\.ts/);
@@ -267,7 +268,7 @@ describe('resolveConfig', () => {
   });
 
   it('says what a config file must be: its language, and an object of settings', async () => {
-    const dir = mkdtempSync(path.join(tmpdir(), 'tunicorn-config-'));
+    const dir = scratchDir('tunicorn-config-');
     const file = (name: string, text: string) => (writeFileSync(path.join(dir, name), text), path.join(dir, name));
     await assert.rejects(loadConfigFile(file('gunicorn.conf.py', 'workers = 3\n')), /tunicorn reads TypeScript, JavaScript or JSON \(.*\): a Gunicorn config in Python does not load here/);
     await assert.rejects(loadConfigFile(file('list.mjs', 'export default [1, 2];\n')), /must export \(default\) an object of settings, got an array$/);
@@ -290,7 +291,7 @@ describe('resolveConfig', () => {
   });
 
   it('names settings exported under a name of their own, where the default export was meant', async () => {
-    const dir = mkdtempSync(path.join(tmpdir(), 'tunicorn-config-'));
+    const dir = scratchDir('tunicorn-config-');
     const file = (name: string, text: string) => (writeFileSync(path.join(dir, name), text), path.join(dir, name));
     for (const name of ['config', 'settings']) {
       const cfg = file(`${name}.config.mjs`, `export const ${name} = { workers: 2, timeout: 10 };\n`);

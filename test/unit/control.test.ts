@@ -3,14 +3,14 @@
  * tables tunicornc prints; and its settings' checks (--control-socket, --control-socket-mode).
  */
 import assert from 'node:assert/strict';
-import { chmodSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
 import { CommandError, formatData, MAX_STEP, parseCommand, parseRequest, table } from '../../src/control/commands.js';
 import { resolveConfig } from '../../src/config/resolve.js';
+import { scratchDir } from '../helpers/scratch.js';
 
 const resolve = (argv: string[], fileValues: Record<string, unknown> = {}) => resolveConfig({ argv, env: {}, cwd: '/nonexistent', fileValues });
 
@@ -140,7 +140,7 @@ describe('lazy loading', () => {
 describe('ControlServer.listen', () => {
   it('does not follow a link put at the path after bind: another file keeps its mode', async () => {
     const { ControlServer } = await import('../../src/control/server.js');
-    const dir = mkdtempSync(path.join(tmpdir(), 'tunicorn-ctl-unit-'));
+    const dir = scratchDir('tunicorn-ctl-unit-');
     const sock = path.join(dir, 'c.sock');
     const victim = path.join(dir, 'victim');
     writeFileSync(victim, 'x');

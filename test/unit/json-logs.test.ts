@@ -4,9 +4,8 @@
  * and the check of the setting's combination with --access-logformat.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, it, mock } from 'node:test';
 import { resolveConfig } from '../../src/config/resolve.js';
@@ -17,8 +16,9 @@ import { AccessLog, compileAccessFormat } from '../../src/logging/access-log.js'
 import { ErrorLog } from '../../src/logging/error-log.js';
 import { capturedJson, IsoClock, jsonBytes } from '../../src/logging/json-line.js';
 import { LogSink } from '../../src/logging/sink.js';
+import { scratchDir } from '../helpers/scratch.js';
 
-const tmp = () => mkdtempSync(path.join(tmpdir(), 'tunicorn-json-'));
+const tmp = () => scratchDir('tunicorn-json-');
 /** A byte string (one character a byte) from bytes. */
 const byteString = (bytes: number[]): string => Buffer.from(bytes).toString('latin1');
 /** What a reader of the log gets: the bytes as UTF-8, inside quotes, parsed. */

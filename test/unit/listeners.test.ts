@@ -1,8 +1,7 @@
 /** The one module that touches Node internals to bind without accepting (src/listeners/handle.ts), and priming. */
 import assert from 'node:assert/strict';
-import { closeSync, fstatSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, fstatSync, mkdirSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { ConfigError } from '../../src/config/setting.js';
@@ -10,6 +9,7 @@ import { parseAddress, UNIX_PATH_MAX } from '../../src/listeners/address.js';
 import { bindOne, bindRetrying, closeListeners, resolveHost } from '../../src/listeners/bind.js';
 import { bindTcp, BindError, localAddress, openFd } from '../../src/listeners/handle.js';
 import { primeListeners } from '../../src/listeners/prime.js';
+import { scratchDir } from '../helpers/scratch.js';
 
 function connect(port: number): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
@@ -73,7 +73,7 @@ describe('what is wrong with an fd://N', () => {
     while (isOpen(free)) free++;
     assert.throws(() => openFd(free, `fd://${free}`), (e: unknown) =>
       e instanceof BindError && e.message === `cannot bind fd://${free}: not an open file descriptor (nothing passed this process a socket there)`);
-    const dir = mkdtempSync(path.join(tmpdir(), 'tunicorn-fd-'));
+    const dir = scratchDir('tunicorn-fd-');
     const fd = openSync(path.join(dir, 'f'), 'w');
     try {
       assert.throws(() => openFd(fd, `fd://${fd}`), (e: unknown) => e instanceof BindError && e.message === `cannot bind fd://${fd}: not a socket (file descriptor ${fd} is a file)`);
@@ -173,7 +173,7 @@ describe('what is wrong with an address', () => {
 });
 
 describe('why a Unix socket could not be bound', () => {
-  const tmp = mkdtempSync(path.join(tmpdir(), 'tunicorn-unix-bind-'));
+  const tmp = scratchDir('tunicorn-unix-bind-');
   after(() => rmSync(tmp, { recursive: true, force: true }));
   const fails = async (socketPath: string, why: string) =>
     assert.rejects(bindOne(`unix:${socketPath}`), (e: unknown) => {

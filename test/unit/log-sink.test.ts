@@ -1,15 +1,15 @@
 /** LogSink: lines gathered and written together, and never lost to an exit (see src/logging/sink.ts). */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, renameSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readFileSync, renameSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
 import { chunkEnd, LogSink } from '../../src/logging/sink.js';
 import { until } from '../helpers/server.js';
+import { scratchDir } from '../helpers/scratch.js';
 
-const tmp = mkdtempSync(path.join(tmpdir(), 'tunicorn-sink-'));
+const tmp = scratchDir('tunicorn-sink-');
 const SINK = fileURLToPath(new URL('../../src/logging/sink.ts', import.meta.url));
 const read = (f: string) => readFileSync(f, 'utf8');
 

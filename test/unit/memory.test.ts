@@ -4,8 +4,7 @@
  * missing, and the test-only period override.
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { checkMemoryLimit, formatSize, MEMORY_PERIOD_MS, memoryPeriodMs, readRss } from '../../src/arbiter/memory.js';
@@ -13,6 +12,7 @@ import { cpuOf, procUsage } from '../../src/arbiter/proc-usage.js';
 import { SETTINGS } from '../../src/config/registry.js';
 import { resolveConfig } from '../../src/config/resolve.js';
 import { parseSize } from '../../src/config/setting.js';
+import { scratchDir } from '../helpers/scratch.js';
 
 const MiB = 2 ** 20;
 const setting = SETTINGS.maxWorkerMemory;
@@ -99,7 +99,7 @@ describe('RSS from /proc', () => {
   });
 
   it('reads VmRSS from a status file, and null when it has none (a zombie)', async () => {
-    const proc = mkdtempSync(path.join(tmpdir(), 'tunicorn-proc-'));
+    const proc = scratchDir('tunicorn-proc-');
     mkdirSync(path.join(proc, '42'));
     writeFileSync(path.join(proc, '42', 'status'), 'Name:\tnode\nVmPeak:\t  999 kB\nVmRSS:\t   51200 kB\nThreads:\t7\n');
     assert.equal(await readRss(42, proc), 50 * MiB);

@@ -5,8 +5,7 @@
  * that --metrics comes with --health-bind.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { exitReason, listenLines, MetricsBook, type MetricsView } from '../../src/arbiter/metrics.js';
@@ -16,6 +15,7 @@ import { resolveConfig } from '../../src/config/resolve.js';
 import { ConfigError } from '../../src/config/setting.js';
 import { BUCKETS, CELLS, collectCounts, requestLabels, RequestMetrics, type WorkerCounts } from '../../src/workers/request-metrics.js';
 import { parseExposition, sampleSum, sampleValue } from '../helpers/prometheus.js';
+import { scratchDir } from '../helpers/scratch.js';
 
 describe('Prometheus text format', () => {
   it('formats values as Prometheus reads them', () => {
@@ -206,7 +206,7 @@ describe('the master\'s book', () => {
 
 describe('accept queue', () => {
   it('reads the rx_queue of LISTEN lines, and stops where the listening sockets end', () => {
-    const dir = mkdtempSync(path.join(tmpdir(), 'tunicorn-tcp-'));
+    const dir = scratchDir('tunicorn-tcp-');
     const file = path.join(dir, 'tcp');
     writeFileSync(
       file,

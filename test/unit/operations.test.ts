@@ -4,8 +4,7 @@
  * directory the workers start in (a symlinked release's path, as $PWD names it).
  */
 import assert from 'node:assert/strict';
-import { chmodSync, mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { upgradeNodeBinary } from '../../src/arbiter/node-binary.js';
@@ -14,6 +13,7 @@ import { applyReload } from '../../src/arbiter/start-only.js';
 import { startDir, upgradeProgram, workDir } from '../../src/arbiter/work-dir.js';
 import { resolveConfig } from '../../src/config/resolve.js';
 import { inheritedSockets, workerEnv } from '../../src/listeners/inherit.js';
+import { scratchDir } from '../helpers/scratch.js';
 
 describe('inherited sockets', () => {
   it('takes TUNICORN_FD from an upgrade, with the old master pid', () => {
@@ -72,7 +72,7 @@ describe('operations settings', () => {
 });
 
 describe('the Node.js binary a USR2 master runs', () => {
-  const dir = mkdtempSync(path.join(tmpdir(), 'tunicorn-node-binary-'));
+  const dir = scratchDir('tunicorn-node-binary-');
   const make = (rel: string, mode: number) => {
     const file = path.join(dir, rel);
     mkdirSync(path.dirname(file), { recursive: true });
@@ -134,7 +134,7 @@ describe('a reload of settings only a restart applies', () => {
 });
 
 describe('the directory the workers start in', () => {
-  const dir = mkdtempSync(path.join(tmpdir(), 'tunicorn-workdir-'));
+  const dir = scratchDir('tunicorn-workdir-');
   mkdirSync(path.join(dir, 'releases', '1'), { recursive: true });
   mkdirSync(path.join(dir, 'other'));
   symlinkSync(path.join('releases', '1'), path.join(dir, 'current'));

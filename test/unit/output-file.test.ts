@@ -6,8 +6,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { ConfigError } from '../../src/config/setting.js';
@@ -15,8 +14,9 @@ import { ErrorLog } from '../../src/logging/error-log.js';
 import { AccessLog } from '../../src/logging/access-log.js';
 import { PIDFILE, Pidfile } from '../../src/arbiter/pidfile.js';
 import { ACCESS_LOG, cannotWrite, checkWritable, ERROR_LOG } from '../../src/logging/output-file.js';
+import { scratchDir } from '../helpers/scratch.js';
 
-const tmp = mkdtempSync(path.join(tmpdir(), 'tunicorn-output-file-'));
+const tmp = scratchDir('tunicorn-output-file-');
 const failed = (code: string) => ({ code, message: `${code}: some text, open '/x'` });
 /** For assert.throws: a ConfigError whose message matches. */
 const configError = (re: RegExp) => (err: unknown) => err instanceof ConfigError && re.test(err.message);

@@ -9,12 +9,13 @@ import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { after, describe, it } from 'node:test';
 // From dist: the native module is found next to the compiled code (dist/native/peek.node).
 import { peerAddress, setPeer } from '../../dist/http/forwarded.js';
 import { openPeer } from '../../dist/http/peek.js';
 import { until } from '../helpers/server.js';
+import { scratchDir } from '../helpers/scratch.js';
 
 type Seen = { peer: string | undefined; cached: boolean; node: string | undefined };
 
@@ -49,7 +50,7 @@ async function seen(where: net.ListenOptions, client: http.RequestOptions, befor
 const hasIPv6 = Object.values(os.networkInterfaces()).some((list) => list?.some((a) => a.family === 'IPv6' && a.internal));
 
 describe('the client address for the access log', () => {
-  const tmp = mkdtempSync(path.join(os.tmpdir(), 'tunicorn-peer-'));
+  const tmp = scratchDir('tunicorn-peer-');
   after(() => rmSync(tmp, { recursive: true, force: true }));
 
   it('native/peek.c is built with peer()', () => {

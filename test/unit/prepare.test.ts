@@ -6,16 +6,16 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { copyFileSync, mkdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { scratchDir } from '../helpers/scratch.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
 describe('prepare', () => {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'tunicorn-prepare-'));
+  const dir = scratchDir('tunicorn-prepare-');
   after(() => rmSync(dir, { recursive: true, force: true }));
   mkdirSync(path.join(dir, 'scripts'));
   mkdirSync(path.join(dir, 'src'));

@@ -7,8 +7,7 @@ import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
 import dnsCallbacks from 'node:dns';
 import { once } from 'node:events';
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import dns from 'node:dns/promises';
 import { performance } from 'node:perf_hooks';
@@ -33,6 +32,7 @@ import {
   tagsProblem,
 } from '../../src/logging/statsd-lines.js';
 import { openStatsd, StatsdClient } from '../../src/logging/statsd.js';
+import { scratchDir } from '../helpers/scratch.js';
 
 const quiet = { warning: () => {}, debug: () => {} };
 const resolve = (argv: string[], fileValues: Record<string, unknown> = {}) => resolveConfig({ argv, env: {}, cwd: '/nonexistent', fileValues });
@@ -240,7 +240,7 @@ describe('StatsD lines', () => {
 
 describe('error-log counting', () => {
   it('counts warning, error, critical and exception lines, whatever the level lets through; exception as exception', () => {
-    const dir = mkdtempSync(path.join(tmpdir(), 'tunicorn-statsd-'));
+    const dir = scratchDir('tunicorn-statsd-');
     const file = path.join(dir, 'error.log');
     const log = new ErrorLog(file, 'critical');
     const seen: CountedLevel[] = [];
@@ -391,7 +391,7 @@ describe('StatsD client', () => {
     const s = await sink(t);
     const c = openStatsd({ statsdHost: `127.0.0.1:${s.port}`, statsdPrefix: 'p', dogstatsdTags: '' }, quiet)!;
     t.after(() => c.close());
-    const log = new ErrorLog(path.join(mkdtempSync(path.join(tmpdir(), 'tunicorn-statsd-')), 'e.log'), 'critical');
+    const log = new ErrorLog(path.join(scratchDir('tunicorn-statsd-'), 'e.log'), 'critical');
     t.after(() => log.close());
     const got = s.next();
     log.warning('w');

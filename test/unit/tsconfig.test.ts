@@ -1,13 +1,13 @@
 /** The tsconfig.json options the loader compiles a file with (JSX, decorators), found and read as tsc does. */
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { jsxOptions, parseJsonc, TsconfigReader } from '../../src/app/tsconfig.js';
+import { scratchDir } from '../helpers/scratch.js';
 
 describe('tsconfig.json for the loader', () => {
-  const root = mkdtempSync(path.join(tmpdir(), 'tunicorn-tsconfig-'));
+  const root = scratchDir('tunicorn-tsconfig-');
   after(() => rmSync(root, { recursive: true, force: true }));
   const write = (rel: string, text: string) => {
     mkdirSync(path.dirname(path.join(root, rel)), { recursive: true });

@@ -7,11 +7,11 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { scratchDir } from '../helpers/scratch.js';
 
 const DIST = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../dist/workers/watchdog.js');
 
@@ -30,7 +30,7 @@ spin(2500);
 `;
 
 // A file, not -e: a worker thread inherits the parent's execArgv, and --input-type is refused there.
-const dir = mkdtempSync(path.join(tmpdir(), 'tunicorn-watchdog-'));
+const dir = scratchDir('tunicorn-watchdog-');
 const script = path.join(dir, 'child.mjs');
 writeFileSync(script, CHILD);
 after(() => rmSync(dir, { recursive: true, force: true }));
