@@ -598,6 +598,9 @@ export class Arbiter implements HookServer {
         w.exitReason ??= 'scale_down';
         this.stopWorker(w, true);
       }
+      // One stopped may be the booting replacement of a worker that reached max_requests (it has its number):
+      // that worker served on until a replacement's ready, which now never comes.
+      this.retireReplaced();
     }
     this.sendWorkerCount();
   }
@@ -651,7 +654,7 @@ export class Arbiter implements HookServer {
       stdio: ['ignore', 'inherit', 'inherit', 'ipc', 'pipe', ...fds],
       // Its age, which the processes the app starts inherit: the master knows whose they are (orphans.ts). Its
       // number for the app (workerNumberEnv).
-      env: workerNumberEnv({ ...workerEnv(process.env, this.cfg.rawEnv), [WORKER_AGE_ENV]: ageMark(age) }, id),
+      env: workerNumberEnv({ ...workerEnv(process.env, this.cfg.rawEnv), [WORKER_AGE_ENV]: ageMark(age) }, id, this.cfg.rawEnv),
       serialization: 'json',
       ...(this.opts.workDir ? { cwd: this.opts.workDir } : {}),
     });
@@ -1312,8 +1315,12 @@ export class Arbiter implements HookServer {
     // directory: either gone (a deleted release, tunicorn not installed in the new one yet) fails the spawn with
     // Node's ENOENT or MODULE_NOT_FOUND stack, which names neither.
     const main = this.opts.program || process.argv[1];
+    // A --chdir (a `current` symlink to a release deleted since) is the new master's to enter too: it would exit
+    // at once, its reason only on the stderr it shares with us. One from the config file is left to the new
+    // master, which reads the file afresh and may name another.
     const missing =
       workDirProblem(cwd) ??
+      (this.#resolved.sources.chdir !== 'config file' && this.opts.workDir ? workDirProblem(this.opts.workDir) : null) ??
       (main && !existsSync(main) ? `${main}, the program this master was started as, does not exist now; install tunicorn there (npm ci) and send USR2 again` : null);
     if (missing) {
       this.log.error(`USR2: cannot start a new master: ${missing}`);
@@ -1658,10 +1665,13 @@ function onLines(input: Readable, each: (line: string) => void): void {
 /**
  * A worker's environment with its number for the app: TUNICORN_WORKER_ID (its slot, 1..N) and, as PM2's cluster
  * mode sets it, NODE_APP_INSTANCE (0..N-1), unless the environment or raw_env has one already. An app runs a
- * cron job or a migration in one worker only with `process.env.TUNICORN_WORKER_ID === '1'`.
+ * cron job or a migration in one worker only with `process.env.TUNICORN_WORKER_ID === '1'`. A master run by PM2
+ * (`pm2 start tunicorn`: `pm_id` in its environment) has PM2's NODE_APP_INSTANCE, the master's number (`0`):
+ * left to every worker, an app's `=== '0'` job would run in each, so the workers get theirs unless raw_env sets it.
  */
-export function workerNumberEnv(env: NodeJS.ProcessEnv, id: number): NodeJS.ProcessEnv {
+export function workerNumberEnv(env: NodeJS.ProcessEnv, id: number, rawEnv: Readonly<Record<string, string>> = {}): NodeJS.ProcessEnv {
   env.TUNICORN_WORKER_ID = String(id);
-  if (env.NODE_APP_INSTANCE === undefined) env.NODE_APP_INSTANCE = String(id - 1);
+  const pm2s = env.pm_id !== undefined && (env.instance_var ?? 'NODE_APP_INSTANCE') === 'NODE_APP_INSTANCE' && rawEnv.NODE_APP_INSTANCE === undefined;
+  if (env.NODE_APP_INSTANCE === undefined || pm2s) env.NODE_APP_INSTANCE = String(id - 1);
   return env;
 }

@@ -1,4 +1,5 @@
-import { closeSync, openSync, readlinkSync, readSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readFileSync, readlinkSync, readSync } from 'node:fs';
+import { statFields } from '../process-tree.js';
 import { BUCKETS, requestLabels, type WorkerCounts } from '../workers/request-metrics.js';
 import { procUsage } from './proc-usage.js';
 import type { Family, Sample } from './prometheus.js';
@@ -208,6 +209,7 @@ export class MetricsBook {
       { name: 'tunicorn_worker_resident_memory_bytes', help: 'Resident memory of the worker processes of each slot.', type: 'gauge', samples: bySlot(rss) },
       { name: 'tunicorn_worker_cpu_seconds_total', help: 'CPU time (user and system) of the worker processes of each slot, those exited included.', type: 'counter', samples: bySlot(cpu) },
       { name: 'tunicorn_master_start_time_seconds', help: 'When the master started, in seconds since the Unix epoch.', type: 'gauge', samples: [{ value: view.started }] },
+      ...masterFamilies(view.started),
     ];
     const queues = listenQueues(view.listeners);
     if (queues) {
@@ -226,6 +228,45 @@ export class MetricsBook {
         });
     }
     return families;
+  }
+}
+
+/**
+ * The master's own process, under the names Prometheus's client libraries give every process they run in
+ * (`process_cpu_seconds_total`, `process_resident_memory_bytes`, `process_open_fds`...), so that the dashboards
+ * and alerts written for those (a descriptor leak: `process_open_fds / process_max_fds`) work on the master as
+ * they are. The workers are under tunicorn_worker_*, by slot. Read on a scrape only; a part that cannot be read
+ * (no /proc: not Linux) is left out.
+ */
+export function masterFamilies(started: number, proc = '/proc/self'): Family[] {
+  const cpu = process.cpuUsage();
+  const families: Family[] = [
+    { name: 'process_cpu_seconds_total', help: 'CPU time (user and system) of the master process, in seconds.', type: 'counter', samples: [{ value: (cpu.user + cpu.system) / 1e6 }] },
+    { name: 'process_resident_memory_bytes', help: 'Resident memory of the master process.', type: 'gauge', samples: [{ value: process.memoryUsage.rss() }] },
+    { name: 'process_start_time_seconds', help: 'When the master process started, in seconds since the Unix epoch.', type: 'gauge', samples: [{ value: started }] },
+  ];
+  const stat = readText(`${proc}/stat`);
+  // vsize, field 23 of the line: the 21st after the command's closing parenthesis.
+  const vsize = Number(stat === null ? NaN : statFields(stat)?.fields[20]);
+  if (Number.isSafeInteger(vsize)) families.push({ name: 'process_virtual_memory_bytes', help: 'Virtual memory size of the master process.', type: 'gauge', samples: [{ value: vsize }] });
+  try {
+    // The directory's own descriptor, open while it is read, is not counted.
+    const open = readdirSync(`${proc}/fd`).length - 1;
+    families.push({ name: 'process_open_fds', help: 'Open file descriptors of the master process.', type: 'gauge', samples: [{ value: open }] });
+  } catch {
+    // Not Linux.
+  }
+  const limit = /^Max open files\s+(\d+|unlimited)\s/m.exec(readText(`${proc}/limits`) ?? '')?.[1];
+  if (limit !== undefined && limit !== 'unlimited')
+    families.push({ name: 'process_max_fds', help: 'The most file descriptors the master process may open (its soft limit).', type: 'gauge', samples: [{ value: Number(limit) }] });
+  return families;
+}
+
+function readText(file: string): string | null {
+  try {
+    return readFileSync(file, 'latin1');
+  } catch {
+    return null;
   }
 }
 

@@ -23,7 +23,7 @@ export const PM2_KEYS: Readonly<Record<string, string>> = {
   cwd: 'use chdir (--chdir DIR)',
   instances: "use workers (-w N); PM2's 'max' (one per CPU) is workers: os.availableParallelism(), while tunicorn's \"auto\" is 2 x CPUs + 1",
   instance_var:
-    "each worker has NODE_APP_INSTANCE (0 to N - 1, unless the environment or rawEnv sets it) and TUNICORN_WORKER_ID (1 to N) in its environment; read one of those and remove the key",
+    "each worker has NODE_APP_INSTANCE (0 to N - 1, unless rawEnv or the environment sets it; PM2's, when PM2 runs tunicorn, is the master's and not kept) and TUNICORN_WORKER_ID (1 to N) in its environment; read one of those and remove the key",
   exec_mode: "tunicorn always runs a master and worker processes that share the listening sockets, as PM2's cluster mode: remove the key",
   env: 'use rawEnv (-e KEY=VALUE); a .env file: rawEnv: parseEnv(readFileSync(\'.env\', \'utf8\')) with node:util and node:fs',
   node_args: NODE_ARGS,

@@ -11,6 +11,7 @@ import { lstatSync, unlinkSync } from 'node:fs';
 import net from 'node:net';
 import { UNIX_PATH_MAX } from '../listeners/address.js';
 import { unixSocketAnswers } from '../listeners/bind.js';
+import { explainUnixBindError } from '../listeners/handle.js';
 import { CommandError, MAX_LINE, parseCommand, parseRequest, type Command, type Response } from './commands.js';
 
 /** Idle clients are dropped after this long: a forgotten `nc -U` holds no descriptor for ever. */
@@ -91,7 +92,11 @@ export class ControlServer {
       this.#ino = { dev: s.dev, ino: s.ino };
     } catch (err) {
       server.close();
-      this.warn(`control_socket (--control-socket): cannot listen on ${this.path}: ${(err as Error).message}; going on without a control socket`);
+      // libuv reports a missing directory as EACCES ("permission denied", even as root): say the cause, as a
+      // --bind unix: socket does.
+      const code = (err as NodeJS.ErrnoException).code;
+      const why = code ? explainUnixBindError(this.path, code) : (err as Error).message;
+      this.warn(`control_socket (--control-socket): cannot listen on ${this.path}: ${why}; going on without a control socket`);
       return null;
     }
     server.on('error', (err) => this.warn(`control socket: ${err.message}`));

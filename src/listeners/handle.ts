@@ -7,7 +7,7 @@
  * its inherited copy and exit (see prime.ts). The socket stays in LISTEN state because the master still holds
  * it, and the master's handle never starts an accept watcher.
  */
-import { fstatSync, type Stats } from 'node:fs';
+import { fstatSync, readlinkSync, type Stats } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import util from 'node:util';
@@ -140,11 +140,26 @@ export function openFd(fd: number, what: string): RawHandle {
     throw new BindError(`cannot bind ${what}: ${code === 'EBADF' ? 'not an open file descriptor (nothing passed this process a socket there)' : explainBindError(code)}`, code);
   }
   if (!stat.isSocket()) {
-    const kind = kindOf(stat);
+    const kind = kindOf(stat) ?? nodeOwn(fd);
     throw new BindError(`cannot bind ${what}: not a socket${kind ? ` (file descriptor ${fd} is ${kind})` : ''}`, 'ENOTSOCK');
   }
   // Node asserts that an fd comes with no address and a falsy port (so 0, not -1).
   return check(api()(null, 0, 0, fd), what);
+}
+
+/**
+ * An fd nothing was passed at is often open all the same: Node opens its event loop's epoll and eventfd
+ * descriptors from 3 up, where systemd's first socket goes, so `-b fd://3` without a socket finds one of those.
+ * Linux names them `anon_inode:[eventpoll]`; nothing a service manager passes is one.
+ */
+function nodeOwn(fd: number): string | null {
+  let link: string;
+  try {
+    link = readlinkSync(`/proc/self/fd/${fd}`);
+  } catch {
+    return null;
+  }
+  return link.startsWith('anon_inode:') ? `Node's own ${link}: nothing passed this process a socket there` : null;
 }
 
 function kindOf(s: Stats): string | null {

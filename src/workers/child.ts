@@ -404,6 +404,15 @@ function main(): void {
     }
     return Reflect.apply(emit, this, [event, ...args]) as boolean;
   } as typeof process.emit;
+  // A module preloaded with --import or --require (NODE_OPTIONS: OpenTelemetry's register, an APM agent) may
+  // have a SIGTERM listener already, so the signal is bound to the emit of then: the listeners would run in the
+  // signal's emit, and once more at the stop's end. Without listeners Node unbinds the signal; added again, they
+  // bind it to this emit (the signal's default action, an exit, applies for the few statements between).
+  const preloaded = process.rawListeners('SIGTERM') as (() => void)[];
+  if (preloaded.length > 0) {
+    process.removeAllListeners('SIGTERM');
+    for (const l of preloaded) process.on('SIGTERM', l);
+  }
   // Until the app is up, a signal from the terminal (Ctrl-C reaches the whole process group) just exits.
   const early = () => leave(0);
   process.on('SIGINT', early);

@@ -4,7 +4,7 @@
  * new release"). Each test makes its releases under a temporary folder:
  * - `--chdir DIR/current`: the old release deleted after the switch, a worker killed: its replacement starts
  *   in the new release and serves it; HUP too. A link to a deleted folder: a worker that cannot start says so
- *   in one line
+ *   in one line, and so does a USR2
  * - started from `cd DIR/current` ($PWD names the symlink): HUP serves the new release and reads its default
  *   config file; USR2 starts the new master in the release `current` names then
  * - tunicorn installed in the release, deleted with it: a worker that cannot start says why in one line (not
@@ -113,6 +113,15 @@ describe('a symlinked release, with --chdir', () => {
       20000,
       from,
     );
+    // A USR2 says so in the old master's log, rather than start a new master that exits at its --chdir.
+    const usr2 = s.log.length;
+    s.signal('SIGUSR2');
+    await s.waitFor(
+      new RegExp(`\\[ERROR\\] USR2: cannot start a new master: its working directory ${current} does not exist \\(deleted, or a symlink to a release that was deleted\\); put it back or restart from an existing one\n`),
+      20000,
+      usr2,
+    );
+    assert.doesNotMatch(s.log.slice(usr2), /started a new master/);
     s.signal('SIGTERM');
     assert.equal((await s.exited).code, 0);
   });

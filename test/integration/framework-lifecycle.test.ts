@@ -12,7 +12,8 @@
  *   logged; one that never settles is named at 90 % of graceful_timeout, and the worker exits without it
  *   (its TERM listeners run) before the master's kill;
  * - a SIGTERM sent to the whole process group (systemd's KillMode=control-group) reaches the workers too: the
- *   app's async SIGTERM listener is waited for there as after the master's stop message, under every class.
+ *   app's async SIGTERM listener is waited for there as after the master's stop message, under every class;
+ *   also when a module preloaded with NODE_OPTIONS added a SIGTERM listener first: each runs once.
  */
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -42,6 +43,21 @@ describe('framework lifecycle', () => {
       assert.deepEqual(notes(file), [`term ${worker}`], s.log);
     });
   }
+
+  it("a SIGTERM listener a preloaded module added (NODE_OPTIONS=--import) runs once, at the stop's end, with the app's", async () => {
+    const file = path.join(tmp, 'term-preloaded.log');
+    const env = { TERM_FILE: file, NODE_OPTIONS: `--import ${fx('preloaded-term-listener.mjs')}` };
+    const s = new Server(['-b', '127.0.0.1:0', '-w', '1', fx('async-term-listener.mjs')], { env });
+    const port = await s.port();
+    await s.waitFor(/Ready: 1 worker/);
+    const worker = Number((await request(port, '/')).body);
+    process.kill(worker, 'SIGTERM');
+    await s.waitFor(new RegExp(`Worker exited \\(pid: ${worker}\\)`));
+    // Each once, and the app's awaited: its line comes 300 ms after the signal, before the worker's exit.
+    assert.deepEqual(notes(file).filter((l) => l.endsWith(` ${worker}`)), [`preload ${worker}`, `term ${worker}`], s.log);
+    s.signal('SIGTERM');
+    assert.equal((await s.exited).code, 0, s.log);
+  });
 
   it('--preload: the master closes its copy of a Fastify app at once; its onReady work does not run on in the master', async () => {
     const file = path.join(tmp, 'preload.log');

@@ -8,9 +8,11 @@
  *   last counts as they exit (with --timeout 0 there is no heartbeat to carry them)
  * - the accept queue of a listener whose only worker is stuck, and the worker that does not answer
  * - a scrape's answer is no heartbeat: a gthread process with a stuck thread still times out
+ * - the master's own process metrics (process_open_fds, process_resident_memory_bytes...) match /proc
  * - --metrics without --health-bind is a one-line error; without --metrics, /metrics is a 404
  */
 import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -36,7 +38,8 @@ async function scrape(hport: number): Promise<Map<string, ParsedFamily>> {
   const families = parseExposition(r.body);
   for (const f of families.values()) {
     assert.ok(f.help !== null && f.type !== null, `${f.name} has its HELP and TYPE`);
-    assert.ok(f.name.startsWith('tunicorn_'), f.name);
+    // The master's own process under the names Prometheus's client libraries use (masterFamilies).
+    assert.ok(f.name.startsWith('tunicorn_') || f.name.startsWith('process_'), f.name);
   }
   return families;
 }
@@ -57,7 +60,7 @@ const total = (f: Map<string, ParsedFamily>) => sampleSum(f, 'tunicorn_requests_
 describe('--metrics', () => {
   for (const cls of [['-k', 'async', '-w', '2'], ['-k', 'gthread', '--threads', '2', '-w', '1']]) {
     it(`counts the requests sent, by method and status (${cls[1]})`, async () => {
-      const { hport, port } = await start(cls);
+      const { s, hport, port } = await start(cls);
       const sent = [
         ...Array.from({ length: 12 }, () => request(port, '/')),
         ...Array.from({ length: 3 }, () => request(port, '/nope', { method: 'POST', body: 'x' })),
@@ -88,6 +91,18 @@ describe('--metrics', () => {
       const started = sampleValue(m, 'tunicorn_master_start_time_seconds')!;
       assert.ok(started > Date.now() / 1000 - 120 && started <= Date.now() / 1000, String(started));
       assert.equal(sampleValue(m, 'tunicorn_listen_queue', { listener: `http://127.0.0.1:${port}` }), 0);
+      // The master's process: its descriptors as /proc lists them (the scrape's connection may have closed
+      // since), its RSS as /proc says, its descriptor limit.
+      const open = sampleValue(m, 'process_open_fds')!;
+      const listed = readdirSync(`/proc/${s.pid}/fd`).length;
+      assert.ok(Math.abs(open - listed) <= 1, `process_open_fds ${open}, /proc lists ${listed}`);
+      const rss = Number(/^VmRSS:\s*(\d+) kB/m.exec(readFileSync(`/proc/${s.pid}/status`, 'latin1'))![1]) * 1024;
+      const scraped = sampleValue(m, 'process_resident_memory_bytes')!;
+      assert.ok(Math.abs(scraped - rss) < rss * 0.2, `process_resident_memory_bytes ${scraped}, VmRSS ${rss}`);
+      const soft = /^Max open files\s+(\d+)/m.exec(readFileSync(`/proc/${s.pid}/limits`, 'latin1'))![1];
+      assert.equal(sampleValue(m, 'process_max_fds'), Number(soft));
+      assert.ok(sampleValue(m, 'process_cpu_seconds_total')! > 0);
+      assert.equal(sampleValue(m, 'process_start_time_seconds'), started);
       // HEAD: the head only.
       const head = await request(hport, '/metrics', { method: 'HEAD' });
       assert.equal(head.status, 200);

@@ -93,6 +93,9 @@ describe('a storm of HUP, TTIN, TTOU and USR1 under load', { concurrency: false 
         s.signal(sig);
       }
       const what = () => `seed ${seed}, signals ${sent.join(' ')}`;
+      // On a slow or loaded machine the storm may end before a worker served its max_requests: the load goes on
+      // until one has (gthread, as before, is not held to it).
+      if (name !== 'gthread') await until(() => s.count(/reached max_requests/) > 0, 30000, `max_requests never recycled a worker; ${what()}`);
       // The load goes on through the last HUP too.
       const from = s.log.length;
       s.signal('SIGHUP');
@@ -104,7 +107,6 @@ describe('a storm of HUP, TTIN, TTOU and USR1 under load', { concurrency: false 
         assert.equal(st.failed.length, 0, `${i ? 'slow' : 'quick'} load: ${st.failed.length} failed of ${st.ok + st.failed.length}: ${JSON.stringify(st.failed.slice(0, 5))}; ${what()}`);
         assert.ok(st.ok > 0, `${i ? 'slow' : 'quick'} load: no request answered; ${what()}`);
       }
-      assert.ok(s.count(/Worker reached max_requests|reached max_requests/) > 0 || name === 'gthread', `max_requests never recycled a worker; ${what()}`);
       await until(() => childrenOf(s.pid).length === 2 && zombiesOf(s.pid).length === 0, 30000, `two workers and no zombie (now ${childrenOf(s.pid).length}); ${what()}`);
       await until(() => descriptors(s.pid) === before, 10000, `the master's descriptors back to ${before} (now ${descriptors(s.pid)}); ${what()}`);
       assert.doesNotMatch(s.log, /\[(ERROR|CRITICAL)\]/, what());

@@ -3,10 +3,13 @@
  * (PM2's, 0..N-1) in its environment.
  * - at start, the workers have 1..N, one each; a request sees its worker's number
  * - a crashed worker's replacement takes its number; HUP's new workers take 1..N again
- * - TTIN adds N+1 and TTOU stops the highest number (Gunicorn's oldest-first would leave 2..N+1)
+ * - TTIN adds N+1 and TTOU stops the highest number (Gunicorn's oldest-first would leave 2..N+1); a TTOU that
+ *   stops the booting replacement of a worker past max_requests stops that worker too
  * - a NODE_APP_INSTANCE of the environment or raw_env is kept; gthread's threads share their process's number
+ * - under PM2 (pm_id in the master's environment) PM2's NODE_APP_INSTANCE, the master's, is not every worker's
  */
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { childrenOf, FIXTURES, request, Server, stopAll, until } from '../helpers/server.js';
@@ -83,6 +86,33 @@ describe('the worker number (TUNICORN_WORKER_ID, NODE_APP_INSTANCE)', () => {
     await s.kill();
   });
 
+  it('TTOU that stops the booting replacement of a worker past max_requests stops that worker too', async () => {
+    const s = new Server(['-b', '127.0.0.1:0', '-w', '2', '--max-requests', '3', APP], { env: { BOOT_MS: '2000' } });
+    const port = await s.port();
+    await s.waitFor(/Ready: 2 worker\(s\)/, 20000);
+    // Three requests on one connection to the worker numbered 2: it reaches max_requests, and its
+    // replacement (number 2 too) boots for 2 s while it serves on.
+    let two = 0;
+    for (let i = 0; i < 50 && two === 0; i++) {
+      const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+      const first = JSON.parse((await request(port, '/', { agent })).body) as Seen;
+      if (first.id === '2') {
+        two = first.pid;
+        for (let j = 0; j < 2; j++) assert.equal((JSON.parse((await request(port, '/', { agent })).body) as Seen).pid, two);
+      }
+      agent.destroy();
+    }
+    assert.ok(two, 'no connection reached the worker numbered 2');
+    await s.waitFor(new RegExp(`Worker ${two} reached max_requests`));
+    await until(() => childrenOf(s.pid).length === 3, 10000, `the replacement started; log:\n${s.log}`);
+    // TTOU stops the highest number: the replacement, still booting. The worker it was to replace, past its
+    // max_requests, must not serve on with no replacement ever to be ready.
+    s.signal('SIGTTOU');
+    await s.waitFor(new RegExp(`Worker exited \\(pid: ${two}\\)`), 10000);
+    assert.deepEqual(await numbersOfLive(s, 1), ['1']);
+    await s.kill();
+  });
+
   it('keeps a NODE_APP_INSTANCE of the environment or raw_env, and gives gthread\'s threads their process\'s number', async () => {
     const s = new Server(['-b', '127.0.0.1:0', '-w', '2', '-k', 'gthread', '--threads', '2', '-e', 'NODE_APP_INSTANCE=7', APP]);
     await s.port();
@@ -102,5 +132,24 @@ describe('the worker number (TUNICORN_WORKER_ID, NODE_APP_INSTANCE)', () => {
     await until(() => said(e).length === 1, 20000, `the worker said its number; log:\n${e.log}`);
     assert.deepEqual([said(e)[0]!.id, said(e)[0]!.instance], ['1', 'mine']);
     await e.kill();
+  });
+
+  it("gives each worker its own NODE_APP_INSTANCE when PM2 runs the master (PM2's 0 is the master's number)", async () => {
+    // The environment `pm2 start tunicorn -- app.mjs` gives the master (PM2 6, fork mode).
+    const env = { pm_id: '0', instance_var: 'NODE_APP_INSTANCE', NODE_APP_INSTANCE: '0' };
+    const s = new Server(['-b', '127.0.0.1:0', '-w', '2', APP], { env });
+    await s.port();
+    await s.waitFor(/Ready: 2 worker\(s\)/);
+    await until(() => said(s).length === 2, 20000, `2 workers said their number; log:\n${s.log}`);
+    assert.deepEqual(said(s).map((x) => `${x.id}:${x.instance}`).sort(), ['1:0', '2:1']);
+    await s.kill();
+
+    // raw_env still sets it, under PM2 too.
+    const r = new Server(['-b', '127.0.0.1:0', '-w', '1', '-e', 'NODE_APP_INSTANCE=7', APP], { env });
+    await r.port();
+    await r.waitFor(/Ready: 1 worker\(s\)/);
+    await until(() => said(r).length === 1, 20000, `the worker said its number; log:\n${r.log}`);
+    assert.equal(said(r)[0]!.instance, '7');
+    await r.kill();
   });
 });

@@ -165,4 +165,20 @@ describe('ControlServer.listen', () => {
     assert.equal(statSync(`${sock}.moved`).mode & 0o777, 0o666, 'the socket has the mode asked for');
     rmSync(dir, { recursive: true, force: true });
   });
+
+  it('a directory that does not exist is named as such, not as libuv\'s EACCES ("permission denied")', async () => {
+    const { ControlServer } = await import('../../src/control/server.js');
+    const dir = scratchDir('tunicorn-ctl-unit-');
+    const sock = path.join(dir, 'missing', 'c.sock');
+    const warnings: string[] = [];
+    const control = new ControlServer(sock, 0o600, () => null, (l) => warnings.push(l));
+    try {
+      assert.equal(await control.listen(false), null);
+    } finally {
+      control.close();
+    }
+    assert.deepEqual(warnings, [
+      `control_socket (--control-socket): cannot listen on ${sock}: the directory ${path.join(dir, 'missing')} does not exist; going on without a control socket`,
+    ]);
+  });
 });

@@ -1,6 +1,6 @@
 /** The one module that touches Node internals to bind without accepting (src/listeners/handle.ts), and priming. */
 import assert from 'node:assert/strict';
-import { closeSync, fstatSync, mkdirSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, fstatSync, mkdirSync, openSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -81,6 +81,24 @@ describe('what is wrong with an fd://N', () => {
       closeSync(fd);
       rmSync(dir, { recursive: true });
     }
+  });
+
+  it('fd://3 with nothing passed: Node\'s own epoll or eventfd descriptor is there, and the error says so', () => {
+    // The lowest descriptor Node opened for its event loop (Linux names it anon_inode:[...]).
+    const own = readdirSync('/proc/self/fd')
+      .map(Number)
+      .sort((a, b) => a - b)
+      .find((fd) => {
+        try {
+          return readlinkSync(`/proc/self/fd/${fd}`).startsWith('anon_inode:');
+        } catch {
+          return false;
+        }
+      });
+    assert.ok(own !== undefined, 'no anon_inode descriptor in this process');
+    const link = readlinkSync(`/proc/self/fd/${own}`);
+    assert.throws(() => openFd(own, `fd://${own}`), (e: unknown) =>
+      e instanceof BindError && e.message === `cannot bind fd://${own}: not a socket (file descriptor ${own} is Node's own ${link}: nothing passed this process a socket there)`);
   });
 });
 

@@ -5,10 +5,10 @@
  * that --metrics comes with --health-bind.
  */
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { exitReason, listenLines, MetricsBook, type MetricsView } from '../../src/arbiter/metrics.js';
+import { exitReason, listenLines, masterFamilies, MetricsBook, type MetricsView } from '../../src/arbiter/metrics.js';
 import { escapeHelp, escapeLabel, exposition, formatValue } from '../../src/arbiter/prometheus.js';
 import type { WorkerHandle } from '../../src/arbiter/worker-handle.js';
 import { resolveConfig } from '../../src/config/resolve.js';
@@ -201,6 +201,36 @@ describe('the master\'s book', () => {
     assert.equal(exitReason(w({ exitReason: 'reload' }), false, false, null, 'SIGKILL'), 'killed', 'an OOM kill while it was replaced');
     assert.equal(exitReason(w({}), false, false, 2, null), 'crash');
     assert.equal(exitReason(w({}), false, false, 0, null), 'exited');
+  });
+});
+
+describe('the master\'s process metrics', () => {
+  const values = (proc: string) => {
+    const m = parseExposition(exposition(masterFamilies(1700000000, proc)));
+    return Object.fromEntries([...m.values()].map((f) => [f.name, f.samples[0]!.value]));
+  };
+
+  it('reads the virtual size, the open descriptors and their limit from /proc, under the names client libraries use', () => {
+    const proc = scratchDir('tunicorn-self-');
+    // A command with a space and a parenthesis: the fields are counted from the last one.
+    writeFileSync(path.join(proc, 'stat'), `4242 (node (x) y) S 1 4242 4242 0 -1 4194560 1 0 0 0 5 6 0 0 20 0 11 0 900 1234567890 4000 ${'0 '.repeat(27)}0\n`);
+    mkdirSync(path.join(proc, 'fd'));
+    // As /proc/self/fd lists the directory's own descriptor while it is read: 4 entries, 3 open before.
+    for (const fd of ['0', '1', '2', '7']) writeFileSync(path.join(proc, 'fd', fd), '');
+    writeFileSync(path.join(proc, 'limits'), 'Limit                     Soft Limit           Hard Limit           Units\nMax open files            1024                 524288               files\n');
+    const v = values(proc);
+    assert.equal(v.process_virtual_memory_bytes, 1234567890);
+    assert.equal(v.process_open_fds, 3);
+    assert.equal(v.process_max_fds, 1024);
+    assert.equal(v.process_start_time_seconds, 1700000000);
+    assert.ok(v.process_resident_memory_bytes! > 1e6);
+    assert.ok(v.process_cpu_seconds_total! > 0);
+  });
+
+  it('leaves out what it cannot read (no /proc), and an unlimited descriptor count', () => {
+    const proc = scratchDir('tunicorn-self-');
+    writeFileSync(path.join(proc, 'limits'), 'Max open files            unlimited            unlimited            files\n');
+    assert.deepEqual(Object.keys(values(proc)).sort(), ['process_cpu_seconds_total', 'process_resident_memory_bytes', 'process_start_time_seconds']);
   });
 });
 

@@ -53,7 +53,8 @@ export const operations = {
     doc:
       'Prometheus\'s text format (0.0.4): requests by method and status code, a request duration histogram, ' +
       'requests in flight, workers wanted and serving, worker exits by reason, each worker slot\'s RSS and CPU ' +
-      'time, the master\'s start time, and on Linux each TCP listener\'s accept queue. The master answers, so a ' +
+      'time, the master\'s own process (`process_cpu_seconds_total`, `process_resident_memory_bytes`, ' +
+      '`process_open_fds`... as Prometheus\'s client libraries name them), and on Linux each TCP listener\'s accept queue. The master answers, so a ' +
       'scrape works while every worker is busy; it asks the workers for their counts and waits at most 1 s for ' +
       'them (a worker that does not answer in time counts with what it last sent). Counters never go down while ' +
       'the master runs: an exited worker\'s counts are kept. Needs `healthBind` (`--health-bind`): it is served on that socket, ' +

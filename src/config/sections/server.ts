@@ -79,7 +79,10 @@ export const server = {
       '(`unix://app.sock` is ./app.sock, `unix:///run/app.sock` is /run/app.sock). A path without `unix:` ' +
       '(`-b /run/app.sock`, `-b app.sock`), which Gunicorn reads as a host name, is refused with the address ' +
       'to write. An IPv6 link-local address needs its interface: `[fe80::1%eth0]:8000`. ' +
-      '`fd://N` serves a socket this process inherited as file descriptor N.',
+      '`fd://N` serves a socket this process inherited as file descriptor N; a descriptor that is not one stops ' +
+      'the start with a line that says what it is (a file, a pipe, or, when nothing was passed there, Node\'s ' +
+      'own: `cannot bind fd://3: not a socket (file descriptor 3 is Node\'s own anon_inode:[eventpoll]: nothing ' +
+      'passed this process a socket there)`).',
   }),
   backlog: intSetting({
     key: 'backlog',
