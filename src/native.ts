@@ -12,6 +12,12 @@ declare const TUNICORN_BUNDLED: boolean | undefined;
 const DIST = typeof TUNICORN_BUNDLED === 'boolean' ? '../' : './';
 
 /** The script that builds the modules, by its path: an installed package has no `npm run build` (no tsc there). */
+/**
+ * Who runs the build script: npm does as it installs; pnpm 10, Yarn 4 and Bun run no dependency's install
+ * script until the project allows it (the README's Install section says how with each).
+ */
+const RUN_BY = '(npm install runs it; pnpm, Yarn and Bun once the project allows tunicorn to build: README, Install)';
+
 const buildScript = (): string => fileURLToPath(new URL(`${DIST}../scripts/build-native.mjs`, import.meta.url));
 
 /**
@@ -25,7 +31,7 @@ export function loadNative<T>(name: string): T | string {
     return createRequire(import.meta.url)(`${DIST}native/${name}.node`) as T;
   } catch (err) {
     const why = (err as NodeJS.ErrnoException).code === 'MODULE_NOT_FOUND' ? 'not built' : (err as Error).message;
-    return `dist/native/${name}.node ${why}; \`node ${buildScript()}\` compiles it for this machine where a C compiler (cc) is installed (npm install runs it)`;
+    return `dist/native/${name}.node ${why}; \`node ${buildScript()}\` compiles it for this machine where a C compiler (cc) is installed ${RUN_BY}`;
   }
 }
 
@@ -53,5 +59,5 @@ export function nativeFallbackLine(): string | null {
   const instead = `workers ${missing.map((m) => m.instead).join(' and ')}; they serve the same`;
   if (missing[0]!.why === null) return `Native modules off (TUNICORN_NATIVE=0): ${instead}`;
   const which = missing.map((m) => `dist/native/${m.name}.node ${m.why}`).join(', ');
-  return `Native modules not loaded (${which}): ${instead}. \`node ${buildScript()}\` builds them where a C compiler (cc) is installed (npm install runs it)`;
+  return `Native modules not loaded (${which}): ${instead}. \`node ${buildScript()}\` builds them where a C compiler (cc) is installed ${RUN_BY}`;
 }

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { accessSync, constants as fsConstants, existsSync, mkdirSync, realpathSync } from 'node:fs';
+import { accessSync, constants as fsConstants, existsSync, lstatSync, mkdirSync, realpathSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createRequire } from 'node:module';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -27,6 +28,73 @@ const TRANSFORM_VERSION = 1;
  */
 /** Stack frames kept while a module loads (see ModuleImporter.import). */
 const LOAD_STACK_FRAMES = 50;
+
+/** JITI_FS_CACHE=false (or the older JITI_CACHE=false) turns the transform cache off, as jiti reads it. */
+function transformCacheTurnedOff(): boolean {
+  const value = process.env.JITI_FS_CACHE ?? process.env.JITI_CACHE;
+  if (value === undefined) return false;
+  try {
+    return !JSON.parse(value);
+  } catch {
+    return false; // jiti reads what is not JSON as its default, on
+  }
+}
+
+/** This process's user id (0 where there are none: Windows). */
+const uid = (): number => process.getuid?.() ?? 0;
+
+/**
+ * Where the transforms may be cached, in this order: `node_modules/.cache/jiti` beside the working directory
+ * when there is a node_modules (jiti's choice), else a folder of this user's own in the OS temporary directory,
+ * `jiti-uidN` (see privateDir).
+ */
+function transformCacheBases(baseDir: string): string[] {
+  const modules = path.join(baseDir, 'node_modules');
+  return [...(existsSync(modules) ? [path.join(modules, '.cache', 'jiti')] : []), path.join(tmpdir(), `jiti-uid${uid()}`)];
+}
+
+/**
+ * Whether `dir`, in the OS temporary directory, is this user's alone: a transform found in the cache is run as
+ * the app's code, so a folder another user made, or may write in (jiti's own default, a shared `/tmp/jiti`),
+ * would let that user run code as this one. It must be a directory (not a link) this user owns, that neither
+ * group nor others may write in.
+ */
+function privateDir(dir: string): boolean {
+  try {
+    const s = lstatSync(dir);
+    return s.isDirectory() && s.uid === uid() && (s.mode & 0o022) === 0;
+  } catch {
+    return false;
+  }
+}
+
+/** Can this process make (or write in) this cache folder? Looked at without making anything. */
+function canWrite(dir: string, temporary: boolean): boolean {
+  for (let d = dir; ; d = path.dirname(d)) {
+    if (existsSync(d)) {
+      if (temporary && d === dir && !privateDir(d)) return false;
+      try {
+        accessSync(d, fsConstants.W_OK);
+        return statSync(d).isDirectory();
+      } catch {
+        return false;
+      }
+    }
+    if (path.dirname(d) === d) return false;
+  }
+}
+
+/**
+ * The master's line at start when no directory can hold the transform cache (a read-only node_modules and
+ * temporary directory, as in a container with a read-only root file system), or null: each worker then
+ * compiles the app's TypeScript again as it starts, which it says nowhere else.
+ */
+export function transformCacheLine(baseDir: string): string | null {
+  if (transformCacheTurnedOff()) return null;
+  const bases = transformCacheBases(baseDir);
+  if (bases.some((b, i) => canWrite(b, i === bases.length - 1))) return null;
+  return `TypeScript transforms are not cached (not writable, or not this user's own: ${bases.join(', ')}): each worker compiles the app as it starts. Set TMPDIR to a writable directory to cache them, or JITI_FS_CACHE=false to say no cache is meant`;
+}
 
 export class ModuleImporter {
   #jiti: Jiti | undefined;
@@ -63,23 +131,35 @@ export class ModuleImporter {
     // jiti keys its cached transforms by the source alone, but ours also depend on the tsconfig.json (its JSX
     // and decorator options): the cache goes in a directory of jiti's named after this loader's version and
     // the options of the working directory's tsconfig.json, so a change to them compiles again.
-    const dir = jiti.options.fsCache;
-    if (typeof dir === 'string') {
+    jiti.options.fsCache = false;
+    if (!transformCacheTurnedOff()) {
       const { options } = this.#tsconfigs.forFile(this.baseDir, true);
       const key = createHash('sha256').update(JSON.stringify([TRANSFORM_VERSION, options])).digest('hex').slice(0, 12);
-      // jiti checks that its own directory is writable (else it caches nothing); this one must be too: made by
-      // another user (the master as root, --check-config, --preload, a server of another user), a worker that
-      // runs as --user could read it but not add to it, and jiti's write of a new transform would fail the load
-      // (EACCES). Then a directory of this user's own, or no cache.
-      jiti.options.fsCache = false;
-      for (const name of [`tunicorn-${key}`, `tunicorn-${key}-uid${process.getuid?.() ?? 0}`]) {
-        try {
-          mkdirSync(path.join(dir, name), { recursive: true });
-          accessSync(path.join(dir, name), fsConstants.W_OK);
-          jiti.options.fsCache = path.join(dir, name);
-          break;
-        } catch {
-          // the next one, or no cache
+      // Each must be writable: made by another user (the master as root, --check-config, --preload, a server of
+      // another user), a worker that runs as --user could read it but not add to it, and jiti's write of a new
+      // transform would fail the load (EACCES). Then a directory of this user's own. And where node_modules is
+      // read-only (a container image's), jiti caches nothing at all: the OS temporary directory serves then,
+      // in a folder of this user's alone (privateDir). With none, no cache (the master says so once as it
+      // starts: transformCacheLine).
+      const bases = transformCacheBases(this.baseDir);
+      found: for (const [i, base] of bases.entries()) {
+        if (i === bases.length - 1) {
+          try {
+            mkdirSync(base, { mode: 0o700 });
+          } catch {
+            // there already (checked next), or cannot be made
+          }
+          if (!privateDir(base)) break;
+        }
+        for (const name of [`tunicorn-${key}`, `tunicorn-${key}-uid${uid()}`]) {
+          try {
+            mkdirSync(path.join(base, name), { recursive: true });
+            accessSync(path.join(base, name), fsConstants.W_OK);
+            jiti.options.fsCache = path.join(base, name);
+            break found;
+          } catch {
+            // the next one, or no cache
+          }
         }
       }
     }

@@ -25,6 +25,8 @@ import { openFileLimit } from '../open-files.js';
 import { ProcessTable } from '../process-tree.js';
 import { ageMark, WORKER_AGE_ENV, type Adopter, type OrphansNote } from './orphans.js';
 import { nativeFallbackLine } from '../native.js';
+import { transformCacheLine } from '../app/import.js';
+import { parseAppSpec } from '../app/spec.js';
 import type { HealthServer, HealthState } from './health.js';
 import type { Command } from '../control/commands.js';
 import type { ControlServer } from '../control/server.js';
@@ -254,6 +256,25 @@ export class Arbiter implements HookServer {
     return this.cfg.procName ?? this.#resolved.app ?? 'app';
   }
 
+  /**
+   * Said once at start when the app is TypeScript (or JSX) and no directory can hold the transforms the
+   * workers compile (import.ts's transformCacheLine); a JavaScript app is imported natively, without them.
+   */
+  private transformCacheLine(): string | null {
+    const app = this.#resolved.app;
+    if (!app) return null;
+    const cwd = this.opts.workDir ?? process.cwd();
+    let file: string;
+    try {
+      const spec = parseAppSpec(app, cwd);
+      if (!spec.isFile) return null;
+      file = spec.target;
+    } catch {
+      return null; // the workers say what is wrong with it
+    }
+    return /\.([cm]?ts|[jt]sx)$/.test(file) ? transformCacheLine(cwd) : null;
+  }
+
   /** Runs until the server stops; resolves with the exit code. */
   async run(): Promise<number> {
     this.#startedAt = Date.now();
@@ -344,6 +365,8 @@ export class Arbiter implements HookServer {
     this.opts.adopter?.setLog({ info: (m) => this.log.info(m), warning: (m) => this.log.warning(m) });
     const native = nativeFallbackLine();
     if (native) this.log.info(native);
+    const transforms = this.transformCacheLine();
+    if (transforms) this.log.info(transforms);
     if (this.cfg.captureOutput) {
       // As JSON the output is wrapped into the error log's lines, on stderr too: a text line would break them.
       if (this.cfg.errorlog === '-' && this.cfg.logFormat !== 'json') this.log.warning('capture_output (--capture-output) does nothing while the error log is stderr: set --error-logfile FILE');

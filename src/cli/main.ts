@@ -23,7 +23,7 @@ import { checkTls } from '../http/tls.js';
 import { checkCanSwitch, resolveIdentity } from '../workers/privileges.js';
 import { BindError } from '../listeners/handle.js';
 import { ExitCode } from '../protocol/messages.js';
-import { VERSION } from '../version.js';
+import { otherRuntime, VERSION } from '../version.js';
 import { helpText } from './help.js';
 import { startOrphanReaper } from '../arbiter/orphans.js';
 import { startDir, upgradeProgram, workDir } from '../arbiter/work-dir.js';
@@ -115,6 +115,9 @@ function configTable(r: Resolved): string {
 }
 
 async function main(): Promise<void> {
+  // Bun as a package manager starts the bin with node (its first lines); `bun --bun` would run it on Bun.
+  const runtime = otherRuntime();
+  if (runtime) die(`tunicorn runs on Node.js, not on ${runtime}: start it with node (${runtime.startsWith('Bun') ? 'bun run tunicorn or bunx tunicorn, without --bun' : 'npx tunicorn'})`);
   // Node adds a SIGWINCH listener of its own when a terminal's stream is first used (to follow its size):
   // made now, it is known as Node's, and the master keeps it (see ArbiterOptions.ownSignalListeners).
   if (isatty(1)) void process.stdout;

@@ -8,10 +8,13 @@
  *   'tunicorn', with the project's `tunicorn.config.ts`, found by default, typed with `defineConfig` from it;
  * - the master says once, at info level, that the native modules did not load and what the workers do
  *   instead, whatever the number of workers (each worker says it only at debug level);
+ * - with node_modules unable to hold jiti's transform cache (read-only in a container image), the transforms go
+ *   to the OS temporary directory; with that unusable too, the master says so in one line and the server serves;
  * - the project's own `tsc --noEmit --strict` accepts the config and the app, with `module: commonjs` and no
  *   `esModuleInterop` or `skipLibCheck`, as an older tsconfig has it: tunicorn's types compile there too.
- * About 6 s on an idle machine (the pack and the offline install 2 s, then the server and tsc side by side);
- * 12 to 17 s were seen with the machine loaded by other test runs.
+ * About 6 s on an idle machine for the first server (the pack and the offline install 2 s, then the server and
+ * tsc side by side), then about 3 s for each of the three servers of the cache cases; 30 s were seen with the
+ * machine loaded by other test runs.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -82,12 +85,52 @@ describe('the packed package, installed in a new project without a C compiler', 
     const reply = await request(port, '/');
     assert.equal(reply.status, 200);
     assert.equal(reply.body, 'you are 127.0.0.1');
-    const line = /\[INFO\] Native modules not loaded \(dist\/native\/watchdog\.node not built, dist\/native\/peek\.node not built\): workers watch for a stalled event loop with a worker thread \(about 9 MB more each\) and read a connection's first bytes through JavaScript; they serve the same\. `node (\S+)` builds them/;
+    const line = /\[INFO\] Native modules not loaded \(dist\/native\/watchdog\.node not built, dist\/native\/peek\.node not built\): workers watch for a stalled event loop with a worker thread \(about 9 MB more each\) and read a connection's first bytes through JavaScript; they serve the same\. `node (\S+)` builds them where a C compiler \(cc\) is installed \(npm install runs it; pnpm, Yarn and Bun once the project allows tunicorn to build: README, Install\)$/m;
     assert.equal(s.count(line), 1, s.log);
     assert.equal((await s.waitFor(line))[1], path.join(installed, 'scripts', 'build-native.mjs'), 'the script, where it is');
     assert.equal(s.log.split('\n').filter((l) => /native/i.test(l)).length, 1, 'nothing more of it at info level');
     s.signal('SIGTERM');
     assert.equal((await s.exited).code, 0);
+  });
+
+  it('caches the TypeScript transforms in the temporary directory when node_modules cannot hold them', async () => {
+    // A read-only node_modules (a container image's): jiti then cached nothing, silently, and each worker
+    // compiled the app again as it started. A file where the cache's folder would go fails the same for any
+    // user, root included (chmod does not stop root).
+    rmSync(path.join(project, 'node_modules', '.cache'), { recursive: true, force: true });
+    writeFileSync(path.join(project, 'node_modules', '.cache'), '');
+    const temp = path.join(tmp, 'temp');
+    mkdirSync(temp);
+    const s = new Server(['-b', '127.0.0.1:0', '-w', '1', 'app.ts'], { cwd: project, env: { TMPDIR: temp }, cli: path.join(installed, 'dist', 'cli', 'main.js') });
+    const port = await s.port();
+    await s.waitFor(/Ready: 1 worker\(s\) serving/, 20000);
+    assert.equal((await request(port, '/')).status, 200);
+    const own = path.join(temp, `jiti-uid${process.getuid!()}`);
+    const cached = readdirSync(own, { recursive: true, encoding: 'utf8' });
+    assert.ok(cached.some((f) => /^tunicorn-\w+\/project-app\b.*\.mjs$/.test(f)), `the app's transform in ${own}: ${cached.join(', ')}`);
+    assert.doesNotMatch(s.log, /not cached/);
+    s.signal('SIGTERM');
+    assert.equal((await s.exited).code, 0);
+  });
+
+  it('says in one line that the transforms are not cached when no folder can hold them, and serves', async () => {
+    // node_modules/.cache is a file (above), and so is TMPDIR: as with a read-only root file system.
+    const temp = path.join(tmp, 'temp-file');
+    writeFileSync(temp, '');
+    const s = new Server(['-b', '127.0.0.1:0', '-w', '2', 'app.ts'], { cwd: project, env: { TMPDIR: temp }, cli: path.join(installed, 'dist', 'cli', 'main.js') });
+    const port = await s.port();
+    await s.waitFor(/Ready: 2 worker\(s\) serving/, 20000);
+    assert.equal((await request(port, '/')).status, 200);
+    const line = `[INFO] TypeScript transforms are not cached (not writable, or not this user's own: ${path.join(project, 'node_modules', '.cache', 'jiti')}, ${temp}/jiti-uid${process.getuid!()}): each worker compiles the app as it starts. Set TMPDIR to a writable directory to cache them, or JITI_FS_CACHE=false to say no cache is meant`;
+    assert.equal(s.log.split('\n').filter((l) => l.endsWith(line)).length, 1, s.log);
+    assert.equal(s.count(/cached/), 1, 'one line, not one per worker');
+    s.signal('SIGTERM');
+    assert.equal((await s.exited).code, 0);
+    const off = new Server(['-b', '127.0.0.1:0', '-w', '1', 'app.ts'], { cwd: project, env: { TMPDIR: temp, JITI_FS_CACHE: 'false' }, cli: path.join(installed, 'dist', 'cli', 'main.js') });
+    await off.waitFor(/Ready: 1 worker\(s\) serving/, 20000);
+    assert.equal(off.count(/cached/), 0, 'JITI_FS_CACHE=false: no cache is meant, nothing said');
+    off.signal('SIGTERM');
+    assert.equal((await off.exited).code, 0);
   });
 
   it("type-checks in the project's own strict tsc, module commonjs without esModuleInterop or skipLibCheck", async () => {

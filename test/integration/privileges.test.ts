@@ -8,7 +8,7 @@
  * - --user in a master not started as root: refused at start, and by a HUP (the running workers serve on)
  */
 import assert from 'node:assert/strict';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -102,9 +102,10 @@ describe('privileges', { skip: isRoot ? false : 'needs root' }, () => {
   });
 
   it('a TypeScript app loads as --user when the transform cache folder was made by root', async () => {
-    // The cache goes in $TMPDIR/jiti when no node_modules is near the app. A jiti folder that nobody may write
-    // (as one made under umask 0 is), in which root made tunicorn's own folder (here by --check-config): a
-    // worker running as nobody cannot add a transform there, which failed the app's load with EACCES.
+    // The cache goes in the temporary directory when no node_modules is near the app. In a shared jiti folder
+    // that anybody may write (as one made under umask 0 is), in which root made tunicorn's own folder (here by
+    // --check-config), a worker running as nobody could not add a transform, which failed the app's load with
+    // EACCES; each user now has a folder of its own there (jiti-uidN).
     const dir = scratchDir('tunicorn-cache-');
     chmodSync(dir, 0o755);
     const tmp = path.join(dir, 'tmp');
@@ -123,6 +124,42 @@ describe('privileges', { skip: isRoot ? false : 'needs root' }, () => {
     assert.notEqual(me.uid, 0);
     assert.doesNotMatch(s.log, /EACCES|failed to load/);
     await s.kill();
+  });
+
+  it('caches transforms in the temporary directory only in a folder of this user\'s alone', async () => {
+    // A transform found in the cache runs as the app's code: a folder another user owns, or may write in, would
+    // let that user run code as this one (jiti's own default, a shared /tmp/jiti, is such a folder).
+    const dir = scratchDir('tunicorn-cache-private-');
+    copyFileSync(fx('whoami.ts'), path.join(dir, 'app.ts'));
+    const uid = process.getuid!();
+    const serve = async (tmp: string) => {
+      const s = new Server(['-b', '127.0.0.1:0', '-w', '1', 'app.ts'], { env: { TMPDIR: tmp, JITI_FS_CACHE: '' }, cwd: dir });
+      const port = await s.port();
+      await s.waitFor(/Ready: 1 worker/, 30000);
+      assert.equal((await request(port, '/')).status, 200);
+      await s.kill();
+      return s.log;
+    };
+    // None there: made, 0700, and used.
+    const fresh = path.join(dir, 'fresh');
+    mkdirSync(fresh);
+    assert.doesNotMatch(await serve(fresh), /not cached/);
+    const own = path.join(fresh, `jiti-uid${uid}`);
+    assert.equal(statSync(own).mode & 0o777, 0o700);
+    assert.ok(readdirSync(own, { recursive: true, encoding: 'utf8' }).some((f) => /^tunicorn-\w+\/.*\.mjs$/.test(f)), 'a transform cached');
+    // Another user's folder, and one of ours that others may write in: neither is used, and the start says so.
+    for (const [name, make] of [
+      ['owned by nobody', (d: string) => chownSync(d, 65534, 65534)],
+      ['writable by all', (d: string) => chmodSync(d, 0o777)],
+    ] as const) {
+      const tmp = path.join(dir, name.replaceAll(' ', '-'));
+      const planted = path.join(tmp, `jiti-uid${uid}`);
+      mkdirSync(planted, { recursive: true, mode: 0o700 });
+      make(planted);
+      const log = await serve(tmp);
+      assert.match(log, new RegExp(`TypeScript transforms are not cached \\(not writable, or not this user's own: ${planted.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\)`), name);
+      assert.deepEqual(readdirSync(planted), [], `${name}: nothing written there`);
+    }
   });
 
   it('an unknown user or group stops the server with one line', async () => {

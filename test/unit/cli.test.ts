@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
 import { helpText } from '../../src/cli/help.js';
 import { MASTER_NODE_FLAGS, workerInspectPort } from '../../src/cli/node-flags.js';
-import { VERSION } from '../../src/version.js';
+import { otherRuntime, VERSION } from '../../src/version.js';
 import { scratchDir } from '../helpers/scratch.js';
 
 describe('the bin', () => {
@@ -33,6 +33,28 @@ describe('the bin', () => {
       const r = spawnSync(sh!, [...pre, cli, '--version'], { encoding: 'utf8', env, cwd: scratchDir('tunicorn-cli-') });
       assert.equal(r.stdout, `tunicorn ${VERSION} (Node.js ${process.version})\n`, `${sh} ${pre.join(' ')}: ${r.stderr}`);
       assert.equal(r.stderr, `${MASTER_NODE_FLAGS.join()}\n`);
+    }
+  });
+});
+
+describe('on another runtime than Node.js', () => {
+  it('names Bun and Deno, and nothing on Node.js', () => {
+    assert.equal(otherRuntime({ ...process.versions, bun: '1.4.5' }), 'Bun 1.4.5');
+    assert.equal(otherRuntime({ ...process.versions, deno: '2.5.0' }), 'Deno 2.5.0');
+    assert.equal(otherRuntime(), null);
+  });
+
+  // `bun --bun tunicorn app.ts` ran the master on Bun, which failed at the bind with "internal error" and a
+  // stack (Bun lacks the API the bind uses), and `--version` named a Node.js v26 that was Bun.
+  const bun = spawnSync('bun', ['--version'], { encoding: 'utf8' });
+  it('refuses in one line under `bun --bun`', { skip: bun.status === 0 ? false : 'bun is not installed' }, () => {
+    const cli = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
+    const app = fileURLToPath(new URL('../fixtures/echo.ts', import.meta.url));
+    for (const args of [['-b', '127.0.0.1:0', app], ['--version']]) {
+      const r = spawnSync('bun', ['--bun', cli, ...args], { encoding: 'utf8', timeout: 20000 });
+      assert.equal(r.stdout, '', args.join(' '));
+      assert.equal(r.stderr, `tunicorn: error: tunicorn runs on Node.js, not on Bun ${bun.stdout.trim()}: start it with node (bun run tunicorn or bunx tunicorn, without --bun)\n`);
+      assert.equal(r.status, 1);
     }
   });
 });
