@@ -483,6 +483,8 @@ export class Arbiter implements HookServer {
       if (!this.#starting) return;
       const hooks = [...this.hooksRunning];
       const what = hooks.length > 0 ? `the ${hooks.join(' and ')} hook has not returned` : 'the start has not finished';
+      // The signal is handled now, never by step(): its line comes first, as for any signal.
+      this.log.info(`Handling signal: ${sig.slice(3).toLowerCase()}`);
       this.log.warning(`${sig.slice(3)} during the start: ${what}${waitS > 0 ? ` after ${waitS} s (graceful_timeout)` : ''}; stopping without it`);
       this.#starting = false;
       this.closeAll();

@@ -103,7 +103,12 @@ export class HealthServer {
     else if (path === '/health/live') status = s.live ? 200 : 503;
     else if (path === '/health/ready' || path === '/health') status = s.ready ? 200 : 503;
     else status = 404;
-    const body = status === 404 ? `not found: try /health/live or /health/ready${path === '/metrics' ? ' (/metrics needs --metrics)' : ''}\n` : `${status === 200 ? 'ok' : http.STATUS_CODES[status]!.toLowerCase()}: ${s.detail}\n`;
+    const body =
+      status === 404
+        ? `not found: try /health/live or /health/ready${path === '/metrics' ? ' (/metrics needs --metrics)' : ''}\n`
+        : status === 405
+          ? `method not allowed: ${req.method} (the health endpoint answers GET and HEAD)\n`
+          : `${status === 200 ? 'ok' : http.STATUS_CODES[status]!.toLowerCase()}: ${s.detail}\n`;
     this.send(req, res, status, body);
   }
 

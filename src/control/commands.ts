@@ -34,7 +34,7 @@ export const COMMANDS: readonly (readonly [string, string])[] = [
   ['show stats', 'uptime, pid, workers (current, target, spawned, killed), reloads'],
   ['show listeners', 'the listening sockets: address, fd, type'],
   ['worker add [N]', `N more workers (default 1, at most ${MAX_STEP}), as N times TTIN`],
-  ['worker remove [N]', 'N fewer workers (default 1), never below 1, as TTOU'],
+  ['worker remove [N]', `N fewer workers (default 1, at most ${MAX_STEP}), never below 1, as TTOU`],
   ['worker kill PID', 'stop that worker gracefully; a new one replaces it'],
   ['reload', 'as HUP: re-read the config, replace every worker'],
   ['reopen', 'as USR1: reopen the log files'],

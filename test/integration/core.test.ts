@@ -610,14 +610,14 @@ describe('failures are stated, not dumped', () => {
     await until(() => existsSync(pidfile), 5000, 'the pidfile');
     a.signal('SIGTERM');
     assert.deepEqual(await within(a.exited, 15000, 'the master to stop'), { code: 0, signal: null });
-    assert.match(a.log, /\[WARNING\] TERM during the start: the whenReady hook has not returned after 1 s \(graceful_timeout\); stopping without it\n/);
+    assert.match(a.log, /\[INFO\] Handling signal: term\n.*\[WARNING\] TERM during the start: the whenReady hook has not returned after 1 s \(graceful_timeout\); stopping without it\n/);
     assert.ok(!existsSync(pidfile), 'the pidfile is removed');
     assert.doesNotMatch(a.log, /Booting worker/);
     // onStarting runs before the bind: nothing to wait for, nothing bound.
     await until(() => existsSync(inHook), 10000, 'the onStarting hook to run');
     b.signal('SIGINT');
     assert.deepEqual(await within(b.exited, 15000, 'the master to stop'), { code: 0, signal: null });
-    assert.match(b.log, /\[WARNING\] INT during the start: the onStarting hook has not returned; stopping without it\n/);
+    assert.match(b.log, /\[INFO\] Handling signal: int\n.*\[WARNING\] INT during the start: the onStarting hook has not returned; stopping without it\n/);
     // The exit is tunicorn's own: not blamed on the app or a hook.
     for (const log of [a.log, b.log]) assert.doesNotMatch(log, /process\.exit\(\) was called/);
   });

@@ -56,6 +56,7 @@ describe('health endpoint and shutdown delay', () => {
     const post = await request(hport, '/health/ready', { method: 'POST' });
     assert.equal(post.status, 405);
     assert.equal(post.headers.allow, 'GET, HEAD');
+    assert.equal(post.body, 'method not allowed: POST (the health endpoint answers GET and HEAD)\n');
 
     // A reload does not flap readiness: the old workers count until the new ones serve.
     const from = s.log.length;

@@ -8,7 +8,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
-import { CommandError, formatData, MAX_STEP, parseCommand, parseRequest, table } from '../../src/control/commands.js';
+import { CommandError, COMMANDS, formatData, MAX_STEP, parseCommand, parseRequest, table } from '../../src/control/commands.js';
 import { resolveConfig } from '../../src/config/resolve.js';
 import { scratchDir } from '../helpers/scratch.js';
 
@@ -26,6 +26,11 @@ describe('parseCommand', () => {
     assert.deepEqual(parseCommand('reload'), { name: 'reload' });
     assert.deepEqual(parseCommand('reopen'), { name: 'reopen' });
     assert.deepEqual(parseCommand('help'), { name: 'help' });
+    // The help names each bound the parser holds to.
+    const help = Object.fromEntries(COMMANDS);
+    assert.match(help['worker add [N]']!, new RegExp(`at most ${MAX_STEP}\\b`));
+    assert.match(help['worker remove [N]']!, new RegExp(`at most ${MAX_STEP}\\b`));
+    assert.throws(() => parseCommand(`worker remove ${MAX_STEP + 1}`));
     assert.deepEqual(parseCommand('shutdown'), { name: 'shutdown', mode: 'graceful' });
     assert.deepEqual(parseCommand('shutdown quick'), { name: 'shutdown', mode: 'quick' });
   });
