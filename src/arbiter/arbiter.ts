@@ -115,11 +115,12 @@ export interface ArbiterOptions {
   /** The program a USR2 successor runs (process.argv[1], named from startCwd: work-dir.ts's upgradeProgram). */
   readonly program?: string;
   /**
-   * The listeners of the master's signals that were there before the config file and the app were loaded
-   * (Node's own: a terminal's SIGWINCH refreshes its size): kept. Any other is removed when the master
-   * installs its handlers.
+   * Node's own listeners of the master's signals (a terminal's SIGWINCH, which refreshes its size): kept. Any
+   * other is removed when the master installs its handlers.
    */
   readonly ownSignalListeners?: ReadonlySet<unknown>;
+  /** The listeners of the master's signals that a module preloaded before tunicorn added (main.ts): removed, and said so. */
+  readonly preloadedSignalListeners?: ReadonlySet<unknown>;
   /** What startOrphanReaper() said (PID 1, or a child subreaper), logged once the master starts. */
   readonly orphans?: OrphansNote | null;
   /** The master adopts what its workers leave (a child subreaper, or PID 1): told of each worker. */
@@ -396,9 +397,15 @@ export class Arbiter implements HookServer {
       // `process.exit()` on TERM, would cut the graceful stop short. In the workers the app keeps them.
       const ours = this.#onSignal.get(sig);
       const foreign = process.listeners(sig).filter((l) => l !== ours && !this.opts.ownSignalListeners?.has(l));
-      if (foreign.length > 0) {
-        for (const l of foreign) process.off(sig, l as () => void);
-        this.log.warning(`The master handles ${sig.slice(3)} itself: ${foreign.length} ${sig} listener(s) added by the app (--preload) or the config file will not run in the master`);
+      for (const l of foreign) process.off(sig, l as () => void);
+      const preloaded = foreign.filter((l) => this.opts.preloadedSignalListeners?.has(l)).length;
+      if (preloaded > 0) {
+        this.log.warning(
+          `The master handles ${sig.slice(3)} itself: ${preloaded} ${sig} listener(s) added by a module preloaded with --import or --require (NODE_OPTIONS; an APM agent?) will not run in the master; -e NODE_OPTIONS='--import ...' preloads it in the workers only`,
+        );
+      }
+      if (foreign.length > preloaded) {
+        this.log.warning(`The master handles ${sig.slice(3)} itself: ${foreign.length - preloaded} ${sig} listener(s) added by the app (--preload) or the config file will not run in the master`);
       }
     }
     const done = new Promise<number>((resolve) => (this.#finish = resolve));

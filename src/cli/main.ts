@@ -122,7 +122,12 @@ async function main(): Promise<void> {
   // made now, it is known as Node's, and the master keeps it (see ArbiterOptions.ownSignalListeners).
   if (isatty(1)) void process.stdout;
   if (isatty(2)) void process.stderr;
-  const ownSignalListeners = new Set(SIGNALS.flatMap((sig) => process.listeners(sig)));
+  const ownSignalListeners = new Set(process.listeners('SIGWINCH'));
+  // Any other listener of the master's signals there now was added by a module preloaded before this one
+  // (`--import`, `--require`, in NODE_OPTIONS or on node's command line): an APM agent's, which flushes on TERM
+  // and may process.exit() when done, as OpenTelemetry's documented setup does; that cut the master's graceful
+  // stop short (the workers, their requests and their spans left behind). The master removes it (Arbiter.run).
+  const preloadedSignalListeners = new Set(SIGNALS.flatMap((sig) => process.listeners(sig)).filter((l) => !ownSignalListeners.has(l)));
   // Before the config file and the app, which may spawn: the reaper must know every process Node spawns.
   const { note: orphans, adopter } = startOrphanReaper();
   const argv = process.argv.slice(2);
@@ -225,7 +230,7 @@ async function main(): Promise<void> {
       throw err;
     }
   }
-  const arbiter: Arbiter = new Arbiter({ resolved: r, reload, startCwd, workDir: workers, program, ownSignalListeners, orphans, adopter });
+  const arbiter: Arbiter = new Arbiter({ resolved: r, reload, startCwd, workDir: workers, program, ownSignalListeners, preloadedSignalListeners, orphans, adopter });
   // Every exit of tunicorn's own goes through die() or the process.exit below; any other is the app's (loaded
   // here with --preload) or a hook's, and the log says so rather than the master vanishing in silence.
   // An uncaught exception the app (loaded here with --preload) or a config hook threw, from a timer or an

@@ -61,6 +61,16 @@ function sendLast(m: WorkerMessage): Promise<void> {
 class FatalExit extends Error {}
 
 /**
+ * Whether an uncaught exception is the app's to handle: it added an `uncaughtException` listener of its own.
+ * An error reporter's listener does not count: Sentry's (`@sentry/node`, marked `_errorHandler`) captures the
+ * error and ends the process only when no other listener is there, so with tunicorn's it would not, and
+ * tunicorn, counting Sentry's, would leave the worker to it: a worker that should be replaced served on.
+ */
+function appDecidesUncaught(ours: unknown): boolean {
+  return process.listeners('uncaughtException').some((l) => l !== ours && (l as { _errorHandler?: unknown })._errorHandler !== true);
+}
+
+/**
  * Second handles on descriptors handed over: only for sending. The thread that accepted the connection still
  * owns the descriptor and closes it when it ends, so these are never closed (see GthreadWorker.adopt).
  */
@@ -487,14 +497,15 @@ function main(): void {
         }
       });
     });
-    process.on('uncaughtException', (err) => {
+    const onUncaught = (err: Error) => {
       // An app with a listener of its own decides, as it would under plain Node (its listener runs after this).
-      if (process.listenerCount('uncaughtException') > 1) {
+      if (appDecidesUncaught(onUncaught)) {
         w.runtime.log.warning(`Uncaught exception in worker, left to the app's uncaughtException listener: ${describeLoadError(err)}`);
         return;
       }
       w.crashed(err);
-    });
+    };
+    process.on('uncaughtException', onUncaught);
     // A stop that came while the hooks loaded: nothing was started, nothing is.
     if (pendingStop !== null) return void w.stop(pendingStop.graceful, '', pendingStop.drain);
     loading = w;

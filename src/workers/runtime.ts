@@ -21,6 +21,7 @@ import type { RequestListener } from '../app/shapes.js';
 import { AppResultError } from '../app/errors.js';
 import { stopFailures, StopFailure, stopPartRunning } from '../app/stop-parts.js';
 import { settledWithin } from '../deadline.js';
+import { runBeforeExit } from './before-exit.js';
 import { UpgradeAnswer } from '../logging/upgrade-answer.js';
 import { parseRequestStart, queueTable } from './queue-time.js';
 import { kSlot, SlotTable } from './slot-table.js';
@@ -519,7 +520,15 @@ export class WorkerRuntime {
     } finally {
       const due = this.termListeners;
       if (due) await this.runAppTermListeners(due.stoppedAt, due.own);
+      if (due) await this.runAppBeforeExit(due.stoppedAt);
     }
+  }
+
+  /** The app's (its agents') `beforeExit` listeners, which the worker's process.exit() would skip (before-exit.ts). */
+  private async runAppBeforeExit(stoppedAt: number): Promise<void> {
+    const left = Math.max(0, stoppedAt + this.config.gracefulTimeout * 900 - Date.now());
+    const done = await runBeforeExit(left, (err) => this.log.exception("Exception in the app's beforeExit listener", err));
+    if (!done) this.log.warning(`The app's beforeExit listener(s) (an agent's last export?) had not finished after ${Math.round(left / 1000)} s; exiting`);
   }
 
   /**

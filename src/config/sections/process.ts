@@ -65,7 +65,7 @@ export const processSettings = {
     metavar: 'KEY=VALUE',
     default: Object.freeze({}),
     short: 'Set an environment variable in the workers (repeatable).',
-    doc: 'In a config file, an object `{ KEY: "value" }` or a list of `"KEY=VALUE"` strings. The config key `raw_env` (Gunicorn\'s) is accepted too. The app sees them wherever it loads: in the workers, and in the master with `--preload` and `--check-config` (set while it loads there). A reload (HUP) gives the new workers the new set: a variable dropped from it is gone for them.',
+    doc: 'In a config file, an object `{ KEY: "value" }` or a list of `"KEY=VALUE"` strings. The config key `raw_env` (Gunicorn\'s) is accepted too. The app sees them wherever it loads: in the workers, and in the master with `--preload` and `--check-config` (set while it loads there). A reload (HUP) gives the new workers the new set: a variable dropped from it is gone for them. `-e NODE_OPTIONS=\'--import ./instrument.mjs\'` gives Node options to the workers only, in place of the master\'s: an APM or tracing agent preloaded so stays out of the master (README, "APM and tracing agents").',
   }),
   checkConfig: boolSetting({
     key: 'checkConfig',

@@ -1,0 +1,123 @@
+/**
+ * APM and tracing agents preloaded into the app's processes (README, "APM and tracing agents"), with small
+ * stand-ins that patch and listen as the real ones do (test/fixtures/agents/, each naming the package it
+ * stands for):
+ * - `-e NODE_OPTIONS=--import agent.mjs` preloads the agent in the workers only, under every worker class (a
+ *   gthread worker's threads too): it sees each request; the master never loads it;
+ * - an agent preloaded in the master too (NODE_OPTIONS in tunicorn's environment) whose SIGTERM listener
+ *   ends the process once its exporter is flushed (OpenTelemetry's documented setup) does not cut the
+ *   master's graceful stop short: the master says it removed the listener, and a request in flight is answered
+ *   before the master exits;
+ * - an error reporter's uncaughtException listener (Sentry's) does not keep a worker that threw serving:
+ *   the reporter captures the error, and the worker is replaced as without it;
+ * - what an agent sends at `beforeExit` (dd-trace's last traces, Sentry's batched spans) arrives from a worker's
+ *   graceful stop, under every class: the worker runs those listeners and waits for the requests they start.
+ */
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { existsSync, readFileSync } from 'node:fs';
+import http from 'node:http';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { after, describe, it } from 'node:test';
+import { scratchDir } from '../helpers/scratch.js';
+import { FIXTURES, request, Server, stopAll } from '../helpers/server.js';
+
+after(stopAll);
+
+const tmp = scratchDir('tunicorn-apm-agents-');
+
+const agent = (name: string) => `--import=${pathToFileURL(path.join(FIXTURES, 'agents', name)).href}`;
+const APP = path.join(FIXTURES, 'agents', 'app.mjs');
+const notes = (file: string) => (existsSync(file) ? readFileSync(file, 'utf8').trim().split('\n') : []);
+
+describe('APM and tracing agents', () => {
+  for (const cls of ['async', 'sync', 'gthread']) {
+    it(`${cls}: what an agent sends at beforeExit arrives when a worker stops`, async () => {
+      const received: string[] = [];
+      const collector = http.createServer((req, res) => {
+        let body = '';
+        req.on('data', (c: Buffer) => (body += c));
+        req.on('end', () => {
+          received.push(...body.split('\n'));
+          res.end();
+        });
+      });
+      collector.listen(0, '127.0.0.1');
+      await once(collector, 'listening');
+      after(() => void collector.close());
+      const url = `http://127.0.0.1:${(collector.address() as { port: number }).port}/`;
+      const threads = cls === 'gthread' ? ['--threads', '2'] : [];
+      const s = new Server(['-b', '127.0.0.1:0', '-w', '1', '-k', cls, ...threads, '-e', `NODE_OPTIONS=${agent('batch-exporter.mjs')}`, APP], {
+        env: { AGENT_URL: url },
+      });
+      const port = await s.port();
+      await s.waitFor(/Ready: 1 worker/);
+      const pids: string[] = [];
+      for (let i = 0; i < 3; i++) pids.push((await request(port, `/?n=${i}`)).body);
+      s.signal('SIGTERM');
+      assert.equal((await s.exited).code, 0, s.log);
+      const urls = received.map((line) => line.split(' ')[1]).sort();
+      assert.deepEqual(urls, ['/?n=0', '/?n=1', '/?n=2'], `the agent's last batch did not arrive:\n${s.log}`);
+      assert.ok(received.every((line) => line.startsWith(`${pids[0]}/`)), received.join('\n'));
+    });
+  }
+
+  for (const cls of ['async', 'sync', 'gthread']) {
+    it(`${cls}: -e NODE_OPTIONS=--import preloads the agent in the workers only, and it sees the requests`, async () => {
+      const file = path.join(tmp, `workers-only-${cls}.log`);
+      const threads = cls === 'gthread' ? ['--threads', '2'] : [];
+      const s = new Server(['-b', '127.0.0.1:0', '-w', '2', '-k', cls, ...threads, '-e', `NODE_OPTIONS=${agent('trace-requests.mjs')}`, APP], {
+        env: { AGENT_FILE: file },
+      });
+      const port = await s.port();
+      const workers = await s.workersBooted(2);
+      await s.waitFor(/Ready: 2 worker/);
+      for (let i = 0; i < 4; i++) {
+        const r = await request(port, '/');
+        assert.equal(r.status, 200, s.log);
+        // Traced in the process that answered (under gthread, by one of its threads).
+        const [pid] = String(r.headers['x-traced-by']).split('/');
+        assert.equal(pid, r.body, `response not traced by its worker: ${JSON.stringify(r.headers)}\n${s.log}`);
+      }
+      assert.ok(!notes(file).includes(`loaded ${s.pid}`), `the master loaded the agent:\n${notes(file).join('\n')}`);
+      for (const w of workers) assert.ok(notes(file).includes(`loaded ${w}`), `worker ${w} did not load the agent:\n${notes(file).join('\n')}`);
+      s.signal('SIGTERM');
+      assert.equal((await s.exited).code, 0, s.log);
+    });
+  }
+
+  it('an agent in NODE_OPTIONS whose SIGTERM listener exits (OpenTelemetry\'s setup) does not cut the master\'s graceful stop', async () => {
+    const s = new Server(['-b', '127.0.0.1:0', '-w', '1', APP], { env: { NODE_OPTIONS: agent('trace-requests.mjs') } });
+    const port = await s.port();
+    await s.waitFor(/Ready: 1 worker/);
+    assert.match(s.log, /The master handles TERM itself: 1 SIGTERM listener\(s\) added by a module preloaded with --import or --require .* -e NODE_OPTIONS=/);
+    const slow = request(port, '/slow');
+    // The request is under way in the worker before the stop.
+    await s.waitFor(/app: slow request started/);
+    let masterGone = false;
+    void s.exited.then(() => (masterGone = true));
+    s.signal('SIGTERM');
+    const r = await slow;
+    assert.equal(r.status, 200, s.log);
+    assert.equal(masterGone, false, `the master exited before the request in flight was answered:\n${s.log}`);
+    assert.equal((await s.exited).code, 0, s.log);
+    assert.doesNotMatch(s.log, /process\.exit\(\) was called/);
+  });
+
+  it("an error reporter's uncaughtException listener (Sentry's) does not keep a worker that threw serving", async () => {
+    const file = path.join(tmp, 'reporter.log');
+    const s = new Server(['-b', '127.0.0.1:0', '-w', '1', '-e', `NODE_OPTIONS=${agent('report-errors.mjs')}`, APP], { env: { AGENT_FILE: file } });
+    const port = await s.port();
+    const [first] = await s.workersBooted(1);
+    await s.waitFor(/Ready: 1 worker/);
+    assert.equal((await request(port, '/crash')).status, 200, s.log);
+    await s.waitFor(/Uncaught exception in worker.*takes no new one, and exits/);
+    const [, second] = await s.workersBooted(2);
+    assert.notEqual(second, first);
+    assert.deepEqual(notes(file), [`captured ${first} boom in a timer`], s.log);
+    assert.doesNotMatch(s.log, /left to the app's uncaughtException listener/);
+    s.signal('SIGTERM');
+    assert.equal((await s.exited).code, 0, s.log);
+  });
+});
