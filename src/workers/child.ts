@@ -140,6 +140,8 @@ class WorkerProcess {
   #interrupted = false;
   #exitCode = 0;
   #serving = false;
+  /** The metrics setting: the last counts were sent (at the end of a stop, or by lastCounts()). */
+  #lastCountsSent = false;
   readonly runtime: WorkerRuntime;
 
   constructor(
@@ -276,7 +278,10 @@ class WorkerProcess {
     endLeftovers(runtime.log);
     runtime.closeLogs();
     // The metrics setting: the last counts (the requests cut by the stop included), so that none is lost.
-    if (runtime.config.metrics) await sendLast({ t: 'metrics', counts: this.counts() });
+    if (runtime.config.metrics) {
+      this.#lastCountsSent = true;
+      await sendLast({ t: 'metrics', counts: this.counts() });
+    }
     leave(this.#exitCode);
   }
 
@@ -334,6 +339,19 @@ class WorkerProcess {
     if (this.#cls?.adopt?.(listener, handle)) return;
     handle.close();
     this.runtime.log.warning('A connection handed over from a timed-out worker cannot be served here (stopping, or not gthread): closed');
+  }
+
+  /**
+   * The metrics setting, at an exit that is not a stop's end (the app's process.exit(), a gthread thread that
+   * exited, which ends its process): the last counts, or what was served since the last heartbeat would be
+   * lost (all of it with `timeout` 0). Nothing can wait in an 'exit' listener, but libuv tries a write to the
+   * IPC pipe at once when nothing is queued before it, so the message is in the kernel before the process
+   * ends (checked: 301 requests, then the app's process.exit(), 301 counted under each class).
+   */
+  lastCounts(): void {
+    if (this.#lastCountsSent || !this.#serving || !this.runtime.config.metrics) return;
+    this.#lastCountsSent = true;
+    send({ t: 'metrics', counts: this.counts() });
   }
 
   /** The metrics setting: this process's counts, from the main thread's record or the class's (gthread threads). */
@@ -428,8 +446,11 @@ function main(): void {
   process.on('SIGINT', early);
   process.on('SIGTERM', early);
   process.on('SIGQUIT', early);
-  // Any exit but a SIGKILL: what the app started ends with the worker.
-  const onExit = () => endLeftovers(worker?.runtime.log ?? loading?.runtime.log ?? null);
+  // Any exit but a SIGKILL: what the app started ends with the worker, and the master gets its last counts.
+  const onExit = () => {
+    endLeftovers(worker?.runtime.log ?? loading?.runtime.log ?? null);
+    worker?.lastCounts();
+  };
   process.on('exit', onExit);
   // The master went away (even by SIGKILL): the IPC channel closes. No orphans.
   process.on('disconnect', () => {

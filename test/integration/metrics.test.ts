@@ -5,7 +5,8 @@
  * - the requests counted match those sent, by method (an unknown one is OTHER) and status, under async and
  *   gthread (whose threads each count)
  * - counters never go down: a worker killed keeps the counts the master had; a HUP's old workers send their
- *   last counts as they exit (with --timeout 0 there is no heartbeat to carry them)
+ *   last counts as they exit (with --timeout 0 there is no heartbeat to carry them), and so does a worker
+ *   whose app calls process.exit() (async, and a gthread thread's, which ends its process)
  * - the accept queue of a listener whose only worker is stuck, and the worker that does not answer
  * - a scrape's answer is no heartbeat: a gthread process with a stuck thread still times out
  * - the master's own process metrics (process_open_fds, process_resident_memory_bytes...) match /proc
@@ -160,6 +161,23 @@ describe('--metrics', () => {
     assert.equal(sampleValue(reloaded, 'tunicorn_workers_started_total'), 5);
     assert.equal(sampleValue(reloaded, 'tunicorn_request_duration_seconds_count'), 11);
   });
+
+  for (const cls of [['-k', 'async'], ['-k', 'gthread', '--threads', '2']]) {
+    it(`keeps the counts of a worker whose app calls process.exit() (${cls[1]})`, async () => {
+      // --timeout 0: no heartbeat carries counts, and nothing is scraped before the exit: what the worker
+      // served reaches the master only with the message it sends as it exits.
+      const { s, hport, port } = await start(['-w', '1', '--timeout', '0', ...cls]);
+      for (let i = 0; i < 5; i++) await request(port, '/');
+      const from = s.log.length;
+      // The app ends its process in the middle of this request: it is cut, with no answer.
+      await request(port, '/exit').catch(() => undefined);
+      await s.waitFor(/Booting worker with pid: \d+/, 15000, from);
+      await until(() => /Worker exited \(pid: \d+\)/.test(s.log.slice(from)), 15000, 'the exit noted');
+      const m = await scrape(hport);
+      assert.equal(total(m), 5, 'the requests it served before it exited');
+      assert.equal(sampleValue(m, 'tunicorn_worker_exits_total', { reason: 'exited' }), 1);
+    });
+  }
 
   it('shows the accept queue of a listener whose only worker is stuck', async () => {
     const { s, hport, port } = await start(['-k', 'sync', '-w', '1', '--timeout', '60']);
