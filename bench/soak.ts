@@ -632,20 +632,27 @@ async function soakOne(workerClass: string, ms: number): Promise<Record<string, 
   return result;
 }
 
-// Ctrl-C (or a TERM) of the soak ends the server it runs, with its workers and what they started: the master
-// leads its own process group (detached).
+// However the soak ends (Ctrl-C, a TERM, a HUP when its terminal or ssh session goes, an exception), the server it
+// runs ends with it, with its workers and what they started: the master leads its own session and process group
+// (detached), which a terminal's HUP does not reach.
 let current: number | null = null;
 let currentDir: string | null = null;
-for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-  process.on(sig, () => {
-    if (current !== null) {
-      try {
-        process.kill(-current, 'SIGKILL');
-      } catch {
-        /* gone */
-      }
+function endCurrent(): void {
+  if (current === null) return;
+  for (const p of [-current, ...sessionProcs(current).map((x) => x.pid)]) {
+    try {
+      process.kill(p, 'SIGKILL');
+    } catch {
+      /* gone */
     }
-    if (currentDir !== null && !OUT) fs.rmSync(currentDir, { recursive: true, force: true });
+  }
+  current = null;
+  if (currentDir !== null && !OUT) fs.rmSync(currentDir, { recursive: true, force: true });
+}
+process.on('exit', endCurrent);
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  process.on(sig, () => {
+    endCurrent();
     process.exit(130);
   });
 }

@@ -48,9 +48,9 @@ const uid = (): number => process.getuid?.() ?? 0;
  * when there is a node_modules (jiti's choice), else a folder of this user's own in the OS temporary directory,
  * `jiti-uidN` (see privateDir).
  */
-function transformCacheBases(baseDir: string): string[] {
+function transformCacheBases(baseDir: string, user = uid()): string[] {
   const modules = path.join(baseDir, 'node_modules');
-  return [...(existsSync(modules) ? [path.join(modules, '.cache', 'jiti')] : []), path.join(tmpdir(), `jiti-uid${uid()}`)];
+  return [...(existsSync(modules) ? [path.join(modules, '.cache', 'jiti')] : []), path.join(tmpdir(), `jiti-uid${user}`)];
 }
 
 /**
@@ -59,23 +59,45 @@ function transformCacheBases(baseDir: string): string[] {
  * would let that user run code as this one. It must be a directory (not a link) this user owns, that neither
  * group nor others may write in.
  */
-function privateDir(dir: string): boolean {
+function privateDir(dir: string, user = uid()): boolean {
   try {
     const s = lstatSync(dir);
-    return s.isDirectory() && s.uid === uid() && (s.mode & 0o022) === 0;
+    return s.isDirectory() && s.uid === user && (s.mode & 0o022) === 0;
   } catch {
     return false;
   }
 }
 
-/** Can this process make (or write in) this cache folder? Looked at without making anything. */
-function canWrite(dir: string, temporary: boolean): boolean {
+/** The workers' user and group when they are not this process's (`user`, `group`: a master started as root). */
+export interface WorkerIds {
+  readonly uid: number;
+  readonly gid: number;
+}
+
+/**
+ * Whether `ids` may write in a folder of this mode and owner, by its permission bits: this process (root) can
+ * write anywhere but a read-only file system (which access() tells), the workers only where the bits let them.
+ * Their supplementary groups (`initgroups`) are not known here: only their group counts.
+ */
+function bitsLetWrite(s: { uid: number; gid: number; mode: number }, ids: WorkerIds): boolean {
+  if (ids.uid === 0) return true;
+  if (s.uid === ids.uid) return (s.mode & 0o200) !== 0;
+  if (s.gid === ids.gid) return (s.mode & 0o020) !== 0;
+  return (s.mode & 0o002) !== 0;
+}
+
+/**
+ * Can the workers make (or write in) this cache folder? Looked at without making anything, as this process,
+ * or, given `ids`, as the workers' user and group.
+ */
+function canWrite(dir: string, temporary: boolean, ids: WorkerIds | null): boolean {
   for (let d = dir; ; d = path.dirname(d)) {
     if (existsSync(d)) {
-      if (temporary && d === dir && !privateDir(d)) return false;
+      if (temporary && d === dir && !privateDir(d, ids?.uid)) return false;
       try {
         accessSync(d, fsConstants.W_OK);
-        return statSync(d).isDirectory();
+        const s = statSync(d);
+        return s.isDirectory() && (ids === null || bitsLetWrite(s, ids));
       } catch {
         return false;
       }
@@ -89,10 +111,12 @@ function canWrite(dir: string, temporary: boolean): boolean {
  * temporary directory, as in a container with a read-only root file system), or null: each worker then
  * compiles the app's TypeScript again as it starts, which it says nowhere else.
  */
-export function transformCacheLine(baseDir: string): string | null {
+export function transformCacheLine(baseDir: string, workers: WorkerIds | null = null): string | null {
   if (transformCacheTurnedOff()) return null;
-  const bases = transformCacheBases(baseDir);
-  if (bases.some((b, i) => canWrite(b, i === bases.length - 1))) return null;
+  // A master started as root looks as the workers' user (`user`), who makes and writes the cache.
+  const ids = workers && workers.uid !== uid() ? workers : null;
+  const bases = transformCacheBases(baseDir, ids?.uid);
+  if (bases.some((b, i) => canWrite(b, i === bases.length - 1, ids))) return null;
   return `TypeScript transforms are not cached (not writable, or not this user's own: ${bases.join(', ')}): each worker compiles the app as it starts. Set TMPDIR to a writable directory to cache them, or JITI_FS_CACHE=false to say no cache is meant`;
 }
 

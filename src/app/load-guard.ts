@@ -17,6 +17,14 @@ export interface LoadGuard {
   limitS: number;
 }
 
+/**
+ * The guard's own `beforeExit` listeners, while a load runs: not the app's. A worker stopped while its app
+ * loads runs the app's `beforeExit` listeners at the end of the stop (src/workers/before-exit.ts), and calling
+ * this one there failed the load as if it had run dry: the storm of HUPs and TTOUs under load, which stops
+ * booting workers, lost requests with it.
+ */
+export const GUARD_LISTENERS = new WeakSet<object>();
+
 /** `what`: the module loading, as the lines name it (`app app.ts`, `config file /srv/tunicorn.config.ts`). */
 export async function guardLoading<T>(what: string, loading: Promise<T>, guard: LoadGuard): Promise<T> {
   let timer: NodeJS.Timeout | null = null;
@@ -28,6 +36,7 @@ export async function guardLoading<T>(what: string, loading: Promise<T>, guard: 
   };
   const onDry = () =>
     fail(`${what} never finished loading: its top-level code awaits something that can never settle (nothing else was left to run)`);
+  GUARD_LISTENERS.add(onDry);
   const stop = () => {
     process.off('exit', onExit);
     process.off('uncaughtExceptionMonitor', onCrash);

@@ -273,7 +273,7 @@ export class Arbiter implements HookServer {
     } catch {
       return null; // the workers say what is wrong with it
     }
-    return /\.([cm]?ts|[jt]sx)$/.test(file) ? transformCacheLine(cwd) : null;
+    return /\.([cm]?ts|[jt]sx)$/.test(file) ? transformCacheLine(cwd, resolveIdentity(this.cfg.user, this.cfg.group)) : null;
   }
 
   /** Runs until the server stops; resolves with the exit code. */
@@ -391,23 +391,7 @@ export class Arbiter implements HookServer {
     if (this.cfg.controlSocket && !this.cfg.controlSocketDisable) await this.startControl(this.cfg.controlSocket);
     if (this.cfg.reload) this.startReloader();
     process.title = `tunicorn: master [${this.name}]`;
-    for (const sig of SIGNALS) {
-      // The master's signals are its own, as Gunicorn's master replaces the handlers of a preloaded app: a
-      // listener the app (--preload) or the config file added would run beside ours, and a common one,
-      // `process.exit()` on TERM, would cut the graceful stop short. In the workers the app keeps them.
-      const ours = this.#onSignal.get(sig);
-      const foreign = process.listeners(sig).filter((l) => l !== ours && !this.opts.ownSignalListeners?.has(l));
-      for (const l of foreign) process.off(sig, l as () => void);
-      const preloaded = foreign.filter((l) => this.opts.preloadedSignalListeners?.has(l)).length;
-      if (preloaded > 0) {
-        this.log.warning(
-          `The master handles ${sig.slice(3)} itself: ${preloaded} ${sig} listener(s) added by a module preloaded with --import or --require (NODE_OPTIONS; an APM agent?) will not run in the master; -e NODE_OPTIONS='--import ...' preloads it in the workers only`,
-        );
-      }
-      if (foreign.length > preloaded) {
-        this.log.warning(`The master handles ${sig.slice(3)} itself: ${foreign.length - preloaded} ${sig} listener(s) added by the app (--preload) or the config file will not run in the master`);
-      }
-    }
+    this.dropForeignSignalListeners();
     const done = new Promise<number>((resolve) => (this.#finish = resolve));
     await this.runHook('whenReady', this);
     await this.runHook('nworkersChanged', this, this.numWorkers, null);
@@ -486,6 +470,12 @@ export class Arbiter implements HookServer {
     if (this.#startStop !== null && sig === 'SIGTERM') return;
     if (this.#startStop !== null) clearTimeout(this.#startStop);
     const waitS = sig === 'SIGTERM' ? this.cfg.gracefulTimeout : 0;
+    if (waitS > 0) {
+      // Said now: its 'Handling signal' line comes when the start ends or the wait does, up to graceful_timeout
+      // (30 s) later, and a `systemctl stop` would show nothing until then.
+      const hooks = [...this.hooksRunning];
+      this.log.info(`TERM during the start: waiting up to ${waitS} s (graceful_timeout) for ${hooks.length > 0 ? `the ${hooks.join(' and ')} hook to return` : 'the start to finish'}`);
+    }
     this.#startStop = setTimeout(() => {
       if (!this.#starting) return;
       const hooks = [...this.hooksRunning];
@@ -1114,6 +1104,29 @@ export class Arbiter implements HookServer {
 
   // ---- reload and stop -----------------------------------------------------------------------------------
 
+  /**
+   * The master's signals are its own, as Gunicorn's master replaces the handlers of a preloaded app: a listener
+   * the app (--preload) or the config file added would run beside ours, and a common one, `process.exit()` on
+   * TERM, would cut the graceful stop short. In the workers the app keeps them. At start, and after a HUP has
+   * read the config file again (its code runs again, in the master).
+   */
+  private dropForeignSignalListeners(): void {
+    for (const sig of SIGNALS) {
+      const ours = this.#onSignal.get(sig);
+      const foreign = process.listeners(sig).filter((l) => l !== ours && !this.opts.ownSignalListeners?.has(l));
+      for (const l of foreign) process.off(sig, l as () => void);
+      const preloaded = foreign.filter((l) => this.opts.preloadedSignalListeners?.has(l)).length;
+      if (preloaded > 0) {
+        this.log.warning(
+          `The master handles ${sig.slice(3)} itself: ${preloaded} ${sig} listener(s) added by a module preloaded with --import or --require (NODE_OPTIONS; an APM agent?) will not run in the master; -e NODE_OPTIONS='--import ...' preloads it in the workers only`,
+        );
+      }
+      if (foreign.length > preloaded) {
+        this.log.warning(`The master handles ${sig.slice(3)} itself: ${foreign.length - preloaded} ${sig} listener(s) added by the app (--preload) or the config file will not run in the master`);
+      }
+    }
+  }
+
   private async reload(): Promise<void> {
     let next: Resolved;
     try {
@@ -1121,6 +1134,8 @@ export class Arbiter implements HookServer {
     } catch (err) {
       this.log.error(`Reload failed, keeping the running configuration: ${err instanceof Error ? err.message : String(err)}`);
       return;
+    } finally {
+      this.dropForeignSignalListeners();
     }
     if (this.#stopping) return;
     const started = this.#resolved.configPath;
@@ -1699,11 +1714,16 @@ function onLines(input: Readable, each: (line: string) => void): void {
  * mode sets it, NODE_APP_INSTANCE (0..N-1), unless the environment or raw_env has one already. An app runs a
  * cron job or a migration in one worker only with `process.env.TUNICORN_WORKER_ID === '1'`. A master run by PM2
  * (`pm2 start tunicorn`: `pm_id` in its environment) has PM2's NODE_APP_INSTANCE, the master's number (`0`):
- * left to every worker, an app's `=== '0'` job would run in each, so the workers get theirs unless raw_env sets it.
+ * left to every worker, an app's `=== '0'` job would run in each, so the workers get theirs unless raw_env sets it;
+ * so does the variable PM2's `instance_var` names instead (`instance_var` in the master's environment).
  */
 export function workerNumberEnv(env: NodeJS.ProcessEnv, id: number, rawEnv: Readonly<Record<string, string>> = {}): NodeJS.ProcessEnv {
   env.TUNICORN_WORKER_ID = String(id);
   const pm2s = env.pm_id !== undefined && (env.instance_var ?? 'NODE_APP_INSTANCE') === 'NODE_APP_INSTANCE' && rawEnv.NODE_APP_INSTANCE === undefined;
   if (env.NODE_APP_INSTANCE === undefined || pm2s) env.NODE_APP_INSTANCE = String(id - 1);
+  // PM2's instance_var names another variable for its number (INSTANCE_ID: node-config reads NODE_APP_INSTANCE);
+  // PM2 set that one to the master's 0, and an app written for it reads that one.
+  const renamed = env.pm_id !== undefined ? env.instance_var : undefined;
+  if (renamed && renamed !== 'NODE_APP_INSTANCE' && /^[A-Za-z_]\w*$/.test(renamed) && !renamed.startsWith('TUNICORN_') && rawEnv[renamed] === undefined) env[renamed] = String(id - 1);
   return env;
 }

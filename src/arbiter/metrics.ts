@@ -242,25 +242,47 @@ export function masterFamilies(started: number, proc = '/proc/self'): Family[] {
   const cpu = process.cpuUsage();
   const families: Family[] = [
     { name: 'process_cpu_seconds_total', help: 'CPU time (user and system) of the master process, in seconds.', type: 'counter', samples: [{ value: (cpu.user + cpu.system) / 1e6 }] },
-    { name: 'process_resident_memory_bytes', help: 'Resident memory of the master process.', type: 'gauge', samples: [{ value: process.memoryUsage.rss() }] },
-    { name: 'process_start_time_seconds', help: 'When the master process started, in seconds since the Unix epoch.', type: 'gauge', samples: [{ value: started }] },
   ];
+  try {
+    // libuv reads /proc/self/stat for it: with every descriptor taken it throws EMFILE, which failed the scrape.
+    families.push({ name: 'process_resident_memory_bytes', help: 'Resident memory of the master process.', type: 'gauge', samples: [{ value: process.memoryUsage.rss() }] });
+  } catch {
+    // Left out.
+  }
+  families.push({ name: 'process_start_time_seconds', help: 'When the master process started, in seconds since the Unix epoch.', type: 'gauge', samples: [{ value: started }] });
   const stat = readText(`${proc}/stat`);
   // vsize, field 23 of the line: the 21st after the command's closing parenthesis.
   const vsize = Number(stat === null ? NaN : statFields(stat)?.fields[20]);
   if (Number.isSafeInteger(vsize)) families.push({ name: 'process_virtual_memory_bytes', help: 'Virtual memory size of the master process.', type: 'gauge', samples: [{ value: vsize }] });
+  const limit = fdLimit(proc);
+  let open: number | undefined;
   try {
     // The directory's own descriptor, open while it is read, is not counted.
-    const open = readdirSync(`${proc}/fd`).length - 1;
-    families.push({ name: 'process_open_fds', help: 'Open file descriptors of the master process.', type: 'gauge', samples: [{ value: open }] });
-  } catch {
-    // Not Linux.
+    open = readdirSync(`${proc}/fd`).length - 1;
+  } catch (err) {
+    // Not Linux; or EMFILE: as many open as the limit allows.
+    if ((err as NodeJS.ErrnoException).code === 'EMFILE' && limit !== undefined && limit !== 'unlimited') open = Number(limit);
   }
-  const limit = /^Max open files\s+(\d+|unlimited)\s/m.exec(readText(`${proc}/limits`) ?? '')?.[1];
+  if (open !== undefined) families.push({ name: 'process_open_fds', help: 'Open file descriptors of the master process.', type: 'gauge', samples: [{ value: open }] });
   if (limit !== undefined && limit !== 'unlimited')
     families.push({ name: 'process_max_fds', help: 'The most file descriptors the master process may open (its soft limit).', type: 'gauge', samples: [{ value: Number(limit) }] });
   return families;
 }
+
+/** The `Max open files` soft limit last read from each /proc directory (masterFamilies). */
+const fdLimits = new Map<string, string | undefined>();
+
+/**
+ * The soft limit on descriptors as `/proc/.../limits` has it (`unlimited` too), or the one last read: with every
+ * descriptor taken the file cannot be opened, and that is when `process_open_fds / process_max_fds` must not go
+ * blank. The master's is read when this module loads, before any scrape.
+ */
+function fdLimit(proc: string): string | undefined {
+  const limits = readText(`${proc}/limits`);
+  if (limits !== null) fdLimits.set(proc, /^Max open files\s+(\d+|unlimited)\s/m.exec(limits)?.[1]);
+  return fdLimits.get(proc);
+}
+fdLimit('/proc/self');
 
 function readText(file: string): string | null {
   try {

@@ -7,6 +7,7 @@
  */
 import type { ClientRequest } from 'node:http';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
+import { GUARD_LISTENERS } from '../app/load-guard.js';
 import { settledWithin } from '../deadline.js';
 
 /**
@@ -16,31 +17,45 @@ import { settledWithin } from '../deadline.js';
 const QUIET_MS = 50;
 
 /**
+ * The undici channels (Node's fetch) that end a request: its response arrived, or it failed. Undici publishes
+ * nothing to node:http's channel, so an exporter that sends with fetch (the OTLP exporters' fetch transport,
+ * an agent's own) would be cut by the exit; and a response whose body nobody reads never ends it otherwise.
+ */
+const UNDICI_ENDS = ['undici:request:headers', 'undici:request:error'];
+
+/**
  * Calls each `beforeExit` listener, then waits, at most `ms`, for what they started: the promise a listener
  * returns, and the HTTP requests started meanwhile through node:http (its `http.client.request.start`
- * channel: the exporters of Sentry, dd-trace and OpenTelemetry use it) until each has closed. False when
- * `ms` ran out first. Only while a stop runs: nothing is subscribed while the worker serves.
+ * channel: the exporters of Sentry, dd-trace and OpenTelemetry use it) until each has closed, and through
+ * fetch (undici's `undici:request:create`) until its response came or it failed. False when `ms` ran out
+ * first. Only while a stop runs: nothing is subscribed while the worker serves.
  */
 export async function runBeforeExit(ms: number, failed: (err: unknown) => void): Promise<boolean> {
-  const listeners = process.listeners('beforeExit');
+  // Not the load guard's own, there while a worker stopped during its app's load still loads it.
+  const listeners = process.listeners('beforeExit').filter((l) => !GUARD_LISTENERS.has(l));
   if (listeners.length === 0) return true;
   const deadline = Date.now() + ms;
-  const pending = new Set<ClientRequest>();
+  const pending = new Set<object>();
   let drained: (() => void) | null = null;
+  const ended = (request: object) => {
+    if (pending.delete(request) && pending.size === 0) drained?.();
+  };
   const onStart = (message: unknown) => {
     const request = (message as { request: ClientRequest }).request;
     pending.add(request);
-    request.once('close', () => {
-      pending.delete(request);
-      if (pending.size === 0) drained?.();
-    });
+    request.once('close', () => ended(request));
   };
+  const onFetch = (message: unknown) => void pending.add((message as { request: object }).request);
+  const onFetchEnd = (message: unknown) => ended((message as { request: object }).request);
   subscribe('http.client.request.start', onStart);
+  subscribe('undici:request:create', onFetch);
+  for (const name of UNDICI_ENDS) subscribe(name, onFetchEnd);
   try {
     const code = typeof process.exitCode === 'number' ? process.exitCode : 0;
     const calls = listeners.map(async (l) => {
       try {
-        await (l as (code: number) => unknown)(code);
+        // As Node's emit calls it: on the process, with the exit code.
+        await Reflect.apply(l, process, [code]);
       } catch (err) {
         failed(err);
       }
@@ -55,5 +70,7 @@ export async function runBeforeExit(ms: number, failed: (err: unknown) => void):
     }
   } finally {
     unsubscribe('http.client.request.start', onStart);
+    unsubscribe('undici:request:create', onFetch);
+    for (const name of UNDICI_ENDS) unsubscribe(name, onFetchEnd);
   }
 }

@@ -200,9 +200,19 @@ class WorkerProcess {
     if (runtime.config.workerClass !== 'gthread') process.once('exit', (code) => this.exitedUnasked(code));
   }
 
-  /** process.exit() while serving, by someone other than tunicorn: said, with the requests it cuts. */
+  /**
+   * process.exit() while serving, by someone other than tunicorn: said, with the requests it cuts. During a stop
+   * (the app's SIGTERM or beforeExit listener that flushes, then exits, as under plain Node): said too, since it
+   * skips the rest of the stop, the workerExit hook among it.
+   */
   private exitedUnasked(code: number): void {
-    if (leaving || this.#stopping) return;
+    if (leaving) return;
+    if (this.#stopping) {
+      this.runtime.log.warning(
+        `Worker exiting (pid: ${process.pid}): process.exit(${code}) was called during the stop by the app (a SIGTERM or beforeExit listener?) or a hook, not by tunicorn: what was left of the stop is skipped (the workerExit hook, if it had not run)`,
+      );
+      return void flushPendingSinks();
+    }
     const cut = [...this.runtime.slowRequests(0), ...this.slowInClass()].map((r) => `${r.method} ${r.url} (${(r.ms / 1000).toFixed(1)} s)`);
     this.runtime.log.error(
       `Worker exiting (pid: ${process.pid}): process.exit(${code}) was called by the app or a server hook, not by tunicorn${cut.length ? `; the requests it was serving are cut: ${cut.join(', ')}` : ''}`,

@@ -528,7 +528,7 @@ export class WorkerRuntime {
   private async runAppBeforeExit(stoppedAt: number): Promise<void> {
     const left = Math.max(0, stoppedAt + this.config.gracefulTimeout * 900 - Date.now());
     const done = await runBeforeExit(left, (err) => this.log.exception("Exception in the app's beforeExit listener", err));
-    if (!done) this.log.warning(`The app's beforeExit listener(s) (an agent's last export?) had not finished after ${Math.round(left / 1000)} s; exiting`);
+    if (!done) this.log.warning(`The app's beforeExit listener(s) (an agent's last export?) had not finished ${this.intoStop(stoppedAt)}; exiting`);
   }
 
   /**
@@ -584,7 +584,15 @@ export class WorkerRuntime {
       }
     });
     if (!(await settledWithin(Promise.all(calls), left)))
-      this.log.warning(`The app's SIGTERM listener(s) had not finished after ${Math.round(left / 1000)} s; exiting`);
+      this.log.warning(`The app's SIGTERM listener(s) had not finished ${this.intoStop(stoppedAt)}; exiting`);
+  }
+
+  /**
+   * When a part of the stop given until 90 % of graceful_timeout is left behind: the time since the stop began
+   * (what was left of the budget may be a fraction of a second, or nothing, when the app's close took it).
+   */
+  private intoStop(stoppedAt: number): string {
+    return `${((Date.now() - stoppedAt) / 1000).toFixed(1)} s into the stop (it gets until 90 % of graceful_timeout, ${this.config.gracefulTimeout} s)`;
   }
 
   /**

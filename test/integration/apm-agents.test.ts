@@ -11,11 +11,14 @@
  * - an error reporter's uncaughtException listener (Sentry's) does not keep a worker that threw serving:
  *   the reporter captures the error, and the worker is replaced as without it;
  * - what an agent sends at `beforeExit` (dd-trace's last traces, Sentry's batched spans) arrives from a worker's
- *   graceful stop, under every class: the worker runs those listeners and waits for the requests they start.
+ *   graceful stop, under every class: the worker runs those listeners and waits for the requests they start,
+ *   with node:http or with fetch (undici), which publishes nothing to node:http's channel; one that never
+ *   ends is left at 90 % of graceful_timeout, said with the time into the stop; one that calls process.exit()
+ *   is said, as it skips the rest of the stop (the workerExit hook).
  */
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -63,6 +66,58 @@ describe('APM and tracing agents', () => {
     });
   }
 
+  it('what an agent sends with fetch at beforeExit arrives when a worker stops (its listener called on the process)', async () => {
+    const received: string[] = [];
+    const collector = http.createServer((req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c));
+      // The collector answers a moment later, as one across a network does.
+      req.on('end', () => void setTimeout(() => (received.push(...body.split('\n')), res.end()), 200));
+    });
+    collector.listen(0, '127.0.0.1');
+    await once(collector, 'listening');
+    after(() => void collector.close());
+    const url = `http://127.0.0.1:${(collector.address() as { port: number }).port}/`;
+    const s = new Server(['-b', '127.0.0.1:0', '-w', '1', '-e', `NODE_OPTIONS=${agent('fetch-exporter.mjs')}`, APP], { env: { AGENT_URL: url } });
+    const port = await s.port();
+    await s.waitFor(/Ready: 1 worker/);
+    const pid = (await request(port, '/?n=0')).body;
+    await request(port, '/?n=1');
+    s.signal('SIGTERM');
+    assert.equal((await s.exited).code, 0, s.log);
+    assert.deepEqual(received, [`${pid} /?n=0`, `${pid} /?n=1`, 'exitCode 0'], `the agent's last batch did not arrive:\n${s.log}`);
+    assert.doesNotMatch(s.log, /Exception in the app's beforeExit listener/);
+  });
+
+  it('a beforeExit listener that never ends is left at 90 % of graceful_timeout, said with the time into the stop', async () => {
+    const s = new Server(['-b', '127.0.0.1:0', '-w', '1', '--graceful-timeout', '2', '-e', `NODE_OPTIONS=${agent('hanging-exporter.mjs')}`, APP]);
+    await s.port();
+    await s.waitFor(/Ready: 1 worker/);
+    s.signal('SIGTERM');
+    assert.equal((await s.exited).code, 0, s.log);
+    const m = /The app's beforeExit listener\(s\) \(an agent's last export\?\) had not finished (\d+\.\d) s into the stop \(it gets until 90 % of graceful_timeout, 2 s\); exiting/.exec(s.log);
+    assert.ok(m, s.log);
+    // Said by the worker, not cut by the master's kill at 2 s.
+    assert.ok(Number(m[1]) >= 1.7 && Number(m[1]) < 2, s.log);
+    assert.doesNotMatch(s.log, /did not stop in time/);
+  });
+
+  it('a beforeExit listener that calls process.exit() is said: the rest of the stop (the workerExit hook) is skipped', async () => {
+    const cfg = path.join(tmp, 'worker-exit.config.mjs');
+    writeFileSync(cfg, "export default { workerExit: () => process.stderr.write('hook: workerExit\\n') };\n");
+    const s = new Server(['-b', '127.0.0.1:0', '-w', '1', '-c', cfg, '-e', `NODE_OPTIONS=${agent('exiting-exporter.mjs')}`, APP]);
+    await s.port();
+    const [pid] = await s.workersBooted(1);
+    await s.waitFor(/Ready: 1 worker/);
+    s.signal('SIGTERM');
+    assert.equal((await s.exited).code, 0, s.log);
+    assert.match(
+      s.log,
+      new RegExp(`\\[${pid}\\] \\[WARNING\\] Worker exiting \\(pid: ${pid}\\): process\\.exit\\(0\\) was called during the stop by the app \\(a SIGTERM or beforeExit listener\\?\\) or a hook, not by tunicorn: what was left of the stop is skipped \\(the workerExit hook, if it had not run\\)\n`),
+    );
+    assert.doesNotMatch(s.log, /hook: workerExit/);
+  });
+
   for (const cls of ['async', 'sync', 'gthread']) {
     it(`${cls}: -e NODE_OPTIONS=--import preloads the agent in the workers only, and it sees the requests`, async () => {
       const file = path.join(tmp, `workers-only-${cls}.log`);
@@ -103,6 +158,18 @@ describe('APM and tracing agents', () => {
     assert.equal(masterGone, false, `the master exited before the request in flight was answered:\n${s.log}`);
     assert.equal((await s.exited).code, 0, s.log);
     assert.doesNotMatch(s.log, /process\.exit\(\) was called/);
+  });
+
+  it('a worker stopped while its app loads runs no beforeExit listener of tunicorn\'s own: its load is not failed as run dry', async () => {
+    // The load guard watches for a load that runs dry with a beforeExit listener of its own; run at the end of
+    // the stop as if it were the app's, it failed the load ("never finished loading") and the worker exited 1.
+    for (const cls of [['-k', 'async'], ['-k', 'sync']]) {
+      const s = new Server(['-b', '127.0.0.1:0', '-w', '1', ...cls, path.join(FIXTURES, 'slow-load.ts')], { env: { LOAD_MS: '3000' } });
+      await s.waitFor(/Booting worker with pid: \d+/);
+      s.signal('SIGTERM');
+      assert.equal((await s.exited).code, 0, s.log);
+      assert.doesNotMatch(s.log, /never finished loading|\[ERROR\]/, cls[1]);
+    }
   });
 
   it("an error reporter's uncaughtException listener (Sentry's) does not keep a worker that threw serving", async () => {

@@ -122,6 +122,23 @@ describe('an app that ends or stalls its loading', () => {
     assert.doesNotMatch(s.log, /The master is exiting with status|the master is gone/);
   });
 
+  it("a config file's TERM listener, added again by each HUP's read of the file, does not run in the master either", async () => {
+    const config = path.join(tmp, 'exits-on-term.config.mjs');
+    writeFileSync(config, "process.on('SIGTERM', () => process.exit(0));\nexport default { gracefulTimeout: 5 };\n");
+    const s = new Server(['-b', '127.0.0.1:0', '-c', config, loads]);
+    await s.workersBooted(1);
+    const from = s.log.length;
+    s.signal('SIGHUP');
+    await s.waitFor(/Handling signal: hup/);
+    await s.waitFor(/Worker exited \(pid: \d+\)/, 20000, from);
+    s.signal('SIGTERM');
+    assert.deepEqual(await s.exited, { code: 0, signal: null });
+    // Its graceful stop, not the listener's process.exit().
+    assert.doesNotMatch(s.log, /The master is exiting with status|the master is gone/);
+    assert.match(s.log, /Shutting down: Master/);
+    assert.match(s.log.slice(from), /\[WARNING\] The master handles TERM itself: 1 SIGTERM listener\(s\) added by the app \(--preload\) or the config file will not run in the master\n/);
+  });
+
   it('the master keeps signal listeners that were there before the app (Node\'s own, for a terminal), and only those', async () => {
     // As Node adds one for SIGWINCH when stdout is a terminal: here by --import, before tunicorn's main runs.
     const before = "--import=data:text/javascript,process.on('SIGWINCH',()=>{})";

@@ -621,6 +621,20 @@ describe('failures are stated, not dumped', () => {
     // The exit is tunicorn's own: not blamed on the app or a hook.
     for (const log of [a.log, b.log]) assert.doesNotMatch(log, /process\.exit\(\) was called/);
   });
+
+  it('a TERM during a start held up by a hook says at once that it waits, not graceful_timeout later', async () => {
+    const ready = path.join(tmp, 'hangs-when-ready-30.config.mjs');
+    writeFileSync(ready, 'export default { whenReady: () => new Promise(() => setInterval(() => {}, 1000)) };\n');
+    const s = new Server(['-b', '127.0.0.1:0', '-c', ready, '--graceful-timeout', '30', fx('listener.ts')]);
+    await s.waitFor(/Listening at: /);
+    const from = s.log.length;
+    s.signal('SIGTERM');
+    await s.waitFor(/\[INFO\] TERM during the start: waiting up to 30 s \(graceful_timeout\) for the whenReady hook to return\n/, 10000, from);
+    // INT ends it without the 30 s.
+    s.signal('SIGINT');
+    assert.deepEqual(await within(s.exited, 15000, 'the master to stop'), { code: 0, signal: null });
+    assert.match(s.log.slice(from), /\[INFO\] Handling signal: int\n.*\[WARNING\] INT during the start: the whenReady hook has not returned; stopping without it\n/);
+  });
 });
 
 describe('configuration', () => {

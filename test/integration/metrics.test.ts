@@ -234,6 +234,32 @@ describe('--metrics', () => {
     assert.equal(sampleValue(m, 'tunicorn_worker_exits_total', { reason: 'timeout' }), 1);
   });
 
+  it("still answers, with process_open_fds at process_max_fds, when the master's descriptors are all taken", async () => {
+    // ulimit -n 64 (soft and hard): the master holds about 25; the health endpoint's idle connections take the rest.
+    const s = new Server(['-b', '127.0.0.1:0', '--health-bind', '127.0.0.1:0', '--metrics', '-w', '1', APP], { wrapper: ['sh', '-c', 'ulimit -n 64 && exec "$0" "$@"'] });
+    await s.port();
+    const hport = Number((await s.waitFor(/Health checks at: http:\/\/127\.0\.0\.1:(\d+)\//))[1]);
+    await s.waitFor(/Ready: /, 20000);
+    const socks: net.Socket[] = [];
+    try {
+      for (let i = 0; i < 60; i++) socks.push(net.connect(hport, '127.0.0.1').on('error', () => {}));
+      await until(() => readdirSync(`/proc/${s.pid}/fd`).length >= 63, 10000, "the master's descriptors all taken");
+      const first = socks[0]!;
+      let got = '';
+      first.on('data', (d: Buffer) => (got += d.toString('latin1')));
+      first.write('GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n');
+      await until(() => { const n = /content-length: (\d+)\r\n/i.exec(got); return n !== null && got.length >= got.indexOf('\r\n\r\n') + 4 + Number(n[1]); }, 10000, `the scrape's answer; got:\n${got}`);
+      assert.match(got, /^HTTP\/1\.1 200 /, got);
+      const m = parseExposition(got.slice(got.indexOf('\r\n\r\n') + 4));
+      assert.equal(sampleValue(m, 'process_max_fds'), 64);
+      assert.equal(sampleValue(m, 'process_open_fds'), 64);
+      assert.ok(sampleValue(m, 'process_resident_memory_bytes') === undefined || sampleValue(m, 'process_resident_memory_bytes')! > 1e6);
+    } finally {
+      for (const c of socks) c.destroy();
+    }
+    await s.kill();
+  });
+
   it('needs --health-bind, and is a 404 when off', async () => {
     const bad = new Server(['-b', '127.0.0.1:0', '--metrics', APP]);
     const { code } = await bad.exited;

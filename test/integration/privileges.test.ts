@@ -4,11 +4,12 @@
  *   from before the app loads
  * - --initgroups: the workers get the user's supplementary groups from /etc/group
  * - --umask: a Unix socket file gets 0777 & ~umask, owned by the workers' user
+ * - a TypeScript app's transform cache: looked at as the workers' user by a root master (its line at start)
  * - an unknown user or group stops the server at start with one line
  * - --user in a master not started as root: refused at start, and by a HUP (the running workers serve on)
  */
 import assert from 'node:assert/strict';
-import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -160,6 +161,36 @@ describe('privileges', { skip: isRoot ? false : 'needs root' }, () => {
       assert.match(log, new RegExp(`TypeScript transforms are not cached \\(not writable, or not this user's own: ${planted.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\)`), name);
       assert.deepEqual(readdirSync(planted), [], `${name}: nothing written there`);
     }
+  });
+
+  it('a root master says the transforms are not cached when --user cannot cache them (it looks as that user)', async () => {
+    // No node_modules near the app, and a temporary directory root may write in but nobody may not: the
+    // workers (nobody) cache nothing. The master, root, found it writable and said nothing; and where only
+    // root's own folder is unusable, the workers' is what counts.
+    const dir = scratchDir('tunicorn-cache-user-');
+    const nobody = Number(readFileSync('/etc/passwd', 'utf8').match(/^nobody:[^:]*:(\d+):/m)![1]);
+    chmodSync(dir, 0o755);
+    copyFileSync(fx('whoami.ts'), path.join(dir, 'app.ts'));
+    const serve = async (tmp: string) => {
+      const s = new Server(['-b', '127.0.0.1:0', '-w', '1', '-u', 'nobody', '-g', 'nogroup', 'app.ts'], { env: { TMPDIR: tmp, JITI_FS_CACHE: '' }, cwd: dir });
+      const port = await s.port();
+      await s.waitFor(/Ready: 1 worker/, 30000);
+      assert.equal((await request(port, '/')).status, 200);
+      await s.kill();
+      return s.log;
+    };
+    const rootOnly = path.join(dir, 'root-only');
+    mkdirSync(rootOnly, { mode: 0o755 });
+    assert.match(await serve(rootOnly), new RegExp(`TypeScript transforms are not cached \\(not writable, or not this user's own: ${rootOnly}/jiti-uid${nobody}\\)`));
+    assert.deepEqual(readdirSync(rootOnly), [], 'nothing could be written there');
+    // Shared (1777), with root's own folder planted as a link: nobody's folder is made and used, nothing said.
+    const shared = path.join(dir, 'shared');
+    mkdirSync(shared);
+    chmodSync(shared, 0o1777);
+    mkdirSync(path.join(dir, 'elsewhere'));
+    symlinkSync(path.join(dir, 'elsewhere'), path.join(shared, 'jiti-uid0'));
+    assert.doesNotMatch(await serve(shared), /not cached/);
+    assert.equal(statSync(path.join(shared, `jiti-uid${nobody}`)).uid, nobody);
   });
 
   it('an unknown user or group stops the server with one line', async () => {

@@ -6,7 +6,8 @@
  * - TTIN adds N+1 and TTOU stops the highest number (Gunicorn's oldest-first would leave 2..N+1); a TTOU that
  *   stops the booting replacement of a worker past max_requests stops that worker too
  * - a NODE_APP_INSTANCE of the environment or raw_env is kept; gthread's threads share their process's number
- * - under PM2 (pm_id in the master's environment) PM2's NODE_APP_INSTANCE, the master's, is not every worker's
+ * - under PM2 (pm_id in the master's environment) PM2's NODE_APP_INSTANCE, the master's, is not every worker's;
+ *   nor is the variable its instance_var names instead
  */
 import assert from 'node:assert/strict';
 import http from 'node:http';
@@ -23,6 +24,7 @@ interface Seen {
   thread: number;
   id?: string;
   instance?: string;
+  renamed?: string;
 }
 
 /** What each worker (process and thread) said when it loaded the app, from the log's offset `from`. */
@@ -151,5 +153,21 @@ describe('the worker number (TUNICORN_WORKER_ID, NODE_APP_INSTANCE)', () => {
     await until(() => said(r).length === 1, 20000, `the worker said its number; log:\n${r.log}`);
     assert.equal(said(r)[0]!.instance, '7');
     await r.kill();
+
+    // PM2's instance_var renamed its number (INSTANCE_ID, kept out of node-config's way): that one is each
+    // worker's too, unless raw_env sets it.
+    const renamed = { pm_id: '0', instance_var: 'INSTANCE_ID', INSTANCE_ID: '0' };
+    const n = new Server(['-b', '127.0.0.1:0', '-w', '2', APP], { env: { ...renamed, WORKER_NUMBER_VAR: 'INSTANCE_ID' } });
+    await n.port();
+    await n.waitFor(/Ready: 2 worker\(s\)/);
+    await until(() => said(n).length === 2, 20000, `2 workers said their number; log:\n${n.log}`);
+    assert.deepEqual(said(n).map((x) => `${x.id}:${x.renamed}`).sort(), ['1:0', '2:1']);
+    await n.kill();
+    const k = new Server(['-b', '127.0.0.1:0', '-w', '1', '-e', 'INSTANCE_ID=7', APP], { env: { ...renamed, WORKER_NUMBER_VAR: 'INSTANCE_ID' } });
+    await k.port();
+    await k.waitFor(/Ready: 1 worker\(s\)/);
+    await until(() => said(k).length === 1, 20000, `the worker said its number; log:\n${k.log}`);
+    assert.equal(said(k)[0]!.renamed, '7');
+    await k.kill();
   });
 });
