@@ -11,13 +11,13 @@ declare const TUNICORN_BUNDLED: boolean | undefined;
 /** dist/, relative to `import.meta.url`. */
 const DIST = typeof TUNICORN_BUNDLED === 'boolean' ? '../' : './';
 
-/** The script that builds the modules, by its path: an installed package has no `npm run build` (no tsc there). */
 /**
  * Who runs the build script: npm does as it installs; pnpm 10, Yarn 4 and Bun run no dependency's install
  * script until the project allows it (the README's Install section says how with each).
  */
 const RUN_BY = '(npm install runs it; pnpm, Yarn and Bun once the project allows tunicorn to build: README, Install)';
 
+/** The script that builds the modules, by its path: an installed package has no `npm run build` (no tsc there). */
 const buildScript = (): string => fileURLToPath(new URL(`${DIST}../scripts/build-native.mjs`, import.meta.url));
 
 /**

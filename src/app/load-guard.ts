@@ -18,10 +18,10 @@ export interface LoadGuard {
 }
 
 /**
- * The guard's own `beforeExit` listeners, while a load runs: not the app's. A worker stopped while its app
- * loads runs the app's `beforeExit` listeners at the end of the stop (src/workers/before-exit.ts), and calling
- * this one there failed the load as if it had run dry: the storm of HUPs and TTOUs under load, which stops
- * booting workers, lost requests with it.
+ * The guard's own `beforeExit` listeners, while a load runs: not the app's. The end of a worker's stop runs the
+ * app's `beforeExit` listeners (src/workers/before-exit.ts); called there, this one would fail the load as if it
+ * had run dry. No stop was seen to reach that point while a load ran (a TTOU or a TERM during the load did
+ * not): it is left out all the same.
  */
 export const GUARD_LISTENERS = new WeakSet<object>();
 
