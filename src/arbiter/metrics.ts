@@ -1,7 +1,7 @@
-import { closeSync, openSync, readdirSync, readFileSync, readlinkSync, readSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readlinkSync, readSync } from 'node:fs';
 import { statFields } from '../process-tree.js';
 import { BUCKETS, requestLabels, type WorkerCounts } from '../workers/request-metrics.js';
-import { procUsage } from './proc-usage.js';
+import { procUsage, readProcText } from './proc-usage.js';
 import type { Family, Sample } from './prometheus.js';
 import type { WorkerHandle } from './worker-handle.js';
 
@@ -250,7 +250,7 @@ export function masterFamilies(started: number, proc = '/proc/self'): Family[] {
     // Left out.
   }
   families.push({ name: 'process_start_time_seconds', help: 'When the master process started, in seconds since the Unix epoch.', type: 'gauge', samples: [{ value: started }] });
-  const stat = readText(`${proc}/stat`);
+  const stat = readProcText(`${proc}/stat`);
   // vsize, field 23 of the line: the 21st after the command's closing parenthesis.
   const vsize = Number(stat === null ? NaN : statFields(stat)?.fields[20]);
   if (Number.isSafeInteger(vsize)) families.push({ name: 'process_virtual_memory_bytes', help: 'Virtual memory size of the master process.', type: 'gauge', samples: [{ value: vsize }] });
@@ -278,19 +278,12 @@ const fdLimits = new Map<string, string | undefined>();
  * blank. The master's is read when this module loads, before any scrape.
  */
 function fdLimit(proc: string): string | undefined {
-  const limits = readText(`${proc}/limits`);
+  const limits = readProcText(`${proc}/limits`);
   if (limits !== null) fdLimits.set(proc, /^Max open files\s+(\d+|unlimited)\s/m.exec(limits)?.[1]);
   return fdLimits.get(proc);
 }
 fdLimit('/proc/self');
 
-function readText(file: string): string | null {
-  try {
-    return readFileSync(file, 'latin1');
-  } catch {
-    return null;
-  }
-}
 
 /** The most bytes of /proc/net/tcp read: listening sockets come first there, so the read ends long before. */
 const NET_TCP_MAX = 4 << 20;

@@ -22,10 +22,11 @@ const USER_HZ = 100;
 
 /** The usage of process `pid`; each part null when it cannot be read (no /proc, a zombie, a pid gone). */
 export function procUsage(pid: number, proc = '/proc'): ProcUsage {
-  return { rss: rssOf(read(`${proc}/${pid}/status`)), cpu: cpuOf(read(`${proc}/${pid}/stat`)) };
+  return { rss: rssOf(readProcText(`${proc}/${pid}/status`)), cpu: cpuOf(readProcText(`${proc}/${pid}/stat`)) };
 }
 
-function read(file: string): string | null {
+/** A /proc file as text; null when it cannot be read (no /proc, the process gone, no descriptor left). */
+export function readProcText(file: string): string | null {
   try {
     return readFileSync(file, 'latin1');
   } catch {
