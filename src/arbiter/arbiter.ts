@@ -1719,11 +1719,21 @@ function onLines(input: Readable, each: (line: string) => void): void {
  */
 export function workerNumberEnv(env: NodeJS.ProcessEnv, id: number, rawEnv: Readonly<Record<string, string>> = {}): NodeJS.ProcessEnv {
   env.TUNICORN_WORKER_ID = String(id);
-  const pm2s = env.pm_id !== undefined && (env.instance_var ?? 'NODE_APP_INSTANCE') === 'NODE_APP_INSTANCE' && rawEnv.NODE_APP_INSTANCE === undefined;
-  if (env.NODE_APP_INSTANCE === undefined || pm2s) env.NODE_APP_INSTANCE = String(id - 1);
-  // PM2's instance_var names another variable for its number (INSTANCE_ID: node-config reads NODE_APP_INSTANCE);
-  // PM2 set that one to the master's 0, and an app written for it reads that one.
-  const renamed = env.pm_id !== undefined ? env.instance_var : undefined;
-  if (renamed && renamed !== 'NODE_APP_INSTANCE' && /^[A-Za-z_]\w*$/.test(renamed) && !renamed.startsWith('TUNICORN_') && rawEnv[renamed] === undefined) env[renamed] = String(id - 1);
+  const pm2s = pm2NumberVars(env, rawEnv);
+  if (env.NODE_APP_INSTANCE === undefined) env.NODE_APP_INSTANCE = String(id - 1);
+  for (const name of pm2s) env[name] = String(id - 1);
   return env;
+}
+
+/**
+ * The variables in which PM2, running the master, put the master's number (`0`), and which each worker gets
+ * its own in (workerNumberEnv): NODE_APP_INSTANCE, or the one PM2's instance_var names instead (INSTANCE_ID:
+ * node-config reads NODE_APP_INSTANCE), unless raw_env sets it. The master's copy of the app (--preload) loads
+ * without them, as it does outside PM2: a job gated on `'0'` would otherwise run in the master beside worker 1.
+ */
+export function pm2NumberVars(env: NodeJS.ProcessEnv, rawEnv: Readonly<Record<string, string>> = {}): string[] {
+  if (env.pm_id === undefined) return [];
+  const name = env.instance_var ?? 'NODE_APP_INSTANCE';
+  if (name !== 'NODE_APP_INSTANCE' && (!/^[A-Za-z_]\w*$/.test(name) || name.startsWith('TUNICORN_'))) return [];
+  return rawEnv[name] === undefined ? [name] : [];
 }

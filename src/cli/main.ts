@@ -12,7 +12,7 @@ import { AppLoadError, appFrames, isUserFrame, stackText, thrownText } from '../
 import { writeSync } from 'node:fs';
 import { isatty } from 'node:tty';
 import { guardLoading } from '../app/load-guard.js';
-import { Arbiter, bootLimitS, checkOutputFiles, SIGNALS } from '../arbiter/arbiter.js';
+import { Arbiter, bootLimitS, checkOutputFiles, pm2NumberVars, SIGNALS } from '../arbiter/arbiter.js';
 import { checkMemoryLimit, formatSize } from '../arbiter/memory.js';
 import { parseArgs } from '../config/args.js';
 import { allSettings, type SettingKey } from '../config/registry.js';
@@ -79,9 +79,13 @@ function thrownByUserCode(stack: string): boolean {
   return frame !== undefined && isUserFrame(frame);
 }
 
-/** Sets these variables in this process's environment; the function returned puts the old values back. */
-function applyEnv(vars: Readonly<Record<string, string>>): () => void {
-  const old = Object.keys(vars).map((k) => [k, process.env[k]] as const);
+/**
+ * Sets these variables in this process's environment, and removes the `hidden` ones; the function returned puts
+ * the old values back.
+ */
+function applyEnv(vars: Readonly<Record<string, string>>, hidden: readonly string[] = []): () => void {
+  const old = [...Object.keys(vars), ...hidden].map((k) => [k, process.env[k]] as const);
+  for (const k of hidden) delete process.env[k];
   Object.assign(process.env, vars);
   return () => {
     for (const [k, v] of old) {
@@ -192,7 +196,7 @@ async function main(): Promise<void> {
       const { loadApp } = await import('../app/load.js');
       // With the workers' environment (-e, raw_env), as Gunicorn's master sets it before it loads the app; put
       // back afterwards, so a reload that drops a variable drops it for the workers too (workerEnv).
-      const restoreEnv = applyEnv(r.config.rawEnv);
+      const restoreEnv = applyEnv(r.config.rawEnv, pm2NumberVars(process.env, r.config.rawEnv));
       // An exception the app's code throws while it loads (from a timer): one line and its stack, not Node's crash.
       const crashed = (err: unknown) => {
         const stack = stackText(err) || thrownText(err);

@@ -169,5 +169,17 @@ describe('the worker number (TUNICORN_WORKER_ID, NODE_APP_INSTANCE)', () => {
     await until(() => said(k).length === 1, 20000, `the worker said its number; log:\n${k.log}`);
     assert.equal(said(k)[0]!.renamed, '7');
     await k.kill();
+
+    // --preload: the master's copy of the app has no number, as outside PM2 (a job gated on PM2's '0' ran in the
+    // master beside worker 1).
+    const p = new Server(['-b', '127.0.0.1:0', '-w', '1', '--preload', APP], { env });
+    await p.port();
+    await p.waitFor(/Ready: 1 worker\(s\)/);
+    await until(() => said(p).length === 2, 20000, `the master and the worker said their number; log:\n${p.log}`);
+    const master = said(p).find((x) => x.pid === p.pid);
+    assert.ok(master, `the master's copy said its number; log:\n${p.log}`);
+    assert.deepEqual([master.id, master.instance], [undefined, undefined]);
+    assert.deepEqual(said(p).filter((x) => x.pid !== p.pid).map((x) => `${x.id}:${x.instance}`), ['1:0']);
+    await p.kill();
   });
 });

@@ -12,6 +12,7 @@ import type { WorkerMessage } from '../../src/protocol/messages.js';
 import { AcceptTimes, parseRequestStart, queueTable, queueTime } from '../../src/workers/queue-time.js';
 import type { Serving } from '../../src/workers/serving.js';
 import { compileAccessFormat } from '../../src/logging/access-log.js';
+import { pm2NumberVars, workerNumberEnv } from '../../src/arbiter/arbiter.js';
 
 describe('listenerLayout', () => {
   it('puts copy c of listener i at 5 + c * count + i', () => {
@@ -266,5 +267,28 @@ describe('DescriptorWatch', () => {
     const watch = new DescriptorWatch((open) => said.push(open), null);
     watch.accepted(1_000_000);
     assert.deepEqual(said, []);
+  });
+});
+
+describe('workerNumberEnv and pm2NumberVars', () => {
+  const pm2 = { pm_id: '3', instance_var: 'NODE_APP_INSTANCE', NODE_APP_INSTANCE: '0' };
+  it("gives each worker its number, keeping the environment's NODE_APP_INSTANCE outside PM2", () => {
+    assert.deepEqual(workerNumberEnv({}, 2), { TUNICORN_WORKER_ID: '2', NODE_APP_INSTANCE: '1' });
+    assert.deepEqual(workerNumberEnv({ NODE_APP_INSTANCE: '9' }, 2), { TUNICORN_WORKER_ID: '2', NODE_APP_INSTANCE: '9' });
+  });
+  it("replaces PM2's number (the master's) unless raw_env sets it", () => {
+    assert.deepEqual(pm2NumberVars(pm2), ['NODE_APP_INSTANCE']);
+    assert.equal(workerNumberEnv({ ...pm2 }, 2).NODE_APP_INSTANCE, '1');
+    assert.deepEqual(pm2NumberVars(pm2, { NODE_APP_INSTANCE: '7' }), []);
+    assert.equal(workerNumberEnv({ ...pm2, NODE_APP_INSTANCE: '7' }, 2, { NODE_APP_INSTANCE: '7' }).NODE_APP_INSTANCE, '7');
+  });
+  it("follows PM2's instance_var, never to a name that is not a variable's or is tunicorn's", () => {
+    const renamed = { pm_id: '0', instance_var: 'INSTANCE_ID', INSTANCE_ID: '0' };
+    assert.deepEqual(pm2NumberVars(renamed), ['INSTANCE_ID']);
+    assert.deepEqual(workerNumberEnv({ ...renamed }, 3), { ...renamed, INSTANCE_ID: '2', TUNICORN_WORKER_ID: '3', NODE_APP_INSTANCE: '2' });
+    assert.deepEqual(pm2NumberVars({ pm_id: '0', instance_var: 'TUNICORN_WORKER_ID' }), []);
+    assert.deepEqual(pm2NumberVars({ pm_id: '0', instance_var: 'A-B' }), []);
+    assert.deepEqual(pm2NumberVars({ pm_id: '0', instance_var: '' }), []);
+    assert.deepEqual(pm2NumberVars({ NODE_APP_INSTANCE: '0' }), []);
   });
 });
