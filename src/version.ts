@@ -20,3 +20,13 @@ export function otherRuntime(versions: NodeJS.ProcessVersions & { bun?: string; 
   if (versions.deno) return `Deno ${versions.deno}`;
   return null;
 }
+
+/**
+ * Why tunicorn cannot run on this platform, as one line, or null. Windows has none of the signals the master is
+ * driven by (HUP, TTIN, TTOU, USR1, USR2, WINCH) and no inheritance of a listening socket by a spawned process
+ * (which is how the workers share the master's, listeners/handle.ts); Gunicorn does not run there either.
+ */
+export function unsupportedPlatform(platform: NodeJS.Platform = process.platform): string | null {
+  if (platform !== 'win32') return null;
+  return 'tunicorn runs on Linux (and other Unix systems), not on Windows: its workers inherit the listening socket and it is driven by POSIX signals; run it in WSL 2 or a Linux container';
+}

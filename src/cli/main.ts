@@ -23,7 +23,7 @@ import { checkTls } from '../http/tls.js';
 import { checkCanSwitch, resolveIdentity } from '../workers/privileges.js';
 import { BindError } from '../listeners/handle.js';
 import { ExitCode } from '../protocol/messages.js';
-import { otherRuntime, VERSION } from '../version.js';
+import { otherRuntime, unsupportedPlatform, VERSION } from '../version.js';
 import { helpText } from './help.js';
 import { startOrphanReaper } from '../arbiter/orphans.js';
 import { startDir, upgradeProgram, workDir } from '../arbiter/work-dir.js';
@@ -120,6 +120,8 @@ function configTable(r: Resolved): string {
 
 async function main(): Promise<void> {
   // Bun as a package manager starts the bin with node (its first lines); `bun --bun` would run it on Bun.
+  const platform = unsupportedPlatform();
+  if (platform) die(platform);
   const runtime = otherRuntime();
   if (runtime) die(`tunicorn runs on Node.js, not on ${runtime}: start it with node (${runtime.startsWith('Bun') ? 'bun run tunicorn or bunx tunicorn, without --bun' : 'npx tunicorn'})`);
   // Node adds a SIGWINCH listener of its own when a terminal's stream is first used (to follow its size):

@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
 import { helpText } from '../../src/cli/help.js';
 import { MASTER_NODE_FLAGS, workerInspectPort } from '../../src/cli/node-flags.js';
-import { otherRuntime, VERSION } from '../../src/version.js';
+import { otherRuntime, unsupportedPlatform, VERSION } from '../../src/version.js';
 import { scratchDir } from '../helpers/scratch.js';
 
 describe('the bin', () => {
@@ -42,6 +42,11 @@ describe('on another runtime than Node.js', () => {
     assert.equal(otherRuntime({ ...process.versions, bun: '1.4.5' }), 'Bun 1.4.5');
     assert.equal(otherRuntime({ ...process.versions, deno: '2.5.0' }), 'Deno 2.5.0');
     assert.equal(otherRuntime(), null);
+  });
+
+  it('refuses Windows in one line that says where to run it, and nothing on Unix systems', () => {
+    assert.match(unsupportedPlatform('win32') ?? '', /^tunicorn runs on Linux .*not on Windows: .*; run it in WSL 2 or a Linux container$/);
+    for (const platform of ['linux', 'darwin', 'freebsd'] as const) assert.equal(unsupportedPlatform(platform), null);
   });
 
   // `bun --bun tunicorn app.ts` ran the master on Bun, which failed at the bind with "internal error" and a
