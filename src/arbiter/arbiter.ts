@@ -38,6 +38,7 @@ import { Pidfile } from './pidfile.js';
 import { workDirProblem } from './work-dir.js';
 import { procUsage } from './proc-usage.js';
 import { exitReason, MetricsBook } from './metrics.js';
+import { residentBytes } from '../workers/request-metrics.js';
 import { checkMemoryLimit, formatSize, memoryPeriodMs, QUICK_MEMORY_IN_A_ROW, QUICK_MEMORY_MS, readRss } from './memory.js';
 import { applyReload } from './start-only.js';
 import { TicketKeys, ticketKeyPeriodMs } from './ticket-keys.js';
@@ -1521,7 +1522,7 @@ export class Arbiter implements HookServer {
           pid: process.pid,
           workers_target: this.numWorkers,
           stopping: Boolean(this.#stopping || this.#stopAt),
-          rss: process.memoryUsage.rss(),
+          rss: residentBytes(),
           cpu: Math.round((cpu.user + cpu.system) / 1e4) / 100,
         };
         return { master, workers: list, count: list.length };

@@ -1,6 +1,6 @@
 import { closeSync, openSync, readdirSync, readlinkSync, readSync } from 'node:fs';
 import { statFields } from '../process-tree.js';
-import { BUCKETS, requestLabels, type WorkerCounts } from '../workers/request-metrics.js';
+import { BUCKETS, requestLabels, residentBytes, type WorkerCounts } from '../workers/request-metrics.js';
 import { procUsage, readProcText } from './proc-usage.js';
 import type { Family, Sample } from './prometheus.js';
 import type { WorkerHandle } from './worker-handle.js';
@@ -243,12 +243,9 @@ export function masterFamilies(started: number, proc = '/proc/self'): Family[] {
   const families: Family[] = [
     { name: 'process_cpu_seconds_total', help: 'CPU time (user and system) of the master process, in seconds.', type: 'counter', samples: [{ value: (cpu.user + cpu.system) / 1e6 }] },
   ];
-  try {
-    // libuv reads /proc/self/stat for it: with every descriptor taken it throws EMFILE, which failed the scrape.
-    families.push({ name: 'process_resident_memory_bytes', help: 'Resident memory of the master process.', type: 'gauge', samples: [{ value: process.memoryUsage.rss() }] });
-  } catch {
-    // Left out.
-  }
+  // libuv reads /proc/self/stat for it: with every descriptor taken it threw EMFILE, which failed the scrape.
+  const rss = residentBytes();
+  if (rss !== null) families.push({ name: 'process_resident_memory_bytes', help: 'Resident memory of the master process.', type: 'gauge', samples: [{ value: rss }] });
   families.push({ name: 'process_start_time_seconds', help: 'When the master process started, in seconds since the Unix epoch.', type: 'gauge', samples: [{ value: started }] });
   const stat = readProcText(`${proc}/stat`);
   // vsize, field 23 of the line: the 21st after the command's closing parenthesis.
@@ -381,6 +378,6 @@ function isCounts(v: unknown): v is WorkerCounts {
     typeof c.seconds === 'number' &&
     typeof c.inflight === 'number' &&
     typeof c.cpu === 'number' &&
-    typeof c.rss === 'number'
+    (typeof c.rss === 'number' || c.rss === null)
   );
 }

@@ -160,7 +160,7 @@ export function formatData(command: Command, data: unknown): string {
         case 'workers':
           return table(WORKER_HEADER, workerRows(d.workers as WorkerRow[]));
         case 'all': {
-          const m = d.master as { pid: number; workers_target: number; rss?: number; cpu?: number };
+          const m = d.master as { pid: number; workers_target: number; rss?: number | null; cpu?: number };
           const usage = m.rss === undefined ? '' : `, RSS ${mib(m.rss)}, CPU ${seconds(m.cpu)}`;
           return `master  pid ${m.pid}, ${m.workers_target} worker(s) wanted${usage}\n` + table(WORKER_HEADER, workerRows(d.workers as WorkerRow[]));
         }

@@ -76,9 +76,9 @@ export interface WorkerCounts {
   readonly seconds: number;
   /** Requests running now. */
   readonly inflight: number;
-  /** The process's CPU time (user + system, every thread), in seconds, and its RSS in bytes. */
+  /** The process's CPU time (user + system, every thread), in seconds, and its RSS in bytes (null: unknown). */
   readonly cpu: number;
-  readonly rss: number;
+  readonly rss: number | null;
 }
 
 /** The counters of one process, or of one gthread thread. */
@@ -124,5 +124,18 @@ export function collectCounts(records: readonly Float64Array[]): WorkerCounts {
     inflight += r[INFLIGHT]!;
   }
   const cpu = process.cpuUsage();
-  return { requests, buckets, seconds, inflight: Math.max(0, inflight), cpu: (cpu.user + cpu.system) / 1e6, rss: process.memoryUsage.rss() };
+  return { requests, buckets, seconds, inflight: Math.max(0, inflight), cpu: (cpu.user + cpu.system) / 1e6, rss: residentBytes() };
+}
+
+/**
+ * This process's RSS, or null when it cannot be read: libuv opens /proc/self/stat for it, which fails with every
+ * descriptor taken (EMFILE: a worker at its open-file limit) or without /proc. Thrown from the heartbeat, that
+ * ended the worker, and every connection it held, at the limit whenever the metrics setting was on.
+ */
+export function residentBytes(): number | null {
+  try {
+    return process.memoryUsage.rss();
+  } catch {
+    return null;
+  }
 }

@@ -10,6 +10,7 @@
  * - the accept queue of a listener whose only worker is stuck, and the worker that does not answer
  * - a scrape's answer is no heartbeat: a gthread process with a stuck thread still times out
  * - the master's own process metrics (process_open_fds, process_resident_memory_bytes...) match /proc
+ * - a worker at its open-file limit, or the master at its own, still gives its counts (without its RSS)
  * - --metrics without --health-bind is a one-line error; without --metrics, /metrics is a 404
  */
 import assert from 'node:assert/strict';
@@ -257,6 +258,41 @@ describe('--metrics', () => {
     } finally {
       for (const c of socks) c.destroy();
     }
+    await s.kill();
+  });
+
+  it("keeps a worker at its open-file limit serving: its counts still come, without the RSS it cannot read then", async () => {
+    // ulimit -n 64 for every process: the worker's descriptors are taken by connections held open. Its counts
+    // (each heartbeat's and each scrape's) read its RSS through /proc/self/stat, which threw EMFILE out of the
+    // worker: it exited, dropping every connection it held.
+    const s = new Server(['-b', '127.0.0.1:0', '--health-bind', '127.0.0.1:0', '--metrics', '-w', '1', APP], { wrapper: ['sh', '-c', 'ulimit -n 64 && exec "$0" "$@"'] });
+    const port = await s.port();
+    const hport = Number((await s.waitFor(/Health checks at: http:\/\/127\.0\.0\.1:(\d+)\//))[1]);
+    await s.waitFor(/Ready: /, 20000);
+    const worker = (await request(port, '/pid')).body;
+    const socks: net.Socket[] = [];
+    try {
+      for (let i = 0; i < 80; i++) socks.push(net.connect(port, '127.0.0.1').on('error', () => {}));
+      await s.waitFor(/is at its open-file limit/, 20000);
+      // A scrape asks the worker for its counts, as each heartbeat sends them.
+      const m = await scrape(hport);
+      assert.equal(sampleSum(m, 'tunicorn_requests_total'), 1);
+      assert.doesNotMatch(s.log, /Uncaught exception|Worker exited/);
+    } finally {
+      for (const c of socks) c.destroy();
+    }
+    // The same worker serves once the connections have closed.
+    const again = async (): Promise<string> => {
+      for (let i = 0; ; i++) {
+        try {
+          return (await request(port, '/pid')).body;
+        } catch (err) {
+          if (i >= 50) throw err;
+        }
+      }
+    };
+    assert.equal(await within(again(), 20000, 'a request served again'), worker);
+    assert.doesNotMatch(s.log, /Uncaught exception/);
     await s.kill();
   });
 
