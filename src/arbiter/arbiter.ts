@@ -17,6 +17,7 @@ import { inheritedSockets, UPGRADE_FD_ENV, UPGRADE_FILES_ENV, UPGRADE_PID_ENV, w
 import { formatAddress, parseAddress } from '../listeners/address.js';
 import { backlogCap, primeListeners } from '../listeners/prime.js';
 import { BindError } from '../listeners/handle.js';
+import { autoWorkersLine, memoryLimit } from '../cgroup.js';
 import { ConfigError } from '../config/setting.js';
 import { ExitCode, isWorkerMessage, listenerLayout, type MasterMessage, type WorkerMessage } from '../protocol/messages.js';
 import { workerExecArgv, workerInspectPort } from '../cli/node-flags.js';
@@ -361,6 +362,7 @@ export class Arbiter implements HookServer {
     const scheme = this.cfg.certfile ? 'https' : 'http';
     for (const l of this.#listeners) this.log.info(`Listening at: ${formatAddress(l.address, scheme)} (${process.pid})`);
     this.log.info(`Using worker: ${this.cfg.workerClass}`);
+    if (this.#resolved.workersAuto) this.log.info(autoWorkersLine(this.cfg.workers));
     for (const w of this.#resolved.warnings) this.log.warning(w);
     if (this.opts.orphans) this.log[this.opts.orphans.level](this.opts.orphans.message);
     // The log of the moment: a reload may replace it.
@@ -375,6 +377,7 @@ export class Arbiter implements HookServer {
       captureStdio(() => this.log);
     }
     this.checkWorkerSettings();
+    this.checkMemoryLimitFits();
     if (this.cfg.reloadExtraFile.length > 0 && !this.cfg.reload) {
       this.log.warning('reload_extra_file (--reload-extra-file) is watched only with --reload, which is off: no file is watched');
     }
@@ -416,6 +419,25 @@ export class Arbiter implements HookServer {
     if (this.cfg.threads > 1 && this.cfg.workerClass !== 'gthread') {
       this.log.warning(`threads (--threads ${this.cfg.threads}) applies to gthread workers only; ${this.cfg.workerClass} workers ignore it`);
     }
+  }
+
+  /**
+   * max_worker_memory is a recycling point; a container's memory limit (cgroup) is a cap, and the kernel kills
+   * (SIGKILL) in the cgroup when its processes together pass it. Workers that may each grow to the recycling
+   * point before they are replaced can pass the cap first: then the recycling never happens, and requests are
+   * cut instead. At start and on a reload that changes the count or the limit (not on TTIN).
+   */
+  private checkMemoryLimitFits(): void {
+    if (this.cfg.maxWorkerMemory <= 0) return;
+    const cap = memoryLimit();
+    const total = this.cfg.maxWorkerMemory * this.cfg.workers;
+    if (cap === null || total <= cap.value) return;
+    const each = Math.floor(cap.value / this.cfg.workers / 2 ** 20) * 2 ** 20;
+    this.log.warning(
+      `max_worker_memory (${formatSize(this.cfg.maxWorkerMemory)}) x ${this.cfg.workers} workers is ${formatSize(total)}, above the memory limit of its cgroup (a container's), ${formatSize(cap.value)} in ${cap.file}: ` +
+        `workers growing toward it are killed by the kernel (SIGKILL, out of memory) before max_worker_memory recycles them; ` +
+        (each >= 2 ** 20 ? `set --max-worker-memory below ${formatSize(each)} (the limit / workers, less what the master uses), or run fewer workers` : 'run fewer workers'),
+    );
   }
 
   /** Not of the default (2048, Gunicorn's), which kernels before 5.4 (somaxconn 128) cap on every start. */
@@ -1207,6 +1229,7 @@ export class Arbiter implements HookServer {
       this.log.info(`Number of workers: ${prev} -> ${this.numWorkers}`);
       void this.runHook('nworkersChanged', this, this.numWorkers, prev);
     }
+    if (old.workers !== this.cfg.workers || old.maxWorkerMemory !== this.cfg.maxWorkerMemory) this.checkMemoryLimitFits();
     this.replaceAllWorkers();
   }
 

@@ -23,6 +23,8 @@ export interface Resolved {
   readonly version: boolean;
   /** What a Gunicorn user left that tunicorn does not read (GUNICORN_CMD_ARGS, ./gunicorn.conf.py): one line each. */
   readonly warnings: readonly string[];
+  /** Whether `workers` was given as "auto": the master says at start what it counted (the CPUs, a quota's). */
+  readonly workersAuto: boolean;
 }
 
 export interface ResolveInput {
@@ -123,6 +125,7 @@ export async function resolveConfig(input: ResolveInput): Promise<Resolved> {
     help: cli.help,
     version: cli.version,
     warnings: gunicornLeftovers(input.env, input.cwd, configPath !== null || input.fileValues !== undefined),
+    workersAuto: rawValue('workers', sources.workers as Source, { cli, envArgs, fileValues, env: input.env }) === 'auto',
   };
 }
 
@@ -195,6 +198,28 @@ function applyFile(
       throw err;
     }
     sources[key] = 'config file';
+  }
+}
+
+/** The value a setting was given as, before conversion, from the source that set it (null for the default). */
+function rawValue(
+  key: SettingKey,
+  source: Source,
+  from: { cli: ParsedArgs; envArgs: ParsedArgs | null; fileValues: Record<string, unknown> | undefined; env: NodeJS.ProcessEnv },
+): unknown {
+  switch (source) {
+    case 'command line':
+      return from.cli.values.get(key)?.at(-1);
+    case 'TUNICORN_CMD_ARGS':
+      return from.envArgs?.values.get(key)?.at(-1);
+    case 'config file':
+      return Object.entries(from.fileValues ?? {}).find(([k]) => (k in SETTINGS ? k : KEY_ALIASES[k]) === key)?.[1];
+    case 'environment': {
+      const name = SETTINGS[key].env;
+      return name ? from.env[name]?.trim() : undefined;
+    }
+    default:
+      return null;
   }
 }
 

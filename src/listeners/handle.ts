@@ -85,7 +85,8 @@ export function explainUnixBindError(socketPath: string, code: string): string {
     case 'ENOTDIR':
       return `${p.at} is not a directory`;
     case 'EROFS':
-      return `the directory ${p.dir} is on a read-only file system`;
+      // A container's read-only root file system (readOnlyRootFilesystem, docker run --read-only).
+      return `the directory ${p.dir} is on a read-only file system: give a path in a writable directory (a volume, such as an emptyDir, or /tmp)`;
     case 'EACCES':
     case 'EPERM':
       return p.reach ? `permission denied: this user cannot reach the directory ${p.dir}` : `permission denied: this user cannot create files in ${p.dir}`;

@@ -1,12 +1,12 @@
-import os from 'node:os';
 import path from 'node:path';
 import { parseAddress } from '../../listeners/address.js';
+import { usableCpus } from '../../cgroup.js';
 import { boolSetting, choiceSetting, ConfigError, intSetting, listSetting, numberSetting, show, sizeSetting, type Setting } from '../setting.js';
 
 const section = 'Server';
 
-/** Gunicorn's advice, as in the seed: (2 x CPU) + 1. */
-export const autoWorkers = (): number => 2 * os.availableParallelism() + 1;
+/** Gunicorn's advice, as in the seed: (2 x CPU) + 1, the CPUs counted as a container's quota allows (see src/cgroup.ts). */
+export const autoWorkers = (): number => 2 * usableCpus().cpus + 1;
 
 export const WORKER_CLASSES = ['async', 'sync', 'gthread'] as const;
 export type WorkerClassName = (typeof WORKER_CLASSES)[number];
@@ -111,12 +111,18 @@ export const server = {
     defaultDoc: '`$WEB_CONCURRENCY` or 1',
     env: 'WEB_CONCURRENCY',
     dynamicDefault: (env) => env.WEB_CONCURRENCY?.trim() || 1,
-    short: 'The number of worker processes; "auto" is (2 x CPU) + 1.',
+    short: 'The number of worker processes; "auto" is (2 x CPU) + 1, a container\'s CPU quota counted.',
     doc:
       'Worker processes share no memory; only more processes (or gthread threads) give more parallel CPU. ' +
       'With the default async class start with the number of cores: one event loop already serves many ' +
       'waiting requests. `auto` ((2 x CPU) + 1) is Gunicorn\'s starting point for sync workers. Then measure ' +
-      '(see docs/concurrency.md).',
+      '(see docs/concurrency.md). `auto` counts the CPUs this process may run on (its affinity: a cpuset, ' +
+      '`taskset`), lowered to a CPU quota (cgroup v2 `cpu.max`, v1 `cpu.cfs_quota_us`: `docker run --cpus`, a ' +
+      'Kubernetes CPU limit, systemd\'s `CPUQuota=`) rounded up, which Node 20\'s `os.availableParallelism()` ' +
+      'does not see: a container limited to 1 CPU on a 64-core host gets 3 workers, not 129. The master says ' +
+      'what it counted as it starts (`Workers: auto = 3 ((2 x 1 CPU) + 1; the CPU quota, 1 of the machine\'s ' +
+      '64 CPUs: /sys/fs/cgroup/cpu.max)`). A Kubernetes CPU request without a limit sets no quota: set ' +
+      '`workers` (or `WEB_CONCURRENCY`) there.',
   }),
   workerClass: withGunicornClasses(choiceSetting({
     key: 'workerClass',
@@ -227,6 +233,12 @@ export const server = {
       'is left alone, and one warning says so; after three workers in a row that went above it within 30 s of ' +
       'their start, recycling for memory stops until the next HUP, and a warning says so. Linux only: where ' +
       'there is no `/proc`, a start that sets it stops with one line (a HUP keeps the running configuration). ' +
+      'In a container (or under systemd\'s `MemoryMax=`) the memory limit of the cgroup (`memory.max`, v1 ' +
+      '`memory.limit_in_bytes`) is a cap on the master and the workers together, at which the kernel kills: ' +
+      'when `max_worker_memory` x `workers` is above it, the start (and a HUP that changes either) warns, as ' +
+      '`max_worker_memory (512 MiB) x 3 workers is 1.5 GiB, above the memory limit of its cgroup (a ' +
+      'container\'s), 1 GiB in /sys/fs/cgroup/memory.max: ...; set --max-worker-memory below 341 MiB (the limit / ' +
+      'workers, less what the master uses), or run fewer workers`. ' +
       'See docs/operations.md for when to use it rather than `max_requests`.',
   }),
   timeout: numberSetting({
