@@ -21,6 +21,7 @@ import { HAS_BODY, HostMemo, http2Limits, limitsOf, maxHeaderSize, rejectReason,
 import { logRaw, type Refusal, refusalHeaders, Refusals, startsWithHead } from './refusals.js';
 import type { RefusalLog } from '../logging/refused.js';
 import { closeAsDecided, IdleSessions, sweepIdleConnections } from './keep-alive.js';
+import { endAtFin, readHalfCloses } from './half-close.js';
 
 /** Node's response field for the `Keep-Alive: timeout=N` header (_http_outgoing.js), 0 for none. */
 type KeepAliveResponse = http.ServerResponse & { _keepAliveTimeout: number };
@@ -271,12 +272,21 @@ export class HttpLayer {
     const node = own ? (lazy.https().createServer().listeners('secureConnection')[0] as Listener) : null;
     const log = this.log;
     server.removeAllListeners('secureConnection');
+    readHalfCloses(server as unknown as http.Server);
     for (const l of listeners) {
       if (node !== null && l !== node) {
         server.on('secureConnection', l);
         continue;
       }
       const toHttp = (socket: net.Socket) => l.call(server, socket as TLSSocket);
+      // HTTP/1.1 over TLS reads a client's FIN (its close_notify) as plain HTTP does (see readHalfCloses). The
+      // TLS socket, made with the server's allowHalfOpen (false: an HTTP/2 session's would never close after
+      // the FIN), would end itself at the FIN and refuse every write after it; Node reads the flag at the FIN.
+      const toHttp1 = (socket: net.Socket) => {
+        socket.allowHalfOpen = true;
+        toHttp(socket);
+        socket.on('end', endAtFin);
+      };
       server.on('secureConnection', (secure: TLSSocket) => {
         if (verifyIfSent) {
           const why = unverifiedCertificate(secure);
@@ -287,7 +297,7 @@ export class HttpLayer {
           }
         }
         if (secure.alpnProtocol === 'h2') toHttp(secure);
-        else checkFirstLineOf(secure, toHttp, log, this.#refusalLog);
+        else checkFirstLineOf(secure, toHttp1, log, this.#refusalLog);
       });
     }
   }
@@ -377,8 +387,11 @@ export class HttpLayer {
     const native = server.listeners('connection') as ((socket: net.Socket) => void)[];
     server.removeAllListeners('connection');
     (server as http.Server & { pauseOnConnect: boolean }).pauseOnConnect = true;
+    readHalfCloses(server);
     const toHttp = (socket: net.Socket) => {
       for (const l of native) l.call(server, socket);
+      // After Node's own 'end' listener (socketOnEnd), which marks the response to close the connection.
+      socket.on('end', endAtFin);
     };
     const toH2c = (stream: Duplex) => {
       const h2c = this.h2c();

@@ -19,6 +19,7 @@ export const workerSettings = {
       'only a blocked event loop (`timeout`) kills a worker. An event stream (server-sent events) or a long ' +
       'poll is a request too, and is cut at the deadline (an `EventSource` then reconnects): set it above the ' +
       'longest stream or poll the app keeps open. A WebSocket is not: once upgraded, its connection is the ' +
-      'app\'s, and no deadline applies.',
+      'app\'s, and no deadline applies. It is also what bounds a response to a client that stops reading (one ' +
+      'that half-closed after its request included): nothing else cuts a response still being written.',
   }),
 };
