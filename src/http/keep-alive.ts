@@ -12,10 +12,10 @@ const SWEEP_MS = 500;
 const MARGIN_MS = 1000;
 
 /** What Node's connection list gives for each connection (`closeIdleConnections` reads the same field). */
-interface TrackedParser {
+export interface TrackedParser {
   readonly socket?: net.Socket & { _httpMessage?: http.ServerResponse | null };
 }
-interface ConnectionsList {
+export interface ConnectionsList {
   idle(): TrackedParser[];
 }
 
@@ -23,6 +23,16 @@ interface ConnectionsList {
 interface Mark {
   readonly read: number;
   readonly since: number;
+}
+
+/**
+ * Node's list of an http.Server's connections (made when it is 'listening'), or null: not listening, or a Node
+ * release that changed it.
+ */
+export function connectionsList(server: http.Server): ConnectionsList | null {
+  const key = Object.getOwnPropertySymbols(server).find((s) => s.description === 'http.server.connections');
+  const list = key && (server as unknown as Record<symbol, ConnectionsList | undefined>)[key];
+  return typeof list?.idle === 'function' ? list : null;
 }
 
 /**
@@ -36,9 +46,8 @@ interface Mark {
  * if the list is not there (a Node release that changed it): the caller then leaves the timeout to Node.
  */
 export function sweepIdleConnections(server: http.Server, keepAliveMs: number): boolean {
-  const key = Object.getOwnPropertySymbols(server).find((s) => s.description === 'http.server.connections');
-  const list = key && (server as unknown as Record<symbol, ConnectionsList | undefined>)[key];
-  if (typeof list?.idle !== 'function') return false;
+  const list = connectionsList(server);
+  if (list === null) return false;
   const limit = keepAliveMs + MARGIN_MS;
   let marks = new Map<net.Socket, Mark>();
   const sweep = (): void => {

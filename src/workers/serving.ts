@@ -4,7 +4,8 @@ import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { expressTrustsProxy, swapsPrototypes, type ServedApp } from '../app/shapes.js';
 import { forgetPeer } from '../http/forwarded.js';
-import { fdOf } from '../http/peek.js';
+import { connectionsList } from '../http/keep-alive.js';
+import { fdOf, openPeek, type Peek } from '../http/peek.js';
 import { asksToContinue, hasOtherExpectation, HttpLayer } from '../http/server.js';
 import type { ListenerInfo } from '../protocol/messages.js';
 import { adoptPipe, isPipeHandle, learnNetInternals } from './adopt-pipe.js';
@@ -24,11 +25,29 @@ const DRAIN_ACCEPT_MAX_MS = 2000;
  * has read what clients sent: a connection whose next request is there is then busy with it (it is answered,
  * with `Connection: close`) and is left open. Called from a timer (a stop's grace, its sweep), it ran before the
  * poll, and a request that had reached the kernel while the loop was busy was closed unread, which resets the
- * connection: the client saw ECONNRESET on a reused connection (the idle keep-alive close race). What no turn can
- * see, a request still on the wire, remains the client's to retry (RFC 9112 section 9.3.1).
+ * connection: the client saw ECONNRESET on a reused connection (the idle keep-alive close race).
+ *
+ * A request can also come in after that poll, while the loop is still busy in it (a request that blocks it, read
+ * in the same poll): closed unread, it was reset as well (seen with clients stalled on a loaded machine). So each
+ * idle connection's descriptor is looked at first (`peek`, MSG_PEEK, one system call per idle connection, only
+ * during a stop): one the kernel holds bytes for is left to the next turn, which reads its request. What comes
+ * in after the close, from a client that had not read it yet, remains the client's to retry (RFC 9112 section
+ * 9.3.1). Without `peek` (the native module not built; a TLS socket, with no descriptor of its own), Node's
+ * closeIdleConnections().
  */
-function closeIdleAfterPoll(h1: Partial<Pick<http.Server, 'closeIdleConnections'>>): void {
-  setImmediate(() => h1.closeIdleConnections?.());
+function closeIdleAfterPoll(h1: Partial<Pick<http.Server, 'closeIdleConnections'>>, peek: Peek | null): void {
+  setImmediate(() => {
+    const list = peek && connectionsList(h1 as http.Server);
+    if (!list) return void h1.closeIdleConnections?.();
+    for (const { socket } of list.idle()) {
+      if (!socket || socket.destroyed) continue;
+      // As Node's closeIdleConnections(): a response still being written holds its connection.
+      if (socket._httpMessage && !socket._httpMessage.finished) continue;
+      const fd = fdOf(socket);
+      if (fd >= 0 && peek(fd) > 0) continue;
+      socket.destroy();
+    }
+  });
 }
 
 /** When each connection still waiting for its first request was accepted (the queue time, runtime.ts). */
@@ -67,6 +86,11 @@ export class Serving {
   #lastServed = 0;
   /** When the stop began. */
   #stopAt = 0;
+  /**
+   * The stop's look at an idle connection's descriptor before closing it (closeIdleAfterPoll), made when first
+   * needed; null when there is none (the native module not built).
+   */
+  #peek: Peek | null | undefined;
   #drained: (() => void) | null = null;
   /** A graceful stop's early app shutdown, due once every connection left is an upgraded one (see stop). */
   #upgradesOnly: (() => Promise<void>) | null = null;
@@ -352,6 +376,15 @@ export class Serving {
     return streams > 0 && this.#open.size <= this.#upgraded.size + streams;
   }
 
+  /** The stop's `peek` (closeIdleAfterPoll), made at its first use. */
+  private idlePeek(): Peek | null {
+    if (this.#peek === undefined) {
+      const peek = openPeek();
+      this.#peek = typeof peek === 'string' ? null : peek;
+    }
+    return this.#peek;
+  }
+
   /**
    * Graceful: stop accepting (the other workers, or the backlog, take new connections), answer every
    * request still to come on open connections with `Connection: close`, close idle keep-alive connections
@@ -409,7 +442,7 @@ export class Serving {
       // during the drain gets the same grace before idle connections are closed. The sweep also sees a request
       // that became an upgrade during the drain.
       const closeIdle = () => {
-        if (performance.now() - this.#lastServed >= DRAIN_IDLE_GRACE_MS) closeIdleAfterPoll(h1);
+        if (performance.now() - this.#lastServed >= DRAIN_IDLE_GRACE_MS) closeIdleAfterPoll(h1, this.idlePeek());
         this.checkUpgradesOnly();
       };
       const grace = setTimeout(() => {
@@ -445,7 +478,7 @@ export class Serving {
         // the same grace as at the end of a stop, or they would hold the drain until their keep-alive ends.
         if (!listening) {
           end += DRAIN_QUIET_MS;
-          if (performance.now() - this.#lastServed >= DRAIN_IDLE_GRACE_MS) closeIdleAfterPoll(h1);
+          if (performance.now() - this.#lastServed >= DRAIN_IDLE_GRACE_MS) closeIdleAfterPoll(h1, this.idlePeek());
         }
         setImmediate(() => {
           const quiet = listening && this.#acceptors.every((a) => a !== null) && this.#accepted === before;

@@ -5,7 +5,9 @@
  * on its own. Each signal alone is tested elsewhere; here they overlap: a HUP while the last one's workers
  * boot, a TTOU while a recycled worker's replacement starts, a USR1 between them.
  *
- * What must hold, for async, sync and gthread: no request fails (every one gets its 200), a last HUP brings the
+ * What must hold, for async, sync and gthread: no request fails (every one gets its 200; the load client retries
+ * only a request it wrote on a kept-alive connection the worker had already closed, as browsers do, which a
+ * client stalled past a stop's 1 s grace on a loaded machine does: test/helpers/load.ts), a last HUP brings the
  * server back to its two workers and nothing else (no worker left over, no zombie), and the master holds as
  * many descriptors as before the storm (each worker's pipes closed with it).
  *
@@ -109,7 +111,8 @@ describe('a storm of HUP, TTIN, TTOU and USR1 under load', { concurrency: false 
       const stats = [await quick.stop(), await slow.stop()];
 
       for (const [i, st] of stats.entries()) {
-        assert.equal(st.failed.length, 0, `${i ? 'slow' : 'quick'} load: ${st.failed.length} failed of ${st.ok + st.failed.length}: ${JSON.stringify(st.failed.slice(0, 5))}; ${what()}`);
+        // Retried (not failed): written on a kept-alive connection the worker had closed, unread (load.ts).
+        assert.equal(st.failed.length, 0, `${i ? 'slow' : 'quick'} load: ${st.failed.length} failed of ${st.ok + st.failed.length} (${st.retried} retried): ${JSON.stringify(st.failed.slice(0, 5))}; ${what()}`);
         assert.ok(st.ok > 0, `${i ? 'slow' : 'quick'} load: no request answered; ${what()}`);
       }
       await until(() => childrenOf(s.pid).length === 2 && zombiesOf(s.pid).length === 0, 30000, `two workers and no zombie (now ${childrenOf(s.pid).length}); ${what()}`);
