@@ -1,6 +1,7 @@
 import type http from 'node:http';
 import type http2 from 'node:http2';
 import type net from 'node:net';
+import { fdOf, openPeek, type Peek } from './peek.js';
 
 /**
  * How often idle keep-alive connections are looked for. A connection is closed between `keepalive` + 1 s and
@@ -60,17 +61,37 @@ export function sweepIdleConnections(server: http.Server, keepAliveMs: number): 
       const read = socket.bytesRead;
       const mark = marks.get(socket);
       const since = mark !== undefined && mark.read === read ? mark.since : now;
-      if (now - since >= limit) socket.destroy();
-      else next.set(socket, { read, since });
+      if (now - since < limit || holdsRequest(socket)) next.set(socket, { read, since });
+      else socket.destroy();
     }
     marks = next;
   };
   // The sweep runs in the check phase, after the poll of the same turn has read what clients sent: run from the
   // timer, before the poll, it closed a connection whose next request had come in while the loop was busy (a
   // long synchronous step), unread, and that resets it (the client saw ECONNRESET). Read, the request makes the
-  // connection busy, or moves its byte count.
+  // connection busy, or moves its byte count. A request that came in after that poll, while the loop was busy
+  // in it, is seen by holdsRequest.
   setInterval(() => setImmediate(sweep), Math.min(SWEEP_MS, keepAliveMs)).unref();
   return true;
+}
+
+/** The look at a connection's descriptor (native/peek.c), opened at the first close; null without the module. */
+let peek: Peek | null | undefined;
+
+/**
+ * Whether the kernel holds bytes the server has not read for this connection, closed for idling: a request
+ * that came in while the loop was busy after its last poll. Closed, it would be reset unread (ECONNRESET on a
+ * client that reused the connection, a 502 from a load balancer); kept, the next turn reads and answers it.
+ * One system call per connection the timeout closes; none without the native module (nor over TLS, whose
+ * socket has no descriptor of its own), where such a request is reset as Node's own timeout would.
+ */
+function holdsRequest(socket: net.Socket): boolean {
+  if (peek === undefined) {
+    const p = openPeek();
+    peek = typeof p === 'string' ? null : p;
+  }
+  const fd = peek === null ? -1 : fdOf(socket);
+  return fd >= 0 && peek!(fd) > 0;
 }
 
 /** How long a session closed with a GOAWAY, all its streams done, may wait for its client to end the connection. */

@@ -4,7 +4,8 @@
  *   N + 1 s after its last response, and not long after;
  * - requests keep a connection open, however long it lives;
  * - a client reading a large response slowly is not cut off while the response is still being written;
- * - a request that came in while the worker's loop was busy past the timeout is answered, not reset;
+ * - a request that came in while the worker's loop was busy past the timeout is answered, not reset, whether
+ *   the turn's read saw it or it came after that read (the loop busy in it: a look at the kernel's bytes);
  * - a connection that is to close (the client's `Connection: close`, HTTP/1.0, the sync class, a worker
  *   stopping) says so and closes, whatever `Connection` the app set.
  * The pauses below are the clients' idle time, the input under test; every wait for the server is bounded.
@@ -14,7 +15,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { exchange, KeptConnection } from '../helpers/raw.js';
-import { FIXTURES, Server, stopAll } from '../helpers/server.js';
+import { FIXTURES, Server, stopAll, within } from '../helpers/server.js';
 
 const KEEPALIVE_S = 1;
 /** What the server may take past keepalive + 1 s: one sweep interval, and a loaded machine. */
@@ -108,6 +109,32 @@ describe('keep-alive timeout: a request that came while the loop was busy', () =
     } finally {
       a.socket.destroy();
       b.socket.destroy();
+    }
+  });
+
+  it('is answered, not reset, when it came after the last read before the sweep (the loop busy in that read)', async () => {
+    // keepalive 1 s: A is closed once idle 2 s after a sweep first saw it so. C blocks the loop 1 s before A's
+    // limit, B's request coming in meanwhile; the turn after, the sweep is queued (its timer late), then the
+    // poll reads B, which blocks 1.5 s, past A's limit, while A's next request comes in; the sweep then finds
+    // A idle with its byte count unchanged. Only a look at what the kernel holds tells it from an idle one.
+    const server = new Server(['-b', '127.0.0.1:0', '-w', '1', '--keep-alive', '1', path.join(FIXTURES, 'listener.ts')]);
+    const port = await server.port();
+    await server.workersBooted(1);
+    const [a, b, c] = await Promise.all([KeptConnection.open(port), KeptConnection.open(port), KeptConnection.open(port)]);
+    try {
+      assert.match((await a.ask('/pid')).raw, /^HTTP\/1\.1 200 /);
+      // A idle long enough for a sweep to mark it (the client's idle time, the input).
+      await pause(700);
+      const cSpun = c.ask('/spin?ms=1000&note');
+      await server.waitFor(/app: spinning 1000 ms/);
+      const bSpun = b.ask('/spin?ms=1500&note');
+      await server.waitFor(/app: spinning 1500 ms/);
+      const got = await within(a.ask('/pid'), 20000, "A's answer");
+      assert.match(got.raw, /^HTTP\/1\.1 200 /, `A's request on its kept-alive connection got: ${JSON.stringify(got.raw)}`);
+      assert.match((await within(cSpun, 20000, "C's answer")).raw, /^HTTP\/1\.1 200 /);
+      assert.match((await within(bSpun, 20000, "B's answer")).raw, /^HTTP\/1\.1 200 /);
+    } finally {
+      for (const k of [a, b, c]) k.socket.destroy();
     }
   });
 });
