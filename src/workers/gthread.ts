@@ -109,7 +109,12 @@ export class GthreadWorker implements WorkerClass {
       const threads = lazy.workerThreads();
       // One environment for the process, as a worker process has: by default each thread gets a copy, and an
       // app's write to process.env (a dotenv load, a setting made at startup) would be seen by its thread only.
-      const worker = new threads.Worker(THREAD_ENTRY, { workerData: data, env: threads.SHARE_ENV });
+      // trackUnmanagedFds off: a thread closes descriptors it did not open with fs (the duplicates of the listening
+      // sockets it pauses accepting with, a connection handed over to it), and with tracking on Node printed
+      // `Warning: File descriptor N closed but not opened in unmanaged mode` for each, on a HUP with requests
+      // in flight. What tracking buys, closing a thread's files when it exits, the process's exit does: a
+      // thread that exits ends its process.
+      const worker = new threads.Worker(THREAD_ENTRY, { workerData: data, env: threads.SHARE_ENV, trackUnmanagedFds: false });
       this.#threads.push(worker);
       this.#exited.push(new Promise((resolve) => worker.once('exit', () => resolve())));
       ready.push(

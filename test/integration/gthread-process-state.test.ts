@@ -11,12 +11,13 @@
  * - a write to process.title, which Node ignores in a thread: a warning
  * - an app that listens on worker_threads.parentPort (it took the thread for one of its own) fails to load
  *   with a line that says so, also when it exported nothing
+ * - a HUP with requests in flight prints no Node warning about the descriptors the threads close
  */
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
-import { request, Server, stopAll, within } from '../helpers/server.js';
+import { request, Server, stopAll, until, within } from '../helpers/server.js';
 import { scratchDir } from '../helpers/scratch.js';
 
 after(stopAll);
@@ -107,6 +108,21 @@ describe('gthread: what differs in a thread', () => {
     assert.equal((await request(term.port)).body, 'ok');
     assert.doesNotMatch(term.s.log, /listens for/);
     await term.s.kill();
+  });
+
+  it('a HUP with requests in flight: no Node warning about descriptors the threads close', async () => {
+    // A thread running a request has paused accepting (closed its copy of the listening socket, kept a
+    // duplicate to resume on); the stop closes that duplicate, which Node's tracking of a thread's descriptors
+    // reported as `Warning: File descriptor N closed but not opened in unmanaged mode`, in Node's words.
+    const { s, port } = await serving(app('slow.mjs', "export default (req, res) => {\n  process.stderr.write('app: request\\n');\n  setTimeout(() => res.end('ok'), 1500);\n};\n"));
+    const old = Number(/Booting worker with pid: (\d+)/.exec(s.log)![1]);
+    const answers = [request(port), request(port)];
+    await until(() => s.count(/app: request/) === 2, 10000, 'both requests in the worker');
+    s.signal('SIGHUP');
+    await s.waitFor(new RegExp(`Worker exited \\(pid: ${old}\\)`), 20000);
+    for (const a of answers) assert.equal((await within(a, 20000, 'an answer')).body, 'ok');
+    assert.doesNotMatch(s.log, /closed but not opened|Warning: /);
+    await s.kill();
   });
 
   it('a write to process.title: a warning', async () => {
