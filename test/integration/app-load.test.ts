@@ -52,6 +52,28 @@ writeFileSync(exitsOnRequest, "export default (req, res) => (req.url === '/exit'
 /** The common "graceful" snippet: exit on TERM. */
 const exitsOnTerm = app('exits-on-term.mjs', "process.on('SIGTERM', () => process.exit(0));");
 
+/**
+ * The boot timeout's case waits 30 s (the bound's floor) on the master's clock alone: its servers start with
+ * the file and its test, the file's last, awaits them, so the other tests run during those 30 s instead of
+ * after them. Settled to an error or null: a failure before the test awaits it is not an unhandled rejection.
+ */
+const bootTimeoutCase = (async () => {
+  // -t 1: the boot timeout is its floor, 30 s (a first TypeScript transform can take long).
+  const s = new Server(['-b', '127.0.0.1:0', '-t', '1', waitsForever]);
+  // The same bound, at the same time: a postWorkerInit hook that never settles is named, not the app.
+  const hookCfg = path.join(tmp, 'hangs-in-post-worker-init.config.mjs');
+  writeFileSync(hookCfg, 'export default { postWorkerInit: () => new Promise(() => {}) };\n');
+  const hook = new Server(['-b', '127.0.0.1:0', '-t', '1', '-c', hookCfg, loads]);
+  await s.waitFor(/WORKER TIMEOUT \(pid:\d+\) while loading the app: not ready 30 s after it started\n/, 45000);
+  await hook.waitFor(/WORKER TIMEOUT \(pid:\d+\) while in its postWorkerInit hook \(the app is not at fault\): not ready 30 s after it started\n/, 15000);
+  await hook.kill();
+  await s.waitFor(/Worker failed to boot \(1 in a row\)/, 10000);
+  assert.doesNotMatch(s.log, /no request was running/);
+  // The worker's end was tunicorn's (the master's SIGABRT), not the app's.
+  assert.doesNotMatch(s.log, /called process\.exit/);
+  await s.kill();
+})().then(() => null, (err: unknown) => err);
+
 describe('an app that ends or stalls its loading', () => {
   for (const flag of ['--check-config', '--preload']) {
     it(`${flag}: a top-level await that can never settle is an error, not a silent exit 0`, async () => {
@@ -278,23 +300,6 @@ describe('an app that ends or stalls its loading', () => {
       assert.doesNotMatch(s.log, /called process\.exit|before it was asked to/);
     });
   }
-
-  it('a worker still loading after the boot timeout is killed, logged as loading (or as in the hook that hangs), and counted as a boot failure', async () => {
-    // -t 1: the boot timeout is its floor, 30 s (a first TypeScript transform can take long).
-    const s = new Server(['-b', '127.0.0.1:0', '-t', '1', waitsForever]);
-    // The same bound, at the same time: a postWorkerInit hook that never settles is named, not the app.
-    const hookCfg = path.join(tmp, 'hangs-in-post-worker-init.config.mjs');
-    writeFileSync(hookCfg, 'export default { postWorkerInit: () => new Promise(() => {}) };\n');
-    const hook = new Server(['-b', '127.0.0.1:0', '-t', '1', '-c', hookCfg, loads]);
-    await s.waitFor(/WORKER TIMEOUT \(pid:\d+\) while loading the app: not ready 30 s after it started\n/, 45000);
-    await hook.waitFor(/WORKER TIMEOUT \(pid:\d+\) while in its postWorkerInit hook \(the app is not at fault\): not ready 30 s after it started\n/, 15000);
-    await hook.kill();
-    await s.waitFor(/Worker failed to boot \(1 in a row\)/, 10000);
-    assert.doesNotMatch(s.log, /no request was running/);
-    // The worker's end was tunicorn's (the master's SIGABRT), not the app's.
-    assert.doesNotMatch(s.log, /called process\.exit/);
-    await s.kill();
-  });
 });
 
 describe('an ES-module-only package required from CommonJS', () => {
@@ -367,5 +372,12 @@ describe('ES module syntax in a .js file of a CommonJS package', () => {
         s.log,
       );
     }
+  });
+});
+
+describe('a worker still loading after the boot timeout (started with the file, above)', () => {
+  it('is killed, logged as loading (or as in the hook that hangs), and counted as a boot failure', async () => {
+    const err = await bootTimeoutCase;
+    if (err) throw err;
   });
 });
