@@ -28,10 +28,24 @@ export function readHalfCloses(server: http.Server): void {
   (server as http.Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
 }
 
+/** Node's parser on a connection it serves: null once the connection is upgraded (or closed). */
+type Served = net.Socket & { parser?: unknown };
+
 /**
  * A connection's 'end' listener (the client's FIN), added after Node's: shared by every connection, no closure.
- * With no response on the connection Node has ended it already (no longer writable).
+ * With no response on the connection Node has ended it already (no longer writable). An upgraded connection (a
+ * WebSocket, a tunnel after `CONNECT`) is the app's, as its FIN is: a plain one stays half-open until the app
+ * ends it, as before (a tunnel still sends what its far end answers).
  */
-export function endAtFin(this: net.Socket): void {
-  if (this.writable && this.writableLength === 0) this.end();
+export function endAtFin(this: Served): void {
+  if (this.parser != null && this.writable && this.writableLength === 0) this.end();
+}
+
+/**
+ * endAtFin for HTTP/1.1 over TLS: an upgraded TLS connection ends at the FIN, as the TLS socket (made with
+ * allowHalfOpen false) did before HttpLayer allowed it to stay half-open.
+ */
+export function endAtFinTls(this: Served): void {
+  if (this.parser == null) this.end();
+  else endAtFin.call(this);
 }

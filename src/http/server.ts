@@ -21,7 +21,7 @@ import { HAS_BODY, HostMemo, http2Limits, limitsOf, maxHeaderSize, rejectReason,
 import { logRaw, type Refusal, refusalHeaders, Refusals, startsWithHead } from './refusals.js';
 import type { RefusalLog } from '../logging/refused.js';
 import { closeAsDecided, IdleSessions, sweepIdleConnections } from './keep-alive.js';
-import { endAtFin, readHalfCloses } from './half-close.js';
+import { endAtFin, endAtFinTls, readHalfCloses } from './half-close.js';
 
 /** Node's response field for the `Keep-Alive: timeout=N` header (_http_outgoing.js), 0 for none. */
 type KeepAliveResponse = http.ServerResponse & { _keepAliveTimeout: number };
@@ -285,7 +285,7 @@ export class HttpLayer {
       const toHttp1 = (socket: net.Socket) => {
         socket.allowHalfOpen = true;
         toHttp(socket);
-        socket.on('end', endAtFin);
+        socket.on('end', endAtFinTls);
       };
       server.on('secureConnection', (secure: TLSSocket) => {
         if (verifyIfSent) {

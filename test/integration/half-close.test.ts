@@ -12,6 +12,8 @@
  * - request_deadline still cuts a response to a half-closed client that never reads
  * - HTTP/1.1 over TLS (the client's close_notify and FIN), on an https server and on an h2 one's HTTP/1.1
  *   fallback: the large response whole. The TLS socket ended itself at the FIN: 128 KiB came
+ * - an upgraded connection (a raw upgrade, a CONNECT tunnel) is the app's: its client's FIN does not end the
+ *   server's side under the app, which still sends after it (test/fixtures/half-close-upgrade.mjs)
  */
 import assert from 'node:assert/strict';
 import net from 'node:net';
@@ -143,6 +145,39 @@ describe('a half-closed client, bounded', () => {
     assert.ok(answer.got < BIG, `got ${answer.got} of ${BIG}`);
     await s.kill();
   });
+});
+
+describe('an upgraded connection whose client half-closes is the app\'s', () => {
+  // The app's upgrade and connect listeners answer the FIN with their last words: the FIN must not end the
+  // server's side under them (it did, with the FIN read as above: the app's write was refused).
+  const UPGRADE = path.join(FIXTURES, 'half-close-upgrade.mjs');
+  const requests: [string, string][] = [
+    ['an upgrade', 'GET /t HTTP/1.1\r\nHost: t\r\nUpgrade: raw\r\nConnection: Upgrade\r\n\r\n'],
+    ['a CONNECT tunnel', 'CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n'],
+  ];
+  for (const [name, request] of requests) {
+    for (const cls of ['async', 'gthread']) {
+      it(`${name} (${cls}) still sends after the FIN`, async () => {
+        const s = new Server(['-b', '127.0.0.1:0', '-w', '1', '-k', cls, UPGRADE]);
+        const port = await s.port();
+        await s.waitFor(/Ready: 1 worker/);
+        const socket = net.connect(port, '127.0.0.1');
+        const chunks: Buffer[] = [];
+        socket.on('data', (c: Buffer) => chunks.push(c));
+        const closed = new Promise<void>((resolve, reject) => {
+          socket.once('close', () => resolve());
+          socket.once('error', reject);
+        });
+        socket.write(request);
+        // The FIN once the head has come: the connection is upgraded by then.
+        await within(new Promise((resolve) => socket.once('data', resolve)), 10000, 'the upgrade');
+        socket.end();
+        await within(closed, 10000, 'the app to end the connection');
+        assert.match(Buffer.concat(chunks).toString('latin1'), /\r\n\r\nbye, writable true\n$/);
+        await s.kill();
+      });
+    }
+  }
 });
 
 describe('a client that half-closes after its request, over TLS', () => {
