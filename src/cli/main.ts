@@ -1,5 +1,5 @@
 #!/bin/sh
-//usr/bin/env true; exec node --no-opt --no-sparkplug --no-maglev "$0" "$@"
+//usr/bin/env true; exec node --no-opt --no-sparkplug --no-maglev --max-semi-space-size=1 "$0" "$@"
 /**
  * argv -> resolved config -> arbiter. The only place that calls process.exit in the master.
  *
