@@ -211,6 +211,20 @@ export function request(
   });
 }
 
+/**
+ * `request(port, path)` again until one is answered, at most `tries` times: a worker whose connections were all
+ * taken (its open-file limit) serves again once they have closed, and some of the first tries may be refused.
+ */
+export async function requestUntilServed(port: number, path: string, tries = 50): Promise<Reply> {
+  for (let i = 1; ; i++) {
+    try {
+      return await request(port, path);
+    } catch (err) {
+      if (i >= tries) throw err;
+    }
+  }
+}
+
 /** One HTTP/2 request on `session` (its body read and dropped): the status it was answered with. */
 export function h2Status(session: http2.ClientHttp2Session, headers: http2.OutgoingHttpHeaders): Promise<number> {
   return new Promise<number>((resolve, reject) => {

@@ -19,7 +19,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { parseExposition, sampleSum, sampleValue, type ParsedFamily } from '../helpers/prometheus.js';
-import { FIXTURES, request, Server, stopAll, until, within } from '../helpers/server.js';
+import { FIXTURES, request, requestUntilServed, Server, stopAll, until, within } from '../helpers/server.js';
 
 const APP = path.join(FIXTURES, 'listener.ts');
 
@@ -282,16 +282,7 @@ describe('--metrics', () => {
       for (const c of socks) c.destroy();
     }
     // The same worker serves once the connections have closed.
-    const again = async (): Promise<string> => {
-      for (let i = 0; ; i++) {
-        try {
-          return (await request(port, '/pid')).body;
-        } catch (err) {
-          if (i >= 50) throw err;
-        }
-      }
-    };
-    assert.equal(await within(again(), 20000, 'a request served again'), worker);
+    assert.equal((await within(requestUntilServed(port, '/pid', 51), 20000, 'a request served again')).body, worker);
     assert.doesNotMatch(s.log, /Uncaught exception/);
     await s.kill();
   });

@@ -19,7 +19,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { after, describe, it } from 'node:test';
-import { alive, childrenOf, FIXTURES, request, Server, stopAll, until, within } from '../helpers/server.js';
+import { alive, childrenOf, FIXTURES, request, requestUntilServed, Server, stopAll, until, within } from '../helpers/server.js';
 import { scratchDir } from '../helpers/scratch.js';
 
 const APP = path.join(FIXTURES, 'zero-downtime-app.mjs');
@@ -331,16 +331,7 @@ describe('an open-file limit too low', () => {
     assert.ok(second.answered < 20);
     for (const c of [...first.sockets, ...second.sockets]) c.destroy();
     // Once they have closed (the worker sees the clients' FIN), it serves again.
-    const served = async (): Promise<number> => {
-      for (let i = 0; ; i++) {
-        try {
-          return (await request(port, '/pid')).status;
-        } catch (err) {
-          if (i >= 50) throw err;
-        }
-      }
-    };
-    assert.equal(await within(served(), 20000, 'a request served again'), 200);
+    assert.equal((await within(requestUntilServed(port, '/pid', 51), 20000, 'a request served again')).status, 200);
     assert.equal(s.count(/is at its open-file limit/), 1);
     await s.kill();
   });
