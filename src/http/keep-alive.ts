@@ -1,7 +1,7 @@
 import type http from 'node:http';
 import type http2 from 'node:http2';
 import type net from 'node:net';
-import { fdOf, openPeek, type Peek } from './peek.js';
+import { fdOf, holdsRequestBytes, openPeek, type Peek } from './peek.js';
 
 /**
  * How often idle keep-alive connections are looked for. A connection is closed between `keepalive` + 1 s and
@@ -20,9 +20,12 @@ export interface ConnectionsList {
   idle(): TrackedParser[];
 }
 
-/** An idle connection as the last sweep saw it: its byte count then, and when it was first seen idle. */
+/**
+ * An idle connection as the last sweep saw it: the bytes written to it by then (its responses), and when it was
+ * first seen idle since its last response.
+ */
 interface Mark {
-  readonly read: number;
+  readonly wrote: number;
   readonly since: number;
 }
 
@@ -41,7 +44,14 @@ export function connectionsList(server: http.Server): ConnectionsList | null {
  * the next request arrives, two timer-list operations for every request on a keep-alive connection. This
  * keeps the same timeout with one sweep per worker instead, over the list Node already keeps of the
  * connections that are not parsing a request (the one behind `closeIdleConnections()`). A connection is closed
- * once two sweeps `keepalive` + 1 s apart found it idle, with no response on it and no byte read in between.
+ * once two sweeps `keepalive` + 1 s apart found it idle, with no response on it and none written in between.
+ *
+ * Responses, not bytes read, are its activity: llhttp skips CR and LF before a request line (RFC 9112 section
+ * 2.2) without starting a message, so a client that sent a bare CRLF every few hundred ms kept the connection
+ * idle in Node's sense yet never idle for the timeout (Node's own timer, reset by every read, is no better),
+ * and a few hundred such clients held every `worker_connections` place of every worker. A request that comes
+ * makes the connection busy (not in the list) until its response is sent, and that moves the count; the empty
+ * lines before it are ignored as before, they just buy no time.
  *
  * Call it once the server is 'listening' (Node makes the list then). It returns false, having done nothing,
  * if the list is not there (a Node release that changed it): the caller then leaves the timeout to Node.
@@ -58,10 +68,11 @@ export function sweepIdleConnections(server: http.Server, keepAliveMs: number): 
       // Idle in Node's sense means only "not parsing a request": a response may still be running or be
       // written to a slow reader. Its socket holds it until its last byte is handed to the kernel.
       if (!socket || socket._httpMessage || socket.destroyed) continue;
-      const read = socket.bytesRead;
+      // A getter, but over an empty write queue here: the socket holds no response.
+      const wrote = socket.bytesWritten;
       const mark = marks.get(socket);
-      const since = mark !== undefined && mark.read === read ? mark.since : now;
-      if (now - since < limit || holdsRequest(socket)) next.set(socket, { read, since });
+      const since = mark !== undefined && mark.wrote === wrote ? mark.since : now;
+      if (now - since < limit || holdsRequest(socket)) next.set(socket, { wrote, since });
       else socket.destroy();
     }
     marks = next;
@@ -69,8 +80,8 @@ export function sweepIdleConnections(server: http.Server, keepAliveMs: number): 
   // The sweep runs in the check phase, after the poll of the same turn has read what clients sent: run from the
   // timer, before the poll, it closed a connection whose next request had come in while the loop was busy (a
   // long synchronous step), unread, and that resets it (the client saw ECONNRESET). Read, the request makes the
-  // connection busy, or moves its byte count. A request that came in after that poll, while the loop was busy
-  // in it, is seen by holdsRequest.
+  // connection busy, or, answered already, moves its count of bytes written. A request that came in after that
+  // poll, while the loop was busy in it, is seen by holdsRequest.
   setInterval(() => setImmediate(sweep), Math.min(SWEEP_MS, keepAliveMs)).unref();
   return true;
 }
@@ -82,6 +93,7 @@ let peek: Peek | null | undefined;
  * Whether the kernel holds bytes the server has not read for this connection, closed for idling: a request
  * that came in while the loop was busy after its last poll. Closed, it would be reset unread (ECONNRESET on a
  * client that reused the connection, a 502 from a load balancer); kept, the next turn reads and answers it.
+ * Empty lines alone are no request (holdsRequestBytes): a client sending them without pause keeps nothing.
  * One system call per connection the timeout closes; none without the native module (nor over TLS, whose
  * socket has no descriptor of its own), where such a request is reset as Node's own timeout would.
  */
@@ -90,8 +102,7 @@ function holdsRequest(socket: net.Socket): boolean {
     const p = openPeek();
     peek = typeof p === 'string' ? null : p;
   }
-  const fd = peek === null ? -1 : fdOf(socket);
-  return fd >= 0 && peek!(fd) > 0;
+  return peek !== null && holdsRequestBytes(peek, fdOf(socket));
 }
 
 /** How long a session closed with a GOAWAY, all its streams done, may wait for its client to end the connection. */

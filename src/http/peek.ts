@@ -25,6 +25,19 @@ function withBuffer(open: 'open' | 'openRead'): Peek | string {
 }
 
 /**
+ * Whether the kernel holds bytes for descriptor `fd` (-1: none of its own) that may be a request: any but CR and
+ * LF, the empty lines llhttp skips before a request line (RFC 9112 section 2.2). What decides whether an idle
+ * connection may be closed without resetting a request that came in unread.
+ */
+export function holdsRequestBytes(peek: Peek, fd: number): boolean {
+  const n = fd < 0 ? -1 : peek(fd);
+  if (n <= 0) return false;
+  const b = new Uint8Array(peek.buffer, 0, n);
+  for (let i = 0; i < n; i++) if (b[i] !== 0x0d && b[i] !== 0x0a) return true;
+  return false;
+}
+
+/**
  * A peek function (a gthread worker's look at the idle connections of a stuck thread), or why there is none.
  */
 export const openPeek = (): Peek | string => withBuffer('open');

@@ -96,7 +96,8 @@ export class HttpLayer {
   readonly #bodyMs: number;
   /**
    * The keep-alive timeout (ms) each HTTP/1 response advertises when a sweep keeps it instead of Node's timer
-   * per socket (see keep-alive.ts); 0 when Node keeps it (HTTP/2 servers, `keepalive` 0) and advertises it.
+   * per socket (see keep-alive.ts); 0 when Node keeps it (`keepalive` 0, a Node without the list) and
+   * advertises it.
    */
   #advertised = 0;
   /** Connections whose last response refuses a request: Node closes them once it is sent. */
@@ -205,7 +206,9 @@ export class HttpLayer {
     if (own) this.gateUpgrades(upgrading);
     const s = this.server as http.Server;
     s.keepAliveTimeout = options.keepAliveTimeout;
-    if (!h2 && options.keepAliveTimeout > 0) this.sweepIdle(s, options.keepAliveTimeout);
+    // An HTTP/2 server's HTTP/1.1 connections too (allowHTTP1: Node lists them as it does on an https server):
+    // Node's timer there is reset by every byte read, empty lines before a request line included.
+    if (options.keepAliveTimeout > 0) this.sweepIdle(s, options.keepAliveTimeout);
     s.headersTimeout = options.headersTimeout;
     s.requestTimeout = 0;
     // Node's HTTP/2 server takes no HTTP/1 options: its HTTP/1.1 connections (allowHTTP1) had the parser's

@@ -5,7 +5,7 @@ import { performance } from 'node:perf_hooks';
 import { expressTrustsProxy, swapsPrototypes, type ServedApp } from '../app/shapes.js';
 import { forgetPeer } from '../http/forwarded.js';
 import { connectionsList } from '../http/keep-alive.js';
-import { fdOf, openPeek, type Peek } from '../http/peek.js';
+import { fdOf, holdsRequestBytes, openPeek, type Peek } from '../http/peek.js';
 import { asksToContinue, hasOtherExpectation, HttpLayer } from '../http/server.js';
 import type { ListenerInfo } from '../protocol/messages.js';
 import { adoptPipe, isPipeHandle, learnNetInternals } from './adopt-pipe.js';
@@ -43,8 +43,8 @@ function closeIdleAfterPoll(h1: Partial<Pick<http.Server, 'closeIdleConnections'
       if (!socket || socket.destroyed) continue;
       // As Node's closeIdleConnections(): a response still being written holds its connection.
       if (socket._httpMessage && !socket._httpMessage.finished) continue;
-      const fd = fdOf(socket);
-      if (fd >= 0 && peek(fd) > 0) continue;
+      // Empty lines alone are no request: a client sending them without pause would hold it to the end.
+      if (holdsRequestBytes(peek, fdOf(socket))) continue;
       socket.destroy();
     }
   });

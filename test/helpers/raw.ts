@@ -3,6 +3,7 @@
  * reads back every response and whether the server closed the connection.
  */
 import net from 'node:net';
+import tls from 'node:tls';
 
 export interface RawResponse {
   status: number;
@@ -84,15 +85,17 @@ export function parseResponses(data: string): { responses: RawResponse[]; rest: 
 
 /**
  * Sends the steps and collects responses until the server closes, `want` responses came and we are not
- * waiting for a close, or `ms` passes. With `halfClose`, our side ends after the last step.
+ * waiting for a close, or `ms` passes. With `halfClose`, our side ends after the last step. With `tls`, over TLS
+ * (HTTP/1.1 by ALPN, the server's certificate not checked), the steps starting once the handshake is done.
  */
 export function exchange(
   port: number,
   steps: RawStep[],
-  opts: { want: number; waitClose: boolean; halfClose?: boolean; ms: number; host?: string; localAddress?: string },
+  opts: { want: number; waitClose: boolean; halfClose?: boolean; ms: number; host?: string; localAddress?: string; tls?: boolean },
 ): Promise<RawResult> {
   return new Promise((resolve, reject) => {
-    const socket = net.connect({ port, host: opts.host ?? '127.0.0.1', localAddress: opts.localAddress });
+    const to = { port, host: opts.host ?? '127.0.0.1', localAddress: opts.localAddress };
+    const socket = opts.tls ? tls.connect({ ...to, rejectUnauthorized: false, ALPNProtocols: ['http/1.1'] }) : net.connect(to);
     let data = '';
     let lastDataAt = 0;
     let settled = false;
@@ -120,7 +123,7 @@ export function exchange(
       if (err.code === 'ECONNRESET' || err.code === 'EPIPE') finish(true);
       else if (!settled) reject(err);
     });
-    socket.once('connect', async () => {
+    socket.once(opts.tls ? 'secureConnect' : 'connect', async () => {
       for (const step of steps) {
         if (step.pauseMs) await new Promise((r) => timers.push(setTimeout(r, step.pauseMs)));
         // Ended by us once the responses wanted came (the 'data' listener): the server may still be reading

@@ -7,17 +7,24 @@
  * - a request that came in while the worker's loop was busy past the timeout is answered, not reset, whether
  *   the turn's read saw it or it came after that read (the loop busy in it: a look at the kernel's bytes);
  * - a connection that is to close (the client's `Connection: close`, HTTP/1.0, the sync class, a worker
- *   stopping) says so and closes, whatever `Connection` the app set.
+ *   stopping) says so and closes, whatever `Connection` the app set;
+ * - empty lines (CR, LF) sent before a request line are ignored, and buy no time: a client trickling them after
+ *   a response (or from the connection's start) has the connection closed as an idle one, on every worker
+ *   class, plain and over TLS; a single one between two requests leaves both answered.
  * The pauses below are the clients' idle time, the input under test; every wait for the server is bounded.
  */
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import path from 'node:path';
+import tls from 'node:tls';
 import { after, before, describe, it } from 'node:test';
-import { exchange, KeptConnection } from '../helpers/raw.js';
+import { exchange, KeptConnection, parseResponses } from '../helpers/raw.js';
 import { FIXTURES, Server, stopAll, within } from '../helpers/server.js';
+import { selfSigned } from '../helpers/tls.js';
 
 const KEEPALIVE_S = 1;
+/** header_timeout for the empty-line clients: a fresh connection is closed at it, or idle keepalive + 1 s, whichever comes first. */
+const EMPTY_LINES_HEADER_S = 3;
 /** What the server may take past keepalive + 1 s: one sweep interval, and a loaded machine. */
 const LATE_MS = 6000;
 const GET = (target: string) => `GET ${target} HTTP/1.1\r\nHost: x\r\n\r\n`;
@@ -185,4 +192,147 @@ describe("a connection that is to close closes, whatever Connection the app set"
     assert.equal(r.responses[0]?.headers.connection, 'close');
     assert.equal((await server.exited).code, 0);
   });
+});
+
+/** How often the clients below send their empty lines. */
+const EVERY_MS = 250;
+
+interface Trickled {
+  /** The server closed (or reset) the connection within the client's bound. */
+  closed: boolean;
+  /** From the first response (or, with no request, the connection's start) to the close, or to the bound. */
+  idleMs: number;
+  /** The status of each response, in order. */
+  statuses: number[];
+  /** How many times the bytes were sent. */
+  sent: number;
+}
+
+/**
+ * Opens a connection (`tls`: HTTP/1.1 by ALPN), sends `first` and waits for its answer (or, with null, starts at
+ * once), then sends `bytes` every EVERY_MS until the server closes the connection or `maxMs` passes: a bounded
+ * loop that ends by itself.
+ */
+function trickle(port: number, opts: { tls: boolean; first: string | null; bytes: string; maxMs: number }): Promise<Trickled> {
+  return new Promise((resolve, reject) => {
+    const to = { port, host: '127.0.0.1' };
+    const socket = opts.tls ? tls.connect({ ...to, rejectUnauthorized: false, ALPNProtocols: ['http/1.1'] }) : net.connect(to);
+    let data = '';
+    let from = 0;
+    let sent = 0;
+    let ticker: NodeJS.Timeout | undefined;
+    let settled = false;
+    const finish = (closed: boolean) => {
+      if (settled) return;
+      settled = true;
+      clearInterval(ticker);
+      clearTimeout(bound);
+      clearTimeout(noAnswer);
+      socket.destroy();
+      resolve({ closed, idleMs: performance.now() - from, statuses: parseResponses(data).responses.map((r) => r.status), sent });
+    };
+    let bound: NodeJS.Timeout | undefined;
+    const start = () => {
+      from = performance.now();
+      bound = setTimeout(() => finish(false), opts.maxMs);
+      ticker = setInterval(() => {
+        if (!socket.writable) return;
+        socket.write(opts.bytes);
+        sent++;
+      }, EVERY_MS);
+    };
+    const noAnswer = setTimeout(() => {
+      if (from > 0 || settled) return;
+      settled = true;
+      socket.destroy();
+      reject(new Error(`no answer to the first request within 15 s; got ${JSON.stringify(data)}`));
+    }, 15000);
+    socket.setEncoding('latin1');
+    socket.on('data', (d: string) => {
+      data += d;
+      if (from === 0 && parseResponses(data).responses.length > 0) start();
+    });
+    socket.on('close', () => finish(true));
+    socket.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'ECONNRESET' || err.code === 'EPIPE') finish(true);
+      else if (!settled) reject(err);
+    });
+    socket.once(opts.tls ? 'secureConnect' : 'connect', () => (opts.first === null ? start() : void socket.write(opts.first)));
+  });
+}
+
+/**
+ * Bytes that never start a request must not hold a connection open. llhttp skips CR and LF before a request line
+ * (RFC 9112 section 2.2: a server SHOULD ignore at least one empty line there) without starting a message, so
+ * neither header_timeout nor a request began; the keep-alive timeout counted every byte read as activity (Node's
+ * own timer, on a TLS server that also speaks HTTP/2, did the same), and a client sending a bare CRLF every few
+ * hundred ms kept a kept-alive connection open for good: a few hundred such clients held every
+ * worker_connections place. Now such a connection closes keepalive + 1 s after its last response, as a silent one
+ * does; one that has sent no request yet at header_timeout (or idle as long); and a single empty line between two
+ * requests (a client library's stray CRLF after a POST body) is still ignored, both requests answered.
+ */
+describe(`empty lines before a request line (--keep-alive ${KEEPALIVE_S}, --header-timeout ${EMPTY_LINES_HEADER_S})`, { concurrency: true }, () => {
+  const certs = selfSigned();
+  const tlsArgs = ['--certfile', certs.cert, '--keyfile', certs.key];
+  const kinds = [
+    { name: 'async', args: [], tls: false, keeps: true },
+    { name: 'gthread', args: ['-k', 'gthread', '--threads', '2'], tls: false, keeps: true },
+    { name: 'sync', args: ['-k', 'sync'], tls: false, keeps: false },
+    { name: 'async, TLS (h2,h1)', args: tlsArgs, tls: true, keeps: true },
+    { name: 'async, TLS (h1)', args: [...tlsArgs, '--http-protocols', 'h1'], tls: true, keeps: true },
+  ];
+  const ports = new Map<string, number>();
+  const limit = (KEEPALIVE_S + 1) * 1000;
+
+  before(async () => {
+    await Promise.all(
+      kinds.map(async (k) => {
+        const s = new Server(['-b', '127.0.0.1:0', '-w', '1', '--keep-alive', String(KEEPALIVE_S), '--header-timeout', String(EMPTY_LINES_HEADER_S), ...k.args, path.join(FIXTURES, 'listener.ts')]);
+        ports.set(k.name, await s.port());
+        await s.workersBooted(1);
+      }),
+    );
+  });
+  after(stopAll);
+
+  for (const k of kinds) {
+    for (const bytes of k.tls ? ['\r\n'] : ['\r\n', '\r', '\n']) {
+      it(`${k.name}: ${JSON.stringify(bytes)} every ${EVERY_MS} ms after a response does not keep the connection open`, async () => {
+        const r = await trickle(ports.get(k.name)!, { tls: k.tls, first: GET('/'), bytes, maxMs: limit + LATE_MS });
+        assert.ok(r.closed, `still open ${r.idleMs.toFixed(0)} ms after its response, ${r.sent} empty lines later`);
+        // Ignored: none is answered (a 400 would mean they were refused, not ignored).
+        assert.deepEqual(r.statuses, [200]);
+        if (k.keeps) {
+          assert.ok(r.idleMs >= limit - 100, `closed ${r.idleMs.toFixed(0)} ms after its response, before keepalive + 1 s (${limit} ms)`);
+          assert.ok(r.sent > 0);
+        }
+      });
+    }
+
+    it(`${k.name}: "\\r\\n" every ${EVERY_MS} ms from the connection's start: closed, no request having come`, async () => {
+      // Idle that long (keepalive + 1 s, under async and gthread) or header_timeout, whichever comes first.
+      const bound = Math.min(EMPTY_LINES_HEADER_S * 1000, limit + 500) + LATE_MS;
+      const r = await trickle(ports.get(k.name)!, { tls: k.tls, first: null, bytes: '\r\n', maxMs: bound });
+      assert.ok(r.closed, `still open ${r.idleMs.toFixed(0)} ms after it was made, ${r.sent} empty lines later`);
+      assert.ok(r.statuses.every((s) => s === 408), `answered ${r.statuses.join(', ')}`);
+    });
+
+    const POST = 'POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello';
+    if (k.keeps) {
+      it(`${k.name}: a request, an empty line, another request: both answered`, async () => {
+        const port = ports.get(k.name)!;
+        const apart = await exchange(port, [{ send: GET('/') }, { send: '\r\n', pauseMs: 300 }, { send: GET('/pid'), pauseMs: 300 }], { want: 2, waitClose: false, ms: 10000, tls: k.tls });
+        assert.deepEqual(apart.responses.map((x) => x.status), [200, 200], `apart: ${apart.rest}`);
+        // A client library's CRLF after a POST body, the next request in the same write.
+        const together = await exchange(port, [{ send: `${POST}\r\n${GET('/pid')}` }], { want: 2, waitClose: false, ms: 10000, tls: k.tls });
+        assert.deepEqual(together.responses.map((x) => x.status), [200, 200], `together: ${together.rest}`);
+      });
+    } else {
+      it(`${k.name}: a POST body followed by an empty line is answered, not refused`, async () => {
+        const r = await exchange(ports.get(k.name)!, [{ send: `${POST}\r\n` }], { want: 1, waitClose: true, ms: 10000 });
+        assert.deepEqual(r.responses.map((x) => x.status), [200]);
+        assert.ok(r.closed);
+      });
+    }
+  }
 });

@@ -14,7 +14,7 @@ import { resolveConfig } from '../../src/config/resolve.js';
 import type { Config } from '../../src/config/registry.js';
 // From dist: the native module is found next to the compiled code (dist/native/peek.node).
 import { ConnectionGate } from '../../dist/http/connection.js';
-import { openPeek, openRead, type Peek } from '../../dist/http/peek.js';
+import { holdsRequestBytes, openPeek, openRead, type Peek } from '../../dist/http/peek.js';
 import { ErrorLog } from '../../dist/logging/error-log.js';
 import { until } from '../helpers/server.js';
 
@@ -128,6 +128,22 @@ describe('the connection gate', () => {
     await until(() => (peek as Peek)(fdOf(server)) === 0, 3000, 'the FIN');
     assert.equal(r(fdOf(server)), 0, 'the peer closed');
     assert.throws(() => r(-1), /fd must be an open descriptor/);
+  });
+
+  it('holdsRequestBytes: unread bytes may be a request unless they are empty lines (CR, LF) alone', async () => {
+    // What decides whether an idle connection may be closed (keep-alive sweep, a stop): empty lines start no
+    // request (llhttp skips them), so a client sending them without pause must not keep its connection.
+    const p = peek as Peek;
+    const { client, server } = await pair.connect(port, '');
+    const fd = fdOf(server);
+    assert.equal(holdsRequestBytes(p, fd), false, 'nothing sent yet');
+    client.write('\r\n\n\r');
+    await until(() => p(fd) === 4, 3000, 'the empty lines');
+    assert.equal(holdsRequestBytes(p, fd), false, 'empty lines alone');
+    client.write('G');
+    await until(() => p(fd) === 5, 3000, 'the first byte of a request');
+    assert.equal(holdsRequestBytes(p, fd), true, 'empty lines, then a request begins');
+    assert.equal(holdsRequestBytes(p, -1), false, 'no descriptor of its own (TLS)');
   });
 
   it('with the PROXY protocol on, the header is read first: no look, and no buffer for one', async () => {

@@ -285,10 +285,11 @@ export const server = {
       'Gunicorn\'s default is 2; tunicorn\'s, 5, is Node\'s own. Between 0 and 1 it is refused, since the ' +
       'header counts whole seconds. ' +
       'Each response says so (`Keep-Alive: timeout=N`), and, as Node does, the connection is kept 1 s longer ' +
-      'than that, so a client that honours the header is never the one racing the close. On plain HTTP and ' +
-      'HTTPS a sweep every 0.5 s closes the connections idle that long, so an idle connection closes between ' +
-      'N + 1 and N + 1.5 s after its last response. Node\'s own way, a timer set and cleared on each request, ' +
-      'stays only for the HTTP/1.1 connections of a TLS server that also speaks HTTP/2 (h2 in `http_protocols`). ' +
+      'than that, so a client that honours the header is never the one racing the close. A sweep every 0.5 s ' +
+      'closes the HTTP/1.1 connections (plain or TLS) idle that long, so an idle connection closes between ' +
+      'N + 1 and N + 1.5 s after its last response. Only a request makes it busy: empty lines (CR, LF) sent ' +
+      'before a request line are ignored, as RFC 9112 section 2.2 has it, and buy no time (Node\'s own timer, ' +
+      'reset by every byte read, let a client keep a connection open for good with a CRLF every few seconds). ' +
       'A response still being written to a slow reader is never cut. ' +
       'An HTTP/2 session (TLS or h2c) is closed with the same timing once it has no stream open: it gets a ' +
       'GOAWAY, and a client that keeps the connection open after that has it closed 1 s later. A stream ' +
