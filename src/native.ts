@@ -3,9 +3,9 @@ import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 
 /**
- * Defined (true) by esbuild in the worker's bundles, dist/workers/child.js and gthread-thread.js
- * (scripts/bundle-worker.mjs): there `import.meta.url` is the bundle's, one folder below this module's own
- * place in dist/.
+ * Defined (true) by esbuild in the bundles, the workers' dist/workers/child.js and gthread-thread.js and the
+ * master's dist/cli/main.js (scripts/bundle.mjs): there `import.meta.url` is the bundle's, one folder below this
+ * module's own place in dist/.
  */
 declare const TUNICORN_BUNDLED: boolean | undefined;
 /** dist/, relative to `import.meta.url`. */

@@ -1,9 +1,16 @@
 import { readFileSync } from 'node:fs';
 
+/**
+ * Defined (true) by esbuild in the bundles (scripts/bundle.mjs), the master's dist/cli/main.js among them: there
+ * `import.meta.url` is the bundle's, one folder below this module's own place in dist/ (as in src/native.ts).
+ */
+declare const TUNICORN_BUNDLED: boolean | undefined;
+
 /** The package version, read once from package.json beside dist/. */
 export const VERSION: string = (() => {
   try {
-    return (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+    const url = new URL(typeof TUNICORN_BUNDLED === 'boolean' ? '../../package.json' : '../package.json', import.meta.url);
+    return (JSON.parse(readFileSync(url, 'utf8')) as { version: string }).version;
   } catch {
     return '0.0.0';
   }

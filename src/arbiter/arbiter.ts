@@ -226,6 +226,8 @@ export class Arbiter implements HookServer {
   #control: ControlServer | null = null;
   /** src/control/commands.js, loaded with the control socket (nothing of it while it is off). */
   #commands: typeof import('../control/commands.js') | null = null;
+  /** The Prometheus text format, loaded with the health endpoint: a scrape opens no file (see startHealth). */
+  #prometheus: typeof import('./prometheus.js') | null = null;
   /** A master started by USR2: the old master served the control socket and hands it over. */
   #controlHandover = false;
   /** For the control socket's `show stats`: set when run() begins. */
@@ -1641,7 +1643,10 @@ export class Arbiter implements HookServer {
    */
   private async startHealth(raw: string, retry?: BindRetry): Promise<string> {
     // node:http loads only when health checks are on: the master keeps every module it imports in memory.
-    const { HealthServer } = await import('./health.js');
+    // The metrics' format too, now rather than at the first scrape: in the master's bundle it is a file of its own
+    // (scripts/bundle.mjs), which a scrape with every descriptor of the master taken could not open (EMFILE).
+    const [{ HealthServer }, prometheus] = await Promise.all([import('./health.js'), import('./prometheus.js')]);
+    this.#prometheus = prometheus;
     // One of our own sockets, which no retry frees and the kernel's "another process listens there" misnames.
     const a = parseAddress(raw);
     const own = a.kind === 'tcp' && a.port !== 0 ? listenerHolding(this.#listeners, await resolveHost(a.host, 'healthBind (--health-bind)'), a.port) : undefined;
@@ -1671,7 +1676,8 @@ export class Arbiter implements HookServer {
 
   /** GET /metrics (the metrics setting): the workers' counts, asked for now (at most COLLECT_MS), and the master's. */
   private async scrape(): Promise<string> {
-    const [{ exposition }, unanswered] = await Promise.all([import('./prometheus.js'), this.#metrics.collect([...this.#workers.values()])]);
+    const { exposition } = this.#prometheus!;
+    const unanswered = await this.#metrics.collect([...this.#workers.values()]);
     const cap = backlogCap();
     return exposition(
       this.#metrics.families(
