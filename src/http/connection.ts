@@ -48,8 +48,11 @@ export enum FirstLine {
 }
 
 /**
- * The first request line in `b[0, n)`, after any empty lines: Whole when isRequestLine accepts it, Partial when
- * its LF has not come yet but what came can begin one (a method, then a space or nothing more), else Bad.
+ * The first request line in `b[0, n)`, after any CRLFs: Whole when isRequestLine accepts it, Partial when its
+ * LF has not come yet but what came can begin one (a method, then a space or nothing more), else Bad. Stricter
+ * than the parser about what comes before the line (see pastEmptyLines): for a gthread hand-over, a lone CR or
+ * LF may end the header section of a request whose start the thread read, and at accept, what this does not
+ * call Whole goes the JavaScript way, which skips what the parser skips.
  */
 export function firstLine(b: Uint8Array, n: number): FirstLine {
   let start = 0;
@@ -80,12 +83,23 @@ function passWith(socket: net.Socket, bytes: Buffer, pass: (socket: net.Socket) 
 }
 
 /**
+ * Where a request line may start in `buf`: past the empty lines before it, CR and LF in any mix, as llhttp
+ * skips them (RFC 9112 section 2.2 asks a server to ignore at least one CRLF there, and lets it take a lone LF
+ * for one). The gate skips what the parser skips: until 2026-12-06 a lone LF there was refused 400 on a
+ * connection's first request, and ignored before every later one.
+ */
+function pastEmptyLines(buf: Uint8Array): number {
+  let start = 0;
+  while (start < buf.length && (buf[start] === 0x0d || buf[start] === 0x0a)) start++;
+  return start;
+}
+
+/**
  * Whether the first chunk of a connection holds a first request line that isRequestLine refuses: then it is
  * answered 400 and ended here. A chunk that ends before the line's LF is left to Node's parser.
  */
 function refusedFirstLine(socket: net.Socket, buf: Buffer, log: ErrorLog, refusals: RefusalLog | null): boolean {
-  let start = 0;
-  while (buf[start] === 0x0d && buf[start + 1] === 0x0a) start += 2; // empty lines before a request
+  const start = pastEmptyLines(buf);
   const eol = buf.indexOf(0x0a, start);
   if (eol < 0 || isRequestLine(buf, start, eol)) return false;
   log.debug(`Bad request from ${socket.remoteAddress}: answered ${INVALID_REQUEST_LINE.line}`);

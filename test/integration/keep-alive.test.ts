@@ -317,6 +317,18 @@ describe(`empty lines before a request line (--keep-alive ${KEEPALIVE_S}, --head
       assert.ok(r.statuses.every((s) => s === 408), `answered ${r.statuses.join(', ')}`);
     });
 
+    it(`${k.name}: a connection's first request after empty lines of CR and LF in any mix is served, a bad line after them refused`, async () => {
+      // As Node's parser takes them before every later request: the gate, which reads the first request line
+      // before the parser does, refused a lone LF or CR there with a 400 until 2026-12-06.
+      const port = ports.get(k.name)!;
+      for (const before of ['\n', '\r', '\r\r\n', '\n\r\n\n', '\r\n\r\n']) {
+        const r = await exchange(port, [{ send: `${before}${GET('/')}` }], { want: 1, waitClose: false, ms: 10000, tls: k.tls });
+        assert.deepEqual(r.responses.map((x) => x.status), [200], `after ${JSON.stringify(before)}: ${r.rest}`);
+      }
+      const bad = await exchange(port, [{ send: '\n\rGET  / HTTP/1.1\r\nHost: x\r\n\r\n' }], { want: 1, waitClose: true, ms: 10000, tls: k.tls });
+      assert.deepEqual(bad.responses.map((x) => x.status), [400], bad.rest);
+    });
+
     const POST = 'POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello';
     if (k.keeps) {
       it(`${k.name}: a request, an empty line, another request: both answered`, async () => {

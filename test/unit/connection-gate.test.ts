@@ -219,6 +219,18 @@ describe('the connection gate', () => {
     await until(() => server.destroyed, 3000, "the server's end closed");
   });
 
+  it('empty lines before the first request line, CR and LF in any mix: skipped as the parser skips them, both ways', async () => {
+    for (const [how, read] of [['with the module', openRead()], ['without it', 'TUNICORN_NATIVE=0']] as const) {
+      for (const before of ['\n', '\r', '\r\r\n', '\n\r\n']) {
+        const ok = await through(new ConnectionGate(config, log, read), `${before}${REQUEST}`);
+        assert.match(ok.answer, /^HTTP\/1\.1 200 OK\r\n[\s\S]*seen \/hello$/, `${how}, after ${JSON.stringify(before)}`);
+      }
+      const bad = await through(new ConnectionGate(config, log, read), '\n\rGET /hello\r\n\r\n');
+      assert.equal(bad.readAtPass, null, `${how}: the line after them is checked`);
+      assert.match(bad.answer, /^HTTP\/1\.1 400 Bad Request\r\n[^]*400 Bad Request: invalid request line\n$/);
+    }
+  });
+
   it('with the module, nothing there yet: read through JavaScript, and served', async () => {
     const gate = new ConnectionGate(config, log, openRead());
     const { client, server, answer } = await pair.connect(port, '');
