@@ -1,7 +1,9 @@
 /**
  * The package as a user gets it: `npm pack` of this folder (without `prepare`: dist/ is the one built for
- * the tests), installed from the tarball into a new project outside the repository, offline from npm's cache
- * (jiti, its one dependency, is there since this folder's own install), on a machine without a C compiler
+ * the tests), installed from the tarball into a new project outside the repository, from npm's cache where it
+ * can (`--prefer-offline`: jiti's tarball is there since this folder's own install, but npm 11.19 resolves a
+ * new dependency from its full registry document, which `npm ci` does not fetch: `--offline` failed with
+ * ENOTCACHED on a fresh machine, so that document comes from the registry once), on a machine without a C compiler
  * (`CC` names one that does not exist; scripts/build-native.mjs reads it):
  * - the install succeeds, and its script says, per native module, that it was not built and what runs instead;
  * - the installed bin runs (`--version`), and serves a TypeScript app that imports `clientAddress` from
@@ -50,7 +52,7 @@ describe('the packed package, installed in a new project without a C compiler', 
     mkdirSync(project);
     // As `npm init -y` writes it (npm 11): a CommonJS project, where the TypeScript files run as CommonJS too.
     writeFileSync(path.join(project, 'package.json'), JSON.stringify({ name: 'project', version: '1.0.0', private: true, type: 'commonjs' }));
-    const out = await npm(['install', '--offline', '--foreground-scripts', tarball], project, { CC: path.join(tmp, 'no-such-cc') });
+    const out = await npm(['install', '--prefer-offline', '--foreground-scripts', tarball], project, { CC: path.join(tmp, 'no-such-cc') });
     install = out.stdout + out.stderr;
     writeFileSync(
       path.join(project, 'tunicorn.config.ts'),
