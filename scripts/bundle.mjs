@@ -19,8 +19,8 @@
 // tunicornc (dist/cli/ctl.js) imports three modules and exits: left as tsc wrote it.
 //
 // Both sit one folder below dist/, as tsc's modules of dist/*/ do, so that paths relative to `import.meta.url`
-// resolve the same ('../workers/child.js', '../..' for the package's root); those of dist/*.js (src/native.ts,
-// src/version.ts) read TUNICORN_BUNDLED, defined here.
+// resolve the same ('../workers/child.js', '../..' for the package's root); those of dist/*.js find dist/
+// through src/native.ts's distUrl(), which reads TUNICORN_BUNDLED, defined here.
 //
 // Optional: without esbuild (a devDependency, also tsx's) the entries stay as tsc wrote them and work the
 // same, a little slower and larger; this prints one line and exits 0. A bundle that fails to build fails the

@@ -12,13 +12,19 @@ declare const TUNICORN_BUNDLED: boolean | undefined;
 const DIST = typeof TUNICORN_BUNDLED === 'boolean' ? '../' : './';
 
 /**
+ * A path relative to dist/ as a URL, bundled or not. For the modules of dist/ itself (this one, version.ts):
+ * in a bundle they share its `import.meta.url`.
+ */
+export const distUrl = (relative: string): URL => new URL(DIST + relative, import.meta.url);
+
+/**
  * Who runs the build script: npm does as it installs; pnpm 10, Yarn 4 and Bun run no dependency's install
  * script until the project allows it (the README's Install section says how with each).
  */
 const RUN_BY = '(npm install runs it; pnpm, Yarn and Bun once the project allows tunicorn to build: README, Install)';
 
 /** The script that builds the modules, by its path: an installed package has no `npm run build` (no tsc there). */
-const buildScript = (): string => fileURLToPath(new URL(`${DIST}../scripts/build-native.mjs`, import.meta.url));
+const buildScript = (): string => fileURLToPath(distUrl('../scripts/build-native.mjs'));
 
 /**
  * A module of native/ (NAME.c) as `npm run build` compiled it, dist/native/NAME.node, or why there is none.
@@ -53,7 +59,7 @@ export function nativeFallbackLine(): string | null {
   // idle target is 50 MB). One that is there but fails to load in a worker (N-API modules load on every Node
   // release; another CPU architecture would not) is said in that worker's debug log.
   const missing = Object.entries(WORKER_MODULES).flatMap(([name, instead]) =>
-    off || !existsSync(fileURLToPath(new URL(`${DIST}native/${name}.node`, import.meta.url))) ? [{ name, instead, why: off ? null : 'not built' }] : [],
+    off || !existsSync(fileURLToPath(distUrl(`native/${name}.node`))) ? [{ name, instead, why: off ? null : 'not built' }] : [],
   );
   if (missing.length === 0) return null;
   const instead = `workers ${missing.map((m) => m.instead).join(' and ')}; they serve the same`;

@@ -1,16 +1,10 @@
 import { readFileSync } from 'node:fs';
-
-/**
- * Defined (true) by esbuild in the bundles (scripts/bundle.mjs), the master's dist/cli/main.js among them: there
- * `import.meta.url` is the bundle's, one folder below this module's own place in dist/ (as in src/native.ts).
- */
-declare const TUNICORN_BUNDLED: boolean | undefined;
+import { distUrl } from './native.js';
 
 /** The package version, read once from package.json beside dist/. */
 export const VERSION: string = (() => {
   try {
-    const url = new URL(typeof TUNICORN_BUNDLED === 'boolean' ? '../../package.json' : '../package.json', import.meta.url);
-    return (JSON.parse(readFileSync(url, 'utf8')) as { version: string }).version;
+    return (JSON.parse(readFileSync(distUrl('../package.json'), 'utf8')) as { version: string }).version;
   } catch {
     return '0.0.0';
   }

@@ -5,7 +5,7 @@ import type { ProxyProtocolMode } from '../config/sections/http.js';
 import type { ErrorLog } from '../logging/error-log.js';
 import { parseAllowList, type AllowList } from './allow-list.js';
 import { setPeer } from './forwarded.js';
-import { fdOf, openRead, type Peek } from './peek.js';
+import { fdOf, openRead, pastEmptyLines, type Peek } from './peek.js';
 import { lingerClose } from './cut.js';
 import { parseProxyHeader, ProxyProtocolError } from './proxy-protocol.js';
 import { headerTimeoutRefusal, INVALID_REQUEST_LINE, logRaw, type Refusal, startsWithHead } from './refusals.js';
@@ -83,20 +83,10 @@ function passWith(socket: net.Socket, bytes: Buffer, pass: (socket: net.Socket) 
 }
 
 /**
- * Where a request line may start in `buf`: past the empty lines before it, CR and LF in any mix, as llhttp
- * skips them (RFC 9112 section 2.2 asks a server to ignore at least one CRLF there, and lets it take a lone LF
- * for one). The gate skips what the parser skips: until 2026-12-06 a lone LF there was refused 400 on a
- * connection's first request, and ignored before every later one.
- */
-function pastEmptyLines(buf: Uint8Array): number {
-  let start = 0;
-  while (start < buf.length && (buf[start] === 0x0d || buf[start] === 0x0a)) start++;
-  return start;
-}
-
-/**
  * Whether the first chunk of a connection holds a first request line that isRequestLine refuses: then it is
- * answered 400 and ended here. A chunk that ends before the line's LF is left to Node's parser.
+ * answered 400 and ended here. A chunk that ends before the line's LF is left to Node's parser. The empty lines
+ * before the line are skipped as the parser skips them (until 2026-12-06 a lone LF there was refused 400 on a
+ * connection's first request, and ignored before every later one).
  */
 function refusedFirstLine(socket: net.Socket, buf: Buffer, log: ErrorLog, refusals: RefusalLog | null): boolean {
   const start = pastEmptyLines(buf);

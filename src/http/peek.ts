@@ -25,16 +25,24 @@ function withBuffer(open: 'open' | 'openRead'): Peek | string {
 }
 
 /**
- * Whether the kernel holds bytes for descriptor `fd` (-1: none of its own) that may be a request: any but CR and
- * LF, the empty lines llhttp skips before a request line (RFC 9112 section 2.2). What decides whether an idle
- * connection may be closed without resetting a request that came in unread.
+ * Where a request line may start in `buf[0, n)`: past the empty lines before it, CR and LF in any mix, as llhttp
+ * skips them (RFC 9112 section 2.2 asks a server to ignore at least one CRLF there, and lets it take a lone LF
+ * for one). `n` when there is nothing else.
+ */
+export function pastEmptyLines(buf: Uint8Array, n = buf.length): number {
+  let start = 0;
+  while (start < n && (buf[start] === 0x0d || buf[start] === 0x0a)) start++;
+  return start;
+}
+
+/**
+ * Whether the kernel holds bytes for descriptor `fd` (-1: none of its own) that may be a request: any past the
+ * empty lines llhttp skips (pastEmptyLines). What decides whether an idle connection may be closed without
+ * resetting a request that came in unread.
  */
 export function holdsRequestBytes(peek: Peek, fd: number): boolean {
   const n = fd < 0 ? -1 : peek(fd);
-  if (n <= 0) return false;
-  const b = new Uint8Array(peek.buffer, 0, n);
-  for (let i = 0; i < n; i++) if (b[i] !== 0x0d && b[i] !== 0x0a) return true;
-  return false;
+  return n > 0 && pastEmptyLines(new Uint8Array(peek.buffer, 0, n)) < n;
 }
 
 /**
