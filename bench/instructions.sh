@@ -7,7 +7,8 @@
 # slower), get WARM s of `wrk -t1 -c16` (40), then DUR s (20) between callgrind_control's zero and dump.
 # Prints the requests served, the main thread's instructions per request (the steady figure: 1 % between runs
 # here) and all threads' (V8's compiler and collector threads too: they move by 10 % and more).
-# APP=file serves another app (default: bench/servers/apps/listener.mjs). Loopback and port 0 only.
+# APP=file serves another app (default: bench/servers/apps/listener.mjs). LOAD=post sends the benchmark's
+# POST /echo (15 KB of JSON, echoed) instead of GET /. Loopback and port 0 only.
 set -euo pipefail
 what=${1:?usage: bench/instructions.sh plain|tunicorn [tunicorn flags...]}
 shift
@@ -18,6 +19,18 @@ for tool in valgrind callgrind_control wrk; do
 done
 dir=$(mktemp -d)
 log=$dir/server.log
+load=(-s "$dir/load.lua")
+url_path=/
+case ${LOAD:-get} in
+  get) echo > "$dir/load.lua" ;;
+  post)
+    # The same body as bench/run.ts's post load.
+    node -e 'process.stdout.write(JSON.stringify({ items: Array.from({ length: 400 }, (_, i) => ({ id: i, name: `item-${i}`, ok: i % 2 === 0 })) }))' > "$dir/body.json"
+    printf 'wrk.method = "POST"\nlocal f = io.open("%s", "rb")\nwrk.body = f:read("*a")\nf:close()\nwrk.headers["Content-Type"] = "application/json"\n' "$dir/body.json" > "$dir/load.lua"
+    url_path=/echo
+    ;;
+  *) echo "bench/instructions.sh: LOAD is get or post, not $LOAD" >&2; exit 2 ;;
+esac
 vg=(valgrind --tool=callgrind --smc-check=all-non-file --trace-children=yes --separate-threads=yes "--callgrind-out-file=$dir/cg.%p")
 case $what in
   plain)
@@ -44,9 +57,9 @@ done
 [ -n "$port" ] || { echo "bench/instructions.sh: the server did not start:" >&2; cat "$log" >&2; exit 1; }
 target=$pid
 [ "$what" = plain ] || target=$(pgrep -P $pid | head -1)
-wrk -t1 -c16 -d"${WARM:-40}"s --timeout 10s "http://127.0.0.1:$port/" > /dev/null
+wrk -t1 -c16 -d"${WARM:-40}"s --timeout 10s "${load[@]}" "http://127.0.0.1:$port$url_path" > /dev/null
 callgrind_control -z $target > /dev/null
-n=$(wrk -t1 -c16 -d"${DUR:-20}"s --timeout 10s "http://127.0.0.1:$port/" | grep -o '[0-9]* requests in' | grep -o '^[0-9]*')
+n=$(wrk -t1 -c16 -d"${DUR:-20}"s --timeout 10s "${load[@]}" "http://127.0.0.1:$port$url_path" | grep -o '[0-9]* requests in' | grep -o '^[0-9]*')
 callgrind_control -d $target > /dev/null
 # The dump writes a file a thread: wait until the last thread's is whole.
 for _ in $(seq 50); do [ "$(ls "$dir"/cg.$target.1-* 2> /dev/null | wc -l)" -gt 1 ] && ! grep -L "^summary:" "$dir"/cg.$target.1-* | grep -q . && break; sleep 0.2; done

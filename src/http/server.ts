@@ -21,6 +21,7 @@ import { HAS_BODY, HostMemo, http2Limits, limitsOf, maxHeaderSize, rejectReason,
 import { logRaw, type Refusal, refusalHeaders, Refusals, startsWithHead } from './refusals.js';
 import type { RefusalLog } from '../logging/refused.js';
 import { closeAsDecided, IdleSessions, sweepIdleConnections } from './keep-alive.js';
+import { appIsBehind, sweepStalledBodies } from './body-timeout.js';
 import { endAtFin, endAtFinTls, readHalfCloses } from './half-close.js';
 
 /** Node's response field for the `Keep-Alive: timeout=N` header (_http_outgoing.js), 0 for none. */
@@ -94,6 +95,8 @@ export class HttpLayer {
   readonly #refusals: Refusals;
   readonly #forwarded: ForwardedHeaders;
   readonly #bodyMs: number;
+  /** body_timeout for an HTTP/1 request, timed by a timer of its own; 0 once sweepStalledBodies times them all. */
+  #eachBodyMs: number;
   /**
    * The keep-alive timeout (ms) each HTTP/1 response advertises when a sweep keeps it instead of Node's timer
    * per socket (see keep-alive.ts); 0 when Node keeps it (`keepalive` 0, a Node without the list) and
@@ -142,6 +145,7 @@ export class HttpLayer {
     this.#refusals = new Refusals(cfg, this.#limits);
     this.#forwarded = new ForwardedHeaders(cfg);
     this.#bodyMs = cfg.bodyTimeout * 1000;
+    this.#eachBodyMs = this.#bodyMs;
     this.#headerMs = cfg.headerTimeout * 1000;
     this.#sessions = new IdleSessions(cfg.keepalive * 1000, cfg.headerTimeout * 1000);
     this.#handler = this.gateRequests()(listener);
@@ -209,6 +213,7 @@ export class HttpLayer {
     // An HTTP/2 server's HTTP/1.1 connections too (allowHTTP1: Node lists them as it does on an https server):
     // Node's timer there is reset by every byte read, empty lines before a request line included.
     if (options.keepAliveTimeout > 0) this.sweepIdle(s, options.keepAliveTimeout);
+    if (this.#bodyMs > 0) this.sweepBodies(s, this.#bodyMs);
     s.headersTimeout = options.headersTimeout;
     s.requestTimeout = 0;
     // Node's HTTP/2 server takes no HTTP/1 options: its HTTP/1.1 connections (allowHTTP1) had the parser's
@@ -471,7 +476,7 @@ export class HttpLayer {
         const found = rejectReason(req, limits, hosts);
         const why = found & ~HAS_BODY;
         if (why) return this.refuse(req, res, refusals.rejected[why]!);
-        if (bodyMs > 0 && found & HAS_BODY) this.watchBody(req, res, bodyMs);
+        if (found & HAS_BODY && this.#eachBodyMs > 0) this.watchBody(req, res, bodyMs);
         // Node copied the server's keepAliveTimeout (0 when swept) to the response for its header.
         (res as KeepAliveResponse)._keepAliveTimeout ||= this.#advertised;
       } else {
@@ -641,27 +646,30 @@ export class HttpLayer {
     this.#firstRequest!.delete(conn);
   }
 
-  /** A body must keep coming: a pause longer than body_timeout cuts the connection (408 if nothing was sent). */
+  /**
+   * body_timeout over HTTP/1 (sweepStalledBodies), once the server is 'listening': from then on no request has
+   * a timer of its own. On a Node release without the connection list the sweep reads, each body keeps the
+   * timer it had (watchBody).
+   */
+  private sweepBodies(s: http.Server, ms: number): void {
+    s.once('listening', () => {
+      if (sweepStalledBodies(s, ms, (req, res, socket) => this.bodyStalled(req, res, socket, ms))) this.#eachBodyMs = 0;
+    });
+  }
+
+  /**
+   * A body must keep coming: a pause longer than body_timeout cuts the connection (408 if nothing was sent).
+   * Only where sweepStalledBodies cannot: a timer on the socket, set for this request.
+   */
   private watchBody(req: http.IncomingMessage, res: http.ServerResponse, ms: number): void {
     const socket = req.socket;
     socket.setTimeout(ms);
     req.on('timeout', () => {
       // The app is the one behind: the time is its own (request_deadline bounds it), and the timer starts again.
       if (appIsBehind(req)) return void socket.setTimeout(ms);
-      const r = this.#refusals.bodyTimeout;
-      const answer = !res.headersSent && socket.writable;
-      this.log.debug(`Request body from ${socket.remoteAddress} stalled for ${ms / 1000} s; ${answer ? `answered ${r.line}` : 'closing'}`);
       // The linger has its own bound: no second timeout.
       socket.setTimeout(0);
-      // The close lingers (lingerClose): the body may be stalled only because the app is not reading it, with
-      // the client's bytes unread, and a plain close would reset the connection and lose the 408 or the part
-      // of the response sent. What the app writes from now on goes nowhere: after the 408 or the end of the
-      // connection, a write would fail the socket and reset it all the same.
-      if (!answer) return cutResponse(res);
-      answeredRaw(res, r.status, req.method === 'HEAD' ? 0 : r.length);
-      mute(res);
-      socket.end(req.method === 'HEAD' ? r.rawHead : r.raw);
-      lingerClose(socket);
+      this.bodyStalled(req, res.writableFinished ? null : res, socket, ms);
     });
     // Once the whole body has come (Node's parser is done with it, the app may not have read it), Node emits
     // the socket's timeout on the response only, and destroys the socket when nothing listens there: a POST
@@ -674,6 +682,26 @@ export class HttpLayer {
       // timeout): leave it.
       if (!res.writableFinished || this.#advertised > 0) socket.setTimeout(0);
     });
+  }
+
+  /**
+   * The body of `req` stalled for body_timeout (`ms`): 408 if its response has not begun, else the response is
+   * cut; `res` null: the response was sent whole before the body came, and the connection closes.
+   */
+  private bodyStalled(req: http.IncomingMessage, res: http.ServerResponse | null, socket: net.Socket, ms: number): void {
+    const r = this.#refusals.bodyTimeout;
+    const answer = res !== null && !res.headersSent && socket.writable;
+    this.log.debug(`Request body from ${socket.remoteAddress} stalled for ${ms / 1000} s; ${answer ? `answered ${r.line}` : 'closing'}`);
+    // The close lingers (lingerClose): the body may be stalled only because the app is not reading it, with
+    // the client's bytes unread, and a plain close would reset the connection and lose the 408 or the part
+    // of the response sent. What the app writes from now on goes nowhere: after the 408 or the end of the
+    // connection, a write would fail the socket and reset it all the same.
+    if (res === null) return lingerClose(socket);
+    if (!answer) return cutResponse(res);
+    answeredRaw(res, r.status, req.method === 'HEAD' ? 0 : r.length);
+    mute(res);
+    socket.end(req.method === 'HEAD' ? r.rawHead : r.raw);
+    lingerClose(socket);
   }
 
   /**
@@ -778,21 +806,6 @@ export class HttpLayer {
 interface FirstRequestWait {
   timer: NodeJS.Timeout;
   secure: TLSSocket | null;
-}
-
-/**
- * Whether a request body is stalled by the app rather than by the client, for body_timeout: the app has begun
- * to read it and has not taken what came (it is busy between two reads, or paused the request: a pipe to a
- * slow Writable, a Fetch handler awaiting between two chunks of `request.body`). Node then stops reading the
- * socket (HTTP/2: stops opening the stream's window) once that buffer is full, until the app reads on, so the
- * client sends nothing however steady it is: seen, a Fetch handler taking 1.5 s per chunk of a 3 MB upload that
- * curl sent at once got body_timeout's 408 after 1 s. A body the app has not begun to read stays the client's
- * to send. What came and waits is the sign, not isPaused(): that is true too of a request read by `for await`
- * (or `stream/consumers`) while the app waits for the next chunk, and a client that stalled there would never
- * be cut; while the buffer is empty Node reads the socket, and a silent client is the one behind.
- */
-function appIsBehind(req: http.IncomingMessage): boolean {
-  return req.readableDidRead && req.readableLength > 0;
 }
 
 /**

@@ -6,6 +6,8 @@
  *   gets the app's answer, the body whole, not 408
  * - a client that stops sending while the app waits for its body still gets 408, also while the app waits in a
  *   `for await` over the request (a request read so reports isPaused() all along)
+ * - a stalled body pipelined behind a request whose answer takes longer than body_timeout gets its 408 after
+ *   that answer, which comes whole (HTTP/1.1: the stalled request's answer waits its turn)
  * HTTP/1.1 and HTTP/2 (h2c, which 127.0.0.1 may speak).
  */
 import assert from 'node:assert/strict';
@@ -13,6 +15,7 @@ import http from 'node:http';
 import http2 from 'node:http2';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { exchange } from '../helpers/raw.js';
 import { FIXTURES, Server, stopAll, until, within } from '../helpers/server.js';
 
 after(stopAll);
@@ -86,6 +89,26 @@ describe('body_timeout counts the client\'s silence, not the app\'s', () => {
     assert.equal(r.body, REASON);
   });
 
+  it('HTTP/1.1: a stalled body pipelined behind a slower answer gets its 408 after that answer', async () => {
+    const started = performance.now();
+    const r = await exchange(
+      port,
+      [{ send: 'GET /late?ms=2500 HTTP/1.1\r\nHost: x\r\n\r\nPOST /slow-read HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nhello' }],
+      { want: 2, waitClose: true, ms: 15000 },
+    );
+    assert.deepEqual(
+      r.responses.map((x) => [x.status, x.body]),
+      [
+        [200, 'late\n'],
+        [408, REASON],
+      ],
+    );
+    assert.equal(r.closed, true);
+    assert.equal(r.rest, '');
+    // Not before the first answer, which took 2.5 s.
+    assert.ok(r.lastDataAt - started >= 2400, `answered after ${Math.round(r.lastDataAt - started)} ms`);
+  });
+
   describe('HTTP/2 (h2c)', () => {
     let session: http2.ClientHttp2Session;
     before(() => {
@@ -113,8 +136,10 @@ describe('body_timeout counts the client\'s silence, not the app\'s', () => {
 
   it('logs each request with the status sent', async () => {
     const lines = (re: RegExp) => (s.stdout.match(new RegExp(re.source, 'g')) ?? []).length;
-    await until(() => lines(/"POST \/slow-read HTTP\/(1\.1|2\.0)" 408 /) === 2, 10000, 'the access log lines');
+    // Two stalled POSTs over HTTP/1.1 (one pipelined), one over HTTP/2; the GET before the pipelined one.
+    await until(() => lines(/"POST \/slow-read HTTP\/(1\.1|2\.0)" 408 /) === 3, 10000, 'the access log lines');
     assert.equal(lines(/"POST \/late\?ms=2500 HTTP\/(1\.1|2\.0)" 200 /), 2);
+    assert.equal(lines(/"GET \/late\?ms=2500 HTTP\/1\.1" 200 /), 1);
     assert.equal(lines(/"POST \/slow-read\?pause=2500 HTTP\/(1\.1|2\.0)" 200 /), 2);
   });
 });

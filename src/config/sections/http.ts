@@ -87,7 +87,10 @@ export const http = {
       '`for await` over the request) has taken all that came: a client silent then gets 408. A body larger ' +
       'than the buffers that the app has not begun to read stops coming, and gets 408 all the same. Over ' +
       'HTTP/2 it holds for each stream: a stalled ' +
-      'one gets 408 (or is reset once the app has answered) and the session\'s other streams go on. Not in Gunicorn.',
+      'one gets 408 (or is reset once the app has answered) and the session\'s other streams go on. Over ' +
+      'HTTP/1 a sweep looks at the bodies being received every 0.5 s (or every body_timeout, if shorter), so a ' +
+      'stalled one is cut between body_timeout and that + 0.5 s after its last byte; a request costs no timer. ' +
+      'Not in Gunicorn.',
   }),
   forwardedAllowIps: listSetting({
     key: 'forwardedAllowIps',
