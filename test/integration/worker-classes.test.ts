@@ -384,6 +384,14 @@ describe('what each class promises', () => {
     // HEAD: the same head, no body.
     const head = await rawExchange(port, 'HEAD /sleep?ms=6000 HTTP/1.1\r\nHost: x\r\n\r\n');
     assert.match(head, /^HTTP\/1\.1 503 Service Unavailable\r\n[^]*\r\nContent-Length: 76\r\n[^]*\r\n\r\n$/);
+    // Several at once: each is answered, and once (one sweep of the running requests finds them together).
+    const many = await Promise.all([1, 2, 3].map((i) => request(port, `/sleep?ms=${6000 + i}`)));
+    assert.deepEqual(
+      many.map((x) => x.status),
+      [503, 503, 503],
+    );
+    await until(() => s.count(/Request deadline exceeded: /) >= 5, 5000, 'five deadline lines');
+    assert.equal(s.count(/Request deadline exceeded: /), 5, 'one line a request: GET, HEAD and three more');
     assert.ok(alive(w!));
     await s.kill();
   });

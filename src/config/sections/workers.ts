@@ -20,6 +20,8 @@ export const workerSettings = {
       'poll is a request too, and is cut at the deadline (an `EventSource` then reconnects): set it above the ' +
       'longest stream or poll the app keeps open. A WebSocket is not: once upgraded, its connection is the ' +
       'app\'s, and no deadline applies. It is also what bounds a response to a client that stops reading (one ' +
-      'that half-closed after its request included): nothing else cuts a response still being written.',
+      'that half-closed after its request included): nothing else cuts a response still being written. A ' +
+      'sweep looks for such requests every 0.5 s (or every request_deadline, if shorter), so one is answered ' +
+      'between request_deadline and that + 0.5 s after it began; a request costs no timer.',
   }),
 };
