@@ -30,10 +30,10 @@ export type OnStall = (req: http.IncomingMessage, res: http.ServerResponse | nul
  * socket, set when a request with a body came and cleared when the body was whole, cost the worker 7,000
  * instructions for every such request (bench/instructions.sh with LOAD=post: 119 k a request with it, 112 k
  * without, 107-110 k for plain Node; docs/design.md): the two timer-list operations, three listeners and the
- * reads that refreshed it. The sweep looks, every SWEEP_MS (or every `bodyMs`, if shorter), at the list Node keeps of the
- * connections whose parser is inside a request (`active()`, the one behind its own header and request
- * timeouts): one whose request has its head and not yet its whole body, and whose count of bytes read has not
- * moved for `bodyMs`, is stalled. A request whose body came between two sweeps is never seen, and costs
+ * reads that refreshed it. The sweep looks, every SWEEP_MS (or every `bodyMs`, if shorter), at the list Node
+ * keeps of the connections whose parser is inside a request (`active()`, beside the `idle()` the keep-alive
+ * sweep reads): one whose request has its head and not yet its whole body, and whose count of bytes read has
+ * not moved for `bodyMs`, is stalled. A request whose body came between two sweeps is never seen, and costs
  * nothing.
  *
  * The client's silence only counts: while the app is behind (appIsBehind), the socket is not read and the time
