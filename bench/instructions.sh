@@ -8,7 +8,8 @@
 # Prints the requests served, the main thread's instructions per request (the steady figure: 1 % between runs
 # here) and all threads' (V8's compiler and collector threads too: they move by 10 % and more).
 # APP=file serves another app (default: bench/servers/apps/listener.mjs). LOAD=post sends the benchmark's
-# POST /echo (15 KB of JSON, echoed) instead of GET /. Loopback and port 0 only.
+# POST /echo (15 KB of JSON, echoed) instead of GET /; LOAD=close sends GET / with `Connection: close` (a
+# connection a request). Loopback and port 0 only.
 set -euo pipefail
 what=${1:?usage: bench/instructions.sh plain|tunicorn [tunicorn flags...]}
 shift
@@ -23,13 +24,14 @@ load=(-s "$dir/load.lua")
 url_path=/
 case ${LOAD:-get} in
   get) echo > "$dir/load.lua" ;;
+  close) echo 'wrk.headers["Connection"] = "close"' > "$dir/load.lua" ;;
   post)
     # The same body as bench/run.ts's post load.
     node -e 'process.stdout.write(JSON.stringify({ items: Array.from({ length: 400 }, (_, i) => ({ id: i, name: `item-${i}`, ok: i % 2 === 0 })) }))' > "$dir/body.json"
     printf 'wrk.method = "POST"\nlocal f = io.open("%s", "rb")\nwrk.body = f:read("*a")\nf:close()\nwrk.headers["Content-Type"] = "application/json"\n' "$dir/body.json" > "$dir/load.lua"
     url_path=/echo
     ;;
-  *) echo "bench/instructions.sh: LOAD is get or post, not $LOAD" >&2; exit 2 ;;
+  *) echo "bench/instructions.sh: LOAD is get, post or close, not $LOAD" >&2; exit 2 ;;
 esac
 vg=(valgrind --tool=callgrind --smc-check=all-non-file --trace-children=yes --separate-threads=yes "--callgrind-out-file=$dir/cg.%p")
 case $what in
