@@ -1,8 +1,8 @@
 /**
  * TLS session resumption across workers, on the real CLI (Node's TLS client, a `session` reused):
  * - every worker and gthread thread uses the master's session-ticket keys: with 3 workers (async on the
- *   HTTP/2 server, sync with --http-protocols h1) or 3 gthread threads, 12 reconnects with one session are
- *   all resumed, whichever worker or thread serves them, over TLS 1.2 and TLS 1.3
+ *   HTTP/2 server, sync with --http-protocols h1) or 3 gthread threads, 12 or more reconnects with one session
+ *   (until two of them have served) are all resumed, whichever serves them, over TLS 1.2 and TLS 1.3
  * - HUP keeps the keys: a session made before it resumes on the new workers
  * - the master rotates the keys (every hour; shortened here by the test-only TUNICORN_TEST_TICKET_KEY_PERIOD_MS):
  *   once every worker took the new ones, a session made before is not resumed, one made after is
@@ -60,16 +60,22 @@ function visit(port: number, version: tls.SecureVersion, session?: Buffer): Prom
   });
 }
 
-/** 12 reconnects with one session: how many resumed, and how many workers (or threads) served them. */
-async function reconnects(port: number, version: tls.SecureVersion, session: Buffer): Promise<{ resumed: number; servers: number }> {
+/**
+ * Reconnects with one session, 12 times, and on until two workers (or threads) have served them, 60 times at
+ * most: which one accepts a connection is the kernel's choice, and it gave all 12 to one of three workers in
+ * one CI run. How many connections there were, how many resumed, and how many workers served them.
+ */
+async function reconnects(port: number, version: tls.SecureVersion, session: Buffer): Promise<{ visits: number; resumed: number; servers: number }> {
   let resumed = 0;
+  let visits = 0;
   const who = new Set<string>();
-  for (let i = 0; i < 12; i++) {
+  while (visits < 12 || (who.size < 2 && visits < 60)) {
     const v = await visit(port, version, session);
+    visits++;
     if (v.reused) resumed++;
     who.add(v.who);
   }
-  return { resumed, servers: who.size };
+  return { visits, resumed, servers: who.size };
 }
 
 async function start(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ s: Server; port: number }> {
@@ -94,8 +100,8 @@ describe('TLS session tickets shared by workers and threads', () => {
           assert.ok(first.session, `${version}: the server sent a session ticket`);
           const r = await reconnects(port, version, first.session);
           // Served by one worker only, the test would say nothing about sharing.
-          assert.ok(r.servers >= 2, `${version}: the 12 connections reached ${r.servers} worker/thread only`);
-          assert.equal(r.resumed, 12, `${version}: ${r.resumed} of 12 reconnects resumed (${r.servers} workers/threads served them)`);
+          assert.ok(r.servers >= 2, `${version}: the ${r.visits} connections reached ${r.servers} worker/thread only`);
+          assert.equal(r.resumed, r.visits, `${version}: ${r.resumed} of ${r.visits} reconnects resumed (${r.servers} workers/threads served them)`);
         }
       } finally {
         await s.kill();
@@ -151,7 +157,7 @@ describe('TLS session tickets shared by workers and threads', () => {
           assert.ok(attempt < 3, 'a rotation came during every check');
           continue;
         }
-        assert.equal(r.resumed, 12, `${r.resumed} of 12 reconnects resumed a session made after the rotation`);
+        assert.equal(r.resumed, r.visits, `${r.resumed} of ${r.visits} reconnects resumed a session made after the rotation`);
         break;
       }
       // The keys themselves are in no log line.
