@@ -1,17 +1,7 @@
 import type http from 'node:http';
 import type net from 'node:net';
 import { isLingering } from './cut.js';
-import { connectionsList } from './keep-alive.js';
-
-/** The longest time between two looks at the requests whose body is coming. */
-const SWEEP_MS = 500;
-
-/** What Node's connection list gives for a connection whose parser is inside a request. */
-interface ActiveParser {
-  readonly socket?: (net.Socket & { _httpMessage?: http.ServerResponse | null }) | null;
-  /** The last request the parser began: the one coming in, while it is not complete. */
-  readonly incoming?: http.IncomingMessage | null;
-}
+import { connectionsList, sweepEvery } from './keep-alive.js';
 
 /** A connection receiving a body as the last sweep saw it: its count of bytes read then, and since when. */
 interface Mark {
@@ -30,7 +20,7 @@ export type OnStall = (req: http.IncomingMessage, res: http.ServerResponse | nul
  * socket, set when a request with a body came and cleared when the body was whole, cost the worker 7,000
  * instructions for every such request (bench/instructions.sh with LOAD=post: 119 k a request with it, 112 k
  * without, 107-110 k for plain Node; docs/design.md): the two timer-list operations, three listeners and the
- * reads that refreshed it. The sweep looks, every SWEEP_MS (or every `bodyMs`, if shorter), at the list Node
+ * reads that refreshed it. The sweep looks, every 0.5 s (or every `bodyMs`, if shorter: sweepEvery), at the list Node
  * keeps of the connections whose parser is inside a request (`active()`, beside the `idle()` the keep-alive
  * sweep reads): one whose request has its head and not yet its whole body, and whose count of bytes read has
  * not moved for `bodyMs`, is stalled. A request whose body came between two sweeps is never seen, and costs
@@ -45,7 +35,7 @@ export type OnStall = (req: http.IncomingMessage, res: http.ServerResponse | nul
  * if the list is not there (a Node release that changed it): the caller then times each body itself.
  */
 export function sweepStalledBodies(server: http.Server, bodyMs: number, onStall: OnStall): boolean {
-  const list = connectionsList(server) as { active?: () => ActiveParser[] } | null;
+  const list = connectionsList(server);
   if (typeof list?.active !== 'function') return false;
   const active = list.active.bind(list);
   let marks = new Map<net.Socket, Mark>();
@@ -65,8 +55,7 @@ export function sweepStalledBodies(server: http.Server, bodyMs: number, onStall:
     }
     marks = next;
   };
-  // In the check phase, after the poll of the same turn has read what clients sent (as the keep-alive sweep).
-  setInterval(() => setImmediate(sweep), Math.min(SWEEP_MS, bodyMs)).unref();
+  sweepEvery(bodyMs, sweep);
   return true;
 }
 

@@ -7,7 +7,7 @@ import { fdOf, holdsRequestBytes, openPeek, type Peek } from './peek.js';
  * How often idle keep-alive connections are looked for. A connection is closed between `keepalive` + 1 s and
  * that + SWEEP_MS after its last response.
  */
-const SWEEP_MS = 500;
+export const SWEEP_MS = 500;
 
 /** Node's own margin: it closes an idle connection 1 s after the `Keep-Alive: timeout=N` it advertised. */
 const MARGIN_MS = 1000;
@@ -15,9 +15,14 @@ const MARGIN_MS = 1000;
 /** What Node's connection list gives for each connection (`closeIdleConnections` reads the same field). */
 export interface TrackedParser {
   readonly socket?: net.Socket & { _httpMessage?: http.ServerResponse | null };
+  /** The last request the parser began: the one coming in, while it is not complete. */
+  readonly incoming?: http.IncomingMessage | null;
 }
 export interface ConnectionsList {
+  /** The connections not parsing a request. */
   idle(): TrackedParser[];
+  /** The connections whose parser is inside a request (body-timeout.ts reads it; checked there). */
+  active?(): TrackedParser[];
 }
 
 /**
@@ -82,8 +87,16 @@ export function sweepIdleConnections(server: http.Server, keepAliveMs: number): 
   // long synchronous step), unread, and that resets it (the client saw ECONNRESET). Read, the request makes the
   // connection busy, or, answered already, moves its count of bytes written. A request that came in after that
   // poll, while the loop was busy in it, is seen by holdsRequest.
-  setInterval(() => setImmediate(sweep), Math.min(SWEEP_MS, keepAliveMs)).unref();
+  sweepEvery(keepAliveMs, sweep);
   return true;
+}
+
+/**
+ * Runs `sweep` every SWEEP_MS (or every `limitMs`, if shorter), in the check phase, after the poll of the same
+ * turn has read what clients sent: see sweepIdleConnections.
+ */
+export function sweepEvery(limitMs: number, sweep: () => void): void {
+  setInterval(() => setImmediate(sweep), Math.min(SWEEP_MS, limitMs)).unref();
 }
 
 /** The look at a connection's descriptor (native/peek.c), opened at the first close; null without the module. */

@@ -9,6 +9,7 @@ import { peerAddress } from '../http/forwarded.js';
 import { sameName } from '../http/guard.js';
 import { cutResponse, lingerClose, mute } from '../http/cut.js';
 import { deadlineRefusal, type Refusal, refusalHeaders } from '../http/refusals.js';
+import { SWEEP_MS } from '../http/keep-alive.js';
 import { AccessLog, answeredRaw, sentStatus } from '../logging/access-log.js';
 import { RawAnswer, type RefusalLog, UnparsedRequest } from '../logging/refused.js';
 import { ErrorLog } from '../logging/error-log.js';
@@ -106,9 +107,6 @@ export interface RequestSlots {
  * (HTTP/1: lingerClose).
  */
 const DEADLINE_LINGER_MS = 1000;
-
-/** The longest time between two looks for requests past request_deadline. */
-const DEADLINE_SWEEP_MS = 500;
 
 /**
  * What every worker class shares inside a worker process: the config, the logs, the hooks, request
@@ -422,7 +420,7 @@ export class WorkerRuntime {
   }
 
   /**
-   * request_deadline, kept by one sweep of the running requests every DEADLINE_SWEEP_MS (or every `ms`, if
+   * request_deadline, kept by one sweep of the running requests every SWEEP_MS (or every `ms`, if
    * shorter) rather than a timer per request: a timer set and cleared for each request cost 2,000 instructions a
    * keep-alive request (bench/instructions.sh: 58.2 k with `--request-deadline 30` against 56.2 k without), the
    * sweep nothing per request. A request is answered between `ms` and `ms` + the sweep's period after it began.
@@ -437,7 +435,7 @@ export class WorkerRuntime {
         this.deadlineExceeded(e.req, e.res, e.start);
       }
     };
-    setInterval(sweep, Math.min(DEADLINE_SWEEP_MS, ms)).unref();
+    setInterval(sweep, Math.min(SWEEP_MS, ms)).unref();
   }
 
   /**
