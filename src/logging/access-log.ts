@@ -492,7 +492,8 @@ function mergeText(parts: (string | Atom)[]): (string | Atom)[] {
  * always meets the same atom, so V8 inlines them, where a loop over the parts calls every atom from one site
  * and inlines none. Measured in one process, alternating blocks of 50,000 lines of the default format (when
  * the parts were still joined into a string): 1,470 against 1,620 ns a line. Where code generation from
- * strings is off (`--disallow-code-generation-from-strings`), the loop.
+ * strings is off (`--disallow-code-generation-from-strings`), the loop. `begin` is called first, as a line
+ * begins (see LineHeaders).
  */
 function sequence(parts: (string | Atom)[], begin: () => void, escaped: 'putValue' | 'putJson'): (e: AccessEntry, to: LineTarget) => void {
   const names = parts.map((_, i) => `p${i}`);

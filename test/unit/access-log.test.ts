@@ -66,8 +66,8 @@ function compileToSink(format: string, puts?: { n: number }): (e: AccessEntry) =
   };
 }
 
-// Every test runs both ways: as a string (the way the tests and --log-format json templates use) and as the
-// bytes the access log stores.
+// Every test runs both ways: as the string compileAccessFormat gives, and as the bytes the access log stores
+// (compileDirectWriter, into a LogSink).
 for (const [way, compileAccessFormat] of [['as a string', compileToString], ['stored in the sink', compileToSink]] as const) {
   describe(`access log format (${way})`, () => {
     it('renders the default format', () => {
