@@ -140,7 +140,10 @@ export const logging = {
       'cannot end a quoted field or the line, forge a line, or reach the terminal of whoever reads the log. ' +
       'A character past U+00FF, which only a value the app set can hold (a `req.url` it decoded in place), is ' +
       'written as its UTF-8 bytes. ' +
-      '`u` reads the `Basic` scheme in any case, as Gunicorn.',
+      '`u` reads the `Basic` scheme in any case, as Gunicorn. What a line costs: the format is compiled once into ' +
+      'a function that stores the whole line in the log\'s buffer (about 3.6 k instructions for the default ' +
+      'format; docs/design.md, "Logs"), and `h` asks the kernel for the client\'s address once a connection (one ' +
+      'getpeername(2): the accept in Node\'s libuv drops it), a cost that shows where every request is a new connection.',
   }),
   statsdHost: stringSetting<string | null>({
     key: 'statsdHost',
