@@ -138,10 +138,6 @@ export function firstHeader(req: IncomingMessage, lower: string): string | undef
   return undefined;
 }
 
-export function user(req: IncomingMessage): string {
-  return basicUser(firstHeader(req, 'authorization'));
-}
-
 /** The user name of a Basic Authorization value, or `-`. */
 function basicUser(auth: string | undefined): string {
   // The scheme's name is case-insensitive (RFC 9110 11.1): `basic` too, as Gunicorn reads it.
@@ -210,7 +206,7 @@ export function bodyLength(e: AccessEntry): string | undefined {
 
 /**
  * The request headers a line can name by atom (`%(u)s`'s Authorization, `%(f)s`'s Referer, `%(a)s`'s
- * User-Agent), each the first of its name, found in one pass over rawHeaders a line: Gunicorn's default
+ * User-Agent; the JSON line's user, referer and user_agent), each the first of its name, found in one pass over rawHeaders a line: Gunicorn's default
  * format names all three, and a pass for each was a tenth of a line's cost (profiled, bench/log-instructions.sh).
  */
 class LineHeaders {
@@ -364,6 +360,17 @@ export interface LineBuffer extends LineTarget {
   dropLine(): void;
 }
 
+/** A line put part by part by `write`, then ended; taken back if `write` throws. */
+function putLine(write: (e: AccessEntry, to: LineTarget) => void, e: AccessEntry, to: LineBuffer): void {
+  try {
+    write(e, to);
+  } catch (err) {
+    to.dropLine();
+    throw err;
+  }
+  to.endLine();
+}
+
 /** Stores bytes from `at` (set(): one copy); returns their end. */
 function storeBytes(b: Uint8Array, at: number, v: Uint8Array): number {
   b.set(v, at);
@@ -386,15 +393,7 @@ function storeBytes(b: Uint8Array, at: number, v: Uint8Array): number {
 export function compileDirectWriter(format: string): ((e: AccessEntry, to: LineBuffer) => void) | null {
   const { parts, begin } = formatParts(format);
   const write = sequence(parts, begin, 'putValue');
-  const slow = (e: AccessEntry, to: LineBuffer): void => {
-    try {
-      write(e, to);
-    } catch (err) {
-      to.dropLine();
-      throw err;
-    }
-    to.endLine();
-  };
+  const slow = (e: AccessEntry, to: LineBuffer): void => putLine(write, e, to);
   const read: string[] = [];
   const lengths: string[] = [];
   const store: string[] = [];
@@ -538,9 +537,8 @@ function headerText(v: unknown): string | undefined {
 
 export class AccessLog {
   readonly #sink: LogSink;
-  readonly #write: (e: AccessEntry, to: LineTarget) => void;
-  /** The format's line stored in the sink's buffer at once (text logs, where code generation is on). */
-  readonly #direct: ((e: AccessEntry, to: LineBuffer) => void) | null;
+  /** Writes a request's line into the sink (see lineWriter). */
+  readonly #line: (e: AccessEntry, to: LineBuffer) => void;
   /**
    * The format names the client (`%(h)s`). The line is written when the response closes, and a connection
    * the client cut is gone by then: its peer address must be read while the request starts (see peerAddress).
@@ -549,23 +547,14 @@ export class AccessLog {
 
   /** `trouble`: told when writing the file starts failing (a full disk) and when it works again. */
   constructor(target: string, format: string, trouble?: SinkTrouble, logFormat: LogFormat = 'text') {
-    this.#write = accessWriter(format, logFormat);
-    this.#direct = logFormat === 'text' ? compileDirectWriter(format) : null;
+    this.#line = lineWriter(format, logFormat);
     this.#sink = opening(ACCESS_LOG, target, () => new LogSink(target, 1, ACCESS_LOG_DELAY_MS, 'latin1'));
     if (trouble) this.#sink.onTrouble(trouble);
     this.needsPeer = format.includes('%(h)s');
   }
 
   log(e: AccessEntry): void {
-    const sink = this.#sink;
-    if (this.#direct !== null) return this.#direct(e, sink);
-    try {
-      this.#write(e, sink);
-    } catch (err) {
-      sink.dropLine();
-      throw err;
-    }
-    sink.endLine();
+    this.#line(e, this.#sink);
   }
 
   /**
@@ -581,6 +570,17 @@ export class AccessLog {
   close(): void {
     this.#sink.close();
   }
+}
+
+/**
+ * How an AccessLog writes a line: a text format's line stored at once (compileDirectWriter), or, where that
+ * function cannot be made and for --log-format json, put part by part by accessWriter's function.
+ */
+function lineWriter(format: string, logFormat: LogFormat): (e: AccessEntry, to: LineBuffer) => void {
+  const direct = logFormat === 'text' ? compileDirectWriter(format) : null;
+  if (direct !== null) return direct;
+  const write = accessWriter(format, logFormat);
+  return (e, to) => putLine(write, e, to);
 }
 
 /**
@@ -675,6 +675,7 @@ const K = {
  */
 export function jsonAccessWriter(): (e: AccessEntry, to: LineTarget) => void {
   const clock = new IsoClock();
+  const heads = new LineHeaders();
   // Up to remote_addr's value, after the time: one copy.
   const head = Buffer.from(`Z","level":"info","pid":${process.pid},"role":"worker","msg":"request completed"`);
   return (e, to) => {
@@ -686,7 +687,9 @@ export function jsonAccessWriter(): (e: AccessEntry, to: LineTarget) => void {
     to.putBytes(head);
     // q: 1 while the last value put is a string not yet closed (see jsonKey).
     let q = jsonStringField(to, K.remote, 0, e.peer ?? clientAddressOf(req));
-    const who = user(req);
+    heads.begin();
+    const { authorization, referer, agent } = heads.of(req);
+    const who = basicUser(authorization);
     q = jsonStringField(to, K.user, q, who === '-' ? undefined : who);
     q = jsonStringField(to, K.method, q, req.method);
     const url = req.url ?? '';
@@ -705,8 +708,8 @@ export function jsonAccessWriter(): (e: AccessEntry, to: LineTarget) => void {
     q = jsonNumberField(to, K.status, q, status === undefined ? undefined : String(status));
     q = jsonNumberField(to, K.bytes, q, digits(bodyLength(e)));
     q = jsonNumberField(to, K.duration, q, millisText(Math.round((e.end - e.start) * 1000)));
-    q = jsonStringField(to, K.referer, q, firstHeader(req, 'referer'));
-    q = jsonStringField(to, K.agent, q, firstHeader(req, 'user-agent'));
+    q = jsonStringField(to, K.referer, q, referer);
+    q = jsonStringField(to, K.agent, q, agent);
     q = jsonStringField(to, K.id, q, firstHeader(req, 'x-request-id'));
     q = jsonNumberField(to, K.queue, q, e.queue === undefined ? undefined : String(Math.round(e.queue)));
     to.putBytes(K.end[q]!);

@@ -247,8 +247,8 @@ export class LogSink {
    */
   room(n: number): number {
     const at = this.#used;
-    if (at + n <= BUFFER_BYTES && this.#lineStart === at && this.#long === null) return at;
-    if (!(n <= BUFFER_BYTES) || this.#lineStart !== at || this.#long !== null) return -1;
+    if (this.#lineStart !== at || this.#long !== null || !(n <= BUFFER_BYTES)) return -1;
+    if (at + n <= BUFFER_BYTES) return at;
     this.flush();
     return 0;
   }

@@ -9,7 +9,7 @@ import { peerAddress } from '../http/forwarded.js';
 import { sameName } from '../http/guard.js';
 import { cutResponse, lingerClose, mute } from '../http/cut.js';
 import { deadlineRefusal, type Refusal, refusalHeaders } from '../http/refusals.js';
-import { SWEEP_MS } from '../http/keep-alive.js';
+import { sweepEvery } from '../http/keep-alive.js';
 import { AccessLog, answeredRaw, sentStatus } from '../logging/access-log.js';
 import { RawAnswer, type RefusalLog, UnparsedRequest } from '../logging/refused.js';
 import { ErrorLog } from '../logging/error-log.js';
@@ -420,8 +420,8 @@ export class WorkerRuntime {
   }
 
   /**
-   * request_deadline, kept by one sweep of the running requests every SWEEP_MS (or every `ms`, if
-   * shorter) rather than a timer per request: a timer set and cleared for each request cost 2,000 instructions a
+   * request_deadline, kept by one sweep of the running requests every 0.5 s (or every `ms`, if
+   * shorter: sweepEvery) rather than a timer per request: a timer set and cleared for each request cost 2,000 instructions a
    * keep-alive request (bench/instructions.sh: 58.2 k with `--request-deadline 30` against 56.2 k without), the
    * sweep nothing per request. A request is answered between `ms` and `ms` + the sweep's period after it began.
    */
@@ -435,7 +435,7 @@ export class WorkerRuntime {
         this.deadlineExceeded(e.req, e.res, e.start);
       }
     };
-    setInterval(sweep, Math.min(SWEEP_MS, ms)).unref();
+    sweepEvery(ms, sweep);
   }
 
   /**
