@@ -4,7 +4,7 @@
 # outside a server: 64 request and response look-alikes, W lines (300,000) of warm-up, then N (300,000) between
 # callgrind_control's zero and dump; the main thread's count a line (the loop's own entry object and clock read
 # included). Repeats within 0.3 % here, where bench/instructions.sh's whole request moves by 1 %. The format
-# defaults to Gunicorn's; needs `npm run build`'s dist/. See docs/design.md, "Instructions per request".
+# defaults to Gunicorn's; LOG_FORMAT=json for --log-format json. Needs `npm run build`'s dist/. See docs/design.md, "Instructions per request".
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 command -v callgrind_control > /dev/null || { echo "bench/log-instructions.sh: valgrind is not installed (apt-get install valgrind)" >&2; exit 2; }
@@ -14,7 +14,7 @@ cat > "$dir/loop.mjs" <<'JS'
 import { createInterface } from 'node:readline';
 const { AccessLog } = await import(process.env.ACCESS_LOG_JS);
 const lines = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
-const log = new AccessLog('/dev/null', process.env.FORMAT);
+const log = new AccessLog('/dev/null', process.env.FORMAT, undefined, process.env.LOG_FORMAT);
 const reqs = [];
 const ress = [];
 for (let i = 0; i < 64; i++) {
@@ -39,7 +39,7 @@ process.exit(0);
 JS
 mkfifo "$dir/in"
 n=${N:-300000}
-FORMAT=${1:-'%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"'} ACCESS_LOG_JS=$root/dist/logging/access-log.js \
+LOG_FORMAT=${LOG_FORMAT:-text} FORMAT=${1:-'%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"'} ACCESS_LOG_JS=$root/dist/logging/access-log.js \
   valgrind --tool=callgrind --separate-threads=yes "--callgrind-out-file=$dir/cg" node "$dir/loop.mjs" "${W:-300000}" "$n" < "$dir/in" > "$dir/out" 2> "$dir/err" &
 pid=$!
 exec 3> "$dir/in"
@@ -52,4 +52,4 @@ callgrind_control -d $pid > /dev/null 2>&1
 echo end >&3
 wait $pid
 main=$(grep -m1 "^summary:" "$dir/cg.1-01" | awk '{ print $2 }')
-echo "${1:-the default format}: $((main / n)) instructions a line (main thread)"
+echo "${1:-the default format}${LOG_FORMAT:+ (--log-format $LOG_FORMAT)}: $((main / n)) instructions a line (main thread)"

@@ -5,7 +5,7 @@ import { ConfigError } from '../config/setting.js';
 import { accessFormatProblem, accessTokens } from './access-format.js';
 import { sentBytes } from './body-bytes.js';
 import { ESCAPED, escapeLogValue } from './log-escape.js';
-import { IsoClock, jsonBytes, THREE_DIGITS, type LogFormat } from './json-line.js';
+import { IsoClock, JSON_ESCAPED, jsonBytes, THREE_DIGITS, type LogFormat } from './json-line.js';
 import { DEFAULT_ACCESS_LOG_FORMAT } from '../config/sections/logging.js';
 import { ACCESS_LOG, cannotWrite, opening } from './output-file.js';
 import { LogSink, type SinkTrouble } from './sink.js';
@@ -388,11 +388,13 @@ function storeBytes(b: Uint8Array, at: number, v: Uint8Array): number {
  * loop of Gunicorn's default format (bench/log-instructions.sh): 7.06 k instructions a line before, 3.58 k
  * after. A value with a byte to escape (rare: a quote, a backslash, a control byte, a character past 0xff)
  * and a line that no buffer holds go part by part, as compileAccessWriter's function puts them: the same bytes.
- * Null where code generation from strings is off: the access log then puts its lines part by part.
+ * `json`: a JSON template's line (--log-format json), its values checked by JSON_ESCAPED (any byte past 0x7f
+ * too: jsonBytesFrom checks it as UTF-8 on the way part by part). Null where code generation from strings is
+ * off: the access log then puts its lines part by part.
  */
-export function compileDirectWriter(format: string): ((e: AccessEntry, to: LineBuffer) => void) | null {
+export function compileDirectWriter(format: string, json = false): ((e: AccessEntry, to: LineBuffer) => void) | null {
   const { parts, begin } = formatParts(format);
-  const write = sequence(parts, begin, 'putValue');
+  const write = sequence(parts, begin, json ? 'putJson' : 'putValue');
   const slow = (e: AccessEntry, to: LineBuffer): void => putLine(write, e, to);
   const read: string[] = [];
   const lengths: string[] = [];
@@ -401,7 +403,7 @@ export function compileDirectWriter(format: string): ((e: AccessEntry, to: LineB
   // What the function is made with: the atoms (pK), the byte forms of atoms that have one (qK), the format's
   // longer text as bytes (cK).
   const args = new Map<string, unknown>([
-    ['E', ESCAPED],
+    ['E', json ? JSON_ESCAPED : ESCAPED],
     ['storeBytes', storeBytes],
     ['slow', slow],
     ['begin', begin],
@@ -427,7 +429,8 @@ export function compileDirectWriter(format: string): ((e: AccessEntry, to: LineB
     }
     args.set(`p${k}`, p);
     read.push(`const v${k} = p${k}(e);`);
-    // Text tunicorn made is stored as put() stores it; a value as putValue() does, or the line goes part by part.
+    // Text tunicorn made is stored as put() stores it; a value as putValue() (a JSON template's: putJson()) does,
+    // or the line goes part by part.
     store.push(
       VALUES.has(p)
         ? `for (let j = 0, n = v${k}.length; j < n; j++) { const c = v${k}.charCodeAt(j); if (c > 0xff || E[c] === 1) return slow(e, to); b[i++] = c; }`
@@ -573,11 +576,12 @@ export class AccessLog {
 }
 
 /**
- * How an AccessLog writes a line: a text format's line stored at once (compileDirectWriter), or, where that
- * function cannot be made and for --log-format json, put part by part by accessWriter's function.
+ * How an AccessLog writes a line: stored at once, by the format compiled (compileDirectWriter; a JSON template
+ * too) or, for --log-format json with Gunicorn's default format, by compileJsonLine's; where code generation
+ * from strings is off, a format's line is put part by part by accessWriter's function.
  */
 function lineWriter(format: string, logFormat: LogFormat): (e: AccessEntry, to: LineBuffer) => void {
-  const direct = logFormat === 'text' ? compileDirectWriter(format) : null;
+  const direct = logFormat === 'json' && format === DEFAULT_ACCESS_LOG_FORMAT ? compileJsonLine() : compileDirectWriter(format, logFormat === 'json');
   if (direct !== null) return direct;
   const write = accessWriter(format, logFormat);
   return (e, to) => putLine(write, e, to);
@@ -673,9 +677,7 @@ const K = {
  * log's JSON lines (pino's names: a pipeline made for pino, or for pino-http's "request completed", reads
  * them); null where the text line has `-`; status, bytes and the times as numbers.
  */
-export function jsonAccessWriter(): (e: AccessEntry, to: LineTarget) => void {
-  const clock = new IsoClock();
-  const heads = new LineHeaders();
+export function jsonAccessWriter(clock = new IsoClock(), heads = new LineHeaders()): (e: AccessEntry, to: LineTarget) => void {
   // Up to remote_addr's value, after the time: one copy.
   const head = Buffer.from(`Z","level":"info","pid":${process.pid},"role":"worker","msg":"request completed"`);
   return (e, to) => {
@@ -714,4 +716,119 @@ export function jsonAccessWriter(): (e: AccessEntry, to: LineTarget) => void {
     q = jsonNumberField(to, K.queue, q, e.queue === undefined ? undefined : String(Math.round(e.queue)));
     to.putBytes(K.end[q]!);
   };
+}
+
+/**
+ * jsonAccessWriter's line stored at once in a LogSink's buffer, as compileDirectWriter stores a text format's,
+ * by one function made for it: the values read first, room() asked once for all of them, the field names and
+ * the text between them as constant stores written into the function's code (the 80 bytes after the time by
+ * one set()), each string value by a loop that checks it (JSON_ESCAPED), `null` for none, the newline, and
+ * commitLine(). Put part by part, a call or two a field, the line cost 13.1 k instructions
+ * (bench/log-instructions.sh with LOG_FORMAT=json), where the text line costs 3.6 k; the same stores made as
+ * a function for each field name, called from a hand-written line, 8.6 k: V8 stops inlining calls into one
+ * function past a budget, and the line has some thirty. A value with a byte to escape (or past 0x7f, checked as
+ * UTF-8 on that way) and a line no buffer holds go part by part, by jsonAccessWriter: the same bytes. Null where
+ * code generation from strings is off.
+ */
+export function compileJsonLine(): ((e: AccessEntry, to: LineBuffer) => void) | null {
+  // One clock for the lines stored at once and those put part by part: each reads the second once, from the
+  // first line that needs it, and two would give two neighbouring lines different milliseconds.
+  const clock = new IsoClock();
+  const heads = new LineHeaders();
+  const write = jsonAccessWriter(clock, heads);
+  const args = new Map<string, unknown>([
+    ['E', JSON_ESCAPED],
+    ['slow', (e: AccessEntry, to: LineBuffer): void => putLine(write, e, to)],
+    ['clock', clock],
+    ['heads', heads],
+    ['clientAddressOf', clientAddressOf],
+    ['basicUser', basicUser],
+    ['sentStatus', sentStatus],
+    ['digits', digits],
+    ['bodyLength', bodyLength],
+    ['millisText', millisText],
+    ['firstHeader', firstHeader],
+    ['THREE_DIGITS', THREE_DIGITS],
+  ]);
+  // The bytes the line holds besides its values' own: its text, and 4 a value (`null`, or two quotes).
+  let fixed = 1;
+  const text = (t: string): string => {
+    const v = Buffer.from(t);
+    fixed += v.length;
+    if (v.length <= 32) return Array.from(v, (c, j) => `b[i + ${j}] = ${c};`).join(' ') + ` i += ${v.length};`;
+    args.set(`c${args.size}`, v);
+    return `b.set(c${args.size - 1}, i); i += ${v.length};`;
+  };
+  const none = 'b[i] = 110; b[i + 1] = 117; b[i + 2] = 108; b[i + 3] = 108; i += 4;';
+  const made = (v: string): string => `for (let j = 0, n = ${v}.length; j < n; j++) b[i++] = ${v}.charCodeAt(j);`;
+  const string = (name: string, v: string): string => {
+    fixed += 4;
+    return `${text(`,"${name}":`)}
+      if (${v} === undefined || ${v} === '') { ${none} } else {
+        b[i++] = 34;
+        for (let j = 0, n = ${v}.length; j < n; j++) { const c = ${v}.charCodeAt(j); if (c > 0xff || E[c] === 1) return slow(e, to); b[i++] = c; }
+        b[i++] = 34;
+      }`;
+  };
+  const number = (name: string, v: string): string => {
+    fixed += 4;
+    return `${text(`,"${name}":`)} if (${v} === undefined) { ${none} } else ${made(v)}`;
+  };
+  const values = ['peer', 'user', 'method', 'path', 'query', 'version', 'status', 'bytes', 'took', 'referer', 'agent', 'id', 'queue'];
+  const stores = [
+    text('{"time":"'),
+    // The second's text, then its milliseconds (3 digits).
+    'b.set(second, i); i += second.length; b[i] = ms3.charCodeAt(0); b[i + 1] = ms3.charCodeAt(1); b[i + 2] = ms3.charCodeAt(2); i += 3;',
+    text(`Z","level":"info","pid":${process.pid},"role":"worker","msg":"request completed"`),
+    string('remote_addr', 'peer'),
+    string('user', 'user'),
+    string('method', 'method'),
+    string('path', 'path'),
+    string('query', 'query'),
+    // Node's parser gives the version as digits and a dot; a request never parsed (a refusal) has none.
+    number('protocol', 'version'),
+    number('status', 'status'),
+    number('bytes', 'bytes'),
+    number('duration_ms', 'took'),
+    string('referer', 'referer'),
+    string('user_agent', 'agent'),
+    string('request_id', 'id'),
+    number('queue_ms', 'queue'),
+  ];
+  fixed += 3;
+  const body = `
+    const { req, res } = e;
+    const ms3 = THREE_DIGITS[clock.millis(e.end)];
+    const second = clock.prefixBytes;
+    const peer = e.peer ?? clientAddressOf(req);
+    heads.begin();
+    const h = heads.of(req);
+    const who = basicUser(h.authorization);
+    const user = who === '-' ? undefined : who;
+    const method = req.method;
+    const url = req.url ?? '';
+    const q = url.indexOf('?');
+    const path = q < 0 ? url : url.slice(0, q);
+    const query = q < 0 ? undefined : url.slice(q + 1);
+    const version = req.httpVersion === undefined ? undefined : '"HTTP/' + req.httpVersion + '"';
+    const sent = sentStatus(res);
+    const status = sent === undefined ? undefined : String(sent);
+    const bytes = digits(bodyLength(e));
+    const took = millisText(Math.round((e.end - e.start) * 1000));
+    const referer = h.referer;
+    const agent = h.agent;
+    const id = firstHeader(req, 'x-request-id');
+    const queue = e.queue === undefined ? undefined : String(Math.round(e.queue));
+    let i = to.room(${fixed} + second.length + ${values.map((v) => `(${v}?.length ?? 0)`).join(' + ')});
+    if (i < 0) return slow(e, to);
+    const b = to.buffer;
+    ${stores.join('\n    ')}
+    b[i] = 125;
+    b[i + 1] = 10;
+    to.commitLine(i + 2);`;
+  try {
+    return new Function(...args.keys(), `return (e, to) => { ${body} };`)(...args.values()) as (e: AccessEntry, to: LineBuffer) => void;
+  } catch {
+    return null;
+  }
 }

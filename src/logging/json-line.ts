@@ -111,6 +111,8 @@ export class IsoClock {
   /** The milliseconds past the second at `#from`. */
   #ms = 0;
   #prefix = '';
+  /** `#prefix` as bytes: a line copies these (a slice of the ISO text is a sliced string, slow to read). */
+  #prefixBytes = new Uint8Array(20);
   at(mono: number): string {
     const ms = this.millis(mono);
     return this.#prefix + THREE_DIGITS[ms] + 'Z';
@@ -127,12 +129,18 @@ export class IsoClock {
       this.#from = mono;
       this.#until = mono + 1000 - this.#ms;
       this.#prefix = new Date(now - this.#ms).toISOString().slice(0, 20);
+      this.#prefixBytes = Buffer.from(this.#prefix, 'latin1');
     }
     return Math.min(999, this.#ms + Math.floor(mono - this.#from));
   }
 
   get prefix(): string {
     return this.#prefix;
+  }
+
+  /** `prefix` as its bytes, 20 of them (until the year 10000). */
+  get prefixBytes(): Uint8Array {
+    return this.#prefixBytes;
   }
 }
 

@@ -4,11 +4,10 @@ import { IncomingMessage, ServerResponse } from 'node:http';
 import { Socket } from 'node:net';
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { after, describe, it, mock } from 'node:test';
-import { AccessLog, answeredRaw, compileAccessFormat as compileToString, compileDirectWriter, type AccessEntry } from '../../src/logging/access-log.js';
-import { LogSink } from '../../src/logging/sink.js';
+import { describe, it, mock } from 'node:test';
+import { AccessLog, answeredRaw, compileAccessFormat as compileToString } from '../../src/logging/access-log.js';
+import { compileToSink, samePartByPart, sameThroughTheBuffer } from '../helpers/stored-line.js';
 import { scratchDir } from '../helpers/scratch.js';
 import { RawAnswer, UnparsedRequest } from '../../src/logging/refused.js';
 import { Refusal } from '../../src/http/refusals.js';
@@ -31,43 +30,9 @@ function entry(over: Partial<IncomingMessage> = {}) {
 }
 
 const tmp = scratchDir('tunicorn-access-');
-const sinks: LogSink[] = [];
-after(() => {
-  for (const s of sinks) s.close();
-});
-
-/**
- * The line as the access log stores it: the format compiled to write whole lines in a LogSink's buffer
- * (compileDirectWriter), read back from the sink's file. `puts`, if given, counts the sink's put() calls: the
- * part-by-part way a line takes when it cannot be stored at once.
- */
-function compileToSink(format: string, puts?: { n: number }): (e: AccessEntry) => string {
-  const write = compileDirectWriter(format);
-  assert.ok(write, 'code generation from strings is on');
-  const file = path.join(tmp, `${sinks.length}.log`);
-  const sink = new LogSink(file, 1, 60_000, 'latin1');
-  sinks.push(sink);
-  if (puts) {
-    const put = sink.put.bind(sink);
-    sink.put = (part: string) => {
-      puts.n++;
-      put(part);
-    };
-  }
-  let done = 0;
-  return (e) => {
-    write(e, sink);
-    sink.flush();
-    const all = readFileSync(file);
-    const line = all.subarray(done).toString('latin1');
-    done = all.length;
-    assert.ok(line.endsWith('\n') && line.indexOf('\n') === line.length - 1, `one line: ${JSON.stringify(line)}`);
-    return line.slice(0, -1);
-  };
-}
 
 // Every test runs both ways: as the string compileAccessFormat gives, and as the bytes the access log stores
-// (compileDirectWriter, into a LogSink).
+// (compileDirectWriter, into a LogSink: test/helpers/stored-line.ts).
 for (const [way, compileAccessFormat] of [['as a string', compileToString], ['stored in the sink', compileToSink]] as const) {
   describe(`access log format (${way})`, () => {
     it('renders the default format', () => {
@@ -170,16 +135,22 @@ for (const [way, compileAccessFormat] of [['as a string', compileToString], ['st
       it('renders the same where code generation from strings is off (the loop instead of a generated function)', () => {
         const mod = JSON.stringify(fileURLToPath(new URL('../../src/logging/access-log.ts', import.meta.url)));
         // The access log too: its line stored at once is made by a generated function, so it is not made there.
-        const script = `import { AccessLog, compileAccessFormat, compileDirectWriter } from ${mod};
+        // So is the JSON line's (--log-format json, compileJsonLine).
+        const script = `import { AccessLog, compileAccessFormat, compileDirectWriter, compileJsonLine } from ${mod};
           const req = { method: 'GET', url: '/x', httpVersion: '1.1', rawHeaders: ['User-Agent', 'ua'], socket: { remoteAddress: '::1' } };
           const res = { statusCode: 204, getHeader: () => undefined };
           const format = '%(h)s "%(r)s" %(s)s %(b)s "%(a)s"';
-          process.stdout.write(compileAccessFormat(format)({ req, res, start: 0, end: 1 }) + ' | ' + (compileDirectWriter(format) === null) + '\\n');
-          new AccessLog('-', format).log({ req, res, start: 0, end: 1 });`;
+          process.stdout.write(compileAccessFormat(format)({ req, res, start: 0, end: 1 }) + ' | ' + (compileDirectWriter(format) === null) + ' ' + (compileJsonLine() === null) + '\\n');
+          new AccessLog('-', format).log({ req, res, start: 0, end: 1 });
+          new AccessLog('-', ${JSON.stringify(DEFAULT_ACCESS_LOG_FORMAT)}, undefined, 'json').log({ req, res, start: 0, end: 1 });`;
         for (const flags of [[], ['--disallow-code-generation-from-strings']]) {
           const out = execFileSync(process.execPath, [...flags, '--import', 'tsx', '--input-type=module', '-e', script], { encoding: 'utf8', timeout: 20_000 });
+          const [first, second, json, rest] = out.split('\n');
           const line = '::1 "GET /x HTTP/1.1" 204 - "ua"';
-          assert.equal(out, `${line} | ${flags.length > 0}\n${line}\n`, flags.join(' ') || 'default');
+          const off = flags.length > 0;
+          assert.deepEqual([first, second, rest], [`${line} | ${off} ${off}`, line, ''], flags.join(' ') || 'default');
+          const o = JSON.parse(json!);
+          assert.deepEqual({ remote_addr: o.remote_addr, path: o.path, query: o.query, status: o.status, bytes: o.bytes, user_agent: o.user_agent, duration_ms: o.duration_ms }, { remote_addr: '::1', path: '/x', query: null, status: 204, bytes: null, user_agent: 'ua', duration_ms: 1 });
         }
       });
 
@@ -275,23 +246,19 @@ describe('the access log line stored in the sink\'s buffer at once', () => {
   it('stores a line with no put() a part; a value to escape, or a line longer than the buffer, goes part by part to the same bytes', () => {
     const format = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" -- and some text of the format\'s own, longer than 32 bytes --';
     const puts = { n: 0 };
-    const stored = compileToSink(format, puts);
+    const stored = compileToSink(format, 'text', puts);
     const text = compileToString(format);
     mock.timers.enable({ apis: ['Date'], now: Date.UTC(2026, 11, 6, 22, 0, 0) });
     try {
       const plain = entry();
       assert.equal(stored(plain), text(plain));
       assert.equal(puts.n, 0, 'stored at once');
-      for (const e of [
+      samePartByPart(stored, text, puts, [
         entry({ rawHeaders: ['User-Agent', 'a "quoted" agent'] }),
         entry({ url: '/\x1b[31m' }),
         entry({ url: '/caf\u00e9\u2192' }),
         entry({ url: '/' + 'x'.repeat(70_000) }),
-      ]) {
-        puts.n = 0;
-        assert.equal(stored(e), text(e));
-        assert.ok(puts.n > 0, 'part by part');
-      }
+      ]);
     } finally {
       mock.timers.reset();
     }
@@ -301,16 +268,6 @@ describe('the access log line stored in the sink\'s buffer at once', () => {
     const format = '%(h)s %(u)s "%(r)s" %(s)s %(b)s "%(a)s" %(D)s';
     const file = path.join(tmp, 'many.log');
     const log = new AccessLog(file, format);
-    const text = compileToString(format);
-    const want: string[] = [];
-    for (let i = 0; i < 3000; i++) {
-      // Lines of 60 to some 700 bytes, now and then one to escape, and one longer than the buffer.
-      const url = i === 1500 ? '/' + 'y'.repeat(80_000) : `/item/${i}?` + 'q'.repeat((i * 37) % 640) + (i % 97 === 0 ? '"' : '');
-      const e = { ...entry({ url }), start: i, end: i + (i % 7) };
-      log.log(e);
-      want.push(text(e));
-    }
-    log.close();
-    assert.deepEqual(readFileSync(file, 'latin1').split('\n'), [...want, '']);
+    sameThroughTheBuffer(log, file, compileToString(format), (url, i) => ({ ...entry({ url }), start: i, end: i + (i % 7) }));
   });
 });

@@ -12,11 +12,12 @@ import { resolveConfig } from '../../src/config/resolve.js';
 import { DEFAULT_ACCESS_LOG_FORMAT } from '../../src/config/sections/logging.js';
 import { GUNICORN_ONLY } from '../../src/config/gunicorn-only.js';
 import { jsonTemplateProblem } from '../../src/logging/access-format.js';
-import { AccessLog, compileAccessFormat } from '../../src/logging/access-log.js';
+import { AccessLog, compileAccessFormat as compileToString } from '../../src/logging/access-log.js';
 import { ErrorLog } from '../../src/logging/error-log.js';
 import { capturedJson, IsoClock, jsonBytes } from '../../src/logging/json-line.js';
 import { LogSink } from '../../src/logging/sink.js';
 import { scratchDir } from '../helpers/scratch.js';
+import { compileToSink, samePartByPart, sameThroughTheBuffer } from '../helpers/stored-line.js';
 
 const tmp = () => scratchDir('tunicorn-json-');
 /** A byte string (one character a byte) from bytes. */
@@ -102,89 +103,167 @@ describe('JSON escaping of byte strings', () => {
   });
 });
 
-describe('the access log as JSON', () => {
-  it('gives tunicorn\'s JSON line for the default format: named fields, numbers, null for none', () => {
-    const line = compileAccessFormat(DEFAULT_ACCESS_LOG_FORMAT, 'json')(entry());
-    const o = JSON.parse(Buffer.from(line, 'latin1').toString('utf8'));
-    assert.match(o.time, /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/);
-    assert.deepEqual(
-      { ...o, time: 'T' },
-      {
-        time: 'T',
-        level: 'info',
-        pid: process.pid,
-        role: 'worker',
-        msg: 'request completed',
-        remote_addr: '10.0.0.9',
-        user: null,
-        method: 'GET',
-        path: '/a/b',
-        query: 'x=1',
-        protocol: 'HTTP/1.1',
-        status: 201,
-        bytes: 12,
-        duration_ms: 250.5,
-        referer: null,
-        user_agent: 'ua/1',
-        request_id: 'r-7',
-        queue_ms: 3,
-      },
-    );
+// Every test of the line runs both ways: as the string compileAccessFormat gives, and as the bytes the access log
+// stores (compileJsonLine or compileDirectWriter, into a LogSink).
+for (const [way, compileAccessFormat] of [['as a string', compileToString], ['stored in the sink', compileToSink]] as const) {
+  describe(`the access log as JSON, ${way}`, () => {
+    it('gives tunicorn\'s JSON line for the default format: named fields, numbers, null for none', () => {
+      const line = compileAccessFormat(DEFAULT_ACCESS_LOG_FORMAT, 'json')(entry());
+      const o = JSON.parse(Buffer.from(line, 'latin1').toString('utf8'));
+      assert.match(o.time, /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/);
+      assert.deepEqual(
+        { ...o, time: 'T' },
+        {
+          time: 'T',
+          level: 'info',
+          pid: process.pid,
+          role: 'worker',
+          msg: 'request completed',
+          remote_addr: '10.0.0.9',
+          user: null,
+          method: 'GET',
+          path: '/a/b',
+          query: 'x=1',
+          protocol: 'HTTP/1.1',
+          status: 201,
+          bytes: 12,
+          duration_ms: 250.5,
+          referer: null,
+          user_agent: 'ua/1',
+          request_id: 'r-7',
+          queue_ms: 3,
+        },
+      );
+    });
+
+    it('keeps a line one valid JSON object whatever the client sent', () => {
+      const ua = byteString([0x78, 0x22, 0x5c, 0x0a, 0x1b, 0x5b, 0x33, 0x31, 0x6d, 0xff, 0xc3, 0xa9]);
+      const url = byteString([0x2f, 0xe9, 0x22, 0x3f, 0x71, 0x3d, 0x0d, 0x0a]);
+      const line = compileAccessFormat(DEFAULT_ACCESS_LOG_FORMAT, 'json')(entry({ url, headers: ['User-Agent', ua, 'Referer', '"\\'] }));
+      assert.ok(!line.includes('\n') && validUtf8(line));
+      const o = JSON.parse(Buffer.from(line, 'latin1').toString('utf8'));
+      assert.equal(o.user_agent, 'x"\\\n\x1b[31m\u00ffé');
+      assert.equal(o.path, '/\u00e9"');
+      assert.equal(o.query, 'q=\r\n');
+      assert.equal(o.referer, '"\\');
+    });
+
+    it('writes whole lines through the log\'s buffer: lines across its end, and one longer than the buffer', () => {
+      const file = path.join(tmp(), 'a.log');
+      const log = new AccessLog(file, DEFAULT_ACCESS_LOG_FORMAT, undefined, 'json');
+      const agents = [...Array.from({ length: 120 }, (_, i) => `agent ${i} "${'é\\'.repeat(300)}`), 'x'.repeat(70000) + '\u00ff\n'];
+      for (const ua of agents) log.log(entry({ headers: ['User-Agent', Buffer.from(ua, 'utf8').toString('latin1')] }));
+      log.close();
+      const lines = readFileSync(file, 'utf8').split('\n');
+      assert.equal(lines.pop(), '');
+      assert.deepEqual(
+        lines.map((l) => JSON.parse(l).user_agent),
+        agents,
+      );
+    });
+
+    it('writes null for a status never sent and a length that is not a number', () => {
+      const e = entry();
+      const res = { statusCode: 200, headersSent: false, getHeader: (n: string) => (n === 'content-length' ? 'abc' : undefined) } as unknown as ServerResponse;
+      const o = JSON.parse(compileAccessFormat(DEFAULT_ACCESS_LOG_FORMAT, 'json')({ ...e, res }));
+      assert.equal(o.status, null);
+      assert.equal(o.bytes, null);
+    });
+
+    it('reads another format as a JSON template: its atoms JSON-escaped', () => {
+      const f = compileAccessFormat('{"s":"%(s)s","ua":"%(a)s","r":"%(r)s","pct":"%%"}', 'json');
+      const e = entry({ headers: ['User-Agent', byteString([0x61, 0x22, 0x0a, 0xff])] });
+      const o = JSON.parse(Buffer.from(f(e), 'latin1').toString('utf8'));
+      assert.deepEqual(o, { s: '201', ua: 'a"\n\u00ff', r: 'GET /a/b?x=1 HTTP/1.1', pct: '%' });
+    });
+
+    it("puts a Content-Length the app set only as digits: any other text (a proxy copies its upstream's) is none", () => {
+      const f = compileAccessFormat('{"b":"%(b)s","B":"%(B)s"}', 'json');
+      const e = entry();
+      const res = { statusCode: 200, headersSent: true, getHeader: (n: string) => (n === 'content-length' ? '2", "forged": "yes' : undefined) } as unknown as ServerResponse;
+      assert.deepEqual(JSON.parse(f({ ...e, res })), { b: '-', B: '0' });
+      assert.equal(compileAccessFormat('%(b)s %(B)s')({ ...e, res }), '- 0');
+    });
+
+    it('leaves the text format as it was', () => {
+      assert.match(compileAccessFormat(DEFAULT_ACCESS_LOG_FORMAT, 'text')(entry()), /^10\.0\.0\.9 - - \[.*\] "GET \/a\/b\?x=1 HTTP\/1\.1" 201 12 "-" "ua\/1"$/);
+    });
+
+  });
+}
+
+describe('the JSON line stored in the sink\'s buffer at once', () => {
+  const basic = 'Basic ' + Buffer.from('ann:pw').toString('base64');
+  it('stores a line with no put() a part, each field as the string form has it; a value to escape, or a line longer than the buffer, goes part by part to the same bytes', () => {
+    const puts = { n: 0 };
+    const stored = compileToSink(DEFAULT_ACCESS_LOG_FORMAT, 'json', puts);
+    const text = compileToString(DEFAULT_ACCESS_LOG_FORMAT, 'json');
+    mock.timers.enable({ apis: ['Date'], now: Date.UTC(2026, 11, 7, 1, 2, 3, 45) });
+    try {
+      const unsent = { statusCode: 200, headersSent: false, getHeader: () => undefined } as unknown as ServerResponse;
+      const never = { ...entry(), queue: undefined, peer: undefined };
+      (never.req as { httpVersion?: string }).httpVersion = undefined;
+      for (const e of [
+        entry(),
+        { ...entry({ url: '/', headers: ['Authorization', basic, 'Referer', 'http://r/', 'user-agent', 'ua/2', 'x-request-id', 'id-1'] }), peer: '192.0.2.1' },
+        { ...entry({ url: '/?', headers: [] }), res: unsent, queue: undefined },
+        never,
+      ]) {
+        puts.n = 0;
+        const line = stored(e);
+        assert.equal(line, text(e));
+        assert.equal(puts.n, 0, 'stored at once');
+        assert.equal(typeof JSON.parse(line), 'object');
+      }
+      const o = JSON.parse(stored(never));
+      assert.equal(o.protocol, null);
+      assert.equal(o.queue_ms, null);
+      assert.equal(JSON.parse(stored({ ...entry({ headers: ['Authorization', basic] }) })).user, 'ann');
+      samePartByPart(stored, text, puts, [
+        entry({ headers: ['User-Agent', 'a "quoted" agent'] }),
+        entry({ url: '/\x1b[31m' }),
+        entry({ url: '/caf' + byteString([0xc3, 0xa9]) }),
+        entry({ url: '/caf\u00e9' }),
+        entry({ headers: ['X-Request-Id', '\u2192'] }),
+        entry({ url: '/' + 'x'.repeat(70_000) }),
+      ]);
+    } finally {
+      mock.timers.reset();
+    }
   });
 
-  it('keeps a line one valid JSON object whatever the client sent', () => {
-    const ua = byteString([0x78, 0x22, 0x5c, 0x0a, 0x1b, 0x5b, 0x33, 0x31, 0x6d, 0xff, 0xc3, 0xa9]);
-    const url = byteString([0x2f, 0xe9, 0x22, 0x3f, 0x71, 0x3d, 0x0d, 0x0a]);
-    const line = compileAccessFormat(DEFAULT_ACCESS_LOG_FORMAT, 'json')(entry({ url, headers: ['User-Agent', ua, 'Referer', '"\\'] }));
-    assert.ok(!line.includes('\n') && validUtf8(line));
-    const o = JSON.parse(Buffer.from(line, 'latin1').toString('utf8'));
-    assert.equal(o.user_agent, 'x"\\\n\x1b[31m\u00ffé');
-    assert.equal(o.path, '/\u00e9"');
-    assert.equal(o.query, 'q=\r\n');
-    assert.equal(o.referer, '"\\');
+  it('stores a JSON template\'s line at once, and part by part when a value needs escaping, to the same bytes', () => {
+    const format = '{"s":"%(s)s","ua":"%(a)s","r":"%(r)s","t":"%(t)s","pct":"%%"}';
+    const puts = { n: 0 };
+    const stored = compileToSink(format, 'json', puts);
+    const text = compileToString(format, 'json');
+    mock.timers.enable({ apis: ['Date'], now: Date.UTC(2026, 11, 7, 1, 2, 3, 45) });
+    try {
+      assert.equal(stored(entry()), text(entry()));
+      assert.equal(puts.n, 0, 'stored at once');
+      const odd = entry({ headers: ['User-Agent', byteString([0x61, 0x22, 0x0a, 0xff])] });
+      assert.equal(stored(odd), text(odd));
+      assert.ok(puts.n > 0, 'part by part');
+      assert.equal(JSON.parse(Buffer.from(stored(odd), 'latin1').toString('utf8')).ua, 'a"\n\u00ff');
+    } finally {
+      mock.timers.reset();
+    }
   });
 
-  it('writes whole lines through the log\'s buffer: lines across its end, and one longer than the buffer', () => {
-    const file = path.join(tmp(), 'a.log');
+  it('writes 3,000 lines in order through the 64 KB buffer and past it, the same as the string form', () => {
+    const file = path.join(tmp(), 'many.log');
     const log = new AccessLog(file, DEFAULT_ACCESS_LOG_FORMAT, undefined, 'json');
-    const agents = [...Array.from({ length: 120 }, (_, i) => `agent ${i} "${'é\\'.repeat(300)}`), 'x'.repeat(70000) + '\u00ff\n'];
-    for (const ua of agents) log.log(entry({ headers: ['User-Agent', Buffer.from(ua, 'utf8').toString('latin1')] }));
-    log.close();
-    const lines = readFileSync(file, 'utf8').split('\n');
-    assert.equal(lines.pop(), '');
-    assert.deepEqual(
-      lines.map((l) => JSON.parse(l).user_agent),
-      agents,
-    );
+    const text = compileToString(DEFAULT_ACCESS_LOG_FORMAT, 'json');
+    mock.timers.enable({ apis: ['Date'], now: Date.UTC(2026, 11, 7, 1, 2, 3, 45) });
+    try {
+      sameThroughTheBuffer(log, file, text, (url, i) => ({ ...entry({ url }), start: i, end: i + (i % 7) }));
+    } finally {
+      mock.timers.reset();
+    }
   });
+});
 
-  it('writes null for a status never sent and a length that is not a number', () => {
-    const e = entry();
-    const res = { statusCode: 200, headersSent: false, getHeader: (n: string) => (n === 'content-length' ? 'abc' : undefined) } as unknown as ServerResponse;
-    const o = JSON.parse(compileAccessFormat(DEFAULT_ACCESS_LOG_FORMAT, 'json')({ ...e, res }));
-    assert.equal(o.status, null);
-    assert.equal(o.bytes, null);
-  });
-
-  it('reads another format as a JSON template: its atoms JSON-escaped', () => {
-    const f = compileAccessFormat('{"s":"%(s)s","ua":"%(a)s","r":"%(r)s","pct":"%%"}', 'json');
-    const e = entry({ headers: ['User-Agent', byteString([0x61, 0x22, 0x0a, 0xff])] });
-    const o = JSON.parse(Buffer.from(f(e), 'latin1').toString('utf8'));
-    assert.deepEqual(o, { s: '201', ua: 'a"\n\u00ff', r: 'GET /a/b?x=1 HTTP/1.1', pct: '%' });
-  });
-
-  it("puts a Content-Length the app set only as digits: any other text (a proxy copies its upstream's) is none", () => {
-    const f = compileAccessFormat('{"b":"%(b)s","B":"%(B)s"}', 'json');
-    const e = entry();
-    const res = { statusCode: 200, headersSent: true, getHeader: (n: string) => (n === 'content-length' ? '2", "forged": "yes' : undefined) } as unknown as ServerResponse;
-    assert.deepEqual(JSON.parse(f({ ...e, res })), { b: '-', B: '0' });
-    assert.equal(compileAccessFormat('%(b)s %(B)s')({ ...e, res }), '- 0');
-  });
-
-  it('leaves the text format as it was', () => {
-    assert.match(compileAccessFormat(DEFAULT_ACCESS_LOG_FORMAT, 'text')(entry()), /^10\.0\.0\.9 - - \[.*\] "GET \/a\/b\?x=1 HTTP\/1\.1" 201 12 "-" "ua\/1"$/);
-  });
-
+describe('the JSON line\'s clock', () => {
   it('reads the wall clock once a second for the time', () => {
     mock.timers.enable({ apis: ['Date'], now: Date.UTC(2026, 11, 6, 6, 1, 2, 900) });
     try {
