@@ -4,7 +4,8 @@
 # outside a server: 64 request and response look-alikes, W lines (300,000) of warm-up, then N (300,000) between
 # callgrind_control's zero and dump; the main thread's count a line (the loop's own entry object and clock read
 # included). Repeats within 0.3 % here, where bench/instructions.sh's whole request moves by 1 %. The format
-# defaults to Gunicorn's; LOG_FORMAT=json for --log-format json. Needs `npm run build`'s dist/. See docs/design.md, "Instructions per request".
+# defaults to Gunicorn's; LOG_FORMAT=json counts --log-format json's line (the default format: its named fields).
+# Needs `npm run build`'s dist/. See docs/design.md, "Instructions per request" and "Logs".
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 command -v callgrind_control > /dev/null || { echo "bench/log-instructions.sh: valgrind is not installed (apt-get install valgrind)" >&2; exit 2; }

@@ -723,7 +723,7 @@ export function jsonAccessWriter(clock = new IsoClock(), heads = new LineHeaders
  * by one function made for it: the values read first, room() asked once for all of them, the field names and
  * the text between them as constant stores written into the function's code (the 80 bytes after the time by
  * one set()), each string value by a loop that checks it (JSON_ESCAPED), `null` for none, the newline, and
- * commitLine(). Put part by part, a call or two a field, the line cost 13.1 k instructions
+ * commitLine(). Put part by part, a call or two a field, the line cost 13.0 k instructions
  * (bench/log-instructions.sh with LOG_FORMAT=json), where the text line costs 3.6 k; the same stores made as
  * a function for each field name, called from a hand-written line, 8.6 k: V8 stops inlining calls into one
  * function past a budget, and the line has some thirty. A value with a byte to escape (or past 0x7f, checked as
@@ -785,7 +785,8 @@ export function compileJsonLine(): ((e: AccessEntry, to: LineBuffer) => void) | 
     string('method', 'method'),
     string('path', 'path'),
     string('query', 'query'),
-    // Node's parser gives the version as digits and a dot; a request never parsed (a refusal) has none.
+    // `"HTTP/1.1"`, made below from the version Node's parser gives (digits and a dot), stored as it is; null
+    // for a request never parsed (a refusal).
     number('protocol', 'version'),
     number('status', 'status'),
     number('bytes', 'bytes'),

@@ -148,20 +148,6 @@ for (const [way, compileAccessFormat] of [['as a string', compileToString], ['st
       assert.equal(o.referer, '"\\');
     });
 
-    it('writes whole lines through the log\'s buffer: lines across its end, and one longer than the buffer', () => {
-      const file = path.join(tmp(), 'a.log');
-      const log = new AccessLog(file, DEFAULT_ACCESS_LOG_FORMAT, undefined, 'json');
-      const agents = [...Array.from({ length: 120 }, (_, i) => `agent ${i} "${'é\\'.repeat(300)}`), 'x'.repeat(70000) + '\u00ff\n'];
-      for (const ua of agents) log.log(entry({ headers: ['User-Agent', Buffer.from(ua, 'utf8').toString('latin1')] }));
-      log.close();
-      const lines = readFileSync(file, 'utf8').split('\n');
-      assert.equal(lines.pop(), '');
-      assert.deepEqual(
-        lines.map((l) => JSON.parse(l).user_agent),
-        agents,
-      );
-    });
-
     it('writes null for a status never sent and a length that is not a number', () => {
       const e = entry();
       const res = { statusCode: 200, headersSent: false, getHeader: (n: string) => (n === 'content-length' ? 'abc' : undefined) } as unknown as ServerResponse;
@@ -248,6 +234,20 @@ describe('the JSON line stored in the sink\'s buffer at once', () => {
     } finally {
       mock.timers.reset();
     }
+  });
+
+  it('writes whole lines through the log\'s buffer: lines across its end, and one longer than the buffer', () => {
+    const file = path.join(tmp(), 'a.log');
+    const log = new AccessLog(file, DEFAULT_ACCESS_LOG_FORMAT, undefined, 'json');
+    const agents = [...Array.from({ length: 120 }, (_, i) => `agent ${i} "${'é\\'.repeat(300)}`), 'x'.repeat(70000) + '\u00ff\n'];
+    for (const ua of agents) log.log(entry({ headers: ['User-Agent', Buffer.from(ua, 'utf8').toString('latin1')] }));
+    log.close();
+    const lines = readFileSync(file, 'utf8').split('\n');
+    assert.equal(lines.pop(), '');
+    assert.deepEqual(
+      lines.map((l) => JSON.parse(l).user_agent),
+      agents,
+    );
   });
 
   it('writes 3,000 lines in order through the 64 KB buffer and past it, the same as the string form', () => {
