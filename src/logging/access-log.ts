@@ -785,9 +785,9 @@ export function compileJsonLine(): ((e: AccessEntry, to: LineBuffer) => void) | 
     string('method', 'method'),
     string('path', 'path'),
     string('query', 'query'),
-    // `"HTTP/1.1"`, made below from the version Node's parser gives (digits and a dot), stored as it is; null
-    // for a request never parsed (a refusal).
-    number('protocol', 'version'),
+    // `"HTTP/1.1"` from the version Node's parser gives (digits and a dot); null for a request never parsed
+    // (a refusal).
+    `${text(',"protocol":')} if (version === undefined) { ${none} } else { ${text('"HTTP/')} ${made('version')} b[i++] = 34; }`,
     number('status', 'status'),
     number('bytes', 'bytes'),
     number('duration_ms', 'took'),
@@ -796,7 +796,8 @@ export function compileJsonLine(): ((e: AccessEntry, to: LineBuffer) => void) | 
     string('request_id', 'id'),
     number('queue_ms', 'queue'),
   ];
-  fixed += 3;
+  // The milliseconds, and the protocol's `null` (or its closing quote).
+  fixed += 3 + 4;
   const body = `
     const { req, res } = e;
     const ms3 = THREE_DIGITS[clock.millis(e.end)];
@@ -811,7 +812,7 @@ export function compileJsonLine(): ((e: AccessEntry, to: LineBuffer) => void) | 
     const q = url.indexOf('?');
     const path = q < 0 ? url : url.slice(0, q);
     const query = q < 0 ? undefined : url.slice(q + 1);
-    const version = req.httpVersion === undefined ? undefined : '"HTTP/' + req.httpVersion + '"';
+    const version = req.httpVersion;
     const sent = sentStatus(res);
     const status = sent === undefined ? undefined : String(sent);
     const bytes = digits(bodyLength(e));

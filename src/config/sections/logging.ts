@@ -79,7 +79,7 @@ export const logging = {
       '`--capture-output` writes each write of the app as a line of its own (`"stream":"stdout"` at level ' +
       '`info`, `"stderr"` at `error`). Every field is valid UTF-8 whatever bytes a client sent. The start\'s ' +
       'own refusals (a bad option: `tunicorn: error: ...`, before the config is read) stay text. An access ' +
-      'line is compiled once and stored whole in the log\'s buffer, as a text line is: about 5.8 k instructions ' +
+      'line is compiled once and stored whole in the log\'s buffer, as a text line is: about 5.4 k instructions ' +
       'for the default fields, against 3.6 k for Gunicorn\'s text line, which is a quarter as long ' +
       '(docs/design.md, "Logs"). See docs/operations.md, "JSON logs".',
   }),
