@@ -721,7 +721,7 @@ export function jsonAccessWriter(clock = new IsoClock(), heads = new LineHeaders
 /**
  * jsonAccessWriter's line stored at once in a LogSink's buffer, as compileDirectWriter stores a text format's,
  * by one function made for it: the values read first, room() asked once for all of them, the field names and
- * the text between them as constant stores written into the function's code (the 80 bytes after the time by
+ * the text between them as constant stores written into the function's code (the 70 or so bytes after the time by
  * one set()), each string value by a loop that checks it (JSON_ESCAPED), `null` for none, the newline, and
  * commitLine(). Put part by part, a call or two a field, the line cost 13.0 k instructions
  * (bench/log-instructions.sh with LOG_FORMAT=json), where the text line costs 3.6 k; the same stores made as
