@@ -82,7 +82,7 @@ class ClockCache {
     this.#text =
       `[${p(d.getDate())}/${MONTHS[d.getMonth()]}/${d.getFullYear()}:${p(d.getHours())}:${p(d.getMinutes())}:` +
       `${p(d.getSeconds())} ${off >= 0 ? '+' : '-'}${p(Math.floor(a / 60))}${p(a % 60)}]`;
-    this.#bytes = new Uint8Array(Buffer.from(this.#text, 'latin1'));
+    this.#bytes = Buffer.from(this.#text, 'latin1');
   }
 }
 
@@ -206,8 +206,9 @@ export function bodyLength(e: AccessEntry): string | undefined {
 
 /**
  * The request headers a line can name by atom (`%(u)s`'s Authorization, `%(f)s`'s Referer, `%(a)s`'s
- * User-Agent; the JSON line's user, referer and user_agent), each the first of its name, found in one pass over rawHeaders a line: Gunicorn's default
- * format names all three, and a pass for each was a tenth of a line's cost (profiled, bench/log-instructions.sh).
+ * User-Agent; the JSON line's user, referer and user_agent), each the first of its name, found in one pass over
+ * rawHeaders a line: Gunicorn's default format names all three, and a pass for each was a tenth of a line's
+ * cost (profiled, bench/log-instructions.sh).
  */
 class LineHeaders {
   #req: IncomingMessage | null = null;
@@ -378,6 +379,29 @@ function storeBytes(b: Uint8Array, at: number, v: Uint8Array): number {
 }
 
 /**
+ * Code of a generated line (compileDirectWriter, compileJsonLine) that stores the line's own text `t` at `b[i]`
+ * and moves `i` past it: constant stores for short text, for longer text a copy by storeBytes of the bytes
+ * `args` is given (as `cN`).
+ */
+function textCode(t: Uint8Array, args: Map<string, unknown>): string {
+  if (t.length <= 32) return Array.from(t, (c, j) => `b[i + ${j}] = ${c};`).join(' ') + ` i += ${t.length};`;
+  const name = `c${args.size}`;
+  args.set(name, t);
+  return `i = storeBytes(b, i, ${name});`;
+}
+
+/**
+ * Code of a generated line that copies the string `v` one byte a character: checked against the table `E`
+ * (a value the client, the app or the environment gave: the line then goes the slow way from the first byte
+ * to escape), or not (text tunicorn made).
+ */
+function copyCode(v: string, checked: boolean): string {
+  return checked
+    ? `for (let j = 0, n = ${v}.length; j < n; j++) { const c = ${v}.charCodeAt(j); if (c > 0xff || E[c] === 1) return slow(e, to); b[i++] = c; }`
+    : `for (let j = 0, n = ${v}.length; j < n; j++) b[i++] = ${v}.charCodeAt(j);`;
+}
+
+/**
  * The format compiled into one function that stores a request's whole line, its newline included, in a LogSink's
  * buffer: the atoms' values are read first, room() is asked once for their length and the format's text, then
  * the format's text is stored by constant stores written into the function's code, each value by a loop of
@@ -401,7 +425,7 @@ export function compileDirectWriter(format: string, json = false): ((e: AccessEn
   const store: string[] = [];
   let fixed = 1; // the newline
   // What the function is made with: the atoms (pK), the byte forms of atoms that have one (qK), the format's
-  // longer text as bytes (cK).
+  // longer text as bytes (cN, see textCode).
   const args = new Map<string, unknown>([
     ['E', json ? JSON_ESCAPED : ESCAPED],
     ['storeBytes', storeBytes],
@@ -410,13 +434,9 @@ export function compileDirectWriter(format: string, json = false): ((e: AccessEn
   ]);
   parts.forEach((p, k) => {
     if (typeof p === 'string') {
+      // Text of the format (bytes already, see bytes()).
       fixed += p.length;
-      // Text of the format (bytes already, see bytes()): short text as constant stores, longer text copied.
-      if (p.length <= 32) store.push(Array.from(p, (ch, j) => `b[i + ${j}] = ${ch.charCodeAt(0)};`).join(' ') + ` i += ${p.length};`);
-      else {
-        args.set(`c${k}`, Buffer.from(p, 'latin1'));
-        store.push(`i = storeBytes(b, i, c${k});`);
-      }
+      store.push(textCode(Buffer.from(p, 'latin1'), args));
       return;
     }
     lengths.push(`v${k}.length`);
@@ -431,11 +451,7 @@ export function compileDirectWriter(format: string, json = false): ((e: AccessEn
     read.push(`const v${k} = p${k}(e);`);
     // Text tunicorn made is stored as put() stores it; a value as putValue() (a JSON template's: putJson()) does,
     // or the line goes part by part.
-    store.push(
-      VALUES.has(p)
-        ? `for (let j = 0, n = v${k}.length; j < n; j++) { const c = v${k}.charCodeAt(j); if (c > 0xff || E[c] === 1) return slow(e, to); b[i++] = c; }`
-        : `for (let j = 0, n = v${k}.length; j < n; j++) b[i++] = v${k}.charCodeAt(j);`,
-    );
+    store.push(copyCode(`v${k}`, VALUES.has(p)));
   });
   const body = `begin(); ${read.join(' ')}
     let i = to.room(${[String(fixed), ...lengths].join(' + ')});
@@ -738,6 +754,7 @@ export function compileJsonLine(): ((e: AccessEntry, to: LineBuffer) => void) | 
   const write = jsonAccessWriter(clock, heads);
   const args = new Map<string, unknown>([
     ['E', JSON_ESCAPED],
+    ['storeBytes', storeBytes],
     ['slow', (e: AccessEntry, to: LineBuffer): void => putLine(write, e, to)],
     ['clock', clock],
     ['heads', heads],
@@ -755,20 +772,13 @@ export function compileJsonLine(): ((e: AccessEntry, to: LineBuffer) => void) | 
   const text = (t: string): string => {
     const v = Buffer.from(t);
     fixed += v.length;
-    if (v.length <= 32) return Array.from(v, (c, j) => `b[i + ${j}] = ${c};`).join(' ') + ` i += ${v.length};`;
-    args.set(`c${args.size}`, v);
-    return `b.set(c${args.size - 1}, i); i += ${v.length};`;
+    return textCode(v, args);
   };
   const none = 'b[i] = 110; b[i + 1] = 117; b[i + 2] = 108; b[i + 3] = 108; i += 4;';
-  const made = (v: string): string => `for (let j = 0, n = ${v}.length; j < n; j++) b[i++] = ${v}.charCodeAt(j);`;
+  const made = (v: string): string => copyCode(v, false);
   const string = (name: string, v: string): string => {
     fixed += 4;
-    return `${text(`,"${name}":`)}
-      if (${v} === undefined || ${v} === '') { ${none} } else {
-        b[i++] = 34;
-        for (let j = 0, n = ${v}.length; j < n; j++) { const c = ${v}.charCodeAt(j); if (c > 0xff || E[c] === 1) return slow(e, to); b[i++] = c; }
-        b[i++] = 34;
-      }`;
+    return `${text(`,"${name}":`)} if (${v} === undefined || ${v} === '') { ${none} } else { b[i++] = 34; ${copyCode(v, true)} b[i++] = 34; }`;
   };
   const number = (name: string, v: string): string => {
     fixed += 4;

@@ -420,8 +420,8 @@ export class WorkerRuntime {
   }
 
   /**
-   * request_deadline, kept by one sweep of the running requests every 0.5 s (or every `ms`, if
-   * shorter: sweepEvery) rather than a timer per request: a timer set and cleared for each request cost 2,000 instructions a
+   * request_deadline, kept by one sweep of the running requests every 0.5 s (or every `ms`, if shorter:
+   * sweepEvery) rather than a timer per request: a timer set and cleared for each request cost 2,000 instructions a
    * keep-alive request (bench/instructions.sh: 58.2 k with `--request-deadline 30` against 56.2 k without), the
    * sweep nothing per request. A request is answered between `ms` and `ms` + the sweep's period after it began.
    */
