@@ -260,6 +260,22 @@ export function fetchNote(raw: RawResults): string {
   );
 }
 
+/**
+ * How often each server's threads woke at rest, tunicorn's beside the setups it is compared with; printed
+ * beside the targets (and in the README) when the run counted them.
+ */
+export function idleNote(raw: RawResults): string {
+  const parts = ['tunicorn', 'limit', 'cluster', 'pm2', 'seed'].flatMap((id) => {
+    const s = raw.servers[id];
+    return s?.idleWakeups == null ? [] : [`${s.label}: ${s.idleWakeups}`];
+  });
+  if (parts.length === 0) return '';
+  return (
+    `\nAt rest after the loads, the threads of each server's processes woke this many times a second${idleWindow(raw)}: ` +
+    `${parts.join('; ')} (every server in the Memory table below; docs/design.md, "An idle server").\n`
+  );
+}
+
 function sections(raw: RawResults): string {
   let md = '';
   md += '## Targets\n\n';
@@ -279,18 +295,19 @@ function sections(raw: RawResults): string {
     md += `\nThe same cost as CPU time per request (master and workers, from /proc; less sensitive than req/s to what else the machine runs): ${cpuNotes.join('; ')}.\n`;
   md += steadyNote(raw);
   md += fetchNote(raw);
+  md += idleNote(raw);
   for (const load of raw.loads) {
     const warm = load.warmupSeconds ? `, after an unrecorded round of ${load.warmupSeconds} s a server` : '';
     md += `\n## ${load.label}\n\n${load.rounds} interleaved round(s) of ${load.seconds} s${warm}; \`${load.command}\`\n\n`;
     md += loadTable(raw, load);
   }
-  md += '\n## Memory (RSS, MB) and start-up\n\nRSS is VmRSS from /proc; workers are the master\'s child processes (PM2: its daemon\'s). Start-up is the time from spawning the command to the first 200 on GET /.\n\n';
+  md += `\n## Memory (RSS, MB), start-up and idle wakeups\n\nRSS is VmRSS from /proc; workers are the master's child processes (PM2: its daemon's). Start-up is the time from spawning the command to the first 200 on GET /. Idle wakeups: how many times a second the threads of the master and its workers woke (voluntary context switches, /proc), every server at rest after the loads${idleWindow(raw)}.\n\n`;
   md += table(
-    ['server', 'start-up ms', 'master idle', 'workers idle', 'master after load', 'workers after load'],
+    ['server', 'start-up ms', 'master idle', 'workers idle', 'master after load', 'workers after load', 'idle wakeups/s'],
     Object.entries(raw.servers).map(([, s]) => {
       const [mi, wi] = memCell(s.idle);
       const [ml, wl] = memCell(s.loaded);
-      return [s.label, s.startupMs === null ? '–' : String(s.startupMs), mi, wi, ml, wl];
+      return [s.label, s.startupMs === null ? '–' : String(s.startupMs), mi, wi, ml, wl, s.idleWakeups == null ? '–' : String(s.idleWakeups)];
     }),
   );
   const hups = Object.entries(raw.servers).filter(([, s]) => s.hupMs.length);
@@ -307,6 +324,11 @@ function sections(raw: RawResults): string {
       md += `\nThe stall watcher (one per worker, on while \`timeout\` > 0; a ${raw.versions['stall watcher'] ?? 'worker thread'} in this run): a worker with it ${mb(a)} MB idle, with \`-t 0\` (no heartbeat, no watcher) ${mb(b)} MB: it costs about ${mb(a - b)} MB.\n`;
   }
   return md;
+}
+
+/** The idle-wakeups window, as the report says it. */
+function idleWindow(raw: RawResults): string {
+  return raw.idleWakeSeconds ? `, over ${raw.idleWakeSeconds} s` : '';
 }
 
 /** Other work above this share of the cores, before or after a run, makes its figures suspect. */
@@ -377,7 +399,7 @@ export function updateReadme(readme: string, raw: RawResults): string {
   let block = `${README_START}\n`;
   block += `From the run of ${raw.date.slice(0, 10)} on ${raw.machine.nproc} cores, Node ${raw.machine.node} ([all figures, commands and versions](docs/benchmarks.md)):\n\n`;
   if (busy) block += `> ${busy}\n\n`;
-  block += targetsTable(raw, 'missed') + CEILING_NOTE;
+  block += targetsTable(raw, 'missed') + CEILING_NOTE + idleNote(raw);
   return readme.slice(0, a) + block + readme.slice(b);
 }
 

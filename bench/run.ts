@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { roundOrder, runLoad, wrkArgs, type Generator, type LoadSpec } from './lib/load.js';
-import { alive, busyShare, freePort, get, sleep } from './lib/proc.js';
+import { alive, busyShare, freePort, get, sleep, threadSwitches, wakeupsPerS } from './lib/proc.js';
 import { ALL_SERVERS, ROOT, Running, seedStackMissing, WORKERS, SEED_WORKERS, type Env } from './lib/servers.js';
 import type { LoadResult, RawResults, ServerResult } from './lib/types.js';
 import { BUSY_PERCENT, renderMarkdown, renderTerminal, updateReadme } from './report.js';
@@ -24,6 +24,8 @@ const LOADS_ONLY = loadsArg !== undefined ? new Set(loadsArg.split(',')) : null;
 const PARTIAL = QUICK || ONLY !== null || LOADS_ONLY !== null;
 const OUT_JSON = path.join(ROOT, 'bench/results', PARTIAL ? 'quick.json' : 'latest.json');
 const DOCS = path.join(ROOT, 'docs/benchmarks.md');
+/** How long every server is watched at rest, after the loads, for its wakeups a second. */
+const IDLE_WAKE_S = QUICK ? 3 : 10;
 
 const body16k = JSON.stringify({ items: Array.from({ length: 400 }, (_, i) => ({ id: i, name: `item-${i}`, ok: i % 2 === 0 })) });
 
@@ -308,6 +310,12 @@ async function main(): Promise<void> {
     await sleep(1000);
     for (const [id, r] of running) results[id]!.loaded = r.memory();
 
+    // What an idle server costs the machine: how often its threads wake, every server at rest after the loads,
+    // one window for all (docs/design.md, "An idle server").
+    const switches = new Map([...running].map(([id, r]) => [id, threadSwitches(r.processes())]));
+    await sleep(IDLE_WAKE_S * 1000);
+    for (const [id, r] of running) results[id]!.idleWakeups = wakeupsPerS(switches.get(id)!, threadSwitches(r.processes()), IDLE_WAKE_S);
+
     for (const id of ['tunicorn', 'tunicorn-fetch']) {
       const r = running.get(id);
       if (!r) continue;
@@ -364,6 +372,7 @@ async function main(): Promise<void> {
       skipped,
       servers: results,
       loads,
+      idleWakeSeconds: IDLE_WAKE_S,
       extra,
     };
     fs.mkdirSync(path.dirname(OUT_JSON), { recursive: true });

@@ -2,13 +2,16 @@
  * The stall watcher of a worker process, as a plain POSIX thread (see src/workers/watchdog.ts).
  *
  * The worker's main thread counts heartbeats and writes the requests it is running into a buffer this
- * module made; this thread reads the counter every 100 ms and, while it stands still, writes the running
+ * module made; this thread reads the counter every `pollMs` (watchPollMs in watchdog.ts: half the stall it
+ * watches for, at most once a second) and, while it stands still, writes the running
  * requests to the master as one JSON line on the report descriptor. It does what the worker-thread watcher
  * (watchdog-thread.ts) does, without a second V8 isolate: about 9 MB less per worker.
  *
  * Built by scripts/build-native.mjs with the system's C compiler and nothing else: the Node-API calls it
  * makes are declared in napi.h, so neither node-gyp nor Node's headers are needed.
  */
+/* pthread_setname_np (glibc, musl). */
+#define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -22,8 +25,7 @@
 
 #include "napi.h"
 
-/* How often the counter is read, and the least time between two reports of one stall. */
-#define POLL_MS 100
+/* The least time between two reports of one stall. */
 #define REPORT_EVERY_MS 500
 /* Requests named in one report, longest running first. */
 #define REPORTED 5
@@ -31,6 +33,8 @@
 struct watch {
   int fd;
   int stall_ms;
+  /* How often the counter is read. */
+  int poll_ms;
   int slots;
   int text;
   /* The buffer's layout, as watchdog.ts writes it: the beat counter, then per slot a start time (ms since
@@ -171,7 +175,7 @@ static void *run(void *arg) {
   int32_t last = __atomic_load_n(w->beat, __ATOMIC_ACQUIRE);
   double last_change = now_ms();
   double reported = 0;
-  const struct timespec poll = {0, POLL_MS * 1000000L};
+  const struct timespec poll = {w->poll_ms / 1000, (long)(w->poll_ms % 1000) * 1000000L};
   for (;;) {
     nanosleep(&poll, NULL);
     int32_t b = __atomic_load_n(w->beat, __ATOMIC_ACQUIRE);
@@ -188,17 +192,18 @@ static void *run(void *arg) {
   return NULL;
 }
 
-/* start(reportFd, stallMs, slots, textBytes): the buffer to write into; the watcher runs until the process
-   exits. */
+/* start(reportFd, stallMs, pollMs, slots, textBytes): the buffer to write into; the watcher runs until the
+   process exits. */
 static napi_value start(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
-  napi_value argv[4];
-  int32_t fd, stall_ms, slots, text;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != 0 || argc < 4 ||
+  size_t argc = 5;
+  napi_value argv[5];
+  int32_t fd, stall_ms, poll_ms, slots, text;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != 0 || argc < 5 ||
       napi_get_value_int32(env, argv[0], &fd) != 0 || napi_get_value_int32(env, argv[1], &stall_ms) != 0 ||
-      napi_get_value_int32(env, argv[2], &slots) != 0 || napi_get_value_int32(env, argv[3], &text) != 0 ||
-      fd < 0 || slots <= 0 || slots > 4096 || text <= 0 || text > 256) {
-    napi_throw_error(env, NULL, "start(reportFd, stallMs, slots, textBytes): four non-negative integers");
+      napi_get_value_int32(env, argv[2], &poll_ms) != 0 || napi_get_value_int32(env, argv[3], &slots) != 0 ||
+      napi_get_value_int32(env, argv[4], &text) != 0 || fd < 0 || poll_ms <= 0 || slots <= 0 || slots > 4096 ||
+      text <= 0 || text > 256) {
+    napi_throw_error(env, NULL, "start(reportFd, stallMs, pollMs, slots, textBytes): five non-negative integers");
     return NULL;
   }
   size_t size = 8 + (size_t)slots * (8 + 4 + (size_t)text);
@@ -215,7 +220,7 @@ static napi_value start(napi_env env, napi_callback_info info) {
   /* The reference is never released: the buffer outlives every request, and V8 does not move it. */
   memset(data, 0, size);
   uint8_t *mem = data;
-  *w = (struct watch){fd, stall_ms, slots, text, (const int32_t *)mem, (const double *)(mem + 8),
+  *w = (struct watch){fd, stall_ms, poll_ms, slots, text, (const int32_t *)mem, (const double *)(mem + 8),
                       (const int32_t *)(mem + 8 + (size_t)slots * 8), mem + 8 + (size_t)slots * 12};
   pthread_attr_t attr;
   pthread_t thread;
@@ -228,6 +233,10 @@ static napi_value start(napi_env env, napi_callback_info info) {
     napi_throw_error(env, NULL, "could not start the watchdog thread");
     return NULL;
   }
+#ifdef __linux__
+  /* What `top -H` and `ps -L` show for it (at most 15 bytes), instead of the worker's title cut short. */
+  pthread_setname_np(thread, "tunicorn watch");
+#endif
   return buffer;
 }
 

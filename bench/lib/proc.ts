@@ -83,6 +83,42 @@ export function cpuMs(pid: number): number {
   }
 }
 
+/**
+ * Each thread's voluntary context switches so far (a switch the thread asked for: a wait on a timer, the event
+ * loop's poll, a sleep; preemption is not counted), by thread id, over these processes. An idle thread makes one
+ * each time it wakes. Threads and processes gone are left out.
+ */
+export function threadSwitches(pids: readonly number[]): Map<number, number> {
+  const out = new Map<number, number>();
+  for (const pid of pids) {
+    let tasks: string[];
+    try {
+      tasks = fs.readdirSync(`/proc/${pid}/task`);
+    } catch {
+      continue;
+    }
+    for (const t of tasks) {
+      try {
+        const m = fs.readFileSync(`/proc/${pid}/task/${t}/status`, 'utf8').match(/^voluntary_ctxt_switches:\s+(\d+)/m);
+        if (m) out.set(Number(t), Number(m[1]));
+      } catch {
+        // the thread ended while we looked
+      }
+    }
+  }
+  return out;
+}
+
+/** Wakeups a second between two threadSwitches() reads `seconds` apart, of the threads in both. */
+export function wakeupsPerS(before: Map<number, number>, after: Map<number, number>, seconds: number): number {
+  let n = 0;
+  for (const [tid, a] of after) {
+    const b = before.get(tid);
+    if (b !== undefined) n += a - b;
+  }
+  return Math.round((n / seconds) * 10) / 10;
+}
+
 export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);

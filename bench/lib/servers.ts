@@ -157,6 +157,11 @@ export class Running {
     return childrenOf(this.masterPid);
   }
 
+  /** The master (PM2: its daemon) and its workers. */
+  processes(): number[] {
+    return [this.masterPid, ...this.workerPids()];
+  }
+
   memory(): { master: number | null; workers: (number | null)[] } {
     return { master: rssMb(this.masterPid), workers: this.workerPids().map(rssMb) };
   }

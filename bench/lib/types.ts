@@ -13,6 +13,11 @@ export interface ServerResult {
   startupMs: number | null;
   idle: Memory | null;
   loaded: Memory | null;
+  /**
+   * Wakeups a second of every thread of the master and its workers, idle after the loads (voluntary context
+   * switches, /proc); absent in results from before 2026-12-07.
+   */
+  idleWakeups?: number | null;
   hupMs: number[];
   error?: string;
 }
@@ -41,5 +46,7 @@ export interface RawResults {
   readonly skipped: { what: string; why: string }[];
   readonly servers: Record<string, ServerResult>;
   readonly loads: LoadResult[];
+  /** Seconds each server's idle wakeups were counted over (ServerResult.idleWakeups); absent before 2026-12-07. */
+  readonly idleWakeSeconds?: number;
   readonly extra: Record<string, unknown>;
 }

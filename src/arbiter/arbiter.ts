@@ -62,13 +62,22 @@ export function checkOutputFiles(cfg: Config, checkOnly = false): void {
 
 const CHILD_ENTRY = fileURLToPath(new URL('../workers/child.js', import.meta.url));
 
-/** How often the run loop looks at its workers (timeouts, deadlines, count). */
+/** How often the run loop looks at its workers (timeouts, deadlines, count) while any of them is changing. */
 const TICK_MS = 200;
 /**
- * A gap this long between two timeout checks means the master itself could not run (a log pipe whose reader
- * stalled, a preloaded app busy in the master): the heartbeats it could not read are not the workers' fault.
+ * How often it looks while nothing changes (steady()): Gunicorn's arbiter wakes once a second too. What
+ * changes the workers is acted on at once (a signal or an exit runs a step of its own, a max_requests retire
+ * spawns the replacement), so the slower tick only spaces the timeout checks of workers that serve: a hung
+ * worker is killed within a second of its `timeout`. An idle master then wakes once a second, and for its
+ * workers' heartbeats (docs/design.md, "An idle server").
  */
-const MASTER_STALL_MS = 1000;
+const IDLE_TICK_MS = 1000;
+/**
+ * A gap this much longer than the tick between two timeout checks means the master itself could not run (a log
+ * pipe whose reader stalled, a preloaded app busy in the master): the heartbeats it could not read are not the
+ * workers' fault.
+ */
+const MASTER_STALL_MS = 800;
 /** A worker that never reported ready may take this long, whatever `timeout` says (TypeScript transforms). */
 const MIN_BOOT_TIMEOUT_S = 30;
 /** How long an app may take to load, in a worker or in the master (`--preload`, `--check-config`); 0: no limit. */
@@ -172,6 +181,8 @@ export class Arbiter implements HookServer {
   readonly #pidfile = new Pidfile();
   #age = 0;
   #tick: NodeJS.Timeout | null = null;
+  /** The period of `#tick`: TICK_MS, or IDLE_TICK_MS while steady(). */
+  #tickMs = TICK_MS;
   /** A graceful stop said it waits for the processes the workers left (maybeFinish). */
   #waitSaid = false;
   #stopping: 'graceful' | 'quick' | null = null;
@@ -402,6 +413,7 @@ export class Arbiter implements HookServer {
     await this.runHook('whenReady', this);
     await this.runHook('nworkersChanged', this, this.numWorkers, null);
     this.#tick = setInterval(() => this.step(), TICK_MS);
+    this.#tickMs = TICK_MS;
     this.#starting = false;
     if (this.#startStop !== null) clearTimeout(this.#startStop);
     // Signals that came during the start are handled now, before any worker is spawned.
@@ -538,6 +550,30 @@ export class Arbiter implements HookServer {
     this.manageWorkers();
     this.announceReady();
     this.maybeFinish();
+    this.pace();
+  }
+
+  /** The tick's period for what the step left: the slower one once steady(), the quicker one again on any change. */
+  private pace(): void {
+    if (this.#tick === null || this.#finish === null) return;
+    const ms = this.steady() ? IDLE_TICK_MS : TICK_MS;
+    if (ms === this.#tickMs) return;
+    clearInterval(this.#tick);
+    this.#tick = setInterval(() => this.step(), ms);
+    this.#tickMs = ms;
+  }
+
+  /**
+   * Nothing the tick times is due within a second: every wanted worker serves, none boots or stops, no stop,
+   * upgrade or signal is under way, nothing the workers left waits to be killed, and max_worker_memory (if
+   * set) reads no more often than the slower tick.
+   */
+  private steady(): boolean {
+    if (this.#queue.length > 0 || this.#stopping || this.#stopAt || this.upgrading() || !this.#announcedReady) return false;
+    if (this.#workers.size !== this.numWorkers) return false;
+    for (const w of this.#workers.values()) if (w.state !== 'ready' || w.replaced || w.crashed || w.killAt !== Infinity) return false;
+    if (this.cfg.maxWorkerMemory > 0 && this.#memoryPeriodMs < IDLE_TICK_MS) return false;
+    return this.opts.adopter?.busy !== true;
   }
 
   private readonly handlers: Record<SignalName, () => void> = {
@@ -979,7 +1015,8 @@ export class Arbiter implements HookServer {
     const now = Date.now();
     const last = this.#lastCheck;
     this.#lastCheck = now;
-    if (last !== 0 && now - last > MASTER_STALL_MS) {
+    // The tick's period since the last check: pace() changes it only at the end of a step, after this.
+    if (last !== 0 && now - last > this.#tickMs + MASTER_STALL_MS) {
       // The workers' beats from that span are still on their way: each gets a full timeout from now.
       for (const w of this.#workers.values()) w.lastBeat = Math.max(w.lastBeat, now);
       // The line waits for this turn's poll: after a stop, the CONT that ended it may be read there, after

@@ -251,6 +251,11 @@ export class Adopter {
     }
   }
 
+  /** Whether exits wait to be looked at, or processes left by workers to be killed (the master's tick stays quick). */
+  get busy(): boolean {
+    return this.#dead.length > 0 || this.#ending.size > 0;
+  }
+
   /** Processes left by workers that were asked to end and may still run: a graceful stop waits for them. */
   endingCount(): number {
     this.flushDead();

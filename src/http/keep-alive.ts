@@ -91,12 +91,58 @@ export function sweepIdleConnections(server: http.Server, keepAliveMs: number): 
   return true;
 }
 
+/** A periodic sweep of this thread's connections or requests (keep-alive, body_timeout, request_deadline). */
+interface Sweep {
+  readonly everyMs: number;
+  readonly run: () => void;
+  timer: NodeJS.Timeout | null;
+}
+
+const sweeps: Sweep[] = [];
+/** The count of open connections the sweeps sleep by (Serving's), or null: they never sleep. */
+let openConnections: (() => number) | null = null;
+let asleep = false;
+
 /**
  * Runs `sweep` every SWEEP_MS (or every `limitMs`, if shorter), in the check phase, after the poll of the same
- * turn has read what clients sent: see sweepIdleConnections.
+ * turn has read what clients sent: see sweepIdleConnections. The sweeps of a thread sleep while it has no
+ * connection open (sleepSweepsWhenIdle), so that an idle worker's loop wakes for its heartbeat alone, and the
+ * next connection wakes them (wakeSweeps): what they look at (connections, and the requests on them) cannot
+ * exist in between.
  */
 export function sweepEvery(limitMs: number, sweep: () => void): void {
-  setInterval(() => setImmediate(sweep), Math.min(SWEEP_MS, limitMs)).unref();
+  const s: Sweep = { everyMs: Math.min(SWEEP_MS, limitMs), run: sweep, timer: null };
+  sweeps.push(s);
+  if (!asleep) startSweep(s);
+}
+
+function startSweep(s: Sweep): void {
+  s.timer = setInterval(() => {
+    if (openConnections !== null && openConnections() === 0) return sleepSweeps();
+    setImmediate(s.run);
+  }, s.everyMs).unref();
+}
+
+/** No connection is open: the timers stop, after one last run of each sweep, which lets go of what it kept. */
+function sleepSweeps(): void {
+  asleep = true;
+  for (const s of sweeps) {
+    if (s.timer !== null) clearInterval(s.timer);
+    s.timer = null;
+    setImmediate(s.run);
+  }
+}
+
+/** A connection was accepted: the sweeps run again if they slept (one comparison otherwise). */
+export function wakeSweeps(): void {
+  if (!asleep) return;
+  asleep = false;
+  for (const s of sweeps) startSweep(s);
+}
+
+/** The sweeps of this thread sleep while `count()` (its open connections) is 0; wakeSweeps() ends that. */
+export function sleepSweepsWhenIdle(count: () => number): void {
+  openConnections = count;
 }
 
 /** The look at a connection's descriptor (native/peek.c), opened at the first close; null without the module. */

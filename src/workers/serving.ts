@@ -4,7 +4,7 @@ import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { expressTrustsProxy, swapsPrototypes, type ServedApp } from '../app/shapes.js';
 import { forgetPeer } from '../http/forwarded.js';
-import { connectionsList } from '../http/keep-alive.js';
+import { connectionsList, sleepSweepsWhenIdle, wakeSweeps } from '../http/keep-alive.js';
 import { fdOf, holdsRequestBytes, openPeek, type Peek } from '../http/peek.js';
 import { asksToContinue, hasOtherExpectation, HttpLayer } from '../http/server.js';
 import type { ListenerInfo } from '../protocol/messages.js';
@@ -158,6 +158,8 @@ export class Serving {
       this.layer = new HttpLayer(runtime.config, runtime.log, runtime.wrap(served.listener!), undefined, undefined, { swapsPrototypes: served.swapsPrototypes === true }, runtime.refusalLog);
     }
     this.http = this.layer.server as http.Server;
+    // The layer's sweeps (keep-alive, body_timeout, request_deadline) have nothing to look at without a connection.
+    sleepSweepsWhenIdle(() => this.#open.size);
     if (ownsProxyTrust) this.layer.keepPeer();
     const layer = this.layer;
     if (runtime.ticketKeys !== null) layer.useTicketKeys(runtime.ticketKeys);
@@ -326,6 +328,7 @@ export class Serving {
     this.#descriptors.accepted(fd);
     this.#accepted++;
     const slot = this.#open.put(socket);
+    wakeSweeps();
     // A closure per connection keeps its places: nothing of ours is stored on Node's socket.
     socket.on('close', () => {
       this.#closed(slot, socket, fd);

@@ -9,11 +9,13 @@ interface Data {
   sab: SharedArrayBuffer;
   reportFd: number;
   stallMs: number;
+  /** How often the counter is read (watchPollMs). */
+  pollMs: number;
   slots: number;
   text: number;
 }
 
-const { sab, reportFd, stallMs, slots, text } = workerData as Data;
+const { sab, reportFd, stallMs, pollMs, slots, text } = workerData as Data;
 const beat = new Int32Array(sab, 0, 1);
 const starts = new Float64Array(sab, 8, slots);
 const lens = new Int32Array(sab, 8 + slots * 8, slots);
@@ -70,4 +72,4 @@ setInterval(() => {
       process.kill(process.pid, 'SIGKILL');
     }
   }
-}, 100);
+}, pollMs);

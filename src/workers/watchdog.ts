@@ -4,6 +4,14 @@ import { loadNative } from '../native.js';
 /** Heartbeat period for a `timeout` in seconds: four beats per timeout, at most one a second. */
 export const heartbeatEvery = (timeout: number): number => Math.max(50, Math.min(1000, (timeout * 1000) / 4));
 
+/**
+ * How often the watcher reads the beat counter: half the stall it watches for, at most once a second. A stall
+ * is seen between `stallMs` and 1.5 x `stallMs` after the loop's last beat (3 s at the default timeout of 30 s,
+ * whose master kills at 30 s), and an idle worker's watcher wakes once a second, not ten times as it did when
+ * it read the counter every 100 ms (docs/design.md, "An idle server").
+ */
+export const watchPollMs = (stallMs: number): number => Math.max(10, Math.min(1000, Math.floor(stallMs / 2)));
+
 /** Requests tracked at once; beyond that a request is served but not named in a timeout report. */
 const SLOTS = 64;
 /** Bytes of "METHOD URL" kept per request. */
@@ -14,7 +22,7 @@ const TEXT = 240;
  * turns it off, and the worker-thread watcher runs, as on a machine where it could not be built).
  */
 interface NativeWatcher {
-  start(reportFd: number, stallMs: number, slots: number, text: number): ArrayBuffer;
+  start(reportFd: number, stallMs: number, pollMs: number, slots: number, text: number): ArrayBuffer;
 }
 
 /**
@@ -29,7 +37,7 @@ function startWatcher(reportFd: number, stallMs: number): { buffer: ArrayBufferL
     why = native;
   } else {
     try {
-      return { buffer: native.start(reportFd, stallMs, SLOTS, TEXT), kind: 'a native thread' };
+      return { buffer: native.start(reportFd, stallMs, watchPollMs(stallMs), SLOTS, TEXT), kind: 'a native thread' };
     } catch (err) {
       why = `dist/native/watchdog.node did not start (${(err as Error).message})`;
     }
@@ -38,7 +46,7 @@ function startWatcher(reportFd: number, stallMs: number): { buffer: ArrayBufferL
   // Loaded only here: node:worker_threads costs every worker about 1.3 MB of RSS, and the native thread needs none.
   const { Worker } = lazy.workerThreads();
   new Worker(new URL('./watchdog-thread.js', import.meta.url), {
-    workerData: { sab: buffer, reportFd, stallMs, slots: SLOTS, text: TEXT },
+    workerData: { sab: buffer, reportFd, stallMs, pollMs: watchPollMs(stallMs), slots: SLOTS, text: TEXT },
     stdout: false,
     stderr: false,
     resourceLimits: { maxOldGenerationSizeMb: 8, maxYoungGenerationSizeMb: 2 },

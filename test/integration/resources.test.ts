@@ -11,9 +11,11 @@
  * - the pidfile is mode 0644, not writable by every local user, whatever the umask; the log files follow the umask
  * - an open-file limit too low for worker_connections, or for the sockets to bind, is one line that says so;
  *   a worker that reaches it while serving (its connections then closed unanswered) says so once per episode
+ * - an idle server leaves the machine alone: its master wakes once a second and for its workers' heartbeats,
+ *   each worker's stall watcher once a second (they woke 7 and 10 times a second before 2026-12-07)
  */
 import assert from 'node:assert/strict';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
@@ -21,6 +23,7 @@ import { execFileSync } from 'node:child_process';
 import { after, describe, it } from 'node:test';
 import { alive, childrenOf, FIXTURES, request, requestUntilServed, Server, stopAll, until, within } from '../helpers/server.js';
 import { scratchDir } from '../helpers/scratch.js';
+import { setTimeout as delay } from 'node:timers/promises';
 
 const APP = path.join(FIXTURES, 'zero-downtime-app.mjs');
 const tmp = scratchDir('tunicorn-resources-');
@@ -30,6 +33,44 @@ after(async () => {
 
 /** Runs the server under `ulimit -n n` (the shell execs node: the server is the child). */
 const ulimitN = (n: number) => ['/bin/sh', '-c', `ulimit -n ${n} && exec "$0" "$@"`];
+
+/** Each thread of `pid` (tid -> its name and its voluntary context switches so far: one each time it slept and woke). */
+function threads(pid: number): Map<number, { name: string; switches: number }> {
+  const out = new Map<number, { name: string; switches: number }>();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    const status = readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8');
+    out.set(Number(tid), { name: status.match(/^Name:\s+(.*)$/m)![1]!, switches: Number(status.match(/^voluntary_ctxt_switches:\s+(\d+)$/m)![1]) });
+  }
+  return out;
+}
+
+describe('an idle server', { skip: existsSync('/proc/self/task') ? false : 'needs /proc (Linux)' }, () => {
+  it('wakes rarely: the master once a second and for each heartbeat, each stall watcher once a second', async () => {
+    const s = new Server(['-b', '127.0.0.1:0', '-w', '2', APP]);
+    await s.waitFor(/Ready: /, 30000);
+    // One connection, closed: the workers' sweeps woke for it and sleep again once it is gone.
+    assert.equal((await request(await s.port(), '/pid', { headers: { connection: 'close' } })).status, 200);
+    const workers = childrenOf(s.pid);
+    assert.equal(workers.length, 2);
+    const before = [s.pid, ...workers].map(threads);
+    const seconds = 4;
+    // A rate needs a span of time: nothing is waited for here, the threads are counted over it.
+    await delay(seconds * 1000);
+    const after = [s.pid, ...workers].map(threads);
+    const rate = (i: number, tid: number) => (after[i]!.get(tid)!.switches - before[i]!.get(tid)!.switches) / seconds;
+    // Its tick (1 s once every worker serves; it was 0.2 s) and the two workers' beats: about 3 a second.
+    const master = rate(0, s.pid);
+    assert.ok(master <= 4.5, `the master's main thread woke ${master} times a second`);
+    for (let i = 1; i <= workers.length; i++) {
+      // Named by native/watchdog.c (built by npm run build; CI has a C compiler).
+      const watch = [...after[i]!].filter(([, t]) => t.name === 'tunicorn watch');
+      assert.equal(watch.length, 1, `worker ${workers[i - 1]}: one thread named "tunicorn watch" among ${[...after[i]!.values()].map((t) => t.name).join(', ')}`);
+      const woke = rate(i, watch[0]![0]);
+      // Half its stall bound (2 s at the default timeout), at most 1 s; it was 0.1 s.
+      assert.ok(woke <= 2, `worker ${workers[i - 1]}'s stall watcher woke ${woke} times a second`);
+    }
+  });
+});
 
 describe('the master killed while a worker is stuck', () => {
   for (const native of ['1', '0']) {

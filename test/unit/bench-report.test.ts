@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { roundOrder, type Sample } from '../../bench/lib/load.js';
 import type { LoadResult, RawResults } from '../../bench/lib/types.js';
-import { beside, bestBare, busyWarning, median, ratio, ratioQuartiles, renderMarkdown, stats, steadyNote, fetchNote, targets } from '../../bench/report.js';
+import { beside, bestBare, busyWarning, idleNote, median, ratio, ratioQuartiles, renderMarkdown, stats, steadyNote, fetchNote, targets } from '../../bench/report.js';
 
 const sample = (rps: number, p99 = 2, cpu = 20): Sample => ({ rps, p50ms: 1, p99ms: p99, requests: rps * 5, errors: 0, errorDetail: '', cpuUsPerReq: cpu });
 
@@ -114,6 +114,20 @@ describe('bench report', () => {
     assert.match(md, /`wrk ka64`/);
     assert.match(md, /TLS: no cert/);
     assert.match(md, /\| tunicorn \| 98 \|/);
+  });
+
+  it("gives each server's idle wakeups a second, and a dash for results from before they were counted", () => {
+    const r = raw([load('ka64', { tunicorn: [sample(98)], limit: [sample(100)] })]);
+    const counted: RawResults = { ...r, idleWakeSeconds: 10, servers: { ...r.servers, tunicorn: { ...r.servers.tunicorn!, idleWakeups: 7.2 }, limit: { ...r.servers.limit!, idleWakeups: 0 } } };
+    const md = renderMarkdown(counted, 'x.json');
+    assert.match(md, /at rest after the loads, over 10 s\./);
+    assert.match(md, /\| tunicorn \| 100 \| 45\.0 \| [^|]+ \| – \| – \| 7\.2 \|/);
+    assert.match(md, /\| limit \| 100 \| [^\n]+ \| 0 \|/);
+    assert.match(md, /\| plain \| 100 \| [^\n]+ \| – \|\n/);
+    assert.match(renderMarkdown(r, 'x.json'), /at rest after the loads\./);
+    // Beside the targets, tunicorn's and the baselines' (those the run has).
+    assert.match(md, /woke this many times a second, over 10 s: tunicorn: 7\.2; limit: 0 \(every server/);
+    assert.equal(idleNote(r), '', 'none counted: no note');
   });
 
   it('gives a missed ratio a third place, cut, where two would round it onto its goal', () => {

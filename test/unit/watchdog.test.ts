@@ -12,6 +12,7 @@ import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { scratchDir } from '../helpers/scratch.js';
+import { heartbeatEvery, watchPollMs } from '../../src/workers/watchdog.js';
 
 const DIST = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../dist/workers/watchdog.js');
 
@@ -71,6 +72,18 @@ function check(report: Report): void {
 }
 
 describe('stall watcher', () => {
+  it('reads the beat counter every half stall, at most once a second', () => {
+    // The default timeout (30 s): a beat a second, a stall after two missed, a read a second.
+    assert.equal(heartbeatEvery(30), 1000);
+    assert.equal(watchPollMs(2 * heartbeatEvery(30)), 1000);
+    // timeout 0: only the orphan check (a stall of 5 s once the master is gone).
+    assert.equal(watchPollMs(5000), 1000);
+    // Short timeouts: a stall is still seen within 1.5 x its bound, well before the master's kill at `timeout`.
+    assert.equal(watchPollMs(2 * heartbeatEvery(1)), 250);
+    assert.equal(watchPollMs(2 * heartbeatEvery(0.1)), 50);
+    assert.equal(watchPollMs(5), 10);
+  });
+
   it('native thread: names the longest-running requests of a blocked loop', async () => {
     const { kind, report } = await stallReport({});
     assert.equal(kind, 'a native thread', 'dist/native/watchdog.node is built and loads (needs a C compiler at build time)');
