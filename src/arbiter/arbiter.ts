@@ -837,7 +837,7 @@ export class Arbiter implements HookServer {
         }
         return;
       case 'files':
-        this.#reloader?.add(m.files);
+        this.#reloader?.add(m.files, m.missing);
         return;
       case 'drained':
         w.drained = true;

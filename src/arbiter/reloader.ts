@@ -54,6 +54,8 @@ export class Reloader {
   #timer: NodeJS.Timeout | null = null;
   /** The files changed since the last reload, in the order they changed. */
   readonly #changed = new Set<string>();
+  /** Files a worker missed that existed when reported, and so reloaded: not again until a worker finds them. */
+  readonly #caughtUp = new Set<string>();
 
   constructor(
     private readonly onChange: (files: readonly string[]) => void,
@@ -70,8 +72,14 @@ export class Reloader {
    * file in a folder that does not exist (a module the app imports that is not written yet, reported by
    * importedFiles) is watched for through its first missing folder, from the nearest one that exists; the
    * reload its creation brings reports the rest.
+   *
+   * `missing`: the files a load that failed looked for and did not find. One that exists now was made after the
+   * worker looked and perhaps before its folder was watched (`rm -r lib && mkdir lib && cp ... lib/`, a branch
+   * switch, while the restarted workers load): no event would come for it, so it is a change now. Once per
+   * file, until a worker reports it found: a worker that cannot see a file the master can (a `--user` without
+   * the rights) would otherwise restart the workers for ever.
    */
-  add(files: readonly string[]): void {
+  add(files: readonly string[], missing: readonly string[] = []): void {
     for (const f of files) {
       let file = path.resolve(f);
       let dir = path.dirname(file);
@@ -91,6 +99,13 @@ export class Reloader {
         this.#installs.add(installs);
         this.watchDir(installs);
       }
+    }
+    for (const f of files) if (!missing.includes(f)) this.#caughtUp.delete(path.resolve(f));
+    for (const f of missing) {
+      const file = path.resolve(f);
+      if (this.#caughtUp.has(file) || !existsSync(file)) continue;
+      this.#caughtUp.add(file);
+      this.changed(file);
     }
   }
 

@@ -100,8 +100,12 @@ export type WorkerMessage =
   | { readonly t: 'retire'; readonly requests: number }
   /** An exception nothing caught: the worker finishes its requests and exits; start its replacement now. */
   | { readonly t: 'crashed' }
-  /** --reload: the files the app imported (and the one that failed to load), for the master to watch. */
-  | { readonly t: 'files'; readonly files: readonly string[] }
+  /**
+   * --reload: the files the app imported (and the one that failed to load), for the master to watch.
+   * `missing`: those a load that failed looked for and did not find (Reloader.add reloads if one exists by the
+   * time the master reads this).
+   */
+  | { readonly t: 'files'; readonly files: readonly string[]; readonly missing?: readonly string[] }
   /**
    * TERM: the worker accepted everything queued in the backlog and closed its listeners. The master keeps its
    * own copies of the sockets until every worker has said so (or exited): a worker that paused accepting

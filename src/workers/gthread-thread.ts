@@ -64,7 +64,7 @@ export type ThreadMessage =
   /** An exception nothing caught once the app loaded (a throw in a timer, a rejection nothing handled). */
   | { readonly t: 'crashed'; readonly message: string; readonly stack: string; readonly running: string }
   /** --reload: files this thread's copy of the app imported; the process passes them on to the master. */
-  | { readonly t: 'files'; readonly files: readonly string[] }
+  | { readonly t: 'files'; readonly files: readonly string[]; readonly missing?: readonly string[] }
   /** TERM: this thread drained the backlog and closed its descriptors of the sockets. */
   | { readonly t: 'drained' };
 
@@ -100,7 +100,7 @@ async function main(): Promise<void> {
     runtime = new WorkerRuntime(d.config as unknown as Config, hooks, d.id, d.age, d.masterPid, (m) => {
       if (m.t === 'retire') post({ t: 'retire', requests: m.requests });
       else if (m.t === 'drained') post({ t: 'drained' });
-      else if (m.t === 'files') post({ t: 'files', files: m.files });
+      else if (m.t === 'files') post({ t: 'files', files: m.files, ...(m.missing ? { missing: m.missing } : {}) });
     }, d.thread);
     // This thread's process.stdout too: a logger that finds it untouched writes to descriptor 1 itself (pino,
     // Fastify's logger, does: sonic-boom), past the process's captured stream.

@@ -153,7 +153,8 @@ export class GthreadWorker implements WorkerClass {
               case 'files': {
                 const fresh = m.files.filter((f) => !this.#reported.has(f));
                 for (const f of fresh) this.#reported.add(f);
-                return runtime.reportFiles(fresh);
+                // Every thread's missing files go on: the master looks at each once.
+                return runtime.reportFiles(fresh, m.missing);
               }
               case 'drained':
                 // The process has drained once every thread has.

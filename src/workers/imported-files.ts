@@ -37,12 +37,25 @@ export function importedFiles(app: string, cwd: string, failed?: unknown): strin
   for (const f of tsconfigsRead) if (isAppFile(f)) out.add(f);
   // The file that failed to load (a syntax error is not in any cache): the one the developer will fix.
   if (failed) {
-    const text = failed instanceof Error ? `${failed.message}\n${(failed as { detail?: string }).detail ?? ''}\n${failed.stack ?? ''}` : String(failed);
+    const text = errorText(failed);
     for (const m of text.matchAll(/(\/[^\s():'"`]+\.(?:[cm]?[jt]sx?|json)):\d+/g))
       if (isAppFile(m[1]!)) out.add(m[1]!);
     for (const f of missingModule(text)) out.add(f);
   }
   return [...out];
+}
+
+function errorText(failed: unknown): string {
+  return failed instanceof Error ? `${failed.message}\n${(failed as { detail?: string }).detail ?? ''}\n${failed.stack ?? ''}` : String(failed);
+}
+
+/**
+ * The files a load that failed on a missing module looked for and did not find (among importedFiles' own): the
+ * master reloads at once if one exists by the time it watches for them, as when a branch switch deletes a
+ * folder and makes it again while the workers that found it gone were starting.
+ */
+export function missingFiles(failed: unknown): string[] {
+  return missingModule(errorText(failed));
 }
 
 /** What an import without an extension, or with a JavaScript one that names a TypeScript file, may load. */

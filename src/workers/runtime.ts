@@ -626,9 +626,12 @@ export class WorkerRuntime {
     for (const e of this.inflight.values()) if (!e.res.headersSent) e.res.shouldKeepAlive = false;
   }
 
-  /** --reload: files of the app loaded here (a gthread thread's go through its process), for the master to watch. */
-  reportFiles(files: readonly string[]): void {
-    if (files.length > 0) this.send({ t: 'files', files });
+  /**
+   * --reload: files of the app loaded here (a gthread thread's go through its process), for the master to watch;
+   * `missing`: those a load that failed looked for and did not find (missingFiles).
+   */
+  reportFiles(files: readonly string[], missing: readonly string[] = []): void {
+    if (files.length > 0 || missing.length > 0) this.send(missing.length > 0 ? { t: 'files', files, missing } : { t: 'files', files });
   }
 
   /** TERM: this worker (or gthread thread) accepted what the backlog held and closed its listeners. */

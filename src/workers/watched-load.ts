@@ -2,7 +2,7 @@ import { AppLoadError, appFrames } from '../app/errors.js';
 import { loadErrorPage } from '../app/error-page.js';
 import type { LoadResult } from '../app/load.js';
 import type { ServedApp } from '../app/shapes.js';
-import { importedFiles, watchLaterImports } from './imported-files.js';
+import { importedFiles, missingFiles, watchLaterImports } from './imported-files.js';
 import type { WorkerRuntime } from './runtime.js';
 
 /**
@@ -23,7 +23,7 @@ export async function loadWatched(
   loud: boolean,
 ): Promise<ServedApp> {
   const reload = runtime.config.reload;
-  const report = (files: string[]) => runtime.reportFiles(files);
+  const report = (files: string[], missing?: string[]) => runtime.reportFiles(files, missing);
   // Imported only for --reload: it loads node:worker_threads, which the other workers do without.
   if (reload) (await import('./esm-watch.js')).watchEsmImports(report);
   try {
@@ -38,7 +38,7 @@ export async function loadWatched(
   } catch (err) {
     // --reload: a developer's broken code keeps the server up and shows why, until a file changes.
     if (!reload || !(err instanceof AppLoadError)) throw err;
-    report(importedFiles(app, cwd, err));
+    report(importedFiles(app, cwd, err), missingFiles(err));
     const say = `${err.message}; serving a 500 page that shows it until a watched file changes`;
     // As when the app fails to load without --reload (child.ts): the app's frames, not jiti's and tunicorn's
     // (the page keeps them all), and no detail that only repeats the message.
