@@ -21,9 +21,9 @@ import net from 'node:net';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { after, describe, it } from 'node:test';
+import { setTimeout as delay } from 'node:timers/promises';
 import { alive, childrenOf, FIXTURES, request, requestUntilServed, Server, stopAll, until, within } from '../helpers/server.js';
 import { scratchDir } from '../helpers/scratch.js';
-import { setTimeout as delay } from 'node:timers/promises';
 
 const APP = path.join(FIXTURES, 'zero-downtime-app.mjs');
 const tmp = scratchDir('tunicorn-resources-');
