@@ -83,13 +83,20 @@ export function cpuMs(pid: number): number {
   }
 }
 
+/** A thread's name and its voluntary context switches so far. */
+export interface ThreadSwitches {
+  readonly name: string;
+  readonly switches: number;
+}
+
 /**
  * Each thread's voluntary context switches so far (a switch the thread asked for: a wait on a timer, the event
- * loop's poll, a sleep; preemption is not counted), by thread id, over these processes. An idle thread makes one
- * each time it wakes. Threads and processes gone are left out.
+ * loop's poll, a sleep; preemption is not counted), and its name, by thread id, over these processes. An idle
+ * thread makes one each time it wakes. Threads and processes gone are left out. (test/integration/resources.test.ts
+ * reads it too.)
  */
-export function threadSwitches(pids: readonly number[]): Map<number, number> {
-  const out = new Map<number, number>();
+export function threadSwitches(pids: readonly number[]): Map<number, ThreadSwitches> {
+  const out = new Map<number, ThreadSwitches>();
   for (const pid of pids) {
     let tasks: string[];
     try {
@@ -99,8 +106,9 @@ export function threadSwitches(pids: readonly number[]): Map<number, number> {
     }
     for (const t of tasks) {
       try {
-        const m = fs.readFileSync(`/proc/${pid}/task/${t}/status`, 'utf8').match(/^voluntary_ctxt_switches:\s+(\d+)/m);
-        if (m) out.set(Number(t), Number(m[1]));
+        const status = fs.readFileSync(`/proc/${pid}/task/${t}/status`, 'utf8');
+        const m = status.match(/^voluntary_ctxt_switches:\s+(\d+)/m);
+        if (m) out.set(Number(t), { name: status.match(/^Name:\s+(.*)$/m)?.[1] ?? '', switches: Number(m[1]) });
       } catch {
         // the thread ended while we looked
       }
@@ -110,11 +118,11 @@ export function threadSwitches(pids: readonly number[]): Map<number, number> {
 }
 
 /** Wakeups a second between two threadSwitches() reads `seconds` apart, of the threads in both. */
-export function wakeupsPerS(before: Map<number, number>, after: Map<number, number>, seconds: number): number {
+export function wakeupsPerS(before: Map<number, ThreadSwitches>, after: Map<number, ThreadSwitches>, seconds: number): number {
   let n = 0;
   for (const [tid, a] of after) {
     const b = before.get(tid);
-    if (b !== undefined) n += a - b;
+    if (b !== undefined) n += a.switches - b.switches;
   }
   return Math.round((n / seconds) * 10) / 10;
 }

@@ -81,7 +81,10 @@ export class Reloader {
    */
   add(files: readonly string[], missing: readonly string[] = []): void {
     for (const f of files) {
-      let file = path.resolve(f);
+      const resolved = path.resolve(f);
+      // Found by the worker that reports it: a later miss of it may reload again.
+      if (this.#caughtUp.size > 0 && !missing.includes(f)) this.#caughtUp.delete(resolved);
+      let file = resolved;
       let dir = path.dirname(file);
       if (!this.#dirs.has(dir))
         while (!existsSync(dir) && path.dirname(dir) !== dir) {
@@ -100,7 +103,6 @@ export class Reloader {
         this.watchDir(installs);
       }
     }
-    for (const f of files) if (!missing.includes(f)) this.#caughtUp.delete(path.resolve(f));
     for (const f of missing) {
       const file = path.resolve(f);
       if (this.#caughtUp.has(file) || !existsSync(file)) continue;

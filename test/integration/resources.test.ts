@@ -15,7 +15,7 @@
  *   each worker's stall watcher once a second (they woke 7 and 10 times a second before 2026-12-07)
  */
 import assert from 'node:assert/strict';
-import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
@@ -24,6 +24,7 @@ import { after, describe, it } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import { alive, childrenOf, FIXTURES, request, requestUntilServed, Server, stopAll, until, within } from '../helpers/server.js';
 import { scratchDir } from '../helpers/scratch.js';
+import { threadSwitches } from '../../bench/lib/proc.js';
 
 const APP = path.join(FIXTURES, 'zero-downtime-app.mjs');
 const tmp = scratchDir('tunicorn-resources-');
@@ -34,16 +35,6 @@ after(async () => {
 /** Runs the server under `ulimit -n n` (the shell execs node: the server is the child). */
 const ulimitN = (n: number) => ['/bin/sh', '-c', `ulimit -n ${n} && exec "$0" "$@"`];
 
-/** Each thread of `pid` (tid -> its name and its voluntary context switches so far: one each time it slept and woke). */
-function threads(pid: number): Map<number, { name: string; switches: number }> {
-  const out = new Map<number, { name: string; switches: number }>();
-  for (const tid of readdirSync(`/proc/${pid}/task`)) {
-    const status = readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8');
-    out.set(Number(tid), { name: status.match(/^Name:\s+(.*)$/m)![1]!, switches: Number(status.match(/^voluntary_ctxt_switches:\s+(\d+)$/m)![1]) });
-  }
-  return out;
-}
-
 describe('an idle server', { skip: existsSync('/proc/self/task') ? false : 'needs /proc (Linux)' }, () => {
   it('wakes rarely: the master once a second and for each heartbeat, each stall watcher once a second', async () => {
     const s = new Server(['-b', '127.0.0.1:0', '-w', '2', APP]);
@@ -52,6 +43,8 @@ describe('an idle server', { skip: existsSync('/proc/self/task') ? false : 'need
     assert.equal((await request(await s.port(), '/pid', { headers: { connection: 'close' } })).status, 200);
     const workers = childrenOf(s.pid);
     assert.equal(workers.length, 2);
+    // Each process's threads: tid -> name and voluntary context switches (one each time a thread slept and woke).
+    const threads = (pid: number) => threadSwitches([pid]);
     const before = [s.pid, ...workers].map(threads);
     const seconds = 4;
     // A rate needs a span of time: nothing is waited for here, the threads are counted over it.
