@@ -91,6 +91,29 @@ export function sweepIdleConnections(server: http.Server, keepAliveMs: number): 
   return true;
 }
 
+/**
+ * Node checks header_timeout (`headersTimeout`; `requestTimeout` is 0 here) from a timer of its own that every
+ * http.Server starts on 'listening' and runs every `connectionsCheckingInterval` (1 s here), open connections or
+ * none: an idle worker woke for it every second, and a gthread thread, whose beat is on another period, once
+ * more. This moves Node's check to the sweeps, which sleep while the thread has no connection open (a
+ * connection whose header section could be late exists only while one is): Node's timer is cleared, and the
+ * function it ran (Node's `checkConnections`, bound to the server) runs every 0.5 s instead, or every
+ * `checkMs` if shorter.
+ *
+ * Call it once the server is 'listening', after Node's own listener (the server was made before it is
+ * called). It returns false, having done nothing, if the timer is not there (a Node release that changed it):
+ * Node's timer then goes on as before.
+ */
+export function sweepHeaderTimeouts(server: http.Server | http2.Http2SecureServer, checkMs: number): boolean {
+  const key = Object.getOwnPropertySymbols(server).find((s) => s.description === 'http.server.connectionsCheckingInterval');
+  const timer = key && (server as unknown as Record<symbol, (NodeJS.Timeout & { _onTimeout?: unknown }) | undefined>)[key];
+  const check = timer?._onTimeout;
+  if (typeof check !== 'function') return false;
+  clearInterval(timer);
+  sweepEvery(checkMs, () => check.call(timer));
+  return true;
+}
+
 /** A periodic sweep of this thread's connections or requests (keep-alive, body_timeout, request_deadline). */
 interface Sweep {
   readonly everyMs: number;

@@ -20,7 +20,7 @@ import { ForwardedHeaders, keepH2Client } from './forwarded.js';
 import { HAS_BODY, HostMemo, http2Limits, limitsOf, maxHeaderSize, rejectReason, rejectReasonH2 } from './guard.js';
 import { logRaw, type Refusal, refusalHeaders, Refusals, startsWithHead } from './refusals.js';
 import type { RefusalLog } from '../logging/refused.js';
-import { closeAsDecided, IdleSessions, sweepIdleConnections } from './keep-alive.js';
+import { closeAsDecided, IdleSessions, sweepHeaderTimeouts, sweepIdleConnections } from './keep-alive.js';
 import { appIsBehind, sweepStalledBodies } from './body-timeout.js';
 import { endAtFin, endAtFinTls, readHalfCloses } from './half-close.js';
 
@@ -79,7 +79,10 @@ export interface AppExpectations {
   readonly swapsPrototypes?: boolean;
 }
 
-/** How often Node sweeps connections for the header timeout (its default, 30 s, would let one live 40 s). */
+/**
+ * How often Node sweeps connections for the header timeout (its default, 30 s, would let one live 40 s); the sweeps
+ * run its check every 0.5 s instead where they can (sweepHeaderTimeouts).
+ */
 const CHECK_INTERVAL_MS = 1000;
 
 /**
@@ -224,6 +227,9 @@ export class HttpLayer {
     // header_timeout would be checked only that often, and a client trickling a later request's header
     // section would hold its connection for 30 s.
     (s as http.Server & { connectionsCheckingInterval: number }).connectionsCheckingInterval = CHECK_INTERVAL_MS;
+    // Node's check then runs from the sweeps, which sleep while no connection is open, instead of from Node's
+    // timer, which woke an idle worker every second (keep-alive.ts).
+    s.once('listening', () => sweepHeaderTimeouts(s, CHECK_INTERVAL_MS));
     // Node's parser keeps only the fields it collected in chunks of 32 until it has maxHeadersCount (default
     // 1000: 1023 kept, the rest dropped without a word). One over the limit keeps every field up to it and
     // enough for rejectReason to see one too many and answer 431.

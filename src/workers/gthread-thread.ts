@@ -37,7 +37,10 @@ export interface ThreadData {
   readonly age: number;
   readonly masterPid: number;
   readonly listeners: readonly ListenerInfo[];
+  /** The process's request count (max_requests), then StatsD's warning said (GthreadWorker.start). */
   readonly sab: SharedArrayBuffer;
+  /** Each thread's last beat, process.hrtime.bigint() (GthreadWorker's #beats). */
+  readonly beats: SharedArrayBuffer;
   /** ThreadSlots' memory: the request each thread runs. */
   readonly slots: SharedArrayBuffer;
   /** HeldSockets' memory: the connections each thread holds back. */
@@ -45,7 +48,7 @@ export interface ThreadData {
   /** HeldSockets' memory: each thread's kept-alive connections, idle between two requests. */
   readonly kept: SharedArrayBuffer;
   readonly threads: number;
-  /** 0: no heartbeat (timeout 0). */
+  /** How often the thread beats; 0: never (timeout 0). */
   readonly beatMs: number;
   /** TLS: the master's session-ticket keys (base64), shared by every thread of every worker. */
   readonly ticketKeys: string | null;
@@ -107,8 +110,8 @@ async function main(): Promise<void> {
     if (runtime.config.captureOutput) captureStdio(() => runtime.log);
     runtime.setTicketKeys(d.ticketKeys);
     if (d.metrics) runtime.metrics = new RequestMetrics(new Float64Array(d.metrics, 8 * CELLS * d.thread, CELLS));
-    runtime.shareCount(new Int32Array(d.sab, 4 * d.threads, 1));
-    shareStatsdWarning(new Int32Array(d.sab, 4 * (d.threads + 1), 1));
+    runtime.shareCount(new Int32Array(d.sab, 0, 1));
+    shareStatsdWarning(new Int32Array(d.sab, 4, 1));
     runtime.watchdog = new ThreadSlots(d.threads, d.slots).writer(d.thread);
     runtime.errorHint = threadErrorHint;
     // Said by one thread, as a load error is: every thread runs the same code.
@@ -175,8 +178,8 @@ async function main(): Promise<void> {
   const accept = async () => {
     await serving.listen();
     if (d.beatMs > 0) {
-      const beats = new Int32Array(d.sab, 0, d.threads);
-      setInterval(() => Atomics.add(beats, d.thread, 1), d.beatMs).unref();
+      const beats = new BigInt64Array(d.beats);
+      setInterval(() => Atomics.store(beats, d.thread, process.hrtime.bigint()), d.beatMs).unref();
     }
   };
   port.on('message', (m: ToThread) => {

@@ -32,10 +32,15 @@ const EAGAIN = constants.errno.EAGAIN;
 export class GthreadWorker implements WorkerClass {
   readonly #threads: Worker[] = [];
   readonly #exited: Promise<void>[] = [];
-  #beats: Int32Array | null = null;
-  #seen: number[] = [];
-  #seenAt: number[] = [];
-  #staleMs = 0;
+  /**
+   * Each thread's last beat (process.hrtime.bigint(), ns): it writes the time every heartbeat period, and a
+   * thread whose last beat is older than two periods is stuck. A time rather than a count, so the threads beat
+   * once a period: read as a count, at the process's own period, a live thread could show no change between
+   * two reads and two in the next, so the threads beat twice a period (2026-12-07: an idle thread woke twice a
+   * second for it).
+   */
+  #beats: BigInt64Array | null = null;
+  #staleNs = 0n;
   #stopping = false;
   /** A thread's load failed: the process ends through the boot's failure, whatever its threads do next. */
   #failed = false;
@@ -73,13 +78,14 @@ export class GthreadWorker implements WorkerClass {
     const { runtime, init, listeners } = this.ctx;
     const cfg = runtime.config;
     const n = cfg.threads;
-    // Slots 0..n-1: each thread's heartbeat counter; slot n: the process's request count (max_requests);
-    // slot n + 1: StatsD's warning of failed sends was said (once for the process and its threads).
-    const sab = new SharedArrayBuffer(4 * (n + 2));
-    shareStatsdWarning(new Int32Array(sab, 4 * (n + 1), 1));
-    this.#beats = new Int32Array(sab, 0, n);
+    // Slot 0: the process's request count (max_requests); slot 1: StatsD's warning of failed sends was said
+    // (once for the process and its threads).
+    const sab = new SharedArrayBuffer(4 * 2);
+    shareStatsdWarning(new Int32Array(sab, 4, 1));
+    const beats = new SharedArrayBuffer(8 * n);
+    this.#beats = new BigInt64Array(beats).fill(process.hrtime.bigint());
     const every = cfg.timeout > 0 ? heartbeatEvery(cfg.timeout) : 0;
-    this.#staleMs = 2 * every;
+    this.#staleNs = BigInt(2 * every) * 1_000_000n;
     // The metrics setting: a counter record per thread, in memory the process reads (metricRecords).
     const metrics = cfg.metrics ? new SharedArrayBuffer(8 * CELLS * n) : null;
     this.#records = metrics ? Array.from({ length: n }, (_, t) => new Float64Array(metrics, 8 * CELLS * t, CELLS)) : [];
@@ -98,11 +104,12 @@ export class GthreadWorker implements WorkerClass {
         masterPid: init.masterPid,
         listeners: listeners.map((l) => ({ fd: l.fds[t]!, fds: [l.fds[t]!], url: l.url })),
         sab,
+        beats,
         slots: this.#slots.sab,
         held: this.#held.sab,
         kept: this.#kept.sab,
         threads: n,
-        beatMs: every / 2,
+        beatMs: every,
         ticketKeys: runtime.ticketKeys,
         metrics,
       };
@@ -188,13 +195,13 @@ export class GthreadWorker implements WorkerClass {
     runtime.onTicketKeys((keys) => {
       for (const w of this.#threads) w.postMessage({ t: 'ticketKeys', keys } satisfies ToThread);
     });
-    this.#seen = Array.from({ length: n }, () => 0);
-    this.#seenAt = Array.from({ length: n }, () => Date.now());
     await Promise.all(ready);
     await this.ctx.appLoaded();
     // Every thread has loaded the app: they accept from now on. The worker reports ready in this same turn,
     // before any thread can take a connection, so a request that crashes it is never a failed boot.
     this.#serving = true;
+    // The threads beat once they listen: loading the app was no stall.
+    this.#beats!.fill(process.hrtime.bigint());
     for (const w of this.#threads) w.postMessage({ t: 'go' } satisfies ToThread);
   }
 
@@ -202,18 +209,12 @@ export class GthreadWorker implements WorkerClass {
     return this.stuckThreads().length === 0;
   }
 
-  /** Threads that missed their beat for longer than two heartbeat periods. */
+  /** Threads whose last beat is older than two heartbeat periods. */
   private stuckThreads(): number[] {
-    if (!this.#beats || this.#staleMs === 0) return [];
-    const now = Date.now();
+    if (!this.#beats || this.#staleNs === 0n) return [];
+    const now = process.hrtime.bigint();
     const stuck: number[] = [];
-    for (let t = 0; t < this.#beats.length; t++) {
-      const b = Atomics.load(this.#beats, t);
-      if (b !== this.#seen[t]) {
-        this.#seen[t] = b;
-        this.#seenAt[t] = now;
-      } else if (now - this.#seenAt[t]! > this.#staleMs) stuck.push(t);
-    }
+    for (let t = 0; t < this.#beats.length; t++) if (now - Atomics.load(this.#beats, t) > this.#staleNs) stuck.push(t);
     return stuck;
   }
 

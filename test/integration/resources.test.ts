@@ -12,7 +12,8 @@
  * - an open-file limit too low for worker_connections, or for the sockets to bind, is one line that says so;
  *   a worker that reaches it while serving (its connections then closed unanswered) says so once per episode
  * - an idle server leaves the machine alone: its master wakes once a second and for its workers' heartbeats,
- *   each worker's stall watcher once a second (they woke 7 and 10 times a second before 2026-12-07)
+ *   each worker's stall watcher once a second (they woke 7 and 10 times a second before 2026-12-07), each
+ *   gthread thread once a second (3 times before)
  */
 import assert from 'node:assert/strict';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -61,6 +62,27 @@ describe('an idle server', { skip: existsSync('/proc/self/task') ? false : 'need
       const woke = rate(i, watch[0]![0]);
       // Half its stall bound (2 s at the default timeout), at most 1 s; it was 0.1 s.
       assert.ok(woke <= 2, `worker ${workers[i - 1]}'s stall watcher woke ${woke} times a second`);
+    }
+  });
+
+  it("a gthread worker: each thread wakes once a second, for its beat", async () => {
+    const s = new Server(['-b', '127.0.0.1:0', '-w', '1', '-k', 'gthread', '--threads', '2', APP]);
+    await s.waitFor(/Ready: /, 30000);
+    assert.equal((await request(await s.port(), '/pid', { headers: { connection: 'close' } })).status, 200);
+    const [worker] = childrenOf(s.pid);
+    // The app's threads are named as the process is (the title is set before they start); its main thread, the
+    // stall watcher and V8's and libuv's threads are not among them.
+    const appThreads = () => new Map([...threadSwitches([worker!])].filter(([tid, t]) => tid !== worker && t.name.startsWith('tunicorn: worke')));
+    const before = appThreads();
+    assert.equal(before.size, 2, `two app threads among ${[...threadSwitches([worker!]).values()].map((t) => t.name).join(', ')}`);
+    const seconds = 4;
+    // A rate needs a span of time: nothing is waited for here, the threads are counted over it.
+    await delay(seconds * 1000);
+    const after = appThreads();
+    for (const [tid, t] of before) {
+      // Its beat, once a second (it was twice, and Node's header-timeout timer once more: 3 a second).
+      const woke = (after.get(tid)!.switches - t.switches) / seconds;
+      assert.ok(woke <= 2, `thread ${tid} woke ${woke} times a second`);
     }
   });
 });

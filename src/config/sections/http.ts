@@ -62,9 +62,10 @@ export const http = {
     positive: true,
     short: 'A client must send a whole request header section within this many seconds; else 408 and close.',
     doc:
-      'Counted from the first byte of a request (or the connection). Empty lines (CR, LF) before a request ' +
-      'line start none: a kept-alive connection that sends only those is closed as an idle one (see ' +
-      '`keepalive`), a new one at this timeout at the latest. A slow client (slowloris) is cut off ' +
+      'Counted from the first byte of a request (or the connection); a late one is answered within half a ' +
+      'second of it. Empty lines (CR, LF) before a request line start none: a kept-alive connection that ' +
+      'sends only those is closed as an idle one (see `keepalive`), a new one at this timeout at the latest. ' +
+      'A slow client (slowloris) is cut off ' +
       'without holding anything but one idle socket; other clients are served meanwhile. Over TLS the ' +
       'handshake is part of the first request\'s time: a connection that has not brought a whole first request ' +
       'within it is closed, handshake done or not. An HTTP/2 connection that opens no stream this long after ' +
