@@ -70,9 +70,11 @@ describe('an idle server', { skip: existsSync('/proc/self/task') ? false : 'need
     await s.waitFor(/Ready: /, 30000);
     assert.equal((await request(await s.port(), '/pid', { headers: { connection: 'close' } })).status, 200);
     const [worker] = childrenOf(s.pid);
-    // The app's threads are named as the process is (the title is set before they start); its main thread, the
-    // stall watcher and V8's and libuv's threads are not among them.
-    const appThreads = () => new Map([...threadSwitches([worker!])].filter(([tid, t]) => tid !== worker && t.name.startsWith('tunicorn: worke')));
+    // The app's threads: Node 22 and later name a worker thread `WorkerThread`; before, it has the name the process
+    // had when it started (its title). The main thread, the native stall watcher (`tunicorn watch`) and V8's and
+    // libuv's threads are not among them.
+    const isApp = (tid: number, name: string) => tid !== worker && (name === 'WorkerThread' || name.startsWith('tunicorn: worke'));
+    const appThreads = () => new Map([...threadSwitches([worker!])].filter(([tid, t]) => isApp(tid, t.name)));
     const before = appThreads();
     assert.equal(before.size, 2, `two app threads among ${[...threadSwitches([worker!]).values()].map((t) => t.name).join(', ')}`);
     const seconds = 4;
