@@ -66,7 +66,10 @@ for (const cls of ['async', 'sync', 'gthread']) {
     before(async () => {
       sink = await statsdSink();
       s = new Server([
-        '-b', '127.0.0.1:0', '-w', '1', '-k', cls, '--header-timeout', '1', '--body-timeout', '1', '--request-deadline', '2',
+        // Sweeps every 0.5 s see both: a stalled body's 408 comes 1 to 1.5 s after its last byte, the deadline's
+        // 503 3 to 3.5 s after the request. With the deadline at 2 s, a loop starved for a second on a busy host
+        // answered the stalled body with the 503.
+        '-b', '127.0.0.1:0', '-w', '1', '-k', cls, '--header-timeout', '1', '--body-timeout', '1', '--request-deadline', '3',
         '--access-logfile', '-', '--access-logformat', FORMAT, '--statsd-host', `127.0.0.1:${sink.port}`, ...LIMITS, APP,
       ]);
       port = await s.port();
