@@ -65,7 +65,7 @@ describe('an idle server', { skip: existsSync('/proc/self/task') ? false : 'need
     }
   });
 
-  it("a gthread worker: each thread wakes once a second, for its beat", async () => {
+  it('a gthread worker: each thread wakes once a second, for its beat', async () => {
     const s = new Server(['-b', '127.0.0.1:0', '-w', '1', '-k', 'gthread', '--threads', '2', APP]);
     await s.waitFor(/Ready: /, 30000);
     assert.equal((await request(await s.port(), '/pid', { headers: { connection: 'close' } })).status, 200);
