@@ -110,7 +110,8 @@ export function sweepHeaderTimeouts(server: http.Server | http2.Http2SecureServe
   const check = timer?._onTimeout;
   if (typeof check !== 'function') return false;
   clearInterval(timer);
-  sweepEvery(checkMs, () => check.call(timer));
+  // Bound to the server by Node (checkConnections.bind(server)): called as it is.
+  sweepEvery(checkMs, check as () => void);
   return true;
 }
 

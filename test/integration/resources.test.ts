@@ -37,54 +37,61 @@ after(async () => {
 const ulimitN = (n: number) => ['/bin/sh', '-c', `ulimit -n ${n} && exec "$0" "$@"`];
 
 describe('an idle server', { skip: existsSync('/proc/self/task') ? false : 'needs /proc (Linux)' }, () => {
-  it('wakes rarely: the master once a second and for each heartbeat, each stall watcher once a second', async () => {
-    const s = new Server(['-b', '127.0.0.1:0', '-w', '2', APP]);
+  /** A server that served one connection, closed: the workers' sweeps woke for it and sleep again once it is gone. */
+  async function idleServer(args: string[]): Promise<Server> {
+    const s = new Server(['-b', '127.0.0.1:0', ...args, APP]);
     await s.waitFor(/Ready: /, 30000);
-    // One connection, closed: the workers' sweeps woke for it and sleep again once it is gone.
     assert.equal((await request(await s.port(), '/pid', { headers: { connection: 'close' } })).status, 200);
-    const workers = childrenOf(s.pid);
-    assert.equal(workers.length, 2);
-    // Each process's threads: tid -> name and voluntary context switches (one each time a thread slept and woke).
-    const threads = (pid: number) => threadSwitches([pid]);
-    const before = [s.pid, ...workers].map(threads);
-    const seconds = 4;
+    return s;
+  }
+
+  /**
+   * Each process's threads over `seconds`: tid -> name and wakeups a second (voluntary context switches, one each
+   * time a thread slept and woke).
+   */
+  async function wakeRates(pids: number[], seconds = 4): Promise<Map<number, { name: string; perS: number }>[]> {
+    const before = pids.map((pid) => threadSwitches([pid]));
     // A rate needs a span of time: nothing is waited for here, the threads are counted over it.
     await delay(seconds * 1000);
-    const after = [s.pid, ...workers].map(threads);
-    const rate = (i: number, tid: number) => (after[i]!.get(tid)!.switches - before[i]!.get(tid)!.switches) / seconds;
+    return pids.map((pid, i) => {
+      const rates = new Map<number, { name: string; perS: number }>();
+      for (const [tid, t] of threadSwitches([pid])) {
+        const b = before[i]!.get(tid);
+        if (b) rates.set(tid, { name: t.name, perS: (t.switches - b.switches) / seconds });
+      }
+      return rates;
+    });
+  }
+
+  it('wakes rarely: the master once a second and for each heartbeat, each stall watcher once a second', async () => {
+    const s = await idleServer(['-w', '2']);
+    const workers = childrenOf(s.pid);
+    assert.equal(workers.length, 2);
+    const [master, ...perWorker] = await wakeRates([s.pid, ...workers]);
     // Its tick (1 s once every worker serves; it was 0.2 s) and the two workers' beats: about 3 a second.
-    const master = rate(0, s.pid);
-    assert.ok(master <= 4.5, `the master's main thread woke ${master} times a second`);
-    for (let i = 1; i <= workers.length; i++) {
+    const woke = master!.get(s.pid)!.perS;
+    assert.ok(woke <= 4.5, `the master's main thread woke ${woke} times a second`);
+    perWorker.forEach((threads, i) => {
       // Named by native/watchdog.c (built by npm run build; CI has a C compiler).
-      const watch = [...after[i]!].filter(([, t]) => t.name === 'tunicorn watch');
-      assert.equal(watch.length, 1, `worker ${workers[i - 1]}: one thread named "tunicorn watch" among ${[...after[i]!.values()].map((t) => t.name).join(', ')}`);
-      const woke = rate(i, watch[0]![0]);
+      const watch = [...threads.values()].filter((t) => t.name === 'tunicorn watch');
+      assert.equal(watch.length, 1, `worker ${workers[i]}: one thread named "tunicorn watch" among ${[...threads.values()].map((t) => t.name).join(', ')}`);
       // Half its stall bound (2 s at the default timeout), at most 1 s; it was 0.1 s.
-      assert.ok(woke <= 2, `worker ${workers[i - 1]}'s stall watcher woke ${woke} times a second`);
-    }
+      assert.ok(watch[0]!.perS <= 2, `worker ${workers[i]}'s stall watcher woke ${watch[0]!.perS} times a second`);
+    });
   });
 
   it('a gthread worker: each thread wakes once a second, for its beat', async () => {
-    const s = new Server(['-b', '127.0.0.1:0', '-w', '1', '-k', 'gthread', '--threads', '2', APP]);
-    await s.waitFor(/Ready: /, 30000);
-    assert.equal((await request(await s.port(), '/pid', { headers: { connection: 'close' } })).status, 200);
+    const s = await idleServer(['-w', '1', '-k', 'gthread', '--threads', '2']);
     const [worker] = childrenOf(s.pid);
+    const [threads] = await wakeRates([worker!]);
     // The app's threads: Node 22 and later name a worker thread `WorkerThread`; before, it has the name the process
     // had when it started (its title). The main thread, the native stall watcher (`tunicorn watch`) and V8's and
     // libuv's threads are not among them.
-    const isApp = (tid: number, name: string) => tid !== worker && (name === 'WorkerThread' || name.startsWith('tunicorn: worke'));
-    const appThreads = () => new Map([...threadSwitches([worker!])].filter(([tid, t]) => isApp(tid, t.name)));
-    const before = appThreads();
-    assert.equal(before.size, 2, `two app threads among ${[...threadSwitches([worker!]).values()].map((t) => t.name).join(', ')}`);
-    const seconds = 4;
-    // A rate needs a span of time: nothing is waited for here, the threads are counted over it.
-    await delay(seconds * 1000);
-    const after = appThreads();
-    for (const [tid, t] of before) {
+    const app = [...threads!].filter(([tid, t]) => tid !== worker && (t.name === 'WorkerThread' || t.name.startsWith('tunicorn: worke')));
+    assert.equal(app.length, 2, `two app threads among ${[...threads!.values()].map((t) => t.name).join(', ')}`);
+    for (const [tid, t] of app) {
       // Its beat, once a second (it was twice, and Node's header-timeout timer once more: 3 a second).
-      const woke = (after.get(tid)!.switches - t.switches) / seconds;
-      assert.ok(woke <= 2, `thread ${tid} woke ${woke} times a second`);
+      assert.ok(t.perS <= 2, `thread ${tid} woke ${t.perS} times a second`);
     }
   });
 });
