@@ -19,7 +19,8 @@ import { backlogCap, primeListeners } from '../listeners/prime.js';
 import { BindError } from '../listeners/handle.js';
 import { autoWorkersLine, memoryLimit } from '../cgroup.js';
 import { ConfigError } from '../config/setting.js';
-import { ExitCode, isWorkerMessage, listenerLayout, type MasterMessage, type WorkerMessage } from '../protocol/messages.js';
+import { ExitCode, FIRST_LISTENER_FD, isWorkerMessage, listenerLayout, type MasterMessage, type WorkerMessage } from '../protocol/messages.js';
+import { BeatFile, beatDirProblem, DEFAULT_BEAT_DIR } from '../protocol/beat-file.js';
 import { workerExecArgv, workerInspectPort } from '../cli/node-flags.js';
 import { VERSION } from '../version.js';
 import { openFileLimit } from '../open-files.js';
@@ -46,18 +47,28 @@ import { TicketKeys, ticketKeyPeriodMs } from './ticket-keys.js';
 import { WorkerHandle } from './worker-handle.js';
 
 /**
- * Checks, creating nothing, that the files the server writes can be written: the error log, the access log and the
- * pidfile (which must not name another live server). run() calls it before anything is bound or forked, and
- * --check-config calls it too. A failure is a ConfigError naming the setting, the path and the cause, which the CLI
+ * Checks, creating nothing, that the files the server writes can be written: the error log, the access log, the
+ * pidfile (which must not name another live server) and the beat files in worker_tmp_dir. run() calls it before
+ * anything is bound or forked, and --check-config calls it too. A failure is a ConfigError naming the setting, the path and the cause, which the CLI
  * prints as one line. The access log is opened by each worker: checked here, a bad path is that line instead of a
  * crash in every worker.
  */
 export function checkOutputFiles(cfg: Config, checkOnly = false): void {
   checkLogFiles(cfg);
+  checkBeatDir(cfg);
   // --check-config: a pidfile that names the running server is how a check before a HUP finds it, not an error.
   if (cfg.pidfile && checkOnly) Pidfile.checkWritable(cfg.pidfile);
   // A master started by USR2 writes PIDFILE.2: PIDFILE names the old master, alive and meant to be.
   else if (cfg.pidfile) Pidfile.check(process.env[UPGRADE_PID_ENV] ? `${cfg.pidfile}.2` : cfg.pidfile);
+}
+
+/** worker_tmp_dir, when set: a directory where the master can make the workers' beat files (BeatFile). */
+function checkBeatDir(cfg: Config): void {
+  const problem = cfg.workerTmpDir && cfg.timeout > 0 ? beatDirProblem(cfg.workerTmpDir) : null;
+  if (problem)
+    throw new ConfigError(
+      `cannot make heartbeat files in ${JSON.stringify(cfg.workerTmpDir)} (--worker-tmp-dir): ${problem}; choose another directory, or leave the setting out (the default, /dev/shm)`,
+    );
 }
 
 const CHILD_ENTRY = fileURLToPath(new URL('../workers/child.js', import.meta.url));
@@ -172,6 +183,8 @@ export class Arbiter implements HookServer {
   readonly #workers = new Map<number, WorkerHandle>();
   /** When murderWorkers last ran (0: never). */
   #lastCheck = 0;
+  /** A beat file could not be made: the workers beat by message from then on (see openBeatFile). */
+  #beatFilesFailed = false;
   /** When the master was last continued (SIGCONT) after a stop (Ctrl-Z, SIGSTOP); 0: never. */
   #continuedAt = 0;
   readonly #onContinue = (): void => void (this.#continuedAt = Date.now());
@@ -732,9 +745,11 @@ export class Arbiter implements HookServer {
     const copies = this.cfg.workerClass === 'gthread' ? this.cfg.threads : 1;
     const fds = Array.from({ length: copies }, () => this.#listeners.map((l) => l.fd)).flat();
     const inspectPort = workerInspectPort(process.execArgv, process.env.NODE_OPTIONS, age);
+    const beat = this.openBeatFile();
     const child = spawn(process.execPath, [...workerExecArgv(inspectPort), CHILD_ENTRY], {
-      // The layout is listenerLayout()'s (src/protocol/messages.ts): IPC, watchdog pipe, listener copies.
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc', 'pipe', ...fds],
+      // The layout is listenerLayout()'s (src/protocol/messages.ts): IPC, watchdog pipe, listener copies,
+      // then the beat file.
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc', 'pipe', ...fds, ...(beat ? [beat.fd] : [])],
       // Its age, which the processes the app starts inherit: the master knows whose they are (orphans.ts). Its
       // number for the app (workerNumberEnv).
       env: workerNumberEnv({ ...workerEnv(process.env, this.cfg.rawEnv), [WORKER_AGE_ENV]: ageMark(age) }, id, this.cfg.rawEnv),
@@ -742,7 +757,9 @@ export class Arbiter implements HookServer {
       ...(this.opts.workDir ? { cwd: this.opts.workDir } : {}),
     });
     const w = new WorkerHandle(id, age, child, this.log, Date.now());
+    w.beat = beat;
     if (!child.pid) {
+      beat?.close();
       child.once('error', (err) => {
         // EAGAIN from fork: the user's or the cgroup's process limit, not a fault of the app.
         const code = (err as NodeJS.ErrnoException).code;
@@ -777,6 +794,7 @@ export class Arbiter implements HookServer {
       listeners: listenerLayout(this.#listeners.map((l) => l.url), copies),
       masterPid: process.pid,
       ticketKeys: this.#ticketKeys.forWorker(Boolean(this.cfg.certfile)),
+      beatFd: beat ? FIRST_LISTENER_FD + fds.length : null,
     };
     w.send(init);
     return true;
@@ -917,6 +935,7 @@ export class Arbiter implements HookServer {
 
   private onWorkerExit(w: WorkerHandle, code: number | null, signal: NodeJS.Signals | null): void {
     this.#workers.delete(w.pid);
+    w.beat?.close();
     this.closeListenersOnceDrained();
     if (w.timedOut) this.logTimeout(w, Date.now());
     // A worker that said it exits after an uncaught exception, with the status it said: its exit is no news,
@@ -1010,6 +1029,33 @@ export class Arbiter implements HookServer {
     );
   }
 
+  /**
+   * A beat file for a new worker when `timeout` asks for beats, in worker_tmp_dir or /dev/shm; null where none
+   * can be made (then the worker's beats are messages, and later workers are not offered one either, until a
+   * HUP names another directory).
+   */
+  private openBeatFile(): BeatFile | null {
+    if (this.cfg.timeout <= 0 || this.#beatFilesFailed) return null;
+    const dir = this.cfg.workerTmpDir ?? DEFAULT_BEAT_DIR;
+    const beat = BeatFile.open(dir);
+    if (beat instanceof BeatFile) return beat;
+    this.#beatFilesFailed = true;
+    // The default directory may be missing where there is no tmpfs there: said at debug level only.
+    const said = `No heartbeat file can be made in ${dir}${this.cfg.workerTmpDir ? ' (--worker-tmp-dir)' : ''}: ${beatDirProblem(dir) ?? beat.message}; the workers' heartbeats are messages to the master from now on`;
+    if (this.cfg.workerTmpDir) this.log.warning(said);
+    else this.log.debug(said);
+    return null;
+  }
+
+  /** The workers' beats written into their beat files since the last look (see BeatFile). */
+  private readBeats(now: number): void {
+    const nowNs = process.hrtime.bigint();
+    for (const w of this.#workers.values()) {
+      const at = w.beat?.read(now, nowNs) ?? null;
+      if (at !== null && at > w.lastBeat) w.lastBeat = at;
+    }
+  }
+
   /** Heartbeat timeouts and the deadlines of stopping workers. */
   private murderWorkers(): void {
     const now = Date.now();
@@ -1030,6 +1076,7 @@ export class Arbiter implements HookServer {
         ),
       );
     }
+    this.readBeats(now);
     // Read at the first kill of this pass, once for all (see WorkerHandle.kill): 20 ms or more a read on a
     // machine with thousands of processes, and the end of a stop can kill every worker at once.
     let processes: ProcessTable | null | undefined;
@@ -1215,6 +1262,7 @@ export class Arbiter implements HookServer {
     try {
       // New workers open the logs: a path they cannot open would crash each of them.
       checkLogFiles(next.config);
+      checkBeatDir(next.config);
       // And the certificate: new workers load it, and a bad one would crash each of them.
       tlsWarnings = checkTls(next.config);
       // A user the master cannot switch to (it does not run as root) would fail every new worker's boot, again
@@ -1233,6 +1281,8 @@ export class Arbiter implements HookServer {
     const old = this.cfg;
     const applied = applyReload(this.opts.resolved.config, next.config);
     this.#resolved = { ...next, config: applied.config };
+    // A beat file that could not be made is tried again where the reload names another directory.
+    if (applied.config.workerTmpDir !== this.cfg.workerTmpDir) this.#beatFilesFailed = false;
     this.cfg = applied.config;
     this.prepareLogsForWorkers(made);
     // As Gunicorn's reload: the title follows a changed proc_name (the new workers take it from the config).
@@ -1560,6 +1610,7 @@ export class Arbiter implements HookServer {
 
   private show(what: 'all' | 'workers' | 'config' | 'stats' | 'listeners' | 'help'): unknown {
     const now = Date.now();
+    this.readBeats(now);
     const workers = () =>
       [...this.#workers.values()]
         .sort((a, b) => a.age - b.age)

@@ -1,6 +1,7 @@
 import type { ChildProcess, SendHandle } from 'node:child_process';
 import type { HookLog, HookWorker } from '../config/hook-types.js';
 import { describeProcesses, signalEach, type Descendant, type ProcessTable } from '../process-tree.js';
+import type { BeatFile } from '../protocol/beat-file.js';
 import type { InflightRequest, MasterMessage } from '../protocol/messages.js';
 import type { ExitReason, WorkerMetricsState } from './metrics.js';
 
@@ -23,7 +24,10 @@ export class WorkerHandle implements HookWorker {
    * above the limit from its start is never recycled for memory: its replacement would be as big.
    */
   rssAtReady: number | null = null;
+  /** When it last beat (Date.now()): a message from it, or its beat file as the master last read it. */
   lastBeat: number;
+  /** Its beat file (see BeatFile); null: it beats by message. */
+  beat: BeatFile | null = null;
   /** When a graceful stop must be over (then SIGKILL), also the one a worker began after an uncaught exception. */
   killAt = Infinity;
   /** Long-running requests the worker reported with its last heartbeat. */

@@ -33,7 +33,7 @@ export function settingsMarkdown(): string {
     'and the error names them), and `_` for `-` in a long flag (Gunicorn spells one `--limit-request-field_size`).',
     'Durations are decimal numbers of seconds up to 2000000 (23 days): Node keeps no',
     'longer timer, and fires a longer one at once. One of Gunicorn\'s settings that tunicorn does not have',
-    '(`--daemon`, `worker_tmp_dir`...) says why, and what to do instead: [the list](#gunicorns-settings-that-tunicorn-does-not-have).',
+    '(`--daemon`, `tmp_upload_dir`...) says why, and what to do instead: [the list](#gunicorns-settings-that-tunicorn-does-not-have).',
     'A repeatable flag, on the command line or in `TUNICORN_CMD_ARGS`, replaces the list or map of a lower',
     'layer (the defaults included): it does not add to it. Gunicorn\'s `GUNICORN_CMD_ARGS` and `./gunicorn.conf.py`',
     'are not read; the start says so in a warning (and `--check-config` on stderr). Booleans in a config file',

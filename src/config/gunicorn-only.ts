@@ -1,6 +1,6 @@
 /**
  * Gunicorn's settings that tunicorn does not have, each with why and what to do instead. A Gunicorn user's
- * `--daemon` or `worker_tmp_dir` then gets that sentence rather than "unknown option", and docs/settings.md
+ * `--daemon` or `tmp_upload_dir` then gets that sentence rather than "unknown option", and docs/settings.md
  * lists them all (generated from this table).
  */
 export interface GunicornOnly {
@@ -59,7 +59,6 @@ export const GUNICORN_ONLY: Readonly<Record<string, GunicornOnly>> = {
     why: 'tunicorn never uses sendfile(2) (Node reads a file and writes its bytes to the socket, a stream piped to a response or Express\'s sendFile alike), which is what --no-sendfile asks for: drop it',
   },
   reuse_port: { flags: ['--reuse-port'], why: 'Node 20 cannot set SO_REUSEPORT; the workers share the master\'s socket, measured as fast (docs/design.md)' },
-  worker_tmp_dir: { flags: ['--worker-tmp-dir'], why: 'Gunicorn\'s heartbeat file: tunicorn\'s heartbeat is a message to the master and a watcher thread, with no file' },
   default_proc_name: { flags: [], why: 'set internally by Gunicorn: --name sets the process titles' },
   tmp_upload_dir: { flags: [], why: 'Python\'s WSGI upload buffering: the app reads a request body as a stream and decides where it goes' },
   protocol: { flags: ['--protocol'], why: UWSGI },

@@ -49,6 +49,8 @@ export type MasterMessage =
        * see that, and keys belong in no log.
        */
       readonly ticketKeys: string | null;
+      /** The descriptor of its beat file (src/protocol/beat-file.ts); null: it beats by message. */
+      readonly beatFd: number | null;
     }
   /**
    * Stop: graceful finishes in-flight requests within graceful_timeout; otherwise exit now. `drain` (TERM):
@@ -84,7 +86,11 @@ export interface InflightRequest {
 export type WorkerMessage =
   /** The app loaded and the worker accepts on every listener. */
   | { readonly t: 'ready' }
-  /** The event loop is alive; requests running longer than a second ride along for the timeout log. */
+  /**
+   * The event loop is alive; requests running longer than a second ride along for the timeout log. Sent each
+   * beat where the worker has no beat file (src/protocol/beat-file.ts); with one, only when it carries news:
+   * slow requests, the first beat after them, the counts.
+   */
   | { readonly t: 'hb'; readonly slow?: readonly InflightRequest[]; readonly counts?: WorkerCounts }
   /**
    * The `metrics` setting: this worker's counts, asked for by a scrape (`metrics`), and sent once more as it

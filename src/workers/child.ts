@@ -22,6 +22,7 @@ import { dropPrivileges, resolveIdentity } from './privileges.js';
 import { loadHooks, WorkerRuntime, type WorkerHooks } from './runtime.js';
 import { keepTickShape } from './tick-shape.js';
 import { heartbeatEvery, Watchdog } from './watchdog.js';
+import { BeatWriter } from '../protocol/beat-file.js';
 import { loadWatched } from './watched-load.js';
 import { WORKER_CLASSES, type WorkerClass } from './worker-class.js';
 
@@ -255,6 +256,10 @@ class WorkerProcess {
     // The request slots cost a write per request: kept for the timeout's report only.
     if (timeout > 0) this.runtime.watchdog = watchdog;
     this.runtime.log.debug(`Watching for a stalled event loop with ${watchdog.kind}`);
+    // The beat to the master goes into the file it gave (src/protocol/beat-file.ts), which wakes nobody; a
+    // message only carries news: long-running requests, the first beat after they are gone, the counts.
+    const file = this.init.beatFd !== null && timeout > 0 ? new BeatWriter(this.init.beatFd) : null;
+    let slowSaid = false;
     setInterval(() => {
       // This loop runs, so the watchdog must not report it stalled; but a class part of which is stuck (a
       // gthread thread) misses its beat to the master, whose timeout then applies.
@@ -263,8 +268,15 @@ class WorkerProcess {
       const slow = [...this.runtime.slowRequests(every), ...(this.#cls?.slowRequests?.() ?? [])];
       // The metrics setting: the counts ride along, so a worker killed later (a timeout) loses a beat's worth.
       const counts = this.runtime.config.metrics ? this.counts() : undefined;
-      if (this.#cls?.healthy?.() === false) send({ t: 'stuck', slow, ...(counts ? { counts } : {}) });
-      else send(slow.length || counts ? { t: 'hb', ...(slow.length ? { slow } : {}), ...(counts ? { counts } : {}) } : { t: 'hb' });
+      if (this.#cls?.healthy?.() === false) {
+        send({ t: 'stuck', slow, ...(counts ? { counts } : {}) });
+        slowSaid = true;
+        return;
+      }
+      const written = file?.beat() === true;
+      if (written && !slow.length && !slowSaid && !counts) return;
+      slowSaid = slow.length > 0;
+      send(slow.length || counts ? { t: 'hb', ...(slow.length ? { slow } : {}), ...(counts ? { counts } : {}) } : { t: 'hb' });
     }, every).unref();
   }
 

@@ -17,13 +17,13 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { setTimeout as delay } from 'node:timers/promises';
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import http2 from 'node:http2';
 import net from 'node:net';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
-import { alive, childrenOf, FIXTURES, request, Server, stopAll, until, within } from '../helpers/server.js';
+import { alive, childrenOf, FIXTURES, request, requestUntilServed, Server, stopAll, until, within } from '../helpers/server.js';
 import { MASTER_NODE_FLAGS } from '../../src/cli/node-flags.js';
 import { selfSigned } from '../helpers/tls.js';
 import { scratchDir } from '../helpers/scratch.js';
@@ -269,6 +269,76 @@ describe('the master keeps its workers', () => {
       await s.kill();
     });
   }
+
+  const writableDir = (dir: string): boolean => {
+    try {
+      accessSync(dir, constants.W_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  /** The beat files a worker holds open, as /proc names them (unlinked: `PATH (deleted)`). */
+  const beatFilesOf = (pid: number): string[] =>
+    readdirSync(`/proc/${pid}/fd`)
+      .map((fd) => {
+        try {
+          return readlinkSync(`/proc/${pid}/fd/${fd}`);
+        } catch {
+          return '';
+        }
+      })
+      .filter((f) => /\/tunicorn-beat-\d+-[0-9a-f]+ \(deleted\)$/.test(f));
+
+  /** Idles past its timeout (-t 1) unharmed, then is killed by it once its loop is stuck. */
+  async function beatsThenTimeout(s: Server, port: number, pid: number): Promise<void> {
+    // Three timeouts of idling are the input here: the master must see its beats all along.
+    await delay(3000);
+    assert.doesNotMatch(s.log, /WORKER TIMEOUT/);
+    assert.equal(JSON.parse((await request(port, '/pid')).body).pid, pid);
+    const stuck = request(port, '/spin?ms=8000').catch((e: Error) => e);
+    const m = await s.waitFor(/WORKER TIMEOUT \(pid:(\d+)\)/);
+    assert.equal(Number(m[1]), pid);
+    assert.ok((await stuck) instanceof Error, 'the stuck request fails: its worker was killed');
+  }
+
+  // A worker's beats go into a file the master reads at its tick (src/protocol/beat-file.ts), in /dev/shm by
+  // default; where none can be made, they are messages.
+  it('a worker beats into a file in /dev/shm: idle past its timeout it lives on, stuck it is killed', { skip: writableDir('/dev/shm') ? false : 'no writable /dev/shm here' }, async () => {
+    const { s, port } = await start(['-w', '1', '-t', '1', fx('listener.ts')]);
+    const [a] = await s.workersBooted(1);
+    await s.waitFor(/Ready: 1 worker/);
+    assert.deepEqual(beatFilesOf(a!).map((f) => path.dirname(f)), ['/dev/shm']);
+    await beatsThenTimeout(s, port, a!);
+    await s.workersBooted(2);
+    await s.kill();
+  });
+
+  it('--worker-tmp-dir: the beat files go there; once none can be made there, a warning, and the beats are messages', async () => {
+    const dir = path.join(tmp, 'beats');
+    mkdirSync(dir);
+    const { s, port } = await start(['-w', '1', '-t', '1', '--worker-tmp-dir', dir, fx('listener.ts')]);
+    const [a] = await s.workersBooted(1);
+    await s.waitFor(/Ready: 1 worker/);
+    assert.deepEqual(beatFilesOf(a!).map((f) => path.dirname(f)), [dir]);
+    // Gone under a running server (a cleaner of old temporary files): the next worker beats by message.
+    rmSync(dir, { recursive: true });
+    process.kill(a!, 'SIGKILL');
+    const [, b] = await s.workersBooted(2);
+    await s.waitFor(new RegExp(`\\[WARNING\\] No heartbeat file can be made in ${dir} \\(--worker-tmp-dir\\): the directory ${dir} does not exist; the workers' heartbeats are messages to the master from now on`));
+    assert.equal(JSON.parse((await requestUntilServed(port, '/pid', 20000)).body).pid, b);
+    assert.deepEqual(beatFilesOf(b!), []);
+    await beatsThenTimeout(s, port, b!);
+    await s.workersBooted(3);
+    await s.kill();
+  });
+
+  it('--worker-tmp-dir naming a directory that does not exist stops the start with one line', async () => {
+    const dir = path.join(tmp, 'no-such-dir');
+    const s = new Server(['-b', '127.0.0.1:0', '--worker-tmp-dir', dir, fx('listener.ts')]);
+    assert.equal((await s.exited).code, 1);
+    assert.match(s.log, new RegExp(`^tunicorn: error: cannot make heartbeat files in "${dir}" \\(--worker-tmp-dir\\): the directory ${dir} does not exist; choose another directory, or leave the setting out \\(the default, /dev/shm\\)\\n$`));
+  });
 
   it('a master that could not run for a while (its log pipe stalled, a busy preloaded app) kills no healthy worker', async () => {
     const app = path.join(tmp, 'busy-master.mjs');

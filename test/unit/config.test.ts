@@ -107,9 +107,13 @@ describe('parseArgs', () => {
     assert.throws(() => parseArgs(['--daemon', 'app.ts']), /^ConfigError: --daemon is Gunicorn's daemon, which tunicorn does not have: Node cannot fork a running process: run tunicorn under systemd/);
     assert.throws(() => parseArgs(['-D', 'app.ts']), /-D is Gunicorn's daemon/);
     // Off is what tunicorn does: a config carried over from Gunicorn's may say so.
-    assert.equal((await resolve(['a'], {}, { daemon: false, reusePort: false, worker_tmp_dir: null })).app, 'a');
+    assert.equal((await resolve(['a'], {}, { daemon: false, reusePort: false })).app, 'a');
     await assert.rejects(resolve(['a'], {}, { daemon: true }), /setting "daemon" is Gunicorn's daemon, which tunicorn does not have/);
-    await assert.rejects(resolve(['a'], {}, { worker_tmp_dir: '/dev/shm' }), /setting "worker_tmp_dir" is Gunicorn's worker_tmp_dir, which tunicorn does not have: /);
+    await assert.rejects(resolve(['a'], {}, { tmp_upload_dir: '/tmp' }), /setting "tmp_upload_dir" is Gunicorn's tmp_upload_dir, which tunicorn does not have: /);
+    // Gunicorn's worker_tmp_dir is tunicorn's too (the workers' heartbeat files).
+    assert.equal((await resolve(['a'], {}, { workerTmpDir: '/dev/shm' })).config.workerTmpDir, '/dev/shm');
+    await assert.rejects(resolve(['a'], {}, { worker_tmp_dir: '/dev/shm' }), /unknown setting "worker_tmp_dir"; did you mean workerTmpDir\?/);
+    assert.deepEqual(parseArgs(['--worker-tmp-dir', '/run/beats', 'a']).values.get('workerTmpDir'), ['/run/beats']);
     await assert.rejects(resolve(['a'], {}, { syslogAddr: 'udp://x:514' }), /setting "syslogAddr" is Gunicorn's syslog_addr, which tunicorn does not have: there is no syslog client/);
     // Gunicorn 24 and 25's own (uWSGI, ASGI, HTTP/2 tuning, dirty arbiters): named, not "unknown option".
     // Asking for what tunicorn always does: the line says so, and to drop it.

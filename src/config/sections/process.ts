@@ -76,8 +76,8 @@ export const processSettings = {
     short: 'Load the config and the app, then exit 0, or 1 with the reason.',
     doc:
       'Binds nothing and starts no worker. Checks what a start checks before it binds: the logs and the ' +
-      'pidfile can be written (creating none of them), the certificate and its key, and that `user`/`group` ' +
-      'can be switched to; then loads the app. A pidfile naming a server that runs is not an error here, so ' +
+      'pidfile can be written (creating none of them), `worker_tmp_dir` takes new files, the certificate ' +
+      'and its key, and that `user`/`group` can be switched to; then loads the app. A pidfile naming a server that runs is not an error here, so ' +
       'the check can come before a HUP of that server.',
   }),
   printConfig: boolSetting({

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { parseAddress } from '../../listeners/address.js';
 import { usableCpus } from '../../cgroup.js';
-import { boolSetting, choiceSetting, ConfigError, intSetting, listSetting, numberSetting, show, sizeSetting, type Setting } from '../setting.js';
+import { boolSetting, choiceSetting, ConfigError, intSetting, listSetting, numberSetting, show, sizeSetting, stringSetting, type Setting } from '../setting.js';
 
 const section = 'Server';
 
@@ -254,6 +254,25 @@ export const server = {
       'or so; one silent for `timeout` seconds is killed (`WORKER TIMEOUT`) after logging which requests ' +
       'it was serving. A slow request that awaits I/O does not block the loop and is not affected (see ' +
       '`request_deadline` for that).',
+  }),
+  workerTmpDir: stringSetting<string | null>({
+    key: 'workerTmpDir',
+    gunicorn: 'worker_tmp_dir',
+    section,
+    flags: ['--worker-tmp-dir'],
+    metavar: 'DIR',
+    default: null,
+    short: 'The directory of the workers\' heartbeat files (default: /dev/shm, else none).',
+    doc:
+      'Each worker writes the time of its heartbeat (see `timeout`) into a file of its own, which the master ' +
+      'reads when it checks the timeouts, once a second: a message would wake the master for every beat of every ' +
+      'worker. The files are unlinked as soon as they are made, so none is ever left behind. By default they ' +
+      'are made in `/dev/shm` (memory; in a container, a mount of its own, apart from the root file system), ' +
+      'and where no file can be made there the heartbeats are messages to the master instead, which work ' +
+      'everywhere. A directory you name must take new files (checked at the start, with `--check-config` and ' +
+      'on HUP); should it stop taking them later, a warning says so and the heartbeats become messages. As ' +
+      'Gunicorn\'s docs advise for its own heartbeat files, name a directory in memory (tmpfs): on a disk, ' +
+      'a write can hold a worker up. Unused with `timeout` 0.',
   }),
   gracefulTimeout: numberSetting({
     key: 'gracefulTimeout',
