@@ -333,6 +333,34 @@ describe('the master keeps its workers', () => {
     await s.kill();
   });
 
+  it('worker_tmp_dir from a config file: a HUP to a directory that does not exist fails, to one that does moves the beat files', async () => {
+    const dirs = [path.join(tmp, 'beats-a'), path.join(tmp, 'beats-b')];
+    for (const d of dirs) mkdirSync(d, { recursive: true });
+    const config = path.join(tmp, 'beats.config.mjs');
+    const use = (dir: string) => writeFileSync(config, `export default ${JSON.stringify({ workerTmpDir: dir })};\n`);
+    use(dirs[0]!);
+    const { s } = await start(['-w', '1', '-c', config, fx('listener.ts')]);
+    const [a] = await s.workersBooted(1);
+    await s.waitFor(/Ready: 1 worker/);
+    assert.deepEqual(beatFilesOf(a!).map((f) => path.dirname(f)), [dirs[0]]);
+    const missing = path.join(tmp, 'beats-missing');
+    use(missing);
+    s.signal('SIGHUP');
+    await s.waitFor(new RegExp(`\\[ERROR\\] Reload failed, keeping the running configuration: cannot make heartbeat files in "${missing}" \\(--worker-tmp-dir\\): the directory ${missing} does not exist; choose another directory, or leave the setting out \\(the default, /dev/shm\\)\n`));
+    assert.equal(s.count(/Booting worker/), 1);
+    use(dirs[1]!);
+    const from = s.log.length;
+    s.signal('SIGHUP');
+    const [b] = await s.workersBooted(1, from);
+    await until(() => beatFilesOf(b!).length === 1, 10000, 'the new worker\'s beat file');
+    assert.deepEqual(beatFilesOf(b!).map((f) => path.dirname(f)), [dirs[1]]);
+    // --check-config checks it as the start does.
+    const check = new Server(['--check-config', '--worker-tmp-dir', missing, fx('listener.ts')]);
+    assert.equal((await check.exited).code, 1);
+    assert.match(check.log, /cannot make heartbeat files in ".*beats-missing" \(--worker-tmp-dir\): the directory .* does not exist/);
+    await s.kill();
+  });
+
   it('--worker-tmp-dir naming a directory that does not exist stops the start with one line', async () => {
     const dir = path.join(tmp, 'no-such-dir');
     const s = new Server(['-b', '127.0.0.1:0', '--worker-tmp-dir', dir, fx('listener.ts')]);
