@@ -290,10 +290,10 @@ describe('the master keeps its workers', () => {
       })
       .filter((f) => /\/tunicorn-beat-\d+-[0-9a-f]+ \(deleted\)$/.test(f));
 
-  /** Idles past its timeout (-t 1) unharmed, then is killed by it once its loop is stuck. */
+  /** Idles past its timeout (-t 2) unharmed, then is killed by it once its loop is stuck. */
   async function beatsThenTimeout(s: Server, port: number, pid: number): Promise<void> {
-    // Three timeouts of idling are the input here: the master must see its beats all along.
-    await delay(3000);
+    // Two timeouts of idling are the input here: the master must see its beats all along.
+    await delay(4000);
     assert.doesNotMatch(s.log, /WORKER TIMEOUT/);
     assert.equal(JSON.parse((await request(port, '/pid')).body).pid, pid);
     const stuck = request(port, '/spin?ms=8000').catch((e: Error) => e);
@@ -305,7 +305,7 @@ describe('the master keeps its workers', () => {
   // A worker's beats go into a file the master reads at its tick (src/protocol/beat-file.ts), in /dev/shm by
   // default; where none can be made, they are messages.
   it('a worker beats into a file in /dev/shm: idle past its timeout it lives on, stuck it is killed', { skip: writableDir('/dev/shm') ? false : 'no writable /dev/shm here' }, async () => {
-    const { s, port } = await start(['-w', '1', '-t', '1', fx('listener.ts')]);
+    const { s, port } = await start(['-w', '1', '-t', '2', fx('listener.ts')]);
     const [a] = await s.workersBooted(1);
     await s.waitFor(/Ready: 1 worker/);
     assert.deepEqual(beatFilesOf(a!).map((f) => path.dirname(f)), ['/dev/shm']);
@@ -317,7 +317,7 @@ describe('the master keeps its workers', () => {
   it('--worker-tmp-dir: the beat files go there; once none can be made there, a warning, and the beats are messages', async () => {
     const dir = path.join(tmp, 'beats');
     mkdirSync(dir);
-    const { s, port } = await start(['-w', '1', '-t', '1', '--worker-tmp-dir', dir, fx('listener.ts')]);
+    const { s, port } = await start(['-w', '1', '-t', '2', '--worker-tmp-dir', dir, fx('listener.ts')]);
     const [a] = await s.workersBooted(1);
     await s.waitFor(/Ready: 1 worker/);
     assert.deepEqual(beatFilesOf(a!).map((f) => path.dirname(f)), [dir]);
