@@ -137,6 +137,18 @@ export function startOrphanReaper(): { note: OrphansNote | null; adopter: Adopte
   return { note, adopter: new Adopter(native) };
 }
 
+/**
+ * An adopted process that waits for its worker's exit. `owners`, for one found by its start time: the workers
+ * that ran when it was found and started at or before it. Only those may have started it: a worker spawned
+ * later can share its start time (a clock tick is 10 ms) but came after it.
+ */
+interface Pending {
+  readonly d: Descendant;
+  readonly from: Dead | null;
+  readonly age: number | null;
+  readonly owners: readonly number[];
+}
+
 /** The master's adopted processes: reaped when they exit, ended when they are what a worker left. */
 export class Adopter {
   /** Processes Node spawned in this process and has not seen exit: libuv reaps those. */
@@ -154,7 +166,7 @@ export class Adopter {
    * Processes adopted at a worker's exit while another worker that started before them still runs, so that it
    * may have started them (a double fork of its own): by pid, ended once no worker that may own them runs.
    */
-  readonly #pending = new Map<number, { readonly d: Descendant; readonly from: Dead | null; readonly age: number | null }>();
+  readonly #pending = new Map<number, Pending>();
   /** The last workers that exited, by age. */
   readonly #recentDead = new Map<number, Dead>();
   readonly #dead: Dead[] = [];
@@ -268,10 +280,11 @@ export class Adopter {
     return false;
   }
 
-  /** Does a worker run that started at or before `start`, and so may have started that process? */
-  private mayOwn(start: string): boolean {
-    for (const w of this.#live.values()) if (w.start !== null && notBefore(start, w.start)) return true;
-    return false;
+  /** The workers that run and started at or before `start`, and so may have started that process. */
+  private mayOwn(start: string): number[] {
+    const pids: number[] = [];
+    for (const [pid, w] of this.#live) if (w.start !== null && notBefore(start, w.start)) pids.push(pid);
+    return pids;
   }
 
   private flushDead(): void {
@@ -326,20 +339,21 @@ export class Adopter {
       if (age !== null) {
         const gone = this.ageRuns(age) ? null : (exited?.find((w) => w.age === age) ?? this.#recentDead.get(age));
         if (gone) end(d, gone);
-        else if (this.ageRuns(age)) this.#pending.set(d.pid, { d, from: null, age });
+        else if (this.ageRuns(age)) this.#pending.set(d.pid, { d, from: null, age, owners: [] });
         continue;
       }
       // Without it (the app gave it an environment of its own), its start time says which workers may own it.
       const from = origin(d);
       // A worker that still runs and started before it may have started it instead (a double fork is adopted
       // while its worker serves): it waits until no such worker runs, rather than be ended under one that needs it.
-      if (from && this.mayOwn(d.start)) this.#pending.set(d.pid, { d, from, age: null });
+      const owners = from ? this.mayOwn(d.start) : [];
+      if (from && owners.length > 0) this.#pending.set(d.pid, { d, from, age: null, owners });
       else if (from) end(d, from);
       else if (mastersOwn) this.#own.set(d.pid, d.start);
     }
     // Those that waited, once the last worker that may have started them is gone.
     if (exited !== null) {
-      for (const [pid, { d, from, age }] of this.#pending) {
+      for (const [pid, { d, from, age, owners }] of this.#pending) {
         if (table.sessionOf(pid) === null) continue;
         if (age !== null) {
           const gone = this.ageRuns(age) ? null : (exited.find((w) => w.age === age) ?? this.#recentDead.get(age));
@@ -348,7 +362,7 @@ export class Adopter {
           end(d, gone);
           continue;
         }
-        if (this.mayOwn(d.start)) continue;
+        if (owners.some((w) => this.#live.has(w))) continue;
         this.#pending.delete(pid);
         // Named after the worker whose exit leaves none that may own it, the likelier origin.
         end(d, origin(d) ?? from!);
