@@ -30,6 +30,26 @@ export interface CreateProblem {
   readonly reach: boolean;
 }
 
+/**
+ * A CreateProblem in words, as the end of a sentence: `the directory /x does not exist`. The read-only case
+ * names the directory only; a caller adds what to do.
+ */
+export function describeCreateProblem(p: CreateProblem): string {
+  switch (p.code) {
+    case 'ENOENT':
+      return `the directory ${p.dir} does not exist`;
+    case 'ENOTDIR':
+      return `${p.at} is not a directory`;
+    case 'EROFS':
+      return `the directory ${p.dir} is on a read-only file system`;
+    case 'EACCES':
+    case 'EPERM':
+      return p.reach ? `permission denied: this user cannot reach the directory ${p.dir}` : `permission denied: this user cannot create files in ${p.dir}`;
+    default:
+      return `${p.dir}: ${p.code}`;
+  }
+}
+
 export function createProblem(dir: string): CreateProblem | null {
   const problem = (code: string, at = dir, reach = false): CreateProblem => ({ code, dir, at, reach });
   const st = errnoOf(() => statSync(dir));

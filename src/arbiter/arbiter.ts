@@ -1610,9 +1610,9 @@ export class Arbiter implements HookServer {
 
   private show(what: 'all' | 'workers' | 'config' | 'stats' | 'listeners' | 'help'): unknown {
     const now = Date.now();
-    this.readBeats(now);
-    const workers = () =>
-      [...this.#workers.values()]
+    const workers = () => {
+      this.readBeats(now);
+      return [...this.#workers.values()]
         .sort((a, b) => a.age - b.age)
         .map((w) => ({
           pid: w.pid,
@@ -1623,6 +1623,7 @@ export class Arbiter implements HookServer {
           // Read from /proc now, for this answer only (as `pm2 ls`): the master samples nothing in between.
           ...procUsage(w.pid),
         }));
+    };
     switch (what) {
       case 'workers': {
         const list = workers();

@@ -11,7 +11,7 @@ import { fstatSync, readlinkSync, type Stats } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import util from 'node:util';
-import { createProblem } from '../fs-problem.js';
+import { createProblem, describeCreateProblem } from '../fs-problem.js';
 
 export interface RawHandle {
   readonly fd: number;
@@ -81,15 +81,13 @@ export function explainUnixBindError(socketPath: string, code: string): string {
   const p = createProblem(path.dirname(path.resolve(socketPath)));
   switch (p?.code) {
     case 'ENOENT':
-      return `the directory ${p.dir} does not exist`;
     case 'ENOTDIR':
-      return `${p.at} is not a directory`;
-    case 'EROFS':
-      // A container's read-only root file system (readOnlyRootFilesystem, docker run --read-only).
-      return `the directory ${p.dir} is on a read-only file system: give a path in a writable directory (a volume, such as an emptyDir, or /tmp)`;
     case 'EACCES':
     case 'EPERM':
-      return p.reach ? `permission denied: this user cannot reach the directory ${p.dir}` : `permission denied: this user cannot create files in ${p.dir}`;
+      return describeCreateProblem(p);
+    case 'EROFS':
+      // A container's read-only root file system (readOnlyRootFilesystem, docker run --read-only).
+      return `${describeCreateProblem(p)}: give a path in a writable directory (a volume, such as an emptyDir, or /tmp)`;
     default:
       // Nothing wrong with the directory (or a cause it does not show): the errno's own words.
       return WHY_UNIX[code] ?? code;

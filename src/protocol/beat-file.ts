@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { createProblem } from '../fs-problem.js';
+import { createProblem, describeCreateProblem } from '../fs-problem.js';
 
 /**
  * Where the beat files live by default: memory (tmpfs), never a disk, where Gunicorn's heartbeat file can hold a
@@ -13,20 +13,7 @@ export const DEFAULT_BEAT_DIR = '/dev/shm';
 /** Why no beat file can be made in `dir`, as the end of a sentence; null when one can. */
 export function beatDirProblem(dir: string): string | null {
   const p = createProblem(dir);
-  if (!p) return null;
-  switch (p.code) {
-    case 'ENOENT':
-      return `the directory ${dir} does not exist`;
-    case 'ENOTDIR':
-      return `${p.at} is not a directory`;
-    case 'EACCES':
-    case 'EPERM':
-      return `permission denied: this user may not create files in ${dir}`;
-    case 'EROFS':
-      return `${dir} is on a read-only file system`;
-    default:
-      return `${dir}: ${p.code}`;
-  }
+  return p && describeCreateProblem(p);
 }
 
 /**
