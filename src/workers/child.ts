@@ -21,7 +21,7 @@ import { collectCounts, type WorkerCounts } from './request-metrics.js';
 import { dropPrivileges, resolveIdentity } from './privileges.js';
 import { loadHooks, WorkerRuntime, type WorkerHooks } from './runtime.js';
 import { keepTickShape } from './tick-shape.js';
-import { heartbeatEvery, Watchdog } from './watchdog.js';
+import { heartbeatEvery, idleBeatEvery, Watchdog } from './watchdog.js';
 import { BeatWriter } from '../protocol/beat-file.js';
 import { loadWatched } from './watched-load.js';
 import { WORKER_CLASSES, type WorkerClass } from './worker-class.js';
@@ -249,25 +249,32 @@ class WorkerProcess {
    * then the master's boot timeout applies.
    */
   private startHeartbeat(): void {
-    const timeout = this.runtime.config.timeout;
+    const { runtime } = this;
+    const timeout = runtime.config.timeout;
     // Cheap, and a stall is seen within a quarter of the timeout.
     const every = timeout > 0 ? heartbeatEvery(timeout) : 1000;
     const watchdog = new Watchdog(WATCHDOG_FD, timeout > 0 ? 2 * every : ORPHAN_STALL_MS);
     // The request slots cost a write per request: kept for the timeout's report only.
-    if (timeout > 0) this.runtime.watchdog = watchdog;
-    this.runtime.log.debug(`Watching for a stalled event loop with ${watchdog.kind}`);
+    if (timeout > 0) runtime.watchdog = watchdog;
+    runtime.log.debug(`Watching for a stalled event loop with ${watchdog.kind}`);
     // The beat to the master goes into the file it gave (src/protocol/beat-file.ts), which wakes nobody; a
     // message only carries news: long-running requests, the first beat after they are gone, the counts.
     const file = this.init.beatFd !== null && timeout > 0 ? new BeatWriter(this.init.beatFd) : null;
+    // While the worker idles it beats less often, and its watcher reads less often (Watchdog.pace): a beat
+    // carries nothing then but the news that the loop runs. Not under gthread, whose threads beat on their
+    // own, nor with the metrics setting, whose counts ride on each beat.
+    const idleEvery = runtime.config.workerClass === 'gthread' || runtime.config.metrics ? 0 : timeout > 0 ? idleBeatEvery(timeout) : ORPHAN_STALL_MS / 2;
+    let idle = false;
+    let served = -1;
     let slowSaid = false;
-    setInterval(() => {
+    const beat = (): void => {
       // This loop runs, so the watchdog must not report it stalled; but a class part of which is stuck (a
       // gthread thread) misses its beat to the master, whose timeout then applies.
       watchdog.beat();
       if (!this.#serving || timeout <= 0) return;
-      const slow = [...this.runtime.slowRequests(every), ...(this.#cls?.slowRequests?.() ?? [])];
+      const slow = [...runtime.slowRequests(every), ...(this.#cls?.slowRequests?.() ?? [])];
       // The metrics setting: the counts ride along, so a worker killed later (a timeout) loses a beat's worth.
-      const counts = this.runtime.config.metrics ? this.counts() : undefined;
+      const counts = runtime.config.metrics ? this.counts() : undefined;
       if (this.#cls?.healthy?.() === false) {
         send({ t: 'stuck', slow, ...(counts ? { counts } : {}) });
         slowSaid = true;
@@ -277,7 +284,20 @@ class WorkerProcess {
       if (written && !slow.length && !slowSaid && !counts) return;
       slowSaid = slow.length > 0;
       send(slow.length || counts ? { t: 'hb', ...(slow.length ? { slow } : {}), ...(counts ? { counts } : {}) } : { t: 'hb' });
-    }, every).unref();
+    };
+    const tick = (): void => {
+      // Idle: serving, nothing running, nothing served since the last beat. A request that comes during an
+      // idle period is seen at its end; a loop stuck on it is still named by half the timeout (idleBeatEvery).
+      const quiet = idleEvery > every && this.#serving && !slowSaid && runtime.inflight.size === 0 && runtime.requests === served;
+      served = runtime.requests;
+      if (quiet !== idle) {
+        idle = quiet;
+        watchdog.pace(quiet ? idleEvery : 0);
+      }
+      beat();
+      setTimeout(tick, idle ? idleEvery : every).unref();
+    };
+    setTimeout(tick, every).unref();
   }
 
   async stop(graceful: boolean, why: string, drain = false, handOver = false): Promise<void> {

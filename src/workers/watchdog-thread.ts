@@ -17,6 +17,8 @@ interface Data {
 
 const { sab, reportFd, stallMs, pollMs, slots, text } = workerData as Data;
 const beat = new Int32Array(sab, 0, 1);
+/** The main thread's idle beat period (Watchdog.pace), 0 while it is busy. */
+const idle = new Int32Array(sab, 4, 1);
 const starts = new Float64Array(sab, 8, slots);
 const lens = new Int32Array(sab, 8 + slots * 8, slots);
 const bytes = new Uint8Array(sab, 8 + slots * 12, slots * text);
@@ -35,7 +37,14 @@ let last = Atomics.load(beat, 0);
 let lastChange = Date.now();
 let reportedAt = 0;
 
-setInterval(() => {
+/** Reads the counter every `pollMs`, or once a beat period while the worker idles (as native/watchdog.c). */
+function watch(): void {
+  look();
+  setTimeout(watch, Math.max(pollMs, Atomics.load(idle, 0)));
+}
+setTimeout(watch, pollMs);
+
+function look(): void {
   const b = Atomics.load(beat, 0);
   const now = Date.now();
   if (b !== last) {
@@ -43,7 +52,7 @@ setInterval(() => {
     lastChange = now;
     return;
   }
-  if (now - lastChange < stallMs || now - reportedAt < 500) return;
+  if (now - lastChange < Math.max(stallMs, 2 * Atomics.load(idle, 0)) || now - reportedAt < 500) return;
   reportedAt = now;
   const requests: { method: string; url: string; ms: number }[] = [];
   for (let i = 0; i < slots; i++) {
@@ -72,4 +81,4 @@ setInterval(() => {
       process.kill(process.pid, 'SIGKILL');
     }
   }
-}, pollMs);
+}

@@ -5,10 +5,19 @@ import { loadNative } from '../native.js';
 export const heartbeatEvery = (timeout: number): number => Math.max(50, Math.min(1000, (timeout * 1000) / 4));
 
 /**
+ * Heartbeat period while the worker idles (nothing running, nothing served since the last beat): a sixth of
+ * the timeout, at most 10 s. The watcher then reads the counter at that period and calls a stall after two of
+ * them, so it names a stuck loop's requests by half the timeout after its last beat, well before the master's
+ * kill. Used only where it is longer than heartbeatEvery (a timeout of 7 s or more): 5 s at the default 30 s.
+ */
+export const idleBeatEvery = (timeout: number): number => Math.min(10_000, Math.floor((timeout * 1000) / 6));
+
+/**
  * How often the watcher reads the beat counter: half the stall it watches for, at most once a second. A stall
  * is seen between `stallMs` and 1.5 x `stallMs` after the loop's last beat (3 s at the default timeout of 30 s,
- * whose master kills at 30 s), and an idle worker's watcher wakes once a second, not ten times as it did when
- * it read the counter every 100 ms (docs/design.md, "An idle server").
+ * whose master kills at 30 s), and a serving worker's watcher wakes once a second, not ten times as it did
+ * when it read the counter every 100 ms; an idle worker's, once a beat period (Watchdog.pace; docs/design.md,
+ * "An idle server").
  */
 export const watchPollMs = (stallMs: number): number => Math.max(10, Math.min(1000, Math.floor(stallMs / 2)));
 
@@ -66,6 +75,8 @@ function startWatcher(reportFd: number, stallMs: number): { buffer: ArrayBufferL
  */
 export class Watchdog {
   readonly #beat: Int32Array;
+  /** The idle beat period in ms, 0 while the worker is busy (see pace()). */
+  readonly #idle: Int32Array;
   readonly #starts: Float64Array;
   readonly #lens: Int32Array;
   readonly #text: Uint8Array;
@@ -77,6 +88,7 @@ export class Watchdog {
     const { buffer, kind } = startWatcher(reportFd, stallMs);
     this.kind = kind;
     this.#beat = new Int32Array(buffer, 0, 1);
+    this.#idle = new Int32Array(buffer, 4, 1);
     this.#starts = new Float64Array(buffer, 8, SLOTS);
     this.#lens = new Int32Array(buffer, 8 + SLOTS * 8, SLOTS);
     this.#text = new Uint8Array(buffer, 8 + SLOTS * 12, SLOTS * TEXT);
@@ -85,6 +97,15 @@ export class Watchdog {
 
   beat(): void {
     Atomics.add(this.#beat, 0, 1);
+  }
+
+  /**
+   * The main thread beats every `idleMs` from now on (0: back to the period the watcher was started for). Set
+   * before the beat that starts the new period: the watcher then waits for two of them before it calls a
+   * stall, and sleeps one between its reads, so an idle worker's watcher wakes as rarely as its loop.
+   */
+  pace(idleMs: number): void {
+    Atomics.store(this.#idle, 0, idleMs);
   }
 
   /**

@@ -155,6 +155,49 @@ export function childrenOf(pid: number): number[] {
 }
 
 
+/**
+ * The last heartbeat a worker wrote into its beat file (src/protocol/beat-file.ts): its
+ * `process.hrtime.bigint()` then, on the clock this process reads too. Read through /proc, since the master
+ * unlinked the file; null when the worker holds none (or is gone).
+ */
+export function lastBeatOf(pid: number): bigint | null {
+  try {
+    for (const fd of fs.readdirSync(`/proc/${pid}/fd`)) {
+      let target: string;
+      try {
+        target = fs.readlinkSync(`/proc/${pid}/fd/${fd}`);
+      } catch {
+        continue;
+      }
+      if (!/\/tunicorn-beat-\d+-[0-9a-f]+ \(deleted\)$/.test(target)) continue;
+      const buf = fs.readFileSync(`/proc/${pid}/fd/${fd}`);
+      return buf.length >= 8 ? buf.readBigUInt64LE(0) : null;
+    }
+  } catch {
+    /* gone */
+  }
+  return null;
+}
+
+/**
+ * The gaps in ms between a worker's next `n + 1` heartbeats, read from its beat file every 50 ms (see
+ * lastBeatOf); `tick` runs at each read (a load to keep it busy). Bounded by `ms`.
+ */
+export async function beatGaps(pid: number, n: number, ms: number, tick?: () => void): Promise<number[]> {
+  const seen: bigint[] = [];
+  let last = lastBeatOf(pid);
+  await until(() => {
+    tick?.();
+    const b = lastBeatOf(pid);
+    if (b !== null && b !== last) {
+      seen.push(b);
+      last = b;
+    }
+    return seen.length > n;
+  }, ms, `${n + 1} heartbeats of worker ${pid}`);
+  return seen.slice(1).map((b, i) => Number(b - seen[i]!) / 1e6);
+}
+
 export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);

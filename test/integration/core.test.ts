@@ -23,7 +23,7 @@ import http2 from 'node:http2';
 import net from 'node:net';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
-import { alive, childrenOf, FIXTURES, request, requestUntilServed, Server, stopAll, until, within } from '../helpers/server.js';
+import { alive, beatGaps, childrenOf, FIXTURES, request, requestUntilServed, Server, stopAll, until, within } from '../helpers/server.js';
 import { MASTER_NODE_FLAGS } from '../../src/cli/node-flags.js';
 import { selfSigned } from '../helpers/tls.js';
 import { scratchDir } from '../helpers/scratch.js';
@@ -311,6 +311,37 @@ describe('the master keeps its workers', () => {
     assert.deepEqual(beatFilesOf(a!).map((f) => path.dirname(f)), ['/dev/shm']);
     await beatsThenTimeout(s, port, a!);
     await s.workersBooted(2);
+    await s.kill();
+  });
+
+  // While a worker idles it beats every sixth of the timeout, and its watcher reads as rarely (Watchdog.pace):
+  // a loop stuck on a request that came in that time is still named, by the watcher's report, before the kill.
+  // The worker-thread watcher's pace is checked in test/unit/watchdog.test.ts.
+  it('an idle worker beats every sixth of its timeout, a busy one every second; stuck after idling, its request is named', { skip: writableDir('/dev/shm') ? false : 'no writable /dev/shm here' }, async () => {
+    // -t 12: 1 s beats when busy, 2 s when idle (idleBeatEvery).
+    const { s, port } = await start(['-w', '1', '-t', '12', fx('listener.ts')]);
+    const [a] = await s.workersBooted(1);
+    await s.waitFor(/Ready: 1 worker/);
+    // Served, then nothing: after the first beat that saw no request, the beats are 2 s apart.
+    assert.equal((await request(port, '/')).status, 200);
+    const idle = await beatGaps(a!, 3, 15000);
+    assert.ok(idle.slice(1).every((g) => g > 1700 && g < 3000), `idle beats ${idle.join(', ')} ms apart`);
+    // A request every read (50 ms): the beats come every second again.
+    let sent = 0;
+    const busy = await beatGaps(a!, 3, 15000, () => {
+      sent++;
+      void request(port, '/').catch(() => {});
+    });
+    assert.ok(busy.slice(1).every((g) => g > 700 && g < 1400), `busy beats ${busy.join(', ')} ms apart (${sent} requests)`);
+    // Idle again, then stuck on a request no beat ever saw: only the watcher's report can name it, and it
+    // comes by half the timeout after the last beat; the kill comes at the whole timeout.
+    const again = await beatGaps(a!, 3, 15000);
+    assert.ok(again.at(-1)! > 1700, `idle beats ${again.join(', ')} ms apart`);
+    const stuck = request(port, '/spin?ms=30000&q=idle').catch((e: Error) => e);
+    const m = await s.waitFor(/WORKER TIMEOUT \(pid:(\d+)\)(.*)/, 30000);
+    assert.equal(Number(m[1]), a);
+    assert.ok(m[2]!.includes('GET /spin?ms=30000&q=idle'), m[2]);
+    assert.ok((await stuck) instanceof Error, 'the stuck request fails: its worker was killed');
     await s.kill();
   });
 

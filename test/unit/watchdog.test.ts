@@ -12,7 +12,7 @@ import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { scratchDir } from '../helpers/scratch.js';
-import { heartbeatEvery, watchPollMs } from '../../src/workers/watchdog.js';
+import { heartbeatEvery, idleBeatEvery, watchPollMs } from '../../src/workers/watchdog.js';
 
 const DIST = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../dist/workers/watchdog.js');
 
@@ -30,10 +30,26 @@ w.beat();
 spin(2500);
 `;
 
+/**
+ * An idle loop (Watchdog.pace): it beats every 1.5 s, so the watcher reads every 1.5 s and calls a stall only
+ * after 3 s without a beat, not after the 1 s it was started for. The loop then blocks for 5 s.
+ */
+const PACED = `
+const { Watchdog } = await import(${JSON.stringify(pathToFileURL(DIST).href)});
+const w = new Watchdog(3, 1000);
+process.stdout.write(w.kind + '\\n');
+w.pace(1500);
+w.beat();
+const end = Date.now() + 5000;
+while (Date.now() < end);
+`;
+
 // A file, not -e: a worker thread inherits the parent's execArgv, and --input-type is refused there.
 const dir = scratchDir('tunicorn-watchdog-');
 const script = path.join(dir, 'child.mjs');
 writeFileSync(script, CHILD);
+const paced = path.join(dir, 'paced.mjs');
+writeFileSync(paced, PACED);
 after(() => rmSync(dir, { recursive: true, force: true }));
 
 interface Report {
@@ -41,8 +57,8 @@ interface Report {
   requests: { method: string; url: string; ms: number }[];
 }
 
-async function stallReport(env: NodeJS.ProcessEnv): Promise<{ kind: string; report: Report }> {
-  const child = spawn(process.execPath, [script], {
+async function stallReport(env: NodeJS.ProcessEnv, file = script): Promise<{ kind: string; report: Report }> {
+  const child = spawn(process.execPath, [file], {
     stdio: ['ignore', 'pipe', 'inherit', 'pipe'],
     env: { ...process.env, ...env },
   });
@@ -84,6 +100,15 @@ describe('stall watcher', () => {
     assert.equal(watchPollMs(5), 10);
   });
 
+  it('an idle worker beats every sixth of the timeout, at most every 10 s', () => {
+    // The default 30 s: a stall is then called after 10 s without a beat, and named by 15 s.
+    assert.equal(idleBeatEvery(30), 5000);
+    assert.equal(idleBeatEvery(120), 10_000);
+    // Used only where longer than the serving beat (child.ts): from a timeout of 7 s.
+    assert.ok(idleBeatEvery(7) > heartbeatEvery(7));
+    assert.ok(idleBeatEvery(6) <= heartbeatEvery(6));
+  });
+
   it('native thread: names the longest-running requests of a blocked loop', async () => {
     const { kind, report } = await stallReport({});
     assert.equal(kind, 'a native thread', 'dist/native/watchdog.node is built and loads (needs a C compiler at build time)');
@@ -95,4 +120,16 @@ describe('stall watcher', () => {
     assert.match(kind, /^a worker thread \(no native watcher: TUNICORN_NATIVE=0\)$/);
     check(report);
   });
+
+  for (const [kind, env] of [
+    ['native thread', {}],
+    ['worker thread', { TUNICORN_NATIVE: '0' }],
+  ] as const) {
+    it(`${kind}: while the loop idles (pace), a stall is called after two of its beat periods`, async () => {
+      const { report } = await stallReport(env, paced);
+      // Two periods of 1.5 s: not the 1 s it was started with. A read every 1.5 s: at the latest 4.5 s.
+      assert.ok(report.stalledMs >= 3000 && report.stalledMs < 5000, `stalledMs ${report.stalledMs}`);
+      assert.deepEqual(report.requests, []);
+    });
+  }
 });

@@ -251,7 +251,8 @@ export const server = {
     short: 'Kill and replace a worker whose event loop is blocked for this long (0: never).',
     doc:
       'A liveness check, not a request timeout: a worker\'s event loop reports to the master every second ' +
-      'or so; one silent for `timeout` seconds is killed (`WORKER TIMEOUT`) after logging which requests ' +
+      'or so while it serves, and every sixth of `timeout` (at most 10 s) while it idles, so that an idle ' +
+      'server leaves the machine alone; one silent for `timeout` seconds is killed (`WORKER TIMEOUT`) after logging which requests ' +
       'it was serving. A slow request that awaits I/O does not block the loop and is not affected (see ' +
       '`request_deadline` for that).',
   }),
