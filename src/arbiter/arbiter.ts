@@ -76,19 +76,32 @@ const CHILD_ENTRY = fileURLToPath(new URL('../workers/child.js', import.meta.url
 /** How often the run loop looks at its workers (timeouts, deadlines, count) while any of them is changing. */
 const TICK_MS = 200;
 /**
- * How often it looks while nothing changes (steady()): Gunicorn's arbiter wakes once a second too. What
+ * The least period of the tick while nothing changes (steady()): Gunicorn's arbiter wakes once a second. What
  * changes the workers is acted on at once (a signal or an exit runs a step of its own, a max_requests retire
- * spawns the replacement), so the slower tick only spaces the timeout checks of workers that serve: a hung
- * worker is killed within a second of its `timeout`. An idle master then wakes once a second, and for its
- * workers' heartbeats (docs/design.md, "An idle server").
+ * spawns the replacement), so while steady the tick has only the timed checks to run: the workers' timeouts,
+ * max_worker_memory's reads, the TLS ticket keys' rotation. It sleeps until the first of them is due
+ * (restingTickMs), at least this long and at most RESTING_TICK_MS: a hung worker is killed at its `timeout`,
+ * and an idle master wakes about once in 10 s (docs/design.md, "An idle server").
  */
 const IDLE_TICK_MS = 1000;
+/** The longest the tick sleeps while steady(): a bound on what a check nobody foresaw would wait. */
+const RESTING_TICK_MS = 10_000;
 /**
  * A gap this much longer than the tick between two timeout checks means the master itself could not run (a log
  * pipe whose reader stalled, a preloaded app busy in the master): the heartbeats it could not read are not the
  * workers' fault.
  */
 const MASTER_STALL_MS = 800;
+/**
+ * The longest resting tick: RESTING_TICK_MS, and less than half the timeout by MASTER_STALL_MS. A stop of
+ * the whole process group (Ctrl-Z) that ends within MASTER_STALL_MS of a tick's due time goes unseen by the
+ * stall check in murderWorkers, so it lasted at most a tick and that much; the workers, stopped with the
+ * master, then show beats as old as the stop plus their beat period (a sixth of the timeout while idle). Kept
+ * under half the timeout, such a stop can never make a stopped worker look timed out. Never under IDLE_TICK_MS,
+ * the steady tick before there was a resting one (so a timeout under 3.6 s keeps the margin it had then).
+ */
+export const restingCapMs = (timeout: number): number =>
+  timeout > 0 ? Math.max(IDLE_TICK_MS, Math.min(RESTING_TICK_MS, (timeout * 1000) / 2 - MASTER_STALL_MS)) : RESTING_TICK_MS;
 /** A worker that never reported ready may take this long, whatever `timeout` says (TypeScript transforms). */
 const MIN_BOOT_TIMEOUT_S = 30;
 /** How long an app may take to load, in a worker or in the master (`--preload`, `--check-config`); 0: no limit. */
@@ -194,7 +207,7 @@ export class Arbiter implements HookServer {
   readonly #pidfile = new Pidfile();
   #age = 0;
   #tick: NodeJS.Timeout | null = null;
-  /** The period of `#tick`: TICK_MS, or IDLE_TICK_MS while steady(). */
+  /** The period of `#tick`: TICK_MS, or restingTickMs() while steady(). */
   #tickMs = TICK_MS;
   /** A graceful stop said it waits for the processes the workers left (maybeFinish). */
   #waitSaid = false;
@@ -566,14 +579,29 @@ export class Arbiter implements HookServer {
     this.pace();
   }
 
-  /** The tick's period for what the step left: the slower one once steady(), the quicker one again on any change. */
+  /** The tick's period for what the step left: a resting one once steady(), the quick one again on any change. */
   private pace(): void {
     if (this.#tick === null || this.#finish === null) return;
-    const ms = this.steady() ? IDLE_TICK_MS : TICK_MS;
+    const ms = this.steady() ? this.restingTickMs(Date.now()) : TICK_MS;
     if (ms === this.#tickMs) return;
     clearInterval(this.#tick);
     this.#tick = setInterval(() => this.step(), ms);
     this.#tickMs = ms;
+  }
+
+  /**
+   * While steady(): until the first timed check is due. A worker's timeout is due `timeout` after the last beat
+   * the master has read; the tick then reads the beat files again, and only a worker that has not beaten since
+   * is killed. At least IDLE_TICK_MS, at most restingCapMs(timeout), rounded to the 100 ms so that a step at a
+   * slightly different moment does not set the timer again.
+   */
+  private restingTickMs(now: number): number {
+    let due = now + restingCapMs(this.cfg.timeout);
+    // murderWorkers kills past the timeout, not at it: 1 ms past.
+    if (this.cfg.timeout > 0) for (const w of this.#workers.values()) due = Math.min(due, w.lastBeat + this.cfg.timeout * 1000 + 1);
+    if (this.cfg.maxWorkerMemory > 0) due = Math.min(due, this.#memoryDueAt);
+    due = Math.min(due, this.#ticketKeys.dueAt);
+    return Math.max(IDLE_TICK_MS, Math.ceil((due - now) / 100) * 100);
   }
 
   /**

@@ -46,6 +46,11 @@ export class TicketKeys {
     return this.#keys;
   }
 
+  /** When rotated() will next give new keys (epoch ms); Infinity while TLS is off. */
+  get dueAt(): number {
+    return this.#keys === null ? Infinity : this.#madeAt + this.periodMs;
+  }
+
   private make(now: number): void {
     // 16 bytes of key name, 16 of HMAC secret, 16 of AES key: the one key Node's setTicketKeys takes.
     this.#keys = lazy.crypto().randomBytes(48).toString('base64');

@@ -23,7 +23,7 @@ import http2 from 'node:http2';
 import net from 'node:net';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
-import { alive, beatGaps, childrenOf, FIXTURES, request, requestUntilServed, Server, stopAll, until, within } from '../helpers/server.js';
+import { alive, beatGaps, childrenOf, FIXTURES, lastBeatOf, request, requestUntilServed, Server, stopAll, until, within } from '../helpers/server.js';
 import { MASTER_NODE_FLAGS } from '../../src/cli/node-flags.js';
 import { selfSigned } from '../helpers/tls.js';
 import { scratchDir } from '../helpers/scratch.js';
@@ -337,8 +337,13 @@ describe('the master keeps its workers', () => {
     // comes by half the timeout after the last beat; the kill comes at the whole timeout.
     const again = await beatGaps(a!, 3, 15000);
     assert.ok(again.at(-1)! > 1700, `idle beats ${again.join(', ')} ms apart`);
+    const last = lastBeatOf(a!)!;
     const stuck = request(port, '/spin?ms=30000&q=idle').catch((e: Error) => e);
     const m = await s.waitFor(/WORKER TIMEOUT \(pid:(\d+)\)(.*)/, 30000);
+    // The master sleeps until the first timeout can come (restingTickMs), then reads the beats: the kill
+    // comes at the timeout after the last beat, not up to its 10 s resting tick later.
+    const silentMs = Number(process.hrtime.bigint() - last) / 1e6;
+    assert.ok(silentMs >= 12000 && silentMs < 13000, `killed ${silentMs} ms after its last beat`);
     assert.equal(Number(m[1]), a);
     assert.ok(m[2]!.includes('GET /spin?ms=30000&q=idle'), m[2]);
     assert.ok((await stuck) instanceof Error, 'the stuck request fails: its worker was killed');

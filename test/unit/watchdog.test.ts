@@ -12,6 +12,7 @@ import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { scratchDir } from '../helpers/scratch.js';
+import { restingCapMs } from '../../src/arbiter/arbiter.js';
 import { heartbeatEvery, idleBeatEvery, watchPollMs } from '../../src/workers/watchdog.js';
 
 const DIST = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../dist/workers/watchdog.js');
@@ -107,6 +108,20 @@ describe('stall watcher', () => {
     // Used only where longer than the serving beat (child.ts): from a timeout of 7 s.
     assert.ok(idleBeatEvery(7) > heartbeatEvery(7));
     assert.ok(idleBeatEvery(6) <= heartbeatEvery(6));
+  });
+
+  it("the master's resting tick: at most 10 s, and short enough that a Ctrl-Z it does not see never times out a stopped worker", () => {
+    assert.equal(restingCapMs(30), 10_000);
+    assert.equal(restingCapMs(5), 1700);
+    // Short timeouts keep the steady tick of before (1 s); timeout 0 has only the other timed checks.
+    assert.equal(restingCapMs(2), 1000);
+    assert.equal(restingCapMs(0), 10_000);
+    // A stop unseen by the stall check lasts at most a tick and 0.8 s; the workers' beats are then that old
+    // plus one beat period, still short of the timeout.
+    for (const t of [3.6, 4, 5, 7, 10, 12, 20, 30, 60, 120, 3600]) {
+      const stale = restingCapMs(t) + 800 + Math.max(heartbeatEvery(t), idleBeatEvery(t));
+      assert.ok(stale < t * 1000, `timeout ${t} s: a beat ${stale} ms old`);
+    }
   });
 
   it('native thread: names the longest-running requests of a blocked loop', async () => {

@@ -266,7 +266,7 @@ export const server = {
     short: 'The directory of the workers\' heartbeat files (default: /dev/shm, else none).',
     doc:
       'Each worker writes the time of its heartbeat (see `timeout`) into a file of its own, which the master ' +
-      'reads when it checks the timeouts, once a second: a message would wake the master for every beat of every ' +
+      'reads when it checks the timeouts: a message would wake the master for every beat of every ' +
       'worker. The files are unlinked as soon as they are made, so none is ever left behind. By default they ' +
       'are made in `/dev/shm` (memory; in a container, a mount of its own, apart from the root file system), ' +
       'and where no file can be made there the heartbeats are messages to the master instead, which work ' +
