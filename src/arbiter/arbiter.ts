@@ -406,6 +406,8 @@ export class Arbiter implements HookServer {
     if (this.opts.orphans) this.log[this.opts.orphans.level](this.opts.orphans.message);
     // The log of the moment: a reload may replace it.
     this.opts.adopter?.setLog({ info: (m) => this.log.info(m), warning: (m) => this.log.warning(m) });
+    // Back to the quick tick, which runs dueKills(), once there is something to end (see steady()).
+    this.opts.adopter?.setWake(() => this.pace());
     const native = nativeFallbackLine();
     if (native) this.log.info(native);
     const transforms = this.transformCacheLine();

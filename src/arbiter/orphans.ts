@@ -177,6 +177,8 @@ export class Adopter {
   #scheduled = false;
   /** The arbiter's log (setLog()); nothing said before. */
   #log: OrphansLog | null = null;
+  /** Called when a scan leaves processes to end (setWake()). */
+  #wake: (() => void) | null = null;
 
   constructor(private readonly reaper: Reaper) {
     const spawned = this.#spawned;
@@ -203,6 +205,7 @@ export class Adopter {
       setTimeout(() => {
         this.#scheduled = false;
         this.scan(null);
+        if (this.busy) this.#wake?.();
       }, 20).unref();
     });
     // As PID 1, what the container's runtime left (a zombie already) is reaped now; a new subreaper has adopted
@@ -213,6 +216,14 @@ export class Adopter {
   /** The arbiter's log, for the lines about what a worker left. */
   setLog(log: OrphansLog): void {
     this.#log = log;
+  }
+
+  /**
+   * What to call when a scan between the arbiter's steps finds processes to end: a resting master's tick may
+   * be seconds away, and dueKills() must run at their due times.
+   */
+  setWake(wake: () => void): void {
+    this.#wake = wake;
   }
 
   /** A worker's start time, read as it is spawned (field 22 of its stat), for workerExited(). */
