@@ -262,11 +262,16 @@ class WorkerProcess {
     const file = this.init.beatFd !== null && timeout > 0 ? new BeatWriter(this.init.beatFd) : null;
     // While the worker idles it beats less often, and its watcher reads less often (Watchdog.pace): a beat
     // carries nothing then but the news that the loop runs. Not under gthread, whose threads beat on their
-    // own, nor with the metrics setting, whose counts ride on each beat.
-    const idleEvery = runtime.config.workerClass === 'gthread' || runtime.config.metrics ? 0 : timeout > 0 ? idleBeatEvery(timeout) : ORPHAN_STALL_MS / 2;
+    // own.
+    const idleEvery = runtime.config.workerClass === 'gthread' ? 0 : timeout > 0 ? idleBeatEvery(timeout) : ORPHAN_STALL_MS / 2;
     let idle = false;
     let served = -1;
     let slowSaid = false;
+    // The metrics setting: the request counts last sent, as JSON. When they have not changed, the counts are
+    // not sent again, though the CPU time and RSS beside them move: a scrape asks the workers for all of it,
+    // and what a beat sends is what the master keeps of a worker killed before its next answer (an idle
+    // spell's CPU time at most).
+    let countsSent = '';
     const beat = (): void => {
       // This loop runs, so the watchdog must not report it stalled; but a class part of which is stuck (a
       // gthread thread) misses its beat to the master, whose timeout then applies.
@@ -274,12 +279,16 @@ class WorkerProcess {
       if (!this.#serving || timeout <= 0) return;
       const slow = [...runtime.slowRequests(every), ...(this.#cls?.slowRequests?.() ?? [])];
       // The metrics setting: the counts ride along, so a worker killed later (a timeout) loses a beat's worth.
-      const counts = runtime.config.metrics ? this.counts() : undefined;
+      const all = runtime.config.metrics ? this.counts() : undefined;
+      const json = all ? JSON.stringify([all.requests, all.buckets, all.seconds, all.inflight]) : '';
       if (this.#cls?.healthy?.() === false) {
-        send({ t: 'stuck', slow, ...(counts ? { counts } : {}) });
+        send({ t: 'stuck', slow, ...(all ? { counts: all } : {}) });
+        countsSent = json;
         slowSaid = true;
         return;
       }
+      const counts = json !== countsSent ? all : undefined;
+      countsSent = json;
       const written = file?.beat() === true;
       if (written && !slow.length && !slowSaid && !counts) return;
       slowSaid = slow.length > 0;

@@ -15,7 +15,7 @@
  *   it reads then (once a second before its resting tick, once more for each beat before the beat files, and
  *   7 times a second before that);
  *   an idle worker beats, and its stall watcher reads, once in 5 s (each once a second before Watchdog.pace,
- *   the watcher 10 times before that); each gthread thread once a second (3 times)
+ *   the watcher 10 times before that), with --metrics too; each gthread thread once a second (3 times)
  */
 import assert from 'node:assert/strict';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -91,6 +91,23 @@ describe('an idle server', { skip: existsSync('/proc/self/task') ? false : 'need
       // The main thread's beats are checked by core.test.ts ("an idle worker beats every sixth of its
       // timeout"): here, after the load, V8's memory reducer wakes it a few times more.
     });
+  });
+
+  it('with --metrics too: the counts go with a beat only when they changed, so the master and the worker idle alike', async () => {
+    const s = await idleServer(['-w', '1', '--metrics', '--health-bind', '127.0.0.1:0']);
+    const [worker] = childrenOf(s.pid);
+    await until(() => {
+      const b = lastBeatOf(worker!);
+      return b === null || Number(process.hrtime.bigint() - b) / 1e6 > 1500;
+    }, 15000, 'the worker to idle');
+    const [master, threads] = await wakeRates([s.pid, worker!], 5);
+    // A beat that carried the counts was a message, which woke the master once a second (and kept the worker
+    // from idling).
+    const woke = master!.get(s.pid)!.perS;
+    assert.ok(woke <= 0.6, `the master's main thread woke ${woke} times a second`);
+    const watch = [...threads!.values()].filter((t) => t.name === 'tunicorn watch');
+    assert.equal(watch.length, 1);
+    assert.ok(watch[0]!.perS <= 0.6, `the stall watcher woke ${watch[0]!.perS} times a second`);
   });
 
   it('a gthread worker: each thread wakes once a second, for its beat', async () => {
