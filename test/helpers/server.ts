@@ -154,7 +154,6 @@ export function childrenOf(pid: number): number[] {
   return out;
 }
 
-
 /**
  * The last heartbeat a worker wrote into its beat file (src/protocol/beat-file.ts): its
  * `process.hrtime.bigint()` then, on the clock this process reads too. Read through /proc, since the master
