@@ -89,7 +89,7 @@ export type WorkerMessage =
   /**
    * The event loop is alive; requests running longer than a second ride along for the timeout log. Sent each
    * beat where the worker has no beat file (src/protocol/beat-file.ts); with one, only when it carries news:
-   * slow requests, the first beat after them, the counts.
+   * slow requests, the first beat after them, the counts when the requests counted changed.
    */
   | { readonly t: 'hb'; readonly slow?: readonly InflightRequest[]; readonly counts?: WorkerCounts }
   /**

@@ -263,7 +263,9 @@ class WorkerProcess {
     // While the worker idles it beats less often, and its watcher reads less often (Watchdog.pace): a beat
     // carries nothing then but the news that the loop runs. Not under gthread, whose threads beat on their
     // own.
-    const idleEvery = runtime.config.workerClass === 'gthread' ? 0 : timeout > 0 ? idleBeatEvery(timeout) : ORPHAN_STALL_MS / 2;
+    // 0: never (gthread, or a timeout under 7 s, where a sixth of it is no longer than `every`).
+    const idlePeriod = timeout > 0 ? idleBeatEvery(timeout) : ORPHAN_STALL_MS / 2;
+    const idleEvery = runtime.config.workerClass !== 'gthread' && idlePeriod > every ? idlePeriod : 0;
     let idle = false;
     let served = -1;
     let slowSaid = false;
@@ -297,7 +299,7 @@ class WorkerProcess {
     const tick = (): void => {
       // Idle: serving, nothing running, nothing served since the last beat. A request that comes during an
       // idle period is seen at its end; a loop stuck on it is still named by half the timeout (idleBeatEvery).
-      const quiet = idleEvery > every && this.#serving && !slowSaid && runtime.inflight.size === 0 && runtime.requests === served;
+      const quiet = idleEvery > 0 && this.#serving && !slowSaid && runtime.inflight.size === 0 && runtime.requests === served;
       served = runtime.requests;
       if (quiet !== idle) {
         idle = quiet;

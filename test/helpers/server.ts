@@ -154,28 +154,47 @@ export function childrenOf(pid: number): number[] {
   return out;
 }
 
-/**
- * The last heartbeat a worker wrote into its beat file (src/protocol/beat-file.ts): its
- * `process.hrtime.bigint()` then, on the clock this process reads too. Read through /proc, since the master
- * unlinked the file; null when the worker holds none (or is gone).
- */
-export function lastBeatOf(pid: number): bigint | null {
+/** A worker's beat files (src/protocol/beat-file.ts) as /proc shows them: descriptor and `PATH (deleted)`. */
+function beatFds(pid: number): { fd: string; target: string }[] {
+  const out: { fd: string; target: string }[] = [];
   try {
     for (const fd of fs.readdirSync(`/proc/${pid}/fd`)) {
-      let target: string;
       try {
-        target = fs.readlinkSync(`/proc/${pid}/fd/${fd}`);
+        const target = fs.readlinkSync(`/proc/${pid}/fd/${fd}`);
+        if (/\/tunicorn-beat-\d+-[0-9a-f]+ \(deleted\)$/.test(target)) out.push({ fd, target });
       } catch {
-        continue;
+        /* closed meanwhile */
       }
-      if (!/\/tunicorn-beat-\d+-[0-9a-f]+ \(deleted\)$/.test(target)) continue;
-      const buf = fs.readFileSync(`/proc/${pid}/fd/${fd}`);
-      return buf.length >= 8 ? buf.readBigUInt64LE(0) : null;
     }
   } catch {
     /* gone */
   }
-  return null;
+  return out;
+}
+
+/** The beat files a worker holds open, as /proc names them (unlinked: `PATH (deleted)`). */
+export const beatFilesOf = (pid: number): string[] => beatFds(pid).map((b) => b.target);
+
+/**
+ * The last heartbeat a worker wrote into its beat file: its `process.hrtime.bigint()` then, on the clock this
+ * process reads too. Read through /proc, since the master unlinked the file; null when the worker holds none
+ * (or is gone).
+ */
+export function lastBeatOf(pid: number): bigint | null {
+  const [b] = beatFds(pid);
+  if (!b) return null;
+  try {
+    const buf = fs.readFileSync(`/proc/${pid}/fd/${b.fd}`);
+    return buf.length >= 8 ? buf.readBigUInt64LE(0) : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Milliseconds since a worker's last heartbeat (see lastBeatOf); Infinity when it has no beat file. */
+export function sinceBeatMs(pid: number): number {
+  const b = lastBeatOf(pid);
+  return b === null ? Infinity : Number(process.hrtime.bigint() - b) / 1e6;
 }
 
 /**

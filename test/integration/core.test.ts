@@ -17,13 +17,13 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { setTimeout as delay } from 'node:timers/promises';
-import { accessSync, constants, existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import http2 from 'node:http2';
 import net from 'node:net';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
-import { alive, beatGaps, childrenOf, FIXTURES, lastBeatOf, request, requestUntilServed, Server, stopAll, until, within } from '../helpers/server.js';
+import { alive, beatFilesOf, beatGaps, childrenOf, FIXTURES, lastBeatOf, request, requestUntilServed, Server, stopAll, until, within } from '../helpers/server.js';
 import { MASTER_NODE_FLAGS } from '../../src/cli/node-flags.js';
 import { selfSigned } from '../helpers/tls.js';
 import { scratchDir } from '../helpers/scratch.js';
@@ -278,17 +278,6 @@ describe('the master keeps its workers', () => {
       return false;
     }
   };
-  /** The beat files a worker holds open, as /proc names them (unlinked: `PATH (deleted)`). */
-  const beatFilesOf = (pid: number): string[] =>
-    readdirSync(`/proc/${pid}/fd`)
-      .map((fd) => {
-        try {
-          return readlinkSync(`/proc/${pid}/fd/${fd}`);
-        } catch {
-          return '';
-        }
-      })
-      .filter((f) => /\/tunicorn-beat-\d+-[0-9a-f]+ \(deleted\)$/.test(f));
 
   /** Idles past its timeout (-t 2) unharmed, then is killed by it once its loop is stuck. */
   async function beatsThenTimeout(s: Server, port: number, pid: number): Promise<void> {

@@ -25,7 +25,7 @@ import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { after, describe, it } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
-import { alive, childrenOf, FIXTURES, lastBeatOf, request, requestUntilServed, Server, stopAll, until, within } from '../helpers/server.js';
+import { alive, childrenOf, FIXTURES, request, requestUntilServed, Server, sinceBeatMs, stopAll, until, within } from '../helpers/server.js';
 import { scratchDir } from '../helpers/scratch.js';
 import { threadSwitches } from '../../bench/lib/proc.js';
 
@@ -46,6 +46,10 @@ describe('an idle server', { skip: existsSync('/proc/self/task') ? false : 'need
     assert.equal((await request(await s.port(), '/pid', { headers: { connection: 'close' } })).status, 200);
     return s;
   }
+
+  /** Until no worker has beaten for 1.5 s: none beats every second any more, so each idles (idleBeatEvery). */
+  const untilIdle = (workers: number[]): Promise<void> =>
+    until(() => workers.every((w) => sinceBeatMs(w) > 1500), 15000, 'the workers to idle');
 
   /**
    * Each process's threads over `seconds`: tid -> name and wakeups a second (voluntary context switches, one each
@@ -71,11 +75,7 @@ describe('an idle server', { skip: existsSync('/proc/self/task') ? false : 'need
     assert.equal(workers.length, 3);
     // A worker idles once a beat has seen no request: its beats (every second while it serves) then pause for
     // 5 s, a sixth of the default timeout (idleBeatEvery).
-    const sinceBeatMs = (pid: number): number => {
-      const b = lastBeatOf(pid);
-      return b === null ? Infinity : Number(process.hrtime.bigint() - b) / 1e6;
-    };
-    await until(() => workers.every((w) => sinceBeatMs(w) > 1500), 15000, 'the workers to idle');
+    await untilIdle(workers);
     const [master, ...perWorker] = await wakeRates([s.pid, ...workers], 5);
     // Its tick, which reads the workers' beat files: once every worker serves, it sleeps until the first
     // timeout could come, at most 10 s (it was once a second, and 0.2 s before that). A beat by message woke
@@ -96,10 +96,7 @@ describe('an idle server', { skip: existsSync('/proc/self/task') ? false : 'need
   it('with --metrics too: the counts go with a beat only when they changed, so the master and the worker idle alike', async () => {
     const s = await idleServer(['-w', '1', '--metrics', '--health-bind', '127.0.0.1:0']);
     const [worker] = childrenOf(s.pid);
-    await until(() => {
-      const b = lastBeatOf(worker!);
-      return b === null || Number(process.hrtime.bigint() - b) / 1e6 > 1500;
-    }, 15000, 'the worker to idle');
+    await untilIdle([worker!]);
     const [master, threads] = await wakeRates([s.pid, worker!], 5);
     // A beat that carried the counts was a message, which woke the master once a second (and kept the worker
     // from idling).
