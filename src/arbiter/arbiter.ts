@@ -845,7 +845,8 @@ export class Arbiter implements HookServer {
       w.bootStep = m.step;
       return;
     }
-    w.lastBeat = Date.now();
+    // A beat in the file: its time is the worker's (for gthread, its threads' oldest), read at the tick.
+    if (m.t !== 'hb' || !m.filed) w.lastBeat = Date.now();
     switch (m.t) {
       case 'ready':
         w.booted = true;

@@ -92,9 +92,9 @@ export class BeatWriter {
 
   constructor(readonly fd: number) {}
 
-  /** False when the write failed: the caller beats by message instead. */
-  beat(): boolean {
-    this.#buf[0] = process.hrtime.bigint();
+  /** Writes `at` (process.hrtime.bigint(); default now). False when the write failed: the caller beats by message instead. */
+  beat(at: bigint | null = null): boolean {
+    this.#buf[0] = at ?? process.hrtime.bigint();
     try {
       return fs.writeSync(this.fd, this.#bytes, 0, 8, 0) === 8;
     } catch {

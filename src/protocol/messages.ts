@@ -89,9 +89,10 @@ export type WorkerMessage =
   /**
    * The event loop is alive; requests running longer than a second ride along for the timeout log. Sent each
    * beat where the worker has no beat file (src/protocol/beat-file.ts); with one, only when it carries news:
-   * slow requests, the first beat after them, the counts when the requests counted changed.
+   * slow requests, the first beat after them, the counts when the requests counted changed. `filed`: the beat
+   * itself is in the file, whose time the master goes by (a gthread worker's holds its threads' oldest beat).
    */
-  | { readonly t: 'hb'; readonly slow?: readonly InflightRequest[]; readonly counts?: WorkerCounts }
+  | { readonly t: 'hb'; readonly slow?: readonly InflightRequest[]; readonly counts?: WorkerCounts; readonly filed?: true }
   /**
    * The `metrics` setting: this worker's counts, asked for by a scrape (`metrics`), and sent once more as it
    * exits. They ride along with each heartbeat too, so a worker killed later loses few.

@@ -261,11 +261,10 @@ class WorkerProcess {
     // message only carries news: long-running requests, the first beat after they are gone, the counts.
     const file = this.init.beatFd !== null && timeout > 0 ? new BeatWriter(this.init.beatFd) : null;
     // While the worker idles it beats less often, and its watcher reads less often (Watchdog.pace): a beat
-    // carries nothing then but the news that the loop runs. Not under gthread, whose threads beat on their
-    // own.
-    // 0: never (gthread, or a timeout under 7 s, where a sixth of it is no longer than `every`).
+    // carries nothing then but the news that the loop runs. Under gthread, once every thread idles too.
+    // 0: never (a timeout under 7 s, where a sixth of it is no longer than `every`).
     const idlePeriod = timeout > 0 ? idleBeatEvery(timeout) : ORPHAN_STALL_MS / 2;
-    const idleEvery = runtime.config.workerClass !== 'gthread' && idlePeriod > every ? idlePeriod : 0;
+    const idleEvery = idlePeriod > every ? idlePeriod : 0;
     let idle = false;
     let served = -1;
     let slowSaid = false;
@@ -276,7 +275,7 @@ class WorkerProcess {
     let countsSent = '';
     const beat = (): void => {
       // This loop runs, so the watchdog must not report it stalled; but a class part of which is stuck (a
-      // gthread thread) misses its beat to the master, whose timeout then applies.
+      // gthread thread) gives the master no beat newer than that part's last, and its timeout then applies.
       watchdog.beat();
       if (!this.#serving || timeout <= 0) return;
       const slow = [...runtime.slowRequests(every), ...(this.#cls?.slowRequests?.() ?? [])];
@@ -284,6 +283,10 @@ class WorkerProcess {
       const all = runtime.config.metrics ? this.counts() : undefined;
       const json = all ? JSON.stringify([all.requests, all.buckets, all.seconds, all.inflight]) : '';
       if (this.#cls?.healthy?.() === false) {
+        // The file keeps the stuck part's last beat (a gthread thread's, ThreadBeats.fileTime), from which the
+        // master's timeout runs; never now.
+        const at = this.#cls.beatTime?.();
+        if (typeof at === 'bigint') file?.beat(at);
         send({ t: 'stuck', slow, ...(all ? { counts: all } : {}) });
         countsSent = json;
         slowSaid = true;
@@ -291,15 +294,17 @@ class WorkerProcess {
       }
       const counts = json !== countsSent ? all : undefined;
       countsSent = json;
-      const written = file?.beat() === true;
+      const written = file?.beat(this.#cls?.beatTime?.()) === true;
       if (written && !slow.length && !slowSaid && !counts) return;
       slowSaid = slow.length > 0;
-      send(slow.length || counts ? { t: 'hb', ...(slow.length ? { slow } : {}), ...(counts ? { counts } : {}) } : { t: 'hb' });
+      send({ t: 'hb', ...(slow.length ? { slow } : {}), ...(counts ? { counts } : {}), ...(written ? { filed: true } : {}) });
     };
     const tick = (): void => {
       // Idle: serving, nothing running, nothing served since the last beat. A request that comes during an
       // idle period is seen at its end; a loop stuck on it is still named by half the timeout (idleBeatEvery).
-      const quiet = idleEvery > 0 && this.#serving && !slowSaid && runtime.inflight.size === 0 && runtime.requests === served;
+      const cls = this.#cls;
+      const quiet =
+        idleEvery > 0 && this.#serving && !slowSaid && (cls?.quiet ? cls.quiet() : runtime.inflight.size === 0 && runtime.requests === served);
       served = runtime.requests;
       if (quiet !== idle) {
         idle = quiet;

@@ -1,7 +1,7 @@
 /**
  * One thread of a gthread worker (see gthread.ts): it imports the config file's hooks and the app itself
  * (and runs that copy's `startup`), serves one request at a time on its own descriptors of the listening
- * sockets, and beats in shared memory so a stuck thread makes its process miss the master's heartbeat. With
+ * sockets, and beats in shared memory (ThreadBeats) so that a stuck thread is its process's timeout. With
  * --reload it reports the files its copy of the app imported, and serves a load error as a 500 page.
  */
 import { closeSync } from 'node:fs';
@@ -24,6 +24,7 @@ import { CELLS, RequestMetrics } from './request-metrics.js';
 import { loadHooks, WorkerRuntime } from './runtime.js';
 import { Serving } from './serving.js';
 import { deafSignalsLine, signalListeners, threadErrorHint, watchTitle } from './thread-hints.js';
+import { ThreadBeats, type ThreadBeatWriter } from './thread-beats.js';
 import { ThreadSlots } from './thread-slots.js';
 import { keepTickShape } from './tick-shape.js';
 import { loadWatched } from './watched-load.js';
@@ -39,7 +40,7 @@ export interface ThreadData {
   readonly listeners: readonly ListenerInfo[];
   /** The process's request count (max_requests), then StatsD's warning said (GthreadWorker.start). */
   readonly sab: SharedArrayBuffer;
-  /** Each thread's last beat, process.hrtime.bigint() (GthreadWorker's #beats). */
+  /** Each thread's last beat, process.hrtime.bigint(), then each one's pace (see ThreadBeats). */
   readonly beats: SharedArrayBuffer;
   /** ThreadSlots' memory: the request each thread runs. */
   readonly slots: SharedArrayBuffer;
@@ -50,6 +51,8 @@ export interface ThreadData {
   readonly threads: number;
   /** How often the thread beats; 0: never (timeout 0). */
   readonly beatMs: number;
+  /** How often it beats while idle (idleBeatEvery); 0: as often as it serves (a timeout under 7 s). */
+  readonly idleMs: number;
   /** TLS: the master's session-ticket keys (base64), shared by every thread of every worker. */
   readonly ticketKeys: string | null;
   /** The metrics setting: every thread's counter record, CELLS numbers each (null when off). */
@@ -98,6 +101,7 @@ async function main(): Promise<void> {
   const signalsBefore = signalListeners();
   let served: ServedApp;
   let runtime: WorkerRuntime;
+  let beating: ThreadBeatWriter | null = null;
   try {
     const hooks = await loadHooks(d.configPath);
     runtime = new WorkerRuntime(d.config as unknown as Config, hooks, d.id, d.age, d.masterPid, (m) => {
@@ -113,6 +117,8 @@ async function main(): Promise<void> {
     runtime.shareCount(new Int32Array(d.sab, 0, 1));
     shareStatsdWarning(new Int32Array(d.sab, 4, 1));
     runtime.watchdog = new ThreadSlots(d.threads, d.slots).writer(d.thread);
+    if (d.beatMs > 0) beating = new ThreadBeats(d.threads, d.beats).writer(d.thread, d.beatMs, d.idleMs);
+    if (beating) runtime.watchdog = beating.watching(runtime.watchdog);
     runtime.errorHint = threadErrorHint;
     // Said by one thread, as a load error is: every thread runs the same code.
     const loud = d.id === 1 && d.thread === 0;
@@ -177,10 +183,7 @@ async function main(): Promise<void> {
   let stopping = false;
   const accept = async () => {
     await serving.listen();
-    if (d.beatMs > 0) {
-      const beats = new BigInt64Array(d.beats);
-      setInterval(() => Atomics.store(beats, d.thread, process.hrtime.bigint()), d.beatMs).unref();
-    }
+    beating?.start();
   };
   port.on('message', (m: ToThread) => {
     switch (m.t) {

@@ -10,7 +10,8 @@ import { HeldSockets, type HeldEntry } from './held-sockets.js';
 import { CELLS } from './request-metrics.js';
 import { ThreadSlots } from './thread-slots.js';
 import { threadOnlyHint } from './thread-hints.js';
-import { heartbeatEvery } from './watchdog.js';
+import { ThreadBeats } from './thread-beats.js';
+import { heartbeatEvery, idleBeatEvery } from './watchdog.js';
 import type { WorkerClass, WorkerClassContext } from './worker-class.js';
 import type { ThreadData, ThreadMessage, ToThread } from './gthread-thread.js';
 
@@ -33,14 +34,17 @@ export class GthreadWorker implements WorkerClass {
   readonly #threads: Worker[] = [];
   readonly #exited: Promise<void>[] = [];
   /**
-   * Each thread's last beat (process.hrtime.bigint(), ns): it writes the time every heartbeat period, and a
-   * thread whose last beat is older than two periods is stuck. A time rather than a count, so the threads beat
-   * once a period: read as a count, at the process's own period, a live thread could show no change between
-   * two reads and two in the next, so the threads beat twice a period (2026-12-07: an idle thread woke twice a
+   * Each thread's last beat and its pace (see ThreadBeats). A time rather than a count, so the threads beat once
+   * a period: read as a count, at the process's own period, a live thread could show no change between two
+   * reads and two in the next, so the threads beat twice a period (2026-12-07: an idle thread woke twice a
    * second for it).
    */
-  #beats: BigInt64Array | null = null;
-  #staleNs = 0n;
+  #beats: ThreadBeats | null = null;
+  /** The quick heartbeat period (heartbeatEvery); 0: the threads do not beat (timeout 0). */
+  #everyMs = 0;
+  /** The process's request count (max_requests), which every thread adds to, and its value at the last quiet(). */
+  #count: Int32Array | null = null;
+  #countSeen = -1;
   #stopping = false;
   /** A thread's load failed: the process ends through the boot's failure, whatever its threads do next. */
   #failed = false;
@@ -82,10 +86,13 @@ export class GthreadWorker implements WorkerClass {
     // (once for the process and its threads).
     const sab = new SharedArrayBuffer(4 * 2);
     shareStatsdWarning(new Int32Array(sab, 4, 1));
-    const beats = new SharedArrayBuffer(8 * n);
-    this.#beats = new BigInt64Array(beats).fill(process.hrtime.bigint());
+    this.#count = new Int32Array(sab, 0, 1);
+    this.#beats = new ThreadBeats(n);
+    this.#beats.reset();
     const every = cfg.timeout > 0 ? heartbeatEvery(cfg.timeout) : 0;
-    this.#staleNs = BigInt(2 * every) * 1_000_000n;
+    this.#everyMs = every;
+    // As a worker process idles (child.ts), where a sixth of the timeout is longer than the quick period.
+    const idle = every > 0 ? idleBeatEvery(cfg.timeout) : 0;
     // The metrics setting: a counter record per thread, in memory the process reads (metricRecords).
     const metrics = cfg.metrics ? new SharedArrayBuffer(8 * CELLS * n) : null;
     this.#records = metrics ? Array.from({ length: n }, (_, t) => new Float64Array(metrics, 8 * CELLS * t, CELLS)) : [];
@@ -104,12 +111,13 @@ export class GthreadWorker implements WorkerClass {
         masterPid: init.masterPid,
         listeners: listeners.map((l) => ({ fd: l.fds[t]!, fds: [l.fds[t]!], url: l.url })),
         sab,
-        beats,
+        beats: this.#beats.sab,
         slots: this.#slots.sab,
         held: this.#held.sab,
         kept: this.#kept.sab,
         threads: n,
         beatMs: every,
+        idleMs: idle > every ? idle : 0,
         ticketKeys: runtime.ticketKeys,
         metrics,
       };
@@ -201,7 +209,7 @@ export class GthreadWorker implements WorkerClass {
     // before any thread can take a connection, so a request that crashes it is never a failed boot.
     this.#serving = true;
     // The threads beat once they listen: loading the app was no stall.
-    this.#beats!.fill(process.hrtime.bigint());
+    this.#beats!.reset();
     for (const w of this.#threads) w.postMessage({ t: 'go' } satisfies ToThread);
   }
 
@@ -209,13 +217,27 @@ export class GthreadWorker implements WorkerClass {
     return this.stuckThreads().length === 0;
   }
 
-  /** Threads whose last beat is older than two heartbeat periods. */
+  /**
+   * Idle: every thread beats at its idle period (none runs a request, with timeout 0), and no request was counted
+   * since the last call. The process's own beat then idles too (child.ts).
+   */
+  quiet(): boolean {
+    const count = this.#count ? Atomics.load(this.#count, 0) : 0;
+    const same = count === this.#countSeen;
+    this.#countSeen = count;
+    // With timeout 0 the threads do not beat: none runs a request.
+    return same && (this.#everyMs > 0 ? this.#beats!.allIdle() : this.#slots!.runningThreads().length === 0);
+  }
+
+  /** The threads' oldest beat, which the process's beat file holds (ThreadBeats.fileTime). */
+  beatTime(): bigint | null {
+    return this.#serving && this.#everyMs > 0 ? this.#beats!.fileTime(this.#everyMs) : null;
+  }
+
+  /** Threads whose last beat is older than two of their heartbeat periods. */
   private stuckThreads(): number[] {
-    if (!this.#beats || this.#staleNs === 0n) return [];
-    const now = process.hrtime.bigint();
-    const stuck: number[] = [];
-    for (let t = 0; t < this.#beats.length; t++) if (now - Atomics.load(this.#beats, t) > this.#staleNs) stuck.push(t);
-    return stuck;
+    if (!this.#beats || this.#everyMs === 0) return [];
+    return this.#beats.stuck(this.#everyMs);
   }
 
   /**

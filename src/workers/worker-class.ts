@@ -39,6 +39,18 @@ export interface WorkerClass {
   stop(graceful: boolean): Promise<void>;
   /** False while part of the class cannot run (a gthread thread is stuck): the worker skips its heartbeat. */
   healthy?(): boolean;
+  /**
+   * Whether the class idles: nothing running, nothing served since the last call. Asked at each of the worker's
+   * beats by a class whose requests run outside the process's main event loop (gthread threads); the worker then
+   * beats at its idle period, as one of another class does when its own loop served nothing.
+   */
+  quiet?(): boolean;
+  /**
+   * The time (process.hrtime.bigint()) the worker's beat file holds at a beat: the oldest beat of the class's
+   * threads (gthread), so that the master times a thread stuck on a request out from its own last beat. Null:
+   * now.
+   */
+  beatTime?(): bigint | null;
   /** Requests the class runs outside the process's main event loop (gthread threads), for timeout reports. */
   slowRequests?(): InflightRequest[];
   /** USR1: the process reopened its logs; reopen those the class opened itself (threads). */

@@ -191,10 +191,13 @@ export function lastBeatOf(pid: number): bigint | null {
   }
 }
 
-/** Milliseconds since a worker's last heartbeat (see lastBeatOf); Infinity when it has no beat file. */
+/**
+ * Milliseconds since a worker's last heartbeat (see lastBeatOf); NaN, which no comparison holds for, when it has
+ * no beat file or has not beaten yet.
+ */
 export function sinceBeatMs(pid: number): number {
   const b = lastBeatOf(pid);
-  return b === null ? Infinity : Number(process.hrtime.bigint() - b) / 1e6;
+  return b === null ? NaN : Number(process.hrtime.bigint() - b) / 1e6;
 }
 
 /**

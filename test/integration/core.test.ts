@@ -339,6 +339,29 @@ describe('the master keeps its workers', () => {
     await s.kill();
   });
 
+  it('gthread: idle threads beat every sixth of the timeout; one stuck on a request is named, and killed at the timeout after the request began', { skip: writableDir('/dev/shm') ? false : 'no writable /dev/shm here' }, async () => {
+    // -t 12: 1 s beats when busy, 2 s when idle (idleBeatEvery), the threads' and the process's.
+    const { s, port } = await start(['-w', '1', '-k', 'gthread', '--threads', '2', '-t', '12', fx('listener.ts')]);
+    const [a] = await s.workersBooted(1);
+    await s.waitFor(/Ready: 1 worker/);
+    assert.equal((await request(port, '/')).status, 200);
+    // The beat file holds the threads' oldest beat (ThreadBeats.fileTime), written at the process's beats: 2 s
+    // apart, or more, once every thread idles (after a beat of each that saw no request, then one of the process).
+    const idle = await beatGaps(a!, 5, 25000);
+    assert.ok(idle.slice(3).every((g) => g > 1700), `idle beats ${idle.join(', ')} ms apart`);
+    // Stuck on a request that began on an idle thread: it beat then, and the master's timeout runs from that
+    // beat, not from the process's last (it ran on, and beat, for up to 3 s more before it saw the thread stuck).
+    const sent = process.hrtime.bigint();
+    const stuck = request(port, '/spin?ms=30000&q=thread').catch((e: Error) => e);
+    const m = await s.waitFor(/WORKER TIMEOUT \(pid:(\d+)\)(.*)/, 30000);
+    const ms = Number(process.hrtime.bigint() - sent) / 1e6;
+    assert.ok(ms >= 12000 && ms < 13000, `killed ${ms} ms after the request was sent`);
+    assert.equal(Number(m[1]), a);
+    assert.ok(m[2]!.includes('GET /spin?ms=30000&q=thread'), m[2]);
+    assert.ok((await stuck) instanceof Error, 'the stuck request fails: its worker was killed');
+    await s.kill();
+  });
+
   it('--worker-tmp-dir: the beat files go there; once none can be made there, a warning, and the beats are messages', async () => {
     const dir = path.join(tmp, 'beats');
     mkdirSync(dir);

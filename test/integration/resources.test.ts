@@ -15,7 +15,8 @@
  *   it reads then (once a second before its resting tick, once more for each beat before the beat files, and
  *   7 times a second before that);
  *   an idle worker beats, and its stall watcher reads, once in 5 s (each once a second before Watchdog.pace,
- *   the watcher 10 times before that), with --metrics too; each gthread thread once a second (3 times)
+ *   the watcher 10 times before that), with --metrics too; each gthread thread too (once a second before, 3
+ *   times before that), and its process
  */
 import assert from 'node:assert/strict';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -51,16 +52,18 @@ describe('an idle server', { skip: existsSync('/proc/self/task') ? false : 'need
   const untilIdle = (workers: number[]): Promise<void> =>
     until(() => workers.every((w) => sinceBeatMs(w) > 1500), 15000, 'the workers to idle');
 
+  type Rates = Map<number, { name: string; perS: number }>;
+
   /**
    * Each process's threads over `seconds`: tid -> name and wakeups a second (voluntary context switches, one each
    * time a thread slept and woke).
    */
-  async function wakeRates(pids: number[], seconds = 4): Promise<Map<number, { name: string; perS: number }>[]> {
+  async function wakeRates(pids: number[], seconds: number): Promise<Rates[]> {
     const before = pids.map((pid) => threadSwitches([pid]));
     // A rate needs a span of time: nothing is waited for here, the threads are counted over it.
     await delay(seconds * 1000);
     return pids.map((pid, i) => {
-      const rates = new Map<number, { name: string; perS: number }>();
+      const rates: Rates = new Map();
       for (const [tid, t] of threadSwitches([pid])) {
         const b = before[i]!.get(tid);
         if (b) rates.set(tid, { name: t.name, perS: (t.switches - b.switches) / seconds });
@@ -69,6 +72,42 @@ describe('an idle server', { skip: existsSync('/proc/self/task') ? false : 'need
     });
   }
 
+  /**
+   * The rates of the first span of 5 s, of up to six, in which `loud` finds no thread too wakeful (it returns what
+   * it found, or null). V8's memory reducer wakes a process's main thread (and each gthread thread's loop) a few
+   * times in the seconds after its start or a load, up to 13 times in a second here, then stops; a thread on a
+   * timer of its own wakes as often in every span.
+   */
+  async function quietSpan(pids: number[], loud: (rates: Rates[]) => string | null): Promise<Rates[]> {
+    let found: string | null = null;
+    for (let i = 0; i < 6; i++) {
+      const rates = await wakeRates(pids, 5);
+      found = loud(rates);
+      if (found === null) return rates;
+    }
+    assert.fail(`${found}, in each of six spans of 5 s`);
+  }
+
+  /** The native stall watcher of a worker (named by native/watchdog.c, built by npm run build; CI has a C compiler). */
+  function watcherOf(threads: Rates, pid: number): { perS: number } {
+    const watch = [...threads.values()].filter((t) => t.name === 'tunicorn watch');
+    assert.equal(watch.length, 1, `worker ${pid}: one thread named "tunicorn watch" among ${[...threads.values()].map((t) => t.name).join(', ')}`);
+    return watch[0]!;
+  }
+
+  /** What woke more than 0.6 times a second: the master's main thread, and each worker's stall watcher. */
+  const loudOnes = (master: number, workers: number[]) => (rates: Rates[]) => {
+    const [m, ...perWorker] = rates;
+    const said: string[] = [];
+    const woke = m!.get(master)!.perS;
+    if (woke > 0.6) said.push(`the master's main thread woke ${woke} times a second`);
+    perWorker.forEach((threads, i) => {
+      const watch = watcherOf(threads, workers[i]!);
+      if (watch.perS > 0.6) said.push(`worker ${workers[i]}'s stall watcher woke ${watch.perS} times a second`);
+    });
+    return said.length ? said.join('; ') : null;
+  };
+
   it('wakes rarely: the master once in 10 s, each idle worker once for its beat and once for its watcher in 5 s', async () => {
     const s = await idleServer(['-w', '3']);
     const workers = childrenOf(s.pid);
@@ -76,50 +115,42 @@ describe('an idle server', { skip: existsSync('/proc/self/task') ? false : 'need
     // A worker idles once a beat has seen no request: its beats (every second while it serves) then pause for
     // 5 s, a sixth of the default timeout (idleBeatEvery).
     await untilIdle(workers);
-    const [master, ...perWorker] = await wakeRates([s.pid, ...workers], 5);
-    // Its tick, which reads the workers' beat files: once every worker serves, it sleeps until the first
-    // timeout could come, at most 10 s (it was once a second, and 0.2 s before that). A beat by message woke
-    // it too, 4 times a second for 3 workers.
-    const woke = master!.get(s.pid)!.perS;
-    assert.ok(woke <= 0.6, `the master's main thread woke ${woke} times a second`);
-    perWorker.forEach((threads, i) => {
-      // Named by native/watchdog.c (built by npm run build; CI has a C compiler).
-      const watch = [...threads.values()].filter((t) => t.name === 'tunicorn watch');
-      assert.equal(watch.length, 1, `worker ${workers[i]}: one thread named "tunicorn watch" among ${[...threads.values()].map((t) => t.name).join(', ')}`);
-      // Once a beat period of the idle worker (5 s); once a second while it serves (and always, before Watchdog.pace).
-      assert.ok(watch[0]!.perS <= 0.6, `worker ${workers[i]}'s stall watcher woke ${watch[0]!.perS} times a second`);
-      // The main thread's beats are checked by core.test.ts ("an idle worker beats every sixth of its
-      // timeout"): here, after the load, V8's memory reducer wakes it a few times more.
-    });
+    // The master's tick, which reads the workers' beat files: once every worker serves, it sleeps until the first
+    // timeout could come, at most 10 s (it was once a second, and 0.2 s before that). A beat by message woke it
+    // too, 4 times a second for 3 workers. Each watcher: once a beat period of the idle worker (5 s); once a
+    // second while it serves (and always, before Watchdog.pace). The main thread's beats are checked by
+    // core.test.ts ("an idle worker beats every sixth of its timeout").
+    await quietSpan([s.pid, ...workers], loudOnes(s.pid, workers));
   });
 
   it('with --metrics too: the counts go with a beat only when they changed, so the master and the worker idle alike', async () => {
     const s = await idleServer(['-w', '1', '--metrics', '--health-bind', '127.0.0.1:0']);
     const [worker] = childrenOf(s.pid);
     await untilIdle([worker!]);
-    const [master, threads] = await wakeRates([s.pid, worker!], 5);
     // A beat that carried the counts was a message, which woke the master once a second (and kept the worker
     // from idling).
-    const woke = master!.get(s.pid)!.perS;
-    assert.ok(woke <= 0.6, `the master's main thread woke ${woke} times a second`);
-    const watch = [...threads!.values()].filter((t) => t.name === 'tunicorn watch');
-    assert.equal(watch.length, 1);
-    assert.ok(watch[0]!.perS <= 0.6, `the stall watcher woke ${watch[0]!.perS} times a second`);
+    await quietSpan([s.pid, worker!], loudOnes(s.pid, [worker!]));
   });
 
-  it('a gthread worker: each thread wakes once a second, for its beat', async () => {
+  it('a gthread worker: each idle thread beats once in 5 s, and the process with it', async () => {
     const s = await idleServer(['-w', '1', '-k', 'gthread', '--threads', '2']);
     const [worker] = childrenOf(s.pid);
-    const [threads] = await wakeRates([worker!]);
-    // The app's threads: Node 22 and later name a worker thread `WorkerThread`; before, it has the name the process
-    // had when it started (its title). The main thread, the native stall watcher (`tunicorn watch`) and V8's and
-    // libuv's threads are not among them.
-    const app = [...threads!].filter(([tid, t]) => tid !== worker && (t.name === 'WorkerThread' || t.name.startsWith('tunicorn: worke')));
-    assert.equal(app.length, 2, `two app threads among ${[...threads!.values()].map((t) => t.name).join(', ')}`);
-    for (const [tid, t] of app) {
-      // Its beat, once a second (it was twice, and Node's header-timeout timer once more: 3 a second).
-      assert.ok(t.perS <= 2, `thread ${tid} woke ${t.perS} times a second`);
-    }
+    // The beat file holds the threads' oldest beat, written at the process's beat: at most some 2 s old while they
+    // beat every second, up to 10 s once they and the process idle.
+    await until(() => sinceBeatMs(worker!) > 3000, 20000, 'the threads to idle');
+    await quietSpan([worker!], ([threads]) => {
+      // The app's threads: Node 22 and later name a worker thread `WorkerThread`; before, it has the name the
+      // process had when it started (its title). The main thread, the native stall watcher (`tunicorn watch`)
+      // and V8's and libuv's threads are not among them.
+      const app = [...threads!].filter(([tid, t]) => tid !== worker && (t.name === 'WorkerThread' || t.name.startsWith('tunicorn: worke')));
+      assert.equal(app.length, 2, `two app threads among ${[...threads!.values()].map((t) => t.name).join(', ')}`);
+      // Its beat, once in 5 s (it was once a second, twice before that, and Node's header-timeout timer once more).
+      const loud = app.filter(([, t]) => t.perS > 0.6).map(([tid, t]) => `thread ${tid} woke ${t.perS} times a second`);
+      // The process's own beat idles once every thread does: its watcher reads once a period.
+      const watch = watcherOf(threads!, worker!);
+      if (watch.perS > 0.6) loud.push(`the stall watcher woke ${watch.perS} times a second`);
+      return loud.length ? loud.join('; ') : null;
+    });
   });
 });
 

@@ -253,8 +253,9 @@ export const server = {
       'A liveness check, not a request timeout: a worker\'s event loop reports to the master every second ' +
       'or so while it serves, and every sixth of `timeout` (at most 10 s) while it idles, so that an idle ' +
       'server leaves the machine alone; one silent for `timeout` seconds is killed (`WORKER TIMEOUT`) after logging which requests ' +
-      'it was serving. A slow request that awaits I/O does not block the loop and is not affected (see ' +
-      '`request_deadline` for that).',
+      'it was serving. Under `gthread` each thread beats so, and a thread silent that long is the worker\'s ' +
+      'timeout: for one stuck on a request, counted from when the request began. A slow request that awaits ' +
+      'I/O does not block the loop and is not affected (see `request_deadline` for that).',
   }),
   workerTmpDir: stringSetting<string | null>({
     key: 'workerTmpDir',
