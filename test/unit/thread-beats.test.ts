@@ -43,8 +43,8 @@ describe('thread beats', () => {
     const now = process.hrtime.bigint();
     set(b, 0, now, 700, 0);
     set(b, 1, now, 4500, 5000);
-    // Thread 1 is due at now + 500 ms: as if it had beaten 500 ms ago at the quick period.
     assert.equal(b.fileTime(1000, now), now - 700n * MS);
+    // Thread 1 is due in 500 ms: as if it had beaten 500 ms ago at the quick period.
     set(b, 0, now, 300, 0);
     assert.equal(b.fileTime(1000, now), now - 500n * MS);
     // Stuck on a request since 8 s (its beat when the request began): the idle one does not make the file older.
