@@ -321,7 +321,7 @@ function sections(raw: RawResults): string {
     const a = maxOf(w.workers);
     const b = maxOf(nw.workers);
     if (a !== null && b !== null)
-      md += `\nThe stall watcher (one per worker, on while \`timeout\` > 0; a ${raw.versions['stall watcher'] ?? 'worker thread'} in this run): a worker with it ${mb(a)} MB idle, with \`-t 0\` (no heartbeat, no watcher) ${mb(b)} MB: it costs about ${mb(a - b)} MB.\n`;
+      md += `\nThe heartbeat (on while \`timeout\` > 0): a worker with it ${mb(a)} MB idle, with \`-t 0\` ${mb(b)} MB. The stall watcher (a ${raw.versions['stall watcher'] ?? 'worker thread'} in this run) runs in both: with \`-t 0\` it ends a worker stuck once its master is gone.\n`;
   }
   return md;
 }

@@ -66,7 +66,7 @@ export const ALL_SERVERS: ServerSpec[] = [
   tunicorn('tunicorn-fastify', 'tunicorn, Fastify 5', 'fastify.mjs'),
   tunicorn('tunicorn-sync', 'tunicorn, listener, -k sync', 'listener.mjs', ['-k', 'sync']),
   tunicorn('tunicorn-gthread', 'tunicorn, listener, -k gthread --threads 2', 'listener.mjs', ['-k', 'gthread', '--threads', '2']),
-  tunicorn('tunicorn-nowatchdog', 'tunicorn, listener, -t 0 (no heartbeat, no watchdog thread)', 'listener.mjs', ['-t', '0']),
+  tunicorn('tunicorn-nowatchdog', 'tunicorn, listener, -t 0 (no heartbeat)', 'listener.mjs', ['-t', '0']),
   tunicorn('tunicorn-ts', 'tunicorn, the TypeScript hello app (examples/hello/app.ts, loaded through jiti)', '../../../examples/hello/app.ts'),
   tunicorn('tunicorn-tls', 'tunicorn, listener, TLS', 'listener.mjs', [], {
     tls: true,
