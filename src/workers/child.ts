@@ -278,7 +278,8 @@ class WorkerProcess {
       // gthread thread) gives the master no beat newer than that part's last, and its timeout then applies.
       watchdog.beat();
       if (!this.#serving || timeout <= 0) return;
-      const slow = [...runtime.slowRequests(every), ...(this.#cls?.slowRequests?.() ?? [])];
+      const own = runtime.slowRequests(every);
+      const inClass = this.#cls?.slowRequests?.() ?? [];
       // The metrics setting: the counts ride along, so a worker killed later (a timeout) loses a beat's worth.
       const all = runtime.config.metrics ? this.counts() : undefined;
       const json = all ? JSON.stringify([all.requests, all.buckets, all.seconds, all.inflight]) : '';
@@ -287,11 +288,16 @@ class WorkerProcess {
         // master's timeout runs; never now.
         const at = this.#cls.beatTime?.();
         if (typeof at === 'bigint') file?.beat(at);
-        send({ t: 'stuck', slow, ...(all ? { counts: all } : {}) });
+        // Every request of the class: the stuck one first.
+        send({ t: 'stuck', slow: [...own, ...inClass], ...(all ? { counts: all } : {}) });
         countsSent = json;
         slowSaid = true;
         return;
       }
+      // As for the loop's own, only those running longer than a beat period: under load a gthread worker's
+      // threads run a request at most of its beats (a CPU-bound app's take a few hundred ms each), and each of
+      // those beats was a message that woke the master.
+      const slow = inClass.length ? [...own, ...inClass.filter((r) => r.ms > every)] : own;
       const counts = json !== countsSent ? all : undefined;
       countsSent = json;
       const written = file?.beat(this.#cls?.beatTime?.()) === true;

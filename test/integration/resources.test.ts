@@ -152,6 +152,38 @@ describe('an idle server', { skip: existsSync('/proc/self/task') ? false : 'need
       return loud.length ? loud.join('; ') : null;
     });
   });
+
+  it('a gthread worker busy with requests shorter than a beat period sends its master no message for them', async () => {
+    const s = await idleServer(['-w', '1', '-k', 'gthread', '--threads', '2']);
+    const port = await s.port();
+    // One request after another, each 300 ms of waiting in the app: a thread runs one at most of its beats.
+    let load = true;
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const loaded = (async () => {
+      let served = 0;
+      while (load) {
+        assert.equal((await request(port, '/spin?ms=0&wait=300', { agent })).status, 200);
+        served++;
+      }
+      return served;
+    })();
+    // Seen at the end: a failed request stops the load, and the spans then fail too.
+    loaded.catch(() => {});
+    try {
+      // The master's tick sleeps up to 10 s while its worker serves; each beat that listed those requests was a
+      // message, which woke it once a second.
+      await quietSpan([s.pid], ([master]) => {
+        const woke = master!.get(s.pid)!.perS;
+        return woke > 0.6 ? `the master's main thread woke ${woke} times a second` : null;
+      });
+    } finally {
+      load = false;
+    }
+    // The request under way ends first (300 ms).
+    const served = await loaded;
+    agent.destroy();
+    assert.ok(served >= 10, `the load ran: ${served} requests`);
+  });
 });
 
 describe('the master killed while a worker is stuck', () => {
