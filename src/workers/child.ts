@@ -288,7 +288,7 @@ class WorkerProcess {
         // master's timeout runs; never now.
         const at = this.#cls.beatTime?.();
         if (typeof at === 'bigint') file?.beat(at);
-        // Every request of the class: the stuck one first.
+        // Every request the class runs, longest (the stuck thread's) first.
         send({ t: 'stuck', slow: [...own, ...inClass], ...(all ? { counts: all } : {}) });
         countsSent = json;
         slowSaid = true;

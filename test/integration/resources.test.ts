@@ -16,7 +16,8 @@
  *   7 times a second before that);
  *   an idle worker beats, and its stall watcher reads, once in 5 s (each once a second before Watchdog.pace,
  *   the watcher 10 times before that), with --metrics too; each gthread thread too (once a second before, 3
- *   times before that), and its process
+ *   times before that), and its process; a gthread worker busy with short requests sends its master no
+ *   message for them
  */
 import assert from 'node:assert/strict';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -167,7 +168,7 @@ describe('an idle server', { skip: existsSync('/proc/self/task') ? false : 'need
       }
       return served;
     })();
-    // Seen at the end: a failed request stops the load, and the spans then fail too.
+    // A failed request ends the load, and its error is thrown below.
     loaded.catch(() => {});
     try {
       // The master's tick sleeps up to 10 s while its worker serves; each beat that listed those requests was a
