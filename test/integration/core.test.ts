@@ -279,6 +279,21 @@ describe('the master keeps its workers', () => {
     }
   };
 
+  /**
+   * Sends `url`, a request that spins its loop (or thread) for good, to worker `pid`, and waits for the
+   * `WORKER TIMEOUT` that names it and for the request to fail with the worker: when the line came
+   * (process.hrtime.bigint()).
+   */
+  async function killedSpinning(s: Server, port: number, pid: number, url: string): Promise<bigint> {
+    const stuck = request(port, url).catch((e: Error) => e);
+    const m = await s.waitFor(/WORKER TIMEOUT \(pid:(\d+)\)(.*)/, 30000);
+    const at = process.hrtime.bigint();
+    assert.equal(Number(m[1]), pid);
+    assert.ok(m[2]!.includes(`GET ${url}`), m[2]);
+    assert.ok((await stuck) instanceof Error, 'the stuck request fails: its worker was killed');
+    return at;
+  }
+
   /** Idles past its timeout (-t 2) unharmed, then is killed by it once its loop is stuck. */
   async function beatsThenTimeout(s: Server, port: number, pid: number): Promise<void> {
     // Two timeouts of idling are the input here: the master must see its beats all along.
@@ -327,15 +342,10 @@ describe('the master keeps its workers', () => {
     const again = await beatGaps(a!, 3, 15000);
     assert.ok(again.at(-1)! > 1700, `idle beats ${again.join(', ')} ms apart`);
     const last = lastBeatOf(a!)!;
-    const stuck = request(port, '/spin?ms=30000&q=idle').catch((e: Error) => e);
-    const m = await s.waitFor(/WORKER TIMEOUT \(pid:(\d+)\)(.*)/, 30000);
     // The master sleeps until the first timeout can come (restingTickMs), then reads the beats: the kill
     // comes at the timeout after the last beat, not up to its 10 s resting tick later.
-    const silentMs = Number(process.hrtime.bigint() - last) / 1e6;
+    const silentMs = Number((await killedSpinning(s, port, a!, '/spin?ms=30000&q=idle')) - last) / 1e6;
     assert.ok(silentMs >= 12000 && silentMs < 13000, `killed ${silentMs} ms after its last beat`);
-    assert.equal(Number(m[1]), a);
-    assert.ok(m[2]!.includes('GET /spin?ms=30000&q=idle'), m[2]);
-    assert.ok((await stuck) instanceof Error, 'the stuck request fails: its worker was killed');
     await s.kill();
   });
 
@@ -352,13 +362,8 @@ describe('the master keeps its workers', () => {
     // Stuck on a request that began on an idle thread: it beat then, and the master's timeout runs from that
     // beat, not from the process's last (it ran on, and beat, for up to 3 s more before it saw the thread stuck).
     const sent = process.hrtime.bigint();
-    const stuck = request(port, '/spin?ms=30000&q=thread').catch((e: Error) => e);
-    const m = await s.waitFor(/WORKER TIMEOUT \(pid:(\d+)\)(.*)/, 30000);
-    const ms = Number(process.hrtime.bigint() - sent) / 1e6;
+    const ms = Number((await killedSpinning(s, port, a!, '/spin?ms=30000&q=thread')) - sent) / 1e6;
     assert.ok(ms >= 12000 && ms < 13000, `killed ${ms} ms after the request was sent`);
-    assert.equal(Number(m[1]), a);
-    assert.ok(m[2]!.includes('GET /spin?ms=30000&q=thread'), m[2]);
-    assert.ok((await stuck) instanceof Error, 'the stuck request fails: its worker was killed');
     await s.kill();
   });
 
