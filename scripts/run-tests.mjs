@@ -61,6 +61,31 @@ const rank = (f) => {
 };
 const files = all.map((f, i) => ({ f, i })).sort((a, b) => rank(a.f) - rank(b.f) || a.i - b.i).map((x) => path.resolve(x.f));
 
+// NODE_EXTRA_CA_CERTS (these machines set it) makes every Node process read the whole CA bundle as it starts:
+// 90 ms a process on this machine, where `node -e 0` takes 40 ms without it, and the tests start thousands (each
+// server's master and workers, each file's runner). They reach nothing beyond loopback but npm's registry, in
+// package-install.test.ts, which sets it again from TUNICORN_TEST_EXTRA_CA_CERTS for npm.
+if (process.env.NODE_EXTRA_CA_CERTS) {
+  process.env.TUNICORN_TEST_EXTRA_CA_CERTS = process.env.NODE_EXTRA_CA_CERTS;
+  delete process.env.NODE_EXTRA_CA_CERTS;
+}
+
 const stream = run({ files, concurrency });
 stream.on('test:fail', () => (process.exitCode = 1));
 stream.compose(spec).pipe(process.stdout);
+
+// The files' own durations (the sum of their top-level tests), longest first, at the end: what SLOWEST above
+// is kept from, and where to look when the run grows.
+const perFile = new Map();
+const count = (event) => {
+  const { file, nesting, details } = event;
+  if (file && nesting === 0 && details?.duration_ms) perFile.set(file, (perFile.get(file) ?? 0) + details.duration_ms);
+};
+stream.on('test:pass', count);
+stream.on('test:fail', count);
+process.on('exit', () => {
+  const top = [...perFile].sort((a, b) => b[1] - a[1]).slice(0, 12);
+  if (top.length < 2) return;
+  const line = top.map(([f, ms]) => `${path.relative(path.join(root, 'test'), f).replace(/\.test\.ts$/, '')} ${Math.round(ms / 1000)} s`).join(', ');
+  process.stdout.write(`\nlongest files (their tests' summed durations): ${line}\n`);
+});

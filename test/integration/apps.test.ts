@@ -295,8 +295,9 @@ describe('serves every shape with its real framework', { concurrency: true }, ()
 
   it('a startup() that throws stops the server with status 1 and the cause, under every class', async () => {
     const servers = ['async', 'sync', 'gthread'].map((k) => ({ k, s: new Server(['-b', '127.0.0.1:0', '-k', k, fx('startup-throws.ts')]) }));
+    // 30 s: the three start together, beside the rest of this suite's servers (up to 14 s each to serve).
     for (const { k, s } of servers) {
-      const exit = await within(s.exited, 10000, `-k ${k} to stop`).catch((err: Error) => {
+      const exit = await within(s.exited, 30000, `-k ${k} to stop`).catch((err: Error) => {
         throw new Error(`${err.message}; the server's log:\n${s.log}`);
       });
       assert.equal(exit.code, 1, `-k ${k}: ${s.log}`);

@@ -37,9 +37,18 @@ after(async () => {
   rmSync(tmp, { recursive: true, force: true });
 });
 
-/** npm as a user runs it, without the chatter that asks the registry (update notice, audit, funding). */
+/**
+ * npm as a user runs it, without the chatter that asks the registry (update notice, audit, funding). With the
+ * CA bundle the machine gives for the registry, which scripts/run-tests.mjs keeps from the tests' processes.
+ */
+const extraCa = process.env.TUNICORN_TEST_EXTRA_CA_CERTS;
 const npm = (args: string[], cwd: string, env: NodeJS.ProcessEnv = {}) =>
-  run('npm', [...args, '--no-audit', '--no-fund', '--no-update-notifier'], { cwd, env: { ...process.env, ...env }, encoding: 'utf8', timeout: 60000 });
+  run('npm', [...args, '--no-audit', '--no-fund', '--no-update-notifier'], {
+    cwd,
+    env: { ...process.env, ...(extraCa ? { NODE_EXTRA_CA_CERTS: extraCa } : {}), ...env },
+    encoding: 'utf8',
+    timeout: 60000,
+  });
 
 describe('the packed package, installed in a new project without a C compiler', () => {
   let install = '';
