@@ -5,7 +5,10 @@
  *   listener  tunicorn, 1 worker, a raw (req, res) listener           (the baseline)
  *   fetch     tunicorn, 1 worker, a Fetch handler (request) => Response
  *   hono      @hono/node-server serving the same Fetch handler
- * loaded with wrk when installed (else autocannon), in interleaved rounds so drift on a shared machine hits
+ * With `--routed`, the apps are the benchmark's own (bench/servers/apps): the Fetch handler routes with
+ * `new URL(request.url)`, as the Fetch targets of `npm run bench` do, so the ratios are those of its keep-alive
+ * table with one process a server in place of two (bench/report.ts, fetchNote).
+ * Loaded with wrk when installed (else autocannon), in interleaved rounds so drift on a shared machine hits
  * every target alike; medians of the rounds are reported. Besides requests/s, each run reads the serving
  * process's CPU time from /proc, giving requests per CPU second: the cost of a request, which holds steady
  * when other processes compete for the cores (requests/s does not). Targets: fetch >= 0.9 x listener and
@@ -14,7 +17,7 @@
  * Boot: the time a worker spends loading a TypeScript app (import through jiti + adapting it), in a fresh
  * process, with an empty transform cache and then with the cache the first run wrote.
  *
- * Run: `npm run build && node --import tsx bench/fetch-ratio.ts [--rounds N] [--seconds S] [--connections C]`
+ * Run: `npm run build && node --import tsx bench/fetch-ratio.ts [--rounds N] [--seconds S] [--connections C] [--routed]`
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { MASTER_NODE_FLAGS } from '../src/cli/node-flags.js';
@@ -27,6 +30,8 @@ import { roundOrder } from './lib/load.js';
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const CLI = path.join(ROOT, 'dist/cli/main.js');
 const APPS = path.join(ROOT, 'bench/apps');
+/** The apps of `npm run bench`'s loads, which route. */
+const ROUTED = path.join(ROOT, 'bench/servers/apps');
 /** USER_HZ: the unit of the CPU times in /proc/PID/stat (100 on Linux; `getconf CLK_TCK`). */
 const CLOCK_TICKS = 100;
 
@@ -36,6 +41,8 @@ export interface FetchRatioOptions {
   connections?: number;
   /** Skip the boot measurement. */
   throughputOnly?: boolean;
+  /** Serve the benchmark's routed apps (bench/servers/apps) instead of the hello ones. */
+  routed?: boolean;
 }
 
 export interface BootTime {
@@ -66,6 +73,8 @@ export interface FetchRatioResult {
    */
   readonly cpuFetchVsListener: number;
   readonly cpuFetchVsHono: number;
+  /** The benchmark's routed apps were served (FetchRatioOptions.routed). */
+  readonly routed: boolean;
   readonly boot: BootTime[];
 }
 
@@ -135,8 +144,12 @@ async function startTunicorn(name: TargetName, app: string): Promise<Target> {
   return { name, child, port: Number(m[1]), output, servingPid: worker };
 }
 
-async function startHono(): Promise<Target> {
-  const child = spawn(process.execPath, [path.join(APPS, 'hono-node-server.mjs')], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+async function startHono(handler: string): Promise<Target> {
+  const child = spawn(process.execPath, [path.join(APPS, 'hono-node-server.mjs')], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+    env: { ...process.env, FETCH_APP: pathToFileURL(handler).href },
+  });
   const output = collect(child);
   const m = await waitForLine(child, 'stdout', /listening (\d+)/);
   return { name: 'hono', child, port: Number(m[1]), output, servingPid: () => child.pid! };
@@ -147,7 +160,8 @@ async function ready(port: number): Promise<void> {
   for (;;) {
     try {
       const r = await fetch(`http://127.0.0.1:${port}/`);
-      if ((await r.text()) === 'Hello World') return;
+      // Hello World, or the routed apps' hello JSON.
+      if (r.ok && (await r.text()).includes('Hello World')) return;
     } catch {
       /* the worker is still booting: the connection waits in the backlog or fails */
     }
@@ -265,9 +279,12 @@ export async function runFetchRatio(opts: FetchRatioOptions = {}): Promise<Fetch
   const tool = hasWrk() ? 'wrk' : 'autocannon';
   const targets: Target[] = [];
   try {
-    targets.push(await startTunicorn('listener', path.join(APPS, 'hello-listener.mjs')));
-    targets.push(await startTunicorn('fetch', path.join(APPS, 'hello-handler.mjs')));
-    targets.push(await startHono());
+    const [listener, handler] = opts.routed
+      ? [path.join(ROUTED, 'listener.mjs'), path.join(ROUTED, 'fetch.mjs')]
+      : [path.join(APPS, 'hello-listener.mjs'), path.join(APPS, 'hello-handler.mjs')];
+    targets.push(await startTunicorn('listener', listener));
+    targets.push(await startTunicorn('fetch', handler));
+    targets.push(await startHono(handler));
     for (const t of targets) await ready(t.port);
     for (const t of targets) await load(tool, t, 1, connections); // warm-up: JIT, connection setup
     const results: PerTarget[] = [];
@@ -308,6 +325,7 @@ export async function runFetchRatio(opts: FetchRatioOptions = {}): Promise<Fetch
       fetchVsHono,
       cpuFetchVsListener: median(cpuResults.map((x) => x.fetch / x.listener)),
       cpuFetchVsHono: median(cpuResults.map((x) => x.fetch / x.hono)),
+      routed: opts.routed === true,
       boot,
     };
   } finally {
@@ -318,7 +336,7 @@ export async function runFetchRatio(opts: FetchRatioOptions = {}): Promise<Fetch
 export function formatFetchRatio(r: FetchRatioResult): string {
   const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
   const lines = [
-    `Fetch handler throughput (${r.tool}, loopback, 1 worker; medians of ${r.rounds.length} interleaved rounds)`,
+    `Fetch handler throughput (${r.tool}, loopback, 1 worker, ${r.routed ? "the benchmark's routed apps" : 'hello apps that route nothing'}; medians of ${r.rounds.length} interleaved rounds)`,
     `                            req/s    req per server CPU second`,
     `  raw (req, res) listener   ${fmt(r.rps.listener).padStart(9)}   ${fmt(r.perCpuSecond.listener).padStart(9)}`,
     `  Fetch handler             ${fmt(r.rps.fetch).padStart(9)}   ${fmt(r.perCpuSecond.fetch).padStart(9)}`,
@@ -338,6 +356,7 @@ if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.me
     const i = process.argv.indexOf(`--${name}`);
     return i > 0 ? Number(process.argv[i + 1]) : undefined;
   };
-  const result = await runFetchRatio({ rounds: arg('rounds'), seconds: arg('seconds'), connections: arg('connections') });
+  const routed = process.argv.includes('--routed');
+  const result = await runFetchRatio({ rounds: arg('rounds'), seconds: arg('seconds'), connections: arg('connections'), routed, throughputOnly: routed });
   process.stdout.write(formatFetchRatio(result) + '\n');
 }

@@ -246,18 +246,37 @@ export function steadyNote(raw: RawResults): string {
  * The Fetch targets' handler (bench/servers/apps/fetch.mjs) routes with `new URL(request.url)`, as idiomatic
  * Fetch code does, where the raw listener compares `req.url`: the parse is the app's cost, not the bridge's. The
  * fetch-ratio study serves a hello handler and listener that route nothing (one worker each), and gives the
- * bridge's own ratio; printed beside the targets when the run has it.
+ * bridge's own ratio; printed beside the targets when the run has it. Its `--routed` run serves the keep-alive
+ * load's own apps, one process a server: with the gain of a second process on this machine (the limit over one
+ * plain process), it says what the target against one @hono/node-server process asks of each worker.
  */
 export function fetchNote(raw: RawResults): string {
   const f = raw.extra.fetchRatio as { fetchVsListener?: unknown; cpuFetchVsListener?: unknown } | undefined;
-  if (!f || typeof f.fetchVsListener !== 'number') return '';
-  const cpu = typeof f.cpuFetchVsListener === 'number' && f.cpuFetchVsListener > 0 ? f.cpuFetchVsListener : null;
-  return (
-    '\nFetch handler without routing: the Fetch targets\' handler parses its URL (`new URL(request.url)`, as idiomatic Fetch ' +
-    'code does; the raw listener compares `req.url`), and that parse is the app\'s cost. The fetch-ratio study below serves ' +
-    `a hello handler and listener that route nothing, one worker each: the Fetch handler at ${fx(f.fetchVsListener)} x the listener's requests/s` +
-    `${cpu === null ? '' : `, ${fx(1 / cpu)} x its CPU per request`} (docs/design.md, "The Fetch bridge's own cost").\n`
-  );
+  let md = '';
+  if (f && typeof f.fetchVsListener === 'number') {
+    const cpu = typeof f.cpuFetchVsListener === 'number' && f.cpuFetchVsListener > 0 ? f.cpuFetchVsListener : null;
+    md +=
+      '\nFetch handler without routing: the Fetch targets\' handler parses its URL (`new URL(request.url)`, as idiomatic Fetch ' +
+      'code does; the raw listener compares `req.url`), and that parse is the app\'s cost. The fetch-ratio study below serves ' +
+      `a hello handler and listener that route nothing, one worker each: the Fetch handler at ${fx(f.fetchVsListener)} x the listener's requests/s` +
+      `${cpu === null ? '' : `, ${fx(1 / cpu)} x its CPU per request`} (docs/design.md, "The Fetch bridge's own cost").\n`;
+  }
+  const g = raw.extra.fetchRatioRouted as { fetchVsHono?: unknown; cpuFetchVsHono?: unknown; fetchVsListener?: unknown } | undefined;
+  if (g && typeof g.fetchVsHono === 'number' && typeof g.fetchVsListener === 'number') {
+    const l = raw.loads.find((x) => x.id === 'ka64');
+    const two = l ? ratio(l, 'limit', 'plain') : null;
+    const cpu = typeof g.cpuFetchVsHono === 'number' ? `, ${fx(g.cpuFetchVsHono)} x its requests per CPU second` : '';
+    md +=
+      `\nThe Fetch targets one process a server (the fetch-ratio study's \`--routed\` run, with the keep-alive load's own apps): ` +
+      `tunicorn's Fetch handler at ${fx(g.fetchVsHono)} x @hono/node-server's requests/s${cpu}, and ${fx(g.fetchVsListener)} x the raw listener's.`;
+    if (two !== null && two > 0)
+      md +=
+        ` A second process gave ${fx(two)} x on this machine, where the load generator shares the cores (the limit over one plain ` +
+        `node:http process, keep-alive 64): against one @hono/node-server process, the 1.3 x target asks each of tunicorn's two ` +
+        `workers for ${fx(1.3 / two)} x what that process serves.`;
+    md += '\n';
+  }
+  return md;
 }
 
 /**

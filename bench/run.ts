@@ -173,11 +173,11 @@ async function hupTime(r: Running): Promise<number> {
   }
 }
 
-async function optionalExtra(file: string, fn: string, opts: Record<string, number> = {}): Promise<unknown> {
+async function optionalExtra(file: string, fn: string, opts: Record<string, number | boolean> = {}): Promise<unknown> {
   const full = path.join(ROOT, 'bench', file);
   if (!fs.existsSync(full)) return { skipped: `${file} is not present` };
   try {
-    const mod = (await import(full)) as Record<string, (opts: Record<string, number>) => Promise<unknown>>;
+    const mod = (await import(full)) as Record<string, (opts: Record<string, number | boolean>) => Promise<unknown>>;
     if (typeof mod[fn] !== 'function') return { skipped: `${file} does not export ${fn}()` };
     say(`running ${file} ${fn}()`);
     return await mod[fn]!(opts);
@@ -340,6 +340,8 @@ async function main(): Promise<void> {
             // Shorter than their own defaults (10 rounds; 5 s a case), so the whole run stays under 15 minutes
             // on a 2-core machine where the packages are still to be installed.
             fetchRatio: await optionalExtra('fetch-ratio.ts', 'runFetchRatio', { rounds: 6 }),
+            // The keep-alive load's own apps, one process a server: what the Fetch targets ask of each worker.
+            fetchRatioRouted: await optionalExtra('fetch-ratio.ts', 'runFetchRatio', { rounds: 6, seconds: 2, routed: true, throughputOnly: true }),
             concurrency: await optionalExtra('concurrency.ts', 'runConcurrency', { seconds: 2 }),
           };
 

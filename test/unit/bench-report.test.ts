@@ -165,6 +165,20 @@ describe('bench report', () => {
     assert.match(renderMarkdown(withStudy, 'x.json'), /Fetch handler without routing/);
   });
 
+  it('says what the Fetch target against one hono process asks of each worker, from the routed study and a second process\'s gain', () => {
+    const ka = load('ka64', { limit: [sample(108), sample(110), sample(105)], plain: [sample(100), sample(100), sample(100)] });
+    const routed = { fetchVsHono: 1.04, cpuFetchVsHono: 1.07, fetchVsListener: 0.9 };
+    const md = fetchNote({ ...raw([ka]), extra: { fetchRatioRouted: routed } });
+    assert.match(md, /Fetch handler at 1\.04 x @hono\/node-server's requests\/s, 1\.07 x its requests per CPU second, and 0\.90 x the raw listener's/);
+    // The median of the rounds' 1.08, 1.10 and 1.05: 1.3 / 1.08 = 1.20.
+    assert.match(md, /A second process gave 1\.08 x .* asks each of tunicorn's two workers for 1\.20 x what that process serves/);
+    assert.doesNotMatch(md, /without routing/, 'no hello study in this run');
+    // Without the plain process in the load, the study's own figures only.
+    const alone = fetchNote({ ...raw([load('ka64', { limit: [sample(108)] })]), extra: { fetchRatioRouted: routed } });
+    assert.match(alone, /1\.04 x @hono/);
+    assert.doesNotMatch(alone, /second process/);
+  });
+
   it('warns about other work measured around the run, not about the run\'s own load', () => {
     const at = (machine: Record<string, string | number>): RawResults => ({ ...raw([]), machine: { ...raw([]).machine, ...machine } });
     // The run's own load lifts the load average at its end; the shares measured with no server running decide.
