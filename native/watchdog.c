@@ -5,7 +5,10 @@
  * module made; this thread reads the counter every `pollMs` (watchPollMs in watchdog.ts: half the stall it
  * watches for, at most once a second; while the worker idles, once a beat period of the main thread's, which it
  * sets in the word after the counter) and, while it stands still, writes the running
- * requests to the master as one JSON line on the report descriptor. It does what the worker-thread watcher
+ * requests to the master as one JSON line on the report descriptor. A period of -1 there means the main thread
+ * does not beat while the master lives (`timeout` 0, where only an orphan's stall matters): this thread then
+ * sleeps in poll() on the report descriptor until the master's end of it closes, and from then on reads the
+ * counter, which the main thread beats again from its 'disconnect'. It does what the worker-thread watcher
  * (watchdog-thread.ts) does, without a second V8 isolate: about 9 MB less per worker.
  *
  * Built by scripts/build-native.mjs with the system's C compiler and nothing else: the Node-API calls it
@@ -14,6 +17,7 @@
 /* pthread_setname_np (glibc, musl). */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -171,15 +175,44 @@ static void report(const struct watch *w, double stalled, double now) {
   }
 }
 
+/* Until the master is gone: its end of the report socket closes when it exits, even by SIGKILL, which hangs
+   up this one (POLLHUP; POLLERR for a pipe). Nothing is ever read from it here, nor written while the master
+   lives. Returns 0 if poll() cannot wait on it: the caller then sleeps a period, and no stall can be called
+   before the main thread beats again. */
+static int until_master_gone(int fd) {
+  for (;;) {
+    struct pollfd p = {fd, 0, 0};
+    int r = poll(&p, 1, -1);
+    if (r < 0 && errno == EINTR) continue;
+    return r > 0 && (p.revents & (POLLHUP | POLLERR)) != 0;
+  }
+}
+
 static void *run(void *arg) {
   const struct watch *w = arg;
   int32_t last = __atomic_load_n(w->beat, __ATOMIC_ACQUIRE);
   double last_change = now_ms();
   double reported = 0;
+  int gone = 0;
   for (;;) {
     /* The main thread's idle period (Watchdog.pace), 0 while it is busy: while it idles, the counter is read
-       once a period and a stall is called after two. */
+       once a period and a stall is called after two. -1: no beats while the master lives (see the top). */
     int32_t idle = __atomic_load_n(w->beat + 1, __ATOMIC_ACQUIRE);
+    if (idle < 0 && !gone) {
+      if (until_master_gone(w->fd)) {
+        gone = 1;
+        /* The main thread has stall_ms from now to beat, which its 'disconnect' does at once. */
+        last = __atomic_load_n(w->beat, __ATOMIC_ACQUIRE);
+        last_change = now_ms();
+        continue;
+      }
+      const struct timespec wait = {w->poll_ms / 1000, (long)(w->poll_ms % 1000) * 1000000L};
+      nanosleep(&wait, NULL);
+      last = __atomic_load_n(w->beat, __ATOMIC_ACQUIRE);
+      last_change = now_ms();
+      continue;
+    }
+    if (idle < 0) idle = 0;
     int poll_ms = idle > w->poll_ms ? idle : w->poll_ms;
     const struct timespec poll = {poll_ms / 1000, (long)(poll_ms % 1000) * 1000000L};
     nanosleep(&poll, NULL);
@@ -191,6 +224,7 @@ static void *run(void *arg) {
       continue;
     }
     idle = __atomic_load_n(w->beat + 1, __ATOMIC_ACQUIRE);
+    if (idle < 0) idle = 0;
     double stall_ms = idle > 0 && 2.0 * idle > w->stall_ms ? 2.0 * idle : w->stall_ms;
     if (now - last_change < stall_ms || now - reported < REPORT_EVERY_MS) continue;
     reported = now;

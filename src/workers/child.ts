@@ -126,6 +126,24 @@ function endLeftovers(log: ErrorLog | null): void {
 /** With `timeout` 0: how long a stuck event loop goes unwatched before the watcher checks the master is there. */
 const ORPHAN_STALL_MS = 5000;
 
+/**
+ * `timeout` 0 with the native watcher: no master times a worker out, so only an orphan's stall matters (a loop
+ * stuck when the master goes, whose 'disconnect' cannot end it). The loop does not beat at all while the master
+ * lives: the watcher sleeps until the master's end of its report descriptor closes (Watchdog.untilMasterGone).
+ * From the 'disconnect' on, which ends the worker within 5 s, the loop beats every `everyMs`, so the watcher
+ * tells a loop that is leaving from one that is stuck. It had beaten every 2.5 s at rest, every second under load.
+ */
+function beatWhenMasterGone(watchdog: Watchdog, everyMs: number): void {
+  watchdog.untilMasterGone();
+  const beat = () => {
+    watchdog.pace(0);
+    watchdog.beat();
+    setInterval(() => watchdog.beat(), everyMs).unref();
+  };
+  if (process.connected) process.once('disconnect', beat);
+  else beat();
+}
+
 /** Dies with a reason the master can act on (halt instead of respawning, or back off). */
 function fatal(code: number, message: string, detail: string): never {
   send({ t: 'fatal', code, message, detail });
@@ -257,6 +275,7 @@ class WorkerProcess {
     // The request slots cost a write per request: kept for the timeout's report only.
     if (timeout > 0) runtime.watchdog = watchdog;
     runtime.log.debug(`Watching for a stalled event loop with ${watchdog.kind}`);
+    if (timeout <= 0 && watchdog.native) return beatWhenMasterGone(watchdog, every);
     // The beat to the master goes into the file it gave (src/protocol/beat-file.ts), which wakes nobody; a
     // message only carries news: long-running requests, the first beat after they are gone, the counts.
     const file = this.init.beatFd !== null && timeout > 0 ? new BeatWriter(this.init.beatFd) : null;

@@ -39,14 +39,14 @@ interface NativeWatcher {
  * memory it reads (the beat counter, then per slot a start time, a length and the request line: the views the
  * Watchdog makes over it) and which kind it is.
  */
-function startWatcher(reportFd: number, stallMs: number): { buffer: ArrayBufferLike; kind: string } {
+function startWatcher(reportFd: number, stallMs: number): { buffer: ArrayBufferLike; kind: string; native: boolean } {
   const native = loadNative<NativeWatcher>('watchdog');
   let why: string;
   if (typeof native === 'string') {
     why = native;
   } else {
     try {
-      return { buffer: native.start(reportFd, stallMs, watchPollMs(stallMs), SLOTS, TEXT), kind: 'a native thread' };
+      return { buffer: native.start(reportFd, stallMs, watchPollMs(stallMs), SLOTS, TEXT), kind: 'a native thread', native: true };
     } catch (err) {
       why = `dist/native/watchdog.node did not start (${(err as Error).message})`;
     }
@@ -60,7 +60,7 @@ function startWatcher(reportFd: number, stallMs: number): { buffer: ArrayBufferL
     stderr: false,
     resourceLimits: { maxOldGenerationSizeMb: 8, maxYoungGenerationSizeMb: 2 },
   }).unref();
-  return { buffer, kind: `a worker thread (no native watcher: ${why})` };
+  return { buffer, kind: `a worker thread (no native watcher: ${why})`, native: false };
 }
 
 /**
@@ -83,10 +83,13 @@ export class Watchdog {
   readonly #free: number[] = [];
   /** Which watcher runs, for the worker's debug log. */
   readonly kind: string;
+  /** The native thread watches (it can wait for the master to go: untilMasterGone). */
+  readonly native: boolean;
 
   constructor(reportFd: number, stallMs: number) {
-    const { buffer, kind } = startWatcher(reportFd, stallMs);
+    const { buffer, kind, native } = startWatcher(reportFd, stallMs);
     this.kind = kind;
+    this.native = native;
     this.#beat = new Int32Array(buffer, 0, 1);
     this.#idle = new Int32Array(buffer, 4, 1);
     this.#starts = new Float64Array(buffer, 8, SLOTS);
@@ -106,6 +109,16 @@ export class Watchdog {
    */
   pace(idleMs: number): void {
     Atomics.store(this.#idle, 0, idleMs);
+  }
+
+  /**
+   * The main thread stops beating until the master is gone: the native watcher sleeps until the master's end of
+   * the report descriptor closes, then gives the loop the stall it was started for to beat again (from the
+   * 'disconnect' that follows; see beatWhenMasterGone in child.ts). Only with the native watcher: the
+   * worker-thread one cannot wait on a descriptor, and reads the counter at its period.
+   */
+  untilMasterGone(): void {
+    Atomics.store(this.#idle, 0, -1);
   }
 
   /**

@@ -17,7 +17,7 @@
  *   an idle worker beats, and its stall watcher reads, once in 5 s (each once a second before Watchdog.pace,
  *   the watcher 10 times before that), with --metrics too; each gthread thread too (once a second before, 3
  *   times before that), and its process; a gthread worker busy with short requests sends its master no
- *   message for them
+ *   message for them; with -t 0 a worker does not beat at all, nor its watcher wake, while the master lives
  */
 import assert from 'node:assert/strict';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -184,6 +184,27 @@ describe('an idle server', { skip: existsSync('/proc/self/task') ? false : 'need
     const served = await loaded;
     agent.destroy();
     assert.ok(served >= 10, `the load ran: ${served} requests`);
+  });
+
+  it('-t 0: a worker does not beat, and its stall watcher sleeps until the master is gone; then the worker leaves', async () => {
+    const s = await idleServer(['-w', '1', '-t', '0']);
+    const [worker] = childrenOf(s.pid);
+    await quietSpan([worker!], ([threads]) => {
+      // Both woke every 2.5 s before (half the 5 s an orphan's stuck loop is given): 0.4 times a second.
+      const main = threads!.get(worker!)!.perS;
+      const watch = watcherOf(threads!, worker!).perS;
+      const loud: string[] = [];
+      if (main > 0.2) loud.push(`the worker's main thread woke ${main} times a second`);
+      if (watch > 0) loud.push(`its stall watcher woke ${watch} times a second`);
+      return loud.length ? loud.join('; ') : null;
+    });
+    // The master gone, the watcher wakes and the loop beats again from its 'disconnect', which ends the worker:
+    // the watcher, which ends a worker whose loop it finds stuck then (below), lets this one leave.
+    process.kill(s.pid, 'SIGKILL');
+    await s.exited;
+    await s.waitFor(new RegExp(`Worker exiting \\(pid: ${worker}\\): the master is gone`), 10000);
+    await until(() => !alive(worker!) || readFileSync(`/proc/${worker}/stat`, 'utf8').includes(') Z '), 10000, `worker ${worker} to exit`);
+    assert.doesNotMatch(s.log, /event loop is stuck/);
   });
 });
 

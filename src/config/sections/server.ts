@@ -255,7 +255,10 @@ export const server = {
       'server leaves the machine alone; one silent for `timeout` seconds is killed (`WORKER TIMEOUT`) after logging which requests ' +
       'it was serving. Under `gthread` each thread beats so, and a thread silent that long is the worker\'s ' +
       'timeout: for one stuck on a request, counted from when the request began. A slow request that awaits ' +
-      'I/O does not block the loop and is not affected (see `request_deadline` for that).',
+      'I/O does not block the loop and is not affected (see `request_deadline` for that). With 0 no worker is ' +
+      'timed out, and none beats: a worker whose loop is stuck when its master dies is still ended, 5 s after, by ' +
+      'its stall watcher, which waits for that (where the native watcher could not be built, the loop beats ' +
+      'every 2.5 s for it).',
   }),
   workerTmpDir: stringSetting<string | null>({
     key: 'workerTmpDir',
