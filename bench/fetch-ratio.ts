@@ -18,6 +18,7 @@
  * process, with an empty transform cache and then with the cache the first run wrote.
  *
  * Run: `npm run build && node --import tsx bench/fetch-ratio.ts [--rounds N] [--seconds S] [--connections C] [--routed]`
+ * (`--routed` measures no boot).
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { MASTER_NODE_FLAGS } from '../src/cli/node-flags.js';

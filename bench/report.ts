@@ -267,7 +267,7 @@ export function fetchNote(raw: RawResults): string {
     const two = l ? ratio(l, 'limit', 'plain') : null;
     const cpu = typeof g.cpuFetchVsHono === 'number' ? `, ${fx(g.cpuFetchVsHono)} x its requests per CPU second` : '';
     md +=
-      `\nThe Fetch targets one process a server (the fetch-ratio study's \`--routed\` run, with the keep-alive load's own apps): ` +
+      `\nThe Fetch targets with one process a server (the fetch-ratio study's \`--routed\` run, with the keep-alive load's own apps): ` +
       `tunicorn's Fetch handler at ${fx(g.fetchVsHono)} x @hono/node-server's requests/s${cpu}, and ${fx(g.fetchVsListener)} x the raw listener's.`;
     if (two !== null && two > 0)
       md +=

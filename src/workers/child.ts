@@ -123,7 +123,10 @@ function endLeftovers(log: ErrorLog | null): void {
   }
 }
 
-/** With `timeout` 0: how long a stuck event loop goes unwatched before the watcher checks the master is there. */
+/**
+ * With `timeout` 0: the stall after which a loop counts as stuck once its master is gone (the native watcher
+ * counts it from the master's going, the worker-thread one from the loop's last beat).
+ */
 const ORPHAN_STALL_MS = 5000;
 
 /**

@@ -199,7 +199,8 @@ describe('an idle server', { skip: existsSync('/proc/self/task') ? false : 'need
       return loud.length ? loud.join('; ') : null;
     });
     // The master gone, the watcher wakes and the loop beats again from its 'disconnect', which ends the worker:
-    // the watcher, which ends a worker whose loop it finds stuck then (below), lets this one leave.
+    // the watcher, which kills a worker whose loop is stuck then (core.test.ts, "leaves no stuck worker holding
+    // the port...: -t 0"), lets this one leave.
     process.kill(s.pid, 'SIGKILL');
     await s.exited;
     await s.waitFor(new RegExp(`Worker exiting \\(pid: ${worker}\\): the master is gone`), 10000);
