@@ -37,7 +37,10 @@ export interface WorkerClass {
   start(): Promise<void>;
   /** Stop accepting and finish (graceful) or cut (not graceful) what is running; resolves when done. */
   stop(graceful: boolean): Promise<void>;
-  /** False while part of the class cannot run (a gthread thread is stuck): the worker skips its heartbeat. */
+  /**
+   * False while part of the class cannot run (a gthread thread is stuck): the worker's beat then tells the master
+   * so ('stuck'), and its beat file keeps that part's last beat (beatTime), from which the master's timeout runs.
+   */
   healthy?(): boolean;
   /**
    * Whether the class idles: nothing running, nothing served since the last call. Asked at each of the worker's
