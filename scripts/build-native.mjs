@@ -1,6 +1,7 @@
 // Compiles each native/NAME.c into dist/native/NAME.node with the system's C compiler ($CC, else cc):
 // watchdog.c, the stall watcher; peek.c, the connection gate's read of a connection's first bytes, dup()
-// of a listening socket and a connection's peer address; reap.c, waitpid() and the child subreaper for the master.
+// of a listening socket and a connection's peer address; master.c, the master's: waitpid(), the child subreaper and
+// listen() on the sockets it binds.
 // Optional: without a compiler, or where a build fails, workers watch for stalls with a worker thread and
 // the gate reads first bytes through JavaScript (see docs/design.md), so this prints one line per module
 // not built and exits 0 either way.
@@ -16,7 +17,7 @@ const cc = process.env.CC || 'cc';
 const MODULES = {
   watchdog: 'workers use a watcher thread instead (about 9 MB more each)',
   peek: 'the connection gate reads first bytes through JavaScript instead, a worker that pauses accepting asks the master for a duplicate of the listening socket, and the access log reads the client address through Node',
-  reap: 'the master cannot adopt what a killed worker leaves running (it runs on, re-parented to init), and as PID 1 cannot reap orphaned processes (it says so when it starts): run it under an init there (docker run --init, tini)',
+  master: 'the master cannot adopt what a killed worker leaves running (it runs on, re-parented to init), as PID 1 cannot reap orphaned processes (it says so when it starts): run it under an init there (docker run --init, tini), and starts a short-lived Node process to put its sockets into listen state (about 40 ms more at each start)',
 };
 
 for (const [name, fallback] of Object.entries(MODULES)) {

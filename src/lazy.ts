@@ -16,4 +16,6 @@ export const lazy = {
   /** StatsD (--statsd-host) only. */
   dgram: () => require('node:dgram') as typeof import('node:dgram'),
   dns: () => require('node:dns') as typeof import('node:dns'),
+  /** The master, when its output is a character device (src/cli/main.ts). */
+  tty: () => require('node:tty') as typeof import('node:tty'),
 };

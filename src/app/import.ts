@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { accessSync, constants as fsConstants, existsSync, lstatSync, mkdirSync, realpathSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -6,6 +5,7 @@ import { createRequire } from 'node:module';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { Jiti, JitiOptions } from 'jiti';
 import { jsxOptions, TsconfigReader, type JsxOptions, type NearestTsconfig } from './tsconfig.js';
+import { lazy } from '../lazy.js';
 
 type TransformOptions = Parameters<NonNullable<JitiOptions['transform']>>[0];
 type TransformResult = ReturnType<NonNullable<JitiOptions['transform']>>;
@@ -158,7 +158,7 @@ export class ModuleImporter {
     jiti.options.fsCache = false;
     if (!transformCacheTurnedOff()) {
       const { options } = this.#tsconfigs.forFile(this.baseDir, true);
-      const key = createHash('sha256').update(JSON.stringify([TRANSFORM_VERSION, options])).digest('hex').slice(0, 12);
+      const key = lazy.crypto().createHash('sha256').update(JSON.stringify([TRANSFORM_VERSION, options])).digest('hex').slice(0, 12);
       // Each must be writable: made by another user (the master as root, --check-config, --preload, a server of
       // another user), a worker that runs as --user could read it but not add to it, and jiti's write of a new
       // transform would fail the load (EACCES). Then a directory of this user's own. And where node_modules is

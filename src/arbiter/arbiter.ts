@@ -380,7 +380,8 @@ export class Arbiter implements HookServer {
     this.checkBacklogCap();
     let healthLine: string | null = null;
     try {
-      await primeListeners(this.#listeners.map((l) => l.fd), this.cfg.backlog, this.#listeners.map((l) => l.url));
+      const by = await primeListeners(this.#listeners.map((l) => l.fd), this.cfg.backlog, this.#listeners.map((l) => l.url));
+      this.log.debug(`Sockets in listen state (backlog ${this.cfg.backlog}), by ${by}`);
       // Bound with the others, before "Listening at:": a health endpoint that cannot bind stops the start
       // as a bind does, leaving no socket file and no pidfile behind.
       if (this.cfg.healthBind) healthLine = await this.startHealth(this.cfg.healthBind, this.bindRetry());

@@ -116,7 +116,7 @@ export function startOrphanReaper(): { note: OrphansNote | null; adopter: Adopte
   delete process.env[WORKER_AGE_ENV];
   const pid1 = process.pid === 1;
   if (!pid1 && process.platform !== 'linux') return { note: null, adopter: null };
-  const native = loadNative<Reaper>('reap');
+  const native = loadNative<Reaper>('master');
   const without = (why: string) => ({ note: { level: 'debug' as const, message: `Not a child subreaper (${why}): what a killed worker leaves running is re-parented to init` }, adopter: null });
   if (typeof native === 'string') {
     if (!pid1) return without(native);

@@ -9,8 +9,7 @@
  * images) and toybox's have no -S, and the bin failed there before it started (`env: unrecognized option: S`).
  */
 import { AppLoadError, appFrames, isUserFrame, stackText, thrownText } from '../app/errors.js';
-import { writeSync } from 'node:fs';
-import { isatty } from 'node:tty';
+import { fstatSync, writeSync } from 'node:fs';
 import { guardLoading } from '../app/load-guard.js';
 import { Arbiter, bootLimitS, checkOutputFiles, pm2NumberVars, SIGNALS } from '../arbiter/arbiter.js';
 import { checkMemoryLimit, formatSize } from '../arbiter/memory.js';
@@ -27,6 +26,7 @@ import { otherRuntime, unsupportedPlatform, VERSION } from '../version.js';
 import { helpText } from './help.js';
 import { startOrphanReaper } from '../arbiter/orphans.js';
 import { startDir, upgradeProgram, workDir } from '../arbiter/work-dir.js';
+import { lazy } from '../lazy.js';
 
 /** How long the start, or a reload (HUP), waits for the config file to load. */
 const CONFIG_LOAD_LIMIT_S = 30;
@@ -118,6 +118,20 @@ function configTable(r: Resolved): string {
   return rows.map(([k, v, src]) => `${k.padEnd(w)} = ${v.padEnd(vw)}  (${src})\n`).join('');
 }
 
+/**
+ * Whether `fd` is a terminal. node:tty is loaded only for a character device, which a terminal is: a master
+ * whose output goes to a pipe, a file or a socket (systemd, a container) never loads it, 5 ms of its start
+ * (docs/design.md, "Start-up").
+ */
+function isTerminal(fd: number): boolean {
+  try {
+    if (!fstatSync(fd).isCharacterDevice()) return false;
+  } catch {
+    return false;
+  }
+  return lazy.tty().isatty(fd);
+}
+
 async function main(): Promise<void> {
   // Bun as a package manager starts the bin with node (its first lines); `bun --bun` would run it on Bun.
   const platform = unsupportedPlatform();
@@ -126,8 +140,8 @@ async function main(): Promise<void> {
   if (runtime) die(`tunicorn runs on Node.js, not on ${runtime}: start it with node (${runtime.startsWith('Bun') ? 'bun run tunicorn or bunx tunicorn, without --bun' : 'npx tunicorn'})`);
   // Node adds a SIGWINCH listener of its own when a terminal's stream is first used (to follow its size):
   // made now, it is known as Node's, and the master keeps it (see ArbiterOptions.ownSignalListeners).
-  if (isatty(1)) void process.stdout;
-  if (isatty(2)) void process.stderr;
+  if (isTerminal(1)) void process.stdout;
+  if (isTerminal(2)) void process.stderr;
   const ownSignalListeners = new Set(process.listeners('SIGWINCH'));
   // Any other listener of the master's signals there now was added by a module preloaded before this one
   // (`--import`, `--require`, in NODE_OPTIONS or on node's command line): an APM agent's, which flushes on TERM

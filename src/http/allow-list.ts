@@ -1,5 +1,6 @@
 import net from 'node:net';
 import { ConfigError } from '../config/setting.js';
+import { startupIsIPv6 } from '../ip.js';
 
 /**
  * Which peers are trusted (forwarded_allow_ips, proxy_allow_from): addresses, CIDR ranges, or `*`.
@@ -58,7 +59,7 @@ export function parseAllowList(entries: readonly string[]): AllowList {
       continue;
     }
     const [addr, bits, extra] = e.split('/');
-    const family = net.isIPv4(addr ?? '') ? 'ipv4' : net.isIPv6(addr ?? '') ? 'ipv6' : null;
+    const family = net.isIPv4(addr ?? '') ? 'ipv4' : startupIsIPv6(addr ?? '') ? 'ipv6' : null;
     const max = family === 'ipv4' ? 32 : 128;
     const prefix = bits === undefined ? max : /^\d+$/.test(bits) ? Number(bits) : NaN;
     if (!family || extra !== undefined || !(prefix >= 0 && prefix <= max))

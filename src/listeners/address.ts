@@ -1,5 +1,5 @@
-import net from 'node:net';
 import { ConfigError } from '../config/setting.js';
+import { startupIsIPv6 } from '../ip.js';
 
 export type Address =
   | { readonly kind: 'tcp'; readonly host: string; readonly port: number }
@@ -78,7 +78,7 @@ export function splitHostPort(s: string, defaultPort: number): HostPort | string
     const end = s.indexOf(']');
     if (end < 0) return 'the IPv6 address has no closing "]"';
     const host = s.slice(1, end);
-    if (!net.isIPv6(host)) return `${host} is not an IPv6 address`;
+    if (!startupIsIPv6(host)) return `${host} is not an IPv6 address`;
     const rest = s.slice(end + 1);
     if (rest && !rest.startsWith(':')) return 'expected ":PORT" after "]"';
     return { host, portText: rest ? rest.slice(1) : String(defaultPort) };
@@ -91,7 +91,7 @@ export function splitHostPort(s: string, defaultPort: number): HostPort | string
 
 /** `127.0.0.1:8000`, `[::1]:8000`: an IPv6 address in brackets. */
 export function joinHostPort(host: string, port: number): string {
-  return net.isIPv6(host) ? `[${host}]:${port}` : `${host}:${port}`;
+  return startupIsIPv6(host) ? `[${host}]:${port}` : `${host}:${port}`;
 }
 
 /** How the log and --print-config name a bound socket: http://127.0.0.1:8000, http://[::1]:8000, unix:/path. */

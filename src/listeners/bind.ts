@@ -6,6 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { ConfigError } from '../config/setting.js';
 import { formatAddress, parseAddress, type Address } from './address.js';
 import { BindError, bindTcp, bindUnix, explainBindError, localAddress, openFd, type RawHandle } from './handle.js';
+import { startupIsIP } from '../ip.js';
 
 /** A socket the master holds for its workers. */
 export interface Listener {
@@ -33,7 +34,7 @@ const lookupAll: LookupAll = (host) => dns.lookup(host, { all: true });
  * `setting` names where the host came from in the error: `bind (--bind)`, `healthBind (--health-bind)`.
  */
 export async function resolveHost(host: string, setting = 'bind (--bind)', lookup: LookupAll = lookupAll): Promise<string> {
-  if (net.isIP(host)) return host;
+  if (startupIsIP(host)) return host;
   let all: readonly { address: string; family: number }[];
   try {
     all = await lookup(host);

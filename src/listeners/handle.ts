@@ -3,15 +3,16 @@
  *
  * A `net.Server` that listens in the master accepts connections too, and libuv offers no way to stop that on a
  * listening handle (uv_read_stop is a no-op there). Node's cluster module binds without listening through the
- * internal `net._createServerHandle`; we do the same, then have a short-lived child process call listen() on
- * its inherited copy and exit (see prime.ts). The socket stays in LISTEN state because the master still holds
- * it, and the master's handle never starts an accept watcher.
+ * internal `net._createServerHandle`; we do the same, then call listen(2) on its descriptor from the master's
+ * native module, or have a short-lived child process call listen() on its inherited copy and exit (see
+ * prime.ts). The master's handle never starts an accept watcher.
  */
 import { fstatSync, readlinkSync, type Stats } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import util from 'node:util';
 import { createProblem, describeCreateProblem } from '../fs-problem.js';
+import { startupIsIPv6 } from '../ip.js';
 
 export interface RawHandle {
   readonly fd: number;
@@ -108,7 +109,7 @@ function api(): CreateServerHandle {
 }
 
 export function bindTcp(host: string, port: number, what: string): RawHandle {
-  const result = api()(host, port, net.isIPv6(host) ? 6 : 4);
+  const result = api()(host, port, startupIsIPv6(host) ? 6 : 4);
   // EINVAL's words above are for an fd://; for an address bind(2) says it of an IPv6 link-local one without
   // its interface (fe80::/10 exists once per interface).
   if (typeof result === 'number' && util.getSystemErrorName(result) === 'EINVAL') {

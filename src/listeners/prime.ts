@@ -1,12 +1,23 @@
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { constants } from 'node:os';
+import { loadNative } from '../native.js';
 import { BindError, explainBindError } from './handle.js';
 
-/**
- * Puts bound sockets into LISTEN state without the master ever accepting: a throwaway child inherits them,
- * calls listen(backlog) on each and exits. From then on the kernel queues connections in the backlog even
- * while no worker is running, so a connection made after "Listening at" is never refused.
+/*
+ * Puts bound sockets into LISTEN state without the master ever accepting. From then on the kernel queues
+ * connections in the backlog even while no worker is running, so a connection made after "Listening at" is
+ * never refused. The master's native module calls listen(2) on each itself: its libuv handles were only bound,
+ * so none has an accept watcher. Without the module (no C compiler), a throwaway child inherits the sockets,
+ * calls listen(backlog) on each through Node and exits: a Node start, about 40 ms more (measured: docs/design.md,
+ * "Start-up").
  */
+
+export interface MasterNative {
+  /** Missing from a module built before it was added. */
+  listen?(fd: number, backlog: number): number;
+}
+
 const PRIMER = `
 const net = require('node:net');
 const fds = JSON.parse(process.argv[1]);
@@ -40,8 +51,35 @@ const PRIME_LIMIT_MS = 30_000;
  * libuv defers a TCP bind's EADDRINUSE to listen(), so a busy port shows up here: the error names the address.
  * `names[i]` is how the log names the socket of `fds[i]`.
  */
-export function primeListeners(fds: readonly number[], backlog: number, names: readonly string[] = []): Promise<void> {
-  if (fds.length === 0) return Promise.resolve();
+export function primeListeners(
+  fds: readonly number[],
+  backlog: number,
+  names: readonly string[] = [],
+  native: MasterNative | string = loadNative<MasterNative>('master'),
+): Promise<PrimedBy> {
+  if (fds.length === 0) return Promise.resolve('listen(2)');
+  if (typeof native === 'string' || typeof native.listen !== 'function') return primeInChild(fds, backlog, names).then(() => 'a helper process');
+  for (let i = 0; i < fds.length; i++) {
+    const r = native.listen(fds[i]!, backlog);
+    if (r < 0) {
+      const code = errnoName(-r);
+      return Promise.reject(new BindError(`cannot bind ${names[i] ?? `fd ${fds[i]}`}: ${explainBindError(code)}`, code, i));
+    }
+  }
+  return Promise.resolve('listen(2)');
+}
+
+/** How the sockets were put into listen state, for the master's debug log. */
+export type PrimedBy = 'listen(2)' | 'a helper process';
+
+/** `EADDRINUSE` for its number, as libuv names the error the helper reports. */
+export function errnoName(errno: number): string {
+  for (const [name, n] of Object.entries(constants.errno)) if (n === errno) return name;
+  return `errno ${errno}`;
+}
+
+/** The same through a helper process: for a master without its native module. */
+function primeInChild(fds: readonly number[], backlog: number, names: readonly string[]): Promise<void> {
   const childFds = fds.map((_, i) => 3 + i);
   return new Promise((resolve, reject) => {
     // Without NODE_OPTIONS, which is the app's: `--inspect-brk` there would stop this helper until a debugger

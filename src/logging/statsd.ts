@@ -3,6 +3,7 @@ import type { Socket } from 'node:dgram';
 import { lazy } from '../lazy.js';
 import { countLogLines } from './error-log.js';
 import { formatStatsdAddress, LOG_METRIC, parseStatsdHost, STATSD_DELAY_MS, StatsdBatch, statsdPrefix, statsdTags, type StatsdAddress } from './statsd-lines.js';
+import { startupIsIP } from '../ip.js';
 
 /**
  * StatsD metrics, as Gunicorn's `statsd_host` sends them: each worker (each gthread thread) its requests'
@@ -187,7 +188,7 @@ export class StatsdClient {
   #connect(): void {
     this.#state = 'connecting';
     const { host, port } = this.address;
-    const family = net.isIP(host);
+    const family = startupIsIP(host);
     if (family !== 0) return this.#open(host, family, port);
     // Its IPv4 address when it has one, as Gunicorn (an AF_INET socket): `localhost` is often ::1 first, where
     // a StatsD server listening on 127.0.0.1 would refuse every datagram.

@@ -181,10 +181,10 @@ describe('the processes an app leaves running end with its worker', () => {
   });
 });
 
-// The master as a child subreaper needs the native module (dist/native/reap.node) and Linux.
-const subreaper = process.platform === 'linux' && existsSync(new URL('../../dist/native/reap.node', import.meta.url));
+// The master as a child subreaper needs the native module (dist/native/master.node) and Linux.
+const subreaper = process.platform === 'linux' && existsSync(new URL('../../dist/native/master.node', import.meta.url));
 
-describe('the master adopts what its workers leave, ends it and reaps it', { skip: !subreaper && 'needs Linux and dist/native/reap.node' }, () => {
+describe('the master adopts what its workers leave, ends it and reaps it', { skip: !subreaper && 'needs Linux and dist/native/master.node' }, () => {
   /** The worker's pid, from the app's default answer. */
   const workerPid = async (port: number) => (JSON.parse((await request(port, '/')).body) as { pid: number }).pid;
 

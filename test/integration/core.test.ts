@@ -259,6 +259,8 @@ describe('the master keeps its workers', () => {
       await s.waitFor(watcher === 'native' ? /with a native thread/ : /with a worker thread \(no native watcher: TUNICORN_NATIVE=0\)/);
       // The master says it once, at info level, where the workers use what runs instead of the native modules.
       assert.equal(s.count(/\[INFO\] Native modules off \(TUNICORN_NATIVE=0\): workers watch for a stalled event loop with a worker thread/), watcher === 'native' ? 0 : 1);
+      // The master's own module puts the socket into listen state; without it, a helper process does.
+      assert.equal(s.count(watcher === 'native' ? /\] Sockets in listen state \(backlog 2048\), by listen\(2\)$/m : /\] Sockets in listen state \(backlog 2048\), by a helper process$/m), 1);
       const stuck = request(port, '/spin?ms=8000&q="a\\b"').catch((e: Error) => e);
       const m = await s.waitFor(/WORKER TIMEOUT \(pid:(\d+)\)(.*)/);
       assert.equal(Number(m[1]), a);

@@ -1,14 +1,17 @@
 /** The one module that touches Node internals to bind without accepting (src/listeners/handle.ts), and priming. */
 import assert from 'node:assert/strict';
 import { closeSync, fstatSync, mkdirSync, openSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { ConfigError } from '../../src/config/setting.js';
 import { parseAddress, UNIX_PATH_MAX } from '../../src/listeners/address.js';
 import { bindOne, bindRetrying, closeListeners, resolveHost } from '../../src/listeners/bind.js';
 import { bindTcp, BindError, localAddress, openFd } from '../../src/listeners/handle.js';
-import { primeListeners } from '../../src/listeners/prime.js';
+import { errnoName, primeListeners, type MasterNative } from '../../src/listeners/prime.js';
+import { startupIsIP, startupIsIPv6 } from '../../src/ip.js';
 import { scratchDir } from '../helpers/scratch.js';
 
 function connect(port: number): Promise<net.Socket> {
@@ -29,35 +32,72 @@ describe('binding without accepting', () => {
     }
   });
 
-  it('a bound socket refuses connections until primed; after priming the kernel queues them and this process never accepts', async () => {
-    const l = await bindOne('127.0.0.1:0');
-    const port = (l.address as { port: number }).port;
-    try {
-      await assert.rejects(connect(port), /ECONNREFUSED/);
-      let accepted = 0;
-      (l.handle as unknown as { onconnection: () => void }).onconnection = () => accepted++;
-      await primeListeners([l.fd], 16);
-      const c = await connect(port); // completes in the kernel backlog
-      await new Promise((r) => setImmediate(r));
-      assert.equal(accepted, 0);
-      c.destroy();
-    } finally {
-      closeListeners([l]);
-    }
-  });
-
-  it('says why a bind failed, naming the address (libuv would only report a busy port at listen)', async () => {
-    const first = await bindOne('127.0.0.1:0');
-    const port = (first.address as { port: number }).port;
-    try {
-      await primeListeners([first.fd], 4, [first.url]);
-      await assert.rejects(bindOne(`127.0.0.1:${port}`), (e: unknown) =>
-        e instanceof BindError && e.message === `cannot bind http://127.0.0.1:${port}: address already in use (another process listens there; pick another port or stop it)`);
-    } finally {
-      closeListeners([first]);
-    }
-  });
 });
+
+// The master's native module as `npm run build` compiles it (npm test builds first); without it, the helper process.
+const builtNative = (() => {
+  try {
+    return createRequire(import.meta.url)('../../dist/native/master.node') as MasterNative;
+  } catch (err) {
+    return `dist/native/master.node did not load: ${(err as Error).message}`;
+  }
+})();
+
+it('errnoName names an errno by its number, and says the number for one it does not know', () => {
+  assert.equal(errnoName(os.constants.errno.EADDRINUSE), 'EADDRINUSE');
+  assert.equal(errnoName(os.constants.errno.EBADF), 'EBADF');
+  assert.equal(errnoName(100_000), 'errno 100000');
+});
+
+for (const [how, native] of [
+  ['listen(2) in this process', builtNative],
+  ['a helper process', 'no native module'],
+] as const) {
+  describe(`priming by ${how}`, { skip: how !== 'a helper process' && typeof native === 'string' && native }, () => {
+    it('a bound socket refuses connections until primed; after priming the kernel queues them and this process never accepts', async () => {
+      const l = await bindOne('127.0.0.1:0');
+      const port = (l.address as { port: number }).port;
+      try {
+        await assert.rejects(connect(port), /ECONNREFUSED/);
+        let accepted = 0;
+        (l.handle as unknown as { onconnection: () => void }).onconnection = () => accepted++;
+        assert.equal(await primeListeners([l.fd], 16, [], native), typeof native === 'string' ? 'a helper process' : 'listen(2)');
+        const c = await connect(port); // completes in the kernel backlog
+        await new Promise((r) => setImmediate(r));
+        assert.equal(accepted, 0);
+        c.destroy();
+      } finally {
+        closeListeners([l]);
+      }
+    });
+
+    it('says why a bind failed, naming the address (libuv would only report a busy port at listen)', async () => {
+      const first = await bindOne('127.0.0.1:0');
+      const port = (first.address as { port: number }).port;
+      try {
+        await primeListeners([first.fd], 4, [first.url], native);
+        await assert.rejects(bindOne(`127.0.0.1:${port}`), (e: unknown) =>
+          e instanceof BindError && e.message === `cannot bind http://127.0.0.1:${port}: address already in use (another process listens there; pick another port or stop it)`);
+      } finally {
+        closeListeners([first]);
+      }
+    });
+
+    it('two sockets bound to one address: the second fails to listen, named with its index', async () => {
+      // SO_REUSEADDR lets both bind while neither listens; listen() on the second is what fails.
+      const first = await bindOne('127.0.0.1:0');
+      const port = (first.address as { port: number }).port;
+      const second = await bindOne(`127.0.0.1:${port}`);
+      try {
+        await assert.rejects(primeListeners([first.fd, second.fd], 8, ['first', 'second'], native), (e: unknown) =>
+          e instanceof BindError && e.code === 'EADDRINUSE' && e.index === 1 &&
+          e.message === 'cannot bind second: address already in use (another process listens there; pick another port or stop it)');
+      } finally {
+        closeListeners([first, second]);
+      }
+    });
+  });
+}
 
 describe('what is wrong with an fd://N', () => {
   it('an fd nothing passed, or a file: said so, where Node says only EINVAL', () => {
@@ -253,5 +293,21 @@ describe('bindRetrying (--bind and --health-bind)', () => {
     await assert.rejects(bindRetrying('127.0.0.1:80', () => Promise.reject(denied), retry(said)), (e) => e === denied);
     await assert.rejects(bindRetrying('127.0.0.1:80', () => Promise.reject(inUse), undefined), (e) => e === inUse);
     assert.deepEqual(said, []);
+  });
+});
+
+describe('startupIsIPv6 and startupIsIP (src/ip.ts): what net.isIPv6 and net.isIP answer, without their regular expression', () => {
+  const cases = [
+    '::1', '::', '::0', 'fe80::1%eth0', 'fe80::1%1', 'fe80::1%a.b:c-d', 'fe80::1%', 'fe80::1%eth 0', 'fe80::1%%',
+    '::1%', '1::2::3', '::ffff:1.2.3.4', '::ffff:1.2.3.256', '::1.2.3.4', '1.2.3.4', '127.1', '0127.0.0.1',
+    '1.2.3.256', 'abcd', '2001:db8::/32', '2001:DB8::1', ' ::1', '::1 ', '[::1]', '1:2:3:4:5:6:7:8',
+    '1:2:3:4:5:6:7:8:9', '1:2:3:4:5:6:7::', '::2:3:4:5:6:7:8', '1:2:3:4:5:6:1.2.3.4', '1:2:3:4:5:6:7:1.2.3.4',
+    '12345::1', '0000:0000::1', 'g::1', ':1', '1:', '1.2.3.4%x', '', 'localhost', 'example.com:80',
+  ];
+  it('agrees with net.isIPv6 on every case', () => {
+    for (const s of cases) assert.equal(startupIsIPv6(s), net.isIPv6(s), JSON.stringify(s));
+  });
+  it('agrees with net.isIP on every case', () => {
+    for (const s of cases) assert.equal(startupIsIP(s), net.isIP(s), JSON.stringify(s));
   });
 });

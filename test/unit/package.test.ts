@@ -26,7 +26,7 @@ function packed(): string[] {
 describe('the package', () => {
   it('ships the bin and the native sources, no module built for this machine', () => {
     const files = packed();
-    for (const f of ['dist/cli/main.js', 'dist/cli/ctl.js', 'dist/index.js', 'dist/index.d.ts', 'scripts/build-native.mjs', 'native/watchdog.c', 'native/peek.c', 'native/reap.c', 'native/napi.h']) {
+    for (const f of ['dist/cli/main.js', 'dist/cli/ctl.js', 'dist/index.js', 'dist/index.d.ts', 'scripts/build-native.mjs', 'native/watchdog.c', 'native/peek.c', 'native/master.c', 'native/napi.h']) {
       assert.ok(files.includes(f), `${f} is in the package`);
     }
     assert.deepEqual(files.filter((f) => f.endsWith('.node') || f === 'dist/.prepared'), []);
