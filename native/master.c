@@ -1,9 +1,9 @@
 /*
  * The master's native module: what Node offers no call for.
  *
- * exports.reap(pid): waitpid(2) for one process, without waiting: a master that runs as PID 1 (a container started without an
- * init) reaps the orphans the kernel makes its children (src/arbiter/orphans.ts). Node has no call for this:
- * its event loop waits only for the processes it spawned.
+ * exports.reap(pid): waitpid(2) for one process, without waiting: a master that runs as PID 1 (a container
+ * started without an init) reaps the orphans the kernel makes its children (src/arbiter/orphans.ts). Node has no
+ * call for this: its event loop waits only for the processes it spawned.
  *
  * exports.reap(pid) returns the pid reaped, 0 when that process has not exited, or -errno (-ECHILD: not a
  * child of this process, or reaped already).

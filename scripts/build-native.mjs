@@ -17,7 +17,7 @@ const cc = process.env.CC || 'cc';
 const MODULES = {
   watchdog: 'workers use a watcher thread instead (about 9 MB more each)',
   peek: 'the connection gate reads first bytes through JavaScript instead, a worker that pauses accepting asks the master for a duplicate of the listening socket, and the access log reads the client address through Node',
-  master: 'the master cannot adopt what a killed worker leaves running (it runs on, re-parented to init), as PID 1 cannot reap orphaned processes (it says so when it starts): run it under an init there (docker run --init, tini), and starts a short-lived Node process to put its sockets into listen state (about 40 ms more at each start)',
+  master: 'the master cannot adopt what a killed worker leaves running (it runs on, re-parented to init), as PID 1 cannot reap orphaned processes (it says so when it starts): run it under an init there (docker run --init, tini), and starts a short-lived Node process to put its sockets into listen state (about 45 ms more at each start)',
 };
 
 for (const [name, fallback] of Object.entries(MODULES)) {

@@ -9,7 +9,7 @@ import { BindError, explainBindError } from './handle.js';
  * connections in the backlog even while no worker is running, so a connection made after "Listening at" is
  * never refused. The master's native module calls listen(2) on each itself: its libuv handles were only bound,
  * so none has an accept watcher. Without the module (no C compiler), a throwaway child inherits the sockets,
- * calls listen(backlog) on each through Node and exits: a Node start, about 40 ms more (measured: docs/design.md,
+ * calls listen(backlog) on each through Node and exits: a Node start, about 45 ms more (measured: docs/design.md,
  * "Start-up").
  */
 
@@ -49,7 +49,8 @@ const PRIME_LIMIT_MS = 30_000;
 
 /**
  * libuv defers a TCP bind's EADDRINUSE to listen(), so a busy port shows up here: the error names the address.
- * `names[i]` is how the log names the socket of `fds[i]`.
+ * `names[i]` is how the log names the socket of `fds[i]`. `native`: the master's module, or why it did not load
+ * (then the helper process does it). Resolves to which of the two did it.
  */
 export function primeListeners(
   fds: readonly number[],

@@ -1,4 +1,3 @@
-import net from 'node:net';
 import type { Socket } from 'node:dgram';
 import { lazy } from '../lazy.js';
 import { countLogLines } from './error-log.js';
