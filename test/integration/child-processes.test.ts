@@ -47,7 +47,7 @@ function gone(pid: number): boolean {
 }
 
 /** Asks the app for processes; their pids are recorded for the cleanup. */
-async function spawnVia(port: number, what: '/spawn' | '/detached' | '/double' | '/brief' | '/stubborn'): Promise<number[]> {
+async function spawnVia(port: number, what: '/spawn' | '/detached' | '/double' | '/brief' | '/stubborn' | `/late?file=${string}`): Promise<number[]> {
   const r = await request(port, what);
   assert.equal(r.status, 200, r.body);
   const pids = JSON.parse(r.body) as number[];
@@ -265,6 +265,29 @@ describe('the master adopts what its workers leave, ends it and reaps it', { ski
     assert.ok(!gone(stubborn!), 'it outlives the SIGTERMs');
     await s.waitFor(new RegExp(`still ran after SIGTERM: killed \\(SIGKILL\\): ${stubborn} \\(sleep\\)`), 5000, from);
     await allGone([stubborn!], 'after the SIGKILL');
+  });
+
+  // A process started after the master read /proc for its worker's exit (here by a shell the master then asked
+  // to end) becomes the master's child when that shell is killed, and is found on the SIGCHLD of the kill,
+  // between the master's steps. Its SIGKILL is due graceful_timeout later: the master's tick, resting for 10 s
+  // by then, is woken for it (Adopter.setWake).
+  it('a process adopted after its worker exited, on a SIGCHLD, is killed on time though the master rests', async () => {
+    const file = path.join(scratchDir('tunicorn-late-'), 'late.pid');
+    const s = start(['--graceful-timeout', '1']);
+    const port = await s.port();
+    const [shell] = await spawnVia(port, `/late?file=${encodeURIComponent(file)}`);
+    const from = s.log.length;
+    s.signal('SIGHUP');
+    await s.waitFor(new RegExp(`still ran after SIGTERM: killed \\(SIGKILL\\): ${shell} \\(sh\\)`), 15000, from);
+    await until(() => existsSync(file) && readFileSync(file, 'utf8').trim() !== '', 5000, 'the late process to be started');
+    const late = Number(readFileSync(file, 'utf8'));
+    made.add(late);
+    await s.waitFor(new RegExp(`left processes running: ending them \\(SIGTERM, SIGKILL after 1 s\\): [^\\n]*\\b${late} \\(sleep\\)`), 5000, from);
+    const adopted = s.log.length;
+    assert.ok(!gone(late), 'it outlives the SIGTERM');
+    // Due 1 s after its SIGTERM, with a margin for a loaded machine; the resting tick would come about 9 s after it.
+    await s.waitFor(new RegExp(`still ran after SIGTERM: killed \\(SIGKILL\\): [^\\n]*\\b${late} \\(sleep\\)`), 6000, adopted);
+    await allGone([late], 'after the SIGKILL');
   });
 
   it('a graceful stop waits for them within graceful_timeout, then kills them', async () => {
