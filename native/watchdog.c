@@ -201,13 +201,11 @@ static void *run(void *arg) {
     if (idle < 0 && !gone) {
       if (until_master_gone(w->fd)) {
         gone = 1;
-        /* The main thread has stall_ms from now to beat, which its 'disconnect' does at once. */
-        last = __atomic_load_n(w->beat, __ATOMIC_ACQUIRE);
-        last_change = now_ms();
-        continue;
+      } else {
+        const struct timespec wait = {w->poll_ms / 1000, (long)(w->poll_ms % 1000) * 1000000L};
+        nanosleep(&wait, NULL);
       }
-      const struct timespec wait = {w->poll_ms / 1000, (long)(w->poll_ms % 1000) * 1000000L};
-      nanosleep(&wait, NULL);
+      /* The main thread has stall_ms from now to beat, which its 'disconnect' does at once. */
       last = __atomic_load_n(w->beat, __ATOMIC_ACQUIRE);
       last_change = now_ms();
       continue;

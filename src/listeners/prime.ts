@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { constants } from 'node:os';
+import util from 'node:util';
 import { loadNative } from '../native.js';
 import { BindError, explainBindError } from './handle.js';
 
@@ -73,10 +73,10 @@ export function primeListeners(
 /** How the sockets were put into listen state, for the master's debug log. */
 export type PrimedBy = 'listen(2)' | 'a helper process';
 
-/** `EADDRINUSE` for its number, as libuv names the error the helper reports. */
+/** `EADDRINUSE` for its number: libuv's name, which the helper reports too. */
 export function errnoName(errno: number): string {
-  for (const [name, n] of Object.entries(constants.errno)) if (n === errno) return name;
-  return `errno ${errno}`;
+  const name = util.getSystemErrorName(-errno);
+  return name.startsWith('Unknown system error') ? `errno ${errno}` : name;
 }
 
 /** The same through a helper process: for a master without its native module. */
