@@ -8,8 +8,10 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import { after, describe, it } from 'node:test';
 import { descendants, describeProcesses, ProcessTable, signalEach, stillRuns } from '../../src/process-tree.js';
+import { until } from '../helpers/server.js';
 
 const made: number[] = [];
 after(() => {
@@ -22,14 +24,27 @@ after(() => {
   }
 });
 
-/** A shell that starts `sleep` and waits for it; resolves with the shell and the sleep's pid. */
+/**
+ * A shell that starts `sleep` and waits for it; resolves with the shell and the sleep's pid once that process
+ * runs sleep (a background job is a forked shell, named sh, until its exec: on a loaded machine, long enough to
+ * be read under that name).
+ */
 async function shellWithChild(detached = false): Promise<{ shell: ChildProcess; sleep: number }> {
   const shell = spawn('sh', ['-c', 'sleep 60 & echo $!; wait'], { stdio: ['ignore', 'pipe', 'ignore'], detached });
   made.push(shell.pid!);
   const [data] = (await once(shell.stdout!, 'data')) as [Buffer];
   const sleep = Number(String(data).trim());
   made.push(sleep);
+  await until(() => commOf(sleep) === 'sleep', 5000, `${sleep} to exec sleep`);
   return { shell, sleep };
+}
+
+function commOf(pid: number): string | null {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, 'latin1').trim();
+  } catch {
+    return null;
+  }
 }
 
 describe('descendants', () => {
