@@ -192,6 +192,10 @@ for (const cls of CLASSES) {
       const { s, port } = await start([...cls.args, '-w', '2', '-c', path.join(FIXTURES, 'hooks.config.ts'), APP], { HOOK_LOG: hookLog });
       const old = await s.workersBooted(2);
       await until(() => childrenOf(s.pid).length === 2, 10000, '2 workers');
+      // A HUP of serving workers. Sent while the first two still loaded (gthread: 4 processes, 8 threads loading
+      // the TypeScript app and config at once), the load's first request waited for one of them past its 10 s
+      // on a busy machine (a CI run of 2026-12-07: ready 12 s after the HUP).
+      await s.waitFor(/Ready: 2 worker/);
       const failed: string[] = [];
       let ok = 0;
       let stopLoad = false;
