@@ -12,7 +12,7 @@ const CLI = path.join(ROOT, 'dist/cli/main.js');
 const PM2 = path.join(ROOT, 'node_modules/pm2/bin/pm2');
 /** Workers for every multi-process server: one per core of this 2-core machine. */
 export const WORKERS = 2;
-/** The seed's stack at its best measured configuration (3 Uvicorn workers, uvloop). */
+/** The seed's stack at its best measured configuration (3 Uvicorn workers, uvloop, httptools). */
 export const SEED_WORKERS = 3;
 
 export interface Env {
@@ -56,6 +56,22 @@ const node = (id: string, label: string, script: string, args: string[] = [], mo
   ...more,
 });
 
+/**
+ * The seed's stack in the configurations slower than its best (uvloop and httptools): with uvicorn's pure-Python
+ * h11 parser, as it runs where httptools is not installed. The issue's own table measured the seed's stack at
+ * about these speeds (docs/design.md, "The seed's stack, three ways").
+ */
+const seedWith = (id: string, how: string, workerClass: string): ServerSpec => ({
+  id,
+  label: `the seed: Gunicorn + UvicornWorker + FastAPI, ${SEED_WORKERS} workers, ${how}`,
+  tunicorn: false,
+  command: (port) => [
+    '/usr/bin/gunicorn', '-k', workerClass, '-w', String(SEED_WORKERS), '-b', `127.0.0.1:${port}`,
+    '--backlog', '2048', '--log-level', 'warning', '--chdir', SERVERS, 'seed_app:app',
+  ],
+  unavailable: () => seedStackMissing(),
+});
+
 const tlsEnv = (env: Env): NodeJS.ProcessEnv => (env.tls ? { BENCH_TLS_KEY: env.tls.key, BENCH_TLS_CERT: env.tls.cert } : {});
 
 export const ALL_SERVERS: ServerSpec[] = [
@@ -86,7 +102,7 @@ export const ALL_SERVERS: ServerSpec[] = [
   node('hono', '@hono/node-server, one process (same Fetch handler)', 'hono.mjs'),
   {
     id: 'seed',
-    label: `the seed: Gunicorn + UvicornWorker + FastAPI, ${SEED_WORKERS} workers, uvloop`,
+    label: `the seed: Gunicorn + UvicornWorker + FastAPI, ${SEED_WORKERS} workers, uvloop, httptools parser`,
     tunicorn: false,
     command: (port) => [
       '/usr/bin/gunicorn', '-k', 'uvicorn.workers.UvicornWorker', '-w', String(SEED_WORKERS), '-b', `127.0.0.1:${port}`,
@@ -94,6 +110,8 @@ export const ALL_SERVERS: ServerSpec[] = [
     ],
     unavailable: () => seedStackMissing(),
   },
+  seedWith('seed-h11', 'uvloop, h11 parser', 'seed_workers.UvloopH11Worker'),
+  seedWith('seed-asyncio', 'asyncio, h11 parser', 'seed_workers.AsyncioH11Worker'),
   node('limit-tls', 'the limit, TLS', 'limit.mjs', [String(WORKERS)], { tls: true, extraEnv: tlsEnv, unavailable: (env) => (env.tls ? null : 'no certificate') }),
   node('plain-tls', 'one plain node:https process', 'plain.mjs', [], { tls: true, extraEnv: tlsEnv, unavailable: (env) => (env.tls ? null : 'no certificate') }),
 ];

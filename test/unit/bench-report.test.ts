@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { roundOrder, type Sample } from '../../bench/lib/load.js';
 import type { LoadResult, RawResults } from '../../bench/lib/types.js';
-import { beside, bestBare, busyWarning, idleNote, median, ratio, ratioQuartiles, renderMarkdown, stats, steadyNote, fetchNote, targets } from '../../bench/report.js';
+import { beside, bestBare, busyWarning, idleNote, median, seedNote, ratio, ratioQuartiles, renderMarkdown, stats, steadyNote, fetchNote, targets } from '../../bench/report.js';
 
 const sample = (rps: number, p99 = 2, cpu = 20): Sample => ({ rps, p50ms: 1, p99ms: p99, requests: rps * 5, errors: 0, errorDetail: '', cpuUsPerReq: cpu });
 
@@ -177,6 +177,21 @@ describe('bench report', () => {
     const alone = fetchNote({ ...raw([load('ka64', { limit: [sample(108)] })]), extra: { fetchRatioRouted: routed } });
     assert.match(alone, /1\.04 x @hono/);
     assert.doesNotMatch(alone, /second process/);
+  });
+
+  it("compares tunicorn and the limit with the seed's stack three ways, and says nothing without the h11 runs", () => {
+    const ka = load('ka64', {
+      tunicorn: [sample(60), sample(62), sample(58)], limit: [sample(62), sample(62), sample(62)], cluster: [sample(55), sample(55), sample(55)],
+      seed: [sample(30), sample(31), sample(29)], 'seed-h11': [sample(15), sample(15.5), sample(14.5)], 'seed-asyncio': [sample(12), sample(12), sample(12)],
+    });
+    const md = seedNote(raw([ka]));
+    // Medians of the per-round ratios: tunicorn 60/30, 62/31, 58/29 (2.00 each); the limit 62/30, 62/31, 62/29 (2.07).
+    assert.match(md, /best configuration, uvloop and httptools, 30 requests\/s \(0\.55 x node:cluster\): tunicorn 2\.00 x it, the limit 2\.07 x\./);
+    assert.match(md, /uvloop and h11, 15 requests\/s \(0\.27 x node:cluster\): tunicorn 4\.00 x it, the limit 4\.13 x; asyncio and h11, 12 requests\/s \(0\.22 x node:cluster\): tunicorn 5\.00 x it, the limit 5\.17 x\./);
+    assert.match(renderMarkdown(raw([ka]), 'x.json'), /The seed's stack three ways/);
+    const bestOnly = load('ka64', { tunicorn: [sample(60)], seed: [sample(30)] });
+    assert.equal(seedNote(raw([bestOnly])), '', 'results from before the h11 runs');
+    assert.equal(seedNote(raw([load('ka64', { tunicorn: [sample(60)], 'seed-h11': [sample(15)] })])), '', 'no best configuration to read the target from');
   });
 
   it('warns about other work measured around the run, not about the run\'s own load', () => {
