@@ -63,7 +63,8 @@ const GROUPS: Group[] = QUICK
       // a round of short runs compares servers measured closer together in time. (Short runs also weigh a
       // server's first second after idling more: docs/design.md, The benchmark.) The other loads run 2 s a
       // round: 3 s took the fresh-clone run (npm ci, the apt-get installs, the build) to 886 s on 2026-12-03.
-      // The seed's stack also with uvicorn's h11 parser (seed-h11, seed-asyncio): the speeds the table measured.
+      // The seed's stack also with uvicorn's h11 parser (seed-h11, seed-asyncio), near the speeds the table
+      // measured; the two add about 30 s to a run.
       { load: 'ka64', servers: [...HEADLINE, 'tunicorn-nowatchdog', 'tunicorn-express', 'tunicorn-fastify', 'tunicorn-sync', 'tunicorn-gthread', 'seed-h11', 'seed-asyncio'], rounds: 12, seconds: 1 },
       { load: 'close', servers: HEADLINE, rounds: 12, seconds: 1 },
       { load: 'ka64s', servers: ['tunicorn', 'limit'], rounds: 6, seconds: 3 },
