@@ -287,9 +287,8 @@ export function fetchNote(raw: RawResults): string {
 export function seedNote(raw: RawResults): string {
   const l = raw.loads.find((x) => x.id === 'ka64');
   if (!l || !l.servers.includes('seed')) return '';
-  const rps = (id: string) => (l.servers.includes(id) ? stats(l, id)?.rps ?? null : null);
   const each = (id: string, how: string) => {
-    const r = rps(id);
+    const r = stats(l, id)?.rps ?? null;
     if (r === null) return null;
     const vsCluster = ratio(l, id, 'cluster');
     const us = ratio(l, 'tunicorn', id);

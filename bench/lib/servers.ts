@@ -57,9 +57,10 @@ const node = (id: string, label: string, script: string, args: string[] = [], mo
 });
 
 /**
- * The seed's stack in the configurations slower than its best (uvloop and httptools): with uvicorn's pure-Python
- * h11 parser, as it runs where httptools is not installed. The issue's own table measured the seed's stack at
- * about these speeds (docs/design.md, "The seed's stack, three ways").
+ * The seed's stack with one worker class: UvicornWorker at its best (uvloop and httptools, `seed`), or with
+ * uvicorn's pure-Python h11 parser, as it runs where httptools is not installed (`seed-h11`, `seed-asyncio`). The
+ * issue's own table measured the seed's stack at about the speed of the latter (docs/design.md, "The seed's
+ * stack, three ways").
  */
 const seedWith = (id: string, how: string, workerClass: string): ServerSpec => ({
   id,
@@ -100,16 +101,7 @@ export const ALL_SERVERS: ServerSpec[] = [
   },
   node('plain', 'one plain node:http process', 'plain.mjs'),
   node('hono', '@hono/node-server, one process (same Fetch handler)', 'hono.mjs'),
-  {
-    id: 'seed',
-    label: `the seed: Gunicorn + UvicornWorker + FastAPI, ${SEED_WORKERS} workers, uvloop, httptools parser`,
-    tunicorn: false,
-    command: (port) => [
-      '/usr/bin/gunicorn', '-k', 'uvicorn.workers.UvicornWorker', '-w', String(SEED_WORKERS), '-b', `127.0.0.1:${port}`,
-      '--backlog', '2048', '--log-level', 'warning', '--chdir', SERVERS, 'seed_app:app',
-    ],
-    unavailable: () => seedStackMissing(),
-  },
+  seedWith('seed', 'uvloop, httptools parser', 'uvicorn.workers.UvicornWorker'),
   seedWith('seed-h11', 'uvloop, h11 parser', 'seed_workers.UvloopH11Worker'),
   seedWith('seed-asyncio', 'asyncio, h11 parser', 'seed_workers.AsyncioH11Worker'),
   node('limit-tls', 'the limit, TLS', 'limit.mjs', [String(WORKERS)], { tls: true, extraEnv: tlsEnv, unavailable: (env) => (env.tls ? null : 'no certificate') }),
