@@ -28,7 +28,15 @@ export class AppResultError extends TypeError {
  */
 export function stackText(err: unknown): string {
   const stack = err instanceof Error ? (err as { stack?: unknown }).stack : undefined;
-  return typeof stack === 'string' ? stack : '';
+  return typeof stack === 'string' ? withoutFreshQuery(stack) : '';
+}
+
+/**
+ * A config file read again at each HUP is imported under a URL of its own (`file:///srv/tunicorn.config.mjs?v=N`,
+ * ModuleImporter's `fresh`): its frames name the file as an editor opens it, without the query.
+ */
+export function withoutFreshQuery(text: string): string {
+  return text.includes('?v=') ? text.replace(/(file:\/\/[^\s()]*?)\?v=\d+(?=:\d)/g, '$1') : text;
 }
 
 /**

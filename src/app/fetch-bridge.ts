@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
+import { appWork } from './app-work.js';
 import { AppResultError } from './errors.js';
 import { headersFromRaw, lazyHeaders, standardHeaders } from './fetch-headers.js';
 import { forwardMembers } from './forward.js';
@@ -368,8 +369,25 @@ export async function writeResponse(response: Response, res: ServerResponse, met
   // Before the head: a body already read (or locked) throws here, and the client gets the 500, where a
   // throw after writeHead could only cut the connection with nothing sent.
   const reader = body.getReader();
+  let read: Promise<ReadableStreamReadResult<Uint8Array>> = reader.read();
   try {
+    // A stream that fails at once (an error in its start(), a generator that throws before its first yield) or
+    // whose first chunk is not bytes is known before the head goes out: the client gets the 500. The wait is
+    // bounded by this turn of the event loop, so that an event stream's head is not held until its first event.
+    const early = await settledSoon(read);
+    if (early !== undefined) {
+      if (early.failed) throw new AppResultError(`the Fetch handler's Response body failed before any of it was sent (${describeError(early.error)})`, { cause: early.error });
+      const { value } = early.result;
+      // What res.write() takes; it would throw on anything else, after the head.
+      if (!early.result.done && !(value instanceof Uint8Array) && typeof value !== 'string') {
+        throw new AppResultError(`the Fetch handler's Response body gave ${describeChunk(value)}, where a stream's chunks must be Uint8Array`);
+      }
+      read = Promise.resolve(early.result);
+    }
     writeHead(res, response);
+    // The first chunk is still to come (an event stream's first event, a slow query): the head goes now, where
+    // Node would hold it for the first write, and a client (EventSource) waits for it to call the stream open.
+    if (early === undefined) res.flushHeaders();
   } catch (err) {
     reader.cancel().catch(() => {});
     throw err;
@@ -388,8 +406,9 @@ export async function writeResponse(response: Response, res: ServerResponse, met
   if (isClosed(res)) gone();
   try {
     for (;;) {
-      const { done, value } = await reader.read();
+      const { done, value } = await read;
       if (done) break;
+      read = reader.read();
       if (isClosed(res)) {
         await reader.cancel();
         return;
@@ -414,6 +433,37 @@ export async function writeResponse(response: Response, res: ServerResponse, met
   } finally {
     res.off('close', gone);
   }
+}
+
+type Early<T> = { failed: false; result: T } | { failed: true; error: unknown };
+
+/**
+ * How `p` settled, if it did within this turn of the event loop (its microtasks and the I/O callbacks due);
+ * undefined if it is still pending then. One setImmediate, for a streamed body only.
+ */
+function settledSoon<T>(p: Promise<T>): Promise<Early<T> | undefined> {
+  return new Promise((resolve) => {
+    const later = setImmediate(resolve, undefined);
+    p.then(
+      (result) => {
+        clearImmediate(later);
+        resolve({ failed: false, result });
+      },
+      (error: unknown) => {
+        clearImmediate(later);
+        resolve({ failed: true, error });
+      },
+    );
+  });
+}
+
+/** A chunk that is not bytes, for the error log: `a number (42)`, `an ArrayBuffer`, `a string`. */
+function describeChunk(v: unknown): string {
+  if (v === null) return 'null';
+  if (typeof v === 'number') return `a number (${v})`;
+  if (typeof v !== 'object') return `a ${typeof v}`;
+  const name = (v as object).constructor?.name ?? 'Object';
+  return `${/^[AEIOU]/.test(name) ? 'an' : 'a'} ${name}`;
 }
 
 /**
@@ -467,6 +517,7 @@ export function fetchListener(handler: FetchHandler, onError: (err: unknown, req
       return;
     }
     const fail = (err: unknown) => onError(err, req, res);
+    if (appWork.track !== null && typeof (result as Partial<Promise<Response>>)?.then === 'function') appWork.track(res, result as Promise<Response>);
     if (result instanceof Promise) {
       // The usual async handler, checked first: `instanceof Response` calls the stand-in's Symbol.hasInstance.
       // One reaction on its own promise, and no promise of ours after it. A Response with a plain body is

@@ -64,9 +64,20 @@ function checkInit(body: PlainBody, init: ResponseInit | undefined): void {
   if (body !== null && NULL_BODY.has(status)) throw new TypeError(`Response with null body status cannot have body`);
 }
 
+/** A reason phrase as RFC 9112 has it (tab, space, visible ASCII, obs-text): what Response accepts as statusText. */
+const REASON = /^[\t\x20-\x7e\x80-\xff]*$/;
+
+/**
+ * An init the stand-in takes as it is. Anything else goes to the native constructor, which converts it or
+ * throws as the standard says (a status of `'201'` or `200.5`, a statusText that is not a string or holds CR
+ * or LF: an app's try/catch around `new Response()` sees that TypeError, not a 500 later).
+ */
 function isSimpleInit(init: unknown): init is ResponseInit | undefined {
   if (init === undefined || init === null) return true;
   if (typeof init !== 'object') return false;
+  const { status, statusText } = init as ResponseInit;
+  if (status !== undefined && !Number.isInteger(status)) return false;
+  if (statusText !== undefined && (typeof statusText !== 'string' || !REASON.test(statusText))) return false;
   const h = (init as ResponseInit).headers;
   return h === undefined || h instanceof Headers || Array.isArray(h) || Object.getPrototypeOf(h) === Object.prototype || Object.getPrototypeOf(h) === null;
 }

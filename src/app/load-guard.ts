@@ -26,13 +26,21 @@ export interface LoadGuard {
 export const GUARD_LISTENERS = new WeakSet<object>();
 
 /** `what`: the module loading, as the lines name it (`app app.ts`, `config file /srv/tunicorn.config.ts`). */
+/** Set once tunicorn itself ends the process (exitingOnPurpose): no load still pending called process.exit(). */
+let ownExit = false;
+
+/** Said by the CLI before it ends the process (a stop that came while a HUP's config file was still loading). */
+export function exitingOnPurpose(): void {
+  ownExit = true;
+}
+
 export async function guardLoading<T>(what: string, loading: Promise<T>, guard: LoadGuard): Promise<T> {
   let timer: NodeJS.Timeout | null = null;
   // An uncaught exception also ends the process through 'exit': that one is said by whoever handles it.
   let crashed = false;
   const onCrash = () => (crashed = true);
   const onExit = (code: number) => {
-    if (!crashed) guard.say(`${what} called process.exit(${code}) while loading`);
+    if (!crashed && !ownExit) guard.say(`${what} called process.exit(${code}) while loading`);
   };
   const onDry = () =>
     fail(`${what} never finished loading: its top-level code awaits something that can never settle (nothing else was left to run)`);

@@ -1,4 +1,5 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import { appWork } from './app-work.js';
 import { isHttpServer } from './capture.js';
 import { AppResultError, stackText } from './errors.js';
 import type { FetchHandler } from './fetch-bridge.js';
@@ -67,8 +68,10 @@ export function guardListener(
   return (req, res) => {
     try {
       const r = fn(req, res);
-      if (r && typeof (r as Promise<unknown>).then === 'function')
+      if (r && typeof (r as Promise<unknown>).then === 'function') {
         (r as Promise<unknown>).then(onResolved && ((v) => onResolved(v, req, res)), (e) => onError(e, req, res));
+        appWork.track?.(res, r as Promise<unknown>);
+      }
     } catch (err) {
       onError(err, req, res);
     }

@@ -884,6 +884,7 @@ export class Arbiter implements HookServer {
           this.log.with({ worker_pid: w.pid }).info(`Worker ${w.pid} is exiting after an uncaught exception: replacing it`);
           this.noteDeath(w);
           this.manageWorkers();
+          this.pace();
         }
         return;
       case 'files':
@@ -963,6 +964,9 @@ export class Arbiter implements HookServer {
     // Held connections may be handed over only if some worker will take them (not on TERM or WINCH).
     const handOver = graceful && !this.#stopping && this.numWorkers > 0 && this.takers().some((o) => o !== w);
     if (!w.send({ t: 'stop', graceful, drain, handOver })) w.signal(graceful ? 'SIGTERM' : 'SIGQUIT');
+    // Called from a worker's message too (retireReplaced, max_requests), between steps: its kill is due at
+    // graceful_timeout, not at the next resting tick (up to 10 s later).
+    this.pace();
   }
 
   private onWorkerExit(w: WorkerHandle, code: number | null, signal: NodeJS.Signals | null): void {
@@ -1475,12 +1479,29 @@ export class Arbiter implements HookServer {
     // systemd must read STOPPING / the new MAINPID before it sees this process exit.
     const sent = Promise.race([Promise.all(this.#notifications), new Promise((r) => setTimeout(r, 2000).unref())]);
     void sent
-      .then(() => this.runHook('onExit', this))
+      .then(() => this.onExitWithin())
       .finally(() => {
         this.#statsd?.close();
         this.log.close();
         finish(this.#exitCode);
       });
+  }
+
+  /**
+   * The on_exit hook, for graceful_timeout at most: a hook that never returns (a telemetry flush to a host that
+   * is gone) would keep the master for good after TERM, past what a service manager waits before its SIGKILL.
+   */
+  private onExitWithin(): Promise<void> {
+    if (this.cfg.onExit === null) return Promise.resolve();
+    const s = this.cfg.gracefulTimeout;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<void>((resolve) => {
+      timer = setTimeout(() => {
+        this.log.warning(`The onExit hook has not returned after ${s} s (graceful_timeout): exiting without it`);
+        resolve();
+      }, s * 1000);
+    });
+    return Promise.race([this.runHook('onExit', this).finally(() => clearTimeout(timer)), late]);
   }
 
   // ---- upgrade (USR2), readiness, health ---------------------------------------------------------------
@@ -1739,6 +1760,8 @@ export class Arbiter implements HookServer {
     this.#quickDeaths = 0;
     this.#deathPauseUntil = 0;
     this.manageWorkers();
+    // HUP's reload ends after the step that took the signal: the quick tick again, for the boots and stops.
+    this.pace();
   }
 
   private wantedServing(): boolean {

@@ -10,7 +10,7 @@
  */
 import { AppLoadError, appFrames, isUserFrame, stackText, thrownText } from '../app/errors.js';
 import { fstatSync, writeSync } from 'node:fs';
-import { guardLoading } from '../app/load-guard.js';
+import { exitingOnPurpose, guardLoading } from '../app/load-guard.js';
 import { Arbiter, bootLimitS, checkOutputFiles, pm2NumberVars, SIGNALS } from '../arbiter/arbiter.js';
 import { checkMemoryLimit, formatSize } from '../arbiter/memory.js';
 import { parseArgs } from '../config/args.js';
@@ -34,8 +34,17 @@ const CONFIG_LOAD_LIMIT_S = 30;
 /** Set when tunicorn itself ends the process (see the 'exit' listener in main). */
 let exiting = false;
 
-function die(message: string, code: number = ExitCode.CONFIG): never {
+/**
+ * tunicorn ends the process: said to the load guard too, so that a config file still loading then (a HUP's,
+ * awaiting something) is not blamed for a process.exit() it did not call.
+ */
+function ownExit(): void {
   exiting = true;
+  exitingOnPurpose();
+}
+
+function die(message: string, code: number = ExitCode.CONFIG): never {
+  ownExit();
   process.stderr.write(`tunicorn: error: ${message}\n`);
   process.exit(code);
 }
@@ -47,7 +56,7 @@ function die(message: string, code: number = ExitCode.CONFIG): never {
 function print(text: string): void {
   process.stdout.on('error', (err: NodeJS.ErrnoException) => {
     if (err.code !== 'EPIPE') throw err;
-    exiting = true;
+    ownExit();
     process.exit(0);
   });
   process.stdout.write(text);
@@ -66,7 +75,7 @@ function refuse(line: string): void {
 /** Prints what a command answers, and ends the process (the config file may hold it up with a timer). */
 function done(text: string): never {
   print(text);
-  exiting = true;
+  ownExit();
   process.exit(0);
 }
 
@@ -263,7 +272,7 @@ async function main(): Promise<void> {
       arbiter.log.stacked('error', 'Uncaught exception in the master, from the app (--preload) or a config hook; the master serves on', appFrames(stack), ':\n');
       return;
     }
-    exiting = true;
+    ownExit();
     arbiter.log.stacked('critical', 'The master is exiting after an uncaught exception', stack, ':\n');
     arbiter.removeFilesNow();
     process.exit(1);
@@ -272,7 +281,7 @@ async function main(): Promise<void> {
   // left to resolve it): Node would exit 0 in silence.
   process.once('beforeExit', () => {
     if (exiting) return;
-    exiting = true;
+    ownExit();
     const hooks = [...arbiter.hooksRunning];
     const what = hooks.length ? `the ${hooks.join(' and ')} hook returned a promise that never settles` : 'it was left waiting on a promise that never settles';
     arbiter.log.critical(`The master cannot go on: ${what}, and nothing is left to run; exiting with status 1`);
@@ -291,12 +300,12 @@ async function main(): Promise<void> {
     if (err instanceof BindError || err instanceof ConfigError) die(err.message);
     throw err;
   }
-  exiting = true;
+  ownExit();
   process.exit(code);
 }
 
 main().catch((err: unknown) => {
-  exiting = true;
+  ownExit();
   process.stderr.write(`tunicorn: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
   process.exit(70);
 });

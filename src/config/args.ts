@@ -69,7 +69,15 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
       // A Gunicorn flag tunicorn does not have is named as such, before it could be read as a prefix.
       const gunicorns = gunicornOnlyFlag(flag);
       if (gunicorns) throw new ConfigError(gunicorns);
-      if (flag.startsWith('--')) s = longFlag(flag);
+      const long = flag.startsWith('--') ? longFlag(flag) : undefined;
+      if (long === '--help' || long === '--version' || flag === '--help' || flag === '--version') {
+        const name = typeof long === 'string' ? long : flag;
+        if (inline !== undefined) throw new ConfigError(`option ${name} takes no value (got "${inline}")`);
+        if (name === '--help') help = true;
+        else version = true;
+        continue;
+      }
+      s = long;
     }
     if (!s) {
       const guess = flag.startsWith('--') ? suggestFlag(flag) : undefined;
@@ -146,12 +154,14 @@ export function splitCommandLine(s: string): string[] {
  * A long flag given with `_` for `-`, or shortened to a prefix that only one flag has; undefined when none
  * matches. A prefix several flags share is an error that names them (argparse's `ambiguous option`).
  */
-function longFlag(flag: string): Setting<unknown> | undefined {
+function longFlag(flag: string): Setting<unknown> | '--help' | '--version' | undefined {
   const dashed = flag.replace(/_/g, '-');
   const exact = settingForFlag(dashed);
   if (exact) return exact;
-  const matches = longFlags().filter((f) => f.startsWith(dashed));
-  if (matches.length === 1) return settingForFlag(matches[0]!);
+  // `--` with a value (`--=x`) is no prefix of anything.
+  if (dashed === '--') return undefined;
+  const matches = [...longFlags(), '--help', '--version'].filter((f) => f.startsWith(dashed));
+  if (matches.length === 1) return matches[0] === '--help' || matches[0] === '--version' ? matches[0] : settingForFlag(matches[0]!);
   if (matches.length > 1) throw new ConfigError(`ambiguous option ${flag}: it could be ${matches.join(', ')}`);
   return undefined;
 }

@@ -39,6 +39,11 @@ export function settingsMarkdown(): string {
     'are not read; the start says so in a warning (and `--check-config` on stderr). Booleans in a config file',
     'are `true`/`false`, or a string `true`, `false`, `1`, `0`, `yes`, `no` in any case. Gunicorn\'s',
     'defaults that tunicorn changes: `keepalive` 5 (Gunicorn: 2), `worker_class` `async` (Gunicorn: `sync`).',
+    'A setting that is unset by default (a path, a host) refuses an empty value (`--pid ""`, what',
+    '`--pid "$PIDFILE"` gives with the variable unset) rather than read it as "off"; leave it out, or give',
+    '`null` in a config file. The typed config (`defineConfig`) takes every form named here and below: a',
+    'list as one string, `raw_env` as a list of `KEY=VALUE`, `cert_reqs` as 0, 1 or 2, a numeric `user`,',
+    'and the alias keys (`logfile`, `proc_name`, `raw_env`, `preload_app`, `max_memory_restart`).',
     '',
   ];
   const sections = new Map<string, Setting<unknown>[]>();

@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { stackText, thrownText } from '../app/errors.js';
+import { stackText, thrownText, withoutFreshQuery } from '../app/errors.js';
 import { ModuleImporter, unwrapDefault } from '../app/import.js';
 import { guardLoading, UnhandledAtLoad, type LoadGuard } from '../app/load-guard.js';
 import { jsonError } from '../json-error.js';
@@ -30,12 +30,12 @@ export function findDefaultConfig(dir: string): string | null {
 /** Loads a config file and returns its plain object of settings (not yet validated). */
 export async function loadConfigFile(file: string, guard?: LoadGuard): Promise<Record<string, unknown>> {
   if (!existsSync(file)) throw new ConfigError(`config file not found: ${file}`);
+  if (statSync(file).isDirectory()) throw new ConfigError(`config file ${file} is a directory; name the file (tunicorn.config.ts, say)`);
   const ext = path.extname(file);
   if (!CONFIG_EXTENSIONS.includes(ext)) {
     const gunicorn = ext === '.py' ? ': a Gunicorn config in Python does not load here; write its settings as an object in a tunicorn.config.ts (docs/settings.md names each one)' : '';
     throw new ConfigError(`config file ${file}: tunicorn reads TypeScript, JavaScript or JSON (${CONFIG_EXTENSIONS.join(' ')})${gunicorn}`);
   }
-  if (statSync(file).isDirectory()) throw new ConfigError(`config file ${file} is a directory; name the file (tunicorn.config.ts, say)`);
   // JSON is read here, once: a syntax error is then said with its line and column.
   if (ext === '.json') return settingsObject(file, readJson(file));
   let mod: Record<string, unknown>;
@@ -65,7 +65,8 @@ function settingsObject(file: string, value: unknown): Record<string, unknown> {
 
 /** A JSON config file's value; a syntax error is a ConfigError with the file, line and column. */
 function readJson(file: string): unknown {
-  const text = readFileSync(file, 'utf8');
+  // A byte order mark (what some Windows editors save) is no JSON, but no mistake either: skipped.
+  const text = readFileSync(file, 'utf8').replace(/^\uFEFF/, '');
   try {
     return JSON.parse(text);
   } catch (err) {
@@ -142,7 +143,7 @@ export function esmSyntaxHint(err: unknown, file?: string): string {
 /** One line for a load failure: the message, and the first stack frame in user code (file:line). */
 export function describeLoadError(err: unknown): string {
   if (!(err instanceof Error)) return thrownText(err);
-  const [first, ...more] = err.message.split('\n');
+  const [first, ...more] = withoutFreshQuery(err.message).split('\n');
   // `require is not defined in ES module scope`: Node says why on the next line (a .js file under a package.json
   // with "type": "module") and how to run the file as CommonJS; without it the first line reads as a puzzle.
   const why = more.find((l) => l.startsWith('This file is being treated as an ES module'));

@@ -31,22 +31,37 @@ export type Config = { readonly [K in SettingKey]: ValueOf<(typeof SETTINGS)[K]>
 /** A size as max_worker_memory takes it in a config file: `'512M'`, `'1.5G'`, `'800MB'` (a number is bytes). */
 type SizeText = `${number}${'' | 'K' | 'M' | 'G' | 'T' | 'k' | 'm' | 'g' | 't'}${'' | 'B' | 'iB' | 'b' | 'ib'}`;
 
-/** What a config file may export: any subset of the settings. */
-export type ConfigInput = {
-  [K in SettingKey]?: K extends 'workers'
-    ? number | 'auto'
-    : K extends 'proxyProtocol'
-      ? ValueOf<(typeof SETTINGS)[K]> | boolean
-      : K extends 'maxWorkerMemory'
-        ? number | SizeText
-        : ValueOf<(typeof SETTINGS)[K]>;
+/** What a config file may give for one setting: its value, or another form docs/settings.md names for it. */
+type InputOf<K extends SettingKey> = K extends 'workers'
+  ? number | 'auto'
+  : K extends 'proxyProtocol'
+    ? ValueOf<(typeof SETTINGS)[K]> | boolean
+    : K extends 'maxWorkerMemory'
+      ? number | SizeText
+      : K extends 'certReqs'
+        ? ValueOf<(typeof SETTINGS)[K]> | 0 | 1 | 2
+        : K extends 'user' | 'group'
+          ? string | number | null
+          : K extends 'rawEnv'
+            ? ValueOf<(typeof SETTINGS)[K]> | readonly string[]
+            : ValueOf<(typeof SETTINGS)[K]> extends readonly string[]
+              ? ValueOf<(typeof SETTINGS)[K]> | string
+              : ValueOf<(typeof SETTINGS)[K]>;
+
+/** What a config file may export: any subset of the settings, under their keys or the aliases of KEY_ALIASES. */
+export type ConfigInput = { [K in SettingKey]?: InputOf<K> } & {
+  logfile?: InputOf<'errorlog'>;
+  proc_name?: InputOf<'procName'>;
+  raw_env?: InputOf<'rawEnv'>;
+  preload_app?: InputOf<'preload'>;
+  max_memory_restart?: InputOf<'maxWorkerMemory'>;
 };
 
 /**
  * Other spellings accepted as config-file keys: the seed's `logfile`, Gunicorn names that differ, and PM2's
  * name for max_worker_memory (an ecosystem file's `max_memory_restart: '300M'` means the same).
  */
-export const KEY_ALIASES: Readonly<Record<string, SettingKey>> = {
+export const KEY_ALIASES: Readonly<Record<Exclude<keyof ConfigInput, SettingKey>, SettingKey>> & Readonly<Record<string, SettingKey>> = {
   logfile: 'errorlog',
   proc_name: 'procName',
   raw_env: 'rawEnv',

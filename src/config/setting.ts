@@ -166,6 +166,9 @@ export function stringSetting<T extends string | null>(b: Base<T>): Setting<T> {
   const conv = (v: unknown): T => {
     if (v === null && b.default === null) return v as T;
     if (typeof v !== 'string') fail(b, v, 'expected a string');
+    // An optional setting (a path, a host) given as "" is a variable left unset (`--pid "$PIDFILE"`), not "off".
+    // A setting whose own check says more about it (an address: "the address is empty") says that.
+    if (v === '' && b.default === null) fail(b, v, b.check?.(v as T) ?? 'an empty value; give one, or leave the setting out (null in a config file)');
     return checked(b, v as T, '');
   };
   return { ...b, kind: 'string', takesValue: true, fromCli: (raw) => conv(raw[raw.length - 1]), fromConfig: conv };
@@ -179,6 +182,8 @@ export function choiceSetting<T extends string>(
     // A setting that was a switch in Gunicorn (proxy_protocol = True) takes its booleans too.
     if (b.booleans && typeof v === 'boolean') return v ? b.booleans.true : b.booleans.false;
     const s = typeof v === 'string' ? v.toLowerCase() : v;
+    // The same as words (a flag's value, an environment variable, JSON written with quotes).
+    if (b.booleans && (s === 'true' || s === 'false')) return s === 'true' ? b.booleans.true : b.booleans.false;
     if (typeof s !== 'string' || !b.choices.includes(s as T)) fail(b, v, accepts);
     return s as T;
   };
@@ -215,16 +220,16 @@ export function mapSetting(b: Base<Readonly<Record<string, string>>>): Setting<R
     kind: 'map',
     takesValue: true,
     repeatable: true,
-    fromCli: (raw) => Object.freeze(Object.fromEntries(raw.map(pair))),
+    fromCli: (raw) => checked(b, Object.freeze(Object.fromEntries(raw.map(pair))), ''),
     fromConfig: (v) => {
-      if (Array.isArray(v)) return Object.freeze(Object.fromEntries(v.map((x) => pair(String(x)))));
+      if (Array.isArray(v)) return checked(b, Object.freeze(Object.fromEntries(v.map((x) => pair(String(x))))), '');
       if (v === null || typeof v !== 'object') fail(b, v, 'expected an object of strings or a list of "KEY=VALUE"');
       const out: Record<string, string> = {};
       for (const [k, x] of Object.entries(v as object)) {
         if (typeof x !== 'string' && typeof x !== 'number') fail(b, v, `expected string values (${k} is not)`);
         out[k] = String(x);
       }
-      return Object.freeze(out);
+      return checked(b, Object.freeze(out), '');
     },
   };
 }

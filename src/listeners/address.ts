@@ -37,6 +37,8 @@ export function parseAddress(raw: string): Address {
   if (s.startsWith('fd://')) {
     const n = s.slice(5);
     if (!/^\d+$/.test(n)) bad('the file descriptor must be a whole number');
+    // A descriptor is an int: past it no process has one (Node's own check would say only ERR_OUT_OF_RANGE).
+    if (Number(n) > 2 ** 31 - 1) bad('no process has a file descriptor that large');
     return { kind: 'fd', fd: Number(n) };
   }
   const scheme = /^[a-z][a-z0-9+.-]*:\/\//i.exec(s)?.[0];

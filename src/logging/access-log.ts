@@ -122,9 +122,28 @@ export function sentStatus(res: ServerResponse): number | undefined {
 const dash = (v: unknown): string => (typeof v === 'string' ? (v === '' ? '-' : v) : v === undefined || v === null ? '-' : String(v));
 
 function path(req: IncomingMessage): string {
-  const u = req.url ?? '';
-  const q = u.indexOf('?');
-  return q < 0 ? u : u.slice(0, q);
+  return targetParts(req.url ?? '')[0];
+}
+
+/**
+ * A request target's path and query (undefined: none), as Gunicorn's PATH_INFO and QUERY_STRING have them: an
+ * absolute-form target (`GET http://host/p?x=1`, to a proxy) without its scheme and authority, and a fragment
+ * (which no client should send) left out.
+ */
+export function targetParts(url: string): [path: string, query: string | undefined] {
+  let start = 0;
+  if (url.charCodeAt(0) !== 0x2f /* / */) {
+    const scheme = url.indexOf('://');
+    if (scheme > 0) {
+      const after = url.slice(scheme + 3).search(/[/?#]/);
+      start = after < 0 ? url.length : scheme + 3 + after;
+    }
+  }
+  let end = url.indexOf('#', start);
+  if (end < 0) end = url.length;
+  const q = url.indexOf('?', start);
+  if (q < 0 || q > end) return [start === 0 && end === url.length ? url : url.slice(start, end), undefined];
+  return [url.slice(start, q), url.slice(q + 1, end)];
 }
 
 /**
@@ -263,11 +282,7 @@ function atoms(clock: ClockCache, heads: LineHeaders): Record<string, Atom | (st
     ],
     m: value((e) => dash(e.req.method)),
     U: value((e) => dash(path(e.req))),
-    q: value((e) => {
-      const u = e.req.url ?? '';
-      const i = u.indexOf('?');
-      return i < 0 ? '' : u.slice(i + 1);
-    }),
+    q: value((e) => targetParts(e.req.url ?? '')[1] ?? ''),
     H: value((e) => (e.req.httpVersion === undefined ? '-' : `HTTP/${e.req.httpVersion}`)),
     // No status: a request whose client left (or whose connection was cut) before any answer, or an upgraded
     // connection on which the app wrote none (see WorkerRuntime.upgrading).
@@ -710,10 +725,9 @@ export function jsonAccessWriter(clock = new IsoClock(), heads = new LineHeaders
     const who = basicUser(authorization);
     q = jsonStringField(to, K.user, q, who === '-' ? undefined : who);
     q = jsonStringField(to, K.method, q, req.method);
-    const url = req.url ?? '';
-    const i = url.indexOf('?');
-    q = jsonStringField(to, K.path, q, i < 0 ? url : url.slice(0, i));
-    q = jsonStringField(to, K.query, q, i < 0 ? undefined : url.slice(i + 1));
+    const [path, query] = targetParts(req.url ?? '');
+    q = jsonStringField(to, K.path, q, path);
+    q = jsonStringField(to, K.query, q, query);
     // After the query's value: it was a string (q 1) or null.
     // A request never parsed (a refusal: refused.ts) has none.
     if (req.httpVersion === undefined) q = jsonStringField(to, K.protocolNone, q, undefined);
@@ -765,6 +779,7 @@ export function compileJsonLine(): ((e: AccessEntry, to: LineBuffer) => void) | 
     ['bodyLength', bodyLength],
     ['millisText', millisText],
     ['firstHeader', firstHeader],
+    ['targetParts', targetParts],
     ['THREE_DIGITS', THREE_DIGITS],
   ]);
   // The bytes the line holds besides its values' own: its text, and 4 a value (`null`, or two quotes).
@@ -818,10 +833,7 @@ export function compileJsonLine(): ((e: AccessEntry, to: LineBuffer) => void) | 
     const who = basicUser(h.authorization);
     const user = who === '-' ? undefined : who;
     const method = req.method;
-    const url = req.url ?? '';
-    const q = url.indexOf('?');
-    const path = q < 0 ? url : url.slice(0, q);
-    const query = q < 0 ? undefined : url.slice(q + 1);
+    const [path, query] = targetParts(req.url ?? '');
     const version = req.httpVersion;
     const sent = sentStatus(res);
     const status = sent === undefined ? undefined : String(sent);

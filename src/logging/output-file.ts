@@ -1,7 +1,7 @@
-import { accessSync, constants, existsSync, statSync } from 'node:fs';
+import { accessSync, constants, existsSync, lstatSync, readlinkSync, statSync } from 'node:fs';
 import { attempt, createProblem } from '../fs-problem.js';
 import { userInfo } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { logging } from '../config/sections/logging.js';
 import { ConfigError, longFlag } from '../config/setting.js';
 import { standardStream } from './sink.js';
@@ -42,6 +42,14 @@ function currentUser(): string {
   }
 }
 
+/** Where `path` leads when it is a symbolic link (resolved against its directory), or undefined. */
+function linkTarget(path: string): string | undefined {
+  const st = attempt(() => lstatSync(path));
+  if (st instanceof Error || !st.isSymbolicLink()) return undefined;
+  const to = attempt(() => readlinkSync(path));
+  return to instanceof Error ? undefined : resolve(dirname(path), to);
+}
+
 /**
  * The one line that says why `path` cannot be written, and what to do about it:
  * `cannot open error log "/var/log/x/e.log" (--error-logfile): the directory /var/log/x does not exist; ...`.
@@ -51,16 +59,19 @@ function currentUser(): string {
 export function cannotWrite(
   file: OutputFile,
   path: string,
-  err: { readonly code?: string | undefined; readonly message: string; readonly at?: string | undefined },
+  err: { readonly code?: string | undefined; readonly message: string; readonly at?: string | undefined; readonly target?: string | undefined },
   exists = existsSync(path),
   user = currentUser(),
 ): string {
-  const dir = dirname(path);
+  // A symbolic link whose target cannot be created (a volume not mounted): the target's directory is the one.
+  const target = err.code === 'ENOENT' || err.code === 'ENOTDIR' ? (err.target ?? linkTarget(path)) : undefined;
+  const dir = dirname(target ?? path);
   const other = `choose another ${file.flag}`;
   let cause: string;
   switch (err.code) {
     case 'ENOENT':
-      cause = `the directory ${dir} does not exist; create it or ${other}`;
+      // open(2) said ENOENT of a directory that is there: one where no file can be created (/proc, /sys).
+      cause = existsSync(dir) ? `no file can be created in ${dir}; ${other}` : `the directory ${dir} does not exist; create it or ${other}`;
       break;
     case 'ENOTDIR':
       cause = `${err.at ?? dir} is not a directory; ${other}`;
@@ -84,7 +95,8 @@ export function cannotWrite(
       // Node's message without its repetition of the call and the path: `EMFILE: too many open files`.
       cause = err.message.replace(/, \w+ '.*'$/, '');
   }
-  return `cannot ${file.verb} ${file.what} ${JSON.stringify(path)} (${file.flag}): ${cause}`;
+  const via = target === undefined ? '' : `it is a symbolic link to ${target}, and `;
+  return `cannot ${file.verb} ${file.what} ${JSON.stringify(path)} (${file.flag}): ${via}${cause}`;
 }
 
 /** Runs `open` (the open or write of `path`); a failure becomes a ConfigError that says it in words. */
@@ -105,6 +117,8 @@ interface Problem {
   readonly exists: boolean;
   /** ENOTDIR: the part of the path that is a file. */
   readonly at?: string;
+  /** `path` is a symbolic link to this file, whose directory has the problem. */
+  readonly target?: string;
 }
 
 const problem = (err: { code?: string | undefined; message?: string }, exists: boolean): Problem => ({
@@ -117,9 +131,15 @@ const problem = (err: { code?: string | undefined; message?: string }, exists: b
  * Why opening `path` to append would fail, found without creating anything; null if it would not. The file
  * is not a directory and may be written, or it does not exist and its directory exists and takes new files.
  */
-function writeProblem(path: string): Problem | null {
+function writeProblem(path: string, hops = 0): Problem | null {
   // stat follows a symlink: /dev/stderr or a link to a file elsewhere are checked for what they lead to.
   const st = attempt(() => statSync(path));
+  // A link to no file yet: open(2) creates its target, so the target's directory must take new files.
+  const target = st instanceof Error && st.code === 'ENOENT' && hops < 8 ? linkTarget(path) : undefined;
+  if (target !== undefined) {
+    const p = writeProblem(target, hops + 1);
+    return p && { ...p, target: p.target ?? target };
+  }
   if (!(st instanceof Error)) {
     if (st.isDirectory()) return problem({ code: 'EISDIR' }, true);
     // Not only a regular file: /dev/null or /dev/stdout are fine log files too.

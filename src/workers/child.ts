@@ -10,6 +10,7 @@ import { guardLoading } from '../app/load-guard.js';
 import type { ServedApp } from '../app/shapes.js';
 import { describeLoadError, loadConfigFile } from '../config/file.js';
 import { SETTINGS, type Config } from '../config/registry.js';
+import { ConfigError } from '../config/setting.js';
 import { openDup } from '../http/peek.js';
 import { captureStdio, keepOnBrokenPipe, type ErrorLog } from '../logging/error-log.js';
 import { flushPendingSinks } from '../logging/sink.js';
@@ -206,6 +207,8 @@ class WorkerProcess {
     try {
       await this.#cls.start();
     } catch (err) {
+      // As Gunicorn's worker_exit, in the finally of a worker's life: a worker whose app did not load exits too.
+      await runtime.runHook('workerExit', runtime.server, runtime.self);
       if (err instanceof AppLoadError) {
         const detail = runtime.log.enabled('debug') ? err.detail : appFrames(err.detail);
         // A detail with no frame of the app's (a syntax error: the message again, file and line) says nothing
@@ -580,7 +583,18 @@ function main(): void {
         return;
       }
     }
-    const w = new WorkerProcess(init, hooks, leases);
+    let w: WorkerProcess;
+    try {
+      w = new WorkerProcess(init, hooks, leases);
+    } catch (err) {
+      // A log file the master checked but this process could not open (gone, or its directory, since): one line.
+      if (!(err instanceof ConfigError)) throw err;
+      try {
+        fatal(ExitCode.WORKER_BOOT_ERROR, err.message, '');
+      } catch {
+        return;
+      }
+    }
     w.runtime.setTicketKeys(rotatedKeys);
     process.off('SIGINT', early).off('SIGTERM', early).off('SIGQUIT', early);
     process.on('SIGTERM', w.onTerm);
@@ -591,7 +605,9 @@ function main(): void {
     process.on('SIGABRT', () => {
       const slow = [...w.runtime.slowRequests(0), ...w.slowInClass()].map((r) => `${r.method} ${r.url} (${Math.round(r.ms)} ms)`);
       w.runtime.log.critical(`Worker aborted (pid: ${process.pid})${slow.length ? `; serving ${slow.join(', ')}` : ''}`);
-      void Promise.allSettled([w.runtime.runHook('workerAbort', w.runtime.self), w.abortClass()]).then(([, cls]) => {
+      // worker_abort, then worker_exit, as Gunicorn's worker exits after its abort (both within the master's grace).
+      const hooks = w.runtime.runHook('workerAbort', w.runtime.self).then(() => w.runtime.runHook('workerExit', w.runtime.server, w.runtime.self));
+      void Promise.allSettled([hooks, w.abortClass()]).then(([, cls]) => {
         if (cls.status === 'fulfilled' && cls.value) {
           // A stuck thread is still there: any exit but a kill would wake it (see GthreadWorker.abort). What
           // the logs and StatsD gathered goes out first, as an exit would send it.

@@ -176,6 +176,8 @@ async function main(): Promise<void> {
     keepAlive: true,
     maxConnections: Math.ceil(runtime.config.workerConnections / d.threads),
     kept: new HeldSockets(d.threads, d.kept).writer(d.thread),
+    log: runtime.log,
+    deadlineMs: runtime.config.requestDeadline * 1000,
   });
   // No thread accepts before every thread has loaded the app and the worker has said it is ready: a request
   // that crashes it can never be taken for a failed boot, and a stop while it loads cuts no request.

@@ -1,7 +1,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type net from 'node:net';
 import { performance } from 'node:perf_hooks';
+import { appWork } from '../app/app-work.js';
 import { fdOf } from '../http/peek.js';
+import type { ErrorLog } from '../logging/error-log.js';
 import type { HeldRegistry } from './held-sockets.js';
 import { acceptTimes, type Serving } from './serving.js';
 
@@ -61,6 +63,22 @@ export interface OneAtATimeOptions {
    * thread's). Taken back when its next request comes, or when it closes.
    */
   readonly kept?: HeldRegistry;
+  /**
+   * For the line that says a turn waits on a handler whose client left, and request_deadline (ms, 0: none),
+   * which bounds that wait as it bounds the request: past it the next request runs.
+   */
+  readonly log?: ErrorLog;
+  readonly deadlineMs?: number;
+}
+
+/** The app's work for the request of the current turn (see appWork): pending until `settled`. */
+interface Work {
+  readonly res: ServerResponse;
+  readonly req: IncomingMessage;
+  readonly start: number;
+  settled: boolean;
+  /** The end of the turn, waiting for the work to settle. */
+  then: (() => void) | null;
 }
 
 /** What `kept` needs of an open connection: its listener, and its entry while it is idle and recorded. */
@@ -104,6 +122,12 @@ export class OneAtATime {
   readonly #kept: HeldRegistry | null;
   /** With `kept`: every open connection's record (nothing of ours is stored on the socket). */
   readonly #conns = new Map<net.Socket, Kept>();
+  /** The request that runs, and the app's work for it once the app's listener returned a promise. */
+  #req: IncomingMessage | null = null;
+  #res: ServerResponse | null = null;
+  #work: Work | null = null;
+  readonly #log: ErrorLog | null;
+  readonly #deadlineMs: number;
   /** A connection's turn is under way (a request runs, or a connection waits for its first): not idle. */
   get busy(): boolean {
     return this.#current !== null;
@@ -121,6 +145,9 @@ export class OneAtATime {
     this.#keepAlive = options.keepAlive ?? false;
     this.#maxConnections = options.maxConnections ?? Infinity;
     this.#kept = (this.#keepAlive && options.kept) || null;
+    this.#log = options.log ?? null;
+    this.#deadlineMs = options.deadlineMs ?? 0;
+    appWork.track = (res, work) => this.track(res, work);
     serving.setAdmit((socket, _serve, listener) => this.admit(socket, listener));
     const server = serving.http;
     const app = server.listeners('request') as ((req: IncomingMessage, res: ServerResponse) => void)[];
@@ -219,6 +246,13 @@ export class OneAtATime {
     let done = false;
     const finished = () => {
       if (done) return;
+      // The response closed (or the connection did) while the app's handler still runs (its client left, or it
+      // works on after answering): the next request waits for the handler, as it would with the client there.
+      const work = this.#work;
+      if (work !== null && !work.settled && running) {
+        if (work.then === null) this.holdFor(work, finished);
+        return;
+      }
       done = true;
       if (park) this.park(socket);
       // After every listener of the event that ended it: the request wrapper's (access log, post_request)
@@ -241,12 +275,64 @@ export class OneAtATime {
   }
 
   private run(socket: net.Socket, req: IncomingMessage, res: ServerResponse): void {
+    this.#req = req;
+    this.#res = res;
+    this.#work = null;
     // 'close', not 'finish': what runs on the response's close (the request wrapper's access log and
     // post_request, the app's own listeners) belongs to the turn too. Node emits it one tick after 'finish',
     // or when the connection goes.
     res.once('close', this.turn(socket, true, this.#kept !== null && req.socket === socket));
     this.#busy?.onRun?.();
     this.#app(req, res);
+  }
+
+  /** The app's listener returned a promise for the request that runs (see appWork). */
+  private track(res: ServerResponse, promise: PromiseLike<unknown>): void {
+    if (res !== this.#res) return;
+    const work: Work = { res, req: this.#req!, start: performance.now(), settled: false, then: null };
+    this.#work = work;
+    const settle = (): void => {
+      work.settled = true;
+      if (this.#work === work) this.#work = null;
+      work.then?.();
+    };
+    promise.then(settle, settle);
+  }
+
+  /**
+   * The turn ended but for `work`, which still runs: `finished` ends it once the work settles, or at
+   * request_deadline, past which tunicorn no longer waits for a request (the next one runs beside it).
+   */
+  private holdFor(work: Work, finished: () => void): void {
+    const left = this.#deadlineMs > 0 ? this.#deadlineMs - (performance.now() - work.start) : Infinity;
+    // Cut at request_deadline (which the log said, with its 503): the worker is freed, as that cut promises.
+    if (left <= 0) {
+      work.settled = true;
+      if (this.#work === work) this.#work = null;
+      return finished();
+    }
+    // Sent whole: the usual case of a listener that ended its response before it returned (Node emits the
+    // response's 'close' on the next tick, before the promise's reaction runs). Or work after the response.
+    if (work.res.writableFinished) {
+      work.then = finished;
+      return;
+    }
+    const what = `${work.req.method} ${work.req.url}`;
+    this.#log?.debug(`The client of ${what} left before its response; the next request waits for its handler to return`);
+    let timer: NodeJS.Timeout | undefined;
+    work.then = () => {
+      clearTimeout(timer);
+      finished();
+    };
+    if (this.#deadlineMs > 0) {
+      timer = setTimeout(() => {
+        this.#log?.warning(`The handler of ${what} still runs ${(this.#deadlineMs / 1000).toString()} s after it began, past request_deadline, and its client left: the next request runs beside it`);
+        work.settled = true;
+        if (this.#work === work) this.#work = null;
+        work.then?.();
+      }, left);
+      timer.unref();
+    }
   }
 
   /**

@@ -278,8 +278,13 @@ export class WorkerRuntime {
     // HTTP/2 has no Connection field: Node drops it with an UnsupportedWarning in the error log that blames the
     // app (the session serves on, as for a refusal: refusalHeaders). Over HTTP/1, with the request's body still
     // coming, unread, Node's close once the 500 is sent lingers (lingerWhileReceiving).
-    if (req.httpVersionMajor < 2) head.connection = 'close';
-    res.writeHead(500, head);
+    // The reason phrase is tunicorn's too: Node keeps one the app set (res.statusMessage), and one with CR or
+    // LF in it (what made the app's own writeHead throw) would throw here again, out of the worker. HTTP/2 has
+    // none (Node warns of one given).
+    if (req.httpVersionMajor < 2) {
+      head.connection = 'close';
+      res.writeHead(500, 'Internal Server Error', head);
+    } else res.writeHead(500, head);
     res.end(body);
   };
 

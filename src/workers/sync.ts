@@ -23,7 +23,8 @@ export class SyncWorker implements WorkerClass {
     const serving = new Serving(this.ctx.runtime, this.#served, this.ctx.listeners);
     this.#serving = serving;
     const accept = new AcceptSwitch(serving, this.ctx.leases, this.ctx.listeners.length);
-    new OneAtATime(serving, { busy: { onAdmit: () => accept.pause(), onIdle: () => accept.resume() } });
+    const { log, config } = this.ctx.runtime;
+    new OneAtATime(serving, { busy: { onAdmit: () => accept.pause(), onIdle: () => accept.resume() }, log, deadlineMs: config.requestDeadline * 1000 });
     await serving.listen();
   }
 

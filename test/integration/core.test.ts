@@ -106,6 +106,29 @@ describe('serving', () => {
     await s.kill();
   });
 
+  it('a reason phrase with CR LF is a 500 with its own reason phrase, and the worker lives on', async () => {
+    // The app's bad reason phrase stayed on the response: the 500 threw again, out of the worker, and the
+    // client waited for the worker's stop (24 s) to get nothing.
+    const { s, port } = await start(['-w', '1', fx('listener.ts')]);
+    const first = JSON.parse((await request(port, '/pid')).body).pid;
+    const raw = await new Promise<string>((resolve, reject) => {
+      const c = net.connect(port, '127.0.0.1', () => c.write('GET /bad-reason HTTP/1.1\r\nHost: x\r\n\r\n'));
+      let got = '';
+      c.setEncoding('latin1');
+      c.on('data', (d: string) => (got += d));
+      c.on('close', () => resolve(got));
+      c.on('error', reject);
+      c.setTimeout(10000, () => c.destroy(new Error(`no close in 10 s; got ${JSON.stringify(got)}`)));
+    });
+    const head = raw.split('\r\n\r\n')[0]!;
+    assert.match(head, /^HTTP\/1\.1 500 Internal Server Error\r\n/);
+    assert.doesNotMatch(head, /X-Injected/i);
+    await s.waitFor(/Error handling request GET \/bad-reason\n.*Invalid character in statusMessage/);
+    assert.equal(JSON.parse((await request(port, '/pid')).body).pid, first);
+    assert.doesNotMatch(s.log, /Uncaught exception/);
+    await s.kill();
+  });
+
   it('a thrown value with no toString (null prototype): 500, one line that shows it, and the worker lives on', async () => {
     const { s, port } = await start(['-w', '1', fx('listener.ts')]);
     const first = JSON.parse((await request(port, '/pid')).body).pid;
@@ -174,6 +197,39 @@ describe('serving', () => {
     assert.ok(!alive(first!), 'the worker is gone');
     assert.doesNotMatch(s.log, /Perhaps out of memory|was killed by/, 'a kill the master made is not reported as a foreign one');
     assert.equal(s.count(/killing it/), 1);
+    await s.kill();
+  });
+
+  it('an on_exit hook that never returns holds the exit for graceful_timeout, no longer', async () => {
+    const { s } = await start(['--graceful-timeout', '1', '-c', fx('on-exit-hangs.config.ts'), fx('listener.ts')]);
+    await s.waitFor(/Ready: /);
+    s.signal('SIGTERM');
+    assert.equal((await s.exited).code, 0);
+    assert.match(s.log, /\[WARNING\] The onExit hook has not returned after 1 s \(graceful_timeout\): exiting without it\n/);
+  });
+
+  it("a TERM while a HUP's config file still loads is no process.exit() of that file's", async () => {
+    const delay = path.join(tmp, 'config-delay');
+    writeFileSync(delay, '0');
+    const { s } = await start(['-c', fx('slow-reload.config.mjs'), fx('listener.ts')], { CONFIG_DELAY_FILE: delay });
+    await s.waitFor(/Ready: /);
+    writeFileSync(delay, '3000');
+    s.signal('SIGHUP');
+    await s.waitFor(/Handling signal: hup/);
+    s.signal('SIGTERM');
+    assert.equal((await s.exited).code, 0);
+    assert.doesNotMatch(s.log, /called process\.exit/);
+  });
+
+  it('an old worker that does not stop after a HUP is killed at graceful_timeout, not at the next resting tick', async () => {
+    // The reload ends after the step that took the signal; the master's tick was then a resting one (up to 10 s),
+    // and the kill came that late (8 to 9 s after a HUP with --graceful-timeout 1).
+    const { s } = await start(['-w', '1', '--graceful-timeout', '1', '-c', fx('exit-hangs.config.ts'), fx('listener.ts')]);
+    const [first] = await s.workersBooted(1);
+    await s.waitFor(/Ready: /);
+    const from = s.log.length;
+    s.signal('SIGHUP');
+    await s.waitFor(new RegExp(`Worker \\(pid:${first}\\) did not stop in time: killing it`), 6000, from);
     await s.kill();
   });
 
@@ -1337,6 +1393,30 @@ export default (_request) => new Response(new ReadableStream({ start(c) { c.enqu
     await until(() => log().includes(`postFork:2 ${second}`) && /postFork:\d+ /.test(log().replace(`postFork:2 ${second}`, '')), 10000, 'both postFork lines');
     assert.match(log(), new RegExp(`postFork:1 ${first}`));
     await s.kill();
+  });
+
+  it('runs worker_exit after worker_abort, and in a worker whose app failed to load, as Gunicorn does', async () => {
+    const hookLog = path.join(tmp, 'hooks-abort.log');
+    writeFileSync(hookLog, '');
+    const { s } = await start(['-c', fx('hooks.config.ts'), fx('listener.ts')], { HOOK_LOG: hookLog });
+    const [w] = await s.workersBooted(1);
+    await until(() => readFileSync(hookLog, 'utf8').includes('postWorkerInit'), 10000, 'postWorkerInit');
+    // What the master's timeout sends a worker whose loop is stuck; this one's is free to run the hooks.
+    process.kill(w!, 'SIGABRT');
+    await s.waitFor(new RegExp(`Worker aborted \\(pid: ${w}\\)`));
+    await until(() => readFileSync(hookLog, 'utf8').includes(`workerExit ${w}`), 5000, 'workerExit');
+    const lines = readFileSync(hookLog, 'utf8').trim().split('\n');
+    assert.ok(lines.indexOf(`workerAbort ${w}`) >= 0 && lines.indexOf(`workerAbort ${w}`) < lines.indexOf(`workerExit ${w}`), lines.join('; '));
+    await s.kill();
+
+    const failLog = path.join(tmp, 'hooks-load-fails.log');
+    writeFileSync(failLog, '');
+    const f = new Server(['-b', '127.0.0.1:0', '-c', fx('hooks.config.ts'), fx('throws-at-import.ts')], { env: { ...process.env, HOOK_LOG: failLog } });
+    await f.exited;
+    const ran = readFileSync(failLog, 'utf8');
+    const forked = /postFork:\d+ (\d+)/.exec(ran);
+    assert.ok(forked, ran);
+    assert.match(ran, new RegExp(`workerExit ${forked[1]}`));
   });
 
   it('runs worker_int in each worker when the master gets INT or QUIT, as Gunicorn does', async () => {

@@ -11,6 +11,7 @@
  * - HUP replaces every worker with no failed request; server hooks run on the request path
  * And what each class promises:
  * - a sync worker waiting on I/O does not get the next connection (it stops accepting)
+ * - sync and gthread: a request whose client left holds its turn until its async handler has returned
  * - two CPU-bound requests run on two threads of one gthread worker, at the same time
  * - a gthread thread keeps connections alive without being held by an idle one, and runs the requests of its
  *   kept-alive and pipelined connections one at a time, in order; past its share of --worker-connections, its
@@ -248,6 +249,19 @@ describe('what each class promises', () => {
     assert.ok(!whileBusy.includes(busy), `the busy worker ${busy} took a connection: ${whileBusy.join(' ')}`);
     await s.kill();
   });
+  }
+
+  for (const [name, args] of [['sync', ['-k', 'sync']], ['gthread', ['-k', 'gthread', '--threads', '1']]] as const) {
+    it(`${name}: a request whose client left holds its turn until its async handler returns`, async () => {
+      const { s, port } = await start([...args, '-w', '1', APP]);
+      await s.workersBooted(1);
+      // The client gives up after 300 ms; the handler awaits on for 1.5 s.
+      await assert.rejects(request(port, '/awaits?ms=1500&announce', { timeout: 300 }), /request timed out/);
+      const stats = json((await request(port, '/stats')).body) as unknown as { handlers: number; maxHandlers: number; ended: number };
+      assert.equal(stats.handlers, 0, 'the next request ran beside a handler whose client had left');
+      assert.equal(stats.maxHandlers, 1);
+      await s.kill();
+    });
   }
 
   it('two CPU-bound requests run on two threads of one gthread worker', async () => {

@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { describe, it, mock } from 'node:test';
-import { AccessLog, answeredRaw, compileAccessFormat as compileToString } from '../../src/logging/access-log.js';
+import { AccessLog, answeredRaw, compileAccessFormat as compileToString, targetParts } from '../../src/logging/access-log.js';
 import { compileToSink, samePartByPart, sameThroughTheBuffer } from '../helpers/stored-line.js';
 import { scratchDir } from '../helpers/scratch.js';
 import { RawAnswer, UnparsedRequest } from '../../src/logging/refused.js';
@@ -269,5 +269,20 @@ describe('the access log line stored in the sink\'s buffer at once', () => {
     const file = path.join(tmp, 'many.log');
     const log = new AccessLog(file, format);
     sameThroughTheBuffer(log, file, compileToString(format), (url, i) => ({ ...entry({ url }), start: i, end: i + (i % 7) }));
+  });
+});
+
+describe("%(U)s and %(q)s: Gunicorn's PATH_INFO and QUERY_STRING", () => {
+  it('leave out an absolute-form target\'s scheme and authority, and a fragment', () => {
+    assert.deepEqual(targetParts('/p?a=1'), ['/p', 'a=1']);
+    assert.deepEqual(targetParts('/p'), ['/p', undefined]);
+    assert.deepEqual(targetParts('/p?'), ['/p', '']);
+    assert.deepEqual(targetParts('http://h.example:81/abs/p?x=1'), ['/abs/p', 'x=1']);
+    assert.deepEqual(targetParts('http://h.example?x=1'), ['', 'x=1']);
+    assert.deepEqual(targetParts('/p?a=1?b=2#frag'), ['/p', 'a=1?b=2']);
+    assert.deepEqual(targetParts('/p#f?x'), ['/p', undefined]);
+    // OPTIONS * and a CONNECT's authority-form are no path: kept as they are.
+    assert.deepEqual(targetParts('*'), ['*', undefined]);
+    assert.deepEqual(targetParts('example.com:443'), ['example.com:443', undefined]);
   });
 });

@@ -11,6 +11,7 @@ import { GUNICORN_ONLY } from '../../src/config/gunicorn-only.js';
 import { allSettings, closest, editDistance, settingForFlag, suggestKey } from '../../src/config/registry.js';
 import { resolveConfig } from '../../src/config/resolve.js';
 import { ConfigError } from '../../src/config/setting.js';
+import { defineConfig } from '../../src/index.js';
 import { formatAddress, parseAddress } from '../../src/listeners/address.js';
 import { scratchDir } from '../helpers/scratch.js';
 
@@ -290,6 +291,10 @@ describe('resolveConfig', () => {
   it('refuses an address bound twice, which would fail as if another server held it', async () => {
     await assert.rejects(resolve(['-b', '127.0.0.1:9000', '-b', '127.0.0.1:9000', 'a']), /invalid value for bind \(--bind\): .*"127\.0\.0\.1:9000" is listed twice; bind each address once/);
     await assert.rejects(resolve(['-b', 'unix:a.sock', '-b', 'unix:./a.sock', 'a']), /"unix:\.\/a\.sock" is the same address as "unix:a\.sock"/);
+    // One address, two spellings: an IPv6 literal written two ways, an IPv4-mapped one and its IPv4 address.
+    await assert.rejects(resolve(['-b', '[::1]:9000', '-b', '[0::1]:9000', 'a']), /"\[0::1\]:9000" is the same address as "\[::1\]:9000"/);
+    await assert.rejects(resolve(['-b', '127.0.0.1:9000', '-b', '[::ffff:127.0.0.1]:9000', 'a']), /"\[::ffff:127\.0\.0\.1\]:9000" is the same address as "127\.0\.0\.1:9000"/);
+    assert.deepEqual((await resolve(['-b', '[::1]:9000', '-b', '127.0.0.1:9000', 'a'])).config.bind, ['[::1]:9000', '127.0.0.1:9000']);
     // Port 0 twice is two free ports.
     assert.deepEqual((await resolve(['-b', '127.0.0.1:0', '-b', '127.0.0.1:0', 'a'])).config.bind, ['127.0.0.1:0', '127.0.0.1:0']);
   });
@@ -384,5 +389,89 @@ describe('settings registry', () => {
   it('docs/settings.md is generated from it and up to date (npm run docs)', () => {
     const onDisk = readFileSync(new URL('../../docs/settings.md', import.meta.url), 'utf8');
     assert.equal(onDisk, settingsMarkdown(), 'docs/settings.md is stale: run `npm run docs`');
+  });
+});
+
+describe('mistakes a user makes, each said in one line', () => {
+  it('refuses a backlog listen(2) cannot take, and a timeout that would kill healthy workers', async () => {
+    await assert.rejects(resolve(['--backlog', '2147483648', 'a']), /invalid value for backlog \(--backlog\): "?2147483648"?; must be <= 2147483647/);
+    assert.equal((await resolve(['--backlog', '2147483647', 'a'])).config.backlog, 2147483647);
+    await assert.rejects(resolve(['-t', '0.01', 'a']), /invalid value for timeout \(--timeout\): 0\.01; must be 0 \(never\) or at least 0\.5/);
+    assert.equal((await resolve(['-t', '0.5', 'a'])).config.timeout, 0.5);
+    assert.equal((await resolve(['-t', '0', 'a'])).config.timeout, 0);
+  });
+
+  it('refuses an empty value for an optional setting: a variable left unset, not "off"', async () => {
+    for (const flag of ['--access-logfile', '--pid', '--certfile', '--chdir', '--worker-tmp-dir', '--ciphers']) {
+      await assert.rejects(resolve([flag, '', 'a']), new RegExp(`\\(${flag}\\): ""; an empty value; give one, or leave the setting out`), flag);
+    }
+    await assert.rejects(resolve(['a'], {}, { pidfile: '' }), /invalid value for pidfile \(--pid\): ""; an empty value/);
+    // null in a config file is unset, as the default.
+    assert.equal((await resolve(['a'], {}, { pidfile: null, accesslog: null })).config.pidfile, null);
+  });
+
+  it('takes true and false as words for --proxy-protocol, as its message says', async () => {
+    assert.equal((await resolve(['--proxy-protocol', 'true', 'app.ts'])).config.proxyProtocol, 'auto');
+    assert.equal((await resolve(['--proxy-protocol=FALSE', 'app.ts'])).config.proxyProtocol, 'off');
+    assert.equal((await resolve(['app.ts'], {}, { proxyProtocol: 'true' })).config.proxyProtocol, 'auto');
+  });
+
+  it('reads --help and --version from their prefixes, and says when they are given a value', () => {
+    assert.equal(parseArgs(['--hel']).help, true);
+    assert.equal(parseArgs(['--vers']).version, true);
+    // --he is also --health-bind's prefix.
+    assert.throws(() => parseArgs(['--he']), /ambiguous option --he: it could be --header-timeout, --health-bind, --help$/);
+    assert.throws(() => parseArgs(['--version=1']), /^ConfigError: option --version takes no value \(got "1"\)$/);
+    assert.throws(() => parseArgs(['--=x']), /^ConfigError: unknown option --; see tunicorn --help$/);
+  });
+
+  it('refuses a secure scheme header given twice in two cases, or one that is no header name', async () => {
+    await assert.rejects(
+      resolve(['--secure-scheme-header', 'x-a=1', '--secure-scheme-header', 'X-A=2', 'a']),
+      /invalid value for secureSchemeHeaders \(--secure-scheme-header\): .*; "x-a" and "X-A" are one header; give it once$/,
+    );
+    await assert.rejects(resolve(['--secure-scheme-header', 'Bad Header=x', 'a']), /"Bad Header" is not a header name$/);
+    assert.deepEqual((await resolve(['--secure-scheme-header', 'X-A=1', 'a'])).config.secureSchemeHeaders, { 'X-A': '1' });
+  });
+
+  it('says a file descriptor no process has is one, not ERR_OUT_OF_RANGE', () => {
+    assert.throws(() => parseAddress('fd://99999999999'), /"fd:\/\/99999999999"; no process has a file descriptor that large/);
+    assert.deepEqual(parseAddress('fd://3'), { kind: 'fd', fd: 3 });
+  });
+
+  it('reads a JSON config saved with a byte order mark, and names a directory given as the config file', async () => {
+    const dir = scratchDir('tunicorn-config-');
+    writeFileSync(path.join(dir, 'bom.json'), '\uFEFF{"workers": 3}');
+    assert.deepEqual(await loadConfigFile(path.join(dir, 'bom.json')), { workers: 3 });
+    mkdirSync(path.join(dir, 'conf'));
+    await assert.rejects(loadConfigFile(path.join(dir, 'conf')), /^ConfigError: config file .*conf is a directory; name the file/);
+  });
+
+  it("types every form docs/settings.md documents for a config file (checked by npm run typecheck), and resolves them", async () => {
+    const input = defineConfig({
+      rawEnv: ['A=1', 'B=2'],
+      max_memory_restart: '300M',
+      preload_app: true,
+      proc_name: 'api',
+      logfile: '-',
+      certReqs: 0,
+      user: 0,
+      bind: '127.0.0.1:0',
+      forwardedAllowIps: '127.0.0.1,10.0.0.0/8',
+      workers: 'auto',
+      proxyProtocol: true,
+    });
+    const { config } = await resolve(['a'], {}, input as Record<string, unknown>);
+    assert.deepEqual(config.rawEnv, { A: '1', B: '2' });
+    assert.equal(config.maxWorkerMemory, 300 * 2 ** 20);
+    assert.equal(config.preload, true);
+    assert.equal(config.procName, 'api');
+    assert.equal(config.certReqs, 'none');
+    assert.deepEqual(config.bind, ['127.0.0.1:0']);
+    // What the docs do not name stays a type error.
+    // @ts-expect-error a setting that does not exist
+    defineConfig({ wokers: 3 });
+    // @ts-expect-error a count given as words
+    defineConfig({ workers: 'many' });
   });
 });

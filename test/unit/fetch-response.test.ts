@@ -48,6 +48,13 @@ describe('the Response stand-in', () => {
     assert.throws(() => new Response(null, { status: 99 }), RangeError);
     assert.equal(new Response(null, { status: 204 }).status, 204);
     assert.throws(() => (Response as unknown as () => void)(), TypeError);
+    // The init converted or refused as the standard's WebIDL does: in the constructor, where the app can catch it.
+    assert.throws(() => new Response('x', { statusText: 'OK\r\nX-Injected: 1' }), { name: 'TypeError', message: 'Invalid statusText' });
+    assert.throws(() => new Response('x', { statusText: 'Ā' }), TypeError);
+    assert.equal(new Response('x', { status: '201' as unknown as number }).status, 201);
+    assert.equal(new Response('x', { status: 200.5 }).status, 200);
+    assert.equal(new Response('x', { statusText: 5 as unknown as string }).statusText, '5');
+    assert.equal(new Response('x', { statusText: 'Très bien' }).statusText, 'Très bien');
   });
 
   it('reads any body the standard one takes, and clones', async () => {
@@ -127,12 +134,48 @@ describe('the Fetch bridge writes', () => {
       return r;
     },
     '/network-error': () => Response.error(),
+    // Bodies that fail (or give no bytes) before the first chunk: nothing was sent yet, so a 500 can be.
+    '/fails-at-once': () =>
+      new Response(
+        new ReadableStream({
+          start(c) {
+            c.error(new Error('fails at once'));
+          },
+        }),
+      ),
+    '/generator-throws': () =>
+      new Response(
+        (async function* () {
+          throw new Error('gen throws');
+        })() as unknown as BodyInit,
+      ),
+    '/number-chunk': () =>
+      new Response(
+        new ReadableStream({
+          start(c) {
+            c.enqueue(42);
+            c.close();
+          },
+        }),
+      ),
+    // A first chunk that takes its time: the head goes out first (an event stream), and a failure then cuts.
+    '/fails-later': () =>
+      new Response(
+        new ReadableStream({
+          async pull(c) {
+            await new Promise((r) => setTimeout(r, 20));
+            c.error(new Error('fails later'));
+          },
+        }),
+      ),
   };
 
   before(async () => {
     const onError = (err: unknown, _req: http.IncomingMessage, res: http.ServerResponse) => {
       errors.push(err);
-      res.writeHead(500).end();
+      // As the worker's error handler: a response whose head went out is cut.
+      if (res.headersSent) res.destroy();
+      else res.writeHead(500).end();
     };
     server = http.createServer(fetchListener((req) => routes[new URL(req.url).pathname]!(req), onError));
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -164,6 +207,22 @@ describe('the Fetch bridge writes', () => {
     assert.equal(h.headers.get('content-length'), String(Buffer.byteLength('héllo')));
     assert.equal(await h.text(), '');
     assert.deepEqual(await (await fetch(`${base}/async?q=1`)).json(), { method: 'GET', url: `${base}/async?q=1` });
+  });
+
+  it('a body that fails before any of it was sent is a 500 that says why; one that fails later is cut', async () => {
+    for (const [route, why] of [
+      ['/fails-at-once', /failed before any of it was sent \(Error: fails at once\)/],
+      ['/generator-throws', /failed before any of it was sent \(Error: gen throws\)/],
+      ['/number-chunk', /gave a number \(42\), where a stream's chunks must be Uint8Array/],
+    ] as const) {
+      const r = await fetch(`${base}${route}`);
+      assert.equal(r.status, 500, route);
+      assert.match(String((errors.at(-1) as Error).message), why);
+    }
+    const r = await fetch(`${base}/fails-later`);
+    assert.equal(r.status, 200);
+    await assert.rejects(r.text());
+    assert.match(String((errors.at(-1) as Error).message), /failed while it was being sent \(Error: fails later\)/);
   });
 
   it('a value that is not a Response is a 500', async () => {

@@ -58,6 +58,17 @@ describe('checkWritable: as open(2) would fail, creating nothing', () => {
     checkWritable(ERROR_LOG, p);
     assert.ok(!existsSync(p));
   });
+  it('a symbolic link to a file whose directory is missing (a volume not mounted): what open(2) and the worker see', () => {
+    const link = path.join(tmp, 'dangling.log');
+    symlinkSync(path.join(tmp, 'unmounted', 'app.log'), link);
+    const line = /^cannot open access log ".*dangling\.log" \(--access-logfile\): it is a symbolic link to .*unmounted\/app\.log, and the directory .*unmounted does not exist; create it or choose another --access-logfile$/;
+    assert.throws(() => checkWritable(ACCESS_LOG, link), configError(line));
+    assert.throws(() => new AccessLog(link, '%(h)s'), configError(line));
+    // One whose target's directory exists is fine: open(2) creates the target.
+    const good = path.join(tmp, 'good-link.log');
+    symlinkSync(path.join(tmp, 'target.log'), good);
+    checkWritable(ACCESS_LOG, good);
+  });
   it('a file that exists, or a device', () => {
     const p = path.join(tmp, 'old.log');
     writeFileSync(p, 'x');

@@ -55,7 +55,8 @@ export const hooks = {
     doc:
       'Called when a worker receives SIGABRT, which the master sends to a worker that missed its heartbeat ' +
       'before the SIGKILL. It can only run if the event loop gets free in between (a worker stalled on I/O ' +
-      'or a long synchronous step that ends); a loop that never yields is killed without it.',
+      'or a long synchronous step that ends); a loop that never yields is killed without it. `workerExit` ' +
+      'runs after it, in the same second before the kill, as in Gunicorn.',
   }),
   preRequest: hookSetting<RequestHook>({
     key: 'preRequest', gunicorn: 'pre_request', section, arity: 3,
@@ -76,7 +77,8 @@ export const hooks = {
     key: 'workerExit', gunicorn: 'worker_exit', section, arity: 2,
     short: 'In the worker, as it exits: `(server, worker)`.',
     doc:
-      'Called just before a worker process exits, in the worker process. Once it returns, the processes the ' +
+      'Called just before a worker process exits, in the worker process: after a stop, after `workerAbort`, ' +
+      'and in a worker whose app failed to load (as Gunicorn calls it on every exit but a kill). Once it returns, the processes the ' +
       'worker started that still run in its session are sent SIGTERM (on Linux; docs/operations.md, ' +
       '"max_requests, max_worker_memory, and the heartbeat kill"): a process this hook starts to outlive the ' +
       'worker is spawned with `detached: true`.',
@@ -89,6 +91,9 @@ export const hooks = {
   onExit: hookSetting<ServerHook>({
     key: 'onExit', gunicorn: 'on_exit', section, arity: 1,
     short: 'In the master, just before it exits: `(server)`.',
-    doc: 'Called just before exiting.',
+    doc:
+      'Called just before exiting. The master waits for it (its promise, if it returns one) for `graceful_timeout` ' +
+      'at most, then exits all the same: `The onExit hook has not returned after 30 s (graceful_timeout): exiting ' +
+      'without it`.',
   }),
 };

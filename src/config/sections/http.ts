@@ -48,8 +48,11 @@ export const http = {
     flags: ['--limit-request-field-size'],
     metavar: 'INT',
     default: 8190,
-    short: 'The maximum size of one header field (name, colon and value) in bytes (0: unlimited); more gets 431.',
+    short: 'The maximum size of one header field (`Name: value`) in bytes (0: unlimited); more gets 431.',
     doc:
+      'A field counts as it is most often written, `Name: value`: its name, the colon, one space and its value ' +
+      '(Node\'s parser drops the spaces around a value before tunicorn sees it, so `Name:value` counts one ' +
+      'byte more than was sent, and spaces beyond one are not counted). ' +
       '0 lifts the per-field limit; the whole header section is still bounded (see docs/security.md). Over ' +
       'HTTP/2 a field over 64 KiB has its stream refused whatever this says (nghttp2\'s own bound).',
   }),
@@ -123,12 +126,23 @@ export const http = {
     flags: ['--secure-scheme-header'],
     metavar: 'HEADER=VALUE',
     default: Object.freeze({ 'X-FORWARDED-PROTOCOL': 'ssl', 'X-FORWARDED-PROTO': 'https', 'X-FORWARDED-SSL': 'on' }),
+    check: (headers) => {
+      const seen = new Map<string, string>();
+      for (const name of Object.keys(headers)) {
+        if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name)) return `${JSON.stringify(name)} is not a header name`;
+        const first = seen.get(name.toLowerCase());
+        // Two values for one header (names are case-insensitive): one of them would be ignored in silence.
+        if (first !== undefined) return `${JSON.stringify(first)} and ${JSON.stringify(name)} are one header; give it once`;
+        seen.set(name.toLowerCase(), name);
+      }
+      return undefined;
+    },
     short: 'Headers (and values) by which a trusted proxy says the request came over HTTPS.',
     doc:
       'Only read from peers in `forwarded_allow_ips`; removed from the request otherwise. As in Gunicorn, a ' +
       'request whose secure scheme headers contradict each other (`X-Forwarded-Proto: http` with ' +
       '`X-Forwarded-Ssl: on`) gets 400. Header names are ' +
-      'case-insensitive. The headers given replace the default three, they do not add to them: repeat the ' +
+      'case-insensitive (one given twice, in two cases, is refused, as is a name that is no header name). The headers given replace the default three, they do not add to them: repeat the ' +
       'flag for each header to keep.',
   }),
   proxyProtocol: choiceSetting({
@@ -148,7 +162,7 @@ export const http = {
       '`proxy_allow_from`, without the header, or with a malformed one (an address not of the family it ' +
       'declares, a port not in 0-65535) is closed. `auto` accepts v1 or v2. As Gunicorn\'s switch, ' +
       '`--proxy-protocol` alone (followed by the app or another flag) is `auto`, and so is `true` in a config ' +
-      'file (`false` is `off`); a word after it that is no mode, before the app (`--proxy-protocol v3 app.ts`), ' +
+      'file or as the flag\'s value (`false` is `off`); a word after it that is no mode, before the app (`--proxy-protocol v3 app.ts`), ' +
       'is refused as a bad value, as argparse refuses it (one that reads as a file, `a.ts b.ts`, is two APP arguments). Plain HTTP listeners only: with `certfile` it is a ' +
       'config error.',
   }),

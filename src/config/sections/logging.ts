@@ -119,7 +119,7 @@ export const logging = {
     short: 'The access log format, with Gunicorn\'s atoms.',
     doc:
       'Atoms: `h` remote address, `l` `-`, `u` user (basic auth) or `-`, `t` time `[10/Oct/2026:13:55:36 ' +
-      '+0000]`, `r` request line, `m` method, `U` path (as sent, percent-encoded: Gunicorn\'s is decoded), `q` query string, `H` protocol, `s` status (`-` when none was sent: the client left, or the connection was cut, before the answer; not nginx\'s 499, a status no client got), `B` / `b` ' +
+      '+0000]`, `r` request line, `m` method, `U` path (as sent, percent-encoded: Gunicorn\'s is decoded; of an absolute-form target, `GET http://host/p`, the path alone, as Gunicorn\'s PATH_INFO), `q` query string (without a fragment), `H` protocol, `s` status (`-` when none was sent: the client left, or the connection was cut, before the answer; not nginx\'s 499, a status no client got), `B` / `b` ' +
       'the body bytes sent, as Gunicorn counts them (the Content-Length, or for a streamed body, chunked or ' +
       'HTTP/2, the bytes the app wrote; 0 for none, as for HEAD, 204 and 304 whatever their Content-Length ' +
       'says, and `b` is `-` when unknown, as for a Content-Length the app set that is not digits; a response cut short, its client gone, counts the bytes the app had ' +

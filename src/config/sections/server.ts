@@ -1,3 +1,4 @@
+import net from 'node:net';
 import path from 'node:path';
 import { parseAddress } from '../../listeners/address.js';
 import { usableCpus } from '../../cgroup.js';
@@ -36,6 +37,25 @@ function withGunicornClasses(s: Setting<WorkerClassName>): Setting<WorkerClassNa
   };
 }
 
+/**
+ * One spelling of an address: an IPv6 literal as the URL parser writes it (`0::1` is `::1`), and an IPv4-mapped one
+ * as the IPv4 address it is (`::ffff:127.0.0.1` is `127.0.0.1`, whose port it takes on Linux); a name in lower case.
+ */
+function canonicalHost(host: string): string {
+  if (!net.isIPv6(host)) return host.toLowerCase();
+  let h: string;
+  try {
+    h = new URL(`http://[${host}]/`).hostname.slice(1, -1);
+  } catch {
+    return host.toLowerCase(); // a zone id (fe80::1%eth0), which the URL parser does not take
+  }
+  const mapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(h);
+  if (!mapped) return h;
+  const hi = parseInt(mapped[1]!, 16);
+  const lo = parseInt(mapped[2]!, 16);
+  return `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`;
+}
+
 export const server = {
   bind: listSetting({
     key: 'bind',
@@ -53,7 +73,7 @@ export const server = {
       const seen = new Map<string, string>();
       for (const a of list) {
         const at = parseAddress(a); // throws a ConfigError that names the bad address
-        const id = at.kind === 'tcp' ? (at.port === 0 ? null : `${at.host.toLowerCase()}:${at.port}`) : at.kind === 'unix' ? `unix:${path.resolve(at.path)}` : `fd:${at.fd}`;
+        const id = at.kind === 'tcp' ? (at.port === 0 ? null : `${canonicalHost(at.host)}:${at.port}`) : at.kind === 'unix' ? `unix:${path.resolve(at.path)}` : `fd:${at.fd}`;
         if (id === null) continue;
         const first = seen.get(id);
         if (first !== undefined)
@@ -92,12 +112,14 @@ export const server = {
     metavar: 'INT',
     min: 1,
     default: 2048,
+    // listen(2) takes an int: a larger number cannot reach the kernel.
+    check: (n) => (n > 2 ** 31 - 1 ? 'must be <= 2147483647 (the kernel caps it at net.core.somaxconn anyway)' : undefined),
     short: 'The maximum number of pending connections.',
     doc:
       'The listen backlog: connections the kernel queues while every worker is busy or restarting. The ' +
       'kernel caps it at `net.core.somaxconn` (4096 from Linux 5.4, 128 before): a backlog set above it ' +
       'is a warning at start that says so (`backlog N is above the kernel\'s net.core.somaxconn (M), which ' +
-      'caps it: ...`); raise the sysctl to get the queue asked for.',
+      'caps it: ...`); raise the sysctl to get the queue asked for. At most 2147483647, the largest listen(2) takes.',
   }),
   workers: intSetting({
     key: 'workers',
@@ -139,7 +161,10 @@ export const server = {
       'stops accepting while busy, even while its handler awaits I/O; responses close the connection. ' +
       '`gthread`: `threads` worker threads per process, each with its own copy of the app, one request at ' +
       'a time each; there a WebSocket (an upgrade request) holds its worker or thread only until the ' +
-      'app\'s `upgrade` listener takes it. As in Gunicorn, `threads` above 1 selects `gthread` when no worker ' +
+      'app\'s `upgrade` listener takes it. Under both, a request\'s turn lasts until its response is sent ' +
+      'and, for a handler that returns a promise (an async listener, a Fetch handler, Koa, Hono), until that ' +
+      'promise settles: a client that leaves early does not let the next request run beside a handler that ' +
+      'still runs (`request_deadline`, if set, bounds that wait). As in Gunicorn, `threads` above 1 selects `gthread` when no worker ' +
       'class is given anywhere (flag, `TUNICORN_CMD_ARGS` or config file) or when `sync` is; with `async` the ' +
       'class stays and the master logs a warning that it ignores `threads`. Gunicorn\'s other classes ' +
       '(`gevent`, `eventlet`, `tornado`, Uvicorn\'s worker) are refused: `async` is their analogue. See ' +
@@ -248,6 +273,8 @@ export const server = {
     flags: ['-t', '--timeout'],
     metavar: 'SECONDS',
     default: 30,
+    // A loop beats at most every 50 ms (heartbeatEvery): much less than this and healthy workers are killed.
+    check: (n) => (n > 0 && n < 0.5 ? 'must be 0 (never) or at least 0.5: a shorter one kills workers whose loop is not blocked' : undefined),
     short: 'Kill and replace a worker whose event loop is blocked for this long (0: never).',
     doc:
       'A liveness check, not a request timeout: a worker\'s event loop reports to the master every second ' +
@@ -258,7 +285,8 @@ export const server = {
       'I/O does not block the loop and is not affected (see `request_deadline` for that). With 0 no worker is ' +
       'timed out, and none beats: a worker whose loop is stuck when its master dies is still ended, 5 s after, by ' +
       'its stall watcher, which waits for that (where the native watcher could not be built, the loop beats ' +
-      'every 2.5 s for it).',
+      'every 2.5 s for it). A value between 0 and 0.5 is refused: a loop that beats at most every 50 ms, and ' +
+      'waits for I/O between beats, would be killed while it serves.',
   }),
   workerTmpDir: stringSetting<string | null>({
     key: 'workerTmpDir',
