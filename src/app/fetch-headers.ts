@@ -19,7 +19,7 @@ interface LazyHeaders {
 }
 
 /** A header name as Fetch accepts it (RFC 9110 token); anything else goes to the standard `get`, which throws. */
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+export const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
 /** Every field of Node's raw list in a standard Headers (HTTP/2 pseudo-headers left out). */
 export function headersFromRaw(raw: readonly string[]): Headers {

@@ -25,7 +25,6 @@ export interface LoadGuard {
  */
 export const GUARD_LISTENERS = new WeakSet<object>();
 
-/** `what`: the module loading, as the lines name it (`app app.ts`, `config file /srv/tunicorn.config.ts`). */
 /** Set once tunicorn itself ends the process (exitingOnPurpose): no load still pending called process.exit(). */
 let ownExit = false;
 
@@ -34,6 +33,7 @@ export function exitingOnPurpose(): void {
   ownExit = true;
 }
 
+/** `what`: the module loading, as the lines name it (`app app.ts`, `config file /srv/tunicorn.config.ts`). */
 export async function guardLoading<T>(what: string, loading: Promise<T>, guard: LoadGuard): Promise<T> {
   let timer: NodeJS.Timeout | null = null;
   // An uncaught exception also ends the process through 'exit': that one is said by whoever handles it.

@@ -1,5 +1,6 @@
 import { choiceSetting, intSetting, listSetting, mapSetting, numberSetting } from '../setting.js';
 import { allowListProblem } from '../../http/allow-list.js';
+import { TOKEN } from '../../app/fetch-headers.js';
 
 const section = 'HTTP limits and proxies';
 
@@ -129,7 +130,7 @@ export const http = {
     check: (headers) => {
       const seen = new Map<string, string>();
       for (const name of Object.keys(headers)) {
-        if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name)) return `${JSON.stringify(name)} is not a header name`;
+        if (!TOKEN.test(name)) return `${JSON.stringify(name)} is not a header name`;
         const first = seen.get(name.toLowerCase());
         // Two values for one header (names are case-insensitive): one of them would be ignored in silence.
         if (first !== undefined) return `${JSON.stringify(first)} and ${JSON.stringify(name)} are one header; give it once`;
