@@ -1060,9 +1060,10 @@ export class Arbiter implements HookServer {
     }
     const delay = Math.min(BACKOFF_CAP_MS, BACKOFF_FIRST_MS * 2 ** (this.#quickDeaths - 2));
     this.#deathPauseUntil = Date.now() + delay;
-    this.log.warning(
-      `Worker (pid:${w.pid}) died ${(lived / 1000).toFixed(1)} s after it started serving (${this.#quickDeaths} in a row); next worker in ${(delay / 1000).toFixed(1)} s`,
-    );
+    const pause = (delay / 1000).toFixed(1);
+    // A worker killed for its timeout was replaced as it was killed: the pause is for the workers after it.
+    const next = this.counted().length < this.numWorkers ? `next worker in ${pause} s` : `its replacement started already; new workers wait ${pause} s from now`;
+    this.log.warning(`Worker (pid:${w.pid}) died ${(lived / 1000).toFixed(1)} s after it started serving (${this.#quickDeaths} in a row); ${next}`);
   }
 
   /**
