@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess, type SendHandle } from 'node:child_process';
 import { chownSync, closeSync, existsSync, fchownSync, openSync, readFileSync } from 'node:fs';
-import { checkTls } from '../http/tls.js';
+import { loadTls, TLS_MATERIAL, type TlsMaterial } from '../http/tls.js';
 import { checkCanSwitch, parseUmask, resolveIdentity } from '../workers/privileges.js';
 import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
@@ -209,6 +209,13 @@ export class Arbiter implements HookServer {
   #tick: NodeJS.Timeout | null = null;
   /** The period of `#tick`: TICK_MS, or restingTickMs() while steady(). */
   #tickMs = TICK_MS;
+  /**
+   * The longest tick period in effect since murderWorkers last looked: a stop or a reload sets the quick tick
+   * in the middle of a step (pace), and the gap since a resting tick's last look is no stall.
+   */
+  #checkPeriodMs = TICK_MS;
+  /** The certificate and key (and CA) checked at start or by the last HUP that took: what new workers serve. */
+  #tlsMaterial: TlsMaterial | null = null;
   /** A graceful stop said it waits for the processes the workers left (maybeFinish). */
   #waitSaid = false;
   #stopping: 'graceful' | 'quick' | null = null;
@@ -337,7 +344,9 @@ export class Arbiter implements HookServer {
     this.#statsd = this.openStatsd();
     await this.runHook('onStarting', this);
     this.log.info(`Starting tunicorn ${VERSION} on Node.js ${process.version}`);
-    for (const w of checkTls(this.cfg)) this.log.warning(w);
+    const tls = loadTls(this.cfg);
+    for (const w of tls.warnings) this.log.warning(w);
+    this.#tlsMaterial = tls.material;
     const identity = resolveIdentity(this.cfg.user, this.cfg.group);
     checkCanSwitch(identity);
     // As after a USR1: the log files made now (the access log by the first worker, before it switches) would
@@ -590,6 +599,7 @@ export class Arbiter implements HookServer {
     clearInterval(this.#tick);
     this.#tick = setInterval(() => this.step(), ms);
     this.#tickMs = ms;
+    this.#checkPeriodMs = Math.max(this.#checkPeriodMs, ms);
   }
 
   /**
@@ -821,7 +831,7 @@ export class Arbiter implements HookServer {
       app: this.#resolved.app!,
       configPath: this.#resolved.configPath,
       // The count wanted now (TTIN/TTOU change it): the worker's hooks see it as server.numWorkers.
-      config: { ...serializableConfig(this.cfg), workers: this.numWorkers },
+      config: { ...serializableConfig(this.cfg), workers: this.numWorkers, [TLS_MATERIAL]: this.#tlsMaterial },
       listeners: listenerLayout(this.#listeners.map((l) => l.url), copies),
       masterPid: process.pid,
       ticketKeys: this.#ticketKeys.forWorker(Boolean(this.cfg.certfile)),
@@ -1098,8 +1108,10 @@ export class Arbiter implements HookServer {
     const now = Date.now();
     const last = this.#lastCheck;
     this.#lastCheck = now;
-    // The tick's period since the last check: pace() changes it only at the end of a step, after this.
-    if (last !== 0 && now - last > this.#tickMs + MASTER_STALL_MS) {
+    // The longest tick period since the last check (pace() may have shortened it since, in this very step).
+    const period = this.#checkPeriodMs;
+    this.#checkPeriodMs = this.#tickMs;
+    if (last !== 0 && now - last > period + MASTER_STALL_MS) {
       // The workers' beats from that span are still on their way: each gets a full timeout from now.
       for (const w of this.#workers.values()) w.lastBeat = Math.max(w.lastBeat, now);
       // The line waits for this turn's poll: after a stop, the CONT that ended it may be read there, after
@@ -1294,14 +1306,14 @@ export class Arbiter implements HookServer {
       return;
     }
     let log = this.log;
-    let tlsWarnings: string[] = [];
+    let tls: ReturnType<typeof loadTls> = { warnings: [], material: null };
     const made = logsToMake(next.config);
     try {
       // New workers open the logs: a path they cannot open would crash each of them.
       checkLogFiles(next.config);
       checkBeatDir(next.config);
       // And the certificate: new workers load it, and a bad one would crash each of them.
-      tlsWarnings = checkTls(next.config);
+      tls = loadTls(next.config);
       // A user the master cannot switch to (it does not run as root) would fail every new worker's boot, again
       // and again, as at the start (run()).
       checkCanSwitch(resolveIdentity(next.config.user, next.config.group));
@@ -1316,6 +1328,8 @@ export class Arbiter implements HookServer {
       return;
     }
     const old = this.cfg;
+    // What was checked is what new workers serve, until the next HUP that checks another pair.
+    this.#tlsMaterial = tls.material;
     const applied = applyReload(this.opts.resolved.config, next.config);
     this.#resolved = { ...next, config: applied.config };
     // A beat file that could not be made is tried again where the reload names another directory.
@@ -1329,7 +1343,7 @@ export class Arbiter implements HookServer {
       this.log = log;
     }
     // A certificate outside its validity is served (OpenSSL loads it), but clients refuse it.
-    for (const w of tlsWarnings) this.log.warning(w);
+    for (const w of tls.warnings) this.log.warning(w);
     for (const line of applied.warnings) this.log.warning(line);
     this.movePidfile(old);
     // The new workers listen() again on the shared sockets with the new backlog, which sets it: capped as at start.

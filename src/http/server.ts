@@ -771,6 +771,18 @@ export class HttpLayer {
       socket.destroySoon();
       return;
     }
+    // The client closed its side in the middle of a request's body, before the answer (curl's --max-time, a tab
+    // closed during an upload): it left, as far as a server can tell. A request only cut short gets no 400, and
+    // the access log no status (the README's `-` for a client that leaves); what the app answers from now on
+    // (body-parser's 'request aborted') goes nowhere.
+    if (err.code === 'HPE_INVALID_EOF_STATE' && inBody(socket)) {
+      const incoming = (socket as net.Socket & { parser?: { incoming?: http.IncomingMessage | null } | null }).parser?.incoming;
+      const owed = (socket as WritingSocket)._httpMessage;
+      if (owed && owed.req === incoming && !owed.headersSent) mute(owed);
+      this.log.debug(`Request body from ${socket.remoteAddress} cut short: the client closed its side before the body's end; connection closed`);
+      socket.destroy();
+      return;
+    }
     const flushed = (socket as net.Socket & { parser?: { _headers?: unknown[] } | null }).parser?._headers?.length;
     const r = this.#refusals.forParserError(err, flushed === undefined ? undefined : flushed / 2);
     this.log.debug(`Bad request from ${socket.remoteAddress}: ${err.code ?? err.message}; answered ${r.line}`);

@@ -8,14 +8,38 @@ import { lazy } from '../lazy.js';
 // Apart from the HTTP layer: the master checks the certificate at start and must not load node:http for it
 // (every module it imports stays in its resident memory). node:tls itself loads only when TLS is on.
 
-/** The TLS options of a config (files read now), or null when it serves plain HTTP. */
+/**
+ * The certificate, key and CA of a config as the master read and checked them (checkTls). The master sends
+ * them to each worker with its config, under TLS_MATERIAL: a worker started later (a crash, max_requests, TTIN)
+ * serves the pair that was checked, not whatever the files hold by then (a renewal caught half-way, or one a
+ * HUP refused), which failed every new worker's boot.
+ */
+export interface TlsMaterial {
+  readonly cert: string;
+  readonly key: string;
+  readonly ca: string | null;
+}
+export const TLS_MATERIAL = 'tlsMaterial';
+
+/**
+ * In a worker: keeps the material the master sent on the config, but not enumerable, so that a hook or an app
+ * that prints its config (`worker.cfg`) does not print the private key. Returns it, for a thread's config.
+ */
+export function keepTlsMaterial(config: Record<string, unknown>): TlsMaterial | null {
+  const m = (config[TLS_MATERIAL] as TlsMaterial | null | undefined) ?? null;
+  Object.defineProperty(config, TLS_MATERIAL, { value: m, enumerable: false, configurable: true, writable: false });
+  return m;
+}
+
+/** The TLS options of a config (the files read now, or the material the master sent), or null for plain HTTP. */
 export function tlsOptionsOf(cfg: Config): TlsOptions | null {
   if (!cfg.certfile) return null;
-  const cert = readPem(cfg.certfile, 'certfile (--certfile)');
+  const sent = (cfg as Config & { [TLS_MATERIAL]?: TlsMaterial })[TLS_MATERIAL];
+  const cert = sent?.cert ?? readPem(cfg.certfile, 'certfile (--certfile)');
   return {
     cert,
-    key: cfg.keyfile ? readPem(cfg.keyfile, 'keyfile (--keyfile)') : cert,
-    ca: cfg.caCerts ? readPem(cfg.caCerts, 'caCerts (--ca-certs)') : undefined,
+    key: sent?.key ?? (cfg.keyfile ? readPem(cfg.keyfile, 'keyfile (--keyfile)') : cert),
+    ca: sent ? (sent.ca ?? undefined) : cfg.caCerts ? readPem(cfg.caCerts, 'caCerts (--ca-certs)') : undefined,
     requestCert: cfg.certReqs !== 'none',
     rejectUnauthorized: cfg.certReqs === 'required',
     ciphers: cfg.ciphers ?? undefined,
@@ -87,12 +111,17 @@ function pemCertificates(text: string): string[] {
  * renewal put in place without a HUP, or a clock off).
  */
 export function checkTls(cfg: Config, now = Date.now()): string[] {
+  return loadTls(cfg, now).warnings;
+}
+
+/** checkTls, and what it checked: the material the workers are to serve (null for plain HTTP). */
+export function loadTls(cfg: Config, now = Date.now()): { warnings: string[]; material: TlsMaterial | null } {
   if (!cfg.certfile) {
     for (const [key, flag] of HTTPS_ONLY) {
       if (cfg[key]) throw new ConfigError(`${key} (${flag}) is set without certfile (--certfile); it applies to HTTPS only: set certfile too, or drop it`);
     }
     if (cfg.certReqs !== 'none') throw new ConfigError(`certReqs (--cert-reqs) is ${JSON.stringify(cfg.certReqs)} without certfile (--certfile); client certificates need HTTPS: set certfile and keyfile too`);
-    return [];
+    return { warnings: [], material: null };
   }
   // The PROXY header is read by the plain-HTTP connection gate (connection.ts), which TLS connections bypass.
   if (cfg.proxyProtocol !== 'off') throw new ConfigError(`proxyProtocol (--proxy-protocol) is ${JSON.stringify(cfg.proxyProtocol)} with certfile (--certfile); the PROXY protocol is read on plain HTTP listeners only: terminate TLS at the balancer and serve plain HTTP behind it, or set proxyProtocol off`);
@@ -160,7 +189,10 @@ export function checkTls(cfg: Config, now = Date.now()): string[] {
       throw new ConfigError(`caCerts (--ca-certs) is set but certReqs (--cert-reqs) is "none": clients are not asked for a certificate, so no client is checked against it; set --cert-reqs required (or optional), or drop --ca-certs`);
     }
   }
-  return validityWarnings(certName, pemCertificates(String(o.cert))[0], now);
+  return {
+    warnings: validityWarnings(certName, pemCertificates(String(o.cert))[0], now),
+    material: { cert: String(o.cert), key: String(o.key), ca: o.ca ? String(o.ca) : null },
+  };
 }
 
 /** A warning when the server's certificate is not valid at `now`: OpenSSL loads it, clients refuse it. */

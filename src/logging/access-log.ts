@@ -100,6 +100,8 @@ const bytes = (text: string): string => Buffer.from(text, 'utf8').toString('lati
  * its status was sent though `headersSent` says otherwise. The value is the answer's body bytes.
  */
 const kAnsweredRaw = Symbol('tunicorn.answeredRaw');
+/** The status of that answer, kept apart from `statusCode`, which the app may still set after it. */
+const kAnsweredStatus = Symbol('tunicorn.answeredStatus');
 
 /**
  * A request's answer that tunicorn wrote to the socket itself (request_deadline's 503, body_timeout's 408, a
@@ -109,6 +111,9 @@ const kAnsweredRaw = Symbol('tunicorn.answeredRaw');
 export function answeredRaw(res: ServerResponse, status: number, body: number): void {
   res.statusCode = status;
   (res as unknown as { [kAnsweredRaw]: number })[kAnsweredRaw] = body;
+  // An app that answers the request's 'aborted' sets statusCode again (res.statusCode = 400): the log says
+  // what the client got.
+  (res as unknown as { [kAnsweredStatus]: number })[kAnsweredStatus] = status;
 }
 
 /**
@@ -116,7 +121,10 @@ export function answeredRaw(res: ServerResponse, status: number, body: number): 
  * the app answered: Node's default 200 was never said). An upgrade's answer has no `headersSent`.
  */
 export function sentStatus(res: ServerResponse): number | undefined {
-  return res.headersSent === false && (res as { [kAnsweredRaw]?: number })[kAnsweredRaw] === undefined ? undefined : res.statusCode;
+  // tunicorn's own answer went out and the connection closed: nothing the app wrote after it was sent.
+  const raw = (res as { [kAnsweredStatus]?: number })[kAnsweredStatus];
+  if (raw !== undefined) return raw;
+  return res.headersSent === false ? undefined : res.statusCode;
 }
 
 const dash = (v: unknown): string => (typeof v === 'string' ? (v === '' ? '-' : v) : v === undefined || v === null ? '-' : String(v));

@@ -12,6 +12,7 @@ import { describeLoadError, loadConfigFile } from '../config/file.js';
 import { SETTINGS, type Config } from '../config/registry.js';
 import { ConfigError } from '../config/setting.js';
 import { openDup } from '../http/peek.js';
+import { keepTlsMaterial } from '../http/tls.js';
 import { captureStdio, keepOnBrokenPipe, type ErrorLog } from '../logging/error-log.js';
 import { flushPendingSinks } from '../logging/sink.js';
 import { flushStatsd } from '../logging/statsd.js';
@@ -583,6 +584,7 @@ function main(): void {
         return;
       }
     }
+    keepTlsMaterial(init.config as Record<string, unknown>);
     let w: WorkerProcess;
     try {
       w = new WorkerProcess(init, hooks, leases);

@@ -16,6 +16,7 @@ import { shareStatsdWarning } from '../logging/statsd.js';
 import type { Config } from '../config/registry.js';
 import type { ListenerInfo } from '../protocol/messages.js';
 import { openDup } from '../http/peek.js';
+import { keepTlsMaterial } from '../http/tls.js';
 import { AcceptSwitch } from './accept-switch.js';
 import { HeldSockets } from './held-sockets.js';
 import { Leases } from './leases.js';
@@ -96,6 +97,7 @@ async function main(): Promise<void> {
   // Each thread has its own nextTick and hidden classes.
   keepTickShape();
   const d = workerData as ThreadData;
+  keepTlsMaterial(d.config as Record<string, unknown>);
   const port = parentPort!;
   const post = (m: ThreadMessage) => port.postMessage(m);
   const signalsBefore = signalListeners();

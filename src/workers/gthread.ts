@@ -4,6 +4,7 @@ import { AppLoadError } from '../app/errors.js';
 import type { InflightRequest } from '../protocol/messages.js';
 import { FirstLine, firstLine } from '../http/connection.js';
 import { openPeek } from '../http/peek.js';
+import { TLS_MATERIAL } from '../http/tls.js';
 import { lazy } from '../lazy.js';
 import { shareStatsdWarning } from '../logging/statsd.js';
 import { HeldSockets, type HeldEntry } from './held-sockets.js';
@@ -105,7 +106,8 @@ export class GthreadWorker implements WorkerClass {
         thread: t,
         app: init.app,
         configPath: init.configPath,
-        config: { ...cfg, maxRequests: runtime.maxRequests, maxRequestsJitter: 0 } as unknown as Record<string, unknown>,
+        // The TLS material the master sent is not enumerable (keepTlsMaterial): named, or the spread drops it.
+        config: { ...cfg, maxRequests: runtime.maxRequests, maxRequestsJitter: 0, [TLS_MATERIAL]: (cfg as unknown as Record<string, unknown>)[TLS_MATERIAL] } as unknown as Record<string, unknown>,
         id: init.id,
         age: init.age,
         masterPid: init.masterPid,

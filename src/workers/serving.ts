@@ -109,6 +109,8 @@ export class Serving {
   readonly #upgraded = new Set<net.Socket>();
   /** Says when an accepted connection shows the worker at its open-file limit. */
   readonly #descriptors: DescriptorWatch;
+  /** The app's own server (a listen() captured, an exported http.Server), or null. */
+  readonly #own: http.Server | null;
 
   constructor(
     private readonly runtime: WorkerRuntime,
@@ -116,6 +118,7 @@ export class Serving {
     private readonly listeners: readonly ListenerInfo[],
   ) {
     let ownsProxyTrust = served.ownsProxyTrust === true;
+    this.#own = (served.server as http.Server | undefined) ?? null;
     if (served.server) {
       const own = served.server;
       // It never listens itself (the acceptors do): its close(cb), a Node app's usual graceful stop (in its
@@ -220,12 +223,19 @@ export class Serving {
     // (Fastify's listen() reads the address to log it, and throws on null; Nest resolves listen() only once
     // it has one).
     const address = this.#acceptors[0]!.address();
-    Object.defineProperty(this.http, 'address', { value: () => address, configurable: true, writable: true });
-    Object.defineProperty(this.http, 'listening', { get: () => !this.#acceptorsClosed, configurable: true });
+    // With --certfile the server that serves is tunicorn's TLS one, and the app's own (a listen() captured)
+    // only lends it its listeners: the app's server is told too, or its listen() callback never ran (Express,
+    // Hono's serve()), and an `await app.listen()` at the top of the module (Fastify, Nest) never returned.
+    const own = this.#own !== null && this.#own !== this.http ? this.#own : null;
+    for (const server of own ? [this.http, own] : [this.http]) {
+      Object.defineProperty(server, 'address', { value: () => address, configurable: true, writable: true });
+      Object.defineProperty(server, 'listening', { get: () => !this.#acceptorsClosed, configurable: true });
+    }
     // The http.Server never listens itself (the acceptors do), but Node starts its connection tracking on
     // 'listening': without it there is no header timeout and closeIdleConnections() does nothing. An app's
     // own 'listening' handlers (a captured listen() callback) run here too, as they would on a real listen.
     this.http.emit('listening');
+    own?.emit('listening');
   }
 
   /**

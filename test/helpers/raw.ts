@@ -7,6 +7,8 @@ import tls from 'node:tls';
 
 export interface RawResponse {
   status: number;
+  /** The status line's reason phrase. */
+  reason: string;
   headers: Record<string, string>;
   body: string;
 }
@@ -36,7 +38,7 @@ export function parseResponses(data: string): { responses: RawResponse[]; rest: 
     const end = data.indexOf('\r\n\r\n', at);
     if (end < 0) break;
     const [statusLine, ...lines] = data.slice(at, end).split('\r\n');
-    const m = /^HTTP\/1\.[01] (\d{3})/.exec(statusLine ?? '');
+    const m = /^HTTP\/1\.[01] (\d{3}) ?(.*)$/.exec(statusLine ?? '');
     if (!m) break;
     const headers: Record<string, string> = {};
     for (const l of lines) {
@@ -77,7 +79,7 @@ export function parseResponses(data: string): { responses: RawResponse[]; rest: 
       body = data.slice(p);
       p = data.length;
     }
-    responses.push({ status, headers, body });
+    responses.push({ status, reason: m[2]!, headers, body });
     at = p;
   }
   return { responses, rest: data.slice(at) };

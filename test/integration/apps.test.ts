@@ -371,6 +371,27 @@ function getWith(mod: typeof http | typeof https) {
 const httpGet = getWith(http);
 const httpsGet = getWith(https);
 
+describe('a module that listens itself, under --certfile', { concurrency: true }, () => {
+  // tunicorn's TLS server serves, and the app's own server only lends it its listeners: it was never told it
+  // listened, so a listen() callback never ran and an `await app.listen()` at the top never returned.
+  for (const shape of SHAPES.filter((x) => x.listened)) {
+    it(shape.name, async () => {
+      const c = selfSigned();
+      const s = new Server(['-b', '127.0.0.1:0', '-w', '1', '--certfile', c.cert, '--keyfile', c.key, shape.fixture], { env: shape.env });
+      try {
+        const port = await s.port();
+        const r = await within(httpsGet(port, shape.path), 20000, 'the answer');
+        shape.check({ status: 200, headers: {}, body: r.body });
+        await s.waitFor(new RegExp(`fixture: listen\\(\\) resolved at port ${port}\\b`));
+      } catch (err) {
+        throw new Error(`${(err as Error).message}\nthe server's log:\n${s.log}`, { cause: err });
+      } finally {
+        await s.kill();
+      }
+    });
+  }
+});
+
 describe('a graceful stop with WebSockets open', () => {
   /** A WebSocket that has had the app's greeting: the upgrade is done and the app holds it. */
   async function greeted(port: number): Promise<{ closed: Promise<{ code: number; at: number }> }> {

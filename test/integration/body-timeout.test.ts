@@ -144,6 +144,31 @@ describe('body_timeout counts the client\'s silence, not the app\'s', () => {
   });
 });
 
+describe("body_timeout's 408 and an app that answers the abort", () => {
+  it('is logged as the 408 the client got, not the status the app set after it', async () => {
+    const s = new Server(['-b', '127.0.0.1:0', '--body-timeout', '1', '--access-logfile', '-', path.join(FIXTURES, 'answers-abort.mjs')]);
+    const port = await s.port();
+    const r = await within(post1(port, '/stalls', [Buffer.from('part')], true), 15000, 'the 408');
+    assert.equal(r.status, 408);
+    await until(() => /"POST \/stalls HTTP\/1\.1" \d+ /.test(s.stdout), 10000, 'the access log line');
+    assert.match(s.stdout, /"POST \/stalls HTTP\/1\.1" 408 /);
+    await s.kill();
+  });
+
+  it('a client that closes its side mid-body left: no 400 is sent, and the log has no status', async () => {
+    // Before: tunicorn answered `400 Bad Request: malformed request` (Node's parser: HPE_INVALID_EOF_STATE),
+    // logged 400, and the app's own answer to the abort was dropped for it.
+    const s = new Server(['-b', '127.0.0.1:0', '--access-logfile', '-', path.join(FIXTURES, 'answers-abort.mjs')]);
+    const port = await s.port();
+    const r = await exchange(port, [{ send: 'POST /left HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\npart' }], { want: 0, waitClose: true, halfClose: true, ms: 10000 });
+    assert.ok(r.closed, 'the server closed the connection');
+    assert.deepEqual([r.responses, r.rest], [[], '']);
+    await until(() => /"POST \/left HTTP\/1\.1" \S+ /.test(s.stdout), 10000, 'the access log line');
+    assert.match(s.stdout, /"POST \/left HTTP\/1\.1" - - /);
+    await s.kill();
+  });
+});
+
 describe('body_timeout and an app that reads its body with for await', () => {
   let s: Server;
   let port = 0;

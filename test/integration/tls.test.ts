@@ -378,6 +378,16 @@ describe('TLS', () => {
     assert.match(missing.log, /\ntunicorn: error: cannot read certfile \(--certfile\) "other\.crt": no such file \(looked for in .*tunicorn-tls-site-\w+, the directory the server runs in\)\n$/);
   });
 
+  /** The CN of the certificate a new TLS connection to `port` is served. */
+  const peerSubject = (port: number) =>
+    new Promise<string>((resolve, reject) => {
+      const c = tls.connect({ host: '127.0.0.1', port, rejectUnauthorized: false }, () => {
+        resolve(String(c.getPeerCertificate().subject.CN));
+        c.end();
+      });
+      c.on('error', reject);
+    });
+
   it('HUP serves a renewed certificate from the new workers, and refuses a certificate it cannot read', async () => {
     const dir = scratchDir('tunicorn-tls-renew-');
     const config = path.join(dir, 'tls.config.mjs');
@@ -388,14 +398,7 @@ describe('TLS', () => {
     const s = new Server(['-b', '127.0.0.1:0', '-c', config, fx('whoami.ts')]);
     const port = await s.port();
     await s.workersBooted(1);
-    const subject = () =>
-      new Promise<string>((resolve, reject) => {
-        const c = tls.connect({ host: '127.0.0.1', port, rejectUnauthorized: false }, () => {
-          resolve(String(c.getPeerCertificate().subject.CN));
-          c.end();
-        });
-        c.on('error', reject);
-      });
+    const subject = () => peerSubject(port);
     assert.equal(await subject(), 'first.test');
     use({ cert: path.join(dir, 'gone.crt'), key: first.key });
     s.signal('SIGHUP');
@@ -414,6 +417,30 @@ describe('TLS', () => {
     }
     await s.waitFor(/Worker exited/, 15000, from);
     assert.equal(await subject(), 'second.test');
+    await s.kill();
+  });
+
+  it('a worker started after its certificate file changed serves the pair the master checked', async () => {
+    // Before: each new worker read the files again. A renewal caught half-way (a new certificate, the old key)
+    // that a HUP refused still reached every worker started later (a crash, max_requests, TTIN): each failed
+    // its boot on the mismatched pair, and with no worker left the server served no one.
+    const dir = scratchDir('tunicorn-tls-swap-');
+    const first = selfSigned('first.test', dir, 'first');
+    const second = selfSigned('second.test', dir, 'second');
+    const s = new Server(['-b', '127.0.0.1:0', '-w', '1', '--certfile', first.cert, '--keyfile', first.key, fx('whoami.ts')]);
+    const port = await s.port();
+    const [w] = await s.workersBooted(1);
+    const subject = () => peerSubject(port);
+    assert.equal(await subject(), 'first.test');
+    writeFileSync(first.cert, readFileSync(second.cert));
+    s.signal('SIGHUP');
+    await s.waitFor(/Reload failed, keeping the running configuration: keyfile ".*first\.key" is not the key of certfile/);
+    const from = s.log.length;
+    process.kill(w!, 'SIGKILL');
+    await s.workersBooted(1, from);
+    // Its connection waits in the backlog until the new worker accepts it: it never does if its boot fails.
+    assert.equal(await within(subject(), 15000, 'the new worker to serve'), 'first.test');
+    assert.doesNotMatch(s.log.slice(from), /failed to boot/);
     await s.kill();
   });
 

@@ -25,7 +25,9 @@ export const tls = {
       'or mismatched pair stops the server with one line that says which. A relative path is read from the ' +
       'directory the server runs in, after `chdir`, as Gunicorn reads it. A reload (HUP) checks the files the ' +
       'same way and refuses them if they are bad; otherwise the new workers serve the new certificate (a ' +
-      'renewed one), while the old ones finish with the old. The file may hold the chain after the ' +
+      'renewed one), while the old ones finish with the old. The workers serve what the master read and ' +
+      'checked, never the files as they are when a worker starts: one started later (after a crash, at ' +
+      '`max_requests`, by TTIN) serves the same pair, even once the files changed. The file may hold the chain after the ' +
       'server\'s own certificate (certbot\'s fullchain.pem); a chain in the wrong order is refused by name. ' +
       'A certificate past its end date is loaded with a warning (clients refuse it). HTTP/2 is offered by ' +
       'ALPN (see `http_protocols`).',
