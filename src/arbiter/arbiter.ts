@@ -1062,7 +1062,7 @@ export class Arbiter implements HookServer {
     if (++this.#quickDeaths === 1) return;
     if (this.cfg.reload && this.#quickDeaths >= RELOAD_QUICK_DEATHS) {
       if (this.#deathPauseUntil !== Infinity)
-        this.log.warning(
+        this.log.with({ worker_pid: w.pid }).warning(
           `Worker (pid:${w.pid}) died ${(lived / 1000).toFixed(1)} s after it started serving (${this.#quickDeaths} in a row); --reload: no new worker until a watched file changes`,
         );
       this.#deathPauseUntil = Infinity;
@@ -1073,7 +1073,7 @@ export class Arbiter implements HookServer {
     const pause = (delay / 1000).toFixed(1);
     // A worker killed for its timeout was replaced as it was killed: the pause is for the workers after it.
     const next = this.counted().length < this.numWorkers ? `next worker in ${pause} s` : `its replacement started already; new workers wait ${pause} s from now`;
-    this.log.warning(`Worker (pid:${w.pid}) died ${(lived / 1000).toFixed(1)} s after it started serving (${this.#quickDeaths} in a row); ${next}`);
+    this.log.with({ worker_pid: w.pid }).warning(`Worker (pid:${w.pid}) died ${(lived / 1000).toFixed(1)} s after it started serving (${this.#quickDeaths} in a row); ${next}`);
   }
 
   /**
@@ -1141,7 +1141,7 @@ export class Arbiter implements HookServer {
         continue;
       }
       if (w.crashed && now >= w.killAt) {
-        this.log.warning(
+        this.log.with({ worker_pid: w.pid }).warning(
           `Worker (pid:${w.pid}) did not exit within ${this.cfg.gracefulTimeout} s (graceful_timeout) of its uncaught exception ` +
             `(a request still running, or a worker_exit hook that has not returned): killing it`,
         );
@@ -1207,7 +1207,7 @@ export class Arbiter implements HookServer {
     }
     w.replaced = true;
     w.exitReason ??= 'max_worker_memory';
-    this.log.warning(
+    this.log.with({ worker_pid: w.pid }).warning(
       `Worker ${w.pid} uses ${formatSize(rss)} (RSS), above max_worker_memory (${formatSize(limit)}): replacing it; it serves on until its replacement is ready`,
     );
     this.manageWorkers();

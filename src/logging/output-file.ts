@@ -88,6 +88,9 @@ export function cannotWrite(
     case 'EROFS':
       cause = `${exists ? 'the file' : dir} is on a read-only file system; ${other}`;
       break;
+    case 'ENOCREATE':
+      cause = `no file can be created in ${dir} (a kernel file system); ${other}`;
+      break;
     case 'ENOSPC':
       cause = `no space is left on the device that holds ${dir}; free some, or ${other}`;
       break;

@@ -159,6 +159,11 @@ describe('--log-format json', () => {
     assert.equal(replaced.worker_pid, crash.pid);
     assert.ok(master.some((l) => l.msg === `Worker exited (pid: ${String(crash.pid)})` && l.worker_pid === crash.pid));
     assert.equal(master.at(-1)!.msg, 'Shutting down: Master');
+    // Every master line that names a worker carries its pid as a field (docs/operations.md).
+    for (const l of master) {
+      const named = /Worker (?:\(pid:\s?(\d+)\)|(\d+) )/.exec(String(l.msg));
+      if (named) assert.equal(l.worker_pid, Number(named[1] ?? named[2]), String(l.msg));
+    }
 
     const a = jsonLines(access);
     assert.deepEqual(

@@ -69,6 +69,9 @@ describe('checkWritable: as open(2) would fail, creating nothing', () => {
     symlinkSync(path.join(tmp, 'target.log'), good);
     checkWritable(ACCESS_LOG, good);
   });
+  it('a directory of a kernel file system, where access(2) says yes to root but no file can be created', () => {
+    assert.throws(check('/proc/tunicorn-test.log'), configError(/\(--error-logfile\): no file can be created in \/proc \(a kernel file system\); choose another --error-logfile$/));
+  });
   it('a file that exists, or a device', () => {
     const p = path.join(tmp, 'old.log');
     writeFileSync(p, 'x');
