@@ -23,6 +23,26 @@ export function startupIsIPv6(s: string): boolean {
   }
 }
 
+/**
+ * One spelling of an address: an IPv6 literal as the URL parser writes it (`0::1` is `::1`), and an IPv4-mapped one
+ * as the IPv4 address it is (`::ffff:127.0.0.1` is `127.0.0.1`, whose port it takes on Linux); a name in lower case.
+ * For the binds' checks (startupIsIPv6: not per request).
+ */
+export function canonicalHost(host: string): string {
+  if (!startupIsIPv6(host)) return host.toLowerCase();
+  let h: string;
+  try {
+    h = new URL(`http://[${host}]/`).hostname.slice(1, -1);
+  } catch {
+    return host.toLowerCase(); // a zone id (fe80::1%eth0), which the URL parser does not take
+  }
+  const mapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(h);
+  if (!mapped) return h;
+  const hi = parseInt(mapped[1]!, 16);
+  const lo = parseInt(mapped[2]!, 16);
+  return `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`;
+}
+
 /** `net.isIP` by startupIsIPv6: 4, 6, or 0 for neither. */
 export function startupIsIP(s: string): 0 | 4 | 6 {
   return net.isIPv4(s) ? 4 : startupIsIPv6(s) ? 6 : 0;

@@ -6,7 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { ConfigError } from '../config/setting.js';
 import { formatAddress, parseAddress, type Address } from './address.js';
 import { BindError, bindTcp, bindUnix, explainBindError, localAddress, openFd, type RawHandle } from './handle.js';
-import { startupIsIP } from '../ip.js';
+import { canonicalHost, startupIsIP } from '../ip.js';
 
 /** A socket the master holds for its workers. */
 export interface Listener {
@@ -268,6 +268,6 @@ export function sameAddressBefore(listeners: readonly Listener[], i: number): Li
  */
 export function listenerHolding(listeners: readonly Listener[], host: string, port: number): Listener | undefined {
   // `::` takes both families (Linux binds it dual-stack); `0.0.0.0` IPv4 only.
-  const covers = (w: string, h: string) => w === h || w === '::' || (w === '0.0.0.0' && net.isIPv4(h));
+  const covers = (w: string, h: string) => canonicalHost(w) === canonicalHost(h) || w === '::' || (w === '0.0.0.0' && net.isIPv4(h));
   return listeners.find((l) => l.address.kind === 'tcp' && l.address.port === port && (covers(l.address.host, host) || covers(host, l.address.host)));
 }

@@ -291,12 +291,15 @@ export class OneAtATime {
     if (res !== this.#res) return;
     const work: Work = { res, req: this.#req!, start: performance.now(), settled: false, then: null };
     this.#work = work;
-    const settle = (): void => {
-      work.settled = true;
-      if (this.#work === work) this.#work = null;
-      work.then?.();
-    };
+    const settle = (): void => this.settle(work);
     promise.then(settle, settle);
+  }
+
+  /** The work is done (its promise settled) or no longer waited for: the turn it held may end. */
+  private settle(work: Work): void {
+    work.settled = true;
+    if (this.#work === work) this.#work = null;
+    work.then?.();
   }
 
   /**
@@ -307,8 +310,7 @@ export class OneAtATime {
     const left = this.#deadlineMs > 0 ? this.#deadlineMs - (performance.now() - work.start) : Infinity;
     // Cut at request_deadline (which the log said, with its 503): the worker is freed, as that cut promises.
     if (left <= 0) {
-      work.settled = true;
-      if (this.#work === work) this.#work = null;
+      this.settle(work);
       return finished();
     }
     // Sent whole: the usual case of a listener that ended its response before it returned (Node emits the
@@ -327,9 +329,7 @@ export class OneAtATime {
     if (this.#deadlineMs > 0) {
       timer = setTimeout(() => {
         this.#log?.warning(`The handler of ${what} still runs ${(this.#deadlineMs / 1000).toString()} s after it began, past request_deadline, and its client left: the next request runs beside it`);
-        work.settled = true;
-        if (this.#work === work) this.#work = null;
-        work.then?.();
+        this.settle(work);
       }, left);
       timer.unref();
     }

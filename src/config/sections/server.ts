@@ -1,6 +1,6 @@
-import net from 'node:net';
 import path from 'node:path';
 import { parseAddress } from '../../listeners/address.js';
+import { canonicalHost } from '../../ip.js';
 import { usableCpus } from '../../cgroup.js';
 import { boolSetting, choiceSetting, ConfigError, intSetting, listSetting, numberSetting, show, sizeSetting, stringSetting, type Setting } from '../setting.js';
 
@@ -35,25 +35,6 @@ function withGunicornClasses(s: Setting<WorkerClassName>): Setting<WorkerClassNa
     fromCli: (raw) => (explain(raw[raw.length - 1]), s.fromCli(raw)),
     fromConfig: (v) => (explain(v), s.fromConfig(v)),
   };
-}
-
-/**
- * One spelling of an address: an IPv6 literal as the URL parser writes it (`0::1` is `::1`), and an IPv4-mapped one
- * as the IPv4 address it is (`::ffff:127.0.0.1` is `127.0.0.1`, whose port it takes on Linux); a name in lower case.
- */
-function canonicalHost(host: string): string {
-  if (!net.isIPv6(host)) return host.toLowerCase();
-  let h: string;
-  try {
-    h = new URL(`http://[${host}]/`).hostname.slice(1, -1);
-  } catch {
-    return host.toLowerCase(); // a zone id (fe80::1%eth0), which the URL parser does not take
-  }
-  const mapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(h);
-  if (!mapped) return h;
-  const hi = parseInt(mapped[1]!, 16);
-  const lo = parseInt(mapped[2]!, 16);
-  return `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`;
 }
 
 export const server = {
